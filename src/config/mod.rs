@@ -1,0 +1,1 @@
+//! Configuration: native YAML with precise errors. Filled in by the config work.
