@@ -3,11 +3,21 @@
 //! The crate is layered so that imports only run downwards (ARCHITECTURE.md):
 //!
 //! ```text
-//! main -> control -> worker -> connection -> {http1, router, stats} -> {buffers, config}
+//! main -> control -> worker -> connection -> {http1, router, local_reply, stats}
+//!                                          -> {snapshot, config}
 //! ```
 //!
 //! `http1` and `config` import no runtime: they are pure functions and state machines
 //! over byte slices and parsed values, unit-tested and fuzzed in isolation.
 
 pub mod config;
+pub mod control;
+pub mod cpus;
+pub mod driver;
 pub mod http1;
+pub mod listen;
+pub mod local_reply;
+pub mod router;
+pub mod snapshot;
+pub mod stats;
+pub mod worker;

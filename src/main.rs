@@ -1,1 +1,75 @@
-fn main() {}
+//! The `ringway` binary: parses the command line (Envoy's flag names where Envoy has
+//! one), sets up logging, and hands over to the control thread.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use ringway::{config::DriverChoice, control};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Serve traffic.
+    Serve,
+    /// Check the config and exit: 0 when valid, 1 with the errors otherwise.
+    Validate,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DriverArg {
+    /// io_uring when the kernel allows it, else epoll.
+    Auto,
+    /// io_uring or fail.
+    #[value(name = "io_uring")]
+    IoUring,
+    /// epoll.
+    Epoll,
+}
+
+/// ringway: a thread-per-core reverse proxy on io_uring.
+#[derive(Debug, Parser)]
+#[command(name = "ringway", version)]
+struct Cli {
+    /// The config file (YAML).
+    #[arg(short = 'c', long = "config-path", value_name = "FILE")]
+    config_path: PathBuf,
+    /// What to do with it.
+    #[arg(long, value_enum, default_value = "serve")]
+    mode: Mode,
+    /// Number of workers, overriding the config's `workers`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: Option<u16>,
+    /// I/O driver, overriding the config's `driver`.
+    #[arg(long, value_enum)]
+    driver: Option<DriverArg>,
+    /// Log level (trace, debug, info, warn, error), or a tracing filter directive.
+    #[arg(short = 'l', long = "log-level", default_value = "info")]
+    log_level: String,
+    /// Seconds a shutdown waits for open connections to finish.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    drain_time_s: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    control::run(control::Options {
+        config_path: cli.config_path,
+        validate_only: matches!(cli.mode, Mode::Validate),
+        concurrency: cli.concurrency.map(usize::from),
+        driver: cli.driver.map(|d| match d {
+            DriverArg::Auto => DriverChoice::Auto,
+            DriverArg::IoUring => DriverChoice::IoUring,
+            DriverArg::Epoll => DriverChoice::Epoll,
+        }),
+        drain_timeout: Duration::from_secs(cli.drain_time_s),
+    })
+}

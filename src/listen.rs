@@ -1,0 +1,66 @@
+//! Listening sockets: one SO_REUSEPORT group per listener, one socket per worker.
+//!
+//! Each worker accepts on its own socket, so accepting takes no lock and the kernel
+//! spreads connections over workers by hashing the 4-tuple. The group is created by the
+//! control thread before workers start, so a bind error stops ringway at start, with the
+//! listener's name, instead of in a worker.
+//!
+//! SO_REUSEPORT alone would let a second ringway on the same port silently take a share
+//! of the connections. So the address is first bound once *without* SO_REUSEPORT: if
+//! anything is listening there, that bind fails with "address in use". The probe is then
+//! closed and the group bound; the window between the two is microseconds, and a process
+//! that races into it would need SO_REUSEPORT and the same user to join the group.
+
+use std::{io, net::SocketAddr};
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// The accept queue length asked of the kernel (it caps it at `net.core.somaxconn`).
+const BACKLOG: i32 = 4096;
+
+fn socket_for(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Rebinding over connections in TIME_WAIT after a restart; on Linux this never lets
+    // two sockets listen on one port.
+    socket.set_reuse_address(true)?;
+    Ok(socket)
+}
+
+/// Binds `count` listening sockets on `addr` in one SO_REUSEPORT group, after checking
+/// that nothing else listens there. Port 0 picks one free port for the whole group.
+pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    let probe = socket_for(addr)?;
+    probe.bind(&addr.into())?;
+    let bound = probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("bound address is not an IP address"))?;
+    drop(probe);
+
+    (0..count.max(1))
+        .map(|_| {
+            let socket = socket_for(bound)?;
+            socket.set_reuse_port(true)?;
+            socket.set_nonblocking(true)?;
+            socket.set_nodelay(true)?;
+            socket.bind(&bound.into())?;
+            socket.listen(BACKLOG)?;
+            Ok(socket.into())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_shares_one_port_and_a_second_group_is_refused() {
+        let group = bind_group("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        assert_eq!(group.len(), 3);
+        let addr = group[0].local_addr().unwrap();
+        assert!(group.iter().all(|l| l.local_addr().unwrap() == addr));
+        let err = bind_group(addr, 2).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    }
+}

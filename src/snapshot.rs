@@ -1,0 +1,126 @@
+//! A worker's immutable view of the config, built by the worker itself.
+//!
+//! The control thread validates a config once and sends each worker the same
+//! `Arc<Config>`; each worker then compiles its own [`Snapshot`] from it: its own route
+//! tables, rendered replies and codec limits, reached through `Rc`, so nothing a request
+//! touches is shared with another core and no request clones an `Arc`. Connections hold
+//! an `Rc<ListenerSnapshot>` taken when they were accepted, so a later swap leaves
+//! connections already open on the snapshot they started with.
+//!
+//! What must outlive a snapshot (stats cells now; pools, health and rate-limit shards
+//! later) is created by the control thread under stable names and handed in.
+
+use std::{collections::HashMap, rc::Rc, sync::Arc, time::Duration};
+
+use crate::{
+    config::{self, Config},
+    http1,
+    local_reply::LocalReplies,
+    router::Router,
+    stats::{names, Scope, StatsStore, WorkerScope},
+};
+
+/// The stats scopes of one listener, shared by all workers (each writes its own cells).
+#[derive(Debug, Clone)]
+pub struct ListenerScopes {
+    /// `listener.<name>.`
+    pub listener: Arc<Scope>,
+    /// `http.<name>.`
+    pub http: Arc<Scope>,
+}
+
+impl ListenerScopes {
+    /// Finds or creates the scopes of listener `name`.
+    pub fn register(store: &mut StatsStore, name: &str) -> Self {
+        ListenerScopes {
+            listener: store.scope(&format!("listener.{name}."), &names::listener::DEFS),
+            http: store.scope(&format!("http.{name}."), &names::http::DEFS),
+        }
+    }
+}
+
+/// The scopes of every listener in a config, by listener name.
+pub type StatsHandles = HashMap<String, ListenerScopes>;
+
+/// Registers the scopes for every listener of `config`.
+pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
+    config
+        .listeners
+        .iter()
+        .map(|l| (l.name.clone(), ListenerScopes::register(store, &l.name)))
+        .collect()
+}
+
+/// Everything a connection on one listener needs, compiled for one worker.
+#[derive(Debug)]
+pub struct ListenerSnapshot {
+    /// The listener's name.
+    pub name: Box<str>,
+    /// Its route table.
+    pub router: Router,
+    /// Codec limits.
+    pub limits: http1::Limits,
+    /// Time allowed from a request's first byte to the end of its head.
+    pub header_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Local reply texts.
+    pub replies: LocalReplies,
+    /// This worker's `listener.<name>.` cells.
+    pub cx_stats: WorkerScope,
+    /// This worker's `http.<name>.` cells.
+    pub http_stats: WorkerScope,
+}
+
+impl ListenerSnapshot {
+    fn build(
+        listener: &config::Listener,
+        clusters: &[config::Cluster],
+        scopes: &ListenerScopes,
+        worker: usize,
+    ) -> Self {
+        let h = &listener.http1;
+        ListenerSnapshot {
+            name: listener.name.as_str().into(),
+            router: Router::build(&listener.routes, |name| {
+                clusters.iter().position(|c| c.name == name)
+            }),
+            limits: http1::Limits {
+                max_request_line: h.max_request_line,
+                max_head: h.max_request_head,
+                max_headers: h.max_headers,
+                max_chunk_extension: h.max_chunk_extension,
+                max_trailer_section: h.max_trailer_section,
+            },
+            header_read_timeout: listener.header_read_timeout,
+            idle_timeout: listener.idle_timeout,
+            replies: LocalReplies::ringway(),
+            cx_stats: scopes.listener.for_worker(worker),
+            http_stats: scopes.http.for_worker(worker),
+        }
+    }
+}
+
+/// A worker's compiled config.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Listeners by name.
+    pub listeners: HashMap<String, Rc<ListenerSnapshot>>,
+}
+
+impl Snapshot {
+    /// Compiles `config` for worker `worker`. Listeners without registered scopes (which
+    /// the control thread always registers first) are skipped.
+    pub fn build(config: &Config, stats: &StatsHandles, worker: usize) -> Self {
+        let listeners = config
+            .listeners
+            .iter()
+            .filter_map(|l| {
+                let scopes = stats.get(&l.name)?;
+                let snapshot = ListenerSnapshot::build(l, &config.clusters, scopes, worker);
+                Some((l.name.clone(), Rc::new(snapshot)))
+            })
+            .collect();
+        Snapshot { listeners }
+    }
+}

@@ -1,0 +1,120 @@
+//! The scopes ringway defines, with Envoy's stat names where Envoy has one.
+//!
+//! Index constants are positions in the definition arrays; the request path uses them to
+//! reach a cell without touching a name.
+
+use super::{Kind, StatDef};
+
+const fn counter(name: &'static str) -> StatDef {
+    StatDef {
+        name,
+        kind: Kind::Counter,
+        per_worker: false,
+    }
+}
+
+const fn per_worker(def: StatDef) -> StatDef {
+    StatDef {
+        per_worker: true,
+        ..def
+    }
+}
+
+const fn gauge(name: &'static str) -> StatDef {
+    StatDef {
+        name,
+        kind: Kind::Gauge,
+        per_worker: false,
+    }
+}
+
+/// `listener.<name>.`: connections accepted by one listener (Envoy's listener stats).
+pub mod listener {
+    use super::*;
+
+    /// Connections accepted.
+    pub const DOWNSTREAM_CX_TOTAL: usize = 0;
+    /// Connections open now.
+    pub const DOWNSTREAM_CX_ACTIVE: usize = 1;
+    /// Connections closed.
+    pub const DOWNSTREAM_CX_DESTROY: usize = 2;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 3] = [
+        per_worker(counter("downstream_cx_total")),
+        per_worker(gauge("downstream_cx_active")),
+        counter("downstream_cx_destroy"),
+    ];
+}
+
+/// `http.<name>.`: HTTP requests on one listener (Envoy's HTTP connection manager stats).
+pub mod http {
+    use super::*;
+
+    /// Requests whose head was parsed.
+    pub const DOWNSTREAM_RQ_TOTAL: usize = 0;
+    /// Responses by status class: index `DOWNSTREAM_RQ_1XX + class - 1`.
+    pub const DOWNSTREAM_RQ_1XX: usize = 1;
+    /// 2xx responses.
+    pub const DOWNSTREAM_RQ_2XX: usize = 2;
+    /// 3xx responses.
+    pub const DOWNSTREAM_RQ_3XX: usize = 3;
+    /// 4xx responses.
+    pub const DOWNSTREAM_RQ_4XX: usize = 4;
+    /// 5xx responses.
+    pub const DOWNSTREAM_RQ_5XX: usize = 5;
+    /// Connections closed because the client sent bytes that are not valid HTTP/1.1.
+    pub const DOWNSTREAM_CX_PROTOCOL_ERROR: usize = 6;
+    /// Bytes received from clients.
+    pub const DOWNSTREAM_CX_RX_BYTES_TOTAL: usize = 7;
+    /// Bytes sent to clients.
+    pub const DOWNSTREAM_CX_TX_BYTES_TOTAL: usize = 8;
+    /// Requests answered by a route's direct_response.
+    pub const RQ_DIRECT_RESPONSE: usize = 9;
+    /// Requests that matched no route.
+    pub const RQ_NO_ROUTE: usize = 10;
+    /// Connections closed because the head did not arrive within header_read_timeout.
+    pub const DOWNSTREAM_RQ_HEADER_TIMEOUT: usize = 11;
+    /// Keep-alive connections closed after idle_timeout.
+    pub const DOWNSTREAM_CX_IDLE_TIMEOUT: usize = 12;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 13] = [
+        per_worker(counter("downstream_rq_total")),
+        counter("downstream_rq_1xx"),
+        counter("downstream_rq_2xx"),
+        counter("downstream_rq_3xx"),
+        counter("downstream_rq_4xx"),
+        counter("downstream_rq_5xx"),
+        counter("downstream_cx_protocol_error"),
+        counter("downstream_cx_rx_bytes_total"),
+        counter("downstream_cx_tx_bytes_total"),
+        counter("rq_direct_response"),
+        counter("rq_no_route"),
+        counter("downstream_rq_header_timeout"),
+        counter("downstream_cx_idle_timeout"),
+    ];
+
+    /// The index of the status-class counter for `status` (100..=599).
+    #[inline]
+    pub fn status_class(status: u16) -> usize {
+        let class = usize::from(status / 100).clamp(1, 5);
+        DOWNSTREAM_RQ_1XX + class - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_classes_map_to_their_counters() {
+        assert_eq!(http::status_class(101), http::DOWNSTREAM_RQ_1XX);
+        assert_eq!(http::status_class(204), http::DOWNSTREAM_RQ_2XX);
+        assert_eq!(http::status_class(404), http::DOWNSTREAM_RQ_4XX);
+        assert_eq!(http::status_class(599), http::DOWNSTREAM_RQ_5XX);
+        assert_eq!(http::DEFS[http::DOWNSTREAM_RQ_5XX].name, "downstream_rq_5xx");
+        assert_eq!(http::DEFS[http::DOWNSTREAM_CX_IDLE_TIMEOUT].name, "downstream_cx_idle_timeout");
+        assert_eq!(listener::DEFS[listener::DOWNSTREAM_CX_DESTROY].name, "downstream_cx_destroy");
+    }
+}

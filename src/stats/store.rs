@@ -1,0 +1,82 @@
+//! The registry of scopes, owned by the control thread.
+//!
+//! Scopes are created here (never by workers) and kept under their prefix, so a reload
+//! that keeps a listener's name hands the new snapshot the same cells: counts survive.
+//! Rendering is Envoy's plain `/stats` format: `name: value`, sorted by name.
+
+use std::{collections::BTreeMap, fmt::Write, sync::Arc};
+
+use super::{Scope, StatDef};
+
+/// All scopes of the process, by prefix.
+#[derive(Debug)]
+pub struct StatsStore {
+    workers: usize,
+    scopes: BTreeMap<Box<str>, Arc<Scope>>,
+}
+
+impl StatsStore {
+    /// A store for a process with `workers` workers.
+    pub fn new(workers: usize) -> Self {
+        StatsStore {
+            workers,
+            scopes: BTreeMap::new(),
+        }
+    }
+
+    /// The scope with this prefix, created on first use.
+    pub fn scope(&mut self, prefix: &str, defs: &'static [StatDef]) -> Arc<Scope> {
+        let workers = self.workers;
+        Arc::clone(
+            self.scopes
+                .entry(prefix.into())
+                .or_insert_with(|| Arc::new(Scope::new(prefix, defs, workers))),
+        )
+    }
+
+    /// Appends every stat as `name: value\n`, sorted by name, each scope's values summed
+    /// over workers, plus per-worker lines for stats marked `per_worker`.
+    pub fn render_text(&self, extra: &[(String, u64)], out: &mut String) {
+        let mut lines: Vec<(String, u64)> = extra.to_vec();
+        for scope in self.scopes.values() {
+            for (index, def) in scope.defs().iter().enumerate() {
+                lines.push((format!("{}{}", scope.prefix(), def.name), scope.sum(index)));
+                if def.per_worker {
+                    for worker in 0..scope.workers() {
+                        lines.push((
+                            format!("{}worker_{worker}.{}", scope.prefix(), def.name),
+                            scope.value(worker, index),
+                        ));
+                    }
+                }
+            }
+        }
+        lines.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (name, value) in lines {
+            let _ = writeln!(out, "{name}: {value}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::names::listener;
+
+    #[test]
+    fn scopes_are_kept_by_prefix_and_rendered_sorted() {
+        let mut store = StatsStore::new(2);
+        let a = store.scope("listener.public.", &listener::DEFS);
+        let b = store.scope("listener.public.", &listener::DEFS);
+        assert!(Arc::ptr_eq(&a, &b));
+        a.for_worker(1).get(listener::DOWNSTREAM_CX_TOTAL).add(3);
+        a.for_worker(0).get(listener::DOWNSTREAM_CX_TOTAL).inc();
+        let mut out = String::new();
+        store.render_text(&[("server.live".into(), 1)], &mut out);
+        assert!(out.contains("listener.public.downstream_cx_total: 4\n"), "{out}");
+        assert!(out.contains("listener.public.worker_1.downstream_cx_total: 3\n"), "{out}");
+        assert!(out.contains("listener.public.worker_0.downstream_cx_total: 1\n"), "{out}");
+        assert!(out.starts_with("listener."), "{out}");
+        assert!(out.ends_with("server.live: 1\n"), "{out}");
+    }
+}

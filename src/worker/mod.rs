@@ -1,0 +1,171 @@
+//! Workers: one thread per core, each with its own runtime, sockets and snapshot.
+//!
+//! A worker is started by the control thread with everything it needs (its listening
+//! sockets, the validated config, the stats scopes) and from then on shares nothing with
+//! other threads except two queues: commands in, events out. The command queue is a
+//! bounded flume channel; the worker awaits it as one more task, and the control thread's
+//! send wakes the worker's runtime through monoio's cross-thread waker (an eventfd the
+//! ring or epoll watches), so a command never interrupts a request and no request ever
+//! waits for another thread.
+
+mod accept;
+mod connection;
+mod stop;
+
+use std::{cell::Cell, io, rc::Rc, sync::Arc, time::Duration};
+
+use monoio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::{
+    config::Config,
+    cpus::CpuId,
+    driver::{self, Driver},
+    snapshot::{Snapshot, StatsHandles},
+};
+use stop::Stop;
+
+/// How often a draining worker checks whether its connections have finished.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
+/// What the control thread asks of a worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Stop accepting, let open connections finish for up to `drain_timeout`, then exit.
+    Shutdown {
+        /// The longest time to wait for open connections.
+        drain_timeout: Duration,
+    },
+}
+
+/// What a worker tells the control thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The worker is accepting on all its sockets.
+    Ready(usize),
+    /// The worker could not start; the process should exit.
+    Failed(usize, String),
+    /// The worker has finished and its thread is ending.
+    Stopped(usize),
+}
+
+/// Everything a worker starts with.
+#[derive(Debug)]
+pub struct WorkerSetup {
+    /// Index of this worker, `0..workers`; also its stats cell index.
+    pub id: usize,
+    /// The driver chosen by the control thread.
+    pub driver: Driver,
+    /// The CPU to pin to, if pinning.
+    pub cpu: Option<CpuId>,
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// The stats scopes, by listener name.
+    pub stats: StatsHandles,
+    /// This worker's socket of each listener's SO_REUSEPORT group, by listener name.
+    pub sockets: Vec<(String, std::net::TcpListener)>,
+    /// Commands from the control thread.
+    pub commands: flume::Receiver<Command>,
+    /// Events to the control thread.
+    pub events: flume::Sender<Event>,
+}
+
+/// Starts a worker thread.
+pub fn spawn(setup: WorkerSetup) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("ringway-worker-{}", setup.id))
+        .spawn(move || run(setup))
+}
+
+fn run(setup: WorkerSetup) {
+    let (id, events) = (setup.id, setup.events.clone());
+    if let Some(cpu) = setup.cpu {
+        if !core_affinity::set_for_current(cpu) {
+            warn!(worker = id, cpu = cpu.id, "could not pin worker to its CPU");
+        }
+    }
+    if let Err(e) = driver::block_on(setup.driver, serve(setup)) {
+        let _ = events.send(Event::Failed(id, format!("runtime: {e}")));
+    }
+}
+
+/// The number of open connections of a worker, so a drain knows when it is done.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: Cell<usize>,
+}
+
+impl Connections {
+    /// Counts a connection as open until the guard is dropped.
+    pub fn open(self: &Rc<Self>) -> ConnectionGuard {
+        self.open.set(self.open.get() + 1);
+        ConnectionGuard(Rc::clone(self))
+    }
+
+    fn count(&self) -> usize {
+        self.open.get()
+    }
+}
+
+/// Marks one connection as open while it lives.
+#[derive(Debug)]
+pub struct ConnectionGuard(Rc<Connections>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get().saturating_sub(1));
+    }
+}
+
+async fn serve(setup: WorkerSetup) {
+    let WorkerSetup {
+        id,
+        config,
+        stats,
+        sockets,
+        commands,
+        events,
+        ..
+    } = setup;
+    let snapshot = Snapshot::build(&config, &stats, id);
+    let stop = Stop::new();
+    let connections = Rc::new(Connections::default());
+
+    for (name, socket) in sockets {
+        let Some(listener) = snapshot.listeners.get(&name) else {
+            continue;
+        };
+        match TcpListener::from_std(socket) {
+            Ok(socket) => {
+                monoio::spawn(accept::accept_loop(
+                    socket,
+                    Rc::clone(listener),
+                    Rc::clone(&stop),
+                    Rc::clone(&connections),
+                ));
+            }
+            Err(e) => {
+                let _ = events.send(Event::Failed(id, format!("listener {name}: {e}")));
+                return;
+            }
+        }
+    }
+    let _ = events.send(Event::Ready(id));
+
+    while let Ok(command) = commands.recv_async().await {
+        match command {
+            Command::Shutdown { drain_timeout } => {
+                stop.stop();
+                let deadline = std::time::Instant::now() + drain_timeout;
+                while connections.count() > 0 && std::time::Instant::now() < deadline {
+                    monoio::time::sleep(DRAIN_POLL).await;
+                }
+                if connections.count() > 0 {
+                    info!(worker = id, open = connections.count(), "drain timeout: closing connections");
+                }
+                break;
+            }
+        }
+    }
+    let _ = events.send(Event::Stopped(id));
+}

@@ -1,0 +1,79 @@
+//! The command line: validation, start failures, and shutdown by signal.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+#[test]
+fn validate_accepts_a_good_config() {
+    let config = write_config(&direct_config(free_port(), free_port()));
+    let out = run_ringway(&["--mode", "validate"], &config.path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OK"));
+}
+
+#[test]
+fn validate_names_file_line_and_field_of_an_unknown_cluster() {
+    let yaml = direct_config(8080, 9901).replace("cluster: orders", "cluster: orderz");
+    let config = write_config(&yaml);
+    let out = run_ringway(&["--mode", "validate"], &config.path);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!(
+        "{}:10:18: listeners[0].routes[1].cluster: unknown cluster \"orderz\"",
+        config.path.display()
+    );
+    assert!(stderr.contains(&expected), "expected {expected:?} in {stderr}");
+    assert!(stderr.contains("did you mean"), "{stderr}");
+}
+
+#[test]
+fn validate_rejects_unknown_keys_with_a_suggestion() {
+    let yaml = direct_config(8080, 9901).replace("    address:", "    adress_typo: 1\n    address:");
+    let config = write_config(&yaml);
+    let out = run_ringway(&["--mode", "validate"], &config.path);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(":5:5: listeners[0]"), "{stderr}");
+    assert!(stderr.contains("adress_typo"), "{stderr}");
+}
+
+#[test]
+fn a_second_instance_on_the_same_port_fails_with_address_in_use() {
+    for driver in drivers() {
+        let (port, admin) = (free_port(), free_port());
+        let _first = Ringway::start(&direct_config(port, admin), admin, &["--driver", driver]);
+        let config = write_config(&direct_config(port, free_port()));
+        let started = Instant::now();
+        let out = run_ringway(&["--driver", driver], &config.path);
+        assert_eq!(out.status.code(), Some(1), "{driver}");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+        assert!(stderr.contains("address already in use"), "{driver}: {stderr}");
+        assert!(stderr.contains("listener public"), "{driver}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    for driver in drivers() {
+        let (port, admin) = (free_port(), free_port());
+        let rw = Ringway::start(&direct_config(port, admin), admin, &["--driver", driver]);
+        // An idle keep-alive connection must not hold the exit back.
+        let idle = connect(std::net::SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+        let started = Instant::now();
+        let status = rw.terminate();
+        assert!(status.success(), "{driver}: {status}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{driver}: drain took {:?}", started.elapsed());
+        drop(idle);
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_reported() {
+    let out = run_ringway(&["--mode", "validate"], std::path::Path::new("/nonexistent/ringway.yaml"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ringway.yaml"));
+}

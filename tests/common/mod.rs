@@ -1,0 +1,251 @@
+//! Test harness: starts the real `ringway` binary on loopback and talks to it with plain
+//! TCP clients, so every test exercises the real sockets, threads and drivers.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The drivers every I/O test runs under. io_uring is skipped, with a printed reason,
+/// only where the kernel refuses it.
+pub fn drivers() -> Vec<&'static str> {
+    let mut drivers = vec!["epoll"];
+    if io_uring_available() {
+        drivers.insert(0, "io_uring");
+    } else {
+        eprintln!("SKIP io_uring runs: the kernel refuses io_uring here (io_uring_disabled sysctl, seccomp or an old kernel)");
+    }
+    drivers
+}
+
+fn io_uring_available() -> bool {
+    ringway::driver::resolve(ringway::config::DriverChoice::IoUring).is_ok()
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringway")
+}
+
+/// A config file in a temporary directory.
+pub struct ConfigFile {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn write_config(yaml: &str) -> ConfigFile {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ringway.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    ConfigFile { _dir: dir, path }
+}
+
+/// Runs `ringway` to completion (for `--mode validate` and start failures).
+pub fn run_ringway(args: &[&str], config: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .output()
+        .expect("run ringway")
+}
+
+/// A running ringway, stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Ringway {
+    child: Option<Child>,
+    pub admin: SocketAddr,
+    _config: ConfigFile,
+}
+
+impl Ringway {
+    /// Starts ringway on `yaml` (which must set `admin: 127.0.0.1:{admin_port}`) with
+    /// extra arguments, and waits until `/ready` answers 200.
+    pub fn start(yaml: &str, admin_port: u16, args: &[&str]) -> Ringway {
+        let config = write_config(yaml);
+        let child = Command::new(bin())
+            .args(args)
+            .arg("-c")
+            .arg(&config.path)
+            .args(["--log-level", "warn"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ringway");
+        let mut rw = Ringway {
+            child: Some(child),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            _config: config,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(r) = get(rw.admin, "/ready") {
+                if r.status == 200 {
+                    return rw;
+                }
+            }
+            if let Some(status) = rw.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("ringway exited during start: {status}");
+            }
+            assert!(Instant::now() < deadline, "ringway not ready within 10 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// Stats as a map, summed as `/stats` prints them.
+    pub fn stats(&self) -> HashMap<String, u64> {
+        let r = get(self.admin, "/stats").expect("GET /stats");
+        assert_eq!(r.status, 200);
+        String::from_utf8_lossy(&r.body)
+            .lines()
+            .filter_map(|line| {
+                let (name, value) = line.split_once(": ")?;
+                Some((name.to_string(), value.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        signal(child.id(), "TERM");
+        child.wait().expect("wait")
+    }
+}
+
+impl Drop for Ringway {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), "TERM");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One GET on a new connection.
+pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    let mut stream = connect(addr)?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")?;
+    read_response(&mut BufReader::new(stream), false)
+}
+
+pub fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Reads one response (Content-Length framed, or to EOF when there is none).
+pub fn read_response<R: BufRead>(reader: &mut R, head_request: bool) -> std::io::Result<Response> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    if line.is_empty() {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((n, v)) = trimmed.split_once(':') {
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if head_request {
+        return Ok(response);
+    }
+    match response.header("content-length").map(str::parse::<usize>) {
+        Some(Ok(n)) => {
+            response.body.resize(n, 0);
+            reader.read_exact(&mut response.body)?;
+        }
+        _ => {
+            reader.read_to_end(&mut response.body)?;
+        }
+    }
+    Ok(response)
+}
+
+/// A config with one listener serving direct responses, plus the admin listener.
+pub fn direct_config(port: u16, admin_port: u16) -> String {
+    format!(
+        r#"workers: 2
+admin: 127.0.0.1:{admin_port}
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    routes:
+      - match: {{ path: /healthz }}
+        direct_response: {{ status: 200, body: "ok\n" }}
+      - match: {{ prefix: /api/orders/ }}
+        cluster: orders
+        timeout: 2s
+      - match: {{ prefix: /teapot }}
+        direct_response: {{ status: 418, body: "short and stout\n" }}
+clusters:
+  - name: orders
+    endpoints: [127.0.0.1:9, 127.0.0.1:10]
+"#
+    )
+}
