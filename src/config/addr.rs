@@ -69,7 +69,11 @@ mod tests {
         assert!(parse_socket_addr("::1")
             .unwrap_err()
             .contains("`[::1]:8080`"));
+        // Ambiguous: `::1:80` is itself a valid IPv6 address, so the port is what is missing.
         assert!(parse_socket_addr("::1:80")
+            .unwrap_err()
+            .contains("`[::1:80]:8080`"));
+        assert!(parse_socket_addr("fe80::x:80")
             .unwrap_err()
             .contains("brackets"));
         assert!(parse_socket_addr("localhost:80")

@@ -69,8 +69,11 @@ pub(crate) fn config<'a>(
     marks: &mut Marks<'a>,
 ) -> Option<Config> {
     if root.is_empty_document() {
-        root.error(
-            diag,
+        // At 1:1 rather than at the empty node, which saphyr puts after any comments or `---`.
+        let start = super::error::Pos { line: 1, column: 1 };
+        diag.error(
+            start,
+            "",
             "the config is empty; it needs at least `listeners` (see config/reference.yaml)",
         );
         return None;
