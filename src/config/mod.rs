@@ -88,3 +88,123 @@ fn position_of_byte(bytes: &[u8], offset: usize) -> (usize, usize) {
     let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, column)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(text: &str) -> Vec<String> {
+        match Config::parse(text, Path::new("t.yaml")) {
+            Ok(config) => panic!("expected errors, parsed {config:?}"),
+            Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    const ROUTES: &str =
+        "    routes: [{ match: { prefix: / }, direct_response: { status: 200 } }]\n";
+
+    #[test]
+    fn worker_counts() {
+        for (value, expected) in [("1", Workers::Count(1)), ("1024", Workers::Count(1024))] {
+            let text = format!(
+                "workers: {value}\nlisteners:\n  - name: a\n    address: 127.0.0.1:1\n{ROUTES}"
+            );
+            let config = Config::parse(&text, Path::new("t.yaml")).expect("parses");
+            assert_eq!(config.workers, expected);
+        }
+        assert_eq!(
+            messages("workers: -3\n"),
+            [
+                "t.yaml:1:1: missing required key `listeners`",
+                "t.yaml:1:10: workers: expected `auto` or a worker count from 1 to 1024, found -3"
+            ]
+        );
+        assert!(messages("workers: 1025\n")[1].ends_with("found 1025"));
+    }
+
+    #[test]
+    fn odd_yaml_shapes_are_reported_not_panicked_on() {
+        assert_eq!(
+            messages("1: x\nlisteners: []\n"),
+            [
+                "t.yaml:1:1: keys must be strings, found the integer `1`",
+                "t.yaml:2:12: listeners: at least one listener is required"
+            ]
+        );
+        assert_eq!(
+            messages("workers: !custom 4\n")[1],
+            "t.yaml:1:10: workers: expected `auto` or a worker count from 1 to 1024, found a value tagged `!custom` (tags are not supported)"
+        );
+        // Aliases resolve to a copy of the anchored node, positioned at the alias.
+        let text = "clusters:\n  - { name: &n a, endpoints: [127.0.0.1:1] }\n  - { name: *n, endpoints: [127.0.0.1:2] }\nlisteners: []\n";
+        let errors = messages(text);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("duplicate cluster name \"a\"")),
+            "{errors:?}"
+        );
+        assert_eq!(
+            messages("listeners:\n  - name:\n"),
+            [
+                "t.yaml:2:5: listeners[0]: missing required key `address`",
+                "t.yaml:2:5: listeners[0]: missing required key `routes`",
+                "t.yaml:2:9: listeners[0].name: `name` needs a value"
+            ]
+        );
+    }
+
+    #[test]
+    fn null_optional_fields_take_defaults() {
+        let text = format!(
+            "admin:\ndriver: ~\nlisteners:\n  - name: a\n    address: 127.0.0.1:1\n    http1:\n{ROUTES}"
+        );
+        let config = Config::parse(&text, Path::new("t.yaml")).expect("parses");
+        assert_eq!(config.admin, None);
+        assert_eq!(config.driver, DriverChoice::Auto);
+        assert_eq!(config.listeners[0].http1, Http1Settings::default());
+    }
+
+    #[test]
+    fn route_paths_and_content_types_are_checked() {
+        let text = "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    routes:\n      - match: { path: \"/a b\" }\n        direct_response: { status: 200, content_type: \"text/plain\\r\\nX: y\" }\n";
+        assert_eq!(
+            messages(text),
+            [
+                "t.yaml:5:24: listeners[0].routes[0].match.path: \"/a b\" contains ' ', which cannot appear in a request path",
+                "t.yaml:6:55: listeners[0].routes[0].direct_response.content_type: \"text/plain\\r\\nX: y\" is not a valid header value (printable ASCII, not empty)"
+            ]
+        );
+    }
+
+    #[test]
+    fn request_line_cannot_exceed_head() {
+        let text = format!(
+            "listeners:\n  - name: a\n    address: 127.0.0.1:1\n    http1: {{ max_request_line: 64KiB }}\n{ROUTES}"
+        );
+        assert_eq!(
+            messages(&text),
+            ["t.yaml:4:32: listeners[0].http1.max_request_line: max_request_line (65536) is larger than max_request_head (61440), which includes it"]
+        );
+    }
+
+    #[test]
+    fn load_reports_invalid_utf8_with_position() {
+        let dir = std::env::temp_dir().join(format!("ringway-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("bad.yaml");
+        std::fs::write(&file, b"workers: auto\nadmin: \"\xff\"\n").expect("write");
+        let errors = Config::load(&file).expect_err("invalid UTF-8");
+        assert_eq!(errors.0[0].line, 2);
+        assert_eq!(errors.0[0].column, 9);
+        assert_eq!(errors.0[0].message, "the file is not valid UTF-8");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn position_of_byte_counts_chars() {
+        assert_eq!(position_of_byte(b"", 0), (1, 1));
+        assert_eq!(position_of_byte("a\n\u{e9}b".as_bytes(), 4), (2, 2));
+        assert_eq!(position_of_byte(b"abc", 99), (1, 4));
+    }
+}

@@ -73,3 +73,60 @@ pub(crate) fn load<'t>(text: &'t str, diag: &mut Diagnostics) -> Option<MarkedYa
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn first_error(text: &str) -> String {
+        let mut diag = Diagnostics::new(Path::new("t.yaml"));
+        assert!(
+            load(text, &mut diag).is_none(),
+            "expected an error for {text:?}"
+        );
+        diag.finish().0[0].to_string()
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        // Within the scanner's own flow limit, our depth check is what stops it.
+        let deep = "[".repeat(100);
+        assert_eq!(
+            first_error(&deep),
+            "t.yaml:1:65: nesting deeper than 64 levels"
+        );
+        // Far beyond it, the scanner's limit may fire first; either way an error, no crash.
+        for text in [
+            "[".repeat(200_000),
+            "{a: ".repeat(100_000),
+            "- ".repeat(100_000) + "x",
+        ] {
+            let error = first_error(&text);
+            assert!(
+                error.contains("nesting deeper") || error.contains("recursion limit"),
+                "{error}"
+            );
+        }
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        let mut diag = Diagnostics::new(Path::new("t.yaml"));
+        assert!(load(&ok, &mut diag).is_some());
+    }
+
+    #[test]
+    fn second_document_is_an_error() {
+        assert_eq!(
+            first_error("workers: 1\n---\nworkers: 2\n"),
+            "t.yaml:2:1: expected one YAML document, found a second one here"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_positioned() {
+        assert_eq!(
+            first_error("a: \"unterminated\n"),
+            "t.yaml:1:4: YAML syntax error: while scanning a quoted scalar, found unexpected end of stream"
+        );
+        assert!(first_error("a: *nope\n").starts_with("t.yaml:1:4: YAML syntax error"));
+    }
+}
