@@ -451,3 +451,32 @@ fn load_reports_unreadable_files() {
     );
     let _: &dyn std::error::Error = &errs;
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Arbitrary text from a YAML-heavy alphabet: any result is fine, a panic is not.
+        #[test]
+        fn arbitrary_text(text in "[-:{}\\[\\],&*!|>'\"#%@ \n\tabz019./]{0,200}") {
+            let _ = Config::parse(&text, Path::new("fuzz.yaml"));
+        }
+
+        /// The example with one character replaced: close to valid, so it reaches the
+        /// decoder and validation rather than stopping at the YAML layer.
+        #[test]
+        fn example_with_one_edit(at in 0usize..EXAMPLE.len(), c in proptest::char::any()) {
+            let mut text: String = EXAMPLE.chars().collect();
+            if text.is_char_boundary(at) && text.is_char_boundary(at + 1) && at < text.len() {
+                text.replace_range(at..at + 1, &c.to_string());
+            }
+            if let Err(errors) = Config::parse(&text, Path::new("fuzz.yaml")) {
+                prop_assert!(!errors.is_empty());
+                prop_assert!(errors.len() <= 21);
+            }
+        }
+    }
+}
