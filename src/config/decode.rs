@@ -1,0 +1,509 @@
+//! Schema: turns the YAML tree into [`Config`] values, one function per section.
+//!
+//! Design: each function reads every field of its section even after one has failed, so
+//! that all problems in a section are reported together, and only then combines the
+//! results (`name?` inside the struct literal). Cross-references (route -> cluster,
+//! uniqueness) cannot be checked while reading a single section, so the nodes they need are
+//! recorded in [`Marks`] and checked by `validate` once the whole file has been read.
+//! Defaults come from the constants on the model types.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::addr::{check_name, parse_socket_addr};
+use super::error::Diagnostics;
+use super::model::{
+    Cluster, Config, DirectResponse, DriverChoice, Endpoint, Http1Settings, Listener, PinWorkers,
+    Route, RouteAction, RouteMatch, Workers,
+};
+use super::node::{Map, Node};
+use super::suggest;
+use super::units::{parse_duration, parse_size};
+
+const TOP_KEYS: &[&str] = &[
+    "workers",
+    "pin_workers",
+    "driver",
+    "admin",
+    "listeners",
+    "clusters",
+];
+const LISTENER_KEYS: &[&str] = &[
+    "name",
+    "address",
+    "routes",
+    "http1",
+    "header_read_timeout",
+    "idle_timeout",
+];
+const HTTP1_KEYS: &[&str] = &[
+    "max_request_line",
+    "max_request_head",
+    "max_headers",
+    "max_chunk_extension",
+    "max_trailer_section",
+];
+const ROUTE_KEYS: &[&str] = &["match", "cluster", "direct_response", "timeout"];
+const MATCH_KEYS: &[&str] = &["prefix", "path"];
+const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
+const CLUSTER_KEYS: &[&str] = &["name", "endpoints"];
+
+/// Nodes kept for the checks that span sections (see `validate`).
+#[derive(Debug, Default)]
+pub(crate) struct Marks<'a> {
+    pub admin: Option<(SocketAddr, Node<'a>)>,
+    pub listener_names: Vec<(&'a str, Node<'a>)>,
+    pub listener_addresses: Vec<(SocketAddr, Node<'a>)>,
+    pub cluster_names: Vec<(&'a str, Node<'a>)>,
+    /// Each route's `cluster` value.
+    pub cluster_refs: Vec<(&'a str, Node<'a>)>,
+}
+
+/// Decodes the document. Returns `None` if anything was reported.
+pub(crate) fn config<'a>(
+    root: &Node<'a>,
+    source: &std::path::Path,
+    diag: &mut Diagnostics,
+    marks: &mut Marks<'a>,
+) -> Option<Config> {
+    if root.is_empty_document() {
+        // At 1:1 rather than at the empty node, which saphyr puts after any comments or `---`.
+        let start = super::error::Pos { line: 1, column: 1 };
+        diag.error(
+            start,
+            "",
+            "the config is empty; it needs at least `listeners` (see config/reference.yaml)",
+        );
+        return None;
+    }
+    let map = root.map(diag, TOP_KEYS)?;
+    let workers = map.optional("workers").map(|n| workers(&n, diag));
+    let pin_workers = map.optional("pin_workers").map(|n| pin_workers(&n, diag));
+    let driver = map.optional("driver").map(|n| driver(&n, diag));
+    let admin = map.optional("admin").map(|n| {
+        let addr = n.parse_str(diag, parse_socket_addr);
+        if let Some(addr) = addr {
+            marks.admin = Some((addr, n));
+        }
+        addr
+    });
+    let listeners = map.field(diag, "listeners").and_then(|n| {
+        non_empty_list(&n, diag, "listener", |item, diag| {
+            listener(item, diag, marks)
+        })
+    });
+    let clusters = match map.optional("clusters") {
+        Some(n) => list(&n, diag, |item, diag| cluster(item, diag, marks)),
+        None => Some(Vec::new()),
+    };
+    Some(Config {
+        source: source.to_path_buf(),
+        workers: workers.unwrap_or(Some(Workers::Auto))?,
+        pin_workers: pin_workers.unwrap_or(Some(PinWorkers::Auto))?,
+        driver: driver.unwrap_or(Some(DriverChoice::Auto))?,
+        admin: admin.map_or(Some(None), |a| a.map(Some))?,
+        listeners: listeners?,
+        clusters: clusters?,
+    })
+}
+
+/// Decodes every item (reporting each failure) and succeeds only if all did.
+fn list<'a, T>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    mut item: impl FnMut(&Node<'a>, &mut Diagnostics) -> Option<T>,
+) -> Option<Vec<T>> {
+    let items = node.seq(diag)?;
+    let decoded: Vec<Option<T>> = items.iter().map(|n| item(n, diag)).collect();
+    decoded.into_iter().collect()
+}
+
+fn non_empty_list<'a, T>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    what: &str,
+    item: impl FnMut(&Node<'a>, &mut Diagnostics) -> Option<T>,
+) -> Option<Vec<T>> {
+    let items = list(node, diag, item)?;
+    if items.is_empty() {
+        node.error(diag, format!("at least one {what} is required"));
+        return None;
+    }
+    Some(items)
+}
+
+/// One of a fixed set of words, with a did-you-mean hint when it is close to one.
+fn choice<T: Copy>(node: &Node<'_>, diag: &mut Diagnostics, choices: &[(&str, T)]) -> Option<T> {
+    let words = choices
+        .iter()
+        .map(|(word, _)| format!("`{word}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(text) = node.peek_str() else {
+        node.wrong_type(diag, &format!("one of {words}"));
+        return None;
+    };
+    if let Some(&(_, value)) = choices.iter().find(|(word, _)| *word == text) {
+        return Some(value);
+    }
+    let hint = suggest::did_you_mean(text, choices.iter().map(|(word, _)| *word));
+    node.error(
+        diag,
+        format!("unknown value {text:?}: expected one of {words}{hint}"),
+    );
+    None
+}
+
+fn workers(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Workers> {
+    let max = Workers::MAX;
+    let expected = format!("`auto` or a worker count from 1 to {max}");
+    if node.peek_str() == Some("auto") {
+        return Some(Workers::Auto);
+    }
+    match node.peek_int().map(usize::try_from) {
+        Some(Ok(n)) if (1..=max).contains(&n) => Some(Workers::Count(n)),
+        Some(_) => {
+            let found = node.peek_int().unwrap_or_default();
+            node.error(diag, format!("expected {expected}, found {found}"));
+            None
+        }
+        None => {
+            node.wrong_type(diag, &expected);
+            None
+        }
+    }
+}
+
+fn pin_workers(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PinWorkers> {
+    match node.peek_bool() {
+        Some(true) => Some(PinWorkers::On),
+        Some(false) => Some(PinWorkers::Off),
+        None if node.peek_str() == Some("auto") => Some(PinWorkers::Auto),
+        None => {
+            node.wrong_type(diag, "`auto`, `true` or `false`");
+            None
+        }
+    }
+}
+
+fn driver(node: &Node<'_>, diag: &mut Diagnostics) -> Option<DriverChoice> {
+    choice(
+        node,
+        diag,
+        &[
+            ("auto", DriverChoice::Auto),
+            ("io_uring", DriverChoice::IoUring),
+            ("epoll", DriverChoice::Epoll),
+        ],
+    )
+}
+
+fn name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
+    let text = node.str(diag)?;
+    match check_name(text) {
+        Ok(()) => Some(text),
+        Err(message) => {
+            node.error(diag, message);
+            None
+        }
+    }
+}
+
+/// A duration that must be non-zero: every configured duration is a timeout, and a zero
+/// timeout would fire before any work is done.
+fn duration(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Duration> {
+    let text = node.scalar_text(diag, "a duration such as `2s`")?;
+    match parse_duration(&text) {
+        Ok(d) if d.is_zero() => {
+            node.error(diag, "duration must be greater than zero");
+            None
+        }
+        Ok(d) => Some(d),
+        Err(message) => {
+            node.error(diag, message);
+            None
+        }
+    }
+}
+
+fn optional_duration(
+    map: &Map<'_>,
+    key: &str,
+    default: Duration,
+    diag: &mut Diagnostics,
+) -> Option<Duration> {
+    match map.optional(key) {
+        Some(node) => duration(&node, diag),
+        None => Some(default),
+    }
+}
+
+/// A non-zero byte size that fits in `usize`.
+fn size(node: &Node<'_>, diag: &mut Diagnostics) -> Option<usize> {
+    let text = node.scalar_text(diag, "a size such as `64KiB` or a number of bytes")?;
+    let bytes = match parse_size(&text) {
+        Ok(bytes) => bytes,
+        Err(message) => {
+            node.error(diag, message);
+            return None;
+        }
+    };
+    match usize::try_from(bytes) {
+        Ok(0) => {
+            node.error(diag, "size must be at least 1 byte");
+            None
+        }
+        Ok(bytes) => Some(bytes),
+        Err(_) => {
+            node.error(diag, format!("size `{text}` is too large"));
+            None
+        }
+    }
+}
+
+fn listener<'a>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    marks: &mut Marks<'a>,
+) -> Option<Listener> {
+    let map = node.map(diag, LISTENER_KEYS)?;
+    let name = map.field(diag, "name").and_then(|n| {
+        let name = name(&n, diag);
+        if let Some(name) = name {
+            marks.listener_names.push((name, n));
+        }
+        name
+    });
+    let address = map.field(diag, "address").and_then(|n| {
+        let addr = n.parse_str(diag, parse_socket_addr);
+        if let Some(addr) = addr {
+            marks.listener_addresses.push((addr, n));
+        }
+        addr
+    });
+    let routes = map
+        .field(diag, "routes")
+        .and_then(|n| non_empty_list(&n, diag, "route", |item, diag| route(item, diag, marks)));
+    let http1 = match map.optional("http1") {
+        Some(n) => http1(&n, diag),
+        None => Some(Http1Settings::default()),
+    };
+    let header_read_timeout = optional_duration(
+        &map,
+        "header_read_timeout",
+        Listener::DEFAULT_HEADER_READ_TIMEOUT,
+        diag,
+    );
+    let idle_timeout =
+        optional_duration(&map, "idle_timeout", Listener::DEFAULT_IDLE_TIMEOUT, diag);
+    Some(Listener {
+        name: name?.to_owned(),
+        address: address?,
+        routes: routes?,
+        http1: http1?,
+        header_read_timeout: header_read_timeout?,
+        idle_timeout: idle_timeout?,
+    })
+}
+
+fn http1(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Http1Settings> {
+    let map = node.map(diag, HTTP1_KEYS)?;
+    let defaults = Http1Settings::default();
+    let size_or = |key: &str, default: usize, diag: &mut Diagnostics| match map.optional(key) {
+        Some(n) => size(&n, diag),
+        None => Some(default),
+    };
+    let max_request_line = size_or("max_request_line", defaults.max_request_line, diag);
+    let max_request_head = size_or("max_request_head", defaults.max_request_head, diag);
+    let max_chunk_extension = size_or("max_chunk_extension", defaults.max_chunk_extension, diag);
+    let max_trailer_section = size_or("max_trailer_section", defaults.max_trailer_section, diag);
+    let limit = i64::try_from(Http1Settings::MAX_HEADERS_LIMIT).unwrap_or(i64::MAX);
+    let max_headers = match map.optional("max_headers") {
+        Some(n) => n
+            .int_in(diag, "a header count", 1..=limit)
+            .and_then(|n| usize::try_from(n).ok()),
+        None => Some(defaults.max_headers),
+    };
+    let settings = Http1Settings {
+        max_request_line: max_request_line?,
+        max_request_head: max_request_head?,
+        max_headers: max_headers?,
+        max_chunk_extension: max_chunk_extension?,
+        max_trailer_section: max_trailer_section?,
+    };
+    // The request line is part of the head, so a larger line limit could never be reached.
+    if settings.max_request_line > settings.max_request_head {
+        let at = map
+            .optional("max_request_line")
+            .unwrap_or_else(|| node.clone());
+        at.error(
+            diag,
+            format!(
+                "max_request_line ({}) is larger than max_request_head ({}), which includes it",
+                settings.max_request_line, settings.max_request_head
+            ),
+        );
+        return None;
+    }
+    Some(settings)
+}
+
+fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> Option<Route> {
+    let map = node.map(diag, ROUTE_KEYS)?;
+    let matcher = map.field(diag, "match").and_then(|n| route_match(&n, diag));
+    let action = match (map.optional("cluster"), map.optional("direct_response")) {
+        (Some(cluster), None) => cluster.str(diag).map(|name| {
+            // Existence is checked once all clusters are known (validate).
+            marks.cluster_refs.push((name, cluster.clone()));
+            RouteAction::Cluster(name.to_owned())
+        }),
+        (None, Some(direct)) => direct_response(&direct, diag).map(RouteAction::DirectResponse),
+        (Some(_), Some(_)) => {
+            map.error(
+                diag,
+                "a route has exactly one of `cluster` or `direct_response`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            map.error(diag, "a route needs one of `cluster` or `direct_response`");
+            None
+        }
+    };
+    let timeout = match map.optional("timeout") {
+        // A direct response never waits on an upstream: a timeout there is a mistake
+        // (usually a route that lost its `cluster`), not something to silently ignore.
+        Some(n) if map.has("direct_response") => {
+            n.error(diag, "`timeout` applies only to routes with a `cluster`");
+            None
+        }
+        Some(n) => duration(&n, diag),
+        None => Some(Route::DEFAULT_TIMEOUT),
+    };
+    Some(Route {
+        matcher: matcher?,
+        action: action?,
+        timeout: timeout?,
+    })
+}
+
+fn route_match(node: &Node<'_>, diag: &mut Diagnostics) -> Option<RouteMatch> {
+    let map = node.map(diag, MATCH_KEYS)?;
+    match (map.optional("prefix"), map.optional("path")) {
+        (Some(prefix), None) => request_path(&prefix, diag).map(RouteMatch::Prefix),
+        (None, Some(path)) => request_path(&path, diag).map(RouteMatch::Path),
+        (Some(_), Some(_)) => {
+            map.error(
+                diag,
+                "`match` has exactly one of `prefix` or `path`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            map.error(diag, "`match` needs one of `prefix` or `path`");
+            None
+        }
+    }
+}
+
+/// A path or prefix: starts with `/` and holds only what can appear in a request path, so
+/// that a route that could never match is an error rather than dead config.
+fn request_path(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
+    let text = node.str(diag)?;
+    if !text.starts_with('/') {
+        node.error(diag, format!("{text:?} must start with `/`"));
+        return None;
+    }
+    if let Some(bad) = text
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#'))
+    {
+        node.error(
+            diag,
+            format!("{text:?} contains {bad:?}, which cannot appear in a request path"),
+        );
+        return None;
+    }
+    Some(text.to_owned())
+}
+
+fn direct_response(node: &Node<'_>, diag: &mut Diagnostics) -> Option<DirectResponse> {
+    let map = node.map(diag, DIRECT_RESPONSE_KEYS)?;
+    let status = map
+        .field(diag, "status")
+        .and_then(|n| n.int_in(diag, "a status code", 200..=599))
+        .and_then(|s| u16::try_from(s).ok());
+    let body = match map.optional("body") {
+        Some(n) => n.str(diag).map(|s| Bytes::copy_from_slice(s.as_bytes())),
+        None => Some(Bytes::new()),
+    };
+    let content_type = match map.optional("content_type") {
+        Some(n) => content_type(&n, diag),
+        None => Some(DirectResponse::DEFAULT_CONTENT_TYPE.to_owned()),
+    };
+    Some(DirectResponse {
+        status: status?,
+        body: body?,
+        content_type: content_type?,
+    })
+}
+
+/// Must be a valid, non-empty header value: no CR/LF (header injection) or other controls.
+fn content_type(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
+    let text = node.str(diag)?;
+    let valid = !text.trim().is_empty() && text.chars().all(|c| c == ' ' || c.is_ascii_graphic());
+    if !valid {
+        node.error(
+            diag,
+            format!("{text:?} is not a valid header value (printable ASCII, not empty)"),
+        );
+        return None;
+    }
+    Some(text.to_owned())
+}
+
+fn cluster<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> Option<Cluster> {
+    let map = node.map(diag, CLUSTER_KEYS)?;
+    let name = map.field(diag, "name").and_then(|n| {
+        let name = name(&n, diag);
+        if let Some(name) = name {
+            marks.cluster_names.push((name, n));
+        }
+        name
+    });
+    let endpoints = map
+        .field(diag, "endpoints")
+        .and_then(|n| non_empty_list(&n, diag, "endpoint", endpoint));
+    Some(Cluster {
+        name: name?.to_owned(),
+        endpoints: endpoints?,
+    })
+}
+
+/// An endpoint is an `ip:port` string today. Maps (`{ address, weight }`, unix paths) will be
+/// added as another arm here; callers only see `Endpoint`.
+fn endpoint(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Endpoint> {
+    let Some(text) = node.peek_str() else {
+        node.wrong_type(diag, "an `ip:port` string");
+        return None;
+    };
+    let address = match parse_socket_addr(text) {
+        Ok(address) => address,
+        Err(message) => {
+            node.error(diag, message);
+            return None;
+        }
+    };
+    if address.port() == 0 || address.ip().is_unspecified() {
+        node.error(
+            diag,
+            format!(
+                "{text:?} cannot be connected to: an endpoint needs a real IP and a non-zero port"
+            ),
+        );
+        return None;
+    }
+    Some(Endpoint { address })
+}

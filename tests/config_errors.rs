@@ -1,0 +1,482 @@
+//! Config loading through the public API: the documented example, the shipped files, and
+//! the exact text of errors (file:line:column: path: message) for each class of mistake.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ringway::config::{
+    Cluster, Config, DirectResponse, DriverChoice, Endpoint, Http1Settings, PinWorkers, Route,
+    RouteAction, RouteMatch, Workers,
+};
+
+const EXAMPLE: &str = r#"workers: auto
+admin: 127.0.0.1:9901
+listeners:
+  - name: public
+    address: 0.0.0.0:8080
+    routes:
+      - match: { prefix: /api/orders/ }
+        cluster: orders
+        timeout: 2s
+      - match: { path: /healthz }
+        direct_response: { status: 200, body: "ok\n" }
+clusters:
+  - name: orders
+    endpoints: [127.0.0.1:9001, 127.0.0.1:9002]
+"#;
+
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("test address")
+}
+
+/// Parses `text` as `ringway.yaml` and returns the errors, one string each.
+fn errors(text: &str) -> Vec<String> {
+    match Config::parse(text, Path::new("ringway.yaml")) {
+        Ok(config) => panic!("expected errors, parsed {config:?}"),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// A valid config whose first route is replaced by `route` (indented as a list item at 6).
+fn with_route(route: &str) -> String {
+    format!(
+        "listeners:\n  - name: public\n    address: 127.0.0.1:8080\n    routes:\n{route}\n\
+         clusters:\n  - name: orders\n    endpoints: [127.0.0.1:9001]\n"
+    )
+}
+
+#[test]
+fn example_parses_to_expected_values() {
+    let config = Config::parse(EXAMPLE, Path::new("<inline>")).expect("example parses");
+    assert_eq!(config.source, Path::new("<inline>"));
+    assert_eq!(config.workers, Workers::Auto);
+    assert_eq!(config.pin_workers, PinWorkers::Auto);
+    assert_eq!(config.driver, DriverChoice::Auto);
+    assert_eq!(config.admin, Some(addr("127.0.0.1:9901")));
+    assert_eq!(config.listeners.len(), 1);
+    let listener = &config.listeners[0];
+    assert_eq!(listener.name, "public");
+    assert_eq!(listener.address, addr("0.0.0.0:8080"));
+    assert_eq!(listener.http1, Http1Settings::default());
+    assert_eq!(listener.http1.max_request_line, 8192);
+    assert_eq!(listener.http1.max_request_head, 61440);
+    assert_eq!(listener.http1.max_headers, 100);
+    assert_eq!(listener.http1.max_chunk_extension, 16384);
+    assert_eq!(listener.http1.max_trailer_section, 16384);
+    assert_eq!(listener.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(listener.idle_timeout, Duration::from_secs(60));
+    assert_eq!(
+        listener.routes,
+        vec![
+            Route {
+                matcher: RouteMatch::Prefix("/api/orders/".into()),
+                action: RouteAction::Cluster("orders".into()),
+                timeout: Duration::from_secs(2),
+            },
+            Route {
+                matcher: RouteMatch::Path("/healthz".into()),
+                action: RouteAction::DirectResponse(DirectResponse {
+                    status: 200,
+                    body: bytes::Bytes::from_static(b"ok\n"),
+                    content_type: "text/plain".into(),
+                }),
+                timeout: Duration::from_secs(15),
+            },
+        ]
+    );
+    assert_eq!(
+        config.clusters,
+        vec![Cluster {
+            name: "orders".into(),
+            endpoints: vec![
+                Endpoint {
+                    address: addr("127.0.0.1:9001")
+                },
+                Endpoint {
+                    address: addr("127.0.0.1:9002")
+                },
+            ],
+        }]
+    );
+    assert_eq!(config.cluster("orders"), Some(&config.clusters[0]));
+}
+
+#[test]
+fn shipped_config_files_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let quickstart = Config::load(&root.join("config/quickstart.yaml")).expect("quickstart");
+    assert_eq!(quickstart.admin, Some(addr("127.0.0.1:9901")));
+    assert_eq!(quickstart.listeners.len(), 1);
+    assert_eq!(quickstart.listeners[0].name, "public");
+    assert_eq!(quickstart.listeners[0].address, addr("127.0.0.1:8080"));
+    assert!(quickstart.clusters.is_empty());
+    let bodies: Vec<_> = quickstart.listeners[0]
+        .routes
+        .iter()
+        .map(|r| match &r.action {
+            RouteAction::DirectResponse(d) => (r.matcher.clone(), d.status, d.body.clone()),
+            RouteAction::Cluster(c) => panic!("unexpected cluster {c}"),
+        })
+        .collect();
+    assert_eq!(
+        bodies,
+        vec![
+            (RouteMatch::Path("/healthz".into()), 200, "ok\n".into()),
+            (
+                RouteMatch::Prefix("/".into()),
+                200,
+                "hello from ringway\n".into()
+            ),
+        ]
+    );
+
+    let reference = Config::load(&root.join("config/reference.yaml")).expect("reference");
+    assert_eq!(reference.listeners.len(), 2);
+    assert_eq!(reference.listeners[1].address, addr("[::1]:8081"));
+    assert_eq!(reference.clusters.len(), 2);
+    assert_eq!(
+        reference.clusters[1].endpoints[1].address,
+        addr("[::1]:9102")
+    );
+    // The reference file spells out the defaults: they must be the real ones.
+    assert_eq!(reference.listeners[0].http1, Http1Settings::default());
+    assert_eq!(
+        reference.listeners[0].header_read_timeout,
+        Duration::from_secs(10)
+    );
+    assert_eq!(reference.listeners[0].idle_timeout, Duration::from_secs(60));
+    assert_eq!(
+        reference.listeners[0].routes[2].timeout,
+        Duration::from_secs(15)
+    );
+}
+
+#[test]
+fn extensions_are_decoded() {
+    let text = "workers: 4\npin_workers: false\ndriver: epoll\n\
+                listeners:\n  - name: a\n    address: \"[::1]:0\"\n    idle_timeout: 1m\n    \
+                header_read_timeout: 500ms\n    http1: { max_request_line: 1KiB, max_request_head: 2KB, \
+                max_headers: 7, max_chunk_extension: 512, max_trailer_section: 1MiB }\n    routes:\n      \
+                - match: { prefix: / }\n        direct_response: { status: 503, content_type: application/json }\n";
+    let config = Config::parse(text, Path::new("x.yaml")).expect("parses");
+    assert_eq!(config.workers, Workers::Count(4));
+    assert_eq!(config.pin_workers, PinWorkers::Off);
+    assert_eq!(config.driver, DriverChoice::Epoll);
+    assert_eq!(config.admin, None);
+    let l = &config.listeners[0];
+    assert_eq!(l.idle_timeout, Duration::from_secs(60));
+    assert_eq!(l.header_read_timeout, Duration::from_millis(500));
+    assert_eq!(
+        l.http1,
+        Http1Settings {
+            max_request_line: 1024,
+            max_request_head: 2000,
+            max_headers: 7,
+            max_chunk_extension: 512,
+            max_trailer_section: 1 << 20,
+        }
+    );
+    let RouteAction::DirectResponse(direct) = &l.routes[0].action else {
+        panic!("direct response expected");
+    };
+    assert_eq!(direct.status, 503);
+    assert!(direct.body.is_empty());
+    assert_eq!(direct.content_type, "application/json");
+}
+
+#[test]
+fn unknown_cluster_with_suggestion() {
+    let text = with_route("      - match: { prefix: / }\n        cluster: orderz");
+    assert_eq!(
+        errors(&text),
+        ["ringway.yaml:6:18: listeners[0].routes[0].cluster: unknown cluster \"orderz\"; did you mean `orders`?"]
+    );
+    let text = with_route("      - match: { prefix: / }\n        cluster: payments");
+    assert_eq!(
+        errors(&text),
+        ["ringway.yaml:6:18: listeners[0].routes[0].cluster: unknown cluster \"payments\""]
+    );
+}
+
+#[test]
+fn unknown_key_with_and_without_suggestion() {
+    let text = "listeners:\n  - name: public\n    adress: 127.0.0.1:8080\n    banana: 1\n";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:2:5: listeners[0]: missing required key `address`",
+            "ringway.yaml:2:5: listeners[0]: missing required key `routes`",
+            "ringway.yaml:3:5: listeners[0].adress: unknown key `adress`; did you mean `address`?",
+            "ringway.yaml:4:5: listeners[0].banana: unknown key `banana`",
+        ]
+    );
+    assert_eq!(
+        errors("listener: []\n"),
+        [
+            // Same position: kept in the order found (unknown keys first).
+            "ringway.yaml:1:1: listener: unknown key `listener`; did you mean `listeners`?",
+            "ringway.yaml:1:1: missing required key `listeners`",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_names_and_addresses() {
+    let text = "\
+listeners:
+  - name: public
+    address: 127.0.0.1:8080
+    routes: [{ match: { prefix: / }, cluster: a }]
+  - name: public
+    address: 127.0.0.1:8080
+    routes: [{ match: { prefix: / }, cluster: a }]
+clusters:
+  - { name: a, endpoints: [127.0.0.1:1] }
+  - { name: a, endpoints: [127.0.0.1:2] }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:5:11: listeners[1].name: duplicate listener name \"public\" (first defined at 2:11: listeners[0].name)",
+            "ringway.yaml:6:14: listeners[1].address: duplicate listener address \"127.0.0.1:8080\" (first defined at 3:14: listeners[0].address)",
+            "ringway.yaml:10:13: clusters[1].name: duplicate cluster name \"a\" (first defined at 9:13: clusters[0].name)",
+        ]
+    );
+}
+
+#[test]
+fn bad_durations_and_sizes() {
+    let text = "\
+listeners:
+  - name: public
+    address: 127.0.0.1:8080
+    idle_timeout: 10
+    header_read_timeout: -1s
+    http1:
+      max_request_line: 8kib
+      max_request_head: 0
+      max_trailer_section: 99999999999999999999GiB
+      max_headers: 0
+    routes:
+      - match: { prefix: / }
+        direct_response: { status: 200 }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:4:19: listeners[0].idle_timeout: duration `10` has no unit; write e.g. `10s` (units: `h`, `m`, `s`, `ms`, `us` or `ns`)",
+            "ringway.yaml:5:26: listeners[0].header_read_timeout: duration cannot be negative: `-1s`",
+            "ringway.yaml:7:25: listeners[0].http1.max_request_line: invalid size `8kib`: unknown unit `kib` (units: `B`, `KiB`, `MiB`, `GiB`, `KB`, `MB` or `GB`)",
+            "ringway.yaml:8:25: listeners[0].http1.max_request_head: size must be at least 1 byte",
+            "ringway.yaml:9:28: listeners[0].http1.max_trailer_section: size `99999999999999999999GiB` is too large",
+            "ringway.yaml:10:20: listeners[0].http1.max_headers: expected a header count from 1 to 10000, found 0",
+        ]
+    );
+}
+
+#[test]
+fn yaml_syntax_error_has_position() {
+    let errs = errors("listeners:\n  - name: [unclosed\n    address: x\n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("ringway.yaml:"), "{errs:?}");
+    assert!(errs[0].contains("YAML syntax error"), "{errs:?}");
+
+    assert_eq!(
+        errors("workers: auto\n  admin: x: y\n"),
+        ["ringway.yaml:2:8: YAML syntax error: mapping values are not allowed in this context"]
+    );
+    assert_eq!(
+        errors("workers: 1\nworkers: 2\n"),
+        ["ringway.yaml:2:1: YAML syntax error: duplicated key in mapping"]
+    );
+}
+
+#[test]
+fn wrong_types() {
+    let text = "\
+workers: many
+pin_workers: yes
+driver: iouring
+admin: 9901
+listeners:
+  - name: public
+    address: 127.0.0.1:8080
+    http1: strict
+    routes:
+      - match: /api
+        direct_response: { status: \"200\", body: 5 }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:1:10: workers: expected `auto` or a worker count from 1 to 1024, found the string \"many\"",
+            "ringway.yaml:2:14: pin_workers: expected `auto`, `true` or `false`, found the string \"yes\"",
+            "ringway.yaml:3:9: driver: unknown value \"iouring\": expected one of `auto`, `io_uring`, `epoll`; did you mean `io_uring`?",
+            "ringway.yaml:4:8: admin: expected a string, found the integer `9901`",
+            "ringway.yaml:8:12: listeners[0].http1: expected a mapping, found the string \"strict\"",
+            "ringway.yaml:10:16: listeners[0].routes[0].match: expected a mapping, found the string \"/api\"",
+            "ringway.yaml:11:36: listeners[0].routes[0].direct_response.status: expected a status code from 200 to 599, found the string \"200\"",
+            "ringway.yaml:11:49: listeners[0].routes[0].direct_response.body: expected a string, found the integer `5`",
+        ]
+    );
+    assert_eq!(
+        errors("- a\n- b\n"),
+        ["ringway.yaml:1:1: expected a mapping, found a list"]
+    );
+    assert_eq!(
+        errors("listeners: {}\n"),
+        ["ringway.yaml:1:12: listeners: expected a list, found a mapping"]
+    );
+}
+
+#[test]
+fn empty_files() {
+    let empty = "ringway.yaml:1:1: the config is empty; it needs at least `listeners` (see config/reference.yaml)";
+    assert_eq!(errors(""), [empty]);
+    assert_eq!(errors("# only a comment\n"), [empty]);
+    assert_eq!(errors("---\n"), [empty]);
+    assert_eq!(
+        errors("listeners: []\n"),
+        ["ringway.yaml:1:12: listeners: at least one listener is required"]
+    );
+}
+
+#[test]
+fn route_shape_rules() {
+    let text = with_route(
+        "      - match: { prefix: /a, path: /b }\n        cluster: orders\n        direct_response: { status: 200 }\n\
+         \x20     - match: {}\n        timeout: 1s\n\
+         \x20     - match: { prefix: api }\n        direct_response: { status: 700 }\n        timeout: 2s",
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "ringway.yaml:5:9: listeners[0].routes[0]: a route has exactly one of `cluster` or `direct_response`, not both",
+            "ringway.yaml:5:16: listeners[0].routes[0].match: `match` has exactly one of `prefix` or `path`, not both",
+            "ringway.yaml:8:9: listeners[0].routes[1]: a route needs one of `cluster` or `direct_response`",
+            "ringway.yaml:8:16: listeners[0].routes[1].match: `match` needs one of `prefix` or `path`",
+            "ringway.yaml:10:26: listeners[0].routes[2].match.prefix: \"api\" must start with `/`",
+            "ringway.yaml:11:36: listeners[0].routes[2].direct_response.status: expected a status code from 200 to 599, found 700",
+            "ringway.yaml:12:18: listeners[0].routes[2].timeout: `timeout` applies only to routes with a `cluster`",
+        ]
+    );
+}
+
+#[test]
+fn names_addresses_and_endpoints() {
+    let text = "\
+admin: 127.0.0.1:8080
+listeners:
+  - name: my listener
+    address: localhost:8080
+    routes: [{ match: { prefix: / }, cluster: a }]
+  - name: b
+    address: 127.0.0.1:8080
+    routes: [{ match: { prefix: / }, cluster: a }]
+clusters:
+  - name: a
+    endpoints: [0.0.0.0:80, 127.0.0.1, { address: 127.0.0.1:1 }]
+  - name: empty
+    endpoints: []
+";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:1:8: admin: admin address 127.0.0.1:8080 is also the address of listeners[1].address (at 7:14)",
+            "ringway.yaml:3:11: listeners[0].name: invalid name \"my listener\": ' ' is not allowed; names may contain only letters, digits, `_`, `.` and `-`",
+            "ringway.yaml:4:14: listeners[0].address: invalid address \"localhost:8080\": hostnames are not supported; use an IP address",
+            "ringway.yaml:11:17: clusters[0].endpoints[0]: \"0.0.0.0:80\" cannot be connected to: an endpoint needs a real IP and a non-zero port",
+            "ringway.yaml:11:29: clusters[0].endpoints[1]: invalid address \"127.0.0.1\": missing port, e.g. `127.0.0.1:8080`",
+            "ringway.yaml:11:40: clusters[0].endpoints[2]: expected an `ip:port` string, found a mapping",
+            "ringway.yaml:13:16: clusters[1].endpoints: at least one endpoint is required",
+        ]
+    );
+}
+
+#[test]
+fn many_errors_are_collected_in_order_and_capped() {
+    // Errors are found section by section (clusters after listeners here would be found
+    // first if the file put them first); the report is ordered by position regardless.
+    let text = "\
+clusters:
+  - name: c
+    endpoints: [bad]
+listeners:
+  - name: l
+    address: nowhere
+    routes:
+      - match: { prefix: / }
+        cluster: d
+workers: 0
+";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:3:17: clusters[0].endpoints[0]: invalid address \"bad\": hostnames are not supported; use an IP address",
+            "ringway.yaml:6:14: listeners[0].address: invalid address \"nowhere\": hostnames are not supported; use an IP address",
+            "ringway.yaml:9:18: listeners[0].routes[0].cluster: unknown cluster \"d\"",
+            "ringway.yaml:10:10: workers: expected `auto` or a worker count from 1 to 1024, found 0",
+        ]
+    );
+
+    let mut text = String::from("listeners:\n");
+    for i in 0..30 {
+        text.push_str(&format!(
+            "  - {{ name: l{i}, address: 127.0.0.1:{i}, routes: [], bogus: 1 }}\n"
+        ));
+    }
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 21);
+    assert_eq!(
+        errs[0],
+        "ringway.yaml:2:47: listeners[0].routes: at least one route is required"
+    );
+    assert_eq!(
+        errs[1],
+        "ringway.yaml:2:51: listeners[0].bogus: unknown key `bogus`"
+    );
+    assert_eq!(errs[20], "ringway.yaml:12:49: 40 more errors not shown");
+}
+
+#[test]
+fn load_reports_unreadable_files() {
+    let errs = Config::load(Path::new("/nonexistent/ringway.yaml")).expect_err("missing file");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs.0[0].line, 0);
+    assert!(
+        errs.to_string()
+            .starts_with("/nonexistent/ringway.yaml: cannot read config file: "),
+        "{errs}"
+    );
+    let _: &dyn std::error::Error = &errs;
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Arbitrary text from a YAML-heavy alphabet: any result is fine, a panic is not.
+        #[test]
+        fn arbitrary_text(text in "[-:{}\\[\\],&*!|>'\"#%@ \n\tabz019./]{0,200}") {
+            let _ = Config::parse(&text, Path::new("fuzz.yaml"));
+        }
+
+        /// The example with one character replaced: close to valid, so it reaches the
+        /// decoder and validation rather than stopping at the YAML layer.
+        #[test]
+        fn example_with_one_edit(at in 0usize..EXAMPLE.len(), c in proptest::char::any()) {
+            let mut text: String = EXAMPLE.chars().collect();
+            if text.is_char_boundary(at) && text.is_char_boundary(at + 1) && at < text.len() {
+                text.replace_range(at..at + 1, &c.to_string());
+            }
+            if let Err(errors) = Config::parse(&text, Path::new("fuzz.yaml")) {
+                prop_assert!(!errors.is_empty());
+                prop_assert!(errors.len() <= 21);
+            }
+        }
+    }
+}
