@@ -235,7 +235,10 @@ mod tests {
     #[test]
     fn bodyless_statuses_send_no_body() {
         let reply = Reply::new(204, "", b"ignored");
-        assert_eq!(&reply.bytes(false, false)[..], b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(
+            &reply.bytes(false, false)[..],
+            b"HTTP/1.1 204 No Content\r\n\r\n"
+        );
         let reply = Reply::new(304, "", b"ignored");
         assert_eq!(
             &reply.bytes(false, false)[..],
@@ -249,7 +252,10 @@ mod tests {
         for kind in KINDS {
             assert_eq!(profile.get(kind).status(), kind.status_and_body().0);
         }
-        assert_eq!(LocalReplyKind::for_status(431), LocalReplyKind::HeadersTooLarge);
+        assert_eq!(
+            LocalReplyKind::for_status(431),
+            LocalReplyKind::HeadersTooLarge
+        );
         assert_eq!(LocalReplyKind::for_status(400), LocalReplyKind::BadRequest);
     }
 }

@@ -1,7 +1,7 @@
 //! The `ringway` binary: parses the command line (Envoy's flag names where Envoy has
 //! one), sets up logging, and hands over to the control thread.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, ValueEnum};
 use ringway::{config::DriverChoice, control};
@@ -59,6 +59,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
     control::run(control::Options {

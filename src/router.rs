@@ -7,10 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::{
-    config,
-    local_reply::Reply,
-};
+use crate::{config, local_reply::Reply};
 
 /// What a matched route does.
 #[derive(Debug, Clone)]

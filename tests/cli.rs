@@ -10,7 +10,11 @@ use common::*;
 fn validate_accepts_a_good_config() {
     let config = write_config(&direct_config(free_port(), free_port()));
     let out = run_ringway(&["--mode", "validate"], &config.path);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("OK"));
 }
 
@@ -25,13 +29,17 @@ fn validate_names_file_line_and_field_of_an_unknown_cluster() {
         "{}:10:18: listeners[0].routes[1].cluster: unknown cluster \"orderz\"",
         config.path.display()
     );
-    assert!(stderr.contains(&expected), "expected {expected:?} in {stderr}");
+    assert!(
+        stderr.contains(&expected),
+        "expected {expected:?} in {stderr}"
+    );
     assert!(stderr.contains("did you mean"), "{stderr}");
 }
 
 #[test]
 fn validate_rejects_unknown_keys_with_a_suggestion() {
-    let yaml = direct_config(8080, 9901).replace("    address:", "    adress_typo: 1\n    address:");
+    let yaml =
+        direct_config(8080, 9901).replace("    address:", "    adress_typo: 1\n    address:");
     let config = write_config(&yaml);
     let out = run_ringway(&["--mode", "validate"], &config.path);
     assert_eq!(out.status.code(), Some(1));
@@ -50,7 +58,10 @@ fn a_second_instance_on_the_same_port_fails_with_address_in_use() {
         let out = run_ringway(&["--driver", driver], &config.path);
         assert_eq!(out.status.code(), Some(1), "{driver}");
         let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-        assert!(stderr.contains("address already in use"), "{driver}: {stderr}");
+        assert!(
+            stderr.contains("address already in use"),
+            "{driver}: {stderr}"
+        );
         assert!(stderr.contains("listener public"), "{driver}: {stderr}");
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -66,14 +77,21 @@ fn sigterm_drains_and_exits_zero() {
         let started = Instant::now();
         let status = rw.terminate();
         assert!(status.success(), "{driver}: {status}");
-        assert!(started.elapsed() < Duration::from_secs(3), "{driver}: drain took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{driver}: drain took {:?}",
+            started.elapsed()
+        );
         drop(idle);
     }
 }
 
 #[test]
 fn a_missing_config_file_is_reported() {
-    let out = run_ringway(&["--mode", "validate"], std::path::Path::new("/nonexistent/ringway.yaml"));
+    let out = run_ringway(
+        &["--mode", "validate"],
+        std::path::Path::new("/nonexistent/ringway.yaml"),
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ringway.yaml"));
 }

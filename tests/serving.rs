@@ -29,11 +29,22 @@ fn direct_responses_are_served_by_more_than_one_worker() {
         let stats = rw.stats();
         let w0 = stats["listener.public.worker_0.downstream_cx_total"];
         let w1 = stats["listener.public.worker_1.downstream_cx_total"];
-        assert!(w0 > 0 && w1 > 0, "{driver}: one worker took every connection ({w0}, {w1})");
+        assert!(
+            w0 > 0 && w1 > 0,
+            "{driver}: one worker took every connection ({w0}, {w1})"
+        );
         assert_eq!(w0 + w1, 64, "{driver}");
-        assert_eq!(stats["http.public.worker_0.downstream_rq_total"] + stats["http.public.worker_1.downstream_rq_total"], 64);
+        assert_eq!(
+            stats["http.public.worker_0.downstream_rq_total"]
+                + stats["http.public.worker_1.downstream_rq_total"],
+            64
+        );
         assert_eq!(stats["server.concurrency"], 2);
-        assert_eq!(stats["server.driver_io_uring"], u64::from(driver == "io_uring"), "{driver}");
+        assert_eq!(
+            stats["server.driver_io_uring"],
+            u64::from(driver == "io_uring"),
+            "{driver}"
+        );
     }
 }
 
@@ -75,7 +86,10 @@ fn stats_count_exactly_the_requests_sent() {
         assert_eq!(stats["http.public.rq_direct_response"], 20, "{driver}");
         assert_eq!(stats["listener.public.downstream_cx_total"], 1, "{driver}");
         assert_eq!(stats["listener.public.downstream_cx_active"], 0, "{driver}");
-        assert_eq!(stats["listener.public.downstream_cx_destroy"], 1, "{driver}");
+        assert_eq!(
+            stats["listener.public.downstream_cx_destroy"], 1,
+            "{driver}"
+        );
         assert_eq!(stats["server.live"], 1);
     }
 }
@@ -95,7 +109,11 @@ fn pipelined_requests_are_answered_in_order() {
         let b = read_response(&mut reader, false).unwrap();
         let c = read_response(&mut reader, true).unwrap();
         let d = read_response(&mut reader, false).unwrap();
-        assert_eq!((a.status, b.status, c.status, d.status), (200, 418, 200, 404), "{driver}");
+        assert_eq!(
+            (a.status, b.status, c.status, d.status),
+            (200, 418, 200, 404),
+            "{driver}"
+        );
         assert_eq!(b.body, b"short and stout\n");
         assert_eq!(c.header("content-length"), Some("3"));
         assert_eq!(d.header("connection"), Some("close"));
@@ -110,7 +128,10 @@ fn a_bad_request_gets_400_and_a_closed_connection() {
     for driver in drivers() {
         let (rw, addr) = start(driver);
         let mut conn = connect(addr).unwrap();
-        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n").unwrap();
+        conn.write_all(
+            b"GET /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        )
+        .unwrap();
         let mut reader = BufReader::new(conn);
         let r = read_response(&mut reader, false).unwrap();
         assert_eq!(r.status, 400, "{driver}");
@@ -118,7 +139,11 @@ fn a_bad_request_gets_400_and_a_closed_connection() {
         let mut rest = Vec::new();
         reader.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty());
-        assert_eq!(rw.stats()["http.public.downstream_cx_protocol_error"], 1, "{driver}");
+        assert_eq!(
+            rw.stats()["http.public.downstream_cx_protocol_error"],
+            1,
+            "{driver}"
+        );
     }
 }
 

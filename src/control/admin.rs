@@ -43,7 +43,9 @@ async fn handle(mut stream: TcpStream, state: Rc<ControlState>) {
             return;
         }
         buf.reserve(4096);
-        let (result, slice) = stream.read(monoio::buf::IoBufMut::slice_mut(buf, len..)).await;
+        let (result, slice) = stream
+            .read(monoio::buf::IoBufMut::slice_mut(buf, len..))
+            .await;
         buf = slice.into_inner();
         match result {
             Ok(0) | Err(_) => return,
@@ -52,7 +54,9 @@ async fn handle(mut stream: TcpStream, state: Rc<ControlState>) {
         match scanner.scan(&buf, &limits) {
             Ok(Some(n)) => break n,
             Ok(None) => {}
-            Err(_) => return respond(stream, Reply::new(400, "text/plain", b"bad request\n")).await,
+            Err(_) => {
+                return respond(stream, Reply::new(400, "text/plain", b"bad request\n")).await
+            }
         }
     };
     let mut request = Request::new();

@@ -113,8 +113,17 @@ mod tests {
         assert_eq!(http::status_class(204), http::DOWNSTREAM_RQ_2XX);
         assert_eq!(http::status_class(404), http::DOWNSTREAM_RQ_4XX);
         assert_eq!(http::status_class(599), http::DOWNSTREAM_RQ_5XX);
-        assert_eq!(http::DEFS[http::DOWNSTREAM_RQ_5XX].name, "downstream_rq_5xx");
-        assert_eq!(http::DEFS[http::DOWNSTREAM_CX_IDLE_TIMEOUT].name, "downstream_cx_idle_timeout");
-        assert_eq!(listener::DEFS[listener::DOWNSTREAM_CX_DESTROY].name, "downstream_cx_destroy");
+        assert_eq!(
+            http::DEFS[http::DOWNSTREAM_RQ_5XX].name,
+            "downstream_rq_5xx"
+        );
+        assert_eq!(
+            http::DEFS[http::DOWNSTREAM_CX_IDLE_TIMEOUT].name,
+            "downstream_cx_idle_timeout"
+        );
+        assert_eq!(
+            listener::DEFS[listener::DOWNSTREAM_CX_DESTROY].name,
+            "downstream_cx_destroy"
+        );
     }
 }

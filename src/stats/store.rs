@@ -73,9 +73,18 @@ mod tests {
         a.for_worker(0).get(listener::DOWNSTREAM_CX_TOTAL).inc();
         let mut out = String::new();
         store.render_text(&[("server.live".into(), 1)], &mut out);
-        assert!(out.contains("listener.public.downstream_cx_total: 4\n"), "{out}");
-        assert!(out.contains("listener.public.worker_1.downstream_cx_total: 3\n"), "{out}");
-        assert!(out.contains("listener.public.worker_0.downstream_cx_total: 1\n"), "{out}");
+        assert!(
+            out.contains("listener.public.downstream_cx_total: 4\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("listener.public.worker_1.downstream_cx_total: 3\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("listener.public.worker_0.downstream_cx_total: 1\n"),
+            "{out}"
+        );
         assert!(out.starts_with("listener."), "{out}");
         assert!(out.ends_with("server.live: 1\n"), "{out}");
     }

@@ -152,20 +152,23 @@ async fn serve(setup: WorkerSetup) {
     }
     let _ = events.send(Event::Ready(id));
 
-    while let Ok(command) = commands.recv_async().await {
-        match command {
-            Command::Shutdown { drain_timeout } => {
-                stop.stop();
-                let deadline = std::time::Instant::now() + drain_timeout;
-                while connections.count() > 0 && std::time::Instant::now() < deadline {
-                    monoio::time::sleep(DRAIN_POLL).await;
-                }
-                if connections.count() > 0 {
-                    info!(worker = id, open = connections.count(), "drain timeout: closing connections");
-                }
-                break;
-            }
-        }
+    // The only command so far is Shutdown; a closed queue means the control thread is
+    // gone, and the worker stops at once.
+    let drain_timeout = match commands.recv_async().await {
+        Ok(Command::Shutdown { drain_timeout }) => drain_timeout,
+        Err(_) => Duration::ZERO,
+    };
+    stop.stop();
+    let deadline = std::time::Instant::now() + drain_timeout;
+    while connections.count() > 0 && std::time::Instant::now() < deadline {
+        monoio::time::sleep(DRAIN_POLL).await;
+    }
+    if connections.count() > 0 {
+        info!(
+            worker = id,
+            open = connections.count(),
+            "drain timeout: closing connections"
+        );
     }
     let _ = events.send(Event::Stopped(id));
 }
