@@ -101,12 +101,19 @@ fn probe_io_uring() -> Result<RingFlags, io::Error> {
 /// `auto` falls back to epoll with a note; an explicit `io_uring` that the kernel refuses
 /// is an error, because the operator asked for it.
 pub fn resolve(choice: DriverChoice) -> Result<(Driver, Option<String>), String> {
+    resolve_with(choice, probe_io_uring)
+}
+
+fn resolve_with(
+    choice: DriverChoice,
+    probe: impl FnOnce() -> Result<RingFlags, io::Error>,
+) -> Result<(Driver, Option<String>), String> {
     match choice {
         DriverChoice::Epoll => Ok((Driver::Epoll, None)),
-        DriverChoice::IoUring => probe_io_uring()
+        DriverChoice::IoUring => probe()
             .map(|flags| (Driver::IoUring(flags), None))
             .map_err(|e| format!("driver io_uring was requested but is unavailable: {e}")),
-        DriverChoice::Auto => match probe_io_uring() {
+        DriverChoice::Auto => match probe() {
             Ok(flags) => Ok((Driver::IoUring(flags), None)),
             Err(e) => Ok((
                 Driver::Epoll,
@@ -144,6 +151,18 @@ mod tests {
     #[test]
     fn epoll_always_resolves() {
         assert_eq!(resolve(DriverChoice::Epoll).unwrap().0, Driver::Epoll);
+    }
+
+    #[test]
+    fn a_refused_ring_falls_back_to_epoll_and_says_why() {
+        let refused = || Err(io::Error::from_raw_os_error(1)); // EPERM, as seccomp answers
+        let (driver, note) = resolve_with(DriverChoice::Auto, refused).unwrap();
+        assert_eq!(driver, Driver::Epoll);
+        assert!(note.unwrap().contains("falling back to epoll"));
+        let err = resolve_with(DriverChoice::IoUring, refused).unwrap_err();
+        assert!(err.contains("io_uring was requested"), "{err}");
+        // epoll runs everywhere.
+        assert_eq!(block_on(driver, async { 1 }).unwrap(), 1);
     }
 
     #[test]
