@@ -1,0 +1,109 @@
+//! Codec throughput: request heads one-shot and trickled (16-byte reads), each next to
+//! raw `httparse::Request::parse` of the same bytes, and chunked decoding in MB/s.
+//!
+//! Run briefly: `cargo bench --bench http1 -- --warm-up-time 1 --measurement-time 2`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ringway::http1::*;
+
+fn small() -> Vec<u8> {
+    b"GET /index.html HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n"
+        .to_vec()
+}
+
+fn large() -> Vec<u8> {
+    let mut raw =
+        b"GET /api/v1/users/12345/profile?fields=name,email HTTP/1.1\r\nHost: api.example.com\r\n"
+            .to_vec();
+    for i in 0..29 {
+        raw.extend_from_slice(
+            format!("X-Header-{i:02}: value-{i}-abcdefghijklmnopqrstuvwxyz\r\n").as_bytes(),
+        );
+    }
+    raw.extend_from_slice(b"\r\n");
+    raw
+}
+
+/// Scanner + parser, fed in `step`-byte reads (the way a connection sees them).
+fn ringway_parse(raw: &[u8], step: usize, scanner: &mut HeadScanner, req: &mut Request) -> usize {
+    let limits = Limits::default();
+    scanner.reset();
+    let mut seen = 0;
+    loop {
+        seen = (seen + step).min(raw.len());
+        if let Ok(Some(n)) = scanner.scan(&raw[..seen], &limits) {
+            parse_request(&raw[..n], &limits, req).expect("valid");
+            return req.headers.len();
+        }
+    }
+}
+
+/// Raw httparse, re-run from the start on every read as a plain user of it would.
+fn httparse_parse(raw: &[u8], step: usize) -> usize {
+    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut seen = 0;
+    loop {
+        seen = (seen + step).min(raw.len());
+        let mut req = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(_)) = req.parse(&raw[..seen]) {
+            return req.headers.len();
+        }
+    }
+}
+
+fn heads(c: &mut Criterion) {
+    let mut group = c.benchmark_group("head");
+    for (name, raw) in [("small", small()), ("30-headers", large())] {
+        group.throughput(Throughput::Elements(1));
+        for (mode, step) in [("one-shot", usize::MAX), ("16B-reads", 16)] {
+            let id = format!("{name}/{mode}");
+            let mut scanner = HeadScanner::new();
+            let mut req = Request::new();
+            group.bench_with_input(BenchmarkId::new("ringway", &id), &raw, |b, raw| {
+                b.iter(|| ringway_parse(black_box(raw), step, &mut scanner, &mut req))
+            });
+            group.bench_with_input(BenchmarkId::new("httparse", &id), &raw, |b, raw| {
+                b.iter(|| httparse_parse(black_box(raw), step))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn chunked(c: &mut Criterion) {
+    let payload = vec![b'x'; 4096];
+    let mut body = Vec::new();
+    for _ in 0..256 {
+        body.extend_from_slice(b"1000\r\n");
+        body.extend_from_slice(&payload);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"0\r\n\r\n");
+    let limits = Limits::default();
+    let mut group = c.benchmark_group("chunked");
+    group.throughput(Throughput::Bytes(body.len() as u64));
+    group.bench_function("decode-1MiB-4KiB-chunks", |b| {
+        let mut decoder = ChunkedDecoder::new(&limits);
+        b.iter(|| {
+            decoder.reset();
+            let mut input = black_box(&body[..]);
+            let mut total = 0;
+            loop {
+                let (n, event) = decoder.decode(input).expect("valid");
+                match event {
+                    Some(ChunkEvent::Data(r)) => total += r.len(),
+                    Some(ChunkEvent::Done) | None => break,
+                    Some(ChunkEvent::Trailers) => {}
+                }
+                input = &input[n..];
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, heads, chunked);
+criterion_main!(benches);

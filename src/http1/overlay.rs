@@ -1,0 +1,165 @@
+//! Header changes the proxy makes before forwarding a head, kept beside the parse.
+//!
+//! The received head is never edited in place: the overlay records removals and
+//! replacements by header index and additions as new lines, and write-back
+//! (`serialize.rs`) interleaves them with untouched spans of the original buffer.
+//! Every owned line ("name: value\r\n") is appended to one byte arena, so a
+//! connection that reuses its `Request` stops allocating once the arena and the edit
+//! vector have grown to their working size: `clear` keeps capacity.
+//!
+//! Names and values are validated on entry, so write-back can only emit well-formed
+//! field lines whatever the caller passes.
+
+use super::error::{ErrorKind, ParseError};
+use super::header::{is_field_value, is_token};
+use super::span::Span;
+
+/// What happens to one received header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Edit {
+    Remove,
+    /// Replace the whole line with this arena span.
+    Replace(Span),
+}
+
+/// Pending header changes. Reusable: [`Overlay::clear`] keeps capacity.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    /// Edits by header index, sorted by index, at most one per index.
+    edits: Vec<(u32, Edit)>,
+    /// Added lines, as arena spans, in the order added.
+    added: Vec<Span>,
+    /// Owned line bytes.
+    arena: Vec<u8>,
+}
+
+impl Overlay {
+    /// An empty overlay.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Drops all changes, keeping capacity.
+    pub fn clear(&mut self) {
+        self.edits.clear();
+        self.added.clear();
+        self.arena.clear();
+    }
+
+    /// Whether there are no changes.
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty() && self.added.is_empty()
+    }
+
+    /// Marks received header `index` as removed (a later replace overrides it).
+    pub fn remove(&mut self, index: usize) {
+        self.set(index, Edit::Remove);
+    }
+
+    /// Replaces received header `index` with `name: value`. `name` is usually the
+    /// original name (pass `entry.name(buf)`), but may differ.
+    pub fn replace(&mut self, index: usize, name: &[u8], value: &[u8]) -> Result<(), ParseError> {
+        let line = self.push_line(name, value)?;
+        self.set(index, Edit::Replace(line));
+        Ok(())
+    }
+
+    /// Adds `name: value` after the received headers.
+    pub fn add(&mut self, name: &[u8], value: &[u8]) -> Result<(), ParseError> {
+        let line = self.push_line(name, value)?;
+        self.added.push(line);
+        Ok(())
+    }
+
+    /// Whether received header `index` is removed.
+    pub fn is_removed(&self, index: usize) -> bool {
+        matches!(self.edit(index), Some(Edit::Remove))
+    }
+
+    pub(crate) fn edit(&self, index: usize) -> Option<Edit> {
+        let index = u32::try_from(index).ok()?;
+        self.edits
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .and_then(|pos| self.edits.get(pos))
+            .map(|(_, e)| *e)
+    }
+
+    pub(crate) fn added(&self) -> impl Iterator<Item = &[u8]> {
+        self.added.iter().map(|s| s.get(&self.arena))
+    }
+
+    pub(crate) fn line(&self, span: Span) -> &[u8] {
+        span.get(&self.arena)
+    }
+
+    fn set(&mut self, index: usize, edit: Edit) {
+        let Ok(index) = u32::try_from(index) else {
+            return; // no head has 4 billion headers; nothing to remove
+        };
+        match self.edits.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) => {
+                if let Some(slot) = self.edits.get_mut(pos) {
+                    slot.1 = edit;
+                }
+            }
+            Err(pos) => self.edits.insert(pos, (index, edit)),
+        }
+    }
+
+    fn push_line(&mut self, name: &[u8], value: &[u8]) -> Result<Span, ParseError> {
+        if !is_token(name) || !is_field_value(value) {
+            return Err(ErrorKind::InvalidOverlay.into());
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(name);
+        self.arena.extend_from_slice(b": ");
+        self.arena.extend_from_slice(value);
+        self.arena.extend_from_slice(b"\r\n");
+        Ok(Span::new(start, self.arena.len()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edits_are_sorted_and_overridable() {
+        let mut o = Overlay::new();
+        o.remove(5);
+        o.remove(1);
+        assert!(o.is_removed(1) && o.is_removed(5) && !o.is_removed(2));
+        o.replace(5, b"X-A", b"1").unwrap();
+        assert!(!o.is_removed(5));
+        match o.edit(5) {
+            Some(Edit::Replace(s)) => assert_eq!(o.line(s), b"X-A: 1\r\n"),
+            other => panic!("{other:?}"),
+        }
+        o.add(b"Via", b"1.1 ringway").unwrap();
+        assert_eq!(
+            o.added().collect::<Vec<_>>(),
+            vec![&b"Via: 1.1 ringway\r\n"[..]]
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_lines() {
+        let mut o = Overlay::new();
+        assert!(o.add(b"Bad Name", b"v").is_err());
+        assert!(o.add(b"X", b"a\r\nInjected: 1").is_err());
+        assert!(o.add(b"", b"v").is_err());
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn clear_keeps_capacity() {
+        let mut o = Overlay::new();
+        o.add(b"X", b"y").unwrap();
+        o.remove(3);
+        let cap = o.arena.capacity();
+        o.clear();
+        assert!(o.is_empty());
+        assert_eq!(o.arena.capacity(), cap);
+    }
+}
