@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringway::config::{
-    Cluster, Config, DirectResponse, DriverChoice, Endpoint, Http1Settings, PinWorkers, Route,
-    RouteAction, RouteMatch, Workers,
+    Cluster, Config, DirectResponse, DriverChoice, Endpoint, EndpointAddress, Http1Settings,
+    PinWorkers, PoolSettings, Route, RouteAction, RouteMatch, Workers,
 };
 
 const EXAMPLE: &str = r#"workers: auto
@@ -91,12 +91,16 @@ fn example_parses_to_expected_values() {
             name: "orders".into(),
             endpoints: vec![
                 Endpoint {
-                    address: addr("127.0.0.1:9001")
+                    address: EndpointAddress::Tcp(addr("127.0.0.1:9001")),
+                    weight: 1,
                 },
                 Endpoint {
-                    address: addr("127.0.0.1:9002")
+                    address: EndpointAddress::Tcp(addr("127.0.0.1:9002")),
+                    weight: 1,
                 },
             ],
+            connect_timeout: Duration::from_secs(5),
+            pool: PoolSettings::default(),
         }]
     );
     assert_eq!(config.cluster("orders"), Some(&config.clusters[0]));
@@ -137,7 +141,7 @@ fn shipped_config_files_parse() {
     assert_eq!(reference.clusters.len(), 2);
     assert_eq!(
         reference.clusters[1].endpoints[1].address,
-        addr("[::1]:9102")
+        EndpointAddress::Tcp(addr("[::1]:9102"))
     );
     // The reference file spells out the defaults: they must be the real ones.
     assert_eq!(reference.listeners[0].http1, Http1Settings::default());

@@ -13,10 +13,11 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::addr::{check_name, parse_socket_addr};
+use super::decode_proxy;
 use super::error::Diagnostics;
 use super::model::{
-    Cluster, Config, DirectResponse, DriverChoice, Endpoint, Http1Settings, Listener, PinWorkers,
-    Route, RouteAction, RouteMatch, Workers,
+    Config, DirectResponse, DriverChoice, Http1Settings, Listener, PinWorkers, Route, RouteAction,
+    RouteMatch, Workers,
 };
 use super::node::{Map, Node};
 use super::suggest;
@@ -37,6 +38,14 @@ const LISTENER_KEYS: &[&str] = &[
     "http1",
     "header_read_timeout",
     "idle_timeout",
+    // Forwarding policy, decoded in decode_proxy.rs.
+    "trusted_proxies",
+    "request_id",
+    "via",
+    "server_header",
+    "max_request_body",
+    "expect_continue",
+    "buffer_limit",
 ];
 const HTTP1_KEYS: &[&str] = &[
     "max_request_line",
@@ -48,7 +57,6 @@ const HTTP1_KEYS: &[&str] = &[
 const ROUTE_KEYS: &[&str] = &["match", "cluster", "direct_response", "timeout"];
 const MATCH_KEYS: &[&str] = &["prefix", "path"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
-const CLUSTER_KEYS: &[&str] = &["name", "endpoints"];
 
 /// Nodes kept for the checks that span sections (see `validate`).
 #[derive(Debug, Default)]
@@ -95,7 +103,9 @@ pub(crate) fn config<'a>(
         })
     });
     let clusters = match map.optional("clusters") {
-        Some(n) => list(&n, diag, |item, diag| cluster(item, diag, marks)),
+        Some(n) => list(&n, diag, |item, diag| {
+            decode_proxy::cluster(item, diag, marks)
+        }),
         None => Some(Vec::new()),
     };
     Some(Config {
@@ -110,7 +120,7 @@ pub(crate) fn config<'a>(
 }
 
 /// Decodes every item (reporting each failure) and succeeds only if all did.
-fn list<'a, T>(
+pub(super) fn list<'a, T>(
     node: &Node<'a>,
     diag: &mut Diagnostics,
     mut item: impl FnMut(&Node<'a>, &mut Diagnostics) -> Option<T>,
@@ -120,7 +130,7 @@ fn list<'a, T>(
     decoded.into_iter().collect()
 }
 
-fn non_empty_list<'a, T>(
+pub(super) fn non_empty_list<'a, T>(
     node: &Node<'a>,
     diag: &mut Diagnostics,
     what: &str,
@@ -135,7 +145,11 @@ fn non_empty_list<'a, T>(
 }
 
 /// One of a fixed set of words, with a did-you-mean hint when it is close to one.
-fn choice<T: Copy>(node: &Node<'_>, diag: &mut Diagnostics, choices: &[(&str, T)]) -> Option<T> {
+pub(super) fn choice<T: Copy>(
+    node: &Node<'_>,
+    diag: &mut Diagnostics,
+    choices: &[(&str, T)],
+) -> Option<T> {
     let words = choices
         .iter()
         .map(|(word, _)| format!("`{word}`"))
@@ -200,7 +214,7 @@ fn driver(node: &Node<'_>, diag: &mut Diagnostics) -> Option<DriverChoice> {
     )
 }
 
-fn name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
+pub(super) fn name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
     let text = node.str(diag)?;
     match check_name(text) {
         Ok(()) => Some(text),
@@ -213,7 +227,7 @@ fn name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
 
 /// A duration that must be non-zero: every configured duration is a timeout, and a zero
 /// timeout would fire before any work is done.
-fn duration(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Duration> {
+pub(super) fn duration(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Duration> {
     let text = node.scalar_text(diag, "a duration such as `2s`")?;
     match parse_duration(&text) {
         Ok(d) if d.is_zero() => {
@@ -228,7 +242,7 @@ fn duration(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Duration> {
     }
 }
 
-fn optional_duration(
+pub(super) fn optional_duration(
     map: &Map<'_>,
     key: &str,
     default: Duration,
@@ -241,7 +255,7 @@ fn optional_duration(
 }
 
 /// A non-zero byte size that fits in `usize`.
-fn size(node: &Node<'_>, diag: &mut Diagnostics) -> Option<usize> {
+pub(super) fn size(node: &Node<'_>, diag: &mut Diagnostics) -> Option<usize> {
     let text = node.scalar_text(diag, "a size such as `64KiB` or a number of bytes")?;
     let bytes = match parse_size(&text) {
         Ok(bytes) => bytes,
@@ -298,6 +312,7 @@ fn listener<'a>(
     );
     let idle_timeout =
         optional_duration(&map, "idle_timeout", Listener::DEFAULT_IDLE_TIMEOUT, diag);
+    let proxy = decode_proxy::proxy_settings(&map, diag);
     Some(Listener {
         name: name?.to_owned(),
         address: address?,
@@ -305,6 +320,7 @@ fn listener<'a>(
         http1: http1?,
         header_read_timeout: header_read_timeout?,
         idle_timeout: idle_timeout?,
+        proxy: proxy?,
     })
 }
 
@@ -462,48 +478,4 @@ fn content_type(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
         return None;
     }
     Some(text.to_owned())
-}
-
-fn cluster<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> Option<Cluster> {
-    let map = node.map(diag, CLUSTER_KEYS)?;
-    let name = map.field(diag, "name").and_then(|n| {
-        let name = name(&n, diag);
-        if let Some(name) = name {
-            marks.cluster_names.push((name, n));
-        }
-        name
-    });
-    let endpoints = map
-        .field(diag, "endpoints")
-        .and_then(|n| non_empty_list(&n, diag, "endpoint", endpoint));
-    Some(Cluster {
-        name: name?.to_owned(),
-        endpoints: endpoints?,
-    })
-}
-
-/// An endpoint is an `ip:port` string today. Maps (`{ address, weight }`, unix paths) will be
-/// added as another arm here; callers only see `Endpoint`.
-fn endpoint(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Endpoint> {
-    let Some(text) = node.peek_str() else {
-        node.wrong_type(diag, "an `ip:port` string");
-        return None;
-    };
-    let address = match parse_socket_addr(text) {
-        Ok(address) => address,
-        Err(message) => {
-            node.error(diag, message);
-            return None;
-        }
-    };
-    if address.port() == 0 || address.ip().is_unspecified() {
-        node.error(
-            diag,
-            format!(
-                "{text:?} cannot be connected to: an endpoint needs a real IP and a non-zero port"
-            ),
-        );
-        return None;
-    }
-    Some(Endpoint { address })
 }

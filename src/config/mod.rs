@@ -15,6 +15,7 @@
 
 mod addr;
 mod decode;
+mod decode_proxy;
 pub mod error;
 mod model;
 mod node;
@@ -27,8 +28,9 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Cluster, Config, DirectResponse, DriverChoice, Endpoint, Http1Settings, Listener, PinWorkers,
-    Route, RouteAction, RouteMatch, Workers,
+    Cidr, Cluster, Config, DirectResponse, DriverChoice, Endpoint, EndpointAddress, ExpectContinue,
+    Http1Settings, Listener, PinWorkers, PoolSettings, ProxySettings, Route, RouteAction,
+    RouteMatch, TrustedProxies, Workers,
 };
 
 use error::Diagnostics;

@@ -80,6 +80,8 @@ pub struct Listener {
     pub header_read_timeout: Duration,
     /// A client connection with no request in flight is closed after this long.
     pub idle_timeout: Duration,
+    /// How requests are forwarded: trust, forwarding headers, body limits.
+    pub proxy: ProxySettings,
 }
 
 impl Listener {
@@ -164,15 +166,192 @@ impl DirectResponse {
 /// A named group of upstream endpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
-    /// Unique; `[A-Za-z0-9_.-]+`.
     pub name: String,
-    /// Non-empty.
     pub endpoints: Vec<Endpoint>,
+    /// Time allowed to establish a connection to an endpoint (default 5s, Envoy's).
+    pub connect_timeout: Duration,
+    /// Per-worker connection pool settings.
+    pub pool: PoolSettings,
 }
 
-/// One upstream address. A struct, not a bare `SocketAddr`, so weights and unix paths can
-/// be added without changing every consumer.
+impl Cluster {
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub address: SocketAddr,
+    pub address: EndpointAddress,
+    /// Relative share of requests, 1..=1000 (default 1).
+    pub weight: u32,
+}
+
+/// Where an endpoint listens.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EndpointAddress {
+    /// TCP, IPv4 or IPv6.
+    Tcp(SocketAddr),
+    /// A Unix stream socket path (written `unix:/path`).
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for EndpointAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EndpointAddress::Tcp(addr) => write!(f, "{addr}"),
+            EndpointAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// A worker's connection pool to each endpoint of a cluster. Every limit is per worker:
+/// workers share nothing, so a process holds up to `workers x` these numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Idle keep-alive connections kept per endpoint (default 64).
+    pub max_idle_per_endpoint: usize,
+    /// An idle connection is closed after this long (default 4s: below the 5s keep-alive
+    /// timeouts of Node.js and Apache, so ringway closes first and rarely reuses a
+    /// connection the origin is closing).
+    pub idle_timeout: Duration,
+    /// Connections open at once per endpoint, busy or idle (default 1024).
+    pub max_connections_per_endpoint: usize,
+    /// Requests waiting for a connection when an endpoint is at its limit (default
+    /// 1024); one more is answered 503.
+    pub max_pending: usize,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        PoolSettings {
+            max_idle_per_endpoint: 64,
+            idle_timeout: Duration::from_secs(4),
+            max_connections_per_endpoint: 1024,
+            max_pending: 1024,
+        }
+    }
+}
+
+/// A listener's forwarding policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxySettings {
+    /// Which peers may tell ringway the client's address and request id.
+    pub trusted_proxies: TrustedProxies,
+    /// Give every request an `x-request-id` (kept from trusted peers).
+    pub request_id: bool,
+    /// Add `via: 1.1 <this>` to forwarded requests and responses.
+    pub via: Option<String>,
+    /// Set `server: <this>` on responses.
+    pub server_header: Option<String>,
+    /// Largest request body accepted; 413 above it. `None`: unlimited.
+    pub max_request_body: Option<u64>,
+    /// Who answers `Expect: 100-continue`.
+    pub expect_continue: ExpectContinue,
+    /// The most bytes a connection buffers (a head, or pipelined requests) before it
+    /// stops reading (default 1MiB).
+    pub buffer_limit: usize,
+}
+
+impl ProxySettings {
+    pub const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            trusted_proxies: TrustedProxies::default(),
+            request_id: true,
+            via: None,
+            server_header: None,
+            max_request_body: None,
+            expect_continue: ExpectContinue::Answer,
+            buffer_limit: Self::DEFAULT_BUFFER_LIMIT,
+        }
+    }
+}
+
+/// Who may set `x-forwarded-for`, `x-forwarded-proto` and `x-request-id`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrustedProxies {
+    /// Trust this many proxies in front of ringway: the client is the address this many
+    /// entries from the right of `x-forwarded-for` (Envoy's `xff_num_trusted_hops`).
+    pub hops: u32,
+    /// Trust peers in these networks: walk `x-forwarded-for` from the right past trusted
+    /// addresses; the first untrusted one is the client.
+    pub cidrs: Vec<Cidr>,
+}
+
+/// An IP network, `10.0.0.0/8` or `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub network: std::net::IpAddr,
+    pub prefix_len: u8,
+}
+
+impl Cidr {
+    /// Whether `ip` is in this network (IPv4-mapped IPv6 addresses match IPv4 networks).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map_or(ip, V4),
+            v4 => v4,
+        };
+        match (self.network, ip) {
+            (V4(net), V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix_len),
+            (V6(net), V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.prefix_len),
+            _ => false,
+        }
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = usize::from(bits);
+    let (whole, rest) = (bits / 8, bits % 8);
+    if a.get(..whole) != b.get(..whole) {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    match (a.get(whole), b.get(whole)) {
+        (Some(x), Some(y)) => x & mask == y & mask,
+        _ => false,
+    }
+}
+
+/// How `Expect: 100-continue` is handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectContinue {
+    /// ringway sends `100 Continue` itself once the request is routed, and removes the
+    /// Expect header upstream (the default: the client waits one proxy hop, not two).
+    Answer,
+    /// Forward the Expect header and relay the upstream's `100 Continue`.
+    Forward,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_contain_their_addresses() {
+        let net = Cidr {
+            network: "10.1.0.0".parse().unwrap(),
+            prefix_len: 12,
+        };
+        assert!(net.contains("10.15.255.1".parse().unwrap()));
+        assert!(!net.contains("10.16.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.2.3".parse().unwrap()));
+        let v6 = Cidr {
+            network: "fd00::".parse().unwrap(),
+            prefix_len: 8,
+        };
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        let all = Cidr {
+            network: "0.0.0.0".parse().unwrap(),
+            prefix_len: 0,
+        };
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+    }
 }

@@ -1,0 +1,279 @@
+//! Schema for what proxying adds: clusters (endpoints with weights, Unix sockets, pool
+//! settings) and each listener's forwarding policy (trust, forwarding headers, limits).
+//!
+//! Kept apart from `decode.rs` so the core sections stay short; it uses the same helpers
+//! and reports errors the same way (file:line:column: path: message, every problem of a
+//! section at once).
+
+use std::path::PathBuf;
+
+use super::addr::parse_socket_addr;
+use super::decode::{choice, name, non_empty_list, optional_duration, size, Marks};
+use super::error::Diagnostics;
+use super::model::{
+    Cidr, Cluster, Endpoint, EndpointAddress, ExpectContinue, PoolSettings, ProxySettings,
+    TrustedProxies,
+};
+use super::node::{Map, Node};
+
+const CLUSTER_KEYS: &[&str] = &["name", "endpoints", "connect_timeout", "pool"];
+const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
+const POOL_KEYS: &[&str] = &[
+    "max_idle_per_endpoint",
+    "idle_timeout",
+    "max_connections_per_endpoint",
+    "max_pending",
+];
+const TRUSTED_KEYS: &[&str] = &["hops", "cidrs"];
+const MAX_WEIGHT: i64 = 1000;
+
+pub(super) fn cluster<'a>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    marks: &mut Marks<'a>,
+) -> Option<Cluster> {
+    let map = node.map(diag, CLUSTER_KEYS)?;
+    let name = map.field(diag, "name").and_then(|n| {
+        let name = name(&n, diag);
+        if let Some(name) = name {
+            marks.cluster_names.push((name, n));
+        }
+        name
+    });
+    let endpoints = map
+        .field(diag, "endpoints")
+        .and_then(|n| non_empty_list(&n, diag, "endpoint", endpoint));
+    let connect_timeout = optional_duration(
+        &map,
+        "connect_timeout",
+        Cluster::DEFAULT_CONNECT_TIMEOUT,
+        diag,
+    );
+    let pool = match map.optional("pool") {
+        Some(n) => pool(&n, diag),
+        None => Some(PoolSettings::default()),
+    };
+    Some(Cluster {
+        name: name?.to_owned(),
+        endpoints: endpoints?,
+        connect_timeout: connect_timeout?,
+        pool: pool?,
+    })
+}
+
+/// `ip:port`, `unix:/path`, or a map `{ address, weight }`.
+fn endpoint(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Endpoint> {
+    if node.peek_str().is_some() {
+        let address = endpoint_address(node, diag)?;
+        return Some(Endpoint { address, weight: 1 });
+    }
+    let map = node.map(diag, ENDPOINT_KEYS)?;
+    let address = map
+        .field(diag, "address")
+        .and_then(|n| endpoint_address(&n, diag));
+    let weight = match map.optional("weight") {
+        Some(n) => n
+            .int_in(diag, "a weight", 1..=MAX_WEIGHT)
+            .and_then(|w| u32::try_from(w).ok()),
+        None => Some(1),
+    };
+    Some(Endpoint {
+        address: address?,
+        weight: weight?,
+    })
+}
+
+fn endpoint_address(node: &Node<'_>, diag: &mut Diagnostics) -> Option<EndpointAddress> {
+    let Some(text) = node.peek_str() else {
+        node.wrong_type(diag, "an `ip:port` or `unix:/path` string");
+        return None;
+    };
+    if let Some(path) = text.strip_prefix("unix:") {
+        if !path.starts_with('/') {
+            node.error(
+                diag,
+                format!("{text:?}: a Unix socket path must be absolute, e.g. `unix:/run/app.sock`"),
+            );
+            return None;
+        }
+        return Some(EndpointAddress::Unix(PathBuf::from(path)));
+    }
+    let address = match parse_socket_addr(text) {
+        Ok(address) => address,
+        Err(message) => {
+            node.error(diag, message);
+            return None;
+        }
+    };
+    if address.port() == 0 || address.ip().is_unspecified() {
+        node.error(
+            diag,
+            format!(
+                "{text:?} cannot be connected to: an endpoint needs a real IP and a non-zero port"
+            ),
+        );
+        return None;
+    }
+    Some(EndpointAddress::Tcp(address))
+}
+
+fn pool(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PoolSettings> {
+    let map = node.map(diag, POOL_KEYS)?;
+    let defaults = PoolSettings::default();
+    let count =
+        |key: &str, default: usize, min: i64, diag: &mut Diagnostics| match map.optional(key) {
+            Some(n) => n
+                .int_in(diag, "a count", min..=1_000_000)
+                .and_then(|v| usize::try_from(v).ok()),
+            None => Some(default),
+        };
+    let max_idle = count(
+        "max_idle_per_endpoint",
+        defaults.max_idle_per_endpoint,
+        0,
+        diag,
+    );
+    let max_connections = count(
+        "max_connections_per_endpoint",
+        defaults.max_connections_per_endpoint,
+        1,
+        diag,
+    );
+    let max_pending = count("max_pending", defaults.max_pending, 0, diag);
+    let idle_timeout = optional_duration(&map, "idle_timeout", defaults.idle_timeout, diag);
+    Some(PoolSettings {
+        max_idle_per_endpoint: max_idle?,
+        idle_timeout: idle_timeout?,
+        max_connections_per_endpoint: max_connections?,
+        max_pending: max_pending?,
+    })
+}
+
+/// The forwarding keys of a listener (listed in `decode::LISTENER_KEYS`).
+pub(super) fn proxy_settings(map: &Map<'_>, diag: &mut Diagnostics) -> Option<ProxySettings> {
+    let defaults = ProxySettings::default();
+    let trusted_proxies = match map.optional("trusted_proxies") {
+        Some(n) => trusted_proxies(&n, diag),
+        None => Some(TrustedProxies::default()),
+    };
+    let request_id = match map.optional("request_id") {
+        Some(n) => bool_value(&n, diag),
+        None => Some(defaults.request_id),
+    };
+    let via = header_value_opt(map, "via", diag);
+    let server_header = header_value_opt(map, "server_header", diag);
+    let max_request_body = match map.optional("max_request_body") {
+        Some(n) => size(&n, diag).map(|s| Some(s as u64)),
+        None => Some(None),
+    };
+    let expect_continue = match map.optional("expect_continue") {
+        Some(n) => choice(
+            &n,
+            diag,
+            &[
+                ("answer", ExpectContinue::Answer),
+                ("forward", ExpectContinue::Forward),
+            ],
+        ),
+        None => Some(defaults.expect_continue),
+    };
+    let buffer_limit = match map.optional("buffer_limit") {
+        Some(n) => size(&n, diag).and_then(|s| {
+            if s < 16 * 1024 {
+                n.error(diag, "buffer_limit must be at least 16KiB (one read chunk)");
+                return None;
+            }
+            Some(s)
+        }),
+        None => Some(defaults.buffer_limit),
+    };
+    Some(ProxySettings {
+        trusted_proxies: trusted_proxies?,
+        request_id: request_id?,
+        via: via?,
+        server_header: server_header?,
+        max_request_body: max_request_body?,
+        expect_continue: expect_continue?,
+        buffer_limit: buffer_limit?,
+    })
+}
+
+fn bool_value(node: &Node<'_>, diag: &mut Diagnostics) -> Option<bool> {
+    let value = node.peek_bool();
+    if value.is_none() {
+        node.wrong_type(diag, "true or false");
+    }
+    value
+}
+
+/// An optional header value: printable ASCII, no CR/LF (header injection).
+fn header_value_opt(map: &Map<'_>, key: &str, diag: &mut Diagnostics) -> Option<Option<String>> {
+    let Some(node) = map.optional(key) else {
+        return Some(None);
+    };
+    let text = node.str(diag)?;
+    let valid = !text.trim().is_empty() && text.chars().all(|c| c == ' ' || c.is_ascii_graphic());
+    if !valid {
+        node.error(
+            diag,
+            format!("{text:?} is not a valid header value (printable ASCII, not empty)"),
+        );
+        return None;
+    }
+    Some(Some(text.to_owned()))
+}
+
+fn trusted_proxies(node: &Node<'_>, diag: &mut Diagnostics) -> Option<TrustedProxies> {
+    let map = node.map(diag, TRUSTED_KEYS)?;
+    let hops = match map.optional("hops") {
+        Some(n) => n
+            .int_in(diag, "a hop count", 0..=16)
+            .and_then(|h| u32::try_from(h).ok()),
+        None => Some(0),
+    };
+    let cidrs = match map.optional("cidrs") {
+        Some(n) => super::decode::list(&n, diag, |item, diag| item.parse_str(diag, parse_cidr)),
+        None => Some(Vec::new()),
+    };
+    Some(TrustedProxies {
+        hops: hops?,
+        cidrs: cidrs?,
+    })
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or a bare address (a /32 or /128).
+fn parse_cidr(text: &str) -> Result<Cidr, String> {
+    let (addr, len) = match text.split_once('/') {
+        Some((addr, len)) => (addr, Some(len)),
+        None => (text, None),
+    };
+    let network: std::net::IpAddr = addr.parse().map_err(|_| {
+        format!("invalid network {text:?}: expected e.g. `10.0.0.0/8` or `fd00::/8`")
+    })?;
+    let max = if network.is_ipv4() { 32 } else { 128 };
+    let prefix_len = match len {
+        None => max,
+        Some(len) => len
+            .parse::<u8>()
+            .ok()
+            .filter(|l| *l <= max)
+            .ok_or_else(|| format!("invalid prefix length in {text:?}: 0..={max}"))?,
+    };
+    Ok(Cidr {
+        network,
+        prefix_len,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs_parse_with_and_without_a_length() {
+        assert_eq!(parse_cidr("10.0.0.0/8").unwrap().prefix_len, 8);
+        assert_eq!(parse_cidr("::1").unwrap().prefix_len, 128);
+        assert!(parse_cidr("10.0.0.0/33").is_err());
+        assert!(parse_cidr("ten/8").is_err());
+    }
+}
