@@ -380,7 +380,7 @@ listeners:
     routes: [{ match: { prefix: / }, cluster: a }]
 clusters:
   - name: a
-    endpoints: [0.0.0.0:80, 127.0.0.1, { address: 127.0.0.1:1 }]
+    endpoints: [0.0.0.0:80, 127.0.0.1, unix:relative]
   - name: empty
     endpoints: []
 ";
@@ -392,7 +392,7 @@ clusters:
             "ringway.yaml:4:14: listeners[0].address: invalid address \"localhost:8080\": hostnames are not supported; use an IP address",
             "ringway.yaml:11:17: clusters[0].endpoints[0]: \"0.0.0.0:80\" cannot be connected to: an endpoint needs a real IP and a non-zero port",
             "ringway.yaml:11:29: clusters[0].endpoints[1]: invalid address \"127.0.0.1\": missing port, e.g. `127.0.0.1:8080`",
-            "ringway.yaml:11:40: clusters[0].endpoints[2]: expected an `ip:port` string, found a mapping",
+            "ringway.yaml:11:40: clusters[0].endpoints[2]: \"unix:relative\": a Unix socket path must be absolute, e.g. `unix:/run/app.sock`",
             "ringway.yaml:13:16: clusters[1].endpoints: at least one endpoint is required",
         ]
     );
