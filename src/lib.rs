@@ -10,14 +10,18 @@
 //! `http1` and `config` import no runtime: they are pure functions and state machines
 //! over byte slices and parsed values, unit-tested and fuzzed in isolation.
 
+pub mod buffers;
 pub mod config;
 pub mod control;
 pub mod cpus;
 pub mod driver;
+pub mod error;
+pub mod forwarding;
 pub mod http1;
 pub mod listen;
 pub mod local_reply;
 pub mod router;
 pub mod snapshot;
 pub mod stats;
+pub mod upstream;
 pub mod worker;

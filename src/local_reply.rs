@@ -141,8 +141,16 @@ pub enum LocalReplyKind {
     HeadersTooLarge,
     /// An unknown transfer coding (501).
     NotImplemented,
-    /// The route's cluster has no upstream this build can reach (503).
+    /// The route's cluster has no endpoint to send to (503).
     NoUpstream,
+    /// Connecting to the upstream failed or timed out (503).
+    UpstreamConnectFailure,
+    /// The upstream's connection limit and pending queue are full (503).
+    UpstreamOverflow,
+    /// The upstream sent something that is not a valid response, or reset before one (502).
+    BadGateway,
+    /// The upstream did not answer within the route's timeout (504).
+    GatewayTimeout,
     /// An HTTP version other than 1.0 and 1.1 (505).
     VersionNotSupported,
 }
@@ -171,12 +179,16 @@ impl LocalReplyKind {
             LocalReplyKind::HeadersTooLarge => (431, "request headers too large\n"),
             LocalReplyKind::NotImplemented => (501, "transfer coding not implemented\n"),
             LocalReplyKind::NoUpstream => (503, "no healthy upstream\n"),
+            LocalReplyKind::UpstreamConnectFailure => (503, "upstream connect error\n"),
+            LocalReplyKind::UpstreamOverflow => (503, "upstream overflow\n"),
+            LocalReplyKind::BadGateway => (502, "bad upstream response\n"),
+            LocalReplyKind::GatewayTimeout => (504, "upstream request timeout\n"),
             LocalReplyKind::VersionNotSupported => (505, "http version not supported\n"),
         }
     }
 }
 
-const KINDS: [LocalReplyKind; 9] = [
+const KINDS: [LocalReplyKind; 13] = [
     LocalReplyKind::BadRequest,
     LocalReplyKind::NoRoute,
     LocalReplyKind::RequestTimeout,
@@ -185,6 +197,10 @@ const KINDS: [LocalReplyKind; 9] = [
     LocalReplyKind::HeadersTooLarge,
     LocalReplyKind::NotImplemented,
     LocalReplyKind::NoUpstream,
+    LocalReplyKind::UpstreamConnectFailure,
+    LocalReplyKind::UpstreamOverflow,
+    LocalReplyKind::BadGateway,
+    LocalReplyKind::GatewayTimeout,
     LocalReplyKind::VersionNotSupported,
 ];
 

@@ -19,7 +19,7 @@ use super::header::{
 };
 use super::limits::{Limits, HARD_MAX_HEADERS};
 use super::overlay::Overlay;
-use super::serialize::{write_head, Segment};
+use super::serialize::{write_head, ByteSink, Segment};
 use super::span::{offset_in, span_of, Span};
 use super::target::{is_authority, parse_target};
 
@@ -151,6 +151,18 @@ impl Request {
     pub fn write_head<'s>(&'s self, out: &mut Vec<Segment<'s>>) {
         let end = Span::new(self.head_len.saturating_sub(2), self.head_len);
         write_head(self.request_line, &self.headers, end, &self.overlay, out);
+    }
+
+    /// Appends the header section (field lines with the overlay applied, then the
+    /// blank line) to `out`, without the request line: for a proxy that writes its own
+    /// request line and copies the head into one write buffer. `buf` is the buffer the
+    /// head was parsed from. Allocates nothing beyond `out`'s growth.
+    pub fn append_fields(&self, buf: &[u8], out: &mut Vec<u8>) {
+        let after_line = self.request_line.end as usize;
+        let end = Span::new(self.head_len.saturating_sub(2), self.head_len);
+        let mut sink = ByteSink { buf, out };
+        let empty = Span::new(after_line, after_line);
+        write_head(empty, &self.headers, end, &self.overlay, &mut sink);
     }
 }
 

@@ -19,7 +19,7 @@ use super::header::{
 use super::limits::{Limits, HARD_MAX_HEADERS};
 use super::overlay::Overlay;
 use super::request::{map_error, strip_hop_by_hop, Method, Version};
-use super::serialize::{write_head, Segment};
+use super::serialize::{write_head, ByteSink, Segment};
 use super::span::{span_of, Span};
 
 /// How a response body is delimited.
@@ -92,6 +92,15 @@ impl Response {
     pub fn write_head<'s>(&'s self, out: &mut Vec<Segment<'s>>) {
         let end = Span::new(self.head_len.saturating_sub(2), self.head_len);
         write_head(self.status_line, &self.headers, end, &self.overlay, out);
+    }
+
+    /// As [`super::Request::append_fields`]: the header section without the status line.
+    pub fn append_fields(&self, buf: &[u8], out: &mut Vec<u8>) {
+        let after_line = self.status_line.end as usize;
+        let end = Span::new(self.head_len.saturating_sub(2), self.head_len);
+        let mut sink = ByteSink { buf, out };
+        let empty = Span::new(after_line, after_line);
+        write_head(empty, &self.headers, end, &self.overlay, &mut sink);
     }
 }
 

@@ -53,7 +53,7 @@ pub(crate) fn write_head<'a>(
     headers: &[HeaderEntry],
     end: Span,
     overlay: &'a Overlay,
-    out: &mut Vec<Segment<'a>>,
+    out: &mut impl Sink<'a>,
 ) {
     let mut run: Option<Span> = None;
     original(out, &mut run, start_line);
@@ -75,8 +75,32 @@ pub(crate) fn write_head<'a>(
     flush(&mut run, out);
 }
 
+/// Where write-back goes: a list of segments (for a vectored write), or straight into
+/// a byte buffer (for a proxy that copies the head into its write chunk).
+pub(crate) trait Sink<'a> {
+    fn push(&mut self, segment: Segment<'a>);
+}
+
+impl<'a> Sink<'a> for Vec<Segment<'a>> {
+    fn push(&mut self, segment: Segment<'a>) {
+        Vec::push(self, segment);
+    }
+}
+
+/// Appends each segment's bytes, resolved against `buf`, to `out`.
+pub(crate) struct ByteSink<'b> {
+    pub buf: &'b [u8],
+    pub out: &'b mut Vec<u8>,
+}
+
+impl<'a> Sink<'a> for ByteSink<'_> {
+    fn push(&mut self, segment: Segment<'a>) {
+        self.out.extend_from_slice(segment.bytes(self.buf));
+    }
+}
+
 /// Extends the current run of original bytes, or starts a new one.
-fn original(out: &mut Vec<Segment<'_>>, run: &mut Option<Span>, span: Span) {
+fn original<'a>(out: &mut impl Sink<'a>, run: &mut Option<Span>, span: Span) {
     match run {
         Some(r) if r.end == span.start => r.end = span.end,
         _ => {
@@ -87,7 +111,7 @@ fn original(out: &mut Vec<Segment<'_>>, run: &mut Option<Span>, span: Span) {
     }
 }
 
-fn flush<'a>(run: &mut Option<Span>, out: &mut Vec<Segment<'a>>) {
+fn flush<'a>(run: &mut Option<Span>, out: &mut impl Sink<'a>) {
     if let Some(r) = run.take() {
         out.push(Segment::Original(r));
     }
@@ -127,6 +151,18 @@ mod tests {
         let (segs, out) = run(&o);
         assert_eq!(segs, vec![Segment::Original(Span::new(0, 36))]);
         assert_eq!(out, HEAD);
+    }
+
+    #[test]
+    fn a_byte_sink_writes_the_same_bytes() {
+        let mut o = Overlay::new();
+        o.remove(0);
+        o.add(b"D", b"4").unwrap();
+        let headers = [entry(16, 22), entry(22, 28), entry(28, 34)];
+        let mut out = b"POST /x HTTP/1.1\r\n".to_vec();
+        let mut sink = ByteSink { buf: HEAD, out: &mut out };
+        write_head(Span::new(16, 16), &headers, Span::new(34, 36), &o, &mut sink);
+        assert_eq!(out, b"POST /x HTTP/1.1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n");
     }
 
     #[test]

@@ -103,6 +103,57 @@ pub mod http {
     }
 }
 
+/// `cluster.<name>.`: requests forwarded to one cluster (Envoy's cluster stats).
+pub mod cluster {
+    use super::*;
+
+    /// Connections opened.
+    pub const UPSTREAM_CX_TOTAL: usize = 0;
+    /// Connects that failed (refused, unreachable).
+    pub const UPSTREAM_CX_CONNECT_FAIL: usize = 1;
+    /// Connects that timed out.
+    pub const UPSTREAM_CX_CONNECT_TIMEOUT: usize = 2;
+    /// Responses that were not valid HTTP/1.1.
+    pub const UPSTREAM_CX_PROTOCOL_ERROR: usize = 3;
+    /// Requests sent (retries included).
+    pub const UPSTREAM_RQ_TOTAL: usize = 4;
+    /// Responses by status class: index `UPSTREAM_RQ_1XX + class - 1`.
+    pub const UPSTREAM_RQ_1XX: usize = 5;
+    /// Requests refused because the pending queue was full.
+    pub const UPSTREAM_RQ_PENDING_OVERFLOW: usize = 10;
+    /// Requests that hit the route timeout.
+    pub const UPSTREAM_RQ_TIMEOUT: usize = 11;
+    /// Requests retried on a fresh connection after a pooled one failed.
+    pub const UPSTREAM_RQ_RETRY: usize = 12;
+    /// Requests sent on a pooled (reused) connection.
+    pub const UPSTREAM_CX_POOL_REUSE: usize = 13;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 14] = [
+        counter("upstream_cx_total"),
+        counter("upstream_cx_connect_fail"),
+        counter("upstream_cx_connect_timeout"),
+        counter("upstream_cx_protocol_error"),
+        counter("upstream_rq_total"),
+        counter("upstream_rq_1xx"),
+        counter("upstream_rq_2xx"),
+        counter("upstream_rq_3xx"),
+        counter("upstream_rq_4xx"),
+        counter("upstream_rq_5xx"),
+        counter("upstream_rq_pending_overflow"),
+        counter("upstream_rq_timeout"),
+        counter("upstream_rq_retry"),
+        counter("upstream_cx_pool_reuse"),
+    ];
+
+    /// The index of the status-class counter for `status` (100..=599).
+    #[inline]
+    pub fn status_class(status: u16) -> usize {
+        let class = usize::from(status / 100).clamp(1, 5);
+        UPSTREAM_RQ_1XX + class - 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,138 @@
+//! Errors of a forwarded request: what went wrong, on which side, and how far the
+//! exchange had got.
+//!
+//! The two progress flags decide everything that follows a failure: a request whose bytes
+//! never reached the upstream may be sent again; a request that reached it may be sent
+//! again only if it is idempotent and failed on a reused connection before any response
+//! byte (the origin closing an idle keep-alive connection as ringway reused it); and once
+//! response bytes went to the client, no local reply is possible, only closing the
+//! connection.
+
+use std::fmt;
+
+use crate::local_reply::LocalReplyKind;
+
+/// Which peer a failure came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client (downstream).
+    Client,
+    /// The upstream.
+    Upstream,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The cluster has no endpoint.
+    NoHealthyUpstream,
+    /// The endpoint's connection limit and pending queue are full.
+    Overflow,
+    /// Connecting failed (refused, unreachable, no socket file).
+    ConnectFailed,
+    /// Connecting took longer than the cluster's connect timeout.
+    ConnectTimeout,
+    /// The upstream reset or closed the connection before the response was complete.
+    UpstreamReset,
+    /// The upstream's response is not valid HTTP/1.1.
+    BadResponse,
+    /// The route timeout passed.
+    Timeout,
+    /// The client's body framing is invalid (status to answer).
+    BadRequestBody(u16),
+    /// The body is larger than `max_request_body`.
+    RequestTooLarge,
+    /// The client went away.
+    ClientGone,
+}
+
+/// A failed exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Error {
+    /// What happened.
+    pub kind: ErrorKind,
+    /// Where.
+    pub side: Side,
+    /// Whether any request byte was written to the upstream.
+    pub request_written: bool,
+    /// Whether any response byte was forwarded to the client.
+    pub response_started: bool,
+}
+
+impl Error {
+    /// An error before anything was sent either way.
+    pub fn new(kind: ErrorKind, side: Side) -> Self {
+        Error {
+            kind,
+            side,
+            request_written: false,
+            response_started: false,
+        }
+    }
+
+    /// Whether to send the request again on a fresh connection: only for an upstream reset
+    /// before any response byte, on a connection taken from the pool, for a request that
+    /// is idempotent or never reached the upstream, and whose body ringway still holds.
+    pub fn retryable(&self, reused: bool, idempotent: bool, replayable: bool) -> bool {
+        self.kind == ErrorKind::UpstreamReset
+            && !self.response_started
+            && reused
+            && replayable
+            && (idempotent || !self.request_written)
+    }
+
+    /// The local reply to send, or `None` when response bytes already went out (the
+    /// connection is then closed mid-response) or the client is gone.
+    pub fn reply(&self) -> Option<LocalReplyKind> {
+        if self.response_started {
+            return None;
+        }
+        Some(match self.kind {
+            ErrorKind::NoHealthyUpstream => LocalReplyKind::NoUpstream,
+            ErrorKind::Overflow => LocalReplyKind::UpstreamOverflow,
+            ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout => {
+                LocalReplyKind::UpstreamConnectFailure
+            }
+            ErrorKind::UpstreamReset | ErrorKind::BadResponse => LocalReplyKind::BadGateway,
+            ErrorKind::Timeout => LocalReplyKind::GatewayTimeout,
+            ErrorKind::BadRequestBody(status) => LocalReplyKind::for_status(status),
+            ErrorKind::RequestTooLarge => LocalReplyKind::ContentTooLarge,
+            ErrorKind::ClientGone => return None,
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} ({:?} side; request written: {}, response started: {})",
+            self.kind, self.side, self.request_written, self.response_started
+        )
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_resets_before_the_response_on_reused_connections_retry() {
+        let mut e = Error::new(ErrorKind::UpstreamReset, Side::Upstream);
+        e.request_written = true;
+        assert!(e.retryable(true, true, true));
+        assert!(!e.retryable(false, true, true), "fresh connection");
+        assert!(!e.retryable(true, false, true), "POST that reached the upstream");
+        assert!(!e.retryable(true, true, false), "body no longer held");
+        e.request_written = false;
+        assert!(e.retryable(true, false, true), "never written");
+        e.response_started = true;
+        assert!(!e.retryable(true, true, true));
+        assert_eq!(e.reply(), None);
+        let timeout = Error::new(ErrorKind::Timeout, Side::Upstream);
+        assert!(!timeout.retryable(true, true, true));
+        assert_eq!(timeout.reply(), Some(LocalReplyKind::GatewayTimeout));
+    }
+}

@@ -1,0 +1,227 @@
+//! Forwarding headers: who the client is, and what the upstream is told about it.
+//!
+//! The trust model decides whether a peer may speak for someone else:
+//! - nobody trusted (the default): the client is the peer; any `x-forwarded-for`,
+//!   `x-forwarded-proto` or `x-request-id` it sent is replaced, so a client cannot choose
+//!   the address that logs and rate limits will see;
+//! - `hops: N`: N proxies stand in front of ringway; the client is the N-th address from
+//!   the right of `x-forwarded-for` (Envoy's `xff_num_trusted_hops`); with fewer entries
+//!   than N, the leftmost one;
+//! - `cidrs`: a peer inside those networks is trusted; walking `x-forwarded-for` from the
+//!   right, addresses inside the networks are skipped and the first one outside is the
+//!   client (nginx's `real_ip_recursive`).
+//!
+//! A trusted peer's `x-forwarded-for` is kept and the peer appended; its
+//! `x-forwarded-proto` and `x-request-id` are kept. Changes go into the request's overlay:
+//! the received head is never edited in place.
+
+use std::{fmt::Write as _, net::IpAddr};
+
+use crate::{config::ProxySettings, http1::Request};
+
+/// Applies the policy to `request` (whose head is `head`) from `peer`, and returns the
+/// client address. `scratch` is a reused buffer; `random` gives request ids.
+pub fn apply(
+    request: &mut Request,
+    head: &[u8],
+    peer: IpAddr,
+    policy: &ProxySettings,
+    random: &mut fastrand::Rng,
+    scratch: &mut String,
+) -> IpAddr {
+    let trust = &policy.trusted_proxies;
+    let peer_trusted = trust.hops > 0 || trust.cidrs.iter().any(|c| c.contains(peer));
+
+    scratch.clear();
+    for (index, header) in request.headers.iter().enumerate() {
+        if header.is(head, "x-forwarded-for") {
+            let value = String::from_utf8_lossy(header.value(head));
+            if peer_trusted && !value.trim().is_empty() {
+                if !scratch.is_empty() {
+                    scratch.push_str(", ");
+                }
+                scratch.push_str(value.trim());
+            }
+            request.overlay.remove(index);
+        }
+    }
+    let client = if peer_trusted {
+        client_from_chain(scratch, peer, trust.hops, &trust.cidrs)
+    } else {
+        peer
+    };
+    if !scratch.is_empty() {
+        scratch.push_str(", ");
+    }
+    let _ = write!(scratch, "{peer}");
+    // The value is built from addresses and trusted header text, all valid field bytes;
+    // an invalid one is dropped rather than forwarded.
+    let _ = request.overlay.add(b"x-forwarded-for", scratch.as_bytes());
+
+    let proto = request.header(head, "x-forwarded-proto").is_some();
+    if !(peer_trusted && proto) {
+        remove_all(request, head, "x-forwarded-proto");
+        let _ = request.overlay.add(b"x-forwarded-proto", b"http");
+    }
+
+    if policy.request_id {
+        let kept = peer_trusted
+            && request
+                .header(head, "x-request-id")
+                .is_some_and(|v| !v.is_empty() && v.len() <= 128);
+        if !kept {
+            remove_all(request, head, "x-request-id");
+            scratch.clear();
+            request_id(random, scratch);
+            let _ = request.overlay.add(b"x-request-id", scratch.as_bytes());
+        }
+    }
+    if let Some(via) = &policy.via {
+        scratch.clear();
+        scratch.push_str("1.1 ");
+        scratch.push_str(via);
+        let _ = request.overlay.add(b"via", scratch.as_bytes());
+    }
+    client
+}
+
+fn remove_all(request: &mut Request, head: &[u8], name: &str) {
+    for (index, header) in request.headers.iter().enumerate() {
+        if header.is(head, name) {
+            request.overlay.remove(index);
+        }
+    }
+}
+
+/// The client address from a trusted `x-forwarded-for` chain (`chain` excludes the peer).
+fn client_from_chain(chain: &str, peer: IpAddr, hops: u32, cidrs: &[crate::config::Cidr]) -> IpAddr {
+    // Right to left, without collecting: this runs per request.
+    let mut entries = chain.rsplit(',').map(str::trim).filter(|e| !e.is_empty());
+    if hops > 0 {
+        let mut pick = None;
+        for _ in 0..hops {
+            match entries.next() {
+                Some(entry) => pick = Some(entry),
+                None => break,
+            }
+        }
+        return pick.and_then(parse_entry).unwrap_or(peer);
+    }
+    let mut client = peer;
+    for entry in entries {
+        match parse_entry(entry) {
+            Some(ip) => {
+                client = ip;
+                if !cidrs.iter().any(|c| c.contains(ip)) {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    client
+}
+
+/// An XFF entry: an IP, optionally with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_entry(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+}
+
+/// A random (version 4) UUID, lower-case hex.
+fn request_id(random: &mut fastrand::Rng, out: &mut String) {
+    let hi = random.u64(..);
+    let lo = random.u64(..);
+    let hi = (hi & !0xf000) | 0x4000; // version 4
+    let lo = (lo & !(0xc000 << 48)) | (0x8000 << 48); // RFC 4122 variant
+    let _ = write!(
+        out,
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cidr, TrustedProxies};
+    use crate::http1::{concat, parse_request, HeadScanner, Limits, Request};
+
+    fn run(raw: &str, peer: &str, trust: TrustedProxies) -> (String, IpAddr) {
+        let limits = Limits::default();
+        let head = raw.as_bytes();
+        let len = HeadScanner::new().scan(head, &limits).unwrap().unwrap();
+        let mut request = Request::new();
+        parse_request(&head[..len], &limits, &mut request).unwrap();
+        let policy = ProxySettings {
+            trusted_proxies: trust,
+            ..ProxySettings::default()
+        };
+        let client = apply(
+            &mut request,
+            head,
+            peer.parse().unwrap(),
+            &policy,
+            &mut fastrand::Rng::with_seed(7),
+            &mut String::new(),
+        );
+        let mut segments = Vec::new();
+        request.write_head(&mut segments);
+        let mut out = Vec::new();
+        concat(&segments, head, &mut out);
+        (String::from_utf8(out).unwrap(), client)
+    }
+
+    const SPOOFED: &str = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Request-Id: mine\r\n\r\n";
+
+    #[test]
+    fn an_untrusted_client_cannot_choose_its_address() {
+        let (head, client) = run(SPOOFED, "192.0.2.7", TrustedProxies::default());
+        assert_eq!(client, "192.0.2.7".parse::<IpAddr>().unwrap());
+        assert!(head.contains("x-forwarded-for: 192.0.2.7\r\n"), "{head}");
+        assert!(!head.contains("6.6.6.6"), "{head}");
+        assert!(head.contains("x-forwarded-proto: http\r\n"), "{head}");
+        assert!(!head.contains("mine"), "{head}");
+        assert!(head.contains("x-request-id: "), "{head}");
+    }
+
+    #[test]
+    fn trusted_hops_pick_the_nth_address_from_the_right() {
+        let raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\nX-Request-Id: abc\r\n\r\n";
+        let trust = TrustedProxies { hops: 1, cidrs: vec![] };
+        let (head, client) = run(raw, "10.0.0.1", trust);
+        assert_eq!(client, "2.2.2.2".parse::<IpAddr>().unwrap());
+        assert!(head.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.1\r\n"), "{head}");
+        assert!(head.contains("X-Request-Id: abc\r\n"), "{head}");
+        let trust = TrustedProxies { hops: 2, cidrs: vec![] };
+        assert_eq!(run(raw, "10.0.0.1", trust).1, "1.1.1.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn trusted_networks_are_walked_from_the_right() {
+        let raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 10.0.0.9\r\n\r\n";
+        let cidrs = vec![Cidr { network: "10.0.0.0".parse().unwrap(), prefix_len: 8 }];
+        let trust = TrustedProxies { hops: 0, cidrs: cidrs.clone() };
+        let (_, client) = run(raw, "10.0.0.1", trust.clone());
+        assert_eq!(client, "1.1.1.1".parse::<IpAddr>().unwrap());
+        // A peer outside the networks is the client, whatever it claims.
+        let (head, client) = run(raw, "192.0.2.1", trust);
+        assert_eq!(client, "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert!(head.contains("x-forwarded-for: 192.0.2.1\r\n"), "{head}");
+    }
+
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let mut out = String::new();
+        request_id(&mut fastrand::Rng::with_seed(1), &mut out);
+        assert_eq!(out.len(), 36);
+        assert_eq!(&out[14..15], "4");
+        assert!(matches!(&out[19..20], "8" | "9" | "a" | "b"), "{out}");
+    }
+}
