@@ -68,6 +68,19 @@ fn heads(c: &mut Criterion) {
                 b.iter(|| httparse_parse(black_box(raw), step))
             });
         }
+        // The two halves of the one-shot ringway path, to see where time goes.
+        let limits = Limits::default();
+        let mut scanner = HeadScanner::new();
+        group.bench_with_input(BenchmarkId::new("scan-only", name), &raw, |b, raw| {
+            b.iter(|| {
+                scanner.reset();
+                scanner.scan(black_box(raw), &limits)
+            })
+        });
+        let mut req = Request::new();
+        group.bench_with_input(BenchmarkId::new("parse-only", name), &raw, |b, raw| {
+            b.iter(|| parse_request(black_box(raw), &limits, &mut req))
+        });
     }
     group.finish();
 }

@@ -64,32 +64,26 @@ impl HeadScanner {
         let start = self.pos.min(end);
         let window = buf.get(start..end).unwrap_or_default();
         self.examined += window.len() as u64;
-        let mut from = 0;
-        while let Some(i) = find_lf(window.get(from..).unwrap_or_default()) {
-            let lf = start + from + i;
-            from += i + 1;
-            if lf == 0 || buf.get(lf - 1) != Some(&b'\r') {
-                return Err(ErrorKind::LineEnding.into());
+        // Eight bytes at a time; every LF in a word is handled in order.
+        let mut chunks = window.chunks_exact(8);
+        let mut base = start;
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let mut mask = lf_mask(u64::from_le_bytes(word));
+            while mask != 0 {
+                let lf = base + (mask.trailing_zeros() / 8) as usize;
+                mask &= mask - 1;
+                if let Some(len) = self.line_end(buf, lf, limits)? {
+                    return Ok(Some(len));
+                }
             }
-            // Content of the line, CRLF excluded.
-            let content = (lf - 1).saturating_sub(self.line_start);
-            self.line_start = lf + 1;
-            if !self.started {
-                if content == 0 {
-                    continue; // leading empty line
-                }
-                if content > limits.max_request_line {
-                    return Err(ErrorKind::RequestLineTooLong.into());
-                }
-                self.started = true;
-            } else if content == 0 {
-                self.pos = lf + 1;
-                self.done = Some(lf + 1);
-                return Ok(self.done);
-            } else {
-                self.fields += 1;
-                if self.fields > limits.headers() {
-                    return Err(ErrorKind::TooManyHeaders.into());
+            base += 8;
+        }
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            if b == b'\n' {
+                if let Some(len) = self.line_end(buf, base + i, limits)? {
+                    return Ok(Some(len));
                 }
             }
         }
@@ -103,21 +97,58 @@ impl HeadScanner {
         }
         Ok(None)
     }
+
+    /// Handles the LF at `lf`: checks the CR before it, the limits, and whether the
+    /// line was the blank line that ends the head.
+    fn line_end(
+        &mut self,
+        buf: &[u8],
+        lf: usize,
+        limits: &Limits,
+    ) -> Result<Option<usize>, ParseError> {
+        if lf == 0 || buf.get(lf - 1) != Some(&b'\r') {
+            return Err(ErrorKind::LineEnding.into());
+        }
+        // Content of the line, CRLF excluded.
+        let content = (lf - 1).saturating_sub(self.line_start);
+        self.line_start = lf + 1;
+        if !self.started {
+            // An empty line here is a leading empty line: skipped.
+            if content > limits.max_request_line {
+                return Err(ErrorKind::RequestLineTooLong.into());
+            }
+            self.started = content > 0;
+        } else if content == 0 {
+            self.pos = lf + 1;
+            self.done = Some(lf + 1);
+            return Ok(self.done);
+        } else {
+            self.fields += 1;
+            if self.fields > limits.headers() {
+                return Err(ErrorKind::TooManyHeaders.into());
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// 0x80 in each byte of `word` (little-endian) that is `\n`, 0 elsewhere. Exact for
+/// every byte (no borrow between bytes), so all matches in a word can be used.
+fn lf_mask(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let x = word ^ LF; // zero bytes where word has LF
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 
 /// Index of the first `\n` in `s`, eight bytes at a time.
 pub(crate) fn find_lf(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    const LF: u64 = LO * b'\n' as u64;
     let mut chunks = s.chunks_exact(8);
     let mut base = 0;
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ LF;
-        // Classic "has zero byte": exact for the lowest matching byte in little-endian.
-        let found = x.wrapping_sub(LO) & !x & HI;
+        let found = lf_mask(u64::from_le_bytes(word));
         if found != 0 {
             return Some(base + (found.trailing_zeros() / 8) as usize);
         }
@@ -245,6 +276,12 @@ mod tests {
         // Each byte examined exactly once, however the head was split.
         assert_eq!(trickled, head.len() as u64);
         assert_eq!(trickled, one_shot);
+    }
+
+    #[test]
+    fn lf_mask_is_exact() {
+        let word = u64::from_le_bytes(*b"\n\x0b\n\x01\x8a\n\x00\n");
+        assert_eq!(lf_mask(word), 0x8000_8000_0080_0080);
     }
 
     #[test]

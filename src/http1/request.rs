@@ -222,7 +222,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits, out: &mut Request) -> Result<(
     {
         return Err(ErrorKind::LineEnding.into());
     }
-    if line_end - line_start - 2 > limits.max_request_line {
+    if line_end.saturating_sub(line_start + 2) > limits.max_request_line {
         return Err(ErrorKind::RequestLineTooLong.into());
     }
     out.request_line = Span::new(line_start, line_end);
