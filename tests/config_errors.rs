@@ -73,6 +73,7 @@ fn example_parses_to_expected_values() {
                 matcher: RouteMatch::Prefix("/api/orders/".into()),
                 action: RouteAction::Cluster("orders".into()),
                 timeout: Duration::from_secs(2),
+                conditions: Default::default(),
             },
             Route {
                 matcher: RouteMatch::Path("/healthz".into()),
@@ -82,6 +83,7 @@ fn example_parses_to_expected_values() {
                     content_type: "text/plain".into(),
                 }),
                 timeout: Duration::from_secs(15),
+                conditions: Default::default(),
             },
         ]
     );

@@ -18,6 +18,8 @@ mod decode;
 pub mod error;
 mod model;
 mod node;
+pub mod pattern;
+mod route_match;
 mod suggest;
 pub mod units;
 mod validate;
@@ -27,8 +29,9 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Cluster, Config, DirectResponse, DriverChoice, Endpoint, Http1Settings, Listener, PinWorkers,
-    Route, RouteAction, RouteMatch, Workers,
+    Cluster, Config, DirectResponse, DriverChoice, Endpoint, EscapedSlashes, HeaderMatch,
+    HostMatch, Http1Settings, Listener, PathNormalization, PinWorkers, QueryMatch, Route,
+    RouteAction, RouteConditions, RouteMatch, ValueMatch, Workers,
 };
 
 use error::Diagnostics;
