@@ -27,7 +27,9 @@ fn build(pattern: &str) -> Result<Regex, String> {
             // is the message, and config errors are one line each.
             let text = e.to_string();
             let last = text.lines().rev().find(|l| !l.trim().is_empty());
-            format!("invalid regex {pattern:?}: {}", last.unwrap_or("").trim())
+            let message = last.unwrap_or("").trim();
+            let message = message.strip_prefix("error: ").unwrap_or(message);
+            format!("invalid regex {pattern:?}: {message}")
         })
 }
 

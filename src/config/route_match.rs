@@ -232,11 +232,14 @@ fn value_match(
             }
         },
         [] => {
-            node.error(diag, format!("needs one of {names}"));
+            node.error(diag, format!("a condition needs one of {names}"));
             None
         }
         _ => {
-            node.error(diag, format!("has exactly one of {names}, not several"));
+            node.error(
+                diag,
+                format!("a condition has exactly one of {names}, not several"),
+            );
             None
         }
     }
