@@ -124,7 +124,10 @@ mod tests {
         e.request_written = true;
         assert!(e.retryable(true, true, true));
         assert!(!e.retryable(false, true, true), "fresh connection");
-        assert!(!e.retryable(true, false, true), "POST that reached the upstream");
+        assert!(
+            !e.retryable(true, false, true),
+            "POST that reached the upstream"
+        );
         assert!(!e.retryable(true, true, false), "body no longer held");
         e.request_written = false;
         assert!(e.retryable(true, false, true), "never written");

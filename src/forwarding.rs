@@ -94,7 +94,12 @@ fn remove_all(request: &mut Request, head: &[u8], name: &str) {
 }
 
 /// The client address from a trusted `x-forwarded-for` chain (`chain` excludes the peer).
-fn client_from_chain(chain: &str, peer: IpAddr, hops: u32, cidrs: &[crate::config::Cidr]) -> IpAddr {
+fn client_from_chain(
+    chain: &str,
+    peer: IpAddr,
+    hops: u32,
+    cidrs: &[crate::config::Cidr],
+) -> IpAddr {
     // Right to left, without collecting: this runs per request.
     let mut entries = chain.rsplit(',').map(str::trim).filter(|e| !e.is_empty());
     if hops > 0 {
@@ -194,20 +199,38 @@ mod tests {
     #[test]
     fn trusted_hops_pick_the_nth_address_from_the_right() {
         let raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2\r\nX-Request-Id: abc\r\n\r\n";
-        let trust = TrustedProxies { hops: 1, cidrs: vec![] };
+        let trust = TrustedProxies {
+            hops: 1,
+            cidrs: vec![],
+        };
         let (head, client) = run(raw, "10.0.0.1", trust);
         assert_eq!(client, "2.2.2.2".parse::<IpAddr>().unwrap());
-        assert!(head.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.1\r\n"), "{head}");
+        assert!(
+            head.contains("x-forwarded-for: 1.1.1.1, 2.2.2.2, 10.0.0.1\r\n"),
+            "{head}"
+        );
         assert!(head.contains("X-Request-Id: abc\r\n"), "{head}");
-        let trust = TrustedProxies { hops: 2, cidrs: vec![] };
-        assert_eq!(run(raw, "10.0.0.1", trust).1, "1.1.1.1".parse::<IpAddr>().unwrap());
+        let trust = TrustedProxies {
+            hops: 2,
+            cidrs: vec![],
+        };
+        assert_eq!(
+            run(raw, "10.0.0.1", trust).1,
+            "1.1.1.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
     fn trusted_networks_are_walked_from_the_right() {
         let raw = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 10.0.0.9\r\n\r\n";
-        let cidrs = vec![Cidr { network: "10.0.0.0".parse().unwrap(), prefix_len: 8 }];
-        let trust = TrustedProxies { hops: 0, cidrs: cidrs.clone() };
+        let cidrs = vec![Cidr {
+            network: "10.0.0.0".parse().unwrap(),
+            prefix_len: 8,
+        }];
+        let trust = TrustedProxies {
+            hops: 0,
+            cidrs: cidrs.clone(),
+        };
         let (_, client) = run(raw, "10.0.0.1", trust.clone());
         assert_eq!(client, "1.1.1.1".parse::<IpAddr>().unwrap());
         // A peer outside the networks is the client, whatever it claims.

@@ -58,6 +58,8 @@ pub struct ListenerSnapshot {
     pub name: Box<str>,
     /// Its route table.
     pub router: Router,
+    /// How paths are normalised before routing.
+    pub path_normalization: config::PathNormalization,
     /// Codec limits.
     pub limits: http1::Limits,
     /// Time allowed from a request's first byte to the end of its head.
@@ -85,6 +87,7 @@ impl ListenerSnapshot {
             router: Router::build(&listener.routes, |name| {
                 clusters.iter().position(|c| c.name == name)
             }),
+            path_normalization: listener.path_normalization,
             limits: http1::Limits {
                 max_request_line: h.max_request_line,
                 max_head: h.max_request_head,

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringway::config::{
-    Cluster, Config, DirectResponse, DriverChoice, Endpoint, EndpointAddress, Http1Settings,
-    PinWorkers, PoolSettings, Route, RouteAction, RouteMatch, Workers,
+    Cluster, Config, DirectResponse, DriverChoice, Endpoint, EndpointAddress, HostMatch,
+    Http1Settings, PathNormalization, PinWorkers, PoolSettings, Route, RouteAction, RouteMatch,
+    ValueMatch, Workers,
 };
 
 const EXAMPLE: &str = r#"workers: auto
@@ -73,6 +74,7 @@ fn example_parses_to_expected_values() {
                 matcher: RouteMatch::Prefix("/api/orders/".into()),
                 action: RouteAction::Cluster("orders".into()),
                 timeout: Duration::from_secs(2),
+                conditions: Default::default(),
             },
             Route {
                 matcher: RouteMatch::Path("/healthz".into()),
@@ -82,6 +84,7 @@ fn example_parses_to_expected_values() {
                     content_type: "text/plain".into(),
                 }),
                 timeout: Duration::from_secs(15),
+                conditions: Default::default(),
             },
         ]
     );
@@ -347,6 +350,66 @@ fn empty_files() {
 }
 
 #[test]
+fn route_conditions_decode() {
+    let text = with_route(
+        "      - match:\n          regex: \"/users/[0-9]+\"\n          host: [API.example.com, \"*.Example.org\"]\n\
+         \x20         headers:\n            - { name: X-Canary, exact: \"1\" }\n            - { name: x-off, present: false }\n\
+         \x20         query: [{ name: debug, present: true }]\n        cluster: orders",
+    );
+    let config = Config::parse(&text, Path::new("<inline>")).expect("parses");
+    let route = &config.listeners[0].routes[0];
+    assert_eq!(route.matcher, RouteMatch::Regex("/users/[0-9]+".into()));
+    let c = &route.conditions;
+    assert_eq!(
+        c.hosts,
+        [
+            HostMatch::Exact("api.example.com".into()),
+            HostMatch::Suffix(".example.org".into())
+        ]
+    );
+    assert_eq!(c.headers[0].name, "x-canary");
+    assert_eq!(c.headers[0].value, ValueMatch::Exact("1".into()));
+    assert_eq!(c.headers[1].value, ValueMatch::Present(false));
+    assert_eq!(c.query[0].name, "debug");
+    assert_eq!(c.query[0].value, ValueMatch::Present(true));
+    assert_eq!(
+        config.listeners[0].path_normalization,
+        PathNormalization::default()
+    );
+}
+
+#[test]
+fn route_condition_errors() {
+    let text = format!(
+        "listeners:\n  - name: public\n    address: 127.0.0.1:8080\n\
+         \x20   path_normalization: {{ merge_slashes: yes, escaped_slashes: unescap }}\n    routes:\n\
+         \x20     - match: {{ regex: \"/a(b\" }}\n        cluster: orders\n\
+         \x20     - match: {{ prefix: /, host: \"a.com:80\" }}\n        cluster: orders\n\
+         \x20     - match: {{ prefix: /, host: \"a.*.com\", headers: [{{ name: \"x y\", exact: a }}] }}\n        cluster: orders\n\
+         \x20     - match: {{ prefix: /, headers: [{{ name: x, exact: a, prefix: b }}, {{ name: y, regex: \"(\" }}] }}\n        cluster: orders\n\
+         \x20     - match: {{ prefix: /, query: [{{ name: q, prefix: a }}, {{ name: r }}], heders: [] }}\n        cluster: orders\n\
+         clusters:\n  - name: orders\n    endpoints: [127.0.0.1:9001]\n"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "ringway.yaml:4:42: listeners[0].path_normalization.merge_slashes: expected `true` or `false`, found the string \"yes\"",
+            "ringway.yaml:4:64: listeners[0].path_normalization.escaped_slashes: unknown value \"unescap\": expected one of `keep`, `reject`, `unescape`; did you mean `unescape`?",
+            "ringway.yaml:6:25: listeners[0].routes[0].match.regex: invalid regex \"/a(b\": unclosed group",
+            "ringway.yaml:8:35: listeners[0].routes[1].match.host: invalid host \"a.com:80\": host patterns have no port (the request's port is ignored)",
+            "ringway.yaml:10:35: listeners[0].routes[2].match.host: invalid host \"a.*.com\": the only wildcard is a leading `*.` (one or more labels)",
+            "ringway.yaml:10:64: listeners[0].routes[2].match.headers[0].name: \"x y\" is not a valid header name (a token)",
+            "ringway.yaml:12:39: listeners[0].routes[3].match.headers[0]: a condition has exactly one of `exact`, `prefix`, `regex`, `present`, not several",
+            "ringway.yaml:12:91: listeners[0].routes[3].match.headers[1].regex: invalid regex \"(\": unclosed group",
+            "ringway.yaml:14:37: listeners[0].routes[4].match.query[0]: a condition needs one of `exact`, `present`",
+            "ringway.yaml:14:48: listeners[0].routes[4].match.query[0].prefix: unknown key `prefix`",
+            "ringway.yaml:14:61: listeners[0].routes[4].match.query[1]: a condition needs one of `exact`, `present`",
+            "ringway.yaml:14:75: listeners[0].routes[4].match.heders: unknown key `heders`; did you mean `headers`?",
+        ]
+    );
+}
+
+#[test]
 fn route_shape_rules() {
     let text = with_route(
         "      - match: { prefix: /a, path: /b }\n        cluster: orders\n        direct_response: { status: 200 }\n\
@@ -357,9 +420,9 @@ fn route_shape_rules() {
         errors(&text),
         [
             "ringway.yaml:5:9: listeners[0].routes[0]: a route has exactly one of `cluster` or `direct_response`, not both",
-            "ringway.yaml:5:16: listeners[0].routes[0].match: `match` has exactly one of `prefix` or `path`, not both",
+            "ringway.yaml:5:16: listeners[0].routes[0].match: `match` has exactly one of `prefix`, `path` or `regex`, not several",
             "ringway.yaml:8:9: listeners[0].routes[1]: a route needs one of `cluster` or `direct_response`",
-            "ringway.yaml:8:16: listeners[0].routes[1].match: `match` needs one of `prefix` or `path`",
+            "ringway.yaml:8:16: listeners[0].routes[1].match: `match` needs one of `prefix`, `path` or `regex`",
             "ringway.yaml:10:26: listeners[0].routes[2].match.prefix: \"api\" must start with `/`",
             "ringway.yaml:11:36: listeners[0].routes[2].direct_response.status: expected a status code from 200 to 599, found 700",
             "ringway.yaml:12:18: listeners[0].routes[2].timeout: `timeout` applies only to routes with a `cluster`",

@@ -16,10 +16,11 @@ use super::addr::{check_name, parse_socket_addr};
 use super::decode_proxy;
 use super::error::Diagnostics;
 use super::model::{
-    Config, DirectResponse, DriverChoice, Http1Settings, Listener, PinWorkers, Route, RouteAction,
-    RouteMatch, Workers,
+    Config, DirectResponse, DriverChoice, EscapedSlashes, Http1Settings, Listener,
+    PathNormalization, PinWorkers, Route, RouteAction, Workers,
 };
 use super::node::{Map, Node};
+use super::route_match::route_match;
 use super::suggest;
 use super::units::{parse_duration, parse_size};
 
@@ -46,6 +47,7 @@ const LISTENER_KEYS: &[&str] = &[
     "max_request_body",
     "expect_continue",
     "buffer_limit",
+    "path_normalization",
 ];
 const HTTP1_KEYS: &[&str] = &[
     "max_request_line",
@@ -55,7 +57,7 @@ const HTTP1_KEYS: &[&str] = &[
     "max_trailer_section",
 ];
 const ROUTE_KEYS: &[&str] = &["match", "cluster", "direct_response", "timeout"];
-const MATCH_KEYS: &[&str] = &["prefix", "path"];
+const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
 
 /// Nodes kept for the checks that span sections (see `validate`).
@@ -313,6 +315,10 @@ fn listener<'a>(
     let idle_timeout =
         optional_duration(&map, "idle_timeout", Listener::DEFAULT_IDLE_TIMEOUT, diag);
     let proxy = decode_proxy::proxy_settings(&map, diag);
+    let path_normalization = match map.optional("path_normalization") {
+        Some(n) => path_normalization(&n, diag),
+        None => Some(PathNormalization::default()),
+    };
     Some(Listener {
         name: name?.to_owned(),
         address: address?,
@@ -321,6 +327,37 @@ fn listener<'a>(
         header_read_timeout: header_read_timeout?,
         idle_timeout: idle_timeout?,
         proxy: proxy?,
+        path_normalization: path_normalization?,
+    })
+}
+
+fn path_normalization(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PathNormalization> {
+    let map = node.map(diag, PATH_NORMALIZATION_KEYS)?;
+    let merge_slashes = match map.optional("merge_slashes") {
+        Some(n) => {
+            let value = n.peek_bool();
+            if value.is_none() {
+                n.wrong_type(diag, "`true` or `false`");
+            }
+            value
+        }
+        None => Some(false),
+    };
+    let escaped_slashes = match map.optional("escaped_slashes") {
+        Some(n) => choice(
+            &n,
+            diag,
+            &[
+                ("keep", EscapedSlashes::Keep),
+                ("reject", EscapedSlashes::Reject),
+                ("unescape", EscapedSlashes::Unescape),
+            ],
+        ),
+        None => Some(EscapedSlashes::default()),
+    };
+    Some(PathNormalization {
+        merge_slashes: merge_slashes?,
+        escaped_slashes: escaped_slashes?,
     })
 }
 
@@ -368,7 +405,7 @@ fn http1(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Http1Settings> {
 
 fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> Option<Route> {
     let map = node.map(diag, ROUTE_KEYS)?;
-    let matcher = map.field(diag, "match").and_then(|n| route_match(&n, diag));
+    let matched = map.field(diag, "match").and_then(|n| route_match(&n, diag));
     let action = match (map.optional("cluster"), map.optional("direct_response")) {
         (Some(cluster), None) => cluster.str(diag).map(|name| {
             // Existence is checked once all clusters are known (validate).
@@ -398,51 +435,13 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         Some(n) => duration(&n, diag),
         None => Some(Route::DEFAULT_TIMEOUT),
     };
+    let (matcher, conditions) = matched?;
     Some(Route {
-        matcher: matcher?,
+        matcher,
         action: action?,
         timeout: timeout?,
+        conditions,
     })
-}
-
-fn route_match(node: &Node<'_>, diag: &mut Diagnostics) -> Option<RouteMatch> {
-    let map = node.map(diag, MATCH_KEYS)?;
-    match (map.optional("prefix"), map.optional("path")) {
-        (Some(prefix), None) => request_path(&prefix, diag).map(RouteMatch::Prefix),
-        (None, Some(path)) => request_path(&path, diag).map(RouteMatch::Path),
-        (Some(_), Some(_)) => {
-            map.error(
-                diag,
-                "`match` has exactly one of `prefix` or `path`, not both",
-            );
-            None
-        }
-        (None, None) => {
-            map.error(diag, "`match` needs one of `prefix` or `path`");
-            None
-        }
-    }
-}
-
-/// A path or prefix: starts with `/` and holds only what can appear in a request path, so
-/// that a route that could never match is an error rather than dead config.
-fn request_path(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
-    let text = node.str(diag)?;
-    if !text.starts_with('/') {
-        node.error(diag, format!("{text:?} must start with `/`"));
-        return None;
-    }
-    if let Some(bad) = text
-        .chars()
-        .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#'))
-    {
-        node.error(
-            diag,
-            format!("{text:?} contains {bad:?}, which cannot appear in a request path"),
-        );
-        return None;
-    }
-    Some(text.to_owned())
 }
 
 fn direct_response(node: &Node<'_>, diag: &mut Diagnostics) -> Option<DirectResponse> {

@@ -19,6 +19,8 @@ mod decode_proxy;
 pub mod error;
 mod model;
 mod node;
+pub mod pattern;
+mod route_match;
 mod suggest;
 pub mod units;
 mod validate;
@@ -28,9 +30,10 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Cidr, Cluster, Config, DirectResponse, DriverChoice, Endpoint, EndpointAddress, ExpectContinue,
-    Http1Settings, Listener, PinWorkers, PoolSettings, ProxySettings, Route, RouteAction,
-    RouteMatch, TrustedProxies, Workers,
+    Cidr, Cluster, Config, DirectResponse, DriverChoice, Endpoint, EndpointAddress, EscapedSlashes,
+    ExpectContinue, HeaderMatch, HostMatch, Http1Settings, Listener, PathNormalization, PinWorkers,
+    PoolSettings, ProxySettings, QueryMatch, Route, RouteAction, RouteConditions, RouteMatch,
+    TrustedProxies, ValueMatch, Workers,
 };
 
 use error::Diagnostics;

@@ -82,6 +82,30 @@ pub struct Listener {
     pub idle_timeout: Duration,
     /// How requests are forwarded: trust, forwarding headers, body limits.
     pub proxy: ProxySettings,
+    /// How request paths are normalised before routing.
+    pub path_normalization: PathNormalization,
+}
+
+/// Path normalisation policy of one listener (see `router::normalize`). Dot segments are
+/// always removed and unreserved escapes always decoded; these are the choices that can
+/// change what a backend sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PathNormalization {
+    /// Merge runs of `/` into one. Off by default: some backends give `//` meaning.
+    pub merge_slashes: bool,
+    pub escaped_slashes: EscapedSlashes,
+}
+
+/// What to do with `%2F` / `%5C` (an escaped `/` or `\`) in a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EscapedSlashes {
+    /// Leave them escaped: they are data, not separators, for routing and upstream.
+    #[default]
+    Keep,
+    /// Answer 400.
+    Reject,
+    /// Turn both into `/` before dot segments are removed.
+    Unescape,
 }
 
 impl Listener {
@@ -126,6 +150,59 @@ pub struct Route {
     pub action: RouteAction,
     /// Upstream request timeout; only used by `RouteAction::Cluster`.
     pub timeout: Duration,
+    /// Host, header and query conditions; all must hold (none by default).
+    pub conditions: RouteConditions,
+}
+
+/// Conditions beyond the path. Empty means "any request".
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RouteConditions {
+    /// Any one must match the request's authority; empty = any host (or none).
+    pub hosts: Vec<HostMatch>,
+    /// All must hold.
+    pub headers: Vec<HeaderMatch>,
+    /// All must hold.
+    pub query: Vec<QueryMatch>,
+}
+
+impl RouteConditions {
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty() && self.headers.is_empty() && self.query.is_empty()
+    }
+}
+
+/// A host pattern, lower-cased, without port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// `api.example.com` (or an IP literal).
+    Exact(String),
+    /// `*.example.com`, stored as `.example.com`: one or more labels before it.
+    Suffix(String),
+}
+
+/// One header condition; `name` is lower-cased and a valid token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMatch {
+    pub name: String,
+    pub value: ValueMatch,
+}
+
+/// One query-parameter condition; `name` as it reads after percent-decoding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryMatch {
+    pub name: String,
+    pub value: ValueMatch,
+}
+
+/// How a header or query value is tested (query parameters allow `Exact` and `Present`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueMatch {
+    Exact(String),
+    Prefix(String),
+    /// Anchored to the whole value; checked to compile when the config is read.
+    Regex(String),
+    /// `true`: present with any value; `false`: absent.
+    Present(bool),
 }
 
 impl Route {
@@ -133,13 +210,15 @@ impl Route {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 }
 
-/// Request-path matcher; both forms start with `/`.
+/// Request-path matcher, applied to the normalised path (without query).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteMatch {
-    /// The path starts with this string.
+    /// The path starts with this string (which starts with `/`).
     Prefix(String),
-    /// The path (without query) equals this string.
+    /// The path equals this string (which starts with `/`).
     Path(String),
+    /// The whole path matches this pattern (`regex` crate syntax, anchored at both ends).
+    Regex(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -160,8 +160,17 @@ mod tests {
         o.add(b"D", b"4").unwrap();
         let headers = [entry(16, 22), entry(22, 28), entry(28, 34)];
         let mut out = b"POST /x HTTP/1.1\r\n".to_vec();
-        let mut sink = ByteSink { buf: HEAD, out: &mut out };
-        write_head(Span::new(16, 16), &headers, Span::new(34, 36), &o, &mut sink);
+        let mut sink = ByteSink {
+            buf: HEAD,
+            out: &mut out,
+        };
+        write_head(
+            Span::new(16, 16),
+            &headers,
+            Span::new(34, 36),
+            &o,
+            &mut sink,
+        );
         assert_eq!(out, b"POST /x HTTP/1.1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n");
     }
 

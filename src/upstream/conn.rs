@@ -35,7 +35,10 @@ pub enum ConnectError {
 impl UpstreamConn {
     /// Connects with a deadline. TCP connections get `TCP_NODELAY`: heads and small
     /// bodies must not wait for Nagle.
-    pub async fn connect(address: &EndpointAddress, timeout: Duration) -> Result<Self, ConnectError> {
+    pub async fn connect(
+        address: &EndpointAddress,
+        timeout: Duration,
+    ) -> Result<Self, ConnectError> {
         let connect = async {
             match address {
                 EndpointAddress::Tcp(addr) => {
@@ -43,7 +46,9 @@ impl UpstreamConn {
                     stream.set_nodelay(true)?;
                     Ok(UpstreamConn::Tcp(stream))
                 }
-                EndpointAddress::Unix(path) => Ok(UpstreamConn::Unix(UnixStream::connect(path).await?)),
+                EndpointAddress::Unix(path) => {
+                    Ok(UpstreamConn::Unix(UnixStream::connect(path).await?))
+                }
             }
         };
         match monoio::time::timeout(timeout, connect).await {

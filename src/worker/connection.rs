@@ -5,6 +5,11 @@
 //! read bytes are scanned) and parsed in place; bytes of a following pipelined request
 //! stay in the buffer and are parsed next, in order.
 //!
+//! Routing: the target's path is normalised (`router::normalize`) into a scratch buffer
+//! the connection owns, so a dirty path costs a copy but no allocation after the first;
+//! a path that cannot be normalised (bad escape, control byte, escaped slash under
+//! `reject`) is a 400 and closes the connection, like any other malformed request.
+//!
 //! Timeouts: `idle_timeout` while waiting for the first byte of a request (then the
 //! connection just closes), `header_read_timeout` from then until the head is complete
 //! (then 408). Waiting for a request also watches the worker's stop signal, so a drain
@@ -27,11 +32,11 @@ use monoio::{
     net::TcpStream,
 };
 
-use super::stop::Stop;
+use super::{lookup::Http1Headers, stop::Stop};
 use crate::{
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Version},
     local_reply::{LocalReplyKind, Reply},
-    router::Action,
+    router::{normalize::normalize, Action, RouteInput},
     snapshot::ListenerSnapshot,
     stats::names::http as rq,
 };
@@ -53,6 +58,7 @@ pub async fn serve(stream: TcpStream, _peer: SocketAddr, listener: &ListenerSnap
         start: 0,
         scanner: HeadScanner::new(),
         request: Request::new(),
+        path: Vec::new(),
         listener,
     };
     conn.run(stop).await;
@@ -81,6 +87,8 @@ struct Connection<'l> {
     start: usize,
     scanner: HeadScanner,
     request: Request,
+    /// Scratch for normalised paths, reused by every request on the connection.
+    path: Vec<u8>,
     listener: &'l ListenerSnapshot,
 }
 
@@ -99,7 +107,20 @@ impl Connection<'_> {
                 return self.fail(LocalReplyKind::for_status(e.status())).await;
             }
             l.http_stats.get(rq::DOWNSTREAM_RQ_TOTAL).inc();
-            let reply = match l.router.route(self.request.path.get(head)) {
+            let target = self.request.path.get(head);
+            let Ok(target) = normalize(target, &l.path_normalization, &mut self.path) else {
+                return self.fail(LocalReplyKind::BadRequest).await;
+            };
+            let input = RouteInput {
+                host: self.request.host.map_or(&b""[..], |h| h.get(head)),
+                path: target.path,
+                query: target.query,
+                headers: &Http1Headers {
+                    request: &self.request,
+                    head,
+                },
+            };
+            let reply = match l.router.route(&input).map(|r| &r.action) {
                 Some(Action::Direct(reply)) => {
                     l.http_stats.get(rq::RQ_DIRECT_RESPONSE).inc();
                     reply

@@ -10,6 +10,7 @@
 
 mod accept;
 mod connection;
+mod lookup;
 mod stop;
 
 use std::{cell::Cell, io, rc::Rc, sync::Arc, time::Duration};

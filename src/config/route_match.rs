@@ -1,0 +1,246 @@
+//! Schema of a route's `match` section: the path matcher (`prefix` | `path` | `regex`)
+//! and the conditions beside it (`host`, `headers`, `query`).
+//!
+//! Design: every literal that can never match a request is an error here rather than dead
+//! config: paths must start with `/` and hold only request-target characters, host
+//! patterns carry no port, header names are tokens. Regexes are compiled once here (to
+//! report errors at the pattern) and again by each worker's router; the model keeps the
+//! text so it stays plain, comparable data. Host and header names are lower-cased here so
+//! the router compares without folding the pattern side per request.
+
+use super::error::Diagnostics;
+use super::model::{HeaderMatch, HostMatch, QueryMatch, RouteConditions, RouteMatch, ValueMatch};
+use super::node::Node;
+use super::pattern::anchored_regex;
+
+const MATCH_KEYS: &[&str] = &["prefix", "path", "regex", "host", "headers", "query"];
+const HEADER_KEYS: &[&str] = &["name", "exact", "prefix", "regex", "present"];
+const QUERY_KEYS: &[&str] = &["name", "exact", "present"];
+
+/// Decodes a `match` mapping.
+pub(crate) fn route_match(
+    node: &Node<'_>,
+    diag: &mut Diagnostics,
+) -> Option<(RouteMatch, RouteConditions)> {
+    let map = node.map(diag, MATCH_KEYS)?;
+    let given: Vec<_> = ["prefix", "path", "regex"]
+        .into_iter()
+        .filter_map(|key| map.optional(key).map(|n| (key, n)))
+        .collect();
+    let matcher = match given.as_slice() {
+        [("prefix", n)] => request_path(n, diag).map(RouteMatch::Prefix),
+        [("path", n)] => request_path(n, diag).map(RouteMatch::Path),
+        [(_, n)] => regex(n, diag).map(RouteMatch::Regex),
+        [] => {
+            map.error(diag, "`match` needs one of `prefix`, `path` or `regex`");
+            None
+        }
+        _ => {
+            map.error(
+                diag,
+                "`match` has exactly one of `prefix`, `path` or `regex`, not several",
+            );
+            None
+        }
+    };
+    let hosts = match map.optional("host") {
+        Some(n) => hosts(&n, diag),
+        None => Some(Vec::new()),
+    };
+    let headers = match map.optional("headers") {
+        Some(n) => list(&n, diag, header),
+        None => Some(Vec::new()),
+    };
+    let query = match map.optional("query") {
+        Some(n) => list(&n, diag, query),
+        None => Some(Vec::new()),
+    };
+    let conditions = RouteConditions {
+        hosts: hosts?,
+        headers: headers?,
+        query: query?,
+    };
+    Some((matcher?, conditions))
+}
+
+fn list<'a, T>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    item: impl Fn(&Node<'a>, &mut Diagnostics) -> Option<T>,
+) -> Option<Vec<T>> {
+    let items = node.seq(diag)?;
+    let decoded: Vec<Option<T>> = items.iter().map(|n| item(n, diag)).collect();
+    decoded.into_iter().collect()
+}
+
+/// A path or prefix: starts with `/` and holds only what can appear in a request path, so
+/// that a route that could never match is an error rather than dead config.
+pub(crate) fn request_path(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
+    let text = node.str(diag)?;
+    if !text.starts_with('/') {
+        node.error(diag, format!("{text:?} must start with `/`"));
+        return None;
+    }
+    if let Some(bad) = text
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#'))
+    {
+        node.error(
+            diag,
+            format!("{text:?} contains {bad:?}, which cannot appear in a request path"),
+        );
+        return None;
+    }
+    Some(text.to_owned())
+}
+
+fn regex(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
+    let text = node.str(diag)?;
+    match anchored_regex(text) {
+        Ok(_) => Some(text.to_owned()),
+        Err(message) => {
+            node.error(diag, message);
+            None
+        }
+    }
+}
+
+/// `host`: one pattern or a list of them (any may match).
+fn hosts(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Vec<HostMatch>> {
+    if node.peek_str().is_some() {
+        return host(node, diag).map(|h| vec![h]);
+    }
+    let hosts = list(node, diag, host)?;
+    if hosts.is_empty() {
+        node.error(
+            diag,
+            "an empty `host` list would match nothing; leave `host` out to match any host",
+        );
+        return None;
+    }
+    Some(hosts)
+}
+
+fn host(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HostMatch> {
+    let text = node.str(diag)?;
+    let lower = text.to_ascii_lowercase();
+    let (wildcard, name) = match lower.strip_prefix("*.") {
+        Some(rest) => (true, rest),
+        None => (false, lower.as_str()),
+    };
+    let bracketed = name.starts_with('[') && name.ends_with(']') && name.len() > 2;
+    let valid = if bracketed {
+        !wildcard
+            && name[1..name.len() - 1]
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'))
+    } else {
+        !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    };
+    if !valid {
+        let why = if name.contains(':') && !bracketed {
+            "host patterns have no port (the request's port is ignored)"
+        } else if name.contains('*') || wildcard && bracketed {
+            "the only wildcard is a leading `*.` (one or more labels)"
+        } else {
+            "expected a host name, `*.` and a domain, or a bracketed IPv6 address"
+        };
+        node.error(diag, format!("invalid host {text:?}: {why}"));
+        return None;
+    }
+    Some(if wildcard {
+        HostMatch::Suffix(format!(".{name}"))
+    } else {
+        HostMatch::Exact(name.to_owned())
+    })
+}
+
+/// RFC 9110 token characters, which a header name is made of.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn header(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
+    let map = node.map(diag, HEADER_KEYS)?;
+    let name = map.field(diag, "name").and_then(|n| {
+        let text = n.str(diag)?;
+        if !is_token(text) {
+            n.error(
+                diag,
+                format!("{text:?} is not a valid header name (a token)"),
+            );
+            return None;
+        }
+        Some(text.to_ascii_lowercase())
+    });
+    let value = value_match(&map, node, diag, &["exact", "prefix", "regex", "present"]);
+    Some(HeaderMatch {
+        name: name?,
+        value: value?,
+    })
+}
+
+fn query(node: &Node<'_>, diag: &mut Diagnostics) -> Option<QueryMatch> {
+    let map = node.map(diag, QUERY_KEYS)?;
+    let name = map.field(diag, "name").and_then(|n| {
+        let text = n.str(diag)?;
+        if text.is_empty() {
+            n.error(diag, "a query parameter name cannot be empty");
+            return None;
+        }
+        Some(text.to_owned())
+    });
+    let value = value_match(&map, node, diag, &["exact", "present"]);
+    Some(QueryMatch {
+        name: name?,
+        value: value?,
+    })
+}
+
+/// Exactly one of the `kinds` keys.
+fn value_match(
+    map: &super::node::Map<'_>,
+    node: &Node<'_>,
+    diag: &mut Diagnostics,
+    kinds: &[&str],
+) -> Option<ValueMatch> {
+    let given: Vec<_> = kinds
+        .iter()
+        .filter_map(|&key| map.optional(key).map(|n| (key, n)))
+        .collect();
+    let names = kinds
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match given.as_slice() {
+        [("exact", n)] => n.str(diag).map(|s| ValueMatch::Exact(s.to_owned())),
+        [("prefix", n)] => n.str(diag).map(|s| ValueMatch::Prefix(s.to_owned())),
+        [("regex", n)] => regex(n, diag).map(ValueMatch::Regex),
+        [(_, n)] => match n.peek_bool() {
+            Some(b) => Some(ValueMatch::Present(b)),
+            None => {
+                n.wrong_type(diag, "`true` or `false`");
+                None
+            }
+        },
+        [] => {
+            node.error(diag, format!("a condition needs one of {names}"));
+            None
+        }
+        _ => {
+            node.error(
+                diag,
+                format!("a condition has exactly one of {names}, not several"),
+            );
+            None
+        }
+    }
+}
