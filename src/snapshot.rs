@@ -18,6 +18,7 @@ use crate::{
     local_reply::LocalReplies,
     router::Router,
     stats::{names, Scope, StatsStore, WorkerScope},
+    upstream::{ClusterSnapshot, PoolRegistry},
 };
 
 /// The stats scopes of one listener, shared by all workers (each writes its own cells).
@@ -39,16 +40,32 @@ impl ListenerScopes {
     }
 }
 
-/// The scopes of every listener in a config, by listener name.
-pub type StatsHandles = HashMap<String, ListenerScopes>;
+/// The stats scopes of every listener and cluster in a config, by name.
+#[derive(Debug, Clone, Default)]
+pub struct StatsHandles {
+    /// By listener name.
+    pub listeners: HashMap<String, ListenerScopes>,
+    /// `cluster.<name>.`, by cluster name.
+    pub clusters: HashMap<String, Arc<Scope>>,
+}
 
-/// Registers the scopes for every listener of `config`.
+/// Registers the scopes for every listener and cluster of `config`.
 pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
-    config
-        .listeners
-        .iter()
-        .map(|l| (l.name.clone(), ListenerScopes::register(store, &l.name)))
-        .collect()
+    StatsHandles {
+        listeners: config
+            .listeners
+            .iter()
+            .map(|l| (l.name.clone(), ListenerScopes::register(store, &l.name)))
+            .collect(),
+        clusters: config
+            .clusters
+            .iter()
+            .map(|c| {
+                let scope = store.scope(&format!("cluster.{}.", c.name), &names::cluster::DEFS);
+                (c.name.clone(), scope)
+            })
+            .collect(),
+    }
 }
 
 /// Everything a connection on one listener needs, compiled for one worker.
@@ -72,12 +89,17 @@ pub struct ListenerSnapshot {
     pub cx_stats: WorkerScope,
     /// This worker's `http.<name>.` cells.
     pub http_stats: WorkerScope,
+    /// Forwarding policy.
+    pub proxy: config::ProxySettings,
+    /// The snapshot's clusters, indexed by `router::Action::Cluster`.
+    pub clusters: Rc<[ClusterSnapshot]>,
 }
 
 impl ListenerSnapshot {
     fn build(
         listener: &config::Listener,
         clusters: &[config::Cluster],
+        compiled: &Rc<[ClusterSnapshot]>,
         scopes: &ListenerScopes,
         worker: usize,
     ) -> Self {
@@ -100,6 +122,8 @@ impl ListenerSnapshot {
             replies: LocalReplies::ringway(),
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
+            proxy: listener.proxy.clone(),
+            clusters: Rc::clone(compiled),
         }
     }
 }
@@ -114,13 +138,29 @@ pub struct Snapshot {
 impl Snapshot {
     /// Compiles `config` for worker `worker`. Listeners without registered scopes (which
     /// the control thread always registers first) are skipped.
-    pub fn build(config: &Config, stats: &StatsHandles, worker: usize) -> Self {
+    pub fn build(
+        config: &Config,
+        stats: &StatsHandles,
+        worker: usize,
+        pools: &PoolRegistry,
+        seed: u64,
+    ) -> Self {
+        let random = fastrand::Rng::with_seed(seed);
+        let clusters: Rc<[ClusterSnapshot]> = config
+            .clusters
+            .iter()
+            .filter_map(|c| {
+                let scope = stats.clusters.get(&c.name)?;
+                Some(ClusterSnapshot::build(c, pools, scope, worker, random.clone().u64(..)))
+            })
+            .collect();
         let listeners = config
             .listeners
             .iter()
             .filter_map(|l| {
-                let scopes = stats.get(&l.name)?;
-                let snapshot = ListenerSnapshot::build(l, &config.clusters, scopes, worker);
+                let scopes = stats.listeners.get(&l.name)?;
+                let snapshot =
+                    ListenerSnapshot::build(l, &config.clusters, &clusters, scopes, worker);
                 Some((l.name.clone(), Rc::new(snapshot)))
             })
             .collect();

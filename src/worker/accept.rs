@@ -9,7 +9,7 @@ use std::{io, rc::Rc, time::Duration};
 use monoio::net::TcpListener;
 use tracing::{debug, warn};
 
-use super::{connection, stop::Stop, Connections};
+use super::{connection, stop::Stop, Connections, WorkerContext};
 use crate::{snapshot::ListenerSnapshot, stats::names::listener as cx};
 
 /// How long to back off when the process is out of file descriptors, so that the loop
@@ -20,6 +20,7 @@ const FD_EXHAUSTED_BACKOFF: Duration = Duration::from_millis(50);
 pub async fn accept_loop(
     socket: TcpListener,
     listener: Rc<ListenerSnapshot>,
+    context: Rc<WorkerContext>,
     stop: Rc<Stop>,
     connections: Rc<Connections>,
 ) {
@@ -35,9 +36,10 @@ pub async fn accept_loop(
                 listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).inc();
                 let guard = connections.open();
                 let listener = Rc::clone(&listener);
+                let context = Rc::clone(&context);
                 let stop = Rc::clone(&stop);
                 monoio::spawn(async move {
-                    connection::serve(stream, peer, &listener, &stop).await;
+                    connection::serve(stream, peer, &listener, &context, &stop).await;
                     listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
                     listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
                     drop(guard);

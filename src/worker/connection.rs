@@ -1,14 +1,20 @@
-//! One client connection: read a head, route it, answer, repeat.
+//! One client connection: read a head, route it, answer or forward, repeat.
 //!
-//! The connection owns one read buffer and one reusable parsed [`Request`]; a keep-alive
-//! request in steady state allocates nothing. Heads are found incrementally (only newly
-//! read bytes are scanned) and parsed in place; bytes of a following pipelined request
-//! stay in the buffer and are parsed next, in order.
+//! The connection owns one reusable parsed [`Request`] and [`Response`] and a few scratch
+//! buffers; a keep-alive request in steady state allocates nothing. Heads are found
+//! incrementally (only newly read bytes are scanned) and parsed in place; bytes of a
+//! following pipelined request stay in the buffer and are parsed next, in order, so at
+//! most one request is in flight and the bytes queued behind it are bounded by the
+//! listener's `buffer_limit`.
+//!
+//! Buffers: between requests a connection holds no read buffer. It waits for the socket
+//! to become readable, then takes a chunk from the worker's pool; the chunk goes back
+//! when the request is done and nothing is left in it. 10,000 idle keep-alive
+//! connections therefore cost their sockets and this struct, not 10,000 buffers.
 //!
 //! Routing: the target's path is normalised (`router::normalize`) into a scratch buffer
-//! the connection owns, so a dirty path costs a copy but no allocation after the first;
-//! a path that cannot be normalised (bad escape, control byte, escaped slash under
-//! `reject`) is a 400 and closes the connection, like any other malformed request.
+//! the connection owns; a path that cannot be normalised is a 400 and closes the
+//! connection, like any other malformed request.
 //!
 //! Timeouts: `idle_timeout` while waiting for the first byte of a request (then the
 //! connection just closes), `header_read_timeout` from then until the head is complete
@@ -22,7 +28,7 @@
 //! does not reset the connection over unread bytes and lose the answer.
 
 use std::{
-    net::SocketAddr,
+    net::{IpAddr, SocketAddr},
     time::{Duration, Instant},
 };
 
@@ -32,17 +38,15 @@ use monoio::{
     net::TcpStream,
 };
 
-use super::{lookup::Http1Headers, stop::Stop};
+use super::{forward::Next, lookup::Http1Headers, stop::Stop, WorkerContext};
 use crate::{
-    http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Version},
+    http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
     router::{normalize::normalize, Action, RouteInput},
     snapshot::ListenerSnapshot,
     stats::names::http as rq,
 };
 
-/// Size of the first read buffer; heads up to this size take one allocation per connection.
-const READ_CHUNK: usize = 16 * 1024;
 /// The largest request body (wire bytes) read and discarded to keep a connection open
 /// after a local reply.
 const MAX_DISCARD: u64 = 64 * 1024;
@@ -51,20 +55,35 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(stream: TcpStream, _peer: SocketAddr, listener: &ListenerSnapshot, stop: &Stop) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &ListenerSnapshot,
+    worker: &WorkerContext,
+    stop: &Stop,
+) {
     let mut conn = Connection {
         stream,
-        buf: Vec::with_capacity(READ_CHUNK),
+        peer,
+        client_ip: peer.ip(),
+        buf: Vec::new(),
         start: 0,
         scanner: HeadScanner::new(),
         request: Request::new(),
+        response: Response::new(),
         path: Vec::new(),
+        target: Vec::new(),
+        scratch: String::new(),
+        random: fastrand::Rng::with_seed(worker.seed()),
         listener,
+        worker,
     };
     conn.run(stop).await;
+    let buf = std::mem::take(&mut conn.buf);
+    worker.bufs.give(buf);
 }
 
-enum Read {
+pub(super) enum Read {
     Bytes,
     Closed,
     TimedOut,
@@ -80,16 +99,27 @@ enum Body {
     Failed(Option<LocalReplyKind>),
 }
 
-struct Connection<'l> {
-    stream: TcpStream,
-    /// Bytes received; `buf[start..]` are not yet consumed.
-    buf: Vec<u8>,
-    start: usize,
+pub(super) struct Connection<'l> {
+    pub(super) stream: TcpStream,
+    pub(super) peer: SocketAddr,
+    /// The client's address as the trust policy resolved it (the peer by default).
+    pub(super) client_ip: IpAddr,
+    /// Bytes received; `buf[start..]` are not yet consumed. Empty with no capacity while
+    /// the connection is idle.
+    pub(super) buf: Vec<u8>,
+    pub(super) start: usize,
     scanner: HeadScanner,
-    request: Request,
-    /// Scratch for normalised paths, reused by every request on the connection.
+    pub(super) request: Request,
+    pub(super) response: Response,
+    /// Scratch for normalised paths.
     path: Vec<u8>,
-    listener: &'l ListenerSnapshot,
+    /// The target forwarded upstream (normalised path and query).
+    pub(super) target: Vec<u8>,
+    /// Scratch for forwarding header values.
+    pub(super) scratch: String,
+    pub(super) random: fastrand::Rng,
+    pub(super) listener: &'l ListenerSnapshot,
+    pub(super) worker: &'l WorkerContext,
 }
 
 impl Connection<'_> {
@@ -120,35 +150,68 @@ impl Connection<'_> {
                     head,
                 },
             };
-            let reply = match l.router.route(&input).map(|r| &r.action) {
-                Some(Action::Direct(reply)) => {
-                    l.http_stats.get(rq::RQ_DIRECT_RESPONSE).inc();
-                    reply
-                }
-                // Proxying to clusters arrives with the upstream layer.
-                Some(Action::Cluster(_)) => l.replies.get(LocalReplyKind::NoUpstream),
+            let route = l.router.route(&input);
+            let (reply, timeout, cluster) = match route {
+                Some(route) => match &route.action {
+                    Action::Direct(reply) => {
+                        l.http_stats.get(rq::RQ_DIRECT_RESPONSE).inc();
+                        (reply, route.timeout, None)
+                    }
+                    Action::Cluster(index) => match l.clusters.get(*index) {
+                        Some(cluster) => {
+                            self.target.clear();
+                            self.target.extend_from_slice(target.path);
+                            if !target.query.is_empty() {
+                                self.target.push(b'?');
+                                self.target.extend_from_slice(target.query);
+                            }
+                            (l.replies.get(LocalReplyKind::NoUpstream), route.timeout, Some(cluster))
+                        }
+                        None => (l.replies.get(LocalReplyKind::NoUpstream), route.timeout, None),
+                    },
+                },
                 None => {
                     l.http_stats.get(rq::RQ_NO_ROUTE).inc();
-                    l.replies.get(LocalReplyKind::NoRoute)
+                    (l.replies.get(LocalReplyKind::NoRoute), Duration::ZERO, None)
                 }
             };
-            self.start += head_len;
 
-            let mut close = !self.request.keep_alive
-                || self.request.version == Version::Http10
-                || stop.is_stopped();
-            match self.discard_body().await {
-                Body::Consumed => {}
-                Body::Left => close = true,
-                Body::Failed(None) => return,
-                Body::Failed(Some(kind)) => return self.fail(kind).await,
-            }
-            let head_only = self.request.method == Method::Head;
-            if !self.respond(reply, close, head_only).await {
-                return;
-            }
-            if close {
-                return self.linger().await;
+            if let Some(cluster) = cluster {
+                match self.forward(head_len, timeout, cluster, stop).await {
+                    Ok(forwarded) => {
+                        l.http_stats.get(rq::status_class(forwarded.status)).inc();
+                        if forwarded.next == Next::Close {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(kind) = e.reply() {
+                            let reply = l.replies.get(kind);
+                            if self.respond(reply, true, false).await {
+                                self.linger().await;
+                            }
+                        }
+                        return;
+                    }
+                }
+            } else {
+                self.start += head_len;
+                let mut close = !self.request.keep_alive
+                    || self.request.version == Version::Http10
+                    || stop.is_stopped();
+                match self.discard_body().await {
+                    Body::Consumed => {}
+                    Body::Left => close = true,
+                    Body::Failed(None) => return,
+                    Body::Failed(Some(kind)) => return self.fail(kind).await,
+                }
+                let head_only = self.request.method == Method::Head;
+                if !self.respond(reply, close, head_only).await {
+                    return;
+                }
+                if close {
+                    return self.linger().await;
+                }
             }
             self.scanner.reset();
             if self.start == self.buf.len() {
@@ -170,22 +233,22 @@ impl Connection<'_> {
                     Ok(None) => {}
                     Err(e) => return Err(LocalReplyKind::for_status(e.status())),
                 }
-            }
-            let idle = self.start == self.buf.len();
-            let timeout = if idle {
-                l.idle_timeout
             } else {
-                // The head clock starts with its first byte and is not reset by reads.
-                let d = *deadline.get_or_insert_with(|| Instant::now() + l.header_read_timeout);
-                d.saturating_duration_since(Instant::now())
-            };
-            match self.read_more(timeout, idle.then_some(stop)).await {
+                // Idle: hold no buffer while waiting for the next request.
+                match self.wait_readable(stop).await {
+                    Read::Bytes => {}
+                    Read::Closed | Read::Stopped => return Ok(None),
+                    Read::TimedOut => {
+                        l.http_stats.get(rq::DOWNSTREAM_CX_IDLE_TIMEOUT).inc();
+                        return Ok(None);
+                    }
+                }
+            }
+            // The head clock starts with its first byte and is not reset by reads.
+            let d = *deadline.get_or_insert_with(|| Instant::now() + l.header_read_timeout);
+            match self.read_more(d.saturating_duration_since(Instant::now())).await {
                 Read::Bytes => {}
                 Read::Closed | Read::Stopped => return Ok(None),
-                Read::TimedOut if idle => {
-                    l.http_stats.get(rq::DOWNSTREAM_CX_IDLE_TIMEOUT).inc();
-                    return Ok(None);
-                }
                 Read::TimedOut => {
                     l.http_stats.get(rq::DOWNSTREAM_RQ_HEADER_TIMEOUT).inc();
                     return Err(LocalReplyKind::RequestTimeout);
@@ -194,32 +257,53 @@ impl Connection<'_> {
         }
     }
 
+    /// Gives the (empty) read buffer back and waits until the socket is readable, the
+    /// idle timeout passes, or the worker stops.
+    async fn wait_readable(&mut self, stop: &Stop) -> Read {
+        self.buf.clear();
+        self.start = 0;
+        if self.buf.capacity() > 0 {
+            let buf = std::mem::take(&mut self.buf);
+            self.worker.bufs.give(buf);
+        }
+        let idle = self.listener.idle_timeout;
+        let ready = monoio::select! {
+            r = monoio::time::timeout(idle, self.stream.readable(false)) => r,
+            _ = stop.wait() => return Read::Stopped,
+        };
+        match ready {
+            Ok(Ok(())) => {
+                self.buf = self.worker.bufs.take();
+                Read::Bytes
+            }
+            Ok(Err(_)) => Read::Closed,
+            Err(_) => Read::TimedOut,
+        }
+    }
+
     /// Reads more bytes after `buf[start..]`, moving unconsumed bytes to the front first.
-    async fn read_more(&mut self, timeout: Duration, stop: Option<&Stop>) -> Read {
+    pub(super) async fn read_more(&mut self, timeout: Duration) -> Read {
         if self.start > 0 {
             self.buf.copy_within(self.start.., 0);
             self.buf.truncate(self.buf.len() - self.start);
             self.start = 0;
         }
-        if self.buf.len() == self.buf.capacity() {
-            self.buf.reserve(READ_CHUNK);
+        if self.buf.len() >= self.listener.proxy.buffer_limit {
+            return Read::Closed;
         }
-        // The buffer is lent to the kernel for the read; on timeout or stop it stays with
-        // the cancelled operation, and the connection closes.
+        if self.buf.capacity() == 0 {
+            self.buf = self.worker.bufs.take();
+        } else if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve(crate::buffers::CHUNK);
+        }
+        // The buffer is lent to the kernel for the read; on timeout it stays with the
+        // cancelled operation, and the connection closes.
         let buf = std::mem::take(&mut self.buf);
         let len = buf.len();
-        let read = monoio::time::timeout(timeout, self.stream.read(buf.slice_mut(len..)));
-        let outcome = match stop {
-            Some(stop) => monoio::select! {
-                r = read => Some(r),
-                _ = stop.wait() => None,
-            },
-            None => Some(read.await),
-        };
-        match outcome {
-            None => Read::Stopped,
-            Some(Err(_elapsed)) => Read::TimedOut,
-            Some(Ok((result, slice))) => {
+        let read = monoio::time::timeout(timeout, self.stream.read(buf.slice_mut(len..))).await;
+        match read {
+            Err(_elapsed) => Read::TimedOut,
+            Ok((result, slice)) => {
                 self.buf = slice.into_inner();
                 match result {
                     Ok(0) | Err(_) => Read::Closed,
@@ -252,7 +336,7 @@ impl Connection<'_> {
                     if remaining == 0 {
                         return Body::Consumed;
                     }
-                    match self.read_more(timeout, None).await {
+                    match self.read_more(timeout).await {
                         Read::Bytes => {}
                         _ => return Body::Failed(None),
                     }
@@ -280,7 +364,7 @@ impl Connection<'_> {
                     if wire > MAX_DISCARD || self.request.expect_continue {
                         return Body::Left;
                     }
-                    match self.read_more(timeout, None).await {
+                    match self.read_more(timeout).await {
                         Read::Bytes => {}
                         _ => return Body::Failed(None),
                     }
@@ -317,7 +401,7 @@ impl Connection<'_> {
 
     /// Half-closes and reads what the client still sends, for a bounded time and size,
     /// so the kernel does not answer unread bytes with a reset that destroys the reply.
-    async fn linger(&mut self) {
+    pub(super) async fn linger(&mut self) {
         if self.stream.shutdown().await.is_err() {
             return;
         }
@@ -327,7 +411,7 @@ impl Connection<'_> {
             self.buf.clear();
             self.start = 0;
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.read_more(left, None).await {
+            match self.read_more(left).await {
                 Read::Bytes => total += self.buf.len(),
                 _ => return,
             }

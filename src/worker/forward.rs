@@ -31,14 +31,17 @@ use monoio::{
     io::{AsyncReadRent, AsyncWriteRentExt},
 };
 
-use super::connection::{Connection, Read};
+use super::{
+    connection::{Connection, Read},
+    stop::Stop,
+};
 use crate::{
     config::ExpectContinue,
     error::{Error, ErrorKind, Side},
     forwarding,
     http1::{
         self, BodyFraming, ChunkEvent, ChunkedDecoder, ChunkedEncoder, HeadScanner, Method,
-        ResponseFraming, Segment, Version,
+        ResponseFraming, Version,
     },
     stats::names::{cluster as cx, http as rq},
     upstream::{
@@ -55,8 +58,15 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 pub(super) enum Next {
     /// Read the next request.
     KeepAlive,
-    /// Close (after a lingering close when a reply was sent).
+    /// Close: the response said `connection: close`, or its end is the connection's.
     Close,
+}
+
+/// A completed exchange.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Forwarded {
+    pub next: Next,
+    pub status: u16,
 }
 
 /// Where the request body stands.
@@ -64,27 +74,64 @@ pub(super) enum Next {
 enum RequestBody {
     /// Fully in the write chunk (or there is none).
     Complete,
-    /// `remaining` bytes still to come from the client.
-    Length { remaining: u64 },
-    /// More chunks to come from the client.
-    Chunked(Box<ChunkedDecoder>),
+    /// Bytes still to come from the client.
+    Length(u64),
+    /// More chunks to come from the client; payload forwarded so far.
+    Chunked(Box<ChunkedDecoder>, u64),
 }
 
-/// Outcome of the exchange, for stats and the caller.
-#[derive(Debug)]
-pub(super) struct Forwarded {
-    pub next: Next,
-    pub status: u16,
+/// What the response left behind.
+struct Finished {
+    forwarded: Forwarded,
+    /// The upstream connection may go back to the pool.
+    reusable: bool,
+    /// The origin's `Keep-Alive: timeout=`.
+    keep_alive: Option<Duration>,
+}
+
+fn upstream_reset(written: bool, started: bool) -> Error {
+    Error {
+        kind: ErrorKind::UpstreamReset,
+        side: Side::Upstream,
+        request_written: written,
+        response_started: started,
+    }
+}
+
+fn timed_out(written: bool, started: bool) -> Error {
+    Error {
+        kind: ErrorKind::Timeout,
+        side: Side::Upstream,
+        request_written: written,
+        response_started: started,
+    }
+}
+
+fn client_gone(written: bool, started: bool) -> Error {
+    Error {
+        kind: ErrorKind::ClientGone,
+        side: Side::Client,
+        request_written: written,
+        response_started: started,
+    }
+}
+
+/// Runs `future` until `deadline`; `None` when it passed.
+async fn within<F: std::future::Future>(deadline: Instant, future: F) -> Option<F::Output> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    monoio::time::timeout(left, future).await.ok()
 }
 
 impl Connection<'_> {
-    /// Forwards the request whose head is `buf[start..start + head_len]` to `cluster`.
+    /// Forwards the request whose head is `buf[start..start + head_len]` to `cluster`,
+    /// with `self.target` as the request target. On success the request and its body
+    /// are consumed from the buffer.
     pub(super) async fn forward(
         &mut self,
         head_len: usize,
         route_timeout: Duration,
         cluster: &ClusterSnapshot,
-        path: &[u8],
+        stop: &Stop,
     ) -> Result<Forwarded, Error> {
         let l = self.listener;
         let deadline = Instant::now() + route_timeout;
@@ -97,38 +144,70 @@ impl Connection<'_> {
         }
         let idempotent = matches!(
             self.request.method,
-            Method::Get | Method::Head | Method::Options | Method::Trace | Method::Put | Method::Delete
+            Method::Get
+                | Method::Head
+                | Method::Options
+                | Method::Trace
+                | Method::Put
+                | Method::Delete
         );
-        let answer_continue = self.request.expect_continue
-            && l.proxy.expect_continue == ExpectContinue::Answer;
+        let answer_continue =
+            self.request.expect_continue && l.proxy.expect_continue == ExpectContinue::Answer;
 
         // The upstream head, and whatever body arrived with it, in one write chunk.
         let mut out = self.worker.bufs.take();
-        self.build_request_head(head_len, path, answer_continue, &mut out);
+        self.build_request_head(head_len, answer_continue, &mut out);
         self.start += head_len;
-        let mut body = self.buffered_request_body(&mut out)?;
+        let mut body = match self.buffered_request_body(&mut out) {
+            Ok(body) => body,
+            Err(e) => {
+                self.worker.bufs.give(out);
+                return Err(e);
+            }
+        };
         let replayable = matches!(body, RequestBody::Complete);
 
         let mut retried = false;
-        loop {
-            let mut lease = self.acquire(cluster, deadline, retried).await?;
+        let result = loop {
+            let Some(pool) = cluster.pick() else {
+                break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
+            };
+            let lease = match within(deadline, pool.checkout(&cluster.pool)).await {
+                None => break Err(timed_out(false, false)),
+                Some(Err(_overflow)) => {
+                    cluster.stats.get(cx::UPSTREAM_RQ_PENDING_OVERFLOW).inc();
+                    break Err(Error::new(ErrorKind::Overflow, Side::Upstream));
+                }
+                Some(Ok(lease)) => lease,
+            };
+            // A retry must not land on another pooled connection that may be stale too.
+            let mut lease = if retried && lease.reused {
+                drop(lease);
+                match within(deadline, pool.checkout_fresh(&cluster.pool)).await {
+                    None => break Err(timed_out(false, false)),
+                    Some(Err(_)) => break Err(Error::new(ErrorKind::Overflow, Side::Upstream)),
+                    Some(Ok(lease)) => lease,
+                }
+            } else {
+                lease
+            };
+            let reused = lease.reused;
             cluster.stats.get(cx::UPSTREAM_RQ_TOTAL).inc();
-            if lease.reused {
+            if reused {
                 cluster.stats.get(cx::UPSTREAM_CX_POOL_REUSE).inc();
             }
-            let result = self
-                .exchange(&mut lease, &mut out, &mut body, deadline, answer_continue)
+            let outcome = self
+                .exchange(&mut lease, cluster, &mut out, &mut body, deadline, answer_continue, stop)
                 .await;
-            match result {
-                Ok((forwarded, reusable, keep_alive)) => {
-                    cluster.stats.get(cx::status_class(forwarded.status)).inc();
-                    if reusable {
-                        lease.release(keep_alive);
+            match outcome {
+                Ok(finished) => {
+                    cluster.stats.get(cx::status_class(finished.forwarded.status)).inc();
+                    if finished.reusable {
+                        lease.release(finished.keep_alive);
                     }
-                    self.worker.bufs.give(out);
-                    return Ok(forwarded);
+                    break Ok(finished.forwarded);
                 }
-                Err(e) if !retried && e.retryable(lease.reused, idempotent, replayable) => {
+                Err(e) if !retried && e.retryable(reused, idempotent, replayable) => {
                     cluster.stats.get(cx::UPSTREAM_RQ_RETRY).inc();
                     retried = true;
                 }
@@ -140,16 +219,17 @@ impl Connection<'_> {
                         }
                         _ => {}
                     }
-                    self.worker.bufs.give(out);
-                    return Err(e);
+                    break Err(e);
                 }
             }
-        }
+        };
+        self.worker.bufs.give(out);
+        result
     }
 
-    /// The request line ringway sends (`HTTP/1.1`, the routed path), then the received
-    /// header lines with the overlay applied.
-    fn build_request_head(&mut self, head_len: usize, path: &[u8], answer_continue: bool, out: &mut Vec<u8>) {
+    /// Writes ringway's request line (`HTTP/1.1`, the routed target) and the received
+    /// header lines with the overlay applied into `out`.
+    fn build_request_head(&mut self, head_len: usize, answer_continue: bool, out: &mut Vec<u8>) {
         let l = self.listener;
         let head = &self.buf[self.start..self.start + head_len];
         let request = &mut self.request;
@@ -159,7 +239,7 @@ impl Connection<'_> {
             head,
             self.peer.ip(),
             &l.proxy,
-            &self.worker.random,
+            &mut self.random,
             &mut self.scratch,
         );
         if answer_continue {
@@ -170,26 +250,560 @@ impl Connection<'_> {
             }
         }
         if request.framing == BodyFraming::Chunked {
-            // Transfer-Encoding is hop-by-hop: the body is re-framed, so say so anew.
+            // Transfer-Encoding is hop-by-hop and was removed: the body is re-framed.
             let _ = request.overlay.add(b"transfer-encoding", b"chunked");
         }
         out.clear();
         out.extend_from_slice(request.method_span.get(head));
         out.push(b' ');
-        out.extend_from_slice(path);
+        out.extend_from_slice(&self.target);
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        let skip = request.request_line().len();
-        self.segments.clear();
-        let mut segments = std::mem::take(&mut self.segments);
-        {
-            // SAFETY of lifetimes only: the segments borrow the overlay for this block.
-            let mut borrowed: Vec<Segment<'_>> = Vec::new();
-            std::mem::swap(&mut borrowed, &mut segments_as(&mut segments));
-            request.write_head(&mut borrowed);
-            append_skipping(&borrowed, head, skip, out);
-            borrowed.clear();
-            std::mem::swap(&mut borrowed, &mut segments_as(&mut segments));
+        request.append_fields(head, out);
+    }
+
+    /// Moves the body bytes that arrived with the head into `out` (re-framing a chunked
+    /// body), and says what is still to come.
+    fn buffered_request_body(&mut self, out: &mut Vec<u8>) -> Result<RequestBody, Error> {
+        let limits = &self.listener.limits;
+        match self.request.framing {
+            BodyFraming::None | BodyFraming::ContentLength(0) => Ok(RequestBody::Complete),
+            BodyFraming::ContentLength(length) => {
+                let available = self.buf.len() - self.start;
+                let take = usize::try_from(length).map_or(available, |n| n.min(available));
+                out.extend_from_slice(&self.buf[self.start..self.start + take]);
+                self.start += take;
+                let remaining = length - take as u64;
+                Ok(if remaining == 0 {
+                    RequestBody::Complete
+                } else {
+                    RequestBody::Length(remaining)
+                })
+            }
+            BodyFraming::Chunked => {
+                let mut decoder = Box::new(ChunkedDecoder::new(limits));
+                let mut payload = 0;
+                let (consumed, done) =
+                    reframe(&mut decoder, &self.buf[self.start..], out, false, &mut payload)
+                        .map_err(|e| {
+                            Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client)
+                        })?;
+                self.start += consumed;
+                self.check_body_size(payload)?;
+                Ok(if done {
+                    RequestBody::Complete
+                } else {
+                    RequestBody::Chunked(decoder, payload)
+                })
+            }
         }
-        self.segments = segments;
+    }
+
+    fn check_body_size(&self, payload: u64) -> Result<(), Error> {
+        match self.listener.proxy.max_request_body {
+            Some(max) if payload > max => Err(Error::new(ErrorKind::RequestTooLarge, Side::Client)),
+            _ => Ok(()),
+        }
+    }
+
+    /// One attempt: connect if needed, send the request, relay the response.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &mut self,
+        lease: &mut Lease,
+        cluster: &ClusterSnapshot,
+        out: &mut Vec<u8>,
+        body: &mut RequestBody,
+        deadline: Instant,
+        answer_continue: bool,
+        stop: &Stop,
+    ) -> Result<Finished, Error> {
+        if lease.conn.is_none() {
+            let timeout = cluster
+                .connect_timeout
+                .min(deadline.saturating_duration_since(Instant::now()));
+            match UpstreamConn::connect(lease.address(), timeout).await {
+                Ok(conn) => {
+                    cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
+                    lease.conn = Some(conn);
+                }
+                Err(ConnectError::Timeout) => {
+                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
+                    return Err(Error::new(ErrorKind::ConnectTimeout, Side::Upstream));
+                }
+                Err(ConnectError::Io(_)) => {
+                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+                    return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
+                }
+            }
+        }
+        let Some(conn) = lease.conn.as_mut() else {
+            return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
+        };
+
+        // The head and the buffered body. A write error here is taken as "not written":
+        // a stale pooled connection fails its first write (EPIPE/ECONNRESET) before the
+        // origin could have seen anything.
+        let (result, back) = match within(deadline, conn.write_all(std::mem::take(out))).await {
+            Some(r) => r,
+            None => return Err(timed_out(false, false)),
+        };
+        *out = back;
+        if result.is_err() {
+            return Err(upstream_reset(false, false));
+        }
+
+        if !matches!(body, RequestBody::Complete) {
+            if answer_continue {
+                let (result, _) = self.stream.write_all(CONTINUE).await;
+                if result.is_err() {
+                    return Err(client_gone(true, false));
+                }
+            }
+            self.pump_request_body(conn, body, out, deadline).await?;
+        }
+        self.relay_response(conn, out, deadline, answer_continue, stop)
+            .await
+    }
+
+    /// Streams the rest of the request body from the client to the upstream.
+    async fn pump_request_body(
+        &mut self,
+        conn: &mut UpstreamConn,
+        body: &mut RequestBody,
+        out: &mut Vec<u8>,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let read_timeout = self.listener.header_read_timeout;
+        loop {
+            match body {
+                RequestBody::Complete => return Ok(()),
+                RequestBody::Length(remaining) => {
+                    // Everything buffered was consumed: read a fresh chunk's worth.
+                    if !matches!(self.read_more(read_timeout).await, Read::Bytes) {
+                        return Err(client_gone(true, false));
+                    }
+                    let available = self.buf.len() - self.start;
+                    let take = usize::try_from(*remaining).map_or(available, |r| r.min(available));
+                    // Zero copy: the read chunk itself goes to the kernel for the write.
+                    let chunk = std::mem::take(&mut self.buf);
+                    let slice = chunk.slice(self.start..self.start + take);
+                    let written = within(deadline, conn.write_all(slice)).await;
+                    let Some((result, slice)) = written else {
+                        return Err(timed_out(true, false));
+                    };
+                    self.buf = slice.into_inner();
+                    if result.is_err() {
+                        return Err(upstream_reset(true, false));
+                    }
+                    self.start += take;
+                    *remaining -= take as u64;
+                    if *remaining == 0 {
+                        *body = RequestBody::Complete;
+                    }
+                }
+                RequestBody::Chunked(decoder, payload) => {
+                    if !matches!(self.read_more(read_timeout).await, Read::Bytes) {
+                        return Err(client_gone(true, false));
+                    }
+                    out.clear();
+                    let (consumed, done) =
+                        reframe(decoder, &self.buf[self.start..], out, false, payload).map_err(
+                            |e| Error {
+                                request_written: true,
+                                ..Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client)
+                            },
+                        )?;
+                    self.start += consumed;
+                    let payload = *payload;
+                    if let Err(e) = self.check_body_size(payload) {
+                        return Err(Error {
+                            request_written: true,
+                            ..e
+                        });
+                    }
+                    if !out.is_empty() {
+                        let Some((result, back)) =
+                            within(deadline, conn.write_all(std::mem::take(out))).await
+                        else {
+                            return Err(timed_out(true, false));
+                        };
+                        *out = back;
+                        if result.is_err() {
+                            return Err(upstream_reset(true, false));
+                        }
+                    }
+                    if done {
+                        *body = RequestBody::Complete;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the response (relaying or dropping 1xx) and forwards it to the client.
+    async fn relay_response(
+        &mut self,
+        conn: &mut UpstreamConn,
+        out: &mut Vec<u8>,
+        deadline: Instant,
+        answer_continue: bool,
+        stop: &Stop,
+    ) -> Result<Finished, Error> {
+        let l = self.listener;
+        let mut ubuf = self.worker.bufs.take();
+        let result = async {
+            let head_len = loop {
+                let head_len = read_upstream_head(conn, &mut ubuf, &l.limits, deadline).await?;
+                http1::parse_response(
+                    &ubuf[..head_len],
+                    self.request.method,
+                    &l.limits,
+                    &mut self.response,
+                )
+                .map_err(|_| Error {
+                    request_written: true,
+                    ..Error::new(ErrorKind::BadResponse, Side::Upstream)
+                })?;
+                match self.response.status {
+                    // ringway strips Upgrade, so a switch of protocols was never asked for.
+                    101 => {
+                        return Err(Error {
+                            request_written: true,
+                            ..Error::new(ErrorKind::BadResponse, Side::Upstream)
+                        })
+                    }
+                    100 if answer_continue => {}
+                    100..=199 => {
+                        out.clear();
+                        write_status_line(&self.response, &ubuf, out);
+                        self.response.append_fields(&ubuf, out);
+                        let (result, back) = self.stream.write_all(std::mem::take(out)).await;
+                        *out = back;
+                        if result.is_err() {
+                            return Err(client_gone(true, false));
+                        }
+                    }
+                    _ => break head_len,
+                }
+                ubuf.drain(..head_len);
+            };
+            self.send_response(conn, &mut ubuf, head_len, out, deadline, stop)
+                .await
+        }
+        .await;
+        self.worker.bufs.give(ubuf);
+        result
+    }
+
+    /// Sends the final response head and streams its body.
+    async fn send_response(
+        &mut self,
+        conn: &mut UpstreamConn,
+        ubuf: &mut Vec<u8>,
+        head_len: usize,
+        out: &mut Vec<u8>,
+        deadline: Instant,
+        stop: &Stop,
+    ) -> Result<Finished, Error> {
+        let l = self.listener;
+        let status = self.response.status;
+        let head = &ubuf[..head_len];
+        self.response.strip_hop_by_hop(head);
+        let framing = self.response.framing;
+        let old_client = self.request.version == Version::Http10;
+        // An HTTP/1.0 client cannot read chunked framing: it gets the payload and the
+        // end of the connection marks the end of the body.
+        let raw_chunks = framing == ResponseFraming::Chunked && old_client;
+        let close = !self.request.keep_alive
+            || old_client
+            || stop.is_stopped()
+            || framing == ResponseFraming::CloseDelimited;
+        {
+            let overlay = &mut self.response.overlay;
+            if framing == ResponseFraming::Chunked && !raw_chunks {
+                let _ = overlay.add(b"transfer-encoding", b"chunked");
+            }
+            if close {
+                let _ = overlay.add(b"connection", b"close");
+            }
+            if let Some(server) = &l.proxy.server_header {
+                for (index, header) in self.response.headers.iter().enumerate() {
+                    if header.is(head, "server") {
+                        overlay.remove(index);
+                    }
+                }
+                let _ = overlay.add(b"server", server.as_bytes());
+            }
+            if let Some(via) = &l.proxy.via {
+                self.scratch.clear();
+                self.scratch.push_str("1.1 ");
+                self.scratch.push_str(via);
+                let _ = overlay.add(b"via", self.scratch.as_bytes());
+            }
+        }
+        out.clear();
+        write_status_line(&self.response, head, out);
+        self.response.append_fields(head, out);
+        let keep_alive = keep_alive_timeout(self.response.header(head, "keep-alive"));
+
+        // Body bytes that came with the head go out in the same write.
+        let mut pos = head_len;
+        let mut decoder = None;
+        let mut remaining = 0u64;
+        let mut done = match framing {
+            ResponseFraming::None => true,
+            ResponseFraming::ContentLength(n) => {
+                let available = ubuf.len() - pos;
+                let take = usize::try_from(n).map_or(available, |n| n.min(available));
+                out.extend_from_slice(&ubuf[pos..pos + take]);
+                pos += take;
+                remaining = n - take as u64;
+                remaining == 0
+            }
+            ResponseFraming::Chunked => {
+                let mut d = Box::new(ChunkedDecoder::new(&l.limits));
+                let mut payload = 0;
+                let (consumed, finished) = reframe(&mut d, &ubuf[pos..], out, raw_chunks, &mut payload)
+                    .map_err(|_| bad_response_body(false))?;
+                pos += consumed;
+                decoder = Some(d);
+                finished
+            }
+            ResponseFraming::CloseDelimited => {
+                out.extend_from_slice(&ubuf[pos..]);
+                pos = ubuf.len();
+                false
+            }
+        };
+        let sent = out.len() as u64;
+        let (result, back) = self.stream.write_all(std::mem::take(out)).await;
+        *out = back;
+        if result.is_err() {
+            return Err(client_gone(true, true));
+        }
+        l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
+
+        // The rest of the body, one read at a time. Unconsumed bytes (a partial chunk
+        // line) stay at the front of the buffer for the next decode.
+        while !done {
+            ubuf.drain(..pos);
+            pos = 0;
+            if ubuf.len() == ubuf.capacity() {
+                ubuf.reserve(crate::buffers::CHUNK);
+            }
+            let len = ubuf.len();
+            let read = within(deadline, conn.read(std::mem::take(ubuf).slice_mut(len..))).await;
+            let Some((result, slice)) = read else {
+                return Err(timed_out(true, true));
+            };
+            *ubuf = slice.into_inner();
+            match result {
+                Ok(0) if framing == ResponseFraming::CloseDelimited => break,
+                Ok(0) | Err(_) => return Err(upstream_reset(true, true)),
+                Ok(_) => {}
+            }
+            let to_client = match framing {
+                ResponseFraming::ContentLength(_) => {
+                    let take = usize::try_from(remaining).map_or(ubuf.len(), |r| r.min(ubuf.len()));
+                    remaining -= take as u64;
+                    done = remaining == 0;
+                    pos = take;
+                    take
+                }
+                ResponseFraming::CloseDelimited => {
+                    pos = ubuf.len();
+                    pos
+                }
+                _ => {
+                    let Some(d) = decoder.as_mut() else {
+                        return Err(bad_response_body(true));
+                    };
+                    out.clear();
+                    let mut payload = 0;
+                    let (consumed, finished) = reframe(d, &ubuf[..], out, raw_chunks, &mut payload)
+                        .map_err(|_| bad_response_body(true))?;
+                    pos = consumed;
+                    done = finished;
+                    0
+                }
+            };
+            let write = if to_client > 0 {
+                // Zero copy: the upstream chunk itself goes to the client.
+                let slice = std::mem::take(ubuf).slice(..to_client);
+                let (result, slice) = self.stream.write_all(slice).await;
+                *ubuf = slice.into_inner();
+                result.map(|_| to_client)
+            } else if !out.is_empty() {
+                let (result, back) = self.stream.write_all(std::mem::take(out)).await;
+                *out = back;
+                result
+            } else {
+                Ok(0)
+            };
+            match write {
+                Ok(n) => l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(n as u64),
+                Err(_) => return Err(client_gone(true, true)),
+            }
+        }
+        let leftover = pos < ubuf.len();
+        let reusable = framing != ResponseFraming::CloseDelimited
+            && self.response.keep_alive
+            && !leftover;
+        Ok(Finished {
+            forwarded: Forwarded {
+                next: if close { Next::Close } else { Next::KeepAlive },
+                status,
+            },
+            reusable,
+            keep_alive,
+        })
+    }
+}
+
+fn bad_response_body(started: bool) -> Error {
+    Error {
+        kind: ErrorKind::BadResponse,
+        side: Side::Upstream,
+        request_written: true,
+        response_started: started,
+    }
+}
+
+/// Reads from the upstream until `buf` holds a complete response head.
+async fn read_upstream_head(
+    conn: &mut UpstreamConn,
+    buf: &mut Vec<u8>,
+    limits: &http1::Limits,
+    deadline: Instant,
+) -> Result<usize, Error> {
+    let mut scanner = HeadScanner::new();
+    loop {
+        if !buf.is_empty() {
+            match scanner.scan(buf, limits) {
+                Ok(Some(head_len)) => return Ok(head_len),
+                Ok(None) => {}
+                Err(_) => {
+                    return Err(Error {
+                        request_written: true,
+                        ..Error::new(ErrorKind::BadResponse, Side::Upstream)
+                    })
+                }
+            }
+        }
+        if buf.len() == buf.capacity() {
+            buf.reserve(crate::buffers::CHUNK);
+        }
+        let len = buf.len();
+        let read = within(deadline, conn.read(std::mem::take(buf).slice_mut(len..))).await;
+        let Some((result, slice)) = read else {
+            return Err(timed_out(true, false));
+        };
+        *buf = slice.into_inner();
+        match result {
+            Ok(0) | Err(_) => return Err(upstream_reset(true, false)),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// `HTTP/1.1` and the upstream's status code and reason: a proxy sends its own version.
+fn write_status_line(response: &http1::Response, head: &[u8], out: &mut Vec<u8>) {
+    let line = response.status_line().get(head);
+    out.extend_from_slice(b"HTTP/1.1");
+    // The codec checked the line is `HTTP/d.d SP ...`.
+    out.extend_from_slice(line.get(8..).unwrap_or(b" 502 \r\n"));
+}
+
+/// Decodes chunked bytes from `input`, appending either re-framed chunks or (with
+/// `raw`) the bare payload to `out`. Returns the bytes consumed and whether the body
+/// ended; adds the payload size to `payload`.
+fn reframe(
+    decoder: &mut ChunkedDecoder,
+    input: &[u8],
+    out: &mut Vec<u8>,
+    raw: bool,
+    payload: &mut u64,
+) -> Result<(usize, bool), http1::ParseError> {
+    let mut pos = 0;
+    loop {
+        let (consumed, event) = decoder.decode(&input[pos..])?;
+        match event {
+            Some(ChunkEvent::Data(range)) => {
+                let data = &input[pos + range.start..pos + range.end];
+                *payload += data.len() as u64;
+                if !raw {
+                    out.extend_from_slice(ChunkedEncoder::size_line(data.len() as u64).as_ref());
+                }
+                out.extend_from_slice(data);
+                if !raw {
+                    out.extend_from_slice(ChunkedEncoder::CHUNK_END);
+                }
+            }
+            Some(ChunkEvent::Trailers) => {}
+            Some(ChunkEvent::Done) => {
+                if !raw {
+                    out.extend_from_slice(ChunkedEncoder::LAST_CHUNK);
+                    out.extend_from_slice(decoder.trailers());
+                    out.extend_from_slice(ChunkedEncoder::END);
+                }
+                return Ok((pos + consumed, true));
+            }
+            None if consumed == 0 => return Ok((pos, false)),
+            None => {}
+        }
+        pos += consumed;
+    }
+}
+
+/// The origin's `Keep-Alive: timeout=N`, less a second of margin so that ringway stops
+/// using the connection before the origin closes it.
+fn keep_alive_timeout(value: Option<&[u8]>) -> Option<Duration> {
+    let value = std::str::from_utf8(value?).ok()?;
+    value.split(',').find_map(|param| {
+        let (name, secs) = param.trim().split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        let secs: u64 = secs.trim().parse().ok()?;
+        Some(Duration::from_secs(secs.saturating_sub(1)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_timeouts_leave_a_margin() {
+        assert_eq!(keep_alive_timeout(Some(b"timeout=5, max=100")), Some(Duration::from_secs(4)));
+        assert_eq!(keep_alive_timeout(Some(b"max=100")), None);
+        assert_eq!(keep_alive_timeout(Some(b"timeout=x")), None);
+        assert_eq!(keep_alive_timeout(None), None);
+    }
+
+    #[test]
+    fn chunked_bodies_are_reframed_or_unwrapped() {
+        let limits = http1::Limits::default();
+        let wire = b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+        let mut out = Vec::new();
+        let mut payload = 0;
+        let mut d = ChunkedDecoder::new(&limits);
+        let (consumed, done) = reframe(&mut d, wire, &mut out, false, &mut payload).unwrap();
+        assert!(done);
+        assert_eq!(&wire[consumed..], b"NEXT");
+        assert_eq!(out, b"3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n");
+        assert_eq!(payload, 5);
+        let mut raw = Vec::new();
+        let mut d = ChunkedDecoder::new(&limits);
+        reframe(&mut d, wire, &mut raw, true, &mut payload).unwrap();
+        assert_eq!(raw, b"abcde");
+        // Split input: nothing is lost between calls.
+        let mut out = Vec::new();
+        let mut d = ChunkedDecoder::new(&limits);
+        let (a, done_a) = reframe(&mut d, &wire[..6], &mut out, false, &mut payload).unwrap();
+        assert!(!done_a);
+        let (_, done_b) = reframe(&mut d, &wire[a..], &mut out, false, &mut payload).unwrap();
+        assert!(done_b);
+        assert_eq!(out, b"3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n");
     }
 }

@@ -10,6 +10,7 @@
 
 mod accept;
 mod connection;
+mod forward;
 mod lookup;
 mod stop;
 
@@ -19,15 +20,46 @@ use monoio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::{
+    buffers::BufPool,
     config::Config,
     cpus::CpuId,
     driver::{self, Driver},
     snapshot::{Snapshot, StatsHandles},
+    upstream::PoolRegistry,
 };
 use stop::Stop;
 
 /// How often a draining worker checks whether its connections have finished.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
+/// How often idle upstream connections past their timeout are closed.
+const POOL_SWEEP: Duration = Duration::from_secs(1);
+/// Idle read chunks a worker keeps for reuse (16 KiB each).
+const MAX_FREE_CHUNKS: usize = 1024;
+
+/// What every connection task of a worker shares (on that worker's thread only).
+#[derive(Debug)]
+pub struct WorkerContext {
+    /// Read and write chunks.
+    pub bufs: BufPool,
+    /// Upstream connection pools, by endpoint; they outlive config snapshots.
+    pub pools: PoolRegistry,
+    random: std::cell::RefCell<fastrand::Rng>,
+}
+
+impl WorkerContext {
+    fn new() -> Self {
+        WorkerContext {
+            bufs: BufPool::new(MAX_FREE_CHUNKS),
+            pools: PoolRegistry::default(),
+            random: std::cell::RefCell::new(fastrand::Rng::new()),
+        }
+    }
+
+    /// A seed for a connection's own random numbers.
+    pub fn seed(&self) -> u64 {
+        self.random.borrow_mut().u64(..)
+    }
+}
 
 /// What the control thread asks of a worker.
 #[derive(Debug)]
@@ -128,9 +160,11 @@ async fn serve(setup: WorkerSetup) {
         events,
         ..
     } = setup;
-    let snapshot = Snapshot::build(&config, &stats, id);
+    let context = Rc::new(WorkerContext::new());
+    let snapshot = Snapshot::build(&config, &stats, id, &context.pools, context.seed());
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());
+    monoio::spawn(sweep_pools(Rc::clone(&context), Rc::clone(&stop)));
 
     for (name, socket) in sockets {
         let Some(listener) = snapshot.listeners.get(&name) else {
@@ -141,6 +175,7 @@ async fn serve(setup: WorkerSetup) {
                 monoio::spawn(accept::accept_loop(
                     socket,
                     Rc::clone(listener),
+                    Rc::clone(&context),
                     Rc::clone(&stop),
                     Rc::clone(&connections),
                 ));
@@ -172,4 +207,14 @@ async fn serve(setup: WorkerSetup) {
         );
     }
     let _ = events.send(Event::Stopped(id));
+}
+
+/// Closes expired idle upstream connections once a second until the worker stops.
+async fn sweep_pools(context: Rc<WorkerContext>, stop: Rc<Stop>) {
+    loop {
+        monoio::select! {
+            _ = monoio::time::sleep(POOL_SWEEP) => context.pools.sweep(std::time::Instant::now()),
+            _ = stop.wait() => return,
+        }
+    }
 }
