@@ -380,14 +380,14 @@ fn route_conditions_decode() {
 
 #[test]
 fn route_condition_errors() {
-    let text = format!(
+    let text = String::from(
         "listeners:\n  - name: public\n    address: 127.0.0.1:8080\n\
-         \x20   path_normalization: {{ merge_slashes: yes, escaped_slashes: unescap }}\n    routes:\n\
-         \x20     - match: {{ regex: \"/a(b\" }}\n        cluster: orders\n\
-         \x20     - match: {{ prefix: /, host: \"a.com:80\" }}\n        cluster: orders\n\
-         \x20     - match: {{ prefix: /, host: \"a.*.com\", headers: [{{ name: \"x y\", exact: a }}] }}\n        cluster: orders\n\
-         \x20     - match: {{ prefix: /, headers: [{{ name: x, exact: a, prefix: b }}, {{ name: y, regex: \"(\" }}] }}\n        cluster: orders\n\
-         \x20     - match: {{ prefix: /, query: [{{ name: q, prefix: a }}, {{ name: r }}], heders: [] }}\n        cluster: orders\n\
+         \x20   path_normalization: { merge_slashes: yes, escaped_slashes: unescap }\n    routes:\n\
+         \x20     - match: { regex: \"/a(b\" }\n        cluster: orders\n\
+         \x20     - match: { prefix: /, host: \"a.com:80\" }\n        cluster: orders\n\
+         \x20     - match: { prefix: /, host: \"a.*.com\", headers: [{ name: \"x y\", exact: a }] }\n        cluster: orders\n\
+         \x20     - match: { prefix: /, headers: [{ name: x, exact: a, prefix: b }, { name: y, regex: \"(\" }] }\n        cluster: orders\n\
+         \x20     - match: { prefix: /, query: [{ name: q, prefix: a }, { name: r }], heders: [] }\n        cluster: orders\n\
          clusters:\n  - name: orders\n    endpoints: [127.0.0.1:9001]\n"
     );
     assert_eq!(
