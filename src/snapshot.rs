@@ -151,7 +151,13 @@ impl Snapshot {
             .iter()
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
-                Some(ClusterSnapshot::build(c, pools, scope, worker, random.clone().u64(..)))
+                Some(ClusterSnapshot::build(
+                    c,
+                    pools,
+                    scope,
+                    worker,
+                    random.clone().u64(..),
+                ))
             })
             .collect();
         let listeners = config

@@ -3,7 +3,7 @@
 //! It implements monoio's owned-buffer read and write traits by delegating to the
 //! socket, so the forwarding code is the same for both kinds.
 
-use std::{future::Future, io, time::Duration};
+use std::{io, time::Duration};
 
 use monoio::{
     buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut},
@@ -59,41 +59,33 @@ impl UpstreamConn {
 }
 
 impl AsyncReadRent for UpstreamConn {
-    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                UpstreamConn::Tcp(s) => s.read(buf).await,
-                UpstreamConn::Unix(s) => s.read(buf).await,
-            }
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamConn::Tcp(s) => s.read(buf).await,
+            UpstreamConn::Unix(s) => s.read(buf).await,
         }
     }
 
-    fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                UpstreamConn::Tcp(s) => s.readv(buf).await,
-                UpstreamConn::Unix(s) => s.readv(buf).await,
-            }
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamConn::Tcp(s) => s.readv(buf).await,
+            UpstreamConn::Unix(s) => s.readv(buf).await,
         }
     }
 }
 
 impl AsyncWriteRent for UpstreamConn {
-    fn write<T: IoBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                UpstreamConn::Tcp(s) => s.write(buf).await,
-                UpstreamConn::Unix(s) => s.write(buf).await,
-            }
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamConn::Tcp(s) => s.write(buf).await,
+            UpstreamConn::Unix(s) => s.write(buf).await,
         }
     }
 
-    fn writev<T: IoVecBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
-        async move {
-            match self {
-                UpstreamConn::Tcp(s) => s.writev(buf).await,
-                UpstreamConn::Unix(s) => s.writev(buf).await,
-            }
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match self {
+            UpstreamConn::Tcp(s) => s.writev(buf).await,
+            UpstreamConn::Unix(s) => s.writev(buf).await,
         }
     }
 

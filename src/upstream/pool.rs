@@ -125,7 +125,10 @@ impl EndpointPool {
 
     /// Like [`EndpointPool::checkout`], but never an idle connection: for the retry of
     /// a request whose pooled connection turned out to be closed by the origin.
-    pub async fn checkout_fresh(self: &Rc<Self>, settings: &PoolSettings) -> Result<Lease, Overflow> {
+    pub async fn checkout_fresh(
+        self: &Rc<Self>,
+        settings: &PoolSettings,
+    ) -> Result<Lease, Overflow> {
         if self.open.get() < settings.max_connections_per_endpoint {
             self.open.set(self.open.get() + 1);
             return Ok(self.lease(None, settings));

@@ -165,9 +165,17 @@ impl Connection<'_> {
                                 self.target.push(b'?');
                                 self.target.extend_from_slice(target.query);
                             }
-                            (l.replies.get(LocalReplyKind::NoUpstream), route.timeout, Some(cluster))
+                            (
+                                l.replies.get(LocalReplyKind::NoUpstream),
+                                route.timeout,
+                                Some(cluster),
+                            )
                         }
-                        None => (l.replies.get(LocalReplyKind::NoUpstream), route.timeout, None),
+                        None => (
+                            l.replies.get(LocalReplyKind::NoUpstream),
+                            route.timeout,
+                            None,
+                        ),
                     },
                 },
                 None => {
@@ -246,7 +254,10 @@ impl Connection<'_> {
             }
             // The head clock starts with its first byte and is not reset by reads.
             let d = *deadline.get_or_insert_with(|| Instant::now() + l.header_read_timeout);
-            match self.read_more(d.saturating_duration_since(Instant::now())).await {
+            match self
+                .read_more(d.saturating_duration_since(Instant::now()))
+                .await
+            {
                 Read::Bytes => {}
                 Read::Closed | Read::Stopped => return Ok(None),
                 Read::TimedOut => {

@@ -197,11 +197,22 @@ impl Connection<'_> {
                 cluster.stats.get(cx::UPSTREAM_CX_POOL_REUSE).inc();
             }
             let outcome = self
-                .exchange(&mut lease, cluster, &mut out, &mut body, deadline, answer_continue, stop)
+                .exchange(
+                    &mut lease,
+                    cluster,
+                    &mut out,
+                    &mut body,
+                    deadline,
+                    answer_continue,
+                    stop,
+                )
                 .await;
             match outcome {
                 Ok(finished) => {
-                    cluster.stats.get(cx::status_class(finished.forwarded.status)).inc();
+                    cluster
+                        .stats
+                        .get(cx::status_class(finished.forwarded.status))
+                        .inc();
                     if finished.reusable {
                         lease.release(finished.keep_alive);
                     }
@@ -282,11 +293,14 @@ impl Connection<'_> {
             BodyFraming::Chunked => {
                 let mut decoder = Box::new(ChunkedDecoder::new(limits));
                 let mut payload = 0;
-                let (consumed, done) =
-                    reframe(&mut decoder, &self.buf[self.start..], out, false, &mut payload)
-                        .map_err(|e| {
-                            Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client)
-                        })?;
+                let (consumed, done) = reframe(
+                    &mut decoder,
+                    &self.buf[self.start..],
+                    out,
+                    false,
+                    &mut payload,
+                )
+                .map_err(|e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client))?;
                 self.start += consumed;
                 self.check_body_size(payload)?;
                 Ok(if done {
@@ -563,8 +577,9 @@ impl Connection<'_> {
             ResponseFraming::Chunked => {
                 let mut d = Box::new(ChunkedDecoder::new(&l.limits));
                 let mut payload = 0;
-                let (consumed, finished) = reframe(&mut d, &ubuf[pos..], out, raw_chunks, &mut payload)
-                    .map_err(|_| bad_response_body(false))?;
+                let (consumed, finished) =
+                    reframe(&mut d, &ubuf[pos..], out, raw_chunks, &mut payload)
+                        .map_err(|_| bad_response_body(false))?;
                 pos += consumed;
                 decoder = Some(d);
                 finished
@@ -641,14 +656,16 @@ impl Connection<'_> {
                 Ok(0)
             };
             match write {
-                Ok(n) => l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(n as u64),
+                Ok(n) => l
+                    .http_stats
+                    .get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL)
+                    .add(n as u64),
                 Err(_) => return Err(client_gone(true, true)),
             }
         }
         let leftover = pos < ubuf.len();
-        let reusable = framing != ResponseFraming::CloseDelimited
-            && self.response.keep_alive
-            && !leftover;
+        let reusable =
+            framing != ResponseFraming::CloseDelimited && self.response.keep_alive && !leftover;
         Ok(Finished {
             forwarded: Forwarded {
                 next: if close { Next::Close } else { Next::KeepAlive },
@@ -775,7 +792,10 @@ mod tests {
 
     #[test]
     fn keep_alive_timeouts_leave_a_margin() {
-        assert_eq!(keep_alive_timeout(Some(b"timeout=5, max=100")), Some(Duration::from_secs(4)));
+        assert_eq!(
+            keep_alive_timeout(Some(b"timeout=5, max=100")),
+            Some(Duration::from_secs(4))
+        );
         assert_eq!(keep_alive_timeout(Some(b"max=100")), None);
         assert_eq!(keep_alive_timeout(Some(b"timeout=x")), None);
         assert_eq!(keep_alive_timeout(None), None);
