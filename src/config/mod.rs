@@ -15,6 +15,7 @@
 
 mod addr;
 mod decode;
+mod decode_log;
 pub mod error;
 mod model;
 mod node;
@@ -27,8 +28,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Cluster, Config, DirectResponse, DriverChoice, Endpoint, Http1Settings, Listener, PinWorkers,
-    Route, RouteAction, RouteMatch, Workers,
+    AccessLogConfig, AccessLogFormat, AccessLogPath, Cluster, Config, DirectResponse, DriverChoice,
+    Endpoint, Http1Settings, Listener, PinWorkers, Route, RouteAction, RouteMatch, Workers,
 };
 
 use error::Diagnostics;
