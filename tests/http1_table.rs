@@ -229,6 +229,9 @@ fn trickled_reads_forward_the_same_bytes() {
     let one_shot = forward(raw).unwrap();
     for step in 1..16 {
         let limits = ringway::http1::Limits::default();
-        assert_eq!(pipeline::forward_with(raw, step, &limits).unwrap(), one_shot);
+        assert_eq!(
+            pipeline::forward_with(raw, step, &limits).unwrap(),
+            one_shot
+        );
     }
 }

@@ -10,7 +10,7 @@ use monoio::net::TcpListener;
 use tracing::{debug, warn};
 
 use super::{connection, stop::Stop, Connections};
-use crate::{snapshot::ListenerSnapshot, stats::names::listener as cx};
+use crate::{access_log::WorkerLog, snapshot::ListenerSnapshot, stats::names::listener as cx};
 
 /// How long to back off when the process is out of file descriptors, so that the loop
 /// does not spin while connections close and free some.
@@ -22,6 +22,7 @@ pub async fn accept_loop(
     listener: Rc<ListenerSnapshot>,
     stop: Rc<Stop>,
     connections: Rc<Connections>,
+    log: Option<Rc<WorkerLog>>,
 ) {
     loop {
         let accepted = monoio::select! {
@@ -36,8 +37,9 @@ pub async fn accept_loop(
                 let guard = connections.open();
                 let listener = Rc::clone(&listener);
                 let stop = Rc::clone(&stop);
+                let log = log.clone();
                 monoio::spawn(async move {
-                    connection::serve(stream, peer, &listener, &stop).await;
+                    connection::serve(stream, peer, &listener, &stop, log.as_deref()).await;
                     listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
                     listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
                     drop(guard);

@@ -15,6 +15,10 @@
 //! `Expect: 100-continue`, gets the answer with `connection: close` followed by a
 //! lingering close that reads (a bounded amount) until the client is done, so the kernel
 //! does not reset the connection over unread bytes and lose the answer.
+//!
+//! Access log: every answer ringway sends goes through `respond`, which records one line
+//! through `log_request` (the one place a line is made; the proxy path calls it too).
+//! Without an access log the connection carries `None` and reads no clock.
 
 use std::{
     net::SocketAddr,
@@ -27,8 +31,9 @@ use monoio::{
     net::TcpStream,
 };
 
-use super::stop::Stop;
+use super::{request_log::RequestLog, stop::Stop};
 use crate::{
+    access_log::{ResponseFlags, WorkerLog},
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Version},
     local_reply::{LocalReplyKind, Reply},
     router::Action,
@@ -46,7 +51,13 @@ const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
 
 /// Serves one accepted connection until it closes.
-pub async fn serve(stream: TcpStream, _peer: SocketAddr, listener: &ListenerSnapshot, stop: &Stop) {
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &ListenerSnapshot,
+    stop: &Stop,
+    log: Option<&WorkerLog>,
+) {
     let mut conn = Connection {
         stream,
         buf: Vec::with_capacity(READ_CHUNK),
@@ -54,6 +65,7 @@ pub async fn serve(stream: TcpStream, _peer: SocketAddr, listener: &ListenerSnap
         scanner: HeadScanner::new(),
         request: Request::new(),
         listener,
+        log: log.map(|log| RequestLog::new(log, peer.ip())),
     };
     conn.run(stop).await;
 }
@@ -82,6 +94,8 @@ struct Connection<'l> {
     scanner: HeadScanner,
     request: Request,
     listener: &'l ListenerSnapshot,
+    /// The access log's per-request state; `None` without an access log.
+    log: Option<RequestLog<'l>>,
 }
 
 impl Connection<'_> {
@@ -98,17 +112,26 @@ impl Connection<'_> {
             if let Err(e) = http1::parse_request(head, &l.limits, &mut self.request) {
                 return self.fail(LocalReplyKind::for_status(e.status())).await;
             }
+            if let Some(log) = &mut self.log {
+                log.parsed(head, &self.request);
+            }
             l.http_stats.get(rq::DOWNSTREAM_RQ_TOTAL).inc();
-            let reply = match l.router.route(self.request.path.get(head)) {
+            let (reply, flags) = match l.router.route(self.request.path.get(head)) {
                 Some(Action::Direct(reply)) => {
                     l.http_stats.get(rq::RQ_DIRECT_RESPONSE).inc();
-                    reply
+                    (reply, ResponseFlags::NONE)
                 }
                 // Proxying to clusters arrives with the upstream layer.
-                Some(Action::Cluster(_)) => l.replies.get(LocalReplyKind::NoUpstream),
+                Some(Action::Cluster(_)) => (
+                    l.replies.get(LocalReplyKind::NoUpstream),
+                    ResponseFlags::NO_HEALTHY_UPSTREAM,
+                ),
                 None => {
                     l.http_stats.get(rq::RQ_NO_ROUTE).inc();
-                    l.replies.get(LocalReplyKind::NoRoute)
+                    (
+                        l.replies.get(LocalReplyKind::NoRoute),
+                        ResponseFlags::NO_ROUTE,
+                    )
                 }
             };
             self.start += head_len;
@@ -119,11 +142,15 @@ impl Connection<'_> {
             match self.discard_body().await {
                 Body::Consumed => {}
                 Body::Left => close = true,
-                Body::Failed(None) => return,
+                Body::Failed(None) => {
+                    // The client left (or stalled) mid-body: nothing was answered.
+                    let gone = ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
+                    return self.log_request(0, 0, None, gone);
+                }
                 Body::Failed(Some(kind)) => return self.fail(kind).await,
             }
             let head_only = self.request.method == Method::Head;
-            if !self.respond(reply, close, head_only).await {
+            if !self.respond(reply, close, head_only, flags).await {
                 return;
             }
             if close {
@@ -144,6 +171,9 @@ impl Connection<'_> {
         let mut deadline = None;
         loop {
             if self.start < self.buf.len() {
+                if let Some(log) = &mut self.log {
+                    log.begin();
+                }
                 match self.scanner.scan(&self.buf[self.start..], &l.limits) {
                     Ok(Some(head_len)) => return Ok(Some(head_len)),
                     Ok(None) => {}
@@ -228,6 +258,9 @@ impl Connection<'_> {
                     let take = remaining.min((self.buf.len() - self.start) as u64);
                     self.start += take as usize;
                     remaining -= take;
+                    if let Some(log) = &mut self.log {
+                        log.add_received(take);
+                    }
                     if remaining == 0 {
                         return Body::Consumed;
                     }
@@ -245,6 +278,9 @@ impl Connection<'_> {
                         Ok((consumed, event)) => {
                             self.start += consumed;
                             wire += consumed as u64;
+                            if let Some(log) = &mut self.log {
+                                log.add_received(consumed as u64);
+                            }
                             if decoder.is_done() {
                                 return Body::Consumed;
                             }
@@ -268,18 +304,41 @@ impl Connection<'_> {
         }
     }
 
-    /// Sends a reply; false when the connection is gone.
-    async fn respond(&mut self, reply: &Reply, close: bool, head_only: bool) -> bool {
+    /// Sends a reply and logs the request; false when the connection is gone.
+    async fn respond(
+        &mut self,
+        reply: &Reply,
+        close: bool,
+        head_only: bool,
+        flags: ResponseFlags,
+    ) -> bool {
         let stats = &self.listener.http_stats;
         let bytes = reply.bytes(close, head_only);
         let len = bytes.len() as u64;
         let (result, _) = self.stream.write_all(bytes).await;
         stats.get(rq::status_class(reply.status())).inc();
         if result.is_err() {
+            let gone = flags | ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
+            self.log_request(reply.status(), 0, None, gone);
             return false;
         }
         stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(len);
+        self.log_request(reply.status(), len, None, flags);
         true
+    }
+
+    /// Records the current request in the access log, if there is one: its status, the
+    /// bytes sent to the client, the upstream endpoint that answered, and the flags.
+    fn log_request(
+        &mut self,
+        status: u16,
+        bytes_sent: u64,
+        upstream: Option<&str>,
+        flags: ResponseFlags,
+    ) {
+        if let Some(log) = &mut self.log {
+            log.finish(&self.listener.name, status, bytes_sent, upstream, flags);
+        }
     }
 
     /// Answers a request ringway cannot serve and closes the connection.
@@ -288,8 +347,17 @@ impl Connection<'_> {
         if kind != LocalReplyKind::RequestTimeout {
             l.http_stats.get(rq::DOWNSTREAM_CX_PROTOCOL_ERROR).inc();
         }
+        // Everything but a slow head is the client breaking the protocol.
+        let flags = if kind == LocalReplyKind::RequestTimeout {
+            ResponseFlags::NONE
+        } else {
+            ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR
+        };
+        if let Some(log) = &mut self.log {
+            log.unparsed((self.buf.len() - self.start) as u64);
+        }
         let reply = l.replies.get(kind);
-        if self.respond(reply, true, false).await {
+        if self.respond(reply, true, false, flags).await {
             self.linger().await;
         }
     }

@@ -10,6 +10,7 @@
 
 mod accept;
 mod connection;
+mod request_log;
 mod stop;
 
 use std::{cell::Cell, io, rc::Rc, sync::Arc, time::Duration};
@@ -18,6 +19,7 @@ use monoio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::{
+    access_log::{WorkerLog, WorkerLogSetup},
     config::Config,
     cpus::CpuId,
     driver::{self, Driver},
@@ -68,6 +70,8 @@ pub struct WorkerSetup {
     pub commands: flume::Receiver<Command>,
     /// Events to the control thread.
     pub events: flume::Sender<Event>,
+    /// The access log's queue and settings, when one is configured.
+    pub access_log: Option<WorkerLogSetup>,
 }
 
 /// Starts a worker thread.
@@ -125,11 +129,16 @@ async fn serve(setup: WorkerSetup) {
         sockets,
         commands,
         events,
+        access_log,
         ..
     } = setup;
     let snapshot = Snapshot::build(&config, &stats, id);
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());
+    let log = access_log.map(|setup| Rc::new(WorkerLog::new(setup)));
+    if let Some(log) = &log {
+        monoio::spawn(flush_periodically(Rc::clone(log)));
+    }
 
     for (name, socket) in sockets {
         let Some(listener) = snapshot.listeners.get(&name) else {
@@ -142,6 +151,7 @@ async fn serve(setup: WorkerSetup) {
                     Rc::clone(listener),
                     Rc::clone(&stop),
                     Rc::clone(&connections),
+                    log.clone(),
                 ));
             }
             Err(e) => {
@@ -170,5 +180,19 @@ async fn serve(setup: WorkerSetup) {
             "drain timeout: closing connections"
         );
     }
+    // The last lines go to the writer before the control thread closes its queue.
+    if let Some(log) = &log {
+        log.flush();
+    }
     let _ = events.send(Event::Stopped(id));
+}
+
+/// Hands partial access-log batches to the writer every `flush_interval`, so lines do not
+/// wait for a full batch under low load. Runs until the worker's runtime is dropped, so
+/// it also flushes while connections drain.
+async fn flush_periodically(log: Rc<WorkerLog>) {
+    loop {
+        monoio::time::sleep(log.flush_interval()).await;
+        log.flush();
+    }
 }
