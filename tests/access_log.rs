@@ -80,7 +80,7 @@ fn text_lines_record_each_request() {
         };
         for line in &lines {
             assert!(
-                line.starts_with("[20") && line.as_bytes()[24] == b']',
+                line.starts_with("[20") && line.as_bytes()[25] == b']',
                 "{line}"
             );
             assert!(line.ends_with(" \"127.0.0.1\" \"-\" public"), "{line}");
@@ -88,7 +88,7 @@ fn text_lines_record_each_request() {
         // `[ts] "GET /healthz HTTP/1.1" 200 - <received> <sent> <ms> "client" "-" public`
         let get = find("\"GET /healthz HTTP/1.1\" 200 - ");
         let fields: Vec<&str> = get.split(' ').collect();
-        assert_eq!(fields[6], "35", "{get}"); // bytes received: the head
+        assert_eq!(fields[6], "34", "{get}"); // bytes received: the head
         assert!(fields[7].parse::<u64>().unwrap() > 3, "{get}"); // bytes sent
         assert!(fields[8].parse::<u64>().is_ok(), "{get}"); // duration
         let post = find("\"POST /healthz HTTP/1.1\" 200 - ");
@@ -262,9 +262,24 @@ fn config_errors_name_the_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(
-            ":21:11: access_log.format: unknown value \"xml\": expected one of `text`, `json`"
+            ":19:11: access_log.format: unknown value \"xml\": expected one of `text`, `json`"
         ),
         "{stderr}"
+    );
+
+    // The reference config spells out the defaults: they must be the real ones.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reference = ringway::config::Config::load(&root.join("config/reference.yaml")).unwrap();
+    let log = reference.access_log.expect("reference has an access_log");
+    assert_eq!(
+        log.path,
+        ringway::config::AccessLogPath::File("/var/log/ringway/access.log".into())
+    );
+    assert_eq!(log.format, ringway::config::AccessLogFormat::Text);
+    assert_eq!(log.buffer, ringway::config::AccessLogConfig::DEFAULT_BUFFER);
+    assert_eq!(
+        log.flush_interval,
+        ringway::config::AccessLogConfig::DEFAULT_FLUSH_INTERVAL
     );
 
     // A file that cannot be opened stops the start with a clear message.
