@@ -10,6 +10,7 @@
 //! `http1` and `config` import no runtime: they are pure functions and state machines
 //! over byte slices and parsed values, unit-tested and fuzzed in isolation.
 
+pub mod access_log;
 pub mod buffers;
 pub mod config;
 pub mod control;

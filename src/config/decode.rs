@@ -31,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "admin",
     "listeners",
     "clusters",
+    "access_log",
 ];
 const LISTENER_KEYS: &[&str] = &[
     "name",
@@ -110,6 +111,9 @@ pub(crate) fn config<'a>(
         }),
         None => Some(Vec::new()),
     };
+    let access_log = map
+        .optional("access_log")
+        .map(|n| super::decode_log::access_log(&n, diag));
     Some(Config {
         source: source.to_path_buf(),
         workers: workers.unwrap_or(Some(Workers::Auto))?,
@@ -118,6 +122,7 @@ pub(crate) fn config<'a>(
         admin: admin.map_or(Some(None), |a| a.map(Some))?,
         listeners: listeners?,
         clusters: clusters?,
+        access_log: access_log.map_or(Some(None), |a| a.map(Some))?,
     })
 }
 

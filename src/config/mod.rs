@@ -15,6 +15,7 @@
 
 mod addr;
 mod decode;
+mod decode_log;
 mod decode_proxy;
 pub mod error;
 mod model;
@@ -30,10 +31,11 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    Cidr, Cluster, Config, DirectResponse, DriverChoice, Endpoint, EndpointAddress, EscapedSlashes,
-    ExpectContinue, HeaderMatch, HostMatch, Http1Settings, Listener, PathNormalization, PinWorkers,
-    PoolSettings, ProxySettings, QueryMatch, Route, RouteAction, RouteConditions, RouteMatch,
-    TrustedProxies, ValueMatch, Workers,
+    AccessLogConfig, AccessLogFormat, AccessLogPath, Cidr, Cluster, Config, DirectResponse,
+    DriverChoice, Endpoint, EndpointAddress, EscapedSlashes, ExpectContinue, HeaderMatch,
+    HostMatch, Http1Settings, Listener, PathNormalization, PinWorkers, PoolSettings, ProxySettings,
+    QueryMatch, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies, ValueMatch,
+    Workers,
 };
 
 use error::Diagnostics;

@@ -23,6 +23,8 @@ pub struct Config {
     /// At least one.
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
+    /// The access log; `None` when the key is absent (no access log).
+    pub access_log: Option<AccessLogConfig>,
 }
 
 impl Config {
@@ -433,4 +435,42 @@ mod tests {
         };
         assert!(all.contains("192.0.2.1".parse().unwrap()));
     }
+}
+
+/// Where and how the access log is written (one line per request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogConfig {
+    pub path: AccessLogPath,
+    pub format: AccessLogFormat,
+    /// Bytes a worker collects before handing a batch to the writer thread.
+    pub buffer: usize,
+    /// A worker hands off a partial batch at least this often.
+    pub flush_interval: Duration,
+}
+
+impl AccessLogConfig {
+    pub const DEFAULT_BUFFER: usize = 64 * 1024;
+    /// Upper bound for `buffer`: each worker may have several batches in flight, so a
+    /// larger value is memory spent on lines that are only late.
+    pub const MAX_BUFFER: usize = 16 * 1024 * 1024;
+    pub const DEFAULT_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+}
+
+/// The access log's destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogPath {
+    /// `-`: the process's standard output.
+    Stdout,
+    /// A file, opened for appending (created if missing) and reopened on SIGUSR1.
+    File(PathBuf),
+}
+
+/// The access log's line format (see `access_log::format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AccessLogFormat {
+    /// Envoy-like text line.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }

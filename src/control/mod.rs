@@ -23,6 +23,7 @@ use std::{
 use tracing::{error, info, warn};
 
 use crate::{
+    access_log::{AccessLog, Reopener},
     config::{Config, DriverChoice, Workers},
     cpus,
     driver::{self, Driver},
@@ -36,6 +37,9 @@ use signals::{Signal, Signals};
 /// Capacity of each worker's command queue. Commands are rare (shutdown, reload); a full
 /// queue means a worker is stuck, and the control thread then waits rather than grow it.
 const COMMAND_QUEUE: usize = 16;
+/// How long an exit waits for the access-log writer to write what is queued. Bounded, so
+/// a writer stuck on a pipe nobody reads cannot keep the process alive.
+const ACCESS_LOG_EXIT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How to run, from the command line.
 #[derive(Debug, Clone)]
@@ -171,6 +175,11 @@ fn start(mut config: Config, options: Options, started: Instant) -> Result<ExitC
 
     let mut store = StatsStore::new(plan.count);
     let stats = snapshot::register_stats(&mut store, &config);
+    // Opened before any worker starts, so a bad path stops ringway with a clear message.
+    let access_log = match &config.access_log {
+        Some(log) => Some(AccessLog::start(log, &mut store, plan.count)?),
+        None => None,
+    };
     let config = Arc::new(config);
     let (events_tx, events_rx) = flume::unbounded();
     let mut commands = Vec::with_capacity(plan.count);
@@ -190,6 +199,7 @@ fn start(mut config: Config, options: Options, started: Instant) -> Result<ExitC
             sockets,
             commands: rx,
             events: events_tx.clone(),
+            access_log: access_log.as_ref().map(|log| log.worker_setup(id)),
         };
         threads.push(worker::spawn(setup).map_err(|e| format!("starting worker {id}: {e}"))?);
         commands.push(tx);
@@ -208,11 +218,18 @@ fn start(mut config: Config, options: Options, started: Instant) -> Result<ExitC
         commands,
         events: events_rx,
         drain_timeout: options.drain_timeout,
+        access_log: access_log.as_ref().map(AccessLog::reopener),
     };
     let code = driver::block_on(Driver::Epoll, control.run(admin_socket, signals, stats))
         .map_err(|e| format!("control runtime: {e}"))?;
     for thread in threads {
         let _ = thread.join();
+    }
+    // Workers flushed their last batches before stopping; write them out.
+    if let Some(log) = access_log {
+        if !log.finish(ACCESS_LOG_EXIT_TIMEOUT) {
+            warn!("access log writer still blocked at exit; its queued lines are lost");
+        }
     }
     info!("ringway exited");
     Ok(code)
@@ -231,6 +248,8 @@ struct Control {
     commands: Vec<flume::Sender<Command>>,
     events: flume::Receiver<Event>,
     drain_timeout: Duration,
+    /// Asks the access-log writer to reopen its file (SIGUSR1).
+    access_log: Option<Reopener>,
 }
 
 impl Control {
@@ -270,7 +289,13 @@ impl Control {
                             return self.shutdown_with_signals(ExitCode::SUCCESS, &mut signals).await;
                         }
                         Signal::Reload => warn!("SIGHUP: config reload is not available yet; ignored"),
-                        Signal::ReopenLogs => info!("SIGUSR1: no log files to reopen"),
+                        Signal::ReopenLogs => match &self.access_log {
+                            Some(log) => {
+                                info!("SIGUSR1: reopening the access log");
+                                log.reopen();
+                            }
+                            None => info!("SIGUSR1: no log files to reopen"),
+                        },
                     }
                     continue;
                 }

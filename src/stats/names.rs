@@ -154,6 +154,31 @@ pub mod cluster {
     }
 }
 
+/// `access_log.`: the access log. Workers write `dropped_lines` for lines they could not
+/// hand to the writer (its queue was full); the writer thread owns one extra cell slot
+/// (index `workers`) for the lines it wrote and the ones it lost to write errors.
+pub mod access_log {
+    use super::*;
+
+    /// Lines dropped: by a worker when the writer's queue was full, by the writer when a
+    /// write (or opening the file) failed.
+    pub const DROPPED_LINES: usize = 0;
+    /// Lines written to the log (counted by the writer thread).
+    pub const WRITTEN_LINES: usize = 1;
+    /// Failed writes or opens of the log file (counted by the writer thread).
+    pub const WRITE_ERRORS: usize = 2;
+    /// Successful reopens on SIGUSR1 (counted by the writer thread).
+    pub const REOPENS: usize = 3;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 4] = [
+        counter("dropped_lines"),
+        counter("written_lines"),
+        counter("write_errors"),
+        counter("reopens"),
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +200,14 @@ mod tests {
         assert_eq!(
             listener::DEFS[listener::DOWNSTREAM_CX_DESTROY].name,
             "downstream_cx_destroy"
+        );
+        assert_eq!(
+            cluster::DEFS[cluster::status_class(503)].name,
+            "upstream_rq_5xx"
+        );
+        assert_eq!(
+            cluster::DEFS[cluster::UPSTREAM_CX_POOL_REUSE].name,
+            "upstream_cx_pool_reuse"
         );
     }
 }

@@ -34,6 +34,23 @@ impl StatsStore {
         )
     }
 
+    /// Like [`StatsStore::scope`], with `extra` cell slots after the workers' (indices
+    /// `workers..workers + extra`) for threads other than workers that count into the
+    /// scope, each writing only its own slot (the access-log writer).
+    pub fn scope_with_extra(
+        &mut self,
+        prefix: &str,
+        defs: &'static [StatDef],
+        extra: usize,
+    ) -> Arc<Scope> {
+        let slots = self.workers + extra;
+        Arc::clone(
+            self.scopes
+                .entry(prefix.into())
+                .or_insert_with(|| Arc::new(Scope::new(prefix, defs, slots))),
+        )
+    }
+
     /// Appends every stat as `name: value\n`, sorted by name, each scope's values summed
     /// over workers, plus per-worker lines for stats marked `per_worker`.
     pub fn render_text(&self, extra: &[(String, u64)], out: &mut String) {

@@ -56,6 +56,8 @@ struct Waiter {
 #[derive(Debug)]
 pub struct EndpointPool {
     address: EndpointAddress,
+    /// `address` as text, formatted once (access log lines name the endpoint).
+    address_text: Box<str>,
     idle: RefCell<Vec<Idle>>,
     open: Cell<usize>,
     waiters: RefCell<VecDeque<Rc<Waiter>>>,
@@ -69,6 +71,7 @@ impl EndpointPool {
     /// An empty pool for `address`.
     pub fn new(address: EndpointAddress) -> Rc<Self> {
         Rc::new(EndpointPool {
+            address_text: address.to_string().into(),
             address,
             idle: RefCell::new(Vec::new()),
             open: Cell::new(0),
@@ -79,6 +82,11 @@ impl EndpointPool {
     /// The endpoint's address.
     pub fn address(&self) -> &EndpointAddress {
         &self.address
+    }
+
+    /// The endpoint's address as text.
+    pub fn address_text(&self) -> &str {
+        &self.address_text
     }
 
     /// Connections open now (busy, idle or connecting).

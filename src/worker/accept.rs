@@ -10,7 +10,7 @@ use monoio::net::TcpListener;
 use tracing::{debug, warn};
 
 use super::{connection, stop::Stop, Connections, WorkerContext};
-use crate::{snapshot::ListenerSnapshot, stats::names::listener as cx};
+use crate::{access_log::WorkerLog, snapshot::ListenerSnapshot, stats::names::listener as cx};
 
 /// How long to back off when the process is out of file descriptors, so that the loop
 /// does not spin while connections close and free some.
@@ -23,6 +23,7 @@ pub async fn accept_loop(
     context: Rc<WorkerContext>,
     stop: Rc<Stop>,
     connections: Rc<Connections>,
+    log: Option<Rc<WorkerLog>>,
 ) {
     loop {
         let accepted = monoio::select! {
@@ -38,8 +39,10 @@ pub async fn accept_loop(
                 let listener = Rc::clone(&listener);
                 let context = Rc::clone(&context);
                 let stop = Rc::clone(&stop);
+                let log = log.clone();
                 monoio::spawn(async move {
-                    connection::serve(stream, peer, &listener, &context, &stop).await;
+                    let log = log.as_deref();
+                    connection::serve(stream, peer, &listener, &context, &stop, log).await;
                     listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
                     listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
                     drop(guard);

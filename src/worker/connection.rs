@@ -26,6 +26,10 @@
 //! `Expect: 100-continue`, gets the answer with `connection: close` followed by a
 //! lingering close that reads (a bounded amount) until the client is done, so the kernel
 //! does not reset the connection over unread bytes and lose the answer.
+//!
+//! Access log: every request ends in `log_request` (the one place a line is made), with
+//! Envoy's response flags for what went wrong. Without an access log the connection
+//! carries `None` and reads no clock.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -38,8 +42,12 @@ use monoio::{
     net::TcpStream,
 };
 
-use super::{forward::Next, lookup::Http1Headers, stop::Stop, WorkerContext};
+use super::{
+    forward::Next, lookup::Http1Headers, request_log::RequestLog, stop::Stop, WorkerContext,
+};
 use crate::{
+    access_log::{ResponseFlags, WorkerLog},
+    error::ErrorKind,
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
     router::{normalize::normalize, Action, RouteInput},
@@ -61,6 +69,7 @@ pub async fn serve(
     listener: &ListenerSnapshot,
     worker: &WorkerContext,
     stop: &Stop,
+    log: Option<&WorkerLog>,
 ) {
     let mut conn = Connection {
         stream,
@@ -77,6 +86,8 @@ pub async fn serve(
         random: fastrand::Rng::with_seed(worker.seed()),
         listener,
         worker,
+        log: log.map(|log| RequestLog::new(log, peer.ip())),
+        upstream: None,
     };
     conn.run(stop).await;
     let buf = std::mem::take(&mut conn.buf);
@@ -120,6 +131,10 @@ pub(super) struct Connection<'l> {
     pub(super) random: fastrand::Rng,
     pub(super) listener: &'l ListenerSnapshot,
     pub(super) worker: &'l WorkerContext,
+    /// The access log's per-request state; `None` without an access log.
+    pub(super) log: Option<RequestLog<'l>>,
+    /// The endpoint the current request went to (for the access log).
+    pub(super) upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
 }
 
 impl Connection<'_> {
@@ -136,6 +151,9 @@ impl Connection<'_> {
             if let Err(e) = http1::parse_request(head, &l.limits, &mut self.request) {
                 return self.fail(LocalReplyKind::for_status(e.status())).await;
             }
+            if let Some(log) = &mut self.log {
+                log.parsed(head, &self.request);
+            }
             l.http_stats.get(rq::DOWNSTREAM_RQ_TOTAL).inc();
             let target = self.request.path.get(head);
             let Ok(target) = normalize(target, &l.path_normalization, &mut self.path) else {
@@ -151,6 +169,7 @@ impl Connection<'_> {
                 },
             };
             let route = l.router.route(&input);
+            let mut flags = ResponseFlags::NONE;
             let (reply, timeout, cluster) = match route {
                 Some(route) => match &route.action {
                     Action::Direct(reply) => {
@@ -171,15 +190,19 @@ impl Connection<'_> {
                                 Some(cluster),
                             )
                         }
-                        None => (
-                            l.replies.get(LocalReplyKind::NoUpstream),
-                            route.timeout,
-                            None,
-                        ),
+                        None => {
+                            flags = ResponseFlags::NO_HEALTHY_UPSTREAM;
+                            (
+                                l.replies.get(LocalReplyKind::NoUpstream),
+                                route.timeout,
+                                None,
+                            )
+                        }
                     },
                 },
                 None => {
                     l.http_stats.get(rq::RQ_NO_ROUTE).inc();
+                    flags = ResponseFlags::NO_ROUTE;
                     (l.replies.get(LocalReplyKind::NoRoute), Duration::ZERO, None)
                 }
             };
@@ -188,16 +211,21 @@ impl Connection<'_> {
                 match self.forward(head_len, timeout, cluster, stop).await {
                     Ok(forwarded) => {
                         l.http_stats.get(rq::status_class(forwarded.status)).inc();
+                        self.log_request(forwarded.status, forwarded.sent, ResponseFlags::NONE);
                         if forwarded.next == Next::Close {
                             return;
                         }
                     }
                     Err(e) => {
-                        if let Some(kind) = e.reply() {
-                            let reply = l.replies.get(kind);
-                            if self.respond(reply, true, false).await {
-                                self.linger().await;
+                        let flags = error_flags(e.kind);
+                        match e.reply() {
+                            Some(kind) => {
+                                let reply = l.replies.get(kind);
+                                if self.respond(reply, true, false, flags).await {
+                                    self.linger().await;
+                                }
                             }
+                            None => self.log_request(0, 0, flags),
                         }
                         return;
                     }
@@ -210,11 +238,15 @@ impl Connection<'_> {
                 match self.discard_body().await {
                     Body::Consumed => {}
                     Body::Left => close = true,
-                    Body::Failed(None) => return,
+                    Body::Failed(None) => {
+                        // The client left (or stalled) mid-body: nothing was answered.
+                        let gone = ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
+                        return self.log_request(0, 0, gone);
+                    }
                     Body::Failed(Some(kind)) => return self.fail(kind).await,
                 }
                 let head_only = self.request.method == Method::Head;
-                if !self.respond(reply, close, head_only).await {
+                if !self.respond(reply, close, head_only, flags).await {
                     return;
                 }
                 if close {
@@ -236,6 +268,9 @@ impl Connection<'_> {
         let mut deadline = None;
         loop {
             if self.start < self.buf.len() {
+                if let Some(log) = &mut self.log {
+                    log.begin();
+                }
                 match self.scanner.scan(&self.buf[self.start..], &l.limits) {
                     Ok(Some(head_len)) => return Ok(Some(head_len)),
                     Ok(None) => {}
@@ -344,6 +379,7 @@ impl Connection<'_> {
                     let take = remaining.min((self.buf.len() - self.start) as u64);
                     self.start += take as usize;
                     remaining -= take;
+                    self.count_received(take);
                     if remaining == 0 {
                         return Body::Consumed;
                     }
@@ -361,6 +397,7 @@ impl Connection<'_> {
                         Ok((consumed, event)) => {
                             self.start += consumed;
                             wire += consumed as u64;
+                            self.count_received(consumed as u64);
                             if decoder.is_done() {
                                 return Body::Consumed;
                             }
@@ -384,18 +421,44 @@ impl Connection<'_> {
         }
     }
 
-    /// Sends a reply; false when the connection is gone.
-    async fn respond(&mut self, reply: &Reply, close: bool, head_only: bool) -> bool {
+    /// Sends a reply and logs the request; false when the connection is gone.
+    async fn respond(
+        &mut self,
+        reply: &Reply,
+        close: bool,
+        head_only: bool,
+        flags: ResponseFlags,
+    ) -> bool {
         let stats = &self.listener.http_stats;
         let bytes = reply.bytes(close, head_only);
         let len = bytes.len() as u64;
         let (result, _) = self.stream.write_all(bytes).await;
         stats.get(rq::status_class(reply.status())).inc();
         if result.is_err() {
+            let gone = flags | ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
+            self.log_request(reply.status(), 0, gone);
             return false;
         }
         stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(len);
+        self.log_request(reply.status(), len, flags);
         true
+    }
+
+    /// Body bytes read for the current request (for the access log).
+    pub(super) fn count_received(&mut self, bytes: u64) {
+        if let Some(log) = &mut self.log {
+            log.add_received(bytes);
+        }
+    }
+
+    /// Records the current request in the access log, if there is one: its status, the
+    /// bytes sent to the client, the upstream endpoint it went to, and the flags.
+    fn log_request(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
+        let upstream = self.upstream.take();
+        if let Some(log) = &mut self.log {
+            let address = upstream.as_ref().map(|u| u.address_text());
+            log.finish(&self.listener.name, status, bytes_sent, address, flags);
+        }
     }
 
     /// Answers a request ringway cannot serve and closes the connection.
@@ -404,8 +467,17 @@ impl Connection<'_> {
         if kind != LocalReplyKind::RequestTimeout {
             l.http_stats.get(rq::DOWNSTREAM_CX_PROTOCOL_ERROR).inc();
         }
+        // Everything but a slow head is the client breaking the protocol.
+        let flags = if kind == LocalReplyKind::RequestTimeout {
+            ResponseFlags::NONE
+        } else {
+            ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR
+        };
+        if let Some(log) = &mut self.log {
+            log.unparsed((self.buf.len() - self.start) as u64);
+        }
         let reply = l.replies.get(kind);
-        if self.respond(reply, true, false).await {
+        if self.respond(reply, true, false, flags).await {
             self.linger().await;
         }
     }
@@ -427,5 +499,22 @@ impl Connection<'_> {
                 _ => return,
             }
         }
+    }
+}
+
+/// Envoy's response flag for a failed exchange.
+fn error_flags(kind: ErrorKind) -> ResponseFlags {
+    match kind {
+        ErrorKind::NoHealthyUpstream => ResponseFlags::NO_HEALTHY_UPSTREAM,
+        ErrorKind::Overflow => ResponseFlags::UPSTREAM_OVERFLOW,
+        ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout => {
+            ResponseFlags::UPSTREAM_CONNECTION_FAILURE
+        }
+        ErrorKind::UpstreamReset => ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
+        ErrorKind::BadResponse => ResponseFlags::UPSTREAM_PROTOCOL_ERROR,
+        ErrorKind::Timeout => ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+        ErrorKind::ClientGone => ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION,
+        ErrorKind::BadRequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+        ErrorKind::RequestTooLarge => ResponseFlags::NONE,
     }
 }

@@ -67,6 +67,8 @@ pub(super) enum Next {
 pub(super) struct Forwarded {
     pub next: Next,
     pub status: u16,
+    /// Bytes sent to the client (head and body).
+    pub sent: u64,
 }
 
 /// Where the request body stands.
@@ -172,6 +174,7 @@ impl Connection<'_> {
             let Some(pool) = cluster.pick() else {
                 break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
             };
+            self.upstream = Some(std::rc::Rc::clone(pool));
             let lease = match within(deadline, pool.checkout(&cluster.pool)).await {
                 None => break Err(timed_out(false, false)),
                 Some(Err(_overflow)) => {
@@ -283,6 +286,7 @@ impl Connection<'_> {
                 let take = usize::try_from(length).map_or(available, |n| n.min(available));
                 out.extend_from_slice(&self.buf[self.start..self.start + take]);
                 self.start += take;
+                self.count_received(take as u64);
                 let remaining = length - take as u64;
                 Ok(if remaining == 0 {
                     RequestBody::Complete
@@ -302,6 +306,7 @@ impl Connection<'_> {
                 )
                 .map_err(|e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client))?;
                 self.start += consumed;
+                self.count_received(consumed as u64);
                 self.check_body_size(payload)?;
                 Ok(if done {
                     RequestBody::Complete
@@ -410,6 +415,7 @@ impl Connection<'_> {
                         return Err(upstream_reset(true, false));
                     }
                     self.start += take;
+                    self.count_received(take as u64);
                     *remaining -= take as u64;
                     if *remaining == 0 {
                         *body = RequestBody::Complete;
@@ -428,6 +434,7 @@ impl Connection<'_> {
                             },
                         )?;
                     self.start += consumed;
+                    self.count_received(consumed as u64);
                     let payload = *payload;
                     if let Err(e) = self.check_body_size(payload) {
                         return Err(Error {
@@ -590,7 +597,7 @@ impl Connection<'_> {
                 false
             }
         };
-        let sent = out.len() as u64;
+        let mut sent = out.len() as u64;
         let (result, back) = self.stream.write_all(std::mem::take(out)).await;
         *out = back;
         if result.is_err() {
@@ -656,10 +663,12 @@ impl Connection<'_> {
                 Ok(0)
             };
             match write {
-                Ok(n) => l
-                    .http_stats
-                    .get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL)
-                    .add(n as u64),
+                Ok(n) => {
+                    sent += n as u64;
+                    l.http_stats
+                        .get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL)
+                        .add(n as u64);
+                }
                 Err(_) => return Err(client_gone(true, true)),
             }
         }
@@ -670,6 +679,7 @@ impl Connection<'_> {
             forwarded: Forwarded {
                 next: if close { Next::Close } else { Next::KeepAlive },
                 status,
+                sent,
             },
             reusable,
             keep_alive,

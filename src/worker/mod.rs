@@ -12,6 +12,7 @@ mod accept;
 mod connection;
 mod forward;
 mod lookup;
+mod request_log;
 mod stop;
 
 use std::{cell::Cell, io, rc::Rc, sync::Arc, time::Duration};
@@ -20,6 +21,7 @@ use monoio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::{
+    access_log::{WorkerLog, WorkerLogSetup},
     buffers::BufPool,
     config::Config,
     cpus::CpuId,
@@ -101,6 +103,8 @@ pub struct WorkerSetup {
     pub commands: flume::Receiver<Command>,
     /// Events to the control thread.
     pub events: flume::Sender<Event>,
+    /// The access log's queue and settings, when one is configured.
+    pub access_log: Option<WorkerLogSetup>,
 }
 
 /// Starts a worker thread.
@@ -158,6 +162,7 @@ async fn serve(setup: WorkerSetup) {
         sockets,
         commands,
         events,
+        access_log,
         ..
     } = setup;
     let context = Rc::new(WorkerContext::new());
@@ -165,6 +170,10 @@ async fn serve(setup: WorkerSetup) {
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());
     monoio::spawn(sweep_pools(Rc::clone(&context), Rc::clone(&stop)));
+    let log = access_log.map(|setup| Rc::new(WorkerLog::new(setup)));
+    if let Some(log) = &log {
+        monoio::spawn(flush_periodically(Rc::clone(log)));
+    }
 
     for (name, socket) in sockets {
         let Some(listener) = snapshot.listeners.get(&name) else {
@@ -178,6 +187,7 @@ async fn serve(setup: WorkerSetup) {
                     Rc::clone(&context),
                     Rc::clone(&stop),
                     Rc::clone(&connections),
+                    log.clone(),
                 ));
             }
             Err(e) => {
@@ -206,6 +216,10 @@ async fn serve(setup: WorkerSetup) {
             "drain timeout: closing connections"
         );
     }
+    // The last lines go to the writer before the control thread closes its queue.
+    if let Some(log) = &log {
+        log.flush();
+    }
     let _ = events.send(Event::Stopped(id));
 }
 
@@ -216,5 +230,15 @@ async fn sweep_pools(context: Rc<WorkerContext>, stop: Rc<Stop>) {
             _ = monoio::time::sleep(POOL_SWEEP) => context.pools.sweep(std::time::Instant::now()),
             _ = stop.wait() => return,
         }
+    }
+}
+
+/// Hands partial access-log batches to the writer every `flush_interval`, so lines do not
+/// wait for a full batch under low load. Runs until the worker's runtime is dropped, so
+/// it also flushes while connections drain.
+async fn flush_periodically(log: Rc<WorkerLog>) {
+    loop {
+        monoio::time::sleep(log.flush_interval()).await;
+        log.flush();
     }
 }
