@@ -1,1 +1,46 @@
-fn main() {}
+//! `ringway-load`: parse the command line, run or serve, print the result.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ringway_load::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => {
+            let result = args.into_params().and_then(ringway_load::run::run);
+            match result {
+                Ok(result) => {
+                    print!("{}", ringway_load::report::summary(&result));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ringway-load: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve(args) => match ringway_load::serve::start(args.into_options()) {
+            Ok(server) => {
+                if let Some(note) = &server.note {
+                    eprintln!("ringway-load serve: {note}");
+                }
+                eprintln!(
+                    "ringway-load serve: listening on {} ({} workers, {})",
+                    server.addr,
+                    server.workers.len(),
+                    server.driver
+                );
+                for worker in server.workers {
+                    let _ = worker.join();
+                }
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("ringway-load serve: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

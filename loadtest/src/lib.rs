@@ -1,0 +1,19 @@
+//! ringway-load: the load generator and bundled upstream of ringway.
+//!
+//! The engine is a library so integration tests (and later report formats) use it
+//! directly: build a [`run::RunParams`], call [`run::run`], read the [`run::RunResult`].
+//!
+//! ```text
+//! main -> cli -> run::engine -> run::conn -> {http, histo, run::schedule}
+//!             -> serve -> http                (ringway::driver, ringway::listen)
+//!             -> report
+//! ```
+//! `http` (requests, response parser) and `histo` do no I/O.
+
+pub mod cli;
+pub mod histo;
+pub mod http;
+pub mod report;
+pub mod run;
+pub mod serve;
+pub mod sys;
