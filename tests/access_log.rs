@@ -101,7 +101,10 @@ fn text_lines_record_each_request() {
         // The cluster's endpoints refuse connections: 503 with Envoy's UF flag, and the
         // endpoint tried.
         let orders = find("\"HEAD /api/orders/7 HTTP/1.1\" 503 UF ");
-        assert!(orders.ends_with(":9\" public") || orders.ends_with(":10\" public"), "{orders}");
+        assert!(
+            orders.ends_with(":9\" public") || orders.ends_with(":10\" public"),
+            "{orders}"
+        );
         find("\"- - -\" 400 DPE ");
 
         assert!(rw.terminate().success(), "{driver}");

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod upstream;
+
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader, Write},
@@ -214,6 +216,35 @@ pub fn read_response<R: BufRead>(reader: &mut R, head_request: bool) -> std::io:
     };
     if head_request {
         return Ok(response);
+    }
+    if response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = line.trim().split(';').next().unwrap_or("");
+            let n = usize::from_str_radix(size, 16).map_err(std::io::Error::other)?;
+            if n == 0 {
+                loop {
+                    line.clear();
+                    reader.read_line(&mut line)?;
+                    if line == "\r\n" || line.is_empty() {
+                        return Ok(response);
+                    }
+                    if let Some((n, v)) = line.trim_end().split_once(':') {
+                        response
+                            .headers
+                            .push((n.trim().to_string(), v.trim().to_string()));
+                    }
+                }
+            }
+            let start = response.body.len();
+            response.body.resize(start + n + 2, 0);
+            reader.read_exact(&mut response.body[start..])?;
+            response.body.truncate(start + n);
+        }
     }
     match response.header("content-length").map(str::parse::<usize>) {
         Some(Ok(n)) => {

@@ -1,0 +1,456 @@
+//! Proxying through the real binary to a real upstream (tests/common/upstream.rs), under
+//! both drivers: bodies byte for byte, keep-alive on both sides, the stale-connection
+//! retry, pipelining, 100-continue, every local reply and timeout, forwarding headers,
+//! and IPv6 and Unix-socket upstreams.
+
+mod common;
+
+use std::{
+    io::{BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    time::{Duration, Instant},
+};
+
+use common::{upstream::Upstream, *};
+
+struct Proxy {
+    rw: Ringway,
+    public: SocketAddr,
+    trusted: SocketAddr,
+}
+
+/// ringway with two listeners in front of `upstream`:
+/// - `public`: trusts nobody; routes `/svc/` (15s), `/slow/` (300ms timeout) and `/dead/`
+///   (a refused port) to clusters; 404 otherwise;
+/// - `trusted`: trusts 127.0.0.0/8, adds via/server, caps bodies at 1KiB.
+fn proxy(driver: &str, upstream: &Upstream, extra_listener_keys: &str) -> Proxy {
+    let (p1, p2, admin) = (free_port(), free_port(), free_port());
+    let dead = free_port();
+    let yaml = format!(
+        r#"workers: 2
+admin: 127.0.0.1:{admin}
+listeners:
+  - name: public
+    address: 127.0.0.1:{p1}
+{extra_listener_keys}    routes:
+      - match: {{ path: /healthz }}
+        direct_response: {{ status: 200, body: "ok\n" }}
+      - match: {{ prefix: /svc/ }}
+        cluster: echo
+      - match: {{ prefix: /slow/ }}
+        cluster: echo
+        timeout: 300ms
+      - match: {{ prefix: /dead/ }}
+        cluster: dead
+  - name: trusted
+    address: 127.0.0.1:{p2}
+    trusted_proxies: {{ cidrs: [127.0.0.0/8] }}
+    via: ringway
+    server_header: ringway
+    max_request_body: 1KiB
+    routes:
+      - match: {{ prefix: / }}
+        cluster: echo
+clusters:
+  - name: echo
+    endpoints: ["{endpoint}"]
+  - name: dead
+    endpoints: [127.0.0.1:{dead}]
+    connect_timeout: 1s
+"#,
+        endpoint = upstream.endpoint()
+    );
+    let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+    Proxy {
+        rw,
+        public: ([127, 0, 0, 1], p1).into(),
+        trusted: ([127, 0, 0, 1], p2).into(),
+    }
+}
+
+fn send(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut conn = connect(addr).unwrap();
+    conn.write_all(raw).unwrap();
+    read_response(&mut BufReader::new(conn), raw.starts_with(b"HEAD")).unwrap()
+}
+
+fn body_of(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+fn chunked(body: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in body.chunks(piece.max(1)) {
+        out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[test]
+fn bodies_go_through_byte_for_byte_both_ways() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let mut conn = connect(p.public).unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        for (i, size) in [1usize, 100, 16 * 1024 + 1, 1 << 20, 10 << 20]
+            .into_iter()
+            .enumerate()
+        {
+            let body = body_of(size);
+            // Content-Length request, Content-Length response.
+            let mut raw =
+                format!("POST /svc/echo HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n")
+                    .into_bytes();
+            raw.extend_from_slice(&body);
+            conn.write_all(&raw).unwrap();
+            let r = read_response(&mut reader, false).unwrap();
+            assert_eq!(r.status, 200, "{driver} {size}");
+            assert!(r.body == body, "{driver}: CL body of {size} bytes differs");
+            assert_eq!(up.next_seen().body.len(), size);
+
+            // Chunked request (odd piece sizes), chunked response re-framed.
+            let mut raw = b"POST /svc/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nx-respond-chunked: 1\r\n\r\n".to_vec();
+            raw.extend_from_slice(&chunked(&body, 1000 + i * 4093));
+            conn.write_all(&raw).unwrap();
+            let r = read_response(&mut reader, false).unwrap();
+            assert_eq!(r.status, 200, "{driver} {size}");
+            assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+            assert_eq!(r.header("x-trailer"), Some("yes"), "{driver}: trailer kept");
+            assert!(
+                r.body == body,
+                "{driver}: chunked body of {size} bytes differs"
+            );
+            let seen = up.next_seen();
+            assert!(seen.body == body);
+            assert_eq!(seen.header("transfer-encoding").as_deref(), Some("chunked"));
+        }
+        // One client connection, one worker: one upstream connection reused throughout.
+        let stats = p.rw.stats();
+        assert_eq!(stats["cluster.echo.upstream_cx_total"], 1, "{driver}");
+        assert_eq!(stats["cluster.echo.upstream_cx_pool_reuse"], 9, "{driver}");
+        assert_eq!(stats["cluster.echo.upstream_rq_2xx"], 10, "{driver}");
+    }
+}
+
+#[test]
+fn keep_alive_holds_the_upstream_connection_count_down() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        for _ in 0..4 {
+            let mut conn = connect(p.public).unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            for _ in 0..25 {
+                conn.write_all(b"GET /svc/a HTTP/1.1\r\nHost: t\r\n\r\n")
+                    .unwrap();
+                assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+            }
+        }
+        // 100 requests over 4 client connections and 2 workers: at most one upstream
+        // connection per worker, since requests on a worker never overlap here.
+        let opened = up.connections.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            (1..=2).contains(&opened),
+            "{driver}: {opened} upstream connections"
+        );
+    }
+}
+
+#[test]
+fn a_request_on_a_connection_the_origin_closed_is_retried() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let mut conn = connect(p.public).unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        // The origin answers, then closes the connection without saying so.
+        conn.write_all(b"GET /svc/1 HTTP/1.1\r\nHost: t\r\nx-close-after: 1\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+        for method in ["GET", "DELETE"] {
+            conn.write_all(
+                format!("{method} /svc/2 HTTP/1.1\r\nHost: t\r\nx-close-after: 1\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            let r = read_response(&mut reader, false).unwrap();
+            assert_eq!(
+                r.status, 200,
+                "{driver}: {method} after a silent close got {}",
+                r.status
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let stats = p.rw.stats();
+        assert_eq!(stats["cluster.echo.upstream_rq_retry"], 2, "{driver}");
+        assert_eq!(stats["cluster.echo.upstream_rq_5xx"], 0, "{driver}");
+    }
+}
+
+#[test]
+fn pipelined_requests_through_the_proxy_keep_their_order() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let mut conn = connect(p.public).unwrap();
+        conn.write_all(
+            b"POST /svc/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\none\
+              GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n\
+              POST /svc/2 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\ntwo\
+              HEAD /svc/3 HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+        let mut reader = BufReader::new(conn);
+        assert_eq!(read_response(&mut reader, false).unwrap().body, b"one");
+        assert_eq!(read_response(&mut reader, false).unwrap().body, b"ok\n");
+        assert_eq!(
+            read_response(&mut reader, false).unwrap().body,
+            b"two",
+            "{driver}"
+        );
+        let head = read_response(&mut reader, true).unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.header("content-length"), Some("0"));
+    }
+}
+
+#[test]
+fn expect_continue_is_answered_by_ringway() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let mut conn = connect(p.public).unwrap();
+        conn.write_all(
+            b"PUT /svc/x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let interim = read_response(&mut reader, true).unwrap();
+        assert_eq!(interim.status, 100, "{driver}");
+        conn.write_all(b"hello").unwrap();
+        let r = read_response(&mut reader, false).unwrap();
+        assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]), "{driver}");
+        assert_eq!(
+            up.next_seen().header("expect"),
+            None,
+            "Expect is not forwarded"
+        );
+    }
+}
+
+#[test]
+fn every_local_reply_has_its_status() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let get = |path: &str| {
+            send(
+                p.public,
+                format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+            )
+        };
+        assert_eq!(get("/nowhere").status, 404, "{driver}");
+        let refused = get("/dead/x");
+        assert_eq!(refused.status, 503, "{driver}");
+        assert_eq!(refused.body, b"upstream connect error\n");
+        let bad = send(
+            p.public,
+            b"GET /svc/x HTTP/1.1\r\nHost: t\r\nx-malformed: 1\r\n\r\n",
+        );
+        assert_eq!(bad.status, 502, "{driver}");
+        let started = Instant::now();
+        let slow = send(
+            p.public,
+            b"GET /slow/x HTTP/1.1\r\nHost: t\r\nx-delay-ms: 2000\r\n\r\n",
+        );
+        assert_eq!(slow.status, 504, "{driver}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{driver}: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            send(p.public, b"GET /svc/x HTTP/1.1\r\n\r\n").status,
+            400,
+            "missing Host"
+        );
+        let big = send(
+            p.trusted,
+            b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n",
+        );
+        assert_eq!(big.status, 413, "{driver}");
+        let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
+        assert_eq!(send(p.public, long.as_bytes()).status, 414, "{driver}");
+        let huge = format!(
+            "GET /svc/x HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+            "b".repeat(70_000)
+        );
+        assert_eq!(send(p.public, huge.as_bytes()).status, 431, "{driver}");
+        let stats = p.rw.stats();
+        assert_eq!(
+            stats["cluster.dead.upstream_cx_connect_fail"], 1,
+            "{driver}"
+        );
+        assert_eq!(stats["cluster.echo.upstream_rq_timeout"], 1, "{driver}");
+        assert_eq!(
+            stats["cluster.echo.upstream_cx_protocol_error"], 1,
+            "{driver}"
+        );
+    }
+}
+
+#[test]
+fn a_connect_that_hangs_times_out_with_503() {
+    // A listener whose accept queue is full drops further SYNs, so connects hang.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket.listen(0).unwrap();
+    let blackhole = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = TcpStream::connect_timeout(&blackhole, Duration::from_millis(200)) {
+            fillers.push(s);
+        }
+    }
+    if TcpStream::connect_timeout(&blackhole, Duration::from_millis(300)).is_ok() {
+        eprintln!(
+            "SKIP a_connect_that_hangs_times_out_with_503: this kernel accepts beyond a full queue"
+        );
+        return;
+    }
+    for driver in drivers() {
+        let (port, admin) = (free_port(), free_port());
+        let yaml = format!(
+            "admin: 127.0.0.1:{admin}\nlisteners:\n  - name: l\n    address: 127.0.0.1:{port}\n    routes:\n      - match: {{ prefix: / }}\n        cluster: hole\nclusters:\n  - name: hole\n    endpoints: [{blackhole}]\n    connect_timeout: 300ms\n"
+        );
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let started = Instant::now();
+        let r = send(
+            ([127, 0, 0, 1], port).into(),
+            b"GET / HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        assert_eq!(r.status, 503, "{driver}");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+            "{driver}: {took:?}"
+        );
+        assert_eq!(
+            rw.stats()["cluster.hole.upstream_cx_connect_timeout"],
+            1,
+            "{driver}"
+        );
+    }
+    drop(fillers);
+}
+
+#[test]
+fn an_idle_client_connection_is_closed_after_idle_timeout() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "    idle_timeout: 300ms\n");
+        let mut conn = connect(p.public).unwrap();
+        conn.write_all(b"GET /svc/a HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        reader.read_to_end(&mut rest).unwrap();
+        let took = started.elapsed();
+        assert!(rest.is_empty());
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+            "{driver}: {took:?}"
+        );
+        assert_eq!(
+            p.rw.stats()["http.public.downstream_cx_idle_timeout"],
+            1,
+            "{driver}"
+        );
+    }
+}
+
+#[test]
+fn forwarding_headers_follow_the_trust_policy() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let spoof = b"GET /svc/x HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 6.6.6.6\r\nX-Request-Id: mine\r\nConnection: x-hop\r\nX-Hop: 1\r\n\r\n";
+        let r = send(p.public, spoof);
+        assert_eq!(r.status, 200);
+        let seen = up.next_seen();
+        assert_eq!(
+            seen.header("x-forwarded-for").as_deref(),
+            Some("127.0.0.1"),
+            "{driver}"
+        );
+        assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
+        let id = seen.header("x-request-id").unwrap();
+        assert!(id != "mine" && id.len() == 36, "{driver}: {id}");
+        assert_eq!(
+            seen.header("x-hop"),
+            None,
+            "headers named in Connection are removed"
+        );
+        assert_eq!(seen.header("connection"), None);
+        assert!(seen.head.starts_with("GET /svc/x HTTP/1.1\r\n"));
+
+        let r = send(p.trusted, b"GET /y HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\nX-Request-Id: abc\r\nServer: x\r\n\r\n");
+        assert_eq!(r.header("server"), Some("ringway"), "{driver}");
+        assert_eq!(r.header("via"), Some("1.1 ringway"));
+        let seen = up.next_seen();
+        assert_eq!(
+            seen.header("x-forwarded-for").as_deref(),
+            Some("203.0.113.9, 127.0.0.1"),
+            "{driver}"
+        );
+        assert_eq!(seen.header("x-request-id").as_deref(), Some("abc"));
+        assert_eq!(seen.header("via").as_deref(), Some("1.1 ringway"));
+    }
+}
+
+#[test]
+fn dot_segments_are_resolved_before_forwarding() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let r = send(
+            p.public,
+            b"GET /x/../svc/%61b?q=1 HTTP/1.1\r\nHost: t\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        assert!(
+            up.next_seen()
+                .head
+                .starts_with("GET /svc/ab?q=1 HTTP/1.1\r\n"),
+            "{driver}"
+        );
+    }
+}
+
+#[test]
+fn ipv6_and_unix_socket_upstreams_work() {
+    for driver in drivers() {
+        for up in [Upstream::start(true), Upstream::start_unix()] {
+            let p = proxy(driver, &up, "");
+            let mut raw =
+                b"POST /svc/z HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nping".to_vec();
+            let r = send(p.public, &raw);
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (200, &b"ping"[..]),
+                "{driver} {}",
+                up.endpoint()
+            );
+            raw.clear();
+        }
+    }
+}
