@@ -17,6 +17,7 @@ pub mod control;
 pub mod cpus;
 pub mod driver;
 pub mod error;
+pub mod flow;
 pub mod forwarding;
 pub mod http1;
 pub mod listen;

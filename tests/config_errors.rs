@@ -117,25 +117,24 @@ fn shipped_config_files_parse() {
     assert_eq!(quickstart.listeners.len(), 1);
     assert_eq!(quickstart.listeners[0].name, "public");
     assert_eq!(quickstart.listeners[0].address, addr("127.0.0.1:8080"));
-    assert!(quickstart.clusters.is_empty());
-    let bodies: Vec<_> = quickstart.listeners[0]
+    // The quick start proxies to the bundled upstream the README starts beside it.
+    assert_eq!(quickstart.clusters.len(), 1);
+    assert_eq!(
+        quickstart.clusters[0].endpoints[0].address,
+        EndpointAddress::Tcp(addr("127.0.0.1:9001"))
+    );
+    let routes: Vec<_> = quickstart.listeners[0]
         .routes
         .iter()
-        .map(|r| match &r.action {
-            RouteAction::DirectResponse(d) => (r.matcher.clone(), d.status, d.body.clone()),
-            RouteAction::Cluster(c) => panic!("unexpected cluster {c}"),
-        })
+        .map(|r| (r.matcher.clone(), r.action.clone()))
         .collect();
+    assert_eq!(routes[0].0, RouteMatch::Path("/healthz".into()));
     assert_eq!(
-        bodies,
-        vec![
-            (RouteMatch::Path("/healthz".into()), 200, "ok\n".into()),
-            (
-                RouteMatch::Prefix("/".into()),
-                200,
-                "hello from ringway\n".into()
-            ),
-        ]
+        routes[1],
+        (
+            RouteMatch::Prefix("/".into()),
+            RouteAction::Cluster("backend".into())
+        )
     );
 
     let reference = Config::load(&root.join("config/reference.yaml")).expect("reference");

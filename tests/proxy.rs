@@ -437,6 +437,60 @@ fn dot_segments_are_resolved_before_forwarding() {
 }
 
 #[test]
+fn an_absolute_form_target_sets_the_forwarded_host() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let r = send(
+            p.public,
+            b"GET http://api.example:8080/svc/abs?x=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        let seen = up.next_seen();
+        assert!(
+            seen.head.starts_with("GET /svc/abs?x=1 HTTP/1.1\r\n"),
+            "{driver}: {}",
+            seen.head
+        );
+        assert_eq!(
+            seen.header("host").as_deref(),
+            Some("api.example:8080"),
+            "{driver}"
+        );
+    }
+}
+
+#[test]
+fn a_full_pending_queue_is_answered_503_and_a_waiting_request_is_served() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        for (pending, expected) in [(0, 503), (1, 200)] {
+            let (port, admin) = (free_port(), free_port());
+            let yaml = format!(
+                "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: l\n    address: 127.0.0.1:{port}\n    routes:\n      - match: {{ prefix: / }}\n        cluster: one\nclusters:\n  - name: one\n    endpoints: [{}]\n    pool: {{ max_connections_per_endpoint: 1, max_pending: {pending} }}\n",
+                up.addr
+            );
+            let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            // The one connection is busy for 600 ms with the first request.
+            let first = std::thread::spawn(move || {
+                send(
+                    addr,
+                    b"GET /a HTTP/1.1\r\nHost: t\r\nx-delay-ms: 600\r\n\r\n",
+                )
+                .status
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            let second = send(addr, b"GET /b HTTP/1.1\r\nHost: t\r\n\r\n");
+            assert_eq!(second.status, expected, "{driver}: max_pending {pending}");
+            assert_eq!(first.join().unwrap(), 200);
+            let overflow = rw.stats()["cluster.one.upstream_rq_pending_overflow"];
+            assert_eq!(overflow, u64::from(pending == 0), "{driver}");
+        }
+    }
+}
+
+#[test]
 fn ipv6_and_unix_socket_upstreams_work() {
     for driver in drivers() {
         for up in [Upstream::start(true), Upstream::start_unix()] {

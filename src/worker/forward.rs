@@ -38,6 +38,7 @@ use super::{
 use crate::{
     config::ExpectContinue,
     error::{Error, ErrorKind, Side},
+    flow::{Credit, OneChunk},
     forwarding,
     http1::{
         self, BodyFraming, ChunkEvent, ChunkedDecoder, ChunkedEncoder, HeadScanner, Method,
@@ -260,6 +261,15 @@ impl Connection<'_> {
             for (index, header) in request.headers.iter().enumerate() {
                 if header.is(head, "expect") {
                     request.overlay.remove(index);
+                }
+            }
+        }
+        // An absolute-form target's authority overrides Host (RFC 9112 3.2.2); the
+        // upstream gets an origin-form target, so Host must carry that authority.
+        if let Some(authority) = request.host.map(|h| h.get(head)) {
+            for (index, header) in request.headers.iter().enumerate() {
+                if header.is(head, "host") && header.value(head) != authority {
+                    let _ = request.overlay.replace(index, b"host", authority);
                 }
             }
         }
@@ -605,8 +615,10 @@ impl Connection<'_> {
         }
         l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
 
-        // The rest of the body, one read at a time. Unconsumed bytes (a partial chunk
-        // line) stay at the front of the buffer for the next decode.
+        // The rest of the body, one read at a time, no more than the client's credit
+        // allows (HTTP/1.1: one chunk per write). Unconsumed bytes (a partial chunk line)
+        // stay at the front of the buffer for the next decode.
+        let mut credit = OneChunk;
         while !done {
             ubuf.drain(..pos);
             pos = 0;
@@ -614,7 +626,12 @@ impl Connection<'_> {
                 ubuf.reserve(crate::buffers::CHUNK);
             }
             let len = ubuf.len();
-            let read = within(deadline, conn.read(std::mem::take(ubuf).slice_mut(len..))).await;
+            let end = ubuf.capacity().min(len + credit.available().max(1));
+            let read = within(
+                deadline,
+                conn.read(std::mem::take(ubuf).slice_mut(len..end)),
+            )
+            .await;
             let Some((result, slice)) = read else {
                 return Err(timed_out(true, true));
             };
@@ -664,6 +681,7 @@ impl Connection<'_> {
             };
             match write {
                 Ok(n) => {
+                    credit.consume(n);
                     sent += n as u64;
                     l.http_stats
                         .get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL)
