@@ -505,11 +505,12 @@ impl Connection<'_> {
                     }
                     100 if answer_continue => {}
                     100..=199 => {
-                        out.clear();
-                        write_status_line(&self.response, &ubuf, out);
-                        self.response.append_fields(&ubuf, out);
-                        let (result, back) = self.stream.write_all(std::mem::take(out)).await;
-                        *out = back;
+                        // Interim responses are rare: their own buffer keeps `out` (the
+                        // request, for a retry) intact.
+                        let mut interim = Vec::with_capacity(head_len + 16);
+                        write_status_line(&self.response, &ubuf, &mut interim);
+                        self.response.append_fields(&ubuf, &mut interim);
+                        let (result, _) = self.stream.write_all(interim).await;
                         if result.is_err() {
                             return Err(client_gone(true, false));
                         }
