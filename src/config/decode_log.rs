@@ -1,21 +1,16 @@
 //! Schema of the top-level `access_log` section.
 //!
 //! Design: a file of its own, next to `decode.rs`, so the access log can grow (formats,
-//! filters) without touching the listener/route/cluster decoders that other work edits.
-//! The small scalar helpers below (a size, a duration, a choice of words) mirror the ones
-//! in `decode.rs` instead of sharing them; they are a few lines each, and sharing would
-//! mean editing those functions' signatures. Every error goes through the same
-//! [`Node`]/[`Map`] helpers, so it names file, line, column and field path
-//! (`access_log.format`) like every other section.
+//! filters) without touching the listener/route/cluster decoders. It uses `decode.rs`'s
+//! scalar helpers (a size, a duration, a choice of words), so every error names file,
+//! line, column and field path (`access_log.format`) like every other section.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
+use super::decode::{choice, duration, size};
 use super::error::Diagnostics;
 use super::model::{AccessLogConfig, AccessLogFormat, AccessLogPath};
 use super::node::Node;
-use super::suggest;
-use super::units::{parse_duration, parse_size};
 
 const ACCESS_LOG_KEYS: &[&str] = &["path", "format", "buffer", "flush_interval"];
 const FORMATS: &[(&str, AccessLogFormat)] = &[
@@ -28,7 +23,7 @@ pub(crate) fn access_log(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Acce
     let map = node.map(diag, ACCESS_LOG_KEYS)?;
     let path = map.field(diag, "path").and_then(|n| path(&n, diag));
     let format = match map.optional("format") {
-        Some(n) => format(&n, diag),
+        Some(n) => choice(&n, diag, FORMATS),
         None => Some(AccessLogFormat::default()),
     };
     let buffer = match map.optional("buffer") {
@@ -75,73 +70,24 @@ fn path(node: &Node<'_>, diag: &mut Diagnostics) -> Option<AccessLogPath> {
     Some(AccessLogPath::File(PathBuf::from(text)))
 }
 
-fn format(node: &Node<'_>, diag: &mut Diagnostics) -> Option<AccessLogFormat> {
-    let words = FORMATS
-        .iter()
-        .map(|(word, _)| format!("`{word}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let Some(text) = node.peek_str() else {
-        node.wrong_type(diag, &format!("one of {words}"));
-        return None;
-    };
-    if let Some(&(_, value)) = FORMATS.iter().find(|(word, _)| *word == text) {
-        return Some(value);
-    }
-    let hint = suggest::did_you_mean(text, FORMATS.iter().map(|(word, _)| *word));
-    node.error(
-        diag,
-        format!("unknown value {text:?}: expected one of {words}{hint}"),
-    );
-    None
-}
-
 /// A byte size from 1 byte to [`AccessLogConfig::MAX_BUFFER`].
 fn buffer(node: &Node<'_>, diag: &mut Diagnostics) -> Option<usize> {
-    let text = node.scalar_text(diag, "a size such as `64KiB` or a number of bytes")?;
-    let bytes = match parse_size(&text) {
-        Ok(bytes) => bytes,
-        Err(message) => {
-            node.error(diag, message);
-            return None;
-        }
-    };
+    let bytes = size(node, diag)?;
     let max = AccessLogConfig::MAX_BUFFER;
-    match usize::try_from(bytes) {
-        Ok(0) => {
-            node.error(diag, "size must be at least 1 byte");
-            None
-        }
-        Ok(bytes) if bytes <= max => Some(bytes),
-        _ => {
-            node.error(
-                diag,
-                format!("size `{text}` is too large: at most 16MiB ({max} bytes)"),
-            );
-            None
-        }
+    if bytes > max {
+        node.error(
+            diag,
+            format!("size of {bytes} bytes is too large: at most 16MiB ({max} bytes)"),
+        );
+        return None;
     }
-}
-
-/// A non-zero duration: a zero flush interval would spin the flush task.
-fn duration(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Duration> {
-    let text = node.scalar_text(diag, "a duration such as `100ms`")?;
-    match parse_duration(&text) {
-        Ok(d) if d.is_zero() => {
-            node.error(diag, "duration must be greater than zero");
-            None
-        }
-        Ok(d) => Some(d),
-        Err(message) => {
-            node.error(diag, message);
-            None
-        }
-    }
+    Some(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
     use crate::config::Config;
@@ -199,6 +145,6 @@ mod tests {
         let errors = parse("access_log: { path: \"\", buffer: 1GiB }\n").unwrap_err();
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].contains("access_log.path: the path is empty"));
-        assert!(errors[1].contains("access_log.buffer: size `1GiB` is too large"));
+        assert!(errors[1].contains("access_log.buffer: size of 1073741824 bytes is too large"));
     }
 }

@@ -8,8 +8,8 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{SocketAddr, TcpListener},
-    os::unix::net::UnixListener,
+    net::{SocketAddr, TcpListener, TcpStream},
+    os::unix::net::{UnixListener, UnixStream},
     path::PathBuf,
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -44,30 +44,42 @@ pub struct Upstream {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Serves every connection `incoming` yields on a thread of its own.
+fn accept_all<S, I>(
+    incoming: I,
+    clone: fn(&S) -> std::io::Result<S>,
+) -> (mpsc::Receiver<Seen>, Arc<AtomicUsize>)
+where
+    S: Read + Write + Send + 'static,
+    I: Iterator<Item = std::io::Result<S>> + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for stream in incoming {
+            let Ok(stream) = stream else { return };
+            let Ok(reader) = clone(&stream) else { continue };
+            count.fetch_add(1, Ordering::Relaxed);
+            let tx = tx.clone();
+            std::thread::spawn(move || serve(BufReader::new(reader), stream, tx));
+        }
+    });
+    (rx, connections)
+}
+
 impl Upstream {
     /// Starts on 127.0.0.1 (or `[::1]` when `v6`).
     pub fn start(v6: bool) -> Upstream {
         let bind = if v6 { "[::1]:0" } else { "127.0.0.1:0" };
         let listener = TcpListener::bind(bind).expect("bind upstream");
         let addr = listener.local_addr().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let count = Arc::clone(&connections);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                count.fetch_add(1, Ordering::Relaxed);
-                let tx = tx.clone();
-                std::thread::spawn(move || {
-                    let reader = BufReader::new(stream.try_clone().unwrap());
-                    serve(reader, stream, tx);
-                });
-            }
-        });
+        let incoming = std::iter::from_fn(move || Some(listener.accept().map(|(s, _)| s)));
+        let (seen, connections) = accept_all(incoming, TcpStream::try_clone);
         Upstream {
             addr,
             unix: None,
-            seen: rx,
+            seen,
             connections,
             _dir: None,
         }
@@ -78,24 +90,12 @@ impl Upstream {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("upstream.sock");
         let listener = UnixListener::bind(&path).expect("bind unix upstream");
-        let (tx, rx) = mpsc::channel();
-        let connections = Arc::new(AtomicUsize::new(0));
-        let count = Arc::clone(&connections);
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
-                count.fetch_add(1, Ordering::Relaxed);
-                let tx = tx.clone();
-                std::thread::spawn(move || {
-                    let reader = BufReader::new(stream.try_clone().unwrap());
-                    serve(reader, stream, tx);
-                });
-            }
-        });
+        let incoming = std::iter::from_fn(move || Some(listener.accept().map(|(s, _)| s)));
+        let (seen, connections) = accept_all(incoming, UnixStream::try_clone);
         Upstream {
             addr: "127.0.0.1:1".parse().unwrap(),
             unix: Some(path),
-            seen: rx,
+            seen,
             connections,
             _dir: Some(dir),
         }
