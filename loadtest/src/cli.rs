@@ -52,13 +52,13 @@ pub enum DriverArg {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Target URLs (http://host[:port]/path); several rotate request by request.
+    /// Target URLs (http[s]://host[:port]/path); several rotate request by request.
     #[arg(required = true)]
     pub urls: Vec<String>,
     /// Connections to keep open, spread over the threads.
     #[arg(short = 'c', long, default_value_t = 8)]
     pub connections: usize,
-    /// Generator threads, one glommio executor each [default: CPUs available, at most -c].
+    /// Generator threads, one runtime (io_uring) each [default: CPUs available, at most -c].
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
     /// Measured duration (e.g. 10s, 500ms, 1m).
@@ -102,6 +102,17 @@ pub struct RunArgs {
     /// Pin generator threads to CPUs.
     #[arg(long, value_enum, default_value = "auto")]
     pub pin: PinArg,
+    /// I/O driver of the generator threads: io_uring where the kernel allows it, else
+    /// epoll.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub driver: DriverArg,
+    /// https: accept any server certificate (test certificates). Handshakes still do
+    /// the same work.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// https: also trust the certificates in this PEM file (repeatable).
+    #[arg(long = "cacert", value_name = "FILE")]
+    pub ca_files: Vec<std::path::PathBuf>,
     /// No progress line on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -151,6 +162,11 @@ impl RunArgs {
                 PinArg::Off => Pin::Off,
             },
             progress: !self.quiet,
+            driver: driver_choice(self.driver),
+            tls: crate::run::TlsOptions {
+                insecure: self.insecure,
+                ca_files: self.ca_files,
+            },
         })
     }
 }
@@ -191,14 +207,18 @@ impl ServeArgs {
             chunked: self.chunked,
             delay: self.delay,
             workers: self.workers.max(1),
-            driver: match self.driver {
-                DriverArg::Auto => DriverChoice::Auto,
-                DriverArg::IoUring => DriverChoice::IoUring,
-                DriverArg::Epoll => DriverChoice::Epoll,
-            },
+            driver: driver_choice(self.driver),
             stall_at: self.stall_at,
             stall_for: self.stall_for,
         }
+    }
+}
+
+fn driver_choice(arg: DriverArg) -> DriverChoice {
+    match arg {
+        DriverArg::Auto => DriverChoice::Auto,
+        DriverArg::IoUring => DriverChoice::IoUring,
+        DriverArg::Epoll => DriverChoice::Epoll,
     }
 }
 

@@ -36,9 +36,13 @@ impl fmt::Display for Malformed {
     }
 }
 
-/// A target URL: `http://host[:port][/path]` (https is not supported yet).
+/// A target URL: `http[s]://host[:port][/path]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
+    /// `https://`: TLS, the certificate checked against `host`.
+    pub tls: bool,
+    /// The host without port or IPv6 brackets (TLS server name).
+    pub host: String,
     /// The host as written (for the Host header).
     pub authority: String,
     /// Resolved once at start: the run measures the upstream, not DNS.
@@ -50,14 +54,12 @@ pub struct Url {
 impl Url {
     /// Parses and resolves `text`.
     pub fn parse(text: &str) -> Result<Url, String> {
-        let rest = if let Some(rest) = text.strip_prefix("http://") {
-            rest
-        } else if text.starts_with("https://") {
-            return Err(format!(
-                "{text}: https is not supported yet (TLS is a later issue); use http://"
-            ));
+        let (tls, rest) = if let Some(rest) = text.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = text.strip_prefix("https://") {
+            (true, rest)
         } else {
-            return Err(format!("{text}: a URL must start with http://"));
+            return Err(format!("{text}: a URL must start with http:// or https://"));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -69,17 +71,22 @@ impl Url {
         if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
             return Err(format!("{text}: the path has spaces or control characters"));
         }
-        let with_port = if has_port(authority) {
-            authority.to_string()
+        let (with_port, host) = if has_port(authority) {
+            let colon = authority.rfind(':').unwrap_or(authority.len());
+            (authority.to_string(), &authority[..colon])
         } else {
-            format!("{authority}:80")
+            let port = if tls { 443 } else { 80 };
+            (format!("{authority}:{port}"), authority)
         };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         let addr = with_port
             .to_socket_addrs()
             .map_err(|e| format!("{text}: cannot resolve {with_port}: {e}"))?
             .next()
             .ok_or_else(|| format!("{text}: {with_port} resolves to no address"))?;
         Ok(Url {
+            tls,
+            host: host.to_string(),
             authority: authority.to_string(),
             addr,
             path: path.to_string(),
@@ -875,7 +882,16 @@ mod tests {
         let u = Url::parse("http://[::1]:9000").unwrap();
         assert_eq!(u.path, "/");
         assert_eq!(u.addr.port(), 9000);
-        assert!(Url::parse("https://x").is_err());
+        assert!(!u.tls);
+        assert_eq!(u.host, "::1");
+        let u = Url::parse("https://127.0.0.1/x").unwrap();
+        assert!(u.tls);
+        assert_eq!((u.host.as_str(), u.addr.port()), ("127.0.0.1", 443));
+        let u = Url::parse("https://localhost:8443").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.authority.as_str()),
+            ("localhost", "localhost:8443")
+        );
         assert!(Url::parse("ftp://x").is_err());
         assert!(Url::parse("http:///x").is_err());
         assert!(Url::parse("http://127.0.0.1:1/a b").is_err());

@@ -234,6 +234,9 @@ pub fn summary(r: &RunResult) -> String {
         "  Errors: connect {}, timeout {}, read {}, write {}, malformed {}",
         e.connect, e.timeout, e.read, e.write, e.malformed
     );
+    for first in &r.first_errors {
+        let _ = writeln!(out, "    first {first}");
+    }
     let s = &c.status;
     let _ = writeln!(
         out,

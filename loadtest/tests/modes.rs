@@ -143,3 +143,14 @@ fn status_classes_are_counted() {
     assert_eq!(r.counts.status[4], r.counts.completed);
     assert_eq!(r.counts.errors.total(), 0);
 }
+
+#[test]
+fn epoll_driver_runs_the_same_loop() {
+    let url = common::serve(|_| {});
+    let mut p = common::params(url, 2, SHORT);
+    p.driver = ringway_load::run::DriverChoice::Epoll;
+    let r = ringway_load::run::run(p).unwrap();
+    assert!(r.counts.completed > 100, "{}", r.counts.completed);
+    assert_eq!(r.counts.errors.total(), 0);
+    assert!(r.placement.contains("epoll"), "{}", r.placement);
+}

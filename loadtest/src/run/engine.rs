@@ -1,6 +1,7 @@
 //! Starts the generator threads, shows progress, merges their results.
 //!
-//! One glommio executor per thread (`LocalExecutorBuilder`), each with its share of the
+//! One monoio runtime per thread (io_uring with `SINGLE_ISSUER | DEFER_TASKRUN` through
+//! `ringway::driver`, epoll where io_uring is refused), each with its share of the
 //! connections (connection `i` goes to thread `i % threads`) and its own histograms and
 //! counters: no state is shared between threads while the run goes. Each thread returns
 //! its [`ThreadStats`] through its join handle; the main thread merges them. Once a
@@ -17,10 +18,11 @@ use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use glommio::{LocalExecutorBuilder, Placement};
+use bytes::Bytes;
 use hdrhistogram::Histogram;
+use rustls::pki_types::ServerName;
 
-use super::conn::{drive, ThreadCtx, ThreadStats};
+use super::conn::{drive, Target, ThreadCtx, ThreadStats};
 use super::{Counts, CpuUsage, Pin, RunParams, RunResult};
 use crate::histo::Histograms;
 use crate::http::render;
@@ -50,16 +52,41 @@ pub fn run(params: RunParams) -> Result<RunResult, String> {
     if params.rate == Some(0) {
         return Err("the rate must be at least 1 request per second".into());
     }
-    crate::sys::check_glommio_preconditions()?;
+    let (driver, note) = ringway::driver::resolve(params.driver)?;
 
     let threads = params.threads.clamp(1, params.connections);
-    let (cpus, placement) = plan_cpus(params.pin, threads);
-    let requests: Vec<_> = params
-        .urls
-        .iter()
-        .map(|u| render(u, &params.request))
-        .collect();
-    let addrs: Vec<_> = params.urls.iter().map(|u| u.addr).collect();
+    let (cpus, mut placement) = plan_cpus(params.pin, threads);
+    placement.push_str(&format!(", {driver}"));
+    if let Some(note) = note {
+        placement.push_str(&format!(" ({note})"));
+    }
+    let tls = if params.urls.iter().any(|u| u.tls) {
+        Some(super::tls::client_config(&params.tls)?)
+    } else {
+        None
+    };
+    let mut targets: Vec<Target> = Vec::with_capacity(params.urls.len());
+    for (i, url) in params.urls.iter().enumerate() {
+        let rendered = render(url, &params.request);
+        let name = if url.tls {
+            let name = ServerName::try_from(url.host.clone())
+                .map_err(|e| format!("{}: {e} (TLS server name)", url.host))?;
+            Some(name)
+        } else {
+            None
+        };
+        let same =
+            |u: &crate::http::Url| u.addr == url.addr && u.tls == url.tls && u.host == url.host;
+        let key = params.urls[..i].iter().position(same).unwrap_or(i);
+        targets.push(Target {
+            addr: url.addr,
+            tls: name,
+            keep_alive: Bytes::from(rendered.keep_alive),
+            close: Bytes::from(rendered.close),
+            is_head: rendered.is_head,
+            key,
+        });
+    }
 
     let started = SystemTime::now();
     let start = Instant::now() + STARTUP;
@@ -69,34 +96,36 @@ pub fn run(params: RunParams) -> Result<RunResult, String> {
 
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
-        let place = match &cpus {
-            Some(cpus) => Placement::Fixed(cpus[t % cpus.len()]),
-            None => Placement::Unbound,
-        };
+        let cpu = cpus.as_ref().map(|cpus| cpus[t % cpus.len()]);
         let mine: Vec<u64> = (t..params.connections)
             .step_by(threads)
             .map(|i| i as u64)
             .collect();
-        let (requests, addrs) = (requests.clone(), addrs.clone());
+        let (targets, tls) = (targets.clone(), tls.clone());
         let (rate, connections) = (params.rate, params.connections as u64);
         let (timeout, rpc) = (params.timeout, params.requests_per_connection);
         let tx = tx.clone();
-        let handle = LocalExecutorBuilder::new(place)
-            .name(&format!("ringway-load-{t}"))
-            .spawn(move || async move {
-                let ctx = Rc::new(ThreadCtx {
-                    requests: requests.into(),
-                    addrs: addrs.into(),
-                    rate,
-                    connections,
-                    start,
-                    measure_start,
-                    end,
-                    timeout,
-                    requests_per_connection: rpc,
-                    stats: RefCell::new(ThreadStats::default()),
-                });
-                thread_main(ctx, mine, t, tx).await
+        let handle = std::thread::Builder::new()
+            .name(format!("ringway-load-{t}"))
+            .spawn(move || {
+                if let Some(id) = cpu {
+                    core_affinity::set_for_current(core_affinity::CoreId { id });
+                }
+                ringway::driver::block_on(driver, async move {
+                    let ctx = Rc::new(ThreadCtx {
+                        targets: targets.into(),
+                        tls,
+                        rate,
+                        connections,
+                        start,
+                        measure_start,
+                        end,
+                        timeout,
+                        requests_per_connection: rpc,
+                        stats: RefCell::new(ThreadStats::default()),
+                    });
+                    thread_main(ctx, mine, t, tx).await
+                })
             })
             .map_err(|e| format!("cannot start generator thread {t}: {e}"))?;
         handles.push(handle);
@@ -107,13 +136,25 @@ pub fn run(params: RunParams) -> Result<RunResult, String> {
 
     let mut histograms = Histograms::default();
     let mut counts = Counts::default();
+    let mut first: [Option<String>; 5] = Default::default();
     for (t, handle) in handles.into_iter().enumerate() {
         let stats = handle
             .join()
+            .map_err(|_| format!("generator thread {t} panicked"))?
             .map_err(|e| format!("generator thread {t} failed: {e}"))?;
         histograms.merge(&stats.histograms);
         counts.add(&stats.counts);
+        for (slot, message) in first.iter_mut().zip(stats.first_errors) {
+            if slot.is_none() {
+                *slot = message;
+            }
+        }
     }
+    let first_errors = ["connect", "timeout", "read", "write", "malformed"]
+        .iter()
+        .zip(first)
+        .filter_map(|(kind, m)| m.map(|m| format!("{kind}: {m}")))
+        .collect();
     Ok(RunResult {
         measure_started: started + STARTUP + params.warmup,
         ended: started + STARTUP + params.warmup + params.duration,
@@ -124,6 +165,7 @@ pub fn run(params: RunParams) -> Result<RunResult, String> {
         counts,
         cpu,
         placement,
+        first_errors,
     })
 }
 
@@ -175,19 +217,18 @@ async fn thread_main(
     thread: usize,
     tx: mpsc::Sender<Snapshot>,
 ) -> ThreadStats {
-    let tasks: Vec<_> = connections
-        .into_iter()
-        .map(|i| glommio::spawn_local(drive(Rc::clone(&ctx), i)))
-        .collect();
-    let ticker = {
+    for i in connections {
+        monoio::spawn(drive(Rc::clone(&ctx), i));
+    }
+    {
         let ctx = Rc::clone(&ctx);
-        glommio::spawn_local(async move {
+        monoio::spawn(async move {
             let mut next = ctx.start;
             loop {
                 next += Duration::from_secs(1);
                 let now = Instant::now();
                 if next > now {
-                    glommio::timer::sleep(next - now).await;
+                    monoio::time::sleep(next - now).await;
                 }
                 let stats = ctx.stats.borrow();
                 let snapshot = Snapshot {
@@ -196,20 +237,18 @@ async fn thread_main(
                     latency: stats.histograms.latency.clone(),
                 };
                 drop(stats);
-                if tx.send(snapshot).is_err() {
+                if tx.send(snapshot).is_err() || next >= ctx.end {
                     break;
                 }
             }
-        })
-    };
+        });
+    }
     let now = Instant::now();
     if ctx.end > now {
-        glommio::timer::sleep(ctx.end - now).await;
+        monoio::time::sleep(ctx.end - now).await;
     }
-    // Requests still in flight are dropped uncounted (see conn.rs); dropping a glommio
-    // task cancels it.
-    drop(tasks);
-    drop(ticker);
+    // Requests still in flight are dropped uncounted (see conn.rs): the runtime drops
+    // the connection tasks when this future returns.
     let stats = std::mem::take(&mut *ctx.stats.borrow_mut());
     stats
 }

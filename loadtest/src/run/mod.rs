@@ -1,13 +1,14 @@
 //! The load engine: parameters in, a [`RunResult`] out.
 //!
-//! `engine` starts one glommio executor per thread and merges what they return;
+//! `engine` starts one monoio runtime per thread and merges what they return;
 //! `conn` is one connection's loop (closed or open); `schedule` is the open-loop
-//! timeline. The result keeps the merged histograms and every count, so reports in other
+//! timeline; `tls` is rustls over the connection's stream for `https://` targets. The result keeps the merged histograms and every count, so reports in other
 //! formats (JSON, HDR log, HTML: later issues) come from the same struct.
 
 pub mod conn;
 pub mod engine;
 pub mod schedule;
+pub mod tls;
 
 use std::time::{Duration, SystemTime};
 
@@ -15,6 +16,8 @@ use crate::histo::Histograms;
 use crate::http::{RequestSpec, Url};
 
 pub use engine::run;
+pub use ringway::config::DriverChoice;
+pub use tls::TlsOptions;
 
 /// Whether to pin generator threads to CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -49,6 +52,10 @@ pub struct RunParams {
     pub pin: Pin,
     /// Print a progress line each second to stderr.
     pub progress: bool,
+    /// The I/O driver of the generator threads: io_uring where the kernel allows it.
+    pub driver: DriverChoice,
+    /// Certificate checks for `https://` URLs.
+    pub tls: TlsOptions,
 }
 
 impl RunParams {
@@ -70,6 +77,8 @@ impl RunParams {
             requests_per_connection: None,
             pin: Pin::Auto,
             progress: false,
+            driver: DriverChoice::Auto,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -149,6 +158,9 @@ pub struct RunResult {
     pub cpu: Option<CpuUsage>,
     /// How threads were placed, e.g. "pinned to CPUs 2,3" (said in the summary).
     pub placement: String,
+    /// The first message of each error kind seen, e.g. `connect: TLS: invalid peer
+    /// certificate: UnknownIssuer`.
+    pub first_errors: Vec<String>,
 }
 
 impl RunResult {
