@@ -62,8 +62,10 @@ pub fn default_path(admin: Option<SocketAddr>) -> Option<PathBuf> {
 /// Binds the hot-restart socket and accepts on a small thread of its own (accepting is
 /// the only blocking step; the exchange itself runs on the control thread), handing each
 /// connection over through the returned queue.
-pub fn listen(path: &Path) -> io::Result<flume::Receiver<UnixStream>> {
-    if UnixStream::connect(path).is_ok() {
+/// `successor`: we took over from the process serving `path`, which still answers there
+/// while it drains; the path is ours now.
+pub fn listen(path: &Path, successor: bool) -> io::Result<flume::Receiver<UnixStream>> {
+    if !successor && UnixStream::connect(path).is_ok() {
         return Err(io::Error::new(
             io::ErrorKind::AddrInUse,
             "another process serves this hot-restart socket",

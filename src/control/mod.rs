@@ -515,7 +515,9 @@ impl Control {
             self.state.reloads.version.get()
         );
         info!("{line}");
-        if let Some(predecessor) = self.predecessor.borrow_mut().take() {
+        let predecessor = self.predecessor.borrow_mut().take();
+        let successor = predecessor.is_some();
+        if let Some(predecessor) = predecessor {
             match predecessor.drain() {
                 Ok(()) => info!("hot restart: told the previous process to drain"),
                 Err(e) => warn!("hot restart: telling the previous process to drain: {e}"),
@@ -523,7 +525,7 @@ impl Control {
         }
         systemd::notify(&format!("READY=1\nMAINPID={}", std::process::id()));
         let path = self.restart_path.as_deref()?;
-        match hot_restart::listen(path) {
+        match hot_restart::listen(path, successor) {
             Ok(rx) => {
                 self.restart_owner.set(true);
                 Some(rx)

@@ -19,8 +19,10 @@
 //! Timeouts: `idle_timeout` while waiting for the first byte of a request (then the
 //! connection just closes), `header_read_timeout` from then until the head is complete
 //! (then 408). Waiting for a request also watches the worker's stop signal, so a drain
-//! closes idle keep-alive connections between requests, never in the middle of one
-//! (bytes of a request already received are served first, with `connection: close`).
+//! closes idle keep-alive connections between requests, never in the middle of one: a
+//! connection is closed once it has been quiet for `DRAIN_IDLE_GRACE` (a client that is
+//! about to send gets its request answered with `connection: close` instead of racing a
+//! close), and bytes already received are always served first.
 //! A connection whose listener snapshot a reload retired answers its current request
 //! with `connection: close`, so the client's next connection gets the new rules.
 //!
@@ -64,6 +66,10 @@ const MAX_DISCARD: u64 = 64 * 1024;
 /// Lingering close: how long and how much to keep reading after the last answer.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
+/// While draining, how long a keep-alive connection may stay quiet before it is closed:
+/// long enough for a client in the middle of a request loop to send its next request,
+/// short enough that idle connections do not hold a drain for long.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(
@@ -323,16 +329,22 @@ impl Connection<'_> {
             self.worker.bufs.give(buf);
         }
         let idle = self.listener.idle_timeout;
+        let idle_since = Instant::now();
         let ready = monoio::select! {
             r = monoio::time::timeout(idle, self.stream.readable(false)) => r,
             _ = stop.wait() => {
-                // A request that already arrived is served (with `connection: close`)
-                // rather than dropped with the connection: on loopback and most LANs this
-                // closes the keep-alive race for everything the kernel holds already.
-                if !self.has_pending_bytes() {
-                    return Read::Stopped;
+                // Draining. Closing a keep-alive connection races with a request the client
+                // may be sending right now, which would then fail. So a connection that was
+                // just used gets a grace period to send its next request (answered with
+                // `connection: close`); only one quiet for DRAIN_IDLE_GRACE is closed, and a
+                // request already received is still served.
+                let grace = DRAIN_IDLE_GRACE.saturating_sub(idle_since.elapsed());
+                let waited = monoio::time::timeout(grace.min(idle), self.stream.readable(false)).await;
+                match waited {
+                    Ok(r) => Ok(r),
+                    Err(_) if self.has_pending_bytes() => Ok(Ok(())),
+                    Err(_) => return Read::Stopped,
                 }
-                Ok(Ok(()))
             }
         };
         match ready {
