@@ -243,3 +243,42 @@ fn expect(stream: &mut UnixStream, what: &str) -> io::Result<()> {
         Err(io::Error::other(format!("expected {what:?}, got {got:?}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_socket_and_the_admin_socket_cross_over_and_drain_is_acknowledged() {
+        let dir = std::env::temp_dir().join(format!("ringway-hr-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hr.sock");
+        let incoming = listen(&path, false).unwrap();
+        let group = Group {
+            name: "l".into(),
+            address: "127.0.0.1:0".parse().unwrap(),
+            sockets: crate::listen::bind_group("127.0.0.1:0".parse().unwrap(), 3).unwrap(),
+        };
+        let addr = group.sockets[0].local_addr().unwrap();
+        let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let client = {
+            let path = path.clone();
+            std::thread::spawn(move || fetch(&path, 1).unwrap())
+        };
+        let stream = incoming.recv().unwrap();
+        let mut stream = hand_over(stream, &[group], Some(&admin)).unwrap();
+        let (inherited, predecessor) = client.join().unwrap();
+        assert_eq!(inherited.listeners.len(), 3);
+        assert!(inherited
+            .listeners
+            .iter()
+            .all(|(a, s)| *a == addr && s.local_addr().unwrap() == addr));
+        assert_eq!(inherited.admin.unwrap().local_addr().unwrap(), admin_addr);
+        let drain = std::thread::spawn(move || predecessor.drain());
+        assert_eq!(read_message(&mut stream).unwrap(), "DRAIN");
+        stream.write_all(b"OK\n").unwrap();
+        drain.join().unwrap().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -188,3 +188,46 @@ fn share_into(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(n: usize) -> Group {
+        Group {
+            name: "l".into(),
+            address: "127.0.0.1:0".parse().unwrap(),
+            sockets: listen::bind_group("127.0.0.1:0".parse().unwrap(), n).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_socket_has_an_acceptor_whatever_the_worker_count() {
+        // More sockets than workers (a hot restart to fewer workers): spread, none left.
+        let g = group(5);
+        let counts: Vec<usize> = (0..2).map(|w| g.for_worker(w, 2).unwrap().len()).collect();
+        assert_eq!(counts, [3, 2]);
+        // Fewer sockets than workers (an inherited socket without a group): shared.
+        let g = group(1);
+        assert!((0..3).all(|w| g.for_worker(w, 3).unwrap().len() == 1));
+    }
+
+    #[test]
+    fn a_reload_plan_keeps_a_group_at_the_same_address_and_binds_a_new_one() {
+        let mut g = group(2);
+        let addr = g.sockets[0].local_addr().unwrap();
+        g.address = addr;
+        let config = |yaml: &str| {
+            crate::config::Config::parse(yaml, std::path::Path::new("t.yaml")).unwrap()
+        };
+        let next = config(&format!(
+            "listeners:\n  - name: renamed\n    address: {addr}\n    routes:\n      - match: {{ prefix: / }}\n        direct_response: {{ status: 200 }}\n  - name: new\n    address: 127.0.0.1:0\n    routes:\n      - match: {{ prefix: / }}\n        direct_response: {{ status: 200 }}\n"
+        ));
+        let plan = plan(&[g], &next.listeners, 2).unwrap();
+        assert_eq!(plan.groups.len(), 2);
+        assert_eq!(plan.groups[0].sockets[0].local_addr().unwrap(), addr);
+        // The renamed group is handed out again under its new name, plus the new group.
+        let names: Vec<&str> = plan.sockets[0].iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["renamed", "new"]);
+    }
+}
