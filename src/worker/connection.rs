@@ -69,7 +69,7 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// While draining, how long a keep-alive connection may stay quiet before it is closed:
 /// long enough for a client in the middle of a request loop to send its next request,
 /// short enough that idle connections do not hold a drain for long.
-const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(300);
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(
