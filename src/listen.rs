@@ -36,14 +36,20 @@ pub fn bind_group(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::Tc
         .as_socket()
         .ok_or_else(|| io::Error::other("bound address is not an IP address"))?;
     drop(probe);
+    join_group(bound, count.max(1))
+}
 
-    (0..count.max(1))
+/// Binds `count` more SO_REUSEPORT sockets on `addr`, joining the group already there
+/// (ours, or one inherited from a previous ringway or systemd: the kernel allows it for
+/// the same user when every socket of the group has SO_REUSEPORT).
+pub fn join_group(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::TcpListener>> {
+    (0..count)
         .map(|_| {
-            let socket = socket_for(bound)?;
+            let socket = socket_for(addr)?;
             socket.set_reuse_port(true)?;
             socket.set_nonblocking(true)?;
             socket.set_nodelay(true)?;
-            socket.bind(&bound.into())?;
+            socket.bind(&addr.into())?;
             socket.listen(BACKLOG)?;
             Ok(socket.into())
         })

@@ -50,6 +50,18 @@ struct Cli {
     /// Seconds a shutdown waits for open connections to finish.
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     drain_time_s: u64,
+    /// Milliseconds a drain keeps accepting after `/ready` turned 503, so that load
+    /// balancers stop sending first.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    drain_delay_ms: u64,
+    /// Hot restart: 0 starts fresh; N > 0 takes the listening sockets over from the
+    /// running ringway (epoch N-1) and tells it to drain once this one is ready.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    restart_epoch: u32,
+    /// The Unix socket for hot restarts (default: $XDG_RUNTIME_DIR, else /tmp,
+    /// `ringway-<admin port>.sock`).
+    #[arg(long, value_name = "PATH")]
+    hot_restart_socket: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -72,5 +84,8 @@ fn main() -> ExitCode {
             DriverArg::Epoll => DriverChoice::Epoll,
         }),
         drain_timeout: Duration::from_secs(cli.drain_time_s),
+        drain_delay: Duration::from_millis(cli.drain_delay_ms),
+        restart_epoch: cli.restart_epoch,
+        hot_restart_socket: cli.hot_restart_socket,
     })
 }

@@ -10,7 +10,7 @@
 //! What must outlive a snapshot (stats cells now; pools, health and rate-limit shards
 //! later) is created by the control thread under stable names and handed in.
 
-use std::{collections::HashMap, rc::Rc, sync::Arc, time::Duration};
+use std::{cell::Cell, collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use crate::{
     config::{self, Config},
@@ -93,6 +93,11 @@ pub struct ListenerSnapshot {
     pub proxy: config::ProxySettings,
     /// The snapshot's clusters, indexed by `router::Action::Cluster`.
     pub clusters: Rc<[ClusterSnapshot]>,
+    /// Set by the worker when a reload replaces or removes this listener: connections
+    /// still on it finish their current request and then close (`connection: close`),
+    /// so clients reconnect onto the new snapshot instead of keeping the old rules for
+    /// the life of a keep-alive connection.
+    retired: Cell<bool>,
 }
 
 impl ListenerSnapshot {
@@ -124,7 +129,18 @@ impl ListenerSnapshot {
             http_stats: scopes.http.for_worker(worker),
             proxy: listener.proxy.clone(),
             clusters: Rc::clone(compiled),
+            retired: Cell::new(false),
         }
+    }
+
+    /// Marks this snapshot as replaced (see `retired`).
+    pub fn retire(&self) {
+        self.retired.set(true);
+    }
+
+    /// Whether a reload replaced or removed this listener.
+    pub fn is_retired(&self) -> bool {
+        self.retired.get()
     }
 }
 

@@ -2,8 +2,13 @@
 //!
 //! Endpoints: `/ready` (200 `LIVE` when serving, 503 with the state otherwise, as
 //! Envoy's), `/stats` (text, `name: value` per line, summed over workers with relaxed
-//! loads), and `/` (the list). Each answer closes the connection: admin traffic is rare
-//! and this keeps the handler small.
+//! loads), `/` (the list), and with POST (Envoy's names where Envoy has one):
+//! `/reload` (200 with the new config version once every worker applied it, 400 with
+//! the error text, file, line and field, when the config is refused),
+//! `/drain_listeners` (stop accepting, keep serving) and `/quitquitquit` (drain, exit 0).
+//! Mutations go to the control loop as messages, so they are serialised with signals
+//! and each other. Each answer closes the connection: admin traffic is rare and this
+//! keeps the handler small.
 
 use std::rc::Rc;
 
@@ -13,18 +18,22 @@ use monoio::{
 };
 use tracing::debug;
 
-use super::ControlState;
+use super::{AdminRequest, ControlState};
 use crate::{
-    http1::{self, HeadScanner, Request},
+    http1::{self, HeadScanner, Method, Request},
     local_reply::Reply,
 };
 
 const MAX_ADMIN_HEAD: usize = 16 * 1024;
 
-/// Accepts admin connections for the life of the process.
+/// Accepts admin connections until a hot-restart successor takes the socket over.
 pub async fn serve(socket: TcpListener, state: Rc<ControlState>) {
     loop {
-        match socket.accept().await {
+        let accepted = monoio::select! {
+            accepted = socket.accept() => accepted,
+            _ = state.admin_stop.wait() => return,
+        };
+        match accepted {
             Ok((stream, _)) => {
                 monoio::spawn(handle(stream, Rc::clone(&state)));
             }
@@ -64,15 +73,64 @@ async fn handle(mut stream: TcpStream, state: Rc<ControlState>) {
         Ok(()) => {
             let target = request.path.get(&buf);
             let path = target.split(|&b| b == b'?').next().unwrap_or_default();
-            route(path, &state)
+            let post = request.method == Method::Post;
+            match (path, post) {
+                (b"/reload" | b"/drain_listeners" | b"/quitquitquit", true) => {
+                    mutate(path, &state).await
+                }
+                (b"/reload" | b"/drain_listeners" | b"/quitquitquit", false) => {
+                    Reply::new(405, TEXT, b"use POST\n")
+                }
+                _ => route(path, &state),
+            }
         }
         Err(_) => Reply::new(400, "text/plain", b"bad request\n"),
     };
     respond(stream, reply).await;
 }
 
+const TEXT: &str = "text/plain; charset=UTF-8";
+
+/// The POST endpoints: a message to the control loop, and for `/reload` its answer.
+async fn mutate(path: &[u8], state: &ControlState) -> Reply {
+    let gone = || Reply::new(503, TEXT, b"shutting down\n");
+    match path {
+        b"/reload" => {
+            let (tx, rx) = flume::bounded(1);
+            if state
+                .requests
+                .send_async(AdminRequest::Reload(tx))
+                .await
+                .is_err()
+            {
+                return gone();
+            }
+            match rx.recv_async().await {
+                Ok(Ok(version)) => Reply::new(
+                    200,
+                    TEXT,
+                    format!("reloaded: config version {version}\n").as_bytes(),
+                ),
+                Ok(Err(e)) => Reply::new(400, TEXT, format!("{e}\n").as_bytes()),
+                Err(_) => gone(),
+            }
+        }
+        b"/drain_listeners" | b"/quitquitquit" => {
+            let request = if path == b"/quitquitquit" {
+                AdminRequest::Quit
+            } else {
+                AdminRequest::DrainListeners
+            };
+            match state.requests.send_async(request).await {
+                Ok(()) => Reply::new(200, TEXT, b"OK\n"),
+                Err(_) => gone(),
+            }
+        }
+        _ => Reply::new(404, TEXT, b"invalid path. try /\n"),
+    }
+}
+
 fn route(path: &[u8], state: &ControlState) -> Reply {
-    const TEXT: &str = "text/plain; charset=UTF-8";
     match path {
         b"/ready" => {
             let server = state.server_state.get();
@@ -83,7 +141,7 @@ fn route(path: &[u8], state: &ControlState) -> Reply {
         b"/" => Reply::new(
             200,
             TEXT,
-            b"admin commands are:\n  /ready: 200 LIVE when serving\n  /stats: counters and gauges, summed over workers\n",
+            b"admin commands are:\n  /ready: 200 LIVE when serving\n  /stats: counters and gauges, summed over workers\n  POST /reload: reload the config file\n  POST /drain_listeners: stop accepting, keep serving\n  POST /quitquitquit: drain and exit\n",
         ),
         _ => Reply::new(404, TEXT, b"invalid path. try /\n"),
     }

@@ -1,12 +1,23 @@
 //! A worker's accept loop for one listener socket.
 //!
-//! Each accepted connection is a task on this worker, holding the listener snapshot that
-//! was current when it was accepted. The loop ends when the worker's stop signal is set;
-//! its socket is closed then, as part of the orderly shutdown the control thread drives.
+//! The loop waits until the socket is readable (an io_uring poll, or epoll readiness),
+//! then accepts with non-blocking `accept4` until the backlog is empty. Two reasons for
+//! not keeping an accept operation in flight instead:
+//!
+//! - **Stopping loses nothing.** A drain or reload sets the listener's stop signal; the
+//!   loop then makes one last pass that takes every connection already queued, and only
+//!   then closes its socket. An in-flight io_uring accept cancelled at that moment could
+//!   complete in the kernel while being dropped, and that connection would be lost; a
+//!   cancelled poll owns nothing.
+//! - **Batching.** Under load one wake-up accepts every queued connection.
+//!
+//! Each accepted connection is a task on this worker holding the listener snapshot read
+//! from the slot *at accept time*: a reload swaps the slot, so new connections get the new
+//! rules while open ones finish on the snapshot they started with.
 
-use std::{io, rc::Rc, time::Duration};
+use std::{cell::RefCell, io, rc::Rc, time::Duration};
 
-use monoio::net::TcpListener;
+use monoio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::{connection, stop::Stop, Connections, WorkerContext};
@@ -16,45 +27,107 @@ use crate::{access_log::WorkerLog, snapshot::ListenerSnapshot, stats::names::lis
 /// does not spin while connections close and free some.
 const FD_EXHAUSTED_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Accepts on `socket` until `stop` is set.
-pub async fn accept_loop(
-    socket: TcpListener,
-    listener: Rc<ListenerSnapshot>,
-    context: Rc<WorkerContext>,
-    stop: Rc<Stop>,
-    connections: Rc<Connections>,
-    log: Option<Rc<WorkerLog>>,
-) {
+/// The current snapshot of one listener on one worker; a reload replaces the `Rc` inside.
+pub type Slot = Rc<RefCell<Rc<ListenerSnapshot>>>;
+
+/// One listening socket, twice: the runtime's handle to wait for readability and a
+/// non-blocking std handle (same open socket) to accept with.
+#[derive(Debug)]
+pub struct Acceptor {
+    watch: TcpListener,
+    accept: std::net::TcpListener,
+}
+
+impl Acceptor {
+    /// Registers `socket` (non-blocking) with the current runtime.
+    pub fn new(socket: std::net::TcpListener) -> io::Result<Acceptor> {
+        socket.set_nonblocking(true)?;
+        let accept = socket.try_clone()?;
+        Ok(Acceptor {
+            watch: TcpListener::from_std(socket)?,
+            accept,
+        })
+    }
+}
+
+/// What an accept loop shares with its worker.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub context: Rc<WorkerContext>,
+    /// The worker's stop: set at shutdown, closes connections between requests.
+    pub stop: Rc<Stop>,
+    pub connections: Rc<Connections>,
+    pub log: Option<Rc<WorkerLog>>,
+}
+
+/// Accepts on `acceptor` until `accept_stop` is set, then takes what is queued and closes.
+pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, shared: Shared) {
     loop {
-        let accepted = monoio::select! {
-            accepted = socket.accept() => accepted,
-            _ = stop.wait() => break,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                listener.cx_stats.get(cx::DOWNSTREAM_CX_TOTAL).inc();
-                listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).inc();
-                let guard = connections.open();
-                let listener = Rc::clone(&listener);
-                let context = Rc::clone(&context);
-                let stop = Rc::clone(&stop);
-                let log = log.clone();
-                monoio::spawn(async move {
-                    let log = log.as_deref();
-                    connection::serve(stream, peer, &listener, &context, &stop, log).await;
-                    listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
-                    listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
-                    drop(guard);
-                });
+        // Everything queued now, including (after the stop) the last pass.
+        loop {
+            match acceptor.accept.accept() {
+                Ok((stream, peer)) => start_connection(stream, peer, &slot, &shared),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if is_fd_exhaustion(&e) => {
+                    {
+                        let name = &*slot.borrow().name;
+                        warn!(listener = name, error = %e, "accept: out of file descriptors; backing off");
+                    }
+                    monoio::time::sleep(FD_EXHAUSTED_BACKOFF).await;
+                }
+                Err(e) => {
+                    // ECONNABORTED and the like: that one connection is gone, go on.
+                    debug!(listener = &*slot.borrow().name, error = %e, "accept failed");
+                }
             }
-            Err(e) if is_fd_exhaustion(&e) => {
-                warn!(listener = &*listener.name, error = %e, "accept: out of file descriptors; backing off");
-                monoio::time::sleep(FD_EXHAUSTED_BACKOFF).await;
+        }
+        if accept_stop.is_stopped() {
+            break;
+        }
+        monoio::select! {
+            ready = acceptor.watch.readable(false) => {
+                if let Err(e) = ready {
+                    debug!(listener = &*slot.borrow().name, error = %e, "listener poll failed");
+                    monoio::time::sleep(FD_EXHAUSTED_BACKOFF).await;
+                }
             }
-            Err(e) => debug!(listener = &*listener.name, error = %e, "accept failed"),
+            _ = accept_stop.wait() => {}
         }
     }
+    // Both handles close here; the socket itself closes with its last descriptor (a
+    // successor process may hold another one and keep accepting from the same queue).
+}
+
+fn start_connection(
+    stream: std::net::TcpStream,
+    peer: std::net::SocketAddr,
+    slot: &Slot,
+    shared: &Shared,
+) {
+    let stream = match stream
+        .set_nonblocking(true)
+        .and_then(|()| TcpStream::from_std(stream))
+    {
+        Ok(stream) => stream,
+        Err(e) => {
+            debug!(error = %e, "registering an accepted connection failed");
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let listener = Rc::clone(&slot.borrow());
+    listener.cx_stats.get(cx::DOWNSTREAM_CX_TOTAL).inc();
+    listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).inc();
+    let guard = shared.connections.open();
+    let shared = shared.clone();
+    monoio::spawn(async move {
+        let log = shared.log.as_deref();
+        connection::serve(stream, peer, &listener, &shared.context, &shared.stop, log).await;
+        listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
+        listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
+        drop(guard);
+    });
 }
 
 /// EMFILE (this process) or ENFILE (the whole system) from accept(2).

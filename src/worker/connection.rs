@@ -19,7 +19,12 @@
 //! Timeouts: `idle_timeout` while waiting for the first byte of a request (then the
 //! connection just closes), `header_read_timeout` from then until the head is complete
 //! (then 408). Waiting for a request also watches the worker's stop signal, so a drain
-//! closes idle keep-alive connections between requests, never in the middle of one.
+//! closes idle keep-alive connections between requests, never in the middle of one: a
+//! connection is closed once it has been quiet for `DRAIN_IDLE_GRACE` (a client that is
+//! about to send gets its request answered with `connection: close` instead of racing a
+//! close), and bytes already received are always served first.
+//! A connection whose listener snapshot a reload retired answers its current request
+//! with `connection: close`, so the client's next connection gets the new rules.
 //!
 //! Bodies of requests answered locally are read and discarded up to a bound so the
 //! connection can stay open; a larger body, or one the client holds back for
@@ -61,6 +66,10 @@ const MAX_DISCARD: u64 = 64 * 1024;
 /// Lingering close: how long and how much to keep reading after the last answer.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
+/// While draining, how long a keep-alive connection may stay quiet before it is closed:
+/// long enough for a client in the middle of a request loop to send its next request,
+/// short enough that idle connections do not hold a drain for long.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(300);
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(
@@ -140,12 +149,18 @@ pub(super) struct Connection<'l> {
 impl Connection<'_> {
     async fn run(&mut self, stop: &Stop) {
         let l = self.listener;
+        // A connection taken from the backlog by a drain's last accept pass was accepted
+        // while stopping: its first request is still awaited and served (the client has
+        // done nothing wrong), instead of closing it as an idle keep-alive connection.
+        let never = Stop::default();
+        let mut first_wait = if stop.is_stopped() { &never } else { stop };
         loop {
-            let head_len = match self.read_head(stop).await {
+            let head_len = match self.read_head(first_wait).await {
                 Ok(Some(n)) => n,
                 Ok(None) => return,
                 Err(kind) => return self.fail(kind).await,
             };
+            first_wait = stop;
             let head = &self.buf[self.start..self.start + head_len];
             self.request.clear();
             if let Err(e) = http1::parse_request(head, &l.limits, &mut self.request) {
@@ -234,7 +249,8 @@ impl Connection<'_> {
                 self.start += head_len;
                 let mut close = !self.request.keep_alive
                     || self.request.version == Version::Http10
-                    || stop.is_stopped();
+                    || stop.is_stopped()
+                    || l.is_retired();
                 match self.discard_body().await {
                     Body::Consumed => {}
                     Body::Left => close = true,
@@ -313,9 +329,23 @@ impl Connection<'_> {
             self.worker.bufs.give(buf);
         }
         let idle = self.listener.idle_timeout;
+        let idle_since = Instant::now();
         let ready = monoio::select! {
             r = monoio::time::timeout(idle, self.stream.readable(false)) => r,
-            _ = stop.wait() => return Read::Stopped,
+            _ = stop.wait() => {
+                // Draining. Closing a keep-alive connection races with a request the client
+                // may be sending right now, which would then fail. So a connection that was
+                // just used gets a grace period to send its next request (answered with
+                // `connection: close`); only one quiet for DRAIN_IDLE_GRACE is closed, and a
+                // request already received is still served.
+                let grace = DRAIN_IDLE_GRACE.saturating_sub(idle_since.elapsed());
+                let waited = monoio::time::timeout(grace.min(idle), self.stream.readable(false)).await;
+                match waited {
+                    Ok(r) => Ok(r),
+                    Err(_) if self.has_pending_bytes() => Ok(Ok(())),
+                    Err(_) => return Read::Stopped,
+                }
+            }
         };
         match ready {
             Ok(Ok(())) => {
@@ -325,6 +355,17 @@ impl Connection<'_> {
             Ok(Err(_)) => Read::Closed,
             Err(_) => Read::TimedOut,
         }
+    }
+
+    /// Whether request bytes are waiting in the socket (a non-blocking peek).
+    fn has_pending_bytes(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        let mut probe = [0u8; 1];
+        matches!(
+            nix::sys::socket::recv(self.stream.as_raw_fd(), &mut probe, flags),
+            Ok(n) if n > 0
+        )
     }
 
     /// Reads more bytes after `buf[start..]`, moving unconsumed bytes to the front first.

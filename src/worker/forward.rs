@@ -549,6 +549,7 @@ impl Connection<'_> {
         let close = !self.request.keep_alive
             || old_client
             || stop.is_stopped()
+            || l.is_retired()
             || framing == ResponseFraming::CloseDelimited;
         {
             let overlay = &mut self.response.overlay;

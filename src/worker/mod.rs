@@ -7,18 +7,23 @@
 //! send wakes the worker's runtime through monoio's cross-thread waker (an eventfd the
 //! ring or epoll watches), so a command never interrupts a request and no request ever
 //! waits for another thread.
+//!
+//! Commands: `Apply` (a reload: build a snapshot, swap listener slots, start or stop
+//! accept loops, acknowledge with `Applied`), `DrainListeners` (stop accepting, keep
+//! serving), `Shutdown` (stop accepting, close connections between requests, wait for
+//! them up to the drain timeout, report `Stopped`).
 
 mod accept;
 mod connection;
 mod forward;
+mod listeners;
 mod lookup;
 mod request_log;
 mod stop;
 
 use std::{cell::Cell, io, rc::Rc, sync::Arc, time::Duration};
 
-use monoio::net::TcpListener;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::{
     access_log::{WorkerLog, WorkerLogSetup},
@@ -29,7 +34,8 @@ use crate::{
     snapshot::{Snapshot, StatsHandles},
     upstream::PoolRegistry,
 };
-use stop::Stop;
+use listeners::Listeners;
+pub use stop::Stop;
 
 /// How often a draining worker checks whether its connections have finished.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
@@ -66,6 +72,21 @@ impl WorkerContext {
 /// What the control thread asks of a worker.
 #[derive(Debug)]
 pub enum Command {
+    /// Build a snapshot of `config` and make it current; start accepting on `sockets`
+    /// (this worker's sockets of listeners that are new or moved, by name); stop
+    /// accepting on listeners `config` no longer has. Acknowledged with `Applied`.
+    Apply {
+        /// The validated config.
+        config: Arc<Config>,
+        /// Its stats scopes (surviving names keep their scopes).
+        stats: StatsHandles,
+        /// The config version, echoed in `Applied`.
+        version: u64,
+        /// New sockets, by listener name.
+        sockets: Vec<(String, std::net::TcpListener)>,
+    },
+    /// Stop accepting on every listener; keep serving open connections.
+    DrainListeners,
     /// Stop accepting, let open connections finish for up to `drain_timeout`, then exit.
     Shutdown {
         /// The longest time to wait for open connections.
@@ -82,6 +103,8 @@ pub enum Event {
     Failed(usize, String),
     /// The worker has finished and its thread is ending.
     Stopped(usize),
+    /// The worker serves config `version` (the second field) for new connections.
+    Applied(usize, u64),
 }
 
 /// Everything a worker starts with.
@@ -174,36 +197,46 @@ async fn serve(setup: WorkerSetup) {
     if let Some(log) = &log {
         monoio::spawn(flush_periodically(Rc::clone(log)));
     }
-
-    for (name, socket) in sockets {
-        let Some(listener) = snapshot.listeners.get(&name) else {
-            continue;
-        };
-        match TcpListener::from_std(socket) {
-            Ok(socket) => {
-                monoio::spawn(accept::accept_loop(
-                    socket,
-                    Rc::clone(listener),
-                    Rc::clone(&context),
-                    Rc::clone(&stop),
-                    Rc::clone(&connections),
-                    log.clone(),
-                ));
-            }
-            Err(e) => {
-                let _ = events.send(Event::Failed(id, format!("listener {name}: {e}")));
-                return;
-            }
-        }
+    let shared = accept::Shared {
+        context: Rc::clone(&context),
+        stop: Rc::clone(&stop),
+        connections: Rc::clone(&connections),
+        log: log.clone(),
+    };
+    let mut listeners = Listeners::default();
+    if let Err(e) = listeners.apply(snapshot, sockets, &shared) {
+        let _ = events.send(Event::Failed(id, e));
+        return;
     }
     let _ = events.send(Event::Ready(id));
 
-    // The only command so far is Shutdown; a closed queue means the control thread is
-    // gone, and the worker stops at once.
-    let drain_timeout = match commands.recv_async().await {
-        Ok(Command::Shutdown { drain_timeout }) => drain_timeout,
-        Err(_) => Duration::ZERO,
+    // Commands until Shutdown; a closed queue means the control thread is gone, and the
+    // worker stops at once.
+    let drain_timeout = loop {
+        match commands.recv_async().await {
+            Ok(Command::Apply {
+                config,
+                stats,
+                version,
+                sockets,
+            }) => {
+                let snapshot = Snapshot::build(&config, &stats, id, &context.pools, context.seed());
+                if let Err(e) = listeners.apply(snapshot, sockets, &shared) {
+                    // Only registering a new socket with the runtime can fail here; the
+                    // other listeners still took the new config.
+                    error!(worker = id, version, "applying config: {e}");
+                }
+                let _ = events.send(Event::Applied(id, version));
+            }
+            Ok(Command::DrainListeners) => listeners.stop_accepting(),
+            Ok(Command::Shutdown { drain_timeout }) => break drain_timeout,
+            Err(_) => break Duration::ZERO,
+        }
     };
+    // Both in one step: the accept loops' last pass runs after this, so connections it
+    // takes from the backlog see the stop and are served one request with
+    // `connection: close`; connections already idle close now.
+    listeners.stop_accepting();
     stop.stop();
     let deadline = std::time::Instant::now() + drain_timeout;
     while connections.count() > 0 && std::time::Instant::now() < deadline {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod load;
 pub mod upstream;
 
 use std::{
@@ -76,20 +77,7 @@ impl Ringway {
     /// Starts ringway on `yaml` (which must set `admin: 127.0.0.1:{admin_port}`) with
     /// extra arguments, and waits until `/ready` answers 200.
     pub fn start(yaml: &str, admin_port: u16, args: &[&str]) -> Ringway {
-        let config = write_config(yaml);
-        let child = Command::new(bin())
-            .args(args)
-            .arg("-c")
-            .arg(&config.path)
-            .args(["--log-level", "warn"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start ringway");
-        let mut rw = Ringway {
-            child: Some(child),
-            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
-            _config: config,
-        };
+        let mut rw = Ringway::spawn(yaml, admin_port, args);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(r) = get(rw.admin, "/ready") {
@@ -103,6 +91,43 @@ impl Ringway {
             assert!(Instant::now() < deadline, "ringway not ready within 10 s");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Starts ringway without waiting for it to be ready.
+    pub fn spawn(yaml: &str, admin_port: u16, args: &[&str]) -> Ringway {
+        let config = write_config(yaml);
+        let child = Command::new(bin())
+            .args(args)
+            .arg("-c")
+            .arg(&config.path)
+            .args(["--log-level", "warn"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ringway");
+        Ringway {
+            child: Some(child),
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            _config: config,
+        }
+    }
+
+    /// The config file it runs on (rewrite it, then reload).
+    pub fn config_path(&self) -> &Path {
+        &self._config.path
+    }
+
+    /// Waits up to `limit` for the process to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut()?;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
     }
 
     pub fn pid(&self) -> u32 {
@@ -169,6 +194,16 @@ impl Response {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// One POST without a body on a new connection (admin commands).
+pub fn post(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
+    let mut stream = connect(addr)?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    read_response(&mut BufReader::new(stream), false)
 }
 
 /// One GET on a new connection.
