@@ -182,7 +182,9 @@ fn sigterm_lets_slow_requests_in_flight_finish() {
             "x-delay-ms: 500\r\n",
             OnClose::StopOnClose,
         );
-        std::thread::sleep(Duration::from_millis(700));
+        // Every client has had one answer and is 100 ms into its next 500 ms request.
+        load.wait_until_each_has(1, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(100));
         let started = Instant::now();
         let status = rw.terminate();
         let outcomes = load.finish();

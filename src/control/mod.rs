@@ -619,12 +619,16 @@ impl Control {
         }
         *self.config.borrow_mut() = next;
         *self.stats_handles.borrow_mut() = stats;
-        self.state.reloads.version.set(version);
+        // `server.config_version` says what every worker serves: publish it once all
+        // have applied it (or, on a timeout, once it is the config of record anyway, so
+        // the next reload's number is fresh).
+        let publish = || self.state.reloads.version.set(version);
         let mut acked = 0;
         let deadline = Instant::now() + APPLY_TIMEOUT;
         while acked < workers {
             let left = deadline.saturating_duration_since(Instant::now());
             let Ok(event) = monoio::time::timeout(left, self.events.recv_async()).await else {
+                publish();
                 return Err(format!(
                     "only {acked} of {workers} workers applied version {version} within {APPLY_TIMEOUT:?}"
                 ));
@@ -643,6 +647,7 @@ impl Control {
                 }
             }
         }
+        publish();
         Ok(version)
     }
 

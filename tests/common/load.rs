@@ -8,11 +8,11 @@ use std::{
     io::{BufReader, Write},
     net::{SocketAddr, TcpStream},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     thread::JoinHandle,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use super::{connect, read_response};
@@ -40,6 +40,8 @@ pub struct Outcome {
 pub struct Load {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Outcome>>,
+    /// Responses each client has read so far.
+    progress: Vec<Arc<AtomicUsize>>,
 }
 
 impl Load {
@@ -52,14 +54,33 @@ impl Load {
         mode: OnClose,
     ) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let threads = (0..clients)
-            .map(|_| {
+        let progress: Vec<Arc<AtomicUsize>> = (0..clients)
+            .map(|_| Arc::new(AtomicUsize::new(0)))
+            .collect();
+        let threads = progress
+            .iter()
+            .map(|done| {
                 let stop = Arc::clone(&stop);
+                let done = Arc::clone(done);
                 let request = format!("GET {path} HTTP/1.1\r\nHost: load\r\n{headers}\r\n");
-                std::thread::spawn(move || client(addr, &request, &stop, mode))
+                std::thread::spawn(move || client(addr, &request, &stop, mode, &done))
             })
             .collect();
-        Load { stop, threads }
+        Load {
+            stop,
+            threads,
+            progress,
+        }
+    }
+
+    /// Waits until every client has read at least `n` responses (a slow machine must not
+    /// turn "each client is mid-request" into a guess about timing).
+    pub fn wait_until_each_has(&self, n: usize, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.progress.iter().any(|p| p.load(Ordering::Relaxed) < n) {
+            assert!(Instant::now() < deadline, "load clients made no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Stops the clients (each finishes its request in flight) and collects outcomes.
@@ -72,7 +93,13 @@ impl Load {
     }
 }
 
-fn client(addr: SocketAddr, request: &str, stop: &AtomicBool, mode: OnClose) -> Outcome {
+fn client(
+    addr: SocketAddr,
+    request: &str,
+    stop: &AtomicBool,
+    mode: OnClose,
+    done: &AtomicUsize,
+) -> Outcome {
     let mut outcome = Outcome::default();
     let mut conn: Option<BufReader<TcpStream>> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -94,6 +121,7 @@ fn client(addr: SocketAddr, request: &str, stop: &AtomicBool, mode: OnClose) -> 
         let response = sent.and_then(|()| read_response(reader, false));
         match response {
             Ok(r) => {
+                done.fetch_add(1, Ordering::Relaxed);
                 let closed = r
                     .header("connection")
                     .is_some_and(|v| v.eq_ignore_ascii_case("close"));
