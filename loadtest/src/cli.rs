@@ -5,12 +5,14 @@
 //! engine gets a [`RunParams`] and the server a [`ServeOptions`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ringway::config::DriverChoice;
 
 use crate::http::{check_method, parse_header_arg, RequestSpec, Url};
+use crate::output::Outputs;
 use crate::run::{Pin, RunParams};
 use crate::serve::ServeOptions;
 
@@ -31,6 +33,9 @@ pub enum Command {
     Run(RunArgs),
     /// Answer every request with a fixed response (an upstream to measure against).
     Serve(ServeArgs),
+    /// Measure proxies against the direct path: ringway (io_uring and epoll), nginx and
+    /// HAProxy when installed; three regimes, alternating targets, medians and spread.
+    Compare(crate::compare::CompareArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -116,9 +121,31 @@ pub struct RunArgs {
     /// No progress line on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Write the result as Fortio's JSON (plus ringway-load's extras) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write an HdrHistogram interval log (one interval per second) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+    /// Write a self-contained HTML report (plots, summary, parameters) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Write the latency-by-percentile plot as SVG to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 impl RunArgs {
+    /// The output files asked for.
+    pub fn outputs(&self) -> Outputs {
+        Outputs {
+            json: self.json.clone(),
+            hdr_log: self.hdr_log.clone(),
+            html: self.html.clone(),
+            svg: self.svg.clone(),
+        }
+    }
+
     /// Checks and converts into engine parameters.
     pub fn into_params(self) -> Result<RunParams, String> {
         let urls = self

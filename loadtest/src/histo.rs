@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::intervals::Intervals;
+
 /// Largest recordable value: one minute, in microseconds.
 pub const MAX_US: u64 = 60_000_000;
 /// Significant figures kept.
@@ -42,6 +44,8 @@ pub struct Histograms {
     pub latency: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
     pub late_start: Histogram<u64>,
+    /// The corrected latency again, one histogram per second (HDR log, rate plot).
+    pub intervals: Intervals,
 }
 
 impl Default for Histograms {
@@ -50,6 +54,7 @@ impl Default for Histograms {
             latency: new_histogram(),
             uncorrected: new_histogram(),
             late_start: new_histogram(),
+            intervals: Intervals::default(),
         }
     }
 }
@@ -71,6 +76,7 @@ impl Histograms {
         let _ = self.latency.add(&other.latency);
         let _ = self.uncorrected.add(&other.uncorrected);
         let _ = self.late_start.add(&other.late_start);
+        self.intervals.merge(&other.intervals);
     }
 }
 

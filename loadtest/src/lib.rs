@@ -6,13 +6,17 @@
 //! ```text
 //! main -> cli -> run::engine -> run::conn -> {http, histo, run::schedule}
 //!             -> serve -> http                (ringway::driver, ringway::listen)
-//!             -> report
+//!             -> report, output::{fortio, hdrlog, html, svg}
+//!      -> compare -> (child processes: serve, proxies, `ringway-load run --json`)
 //! ```
 //! `http` (requests, response parser) and `histo` do no I/O.
 
 pub mod cli;
+pub mod compare;
 pub mod histo;
 pub mod http;
+pub mod intervals;
+pub mod output;
 pub mod report;
 pub mod run;
 pub mod serve;

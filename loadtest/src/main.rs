@@ -9,11 +9,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => {
+            let outputs = args.outputs();
             let result = args.into_params().and_then(ringway_load::run::run);
             match result {
                 Ok(result) => {
                     print!("{}", ringway_load::report::summary(&result));
-                    ExitCode::SUCCESS
+                    match outputs.write(&result) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => {
+                            eprintln!("ringway-load: {e}");
+                            ExitCode::FAILURE
+                        }
+                    }
                 }
                 Err(e) => {
                     eprintln!("ringway-load: {e}");
@@ -21,6 +28,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Compare(args) => match ringway_load::compare::compare(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringway-load compare: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => match ringway_load::serve::start(args.into_options()) {
             Ok(server) => {
                 if let Some(note) = &server.note {

@@ -144,6 +144,8 @@ pub async fn drive(ctx: Rc<ThreadCtx>, index: u64) {
                         done - sent,
                         sent.saturating_duration_since(due),
                     );
+                    let since = done.saturating_duration_since(ctx.measure_start);
+                    stats.histograms.intervals.record(since, done - due);
                 }
             }
             Ok(Err(failure)) => {

@@ -1,0 +1,342 @@
+//! The things `compare` measures: the direct path to the upstream, ringway (io_uring or
+//! epoll driver), nginx and HAProxy, each started as a child process with a generated
+//! config (one worker, keep-alive to the upstream, no access log) and stopped after its
+//! measurement.
+//!
+//! Processes are pinned with `taskset` (util-linux) rather than in-process affinity calls:
+//! children inherit the mask, nginx's forked worker included, and the printed command is
+//! what a person would type to reproduce a run. Stopping sends SIGTERM with the `kill`
+//! command (no `unsafe` for a signal) and falls back to SIGKILL.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use std::io::{Read, Write};
+
+/// A measured path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Direct,
+    Ringway,
+    RingwayEpoll,
+    Nginx,
+    Haproxy,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Direct => "direct",
+            Target::Ringway => "ringway",
+            Target::RingwayEpoll => "ringway-epoll",
+            Target::Nginx => "nginx",
+            Target::Haproxy => "haproxy",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Target, String> {
+        [
+            Target::Direct,
+            Target::Ringway,
+            Target::RingwayEpoll,
+            Target::Nginx,
+            Target::Haproxy,
+        ]
+        .into_iter()
+        .find(|t| t.name() == name)
+        .ok_or_else(|| {
+            format!("unknown target {name:?} (direct, ringway, ringway-epoll, nginx, haproxy)")
+        })
+    }
+}
+
+/// How targets are found and configured.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub upstream: SocketAddr,
+    pub ringway: PathBuf,
+    /// A ringway config given by the user, and the listener address in it.
+    pub ringway_config: Option<(PathBuf, SocketAddr)>,
+    pub nginx: PathBuf,
+    pub haproxy: PathBuf,
+    /// Generated configs and logs go here.
+    pub dir: PathBuf,
+    /// Whether `taskset` is there to pin with.
+    pub taskset: bool,
+}
+
+/// `Some(reason)` when the target cannot run here (a proxy not installed).
+pub fn unavailable(target: Target, setup: &Setup) -> Option<String> {
+    let works = |program: &Path, arg: &str| {
+        Command::new(program)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    match target {
+        Target::Direct => None,
+        Target::Ringway | Target::RingwayEpoll => {
+            (!setup.ringway.exists() && !works(&setup.ringway, "--version")).then(|| {
+                format!(
+                    "ringway binary {} not found (build it: cargo build --release --workspace, \
+                 or pass --ringway PATH)",
+                    setup.ringway.display()
+                )
+            })
+        }
+        Target::Nginx => (!works(&setup.nginx, "-v"))
+            .then(|| "nginx is not installed (`nginx -v` failed)".to_string()),
+        Target::Haproxy => (!works(&setup.haproxy, "-v"))
+            .then(|| "HAProxy is not installed (`haproxy -v` failed)".to_string()),
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// `program args…`, under `taskset -c cpus` when pinning.
+pub fn pinned(setup: &Setup, cpus: Option<&str>, program: &Path) -> Command {
+    match cpus {
+        Some(cpus) if setup.taskset => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpus).arg(program);
+            c
+        }
+        _ => Command::new(program),
+    }
+}
+
+/// A started proxy (or nothing, for the direct path).
+#[derive(Debug)]
+pub struct Running {
+    pub target: Target,
+    /// Where the generator sends its requests.
+    pub addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl Running {
+    /// Wraps an already started child (the upstream).
+    pub fn from_child(target: Target, addr: SocketAddr, child: Child) -> Running {
+        Running {
+            target,
+            addr,
+            child: Some(child),
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// SIGTERM, a short wait, then SIGKILL.
+    pub fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn ringway_yaml(port: u16, upstream: SocketAddr) -> String {
+    format!(
+        "# Generated by ringway-load compare: one listener proxying everything.\n\
+         workers: 1\n\
+         listeners:\n  - name: bench\n    address: 127.0.0.1:{port}\n    routes:\n      \
+         - match: {{ prefix: / }}\n        cluster: upstream\n\
+         clusters:\n  - name: upstream\n    endpoints: [{upstream}]\n"
+    )
+}
+
+fn nginx_conf(dir: &Path, port: u16, upstream: SocketAddr) -> String {
+    let d = dir.display();
+    format!(
+        "# Generated by ringway-load compare: one worker, keep-alive both ways, no access log.\n\
+         daemon off;\nmaster_process on;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/nginx-error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  keepalive_requests 1000000;\n\
+           client_body_temp_path {d}/nginx-body;\n  proxy_temp_path {d}/nginx-proxy;\n\
+           fastcgi_temp_path {d}/nginx-fastcgi;\n  uwsgi_temp_path {d}/nginx-uwsgi;\n\
+           scgi_temp_path {d}/nginx-scgi;\n\
+           upstream backend {{ server {upstream}; keepalive 64; keepalive_requests 1000000; }}\n\
+           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      \
+         proxy_pass http://backend;\n      proxy_http_version 1.1;\n      \
+         proxy_set_header Connection \"\";\n    }}\n  }}\n}}\n"
+    )
+}
+
+fn haproxy_cfg(port: u16, upstream: SocketAddr) -> String {
+    format!(
+        "# Generated by ringway-load compare: one thread, keep-alive both ways, no log.\n\
+         global\n  nbthread 1\n  maxconn 4096\n\
+         defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n  \
+         timeout server 60s\n  option http-keep-alive\n  http-reuse always\n\
+         frontend bench\n  bind 127.0.0.1:{port}\n  default_backend upstream\n\
+         backend upstream\n  server s1 {upstream}\n"
+    )
+}
+
+/// Starts `target` pinned to `cpus` and waits until a GET through it answers 200.
+pub fn start(target: Target, setup: &Setup, cpus: Option<&str>) -> Result<Running, String> {
+    let name = target.name();
+    let write = |file: &str, text: String| -> Result<PathBuf, String> {
+        let path = setup.dir.join(file);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(path)
+    };
+    let log = setup.dir.join(format!("{name}.log"));
+    let (mut command, addr) = match target {
+        Target::Direct => {
+            return Ok(Running {
+                target,
+                addr: setup.upstream,
+                child: None,
+            })
+        }
+        Target::Ringway | Target::RingwayEpoll => {
+            let (config, addr) = match &setup.ringway_config {
+                Some((path, addr)) => (path.clone(), *addr),
+                None => {
+                    let port = free_port()?;
+                    let path = write("ringway.yaml", ringway_yaml(port, setup.upstream))?;
+                    (path, SocketAddr::from(([127, 0, 0, 1], port)))
+                }
+            };
+            let mut c = pinned(setup, cpus, &setup.ringway);
+            c.arg("-c")
+                .arg(config)
+                .args(["--log-level", "warn", "--drain-time-s", "1"]);
+            if target == Target::RingwayEpoll {
+                c.args(["--driver", "epoll"]);
+            }
+            (c, addr)
+        }
+        Target::Nginx => {
+            let port = free_port()?;
+            let conf = write("nginx.conf", nginx_conf(&setup.dir, port, setup.upstream))?;
+            let mut c = pinned(setup, cpus, &setup.nginx);
+            c.arg("-p")
+                .arg(&setup.dir)
+                .arg("-e")
+                .arg(setup.dir.join("nginx-error.log"))
+                .arg("-c")
+                .arg(conf);
+            (c, SocketAddr::from(([127, 0, 0, 1], port)))
+        }
+        Target::Haproxy => {
+            let port = free_port()?;
+            let cfg = write("haproxy.cfg", haproxy_cfg(port, setup.upstream))?;
+            let mut c = pinned(setup, cpus, &setup.haproxy);
+            c.arg("-db").arg("-f").arg(cfg);
+            (c, SocketAddr::from(([127, 0, 0, 1], port)))
+        }
+    };
+    let log_file =
+        std::fs::File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(
+            log_file
+                .try_clone()
+                .map_err(|e| format!("cannot log {name}: {e}"))?,
+        )
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let mut running = Running {
+        target,
+        addr,
+        child: Some(child),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if get_ok(addr) {
+            return Ok(running);
+        }
+        let exited = running
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten());
+        if exited.is_some() || Instant::now() > deadline {
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            running.stop();
+            let tail: Vec<&str> = output.lines().rev().take(10).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!(
+                "{name} did not answer on {addr} ({}); its output:\n{}",
+                if exited.is_some() {
+                    "it exited"
+                } else {
+                    "10 s passed"
+                },
+                tail.join("\n")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One `GET /` with `connection: close`: did it answer 200?
+pub fn get_ok(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    if s.write_all(b"GET / HTTP/1.1\r\nhost: compare\r\nconnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_configs() {
+        assert_eq!(
+            Target::parse("ringway-epoll").unwrap(),
+            Target::RingwayEpoll
+        );
+        assert!(Target::parse("envoy").is_err());
+        let up: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        assert!(ringway_yaml(8080, up).contains("workers: 1"));
+        let nginx = nginx_conf(Path::new("/tmp/x"), 8080, up);
+        assert!(nginx.contains("access_log off;") && nginx.contains("worker_processes 1;"));
+        assert!(haproxy_cfg(8080, up).contains("nbthread 1"));
+    }
+}
