@@ -221,6 +221,19 @@ fn driver(node: &Node<'_>, diag: &mut Diagnostics) -> Option<DriverChoice> {
     )
 }
 
+/// The section's required `name`, recorded in `names` for the uniqueness check that
+/// `validate` runs once the whole file is read.
+pub(super) fn marked_name<'a>(
+    map: &Map<'a>,
+    diag: &mut Diagnostics,
+    names: &mut Vec<(&'a str, Node<'a>)>,
+) -> Option<&'a str> {
+    let node = map.field(diag, "name")?;
+    let name = name(&node, diag)?;
+    names.push((name, node));
+    Some(name)
+}
+
 pub(super) fn name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
     let text = node.str(diag)?;
     match check_name(text) {
@@ -290,13 +303,7 @@ fn listener<'a>(
     marks: &mut Marks<'a>,
 ) -> Option<Listener> {
     let map = node.map(diag, LISTENER_KEYS)?;
-    let name = map.field(diag, "name").and_then(|n| {
-        let name = name(&n, diag);
-        if let Some(name) = name {
-            marks.listener_names.push((name, n));
-        }
-        name
-    });
+    let name = marked_name(&map, diag, &mut marks.listener_names);
     let address = map.field(diag, "address").and_then(|n| {
         let addr = n.parse_str(diag, parse_socket_addr);
         if let Some(addr) = addr {

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use super::addr::parse_socket_addr;
-use super::decode::{choice, name, non_empty_list, optional_duration, size, Marks};
+use super::decode::{choice, marked_name, non_empty_list, optional_duration, size, Marks};
 use super::error::Diagnostics;
 use super::model::{
     Cidr, Cluster, Endpoint, EndpointAddress, ExpectContinue, PoolSettings, ProxySettings,
@@ -33,13 +33,7 @@ pub(super) fn cluster<'a>(
     marks: &mut Marks<'a>,
 ) -> Option<Cluster> {
     let map = node.map(diag, CLUSTER_KEYS)?;
-    let name = map.field(diag, "name").and_then(|n| {
-        let name = name(&n, diag);
-        if let Some(name) = name {
-            marks.cluster_names.push((name, n));
-        }
-        name
-    });
+    let name = marked_name(&map, diag, &mut marks.cluster_names);
     let endpoints = map
         .field(diag, "endpoints")
         .and_then(|n| non_empty_list(&n, diag, "endpoint", endpoint));
