@@ -123,6 +123,34 @@ fn pipelined_requests_are_answered_in_order() {
     }
 }
 
+/// Between requests a connection first waits with a read in flight, then (after about
+/// 100 ms of quiet) cancels it and waits for readability: requests sent just before, at
+/// and after that switch, including one split across it, are all answered.
+#[test]
+fn requests_around_the_switch_to_a_cold_wait_are_answered() {
+    for driver in drivers() {
+        let (_rw, addr) = start(driver);
+        let conn = connect(addr).unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut conn = conn;
+        let request = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+        for gap_ms in [0u64, 90, 97, 100, 103, 110, 150, 300] {
+            std::thread::sleep(Duration::from_millis(gap_ms));
+            conn.write_all(request).unwrap();
+            let r = read_response(&mut reader, false).unwrap();
+            assert_eq!(r.status, 200, "{driver}: after {gap_ms} ms");
+        }
+        for split_at_ms in [95u64, 99, 101] {
+            std::thread::sleep(Duration::from_millis(split_at_ms));
+            conn.write_all(&request[..10]).unwrap();
+            std::thread::sleep(Duration::from_millis(10));
+            conn.write_all(&request[10..]).unwrap();
+            let r = read_response(&mut reader, false).unwrap();
+            assert_eq!(r.status, 200, "{driver}: split at {split_at_ms} ms");
+        }
+    }
+}
+
 #[test]
 fn a_bad_request_gets_400_and_a_closed_connection() {
     for driver in drivers() {

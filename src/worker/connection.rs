@@ -7,10 +7,16 @@
 //! most one request is in flight and the bytes queued behind it are bounded by the
 //! listener's `buffer_limit`.
 //!
-//! Buffers: between requests a connection holds no read buffer. It waits for the socket
-//! to become readable, then takes a chunk from the worker's pool; the chunk goes back
-//! when the request is done and nothing is left in it. 10,000 idle keep-alive
-//! connections therefore cost their sockets and this struct, not 10,000 buffers.
+//! Waiting for the next request, in two stages. Hot: for `HOT_WAIT` after a request (or
+//! after accept) the connection keeps a chunk and has a read in flight, because a busy
+//! keep-alive client sends its next request soon; on io_uring that is one recv the
+//! kernel arms itself, where a poll followed by a read costs a second submission, a
+//! second completion and a second wake of the task per request. Cold: once the window
+//! passes with nothing read, the read is cancelled (its outcome is still awaited, so
+//! bytes that raced the cancel are kept), the chunk goes back to the worker's pool, and
+//! the connection waits for readability holding no buffer. 10,000 idle keep-alive
+//! connections therefore cost their sockets and this struct, not 10,000 buffers. On
+//! epoll both stages are the same readiness wait.
 //!
 //! Routing: the target's path is normalised (`router::normalize`) into a scratch buffer
 //! the connection owns; a path that cannot be normalised is a 400 and closes the
@@ -43,7 +49,7 @@ use std::{
 
 use monoio::{
     buf::IoBufMut,
-    io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt},
+    io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller},
     net::TcpStream,
 };
 
@@ -70,6 +76,12 @@ const LINGER_BYTES: usize = 256 * 1024;
 /// long enough for a client in the middle of a request loop to send its next request,
 /// short enough that idle connections do not hold a drain for long.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_millis(300);
+/// How long a connection waits for its next request with a chunk and a read in flight
+/// before it gives the chunk back and waits for readability instead. Long enough to
+/// cover the gaps of a client that is busy (a request loop, a pooled client under load),
+/// short enough that buffers held by quiet connections are bounded by the connections
+/// active in the last fraction of a second.
+const HOT_WAIT: Duration = Duration::from_millis(100);
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(
@@ -97,6 +109,7 @@ pub async fn serve(
         worker,
         log: log.map(|log| RequestLog::new(log, peer.ip())),
         upstream: None,
+        canceller: Canceller::new(),
     };
     conn.run(stop).await;
     let buf = std::mem::take(&mut conn.buf);
@@ -108,6 +121,15 @@ pub(super) enum Read {
     Closed,
     TimedOut,
     Stopped,
+}
+
+/// How the hot stage of waiting for a request ended.
+enum Hot {
+    /// Bytes were read (or the connection ended).
+    Read(Read),
+    /// Nothing came within the window, or the worker is stopping: wait cold, counting
+    /// idleness from this instant.
+    Quiet(Instant),
 }
 
 enum Body {
@@ -144,6 +166,8 @@ pub(super) struct Connection<'l> {
     pub(super) log: Option<RequestLog<'l>>,
     /// The endpoint the current request went to (for the access log).
     pub(super) upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
+    /// Cancels the hot read when its window passes (one per connection, reused).
+    canceller: Canceller,
 }
 
 impl Connection<'_> {
@@ -293,8 +317,13 @@ impl Connection<'_> {
                     Err(e) => return Err(LocalReplyKind::for_status(e.status())),
                 }
             } else {
+                let idle_since = match self.read_hot(stop).await {
+                    Hot::Read(Read::Bytes) => continue,
+                    Hot::Read(_) => return Ok(None),
+                    Hot::Quiet(since) => since,
+                };
                 // Idle: hold no buffer while waiting for the next request.
-                match self.wait_readable(stop).await {
+                match self.wait_readable(stop, idle_since).await {
                     Read::Bytes => {}
                     Read::Closed | Read::Stopped => return Ok(None),
                     Read::TimedOut => {
@@ -319,17 +348,67 @@ impl Connection<'_> {
         }
     }
 
+    /// The hot stage of waiting for the next request: a read into a chunk, in flight for
+    /// at most `HOT_WAIT`. `Hot::Quiet` (with when the wait began) when nothing came
+    /// in that time or the worker began to stop; the chunk is then empty.
+    async fn read_hot(&mut self, stop: &Stop) -> Hot {
+        self.buf.clear();
+        self.start = 0;
+        if self.buf.capacity() == 0 {
+            self.buf = self.worker.bufs.take();
+        }
+        let window = HOT_WAIT.min(self.listener.idle_timeout);
+        let sleep = monoio::time::sleep(window);
+        // The sleep read the clock; the wait began one window before its deadline.
+        let began = sleep.deadline().into_std() - window;
+        if stop.is_stopped() {
+            return Hot::Quiet(began);
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let mut read = std::pin::pin!(self.stream.cancelable_read(buf, self.canceller.handle()));
+        let finished = monoio::select! {
+            r = &mut read => Some(r),
+            _ = sleep => None,
+            _ = stop.wait() => None,
+        };
+        let (result, buf) = match finished {
+            Some(r) => r,
+            None => {
+                // Cancel, then take the read's outcome: bytes that arrived in the
+                // meantime are in `buf`, not lost with the operation.
+                self.canceller = std::mem::take(&mut self.canceller).cancel();
+                read.await
+            }
+        };
+        self.buf = buf;
+        match result {
+            Ok(0) => Hot::Read(Read::Closed),
+            Ok(n) => {
+                let stats = &self.listener.http_stats;
+                stats.get(rq::DOWNSTREAM_CX_RX_BYTES_TOTAL).add(n as u64);
+                Hot::Read(Read::Bytes)
+            }
+            // Cancelled before it completed (both drivers report ECANCELED).
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ECANCELED as i32) => {
+                Hot::Quiet(began)
+            }
+            Err(_) => Hot::Read(Read::Closed),
+        }
+    }
+
     /// Gives the (empty) read buffer back and waits until the socket is readable, the
-    /// idle timeout passes, or the worker stops.
-    async fn wait_readable(&mut self, stop: &Stop) -> Read {
+    /// idle timeout (counted from `idle_since`) passes, or the worker stops.
+    async fn wait_readable(&mut self, stop: &Stop, idle_since: Instant) -> Read {
         self.buf.clear();
         self.start = 0;
         if self.buf.capacity() > 0 {
             let buf = std::mem::take(&mut self.buf);
             self.worker.bufs.give(buf);
         }
-        let idle = self.listener.idle_timeout;
-        let idle_since = Instant::now();
+        let idle = self
+            .listener
+            .idle_timeout
+            .saturating_sub(idle_since.elapsed());
         let ready = monoio::select! {
             r = monoio::time::timeout(idle, self.stream.readable(false)) => r,
             _ = stop.wait() => {
