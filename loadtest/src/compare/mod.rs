@@ -37,6 +37,11 @@ pub struct CompareArgs {
     /// The ringway binary [default: `ringway` next to this binary, else on PATH].
     #[arg(long, value_name = "PATH")]
     pub ringway: Option<PathBuf>,
+    /// A second ringway binary, measured as the targets `baseline` and `baseline-epoll`
+    /// (add them to --targets): the build before a change, so before and after are
+    /// measured side by side in one run.
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
     /// A ringway config to use instead of the generated one (its listener must proxy to
     /// the upstream); needs --ringway-addr.
     #[arg(long, value_name = "FILE", requires = "ringway_addr")]
@@ -214,6 +219,7 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
     let mut setup = Setup {
         upstream: "127.0.0.1:0".parse().map_err(|_| "bad address")?,
         ringway: args.ringway.clone().unwrap_or_else(default_ringway),
+        baseline: args.baseline.clone(),
         ringway_config: args.ringway_config.clone().zip(args.ringway_addr),
         nginx: args.nginx.clone(),
         haproxy: args.haproxy.clone(),

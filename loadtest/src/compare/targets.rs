@@ -1,5 +1,6 @@
 //! The things `compare` measures: the direct path to the upstream, ringway (io_uring or
-//! epoll driver), nginx and HAProxy, each started as a child process with a generated
+//! epoll driver), a second "baseline" ringway binary (the build before a change, so a
+//! change's before and after are measured side by side in one run), nginx and HAProxy, each started as a child process with a generated
 //! config (one worker, keep-alive to the upstream, no access log) and stopped after its
 //! measurement.
 //!
@@ -21,6 +22,8 @@ pub enum Target {
     Direct,
     Ringway,
     RingwayEpoll,
+    Baseline,
+    BaselineEpoll,
     Nginx,
     Haproxy,
 }
@@ -31,6 +34,8 @@ impl Target {
             Target::Direct => "direct",
             Target::Ringway => "ringway",
             Target::RingwayEpoll => "ringway-epoll",
+            Target::Baseline => "baseline",
+            Target::BaselineEpoll => "baseline-epoll",
             Target::Nginx => "nginx",
             Target::Haproxy => "haproxy",
         }
@@ -41,13 +46,18 @@ impl Target {
             Target::Direct,
             Target::Ringway,
             Target::RingwayEpoll,
+            Target::Baseline,
+            Target::BaselineEpoll,
             Target::Nginx,
             Target::Haproxy,
         ]
         .into_iter()
         .find(|t| t.name() == name)
         .ok_or_else(|| {
-            format!("unknown target {name:?} (direct, ringway, ringway-epoll, nginx, haproxy)")
+            format!(
+                "unknown target {name:?} (direct, ringway, ringway-epoll, baseline, \
+                 baseline-epoll, nginx, haproxy)"
+            )
         })
     }
 }
@@ -57,6 +67,8 @@ impl Target {
 pub struct Setup {
     pub upstream: SocketAddr,
     pub ringway: PathBuf,
+    /// The baseline ringway binary (targets `baseline`, `baseline-epoll`), if given.
+    pub baseline: Option<PathBuf>,
     /// A ringway config given by the user, and the listener address in it.
     pub ringway_config: Option<(PathBuf, SocketAddr)>,
     pub nginx: PathBuf,
@@ -88,6 +100,12 @@ pub fn unavailable(target: Target, setup: &Setup) -> Option<String> {
                 )
             })
         }
+        Target::Baseline | Target::BaselineEpoll => match &setup.baseline {
+            None => Some("no --baseline binary given".to_string()),
+            Some(path) => {
+                (!path.exists()).then(|| format!("baseline binary {} not found", path.display()))
+            }
+        },
         Target::Nginx => (!works(&setup.nginx, "-v"))
             .then(|| "nginx is not installed (`nginx -v` failed)".to_string()),
         Target::Haproxy => (!works(&setup.haproxy, "-v"))
@@ -224,7 +242,7 @@ pub fn start(target: Target, setup: &Setup, cpus: Option<&str>) -> Result<Runnin
                 child: None,
             })
         }
-        Target::Ringway | Target::RingwayEpoll => {
+        Target::Ringway | Target::RingwayEpoll | Target::Baseline | Target::BaselineEpoll => {
             let (config, addr) = match &setup.ringway_config {
                 Some((path, addr)) => (path.clone(), *addr),
                 None => {
@@ -233,11 +251,15 @@ pub fn start(target: Target, setup: &Setup, cpus: Option<&str>) -> Result<Runnin
                     (path, SocketAddr::from(([127, 0, 0, 1], port)))
                 }
             };
-            let mut c = pinned(setup, cpus, &setup.ringway);
+            let binary = match (target, &setup.baseline) {
+                (Target::Baseline | Target::BaselineEpoll, Some(path)) => path,
+                _ => &setup.ringway,
+            };
+            let mut c = pinned(setup, cpus, binary);
             c.arg("-c")
                 .arg(config)
                 .args(["--log-level", "warn", "--drain-time-s", "1"]);
-            if target == Target::RingwayEpoll {
+            if matches!(target, Target::RingwayEpoll | Target::BaselineEpoll) {
                 c.args(["--driver", "epoll"]);
             }
             (c, addr)
