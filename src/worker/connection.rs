@@ -59,6 +59,7 @@ use super::{
 use crate::{
     access_log::{ResponseFlags, WorkerLog},
     error::ErrorKind,
+    forwarding::IpText,
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
     router::{normalize::normalize, Action, RouteInput},
@@ -95,6 +96,7 @@ pub async fn serve(
     let mut conn = Connection {
         stream,
         peer,
+        peer_text: IpText::new(peer.ip()),
         client_ip: peer.ip(),
         buf: Vec::new(),
         start: 0,
@@ -144,6 +146,8 @@ enum Body {
 pub(super) struct Connection<'l> {
     pub(super) stream: TcpStream,
     pub(super) peer: SocketAddr,
+    /// The peer's address as text, rendered once for the forwarding headers.
+    pub(super) peer_text: IpText,
     /// The client's address as the trust policy resolved it (the peer by default).
     pub(super) client_ip: IpAddr,
     /// Bytes received; `buf[start..]` are not yet consumed. Empty with no capacity while

@@ -253,6 +253,7 @@ impl Connection<'_> {
             request,
             head,
             self.peer.ip(),
+            &self.peer_text,
             &l.proxy,
             &mut self.random,
             &mut self.scratch,

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by valgrind's callgrind: unlike
+# time, the count does not move with a noisy machine, so a change to ringway's own code
+# can be judged from one run. (Kernel work, most of a hop, is not counted: use
+# `ringway-load compare` for that.)
+#
+#   loadtest/scripts/instructions-per-request.sh [RINGWAY_BINARY...]
+#
+# For each binary (default: target/release/ringway): start the bundled upstream, start
+# ringway under callgrind (one worker, epoll driver: valgrind does not follow io_uring's
+# shared rings), warm up 4 keep-alive connections, zero the counters, send a closed-loop
+# load for 5 s, dump, and print total instructions / requests. Needs valgrind
+# (apt-get install valgrind) and a release build (cargo build --release --workspace).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
+load=target/release/ringway-load
+[ -x "$load" ] || { echo "build first: cargo build --release --workspace"; exit 1; }
+[ $# -gt 0 ] || set -- target/release/ringway
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+up=$(port); listen=$(port)
+"$load" serve --listen "127.0.0.1:$up" --workers 1 --body-size 19 >/dev/null 2>&1 &
+cat > "$work/ringway.yaml" <<YAML
+workers: 1
+listeners:
+  - name: bench
+    address: 127.0.0.1:$listen
+    routes:
+      - match: { prefix: / }
+        cluster: upstream
+clusters:
+  - name: upstream
+    endpoints: [127.0.0.1:$up]
+YAML
+for binary in "$@"; do
+  valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
+    "$binary" -c "$work/ringway.yaml" --log-level warn --driver epoll >"$work/vg.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && break
+    sleep 0.1
+  done
+  "$load" run -c 4 -t 1 -d 2s "http://127.0.0.1:$listen/" >/dev/null 2>&1
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  requests=$("$load" run -c 4 -t 1 -d 5s "http://127.0.0.1:$listen/" 2>/dev/null | awk '/requests in/ {print $1}')
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  sleep 1
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  dump=$(ls -t "$work"/cg.*.1 2>/dev/null | head -1)
+  total=$(awk '/^summary:/ {print $2}' "$dump")
+  echo "$binary: $((total / requests)) instructions/request ($total over $requests requests)"
+  rm -f "$work"/cg.*
+done
