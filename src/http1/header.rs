@@ -85,11 +85,42 @@ pub(crate) fn is_protected(name: &[u8]) -> bool {
 
 /// RFC 9110 5.6.2 `tchar`.
 pub(crate) fn is_tchar(b: u8) -> bool {
-    matches!(b,
-        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
-        | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+'
-        | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
+    BYTE_CLASS[usize::from(b)] & TCHAR != 0
 }
+
+/// Byte classes by table: the per-byte checks run over every header name and value the
+/// proxy adds, and one load beats a chain of range comparisons.
+const TCHAR: u8 = 1;
+const FIELD_VCHAR: u8 = 2;
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let tchar = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        let vchar = c == b'\t' || c == b' ' || (c >= 0x21 && c <= 0x7e) || c >= 0x80;
+        table[b] = (if tchar { TCHAR } else { 0 }) | (if vchar { FIELD_VCHAR } else { 0 });
+        b += 1;
+    }
+    table
+};
 
 /// A non-empty token.
 pub(crate) fn is_token(s: &[u8]) -> bool {
@@ -98,7 +129,7 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
 
 /// RFC 9110 5.5 field-value bytes: VCHAR, SP, HTAB, obs-text. No NUL, CR, LF, DEL.
 pub(crate) fn is_field_vchar(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+    BYTE_CLASS[usize::from(b)] & FIELD_VCHAR != 0
 }
 
 /// A field value as the proxy may emit it: field bytes, no surrounding whitespace.
@@ -173,6 +204,19 @@ pub(crate) fn only_crlfs(buf: &[u8], end: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_classes_match_the_rfc_grammar() {
+        for b in 0..=255u8 {
+            let tchar = matches!(b,
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9'
+                | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+'
+                | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~');
+            let vchar = b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80;
+            assert_eq!(is_tchar(b), tchar, "{b:#x}");
+            assert_eq!(is_field_vchar(b), vchar, "{b:#x}");
+        }
+    }
 
     #[test]
     fn classify_is_case_insensitive() {
