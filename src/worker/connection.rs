@@ -576,8 +576,10 @@ impl Connection<'_> {
     }
 
     /// Records the current request in the access log, if there is one: its status, the
-    /// bytes sent to the client, the upstream endpoint it went to, and the flags.
+    /// bytes sent to the client, the upstream endpoint it went to, and the flags. Every
+    /// request ends here.
     fn log_request(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
+        self.worker.publish_allocations();
         let upstream = self.upstream.take();
         if let Some(log) = &mut self.log {
             let address = upstream.as_ref().map(|u| u.address_text());

@@ -1,0 +1,155 @@
+//! Regression guard: heap allocations per proxied request in steady state, counted by
+//! the real binary (feature `alloc-count`: a counting wrapper around mimalloc, published
+//! per worker as `server.worker_<i>.heap_allocations`), under both drivers.
+//!
+//! Steady state: keep-alive GETs routed to a cluster, access log off, the connections
+//! (client and upstream) and the worker's buffers already warm, so what is counted is
+//! what each request costs, not what each connection costs. Nothing is timed.
+
+#![cfg(feature = "alloc-count")]
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    io::{BufReader, Write},
+    net::{SocketAddr, TcpStream},
+};
+
+use common::{upstream::Upstream, *};
+
+/// The most allocations a request may cost (the performance issue's target).
+const MAX_PER_REQUEST: f64 = 2.0;
+const CONNECTIONS: usize = 4;
+const WARMUP_PER_CONNECTION: usize = 200;
+const MEASURED_PER_CONNECTION: usize = 500;
+/// The shapes measured, one after the other on the same connections.
+const SHAPES: &[Shape] = &[GET];
+
+/// One request shape, sent on every connection in turn.
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    request: &'static [u8],
+    /// The body the echo upstream sends back.
+    response_body: &'static [u8],
+}
+
+/// The performance issue's case: a small keep-alive GET, Content-Length response.
+const GET: Shape = Shape {
+    name: "GET, content-length response",
+    request: b"GET /svc/item/42?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+    response_body: b"",
+};
+
+struct Client {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn new(addr: SocketAddr) -> Client {
+        let writer = connect(addr).unwrap();
+        let reader = BufReader::new(writer.try_clone().unwrap());
+        Client { writer, reader }
+    }
+
+    fn send(&mut self, shape: &Shape) {
+        self.writer.write_all(shape.request).unwrap();
+        let r = read_response(&mut self.reader, false).unwrap();
+        assert_eq!(r.status, 200, "{}", shape.name);
+        assert_eq!(r.header("connection"), None, "keep-alive expected");
+        assert_eq!(r.body, shape.response_body, "{}", shape.name);
+    }
+}
+
+/// `server.worker_<i>.heap_allocations` for every worker, in worker order.
+fn per_worker(stats: &HashMap<String, u64>, workers: usize) -> Vec<u64> {
+    (0..workers)
+        .map(|w| {
+            let name = format!("server.worker_{w}.heap_allocations");
+            *stats
+                .get(&name)
+                .unwrap_or_else(|| panic!("no {name} in /stats"))
+        })
+        .collect()
+}
+
+fn round(clients: &mut [Client], shape: &Shape, per_connection: usize) {
+    for _ in 0..per_connection {
+        for client in clients.iter_mut() {
+            client.send(shape);
+        }
+    }
+}
+
+/// Allocations per request for `shape` on warm connections, asserted at most
+/// `MAX_PER_REQUEST`.
+fn measure(rw: &Ringway, clients: &mut [Client], shape: &Shape, driver: &str, workers: usize) {
+    round(clients, shape, WARMUP_PER_CONNECTION);
+    // Each worker publishes its count when a request ends, just after the response is
+    // written; reading /stats may see the last request of a phase unpublished, which
+    // shifts the measured window by a request but does not change its length.
+    let before = rw.stats();
+    round(clients, shape, MEASURED_PER_CONNECTION);
+    let after = rw.stats();
+
+    let (b, a) = (per_worker(&before, workers), per_worker(&after, workers));
+    assert!(
+        b.iter().sum::<u64>() > 0,
+        "{driver}: the counter never moved: {b:?}"
+    );
+    let requests = (clients.len() * MEASURED_PER_CONNECTION) as u64;
+    let served =
+        after["http.public.downstream_rq_total"] - before["http.public.downstream_rq_total"];
+    assert_eq!(served, requests, "{driver}: requests counted");
+    let delta: u64 = a.iter().zip(&b).map(|(a, b)| a - b).sum();
+    let per_request = delta as f64 / requests as f64;
+    eprintln!(
+        "{driver}, {}: {delta} heap allocations over {requests} proxied keep-alive requests = {per_request:.3} per request (per worker before {b:?}, after {a:?})",
+        shape.name
+    );
+    assert!(
+        per_request <= MAX_PER_REQUEST,
+        "{driver}, {}: {per_request:.3} heap allocations per request (at most {MAX_PER_REQUEST})",
+        shape.name
+    );
+}
+
+#[test]
+fn proxied_keep_alive_requests_allocate_at_most_twice() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let (port, admin) = (free_port(), free_port());
+        let workers = 2;
+        let yaml = format!(
+            r#"workers: {workers}
+admin: 127.0.0.1:{admin}
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    routes:
+      - match: {{ prefix: /svc/ }}
+        cluster: echo
+clusters:
+  - name: echo
+    endpoints: ["{endpoint}"]
+"#,
+            endpoint = up.endpoint()
+        );
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| Client::new(addr)).collect();
+        for shape in SHAPES {
+            measure(&rw, &mut clients, shape, driver, workers);
+        }
+        // The counter is live: a new connection allocates (at least its task).
+        let before: u64 = per_worker(&rw.stats(), workers).iter().sum();
+        Client::new(addr).send(&GET);
+        let after: u64 = per_worker(&rw.stats(), workers).iter().sum();
+        assert!(
+            after > before,
+            "{driver}: a new connection allocated nothing?"
+        );
+    }
+}
