@@ -24,7 +24,7 @@ const CONNECTIONS: usize = 4;
 const WARMUP_PER_CONNECTION: usize = 200;
 const MEASURED_PER_CONNECTION: usize = 500;
 /// The shapes measured, one after the other on the same connections.
-const SHAPES: &[Shape] = &[GET];
+const SHAPES: &[Shape] = &[GET, CHUNKED];
 
 /// One request shape, sent on every connection in turn.
 #[derive(Clone, Copy)]
@@ -40,6 +40,13 @@ const GET: Shape = Shape {
     name: "GET, content-length response",
     request: b"GET /svc/item/42?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
     response_body: b"",
+};
+
+/// A small body each way, the response chunked with a trailer (re-framed by ringway).
+const CHUNKED: Shape = Shape {
+    name: "POST, chunked response with a trailer",
+    request: b"POST /svc/echo HTTP/1.1\r\nHost: alloc.test\r\nContent-Length: 5\r\nx-respond-chunked: 1\r\n\r\nhello",
+    response_body: b"hello",
 };
 
 struct Client {

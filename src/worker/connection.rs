@@ -103,6 +103,8 @@ pub async fn serve(
         scanner: HeadScanner::new(),
         request: Request::new(),
         response: Response::new(),
+        request_decoder: ChunkedDecoder::new(&listener.limits),
+        response_decoder: ChunkedDecoder::new(&listener.limits),
         path: Vec::new(),
         target: Vec::new(),
         scratch: String::new(),
@@ -157,6 +159,11 @@ pub(super) struct Connection<'l> {
     scanner: HeadScanner,
     pub(super) request: Request,
     pub(super) response: Response,
+    /// Chunked request bodies are decoded here and response bodies in the other one: one
+    /// each per connection, reset per body, so a chunked body allocates nothing (the
+    /// trailer buffer keeps its capacity).
+    pub(super) request_decoder: ChunkedDecoder,
+    pub(super) response_decoder: ChunkedDecoder,
     /// Scratch for normalised paths.
     path: Vec<u8>,
     /// The target forwarded upstream (normalised path and query).
@@ -514,15 +521,15 @@ impl Connection<'_> {
                 }
             }
             BodyFraming::Chunked => {
-                let mut decoder = ChunkedDecoder::new(&self.listener.limits);
+                self.request_decoder.reset();
                 let mut wire = 0u64;
                 loop {
-                    match decoder.decode(&self.buf[self.start..]) {
+                    match self.request_decoder.decode(&self.buf[self.start..]) {
                         Ok((consumed, event)) => {
                             self.start += consumed;
                             wire += consumed as u64;
                             self.count_received(consumed as u64);
-                            if decoder.is_done() {
+                            if self.request_decoder.is_done() {
                                 return Body::Consumed;
                             }
                             if consumed > 0 || event.is_some() {

@@ -79,8 +79,9 @@ enum RequestBody {
     Complete,
     /// Bytes still to come from the client.
     Length(u64),
-    /// More chunks to come from the client; payload forwarded so far.
-    Chunked(Box<ChunkedDecoder>, u64),
+    /// More chunks to come from the client (decoded by the connection's
+    /// `request_decoder`); payload forwarded so far.
+    Chunked(u64),
 }
 
 /// What the response left behind.
@@ -289,7 +290,6 @@ impl Connection<'_> {
     /// Moves the body bytes that arrived with the head into `out` (re-framing a chunked
     /// body), and says what is still to come.
     fn buffered_request_body(&mut self, out: &mut Vec<u8>) -> Result<RequestBody, Error> {
-        let limits = &self.listener.limits;
         match self.request.framing {
             BodyFraming::None | BodyFraming::ContentLength(0) => Ok(RequestBody::Complete),
             BodyFraming::ContentLength(length) => {
@@ -306,23 +306,20 @@ impl Connection<'_> {
                 })
             }
             BodyFraming::Chunked => {
-                let mut decoder = Box::new(ChunkedDecoder::new(limits));
+                let decoder = &mut self.request_decoder;
+                decoder.reset();
                 let mut payload = 0;
-                let (consumed, done) = reframe(
-                    &mut decoder,
-                    &self.buf[self.start..],
-                    out,
-                    false,
-                    &mut payload,
-                )
-                .map_err(|e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client))?;
+                let (consumed, done) =
+                    reframe(decoder, &self.buf[self.start..], out, false, &mut payload).map_err(
+                        |e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client),
+                    )?;
                 self.start += consumed;
                 self.count_received(consumed as u64);
                 self.check_body_size(payload)?;
                 Ok(if done {
                     RequestBody::Complete
                 } else {
-                    RequestBody::Chunked(decoder, payload)
+                    RequestBody::Chunked(payload)
                 })
             }
         }
@@ -432,11 +429,12 @@ impl Connection<'_> {
                         *body = RequestBody::Complete;
                     }
                 }
-                RequestBody::Chunked(decoder, payload) => {
+                RequestBody::Chunked(payload) => {
                     if !matches!(self.read_more(read_timeout).await, Read::Bytes) {
                         return Err(client_gone(true, false));
                     }
                     out.clear();
+                    let decoder = &mut self.request_decoder;
                     let (consumed, done) =
                         reframe(decoder, &self.buf[self.start..], out, false, payload).map_err(
                             |e| Error {
@@ -582,7 +580,6 @@ impl Connection<'_> {
 
         // Body bytes that came with the head go out in the same write.
         let mut pos = head_len;
-        let mut decoder = None;
         let mut remaining = 0u64;
         let mut done = match framing {
             ResponseFraming::None => true,
@@ -595,13 +592,13 @@ impl Connection<'_> {
                 remaining == 0
             }
             ResponseFraming::Chunked => {
-                let mut d = Box::new(ChunkedDecoder::new(&l.limits));
+                let decoder = &mut self.response_decoder;
+                decoder.reset();
                 let mut payload = 0;
                 let (consumed, finished) =
-                    reframe(&mut d, &ubuf[pos..], out, raw_chunks, &mut payload)
+                    reframe(decoder, &ubuf[pos..], out, raw_chunks, &mut payload)
                         .map_err(|_| bad_response_body(false))?;
                 pos += consumed;
-                decoder = Some(d);
                 finished
             }
             ResponseFraming::CloseDelimited => {
@@ -657,13 +654,12 @@ impl Connection<'_> {
                     pos
                 }
                 _ => {
-                    let Some(d) = decoder.as_mut() else {
-                        return Err(bad_response_body(true));
-                    };
                     out.clear();
                     let mut payload = 0;
-                    let (consumed, finished) = reframe(d, &ubuf[..], out, raw_chunks, &mut payload)
-                        .map_err(|_| bad_response_body(true))?;
+                    let decoder = &mut self.response_decoder;
+                    let (consumed, finished) =
+                        reframe(decoder, &ubuf[..], out, raw_chunks, &mut payload)
+                            .map_err(|_| bad_response_body(true))?;
                     pos = consumed;
                     done = finished;
                     0
