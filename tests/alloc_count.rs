@@ -16,6 +16,7 @@ use std::{
     collections::HashMap,
     io::{BufReader, Write},
     net::{SocketAddr, TcpStream},
+    time::Duration,
 };
 
 use common::{upstream::Upstream, *};
@@ -25,7 +26,7 @@ const MAX_PER_REQUEST: f64 = 2.0;
 const CONNECTIONS: usize = 4;
 
 /// One request shape, sent on every connection in turn: `warmup` rounds, then
-/// `measured` rounds counted.
+/// `measured` rounds counted, `gap` apart.
 struct Shape {
     name: &'static str,
     request: Vec<u8>,
@@ -33,6 +34,7 @@ struct Shape {
     response_body: Vec<u8>,
     warmup: usize,
     measured: usize,
+    gap: Duration,
 }
 
 /// The shapes measured, one after the other on the same connections.
@@ -54,6 +56,17 @@ fn shapes() -> Vec<Shape> {
             response_body: Vec::new(),
             warmup: 200,
             measured: 500,
+            gap: Duration::ZERO,
+        },
+        // The same from a slow client: each connection's next request comes after
+        // ringway stopped waiting for it with a read in flight (the hot window).
+        Shape {
+            name: "GET, content-length response, 150 ms apart",
+            request: b"GET /svc/item/42?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n".to_vec(),
+            response_body: Vec::new(),
+            warmup: 2,
+            measured: 10,
+            gap: Duration::from_millis(150),
         },
         // A small body each way, the response chunked with a trailer (re-framed).
         Shape {
@@ -65,6 +78,7 @@ fn shapes() -> Vec<Shape> {
             response_body: b"hello".to_vec(),
             warmup: 200,
             measured: 500,
+            gap: Duration::ZERO,
         },
         // 64 KiB each way: bodies larger than a chunk stream through the pump loops.
         Shape {
@@ -76,6 +90,7 @@ fn shapes() -> Vec<Shape> {
             response_body: big.clone(),
             warmup: 20,
             measured: 100,
+            gap: Duration::ZERO,
         },
         Shape {
             name: "64 KiB POST, chunked both ways",
@@ -86,6 +101,7 @@ fn shapes() -> Vec<Shape> {
             response_body: big,
             warmup: 20,
             measured: 100,
+            gap: Duration::ZERO,
         },
     ]
 }
@@ -129,6 +145,7 @@ fn per_worker(stats: &HashMap<String, u64>, workers: usize) -> Vec<u64> {
 
 fn round(clients: &mut [Client], shape: &Shape, per_connection: usize) {
     for _ in 0..per_connection {
+        std::thread::sleep(shape.gap);
         for client in clients.iter_mut() {
             client.send(shape);
         }

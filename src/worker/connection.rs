@@ -113,7 +113,7 @@ pub async fn serve(
         worker,
         log: log.map(|log| RequestLog::new(log, peer.ip())),
         upstream: None,
-        canceller: Canceller::new(),
+        canceller: Some(Canceller::new()),
     };
     conn.run(stop).await;
     let buf = std::mem::take(&mut conn.buf);
@@ -178,7 +178,11 @@ pub(super) struct Connection<'l> {
     /// The endpoint the current request went to (for the access log).
     pub(super) upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
     /// Cancels the hot read when its window passes (one per connection, reused).
-    canceller: Canceller,
+    ///
+    /// An `Option` so that it can be moved out to `cancel` without building a default
+    /// one in its place: monoio's `Canceller::cancel` consumes it and allocates the next
+    /// (one allocation per hot wait that goes cold; `mem::take` made that two).
+    canceller: Option<Canceller>,
 }
 
 impl Connection<'_> {
@@ -376,7 +380,8 @@ impl Connection<'_> {
             return Hot::Quiet(began);
         }
         let buf = std::mem::take(&mut self.buf);
-        let mut read = std::pin::pin!(self.stream.cancelable_read(buf, self.canceller.handle()));
+        let handle = self.canceller.get_or_insert_with(Canceller::new).handle();
+        let mut read = std::pin::pin!(self.stream.cancelable_read(buf, handle));
         let finished = monoio::select! {
             r = &mut read => Some(r),
             _ = sleep => None,
@@ -387,7 +392,7 @@ impl Connection<'_> {
             None => {
                 // Cancel, then take the read's outcome: bytes that arrived in the
                 // meantime are in `buf`, not lost with the operation.
-                self.canceller = std::mem::take(&mut self.canceller).cancel();
+                self.canceller = self.canceller.take().map(Canceller::cancel);
                 read.await
             }
         };
