@@ -11,6 +11,8 @@
 //! over byte slices and parsed values, unit-tested and fuzzed in isolation.
 
 pub mod access_log;
+#[cfg(feature = "alloc-count")]
+pub mod alloc_count;
 pub mod buffers;
 pub mod config;
 pub mod control;

@@ -6,8 +6,15 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, ValueEnum};
 use ringway::{config::DriverChoice, control};
 
+#[cfg(not(feature = "alloc-count"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// With `alloc-count`, mimalloc behind a wrapper that counts each thread's allocations.
+#[cfg(feature = "alloc-count")]
+#[global_allocator]
+static GLOBAL: ringway::alloc_count::Counting<mimalloc::MiMalloc> =
+    ringway::alloc_count::Counting(mimalloc::MiMalloc);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {

@@ -259,6 +259,8 @@ fn start(mut config: Config, options: Options, started: Instant) -> Result<ExitC
 
     let mut store = StatsStore::new(plan.count);
     let stats = snapshot::register_stats(&mut store, &config);
+    #[cfg(feature = "alloc-count")]
+    let heap_stats = store.scope("server.", &crate::stats::names::server::DEFS);
     // Opened before any worker starts, so a bad path stops ringway with a clear message.
     let access_log = match &config.access_log {
         Some(log) => Some(AccessLog::start(log, &mut store, plan.count)?),
@@ -290,6 +292,8 @@ fn start(mut config: Config, options: Options, started: Instant) -> Result<ExitC
             commands: rx,
             events: events_tx.clone(),
             access_log: access_log.as_ref().map(|log| log.worker_setup(id)),
+            #[cfg(feature = "alloc-count")]
+            heap_stats: Arc::clone(&heap_stats),
         };
         threads.push(worker::spawn(setup).map_err(|e| format!("starting worker {id}: {e}"))?);
         commands.push(tx);

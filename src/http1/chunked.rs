@@ -248,6 +248,11 @@ impl ChunkedDecoder {
         if self.trailer_total > self.max_trailers {
             return Err(ErrorKind::TrailersTooLarge.into());
         }
+        // The blank line that ends the section, whole in `input` with nothing pending: it
+        // is judged in place, so a body without trailers never grows the trailer buffer.
+        if complete && self.trailers.len() == self.line_start && input.starts_with(b"\r\n") {
+            return Ok((take, Some(self.end_of_trailers())));
+        }
         self.trailers
             .extend_from_slice(input.get(..take).unwrap_or_default());
         if !complete {
@@ -258,13 +263,7 @@ impl ChunkedDecoder {
             return Err(ErrorKind::LineEnding.into());
         };
         if content.is_empty() {
-            self.trailers.truncate(self.line_start);
-            if self.trailers.is_empty() {
-                self.state = State::Done;
-                return Ok((take, Some(ChunkEvent::Done)));
-            }
-            self.state = State::TrailersReported;
-            return Ok((take, Some(ChunkEvent::Trailers)));
+            return Ok((take, Some(self.end_of_trailers())));
         }
         let colon = content.iter().position(|&b| b == b':');
         let (name, value) = match colon {
@@ -282,6 +281,19 @@ impl ChunkedDecoder {
         }
         self.line_start = self.trailers.len();
         Ok((take, None))
+    }
+
+    /// The blank line after the trailers: `Done` without kept trailers, else
+    /// `Trailers` (then `Done` on the next call).
+    fn end_of_trailers(&mut self) -> ChunkEvent {
+        self.trailers.truncate(self.line_start);
+        if self.trailers.is_empty() {
+            self.state = State::Done;
+            ChunkEvent::Done
+        } else {
+            self.state = State::TrailersReported;
+            ChunkEvent::Trailers
+        }
     }
 }
 
@@ -401,6 +413,29 @@ mod tests {
             assert_eq!(payload, b"hello world", "step {step}");
             assert_eq!(trailers, b"X-Sum: 1\r\n");
             assert_eq!(&body[used..], b"NEXT");
+        }
+    }
+
+    #[test]
+    fn a_body_without_trailers_keeps_no_trailer_bytes() {
+        let body = b"3\r\nabc\r\n0\r\n\r\nNEXT";
+        let mut d = ChunkedDecoder::new(&Limits::default());
+        let mut pos = 0;
+        while !d.is_done() {
+            let (used, _) = d.decode(&body[pos..]).unwrap();
+            pos += used;
+        }
+        assert_eq!(&body[pos..], b"NEXT");
+        assert!(d.trailers().is_empty());
+        assert_eq!(d.trailers.capacity(), 0, "the blank line was copied");
+        // Split before the blank line's LF: it is collected like any partial line.
+        for step in 1..body.len() {
+            let (payload, trailers, used) = decode(body, step).unwrap();
+            assert_eq!(
+                (payload.as_slice(), trailers.as_slice()),
+                (&b"abc"[..], &b""[..])
+            );
+            assert_eq!(&body[used..], b"NEXT", "step {step}");
         }
     }
 

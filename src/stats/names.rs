@@ -154,6 +154,19 @@ pub mod cluster {
     }
 }
 
+/// `server.`: process-wide figures each worker writes for itself. Registered only with
+/// the `alloc-count` feature (the only stat in it so far).
+pub mod server {
+    use super::*;
+
+    /// Heap allocations made by the worker's thread since it started (alloc,
+    /// alloc_zeroed, realloc), published at the end of every request.
+    pub const HEAP_ALLOCATIONS: usize = 0;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 1] = [per_worker(counter("heap_allocations"))];
+}
+
 /// `access_log.`: the access log. Workers write `dropped_lines` for lines they could not
 /// hand to the writer (its queue was full); the writer thread owns one extra cell slot
 /// (index `workers`) for the lines it wrote and the ones it lost to write errors.

@@ -103,6 +103,8 @@ pub async fn serve(
         scanner: HeadScanner::new(),
         request: Request::new(),
         response: Response::new(),
+        request_decoder: ChunkedDecoder::new(&listener.limits),
+        response_decoder: ChunkedDecoder::new(&listener.limits),
         path: Vec::new(),
         target: Vec::new(),
         scratch: String::new(),
@@ -111,7 +113,7 @@ pub async fn serve(
         worker,
         log: log.map(|log| RequestLog::new(log, peer.ip())),
         upstream: None,
-        canceller: Canceller::new(),
+        canceller: Some(Canceller::new()),
     };
     conn.run(stop).await;
     let buf = std::mem::take(&mut conn.buf);
@@ -157,6 +159,11 @@ pub(super) struct Connection<'l> {
     scanner: HeadScanner,
     pub(super) request: Request,
     pub(super) response: Response,
+    /// Chunked request bodies are decoded here and response bodies in the other one: one
+    /// each per connection, reset per body, so a chunked body allocates nothing (the
+    /// trailer buffer keeps its capacity).
+    pub(super) request_decoder: ChunkedDecoder,
+    pub(super) response_decoder: ChunkedDecoder,
     /// Scratch for normalised paths.
     path: Vec<u8>,
     /// The target forwarded upstream (normalised path and query).
@@ -171,7 +178,11 @@ pub(super) struct Connection<'l> {
     /// The endpoint the current request went to (for the access log).
     pub(super) upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
     /// Cancels the hot read when its window passes (one per connection, reused).
-    canceller: Canceller,
+    ///
+    /// An `Option` so that it can be moved out to `cancel` without building a default
+    /// one in its place: monoio's `Canceller::cancel` consumes it and allocates the next
+    /// (one allocation per hot wait that goes cold; `mem::take` made that two).
+    canceller: Option<Canceller>,
 }
 
 impl Connection<'_> {
@@ -369,7 +380,8 @@ impl Connection<'_> {
             return Hot::Quiet(began);
         }
         let buf = std::mem::take(&mut self.buf);
-        let mut read = std::pin::pin!(self.stream.cancelable_read(buf, self.canceller.handle()));
+        let handle = self.canceller.get_or_insert_with(Canceller::new).handle();
+        let mut read = std::pin::pin!(self.stream.cancelable_read(buf, handle));
         let finished = monoio::select! {
             r = &mut read => Some(r),
             _ = sleep => None,
@@ -380,7 +392,7 @@ impl Connection<'_> {
             None => {
                 // Cancel, then take the read's outcome: bytes that arrived in the
                 // meantime are in `buf`, not lost with the operation.
-                self.canceller = std::mem::take(&mut self.canceller).cancel();
+                self.canceller = self.canceller.take().map(Canceller::cancel);
                 read.await
             }
         };
@@ -514,15 +526,15 @@ impl Connection<'_> {
                 }
             }
             BodyFraming::Chunked => {
-                let mut decoder = ChunkedDecoder::new(&self.listener.limits);
+                self.request_decoder.reset();
                 let mut wire = 0u64;
                 loop {
-                    match decoder.decode(&self.buf[self.start..]) {
+                    match self.request_decoder.decode(&self.buf[self.start..]) {
                         Ok((consumed, event)) => {
                             self.start += consumed;
                             wire += consumed as u64;
                             self.count_received(consumed as u64);
-                            if decoder.is_done() {
+                            if self.request_decoder.is_done() {
                                 return Body::Consumed;
                             }
                             if consumed > 0 || event.is_some() {
@@ -576,8 +588,10 @@ impl Connection<'_> {
     }
 
     /// Records the current request in the access log, if there is one: its status, the
-    /// bytes sent to the client, the upstream endpoint it went to, and the flags.
+    /// bytes sent to the client, the upstream endpoint it went to, and the flags. Every
+    /// request ends here.
     fn log_request(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
+        self.worker.publish_allocations();
         let upstream = self.upstream.take();
         if let Some(log) = &mut self.log {
             let address = upstream.as_ref().map(|u| u.address_text());

@@ -11,6 +11,11 @@
 //!   spans of the read buffer with the overlay's changes (hop-by-hop fields removed,
 //!   forwarding headers added). The body bytes that arrived with the head go in the same
 //!   write, so a small request or response costs one write each way.
+//! - **The write chunk never grows**: body bytes are copied into it only while they fit
+//!   (a re-framed chunked body only as far as its new framing fits too); the rest stays
+//!   in the read buffer and goes out from there, before anything more is read. A grown
+//!   chunk would be a reallocation, and the pool would drop it and allocate a fresh one
+//!   for the next request: two allocations per large body.
 //! - **Bodies** stream through one chunk per direction: read, then write the slice that
 //!   was read (the chunk is lent to the kernel and comes back; payload bytes are not
 //!   copied). One write is in flight per direction and reading resumes only when it
@@ -77,10 +82,16 @@ pub(super) struct Forwarded {
 enum RequestBody {
     /// Fully in the write chunk (or there is none).
     Complete,
-    /// Bytes still to come from the client.
+    /// All of it arrived, but the last `n` bytes did not fit in the write chunk: they
+    /// wait in the read buffer at `start` and are written after the chunk on every
+    /// attempt (so the request can still be replayed), and consumed when the exchange
+    /// is over.
+    Held(usize),
+    /// Bytes still to come from the client (some may be in the read buffer already).
     Length(u64),
-    /// More chunks to come from the client; payload forwarded so far.
-    Chunked(Box<ChunkedDecoder>, u64),
+    /// More chunks to come from the client (decoded by the connection's
+    /// `request_decoder`); payload forwarded so far.
+    Chunked(u64),
 }
 
 /// What the response left behind.
@@ -168,7 +179,7 @@ impl Connection<'_> {
                 return Err(e);
             }
         };
-        let replayable = matches!(body, RequestBody::Complete);
+        let replayable = matches!(body, RequestBody::Complete | RequestBody::Held(_));
 
         let mut retried = false;
         let result = loop {
@@ -238,6 +249,10 @@ impl Connection<'_> {
                 }
             }
         };
+        if let RequestBody::Held(n) = body {
+            self.start += n;
+            self.count_received(n as u64);
+        }
         self.worker.bufs.give(out);
         result
     }
@@ -289,40 +304,39 @@ impl Connection<'_> {
     /// Moves the body bytes that arrived with the head into `out` (re-framing a chunked
     /// body), and says what is still to come.
     fn buffered_request_body(&mut self, out: &mut Vec<u8>) -> Result<RequestBody, Error> {
-        let limits = &self.listener.limits;
         match self.request.framing {
             BodyFraming::None | BodyFraming::ContentLength(0) => Ok(RequestBody::Complete),
             BodyFraming::ContentLength(length) => {
                 let available = self.buf.len() - self.start;
                 let take = usize::try_from(length).map_or(available, |n| n.min(available));
-                out.extend_from_slice(&self.buf[self.start..self.start + take]);
-                self.start += take;
-                self.count_received(take as u64);
-                let remaining = length - take as u64;
+                let copy = take.min(out.capacity() - out.len());
+                out.extend_from_slice(&self.buf[self.start..self.start + copy]);
+                self.start += copy;
+                self.count_received(copy as u64);
+                let remaining = length - copy as u64;
                 Ok(if remaining == 0 {
                     RequestBody::Complete
+                } else if remaining == (take - copy) as u64 {
+                    RequestBody::Held(take - copy)
                 } else {
                     RequestBody::Length(remaining)
                 })
             }
             BodyFraming::Chunked => {
-                let mut decoder = Box::new(ChunkedDecoder::new(limits));
+                let decoder = &mut self.request_decoder;
+                decoder.reset();
                 let mut payload = 0;
-                let (consumed, done) = reframe(
-                    &mut decoder,
-                    &self.buf[self.start..],
-                    out,
-                    false,
-                    &mut payload,
-                )
-                .map_err(|e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client))?;
+                let (consumed, done) =
+                    reframe(decoder, &self.buf[self.start..], out, false, &mut payload).map_err(
+                        |e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client),
+                    )?;
                 self.start += consumed;
                 self.count_received(consumed as u64);
                 self.check_body_size(payload)?;
                 Ok(if done {
                     RequestBody::Complete
                 } else {
-                    RequestBody::Chunked(decoder, payload)
+                    RequestBody::Chunked(payload)
                 })
             }
         }
@@ -381,8 +395,11 @@ impl Connection<'_> {
         if result.is_err() {
             return Err(upstream_reset(false, false));
         }
+        if let RequestBody::Held(n) = *body {
+            self.write_buffered(conn, n, deadline).await?;
+        }
 
-        if !matches!(body, RequestBody::Complete) {
+        if matches!(body, RequestBody::Length(_) | RequestBody::Chunked(_)) {
             if answer_continue {
                 let (result, _) = self.stream.write_all(CONTINUE).await;
                 if result.is_err() {
@@ -395,6 +412,26 @@ impl Connection<'_> {
             .await
     }
 
+    /// Writes the `n` body bytes at `buf[start..]` to the upstream, leaving them there.
+    /// Zero copy: the read chunk itself goes to the kernel for the write.
+    async fn write_buffered(
+        &mut self,
+        conn: &mut UpstreamConn,
+        n: usize,
+        deadline: Instant,
+    ) -> Result<(), Error> {
+        let chunk = std::mem::take(&mut self.buf);
+        let slice = chunk.slice(self.start..self.start + n);
+        let Some((result, slice)) = within(deadline, conn.write_all(slice)).await else {
+            // The buffer stays with the cancelled write; the connection closes.
+            self.start = 0;
+            return Err(timed_out(true, false));
+        };
+        self.buf = slice.into_inner();
+        result.map_err(|_| upstream_reset(true, false))?;
+        Ok(())
+    }
+
     /// Streams the rest of the request body from the client to the upstream.
     async fn pump_request_body(
         &mut self,
@@ -405,26 +442,17 @@ impl Connection<'_> {
     ) -> Result<(), Error> {
         let read_timeout = self.listener.header_read_timeout;
         loop {
+            // Bytes left in the read buffer (they did not fit in the write chunk) go first.
+            let buffered = self.start < self.buf.len();
             match body {
-                RequestBody::Complete => return Ok(()),
+                RequestBody::Complete | RequestBody::Held(_) => return Ok(()),
                 RequestBody::Length(remaining) => {
-                    // Everything buffered was consumed: read a fresh chunk's worth.
-                    if !matches!(self.read_more(read_timeout).await, Read::Bytes) {
+                    if !buffered && !matches!(self.read_more(read_timeout).await, Read::Bytes) {
                         return Err(client_gone(true, false));
                     }
                     let available = self.buf.len() - self.start;
                     let take = usize::try_from(*remaining).map_or(available, |r| r.min(available));
-                    // Zero copy: the read chunk itself goes to the kernel for the write.
-                    let chunk = std::mem::take(&mut self.buf);
-                    let slice = chunk.slice(self.start..self.start + take);
-                    let written = within(deadline, conn.write_all(slice)).await;
-                    let Some((result, slice)) = written else {
-                        return Err(timed_out(true, false));
-                    };
-                    self.buf = slice.into_inner();
-                    if result.is_err() {
-                        return Err(upstream_reset(true, false));
-                    }
+                    self.write_buffered(conn, take, deadline).await?;
                     self.start += take;
                     self.count_received(take as u64);
                     *remaining -= take as u64;
@@ -432,11 +460,12 @@ impl Connection<'_> {
                         *body = RequestBody::Complete;
                     }
                 }
-                RequestBody::Chunked(decoder, payload) => {
-                    if !matches!(self.read_more(read_timeout).await, Read::Bytes) {
+                RequestBody::Chunked(payload) => {
+                    if !buffered && !matches!(self.read_more(read_timeout).await, Read::Bytes) {
                         return Err(client_gone(true, false));
                     }
                     out.clear();
+                    let decoder = &mut self.request_decoder;
                     let (consumed, done) =
                         reframe(decoder, &self.buf[self.start..], out, false, payload).map_err(
                             |e| Error {
@@ -580,33 +609,35 @@ impl Connection<'_> {
         self.response.append_fields(head, out);
         let keep_alive = keep_alive_timeout(self.response.header(head, "keep-alive"));
 
-        // Body bytes that came with the head go out in the same write.
+        // Body bytes that came with the head go out in the same write, as far as they fit.
         let mut pos = head_len;
-        let mut decoder = None;
         let mut remaining = 0u64;
+        let room = out.capacity().saturating_sub(out.len());
         let mut done = match framing {
             ResponseFraming::None => true,
             ResponseFraming::ContentLength(n) => {
                 let available = ubuf.len() - pos;
                 let take = usize::try_from(n).map_or(available, |n| n.min(available));
-                out.extend_from_slice(&ubuf[pos..pos + take]);
-                pos += take;
-                remaining = n - take as u64;
+                let copy = take.min(room);
+                out.extend_from_slice(&ubuf[pos..pos + copy]);
+                pos += copy;
+                remaining = n - copy as u64;
                 remaining == 0
             }
             ResponseFraming::Chunked => {
-                let mut d = Box::new(ChunkedDecoder::new(&l.limits));
+                let decoder = &mut self.response_decoder;
+                decoder.reset();
                 let mut payload = 0;
                 let (consumed, finished) =
-                    reframe(&mut d, &ubuf[pos..], out, raw_chunks, &mut payload)
+                    reframe(decoder, &ubuf[pos..], out, raw_chunks, &mut payload)
                         .map_err(|_| bad_response_body(false))?;
                 pos += consumed;
-                decoder = Some(d);
                 finished
             }
             ResponseFraming::CloseDelimited => {
-                out.extend_from_slice(&ubuf[pos..]);
-                pos = ubuf.len();
+                let copy = (ubuf.len() - pos).min(room);
+                out.extend_from_slice(&ubuf[pos..pos + copy]);
+                pos += copy;
                 false
             }
         };
@@ -619,30 +650,34 @@ impl Connection<'_> {
         l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
 
         // The rest of the body, one read at a time, no more than the client's credit
-        // allows (HTTP/1.1: one chunk per write). Unconsumed bytes (a partial chunk line)
-        // stay at the front of the buffer for the next decode.
+        // allows (HTTP/1.1: one chunk per write). Bytes still buffered (they did not fit
+        // in the last write) go out before anything more is read; should a round
+        // consume nothing, the next one reads after what is there.
         let mut credit = OneChunk;
+        let mut progress = true;
         while !done {
             ubuf.drain(..pos);
             pos = 0;
-            if ubuf.len() == ubuf.capacity() {
-                ubuf.reserve(crate::buffers::CHUNK);
-            }
-            let len = ubuf.len();
-            let end = ubuf.capacity().min(len + credit.available().max(1));
-            let read = within(
-                deadline,
-                conn.read(std::mem::take(ubuf).slice_mut(len..end)),
-            )
-            .await;
-            let Some((result, slice)) = read else {
-                return Err(timed_out(true, true));
-            };
-            *ubuf = slice.into_inner();
-            match result {
-                Ok(0) if framing == ResponseFraming::CloseDelimited => break,
-                Ok(0) | Err(_) => return Err(upstream_reset(true, true)),
-                Ok(_) => {}
+            if ubuf.is_empty() || !progress {
+                if ubuf.len() == ubuf.capacity() {
+                    ubuf.reserve(crate::buffers::CHUNK);
+                }
+                let len = ubuf.len();
+                let end = ubuf.capacity().min(len + credit.available().max(1));
+                let read = within(
+                    deadline,
+                    conn.read(std::mem::take(ubuf).slice_mut(len..end)),
+                )
+                .await;
+                let Some((result, slice)) = read else {
+                    return Err(timed_out(true, true));
+                };
+                *ubuf = slice.into_inner();
+                match result {
+                    Ok(0) if framing == ResponseFraming::CloseDelimited => break,
+                    Ok(0) | Err(_) => return Err(upstream_reset(true, true)),
+                    Ok(_) => {}
+                }
             }
             let to_client = match framing {
                 ResponseFraming::ContentLength(_) => {
@@ -657,18 +692,18 @@ impl Connection<'_> {
                     pos
                 }
                 _ => {
-                    let Some(d) = decoder.as_mut() else {
-                        return Err(bad_response_body(true));
-                    };
                     out.clear();
                     let mut payload = 0;
-                    let (consumed, finished) = reframe(d, &ubuf[..], out, raw_chunks, &mut payload)
-                        .map_err(|_| bad_response_body(true))?;
+                    let decoder = &mut self.response_decoder;
+                    let (consumed, finished) =
+                        reframe(decoder, &ubuf[..], out, raw_chunks, &mut payload)
+                            .map_err(|_| bad_response_body(true))?;
                     pos = consumed;
                     done = finished;
                     0
                 }
             };
+            progress = pos > 0;
             let write = if to_client > 0 {
                 // Zero copy: the upstream chunk itself goes to the client.
                 let slice = std::mem::take(ubuf).slice(..to_client);
@@ -762,9 +797,17 @@ fn write_status_line(response: &http1::Response, head: &[u8], out: &mut Vec<u8>)
     out.extend_from_slice(line.get(8..).unwrap_or(b" 502 \r\n"));
 }
 
+/// What re-framing adds to one data piece: its size line (at most 16 hex digits and
+/// CRLF) and the CRLF after the data.
+const PIECE_FRAMING: usize = 18 + ChunkedEncoder::CHUNK_END.len();
+
 /// Decodes chunked bytes from `input`, appending either re-framed chunks or (with
-/// `raw`) the bare payload to `out`. Returns the bytes consumed and whether the body
-/// ended; adds the payload size to `payload`.
+/// `raw`) the bare payload to `out`, as far as `out` has room: the decoder is fed at
+/// most the room less [`PIECE_FRAMING`] at a time and yields at most one data piece per
+/// call, so `out` does not grow (it can only when trailers that came in earlier reads
+/// are written at the end, which is rare). Returns the bytes consumed (fewer than
+/// `input.len()` only when the body ended or `out` is full) and whether the body ended;
+/// adds the payload size to `payload`.
 fn reframe(
     decoder: &mut ChunkedDecoder,
     input: &[u8],
@@ -772,9 +815,15 @@ fn reframe(
     raw: bool,
     payload: &mut u64,
 ) -> Result<(usize, bool), http1::ParseError> {
+    if out.is_empty() && out.capacity() <= PIECE_FRAMING {
+        // Never the case with a pool chunk; room for progress all the same.
+        out.reserve(crate::buffers::CHUNK);
+    }
     let mut pos = 0;
     loop {
-        let (consumed, event) = decoder.decode(&input[pos..])?;
+        let room = out.capacity() - out.len();
+        let window = input.len().min(pos + room.saturating_sub(PIECE_FRAMING));
+        let (consumed, event) = decoder.decode(&input[pos..window])?;
         match event {
             Some(ChunkEvent::Data(range)) => {
                 let data = &input[pos + range.start..pos + range.end];
@@ -830,6 +879,43 @@ mod tests {
         assert_eq!(keep_alive_timeout(Some(b"max=100")), None);
         assert_eq!(keep_alive_timeout(Some(b"timeout=x")), None);
         assert_eq!(keep_alive_timeout(None), None);
+    }
+
+    #[test]
+    fn reframing_never_grows_the_write_chunk() {
+        let limits = http1::Limits::default();
+        let mut wire = Vec::new();
+        for (i, len) in [100usize, 3000, 1, 70].into_iter().enumerate() {
+            wire.extend_from_slice(format!("{len:x};e=1\r\n").as_bytes());
+            wire.extend(std::iter::repeat_n(b'a' + i as u8, len));
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"0\r\nX-T: 1\r\n\r\nNEXT");
+        let payload_in = crate::http1::fuzzing::decode_all(&wire, wire.len(), &limits).unwrap();
+        for capacity in [PIECE_FRAMING + 1, 64, 500, 4096] {
+            let mut d = ChunkedDecoder::new(&limits);
+            let mut out = Vec::with_capacity(capacity);
+            // A head already in the chunk leaves less room for the first round.
+            out.extend_from_slice(&[b'h'; 10][..10.min(capacity / 2)]);
+            let mut all = Vec::new();
+            let (mut pos, mut payload, mut done) = (0, 0, false);
+            while !done {
+                let (consumed, finished) =
+                    reframe(&mut d, &wire[pos..], &mut out, false, &mut payload).unwrap();
+                assert_eq!(out.capacity(), capacity, "the chunk grew");
+                assert!(consumed > 0 || finished || !out.is_empty());
+                pos += consumed;
+                done = finished;
+                all.extend_from_slice(&out);
+                out.clear();
+            }
+            assert_eq!(&wire[pos..], b"NEXT", "capacity {capacity}");
+            let head = 10.min(capacity / 2);
+            let decoded = crate::http1::fuzzing::decode_all(&all[head..], 7, &limits).unwrap();
+            assert_eq!(decoded.0, payload_in.0, "capacity {capacity}");
+            assert_eq!(decoded.1, b"X-T: 1\r\n");
+            assert_eq!(payload, 3171);
+        }
     }
 
     #[test]

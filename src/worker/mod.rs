@@ -52,15 +52,31 @@ pub struct WorkerContext {
     /// Upstream connection pools, by endpoint; they outlive config snapshots.
     pub pools: PoolRegistry,
     random: std::cell::RefCell<fastrand::Rng>,
+    /// This worker's `server.heap_allocations` cell.
+    #[cfg(feature = "alloc-count")]
+    heap_allocations: crate::stats::WorkerScope,
 }
 
 impl WorkerContext {
-    fn new() -> Self {
+    fn new(#[cfg(feature = "alloc-count")] heap_allocations: crate::stats::WorkerScope) -> Self {
         WorkerContext {
             bufs: BufPool::new(MAX_FREE_CHUNKS),
             pools: PoolRegistry::default(),
             random: std::cell::RefCell::new(fastrand::Rng::new()),
+            #[cfg(feature = "alloc-count")]
+            heap_allocations,
         }
+    }
+
+    /// Publishes this thread's allocation count (feature `alloc-count`; otherwise
+    /// nothing): a TLS read and a relaxed store into the worker's own cell, at the end
+    /// of every request.
+    #[inline]
+    pub fn publish_allocations(&self) {
+        #[cfg(feature = "alloc-count")]
+        self.heap_allocations
+            .get(crate::stats::names::server::HEAP_ALLOCATIONS)
+            .set(crate::alloc_count::allocations());
     }
 
     /// A seed for a connection's own random numbers.
@@ -128,6 +144,9 @@ pub struct WorkerSetup {
     pub events: flume::Sender<Event>,
     /// The access log's queue and settings, when one is configured.
     pub access_log: Option<WorkerLogSetup>,
+    /// The `server.` scope, for `heap_allocations`.
+    #[cfg(feature = "alloc-count")]
+    pub heap_stats: Arc<crate::stats::Scope>,
 }
 
 /// Starts a worker thread.
@@ -188,7 +207,10 @@ async fn serve(setup: WorkerSetup) {
         access_log,
         ..
     } = setup;
-    let context = Rc::new(WorkerContext::new());
+    let context = Rc::new(WorkerContext::new(
+        #[cfg(feature = "alloc-count")]
+        setup.heap_stats.for_worker(id),
+    ));
     let snapshot = Snapshot::build(&config, &stats, id, &context.pools, context.seed());
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());

@@ -1,0 +1,225 @@
+//! Regression guard: heap allocations per proxied request in steady state, counted by
+//! the real binary (feature `alloc-count`: a counting wrapper around mimalloc, published
+//! per worker as `server.worker_<i>.heap_allocations`), under both drivers.
+//!
+//! Steady state: keep-alive requests routed to a cluster, access log off, the
+//! connections (client and upstream) and the worker's buffers already warm, so what is
+//! counted is what each request costs, not what each connection costs. Nothing is timed.
+//! The issue's case is the small GET; the other shapes (chunked framing, bodies larger
+//! than a buffer chunk) keep the body paths allocation-free too.
+
+#![cfg(feature = "alloc-count")]
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    io::{BufReader, Write},
+    net::{SocketAddr, TcpStream},
+    time::Duration,
+};
+
+use common::{upstream::Upstream, *};
+
+/// The most allocations a request may cost (the performance issue's target).
+const MAX_PER_REQUEST: f64 = 2.0;
+const CONNECTIONS: usize = 4;
+
+/// One request shape, sent on every connection in turn: `warmup` rounds, then
+/// `measured` rounds counted, `gap` apart.
+struct Shape {
+    name: &'static str,
+    request: Vec<u8>,
+    /// The body the echo upstream sends back.
+    response_body: Vec<u8>,
+    warmup: usize,
+    measured: usize,
+    gap: Duration,
+}
+
+/// The shapes measured, one after the other on the same connections.
+fn shapes() -> Vec<Shape> {
+    let big: Vec<u8> = (0..64 * 1024).map(|i| (i * 31 % 251) as u8).collect();
+    let mut chunked_big = Vec::new();
+    for piece in big.chunks(5000) {
+        chunked_big.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked_big.extend_from_slice(piece);
+        chunked_big.extend_from_slice(b"\r\n");
+    }
+    chunked_big.extend_from_slice(b"0\r\n\r\n");
+    let with_body = |head: &str, body: &[u8]| [head.as_bytes(), body].concat();
+    vec![
+        // The performance issue's case: a small keep-alive GET, content-length response.
+        Shape {
+            name: "GET, content-length response",
+            request: b"GET /svc/item/42?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n".to_vec(),
+            response_body: Vec::new(),
+            warmup: 200,
+            measured: 500,
+            gap: Duration::ZERO,
+        },
+        // The same from a slow client: each connection's next request comes after
+        // ringway stopped waiting for it with a read in flight (the hot window).
+        Shape {
+            name: "GET, content-length response, 150 ms apart",
+            request: b"GET /svc/item/42?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n".to_vec(),
+            response_body: Vec::new(),
+            warmup: 2,
+            measured: 10,
+            gap: Duration::from_millis(150),
+        },
+        // A small body each way, the response chunked with a trailer (re-framed).
+        Shape {
+            name: "small POST, chunked response with a trailer",
+            request: with_body(
+                "POST /svc/echo HTTP/1.1\r\nHost: alloc.test\r\nContent-Length: 5\r\nx-respond-chunked: 1\r\n\r\n",
+                b"hello",
+            ),
+            response_body: b"hello".to_vec(),
+            warmup: 200,
+            measured: 500,
+            gap: Duration::ZERO,
+        },
+        // 64 KiB each way: bodies larger than a chunk stream through the pump loops.
+        Shape {
+            name: "64 KiB POST, content-length both ways",
+            request: with_body(
+                "POST /svc/echo HTTP/1.1\r\nHost: alloc.test\r\nContent-Length: 65536\r\n\r\n",
+                &big,
+            ),
+            response_body: big.clone(),
+            warmup: 20,
+            measured: 100,
+            gap: Duration::ZERO,
+        },
+        Shape {
+            name: "64 KiB POST, chunked both ways",
+            request: with_body(
+                "POST /svc/echo HTTP/1.1\r\nHost: alloc.test\r\nTransfer-Encoding: chunked\r\nx-respond-chunked: 1\r\n\r\n",
+                &chunked_big,
+            ),
+            response_body: big,
+            warmup: 20,
+            measured: 100,
+            gap: Duration::ZERO,
+        },
+    ]
+}
+
+struct Client {
+    writer: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn new(addr: SocketAddr) -> Client {
+        let writer = connect(addr).unwrap();
+        let reader = BufReader::new(writer.try_clone().unwrap());
+        Client { writer, reader }
+    }
+
+    fn send(&mut self, shape: &Shape) {
+        self.writer.write_all(&shape.request).unwrap();
+        let r = read_response(&mut self.reader, false).unwrap();
+        assert_eq!(r.status, 200, "{}", shape.name);
+        assert_eq!(r.header("connection"), None, "keep-alive expected");
+        assert!(
+            r.body == shape.response_body,
+            "{}: body differs",
+            shape.name
+        );
+    }
+}
+
+/// `server.worker_<i>.heap_allocations` for every worker, in worker order.
+fn per_worker(stats: &HashMap<String, u64>, workers: usize) -> Vec<u64> {
+    (0..workers)
+        .map(|w| {
+            let name = format!("server.worker_{w}.heap_allocations");
+            *stats
+                .get(&name)
+                .unwrap_or_else(|| panic!("no {name} in /stats"))
+        })
+        .collect()
+}
+
+fn round(clients: &mut [Client], shape: &Shape, per_connection: usize) {
+    for _ in 0..per_connection {
+        std::thread::sleep(shape.gap);
+        for client in clients.iter_mut() {
+            client.send(shape);
+        }
+    }
+}
+
+/// Allocations per request for `shape` on warm connections, asserted at most
+/// `MAX_PER_REQUEST`.
+fn measure(rw: &Ringway, clients: &mut [Client], shape: &Shape, driver: &str, workers: usize) {
+    round(clients, shape, shape.warmup);
+    // Each worker publishes its count when a request ends, just after the response is
+    // written; reading /stats may see the last request of a phase unpublished, which
+    // shifts the measured window by a request but does not change its length.
+    let before = rw.stats();
+    round(clients, shape, shape.measured);
+    let after = rw.stats();
+
+    let (b, a) = (per_worker(&before, workers), per_worker(&after, workers));
+    assert!(
+        b.iter().sum::<u64>() > 0,
+        "{driver}: the counter never moved: {b:?}"
+    );
+    let requests = (clients.len() * shape.measured) as u64;
+    let served =
+        after["http.public.downstream_rq_total"] - before["http.public.downstream_rq_total"];
+    assert_eq!(served, requests, "{driver}: requests counted");
+    let delta: u64 = a.iter().zip(&b).map(|(a, b)| a - b).sum();
+    let per_request = delta as f64 / requests as f64;
+    eprintln!(
+        "{driver}, {}: {delta} heap allocations over {requests} proxied keep-alive requests = {per_request:.3} per request (per worker before {b:?}, after {a:?})",
+        shape.name
+    );
+    assert!(
+        per_request <= MAX_PER_REQUEST,
+        "{driver}, {}: {per_request:.3} heap allocations per request (at most {MAX_PER_REQUEST})",
+        shape.name
+    );
+}
+
+#[test]
+fn proxied_keep_alive_requests_allocate_at_most_twice() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let (port, admin) = (free_port(), free_port());
+        let workers = 2;
+        let yaml = format!(
+            r#"workers: {workers}
+admin: 127.0.0.1:{admin}
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    routes:
+      - match: {{ prefix: /svc/ }}
+        cluster: echo
+clusters:
+  - name: echo
+    endpoints: ["{endpoint}"]
+"#,
+            endpoint = up.endpoint()
+        );
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| Client::new(addr)).collect();
+        let shapes = shapes();
+        for shape in &shapes {
+            measure(&rw, &mut clients, shape, driver, workers);
+        }
+        // The counter is live: a new connection allocates (at least its task).
+        let before: u64 = per_worker(&rw.stats(), workers).iter().sum();
+        Client::new(addr).send(&shapes[0]);
+        let after: u64 = per_worker(&rw.stats(), workers).iter().sum();
+        assert!(
+            after > before,
+            "{driver}: a new connection allocated nothing?"
+        );
+    }
+}
