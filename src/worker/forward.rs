@@ -29,7 +29,12 @@
 //!   (504 before the response starts, a closed connection after); the cluster's connect
 //!   timeout bounds connecting (503).
 
-use std::time::{Duration, Instant};
+use std::{
+    future::Future,
+    pin::Pin,
+    task::Poll,
+    time::{Duration, Instant},
+};
 
 use monoio::{
     buf::{IoBuf, IoBufMut},
@@ -130,10 +135,32 @@ fn client_gone(written: bool, started: bool) -> Error {
     }
 }
 
-/// Runs `future` until `deadline`; `None` when it passed.
-async fn within<F: std::future::Future>(deadline: Instant, future: F) -> Option<F::Output> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    monoio::time::timeout(left, future).await.ok()
+/// The route timeout of one request: the instant, and one timer that every wait of the
+/// exchange shares. A timer per wait (monoio's `timeout`) read the clock, registered and
+/// removed a wheel entry and moved the wrapped future twice for each of the four or so
+/// waits of a request; this one registers once, on the first wait that blocks.
+pub(super) struct Deadline<'t> {
+    at: Instant,
+    timer: Pin<&'t mut monoio::time::Sleep>,
+}
+
+impl Deadline<'_> {
+    /// Runs `future` until the deadline; `None` when it passed first. The future is
+    /// polled before the timer, so an operation that completed is never reported late.
+    async fn within<F: Future>(&mut self, future: F) -> Option<F::Output> {
+        let mut future = std::pin::pin!(future);
+        let timer = &mut self.timer;
+        std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+            Poll::Ready(out) => Poll::Ready(Some(out)),
+            Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+        })
+        .await
+    }
+
+    /// Time left before the deadline.
+    fn left(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
 }
 
 impl Connection<'_> {
@@ -148,7 +175,10 @@ impl Connection<'_> {
         stop: &Stop,
     ) -> Result<Forwarded, Error> {
         let l = self.listener;
-        let deadline = Instant::now() + route_timeout;
+        let at = Instant::now() + route_timeout;
+        let timer = std::pin::pin!(monoio::time::sleep_until(at.into()));
+        let mut deadline = Deadline { at, timer };
+        let deadline = &mut deadline;
         if let (Some(max), BodyFraming::ContentLength(n)) =
             (l.proxy.max_request_body, self.request.framing)
         {
@@ -187,7 +217,7 @@ impl Connection<'_> {
                 break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
             };
             self.upstream = Some(std::rc::Rc::clone(pool));
-            let lease = match within(deadline, pool.checkout(&cluster.pool)).await {
+            let lease = match deadline.within(pool.checkout(&cluster.pool)).await {
                 None => break Err(timed_out(false, false)),
                 Some(Err(_overflow)) => {
                     cluster.stats.get(cx::UPSTREAM_RQ_PENDING_OVERFLOW).inc();
@@ -198,7 +228,7 @@ impl Connection<'_> {
             // A retry must not land on another pooled connection that may be stale too.
             let mut lease = if retried && lease.reused {
                 drop(lease);
-                match within(deadline, pool.checkout_fresh(&cluster.pool)).await {
+                match deadline.within(pool.checkout_fresh(&cluster.pool)).await {
                     None => break Err(timed_out(false, false)),
                     Some(Err(_)) => break Err(Error::new(ErrorKind::Overflow, Side::Upstream)),
                     Some(Ok(lease)) => lease,
@@ -357,14 +387,12 @@ impl Connection<'_> {
         cluster: &ClusterSnapshot,
         out: &mut Vec<u8>,
         body: &mut RequestBody,
-        deadline: Instant,
+        deadline: &mut Deadline<'_>,
         answer_continue: bool,
         stop: &Stop,
     ) -> Result<Finished, Error> {
         if lease.conn.is_none() {
-            let timeout = cluster
-                .connect_timeout
-                .min(deadline.saturating_duration_since(Instant::now()));
+            let timeout = cluster.connect_timeout.min(deadline.left());
             match UpstreamConn::connect(lease.address(), timeout).await {
                 Ok(conn) => {
                     cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
@@ -387,7 +415,7 @@ impl Connection<'_> {
         // The head and the buffered body. A write error here is taken as "not written":
         // a stale pooled connection fails its first write (EPIPE/ECONNRESET) before the
         // origin could have seen anything.
-        let (result, back) = match within(deadline, conn.write_all(std::mem::take(out))).await {
+        let (result, back) = match deadline.within(conn.write_all(std::mem::take(out))).await {
             Some(r) => r,
             None => return Err(timed_out(false, false)),
         };
@@ -418,11 +446,11 @@ impl Connection<'_> {
         &mut self,
         conn: &mut UpstreamConn,
         n: usize,
-        deadline: Instant,
+        deadline: &mut Deadline<'_>,
     ) -> Result<(), Error> {
         let chunk = std::mem::take(&mut self.buf);
         let slice = chunk.slice(self.start..self.start + n);
-        let Some((result, slice)) = within(deadline, conn.write_all(slice)).await else {
+        let Some((result, slice)) = deadline.within(conn.write_all(slice)).await else {
             // The buffer stays with the cancelled write; the connection closes.
             self.start = 0;
             return Err(timed_out(true, false));
@@ -438,7 +466,7 @@ impl Connection<'_> {
         conn: &mut UpstreamConn,
         body: &mut RequestBody,
         out: &mut Vec<u8>,
-        deadline: Instant,
+        deadline: &mut Deadline<'_>,
     ) -> Result<(), Error> {
         let read_timeout = self.listener.header_read_timeout;
         loop {
@@ -484,7 +512,7 @@ impl Connection<'_> {
                     }
                     if !out.is_empty() {
                         let Some((result, back)) =
-                            within(deadline, conn.write_all(std::mem::take(out))).await
+                            deadline.within(conn.write_all(std::mem::take(out))).await
                         else {
                             return Err(timed_out(true, false));
                         };
@@ -506,7 +534,7 @@ impl Connection<'_> {
         &mut self,
         conn: &mut UpstreamConn,
         out: &mut Vec<u8>,
-        deadline: Instant,
+        deadline: &mut Deadline<'_>,
         answer_continue: bool,
         stop: &Stop,
     ) -> Result<Finished, Error> {
@@ -564,7 +592,7 @@ impl Connection<'_> {
         ubuf: &mut Vec<u8>,
         head_len: usize,
         out: &mut Vec<u8>,
-        deadline: Instant,
+        deadline: &mut Deadline<'_>,
         stop: &Stop,
     ) -> Result<Finished, Error> {
         let l = self.listener;
@@ -664,11 +692,9 @@ impl Connection<'_> {
                 }
                 let len = ubuf.len();
                 let end = ubuf.capacity().min(len + credit.available().max(1));
-                let read = within(
-                    deadline,
-                    conn.read(std::mem::take(ubuf).slice_mut(len..end)),
-                )
-                .await;
+                let read = deadline
+                    .within(conn.read(std::mem::take(ubuf).slice_mut(len..end)))
+                    .await;
                 let Some((result, slice)) = read else {
                     return Err(timed_out(true, true));
                 };
@@ -757,7 +783,7 @@ async fn read_upstream_head(
     conn: &mut UpstreamConn,
     buf: &mut Vec<u8>,
     limits: &http1::Limits,
-    deadline: Instant,
+    deadline: &mut Deadline<'_>,
 ) -> Result<usize, Error> {
     let mut scanner = HeadScanner::new();
     loop {
@@ -777,7 +803,9 @@ async fn read_upstream_head(
             buf.reserve(crate::buffers::CHUNK);
         }
         let len = buf.len();
-        let read = within(deadline, conn.read(std::mem::take(buf).slice_mut(len..))).await;
+        let read = deadline
+            .within(conn.read(std::mem::take(buf).slice_mut(len..)))
+            .await;
         let Some((result, slice)) = read else {
             return Err(timed_out(true, false));
         };
