@@ -22,6 +22,7 @@ pub mod forwarding;
 pub mod http1;
 pub mod listen;
 pub mod local_reply;
+pub mod process;
 pub mod router;
 pub mod snapshot;
 pub mod stats;
