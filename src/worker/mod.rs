@@ -256,11 +256,15 @@ async fn serve(setup: WorkerSetup) {
     let _ = events.send(Event::Stopped(id));
 }
 
-/// Closes expired idle upstream connections once a second until the worker stops.
+/// Once a second until the worker stops: closes expired idle upstream connections and
+/// gives back the stop signal's waiter slots a crowd of connections left.
 async fn sweep_pools(context: Rc<WorkerContext>, stop: Rc<Stop>) {
     loop {
         monoio::select! {
-            _ = monoio::time::sleep(POOL_SWEEP) => context.pools.sweep(std::time::Instant::now()),
+            _ = monoio::time::sleep(POOL_SWEEP) => {
+                context.pools.sweep(std::time::Instant::now());
+                stop.compact();
+            }
             _ = stop.wait() => return,
         }
     }
