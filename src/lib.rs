@@ -11,6 +11,7 @@
 //! over byte slices and parsed values, unit-tested and fuzzed in isolation.
 
 pub mod access_log;
+pub mod allocator;
 pub mod buffers;
 pub mod config;
 pub mod control;

@@ -1,8 +1,9 @@
 //! Taking ownership of a file descriptor this process received as a bare number: from a
-//! predecessor over SCM_RIGHTS (hot restart) or from systemd (`LISTEN_FDS`). This is the
-//! one place in ringway with `unsafe`: std and nix hand such descriptors over as a
-//! `RawFd`, and turning a number into an owned descriptor is unsafe by nature (the
-//! compiler cannot know that nothing else owns it). Everything else stays safe code.
+//! predecessor over SCM_RIGHTS (hot restart) or from systemd (`LISTEN_FDS`). This is one
+//! of the two places in ringway with `unsafe` (`allocator.rs` is the other): std and nix
+//! hand such descriptors over as a `RawFd`, and turning a number into an owned descriptor
+//! is unsafe by nature (the compiler cannot know that nothing else owns it). Everything
+//! else stays safe code.
 
 #![allow(unsafe_code)]
 
