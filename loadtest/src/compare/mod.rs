@@ -130,7 +130,9 @@ pub struct CompareArgs {
     /// Regime 4: request body of the burst's requests (POST) in bytes; 0 sends GETs.
     #[arg(long, default_value_t = 0)]
     pub burst_body_size: usize,
-    /// Regime 4: pause before each idle measurement [default: 2s, --quick: 500ms].
+    /// Regime 4: pause before each idle measurement, long enough for a proxy to settle
+    /// (ringway's sweep gives a quiet worker's memory back within two seconds) [default:
+    /// 3s, --quick: 500ms].
     #[arg(long, value_parser = parse_duration)]
     pub settle: Option<Duration>,
     /// Regime 4: time after the burst before RSS is compared with idle [default: 60s,
@@ -555,7 +557,7 @@ fn run_memory(
         settle: args.settle.unwrap_or(if args.quick {
             Duration::from_millis(500)
         } else {
-            Duration::from_secs(2)
+            Duration::from_secs(3)
         }),
         recovery_wait: args.recovery_wait.unwrap_or(if args.quick {
             Duration::from_secs(2)
