@@ -7,11 +7,12 @@
 //! 4. **Memory**: the proxy's resident set (VmRSS, summed over its process tree: nginx's
 //!    master and workers) and proportional set (Pss from smaps_rollup, which shares the
 //!    binary's pages out between nginx's processes) once ready, warmed by a few requests
-//!    and settled. Then a burst (the generator, closed loop, `--burst-connections` for
-//!    `--burst`), sampled every 50 ms for its peak; `--recovery-wait` (60 s) later the
-//!    resident set is compared with the idle one. Then `--idle-connections` keep-alive
-//!    connections opened by this process, each after one request, idle: the growth
-//!    divided by their number is the cost of one idle connection.
+//!    and settled. Then `--idle-connections` keep-alive connections opened by this
+//!    process, each after one request, idle: the growth divided by their number is the
+//!    cost of one idle connection. Then, on a fresh start (so that neither phase inherits
+//!    the other's memory), idle again and a burst (the generator, closed loop,
+//!    `--burst-connections` for `--burst`), sampled every 50 ms for its peak;
+//!    `--recovery-wait` (60 s) later the resident set is compared with that idle one.
 //! 5. **Start to ready**: from spawning the process to its first ready answer, polled
 //!    every 250 µs: ringway's `/ready` 200 on the admin listener; for nginx and HAProxy,
 //!    which have no readiness endpoint, a proxied `GET /` answering 200. Median over
@@ -57,10 +58,11 @@ impl MemoryPlan {
     pub fn description(&self) -> String {
         format!(
             "2 workers each (ringway on config/quickstart.yaml), unpinned; RSS/PSS summed over \
-             the process tree after warm-up and {:.1} s settle; burst: closed loop, {} \
-             connections for {:.1} s{}; RSS measured {:.0} s after the burst; then {} idle \
-             keep-alive connections after one request each",
+             the process tree after warm-up and {:.1} s settle; {} idle keep-alive \
+             connections after one request each; then, started afresh, a burst: closed \
+             loop, {} connections for {:.1} s{}, RSS measured {:.0} s after it",
             self.settle.as_secs_f64(),
+            self.idle_connections,
             self.burst_connections,
             self.burst.as_secs_f64(),
             if self.burst_body_size > 0 {
@@ -69,7 +71,6 @@ impl MemoryPlan {
                 String::new()
             },
             self.recovery_wait.as_secs_f64(),
-            self.idle_connections,
         )
     }
 }
@@ -110,6 +111,8 @@ pub struct MemoryMeasurement {
     /// Idle connections actually open during the measurement.
     pub connections: usize,
     pub with_connections: Resident,
+    /// Idle again, in the fresh start the burst runs on.
+    pub burst_idle: Resident,
     pub burst_peak_rss_kib: u64,
     pub burst_requests: u64,
     pub burst_errors: u64,
@@ -117,18 +120,19 @@ pub struct MemoryMeasurement {
 }
 
 impl MemoryMeasurement {
-    /// Bytes per idle connection (opened after the burst's recovery).
+    /// Bytes per idle connection.
     pub fn per_connection(&self) -> f64 {
         let delta = self
             .with_connections
             .rss_kib
-            .saturating_sub(self.after_burst.rss_kib);
+            .saturating_sub(self.idle.rss_kib);
         delta as f64 * 1024.0 / self.connections.max(1) as f64
     }
 
-    /// Resident set after the burst and the wait, relative to idle (0.05 = 5% above).
+    /// Resident set after the burst and the wait, relative to idle before the burst
+    /// (0.05 = 5% above).
     pub fn recovery(&self) -> f64 {
-        self.after_burst.rss_kib as f64 / self.idle.rss_kib.max(1) as f64 - 1.0
+        self.after_burst.rss_kib as f64 / self.burst_idle.rss_kib.max(1) as f64 - 1.0
     }
 }
 
@@ -262,7 +266,23 @@ fn burst(
     ))
 }
 
-/// One memory measurement of `target`, started fresh and stopped after.
+/// Starts `target`, warms it and lets it settle; (the running proxy, its pid, idle set).
+fn start_idle(
+    setup: &Setup,
+    target: Target,
+    plan: &MemoryPlan,
+) -> Result<(targets::Running, u32, Resident), String> {
+    let running = targets::start_with(target, setup, None, &plan.profile())?;
+    let pid = running.pid().ok_or("no process to measure")?;
+    warm(running.addr);
+    std::thread::sleep(plan.settle);
+    let idle = resident(pid);
+    Ok((running, pid, idle))
+}
+
+/// One memory measurement of `target`, from two fresh starts (so that neither phase
+/// inherits the other's memory): idle, then the idle connections; idle again, then the
+/// burst and the recovery.
 pub fn measure(
     exe: &Path,
     setup: &Setup,
@@ -270,22 +290,7 @@ pub fn measure(
     plan: &MemoryPlan,
     json: &Path,
 ) -> Result<MemoryMeasurement, String> {
-    let running = targets::start_with(target, setup, None, &plan.profile())?;
-    let pid = running.pid().ok_or("no process to measure")?;
-    warm(running.addr);
-    std::thread::sleep(plan.settle);
-    let idle = resident(pid);
-
-    let (burst_peak_rss_kib, burst_requests, burst_errors) = burst(exe, plan, &running, pid, json)?;
-    eprintln!(
-        "compare:   {}: burst done ({burst_requests} requests, {burst_errors} errors); waiting \
-         {:.0} s for memory to come back",
-        target.name(),
-        plan.recovery_wait.as_secs_f64()
-    );
-    std::thread::sleep(plan.recovery_wait);
-    let after_burst = resident(pid);
-
+    let (running, pid, idle) = start_idle(setup, target, plan)?;
     let (conns, stopped) = open_idle(running.addr, plan.idle_connections);
     if let Some(reason) = &stopped {
         eprintln!(
@@ -300,11 +305,24 @@ pub fn measure(
     let connections = conns.len();
     drop(conns);
     running.stop();
+
+    let (running, pid, burst_idle) = start_idle(setup, target, plan)?;
+    let (burst_peak_rss_kib, burst_requests, burst_errors) = burst(exe, plan, &running, pid, json)?;
+    eprintln!(
+        "compare:   {}: burst done ({burst_requests} requests, {burst_errors} errors); waiting \
+         {:.0} s for memory to come back",
+        target.name(),
+        plan.recovery_wait.as_secs_f64()
+    );
+    std::thread::sleep(plan.recovery_wait);
+    let after_burst = resident(pid);
+    running.stop();
     Ok(MemoryMeasurement {
         target,
         idle,
         connections,
         with_connections,
+        burst_idle,
         burst_peak_rss_kib,
         burst_requests,
         burst_errors,
@@ -330,12 +348,12 @@ pub fn memory_rows(ms: &[MemoryMeasurement], wait: Duration) -> (Vec<String>, Ve
         "target".to_string(),
         "idle RSS MB".into(),
         "idle PSS MB".into(),
+        "per idle connection KiB".into(),
+        "idle connections".into(),
         "burst peak RSS MB".into(),
         format!("RSS {:.0} s after burst MB", wait.as_secs_f64()),
         "after burst vs idle".into(),
         "burst errors".into(),
-        "per idle connection KiB".into(),
-        "idle connections".into(),
     ];
     let mut rows = Vec::new();
     for target in order(ms.iter().map(|m| m.target)) {
@@ -347,12 +365,12 @@ pub fn memory_rows(ms: &[MemoryMeasurement], wait: Duration) -> (Vec<String>, Ve
             target.name().to_string(),
             cell(s(&|m| m.idle.rss_kib as f64), &mb),
             cell(s(&|m| m.idle.pss_kib as f64), &mb),
+            cell(s(&|m| m.per_connection()), &kib),
+            cell(s(&|m| m.connections as f64), &|v| format!("{v:.0}")),
             cell(s(&|m| m.burst_peak_rss_kib as f64), &mb),
             cell(s(&|m| m.after_burst.rss_kib as f64), &mb),
             cell(s(&|m| m.recovery()), &percent),
             mine.iter().map(|m| m.burst_errors).sum::<u64>().to_string(),
-            cell(s(&|m| m.per_connection()), &kib),
-            cell(s(&|m| m.connections as f64), &|v| format!("{v:.0}")),
         ]);
     }
     (headers, rows)
@@ -424,7 +442,8 @@ mod tests {
             target: Target::Ringway,
             idle: r(5000),
             connections: 10_000,
-            with_connections: r(5250 + 60_000),
+            with_connections: r(5000 + 60_000),
+            burst_idle: r(5000),
             burst_peak_rss_kib: 30_000,
             burst_requests: 1,
             burst_errors: 0,
@@ -433,10 +452,10 @@ mod tests {
         assert!((m.per_connection() - 6144.0).abs() < 1e-9);
         assert!((m.recovery() - 0.05).abs() < 1e-9);
         let (headers, rows) = memory_rows(&[m], Duration::from_secs(60));
-        assert_eq!(headers[4], "RSS 60 s after burst MB");
+        assert_eq!(headers[6], "RSS 60 s after burst MB");
         assert_eq!(rows[0][1], "5.1");
-        assert_eq!(rows[0][5], "+5.0%");
-        assert_eq!(rows[0][7], "6.0");
+        assert_eq!(rows[0][3], "6.0");
+        assert_eq!(rows[0][7], "+5.0%");
         let (_, rows) = start_rows(&[
             (Target::Ringway, Duration::from_millis(3), "/ready"),
             (Target::Nginx, Duration::from_millis(9), "GET /"),
