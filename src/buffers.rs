@@ -7,10 +7,14 @@
 //! be reused while a read or write still has it: ownership is the reference count.
 //!
 //! The pool is a free list on one thread (`RefCell`, no atomics), capped so that a burst
-//! does not pin memory forever; a chunk that grew past the standard size (a large head)
-//! is not kept.
+//! cannot grow it without bound; a chunk that grew past the standard size (a large head)
+//! is not kept. It also gives memory back after a burst: the worker calls [`BufPool::trim`]
+//! once a second, which frees the chunks that stayed in the free list the whole time
+//! since the previous call (its low-water mark), down to a small idle reserve. A steady
+//! load keeps what it cycles through; 1,000 connections' worth of chunks left over from
+//! a burst are freed within two calls.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 /// The size of one chunk: large enough for nearly every request head and a useful slice
 /// of a body, small enough that 10,000 busy connections stay in the hundreds of MiB.
@@ -21,6 +25,11 @@ pub const CHUNK: usize = 16 * 1024;
 pub struct BufPool {
     free: RefCell<Vec<Vec<u8>>>,
     max_free: usize,
+    /// The fewest idle chunks since the last trim: that many were not needed.
+    low_water: Cell<usize>,
+    /// Chunks taken so far (wrapping): the worker's sweep compares it to tell a busy
+    /// second from a quiet one.
+    takes: Cell<u64>,
 }
 
 impl BufPool {
@@ -29,15 +38,18 @@ impl BufPool {
         BufPool {
             free: RefCell::new(Vec::new()),
             max_free,
+            low_water: Cell::new(0),
+            takes: Cell::new(0),
         }
     }
 
     /// An empty chunk with capacity of at least [`CHUNK`].
     pub fn take(&self) -> Vec<u8> {
-        self.free
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(CHUNK))
+        let mut free = self.free.borrow_mut();
+        let chunk = free.pop();
+        self.low_water.set(self.low_water.get().min(free.len()));
+        self.takes.set(self.takes.get().wrapping_add(1));
+        chunk.unwrap_or_else(|| Vec::with_capacity(CHUNK))
     }
 
     /// Returns a chunk. Oversized or undersized buffers are dropped, not kept.
@@ -50,6 +62,25 @@ impl BufPool {
             buf.clear();
             free.push(buf);
         }
+    }
+
+    /// Frees the idle chunks that were not taken since the previous call, keeping at least
+    /// `keep`; returns how many it freed.
+    pub fn trim(&self, keep: usize) -> usize {
+        let mut free = self.free.borrow_mut();
+        let len = free.len();
+        let release = self.low_water.get().min(len).min(len.saturating_sub(keep));
+        if release > 0 {
+            free.truncate(len - release);
+            free.shrink_to(keep);
+        }
+        self.low_water.set(free.len());
+        release
+    }
+
+    /// Chunks taken so far (wrapping); every request takes one.
+    pub fn takes(&self) -> u64 {
+        self.takes.get()
     }
 
     /// Idle chunks held (for tests and stats).
@@ -79,5 +110,33 @@ mod tests {
         pool.give(Vec::with_capacity(CHUNK));
         pool.give(Vec::with_capacity(CHUNK));
         assert_eq!(pool.idle(), 2);
+    }
+
+    #[test]
+    fn trim_frees_what_a_burst_left_and_keeps_what_a_steady_load_uses() {
+        let pool = BufPool::new(100);
+        // A burst: 50 chunks out at once, then all back.
+        let burst: Vec<_> = (0..50).map(|_| pool.take()).collect();
+        burst.into_iter().for_each(|c| pool.give(c));
+        assert_eq!(pool.idle(), 50);
+        // The interval that saw the burst needed every chunk: nothing is freed yet.
+        assert_eq!(pool.trim(4), 0);
+        // A steady load of 10 connections through the next interval.
+        for _ in 0..3 {
+            let steady: Vec<_> = (0..10).map(|_| pool.take()).collect();
+            steady.into_iter().for_each(|c| pool.give(c));
+        }
+        // 40 chunks stayed idle the whole interval: freed; the 10 in use are kept.
+        assert_eq!(pool.trim(4), 40);
+        assert_eq!(pool.idle(), 10);
+        // Idle from now on: down to the reserve, and no further.
+        assert_eq!(pool.trim(4), 6);
+        assert_eq!(pool.idle(), 4);
+        assert_eq!(pool.trim(4), 0);
+        assert_eq!(pool.idle(), 4);
+        assert_eq!(pool.takes(), 80);
+        // With no reserve, a pool quiet since the last trim ends empty.
+        assert_eq!(pool.trim(0), 4);
+        assert_eq!(pool.idle(), 0);
     }
 }

@@ -13,6 +13,7 @@
 pub mod access_log;
 #[cfg(feature = "alloc-count")]
 pub mod alloc_count;
+pub mod allocator;
 pub mod buffers;
 pub mod config;
 pub mod control;
@@ -24,6 +25,7 @@ pub mod forwarding;
 pub mod http1;
 pub mod listen;
 pub mod local_reply;
+pub mod process;
 pub mod router;
 pub mod snapshot;
 pub mod stats;

@@ -95,3 +95,55 @@ fn a_missing_config_file_is_reported() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ringway.yaml"));
 }
+
+/// `(soft, hard)` "Max open files" of a process, from /proc (`unlimited` as `u64::MAX`).
+fn open_file_limits(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut values = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(u64::MAX));
+    (values.next().unwrap(), values.next().unwrap())
+}
+
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for driver in drivers() {
+        let (port, admin) = (free_port(), free_port());
+        let config = write_config(&direct_config(port, admin));
+        // A shell lowers the soft limit (as a default systemd or login session has it),
+        // then becomes ringway.
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -Sn 256 && exec {} -c {} --driver {driver} --log-level warn",
+                bin(),
+                config.path.display()
+            ))
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+        while !get(admin_addr, "/ready").is_ok_and(|r| r.status == 200) {
+            assert!(Instant::now() < deadline, "{driver}: not ready");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (soft, hard) = open_file_limits(child.id());
+        signal(child.id(), "TERM");
+        assert!(child.wait().unwrap().success(), "{driver}");
+        assert!(hard > 256, "{driver}: the hard limit here is {hard}");
+        assert_eq!(
+            soft,
+            hard.min(nr_open),
+            "{driver}: soft {soft}, hard {hard}"
+        );
+    }
+}

@@ -7,6 +7,11 @@ use ringway_load::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every connection is a descriptor: thousands of them need more than the default
+    // soft limit of 1024 (ringway does the same at start).
+    if let Err(e) = ringway::process::raise_nofile_limit() {
+        eprintln!("ringway-load: {e}");
+    }
     match cli.command {
         Command::Run(args) => {
             let outputs = args.outputs();

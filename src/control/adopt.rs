@@ -1,9 +1,10 @@
 //! Taking ownership of a file descriptor this process received as a bare number: from a
-//! predecessor over SCM_RIGHTS (hot restart) or from systemd (`LISTEN_FDS`). This is the
-//! one place in ringway with `unsafe` (but for the test-only counting allocator behind the
-//! `alloc-count` feature, `alloc_count.rs`): std and nix hand such descriptors over as a
-//! `RawFd`, and turning a number into an owned descriptor is unsafe by nature (the
-//! compiler cannot know that nothing else owns it). Everything else stays safe code.
+//! predecessor over SCM_RIGHTS (hot restart) or from systemd (`LISTEN_FDS`). This is one
+//! of the few places in ringway with `unsafe` (the others: `allocator.rs`, one FFI call
+//! into mimalloc, and the counting allocator of the test-only `alloc-count` feature,
+//! `alloc_count.rs`): std and nix hand such descriptors over as a `RawFd`, and turning a
+//! number into an owned descriptor is unsafe by nature (the compiler cannot know that
+//! nothing else owns it). Everything else stays safe code.
 
 #![allow(unsafe_code)]
 

@@ -48,6 +48,7 @@ use crate::{
     config::{Config, DriverChoice},
     cpus,
     driver::{self, Driver},
+    process,
     snapshot::{self, StatsHandles},
     stats::StatsStore,
     worker::{self, Command, Event, Stop, WorkerSetup},
@@ -221,6 +222,14 @@ fn start(mut config: Config, options: Options, started: Instant) -> Result<ExitC
         driver: options.driver,
     };
     overrides.apply(&mut config);
+    // Before any socket exists: every connection is a descriptor (two when proxied).
+    let open_files = match process::raise_nofile_limit() {
+        Ok(limit) => Some(limit.now),
+        Err(e) => {
+            warn!("{e}; connections past the soft limit will fail with EMFILE");
+            None
+        }
+    };
     let restart_path = options
         .hot_restart_socket
         .clone()
@@ -241,7 +250,7 @@ fn start(mut config: Config, options: Options, started: Instant) -> Result<ExitC
         warn!("{note}");
     }
     let plan = cpus::plan(config.workers, config.pin_workers, &cpus::allowed_cpus());
-    info!(workers = plan.count, driver = %driver, "{}", plan.reason);
+    info!(workers = plan.count, driver = %driver, open_files, "{}", plan.reason);
 
     // Bind (or adopt) everything before starting anything, so a taken port fails the
     // start cleanly.

@@ -35,11 +35,13 @@ impl PoolRegistry {
         )
     }
 
-    /// Closes expired idle connections of every pool.
-    pub fn sweep(&self, now: std::time::Instant) {
-        for pool in self.pools.borrow().values() {
-            pool.sweep(now);
-        }
+    /// Closes expired idle connections of every pool; returns how many.
+    pub fn sweep(&self, now: std::time::Instant) -> usize {
+        self.pools
+            .borrow()
+            .values()
+            .map(|pool| pool.sweep(now))
+            .sum()
     }
 }
 

@@ -210,13 +210,14 @@ impl EndpointPool {
         }
     }
 
-    /// Closes idle connections that have expired.
-    pub fn sweep(&self, now: Instant) {
+    /// Closes idle connections that have expired; returns how many.
+    pub fn sweep(&self, now: Instant) -> usize {
         let mut idle = self.idle.borrow_mut();
         let before = idle.len();
         idle.retain(|entry| entry.expires > now);
         let closed = before - idle.len();
         self.open.set(self.open.get().saturating_sub(closed));
+        closed
     }
 }
 

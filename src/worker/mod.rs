@@ -39,10 +39,13 @@ pub use stop::Stop;
 
 /// How often a draining worker checks whether its connections have finished.
 const DRAIN_POLL: Duration = Duration::from_millis(10);
-/// How often idle upstream connections past their timeout are closed.
-const POOL_SWEEP: Duration = Duration::from_secs(1);
-/// Idle read chunks a worker keeps for reuse (16 KiB each).
+/// How often idle upstream connections past their timeout are closed and read chunks
+/// left idle since the previous sweep are freed.
+const SWEEP: Duration = Duration::from_secs(1);
+/// Idle read chunks a worker keeps for reuse at most (16 KiB each).
 const MAX_FREE_CHUNKS: usize = 1024;
+/// Idle read chunks a worker keeps when quiet: what one request at a time cycles through.
+const IDLE_CHUNKS: usize = 0;
 
 /// What every connection task of a worker shares (on that worker's thread only).
 #[derive(Debug)]
@@ -214,7 +217,7 @@ async fn serve(setup: WorkerSetup) {
     let snapshot = Snapshot::build(&config, &stats, id, &context.pools, context.seed());
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());
-    monoio::spawn(sweep_pools(Rc::clone(&context), Rc::clone(&stop)));
+    monoio::spawn(sweep(Rc::clone(&context), Rc::clone(&stop)));
     let log = access_log.map(|setup| Rc::new(WorkerLog::new(setup)));
     if let Some(log) = &log {
         monoio::spawn(flush_periodically(Rc::clone(log)));
@@ -278,11 +281,31 @@ async fn serve(setup: WorkerSetup) {
     let _ = events.send(Event::Stopped(id));
 }
 
-/// Closes expired idle upstream connections once a second until the worker stops.
-async fn sweep_pools(context: Rc<WorkerContext>, stop: Rc<Stop>) {
+/// Once a second until the worker stops: closes expired idle upstream connections, frees
+/// the read chunks no connection needed since the previous sweep, and has the allocator
+/// give this thread's free pages back (memory comes back after a burst; ARCHITECTURE.md,
+/// "Memory").
+async fn sweep(context: Rc<WorkerContext>, stop: Rc<Stop>) {
+    let mut takes = context.bufs.takes();
+    // Whether memory was freed since the last forced collect.
+    let mut settled = true;
     loop {
         monoio::select! {
-            _ = monoio::time::sleep(POOL_SWEEP) => context.pools.sweep(std::time::Instant::now()),
+            _ = monoio::time::sleep(SWEEP) => {
+                let closed = context.pools.sweep(std::time::Instant::now());
+                let trimmed = context.bufs.trim(IDLE_CHUNKS);
+                stop.compact();
+                let busy = context.bufs.takes() != takes;
+                takes = context.bufs.takes();
+                if busy {
+                    crate::allocator::collect(false);
+                    settled = false;
+                } else if !settled || closed > 0 || trimmed > 0 {
+                    // The first quiet second after activity: give everything back now.
+                    crate::allocator::collect(true);
+                    settled = true;
+                }
+            }
             _ = stop.wait() => return,
         }
     }

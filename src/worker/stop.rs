@@ -41,6 +41,18 @@ impl Stop {
         }
     }
 
+    /// Gives back waiter storage a burst of connections left behind (called from the
+    /// worker's sweep): an empty list is freed, otherwise the vacant tail is dropped;
+    /// keys of waits still pending never change.
+    pub fn compact(&self) {
+        let mut waiters = self.waiters.borrow_mut();
+        if waiters.is_empty() {
+            *waiters = Slab::new();
+        } else {
+            waiters.shrink_to_fit();
+        }
+    }
+
     /// Whether the signal is set.
     pub fn is_stopped(&self) -> bool {
         self.stopped.get()
@@ -125,6 +137,8 @@ mod tests {
             let mut wait = Box::pin(stop.wait());
             assert!(wait.as_mut().poll(&mut cx).is_pending());
         }
+        assert_eq!(stop.waiting(), 1);
+        stop.compact();
         assert_eq!(stop.waiting(), 1);
         stop.stop();
         assert_eq!(stop.waiting(), 0);

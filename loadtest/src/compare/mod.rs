@@ -9,15 +9,25 @@
 //!    the hop costs in total, kernel and loopback included, at a load every target holds.
 //! 3. **Added latency**: one connection at a moderate fixed rate with everything on one
 //!    core (no cross-core wakeups): p50..p99.9 through the proxy minus direct.
+//! 4. **Memory**: idle resident set with two workers, bytes per idle keep-alive
+//!    connection (10,000 of them), and the resident set a minute after a burst.
+//! 5. **Start to ready**: spawn to the first ready answer, median of several starts.
+//!
+//! nginx and HAProxy are installed with apt-get when missing (as root, where apt-get
+//! exists; `--no-install` opts out); a peer that still cannot run is skipped with the
+//! reason.
 //!
 //! Targets run one after another and alternate within each repetition (direct, ringway,
 //! …, direct, ringway, …), so drift of a noisy machine spreads over all of them; each
 //! measurement starts its proxy fresh and stops it after. The generator is this binary's
 //! `run --json`, a child process pinned like the others, and its JSON is kept in
 //! `--out DIR` with one HTML page plotting every target. Modules: `targets` (start, stop,
-//! configs), `cpu` (/proc sampling), `summary` (tables, page).
+//! configs), `cpu` (/proc sampling), `summary` (tables, page), `memory` (regimes 4 and
+//! 5), `install` (the peers' packages).
 
 pub mod cpu;
+pub mod install;
+pub mod memory;
 pub mod summary;
 pub mod targets;
 
@@ -52,21 +62,27 @@ pub struct CompareArgs {
     /// Use this upstream instead of starting `ringway-load serve`.
     #[arg(long, value_name = "ADDR")]
     pub upstream: Option<SocketAddr>,
-    /// Targets, in the order they alternate; nginx and haproxy are skipped with a note
-    /// when not installed.
+    /// Targets, in the order they alternate; nginx and haproxy are installed when missing
+    /// (see --no-install), else skipped with a note.
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "direct,ringway,ringway-epoll,nginx,haproxy"
     )]
     pub targets: Vec<String>,
-    /// Regimes to run: 1 saturated, 2 hop cost, 3 added latency.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    /// Regimes to run: 1 saturated, 2 hop cost, 3 added latency, 4 memory, 5 start to
+    /// ready (4 and 5 skip the direct path).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,4,5")]
     pub regimes: Vec<u8>,
+    /// Do not install missing nginx/HAProxy (by default, as root with apt-get:
+    /// `apt-get update && apt-get install -y nginx haproxy`).
+    #[arg(long)]
+    pub no_install: bool,
     /// Results: every run's JSON, compare.html, the tables (summary.md), latency.svg.
     #[arg(long, value_name = "DIR", default_value = "compare-results")]
     pub out: PathBuf,
-    /// Short mode for tests: 1 s runs, 1 repetition, short warmup.
+    /// Short mode for tests: 1 s runs, 1 repetition, short warmup; regime 4 with 500 idle
+    /// connections, 100 in the burst for 1 s, 2 s wait; 3 starts in regime 5.
     #[arg(long)]
     pub quick: bool,
     /// Repetitions of every (regime, target) [default: 3, --quick: 1].
@@ -107,6 +123,30 @@ pub struct CompareArgs {
     /// The one CPU everything shares in regime 3 [default: the first CPU].
     #[arg(long, value_name = "LIST")]
     pub latency_cpus: Option<String>,
+    /// Regime 4: idle keep-alive connections held open [default: 10000, --quick: 500].
+    #[arg(long)]
+    pub idle_connections: Option<usize>,
+    /// Regime 4: connections of the burst [default: 1000, --quick: 100].
+    #[arg(long)]
+    pub burst_connections: Option<usize>,
+    /// Regime 4: how long the burst runs [default: 3s, --quick: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    pub burst: Option<Duration>,
+    /// Regime 4: request body of the burst's requests (POST) in bytes; 0 sends GETs.
+    #[arg(long, default_value_t = 0)]
+    pub burst_body_size: usize,
+    /// Regime 4: pause before each idle measurement, long enough for a proxy to settle
+    /// (ringway's sweep gives a quiet worker's memory back within two seconds) [default:
+    /// 3s, --quick: 500ms].
+    #[arg(long, value_parser = parse_duration)]
+    pub settle: Option<Duration>,
+    /// Regime 4: time after the burst before RSS is compared with idle [default: 60s,
+    /// --quick: 2s].
+    #[arg(long, value_parser = parse_duration)]
+    pub recovery_wait: Option<Duration>,
+    /// Regime 5: starts per target [default: 9, --quick: 3].
+    #[arg(long)]
+    pub start_runs: Option<usize>,
     /// nginx binary.
     #[arg(long, default_value = "nginx")]
     pub nginx: PathBuf,
@@ -115,12 +155,14 @@ pub struct CompareArgs {
     pub haproxy: PathBuf,
 }
 
-/// The three measurement regimes.
+/// The measurement regimes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Regime {
     Saturated,
     Hop,
     Latency,
+    Memory,
+    Start,
 }
 
 impl Regime {
@@ -129,6 +171,8 @@ impl Regime {
             Regime::Saturated => "1. Saturated cost",
             Regime::Hop => "2. Hop cost at a fixed rate",
             Regime::Latency => "3. Added latency",
+            Regime::Memory => "4. Memory",
+            Regime::Start => "5. Start to ready",
         }
     }
 
@@ -137,6 +181,19 @@ impl Regime {
             Regime::Saturated => "saturated",
             Regime::Hop => "hop",
             Regime::Latency => "latency",
+            Regime::Memory => "memory",
+            Regime::Start => "start",
+        }
+    }
+
+    fn from_number(n: u8) -> Option<Regime> {
+        match n {
+            1 => Some(Regime::Saturated),
+            2 => Some(Regime::Hop),
+            3 => Some(Regime::Latency),
+            4 => Some(Regime::Memory),
+            5 => Some(Regime::Start),
+            _ => None,
         }
     }
 }
@@ -187,6 +244,13 @@ fn default_ringway() -> PathBuf {
 /// Runs the comparison and prints its tables.
 pub fn compare(args: CompareArgs) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    if let Some(bad) = args
+        .regimes
+        .iter()
+        .find(|&&r| Regime::from_number(r).is_none())
+    {
+        return Err(format!("unknown regime {bad} (1 to 5)"));
+    }
     let reps = args
         .repetitions
         .unwrap_or(if args.quick { 1 } else { 3 })
@@ -226,9 +290,13 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         dir: work.clone(),
         taskset,
     };
-    let mut targets = Vec::new();
+    let mut wanted = Vec::new();
     for name in &args.targets {
-        let t = Target::parse(name)?;
+        wanted.push(Target::parse(name)?);
+    }
+    install::install_missing(&wanted, &setup, !args.no_install);
+    let mut targets = Vec::new();
+    for (t, name) in wanted.into_iter().zip(&args.targets) {
         match targets::unavailable(t, &setup) {
             Some(reason) => eprintln!("compare: skipping {name}: {reason}"),
             None => targets.push(t),
@@ -293,7 +361,7 @@ fn start_upstream(
         .map_err(|e| format!("cannot start the upstream: {e}"))?;
     let running = Running::from_child(Target::Direct, setup.upstream, child);
     for _ in 0..250 {
-        if targets::get_ok(setup.upstream) {
+        if targets::get_ok(setup.upstream, "/") {
             return Ok(running);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -328,14 +396,10 @@ fn run_all(
     let regimes: Vec<Regime> = args
         .regimes
         .iter()
-        .filter_map(|r| match r {
-            1 => Some(Regime::Saturated),
-            2 => Some(Regime::Hop),
-            3 => Some(Regime::Latency),
-            _ => None,
-        })
+        .filter_map(|&r| Regime::from_number(r))
         .collect();
     let mut sections = Vec::new();
+    let mut others = Vec::new();
     let mut markdown = String::new();
     for regime in regimes {
         let (connections, rate, load, proxy) = match regime {
@@ -347,6 +411,30 @@ fn run_all(
                 &place.proxy,
             ),
             Regime::Latency => (1, Some(args.latency_rate), &place.latency, &place.latency),
+            Regime::Memory | Regime::Start => {
+                let proxies: Vec<Target> = targets
+                    .iter()
+                    .copied()
+                    .filter(|&t| t != Target::Direct)
+                    .collect();
+                let (description, headers, rows) = if regime == Regime::Memory {
+                    run_memory(args, exe, setup, &proxies, reps)
+                } else {
+                    run_start(args, setup, &proxies)
+                };
+                let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+                let table = summary::markdown(&headers, &rows);
+                let text = format!("### {}\n\n{description}\n\n{table}\n", regime.title());
+                println!("{text}");
+                markdown.push_str(&text);
+                others.push(summary::Section {
+                    title: regime.title().to_string(),
+                    description,
+                    headers: headers.iter().map(|h| h.to_string()).collect(),
+                    rows,
+                });
+                continue;
+            }
         };
         if let Some(pid) = upstream_pid {
             let cpus = if regime == Regime::Latency {
@@ -419,6 +507,7 @@ fn run_all(
         println!("{text}");
         markdown.push_str(&text);
         if regime == Regime::Latency || !args.regimes.contains(&3) {
+            // (Regimes 4 and 5 have no latency to plot.)
             let svg =
                 summary::latency_plot(&ms, &format!("{}: latency by percentile", regime.title()));
             crate::output::write_file(&args.out.join("latency.svg"), svg.as_bytes())?;
@@ -443,11 +532,149 @@ fn run_all(
     ];
     crate::output::write_file(
         &args.out.join("compare.html"),
-        summary::page(&sections, &setup_rows).as_bytes(),
+        summary::page(&sections, &others, &setup_rows).as_bytes(),
     )?;
     crate::output::write_file(&args.out.join("summary.md"), markdown.as_bytes())?;
     eprintln!("compare: results in {}", args.out.display());
     Ok(())
+}
+
+/// Regime 4 over every proxy, alternating, `reps` times: (description, headers, rows).
+fn run_memory(
+    args: &CompareArgs,
+    exe: &Path,
+    setup: &Setup,
+    proxies: &[Target],
+    reps: usize,
+) -> (String, Vec<String>, Vec<Vec<String>>) {
+    let mut plan = memory::MemoryPlan {
+        idle_connections: args
+            .idle_connections
+            .unwrap_or(if args.quick { 500 } else { 10_000 }),
+        burst_connections: args
+            .burst_connections
+            .unwrap_or(if args.quick { 100 } else { 1000 }),
+        burst: args.burst.unwrap_or(if args.quick {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3)
+        }),
+        burst_body_size: args.burst_body_size,
+        settle: args.settle.unwrap_or(if args.quick {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(3)
+        }),
+        recovery_wait: args.recovery_wait.unwrap_or(if args.quick {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(60)
+        }),
+        open_files: 1024,
+    };
+    // This process holds every idle connection and the proxies (its children) inherit its
+    // limits: each needs a descriptor per connection and one per upstream connection.
+    // Past the hard limit only root may go (HAProxy will not start below what its
+    // `maxconn` needs).
+    let want = 2 * (plan.idle_connections + plan.burst_connections) as u64 + 4096;
+    let files = match ringway::process::ensure_nofile_limit(want) {
+        Ok(l) => l.now,
+        Err(e) => {
+            eprintln!("compare: {e}");
+            ringway::process::raise_nofile_limit().map_or(1024, |l| l.now)
+        }
+    };
+    let room = usize::try_from(files)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(256);
+    if plan.idle_connections > room {
+        eprintln!(
+            "compare: the open-file limit ({files}, raised to the hard limit) leaves room for {room} \
+             idle connections, not {}; measuring with {room}",
+            plan.idle_connections
+        );
+        plan.idle_connections = room;
+    }
+    plan.open_files = files;
+    let cap = plan.profile().max_connections;
+    if cap < plan.idle_connections + 1024 {
+        eprintln!(
+            "compare: the open-file limit ({files}) caps nginx's worker_connections and \
+             HAProxy's maxconn at {cap}"
+        );
+    }
+    let mut description = format!("{}, {reps} repetition(s)", plan.description());
+    eprintln!("compare: {}: {description}", Regime::Memory.title());
+    let mut ms = Vec::new();
+    for rep in 0..reps {
+        for &target in proxies {
+            let json = args
+                .out
+                .join("runs")
+                .join(format!("memory-burst-{}-{rep}.json", target.name()));
+            match memory::measure(exe, setup, target, &plan, &json) {
+                Ok(m) => {
+                    eprintln!(
+                        "compare:   {} #{rep}: idle {} KiB, {:.0} B per idle connection, {} \
+                         KiB {:.0} s after the burst ({:+.1}%)",
+                        target.name(),
+                        m.idle.rss_kib,
+                        m.per_connection(),
+                        m.after_burst.rss_kib,
+                        plan.recovery_wait.as_secs_f64(),
+                        m.recovery() * 100.0
+                    );
+                    ms.push(m);
+                }
+                Err(e) => eprintln!("compare:   {} #{rep}: skipped: {e}", target.name()),
+            }
+        }
+    }
+    if ms.iter().any(|m| m.connections < plan.idle_connections) {
+        description.push_str(" (fewer idle connections where the table says so)");
+    }
+    let (headers, rows) = memory::memory_rows(&ms, plan.recovery_wait);
+    (description, headers, rows)
+}
+
+/// Regime 5: every proxy started `--start-runs` times, alternating.
+fn run_start(
+    args: &CompareArgs,
+    setup: &Setup,
+    proxies: &[Target],
+) -> (String, Vec<String>, Vec<Vec<String>>) {
+    let runs = args
+        .start_runs
+        .unwrap_or(if args.quick { 3 } else { 9 })
+        .max(1);
+    let profile = targets::Profile {
+        workers: 2,
+        max_connections: 4096,
+        quickstart: true,
+    };
+    let description = format!(
+        "2 workers each (ringway on config/quickstart.yaml), unpinned; spawn to the first \
+         ready answer, polled every 250 µs; {runs} starts per target, alternating"
+    );
+    eprintln!("compare: {}: {description}", Regime::Start.title());
+    let mut times = Vec::new();
+    for run in 0..runs {
+        for &target in proxies {
+            match memory::time_start(setup, target, &profile) {
+                Ok((took, probe)) => {
+                    eprintln!(
+                        "compare:   {} #{run}: ready after {:.1} ms",
+                        target.name(),
+                        took.as_secs_f64() * 1e3
+                    );
+                    times.push((target, took, probe));
+                }
+                Err(e) => eprintln!("compare:   {} #{run}: skipped: {e}", target.name()),
+            }
+        }
+    }
+    let (headers, rows) = memory::start_rows(&times);
+    (description, headers, rows)
 }
 
 /// One measurement: the generator as a child, the CPU sampler around it.

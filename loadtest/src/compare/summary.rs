@@ -58,7 +58,7 @@ pub fn spread(values: &[f64]) -> Option<Spread> {
     })
 }
 
-fn cell(s: Option<Spread>, fmt: &dyn Fn(f64) -> String) -> String {
+pub fn cell(s: Option<Spread>, fmt: &dyn Fn(f64) -> String) -> String {
     match s {
         None => "–".into(),
         Some(s) if s.min == s.max => fmt(s.median),
@@ -118,6 +118,8 @@ pub fn table_rows(regime: Regime, ms: &[Measurement]) -> (Vec<&'static str>, Vec
     };
     let errors = |v: &[&Measurement]| v.iter().map(|m| m.errors).sum::<u64>().to_string();
     match regime {
+        // Regimes 4 and 5 measure no requests; their tables come from `memory`.
+        Regime::Memory | Regime::Start => (Vec::new(), Vec::new()),
         Regime::Saturated => (
             vec!["target", "requests/s", "proxy CPU µs/request", "errors"],
             groups
@@ -228,8 +230,22 @@ pub fn latency_plot(ms: &[Measurement], title: &str) -> String {
     svg::percentile_plot(&series, title)
 }
 
-/// The page: per regime its description, table and plot; then the setup.
-pub fn page(sections: &[(Regime, String, Vec<Measurement>)], setup: &[(String, String)]) -> String {
+/// A regime with a table and nothing to plot (memory, start to ready).
+#[derive(Debug, Clone)]
+pub struct Section {
+    pub title: String,
+    pub description: String,
+    pub headers: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// The page: per regime its description, table and plot; the table-only regimes; then
+/// the setup.
+pub fn page(
+    sections: &[(Regime, String, Vec<Measurement>)],
+    others: &[Section],
+    setup: &[(String, String)],
+) -> String {
     let mut body = String::from("<h1>ringway-load compare</h1>\n");
     for (regime, description, ms) in sections {
         let _ = writeln!(
@@ -249,6 +265,16 @@ pub fn page(sections: &[(Regime, String, Vec<Measurement>)], setup: &[(String, S
             .filter_map(|m| m.json.file_name().map(|n| n.to_string_lossy().to_string()))
             .collect();
         let _ = writeln!(body, "<p>Runs: {}</p>", escape(&runs.join(", ")));
+    }
+    for section in others {
+        let _ = writeln!(
+            body,
+            "<h2>{}</h2>\n<p>{}</p>",
+            escape(&section.title),
+            escape(&section.description)
+        );
+        let headers: Vec<&str> = section.headers.iter().map(String::as_str).collect();
+        body.push_str(&table(&headers, &section.rows));
     }
     body.push_str("<h2>Setup</h2>\n");
     let rows: Vec<Vec<String>> = setup
