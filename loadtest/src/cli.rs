@@ -30,12 +30,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load one or more URLs and print the latency spectrum, rate and errors.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Answer every request with a fixed response (an upstream to measure against).
     Serve(ServeArgs),
     /// Measure proxies against the direct path: ringway (io_uring and epoll), nginx and
     /// HAProxy when installed; three regimes, alternating targets, medians and spread.
-    Compare(crate::compare::CompareArgs),
+    Compare(Box<crate::compare::CompareArgs>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Compare(args) => match ringway_load::compare::compare(args) {
+        Command::Compare(args) => match ringway_load::compare::compare(*args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("ringway-load compare: {e}");
