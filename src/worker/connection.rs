@@ -367,6 +367,9 @@ impl Connection<'_> {
     /// at most `HOT_WAIT`. `Hot::Quiet` (with when the wait began) when nothing came
     /// in that time or the worker began to stop; the chunk is then empty.
     async fn read_hot(&mut self, stop: &Stop) -> Hot {
+        if stop.is_stopped() {
+            return Hot::Quiet(Instant::now());
+        }
         self.buf.clear();
         self.start = 0;
         if self.buf.capacity() == 0 {
@@ -376,9 +379,6 @@ impl Connection<'_> {
         let sleep = monoio::time::sleep(window);
         // The sleep read the clock; the wait began one window before its deadline.
         let began = sleep.deadline().into_std() - window;
-        if stop.is_stopped() {
-            return Hot::Quiet(began);
-        }
         let buf = std::mem::take(&mut self.buf);
         let handle = self.canceller.get_or_insert_with(Canceller::new).handle();
         let mut read = std::pin::pin!(self.stream.cancelable_read(buf, handle));
