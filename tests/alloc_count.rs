@@ -191,21 +191,7 @@ fn proxied_keep_alive_requests_allocate_at_most_twice() {
         let up = Upstream::start(false);
         let (port, admin) = (free_port(), free_port());
         let workers = 2;
-        let yaml = format!(
-            r#"workers: {workers}
-admin: 127.0.0.1:{admin}
-listeners:
-  - name: public
-    address: 127.0.0.1:{port}
-    routes:
-      - match: {{ prefix: /svc/ }}
-        cluster: echo
-clusters:
-  - name: echo
-    endpoints: ["{endpoint}"]
-"#,
-            endpoint = up.endpoint()
-        );
+        let yaml = echo_config(workers, port, admin, &up.endpoint(), "");
         let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| Client::new(addr)).collect();

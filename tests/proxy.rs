@@ -160,6 +160,58 @@ fn keep_alive_holds_the_upstream_connection_count_down() {
     }
 }
 
+/// `concurrent` client connections each send one request held `delay_ms` by the origin,
+/// all at once; every answer must be 200.
+fn concurrent_round(addr: SocketAddr, concurrent: usize, delay_ms: u64, driver: &str) {
+    let clients: Vec<_> = (0..concurrent)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let raw =
+                    format!("GET /svc/r HTTP/1.1\r\nHost: t\r\nx-delay-ms: {delay_ms}\r\n\r\n");
+                send(addr, raw.as_bytes()).status
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), 200, "{driver}");
+    }
+}
+
+#[test]
+fn a_burst_above_the_idle_cap_keeps_its_upstream_connections_until_it_passes() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let (port, admin) = (free_port(), free_port());
+        let pool = "    pool: { max_idle_per_endpoint: 2, idle_timeout: 60s }\n";
+        let yaml = echo_config(1, port, admin, &up.endpoint(), pool);
+        let _rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let opened = || up.connections.load(std::sync::atomic::Ordering::Relaxed);
+
+        // Eight requests at once need eight upstream connections; all go back idle,
+        // above the cap of two.
+        concurrent_round(addr, 8, 200, driver);
+        assert_eq!(opened(), 8, "{driver}");
+        // Right after, the next eight reuse them: closing six at the cap would have
+        // opened six more.
+        concurrent_round(addr, 8, 200, driver);
+        assert_eq!(
+            opened(),
+            8,
+            "{driver}: a burst's connections were closed mid-burst"
+        );
+        // Quiet for two sweeps: the six the cap does not keep are closed, the two kept
+        // are reused, six are opened anew.
+        std::thread::sleep(Duration::from_millis(3000));
+        concurrent_round(addr, 8, 200, driver);
+        assert_eq!(
+            opened(),
+            14,
+            "{driver}: idle connections above the cap were kept"
+        );
+    }
+}
+
 #[test]
 fn a_request_on_a_connection_the_origin_closed_is_retried() {
     for driver in drivers() {

@@ -288,7 +288,9 @@ impl std::fmt::Display for EndpointAddress {
 /// workers share nothing, so a process holds up to `workers x` these numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
-    /// Idle keep-alive connections kept per endpoint (default 64).
+    /// Idle keep-alive connections kept per endpoint once load has passed (default 64);
+    /// during a burst more stay idle, and those no request needed for a second are closed
+    /// (`upstream::pool`).
     pub max_idle_per_endpoint: usize,
     /// An idle connection is closed after this long (default 4s: below the 5s keep-alive
     /// timeouts of Node.js and Apache, so ringway closes first and rarely reuses a

@@ -35,7 +35,8 @@ impl PoolRegistry {
         )
     }
 
-    /// Closes expired idle connections of every pool; returns how many.
+    /// Closes expired idle connections, and those above each pool's cap that were not
+    /// needed since the previous sweep, of every pool; returns how many.
     pub fn sweep(&self, now: std::time::Instant) -> usize {
         self.pools
             .borrow()

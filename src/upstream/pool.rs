@@ -13,6 +13,17 @@
 //! Expired connections are dropped when found and by a periodic sweep, so that an
 //! endpoint no longer used does not keep sockets open.
 //!
+//! `max_idle_per_endpoint` bounds what stays idle once load has passed, not what may sit
+//! idle for a moment. Closing a returned connection as soon as the idle list is at the
+//! cap (nginx's `keepalive N`) churns connections whenever more requests are in flight
+//! than the cap: a closed loop of 1,000 clients opened an upstream connection for one
+//! request in four that way. So a connection always goes back to the list, and the
+//! once-a-second sweep closes, oldest first, the idle connections above the cap that no
+//! request needed since the previous sweep (the list's low-water mark, as the buffer pool
+//! trims its chunks). A burst keeps its connections while it lasts; within two sweeps of
+//! its end the list is back at the cap. Idle connections never exceed open ones, which
+//! `max_connections_per_endpoint` bounds.
+//!
 //! A connection is returned only by an explicit [`Lease::release`] after its response
 //! was read to the end; dropping a lease (any error, a timeout, a cancelled request)
 //! closes the connection.
@@ -59,6 +70,10 @@ pub struct EndpointPool {
     /// `address` as text, formatted once (access log lines name the endpoint).
     address_text: Box<str>,
     idle: RefCell<Vec<Idle>>,
+    /// The fewest idle connections since the previous sweep: that many were not needed.
+    idle_low_water: Cell<usize>,
+    /// `max_idle_per_endpoint` of the last request returned (pools outlive snapshots).
+    keep_idle: Cell<usize>,
     open: Cell<usize>,
     waiters: RefCell<VecDeque<Rc<Waiter>>>,
 }
@@ -74,6 +89,8 @@ impl EndpointPool {
             address_text: address.to_string().into(),
             address,
             idle: RefCell::new(Vec::new()),
+            idle_low_water: Cell::new(0),
+            keep_idle: Cell::new(PoolSettings::default().max_idle_per_endpoint),
             open: Cell::new(0),
             waiters: RefCell::new(VecDeque::new()),
         })
@@ -157,13 +174,17 @@ impl EndpointPool {
 
     fn pop_idle(&self, now: Instant) -> Option<UpstreamConn> {
         let mut idle = self.idle.borrow_mut();
+        let mut found = None;
         while let Some(entry) = idle.pop() {
             if entry.expires > now {
-                return Some(entry.conn);
+                found = Some(entry.conn);
+                break;
             }
             self.open.set(self.open.get().saturating_sub(1));
         }
-        None
+        self.idle_low_water
+            .set(self.idle_low_water.get().min(idle.len()));
+        found
     }
 
     /// The next waiter still waiting, if any.
@@ -189,12 +210,8 @@ impl EndpointPool {
         if let Some(waiter) = self.next_waiter() {
             return Self::grant(&waiter, Grant::Conn(conn));
         }
+        self.keep_idle.set(settings.max_idle_per_endpoint);
         let mut idle = self.idle.borrow_mut();
-        if idle.len() >= settings.max_idle_per_endpoint {
-            drop(conn);
-            self.open.set(self.open.get().saturating_sub(1));
-            return;
-        }
         let ttl = keep_alive.map_or(settings.idle_timeout, |k| k.min(settings.idle_timeout));
         idle.push(Idle {
             conn,
@@ -210,11 +227,25 @@ impl EndpointPool {
         }
     }
 
-    /// Closes idle connections that have expired; returns how many.
+    /// Once a second: closes the idle connections that expired and those above
+    /// `max_idle_per_endpoint` that no request needed since the previous sweep; returns
+    /// how many.
     pub fn sweep(&self, now: Instant) -> usize {
         let mut idle = self.idle.borrow_mut();
         let before = idle.len();
+        // Above the cap and unused since the last sweep: the oldest go first.
+        let unused = self
+            .idle_low_water
+            .get()
+            .min(before.saturating_sub(self.keep_idle.get()));
+        idle.drain(..unused);
         idle.retain(|entry| entry.expires > now);
+        let usual = idle.len().max(self.keep_idle.get());
+        if idle.capacity() > 2 * usual {
+            // A burst's list goes back to its usual size (memory after a burst).
+            idle.shrink_to(usual);
+        }
+        self.idle_low_water.set(idle.len());
         let closed = before - idle.len();
         self.open.set(self.open.get().saturating_sub(closed));
         closed

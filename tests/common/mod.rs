@@ -315,3 +315,29 @@ clusters:
 "#
     )
 }
+
+/// A config with `workers`, one listener on `port` routing `/svc/` to the cluster `echo`
+/// at `endpoint`, and the admin listener; `cluster_keys` (indented lines) go into the
+/// cluster.
+pub fn echo_config(
+    workers: usize,
+    port: u16,
+    admin_port: u16,
+    endpoint: &str,
+    cluster_keys: &str,
+) -> String {
+    format!(
+        r#"workers: {workers}
+admin: 127.0.0.1:{admin_port}
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    routes:
+      - match: {{ prefix: /svc/ }}
+        cluster: echo
+clusters:
+  - name: echo
+    endpoints: ["{endpoint}"]
+{cluster_keys}"#
+    )
+}
