@@ -69,4 +69,19 @@ mod tests {
         let err = bind_group(addr, 2).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
+
+    #[test]
+    fn accepted_sockets_inherit_tcp_nodelay_from_the_listener() {
+        // The accept path relies on this instead of a setsockopt per connection.
+        let group = bind_group("127.0.0.1:0".parse().unwrap(), 1).unwrap();
+        let listener = &group[0];
+        listener.set_nonblocking(false).unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY not inherited");
+        assert!(
+            !client.nodelay().unwrap(),
+            "a fresh socket has it off: the check means something"
+        );
+    }
 }

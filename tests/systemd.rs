@@ -86,6 +86,9 @@ fn a_socket_passed_by_socket_activation_is_adopted() {
     for driver in drivers() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        // The same socket, kept here to look at its options once ringway has it.
+        let probe = listener.try_clone().unwrap();
+        assert!(!socket2::SockRef::from(&probe).nodelay().unwrap());
         let admin = free_port();
         let config = write_config(&direct_config(addr.port(), admin));
         // The listening socket is the shell's stdin; `3<&0` moves it to descriptor 3, and
@@ -102,6 +105,8 @@ fn a_socket_passed_by_socket_activation_is_adopted() {
             .spawn()
             .unwrap());
         wait_ready(admin);
+        // Accepted sockets inherit TCP_NODELAY from it; ringway sets it on adoption.
+        assert!(socket2::SockRef::from(&probe).nodelay().unwrap(), "{driver}");
         for _ in 0..8 {
             let r = get(addr, "/healthz").unwrap();
             assert_eq!((r.status, &r.body[..]), (200, &b"ok\n"[..]), "{driver}");

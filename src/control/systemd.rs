@@ -34,6 +34,11 @@ pub fn listen_fds() -> Inherited {
     }
     for fd in LISTEN_FDS_START..LISTEN_FDS_START + count {
         let listener = std::net::TcpListener::from(adopt(fd));
+        // Accepted sockets inherit TCP_NODELAY from the listener (the accept path does
+        // not set it per connection); a socket unit sets it only with `NoDelay=true`.
+        if let Err(e) = socket2::SockRef::from(&listener).set_nodelay(true) {
+            warn!(fd, error = %e, "LISTEN_FDS: cannot set TCP_NODELAY");
+        }
         match listener.local_addr() {
             Ok(addr) => inherited.listeners.push((addr, listener)),
             Err(e) => warn!(fd, error = %e, "LISTEN_FDS: not a TCP listening socket; ignored"),

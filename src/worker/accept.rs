@@ -115,7 +115,8 @@ fn start_connection(
             return;
         }
     };
-    let _ = stream.set_nodelay(true);
+    // No TCP_NODELAY here: an accepted socket inherits it from its listener, which
+    // `listen` (or, for sockets from systemd, `control::systemd`) set once.
     let listener = Rc::clone(&slot.borrow());
     listener.cx_stats.get(cx::DOWNSTREAM_CX_TOTAL).inc();
     listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).inc();
