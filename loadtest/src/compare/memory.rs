@@ -342,19 +342,26 @@ fn percent(v: f64) -> String {
     format!("{:+.1}%", v * 100.0)
 }
 
-/// The memory table: medians (min–max) per target.
-pub fn memory_rows(ms: &[MemoryMeasurement], wait: Duration) -> (Vec<String>, Vec<Vec<String>>) {
+/// The memory table: medians (min–max) per target. `burst` is the burst's length (for
+/// its rate), `wait` the time after it.
+pub fn memory_rows(
+    ms: &[MemoryMeasurement],
+    burst: Duration,
+    wait: Duration,
+) -> (Vec<String>, Vec<Vec<String>>) {
     let headers = vec![
         "target".to_string(),
         "idle RSS MB".into(),
         "idle PSS MB".into(),
         "per idle connection KiB".into(),
         "idle connections".into(),
+        "burst requests/s".into(),
         "burst peak RSS MB".into(),
         format!("RSS {:.0} s after burst MB", wait.as_secs_f64()),
         "after burst vs idle".into(),
         "burst errors".into(),
     ];
+    let burst_secs = burst.as_secs_f64().max(1e-9);
     let mut rows = Vec::new();
     for target in order(ms.iter().map(|m| m.target)) {
         let mine: Vec<&MemoryMeasurement> = ms.iter().filter(|m| m.target == target).collect();
@@ -367,6 +374,9 @@ pub fn memory_rows(ms: &[MemoryMeasurement], wait: Duration) -> (Vec<String>, Ve
             cell(s(&|m| m.idle.pss_kib as f64), &mb),
             cell(s(&|m| m.per_connection()), &kib),
             cell(s(&|m| m.connections as f64), &|v| format!("{v:.0}")),
+            cell(s(&|m| m.burst_requests as f64 / burst_secs), &|v| {
+                format!("{v:.0}")
+            }),
             cell(s(&|m| m.burst_peak_rss_kib as f64), &mb),
             cell(s(&|m| m.after_burst.rss_kib as f64), &mb),
             cell(s(&|m| m.recovery()), &percent),
@@ -445,17 +455,18 @@ mod tests {
             with_connections: r(5000 + 60_000),
             burst_idle: r(5000),
             burst_peak_rss_kib: 30_000,
-            burst_requests: 1,
+            burst_requests: 30_000,
             burst_errors: 0,
             after_burst: r(5250),
         };
         assert!((m.per_connection() - 6144.0).abs() < 1e-9);
         assert!((m.recovery() - 0.05).abs() < 1e-9);
-        let (headers, rows) = memory_rows(&[m], Duration::from_secs(60));
-        assert_eq!(headers[6], "RSS 60 s after burst MB");
+        let (headers, rows) = memory_rows(&[m], Duration::from_secs(3), Duration::from_secs(60));
+        assert_eq!(headers[7], "RSS 60 s after burst MB");
         assert_eq!(rows[0][1], "5.1");
         assert_eq!(rows[0][3], "6.0");
-        assert_eq!(rows[0][7], "+5.0%");
+        assert_eq!(rows[0][5], "10000");
+        assert_eq!(rows[0][8], "+5.0%");
         let (_, rows) = start_rows(&[
             (Target::Ringway, Duration::from_millis(3), "/ready"),
             (Target::Nginx, Duration::from_millis(9), "GET /"),

@@ -633,7 +633,7 @@ fn run_memory(
     if ms.iter().any(|m| m.connections < plan.idle_connections) {
         description.push_str(" (fewer idle connections where the table says so)");
     }
-    let (headers, rows) = memory::memory_rows(&ms, plan.recovery_wait);
+    let (headers, rows) = memory::memory_rows(&ms, plan.burst, plan.recovery_wait);
     (description, headers, rows)
 }
 
