@@ -106,7 +106,10 @@ fn a_socket_passed_by_socket_activation_is_adopted() {
             .unwrap());
         wait_ready(admin);
         // Accepted sockets inherit TCP_NODELAY from it; ringway sets it on adoption.
-        assert!(socket2::SockRef::from(&probe).nodelay().unwrap(), "{driver}");
+        assert!(
+            socket2::SockRef::from(&probe).nodelay().unwrap(),
+            "{driver}"
+        );
         for _ in 0..8 {
             let r = get(addr, "/healthz").unwrap();
             assert_eq!((r.status, &r.body[..]), (200, &b"ok\n"[..]), "{driver}");
