@@ -186,3 +186,34 @@ fn memory_and_start_regimes_measure_ringway_on_both_drivers() {
         .unwrap()
         .contains("| ringway-epoll |"));
 }
+
+#[test]
+fn requests_per_conn_closes_client_connections_in_the_cpu_regimes() {
+    let (stdout, _stderr, out) = compare(&[
+        "--warmup",
+        "100ms",
+        "--regimes",
+        "1",
+        "--targets",
+        "direct,ringway",
+        "--requests-per-conn",
+        "1",
+    ]);
+    assert!(
+        stdout.contains("32 connection(s) each closed after 1 request(s)"),
+        "{stdout}"
+    );
+    let run =
+        std::fs::read_to_string(out.path().join("runs").join("saturated-ringway-0.json")).unwrap();
+    let r = ringway_load::output::fortio::from_json(&run).unwrap();
+    let x = &r.ringway_load;
+    // A new connection per request: as many connections opened as requests sent (give or
+    // take the ones in flight at the ends of the measured window).
+    assert!(x.completed > 100, "{}", x.completed);
+    assert!(
+        x.connections_opened + 64 >= x.completed,
+        "{} connections for {} requests",
+        x.connections_opened,
+        x.completed
+    );
+}

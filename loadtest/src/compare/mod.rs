@@ -97,6 +97,11 @@ pub struct CompareArgs {
     /// Connections of regime 1 (closed loop).
     #[arg(long, default_value_t = 32)]
     pub saturated_connections: usize,
+    /// Regimes 1-3: close each client connection after this many requests (1: a new
+    /// connection per request, what clients that do not reuse connections cost); by
+    /// default connections are kept alive.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests_per_conn: Option<u64>,
     /// Requests/s of regime 2 (open loop), over all its connections.
     #[arg(long, default_value_t = 11_000)]
     pub hop_rate: u64,
@@ -445,11 +450,15 @@ fn run_all(
             repin(pid, cpus.as_deref());
         }
         let description = format!(
-            "{}, {connections} connection(s), {:.1} s measured after {:.1} s warmup, {reps} \
+            "{}, {connections} connection(s){}, {:.1} s measured after {:.1} s warmup, {reps} \
              repetition(s); generator on CPUs {}, proxy on CPUs {}, upstream on CPUs {}",
             match rate {
                 Some(r) => format!("open loop at {r} requests/s"),
                 None => "closed loop".into(),
+            },
+            match args.requests_per_conn {
+                Some(n) => format!(" each closed after {n} request(s)"),
+                None => String::new(),
             },
             duration.as_secs_f64(),
             warmup.as_secs_f64(),
@@ -484,7 +493,13 @@ fn run_all(
                     setup,
                     &running,
                     load.as_deref(),
-                    (connections, rate, duration, warmup),
+                    Shape {
+                        connections,
+                        rate,
+                        requests_per_conn: args.requests_per_conn,
+                        duration,
+                        warmup,
+                    },
                     rep,
                     (&json, regime == Regime::Latency),
                 );
@@ -678,15 +693,34 @@ fn run_start(
 }
 
 /// One measurement: the generator as a child, the CPU sampler around it.
+/// The load one measurement puts on a target.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    connections: usize,
+    /// Open loop at this many requests/s; closed loop without.
+    rate: Option<u64>,
+    /// Each client connection closes after this many requests (kept alive without).
+    requests_per_conn: Option<u64>,
+    duration: Duration,
+    warmup: Duration,
+}
+
 fn measure(
     exe: &Path,
     setup: &Setup,
     running: &Running,
     load_cpus: Option<&str>,
-    (connections, rate, duration, warmup): (usize, Option<u64>, Duration, Duration),
+    shape: Shape,
     repetition: usize,
     (json, from_actual_send): (&Path, bool),
 ) -> Result<Measurement, String> {
+    let Shape {
+        connections,
+        rate,
+        requests_per_conn,
+        duration,
+        warmup,
+    } = shape;
     let pids = running.pid().map(cpu::process_tree).unwrap_or_default();
     let threads = load_cpus.map_or(1, |l| l.split(',').count().max(1));
     let mut c = targets::pinned(setup, load_cpus, exe);
@@ -699,6 +733,9 @@ fn measure(
         .arg(format!("http://{}/", running.addr));
     if let Some(rate) = rate {
         c.args(["-R", &rate.to_string()]);
+    }
+    if let Some(n) = requests_per_conn {
+        c.args(["--requests-per-conn", &n.to_string()]);
     }
     let sampler = cpu::Sampler::start(pids.clone());
     let out = c
