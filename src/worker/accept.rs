@@ -50,6 +50,20 @@ impl Acceptor {
     }
 }
 
+/// Takes one queued connection from `listener`, already non-blocking and close-on-exec
+/// (`accept4` sets both, so no `ioctl` follows per connection), with its peer's address.
+fn accept_one(
+    listener: &std::net::TcpListener,
+) -> io::Result<(std::net::TcpStream, std::net::SocketAddr)> {
+    use nix::sys::socket::SockFlag;
+    let flags = (SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC).bits();
+    let (socket, peer) = socket2::SockRef::from(listener).accept4(flags)?;
+    let peer = peer
+        .as_socket()
+        .ok_or_else(|| io::Error::other("accepted a connection without an IP peer"))?;
+    Ok((socket.into(), peer))
+}
+
 /// What an accept loop shares with its worker.
 #[derive(Debug, Clone)]
 pub struct Shared {
@@ -65,7 +79,7 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
     loop {
         // Everything queued now, including (after the stop) the last pass.
         loop {
-            match acceptor.accept.accept() {
+            match accept_one(&acceptor.accept) {
                 Ok((stream, peer)) => start_connection(stream, peer, &slot, &shared),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -105,10 +119,7 @@ fn start_connection(
     slot: &Slot,
     shared: &Shared,
 ) {
-    let stream = match stream
-        .set_nonblocking(true)
-        .and_then(|()| TcpStream::from_std(stream))
-    {
+    let stream = match TcpStream::from_std(stream) {
         Ok(stream) => stream,
         Err(e) => {
             debug!(error = %e, "registering an accepted connection failed");
@@ -136,4 +147,29 @@ fn is_fd_exhaustion(e: &io::Error) -> bool {
     const ENFILE: i32 = 23;
     const EMFILE: i32 = 24;
     matches!(e.raw_os_error(), Some(ENFILE | EMFILE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn accepted_connections_are_non_blocking_and_carry_their_peer() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut accepted, peer) = accept_one(&listener).unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        // Nothing sent yet: on a blocking socket this read would hang.
+        let mut byte = [0u8; 1];
+        let err = accepted.read(&mut byte).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        client.write_all(b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(accepted.read(&mut byte).unwrap(), 1);
+        // Nothing else is queued.
+        listener.set_nonblocking(true).unwrap();
+        let err = accept_one(&listener).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
 }
