@@ -147,3 +147,63 @@ fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
         );
     }
 }
+
+/// User + system CPU ticks a process has used, from /proc.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn out_of_file_descriptors_the_listener_backs_off_and_recovers() {
+    for driver in drivers() {
+        let (port, admin) = (free_port(), free_port());
+        let config = write_config(&direct_config(port, admin));
+        // A hard limit of 64 descriptors: the runtime, listeners and logs take some,
+        // the clients below take the rest and more wait in the backlog.
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n 64 && exec {} -c {} --driver {driver} --log-level error",
+                bin(),
+                config.path.display()
+            ))
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+        while !get(admin_addr, "/ready").is_ok_and(|r| r.status == 200) {
+            assert!(Instant::now() < deadline, "{driver}: not ready");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let held: Vec<_> = (0..100).map(|_| connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // Out of descriptors with connections still queued: backing off, not spinning
+        // (a busy loop would burn the 100 ticks of a second).
+        let before = cpu_ticks(child.id());
+        std::thread::sleep(Duration::from_millis(1000));
+        let spent = cpu_ticks(child.id()) - before;
+        assert!(
+            spent < 30,
+            "{driver}: {spent} CPU ticks in 1 s while out of descriptors"
+        );
+        drop(held);
+        // Descriptors free again: new connections are served.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match get(addr, "/healthz") {
+                Ok(r) if r.status == 200 => break,
+                _ => {
+                    assert!(Instant::now() < deadline, "{driver}: not serving again");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        signal(child.id(), "TERM");
+        assert!(child.wait().unwrap().success(), "{driver}");
+    }
+}

@@ -208,6 +208,7 @@ async fn serve(setup: WorkerSetup) {
         commands,
         events,
         access_log,
+        driver,
         ..
     } = setup;
     let context = Rc::new(WorkerContext::new(
@@ -227,6 +228,7 @@ async fn serve(setup: WorkerSetup) {
         stop: Rc::clone(&stop),
         connections: Rc::clone(&connections),
         log: log.clone(),
+        epoll: driver == Driver::Epoll,
     };
     let mut listeners = Listeners::default();
     if let Err(e) = listeners.apply(snapshot, sockets, &shared) {
