@@ -118,27 +118,16 @@ fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
         .unwrap();
     for driver in drivers() {
         let (port, admin) = (free_port(), free_port());
-        let config = write_config(&direct_config(port, admin));
         // A shell lowers the soft limit (as a default systemd or login session has it),
         // then becomes ringway.
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "ulimit -Sn 256 && exec {} -c {} --driver {driver} --log-level warn",
-                bin(),
-                config.path.display()
-            ))
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
-        while !get(admin_addr, "/ready").is_ok_and(|r| r.status == 200) {
-            assert!(Instant::now() < deadline, "{driver}: not ready");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let (soft, hard) = open_file_limits(child.id());
-        signal(child.id(), "TERM");
-        assert!(child.wait().unwrap().success(), "{driver}");
+        let rw = Ringway::start_with_ulimit(
+            &direct_config(port, admin),
+            admin,
+            &["--driver", driver],
+            "-Sn 256",
+        );
+        let (soft, hard) = open_file_limits(rw.pid());
+        assert!(rw.terminate().success(), "{driver}");
         assert!(hard > 256, "{driver}: the hard limit here is {hard}");
         assert_eq!(
             soft,
@@ -161,32 +150,22 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn out_of_file_descriptors_the_listener_backs_off_and_recovers() {
     for driver in drivers() {
         let (port, admin) = (free_port(), free_port());
-        let config = write_config(&direct_config(port, admin));
         // A hard limit of 64 descriptors: the runtime, listeners and logs take some,
         // the clients below take the rest and more wait in the backlog.
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "ulimit -n 64 && exec {} -c {} --driver {driver} --log-level error",
-                bin(),
-                config.path.display()
-            ))
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let admin_addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
-        while !get(admin_addr, "/ready").is_ok_and(|r| r.status == 200) {
-            assert!(Instant::now() < deadline, "{driver}: not ready");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let rw = Ringway::start_with_ulimit(
+            &direct_config(port, admin),
+            admin,
+            &["--driver", driver, "--log-level", "error"],
+            "-n 64",
+        );
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let held: Vec<_> = (0..100).map(|_| connect(addr).unwrap()).collect();
         std::thread::sleep(Duration::from_millis(300));
         // Out of descriptors with connections still queued: backing off, not spinning
         // (a busy loop would burn the 100 ticks of a second).
-        let before = cpu_ticks(child.id());
+        let before = cpu_ticks(rw.pid());
         std::thread::sleep(Duration::from_millis(1000));
-        let spent = cpu_ticks(child.id()) - before;
+        let spent = cpu_ticks(rw.pid()) - before;
         assert!(
             spent < 30,
             "{driver}: {spent} CPU ticks in 1 s while out of descriptors"
@@ -203,7 +182,6 @@ fn out_of_file_descriptors_the_listener_backs_off_and_recovers() {
                 }
             }
         }
-        signal(child.id(), "TERM");
-        assert!(child.wait().unwrap().success(), "{driver}");
+        assert!(rw.terminate().success(), "{driver}");
     }
 }

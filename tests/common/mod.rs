@@ -77,15 +77,36 @@ impl Ringway {
     /// Starts ringway on `yaml` (which must set `admin: 127.0.0.1:{admin_port}`) with
     /// extra arguments, and waits until `/ready` answers 200.
     pub fn start(yaml: &str, admin_port: u16, args: &[&str]) -> Ringway {
-        let mut rw = Ringway::spawn(yaml, admin_port, args);
+        Ringway::spawn(yaml, admin_port, args).ready()
+    }
+
+    /// Like [`Ringway::start`], with the open-file limits a shell's `ulimit LIMITS` (for
+    /// example `-Sn 256`) sets before it becomes ringway.
+    pub fn start_with_ulimit(yaml: &str, admin_port: u16, args: &[&str], limits: &str) -> Ringway {
+        let config = write_config(yaml);
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!(r#"ulimit {limits} && exec "$@""#))
+            .arg("sh")
+            .arg(bin());
+        Ringway::from_command(command, config, admin_port, args).ready()
+    }
+
+    /// Waits until `/ready` answers 200.
+    fn ready(mut self) -> Ringway {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(r) = get(rw.admin, "/ready") {
+            if let Ok(r) = get(self.admin, "/ready") {
                 if r.status == 200 {
-                    return rw;
+                    return self;
                 }
             }
-            if let Some(status) = rw.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("ringway exited during start: {status}");
             }
             assert!(Instant::now() < deadline, "ringway not ready within 10 s");
@@ -96,11 +117,22 @@ impl Ringway {
     /// Starts ringway without waiting for it to be ready.
     pub fn spawn(yaml: &str, admin_port: u16, args: &[&str]) -> Ringway {
         let config = write_config(yaml);
-        let child = Command::new(bin())
-            .args(args)
-            .arg("-c")
-            .arg(&config.path)
-            .args(["--log-level", "warn"])
+        Ringway::from_command(Command::new(bin()), config, admin_port, args)
+    }
+
+    /// Runs `command` (ringway, or something that becomes it) with `args`, the config
+    /// and `--log-level warn` unless `args` name a level.
+    fn from_command(
+        mut command: Command,
+        config: ConfigFile,
+        admin_port: u16,
+        args: &[&str],
+    ) -> Ringway {
+        command.args(args).arg("-c").arg(&config.path);
+        if !args.contains(&"--log-level") {
+            command.args(["--log-level", "warn"]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .spawn()
             .expect("start ringway");
