@@ -20,13 +20,37 @@ use std::cell::{Cell, RefCell};
 /// of a body, small enough that 10,000 busy connections stay in the hundreds of MiB.
 pub const CHUNK: usize = 16 * 1024;
 
+/// How much of a free list went unused between two sweeps: the fewest entries it held
+/// since the last one. The buffer pool and the upstream pools (`upstream::pool`) trim
+/// by it, so a steady load keeps what it cycles through and a burst's leftovers go.
+#[derive(Debug, Default)]
+pub struct LowWater(Cell<usize>);
+
+impl LowWater {
+    /// After taking from the list, which now holds `len`.
+    pub fn taken(&self, len: usize) {
+        self.0.set(self.0.get().min(len));
+    }
+
+    /// At a sweep of a list holding `len` that keeps at least `keep`: how many entries
+    /// no one needed since the previous sweep, to be freed.
+    pub fn unused(&self, len: usize, keep: usize) -> usize {
+        self.0.get().min(len.saturating_sub(keep))
+    }
+
+    /// After the sweep, the list holds `len`: the next interval starts from there.
+    pub fn reset(&self, len: usize) {
+        self.0.set(len);
+    }
+}
+
 /// A worker's free list of chunks.
 #[derive(Debug)]
 pub struct BufPool {
     free: RefCell<Vec<Vec<u8>>>,
     max_free: usize,
-    /// The fewest idle chunks since the last trim: that many were not needed.
-    low_water: Cell<usize>,
+    /// Idle chunks not taken since the last trim.
+    low_water: LowWater,
     /// Chunks taken so far (wrapping): the worker's sweep compares it to tell a busy
     /// second from a quiet one.
     takes: Cell<u64>,
@@ -38,7 +62,7 @@ impl BufPool {
         BufPool {
             free: RefCell::new(Vec::new()),
             max_free,
-            low_water: Cell::new(0),
+            low_water: LowWater::default(),
             takes: Cell::new(0),
         }
     }
@@ -47,7 +71,7 @@ impl BufPool {
     pub fn take(&self) -> Vec<u8> {
         let mut free = self.free.borrow_mut();
         let chunk = free.pop();
-        self.low_water.set(self.low_water.get().min(free.len()));
+        self.low_water.taken(free.len());
         self.takes.set(self.takes.get().wrapping_add(1));
         chunk.unwrap_or_else(|| Vec::with_capacity(CHUNK))
     }
@@ -69,12 +93,12 @@ impl BufPool {
     pub fn trim(&self, keep: usize) -> usize {
         let mut free = self.free.borrow_mut();
         let len = free.len();
-        let release = self.low_water.get().min(len).min(len.saturating_sub(keep));
+        let release = self.low_water.unused(len, keep);
         if release > 0 {
             free.truncate(len - release);
             free.shrink_to(keep);
         }
-        self.low_water.set(free.len());
+        self.low_water.reset(free.len());
         release
     }
 

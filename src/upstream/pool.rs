@@ -39,7 +39,10 @@ use std::{
 };
 
 use super::conn::UpstreamConn;
-use crate::config::{EndpointAddress, PoolSettings};
+use crate::{
+    buffers::LowWater,
+    config::{EndpointAddress, PoolSettings},
+};
 
 #[derive(Debug)]
 struct Idle {
@@ -70,8 +73,8 @@ pub struct EndpointPool {
     /// `address` as text, formatted once (access log lines name the endpoint).
     address_text: Box<str>,
     idle: RefCell<Vec<Idle>>,
-    /// The fewest idle connections since the previous sweep: that many were not needed.
-    idle_low_water: Cell<usize>,
+    /// Idle connections not needed since the previous sweep.
+    idle_low_water: LowWater,
     /// `max_idle_per_endpoint` of the last request returned (pools outlive snapshots).
     keep_idle: Cell<usize>,
     open: Cell<usize>,
@@ -89,7 +92,7 @@ impl EndpointPool {
             address_text: address.to_string().into(),
             address,
             idle: RefCell::new(Vec::new()),
-            idle_low_water: Cell::new(0),
+            idle_low_water: LowWater::default(),
             keep_idle: Cell::new(PoolSettings::default().max_idle_per_endpoint),
             open: Cell::new(0),
             waiters: RefCell::new(VecDeque::new()),
@@ -182,8 +185,7 @@ impl EndpointPool {
             }
             self.open.set(self.open.get().saturating_sub(1));
         }
-        self.idle_low_water
-            .set(self.idle_low_water.get().min(idle.len()));
+        self.idle_low_water.taken(idle.len());
         found
     }
 
@@ -234,10 +236,7 @@ impl EndpointPool {
         let mut idle = self.idle.borrow_mut();
         let before = idle.len();
         // Above the cap and unused since the last sweep: the oldest go first.
-        let unused = self
-            .idle_low_water
-            .get()
-            .min(before.saturating_sub(self.keep_idle.get()));
+        let unused = self.idle_low_water.unused(before, self.keep_idle.get());
         idle.drain(..unused);
         idle.retain(|entry| entry.expires > now);
         let usual = idle.len().max(self.keep_idle.get());
@@ -245,7 +244,7 @@ impl EndpointPool {
             // A burst's list goes back to its usual size (memory after a burst).
             idle.shrink_to(usual);
         }
-        self.idle_low_water.set(idle.len());
+        self.idle_low_water.reset(idle.len());
         let closed = before - idle.len();
         self.open.set(self.open.get().saturating_sub(closed));
         closed
