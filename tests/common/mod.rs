@@ -31,12 +31,52 @@ fn io_uring_available() -> bool {
     ringway::driver::resolve(ringway::config::DriverChoice::IoUring).is_ok()
 }
 
-/// A port that was free a moment ago.
+/// A port for ringway to bind: free when checked, never handed to another test of this
+/// process, and outside the kernel's ephemeral range, so that nothing else can take it
+/// before ringway binds it. (A port from `bind(127.0.0.1:0)` can be handed out again the
+/// moment it is dropped, to a parallel test's `free_port`, its upstream or an outgoing
+/// connection; that once let a test's `/ready` be answered by another test's ringway.)
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = non_ephemeral_ports();
+    let span = u32::from(high - low);
+    if span < 1_000 {
+        // The ephemeral range covers nearly every port: take one from the kernel.
+        return TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port");
+    }
+    // Start where another test process (running at the same time) is unlikely to be.
+    let offset = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low + ((offset + n) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {low}..{high}");
+}
+
+/// The larger run of ports below or above `net.ipv4.ip_local_port_range`.
+fn non_ephemeral_ports() -> (u16, u16) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .unwrap_or_else(|_| "32768 60999".into());
+    let mut bounds = range
+        .split_whitespace()
+        .filter_map(|n| n.parse::<u16>().ok());
+    let (first, last) = (
+        bounds.next().unwrap_or(32768),
+        bounds.next().unwrap_or(60999),
+    );
+    const LOWEST: u16 = 10_000;
+    if first.saturating_sub(LOWEST) >= u16::MAX - last {
+        (LOWEST, first)
+    } else {
+        (last + 1, u16::MAX)
+    }
 }
 
 pub fn bin() -> &'static str {
