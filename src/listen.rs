@@ -11,7 +11,7 @@
 //! closed and the group bound; the window between the two is microseconds, and a process
 //! that races into it would need SO_REUSEPORT and the same user to join the group.
 
-use std::{io, net::SocketAddr};
+use std::{io, net::SocketAddr, time::Duration};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -56,9 +56,44 @@ pub fn join_group(addr: SocketAddr, count: usize) -> io::Result<Vec<std::net::Tc
         .collect()
 }
 
+/// How long an accept loop waits after an error that says the process or the system is
+/// out of something (descriptors, socket buffers, memory) before accepting again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Whether an accept error is the process or the system running out of descriptors,
+/// socket buffers or memory. Linux takes the new descriptor *before* it looks at the
+/// queue, so `accept` then fails at once every time, with or without a connection
+/// waiting and even on a blocking socket: a loop that simply accepts again spins a core
+/// until something else closes a descriptor. Every accept loop backs off on these.
+pub fn out_of_resources(e: &io::Error) -> bool {
+    const ENOMEM: i32 = 12;
+    const ENFILE: i32 = 23;
+    const EMFILE: i32 = 24;
+    const ENOBUFS: i32 = 105;
+    matches!(e.raw_os_error(), Some(ENOMEM | ENFILE | EMFILE | ENOBUFS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_buffers_or_memory_is_out_of_resources() {
+        for errno in [12, 23, 24, 105] {
+            assert!(
+                out_of_resources(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        // ECONNABORTED and EAGAIN concern one connection or none: no back-off.
+        for errno in [103, 11] {
+            assert!(
+                !out_of_resources(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        assert!(!out_of_resources(&io::Error::other("no errno")));
+    }
 
     #[test]
     fn a_group_shares_one_port_and_a_second_group_is_refused() {

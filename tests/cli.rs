@@ -139,36 +139,77 @@ fn the_open_file_limit_is_raised_to_the_hard_limit_at_start() {
 
 /// User + system CPU ticks a process has used, from /proc.
 fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    ticks_in(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap())
+}
+
+/// User + system CPU ticks from a `stat` line of /proc.
+fn ticks_in(stat: &str) -> u64 {
     let after_name = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// Each thread's name (with its id) and CPU ticks, to say which one spun.
+fn thread_ticks(pid: u32) -> Vec<(String, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?;
+            let id = task.file_name().to_string_lossy().into_owned();
+            Some((format!("{name}/{id}"), ticks_in(&stat)))
+        })
+        .collect()
+}
+
 #[test]
 fn out_of_file_descriptors_the_listener_backs_off_and_recovers() {
     for driver in drivers() {
         let (port, admin) = (free_port(), free_port());
+        let dir = tempfile::tempdir().unwrap();
+        let hot_restart = dir.path().join("hot-restart.sock");
         // A hard limit of 64 descriptors: the runtime, listeners and logs take some,
         // the clients below take the rest and more wait in the backlog.
         let rw = Ringway::start_with_ulimit(
             &direct_config(port, admin),
             admin,
-            &["--driver", driver, "--log-level", "error"],
+            &[
+                "--driver",
+                driver,
+                "--log-level",
+                "error",
+                "--hot-restart-socket",
+                hot_restart.to_str().unwrap(),
+            ],
             "-n 64",
         );
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let held: Vec<_> = (0..100).map(|_| connect(addr).unwrap()).collect();
+        // Every accept loop has something waiting: the workers' listeners, the admin
+        // listener (the control thread) and the hot-restart socket (its own thread).
+        let _admin_waiting = connect(rw.admin).unwrap();
+        let _hot_restart_waiting = std::os::unix::net::UnixStream::connect(&hot_restart).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         // Out of descriptors with connections still queued: backing off, not spinning
         // (a busy loop would burn the 100 ticks of a second).
         let before = cpu_ticks(rw.pid());
+        let threads_before = thread_ticks(rw.pid());
         std::thread::sleep(Duration::from_millis(1000));
         let spent = cpu_ticks(rw.pid()) - before;
+        let by_thread: Vec<String> = thread_ticks(rw.pid())
+            .into_iter()
+            .map(|(name, ticks)| {
+                let earlier = threads_before.iter().find(|(n, _)| *n == name);
+                format!("{name} {}", ticks - earlier.map_or(0, |(_, t)| *t))
+            })
+            .collect();
         assert!(
             spent < 30,
-            "{driver}: {spent} CPU ticks in 1 s while out of descriptors"
+            "{driver}: {spent} CPU ticks in 1 s while out of descriptors (by thread: {by_thread:?})"
         );
         drop(held);
         // Descriptors free again: new connections are served.

@@ -16,7 +16,7 @@ use monoio::{
     io::{AsyncReadRent, AsyncWriteRentExt},
     net::{TcpListener, TcpStream},
 };
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::{AdminRequest, ControlState};
 use crate::{
@@ -36,6 +36,11 @@ pub async fn serve(socket: TcpListener, state: Rc<ControlState>) {
         match accepted {
             Ok((stream, _)) => {
                 monoio::spawn(handle(stream, Rc::clone(&state)));
+            }
+            Err(e) if crate::listen::out_of_resources(&e) => {
+                // Out of descriptors: accepting again at once would fail again at once.
+                warn!(error = %e, "admin accept: out of resources; backing off");
+                monoio::time::sleep(crate::listen::ACCEPT_BACKOFF).await;
             }
             Err(e) => debug!(error = %e, "admin accept failed"),
         }

@@ -86,6 +86,11 @@ pub fn listen(path: &Path, successor: bool) -> io::Result<flume::Receiver<UnixSt
                             return;
                         }
                     }
+                    Err(e) if crate::listen::out_of_resources(&e) => {
+                        // A blocking accept out of descriptors fails at once, every time.
+                        debug!(error = %e, "hot restart accept: out of resources; backing off");
+                        std::thread::sleep(crate::listen::ACCEPT_BACKOFF);
+                    }
                     Err(e) => debug!(error = %e, "hot restart accept failed"),
                 }
             }

@@ -24,17 +24,14 @@
 //! from the slot *at accept time*: a reload swaps the slot, so new connections get the new
 //! rules while open ones finish on the snapshot they started with.
 
-use std::{cell::RefCell, io, rc::Rc, time::Duration};
+use std::{cell::RefCell, io, rc::Rc};
 
 use monoio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::{connection, stop::Stop, Connections, WorkerContext};
+use crate::listen::{out_of_resources, ACCEPT_BACKOFF};
 use crate::{access_log::WorkerLog, snapshot::ListenerSnapshot, stats::names::listener as cx};
-
-/// How long to back off when the process is out of file descriptors, so that the loop
-/// does not spin while connections close and free some.
-const FD_EXHAUSTED_BACKOFF: Duration = Duration::from_millis(50);
 
 /// The current snapshot of one listener on one worker; a reload replaces the `Rc` inside.
 pub type Slot = Rc<RefCell<Rc<ListenerSnapshot>>>;
@@ -97,12 +94,12 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
                 },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if is_fd_exhaustion(&e) => {
+                Err(e) if out_of_resources(&e) => {
                     {
                         let name = &*slot.borrow().name;
-                        warn!(listener = name, error = %e, "accept: out of file descriptors; backing off");
+                        warn!(listener = name, error = %e, "accept: out of resources; backing off");
                     }
-                    monoio::time::sleep(FD_EXHAUSTED_BACKOFF).await;
+                    monoio::time::sleep(ACCEPT_BACKOFF).await;
                 }
                 Err(e) => {
                     // ECONNABORTED and the like: that one connection is gone, go on.
@@ -135,7 +132,7 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
             ready = acceptor.watch.readable(false) => {
                 if let Err(e) = ready {
                     debug!(listener = &*slot.borrow().name, error = %e, "listener poll failed");
-                    monoio::time::sleep(FD_EXHAUSTED_BACKOFF).await;
+                    monoio::time::sleep(ACCEPT_BACKOFF).await;
                 }
             }
             _ = accept_stop.wait() => {}
@@ -163,12 +160,6 @@ fn start_connection(stream: TcpStream, peer: std::net::SocketAddr, slot: &Slot, 
 }
 
 /// EMFILE (this process) or ENFILE (the whole system) from accept(2).
-fn is_fd_exhaustion(e: &io::Error) -> bool {
-    const ENFILE: i32 = 23;
-    const EMFILE: i32 = 24;
-    matches!(e.raw_os_error(), Some(ENFILE | EMFILE))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,7 +176,7 @@ mod tests {
         let err = accepted.read(&mut byte).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
         client.write_all(b"x").unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(accepted.read(&mut byte).unwrap(), 1);
         // Nothing else is queued.
         listener.set_nonblocking(true).unwrap();
