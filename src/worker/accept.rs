@@ -159,7 +159,6 @@ fn start_connection(stream: TcpStream, peer: std::net::SocketAddr, slot: &Slot, 
     });
 }
 
-/// EMFILE (this process) or ENFILE (the whole system) from accept(2).
 #[cfg(test)]
 mod tests {
     use super::*;

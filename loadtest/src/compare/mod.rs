@@ -692,7 +692,6 @@ fn run_start(
     (description, headers, rows)
 }
 
-/// One measurement: the generator as a child, the CPU sampler around it.
 /// The load one measurement puts on a target.
 #[derive(Debug, Clone, Copy)]
 struct Shape {
@@ -705,6 +704,7 @@ struct Shape {
     warmup: Duration,
 }
 
+/// One measurement: the generator as a child, the CPU sampler around it.
 fn measure(
     exe: &Path,
     setup: &Setup,
