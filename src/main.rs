@@ -6,15 +6,17 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 use clap::{Parser, ValueEnum};
 use ringway::{config::DriverChoice, control};
 
+/// mimalloc, with each client connection's allocations in their own heap
+/// (`ringway::allocator`).
 #[cfg(not(feature = "alloc-count"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ringway::allocator::Mimalloc = ringway::allocator::Mimalloc;
 
 /// With `alloc-count`, mimalloc behind a wrapper that counts each thread's allocations.
 #[cfg(feature = "alloc-count")]
 #[global_allocator]
-static GLOBAL: ringway::alloc_count::Counting<mimalloc::MiMalloc> =
-    ringway::alloc_count::Counting(mimalloc::MiMalloc);
+static GLOBAL: ringway::alloc_count::Counting<ringway::allocator::Mimalloc> =
+    ringway::alloc_count::Counting(ringway::allocator::Mimalloc);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Mode {

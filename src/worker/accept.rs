@@ -30,6 +30,7 @@ use monoio::net::{TcpListener, TcpStream};
 use tracing::{debug, warn};
 
 use super::{connection, stop::Stop, Connections, WorkerContext};
+use crate::allocator::{self, InConnectionHeap};
 use crate::listen::{out_of_resources, ACCEPT_BACKOFF};
 use crate::{access_log::WorkerLog, snapshot::ListenerSnapshot, stats::names::listener as cx};
 
@@ -88,10 +89,13 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
         // Everything queued now, including (after the stop) the last pass.
         loop {
             match accept_one(&acceptor.accept) {
-                Ok((stream, peer)) => match TcpStream::from_std(stream) {
-                    Ok(stream) => start_connection(stream, peer, &slot, &shared),
-                    Err(e) => debug!(error = %e, "registering an accepted connection failed"),
-                },
+                // The stream's own allocation belongs to the connection, like its task.
+                Ok((stream, peer)) => {
+                    match allocator::in_connection_heap(|| TcpStream::from_std(stream)) {
+                        Ok(stream) => start_connection(stream, peer, &slot, &shared),
+                        Err(e) => debug!(error = %e, "registering an accepted connection failed"),
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if out_of_resources(&e) => {
@@ -150,13 +154,16 @@ fn start_connection(stream: TcpStream, peer: std::net::SocketAddr, slot: &Slot, 
     listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).inc();
     let guard = shared.connections.open();
     let shared = shared.clone();
-    monoio::spawn(async move {
+    // The task and everything it allocates live in the connection heap, apart from the
+    // worker's long-lived objects (ARCHITECTURE.md, "Memory").
+    let task = InConnectionHeap::new(async move {
         let log = shared.log.as_deref();
         connection::serve(stream, peer, &listener, &shared.context, &shared.stop, log).await;
         listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
         listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
         drop(guard);
     });
+    allocator::in_connection_heap(|| monoio::spawn(task));
 }
 
 #[cfg(test)]

@@ -161,6 +161,7 @@ pub fn spawn(setup: WorkerSetup) -> io::Result<std::thread::JoinHandle<()>> {
 
 fn run(setup: WorkerSetup) {
     let (id, events) = (setup.id, setup.events.clone());
+    crate::allocator::init();
     if let Some(cpu) = setup.cpu {
         if !core_affinity::set_for_current(cpu) {
             warn!(worker = id, cpu = cpu.id, "could not pin worker to its CPU");
