@@ -27,10 +27,10 @@
 //! **What goes where.** [`InConnectionHeap`] wraps a connection task's future: while it is
 //! polled, [`Mimalloc`] allocates from the connection heap; [`in_connection_heap`] does
 //! the same for a closure (the `spawn` that allocates the task itself, and with io_uring
-//! the registration of the accepted socket; monoio's epoll accept registers it inside the
-//! accept loop, in the default heap: one 64-byte block per open connection). Everything
-//! else (start-up, the control thread, sweeps, health checks, the accept loops) uses
-//! mimalloc's default heap. Objects a connection creates that outlive it (a pooled upstream
+//! the registration of the accepted socket; with epoll monoio's accept registers it, so
+//! that accept is polled in the connection heap too). Everything else (start-up, the
+//! control thread, sweeps, health checks, the rest of the accept loops) uses mimalloc's
+//! default heap. Objects a connection creates that outlive it (a pooled upstream
 //! connection, a grown slab) simply stay in the connection heap until freed: any block
 //! can be freed from anywhere, whichever heap it came from.
 //!

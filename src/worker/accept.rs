@@ -120,7 +120,9 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
             // backs off, and the stop to its last pass.
             loop {
                 monoio::select! {
-                    accepted = acceptor.watch.accept() => match accepted {
+                    // Polled in the connection heap: monoio's accept registers the
+                    // socket as it completes, and that block belongs to the connection.
+                    accepted = InConnectionHeap::new(acceptor.watch.accept()) => match accepted {
                         Ok((stream, peer)) => start_connection(stream, peer, &slot, &shared),
                         Err(e) => {
                             debug!(listener = &*slot.borrow().name, error = %e, "accept failed");
