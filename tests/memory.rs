@@ -5,7 +5,7 @@
 //! closed, once the worker sweeps have given memory back. Before connections had their
 //! own allocator heap, each worker's long-lived objects shared 64 KiB pages with the
 //! burst's and kept them resident: +330-380 KiB after this burst (6 runs, both
-//! drivers); now +110-160 KiB.
+//! drivers); now +100-160 KiB.
 
 mod common;
 
@@ -62,12 +62,8 @@ fn settled_rss_anon_kib(pid: u32) -> u64 {
 /// One attempt: a fresh ringway, idle, burst, after; returns (idle, peak, after) in KiB.
 fn burst_once(driver: &str) -> (u64, u64, u64) {
     let (port, admin) = (free_port(), free_port());
-    let rw = Ringway::start_with_ulimit(
-        &direct_config(port, admin),
-        admin,
-        &["--driver", driver],
-        "-Sn 4096",
-    );
+    // ringway raises its own soft open-file limit to the hard limit at start.
+    let rw = Ringway::start(&direct_config(port, admin), admin, &["--driver", driver]);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     // Warm up both workers the way the burst will use them, then settle.
     drop((0..8).map(|_| open_and_request(addr)).collect::<Vec<_>>());
