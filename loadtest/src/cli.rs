@@ -36,6 +36,20 @@ pub enum Command {
     /// Measure proxies against the direct path: ringway (io_uring and epoll), nginx and
     /// HAProxy when installed; three regimes, alternating targets, medians and spread.
     Compare(Box<crate::compare::CompareArgs>),
+    /// Forward TCP to an upstream on raw io_uring (multishot accept and receive, a
+    /// provided buffer ring, fixed files): the floor under any proxy on this machine,
+    /// measured by `compare --targets uring-forward`.
+    Forward(ForwardArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// Address to listen on.
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// Where every connection is forwarded.
+    #[arg(long)]
+    pub upstream: SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

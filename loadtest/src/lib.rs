@@ -8,11 +8,13 @@
 //!             -> serve -> http                (ringway::driver, ringway::listen)
 //!             -> report, output::{fortio, hdrlog, html, svg}
 //!      -> compare -> (child processes: serve, proxies, `ringway-load run --json`)
+//!      -> forward                          (raw io_uring: the floor compare measures)
 //! ```
 //! `http` (requests, response parser) and `histo` do no I/O.
 
 pub mod cli;
 pub mod compare;
+pub mod forward;
 pub mod histo;
 pub mod http;
 pub mod intervals;

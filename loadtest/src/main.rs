@@ -40,6 +40,13 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Forward(args) => match ringway_load::forward::run(args.listen, args.upstream) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ringway-load forward: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(args) => match ringway_load::serve::start(args.into_options()) {
             Ok(server) => {
                 if let Some(note) = &server.note {

@@ -1,5 +1,5 @@
 //! `ringway-load compare --quick` end to end: the upstream, the direct path, ringway on
-//! both drivers, nginx and HAProxy when installed; tables printed, JSON per run, the page.
+//! both drivers, nginx and HAProxy (HTTP and TCP mode) when installed; tables printed, JSON per run, the page.
 //! Then the memory and start regimes on ringway's two drivers.
 
 use std::path::{Path, PathBuf};
@@ -58,8 +58,19 @@ fn compare(args: &[&str]) -> (String, String, tempfile::TempDir) {
 fn quick_compare_measures_every_target_in_three_regimes() {
     let (stdout, stderr, out) = compare(&["--warmup", "100ms", "--regimes", "1,2,3"]);
     let mut expected = vec!["direct", "ringway", "ringway-epoll"];
-    for proxy in ["nginx", "haproxy"] {
-        if installed(proxy) {
+    match ringway_load::forward::probe() {
+        Ok(()) => expected.push("uring-forward"),
+        Err(why) => {
+            println!("uring-forward not expected: {why}");
+            assert!(stderr.contains("skipping uring-forward"), "{stderr}");
+        }
+    }
+    for (proxy, program) in [
+        ("nginx", "nginx"),
+        ("haproxy", "haproxy"),
+        ("haproxy-tcp", "haproxy"),
+    ] {
+        if installed(program) {
             expected.push(proxy);
         } else {
             assert!(stderr.contains(&format!("skipping {proxy}")), "{stderr}");

@@ -28,14 +28,15 @@ pub fn machine_busy_ticks() -> Option<u64> {
     Some(f.first()? + f.get(1)? + f.get(2)? + f.get(5)? + f.get(6)?)
 }
 
-/// utime + stime of one process (all its threads), in ticks.
-pub fn process_ticks(pid: u32) -> Option<u64> {
+/// (utime, stime) of one process (all its threads), in ticks. The split is the kernel's
+/// tick sampling (which mode each tick found the process in): fine over seconds.
+pub fn process_ticks(pid: u32) -> Option<(u64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     let mut fields = after.split_whitespace();
     let utime: u64 = fields.nth(11)?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    Some((utime, stime))
 }
 
 /// `pid` and every descendant, found through the parent ids in /proc/*/stat.
@@ -77,12 +78,14 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
     tree
 }
 
-/// One sample: seconds since the epoch, machine busy ticks, process-tree ticks.
+/// One sample: seconds since the epoch, machine busy ticks, process-tree ticks (user +
+/// system, and system alone).
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub at: f64,
     pub machine: u64,
     pub tree: u64,
+    pub tree_system: u64,
 }
 
 fn now() -> f64 {
@@ -93,10 +96,15 @@ fn now() -> f64 {
 }
 
 fn sample(pids: &[u32]) -> Sample {
+    let (user, system) = pids
+        .iter()
+        .filter_map(|&p| process_ticks(p))
+        .fold((0, 0), |(u, s), (pu, ps)| (u + pu, s + ps));
     Sample {
         at: now(),
         machine: machine_busy_ticks().unwrap_or(0),
-        tree: pids.iter().filter_map(|&p| process_ticks(p)).sum(),
+        tree: user + system,
+        tree_system: system,
     }
 }
 
@@ -142,12 +150,26 @@ fn at(samples: &[Sample], t: f64, value: fn(&Sample) -> u64) -> Option<f64> {
     Some(va + (vb - va) * (t - a.at) / span)
 }
 
-/// CPU microseconds spent between `start` and `end` (seconds since the epoch):
-/// (whole machine, process tree).
-pub fn cpu_between(samples: &[Sample], start: f64, end: f64) -> Option<(f64, f64)> {
-    let machine = at(samples, end, |s| s.machine)? - at(samples, start, |s| s.machine)?;
-    let tree = at(samples, end, |s| s.tree)? - at(samples, start, |s| s.tree)?;
-    Some((machine * TICK_US, tree * TICK_US))
+/// CPU microseconds spent between `start` and `end` (seconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spent {
+    /// The whole machine's busy time.
+    pub machine: f64,
+    /// The process tree's user + system time.
+    pub tree: f64,
+    /// The process tree's system time (the kernel working for it).
+    pub tree_system: f64,
+}
+
+pub fn cpu_between(samples: &[Sample], start: f64, end: f64) -> Option<Spent> {
+    let between = |value: fn(&Sample) -> u64| -> Option<f64> {
+        Some((at(samples, end, value)? - at(samples, start, value)?) * TICK_US)
+    };
+    Some(Spent {
+        machine: between(|s| s.machine)?,
+        tree: between(|s| s.tree)?,
+        tree_system: between(|s| s.tree_system)?,
+    })
 }
 
 #[cfg(test)]
@@ -160,11 +182,17 @@ mod tests {
         let me = std::process::id();
         assert!(process_ticks(me).is_some());
         assert!(process_tree(me).contains(&me));
-        let s = |at, machine, tree| Sample { at, machine, tree };
+        let s = |at, machine, tree| Sample {
+            at,
+            machine,
+            tree,
+            tree_system: tree / 5,
+        };
         let samples = [s(10.0, 100, 0), s(11.0, 200, 50), s(12.0, 400, 50)];
-        let (m, t) = cpu_between(&samples, 10.5, 11.5).unwrap();
-        assert!((m - 150.0 * TICK_US).abs() < 1e-6);
-        assert!((t - 25.0 * TICK_US).abs() < 1e-6);
+        let spent = cpu_between(&samples, 10.5, 11.5).unwrap();
+        assert!((spent.machine - 150.0 * TICK_US).abs() < 1e-6);
+        assert!((spent.tree - 25.0 * TICK_US).abs() < 1e-6);
+        assert!((spent.tree_system - 5.0 * TICK_US).abs() < 1e-6);
         assert!(cpu_between(&samples, 10.5, 13.0).is_none());
     }
 }

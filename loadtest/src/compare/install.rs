@@ -85,7 +85,9 @@ pub fn install_missing(wanted: &[Target], setup: &Setup, allowed: bool) {
         (Target::Nginx, &setup.nginx, "nginx"),
         (Target::Haproxy, &setup.haproxy, "haproxy"),
     ] {
-        if wanted.contains(&target)
+        let wanted_here = wanted.contains(&target)
+            || (target == Target::Haproxy && wanted.contains(&Target::HaproxyTcp));
+        if wanted_here
             && program.as_os_str() == package
             && targets::unavailable(target, setup).is_some()
         {

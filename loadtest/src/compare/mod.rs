@@ -63,11 +63,14 @@ pub struct CompareArgs {
     #[arg(long, value_name = "ADDR")]
     pub upstream: Option<SocketAddr>,
     /// Targets, in the order they alternate; nginx and haproxy are installed when missing
-    /// (see --no-install), else skipped with a note.
+    /// (see --no-install), else skipped with a note. Two L4 forwarders mark the floor
+    /// (regimes 1-3 only): `haproxy-tcp`, HAProxy as a bare TCP forwarder (what the
+    /// hop-cost target is set by), and `uring-forward`, one on raw io_uring with
+    /// multishot receive, a provided buffer ring and fixed files (`ringway-load forward`).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "direct,ringway,ringway-epoll,nginx,haproxy"
+        default_value = "direct,ringway,ringway-epoll,nginx,haproxy,haproxy-tcp,uring-forward"
     )]
     pub targets: Vec<String>,
     /// Regimes to run: 1 saturated, 2 hop cost, 3 added latency, 4 memory, 5 start to
@@ -417,10 +420,14 @@ fn run_all(
             ),
             Regime::Latency => (1, Some(args.latency_rate), &place.latency, &place.latency),
             Regime::Memory | Regime::Start => {
+                // An L4 forwarder holds an upstream connection per idle client
+                // connection: its memory is not comparable, and it is not measured here.
                 let proxies: Vec<Target> = targets
                     .iter()
                     .copied()
-                    .filter(|&t| t != Target::Direct)
+                    .filter(|t| {
+                        ![Target::Direct, Target::HaproxyTcp, Target::UringForward].contains(t)
+                    })
                     .collect();
                 let (description, headers, rows) = if regime == Regime::Memory {
                     run_memory(args, exe, setup, &proxies, reps)
@@ -770,8 +777,9 @@ fn measure(
         rate: r.actual_qps,
         errors: r.errors_duration_histogram.count,
         latency,
-        proxy_cpu_us: cpu.filter(|_| !pids.is_empty()).map(|(_, tree)| tree / n),
-        machine_cpu_us: cpu.map(|(machine, _)| machine / n),
+        proxy_cpu_us: cpu.filter(|_| !pids.is_empty()).map(|c| c.tree / n),
+        proxy_system_us: cpu.filter(|_| !pids.is_empty()).map(|c| c.tree_system / n),
+        machine_cpu_us: cpu.map(|c| c.machine / n),
         json: json.to_path_buf(),
     })
 }

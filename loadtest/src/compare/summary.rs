@@ -25,6 +25,8 @@ pub struct Measurement {
     pub latency: Histogram<u64>,
     /// The proxy's own CPU per request, µs (none for the direct path).
     pub proxy_cpu_us: Option<f64>,
+    /// Of that, system time: the kernel working for the proxy.
+    pub proxy_system_us: Option<f64>,
     /// The whole machine's busy CPU per request, µs.
     pub machine_cpu_us: Option<f64>,
     /// The generator's JSON.
@@ -121,7 +123,13 @@ pub fn table_rows(regime: Regime, ms: &[Measurement]) -> (Vec<&'static str>, Vec
         // Regimes 4 and 5 measure no requests; their tables come from `memory`.
         Regime::Memory | Regime::Start => (Vec::new(), Vec::new()),
         Regime::Saturated => (
-            vec!["target", "requests/s", "proxy CPU µs/request", "errors"],
+            vec![
+                "target",
+                "requests/s",
+                "proxy CPU µs/request",
+                "of which system",
+                "errors",
+            ],
             groups
                 .iter()
                 .map(|(t, v)| {
@@ -129,6 +137,7 @@ pub fn table_rows(regime: Regime, ms: &[Measurement]) -> (Vec<&'static str>, Vec
                         t.name().to_string(),
                         cell(s(v, &|m| Some(m.rate)), &rate),
                         cell(s(v, &|m| m.proxy_cpu_us), &us),
+                        cell(s(v, &|m| m.proxy_system_us), &us),
                         errors(v),
                     ]
                 })
@@ -298,7 +307,8 @@ mod tests {
             rate: 1000.0,
             errors: 0,
             latency,
-            proxy_cpu_us: None,
+            proxy_cpu_us: Some(machine / 2.0),
+            proxy_system_us: Some(machine / 4.0),
             machine_cpu_us: Some(machine),
             json: "x.json".into(),
         }
@@ -323,6 +333,10 @@ mod tests {
         ];
         let (_, rows) = table_rows(Regime::Hop, &ms);
         assert_eq!(rows[1][3], "5.50 (5.00–6.00)");
+        let (headers, rows) = table_rows(Regime::Saturated, &ms);
+        assert_eq!(headers[3], "of which system");
+        assert_eq!(rows[1][2], "10.25 (7.50–13.00)");
+        assert_eq!(rows[1][3], "5.12 (3.75–6.50)");
         let (headers, rows) = table_rows(Regime::Latency, &ms);
         assert_eq!(headers[5], "added p50");
         assert_eq!(rows[1][5], "+35us (+30us–+40us)");
