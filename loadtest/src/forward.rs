@@ -223,8 +223,28 @@ fn setup() -> Result<(IoUring, BufferRing, &'static str), String> {
 }
 
 /// Whether this kernel lets `forward` run (compare skips the target with the reason).
+/// Multishot receive needs Linux 6.0, which the ring setup alone does not reveal.
 pub fn probe() -> Result<(), String> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if !kernel_at_least(&release, (6, 0)) {
+        return Err(format!(
+            "multishot receive needs Linux 6.0 (this is {})",
+            release.trim()
+        ));
+    }
     setup().map(drop)
+}
+
+/// Whether a kernel release string ("6.18.44-fc-v657") is at least `(major, minor)`.
+fn kernel_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
 }
 
 /// Binds `listen` and forwards every connection to `upstream` until killed. Returns only
@@ -502,5 +522,21 @@ impl Forwarder {
         }
         let _ = self.ring.submitter().register_files_update(slot, &[-1]);
         self.free_slots.push(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions_compare_by_major_then_minor() {
+        assert!(kernel_at_least("6.18.44-fc-v657\n", (6, 0)));
+        assert!(kernel_at_least("6.0.0", (6, 0)));
+        assert!(kernel_at_least("10.1", (6, 0)));
+        assert!(!kernel_at_least("5.19.17-generic", (6, 0)));
+        assert!(!kernel_at_least("5.4", (6, 0)));
+        assert!(!kernel_at_least("", (6, 0)));
+        assert!(!kernel_at_least("garbage", (6, 0)));
     }
 }
