@@ -7,8 +7,11 @@
 //! byte (the origin closing an idle keep-alive connection as ringway reused it); and once
 //! response bytes went to the client, no local reply is possible, only closing the
 //! connection.
+//!
+//! An error keeps its cause: the errno the kernel gave, or the peer closing, so that a
+//! log line says what happened rather than only where.
 
-use std::fmt;
+use std::{fmt, io};
 
 use crate::local_reply::LocalReplyKind;
 
@@ -38,12 +41,56 @@ pub enum ErrorKind {
     BadResponse,
     /// The route timeout passed.
     Timeout,
+    /// The request body did not arrive within `request_timeout` (408).
+    RequestTimeout,
+    /// No read or write of the exchange completed within `stream_idle_timeout` (408
+    /// before the response starts).
+    StreamIdleTimeout,
     /// The client's body framing is invalid (status to answer).
     BadRequestBody(u16),
     /// The body is larger than `max_request_body`.
     RequestTooLarge,
     /// The client went away.
     ClientGone,
+}
+
+/// What the kernel or the peer said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cause {
+    /// Nothing more is known (a timeout, a protocol error found by ringway).
+    #[default]
+    Unknown,
+    /// The peer closed the connection (a read returned 0 bytes).
+    Closed,
+    /// An errno.
+    Os(i32),
+}
+
+impl Cause {
+    /// The cause of a failed read or write: its errno, or the peer closing when it
+    /// returned 0 bytes.
+    pub fn of(result: &io::Result<usize>) -> Cause {
+        match result {
+            Ok(0) => Cause::Closed,
+            Ok(_) => Cause::Unknown,
+            Err(e) => e.raw_os_error().map_or(Cause::Unknown, Cause::Os),
+        }
+    }
+
+    /// The cause of an `io::Error`.
+    pub fn of_error(e: &io::Error) -> Cause {
+        e.raw_os_error().map_or(Cause::Unknown, Cause::Os)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Unknown => Ok(()),
+            Cause::Closed => f.write_str(": closed by the peer"),
+            Cause::Os(errno) => write!(f, ": {}", io::Error::from_raw_os_error(*errno)),
+        }
+    }
 }
 
 /// A failed exchange.
@@ -57,6 +104,8 @@ pub struct Error {
     pub request_written: bool,
     /// Whether any response byte was forwarded to the client.
     pub response_started: bool,
+    /// What the kernel or the peer said.
+    pub cause: Cause,
 }
 
 impl Error {
@@ -67,7 +116,13 @@ impl Error {
             side,
             request_written: false,
             response_started: false,
+            cause: Cause::Unknown,
         }
+    }
+
+    /// The same error, with `cause`.
+    pub fn because(self, cause: Cause) -> Self {
+        Error { cause, ..self }
     }
 
     /// Whether to send the request again on a fresh connection: only for an upstream reset
@@ -95,6 +150,9 @@ impl Error {
             }
             ErrorKind::UpstreamReset | ErrorKind::BadResponse => LocalReplyKind::BadGateway,
             ErrorKind::Timeout => LocalReplyKind::GatewayTimeout,
+            ErrorKind::RequestTimeout | ErrorKind::StreamIdleTimeout => {
+                LocalReplyKind::RequestTimeout
+            }
             ErrorKind::BadRequestBody(status) => LocalReplyKind::for_status(status),
             ErrorKind::RequestTooLarge => LocalReplyKind::ContentTooLarge,
             ErrorKind::ClientGone => return None,
@@ -106,8 +164,8 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{:?} ({:?} side; request written: {}, response started: {})",
-            self.kind, self.side, self.request_written, self.response_started
+            "{:?}{} ({:?} side; request written: {}, response started: {})",
+            self.kind, self.cause, self.side, self.request_written, self.response_started
         )
     }
 }
@@ -137,5 +195,19 @@ mod tests {
         let timeout = Error::new(ErrorKind::Timeout, Side::Upstream);
         assert!(!timeout.retryable(true, true, true));
         assert_eq!(timeout.reply(), Some(LocalReplyKind::GatewayTimeout));
+    }
+
+    #[test]
+    fn the_cause_is_in_the_message() {
+        let reset = Error::new(ErrorKind::UpstreamReset, Side::Upstream)
+            .because(Cause::of(&Err(io::Error::from_raw_os_error(104))));
+        let text = reset.to_string();
+        assert!(
+            text.starts_with("UpstreamReset: Connection reset by peer (os error 104)"),
+            "{text}"
+        );
+        let closed =
+            Error::new(ErrorKind::UpstreamReset, Side::Upstream).because(Cause::of(&Ok(0)));
+        assert!(closed.to_string().contains("closed by the peer"));
     }
 }

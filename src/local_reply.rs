@@ -1,36 +1,58 @@
 //! Replies ringway writes itself: errors, and routes' `direct_response`.
 //!
-//! Every reply is rendered once, when a worker builds its snapshot, into one buffer per
-//! connection disposition (keep-alive or close), so sending one is a reference-count
-//! bump and a single write: no formatting on the request path. A HEAD request gets the
-//! same buffer cut after the head.
+//! What does not change between requests (the status line, `content-type`,
+//! `content-length` and the body) is rendered once, when a worker builds its snapshot.
+//! Each answer is then assembled into one of the worker's pooled chunks: that part, the
+//! worker's current `date`, any headers the request adds (a 401's `www-authenticate`, a
+//! 429's `retry-after`), `connection: close` when the connection ends after it, and the
+//! body unless the request was HEAD. A copy of a hundred bytes or so and one write; no
+//! formatting and no allocation on the request path.
 //!
 //! The error statuses and body texts live in one per-listener [`LocalReplies`] profile,
 //! so that a later Envoy-compatibility profile can swap in Envoy's exact texts.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-/// A pre-rendered response.
+/// A local reply: the parts rendered once.
 #[derive(Debug, Clone)]
 pub struct Reply {
     status: u16,
-    keep_alive: Bytes,
-    close: Bytes,
-    keep_alive_head_len: usize,
-    close_head_len: usize,
+    /// Status line and the content headers, each line with its CRLF, without the blank
+    /// line that ends the head.
+    head: Bytes,
+    /// Empty for statuses that carry no body.
+    body: Bytes,
 }
 
 impl Reply {
     /// Renders a response with a body. `content_type` may be empty (no header).
     pub fn new(status: u16, content_type: &str, body: &[u8]) -> Self {
-        let (keep_alive, keep_alive_head_len) = render(status, content_type, body, false);
-        let (close, close_head_len) = render(status, content_type, body, true);
+        let mut head = BytesMut::with_capacity(128);
+        head.put_slice(b"HTTP/1.1 ");
+        head.put_slice(status.to_string().as_bytes());
+        head.put_u8(b' ');
+        head.put_slice(reason(status).as_bytes());
+        head.put_slice(b"\r\n");
+        if !content_type.is_empty() {
+            head.put_slice(b"content-type: ");
+            head.put_slice(content_type.as_bytes());
+            head.put_slice(b"\r\n");
+        }
+        // 1xx, 204 and 304 carry no body and, for 1xx/204, no Content-Length (RFC 9110 8.6).
+        let bodyless = matches!(status, 100..=199 | 204 | 304);
+        if !matches!(status, 100..=199 | 204) {
+            head.put_slice(b"content-length: ");
+            head.put_slice(body.len().to_string().as_bytes());
+            head.put_slice(b"\r\n");
+        }
         Reply {
             status,
-            keep_alive,
-            close,
-            keep_alive_head_len,
-            close_head_len,
+            head: head.freeze(),
+            body: if bodyless {
+                Bytes::new()
+            } else {
+                Bytes::copy_from_slice(body)
+            },
         }
     }
 
@@ -39,50 +61,35 @@ impl Reply {
         self.status
     }
 
-    /// The bytes to send: with `connection: close` when the connection will be closed
-    /// after it, and without the body for a HEAD request.
-    pub fn bytes(&self, close: bool, head_only: bool) -> Bytes {
-        let (bytes, head_len) = if close {
-            (&self.close, self.close_head_len)
-        } else {
-            (&self.keep_alive, self.keep_alive_head_len)
-        };
-        if head_only {
-            bytes.slice(..head_len)
-        } else {
-            bytes.clone()
+    /// Appends the whole answer to `out`: with `date` (a `date` header value), the
+    /// `extra` header lines, `connection: close` when the connection will be closed after
+    /// it, and without the body for a HEAD request.
+    pub fn render(
+        &self,
+        out: &mut Vec<u8>,
+        close: bool,
+        head_only: bool,
+        date: &[u8],
+        extra: &[(&[u8], &[u8])],
+    ) {
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(date);
+        out.extend_from_slice(b"\r\n");
+        for (name, value) in extra {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+        if close {
+            out.extend_from_slice(b"connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if !head_only {
+            out.extend_from_slice(&self.body);
         }
     }
-}
-
-fn render(status: u16, content_type: &str, body: &[u8], close: bool) -> (Bytes, usize) {
-    let mut out = BytesMut::with_capacity(128 + body.len());
-    out.put_slice(b"HTTP/1.1 ");
-    out.put_slice(status.to_string().as_bytes());
-    out.put_u8(b' ');
-    out.put_slice(reason(status).as_bytes());
-    out.put_slice(b"\r\n");
-    if !content_type.is_empty() {
-        out.put_slice(b"content-type: ");
-        out.put_slice(content_type.as_bytes());
-        out.put_slice(b"\r\n");
-    }
-    // 1xx, 204 and 304 carry no body and, for 1xx/204, no Content-Length (RFC 9110 8.6).
-    let bodyless = matches!(status, 100..=199 | 204 | 304);
-    if !matches!(status, 100..=199 | 204) {
-        out.put_slice(b"content-length: ");
-        out.put_slice(body.len().to_string().as_bytes());
-        out.put_slice(b"\r\n");
-    }
-    if close {
-        out.put_slice(b"connection: close\r\n");
-    }
-    out.put_slice(b"\r\n");
-    let head_len = out.len();
-    if !bodyless {
-        out.put_slice(body);
-    }
-    (out.freeze(), head_len)
 }
 
 /// The reason phrase for a status code (informational only; clients ignore it).
@@ -235,16 +242,39 @@ impl LocalReplies {
 mod tests {
     use super::*;
 
+    const DATE: &[u8] = b"Sat, 05 Dec 2026 00:00:00 GMT";
+
+    fn rendered(reply: &Reply, close: bool, head_only: bool, extra: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        reply.render(&mut out, close, head_only, DATE, extra);
+        out
+    }
+
     #[test]
     fn replies_are_rendered_for_both_dispositions() {
         let reply = Reply::new(200, "text/plain", b"ok\n");
         assert_eq!(
-            &reply.bytes(false, false)[..],
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\n\r\nok\n"
+            rendered(&reply, false, false, &[]),
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\ndate: Sat, 05 Dec 2026 00:00:00 GMT\r\n\r\nok\n"
         );
         assert_eq!(
-            &reply.bytes(true, true)[..],
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\nconnection: close\r\n\r\n"
+            rendered(&reply, true, true, &[]),
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 3\r\ndate: Sat, 05 Dec 2026 00:00:00 GMT\r\nconnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn per_request_headers_go_before_the_end_of_the_head() {
+        let reply = Reply::new(401, "text/plain", b"no\n");
+        let out = rendered(
+            &reply,
+            false,
+            false,
+            &[(b"www-authenticate", b"Bearer realm=\"api\"")],
+        );
+        assert_eq!(
+            out,
+            b"HTTP/1.1 401 Unauthorized\r\ncontent-type: text/plain\r\ncontent-length: 3\r\ndate: Sat, 05 Dec 2026 00:00:00 GMT\r\nwww-authenticate: Bearer realm=\"api\"\r\n\r\nno\n"
         );
     }
 
@@ -252,13 +282,13 @@ mod tests {
     fn bodyless_statuses_send_no_body() {
         let reply = Reply::new(204, "", b"ignored");
         assert_eq!(
-            &reply.bytes(false, false)[..],
-            b"HTTP/1.1 204 No Content\r\n\r\n"
+            rendered(&reply, false, false, &[]),
+            b"HTTP/1.1 204 No Content\r\ndate: Sat, 05 Dec 2026 00:00:00 GMT\r\n\r\n"
         );
         let reply = Reply::new(304, "", b"ignored");
         assert_eq!(
-            &reply.bytes(false, false)[..],
-            b"HTTP/1.1 304 Not Modified\r\ncontent-length: 7\r\n\r\n"
+            rendered(&reply, false, false, &[]),
+            b"HTTP/1.1 304 Not Modified\r\ncontent-length: 7\r\ndate: Sat, 05 Dec 2026 00:00:00 GMT\r\n\r\n"
         );
     }
 

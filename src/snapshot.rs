@@ -83,6 +83,10 @@ pub struct ListenerSnapshot {
     pub header_read_timeout: Duration,
     /// Time a keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
+    /// Time any read or write of an exchange may take without completing.
+    pub stream_idle_timeout: Duration,
+    /// Time the whole request body may take, if limited.
+    pub request_timeout: Option<Duration>,
     /// Local reply texts.
     pub replies: LocalReplies,
     /// This worker's `listener.<name>.` cells.
@@ -124,6 +128,8 @@ impl ListenerSnapshot {
             },
             header_read_timeout: listener.header_read_timeout,
             idle_timeout: listener.idle_timeout,
+            stream_idle_timeout: listener.stream_idle_timeout,
+            request_timeout: listener.request_timeout,
             replies: LocalReplies::ringway(),
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),

@@ -276,7 +276,36 @@ listeners:
             "ringway.yaml:7:25: listeners[0].http1.max_request_line: invalid size `8kib`: unknown unit `kib` (units: `B`, `KiB`, `MiB`, `GiB`, `KB`, `MB` or `GB`)",
             "ringway.yaml:8:25: listeners[0].http1.max_request_head: size must be at least 1 byte",
             "ringway.yaml:9:28: listeners[0].http1.max_trailer_section: size `99999999999999999999GiB` is too large",
-            "ringway.yaml:10:20: listeners[0].http1.max_headers: expected a header count from 1 to 10000, found 0",
+            "ringway.yaml:10:20: listeners[0].http1.max_headers: expected a header count from 1 to 256, found 0",
+        ]
+    );
+}
+
+#[test]
+fn limits_the_codec_or_buffer_cannot_honour_are_refused() {
+    let text = "\
+listeners:
+  - name: public
+    address: 127.0.0.1:8080
+    buffer_limit: 32KiB
+    http1:
+      max_request_head: 64KiB
+      max_headers: 257
+    routes:
+      - match: { prefix: / }
+        direct_response: { status: 200 }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:7:20: listeners[0].http1.max_headers: expected a header count from 1 to 256, found 257",
+        ]
+    );
+    let text = text.replace("      max_headers: 257\n", "");
+    assert_eq!(
+        errors(&text),
+        [
+            "ringway.yaml:6:25: listeners[0].http1.max_request_head: max_request_head (65536) is larger than buffer_limit (32768), which must hold the whole head",
         ]
     );
 }

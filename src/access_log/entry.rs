@@ -79,9 +79,11 @@ impl ResponseFlags {
     pub const DOWNSTREAM_PROTOCOL_ERROR: ResponseFlags = ResponseFlags(1 << 10);
     /// `UPE`: the upstream's response broke the HTTP protocol.
     pub const UPSTREAM_PROTOCOL_ERROR: ResponseFlags = ResponseFlags(1 << 11);
+    /// `SI`: no read or write of the stream completed within `stream_idle_timeout`.
+    pub const STREAM_IDLE_TIMEOUT: ResponseFlags = ResponseFlags(1 << 12);
 
     /// Every flag with its short name, in print order.
-    pub const NAMES: [(ResponseFlags, &'static str); 12] = [
+    pub const NAMES: [(ResponseFlags, &'static str); 13] = [
         (Self::NO_HEALTHY_UPSTREAM, "UH"),
         (Self::UPSTREAM_REQUEST_TIMEOUT, "UT"),
         (Self::LOCAL_RESET, "LR"),
@@ -94,6 +96,7 @@ impl ResponseFlags {
         (Self::UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX"),
         (Self::DOWNSTREAM_PROTOCOL_ERROR, "DPE"),
         (Self::UPSTREAM_PROTOCOL_ERROR, "UPE"),
+        (Self::STREAM_IDLE_TIMEOUT, "SI"),
     ];
 
     /// Whether no flag is set.
@@ -161,6 +164,6 @@ mod tests {
         for (flag, _) in ResponseFlags::NAMES {
             all |= flag;
         }
-        assert_eq!(text(all), "UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,DPE,UPE");
+        assert_eq!(text(all), "UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,DPE,UPE,SI");
     }
 }

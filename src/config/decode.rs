@@ -40,6 +40,8 @@ const LISTENER_KEYS: &[&str] = &[
     "http1",
     "header_read_timeout",
     "idle_timeout",
+    "stream_idle_timeout",
+    "request_timeout",
     // Forwarding policy, decoded in decode_proxy.rs.
     "trusted_proxies",
     "request_id",
@@ -326,7 +328,37 @@ fn listener<'a>(
     );
     let idle_timeout =
         optional_duration(&map, "idle_timeout", Listener::DEFAULT_IDLE_TIMEOUT, diag);
+    let stream_idle_timeout = optional_duration(
+        &map,
+        "stream_idle_timeout",
+        Listener::DEFAULT_STREAM_IDLE_TIMEOUT,
+        diag,
+    );
+    let request_timeout = match map.optional("request_timeout") {
+        Some(n) => duration(&n, diag).map(Some),
+        None => Some(None),
+    };
     let proxy = decode_proxy::proxy_settings(&map, diag);
+    if let (Some(h), Some(p)) = (&http1, &proxy) {
+        // A head must fit in the buffer it is read into; a larger limit could never be
+        // reached, and such heads would be dropped as if the client had closed.
+        if h.max_request_head > p.buffer_limit {
+            let at = map
+                .optional("http1")
+                .and_then(|n| n.map(diag, HTTP1_KEYS))
+                .and_then(|m| m.optional("max_request_head"))
+                .or_else(|| map.optional("buffer_limit"))
+                .unwrap_or_else(|| node.clone());
+            at.error(
+                diag,
+                format!(
+                    "max_request_head ({}) is larger than buffer_limit ({}), which must hold the whole head",
+                    h.max_request_head, p.buffer_limit
+                ),
+            );
+            return None;
+        }
+    }
     let path_normalization = match map.optional("path_normalization") {
         Some(n) => path_normalization(&n, diag),
         None => Some(PathNormalization::default()),
@@ -338,6 +370,8 @@ fn listener<'a>(
         http1: http1?,
         header_read_timeout: header_read_timeout?,
         idle_timeout: idle_timeout?,
+        stream_idle_timeout: stream_idle_timeout?,
+        request_timeout: request_timeout?,
         proxy: proxy?,
         path_normalization: path_normalization?,
     })

@@ -82,6 +82,12 @@ pub struct Listener {
     pub header_read_timeout: Duration,
     /// A client connection with no request in flight is closed after this long.
     pub idle_timeout: Duration,
+    /// No read or write of a request's exchange (either side) may take longer than
+    /// this without completing (Envoy's `stream_idle_timeout`).
+    pub stream_idle_timeout: Duration,
+    /// The whole request body must arrive within this long of the head (Envoy's
+    /// `request_timeout`); none by default.
+    pub request_timeout: Option<Duration>,
     /// How requests are forwarded: trust, forwarding headers, body limits.
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.
@@ -113,6 +119,10 @@ pub enum EscapedSlashes {
 impl Listener {
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// nginx's `client_body_timeout` and `send_timeout`; Envoy's default is 5 minutes.
+    /// Shorter, because a stalled client holds a connection, its buffers and an upstream
+    /// connection for all that time.
+    pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// HTTP/1.1 parser limits for one listener, all in bytes except `max_headers`.
@@ -128,9 +138,9 @@ pub struct Http1Settings {
 }
 
 impl Http1Settings {
-    /// Upper bound for `max_headers`: far above any real client, low enough to keep
-    /// per-request header tables small.
-    pub const MAX_HEADERS_LIMIT: usize = 10_000;
+    /// Upper bound for `max_headers`: what the codec can hold (its header table is an
+    /// array on the stack), far above any real client.
+    pub const MAX_HEADERS_LIMIT: usize = crate::http1::HARD_MAX_HEADERS;
 }
 
 impl Default for Http1Settings {

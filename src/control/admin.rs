@@ -10,7 +10,7 @@
 //! and each other. Each answer closes the connection: admin traffic is rare and this
 //! keeps the handler small.
 
-use std::rc::Rc;
+use std::{cell::Cell, rc::Rc, time::Duration};
 
 use monoio::{
     io::{AsyncReadRent, AsyncWriteRentExt},
@@ -25,17 +25,37 @@ use crate::{
 };
 
 const MAX_ADMIN_HEAD: usize = 16 * 1024;
+/// How long an admin client has to send its request, and to take the answer.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Admin connections served at once; one more is closed at once (and counted). Admin
+/// traffic is a few requests a second; the cap keeps a misbehaving client from
+/// exhausting the control thread's descriptors.
+pub const MAX_ADMIN_CONNECTIONS: usize = 64;
 
 /// Accepts admin connections until a hot-restart successor takes the socket over.
 pub async fn serve(socket: TcpListener, state: Rc<ControlState>) {
+    let open = Rc::new(Cell::new(0usize));
     loop {
         let accepted = monoio::select! {
             accepted = socket.accept() => accepted,
             _ = state.admin_stop.wait() => return,
         };
         match accepted {
+            Ok((stream, _)) if open.get() >= MAX_ADMIN_CONNECTIONS => {
+                warn!(
+                    limit = MAX_ADMIN_CONNECTIONS,
+                    "admin: too many connections; closing a new one"
+                );
+                drop(stream);
+            }
             Ok((stream, _)) => {
-                monoio::spawn(handle(stream, Rc::clone(&state)));
+                let open = Rc::clone(&open);
+                open.set(open.get() + 1);
+                let state = Rc::clone(&state);
+                monoio::spawn(async move {
+                    handle(stream, state).await;
+                    open.set(open.get() - 1);
+                });
             }
             Err(e) if crate::listen::out_of_resources(&e) => {
                 // Out of descriptors: accepting again at once would fail again at once.
@@ -49,29 +69,20 @@ pub async fn serve(socket: TcpListener, state: Rc<ControlState>) {
 
 async fn handle(mut stream: TcpStream, state: Rc<ControlState>) {
     let limits = http1::Limits::default();
-    let mut scanner = HeadScanner::new();
     let mut buf = Vec::with_capacity(4096);
-    let head_len = loop {
-        let len = buf.len();
-        if len >= MAX_ADMIN_HEAD {
+    // The whole head within ADMIN_TIMEOUT: a client that sends nothing (or trickles) is
+    // closed, not kept for ever.
+    let head = monoio::time::timeout(ADMIN_TIMEOUT, read_head(&mut stream, &mut buf, &limits));
+    let head_len = match head.await {
+        Err(_elapsed) => {
+            debug!("admin: no complete request within {ADMIN_TIMEOUT:?}; closing");
             return;
         }
-        buf.reserve(4096);
-        let (result, slice) = stream
-            .read(monoio::buf::IoBufMut::slice_mut(buf, len..))
-            .await;
-        buf = slice.into_inner();
-        match result {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        Ok(Head::Gone) => return,
+        Ok(Head::Bad) => {
+            return respond(stream, Reply::new(400, "text/plain", b"bad request\n")).await
         }
-        match scanner.scan(&buf, &limits) {
-            Ok(Some(n)) => break n,
-            Ok(None) => {}
-            Err(_) => {
-                return respond(stream, Reply::new(400, "text/plain", b"bad request\n")).await
-            }
-        }
+        Ok(Head::Complete(n)) => n,
     };
     let mut request = Request::new();
     let reply = match http1::parse_request(&buf[..head_len], &limits, &mut request) {
@@ -95,6 +106,36 @@ async fn handle(mut stream: TcpStream, state: Rc<ControlState>) {
 }
 
 const TEXT: &str = "text/plain; charset=UTF-8";
+
+enum Head {
+    Complete(usize),
+    Bad,
+    Gone,
+}
+
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, limits: &http1::Limits) -> Head {
+    let mut scanner = HeadScanner::new();
+    loop {
+        let len = buf.len();
+        if len >= MAX_ADMIN_HEAD {
+            return Head::Gone;
+        }
+        buf.reserve(4096);
+        let (result, slice) = stream
+            .read(monoio::buf::IoBufMut::slice_mut(std::mem::take(buf), len..))
+            .await;
+        *buf = slice.into_inner();
+        match result {
+            Ok(0) | Err(_) => return Head::Gone,
+            Ok(_) => {}
+        }
+        match scanner.scan(buf, limits) {
+            Ok(Some(n)) => return Head::Complete(n),
+            Ok(None) => {}
+            Err(_) => return Head::Bad,
+        }
+    }
+}
 
 /// The POST endpoints: a message to the control loop, and for `/reload` its answer.
 async fn mutate(path: &[u8], state: &ControlState) -> Reply {
@@ -153,5 +194,8 @@ fn route(path: &[u8], state: &ControlState) -> Reply {
 }
 
 async fn respond(mut stream: TcpStream, reply: Reply) {
-    let _ = stream.write_all(reply.bytes(true, false)).await;
+    let mut out = Vec::new();
+    let date = crate::clock::imf_fixdate(std::time::SystemTime::now());
+    reply.render(&mut out, true, false, &date, &[]);
+    let _ = monoio::time::timeout(ADMIN_TIMEOUT, stream.write_all(out)).await;
 }

@@ -51,6 +51,8 @@ pub(crate) enum Known {
     Host,
     Connection,
     Expect,
+    /// `Date`: a proxy adds one to a response that has none (RFC 9110 6.6.1).
+    Date,
     /// Hop-by-hop by definition, with no other meaning to the codec.
     HopByHop,
     Other,
@@ -61,6 +63,7 @@ pub(crate) fn classify(name: &[u8]) -> Known {
     match name.len() {
         2 if is("te") => Known::HopByHop,
         4 if is("host") => Known::Host,
+        4 if is("date") => Known::Date,
         6 if is("expect") => Known::Expect,
         7 if is("trailer") || is("upgrade") => Known::HopByHop,
         10 if is("connection") => Known::Connection,
@@ -223,6 +226,7 @@ mod tests {
         assert_eq!(classify(b"CONTENT-length"), Known::ContentLength);
         assert_eq!(classify(b"Transfer-Encoding"), Known::TransferEncoding);
         assert_eq!(classify(b"hOsT"), Known::Host);
+        assert_eq!(classify(b"DATE"), Known::Date);
         assert_eq!(classify(b"TE"), Known::HopByHop);
         assert_eq!(classify(b"Keep-Alive"), Known::HopByHop);
         assert_eq!(classify(b"X-Foo"), Known::Other);

@@ -269,7 +269,7 @@ fn apply_fields(buf: &[u8], out: &mut Request) -> Result<(), ParseError> {
                 out.expect_continue = !http10 && value.eq_ignore_ascii_case(b"100-continue");
             }
             Known::HopByHop => h.hop_by_hop = true,
-            Known::Other => {}
+            Known::Date | Known::Other => {}
         }
     }
     out.framing = framing.finish(http10)?.unwrap_or(BodyFraming::None);

@@ -46,6 +46,8 @@ pub struct Response {
     pub framing: ResponseFraming,
     /// Whether the upstream connection may be reused after this response.
     pub keep_alive: bool,
+    /// Whether the upstream sent a `Date` (a proxy adds one otherwise).
+    pub has_date: bool,
     pub head_len: usize,
     pub overlay: Overlay,
     status_line: Span,
@@ -168,6 +170,7 @@ fn apply_fields(buf: &[u8], request_method: Method, out: &mut Response) -> Resul
     let http10 = out.version == Version::Http10;
     let mut framing = FramingHeaders::default();
     let (mut close, mut keep_alive) = (false, false);
+    let mut out_has_date = false;
     for h in &mut out.headers {
         let value = h.value.get(buf);
         match classify(h.name.get(buf)) {
@@ -184,9 +187,11 @@ fn apply_fields(buf: &[u8], request_method: Method, out: &mut Response) -> Resul
                 }
             }
             Known::HopByHop => h.hop_by_hop = true,
+            Known::Date => out_has_date = true,
             Known::Host | Known::Expect | Known::Other => {}
         }
     }
+    out.has_date = out_has_date;
     let declared = framing.finish(http10)?;
     let bodiless = request_method == Method::Head
         || out.status < 200
@@ -211,6 +216,17 @@ mod tests {
     fn parse(raw: &[u8], m: Method) -> Result<Response, ParseError> {
         let mut r = Response::new();
         parse_response(raw, m, &Limits::default(), &mut r).map(|()| r)
+    }
+
+    #[test]
+    fn a_date_header_is_noticed() {
+        let with = parse(
+            b"HTTP/1.1 200 OK\r\ndate: Sat, 05 Dec 2026 00:00:00 GMT\r\n\r\n",
+            Method::Get,
+        );
+        assert!(with.unwrap().has_date);
+        let without = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Method::Get);
+        assert!(!without.unwrap().has_date);
     }
 
     #[test]

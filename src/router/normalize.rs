@@ -20,7 +20,8 @@
 //! normal, and is returned borrowed after one scan. The result is idempotent: normalising
 //! it again changes nothing. Paths are case-sensitive; non-ASCII bytes pass through.
 //! The target must start with `/`, or be exactly `*` (OPTIONS), which passes unchanged;
-//! absolute-form targets are the codec's business: it hands over their path part.
+//! absolute-form targets are the codec's business: it hands over their path part, and
+//! an empty path part is `/`.
 
 use crate::config::{EscapedSlashes, PathNormalization};
 
@@ -61,6 +62,16 @@ pub fn normalize<'a>(
     };
     if query.iter().any(|&b| is_forbidden(b)) {
         return Err(Rejection::ForbiddenByte);
+    }
+    if path.is_empty() {
+        // The codec hands over the path part of an absolute-form target, which may be
+        // empty (`GET http://a HTTP/1.1`): that means `/` (RFC 9112 3.2.2, RFC 3986
+        // 6.2.3).
+        return Ok(Normalized {
+            path: b"/",
+            query,
+            changed: true,
+        });
     }
     if path == b"*" {
         return Ok(Normalized {

@@ -77,9 +77,13 @@ pub mod http {
     pub const DOWNSTREAM_RQ_HEADER_TIMEOUT: usize = 11;
     /// Keep-alive connections closed after idle_timeout.
     pub const DOWNSTREAM_CX_IDLE_TIMEOUT: usize = 12;
+    /// Requests whose body did not arrive within request_timeout.
+    pub const DOWNSTREAM_RQ_TIMEOUT: usize = 13;
+    /// Requests ended by stream_idle_timeout.
+    pub const DOWNSTREAM_RQ_IDLE_TIMEOUT: usize = 14;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 13] = [
+    pub static DEFS: [StatDef; 15] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -93,6 +97,8 @@ pub mod http {
         counter("rq_no_route"),
         counter("downstream_rq_header_timeout"),
         counter("downstream_cx_idle_timeout"),
+        counter("downstream_rq_timeout"),
+        counter("downstream_rq_idle_timeout"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -58,6 +58,25 @@ impl UpstreamConn {
     }
 }
 
+impl UpstreamConn {
+    /// Whether nothing arrived on an idle connection: a non-blocking peek. The origin
+    /// closing it (0 bytes), sending something unasked (a 408 before it closes) or an
+    /// error all make it unusable.
+    pub fn is_quiet(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = match self {
+            UpstreamConn::Tcp(s) => s.as_raw_fd(),
+            UpstreamConn::Unix(s) => s.as_raw_fd(),
+        };
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        let mut probe = [0u8; 1];
+        matches!(
+            nix::sys::socket::recv(fd, &mut probe, flags),
+            Err(nix::errno::Errno::EAGAIN)
+        )
+    }
+}
+
 impl AsyncReadRent for UpstreamConn {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {

@@ -47,8 +47,16 @@ use crate::{
 #[derive(Debug)]
 struct Idle {
     conn: UpstreamConn,
+    /// When it came back.
+    since: Instant,
     expires: Instant,
 }
+
+/// An idle connection unused for longer than this is checked before reuse: a
+/// non-blocking peek tells whether the origin closed it or sent something unasked (a
+/// 408 before closing). Origins close idle connections after seconds, so a connection
+/// reused sooner skips the syscall: under load, reuse is microseconds apart.
+const CHECK_IDLE_AFTER: Duration = Duration::from_millis(100);
 
 /// What a waiter is given when a place frees up.
 #[derive(Debug)]
@@ -78,7 +86,12 @@ pub struct EndpointPool {
     /// `max_idle_per_endpoint` of the last request returned (pools outlive snapshots).
     keep_idle: Cell<usize>,
     open: Cell<usize>,
+    /// Oldest first. Waiters that gave up stay until they reach the front or the queue
+    /// is compacted (when more than half of it has given up), so giving up is O(1)
+    /// and the queue stays within twice the live waiters.
     waiters: RefCell<VecDeque<Rc<Waiter>>>,
+    /// Waiters still waiting (not given up, not granted).
+    live_waiters: Cell<usize>,
 }
 
 /// Why no connection could be had.
@@ -96,6 +109,7 @@ impl EndpointPool {
             keep_idle: Cell::new(PoolSettings::default().max_idle_per_endpoint),
             open: Cell::new(0),
             waiters: RefCell::new(VecDeque::new()),
+            live_waiters: Cell::new(0),
         })
     }
 
@@ -107,6 +121,15 @@ impl EndpointPool {
     /// The endpoint's address as text.
     pub fn address_text(&self) -> &str {
         &self.address_text
+    }
+
+    /// The Host a request to this endpoint implies when the client sent none: its
+    /// `ip:port`, or `localhost` for a Unix socket.
+    pub fn host(&self) -> &str {
+        match self.address {
+            EndpointAddress::Tcp(_) => &self.address_text,
+            EndpointAddress::Unix(_) => "localhost",
+        }
     }
 
     /// Connections open now (busy, idle or connecting).
@@ -129,17 +152,12 @@ impl EndpointPool {
             self.open.set(self.open.get() + 1);
             return Ok(self.lease(None, settings));
         }
-        let live_waiters = self
-            .waiters
-            .borrow()
-            .iter()
-            .filter(|w| !w.cancelled.get())
-            .count();
-        if live_waiters >= settings.max_pending {
+        if self.live_waiters.get() >= settings.max_pending {
             return Err(Overflow);
         }
         let waiter = Rc::new(Waiter::default());
         self.waiters.borrow_mut().push_back(Rc::clone(&waiter));
+        self.live_waiters.set(self.live_waiters.get() + 1);
         let grant = Wait(CancelOnDrop {
             waiter: Some(waiter),
             pool: Rc::clone(self),
@@ -179,7 +197,10 @@ impl EndpointPool {
         let mut idle = self.idle.borrow_mut();
         let mut found = None;
         while let Some(entry) = idle.pop() {
-            if entry.expires > now {
+            let usable = entry.expires > now
+                && (now.saturating_duration_since(entry.since) < CHECK_IDLE_AFTER
+                    || entry.conn.is_quiet());
+            if usable {
                 found = Some(entry.conn);
                 break;
             }
@@ -194,10 +215,26 @@ impl EndpointPool {
         let mut waiters = self.waiters.borrow_mut();
         while let Some(w) = waiters.pop_front() {
             if !w.cancelled.get() {
+                self.live_waiters.set(self.live_waiters.get() - 1);
                 return Some(w);
             }
         }
         None
+    }
+
+    /// A waiter gave up before it was granted anything.
+    fn gave_up(&self) {
+        let live = self.live_waiters.get().saturating_sub(1);
+        self.live_waiters.set(live);
+        let mut waiters = self.waiters.borrow_mut();
+        if waiters.len() > 2 * live + 8 {
+            waiters.retain(|w| !w.cancelled.get());
+        }
+    }
+
+    /// Entries in the waiting queue, given-up ones included (for tests).
+    pub fn queued(&self) -> usize {
+        self.waiters.borrow().len()
     }
 
     fn grant(waiter: &Waiter, grant: Grant) {
@@ -215,9 +252,11 @@ impl EndpointPool {
         self.keep_idle.set(settings.max_idle_per_endpoint);
         let mut idle = self.idle.borrow_mut();
         let ttl = keep_alive.map_or(settings.idle_timeout, |k| k.min(settings.idle_timeout));
+        let now = Instant::now();
         idle.push(Idle {
             conn,
-            expires: Instant::now() + ttl,
+            since: now,
+            expires: now + ttl,
         });
     }
 
@@ -304,6 +343,8 @@ impl Drop for CancelOnDrop {
             waiter.cancelled.set(true);
             if waiter.grant.borrow_mut().take().is_some() {
                 self.pool.forget();
+            } else {
+                self.pool.gave_up();
             }
         }
     }
@@ -325,5 +366,52 @@ impl Future for Wait {
         }
         *waiter.waker.borrow_mut() = Some(cx.waker().clone());
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        future::Future,
+        task::{Context, Waker},
+    };
+
+    use super::*;
+
+    fn poll<F: Future>(future: &mut Pin<Box<F>>) -> Poll<F::Output> {
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn waiters_that_give_up_leave_the_queue() {
+        let pool = EndpointPool::new(EndpointAddress::Tcp(([127, 0, 0, 1], 1).into()));
+        let settings = PoolSettings {
+            max_connections_per_endpoint: 1,
+            max_pending: 2,
+            ..PoolSettings::default()
+        };
+        let Poll::Ready(Ok(busy)) = poll(&mut Box::pin(pool.checkout(&settings))) else {
+            panic!("the first checkout gets permission to connect");
+        };
+        // A thousand requests that time out while waiting.
+        for _ in 0..1000 {
+            let mut waiting = Box::pin(pool.checkout(&settings));
+            assert!(poll(&mut waiting).is_pending());
+        }
+        assert!(pool.queued() <= 10, "{} entries queued", pool.queued());
+        // The queue still takes `max_pending` live waiters and refuses one more.
+        let mut first = Box::pin(pool.checkout(&settings));
+        let mut second = Box::pin(pool.checkout(&settings));
+        assert!(poll(&mut first).is_pending() && poll(&mut second).is_pending());
+        let mut third = Box::pin(pool.checkout(&settings));
+        assert!(matches!(poll(&mut third), Poll::Ready(Err(Overflow))));
+        // A place that frees up goes to the oldest live waiter.
+        drop(busy);
+        let Poll::Ready(Ok(_granted)) = poll(&mut first) else {
+            panic!("the oldest waiter was not granted the place");
+        };
+        assert!(poll(&mut second).is_pending());
     }
 }

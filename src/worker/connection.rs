@@ -53,12 +53,15 @@ use monoio::{
     net::TcpStream,
 };
 
+use tracing::debug;
+
 use super::{
-    forward::Next, lookup::Http1Headers, request_log::RequestLog, stop::Stop, WorkerContext,
+    deadline::Deadline, forward::Next, lookup::Http1Headers, request_log::RequestLog, stop::Stop,
+    WorkerContext,
 };
 use crate::{
     access_log::{ResponseFlags, WorkerLog},
-    error::ErrorKind,
+    error::{Cause, Error, ErrorKind, Side},
     forwarding::IpText,
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
@@ -267,10 +270,27 @@ impl Connection<'_> {
                         l.http_stats.get(rq::status_class(forwarded.status)).inc();
                         self.log_request(forwarded.status, forwarded.sent, ResponseFlags::NONE);
                         if forwarded.next == Next::Close {
-                            return;
+                            // Late pipelined bytes must not make the kernel reset the
+                            // connection under the response (RFC 9112 9.6).
+                            return self.linger().await;
                         }
                     }
                     Err(e) => {
+                        match e.kind {
+                            ErrorKind::RequestTimeout => {
+                                l.http_stats.get(rq::DOWNSTREAM_RQ_TIMEOUT).inc()
+                            }
+                            ErrorKind::StreamIdleTimeout => {
+                                l.http_stats.get(rq::DOWNSTREAM_RQ_IDLE_TIMEOUT).inc()
+                            }
+                            _ => {}
+                        }
+                        debug!(
+                            listener = &*l.name,
+                            upstream = self.upstream.as_ref().map(|u| u.address_text()),
+                            error = %e,
+                            "request failed"
+                        );
                         let flags = error_flags(e.kind);
                         match e.reply() {
                             Some(kind) => {
@@ -465,43 +485,99 @@ impl Connection<'_> {
 
     /// Reads more bytes after `buf[start..]`, moving unconsumed bytes to the front first.
     pub(super) async fn read_more(&mut self, timeout: Duration) -> Read {
+        let Some(buf) = self.read_buffer() else {
+            return Read::Closed;
+        };
+        let len = buf.len();
+        let read = monoio::time::timeout(timeout, self.stream.read(buf.slice_mut(len..))).await;
+        match read {
+            Err(_elapsed) => Read::TimedOut,
+            Ok((result, slice)) => match self.read_done(result, slice.into_inner()) {
+                Ok(()) => Read::Bytes,
+                Err(_) => Read::Closed,
+            },
+        }
+    }
+
+    /// Reads more request body bytes, like [`Connection::read_more`], within the
+    /// exchange's limits.
+    pub(super) async fn read_body(&mut self, deadline: &mut Deadline<'_>) -> Result<(), Error> {
+        let gone = |cause| {
+            Error {
+                request_written: true,
+                ..Error::new(ErrorKind::ClientGone, Side::Client)
+            }
+            .because(cause)
+        };
+        let Some(buf) = self.read_buffer() else {
+            // More than buffer_limit unconsumed: cannot happen while a body streams.
+            return Err(gone(Cause::Unknown));
+        };
+        let len = buf.len();
+        match deadline
+            .within(self.stream.read(buf.slice_mut(len..)))
+            .await
+        {
+            Err(expired) => Err(deadline.error(expired, true, false)),
+            Ok((result, slice)) => self.read_done(result, slice.into_inner()).map_err(gone),
+        }
+    }
+
+    /// The buffer to read into, taken out of `self` (it is lent to the kernel for the
+    /// read; on a timeout it stays with the cancelled operation, and the connection
+    /// closes): unconsumed bytes moved to the front, room made. `None` when
+    /// `buffer_limit` bytes are waiting.
+    fn read_buffer(&mut self) -> Option<Vec<u8>> {
         if self.start > 0 {
             self.buf.copy_within(self.start.., 0);
             self.buf.truncate(self.buf.len() - self.start);
             self.start = 0;
         }
         if self.buf.len() >= self.listener.proxy.buffer_limit {
-            return Read::Closed;
+            return None;
         }
         if self.buf.capacity() == 0 {
             self.buf = self.worker.bufs.take();
         } else if self.buf.len() == self.buf.capacity() {
             self.buf.reserve(crate::buffers::CHUNK);
         }
-        // The buffer is lent to the kernel for the read; on timeout it stays with the
-        // cancelled operation, and the connection closes.
-        let buf = std::mem::take(&mut self.buf);
-        let len = buf.len();
-        let read = monoio::time::timeout(timeout, self.stream.read(buf.slice_mut(len..))).await;
-        match read {
-            Err(_elapsed) => Read::TimedOut,
-            Ok((result, slice)) => {
-                self.buf = slice.into_inner();
-                match result {
-                    Ok(0) | Err(_) => Read::Closed,
-                    Ok(n) => {
-                        let stats = &self.listener.http_stats;
-                        stats.get(rq::DOWNSTREAM_CX_RX_BYTES_TOTAL).add(n as u64);
-                        Read::Bytes
-                    }
-                }
+        Some(std::mem::take(&mut self.buf))
+    }
+
+    /// Takes the buffer back after a read and counts what it brought.
+    fn read_done(&mut self, result: std::io::Result<usize>, buf: Vec<u8>) -> Result<(), Cause> {
+        self.buf = buf;
+        match result {
+            Ok(0) | Err(_) => Err(Cause::of(&result)),
+            Ok(n) => {
+                let stats = &self.listener.http_stats;
+                stats.get(rq::DOWNSTREAM_CX_RX_BYTES_TOTAL).add(n as u64);
+                Ok(())
             }
         }
     }
 
-    /// Reads and drops the request's body, if it is small enough to be worth it.
+    /// Reads and drops the request's body, if it is small enough to be worth it, within
+    /// the same limits as a forwarded body (`request_timeout`, `stream_idle_timeout`).
     async fn discard_body(&mut self) -> Body {
-        let timeout = self.listener.header_read_timeout;
+        if matches!(
+            self.request.framing,
+            BodyFraming::None | BodyFraming::ContentLength(0)
+        ) {
+            return Body::Consumed;
+        }
+        let l = self.listener;
+        let now = Instant::now();
+        let at = l.request_timeout.map(|t| now + t);
+        let (clock, idle) = (&self.worker.clock, l.stream_idle_timeout);
+        let first = Deadline::first_check(at, idle, now);
+        let timer = std::pin::pin!(monoio::time::sleep_until(first.into()));
+        let mut deadline = Deadline::new(now, at, true, idle, clock, timer);
+        let deadline = &mut deadline;
+        let failed = |e: Error| match e.kind {
+            ErrorKind::ClientGone => Body::Failed(None),
+            _ => Body::Failed(Some(LocalReplyKind::RequestTimeout)),
+        };
         match self.request.framing {
             BodyFraming::None => Body::Consumed,
             BodyFraming::ContentLength(0) => Body::Consumed,
@@ -519,9 +595,8 @@ impl Connection<'_> {
                     if remaining == 0 {
                         return Body::Consumed;
                     }
-                    match self.read_more(timeout).await {
-                        Read::Bytes => {}
-                        _ => return Body::Failed(None),
+                    if let Err(e) = self.read_body(deadline).await {
+                        return failed(e);
                     }
                 }
             }
@@ -548,9 +623,8 @@ impl Connection<'_> {
                     if wire > MAX_DISCARD || self.request.expect_continue {
                         return Body::Left;
                     }
-                    match self.read_more(timeout).await {
-                        Read::Bytes => {}
-                        _ => return Body::Failed(None),
+                    if let Err(e) = self.read_body(deadline).await {
+                        return failed(e);
                     }
                 }
             }
@@ -566,9 +640,11 @@ impl Connection<'_> {
         flags: ResponseFlags,
     ) -> bool {
         let stats = &self.listener.http_stats;
-        let bytes = reply.bytes(close, head_only);
-        let len = bytes.len() as u64;
-        let (result, _) = self.stream.write_all(bytes).await;
+        let mut out = self.worker.bufs.take();
+        reply.render(&mut out, close, head_only, &self.worker.clock.date(), &[]);
+        let len = out.len() as u64;
+        let (result, out) = self.stream.write_all(out).await;
+        self.worker.bufs.give(out);
         stats.get(rq::status_class(reply.status())).inc();
         if result.is_err() {
             let gone = flags | ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
@@ -651,6 +727,8 @@ fn error_flags(kind: ErrorKind) -> ResponseFlags {
         ErrorKind::UpstreamReset => ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
         ErrorKind::BadResponse => ResponseFlags::UPSTREAM_PROTOCOL_ERROR,
         ErrorKind::Timeout => ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+        ErrorKind::RequestTimeout => ResponseFlags::NONE,
+        ErrorKind::StreamIdleTimeout => ResponseFlags::STREAM_IDLE_TIMEOUT,
         ErrorKind::ClientGone => ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION,
         ErrorKind::BadRequestBody(_) => ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
         ErrorKind::RequestTooLarge => ResponseFlags::NONE,

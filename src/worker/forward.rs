@@ -29,25 +29,17 @@
 //!   (504 before the response starts, a closed connection after); the cluster's connect
 //!   timeout bounds connecting (503).
 
-use std::{
-    future::Future,
-    pin::Pin,
-    task::Poll,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use monoio::{
     buf::{IoBuf, IoBufMut},
     io::{AsyncReadRent, AsyncWriteRentExt},
 };
 
-use super::{
-    connection::{Connection, Read},
-    stop::Stop,
-};
+use super::{connection::Connection, deadline::Deadline, stop::Stop};
 use crate::{
     config::ExpectContinue,
-    error::{Error, ErrorKind, Side},
+    error::{Cause, Error, ErrorKind, Side},
     flow::{Credit, OneChunk},
     forwarding,
     http1::{
@@ -108,59 +100,22 @@ struct Finished {
     keep_alive: Option<Duration>,
 }
 
-fn upstream_reset(written: bool, started: bool) -> Error {
+fn upstream_reset(written: bool, started: bool, cause: Cause) -> Error {
     Error {
-        kind: ErrorKind::UpstreamReset,
-        side: Side::Upstream,
         request_written: written,
         response_started: started,
+        ..Error::new(ErrorKind::UpstreamReset, Side::Upstream)
     }
+    .because(cause)
 }
 
-fn timed_out(written: bool, started: bool) -> Error {
+fn client_gone(written: bool, started: bool, cause: Cause) -> Error {
     Error {
-        kind: ErrorKind::Timeout,
-        side: Side::Upstream,
         request_written: written,
         response_started: started,
+        ..Error::new(ErrorKind::ClientGone, Side::Client)
     }
-}
-
-fn client_gone(written: bool, started: bool) -> Error {
-    Error {
-        kind: ErrorKind::ClientGone,
-        side: Side::Client,
-        request_written: written,
-        response_started: started,
-    }
-}
-
-/// The route timeout of one request: the instant, and one timer that every wait of the
-/// exchange shares. A timer per wait (monoio's `timeout`) read the clock, registered and
-/// removed a wheel entry and moved the wrapped future twice for each of the four or so
-/// waits of a request; this one registers once, on the first wait that blocks.
-pub(super) struct Deadline<'t> {
-    at: Instant,
-    timer: Pin<&'t mut monoio::time::Sleep>,
-}
-
-impl Deadline<'_> {
-    /// Runs `future` until the deadline; `None` when it passed first. The future is
-    /// polled before the timer, so an operation that completed is never reported late.
-    async fn within<F: Future>(&mut self, future: F) -> Option<F::Output> {
-        let mut future = std::pin::pin!(future);
-        let timer = &mut self.timer;
-        std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
-            Poll::Ready(out) => Poll::Ready(Some(out)),
-            Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
-        })
-        .await
-    }
-
-    /// Time left before the deadline.
-    fn left(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
+    .because(cause)
 }
 
 impl Connection<'_> {
@@ -175,10 +130,6 @@ impl Connection<'_> {
         stop: &Stop,
     ) -> Result<Forwarded, Error> {
         let l = self.listener;
-        let at = Instant::now() + route_timeout;
-        let timer = std::pin::pin!(monoio::time::sleep_until(at.into()));
-        let mut deadline = Deadline { at, timer };
-        let deadline = &mut deadline;
         if let (Some(max), BodyFraming::ContentLength(n)) =
             (l.proxy.max_request_body, self.request.framing)
         {
@@ -198,9 +149,15 @@ impl Connection<'_> {
         let answer_continue =
             self.request.expect_continue && l.proxy.expect_continue == ExpectContinue::Answer;
 
+        // The first endpoint is picked before the head is built: a request without Host
+        // (HTTP/1.0) is sent with the one its endpoint implies.
+        let Some(mut picked) = cluster.pick() else {
+            self.start += head_len;
+            return Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
+        };
         // The upstream head, and whatever body arrived with it, in one write chunk.
         let mut out = self.worker.bufs.take();
-        self.build_request_head(head_len, answer_continue, &mut out);
+        self.build_request_head(head_len, answer_continue, picked.host(), &mut out);
         self.start += head_len;
         let mut body = match self.buffered_request_body(&mut out) {
             Ok(body) => body,
@@ -210,28 +167,40 @@ impl Connection<'_> {
             }
         };
         let replayable = matches!(body, RequestBody::Complete | RequestBody::Held(_));
+        // The route timeout runs from the end of the request; until then only the
+        // optional request timeout (and, throughout, the stream idle timeout) applies.
+        let now = Instant::now();
+        let (at, receiving) = if replayable {
+            (Some(now + route_timeout), false)
+        } else {
+            (l.request_timeout.map(|t| now + t), true)
+        };
+        let clock = &self.worker.clock;
+        let idle = l.stream_idle_timeout;
+        let first = Deadline::first_check(at, idle, now);
+        let timer = std::pin::pin!(monoio::time::sleep_until(first.into()));
+        let mut deadline = Deadline::new(now, at, receiving, idle, clock, timer);
+        let deadline = &mut deadline;
 
         let mut retried = false;
         let result = loop {
-            let Some(pool) = cluster.pick() else {
-                break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
-            };
+            let pool = picked;
             self.upstream = Some(std::rc::Rc::clone(pool));
             let lease = match deadline.within(pool.checkout(&cluster.pool)).await {
-                None => break Err(timed_out(false, false)),
-                Some(Err(_overflow)) => {
+                Err(expired) => break Err(deadline.error(expired, false, false)),
+                Ok(Err(_overflow)) => {
                     cluster.stats.get(cx::UPSTREAM_RQ_PENDING_OVERFLOW).inc();
                     break Err(Error::new(ErrorKind::Overflow, Side::Upstream));
                 }
-                Some(Ok(lease)) => lease,
+                Ok(Ok(lease)) => lease,
             };
             // A retry must not land on another pooled connection that may be stale too.
             let mut lease = if retried && lease.reused {
                 drop(lease);
                 match deadline.within(pool.checkout_fresh(&cluster.pool)).await {
-                    None => break Err(timed_out(false, false)),
-                    Some(Err(_)) => break Err(Error::new(ErrorKind::Overflow, Side::Upstream)),
-                    Some(Ok(lease)) => lease,
+                    Err(expired) => break Err(deadline.error(expired, false, false)),
+                    Ok(Err(_)) => break Err(Error::new(ErrorKind::Overflow, Side::Upstream)),
+                    Ok(Ok(lease)) => lease,
                 }
             } else {
                 lease
@@ -247,7 +216,7 @@ impl Connection<'_> {
                     cluster,
                     &mut out,
                     &mut body,
-                    deadline,
+                    (deadline, route_timeout),
                     answer_continue,
                     stop,
                 )
@@ -266,6 +235,12 @@ impl Connection<'_> {
                 Err(e) if !retried && e.retryable(reused, idempotent, replayable) => {
                     cluster.stats.get(cx::UPSTREAM_RQ_RETRY).inc();
                     retried = true;
+                    match cluster.pick() {
+                        Some(next) => picked = next,
+                        None => {
+                            break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream))
+                        }
+                    }
                 }
                 Err(e) => {
                     match e.kind {
@@ -289,7 +264,13 @@ impl Connection<'_> {
 
     /// Writes ringway's request line (`HTTP/1.1`, the routed target) and the received
     /// header lines with the overlay applied into `out`.
-    fn build_request_head(&mut self, head_len: usize, answer_continue: bool, out: &mut Vec<u8>) {
+    fn build_request_head(
+        &mut self,
+        head_len: usize,
+        answer_continue: bool,
+        implied_host: &str,
+        out: &mut Vec<u8>,
+    ) {
         let l = self.listener;
         let head = &self.buf[self.start..self.start + head_len];
         let request = &mut self.request;
@@ -318,6 +299,11 @@ impl Connection<'_> {
                     let _ = request.overlay.replace(index, b"host", authority);
                 }
             }
+        }
+        if request.host.is_none() {
+            // HTTP/1.0 without Host: ringway speaks HTTP/1.1 upstream, where Host is
+            // required (RFC 9112 3.2), so it sends the authority of the endpoint.
+            let _ = request.overlay.add(b"host", implied_host.as_bytes());
         }
         if request.framing == BodyFraming::Chunked {
             // Transfer-Encoding is hop-by-hop and was removed: the body is re-framed.
@@ -387,7 +373,7 @@ impl Connection<'_> {
         cluster: &ClusterSnapshot,
         out: &mut Vec<u8>,
         body: &mut RequestBody,
-        deadline: &mut Deadline<'_>,
+        (deadline, route_timeout): (&mut Deadline<'_>, Duration),
         answer_continue: bool,
         stop: &Stop,
     ) -> Result<Finished, Error> {
@@ -402,9 +388,10 @@ impl Connection<'_> {
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
                     return Err(Error::new(ErrorKind::ConnectTimeout, Side::Upstream));
                 }
-                Err(ConnectError::Io(_)) => {
+                Err(ConnectError::Io(e)) => {
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
-                    return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
+                    let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
+                    return Err(error.because(Cause::of_error(&e)));
                 }
             }
         }
@@ -416,12 +403,12 @@ impl Connection<'_> {
         // a stale pooled connection fails its first write (EPIPE/ECONNRESET) before the
         // origin could have seen anything.
         let (result, back) = match deadline.within(conn.write_all(std::mem::take(out))).await {
-            Some(r) => r,
-            None => return Err(timed_out(false, false)),
+            Ok(r) => r,
+            Err(expired) => return Err(deadline.error(expired, false, false)),
         };
         *out = back;
-        if result.is_err() {
-            return Err(upstream_reset(false, false));
+        if let Err(e) = result {
+            return Err(upstream_reset(false, false, Cause::of_error(&e)));
         }
         if let RequestBody::Held(n) = *body {
             self.write_buffered(conn, n, deadline).await?;
@@ -429,13 +416,17 @@ impl Connection<'_> {
 
         if matches!(body, RequestBody::Length(_) | RequestBody::Chunked(_)) {
             if answer_continue {
-                let (result, _) = self.stream.write_all(CONTINUE).await;
-                if result.is_err() {
-                    return Err(client_gone(true, false));
+                let (result, _) = match deadline.within(self.stream.write_all(CONTINUE)).await {
+                    Ok(r) => r,
+                    Err(expired) => return Err(deadline.error(expired, true, false)),
+                };
+                if let Err(e) = result {
+                    return Err(client_gone(true, false, Cause::of_error(&e)));
                 }
             }
             self.pump_request_body(conn, body, out, deadline).await?;
         }
+        deadline.request_complete(route_timeout);
         self.relay_response(conn, out, deadline, answer_continue, stop)
             .await
     }
@@ -450,13 +441,16 @@ impl Connection<'_> {
     ) -> Result<(), Error> {
         let chunk = std::mem::take(&mut self.buf);
         let slice = chunk.slice(self.start..self.start + n);
-        let Some((result, slice)) = deadline.within(conn.write_all(slice)).await else {
-            // The buffer stays with the cancelled write; the connection closes.
-            self.start = 0;
-            return Err(timed_out(true, false));
+        let (result, slice) = match deadline.within(conn.write_all(slice)).await {
+            Ok(done) => done,
+            Err(expired) => {
+                // The buffer stays with the cancelled write; the connection closes.
+                self.start = 0;
+                return Err(deadline.error(expired, true, false));
+            }
         };
         self.buf = slice.into_inner();
-        result.map_err(|_| upstream_reset(true, false))?;
+        result.map_err(|e| upstream_reset(true, false, Cause::of_error(&e)))?;
         Ok(())
     }
 
@@ -468,15 +462,14 @@ impl Connection<'_> {
         out: &mut Vec<u8>,
         deadline: &mut Deadline<'_>,
     ) -> Result<(), Error> {
-        let read_timeout = self.listener.header_read_timeout;
         loop {
             // Bytes left in the read buffer (they did not fit in the write chunk) go first.
             let buffered = self.start < self.buf.len();
             match body {
                 RequestBody::Complete | RequestBody::Held(_) => return Ok(()),
                 RequestBody::Length(remaining) => {
-                    if !buffered && !matches!(self.read_more(read_timeout).await, Read::Bytes) {
-                        return Err(client_gone(true, false));
+                    if !buffered {
+                        self.read_body(deadline).await?;
                     }
                     let available = self.buf.len() - self.start;
                     let take = usize::try_from(*remaining).map_or(available, |r| r.min(available));
@@ -489,8 +482,8 @@ impl Connection<'_> {
                     }
                 }
                 RequestBody::Chunked(payload) => {
-                    if !buffered && !matches!(self.read_more(read_timeout).await, Read::Bytes) {
-                        return Err(client_gone(true, false));
+                    if !buffered {
+                        self.read_body(deadline).await?;
                     }
                     out.clear();
                     let decoder = &mut self.request_decoder;
@@ -511,14 +504,14 @@ impl Connection<'_> {
                         });
                     }
                     if !out.is_empty() {
-                        let Some((result, back)) =
-                            deadline.within(conn.write_all(std::mem::take(out))).await
-                        else {
-                            return Err(timed_out(true, false));
+                        let write = deadline.within(conn.write_all(std::mem::take(out)));
+                        let (result, back) = match write.await {
+                            Ok(done) => done,
+                            Err(expired) => return Err(deadline.error(expired, true, false)),
                         };
                         *out = back;
-                        if result.is_err() {
-                            return Err(upstream_reset(true, false));
+                        if let Err(e) = result {
+                            return Err(upstream_reset(true, false, Cause::of_error(&e)));
                         }
                     }
                     if done {
@@ -562,15 +555,22 @@ impl Connection<'_> {
                         })
                     }
                     100 if answer_continue => {}
+                    // An HTTP/1.0 client must never see an interim response (RFC 9110
+                    // 15.2): it would take it for the answer.
+                    100..=199 if self.request.version == Version::Http10 => {}
                     100..=199 => {
                         // Interim responses are rare: their own buffer keeps `out` (the
                         // request, for a retry) intact.
                         let mut interim = Vec::with_capacity(head_len + 16);
                         write_status_line(&self.response, &ubuf, &mut interim);
                         self.response.append_fields(&ubuf, &mut interim);
-                        let (result, _) = self.stream.write_all(interim).await;
-                        if result.is_err() {
-                            return Err(client_gone(true, false));
+                        let (result, _) =
+                            match deadline.within(self.stream.write_all(interim)).await {
+                                Ok(done) => done,
+                                Err(expired) => return Err(deadline.error(expired, true, false)),
+                            };
+                        if let Err(e) = result {
+                            return Err(client_gone(true, false, Cause::of_error(&e)));
                         }
                     }
                     _ => break head_len,
@@ -616,6 +616,9 @@ impl Connection<'_> {
             }
             if close {
                 let _ = overlay.add(b"connection", b"close");
+            }
+            if !self.response.has_date {
+                let _ = overlay.add(b"date", &self.worker.clock.date());
             }
             if let Some(server) = &l.proxy.server_header {
                 for (index, header) in self.response.headers.iter().enumerate() {
@@ -670,10 +673,16 @@ impl Connection<'_> {
             }
         };
         let mut sent = out.len() as u64;
-        let (result, back) = self.stream.write_all(std::mem::take(out)).await;
+        let (result, back) = match deadline
+            .within(self.stream.write_all(std::mem::take(out)))
+            .await
+        {
+            Ok(done) => done,
+            Err(expired) => return Err(deadline.error(expired, true, true)),
+        };
         *out = back;
-        if result.is_err() {
-            return Err(client_gone(true, true));
+        if let Err(e) = result {
+            return Err(client_gone(true, true, Cause::of_error(&e)));
         }
         l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
 
@@ -695,13 +704,14 @@ impl Connection<'_> {
                 let read = deadline
                     .within(conn.read(std::mem::take(ubuf).slice_mut(len..end)))
                     .await;
-                let Some((result, slice)) = read else {
-                    return Err(timed_out(true, true));
+                let (result, slice) = match read {
+                    Ok(done) => done,
+                    Err(expired) => return Err(deadline.error(expired, true, true)),
                 };
                 *ubuf = slice.into_inner();
                 match result {
                     Ok(0) if framing == ResponseFraming::CloseDelimited => break,
-                    Ok(0) | Err(_) => return Err(upstream_reset(true, true)),
+                    Ok(0) | Err(_) => return Err(upstream_reset(true, true, Cause::of(&result))),
                     Ok(_) => {}
                 }
             }
@@ -733,11 +743,18 @@ impl Connection<'_> {
             let write = if to_client > 0 {
                 // Zero copy: the upstream chunk itself goes to the client.
                 let slice = std::mem::take(ubuf).slice(..to_client);
-                let (result, slice) = self.stream.write_all(slice).await;
+                let (result, slice) = match deadline.within(self.stream.write_all(slice)).await {
+                    Ok(done) => done,
+                    Err(expired) => return Err(deadline.error(expired, true, true)),
+                };
                 *ubuf = slice.into_inner();
                 result.map(|_| to_client)
             } else if !out.is_empty() {
-                let (result, back) = self.stream.write_all(std::mem::take(out)).await;
+                let write = deadline.within(self.stream.write_all(std::mem::take(out)));
+                let (result, back) = match write.await {
+                    Ok(done) => done,
+                    Err(expired) => return Err(deadline.error(expired, true, true)),
+                };
                 *out = back;
                 result
             } else {
@@ -751,7 +768,7 @@ impl Connection<'_> {
                         .get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL)
                         .add(n as u64);
                 }
-                Err(_) => return Err(client_gone(true, true)),
+                Err(e) => return Err(client_gone(true, true, Cause::of_error(&e))),
             }
         }
         let leftover = pos < ubuf.len();
@@ -771,10 +788,9 @@ impl Connection<'_> {
 
 fn bad_response_body(started: bool) -> Error {
     Error {
-        kind: ErrorKind::BadResponse,
-        side: Side::Upstream,
         request_written: true,
         response_started: started,
+        ..Error::new(ErrorKind::BadResponse, Side::Upstream)
     }
 }
 
@@ -806,12 +822,13 @@ async fn read_upstream_head(
         let read = deadline
             .within(conn.read(std::mem::take(buf).slice_mut(len..)))
             .await;
-        let Some((result, slice)) = read else {
-            return Err(timed_out(true, false));
+        let (result, slice) = match read {
+            Ok(done) => done,
+            Err(expired) => return Err(deadline.error(expired, true, false)),
         };
         *buf = slice.into_inner();
         match result {
-            Ok(0) | Err(_) => return Err(upstream_reset(true, false)),
+            Ok(0) | Err(_) => return Err(upstream_reset(true, false, Cause::of(&result))),
             Ok(_) => {}
         }
     }

@@ -15,6 +15,7 @@
 
 mod accept;
 mod connection;
+mod deadline;
 mod forward;
 mod listeners;
 mod lookup;
@@ -28,6 +29,7 @@ use tracing::{error, info, warn};
 use crate::{
     access_log::{WorkerLog, WorkerLogSetup},
     buffers::BufPool,
+    clock::CoarseClock,
     config::Config,
     cpus::CpuId,
     driver::{self, Driver},
@@ -54,6 +56,8 @@ pub struct WorkerContext {
     pub bufs: BufPool,
     /// Upstream connection pools, by endpoint; they outlive config snapshots.
     pub pools: PoolRegistry,
+    /// The `date` header value of the current second, and a coarse `Instant`.
+    pub clock: CoarseClock,
     random: std::cell::RefCell<fastrand::Rng>,
     /// This worker's `server.heap_allocations` cell.
     #[cfg(feature = "alloc-count")]
@@ -65,6 +69,7 @@ impl WorkerContext {
         WorkerContext {
             bufs: BufPool::new(MAX_FREE_CHUNKS),
             pools: PoolRegistry::default(),
+            clock: CoarseClock::default(),
             random: std::cell::RefCell::new(fastrand::Rng::new()),
             #[cfg(feature = "alloc-count")]
             heap_allocations,
@@ -220,6 +225,8 @@ async fn serve(setup: WorkerSetup) {
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());
     monoio::spawn(sweep(Rc::clone(&context), Rc::clone(&stop)));
+    let clock = Rc::clone(&context);
+    monoio::spawn(async move { clock.clock.keep_fresh().await });
     let log = access_log.map(|setup| Rc::new(WorkerLog::new(setup)));
     if let Some(log) = &log {
         monoio::spawn(flush_periodically(Rc::clone(log)));

@@ -74,7 +74,9 @@ fn table() {
         ("/a\x7f", KEEP, Err(ForbiddenByte)),
         ("/a#frag", KEEP, Err(ForbiddenByte)),
         ("a/b", KEEP, Err(NotOriginForm)),
-        ("", KEEP, Err(NotOriginForm)),
+        // An absolute-form target with an empty path (`http://a`, `http://a?q`).
+        ("", KEEP, Ok("/")),
+        ("?q=1", KEEP, Ok("/")),
         ("http://h/x", KEEP, Err(NotOriginForm)),
         ("*", KEEP, Ok("*")),
         ("/q/../p?x=/../y", KEEP, Ok("/p")),

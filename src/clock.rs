@@ -1,0 +1,181 @@
+//! A worker's coarse clock: the `Date` header of the current second, and an `Instant`
+//! of the same step.
+//!
+//! RFC 9110 6.6.1: an origin with a clock sends `Date`, and a proxy adds one to a
+//! response that arrives without. Formatting a date per request would read the clock and
+//! format a calendar date a few hundred thousand times a second for 86,400 distinct
+//! values a day, so each worker keeps the current value in a [`CoarseClock`], refreshed
+//! by a timer task of its own at every second boundary ([`CoarseClock::keep_fresh`]); a
+//! request copies 29 bytes. The same tick gives the request path a time for marking
+//! progress (the stream idle timeout) without reading the clock. Formatting is IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`,
+//! RFC 9110 5.6.7), from the calendar arithmetic the access log already uses.
+
+use std::{
+    cell::Cell,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use crate::access_log::timestamp::civil_from_days;
+
+/// How often the clock is refreshed: [`CoarseClock::coarse_now`] is at most this (and a
+/// timer's lateness) behind.
+pub const TICK: Duration = Duration::from_secs(1);
+
+/// Length of an IMF-fixdate.
+pub const LEN: usize = 29;
+
+/// A worker's current `Date` value and coarse instant.
+#[derive(Debug)]
+pub struct CoarseClock {
+    date: Cell<[u8; LEN]>,
+    now: Cell<Instant>,
+}
+
+impl Default for CoarseClock {
+    fn default() -> Self {
+        CoarseClock {
+            date: Cell::new(imf_fixdate(SystemTime::now())),
+            now: Cell::new(Instant::now()),
+        }
+    }
+}
+
+impl CoarseClock {
+    /// The `Date` value for the current second.
+    #[inline]
+    pub fn date(&self) -> [u8; LEN] {
+        self.date.get()
+    }
+
+    /// The time at the last tick: at most a second (and a timer's lateness) behind.
+    #[inline]
+    pub fn coarse_now(&self) -> Instant {
+        self.now.get()
+    }
+
+    /// Reads the clock.
+    pub fn refresh(&self) {
+        self.date.set(imf_fixdate(SystemTime::now()));
+        self.now.set(Instant::now());
+    }
+
+    /// Refreshes the value just after every second boundary, for as long as the
+    /// worker's runtime runs (a draining worker still answers).
+    pub async fn keep_fresh(&self) {
+        loop {
+            let now = SystemTime::now();
+            let into_second = now
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
+            // A millisecond past the boundary, so the clock has surely turned.
+            let wait = Duration::from_nanos(1_001_000_000 - u64::from(into_second));
+            monoio::time::sleep(wait).await;
+            self.refresh();
+        }
+    }
+}
+
+/// `time` as an IMF-fixdate (`Sat, 05 Dec 2026 00:06:55 GMT`). Times before 1970 (a
+/// clock set wrong) give the epoch; a header is no place to fail.
+pub fn imf_fixdate(time: SystemTime) -> [u8; LEN] {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let days = secs / 86_400;
+    let of_day = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    // 1970-01-01 was a Thursday.
+    let weekday = DAYS[(days % 7) as usize];
+    let month = MONTHS[usize::from(month.clamp(1, 12) - 1)];
+    let year = year.min(9999);
+    let two = |n: u64| [b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8];
+    let mut out = [0u8; LEN];
+    let mut at = 0;
+    let mut put = |part: &[u8]| {
+        out[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    };
+    put(weekday);
+    put(b", ");
+    put(&two(u64::from(day)));
+    put(b" ");
+    put(month);
+    put(b" ");
+    put(&two(year / 100));
+    put(&two(year % 100));
+    put(b" ");
+    put(&two(of_day / 3600));
+    put(b":");
+    put(&two(of_day / 60 % 60));
+    put(b":");
+    put(&two(of_day % 60));
+    put(b" GMT");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> String {
+        String::from_utf8(imf_fixdate(UNIX_EPOCH + Duration::from_secs(secs)).to_vec()).unwrap()
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(at(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        // RFC 9110's example.
+        assert_eq!(at(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(at(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        // `date -u -d 2026-12-05T00:06:55 +%s`
+        assert_eq!(at(1_796_429_215), "Sat, 05 Dec 2026 00:06:55 GMT");
+        assert_eq!(at(253_402_300_799), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+
+    #[test]
+    fn matches_httpdate_for_every_weekday_and_month() {
+        // A day in each month of a leap year and of a plain year, at varying times.
+        for day in (0..800u64).step_by(17) {
+            let secs = 1_700_000_000 + day * 86_400 + day * 3_607;
+            let ours = at(secs);
+            let system = std::process::Command::new("date")
+                .args([
+                    "-u",
+                    "-d",
+                    &format!("@{secs}"),
+                    "+%a, %d %b %Y %H:%M:%S GMT",
+                ])
+                .env("LC_ALL", "C")
+                .output();
+            match system {
+                Ok(out) if out.status.success() => {
+                    assert_eq!(ours, String::from_utf8_lossy(&out.stdout).trim(), "{secs}");
+                }
+                _ => {
+                    eprintln!("SKIP comparing with date(1): not available");
+                    return;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_cached_value_is_the_current_second() {
+        let header = CoarseClock::default();
+        let now = at(SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs());
+        let cached = String::from_utf8(header.date().to_vec()).unwrap();
+        // Both are taken within the same second, or the next one.
+        assert_eq!(cached.len(), LEN);
+        assert_eq!(cached[..17], now[..17]);
+    }
+}

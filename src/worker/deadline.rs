@@ -1,0 +1,156 @@
+//! The time limits of one request after its head, on one timer.
+//!
+//! Three limits apply, as in Envoy:
+//! - while the request body is still arriving, the optional `request_timeout` (from the
+//!   head to the last body byte; Envoy's `request_timeout`);
+//! - once the request is complete, the route's `timeout`, until the response is complete
+//!   (Envoy's route timeout: a long upload is not cut by it, a client that stops reading
+//!   the response is);
+//! - throughout, `stream_idle_timeout`: no read or write of the exchange, on either side,
+//!   may go that long without completing (Envoy's `stream_idle_timeout`).
+//!
+//! Every wait of the exchange goes through [`Deadline::within`], which polls the
+//! operation first (an operation that completed is never reported late) and then the one
+//! timer. The timer is set to whichever limit comes first; the idle limit is measured
+//! from the last completed operation on the worker's coarse clock (one `Cell` read per
+//! operation, no clock read), and only checked when the timer fires, so on the plain
+//! path (route timeout 15 s, idle 60 s) the timer is registered once per request, as a
+//! single route timeout would be. A progress mark is the coarse time plus one tick, the
+//! latest the operation can have completed, so the idle limit never fires early: it
+//! fires between `stream_idle_timeout` and one second more after the last progress.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::Poll,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    clock::CoarseClock,
+    clock::TICK,
+    error::{Error, ErrorKind, Side},
+};
+
+/// Which limit passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expired {
+    /// The phase's limit: `request_timeout` while receiving, the route timeout after.
+    Limit,
+    /// No operation completed for `stream_idle_timeout`.
+    Idle,
+}
+
+/// The limits of one request; see the module note.
+pub(super) struct Deadline<'t> {
+    /// The current phase's limit, if it has one.
+    at: Option<Instant>,
+    /// Whether the request body is still arriving.
+    receiving: bool,
+    idle: Duration,
+    /// The latest time the last operation can have completed.
+    last_progress: Instant,
+    clock: &'t CoarseClock,
+    timer: Pin<&'t mut monoio::time::Sleep>,
+}
+
+impl<'t> Deadline<'t> {
+    /// When the timer of a deadline made now with these limits must first fire: create
+    /// the sleep with it, so that [`Deadline::new`] need not reset it.
+    pub(super) fn first_check(at: Option<Instant>, idle: Duration, now: Instant) -> Instant {
+        let idle_end = now + idle;
+        at.map_or(idle_end, |at| at.min(idle_end))
+    }
+
+    /// Limits starting at `now`: `at` for the first phase, `idle` throughout. `timer`
+    /// should be a sleep until [`Deadline::first_check`]; it is reset otherwise.
+    pub(super) fn new(
+        now: Instant,
+        at: Option<Instant>,
+        receiving: bool,
+        idle: Duration,
+        clock: &'t CoarseClock,
+        timer: Pin<&'t mut monoio::time::Sleep>,
+    ) -> Self {
+        let mut deadline = Deadline {
+            at,
+            receiving,
+            idle,
+            last_progress: now,
+            clock,
+            timer,
+        };
+        deadline.arm();
+        deadline
+    }
+
+    /// The request body is complete: the route timeout `route` starts now.
+    pub(super) fn request_complete(&mut self, route: Duration) {
+        if self.receiving {
+            self.receiving = false;
+            self.at = Some(Instant::now() + route);
+            self.arm();
+        }
+    }
+
+    fn next_check(&self) -> Instant {
+        let idle_end = self.last_progress + self.idle;
+        self.at.map_or(idle_end, |at| at.min(idle_end))
+    }
+
+    fn arm(&mut self) {
+        let next = self.next_check();
+        if self.timer.deadline().into_std() != next {
+            self.timer.as_mut().reset(next.into());
+        }
+    }
+
+    /// Runs `future` until it completes or a limit passes.
+    pub(super) async fn within<F: Future>(&mut self, future: F) -> Result<F::Output, Expired> {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                let latest = self.clock.coarse_now() + TICK;
+                self.last_progress = self.last_progress.max(latest);
+                return Poll::Ready(Ok(out));
+            }
+            loop {
+                if self.timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let now = Instant::now();
+                if self.at.is_some_and(|at| now >= at) {
+                    return Poll::Ready(Err(Expired::Limit));
+                }
+                if now >= self.last_progress + self.idle {
+                    return Poll::Ready(Err(Expired::Idle));
+                }
+                // Progress since the timer was set: look again when the idle limit,
+                // counted from that progress, would pass.
+                let next = self.next_check();
+                self.timer.as_mut().reset(next.into());
+            }
+        })
+        .await
+    }
+
+    /// Time left before the phase's limit (the idle limit aside).
+    pub(super) fn left(&self) -> Duration {
+        self.at
+            .map_or(self.idle, |at| at.saturating_duration_since(Instant::now()))
+    }
+
+    /// The error for `expired`, given how far the exchange got.
+    pub(super) fn error(&self, expired: Expired, written: bool, started: bool) -> Error {
+        let kind = match (expired, self.receiving) {
+            (Expired::Idle, _) => ErrorKind::StreamIdleTimeout,
+            (Expired::Limit, true) => ErrorKind::RequestTimeout,
+            (Expired::Limit, false) => ErrorKind::Timeout,
+        };
+        Error {
+            request_written: written,
+            response_started: started,
+            ..Error::new(kind, Side::Upstream)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Pooled upstream connections the origin has given up on, through the real binary under
+//! both drivers: a request must not be sent on a connection the origin closed, or on
+//! which it sent something unasked (a 408 before closing), while it sat idle.
+
+mod common;
+
+use std::{
+    io::{BufReader, Read, Write},
+    net::SocketAddr,
+    time::Duration,
+};
+
+use common::{
+    scripted::{Exchange, Scripted, Then},
+    *,
+};
+
+/// Reads the request's Content-Length body and answers 200 `ok`, keeping the connection;
+/// then, after `after`, sends `parting` (if any) and closes, as an origin whose
+/// keep-alive timeout passed does.
+fn answer_then_close(ex: &mut Exchange<'_>, after: Duration, parting: &[u8]) -> Then {
+    let length = ex
+        .head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("content-length: ")
+                .or_else(|| l.strip_prefix("Content-Length: "))
+        })
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    if ex.reader.read_exact(&mut body).is_err() {
+        return Then::Close;
+    }
+    ex.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    std::thread::sleep(after);
+    ex.send(parting);
+    Then::Close
+}
+
+fn start(driver: &str, upstream: SocketAddr) -> (Ringway, SocketAddr) {
+    let (port, admin) = (free_port(), free_port());
+    let yaml = echo_config(1, port, admin, &upstream.to_string(), "");
+    let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+    (rw, ([127, 0, 0, 1], port).into())
+}
+
+fn post(addr: SocketAddr) -> Response {
+    let mut conn = connect(addr).unwrap();
+    conn.write_all(b"POST /svc/x HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+        .unwrap();
+    read_response(&mut BufReader::new(conn), false).unwrap()
+}
+
+#[test]
+fn a_post_never_goes_out_on_a_connection_the_origin_closed() {
+    for parting in [
+        &b""[..],
+        b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+    ] {
+        let up =
+            Scripted::start(move |ex| answer_then_close(ex, Duration::from_millis(200), parting));
+        for driver in drivers() {
+            let (rw, addr) = start(driver, up.addr);
+            for round in 0..3 {
+                let r = post(addr);
+                assert_eq!(
+                    r.status,
+                    200,
+                    "{driver} round {round}, parting {:?}",
+                    String::from_utf8_lossy(parting)
+                );
+                assert_eq!(r.body, b"ok");
+                // Past the origin's close of the connection just used.
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let stats = rw.stats();
+            assert_eq!(stats["cluster.echo.upstream_rq_5xx"], 0, "{driver}");
+        }
+    }
+}
