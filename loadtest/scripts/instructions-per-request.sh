@@ -51,5 +51,6 @@ for binary in "$@"; do
   dump=$(ls -t "$work"/cg.*.1 2>/dev/null | head -1)
   total=$(awk '/^summary:/ {print $2}' "$dump")
   echo "$binary: $((total / requests)) instructions/request ($total over $requests requests)"
+  [ -n "${KEEP_CALLGRIND:-}" ] && cp "$dump" "$KEEP_CALLGRIND.$(basename "$binary")"
   rm -f "$work"/cg.*
 done

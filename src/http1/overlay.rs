@@ -71,6 +71,19 @@ impl Overlay {
         Ok(())
     }
 
+    /// Adds `name: value` that the caller built from known-valid bytes (ringway's own
+    /// `date`, say), without checking it again: the check costs more than the copy for
+    /// a header added to every response. Checked in debug builds.
+    pub fn add_valid(&mut self, name: &[u8], value: &[u8]) {
+        debug_assert!(is_token(name) && is_field_value(value));
+        let start = self.arena.len();
+        self.arena.extend_from_slice(name);
+        self.arena.extend_from_slice(b": ");
+        self.arena.extend_from_slice(value);
+        self.arena.extend_from_slice(b"\r\n");
+        self.added.push(Span::new(start, self.arena.len()));
+    }
+
     /// Whether received header `index` is removed.
     pub fn is_removed(&self, index: usize) -> bool {
         matches!(self.edit(index), Some(Edit::Remove))

@@ -15,9 +15,10 @@
 //! from the last completed operation on the worker's coarse clock (one `Cell` read per
 //! operation, no clock read), and only checked when the timer fires, so on the plain
 //! path (route timeout 15 s, idle 60 s) the timer is registered once per request, as a
-//! single route timeout would be. A progress mark is the coarse time plus one tick, the
-//! latest the operation can have completed, so the idle limit never fires early: it
-//! fires between `stream_idle_timeout` and one second more after the last progress.
+//! single route timeout would be. A progress mark is the coarse time, and one tick is
+//! added when it is checked (the latest the operation can have completed), so the idle
+//! limit fires between `stream_idle_timeout` and one second more after the last
+//! progress (a tick task running late can make it a few milliseconds early).
 
 use std::{
     future::Future,
@@ -48,7 +49,8 @@ pub(super) struct Deadline<'t> {
     /// Whether the request body is still arriving.
     receiving: bool,
     idle: Duration,
-    /// The latest time the last operation can have completed.
+    /// When the last operation completed, on the coarse clock: at most one tick before
+    /// it really did.
     last_progress: Instant,
     clock: &'t CoarseClock,
     timer: Pin<&'t mut monoio::time::Sleep>,
@@ -63,7 +65,7 @@ impl<'t> Deadline<'t> {
     }
 
     /// Limits starting at `now`: `at` for the first phase, `idle` throughout. `timer`
-    /// should be a sleep until [`Deadline::first_check`]; it is reset otherwise.
+    /// must be a sleep until [`Deadline::first_check`] of the same limits.
     pub(super) fn new(
         now: Instant,
         at: Option<Instant>,
@@ -72,16 +74,15 @@ impl<'t> Deadline<'t> {
         clock: &'t CoarseClock,
         timer: Pin<&'t mut monoio::time::Sleep>,
     ) -> Self {
-        let mut deadline = Deadline {
+        Deadline {
             at,
             receiving,
             idle,
-            last_progress: now,
+            // Marks are coarse times, one tick added when checked; this one is exact.
+            last_progress: now.checked_sub(TICK).unwrap_or(now),
             clock,
             timer,
-        };
-        deadline.arm();
-        deadline
+        }
     }
 
     /// The request body is complete: the route timeout `route` starts now.
@@ -93,8 +94,13 @@ impl<'t> Deadline<'t> {
         }
     }
 
+    /// When the idle limit passes if nothing more completes.
+    fn idle_end(&self) -> Instant {
+        self.last_progress + TICK + self.idle
+    }
+
     fn next_check(&self) -> Instant {
-        let idle_end = self.last_progress + self.idle;
+        let idle_end = self.idle_end();
         self.at.map_or(idle_end, |at| at.min(idle_end))
     }
 
@@ -110,8 +116,10 @@ impl<'t> Deadline<'t> {
         let mut future = std::pin::pin!(future);
         std::future::poll_fn(|cx| {
             if let Poll::Ready(out) = future.as_mut().poll(cx) {
-                let latest = self.clock.coarse_now() + TICK;
-                self.last_progress = self.last_progress.max(latest);
+                // No `max` with the exact start (it cost more than it buys): a tick task
+                // running late makes a mark a few milliseconds older, so the idle limit
+                // may pass that much early.
+                self.last_progress = self.clock.coarse_now();
                 return Poll::Ready(Ok(out));
             }
             loop {
@@ -122,7 +130,7 @@ impl<'t> Deadline<'t> {
                 if self.at.is_some_and(|at| now >= at) {
                     return Poll::Ready(Err(Expired::Limit));
                 }
-                if now >= self.last_progress + self.idle {
+                if now >= self.idle_end() {
                     return Poll::Ready(Err(Expired::Idle));
                 }
                 // Progress since the timer was set: look again when the idle limit,

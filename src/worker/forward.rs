@@ -618,7 +618,7 @@ impl Connection<'_> {
                 let _ = overlay.add(b"connection", b"close");
             }
             if !self.response.has_date {
-                let _ = overlay.add(b"date", &self.worker.clock.date());
+                overlay.add_valid(b"date", &self.worker.clock.date());
             }
             if let Some(server) = &l.proxy.server_header {
                 for (index, header) in self.response.headers.iter().enumerate() {
