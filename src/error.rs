@@ -120,6 +120,35 @@ impl Error {
         }
     }
 
+    /// The upstream closed or reset the connection.
+    pub fn upstream_reset(written: bool, started: bool, cause: Cause) -> Self {
+        Error {
+            request_written: written,
+            response_started: started,
+            cause,
+            ..Error::new(ErrorKind::UpstreamReset, Side::Upstream)
+        }
+    }
+
+    /// The client went away.
+    pub fn client_gone(written: bool, started: bool, cause: Cause) -> Self {
+        Error {
+            request_written: written,
+            response_started: started,
+            cause,
+            ..Error::new(ErrorKind::ClientGone, Side::Client)
+        }
+    }
+
+    /// The upstream's response broke HTTP/1.1.
+    pub fn bad_response(started: bool) -> Self {
+        Error {
+            request_written: true,
+            response_started: started,
+            ..Error::new(ErrorKind::BadResponse, Side::Upstream)
+        }
+    }
+
     /// The same error, with `cause`.
     pub fn because(self, cause: Cause) -> Self {
         Error { cause, ..self }

@@ -1,13 +1,21 @@
 //! A connection to an endpoint: TCP (IPv4, IPv6) or a Unix stream socket.
 //!
-//! It implements monoio's owned-buffer read and write traits by delegating to the
-//! socket, so the forwarding code is the same for both kinds.
+//! The socket is split into a read half and a write half when it is opened (monoio's
+//! owned halves: one shared cell per connection, allocated once at connect time), so an
+//! exchange can keep a read of the response armed while it is still writing the request
+//! body: an upstream that answers early (a 401 or 413 to a large upload) is heard at
+//! once instead of after a write that never completes. [`UpstreamConn::split`] lends both
+//! halves at once; the connection itself reads and writes through them too, so the
+//! forwarding code is the same for both kinds of socket.
 
-use std::{io, time::Duration};
+use std::{io, os::fd::RawFd, time::Duration};
 
 use monoio::{
     buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut},
-    io::{AsyncReadRent, AsyncWriteRent},
+    io::{
+        AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent, OwnedReadHalf,
+        OwnedWriteHalf, Splitable,
+    },
     net::{TcpStream, UnixStream},
     BufResult,
 };
@@ -16,11 +24,34 @@ use crate::config::EndpointAddress;
 
 /// An open upstream connection.
 #[derive(Debug)]
-pub enum UpstreamConn {
+pub struct UpstreamConn {
+    io: Halves,
+    /// The socket, for the idle check's peek (the halves hide it).
+    fd: RawFd,
+}
+
+#[derive(Debug)]
+enum Halves {
+    Tcp(OwnedReadHalf<TcpStream>, OwnedWriteHalf<TcpStream>),
+    Unix(OwnedReadHalf<UnixStream>, OwnedWriteHalf<UnixStream>),
+}
+
+/// The read half of an upstream connection, lent by [`UpstreamConn::split`].
+#[derive(Debug)]
+pub enum ReadHalf<'a> {
     /// TCP.
-    Tcp(TcpStream),
+    Tcp(&'a mut OwnedReadHalf<TcpStream>),
     /// Unix stream socket.
-    Unix(UnixStream),
+    Unix(&'a mut OwnedReadHalf<UnixStream>),
+}
+
+/// The write half of an upstream connection, lent by [`UpstreamConn::split`].
+#[derive(Debug)]
+pub enum WriteHalf<'a> {
+    /// TCP.
+    Tcp(&'a mut OwnedWriteHalf<TcpStream>),
+    /// Unix stream socket.
+    Unix(&'a mut OwnedWriteHalf<UnixStream>),
 }
 
 /// Why a connection could not be opened.
@@ -40,14 +71,26 @@ impl UpstreamConn {
         timeout: Duration,
     ) -> Result<Self, ConnectError> {
         let connect = async {
+            use std::os::fd::AsRawFd;
             match address {
                 EndpointAddress::Tcp(addr) => {
                     let stream = TcpStream::connect_addr(*addr).await?;
                     stream.set_nodelay(true)?;
-                    Ok(UpstreamConn::Tcp(stream))
+                    let fd = stream.as_raw_fd();
+                    let (read, write) = stream.into_split();
+                    Ok(UpstreamConn {
+                        io: Halves::Tcp(read, write),
+                        fd,
+                    })
                 }
                 EndpointAddress::Unix(path) => {
-                    Ok(UpstreamConn::Unix(UnixStream::connect(path).await?))
+                    let stream = UnixStream::connect(path).await?;
+                    let fd = stream.as_raw_fd();
+                    let (read, write) = stream.into_split();
+                    Ok(UpstreamConn {
+                        io: Halves::Unix(read, write),
+                        fd,
+                    })
                 }
             }
         };
@@ -59,52 +102,79 @@ impl UpstreamConn {
 }
 
 impl UpstreamConn {
+    /// Both halves at once: a read and a write may be in flight together.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        match &mut self.io {
+            Halves::Tcp(r, w) => (ReadHalf::Tcp(r), WriteHalf::Tcp(w)),
+            Halves::Unix(r, w) => (ReadHalf::Unix(r), WriteHalf::Unix(w)),
+        }
+    }
+
     /// Whether nothing arrived on an idle connection: a non-blocking peek. The origin
     /// closing it (0 bytes), sending something unasked (a 408 before it closes) or an
     /// error all make it unusable.
     pub fn is_quiet(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        let fd = match self {
-            UpstreamConn::Tcp(s) => s.as_raw_fd(),
-            UpstreamConn::Unix(s) => s.as_raw_fd(),
-        };
         let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
         let mut probe = [0u8; 1];
         matches!(
-            nix::sys::socket::recv(fd, &mut probe, flags),
+            nix::sys::socket::recv(self.fd, &mut probe, flags),
             Err(nix::errno::Errno::EAGAIN)
         )
     }
 }
 
-impl AsyncReadRent for UpstreamConn {
+impl AsyncReadRent for ReadHalf<'_> {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            UpstreamConn::Tcp(s) => s.read(buf).await,
-            UpstreamConn::Unix(s) => s.read(buf).await,
+            ReadHalf::Tcp(s) => s.read(buf).await,
+            ReadHalf::Unix(s) => s.read(buf).await,
         }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            UpstreamConn::Tcp(s) => s.readv(buf).await,
-            UpstreamConn::Unix(s) => s.readv(buf).await,
+            ReadHalf::Tcp(s) => s.readv(buf).await,
+            ReadHalf::Unix(s) => s.readv(buf).await,
         }
     }
 }
 
-impl AsyncWriteRent for UpstreamConn {
+impl CancelableAsyncReadRent for ReadHalf<'_> {
+    async fn cancelable_read<T: IoBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match self {
+            ReadHalf::Tcp(s) => s.cancelable_read(buf, c).await,
+            ReadHalf::Unix(s) => s.cancelable_read(buf, c).await,
+        }
+    }
+
+    async fn cancelable_readv<T: IoVecBufMut>(
+        &mut self,
+        buf: T,
+        c: CancelHandle,
+    ) -> BufResult<usize, T> {
+        match self {
+            ReadHalf::Tcp(s) => s.cancelable_readv(buf, c).await,
+            ReadHalf::Unix(s) => s.cancelable_readv(buf, c).await,
+        }
+    }
+}
+
+impl AsyncWriteRent for WriteHalf<'_> {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            UpstreamConn::Tcp(s) => s.write(buf).await,
-            UpstreamConn::Unix(s) => s.write(buf).await,
+            WriteHalf::Tcp(s) => s.write(buf).await,
+            WriteHalf::Unix(s) => s.write(buf).await,
         }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
         match self {
-            UpstreamConn::Tcp(s) => s.writev(buf).await,
-            UpstreamConn::Unix(s) => s.writev(buf).await,
+            WriteHalf::Tcp(s) => s.writev(buf).await,
+            WriteHalf::Unix(s) => s.writev(buf).await,
         }
     }
 
@@ -114,8 +184,36 @@ impl AsyncWriteRent for UpstreamConn {
 
     async fn shutdown(&mut self) -> io::Result<()> {
         match self {
-            UpstreamConn::Tcp(s) => s.shutdown().await,
-            UpstreamConn::Unix(s) => s.shutdown().await,
+            WriteHalf::Tcp(s) => s.shutdown().await,
+            WriteHalf::Unix(s) => s.shutdown().await,
         }
+    }
+}
+
+impl AsyncReadRent for UpstreamConn {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.split().0.read(buf).await
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.split().0.readv(buf).await
+    }
+}
+
+impl AsyncWriteRent for UpstreamConn {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.split().1.write(buf).await
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        self.split().1.writev(buf).await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        self.split().1.shutdown().await
     }
 }

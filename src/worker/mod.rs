@@ -14,8 +14,10 @@
 //! them up to the drain timeout, report `Stopped`).
 
 mod accept;
+mod body;
 mod connection;
 mod deadline;
+mod exchange;
 mod forward;
 mod listeners;
 mod lookup;

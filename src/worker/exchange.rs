@@ -1,0 +1,690 @@
+//! One attempt at an exchange: connect if needed, send the request, relay the response.
+//!
+//! - **Heads** go out in one write with the body bytes that came with them, so a small
+//!   request or response costs one write each way.
+//! - **Early answers.** While a request body is still streaming up, a read of the
+//!   response is armed on the connection's read half: an upstream that answers before it
+//!   has read the body (a 401 or 413 to a large upload, a 417) is heard at once. Its final
+//!   response is forwarded, the rest of the body is not sent, and both connections close
+//!   after it (the client's with a lingering close). Interim responses that arrive then
+//!   are relayed once the body is up. With `expect_continue: forward`, the upstream's
+//!   `100 Continue` (or its final answer) is awaited before the body, and relayed to the
+//!   client, which is waiting for it; a client that sends its body anyway is served too.
+//! - **Responses** are re-headed (`HTTP/1.1`, hop-by-hop fields removed, `date` added when
+//!   missing, `connection: close` when ringway closes) and streamed to the client one
+//!   chunk at a time, the upstream chunk itself lent to the kernel (zero copy), no more
+//!   than the client's credit allows; chunked bodies are re-framed.
+//! - The connection goes back to the pool only when the response was read to its end.
+
+use std::time::Duration;
+
+use monoio::{
+    buf::{IoBuf, IoBufMut},
+    io::{AsyncReadRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller},
+};
+
+use super::{
+    body::{reframe, RequestBody},
+    connection::Connection,
+    deadline::Deadline,
+    forward::{Forwarded, Next},
+    stop::Stop,
+};
+use crate::{
+    error::{Cause, Error, ErrorKind, Side},
+    flow::{Credit, OneChunk},
+    http1::{self, HeadScanner, ResponseFraming, Version},
+    stats::names::{cluster as cx, http as rq},
+    upstream::{
+        conn::{ConnectError, ReadHalf, UpstreamConn},
+        pool::Lease,
+        ClusterSnapshot,
+    },
+};
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// What the response left behind.
+pub(super) struct Finished {
+    pub(super) forwarded: Forwarded,
+    /// The upstream connection may go back to the pool.
+    pub(super) reusable: bool,
+    /// The origin's `Keep-Alive: timeout=`.
+    pub(super) keep_alive: Option<Duration>,
+}
+
+/// What the upstream had said when the request body was up.
+enum Sent {
+    /// Nothing final yet: read the response as usual.
+    Body,
+    /// A final response arrived before the body was all sent: it is in the response
+    /// buffer; forward it, then close both connections.
+    AnsweredEarly,
+}
+
+impl Connection<'_> {
+    /// One attempt: connect if needed, send the request, relay the response.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn exchange(
+        &mut self,
+        lease: &mut Lease,
+        cluster: &ClusterSnapshot,
+        out: &mut Vec<u8>,
+        body: &mut RequestBody,
+        (deadline, route_timeout): (&mut Deadline<'_>, Duration),
+        answer_continue: bool,
+        stop: &Stop,
+    ) -> Result<Finished, Error> {
+        if lease.conn.is_none() {
+            let timeout = cluster.connect_timeout.min(deadline.left());
+            match UpstreamConn::connect(lease.address(), timeout).await {
+                Ok(conn) => {
+                    cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
+                    lease.conn = Some(conn);
+                }
+                Err(ConnectError::Timeout) => {
+                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
+                    return Err(Error::new(ErrorKind::ConnectTimeout, Side::Upstream));
+                }
+                Err(ConnectError::Io(e)) => {
+                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+                    let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
+                    return Err(error.because(Cause::of_error(&e)));
+                }
+            }
+        }
+        let Some(conn) = lease.conn.as_mut() else {
+            return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
+        };
+
+        // The head and the buffered body. A write error here is taken as "not written":
+        // a stale pooled connection fails its first write (EPIPE/ECONNRESET) before the
+        // origin could have seen anything.
+        let (result, back) = match deadline.within(conn.write_all(std::mem::take(out))).await {
+            Ok(r) => r,
+            Err(expired) => return Err(deadline.error(expired, false, false)),
+        };
+        *out = back;
+        if let Err(e) = result {
+            return Err(Error::upstream_reset(false, false, Cause::of_error(&e)));
+        }
+        if let RequestBody::Held(n) = *body {
+            self.write_buffered(&mut conn.split().1, n, deadline)
+                .await?;
+        }
+
+        let mut ubuf = self.worker.bufs.take();
+        let sent = if matches!(body, RequestBody::Length(_) | RequestBody::Chunked(_)) {
+            self.send_body(conn, body, out, &mut ubuf, deadline, answer_continue)
+                .await
+        } else {
+            Ok(Sent::Body)
+        };
+        let result = match sent {
+            Ok(sent) => {
+                deadline.request_complete(route_timeout);
+                let early = matches!(sent, Sent::AnsweredEarly);
+                self.relay_response(
+                    conn,
+                    &mut ubuf,
+                    out,
+                    deadline,
+                    answer_continue,
+                    (early, stop),
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        self.worker.bufs.give(ubuf);
+        result
+    }
+
+    /// Streams the rest of the request body up while a read of the response is armed,
+    /// so that an answer that comes before the body is all sent is heard. Whatever the
+    /// upstream sent by the time the body is up is left in `ubuf`.
+    async fn send_body(
+        &mut self,
+        conn: &mut UpstreamConn,
+        body: &mut RequestBody,
+        out: &mut Vec<u8>,
+        ubuf: &mut Vec<u8>,
+        deadline: &mut Deadline<'_>,
+        answer_continue: bool,
+    ) -> Result<Sent, Error> {
+        let (mut upstream_read, mut upstream_write) = conn.split();
+        if answer_continue {
+            let (result, _) = match deadline.within(self.stream.write_all(CONTINUE)).await {
+                Ok(r) => r,
+                Err(expired) => return Err(deadline.error(expired, true, false)),
+            };
+            if let Err(e) = result {
+                return Err(Error::client_gone(true, false, Cause::of_error(&e)));
+            }
+        } else if self.request.expect_continue && self.start == self.buf.len() {
+            // `expect_continue: forward`: the client waits for the upstream's 100 before
+            // it sends the body, so the body cannot be waited for first.
+            match self
+                .await_continue(&mut upstream_read, ubuf, deadline)
+                .await?
+            {
+                Sent::AnsweredEarly => return Ok(Sent::AnsweredEarly),
+                Sent::Body => {}
+            }
+        }
+        let limits = &self.listener.limits;
+        let method = self.request.method;
+        let mut watch = std::pin::pin!(watch_response(&mut upstream_read, ubuf, method, limits));
+        let early = {
+            let mut pump =
+                std::pin::pin!(self.pump_request_body(&mut upstream_write, body, out, deadline));
+            monoio::select! {
+                pumped = &mut pump => {
+                    pumped?;
+                    false
+                }
+                watched = &mut watch => {
+                    watched?;
+                    true
+                }
+            }
+            // An unfinished pump is dropped here, with whatever it had in flight.
+        };
+        if !early {
+            // The body is up; the watch goes on as the read of the response head (the
+            // pump bounded the wait so far; from here the deadline does).
+            return match deadline.within(&mut watch).await {
+                Ok(watched) => watched.map(|()| Sent::Body),
+                Err(expired) => Err(deadline.error(expired, true, false)),
+            };
+        }
+        // Answered before the body was all sent: the rest is not sent, and the client
+        // connection is closed after the answer, so its buffer only needs to be sane
+        // (the pump's buffers went with its cancelled operations).
+        self.start = 0;
+        self.buf.clear();
+        if out.capacity() == 0 {
+            *out = self.worker.bufs.take();
+        }
+        Ok(Sent::AnsweredEarly)
+    }
+
+    /// `expect_continue: forward`, before the body: waits for the upstream's first
+    /// response (relaying a 100 to the client, then returning for the body; a final
+    /// answer is forwarded instead of the body) or for the client to send its body
+    /// anyway, as clients do after a second.
+    async fn await_continue(
+        &mut self,
+        upstream: &mut ReadHalf<'_>,
+        ubuf: &mut Vec<u8>,
+        deadline: &mut Deadline<'_>,
+    ) -> Result<Sent, Error> {
+        let method = self.request.method;
+        let limits = &self.listener.limits;
+        loop {
+            // A cancellable read: if the client speaks first, the read is cancelled and
+            // its outcome still taken, so bytes that raced the cancel are kept.
+            let canceller = Canceller::new();
+            let len = ubuf.len();
+            if len == ubuf.capacity() {
+                ubuf.reserve(crate::buffers::CHUNK);
+            }
+            let read =
+                upstream.cancelable_read(std::mem::take(ubuf).slice_mut(len..), canceller.handle());
+            let mut read = std::pin::pin!(read);
+            let waited = deadline
+                .within(async {
+                    monoio::select! {
+                        done = &mut read => Some(done),
+                        _ = self.stream.readable(false) => None,
+                    }
+                })
+                .await;
+            let (result, slice) = match waited {
+                Err(expired) => return Err(deadline.error(expired, true, false)),
+                Ok(Some(done)) => done,
+                Ok(None) => {
+                    canceller.cancel();
+                    let (result, slice) = read.await;
+                    *ubuf = slice.into_inner();
+                    return match result {
+                        Ok(0) => Err(Error::upstream_reset(true, false, Cause::Closed)),
+                        Ok(_) if final_head_in(ubuf, method, limits)? => Ok(Sent::AnsweredEarly),
+                        _ => Ok(Sent::Body),
+                    };
+                }
+            };
+            *ubuf = slice.into_inner();
+            match result {
+                Ok(n) if n > 0 => {}
+                _ => return Err(Error::upstream_reset(true, false, Cause::of(&result))),
+            }
+            if final_head_in(ubuf, method, limits)? {
+                return Ok(Sent::AnsweredEarly);
+            }
+            // Relay the interim responses that are complete (the 100 among them); the
+            // client sends its body once it has the 100.
+            let mut relayed = false;
+            while let Ok(Some(head_len)) = HeadScanner::new().scan(ubuf, limits) {
+                http1::parse_response(&ubuf[..head_len], method, limits, &mut self.response)
+                    .map_err(|_| Error::bad_response(false))?;
+                self.relay_interim(ubuf, head_len, deadline).await?;
+                ubuf.drain(..head_len);
+                relayed = true;
+            }
+            if relayed {
+                return Ok(Sent::Body);
+            }
+        }
+    }
+
+    /// Sends the interim response whose head is `ubuf[..head_len]` (parsed into
+    /// `self.response`) to the client, unless it must not see it.
+    async fn relay_interim(
+        &mut self,
+        ubuf: &[u8],
+        head_len: usize,
+        deadline: &mut Deadline<'_>,
+    ) -> Result<(), Error> {
+        // An HTTP/1.0 client must never see an interim response (RFC 9110 15.2): it
+        // would take it for the answer.
+        if self.request.version == Version::Http10 {
+            return Ok(());
+        }
+        // Interim responses are rare: their own buffer keeps `out` (the request, for a
+        // retry) intact.
+        let mut interim = Vec::with_capacity(head_len + 16);
+        write_status_line(&self.response, ubuf, &mut interim);
+        self.response.append_fields(ubuf, &mut interim);
+        let (result, _) = match deadline.within(self.stream.write_all(interim)).await {
+            Ok(done) => done,
+            Err(expired) => return Err(deadline.error(expired, true, false)),
+        };
+        result.map_err(|e| Error::client_gone(true, false, Cause::of_error(&e)))?;
+        Ok(())
+    }
+
+    /// Reads the response (relaying or dropping 1xx) and forwards it to the client.
+    /// `ubuf` may already hold its first bytes.
+    async fn relay_response(
+        &mut self,
+        conn: &mut UpstreamConn,
+        ubuf: &mut Vec<u8>,
+        out: &mut Vec<u8>,
+        deadline: &mut Deadline<'_>,
+        answer_continue: bool,
+        (early, stop): (bool, &Stop),
+    ) -> Result<Finished, Error> {
+        let l = self.listener;
+        let head_len = loop {
+            let head_len = read_upstream_head(conn, ubuf, &l.limits, deadline).await?;
+            http1::parse_response(
+                &ubuf[..head_len],
+                self.request.method,
+                &l.limits,
+                &mut self.response,
+            )
+            .map_err(|_| Error::bad_response(false))?;
+            match self.response.status {
+                // ringway strips Upgrade, so a switch of protocols was never asked for.
+                101 => return Err(Error::bad_response(false)),
+                100 if answer_continue => {}
+                100..=199 => self.relay_interim(ubuf, head_len, deadline).await?,
+                _ => break head_len,
+            }
+            ubuf.drain(..head_len);
+        };
+        self.send_response(conn, ubuf, head_len, out, deadline, (early, stop))
+            .await
+    }
+
+    /// Sends the final response head and streams its body.
+    async fn send_response(
+        &mut self,
+        conn: &mut UpstreamConn,
+        ubuf: &mut Vec<u8>,
+        head_len: usize,
+        out: &mut Vec<u8>,
+        deadline: &mut Deadline<'_>,
+        (early, stop): (bool, &Stop),
+    ) -> Result<Finished, Error> {
+        let l = self.listener;
+        let status = self.response.status;
+        let head = &ubuf[..head_len];
+        self.response.strip_hop_by_hop(head);
+        let framing = self.response.framing;
+        let old_client = self.request.version == Version::Http10;
+        // An HTTP/1.0 client cannot read chunked framing: it gets the payload and the
+        // end of the connection marks the end of the body.
+        let raw_chunks = framing == ResponseFraming::Chunked && old_client;
+        // An early answer leaves the rest of the request body unread on both sides.
+        let close = early
+            || !self.request.keep_alive
+            || old_client
+            || stop.is_stopped()
+            || l.is_retired()
+            || framing == ResponseFraming::CloseDelimited;
+        {
+            let overlay = &mut self.response.overlay;
+            if framing == ResponseFraming::Chunked && !raw_chunks {
+                let _ = overlay.add(b"transfer-encoding", b"chunked");
+            }
+            if close {
+                let _ = overlay.add(b"connection", b"close");
+            }
+            if !self.response.has_date {
+                overlay.add_valid(b"date", &self.worker.clock.date());
+            }
+            if let Some(server) = &l.proxy.server_header {
+                for (index, header) in self.response.headers.iter().enumerate() {
+                    if header.is(head, "server") {
+                        overlay.remove(index);
+                    }
+                }
+                let _ = overlay.add(b"server", server.as_bytes());
+            }
+            if let Some(via) = &l.proxy.via {
+                self.scratch.clear();
+                self.scratch.push_str("1.1 ");
+                self.scratch.push_str(via);
+                let _ = overlay.add(b"via", self.scratch.as_bytes());
+            }
+        }
+        out.clear();
+        write_status_line(&self.response, head, out);
+        self.response.append_fields(head, out);
+        let keep_alive = keep_alive_timeout(self.response.header(head, "keep-alive"));
+
+        // Body bytes that came with the head go out in the same write, as far as they fit.
+        let mut pos = head_len;
+        let mut remaining = 0u64;
+        let room = out.capacity().saturating_sub(out.len());
+        let mut done = match framing {
+            ResponseFraming::None => true,
+            ResponseFraming::ContentLength(n) => {
+                let available = ubuf.len() - pos;
+                let take = usize::try_from(n).map_or(available, |n| n.min(available));
+                let copy = take.min(room);
+                out.extend_from_slice(&ubuf[pos..pos + copy]);
+                pos += copy;
+                remaining = n - copy as u64;
+                remaining == 0
+            }
+            ResponseFraming::Chunked => {
+                let decoder = &mut self.response_decoder;
+                decoder.reset();
+                let mut payload = 0;
+                let (consumed, finished) =
+                    reframe(decoder, &ubuf[pos..], out, raw_chunks, &mut payload)
+                        .map_err(|_| Error::bad_response(false))?;
+                pos += consumed;
+                finished
+            }
+            ResponseFraming::CloseDelimited => {
+                let copy = (ubuf.len() - pos).min(room);
+                out.extend_from_slice(&ubuf[pos..pos + copy]);
+                pos += copy;
+                false
+            }
+        };
+        let mut sent = out.len() as u64;
+        let (result, back) = match deadline
+            .within(self.stream.write_all(std::mem::take(out)))
+            .await
+        {
+            Ok(done) => done,
+            Err(expired) => return Err(deadline.error(expired, true, true)),
+        };
+        *out = back;
+        if let Err(e) = result {
+            return Err(Error::client_gone(true, true, Cause::of_error(&e)));
+        }
+        l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
+
+        // The rest of the body, one read at a time, no more than the client's credit
+        // allows (HTTP/1.1: one chunk per write). Bytes still buffered (they did not fit
+        // in the last write) go out before anything more is read; should a round
+        // consume nothing, the next one reads after what is there.
+        let mut credit = OneChunk;
+        let mut progress = true;
+        while !done {
+            ubuf.drain(..pos);
+            pos = 0;
+            if ubuf.is_empty() || !progress {
+                if ubuf.len() == ubuf.capacity() {
+                    ubuf.reserve(crate::buffers::CHUNK);
+                }
+                let len = ubuf.len();
+                let end = ubuf.capacity().min(len + credit.available().max(1));
+                let read = deadline
+                    .within(conn.read(std::mem::take(ubuf).slice_mut(len..end)))
+                    .await;
+                let (result, slice) = match read {
+                    Ok(done) => done,
+                    Err(expired) => return Err(deadline.error(expired, true, true)),
+                };
+                *ubuf = slice.into_inner();
+                match result {
+                    Ok(0) if framing == ResponseFraming::CloseDelimited => break,
+                    Ok(0) | Err(_) => {
+                        return Err(Error::upstream_reset(true, true, Cause::of(&result)))
+                    }
+                    Ok(_) => {}
+                }
+            }
+            let to_client = match framing {
+                ResponseFraming::ContentLength(_) => {
+                    let take = usize::try_from(remaining).map_or(ubuf.len(), |r| r.min(ubuf.len()));
+                    remaining -= take as u64;
+                    done = remaining == 0;
+                    pos = take;
+                    take
+                }
+                ResponseFraming::CloseDelimited => {
+                    pos = ubuf.len();
+                    pos
+                }
+                _ => {
+                    out.clear();
+                    let mut payload = 0;
+                    let decoder = &mut self.response_decoder;
+                    let (consumed, finished) =
+                        reframe(decoder, &ubuf[..], out, raw_chunks, &mut payload)
+                            .map_err(|_| Error::bad_response(true))?;
+                    pos = consumed;
+                    done = finished;
+                    0
+                }
+            };
+            progress = pos > 0;
+            let write = if to_client > 0 {
+                // Zero copy: the upstream chunk itself goes to the client.
+                let slice = std::mem::take(ubuf).slice(..to_client);
+                let (result, slice) = match deadline.within(self.stream.write_all(slice)).await {
+                    Ok(done) => done,
+                    Err(expired) => return Err(deadline.error(expired, true, true)),
+                };
+                *ubuf = slice.into_inner();
+                result.map(|_| to_client)
+            } else if !out.is_empty() {
+                let write = deadline.within(self.stream.write_all(std::mem::take(out)));
+                let (result, back) = match write.await {
+                    Ok(done) => done,
+                    Err(expired) => return Err(deadline.error(expired, true, true)),
+                };
+                *out = back;
+                result
+            } else {
+                Ok(0)
+            };
+            match write {
+                Ok(n) => {
+                    credit.consume(n);
+                    sent += n as u64;
+                    l.http_stats
+                        .get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL)
+                        .add(n as u64);
+                }
+                Err(e) => return Err(Error::client_gone(true, true, Cause::of_error(&e))),
+            }
+        }
+        let leftover = pos < ubuf.len();
+        let reusable = !early
+            && framing != ResponseFraming::CloseDelimited
+            && self.response.keep_alive
+            && !leftover;
+        Ok(Finished {
+            forwarded: Forwarded {
+                next: if close { Next::Close } else { Next::KeepAlive },
+                status,
+                sent,
+            },
+            reusable,
+            keep_alive,
+        })
+    }
+}
+
+/// Reads from the upstream into `ubuf` until it holds a complete final response head
+/// (interim ones before it stay there, to be relayed). Armed while the request body
+/// streams up, it hears an early answer; once the body is up, it is the read of the
+/// response head.
+async fn watch_response(
+    upstream: &mut ReadHalf<'_>,
+    ubuf: &mut Vec<u8>,
+    method: http1::Method,
+    limits: &http1::Limits,
+) -> Result<(), Error> {
+    loop {
+        if final_head_in(ubuf, method, limits)? {
+            return Ok(());
+        }
+        let len = ubuf.len();
+        if len == ubuf.capacity() {
+            ubuf.reserve(crate::buffers::CHUNK);
+        }
+        let (result, slice) = upstream.read(std::mem::take(ubuf).slice_mut(len..)).await;
+        *ubuf = slice.into_inner();
+        match result {
+            Ok(n) if n > 0 => {}
+            _ => return Err(Error::upstream_reset(true, false, Cause::of(&result))),
+        }
+    }
+}
+
+/// Whether `buf` holds a complete final (non-1xx) response head, after any complete
+/// interim ones.
+fn final_head_in(buf: &[u8], method: http1::Method, limits: &http1::Limits) -> Result<bool, Error> {
+    let mut at = 0;
+    let mut response = http1::Response::new();
+    loop {
+        let rest = &buf[at..];
+        match HeadScanner::new().scan(rest, limits) {
+            Ok(Some(head_len)) => {
+                http1::parse_response(&rest[..head_len], method, limits, &mut response)
+                    .map_err(|_| Error::bad_response(false))?;
+                if !(100..=199).contains(&response.status) || response.status == 101 {
+                    return Ok(true);
+                }
+                at += head_len;
+            }
+            Ok(None) => return Ok(false),
+            Err(_) => return Err(Error::bad_response(false)),
+        }
+    }
+}
+
+/// Reads from the upstream until `buf` holds a complete response head.
+async fn read_upstream_head(
+    conn: &mut UpstreamConn,
+    buf: &mut Vec<u8>,
+    limits: &http1::Limits,
+    deadline: &mut Deadline<'_>,
+) -> Result<usize, Error> {
+    let mut scanner = HeadScanner::new();
+    loop {
+        if !buf.is_empty() {
+            match scanner.scan(buf, limits) {
+                Ok(Some(head_len)) => return Ok(head_len),
+                Ok(None) => {}
+                Err(_) => return Err(Error::bad_response(false)),
+            }
+        }
+        if buf.len() == buf.capacity() {
+            buf.reserve(crate::buffers::CHUNK);
+        }
+        let len = buf.len();
+        let read = deadline
+            .within(conn.read(std::mem::take(buf).slice_mut(len..)))
+            .await;
+        let (result, slice) = match read {
+            Ok(done) => done,
+            Err(expired) => return Err(deadline.error(expired, true, false)),
+        };
+        *buf = slice.into_inner();
+        match result {
+            Ok(0) | Err(_) => return Err(Error::upstream_reset(true, false, Cause::of(&result))),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// `HTTP/1.1` and the upstream's status code and reason: a proxy sends its own version.
+fn write_status_line(response: &http1::Response, head: &[u8], out: &mut Vec<u8>) {
+    let line = response.status_line().get(head);
+    out.extend_from_slice(b"HTTP/1.1");
+    // The codec checked the line is `HTTP/d.d SP ...`.
+    out.extend_from_slice(line.get(8..).unwrap_or(b" 502 \r\n"));
+}
+
+/// The origin's `Keep-Alive: timeout=N`, less a second of margin so that ringway stops
+/// using the connection before the origin closes it.
+fn keep_alive_timeout(value: Option<&[u8]>) -> Option<Duration> {
+    let value = std::str::from_utf8(value?).ok()?;
+    value.split(',').find_map(|param| {
+        let (name, secs) = param.trim().split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        let secs: u64 = secs.trim().parse().ok()?;
+        Some(Duration::from_secs(secs.saturating_sub(1)))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_timeouts_leave_a_margin() {
+        assert_eq!(
+            keep_alive_timeout(Some(b"timeout=5, max=100")),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(keep_alive_timeout(Some(b"max=100")), None);
+        assert_eq!(keep_alive_timeout(Some(b"timeout=x")), None);
+        assert_eq!(keep_alive_timeout(None), None);
+    }
+
+    #[test]
+    fn only_a_final_head_counts_as_an_early_answer() {
+        let limits = http1::Limits::default();
+        let get = http1::Method::Get;
+        assert!(!final_head_in(b"", get, &limits).unwrap());
+        assert!(!final_head_in(b"HTTP/1.1 100 Continue\r\n\r\n", get, &limits).unwrap());
+        assert!(!final_head_in(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 40", get, &limits).unwrap());
+        assert!(final_head_in(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 No\r\n\r\n",
+            get,
+            &limits
+        )
+        .unwrap());
+        assert!(final_head_in(
+            b"HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\n\r\n",
+            get,
+            &limits
+        )
+        .unwrap());
+        assert!(final_head_in(b"HTTP/1.1 abc\r\n\r\n", get, &limits).is_err());
+    }
+}
