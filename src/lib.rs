@@ -24,6 +24,7 @@ pub mod error;
 pub mod flow;
 pub mod forwarding;
 pub mod http1;
+pub mod limit;
 pub mod listen;
 pub mod local_reply;
 pub mod process;

@@ -15,6 +15,7 @@ use std::{cell::Cell, collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 use crate::{
     config::{self, Config},
     http1,
+    limit::OpenConnections,
     local_reply::LocalReplies,
     router::Router,
     stats::{names, Scope, StatsStore, WorkerScope},
@@ -28,6 +29,8 @@ pub struct ListenerScopes {
     pub listener: Arc<Scope>,
     /// `http.<name>.`
     pub http: Arc<Scope>,
+    /// The listener's connections, for its `connection_limit`.
+    pub open: Arc<OpenConnections>,
 }
 
 impl ListenerScopes {
@@ -36,6 +39,7 @@ impl ListenerScopes {
         ListenerScopes {
             listener: store.scope(&format!("listener.{name}."), &names::listener::DEFS),
             http: store.scope(&format!("http.{name}."), &names::http::DEFS),
+            open: store.open_connections(&format!("listener.{name}")),
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct StatsHandles {
     pub listeners: HashMap<String, ListenerScopes>,
     /// `cluster.<name>.`, by cluster name.
     pub clusters: HashMap<String, Arc<Scope>>,
+    /// Every listener's connections, for `max_connections`.
+    pub open_global: Arc<OpenConnections>,
 }
 
 /// Registers the scopes for every listener and cluster of `config`.
@@ -65,6 +71,7 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                 (c.name.clone(), scope)
             })
             .collect(),
+        open_global: store.open_connections(""),
     }
 }
 
@@ -87,6 +94,8 @@ pub struct ListenerSnapshot {
     pub stream_idle_timeout: Duration,
     /// Time the whole request body may take, if limited.
     pub request_timeout: Option<Duration>,
+    /// This listener's cap and count, and the process's (`limit`).
+    caps: [(Option<u64>, Arc<OpenConnections>); 2],
     /// Local reply texts.
     pub replies: LocalReplies,
     /// This worker's `listener.<name>.` cells.
@@ -104,12 +113,50 @@ pub struct ListenerSnapshot {
     retired: Cell<bool>,
 }
 
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// The listener's `connection_limit`.
+    Listener,
+    /// The process's `max_connections`.
+    Global,
+}
+
 impl ListenerSnapshot {
+    /// Counts a new connection against the listener's and the process's caps (`limit`);
+    /// release it with [`ListenerSnapshot::release`] on this same snapshot.
+    pub fn admit(&self) -> Result<(), Overflow> {
+        let [(listener_cap, listener), (global_cap, global)] = &self.caps;
+        if let Some(cap) = global_cap {
+            if !global.try_open(*cap) {
+                return Err(Overflow::Global);
+            }
+        }
+        if let Some(cap) = listener_cap {
+            if !listener.try_open(*cap) {
+                if global_cap.is_some() {
+                    global.close();
+                }
+                return Err(Overflow::Listener);
+            }
+        }
+        Ok(())
+    }
+
+    /// A connection [`ListenerSnapshot::admit`] counted closed.
+    pub fn release(&self) {
+        for (cap, open) in &self.caps {
+            if cap.is_some() {
+                open.close();
+            }
+        }
+    }
+
     fn build(
         listener: &config::Listener,
         clusters: &[config::Cluster],
         compiled: &Rc<[ClusterSnapshot]>,
-        scopes: &ListenerScopes,
+        (scopes, global): (&ListenerScopes, (Option<u64>, Arc<OpenConnections>)),
         worker: usize,
     ) -> Self {
         let h = &listener.http1;
@@ -130,6 +177,10 @@ impl ListenerSnapshot {
             idle_timeout: listener.idle_timeout,
             stream_idle_timeout: listener.stream_idle_timeout,
             request_timeout: listener.request_timeout,
+            caps: [
+                (listener.connection_limit, Arc::clone(&scopes.open)),
+                global,
+            ],
             replies: LocalReplies::ringway(),
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
@@ -187,8 +238,14 @@ impl Snapshot {
             .iter()
             .filter_map(|l| {
                 let scopes = stats.listeners.get(&l.name)?;
-                let snapshot =
-                    ListenerSnapshot::build(l, &config.clusters, &clusters, scopes, worker);
+                let global = (config.max_connections, Arc::clone(&stats.open_global));
+                let snapshot = ListenerSnapshot::build(
+                    l,
+                    &config.clusters,
+                    &clusters,
+                    (scopes, global),
+                    worker,
+                );
                 Some((l.name.clone(), Rc::new(snapshot)))
             })
             .collect();

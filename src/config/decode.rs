@@ -32,6 +32,7 @@ const TOP_KEYS: &[&str] = &[
     "listeners",
     "clusters",
     "access_log",
+    "max_connections",
 ];
 const LISTENER_KEYS: &[&str] = &[
     "name",
@@ -42,6 +43,7 @@ const LISTENER_KEYS: &[&str] = &[
     "idle_timeout",
     "stream_idle_timeout",
     "request_timeout",
+    "connection_limit",
     // Forwarding policy, decoded in decode_proxy.rs.
     "trusted_proxies",
     "request_id",
@@ -116,6 +118,7 @@ pub(crate) fn config<'a>(
     let access_log = map
         .optional("access_log")
         .map(|n| super::decode_log::access_log(&n, diag));
+    let max_connections = optional_count(&map, "max_connections", diag);
     Some(Config {
         source: source.to_path_buf(),
         workers: workers.unwrap_or(Some(Workers::Auto))?,
@@ -125,7 +128,19 @@ pub(crate) fn config<'a>(
         listeners: listeners?,
         clusters: clusters?,
         access_log: access_log.map_or(Some(None), |a| a.map(Some))?,
+        max_connections: max_connections?,
     })
+}
+
+/// An optional count of connections, at least 1 (`Some(None)` when absent).
+fn optional_count(map: &Map<'_>, key: &str, diag: &mut Diagnostics) -> Option<Option<u64>> {
+    match map.optional(key) {
+        Some(n) => n
+            .int_in(diag, "a number of connections", 1..=i64::from(u32::MAX))
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Some),
+        None => Some(None),
+    }
 }
 
 /// Decodes every item (reporting each failure) and succeeds only if all did.
@@ -338,6 +353,7 @@ fn listener<'a>(
         Some(n) => duration(&n, diag).map(Some),
         None => Some(None),
     };
+    let connection_limit = optional_count(&map, "connection_limit", diag);
     let proxy = decode_proxy::proxy_settings(&map, diag);
     if let (Some(h), Some(p)) = (&http1, &proxy) {
         // A head must fit in the buffer it is read into; a larger limit could never be
@@ -372,6 +388,7 @@ fn listener<'a>(
         idle_timeout: idle_timeout?,
         stream_idle_timeout: stream_idle_timeout?,
         request_timeout: request_timeout?,
+        connection_limit: connection_limit?,
         proxy: proxy?,
         path_normalization: path_normalization?,
     })

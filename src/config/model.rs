@@ -25,6 +25,9 @@ pub struct Config {
     pub clusters: Vec<Cluster>,
     /// The access log; `None` when the key is absent (no access log).
     pub access_log: Option<AccessLogConfig>,
+    /// Client connections open at once over every listener and worker; more are closed
+    /// at once (Envoy's `overload.global_downstream_max_connections`). None: no cap.
+    pub max_connections: Option<u64>,
 }
 
 impl Config {
@@ -88,6 +91,9 @@ pub struct Listener {
     /// The whole request body must arrive within this long of the head (Envoy's
     /// `request_timeout`); none by default.
     pub request_timeout: Option<Duration>,
+    /// Client connections open at once on this listener, over every worker; more are
+    /// closed at once (Envoy's listener connection limit). None: no cap.
+    pub connection_limit: Option<u64>,
     /// How requests are forwarded: trust, forwarding headers, body limits.
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.

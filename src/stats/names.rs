@@ -38,12 +38,18 @@ pub mod listener {
     pub const DOWNSTREAM_CX_ACTIVE: usize = 1;
     /// Connections closed.
     pub const DOWNSTREAM_CX_DESTROY: usize = 2;
+    /// Connections closed at once because the listener's `connection_limit` was reached.
+    pub const DOWNSTREAM_CX_OVERFLOW: usize = 3;
+    /// Connections closed at once because the process's `max_connections` was reached.
+    pub const DOWNSTREAM_GLOBAL_CX_OVERFLOW: usize = 4;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 3] = [
+    pub static DEFS: [StatDef; 5] = [
         per_worker(counter("downstream_cx_total")),
         per_worker(gauge("downstream_cx_active")),
         counter("downstream_cx_destroy"),
+        counter("downstream_cx_overflow"),
+        counter("downstream_global_cx_overflow"),
     ];
 }
 

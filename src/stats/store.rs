@@ -8,11 +8,12 @@ use std::{collections::BTreeMap, fmt::Write, sync::Arc};
 
 use super::{Scope, StatDef};
 
-/// All scopes of the process, by prefix.
+/// All scopes of the process, by prefix, and the process-wide connection counters.
 #[derive(Debug)]
 pub struct StatsStore {
     workers: usize,
     scopes: BTreeMap<Box<str>, Arc<Scope>>,
+    open_connections: BTreeMap<Box<str>, Arc<crate::limit::OpenConnections>>,
 }
 
 impl StatsStore {
@@ -21,6 +22,7 @@ impl StatsStore {
         StatsStore {
             workers,
             scopes: BTreeMap::new(),
+            open_connections: BTreeMap::new(),
         }
     }
 
@@ -32,6 +34,12 @@ impl StatsStore {
                 .entry(prefix.into())
                 .or_insert_with(|| Arc::new(Scope::new(prefix, defs, workers))),
         )
+    }
+
+    /// The open-connection counter under `name` (a listener's, or `""` for the
+    /// process's), created on first use and kept across reloads (`limit`).
+    pub fn open_connections(&mut self, name: &str) -> Arc<crate::limit::OpenConnections> {
+        Arc::clone(self.open_connections.entry(name.into()).or_default())
     }
 
     /// Like [`StatsStore::scope`], with `extra` cell slots after the workers' (indices

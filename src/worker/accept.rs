@@ -32,7 +32,11 @@ use tracing::{debug, warn};
 use super::{connection, stop::Stop, Connections, WorkerContext};
 use crate::allocator::{self, InConnectionHeap};
 use crate::listen::{out_of_resources, ACCEPT_BACKOFF};
-use crate::{access_log::WorkerLog, snapshot::ListenerSnapshot, stats::names::listener as cx};
+use crate::{
+    access_log::WorkerLog,
+    snapshot::{ListenerSnapshot, Overflow},
+    stats::names::listener as cx,
+};
 
 /// The current snapshot of one listener on one worker; a reload replaces the `Rc` inside.
 pub type Slot = Rc<RefCell<Rc<ListenerSnapshot>>>;
@@ -153,6 +157,16 @@ fn start_connection(stream: TcpStream, peer: std::net::SocketAddr, slot: &Slot, 
     // `listen` (or, for sockets from systemd, `control::systemd`) set once.
     let listener = Rc::clone(&slot.borrow());
     listener.cx_stats.get(cx::DOWNSTREAM_CX_TOTAL).inc();
+    if let Err(overflow) = listener.admit() {
+        // Over a cap: closed at once, as Envoy does; accepted again once others close.
+        let counter = match overflow {
+            Overflow::Listener => cx::DOWNSTREAM_CX_OVERFLOW,
+            Overflow::Global => cx::DOWNSTREAM_GLOBAL_CX_OVERFLOW,
+        };
+        listener.cx_stats.get(counter).inc();
+        listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
+        return drop(stream);
+    }
     listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).inc();
     let guard = shared.connections.open();
     let shared = shared.clone();
@@ -163,6 +177,7 @@ fn start_connection(stream: TcpStream, peer: std::net::SocketAddr, slot: &Slot, 
         connection::serve(stream, peer, &listener, &shared.context, &shared.stop, log).await;
         listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
         listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
+        listener.release();
         drop(guard);
     });
     allocator::in_connection_heap(|| monoio::spawn(task));
