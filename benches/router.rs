@@ -23,6 +23,7 @@ fn table() -> Vec<Route> {
         }),
         timeout: Duration::from_secs(15),
         conditions: RouteConditions::default(),
+        headers: Default::default(),
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

@@ -24,17 +24,21 @@ pub const TICK: Duration = Duration::from_secs(1);
 /// Length of an IMF-fixdate.
 pub const LEN: usize = 29;
 
+/// Length of a whole `date: <IMF-fixdate>\r\n` line.
+pub const LINE_LEN: usize = 6 + LEN + 2;
+
 /// A worker's current `Date` value and coarse instant.
 #[derive(Debug)]
 pub struct CoarseClock {
-    date: Cell<[u8; LEN]>,
+    /// `date: <IMF-fixdate>\r\n`: a request copies the whole line in one piece.
+    line: Cell<[u8; LINE_LEN]>,
     now: Cell<Instant>,
 }
 
 impl Default for CoarseClock {
     fn default() -> Self {
         CoarseClock {
-            date: Cell::new(imf_fixdate(SystemTime::now())),
+            line: Cell::new(date_line(SystemTime::now())),
             now: Cell::new(Instant::now()),
         }
     }
@@ -44,7 +48,16 @@ impl CoarseClock {
     /// The `Date` value for the current second.
     #[inline]
     pub fn date(&self) -> [u8; LEN] {
-        self.date.get()
+        let line = self.line.get();
+        let mut date = [0u8; LEN];
+        date.copy_from_slice(&line[6..6 + LEN]);
+        date
+    }
+
+    /// The whole `date: ...\r\n` header line for the current second.
+    #[inline]
+    pub fn date_line(&self) -> [u8; LINE_LEN] {
+        self.line.get()
     }
 
     /// The time at the last tick: at most a second (and a timer's lateness) behind.
@@ -55,7 +68,7 @@ impl CoarseClock {
 
     /// Reads the clock.
     pub fn refresh(&self) {
-        self.date.set(imf_fixdate(SystemTime::now()));
+        self.line.set(date_line(SystemTime::now()));
         self.now.set(Instant::now());
     }
 
@@ -74,6 +87,14 @@ impl CoarseClock {
             self.refresh();
         }
     }
+}
+
+fn date_line(time: SystemTime) -> [u8; LINE_LEN] {
+    let mut line = [0u8; LINE_LEN];
+    line[..6].copy_from_slice(b"date: ");
+    line[6..6 + LEN].copy_from_slice(&imf_fixdate(time));
+    line[6 + LEN..].copy_from_slice(b"\r\n");
+    line
 }
 
 /// `time` as an IMF-fixdate (`Sat, 05 Dec 2026 00:06:55 GMT`). Times before 1970 (a

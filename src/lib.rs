@@ -21,6 +21,7 @@ pub mod control;
 pub mod cpus;
 pub mod driver;
 pub mod error;
+pub mod filter;
 pub mod flow;
 pub mod forwarding;
 pub mod http1;

@@ -61,27 +61,22 @@ impl Reply {
         self.status
     }
 
-    /// Appends the whole answer to `out`: with `date` (a `date` header value), the
-    /// `extra` header lines, `connection: close` when the connection will be closed after
-    /// it, and without the body for a HEAD request.
+    /// Appends the whole answer to `out`: with `date` (a `date` header value), the header
+    /// lines `extra` appends (each `name: value\r\n`), `connection: close` when the
+    /// connection will be closed after it, and without the body for a HEAD request.
     pub fn render(
         &self,
         out: &mut Vec<u8>,
         close: bool,
         head_only: bool,
         date: &[u8],
-        extra: &[(&[u8], &[u8])],
+        extra: impl FnOnce(&mut Vec<u8>),
     ) {
         out.extend_from_slice(&self.head);
         out.extend_from_slice(b"date: ");
         out.extend_from_slice(date);
         out.extend_from_slice(b"\r\n");
-        for (name, value) in extra {
-            out.extend_from_slice(name);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        }
+        extra(out);
         if close {
             out.extend_from_slice(b"connection: close\r\n");
         }
@@ -246,7 +241,14 @@ mod tests {
 
     fn rendered(reply: &Reply, close: bool, head_only: bool, extra: &[(&[u8], &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();
-        reply.render(&mut out, close, head_only, DATE, extra);
+        reply.render(&mut out, close, head_only, DATE, |out| {
+            for (name, value) in extra {
+                out.extend_from_slice(name);
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value);
+                out.extend_from_slice(b"\r\n");
+            }
+        });
         out
     }
 

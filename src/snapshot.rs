@@ -14,6 +14,7 @@ use std::{cell::Cell, collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use crate::{
     config::{self, Config},
+    filter::Chain,
     http1,
     limit::OpenConnections,
     local_reply::LocalReplies,
@@ -94,6 +95,8 @@ pub struct ListenerSnapshot {
     pub stream_idle_timeout: Duration,
     /// Time the whole request body may take, if limited.
     pub request_timeout: Option<Duration>,
+    /// The chain of a forwarded request whose route has none to lend.
+    pub no_filters: Chain,
     /// This listener's cap and count, and the process's (`limit`).
     caps: [(Option<u64>, Arc<OpenConnections>); 2],
     /// Local reply texts.
@@ -162,7 +165,7 @@ impl ListenerSnapshot {
         let h = &listener.http1;
         ListenerSnapshot {
             name: listener.name.as_str().into(),
-            router: Router::build(&listener.routes, |name| {
+            router: Router::for_listener(&listener.routes, &listener.headers, |name| {
                 clusters.iter().position(|c| c.name == name)
             }),
             path_normalization: listener.path_normalization,
@@ -177,6 +180,7 @@ impl ListenerSnapshot {
             idle_timeout: listener.idle_timeout,
             stream_idle_timeout: listener.stream_idle_timeout,
             request_timeout: listener.request_timeout,
+            no_filters: Chain::default(),
             caps: [
                 (listener.connection_limit, Arc::clone(&scopes.open)),
                 global,

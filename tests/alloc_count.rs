@@ -21,8 +21,10 @@ use std::{
 
 use common::{upstream::Upstream, *};
 
-/// The most allocations a request may cost (the performance issue's target).
-const MAX_PER_REQUEST: f64 = 2.0;
+/// The most allocations a request of a shape that measures zero may cost: room for the
+/// rare allocation a timer wheel or a pool makes in passing, so that a change adding one
+/// per request fails. (The performance issue's target was 2; every shape is below it.)
+const NONE: f64 = 0.1;
 const CONNECTIONS: usize = 4;
 
 /// One request shape, sent on every connection in turn: `warmup` rounds, then
@@ -35,6 +37,8 @@ struct Shape {
     warmup: usize,
     measured: usize,
     gap: Duration,
+    /// The most allocations a request of this shape may cost.
+    max: f64,
 }
 
 /// The shapes measured, one after the other on the same connections.
@@ -49,6 +53,17 @@ fn shapes() -> Vec<Shape> {
     chunked_big.extend_from_slice(b"0\r\n\r\n");
     let with_body = |head: &str, body: &[u8]| [head.as_bytes(), body].concat();
     vec![
+        // A route whose filter chain makes five header edits on the request and two on
+        // the response (the pipeline issue's budget: at most one allocation).
+        Shape {
+            name: "GET on a route with five header edits",
+            request: b"GET /edited/item/42 HTTP/1.1\r\nHost: alloc.test\r\nX-Drop: 1\r\nX-Tenant: old\r\n\r\n".to_vec(),
+            response_body: Vec::new(),
+            warmup: 200,
+            measured: 500,
+            gap: Duration::ZERO,
+            max: NONE,
+        },
         // The performance issue's case: a small keep-alive GET, content-length response.
         Shape {
             name: "GET, content-length response",
@@ -57,6 +72,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 200,
             measured: 500,
             gap: Duration::ZERO,
+            max: NONE,
         },
         // The same from a slow client: each connection's next request comes after
         // ringway stopped waiting for it with a read in flight (the hot window).
@@ -67,6 +83,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 2,
             measured: 10,
             gap: Duration::from_millis(150),
+            max: 1.1,
         },
         // A small body each way, the response chunked with a trailer (re-framed).
         Shape {
@@ -79,6 +96,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 200,
             measured: 500,
             gap: Duration::ZERO,
+            max: NONE,
         },
         // 64 KiB each way: bodies larger than a chunk stream through the pump loops.
         Shape {
@@ -91,6 +109,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 20,
             measured: 100,
             gap: Duration::ZERO,
+            max: NONE,
         },
         Shape {
             name: "64 KiB POST, chunked both ways",
@@ -102,6 +121,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 20,
             measured: 100,
             gap: Duration::ZERO,
+            max: NONE,
         },
     ]
 }
@@ -152,8 +172,7 @@ fn round(clients: &mut [Client], shape: &Shape, per_connection: usize) {
     }
 }
 
-/// Allocations per request for `shape` on warm connections, asserted at most
-/// `MAX_PER_REQUEST`.
+/// Allocations per request for `shape` on warm connections, asserted at most its `max`.
 fn measure(rw: &Ringway, clients: &mut [Client], shape: &Shape, driver: &str, workers: usize) {
     round(clients, shape, shape.warmup);
     // Each worker publishes its count when a request ends, just after the response is
@@ -179,19 +198,38 @@ fn measure(rw: &Ringway, clients: &mut [Client], shape: &Shape, driver: &str, wo
         shape.name
     );
     assert!(
-        per_request <= MAX_PER_REQUEST,
-        "{driver}, {}: {per_request:.3} heap allocations per request (at most {MAX_PER_REQUEST})",
-        shape.name
+        per_request <= shape.max,
+        "{driver}, {}: {per_request:.3} heap allocations per request (at most {})",
+        shape.name,
+        shape.max
     );
 }
 
 #[test]
-fn proxied_keep_alive_requests_allocate_at_most_twice() {
+fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
     for driver in drivers() {
         let up = Upstream::start(false);
         let (port, admin) = (free_port(), free_port());
         let workers = 2;
-        let yaml = echo_config(workers, port, admin, &up.endpoint(), "");
+        let edited = r#"    routes:
+      - match: { prefix: /edited/ }
+        cluster: echo
+        request_headers_to_add:
+          - { name: x-gateway, value: ringway }
+          - { name: x-route, value: edited }
+          - { name: x-api-version, value: "1" }
+          - { name: x-tenant, value: acme, append: false }
+        request_headers_to_remove: [x-drop]
+        response_headers_to_add:
+          - { name: x-served-by, value: ringway }
+        response_headers_to_remove: [x-upstream]
+"#;
+        let yaml = echo_config(workers, port, admin, &up.endpoint(), "").replacen(
+            "    routes:\n",
+            edited,
+            1,
+        );
+        assert!(yaml.contains("/edited/"));
         let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| Client::new(addr)).collect();

@@ -75,6 +75,7 @@ fn example_parses_to_expected_values() {
                 action: RouteAction::Cluster("orders".into()),
                 timeout: Duration::from_secs(2),
                 conditions: Default::default(),
+                headers: Default::default(),
             },
             Route {
                 matcher: RouteMatch::Path("/healthz".into()),
@@ -85,6 +86,7 @@ fn example_parses_to_expected_values() {
                 }),
                 timeout: Duration::from_secs(15),
                 conditions: Default::default(),
+                headers: Default::default(),
             },
         ]
     );
@@ -306,6 +308,36 @@ listeners:
         errors(&text),
         [
             "ringway.yaml:6:25: listeners[0].http1.max_request_head: max_request_head (65536) is larger than buffer_limit (32768), which must hold the whole head",
+        ]
+    );
+}
+
+#[test]
+fn header_edits_that_would_break_the_message_are_refused() {
+    let text = "\
+listeners:
+  - name: public
+    address: 127.0.0.1:8080
+    request_headers_to_add:
+      - { name: Host, value: x }
+      - { name: \"bad name\", value: x }
+      - { name: x-ok, value: \"a\\nb\" }
+    routes:
+      - match: { prefix: / }
+        direct_response: { status: 200 }
+        response_headers_to_remove: [transfer-encoding]
+        response_headers_to_add:
+          - { name: x-a, value: b, append: maybe, extra: 1 }
+";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:5:17: listeners[0].request_headers_to_add[0].name: `host` cannot be edited: it carries the message's framing, connection or routing",
+            "ringway.yaml:6:17: listeners[0].request_headers_to_add[1].name: \"bad name\" is not a header name (letters, digits and !#$%&'*+-.^_`|~)",
+            "ringway.yaml:7:30: listeners[0].request_headers_to_add[2].value: a header value may not contain control characters (CR, LF, NUL...)",
+            "ringway.yaml:11:38: listeners[0].routes[0].response_headers_to_remove[0]: `transfer-encoding` cannot be edited: it carries the message's framing, connection or routing",
+            "ringway.yaml:13:44: listeners[0].routes[0].response_headers_to_add[0].append: expected `true` or `false`, found the string \"maybe\"",
+            "ringway.yaml:13:51: listeners[0].routes[0].response_headers_to_add[0].extra: unknown key `extra`",
         ]
     );
 }

@@ -7,22 +7,22 @@
 //! recorded in [`Marks`] and checked by `validate` once the whole file has been read.
 //! Defaults come from the constants on the model types.
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use bytes::Bytes;
 
-use super::addr::{check_name, parse_socket_addr};
+use super::addr::parse_socket_addr;
+use super::decode_headers;
 use super::decode_proxy;
 use super::error::Diagnostics;
+use super::fields::{
+    choice, duration, list, marked_name, non_empty_list, optional_count, optional_duration, size,
+    Marks,
+};
 use super::model::{
     Config, DirectResponse, DriverChoice, EscapedSlashes, Http1Settings, Listener,
     PathNormalization, PinWorkers, Route, RouteAction, Workers,
 };
-use super::node::{Map, Node};
+use super::node::Node;
 use super::route_match::route_match;
-use super::suggest;
-use super::units::{parse_duration, parse_size};
 
 const TOP_KEYS: &[&str] = &[
     "workers",
@@ -44,6 +44,11 @@ const LISTENER_KEYS: &[&str] = &[
     "stream_idle_timeout",
     "request_timeout",
     "connection_limit",
+    // Header edits, decoded in decode_headers.rs.
+    "request_headers_to_add",
+    "request_headers_to_remove",
+    "response_headers_to_add",
+    "response_headers_to_remove",
     // Forwarding policy, decoded in decode_proxy.rs.
     "trusted_proxies",
     "request_id",
@@ -61,20 +66,19 @@ const HTTP1_KEYS: &[&str] = &[
     "max_chunk_extension",
     "max_trailer_section",
 ];
-const ROUTE_KEYS: &[&str] = &["match", "cluster", "direct_response", "timeout"];
+const ROUTE_KEYS: &[&str] = &[
+    "match",
+    "cluster",
+    "direct_response",
+    "timeout",
+    // Header edits, decoded in decode_headers.rs.
+    "request_headers_to_add",
+    "request_headers_to_remove",
+    "response_headers_to_add",
+    "response_headers_to_remove",
+];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
-
-/// Nodes kept for the checks that span sections (see `validate`).
-#[derive(Debug, Default)]
-pub(crate) struct Marks<'a> {
-    pub admin: Option<(SocketAddr, Node<'a>)>,
-    pub listener_names: Vec<(&'a str, Node<'a>)>,
-    pub listener_addresses: Vec<(SocketAddr, Node<'a>)>,
-    pub cluster_names: Vec<(&'a str, Node<'a>)>,
-    /// Each route's `cluster` value.
-    pub cluster_refs: Vec<(&'a str, Node<'a>)>,
-}
 
 /// Decodes the document. Returns `None` if anything was reported.
 pub(crate) fn config<'a>(
@@ -132,68 +136,6 @@ pub(crate) fn config<'a>(
     })
 }
 
-/// An optional count of connections, at least 1 (`Some(None)` when absent).
-fn optional_count(map: &Map<'_>, key: &str, diag: &mut Diagnostics) -> Option<Option<u64>> {
-    match map.optional(key) {
-        Some(n) => n
-            .int_in(diag, "a number of connections", 1..=i64::from(u32::MAX))
-            .and_then(|n| u64::try_from(n).ok())
-            .map(Some),
-        None => Some(None),
-    }
-}
-
-/// Decodes every item (reporting each failure) and succeeds only if all did.
-pub(super) fn list<'a, T>(
-    node: &Node<'a>,
-    diag: &mut Diagnostics,
-    mut item: impl FnMut(&Node<'a>, &mut Diagnostics) -> Option<T>,
-) -> Option<Vec<T>> {
-    let items = node.seq(diag)?;
-    let decoded: Vec<Option<T>> = items.iter().map(|n| item(n, diag)).collect();
-    decoded.into_iter().collect()
-}
-
-pub(super) fn non_empty_list<'a, T>(
-    node: &Node<'a>,
-    diag: &mut Diagnostics,
-    what: &str,
-    item: impl FnMut(&Node<'a>, &mut Diagnostics) -> Option<T>,
-) -> Option<Vec<T>> {
-    let items = list(node, diag, item)?;
-    if items.is_empty() {
-        node.error(diag, format!("at least one {what} is required"));
-        return None;
-    }
-    Some(items)
-}
-
-/// One of a fixed set of words, with a did-you-mean hint when it is close to one.
-pub(super) fn choice<T: Copy>(
-    node: &Node<'_>,
-    diag: &mut Diagnostics,
-    choices: &[(&str, T)],
-) -> Option<T> {
-    let words = choices
-        .iter()
-        .map(|(word, _)| format!("`{word}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let Some(text) = node.peek_str() else {
-        node.wrong_type(diag, &format!("one of {words}"));
-        return None;
-    };
-    if let Some(&(_, value)) = choices.iter().find(|(word, _)| *word == text) {
-        return Some(value);
-    }
-    let hint = suggest::did_you_mean(text, choices.iter().map(|(word, _)| *word));
-    node.error(
-        diag,
-        format!("unknown value {text:?}: expected one of {words}{hint}"),
-    );
-    None
-}
-
 fn workers(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Workers> {
     let max = Workers::MAX;
     let expected = format!("`auto` or a worker count from 1 to {max}");
@@ -238,82 +180,6 @@ fn driver(node: &Node<'_>, diag: &mut Diagnostics) -> Option<DriverChoice> {
     )
 }
 
-/// The section's required `name`, recorded in `names` for the uniqueness check that
-/// `validate` runs once the whole file is read.
-pub(super) fn marked_name<'a>(
-    map: &Map<'a>,
-    diag: &mut Diagnostics,
-    names: &mut Vec<(&'a str, Node<'a>)>,
-) -> Option<&'a str> {
-    let node = map.field(diag, "name")?;
-    let name = name(&node, diag)?;
-    names.push((name, node));
-    Some(name)
-}
-
-pub(super) fn name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
-    let text = node.str(diag)?;
-    match check_name(text) {
-        Ok(()) => Some(text),
-        Err(message) => {
-            node.error(diag, message);
-            None
-        }
-    }
-}
-
-/// A duration that must be non-zero: every configured duration is a timeout, and a zero
-/// timeout would fire before any work is done.
-pub(super) fn duration(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Duration> {
-    let text = node.scalar_text(diag, "a duration such as `2s`")?;
-    match parse_duration(&text) {
-        Ok(d) if d.is_zero() => {
-            node.error(diag, "duration must be greater than zero");
-            None
-        }
-        Ok(d) => Some(d),
-        Err(message) => {
-            node.error(diag, message);
-            None
-        }
-    }
-}
-
-pub(super) fn optional_duration(
-    map: &Map<'_>,
-    key: &str,
-    default: Duration,
-    diag: &mut Diagnostics,
-) -> Option<Duration> {
-    match map.optional(key) {
-        Some(node) => duration(&node, diag),
-        None => Some(default),
-    }
-}
-
-/// A non-zero byte size that fits in `usize`.
-pub(super) fn size(node: &Node<'_>, diag: &mut Diagnostics) -> Option<usize> {
-    let text = node.scalar_text(diag, "a size such as `64KiB` or a number of bytes")?;
-    let bytes = match parse_size(&text) {
-        Ok(bytes) => bytes,
-        Err(message) => {
-            node.error(diag, message);
-            return None;
-        }
-    };
-    match usize::try_from(bytes) {
-        Ok(0) => {
-            node.error(diag, "size must be at least 1 byte");
-            None
-        }
-        Ok(bytes) => Some(bytes),
-        Err(_) => {
-            node.error(diag, format!("size `{text}` is too large"));
-            None
-        }
-    }
-}
-
 fn listener<'a>(
     node: &Node<'a>,
     diag: &mut Diagnostics,
@@ -354,6 +220,7 @@ fn listener<'a>(
         None => Some(None),
     };
     let connection_limit = optional_count(&map, "connection_limit", diag);
+    let headers = decode_headers::mutations(&map, diag);
     let proxy = decode_proxy::proxy_settings(&map, diag);
     if let (Some(h), Some(p)) = (&http1, &proxy) {
         // A head must fit in the buffer it is read into; a larger limit could never be
@@ -389,6 +256,7 @@ fn listener<'a>(
         stream_idle_timeout: stream_idle_timeout?,
         request_timeout: request_timeout?,
         connection_limit: connection_limit?,
+        headers: headers?,
         proxy: proxy?,
         path_normalization: path_normalization?,
     })
@@ -498,12 +366,14 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         Some(n) => duration(&n, diag),
         None => Some(Route::DEFAULT_TIMEOUT),
     };
+    let headers = decode_headers::mutations(&map, diag);
     let (matcher, conditions) = matched?;
     Some(Route {
         matcher,
         action: action?,
         timeout: timeout?,
         conditions,
+        headers: headers?,
     })
 }
 

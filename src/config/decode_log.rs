@@ -7,8 +7,8 @@
 
 use std::path::PathBuf;
 
-use super::decode::{choice, duration, size};
 use super::error::Diagnostics;
+use super::fields::{choice, duration, size};
 use super::model::{AccessLogConfig, AccessLogFormat, AccessLogPath};
 use super::node::Node;
 

@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 
 use super::addr::parse_socket_addr;
-use super::decode::{choice, marked_name, non_empty_list, optional_duration, size, Marks};
 use super::error::Diagnostics;
+use super::fields::{choice, list, marked_name, non_empty_list, optional_duration, size, Marks};
 use super::model::{
     Cidr, Cluster, Endpoint, EndpointAddress, ExpectContinue, PoolSettings, ProxySettings,
     TrustedProxies,
@@ -226,7 +226,7 @@ fn trusted_proxies(node: &Node<'_>, diag: &mut Diagnostics) -> Option<TrustedPro
         None => Some(0),
     };
     let cidrs = match map.optional("cidrs") {
-        Some(n) => super::decode::list(&n, diag, |item, diag| item.parse_str(diag, parse_cidr)),
+        Some(n) => list(&n, diag, |item, diag| item.parse_str(diag, parse_cidr)),
         None => Some(Vec::new()),
     };
     Some(TrustedProxies {

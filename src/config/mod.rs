@@ -15,9 +15,11 @@
 
 mod addr;
 mod decode;
+mod decode_headers;
 mod decode_log;
 mod decode_proxy;
 pub mod error;
+mod fields;
 mod model;
 mod node;
 pub mod pattern;
@@ -32,10 +34,10 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Cidr, Cluster, Config, DirectResponse,
-    DriverChoice, Endpoint, EndpointAddress, EscapedSlashes, ExpectContinue, HeaderMatch,
-    HostMatch, Http1Settings, Listener, PathNormalization, PinWorkers, PoolSettings, ProxySettings,
-    QueryMatch, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies, ValueMatch,
-    Workers,
+    DriverChoice, Endpoint, EndpointAddress, EscapedSlashes, ExpectContinue, HeaderAdd,
+    HeaderMatch, HeaderMutations, HostMatch, Http1Settings, Listener, PathNormalization,
+    PinWorkers, PoolSettings, ProxySettings, QueryMatch, Route, RouteAction, RouteConditions,
+    RouteMatch, TrustedProxies, ValueMatch, Workers,
 };
 
 use error::Diagnostics;
@@ -76,7 +78,7 @@ impl Config {
             return Err(diag.finish());
         };
         let root = node::Node::root(&tree);
-        let mut marks = decode::Marks::default();
+        let mut marks = fields::Marks::default();
         let config = decode::config(&root, source, &mut diag, &mut marks);
         validate::check(&marks, &mut diag);
         match config {

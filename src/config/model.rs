@@ -94,6 +94,8 @@ pub struct Listener {
     /// Client connections open at once on this listener, over every worker; more are
     /// closed at once (Envoy's listener connection limit). None: no cap.
     pub connection_limit: Option<u64>,
+    /// Header edits of every route of this listener (Envoy's route-configuration level).
+    pub headers: HeaderMutations,
     /// How requests are forwarded: trust, forwarding headers, body limits.
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.
@@ -170,6 +172,40 @@ pub struct Route {
     pub timeout: Duration,
     /// Host, header and query conditions; all must hold (none by default).
     pub conditions: RouteConditions,
+    /// Header edits of this route (after the listener's on requests, before them on
+    /// responses).
+    pub headers: HeaderMutations,
+}
+
+/// Header fields to add and remove on requests and responses (Envoy's
+/// `request_headers_to_add`, `request_headers_to_remove`, `response_headers_to_add`,
+/// `response_headers_to_remove`). Removals apply before additions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeaderMutations {
+    pub request_add: Vec<HeaderAdd>,
+    pub request_remove: Vec<String>,
+    pub response_add: Vec<HeaderAdd>,
+    pub response_remove: Vec<String>,
+}
+
+impl HeaderMutations {
+    /// Whether nothing is edited.
+    pub fn is_empty(&self) -> bool {
+        self.request_add.is_empty()
+            && self.request_remove.is_empty()
+            && self.response_add.is_empty()
+            && self.response_remove.is_empty()
+    }
+}
+
+/// One field to add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderAdd {
+    pub name: String,
+    pub value: String,
+    /// Add beside fields of the same name (`true`, Envoy's default
+    /// `APPEND_IF_EXISTS_OR_ADD`), or replace them (`false`, `OVERWRITE_IF_EXISTS_OR_ADD`).
+    pub append: bool,
 }
 
 /// Conditions beyond the path. Empty means "any request".

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use super::decode::Marks;
 use super::error::Diagnostics;
+use super::fields::Marks;
 use super::node::Node;
 use super::suggest;
 

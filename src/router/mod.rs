@@ -25,6 +25,7 @@ use regex::bytes::Regex;
 
 use crate::{
     config::{self, pattern::anchored_regex},
+    filter::Chain,
     local_reply::Reply,
 };
 
@@ -100,6 +101,8 @@ impl PathMatch {
 #[derive(Debug, Clone)]
 pub struct Route {
     pub action: Action,
+    /// The listener's filters, then the route's (`filter`).
+    pub filters: Chain,
     /// Upstream timeout (cluster routes).
     pub timeout: Duration,
     /// Position in the listener's `routes` list (for logs and stats).
@@ -131,6 +134,16 @@ impl Router {
     /// Compiles a listener's routes. `cluster_index` resolves a cluster name, which the
     /// config has already validated.
     pub fn build(routes: &[config::Route], cluster_index: impl Fn(&str) -> Option<usize>) -> Self {
+        Router::for_listener(routes, &config::HeaderMutations::default(), cluster_index)
+    }
+
+    /// Like [`Router::build`], with the listener's header edits compiled into each
+    /// route's filter chain ahead of the route's own.
+    pub fn for_listener(
+        routes: &[config::Route],
+        listener_headers: &config::HeaderMutations,
+        cluster_index: impl Fn(&str) -> Option<usize>,
+    ) -> Self {
         let mut compiled = Vec::with_capacity(routes.len());
         let mut regexes = Vec::new();
         for (index, route) in routes.iter().enumerate() {
@@ -154,6 +167,7 @@ impl Router {
             };
             compiled.push(Route {
                 action,
+                filters: Chain::build(listener_headers, &route.headers),
                 timeout: route.timeout,
                 index,
                 path,

@@ -26,6 +26,7 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         action: direct(status),
         timeout: Duration::from_secs(15),
         conditions,
+        headers: Default::default(),
     }
 }
 

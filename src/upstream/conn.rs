@@ -190,23 +190,37 @@ impl AsyncWriteRent for WriteHalf<'_> {
     }
 }
 
+// The connection reads and writes through its halves directly (one future layer, as a
+// plain stream has), not through `split`, which would add a layer per operation.
 impl AsyncReadRent for UpstreamConn {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        self.split().0.read(buf).await
+        match &mut self.io {
+            Halves::Tcp(r, _) => r.read(buf).await,
+            Halves::Unix(r, _) => r.read(buf).await,
+        }
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        self.split().0.readv(buf).await
+        match &mut self.io {
+            Halves::Tcp(r, _) => r.readv(buf).await,
+            Halves::Unix(r, _) => r.readv(buf).await,
+        }
     }
 }
 
 impl AsyncWriteRent for UpstreamConn {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        self.split().1.write(buf).await
+        match &mut self.io {
+            Halves::Tcp(_, w) => w.write(buf).await,
+            Halves::Unix(_, w) => w.write(buf).await,
+        }
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        self.split().1.writev(buf).await
+        match &mut self.io {
+            Halves::Tcp(_, w) => w.writev(buf).await,
+            Halves::Unix(_, w) => w.writev(buf).await,
+        }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
@@ -214,6 +228,9 @@ impl AsyncWriteRent for UpstreamConn {
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
-        self.split().1.shutdown().await
+        match &mut self.io {
+            Halves::Tcp(_, w) => w.shutdown().await,
+            Halves::Unix(_, w) => w.shutdown().await,
+        }
     }
 }

@@ -38,7 +38,7 @@
 //! lingering close that reads (a bounded amount) until the client is done, so the kernel
 //! does not reset the connection over unread bytes and lose the answer.
 //!
-//! Access log: every request ends in `log_request` (the one place a line is made), with
+//! Completion: every request ends in `complete` (the one place a log line is made), with
 //! Envoy's response flags for what went wrong. Without an access log the connection
 //! carries `None` and reads no clock.
 
@@ -62,6 +62,7 @@ use super::{
 use crate::{
     access_log::{ResponseFlags, WorkerLog},
     error::{Cause, Error, ErrorKind, Side},
+    filter::{stages, Chain, RequestHead, Verdict},
     forwarding::IpText,
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
@@ -264,11 +265,32 @@ impl Connection<'_> {
                 }
             };
 
+            let chain = route.map(|r| &r.filters);
+            let (mut reply, mut cluster) = (reply, cluster);
+            if cluster.is_some() {
+                // The fixed request stage, then the route's filters (`filter`).
+                self.client_ip = stages::upstream_request(
+                    &mut self.request,
+                    head,
+                    (self.peer.ip(), &self.peer_text),
+                    &l.proxy,
+                    &mut self.random,
+                    &mut self.scratch,
+                );
+                if let Some(chain) = chain.filter(|c| !c.is_empty()) {
+                    let mut view = RequestHead::new(&mut self.request, head);
+                    if let Verdict::Respond(answer) = chain.on_request(&mut view) {
+                        (reply, cluster) = (answer, None);
+                    }
+                }
+            }
+
             if let Some(cluster) = cluster {
-                match self.forward(head_len, timeout, cluster, stop).await {
+                let chain = chain.unwrap_or(&l.no_filters);
+                match self.forward(head_len, timeout, cluster, chain, stop).await {
                     Ok(forwarded) => {
                         l.http_stats.get(rq::status_class(forwarded.status)).inc();
-                        self.log_request(forwarded.status, forwarded.sent, ResponseFlags::NONE);
+                        self.complete(forwarded.status, forwarded.sent, ResponseFlags::NONE);
                         if forwarded.next == Next::Close {
                             // Late pipelined bytes must not make the kernel reset the
                             // connection under the response (RFC 9112 9.6).
@@ -295,11 +317,11 @@ impl Connection<'_> {
                         match e.reply() {
                             Some(kind) => {
                                 let reply = l.replies.get(kind);
-                                if self.respond(reply, true, false, flags).await {
+                                if self.respond(reply, true, false, flags, Some(chain)).await {
                                     self.linger().await;
                                 }
                             }
-                            None => self.log_request(0, 0, flags),
+                            None => self.complete(0, 0, flags),
                         }
                         return;
                     }
@@ -316,12 +338,12 @@ impl Connection<'_> {
                     Body::Failed(None) => {
                         // The client left (or stalled) mid-body: nothing was answered.
                         let gone = ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
-                        return self.log_request(0, 0, gone);
+                        return self.complete(0, 0, gone);
                     }
                     Body::Failed(Some(kind)) => return self.fail(kind).await,
                 }
                 let head_only = self.request.method == Method::Head;
-                if !self.respond(reply, close, head_only, flags).await {
+                if !self.respond(reply, close, head_only, flags, chain).await {
                     return;
                 }
                 if close {
@@ -638,21 +660,29 @@ impl Connection<'_> {
         close: bool,
         head_only: bool,
         flags: ResponseFlags,
+        chain: Option<&Chain>,
     ) -> bool {
         let stats = &self.listener.http_stats;
         let mut out = self.worker.bufs.take();
-        reply.render(&mut out, close, head_only, &self.worker.clock.date(), &[]);
+        let date = self.worker.clock.date();
+        reply.render(&mut out, close, head_only, &date, |out| {
+            // The route's response-side header additions apply to ringway's own answers
+            // too, as Envoy applies them to direct responses.
+            if let Some(chain) = chain {
+                chain.local_reply_headers(out);
+            }
+        });
         let len = out.len() as u64;
         let (result, out) = self.stream.write_all(out).await;
         self.worker.bufs.give(out);
         stats.get(rq::status_class(reply.status())).inc();
         if result.is_err() {
             let gone = flags | ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
-            self.log_request(reply.status(), 0, gone);
+            self.complete(reply.status(), 0, gone);
             return false;
         }
         stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(len);
-        self.log_request(reply.status(), len, flags);
+        self.complete(reply.status(), len, flags);
         true
     }
 
@@ -663,10 +693,12 @@ impl Connection<'_> {
         }
     }
 
-    /// Records the current request in the access log, if there is one: its status, the
-    /// bytes sent to the client, the upstream endpoint it went to, and the flags. Every
-    /// request ends here.
-    fn log_request(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
+    /// The completion stage: every request ends here, exactly once, on every exit path
+    /// (answered, replied locally, failed, timed out, client gone). Publishes the
+    /// allocation counter and records the request in the access log, if there is one: its
+    /// status, the bytes sent to the client, the upstream endpoint it went to, and the
+    /// flags. Per-route stats, spans and outlier observations belong here too.
+    fn complete(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
         self.worker.publish_allocations();
         let upstream = self.upstream.take();
         if let Some(log) = &mut self.log {
@@ -691,7 +723,7 @@ impl Connection<'_> {
             log.unparsed((self.buf.len() - self.start) as u64);
         }
         let reply = l.replies.get(kind);
-        if self.respond(reply, true, false, flags).await {
+        if self.respond(reply, true, false, flags, None).await {
             self.linger().await;
         }
     }

@@ -32,6 +32,10 @@ use super::{
 };
 use crate::{
     error::{Cause, Error, ErrorKind, Side},
+    filter::{
+        stages::{self, Delivery},
+        Chain, ResponseHead,
+    },
     flow::{Credit, OneChunk},
     http1::{self, HeadScanner, ResponseFraming, Version},
     stats::names::{cluster as cx, http as rq},
@@ -73,7 +77,7 @@ impl Connection<'_> {
         body: &mut RequestBody,
         (deadline, route_timeout): (&mut Deadline<'_>, Duration),
         answer_continue: bool,
-        stop: &Stop,
+        (stop, chain): (&Stop, &Chain),
     ) -> Result<Finished, Error> {
         if lease.conn.is_none() {
             let timeout = cluster.connect_timeout.min(deadline.left());
@@ -130,7 +134,7 @@ impl Connection<'_> {
                     out,
                     deadline,
                     answer_continue,
-                    (early, stop),
+                    (early, stop, chain),
                 )
                 .await
             }
@@ -173,8 +177,7 @@ impl Connection<'_> {
             }
         }
         let limits = &self.listener.limits;
-        let method = self.request.method;
-        let mut watch = std::pin::pin!(watch_response(&mut upstream_read, ubuf, method, limits));
+        let mut watch = std::pin::pin!(watch_response(&mut upstream_read, ubuf, limits));
         let early = {
             let mut pump =
                 std::pin::pin!(self.pump_request_body(&mut upstream_write, body, out, deadline));
@@ -249,7 +252,7 @@ impl Connection<'_> {
                     *ubuf = slice.into_inner();
                     return match result {
                         Ok(0) => Err(Error::upstream_reset(true, false, Cause::Closed)),
-                        Ok(_) if final_head_in(ubuf, method, limits)? => Ok(Sent::AnsweredEarly),
+                        Ok(_) if final_head_in(ubuf, limits)? => Ok(Sent::AnsweredEarly),
                         _ => Ok(Sent::Body),
                     };
                 }
@@ -259,7 +262,7 @@ impl Connection<'_> {
                 Ok(n) if n > 0 => {}
                 _ => return Err(Error::upstream_reset(true, false, Cause::of(&result))),
             }
-            if final_head_in(ubuf, method, limits)? {
+            if final_head_in(ubuf, limits)? {
                 return Ok(Sent::AnsweredEarly);
             }
             // Relay the interim responses that are complete (the 100 among them); the
@@ -313,7 +316,7 @@ impl Connection<'_> {
         out: &mut Vec<u8>,
         deadline: &mut Deadline<'_>,
         answer_continue: bool,
-        (early, stop): (bool, &Stop),
+        (early, stop, chain): (bool, &Stop, &Chain),
     ) -> Result<Finished, Error> {
         let l = self.listener;
         let head_len = loop {
@@ -334,7 +337,7 @@ impl Connection<'_> {
             }
             ubuf.drain(..head_len);
         };
-        self.send_response(conn, ubuf, head_len, out, deadline, (early, stop))
+        self.send_response(conn, ubuf, head_len, out, deadline, (early, stop, chain))
             .await
     }
 
@@ -346,7 +349,7 @@ impl Connection<'_> {
         head_len: usize,
         out: &mut Vec<u8>,
         deadline: &mut Deadline<'_>,
-        (early, stop): (bool, &Stop),
+        (early, stop, chain): (bool, &Stop, &Chain),
     ) -> Result<Finished, Error> {
         let l = self.listener;
         let status = self.response.status;
@@ -364,32 +367,23 @@ impl Connection<'_> {
             || stop.is_stopped()
             || l.is_retired()
             || framing == ResponseFraming::CloseDelimited;
-        {
-            let overlay = &mut self.response.overlay;
-            if framing == ResponseFraming::Chunked && !raw_chunks {
-                let _ = overlay.add(b"transfer-encoding", b"chunked");
-            }
-            if close {
-                let _ = overlay.add(b"connection", b"close");
-            }
-            if !self.response.has_date {
-                overlay.add_valid(b"date", &self.worker.clock.date());
-            }
-            if let Some(server) = &l.proxy.server_header {
-                for (index, header) in self.response.headers.iter().enumerate() {
-                    if header.is(head, "server") {
-                        overlay.remove(index);
-                    }
-                }
-                let _ = overlay.add(b"server", server.as_bytes());
-            }
-            if let Some(via) = &l.proxy.via {
-                self.scratch.clear();
-                self.scratch.push_str("1.1 ");
-                self.scratch.push_str(via);
-                let _ = overlay.add(b"via", self.scratch.as_bytes());
-            }
+        // The route's response-side filters, then the fixed response stage (`filter`).
+        if !chain.is_empty() {
+            chain.on_response(&mut ResponseHead::new(&mut self.response, head));
         }
+        let delivery = Delivery {
+            chunked: framing == ResponseFraming::Chunked && !raw_chunks,
+            close,
+        };
+        let date_line = self.worker.clock.date_line();
+        stages::downstream_response(
+            &mut self.response,
+            head,
+            delivery,
+            &date_line,
+            &l.proxy,
+            &mut self.scratch,
+        );
         out.clear();
         write_status_line(&self.response, head, out);
         self.response.append_fields(head, out);
@@ -552,11 +546,10 @@ impl Connection<'_> {
 async fn watch_response(
     upstream: &mut ReadHalf<'_>,
     ubuf: &mut Vec<u8>,
-    method: http1::Method,
     limits: &http1::Limits,
 ) -> Result<(), Error> {
     loop {
-        if final_head_in(ubuf, method, limits)? {
+        if final_head_in(ubuf, limits)? {
             return Ok(());
         }
         let len = ubuf.len();
@@ -573,17 +566,24 @@ async fn watch_response(
 }
 
 /// Whether `buf` holds a complete final (non-1xx) response head, after any complete
-/// interim ones.
-fn final_head_in(buf: &[u8], method: http1::Method, limits: &http1::Limits) -> Result<bool, Error> {
+/// interim ones. Only the status codes are read here (a head that does not look like a
+/// response counts as final, so that the full parse that follows reports it); nothing is
+/// allocated.
+fn final_head_in(buf: &[u8], limits: &http1::Limits) -> Result<bool, Error> {
     let mut at = 0;
-    let mut response = http1::Response::new();
     loop {
         let rest = &buf[at..];
         match HeadScanner::new().scan(rest, limits) {
             Ok(Some(head_len)) => {
-                http1::parse_response(&rest[..head_len], method, limits, &mut response)
-                    .map_err(|_| Error::bad_response(false))?;
-                if !(100..=199).contains(&response.status) || response.status == 101 {
+                // `HTTP/1.x NNN ...`, possibly after empty lines.
+                let line = rest
+                    .iter()
+                    .position(|&b| b != b'\r' && b != b'\n')
+                    .unwrap_or(0);
+                let interim = rest.get(line..line + 12).is_some_and(|l| {
+                    l.starts_with(b"HTTP/1.") && l[8] == b' ' && l[9] == b'1' && &l[9..12] != b"101"
+                });
+                if !interim {
                     return Ok(true);
                 }
                 at += head_len;
@@ -669,22 +669,16 @@ mod tests {
     #[test]
     fn only_a_final_head_counts_as_an_early_answer() {
         let limits = http1::Limits::default();
-        let get = http1::Method::Get;
-        assert!(!final_head_in(b"", get, &limits).unwrap());
-        assert!(!final_head_in(b"HTTP/1.1 100 Continue\r\n\r\n", get, &limits).unwrap());
-        assert!(!final_head_in(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 40", get, &limits).unwrap());
-        assert!(final_head_in(
-            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 No\r\n\r\n",
-            get,
-            &limits
-        )
-        .unwrap());
-        assert!(final_head_in(
-            b"HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\n\r\n",
-            get,
-            &limits
-        )
-        .unwrap());
-        assert!(final_head_in(b"HTTP/1.1 abc\r\n\r\n", get, &limits).is_err());
+        let ok = |raw: &[u8]| final_head_in(raw, &limits).unwrap();
+        assert!(!ok(b""));
+        assert!(!ok(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        assert!(!ok(
+            b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 40"
+        ));
+        assert!(ok(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401 No\r\n\r\n"));
+        assert!(ok(b"HTTP/1.1 413 Too Large\r\ncontent-length: 0\r\n\r\n"));
+        // A 101 or something unparsable counts as final: the full parse reports it.
+        assert!(ok(b"HTTP/1.1 101 Switching\r\n\r\n"));
+        assert!(ok(b"HTTP/1.1 abc\r\n\r\n"));
     }
 }

@@ -11,11 +11,12 @@
 
 use std::time::{Duration, Instant};
 
+use crate::filter::Chain;
+
 use super::{body::RequestBody, connection::Connection, deadline::Deadline, stop::Stop};
 use crate::{
     config::ExpectContinue,
     error::{Error, ErrorKind, Side},
-    forwarding,
     http1::{BodyFraming, Method},
     stats::names::cluster as cx,
     upstream::ClusterSnapshot,
@@ -48,6 +49,7 @@ impl Connection<'_> {
         head_len: usize,
         route_timeout: Duration,
         cluster: &ClusterSnapshot,
+        chain: &Chain,
         stop: &Stop,
     ) -> Result<Forwarded, Error> {
         let l = self.listener;
@@ -78,7 +80,7 @@ impl Connection<'_> {
         };
         // The upstream head, and whatever body arrived with it, in one write chunk.
         let mut out = self.worker.bufs.take();
-        self.build_request_head(head_len, answer_continue, picked.host(), &mut out);
+        self.build_request_head(head_len, picked.host(), &mut out);
         self.start += head_len;
         let mut body = match self.buffered_request_body(&mut out) {
             Ok(body) => body,
@@ -139,7 +141,7 @@ impl Connection<'_> {
                     &mut body,
                     (deadline, route_timeout),
                     answer_continue,
-                    stop,
+                    (stop, chain),
                 )
                 .await;
             match outcome {
@@ -184,43 +186,12 @@ impl Connection<'_> {
     }
 
     /// Writes ringway's request line (`HTTP/1.1`, the routed target) and the received
-    /// header lines with the overlay applied into `out`.
-    fn build_request_head(
-        &mut self,
-        head_len: usize,
-        answer_continue: bool,
-        implied_host: &str,
-        out: &mut Vec<u8>,
-    ) {
-        let l = self.listener;
+    /// header lines with the overlay applied (the fixed request stage and the route's
+    /// filters already ran; `filter`) into `out`, adding what depends on the endpoint
+    /// and the framing.
+    fn build_request_head(&mut self, head_len: usize, implied_host: &str, out: &mut Vec<u8>) {
         let head = &self.buf[self.start..self.start + head_len];
         let request = &mut self.request;
-        request.strip_hop_by_hop(head);
-        self.client_ip = forwarding::apply(
-            request,
-            head,
-            self.peer.ip(),
-            &self.peer_text,
-            &l.proxy,
-            &mut self.random,
-            &mut self.scratch,
-        );
-        if answer_continue {
-            for (index, header) in request.headers.iter().enumerate() {
-                if header.is(head, "expect") {
-                    request.overlay.remove(index);
-                }
-            }
-        }
-        // An absolute-form target's authority overrides Host (RFC 9112 3.2.2); the
-        // upstream gets an origin-form target, so Host must carry that authority.
-        if let Some(authority) = request.host.map(|h| h.get(head)) {
-            for (index, header) in request.headers.iter().enumerate() {
-                if header.is(head, "host") && header.value(head) != authority {
-                    let _ = request.overlay.replace(index, b"host", authority);
-                }
-            }
-        }
         if request.host.is_none() {
             // HTTP/1.0 without Host: ringway speaks HTTP/1.1 upstream, where Host is
             // required (RFC 9112 3.2), so it sends the authority of the endpoint.

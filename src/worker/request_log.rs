@@ -2,7 +2,7 @@
 //! keep on its own.
 //!
 //! Design: kept out of `connection.rs` so the request loop only calls `begin`, `parsed`,
-//! `add_received` and (through `Connection::log_request`) `finish`, and a connection
+//! `add_received` and (through `Connection::complete`) `finish`, and a connection
 //! without an access log carries `None` and reads no clock. The method and target are
 //! copied at parse time into a per-connection `Vec` because reading a body may compact
 //! the read buffer and move the head; that `Vec` is allocated on the connection's first

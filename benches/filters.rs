@@ -1,0 +1,68 @@
+//! What a route's filter chain adds to a request: the same request head parsed, run
+//! through the chain and written out upstream, with no filter and with a header-mutation
+//! filter making five edits (three additions, one replacement, one removal) on the
+//! request and the response side's additions rendered for a local reply. The issue's
+//! budget: at most 0.5 µs per request over the plain route.
+//!
+//! Run: `cargo bench --bench filters -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use ringway::{
+    config::{HeaderAdd, HeaderMutations},
+    filter::{Chain, RequestHead},
+    http1::*,
+};
+
+fn raw() -> Vec<u8> {
+    b"GET /api/v1/users/12345 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nX-Drop: secret\r\nX-Tenant: old\r\n\r\n"
+        .to_vec()
+}
+
+fn five_edits() -> HeaderMutations {
+    let add = |name: &str, value: &str, append| HeaderAdd {
+        name: name.into(),
+        value: value.into(),
+        append,
+    };
+    HeaderMutations {
+        request_add: vec![
+            add("x-gateway", "ringway", true),
+            add("x-route", "users", true),
+            add("x-api-version", "1", true),
+            add("x-tenant", "acme", false),
+        ],
+        request_remove: vec!["x-drop".into()],
+        ..HeaderMutations::default()
+    }
+}
+
+/// Parse, run the chain (if any), write the head: what the request path does per request.
+fn one_request(raw: &[u8], chain: &Chain, request: &mut Request, out: &mut Vec<u8>) -> usize {
+    parse_request(raw, &Limits::default(), request).expect("valid");
+    if !chain.is_empty() {
+        chain.on_request(&mut RequestHead::new(request, raw));
+    }
+    out.clear();
+    request.append_fields(raw, out);
+    out.len()
+}
+
+fn chains(c: &mut Criterion) {
+    let raw = raw();
+    let plain = Chain::default();
+    let edits = Chain::build(&HeaderMutations::default(), &five_edits());
+    let mut group = c.benchmark_group("chain");
+    for (name, chain) in [("no filters", &plain), ("five header edits", &edits)] {
+        let mut request = Request::new();
+        let mut out = Vec::with_capacity(16 * 1024);
+        group.bench_function(name, |b| {
+            b.iter(|| one_request(black_box(&raw), chain, &mut request, &mut out))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, chains);
+criterion_main!(benches);

@@ -1,0 +1,111 @@
+//! Header edits: `request_headers_to_add`, `request_headers_to_remove`,
+//! `response_headers_to_add`, `response_headers_to_remove`, on a listener or a route,
+//! with Envoy's names and shapes (`{name, value, append}`; `append` defaults to true).
+//!
+//! Fields that carry the message's framing, its connection's management or its routing
+//! (`host`, `content-length`, `transfer-encoding`, `connection` and the other hop-by-hop
+//! fields, pseudo-headers) are refused by name: editing them would desynchronise ringway
+//! from the peer, and Envoy refuses most of them too.
+
+use super::error::Diagnostics;
+use super::fields::list;
+use super::model::{HeaderAdd, HeaderMutations};
+use super::node::{Map, Node};
+
+const ADD_KEYS: &[&str] = &["name", "value", "append"];
+
+const PROTECTED: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+];
+
+/// The four keys of `map`.
+pub(super) fn mutations(map: &Map<'_>, diag: &mut Diagnostics) -> Option<HeaderMutations> {
+    let adds = |key: &str, diag: &mut Diagnostics| match map.optional(key) {
+        Some(n) => list(&n, diag, add),
+        None => Some(Vec::new()),
+    };
+    let removes = |key: &str, diag: &mut Diagnostics| match map.optional(key) {
+        Some(n) => list(&n, diag, |item, diag| {
+            field_name(item, diag).map(str::to_owned)
+        }),
+        None => Some(Vec::new()),
+    };
+    let request_add = adds("request_headers_to_add", diag);
+    let request_remove = removes("request_headers_to_remove", diag);
+    let response_add = adds("response_headers_to_add", diag);
+    let response_remove = removes("response_headers_to_remove", diag);
+    Some(HeaderMutations {
+        request_add: request_add?,
+        request_remove: request_remove?,
+        response_add: response_add?,
+        response_remove: response_remove?,
+    })
+}
+
+fn add(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderAdd> {
+    let map = node.map(diag, ADD_KEYS)?;
+    let name = map.field(diag, "name").and_then(|n| field_name(&n, diag));
+    let value = map.field(diag, "value").and_then(|n| {
+        let text = n.scalar_text(diag, "a header value")?;
+        let ok = text
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80);
+        if !ok {
+            n.error(
+                diag,
+                "a header value may not contain control characters (CR, LF, NUL...)",
+            );
+            return None;
+        }
+        Some(text.trim().to_owned())
+    });
+    let append = match map.optional("append") {
+        Some(n) => {
+            let value = n.peek_bool();
+            if value.is_none() {
+                n.wrong_type(diag, "`true` or `false`");
+            }
+            value
+        }
+        None => Some(true),
+    };
+    Some(HeaderAdd {
+        name: name?.to_owned(),
+        value: value?,
+        append: append?,
+    })
+}
+
+fn field_name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
+    let name = node.str(diag)?;
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !token {
+        node.error(
+            diag,
+            format!("{name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)"),
+        );
+        return None;
+    }
+    if let Some(p) = PROTECTED.iter().find(|p| p.eq_ignore_ascii_case(name)) {
+        node.error(
+            diag,
+            format!(
+                "`{p}` cannot be edited: it carries the message's framing, connection or routing"
+            ),
+        );
+        return None;
+    }
+    Some(name)
+}

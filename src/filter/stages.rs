@@ -1,0 +1,93 @@
+//! The fixed stages of every chain: what ringway does to every request it forwards and
+//! every response it relays, before the request-side filters and after the response-side
+//! ones. They are not configurable filters because correctness depends on them (framing,
+//! hop-by-hop fields, the trust policy of forwarding headers); the order is documented in
+//! the module above.
+
+use std::net::IpAddr;
+
+use crate::{
+    config::{ExpectContinue, ProxySettings},
+    forwarding::{self, IpText},
+    http1::{Request, Response},
+};
+
+/// The request stage: hop-by-hop fields removed, forwarding headers (`x-forwarded-for`,
+/// `x-forwarded-proto`, `x-request-id`, `via`) by the listener's trust policy, `Expect`
+/// removed when ringway answers it itself, and Host set to an absolute-form target's
+/// authority. Returns the client's address as the trust policy resolved it.
+pub fn upstream_request(
+    request: &mut Request,
+    head: &[u8],
+    (peer, peer_text): (IpAddr, &IpText),
+    proxy: &ProxySettings,
+    random: &mut fastrand::Rng,
+    scratch: &mut String,
+) -> IpAddr {
+    request.strip_hop_by_hop(head);
+    let client = forwarding::apply(request, head, peer, peer_text, proxy, random, scratch);
+    if request.expect_continue && proxy.expect_continue == ExpectContinue::Answer {
+        for (index, header) in request.headers.iter().enumerate() {
+            if header.is(head, "expect") {
+                request.overlay.remove(index);
+            }
+        }
+    }
+    // An absolute-form target's authority overrides Host (RFC 9112 3.2.2); the upstream
+    // gets an origin-form target, so Host must carry that authority.
+    if let Some(authority) = request.host.map(|h| h.get(head)) {
+        for (index, header) in request.headers.iter().enumerate() {
+            if header.is(head, "host") && header.value(head) != authority {
+                let _ = request.overlay.replace(index, b"host", authority);
+            }
+        }
+    }
+    client
+}
+
+/// How the response goes to the client.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery {
+    /// Re-framed as chunked (the upstream sent chunked and the client reads it).
+    pub chunked: bool,
+    /// The connection closes after it.
+    pub close: bool,
+}
+
+/// The response stage, after the response-side filters: `transfer-encoding: chunked`
+/// when re-framed, `connection: close` when ringway closes, `date` when the upstream
+/// sent none (RFC 9110 6.6.1), the listener's `server` and `via`. Hop-by-hop fields were
+/// removed before the filters ran.
+pub fn downstream_response(
+    response: &mut Response,
+    head: &[u8],
+    delivery: Delivery,
+    date_line: &[u8],
+    proxy: &ProxySettings,
+    scratch: &mut String,
+) {
+    let overlay = &mut response.overlay;
+    if delivery.chunked {
+        let _ = overlay.add(b"transfer-encoding", b"chunked");
+    }
+    if delivery.close {
+        let _ = overlay.add(b"connection", b"close");
+    }
+    if !response.has_date {
+        overlay.add_line(date_line);
+    }
+    if let Some(server) = &proxy.server_header {
+        for (index, header) in response.headers.iter().enumerate() {
+            if header.is(head, "server") {
+                overlay.remove(index);
+            }
+        }
+        let _ = overlay.add(b"server", server.as_bytes());
+    }
+    if let Some(via) = &proxy.via {
+        scratch.clear();
+        scratch.push_str("1.1 ");
+        scratch.push_str(via);
+        let _ = overlay.add(b"via", scratch.as_bytes());
+    }
+}

@@ -1,0 +1,121 @@
+//! Route filter chains through the real binary under both drivers: header edits of a
+//! listener and of a route on the request, the response and ringway's own replies, in
+//! the documented order.
+
+mod common;
+
+use std::{
+    io::{BufReader, Write},
+    net::SocketAddr,
+};
+
+use common::{upstream::Upstream, *};
+
+fn start(driver: &str, endpoint: &str) -> (Ringway, SocketAddr) {
+    let (port, admin) = (free_port(), free_port());
+    let yaml = format!(
+        r#"workers: 1
+admin: 127.0.0.1:{admin}
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    request_headers_to_add:
+      - {{ name: x-listener, value: l }}
+    response_headers_to_add:
+      - {{ name: x-listener-response, value: l }}
+    routes:
+      - match: {{ path: /direct }}
+        direct_response: {{ status: 200, body: "ok\n" }}
+        response_headers_to_add:
+          - {{ name: x-direct, value: d }}
+      - match: {{ prefix: /edited/ }}
+        cluster: up
+        request_headers_to_add:
+          - {{ name: x-route, value: r }}
+          - {{ name: x-tenant, value: acme, append: false }}
+          - {{ name: x-multi, value: "2" }}
+        request_headers_to_remove: [x-drop]
+        response_headers_to_add:
+          - {{ name: x-served-by, value: ringway }}
+        response_headers_to_remove: [x-upstream]
+      - match: {{ prefix: / }}
+        cluster: up
+clusters:
+  - name: up
+    endpoints: ["{endpoint}"]
+"#
+    );
+    let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+    (rw, ([127, 0, 0, 1], port).into())
+}
+
+fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut conn = connect(addr).unwrap();
+    conn.write_all(raw).unwrap();
+    read_response(&mut BufReader::new(conn), false).unwrap()
+}
+
+fn values<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[test]
+fn listener_and_route_header_edits_apply_in_order() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let (_rw, addr) = start(driver, &up.endpoint());
+        let r = exchange(
+            addr,
+            b"GET /edited/x HTTP/1.1\r\nHost: t\r\nX-Drop: secret\r\nX-Tenant: evil\r\nX-Tenant: worse\r\nX-Multi: 1\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        let seen = up.next_seen();
+        assert_eq!(values(&seen.head, "x-drop"), Vec::<&str>::new(), "{driver}");
+        assert_eq!(values(&seen.head, "x-tenant"), ["acme"], "{driver}");
+        assert_eq!(values(&seen.head, "x-multi"), ["1", "2"], "{driver}");
+        assert_eq!(values(&seen.head, "x-listener"), ["l"], "{driver}");
+        assert_eq!(values(&seen.head, "x-route"), ["r"], "{driver}");
+        // The listener's edits run first, then the route's.
+        let at = |name: &str| {
+            seen.head
+                .to_ascii_lowercase()
+                .find(&format!("\r\n{name}:"))
+                .unwrap()
+        };
+        assert!(at("x-listener") < at("x-route"), "{driver}: {}", seen.head);
+        // The forwarding headers (the fixed stage) are still there.
+        assert_eq!(
+            values(&seen.head, "x-forwarded-for"),
+            ["127.0.0.1"],
+            "{driver}"
+        );
+        // Response side: the upstream's x-upstream removed, additions of both levels.
+        assert_eq!(r.header("x-upstream"), None, "{driver}");
+        assert_eq!(r.header("x-served-by"), Some("ringway"), "{driver}");
+        assert_eq!(r.header("x-listener-response"), Some("l"), "{driver}");
+        assert!(r.header("date").is_some(), "{driver}");
+
+        // A route without edits of its own still gets the listener's.
+        let r = exchange(addr, b"GET /other HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            values(&up.next_seen().head, "x-listener"),
+            ["l"],
+            "{driver}"
+        );
+        assert_eq!(r.header("x-upstream"), Some("echo"), "{driver}");
+        assert_eq!(r.header("x-listener-response"), Some("l"), "{driver}");
+
+        // ringway's own answers get the response additions of their route.
+        let r = exchange(addr, b"GET /direct HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-direct"), Some("d"), "{driver}");
+        assert_eq!(r.header("x-listener-response"), Some("l"), "{driver}");
+        assert_eq!(r.body, b"ok\n");
+    }
+}
