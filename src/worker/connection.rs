@@ -124,6 +124,10 @@ pub async fn serve(
     worker.bufs.give(buf);
 }
 
+/// The size of a connection's state, for the memory test in `worker`.
+#[cfg(test)]
+pub(super) const CONNECTION_SIZE: usize = std::mem::size_of::<Connection<'static>>();
+
 pub(super) enum Read {
     Bytes,
     Closed,

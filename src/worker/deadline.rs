@@ -23,7 +23,7 @@
 use std::{
     future::Future,
     pin::Pin,
-    task::Poll,
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -112,34 +112,36 @@ impl<'t> Deadline<'t> {
     }
 
     /// Runs `future` until it completes or a limit passes.
-    pub(super) async fn within<F: Future>(&mut self, future: F) -> Result<F::Output, Expired> {
-        let mut future = std::pin::pin!(future);
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(out) = future.as_mut().poll(cx) {
-                // No `max` with the exact start (it cost more than it buys): a tick task
-                // running late makes a mark a few milliseconds older, so the idle limit
-                // may pass that much early.
-                self.last_progress = self.clock.coarse_now();
-                return Poll::Ready(Ok(out));
+    ///
+    /// A future type of its own rather than an `async fn`: an `async fn` keeps its
+    /// argument and the pinned copy of it side by side in its state (376 bytes twice for
+    /// a `write_all`), and every wrapped wait is part of each connection's task.
+    pub(super) fn within<F: Future>(&mut self, future: F) -> Within<'_, 't, F> {
+        Within {
+            deadline: self,
+            future,
+        }
+    }
+
+    /// Polls the timer; `Ready` when a limit passed. Re-arms it when it fired on an idle
+    /// check that progress since made premature.
+    fn poll_limits(&mut self, cx: &mut Context<'_>) -> Poll<Expired> {
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
-            loop {
-                if self.timer.as_mut().poll(cx).is_pending() {
-                    return Poll::Pending;
-                }
-                let now = Instant::now();
-                if self.at.is_some_and(|at| now >= at) {
-                    return Poll::Ready(Err(Expired::Limit));
-                }
-                if now >= self.idle_end() {
-                    return Poll::Ready(Err(Expired::Idle));
-                }
-                // Progress since the timer was set: look again when the idle limit,
-                // counted from that progress, would pass.
-                let next = self.next_check();
-                self.timer.as_mut().reset(next.into());
+            let now = Instant::now();
+            if self.at.is_some_and(|at| now >= at) {
+                return Poll::Ready(Expired::Limit);
             }
-        })
-        .await
+            if now >= self.idle_end() {
+                return Poll::Ready(Expired::Idle);
+            }
+            // Progress since the timer was set: look again when the idle limit,
+            // counted from that progress, would pass.
+            let next = self.next_check();
+            self.timer.as_mut().reset(next.into());
+        }
     }
 
     /// Time left before the phase's limit (the idle limit aside).
@@ -160,5 +162,30 @@ impl<'t> Deadline<'t> {
             response_started: started,
             ..Error::new(kind, Side::Upstream)
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`Deadline::within`]'s future: the operation, polled first, then the limits.
+    pub(super) struct Within<'d, 't, F> {
+        deadline: &'d mut Deadline<'t>,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Within<'_, '_, F> {
+    type Output = Result<F::Output, Expired>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(out) = this.future.poll(cx) {
+            // No `max` with the exact start (it cost more than it buys): a tick task
+            // running late makes a mark a few milliseconds older, so the idle limit may
+            // pass that much early.
+            this.deadline.last_progress = this.deadline.clock.coarse_now();
+            return Poll::Ready(Ok(out));
+        }
+        this.deadline.poll_limits(cx).map(Err)
     }
 }

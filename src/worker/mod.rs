@@ -332,3 +332,60 @@ async fn flush_periodically(log: Rc<WorkerLog>) {
         log.flush();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an idle keep-alive connection holds on its worker, besides its socket: the
+    /// task (monoio's header and the future of `connection::serve`, which is the
+    /// `Connection` plus the largest state any await point keeps). Printed for
+    /// docs/performance.md ("Memory per idle connection"); the assertion keeps it from
+    /// growing unnoticed.
+    #[test]
+    fn the_connection_task_stays_small() {
+        let config = Config::parse(
+            "workers: 1\nlisteners:\n  - name: l\n    address: 127.0.0.1:0\n    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n",
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap();
+        let mut store = crate::stats::StatsStore::new(1);
+        let stats = crate::snapshot::register_stats(&mut store, &config);
+        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let context = WorkerContext::new(
+                #[cfg(feature = "alloc-count")]
+                store_scope(),
+            );
+            let snapshot = Snapshot::build(&config, &stats, 0, &context.pools, 1);
+            let listener = &snapshot.listeners["l"];
+            let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let stream = monoio::net::TcpStream::connect(std_listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let peer = stream.peer_addr().unwrap();
+            let stop = Stop::default();
+            let future = connection::serve(stream, peer, listener, &context, &stop, None);
+            let size = std::mem::size_of_val(&future);
+            eprintln!(
+                "connection::serve future: {size} bytes; Connection: {} bytes (Request {}, Response {}, ChunkedDecoder {})",
+                connection::CONNECTION_SIZE,
+                std::mem::size_of::<crate::http1::Request>(),
+                std::mem::size_of::<crate::http1::Response>(),
+                std::mem::size_of::<crate::http1::ChunkedDecoder>(),
+            );
+            assert!(size <= 4096, "the connection future grew to {size} bytes");
+        });
+    }
+
+    #[cfg(feature = "alloc-count")]
+    fn store_scope() -> crate::stats::WorkerScope {
+        let mut store = crate::stats::StatsStore::new(1);
+        store
+            .scope("server.", &crate::stats::names::server::DEFS)
+            .for_worker(0)
+    }
+}
