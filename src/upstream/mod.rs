@@ -1,5 +1,12 @@
 //! Upstreams on one worker: clusters, their balancers, and keep-alive pools.
 //!
+//! Two steps, kept apart so that HTTP/2 can share a connection between requests behind
+//! the same calls: [`ClusterSnapshot::pick`] names an endpoint, whose
+//! [`pool::EndpointPool`] is the home of everything known per endpoint (idle connections,
+//! open and in-flight counts now; health and outlier ejection next); then
+//! [`pool::EndpointPool::checkout`] gets a stream to it (an exclusive HTTP/1.1
+//! [`pool::Lease`] today).
+//!
 //! Pools outlive config snapshots: they live in the worker's [`PoolRegistry`], keyed by
 //! endpoint address, and a snapshot's [`ClusterSnapshot`] holds `Rc`s to the pools of its
 //! endpoints. A reload that keeps an endpoint keeps its idle connections. Balancer state is

@@ -92,6 +92,9 @@ pub struct EndpointPool {
     waiters: RefCell<VecDeque<Rc<Waiter>>>,
     /// Waiters still waiting (not given up, not granted).
     live_waiters: Cell<usize>,
+    /// Requests holding a lease on this endpoint now (connecting, sending or reading):
+    /// per-endpoint state for balancers that weigh load and for outlier detection.
+    in_flight: Cell<u32>,
 }
 
 /// Why no connection could be had.
@@ -110,6 +113,7 @@ impl EndpointPool {
             open: Cell::new(0),
             waiters: RefCell::new(VecDeque::new()),
             live_waiters: Cell::new(0),
+            in_flight: Cell::new(0),
         })
     }
 
@@ -135,6 +139,11 @@ impl EndpointPool {
     /// Connections open now (busy, idle or connecting).
     pub fn open(&self) -> usize {
         self.open.get()
+    }
+
+    /// Requests holding a lease on this endpoint now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.get()
     }
 
     /// Idle connections held now.
@@ -184,6 +193,7 @@ impl EndpointPool {
     }
 
     fn lease(self: &Rc<Self>, conn: Option<UpstreamConn>, settings: &PoolSettings) -> Lease {
+        self.in_flight.set(self.in_flight.get() + 1);
         Lease {
             reused: conn.is_some(),
             conn,
@@ -322,6 +332,9 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
+        self.pool
+            .in_flight
+            .set(self.pool.in_flight.get().saturating_sub(1));
         if !self.released {
             self.conn = None;
             self.pool.forget();
@@ -395,6 +408,7 @@ mod tests {
         let Poll::Ready(Ok(busy)) = poll(&mut Box::pin(pool.checkout(&settings))) else {
             panic!("the first checkout gets permission to connect");
         };
+        assert_eq!(pool.in_flight(), 1);
         // A thousand requests that time out while waiting.
         for _ in 0..1000 {
             let mut waiting = Box::pin(pool.checkout(&settings));
@@ -413,5 +427,15 @@ mod tests {
             panic!("the oldest waiter was not granted the place");
         };
         assert!(poll(&mut second).is_pending());
+        // Waiting requests are not in flight; the granted one is.
+        assert_eq!(pool.in_flight(), 1);
+        drop(_granted);
+        assert_eq!(pool.in_flight(), 0);
+        let Poll::Ready(Ok(second)) = poll(&mut second) else {
+            panic!("the next waiter was not granted the place");
+        };
+        assert_eq!(pool.in_flight(), 1);
+        drop(second);
+        assert_eq!(pool.in_flight(), 0);
     }
 }
