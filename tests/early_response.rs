@@ -17,9 +17,9 @@ use common::{
 };
 
 fn start(driver: &str, upstream: SocketAddr, listener_keys: &str) -> (Ringway, SocketAddr) {
-    let (port, admin) = (free_port(), free_port());
-    let yaml = format!(
-        r#"workers: 1
+    start_on(driver, |port, admin| {
+        format!(
+            r#"workers: 1
 admin: 127.0.0.1:{admin}
 listeners:
   - name: public
@@ -31,9 +31,8 @@ clusters:
   - name: up
     endpoints: ["{upstream}"]
 "#
-    );
-    let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
-    (rw, ([127, 0, 0, 1], port).into())
+        )
+    })
 }
 
 fn content_length(ex: &Exchange<'_>) -> usize {

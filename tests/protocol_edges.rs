@@ -18,9 +18,9 @@ use common::{
 };
 
 fn start(driver: &str, endpoint: &str) -> (Ringway, SocketAddr) {
-    let (port, admin) = (free_port(), free_port());
-    let yaml = format!(
-        r#"workers: 1
+    start_on(driver, |port, admin| {
+        format!(
+            r#"workers: 1
 admin: 127.0.0.1:{admin}
 listeners:
   - name: public
@@ -34,15 +34,8 @@ clusters:
   - name: up
     endpoints: ["{endpoint}"]
 "#
-    );
-    let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
-    (rw, ([127, 0, 0, 1], port).into())
-}
-
-fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
-    let mut conn = connect(addr).unwrap();
-    conn.write_all(raw).unwrap();
-    read_response(&mut BufReader::new(conn), false).unwrap()
+        )
+    })
 }
 
 fn request_line(seen: &common::upstream::Seen) -> &str {

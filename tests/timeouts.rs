@@ -26,9 +26,9 @@ fn start(
     listener_keys: &str,
     route_timeout: &str,
 ) -> (Ringway, SocketAddr) {
-    let (port, admin) = (free_port(), free_port());
-    let yaml = format!(
-        r#"workers: 1
+    start_on(driver, |port, admin| {
+        format!(
+            r#"workers: 1
 admin: 127.0.0.1:{admin}
 listeners:
   - name: public
@@ -43,9 +43,8 @@ clusters:
   - name: up
     endpoints: ["{endpoint}"]
 "#
-    );
-    let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
-    (rw, ([127, 0, 0, 1], port).into())
+        )
+    })
 }
 
 /// Sends `head` and then one body byte every `every` until `bytes` are sent or the

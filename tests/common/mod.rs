@@ -279,6 +279,21 @@ pub fn post(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
     read_response(&mut BufReader::new(stream), false)
 }
 
+/// Sends `raw` on a new connection and reads one response.
+pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut conn = connect(addr).unwrap();
+    conn.write_all(raw).unwrap();
+    read_response(&mut BufReader::new(conn), raw.starts_with(b"HEAD")).unwrap()
+}
+
+/// Starts ringway on the config `yaml(port, admin)` builds (one listener on `port`, the
+/// admin listener on `admin`) under `driver`, and returns it with the listener's address.
+pub fn start_on(driver: &str, yaml: impl FnOnce(u16, u16) -> String) -> (Ringway, SocketAddr) {
+    let (port, admin) = (free_port(), free_port());
+    let rw = Ringway::start(&yaml(port, admin), admin, &["--driver", driver]);
+    (rw, ([127, 0, 0, 1], port).into())
+}
+
 /// One GET on a new connection.
 pub fn get(addr: SocketAddr, path: &str) -> std::io::Result<Response> {
     let mut stream = connect(addr)?;
