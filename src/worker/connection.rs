@@ -56,8 +56,8 @@ use monoio::{
 use tracing::debug;
 
 use super::{
-    deadline::Deadline, forward::Next, lookup::Http1Headers, request_log::RequestLog, stop::Stop,
-    WorkerContext,
+    deadline::Deadline, downstream::Downstream, forward::Next, lookup::Http1Headers,
+    request_log::RequestLog, stop::Stop, WorkerContext,
 };
 use crate::{
     access_log::{ResponseFlags, WorkerLog},
@@ -98,7 +98,7 @@ pub async fn serve(
     log: Option<&WorkerLog>,
 ) {
     let mut conn = Connection {
-        stream,
+        stream: Downstream::Tcp(stream),
         peer,
         peer_text: IpText::new(peer.ip()),
         client_ip: peer.ip(),
@@ -154,7 +154,7 @@ enum Body {
 }
 
 pub(super) struct Connection<'l> {
-    pub(super) stream: TcpStream,
+    pub(super) stream: Downstream,
     pub(super) peer: SocketAddr,
     /// The peer's address as text, rendered once for the forwarding headers.
     pub(super) peer_text: IpText,
@@ -500,11 +500,10 @@ impl Connection<'_> {
 
     /// Whether request bytes are waiting in the socket (a non-blocking peek).
     fn has_pending_bytes(&self) -> bool {
-        use std::os::fd::AsRawFd;
         let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
         let mut probe = [0u8; 1];
         matches!(
-            nix::sys::socket::recv(self.stream.as_raw_fd(), &mut probe, flags),
+            nix::sys::socket::recv(self.stream.raw_fd(), &mut probe, flags),
             Ok(n) if n > 0
         )
     }

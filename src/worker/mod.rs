@@ -17,6 +17,7 @@ mod accept;
 mod body;
 mod connection;
 mod deadline;
+mod downstream;
 mod exchange;
 mod forward;
 mod listeners;
