@@ -1,0 +1,163 @@
+//! Start: load-time decisions (driver, workers, pinning, the open-file limit), binding
+//! every listening socket before any worker exists (or adopting them from systemd or a
+//! hot-restart predecessor), starting the workers and the access-log writer, then
+//! handing over to the control loop (`event_loop`).
+
+use super::*;
+
+pub(super) fn start(
+    mut config: Config,
+    options: Options,
+    started: Instant,
+) -> Result<ExitCode, String> {
+    let overrides = reload::Overrides {
+        concurrency: options.concurrency,
+        driver: options.driver,
+    };
+    overrides.apply(&mut config);
+    // Before any socket exists: every connection is a descriptor (two when proxied).
+    let open_files = match process::raise_nofile_limit() {
+        Ok(limit) => Some(limit.now),
+        Err(e) => {
+            warn!("{e}; connections past the soft limit will fail with EMFILE");
+            None
+        }
+    };
+    let restart_path = options
+        .hot_restart_socket
+        .clone()
+        .or_else(|| hot_restart::default_path(config.admin));
+    // Sockets from a predecessor (hot restart) or from systemd, adopted below by address.
+    let (mut inherited, predecessor) = if options.restart_epoch > 0 {
+        let path = restart_path
+            .as_deref()
+            .ok_or("--restart-epoch needs --hot-restart-socket or an admin address")?;
+        let (inherited, predecessor) =
+            hot_restart::fetch(path, options.restart_epoch).map_err(|e| e.to_string())?;
+        (inherited, Some(predecessor))
+    } else {
+        (systemd::listen_fds(), None)
+    };
+    let (driver, fallback_note) = driver::resolve(config.driver)?;
+    if let Some(note) = fallback_note {
+        warn!("{note}");
+    }
+    let plan = cpus::plan(config.workers, config.pin_workers, &cpus::allowed_cpus());
+    info!(workers = plan.count, driver = %driver, open_files, "{}", plan.reason);
+
+    // Bind (or adopt) everything before starting anything, so a taken port fails the
+    // start cleanly.
+    let mut groups = Vec::with_capacity(config.listeners.len());
+    for l in &config.listeners {
+        groups.push(Group::open(l, plan.count, &mut inherited)?);
+    }
+    let admin_socket = match (config.admin, inherited.admin.take()) {
+        (Some(_), Some(socket)) => Some(socket),
+        (Some(addr), None) => Some(bind_admin(addr)?),
+        (None, _) => None,
+    };
+    inherited.finish();
+    let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
+
+    let mut store = StatsStore::new(plan.count);
+    let stats = snapshot::register_stats(&mut store, &config);
+    #[cfg(feature = "alloc-count")]
+    let heap_stats = store.scope("server.", &crate::stats::names::server::DEFS);
+    // Opened before any worker starts, so a bad path stops ringway with a clear message.
+    let access_log = match &config.access_log {
+        Some(log) => Some(AccessLog::start(log, &mut store, plan.count)?),
+        None => None,
+    };
+    let config = Arc::new(config);
+    let (events_tx, events_rx) = flume::unbounded();
+    let mut commands = Vec::with_capacity(plan.count);
+    let mut threads = Vec::with_capacity(plan.count);
+    let mut shares: Vec<Vec<(String, std::net::TcpListener)>> =
+        (0..plan.count).map(|_| Vec::new()).collect();
+    for group in &groups {
+        let share = group
+            .share(plan.count)
+            .map_err(|e| format!("listener {}: {e}", group.name))?;
+        for (w, sockets) in share.into_iter().enumerate() {
+            shares[w].extend(sockets);
+        }
+    }
+    for (id, sockets) in shares.into_iter().enumerate() {
+        let (tx, rx) = flume::bounded(COMMAND_QUEUE);
+        let setup = WorkerSetup {
+            id,
+            driver,
+            cpu: plan.cpus.as_ref().map(|c| c[id]),
+            config: Arc::clone(&config),
+            stats: stats.clone(),
+            sockets,
+            commands: rx,
+            events: events_tx.clone(),
+            access_log: access_log.as_ref().map(|log| log.worker_setup(id)),
+            #[cfg(feature = "alloc-count")]
+            heap_stats: Arc::clone(&heap_stats),
+        };
+        threads.push(worker::spawn(setup).map_err(|e| format!("starting worker {id}: {e}"))?);
+        commands.push(tx);
+    }
+    drop(events_tx);
+
+    let (requests_tx, requests_rx) = flume::bounded(16);
+    let state = Rc::new(ControlState {
+        server_state: Cell::new(ServerState::PreInitializing),
+        stats: RefCell::new(store),
+        started,
+        workers: plan.count,
+        driver,
+        reloads: ReloadStats::default(),
+        requests: requests_tx,
+        admin_stop: Stop::new(),
+    });
+    state.reloads.version.set(1);
+    let admin_copy = match &admin_socket {
+        Some(socket) => Some(
+            socket
+                .try_clone()
+                .map_err(|e| format!("admin socket: {e}"))?,
+        ),
+        None => None,
+    };
+    let control = Control {
+        state,
+        commands,
+        events: events_rx,
+        requests: requests_rx,
+        options,
+        overrides,
+        config: RefCell::new(config),
+        stats_handles: RefCell::new(stats),
+        groups: RefCell::new(groups),
+        admin_copy: RefCell::new(admin_copy),
+        access_log: access_log.as_ref().map(AccessLog::reopener),
+        restart_path,
+        restart_owner: Cell::new(false),
+        predecessor: RefCell::new(predecessor),
+        fatal: Cell::new(false),
+    };
+    let code = driver::block_on(Driver::Epoll, control.run(admin_socket, signals))
+        .map_err(|e| format!("control runtime: {e}"))?;
+    for thread in threads {
+        let _ = thread.join();
+    }
+    // Workers flushed their last batches before stopping; write them out.
+    if let Some(log) = access_log {
+        if !log.finish(ACCESS_LOG_EXIT_TIMEOUT) {
+            warn!("access log writer still blocked at exit; its queued lines are lost");
+        }
+    }
+    info!("ringway exited");
+    Ok(code)
+}
+
+fn bind_admin(addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    let socket = std::net::TcpListener::bind(addr).map_err(|e| format!("admin ({addr}): {e}"))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("admin ({addr}): {e}"))?;
+    Ok(socket)
+}
