@@ -94,9 +94,9 @@ impl ResponseFlags {
         (Self::RATE_LIMITED, "RL"),
         (Self::DOWNSTREAM_CONNECTION_TERMINATION, "DC"),
         (Self::UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX"),
+        (Self::STREAM_IDLE_TIMEOUT, "SI"),
         (Self::DOWNSTREAM_PROTOCOL_ERROR, "DPE"),
         (Self::UPSTREAM_PROTOCOL_ERROR, "UPE"),
-        (Self::STREAM_IDLE_TIMEOUT, "SI"),
     ];
 
     /// Whether no flag is set.
@@ -164,6 +164,6 @@ mod tests {
         for (flag, _) in ResponseFlags::NAMES {
             all |= flag;
         }
-        assert_eq!(text(all), "UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,DPE,UPE,SI");
+        assert_eq!(text(all), "UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,SI,DPE,UPE");
     }
 }
