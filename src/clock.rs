@@ -6,8 +6,9 @@
 //! format a calendar date a few hundred thousand times a second for 86,400 distinct
 //! values a day, so each worker keeps the current value in a [`CoarseClock`], refreshed
 //! by a timer task of its own at every second boundary ([`CoarseClock::keep_fresh`]); a
-//! request copies 29 bytes. The same tick gives the request path a time for marking
-//! progress (the stream idle timeout) without reading the clock. Formatting is IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`,
+//! request copies the 37-byte `date: ...\r\n` line. The same tick gives the request
+//! path a time for marking progress (the stream idle timeout) without reading the
+//! clock. Formatting is IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`,
 //! RFC 9110 5.6.7), from the calendar arithmetic the access log already uses.
 
 use std::{
@@ -45,15 +46,6 @@ impl Default for CoarseClock {
 }
 
 impl CoarseClock {
-    /// The `Date` value for the current second.
-    #[inline]
-    pub fn date(&self) -> [u8; LEN] {
-        let line = self.line.get();
-        let mut date = [0u8; LEN];
-        date.copy_from_slice(&line[6..6 + LEN]);
-        date
-    }
-
     /// The whole `date: ...\r\n` header line for the current second.
     #[inline]
     pub fn date_line(&self) -> [u8; LINE_LEN] {
@@ -89,7 +81,8 @@ impl CoarseClock {
     }
 }
 
-fn date_line(time: SystemTime) -> [u8; LINE_LEN] {
+/// `time` as a whole `date: <IMF-fixdate>\r\n` header line.
+pub fn date_line(time: SystemTime) -> [u8; LINE_LEN] {
     let mut line = [0u8; LINE_LEN];
     line[..6].copy_from_slice(b"date: ");
     line[6..6 + LEN].copy_from_slice(&imf_fixdate(time));
@@ -194,7 +187,7 @@ mod tests {
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs());
-        let cached = String::from_utf8(header.date().to_vec()).unwrap();
+        let cached = String::from_utf8(header.date_line()[6..6 + LEN].to_vec()).unwrap();
         // Both are taken within the same second, or the next one.
         assert_eq!(cached.len(), LEN);
         assert_eq!(cached[..17], now[..17]);

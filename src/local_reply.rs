@@ -61,7 +61,8 @@ impl Reply {
         self.status
     }
 
-    /// Appends the whole answer to `out`: with `date` (a `date` header value), the header
+    /// Appends the whole answer to `out`: with `date_line` (a whole `date: ...\r\n` line,
+    /// as `clock` keeps it), the header
     /// lines `extra` appends (each `name: value\r\n`), `connection: close` when the
     /// connection will be closed after it, and without the body for a HEAD request.
     pub fn render(
@@ -69,13 +70,11 @@ impl Reply {
         out: &mut Vec<u8>,
         close: bool,
         head_only: bool,
-        date: &[u8],
+        date_line: &[u8],
         extra: impl FnOnce(&mut Vec<u8>),
     ) {
         out.extend_from_slice(&self.head);
-        out.extend_from_slice(b"date: ");
-        out.extend_from_slice(date);
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(date_line);
         extra(out);
         if close {
             out.extend_from_slice(b"connection: close\r\n");
@@ -237,7 +236,7 @@ impl LocalReplies {
 mod tests {
     use super::*;
 
-    const DATE: &[u8] = b"Sat, 05 Dec 2026 00:00:00 GMT";
+    const DATE: &[u8] = b"date: Sat, 05 Dec 2026 00:00:00 GMT\r\n";
 
     fn rendered(reply: &Reply, close: bool, head_only: bool, extra: &[(&[u8], &[u8])]) -> Vec<u8> {
         let mut out = Vec::new();

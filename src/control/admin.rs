@@ -195,7 +195,7 @@ fn route(path: &[u8], state: &ControlState) -> Reply {
 
 async fn respond(mut stream: TcpStream, reply: Reply) {
     let mut out = Vec::new();
-    let date = crate::clock::imf_fixdate(std::time::SystemTime::now());
-    reply.render(&mut out, true, false, &date, |_| {});
+    let date_line = crate::clock::date_line(std::time::SystemTime::now());
+    reply.render(&mut out, true, false, &date_line, |_| {});
     let _ = monoio::time::timeout(ADMIN_TIMEOUT, stream.write_all(out)).await;
 }

@@ -667,8 +667,8 @@ impl Connection<'_> {
     ) -> bool {
         let stats = &self.listener.http_stats;
         let mut out = self.worker.bufs.take();
-        let date = self.worker.clock.date();
-        reply.render(&mut out, close, head_only, &date, |out| {
+        let date_line = self.worker.clock.date_line();
+        reply.render(&mut out, close, head_only, &date_line, |out| {
             // The route's response-side header additions apply to ringway's own answers
             // too, as Envoy applies them to direct responses.
             if let Some(chain) = chain {
