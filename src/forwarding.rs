@@ -12,7 +12,8 @@
 //!   client (nginx's `real_ip_recursive`).
 //!
 //! A trusted peer's `x-forwarded-for` is kept and the peer appended; its
-//! `x-forwarded-proto` and `x-request-id` are kept. Changes go into the request's overlay:
+//! `x-forwarded-proto` and `x-request-id` are kept. A peer on a Unix-socket listener has
+//! no address to append (see [`crate::peer`]) and only `hops` can trust it. Changes go into the request's overlay:
 //! the received head is never edited in place.
 //!
 //! Cost: this runs for every proxied request, so nothing here goes through `fmt`: the
@@ -22,7 +23,7 @@
 
 use std::{fmt::Write as _, net::IpAddr};
 
-use crate::{config::ProxySettings, http1::Request};
+use crate::{config::ProxySettings, http1::Request, peer::Peer};
 
 /// An IP address rendered as text, kept on the stack: a connection renders its peer once
 /// instead of formatting it for every request.
@@ -35,6 +36,12 @@ pub struct IpText {
 impl IpText {
     /// The longest IPv6 text (with an embedded IPv4 address).
     const MAX: usize = 45;
+
+    /// No text: a peer without an address.
+    pub const EMPTY: IpText = IpText {
+        bytes: [0; IpText::MAX],
+        len: 0,
+    };
 
     pub fn new(ip: IpAddr) -> IpText {
         let mut text = IpText {
@@ -74,14 +81,17 @@ impl std::fmt::Write for IpText {
 pub fn apply(
     request: &mut Request,
     head: &[u8],
-    peer: IpAddr,
+    peer: Peer,
     peer_text: &IpText,
     policy: &ProxySettings,
     random: &mut fastrand::Rng,
     scratch: &mut String,
-) -> IpAddr {
+) -> Peer {
     let trust = &policy.trusted_proxies;
-    let peer_trusted = trust.hops > 0 || trust.cidrs.iter().any(|c| c.contains(peer));
+    let peer_trusted = trust.hops > 0
+        || peer
+            .ip()
+            .is_some_and(|ip| trust.cidrs.iter().any(|c| c.contains(ip)));
 
     scratch.clear();
     for (index, header) in request.headers.iter().enumerate() {
@@ -101,13 +111,17 @@ pub fn apply(
     } else {
         peer
     };
-    if !scratch.is_empty() {
-        scratch.push_str(", ");
+    if peer.ip().is_some() {
+        if !scratch.is_empty() {
+            scratch.push_str(", ");
+        }
+        scratch.push_str(peer_text.as_str());
     }
-    scratch.push_str(peer_text.as_str());
     // The value is built from addresses and trusted header text, all valid field bytes;
     // an invalid one is dropped rather than forwarded.
-    let _ = request.overlay.add(b"x-forwarded-for", scratch.as_bytes());
+    if !scratch.is_empty() {
+        let _ = request.overlay.add(b"x-forwarded-for", scratch.as_bytes());
+    }
 
     let proto = request.header(head, "x-forwarded-proto").is_some();
     if !(peer_trusted && proto) {
@@ -145,12 +159,7 @@ fn remove_all(request: &mut Request, head: &[u8], name: &str) {
 }
 
 /// The client address from a trusted `x-forwarded-for` chain (`chain` excludes the peer).
-fn client_from_chain(
-    chain: &str,
-    peer: IpAddr,
-    hops: u32,
-    cidrs: &[crate::config::Cidr],
-) -> IpAddr {
+fn client_from_chain(chain: &str, peer: Peer, hops: u32, cidrs: &[crate::config::Cidr]) -> Peer {
     // Right to left, without collecting: this runs per request.
     let mut entries = chain.rsplit(',').map(str::trim).filter(|e| !e.is_empty());
     if hops > 0 {
@@ -161,13 +170,13 @@ fn client_from_chain(
                 None => break,
             }
         }
-        return pick.and_then(parse_entry).unwrap_or(peer);
+        return pick.and_then(parse_entry).map_or(peer, Peer::Ip);
     }
     let mut client = peer;
     for entry in entries {
         match parse_entry(entry) {
             Some(ip) => {
-                client = ip;
+                client = Peer::Ip(ip);
                 if !cidrs.iter().any(|c| c.contains(ip)) {
                     break;
                 }
@@ -215,6 +224,14 @@ mod tests {
     use crate::http1::{concat, parse_request, HeadScanner, Limits, Request};
 
     fn run(raw: &str, peer: &str, trust: TrustedProxies) -> (String, IpAddr) {
+        let (head, client) = run_from(raw, Peer::Ip(peer.parse().unwrap()), trust);
+        (
+            head,
+            client.ip().expect("a TCP peer resolves to an address"),
+        )
+    }
+
+    fn run_from(raw: &str, peer: Peer, trust: TrustedProxies) -> (String, Peer) {
         let limits = Limits::default();
         let head = raw.as_bytes();
         let len = HeadScanner::new().scan(head, &limits).unwrap().unwrap();
@@ -227,8 +244,8 @@ mod tests {
         let client = apply(
             &mut request,
             head,
-            peer.parse().unwrap(),
-            &IpText::new(peer.parse().unwrap()),
+            peer,
+            &peer.ip().map(IpText::new).unwrap_or(IpText::EMPTY),
             &policy,
             &mut fastrand::Rng::with_seed(7),
             &mut String::new(),
@@ -241,6 +258,34 @@ mod tests {
     }
 
     const SPOOFED: &str = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Request-Id: mine\r\n\r\n";
+
+    #[test]
+    fn a_unix_socket_peer_adds_no_address_and_only_hops_trust_it() {
+        // Untrusted: the spoofed chain is dropped and nothing replaces it.
+        let (head, client) = run_from(SPOOFED, Peer::Unix, TrustedProxies::default());
+        assert_eq!(client, Peer::Unix);
+        assert!(!head.contains("x-forwarded-for"), "{head}");
+        assert!(head.contains("x-forwarded-proto: http\r\n"), "{head}");
+        // CIDRs cannot match it.
+        let cidrs = TrustedProxies {
+            hops: 0,
+            cidrs: vec![Cidr {
+                network: "0.0.0.0".parse().unwrap(),
+                prefix_len: 0,
+            }],
+        };
+        let (head, client) = run_from(SPOOFED, Peer::Unix, cidrs);
+        assert_eq!(client, Peer::Unix);
+        assert!(!head.contains("6.6.6.6"), "{head}");
+        // One trusted hop: the front proxy's chain is kept, without an entry for the peer.
+        let hops = TrustedProxies {
+            hops: 1,
+            cidrs: Vec::new(),
+        };
+        let (head, client) = run_from(SPOOFED, Peer::Unix, hops);
+        assert_eq!(client, Peer::Ip("6.6.6.6".parse().unwrap()));
+        assert!(head.contains("x-forwarded-for: 6.6.6.6\r\n"), "{head}");
+    }
 
     #[test]
     fn an_untrusted_client_cannot_choose_its_address() {

@@ -28,6 +28,7 @@ pub mod http1;
 pub mod limit;
 pub mod listen;
 pub mod local_reply;
+pub mod peer;
 pub mod process;
 pub mod router;
 pub mod snapshot;

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringway::config::{
-    Cluster, Config, DirectResponse, DriverChoice, Endpoint, EndpointAddress, HostMatch,
-    Http1Settings, PathNormalization, PinWorkers, PoolSettings, Route, RouteAction, RouteMatch,
-    ValueMatch, Workers,
+    Address, Cluster, Config, DirectResponse, DriverChoice, Endpoint, HostMatch, Http1Settings,
+    PathNormalization, PinWorkers, PoolSettings, Route, RouteAction, RouteMatch, ValueMatch,
+    Workers,
 };
 
 const EXAMPLE: &str = r#"workers: auto
@@ -58,7 +58,7 @@ fn example_parses_to_expected_values() {
     assert_eq!(config.listeners.len(), 1);
     let listener = &config.listeners[0];
     assert_eq!(listener.name, "public");
-    assert_eq!(listener.address, addr("0.0.0.0:8080"));
+    assert_eq!(listener.address, Address::Tcp(addr("0.0.0.0:8080")));
     assert_eq!(listener.http1, Http1Settings::default());
     assert_eq!(listener.http1.max_request_line, 8192);
     assert_eq!(listener.http1.max_request_head, 61440);
@@ -96,11 +96,11 @@ fn example_parses_to_expected_values() {
             name: "orders".into(),
             endpoints: vec![
                 Endpoint {
-                    address: EndpointAddress::Tcp(addr("127.0.0.1:9001")),
+                    address: Address::Tcp(addr("127.0.0.1:9001")),
                     weight: 1,
                 },
                 Endpoint {
-                    address: EndpointAddress::Tcp(addr("127.0.0.1:9002")),
+                    address: Address::Tcp(addr("127.0.0.1:9002")),
                     weight: 1,
                 },
             ],
@@ -118,12 +118,15 @@ fn shipped_config_files_parse() {
     assert_eq!(quickstart.admin, Some(addr("127.0.0.1:9901")));
     assert_eq!(quickstart.listeners.len(), 1);
     assert_eq!(quickstart.listeners[0].name, "public");
-    assert_eq!(quickstart.listeners[0].address, addr("127.0.0.1:8080"));
+    assert_eq!(
+        quickstart.listeners[0].address,
+        Address::Tcp(addr("127.0.0.1:8080"))
+    );
     // The quick start proxies to the bundled upstream the README starts beside it.
     assert_eq!(quickstart.clusters.len(), 1);
     assert_eq!(
         quickstart.clusters[0].endpoints[0].address,
-        EndpointAddress::Tcp(addr("127.0.0.1:9001"))
+        Address::Tcp(addr("127.0.0.1:9001"))
     );
     let routes: Vec<_> = quickstart.listeners[0]
         .routes
@@ -141,11 +144,14 @@ fn shipped_config_files_parse() {
 
     let reference = Config::load(&root.join("config/reference.yaml")).expect("reference");
     assert_eq!(reference.listeners.len(), 2);
-    assert_eq!(reference.listeners[1].address, addr("[::1]:8081"));
+    assert_eq!(
+        reference.listeners[1].address,
+        Address::Tcp(addr("[::1]:8081"))
+    );
     assert_eq!(reference.clusters.len(), 2);
     assert_eq!(
         reference.clusters[1].endpoints[1].address,
-        EndpointAddress::Tcp(addr("[::1]:9102"))
+        Address::Tcp(addr("[::1]:9102"))
     );
     // The reference file spells out the defaults: they must be the real ones.
     assert_eq!(reference.listeners[0].http1, Http1Settings::default());

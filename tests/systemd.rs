@@ -81,6 +81,24 @@ fn readiness_and_stopping_are_notified() {
     }
 }
 
+/// Starts ringway as systemd would with `socket` as its one activated socket: the socket
+/// is the shell's stdin; `3<&0` moves it to descriptor 3, and `exec` makes ringway the
+/// process whose pid `LISTEN_PID` names.
+fn activate(socket: std::os::fd::OwnedFd, driver: &str, config: &std::path::Path) -> Reap {
+    Reap(
+        Command::new("bash")
+            .arg("-c")
+            .arg(r#"export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" --driver "$1" --log-level warn -c "$2" 3<&0 0</dev/null"#)
+            .arg(bin())
+            .arg(driver)
+            .arg(config)
+            .stdin(Stdio::from(socket))
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 #[test]
 fn a_socket_passed_by_socket_activation_is_adopted() {
     for driver in drivers() {
@@ -91,19 +109,9 @@ fn a_socket_passed_by_socket_activation_is_adopted() {
         assert!(!socket2::SockRef::from(&probe).nodelay().unwrap());
         let admin = free_port();
         let config = write_config(&direct_config(addr.port(), admin));
-        // The listening socket is the shell's stdin; `3<&0` moves it to descriptor 3, and
-        // `exec` makes ringway the process whose pid `LISTEN_PID` names. Were it not
-        // adopted, ringway's own bind of the same address would fail ("in use").
-        let mut child = Reap(Command::new("bash")
-            .arg("-c")
-            .arg(r#"export LISTEN_PID=$$ LISTEN_FDS=1; exec "$0" --driver "$1" --log-level warn -c "$2" 3<&0 0</dev/null"#)
-            .arg(bin())
-            .arg(driver)
-            .arg(&config.path)
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(listener)))
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap());
+        // Were it not adopted, ringway's own bind of the same address would fail ("in
+        // use").
+        let mut child = activate(std::os::fd::OwnedFd::from(listener), driver, &config.path);
         wait_ready(admin);
         // Accepted sockets inherit TCP_NODELAY from it; ringway sets it on adoption.
         assert!(
@@ -116,5 +124,43 @@ fn a_socket_passed_by_socket_activation_is_adopted() {
         }
         signal(child.0.id(), "TERM");
         assert!(child.0.wait().unwrap().success(), "{driver}");
+    }
+}
+
+#[test]
+fn a_unix_socket_passed_by_socket_activation_is_adopted_and_its_file_left_to_systemd() {
+    for driver in drivers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("activated.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let admin = free_port();
+        let yaml = format!(
+            "admin: 127.0.0.1:{admin}\nlisteners:\n  - name: local\n    address: unix:{}\n    routes:\n      - match: {{ prefix: / }}\n        direct_response: {{ status: 200, body: activated }}\n",
+            path.display()
+        );
+        let config = write_config(&yaml);
+        // As above; were the socket not adopted, ringway would find a live socket at the
+        // path (this test's) and refuse to start.
+        let mut child = activate(std::os::fd::OwnedFd::from(listener), driver, &config.path);
+        wait_ready(admin);
+        for _ in 0..4 {
+            let mut stream = std::os::unix::net::UnixStream::connect(&path).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            std::io::Write::write_all(&mut stream, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+            let r = read_response(&mut std::io::BufReader::new(stream), false).unwrap();
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (200, &b"activated"[..]),
+                "{driver}"
+            );
+        }
+        signal(child.0.id(), "TERM");
+        assert!(child.0.wait().unwrap().success(), "{driver}");
+        assert!(
+            path.exists(),
+            "{driver}: the socket unit's file was removed"
+        );
     }
 }

@@ -142,7 +142,7 @@ mod tests {
             start: UNIX_EPOCH,
             duration: Duration::ZERO,
             listener: "l",
-            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            client: crate::peer::Peer::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             method: b"GET",
             path: b"/",
             protocol: "HTTP/1.1",

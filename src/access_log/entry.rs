@@ -13,10 +13,9 @@
 //! them when they arrive. `LR` keeps Envoy's meaning (the proxy reset the connection);
 //! a direct response has no flag, as in Envoy: its upstream is `-`.
 
-use std::{
-    net::IpAddr,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
+
+use crate::peer::Peer;
 
 /// One request, as the access log records it.
 #[derive(Debug, Clone, Copy)]
@@ -28,7 +27,7 @@ pub struct LogEntry<'a> {
     /// The listener's name.
     pub listener: &'a str,
     /// The client's IP address.
-    pub client: IpAddr,
+    pub client: Peer,
     /// The request method as received; empty when the head could not be parsed.
     pub method: &'a [u8],
     /// The raw request target as received; empty when the head could not be parsed.

@@ -185,7 +185,7 @@ mod tests {
             start: UNIX_EPOCH + Duration::from_millis(1_795_294_800_123),
             duration: Duration::from_micros(3_999),
             listener: "public",
-            client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            client: crate::peer::Peer::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             method: b"GET",
             path: b"/path?q=1",
             protocol: "HTTP/1.1",
@@ -216,7 +216,7 @@ mod tests {
             "[2026-11-21T21:00:00.123Z] \"GET /path?q=1 HTTP/1.1\" 200 - 0 9 3 \"127.0.0.1\" \"127.0.0.1:9001\" public\n"
         );
         let local = LogEntry {
-            client: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            client: crate::peer::Peer::Ip(IpAddr::V6(Ipv6Addr::LOCALHOST)),
             method: b"",
             path: b"",
             protocol: "-",

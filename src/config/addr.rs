@@ -1,11 +1,45 @@
 //! Socket addresses and names as written in the config.
 //!
-//! Design: addresses are numeric `ip:port` only (`127.0.0.1:8080`, `[::1]:8080`). Resolving
+//! Design: addresses are numeric `ip:port`, or `unix:/absolute/path` for a Unix stream
+//! socket (listeners and endpoints alike) (`127.0.0.1:8080`, `[::1]:8080`). Resolving
 //! hostnames would make loading a config depend on DNS, at startup and on every reload;
 //! that belongs to a future cluster discovery type, not to parsing. The error messages
 //! guess the common mistakes (missing port, unbracketed IPv6, a hostname).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use super::model::Address;
+
+/// The longest Unix socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+const MAX_UNIX_PATH: usize = 107;
+
+impl std::str::FromStr for Address {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Address, String> {
+        parse_address(text)
+    }
+}
+
+/// Parses `ip:port` or `unix:/path`.
+pub(crate) fn parse_address(text: &str) -> Result<Address, String> {
+    let Some(path) = text.strip_prefix("unix:") else {
+        return parse_socket_addr(text).map(Address::Tcp);
+    };
+    if !path.starts_with('/') {
+        return Err(format!(
+            "{text:?}: a Unix socket path must be absolute, e.g. `unix:/run/app.sock`"
+        ));
+    }
+    if path.len() > MAX_UNIX_PATH {
+        return Err(format!(
+            "{text:?}: a Unix socket path is at most {MAX_UNIX_PATH} bytes (this one is {})",
+            path.len()
+        ));
+    }
+    Ok(Address::Unix(PathBuf::from(path)))
+}
 
 /// Parses `ip:port`.
 pub(crate) fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
@@ -84,6 +118,25 @@ mod tests {
             .contains("expected `ip:port`"));
         assert!(parse_socket_addr("").is_err());
         assert!(parse_socket_addr("[::1:80").is_err());
+    }
+
+    #[test]
+    fn unix_addresses() {
+        assert_eq!(
+            parse_address("unix:/run/a.sock"),
+            Ok(Address::Unix("/run/a.sock".into()))
+        );
+        assert_eq!(
+            parse_address("127.0.0.1:80"),
+            Ok(Address::Tcp("127.0.0.1:80".parse().unwrap()))
+        );
+        assert!(parse_address("unix:run/a.sock")
+            .unwrap_err()
+            .contains("must be absolute"));
+        let long = format!("unix:/{}", "x".repeat(107));
+        assert!(parse_address(&long)
+            .unwrap_err()
+            .contains("at most 107 bytes"));
     }
 
     #[test]

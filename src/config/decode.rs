@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::addr::parse_socket_addr;
+use super::addr::{parse_address, parse_socket_addr};
 use super::decode_headers;
 use super::decode_proxy;
 use super::error::Diagnostics;
@@ -188,9 +188,9 @@ fn listener<'a>(
     let map = node.map(diag, LISTENER_KEYS)?;
     let name = marked_name(&map, diag, &mut marks.listener_names);
     let address = map.field(diag, "address").and_then(|n| {
-        let addr = n.parse_str(diag, parse_socket_addr);
-        if let Some(addr) = addr {
-            marks.listener_addresses.push((addr, n));
+        let addr = n.parse_str(diag, parse_address);
+        if let Some(addr) = &addr {
+            marks.listener_addresses.push((addr.clone(), n));
         }
         addr
     });

@@ -5,14 +5,11 @@
 //! and reports errors the same way (file:line:column: path: message, every problem of a
 //! section at once).
 
-use std::path::PathBuf;
-
-use super::addr::parse_socket_addr;
+use super::addr::parse_address;
 use super::error::Diagnostics;
 use super::fields::{choice, list, marked_name, non_empty_list, optional_duration, size, Marks};
 use super::model::{
-    Cidr, Cluster, Endpoint, EndpointAddress, ExpectContinue, PoolSettings, ProxySettings,
-    TrustedProxies,
+    Address, Cidr, Cluster, Endpoint, ExpectContinue, PoolSettings, ProxySettings, TrustedProxies,
 };
 use super::node::{Map, Node};
 
@@ -77,38 +74,30 @@ fn endpoint(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Endpoint> {
     })
 }
 
-fn endpoint_address(node: &Node<'_>, diag: &mut Diagnostics) -> Option<EndpointAddress> {
+fn endpoint_address(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Address> {
     let Some(text) = node.peek_str() else {
         node.wrong_type(diag, "an `ip:port` or `unix:/path` string");
         return None;
     };
-    if let Some(path) = text.strip_prefix("unix:") {
-        if !path.starts_with('/') {
-            node.error(
-                diag,
-                format!("{text:?}: a Unix socket path must be absolute, e.g. `unix:/run/app.sock`"),
-            );
-            return None;
-        }
-        return Some(EndpointAddress::Unix(PathBuf::from(path)));
-    }
-    let address = match parse_socket_addr(text) {
+    let address = match parse_address(text) {
         Ok(address) => address,
         Err(message) => {
             node.error(diag, message);
             return None;
         }
     };
-    if address.port() == 0 || address.ip().is_unspecified() {
-        node.error(
-            diag,
-            format!(
-                "{text:?} cannot be connected to: an endpoint needs a real IP and a non-zero port"
-            ),
-        );
-        return None;
+    if let Address::Tcp(addr) = address {
+        if addr.port() == 0 || addr.ip().is_unspecified() {
+            node.error(
+                diag,
+                format!(
+                    "{text:?} cannot be connected to: an endpoint needs a real IP and a non-zero port"
+                ),
+            );
+            return None;
+        }
     }
-    Some(EndpointAddress::Tcp(address))
+    Some(address)
 }
 
 fn pool(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PoolSettings> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::addr::check_name;
 use super::error::Diagnostics;
+use super::model::Address;
 use super::node::{Map, Node};
 use super::suggest;
 use super::units::{parse_duration, parse_size};
@@ -17,7 +18,7 @@ use super::units::{parse_duration, parse_size};
 pub(crate) struct Marks<'a> {
     pub admin: Option<(SocketAddr, Node<'a>)>,
     pub listener_names: Vec<(&'a str, Node<'a>)>,
-    pub listener_addresses: Vec<(SocketAddr, Node<'a>)>,
+    pub listener_addresses: Vec<(Address, Node<'a>)>,
     pub cluster_names: Vec<(&'a str, Node<'a>)>,
     /// Each route's `cluster` value.
     pub cluster_refs: Vec<(&'a str, Node<'a>)>,

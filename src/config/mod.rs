@@ -33,11 +33,11 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AccessLogConfig, AccessLogFormat, AccessLogPath, Cidr, Cluster, Config, DirectResponse,
-    DriverChoice, Endpoint, EndpointAddress, EscapedSlashes, ExpectContinue, HeaderAdd,
-    HeaderMatch, HeaderMutations, HostMatch, Http1Settings, Listener, PathNormalization,
-    PinWorkers, PoolSettings, ProxySettings, QueryMatch, Route, RouteAction, RouteConditions,
-    RouteMatch, TrustedProxies, ValueMatch, Workers,
+    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config,
+    DirectResponse, DriverChoice, Endpoint, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch,
+    HeaderMutations, HostMatch, Http1Settings, Listener, PathNormalization, PinWorkers,
+    PoolSettings, ProxySettings, QueryMatch, Route, RouteAction, RouteConditions, RouteMatch,
+    TrustedProxies, ValueMatch, Workers,
 };
 
 use error::Diagnostics;

@@ -77,7 +77,8 @@ pub enum DriverChoice {
 pub struct Listener {
     /// Unique; `[A-Za-z0-9_.-]+` (used in stat names).
     pub name: String,
-    pub address: SocketAddr,
+    /// `ip:port`, or `unix:/path` for a Unix stream socket.
+    pub address: Address,
     /// First match wins, in file order.
     pub routes: Vec<Route>,
     pub http1: Http1Settings,
@@ -313,25 +314,35 @@ impl Cluster {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub address: EndpointAddress,
+    pub address: Address,
     /// Relative share of requests, 1..=1000 (default 1).
     pub weight: u32,
 }
 
-/// Where an endpoint listens.
+/// A stream socket address: where a listener accepts or an endpoint listens.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum EndpointAddress {
+pub enum Address {
     /// TCP, IPv4 or IPv6.
     Tcp(SocketAddr),
     /// A Unix stream socket path (written `unix:/path`).
     Unix(PathBuf),
 }
 
-impl std::fmt::Display for EndpointAddress {
+impl std::fmt::Display for Address {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EndpointAddress::Tcp(addr) => write!(f, "{addr}"),
-            EndpointAddress::Unix(path) => write!(f, "unix:{}", path.display()),
+            Address::Tcp(addr) => write!(f, "{addr}"),
+            Address::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl Address {
+    /// The TCP address, if this is one.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            Address::Tcp(addr) => Some(*addr),
+            Address::Unix(_) => None,
         }
     }
 }

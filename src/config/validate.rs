@@ -19,12 +19,12 @@ pub(crate) fn check(marks: &Marks<'_>, diag: &mut Diagnostics) {
     let bound: Vec<_> = marks
         .listener_addresses
         .iter()
-        .filter(|(addr, _)| addr.port() != 0)
+        .filter(|(addr, _)| addr.tcp().is_none_or(|a| a.port() != 0))
         .cloned()
         .collect();
     duplicates(&bound, "listener address", diag);
     if let Some((admin, node)) = &marks.admin {
-        if let Some((_, listener)) = bound.iter().find(|(addr, _)| addr == admin) {
+        if let Some((_, listener)) = bound.iter().find(|(addr, _)| addr.tcp() == Some(*admin)) {
             node.error(
                 diag,
                 format!(

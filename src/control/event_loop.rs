@@ -130,8 +130,9 @@ impl Control {
                 }
                 Wake::Admin(AdminRequest::DrainListeners) => {
                     info!("admin: draining listeners (open connections go on)");
-                    self.groups.borrow_mut().clear();
+                    let files = sockets::close(self.groups.take());
                     self.send_all(|| Command::DrainListeners).await;
+                    sockets::remove_files(&files);
                 }
                 Wake::Admin(AdminRequest::Quit) => {
                     info!("admin: quitquitquit: draining");
@@ -144,6 +145,10 @@ impl Control {
                     self.state.admin_stop.stop();
                     self.admin_copy.borrow_mut().take();
                     self.restart_owner.set(false);
+                    // The successor owns the Unix socket files now.
+                    for group in self.groups.borrow_mut().iter_mut() {
+                        group.owns_path = false;
+                    }
                     return self.drain(&mut signals, false).await;
                 }
             }
@@ -255,7 +260,12 @@ impl Control {
         let version = self.state.reloads.version.get() + 1;
         // From here on the reload happens. Dropping the old copies first makes a removed
         // listener's last accept pass in its worker the real last one.
-        *self.groups.borrow_mut() = plan.groups;
+        let old = self.groups.replace(plan.groups);
+        let gone = sockets::close(
+            old.into_iter()
+                .filter(|g| !next.listeners.iter().any(|l| l.address == g.address))
+                .collect(),
+        );
         let next = Arc::new(next);
         for (tx, sockets) in self.commands.iter().zip(plan.sockets) {
             let command = Command::Apply {
@@ -300,6 +310,7 @@ impl Control {
             }
         }
         publish();
+        sockets::remove_files(&gone);
         Ok(version)
     }
 
@@ -337,7 +348,7 @@ impl Control {
     async fn shutdown(&self, code: ExitCode) -> ExitCode {
         self.state.server_state.set(ServerState::Draining);
         // Each worker's close must be its socket's real close (see `sockets`).
-        self.groups.borrow_mut().clear();
+        let files = sockets::close(self.groups.take());
         let drain_timeout = self.options.drain_timeout;
         self.send_all(|| Command::Shutdown { drain_timeout }).await;
         let mut running = self.commands.len();
@@ -348,6 +359,7 @@ impl Control {
                 Err(_) => break,
             }
         }
+        sockets::remove_files(&files);
         if self.restart_owner.get() {
             if let Some(path) = &self.restart_path {
                 let _ = std::fs::remove_file(path);

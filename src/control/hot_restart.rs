@@ -27,7 +27,7 @@ use std::{
     io::{self, IoSlice, IoSliceMut, Read, Write},
     net::SocketAddr,
     os::{
-        fd::AsRawFd,
+        fd::{AsRawFd, RawFd},
         unix::{
             fs::PermissionsExt,
             net::{UnixListener, UnixStream},
@@ -44,6 +44,7 @@ use nix::sys::socket::{
 use tracing::{debug, info, warn};
 
 use super::{adopt::adopt, sockets::Group, sockets::Inherited};
+use crate::{config::Address, listen::ListenSocket};
 
 /// How long one step of the exchange may take before the peer is given up on.
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -120,18 +121,21 @@ pub fn hand_over(
     };
     info!(epoch, "hot restart: handing over the listening sockets");
     stream.write_all(b"OK\n")?;
-    let mut items: Vec<(String, &std::net::TcpListener)> = Vec::new();
+    let mut items: Vec<(String, RawFd)> = Vec::new();
     for group in groups {
         for socket in &group.sockets {
-            items.push((format!("L {}\n", socket.local_addr()?), socket));
+            items.push((
+                format!("L {}\n", socket.local_address()?),
+                socket.as_raw_fd(),
+            ));
         }
     }
     if let Some(admin) = admin {
-        items.push((format!("A {}\n", admin.local_addr()?), admin));
+        items.push((format!("A {}\n", admin.local_addr()?), admin.as_raw_fd()));
     }
-    for (text, socket) in &items {
+    for (text, fd) in &items {
         expect(&mut stream, "NEXT")?;
-        let fds = [socket.as_raw_fd()];
+        let fds = [*fd];
         let cmsg = [ControlMessage::ScmRights(&fds)];
         sendmsg::<()>(
             stream.as_raw_fd(),
@@ -176,7 +180,10 @@ pub fn fetch(path: &Path, epoch: u32) -> io::Result<(Inherited, Predecessor)> {
     stream.set_write_timeout(Some(STEP_TIMEOUT))?;
     stream.write_all(format!("SOCKETS {epoch}\n").as_bytes())?;
     expect(&mut stream, "OK")?;
-    let mut inherited = Inherited::default();
+    let mut inherited = Inherited {
+        from_predecessor: true,
+        ..Inherited::default()
+    };
     loop {
         stream.write_all(b"NEXT\n")?;
         let mut buf = [0u8; MAX_MESSAGE];
@@ -212,12 +219,14 @@ pub fn fetch(path: &Path, epoch: u32) -> io::Result<(Inherited, Predecessor)> {
         let (kind, addr) = text
             .split_once(' ')
             .ok_or_else(|| io::Error::other(format!("unexpected message {text:?}")))?;
-        let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
         let fd = fd.ok_or_else(|| io::Error::other(format!("no descriptor with {text:?}")))?;
-        let socket = std::net::TcpListener::from(fd);
         match kind {
-            "L" => inherited.listeners.push((addr, socket)),
-            "A" => inherited.admin = Some(socket),
+            "L" => {
+                let addr: Address = addr.parse().map_err(io::Error::other)?;
+                let socket = ListenSocket::from_fd(fd)?;
+                inherited.listeners.push((addr, socket));
+            }
+            "A" => inherited.admin = Some(std::net::TcpListener::from(fd)),
             _ => warn!(message = text, "hot restart: unknown item ignored"),
         }
     }
@@ -261,10 +270,11 @@ mod tests {
         let incoming = listen(&path, false).unwrap();
         let group = Group {
             name: "l".into(),
-            address: "127.0.0.1:0".parse().unwrap(),
-            sockets: crate::listen::bind_group("127.0.0.1:0".parse().unwrap(), 3).unwrap(),
+            address: Address::Tcp("127.0.0.1:0".parse().unwrap()),
+            sockets: crate::listen::bind(&Address::Tcp("127.0.0.1:0".parse().unwrap()), 3).unwrap(),
+            owns_path: true,
         };
-        let addr = group.sockets[0].local_addr().unwrap();
+        let addr = group.sockets[0].local_address().unwrap();
         let admin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let client = {
@@ -278,7 +288,7 @@ mod tests {
         assert!(inherited
             .listeners
             .iter()
-            .all(|(a, s)| *a == addr && s.local_addr().unwrap() == addr));
+            .all(|(a, s)| *a == addr && s.local_address().unwrap() == addr));
         assert_eq!(inherited.admin.unwrap().local_addr().unwrap(), admin_addr);
         let drain = std::thread::spawn(move || predecessor.drain());
         assert_eq!(read_message(&mut stream).unwrap(), "DRAIN");

@@ -11,31 +11,44 @@
 //!   worker `i` accepts on every socket `j` with `j % W == i` when `S >= W` (no socket
 //!   is left without an acceptor, or connections hashed to it would wait forever), and
 //!   `W - S` sockets are added to the group when `S < W`. A socket inherited without
-//!   SO_REUSEPORT (systemd's default) cannot gain siblings: then workers share it.
+//!   SO_REUSEPORT (systemd's default) cannot gain siblings: then workers share it, and so
+//!   do they a Unix-socket listener's one socket.
 //!
 //! Before workers stop accepting for good (drain, shutdown) the control thread drops its
 //! copies, so that each worker's close is the socket's real close, after that worker's
 //! last accept pass.
+//!
+//! A Unix-socket listener's file is removed when its group closes for good (shutdown, a
+//! reload without it, `/drain_listeners`) by the process that owns it: the one that bound
+//! it, or a hot restart's successor, which takes ownership with the sockets (the old
+//! process then leaves the file alone). A file passed by systemd belongs to its socket
+//! unit and is never removed.
 
-use std::{io, net::SocketAddr};
+use std::{io, path::PathBuf};
 
 use tracing::{info, warn};
 
-use crate::{config::Listener, listen};
+use crate::{
+    config::{Address, Listener},
+    listen::{self, ListenSocket},
+};
 
 /// Listening sockets handed over by a predecessor or by systemd, by local address.
 #[derive(Debug, Default)]
 pub struct Inherited {
-    pub listeners: Vec<(SocketAddr, std::net::TcpListener)>,
+    pub listeners: Vec<(Address, ListenSocket)>,
     pub admin: Option<std::net::TcpListener>,
+    /// From a hot restart's predecessor (which hands over its Unix socket files too), not
+    /// from systemd.
+    pub from_predecessor: bool,
 }
 
 impl Inherited {
-    fn take(&mut self, addr: SocketAddr) -> Vec<std::net::TcpListener> {
+    fn take(&mut self, addr: &Address) -> Vec<ListenSocket> {
         let mut taken = Vec::new();
         let mut i = 0;
         while i < self.listeners.len() {
-            if self.listeners[i].0 == addr {
+            if self.listeners[i].0 == *addr {
                 taken.push(self.listeners.swap_remove(i).1);
             } else {
                 i += 1;
@@ -57,8 +70,10 @@ impl Inherited {
 pub struct Group {
     pub name: String,
     /// The configured address (a reload keeps the group when it is unchanged).
-    pub address: SocketAddr,
-    pub sockets: Vec<std::net::TcpListener>,
+    pub address: Address,
+    pub sockets: Vec<ListenSocket>,
+    /// This process removes the Unix socket file when the group closes for good.
+    pub owns_path: bool,
 }
 
 impl Group {
@@ -70,18 +85,19 @@ impl Group {
         inherited: &mut Inherited,
     ) -> Result<Group, String> {
         let err = |e: io::Error| format!("listener {} ({}): {e}", listener.name, listener.address);
-        let mut sockets = inherited.take(listener.address);
+        let mut sockets = inherited.take(&listener.address);
+        let owns_path = sockets.is_empty() || inherited.from_predecessor;
         if sockets.is_empty() {
-            sockets = listen::bind_group(listener.address, workers).map_err(err)?;
+            sockets = listen::bind(&listener.address, workers).map_err(err)?;
         } else {
             info!(
                 listener = listener.name,
                 sockets = sockets.len(),
                 "adopted inherited sockets"
             );
-            if sockets.len() < workers {
-                match listen::join_group(listener.address, workers - sockets.len()) {
-                    Ok(more) => sockets.extend(more),
+            if let (Address::Tcp(addr), true) = (&listener.address, sockets.len() < workers) {
+                match listen::join_group(*addr, workers - sockets.len()) {
+                    Ok(more) => sockets.extend(more.into_iter().map(ListenSocket::Tcp)),
                     Err(e) => info!(
                         listener = listener.name,
                         error = %e,
@@ -92,17 +108,23 @@ impl Group {
         }
         Ok(Group {
             name: listener.name.clone(),
-            address: listener.address,
+            address: listener.address.clone(),
             sockets,
+            owns_path,
         })
     }
 
+    /// The Unix socket file to remove when this group closes for good, if this process
+    /// owns one.
+    pub fn owned_path(&self) -> Option<PathBuf> {
+        match &self.address {
+            Address::Unix(path) if self.owns_path => Some(path.clone()),
+            _ => None,
+        }
+    }
+
     /// Worker `worker`'s descriptors of this group (see the module note).
-    pub fn for_worker(
-        &self,
-        worker: usize,
-        workers: usize,
-    ) -> io::Result<Vec<std::net::TcpListener>> {
+    pub fn for_worker(&self, worker: usize, workers: usize) -> io::Result<Vec<ListenSocket>> {
         let n = self.sockets.len();
         if n >= workers {
             (worker..n)
@@ -115,7 +137,7 @@ impl Group {
     }
 
     /// Every worker's descriptors, by worker, under this group's listener name.
-    pub fn share(&self, workers: usize) -> io::Result<Vec<Vec<(String, std::net::TcpListener)>>> {
+    pub fn share(&self, workers: usize) -> io::Result<Vec<Vec<(String, ListenSocket)>>> {
         (0..workers)
             .map(|w| {
                 Ok(self
@@ -134,7 +156,7 @@ pub struct Plan {
     /// The groups of the new config, in its order.
     pub groups: Vec<Group>,
     /// Per worker: descriptors of groups that are new, or kept under a new name.
-    pub sockets: Vec<Vec<(String, std::net::TcpListener)>>,
+    pub sockets: Vec<Vec<(String, ListenSocket)>>,
 }
 
 /// Plans the groups for `listeners`: a group whose address is unchanged is kept (under
@@ -150,13 +172,14 @@ pub fn plan(current: &[Group], listeners: &[Listener], workers: usize) -> Result
                 let copies = old
                     .sockets
                     .iter()
-                    .map(std::net::TcpListener::try_clone)
+                    .map(ListenSocket::try_clone)
                     .collect::<io::Result<_>>()
                     .map_err(|e| format!("listener {}: {e}", l.name))?;
                 let group = Group {
                     name: l.name.clone(),
-                    address: l.address,
+                    address: l.address.clone(),
                     sockets: copies,
+                    owns_path: old.owns_path,
                 };
                 if old.name != l.name {
                     share_into(&group, workers, &mut sockets, &l.name)?;
@@ -174,10 +197,26 @@ pub fn plan(current: &[Group], listeners: &[Listener], workers: usize) -> Result
     Ok(Plan { groups, sockets })
 }
 
+/// Closes `groups` (the control thread's copies) and returns the socket files to remove
+/// once the workers have closed theirs.
+pub fn close(groups: Vec<Group>) -> Vec<PathBuf> {
+    groups.iter().filter_map(Group::owned_path).collect()
+}
+
+/// Removes socket files returned by [`close`].
+pub fn remove_files(paths: &[PathBuf]) {
+    for path in paths {
+        match std::fs::remove_file(path) {
+            Ok(()) => info!(path = %path.display(), "removed the listener's socket file"),
+            Err(e) => warn!(path = %path.display(), error = %e, "removing a socket file"),
+        }
+    }
+}
+
 fn share_into(
     group: &Group,
     workers: usize,
-    sockets: &mut [Vec<(String, std::net::TcpListener)>],
+    sockets: &mut [Vec<(String, ListenSocket)>],
     name: &str,
 ) -> Result<(), String> {
     let shares = group
@@ -196,8 +235,9 @@ mod tests {
     fn group(n: usize) -> Group {
         Group {
             name: "l".into(),
-            address: "127.0.0.1:0".parse().unwrap(),
-            sockets: listen::bind_group("127.0.0.1:0".parse().unwrap(), n).unwrap(),
+            address: Address::Tcp("127.0.0.1:0".parse().unwrap()),
+            sockets: listen::bind(&Address::Tcp("127.0.0.1:0".parse().unwrap()), n).unwrap(),
+            owns_path: true,
         }
     }
 
@@ -215,8 +255,8 @@ mod tests {
     #[test]
     fn a_reload_plan_keeps_a_group_at_the_same_address_and_binds_a_new_one() {
         let mut g = group(2);
-        let addr = g.sockets[0].local_addr().unwrap();
-        g.address = addr;
+        let addr = g.sockets[0].local_address().unwrap();
+        g.address = addr.clone();
         let config = |yaml: &str| {
             crate::config::Config::parse(yaml, std::path::Path::new("t.yaml")).unwrap()
         };
@@ -225,7 +265,7 @@ mod tests {
         ));
         let plan = plan(&[g], &next.listeners, 2).unwrap();
         assert_eq!(plan.groups.len(), 2);
-        assert_eq!(plan.groups[0].sockets[0].local_addr().unwrap(), addr);
+        assert_eq!(plan.groups[0].sockets[0].local_address().unwrap(), addr);
         // The renamed group is handed out again under its new name, plus the new group.
         let names: Vec<&str> = plan.sockets[0].iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["renamed", "new"]);

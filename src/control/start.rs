@@ -72,7 +72,7 @@ pub(super) fn start(
     let (events_tx, events_rx) = flume::unbounded();
     let mut commands = Vec::with_capacity(plan.count);
     let mut threads = Vec::with_capacity(plan.count);
-    let mut shares: Vec<Vec<(String, std::net::TcpListener)>> =
+    let mut shares: Vec<Vec<(String, crate::listen::ListenSocket)>> =
         (0..plan.count).map(|_| Vec::new()).collect();
     for group in &groups {
         let share = group

@@ -10,11 +10,12 @@ use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
 use tracing::{debug, warn};
 
 use super::{adopt::adopt, sockets::Inherited};
+use crate::listen::ListenSocket;
 
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
 const LISTEN_FDS_START: i32 = 3;
 
-/// Listening TCP sockets passed by systemd, if this process is their addressee.
+/// Listening sockets (TCP, or Unix with a path) passed by systemd, if this process is their addressee.
 pub fn listen_fds() -> Inherited {
     let mut inherited = Inherited::default();
     let pid_matches = std::env::var("LISTEN_PID")
@@ -33,15 +34,23 @@ pub fn listen_fds() -> Inherited {
         return inherited;
     }
     for fd in LISTEN_FDS_START..LISTEN_FDS_START + count {
-        let listener = std::net::TcpListener::from(adopt(fd));
+        let listener = match ListenSocket::from_fd(adopt(fd)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                warn!(fd, error = %e, "LISTEN_FDS: not a socket; ignored");
+                continue;
+            }
+        };
         // Accepted sockets inherit TCP_NODELAY from the listener (the accept path does
         // not set it per connection); a socket unit sets it only with `NoDelay=true`.
-        if let Err(e) = socket2::SockRef::from(&listener).set_nodelay(true) {
-            warn!(fd, error = %e, "LISTEN_FDS: cannot set TCP_NODELAY");
+        if let ListenSocket::Tcp(tcp) = &listener {
+            if let Err(e) = socket2::SockRef::from(tcp).set_nodelay(true) {
+                warn!(fd, error = %e, "LISTEN_FDS: cannot set TCP_NODELAY");
+            }
         }
-        match listener.local_addr() {
+        match listener.local_address() {
             Ok(addr) => inherited.listeners.push((addr, listener)),
-            Err(e) => warn!(fd, error = %e, "LISTEN_FDS: not a TCP listening socket; ignored"),
+            Err(e) => warn!(fd, error = %e, "LISTEN_FDS: not a TCP or Unix path socket; ignored"),
         }
     }
     inherited

@@ -4,12 +4,11 @@
 //! hop-by-hop fields, the trust policy of forwarding headers); the order is documented in
 //! the module above.
 
-use std::net::IpAddr;
-
 use crate::{
     config::{ExpectContinue, ProxySettings},
     forwarding::{self, IpText},
     http1::{Request, Response},
+    peer::Peer,
 };
 
 /// The request stage: hop-by-hop fields removed, forwarding headers (`x-forwarded-for`,
@@ -19,11 +18,11 @@ use crate::{
 pub fn upstream_request(
     request: &mut Request,
     head: &[u8],
-    (peer, peer_text): (IpAddr, &IpText),
+    (peer, peer_text): (Peer, &IpText),
     proxy: &ProxySettings,
     random: &mut fastrand::Rng,
     scratch: &mut String,
-) -> IpAddr {
+) -> Peer {
     request.strip_hop_by_hop(head);
     let client = forwarding::apply(request, head, peer, peer_text, proxy, random, scratch);
     if request.expect_continue && proxy.expect_continue == ExpectContinue::Answer {

@@ -20,7 +20,7 @@ use monoio::{
     BufResult,
 };
 
-use crate::config::EndpointAddress;
+use crate::config::Address;
 
 /// An open upstream connection.
 #[derive(Debug)]
@@ -66,14 +66,11 @@ pub enum ConnectError {
 impl UpstreamConn {
     /// Connects with a deadline. TCP connections get `TCP_NODELAY`: heads and small
     /// bodies must not wait for Nagle.
-    pub async fn connect(
-        address: &EndpointAddress,
-        timeout: Duration,
-    ) -> Result<Self, ConnectError> {
+    pub async fn connect(address: &Address, timeout: Duration) -> Result<Self, ConnectError> {
         let connect = async {
             use std::os::fd::AsRawFd;
             match address {
-                EndpointAddress::Tcp(addr) => {
+                Address::Tcp(addr) => {
                     let stream = TcpStream::connect_addr(*addr).await?;
                     stream.set_nodelay(true)?;
                     let fd = stream.as_raw_fd();
@@ -83,7 +80,7 @@ impl UpstreamConn {
                         fd,
                     })
                 }
-                EndpointAddress::Unix(path) => {
+                Address::Unix(path) => {
                     let stream = UnixStream::connect(path).await?;
                     let fd = stream.as_raw_fd();
                     let (read, write) = stream.into_split();

@@ -19,7 +19,7 @@ pub mod pool;
 use std::{cell::RefCell, collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use crate::{
-    config::{self, EndpointAddress, PoolSettings},
+    config::{self, Address, PoolSettings},
     stats::{Scope, WorkerScope},
 };
 use balancer::WeightedRoundRobin;
@@ -28,12 +28,12 @@ use pool::EndpointPool;
 /// A worker's pools, by endpoint address.
 #[derive(Debug, Default)]
 pub struct PoolRegistry {
-    pools: RefCell<HashMap<EndpointAddress, Rc<EndpointPool>>>,
+    pools: RefCell<HashMap<Address, Rc<EndpointPool>>>,
 }
 
 impl PoolRegistry {
     /// The pool of `address`, created on first use.
-    pub fn get(&self, address: &EndpointAddress) -> Rc<EndpointPool> {
+    pub fn get(&self, address: &Address) -> Rc<EndpointPool> {
         Rc::clone(
             self.pools
                 .borrow_mut()

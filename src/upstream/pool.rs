@@ -41,7 +41,7 @@ use std::{
 use super::conn::UpstreamConn;
 use crate::{
     buffers::LowWater,
-    config::{EndpointAddress, PoolSettings},
+    config::{Address, PoolSettings},
 };
 
 #[derive(Debug)]
@@ -77,7 +77,7 @@ struct Waiter {
 /// The pool of one endpoint on one worker.
 #[derive(Debug)]
 pub struct EndpointPool {
-    address: EndpointAddress,
+    address: Address,
     /// `address` as text, formatted once (access log lines name the endpoint).
     address_text: Box<str>,
     idle: RefCell<Vec<Idle>>,
@@ -103,7 +103,7 @@ pub struct Overflow;
 
 impl EndpointPool {
     /// An empty pool for `address`.
-    pub fn new(address: EndpointAddress) -> Rc<Self> {
+    pub fn new(address: Address) -> Rc<Self> {
         Rc::new(EndpointPool {
             address_text: address.to_string().into(),
             address,
@@ -118,7 +118,7 @@ impl EndpointPool {
     }
 
     /// The endpoint's address.
-    pub fn address(&self) -> &EndpointAddress {
+    pub fn address(&self) -> &Address {
         &self.address
     }
 
@@ -131,8 +131,8 @@ impl EndpointPool {
     /// `ip:port`, or `localhost` for a Unix socket.
     pub fn host(&self) -> &str {
         match self.address {
-            EndpointAddress::Tcp(_) => &self.address_text,
-            EndpointAddress::Unix(_) => "localhost",
+            Address::Tcp(_) => &self.address_text,
+            Address::Unix(_) => "localhost",
         }
     }
 
@@ -315,7 +315,7 @@ pub struct Lease {
 
 impl Lease {
     /// The pool's endpoint.
-    pub fn address(&self) -> &EndpointAddress {
+    pub fn address(&self) -> &Address {
         self.pool.address()
     }
 
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn waiters_that_give_up_leave_the_queue() {
-        let pool = EndpointPool::new(EndpointAddress::Tcp(([127, 0, 0, 1], 1).into()));
+        let pool = EndpointPool::new(Address::Tcp(([127, 0, 0, 1], 1).into()));
         let settings = PoolSettings {
             max_connections_per_endpoint: 1,
             max_pending: 2,

@@ -26,14 +26,15 @@
 
 use std::{cell::RefCell, io, rc::Rc};
 
-use monoio::net::{TcpListener, TcpStream};
+use monoio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tracing::{debug, warn};
 
-use super::{connection, stop::Stop, Connections, WorkerContext};
+use super::{connection, downstream::Downstream, stop::Stop, Connections, WorkerContext};
 use crate::allocator::{self, InConnectionHeap};
-use crate::listen::{out_of_resources, ACCEPT_BACKOFF};
+use crate::listen::{out_of_resources, ListenSocket, ACCEPT_BACKOFF};
 use crate::{
     access_log::WorkerLog,
+    peer::Peer,
     snapshot::{ListenerSnapshot, Overflow},
     stats::names::listener as cx,
 };
@@ -45,34 +46,93 @@ pub type Slot = Rc<RefCell<Rc<ListenerSnapshot>>>;
 /// non-blocking std handle (same open socket) to accept with.
 #[derive(Debug)]
 pub struct Acceptor {
-    watch: TcpListener,
-    accept: std::net::TcpListener,
+    watch: Watch,
+    accept: ListenSocket,
+}
+
+/// The runtime's handle of a listening socket.
+#[derive(Debug)]
+enum Watch {
+    Tcp(TcpListener),
+    Unix(UnixListener),
 }
 
 impl Acceptor {
     /// Registers `socket` (non-blocking) with the current runtime.
-    pub fn new(socket: std::net::TcpListener) -> io::Result<Acceptor> {
-        socket.set_nonblocking(true)?;
+    pub fn new(socket: ListenSocket) -> io::Result<Acceptor> {
         let accept = socket.try_clone()?;
-        Ok(Acceptor {
-            watch: TcpListener::from_std(socket)?,
-            accept,
+        let watch = match socket {
+            ListenSocket::Tcp(s) => {
+                s.set_nonblocking(true)?;
+                Watch::Tcp(TcpListener::from_std(s)?)
+            }
+            ListenSocket::Unix(s) => {
+                s.set_nonblocking(true)?;
+                Watch::Unix(UnixListener::from_std(s)?)
+            }
+        };
+        Ok(Acceptor { watch, accept })
+    }
+}
+
+impl Watch {
+    async fn readable(&self) -> io::Result<()> {
+        match self {
+            Watch::Tcp(l) => l.readable(false).await,
+            Watch::Unix(l) => l.readable(false).await,
+        }
+    }
+
+    /// monoio's accept (the epoll path, see the module note), registered on this worker.
+    async fn accept(&self) -> io::Result<(Downstream, Peer)> {
+        match self {
+            Watch::Tcp(l) => {
+                let (stream, peer) = l.accept().await?;
+                Ok((Downstream::Tcp(stream), Peer::Ip(peer.ip())))
+            }
+            Watch::Unix(l) => {
+                let (stream, _) = l.accept().await?;
+                Ok((Downstream::Unix(stream), Peer::Unix))
+            }
+        }
+    }
+}
+
+/// An accepted socket not yet registered with the runtime.
+#[derive(Debug)]
+enum Accepted {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Accepted {
+    /// Registers the socket with this worker's runtime.
+    fn register(self) -> io::Result<Downstream> {
+        Ok(match self {
+            Accepted::Tcp(s) => Downstream::Tcp(TcpStream::from_std(s)?),
+            Accepted::Unix(s) => Downstream::Unix(UnixStream::from_std(s)?),
         })
     }
 }
 
 /// Takes one queued connection from `listener`, already non-blocking and close-on-exec
-/// (`accept4` sets both, so no `ioctl` follows per connection), with its peer's address.
-fn accept_one(
-    listener: &std::net::TcpListener,
-) -> io::Result<(std::net::TcpStream, std::net::SocketAddr)> {
+/// (`accept4` sets both, so no `ioctl` follows per connection), with its peer.
+fn accept_one(listener: &ListenSocket) -> io::Result<(Accepted, Peer)> {
     use nix::sys::socket::SockFlag;
     let flags = (SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC).bits();
-    let (socket, peer) = socket2::SockRef::from(listener).accept4(flags)?;
-    let peer = peer
-        .as_socket()
-        .ok_or_else(|| io::Error::other("accepted a connection without an IP peer"))?;
-    Ok((socket.into(), peer))
+    match listener {
+        ListenSocket::Tcp(l) => {
+            let (socket, peer) = socket2::SockRef::from(l).accept4(flags)?;
+            let peer = peer
+                .as_socket()
+                .ok_or_else(|| io::Error::other("accepted a connection without an IP peer"))?;
+            Ok((Accepted::Tcp(socket.into()), Peer::Ip(peer.ip())))
+        }
+        ListenSocket::Unix(l) => {
+            let (socket, _) = socket2::SockRef::from(l).accept4(flags)?;
+            Ok((Accepted::Unix(socket.into()), Peer::Unix))
+        }
+    }
 }
 
 /// What an accept loop shares with its worker.
@@ -94,12 +154,10 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
         loop {
             match accept_one(&acceptor.accept) {
                 // The stream's own allocation belongs to the connection, like its task.
-                Ok((stream, peer)) => {
-                    match allocator::in_connection_heap(|| TcpStream::from_std(stream)) {
-                        Ok(stream) => start_connection(stream, peer, &slot, &shared),
-                        Err(e) => debug!(error = %e, "registering an accepted connection failed"),
-                    }
-                }
+                Ok((stream, peer)) => match allocator::in_connection_heap(|| stream.register()) {
+                    Ok(stream) => start_connection(stream, peer, &slot, &shared),
+                    Err(e) => debug!(error = %e, "registering an accepted connection failed"),
+                },
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if out_of_resources(&e) => {
@@ -139,7 +197,7 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
             continue;
         }
         monoio::select! {
-            ready = acceptor.watch.readable(false) => {
+            ready = acceptor.watch.readable() => {
                 if let Err(e) = ready {
                     debug!(listener = &*slot.borrow().name, error = %e, "listener poll failed");
                     monoio::time::sleep(ACCEPT_BACKOFF).await;
@@ -152,7 +210,7 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
     // successor process may hold another one and keep accepting from the same queue).
 }
 
-fn start_connection(stream: TcpStream, peer: std::net::SocketAddr, slot: &Slot, shared: &Shared) {
+fn start_connection(stream: Downstream, peer: Peer, slot: &Slot, shared: &Shared) {
     // No TCP_NODELAY here: an accepted socket inherits it from its listener, which
     // `listen` (or, for sockets from systemd, `control::systemd`) set once.
     let listener = Rc::clone(&slot.borrow());
@@ -190,10 +248,15 @@ mod tests {
 
     #[test]
     fn accepted_connections_are_non_blocking_and_carry_their_peer() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (mut accepted, peer) = accept_one(&listener).unwrap();
-        assert_eq!(peer, client.local_addr().unwrap());
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = std_listener.local_addr().unwrap();
+        let listener = ListenSocket::Tcp(std_listener);
+        let mut client = std::net::TcpStream::connect(addr).unwrap();
+        let (accepted, peer) = accept_one(&listener).unwrap();
+        assert_eq!(peer, Peer::Ip(client.local_addr().unwrap().ip()));
+        let Accepted::Tcp(mut accepted) = accepted else {
+            panic!("a TCP listener accepts TCP connections")
+        };
         // Nothing sent yet: on a blocking socket this read would hang.
         let mut byte = [0u8; 1];
         let err = accepted.read(&mut byte).unwrap_err();
@@ -202,7 +265,9 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(accepted.read(&mut byte).unwrap(), 1);
         // Nothing else is queued.
-        listener.set_nonblocking(true).unwrap();
+        if let ListenSocket::Tcp(l) = &listener {
+            l.set_nonblocking(true).unwrap();
+        }
         let err = accept_one(&listener).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }

@@ -42,21 +42,17 @@
 //! Envoy's response flags for what went wrong. Without an access log the connection
 //! carries `None` and reads no clock.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use monoio::{
     buf::IoBufMut,
     io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelableAsyncReadRent, Canceller},
-    net::TcpStream,
 };
 
 use tracing::debug;
 
 use super::{
-    deadline::Deadline, downstream::Downstream, forward::Next, lookup::Http1Headers,
+    deadline::Deadline, downstream::Downstream, lookup::Http1Headers, outcome::Next,
     request_log::RequestLog, stop::Stop, WorkerContext,
 };
 use crate::{
@@ -66,6 +62,7 @@ use crate::{
     forwarding::IpText,
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
+    peer::Peer,
     router::{normalize::normalize, Action, RouteInput},
     snapshot::ListenerSnapshot,
     stats::names::http as rq,
@@ -90,18 +87,18 @@ const HOT_WAIT: Duration = Duration::from_millis(100);
 
 /// Serves one accepted connection until it closes.
 pub async fn serve(
-    stream: TcpStream,
-    peer: SocketAddr,
+    stream: Downstream,
+    peer: Peer,
     listener: &ListenerSnapshot,
     worker: &WorkerContext,
     stop: &Stop,
     log: Option<&WorkerLog>,
 ) {
     let mut conn = Connection {
-        stream: Downstream::Tcp(stream),
+        stream,
         peer,
-        peer_text: IpText::new(peer.ip()),
-        client_ip: peer.ip(),
+        peer_text: peer.ip().map_or(IpText::EMPTY, IpText::new),
+        client_ip: peer,
         buf: Vec::new(),
         start: 0,
         scanner: HeadScanner::new(),
@@ -115,7 +112,7 @@ pub async fn serve(
         random: fastrand::Rng::with_seed(worker.seed()),
         listener,
         worker,
-        log: log.map(|log| RequestLog::new(log, peer.ip())),
+        log: log.map(|log| RequestLog::new(log, peer)),
         upstream: None,
         canceller: Some(Canceller::new()),
     };
@@ -155,11 +152,11 @@ enum Body {
 
 pub(super) struct Connection<'l> {
     pub(super) stream: Downstream,
-    pub(super) peer: SocketAddr,
+    pub(super) peer: Peer,
     /// The peer's address as text, rendered once for the forwarding headers.
     pub(super) peer_text: IpText,
     /// The client's address as the trust policy resolved it (the peer by default).
-    pub(super) client_ip: IpAddr,
+    pub(super) client_ip: Peer,
     /// Bytes received; `buf[start..]` are not yet consumed. Empty with no capacity while
     /// the connection is idle.
     pub(super) buf: Vec<u8>,
@@ -276,7 +273,7 @@ impl Connection<'_> {
                 self.client_ip = stages::upstream_request(
                     &mut self.request,
                     head,
-                    (self.peer.ip(), &self.peer_text),
+                    (self.peer, &self.peer_text),
                     &l.proxy,
                     &mut self.random,
                     &mut self.scratch,

@@ -27,7 +27,7 @@ use super::{
     body::{reframe, RequestBody},
     connection::Connection,
     deadline::Deadline,
-    forward::{Forwarded, Next},
+    outcome::{Forwarded, Next},
     stop::Stop,
 };
 use crate::{

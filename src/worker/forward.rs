@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use crate::filter::Chain;
 
-use super::{body::RequestBody, connection::Connection, deadline::Deadline, stop::Stop};
+use super::{
+    body::RequestBody, connection::Connection, deadline::Deadline, outcome::Forwarded, stop::Stop,
+};
 use crate::{
     config::ExpectContinue,
     error::{Error, ErrorKind, Side},
@@ -21,24 +23,6 @@ use crate::{
     stats::names::cluster as cx,
     upstream::ClusterSnapshot,
 };
-
-/// How the client connection goes on after an exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Next {
-    /// Read the next request.
-    KeepAlive,
-    /// Close: the response said `connection: close`, or its end is the connection's.
-    Close,
-}
-
-/// A completed exchange.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Forwarded {
-    pub next: Next,
-    pub status: u16,
-    /// Bytes sent to the client (head and body).
-    pub sent: u64,
-}
 
 impl Connection<'_> {
     /// Forwards the request whose head is `buf[start..start + head_len]` to `cluster`,

@@ -42,7 +42,7 @@ impl Listeners {
     pub fn apply(
         &mut self,
         snapshot: Snapshot,
-        sockets: Vec<(String, std::net::TcpListener)>,
+        sockets: Vec<(String, crate::listen::ListenSocket)>,
         shared: &Shared,
     ) -> Result<(), String> {
         let mut fresh: HashMap<String, Vec<Acceptor>> = HashMap::new();

@@ -18,10 +18,12 @@ mod body;
 mod connection;
 mod deadline;
 mod downstream;
+mod either;
 mod exchange;
 mod forward;
 mod listeners;
 mod lookup;
+mod outcome;
 mod request_log;
 mod stop;
 
@@ -110,7 +112,7 @@ pub enum Command {
         /// The config version, echoed in `Applied`.
         version: u64,
         /// New sockets, by listener name.
-        sockets: Vec<(String, std::net::TcpListener)>,
+        sockets: Vec<(String, crate::listen::ListenSocket)>,
     },
     /// Stop accepting on every listener; keep serving open connections.
     DrainListeners,
@@ -147,8 +149,8 @@ pub struct WorkerSetup {
     pub config: Arc<Config>,
     /// The stats scopes, by listener name.
     pub stats: StatsHandles,
-    /// This worker's socket of each listener's SO_REUSEPORT group, by listener name.
-    pub sockets: Vec<(String, std::net::TcpListener)>,
+    /// This worker's sockets of each listener (see `control::sockets`), by listener name.
+    pub sockets: Vec<(String, crate::listen::ListenSocket)>,
     /// Commands from the control thread.
     pub commands: flume::Receiver<Command>,
     /// Events to the control thread.
@@ -367,7 +369,8 @@ mod tests {
             let stream = monoio::net::TcpStream::connect(std_listener.local_addr().unwrap())
                 .await
                 .unwrap();
-            let peer = stream.peer_addr().unwrap();
+            let peer = crate::peer::Peer::Ip(stream.peer_addr().unwrap().ip());
+            let stream = downstream::Downstream::Tcp(stream);
             let stop = Stop::default();
             let future = connection::serve(stream, peer, listener, &context, &stop, None);
             let size = std::mem::size_of_val(&future);

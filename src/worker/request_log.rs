@@ -10,21 +10,19 @@
 //! Time: the wall clock (`SystemTime`) for the line's timestamp, and the monotonic clock
 //! for the duration, so a clock step during a request cannot make it negative or huge.
 
-use std::{
-    net::IpAddr,
-    time::{Duration, Instant, SystemTime},
-};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::{
     access_log::{LogEntry, ResponseFlags, WorkerLog},
     http1::{Request, Version},
+    peer::Peer,
 };
 
 /// One connection's view of the worker's access log.
 #[derive(Debug)]
 pub struct RequestLog<'l> {
     log: &'l WorkerLog,
-    client: IpAddr,
+    client: Peer,
     /// When the current request's first byte was seen.
     began: Option<(SystemTime, Instant)>,
     /// Head and body bytes of the current request read so far.
@@ -38,7 +36,7 @@ pub struct RequestLog<'l> {
 
 impl<'l> RequestLog<'l> {
     /// The log state of a connection from `client`.
-    pub fn new(log: &'l WorkerLog, client: IpAddr) -> Self {
+    pub fn new(log: &'l WorkerLog, client: Peer) -> Self {
         RequestLog {
             log,
             client,

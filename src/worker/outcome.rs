@@ -1,0 +1,21 @@
+//! What a forwarded exchange ends with, as the connection loop reads it: the one type
+//! the loop (`connection`) and the forwarding code (`forward`, `exchange`) share, in a
+//! module of its own so that neither imports the other.
+
+/// How the client connection goes on after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// Close: the response said `connection: close`, or its end is the connection's.
+    Close,
+}
+
+/// A completed exchange.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Forwarded {
+    pub next: Next,
+    pub status: u16,
+    /// Bytes sent to the client (head and body).
+    pub sent: u64,
+}
