@@ -52,7 +52,7 @@ fn one_request(raw: &[u8], chain: &Chain, request: &mut Request, out: &mut Vec<u
 fn chains(c: &mut Criterion) {
     let raw = raw();
     let plain = Chain::default();
-    let edits = Chain::build(&HeaderMutations::default(), &five_edits());
+    let edits = Chain::build(&HeaderMutations::default(), &five_edits(), None);
     let mut group = c.benchmark_group("chain");
     for (name, chain) in [("no filters", &plain), ("five header edits", &edits)] {
         let mut request = Request::new();

@@ -24,6 +24,7 @@ fn table() -> Vec<Route> {
         timeout: Duration::from_secs(15),
         conditions: RouteConditions::default(),
         headers: Default::default(),
+        max_request_body: None,
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

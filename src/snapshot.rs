@@ -165,9 +165,11 @@ impl ListenerSnapshot {
         let h = &listener.http1;
         ListenerSnapshot {
             name: listener.name.as_str().into(),
-            router: Router::for_listener(&listener.routes, &listener.headers, |name| {
-                clusters.iter().position(|c| c.name == name)
-            }),
+            router: Router::for_listener(
+                &listener.routes,
+                (&listener.headers, listener.proxy.max_request_body),
+                |name| clusters.iter().position(|c| c.name == name),
+            ),
             path_normalization: listener.path_normalization,
             limits: http1::Limits {
                 max_request_line: h.max_request_line,

@@ -76,6 +76,7 @@ fn example_parses_to_expected_values() {
                 timeout: Duration::from_secs(2),
                 conditions: Default::default(),
                 headers: Default::default(),
+                max_request_body: None,
             },
             Route {
                 matcher: RouteMatch::Path("/healthz".into()),
@@ -87,6 +88,7 @@ fn example_parses_to_expected_values() {
                 timeout: Duration::from_secs(15),
                 conditions: Default::default(),
                 headers: Default::default(),
+                max_request_body: None,
             },
         ]
     );

@@ -71,6 +71,7 @@ const ROUTE_KEYS: &[&str] = &[
     "cluster",
     "direct_response",
     "timeout",
+    "max_request_body",
     // Header edits, decoded in decode_headers.rs.
     "request_headers_to_add",
     "request_headers_to_remove",
@@ -367,6 +368,18 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         None => Some(Route::DEFAULT_TIMEOUT),
     };
     let headers = decode_headers::mutations(&map, diag);
+    let max_request_body = match map.optional("max_request_body") {
+        // Like `timeout`: a direct response reads no body to limit.
+        Some(n) if map.has("direct_response") => {
+            n.error(
+                diag,
+                "`max_request_body` applies only to routes with a `cluster`",
+            );
+            None
+        }
+        Some(n) => size(&n, diag).map(|s| Some(s as u64)),
+        None => Some(None),
+    };
     let (matcher, conditions) = matched?;
     Some(Route {
         matcher,
@@ -374,6 +387,7 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         timeout: timeout?,
         conditions,
         headers: headers?,
+        max_request_body: max_request_body?,
     })
 }
 

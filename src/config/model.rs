@@ -176,6 +176,8 @@ pub struct Route {
     /// Header edits of this route (after the listener's on requests, before them on
     /// responses).
     pub headers: HeaderMutations,
+    /// Largest request body; replaces the listener's `max_request_body` for this route.
+    pub max_request_body: Option<u64>,
 }
 
 /// Header fields to add and remove on requests and responses (Envoy's

@@ -5,7 +5,7 @@
 //! writes the head upstream as spans of its read buffer with the overlay applied. Names
 //! are compared ASCII-case-insensitively; added fields are written as given.
 
-use crate::http1::{HeaderEntry, Method, Overlay, Request, Response};
+use crate::http1::{BodyFraming, HeaderEntry, Method, Overlay, Request, Response};
 
 /// A request head, for filters.
 #[derive(Debug)]
@@ -40,6 +40,14 @@ impl<'a> RequestHead<'a> {
     /// The first received value of `name`, unless a filter removed it.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         find(&self.request.headers, &self.request.overlay, self.buf, name)
+    }
+
+    /// The body's declared length, when it has one (not for a chunked body).
+    pub fn content_length(&self) -> Option<u64> {
+        match self.request.framing {
+            BodyFraming::ContentLength(n) => Some(n),
+            BodyFraming::None | BodyFraming::Chunked => None,
+        }
     }
 
     /// Removes every received field named `name`.

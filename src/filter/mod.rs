@@ -3,7 +3,8 @@
 //! Design (`../shared/docs/extension-points.md` compares Envoy, Pingora, linkerd2-proxy,
 //! Caddy and monolake): a chain is an array of [`Filter`]s, an enum dispatched with a
 //! `match` (no trait objects, no allocation per request), compiled once per route when a
-//! worker builds its snapshot: the listener's filters, then the route's. A route whose
+//! worker builds its snapshot: the body limit (the route's, else the listener's), then the
+//! listener's header edits, then the route's. A route whose
 //! chain is empty pays one length check per request. Filters see the exchange through
 //! protocol-neutral views ([`RequestHead`], [`ResponseHead`]) whose edits go to the
 //! codec's overlay: HTTP/1.1 keeps its offsets into the read buffer, and HTTP/2 will fill
@@ -24,22 +25,30 @@
 //!    access log and the allocation counter now, per-route stats, spans and outlier
 //!    observations as the filters that make them arrive.
 //!
+//! Request body: each piece of payload (after chunked decoding) passes the chain's
+//! request side in order ([`Chain::on_request_body`]) as it streams upstream, with the
+//! payload count so far; a filter may fail the request there (the body limit does). The
+//! pumps call it only for a chain that has a body filter, so the plain path and header
+//! edits pay one flag check per piece. Buffering a body within a limit (Envoy's buffer
+//! filter) will hold pieces in the filter's per-request state; response bodies get the
+//! same hook with the first filter that reads them (compression).
+//!
 //! A filter that must wait (a fault delay, a rate-limit lease, keys fetched off the
 //! worker) will be an `async` variant awaited on the request's own worker: the request
-//! pauses and resumes on the same thread; nothing waits for another thread. Body hooks
-//! (observe or buffer within a limit) come with the first filter that needs them; the
-//! plain path never buffers.
+//! pauses and resumes on the same thread; nothing waits for another thread.
 
+mod body_limit;
 mod head;
 mod header_mutation;
 pub mod stages;
 
 use std::rc::Rc;
 
+pub use body_limit::BodyLimit;
 pub use head::{RequestHead, ResponseHead};
 pub use header_mutation::HeaderMutation;
 
-use crate::{config, local_reply::Reply};
+use crate::{config, error::ErrorKind, local_reply::Reply};
 
 /// What a filter decided about a request.
 #[derive(Debug)]
@@ -48,11 +57,16 @@ pub enum Verdict<'c> {
     Continue,
     /// Answer with this reply instead of going upstream.
     Respond(&'c Reply),
+    /// Refuse the request as this error (its status and reply come from the listener's
+    /// reply profile, as for the same error found anywhere else).
+    Fail(ErrorKind),
 }
 
 /// One filter of a chain, with its compiled configuration.
 #[derive(Debug)]
 pub enum Filter {
+    /// Refuses request bodies over a size (413).
+    BodyLimit(BodyLimit),
     /// Adds, replaces and removes header fields on the request and the response.
     Headers(HeaderMutation),
 }
@@ -60,6 +74,10 @@ pub enum Filter {
 impl Filter {
     fn on_request(&self, head: &mut RequestHead<'_>) -> Verdict<'_> {
         match self {
+            Filter::BodyLimit(b) => match b.on_request(head) {
+                Ok(()) => Verdict::Continue,
+                Err(kind) => Verdict::Fail(kind),
+            },
             Filter::Headers(h) => {
                 h.on_request(head);
                 Verdict::Continue
@@ -67,14 +85,30 @@ impl Filter {
         }
     }
 
+    fn on_request_body(&self, _piece: &[u8], received: u64) -> Result<(), ErrorKind> {
+        match self {
+            Filter::BodyLimit(b) => b.on_request_body(received),
+            Filter::Headers(_) => Ok(()),
+        }
+    }
+
+    fn reads_request_body(&self) -> bool {
+        match self {
+            Filter::BodyLimit(_) => true,
+            Filter::Headers(_) => false,
+        }
+    }
+
     fn on_response(&self, head: &mut ResponseHead<'_>) {
         match self {
+            Filter::BodyLimit(_) => {}
             Filter::Headers(h) => h.on_response(head),
         }
     }
 
     fn local_reply_headers(&self, out: &mut Vec<u8>) {
         match self {
+            Filter::BodyLimit(_) => {}
             Filter::Headers(h) => h.local_reply_headers(out),
         }
     }
@@ -82,44 +116,76 @@ impl Filter {
 
 /// The filters of one route, listener's first, compiled for one worker.
 #[derive(Debug, Clone)]
-pub struct Chain(Rc<[Filter]>);
+pub struct Chain {
+    filters: Rc<[Filter]>,
+    /// Some filter reads request body pieces (the pumps skip the chain otherwise).
+    reads_request_body: bool,
+}
 
 impl Default for Chain {
     fn default() -> Self {
-        Chain(Rc::from(Vec::new()))
+        Chain::new(Vec::new())
     }
 }
 
 impl Chain {
-    /// Compiles the listener's and the route's filters, in that order.
-    pub fn build(listener: &config::HeaderMutations, route: &config::HeaderMutations) -> Chain {
-        let filters: Vec<Filter> = [listener, route]
+    fn new(filters: Vec<Filter>) -> Chain {
+        Chain {
+            reads_request_body: filters.iter().any(Filter::reads_request_body),
+            filters: Rc::from(filters),
+        }
+    }
+
+    /// Compiles a route's chain: the body limit (the route's, else the listener's),
+    /// then the listener's header edits, then the route's.
+    pub fn build(
+        listener: &config::HeaderMutations,
+        route: &config::HeaderMutations,
+        max_request_body: Option<u64>,
+    ) -> Chain {
+        let limit = max_request_body.map(|max| Filter::BodyLimit(BodyLimit::new(max)));
+        let headers = [listener, route]
             .into_iter()
             .filter(|m| !m.is_empty())
-            .map(|m| Filter::Headers(HeaderMutation::compile(m)))
-            .collect();
-        Chain(Rc::from(filters))
+            .map(|m| Filter::Headers(HeaderMutation::compile(m)));
+        Chain::new(limit.into_iter().chain(headers).collect())
     }
 
     /// Whether the chain has no filter (the plain path).
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.filters.is_empty()
     }
 
-    /// Runs the request side, in order, until a filter answers.
+    /// Whether request body pieces must be shown to the chain.
+    #[inline]
+    pub fn reads_request_body(&self) -> bool {
+        self.reads_request_body
+    }
+
+    /// Runs the request side, in order, until a filter answers or fails the request.
     pub fn on_request(&self, head: &mut RequestHead<'_>) -> Verdict<'_> {
-        for filter in self.0.iter() {
-            if let Verdict::Respond(reply) = filter.on_request(head) {
-                return Verdict::Respond(reply);
+        for filter in self.filters.iter() {
+            match filter.on_request(head) {
+                Verdict::Continue => {}
+                decided => return decided,
             }
         }
         Verdict::Continue
     }
 
+    /// Shows one piece of request payload to the request side, in order; `received`
+    /// counts the payload so far, this piece included. An error fails the request.
+    pub fn on_request_body(&self, piece: &[u8], received: u64) -> Result<(), ErrorKind> {
+        for filter in self.filters.iter() {
+            filter.on_request_body(piece, received)?;
+        }
+        Ok(())
+    }
+
     /// Runs the response side, in reverse order.
     pub fn on_response(&self, head: &mut ResponseHead<'_>) {
-        for filter in self.0.iter().rev() {
+        for filter in self.filters.iter().rev() {
             filter.on_response(head);
         }
     }
@@ -127,7 +193,7 @@ impl Chain {
     /// Appends the header lines the response side adds to a reply ringway writes
     /// itself (a direct response, an error), in reverse order, as for a response.
     pub fn local_reply_headers(&self, out: &mut Vec<u8>) {
-        for filter in self.0.iter().rev() {
+        for filter in self.filters.iter().rev() {
             filter.local_reply_headers(out);
         }
     }

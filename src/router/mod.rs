@@ -134,14 +134,19 @@ impl Router {
     /// Compiles a listener's routes. `cluster_index` resolves a cluster name, which the
     /// config has already validated.
     pub fn build(routes: &[config::Route], cluster_index: impl Fn(&str) -> Option<usize>) -> Self {
-        Router::for_listener(routes, &config::HeaderMutations::default(), cluster_index)
+        Router::for_listener(
+            routes,
+            (&config::HeaderMutations::default(), None),
+            cluster_index,
+        )
     }
 
     /// Like [`Router::build`], with the listener's header edits compiled into each
-    /// route's filter chain ahead of the route's own.
+    /// route's filter chain ahead of the route's own, and the listener's body limit for
+    /// routes without their own.
     pub fn for_listener(
         routes: &[config::Route],
-        listener_headers: &config::HeaderMutations,
+        (listener_headers, max_request_body): (&config::HeaderMutations, Option<u64>),
         cluster_index: impl Fn(&str) -> Option<usize>,
     ) -> Self {
         let mut compiled = Vec::with_capacity(routes.len());
@@ -167,7 +172,11 @@ impl Router {
             };
             compiled.push(Route {
                 action,
-                filters: Chain::build(listener_headers, &route.headers),
+                filters: Chain::build(
+                    listener_headers,
+                    &route.headers,
+                    route.max_request_body.or(max_request_body),
+                ),
                 timeout: route.timeout,
                 index,
                 path,

@@ -27,6 +27,7 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         timeout: Duration::from_secs(15),
         conditions,
         headers: Default::default(),
+        max_request_body: None,
     }
 }
 

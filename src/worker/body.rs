@@ -16,6 +16,7 @@ use monoio::{buf::IoBuf, io::AsyncWriteRentExt};
 use super::{connection::Connection, deadline::Deadline};
 use crate::{
     error::{Cause, Error, ErrorKind, Side},
+    filter::Chain,
     http1::{self, BodyFraming, ChunkEvent, ChunkedDecoder, ChunkedEncoder},
     upstream::conn::WriteHalf,
 };
@@ -39,16 +40,24 @@ pub(super) enum RequestBody {
 
 impl Connection<'_> {
     /// Moves the body bytes that arrived with the head into `out` (re-framing a chunked
-    /// body), and says what is still to come.
+    /// body), and says what is still to come. `chain` sees the payload (the module note
+    /// of `filter`).
     pub(super) fn buffered_request_body(
         &mut self,
         out: &mut Vec<u8>,
+        chain: &Chain,
     ) -> Result<RequestBody, Error> {
         match self.request.framing {
             BodyFraming::None | BodyFraming::ContentLength(0) => Ok(RequestBody::Complete),
             BodyFraming::ContentLength(length) => {
                 let available = self.buf.len() - self.start;
                 let take = usize::try_from(length).map_or(available, |n| n.min(available));
+                if chain.reads_request_body() {
+                    let piece = &self.buf[self.start..self.start + take];
+                    chain
+                        .on_request_body(piece, take as u64)
+                        .map_err(|kind| Error::new(kind, Side::Client))?;
+                }
                 let copy = take.min(out.capacity() - out.len());
                 out.extend_from_slice(&self.buf[self.start..self.start + copy]);
                 self.start += copy;
@@ -66,26 +75,26 @@ impl Connection<'_> {
                 let decoder = &mut self.request_decoder;
                 decoder.reset();
                 let mut payload = 0;
-                let (consumed, done) =
-                    reframe(decoder, &self.buf[self.start..], out, false, &mut payload).map_err(
-                        |e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client),
-                    )?;
+                let mut refused = Ok(());
+                let mut observe = observer(chain, &mut refused);
+                let (consumed, done) = reframe(
+                    decoder,
+                    &self.buf[self.start..],
+                    out,
+                    false,
+                    (&mut payload, &mut observe),
+                )
+                .map_err(|e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client))?;
                 self.start += consumed;
                 self.count_received(consumed as u64);
-                self.check_body_size(payload)?;
+                drop(observe);
+                refused.map_err(|kind| Error::new(kind, Side::Client))?;
                 Ok(if done {
                     RequestBody::Complete
                 } else {
                     RequestBody::Chunked(payload)
                 })
             }
-        }
-    }
-
-    fn check_body_size(&self, payload: u64) -> Result<(), Error> {
-        match self.listener.proxy.max_request_body {
-            Some(max) if payload > max => Err(Error::new(ErrorKind::RequestTooLarge, Side::Client)),
-            _ => Ok(()),
         }
     }
 
@@ -116,10 +125,15 @@ impl Connection<'_> {
     pub(super) async fn pump_request_body(
         &mut self,
         upstream: &mut WriteHalf<'_>,
-        body: &mut RequestBody,
+        (body, chain): (&mut RequestBody, &Chain),
         out: &mut Vec<u8>,
         deadline: &mut Deadline<'_>,
     ) -> Result<(), Error> {
+        // A failure found in the body: the upstream has seen part of it.
+        let refuse = |kind| Error {
+            request_written: true,
+            ..Error::new(kind, Side::Client)
+        };
         loop {
             // Bytes left in the read buffer (they did not fit in the write chunk) go first.
             let buffered = self.start < self.buf.len();
@@ -131,6 +145,15 @@ impl Connection<'_> {
                     }
                     let available = self.buf.len() - self.start;
                     let take = usize::try_from(*remaining).map_or(available, |r| r.min(available));
+                    if chain.reads_request_body() {
+                        let piece = &self.buf[self.start..self.start + take];
+                        let declared = match self.request.framing {
+                            BodyFraming::ContentLength(n) => n,
+                            BodyFraming::None | BodyFraming::Chunked => 0,
+                        };
+                        let received = declared - (*remaining - take as u64);
+                        chain.on_request_body(piece, received).map_err(refuse)?;
+                    }
                     self.write_buffered(upstream, take, deadline).await?;
                     self.start += take;
                     self.count_received(take as u64);
@@ -145,22 +168,20 @@ impl Connection<'_> {
                     }
                     out.clear();
                     let decoder = &mut self.request_decoder;
-                    let (consumed, done) =
-                        reframe(decoder, &self.buf[self.start..], out, false, payload).map_err(
-                            |e| Error {
-                                request_written: true,
-                                ..Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client)
-                            },
-                        )?;
+                    let mut refused = Ok(());
+                    let mut observe = observer(chain, &mut refused);
+                    let (consumed, done) = reframe(
+                        decoder,
+                        &self.buf[self.start..],
+                        out,
+                        false,
+                        (payload, &mut observe),
+                    )
+                    .map_err(|e| refuse(ErrorKind::BadRequestBody(e.status())))?;
                     self.start += consumed;
                     self.count_received(consumed as u64);
-                    let payload = *payload;
-                    if let Err(e) = self.check_body_size(payload) {
-                        return Err(Error {
-                            request_written: true,
-                            ..e
-                        });
-                    }
+                    drop(observe);
+                    refused.map_err(refuse)?;
                     if !out.is_empty() {
                         let write = deadline.within(upstream.write_all(std::mem::take(out)));
                         let (result, back) = match write.await {
@@ -181,6 +202,20 @@ impl Connection<'_> {
     }
 }
 
+/// Shows decoded pieces to `chain` (when it reads bodies), keeping the first refusal in
+/// `refused`: decoding goes on to the end of the input, and nothing more is sent.
+fn observer<'a>(
+    chain: &'a Chain,
+    refused: &'a mut Result<(), ErrorKind>,
+) -> impl FnMut(&[u8], u64) + 'a {
+    let reads = chain.reads_request_body();
+    move |piece, received| {
+        if reads && refused.is_ok() {
+            *refused = chain.on_request_body(piece, received);
+        }
+    }
+}
+
 /// What re-framing adds to one data piece: its size line (at most 16 hex digits and
 /// CRLF) and the CRLF after the data.
 const PIECE_FRAMING: usize = 18 + ChunkedEncoder::CHUNK_END.len();
@@ -191,13 +226,14 @@ const PIECE_FRAMING: usize = 18 + ChunkedEncoder::CHUNK_END.len();
 /// call, so `out` does not grow (it can only when trailers that came in earlier reads
 /// are written at the end, which is rare). Returns the bytes consumed (fewer than
 /// `input.len()` only when the body ended or `out` is full) and whether the body ended;
-/// adds the payload size to `payload`.
+/// adds the payload size to `payload`, and shows each data piece to `observe` with the
+/// payload so far.
 pub(super) fn reframe(
     decoder: &mut ChunkedDecoder,
     input: &[u8],
     out: &mut Vec<u8>,
     raw: bool,
-    payload: &mut u64,
+    (payload, observe): (&mut u64, &mut impl FnMut(&[u8], u64)),
 ) -> Result<(usize, bool), http1::ParseError> {
     if out.is_empty() && out.capacity() <= PIECE_FRAMING {
         // Never the case with a pool chunk; room for progress all the same.
@@ -212,6 +248,7 @@ pub(super) fn reframe(
             Some(ChunkEvent::Data(range)) => {
                 let data = &input[pos + range.start..pos + range.end];
                 *payload += data.len() as u64;
+                observe(data, *payload);
                 if !raw {
                     out.extend_from_slice(ChunkedEncoder::size_line(data.len() as u64).as_ref());
                 }
@@ -240,6 +277,17 @@ pub(super) fn reframe(
 mod tests {
     use super::*;
 
+    /// `reframe` without an observer.
+    fn decode(
+        d: &mut ChunkedDecoder,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        raw: bool,
+        payload: &mut u64,
+    ) -> Result<(usize, bool), http1::ParseError> {
+        reframe(d, input, out, raw, (payload, &mut |_, _| {}))
+    }
+
     #[test]
     fn reframing_never_grows_the_write_chunk() {
         let limits = http1::Limits::default();
@@ -260,7 +308,7 @@ mod tests {
             let (mut pos, mut payload, mut done) = (0, 0, false);
             while !done {
                 let (consumed, finished) =
-                    reframe(&mut d, &wire[pos..], &mut out, false, &mut payload).unwrap();
+                    decode(&mut d, &wire[pos..], &mut out, false, &mut payload).unwrap();
                 assert_eq!(out.capacity(), capacity, "the chunk grew");
                 assert!(consumed > 0 || finished || !out.is_empty());
                 pos += consumed;
@@ -284,21 +332,21 @@ mod tests {
         let mut out = Vec::new();
         let mut payload = 0;
         let mut d = ChunkedDecoder::new(&limits);
-        let (consumed, done) = reframe(&mut d, wire, &mut out, false, &mut payload).unwrap();
+        let (consumed, done) = decode(&mut d, wire, &mut out, false, &mut payload).unwrap();
         assert!(done);
         assert_eq!(&wire[consumed..], b"NEXT");
         assert_eq!(out, b"3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n");
         assert_eq!(payload, 5);
         let mut raw = Vec::new();
         let mut d = ChunkedDecoder::new(&limits);
-        reframe(&mut d, wire, &mut raw, true, &mut payload).unwrap();
+        decode(&mut d, wire, &mut raw, true, &mut payload).unwrap();
         assert_eq!(raw, b"abcde");
         // Split input: nothing is lost between calls.
         let mut out = Vec::new();
         let mut d = ChunkedDecoder::new(&limits);
-        let (a, done_a) = reframe(&mut d, &wire[..6], &mut out, false, &mut payload).unwrap();
+        let (a, done_a) = decode(&mut d, &wire[..6], &mut out, false, &mut payload).unwrap();
         assert!(!done_a);
-        let (_, done_b) = reframe(&mut d, &wire[a..], &mut out, false, &mut payload).unwrap();
+        let (_, done_b) = decode(&mut d, &wire[a..], &mut out, false, &mut payload).unwrap();
         assert!(done_b);
         assert_eq!(out, b"3\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n");
     }

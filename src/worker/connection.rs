@@ -268,6 +268,8 @@ impl Connection<'_> {
 
             let chain = route.map(|r| &r.filters);
             let (mut reply, mut cluster) = (reply, cluster);
+            // A filter refused the request for its body: answer without reading it.
+            let mut refused_body = false;
             if cluster.is_some() {
                 // The fixed request stage, then the route's filters (`filter`).
                 self.client_ip = stages::upstream_request(
@@ -280,8 +282,15 @@ impl Connection<'_> {
                 );
                 if let Some(chain) = chain.filter(|c| !c.is_empty()) {
                     let mut view = RequestHead::new(&mut self.request, head);
-                    if let Verdict::Respond(answer) = chain.on_request(&mut view) {
-                        (reply, cluster) = (answer, None);
+                    match chain.on_request(&mut view) {
+                        Verdict::Continue => {}
+                        Verdict::Respond(answer) => (reply, cluster) = (answer, None),
+                        Verdict::Fail(kind) => {
+                            flags = error_flags(kind);
+                            let kind = Error::new(kind, Side::Client).reply();
+                            let kind = kind.unwrap_or(LocalReplyKind::BadRequest);
+                            (reply, cluster, refused_body) = (l.replies.get(kind), None, true);
+                        }
                     }
                 }
             }
@@ -333,7 +342,7 @@ impl Connection<'_> {
                     || self.request.version == Version::Http10
                     || stop.is_stopped()
                     || l.is_retired();
-                match self.discard_body().await {
+                match self.discard_body(refused_body).await {
                     Body::Consumed => {}
                     Body::Left => close = true,
                     Body::Failed(None) => {
@@ -581,12 +590,16 @@ impl Connection<'_> {
 
     /// Reads and drops the request's body, if it is small enough to be worth it, within
     /// the same limits as a forwarded body (`request_timeout`, `stream_idle_timeout`).
-    async fn discard_body(&mut self) -> Body {
+    async fn discard_body(&mut self, refused: bool) -> Body {
         if matches!(
             self.request.framing,
             BodyFraming::None | BodyFraming::ContentLength(0)
         ) {
             return Body::Consumed;
+        }
+        if refused {
+            // Refused for its body (too large): not worth reading.
+            return Body::Left;
         }
         let l = self.listener;
         let now = Instant::now();

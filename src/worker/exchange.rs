@@ -119,8 +119,15 @@ impl Connection<'_> {
 
         let mut ubuf = self.worker.bufs.take();
         let sent = if matches!(body, RequestBody::Length(_) | RequestBody::Chunked(_)) {
-            self.send_body(conn, body, out, &mut ubuf, deadline, answer_continue)
-                .await
+            self.send_body(
+                conn,
+                (body, chain),
+                out,
+                &mut ubuf,
+                deadline,
+                answer_continue,
+            )
+            .await
         } else {
             Ok(Sent::Body)
         };
@@ -150,7 +157,7 @@ impl Connection<'_> {
     async fn send_body(
         &mut self,
         conn: &mut UpstreamConn,
-        body: &mut RequestBody,
+        (body, chain): (&mut RequestBody, &Chain),
         out: &mut Vec<u8>,
         ubuf: &mut Vec<u8>,
         deadline: &mut Deadline<'_>,
@@ -180,8 +187,12 @@ impl Connection<'_> {
         let limits = &self.listener.limits;
         let mut watch = std::pin::pin!(watch_response(&mut upstream_read, ubuf, limits));
         let early = {
-            let mut pump =
-                std::pin::pin!(self.pump_request_body(&mut upstream_write, body, out, deadline));
+            let mut pump = std::pin::pin!(self.pump_request_body(
+                &mut upstream_write,
+                (body, chain),
+                out,
+                deadline
+            ));
             monoio::select! {
                 pumped = &mut pump => {
                     pumped?;
@@ -409,9 +420,14 @@ impl Connection<'_> {
                 let decoder = &mut self.response_decoder;
                 decoder.reset();
                 let mut payload = 0;
-                let (consumed, finished) =
-                    reframe(decoder, &ubuf[pos..], out, raw_chunks, &mut payload)
-                        .map_err(|_| Error::bad_response(false))?;
+                let (consumed, finished) = reframe(
+                    decoder,
+                    &ubuf[pos..],
+                    out,
+                    raw_chunks,
+                    (&mut payload, &mut |_, _| {}),
+                )
+                .map_err(|_| Error::bad_response(false))?;
                 pos += consumed;
                 finished
             }
@@ -483,9 +499,14 @@ impl Connection<'_> {
                     out.clear();
                     let mut payload = 0;
                     let decoder = &mut self.response_decoder;
-                    let (consumed, finished) =
-                        reframe(decoder, &ubuf[..], out, raw_chunks, &mut payload)
-                            .map_err(|_| Error::bad_response(true))?;
+                    let (consumed, finished) = reframe(
+                        decoder,
+                        &ubuf[..],
+                        out,
+                        raw_chunks,
+                        (&mut payload, &mut |_, _| {}),
+                    )
+                    .map_err(|_| Error::bad_response(true))?;
                     pos = consumed;
                     done = finished;
                     0

@@ -37,13 +37,6 @@ impl Connection<'_> {
         stop: &Stop,
     ) -> Result<Forwarded, Error> {
         let l = self.listener;
-        if let (Some(max), BodyFraming::ContentLength(n)) =
-            (l.proxy.max_request_body, self.request.framing)
-        {
-            if n > max {
-                return Err(Error::new(ErrorKind::RequestTooLarge, Side::Client));
-            }
-        }
         let idempotent = matches!(
             self.request.method,
             Method::Get
@@ -66,7 +59,7 @@ impl Connection<'_> {
         let mut out = self.worker.bufs.take();
         self.build_request_head(head_len, picked.host(), &mut out);
         self.start += head_len;
-        let mut body = match self.buffered_request_body(&mut out) {
+        let mut body = match self.buffered_request_body(&mut out, chain) {
             Ok(body) => body,
             Err(e) => {
                 self.worker.bufs.give(out);
