@@ -14,16 +14,12 @@
 //! them up to the drain timeout, report `Stopped`).
 
 mod accept;
-mod body;
 mod connection;
 mod deadline;
 mod downstream;
 mod either;
-mod exchange;
-mod forward;
 mod listeners;
 mod lookup;
-mod outcome;
 mod request_log;
 mod stop;
 

@@ -13,7 +13,8 @@
 
 use monoio::{buf::IoBuf, io::AsyncWriteRentExt};
 
-use super::{connection::Connection, deadline::Deadline};
+use super::Connection;
+use crate::worker::deadline::Deadline;
 use crate::{
     error::{Cause, Error, ErrorKind, Side},
     filter::Chain,

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::filter::Chain;
 
-use super::{
-    body::RequestBody, connection::Connection, deadline::Deadline, outcome::Forwarded, stop::Stop,
-};
+use super::{body::RequestBody, outcome::Forwarded, Connection};
+use crate::worker::{deadline::Deadline, stop::Stop};
 use crate::{
     config::ExpectContinue,
     error::{Error, ErrorKind, Side},

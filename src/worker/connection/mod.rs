@@ -51,9 +51,14 @@ use monoio::{
 
 use tracing::debug;
 
+mod body;
+mod exchange;
+mod forward;
+mod outcome;
+
 use super::{
-    deadline::Deadline, downstream::Downstream, lookup::Http1Headers, outcome::Next,
-    request_log::RequestLog, stop::Stop, WorkerContext,
+    deadline::Deadline, downstream::Downstream, lookup::Http1Headers, request_log::RequestLog,
+    stop::Stop, WorkerContext,
 };
 use crate::{
     access_log::{ResponseFlags, WorkerLog},
@@ -67,6 +72,7 @@ use crate::{
     snapshot::ListenerSnapshot,
     stats::names::http as rq,
 };
+use outcome::Next;
 
 /// The largest request body (wire bytes) read and discarded to keep a connection open
 /// after a local reply.
@@ -125,7 +131,7 @@ pub async fn serve(
 #[cfg(test)]
 pub(super) const CONNECTION_SIZE: usize = std::mem::size_of::<Connection<'static>>();
 
-pub(super) enum Read {
+enum Read {
     Bytes,
     Closed,
     TimedOut,
@@ -150,38 +156,38 @@ enum Body {
     Failed(Option<LocalReplyKind>),
 }
 
-pub(super) struct Connection<'l> {
-    pub(super) stream: Downstream,
-    pub(super) peer: Peer,
+struct Connection<'l> {
+    stream: Downstream,
+    peer: Peer,
     /// The peer's address as text, rendered once for the forwarding headers.
-    pub(super) peer_text: IpText,
+    peer_text: IpText,
     /// The client's address as the trust policy resolved it (the peer by default).
-    pub(super) client_ip: Peer,
+    client_ip: Peer,
     /// Bytes received; `buf[start..]` are not yet consumed. Empty with no capacity while
     /// the connection is idle.
-    pub(super) buf: Vec<u8>,
-    pub(super) start: usize,
+    buf: Vec<u8>,
+    start: usize,
     scanner: HeadScanner,
-    pub(super) request: Request,
-    pub(super) response: Response,
+    request: Request,
+    response: Response,
     /// Chunked request bodies are decoded here and response bodies in the other one: one
     /// each per connection, reset per body, so a chunked body allocates nothing (the
     /// trailer buffer keeps its capacity).
-    pub(super) request_decoder: ChunkedDecoder,
-    pub(super) response_decoder: ChunkedDecoder,
+    request_decoder: ChunkedDecoder,
+    response_decoder: ChunkedDecoder,
     /// Scratch for normalised paths.
     path: Vec<u8>,
     /// The target forwarded upstream (normalised path and query).
-    pub(super) target: Vec<u8>,
+    target: Vec<u8>,
     /// Scratch for forwarding header values.
-    pub(super) scratch: String,
-    pub(super) random: fastrand::Rng,
-    pub(super) listener: &'l ListenerSnapshot,
-    pub(super) worker: &'l WorkerContext,
+    scratch: String,
+    random: fastrand::Rng,
+    listener: &'l ListenerSnapshot,
+    worker: &'l WorkerContext,
     /// The access log's per-request state; `None` without an access log.
-    pub(super) log: Option<RequestLog<'l>>,
+    log: Option<RequestLog<'l>>,
     /// The endpoint the current request went to (for the access log).
-    pub(super) upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
+    upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
     /// Cancels the hot read when its window passes (one per connection, reused).
     ///
     /// An `Option` so that it can be moved out to `cancel` without building a default
@@ -515,7 +521,7 @@ impl Connection<'_> {
     }
 
     /// Reads more bytes after `buf[start..]`, moving unconsumed bytes to the front first.
-    pub(super) async fn read_more(&mut self, timeout: Duration) -> Read {
+    async fn read_more(&mut self, timeout: Duration) -> Read {
         let Some(buf) = self.read_buffer() else {
             return Read::Closed;
         };
@@ -532,7 +538,7 @@ impl Connection<'_> {
 
     /// Reads more request body bytes, like [`Connection::read_more`], within the
     /// exchange's limits.
-    pub(super) async fn read_body(&mut self, deadline: &mut Deadline<'_>) -> Result<(), Error> {
+    async fn read_body(&mut self, deadline: &mut Deadline<'_>) -> Result<(), Error> {
         let gone = |cause| {
             Error {
                 request_written: true,
@@ -700,7 +706,7 @@ impl Connection<'_> {
     }
 
     /// Body bytes read for the current request (for the access log).
-    pub(super) fn count_received(&mut self, bytes: u64) {
+    fn count_received(&mut self, bytes: u64) {
         if let Some(log) = &mut self.log {
             log.add_received(bytes);
         }
@@ -743,7 +749,7 @@ impl Connection<'_> {
 
     /// Half-closes and reads what the client still sends, for a bounded time and size,
     /// so the kernel does not answer unread bytes with a reset that destroys the reply.
-    pub(super) async fn linger(&mut self) {
+    async fn linger(&mut self) {
         if self.stream.shutdown().await.is_err() {
             return;
         }

@@ -25,11 +25,10 @@ use monoio::{
 
 use super::{
     body::{reframe, RequestBody},
-    connection::Connection,
-    deadline::Deadline,
     outcome::{Forwarded, Next},
-    stop::Stop,
+    Connection,
 };
+use crate::worker::{deadline::Deadline, stop::Stop};
 use crate::{
     error::{Cause, Error, ErrorKind, Side},
     filter::{
