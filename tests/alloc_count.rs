@@ -37,6 +37,8 @@ struct Shape {
     warmup: usize,
     measured: usize,
     gap: Duration,
+    /// The answer's status.
+    status: u16,
     /// The most allocations a request of this shape may cost.
     max: f64,
 }
@@ -53,6 +55,29 @@ fn shapes() -> Vec<Shape> {
     chunked_big.extend_from_slice(b"0\r\n\r\n");
     let with_body = |head: &str, body: &[u8]| [head.as_bytes(), body].concat();
     vec![
+        // A regex path rewrite with captures and a literal Host (the routing issue's
+        // budget: 0 allocations).
+        Shape {
+            name: "GET with a regex path rewrite and a host rewrite",
+            request: b"GET /rewritten/orders/42 HTTP/1.1\r\nHost: alloc.test\r\n\r\n".to_vec(),
+            response_body: Vec::new(),
+            warmup: 200,
+            measured: 500,
+            gap: Duration::ZERO,
+            status: 200,
+            max: NONE,
+        },
+        // A redirect, its location built per request.
+        Shape {
+            name: "GET answered with a redirect",
+            request: b"GET /moved/item?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n".to_vec(),
+            response_body: Vec::new(),
+            warmup: 200,
+            measured: 500,
+            gap: Duration::ZERO,
+            status: 308,
+            max: NONE,
+        },
         // A route whose filter chain makes five header edits on the request and two on
         // the response (the pipeline issue's budget: at most one allocation).
         Shape {
@@ -62,6 +87,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 200,
             measured: 500,
             gap: Duration::ZERO,
+            status: 200,
             max: NONE,
         },
         // The performance issue's case: a small keep-alive GET, content-length response.
@@ -72,6 +98,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 200,
             measured: 500,
             gap: Duration::ZERO,
+            status: 200,
             max: NONE,
         },
         // The same from a slow client: each connection's next request comes after
@@ -83,6 +110,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 2,
             measured: 10,
             gap: Duration::from_millis(150),
+            status: 200,
             max: 1.1,
         },
         // A small body each way, the response chunked with a trailer (re-framed).
@@ -96,6 +124,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 200,
             measured: 500,
             gap: Duration::ZERO,
+            status: 200,
             max: NONE,
         },
         // 64 KiB each way: bodies larger than a chunk stream through the pump loops.
@@ -109,6 +138,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 20,
             measured: 100,
             gap: Duration::ZERO,
+            status: 200,
             max: NONE,
         },
         Shape {
@@ -121,6 +151,7 @@ fn shapes() -> Vec<Shape> {
             warmup: 20,
             measured: 100,
             gap: Duration::ZERO,
+            status: 200,
             max: NONE,
         },
     ]
@@ -141,7 +172,7 @@ impl Client {
     fn send(&mut self, shape: &Shape) {
         self.writer.write_all(&shape.request).unwrap();
         let r = read_response(&mut self.reader, false).unwrap();
-        assert_eq!(r.status, 200, "{}", shape.name);
+        assert_eq!(r.status, shape.status, "{}", shape.name);
         assert_eq!(r.header("connection"), None, "keep-alive expected");
         assert!(
             r.body == shape.response_body,
@@ -212,6 +243,12 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
         let (port, admin) = (free_port(), free_port());
         let workers = 2;
         let edited = r#"    routes:
+      - match: { prefix: /rewritten/ }
+        cluster: echo
+        regex_rewrite: { pattern: "^/rewritten/([^/]+)/(.*)$", substitution: "/v2/\\2/\\1" }
+        host_rewrite_literal: backend.internal
+      - match: { prefix: /moved/ }
+        redirect: { https_redirect: true, prefix_rewrite: /new/, response_code: 308 }
       - match: { prefix: /edited/ }
         cluster: echo
         request_headers_to_add:

@@ -77,6 +77,7 @@ fn example_parses_to_expected_values() {
                 conditions: Default::default(),
                 headers: Default::default(),
                 max_request_body: None,
+                rewrite: Default::default(),
             },
             Route {
                 matcher: RouteMatch::Path("/healthz".into()),
@@ -89,6 +90,7 @@ fn example_parses_to_expected_values() {
                 conditions: Default::default(),
                 headers: Default::default(),
                 max_request_body: None,
+                rewrite: Default::default(),
             },
         ]
     );

@@ -11,6 +11,10 @@
 # shared rings), warm up 4 keep-alive connections, zero the counters, send a closed-loop
 # load for 5 s, dump, and print total instructions / requests. Needs valgrind
 # (apt-get install valgrind) and a release build (cargo build --release --workspace).
+#
+# ROUTE_KEYS adds keys to the one route (YAML lines, indented 8 spaces), to measure a
+# feature's cost over the plain route with the same binary, e.g.
+#   ROUTE_KEYS=$'        prefix_rewrite: /v2/\n' loadtest/scripts/instructions-per-request.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
@@ -30,7 +34,7 @@ listeners:
     routes:
       - match: { prefix: / }
         cluster: upstream
-clusters:
+${ROUTE_KEYS:-}clusters:
   - name: upstream
     endpoints: [127.0.0.1:$up]
 YAML

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::addr::{parse_address, parse_socket_addr};
 use super::decode_headers;
 use super::decode_proxy;
+use super::decode_rewrite;
 use super::error::Diagnostics;
 use super::fields::{
     choice, duration, list, marked_name, non_empty_list, optional_count, optional_duration, size,
@@ -70,8 +71,15 @@ const ROUTE_KEYS: &[&str] = &[
     "match",
     "cluster",
     "direct_response",
+    "redirect",
     "timeout",
     "max_request_body",
+    // Rewrites, decoded in decode_rewrite.rs (its REWRITE_KEYS).
+    "prefix_rewrite",
+    "regex_rewrite",
+    "host_rewrite_literal",
+    "host_rewrite_header",
+    "auto_host_rewrite",
     // Header edits, decoded in decode_headers.rs.
     "request_headers_to_add",
     "request_headers_to_remove",
@@ -338,29 +346,40 @@ fn http1(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Http1Settings> {
 fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> Option<Route> {
     let map = node.map(diag, ROUTE_KEYS)?;
     let matched = map.field(diag, "match").and_then(|n| route_match(&n, diag));
-    let action = match (map.optional("cluster"), map.optional("direct_response")) {
-        (Some(cluster), None) => cluster.str(diag).map(|name| {
+    let actions: Vec<_> = ["cluster", "direct_response", "redirect"]
+        .into_iter()
+        .filter_map(|key| map.optional(key).map(|n| (key, n)))
+        .collect();
+    let action = match actions.as_slice() {
+        [("cluster", cluster)] => cluster.str(diag).map(|name| {
             // Existence is checked once all clusters are known (validate).
             marks.cluster_refs.push((name, cluster.clone()));
             RouteAction::Cluster(name.to_owned())
         }),
-        (None, Some(direct)) => direct_response(&direct, diag).map(RouteAction::DirectResponse),
-        (Some(_), Some(_)) => {
+        [("direct_response", direct)] => {
+            direct_response(direct, diag).map(RouteAction::DirectResponse)
+        }
+        [(_, redirect)] => decode_rewrite::redirect(redirect, diag).map(RouteAction::Redirect),
+        [] => {
             map.error(
                 diag,
-                "a route has exactly one of `cluster` or `direct_response`, not both",
+                "a route needs one of `cluster`, `direct_response` or `redirect`",
             );
             None
         }
-        (None, None) => {
-            map.error(diag, "a route needs one of `cluster` or `direct_response`");
+        [_, (_, second), ..] => {
+            second.error(
+                diag,
+                "a route has exactly one of `cluster`, `direct_response` or `redirect`",
+            );
             None
         }
     };
+    let forwards = map.has("cluster");
     let timeout = match map.optional("timeout") {
         // A direct response never waits on an upstream: a timeout there is a mistake
         // (usually a route that lost its `cluster`), not something to silently ignore.
-        Some(n) if map.has("direct_response") => {
+        Some(n) if !forwards => {
             n.error(diag, "`timeout` applies only to routes with a `cluster`");
             None
         }
@@ -370,7 +389,7 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
     let headers = decode_headers::mutations(&map, diag);
     let max_request_body = match map.optional("max_request_body") {
         // Like `timeout`: a direct response reads no body to limit.
-        Some(n) if map.has("direct_response") => {
+        Some(n) if !forwards => {
             n.error(
                 diag,
                 "`max_request_body` applies only to routes with a `cluster`",
@@ -380,6 +399,7 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         Some(n) => size(&n, diag).map(|s| Some(s as u64)),
         None => Some(None),
     };
+    let rewrite = decode_rewrite::rewrite(&map, forwards, diag);
     let (matcher, conditions) = matched?;
     Some(Route {
         matcher,
@@ -388,6 +408,7 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         conditions,
         headers: headers?,
         max_request_body: max_request_body?,
+        rewrite: rewrite?,
     })
 }
 

@@ -18,6 +18,7 @@ mod decode;
 mod decode_headers;
 mod decode_log;
 mod decode_proxy;
+mod decode_rewrite;
 pub mod error;
 mod fields;
 mod model;
@@ -35,9 +36,9 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config,
     DirectResponse, DriverChoice, Endpoint, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch,
-    HeaderMutations, HostMatch, Http1Settings, Listener, PathNormalization, PinWorkers,
-    PoolSettings, ProxySettings, QueryMatch, Route, RouteAction, RouteConditions, RouteMatch,
-    TrustedProxies, ValueMatch, Workers,
+    HeaderMutations, HostMatch, HostRewrite, Http1Settings, Listener, PathNormalization,
+    PathRewrite, PinWorkers, PoolSettings, ProxySettings, QueryMatch, Redirect, RedirectPath,
+    Rewrite, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies, ValueMatch, Workers,
 };
 
 use error::Diagnostics;

@@ -178,6 +178,65 @@ pub struct Route {
     pub headers: HeaderMutations,
     /// Largest request body; replaces the listener's `max_request_body` for this route.
     pub max_request_body: Option<u64>,
+    /// What the upstream is sent instead of the request's path and Host (cluster routes).
+    pub rewrite: Rewrite,
+}
+
+/// Target and Host changes on the way upstream (Envoy's `RouteAction` rewrite fields).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rewrite {
+    pub path: Option<PathRewrite>,
+    pub host: Option<HostRewrite>,
+}
+
+/// A new path from the matched one; the query is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathRewrite {
+    /// The part the route's matcher matched (its prefix, or the whole path for `path` and
+    /// `regex` matchers) is replaced by this (`prefix_rewrite`).
+    Prefix(String),
+    /// Every match of `pattern` in the path is replaced by `substitution`, in which `\N`
+    /// is capture group N (RE2's syntax, as Envoy's `regex_rewrite`).
+    Regex {
+        pattern: String,
+        substitution: String,
+    },
+}
+
+/// Where the upstream's Host comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostRewrite {
+    /// This value (`host_rewrite_literal`).
+    Literal(String),
+    /// The value of this request header, when the request has it (`host_rewrite_header`).
+    Header(String),
+    /// The endpoint's address (`auto_host_rewrite: true`).
+    Endpoint,
+}
+
+/// An answer that sends the client elsewhere (Envoy's `RedirectAction`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    /// `https_redirect: true` or `scheme_redirect`; the request's scheme otherwise.
+    pub scheme: Option<String>,
+    /// `host_redirect`; the request's authority otherwise.
+    pub host: Option<String>,
+    /// `port_redirect`.
+    pub port: Option<u16>,
+    pub path: Option<RedirectPath>,
+    /// 301 (default), 302, 303, 307 or 308.
+    pub status: u16,
+    /// Drop the request's query (`strip_query`).
+    pub strip_query: bool,
+}
+
+/// The redirect's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedirectPath {
+    /// This path (and query, if it has one: it then replaces the request's).
+    Path(String),
+    /// The request's path rewritten.
+    Rewrite(PathRewrite),
 }
 
 /// Header fields to add and remove on requests and responses (Envoy's
@@ -284,6 +343,8 @@ pub enum RouteAction {
     Cluster(String),
     /// Answer from the proxy itself.
     DirectResponse(DirectResponse),
+    /// Send the client elsewhere.
+    Redirect(Redirect),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -60,9 +60,25 @@ impl<'a> RequestHead<'a> {
         );
     }
 
+    /// Removes every received field named any of `names`, in one pass.
+    pub fn remove_any(&mut self, names: &[Box<[u8]>]) {
+        let request = &mut *self.request;
+        remove_any(&request.headers, &mut request.overlay, self.buf, names);
+    }
+
     /// Adds `name: value` (after the received fields). Both are checked.
     pub fn append(&mut self, name: &[u8], value: &[u8]) {
         let _ = self.request.overlay.add(name, value);
+    }
+
+    /// Adds a whole `name: value\r\n` line built from checked bytes (a compiled edit).
+    pub fn append_line(&mut self, line: &[u8]) {
+        self.request.overlay.add_line(line);
+    }
+
+    /// Adds `name: value`, both already checked (see [`Overlay::add_unchecked`]).
+    pub fn append_checked(&mut self, name: &[u8], value: &[u8]) {
+        self.request.overlay.add_unchecked(name, value);
     }
 
     /// Replaces every received `name` with one `name: value`.
@@ -108,9 +124,20 @@ impl<'a> ResponseHead<'a> {
         );
     }
 
+    /// Removes every received field named any of `names`, in one pass.
+    pub fn remove_any(&mut self, names: &[Box<[u8]>]) {
+        let response = &mut *self.response;
+        remove_any(&response.headers, &mut response.overlay, self.buf, names);
+    }
+
     /// Adds `name: value` (after the received fields). Both are checked.
     pub fn append(&mut self, name: &[u8], value: &[u8]) {
         let _ = self.response.overlay.add(name, value);
+    }
+
+    /// Adds a whole `name: value\r\n` line built from checked bytes (a compiled edit).
+    pub fn append_line(&mut self, line: &[u8]) {
+        self.response.overlay.add_line(line);
     }
 
     /// Replaces every received `name` with one `name: value`.
@@ -140,6 +167,15 @@ fn find<'b>(
         .enumerate()
         .find(|(i, h)| is(h, buf, name.as_bytes()) && !overlay.is_removed(*i))
         .map(|(_, h)| h.value(buf))
+}
+
+fn remove_any(headers: &[HeaderEntry], overlay: &mut Overlay, buf: &[u8], names: &[Box<[u8]>]) {
+    for (index, h) in headers.iter().enumerate() {
+        let name = h.name(buf);
+        if names.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            overlay.remove(index);
+        }
+    }
 }
 
 fn remove(headers: &[HeaderEntry], overlay: &mut Overlay, buf: &[u8], name: &[u8]) {

@@ -86,6 +86,19 @@ impl Overlay {
         self.added.push(Span::new(start, self.arena.len()));
     }
 
+    /// Adds `name: value` that the caller knows to be a token and a field value (bytes
+    /// ringway already checked: a normalised request target, a configured value), without
+    /// checking them again. Checked in debug builds.
+    pub fn add_unchecked(&mut self, name: &[u8], value: &[u8]) {
+        debug_assert!(is_token(name) && is_field_value(value));
+        let start = self.arena.len();
+        self.arena.extend_from_slice(name);
+        self.arena.extend_from_slice(b": ");
+        self.arena.extend_from_slice(value);
+        self.arena.extend_from_slice(b"\r\n");
+        self.added.push(Span::new(start, self.arena.len()));
+    }
+
     /// Whether received header `index` is removed.
     pub fn is_removed(&self, index: usize) -> bool {
         matches!(self.edit(index), Some(Edit::Remove))

@@ -17,6 +17,7 @@
 
 mod conditions;
 pub mod normalize;
+pub mod rewrite;
 mod trie;
 
 use std::time::Duration;
@@ -39,6 +40,15 @@ pub enum Action {
     Direct(Reply),
     /// Forward to the cluster at this index of the snapshot's clusters.
     Cluster(usize),
+    /// Answer with a redirect to where [`rewrite::Redirect::location`] says.
+    Redirect(Box<RedirectAction>),
+}
+
+/// A compiled redirect and its pre-rendered reply (status, `content-length: 0`).
+#[derive(Debug, Clone)]
+pub struct RedirectAction {
+    pub redirect: rewrite::Redirect,
+    pub reply: Reply,
 }
 
 /// Header access for matching, over whatever the protocol parsed.
@@ -107,11 +117,24 @@ pub struct Route {
     pub timeout: Duration,
     /// Position in the listener's `routes` list (for logs and stats).
     pub index: usize,
+    /// The upstream's path instead of the request's (cluster routes).
+    pub path_rewrite: Option<rewrite::PathRewrite>,
+    /// The upstream's Host instead of the request's (cluster routes).
+    pub host_rewrite: Option<config::HostRewrite>,
     path: PathMatch,
     conditions: Conditions,
 }
 
 impl Route {
+    /// How much of `path` (which this route matched) its matcher matched: the prefix, or
+    /// the whole path for exact and regex matchers.
+    pub fn matched_len(&self, path: &[u8]) -> usize {
+        match &self.path {
+            PathMatch::Prefix(p) => p.len(),
+            PathMatch::Exact(_) | PathMatch::Regex(_) => path.len(),
+        }
+    }
+
     fn matches<H: HeaderLookup + ?Sized>(&self, input: &RouteInput<'_, H>) -> bool {
         self.path.matches(input.path) && self.conditions_hold(input)
     }
@@ -161,6 +184,14 @@ impl Router {
                 config::RouteAction::Cluster(name) => {
                     Action::Cluster(cluster_index(name).unwrap_or(usize::MAX))
                 }
+                // Validation guarantees it compiles; if not, the route answers 404.
+                config::RouteAction::Redirect(r) => match rewrite::Redirect::compile(r) {
+                    Some(redirect) => Action::Redirect(Box::new(RedirectAction {
+                        redirect,
+                        reply: Reply::new(r.status, "", b""),
+                    })),
+                    None => Action::Direct(Reply::new(404, "", b"")),
+                },
             };
             let path = match &route.matcher {
                 config::RouteMatch::Path(p) => PathMatch::Exact(p.as_bytes().into()),
@@ -179,6 +210,12 @@ impl Router {
                 ),
                 timeout: route.timeout,
                 index,
+                path_rewrite: route
+                    .rewrite
+                    .path
+                    .as_ref()
+                    .and_then(rewrite::PathRewrite::compile),
+                host_rewrite: route.rewrite.host.clone(),
                 path,
                 conditions: Conditions::compile(&route.conditions),
             });

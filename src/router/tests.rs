@@ -28,6 +28,7 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         conditions,
         headers: Default::default(),
         max_request_body: None,
+        rewrite: Default::default(),
     }
 }
 
@@ -52,6 +53,7 @@ fn status(router: &Router, input: &RouteInput<'_, [(&str, &[u8])]>) -> Option<u1
     match &router.route(input)?.action {
         Action::Direct(r) => Some(r.status()),
         Action::Cluster(i) => Some(1000 + *i as u16),
+        Action::Redirect(r) => Some(r.reply.status()),
     }
 }
 

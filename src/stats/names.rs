@@ -87,9 +87,11 @@ pub mod http {
     pub const DOWNSTREAM_RQ_TIMEOUT: usize = 13;
     /// Requests ended by stream_idle_timeout.
     pub const DOWNSTREAM_RQ_IDLE_TIMEOUT: usize = 14;
+    /// Requests answered by a route's redirect.
+    pub const RQ_REDIRECT: usize = 15;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 15] = [
+    pub static DEFS: [StatDef; 16] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -105,6 +107,7 @@ pub mod http {
         counter("downstream_cx_idle_timeout"),
         counter("downstream_rq_timeout"),
         counter("downstream_rq_idle_timeout"),
+        counter("rq_redirect"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -220,6 +220,19 @@ impl Ringway {
             .collect()
     }
 
+    /// Waits up to 2 s for stat `name` to read `value` (a worker counts a reply after
+    /// writing it, so a client can read the reply first), and returns what it reads.
+    pub fn wait_for_stat(&self, name: &str, value: u64) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let now = self.stats().get(name).copied().unwrap_or(0);
+            if now == value || Instant::now() > deadline {
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

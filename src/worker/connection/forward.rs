@@ -11,12 +11,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::filter::Chain;
+use crate::filter::{Chain, RequestHead};
 
 use super::{body::RequestBody, outcome::Forwarded, Connection};
 use crate::worker::{deadline::Deadline, stop::Stop};
 use crate::{
-    config::ExpectContinue,
+    config::{ExpectContinue, HostRewrite},
     error::{Error, ErrorKind, Side},
     http1::{BodyFraming, Method},
     stats::names::cluster as cx,
@@ -31,7 +31,7 @@ impl Connection<'_> {
         &mut self,
         head_len: usize,
         route_timeout: Duration,
-        cluster: &ClusterSnapshot,
+        (cluster, host_rewrite): (&ClusterSnapshot, Option<&HostRewrite>),
         chain: &Chain,
         stop: &Stop,
     ) -> Result<Forwarded, Error> {
@@ -56,7 +56,7 @@ impl Connection<'_> {
         };
         // The upstream head, and whatever body arrived with it, in one write chunk.
         let mut out = self.worker.bufs.take();
-        self.build_request_head(head_len, picked.host(), &mut out);
+        self.build_request_head(head_len, (picked.host(), host_rewrite), &mut out);
         self.start += head_len;
         let mut body = match self.buffered_request_body(&mut out, chain) {
             Ok(body) => body,
@@ -165,13 +165,29 @@ impl Connection<'_> {
     /// header lines with the overlay applied (the fixed request stage and the route's
     /// filters already ran; `filter`) into `out`, adding what depends on the endpoint
     /// and the framing.
-    fn build_request_head(&mut self, head_len: usize, implied_host: &str, out: &mut Vec<u8>) {
+    fn build_request_head(
+        &mut self,
+        head_len: usize,
+        (endpoint_host, rewrite): (&str, Option<&HostRewrite>),
+        out: &mut Vec<u8>,
+    ) {
         let head = &self.buf[self.start..self.start + head_len];
         let request = &mut self.request;
-        if request.host.is_none() {
-            // HTTP/1.0 without Host: ringway speaks HTTP/1.1 upstream, where Host is
-            // required (RFC 9112 3.2), so it sends the authority of the endpoint.
-            let _ = request.overlay.add(b"host", implied_host.as_bytes());
+        let host = match rewrite {
+            Some(HostRewrite::Literal(host)) => Some(host.as_bytes()),
+            // Without that header, Host stays as it is (as in Envoy).
+            Some(HostRewrite::Header(name)) => request.header(head, name),
+            Some(HostRewrite::Endpoint) => Some(endpoint_host.as_bytes()),
+            None => None,
+        };
+        match host {
+            Some(host) => RequestHead::new(request, head).set(b"host", host),
+            None if request.host.is_none() => {
+                // HTTP/1.0 without Host: ringway speaks HTTP/1.1 upstream, where Host is
+                // required (RFC 9112 3.2), so it sends the authority of the endpoint.
+                let _ = request.overlay.add(b"host", endpoint_host.as_bytes());
+            }
+            None => {}
         }
         if request.framing == BodyFraming::Chunked {
             // Transfer-Encoding is hop-by-hop and was removed: the body is re-framed.

@@ -68,7 +68,7 @@ use crate::{
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
     peer::Peer,
-    router::{normalize::normalize, Action, RouteInput},
+    router::{normalize::normalize, rewrite, Action, RouteInput},
     snapshot::ListenerSnapshot,
     stats::names::http as rq,
 };
@@ -235,11 +235,29 @@ impl Connection<'_> {
             };
             let route = l.router.route(&input);
             let mut flags = ResponseFlags::NONE;
+            // Header lines the reply carries (a redirect's `location`), kept in `target`.
+            let mut reply_lines = false;
             let (reply, timeout, cluster) = match route {
                 Some(route) => match &route.action {
                     Action::Direct(reply) => {
                         l.http_stats.get(rq::RQ_DIRECT_RESPONSE).inc();
                         (reply, route.timeout, None)
+                    }
+                    Action::Redirect(redirect) => {
+                        l.http_stats.get(rq::RQ_REDIRECT).inc();
+                        let origin = rewrite::Origin {
+                            scheme: b"http",
+                            authority: input.host,
+                            path: target.path,
+                            matched: route.matched_len(target.path),
+                            query: target.query,
+                        };
+                        self.target.clear();
+                        self.target.extend_from_slice(b"location: ");
+                        redirect.redirect.location(&origin, &mut self.target);
+                        self.target.extend_from_slice(b"\r\n");
+                        reply_lines = true;
+                        (&redirect.reply, route.timeout, None)
                     }
                     Action::Cluster(index) => match l.clusters.get(*index) {
                         Some(cluster) => {
@@ -248,6 +266,21 @@ impl Connection<'_> {
                             if !target.query.is_empty() {
                                 self.target.push(b'?');
                                 self.target.extend_from_slice(target.query);
+                            }
+                            if let Some(rewrite) = &route.path_rewrite {
+                                // The upstream gets the rewritten path and, as from
+                                // Envoy, the one it replaced.
+                                let mut view = RequestHead::new(&mut self.request, head);
+                                view.remove(b"x-envoy-original-path");
+                                // A normalised target: checked bytes (`http1::target`).
+                                view.append_checked(b"x-envoy-original-path", &self.target);
+                                self.target.clear();
+                                let matched = route.matched_len(target.path);
+                                rewrite.apply(target.path, matched, &mut self.target);
+                                if !target.query.is_empty() {
+                                    self.target.push(b'?');
+                                    self.target.extend_from_slice(target.query);
+                                }
                             }
                             (
                                 l.replies.get(LocalReplyKind::NoUpstream),
@@ -303,7 +336,9 @@ impl Connection<'_> {
 
             if let Some(cluster) = cluster {
                 let chain = chain.unwrap_or(&l.no_filters);
-                match self.forward(head_len, timeout, cluster, chain, stop).await {
+                let host_rewrite = route.and_then(|r| r.host_rewrite.as_ref());
+                let to = (cluster, host_rewrite);
+                match self.forward(head_len, timeout, to, chain, stop).await {
                     Ok(forwarded) => {
                         l.http_stats.get(rq::status_class(forwarded.status)).inc();
                         self.complete(forwarded.status, forwarded.sent, ResponseFlags::NONE);
@@ -333,7 +368,10 @@ impl Connection<'_> {
                         match e.reply() {
                             Some(kind) => {
                                 let reply = l.replies.get(kind);
-                                if self.respond(reply, true, false, flags, Some(chain)).await {
+                                if self
+                                    .respond(reply, true, false, flags, (Some(chain), false))
+                                    .await
+                                {
                                     self.linger().await;
                                 }
                             }
@@ -359,7 +397,11 @@ impl Connection<'_> {
                     Body::Failed(Some(kind)) => return self.fail(kind).await,
                 }
                 let head_only = self.request.method == Method::Head;
-                if !self.respond(reply, close, head_only, flags, chain).await {
+                let reply_with = (chain, reply_lines);
+                if !self
+                    .respond(reply, close, head_only, flags, reply_with)
+                    .await
+                {
                     return;
                 }
                 if close {
@@ -679,18 +721,28 @@ impl Connection<'_> {
         close: bool,
         head_only: bool,
         flags: ResponseFlags,
-        chain: Option<&Chain>,
+        (chain, with_lines): (Option<&Chain>, bool),
     ) -> bool {
         let stats = &self.listener.http_stats;
         let mut out = self.worker.bufs.take();
         let date_line = self.worker.clock.date_line();
+        // With `with_lines`, `target` holds this answer's own header lines.
+        let lines = if with_lines {
+            std::mem::take(&mut self.target)
+        } else {
+            Vec::new()
+        };
         reply.render(&mut out, close, head_only, &date_line, |out| {
+            out.extend_from_slice(&lines);
             // The route's response-side header additions apply to ringway's own answers
             // too, as Envoy applies them to direct responses.
             if let Some(chain) = chain {
                 chain.local_reply_headers(out);
             }
         });
+        if with_lines {
+            self.target = lines;
+        }
         let len = out.len() as u64;
         let (result, out) = self.stream.write_all(out).await;
         self.worker.bufs.give(out);
@@ -742,7 +794,7 @@ impl Connection<'_> {
             log.unparsed((self.buf.len() - self.start) as u64);
         }
         let reply = l.replies.get(kind);
-        if self.respond(reply, true, false, flags, None).await {
+        if self.respond(reply, true, false, flags, (None, false)).await {
             self.linger().await;
         }
     }
