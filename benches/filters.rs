@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringway::{
     config::{HeaderAdd, HeaderMutations},
-    filter::{Chain, RequestHead},
+    filter::{Chain, RequestHead, RequestState},
     http1::*,
 };
 
@@ -39,10 +39,16 @@ fn five_edits() -> HeaderMutations {
 }
 
 /// Parse, run the chain (if any), write the head: what the request path does per request.
-fn one_request(raw: &[u8], chain: &Chain, request: &mut Request, out: &mut Vec<u8>) -> usize {
+fn one_request(
+    raw: &[u8],
+    chain: &Chain,
+    (request, state): (&mut Request, &mut RequestState),
+    out: &mut Vec<u8>,
+) -> usize {
     parse_request(raw, &Limits::default(), request).expect("valid");
     if !chain.is_empty() {
-        chain.on_request(&mut RequestHead::new(request, raw));
+        state.clear();
+        chain.on_request(&mut RequestHead::new(request, raw), state);
     }
     out.clear();
     request.append_fields(raw, out);
@@ -52,13 +58,17 @@ fn one_request(raw: &[u8], chain: &Chain, request: &mut Request, out: &mut Vec<u
 fn chains(c: &mut Criterion) {
     let raw = raw();
     let plain = Chain::default();
-    let edits = Chain::build(&HeaderMutations::default(), &five_edits(), None);
+    let edits = Chain::build((&HeaderMutations::default(), &five_edits()), None, None);
     let mut group = c.benchmark_group("chain");
     for (name, chain) in [("no filters", &plain), ("five header edits", &edits)] {
         let mut request = Request::new();
+        let mut state = RequestState::default();
         let mut out = Vec::with_capacity(16 * 1024);
         group.bench_function(name, |b| {
-            b.iter(|| one_request(black_box(&raw), chain, &mut request, &mut out))
+            b.iter(|| {
+                let request = (&mut request, &mut state);
+                one_request(black_box(&raw), chain, request, &mut out)
+            })
         });
     }
     group.finish();

@@ -31,6 +31,7 @@ fn table() -> Vec<Route> {
         headers: Default::default(),
         max_request_body: None,
         rewrite: Default::default(),
+        cors: None,
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

@@ -167,7 +167,11 @@ impl ListenerSnapshot {
             name: listener.name.as_str().into(),
             router: Router::for_listener(
                 &listener.routes,
-                (&listener.headers, listener.proxy.max_request_body),
+                (
+                    &listener.headers,
+                    listener.cors.as_ref(),
+                    listener.proxy.max_request_body,
+                ),
                 |name| clusters.iter().position(|c| c.name == name),
             ),
             path_normalization: listener.path_normalization,

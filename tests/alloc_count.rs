@@ -78,6 +78,28 @@ fn shapes() -> Vec<Shape> {
             status: 308,
             max: NONE,
         },
+        // A CORS request from an allowed origin (its origin kept for the response side).
+        Shape {
+            name: "GET from an allowed CORS origin",
+            request: b"GET /cors/item HTTP/1.1\r\nHost: alloc.test\r\nOrigin: https://app.example.com\r\n\r\n".to_vec(),
+            response_body: Vec::new(),
+            warmup: 200,
+            measured: 500,
+            gap: Duration::ZERO,
+            status: 200,
+            max: NONE,
+        },
+        // A CORS preflight, answered by ringway.
+        Shape {
+            name: "CORS preflight",
+            request: b"OPTIONS /cors/item HTTP/1.1\r\nHost: alloc.test\r\nOrigin: https://app.example.com\r\nAccess-Control-Request-Method: PUT\r\n\r\n".to_vec(),
+            response_body: Vec::new(),
+            warmup: 200,
+            measured: 500,
+            gap: Duration::ZERO,
+            status: 200,
+            max: NONE,
+        },
         // A route whose filter chain makes five header edits on the request and two on
         // the response (the pipeline issue's budget: at most one allocation).
         Shape {
@@ -247,6 +269,13 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
         cluster: echo
         regex_rewrite: { pattern: "^/rewritten/([^/]+)/(.*)$", substitution: "/v2/\\2/\\1" }
         host_rewrite_literal: backend.internal
+      - match: { prefix: /cors/ }
+        cluster: echo
+        cors:
+          allow_origin: [https://app.example.com]
+          allow_methods: [GET, PUT]
+          expose_headers: [x-request-id]
+          allow_credentials: true
       - match: { prefix: /moved/ }
         redirect: { https_redirect: true, prefix_rewrite: /new/, response_code: 308 }
       - match: { prefix: /edited/ }

@@ -147,12 +147,10 @@ fn a_chunked_body_is_refused_as_it_passes_the_limit() {
 
 #[test]
 fn a_direct_response_route_refuses_a_body_limit_by_name() {
-    let config = write_config(
+    let config = String::from(
         "listeners:\n  - name: l\n    address: 127.0.0.1:0\n    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n        max_request_body: 1KiB\n",
     );
-    let out = run_ringway(&["--mode", "validate"], &config.path);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_config(&config);
     assert!(
         stderr.contains("max_request_body") && stderr.contains("only to routes with a `cluster`"),
         "{stderr}"

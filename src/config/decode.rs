@@ -10,6 +10,7 @@
 use bytes::Bytes;
 
 use super::addr::{parse_address, parse_socket_addr};
+use super::decode_cors;
 use super::decode_headers;
 use super::decode_proxy;
 use super::decode_rewrite;
@@ -45,6 +46,7 @@ const LISTENER_KEYS: &[&str] = &[
     "stream_idle_timeout",
     "request_timeout",
     "connection_limit",
+    "cors",
     // Header edits, decoded in decode_headers.rs.
     "request_headers_to_add",
     "request_headers_to_remove",
@@ -74,6 +76,7 @@ const ROUTE_KEYS: &[&str] = &[
     "redirect",
     "timeout",
     "max_request_body",
+    "cors",
     // Rewrites, decoded in decode_rewrite.rs (its REWRITE_KEYS).
     "prefix_rewrite",
     "regex_rewrite",
@@ -230,6 +233,10 @@ fn listener<'a>(
     };
     let connection_limit = optional_count(&map, "connection_limit", diag);
     let headers = decode_headers::mutations(&map, diag);
+    let cors = match map.optional("cors") {
+        Some(n) => decode_cors::policy(&n, diag).map(Some),
+        None => Some(None),
+    };
     let proxy = decode_proxy::proxy_settings(&map, diag);
     if let (Some(h), Some(p)) = (&http1, &proxy) {
         // A head must fit in the buffer it is read into; a larger limit could never be
@@ -266,6 +273,7 @@ fn listener<'a>(
         request_timeout: request_timeout?,
         connection_limit: connection_limit?,
         headers: headers?,
+        cors: cors?,
         proxy: proxy?,
         path_normalization: path_normalization?,
     })
@@ -375,7 +383,9 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
             None
         }
     };
-    let forwards = map.has("cluster");
+    // Keys that only a forwarding route takes are refused on the others (a route without
+    // any action already has its error).
+    let forwards = !map.has("direct_response") && !map.has("redirect");
     let timeout = match map.optional("timeout") {
         // A direct response never waits on an upstream: a timeout there is a mistake
         // (usually a route that lost its `cluster`), not something to silently ignore.
@@ -400,6 +410,10 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         None => Some(None),
     };
     let rewrite = decode_rewrite::rewrite(&map, forwards, diag);
+    let cors = match map.optional("cors") {
+        Some(n) => decode_cors::policy(&n, diag).map(Some),
+        None => Some(None),
+    };
     let (matcher, conditions) = matched?;
     Some(Route {
         matcher,
@@ -409,6 +423,7 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         headers: headers?,
         max_request_body: max_request_body?,
         rewrite: rewrite?,
+        cors: cors?,
     })
 }
 

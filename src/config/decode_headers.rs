@@ -8,7 +8,7 @@
 //! from the peer, and Envoy refuses most of them too.
 
 use super::error::Diagnostics;
-use super::fields::list;
+use super::fields::{list, token_byte};
 use super::model::{HeaderAdd, HeaderMutations};
 use super::node::{Map, Node};
 
@@ -87,10 +87,7 @@ fn add(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderAdd> {
 
 fn field_name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
     let name = node.str(diag)?;
-    let token = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let token = !name.is_empty() && name.bytes().all(token_byte);
     if !token {
         node.error(
             diag,

@@ -11,6 +11,7 @@
 //! rewrite per route, as in Envoy.
 
 use super::error::Diagnostics;
+use super::fields::{optional_bool, token_byte};
 use super::model::{HostRewrite, PathRewrite, Redirect, RedirectPath, Rewrite};
 use super::node::{Map, Node};
 use super::pattern::{substitution, unanchored_regex};
@@ -218,16 +219,7 @@ pub(super) fn redirect(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Redire
         Some(n) => response_code(&n, diag),
         None => Some(301),
     };
-    let strip_query = match map.optional("strip_query") {
-        Some(n) => {
-            let value = n.peek_bool();
-            if value.is_none() {
-                n.wrong_type(diag, "true or false");
-            }
-            value
-        }
-        None => Some(false),
-    };
+    let strip_query = optional_bool(&map, "strip_query", false, diag);
     Some(Redirect {
         scheme: scheme?,
         host: host?,
@@ -331,27 +323,5 @@ fn uri_byte(b: u8) -> bool {
                 | b'/'
                 | b'?'
                 | b'%'
-        )
-}
-
-/// A byte of an HTTP token (a field name).
-fn token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
         )
 }

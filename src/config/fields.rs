@@ -165,3 +165,25 @@ pub(super) fn size(node: &Node<'_>, diag: &mut Diagnostics) -> Option<usize> {
         }
     }
 }
+
+/// A byte of an HTTP token (a field or method name, RFC 9110 5.6.2).
+pub(super) fn token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// An optional `true`/`false`, `default` when absent.
+pub(super) fn optional_bool(
+    map: &Map<'_>,
+    key: &str,
+    default: bool,
+    diag: &mut Diagnostics,
+) -> Option<bool> {
+    let Some(n) = map.optional(key) else {
+        return Some(default);
+    };
+    let value = n.peek_bool();
+    if value.is_none() {
+        n.wrong_type(diag, "true or false");
+    }
+    value
+}

@@ -15,6 +15,7 @@
 
 mod addr;
 mod decode;
+mod decode_cors;
 mod decode_headers;
 mod decode_log;
 mod decode_proxy;
@@ -34,11 +35,12 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config,
+    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, CorsPolicy,
     DirectResponse, DriverChoice, Endpoint, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch,
-    HeaderMutations, HostMatch, HostRewrite, Http1Settings, Listener, PathNormalization,
-    PathRewrite, PinWorkers, PoolSettings, ProxySettings, QueryMatch, Redirect, RedirectPath,
-    Rewrite, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies, ValueMatch, Workers,
+    HeaderMutations, HostMatch, HostRewrite, Http1Settings, Listener, OriginMatch,
+    PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxySettings, QueryMatch, Redirect,
+    RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies,
+    ValueMatch, Workers,
 };
 
 use error::Diagnostics;

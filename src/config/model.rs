@@ -97,6 +97,8 @@ pub struct Listener {
     pub connection_limit: Option<u64>,
     /// Header edits of every route of this listener (Envoy's route-configuration level).
     pub headers: HeaderMutations,
+    /// CORS policy of every route of this listener without its own.
+    pub cors: Option<CorsPolicy>,
     /// How requests are forwarded: trust, forwarding headers, body limits.
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.
@@ -180,6 +182,32 @@ pub struct Route {
     pub max_request_body: Option<u64>,
     /// What the upstream is sent instead of the request's path and Host (cluster routes).
     pub rewrite: Rewrite,
+    /// CORS policy; replaces the listener's for this route.
+    pub cors: Option<CorsPolicy>,
+}
+
+/// A CORS policy (Envoy's `CorsPolicy`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CorsPolicy {
+    /// Origins allowed; `*` alone allows any.
+    pub allow_origins: Vec<OriginMatch>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache a preflight's answer.
+    pub max_age: Option<Duration>,
+    pub allow_credentials: bool,
+}
+
+/// How an `Origin` is matched (case-sensitive, as browsers send it in lower case).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginMatch {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    /// The whole origin matches (anchored); compiled at load.
+    Regex(String),
 }
 
 /// Target and Host changes on the way upstream (Envoy's `RouteAction` rewrite fields).

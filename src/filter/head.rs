@@ -61,7 +61,7 @@ impl<'a> RequestHead<'a> {
     }
 
     /// Removes every received field named any of `names`, in one pass.
-    pub fn remove_any(&mut self, names: &[Box<[u8]>]) {
+    pub fn remove_any<N: AsRef<[u8]>>(&mut self, names: &[N]) {
         let request = &mut *self.request;
         remove_any(&request.headers, &mut request.overlay, self.buf, names);
     }
@@ -125,7 +125,7 @@ impl<'a> ResponseHead<'a> {
     }
 
     /// Removes every received field named any of `names`, in one pass.
-    pub fn remove_any(&mut self, names: &[Box<[u8]>]) {
+    pub fn remove_any<N: AsRef<[u8]>>(&mut self, names: &[N]) {
         let response = &mut *self.response;
         remove_any(&response.headers, &mut response.overlay, self.buf, names);
     }
@@ -138,6 +138,11 @@ impl<'a> ResponseHead<'a> {
     /// Adds a whole `name: value\r\n` line built from checked bytes (a compiled edit).
     pub fn append_line(&mut self, line: &[u8]) {
         self.response.overlay.add_line(line);
+    }
+
+    /// Adds `name: value`, both already checked (see [`Overlay::add_unchecked`]).
+    pub fn append_checked(&mut self, name: &[u8], value: &[u8]) {
+        self.response.overlay.add_unchecked(name, value);
     }
 
     /// Replaces every received `name` with one `name: value`.
@@ -169,10 +174,15 @@ fn find<'b>(
         .map(|(_, h)| h.value(buf))
 }
 
-fn remove_any(headers: &[HeaderEntry], overlay: &mut Overlay, buf: &[u8], names: &[Box<[u8]>]) {
+fn remove_any<N: AsRef<[u8]>>(
+    headers: &[HeaderEntry],
+    overlay: &mut Overlay,
+    buf: &[u8],
+    names: &[N],
+) {
     for (index, h) in headers.iter().enumerate() {
         let name = h.name(buf);
-        if names.iter().any(|n| name.eq_ignore_ascii_case(n)) {
+        if names.iter().any(|n| name.eq_ignore_ascii_case(n.as_ref())) {
             overlay.remove(index);
         }
     }

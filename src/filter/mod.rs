@@ -3,8 +3,11 @@
 //! Design (`../shared/docs/extension-points.md` compares Envoy, Pingora, linkerd2-proxy,
 //! Caddy and monolake): a chain is an array of [`Filter`]s, an enum dispatched with a
 //! `match` (no trait objects, no allocation per request), compiled once per route when a
-//! worker builds its snapshot: the body limit (the route's, else the listener's), then the
-//! listener's header edits, then the route's. A route whose
+//! worker builds its snapshot: the CORS policy and the body limit (each the route's, else
+//! the listener's), then the listener's header edits, then the route's. CORS comes first
+//! so that a preflight is answered before anything else can refuse it (Envoy's
+//! documented placement). Filters keep what a request's response side needs in the
+//! connection's [`RequestState`]. A route whose
 //! chain is empty pays one length check per request. Filters see the exchange through
 //! protocol-neutral views ([`RequestHead`], [`ResponseHead`]) whose edits go to the
 //! codec's overlay: HTTP/1.1 keeps its offsets into the read buffer, and HTTP/2 will fill
@@ -38,6 +41,7 @@
 //! pauses and resumes on the same thread; nothing waits for another thread.
 
 mod body_limit;
+mod cors;
 mod head;
 mod header_mutation;
 pub mod stages;
@@ -45,6 +49,7 @@ pub mod stages;
 use std::rc::Rc;
 
 pub use body_limit::BodyLimit;
+pub use cors::Cors;
 pub use head::{RequestHead, ResponseHead};
 pub use header_mutation::HeaderMutation;
 
@@ -62,9 +67,32 @@ pub enum Verdict<'c> {
     Fail(ErrorKind),
 }
 
+/// What the filters of one request keep between its request and its response side, and
+/// hand to the connection for a reply they chose. Owned by the connection and cleared per
+/// request: its buffers keep their capacity, so using it allocates nothing in steady
+/// state.
+#[derive(Debug, Default)]
+pub struct RequestState {
+    /// Header lines for the local reply a filter answered with (a preflight's CORS
+    /// headers).
+    pub reply_lines: Vec<u8>,
+    /// The request's `Origin` when a CORS policy allowed it; empty otherwise.
+    cors_origin: Vec<u8>,
+}
+
+impl RequestState {
+    /// Forgets the last request.
+    pub fn clear(&mut self) {
+        self.reply_lines.clear();
+        self.cors_origin.clear();
+    }
+}
+
 /// One filter of a chain, with its compiled configuration.
 #[derive(Debug)]
 pub enum Filter {
+    /// Answers CORS preflights and adds CORS headers to responses.
+    Cors(Cors),
     /// Refuses request bodies over a size (413).
     BodyLimit(BodyLimit),
     /// Adds, replaces and removes header fields on the request and the response.
@@ -72,8 +100,12 @@ pub enum Filter {
 }
 
 impl Filter {
-    fn on_request(&self, head: &mut RequestHead<'_>) -> Verdict<'_> {
+    fn on_request(&self, head: &mut RequestHead<'_>, state: &mut RequestState) -> Verdict<'_> {
         match self {
+            Filter::Cors(c) => match c.on_request(head, state) {
+                Some(preflight) => Verdict::Respond(preflight),
+                None => Verdict::Continue,
+            },
             Filter::BodyLimit(b) => match b.on_request(head) {
                 Ok(()) => Verdict::Continue,
                 Err(kind) => Verdict::Fail(kind),
@@ -88,26 +120,28 @@ impl Filter {
     fn on_request_body(&self, _piece: &[u8], received: u64) -> Result<(), ErrorKind> {
         match self {
             Filter::BodyLimit(b) => b.on_request_body(received),
-            Filter::Headers(_) => Ok(()),
+            Filter::Cors(_) | Filter::Headers(_) => Ok(()),
         }
     }
 
     fn reads_request_body(&self) -> bool {
         match self {
             Filter::BodyLimit(_) => true,
-            Filter::Headers(_) => false,
+            Filter::Cors(_) | Filter::Headers(_) => false,
         }
     }
 
-    fn on_response(&self, head: &mut ResponseHead<'_>) {
+    fn on_response(&self, head: &mut ResponseHead<'_>, state: &RequestState) {
         match self {
+            Filter::Cors(c) => c.on_response(head, state),
             Filter::BodyLimit(_) => {}
             Filter::Headers(h) => h.on_response(head),
         }
     }
 
-    fn local_reply_headers(&self, out: &mut Vec<u8>) {
+    fn local_reply_headers(&self, out: &mut Vec<u8>, state: &RequestState) {
         match self {
+            Filter::Cors(c) => c.local_reply_headers(out, state),
             Filter::BodyLimit(_) => {}
             Filter::Headers(h) => h.local_reply_headers(out),
         }
@@ -136,19 +170,20 @@ impl Chain {
         }
     }
 
-    /// Compiles a route's chain: the body limit (the route's, else the listener's),
-    /// then the listener's header edits, then the route's.
+    /// Compiles a route's chain: its CORS policy (the route's, else the listener's), the
+    /// body limit (likewise), then the listener's header edits, then the route's.
     pub fn build(
-        listener: &config::HeaderMutations,
-        route: &config::HeaderMutations,
+        (listener, route): (&config::HeaderMutations, &config::HeaderMutations),
+        cors: Option<&config::CorsPolicy>,
         max_request_body: Option<u64>,
     ) -> Chain {
+        let cors = cors.map(|p| Filter::Cors(Cors::compile(p)));
         let limit = max_request_body.map(|max| Filter::BodyLimit(BodyLimit::new(max)));
         let headers = [listener, route]
             .into_iter()
             .filter(|m| !m.is_empty())
             .map(|m| Filter::Headers(HeaderMutation::compile(m)));
-        Chain::new(limit.into_iter().chain(headers).collect())
+        Chain::new(cors.into_iter().chain(limit).chain(headers).collect())
     }
 
     /// Whether the chain has no filter (the plain path).
@@ -164,9 +199,9 @@ impl Chain {
     }
 
     /// Runs the request side, in order, until a filter answers or fails the request.
-    pub fn on_request(&self, head: &mut RequestHead<'_>) -> Verdict<'_> {
+    pub fn on_request(&self, head: &mut RequestHead<'_>, state: &mut RequestState) -> Verdict<'_> {
         for filter in self.filters.iter() {
-            match filter.on_request(head) {
+            match filter.on_request(head, state) {
                 Verdict::Continue => {}
                 decided => return decided,
             }
@@ -184,17 +219,17 @@ impl Chain {
     }
 
     /// Runs the response side, in reverse order.
-    pub fn on_response(&self, head: &mut ResponseHead<'_>) {
+    pub fn on_response(&self, head: &mut ResponseHead<'_>, state: &RequestState) {
         for filter in self.filters.iter().rev() {
-            filter.on_response(head);
+            filter.on_response(head, state);
         }
     }
 
     /// Appends the header lines the response side adds to a reply ringway writes
     /// itself (a direct response, an error), in reverse order, as for a response.
-    pub fn local_reply_headers(&self, out: &mut Vec<u8>) {
+    pub fn local_reply_headers(&self, out: &mut Vec<u8>, state: &RequestState) {
         for filter in self.filters.iter().rev() {
-            filter.local_reply_headers(out);
+            filter.local_reply_headers(out, state);
         }
     }
 }

@@ -159,17 +159,21 @@ impl Router {
     pub fn build(routes: &[config::Route], cluster_index: impl Fn(&str) -> Option<usize>) -> Self {
         Router::for_listener(
             routes,
-            (&config::HeaderMutations::default(), None),
+            (&config::HeaderMutations::default(), None, None),
             cluster_index,
         )
     }
 
     /// Like [`Router::build`], with the listener's header edits compiled into each
-    /// route's filter chain ahead of the route's own, and the listener's body limit for
-    /// routes without their own.
+    /// route's filter chain ahead of the route's own, and the listener's CORS policy and
+    /// body limit for routes without their own.
     pub fn for_listener(
         routes: &[config::Route],
-        (listener_headers, max_request_body): (&config::HeaderMutations, Option<u64>),
+        (listener_headers, listener_cors, max_request_body): (
+            &config::HeaderMutations,
+            Option<&config::CorsPolicy>,
+            Option<u64>,
+        ),
         cluster_index: impl Fn(&str) -> Option<usize>,
     ) -> Self {
         let mut compiled = Vec::with_capacity(routes.len());
@@ -204,9 +208,12 @@ impl Router {
             compiled.push(Route {
                 action,
                 filters: Chain::build(
-                    listener_headers,
-                    &route.headers,
-                    route.max_request_body.or(max_request_body),
+                    (listener_headers, &route.headers),
+                    route.cors.as_ref().or(listener_cors),
+                    // Only a forwarded request has a body to limit.
+                    matches!(route.action, config::RouteAction::Cluster(_))
+                        .then(|| route.max_request_body.or(max_request_body))
+                        .flatten(),
                 ),
                 timeout: route.timeout,
                 index,

@@ -29,6 +29,7 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         headers: Default::default(),
         max_request_body: None,
         rewrite: Default::default(),
+        cors: None,
     }
 }
 

@@ -97,6 +97,16 @@ pub fn write_config(yaml: &str) -> ConfigFile {
     ConfigFile { _dir: dir, path }
 }
 
+/// Checks `yaml` with `--mode validate`, asserts that it is refused, and returns the
+/// errors printed.
+pub fn refused_config(yaml: &str) -> String {
+    let config = write_config(yaml);
+    let out = run_ringway(&["--mode", "validate"], &config.path);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "accepted:\n{yaml}");
+    stderr
+}
+
 /// Runs `ringway` to completion (for `--mode validate` and start failures).
 pub fn run_ringway(args: &[&str], config: &Path) -> Output {
     Command::new(bin())

@@ -4,7 +4,8 @@
 //! so a test can check exactly what ringway forwarded. Request headers steer it:
 //! `x-respond-chunked: 1` (chunked response), `x-delay-ms: N` (answer late),
 //! `x-close-after: 1` (close the connection after answering, without saying so, as an
-//! origin's idle timeout does), `x-malformed: 1` (an invalid status line).
+//! origin's idle timeout does), `x-malformed: 1` (an invalid status line),
+//! `x-respond-header: name: value` (that field in the response, content-length responses).
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -175,6 +176,9 @@ fn serve<R: Read, W: Write>(mut reader: BufReader<R>, mut writer: W, tx: mpsc::S
         let delay = seen_header("x-delay-ms").and_then(|v| v.parse().ok());
         let close_after = seen_header("x-close-after").is_some();
         let malformed = seen_header("x-malformed").is_some();
+        let extra = seen_header("x-respond-header")
+            .map(|line| format!("{line}\r\n"))
+            .unwrap_or_default();
         let head_request = head.starts_with("HEAD ");
         let _ = tx.send(Seen {
             head: head.clone(),
@@ -200,7 +204,7 @@ fn serve<R: Read, W: Write>(mut reader: BufReader<R>, mut writer: W, tx: mpsc::S
             }
         } else {
             out.extend_from_slice(
-                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-upstream: echo\r\nkeep-alive: timeout=30\r\n\r\n", body.len())
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-upstream: echo\r\nkeep-alive: timeout=30\r\n{extra}\r\n", body.len())
                     .as_bytes(),
             );
             if !head_request {

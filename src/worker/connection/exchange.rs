@@ -380,7 +380,8 @@ impl Connection<'_> {
             || framing == ResponseFraming::CloseDelimited;
         // The route's response-side filters, then the fixed response stage (`filter`).
         if !chain.is_empty() {
-            chain.on_response(&mut ResponseHead::new(&mut self.response, head));
+            let head_view = &mut ResponseHead::new(&mut self.response, head);
+            chain.on_response(head_view, &self.filters);
         }
         let delivery = Delivery {
             chunked: framing == ResponseFraming::Chunked && !raw_chunks,

@@ -63,7 +63,7 @@ use super::{
 use crate::{
     access_log::{ResponseFlags, WorkerLog},
     error::{Cause, Error, ErrorKind, Side},
-    filter::{stages, Chain, RequestHead, Verdict},
+    filter::{stages, Chain, RequestHead, RequestState, Verdict},
     forwarding::IpText,
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
@@ -120,6 +120,7 @@ pub async fn serve(
         worker,
         log: log.map(|log| RequestLog::new(log, peer)),
         upstream: None,
+        filters: RequestState::default(),
         canceller: Some(Canceller::new()),
     };
     conn.run(stop).await;
@@ -188,6 +189,8 @@ struct Connection<'l> {
     log: Option<RequestLog<'l>>,
     /// The endpoint the current request went to (for the access log).
     upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
+    /// What the route's filters keep for the current request (cleared per request).
+    filters: RequestState,
     /// Cancels the hot read when its window passes (one per connection, reused).
     ///
     /// An `Option` so that it can be moved out to `cancel` without building a default
@@ -224,8 +227,9 @@ impl Connection<'_> {
             let Ok(target) = normalize(target, &l.path_normalization, &mut self.path) else {
                 return self.fail(LocalReplyKind::BadRequest).await;
             };
+            let authority = self.request.host.map_or(&b""[..], |h| h.get(head));
             let input = RouteInput {
-                host: self.request.host.map_or(&b""[..], |h| h.get(head)),
+                host: authority,
                 path: target.path,
                 query: target.query,
                 headers: &Http1Headers {
@@ -235,8 +239,9 @@ impl Connection<'_> {
             };
             let route = l.router.route(&input);
             let mut flags = ResponseFlags::NONE;
-            // Header lines the reply carries (a redirect's `location`), kept in `target`.
-            let mut reply_lines = false;
+            self.filters.clear();
+            // A redirect's `location` is written once the filters let the request pass.
+            let mut redirect_to = None;
             let (reply, timeout, cluster) = match route {
                 Some(route) => match &route.action {
                     Action::Direct(reply) => {
@@ -244,19 +249,7 @@ impl Connection<'_> {
                         (reply, route.timeout, None)
                     }
                     Action::Redirect(redirect) => {
-                        l.http_stats.get(rq::RQ_REDIRECT).inc();
-                        let origin = rewrite::Origin {
-                            scheme: b"http",
-                            authority: input.host,
-                            path: target.path,
-                            matched: route.matched_len(target.path),
-                            query: target.query,
-                        };
-                        self.target.clear();
-                        self.target.extend_from_slice(b"location: ");
-                        redirect.redirect.location(&origin, &mut self.target);
-                        self.target.extend_from_slice(b"\r\n");
-                        reply_lines = true;
+                        redirect_to = Some(&**redirect);
                         (&redirect.reply, route.timeout, None)
                     }
                     Action::Cluster(index) => match l.clusters.get(*index) {
@@ -319,19 +312,38 @@ impl Connection<'_> {
                     &mut self.random,
                     &mut self.scratch,
                 );
-                if let Some(chain) = chain.filter(|c| !c.is_empty()) {
-                    let mut view = RequestHead::new(&mut self.request, head);
-                    match chain.on_request(&mut view) {
-                        Verdict::Continue => {}
-                        Verdict::Respond(answer) => (reply, cluster) = (answer, None),
-                        Verdict::Fail(kind) => {
-                            flags = error_flags(kind);
-                            let kind = Error::new(kind, Side::Client).reply();
-                            let kind = kind.unwrap_or(LocalReplyKind::BadRequest);
-                            (reply, cluster, refused_body) = (l.replies.get(kind), None, true);
-                        }
+            }
+            // The route's filters run for whatever the route does (a CORS preflight is
+            // answered on any route).
+            if let Some(chain) = chain.filter(|c| !c.is_empty()) {
+                let mut view = RequestHead::new(&mut self.request, head);
+                match chain.on_request(&mut view, &mut self.filters) {
+                    Verdict::Continue => {}
+                    Verdict::Respond(answer) => {
+                        (reply, cluster, redirect_to) = (answer, None, None);
+                    }
+                    Verdict::Fail(kind) => {
+                        flags = error_flags(kind);
+                        let kind = Error::new(kind, Side::Client).reply();
+                        let kind = kind.unwrap_or(LocalReplyKind::BadRequest);
+                        (reply, cluster, refused_body) = (l.replies.get(kind), None, true);
+                        redirect_to = None;
                     }
                 }
+            }
+            if let (Some(redirect), Some(route)) = (redirect_to, route) {
+                l.http_stats.get(rq::RQ_REDIRECT).inc();
+                let origin = rewrite::Origin {
+                    scheme: b"http",
+                    authority,
+                    path: target.path,
+                    matched: route.matched_len(target.path),
+                    query: target.query,
+                };
+                let lines = &mut self.filters.reply_lines;
+                lines.extend_from_slice(b"location: ");
+                redirect.redirect.location(&origin, lines);
+                lines.extend_from_slice(b"\r\n");
             }
 
             if let Some(cluster) = cluster {
@@ -368,10 +380,7 @@ impl Connection<'_> {
                         match e.reply() {
                             Some(kind) => {
                                 let reply = l.replies.get(kind);
-                                if self
-                                    .respond(reply, true, false, flags, (Some(chain), false))
-                                    .await
-                                {
+                                if self.respond(reply, true, false, flags, Some(chain)).await {
                                     self.linger().await;
                                 }
                             }
@@ -397,11 +406,7 @@ impl Connection<'_> {
                     Body::Failed(Some(kind)) => return self.fail(kind).await,
                 }
                 let head_only = self.request.method == Method::Head;
-                let reply_with = (chain, reply_lines);
-                if !self
-                    .respond(reply, close, head_only, flags, reply_with)
-                    .await
-                {
+                if !self.respond(reply, close, head_only, flags, chain).await {
                     return;
                 }
                 if close {
@@ -721,28 +726,21 @@ impl Connection<'_> {
         close: bool,
         head_only: bool,
         flags: ResponseFlags,
-        (chain, with_lines): (Option<&Chain>, bool),
+        chain: Option<&Chain>,
     ) -> bool {
         let stats = &self.listener.http_stats;
         let mut out = self.worker.bufs.take();
         let date_line = self.worker.clock.date_line();
-        // With `with_lines`, `target` holds this answer's own header lines.
-        let lines = if with_lines {
-            std::mem::take(&mut self.target)
-        } else {
-            Vec::new()
-        };
+        let filters = &self.filters;
         reply.render(&mut out, close, head_only, &date_line, |out| {
-            out.extend_from_slice(&lines);
-            // The route's response-side header additions apply to ringway's own answers
-            // too, as Envoy applies them to direct responses.
+            // This answer's own lines (a redirect's `location`, a preflight's CORS
+            // headers), then the route's response-side additions, which apply to
+            // ringway's own answers too, as Envoy applies them to direct responses.
+            out.extend_from_slice(&filters.reply_lines);
             if let Some(chain) = chain {
-                chain.local_reply_headers(out);
+                chain.local_reply_headers(out, filters);
             }
         });
-        if with_lines {
-            self.target = lines;
-        }
         let len = out.len() as u64;
         let (result, out) = self.stream.write_all(out).await;
         self.worker.bufs.give(out);
@@ -794,7 +792,7 @@ impl Connection<'_> {
             log.unparsed((self.buf.len() - self.start) as u64);
         }
         let reply = l.replies.get(kind);
-        if self.respond(reply, true, false, flags, (None, false)).await {
+        if self.respond(reply, true, false, flags, None).await {
             self.linger().await;
         }
     }
