@@ -32,6 +32,7 @@ fn table() -> Vec<Route> {
         max_request_body: None,
         rewrite: Default::default(),
         cors: None,
+        upgrades: None,
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

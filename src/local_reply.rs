@@ -154,6 +154,8 @@ pub enum LocalReplyKind {
     GatewayTimeout,
     /// An HTTP version other than 1.0 and 1.1 (505).
     VersionNotSupported,
+    /// An `Upgrade` the route does not allow (403, as Envoy answers it).
+    UpgradeRefused,
 }
 
 impl LocalReplyKind {
@@ -185,11 +187,12 @@ impl LocalReplyKind {
             LocalReplyKind::BadGateway => (502, "bad upstream response\n"),
             LocalReplyKind::GatewayTimeout => (504, "upstream request timeout\n"),
             LocalReplyKind::VersionNotSupported => (505, "http version not supported\n"),
+            LocalReplyKind::UpgradeRefused => (403, "upgrade not allowed on this route\n"),
         }
     }
 }
 
-const KINDS: [LocalReplyKind; 13] = [
+const KINDS: [LocalReplyKind; 14] = [
     LocalReplyKind::BadRequest,
     LocalReplyKind::NoRoute,
     LocalReplyKind::RequestTimeout,
@@ -203,6 +206,7 @@ const KINDS: [LocalReplyKind; 13] = [
     LocalReplyKind::BadGateway,
     LocalReplyKind::GatewayTimeout,
     LocalReplyKind::VersionNotSupported,
+    LocalReplyKind::UpgradeRefused,
 ];
 
 /// A listener's profile of local replies, rendered once per snapshot.

@@ -18,7 +18,7 @@ use crate::{
     http1,
     limit::OpenConnections,
     local_reply::LocalReplies,
-    router::Router,
+    router::{RouteDefaults, Router},
     stats::{names, Scope, StatsStore, WorkerScope},
     upstream::{ClusterSnapshot, PoolRegistry},
 };
@@ -167,11 +167,12 @@ impl ListenerSnapshot {
             name: listener.name.as_str().into(),
             router: Router::for_listener(
                 &listener.routes,
-                (
-                    &listener.headers,
-                    listener.cors.as_ref(),
-                    listener.proxy.max_request_body,
-                ),
+                RouteDefaults {
+                    headers: Some(&listener.headers),
+                    cors: listener.cors.as_ref(),
+                    max_request_body: listener.proxy.max_request_body,
+                    upgrades: &listener.upgrades,
+                },
                 |name| clusters.iter().position(|c| c.name == name),
             ),
             path_normalization: listener.path_normalization,

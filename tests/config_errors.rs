@@ -79,6 +79,7 @@ fn example_parses_to_expected_values() {
                 max_request_body: None,
                 rewrite: Default::default(),
                 cors: None,
+                upgrades: None,
             },
             Route {
                 matcher: RouteMatch::Path("/healthz".into()),
@@ -93,6 +94,7 @@ fn example_parses_to_expected_values() {
                 max_request_body: None,
                 rewrite: Default::default(),
                 cors: None,
+                upgrades: None,
             },
         ]
     );

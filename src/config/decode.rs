@@ -47,6 +47,7 @@ const LISTENER_KEYS: &[&str] = &[
     "request_timeout",
     "connection_limit",
     "cors",
+    "upgrades",
     // Header edits, decoded in decode_headers.rs.
     "request_headers_to_add",
     "request_headers_to_remove",
@@ -77,6 +78,7 @@ const ROUTE_KEYS: &[&str] = &[
     "timeout",
     "max_request_body",
     "cors",
+    "upgrades",
     // Rewrites, decoded in decode_rewrite.rs (its REWRITE_KEYS).
     "prefix_rewrite",
     "regex_rewrite",
@@ -237,6 +239,10 @@ fn listener<'a>(
         Some(n) => decode_cors::policy(&n, diag).map(Some),
         None => Some(None),
     };
+    let upgrades = match map.optional("upgrades") {
+        Some(n) => upgrade_list(&n, diag),
+        None => Some(vec!["websocket".to_owned()]),
+    };
     let proxy = decode_proxy::proxy_settings(&map, diag);
     if let (Some(h), Some(p)) = (&http1, &proxy) {
         // A head must fit in the buffer it is read into; a larger limit could never be
@@ -274,6 +280,7 @@ fn listener<'a>(
         connection_limit: connection_limit?,
         headers: headers?,
         cors: cors?,
+        upgrades: upgrades?,
         proxy: proxy?,
         path_normalization: path_normalization?,
     })
@@ -414,6 +421,14 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         Some(n) => decode_cors::policy(&n, diag).map(Some),
         None => Some(None),
     };
+    let upgrades = match map.optional("upgrades") {
+        Some(n) if !forwards => {
+            n.error(diag, "`upgrades` applies only to routes with a `cluster`");
+            None
+        }
+        Some(n) => upgrade_list(&n, diag).map(Some),
+        None => Some(None),
+    };
     let (matcher, conditions) = matched?;
     Some(Route {
         matcher,
@@ -424,6 +439,30 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         max_request_body: max_request_body?,
         rewrite: rewrite?,
         cors: cors?,
+        upgrades: upgrades?,
+    })
+}
+
+/// Upgrade protocol names (`websocket`), lower-cased. `h2c` is refused: a cleartext
+/// HTTP/2 upgrade is not tunnelled (its request is served as HTTP/1.1).
+fn upgrade_list(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Vec<String>> {
+    list(node, diag, |item, diag| {
+        let name = item.str(diag)?;
+        if name.is_empty() || !name.bytes().all(super::fields::token_byte) {
+            item.error(
+                diag,
+                format!("{name:?} is not a protocol name (an HTTP token)"),
+            );
+            return None;
+        }
+        if name.eq_ignore_ascii_case("h2c") {
+            item.error(
+                diag,
+                "`h2c` cannot be tunnelled; cleartext HTTP/2 upgrades are served as HTTP/1.1",
+            );
+            return None;
+        }
+        Some(name.to_ascii_lowercase())
     })
 }
 

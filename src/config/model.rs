@@ -99,6 +99,8 @@ pub struct Listener {
     pub headers: HeaderMutations,
     /// CORS policy of every route of this listener without its own.
     pub cors: Option<CorsPolicy>,
+    /// Upgrade protocols tunnelled on its routes (lower case; `websocket` by default).
+    pub upgrades: Vec<String>,
     /// How requests are forwarded: trust, forwarding headers, body limits.
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.
@@ -184,6 +186,8 @@ pub struct Route {
     pub rewrite: Rewrite,
     /// CORS policy; replaces the listener's for this route.
     pub cors: Option<CorsPolicy>,
+    /// Upgrade protocols this route tunnels (lower case); replaces the listener's.
+    pub upgrades: Option<Vec<String>>,
 }
 
 /// A CORS policy (Envoy's `CorsPolicy`).

@@ -145,6 +145,26 @@ impl Request {
         strip_hop_by_hop(&self.headers, buf, &mut self.overlay);
     }
 
+    /// The `Upgrade` field's value when the request asks to switch protocols: HTTP/1.1,
+    /// `Connection` naming `upgrade`, and an `Upgrade` field (RFC 9110 7.8).
+    pub fn upgrade<'b>(&self, buf: &'b [u8]) -> Option<&'b [u8]> {
+        if self.version != Version::Http11 {
+            return None;
+        }
+        let mut asked = false;
+        let mut value = None;
+        for h in &self.headers {
+            match classify(h.name(buf)) {
+                Known::Connection => {
+                    asked |= list_items(h.value(buf)).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
+                }
+                _ if h.name(buf).eq_ignore_ascii_case(b"upgrade") => value = Some(h.value(buf)),
+                _ => {}
+            }
+        }
+        value.filter(|v| asked && !v.is_empty())
+    }
+
     /// Appends the forwarded head as segments for one vectored write (see
     /// `serialize.rs`): the request line and untouched header lines as spans of the
     /// buffer, changed and added lines as bytes owned by the overlay.
@@ -344,6 +364,27 @@ mod tests {
 
     fn kind(raw: &[u8]) -> ErrorKind {
         parse(raw).unwrap_err().kind()
+    }
+
+    #[test]
+    fn an_upgrade_needs_connection_upgrade_and_http11() {
+        let up = |raw: &[u8]| parse(raw).unwrap().upgrade(raw).map(<[u8]>::to_vec);
+        assert_eq!(
+            up(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n"),
+            Some(b"websocket".to_vec())
+        );
+        assert_eq!(
+            up(b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            up(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n"),
+            None
+        );
+        assert_eq!(
+            up(b"GET / HTTP/1.0\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"),
+            None
+        );
     }
 
     #[test]

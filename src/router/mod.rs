@@ -107,6 +107,25 @@ impl PathMatch {
     }
 }
 
+/// What a listener gives each of its routes that has no setting of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteDefaults<'a> {
+    /// Header edits run before every route's own.
+    pub headers: Option<&'a config::HeaderMutations>,
+    pub cors: Option<&'a config::CorsPolicy>,
+    pub max_request_body: Option<u64>,
+    pub upgrades: &'a [String],
+}
+
+impl Route {
+    /// Whether this route tunnels `protocol` (an `Upgrade` value's first token).
+    pub fn allows_upgrade(&self, protocol: &[u8]) -> bool {
+        self.upgrades
+            .iter()
+            .any(|u| protocol.eq_ignore_ascii_case(u))
+    }
+}
+
 /// A compiled route.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -121,6 +140,8 @@ pub struct Route {
     pub path_rewrite: Option<rewrite::PathRewrite>,
     /// The upstream's Host instead of the request's (cluster routes).
     pub host_rewrite: Option<config::HostRewrite>,
+    /// Upgrade protocols tunnelled (lower case).
+    pub upgrades: Box<[Box<[u8]>]>,
     path: PathMatch,
     conditions: Conditions,
 }
@@ -157,27 +178,20 @@ impl Router {
     /// Compiles a listener's routes. `cluster_index` resolves a cluster name, which the
     /// config has already validated.
     pub fn build(routes: &[config::Route], cluster_index: impl Fn(&str) -> Option<usize>) -> Self {
-        Router::for_listener(
-            routes,
-            (&config::HeaderMutations::default(), None, None),
-            cluster_index,
-        )
+        Router::for_listener(routes, RouteDefaults::default(), cluster_index)
     }
 
     /// Like [`Router::build`], with the listener's header edits compiled into each
-    /// route's filter chain ahead of the route's own, and the listener's CORS policy and
-    /// body limit for routes without their own.
+    /// route's filter chain ahead of the route's own, and the listener's settings for
+    /// routes without their own.
     pub fn for_listener(
         routes: &[config::Route],
-        (listener_headers, listener_cors, max_request_body): (
-            &config::HeaderMutations,
-            Option<&config::CorsPolicy>,
-            Option<u64>,
-        ),
+        defaults: RouteDefaults<'_>,
         cluster_index: impl Fn(&str) -> Option<usize>,
     ) -> Self {
         let mut compiled = Vec::with_capacity(routes.len());
         let mut regexes = Vec::new();
+        let no_headers = config::HeaderMutations::default();
         for (index, route) in routes.iter().enumerate() {
             let action = match &route.action {
                 config::RouteAction::DirectResponse(d) => {
@@ -208,13 +222,20 @@ impl Router {
             compiled.push(Route {
                 action,
                 filters: Chain::build(
-                    (listener_headers, &route.headers),
-                    route.cors.as_ref().or(listener_cors),
+                    (defaults.headers.unwrap_or(&no_headers), &route.headers),
+                    route.cors.as_ref().or(defaults.cors),
                     // Only a forwarded request has a body to limit.
                     matches!(route.action, config::RouteAction::Cluster(_))
-                        .then(|| route.max_request_body.or(max_request_body))
+                        .then(|| route.max_request_body.or(defaults.max_request_body))
                         .flatten(),
                 ),
+                upgrades: route
+                    .upgrades
+                    .as_deref()
+                    .unwrap_or(defaults.upgrades)
+                    .iter()
+                    .map(|u| u.as_bytes().into())
+                    .collect(),
                 timeout: route.timeout,
                 index,
                 path_rewrite: route

@@ -30,6 +30,7 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         max_request_body: None,
         rewrite: Default::default(),
         cors: None,
+        upgrades: None,
     }
 }
 

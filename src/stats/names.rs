@@ -89,9 +89,15 @@ pub mod http {
     pub const DOWNSTREAM_RQ_IDLE_TIMEOUT: usize = 14;
     /// Requests answered by a route's redirect.
     pub const RQ_REDIRECT: usize = 15;
+    /// Connections switched to another protocol (WebSocket) and tunnelled.
+    pub const DOWNSTREAM_CX_UPGRADES_TOTAL: usize = 16;
+    /// Tunnels open now.
+    pub const DOWNSTREAM_CX_UPGRADES_ACTIVE: usize = 17;
+    /// Upgrade requests on routes that do not allow them (answered 403).
+    pub const DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE: usize = 18;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 16] = [
+    pub static DEFS: [StatDef; 19] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -108,6 +114,9 @@ pub mod http {
         counter("downstream_rq_timeout"),
         counter("downstream_rq_idle_timeout"),
         counter("rq_redirect"),
+        counter("downstream_cx_upgrades_total"),
+        gauge("downstream_cx_upgrades_active"),
+        counter("downstream_rq_ws_on_non_ws_route"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

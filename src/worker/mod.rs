@@ -22,6 +22,7 @@ mod listeners;
 mod lookup;
 mod request_log;
 mod stop;
+mod tunnel;
 
 use std::{cell::Cell, io, rc::Rc, sync::Arc, time::Duration};
 

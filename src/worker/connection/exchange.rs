@@ -340,7 +340,12 @@ impl Connection<'_> {
             )
             .map_err(|_| Error::bad_response(false))?;
             match self.response.status {
-                // ringway strips Upgrade, so a switch of protocols was never asked for.
+                101 if self.upgrading => {
+                    return self
+                        .switch_protocols(ubuf, head_len, out, deadline, chain)
+                        .await
+                }
+                // Without an allowed upgrade ringway stripped Upgrade: never asked for.
                 101 => return Err(Error::bad_response(false)),
                 100 if answer_continue => {}
                 100..=199 => self.relay_interim(ubuf, head_len, deadline).await?,
@@ -350,6 +355,72 @@ impl Connection<'_> {
         };
         self.send_response(conn, ubuf, head_len, out, deadline, (early, stop, chain))
             .await
+    }
+
+    /// Relays a `101 Switching Protocols` answering an allowed upgrade: its head (with
+    /// `connection: upgrade` and its `upgrade`, which are hop-by-hop yet what the switch
+    /// is about), and whatever the upstream sent after it, which already belongs to the
+    /// new protocol. The connection then becomes a tunnel (`super::super::tunnel`).
+    async fn switch_protocols(
+        &mut self,
+        ubuf: &[u8],
+        head_len: usize,
+        out: &mut Vec<u8>,
+        deadline: &mut Deadline<'_>,
+        chain: &Chain,
+    ) -> Result<Finished, Error> {
+        let l = self.listener;
+        let head = &ubuf[..head_len];
+        let protocol = self.response.header(head, "upgrade");
+        self.response.strip_hop_by_hop(head);
+        self.response.overlay.add_line(b"connection: upgrade\r\n");
+        if let Some(protocol) = protocol {
+            // Checked by the response parser.
+            self.response.overlay.add_unchecked(b"upgrade", protocol);
+        }
+        if !chain.is_empty() {
+            let head_view = &mut ResponseHead::new(&mut self.response, head);
+            chain.on_response(head_view, &self.filters);
+        }
+        let delivery = Delivery {
+            chunked: false,
+            close: false,
+        };
+        let date_line = self.worker.clock.date_line();
+        stages::downstream_response(
+            &mut self.response,
+            head,
+            delivery,
+            &date_line,
+            &l.proxy,
+            &mut self.scratch,
+        );
+        out.clear();
+        write_status_line(&self.response, head, out);
+        self.response.append_fields(head, out);
+        out.extend_from_slice(&ubuf[head_len..]);
+        let sent = out.len() as u64;
+        let (result, back) = match deadline
+            .within(self.stream.write_all(std::mem::take(out)))
+            .await
+        {
+            Ok(done) => done,
+            Err(expired) => return Err(deadline.error(expired, true, true)),
+        };
+        *out = back;
+        if let Err(e) = result {
+            return Err(Error::client_gone(true, true, Cause::of_error(&e)));
+        }
+        l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
+        Ok(Finished {
+            forwarded: Forwarded {
+                next: Next::Tunnel,
+                status: 101,
+                sent,
+            },
+            reusable: false,
+            keep_alive: None,
+        })
     }
 
     /// Sends the final response head and streams its body.

@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 
 use crate::filter::{Chain, RequestHead};
 
-use super::{body::RequestBody, outcome::Forwarded, Connection};
+use super::{
+    body::RequestBody,
+    outcome::{Forwarded, Next},
+    Connection,
+};
 use crate::worker::{deadline::Deadline, stop::Stop};
 use crate::{
     config::{ExpectContinue, HostRewrite},
@@ -126,7 +130,10 @@ impl Connection<'_> {
                         .stats
                         .get(cx::status_class(finished.forwarded.status))
                         .inc();
-                    if finished.reusable {
+                    if finished.forwarded.next == Next::Tunnel {
+                        // The connection leaves the pool for the tunnel.
+                        self.upgraded = lease.conn.take();
+                    } else if finished.reusable {
                         lease.release(finished.keep_alive);
                     }
                     break Ok(finished.forwarded);

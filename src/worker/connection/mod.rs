@@ -58,7 +58,7 @@ mod outcome;
 
 use super::{
     deadline::Deadline, downstream::Downstream, lookup::Http1Headers, request_log::RequestLog,
-    stop::Stop, WorkerContext,
+    stop::Stop, tunnel, WorkerContext,
 };
 use crate::{
     access_log::{ResponseFlags, WorkerLog},
@@ -71,6 +71,7 @@ use crate::{
     router::{normalize::normalize, rewrite, Action, RouteInput},
     snapshot::ListenerSnapshot,
     stats::names::http as rq,
+    upstream::conn::UpstreamConn,
 };
 use outcome::Next;
 
@@ -121,11 +122,60 @@ pub async fn serve(
         log: log.map(|log| RequestLog::new(log, peer)),
         upstream: None,
         filters: RequestState::default(),
+        upgrading: false,
+        upgraded: None,
         canceller: Some(Canceller::new()),
     };
     conn.run(stop).await;
-    let buf = std::mem::take(&mut conn.buf);
-    worker.bufs.give(buf);
+    let Connection {
+        stream,
+        buf,
+        start,
+        upgraded,
+        ..
+    } = conn;
+    match upgraded {
+        // Boxed: only upgraded connections pay for the tunnel's state (`tunnel`).
+        Some(upstream) => {
+            Box::pin(tunnel::run(
+                stream,
+                upstream,
+                (buf, start),
+                listener,
+                worker,
+            ))
+            .await
+        }
+        None => worker.bufs.give(buf),
+    }
+}
+
+/// What to do with a request's `Upgrade`.
+enum Upgrade {
+    /// Forward it and tunnel after a `101`.
+    Tunnel,
+    /// Serve the request as HTTP/1.1 (the fields were removed as hop-by-hop): a
+    /// cleartext HTTP/2 upgrade (`h2c`), which Envoy ignores the same way.
+    Ignore,
+    /// The route does not allow it: 403, as Envoy answers.
+    Refuse,
+}
+
+fn upgrade_decision(route: &crate::router::Route, value: &[u8]) -> Upgrade {
+    // The first protocol offered, without its version (`websocket`, `h2c`).
+    let first = value.split(|&b| b == b',').next().unwrap_or(value);
+    let protocol = first
+        .split(|&b| b == b'/')
+        .next()
+        .unwrap_or(first)
+        .trim_ascii();
+    if protocol.eq_ignore_ascii_case(b"h2c") {
+        Upgrade::Ignore
+    } else if route.allows_upgrade(protocol) {
+        Upgrade::Tunnel
+    } else {
+        Upgrade::Refuse
+    }
 }
 
 /// The size of a connection's state, for the memory test in `worker`.
@@ -191,6 +241,10 @@ struct Connection<'l> {
     upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
     /// What the route's filters keep for the current request (cleared per request).
     filters: RequestState,
+    /// The current request asks for an upgrade its route allows.
+    upgrading: bool,
+    /// The upstream connection of a tunnel, once the upstream switched protocols.
+    upgraded: Option<UpstreamConn>,
     /// Cancels the hot read when its window passes (one per connection, reused).
     ///
     /// An `Option` so that it can be moved out to `cancel` without building a default
@@ -302,7 +356,8 @@ impl Connection<'_> {
             let (mut reply, mut cluster) = (reply, cluster);
             // A filter refused the request for its body: answer without reading it.
             let mut refused_body = false;
-            if cluster.is_some() {
+            self.upgrading = false;
+            if let (Some(_), Some(route)) = (cluster, route) {
                 // The fixed request stage, then the route's filters (`filter`).
                 self.client_ip = stages::upstream_request(
                     &mut self.request,
@@ -312,6 +367,23 @@ impl Connection<'_> {
                     &mut self.random,
                     &mut self.scratch,
                 );
+                if let Some(protocol) = self.request.upgrade(head) {
+                    match upgrade_decision(route, protocol) {
+                        Upgrade::Tunnel => {
+                            // The stage removed them as hop-by-hop; the switch needs them.
+                            self.upgrading = true;
+                            let mut view = RequestHead::new(&mut self.request, head);
+                            view.append_line(b"connection: upgrade\r\n");
+                            view.append_checked(b"upgrade", protocol);
+                        }
+                        Upgrade::Ignore => {}
+                        Upgrade::Refuse => {
+                            l.http_stats.get(rq::DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE).inc();
+                            reply = l.replies.get(LocalReplyKind::UpgradeRefused);
+                            cluster = None;
+                        }
+                    }
+                }
             }
             // The route's filters run for whatever the route does (a CORS preflight is
             // answered on any route).
@@ -354,6 +426,10 @@ impl Connection<'_> {
                     Ok(forwarded) => {
                         l.http_stats.get(rq::status_class(forwarded.status)).inc();
                         self.complete(forwarded.status, forwarded.sent, ResponseFlags::NONE);
+                        if forwarded.next == Next::Tunnel {
+                            // `serve` takes the connection on as a tunnel.
+                            return;
+                        }
                         if forwarded.next == Next::Close {
                             // Late pipelined bytes must not make the kernel reset the
                             // connection under the response (RFC 9112 9.6).

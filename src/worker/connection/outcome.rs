@@ -9,6 +9,8 @@ pub(super) enum Next {
     KeepAlive,
     /// Close: the response said `connection: close`, or its end is the connection's.
     Close,
+    /// The upstream switched protocols (`101`): the connection becomes a tunnel.
+    Tunnel,
 }
 
 /// A completed exchange.
