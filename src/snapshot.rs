@@ -18,7 +18,7 @@ use crate::{
     http1,
     limit::OpenConnections,
     local_reply::LocalReplies,
-    router::{RouteDefaults, Router},
+    router::{HostRouter, RouteDefaults},
     stats::{names, Scope, StatsStore, WorkerScope},
     upstream::{ClusterSnapshot, PoolRegistry},
 };
@@ -81,8 +81,8 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
 pub struct ListenerSnapshot {
     /// The listener's name.
     pub name: Box<str>,
-    /// Its route table.
-    pub router: Router,
+    /// Its route tables, by authority.
+    pub router: HostRouter,
     /// How paths are normalised before routing.
     pub path_normalization: config::PathNormalization,
     /// Codec limits.
@@ -165,10 +165,10 @@ impl ListenerSnapshot {
         let h = &listener.http1;
         ListenerSnapshot {
             name: listener.name.as_str().into(),
-            router: Router::for_listener(
-                &listener.routes,
+            router: HostRouter::build(
+                listener,
                 RouteDefaults {
-                    headers: Some(&listener.headers),
+                    headers: [Some(&listener.headers), None],
                     cors: listener.cors.as_ref(),
                     max_request_body: listener.proxy.max_request_body,
                     upgrades: &listener.upgrades,

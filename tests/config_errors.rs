@@ -151,9 +151,10 @@ fn shipped_config_files_parse() {
     );
 
     let reference = Config::load(&root.join("config/reference.yaml")).expect("reference");
-    assert_eq!(reference.listeners.len(), 2);
+    assert_eq!(reference.listeners.len(), 3);
+    assert_eq!(reference.listeners[1].virtual_hosts.len(), 2);
     assert_eq!(
-        reference.listeners[1].address,
+        reference.listeners[2].address,
         Address::Tcp(addr("[::1]:8081"))
     );
     assert_eq!(reference.clusters.len(), 2);
@@ -169,7 +170,7 @@ fn shipped_config_files_parse() {
     );
     assert_eq!(reference.listeners[0].idle_timeout, Duration::from_secs(60));
     assert_eq!(
-        reference.listeners[0].routes[2].timeout,
+        reference.listeners[0].routes[3].timeout,
         Duration::from_secs(15)
     );
 }
@@ -228,7 +229,7 @@ fn unknown_key_with_and_without_suggestion() {
         errors(text),
         [
             "ringway.yaml:2:5: listeners[0]: missing required key `address`",
-            "ringway.yaml:2:5: listeners[0]: missing required key `routes`",
+            "ringway.yaml:2:5: listeners[0]: a listener needs `routes` or `virtual_hosts`",
             "ringway.yaml:3:5: listeners[0].adress: unknown key `adress`; did you mean `address`?",
             "ringway.yaml:4:5: listeners[0].banana: unknown key `banana`",
         ]

@@ -21,7 +21,7 @@ use super::fields::{
 };
 use super::model::{
     Config, DirectResponse, DriverChoice, EscapedSlashes, Http1Settings, Listener,
-    PathNormalization, PinWorkers, Route, RouteAction, Workers,
+    PathNormalization, PinWorkers, Route, RouteAction, VirtualHost, Workers,
 };
 use super::node::Node;
 use super::route_match::route_match;
@@ -40,6 +40,7 @@ const LISTENER_KEYS: &[&str] = &[
     "name",
     "address",
     "routes",
+    "virtual_hosts",
     "http1",
     "header_read_timeout",
     "idle_timeout",
@@ -62,6 +63,17 @@ const LISTENER_KEYS: &[&str] = &[
     "expect_continue",
     "buffer_limit",
     "path_normalization",
+];
+const VIRTUAL_HOST_KEYS: &[&str] = &[
+    "name",
+    "domains",
+    "routes",
+    "cors",
+    // Header edits, decoded in decode_headers.rs.
+    "request_headers_to_add",
+    "request_headers_to_remove",
+    "response_headers_to_add",
+    "response_headers_to_remove",
 ];
 const HTTP1_KEYS: &[&str] = &[
     "max_request_line",
@@ -208,9 +220,26 @@ fn listener<'a>(
         }
         addr
     });
-    let routes = map
-        .field(diag, "routes")
-        .and_then(|n| non_empty_list(&n, diag, "route", |item, diag| route(item, diag, marks)));
+    // `routes` (for every authority) or `virtual_hosts`, not both.
+    let (routes, virtual_hosts) = match (map.optional("routes"), map.optional("virtual_hosts")) {
+        (Some(n), None) => (
+            non_empty_list(&n, diag, "route", |item, diag| route(item, diag, marks)),
+            Some(Vec::new()),
+        ),
+        (None, Some(n)) => (Some(Vec::new()), virtual_hosts(&n, diag, marks)),
+        (Some(_), Some(n)) => {
+            n.error(
+                diag,
+                "a listener has `routes` or `virtual_hosts`, not both (put the routes in a \
+                 virtual host with `domains: [\"*\"]`)",
+            );
+            (None, None)
+        }
+        (None, None) => {
+            map.error(diag, "a listener needs `routes` or `virtual_hosts`");
+            (None, None)
+        }
+    };
     let http1 = match map.optional("http1") {
         Some(n) => http1(&n, diag),
         None => Some(Http1Settings::default()),
@@ -272,6 +301,7 @@ fn listener<'a>(
         name: name?.to_owned(),
         address: address?,
         routes: routes?,
+        virtual_hosts: virtual_hosts?,
         http1: http1?,
         header_read_timeout: header_read_timeout?,
         idle_timeout: idle_timeout?,
@@ -284,6 +314,101 @@ fn listener<'a>(
         proxy: proxy?,
         path_normalization: path_normalization?,
     })
+}
+
+fn virtual_hosts<'a>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    marks: &mut Marks<'a>,
+) -> Option<Vec<VirtualHost>> {
+    let hosts = non_empty_list(node, diag, "virtual host", |item, diag| {
+        virtual_host(item, diag, marks)
+    })?;
+    // Names and domains are unique in a listener (Envoy refuses a repeated domain: which
+    // host would serve it?).
+    let items = node.seq(diag)?;
+    let mut ok = true;
+    let mut names: Vec<(&str, usize)> = Vec::new();
+    let mut domains: Vec<(&str, usize)> = Vec::new();
+    for (i, (host, item)) in hosts.iter().zip(&items).enumerate() {
+        if let Some((_, first)) = names.iter().find(|(n, _)| *n == host.name) {
+            item.error(
+                diag,
+                format!(
+                    "duplicate virtual host name {:?} (first is host {first})",
+                    host.name
+                ),
+            );
+            ok = false;
+        }
+        names.push((&host.name, i));
+        for d in &host.domains {
+            if let Some((_, first)) = domains.iter().find(|(x, _)| x == d) {
+                item.error(
+                    diag,
+                    format!("domain {d:?} is already served by virtual host {first}"),
+                );
+                ok = false;
+            }
+            domains.push((d, i));
+        }
+    }
+    ok.then_some(hosts)
+}
+
+fn virtual_host<'a>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    marks: &mut Marks<'a>,
+) -> Option<VirtualHost> {
+    let map = node.map(diag, VIRTUAL_HOST_KEYS)?;
+    let name = map
+        .field(diag, "name")
+        .and_then(|n| super::fields::name(&n, diag));
+    let domains = map
+        .field(diag, "domains")
+        .and_then(|n| non_empty_list(&n, diag, "domain", |item, diag| domain(item, diag)));
+    let routes = map
+        .field(diag, "routes")
+        .and_then(|n| non_empty_list(&n, diag, "route", |item, diag| route(item, diag, marks)));
+    let headers = decode_headers::mutations(&map, diag);
+    let cors = match map.optional("cors") {
+        Some(n) => decode_cors::policy(&n, diag).map(Some),
+        None => Some(None),
+    };
+    Some(VirtualHost {
+        name: name?.to_owned(),
+        domains: domains?,
+        routes: routes?,
+        headers: headers?,
+        cors: cors?,
+    })
+}
+
+/// A domain pattern: `*`, a name with at most one leading or trailing `*`, an optional
+/// `:port`.
+fn domain(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
+    let text = node.str(diag)?;
+    let bare = text
+        .strip_prefix('*')
+        .or_else(|| text.strip_suffix('*'))
+        .unwrap_or(text);
+    let valid = text == "*"
+        || (!bare.is_empty()
+            && bare.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':' | b'[' | b']')
+            }));
+    if !valid {
+        node.error(
+            diag,
+            format!(
+                "{text:?} is not a domain: a host name (with `:port` to serve only that port), \
+                 a leading `*` (`*.example.com`), a trailing `*` (`api.*`), or `*`"
+            ),
+        );
+        return None;
+    }
+    Some(text.to_ascii_lowercase())
 }
 
 fn path_normalization(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PathNormalization> {

@@ -160,7 +160,7 @@ mod tests {
             messages("listeners:\n  - name:\n"),
             [
                 "t.yaml:2:5: listeners[0]: missing required key `address`",
-                "t.yaml:2:5: listeners[0]: missing required key `routes`",
+                "t.yaml:2:5: listeners[0]: a listener needs `routes` or `virtual_hosts`",
                 "t.yaml:2:9: listeners[0].name: `name` needs a value"
             ]
         );

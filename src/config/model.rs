@@ -79,8 +79,11 @@ pub struct Listener {
     pub name: String,
     /// `ip:port`, or `unix:/path` for a Unix stream socket.
     pub address: Address,
-    /// First match wins, in file order.
+    /// First match wins, in file order. Empty when the listener has `virtual_hosts`.
     pub routes: Vec<Route>,
+    /// Route tables by authority (Envoy's virtual hosts); empty when the listener has
+    /// `routes`, which then serve every authority.
+    pub virtual_hosts: Vec<VirtualHost>,
     pub http1: Http1Settings,
     /// Time allowed to receive a complete request head.
     pub header_read_timeout: Duration,
@@ -105,6 +108,22 @@ pub struct Listener {
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.
     pub path_normalization: PathNormalization,
+}
+
+/// A group of routes for some authorities (Envoy's `VirtualHost`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    /// Unique in its listener.
+    pub name: String,
+    /// Lower case: exact names (`host` or `host:port`), `*.suffix` / `*suffix`,
+    /// `prefix.*` / `prefix*`, or `*`; unique in the listener.
+    pub domains: Vec<String>,
+    /// First match wins, in file order.
+    pub routes: Vec<Route>,
+    /// Header edits of its routes, after the listener's and before each route's.
+    pub headers: HeaderMutations,
+    /// CORS policy of its routes without their own (replaces the listener's).
+    pub cors: Option<CorsPolicy>,
 }
 
 /// Path normalisation policy of one listener (see `router::normalize`). Dot segments are

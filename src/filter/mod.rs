@@ -170,16 +170,17 @@ impl Chain {
         }
     }
 
-    /// Compiles a route's chain: its CORS policy (the route's, else the listener's), the
-    /// body limit (likewise), then the listener's header edits, then the route's.
+    /// Compiles a route's chain: its CORS policy (the route's, else its virtual host's,
+    /// else the listener's), the body limit (the route's, else the listener's), then the
+    /// header edits of the listener, the virtual host and the route, in that order.
     pub fn build(
-        (listener, route): (&config::HeaderMutations, &config::HeaderMutations),
+        ([listener, host], route): ([&config::HeaderMutations; 2], &config::HeaderMutations),
         cors: Option<&config::CorsPolicy>,
         max_request_body: Option<u64>,
     ) -> Chain {
         let cors = cors.map(|p| Filter::Cors(Cors::compile(p)));
         let limit = max_request_body.map(|max| Filter::BodyLimit(BodyLimit::new(max)));
-        let headers = [listener, route]
+        let headers = [listener, host, route]
             .into_iter()
             .filter(|m| !m.is_empty())
             .map(|m| Filter::Headers(HeaderMutation::compile(m)));

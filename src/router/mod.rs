@@ -16,6 +16,7 @@
 //! oracle and bench baseline). Matching allocates nothing.
 
 mod conditions;
+mod hosts;
 pub mod normalize;
 pub mod rewrite;
 mod trie;
@@ -107,11 +108,12 @@ impl PathMatch {
     }
 }
 
-/// What a listener gives each of its routes that has no setting of its own.
+/// What a listener (and a virtual host) gives each of its routes that has no setting of
+/// its own.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RouteDefaults<'a> {
-    /// Header edits run before every route's own.
-    pub headers: Option<&'a config::HeaderMutations>,
+    /// Header edits run before every route's own: the listener's, then the host's.
+    pub headers: [Option<&'a config::HeaderMutations>; 2],
     pub cors: Option<&'a config::CorsPolicy>,
     pub max_request_body: Option<u64>,
     pub upgrades: &'a [String],
@@ -174,6 +176,51 @@ pub struct Router {
     regexes: Vec<RouteIndex>,
 }
 
+/// A listener's route tables by authority: its virtual hosts, or its one table of
+/// `routes` for every authority (`hosts`).
+#[derive(Debug, Clone)]
+pub struct HostRouter {
+    hosts: hosts::HostTable,
+    tables: Vec<Router>,
+}
+
+impl HostRouter {
+    /// Compiles a listener's routes or virtual hosts. `defaults` carries the listener's
+    /// settings (its header edits first in `headers`).
+    pub fn build(
+        listener: &config::Listener,
+        defaults: RouteDefaults<'_>,
+        cluster_index: impl Fn(&str) -> Option<usize> + Copy,
+    ) -> Self {
+        let mut hosts = hosts::HostTable::default();
+        let mut tables = Vec::new();
+        if listener.virtual_hosts.is_empty() {
+            hosts.add(0, &["*".to_owned()]);
+            tables.push(Router::for_listener(
+                &listener.routes,
+                defaults,
+                cluster_index,
+            ));
+        }
+        for (i, host) in listener.virtual_hosts.iter().enumerate() {
+            hosts.add(i, &host.domains);
+            let defaults = RouteDefaults {
+                headers: [defaults.headers[0], Some(&host.headers)],
+                cors: host.cors.as_ref().or(defaults.cors),
+                ..defaults
+            };
+            tables.push(Router::for_listener(&host.routes, defaults, cluster_index));
+        }
+        HostRouter { hosts, tables }
+    }
+
+    /// The first route of the host serving `input`'s authority that matches it.
+    pub fn route<H: HeaderLookup + ?Sized>(&self, input: &RouteInput<'_, H>) -> Option<&Route> {
+        let table = self.tables.get(self.hosts.find(input.host)?)?;
+        table.route(input)
+    }
+}
+
 impl Router {
     /// Compiles a listener's routes. `cluster_index` resolves a cluster name, which the
     /// config has already validated.
@@ -222,7 +269,13 @@ impl Router {
             compiled.push(Route {
                 action,
                 filters: Chain::build(
-                    (defaults.headers.unwrap_or(&no_headers), &route.headers),
+                    (
+                        [
+                            defaults.headers[0].unwrap_or(&no_headers),
+                            defaults.headers[1].unwrap_or(&no_headers),
+                        ],
+                        &route.headers,
+                    ),
                     route.cors.as_ref().or(defaults.cors),
                     // Only a forwarded request has a body to limit.
                     matches!(route.action, config::RouteAction::Cluster(_))
