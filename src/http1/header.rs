@@ -55,6 +55,8 @@ pub(crate) enum Known {
     Date,
     /// Hop-by-hop by definition, with no other meaning to the codec.
     HopByHop,
+    /// `Upgrade`: hop-by-hop, and what a protocol switch asks for.
+    Upgrade,
     Other,
 }
 
@@ -65,7 +67,8 @@ pub(crate) fn classify(name: &[u8]) -> Known {
         4 if is("host") => Known::Host,
         4 if is("date") => Known::Date,
         6 if is("expect") => Known::Expect,
-        7 if is("trailer") || is("upgrade") => Known::HopByHop,
+        7 if is("trailer") => Known::HopByHop,
+        7 if is("upgrade") => Known::Upgrade,
         10 if is("connection") => Known::Connection,
         10 if is("keep-alive") => Known::HopByHop,
         14 if is("content-length") => Known::ContentLength,

@@ -96,6 +96,8 @@ pub struct Request {
     pub keep_alive: bool,
     /// `Expect: 100-continue` on HTTP/1.1.
     pub expect_continue: bool,
+    /// The `Upgrade` value of an HTTP/1.1 request whose `Connection` names `upgrade`.
+    upgrade: Option<Span>,
     /// Length of the head, leading empty lines and the final CRLF included.
     pub head_len: usize,
     /// Header changes to apply on write-back.
@@ -147,22 +149,9 @@ impl Request {
 
     /// The `Upgrade` field's value when the request asks to switch protocols: HTTP/1.1,
     /// `Connection` naming `upgrade`, and an `Upgrade` field (RFC 9110 7.8).
+    /// Found while parsing, so asking costs nothing.
     pub fn upgrade<'b>(&self, buf: &'b [u8]) -> Option<&'b [u8]> {
-        if self.version != Version::Http11 {
-            return None;
-        }
-        let mut asked = false;
-        let mut value = None;
-        for h in &self.headers {
-            match classify(h.name(buf)) {
-                Known::Connection => {
-                    asked |= list_items(h.value(buf)).any(|t| t.eq_ignore_ascii_case(b"upgrade"))
-                }
-                _ if h.name(buf).eq_ignore_ascii_case(b"upgrade") => value = Some(h.value(buf)),
-                _ => {}
-            }
-        }
-        value.filter(|v| asked && !v.is_empty())
+        self.upgrade.map(|s| s.get(buf))
     }
 
     /// Appends the forwarded head as segments for one vectored write (see
@@ -261,6 +250,7 @@ fn apply_fields(buf: &[u8], out: &mut Request) -> Result<(), ParseError> {
     let mut framing = FramingHeaders::default();
     let mut host: Option<Span> = None;
     let (mut close, mut keep_alive) = (false, false);
+    let (mut upgrade_asked, mut upgrade) = (false, None);
     for h in &mut out.headers {
         let value = h.value.get(buf);
         match classify(h.name.get(buf)) {
@@ -283,15 +273,21 @@ fn apply_fields(buf: &[u8], out: &mut Request) -> Result<(), ParseError> {
                 for token in list_items(value).filter(|t| is_token(t)) {
                     close |= token.eq_ignore_ascii_case(b"close");
                     keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                    upgrade_asked |= token.eq_ignore_ascii_case(b"upgrade");
                 }
             }
             Known::Expect => {
                 out.expect_continue = !http10 && value.eq_ignore_ascii_case(b"100-continue");
             }
             Known::HopByHop => h.hop_by_hop = true,
+            Known::Upgrade => {
+                h.hop_by_hop = true;
+                upgrade = Some(h.value).filter(|_| !value.is_empty());
+            }
             Known::Date | Known::Other => {}
         }
     }
+    out.upgrade = upgrade.filter(|_| upgrade_asked && out.version == Version::Http11);
     out.framing = framing.finish(http10)?.unwrap_or(BodyFraming::None);
     out.keep_alive = !close && (!http10 || keep_alive);
 

@@ -186,7 +186,7 @@ fn apply_fields(buf: &[u8], request_method: Method, out: &mut Response) -> Resul
                     keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            Known::HopByHop => h.hop_by_hop = true,
+            Known::HopByHop | Known::Upgrade => h.hop_by_hop = true,
             Known::Date => out_has_date = true,
             Known::Host | Known::Expect | Known::Other => {}
         }
