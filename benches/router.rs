@@ -33,6 +33,7 @@ fn table() -> Vec<Route> {
         rewrite: Default::default(),
         cors: None,
         upgrades: None,
+        idle_timeout: None,
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

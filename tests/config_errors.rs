@@ -80,6 +80,7 @@ fn example_parses_to_expected_values() {
                 rewrite: Default::default(),
                 cors: None,
                 upgrades: None,
+                idle_timeout: None,
             },
             Route {
                 matcher: RouteMatch::Path("/healthz".into()),
@@ -95,6 +96,7 @@ fn example_parses_to_expected_values() {
                 rewrite: Default::default(),
                 cors: None,
                 upgrades: None,
+                idle_timeout: None,
             },
         ]
     );
@@ -399,7 +401,7 @@ listeners:
             "ringway.yaml:8:12: listeners[0].http1: expected a mapping, found the string \"strict\"",
             "ringway.yaml:10:16: listeners[0].routes[0].match: expected a mapping, found the string \"/api\"",
             "ringway.yaml:11:36: listeners[0].routes[0].direct_response.status: expected a status code from 200 to 599, found the string \"200\"",
-            "ringway.yaml:11:49: listeners[0].routes[0].direct_response.body: expected a string, found the integer `5`",
+            "ringway.yaml:11:49: listeners[0].routes[0].direct_response.body: expected a string, or a mapping with `inline_string` or `filename`, found the integer `5`",
         ]
     );
     assert_eq!(
@@ -473,7 +475,7 @@ fn route_condition_errors() {
             "ringway.yaml:6:25: listeners[0].routes[0].match.regex: invalid regex \"/a(b\": unclosed group",
             "ringway.yaml:8:35: listeners[0].routes[1].match.host: invalid host \"a.com:80\": host patterns have no port (the request's port is ignored)",
             "ringway.yaml:10:35: listeners[0].routes[2].match.host: invalid host \"a.*.com\": the only wildcard is a leading `*.` (one or more labels)",
-            "ringway.yaml:10:64: listeners[0].routes[2].match.headers[0].name: \"x y\" is not a valid header name (a token)",
+            "ringway.yaml:10:64: listeners[0].routes[2].match.headers[0].name: \"x y\" is not a valid header name (a token, or one of [\":method\", \":authority\", \":path\"])",
             "ringway.yaml:12:39: listeners[0].routes[3].match.headers[0]: a condition has exactly one of `exact`, `prefix`, `regex`, `present`, not several",
             "ringway.yaml:12:91: listeners[0].routes[3].match.headers[1].regex: invalid regex \"(\": unclosed group",
             "ringway.yaml:14:37: listeners[0].routes[4].match.query[0]: a condition needs one of `exact`, `present`",

@@ -88,6 +88,7 @@ const ROUTE_KEYS: &[&str] = &[
     "direct_response",
     "redirect",
     "timeout",
+    "idle_timeout",
     "max_request_body",
     "cors",
     "upgrades",
@@ -113,6 +114,10 @@ pub(crate) fn config<'a>(
     diag: &mut Diagnostics,
     marks: &mut Marks<'a>,
 ) -> Option<Config> {
+    marks.base_dir = source
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
     if root.is_empty_document() {
         // At 1:1 rather than at the empty node, which saphyr puts after any comments or `---`.
         let start = super::error::Pos { line: 1, column: 1 };
@@ -497,7 +502,7 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
             RouteAction::Cluster(name.to_owned())
         }),
         [("direct_response", direct)] => {
-            direct_response(direct, diag).map(RouteAction::DirectResponse)
+            direct_response(direct, diag, &marks.base_dir).map(RouteAction::DirectResponse)
         }
         [(_, redirect)] => decode_rewrite::redirect(redirect, diag).map(RouteAction::Redirect),
         [] => {
@@ -546,6 +551,17 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         Some(n) => decode_cors::policy(&n, diag).map(Some),
         None => Some(None),
     };
+    let idle_timeout = match map.optional("idle_timeout") {
+        Some(n) if !forwards => {
+            n.error(
+                diag,
+                "`idle_timeout` applies only to routes with a `cluster`",
+            );
+            None
+        }
+        Some(n) => duration(&n, diag).map(Some),
+        None => Some(None),
+    };
     let upgrades = match map.optional("upgrades") {
         Some(n) if !forwards => {
             n.error(diag, "`upgrades` applies only to routes with a `cluster`");
@@ -565,6 +581,7 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         rewrite: rewrite?,
         cors: cors?,
         upgrades: upgrades?,
+        idle_timeout: idle_timeout?,
     })
 }
 
@@ -591,14 +608,28 @@ fn upgrade_list(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Vec<String>> 
     })
 }
 
-fn direct_response(node: &Node<'_>, diag: &mut Diagnostics) -> Option<DirectResponse> {
+fn direct_response(
+    node: &Node<'_>,
+    diag: &mut Diagnostics,
+    base_dir: &std::path::Path,
+) -> Option<DirectResponse> {
     let map = node.map(diag, DIRECT_RESPONSE_KEYS)?;
     let status = map
         .field(diag, "status")
         .and_then(|n| n.int_in(diag, "a status code", 200..=599))
         .and_then(|s| u16::try_from(s).ok());
     let body = match map.optional("body") {
-        Some(n) => n.str(diag).map(|s| Bytes::copy_from_slice(s.as_bytes())),
+        Some(n) if n.peek_str().is_some() => {
+            n.str(diag).map(|s| Bytes::copy_from_slice(s.as_bytes()))
+        }
+        Some(n) if n.peek_int().is_some() || n.peek_bool().is_some() => {
+            n.wrong_type(
+                diag,
+                "a string, or a mapping with `inline_string` or `filename`",
+            );
+            None
+        }
+        Some(n) => body_source(&n, diag, base_dir),
         None => Some(Bytes::new()),
     };
     let content_type = match map.optional("content_type") {
@@ -610,6 +641,49 @@ fn direct_response(node: &Node<'_>, diag: &mut Diagnostics) -> Option<DirectResp
         body: body?,
         content_type: content_type?,
     })
+}
+
+/// The largest direct-response body read from a file (Envoy's default cap is 4 KiB,
+/// `max_direct_response_body_size_bytes`; ringway's bodies live in every worker's
+/// snapshot, so a larger one is refused rather than silently truncated).
+const MAX_BODY_FILE: u64 = 1 << 20;
+
+/// Envoy's `DataSource`: `{inline_string: text}` or `{filename: path}` (relative names
+/// from the config file's directory, read at load and at every reload).
+fn body_source(
+    node: &Node<'_>,
+    diag: &mut Diagnostics,
+    base_dir: &std::path::Path,
+) -> Option<Bytes> {
+    let map = node.map(diag, &["inline_string", "filename"])?;
+    match (map.optional("inline_string"), map.optional("filename")) {
+        (Some(n), None) => n.str(diag).map(|s| Bytes::copy_from_slice(s.as_bytes())),
+        (None, Some(n)) => {
+            let name = n.str(diag)?;
+            let path = base_dir.join(name);
+            let read = std::fs::metadata(&path).and_then(|meta| {
+                if meta.len() > MAX_BODY_FILE {
+                    Err(std::io::Error::other(format!(
+                        "{} bytes; a direct response body is at most {MAX_BODY_FILE}",
+                        meta.len()
+                    )))
+                } else {
+                    std::fs::read(&path)
+                }
+            });
+            match read {
+                Ok(bytes) => Some(Bytes::from(bytes)),
+                Err(e) => {
+                    n.error(diag, format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            }
+        }
+        _ => {
+            map.error(diag, "a body has one of `inline_string` or `filename`");
+            None
+        }
+    }
 }
 
 /// Must be a valid, non-empty header value: no CR/LF (header injection) or other controls.

@@ -22,6 +22,8 @@ pub(crate) struct Marks<'a> {
     pub cluster_names: Vec<(&'a str, Node<'a>)>,
     /// Each route's `cluster` value.
     pub cluster_refs: Vec<(&'a str, Node<'a>)>,
+    /// The config file's directory: relative file names in it are read from there.
+    pub base_dir: std::path::PathBuf,
 }
 
 /// An optional count of connections, at least 1 (`Some(None)` when absent).

@@ -207,6 +207,9 @@ pub struct Route {
     pub cors: Option<CorsPolicy>,
     /// Upgrade protocols this route tunnels (lower case); replaces the listener's.
     pub upgrades: Option<Vec<String>>,
+    /// Replaces the listener's `stream_idle_timeout` for this route (Envoy's route
+    /// `idle_timeout`).
+    pub idle_timeout: Option<Duration>,
 }
 
 /// A CORS policy (Envoy's `CorsPolicy`).
@@ -326,6 +329,8 @@ pub struct HeaderAdd {
 pub struct RouteConditions {
     /// Any one must match the request's authority; empty = any host (or none).
     pub hosts: Vec<HostMatch>,
+    /// Any one must be the request's method; empty = any method.
+    pub methods: Vec<String>,
     /// All must hold.
     pub headers: Vec<HeaderMatch>,
     /// All must hold.
@@ -334,7 +339,10 @@ pub struct RouteConditions {
 
 impl RouteConditions {
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.headers.is_empty() && self.query.is_empty()
+        self.hosts.is_empty()
+            && self.methods.is_empty()
+            && self.headers.is_empty()
+            && self.query.is_empty()
     }
 }
 

@@ -1,5 +1,6 @@
 //! Schema of a route's `match` section: the path matcher (`prefix` | `path` | `regex`)
-//! and the conditions beside it (`host`, `headers`, `query`).
+//! and the conditions beside it (`host`, `methods`, `headers`, `query`; a header condition
+//! may name the pseudo-headers `:method`, `:authority` and `:path`, as in Envoy).
 //!
 //! Design: every literal that can never match a request is an error here rather than dead
 //! config: paths must start with `/` and hold only request-target characters, host
@@ -13,7 +14,11 @@ use super::model::{HeaderMatch, HostMatch, QueryMatch, RouteConditions, RouteMat
 use super::node::Node;
 use super::pattern::anchored_regex;
 
-const MATCH_KEYS: &[&str] = &["prefix", "path", "regex", "host", "headers", "query"];
+const MATCH_KEYS: &[&str] = &[
+    "prefix", "path", "regex", "host", "methods", "headers", "query",
+];
+/// Pseudo-headers a header condition may name (as Envoy's route matchers do).
+const PSEUDO_HEADERS: &[&str] = &[":method", ":authority", ":path"];
 const HEADER_KEYS: &[&str] = &["name", "exact", "prefix", "regex", "present"];
 const QUERY_KEYS: &[&str] = &["name", "exact", "present"];
 
@@ -55,8 +60,13 @@ pub(crate) fn route_match(
         Some(n) => list(&n, diag, query),
         None => Some(Vec::new()),
     };
+    let methods = match map.optional("methods") {
+        Some(n) => methods(&n, diag),
+        None => Some(Vec::new()),
+    };
     let conditions = RouteConditions {
         hosts: hosts?,
+        methods: methods?,
         headers: headers?,
         query: query?,
     };
@@ -171,10 +181,12 @@ fn header(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
     let map = node.map(diag, HEADER_KEYS)?;
     let name = map.field(diag, "name").and_then(|n| {
         let text = n.str(diag)?;
-        if !is_token(text) {
+        if !is_token(text) && !PSEUDO_HEADERS.contains(&text) {
             n.error(
                 diag,
-                format!("{text:?} is not a valid header name (a token)"),
+                format!(
+                    "{text:?} is not a valid header name (a token, or one of {PSEUDO_HEADERS:?})"
+                ),
             );
             return None;
         }
@@ -185,6 +197,26 @@ fn header(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
         name: name?,
         value: value?,
     })
+}
+
+/// `methods`: one or more method names (tokens; case-sensitive, as methods are).
+fn methods(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Vec<String>> {
+    let names = list(node, diag, |item, diag| {
+        let text = item.str(diag)?;
+        if !is_token(text) {
+            item.error(diag, format!("{text:?} is not a method name (a token)"));
+            return None;
+        }
+        Some(text.to_owned())
+    })?;
+    if names.is_empty() {
+        node.error(
+            diag,
+            "an empty `methods` list would match nothing; leave it out to match any method",
+        );
+        return None;
+    }
+    Some(names)
 }
 
 fn query(node: &Node<'_>, diag: &mut Diagnostics) -> Option<QueryMatch> {

@@ -63,6 +63,7 @@ impl Value {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Conditions {
     hosts: Vec<Host>,
+    methods: Vec<Box<[u8]>>,
     headers: Vec<(Box<str>, Value)>,
     query: Vec<(Box<[u8]>, Value)>,
 }
@@ -78,6 +79,7 @@ impl Conditions {
                     config::HostMatch::Suffix(s) => Host::Suffix(s.as_bytes().into()),
                 })
                 .collect(),
+            methods: c.methods.iter().map(|m| m.as_bytes().into()).collect(),
             headers: c
                 .headers
                 .iter()
@@ -93,11 +95,18 @@ impl Conditions {
 
     /// Whether there are none (the route matches on its path alone).
     pub fn is_empty(&self) -> bool {
-        self.hosts.is_empty() && self.headers.is_empty() && self.query.is_empty()
+        self.hosts.is_empty()
+            && self.methods.is_empty()
+            && self.headers.is_empty()
+            && self.query.is_empty()
     }
 
     pub fn hold<H: HeaderLookup + ?Sized>(&self, host: &[u8], headers: &H, query: &[u8]) -> bool {
         (self.hosts.is_empty() || self.host_matches(host))
+            && (self.methods.is_empty()
+                || headers
+                    .get(":method")
+                    .is_some_and(|m| self.methods.iter().any(|x| m == &x[..])))
             && self.headers.iter().all(|(n, v)| v.test(headers.get(n)))
             && self
                 .query

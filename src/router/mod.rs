@@ -136,6 +136,8 @@ pub struct Route {
     pub filters: Chain,
     /// Upstream timeout (cluster routes).
     pub timeout: Duration,
+    /// Replaces the listener's `stream_idle_timeout` for this route's exchanges.
+    pub idle_timeout: Option<Duration>,
     /// Position in the listener's `routes` list (for logs and stats).
     pub index: usize,
     /// The upstream's path instead of the request's (cluster routes).
@@ -290,6 +292,7 @@ impl Router {
                     .map(|u| u.as_bytes().into())
                     .collect(),
                 timeout: route.timeout,
+                idle_timeout: route.idle_timeout,
                 index,
                 path_rewrite: route
                     .rewrite

@@ -31,6 +31,7 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         rewrite: Default::default(),
         cors: None,
         upgrades: None,
+        idle_timeout: None,
     }
 }
 
@@ -112,6 +113,41 @@ fn regexes_match_the_whole_path_in_order() {
 }
 
 #[test]
+fn methods_match_as_a_list_and_as_the_method_pseudo_header() {
+    let only = |m: &[&str]| RouteConditions {
+        methods: m.iter().map(|m| m.to_string()).collect(),
+        ..Default::default()
+    };
+    let router = Router::build(
+        &[
+            with(RouteMatch::Prefix("/".into()), 201, only(&["GET", "HEAD"])),
+            with(
+                RouteMatch::Prefix("/".into()),
+                202,
+                RouteConditions {
+                    headers: vec![HeaderMatch {
+                        name: ":method".into(),
+                        value: ValueMatch::Exact("DELETE".into()),
+                    }],
+                    ..Default::default()
+                },
+            ),
+            route(RouteMatch::Prefix("/".into()), 203),
+        ],
+        |_| None,
+    );
+    let by = |method: &str| {
+        let headers: [(&str, &[u8]); 1] = [(":method", method.as_bytes())];
+        status(&router, &input("", "/x", "", &headers))
+    };
+    assert_eq!(by("GET"), Some(201));
+    assert_eq!(by("HEAD"), Some(201));
+    assert_eq!(by("get"), Some(203), "methods are case-sensitive");
+    assert_eq!(by("DELETE"), Some(202));
+    assert_eq!(by("POST"), Some(203));
+}
+
+#[test]
 fn hosts_exact_and_wildcard() {
     let hosts = |h: Vec<HostMatch>| RouteConditions {
         hosts: h,
@@ -152,6 +188,7 @@ fn hosts_exact_and_wildcard() {
 fn headers_and_query_all_must_hold() {
     let conditions = RouteConditions {
         hosts: vec![],
+        methods: vec![],
         headers: vec![
             HeaderMatch {
                 name: "x-canary".into(),

@@ -15,7 +15,17 @@ pub struct Http1Headers<'a> {
 }
 
 impl HeaderLookup for Http1Headers<'_> {
+    /// Also answers Envoy's pseudo-headers `:method`, `:authority` and `:path` (the
+    /// target as received), so route conditions can name them.
     fn get(&self, name: &str) -> Option<&[u8]> {
+        if let Some(pseudo) = name.strip_prefix(':') {
+            return match pseudo {
+                "method" => Some(self.request.method_span.get(self.head)),
+                "authority" => self.request.host.map(|h| h.get(self.head)),
+                "path" => Some(self.request.path.get(self.head)),
+                _ => None,
+            };
+        }
         self.request
             .headers
             .iter()

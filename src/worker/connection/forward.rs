@@ -9,9 +9,9 @@
 //! (`error::Error::retryable`). The request body is in [`super::body`]; the limits every
 //! wait runs under in [`super::deadline`].
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::filter::{Chain, RequestHead};
+use crate::{filter::RequestHead, router::Route};
 
 use super::{
     body::RequestBody,
@@ -34,12 +34,13 @@ impl Connection<'_> {
     pub(super) async fn forward(
         &mut self,
         head_len: usize,
-        route_timeout: Duration,
-        (cluster, host_rewrite): (&ClusterSnapshot, Option<&HostRewrite>),
-        chain: &Chain,
+        route: &Route,
+        cluster: &ClusterSnapshot,
         stop: &Stop,
     ) -> Result<Forwarded, Error> {
         let l = self.listener;
+        let (route_timeout, chain) = (route.timeout, &route.filters);
+        let host_rewrite = route.host_rewrite.as_ref();
         let idempotent = matches!(
             self.request.method,
             Method::Get
@@ -79,7 +80,7 @@ impl Connection<'_> {
             (l.request_timeout.map(|t| now + t), true)
         };
         let clock = &self.worker.clock;
-        let idle = l.stream_idle_timeout;
+        let idle = route.idle_timeout.unwrap_or(l.stream_idle_timeout);
         let first = Deadline::first_check(at, idle, now);
         let timer = std::pin::pin!(monoio::time::sleep_until(first.into()));
         let mut deadline = Deadline::new(now, at, receiving, idle, clock, timer);

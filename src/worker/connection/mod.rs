@@ -296,15 +296,15 @@ impl Connection<'_> {
             self.filters.clear();
             // A redirect's `location` is written once the filters let the request pass.
             let mut redirect_to = None;
-            let (reply, timeout, cluster) = match route {
+            let (reply, cluster) = match route {
                 Some(route) => match &route.action {
                     Action::Direct(reply) => {
                         l.http_stats.get(rq::RQ_DIRECT_RESPONSE).inc();
-                        (reply, route.timeout, None)
+                        (reply, None)
                     }
                     Action::Redirect(redirect) => {
                         redirect_to = Some(&**redirect);
-                        (&redirect.reply, route.timeout, None)
+                        (&redirect.reply, None)
                     }
                     Action::Cluster(index) => match l.clusters.get(*index) {
                         Some(cluster) => {
@@ -329,26 +329,18 @@ impl Connection<'_> {
                                     self.target.extend_from_slice(target.query);
                                 }
                             }
-                            (
-                                l.replies.get(LocalReplyKind::NoUpstream),
-                                route.timeout,
-                                Some(cluster),
-                            )
+                            (l.replies.get(LocalReplyKind::NoUpstream), Some(cluster))
                         }
                         None => {
                             flags = ResponseFlags::NO_HEALTHY_UPSTREAM;
-                            (
-                                l.replies.get(LocalReplyKind::NoUpstream),
-                                route.timeout,
-                                None,
-                            )
+                            (l.replies.get(LocalReplyKind::NoUpstream), None)
                         }
                     },
                 },
                 None => {
                     l.http_stats.get(rq::RQ_NO_ROUTE).inc();
                     flags = ResponseFlags::NO_ROUTE;
-                    (l.replies.get(LocalReplyKind::NoRoute), Duration::ZERO, None)
+                    (l.replies.get(LocalReplyKind::NoRoute), None)
                 }
             };
 
@@ -418,11 +410,9 @@ impl Connection<'_> {
                 lines.extend_from_slice(b"\r\n");
             }
 
-            if let Some(cluster) = cluster {
-                let chain = chain.unwrap_or(&l.no_filters);
-                let host_rewrite = route.and_then(|r| r.host_rewrite.as_ref());
-                let to = (cluster, host_rewrite);
-                match self.forward(head_len, timeout, to, chain, stop).await {
+            if let (Some(cluster), Some(route)) = (cluster, route) {
+                let chain = &route.filters;
+                match self.forward(head_len, route, cluster, stop).await {
                     Ok(forwarded) => {
                         l.http_stats.get(rq::status_class(forwarded.status)).inc();
                         self.complete(forwarded.status, forwarded.sent, ResponseFlags::NONE);
