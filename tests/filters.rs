@@ -109,3 +109,29 @@ fn listener_and_route_header_edits_apply_in_order() {
         assert_eq!(r.body, b"ok\n");
     }
 }
+
+#[test]
+fn hide_upstream_identity_removes_what_names_the_upstreams_software() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let endpoint = up.endpoint();
+        let (_rw, addr) = start_on(driver, |port, admin| {
+            format!(
+                "admin: 127.0.0.1:{admin}\nlisteners:\n  - name: public\n    address: 127.0.0.1:{port}\n    hide_upstream_identity: true\n    routes:\n      - match: {{ prefix: / }}\n        cluster: up\nclusters:\n  - name: up\n    endpoints: [\"{endpoint}\"]\n"
+            )
+        });
+        for (field, name) in [
+            ("Server: gunicorn/20.1", "server"),
+            ("X-Powered-By: Express", "x-powered-by"),
+            ("X-AspNet-Version: 4.0.30319", "x-aspnet-version"),
+        ] {
+            let raw = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Respond-Header: {field}\r\n\r\n");
+            let r = exchange(addr, raw.as_bytes());
+            assert_eq!(r.status, 200, "{driver}");
+            assert_eq!(r.header(name), None, "{driver}: {field}");
+            // Other fields of the upstream stay.
+            assert_eq!(r.header("x-upstream"), Some("echo"));
+            up.next_seen();
+        }
+    }
+}

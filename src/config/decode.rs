@@ -59,6 +59,7 @@ const LISTENER_KEYS: &[&str] = &[
     "request_id",
     "via",
     "server_header",
+    "hide_upstream_identity",
     "max_request_body",
     "expect_continue",
     "buffer_limit",

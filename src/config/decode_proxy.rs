@@ -7,7 +7,9 @@
 
 use super::addr::parse_address;
 use super::error::Diagnostics;
-use super::fields::{choice, list, marked_name, non_empty_list, optional_duration, size, Marks};
+use super::fields::{
+    choice, list, marked_name, non_empty_list, optional_bool, optional_duration, size, Marks,
+};
 use super::model::{
     Address, Cidr, Cluster, Endpoint, ExpectContinue, PoolSettings, ProxySettings, TrustedProxies,
 };
@@ -145,6 +147,7 @@ pub(super) fn proxy_settings(map: &Map<'_>, diag: &mut Diagnostics) -> Option<Pr
     };
     let via = header_value_opt(map, "via", diag);
     let server_header = header_value_opt(map, "server_header", diag);
+    let hide_upstream_identity = optional_bool(map, "hide_upstream_identity", false, diag);
     let max_request_body = match map.optional("max_request_body") {
         Some(n) => size(&n, diag).map(|s| Some(s as u64)),
         None => Some(None),
@@ -175,6 +178,7 @@ pub(super) fn proxy_settings(map: &Map<'_>, diag: &mut Diagnostics) -> Option<Pr
         request_id: request_id?,
         via: via?,
         server_header: server_header?,
+        hide_upstream_identity: hide_upstream_identity?,
         max_request_body: max_request_body?,
         expect_continue: expect_continue?,
         buffer_limit: buffer_limit?,

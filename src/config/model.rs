@@ -510,6 +510,9 @@ pub struct ProxySettings {
     pub via: Option<String>,
     /// Set `server: <this>` on responses.
     pub server_header: Option<String>,
+    /// Remove what names the upstream's software from responses (`server`,
+    /// `x-powered-by`, `x-aspnet-version`, `x-aspnetmvc-version`).
+    pub hide_upstream_identity: bool,
     /// Largest request body accepted; 413 above it. `None`: unlimited.
     pub max_request_body: Option<u64>,
     /// Who answers `Expect: 100-continue`.
@@ -530,6 +533,7 @@ impl Default for ProxySettings {
             request_id: true,
             via: None,
             server_header: None,
+            hide_upstream_identity: false,
             max_request_body: None,
             expect_continue: ExpectContinue::Answer,
             buffer_limit: Self::DEFAULT_BUFFER_LIMIT,

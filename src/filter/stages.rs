@@ -44,6 +44,9 @@ pub fn upstream_request(
     client
 }
 
+/// Fields that name the upstream's software, besides `server`.
+const UPSTREAM_IDENTITY: &[&str] = &["x-powered-by", "x-aspnet-version", "x-aspnetmvc-version"];
+
 /// How the response goes to the client.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery {
@@ -55,7 +58,8 @@ pub struct Delivery {
 
 /// The response stage, after the response-side filters: `transfer-encoding: chunked`
 /// when re-framed, `connection: close` when ringway closes, `date` when the upstream
-/// sent none (RFC 9110 6.6.1), the listener's `server` and `via`. Hop-by-hop fields were
+/// sent none (RFC 9110 6.6.1), the listener's `server` and `via`, and, with
+/// `hide_upstream_identity`, the upstream's `server` and `x-powered-by` removed. Hop-by-hop fields were
 /// removed before the filters ran.
 pub fn downstream_response(
     response: &mut Response,
@@ -67,21 +71,27 @@ pub fn downstream_response(
 ) {
     let overlay = &mut response.overlay;
     if delivery.chunked {
-        let _ = overlay.add(b"transfer-encoding", b"chunked");
+        overlay.add_line(b"transfer-encoding: chunked\r\n");
     }
     if delivery.close {
-        let _ = overlay.add(b"connection", b"close");
+        overlay.add_line(b"connection: close\r\n");
     }
     if !response.has_date {
         overlay.add_line(date_line);
     }
-    if let Some(server) = &proxy.server_header {
+    if proxy.hide_upstream_identity || proxy.server_header.is_some() {
         for (index, header) in response.headers.iter().enumerate() {
-            if header.is(head, "server") {
+            let identity = header.is(head, "server")
+                || (proxy.hide_upstream_identity
+                    && UPSTREAM_IDENTITY.iter().any(|name| header.is(head, name)));
+            if identity {
                 overlay.remove(index);
             }
         }
-        let _ = overlay.add(b"server", server.as_bytes());
+    }
+    if let Some(server) = &proxy.server_header {
+        // Checked when the config was read.
+        overlay.add_unchecked(b"server", server.as_bytes());
     }
     if let Some(via) = &proxy.via {
         scratch.clear();
