@@ -496,10 +496,10 @@ fn route_shape_rules() {
     assert_eq!(
         errors(&text),
         [
-            "ringway.yaml:5:16: listeners[0].routes[0].match: `match` has exactly one of `prefix`, `path` or `regex`, not several",
+            "ringway.yaml:5:16: listeners[0].routes[0].match: `match` has exactly one of `prefix`, `path`, `regex` or `template`, not several",
             "ringway.yaml:7:26: listeners[0].routes[0].direct_response: a route has exactly one of `cluster`, `direct_response` or `redirect`",
             "ringway.yaml:8:9: listeners[0].routes[1]: a route needs one of `cluster`, `direct_response` or `redirect`",
-            "ringway.yaml:8:16: listeners[0].routes[1].match: `match` needs one of `prefix`, `path` or `regex`",
+            "ringway.yaml:8:16: listeners[0].routes[1].match: `match` needs one of `prefix`, `path`, `regex` or `template`",
             "ringway.yaml:10:26: listeners[0].routes[2].match.prefix: \"api\" must start with `/`",
             "ringway.yaml:11:36: listeners[0].routes[2].direct_response.status: expected a status code from 200 to 599, found 700",
             "ringway.yaml:12:18: listeners[0].routes[2].timeout: `timeout` applies only to routes with a `cluster`",

@@ -28,6 +28,11 @@ listeners:
         cluster: up
         regex_rewrite: {{ pattern: "^/service/([^/]+)(/.*)$", substitution: "\\2/instance/\\1" }}
         host_rewrite_header: x-target-host
+      - match: {{ template: "/shop/{{tenant}}/orders/{{rest=**}}" }}
+        cluster: up
+        template_rewrite: "/v2/orders/{{rest}}/tenant/{{tenant}}"
+      - match: {{ template: "/users/*/profile" }}
+        cluster: up
       - match: {{ prefix: /by-endpoint/ }}
         cluster: up
         auto_host_rewrite: true
@@ -112,6 +117,35 @@ fn the_upstream_sees_the_rewritten_target_and_host() {
             "{driver}"
         );
         assert_eq!(seen.header("host").as_deref(), Some("a.com"));
+
+        // Path templates: variables into a template rewrite; `*` is one segment.
+        ask("GET /shop/acme/orders/7/items?x=1 HTTP/1.1\r\nHost: a.com\r\n\r\n");
+        let seen = up.next_seen();
+        assert_eq!(
+            request_line(&seen),
+            "GET /v2/orders/7/items/tenant/acme?x=1 HTTP/1.1",
+            "{driver}"
+        );
+        assert_eq!(
+            seen.header("x-envoy-original-path").as_deref(),
+            Some("/shop/acme/orders/7/items?x=1")
+        );
+        ask("GET /users/ann/profile HTTP/1.1\r\nHost: a.com\r\n\r\n");
+        assert_eq!(
+            request_line(&up.next_seen()),
+            "GET /users/ann/profile HTTP/1.1"
+        );
+        // `/shop/acme/orders/**` needs the slash after `orders`; `*` is not two segments.
+        ask("GET /shop/acme/orders HTTP/1.1\r\nHost: a.com\r\n\r\n");
+        assert_eq!(
+            request_line(&up.next_seen()),
+            "GET /shop/acme/orders HTTP/1.1"
+        );
+        ask("GET /users/a/b/profile HTTP/1.1\r\nHost: a.com\r\n\r\n");
+        assert_eq!(
+            request_line(&up.next_seen()),
+            "GET /users/a/b/profile HTTP/1.1"
+        );
 
         // The endpoint's address as Host.
         ask("GET /by-endpoint/z HTTP/1.1\r\nHost: a.com\r\n\r\n");
@@ -268,5 +302,9 @@ fn rewrite_mistakes_are_refused_by_name() {
     check(
         "        redirect: { host_redirect: \"a b\" }\n",
         "is not a host",
+    );
+    check(
+        "        cluster: c\n        template_rewrite: /x/{id}\n",
+        "needs a `match.template`",
     );
 }

@@ -21,7 +21,7 @@ use super::fields::{
 };
 use super::model::{
     Config, DirectResponse, DriverChoice, EscapedSlashes, Http1Settings, Listener,
-    PathNormalization, PinWorkers, Route, RouteAction, VirtualHost, Workers,
+    PathNormalization, PinWorkers, Route, RouteAction, RouteMatch, VirtualHost, Workers,
 };
 use super::node::Node;
 use super::route_match::route_match;
@@ -99,6 +99,7 @@ const ROUTE_KEYS: &[&str] = &[
     "host_rewrite_literal",
     "host_rewrite_header",
     "auto_host_rewrite",
+    "template_rewrite",
     // Header edits, decoded in decode_headers.rs.
     "request_headers_to_add",
     "request_headers_to_remove",
@@ -547,7 +548,11 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         Some(n) => size(&n, diag).map(|s| Some(s as u64)),
         None => Some(None),
     };
-    let rewrite = decode_rewrite::rewrite(&map, forwards, diag);
+    let template = match &matched {
+        Some((RouteMatch::Template(t), _)) => Some(t.as_str()),
+        _ => None,
+    };
+    let rewrite = decode_rewrite::rewrite(&map, (forwards, template), diag);
     let cors = match map.optional("cors") {
         Some(n) => decode_cors::policy(&n, diag).map(Some),
         None => Some(None),

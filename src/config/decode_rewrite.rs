@@ -20,6 +20,7 @@ use super::pattern::{substitution, unanchored_regex};
 pub(super) const REWRITE_KEYS: &[&str] = &[
     "prefix_rewrite",
     "regex_rewrite",
+    "template_rewrite",
     "host_rewrite_literal",
     "host_rewrite_header",
     "auto_host_rewrite",
@@ -39,7 +40,12 @@ const REDIRECT_KEYS: &[&str] = &[
 
 /// A cluster route's rewrites (none when the keys are absent). `forwards` is false for a
 /// route that does not go upstream, where any of these keys is an error.
-pub(super) fn rewrite(map: &Map<'_>, forwards: bool, diag: &mut Diagnostics) -> Option<Rewrite> {
+/// `template` is the route's path template, when it matches with one.
+pub(super) fn rewrite(
+    map: &Map<'_>,
+    (forwards, template): (bool, Option<&str>),
+    diag: &mut Diagnostics,
+) -> Option<Rewrite> {
     if !forwards {
         let mut ok = true;
         for key in REWRITE_KEYS {
@@ -53,7 +59,40 @@ pub(super) fn rewrite(map: &Map<'_>, forwards: bool, diag: &mut Diagnostics) -> 
         }
         return ok.then(Rewrite::default);
     }
-    let path = path_rewrite(map, diag)?;
+    let path = match map.optional("template_rewrite") {
+        None => path_rewrite(map, diag)?,
+        Some(n) if map.has("prefix_rewrite") || map.has("regex_rewrite") => {
+            n.error(
+                diag,
+                "a route has at most one of `prefix_rewrite`, `regex_rewrite` or \
+                 `template_rewrite`",
+            );
+            return None;
+        }
+        Some(n) => {
+            let text = n.str(diag)?;
+            let Some(template) = template else {
+                n.error(
+                    diag,
+                    "`template_rewrite` needs a `match.template` on the route",
+                );
+                return None;
+            };
+            let names = match crate::config::pattern::template(template) {
+                Ok(t) => t.names,
+                // The matcher reported it.
+                Err(_) => return None,
+            };
+            if let Err(message) = crate::config::pattern::template_rewrite(text, &names) {
+                n.error(diag, message);
+                return None;
+            }
+            Some(PathRewrite::Template {
+                template: template.to_owned(),
+                rewrite: text.to_owned(),
+            })
+        }
+    };
     let host = host_rewrite(map, diag)?;
     Some(Rewrite { path, host })
 }

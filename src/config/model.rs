@@ -255,6 +255,9 @@ pub enum PathRewrite {
         pattern: String,
         substitution: String,
     },
+    /// The path rebuilt from the route's template variables (`/v2/{id}/{rest}`);
+    /// `template` is the route's.
+    Template { template: String, rewrite: String },
 }
 
 /// Where the upstream's Host comes from.
@@ -394,6 +397,9 @@ pub enum RouteMatch {
     Path(String),
     /// The whole path matches this pattern (`regex` crate syntax, anchored at both ends).
     Regex(String),
+    /// The whole path matches this path template (Envoy's `uri_template`:
+    /// `/api/{id}/**`); its variables can be used by a `template_rewrite`.
+    Template(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

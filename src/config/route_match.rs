@@ -15,7 +15,7 @@ use super::node::Node;
 use super::pattern::anchored_regex;
 
 const MATCH_KEYS: &[&str] = &[
-    "prefix", "path", "regex", "host", "methods", "headers", "query",
+    "prefix", "path", "regex", "template", "host", "methods", "headers", "query",
 ];
 /// Pseudo-headers a header condition may name (as Envoy's route matchers do).
 const PSEUDO_HEADERS: &[&str] = &[":method", ":authority", ":path"];
@@ -28,22 +28,35 @@ pub(crate) fn route_match(
     diag: &mut Diagnostics,
 ) -> Option<(RouteMatch, RouteConditions)> {
     let map = node.map(diag, MATCH_KEYS)?;
-    let given: Vec<_> = ["prefix", "path", "regex"]
+    let given: Vec<_> = ["prefix", "path", "regex", "template"]
         .into_iter()
         .filter_map(|key| map.optional(key).map(|n| (key, n)))
         .collect();
     let matcher = match given.as_slice() {
         [("prefix", n)] => request_path(n, diag).map(RouteMatch::Prefix),
         [("path", n)] => request_path(n, diag).map(RouteMatch::Path),
-        [(_, n)] => regex(n, diag).map(RouteMatch::Regex),
+        [("regex", n)] => regex(n, diag).map(RouteMatch::Regex),
+        [(_, n)] => {
+            let text = n.str(diag)?;
+            match crate::config::pattern::template(text) {
+                Ok(_) => Some(RouteMatch::Template(text.to_owned())),
+                Err(message) => {
+                    n.error(diag, message);
+                    None
+                }
+            }
+        }
         [] => {
-            map.error(diag, "`match` needs one of `prefix`, `path` or `regex`");
+            map.error(
+                diag,
+                "`match` needs one of `prefix`, `path`, `regex` or `template`",
+            );
             None
         }
         _ => {
             map.error(
                 diag,
-                "`match` has exactly one of `prefix`, `path` or `regex`, not several",
+                "`match` has exactly one of `prefix`, `path`, `regex` or `template`, not several",
             );
             None
         }

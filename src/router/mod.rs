@@ -267,6 +267,12 @@ impl Router {
                     regexes.push(index as RouteIndex);
                     PathMatch::Regex(anchored_regex(p).ok())
                 }
+                // A template is a regex with a group per variable, matched the same way.
+                config::RouteMatch::Template(t) => {
+                    regexes.push(index as RouteIndex);
+                    let regex = config::pattern::template(t).ok();
+                    PathMatch::Regex(regex.and_then(|t| anchored_regex(&t.regex).ok()))
+                }
             };
             compiled.push(Route {
                 action,

@@ -25,7 +25,7 @@ use regex::bytes::{CaptureLocations, Regex};
 
 use crate::config::{
     self,
-    pattern::{substitution, unanchored_regex, Part},
+    pattern::{anchored_regex, substitution, template, template_rewrite, unanchored_regex, Part},
 };
 
 /// A compiled path rewrite.
@@ -56,11 +56,18 @@ impl PathRewrite {
             } => {
                 let regex = unanchored_regex(pattern).ok()?;
                 let parts = substitution(text, regex.captures_len()).ok()?;
-                PathRewrite::Regex(RegexRewrite {
-                    locations: RefCell::new(regex.capture_locations()),
-                    regex,
-                    parts: parts.into(),
-                })
+                PathRewrite::Regex(RegexRewrite::new(regex, parts))
+            }
+            // The route's template as a regex matching the whole path, its variables as
+            // groups: one match, replaced by the rewrite.
+            config::PathRewrite::Template {
+                template: text,
+                rewrite,
+            } => {
+                let compiled = template(text).ok()?;
+                let regex = anchored_regex(&compiled.regex).ok()?;
+                let parts = template_rewrite(rewrite, &compiled.names).ok()?;
+                PathRewrite::Regex(RegexRewrite::new(regex, parts))
             }
         })
     }
@@ -78,6 +85,14 @@ impl PathRewrite {
 }
 
 impl RegexRewrite {
+    fn new(regex: Regex, parts: Vec<Part>) -> RegexRewrite {
+        RegexRewrite {
+            locations: RefCell::new(regex.capture_locations()),
+            regex,
+            parts: parts.into(),
+        }
+    }
+
     fn apply(&self, path: &[u8], out: &mut Vec<u8>) {
         let mut locations = self.locations.borrow_mut();
         let (mut search, mut copied) = (0, 0);
@@ -271,6 +286,30 @@ mod tests {
         assert_eq!(rewrite(p(), "/api/", 5), "/v2/");
         // An exact or regex match matched the whole path.
         assert_eq!(rewrite(p(), "/health", 7), "/v2/");
+    }
+
+    #[test]
+    fn template_rewrites_rebuild_the_path_from_its_variables() {
+        let t = |template: &str, rewrite: &str| config::PathRewrite::Template {
+            template: template.into(),
+            rewrite: rewrite.into(),
+        };
+        assert_eq!(
+            rewrite(
+                t("/api/{id}/{rest=**}", "/v2/{rest}/by-id/{id}"),
+                "/api/7/a/b",
+                0
+            ),
+            "/v2/a/b/by-id/7"
+        );
+        assert_eq!(
+            rewrite(
+                t("/users/{user}/orders", "/orders/of-{user}"),
+                "/users/ann/orders",
+                0
+            ),
+            "/orders/of-ann"
+        );
     }
 
     #[test]

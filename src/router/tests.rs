@@ -267,6 +267,10 @@ fn oracle(routes: &[config::Route], path: &str, header: bool) -> Option<usize> {
             RouteMatch::Regex(p) => ::regex::Regex::new(&format!("^(?:{p})$"))
                 .unwrap()
                 .is_match(path),
+            RouteMatch::Template(t) => {
+                let t = config::pattern::template(t).unwrap();
+                ::regex::Regex::new(&t.regex).unwrap().is_match(path)
+            }
         };
         path_ok && (r.conditions.headers.is_empty() || header)
     })
