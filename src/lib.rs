@@ -30,6 +30,7 @@ pub mod listen;
 pub mod local_reply;
 pub mod peer;
 pub mod process;
+pub mod proxy_protocol;
 pub mod router;
 pub mod snapshot;
 pub mod stats;

@@ -107,6 +107,8 @@ pub struct ListenerSnapshot {
     pub http_stats: WorkerScope,
     /// Forwarding policy.
     pub proxy: config::ProxySettings,
+    /// PROXY protocol before the client's bytes, if the listener takes it.
+    pub proxy_protocol: Option<config::ProxyProtocol>,
     /// The snapshot's clusters, indexed by `router::Action::Cluster`.
     pub clusters: Rc<[ClusterSnapshot]>,
     /// Set by the worker when a reload replaces or removes this listener: connections
@@ -196,6 +198,7 @@ impl ListenerSnapshot {
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
             proxy: listener.proxy.clone(),
+            proxy_protocol: listener.proxy_protocol.clone(),
             clusters: Rc::clone(compiled),
             retired: Cell::new(false),
         }

@@ -49,6 +49,7 @@ const LISTENER_KEYS: &[&str] = &[
     "connection_limit",
     "cors",
     "upgrades",
+    "proxy_protocol",
     // Header edits, decoded in decode_headers.rs.
     "request_headers_to_add",
     "request_headers_to_remove",
@@ -279,6 +280,10 @@ fn listener<'a>(
         Some(n) => upgrade_list(&n, diag),
         None => Some(vec!["websocket".to_owned()]),
     };
+    let proxy_protocol = match map.optional("proxy_protocol") {
+        Some(n) => decode_proxy::proxy_protocol(&n, diag).map(Some),
+        None => Some(None),
+    };
     let proxy = decode_proxy::proxy_settings(&map, diag);
     if let (Some(h), Some(p)) = (&http1, &proxy) {
         // A head must fit in the buffer it is read into; a larger limit could never be
@@ -318,6 +323,7 @@ fn listener<'a>(
         headers: headers?,
         cors: cors?,
         upgrades: upgrades?,
+        proxy_protocol: proxy_protocol?,
         proxy: proxy?,
         path_normalization: path_normalization?,
     })

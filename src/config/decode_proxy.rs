@@ -11,7 +11,8 @@ use super::fields::{
     choice, list, marked_name, non_empty_list, optional_bool, optional_duration, size, Marks,
 };
 use super::model::{
-    Address, Cidr, Cluster, Endpoint, ExpectContinue, PoolSettings, ProxySettings, TrustedProxies,
+    Address, Cidr, Cluster, Endpoint, ExpectContinue, PoolSettings, ProxyProtocol, ProxySettings,
+    TrustedProxies,
 };
 use super::node::{Map, Node};
 
@@ -208,6 +209,33 @@ fn header_value_opt(map: &Map<'_>, key: &str, diag: &mut Diagnostics) -> Option<
         return None;
     }
     Some(Some(text.to_owned()))
+}
+
+/// A listener's `proxy_protocol`: `{mode: required | optional, trusted_sources: [cidr]}`.
+/// `trusted_sources` is required: a header from anyone would let any client choose its
+/// address (write `0.0.0.0/0` and `::/0` to mean that).
+pub(super) fn proxy_protocol(node: &Node<'_>, diag: &mut Diagnostics) -> Option<ProxyProtocol> {
+    let map = node.map(diag, &["mode", "trusted_sources"])?;
+    let required = match map.optional("mode") {
+        Some(n) => choice(&n, diag, &[("required", true), ("optional", false)]),
+        None => Some(true),
+    };
+    let trusted_sources = map.field(diag, "trusted_sources").and_then(|n| {
+        let cidrs = list(&n, diag, |item, diag| item.parse_str(diag, parse_cidr))?;
+        if cidrs.is_empty() {
+            n.error(
+                diag,
+                "an empty `trusted_sources` would refuse every header; list the load \
+                 balancers' networks",
+            );
+            return None;
+        }
+        Some(cidrs)
+    });
+    Some(ProxyProtocol {
+        required: required?,
+        trusted_sources: trusted_sources?,
+    })
 }
 
 fn trusted_proxies(node: &Node<'_>, diag: &mut Diagnostics) -> Option<TrustedProxies> {

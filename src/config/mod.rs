@@ -38,9 +38,9 @@ pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, CorsPolicy,
     DirectResponse, DriverChoice, Endpoint, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch,
     HeaderMutations, HostMatch, HostRewrite, Http1Settings, Listener, OriginMatch,
-    PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxySettings, QueryMatch, Redirect,
-    RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies,
-    ValueMatch, Workers,
+    PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings,
+    QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch,
+    TrustedProxies, ValueMatch, Workers,
 };
 
 use error::Diagnostics;

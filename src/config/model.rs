@@ -104,6 +104,8 @@ pub struct Listener {
     pub cors: Option<CorsPolicy>,
     /// Upgrade protocols tunnelled on its routes (lower case; `websocket` by default).
     pub upgrades: Vec<String>,
+    /// PROXY protocol before the client's bytes (behind a load balancer).
+    pub proxy_protocol: Option<ProxyProtocol>,
     /// How requests are forwarded: trust, forwarding headers, body limits.
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.
@@ -503,6 +505,15 @@ impl Default for PoolSettings {
             max_pending: 1024,
         }
     }
+}
+
+/// Accepting the PROXY protocol (versions 1 and 2) on a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// Every connection must start with a header (else: a connection may, or may not).
+    pub required: bool,
+    /// Peers allowed to send one; from others, a header is refused.
+    pub trusted_sources: Vec<Cidr>,
 }
 
 /// A listener's forwarding policy.

@@ -42,14 +42,17 @@ pub mod listener {
     pub const DOWNSTREAM_CX_OVERFLOW: usize = 3;
     /// Connections closed at once because the process's `max_connections` was reached.
     pub const DOWNSTREAM_GLOBAL_CX_OVERFLOW: usize = 4;
+    /// Connections closed for a missing, malformed, late or untrusted PROXY header.
+    pub const DOWNSTREAM_CX_PROXY_PROTO_ERROR: usize = 5;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 5] = [
+    pub static DEFS: [StatDef; 6] = [
         per_worker(counter("downstream_cx_total")),
         per_worker(gauge("downstream_cx_active")),
         counter("downstream_cx_destroy"),
         counter("downstream_cx_overflow"),
         counter("downstream_global_cx_overflow"),
+        counter("downstream_cx_proxy_proto_error"),
     ];
 }
 

@@ -49,6 +49,11 @@ impl<'l> RequestLog<'l> {
     }
 
     /// The request's first byte is in the buffer; later calls keep the first time.
+    /// The client as a PROXY protocol header named it.
+    pub fn set_client(&mut self, client: Peer) {
+        self.client = client;
+    }
+
     pub fn begin(&mut self) {
         if self.began.is_none() {
             self.began = Some((SystemTime::now(), Instant::now()));

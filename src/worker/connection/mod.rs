@@ -62,15 +62,17 @@ use super::{
 };
 use crate::{
     access_log::{ResponseFlags, WorkerLog},
+    config::ProxyProtocol,
     error::{Cause, Error, ErrorKind, Side},
     filter::{stages, Chain, RequestHead, RequestState, Verdict},
     forwarding::IpText,
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
     peer::Peer,
+    proxy_protocol,
     router::{normalize::normalize, rewrite, Action, RouteInput},
     snapshot::ListenerSnapshot,
-    stats::names::http as rq,
+    stats::names::{http as rq, listener as cx},
     upstream::conn::UpstreamConn,
 };
 use outcome::Next;
@@ -261,6 +263,12 @@ impl Connection<'_> {
         // done nothing wrong), instead of closing it as an idle keep-alive connection.
         let never = Stop::default();
         let mut first_wait = if stop.is_stopped() { &never } else { stop };
+        if let Some(pp) = &l.proxy_protocol {
+            if !self.accept_proxy_header(pp).await {
+                l.cx_stats.get(cx::DOWNSTREAM_CX_PROXY_PROTO_ERROR).inc();
+                return;
+            }
+        }
         loop {
             let head_len = match self.read_head(first_wait).await {
                 Ok(Some(n)) => n,
@@ -631,6 +639,51 @@ impl Connection<'_> {
             nix::sys::socket::recv(self.stream.raw_fd(), &mut probe, flags),
             Ok(n) if n > 0
         )
+    }
+
+    /// Takes the PROXY protocol header a load balancer sends first (`proxy_protocol`),
+    /// within `header_read_timeout`: the client it names becomes the connection's peer
+    /// for the forwarding headers, the trust policy and the access log. False: close the
+    /// connection (a required header missing or malformed, or one from a peer outside
+    /// `trusted_sources`). A peer on a Unix socket is a local process and trusted.
+    async fn accept_proxy_header(&mut self, pp: &ProxyProtocol) -> bool {
+        let trusted = self
+            .peer
+            .ip()
+            .is_none_or(|ip| pp.trusted_sources.iter().any(|c| c.contains(ip)));
+        if !trusted {
+            // Optional: an untrusted peer's bytes are its own (a header is then a 400).
+            return !pp.required;
+        }
+        let deadline = Instant::now() + self.listener.header_read_timeout;
+        loop {
+            let unread = &self.buf[self.start..];
+            if !unread.is_empty() {
+                if !pp.required && !proxy_protocol::may_start_header(unread) {
+                    return true;
+                }
+                match proxy_protocol::parse(unread) {
+                    Ok(Some((consumed, header))) => {
+                        self.start += consumed;
+                        if let Some(source) = header.source {
+                            let peer = Peer::Ip(source.ip());
+                            (self.peer, self.client_ip) = (peer, peer);
+                            self.peer_text = IpText::new(source.ip());
+                            if let Some(log) = &mut self.log {
+                                log.set_client(peer);
+                            }
+                        }
+                        return true;
+                    }
+                    Ok(None) => {}
+                    Err(_) => return false,
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !matches!(self.read_more(left).await, Read::Bytes) {
+                return false;
+            }
+        }
     }
 
     /// Reads more bytes after `buf[start..]`, moving unconsumed bytes to the front first.
