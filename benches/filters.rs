@@ -13,6 +13,7 @@ use ringway::{
     config::{HeaderAdd, HeaderMutations},
     filter::{Chain, RequestHead, RequestState},
     http1::*,
+    peer::Peer,
 };
 
 fn raw() -> Vec<u8> {
@@ -47,7 +48,7 @@ fn one_request(
 ) -> usize {
     parse_request(raw, &Limits::default(), request).expect("valid");
     if !chain.is_empty() {
-        state.clear();
+        state.clear(Peer::Ip([192, 0, 2, 7].into()), b"HTTP/1.1");
         chain.on_request(&mut RequestHead::new(request, raw), state);
     }
     out.clear();
@@ -55,13 +56,39 @@ fn one_request(
     out.len()
 }
 
+/// Five edits whose values draw on the request (the routing issue's budget: at most
+/// 0.5 µs per request over no filters).
+fn five_edits_with_variables() -> HeaderMutations {
+    let add = |name: &str, value: &str, append| HeaderAdd {
+        name: name.into(),
+        value: value.into(),
+        append,
+    };
+    HeaderMutations {
+        request_add: vec![
+            add("x-client", "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%", true),
+            add("x-user-agent", "ua=%REQ(user-agent)%", true),
+            add("x-protocol", "%PROTOCOL%", true),
+            add("x-served-by", "%HOSTNAME%", true),
+            add("x-tenant", "%REQ(x-tenant)%-v2", false),
+        ],
+        request_remove: vec!["x-drop".into()],
+        ..HeaderMutations::default()
+    }
+}
+
 fn chains(c: &mut Criterion) {
     let raw = raw();
     let plain = Chain::default();
     let none = HeaderMutations::default();
     let edits = Chain::build(([&none, &none], &five_edits()), None, None);
+    let variables = Chain::build(([&none, &none], &five_edits_with_variables()), None, None);
     let mut group = c.benchmark_group("chain");
-    for (name, chain) in [("no filters", &plain), ("five header edits", &edits)] {
+    for (name, chain) in [
+        ("no filters", &plain),
+        ("five header edits", &edits),
+        ("five header edits with variables", &variables),
+    ] {
         let mut request = Request::new();
         let mut state = RequestState::default();
         let mut out = Vec::with_capacity(16 * 1024);

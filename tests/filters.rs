@@ -135,3 +135,70 @@ fn hide_upstream_identity_removes_what_names_the_upstreams_software() {
         }
     }
 }
+
+#[test]
+fn header_values_with_variables_are_rendered_per_message() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let endpoint = up.endpoint();
+        let (_rw, addr) = start_on(driver, |port, admin| {
+            format!(
+                r#"admin: 127.0.0.1:{admin}
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    routes:
+      - match: {{ path: /direct }}
+        direct_response: {{ status: 200, body: "ok" }}
+        response_headers_to_add:
+          - {{ name: x-protocol, value: "%PROTOCOL%" }}
+      - match: {{ prefix: / }}
+        cluster: up
+        request_headers_to_add:
+          - {{ name: x-client, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" }}
+          - {{ name: x-tenant, value: "t-%REQ(X-Tenant)%-%REQ(x-missing)%", append: false }}
+          - {{ name: x-started, value: "%START_TIME%" }}
+          - {{ name: x-literal, value: "100%% sure" }}
+        response_headers_to_add:
+          - {{ name: x-upstream-address, value: "%UPSTREAM_REMOTE_ADDRESS%" }}
+          - {{ name: x-code, value: "%RESPONSE_CODE% via %PROTOCOL%" }}
+clusters:
+  - name: up
+    endpoints: ["{endpoint}"]
+"#
+            )
+        });
+        let r = exchange(
+            addr,
+            b"GET /x HTTP/1.1\r\nHost: t\r\nX-Tenant: acme\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        let seen = up.next_seen();
+        assert_eq!(
+            seen.header("x-client").as_deref(),
+            Some("127.0.0.1"),
+            "{driver}"
+        );
+        assert_eq!(seen.header("x-tenant").as_deref(), Some("t-acme-"));
+        assert_eq!(seen.header("x-literal").as_deref(), Some("100% sure"));
+        let started = seen.header("x-started").unwrap_or_default();
+        assert!(
+            started.len() == 24 && started.ends_with('Z') && started.as_bytes()[10] == b'T',
+            "{driver}: {started}"
+        );
+        assert_eq!(r.header("x-upstream-address"), Some(endpoint.as_str()));
+        assert_eq!(r.header("x-code"), Some("200 via HTTP/1.1"));
+        let r = exchange(addr, b"GET /direct HTTP/1.0\r\n\r\n");
+        assert_eq!(r.header("x-protocol"), Some("HTTP/1.0"), "{driver}");
+    }
+    for (value, says) in [
+        ("%NOPE%", "unknown variable %NOPE%"),
+        ("%ROUTE_NAME%", "not supported yet"),
+        ("50%", "does not end"),
+    ] {
+        let stderr = refused_config(&format!(
+            "listeners:\n  - name: l\n    address: 127.0.0.1:0\n    routes:\n      - match: {{ prefix: / }}\n        direct_response: {{ status: 200 }}\n        response_headers_to_add:\n          - {{ name: x-a, value: \"{value}\" }}\n"
+        ));
+        assert!(stderr.contains(says), "{value}: {stderr}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Header edits: `request_headers_to_add`, `request_headers_to_remove`,
 //! `response_headers_to_add`, `response_headers_to_remove`, on a listener or a route,
-//! with Envoy's names and shapes (`{name, value, append}`; `append` defaults to true).
+//! with Envoy's names and shapes (`{name, value, append}`; `append` defaults to true);
+//! values may hold `%VARIABLE%`s (`format`).
 //!
 //! Fields that carry the message's framing, its connection's management or its routing
 //! (`host`, `content-length`, `transfer-encoding`, `connection` and the other hop-by-hop
@@ -9,6 +10,7 @@
 
 use super::error::Diagnostics;
 use super::fields::{list, token_byte};
+use super::format::{self, Side};
 use super::model::{HeaderAdd, HeaderMutations};
 use super::node::{Map, Node};
 
@@ -29,8 +31,8 @@ const PROTECTED: &[&str] = &[
 
 /// The four keys of `map`.
 pub(super) fn mutations(map: &Map<'_>, diag: &mut Diagnostics) -> Option<HeaderMutations> {
-    let adds = |key: &str, diag: &mut Diagnostics| match map.optional(key) {
-        Some(n) => list(&n, diag, add),
+    let adds = |key: &str, side: Side, diag: &mut Diagnostics| match map.optional(key) {
+        Some(n) => list(&n, diag, |item, diag| add(item, side, diag)),
         None => Some(Vec::new()),
     };
     let removes = |key: &str, diag: &mut Diagnostics| match map.optional(key) {
@@ -39,9 +41,9 @@ pub(super) fn mutations(map: &Map<'_>, diag: &mut Diagnostics) -> Option<HeaderM
         }),
         None => Some(Vec::new()),
     };
-    let request_add = adds("request_headers_to_add", diag);
+    let request_add = adds("request_headers_to_add", Side::Request, diag);
     let request_remove = removes("request_headers_to_remove", diag);
-    let response_add = adds("response_headers_to_add", diag);
+    let response_add = adds("response_headers_to_add", Side::Response, diag);
     let response_remove = removes("response_headers_to_remove", diag);
     Some(HeaderMutations {
         request_add: request_add?,
@@ -51,7 +53,7 @@ pub(super) fn mutations(map: &Map<'_>, diag: &mut Diagnostics) -> Option<HeaderM
     })
 }
 
-fn add(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderAdd> {
+fn add(node: &Node<'_>, side: Side, diag: &mut Diagnostics) -> Option<HeaderAdd> {
     let map = node.map(diag, ADD_KEYS)?;
     let name = map.field(diag, "name").and_then(|n| field_name(&n, diag));
     let value = map.field(diag, "value").and_then(|n| {
@@ -64,6 +66,11 @@ fn add(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderAdd> {
                 diag,
                 "a header value may not contain control characters (CR, LF, NUL...)",
             );
+            return None;
+        }
+        // `%VARIABLE%`s must be ones ringway fills on this side.
+        if let Err(message) = format::parse(text.trim(), side) {
+            n.error(diag, message);
             return None;
         }
         Some(text.trim().to_owned())

@@ -22,6 +22,7 @@ mod decode_proxy;
 mod decode_rewrite;
 pub mod error;
 mod fields;
+pub mod format;
 mod model;
 mod node;
 pub mod pattern;

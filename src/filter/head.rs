@@ -5,7 +5,7 @@
 //! writes the head upstream as spans of its read buffer with the overlay applied. Names
 //! are compared ASCII-case-insensitively; added fields are written as given.
 
-use crate::http1::{BodyFraming, HeaderEntry, Method, Overlay, Request, Response};
+use crate::http1::{BodyFraming, HeaderEntry, Method, Overlay, Request, Response, Version};
 
 /// A request head, for filters.
 #[derive(Debug)]
@@ -40,6 +40,14 @@ impl<'a> RequestHead<'a> {
     /// The first received value of `name`, unless a filter removed it.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         find(&self.request.headers, &self.request.overlay, self.buf, name)
+    }
+
+    /// The protocol, as `%PROTOCOL%` writes it.
+    pub fn protocol(&self) -> &'static [u8] {
+        match self.request.version {
+            Version::Http10 => b"HTTP/1.0",
+            Version::Http11 => b"HTTP/1.1",
+        }
     }
 
     /// The body's declared length, when it has one (not for a chunked body).

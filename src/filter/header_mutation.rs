@@ -6,15 +6,113 @@
 //! compiled, is copied into the overlay's arena, whose capacity the connection keeps),
 //! so steady state allocates nothing and no byte is checked again per request.
 
-use super::{RequestHead, ResponseHead};
-use crate::config;
+use super::{RequestHead, RequestState, ResponseHead};
+use crate::config::{
+    self,
+    format::{self, Piece, Side, Var},
+};
 
 /// One field to add, compiled.
 #[derive(Debug)]
-struct Add {
+enum Add {
     /// `name: value\r\n`, rendered once: the name and value were checked when the
     /// config was read, so a request copies the line without checking it again.
-    line: Box<[u8]>,
+    Line(Box<[u8]>),
+    /// A value with variables, rendered per message (`config::format`).
+    Rendered {
+        name: Box<[u8]>,
+        pieces: Box<[Part]>,
+    },
+}
+
+/// A compiled piece of a value with variables.
+#[derive(Debug)]
+enum Part {
+    Text(Box<[u8]>),
+    /// Known when the chain is compiled.
+    Hostname(Box<[u8]>),
+    Var(Var),
+}
+
+impl Add {
+    fn compile(add: &config::HeaderAdd, side: Side) -> Add {
+        let pieces = format::parse(&add.value, side).unwrap_or_default();
+        if !pieces.iter().any(|p| matches!(p, Piece::Var(_))) {
+            // Plain text (`%%` already unescaped into it).
+            let text: String = pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Text(t) => Some(t.as_str()),
+                    Piece::Var(_) => None,
+                })
+                .collect();
+            return Add::Line(format!("{}: {}\r\n", add.name, text).into_bytes().into());
+        }
+        let parts = pieces
+            .into_iter()
+            .map(|p| match p {
+                Piece::Text(t) => Part::Text(t.into_bytes().into()),
+                Piece::Var(Var::Hostname) => Part::Hostname(hostname().into_bytes().into()),
+                Piece::Var(v) => Part::Var(v),
+            })
+            .collect();
+        Add::Rendered {
+            name: add.name.as_bytes().into(),
+            pieces: parts,
+        }
+    }
+}
+
+/// This machine's name (Envoy's `%HOSTNAME%`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// What a rendered value may draw on besides the request state.
+enum Source<'h, 'a> {
+    Request(&'h RequestHead<'a>),
+    Response(&'h ResponseHead<'a>),
+    /// A reply ringway writes itself.
+    Local,
+}
+
+fn render(parts: &[Part], source: &Source<'_, '_>, state: &RequestState, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    for part in parts {
+        match part {
+            Part::Text(t) | Part::Hostname(t) => out.extend_from_slice(t),
+            Part::Var(Var::ClientAddress) => {
+                if let Some(ip) = state.client.ip() {
+                    let _ = write!(out, "{ip}");
+                }
+            }
+            Part::Var(Var::RequestHeader(name)) => {
+                if let Source::Request(head) = source {
+                    out.extend_from_slice(head.header(name).unwrap_or_default());
+                }
+            }
+            Part::Var(Var::Protocol) => out.extend_from_slice(match source {
+                Source::Request(head) => head.protocol(),
+                Source::Response(_) | Source::Local => state.protocol,
+            }),
+            Part::Var(Var::StartTime) => {
+                crate::access_log::timestamp::append_rfc3339_millis(
+                    std::time::SystemTime::now(),
+                    out,
+                );
+            }
+            Part::Var(Var::ResponseCode) => {
+                if let Source::Response(head) = source {
+                    let _ = write!(out, "{}", head.status());
+                }
+            }
+            Part::Var(Var::UpstreamAddress) => out.extend_from_slice(&state.upstream),
+            // Compiled into `Part::Hostname`.
+            Part::Var(Var::Hostname) => {}
+        }
+    }
 }
 
 /// One side's edits, compiled.
@@ -27,7 +125,7 @@ struct Edits {
 }
 
 impl Edits {
-    fn compile(add: &[config::HeaderAdd], remove: &[String]) -> Self {
+    fn compile(add: &[config::HeaderAdd], remove: &[String], side: Side) -> Self {
         Edits {
             strip: remove
                 .iter()
@@ -35,12 +133,7 @@ impl Edits {
                 .chain(add.iter().filter(|a| !a.append).map(|a| a.name.as_str()))
                 .map(|n| n.as_bytes().into())
                 .collect(),
-            add: add
-                .iter()
-                .map(|a| Add {
-                    line: format!("{}: {}\r\n", a.name, a.value).into_bytes().into(),
-                })
-                .collect(),
+            add: add.iter().map(|a| Add::compile(a, side)).collect(),
         }
     }
 }
@@ -56,35 +149,78 @@ impl HeaderMutation {
     /// Compiles the configured edits (names and values were checked at load).
     pub fn compile(m: &config::HeaderMutations) -> Self {
         HeaderMutation {
-            request: Edits::compile(&m.request_add, &m.request_remove),
-            response: Edits::compile(&m.response_add, &m.response_remove),
+            request: Edits::compile(&m.request_add, &m.request_remove, Side::Request),
+            response: Edits::compile(&m.response_add, &m.response_remove, Side::Response),
         }
     }
 
     /// A replacing addition removes the received fields of its name and adds its line
     /// (at the end of the head: field order between different names carries no meaning).
-    pub(super) fn on_request(&self, head: &mut RequestHead<'_>) {
+    /// Values with variables are rendered first, from the request as received (a
+    /// replacing edit may remove the very field its value reads, as in Envoy), then the
+    /// removals apply, then the additions, in order.
+    pub(super) fn on_request(&self, head: &mut RequestHead<'_>, state: &mut RequestState) {
+        let mut rendered = std::mem::take(&mut state.render);
+        rendered.clear();
+        let mut ends = std::mem::take(&mut state.render_ends);
+        ends.clear();
+        for add in self.request.add.iter() {
+            if let Add::Rendered { pieces, .. } = add {
+                render(pieces, &Source::Request(head), state, &mut rendered);
+                ends.push(rendered.len());
+            }
+        }
         if !self.request.strip.is_empty() {
             head.remove_any(&self.request.strip);
         }
+        let (mut start, mut next) = (0, ends.iter());
         for add in self.request.add.iter() {
-            head.append_line(&add.line);
+            match add {
+                Add::Line(line) => head.append_line(line),
+                Add::Rendered { name, .. } => {
+                    let end = next.next().copied().unwrap_or(start);
+                    // Client bytes may be in it: checked like any value.
+                    head.append(name, &rendered[start..end]);
+                    start = end;
+                }
+            }
         }
+        (state.render, state.render_ends) = (rendered, ends);
     }
 
-    pub(super) fn on_response(&self, head: &mut ResponseHead<'_>) {
+    pub(super) fn on_response(&self, head: &mut ResponseHead<'_>, state: &mut RequestState) {
         if !self.response.strip.is_empty() {
             head.remove_any(&self.response.strip);
         }
         for add in self.response.add.iter() {
-            head.append_line(&add.line);
+            match add {
+                Add::Line(line) => head.append_line(line),
+                Add::Rendered { name, pieces } => {
+                    let mut value = std::mem::take(&mut state.render);
+                    value.clear();
+                    render(pieces, &Source::Response(head), state, &mut value);
+                    head.append(name, &value);
+                    state.render = value;
+                }
+            }
         }
     }
 
-    /// The response additions as header lines, for a reply ringway writes itself.
-    pub(super) fn local_reply_headers(&self, out: &mut Vec<u8>) {
+    /// The response additions as header lines, for a reply ringway writes itself
+    /// (`%RESPONSE_CODE%` is not known there and is empty).
+    pub(super) fn local_reply_headers(&self, out: &mut Vec<u8>, state: &RequestState) {
         for add in self.response.add.iter() {
-            out.extend_from_slice(&add.line);
+            match add {
+                Add::Line(line) => out.extend_from_slice(line),
+                Add::Rendered { name, pieces } => {
+                    // Response-side values draw on no client bytes (`%REQ%` is refused
+                    // there), so they are valid field values as rendered.
+                    out.extend_from_slice(name);
+                    out.extend_from_slice(b": ");
+                    render(pieces, &Source::Local, state, out);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
         }
     }
 }

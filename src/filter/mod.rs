@@ -53,7 +53,7 @@ pub use cors::Cors;
 pub use head::{RequestHead, ResponseHead};
 pub use header_mutation::HeaderMutation;
 
-use crate::{config, error::ErrorKind, local_reply::Reply};
+use crate::{config, error::ErrorKind, local_reply::Reply, peer::Peer};
 
 /// What a filter decided about a request.
 #[derive(Debug)]
@@ -71,20 +71,45 @@ pub enum Verdict<'c> {
 /// hand to the connection for a reply they chose. Owned by the connection and cleared per
 /// request: its buffers keep their capacity, so using it allocates nothing in steady
 /// state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RequestState {
     /// Header lines for the local reply a filter answered with (a preflight's CORS
     /// headers).
     pub reply_lines: Vec<u8>,
     /// The request's `Origin` when a CORS policy allowed it; empty otherwise.
     cors_origin: Vec<u8>,
+    /// The client as the trust policy resolved it (`%DOWNSTREAM_REMOTE_ADDRESS...%`).
+    pub client: Peer,
+    /// The request's protocol (`HTTP/1.1`), for `%PROTOCOL%` on the response side.
+    pub protocol: &'static [u8],
+    /// The endpoint the request went to (`%UPSTREAM_REMOTE_ADDRESS%`); empty before.
+    pub upstream: Vec<u8>,
+    /// Scratch for values with variables, and where each one ends in it.
+    render: Vec<u8>,
+    render_ends: Vec<usize>,
+}
+
+impl Default for RequestState {
+    fn default() -> Self {
+        RequestState {
+            reply_lines: Vec::new(),
+            cors_origin: Vec::new(),
+            client: Peer::Unix,
+            protocol: b"HTTP/1.1",
+            upstream: Vec::new(),
+            render: Vec::new(),
+            render_ends: Vec::new(),
+        }
+    }
 }
 
 impl RequestState {
-    /// Forgets the last request.
-    pub fn clear(&mut self) {
+    /// Forgets the last request; `client` and `protocol` are the next one's.
+    pub fn clear(&mut self, client: Peer, protocol: &'static [u8]) {
         self.reply_lines.clear();
         self.cors_origin.clear();
+        self.upstream.clear();
+        (self.client, self.protocol) = (client, protocol);
     }
 }
 
@@ -111,7 +136,7 @@ impl Filter {
                 Err(kind) => Verdict::Fail(kind),
             },
             Filter::Headers(h) => {
-                h.on_request(head);
+                h.on_request(head, state);
                 Verdict::Continue
             }
         }
@@ -131,11 +156,11 @@ impl Filter {
         }
     }
 
-    fn on_response(&self, head: &mut ResponseHead<'_>, state: &RequestState) {
+    fn on_response(&self, head: &mut ResponseHead<'_>, state: &mut RequestState) {
         match self {
             Filter::Cors(c) => c.on_response(head, state),
             Filter::BodyLimit(_) => {}
-            Filter::Headers(h) => h.on_response(head),
+            Filter::Headers(h) => h.on_response(head, state),
         }
     }
 
@@ -143,7 +168,7 @@ impl Filter {
         match self {
             Filter::Cors(c) => c.local_reply_headers(out, state),
             Filter::BodyLimit(_) => {}
-            Filter::Headers(h) => h.local_reply_headers(out),
+            Filter::Headers(h) => h.local_reply_headers(out, state),
         }
     }
 }
@@ -220,7 +245,7 @@ impl Chain {
     }
 
     /// Runs the response side, in reverse order.
-    pub fn on_response(&self, head: &mut ResponseHead<'_>, state: &RequestState) {
+    pub fn on_response(&self, head: &mut ResponseHead<'_>, state: &mut RequestState) {
         for filter in self.filters.iter().rev() {
             filter.on_response(head, state);
         }

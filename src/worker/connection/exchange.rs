@@ -380,7 +380,7 @@ impl Connection<'_> {
         }
         if !chain.is_empty() {
             let head_view = &mut ResponseHead::new(&mut self.response, head);
-            chain.on_response(head_view, &self.filters);
+            chain.on_response(head_view, &mut self.filters);
         }
         let delivery = Delivery {
             chunked: false,
@@ -451,8 +451,13 @@ impl Connection<'_> {
             || framing == ResponseFraming::CloseDelimited;
         // The route's response-side filters, then the fixed response stage (`filter`).
         if !chain.is_empty() {
+            if let Some(upstream) = &self.upstream {
+                let address = &mut self.filters.upstream;
+                address.clear();
+                address.extend_from_slice(upstream.address_text().as_bytes());
+            }
             let head_view = &mut ResponseHead::new(&mut self.response, head);
-            chain.on_response(head_view, &self.filters);
+            chain.on_response(head_view, &mut self.filters);
         }
         let delivery = Delivery {
             chunked: framing == ResponseFraming::Chunked && !raw_chunks,

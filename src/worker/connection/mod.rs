@@ -301,7 +301,11 @@ impl Connection<'_> {
             };
             let route = l.router.route(&input);
             let mut flags = ResponseFlags::NONE;
-            self.filters.clear();
+            let protocol: &'static [u8] = match self.request.version {
+                Version::Http10 => b"HTTP/1.0",
+                Version::Http11 => b"HTTP/1.1",
+            };
+            self.filters.clear(self.peer, protocol);
             // A redirect's `location` is written once the filters let the request pass.
             let mut redirect_to = None;
             let (reply, cluster) = match route {
@@ -367,6 +371,7 @@ impl Connection<'_> {
                     &mut self.random,
                     &mut self.scratch,
                 );
+                self.filters.client = self.client_ip;
                 if let Some(protocol) = self.request.upgrade(head) {
                     match upgrade_decision(route, protocol) {
                         Upgrade::Tunnel => {

@@ -1,0 +1,162 @@
+//! Header values with variables: Envoy's `%VARIABLE%` substitution in
+//! `request_headers_to_add` / `response_headers_to_add` values, shared by the config
+//! check (a variable ringway does not know, or cannot fill on that side, is refused by
+//! name) and the filter that renders them.
+//!
+//! Supported, with Envoy's names: `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%` (the client
+//! as the trust policy resolved it), `%REQ(name)%` (a request header's first value, empty
+//! when absent; request side only), `%PROTOCOL%` (`HTTP/1.1`, `HTTP/1.0`), `%HOSTNAME%`,
+//! `%START_TIME%` (RFC 3339 UTC with milliseconds, when the filter runs),
+//! `%RESPONSE_CODE%` and `%UPSTREAM_REMOTE_ADDRESS%` (response side only). `%%` is a
+//! literal `%`. Reserved for the auth issue: a JWT claim and the consumer.
+
+/// One piece of a header value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Text(String),
+    Var(Var),
+}
+
+/// A variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Var {
+    ClientAddress,
+    /// A request header, lower case.
+    RequestHeader(String),
+    Protocol,
+    Hostname,
+    StartTime,
+    ResponseCode,
+    UpstreamAddress,
+}
+
+/// Which message a value is added to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Request,
+    Response,
+}
+
+/// Envoy variables ringway does not fill yet: refused by name, never left as text.
+const NOT_YET: &[&str] = &[
+    "DOWNSTREAM_REMOTE_ADDRESS",
+    "DOWNSTREAM_LOCAL_ADDRESS",
+    "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
+    "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
+    "UPSTREAM_LOCAL_ADDRESS",
+    "UPSTREAM_METADATA",
+    "DYNAMIC_METADATA",
+    "PER_REQUEST_STATE",
+    "FILTER_STATE",
+    "REQUESTED_SERVER_NAME",
+    "DOWNSTREAM_PEER_URI_SAN",
+    "DOWNSTREAM_LOCAL_URI_SAN",
+    "ROUTE_NAME",
+    "RESP",
+];
+
+/// Parses a value; `Ok` with no `Var` piece for a plain value.
+pub fn parse(text: &str, side: Side) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut literal = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('%') {
+        literal.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(more) = after.strip_prefix('%') {
+            literal.push('%');
+            rest = more;
+            continue;
+        }
+        let end = after.find('%').ok_or_else(|| {
+            format!("{text:?}: a `%` starts a variable that does not end (write `%%` for `%`)")
+        })?;
+        let name = &after[..end];
+        let var = variable(name, side).map_err(|e| format!("{text:?}: {e}"))?;
+        if !literal.is_empty() {
+            pieces.push(Piece::Text(std::mem::take(&mut literal)));
+        }
+        pieces.push(Piece::Var(var));
+        rest = &after[end + 1..];
+    }
+    literal.push_str(rest);
+    if !literal.is_empty() {
+        pieces.push(Piece::Text(literal));
+    }
+    Ok(pieces)
+}
+
+fn variable(name: &str, side: Side) -> Result<Var, String> {
+    let response_only = |var: Var| match side {
+        Side::Response => Ok(var),
+        Side::Request => Err(format!("%{name}% is known only on the response side")),
+    };
+    if let Some(header) = name.strip_prefix("REQ(").and_then(|n| n.strip_suffix(')')) {
+        if side == Side::Response {
+            return Err(format!(
+                "%{name}% is known only on the request side (the request head is gone by \
+                 the response)"
+            ));
+        }
+        let header = header.split(':').next().unwrap_or(header);
+        if header.is_empty() || !header.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("%{name}%: not a header name"));
+        }
+        return Ok(Var::RequestHeader(header.to_ascii_lowercase()));
+    }
+    match name {
+        "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => Ok(Var::ClientAddress),
+        "PROTOCOL" => Ok(Var::Protocol),
+        "HOSTNAME" => Ok(Var::Hostname),
+        "START_TIME" => Ok(Var::StartTime),
+        "RESPONSE_CODE" => response_only(Var::ResponseCode),
+        "UPSTREAM_REMOTE_ADDRESS" => response_only(Var::UpstreamAddress),
+        _ if NOT_YET.contains(&name.split('(').next().unwrap_or(name)) => {
+            Err(format!("%{name}% is not supported yet"))
+        }
+        _ => Err(format!("unknown variable %{name}%")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_with_variables() {
+        assert_eq!(
+            parse("plain", Side::Request),
+            Ok(vec![Piece::Text("plain".into())])
+        );
+        assert_eq!(
+            parse(
+                "ip=%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%; 100%%",
+                Side::Request
+            ),
+            Ok(vec![
+                Piece::Text("ip=".into()),
+                Piece::Var(Var::ClientAddress),
+                Piece::Text("; 100%".into()),
+            ])
+        );
+        assert_eq!(
+            parse("%REQ(X-Tenant)%", Side::Request),
+            Ok(vec![Piece::Var(Var::RequestHeader("x-tenant".into()))])
+        );
+        assert!(parse("%REQ(x)%", Side::Response)
+            .unwrap_err()
+            .contains("request side"));
+        assert!(parse("%RESPONSE_CODE%", Side::Request)
+            .unwrap_err()
+            .contains("response side"));
+        assert!(parse("%ROUTE_NAME%", Side::Request)
+            .unwrap_err()
+            .contains("not supported yet"));
+        assert!(parse("%NOPE%", Side::Request)
+            .unwrap_err()
+            .contains("unknown variable"));
+        assert!(parse("50%", Side::Request)
+            .unwrap_err()
+            .contains("does not end"));
+    }
+}
