@@ -122,11 +122,13 @@ struct Edits {
     /// one pass over the received fields does all of it.
     strip: Box<[Box<[u8]>]>,
     add: Box<[Add]>,
+    /// Some value has variables (the plain edits skip rendering).
+    rendered: bool,
 }
 
 impl Edits {
     fn compile(add: &[config::HeaderAdd], remove: &[String], side: Side) -> Self {
-        Edits {
+        let mut edits = Edits {
             strip: remove
                 .iter()
                 .map(String::as_str)
@@ -134,7 +136,10 @@ impl Edits {
                 .map(|n| n.as_bytes().into())
                 .collect(),
             add: add.iter().map(|a| Add::compile(a, side)).collect(),
-        }
+            rendered: false,
+        };
+        edits.rendered = edits.add.iter().any(|a| matches!(a, Add::Rendered { .. }));
+        edits
     }
 }
 
@@ -160,6 +165,17 @@ impl HeaderMutation {
     /// replacing edit may remove the very field its value reads, as in Envoy), then the
     /// removals apply, then the additions, in order.
     pub(super) fn on_request(&self, head: &mut RequestHead<'_>, state: &mut RequestState) {
+        if !self.request.rendered {
+            if !self.request.strip.is_empty() {
+                head.remove_any(&self.request.strip);
+            }
+            for add in self.request.add.iter() {
+                if let Add::Line(line) = add {
+                    head.append_line(line);
+                }
+            }
+            return;
+        }
         let mut rendered = std::mem::take(&mut state.render);
         rendered.clear();
         let mut ends = std::mem::take(&mut state.render_ends);
