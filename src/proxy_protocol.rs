@@ -167,6 +167,20 @@ fn parse_v2(bytes: &[u8]) -> Result<Option<(usize, Header)>, Error> {
     Ok(Some((consumed, header)))
 }
 
+/// The fuzz target's checks (fuzz/fuzz_targets/proxy_protocol.rs, and the corpus replay
+/// in tests/fuzz_corpus.rs): never a panic, never more consumed than given, every prefix
+/// of a complete header is "need more", and the header alone parses the same.
+#[doc(hidden)]
+pub fn fuzz(data: &[u8]) {
+    if let Ok(Some((consumed, header))) = parse(data) {
+        assert!(consumed <= data.len());
+        for cut in 0..consumed {
+            assert_eq!(parse(&data[..cut]), Ok(None), "cut {cut}");
+        }
+        assert_eq!(parse(&data[..consumed]), Ok(Some((consumed, header))));
+    }
+}
+
 /// Version 1 header for `source` connecting to `destination` (appended to `out`).
 pub fn write_v1(source: SocketAddr, destination: SocketAddr, out: &mut Vec<u8>) {
     use std::io::Write as _;

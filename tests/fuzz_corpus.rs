@@ -33,6 +33,11 @@ fn response_head_corpus() {
 }
 
 #[test]
+fn proxy_protocol_corpus() {
+    assert!(replay("proxy_protocol", ringway::proxy_protocol::fuzz) > 0);
+}
+
+#[test]
 fn chunked_corpus() {
     assert!(replay("chunked", fuzz_chunked) > 0);
 }
