@@ -96,6 +96,31 @@ impl Response {
         write_head(self.status_line, &self.headers, end, &self.overlay, out);
     }
 
+    /// Like [`Response::append_fields`], with the lines `extra` appends written after
+    /// the fields and before the blank line that ends the head.
+    pub fn append_fields_then(
+        &self,
+        buf: &[u8],
+        out: &mut Vec<u8>,
+        extra: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let after_line = self.status_line.end as usize;
+        let end = self.head_len.saturating_sub(2);
+        {
+            let mut sink = ByteSink { buf, out };
+            let empty = Span::new(after_line, after_line);
+            write_head(
+                empty,
+                &self.headers,
+                Span::new(end, end),
+                &self.overlay,
+                &mut sink,
+            );
+        }
+        extra(out);
+        out.extend_from_slice(b"\r\n");
+    }
+
     /// As [`super::Request::append_fields`]: the header section without the status line.
     pub fn append_fields(&self, buf: &[u8], out: &mut Vec<u8>) {
         let after_line = self.status_line.end as usize;

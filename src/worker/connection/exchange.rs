@@ -387,17 +387,10 @@ impl Connection<'_> {
             close: false,
         };
         let date_line = self.worker.clock.date_line();
-        stages::downstream_response(
-            &mut self.response,
-            head,
-            delivery,
-            &date_line,
-            &l.proxy,
-            &mut self.scratch,
-        );
         out.clear();
         write_status_line(&self.response, head, out);
-        self.response.append_fields(head, out);
+        let proxy = &l.proxy;
+        stages::downstream_response(&mut self.response, head, delivery, &date_line, proxy, out);
         out.extend_from_slice(&ubuf[head_len..]);
         let sent = out.len() as u64;
         let (result, back) = match deadline
@@ -464,17 +457,10 @@ impl Connection<'_> {
             close,
         };
         let date_line = self.worker.clock.date_line();
-        stages::downstream_response(
-            &mut self.response,
-            head,
-            delivery,
-            &date_line,
-            &l.proxy,
-            &mut self.scratch,
-        );
         out.clear();
         write_status_line(&self.response, head, out);
-        self.response.append_fields(head, out);
+        let proxy = &l.proxy;
+        stages::downstream_response(&mut self.response, head, delivery, &date_line, proxy, out);
         let keep_alive = keep_alive_timeout(self.response.header(head, "keep-alive"));
 
         // Body bytes that came with the head go out in the same write, as far as they fit.
