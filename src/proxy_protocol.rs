@@ -206,6 +206,12 @@ pub fn write_v1(source: SocketAddr, destination: SocketAddr, out: &mut Vec<u8>) 
     };
 }
 
+/// Version 2 header with the LOCAL command (no client address).
+pub fn write_v2_local(out: &mut Vec<u8>) {
+    out.extend_from_slice(V2_SIGNATURE);
+    out.extend_from_slice(&[0x20, 0x00, 0, 0]);
+}
+
 /// Version 2 header (command PROXY over TCP) for `source` connecting to `destination`.
 pub fn write_v2(source: SocketAddr, destination: SocketAddr, out: &mut Vec<u8>) {
     out.extend_from_slice(V2_SIGNATURE);

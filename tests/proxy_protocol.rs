@@ -176,3 +176,96 @@ fn proxy_protocol_config_mistakes_are_refused() {
         assert!(stderr.contains(expect), "{pp}: {stderr}");
     }
 }
+
+/// An upstream that reads a PROXY header (either version) then one request per
+/// connection, answering with the header it got (parsed by ringway's own parser, whose
+/// unit tests pin it to the spec) and closing.
+fn proxy_aware_upstream() -> (SocketAddr, std::sync::mpsc::Receiver<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let header = loop {
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    match ringway::proxy_protocol::parse(&buf) {
+                        Ok(Some((used, h))) => {
+                            buf.drain(..used);
+                            break h;
+                        }
+                        Ok(None) => {}
+                        Err(_) => {
+                            let _ = tx.send("malformed".to_owned());
+                            return;
+                        }
+                    }
+                };
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let Ok(n) = stream.read(&mut chunk) else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let text = format!("{:?} -> {:?}", header.source, header.destination);
+                let _ = tx.send(text.clone());
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{text}",
+                    text.len()
+                );
+            });
+        }
+    });
+    (addr, rx)
+}
+
+#[test]
+fn a_cluster_sends_its_clients_address_in_a_proxy_header() {
+    for driver in drivers() {
+        for version in ["v1", "v2"] {
+            let (upstream, seen) = proxy_aware_upstream();
+            let (_rw, addr) = start_on(driver, |port, admin| {
+                format!(
+                    "admin: 127.0.0.1:{admin}\nlisteners:\n  - name: public\n    address: 127.0.0.1:{port}\n    proxy_protocol: {{ mode: optional, trusted_sources: [127.0.0.0/8] }}\n    routes:\n      - match: {{ prefix: / }}\n        cluster: up\nclusters:\n  - name: up\n    proxy_protocol: {version}\n    endpoints: [\"{upstream}\"]\n"
+                )
+            });
+            // A direct client: its own address and port, and the listener's address.
+            let mut conn = connect(addr).unwrap();
+            let client = conn.local_addr().unwrap();
+            conn.write_all(GET).unwrap();
+            let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+            let r = read_response(&mut reader, false).unwrap();
+            assert_eq!(r.status, 200, "{driver} {version}");
+            let expected = format!("{:?} -> {:?}", Some(client), Some(addr));
+            assert_eq!(seen.recv().unwrap(), expected, "{driver} {version}");
+            // A second request on the same client connection: a new upstream connection
+            // with its own header (the first one is not reused).
+            conn.write_all(GET).unwrap();
+            assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+            assert_eq!(seen.recv().unwrap(), expected, "{driver} {version}");
+            // A client behind a balancer: the address the balancer named is passed on.
+            let v1 = [&b"PROXY TCP4 203.0.113.7 127.0.0.1 51000 443\r\n"[..], GET].concat();
+            assert_eq!(send(addr, &v1).unwrap().status, 200);
+            let expected = format!(
+                "{:?} -> {:?}",
+                Some(SocketAddr::from(([203, 0, 113, 7], 51000))),
+                Some(addr)
+            );
+            assert_eq!(seen.recv().unwrap(), expected, "{driver} {version}");
+        }
+    }
+}

@@ -16,7 +16,13 @@ use super::model::{
 };
 use super::node::{Map, Node};
 
-const CLUSTER_KEYS: &[&str] = &["name", "endpoints", "connect_timeout", "pool"];
+const CLUSTER_KEYS: &[&str] = &[
+    "name",
+    "endpoints",
+    "connect_timeout",
+    "pool",
+    "proxy_protocol",
+];
 const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
 const POOL_KEYS: &[&str] = &[
     "max_idle_per_endpoint",
@@ -47,11 +53,17 @@ pub(super) fn cluster<'a>(
         Some(n) => pool(&n, diag),
         None => Some(PoolSettings::default()),
     };
+    // `v1` or `v2` (Envoy's upstream_proxy_protocol transport socket, V1 / V2).
+    let proxy_protocol = match map.optional("proxy_protocol") {
+        Some(n) => choice(&n, diag, &[("v1", 1u8), ("v2", 2u8)]).map(Some),
+        None => Some(None),
+    };
     Some(Cluster {
         name: name?.to_owned(),
         endpoints: endpoints?,
         connect_timeout: connect_timeout?,
         pool: pool?,
+        proxy_protocol: proxy_protocol?,
     })
 }
 

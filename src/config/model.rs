@@ -436,6 +436,8 @@ pub struct Cluster {
     pub connect_timeout: Duration,
     /// Per-worker connection pool settings.
     pub pool: PoolSettings,
+    /// Send a PROXY protocol header (1 or 2) on every upstream connection.
+    pub proxy_protocol: Option<u8>,
 }
 
 impl Cluster {

@@ -66,6 +66,9 @@ pub struct ClusterSnapshot {
     pub pool: PoolSettings,
     /// This worker's `cluster.<name>.` cells.
     pub stats: WorkerScope,
+    /// PROXY protocol version sent first on every connection (its connections are then
+    /// not reused: each carries one client's address).
+    pub proxy_protocol: Option<u8>,
 }
 
 impl ClusterSnapshot {
@@ -89,6 +92,7 @@ impl ClusterSnapshot {
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool,
             stats: stats.for_worker(worker),
+            proxy_protocol: cluster.proxy_protocol,
         }
     }
 

@@ -84,15 +84,15 @@ impl Watch {
     }
 
     /// monoio's accept (the epoll path, see the module note), registered on this worker.
-    async fn accept(&self) -> io::Result<(Downstream, Peer)> {
+    async fn accept(&self) -> io::Result<(Downstream, (Peer, u16))> {
         match self {
             Watch::Tcp(l) => {
                 let (stream, peer) = l.accept().await?;
-                Ok((Downstream::Tcp(stream), Peer::Ip(peer.ip())))
+                Ok((Downstream::Tcp(stream), (Peer::Ip(peer.ip()), peer.port())))
             }
             Watch::Unix(l) => {
                 let (stream, _) = l.accept().await?;
-                Ok((Downstream::Unix(stream), Peer::Unix))
+                Ok((Downstream::Unix(stream), (Peer::Unix, 0)))
             }
         }
     }
@@ -116,8 +116,9 @@ impl Accepted {
 }
 
 /// Takes one queued connection from `listener`, already non-blocking and close-on-exec
-/// (`accept4` sets both, so no `ioctl` follows per connection), with its peer.
-fn accept_one(listener: &ListenSocket) -> io::Result<(Accepted, Peer)> {
+/// (`accept4` sets both, so no `ioctl` follows per connection), with its peer and the
+/// peer's port (0 on a Unix socket).
+fn accept_one(listener: &ListenSocket) -> io::Result<(Accepted, (Peer, u16))> {
     use nix::sys::socket::SockFlag;
     let flags = (SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC).bits();
     match listener {
@@ -126,11 +127,14 @@ fn accept_one(listener: &ListenSocket) -> io::Result<(Accepted, Peer)> {
             let peer = peer
                 .as_socket()
                 .ok_or_else(|| io::Error::other("accepted a connection without an IP peer"))?;
-            Ok((Accepted::Tcp(socket.into()), Peer::Ip(peer.ip())))
+            Ok((
+                Accepted::Tcp(socket.into()),
+                (Peer::Ip(peer.ip()), peer.port()),
+            ))
         }
         ListenSocket::Unix(l) => {
             let (socket, _) = socket2::SockRef::from(l).accept4(flags)?;
-            Ok((Accepted::Unix(socket.into()), Peer::Unix))
+            Ok((Accepted::Unix(socket.into()), (Peer::Unix, 0)))
         }
     }
 }
@@ -210,7 +214,7 @@ pub async fn accept_loop(acceptor: Acceptor, slot: Slot, accept_stop: Rc<Stop>, 
     // successor process may hold another one and keep accepting from the same queue).
 }
 
-fn start_connection(stream: Downstream, peer: Peer, slot: &Slot, shared: &Shared) {
+fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: &Shared) {
     // No TCP_NODELAY here: an accepted socket inherits it from its listener, which
     // `listen` (or, for sockets from systemd, `control::systemd`) set once.
     let listener = Rc::clone(&slot.borrow());
@@ -253,7 +257,8 @@ mod tests {
         let listener = ListenSocket::Tcp(std_listener);
         let mut client = std::net::TcpStream::connect(addr).unwrap();
         let (accepted, peer) = accept_one(&listener).unwrap();
-        assert_eq!(peer, Peer::Ip(client.local_addr().unwrap().ip()));
+        let local = client.local_addr().unwrap();
+        assert_eq!(peer, (Peer::Ip(local.ip()), local.port()));
         let Accepted::Tcp(mut accepted) = accepted else {
             panic!("a TCP listener accepts TCP connections")
         };

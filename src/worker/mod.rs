@@ -366,7 +366,8 @@ mod tests {
             let stream = monoio::net::TcpStream::connect(std_listener.local_addr().unwrap())
                 .await
                 .unwrap();
-            let peer = crate::peer::Peer::Ip(stream.peer_addr().unwrap().ip());
+            let address = stream.peer_addr().unwrap();
+            let peer = (crate::peer::Peer::Ip(address.ip()), address.port());
             let stream = downstream::Downstream::Tcp(stream);
             let stop = Stop::default();
             let future = connection::serve(stream, peer, listener, &context, &stop, None);

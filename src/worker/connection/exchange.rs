@@ -37,6 +37,7 @@ use crate::{
     },
     flow::{Credit, OneChunk},
     http1::{self, HeadScanner, ResponseFraming, Version},
+    proxy_protocol,
     stats::names::{cluster as cx, http as rq},
     upstream::{
         conn::{ConnectError, ReadHalf, UpstreamConn},
@@ -81,8 +82,11 @@ impl Connection<'_> {
         if lease.conn.is_none() {
             let timeout = cluster.connect_timeout.min(deadline.left());
             match UpstreamConn::connect(lease.address(), timeout).await {
-                Ok(conn) => {
+                Ok(mut conn) => {
                     cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
+                    if let Some(version) = cluster.proxy_protocol {
+                        self.send_proxy_header(&mut conn, version, deadline).await?;
+                    }
                     lease.conn = Some(conn);
                 }
                 Err(ConnectError::Timeout) => {
@@ -148,6 +152,51 @@ impl Connection<'_> {
         };
         self.worker.bufs.give(ubuf);
         result
+    }
+
+    /// Opens a new upstream connection with a PROXY protocol header naming this
+    /// connection's client (from a PROXY header it sent, or its peer) and the address it
+    /// connected to. Only for clusters with `proxy_protocol`, whose connections are then
+    /// never reused by another client's request (see `forward`).
+    async fn send_proxy_header(
+        &mut self,
+        conn: &mut UpstreamConn,
+        version: u8,
+        deadline: &mut Deadline<'_>,
+    ) -> Result<(), Error> {
+        let local = nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
+            self.stream.raw_fd(),
+        )
+        .ok()
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| std::net::SocketAddr::V4((*v4).into()))
+                .or_else(|| {
+                    a.as_sockaddr_in6()
+                        .map(|v6| std::net::SocketAddr::V6((*v6).into()))
+                })
+        });
+        let mut header = Vec::with_capacity(64);
+        match (self.peer.ip(), local) {
+            (Some(ip), Some(local)) => {
+                let source = std::net::SocketAddr::new(ip, self.peer_port);
+                match version {
+                    1 => proxy_protocol::write_v1(source, local, &mut header),
+                    _ => proxy_protocol::write_v2(source, local, &mut header),
+                }
+            }
+            // A Unix-socket client has no address to tell.
+            _ if version == 1 => header.extend_from_slice(b"PROXY UNKNOWN\r\n"),
+            _ => proxy_protocol::write_v2_local(&mut header),
+        }
+        let (result, _) = match deadline.within(conn.write_all(header)).await {
+            Ok(done) => done,
+            Err(expired) => return Err(deadline.error(expired, false, false)),
+        };
+        result.map(|_| ()).map_err(|e| {
+            let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
+            error.because(Cause::of_error(&e))
+        })
     }
 
     /// Streams the rest of the request body up while a read of the response is armed,

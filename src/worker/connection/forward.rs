@@ -134,7 +134,9 @@ impl Connection<'_> {
                     if finished.forwarded.next == Next::Tunnel {
                         // The connection leaves the pool for the tunnel.
                         self.upgraded = lease.conn.take();
-                    } else if finished.reusable {
+                    } else if finished.reusable && cluster.proxy_protocol.is_none() {
+                        // A connection that named one client in its PROXY header is
+                        // never lent to another client's request.
                         lease.release(finished.keep_alive);
                     }
                     break Ok(finished.forwarded);

@@ -97,7 +97,7 @@ const HOT_WAIT: Duration = Duration::from_millis(100);
 /// Serves one accepted connection until it closes.
 pub async fn serve(
     stream: Downstream,
-    peer: Peer,
+    (peer, peer_port): (Peer, u16),
     listener: &ListenerSnapshot,
     worker: &WorkerContext,
     stop: &Stop,
@@ -106,6 +106,7 @@ pub async fn serve(
     let mut conn = Connection {
         stream,
         peer,
+        peer_port,
         peer_text: peer.ip().map_or(IpText::EMPTY, IpText::new),
         client_ip: peer,
         buf: Vec::new(),
@@ -212,6 +213,8 @@ enum Body {
 struct Connection<'l> {
     stream: Downstream,
     peer: Peer,
+    /// The peer's port (0 on a Unix socket), for a PROXY header sent upstream.
+    peer_port: u16,
     /// The peer's address as text, rendered once for the forwarding headers.
     peer_text: IpText,
     /// The client's address as the trust policy resolved it (the peer by default).
@@ -673,6 +676,7 @@ impl Connection<'_> {
                         if let Some(source) = header.source {
                             let peer = Peer::Ip(source.ip());
                             (self.peer, self.client_ip) = (peer, peer);
+                            self.peer_port = source.port();
                             self.peer_text = IpText::new(source.ip());
                             if let Some(log) = &mut self.log {
                                 log.set_client(peer);
