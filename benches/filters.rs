@@ -48,7 +48,7 @@ fn one_request(
 ) -> usize {
     parse_request(raw, &Limits::default(), request).expect("valid");
     if !chain.is_empty() {
-        state.clear(Peer::Ip([192, 0, 2, 7].into()), b"HTTP/1.1");
+        state.clear((Peer::Ip([192, 0, 2, 7].into()), 40000), b"HTTP/1.1");
         chain.on_request(&mut RequestHead::new(request, raw), state);
     }
     out.clear();

@@ -156,6 +156,7 @@ listeners:
         cluster: up
         request_headers_to_add:
           - {{ name: x-client, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" }}
+          - {{ name: x-client-port, value: "%DOWNSTREAM_REMOTE_ADDRESS%" }}
           - {{ name: x-tenant, value: "t-%REQ(X-Tenant)%-%REQ(x-missing)%", append: false }}
           - {{ name: x-started, value: "%START_TIME%" }}
           - {{ name: x-literal, value: "100%% sure" }}
@@ -194,6 +195,7 @@ clusters:
     for (value, says) in [
         ("%NOPE%", "unknown variable %NOPE%"),
         ("%ROUTE_NAME%", "not supported yet"),
+        ("%DOWNSTREAM_LOCAL_ADDRESS%", "not supported yet"),
         ("50%", "does not end"),
     ] {
         let stderr = refused_config(&format!(

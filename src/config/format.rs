@@ -3,8 +3,9 @@
 //! check (a variable ringway does not know, or cannot fill on that side, is refused by
 //! name) and the filter that renders them.
 //!
-//! Supported, with Envoy's names: `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%` (the client
-//! as the trust policy resolved it), `%REQ(name)%` (a request header's first value, empty
+//! Supported, with Envoy's names: `%DOWNSTREAM_REMOTE_ADDRESS%` and
+//! `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%` (the client as the trust policy resolved
+//! it; its port is 0 when it came from `x-forwarded-for`), `%REQ(name)%` (a request header's first value, empty
 //! when absent; request side only), `%PROTOCOL%` (`HTTP/1.1`, `HTTP/1.0`), `%HOSTNAME%`,
 //! `%START_TIME%` (RFC 3339 UTC with milliseconds, when the filter runs),
 //! `%RESPONSE_CODE%` and `%UPSTREAM_REMOTE_ADDRESS%` (response side only). `%%` is a
@@ -21,6 +22,8 @@ pub enum Piece {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Var {
     ClientAddress,
+    /// With its port (0 when the trust policy took the client from `x-forwarded-for`).
+    ClientAddressWithPort,
     /// A request header, lower case.
     RequestHeader(String),
     Protocol,
@@ -39,7 +42,6 @@ pub enum Side {
 
 /// Envoy variables ringway does not fill yet: refused by name, never left as text.
 const NOT_YET: &[&str] = &[
-    "DOWNSTREAM_REMOTE_ADDRESS",
     "DOWNSTREAM_LOCAL_ADDRESS",
     "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT",
     "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
@@ -106,6 +108,7 @@ fn variable(name: &str, side: Side) -> Result<Var, String> {
     }
     match name {
         "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => Ok(Var::ClientAddress),
+        "DOWNSTREAM_REMOTE_ADDRESS" => Ok(Var::ClientAddressWithPort),
         "PROTOCOL" => Ok(Var::Protocol),
         "HOSTNAME" => Ok(Var::Hostname),
         "START_TIME" => Ok(Var::StartTime),

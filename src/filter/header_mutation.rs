@@ -88,6 +88,11 @@ fn render(parts: &[Part], source: &Source<'_, '_>, state: &RequestState, out: &m
                     let _ = write!(out, "{ip}");
                 }
             }
+            Part::Var(Var::ClientAddressWithPort) => {
+                if let Some(ip) = state.client.ip() {
+                    let _ = write!(out, "{}", std::net::SocketAddr::new(ip, state.client_port));
+                }
+            }
             Part::Var(Var::RequestHeader(name)) => {
                 if let Source::Request(head) = source {
                     out.extend_from_slice(head.header(name).unwrap_or_default());

@@ -78,8 +78,10 @@ pub struct RequestState {
     pub reply_lines: Vec<u8>,
     /// The request's `Origin` when a CORS policy allowed it; empty otherwise.
     cors_origin: Vec<u8>,
-    /// The client as the trust policy resolved it (`%DOWNSTREAM_REMOTE_ADDRESS...%`).
+    /// The client as the trust policy resolved it (`%DOWNSTREAM_REMOTE_ADDRESS...%`), and
+    /// its port (0 when unknown).
     pub client: Peer,
+    pub client_port: u16,
     /// The request's protocol (`HTTP/1.1`), for `%PROTOCOL%` on the response side.
     pub protocol: &'static [u8],
     /// The endpoint the request went to (`%UPSTREAM_REMOTE_ADDRESS%`); empty before.
@@ -95,6 +97,7 @@ impl Default for RequestState {
             reply_lines: Vec::new(),
             cors_origin: Vec::new(),
             client: Peer::Unix,
+            client_port: 0,
             protocol: b"HTTP/1.1",
             upstream: Vec::new(),
             render: Vec::new(),
@@ -105,11 +108,11 @@ impl Default for RequestState {
 
 impl RequestState {
     /// Forgets the last request; `client` and `protocol` are the next one's.
-    pub fn clear(&mut self, client: Peer, protocol: &'static [u8]) {
+    pub fn clear(&mut self, (client, port): (Peer, u16), protocol: &'static [u8]) {
         self.reply_lines.clear();
         self.cors_origin.clear();
         self.upstream.clear();
-        (self.client, self.protocol) = (client, protocol);
+        (self.client, self.client_port, self.protocol) = (client, port, protocol);
     }
 }
 

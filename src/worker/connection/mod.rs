@@ -308,7 +308,7 @@ impl Connection<'_> {
                 Version::Http10 => b"HTTP/1.0",
                 Version::Http11 => b"HTTP/1.1",
             };
-            self.filters.clear(self.peer, protocol);
+            self.filters.clear((self.peer, self.peer_port), protocol);
             // A redirect's `location` is written once the filters let the request pass.
             let mut redirect_to = None;
             let (reply, cluster) = match route {
@@ -374,7 +374,10 @@ impl Connection<'_> {
                     &mut self.random,
                     &mut self.scratch,
                 );
-                self.filters.client = self.client_ip;
+                if self.client_ip != self.peer {
+                    // From `x-forwarded-for`: no port known.
+                    (self.filters.client, self.filters.client_port) = (self.client_ip, 0);
+                }
                 if let Some(protocol) = self.request.upgrade(head) {
                     match upgrade_decision(route, protocol) {
                         Upgrade::Tunnel => {
