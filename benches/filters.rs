@@ -81,8 +81,12 @@ fn chains(c: &mut Criterion) {
     let raw = raw();
     let plain = Chain::default();
     let none = HeaderMutations::default();
-    let edits = Chain::build(([&none, &none], &five_edits()), None, None);
-    let variables = Chain::build(([&none, &none], &five_edits_with_variables()), None, None);
+    let edits = Chain::build(([&none, &none], &five_edits()), (None, None), "users");
+    let variables = Chain::build(
+        ([&none, &none], &five_edits_with_variables()),
+        (None, None),
+        "users",
+    );
     let mut group = c.benchmark_group("chain");
     for (name, chain) in [
         ("no filters", &plain),

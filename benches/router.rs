@@ -20,6 +20,7 @@ use ringway::router::{
 
 fn table() -> Vec<Route> {
     let route = |matcher| Route {
+        name: None,
         matcher,
         action: RouteAction::DirectResponse(DirectResponse {
             status: 200,

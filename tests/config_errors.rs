@@ -71,6 +71,7 @@ fn example_parses_to_expected_values() {
         listener.routes,
         vec![
             Route {
+                name: None,
                 matcher: RouteMatch::Prefix("/api/orders/".into()),
                 action: RouteAction::Cluster("orders".into()),
                 timeout: Duration::from_secs(2),
@@ -83,6 +84,7 @@ fn example_parses_to_expected_values() {
                 idle_timeout: None,
             },
             Route {
+                name: None,
                 matcher: RouteMatch::Path("/healthz".into()),
                 action: RouteAction::DirectResponse(DirectResponse {
                     status: 200,

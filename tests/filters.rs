@@ -152,9 +152,11 @@ listeners:
         direct_response: {{ status: 200, body: "ok" }}
         response_headers_to_add:
           - {{ name: x-protocol, value: "%PROTOCOL%" }}
-      - match: {{ prefix: / }}
+      - name: catch-all
+        match: {{ prefix: / }}
         cluster: up
         request_headers_to_add:
+          - {{ name: x-route-name, value: "route=%ROUTE_NAME%" }}
           - {{ name: x-client, value: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" }}
           - {{ name: x-client-port, value: "%DOWNSTREAM_REMOTE_ADDRESS%" }}
           - {{ name: x-tenant, value: "t-%REQ(X-Tenant)%-%REQ(x-missing)%", append: false }}
@@ -181,6 +183,10 @@ clusters:
             "{driver}"
         );
         assert_eq!(seen.header("x-tenant").as_deref(), Some("t-acme-"));
+        assert_eq!(
+            seen.header("x-route-name").as_deref(),
+            Some("route=catch-all")
+        );
         assert_eq!(seen.header("x-literal").as_deref(), Some("100% sure"));
         let started = seen.header("x-started").unwrap_or_default();
         assert!(
@@ -194,7 +200,6 @@ clusters:
     }
     for (value, says) in [
         ("%NOPE%", "unknown variable %NOPE%"),
-        ("%ROUTE_NAME%", "not supported yet"),
         ("%DOWNSTREAM_LOCAL_ADDRESS%", "not supported yet"),
         ("50%", "does not end"),
     ] {

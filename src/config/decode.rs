@@ -85,6 +85,7 @@ const HTTP1_KEYS: &[&str] = &[
     "max_trailer_section",
 ];
 const ROUTE_KEYS: &[&str] = &[
+    "name",
     "match",
     "cluster",
     "direct_response",
@@ -582,8 +583,20 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         Some(n) => upgrade_list(&n, diag).map(Some),
         None => Some(None),
     };
+    let name = match map.optional("name") {
+        Some(n) => n.str(diag).and_then(|text| {
+            let ok = !text.is_empty() && text.bytes().all(|b| b.is_ascii_graphic() || b == b' ');
+            if !ok {
+                n.error(diag, format!("{text:?}: a route name is printable ASCII"));
+                return None;
+            }
+            Some(Some(text.to_owned()))
+        }),
+        None => Some(None),
+    };
     let (matcher, conditions) = matched?;
     Some(Route {
+        name: name?,
         matcher,
         action: action?,
         timeout: timeout?,

@@ -7,7 +7,7 @@
 //! `%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%` (the client as the trust policy resolved
 //! it; its port is 0 when it came from `x-forwarded-for`), `%REQ(name)%` (a request header's first value, empty
 //! when absent; request side only), `%PROTOCOL%` (`HTTP/1.1`, `HTTP/1.0`), `%HOSTNAME%`,
-//! `%START_TIME%` (RFC 3339 UTC with milliseconds, when the filter runs),
+//! `%START_TIME%` (RFC 3339 UTC with milliseconds, when the filter runs), `%ROUTE_NAME%`,
 //! `%RESPONSE_CODE%` and `%UPSTREAM_REMOTE_ADDRESS%` (response side only). `%%` is a
 //! literal `%`. Reserved for the auth issue: a JWT claim and the consumer.
 
@@ -27,6 +27,8 @@ pub enum Var {
     /// A request header, lower case.
     RequestHeader(String),
     Protocol,
+    /// The route's `name` (empty without one).
+    RouteName,
     Hostname,
     StartTime,
     ResponseCode,
@@ -53,7 +55,6 @@ const NOT_YET: &[&str] = &[
     "REQUESTED_SERVER_NAME",
     "DOWNSTREAM_PEER_URI_SAN",
     "DOWNSTREAM_LOCAL_URI_SAN",
-    "ROUTE_NAME",
     "RESP",
 ];
 
@@ -110,6 +111,7 @@ fn variable(name: &str, side: Side) -> Result<Var, String> {
         "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => Ok(Var::ClientAddress),
         "DOWNSTREAM_REMOTE_ADDRESS" => Ok(Var::ClientAddressWithPort),
         "PROTOCOL" => Ok(Var::Protocol),
+        "ROUTE_NAME" => Ok(Var::RouteName),
         "HOSTNAME" => Ok(Var::Hostname),
         "START_TIME" => Ok(Var::StartTime),
         "RESPONSE_CODE" => response_only(Var::ResponseCode),
@@ -152,7 +154,11 @@ mod tests {
         assert!(parse("%RESPONSE_CODE%", Side::Request)
             .unwrap_err()
             .contains("response side"));
-        assert!(parse("%ROUTE_NAME%", Side::Request)
+        assert_eq!(
+            parse("%ROUTE_NAME%", Side::Request),
+            Ok(vec![Piece::Var(Var::RouteName)])
+        );
+        assert!(parse("%UPSTREAM_METADATA(a:b)%", Side::Request)
             .unwrap_err()
             .contains("not supported yet"));
         assert!(parse("%NOPE%", Side::Request)

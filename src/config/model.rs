@@ -192,6 +192,8 @@ impl Default for Http1Settings {
 /// One routing rule: which requests, and what to do with them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Route {
+    /// Optional (Envoy's `Route.name`), for `%ROUTE_NAME%`.
+    pub name: Option<String>,
     pub matcher: RouteMatch,
     pub action: RouteAction,
     /// Upstream request timeout; only used by `RouteAction::Cluster`.

@@ -29,14 +29,21 @@ enum Add {
 #[derive(Debug)]
 enum Part {
     Text(Box<[u8]>),
-    /// Known when the chain is compiled.
-    Hostname(Box<[u8]>),
     Var(Var),
 }
 
 impl Add {
-    fn compile(add: &config::HeaderAdd, side: Side) -> Add {
-        let pieces = format::parse(&add.value, side).unwrap_or_default();
+    fn compile(add: &config::HeaderAdd, side: Side, route_name: &str) -> Add {
+        // What is known when the chain is compiled becomes text.
+        let pieces: Vec<Piece> = format::parse(&add.value, side)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| match p {
+                Piece::Var(Var::Hostname) => Piece::Text(hostname()),
+                Piece::Var(Var::RouteName) => Piece::Text(route_name.to_owned()),
+                other => other,
+            })
+            .collect();
         if !pieces.iter().any(|p| matches!(p, Piece::Var(_))) {
             // Plain text (`%%` already unescaped into it).
             let text: String = pieces
@@ -52,7 +59,6 @@ impl Add {
             .into_iter()
             .map(|p| match p {
                 Piece::Text(t) => Part::Text(t.into_bytes().into()),
-                Piece::Var(Var::Hostname) => Part::Hostname(hostname().into_bytes().into()),
                 Piece::Var(v) => Part::Var(v),
             })
             .collect();
@@ -82,7 +88,7 @@ fn render(parts: &[Part], source: &Source<'_, '_>, state: &RequestState, out: &m
     use std::io::Write as _;
     for part in parts {
         match part {
-            Part::Text(t) | Part::Hostname(t) => out.extend_from_slice(t),
+            Part::Text(t) => out.extend_from_slice(t),
             Part::Var(Var::ClientAddress) => {
                 if let Some(ip) = state.client.ip() {
                     let _ = write!(out, "{ip}");
@@ -114,8 +120,8 @@ fn render(parts: &[Part], source: &Source<'_, '_>, state: &RequestState, out: &m
                 }
             }
             Part::Var(Var::UpstreamAddress) => out.extend_from_slice(&state.upstream),
-            // Compiled into `Part::Hostname`.
-            Part::Var(Var::Hostname) => {}
+            // Compiled into text.
+            Part::Var(Var::Hostname | Var::RouteName) => {}
         }
     }
 }
@@ -132,7 +138,7 @@ struct Edits {
 }
 
 impl Edits {
-    fn compile(add: &[config::HeaderAdd], remove: &[String], side: Side) -> Self {
+    fn compile(add: &[config::HeaderAdd], remove: &[String], (side, route): (Side, &str)) -> Self {
         let mut edits = Edits {
             strip: remove
                 .iter()
@@ -140,7 +146,7 @@ impl Edits {
                 .chain(add.iter().filter(|a| !a.append).map(|a| a.name.as_str()))
                 .map(|n| n.as_bytes().into())
                 .collect(),
-            add: add.iter().map(|a| Add::compile(a, side)).collect(),
+            add: add.iter().map(|a| Add::compile(a, side, route)).collect(),
             rendered: false,
         };
         edits.rendered = edits.add.iter().any(|a| matches!(a, Add::Rendered { .. }));
@@ -156,11 +162,12 @@ pub struct HeaderMutation {
 }
 
 impl HeaderMutation {
-    /// Compiles the configured edits (names and values were checked at load).
-    pub fn compile(m: &config::HeaderMutations) -> Self {
+    /// Compiles the configured edits (names and values were checked at load) for the
+    /// route named `route` (`%ROUTE_NAME%`; empty without a name).
+    pub fn compile(m: &config::HeaderMutations, route: &str) -> Self {
         HeaderMutation {
-            request: Edits::compile(&m.request_add, &m.request_remove, Side::Request),
-            response: Edits::compile(&m.response_add, &m.response_remove, Side::Response),
+            request: Edits::compile(&m.request_add, &m.request_remove, (Side::Request, route)),
+            response: Edits::compile(&m.response_add, &m.response_remove, (Side::Response, route)),
         }
     }
 

@@ -203,15 +203,15 @@ impl Chain {
     /// header edits of the listener, the virtual host and the route, in that order.
     pub fn build(
         ([listener, host], route): ([&config::HeaderMutations; 2], &config::HeaderMutations),
-        cors: Option<&config::CorsPolicy>,
-        max_request_body: Option<u64>,
+        (cors, max_request_body): (Option<&config::CorsPolicy>, Option<u64>),
+        route_name: &str,
     ) -> Chain {
         let cors = cors.map(|p| Filter::Cors(Cors::compile(p)));
         let limit = max_request_body.map(|max| Filter::BodyLimit(BodyLimit::new(max)));
         let headers = [listener, host, route]
             .into_iter()
             .filter(|m| !m.is_empty())
-            .map(|m| Filter::Headers(HeaderMutation::compile(m)));
+            .map(|m| Filter::Headers(HeaderMutation::compile(m, route_name)));
         Chain::new(cors.into_iter().chain(limit).chain(headers).collect())
     }
 

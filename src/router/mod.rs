@@ -284,11 +284,14 @@ impl Router {
                         ],
                         &route.headers,
                     ),
-                    route.cors.as_ref().or(defaults.cors),
-                    // Only a forwarded request has a body to limit.
-                    matches!(route.action, config::RouteAction::Cluster(_))
-                        .then(|| route.max_request_body.or(defaults.max_request_body))
-                        .flatten(),
+                    (
+                        route.cors.as_ref().or(defaults.cors),
+                        // Only a forwarded request has a body to limit.
+                        matches!(route.action, config::RouteAction::Cluster(_))
+                            .then(|| route.max_request_body.or(defaults.max_request_body))
+                            .flatten(),
+                    ),
+                    route.name.as_deref().unwrap_or(""),
                 ),
                 upgrades: route
                     .upgrades
