@@ -43,6 +43,23 @@ struct Shape {
     max: f64,
 }
 
+impl Shape {
+    /// A small request answered without a body, measured in steady state (200 rounds of
+    /// warm-up, 500 counted, back to back) and allowed no allocation.
+    fn small(name: &'static str, request: &[u8], status: u16) -> Shape {
+        Shape {
+            name,
+            request: request.to_vec(),
+            response_body: Vec::new(),
+            warmup: 200,
+            measured: 500,
+            gap: Duration::ZERO,
+            status,
+            max: NONE,
+        }
+    }
+}
+
 /// The shapes measured, one after the other on the same connections.
 fn shapes() -> Vec<Shape> {
     let big: Vec<u8> = (0..64 * 1024).map(|i| (i * 31 % 251) as u8).collect();
@@ -57,72 +74,42 @@ fn shapes() -> Vec<Shape> {
     vec![
         // A regex path rewrite with captures and a literal Host (the routing issue's
         // budget: 0 allocations).
-        Shape {
-            name: "GET with a regex path rewrite and a host rewrite",
-            request: b"GET /rewritten/orders/42 HTTP/1.1\r\nHost: alloc.test\r\n\r\n".to_vec(),
-            response_body: Vec::new(),
-            warmup: 200,
-            measured: 500,
-            gap: Duration::ZERO,
-            status: 200,
-            max: NONE,
-        },
+        Shape::small(
+            "GET with a regex path rewrite and a host rewrite",
+            b"GET /rewritten/orders/42 HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+            200,
+        ),
         // A redirect, its location built per request.
-        Shape {
-            name: "GET answered with a redirect",
-            request: b"GET /moved/item?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n".to_vec(),
-            response_body: Vec::new(),
-            warmup: 200,
-            measured: 500,
-            gap: Duration::ZERO,
-            status: 308,
-            max: NONE,
-        },
+        Shape::small(
+            "GET answered with a redirect",
+            b"GET /moved/item?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+            308,
+        ),
         // A CORS request from an allowed origin (its origin kept for the response side).
-        Shape {
-            name: "GET from an allowed CORS origin",
-            request: b"GET /cors/item HTTP/1.1\r\nHost: alloc.test\r\nOrigin: https://app.example.com\r\n\r\n".to_vec(),
-            response_body: Vec::new(),
-            warmup: 200,
-            measured: 500,
-            gap: Duration::ZERO,
-            status: 200,
-            max: NONE,
-        },
+        Shape::small(
+            "GET from an allowed CORS origin",
+            b"GET /cors/item HTTP/1.1\r\nHost: alloc.test\r\nOrigin: https://app.example.com\r\n\r\n",
+            200,
+        ),
         // A CORS preflight, answered by ringway.
-        Shape {
-            name: "CORS preflight",
-            request: b"OPTIONS /cors/item HTTP/1.1\r\nHost: alloc.test\r\nOrigin: https://app.example.com\r\nAccess-Control-Request-Method: PUT\r\n\r\n".to_vec(),
-            response_body: Vec::new(),
-            warmup: 200,
-            measured: 500,
-            gap: Duration::ZERO,
-            status: 200,
-            max: NONE,
-        },
+        Shape::small(
+            "CORS preflight",
+            b"OPTIONS /cors/item HTTP/1.1\r\nHost: alloc.test\r\nOrigin: https://app.example.com\r\nAccess-Control-Request-Method: PUT\r\n\r\n",
+            200,
+        ),
         // A route whose filter chain makes five header edits on the request and two on
         // the response (the pipeline issue's budget: at most one allocation).
-        Shape {
-            name: "GET on a route with five header edits",
-            request: b"GET /edited/item/42 HTTP/1.1\r\nHost: alloc.test\r\nX-Drop: 1\r\nX-Tenant: old\r\n\r\n".to_vec(),
-            response_body: Vec::new(),
-            warmup: 200,
-            measured: 500,
-            gap: Duration::ZERO,
-            status: 200,
-            max: NONE,
-        },
+        Shape::small(
+            "GET on a route with five header edits",
+            b"GET /edited/item/42 HTTP/1.1\r\nHost: alloc.test\r\nX-Drop: 1\r\nX-Tenant: old\r\n\r\n",
+            200,
+        ),
         // The performance issue's case: a small keep-alive GET, content-length response.
-        Shape {
-            name: "GET, content-length response",
-            request: b"GET /svc/item/42?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n".to_vec(),
-            response_body: Vec::new(),
-            warmup: 200,
-            measured: 500,
-            gap: Duration::ZERO,
-            status: 200,
-            max: NONE,
-        },
+        Shape::small(
+            "GET, content-length response",
+            b"GET /svc/item/42?q=1 HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+            200,
+        ),
         // The same from a slow client: each connection's next request comes after
         // ringway stopped waiting for it with a read in flight (the hot window).
         Shape {

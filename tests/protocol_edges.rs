@@ -38,10 +38,6 @@ clusters:
     })
 }
 
-fn request_line(seen: &common::upstream::Seen) -> &str {
-    seen.head.lines().next().unwrap_or_default()
-}
-
 #[test]
 fn absolute_form_with_an_empty_path_means_slash() {
     for driver in drivers() {
@@ -53,7 +49,7 @@ fn absolute_form_with_an_empty_path_means_slash() {
         );
         assert_eq!(r.status, 200, "{driver}");
         let seen = up.next_seen();
-        assert_eq!(request_line(&seen), "GET / HTTP/1.1", "{driver}");
+        assert_eq!(seen.request_line(), "GET / HTTP/1.1", "{driver}");
         assert_eq!(seen.header("host").as_deref(), Some("example.test"));
 
         let r = exchange(
@@ -62,7 +58,7 @@ fn absolute_form_with_an_empty_path_means_slash() {
         );
         assert_eq!(r.status, 200, "{driver}");
         assert_eq!(
-            request_line(&up.next_seen()),
+            up.next_seen().request_line(),
             "GET /?q=1 HTTP/1.1",
             "{driver}"
         );
@@ -77,7 +73,7 @@ fn http10_without_host_gets_the_endpoints_host() {
         let r = exchange(addr, b"GET /x HTTP/1.0\r\n\r\n");
         assert_eq!(r.status, 200, "{driver}");
         let seen = up.next_seen();
-        assert_eq!(request_line(&seen), "GET /x HTTP/1.1", "{driver}");
+        assert_eq!(seen.request_line(), "GET /x HTTP/1.1", "{driver}");
         assert_eq!(seen.header("host"), Some(up.addr.to_string()), "{driver}");
         assert_eq!(
             seen.head.matches("\r\nhost:").count() + seen.head.matches("\r\nHost:").count(),

@@ -58,10 +58,6 @@ clusters:
     })
 }
 
-fn request_line(seen: &common::upstream::Seen) -> &str {
-    seen.head.lines().next().unwrap_or("")
-}
-
 #[test]
 fn the_upstream_sees_the_rewritten_target_and_host() {
     for driver in drivers() {
@@ -75,7 +71,7 @@ fn the_upstream_sees_the_rewritten_target_and_host() {
         );
         let seen = up.next_seen();
         assert_eq!(
-            request_line(&seen),
+            seen.request_line(),
             "GET /v2/orders/7?x=1 HTTP/1.1",
             "{driver}"
         );
@@ -89,7 +85,7 @@ fn the_upstream_sees_the_rewritten_target_and_host() {
         // Normalised first: dot segments are gone before the prefix is replaced.
         ask("GET /api/a/../b HTTP/1.1\r\nHost: a.com\r\n\r\n");
         assert_eq!(
-            request_line(&up.next_seen()),
+            up.next_seen().request_line(),
             "GET /v2/b HTTP/1.1",
             "{driver}"
         );
@@ -97,14 +93,14 @@ fn the_upstream_sees_the_rewritten_target_and_host() {
         // An exact match is replaced whole; a literal Host.
         ask("GET /exact HTTP/1.1\r\nHost: a.com\r\n\r\n");
         let seen = up.next_seen();
-        assert_eq!(request_line(&seen), "GET /elsewhere HTTP/1.1", "{driver}");
+        assert_eq!(seen.request_line(), "GET /elsewhere HTTP/1.1", "{driver}");
         assert_eq!(seen.header("host").as_deref(), Some("backend.internal"));
 
         // Regex groups; Host from a request header, and unchanged without it.
         ask("GET /service/foo/v1/api HTTP/1.1\r\nHost: a.com\r\nX-Target-Host: svc.local\r\n\r\n");
         let seen = up.next_seen();
         assert_eq!(
-            request_line(&seen),
+            seen.request_line(),
             "GET /v1/api/instance/foo HTTP/1.1",
             "{driver}"
         );
@@ -112,7 +108,7 @@ fn the_upstream_sees_the_rewritten_target_and_host() {
         ask("GET /service/bar/x HTTP/1.1\r\nHost: a.com\r\n\r\n");
         let seen = up.next_seen();
         assert_eq!(
-            request_line(&seen),
+            seen.request_line(),
             "GET /x/instance/bar HTTP/1.1",
             "{driver}"
         );
@@ -122,7 +118,7 @@ fn the_upstream_sees_the_rewritten_target_and_host() {
         ask("GET /shop/acme/orders/7/items?x=1 HTTP/1.1\r\nHost: a.com\r\n\r\n");
         let seen = up.next_seen();
         assert_eq!(
-            request_line(&seen),
+            seen.request_line(),
             "GET /v2/orders/7/items/tenant/acme?x=1 HTTP/1.1",
             "{driver}"
         );
@@ -132,18 +128,18 @@ fn the_upstream_sees_the_rewritten_target_and_host() {
         );
         ask("GET /users/ann/profile HTTP/1.1\r\nHost: a.com\r\n\r\n");
         assert_eq!(
-            request_line(&up.next_seen()),
+            up.next_seen().request_line(),
             "GET /users/ann/profile HTTP/1.1"
         );
         // `/shop/acme/orders/**` needs the slash after `orders`; `*` is not two segments.
         ask("GET /shop/acme/orders HTTP/1.1\r\nHost: a.com\r\n\r\n");
         assert_eq!(
-            request_line(&up.next_seen()),
+            up.next_seen().request_line(),
             "GET /shop/acme/orders HTTP/1.1"
         );
         ask("GET /users/a/b/profile HTTP/1.1\r\nHost: a.com\r\n\r\n");
         assert_eq!(
-            request_line(&up.next_seen()),
+            up.next_seen().request_line(),
             "GET /users/a/b/profile HTTP/1.1"
         );
 
@@ -151,7 +147,7 @@ fn the_upstream_sees_the_rewritten_target_and_host() {
         ask("GET /by-endpoint/z HTTP/1.1\r\nHost: a.com\r\n\r\n");
         let seen = up.next_seen();
         assert_eq!(seen.header("host"), Some(up.addr.to_string()), "{driver}");
-        assert_eq!(request_line(&seen), "GET /by-endpoint/z HTTP/1.1");
+        assert_eq!(seen.request_line(), "GET /by-endpoint/z HTTP/1.1");
 
         // No rewrite: no x-envoy-original-path, and a client's own is passed as sent.
         ask("GET /plain HTTP/1.1\r\nHost: a.com\r\n\r\n");
@@ -254,7 +250,7 @@ fn curl_follows_a_redirect_to_the_rewritten_upstream() {
             "{driver}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(request_line(&up.next_seen()), "GET /v2/orders HTTP/1.1");
+        assert_eq!(up.next_seen().request_line(), "GET /v2/orders HTTP/1.1");
     }
 }
 

@@ -14,7 +14,7 @@ use super::error::Diagnostics;
 use super::fields::{optional_bool, token_byte};
 use super::model::{HostRewrite, PathRewrite, Redirect, RedirectPath, Rewrite};
 use super::node::{Map, Node};
-use super::pattern::{substitution, unanchored_regex};
+use super::pattern::{path_byte, substitution, unanchored_regex};
 
 /// The route keys this module decodes (besides `redirect` itself).
 pub(super) const REWRITE_KEYS: &[&str] = &[
@@ -340,27 +340,5 @@ fn authority(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
 
 /// A byte a URI's path or query may carry as is (RFC 3986 `pchar`, `/`, `?`, `%`).
 fn uri_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-                | b'/'
-                | b'?'
-                | b'%'
-        )
+    path_byte(b) || b"*/?".contains(&b)
 }

@@ -212,8 +212,9 @@ pub fn template_rewrite(text: &str, names: &[String]) -> Result<Vec<Part>, Strin
     Ok(parts)
 }
 
-/// A character a path segment may hold as is (RFC 3986 `pchar`, `%` for escapes).
-fn path_byte(b: u8) -> bool {
+/// A character a path segment may hold as is (RFC 3986 `pchar`, `%` for escapes), but
+/// `*`, which templates take as an operator.
+pub(crate) fn path_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~%!$&'()+,;:@=".contains(&b)
 }
 

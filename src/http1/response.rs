@@ -123,11 +123,7 @@ impl Response {
 
     /// As [`super::Request::append_fields`]: the header section without the status line.
     pub fn append_fields(&self, buf: &[u8], out: &mut Vec<u8>) {
-        let after_line = self.status_line.end as usize;
-        let end = Span::new(self.head_len.saturating_sub(2), self.head_len);
-        let mut sink = ByteSink { buf, out };
-        let empty = Span::new(after_line, after_line);
-        write_head(empty, &self.headers, end, &self.overlay, &mut sink);
+        self.append_fields_then(buf, out, |_| {});
     }
 }
 

@@ -83,16 +83,16 @@ fn has_port(pattern: &[u8]) -> bool {
 
 /// `host:port` without `:port` (`[v6]:port` too).
 fn strip_port(authority: &[u8]) -> &[u8] {
-    match authority.iter().rposition(|&b| b == b':') {
-        Some(colon)
-            if authority[colon + 1..].iter().all(u8::is_ascii_digit)
-                && !(authority.first() == Some(&b'[')
-                    && authority[..colon].last() != Some(&b']')) =>
-        {
-            &authority[..colon]
-        }
-        _ => authority,
-    }
+    split_port(authority).map_or(authority, |(host, _)| host)
+}
+
+/// `host:port` split at the port's colon (`[v6]:port` too); `None` without a port (the
+/// colons of a bare `[v6]` are not one).
+pub(super) fn split_port(authority: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = authority.iter().rposition(|&b| b == b':')?;
+    let (host, port) = (&authority[..colon], &authority[colon + 1..]);
+    let bracketed = host.first() == Some(&b'[') && host.last() != Some(&b']');
+    (port.iter().all(u8::is_ascii_digit) && !bracketed).then_some((host, port))
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use std::cell::RefCell;
 
 use regex::bytes::{CaptureLocations, Regex};
 
+use super::hosts::split_port;
+
 use crate::config::{
     self,
     pattern::{anchored_regex, substitution, template, template_rewrite, unanchored_regex, Part},
@@ -247,17 +249,6 @@ fn host_of(host: &[u8], new_port: bool) -> &[u8] {
         Some((bare, _)) if new_port => bare,
         _ => host,
     }
-}
-
-/// `host:port` split at the port's colon (`[v6]:port` too); `None` without a port.
-fn split_port(authority: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = authority.iter().rposition(|&b| b == b':')?;
-    let host = &authority[..colon];
-    // `[::1]` alone: the colon is inside the brackets.
-    if host.first() == Some(&b'[') && host.last() != Some(&b']') {
-        return None;
-    }
-    Some((host, &authority[colon + 1..]))
 }
 
 #[cfg(test)]

@@ -27,6 +27,11 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// The request line as the upstream received it.
+    pub fn request_line(&self) -> &str {
+        self.head.lines().next().unwrap_or_default()
+    }
+
     pub fn header(&self, name: &str) -> Option<String> {
         self.head.lines().skip(1).find_map(|line| {
             let (n, v) = line.split_once(':')?;
