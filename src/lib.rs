@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod cpus;
+pub mod discovery;
 pub mod driver;
 pub mod error;
 pub mod filter;

@@ -13,14 +13,14 @@
 use std::{cell::Cell, collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use crate::{
-    config::{self, Config},
+    config::{self, Config, Endpoints},
     filter::Chain,
     http1,
     limit::OpenConnections,
     local_reply::LocalReplies,
     router::{HostRouter, RouteDefaults},
     stats::{names, Scope, StatsStore, WorkerScope},
-    upstream::{ClusterSnapshot, PoolRegistry},
+    upstream::{static_members, ClusterSnapshot, Discovered, PoolRegistry},
 };
 
 /// The stats scopes of one listener, shared by all workers (each writes its own cells).
@@ -68,12 +68,26 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
             .clusters
             .iter()
             .map(|c| {
-                let scope = store.scope(&format!("cluster.{}.", c.name), &names::cluster::DEFS);
+                // One extra cell slot, after the workers': the control and resolver
+                // threads' (membership).
+                let prefix = format!("cluster.{}.", c.name);
+                let scope = store.scope_with_extra(&prefix, &names::cluster::DEFS, 1);
+                if let Endpoints::Static(endpoints) = &c.endpoints {
+                    control_cells(&scope)
+                        .get(names::cluster::MEMBERSHIP_TOTAL)
+                        .set(endpoints.len() as u64);
+                }
                 (c.name.clone(), scope)
             })
             .collect(),
         open_global: store.open_connections(""),
     }
+}
+
+/// The cells of a cluster scope that the control and resolver threads write (the slot
+/// after the workers').
+pub fn control_cells(scope: &Arc<Scope>) -> WorkerScope {
+    scope.for_worker(scope.workers() - 1)
 }
 
 /// Everything a connection on one listener needs, compiled for one worker.
@@ -220,14 +234,17 @@ impl ListenerSnapshot {
 pub struct Snapshot {
     /// Listeners by name.
     pub listeners: HashMap<String, Rc<ListenerSnapshot>>,
+    /// Every cluster, shared by the listeners (DNS updates reach them here).
+    pub clusters: Rc<[ClusterSnapshot]>,
 }
 
 impl Snapshot {
-    /// Compiles `config` for worker `worker`. Listeners without registered scopes (which
-    /// the control thread always registers first) are skipped.
+    /// Compiles `config` for worker `worker`, DNS clusters with the members in
+    /// `discovered`. Listeners without registered scopes (which the control thread always
+    /// registers first) are skipped.
     pub fn build(
         config: &Config,
-        stats: &StatsHandles,
+        (stats, discovered): (&StatsHandles, &Discovered),
         worker: usize,
         pools: &PoolRegistry,
         seed: u64,
@@ -238,11 +255,15 @@ impl Snapshot {
             .iter()
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
+                let members = match &c.endpoints {
+                    Endpoints::Static(endpoints) => static_members(endpoints),
+                    Endpoints::Dns(_) => discovered.get(&c.name).cloned().unwrap_or_default(),
+                };
                 Some(ClusterSnapshot::build(
                     c,
+                    &members,
                     pools,
-                    scope,
-                    worker,
+                    (scope, worker),
                     random.clone().u64(..),
                 ))
             })
@@ -263,6 +284,9 @@ impl Snapshot {
                 Some((l.name.clone(), Rc::new(snapshot)))
             })
             .collect();
-        Snapshot { listeners }
+        Snapshot {
+            listeners,
+            clusters,
+        }
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringway::config::{
-    Address, Cluster, Config, DirectResponse, DriverChoice, Endpoint, HostMatch, Http1Settings,
-    PathNormalization, PinWorkers, PoolSettings, Route, RouteAction, RouteMatch, ValueMatch,
-    Workers,
+    Address, Cluster, Config, DirectResponse, DnsDiscovery, DnsKind, DnsName, DriverChoice,
+    Endpoint, Endpoints, HostMatch, Http1Settings, LookupFamily, PathNormalization, PinWorkers,
+    PoolSettings, Route, RouteAction, RouteMatch, ValueMatch, Workers,
 };
 
 const EXAMPLE: &str = r#"workers: auto
@@ -106,7 +106,7 @@ fn example_parses_to_expected_values() {
         config.clusters,
         vec![Cluster {
             name: "orders".into(),
-            endpoints: vec![
+            endpoints: Endpoints::Static(vec![
                 Endpoint {
                     address: Address::Tcp(addr("127.0.0.1:9001")),
                     weight: 1,
@@ -115,7 +115,7 @@ fn example_parses_to_expected_values() {
                     address: Address::Tcp(addr("127.0.0.1:9002")),
                     weight: 1,
                 },
-            ],
+            ]),
             connect_timeout: Duration::from_secs(5),
             pool: PoolSettings::default(),
             proxy_protocol: None,
@@ -138,7 +138,7 @@ fn shipped_config_files_parse() {
     // The quick start proxies to the bundled upstream the README starts beside it.
     assert_eq!(quickstart.clusters.len(), 1);
     assert_eq!(
-        quickstart.clusters[0].endpoints[0].address,
+        static_endpoints(&quickstart.clusters[0])[0].address,
         Address::Tcp(addr("127.0.0.1:9001"))
     );
     let routes: Vec<_> = quickstart.listeners[0]
@@ -162,9 +162,9 @@ fn shipped_config_files_parse() {
         reference.listeners[2].address,
         Address::Tcp(addr("[::1]:8081"))
     );
-    assert_eq!(reference.clusters.len(), 2);
+    assert_eq!(reference.clusters.len(), 3);
     assert_eq!(
-        reference.clusters[1].endpoints[1].address,
+        static_endpoints(&reference.clusters[1])[1].address,
         Address::Tcp(addr("[::1]:9102"))
     );
     // The reference file spells out the defaults: they must be the real ones.
@@ -419,7 +419,7 @@ listeners:
 
 #[test]
 fn empty_files() {
-    let empty = "ringway.yaml:1:1: the config is empty; it needs at least `listeners` (see config/reference.yaml)";
+    let empty = "ringway.yaml:1:1: the config is empty; it needs at least `listeners`, or the short form's `routes` (see config/reference.yaml and docs/configuration.md)";
     assert_eq!(errors(""), [empty]);
     assert_eq!(errors("# only a comment\n"), [empty]);
     assert_eq!(errors("---\n"), [empty]);
@@ -560,7 +560,7 @@ workers: 0
     assert_eq!(
         errors(text),
         [
-            "ringway.yaml:3:17: clusters[0].endpoints[0]: invalid address \"bad\": hostnames are not supported; use an IP address",
+            "ringway.yaml:3:17: clusters[0].endpoints[0]: missing port in \"bad\", e.g. `bad:8080`",
             "ringway.yaml:6:14: listeners[0].address: invalid address \"nowhere\": hostnames are not supported; use an IP address",
             "ringway.yaml:9:18: listeners[0].routes[0].cluster: unknown cluster \"d\"",
             "ringway.yaml:10:10: workers: expected `auto` or a worker count from 1 to 1024, found 0",
@@ -626,4 +626,83 @@ mod never_panics {
             }
         }
     }
+}
+
+fn static_endpoints(cluster: &Cluster) -> &[Endpoint] {
+    match &cluster.endpoints {
+        Endpoints::Static(endpoints) => endpoints,
+        Endpoints::Dns(_) => panic!("cluster {} is not static", cluster.name),
+    }
+}
+
+#[test]
+fn dns_clusters_are_refused_where_they_do_not_fit_their_type() {
+    let text = "\
+listeners:
+  - name: l
+    address: 127.0.0.1:8080
+    routes:
+      - match: { prefix: / }
+        cluster: a
+clusters:
+  - name: a
+    discovery: static
+    dns_refresh_rate: 1s
+    endpoints: [orders.internal:80, 10.0.0.1:80]
+  - name: b
+    discovery: logical_dns
+    endpoints: [a.internal:80, b.internal:80]
+  - name: c
+    dns_refresh_rate: 1ms
+    dns_lookup_family: v5_only
+    endpoints: [\"unix:/run/x.sock\", \"c_d.internal:8080\", -bad.internal:80]
+  - name: d
+    discovery: stict_dns
+    endpoints: [d.internal:80]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "ringway.yaml:10:23: clusters[0].dns_refresh_rate: `dns_refresh_rate` applies only to `strict_dns` and `logical_dns` clusters",
+            "ringway.yaml:11:17: clusters[0].endpoints[0]: \"orders.internal\" is a host name: `discovery: static` takes IP addresses (use `strict_dns` or `logical_dns`, or leave `discovery` out)",
+            "ringway.yaml:14:16: clusters[1].endpoints: a `logical_dns` cluster has exactly one endpoint (this one has 2)",
+            "ringway.yaml:16:23: clusters[2].dns_refresh_rate: dns_refresh_rate must be at least 10ms",
+            "ringway.yaml:17:24: clusters[2].dns_lookup_family: unknown value \"v5_only\": expected one of `auto`, `v4_preferred`, `v4_only`, `v6_only`, `all`; did you mean `v4_only`?",
+            "ringway.yaml:18:58: clusters[2].endpoints[2]: invalid host name in \"-bad.internal:80\": a label cannot start or end with `-`",
+            "ringway.yaml:20:16: clusters[3].discovery: unknown value \"stict_dns\": expected one of `static`, `strict_dns`, `logical_dns`; did you mean `strict_dns`?",
+        ]
+    );
+    let unix = errors(
+        "listeners:\n  - name: l\n    address: 127.0.0.1:8080\n    routes:\n      - match: { prefix: / }\n        cluster: a\nclusters:\n  - name: a\n    endpoints: [\"unix:/run/x.sock\", e.internal:80]\n",
+    );
+    assert_eq!(
+        unix,
+        ["ringway.yaml:9:17: clusters[0].endpoints[0]: a Unix socket cannot be resolved: DNS clusters take `host:port`"]
+    );
+    // Inferred: any host name makes a strict DNS cluster, with the defaults.
+    let config = Config::parse(
+        "listeners:\n  - name: l\n    address: 127.0.0.1:8080\n    routes:\n      - match: { prefix: / }\n        cluster: a\nclusters:\n  - name: a\n    endpoints: [orders.internal:8080, { address: \"10.0.0.1:80\", weight: 3 }]\n",
+        Path::new("ringway.yaml"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.clusters[0].endpoints,
+        Endpoints::Dns(DnsDiscovery {
+            kind: DnsKind::Strict,
+            refresh_rate: Duration::from_secs(5),
+            family: LookupFamily::V4Preferred,
+            names: vec![
+                DnsName {
+                    host: "orders.internal".into(),
+                    port: 8080,
+                    weight: 1
+                },
+                DnsName {
+                    host: "10.0.0.1".into(),
+                    port: 80,
+                    weight: 3
+                },
+            ],
+        })
+    );
 }

@@ -1,10 +1,11 @@
 //! Socket addresses and names as written in the config.
 //!
 //! Design: addresses are numeric `ip:port`, or `unix:/absolute/path` for a Unix stream
-//! socket (listeners and endpoints alike) (`127.0.0.1:8080`, `[::1]:8080`). Resolving
-//! hostnames would make loading a config depend on DNS, at startup and on every reload;
-//! that belongs to a future cluster discovery type, not to parsing. The error messages
-//! guess the common mistakes (missing port, unbracketed IPv6, a hostname).
+//! socket (listeners and endpoints alike) (`127.0.0.1:8080`, `[::1]:8080`). Endpoints
+//! may also name a host (`orders.internal:8080`, [`parse_host_port`]); parsing only
+//! checks the name's syntax: resolving it belongs to DNS discovery (`discovery`), so
+//! loading a config never waits for DNS. The error messages guess the common mistakes
+//! (missing port, unbracketed IPv6, a hostname where only an IP will do).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -63,6 +64,69 @@ pub(crate) fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
             "expected `ip:port`, e.g. `127.0.0.1:8080` or `[::1]:8080`".to_owned()
         };
     Err(format!("invalid address {text:?}: {hint}"))
+}
+
+/// Parses `host:port` where `host` is a DNS name (RFC 1123 labels of letters, digits and
+/// `-`, plus `_` as container platforms use; at most 253 bytes; a final `.` allowed) or
+/// an IP literal (`[v6]` bracketed). `default_port` is used when the text has none.
+pub(crate) fn parse_host_port(
+    text: &str,
+    default_port: Option<u16>,
+) -> Result<(String, u16), String> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') && !port.contains(']') => {
+            let port = match port.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(format!("invalid port in {text:?}: expected 1..65535")),
+            };
+            (host, port)
+        }
+        _ => match default_port {
+            Some(port) => (text, port),
+            None => return Err(format!("missing port in {text:?}, e.g. `{text}:8080`")),
+        },
+    };
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match v6.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => Ok((ip.to_string(), port)),
+            Err(_) => Err(format!("invalid IPv6 address in {text:?}")),
+        };
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "invalid address {text:?}: IPv6 addresses are written in brackets, e.g. `[::1]:8080`"
+        ));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok((ip.to_string(), port));
+    }
+    check_host_name(host).map_err(|why| format!("invalid host name in {text:?}: {why}"))?;
+    Ok((host.to_owned(), port))
+}
+
+fn check_host_name(host: &str) -> Result<(), &'static str> {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.is_empty() {
+        return Err("empty");
+    }
+    if host.len() > 253 {
+        return Err("longer than 253 bytes");
+    }
+    for label in name.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("each dot-separated label has 1 to 63 characters");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err("only letters, digits, `-`, `_` and `.` are allowed");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err("a label cannot start or end with `-`");
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a listener or cluster name is usable as a stat name: `[A-Za-z0-9_.-]+`.
@@ -137,6 +201,46 @@ mod tests {
         assert!(parse_address(&long)
             .unwrap_err()
             .contains("at most 107 bytes"));
+    }
+
+    #[test]
+    fn host_names() {
+        let ok = |text: &str, default| parse_host_port(text, default).unwrap();
+        assert_eq!(ok("orders:8080", None), ("orders".into(), 8080));
+        assert_eq!(
+            ok("orders.svc.cluster.local.:80", None).0,
+            "orders.svc.cluster.local."
+        );
+        assert_eq!(ok("my_service", Some(80)), ("my_service".into(), 80));
+        assert_eq!(ok("10.0.0.1:9000", None), ("10.0.0.1".into(), 9000));
+        assert_eq!(ok("[::1]:9000", None), ("::1".into(), 9000));
+        assert_eq!(ok("[::1]", Some(80)), ("::1".into(), 80));
+        assert!(parse_host_port("orders", None)
+            .unwrap_err()
+            .contains("missing port"));
+        assert!(parse_host_port("orders:0", None)
+            .unwrap_err()
+            .contains("1..65535"));
+        assert!(parse_host_port("orders:http", None)
+            .unwrap_err()
+            .contains("1..65535"));
+        assert!(parse_host_port("-orders:80", None)
+            .unwrap_err()
+            .contains("start or end"));
+        assert!(parse_host_port("a..b:80", None)
+            .unwrap_err()
+            .contains("label"));
+        assert!(parse_host_port("ord ers:80", None)
+            .unwrap_err()
+            .contains("only letters"));
+        assert!(parse_host_port("[fe80::x]:80", None)
+            .unwrap_err()
+            .contains("IPv6"));
+        assert!(parse_host_port("::1:80", None)
+            .unwrap_err()
+            .contains("brackets"));
+        let long = format!("{}:80", vec!["a".repeat(63); 4].join("."));
+        assert!(parse_host_port(&long, None).unwrap_err().contains("253"));
     }
 
     #[test]

@@ -10,17 +10,19 @@
 use bytes::Bytes;
 
 use super::addr::{parse_address, parse_socket_addr};
+use super::decode_cluster;
 use super::decode_cors;
 use super::decode_headers;
 use super::decode_proxy;
 use super::decode_rewrite;
+use super::decode_short;
 use super::error::Diagnostics;
 use super::fields::{
     choice, duration, list, marked_name, non_empty_list, optional_count, optional_duration, size,
     Marks,
 };
 use super::model::{
-    Config, DirectResponse, DriverChoice, EscapedSlashes, Http1Settings, Listener,
+    Cluster, Config, DirectResponse, DriverChoice, EscapedSlashes, Http1Settings, Listener,
     PathNormalization, PinWorkers, Route, RouteAction, RouteMatch, VirtualHost, Workers,
 };
 use super::node::Node;
@@ -35,6 +37,9 @@ const TOP_KEYS: &[&str] = &[
     "clusters",
     "access_log",
     "max_connections",
+    // The short form (decode_short.rs), in a file without `listeners`.
+    "routes",
+    "listen",
 ];
 const LISTENER_KEYS: &[&str] = &[
     "name",
@@ -128,7 +133,7 @@ pub(crate) fn config<'a>(
         diag.error(
             start,
             "",
-            "the config is empty; it needs at least `listeners` (see config/reference.yaml)",
+            "the config is empty; it needs at least `listeners`, or the short form's `routes` (see config/reference.yaml and docs/configuration.md)",
         );
         return None;
     }
@@ -143,17 +148,62 @@ pub(crate) fn config<'a>(
         }
         addr
     });
-    let listeners = map.field(diag, "listeners").and_then(|n| {
-        non_empty_list(&n, diag, "listener", |item, diag| {
-            listener(item, diag, marks)
-        })
-    });
-    let clusters = match map.optional("clusters") {
+    let short = match (map.optional("routes"), map.optional("listeners")) {
+        (Some(routes), None) => Some(decode_short::short_form(
+            &routes,
+            map.optional("listen").as_ref(),
+            diag,
+        )),
+        (Some(routes), Some(_)) => {
+            routes.error(
+                diag,
+                "top-level `routes` is the short form, for a file without `listeners`; \
+                 move these routes into a listener's `routes`",
+            );
+            Some(None)
+        }
+        (None, _) => {
+            if let Some(listen) = map.optional("listen") {
+                listen.error(
+                    diag,
+                    "`listen` is the short form's listener address; it needs top-level `routes` \
+                     (with `listeners`, each listener has its `address`)",
+                );
+            }
+            None
+        }
+    };
+    let listeners = match short {
+        Some(_) => Some(Vec::new()),
+        None => map.field(diag, "listeners").and_then(|n| {
+            non_empty_list(&n, diag, "listener", |item, diag| {
+                listener(item, diag, marks)
+            })
+        }),
+    };
+    let mut clusters = match map.optional("clusters") {
         Some(n) => list(&n, diag, |item, diag| {
-            decode_proxy::cluster(item, diag, marks)
+            decode_cluster::cluster(item, diag, marks)
         }),
         None => Some(Vec::new()),
     };
+    let mut listeners = listeners;
+    let mut expansion = None;
+    if let Some(short) = short {
+        let expanded = short.and_then(|short| {
+            let text = decode_short::expand(&short, clusters.as_deref()?, diag)?;
+            let (l, c) = expanded(&text, source, &marks.base_dir, diag)?;
+            Some((text, l, c))
+        });
+        match (expanded, clusters.as_mut()) {
+            (Some((text, l, c)), Some(clusters)) => {
+                listeners = Some(l);
+                clusters.extend(c);
+                expansion = Some(text);
+            }
+            _ => listeners = None,
+        }
+    }
     let access_log = map
         .optional("access_log")
         .map(|n| super::decode_log::access_log(&n, diag));
@@ -168,7 +218,44 @@ pub(crate) fn config<'a>(
         clusters: clusters?,
         access_log: access_log.map_or(Some(None), |a| a.map(Some))?,
         max_connections: max_connections?,
+        expansion,
     })
+}
+
+/// Decodes the full-form document the short form expanded to: its listener and its
+/// implicit clusters. Errors (which would be ringway's bug: the short routes were
+/// checked) name the expansion.
+fn expanded(
+    text: &str,
+    source: &std::path::Path,
+    base_dir: &std::path::Path,
+    diag: &mut Diagnostics,
+) -> Option<(Vec<Listener>, Vec<Cluster>)> {
+    let name = format!("{} (short form, expanded)", source.display());
+    let mut inner = Diagnostics::new(std::path::Path::new(&name));
+    let decoded = super::yaml::load(text, &mut inner).and_then(|tree| {
+        let root = Node::root(&tree);
+        let mut marks = Marks {
+            base_dir: base_dir.to_path_buf(),
+            ..Marks::default()
+        };
+        let map = root.map(&mut inner, &["listeners", "clusters"])?;
+        let listeners = map.field(&mut inner, "listeners").and_then(|n| {
+            list(&n, &mut inner, |item, diag| {
+                listener(item, diag, &mut marks)
+            })
+        });
+        let clusters = match map.optional("clusters") {
+            Some(n) => list(&n, &mut inner, |item, diag| {
+                decode_cluster::cluster(item, diag, &mut marks)
+            }),
+            None => Some(Vec::new()),
+        };
+        Some((listeners?, clusters?))
+    });
+    let failed = inner.has_errors();
+    diag.absorb(inner);
+    decoded.filter(|_| !failed)
 }
 
 fn workers(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Workers> {

@@ -1,151 +1,16 @@
-//! Schema for what proxying adds: clusters (endpoints with weights, Unix sockets, pool
-//! settings) and each listener's forwarding policy (trust, forwarding headers, limits).
+//! Schema for each listener's forwarding policy (trust, forwarding headers, limits); the
+//! clusters it forwards to are `decode_cluster`.
 //!
 //! Kept apart from `decode.rs` so the core sections stay short; it uses the same helpers
 //! and reports errors the same way (file:line:column: path: message, every problem of a
 //! section at once).
 
-use super::addr::parse_address;
 use super::error::Diagnostics;
-use super::fields::{
-    choice, list, marked_name, non_empty_list, optional_bool, optional_duration, size, Marks,
-};
-use super::model::{
-    Address, Cidr, Cluster, Endpoint, ExpectContinue, PoolSettings, ProxyProtocol, ProxySettings,
-    TrustedProxies,
-};
+use super::fields::{choice, list, optional_bool, size};
+use super::model::{Cidr, ExpectContinue, ProxyProtocol, ProxySettings, TrustedProxies};
 use super::node::{Map, Node};
 
-const CLUSTER_KEYS: &[&str] = &[
-    "name",
-    "endpoints",
-    "connect_timeout",
-    "pool",
-    "proxy_protocol",
-];
-const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
-const POOL_KEYS: &[&str] = &[
-    "max_idle_per_endpoint",
-    "idle_timeout",
-    "max_connections_per_endpoint",
-    "max_pending",
-];
 const TRUSTED_KEYS: &[&str] = &["hops", "cidrs"];
-const MAX_WEIGHT: i64 = 1000;
-
-pub(super) fn cluster<'a>(
-    node: &Node<'a>,
-    diag: &mut Diagnostics,
-    marks: &mut Marks<'a>,
-) -> Option<Cluster> {
-    let map = node.map(diag, CLUSTER_KEYS)?;
-    let name = marked_name(&map, diag, &mut marks.cluster_names);
-    let endpoints = map
-        .field(diag, "endpoints")
-        .and_then(|n| non_empty_list(&n, diag, "endpoint", endpoint));
-    let connect_timeout = optional_duration(
-        &map,
-        "connect_timeout",
-        Cluster::DEFAULT_CONNECT_TIMEOUT,
-        diag,
-    );
-    let pool = match map.optional("pool") {
-        Some(n) => pool(&n, diag),
-        None => Some(PoolSettings::default()),
-    };
-    // `v1` or `v2` (Envoy's upstream_proxy_protocol transport socket, V1 / V2).
-    let proxy_protocol = match map.optional("proxy_protocol") {
-        Some(n) => choice(&n, diag, &[("v1", 1u8), ("v2", 2u8)]).map(Some),
-        None => Some(None),
-    };
-    Some(Cluster {
-        name: name?.to_owned(),
-        endpoints: endpoints?,
-        connect_timeout: connect_timeout?,
-        pool: pool?,
-        proxy_protocol: proxy_protocol?,
-    })
-}
-
-/// `ip:port`, `unix:/path`, or a map `{ address, weight }`.
-fn endpoint(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Endpoint> {
-    if node.peek_str().is_some() {
-        let address = endpoint_address(node, diag)?;
-        return Some(Endpoint { address, weight: 1 });
-    }
-    let map = node.map(diag, ENDPOINT_KEYS)?;
-    let address = map
-        .field(diag, "address")
-        .and_then(|n| endpoint_address(&n, diag));
-    let weight = match map.optional("weight") {
-        Some(n) => n
-            .int_in(diag, "a weight", 1..=MAX_WEIGHT)
-            .and_then(|w| u32::try_from(w).ok()),
-        None => Some(1),
-    };
-    Some(Endpoint {
-        address: address?,
-        weight: weight?,
-    })
-}
-
-fn endpoint_address(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Address> {
-    let Some(text) = node.peek_str() else {
-        node.wrong_type(diag, "an `ip:port` or `unix:/path` string");
-        return None;
-    };
-    let address = match parse_address(text) {
-        Ok(address) => address,
-        Err(message) => {
-            node.error(diag, message);
-            return None;
-        }
-    };
-    if let Address::Tcp(addr) = address {
-        if addr.port() == 0 || addr.ip().is_unspecified() {
-            node.error(
-                diag,
-                format!(
-                    "{text:?} cannot be connected to: an endpoint needs a real IP and a non-zero port"
-                ),
-            );
-            return None;
-        }
-    }
-    Some(address)
-}
-
-fn pool(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PoolSettings> {
-    let map = node.map(diag, POOL_KEYS)?;
-    let defaults = PoolSettings::default();
-    let count =
-        |key: &str, default: usize, min: i64, diag: &mut Diagnostics| match map.optional(key) {
-            Some(n) => n
-                .int_in(diag, "a count", min..=1_000_000)
-                .and_then(|v| usize::try_from(v).ok()),
-            None => Some(default),
-        };
-    let max_idle = count(
-        "max_idle_per_endpoint",
-        defaults.max_idle_per_endpoint,
-        0,
-        diag,
-    );
-    let max_connections = count(
-        "max_connections_per_endpoint",
-        defaults.max_connections_per_endpoint,
-        1,
-        diag,
-    );
-    let max_pending = count("max_pending", defaults.max_pending, 0, diag);
-    let idle_timeout = optional_duration(&map, "idle_timeout", defaults.idle_timeout, diag);
-    Some(PoolSettings {
-        max_idle_per_endpoint: max_idle?,
-        idle_timeout: idle_timeout?,
-        max_connections_per_endpoint: max_connections?,
-        max_pending: max_pending?,
-    })
-}
 
 /// The forwarding keys of a listener (listed in `decode::LISTENER_KEYS`).
 pub(super) fn proxy_settings(map: &Map<'_>, diag: &mut Diagnostics) -> Option<ProxySettings> {

@@ -131,6 +131,12 @@ impl Diagnostics {
         });
     }
 
+    /// Takes the errors another file's diagnostics collected (the short form's
+    /// expansion).
+    pub fn absorb(&mut self, other: Diagnostics) {
+        self.errors.extend(other.errors);
+    }
+
     pub fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }

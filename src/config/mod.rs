@@ -15,11 +15,13 @@
 
 mod addr;
 mod decode;
+mod decode_cluster;
 mod decode_cors;
 mod decode_headers;
 mod decode_log;
 mod decode_proxy;
 mod decode_rewrite;
+mod decode_short;
 pub mod error;
 mod fields;
 pub mod format;
@@ -37,11 +39,12 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, CorsPolicy,
-    DirectResponse, DriverChoice, Endpoint, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch,
-    HeaderMutations, HostMatch, HostRewrite, Http1Settings, Listener, OriginMatch,
-    PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings,
-    QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch,
-    TrustedProxies, ValueMatch, Workers,
+    DirectResponse, DnsDiscovery, DnsKind, DnsName, DriverChoice, Endpoint, Endpoints,
+    EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch, HeaderMutations, HostMatch,
+    HostRewrite, Http1Settings, Listener, LookupFamily, OriginMatch, PathNormalization,
+    PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings, QueryMatch, Redirect,
+    RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies,
+    ValueMatch, Workers,
 };
 
 use error::Diagnostics;

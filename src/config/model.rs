@@ -28,6 +28,9 @@ pub struct Config {
     /// Client connections open at once over every listener and worker; more are closed
     /// at once (Envoy's `overload.global_downstream_max_connections`). None: no cap.
     pub max_connections: Option<u64>,
+    /// When the file used the short form (top-level `routes`): the full-form document
+    /// it was expanded to, which `--mode validate` prints.
+    pub expansion: Option<String>,
 }
 
 impl Config {
@@ -433,7 +436,8 @@ impl DirectResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub name: String,
-    pub endpoints: Vec<Endpoint>,
+    /// Where its endpoints come from.
+    pub endpoints: Endpoints,
     /// Time allowed to establish a connection to an endpoint (default 5s, Envoy's).
     pub connect_timeout: Duration,
     /// Per-worker connection pool settings.
@@ -446,10 +450,67 @@ impl Cluster {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
+/// A cluster's endpoints: listed, or found by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoints {
+    /// Addresses written in the config (Envoy's `STATIC`).
+    Static(Vec<Endpoint>),
+    /// Host names resolved off the workers (`discovery`).
+    Dns(DnsDiscovery),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub address: Address,
     /// Relative share of requests, 1..=1000 (default 1).
+    pub weight: u32,
+}
+
+/// Endpoints found by resolving host names, re-resolved every `refresh_rate` (Envoy's
+/// `STRICT_DNS` and `LOGICAL_DNS` cluster types).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsDiscovery {
+    /// Strict: every address of every name is an endpoint. Logical: one name, and new
+    /// connections go to its first address.
+    pub kind: DnsKind,
+    /// Time between resolutions of each name (default 5s, Envoy's `dns_refresh_rate`).
+    pub refresh_rate: Duration,
+    /// Which address families to use.
+    pub family: LookupFamily,
+    /// At least one (exactly one when logical).
+    pub names: Vec<DnsName>,
+}
+
+impl DnsDiscovery {
+    pub const DEFAULT_REFRESH_RATE: Duration = Duration::from_secs(5);
+}
+
+/// Envoy's DNS cluster types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DnsKind {
+    Strict,
+    Logical,
+}
+
+/// Envoy's `dns_lookup_family`: which of a name's addresses become endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LookupFamily {
+    /// IPv6 addresses if the name has any, else IPv4 (Envoy's `AUTO`, its default).
+    Auto,
+    /// IPv4 addresses if the name has any, else IPv6 (ringway's native default).
+    V4Preferred,
+    V4Only,
+    V6Only,
+    /// Both families.
+    All,
+}
+
+/// A host name (or IP literal) and port, with the weight each of its addresses gets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DnsName {
+    pub host: String,
+    pub port: u16,
+    /// 1..=1000 (default 1).
     pub weight: u32,
 }
 

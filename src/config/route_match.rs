@@ -213,7 +213,7 @@ fn header(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
 }
 
 /// `methods`: one or more method names (tokens; case-sensitive, as methods are).
-fn methods(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Vec<String>> {
+pub(super) fn methods(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Vec<String>> {
     let names = list(node, diag, |item, diag| {
         let text = item.str(diag)?;
         if !is_token(text) {

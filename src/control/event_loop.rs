@@ -15,6 +15,8 @@ pub(super) enum Wake {
     Restart(std::os::unix::net::UnixStream),
     /// The successor that took our sockets is ready: drain.
     Handover,
+    /// DNS discovery resolved a cluster to new members.
+    Members(crate::discovery::Update),
 }
 
 pub(super) struct Control {
@@ -27,6 +29,8 @@ pub(super) struct Control {
     /// The config serving now.
     pub(super) config: RefCell<Arc<Config>>,
     pub(super) stats_handles: RefCell<StatsHandles>,
+    /// DNS clusters and their members.
+    pub(super) dns: RefCell<dns::Dns>,
     /// The control thread's copies of every listening socket (see `sockets`).
     pub(super) groups: RefCell<Vec<Group>>,
     /// The control thread's copy of the admin socket, for a successor.
@@ -71,6 +75,7 @@ impl Control {
         let (_never_tx, never) = flume::bounded::<std::os::unix::net::UnixStream>(1);
         let mut restarts = never.clone();
         let (handover_tx, handover_rx) = flume::bounded::<()>(1);
+        let updates = self.dns.borrow().updates.clone();
 
         let mut ready = 0;
         loop {
@@ -89,6 +94,10 @@ impl Control {
                     }
                 },
                 _ = handover_rx.recv_async() => Wake::Handover,
+                update = updates.recv_async() => match update {
+                    Ok(update) => Wake::Members(update),
+                    Err(_) => continue,
+                },
             };
             match wake {
                 Wake::Event(Some(Event::Ready(_))) => {
@@ -138,6 +147,7 @@ impl Control {
                     info!("admin: quitquitquit: draining");
                     return self.drain(&mut signals, true).await;
                 }
+                Wake::Members(update) => self.forward_members(update).await,
                 Wake::Restart(stream) => self.hand_over(stream, handover_tx.clone()),
                 Wake::Handover => {
                     info!("hot restart: the new process is ready; draining");
@@ -257,6 +267,19 @@ impl Control {
         let workers = self.commands.len();
         let plan = sockets::plan(&self.groups.borrow(), &next.listeners, workers)?;
         let stats = snapshot::register_stats(&mut self.state.stats.borrow_mut(), &next);
+        // New or changed DNS clusters are resolved before any worker sees the config.
+        let pending = self.dns.borrow_mut().watch(&next, &stats)?;
+        let deadline = Instant::now() + dns::FIRST_ROUND_TIMEOUT;
+        let updates = self.dns.borrow().updates.clone();
+        while !self.dns.borrow().answered(&pending) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match monoio::time::timeout(left, updates.recv_async()).await {
+                Ok(Ok(update)) => self.forward_members(update).await,
+                _ => break,
+            }
+        }
+        self.dns.borrow().warn_unanswered(&pending);
+        let discovered = self.dns.borrow().discovered();
         let version = self.state.reloads.version.get() + 1;
         // From here on the reload happens. Dropping the old copies first makes a removed
         // listener's last accept pass in its worker the real last one.
@@ -273,6 +296,7 @@ impl Control {
                 stats: stats.clone(),
                 version,
                 sockets,
+                discovered: Arc::clone(&discovered),
             };
             if tx.send_async(command).await.is_err() {
                 self.fatal.set(true);
@@ -312,6 +336,18 @@ impl Control {
         publish();
         sockets::remove_files(&gone);
         Ok(version)
+    }
+
+    /// Takes a DNS update; when it is current, every worker gets the new members.
+    async fn forward_members(&self, update: crate::discovery::Update) {
+        let accepted = self.dns.borrow_mut().accept(update);
+        if let Some((cluster, members)) = accepted {
+            self.send_all(|| Command::Members {
+                cluster: cluster.clone(),
+                members: Arc::clone(&members),
+            })
+            .await;
+        }
     }
 
     async fn send_all(&self, command: impl Fn() -> Command) {

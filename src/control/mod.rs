@@ -3,13 +3,13 @@
 //! It loads and validates the config, decides the driver and the worker layout, binds
 //! every listening socket (so bind errors stop ringway before a worker exists), starts
 //! the workers, and then runs its own small runtime (always epoll: nothing here is hot)
-//! for the admin listener, signals, reloads, hot restarts and the workers' events. Later
-//! it also owns health checks, DNS and xDS. It talks to workers only through bounded
+//! for the admin listener, signals, reloads, hot restarts and the workers' events. It
+//! keeps DNS discovery's results (`dns`); later it also owns health checks and xDS. It talks to workers only through bounded
 //! queues.
 //!
 //! Files: `start` (the start sequence up to the control loop), `event_loop` (the control
 //! loop, `Control::run`), `state` (what the control thread's tasks share, and `/stats`),
-//! `admin` (the admin listener), `reload`, `sockets`, `hot_restart`, `systemd`,
+//! `admin` (the admin listener), `dns` (DNS discovery's control side), `reload`, `sockets`, `hot_restart`, `systemd`,
 //! `adopt` and `signals`.
 //!
 //! Lifecycle, in one place (`Control::run`):
@@ -29,6 +29,7 @@
 
 mod admin;
 mod adopt;
+mod dns;
 mod event_loop;
 mod hot_restart;
 mod reload;
@@ -109,6 +110,12 @@ pub fn run(options: Options) -> ExitCode {
         }
     };
     if options.validate_only {
+        // The short form is printed as the full form it means (on stdout, so it can be
+        // saved as a config of its own).
+        if let Some(expansion) = &config.expansion {
+            use std::io::Write as _;
+            let _ = std::io::stdout().write_all(expansion.as_bytes());
+        }
         eprintln!("configuration '{}' OK", options.config_path.display());
         return ExitCode::SUCCESS;
     }

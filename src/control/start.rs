@@ -68,6 +68,12 @@ pub(super) fn start(
         Some(log) => Some(AccessLog::start(log, &mut store, plan.count)?),
         None => None,
     };
+    // DNS clusters are resolved once before the workers start (Envoy's cluster
+    // warming), on the resolver's threads; the control thread only waits.
+    let mut dns = dns::Dns::new();
+    let pending = dns.watch(&config, &stats)?;
+    dns.wait_first_round(&pending);
+    let discovered = dns.discovered();
     let config = Arc::new(config);
     let (events_tx, events_rx) = flume::unbounded();
     let mut commands = Vec::with_capacity(plan.count);
@@ -90,6 +96,7 @@ pub(super) fn start(
             cpu: plan.cpus.as_ref().map(|c| c[id]),
             config: Arc::clone(&config),
             stats: stats.clone(),
+            discovered: Arc::clone(&discovered),
             sockets,
             commands: rx,
             events: events_tx.clone(),
@@ -131,6 +138,7 @@ pub(super) fn start(
         overrides,
         config: RefCell::new(config),
         stats_handles: RefCell::new(stats),
+        dns: RefCell::new(dns),
         groups: RefCell::new(groups),
         admin_copy: RefCell::new(admin_copy),
         access_log: access_log.as_ref().map(AccessLog::reopener),

@@ -154,9 +154,20 @@ pub mod cluster {
     pub const UPSTREAM_RQ_RETRY: usize = 12;
     /// Requests sent on a pooled (reused) connection.
     pub const UPSTREAM_CX_POOL_REUSE: usize = 13;
+    /// DNS resolution rounds started (Envoy's `update_attempt`); written by the
+    /// resolver thread in the scope's extra slot, as are the four below.
+    pub const UPDATE_ATTEMPT: usize = 14;
+    /// Rounds in which every name resolved.
+    pub const UPDATE_SUCCESS: usize = 15;
+    /// Rounds in which a name failed to resolve (its last good addresses were kept).
+    pub const UPDATE_FAILURE: usize = 16;
+    /// Times the cluster's endpoints changed.
+    pub const MEMBERSHIP_CHANGE: usize = 17;
+    /// Endpoints the cluster has now (static clusters: those written).
+    pub const MEMBERSHIP_TOTAL: usize = 18;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 14] = [
+    pub static DEFS: [StatDef; 19] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -171,6 +182,11 @@ pub mod cluster {
         counter("upstream_rq_timeout"),
         counter("upstream_rq_retry"),
         counter("upstream_cx_pool_reuse"),
+        counter("update_attempt"),
+        counter("update_success"),
+        counter("update_failure"),
+        counter("membership_change"),
+        gauge("membership_total"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -25,31 +25,109 @@ use crate::{
 use balancer::WeightedRoundRobin;
 use pool::EndpointPool;
 
-/// A worker's pools, by endpoint address.
+/// One endpoint of a cluster: written in the config, or found by discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Where to connect.
+    pub address: Address,
+    /// Relative share of requests (at least 1).
+    pub weight: u32,
+    /// The name it was resolved from (DNS discovery): the Host an endpoint host rewrite
+    /// sends, as Envoy's `auto_host_rewrite` does.
+    pub hostname: Option<Arc<str>>,
+}
+
+/// A cluster's endpoints as one value, shared by the workers' snapshots.
+pub type Members = Arc<[Member]>;
+
+/// The members of a static cluster: its endpoints as written.
+pub fn static_members(endpoints: &[config::Endpoint]) -> Members {
+    endpoints
+        .iter()
+        .map(|e| Member {
+            address: e.address.clone(),
+            weight: e.weight,
+            hostname: None,
+        })
+        .collect()
+}
+
+/// The current members of every DNS cluster, by cluster name: what a snapshot is built
+/// with. A DNS cluster not in it has no members yet.
+pub type Discovered = Arc<HashMap<String, Members>>;
+
+/// What tells two pools apart: the address, and the name it was resolved from (which
+/// changes the Host a request may carry).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PoolKey {
+    address: Address,
+    hostname: Option<Arc<str>>,
+}
+
+/// A worker's pools, by endpoint.
 #[derive(Debug, Default)]
 pub struct PoolRegistry {
-    pools: RefCell<HashMap<Address, Rc<EndpointPool>>>,
+    pools: RefCell<HashMap<PoolKey, Rc<EndpointPool>>>,
 }
 
 impl PoolRegistry {
-    /// The pool of `address`, created on first use.
-    pub fn get(&self, address: &Address) -> Rc<EndpointPool> {
+    /// The pool of `member`, created on first use.
+    pub fn get(&self, member: &Member) -> Rc<EndpointPool> {
+        let key = PoolKey {
+            address: member.address.clone(),
+            hostname: member.hostname.clone(),
+        };
         Rc::clone(
-            self.pools
-                .borrow_mut()
-                .entry(address.clone())
-                .or_insert_with(|| EndpointPool::new(address.clone())),
+            self.pools.borrow_mut().entry(key).or_insert_with(|| {
+                EndpointPool::new(member.address.clone(), member.hostname.clone())
+            }),
         )
     }
 
     /// Closes expired idle connections, and those above each pool's cap that were not
-    /// needed since the previous sweep, of every pool; returns how many.
+    /// needed since the previous sweep, of every pool; forgets the pools of endpoints no
+    /// snapshot lists and no request uses any more (closing their idle connections: an
+    /// endpoint a reload or a DNS update removed drains this way). Returns how many
+    /// connections it closed.
     pub fn sweep(&self, now: std::time::Instant) -> usize {
-        self.pools
-            .borrow()
-            .values()
-            .map(|pool| pool.sweep(now))
-            .sum()
+        let mut closed = 0;
+        self.pools.borrow_mut().retain(|_, pool| {
+            closed += pool.sweep(now);
+            if Rc::strong_count(pool) > 1 {
+                return true;
+            }
+            closed += pool.idle();
+            false
+        });
+        closed
+    }
+
+    /// Pools held now (tests and stats).
+    pub fn len(&self) -> usize {
+        self.pools.borrow().len()
+    }
+
+    /// Whether no pool is held.
+    pub fn is_empty(&self) -> bool {
+        self.pools.borrow().is_empty()
+    }
+}
+
+/// The endpoints of a cluster on one worker, with their balancer: replaced as a whole
+/// when discovery changes the members.
+#[derive(Debug)]
+struct Balanced {
+    pools: Vec<Rc<EndpointPool>>,
+    balancer: WeightedRoundRobin,
+}
+
+impl Balanced {
+    fn new(members: &[Member], registry: &PoolRegistry, skip: u64) -> Self {
+        let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
+        Balanced {
+            pools: members.iter().map(|m| registry.get(m)).collect(),
+            balancer: WeightedRoundRobin::new(&weights, skip),
+        }
     }
 }
 
@@ -58,8 +136,9 @@ impl PoolRegistry {
 pub struct ClusterSnapshot {
     /// The cluster's name.
     pub name: Box<str>,
-    endpoints: Vec<Rc<EndpointPool>>,
-    balancer: WeightedRoundRobin,
+    members: RefCell<Balanced>,
+    /// The balancer's random start (per worker), kept for member updates.
+    skip: u64,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
     /// Pool limits.
@@ -72,23 +151,19 @@ pub struct ClusterSnapshot {
 }
 
 impl ClusterSnapshot {
-    /// Compiles `cluster` for a worker; `skip` (random per worker) staggers the balancers.
+    /// Compiles `cluster` with `members` for a worker; `skip` (random per worker)
+    /// staggers the balancers.
     pub fn build(
         cluster: &config::Cluster,
+        members: &[Member],
         registry: &PoolRegistry,
-        stats: &Arc<Scope>,
-        worker: usize,
+        (stats, worker): (&Arc<Scope>, usize),
         skip: u64,
     ) -> Self {
-        let weights: Vec<u32> = cluster.endpoints.iter().map(|e| e.weight).collect();
         ClusterSnapshot {
             name: cluster.name.as_str().into(),
-            endpoints: cluster
-                .endpoints
-                .iter()
-                .map(|e| registry.get(&e.address))
-                .collect(),
-            balancer: WeightedRoundRobin::new(&weights, skip),
+            members: RefCell::new(Balanced::new(members, registry, skip)),
+            skip,
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool,
             stats: stats.for_worker(worker),
@@ -96,8 +171,82 @@ impl ClusterSnapshot {
         }
     }
 
-    /// The endpoint for the next request.
-    pub fn pick(&self) -> Option<&Rc<EndpointPool>> {
-        self.endpoints.get(self.balancer.pick())
+    /// Replaces the members (a DNS update). Requests under way keep their endpoint;
+    /// pools no longer listed drain (`PoolRegistry::sweep`).
+    pub fn set_members(&self, members: &[Member], registry: &PoolRegistry) {
+        *self.members.borrow_mut() = Balanced::new(members, registry, self.skip);
+    }
+
+    /// The endpoint for the next request; `None` when the cluster has no members.
+    pub fn pick(&self) -> Option<Rc<EndpointPool>> {
+        let members = self.members.borrow();
+        members.pools.get(members.balancer.pick()).cloned()
+    }
+
+    /// How many endpoints the cluster has now.
+    pub fn member_count(&self) -> usize {
+        self.members.borrow().pools.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(address: &str, hostname: Option<&str>) -> Member {
+        Member {
+            address: Address::Tcp(address.parse().unwrap()),
+            weight: 1,
+            hostname: hostname.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn pools_are_kept_while_listed_and_forgotten_once_no_cluster_lists_them() {
+        let registry = PoolRegistry::default();
+        let a = registry.get(&member("10.0.0.1:80", None));
+        assert!(Rc::ptr_eq(&a, &registry.get(&member("10.0.0.1:80", None))));
+        // The same address resolved from a name is another pool: its Host differs.
+        let named = registry.get(&member("10.0.0.1:80", Some("orders")));
+        assert_eq!(named.host(), "orders");
+        assert_eq!(a.host(), "10.0.0.1:80");
+        assert_eq!(registry.len(), 2);
+        drop(named);
+        registry.sweep(std::time::Instant::now());
+        assert_eq!(registry.len(), 1, "the unlisted pool is forgotten");
+        drop(a);
+        registry.sweep(std::time::Instant::now());
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn a_member_update_replaces_the_balanced_endpoints() {
+        let registry = PoolRegistry::default();
+        let cluster = config::Cluster {
+            name: "c".into(),
+            endpoints: config::Endpoints::Static(Vec::new()),
+            connect_timeout: Duration::from_secs(1),
+            pool: PoolSettings::default(),
+            proxy_protocol: None,
+        };
+        let scope = Arc::new(Scope::new(
+            "cluster.c.",
+            &crate::stats::names::cluster::DEFS,
+            1,
+        ));
+        let snapshot = ClusterSnapshot::build(&cluster, &[], &registry, (&scope, 0), 0);
+        assert!(snapshot.pick().is_none());
+        snapshot.set_members(
+            &[member("10.0.0.1:80", None), member("10.0.0.2:80", None)],
+            &registry,
+        );
+        let picks: Vec<String> = (0..4)
+            .map(|_| snapshot.pick().unwrap().address_text().to_owned())
+            .collect();
+        assert_eq!(
+            picks,
+            ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.1:80", "10.0.0.2:80"]
+        );
+        assert_eq!(snapshot.member_count(), 2);
     }
 }

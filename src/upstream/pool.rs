@@ -78,6 +78,8 @@ struct Waiter {
 #[derive(Debug)]
 pub struct EndpointPool {
     address: Address,
+    /// The name the address was resolved from, if any.
+    hostname: Option<std::sync::Arc<str>>,
     /// `address` as text, formatted once (access log lines name the endpoint).
     address_text: Box<str>,
     idle: RefCell<Vec<Idle>>,
@@ -102,11 +104,12 @@ pub struct EndpointPool {
 pub struct Overflow;
 
 impl EndpointPool {
-    /// An empty pool for `address`.
-    pub fn new(address: Address) -> Rc<Self> {
+    /// An empty pool for `address` (resolved from `hostname`, if any).
+    pub fn new(address: Address, hostname: Option<std::sync::Arc<str>>) -> Rc<Self> {
         Rc::new(EndpointPool {
             address_text: address.to_string().into(),
             address,
+            hostname,
             idle: RefCell::new(Vec::new()),
             idle_low_water: LowWater::default(),
             keep_idle: Cell::new(PoolSettings::default().max_idle_per_endpoint),
@@ -127,9 +130,14 @@ impl EndpointPool {
         &self.address_text
     }
 
-    /// The Host a request to this endpoint implies when the client sent none: its
-    /// `ip:port`, or `localhost` for a Unix socket.
+    /// The Host a request to this endpoint implies (when the client sent none, or a
+    /// route rewrites Host to the endpoint's): the name it was resolved from (as
+    /// Envoy's `auto_host_rewrite` sends it), else its `ip:port`, or `localhost` for a
+    /// Unix socket.
     pub fn host(&self) -> &str {
+        if let Some(name) = &self.hostname {
+            return name;
+        }
         match self.address {
             Address::Tcp(_) => &self.address_text,
             Address::Unix(_) => "localhost",
@@ -399,7 +407,7 @@ mod tests {
 
     #[test]
     fn waiters_that_give_up_leave_the_queue() {
-        let pool = EndpointPool::new(Address::Tcp(([127, 0, 0, 1], 1).into()));
+        let pool = EndpointPool::new(Address::Tcp(([127, 0, 0, 1], 1).into()), None);
         let settings = PoolSettings {
             max_connections_per_endpoint: 1,
             max_pending: 2,

@@ -36,7 +36,7 @@ use crate::{
     cpus::CpuId,
     driver::{self, Driver},
     snapshot::{Snapshot, StatsHandles},
-    upstream::PoolRegistry,
+    upstream::{Discovered, Members, PoolRegistry},
 };
 use listeners::Listeners;
 pub use stop::Stop;
@@ -110,6 +110,16 @@ pub enum Command {
         version: u64,
         /// New sockets, by listener name.
         sockets: Vec<(String, crate::listen::ListenSocket)>,
+        /// The members of its DNS clusters now.
+        discovered: Discovered,
+    },
+    /// DNS found new members for a cluster of the current config: its balancer takes
+    /// them from the next request on (endpoints that left drain).
+    Members {
+        /// The cluster's name.
+        cluster: String,
+        /// All its endpoints now.
+        members: Members,
     },
     /// Stop accepting on every listener; keep serving open connections.
     DrainListeners,
@@ -146,6 +156,8 @@ pub struct WorkerSetup {
     pub config: Arc<Config>,
     /// The stats scopes, by listener name.
     pub stats: StatsHandles,
+    /// The members of the config's DNS clusters, as first resolved.
+    pub discovered: Discovered,
     /// This worker's sockets of each listener (see `control::sockets`), by listener name.
     pub sockets: Vec<(String, crate::listen::ListenSocket)>,
     /// Commands from the control thread.
@@ -212,6 +224,7 @@ async fn serve(setup: WorkerSetup) {
         id,
         config,
         stats,
+        discovered,
         sockets,
         commands,
         events,
@@ -223,7 +236,18 @@ async fn serve(setup: WorkerSetup) {
         #[cfg(feature = "alloc-count")]
         setup.heap_stats.for_worker(id),
     ));
-    let snapshot = Snapshot::build(&config, &stats, id, &context.pools, context.seed());
+    let build = |config: &Config, stats: &StatsHandles, discovered: &Discovered| {
+        Snapshot::build(
+            config,
+            (stats, discovered),
+            id,
+            &context.pools,
+            context.seed(),
+        )
+    };
+    let snapshot = build(&config, &stats, &discovered);
+    // The clusters of the current snapshot, where DNS updates land.
+    let mut clusters = Rc::clone(&snapshot.clusters);
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());
     monoio::spawn(sweep(Rc::clone(&context), Rc::clone(&stop)));
@@ -256,14 +280,21 @@ async fn serve(setup: WorkerSetup) {
                 stats,
                 version,
                 sockets,
+                discovered,
             }) => {
-                let snapshot = Snapshot::build(&config, &stats, id, &context.pools, context.seed());
+                let snapshot = build(&config, &stats, &discovered);
+                clusters = Rc::clone(&snapshot.clusters);
                 if let Err(e) = listeners.apply(snapshot, sockets, &shared) {
                     // Only registering a new socket with the runtime can fail here; the
                     // other listeners still took the new config.
                     error!(worker = id, version, "applying config: {e}");
                 }
                 let _ = events.send(Event::Applied(id, version));
+            }
+            Ok(Command::Members { cluster, members }) => {
+                if let Some(c) = clusters.iter().find(|c| *c.name == *cluster) {
+                    c.set_members(&members, &context.pools);
+                }
             }
             Ok(Command::DrainListeners) => listeners.stop_accepting(),
             Ok(Command::Shutdown { drain_timeout }) => break drain_timeout,
@@ -360,7 +391,13 @@ mod tests {
                 #[cfg(feature = "alloc-count")]
                 store_scope(),
             );
-            let snapshot = Snapshot::build(&config, &stats, 0, &context.pools, 1);
+            let snapshot = Snapshot::build(
+                &config,
+                (&stats, &Discovered::default()),
+                0,
+                &context.pools,
+                1,
+            );
             let listener = &snapshot.listeners["l"];
             let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let stream = monoio::net::TcpStream::connect(std_listener.local_addr().unwrap())

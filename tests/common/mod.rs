@@ -134,11 +134,24 @@ impl Ringway {
     /// Like [`Ringway::start`], with the open-file limits a shell's `ulimit LIMITS` (for
     /// example `-Sn 256`) sets before it becomes ringway.
     pub fn start_with_ulimit(yaml: &str, admin_port: u16, args: &[&str], limits: &str) -> Ringway {
+        Ringway::start_after(yaml, admin_port, args, &["sh"], &format!("ulimit {limits}"))
+    }
+
+    /// Like [`Ringway::start`], run by `launcher` (e.g. `unshare -Urm sh`) as a shell
+    /// that runs `script` and then becomes ringway.
+    pub fn start_after(
+        yaml: &str,
+        admin_port: u16,
+        args: &[&str],
+        launcher: &[&str],
+        script: &str,
+    ) -> Ringway {
         let config = write_config(yaml);
-        let mut command = Command::new("sh");
+        let mut command = Command::new(launcher[0]);
         command
+            .args(&launcher[1..])
             .arg("-c")
-            .arg(format!(r#"ulimit {limits} && exec "$@""#))
+            .arg(format!(r#"{script} && exec "$@""#))
             .arg("sh")
             .arg(bin());
         Ringway::from_command(command, config, admin_port, args).ready()

@@ -91,6 +91,21 @@ impl Upstream {
         }
     }
 
+    /// Starts on `addr` (an `ip:port`), or returns the bind error.
+    pub fn start_at(addr: &str) -> std::io::Result<Upstream> {
+        let listener = TcpListener::bind(addr)?;
+        let addr = listener.local_addr()?;
+        let incoming = std::iter::from_fn(move || Some(listener.accept().map(|(s, _)| s)));
+        let (seen, connections) = accept_all(incoming, TcpStream::try_clone);
+        Ok(Upstream {
+            addr,
+            unix: None,
+            seen,
+            connections,
+            _dir: None,
+        })
+    }
+
     /// Starts on a Unix socket in a temporary directory.
     pub fn start_unix() -> Upstream {
         let dir = tempfile::tempdir().unwrap();

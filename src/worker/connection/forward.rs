@@ -88,7 +88,7 @@ impl Connection<'_> {
 
         let mut retried = false;
         let result = loop {
-            let pool = picked;
+            let pool = &picked;
             self.upstream = Some(std::rc::Rc::clone(pool));
             let lease = match deadline.within(pool.checkout(&cluster.pool)).await {
                 Err(expired) => break Err(deadline.error(expired, false, false)),

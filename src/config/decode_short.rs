@@ -1,0 +1,320 @@
+//! The short form: what a gateway user writes first.
+//!
+//! ```yaml
+//! routes:
+//!   - path: /api/orders/**
+//!     upstream: order-service
+//!   - path: /api/customers/**
+//!     upstream: customer-service:8080
+//! ```
+//!
+//! Design: a file without `listeners` may have top-level `routes` (and `listen`, the
+//! default listener's address, `0.0.0.0:8080` unless given). Each short route is checked
+//! here, at its own line and column; then the whole short form is written out as the one
+//! full-form document it means ([`expand`]) and that text is decoded like any other
+//! file, so the short form cannot mean anything the full form does not, and
+//! `--mode validate` prints exactly what runs. The rest of the file (`admin`, `workers`,
+//! `clusters`, `access_log`...) applies unchanged.
+//!
+//! What each key becomes: `path` is a path pattern (`/api/orders/**`, `/users/*/orders`,
+//! `/api/{id}`: `match.template`, with Envoy's `uri_template` meaning, so `/api/orders/**`
+//! does not match `/api/orders`); a path without `*` or `{` matches exactly that path
+//! (`match.path`). `upstream` names a cluster of the file's `clusters` if one has that
+//! name; otherwise it is `host[:port]` (port 80 by default) or `ip:port`, and becomes a
+//! cluster of its own (`strict_dns` for a name, `static` for an address) named after it,
+//! shared by every route naming the same upstream. `methods` is `match.methods`. `auth`
+//! and `rate_limit` are checked and then refused as not implemented yet.
+
+use std::fmt::Write;
+
+use super::addr::{check_name, parse_host_port, parse_socket_addr};
+use super::error::{Diagnostics, Pos};
+use super::fields::non_empty_list;
+use super::model::Cluster;
+use super::node::Node;
+use super::route_match::methods;
+
+const SHORT_ROUTE_KEYS: &[&str] = &["path", "upstream", "methods", "auth", "rate_limit"];
+
+/// The default listener's name and address.
+pub(crate) const DEFAULT_LISTENER: &str = "default";
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+
+/// One short route, checked.
+#[derive(Debug)]
+pub(super) struct ShortRoute {
+    path: String,
+    methods: Vec<String>,
+    upstream: Upstream,
+    /// Where `upstream` is written, for errors found once the clusters are known.
+    upstream_at: (Pos, String),
+}
+
+/// What `upstream` names, before the file's clusters are known.
+#[derive(Debug)]
+struct Upstream {
+    /// As written (a cluster of that name wins).
+    text: String,
+    /// The host (an IP without brackets) and port, when it is not a cluster's name.
+    target: Result<(String, u16), String>,
+}
+
+/// The short form's keys, decoded: its routes and the default listener's address.
+#[derive(Debug)]
+pub(super) struct ShortForm {
+    routes: Vec<ShortRoute>,
+    listen: String,
+}
+
+/// Decodes top-level `routes` and `listen`.
+pub(super) fn short_form(
+    routes: &Node<'_>,
+    listen: Option<&Node<'_>>,
+    diag: &mut Diagnostics,
+) -> Option<ShortForm> {
+    let listen = match listen {
+        Some(n) => {
+            let text = n.str(diag)?;
+            if let Err(message) = parse_socket_addr(text) {
+                n.error(diag, message);
+                return None;
+            }
+            text.to_owned()
+        }
+        None => DEFAULT_LISTEN.to_owned(),
+    };
+    let routes = non_empty_list(routes, diag, "route", short_route)?;
+    Some(ShortForm { routes, listen })
+}
+
+fn short_route(node: &Node<'_>, diag: &mut Diagnostics) -> Option<ShortRoute> {
+    let map = node.map(diag, SHORT_ROUTE_KEYS)?;
+    let path = map.field(diag, "path").and_then(|n| {
+        let text = n.str(diag)?;
+        let checked = if text.contains(['*', '{']) {
+            crate::config::pattern::template(text).map(|_| ())
+        } else if !text.starts_with('/') {
+            Err(format!("a path starts with `/`, e.g. `/{text}`"))
+        } else {
+            crate::config::pattern::template(text).map(|_| ())
+        };
+        match checked {
+            Ok(()) => Some(text.to_owned()),
+            Err(message) => {
+                n.error(diag, message);
+                None
+            }
+        }
+    });
+    let upstream_node = map.field(diag, "upstream");
+    let upstream = upstream_node.as_ref().and_then(|n| {
+        let text = n.str(diag)?;
+        Some(Upstream {
+            text: text.to_owned(),
+            target: parse_host_port(text, Some(80)),
+        })
+    });
+    let methods = match map.optional("methods") {
+        Some(n) => methods(&n, diag),
+        None => Some(Vec::new()),
+    };
+    if let Some(n) = map.optional("auth") {
+        if n.str(diag).is_some() {
+            n.error(
+                diag,
+                "`auth` is not implemented yet in this version of ringway (JWT and API-key \
+                 authentication are planned); remove it to serve this route without authentication",
+            );
+        }
+    }
+    if let Some(n) = map.optional("rate_limit") {
+        match n
+            .scalar_text(diag, "a rate such as `100/min`")
+            .map(|t| rate(&t))
+        {
+            Some(Ok(_)) => n.error(
+                diag,
+                "`rate_limit` is not implemented yet in this version of ringway (per-client \
+                 rate limits are planned); remove it to serve this route without a limit",
+            ),
+            Some(Err(message)) => n.error(diag, message),
+            None => {}
+        }
+    }
+    let upstream_node = upstream_node?;
+    Some(ShortRoute {
+        path: path?,
+        methods: methods?,
+        upstream: upstream?,
+        upstream_at: (upstream_node.pos(), upstream_node.path().to_owned()),
+    })
+}
+
+/// `N/unit`: requests per second, minute, hour or day.
+fn rate(text: &str) -> Result<(u64, u64), String> {
+    let bad = || {
+        format!("invalid rate {text:?}: expected `N/s`, `N/min`, `N/h` or `N/day`, e.g. `100/min`")
+    };
+    let (count, unit) = text.split_once('/').ok_or_else(bad)?;
+    let count: u64 = count
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(bad)?;
+    let seconds = match unit.trim() {
+        "s" | "sec" | "second" => 1,
+        "m" | "min" | "minute" => 60,
+        "h" | "hour" => 3600,
+        "d" | "day" => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok((count, seconds))
+}
+
+/// The full-form document the short form means, given the file's own clusters; an
+/// error names the route whose upstream cannot become a cluster.
+pub(super) fn expand(
+    short: &ShortForm,
+    clusters: &[Cluster],
+    diag: &mut Diagnostics,
+) -> Option<String> {
+    let mut out = String::new();
+    let _ = writeln!(out, "listeners:");
+    let _ = writeln!(out, "  - name: {DEFAULT_LISTENER}");
+    let _ = writeln!(out, "    address: {}", quote(&short.listen));
+    let _ = writeln!(out, "    routes:");
+    // Implicit clusters, in order of first use: (name, endpoint).
+    let mut implicit: Vec<(String, String)> = Vec::new();
+    let mut failed = false;
+    for route in &short.routes {
+        let (pos, path) = &route.upstream_at;
+        let key = if route.path.contains(['*', '{']) {
+            "template"
+        } else {
+            "path"
+        };
+        let _ = write!(out, "      - match: {{ {key}: {}", quote(&route.path));
+        if !route.methods.is_empty() {
+            let methods: Vec<String> = route.methods.iter().map(|m| quote(m)).collect();
+            let _ = write!(out, ", methods: [{}]", methods.join(", "));
+        }
+        let _ = writeln!(out, " }}");
+        let upstream = &route.upstream;
+        let cluster = if clusters.iter().any(|c| c.name == upstream.text) {
+            upstream.text.clone()
+        } else {
+            match &upstream.target {
+                Ok((host, port)) => {
+                    let endpoint = if host.contains(':') {
+                        format!("[{host}]:{port}")
+                    } else {
+                        format!("{host}:{port}")
+                    };
+                    let name = cluster_name(host, *port);
+                    if clusters.iter().any(|c| c.name == name) {
+                        diag.error(
+                            *pos,
+                            path,
+                            format!(
+                                "upstream {:?} would be cluster {name:?}, which the file's `clusters` already define; name that cluster here instead",
+                                upstream.text
+                            ),
+                        );
+                        failed = true;
+                    } else if !implicit.iter().any(|(n, _)| *n == name) {
+                        implicit.push((name.clone(), endpoint));
+                    }
+                    name
+                }
+                Err(message) => {
+                    diag.error(
+                        *pos,
+                        path,
+                        format!("{message} (nor is it the name of a cluster in `clusters`)"),
+                    );
+                    failed = true;
+                    continue;
+                }
+            }
+        };
+        let _ = writeln!(out, "        cluster: {}", quote(&cluster));
+    }
+    if !implicit.is_empty() {
+        let _ = writeln!(out, "clusters:");
+        for (name, endpoint) in &implicit {
+            let _ = writeln!(out, "  - name: {}", quote(name));
+            let _ = writeln!(out, "    endpoints: [{}]", quote(endpoint));
+        }
+    }
+    (!failed).then_some(out)
+}
+
+/// The implicit cluster of `host:port`: the host alone for port 80, else `host_port`;
+/// characters a cluster name cannot have become `_`.
+fn cluster_name(host: &str, port: u16) -> String {
+    let base = if port == 80 {
+        host.to_owned()
+    } else {
+        format!("{host}_{port}")
+    };
+    let name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    debug_assert!(check_name(&name).is_ok());
+    name
+}
+
+/// A YAML double-quoted scalar (JSON string syntax).
+fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate("100/min"), Ok((100, 60)));
+        assert_eq!(rate("5/s"), Ok((5, 1)));
+        assert_eq!(rate("1000 / hour"), Ok((1000, 3600)));
+        assert!(rate("0/min").is_err());
+        assert!(rate("100/week").unwrap_err().contains("`100/min`"));
+        assert!(rate("fast").is_err());
+    }
+
+    #[test]
+    fn implicit_cluster_names() {
+        assert_eq!(cluster_name("order-service", 80), "order-service");
+        assert_eq!(cluster_name("order-service", 8080), "order-service_8080");
+        assert_eq!(cluster_name("127.0.0.1", 9001), "127.0.0.1_9001");
+        assert_eq!(cluster_name("::1", 9001), "__1_9001");
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("/a/{b}/**"), "\"/a/{b}/**\"");
+        assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
+    }
+}

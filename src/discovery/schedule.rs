@@ -1,0 +1,403 @@
+//! The scheduler thread: which cluster is due, its last good addresses, its members.
+//!
+//! One thread owns every cluster's state, so nothing here is shared: the control thread
+//! talks to it by message (`Watch`, `Stop`) and so do the lookup threads (`Done`). A
+//! cluster has at most one round in flight; its next round is due `refresh_rate` after
+//! the last one answered. Each watched cluster gets a generation number, so the answer
+//! of a round started before a reload changed the cluster is recognised and dropped.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Instant,
+};
+
+use tracing::{info, warn};
+
+use super::{choose, Lookup, Target, Update};
+use crate::{
+    config::{Address, DnsKind},
+    stats::names::cluster as cx,
+    upstream::{Member, Members},
+};
+
+pub(super) enum Message {
+    /// Keep exactly these clusters resolved.
+    Watch(Vec<Target>),
+    /// A round's answers, one per name, in the spec's order.
+    Done {
+        cluster: String,
+        generation: u64,
+        answers: Vec<std::io::Result<Vec<IpAddr>>>,
+    },
+    /// The handle was dropped.
+    Stop,
+}
+
+/// A round for a lookup thread.
+struct Job {
+    cluster: String,
+    generation: u64,
+    names: Vec<(String, u16)>,
+}
+
+/// One watched cluster.
+struct Watched {
+    target: Target,
+    generation: u64,
+    /// Per name: its last good addresses (of the wanted family), `None` until one came.
+    last_good: Vec<Option<Vec<IpAddr>>>,
+    due: Instant,
+    in_flight: bool,
+    /// The members last reported; `None` until the first round answered.
+    reported: Option<Members>,
+    /// Whether the last round failed (to log changes, not every failure).
+    failing: bool,
+}
+
+/// Starts the scheduler and `threads` lookup threads; returns the scheduler's inbox.
+pub(super) fn start(
+    updates: flume::Sender<Update>,
+    lookup: Lookup,
+    threads: usize,
+) -> std::io::Result<flume::Sender<Message>> {
+    let (inbox_tx, inbox) = flume::unbounded();
+    let (jobs_tx, jobs) = flume::unbounded::<Job>();
+    for i in 0..threads {
+        let (jobs, done, lookup) = (jobs.clone(), inbox_tx.clone(), Arc::clone(&lookup));
+        std::thread::Builder::new()
+            .name(format!("ringway-dns-{i}"))
+            .spawn(move || {
+                // Ends when the scheduler drops the job queue.
+                for job in jobs.iter() {
+                    let answers = job
+                        .names
+                        .iter()
+                        .map(|(host, port)| lookup(host, *port))
+                        .collect();
+                    let _ = done.send(Message::Done {
+                        cluster: job.cluster,
+                        generation: job.generation,
+                        answers,
+                    });
+                }
+            })?;
+    }
+    std::thread::Builder::new()
+        .name("ringway-dns".into())
+        .spawn(move || Scheduler::default().run(&inbox, &jobs_tx, &updates))?;
+    Ok(inbox_tx)
+}
+
+#[derive(Default)]
+struct Scheduler {
+    watched: HashMap<String, Watched>,
+    generations: u64,
+}
+
+impl Scheduler {
+    fn run(
+        mut self,
+        inbox: &flume::Receiver<Message>,
+        jobs: &flume::Sender<Job>,
+        updates: &flume::Sender<Update>,
+    ) {
+        loop {
+            let next = self
+                .watched
+                .values()
+                .filter(|w| !w.in_flight)
+                .map(|w| w.due)
+                .min();
+            let message = match next {
+                Some(due) => inbox.recv_deadline(due),
+                None => inbox
+                    .recv()
+                    .map_err(|_| flume::RecvTimeoutError::Disconnected),
+            };
+            match message {
+                Ok(Message::Watch(targets)) => self.watch(targets),
+                Ok(Message::Done {
+                    cluster,
+                    generation,
+                    answers,
+                }) => {
+                    if let Some(update) = self.answered(&cluster, generation, answers) {
+                        if updates.send(update).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(Message::Stop) | Err(flume::RecvTimeoutError::Disconnected) => return,
+                Err(flume::RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            for (name, w) in &mut self.watched {
+                if w.in_flight || w.due > now {
+                    continue;
+                }
+                w.in_flight = true;
+                w.target.stats.get(cx::UPDATE_ATTEMPT).inc();
+                let names = w
+                    .target
+                    .spec
+                    .names
+                    .iter()
+                    .map(|n| (n.host.clone(), n.port))
+                    .collect();
+                let _ = jobs.send(Job {
+                    cluster: name.clone(),
+                    generation: w.generation,
+                    names,
+                });
+            }
+        }
+    }
+
+    fn watch(&mut self, targets: Vec<Target>) {
+        let mut previous = std::mem::take(&mut self.watched);
+        for target in targets {
+            let kept = previous
+                .remove(&target.cluster)
+                .filter(|w| w.target.spec == target.spec);
+            let watched = match kept {
+                Some(mut w) => {
+                    w.target.stats = target.stats;
+                    w
+                }
+                None => {
+                    self.generations += 1;
+                    Watched {
+                        last_good: vec![None; target.spec.names.len()],
+                        target,
+                        generation: self.generations,
+                        due: Instant::now(),
+                        in_flight: false,
+                        reported: None,
+                        failing: false,
+                    }
+                }
+            };
+            self.watched.insert(watched.target.cluster.clone(), watched);
+        }
+    }
+
+    /// Takes a round's answers; returns the update to report, if any.
+    fn answered(
+        &mut self,
+        cluster: &str,
+        generation: u64,
+        answers: Vec<std::io::Result<Vec<IpAddr>>>,
+    ) -> Option<Update> {
+        let w = self
+            .watched
+            .get_mut(cluster)
+            .filter(|w| w.generation == generation)?;
+        let spec = &w.target.spec;
+        w.in_flight = false;
+        w.due = Instant::now() + spec.refresh_rate;
+        let mut failures = Vec::new();
+        for ((answer, last), name) in answers.into_iter().zip(&mut w.last_good).zip(&spec.names) {
+            let chosen = answer.map(|found| choose(spec.family, &found));
+            match chosen {
+                Ok(addresses) if !addresses.is_empty() => *last = Some(addresses),
+                Ok(_) => failures.push(format!("{}: no address of the wanted family", name.host)),
+                Err(e) => failures.push(format!("{}: {e}", name.host)),
+            }
+        }
+        let stats = &w.target.stats;
+        if failures.is_empty() {
+            stats.get(cx::UPDATE_SUCCESS).inc();
+            if w.failing {
+                info!(cluster, "DNS resolution recovered");
+            }
+        } else {
+            stats.get(cx::UPDATE_FAILURE).inc();
+            if !w.failing {
+                warn!(
+                    cluster,
+                    "DNS resolution failed; last good addresses kept: {}",
+                    failures.join("; ")
+                );
+            }
+        }
+        w.failing = !failures.is_empty();
+        let members = members(&w.target, &w.last_good);
+        stats.get(cx::MEMBERSHIP_TOTAL).set(members.len() as u64);
+        if w.reported.as_ref() == Some(&members) {
+            return None;
+        }
+        if w.reported.is_some() {
+            stats.get(cx::MEMBERSHIP_CHANGE).inc();
+        }
+        w.reported = Some(Members::clone(&members));
+        Some(Update {
+            cluster: cluster.to_owned(),
+            spec: spec.clone(),
+            members,
+        })
+    }
+}
+
+/// A cluster's endpoints from its names' last good addresses.
+fn members(target: &Target, last_good: &[Option<Vec<IpAddr>>]) -> Members {
+    let spec = &target.spec;
+    let mut members = Vec::new();
+    for (name, addresses) in spec.names.iter().zip(last_good) {
+        let Some(addresses) = addresses else { continue };
+        let hostname: Arc<str> = name.host.as_str().into();
+        let take = match spec.kind {
+            DnsKind::Strict => addresses.len(),
+            // Envoy's logical DNS: new connections go to the first address only.
+            DnsKind::Logical => 1,
+        };
+        members.extend(addresses.iter().take(take).map(|ip| Member {
+            address: Address::Tcp(SocketAddr::new(*ip, name.port)),
+            weight: name.weight,
+            hostname: Some(Arc::clone(&hostname)),
+        }));
+    }
+    members.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        time::Duration,
+    };
+
+    use super::*;
+    use crate::{
+        config::{DnsDiscovery, DnsName, LookupFamily},
+        stats::Scope,
+    };
+
+    type Table = HashMap<&'static str, Vec<IpAddr>>;
+
+    /// A resolver that answers from `phases[phase]`; the test moves `phase` on (a name
+    /// missing from the table fails).
+    fn phased(phases: Vec<Table>) -> (Lookup, Arc<AtomicUsize>) {
+        let phase = Arc::new(AtomicUsize::new(0));
+        let now = Arc::clone(&phase);
+        let lookup: Lookup = Arc::new(move |host: &str, _port: u16| {
+            phases[now.load(Ordering::Relaxed)]
+                .get(host)
+                .cloned()
+                .ok_or_else(|| std::io::Error::other("not found"))
+        });
+        (lookup, phase)
+    }
+
+    fn table(entries: &[(&'static str, &[&str])]) -> Table {
+        entries
+            .iter()
+            .map(|(name, ips)| (*name, ips.iter().map(|ip| ip.parse().unwrap()).collect()))
+            .collect()
+    }
+
+    fn target(kind: DnsKind, names: &[&str], scope: &Arc<Scope>) -> Target {
+        Target {
+            cluster: "orders".into(),
+            spec: DnsDiscovery {
+                kind,
+                refresh_rate: Duration::from_millis(20),
+                family: LookupFamily::V4Preferred,
+                names: names
+                    .iter()
+                    .map(|host| DnsName {
+                        host: (*host).into(),
+                        port: 8080,
+                        weight: 2,
+                    })
+                    .collect(),
+            },
+            stats: scope.for_worker(0),
+        }
+    }
+
+    fn ips(update: &Update) -> Vec<String> {
+        update
+            .members
+            .iter()
+            .map(|m| m.address.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn names_are_resolved_again_and_the_last_good_answer_survives_failures() {
+        let (lookup, phase) = phased(vec![
+            table(&[("a", &["10.0.0.1", "10.0.0.2"])]),
+            table(&[("a", &["10.0.0.1", "10.0.0.2"]), ("b", &["10.0.0.3"])]),
+            table(&[("b", &["10.0.0.4"])]),
+        ]);
+        let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
+        let (tx, rx) = flume::unbounded();
+        let inbox = start(tx, lookup, 1).unwrap();
+        inbox
+            .send(Message::Watch(vec![target(
+                DnsKind::Strict,
+                &["a", "b"],
+                &scope,
+            )]))
+            .unwrap();
+        let wait = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        // The first round is reported although "b" failed.
+        let first = wait();
+        assert_eq!(ips(&first), ["10.0.0.1:8080", "10.0.0.2:8080"]);
+        assert_eq!(first.members[0].weight, 2);
+        assert_eq!(first.members[0].hostname.as_deref(), Some("a"));
+        // "b" appears: its address joins.
+        phase.store(1, Ordering::Relaxed);
+        assert_eq!(
+            ips(&wait()),
+            ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"]
+        );
+        // "a" fails: its last good addresses stay; only a change is reported.
+        phase.store(2, Ordering::Relaxed);
+        assert_eq!(
+            ips(&wait()),
+            ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.4:8080"]
+        );
+        assert!(scope.sum(cx::UPDATE_FAILURE) >= 2);
+        assert!(scope.sum(cx::UPDATE_ATTEMPT) >= 3);
+        assert_eq!(scope.sum(cx::MEMBERSHIP_TOTAL), 3);
+        assert_eq!(scope.sum(cx::MEMBERSHIP_CHANGE), 2);
+        inbox.send(Message::Stop).unwrap();
+    }
+
+    #[test]
+    fn a_logical_cluster_uses_the_first_address_and_a_changed_spec_starts_over() {
+        let (lookup, _phase) = phased(vec![table(&[
+            ("a", &["10.0.0.1", "10.0.0.2"]),
+            ("c", &["10.0.0.9"]),
+        ])]);
+        let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
+        let (tx, rx) = flume::unbounded();
+        let inbox = start(tx, lookup, 2).unwrap();
+        inbox
+            .send(Message::Watch(vec![target(
+                DnsKind::Logical,
+                &["a"],
+                &scope,
+            )]))
+            .unwrap();
+        let wait = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(ips(&wait()), ["10.0.0.1:8080"]);
+        inbox
+            .send(Message::Watch(vec![target(
+                DnsKind::Logical,
+                &["c"],
+                &scope,
+            )]))
+            .unwrap();
+        let next = wait();
+        assert_eq!(next.spec.names[0].host, "c");
+        assert_eq!(ips(&next), ["10.0.0.9:8080"]);
+        // Unwatched: nothing more is reported.
+        inbox.send(Message::Watch(Vec::new())).unwrap();
+        while rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    }
+}
