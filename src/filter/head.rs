@@ -89,6 +89,11 @@ impl<'a> RequestHead<'a> {
         self.request.overlay.add_unchecked(name, value);
     }
 
+    /// Adds `name: ` and the concatenated `parts`, all already checked.
+    pub fn append_checked_parts(&mut self, name: &[u8], parts: &[&[u8]]) {
+        self.request.overlay.add_unchecked_parts(name, parts);
+    }
+
     /// Replaces every received `name` with one `name: value`.
     pub fn set(&mut self, name: &[u8], value: &[u8]) {
         set(

@@ -17,6 +17,7 @@ use crate::config::{
 enum Add {
     /// `name: value\r\n`, rendered once: the name and value were checked when the
     /// config was read, so a request copies the line without checking it again.
+    /// Consecutive plain additions share one block of lines.
     Line(Box<[u8]>),
     /// A value with variables, rendered per message (`config::format`).
     Rendered {
@@ -139,6 +140,17 @@ struct Edits {
 
 impl Edits {
     fn compile(add: &[config::HeaderAdd], remove: &[String], (side, route): (Side, &str)) -> Self {
+        // Consecutive plain lines become one block: one overlay entry and one copy per
+        // request instead of one per field (what comes after in the head is the same).
+        let mut compiled: Vec<Add> = Vec::with_capacity(add.len());
+        for a in add.iter().map(|a| Add::compile(a, side, route)) {
+            match (compiled.last_mut(), a) {
+                (Some(Add::Line(block)), Add::Line(line)) => {
+                    *block = [&block[..], &line[..]].concat().into();
+                }
+                (_, a) => compiled.push(a),
+            }
+        }
         let mut edits = Edits {
             strip: remove
                 .iter()
@@ -146,7 +158,7 @@ impl Edits {
                 .chain(add.iter().filter(|a| !a.append).map(|a| a.name.as_str()))
                 .map(|n| n.as_bytes().into())
                 .collect(),
-            add: add.iter().map(|a| Add::compile(a, side, route)).collect(),
+            add: compiled.into(),
             rendered: false,
         };
         edits.rendered = edits.add.iter().any(|a| matches!(a, Add::Rendered { .. }));
@@ -161,6 +173,12 @@ pub struct HeaderMutation {
     response: Edits,
 }
 
+impl Edits {
+    fn is_empty(&self) -> bool {
+        self.strip.is_empty() && self.add.is_empty()
+    }
+}
+
 impl HeaderMutation {
     /// Compiles the configured edits (names and values were checked at load) for the
     /// route named `route` (`%ROUTE_NAME%`; empty without a name).
@@ -169,6 +187,11 @@ impl HeaderMutation {
             request: Edits::compile(&m.request_add, &m.request_remove, (Side::Request, route)),
             response: Edits::compile(&m.response_add, &m.response_remove, (Side::Response, route)),
         }
+    }
+
+    /// Whether it edits responses (the chain skips its response side otherwise).
+    pub(super) fn edits_responses(&self) -> bool {
+        !self.response.is_empty()
     }
 
     /// A replacing addition removes the received fields of its name and adds its line

@@ -159,6 +159,14 @@ impl Filter {
         }
     }
 
+    fn edits_responses(&self) -> bool {
+        match self {
+            Filter::Cors(_) => true,
+            Filter::BodyLimit(_) => false,
+            Filter::Headers(h) => h.edits_responses(),
+        }
+    }
+
     fn on_response(&self, head: &mut ResponseHead<'_>, state: &mut RequestState) {
         match self {
             Filter::Cors(c) => c.on_response(head, state),
@@ -182,6 +190,8 @@ pub struct Chain {
     filters: Rc<[Filter]>,
     /// Some filter reads request body pieces (the pumps skip the chain otherwise).
     reads_request_body: bool,
+    /// Some filter edits responses (their side is skipped otherwise).
+    edits_responses: bool,
 }
 
 impl Default for Chain {
@@ -194,6 +204,7 @@ impl Chain {
     fn new(filters: Vec<Filter>) -> Chain {
         Chain {
             reads_request_body: filters.iter().any(Filter::reads_request_body),
+            edits_responses: filters.iter().any(Filter::edits_responses),
             filters: Rc::from(filters),
         }
     }
@@ -219,6 +230,13 @@ impl Chain {
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
+    }
+
+    /// Whether some filter edits responses (or the replies ringway writes); the
+    /// response side may be skipped otherwise.
+    #[inline]
+    pub fn edits_responses(&self) -> bool {
+        self.edits_responses
     }
 
     /// Whether request body pieces must be shown to the chain.
@@ -249,6 +267,9 @@ impl Chain {
 
     /// Runs the response side, in reverse order.
     pub fn on_response(&self, head: &mut ResponseHead<'_>, state: &mut RequestState) {
+        if !self.edits_responses {
+            return;
+        }
         for filter in self.filters.iter().rev() {
             filter.on_response(head, state);
         }
@@ -257,6 +278,9 @@ impl Chain {
     /// Appends the header lines the response side adds to a reply ringway writes
     /// itself (a direct response, an error), in reverse order, as for a response.
     pub fn local_reply_headers(&self, out: &mut Vec<u8>, state: &RequestState) {
+        if !self.edits_responses {
+            return;
+        }
         for filter in self.filters.iter().rev() {
             filter.local_reply_headers(out, state);
         }

@@ -71,16 +71,18 @@ impl Overlay {
         Ok(())
     }
 
-    /// Adds a whole `name: value\r\n` line that the caller built from known-valid bytes
-    /// (ringway's own `date`), without checking it again: the check costs more than the
-    /// copy for a line added to every response. Checked in debug builds.
+    /// Adds a whole `name: value\r\n` line (or several: a compiled block of them) that
+    /// the caller built from known-valid bytes (ringway's own `date`, configured edits),
+    /// without checking it again: the check costs more than the copy for a line added
+    /// to every message. Checked in debug builds.
     pub fn add_line(&mut self, line: &[u8]) {
         debug_assert!(line.ends_with(b"\r\n"));
-        debug_assert!(line
-            .iter()
-            .position(|&b| b == b':')
-            .is_some_and(|colon| is_token(&line[..colon])
-                && is_field_value(line[colon + 1..line.len() - 2].trim_ascii())));
+        debug_assert!(line[..line.len() - 2].split(|&b| b == b'\n').all(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            l.iter().position(|&b| b == b':').is_some_and(|colon| {
+                is_token(&l[..colon]) && is_field_value(l[colon + 1..].trim_ascii())
+            })
+        }));
         let start = self.arena.len();
         self.arena.extend_from_slice(line);
         self.added.push(Span::new(start, self.arena.len()));
@@ -95,6 +97,20 @@ impl Overlay {
         self.arena.extend_from_slice(name);
         self.arena.extend_from_slice(b": ");
         self.arena.extend_from_slice(value);
+        self.arena.extend_from_slice(b"\r\n");
+        self.added.push(Span::new(start, self.arena.len()));
+    }
+
+    /// Like [`Overlay::add_unchecked`], with the value written as the concatenation of
+    /// `parts` (a path and its query), so the caller need not join them first.
+    pub fn add_unchecked_parts(&mut self, name: &[u8], parts: &[&[u8]]) {
+        debug_assert!(is_token(name) && is_field_value(&parts.concat()));
+        let start = self.arena.len();
+        self.arena.extend_from_slice(name);
+        self.arena.extend_from_slice(b": ");
+        for part in parts {
+            self.arena.extend_from_slice(part);
+        }
         self.arena.extend_from_slice(b"\r\n");
         self.added.push(Span::new(start, self.arena.len()));
     }

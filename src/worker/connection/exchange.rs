@@ -427,7 +427,7 @@ impl Connection<'_> {
             // Checked by the response parser.
             self.response.overlay.add_unchecked(b"upgrade", protocol);
         }
-        if !chain.is_empty() {
+        if chain.edits_responses() {
             let head_view = &mut ResponseHead::new(&mut self.response, head);
             chain.on_response(head_view, &mut self.filters);
         }
@@ -492,7 +492,7 @@ impl Connection<'_> {
             || l.is_retired()
             || framing == ResponseFraming::CloseDelimited;
         // The route's response-side filters, then the fixed response stage (`filter`).
-        if !chain.is_empty() {
+        if chain.edits_responses() {
             if let Some(upstream) = &self.upstream {
                 let address = &mut self.filters.upstream;
                 address.clear();

@@ -324,25 +324,28 @@ impl Connection<'_> {
                     Action::Cluster(index) => match l.clusters.get(*index) {
                         Some(cluster) => {
                             self.target.clear();
-                            self.target.extend_from_slice(target.path);
+                            match &route.path_rewrite {
+                                None => self.target.extend_from_slice(target.path),
+                                Some(rewrite) => {
+                                    // The upstream gets the rewritten path and, as from
+                                    // Envoy, the one it replaced.
+                                    let mut view = RequestHead::new(&mut self.request, head);
+                                    view.remove(b"x-envoy-original-path");
+                                    // A normalised target: checked bytes (`http1::target`).
+                                    let (path, query) = (target.path, target.query);
+                                    let original: &[&[u8]] = if query.is_empty() {
+                                        &[path]
+                                    } else {
+                                        &[path, b"?", query]
+                                    };
+                                    view.append_checked_parts(b"x-envoy-original-path", original);
+                                    let matched = route.matched_len(path);
+                                    rewrite.apply(path, matched, &mut self.target);
+                                }
+                            }
                             if !target.query.is_empty() {
                                 self.target.push(b'?');
                                 self.target.extend_from_slice(target.query);
-                            }
-                            if let Some(rewrite) = &route.path_rewrite {
-                                // The upstream gets the rewritten path and, as from
-                                // Envoy, the one it replaced.
-                                let mut view = RequestHead::new(&mut self.request, head);
-                                view.remove(b"x-envoy-original-path");
-                                // A normalised target: checked bytes (`http1::target`).
-                                view.append_checked(b"x-envoy-original-path", &self.target);
-                                self.target.clear();
-                                let matched = route.matched_len(target.path);
-                                rewrite.apply(target.path, matched, &mut self.target);
-                                if !target.query.is_empty() {
-                                    self.target.push(b'?');
-                                    self.target.extend_from_slice(target.query);
-                                }
                             }
                             (l.replies.get(LocalReplyKind::NoUpstream), Some(cluster))
                         }
