@@ -38,12 +38,20 @@ enum DriverArg {
 }
 
 /// ringway: a thread-per-core reverse proxy on io_uring.
+///
+/// Envoy's flags are accepted with Envoy's meaning (docs/operations.md, "Command line"):
+/// those ringway acts on, and those that only need to be tolerated where orchestrators
+/// pass them (Istio's pilot-agent, Kuma's kuma-dp, Consul), which `/server_info` echoes.
+/// An unknown flag is an error naming it, as in Envoy.
 #[derive(Debug, Parser)]
-#[command(name = "ringway", version)]
+#[command(name = "ringway", disable_version_flag = true)]
 struct Cli {
     /// The config file (YAML).
     #[arg(short = 'c', long = "config-path", value_name = "FILE")]
-    config_path: PathBuf,
+    config_path: Option<PathBuf>,
+    /// Print the version (Envoy's five-field form) and exit.
+    #[arg(long)]
+    version: bool,
     /// What to do with it.
     #[arg(long, value_enum, default_value = "serve")]
     mode: Mode,
@@ -53,10 +61,15 @@ struct Cli {
     /// I/O driver, overriding the config's `driver`.
     #[arg(long, value_enum)]
     driver: Option<DriverArg>,
-    /// Log level (trace, debug, info, warn, error), or a tracing filter directive.
+    /// Log level (trace, debug, info, warning or warn, error, critical, off), or a
+    /// tracing filter directive.
     #[arg(short = 'l', long = "log-level", default_value = "info")]
     log_level: String,
-    /// Seconds a shutdown waits for open connections to finish.
+    /// Write logs to this file (appended to) instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    log_path: Option<PathBuf>,
+    /// Seconds a shutdown waits for open connections to finish (Envoy's default is
+    /// 600; ringway's is 5).
     #[arg(long, value_name = "SECONDS", default_value_t = 5)]
     drain_time_s: u64,
     /// Milliseconds a drain keeps accepting after `/ready` turned 503, so that load
@@ -71,20 +84,128 @@ struct Cli {
     /// `ringway-<admin port>.sock`).
     #[arg(long, value_name = "PATH")]
     hot_restart_socket: Option<PathBuf>,
+    /// Do not listen for a hot-restart successor.
+    #[arg(long)]
+    disable_hot_restart: bool,
+    /// Write the admin listener's address (`ip:port`) to this file once bound.
+    #[arg(long, value_name = "FILE")]
+    admin_address_path: Option<PathBuf>,
+    /// Envoy's `--config-yaml`: refused until the Envoy loader exists.
+    #[arg(long, value_name = "YAML")]
+    config_yaml: Option<String>,
+    /// Envoy's `--allow-unknown-static-fields`: refused (ringway never ignores a field).
+    #[arg(long)]
+    allow_unknown_static_fields: bool,
+    /// Accepted: ringway has no dynamic configuration yet.
+    #[arg(long)]
+    reject_unknown_dynamic_fields: bool,
+    /// Accepted: ringway has no dynamic configuration yet.
+    #[arg(long)]
+    ignore_unknown_dynamic_fields: bool,
+    /// Tolerated (Envoy's shared-memory id for hot restarts; ringway uses a socket).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    base_id: u64,
+    /// Tolerated (see `--base-id`).
+    #[arg(long)]
+    use_dynamic_base_id: bool,
+    /// The node's cluster, echoed in `/server_info`.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    service_cluster: String,
+    /// The node's id, echoed in `/server_info`.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    service_node: String,
+    /// The node's zone, echoed in `/server_info`.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    service_zone: String,
+    /// Tolerated: `v4` or `v6`.
+    #[arg(long, value_name = "VERSION", default_value = "v4", value_parser = ["v4", "v6"])]
+    local_address_ip_version: String,
+    /// Tolerated (ringway's access log flushes every `access_log.flush_interval`).
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    file_flush_interval_msec: u64,
+    /// Tolerated (ringway's log lines have their own format).
+    #[arg(long, value_name = "FORMAT", default_value = "")]
+    log_format: String,
+    /// Tolerated (ringway has no per-component loggers; use a `--log-level` directive).
+    #[arg(long, value_name = "LEVELS", default_value = "")]
+    component_log_level: String,
+    /// Tolerated: `immediate` or `gradual` (ringway closes idle connections at once and
+    /// busy ones after their request).
+    #[arg(long, value_name = "STRATEGY", default_value = "gradual", value_parser = ["immediate", "gradual"])]
+    drain_strategy: String,
+    /// Tolerated (a hot restart's predecessor drains for `--drain-time-s`).
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    parent_shutdown_time_s: u64,
+    /// Tolerated (ringway reads the CPU set and the cgroup quota by default).
+    #[arg(long)]
+    cpuset_threads: bool,
+    /// Tolerated.
+    #[arg(long)]
+    enable_core_dump: bool,
+    /// Tolerated.
+    #[arg(long)]
+    skip_deprecated_logs: bool,
+}
+
+/// Envoy's level names, as tracing reads them.
+fn log_filter(level: &str) -> String {
+    match level {
+        "warning" => "warn".into(),
+        "critical" => "error".into(),
+        other => other.into(),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
+    if cli.version {
+        // Envoy's `--version` line, which tools parse (Kuma splits its five fields).
+        use std::io::Write as _;
+        let line = format!("ringway version: {}\n", control::version());
+        return match std::io::stdout().write_all(line.as_bytes()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
+    let refused = [
+        (cli.config_yaml.is_some(), "--config-yaml is not supported yet (it merges into an Envoy bootstrap; ringway's Envoy config loader is not there yet)"),
+        (cli.allow_unknown_static_fields, "--allow-unknown-static-fields is not supported: ringway refuses every field it does not implement, by name"),
+    ];
+    if let Some((_, message)) = refused.iter().find(|(given, _)| *given) {
+        eprintln!("ringway: {message}");
+        return ExitCode::FAILURE;
+    }
+    let Some(config_path) = cli.config_path else {
+        eprintln!("ringway: a config file is required: -c FILE (see --help)");
+        return ExitCode::FAILURE;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&cli.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match &cli.log_path {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => logs
+                .with_writer(std::sync::Arc::new(file))
+                .with_ansi(false)
+                .init(),
+            Err(e) => {
+                eprintln!("ringway: --log-path {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => logs
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init(),
+    }
     control::run(control::Options {
-        config_path: cli.config_path,
+        config_path,
         validate_only: matches!(cli.mode, Mode::Validate),
         concurrency: cli.concurrency.map(usize::from),
         driver: cli.driver.map(|d| match d {
@@ -96,5 +217,28 @@ fn main() -> ExitCode {
         drain_delay: Duration::from_millis(cli.drain_delay_ms),
         restart_epoch: cli.restart_epoch,
         hot_restart_socket: cli.hot_restart_socket,
+        disable_hot_restart: cli.disable_hot_restart,
+        admin_address_path: cli.admin_address_path,
+        log_level: cli.log_level,
+        base_id: cli.base_id,
+        tolerated: control::EnvoyFlags {
+            use_dynamic_base_id: cli.use_dynamic_base_id,
+            local_address_ip_version: cli.local_address_ip_version,
+            component_log_level: cli.component_log_level,
+            log_format: cli.log_format,
+            log_path: cli
+                .log_path
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            service_cluster: cli.service_cluster,
+            service_node: cli.service_node,
+            service_zone: cli.service_zone,
+            drain_strategy: cli.drain_strategy,
+            file_flush_interval_ms: cli.file_flush_interval_msec,
+            parent_shutdown_time: Duration::from_secs(cli.parent_shutdown_time_s),
+            cpuset_threads: cli.cpuset_threads,
+            enable_core_dump: cli.enable_core_dump,
+            disable_hot_restart: cli.disable_hot_restart,
+        },
     })
 }

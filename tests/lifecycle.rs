@@ -264,7 +264,7 @@ fn drain_listeners_stops_accepting_and_quitquitquit_exits_zero() {
         let mut rw = Ringway::start(&variant(port, admin, "x"), admin, &["--driver", driver]);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut open = std::io::BufReader::new(connect(addr).unwrap());
-        assert_eq!(get(rw.admin, "/reload").unwrap().status, 405);
+        assert_eq!(get(rw.admin, "/reload").unwrap().status, 400);
         assert_eq!(post(rw.admin, "/drain_listeners").unwrap().status, 200);
         let deadline = Instant::now() + Duration::from_secs(2);
         while connect(addr).is_ok() {

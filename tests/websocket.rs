@@ -20,19 +20,7 @@ const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/websocket/peer.py
 
 /// Whether `python3` has `websockets`, installing it with pip when it does not.
 fn websockets_available() -> bool {
-    let has = || {
-        Command::new("python3")
-            .args(["-c", "import websockets"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if has() {
-        return true;
-    }
-    let _ = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "websockets"])
-        .output();
-    has()
+    python_module("websockets", "websockets")
 }
 
 /// The Python echo server, killed when dropped.

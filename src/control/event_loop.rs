@@ -303,6 +303,9 @@ impl Control {
                 return Err("a worker is gone".into());
             }
         }
+        self.state
+            .config_counts
+            .set((next.listeners.len(), next.clusters.len()));
         *self.config.borrow_mut() = next;
         *self.stats_handles.borrow_mut() = stats;
         // `server.config_version` says what every worker serves: publish it once all

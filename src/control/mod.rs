@@ -97,6 +97,41 @@ pub struct Options {
     pub restart_epoch: u32,
     /// The hot-restart socket (default: derived from the admin port).
     pub hot_restart_socket: Option<PathBuf>,
+    /// Do not listen for a hot-restart successor.
+    pub disable_hot_restart: bool,
+    /// Where to write the admin address once bound.
+    pub admin_address_path: Option<PathBuf>,
+    /// `--log-level` as given.
+    pub log_level: String,
+    /// `--base-id` (tolerated).
+    pub base_id: u64,
+    /// Envoy's flags that are accepted and echoed by `/server_info`.
+    pub tolerated: EnvoyFlags,
+}
+
+/// Envoy command-line flags ringway accepts for orchestrators that pass them; their
+/// values are echoed in `/server_info` (docs/operations.md says what each does here).
+#[derive(Debug, Clone, Default)]
+pub struct EnvoyFlags {
+    pub use_dynamic_base_id: bool,
+    pub local_address_ip_version: String,
+    pub component_log_level: String,
+    pub log_format: String,
+    pub log_path: String,
+    pub service_cluster: String,
+    pub service_node: String,
+    pub service_zone: String,
+    pub drain_strategy: String,
+    pub file_flush_interval_ms: u64,
+    pub parent_shutdown_time: Duration,
+    pub cpuset_threads: bool,
+    pub enable_core_dump: bool,
+    pub disable_hot_restart: bool,
+}
+
+/// The version string: `/server_info`'s `version` and `--version`.
+pub fn version() -> String {
+    admin::version()
 }
 /// Runs ringway until it is told to stop; the exit code says how it ended.
 pub fn run(options: Options) -> ExitCode {

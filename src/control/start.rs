@@ -26,7 +26,8 @@ pub(super) fn start(
     let restart_path = options
         .hot_restart_socket
         .clone()
-        .or_else(|| hot_restart::default_path(config.admin));
+        .or_else(|| hot_restart::default_path(config.admin))
+        .filter(|_| !options.disable_hot_restart);
     // Sockets from a predecessor (hot restart) or from systemd, adopted below by address.
     let (mut inherited, predecessor) = if options.restart_epoch > 0 {
         let path = restart_path
@@ -56,6 +57,15 @@ pub(super) fn start(
         (Some(addr), None) => Some(bind_admin(addr)?),
         (None, _) => None,
     };
+    if let (Some(path), Some(socket)) = (&options.admin_address_path, &admin_socket) {
+        // The bound address (a port 0 in the config is the real port here), as Envoy's
+        // `--admin-address-path` writes it.
+        let addr = socket
+            .local_addr()
+            .map_err(|e| format!("admin address: {e}"))?;
+        std::fs::write(path, addr.to_string())
+            .map_err(|e| format!("--admin-address-path {}: {e}", path.display()))?;
+    }
     inherited.finish();
     let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
 
@@ -119,6 +129,11 @@ pub(super) fn start(
         reloads: ReloadStats::default(),
         requests: requests_tx,
         admin_stop: Stop::new(),
+        options: options.clone(),
+        health_failed: Cell::new(false),
+        counter_offsets: RefCell::default(),
+        tags: std::cell::OnceCell::new(),
+        config_counts: Cell::new((config.listeners.len(), config.clusters.len())),
     });
     state.reloads.version.set(1);
     let admin_copy = match &admin_socket {

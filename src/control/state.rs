@@ -2,7 +2,10 @@
 //! counters, the stats store, and the admin handlers' queue to the control loop; and the
 //! rendering of `/stats` from them.
 
+use std::collections::HashMap;
+
 use super::*;
+use crate::stats::{tags::TagExtractors, StatLine};
 
 /// The server's state, as `/ready` reports it (Envoy's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,44 +71,102 @@ pub struct ControlState {
     pub(super) requests: flume::Sender<AdminRequest>,
     /// Set when a successor took the admin socket over: stop serving admin.
     pub(super) admin_stop: Rc<Stop>,
+    /// The command line.
+    pub(super) options: Options,
+    /// `/healthcheck/fail` was called (and not undone by `/healthcheck/ok`).
+    pub(super) health_failed: Cell<bool>,
+    /// What each counter read at the last `/reset_counters`, subtracted when shown
+    /// (the workers' cells have one writer each, so a reset does not write them).
+    pub(super) counter_offsets: RefCell<HashMap<String, u64>>,
+    /// Envoy's tag extractors, compiled at the first Prometheus scrape.
+    pub(super) tags: std::cell::OnceCell<TagExtractors>,
+    /// Listeners and clusters of the config serving now.
+    pub(super) config_counts: Cell<(usize, usize)>,
 }
 
 impl ControlState {
-    pub(super) fn render_stats(&self) -> String {
-        let extra = [
-            ("server.concurrency".to_string(), self.workers as u64),
-            (
-                "server.driver_io_uring".to_string(),
+    /// The state `/ready`, `/server_info` and `server.state` report: `DRAINING` while
+    /// `/healthcheck/fail` holds, as in Envoy.
+    pub(super) fn effective_state(&self) -> ServerState {
+        match self.server_state.get() {
+            ServerState::Live if self.health_failed.get() => ServerState::Draining,
+            state => state,
+        }
+    }
+
+    /// Every stat, sorted by name: the store's, then the control thread's own figures
+    /// (Envoy's `server.`, `listener_manager.` and `cluster_manager.` names, and
+    /// ringway's reload counters), counters less their value at the last reset.
+    pub(super) fn stat_lines(&self) -> Vec<StatLine> {
+        use crate::stats::Kind::{Counter, Gauge};
+        let state = self.effective_state();
+        let (listeners, clusters) = self.config_counts.get();
+        let started = u64::from(self.server_state.get() != ServerState::PreInitializing);
+        let extra = vec![
+            StatLine::new("server.concurrency", self.workers as u64, Gauge),
+            StatLine::new(
+                "server.driver_io_uring",
                 u64::from(matches!(self.driver, Driver::IoUring(_))),
+                Gauge,
             ),
-            (
-                "server.live".to_string(),
-                u64::from(self.server_state.get() == ServerState::Live),
+            StatLine::new("server.live", u64::from(state == ServerState::Live), Gauge),
+            StatLine::new("server.state", state.gauge(), Gauge),
+            StatLine::new("server.uptime", self.started.elapsed().as_secs(), Gauge),
+            StatLine::new(
+                "server.hot_restart_epoch",
+                u64::from(self.options.restart_epoch),
+                Gauge,
             ),
-            ("server.state".to_string(), self.server_state.get().gauge()),
-            (
-                "server.uptime".to_string(),
-                self.started.elapsed().as_secs(),
+            StatLine::new("listener_manager.workers_started", started, Gauge),
+            StatLine::new(
+                "listener_manager.total_listeners_active",
+                listeners as u64,
+                Gauge,
             ),
-            (
-                "server.config_version".to_string(),
-                self.reloads.version.get(),
-            ),
-            (
-                "server.reload_attempts".to_string(),
+            StatLine::new("cluster_manager.active_clusters", clusters as u64, Gauge),
+            StatLine::new("server.config_version", self.reloads.version.get(), Gauge),
+            StatLine::new(
+                "server.reload_attempts",
                 self.reloads.attempts.get(),
+                Counter,
             ),
-            (
-                "server.reload_failures".to_string(),
+            StatLine::new(
+                "server.reload_failures",
                 self.reloads.failures.get(),
+                Counter,
             ),
-            (
-                "server.reload_successes".to_string(),
+            StatLine::new(
+                "server.reload_successes",
                 self.reloads.successes.get(),
+                Counter,
             ),
         ];
-        let mut out = String::with_capacity(4096);
-        self.stats.borrow().render_text(&extra, &mut out);
-        out
+        let mut lines = self.stats.borrow().lines(extra);
+        let offsets = self.counter_offsets.borrow();
+        if !offsets.is_empty() {
+            for line in lines.iter_mut().filter(|l| l.kind == Counter) {
+                if let Some(offset) = offsets.get(&line.name) {
+                    line.value = line.value.saturating_sub(*offset);
+                }
+            }
+        }
+        lines
+    }
+
+    /// `/reset_counters`: every counter reads 0 from now on.
+    pub(super) fn reset_counters(&self) {
+        let lines = self.stats.borrow().lines(Vec::new());
+        let mut offsets = self.counter_offsets.borrow_mut();
+        offsets.clear();
+        offsets.extend(
+            lines
+                .into_iter()
+                .filter(|l| l.kind == crate::stats::Kind::Counter)
+                .map(|l| (l.name, l.value)),
+        );
+    }
+
+    pub(super) fn tag_extractors(&self) -> &TagExtractors {
+        self.tags.get_or_init(TagExtractors::envoy_defaults)
     }
 }

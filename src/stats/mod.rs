@@ -13,9 +13,11 @@
 
 mod counter;
 pub mod names;
+pub mod render;
 mod scope;
 mod store;
+pub mod tags;
 
 pub use counter::Counter;
 pub use scope::{Kind, Scope, StatDef, WorkerScope};
-pub use store::StatsStore;
+pub use store::{StatLine, StatsStore};

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, fmt::Write, sync::Arc};
 
-use super::{Scope, StatDef};
+use super::{Kind, Scope, StatDef};
 
 /// All scopes of the process, by prefix, and the process-wide connection counters.
 #[derive(Debug)]
@@ -59,26 +59,59 @@ impl StatsStore {
         )
     }
 
-    /// Appends every stat as `name: value\n`, sorted by name, each scope's values summed
-    /// over workers, plus per-worker lines for stats marked `per_worker`.
-    pub fn render_text(&self, extra: &[(String, u64)], out: &mut String) {
-        let mut lines: Vec<(String, u64)> = extra.to_vec();
+    /// Every stat with its value, sorted by name: each scope's values summed over its
+    /// cells, plus per-worker lines (`<prefix>worker_<i>.<name>`) for stats marked
+    /// `per_worker`, plus `extra` (the control thread's own figures).
+    pub fn lines(&self, extra: Vec<StatLine>) -> Vec<StatLine> {
+        let mut lines = extra;
         for scope in self.scopes.values() {
             for (index, def) in scope.defs().iter().enumerate() {
-                lines.push((format!("{}{}", scope.prefix(), def.name), scope.sum(index)));
+                lines.push(StatLine {
+                    name: format!("{}{}", scope.prefix(), def.name),
+                    value: scope.sum(index),
+                    kind: def.kind,
+                });
                 if def.per_worker {
-                    for worker in 0..scope.workers() {
-                        lines.push((
-                            format!("{}worker_{worker}.{}", scope.prefix(), def.name),
-                            scope.value(worker, index),
-                        ));
+                    for worker in 0..self.workers.min(scope.workers()) {
+                        lines.push(StatLine {
+                            name: format!("{}worker_{worker}.{}", scope.prefix(), def.name),
+                            value: scope.value(worker, index),
+                            kind: def.kind,
+                        });
                     }
                 }
             }
         }
-        lines.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (name, value) in lines {
-            let _ = writeln!(out, "{name}: {value}");
+        lines.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        lines
+    }
+
+    /// Appends every stat as `name: value\n`, sorted by name (see [`StatsStore::lines`]).
+    pub fn render_text(&self, extra: Vec<StatLine>, out: &mut String) {
+        for line in self.lines(extra) {
+            let _ = writeln!(out, "{}: {}", line.name, line.value);
+        }
+    }
+}
+
+/// One stat as the admin endpoint shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatLine {
+    /// The full dotted name.
+    pub name: String,
+    /// Summed over workers (or one worker's, for a per-worker line).
+    pub value: u64,
+    /// Counter or gauge.
+    pub kind: Kind,
+}
+
+impl StatLine {
+    /// A control-thread figure.
+    pub fn new(name: &str, value: u64, kind: Kind) -> Self {
+        StatLine {
+            name: name.to_owned(),
+            value,
+            kind,
         }
     }
 }
@@ -97,7 +130,8 @@ mod tests {
         a.for_worker(1).get(listener::DOWNSTREAM_CX_TOTAL).add(3);
         a.for_worker(0).get(listener::DOWNSTREAM_CX_TOTAL).inc();
         let mut out = String::new();
-        store.render_text(&[("server.live".into(), 1)], &mut out);
+        let live = StatLine::new("server.live", 1, crate::stats::Kind::Gauge);
+        store.render_text(vec![live], &mut out);
         assert!(
             out.contains("listener.public.downstream_cx_total: 4\n"),
             "{out}"

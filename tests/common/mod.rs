@@ -465,3 +465,20 @@ clusters:
 {cluster_keys}"#
     )
 }
+
+/// Whether `python3` can import `module`, installing `package` with pip when it cannot.
+pub fn python_module(module: &str, package: &str) -> bool {
+    let has = || {
+        Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if has() {
+        return true;
+    }
+    let _ = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", package])
+        .output();
+    has()
+}

@@ -1,14 +1,25 @@
 //! The admin listener, served on the control thread (never on a worker).
 //!
-//! Endpoints: `/ready` (200 `LIVE` when serving, 503 with the state otherwise, as
-//! Envoy's), `/stats` (text, `name: value` per line, summed over workers with relaxed
-//! loads), `/` (the list), and with POST (Envoy's names where Envoy has one):
-//! `/reload` (200 with the new config version once every worker applied it, 400 with
-//! the error text, file, line and field, when the config is refused),
-//! `/drain_listeners` (stop accepting, keep serving) and `/quitquitquit` (drain, exit 0).
-//! Mutations go to the control loop as messages, so they are serialised with signals
-//! and each other. Each answer closes the connection: admin traffic is rare and this
-//! keeps the handler small.
+//! Envoy's endpoints and answers (`../shared/docs/envoy-compat.md` section 2), each
+//! rendered from what the control thread holds, so a scrape never waits for a worker:
+//! `/ready` (200 `LIVE` when serving, 503 with the state otherwise), `/stats` (text,
+//! JSON or Prometheus, `filter`, `usedonly`, `type`: `stats`), `/stats/prometheus`,
+//! `/server_info` (`server_info`), `/help` and `/`; and, by POST only (a GET is
+//! answered 400 and changes nothing, as in Envoy): `/healthcheck/fail` and
+//! `/healthcheck/ok`, `/reset_counters`, `/drain_listeners`, `/quitquitquit`, and
+//! ringway's `/reload` (200 with the new config version once every worker applied it,
+//! 400 with the error text, file, line and field, when the config is refused).
+//! Mutations that change what workers do go to the control loop as messages, so they
+//! are serialised with signals and each other. Each answer closes the connection: admin
+//! traffic is rare and this keeps the handler small; the control thread serves admin
+//! connections concurrently, and a large `/stats` is rendered in one go of a few
+//! milliseconds, so `/ready` never waits long behind it.
+
+mod query;
+mod server_info;
+mod stats;
+
+pub use server_info::version;
 
 use std::{cell::Cell, rc::Rc, time::Duration};
 
@@ -88,22 +99,38 @@ async fn handle(mut stream: TcpStream, state: Rc<ControlState>) {
     let reply = match http1::parse_request(&buf[..head_len], &limits, &mut request) {
         Ok(()) => {
             let target = request.path.get(&buf);
-            let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+            let (path, query) = match target.iter().position(|&b| b == b'?') {
+                Some(q) => (&target[..q], &target[q + 1..]),
+                None => (target, &b""[..]),
+            };
+            let query = query::Query::parse(query);
             let post = request.method == Method::Post;
             match (path, post) {
-                (b"/reload" | b"/drain_listeners" | b"/quitquitquit", true) => {
-                    mutate(path, &state).await
+                (MUTATIONS!(), true) => mutate(path, &query, &state).await,
+                // Envoy: a mutation requested by GET has no effect and gets a 400.
+                (MUTATIONS!(), false) => {
+                    Reply::new(400, TEXT, b"This endpoint changes the server: use POST.\n")
                 }
-                (b"/reload" | b"/drain_listeners" | b"/quitquitquit", false) => {
-                    Reply::new(405, TEXT, b"use POST\n")
-                }
-                _ => route(path, &state),
+                _ => route(path, &query, &state),
             }
         }
         Err(_) => Reply::new(400, "text/plain", b"bad request\n"),
     };
     respond(stream, reply).await;
 }
+
+/// The endpoints that change something: POST only.
+macro_rules! MUTATIONS {
+    () => {
+        b"/reload"
+            | b"/drain_listeners"
+            | b"/quitquitquit"
+            | b"/healthcheck/fail"
+            | b"/healthcheck/ok"
+            | b"/reset_counters"
+    };
+}
+use MUTATIONS;
 
 const TEXT: &str = "text/plain; charset=UTF-8";
 
@@ -137,9 +164,11 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, limits: &http1::Li
     }
 }
 
-/// The POST endpoints: a message to the control loop, and for `/reload` its answer.
-async fn mutate(path: &[u8], state: &ControlState) -> Reply {
+/// The POST endpoints: a message to the control loop (and for `/reload` its answer), or
+/// a change to what the control thread reports.
+async fn mutate(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
     let gone = || Reply::new(503, TEXT, b"shutting down\n");
+    let ok = || Reply::new(200, TEXT, b"OK\n");
     match path {
         b"/reload" => {
             let (tx, rx) = flume::bounded(1);
@@ -165,31 +194,69 @@ async fn mutate(path: &[u8], state: &ControlState) -> Reply {
             let request = if path == b"/quitquitquit" {
                 AdminRequest::Quit
             } else {
+                if query.has("inboundonly") {
+                    // Envoy stops only `traffic_direction: INBOUND` listeners; ringway's
+                    // listeners have no direction yet, so every one is inbound.
+                    debug!("admin: drain_listeners?inboundonly: every listener is inbound");
+                }
                 AdminRequest::DrainListeners
             };
             match state.requests.send_async(request).await {
-                Ok(()) => Reply::new(200, TEXT, b"OK\n"),
+                Ok(()) => ok(),
                 Err(_) => gone(),
             }
         }
-        _ => Reply::new(404, TEXT, b"invalid path. try /\n"),
+        b"/healthcheck/fail" => {
+            state.health_failed.set(true);
+            ok()
+        }
+        b"/healthcheck/ok" => {
+            state.health_failed.set(false);
+            ok()
+        }
+        b"/reset_counters" => {
+            state.reset_counters();
+            ok()
+        }
+        _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }
 }
 
-fn route(path: &[u8], state: &ControlState) -> Reply {
+const HELP: &str = "admin commands are:
+  /: this list
+  /help: this list
+  /ready: 200 LIVE when serving; 503 and the state otherwise
+  /server_info: the server's state, version, uptime and command line (JSON)
+  /stats: every stat (?filter=REGEX, ?usedonly, ?type=Counters|Gauges|All, ?format=json|prometheus)
+  /stats/prometheus: every stat in Prometheus' text format (?filter=, ?usedonly)
+  POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
+  POST /healthcheck/ok: undo /healthcheck/fail
+  POST /reset_counters: counters read 0 from now on
+  POST /drain_listeners: stop accepting, keep serving open connections
+  POST /quitquitquit: drain and exit
+  POST /reload: reload the config file
+";
+
+fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
     match path {
         b"/ready" => {
-            let server = state.server_state.get();
-            let status = if server == super::ServerState::Live { 200 } else { 503 };
+            let server = state.effective_state();
+            let status = if server == super::ServerState::Live {
+                200
+            } else {
+                503
+            };
             Reply::new(status, TEXT, format!("{}\n", server.name()).as_bytes())
         }
-        b"/stats" => Reply::new(200, TEXT, state.render_stats().as_bytes()),
-        b"/" => Reply::new(
+        b"/stats" => stats::stats(state, query, None),
+        b"/stats/prometheus" => stats::stats(state, query, Some(stats::Format::Prometheus)),
+        b"/server_info" => Reply::new(
             200,
-            TEXT,
-            b"admin commands are:\n  /ready: 200 LIVE when serving\n  /stats: counters and gauges, summed over workers\n  POST /reload: reload the config file\n  POST /drain_listeners: stop accepting, keep serving\n  POST /quitquitquit: drain and exit\n",
+            "application/json",
+            server_info::server_info(state).as_bytes(),
         ),
-        _ => Reply::new(404, TEXT, b"invalid path. try /\n"),
+        b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
+        _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }
 }
 

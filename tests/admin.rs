@@ -1,0 +1,393 @@
+//! The admin API as Envoy's users poke it (`../shared/docs/envoy-compat.md` 2.6): Istio's
+//! readiness query, a Prometheus scrape parsed by the Python client's parser, the JSON
+//! formats parsed by serde_json, Kuma's health-check failure and the POST-only rule;
+//! and Envoy's command-line flags.
+
+mod common;
+
+use std::{
+    io::Write as _,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use common::{upstream::Upstream, *};
+
+const PROMETHEUS_PARSER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/admin/parse_prometheus.py"
+);
+
+fn config(port: u16, admin: u16, upstream: &str) -> String {
+    format!(
+        r#"workers: 2
+admin: 127.0.0.1:{admin}
+listeners:
+  - name: ingress_http
+    address: 127.0.0.1:{port}
+    routes:
+      - match: {{ prefix: / }}
+        cluster: backend
+clusters:
+  - name: backend
+    endpoints: ["{upstream}"]
+  - name: idle
+    endpoints: ["127.0.0.1:9"]
+"#
+    )
+}
+
+fn body(rw: &Ringway, path: &str) -> (u16, String, Option<String>) {
+    let r = get(rw.admin, path).unwrap();
+    let content_type = r.header("content-type").map(str::to_owned);
+    (r.status, String::from_utf8(r.body).unwrap(), content_type)
+}
+
+#[test]
+fn istios_readiness_query_and_the_stats_parameters() {
+    let upstream = Upstream::start(false);
+    for driver in drivers() {
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, &upstream.endpoint()));
+        for _ in 0..3 {
+            assert_eq!(get(addr, "/x").unwrap().status, 200);
+        }
+        // pilot-agent's check: split each line on ':', exactly two parts, a u64 value.
+        let (status, text, _) = body(
+            &rw,
+            r"/stats?usedonly&filter=^(server\.state|listener_manager\.workers_started)",
+        );
+        assert_eq!(status, 200);
+        assert_eq!(
+            text,
+            "listener_manager.workers_started: 1\nserver.state: 0\n"
+        );
+        for line in body(&rw, "/stats").1.lines() {
+            let parts: Vec<&str> = line.split(':').collect();
+            assert_eq!(parts.len(), 2, "{line}");
+            parts[1].trim().parse::<u64>().unwrap();
+        }
+        // `usedonly` drops counters that never counted; the filter matches anywhere.
+        let (_, used, _) = body(&rw, "/stats?usedonly&filter=cluster%5C.");
+        assert!(
+            used.contains("cluster.backend.upstream_rq_total: 3\n"),
+            "{used}"
+        );
+        assert!(!used.contains("cluster.idle.upstream_rq_total"), "{used}");
+        let (_, all, _) = body(&rw, "/stats?filter=cluster\\.idle\\.upstream_rq_total$");
+        assert_eq!(all, "cluster.idle.upstream_rq_total: 0\n");
+        let (_, gauges, _) = body(&rw, "/stats?type=Gauges&filter=^server%5C.live$");
+        assert_eq!(gauges, "server.live: 1\n");
+        assert_eq!(
+            body(&rw, "/stats?type=Counters&filter=^server%5C.live$").1,
+            ""
+        );
+        assert_eq!(body(&rw, "/stats?filter=(").0, 400);
+        assert_eq!(body(&rw, "/stats?format=html").0, 400);
+
+        // JSON, parsed strictly.
+        let (status, json, content_type) = body(&rw, "/stats?format=json&filter=^cluster.backend");
+        assert_eq!(status, 200);
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let stats = doc["stats"].as_array().unwrap();
+        let total = stats
+            .iter()
+            .find(|s| s["name"] == "cluster.backend.upstream_rq_total")
+            .unwrap();
+        assert_eq!(total["value"], 3);
+
+        // Counters read 0 after a reset (POST only); gauges are untouched.
+        assert_eq!(get(rw.admin, "/reset_counters").unwrap().status, 400);
+        assert_eq!(post(rw.admin, "/reset_counters").unwrap().status, 200);
+        let (_, after, _) = body(
+            &rw,
+            r"/stats?filter=^(cluster\.backend\.upstream_rq_total|server\.live)$",
+        );
+        assert_eq!(
+            after,
+            "cluster.backend.upstream_rq_total: 0\nserver.live: 1\n"
+        );
+        assert_eq!(get(addr, "/x").unwrap().status, 200);
+        let (_, counted, _) = body(&rw, r"/stats?filter=^cluster\.backend\.upstream_rq_total$");
+        assert_eq!(counted, "cluster.backend.upstream_rq_total: 1\n");
+    }
+}
+
+#[test]
+fn a_prometheus_scrape_parses_with_envoys_families_and_tags() {
+    if !python_module("prometheus_client", "prometheus_client") {
+        eprintln!("SKIP Prometheus parser check: python3 cannot import prometheus_client and pip could not install it");
+        return;
+    }
+    let upstream = Upstream::start(false);
+    let (rw, addr) = start_on("epoll", |p, a| config(p, a, &upstream.endpoint()));
+    for _ in 0..4 {
+        assert_eq!(get(addr, "/x").unwrap().status, 200);
+    }
+    let (status, text, content_type) = body(&rw, "/stats/prometheus");
+    assert_eq!(status, 200);
+    assert_eq!(
+        content_type.as_deref(),
+        Some("text/plain; version=0.0.4; charset=UTF-8")
+    );
+    assert_eq!(body(&rw, "/stats?format=prometheus").1, text);
+    let mut parser = Command::new("python3")
+        .arg(PROMETHEUS_PARSER)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    parser
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = parser.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused the scrape: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |name: &str, labels: &[(&str, &str)]| -> Option<(f64, String)> {
+        samples.iter().find_map(|s| {
+            // The parser names a counter family without `_total` and gives every
+            // counter sample a `_total` name: compare families.
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            let matches = s["family"] == family
+                && labels.iter().all(|(k, v)| s["labels"][*k] == *v)
+                && s["labels"].as_object().unwrap().len() == labels.len();
+            matches.then(|| {
+                (
+                    s["value"].as_f64().unwrap(),
+                    s["type"].as_str().unwrap().to_owned(),
+                )
+            })
+        })
+    };
+    assert_eq!(
+        find(
+            "envoy_cluster_upstream_rq_total",
+            &[("envoy_cluster_name", "backend")]
+        ),
+        Some((4.0, "counter".into()))
+    );
+    assert_eq!(
+        find(
+            "envoy_cluster_upstream_rq_xx",
+            &[
+                ("envoy_response_code_class", "2"),
+                ("envoy_cluster_name", "backend")
+            ]
+        ),
+        Some((4.0, "counter".into()))
+    );
+    assert_eq!(
+        find(
+            "envoy_http_downstream_rq_xx",
+            &[
+                ("envoy_response_code_class", "2"),
+                ("envoy_http_conn_manager_prefix", "ingress_http")
+            ]
+        ),
+        Some((4.0, "counter".into()))
+    );
+    assert_eq!(find("envoy_server_live", &[]), Some((1.0, "gauge".into())));
+    assert_eq!(
+        find("envoy_server_concurrency", &[]),
+        Some((2.0, "gauge".into()))
+    );
+    assert!(find(
+        "envoy_listener_worker_downstream_cx_total",
+        &[
+            ("envoy_worker_id", "0"),
+            ("envoy_listener_address", "ingress_http")
+        ]
+    )
+    .is_some());
+    // Filtered and used-only scrapes stay parseable subsets.
+    let (_, some, _) = body(&rw, "/stats/prometheus?usedonly&filter=^cluster");
+    assert!(some.contains("envoy_cluster_upstream_rq_total{envoy_cluster_name=\"backend\"} 4\n"));
+    assert!(!some.contains("envoy_server_live"));
+    assert!(
+        !some.contains("envoy_cluster_name=\"idle\"} 0\n# TYPE envoy_cluster_upstream_rq_total")
+    );
+}
+
+#[test]
+fn server_info_healthcheck_fail_and_the_post_only_rule() {
+    let upstream = Upstream::start(false);
+    let (port, admin) = (free_port(), free_port());
+    let rw = Ringway::start(
+        &config(port, admin, &upstream.endpoint()),
+        admin,
+        &[
+            "--driver",
+            "epoll",
+            "--service-node",
+            "sidecar~10.0.0.1~app",
+            "--service-cluster",
+            "app",
+            "--drain-time-s",
+            "7",
+            "--disable-hot-restart",
+        ],
+    );
+    let (status, json, content_type) = body(&rw, "/server_info");
+    assert_eq!(status, 200);
+    assert_eq!(content_type.as_deref(), Some("application/json"));
+    let info: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(info["state"], "LIVE");
+    assert_eq!(info["version"].as_str().unwrap().split('/').count(), 5);
+    let options = &info["command_line_options"];
+    assert_eq!(options["concurrency"], 2);
+    assert_eq!(options["drain_time"], "7s");
+    assert_eq!(options["mode"], "Serve");
+    assert_eq!(options["disable_hot_restart"], true);
+    assert_eq!(options["base_id"], "0", "uint64 is a string in proto3 JSON");
+    assert_eq!(info["node"]["id"], "sidecar~10.0.0.1~app");
+    assert_eq!(info["node"]["cluster"], "app");
+    assert!(info["uptime_current_epoch"]
+        .as_str()
+        .unwrap()
+        .ends_with('s'));
+
+    // Kuma's sequence: fail health checks (POST, 200), /ready turns 503 DRAINING while
+    // traffic is still served; ok undoes it. A GET changes nothing.
+    assert_eq!(get(rw.admin, "/healthcheck/fail").unwrap().status, 400);
+    assert_eq!(get(rw.admin, "/ready").unwrap().status, 200);
+    assert_eq!(post(rw.admin, "/healthcheck/fail").unwrap().status, 200);
+    let ready = get(rw.admin, "/ready").unwrap();
+    assert_eq!(
+        (ready.status, ready.body.as_slice()),
+        (503, &b"DRAINING\n"[..])
+    );
+    let (_, state, _) = body(&rw, r"/stats?filter=^server\.(live|state)$");
+    assert_eq!(state, "server.live: 0\nserver.state: 1\n");
+    assert_eq!(
+        get(([127, 0, 0, 1], port).into(), "/x").unwrap().status,
+        200
+    );
+    assert_eq!(post(rw.admin, "/healthcheck/ok").unwrap().status, 200);
+    assert_eq!(get(rw.admin, "/ready").unwrap().status, 200);
+    for path in [
+        "/quitquitquit",
+        "/drain_listeners",
+        "/reload",
+        "/healthcheck/ok",
+    ] {
+        assert_eq!(get(rw.admin, path).unwrap().status, 400, "{path}");
+    }
+    let help = body(&rw, "/help").1;
+    assert!(help.contains("/stats/prometheus"), "{help}");
+    assert_eq!(body(&rw, "/nope").0, 404);
+}
+
+#[test]
+fn envoys_command_line_flags() {
+    let run = |args: &[&str]| {
+        Command::new(bin())
+            .args(args)
+            .output()
+            .expect("run ringway")
+    };
+    // `--version`: Envoy's line, five `/`-separated fields (Kuma checks the count).
+    let out = run(&["--version"]);
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let version = line.trim().strip_prefix("ringway version: ").unwrap();
+    assert_eq!(version.split('/').count(), 5, "{line}");
+
+    // An unknown flag is an error naming it; flags ringway cannot honour are refused.
+    let out = run(&["--no-such-flag", "-c", "x.yaml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    let config = write_config(&direct_config(free_port(), free_port()));
+    let path = config.path.to_str().unwrap();
+    let out = run(&["-c", path, "--config-yaml", "admin: {}"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config-yaml is not supported yet"));
+    let out = run(&["-c", path, "--allow-unknown-static-fields"]);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("--allow-unknown-static-fields is not supported"));
+
+    // What pilot-agent, kuma-dp and Consul pass is accepted.
+    let tolerated = [
+        "--mode",
+        "validate",
+        "-c",
+        path,
+        "--base-id",
+        "3",
+        "--use-dynamic-base-id",
+        "--service-cluster",
+        "c",
+        "--service-node",
+        "n",
+        "--service-zone",
+        "z",
+        "--local-address-ip-version",
+        "v4",
+        "--file-flush-interval-msec",
+        "1000",
+        "--log-format",
+        "[%Y] %v",
+        "--component-log-level",
+        "upstream:debug",
+        "--drain-strategy",
+        "immediate",
+        "--parent-shutdown-time-s",
+        "60",
+        "--disable-hot-restart",
+        "--enable-core-dump",
+        "--cpuset-threads",
+        "--skip-deprecated-logs",
+        "--log-level",
+        "warning",
+        "--drain-time-s",
+        "45",
+        "--concurrency",
+        "2",
+        "--restart-epoch",
+        "0",
+        "--reject-unknown-dynamic-fields",
+        "--ignore-unknown-dynamic-fields",
+    ];
+    let out = run(&tolerated);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `--admin-address-path` gets the bound address; `--log-path` gets the logs.
+    let dir = tempfile::tempdir().unwrap();
+    let (address_file, log_file) = (dir.path().join("admin"), dir.path().join("log"));
+    let (port, admin) = (free_port(), free_port());
+    let rw = Ringway::start(
+        &direct_config(port, admin),
+        admin,
+        &[
+            "--admin-address-path",
+            address_file.to_str().unwrap(),
+            "--log-path",
+            log_file.to_str().unwrap(),
+            "--log-level",
+            "info",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(&address_file).unwrap(),
+        format!("127.0.0.1:{admin}")
+    );
+    drop(rw);
+    std::thread::sleep(Duration::from_millis(100));
+    let logs = std::fs::read_to_string(&log_file).unwrap();
+    assert!(logs.contains("ringway ready"), "{logs}");
+}
