@@ -19,8 +19,8 @@ use crate::{
     limit::OpenConnections,
     local_reply::LocalReplies,
     router::{HostRouter, RouteDefaults},
-    stats::{names, Scope, StatsStore, WorkerScope},
-    upstream::{static_members, ClusterSnapshot, Discovered, PoolRegistry},
+    stats::{names, Histogram, Scope, StatsStore, WorkerHistogram, WorkerScope},
+    upstream::{static_members, ClusterSnapshot, ClusterStats, Discovered, PoolRegistry},
 };
 
 /// The stats scopes of one listener, shared by all workers (each writes its own cells).
@@ -32,6 +32,8 @@ pub struct ListenerScopes {
     pub http: Arc<Scope>,
     /// The listener's connections, for its `connection_limit`.
     pub open: Arc<OpenConnections>,
+    /// `http.<name>.downstream_rq_time`.
+    pub rq_time: Arc<Histogram>,
 }
 
 impl ListenerScopes {
@@ -41,6 +43,7 @@ impl ListenerScopes {
             listener: store.scope(&format!("listener.{name}."), &names::listener::DEFS),
             http: store.scope(&format!("http.{name}."), &names::http::DEFS),
             open: store.open_connections(&format!("listener.{name}")),
+            rq_time: store.histogram(&format!("http.{name}.downstream_rq_time")),
         }
     }
 }
@@ -52,6 +55,8 @@ pub struct StatsHandles {
     pub listeners: HashMap<String, ListenerScopes>,
     /// `cluster.<name>.`, by cluster name.
     pub clusters: HashMap<String, Arc<Scope>>,
+    /// `cluster.<name>.upstream_rq_time` and `upstream_cx_connect_ms`, by cluster name.
+    pub cluster_histograms: HashMap<String, [Arc<Histogram>; 2]>,
     /// Every listener's connections, for `max_connections`.
     pub open_global: Arc<OpenConnections>,
 }
@@ -78,6 +83,16 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                         .set(endpoints.len() as u64);
                 }
                 (c.name.clone(), scope)
+            })
+            .collect(),
+        cluster_histograms: config
+            .clusters
+            .iter()
+            .map(|c| {
+                let name = &c.name;
+                let rq_time = store.histogram(&format!("cluster.{name}.upstream_rq_time"));
+                let connect = store.histogram(&format!("cluster.{name}.upstream_cx_connect_ms"));
+                (name.clone(), [rq_time, connect])
             })
             .collect(),
         open_global: store.open_connections(""),
@@ -119,6 +134,8 @@ pub struct ListenerSnapshot {
     pub cx_stats: WorkerScope,
     /// This worker's `http.<name>.` cells.
     pub http_stats: WorkerScope,
+    /// This worker's `http.<name>.downstream_rq_time`.
+    pub rq_time: WorkerHistogram,
     /// Forwarding policy.
     pub proxy: config::ProxySettings,
     /// PROXY protocol before the client's bytes, if the listener takes it.
@@ -211,6 +228,7 @@ impl ListenerSnapshot {
             replies: LocalReplies::ringway(),
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
+            rq_time: scopes.rq_time.for_worker(worker),
             proxy: listener.proxy.clone(),
             proxy_protocol: listener.proxy_protocol.clone(),
             clusters: Rc::clone(compiled),
@@ -255,6 +273,7 @@ impl Snapshot {
             .iter()
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
+                let [rq_time, connect] = stats.cluster_histograms.get(&c.name)?;
                 let members = match &c.endpoints {
                     Endpoints::Static(endpoints) => static_members(endpoints),
                     Endpoints::Dns(_) => discovered.get(&c.name).cloned().unwrap_or_default(),
@@ -263,7 +282,11 @@ impl Snapshot {
                     c,
                     &members,
                     pools,
-                    (scope, worker),
+                    ClusterStats {
+                        scope: scope.for_worker(worker),
+                        rq_time: rq_time.for_worker(worker),
+                        connect_ms: connect.for_worker(worker),
+                    },
                     random.clone().u64(..),
                 ))
             })

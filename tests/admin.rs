@@ -61,7 +61,13 @@ fn istios_readiness_query_and_the_stats_parameters() {
             text,
             "listener_manager.workers_started: 1\nserver.state: 0\n"
         );
-        for line in body(&rw, "/stats").1.lines() {
+        // (Histogram lines, `name: P0(…) …`, are not for that parser: Istio filters them
+        // out, as with Envoy.)
+        let stats = body(&rw, "/stats").1;
+        let numeric = stats
+            .lines()
+            .filter(|l| !l.contains("(nan,") && !l.ends_with("No recorded values"));
+        for line in numeric {
             let parts: Vec<&str> = line.split(':').collect();
             assert_eq!(parts.len(), 2, "{line}");
             parts[1].trim().parse::<u64>().unwrap();
@@ -390,4 +396,90 @@ fn envoys_command_line_flags() {
     std::thread::sleep(Duration::from_millis(100));
     let logs = std::fs::read_to_string(&log_file).unwrap();
     assert!(logs.contains("ringway ready"), "{logs}");
+}
+
+#[test]
+fn latency_histograms_in_every_format() {
+    let upstream = Upstream::start(false);
+    for driver in drivers() {
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, &upstream.endpoint()));
+        // Four requests the upstream answers after 60 ms, on one keep-alive connection.
+        let mut conn = std::io::BufReader::new(connect(addr).unwrap());
+        for _ in 0..4 {
+            conn.get_mut()
+                .write_all(b"GET /slow HTTP/1.1\r\nHost: t\r\nx-delay-ms: 60\r\n\r\n")
+                .unwrap();
+            assert_eq!(read_response(&mut conn, false).unwrap().status, 200);
+        }
+        drop(conn);
+        // Recorded when each request completes, on the worker: poll until all four show.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let text = loop {
+            let (_, text, _) = body(&rw, r"/stats?filter=_time$|_connect_ms$");
+            if text.contains("downstream_rq_time: P0") || std::time::Instant::now() > deadline {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let line = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("{name} in {text}"))
+                .to_owned()
+        };
+        // Envoy's text form: ten quantiles, `nan` for the interval ringway does not keep.
+        let rq = line("http.ingress_http.downstream_rq_time:");
+        assert_eq!(rq.matches("(nan,").count(), 10, "{rq}");
+        let p50: f64 = rq
+            .split("P50(nan,")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((55.0..200.0).contains(&p50), "{driver}: {rq}");
+        let up = line("cluster.backend.upstream_rq_time:");
+        assert!(up.contains("P100(nan,"), "{up}");
+        assert!(line("cluster.backend.upstream_cx_connect_ms:").contains("P0(nan,"));
+        assert_eq!(
+            line("cluster.idle.upstream_rq_time:"),
+            "cluster.idle.upstream_rq_time: No recorded values"
+        );
+        // `usedonly` drops histograms that recorded nothing; `type=Histograms` keeps only them.
+        let (_, used, _) = body(&rw, "/stats?usedonly&type=Histograms");
+        assert!(!used.contains("cluster.idle."), "{used}");
+        assert!(used.lines().all(|l| l.contains("(nan,")), "{used}");
+        // Prometheus: Envoy's buckets, cumulative, with `_sum` and `_count`.
+        let (_, prom, _) = body(
+            &rw,
+            "/stats/prometheus?filter=backend%5C.upstream_rq_time%24",
+        );
+        assert!(
+            prom.starts_with("# TYPE envoy_cluster_upstream_rq_time histogram\n"),
+            "{prom}"
+        );
+        assert!(prom.contains("envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"backend\",le=\"50\"} 0\n"), "{prom}");
+        assert!(prom.contains("envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"backend\",le=\"250\"} 4\n"), "{prom}");
+        assert!(prom.contains("envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"backend\",le=\"+Inf\"} 4\n"), "{prom}");
+        assert!(
+            prom.contains(
+                "envoy_cluster_upstream_rq_time_count{envoy_cluster_name=\"backend\"} 4\n"
+            ),
+            "{prom}"
+        );
+        // JSON: quantiles under Envoy's `histograms` element.
+        let (_, json, _) = body(
+            &rw,
+            "/stats?format=json&type=Histograms&filter=downstream_rq_time",
+        );
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let histograms = &doc["stats"][0]["histograms"];
+        assert_eq!(histograms["supported_quantiles"][2], 50.0);
+        let computed = &histograms["computed_quantiles"][0];
+        assert_eq!(computed["name"], "http.ingress_http.downstream_rq_time");
+        assert!(computed["values"][2]["interval"].is_null());
+        assert!(computed["values"][2]["cumulative"].as_f64().unwrap() >= 55.0);
+    }
 }

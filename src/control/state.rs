@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::stats::{tags::TagExtractors, StatLine};
+use crate::stats::{render::HistogramLine, tags::TagExtractors, StatLine};
 
 /// The server's state, as `/ready` reports it (Envoy's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +164,18 @@ impl ControlState {
                 .filter(|l| l.kind == crate::stats::Kind::Counter)
                 .map(|l| (l.name, l.value)),
         );
+    }
+
+    /// Every histogram, merged over workers, sorted by name.
+    pub(super) fn histogram_lines(&self) -> Vec<HistogramLine> {
+        self.stats
+            .borrow()
+            .histograms()
+            .map(|h| HistogramLine {
+                name: h.name().to_owned(),
+                merged: h.merged(),
+            })
+            .collect()
     }
 
     pub(super) fn tag_extractors(&self) -> &TagExtractors {

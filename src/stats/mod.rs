@@ -12,6 +12,7 @@
 //! reloads that keep the listener.
 
 mod counter;
+pub mod histogram;
 pub mod names;
 pub mod render;
 mod scope;
@@ -19,5 +20,6 @@ mod store;
 pub mod tags;
 
 pub use counter::Counter;
+pub use histogram::{Histogram, WorkerHistogram};
 pub use scope::{Kind, Scope, StatDef, WorkerScope};
 pub use store::{StatLine, StatsStore};

@@ -11,7 +11,23 @@
 
 use std::{collections::BTreeMap, fmt::Write};
 
-use super::{tags::TagExtractors, Kind, StatLine};
+use super::{
+    histogram::{Merged, ENVOY_BOUNDS_MS, QUANTILES},
+    tags::TagExtractors,
+    Kind, StatLine,
+};
+
+/// A histogram as the admin endpoint shows it: its name and merged counts.
+#[derive(Debug, Clone)]
+pub struct HistogramLine {
+    pub name: String,
+    pub merged: Merged,
+}
+
+/// A millisecond value as Envoy prints one (shortest form, microsecond precision).
+fn ms(value: f64) -> String {
+    format!("{}", (value * 1000.0).round() / 1000.0)
+}
 
 /// `name: value` lines.
 pub fn text(lines: &[StatLine], out: &mut String) {
@@ -20,8 +36,28 @@ pub fn text(lines: &[StatLine], out: &mut String) {
     }
 }
 
-/// Envoy's JSON stats document.
-pub fn json(lines: &[StatLine], out: &mut String) {
+/// Envoy's histogram lines: `name: P0(interval,cumulative) … P100(…)`, or `name: No
+/// recorded values`. ringway keeps no interval window (Envoy's is the time since its
+/// last stats flush), so the interval is always `nan`, as Envoy prints an empty one.
+pub fn text_histograms(histograms: &[HistogramLine], out: &mut String) {
+    for h in histograms {
+        if h.merged.count() == 0 {
+            let _ = writeln!(out, "{}: No recorded values", h.name);
+            continue;
+        }
+        out.push_str(&h.name);
+        out.push(':');
+        for q in QUANTILES {
+            let value = h.merged.quantile_ms(q).unwrap_or(0.0);
+            let _ = write!(out, " P{q}(nan,{})", ms(value));
+        }
+        out.push('\n');
+    }
+}
+
+/// Envoy's JSON stats document: the stats, then (when there are any) one element
+/// holding the histograms' quantiles.
+pub fn json(lines: &[StatLine], histograms: &[HistogramLine], out: &mut String) {
     out.push_str("{\"stats\":[");
     for (i, line) in lines.iter().enumerate() {
         if i > 0 {
@@ -30,6 +66,36 @@ pub fn json(lines: &[StatLine], out: &mut String) {
         out.push_str("{\"name\":");
         json_string(&line.name, out);
         let _ = write!(out, ",\"value\":{}}}", line.value);
+    }
+    if !histograms.is_empty() {
+        if !lines.is_empty() {
+            out.push(',');
+        }
+        out.push_str("{\"histograms\":{\"supported_quantiles\":[");
+        let quantiles: Vec<String> = QUANTILES.iter().map(|q| q.to_string()).collect();
+        out.push_str(&quantiles.join(","));
+        out.push_str("],\"computed_quantiles\":[");
+        for (i, h) in histograms.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"name\":");
+            json_string(&h.name, out);
+            out.push_str(",\"values\":[");
+            for (k, q) in QUANTILES.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                match h.merged.quantile_ms(*q) {
+                    Some(v) => {
+                        let _ = write!(out, "{{\"interval\":null,\"cumulative\":{}}}", ms(v));
+                    }
+                    None => out.push_str("{\"interval\":null,\"cumulative\":null}"),
+                }
+            }
+            out.push_str("]}");
+        }
+        out.push_str("]}}");
     }
     out.push_str("]}\n");
 }
@@ -50,21 +116,19 @@ pub fn json_string(text: &str, out: &mut String) {
     out.push('"');
 }
 
-/// Prometheus text exposition.
-pub fn prometheus(lines: &[StatLine], tags: &TagExtractors, out: &mut String) {
+/// Prometheus text exposition: counters, gauges, then histograms (Envoy's default
+/// bucket bounds, in milliseconds).
+pub fn prometheus(
+    lines: &[StatLine],
+    histograms: &[HistogramLine],
+    tags: &TagExtractors,
+    out: &mut String,
+) {
     for kind in [Kind::Counter, Kind::Gauge] {
         // Family name -> its series, each (full stat name, labels, value).
         let mut families: BTreeMap<String, Vec<(&str, String, u64)>> = BTreeMap::new();
         for line in lines.iter().filter(|l| l.kind == kind) {
-            let tagged = tags.extract(&line.name);
-            let family = format!("envoy_{}", sanitize(&tagged.name));
-            let mut labels = String::new();
-            for (i, (name, value)) in tagged.tags.iter().enumerate() {
-                if i > 0 {
-                    labels.push(',');
-                }
-                let _ = write!(labels, "{}=\"{}\"", sanitize(name), escape_label(value));
-            }
+            let (family, labels) = family_and_labels(&line.name, tags);
             families
                 .entry(family)
                 .or_default()
@@ -82,6 +146,43 @@ pub fn prometheus(lines: &[StatLine], tags: &TagExtractors, out: &mut String) {
             }
         }
     }
+    let mut families: BTreeMap<String, Vec<(&HistogramLine, String)>> = BTreeMap::new();
+    for h in histograms {
+        let (family, labels) = family_and_labels(&h.name, tags);
+        families.entry(family).or_default().push((h, labels));
+    }
+    for (family, mut series) in families {
+        let _ = writeln!(out, "# TYPE {family} histogram");
+        series.sort_unstable_by(|a, b| a.0.name.cmp(&b.0.name));
+        for (h, labels) in series {
+            let sep = if labels.is_empty() { "" } else { "," };
+            for bound in ENVOY_BOUNDS_MS {
+                let _ = writeln!(
+                    out,
+                    "{family}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
+                    h.merged.at_most_ms(bound)
+                );
+            }
+            let count = h.merged.count();
+            let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "{family}_sum{{{labels}}} {}", ms(h.merged.sum_ms()));
+            let _ = writeln!(out, "{family}_count{{{labels}}} {count}");
+        }
+    }
+}
+
+/// The Prometheus family and label text of a stat name.
+fn family_and_labels(name: &str, tags: &TagExtractors) -> (String, String) {
+    let tagged = tags.extract(name);
+    let family = format!("envoy_{}", sanitize(&tagged.name));
+    let mut labels = String::new();
+    for (i, (name, value)) in tagged.tags.iter().enumerate() {
+        if i > 0 {
+            labels.push(',');
+        }
+        let _ = write!(labels, "{}=\"{}\"", sanitize(name), escape_label(value));
+    }
+    (family, labels)
 }
 
 /// `[^a-zA-Z0-9_]` as `_`.
@@ -124,7 +225,7 @@ mod tests {
             StatLine::new("server.live", 1, Kind::Gauge),
         ];
         let mut out = String::new();
-        prometheus(&lines, &TagExtractors::envoy_defaults(), &mut out);
+        prometheus(&lines, &[], &TagExtractors::envoy_defaults(), &mut out);
         assert_eq!(
             out,
             "# TYPE envoy_cluster_upstream_rq_total counter
@@ -145,7 +246,7 @@ envoy_server_live{} 1
     fn json_and_text() {
         let lines = vec![StatLine::new("server.live", 1, Kind::Gauge)];
         let mut out = String::new();
-        json(&lines, &mut out);
+        json(&lines, &[], &mut out);
         assert_eq!(
             out,
             "{\"stats\":[{\"name\":\"server.live\",\"value\":1}]}\n"
@@ -154,5 +255,61 @@ envoy_server_live{} 1
         text(&lines, &mut out);
         assert_eq!(out, "server.live: 1\n");
         assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn histograms_in_each_format() {
+        let h = std::sync::Arc::new(crate::stats::Histogram::new(
+            "cluster.backend.upstream_rq_time",
+            1,
+        ));
+        let w = h.for_worker(0);
+        for ms in [1u64, 2, 3, 400] {
+            w.record(std::time::Duration::from_millis(ms));
+        }
+        let lines = vec![HistogramLine {
+            name: h.name().to_owned(),
+            merged: h.merged(),
+        }];
+        let mut out = String::new();
+        prometheus(&[], &lines, &TagExtractors::envoy_defaults(), &mut out);
+        assert!(
+            out.starts_with("# TYPE envoy_cluster_upstream_rq_time histogram\n"),
+            "{out}"
+        );
+        assert!(out.contains("envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"backend\",le=\"0.5\"} 0\n"), "{out}");
+        assert!(out.contains("envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"backend\",le=\"5\"} 3\n"), "{out}");
+        assert!(out.contains("envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"backend\",le=\"3600000\"} 4\n"), "{out}");
+        assert!(out.contains("envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name=\"backend\",le=\"+Inf\"} 4\n"), "{out}");
+        assert!(
+            out.contains(
+                "envoy_cluster_upstream_rq_time_sum{envoy_cluster_name=\"backend\"} 406\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.ends_with(
+                "envoy_cluster_upstream_rq_time_count{envoy_cluster_name=\"backend\"} 4\n"
+            ),
+            "{out}"
+        );
+        out.clear();
+        text_histograms(&lines, &mut out);
+        // Within a fine bucket (12.5%) of the values recorded: 1 ms and 400 ms.
+        assert!(
+            out.starts_with("cluster.backend.upstream_rq_time: P0(nan,0.96) P25(nan,"),
+            "{out}"
+        );
+        assert!(out.trim_end().ends_with("P100(nan,425.984)"), "{out}");
+        out.clear();
+        json(&[], &lines, &mut out);
+        assert!(out.starts_with("{\"stats\":[{\"histograms\":{\"supported_quantiles\":[0,25,50,75,90,95,99,99.5,99.9,100],\"computed_quantiles\":[{\"name\":\"cluster.backend.upstream_rq_time\",\"values\":[{\"interval\":null,\"cumulative\":0.96}"), "{out}");
+        let empty = vec![HistogramLine {
+            name: "http.x.downstream_rq_time".into(),
+            merged: crate::stats::Histogram::new("h", 1).merged(),
+        }];
+        out.clear();
+        text_histograms(&empty, &mut out);
+        assert_eq!(out, "http.x.downstream_rq_time: No recorded values\n");
     }
 }

@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, fmt::Write, sync::Arc};
 
-use super::{Kind, Scope, StatDef};
+use super::{histogram::Histogram, Kind, Scope, StatDef};
 
 /// All scopes of the process, by prefix, and the process-wide connection counters.
 #[derive(Debug)]
@@ -14,6 +14,7 @@ pub struct StatsStore {
     workers: usize,
     scopes: BTreeMap<Box<str>, Arc<Scope>>,
     open_connections: BTreeMap<Box<str>, Arc<crate::limit::OpenConnections>>,
+    histograms: BTreeMap<Box<str>, Arc<Histogram>>,
 }
 
 impl StatsStore {
@@ -23,6 +24,7 @@ impl StatsStore {
             workers,
             scopes: BTreeMap::new(),
             open_connections: BTreeMap::new(),
+            histograms: BTreeMap::new(),
         }
     }
 
@@ -34,6 +36,22 @@ impl StatsStore {
                 .entry(prefix.into())
                 .or_insert_with(|| Arc::new(Scope::new(prefix, defs, workers))),
         )
+    }
+
+    /// The histogram with this full name, created on first use (kept across reloads,
+    /// as scopes are).
+    pub fn histogram(&mut self, name: &str) -> Arc<Histogram> {
+        let workers = self.workers;
+        Arc::clone(
+            self.histograms
+                .entry(name.into())
+                .or_insert_with(|| Arc::new(Histogram::new(name, workers))),
+        )
+    }
+
+    /// Every histogram, sorted by name.
+    pub fn histograms(&self) -> impl Iterator<Item = &Arc<Histogram>> {
+        self.histograms.values()
     }
 
     /// The open-connection counter under `name` (a listener's, or `""` for the

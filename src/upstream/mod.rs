@@ -20,7 +20,7 @@ use std::{cell::RefCell, collections::HashMap, rc::Rc, sync::Arc, time::Duration
 
 use crate::{
     config::{self, Address, PoolSettings},
-    stats::{Scope, WorkerScope},
+    stats::{WorkerHistogram, WorkerScope},
 };
 use balancer::WeightedRoundRobin;
 use pool::EndpointPool;
@@ -131,6 +131,17 @@ impl Balanced {
     }
 }
 
+/// A worker's stat handles of one cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterStats {
+    /// `cluster.<name>.` cells.
+    pub scope: WorkerScope,
+    /// `cluster.<name>.upstream_rq_time`.
+    pub rq_time: WorkerHistogram,
+    /// `cluster.<name>.upstream_cx_connect_ms`.
+    pub connect_ms: WorkerHistogram,
+}
+
 /// One cluster, compiled for one worker.
 #[derive(Debug)]
 pub struct ClusterSnapshot {
@@ -145,6 +156,10 @@ pub struct ClusterSnapshot {
     pub pool: PoolSettings,
     /// This worker's `cluster.<name>.` cells.
     pub stats: WorkerScope,
+    /// This worker's `cluster.<name>.upstream_rq_time`.
+    pub rq_time: WorkerHistogram,
+    /// This worker's `cluster.<name>.upstream_cx_connect_ms`.
+    pub connect_ms: WorkerHistogram,
     /// PROXY protocol version sent first on every connection (its connections are then
     /// not reused: each carries one client's address).
     pub proxy_protocol: Option<u8>,
@@ -157,7 +172,7 @@ impl ClusterSnapshot {
         cluster: &config::Cluster,
         members: &[Member],
         registry: &PoolRegistry,
-        (stats, worker): (&Arc<Scope>, usize),
+        stats: ClusterStats,
         skip: u64,
     ) -> Self {
         ClusterSnapshot {
@@ -166,7 +181,9 @@ impl ClusterSnapshot {
             skip,
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool,
-            stats: stats.for_worker(worker),
+            stats: stats.scope,
+            rq_time: stats.rq_time,
+            connect_ms: stats.connect_ms,
             proxy_protocol: cluster.proxy_protocol,
         }
     }
@@ -229,12 +246,18 @@ mod tests {
             pool: PoolSettings::default(),
             proxy_protocol: None,
         };
-        let scope = Arc::new(Scope::new(
+        let scope = Arc::new(crate::stats::Scope::new(
             "cluster.c.",
             &crate::stats::names::cluster::DEFS,
             1,
         ));
-        let snapshot = ClusterSnapshot::build(&cluster, &[], &registry, (&scope, 0), 0);
+        let histogram = Arc::new(crate::stats::Histogram::new("h", 1));
+        let stats = ClusterStats {
+            scope: scope.for_worker(0),
+            rq_time: histogram.for_worker(0),
+            connect_ms: histogram.for_worker(0),
+        };
+        let snapshot = ClusterSnapshot::build(&cluster, &[], &registry, stats, 0);
         assert!(snapshot.pick().is_none());
         snapshot.set_members(
             &[member("10.0.0.1:80", None), member("10.0.0.2:80", None)],

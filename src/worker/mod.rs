@@ -416,7 +416,10 @@ mod tests {
                 std::mem::size_of::<crate::http1::Response>(),
                 std::mem::size_of::<crate::http1::ChunkedDecoder>(),
             );
-            assert!(size <= 4096, "the connection future grew to {size} bytes");
+            // 4,224 since the request's start time joined the connection (the future
+            // grows in steps of its 128-byte alignment; 4,352 before issue 15): with the
+            // task's header, still in mimalloc's 5 KiB size class.
+            assert!(size <= 4224, "the connection future grew to {size} bytes");
         });
     }
 

@@ -1,6 +1,8 @@
 //! `/stats` and `/stats/prometheus`, with Envoy's parameters: `filter` (a regex that
 //! may match anywhere in the name; `^...$` anchors it), `usedonly`, `type`
-//! (`Counters`, `Gauges`, `All`), `format` (`json`, `prometheus`, text by default).
+//! (`Counters`, `Gauges`, `Histograms`, `TextReadouts`, `All`), `format` (`json`,
+//! `prometheus`, text by default). Histograms follow the counters and gauges in every
+//! format; a histogram is "used" once it recorded a value.
 //!
 //! `usedonly` keeps counters that counted something and every gauge: ringway's cells
 //! carry no written-to flag (one would cost every increment a store), and a counter
@@ -50,12 +52,13 @@ pub fn stats(state: &ControlState, query: &Query, format: Option<Format>) -> Rep
         },
         None => None,
     };
-    let kinds: &[Kind] = match query.get("type") {
-        None | Some("All") => &[Kind::Counter, Kind::Gauge],
-        Some("Counters") => &[Kind::Counter],
-        Some("Gauges") => &[Kind::Gauge],
-        // ringway has no histograms or text readouts yet: the type exists, with none.
-        Some("Histograms" | "TextReadouts") => &[],
+    let (kinds, with_histograms): (&[Kind], bool) = match query.get("type") {
+        None | Some("All") => (&[Kind::Counter, Kind::Gauge], true),
+        Some("Counters") => (&[Kind::Counter], false),
+        Some("Gauges") => (&[Kind::Gauge], false),
+        Some("Histograms") => (&[], true),
+        // ringway has no text readouts: the type exists, with none.
+        Some("TextReadouts") => (&[], false),
         Some(other) => {
             return Reply::new(
                 400,
@@ -74,18 +77,28 @@ pub fn stats(state: &ControlState, query: &Query, format: Option<Format>) -> Rep
             && (!used_only || line.kind == Kind::Gauge || line.value > 0)
             && filter.as_ref().is_none_or(|re| re.is_match(&line.name))
     });
-    let mut out = String::with_capacity(64 * lines.len());
+    let mut histograms = if with_histograms {
+        state.histogram_lines()
+    } else {
+        Vec::new()
+    };
+    histograms.retain(|h| {
+        (!used_only || h.merged.count() > 0)
+            && filter.as_ref().is_none_or(|re| re.is_match(&h.name))
+    });
+    let mut out = String::with_capacity(64 * lines.len() + 1024 * histograms.len());
     let content_type = match format {
         Format::Text => {
             render::text(&lines, &mut out);
+            render::text_histograms(&histograms, &mut out);
             TEXT
         }
         Format::Json => {
-            render::json(&lines, &mut out);
+            render::json(&lines, &histograms, &mut out);
             JSON
         }
         Format::Prometheus => {
-            render::prometheus(&lines, state.tag_extractors(), &mut out);
+            render::prometheus(&lines, &histograms, state.tag_extractors(), &mut out);
             PROMETHEUS
         }
     };

@@ -16,7 +16,7 @@
 //!   than the client's credit allows; chunked bodies are re-framed.
 //! - The connection goes back to the pool only when the response was read to its end.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::{
     buf::{IoBuf, IoBufMut},
@@ -81,8 +81,10 @@ impl Connection<'_> {
     ) -> Result<Finished, Error> {
         if lease.conn.is_none() {
             let timeout = cluster.connect_timeout.min(deadline.left());
+            let connecting = Instant::now();
             match UpstreamConn::connect(lease.address(), timeout).await {
                 Ok(mut conn) => {
+                    cluster.connect_ms.record(connecting.elapsed());
                     cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
                     if let Some(version) = cluster.proxy_protocol {
                         self.send_proxy_header(&mut conn, version, deadline).await?;

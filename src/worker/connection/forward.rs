@@ -127,6 +127,9 @@ impl Connection<'_> {
                 .await;
             match outcome {
                 Ok(finished) => {
+                    // From routing to the end of the response (connecting and pool
+                    // waits included), as Envoy's `upstream_rq_time`.
+                    cluster.rq_time.record(now.elapsed());
                     cluster
                         .stats
                         .get(cx::status_class(finished.forwarded.status))

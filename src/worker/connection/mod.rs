@@ -124,6 +124,7 @@ pub async fn serve(
         worker,
         log: log.map(|log| RequestLog::new(log, peer)),
         upstream: None,
+        rq_start: None,
         filters: RequestState::default(),
         upgrading: false,
         upgraded: None,
@@ -256,6 +257,8 @@ struct Connection<'l> {
     /// one in its place: monoio's `Canceller::cancel` consumes it and allocates the next
     /// (one allocation per hot wait that goes cold; `mem::take` made that two).
     canceller: Option<Canceller>,
+    /// When the current request's first byte was seen (`downstream_rq_time`).
+    rq_start: Option<Instant>,
 }
 
 impl Connection<'_> {
@@ -516,6 +519,7 @@ impl Connection<'_> {
         let mut deadline = None;
         loop {
             if self.start < self.buf.len() {
+                self.rq_start.get_or_insert_with(Instant::now);
                 if let Some(log) = &mut self.log {
                     log.begin();
                 }
@@ -903,6 +907,10 @@ impl Connection<'_> {
     /// flags. Per-route stats, spans and outlier observations belong here too.
     fn complete(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
         self.worker.publish_allocations();
+        if let Some(start) = self.rq_start.take() {
+            // From the request's first byte to its last response byte written.
+            self.listener.rq_time.record(start.elapsed());
+        }
         let upstream = self.upstream.take();
         if let Some(log) = &mut self.log {
             let address = upstream.as_ref().map(|u| u.address_text());

@@ -1,0 +1,257 @@
+//! Latency histograms with one writer per cell, merged when read.
+//!
+//! Design: each worker records into its own block of log-linear buckets (microseconds:
+//! exact below 16 µs, then eight buckets per power of two, so any value is known to
+//! within 12.5%, up to 2^36 µs, about 19 hours) plus a running sum. Recording is a few
+//! shifts and two relaxed load-and-store pairs on the worker's own cache lines: no lock,
+//! no read-modify-write, no allocation. The admin endpoint merges the workers' blocks
+//! when it renders, and derives what Envoy shows from the fine buckets: quantiles for
+//! `/stats` (interpolated within a bucket), and Envoy's default bucket bounds for
+//! Prometheus (`le` from 0.5 ms to one hour; a bound that falls inside a fine bucket takes
+//! the share of it below the bound, assuming values spread evenly across it). Values are
+//! shown in milliseconds, as Envoy's `_ms`/`_time` histograms are.
+
+use std::{sync::Arc, time::Duration};
+
+use super::Counter;
+
+/// Below this, one bucket per microsecond.
+const LINEAR: u64 = 16;
+/// Buckets per power of two above it (2^SUB_BITS).
+const SUB_BITS: u32 = 3;
+/// Powers of two covered: 2^4 .. 2^36 µs.
+const OCTAVES: usize = 32;
+/// Fine buckets, then the sum.
+pub const BUCKETS: usize = LINEAR as usize + OCTAVES * (1 << SUB_BITS);
+const CELLS: usize = BUCKETS + 1;
+const SUM: usize = BUCKETS;
+
+/// Envoy's default bucket bounds, in milliseconds.
+pub const ENVOY_BOUNDS_MS: [f64; 19] = [
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+/// The quantiles `/stats` shows, as Envoy's (percent).
+pub const QUANTILES: [f64; 10] = [0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 100.0];
+
+/// The bucket of `us` microseconds.
+#[inline]
+fn bucket(us: u64) -> usize {
+    if us < LINEAR {
+        return us as usize;
+    }
+    let octave = 63 - us.leading_zeros(); // >= 4
+    let sub = (us >> (octave - SUB_BITS)) & ((1 << SUB_BITS) - 1);
+    let index = LINEAR as usize + (octave as usize - 4) * (1 << SUB_BITS) + sub as usize;
+    index.min(BUCKETS - 1)
+}
+
+/// The values of bucket `index`: `[low, high)` in microseconds.
+fn bounds(index: usize) -> (u64, u64) {
+    if index < LINEAR as usize {
+        return (index as u64, index as u64 + 1);
+    }
+    let rest = index - LINEAR as usize;
+    let octave = (rest >> SUB_BITS) as u32 + 4;
+    let sub = (rest & ((1 << SUB_BITS) - 1)) as u64;
+    let width = 1u64 << (octave - SUB_BITS);
+    let low = (1u64 << octave) + sub * width;
+    (low, low + width)
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Line([Counter; 16]);
+
+/// One histogram: a block of cells per worker.
+#[derive(Debug)]
+pub struct Histogram {
+    name: Box<str>,
+    workers: usize,
+    lines_per_worker: usize,
+    lines: Box<[Line]>,
+}
+
+impl Histogram {
+    /// A histogram named `name` (its full stat name) for `workers` workers.
+    pub fn new(name: &str, workers: usize) -> Self {
+        let lines_per_worker = CELLS.div_ceil(16);
+        Histogram {
+            name: name.into(),
+            workers,
+            lines_per_worker,
+            lines: (0..lines_per_worker * workers.max(1))
+                .map(|_| Line::default())
+                .collect(),
+        }
+    }
+
+    /// The full stat name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn cell(&self, worker: usize, index: usize) -> &Counter {
+        &self.lines[worker * self.lines_per_worker + index / 16].0[index % 16]
+    }
+
+    /// The handle through which worker `worker` records.
+    ///
+    /// # Panics
+    /// When `worker` is not below the worker count (a bug in the caller).
+    pub fn for_worker(self: &Arc<Self>, worker: usize) -> WorkerHistogram {
+        assert!(
+            worker < self.workers,
+            "worker index out of range for histogram"
+        );
+        WorkerHistogram {
+            histogram: Arc::clone(self),
+            worker,
+        }
+    }
+
+    /// Every worker's cells, added up.
+    pub fn merged(&self) -> Merged {
+        let mut counts = vec![0u64; BUCKETS];
+        let mut sum_us = 0u64;
+        for worker in 0..self.workers {
+            for (i, count) in counts.iter_mut().enumerate() {
+                *count = count.wrapping_add(self.cell(worker, i).get());
+            }
+            sum_us = sum_us.wrapping_add(self.cell(worker, SUM).get());
+        }
+        Merged { counts, sum_us }
+    }
+}
+
+/// A worker's recording handle (held in its snapshot).
+#[derive(Debug, Clone)]
+pub struct WorkerHistogram {
+    histogram: Arc<Histogram>,
+    worker: usize,
+}
+
+impl WorkerHistogram {
+    /// Records one value.
+    #[inline]
+    pub fn record(&self, value: Duration) {
+        let us = u64::try_from(value.as_micros()).unwrap_or(u64::MAX);
+        let h = &*self.histogram;
+        h.cell(self.worker, bucket(us)).inc();
+        h.cell(self.worker, SUM).add(us);
+    }
+}
+
+/// A histogram's merged counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Merged {
+    counts: Vec<u64>,
+    sum_us: u64,
+}
+
+impl Merged {
+    /// Values recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// Their sum, in milliseconds.
+    pub fn sum_ms(&self) -> f64 {
+        self.sum_us as f64 / 1000.0
+    }
+
+    /// The value below which `percent` of the values lie, in milliseconds (interpolated
+    /// within its bucket); `None` without values.
+    pub fn quantile_ms(&self, percent: f64) -> Option<f64> {
+        let count = self.count();
+        if count == 0 {
+            return None;
+        }
+        let rank = percent / 100.0 * count as f64;
+        let mut below = 0u64;
+        for (i, &n) in self.counts.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let (low, high) = bounds(i);
+            if (below + n) as f64 >= rank {
+                let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
+                let us = low as f64 + within * (high - low) as f64;
+                return Some(us / 1000.0);
+            }
+            below += n;
+        }
+        None
+    }
+
+    /// Values at or below `bound_ms` (Prometheus' cumulative `le` bucket).
+    pub fn at_most_ms(&self, bound_ms: f64) -> u64 {
+        let bound_us = bound_ms * 1000.0;
+        let mut total = 0u64;
+        for (i, &n) in self.counts.iter().enumerate() {
+            let (low, high) = bounds(i);
+            if (high as f64) <= bound_us {
+                total += n;
+            } else if (low as f64) < bound_us {
+                // The share of the bucket below the bound.
+                let share = (bound_us - low as f64) / (high - low) as f64;
+                total += (n as f64 * share).floor() as u64;
+                break;
+            } else {
+                break;
+            }
+        }
+        total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_cover_every_value_in_order() {
+        let mut last = 0;
+        for us in (0..100_000u64).chain([1 << 20, (1 << 36) - 1, u64::MAX]) {
+            let b = bucket(us);
+            assert!(b >= last || us > 100_000, "{us}");
+            last = b;
+            let (low, high) = bounds(b);
+            if b < BUCKETS - 1 {
+                assert!(low <= us && us < high, "{us} in [{low}, {high})");
+                // 12.5% resolution.
+                assert!((high - low) * 8 <= high.max(16), "{us}: [{low}, {high})");
+            }
+        }
+        assert_eq!(bounds(BUCKETS - 1).1, 1 << 36);
+    }
+
+    #[test]
+    fn workers_merge_into_quantiles_and_envoy_buckets() {
+        let h = Arc::new(Histogram::new("cluster.a.upstream_rq_time", 2));
+        let (w0, w1) = (h.for_worker(0), h.for_worker(1));
+        for ms in 1..=100u64 {
+            let worker = if ms % 2 == 0 { &w0 } else { &w1 };
+            worker.record(Duration::from_millis(ms));
+        }
+        let m = h.merged();
+        assert_eq!(m.count(), 100);
+        assert_eq!(m.sum_ms(), 5050.0);
+        let p50 = m.quantile_ms(50.0).unwrap();
+        assert!((45.0..=56.0).contains(&p50), "{p50}");
+        let p99 = m.quantile_ms(99.0).unwrap();
+        assert!((90.0..=113.0).contains(&p99), "{p99}");
+        assert!(m.quantile_ms(0.0).unwrap() <= 1.0);
+        assert_eq!(m.at_most_ms(0.5), 0);
+        assert_eq!(m.at_most_ms(1000.0), 100);
+        let ten = m.at_most_ms(10.0);
+        assert!((9..=11).contains(&ten), "{ten}");
+        let mut previous = 0;
+        for bound in ENVOY_BOUNDS_MS {
+            let n = m.at_most_ms(bound);
+            assert!(n >= previous, "cumulative at {bound}");
+            previous = n;
+        }
+        assert_eq!(Histogram::new("x", 1).merged().quantile_ms(50.0), None);
+    }
+}
