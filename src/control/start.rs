@@ -132,7 +132,7 @@ pub(super) fn start(
         options: options.clone(),
         health_failed: Cell::new(false),
         counter_offsets: RefCell::default(),
-        tags: std::cell::OnceCell::new(),
+        tags: Arc::new(crate::stats::tags::TagExtractors::envoy_defaults()),
         config_counts: Cell::new((config.listeners.len(), config.clusters.len())),
     });
     state.reloads.version.set(1);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::stats::{render::HistogramLine, tags::TagExtractors, StatLine};
+use crate::stats::{tags::TagExtractors, StatLine};
 
 /// The server's state, as `/ready` reports it (Envoy's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,8 +78,8 @@ pub struct ControlState {
     /// What each counter read at the last `/reset_counters`, subtracted when shown
     /// (the workers' cells have one writer each, so a reset does not write them).
     pub(super) counter_offsets: RefCell<HashMap<String, u64>>,
-    /// Envoy's tag extractors, compiled at the first Prometheus scrape.
-    pub(super) tags: std::cell::OnceCell<TagExtractors>,
+    /// Envoy's tag extractors (each regex compiled when a scrape first needs it).
+    pub(super) tags: Arc<TagExtractors>,
     /// Listeners and clusters of the config serving now.
     pub(super) config_counts: Cell<(usize, usize)>,
 }
@@ -94,15 +94,14 @@ impl ControlState {
         }
     }
 
-    /// Every stat, sorted by name: the store's, then the control thread's own figures
-    /// (Envoy's `server.`, `listener_manager.` and `cluster_manager.` names, and
-    /// ringway's reload counters), counters less their value at the last reset.
-    pub(super) fn stat_lines(&self) -> Vec<StatLine> {
+    /// The control thread's own figures (Envoy's `server.`, `listener_manager.` and
+    /// `cluster_manager.` names, and ringway's reload counters), to go with the store's.
+    pub(super) fn own_lines(&self) -> Vec<StatLine> {
         use crate::stats::Kind::{Counter, Gauge};
         let state = self.effective_state();
         let (listeners, clusters) = self.config_counts.get();
         let started = u64::from(self.server_state.get() != ServerState::PreInitializing);
-        let extra = vec![
+        vec![
             StatLine::new("server.concurrency", self.workers as u64, Gauge),
             StatLine::new(
                 "server.driver_io_uring",
@@ -140,22 +139,12 @@ impl ControlState {
                 self.reloads.successes.get(),
                 Counter,
             ),
-        ];
-        let mut lines = self.stats.borrow().lines(extra);
-        let offsets = self.counter_offsets.borrow();
-        if !offsets.is_empty() {
-            for line in lines.iter_mut().filter(|l| l.kind == Counter) {
-                if let Some(offset) = offsets.get(&line.name) {
-                    line.value = line.value.saturating_sub(*offset);
-                }
-            }
-        }
-        lines
+        ]
     }
 
     /// `/reset_counters`: every counter reads 0 from now on.
     pub(super) fn reset_counters(&self) {
-        let lines = self.stats.borrow().lines(Vec::new());
+        let lines = self.stats.borrow().lines(self.own_lines());
         let mut offsets = self.counter_offsets.borrow_mut();
         offsets.clear();
         offsets.extend(
@@ -164,21 +153,5 @@ impl ControlState {
                 .filter(|l| l.kind == crate::stats::Kind::Counter)
                 .map(|l| (l.name, l.value)),
         );
-    }
-
-    /// Every histogram, merged over workers, sorted by name.
-    pub(super) fn histogram_lines(&self) -> Vec<HistogramLine> {
-        self.stats
-            .borrow()
-            .histograms()
-            .map(|h| HistogramLine {
-                name: h.name().to_owned(),
-                merged: h.merged(),
-            })
-            .collect()
-    }
-
-    pub(super) fn tag_extractors(&self) -> &TagExtractors {
-        self.tags.get_or_init(TagExtractors::envoy_defaults)
     }
 }

@@ -184,6 +184,31 @@ impl Merged {
         None
     }
 
+    /// Values at or below each of `bounds_ms` (ascending): Prometheus' cumulative `le`
+    /// buckets, in one pass over the fine buckets.
+    pub fn at_most_each_ms(&self, bounds_ms: &[f64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds_ms.len());
+        let (mut i, mut below) = (0usize, 0u64);
+        for &bound in bounds_ms {
+            let bound_us = bound * 1000.0;
+            // Whole fine buckets under the bound.
+            while i < BUCKETS && bounds(i).1 as f64 <= bound_us {
+                below += self.counts[i];
+                i += 1;
+            }
+            let mut at = below;
+            if i < BUCKETS {
+                let (low, high) = bounds(i);
+                if (low as f64) < bound_us {
+                    let share = (bound_us - low as f64) / (high - low) as f64;
+                    at += (self.counts[i] as f64 * share).floor() as u64;
+                }
+            }
+            out.push(at);
+        }
+        out
+    }
+
     /// Values at or below `bound_ms` (Prometheus' cumulative `le` bucket).
     pub fn at_most_ms(&self, bound_ms: f64) -> u64 {
         let bound_us = bound_ms * 1000.0;
@@ -247,10 +272,15 @@ mod tests {
         let ten = m.at_most_ms(10.0);
         assert!((9..=11).contains(&ten), "{ten}");
         let mut previous = 0;
-        for bound in ENVOY_BOUNDS_MS {
-            let n = m.at_most_ms(bound);
-            assert!(n >= previous, "cumulative at {bound}");
-            previous = n;
+        let each = m.at_most_each_ms(&ENVOY_BOUNDS_MS);
+        for (bound, n) in ENVOY_BOUNDS_MS.iter().zip(&each) {
+            assert_eq!(
+                *n,
+                m.at_most_ms(*bound),
+                "one pass and one bound agree at {bound}"
+            );
+            assert!(*n >= previous, "cumulative at {bound}");
+            previous = *n;
         }
         assert_eq!(Histogram::new("x", 1).merged().quantile_ms(50.0), None);
     }

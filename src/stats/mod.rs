@@ -22,4 +22,4 @@ pub mod tags;
 pub use counter::Counter;
 pub use histogram::{Histogram, WorkerHistogram};
 pub use scope::{Kind, Scope, StatDef, WorkerScope};
-pub use store::{StatLine, StatsStore};
+pub use store::{StatLine, StatsStore, StoreView};

@@ -156,12 +156,9 @@ pub fn prometheus(
         series.sort_unstable_by(|a, b| a.0.name.cmp(&b.0.name));
         for (h, labels) in series {
             let sep = if labels.is_empty() { "" } else { "," };
-            for bound in ENVOY_BOUNDS_MS {
-                let _ = writeln!(
-                    out,
-                    "{family}_bucket{{{labels}{sep}le=\"{bound}\"}} {}",
-                    h.merged.at_most_ms(bound)
-                );
+            let cumulative = h.merged.at_most_each_ms(&ENVOY_BOUNDS_MS);
+            for (bound, n) in ENVOY_BOUNDS_MS.iter().zip(cumulative) {
+                let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
             }
             let count = h.merged.count();
             let _ = writeln!(out, "{family}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");

@@ -49,11 +49,6 @@ impl StatsStore {
         )
     }
 
-    /// Every histogram, sorted by name.
-    pub fn histograms(&self) -> impl Iterator<Item = &Arc<Histogram>> {
-        self.histograms.values()
-    }
-
     /// The open-connection counter under `name` (a listener's, or `""` for the
     /// process's), created on first use and kept across reloads (`limit`).
     pub fn open_connections(&mut self, name: &str) -> Arc<crate::limit::OpenConnections> {
@@ -77,12 +72,45 @@ impl StatsStore {
         )
     }
 
+    /// The scopes and histograms as they are now, to read on another thread (the admin
+    /// endpoint renders there, so `/ready` never waits behind a large scrape).
+    pub fn view(&self) -> StoreView {
+        StoreView {
+            workers: self.workers,
+            scopes: self.scopes.values().cloned().collect(),
+            histograms: self.histograms.values().cloned().collect(),
+        }
+    }
+
+    /// Every stat with its value, sorted by name (see [`StoreView::lines`]).
+    pub fn lines(&self, extra: Vec<StatLine>) -> Vec<StatLine> {
+        self.view().lines(extra)
+    }
+
+    /// Appends every stat as `name: value\n`, sorted by name (see [`StatsStore::lines`]).
+    pub fn render_text(&self, extra: Vec<StatLine>, out: &mut String) {
+        for line in self.lines(extra) {
+            let _ = writeln!(out, "{}: {}", line.name, line.value);
+        }
+    }
+}
+
+/// The store's scopes and histograms at one moment: `Arc`s to the same cells, so the
+/// values read are current; `Send`, to be read off the control thread.
+#[derive(Debug, Clone)]
+pub struct StoreView {
+    workers: usize,
+    scopes: Vec<Arc<Scope>>,
+    histograms: Vec<Arc<Histogram>>,
+}
+
+impl StoreView {
     /// Every stat with its value, sorted by name: each scope's values summed over its
     /// cells, plus per-worker lines (`<prefix>worker_<i>.<name>`) for stats marked
     /// `per_worker`, plus `extra` (the control thread's own figures).
     pub fn lines(&self, extra: Vec<StatLine>) -> Vec<StatLine> {
         let mut lines = extra;
-        for scope in self.scopes.values() {
+        for scope in &self.scopes {
             for (index, def) in scope.defs().iter().enumerate() {
                 lines.push(StatLine {
                     name: format!("{}{}", scope.prefix(), def.name),
@@ -104,11 +132,15 @@ impl StatsStore {
         lines
     }
 
-    /// Appends every stat as `name: value\n`, sorted by name (see [`StatsStore::lines`]).
-    pub fn render_text(&self, extra: Vec<StatLine>, out: &mut String) {
-        for line in self.lines(extra) {
-            let _ = writeln!(out, "{}: {}", line.name, line.value);
-        }
+    /// Every histogram, merged over workers, sorted by name.
+    pub fn histograms(&self) -> Vec<super::render::HistogramLine> {
+        self.histograms
+            .iter()
+            .map(|h| super::render::HistogramLine {
+                name: h.name().to_owned(),
+                merged: h.merged(),
+            })
+            .collect()
     }
 }
 

@@ -33,7 +33,7 @@ enum Match {
     Regex {
         /// Compiled the first time a name gets past the cheap checks (most of Envoy's
         /// defaults never apply to ringway's names; compiling all of them took 6 ms).
-        regex: std::cell::OnceCell<Regex>,
+        regex: std::sync::OnceLock<Regex>,
         pattern: String,
         substr: &'static str,
         negative: &'static str,
@@ -52,8 +52,8 @@ pub struct Tagged {
     pub tags: Vec<(&'static str, String)>,
 }
 
-/// Envoy's default extractors (each regex compiled when first needed); the control
-/// thread's, not `Sync`.
+/// Envoy's default extractors (each regex compiled when first needed), shared with the
+/// threads that render scrapes.
 #[derive(Debug)]
 pub struct TagExtractors {
     extractors: Vec<Extractor>,
@@ -173,7 +173,7 @@ impl TagExtractors {
             (
                 "envoy.worker_id",
                 r"^(?:listener\.(?:<ADDRESS>|<TAG_VALUE>)|server|listener_manager|thread_local_cluster_manager)\.worker_((\d+)\.)",
-                "",
+                ".worker_",
                 "",
             ),
             (
@@ -280,7 +280,7 @@ impl TagExtractors {
                 };
                 let how = if regular {
                     Match::Regex {
-                        regex: std::cell::OnceCell::new(),
+                        regex: std::sync::OnceLock::new(),
                         pattern: expand(pattern),
                         substr,
                         negative,
@@ -323,7 +323,14 @@ impl TagExtractors {
                             .then(|| ((remove.start(), remove.end()), value.to_owned()))
                     })
                 }
-                Match::Tokens(tokens) => tokenized(tokens, name),
+                Match::Tokens(tokens) => {
+                    // Every literal token must be in the name: a cheap first test.
+                    let absent = |t: &&str| !matches!(*t, "$" | "*" | "**") && !name.contains(*t);
+                    if tokens.iter().any(absent) {
+                        continue;
+                    }
+                    tokenized(tokens, name)
+                }
             };
             if let Some((range, value)) = found {
                 removed.push(range);

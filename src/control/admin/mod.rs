@@ -11,9 +11,9 @@
 //! 400 with the error text, file, line and field, when the config is refused).
 //! Mutations that change what workers do go to the control loop as messages, so they
 //! are serialised with signals and each other. Each answer closes the connection: admin
-//! traffic is rare and this keeps the handler small; the control thread serves admin
-//! connections concurrently, and a large `/stats` is rendered in one go of a few
-//! milliseconds, so `/ready` never waits long behind it.
+//! traffic is rare and this keeps the handler small. A `/stats` scrape is rendered on a
+//! thread of its own (milliseconds for a large process), so `/ready` and the control loop
+//! never wait behind one.
 
 mod query;
 mod server_info;
@@ -111,7 +111,11 @@ async fn handle(mut stream: TcpStream, state: Rc<ControlState>) {
                 (MUTATIONS!(), false) => {
                     Reply::new(400, TEXT, b"This endpoint changes the server: use POST.\n")
                 }
-                _ => route(path, &query, &state),
+                (b"/stats", _) => stats::stats(&state, &query, None).await,
+                (b"/stats/prometheus", _) => {
+                    stats::stats(&state, &query, Some(stats::Format::Prometheus)).await
+                }
+                _ => route(path, &state),
             }
         }
         Err(_) => Reply::new(400, "text/plain", b"bad request\n"),
@@ -237,7 +241,7 @@ const HELP: &str = "admin commands are:
   POST /reload: reload the config file
 ";
 
-fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
+fn route(path: &[u8], state: &ControlState) -> Reply {
     match path {
         b"/ready" => {
             let server = state.effective_state();
@@ -248,8 +252,6 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
             };
             Reply::new(status, TEXT, format!("{}\n", server.name()).as_bytes())
         }
-        b"/stats" => stats::stats(state, query, None),
-        b"/stats/prometheus" => stats::stats(state, query, Some(stats::Format::Prometheus)),
         b"/server_info" => Reply::new(
             200,
             "application/json",

@@ -10,11 +10,13 @@
 //! gauge at zero may be a real reading (`server.state: 0` is LIVE, which Istio's
 //! readiness check looks for with `usedonly`).
 
+use std::{collections::HashMap, sync::Arc};
+
 use super::{query::Query, TEXT};
 use crate::{
     control::ControlState,
     local_reply::Reply,
-    stats::{render, Kind},
+    stats::{render, tags::TagExtractors, Kind, StatLine, StoreView},
 };
 
 const JSON: &str = "application/json";
@@ -28,8 +30,24 @@ pub enum Format {
     Prometheus,
 }
 
-/// Answers a stats request; `format` is forced by `/stats/prometheus`.
-pub fn stats(state: &ControlState, query: &Query, format: Option<Format>) -> Reply {
+/// What to render, decided on the control thread; rendered on a thread of its own.
+struct Job {
+    view: StoreView,
+    own: Vec<StatLine>,
+    offsets: HashMap<String, u64>,
+    tags: Arc<TagExtractors>,
+    format: Format,
+    filter: Option<regex::Regex>,
+    kinds: &'static [Kind],
+    with_histograms: bool,
+    used_only: bool,
+}
+
+/// Answers a stats request; `format` is forced by `/stats/prometheus`. The parameters
+/// are checked here; the rendering (milliseconds for a large process) runs on a thread
+/// of its own, so the control thread keeps answering `/ready` and the control loop
+/// meanwhile.
+pub async fn stats(state: &ControlState, query: &Query, format: Option<Format>) -> Reply {
     let format = match (format, query.get("format")) {
         (Some(f), _) => f,
         (None, None | Some("text")) => Format::Text,
@@ -52,7 +70,7 @@ pub fn stats(state: &ControlState, query: &Query, format: Option<Format>) -> Rep
         },
         None => None,
     };
-    let (kinds, with_histograms): (&[Kind], bool) = match query.get("type") {
+    let (kinds, with_histograms): (&'static [Kind], bool) = match query.get("type") {
         None | Some("All") => (&[Kind::Counter, Kind::Gauge], true),
         Some("Counters") => (&[Kind::Counter], false),
         Some("Gauges") => (&[Kind::Gauge], false),
@@ -70,37 +88,72 @@ pub fn stats(state: &ControlState, query: &Query, format: Option<Format>) -> Rep
             )
         }
     };
-    let used_only = query.has("usedonly");
-    let mut lines = state.stat_lines();
-    lines.retain(|line| {
-        kinds.contains(&line.kind)
-            && (!used_only || line.kind == Kind::Gauge || line.value > 0)
-            && filter.as_ref().is_none_or(|re| re.is_match(&line.name))
-    });
-    let mut histograms = if with_histograms {
-        state.histogram_lines()
-    } else {
-        Vec::new()
+    let job = Job {
+        view: state.stats.borrow().view(),
+        own: state.own_lines(),
+        offsets: state.counter_offsets.borrow().clone(),
+        tags: Arc::clone(&state.tags),
+        format,
+        filter,
+        kinds,
+        with_histograms,
+        used_only: query.has("usedonly"),
     };
-    histograms.retain(|h| {
-        (!used_only || h.merged.count() > 0)
-            && filter.as_ref().is_none_or(|re| re.is_match(&h.name))
-    });
-    let mut out = String::with_capacity(64 * lines.len() + 1024 * histograms.len());
-    let content_type = match format {
-        Format::Text => {
-            render::text(&lines, &mut out);
-            render::text_histograms(&histograms, &mut out);
-            TEXT
+    let (tx, rx) = flume::bounded(1);
+    let spawned = std::thread::Builder::new()
+        .name("ringway-admin-stats".into())
+        .spawn(move || {
+            let _ = tx.send(job.render());
+        });
+    if spawned.is_err() {
+        return Reply::new(503, TEXT, b"cannot start the stats renderer\n");
+    }
+    rx.recv_async()
+        .await
+        .unwrap_or_else(|_| Reply::new(500, TEXT, b"the stats renderer failed\n"))
+}
+
+impl Job {
+    fn render(self) -> Reply {
+        let mut lines = self.view.lines(self.own);
+        if !self.offsets.is_empty() {
+            for line in lines.iter_mut().filter(|l| l.kind == Kind::Counter) {
+                if let Some(offset) = self.offsets.get(&line.name) {
+                    line.value = line.value.saturating_sub(*offset);
+                }
+            }
         }
-        Format::Json => {
-            render::json(&lines, &histograms, &mut out);
-            JSON
-        }
-        Format::Prometheus => {
-            render::prometheus(&lines, &histograms, state.tag_extractors(), &mut out);
-            PROMETHEUS
-        }
-    };
-    Reply::new(200, content_type, out.as_bytes())
+        let (filter, used_only) = (&self.filter, self.used_only);
+        lines.retain(|line| {
+            self.kinds.contains(&line.kind)
+                && (!used_only || line.kind == Kind::Gauge || line.value > 0)
+                && filter.as_ref().is_none_or(|re| re.is_match(&line.name))
+        });
+        let mut histograms = if self.with_histograms {
+            self.view.histograms()
+        } else {
+            Vec::new()
+        };
+        histograms.retain(|h| {
+            (!used_only || h.merged.count() > 0)
+                && filter.as_ref().is_none_or(|re| re.is_match(&h.name))
+        });
+        let mut out = String::with_capacity(64 * lines.len() + 1024 * histograms.len());
+        let content_type = match self.format {
+            Format::Text => {
+                render::text(&lines, &mut out);
+                render::text_histograms(&histograms, &mut out);
+                TEXT
+            }
+            Format::Json => {
+                render::json(&lines, &histograms, &mut out);
+                JSON
+            }
+            Format::Prometheus => {
+                render::prometheus(&lines, &histograms, &self.tags, &mut out);
+                PROMETHEUS
+            }
+        };
+        Reply::new(200, content_type, out.as_bytes())
+    }
 }
