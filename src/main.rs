@@ -5,6 +5,7 @@ use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, ValueEnum};
 use ringway::{config::DriverChoice, control};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// mimalloc, with each client connection's allocations in their own heap
 /// (`ringway::allocator`).
@@ -181,29 +182,37 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&cli.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    match &cli.log_path {
+    let (writer, ansi) = match &cli.log_path {
         Some(path) => match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
         {
-            Ok(file) => logs
-                .with_writer(std::sync::Arc::new(file))
-                .with_ansi(false)
-                .init(),
+            Ok(file) => (BoxMakeWriter::new(std::sync::Arc::new(file)), false),
             Err(e) => {
                 eprintln!("ringway: --log-path {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
         },
-        None => logs
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .init(),
-    }
+        None => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .with_filter_reloading();
+    // `/logging` changes the filter at run time through this handle.
+    let handle = logs.reload_handle();
+    logs.init();
+    let log_control = control::LogControl::new(move |level: &str| {
+        let filter = tracing_subscriber::EnvFilter::try_new(log_filter(level))
+            .map_err(|e| format!("invalid level {level:?}: {e}"))?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
     control::run(control::Options {
         config_path,
         validate_only: matches!(cli.mode, Mode::Validate),
@@ -220,6 +229,7 @@ fn main() -> ExitCode {
         disable_hot_restart: cli.disable_hot_restart,
         admin_address_path: cli.admin_address_path,
         log_level: cli.log_level,
+        log_control,
         base_id: cli.base_id,
         tolerated: control::EnvoyFlags {
             use_dynamic_base_id: cli.use_dynamic_base_id,

@@ -483,3 +483,80 @@ fn latency_histograms_in_every_format() {
         assert!(computed["values"][2]["cumulative"].as_f64().unwrap() >= 55.0);
     }
 }
+
+#[test]
+fn listeners_and_logging() {
+    let (port, admin) = (free_port(), free_port());
+    let yaml = format!(
+        "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: public\n    address: 127.0.0.1:{port}\n    routes: [{{ match: {{ prefix: / }}, direct_response: {{ status: 200 }} }}]\n  - name: any_port\n    address: 127.0.0.1:0\n    routes: [{{ match: {{ prefix: / }}, direct_response: {{ status: 200, body: any }} }}]\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let log_file = dir.path().join("log");
+    let rw = Ringway::start(
+        &yaml,
+        admin,
+        &[
+            "--log-level",
+            "info",
+            "--log-path",
+            log_file.to_str().unwrap(),
+        ],
+    );
+    // A port 0 is shown as bound, in Envoy's `<name>::<address>` lines.
+    let (_, text, _) = body(&rw, "/listeners");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("public::127.0.0.1:{port}"));
+    let any: std::net::SocketAddr = lines[1]
+        .strip_prefix("any_port::")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(any.port(), 0);
+    assert_eq!(get(any, "/").unwrap().body, b"any");
+    let (_, json, _) = body(&rw, "/listeners?format=json");
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["listener_statuses"][0]["name"], "public");
+    assert_eq!(
+        doc["listener_statuses"][1]["local_address"]["socket_address"]["port_value"],
+        any.port()
+    );
+
+    // /logging: POST only; lists, then sets the level at run time.
+    assert_eq!(get(rw.admin, "/logging").unwrap().status, 400);
+    let listed = post(rw.admin, "/logging").unwrap();
+    assert_eq!(
+        String::from_utf8(listed.body).unwrap(),
+        "active loggers:\n  ringway: info\n"
+    );
+    assert_eq!(post(rw.admin, "/logging?level=loud").unwrap().status, 400);
+    assert_eq!(
+        post(rw.admin, "/logging?upstream=debug").unwrap().status,
+        400
+    );
+    let set = post(rw.admin, "/logging?level=warning").unwrap();
+    assert_eq!(set.status, 200);
+    assert_eq!(
+        String::from_utf8(set.body).unwrap(),
+        "active loggers:\n  ringway: warning\n"
+    );
+    // Info lines stop: a reload logs one at info, none now.
+    let before = std::fs::read_to_string(&log_file).unwrap();
+    assert!(before.contains("ringway ready"), "{before}");
+    assert_eq!(post(rw.admin, "/reload").unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    let after = std::fs::read_to_string(&log_file).unwrap();
+    assert_eq!(before, after, "an info line was written at level warning");
+    assert_eq!(
+        post(rw.admin, "/logging?paths=ringway:info")
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(post(rw.admin, "/reload").unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    let again = std::fs::read_to_string(&log_file).unwrap();
+    assert!(
+        again.len() > after.len() && again.contains("config reloaded"),
+        "{again}"
+    );
+}

@@ -283,6 +283,7 @@ impl Control {
         let version = self.state.reloads.version.get() + 1;
         // From here on the reload happens. Dropping the old copies first makes a removed
         // listener's last accept pass in its worker the real last one.
+        *self.state.bound.borrow_mut() = state::bound_addresses(&plan.groups);
         let old = self.groups.replace(plan.groups);
         let gone = sockets::close(
             old.into_iter()

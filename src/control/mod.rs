@@ -103,6 +103,8 @@ pub struct Options {
     pub admin_address_path: Option<PathBuf>,
     /// `--log-level` as given.
     pub log_level: String,
+    /// Sets the log level at run time (`/logging`).
+    pub log_control: LogControl,
     /// `--base-id` (tolerated).
     pub base_id: u64,
     /// Envoy's flags that are accepted and echoed by `/server_info`.
@@ -127,6 +129,35 @@ pub struct EnvoyFlags {
     pub cpuset_threads: bool,
     pub enable_core_dump: bool,
     pub disable_hot_restart: bool,
+}
+
+/// Sets the process's log level (a level name or a tracing directive); `/logging`
+/// calls it. Without one (tests, embedders), setting fails with a message.
+#[derive(Clone, Default)]
+pub struct LogControl(Option<Arc<SetLevel>>);
+
+/// Sets the log level from a level name or directive.
+type SetLevel = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+impl LogControl {
+    /// A control that calls `set`.
+    pub fn new(set: impl Fn(&str) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        LogControl(Some(Arc::new(set)))
+    }
+
+    /// Sets the level.
+    pub fn set(&self, level: &str) -> Result<(), String> {
+        match &self.0 {
+            Some(set) => set(level),
+            None => Err("the log level cannot be changed in this process".into()),
+        }
+    }
+}
+
+impl std::fmt::Debug for LogControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogControl")
+    }
 }
 
 /// The version string: `/server_info`'s `version` and `--version`.

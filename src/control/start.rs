@@ -134,6 +134,8 @@ pub(super) fn start(
         counter_offsets: RefCell::default(),
         tags: Arc::new(crate::stats::tags::TagExtractors::envoy_defaults()),
         config_counts: Cell::new((config.listeners.len(), config.clusters.len())),
+        bound: RefCell::new(state::bound_addresses(&groups)),
+        log_level: RefCell::new(options.log_level.clone()),
     });
     state.reloads.version.set(1);
     let admin_copy = match &admin_socket {

@@ -82,6 +82,26 @@ pub struct ControlState {
     pub(super) tags: Arc<TagExtractors>,
     /// Listeners and clusters of the config serving now.
     pub(super) config_counts: Cell<(usize, usize)>,
+    /// The log level now (`/logging`).
+    pub(super) log_level: RefCell<String>,
+    /// Each listener's name and bound address (a configured port 0 as bound), for
+    /// `/listeners`.
+    pub(super) bound: RefCell<Vec<(String, crate::config::Address)>>,
+}
+
+/// The name and bound address of each listener socket group.
+pub(super) fn bound_addresses(groups: &[Group]) -> Vec<(String, crate::config::Address)> {
+    groups
+        .iter()
+        .map(|g| {
+            let address = g
+                .sockets
+                .first()
+                .and_then(|s| s.local_address().ok())
+                .unwrap_or_else(|| g.address.clone());
+            (g.name.clone(), address)
+        })
+        .collect()
 }
 
 impl ControlState {

@@ -4,9 +4,9 @@
 //! rendered from what the control thread holds, so a scrape never waits for a worker:
 //! `/ready` (200 `LIVE` when serving, 503 with the state otherwise), `/stats` (text,
 //! JSON or Prometheus, `filter`, `usedonly`, `type`: `stats`), `/stats/prometheus`,
-//! `/server_info` (`server_info`), `/help` and `/`; and, by POST only (a GET is
+//! `/server_info` (`server_info`), `/listeners`, `/help` and `/`; and, by POST only (a GET is
 //! answered 400 and changes nothing, as in Envoy): `/healthcheck/fail` and
-//! `/healthcheck/ok`, `/reset_counters`, `/drain_listeners`, `/quitquitquit`, and
+//! `/healthcheck/ok`, `/reset_counters`, `/logging`, `/drain_listeners`, `/quitquitquit`, and
 //! ringway's `/reload` (200 with the new config version once every worker applied it,
 //! 400 with the error text, file, line and field, when the config is refused).
 //! Mutations that change what workers do go to the control loop as messages, so they
@@ -115,7 +115,7 @@ async fn handle(mut stream: TcpStream, state: Rc<ControlState>) {
                 (b"/stats/prometheus", _) => {
                     stats::stats(&state, &query, Some(stats::Format::Prometheus)).await
                 }
-                _ => route(path, &state),
+                _ => route(path, &query, &state),
             }
         }
         Err(_) => Reply::new(400, "text/plain", b"bad request\n"),
@@ -132,6 +132,7 @@ macro_rules! MUTATIONS {
             | b"/healthcheck/fail"
             | b"/healthcheck/ok"
             | b"/reset_counters"
+            | b"/logging"
     };
 }
 use MUTATIONS;
@@ -222,6 +223,7 @@ async fn mutate(path: &[u8], query: &query::Query, state: &ControlState) -> Repl
             state.reset_counters();
             ok()
         }
+        b"/logging" => logging(state, query),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }
 }
@@ -233,15 +235,103 @@ const HELP: &str = "admin commands are:
   /server_info: the server's state, version, uptime and command line (JSON)
   /stats: every stat (?filter=REGEX, ?usedonly, ?type=Counters|Gauges|All, ?format=json|prometheus)
   /stats/prometheus: every stat in Prometheus' text format (?filter=, ?usedonly)
+  /listeners: each listener's name and bound address (?format=json)
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
   POST /reset_counters: counters read 0 from now on
+  POST /logging: list the loggers; ?level=trace|debug|info|warning|error|critical|off sets the level
   POST /drain_listeners: stop accepting, keep serving open connections
   POST /quitquitquit: drain and exit
   POST /reload: reload the config file
 ";
 
-fn route(path: &[u8], state: &ControlState) -> Reply {
+/// Envoy's level names.
+const LEVELS: [&str; 8] = [
+    "trace", "debug", "info", "warning", "warn", "error", "critical", "off",
+];
+
+/// `POST /logging`: without parameters, lists the loggers; `?level=L`, `?ringway=L` or
+/// `?paths=ringway:L` sets the level (ringway has one logger, `ringway`: Envoy's
+/// per-component loggers have no counterpart). Answers with the list, as Envoy does.
+fn logging(state: &ControlState, query: &query::Query) -> Reply {
+    let wanted = query
+        .get("level")
+        .or_else(|| query.get("ringway"))
+        .map(str::to_owned)
+        .or_else(|| {
+            let paths = query.get("paths")?;
+            let levels: Vec<&str> = paths
+                .split(',')
+                .filter_map(|p| p.split_once(':').map(|(_, level)| level))
+                .collect();
+            levels.last().map(|l| (*l).to_owned())
+        });
+    let unknown = query
+        .names()
+        .find(|n| !matches!(*n, "level" | "ringway" | "paths"));
+    if let Some(name) = unknown {
+        return Reply::new(
+            400,
+            TEXT,
+            format!("unknown logger {name:?}: ringway has one logger, `ringway`\n").as_bytes(),
+        );
+    }
+    if let Some(level) = wanted {
+        if !LEVELS.contains(&level.as_str()) {
+            return Reply::new(
+                400,
+                TEXT,
+                format!("invalid level {level:?}: one of {}\n", LEVELS.join(", ")).as_bytes(),
+            );
+        }
+        if let Err(e) = state.options.log_control.set(&level) {
+            return Reply::new(500, TEXT, format!("{e}\n").as_bytes());
+        }
+        *state.log_level.borrow_mut() = level;
+    }
+    let body = format!("active loggers:\n  ringway: {}\n", state.log_level.borrow());
+    Reply::new(200, TEXT, body.as_bytes())
+}
+
+/// `/listeners`: `<name>::<address>` per line, or (`?format=json`) Envoy's
+/// `admin.v3.Listeners` with each listener's bound address.
+fn listeners(state: &ControlState, query: &query::Query) -> Reply {
+    use crate::config::Address;
+    let bound = state.bound.borrow();
+    if query.get("format") == Some("json") {
+        let mut out = String::from("{\"listener_statuses\":[");
+        for (i, (name, address)) in bound.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"name\":");
+            crate::stats::render::json_string(name, &mut out);
+            out.push_str(",\"local_address\":");
+            match address {
+                Address::Tcp(addr) => {
+                    out.push_str("{\"socket_address\":{\"address\":");
+                    crate::stats::render::json_string(&addr.ip().to_string(), &mut out);
+                    out.push_str(&format!(",\"port_value\":{}}}}}", addr.port()));
+                }
+                Address::Unix(path) => {
+                    out.push_str("{\"pipe\":{\"path\":");
+                    crate::stats::render::json_string(&path.display().to_string(), &mut out);
+                    out.push_str("}}");
+                }
+            }
+            out.push('}');
+        }
+        out.push_str("]}\n");
+        return Reply::new(200, "application/json", out.as_bytes());
+    }
+    let mut out = String::new();
+    for (name, address) in bound.iter() {
+        out.push_str(&format!("{name}::{address}\n"));
+    }
+    Reply::new(200, TEXT, out.as_bytes())
+}
+
+fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
     match path {
         b"/ready" => {
             let server = state.effective_state();
@@ -257,6 +347,7 @@ fn route(path: &[u8], state: &ControlState) -> Reply {
             "application/json",
             server_info::server_info(state).as_bytes(),
         ),
+        b"/listeners" => listeners(state, query),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }

@@ -27,6 +27,11 @@ impl Query {
         self.params.iter().any(|(n, _)| n == name)
     }
 
+    /// The parameters' names, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.params.iter().map(|(n, _)| n.as_str())
+    }
+
     /// The first value of the parameter (a flag has the empty value).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.params
