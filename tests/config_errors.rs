@@ -706,3 +706,16 @@ clusters:
         })
     );
 }
+
+#[test]
+fn a_body_file_that_is_not_a_regular_file_is_refused_at_once() {
+    let started = std::time::Instant::now();
+    let errors = errors(
+        "listeners:\n  - name: l\n    address: 127.0.0.1:8080\n    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200, body: { filename: /dev/zero } }\n",
+    );
+    assert_eq!(
+        errors,
+        ["ringway.yaml:6:59: listeners[0].routes[0].direct_response.body.filename: cannot read /dev/zero: not a regular file"]
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}

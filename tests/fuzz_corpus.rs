@@ -41,3 +41,8 @@ fn proxy_protocol_corpus() {
 fn chunked_corpus() {
     assert!(replay("chunked", fuzz_chunked) > 0);
 }
+
+#[test]
+fn config_corpus() {
+    assert!(replay("config", ringway::config::fuzz) > 0);
+}

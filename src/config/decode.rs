@@ -773,15 +773,23 @@ fn body_source(
         (None, Some(n)) => {
             let name = n.str(diag)?;
             let path = base_dir.join(name);
+            // A regular file, read up to the limit: a device (`/dev/zero`) or a FIFO
+            // would otherwise stall the load for ever (their length reads 0).
             let read = std::fs::metadata(&path).and_then(|meta| {
-                if meta.len() > MAX_BODY_FILE {
-                    Err(std::io::Error::other(format!(
-                        "{} bytes; a direct response body is at most {MAX_BODY_FILE}",
-                        meta.len()
-                    )))
-                } else {
-                    std::fs::read(&path)
+                if !meta.is_file() {
+                    return Err(std::io::Error::other("not a regular file"));
                 }
+                use std::io::Read as _;
+                let mut bytes = Vec::new();
+                std::fs::File::open(&path)?
+                    .take(MAX_BODY_FILE + 1)
+                    .read_to_end(&mut bytes)?;
+                if bytes.len() as u64 > MAX_BODY_FILE {
+                    return Err(std::io::Error::other(format!(
+                        "over {MAX_BODY_FILE} bytes; a direct response body is at most that"
+                    )));
+                }
+                Ok(bytes)
             });
             match read {
                 Ok(bytes) => Some(Bytes::from(bytes)),

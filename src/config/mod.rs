@@ -95,6 +95,23 @@ impl Config {
     }
 }
 
+/// The fuzz target's checks (`fuzz/fuzz_targets/config.rs`, replayed by
+/// `tests/fuzz_corpus.rs`): any text is a config or a list of errors, never a panic or
+/// a hang, and parsing is deterministic.
+pub fn fuzz(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    // Relative file names are resolved in a directory with nothing to read.
+    let source = Path::new("/nonexistent/fuzz.yaml");
+    let first = Config::parse(text, source);
+    assert_eq!(
+        first,
+        Config::parse(text, source),
+        "parsing is deterministic"
+    );
+}
+
 /// 1-based line and column (in characters) of byte `offset`, for the UTF-8 error.
 fn position_of_byte(bytes: &[u8], offset: usize) -> (usize, usize) {
     let before = bytes.get(..offset).unwrap_or(bytes);
