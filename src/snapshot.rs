@@ -20,7 +20,7 @@ use crate::{
     local_reply::LocalReplies,
     router::{HostRouter, RouteDefaults},
     stats::{names, Histogram, Scope, StatsStore, WorkerHistogram, WorkerScope},
-    upstream::{static_members, ClusterSnapshot, ClusterStats, Discovered, PoolRegistry},
+    upstream::{static_members, ClusterSnapshot, ClusterStats, Discovered, Members, PoolRegistry},
 };
 
 /// The stats scopes of one listener, shared by all workers (each writes its own cells).
@@ -57,6 +57,8 @@ pub struct StatsHandles {
     pub clusters: HashMap<String, Arc<Scope>>,
     /// `cluster.<name>.upstream_rq_time` and `upstream_cx_connect_ms`, by cluster name.
     pub cluster_histograms: HashMap<String, [Arc<Histogram>; 2]>,
+    /// The members of each static cluster, with their host stats.
+    pub static_members: HashMap<String, Members>,
     /// Every listener's connections, for `max_connections`.
     pub open_global: Arc<OpenConnections>,
 }
@@ -93,6 +95,19 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                 let rq_time = store.histogram(&format!("cluster.{name}.upstream_rq_time"));
                 let connect = store.histogram(&format!("cluster.{name}.upstream_cx_connect_ms"));
                 (name.clone(), [rq_time, connect])
+            })
+            .collect(),
+        static_members: config
+            .clusters
+            .iter()
+            .filter_map(|c| match &c.endpoints {
+                Endpoints::Static(endpoints) => {
+                    let members = static_members(endpoints, |address| {
+                        Some(store.host(&c.name, &address.to_string()))
+                    });
+                    Some((c.name.clone(), members))
+                }
+                Endpoints::Dns(_) => None,
             })
             .collect(),
         open_global: store.open_connections(""),
@@ -275,7 +290,10 @@ impl Snapshot {
                 let scope = stats.clusters.get(&c.name)?;
                 let [rq_time, connect] = stats.cluster_histograms.get(&c.name)?;
                 let members = match &c.endpoints {
-                    Endpoints::Static(endpoints) => static_members(endpoints),
+                    Endpoints::Static(endpoints) => match stats.static_members.get(&c.name) {
+                        Some(members) => Members::clone(members),
+                        None => static_members(endpoints, |_| None),
+                    },
                     Endpoints::Dns(_) => discovered.get(&c.name).cloned().unwrap_or_default(),
                 };
                 Some(ClusterSnapshot::build(
@@ -283,6 +301,7 @@ impl Snapshot {
                     &members,
                     pools,
                     ClusterStats {
+                        worker,
                         scope: scope.for_worker(worker),
                         rq_time: rq_time.for_worker(worker),
                         connect_ms: connect.for_worker(worker),

@@ -560,3 +560,86 @@ fn listeners_and_logging() {
         "{again}"
     );
 }
+
+#[test]
+fn clusters_lists_every_host_with_its_stats() {
+    let upstream = Upstream::start(false);
+    for driver in drivers() {
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, &upstream.endpoint()));
+        // Three requests on one keep-alive connection, one answered 503 by the upstream.
+        let mut conn = std::io::BufReader::new(connect(addr).unwrap());
+        for status in ["200", "200", "503"] {
+            let request =
+                format!("GET /x HTTP/1.1\r\nHost: t\r\nx-respond-status: {status}\r\n\r\n");
+            conn.get_mut().write_all(request.as_bytes()).unwrap();
+            read_response(&mut conn, false).unwrap();
+        }
+        let host = upstream.endpoint();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let text = loop {
+            let (status, text, _) = body(&rw, "/clusters");
+            assert_eq!(status, 200);
+            if text.contains(&format!("backend::{host}::rq_total::3\n"))
+                || std::time::Instant::now() > deadline
+            {
+                break text;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        for line in [
+            "backend::default_priority::max_connections::1024".to_owned(),
+            "backend::high_priority::max_retries::3".to_owned(),
+            "backend::added_via_api::false".to_owned(),
+            format!("backend::{host}::cx_active::1"),
+            format!("backend::{host}::cx_connect_fail::0"),
+            format!("backend::{host}::cx_total::1"),
+            format!("backend::{host}::rq_active::0"),
+            format!("backend::{host}::rq_error::1"),
+            format!("backend::{host}::rq_success::2"),
+            format!("backend::{host}::rq_total::3"),
+            format!("backend::{host}::health_flags::healthy"),
+            format!("backend::{host}::weight::1"),
+            "idle::127.0.0.1:9::rq_total::0".to_owned(),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{driver}: {line} in\n{text}"
+            );
+        }
+        // Every line has Envoy's `<cluster>::…::<value>` shape.
+        assert!(text.lines().all(|l| l.split("::").count() >= 3), "{text}");
+        let (_, json, content_type) = body(&rw, "/clusters?format=json");
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+        let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let backend = &doc["cluster_statuses"][0];
+        assert_eq!(backend["name"], "backend");
+        let status = &backend["host_statuses"][0];
+        assert_eq!(
+            status["address"]["socket_address"]["port_value"],
+            upstream.addr.port()
+        );
+        let stat = |name: &str| {
+            status["stats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(stat("rq_success")["value"], "2");
+        assert_eq!(stat("cx_active")["type"], "GAUGE");
+        assert_eq!(status["health_status"]["eds_health_status"], "HEALTHY");
+        // The connection closes: cx_active goes back to 0.
+        drop(conn);
+        let deadline = std::time::Instant::now() + Duration::from_secs(8);
+        let closed = format!("backend::{host}::cx_active::0");
+        while !body(&rw, "/clusters").1.lines().any(|l| l == closed) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{driver}: cx_active stays up"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

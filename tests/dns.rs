@@ -162,6 +162,17 @@ fn a_strict_dns_cluster_follows_its_name_and_keeps_the_last_answer_when_resoluti
         hosts.set("127.0.0.2 orders.test\n");
         until_seen_by(addr, &b);
         assert!(stat(&rw, "cluster.orders.membership_change") >= 1);
+        // `/clusters` lists the new address, with the name it was resolved from.
+        let clusters = String::from_utf8(get(rw.admin, "/clusters").unwrap().body).unwrap();
+        let host = format!("orders::127.0.0.2:{target}::");
+        assert!(
+            clusters.contains(&format!("{host}hostname::orders.test\n")),
+            "{clusters}"
+        );
+        assert!(
+            !clusters.contains(&format!("orders::127.0.0.1:{target}::")),
+            "{clusters}"
+        );
         drain(&a);
 
         // The name disappears: the last good address keeps serving.

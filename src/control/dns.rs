@@ -17,7 +17,8 @@ use crate::{
     config::{Config, DnsDiscovery, Endpoints},
     discovery::{system_lookup, Resolver, Target, Update},
     snapshot::{control_cells, StatsHandles},
-    upstream::{Discovered, Members},
+    stats::StatsStore,
+    upstream::{with_host_stats, Discovered, Members},
 };
 
 /// How long a start or a reload waits for the first resolution of its new DNS clusters.
@@ -87,14 +88,22 @@ impl Dns {
     }
 
     /// Takes an update; returns it when it is for a cluster's current spec (to forward
-    /// to the workers).
-    pub(super) fn accept(&mut self, update: Update) -> Option<(String, Members)> {
+    /// to the workers), its members with their host stats from `store`.
+    pub(super) fn accept(
+        &mut self,
+        update: Update,
+        store: &mut StatsStore,
+    ) -> Option<(String, Members)> {
         let (spec, members) = self.current.get_mut(&update.cluster)?;
         if *spec != update.spec {
             return None;
         }
-        *members = Some(Members::clone(&update.members));
-        Some((update.cluster, update.members))
+        let cluster = update.cluster;
+        let with_stats = with_host_stats(&update.members, |address| {
+            store.host(&cluster, &address.to_string())
+        });
+        *members = Some(Members::clone(&with_stats));
+        Some((cluster, with_stats))
     }
 
     /// Whether every cluster in `pending` has its first answer.
@@ -106,12 +115,12 @@ impl Dns {
 
     /// Blocks until the clusters in `pending` have answered, or the timeout (at start,
     /// before any worker exists).
-    pub(super) fn wait_first_round(&mut self, pending: &[String]) {
+    pub(super) fn wait_first_round(&mut self, pending: &[String], store: &mut StatsStore) {
         let deadline = std::time::Instant::now() + FIRST_ROUND_TIMEOUT;
         while !self.answered(pending) {
             match self.updates.recv_deadline(deadline) {
                 Ok(update) => {
-                    self.accept(update);
+                    self.accept(update, store);
                 }
                 Err(_) => break,
             }

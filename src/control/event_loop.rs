@@ -3,6 +3,7 @@
 //! lifecycle in the module note of `control`.
 
 use super::*;
+use crate::upstream::Members;
 
 /// How long a reload waits for every worker's acknowledgement.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -294,7 +295,7 @@ impl Control {
         for (tx, sockets) in self.commands.iter().zip(plan.sockets) {
             let command = Command::Apply {
                 config: Arc::clone(&next),
-                stats: stats.clone(),
+                stats: Box::new(stats.clone()),
                 version,
                 sockets,
                 discovered: Arc::clone(&discovered),
@@ -307,6 +308,7 @@ impl Control {
         self.state
             .config_counts
             .set((next.listeners.len(), next.clusters.len()));
+        *self.state.clusters.borrow_mut() = state::clusters_view(&next, &stats, &discovered);
         *self.config.borrow_mut() = next;
         *self.stats_handles.borrow_mut() = stats;
         // `server.config_version` says what every worker serves: publish it once all
@@ -344,8 +346,20 @@ impl Control {
 
     /// Takes a DNS update; when it is current, every worker gets the new members.
     async fn forward_members(&self, update: crate::discovery::Update) {
-        let accepted = self.dns.borrow_mut().accept(update);
+        let accepted = self
+            .dns
+            .borrow_mut()
+            .accept(update, &mut self.state.stats.borrow_mut());
         if let Some((cluster, members)) = accepted {
+            if let Some(entry) = self
+                .state
+                .clusters
+                .borrow_mut()
+                .iter_mut()
+                .find(|(name, _)| *name == cluster)
+            {
+                entry.1 = Members::clone(&members);
+            }
             self.send_all(|| Command::Members {
                 cluster: cluster.clone(),
                 members: Arc::clone(&members),

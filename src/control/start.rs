@@ -82,7 +82,7 @@ pub(super) fn start(
     // warming), on the resolver's threads; the control thread only waits.
     let mut dns = dns::Dns::new();
     let pending = dns.watch(&config, &stats)?;
-    dns.wait_first_round(&pending);
+    dns.wait_first_round(&pending, &mut store);
     let discovered = dns.discovered();
     let config = Arc::new(config);
     let (events_tx, events_rx) = flume::unbounded();
@@ -135,6 +135,7 @@ pub(super) fn start(
         tags: Arc::new(crate::stats::tags::TagExtractors::envoy_defaults()),
         config_counts: Cell::new((config.listeners.len(), config.clusters.len())),
         bound: RefCell::new(state::bound_addresses(&groups)),
+        clusters: RefCell::new(state::clusters_view(&config, &stats, &discovered)),
         log_level: RefCell::new(options.log_level.clone()),
     });
     state.reloads.version.set(1);

@@ -82,11 +82,35 @@ pub struct ControlState {
     pub(super) tags: Arc<TagExtractors>,
     /// Listeners and clusters of the config serving now.
     pub(super) config_counts: Cell<(usize, usize)>,
+    /// Every cluster's name and members now, in config order (`/clusters`).
+    pub(super) clusters: RefCell<Vec<(String, crate::upstream::Members)>>,
     /// The log level now (`/logging`).
     pub(super) log_level: RefCell<String>,
     /// Each listener's name and bound address (a configured port 0 as bound), for
     /// `/listeners`.
     pub(super) bound: RefCell<Vec<(String, crate::config::Address)>>,
+}
+
+/// Every cluster of `config` with its members: written for static clusters, as DNS
+/// found them (`discovered`) for the others.
+pub(super) fn clusters_view(
+    config: &Config,
+    stats: &StatsHandles,
+    discovered: &crate::upstream::Discovered,
+) -> Vec<(String, crate::upstream::Members)> {
+    config
+        .clusters
+        .iter()
+        .map(|c| {
+            let members = stats
+                .static_members
+                .get(&c.name)
+                .or_else(|| discovered.get(&c.name))
+                .cloned()
+                .unwrap_or_default();
+            (c.name.clone(), members)
+        })
+        .collect()
 }
 
 /// The name and bound address of each listener socket group.

@@ -256,6 +256,7 @@ fn members(target: &Target, last_good: &[Option<Vec<IpAddr>>]) -> Members {
             address: Address::Tcp(SocketAddr::new(*ip, name.port)),
             weight: name.weight,
             hostname: Some(Arc::clone(&hostname)),
+            stats: None,
         }));
     }
     members.into()

@@ -267,3 +267,38 @@ mod tests {
         );
     }
 }
+
+/// Per host of a cluster (`/clusters` shows them; `/stats` does not, as in Envoy):
+/// Envoy's host stats, in the order `/clusters` prints them.
+pub mod host {
+    use super::*;
+
+    /// Connections open to the host now.
+    pub const CX_ACTIVE: usize = 0;
+    /// Connects that failed or timed out.
+    pub const CX_CONNECT_FAIL: usize = 1;
+    /// Connections opened.
+    pub const CX_TOTAL: usize = 2;
+    /// Requests in flight to the host now.
+    pub const RQ_ACTIVE: usize = 3;
+    /// Requests that failed: a 5xx answer, or no answer (timeouts apart).
+    pub const RQ_ERROR: usize = 4;
+    /// Requests answered below 500.
+    pub const RQ_SUCCESS: usize = 5;
+    /// Requests that timed out.
+    pub const RQ_TIMEOUT: usize = 6;
+    /// Requests sent (retries included).
+    pub const RQ_TOTAL: usize = 7;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 8] = [
+        gauge("cx_active"),
+        counter("cx_connect_fail"),
+        counter("cx_total"),
+        gauge("rq_active"),
+        counter("rq_error"),
+        counter("rq_success"),
+        counter("rq_timeout"),
+        counter("rq_total"),
+    ];
+}

@@ -15,6 +15,8 @@ pub struct StatsStore {
     scopes: BTreeMap<Box<str>, Arc<Scope>>,
     open_connections: BTreeMap<Box<str>, Arc<crate::limit::OpenConnections>>,
     histograms: BTreeMap<Box<str>, Arc<Histogram>>,
+    /// Per-host scopes, by cluster name and host address (`/clusters` only).
+    hosts: BTreeMap<(String, String), Arc<Scope>>,
 }
 
 impl StatsStore {
@@ -25,6 +27,7 @@ impl StatsStore {
             scopes: BTreeMap::new(),
             open_connections: BTreeMap::new(),
             histograms: BTreeMap::new(),
+            hosts: BTreeMap::new(),
         }
     }
 
@@ -46,6 +49,23 @@ impl StatsStore {
             self.histograms
                 .entry(name.into())
                 .or_insert_with(|| Arc::new(Histogram::new(name, workers))),
+        )
+    }
+
+    /// The host stats of `address` in `cluster`, created on first use (kept across
+    /// reloads and DNS changes, as scopes are).
+    pub fn host(&mut self, cluster: &str, address: &str) -> Arc<Scope> {
+        let workers = self.workers;
+        Arc::clone(
+            self.hosts
+                .entry((cluster.to_owned(), address.to_owned()))
+                .or_insert_with(|| {
+                    Arc::new(Scope::new(
+                        format!("cluster.{cluster}.{address}."),
+                        &super::names::host::DEFS,
+                        workers,
+                    ))
+                }),
         )
     }
 

@@ -28,6 +28,19 @@ pub struct UpstreamConn {
     io: Halves,
     /// The socket, for the idle check's peek (the halves hide it).
     fd: RawFd,
+    /// Counts the connection in its host's `cx_active` while it lives.
+    active: Option<Active>,
+}
+
+/// A connection counted in its host's `cx_active` gauge until dropped (the host's
+/// cells only: holding the host would hold its pool, which holds this connection).
+#[derive(Debug)]
+struct Active(std::rc::Rc<crate::stats::WorkerScope>);
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.get(crate::stats::names::host::CX_ACTIVE).dec();
+    }
 }
 
 #[derive(Debug)]
@@ -64,6 +77,14 @@ pub enum ConnectError {
 }
 
 impl UpstreamConn {
+    /// Counts this connection in `host`'s `cx_active` until it closes.
+    pub fn count_active(&mut self, host: &super::Host) {
+        if let Some(stats) = &host.stats {
+            stats.get(crate::stats::names::host::CX_ACTIVE).inc();
+            self.active = Some(Active(std::rc::Rc::clone(stats)));
+        }
+    }
+
     /// Connects with a deadline. TCP connections get `TCP_NODELAY`: heads and small
     /// bodies must not wait for Nagle.
     pub async fn connect(address: &Address, timeout: Duration) -> Result<Self, ConnectError> {
@@ -78,6 +99,7 @@ impl UpstreamConn {
                     Ok(UpstreamConn {
                         io: Halves::Tcp(read, write),
                         fd,
+                        active: None,
                     })
                 }
                 Address::Unix(path) => {
@@ -87,6 +109,7 @@ impl UpstreamConn {
                     Ok(UpstreamConn {
                         io: Halves::Unix(read, write),
                         fd,
+                        active: None,
                     })
                 }
             }

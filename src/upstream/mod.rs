@@ -20,13 +20,13 @@ use std::{cell::RefCell, collections::HashMap, rc::Rc, sync::Arc, time::Duration
 
 use crate::{
     config::{self, Address, PoolSettings},
-    stats::{WorkerHistogram, WorkerScope},
+    stats::{Scope, WorkerHistogram, WorkerScope},
 };
 use balancer::WeightedRoundRobin;
 use pool::EndpointPool;
 
 /// One endpoint of a cluster: written in the config, or found by discovery.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Member {
     /// Where to connect.
     pub address: Address,
@@ -35,19 +35,80 @@ pub struct Member {
     /// The name it was resolved from (DNS discovery): the Host an endpoint host rewrite
     /// sends, as Envoy's `auto_host_rewrite` does.
     pub hostname: Option<Arc<str>>,
+    /// Its host stats (`/clusters`), attached by the control thread.
+    pub stats: Option<Arc<Scope>>,
+}
+
+/// Members are the same endpoint when address, weight and name are (the stats handle
+/// follows from them).
+impl PartialEq for Member {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.address, self.weight, &self.hostname)
+            == (&other.address, other.weight, &other.hostname)
+    }
+}
+
+impl Eq for Member {}
+
+/// A member as a worker's balancer holds it: its pool and this worker's host cells.
+#[derive(Debug)]
+pub struct Host {
+    /// The endpoint's pool (shared with other clusters listing the same endpoint).
+    pub pool: Rc<EndpointPool>,
+    /// This worker's cells of the host's stats (none outside a running process). An
+    /// `Rc`, so that a connection can count itself in `cx_active` until it closes
+    /// without holding the host (and through it the pool that holds the connection).
+    pub stats: Option<Rc<WorkerScope>>,
+}
+
+impl Host {
+    /// Adds one to host stat `index` (a `names::host` constant), when there are cells.
+    #[inline]
+    pub fn count(&self, index: usize) {
+        if let Some(stats) = &self.stats {
+            stats.get(index).inc();
+        }
+    }
+
+    /// Takes one from gauge `index`.
+    #[inline]
+    pub fn uncount(&self, index: usize) {
+        if let Some(stats) = &self.stats {
+            stats.get(index).dec();
+        }
+    }
 }
 
 /// A cluster's endpoints as one value, shared by the workers' snapshots.
 pub type Members = Arc<[Member]>;
 
-/// The members of a static cluster: its endpoints as written.
-pub fn static_members(endpoints: &[config::Endpoint]) -> Members {
+/// The members of a static cluster: its endpoints as written, with their host stats
+/// from `stats` (the control thread's store) when given.
+pub fn static_members(
+    endpoints: &[config::Endpoint],
+    mut stats: impl FnMut(&Address) -> Option<Arc<Scope>>,
+) -> Members {
     endpoints
         .iter()
         .map(|e| Member {
             address: e.address.clone(),
             weight: e.weight,
             hostname: None,
+            stats: stats(&e.address),
+        })
+        .collect()
+}
+
+/// `members` with their host stats from `stats` (a DNS update, on the control thread).
+pub fn with_host_stats(
+    members: &[Member],
+    mut stats: impl FnMut(&Address) -> Arc<Scope>,
+) -> Members {
+    members
+        .iter()
+        .map(|m| Member {
+            stats: Some(stats(&m.address)),
+            ..m.clone()
         })
         .collect()
 }
@@ -117,15 +178,27 @@ impl PoolRegistry {
 /// when discovery changes the members.
 #[derive(Debug)]
 struct Balanced {
-    pools: Vec<Rc<EndpointPool>>,
+    hosts: Vec<Rc<Host>>,
     balancer: WeightedRoundRobin,
 }
 
 impl Balanced {
-    fn new(members: &[Member], registry: &PoolRegistry, skip: u64) -> Self {
+    fn new(members: &[Member], registry: &PoolRegistry, (skip, worker): (u64, usize)) -> Self {
         let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
         Balanced {
-            pools: members.iter().map(|m| registry.get(m)).collect(),
+            hosts: members
+                .iter()
+                .map(|m| {
+                    Rc::new(Host {
+                        pool: registry.get(m),
+                        stats: m
+                            .stats
+                            .as_ref()
+                            .filter(|s| worker < s.workers())
+                            .map(|s| Rc::new(s.for_worker(worker))),
+                    })
+                })
+                .collect(),
             balancer: WeightedRoundRobin::new(&weights, skip),
         }
     }
@@ -134,6 +207,8 @@ impl Balanced {
 /// A worker's stat handles of one cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterStats {
+    /// The worker's index (for its cells of each host's stats).
+    pub worker: usize,
     /// `cluster.<name>.` cells.
     pub scope: WorkerScope,
     /// `cluster.<name>.upstream_rq_time`.
@@ -150,6 +225,8 @@ pub struct ClusterSnapshot {
     members: RefCell<Balanced>,
     /// The balancer's random start (per worker), kept for member updates.
     skip: u64,
+    /// The worker's index (its host cells).
+    worker: usize,
     /// Time allowed to connect.
     pub connect_timeout: Duration,
     /// Pool limits.
@@ -177,8 +254,9 @@ impl ClusterSnapshot {
     ) -> Self {
         ClusterSnapshot {
             name: cluster.name.as_str().into(),
-            members: RefCell::new(Balanced::new(members, registry, skip)),
+            members: RefCell::new(Balanced::new(members, registry, (skip, stats.worker))),
             skip,
+            worker: stats.worker,
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool,
             stats: stats.scope,
@@ -191,18 +269,18 @@ impl ClusterSnapshot {
     /// Replaces the members (a DNS update). Requests under way keep their endpoint;
     /// pools no longer listed drain (`PoolRegistry::sweep`).
     pub fn set_members(&self, members: &[Member], registry: &PoolRegistry) {
-        *self.members.borrow_mut() = Balanced::new(members, registry, self.skip);
+        *self.members.borrow_mut() = Balanced::new(members, registry, (self.skip, self.worker));
     }
 
     /// The endpoint for the next request; `None` when the cluster has no members.
-    pub fn pick(&self) -> Option<Rc<EndpointPool>> {
+    pub fn pick(&self) -> Option<Rc<Host>> {
         let members = self.members.borrow();
-        members.pools.get(members.balancer.pick()).cloned()
+        members.hosts.get(members.balancer.pick()).cloned()
     }
 
     /// How many endpoints the cluster has now.
     pub fn member_count(&self) -> usize {
-        self.members.borrow().pools.len()
+        self.members.borrow().hosts.len()
     }
 }
 
@@ -215,6 +293,7 @@ mod tests {
             address: Address::Tcp(address.parse().unwrap()),
             weight: 1,
             hostname: hostname.map(Into::into),
+            stats: None,
         }
     }
 
@@ -253,6 +332,7 @@ mod tests {
         ));
         let histogram = Arc::new(crate::stats::Histogram::new("h", 1));
         let stats = ClusterStats {
+            worker: 0,
             scope: scope.for_worker(0),
             rq_time: histogram.for_worker(0),
             connect_ms: histogram.for_worker(0),
@@ -264,7 +344,7 @@ mod tests {
             &registry,
         );
         let picks: Vec<String> = (0..4)
-            .map(|_| snapshot.pick().unwrap().address_text().to_owned())
+            .map(|_| snapshot.pick().unwrap().pool.address_text().to_owned())
             .collect();
         assert_eq!(
             picks,

@@ -104,8 +104,9 @@ pub enum Command {
     Apply {
         /// The validated config.
         config: Arc<Config>,
-        /// Its stats scopes (surviving names keep their scopes).
-        stats: StatsHandles,
+        /// Its stats scopes (surviving names keep their scopes); boxed, as the largest
+        /// part of the rarest command.
+        stats: Box<StatsHandles>,
         /// The config version, echoed in `Applied`.
         version: u64,
         /// New sockets, by listener name.

@@ -5,7 +5,8 @@
 //! `x-respond-chunked: 1` (chunked response), `x-delay-ms: N` (answer late),
 //! `x-close-after: 1` (close the connection after answering, without saying so, as an
 //! origin's idle timeout does), `x-malformed: 1` (an invalid status line),
-//! `x-respond-header: name: value` (that field in the response, content-length responses).
+//! `x-respond-header: name: value` (that field in the response, content-length responses),
+//! `x-respond-status: N` (that status instead of 200, content-length responses).
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -199,6 +200,7 @@ fn serve<R: Read, W: Write>(mut reader: BufReader<R>, mut writer: W, tx: mpsc::S
         let extra = seen_header("x-respond-header")
             .map(|line| format!("{line}\r\n"))
             .unwrap_or_default();
+        let status = seen_header("x-respond-status").unwrap_or_else(|| "200".into());
         let head_request = head.starts_with("HEAD ");
         let _ = tx.send(Seen {
             head: head.clone(),
@@ -224,7 +226,7 @@ fn serve<R: Read, W: Write>(mut reader: BufReader<R>, mut writer: W, tx: mpsc::S
             }
         } else {
             out.extend_from_slice(
-                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-upstream: echo\r\nkeep-alive: timeout=30\r\n{extra}\r\n", body.len())
+                format!("HTTP/1.1 {status} OK\r\ncontent-length: {}\r\nx-upstream: echo\r\nkeep-alive: timeout=30\r\n{extra}\r\n", body.len())
                     .as_bytes(),
             );
             if !head_request {

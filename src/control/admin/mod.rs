@@ -4,7 +4,7 @@
 //! rendered from what the control thread holds, so a scrape never waits for a worker:
 //! `/ready` (200 `LIVE` when serving, 503 with the state otherwise), `/stats` (text,
 //! JSON or Prometheus, `filter`, `usedonly`, `type`: `stats`), `/stats/prometheus`,
-//! `/server_info` (`server_info`), `/listeners`, `/help` and `/`; and, by POST only (a GET is
+//! `/server_info` (`server_info`), `/listeners`, `/clusters` (`clusters`), `/help` and `/`; and, by POST only (a GET is
 //! answered 400 and changes nothing, as in Envoy): `/healthcheck/fail` and
 //! `/healthcheck/ok`, `/reset_counters`, `/logging`, `/drain_listeners`, `/quitquitquit`, and
 //! ringway's `/reload` (200 with the new config version once every worker applied it,
@@ -15,6 +15,7 @@
 //! thread of its own (milliseconds for a large process), so `/ready` and the control loop
 //! never wait behind one.
 
+mod clusters;
 mod query;
 mod server_info;
 mod stats;
@@ -236,6 +237,7 @@ const HELP: &str = "admin commands are:
   /stats: every stat (?filter=REGEX, ?usedonly, ?type=Counters|Gauges|All, ?format=json|prometheus)
   /stats/prometheus: every stat in Prometheus' text format (?filter=, ?usedonly)
   /listeners: each listener's name and bound address (?format=json)
+  /clusters: every cluster and its hosts, with each host's stats (?format=json)
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
   POST /reset_counters: counters read 0 from now on
@@ -348,6 +350,7 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
             server_info::server_info(state).as_bytes(),
         ),
         b"/listeners" => listeners(state, query),
+        b"/clusters" => clusters::clusters(state, query.get("format") == Some("json")),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }

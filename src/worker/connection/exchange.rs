@@ -38,7 +38,7 @@ use crate::{
     flow::{Credit, OneChunk},
     http1::{self, HeadScanner, ResponseFraming, Version},
     proxy_protocol,
-    stats::names::{cluster as cx, http as rq},
+    stats::names::{cluster as cx, host as hx, http as rq},
     upstream::{
         conn::{ConnectError, ReadHalf, UpstreamConn},
         pool::Lease,
@@ -82,10 +82,15 @@ impl Connection<'_> {
         if lease.conn.is_none() {
             let timeout = cluster.connect_timeout.min(deadline.left());
             let connecting = Instant::now();
+            let host = self.upstream.clone();
             match UpstreamConn::connect(lease.address(), timeout).await {
                 Ok(mut conn) => {
                     cluster.connect_ms.record(connecting.elapsed());
                     cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
+                    if let Some(host) = &host {
+                        host.count(hx::CX_TOTAL);
+                        conn.count_active(host);
+                    }
                     if let Some(version) = cluster.proxy_protocol {
                         self.send_proxy_header(&mut conn, version, deadline).await?;
                     }
@@ -93,10 +98,16 @@ impl Connection<'_> {
                 }
                 Err(ConnectError::Timeout) => {
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
+                    if let Some(host) = &host {
+                        host.count(hx::CX_CONNECT_FAIL);
+                    }
                     return Err(Error::new(ErrorKind::ConnectTimeout, Side::Upstream));
                 }
                 Err(ConnectError::Io(e)) => {
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+                    if let Some(host) = &host {
+                        host.count(hx::CX_CONNECT_FAIL);
+                    }
                     let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
                     return Err(error.because(Cause::of_error(&e)));
                 }
@@ -498,7 +509,7 @@ impl Connection<'_> {
             if let Some(upstream) = &self.upstream {
                 let address = &mut self.filters.upstream;
                 address.clear();
-                address.extend_from_slice(upstream.address_text().as_bytes());
+                address.extend_from_slice(upstream.pool.address_text().as_bytes());
             }
             let head_view = &mut ResponseHead::new(&mut self.response, head);
             chain.on_response(head_view, &mut self.filters);

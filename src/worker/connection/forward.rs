@@ -23,7 +23,7 @@ use crate::{
     config::{ExpectContinue, HostRewrite},
     error::{Error, ErrorKind, Side},
     http1::{BodyFraming, Method},
-    stats::names::cluster as cx,
+    stats::names::{cluster as cx, host as hx},
     upstream::ClusterSnapshot,
 };
 
@@ -61,7 +61,7 @@ impl Connection<'_> {
         };
         // The upstream head, and whatever body arrived with it, in one write chunk.
         let mut out = self.worker.bufs.take();
-        self.build_request_head(head_len, (picked.host(), host_rewrite), &mut out);
+        self.build_request_head(head_len, (picked.pool.host(), host_rewrite), &mut out);
         self.start += head_len;
         let mut body = match self.buffered_request_body(&mut out, chain) {
             Ok(body) => body,
@@ -88,8 +88,9 @@ impl Connection<'_> {
 
         let mut retried = false;
         let result = loop {
-            let pool = &picked;
-            self.upstream = Some(std::rc::Rc::clone(pool));
+            let host = &picked;
+            let pool = &host.pool;
+            self.upstream = Some(std::rc::Rc::clone(host));
             let lease = match deadline.within(pool.checkout(&cluster.pool)).await {
                 Err(expired) => break Err(deadline.error(expired, false, false)),
                 Ok(Err(_overflow)) => {
@@ -111,6 +112,9 @@ impl Connection<'_> {
             };
             let reused = lease.reused;
             cluster.stats.get(cx::UPSTREAM_RQ_TOTAL).inc();
+            let host = std::rc::Rc::clone(host);
+            host.count(hx::RQ_TOTAL);
+            host.count(hx::RQ_ACTIVE);
             if reused {
                 cluster.stats.get(cx::UPSTREAM_CX_POOL_REUSE).inc();
             }
@@ -125,6 +129,13 @@ impl Connection<'_> {
                     (stop, chain),
                 )
                 .await;
+            host.uncount(hx::RQ_ACTIVE);
+            match &outcome {
+                Ok(finished) if finished.forwarded.status >= 500 => host.count(hx::RQ_ERROR),
+                Ok(_) => host.count(hx::RQ_SUCCESS),
+                Err(e) if e.kind == ErrorKind::Timeout => host.count(hx::RQ_TIMEOUT),
+                Err(_) => host.count(hx::RQ_ERROR),
+            }
             match outcome {
                 Ok(finished) => {
                     // From routing to the end of the response (connecting and pool

@@ -244,7 +244,7 @@ struct Connection<'l> {
     /// The access log's per-request state; `None` without an access log.
     log: Option<RequestLog<'l>>,
     /// The endpoint the current request went to (for the access log).
-    upstream: Option<std::rc::Rc<crate::upstream::pool::EndpointPool>>,
+    upstream: Option<std::rc::Rc<crate::upstream::Host>>,
     /// What the route's filters keep for the current request (cleared per request).
     filters: RequestState,
     /// The current request asks for an upgrade its route allows.
@@ -463,7 +463,7 @@ impl Connection<'_> {
                         }
                         debug!(
                             listener = &*l.name,
-                            upstream = self.upstream.as_ref().map(|u| u.address_text()),
+                            upstream = self.upstream.as_ref().map(|u| u.pool.address_text()),
                             error = %e,
                             "request failed"
                         );
@@ -913,7 +913,7 @@ impl Connection<'_> {
         }
         let upstream = self.upstream.take();
         if let Some(log) = &mut self.log {
-            let address = upstream.as_ref().map(|u| u.address_text());
+            let address = upstream.as_ref().map(|u| u.pool.address_text());
             log.finish(&self.listener.name, status, bytes_sent, address, flags);
         }
     }
