@@ -72,6 +72,21 @@ fn istios_readiness_query_and_the_stats_parameters() {
             assert_eq!(parts.len(), 2, "{line}");
             parts[1].trim().parse::<u64>().unwrap();
         }
+        // Envoy's completed/active stats; a request is counted once its exchange ends,
+        // just after the client has its answer.
+        let expected = "cluster.backend.upstream_rq_active: 0\ncluster.backend.upstream_rq_completed: 3\nhttp.ingress_http.downstream_rq_completed: 3\n";
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let active = loop {
+            let (_, active, _) = body(
+                &rw,
+                r"/stats?filter=^(cluster\.backend\.upstream_(rq_completed|rq_active)|http\.ingress_http\.downstream_rq_completed)$",
+            );
+            if active == expected || std::time::Instant::now() > deadline {
+                break active;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(active, expected, "{driver}");
         // `usedonly` drops counters that never counted; the filter matches anywhere.
         let (_, used, _) = body(&rw, "/stats?usedonly&filter=cluster%5C.");
         assert!(
@@ -130,6 +145,9 @@ fn a_prometheus_scrape_parses_with_envoys_families_and_tags() {
     for _ in 0..4 {
         assert_eq!(get(addr, "/x").unwrap().status, 200);
     }
+    // Counted when each exchange ends, just after the client has its answer.
+    rw.wait_for_stat("cluster.backend.upstream_rq_completed", 4);
+    rw.wait_for_stat("http.ingress_http.downstream_rq_completed", 4);
     let (status, text, content_type) = body(&rw, "/stats/prometheus");
     assert_eq!(status, 200);
     assert_eq!(
@@ -579,7 +597,9 @@ fn clusters_lists_every_host_with_its_stats() {
         let text = loop {
             let (status, text, _) = body(&rw, "/clusters");
             assert_eq!(status, 200);
-            if text.contains(&format!("backend::{host}::rq_total::3\n"))
+            // The last request is counted once its exchange ends, just after the
+            // client has its answer.
+            if text.contains(&format!("backend::{host}::rq_error::1\n"))
                 || std::time::Instant::now() > deadline
             {
                 break text;
@@ -606,6 +626,9 @@ fn clusters_lists_every_host_with_its_stats() {
                 "{driver}: {line} in\n{text}"
             );
         }
+        // The cluster counts the same open connection (kept in the pool).
+        let (_, cx, _) = body(&rw, r"/stats?filter=^cluster\.backend\.upstream_cx_active$");
+        assert_eq!(cx, "cluster.backend.upstream_cx_active: 1\n", "{driver}");
         // Every line has Envoy's `<cluster>::…::<value>` shape.
         assert!(text.lines().all(|l| l.split("::").count() >= 3), "{text}");
         let (_, json, content_type) = body(&rw, "/clusters?format=json");
@@ -641,5 +664,7 @@ fn clusters_lists_every_host_with_its_stats() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        let (_, cx, _) = body(&rw, r"/stats?filter=^cluster\.backend\.upstream_cx_active$");
+        assert_eq!(cx, "cluster.backend.upstream_cx_active: 0\n", "{driver}");
     }
 }

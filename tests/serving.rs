@@ -82,7 +82,7 @@ fn stats_count_exactly_the_requests_sent() {
         assert_eq!(stats["http.public.downstream_rq_2xx"], 10, "{driver}");
         assert_eq!(stats["http.public.downstream_rq_4xx"], 20, "{driver}");
         assert_eq!(stats["http.public.downstream_rq_5xx"], 1, "{driver}");
-        assert_eq!(stats["http.public.rq_no_route"], 10, "{driver}");
+        assert_eq!(stats["http.public.no_route"], 10, "{driver}");
         assert_eq!(stats["http.public.rq_direct_response"], 20, "{driver}");
         assert_eq!(stats["listener.public.downstream_cx_total"], 1, "{driver}");
         assert_eq!(stats["listener.public.downstream_cx_active"], 0, "{driver}");

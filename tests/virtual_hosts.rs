@@ -75,7 +75,7 @@ fn without_a_default_host_an_unknown_authority_has_no_route() {
         });
         assert_eq!(get_host(addr, "a.test").status, 200, "{driver}");
         assert_eq!(get_host(addr, "b.test").status, 404, "{driver}");
-        assert_eq!(rw.wait_for_stat("http.public.rq_no_route", 1), 1);
+        assert_eq!(rw.wait_for_stat("http.public.no_route", 1), 1);
         // The host's CORS policy applies to its routes.
         let r = exchange(
             addr,

@@ -98,9 +98,11 @@ pub mod http {
     pub const DOWNSTREAM_CX_UPGRADES_ACTIVE: usize = 17;
     /// Upgrade requests on routes that do not allow them (answered 403).
     pub const DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE: usize = 18;
+    /// Requests that got a response (from upstream or ringway), not those cut short.
+    pub const DOWNSTREAM_RQ_COMPLETED: usize = 19;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 19] = [
+    pub static DEFS: [StatDef; 20] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -111,7 +113,7 @@ pub mod http {
         counter("downstream_cx_rx_bytes_total"),
         counter("downstream_cx_tx_bytes_total"),
         counter("rq_direct_response"),
-        counter("rq_no_route"),
+        counter("no_route"),
         counter("downstream_rq_header_timeout"),
         counter("downstream_cx_idle_timeout"),
         counter("downstream_rq_timeout"),
@@ -120,6 +122,7 @@ pub mod http {
         counter("downstream_cx_upgrades_total"),
         gauge("downstream_cx_upgrades_active"),
         counter("downstream_rq_ws_on_non_ws_route"),
+        counter("downstream_rq_completed"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
@@ -165,9 +168,15 @@ pub mod cluster {
     pub const MEMBERSHIP_CHANGE: usize = 17;
     /// Endpoints the cluster has now (static clusters: those written).
     pub const MEMBERSHIP_TOTAL: usize = 18;
+    /// Upstream requests that got a whole response.
+    pub const UPSTREAM_RQ_COMPLETED: usize = 19;
+    /// Upstream requests in flight now.
+    pub const UPSTREAM_RQ_ACTIVE: usize = 20;
+    /// Upstream connections open now (busy or idle in the pools).
+    pub const UPSTREAM_CX_ACTIVE: usize = 21;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 19] = [
+    pub static DEFS: [StatDef; 22] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -187,6 +196,9 @@ pub mod cluster {
         counter("update_failure"),
         counter("membership_change"),
         gauge("membership_total"),
+        counter("upstream_rq_completed"),
+        gauge("upstream_rq_active"),
+        gauge("upstream_cx_active"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -32,14 +32,22 @@ pub struct UpstreamConn {
     active: Option<Active>,
 }
 
-/// A connection counted in its host's `cx_active` gauge until dropped (the host's
-/// cells only: holding the host would hold its pool, which holds this connection).
+/// A connection counted in its cluster's `upstream_cx_active` and its host's `cx_active`
+/// gauges until dropped (the cells only: holding the host would hold its pool, which
+/// holds this connection).
 #[derive(Debug)]
-struct Active(std::rc::Rc<crate::stats::WorkerScope>);
+struct Active {
+    cluster: std::rc::Rc<crate::stats::WorkerScope>,
+    host: Option<std::rc::Rc<crate::stats::WorkerScope>>,
+}
 
 impl Drop for Active {
     fn drop(&mut self) {
-        self.0.get(crate::stats::names::host::CX_ACTIVE).dec();
+        use crate::stats::names::{cluster, host};
+        self.cluster.get(cluster::UPSTREAM_CX_ACTIVE).dec();
+        if let Some(stats) = &self.host {
+            stats.get(host::CX_ACTIVE).dec();
+        }
     }
 }
 
@@ -77,12 +85,23 @@ pub enum ConnectError {
 }
 
 impl UpstreamConn {
-    /// Counts this connection in `host`'s `cx_active` until it closes.
-    pub fn count_active(&mut self, host: &super::Host) {
-        if let Some(stats) = &host.stats {
-            stats.get(crate::stats::names::host::CX_ACTIVE).inc();
-            self.active = Some(Active(std::rc::Rc::clone(stats)));
+    /// Counts this connection in `cluster`'s `upstream_cx_active` and `host`'s
+    /// `cx_active` until it closes.
+    pub fn count_active(
+        &mut self,
+        cluster: &std::rc::Rc<crate::stats::WorkerScope>,
+        host: Option<&super::Host>,
+    ) {
+        use crate::stats::names;
+        cluster.get(names::cluster::UPSTREAM_CX_ACTIVE).inc();
+        let host = host.and_then(|h| h.stats.clone());
+        if let Some(stats) = &host {
+            stats.get(names::host::CX_ACTIVE).inc();
         }
+        self.active = Some(Active {
+            cluster: std::rc::Rc::clone(cluster),
+            host,
+        });
     }
 
     /// Connects with a deadline. TCP connections get `TCP_NODELAY`: heads and small

@@ -231,8 +231,9 @@ pub struct ClusterSnapshot {
     pub connect_timeout: Duration,
     /// Pool limits.
     pub pool: PoolSettings,
-    /// This worker's `cluster.<name>.` cells.
-    pub stats: WorkerScope,
+    /// This worker's `cluster.<name>.` cells (an `Rc`: connections count themselves in
+    /// `upstream_cx_active` until they close).
+    pub stats: Rc<WorkerScope>,
     /// This worker's `cluster.<name>.upstream_rq_time`.
     pub rq_time: WorkerHistogram,
     /// This worker's `cluster.<name>.upstream_cx_connect_ms`.
@@ -259,7 +260,7 @@ impl ClusterSnapshot {
             worker: stats.worker,
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool,
-            stats: stats.scope,
+            stats: Rc::new(stats.scope),
             rq_time: stats.rq_time,
             connect_ms: stats.connect_ms,
             proxy_protocol: cluster.proxy_protocol,

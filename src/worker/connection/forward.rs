@@ -115,6 +115,7 @@ impl Connection<'_> {
             let host = std::rc::Rc::clone(host);
             host.count(hx::RQ_TOTAL);
             host.count(hx::RQ_ACTIVE);
+            cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).inc();
             if reused {
                 cluster.stats.get(cx::UPSTREAM_CX_POOL_REUSE).inc();
             }
@@ -130,6 +131,7 @@ impl Connection<'_> {
                 )
                 .await;
             host.uncount(hx::RQ_ACTIVE);
+            cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).dec();
             match &outcome {
                 Ok(finished) if finished.forwarded.status >= 500 => host.count(hx::RQ_ERROR),
                 Ok(_) => host.count(hx::RQ_SUCCESS),
@@ -141,6 +143,7 @@ impl Connection<'_> {
                     // From routing to the end of the response (connecting and pool
                     // waits included), as Envoy's `upstream_rq_time`.
                     cluster.rq_time.record(now.elapsed());
+                    cluster.stats.get(cx::UPSTREAM_RQ_COMPLETED).inc();
                     cluster
                         .stats
                         .get(cx::status_class(finished.forwarded.status))

@@ -907,6 +907,10 @@ impl Connection<'_> {
     /// flags. Per-route stats, spans and outlier observations belong here too.
     fn complete(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
         self.worker.publish_allocations();
+        self.listener
+            .http_stats
+            .get(rq::DOWNSTREAM_RQ_COMPLETED)
+            .inc();
         if let Some(start) = self.rq_start.take() {
             // From the request's first byte to its last response byte written.
             self.listener.rq_time.record(start.elapsed());
