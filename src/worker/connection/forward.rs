@@ -112,7 +112,6 @@ impl Connection<'_> {
             };
             let reused = lease.reused;
             cluster.stats.get(cx::UPSTREAM_RQ_TOTAL).inc();
-            let host = std::rc::Rc::clone(host);
             host.count(hx::RQ_TOTAL);
             host.count(hx::RQ_ACTIVE);
             cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).inc();
@@ -141,8 +140,14 @@ impl Connection<'_> {
             match outcome {
                 Ok(finished) => {
                     // From routing to the end of the response (connecting and pool
-                    // waits included), as Envoy's `upstream_rq_time`.
-                    cluster.rq_time.record(now.elapsed());
+                    // waits included), as Envoy's `upstream_rq_time`; the response is
+                    // written to the client by now, so the same clock reading ends
+                    // `downstream_rq_time` too (one read fewer than in `complete`).
+                    let end = Instant::now();
+                    cluster.rq_time.record(end - now);
+                    if let Some(start) = self.rq_start.take() {
+                        l.rq_time.record(end - start);
+                    }
                     cluster.stats.get(cx::UPSTREAM_RQ_COMPLETED).inc();
                     cluster
                         .stats
