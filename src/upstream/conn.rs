@@ -36,16 +36,13 @@ pub struct UpstreamConn {
 /// gauges until dropped (the cells only: holding the host would hold its pool, which
 /// holds this connection).
 #[derive(Debug)]
-struct Active {
-    cluster: std::rc::Rc<crate::stats::WorkerScope>,
-    host: Option<std::rc::Rc<crate::stats::WorkerScope>>,
-}
+struct Active(std::rc::Rc<super::HostCells>);
 
 impl Drop for Active {
     fn drop(&mut self) {
         use crate::stats::names::{cluster, host};
-        self.cluster.get(cluster::UPSTREAM_CX_ACTIVE).dec();
-        if let Some(stats) = &self.host {
+        self.0.cluster.get(cluster::UPSTREAM_CX_ACTIVE).dec();
+        if let Some(stats) = &self.0.host {
             stats.get(host::CX_ACTIVE).dec();
         }
     }
@@ -85,23 +82,16 @@ pub enum ConnectError {
 }
 
 impl UpstreamConn {
-    /// Counts this connection in `cluster`'s `upstream_cx_active` and `host`'s
+    /// Counts this connection in its cluster's `upstream_cx_active` and its host's
     /// `cx_active` until it closes.
-    pub fn count_active(
-        &mut self,
-        cluster: &std::rc::Rc<crate::stats::WorkerScope>,
-        host: Option<&super::Host>,
-    ) {
+    pub fn count_active(&mut self, host: &super::Host) {
         use crate::stats::names;
-        cluster.get(names::cluster::UPSTREAM_CX_ACTIVE).inc();
-        let host = host.and_then(|h| h.stats.clone());
-        if let Some(stats) = &host {
+        let cells = &host.cells;
+        cells.cluster.get(names::cluster::UPSTREAM_CX_ACTIVE).inc();
+        if let Some(stats) = &cells.host {
             stats.get(names::host::CX_ACTIVE).inc();
         }
-        self.active = Some(Active {
-            cluster: std::rc::Rc::clone(cluster),
-            host,
-        });
+        self.active = Some(Active(std::rc::Rc::clone(cells)));
     }
 
     /// Connects with a deadline. TCP connections get `TCP_NODELAY`: heads and small

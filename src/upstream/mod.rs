@@ -50,22 +50,31 @@ impl PartialEq for Member {
 
 impl Eq for Member {}
 
-/// A member as a worker's balancer holds it: its pool and this worker's host cells.
+/// A member as a worker's balancer holds it: its pool and this worker's cells.
 #[derive(Debug)]
 pub struct Host {
     /// The endpoint's pool (shared with other clusters listing the same endpoint).
     pub pool: Rc<EndpointPool>,
-    /// This worker's cells of the host's stats (none outside a running process). An
-    /// `Rc`, so that a connection can count itself in `cx_active` until it closes
-    /// without holding the host (and through it the pool that holds the connection).
-    pub stats: Option<Rc<WorkerScope>>,
+    /// This worker's cells of the host and of its cluster. An `Rc`, so that a connection
+    /// can count itself in `cx_active` and `upstream_cx_active` until it closes without
+    /// holding the host (and through it the pool that holds the connection).
+    pub cells: Rc<HostCells>,
+}
+
+/// The cells a host's requests and connections count in, on one worker.
+#[derive(Debug)]
+pub struct HostCells {
+    /// The host's stats (`/clusters`); none outside a running process.
+    pub host: Option<WorkerScope>,
+    /// Its cluster's `cluster.<name>.` cells.
+    pub cluster: Rc<WorkerScope>,
 }
 
 impl Host {
     /// Adds one to host stat `index` (a `names::host` constant), when there are cells.
     #[inline]
     pub fn count(&self, index: usize) {
-        if let Some(stats) = &self.stats {
+        if let Some(stats) = &self.cells.host {
             stats.get(index).inc();
         }
     }
@@ -73,7 +82,7 @@ impl Host {
     /// Takes one from gauge `index`.
     #[inline]
     pub fn uncount(&self, index: usize) {
-        if let Some(stats) = &self.stats {
+        if let Some(stats) = &self.cells.host {
             stats.get(index).dec();
         }
     }
@@ -183,19 +192,27 @@ struct Balanced {
 }
 
 impl Balanced {
-    fn new(members: &[Member], registry: &PoolRegistry, (skip, worker): (u64, usize)) -> Self {
+    fn new(
+        members: &[Member],
+        registry: &PoolRegistry,
+        (skip, worker, cluster): (u64, usize, &Rc<WorkerScope>),
+    ) -> Self {
         let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
         Balanced {
             hosts: members
                 .iter()
                 .map(|m| {
+                    let host = m
+                        .stats
+                        .as_ref()
+                        .filter(|s| worker < s.workers())
+                        .map(|s| s.for_worker(worker));
                     Rc::new(Host {
                         pool: registry.get(m),
-                        stats: m
-                            .stats
-                            .as_ref()
-                            .filter(|s| worker < s.workers())
-                            .map(|s| Rc::new(s.for_worker(worker))),
+                        cells: Rc::new(HostCells {
+                            host,
+                            cluster: Rc::clone(cluster),
+                        }),
                     })
                 })
                 .collect(),
@@ -253,14 +270,19 @@ impl ClusterSnapshot {
         stats: ClusterStats,
         skip: u64,
     ) -> Self {
+        let cells = Rc::new(stats.scope);
         ClusterSnapshot {
             name: cluster.name.as_str().into(),
-            members: RefCell::new(Balanced::new(members, registry, (skip, stats.worker))),
+            members: RefCell::new(Balanced::new(
+                members,
+                registry,
+                (skip, stats.worker, &cells),
+            )),
             skip,
             worker: stats.worker,
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool,
-            stats: Rc::new(stats.scope),
+            stats: cells,
             rq_time: stats.rq_time,
             connect_ms: stats.connect_ms,
             proxy_protocol: cluster.proxy_protocol,
@@ -270,7 +292,8 @@ impl ClusterSnapshot {
     /// Replaces the members (a DNS update). Requests under way keep their endpoint;
     /// pools no longer listed drain (`PoolRegistry::sweep`).
     pub fn set_members(&self, members: &[Member], registry: &PoolRegistry) {
-        *self.members.borrow_mut() = Balanced::new(members, registry, (self.skip, self.worker));
+        *self.members.borrow_mut() =
+            Balanced::new(members, registry, (self.skip, self.worker, &self.stats));
     }
 
     /// The endpoint for the next request; `None` when the cluster has no members.

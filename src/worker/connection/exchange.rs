@@ -89,8 +89,8 @@ impl Connection<'_> {
                     cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
                     if let Some(host) = &host {
                         host.count(hx::CX_TOTAL);
+                        conn.count_active(host);
                     }
-                    conn.count_active(&cluster.stats, host.as_deref());
                     if let Some(version) = cluster.proxy_protocol {
                         self.send_proxy_header(&mut conn, version, deadline).await?;
                     }

@@ -88,9 +88,8 @@ impl Connection<'_> {
 
         let mut retried = false;
         let result = loop {
-            let host = &picked;
-            let pool = &host.pool;
-            self.upstream = Some(std::rc::Rc::clone(host));
+            let pool = &picked.pool;
+            self.upstream = Some(std::rc::Rc::clone(&picked));
             let lease = match deadline.within(pool.checkout(&cluster.pool)).await {
                 Err(expired) => break Err(deadline.error(expired, false, false)),
                 Ok(Err(_overflow)) => {
@@ -112,8 +111,8 @@ impl Connection<'_> {
             };
             let reused = lease.reused;
             cluster.stats.get(cx::UPSTREAM_RQ_TOTAL).inc();
-            host.count(hx::RQ_TOTAL);
-            host.count(hx::RQ_ACTIVE);
+            picked.count(hx::RQ_TOTAL);
+            picked.count(hx::RQ_ACTIVE);
             cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).inc();
             if reused {
                 cluster.stats.get(cx::UPSTREAM_CX_POOL_REUSE).inc();
@@ -129,13 +128,13 @@ impl Connection<'_> {
                     (stop, chain),
                 )
                 .await;
-            host.uncount(hx::RQ_ACTIVE);
+            picked.uncount(hx::RQ_ACTIVE);
             cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).dec();
             match &outcome {
-                Ok(finished) if finished.forwarded.status >= 500 => host.count(hx::RQ_ERROR),
-                Ok(_) => host.count(hx::RQ_SUCCESS),
-                Err(e) if e.kind == ErrorKind::Timeout => host.count(hx::RQ_TIMEOUT),
-                Err(_) => host.count(hx::RQ_ERROR),
+                Ok(finished) if finished.forwarded.status >= 500 => picked.count(hx::RQ_ERROR),
+                Ok(_) => picked.count(hx::RQ_SUCCESS),
+                Err(e) if e.kind == ErrorKind::Timeout => picked.count(hx::RQ_TIMEOUT),
+                Err(_) => picked.count(hx::RQ_ERROR),
             }
             match outcome {
                 Ok(finished) => {
