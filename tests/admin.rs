@@ -141,7 +141,13 @@ fn a_prometheus_scrape_parses_with_envoys_families_and_tags() {
         return;
     }
     let upstream = Upstream::start(false);
-    let (rw, addr) = start_on("epoll", |p, a| config(p, a, &upstream.endpoint()));
+    for driver in drivers() {
+        scrape_parses(driver, &upstream);
+    }
+}
+
+fn scrape_parses(driver: &str, upstream: &Upstream) {
+    let (rw, addr) = start_on(driver, |p, a| config(p, a, &upstream.endpoint()));
     for _ in 0..4 {
         assert_eq!(get(addr, "/x").unwrap().status, 200);
     }
@@ -247,13 +253,19 @@ fn a_prometheus_scrape_parses_with_envoys_families_and_tags() {
 #[test]
 fn server_info_healthcheck_fail_and_the_post_only_rule() {
     let upstream = Upstream::start(false);
+    for driver in drivers() {
+        server_info_and_healthcheck(driver, &upstream);
+    }
+}
+
+fn server_info_and_healthcheck(driver: &str, upstream: &Upstream) {
     let (port, admin) = (free_port(), free_port());
     let rw = Ringway::start(
         &config(port, admin, &upstream.endpoint()),
         admin,
         &[
             "--driver",
-            "epoll",
+            driver,
             "--service-node",
             "sidecar~10.0.0.1~app",
             "--service-cluster",
@@ -504,6 +516,12 @@ fn latency_histograms_in_every_format() {
 
 #[test]
 fn listeners_and_logging() {
+    for driver in drivers() {
+        listeners_and_logging_on(driver);
+    }
+}
+
+fn listeners_and_logging_on(driver: &str) {
     let (port, admin) = (free_port(), free_port());
     let yaml = format!(
         "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: public\n    address: 127.0.0.1:{port}\n    routes: [{{ match: {{ prefix: / }}, direct_response: {{ status: 200 }} }}]\n  - name: any_port\n    address: 127.0.0.1:0\n    routes: [{{ match: {{ prefix: / }}, direct_response: {{ status: 200, body: any }} }}]\n"
@@ -514,6 +532,8 @@ fn listeners_and_logging() {
         &yaml,
         admin,
         &[
+            "--driver",
+            driver,
             "--log-level",
             "info",
             "--log-path",

@@ -212,26 +212,6 @@ impl Merged {
         }
         out
     }
-
-    /// Values at or below `bound_ms` (Prometheus' cumulative `le` bucket).
-    pub fn at_most_ms(&self, bound_ms: f64) -> u64 {
-        let bound_us = bound_ms * 1000.0;
-        let mut total = 0u64;
-        for (i, &n) in self.counts.iter().enumerate() {
-            let (low, high) = bounds(i);
-            if (high as f64) <= bound_us {
-                total += n;
-            } else if (low as f64) < bound_us {
-                // The share of the bucket below the bound.
-                let share = (bound_us - low as f64) / (high - low) as f64;
-                total += (n as f64 * share).floor() as u64;
-                break;
-            } else {
-                break;
-            }
-        }
-        total
-    }
 }
 
 #[cfg(test)]
@@ -271,16 +251,17 @@ mod tests {
         let p99 = m.quantile_ms(99.0).unwrap();
         assert!((90.0..=113.0).contains(&p99), "{p99}");
         assert!(m.quantile_ms(0.0).unwrap() <= 1.0);
-        assert_eq!(m.at_most_ms(0.5), 0);
-        assert_eq!(m.at_most_ms(1000.0), 100);
-        let ten = m.at_most_ms(10.0);
+        let at_most = |bound: f64| m.at_most_each_ms(&[bound])[0];
+        assert_eq!(at_most(0.5), 0);
+        assert_eq!(at_most(1000.0), 100);
+        let ten = at_most(10.0);
         assert!((9..=11).contains(&ten), "{ten}");
         let mut previous = 0;
         let each = m.at_most_each_ms(&ENVOY_BOUNDS_MS);
         for (bound, n) in ENVOY_BOUNDS_MS.iter().zip(&each) {
             assert_eq!(
                 *n,
-                m.at_most_ms(*bound),
+                at_most(*bound),
                 "one pass and one bound agree at {bound}"
             );
             assert!(*n >= previous, "cumulative at {bound}");

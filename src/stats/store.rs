@@ -4,7 +4,7 @@
 //! that keeps a listener's name hands the new snapshot the same cells: counts survive.
 //! Rendering is Envoy's plain `/stats` format: `name: value`, sorted by name.
 
-use std::{collections::BTreeMap, fmt::Write, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc};
 
 use super::{histogram::Histogram, Kind, Scope, StatDef};
 
@@ -106,13 +106,6 @@ impl StatsStore {
     pub fn lines(&self, extra: Vec<StatLine>) -> Vec<StatLine> {
         self.view().lines(extra)
     }
-
-    /// Appends every stat as `name: value\n`, sorted by name (see [`StatsStore::lines`]).
-    pub fn render_text(&self, extra: Vec<StatLine>, out: &mut String) {
-        for line in self.lines(extra) {
-            let _ = writeln!(out, "{}: {}", line.name, line.value);
-        }
-    }
 }
 
 /// The store's scopes and histograms at one moment: `Arc`s to the same cells, so the
@@ -201,7 +194,7 @@ mod tests {
         a.for_worker(0).get(listener::DOWNSTREAM_CX_TOTAL).inc();
         let mut out = String::new();
         let live = StatLine::new("server.live", 1, crate::stats::Kind::Gauge);
-        store.render_text(vec![live], &mut out);
+        crate::stats::render::text(&store.lines(vec![live]), &mut out);
         assert!(
             out.contains("listener.public.downstream_cx_total: 4\n"),
             "{out}"

@@ -73,18 +73,7 @@ pub fn clusters(state: &ControlState, json: bool) -> Reply {
                     out.push(',');
                 }
                 out.push_str("{\"address\":");
-                match &member.address {
-                    crate::config::Address::Tcp(addr) => {
-                        out.push_str("{\"socket_address\":{\"address\":");
-                        json_string(&addr.ip().to_string(), &mut out);
-                        let _ = write!(out, ",\"port_value\":{}}}}}", addr.port());
-                    }
-                    crate::config::Address::Unix(path) => {
-                        out.push_str("{\"pipe\":{\"path\":");
-                        json_string(&path.display().to_string(), &mut out);
-                        out.push_str("}}");
-                    }
-                }
+                super::json_address(&member.address, &mut out);
                 out.push_str(",\"stats\":[");
                 for (i, (stat, kind, value)) in host_stats(member).iter().enumerate() {
                     if i > 0 {

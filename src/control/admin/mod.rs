@@ -295,10 +295,27 @@ fn logging(state: &ControlState, query: &query::Query) -> Reply {
     Reply::new(200, TEXT, body.as_bytes())
 }
 
+/// An address as Envoy's `config.core.v3.Address` in proto3 JSON: `socket_address`, or
+/// `pipe` for a Unix socket.
+fn json_address(address: &crate::config::Address, out: &mut String) {
+    use crate::{config::Address, stats::render::json_string};
+    match address {
+        Address::Tcp(addr) => {
+            out.push_str("{\"socket_address\":{\"address\":");
+            json_string(&addr.ip().to_string(), out);
+            out.push_str(&format!(",\"port_value\":{}}}}}", addr.port()));
+        }
+        Address::Unix(path) => {
+            out.push_str("{\"pipe\":{\"path\":");
+            json_string(&path.display().to_string(), out);
+            out.push_str("}}");
+        }
+    }
+}
+
 /// `/listeners`: `<name>::<address>` per line, or (`?format=json`) Envoy's
 /// `admin.v3.Listeners` with each listener's bound address.
 fn listeners(state: &ControlState, query: &query::Query) -> Reply {
-    use crate::config::Address;
     let bound = state.bound.borrow();
     if query.get("format") == Some("json") {
         let mut out = String::from("{\"listener_statuses\":[");
@@ -309,18 +326,7 @@ fn listeners(state: &ControlState, query: &query::Query) -> Reply {
             out.push_str("{\"name\":");
             crate::stats::render::json_string(name, &mut out);
             out.push_str(",\"local_address\":");
-            match address {
-                Address::Tcp(addr) => {
-                    out.push_str("{\"socket_address\":{\"address\":");
-                    crate::stats::render::json_string(&addr.ip().to_string(), &mut out);
-                    out.push_str(&format!(",\"port_value\":{}}}}}", addr.port()));
-                }
-                Address::Unix(path) => {
-                    out.push_str("{\"pipe\":{\"path\":");
-                    crate::stats::render::json_string(&path.display().to_string(), &mut out);
-                    out.push_str("}}");
-                }
-            }
+            json_address(address, &mut out);
             out.push('}');
         }
         out.push_str("]}\n");

@@ -285,6 +285,30 @@ impl Connection<'_> {
         Ok(Sent::AnsweredEarly)
     }
 
+    /// Writes `out` (a response head, with whatever body came with it) to the client
+    /// within the deadline, gives the chunk back in `out`, and counts the bytes sent.
+    async fn send_to_client(
+        &mut self,
+        out: &mut Vec<u8>,
+        deadline: &mut Deadline<'_>,
+    ) -> Result<u64, Error> {
+        let sent = out.len() as u64;
+        let (result, back) = match deadline
+            .within(self.stream.write_all(std::mem::take(out)))
+            .await
+        {
+            Ok(done) => done,
+            Err(expired) => return Err(deadline.error(expired, true, true)),
+        };
+        *out = back;
+        if let Err(e) = result {
+            return Err(Error::client_gone(true, true, Cause::of_error(&e)));
+        }
+        let stats = &self.listener.http_stats;
+        stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
+        Ok(sent)
+    }
+
     /// `expect_continue: forward`, before the body: waits for the upstream's first
     /// response (relaying a 100 to the client, then returning for the body; a final
     /// answer is forwarded instead of the body) or for the client to send its body
@@ -454,19 +478,7 @@ impl Connection<'_> {
         let proxy = &l.proxy;
         stages::downstream_response(&mut self.response, head, delivery, &date_line, proxy, out);
         out.extend_from_slice(&ubuf[head_len..]);
-        let sent = out.len() as u64;
-        let (result, back) = match deadline
-            .within(self.stream.write_all(std::mem::take(out)))
-            .await
-        {
-            Ok(done) => done,
-            Err(expired) => return Err(deadline.error(expired, true, true)),
-        };
-        *out = back;
-        if let Err(e) = result {
-            return Err(Error::client_gone(true, true, Cause::of_error(&e)));
-        }
-        l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
+        let sent = self.send_to_client(out, deadline).await?;
         Ok(Finished {
             forwarded: Forwarded {
                 next: Next::Tunnel,
@@ -562,19 +574,7 @@ impl Connection<'_> {
                 false
             }
         };
-        let mut sent = out.len() as u64;
-        let (result, back) = match deadline
-            .within(self.stream.write_all(std::mem::take(out)))
-            .await
-        {
-            Ok(done) => done,
-            Err(expired) => return Err(deadline.error(expired, true, true)),
-        };
-        *out = back;
-        if let Err(e) = result {
-            return Err(Error::client_gone(true, true, Cause::of_error(&e)));
-        }
-        l.http_stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(sent);
+        let mut sent = self.send_to_client(out, deadline).await?;
 
         // The rest of the body, one read at a time, no more than the client's credit
         // allows (HTTP/1.1: one chunk per write). Bytes still buffered (they did not fit
