@@ -91,12 +91,20 @@ struct Cli {
     /// Write the admin listener's address (`ip:port`) to this file once bound.
     #[arg(long, value_name = "FILE")]
     admin_address_path: Option<PathBuf>,
-    /// Envoy's `--config-yaml`: refused until the Envoy loader exists.
+    /// An Envoy bootstrap (YAML or JSON) merged over the `-c` file's (proto merge:
+    /// scalars replace, messages merge, lists append); the whole config without `-c`.
     #[arg(long, value_name = "YAML")]
     config_yaml: Option<String>,
-    /// Envoy's `--allow-unknown-static-fields`: refused (ringway never ignores a field).
+    /// Envoy bootstraps: warn about (and count, `server.static_unknown_fields`) unknown
+    /// fields instead of refusing them. Fields ringway knows but does not implement are
+    /// refused regardless.
     #[arg(long)]
     allow_unknown_static_fields: bool,
+    /// Envoy bootstraps: drop these groups of features ringway does not implement yet,
+    /// with a warning each, instead of refusing the config (`tracing`, `stats_sinks`,
+    /// `stats_config`, `watchdog`, `overload_manager`; comma-separated).
+    #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
+    accept_degraded: Vec<String>,
     /// Accepted: ringway has no dynamic configuration yet.
     #[arg(long)]
     reject_unknown_dynamic_fields: bool,
@@ -168,18 +176,10 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::FAILURE,
         };
     }
-    let refused = [
-        (cli.config_yaml.is_some(), "--config-yaml is not supported yet (it merges into an Envoy bootstrap; ringway's Envoy config loader is not there yet)"),
-        (cli.allow_unknown_static_fields, "--allow-unknown-static-fields is not supported: ringway refuses every field it does not implement, by name"),
-    ];
-    if let Some((_, message)) = refused.iter().find(|(given, _)| *given) {
-        eprintln!("ringway: {message}");
+    if cli.config_path.is_none() && cli.config_yaml.is_none() {
+        eprintln!("ringway: a config is required: -c FILE or --config-yaml (see --help)");
         return ExitCode::FAILURE;
     }
-    let Some(config_path) = cli.config_path else {
-        eprintln!("ringway: a config file is required: -c FILE (see --help)");
-        return ExitCode::FAILURE;
-    };
     let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&cli.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, ansi) = match &cli.log_path {
@@ -214,7 +214,12 @@ fn main() -> ExitCode {
         handle.reload(filter).map_err(|e| e.to_string())
     });
     control::run(control::Options {
-        config_path,
+        config_path: cli.config_path,
+        load_options: ringway::config::LoadOptions {
+            config_yaml: cli.config_yaml,
+            allow_unknown_static_fields: cli.allow_unknown_static_fields,
+            accept_degraded: cli.accept_degraded,
+        },
         validate_only: matches!(cli.mode, Mode::Validate),
         concurrency: cli.concurrency.map(usize::from),
         driver: cli.driver.map(|d| match d {

@@ -37,13 +37,18 @@ pub struct ListenerScopes {
 }
 
 impl ListenerScopes {
-    /// Finds or creates the scopes of listener `name`.
-    pub fn register(store: &mut StatsStore, name: &str) -> Self {
+    /// Finds or creates the scopes of `listener` (`listener.<prefix>.` and
+    /// `http.<prefix>.`, which listeners with the same prefixes share).
+    pub fn register(store: &mut StatsStore, listener: &crate::config::Listener) -> Self {
+        let (l, h) = (
+            listener.listener_stats_prefix(),
+            listener.http_stats_prefix(),
+        );
         ListenerScopes {
-            listener: store.scope(&format!("listener.{name}."), &names::listener::DEFS),
-            http: store.scope(&format!("http.{name}."), &names::http::DEFS),
-            open: store.open_connections(&format!("listener.{name}")),
-            rq_time: store.histogram(&format!("http.{name}.downstream_rq_time")),
+            listener: store.scope(&format!("listener.{l}."), &names::listener::DEFS),
+            http: store.scope(&format!("http.{h}."), &names::http::DEFS),
+            open: store.open_connections(&format!("listener.{}", listener.name)),
+            rq_time: store.histogram(&format!("http.{h}.downstream_rq_time")),
         }
     }
 }
@@ -69,7 +74,7 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
         listeners: config
             .listeners
             .iter()
-            .map(|l| (l.name.clone(), ListenerScopes::register(store, &l.name)))
+            .map(|l| (l.name.clone(), ListenerScopes::register(store, l)))
             .collect(),
         clusters: config
             .clusters

@@ -219,6 +219,8 @@ pub(crate) fn config<'a>(
         access_log: access_log.map_or(Some(None), |a| a.map(Some))?,
         max_connections: max_connections?,
         expansion,
+        load_options: Default::default(),
+        format: Default::default(),
     })
 }
 
@@ -414,6 +416,8 @@ fn listener<'a>(
         proxy_protocol: proxy_protocol?,
         proxy: proxy?,
         path_normalization: path_normalization?,
+        http_stat_prefix: None,
+        listener_stat_prefix: None,
     })
 }
 

@@ -94,22 +94,28 @@ fn add(node: &Node<'_>, side: Side, diag: &mut Diagnostics) -> Option<HeaderAdd>
 
 fn field_name<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<&'a str> {
     let name = node.str(diag)?;
+    match check_field_name(name) {
+        Ok(()) => Some(name),
+        Err(message) => {
+            node.error(diag, message);
+            None
+        }
+    }
+}
+
+/// Whether `name` may be added or removed: a token, and not one of [`PROTECTED`]
+/// (the Envoy loader applies the same rule).
+pub(super) fn check_field_name(name: &str) -> Result<(), String> {
     let token = !name.is_empty() && name.bytes().all(token_byte);
     if !token {
-        node.error(
-            diag,
-            format!("{name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)"),
-        );
-        return None;
+        return Err(format!(
+            "{name:?} is not a header name (letters, digits and !#$%&'*+-.^_`|~)"
+        ));
     }
     if let Some(p) = PROTECTED.iter().find(|p| p.eq_ignore_ascii_case(name)) {
-        node.error(
-            diag,
-            format!(
-                "`{p}` cannot be edited: it carries the message's framing, connection or routing"
-            ),
-        );
-        return None;
+        return Err(format!(
+            "`{p}` cannot be edited: it carries the message's framing, connection or routing"
+        ));
     }
-    Some(name)
+    Ok(())
 }

@@ -26,7 +26,9 @@ pub(super) const REWRITE_KEYS: &[&str] = &[
     "auto_host_rewrite",
 ];
 const REGEX_REWRITE_KEYS: &[&str] = &["pattern", "substitution"];
-const REDIRECT_KEYS: &[&str] = &[
+/// A redirect's keys: Envoy's `RedirectAction` fields (the Envoy loader allows the
+/// same ones).
+pub(super) const REDIRECT_KEYS: &[&str] = &[
     "https_redirect",
     "scheme_redirect",
     "host_redirect",
@@ -132,15 +134,8 @@ fn regex_rewrite(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PathRewrite>
         .field(diag, "substitution")
         .and_then(|n| n.str(diag).map(|t| (t, n)));
     let ((pattern, groups), (text, node)) = (pattern?, text?);
-    if let Err(message) = substitution(text, groups) {
+    if let Err(message) = check_substitution(text, groups) {
         node.error(diag, message);
-        return None;
-    }
-    if text.bytes().any(|b| !uri_byte(b) && b != b'\\') {
-        node.error(
-            diag,
-            format!("{text:?} has a character a request path cannot carry"),
-        );
         return None;
     }
     Some(PathRewrite::Regex {
@@ -212,15 +207,12 @@ pub(super) fn redirect(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Redire
         },
         (None, Some(n)) => {
             let text = n.str(diag)?;
-            let valid = text.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
-            if valid {
-                Some(Some(text.to_ascii_lowercase()))
-            } else {
-                n.error(diag, format!("{text:?} is not a URI scheme"));
-                None
+            match check_scheme(text) {
+                Ok(scheme) => Some(Some(scheme)),
+                Err(message) => {
+                    n.error(diag, message);
+                    None
+                }
             }
         }
         (Some(_), Some(n)) => {
@@ -299,43 +291,83 @@ fn response_code(node: &Node<'_>, diag: &mut Diagnostics) -> Option<u16> {
 /// An absolute path of URI characters; with `path_only`, without a query.
 fn uri_path(node: &Node<'_>, diag: &mut Diagnostics, path_only: bool) -> Option<String> {
     let text = node.str(diag)?;
+    match check_uri_path(text, path_only) {
+        Ok(()) => Some(text.to_owned()),
+        Err(message) => {
+            node.error(diag, message);
+            None
+        }
+    }
+}
+
+/// [`uri_path`]'s rule on text (the Envoy loader applies it too).
+pub(super) fn check_uri_path(text: &str, path_only: bool) -> Result<(), String> {
     if !text.starts_with('/') {
-        node.error(diag, format!("{text:?} must start with `/`"));
-        return None;
+        return Err(format!("{text:?} must start with `/`"));
     }
     if let Some(bad) = text
         .bytes()
         .find(|&b| !uri_byte(b) || (path_only && b == b'?'))
     {
-        node.error(
-            diag,
-            format!(
-                "{text:?}: {:?} cannot appear in a {}",
-                char::from(bad),
-                if path_only { "path" } else { "path and query" }
-            ),
-        );
-        return None;
+        return Err(format!(
+            "{text:?}: {:?} cannot appear in a {}",
+            char::from(bad),
+            if path_only { "path" } else { "path and query" }
+        ));
     }
-    Some(text.to_owned())
+    Ok(())
 }
 
 /// A host, with an optional port: what a Host field or a URI's authority holds.
 fn authority(node: &Node<'_>, diag: &mut Diagnostics) -> Option<String> {
     let text = node.str(diag)?;
+    match check_authority(text) {
+        Ok(host) => Some(host),
+        Err(message) => {
+            node.error(diag, message);
+            None
+        }
+    }
+}
+
+/// [`authority`]'s rule on text: the host, lower-cased.
+pub(super) fn check_authority(text: &str) -> Result<String, String> {
     let valid = !text.is_empty()
         && text.bytes().all(|b| {
             b.is_ascii_alphanumeric()
                 || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'[' | b']' | b'%')
         });
     if !valid {
-        node.error(
-            diag,
-            format!("{text:?} is not a host (letters, digits, `-`, `.`, `:port`, `[v6]`)"),
-        );
-        return None;
+        return Err(format!(
+            "{text:?} is not a host (letters, digits, `-`, `.`, `:port`, `[v6]`)"
+        ));
     }
-    Some(text.to_ascii_lowercase())
+    Ok(text.to_ascii_lowercase())
+}
+
+/// A URI scheme (`https`, `ws`...), lower-cased.
+pub(super) fn check_scheme(text: &str) -> Result<String, String> {
+    let valid = text.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    if valid {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!("{text:?} is not a URI scheme"))
+    }
+}
+
+/// A regex rewrite's substitution must name groups the pattern has and hold only what a
+/// request path can carry.
+pub(super) fn check_substitution(text: &str, groups: usize) -> Result<(), String> {
+    substitution(text, groups)?;
+    if text.bytes().any(|b| !uri_byte(b) && b != b'\\') {
+        return Err(format!(
+            "{text:?} has a character a request path cannot carry"
+        ));
+    }
+    Ok(())
 }
 
 /// A byte a URI's path or query may carry as is (RFC 3986 `pchar`, `/`, `?`, `%`).

@@ -22,6 +22,7 @@ mod decode_log;
 mod decode_proxy;
 mod decode_rewrite;
 mod decode_short;
+mod envoy;
 pub mod error;
 mod fields;
 pub mod format;
@@ -38,13 +39,13 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, CorsPolicy,
-    DirectResponse, DnsDiscovery, DnsKind, DnsName, DriverChoice, Endpoint, Endpoints,
+    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, ConfigFormat,
+    CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName, DriverChoice, Endpoint, Endpoints,
     EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch, HeaderMutations, HostMatch,
-    HostRewrite, Http1Settings, Listener, LookupFamily, OriginMatch, PathNormalization,
-    PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings, QueryMatch, Redirect,
-    RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies,
-    ValueMatch, Workers,
+    HostRewrite, Http1Settings, Listener, LoadOptions, LookupFamily, OriginMatch,
+    PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings,
+    QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch,
+    TrustedProxies, ValueMatch, Workers,
 };
 
 use error::Diagnostics;
@@ -53,9 +54,20 @@ impl Config {
     /// Reads and parses a config file. A read failure is reported as a single error at
     /// line 0 (the file as a whole).
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        Config::load_with(Some(path), &LoadOptions::default())
+    }
+
+    /// Reads and parses a config file, native or Envoy (chosen by content), with Envoy's
+    /// command-line options; with no file, `options.config_yaml` is the whole (Envoy)
+    /// config. The file is read once, start to end (it may be a pipe: Consul passes
+    /// its bootstrap through one).
+    pub fn load_with(path: Option<&Path>, options: &LoadOptions) -> Result<Config, ConfigErrors> {
+        let Some(path) = path else {
+            return envoy::load(None, Path::new("--config-yaml"), options);
+        };
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => Config::parse(&text, path),
+                Ok(text) => Config::parse_with(&text, path, options),
                 Err(e) => {
                     let error = e.utf8_error();
                     let (line, column) = position_of_byte(e.as_bytes(), error.valid_up_to());
@@ -80,10 +92,42 @@ impl Config {
 
     /// Parses config text; `source` names it in errors (use `"<inline>"` for strings).
     pub fn parse(text: &str, source: &Path) -> Result<Config, ConfigErrors> {
+        Config::parse_with(text, source, &LoadOptions::default())
+    }
+
+    /// [`Config::parse`] with Envoy's command-line options. A document is an Envoy
+    /// bootstrap when its top level has a key only a bootstrap has
+    /// (`static_resources`, `node`, an `admin` mapping, ...); the options (and
+    /// `--config-yaml`) apply to bootstraps only.
+    pub fn parse_with(
+        text: &str,
+        source: &Path,
+        options: &LoadOptions,
+    ) -> Result<Config, ConfigErrors> {
         let mut diag = Diagnostics::new(source);
         let Some(tree) = yaml::load(text, &mut diag) else {
             return Err(diag.finish());
         };
+        let empty = node::Node::root(&tree).is_empty_document();
+        if envoy::is_bootstrap(&tree) || (empty && options.config_yaml.is_some()) {
+            return envoy::load(Some(text), source, options);
+        }
+        let envoy_only = [
+            (options.config_yaml.is_some(), "--config-yaml"),
+            (
+                options.allow_unknown_static_fields,
+                "--allow-unknown-static-fields",
+            ),
+            (!options.accept_degraded.is_empty(), "--accept-degraded"),
+        ];
+        if let Some((_, flag)) = envoy_only.iter().find(|(given, _)| *given) {
+            diag.error(
+                error::Pos { line: 1, column: 1 },
+                "",
+                format!("{flag} applies to Envoy bootstraps; this is a native config"),
+            );
+            return Err(diag.finish());
+        }
         let root = node::Node::root(&tree);
         let mut marks = fields::Marks::default();
         let config = decode::config(&root, source, &mut diag, &mut marks);
@@ -93,6 +137,13 @@ impl Config {
             _ => Err(diag.finish()),
         }
     }
+}
+
+/// Decodes Envoy's descriptor set afresh (what the first Envoy-format load pays once per
+/// process), for `benches/config_load.rs`.
+#[doc(hidden)]
+pub fn decode_envoy_schema() -> usize {
+    envoy::schema::decode().map_or(0, |pool| pool.files().len())
 }
 
 /// The fuzz target's checks (`fuzz/fuzz_targets/config.rs`, replayed by

@@ -31,6 +31,40 @@ pub struct Config {
     /// When the file used the short form (top-level `routes`): the full-form document
     /// it was expanded to, which `--mode validate` prints.
     pub expansion: Option<String>,
+    /// How the file was loaded (a reload loads it the same way).
+    pub load_options: LoadOptions,
+    /// `Native` or `Envoy` (a v3 bootstrap).
+    pub format: ConfigFormat,
+}
+
+/// Command-line inputs to loading an Envoy bootstrap (Envoy's flags of the same names).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LoadOptions {
+    /// `--config-yaml`: merged over the file (proto merge: scalars replace, messages
+    /// merge, lists append); the whole config when there is no file.
+    pub config_yaml: Option<String>,
+    /// `--allow-unknown-static-fields`: unknown fields are warned about and counted,
+    /// not refused.
+    pub allow_unknown_static_fields: bool,
+    /// `--accept-degraded`: groups of features ringway does not implement that may be
+    /// dropped with a warning (`tracing`, `stats_sinks`, ...; docs/envoy.md).
+    pub accept_degraded: Vec<String>,
+}
+
+/// Which of the two config formats a file is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConfigFormat {
+    /// ringway's own.
+    #[default]
+    Native,
+    /// An Envoy v3 `Bootstrap` (YAML or JSON).
+    Envoy {
+        /// Unknown fields ignored under `--allow-unknown-static-fields` (Envoy's
+        /// `server.static_unknown_fields`).
+        unknown_fields: u64,
+        /// Items dropped under `--accept-degraded` (`server.degraded_config_items`).
+        degraded: u64,
+    },
 }
 
 impl Config {
@@ -113,6 +147,24 @@ pub struct Listener {
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.
     pub path_normalization: PathNormalization,
+    /// Stats root `http.<this>.` (Envoy's HTTP connection manager `stat_prefix`, which
+    /// several listeners may share); `None`: the listener's name.
+    pub http_stat_prefix: Option<String>,
+    /// Stats root `listener.<this>.` (Envoy's listener `stat_prefix`, else its address
+    /// as `0.0.0.0_10000`); `None`: the listener's name.
+    pub listener_stat_prefix: Option<String>,
+}
+
+impl Listener {
+    /// The `http.<prefix>.` this listener's request stats go under.
+    pub fn http_stats_prefix(&self) -> &str {
+        self.http_stat_prefix.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The `listener.<prefix>.` this listener's connection stats go under.
+    pub fn listener_stats_prefix(&self) -> &str {
+        self.listener_stat_prefix.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// A group of routes for some authorities (Envoy's `VirtualHost`).

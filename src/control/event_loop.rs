@@ -305,9 +305,7 @@ impl Control {
                 return Err("a worker is gone".into());
             }
         }
-        self.state
-            .config_counts
-            .set((next.listeners.len(), next.clusters.len()));
+        self.state.config_counts.set(state::config_counts(&next));
         *self.state.clusters.borrow_mut() = state::clusters_view(&next, &stats, &discovered);
         *self.config.borrow_mut() = next;
         *self.stats_handles.borrow_mut() = stats;

@@ -81,8 +81,10 @@ const ACCESS_LOG_EXIT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How to run, from the command line.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The config file.
-    pub config_path: PathBuf,
+    /// The config file (`None`: the whole config is `load_options.config_yaml`).
+    pub config_path: Option<PathBuf>,
+    /// Envoy's `--config-yaml` and `--allow-unknown-static-fields`.
+    pub load_options: crate::config::LoadOptions,
     /// Only validate the config and exit.
     pub validate_only: bool,
     /// Overrides the config's `workers`.
@@ -167,7 +169,7 @@ pub fn version() -> String {
 /// Runs ringway until it is told to stop; the exit code says how it ended.
 pub fn run(options: Options) -> ExitCode {
     let started = Instant::now();
-    let config = match Config::load(&options.config_path) {
+    let config = match Config::load_with(options.config_path.as_deref(), &options.load_options) {
         Ok(config) => config,
         Err(errors) => {
             // The errors name file, line, column and field; print them as they are.
@@ -182,7 +184,7 @@ pub fn run(options: Options) -> ExitCode {
             use std::io::Write as _;
             let _ = std::io::stdout().write_all(expansion.as_bytes());
         }
-        eprintln!("configuration '{}' OK", options.config_path.display());
+        eprintln!("configuration '{}' OK", config.source.display());
         return ExitCode::SUCCESS;
     }
     match start(config, options, started) {

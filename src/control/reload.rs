@@ -33,7 +33,11 @@ impl Overrides {
 /// Loads the config at `running.source`, with the overrides, and checks it may replace
 /// `running`. Errors are the text for the log and the admin answer.
 pub fn load(running: &Config, overrides: Overrides) -> Result<Config, String> {
-    let mut next = Config::load(&running.source).map_err(|errors| errors.to_string())?;
+    // A config given only as `--config-yaml` has no file to read again.
+    let file = (running.source.as_path() != std::path::Path::new("--config-yaml"))
+        .then_some(running.source.as_path());
+    let mut next =
+        Config::load_with(file, &running.load_options).map_err(|errors| errors.to_string())?;
     overrides.apply(&mut next);
     fixed_fields_unchanged(running, &next)?;
     Ok(next)

@@ -133,7 +133,7 @@ pub(super) fn start(
         health_failed: Cell::new(false),
         counter_offsets: RefCell::default(),
         tags: Arc::new(crate::stats::tags::TagExtractors::envoy_defaults()),
-        config_counts: Cell::new((config.listeners.len(), config.clusters.len())),
+        config_counts: Cell::new(state::config_counts(&config)),
         bound: RefCell::new(state::bound_addresses(&groups)),
         clusters: RefCell::new(state::clusters_view(&config, &stats, &discovered)),
         log_level: RefCell::new(options.log_level.clone()),

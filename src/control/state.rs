@@ -80,8 +80,9 @@ pub struct ControlState {
     pub(super) counter_offsets: RefCell<HashMap<String, u64>>,
     /// Envoy's tag extractors (each regex compiled when a scrape first needs it).
     pub(super) tags: Arc<TagExtractors>,
-    /// Listeners and clusters of the config serving now.
-    pub(super) config_counts: Cell<(usize, usize)>,
+    /// Listeners, clusters, ignored unknown fields (`--allow-unknown-static-fields`)
+    /// and dropped items (`--accept-degraded`) of the config serving now.
+    pub(super) config_counts: Cell<ConfigCounts>,
     /// Every cluster's name and members now, in config order (`/clusters`).
     pub(super) clusters: RefCell<Vec<(String, crate::upstream::Members)>>,
     /// The log level now (`/logging`).
@@ -143,7 +144,12 @@ impl ControlState {
     pub(super) fn own_lines(&self) -> Vec<StatLine> {
         use crate::stats::Kind::{Counter, Gauge};
         let state = self.effective_state();
-        let (listeners, clusters) = self.config_counts.get();
+        let ConfigCounts {
+            listeners,
+            clusters,
+            unknown_fields,
+            degraded,
+        } = self.config_counts.get();
         let started = u64::from(self.server_state.get() != ServerState::PreInitializing);
         vec![
             StatLine::new("server.concurrency", self.workers as u64, Gauge),
@@ -167,6 +173,8 @@ impl ControlState {
                 Gauge,
             ),
             StatLine::new("cluster_manager.active_clusters", clusters as u64, Gauge),
+            StatLine::new("server.static_unknown_fields", unknown_fields, Counter),
+            StatLine::new("server.degraded_config_items", degraded, Gauge),
             StatLine::new("server.config_version", self.reloads.version.get(), Gauge),
             StatLine::new(
                 "server.reload_attempts",
@@ -197,5 +205,31 @@ impl ControlState {
                 .filter(|l| l.kind == crate::stats::Kind::Counter)
                 .map(|l| (l.name, l.value)),
         );
+    }
+}
+
+/// Counts of the config serving now, for the control thread's own stats.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ConfigCounts {
+    pub listeners: usize,
+    pub clusters: usize,
+    pub unknown_fields: u64,
+    pub degraded: u64,
+}
+
+/// What `ControlState::config_counts` holds for `config`.
+pub(super) fn config_counts(config: &crate::config::Config) -> ConfigCounts {
+    let (unknown_fields, degraded) = match config.format {
+        crate::config::ConfigFormat::Envoy {
+            unknown_fields,
+            degraded,
+        } => (unknown_fields, degraded),
+        crate::config::ConfigFormat::Native => (0, 0),
+    };
+    ConfigCounts {
+        listeners: config.listeners.len(),
+        clusters: config.clusters.len(),
+        unknown_fields,
+        degraded,
     }
 }

@@ -58,9 +58,23 @@ pub fn server_info(state: &ControlState) -> String {
             o.tolerated.use_dynamic_base_id.to_string(),
         ),
         ("concurrency", state.workers.to_string()),
-        ("config_path", string(&o.config_path.display().to_string())),
-        ("config_yaml", string("")),
-        ("allow_unknown_static_fields", "false".into()),
+        (
+            "config_path",
+            string(
+                &o.config_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            "config_yaml",
+            string(o.load_options.config_yaml.as_deref().unwrap_or_default()),
+        ),
+        (
+            "allow_unknown_static_fields",
+            o.load_options.allow_unknown_static_fields.to_string(),
+        ),
         ("reject_unknown_dynamic_fields", "false".into()),
         ("ignore_unknown_dynamic_fields", "false".into()),
         ("admin_address_path", string("")),

@@ -1,0 +1,459 @@
+//! Envoy's `Listener` with one `http_connection_manager` onto ringway's listeners, and
+//! the HCM's access loggers onto ringway's access log.
+//!
+//! Design: a listener has one filter chain (no `filter_chain_match` until TLS brings
+//! SNI and ALPN matching) whose only network filter is the HTTP connection manager,
+//! whose HTTP filters end with the router. Envoy's defaults apply where a field is
+//! absent: `server: envoy` on responses, a 1 h connection idle timeout, a 5 min stream
+//! idle timeout, 60 KiB of request headers, WebSocket upgrades off unless listed.
+
+use std::time::Duration;
+
+use super::cursor::Msg;
+use super::route;
+use super::{schema, DISABLED};
+use crate::config::error::Diagnostics;
+use crate::config::model::{
+    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, EscapedSlashes, ExpectContinue,
+    Http1Settings, Listener, PathNormalization, ProxySettings, TrustedProxies,
+};
+
+/// Envoy's HCM defaults that differ from ringway's native ones.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A decoded listener, and the access log its HCM asks for.
+pub(crate) struct Mapped {
+    pub listener: Listener,
+    pub access_log: Option<AccessLogConfig>,
+}
+
+pub(crate) fn listener(
+    l: &Msg<'_, '_>,
+    index: usize,
+    clusters: &[String],
+    diag: &mut Diagnostics,
+) -> Option<Mapped> {
+    l.only(
+        diag,
+        &[
+            "name",
+            "address",
+            "stat_prefix",
+            "filter_chains",
+            "per_connection_buffer_limit_bytes",
+            "traffic_direction",
+            "enable_reuse_port",
+            "drain_type",
+            "listener_filters_timeout",
+            "bind_to_port",
+            "metadata",
+        ],
+    );
+    if l.wrapped_bool("enable_reuse_port") == Some(false) {
+        l.error(
+            diag,
+            "enable_reuse_port",
+            "ringway always listens with SO_REUSEPORT (one socket per worker)",
+        );
+    }
+    if l.wrapped_bool("bind_to_port") == Some(false) {
+        l.error(
+            diag,
+            "bind_to_port",
+            "`bind_to_port: false` (original-destination hand-off) is not supported yet",
+        );
+    }
+    if l.enum_name("drain_type").is_some_and(|d| d != "DEFAULT") {
+        l.error(
+            diag,
+            "drain_type",
+            "only the DEFAULT drain type is supported",
+        );
+    }
+    let address_msg = l.child("address");
+    let Some(address_msg) = address_msg else {
+        l.error(diag, "address", "a listener needs an `address`");
+        return None;
+    };
+    let (host, port) = super::cluster::socket_address(&address_msg, diag, true)?;
+    let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+        address_msg.error(
+            diag,
+            "socket_address",
+            format!("a listener's address is an IP address, found {host:?}"),
+        );
+        return None;
+    };
+    let address = std::net::SocketAddr::new(ip, port);
+    let name = match l.str("name") {
+        Some(name) => {
+            if let Err(message) = crate::config::addr::check_name(name) {
+                l.error(diag, "name", message);
+            }
+            name.to_owned()
+        }
+        // Envoy names an unnamed listener with a UUID; its address is as unique and
+        // says more in logs and /listeners.
+        None => format!(
+            "listener_{index}_{}",
+            address.to_string().replace([':', '[', ']'], "_")
+        ),
+    };
+    let listener_stat_prefix = Some(
+        l.str("stat_prefix")
+            .map_or_else(|| address.to_string().replace(':', "_"), str::to_owned),
+    );
+    let chains = l.children("filter_chains");
+    let [chain] = chains.as_slice() else {
+        l.error(
+            diag,
+            "filter_chains",
+            format!("a listener needs exactly one filter chain for now (found {}); several come with TLS and filter_chain_match", chains.len()),
+        );
+        return None;
+    };
+    chain.only(diag, &["filters", "name", "filter_chain_match"]);
+    if let Some(m) = chain.child("filter_chain_match") {
+        m.only(diag, &[]);
+    }
+    let filters = chain.children("filters");
+    let [filter] = filters.as_slice() else {
+        chain.error(
+            diag,
+            "filters",
+            "a filter chain needs exactly one network filter, the http_connection_manager",
+        );
+        return None;
+    };
+    filter.only(diag, &["name", "typed_config"]);
+    let Some((type_name, hcm_msg)) = filter.any("typed_config") else {
+        filter.error(
+            diag,
+            "typed_config",
+            "the network filter needs a `typed_config` (`@type` ...HttpConnectionManager)",
+        );
+        return None;
+    };
+    if type_name != schema::HCM {
+        filter.error(diag, "typed_config", format!("{type_name} is not a network filter; a listener's filter is the http_connection_manager"));
+        return None;
+    }
+    let hcm = Msg::new(&hcm_msg, filter.at("typed_config"));
+    let buffer_limit = l
+        .wrapped_uint("per_connection_buffer_limit_bytes")
+        .map_or(ProxySettings::DEFAULT_BUFFER_LIMIT, |b| {
+            usize::try_from(b).unwrap_or(usize::MAX)
+        });
+    let mut mapped = connection_manager(&hcm, clusters, diag)?;
+    mapped.listener.name = name;
+    mapped.listener.address = Address::Tcp(address);
+    mapped.listener.listener_stat_prefix = listener_stat_prefix;
+    mapped.listener.proxy.buffer_limit = buffer_limit;
+    Some(mapped)
+}
+
+fn connection_manager(
+    hcm: &Msg<'_, '_>,
+    clusters: &[String],
+    diag: &mut Diagnostics,
+) -> Option<Mapped> {
+    hcm.only(
+        diag,
+        &[
+            "stat_prefix",
+            "codec_type",
+            "route_config",
+            "http_filters",
+            "access_log",
+            "use_remote_address",
+            "xff_num_trusted_hops",
+            "skip_xff_append",
+            "via",
+            "generate_request_id",
+            "server_name",
+            "server_header_transformation",
+            "common_http_protocol_options",
+            "http_protocol_options",
+            "max_request_headers_kb",
+            "stream_idle_timeout",
+            "request_timeout",
+            "request_headers_timeout",
+            "drain_timeout",
+            "delayed_close_timeout",
+            "upgrade_configs",
+            "normalize_path",
+            "merge_slashes",
+            "path_with_escaped_slashes_action",
+            "proxy_100_continue",
+        ],
+    );
+    match hcm.enum_name("codec_type").as_deref() {
+        None | Some("AUTO") | Some("HTTP1") => {}
+        Some(other) => hcm.error(
+            diag,
+            "codec_type",
+            format!(
+                "codec_type {other} is not supported until HTTP/2 exists (AUTO serves HTTP/1.1)"
+            ),
+        ),
+    }
+    http_filters(hcm, diag);
+    if hcm.bool("skip_xff_append") {
+        hcm.error(
+            diag,
+            "skip_xff_append",
+            "`skip_xff_append` is not supported yet",
+        );
+    }
+    if let Some(h1) = hcm.child("http_protocol_options") {
+        h1.only(diag, &[]);
+    }
+    let mut http1 = Http1Settings::default();
+    if let Some(kb) = hcm.wrapped_uint("max_request_headers_kb") {
+        http1.max_request_head = usize::try_from(kb * 1024).unwrap_or(usize::MAX);
+    }
+    // Envoy has no separate request-line limit: the line counts towards the headers'.
+    http1.max_request_line = http1.max_request_head;
+    let mut idle_timeout = IDLE_TIMEOUT;
+    if let Some(common) = hcm.child("common_http_protocol_options") {
+        common.only(
+            diag,
+            &[
+                "idle_timeout",
+                "max_headers_count",
+                "headers_with_underscores_action",
+            ],
+        );
+        if let Some(t) = common.duration("idle_timeout") {
+            idle_timeout = if t.is_zero() { DISABLED } else { t };
+        }
+        if let Some(n) = common.wrapped_uint("max_headers_count") {
+            let max = Http1Settings::MAX_HEADERS_LIMIT as u64;
+            if n > max {
+                common.error(
+                    diag,
+                    "max_headers_count",
+                    format!("at most {max} headers are supported, found {n}"),
+                );
+            }
+            http1.max_headers = usize::try_from(n.min(max)).unwrap_or(100);
+        }
+        if common
+            .enum_name("headers_with_underscores_action")
+            .is_some_and(|a| a != "ALLOW")
+        {
+            common.error(
+                diag,
+                "headers_with_underscores_action",
+                "only ALLOW is supported yet",
+            );
+        }
+    }
+    let stream_idle_timeout =
+        hcm.duration("stream_idle_timeout")
+            .map_or(
+                STREAM_IDLE_TIMEOUT,
+                |t| if t.is_zero() { DISABLED } else { t },
+            );
+    let request_timeout = hcm.duration("request_timeout").filter(|t| !t.is_zero());
+    // Envoy has no head timeout unless `request_headers_timeout` is set; the stream idle
+    // timeout bounds a stalled head.
+    let header_read_timeout = hcm
+        .duration("request_headers_timeout")
+        .filter(|t| !t.is_zero())
+        .unwrap_or(stream_idle_timeout);
+    let escaped_slashes = match hcm.enum_name("path_with_escaped_slashes_action").as_deref() {
+        None | Some("KEEP_UNCHANGED") | Some("IMPLEMENTATION_SPECIFIC_DEFAULT") => {
+            EscapedSlashes::Keep
+        }
+        Some("REJECT_REQUEST") => EscapedSlashes::Reject,
+        Some("UNESCAPE_AND_FORWARD") => EscapedSlashes::Unescape,
+        Some(other) => {
+            hcm.error(
+                diag,
+                "path_with_escaped_slashes_action",
+                format!("{other} is not supported yet"),
+            );
+            EscapedSlashes::Keep
+        }
+    };
+    let server_header = match hcm.enum_name("server_header_transformation").as_deref() {
+        None | Some("OVERWRITE") => Some(hcm.str("server_name").unwrap_or("envoy").to_owned()),
+        Some("PASS_THROUGH") => None,
+        Some(other) => {
+            hcm.error(
+                diag,
+                "server_header_transformation",
+                format!("{other} is not supported yet"),
+            );
+            None
+        }
+    };
+    let proxy = ProxySettings {
+        trusted_proxies: TrustedProxies {
+            hops: u32::try_from(hcm.uint("xff_num_trusted_hops")).unwrap_or(u32::MAX),
+            cidrs: Vec::new(),
+        },
+        request_id: hcm.wrapped_bool("generate_request_id").unwrap_or(true),
+        via: hcm.str("via").map(str::to_owned),
+        server_header,
+        expect_continue: if hcm.bool("proxy_100_continue") {
+            ExpectContinue::Forward
+        } else {
+            ExpectContinue::Answer
+        },
+        ..ProxySettings::default()
+    };
+    let (virtual_hosts, headers) = match hcm.child("route_config") {
+        Some(rc) => route::route_config(&rc, clusters, diag),
+        None => {
+            hcm.error(diag, "route_config", "an http_connection_manager needs a static `route_config` (RDS is not supported yet)");
+            return None;
+        }
+    };
+    let access_log = access_logs(hcm, diag);
+    let listener = Listener {
+        name: String::new(),
+        address: Address::Tcp(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
+        routes: Vec::new(),
+        virtual_hosts,
+        http1,
+        header_read_timeout,
+        idle_timeout,
+        stream_idle_timeout,
+        request_timeout,
+        connection_limit: None,
+        headers,
+        cors: None,
+        // Envoy tunnels no upgrade unless `upgrade_configs` lists it.
+        upgrades: route::upgrade_types(hcm, diag),
+        proxy_protocol: None,
+        proxy,
+        path_normalization: PathNormalization {
+            merge_slashes: hcm.bool("merge_slashes"),
+            escaped_slashes,
+        },
+        http_stat_prefix: hcm.str("stat_prefix").map(str::to_owned),
+        listener_stat_prefix: None,
+    };
+    Some(Mapped {
+        listener,
+        access_log,
+    })
+}
+
+/// The HTTP filters: any number of routers' worth of nothing, ending with the router.
+fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) {
+    let filters = hcm.children("http_filters");
+    if filters.is_empty() {
+        hcm.error(
+            diag,
+            "http_filters",
+            "`http_filters` needs the router (envoy.filters.http.router), last",
+        );
+        return;
+    }
+    for (i, f) in filters.iter().enumerate() {
+        f.only(diag, &["name", "typed_config", "is_optional"]);
+        let is_router = match f.any("typed_config") {
+            Some((type_name, router)) => {
+                let router = Msg::new(&router, f.at("typed_config"));
+                router.only(diag, &["dynamic_stats", "suppress_envoy_headers"]);
+                if router.wrapped_bool("dynamic_stats") == Some(false) {
+                    router.error(
+                        diag,
+                        "dynamic_stats",
+                        "`dynamic_stats: false` is not supported: ringway always counts per-cluster response codes",
+                    );
+                }
+                type_name == schema::ROUTER
+            }
+            // Envoy >= 1.22 requires `typed_config`; older files name the router only,
+            // and this one filter is accepted that way (with a warning).
+            None if f.str("name") == Some("envoy.filters.http.router") => {
+                tracing::warn!(
+                    "{}: the router filter has no typed_config; Envoy >= 1.22 refuses that",
+                    f.loc.path
+                );
+                true
+            }
+            None => {
+                f.error(
+                    diag,
+                    "typed_config",
+                    format!(
+                        "Didn't find a registered implementation for '{}' with type URL: ''",
+                        f.str("name").unwrap_or_default()
+                    ),
+                );
+                false
+            }
+        };
+        if i + 1 == filters.len() && !is_router {
+            f.error(
+                diag,
+                "typed_config",
+                "the last HTTP filter must be the router",
+            );
+        }
+    }
+}
+
+/// The HCM's access loggers: file and stdout/stderr loggers, in Envoy's default format.
+fn access_logs(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<AccessLogConfig> {
+    let mut result = None;
+    for log in hcm.children("access_log") {
+        log.only(diag, &["name", "typed_config"]);
+        let Some((type_name, payload)) = log.any("typed_config") else {
+            log.error(
+                diag,
+                "typed_config",
+                "an access logger needs a `typed_config`",
+            );
+            continue;
+        };
+        let logger = Msg::new(&payload, log.at("typed_config"));
+        let path = match type_name.as_str() {
+            schema::FILE_LOG => {
+                logger.only(diag, &["path"]);
+                match logger.str("path") {
+                    Some("/dev/stdout") => AccessLogPath::Stdout,
+                    Some(path) => AccessLogPath::File(path.into()),
+                    None => continue,
+                }
+            }
+            schema::STDOUT_LOG => {
+                logger.only(diag, &[]);
+                AccessLogPath::Stdout
+            }
+            schema::STDERR_LOG => {
+                logger.only(diag, &[]);
+                AccessLogPath::File("/dev/stderr".into())
+            }
+            other => {
+                log.error(
+                    diag,
+                    "typed_config",
+                    format!("{other} is not an access logger"),
+                );
+                continue;
+            }
+        };
+        if result.is_some() {
+            log.error(
+                diag,
+                "typed_config",
+                "one access logger per listener is supported for now",
+            );
+            continue;
+        }
+        result = Some(AccessLogConfig {
+            path,
+            format: AccessLogFormat::Text,
+            buffer: AccessLogConfig::DEFAULT_BUFFER,
+            flush_interval: AccessLogConfig::DEFAULT_FLUSH_INTERVAL,
+        });
+    }
+    result
+}

@@ -1,0 +1,622 @@
+//! Envoy's route configuration (`RouteConfiguration`, `VirtualHost`, `Route`) onto
+//! ringway's listeners, virtual hosts and routes.
+//!
+//! Design: each message is read through [`Msg`], which refuses every field not listed
+//! in its `only` call; the listed ones map one to one onto the native model, with
+//! Envoy's defaults (route `timeout` 15 s, `0` meaning none; redirect code 301).
+//! Values are checked with the same helpers as the native decoder (header names,
+//! `%VARIABLE%`s, regexes, paths), so both formats accept the same things.
+
+use super::cursor::Msg;
+use super::DISABLED;
+use crate::config::decode_rewrite as rewrites;
+use crate::config::error::Diagnostics;
+use crate::config::format::{self, Side};
+use crate::config::model::{
+    DirectResponse, HeaderAdd, HeaderMatch, HeaderMutations, HostRewrite, PathRewrite, QueryMatch,
+    Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch, ValueMatch,
+    VirtualHost,
+};
+use crate::config::pattern;
+
+/// A route configuration's virtual hosts, and its own header edits.
+pub(crate) fn route_config(
+    rc: &Msg<'_, '_>,
+    clusters: &[String],
+    diag: &mut Diagnostics,
+) -> (Vec<VirtualHost>, HeaderMutations) {
+    rc.only(
+        diag,
+        &[
+            "name",
+            "virtual_hosts",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "validate_clusters",
+            "max_direct_response_body_size_bytes",
+        ],
+    );
+    let max_body = rc
+        .wrapped_uint("max_direct_response_body_size_bytes")
+        .unwrap_or(4096);
+    let headers = mutations(rc, diag);
+    let hosts = rc
+        .children("virtual_hosts")
+        .iter()
+        .map(|vh| virtual_host(vh, clusters, max_body, diag))
+        .collect();
+    (hosts, headers)
+}
+
+fn virtual_host(
+    vh: &Msg<'_, '_>,
+    clusters: &[String],
+    max_body: u64,
+    diag: &mut Diagnostics,
+) -> VirtualHost {
+    vh.only(
+        diag,
+        &[
+            "name",
+            "domains",
+            "routes",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+        ],
+    );
+    let domains = vh
+        .strings("domains")
+        .iter()
+        .map(|d| d.to_ascii_lowercase())
+        .collect();
+    VirtualHost {
+        name: vh.str("name").unwrap_or_default().to_owned(),
+        domains,
+        routes: vh
+            .children("routes")
+            .iter()
+            .filter_map(|r| route(r, clusters, max_body, diag))
+            .collect(),
+        headers: mutations(vh, diag),
+        cors: None,
+    }
+}
+
+fn route(
+    r: &Msg<'_, '_>,
+    clusters: &[String],
+    max_body: u64,
+    diag: &mut Diagnostics,
+) -> Option<Route> {
+    r.only(
+        diag,
+        &[
+            "name",
+            "match",
+            "route",
+            "redirect",
+            "direct_response",
+            "request_headers_to_add",
+            "request_headers_to_remove",
+            "response_headers_to_add",
+            "response_headers_to_remove",
+            "metadata",
+        ],
+    );
+    let m = r.child("match");
+    let (matcher, conditions) = match &m {
+        Some(m) => route_match(m, diag)?,
+        None => {
+            r.error(diag, "match", "`match` is required");
+            return None;
+        }
+    };
+    let mut timeout = Route::DEFAULT_TIMEOUT;
+    let mut idle_timeout = None;
+    let mut rewrite = Rewrite::default();
+    let mut upgrades = None;
+    let action = if let Some(a) = r.child("route") {
+        a.only(
+            diag,
+            &[
+                "cluster",
+                "prefix_rewrite",
+                "regex_rewrite",
+                "host_rewrite_literal",
+                "auto_host_rewrite",
+                "host_rewrite_header",
+                "timeout",
+                "idle_timeout",
+                "upgrade_configs",
+                "cluster_not_found_response_code",
+            ],
+        );
+        let Some(cluster) = a.str("cluster") else {
+            a.error(
+                diag,
+                "cluster",
+                "a route action needs `cluster` (weighted_clusters and cluster_header are not supported yet)",
+            );
+            return None;
+        };
+        if !clusters.iter().any(|c| c == cluster) {
+            // Envoy's `validate_clusters` defaults to true for a static route_config.
+            let hint =
+                crate::config::suggest::did_you_mean(cluster, clusters.iter().map(String::as_str));
+            a.error(
+                diag,
+                "cluster",
+                format!("unknown cluster \"{cluster}\"{hint}"),
+            );
+        }
+        if let Some(t) = a.duration("timeout") {
+            timeout = if t.is_zero() { DISABLED } else { t };
+        }
+        idle_timeout = a
+            .duration("idle_timeout")
+            .map(|t| if t.is_zero() { DISABLED } else { t });
+        rewrite.path = path_rewrite(&a, diag);
+        rewrite.host = if let Some(host) = a.str("host_rewrite_literal") {
+            match rewrites::check_authority(host) {
+                Ok(host) => Some(HostRewrite::Literal(host)),
+                Err(message) => {
+                    a.error(diag, "host_rewrite_literal", message);
+                    None
+                }
+            }
+        } else if a.wrapped_bool("auto_host_rewrite") == Some(true) {
+            Some(HostRewrite::Endpoint)
+        } else if let Some(name) = a.str("host_rewrite_header") {
+            if let Err(message) = crate::config::decode_headers::check_field_name(name) {
+                a.error(diag, "host_rewrite_header", message);
+            }
+            Some(HostRewrite::Header(name.to_ascii_lowercase()))
+        } else {
+            None
+        };
+        if a.has("upgrade_configs") {
+            upgrades = Some(upgrade_types(&a, diag));
+        }
+        RouteAction::Cluster(cluster.to_owned())
+    } else if let Some(rd) = r.child("redirect") {
+        RouteAction::Redirect(redirect(&rd, diag)?)
+    } else if let Some(d) = r.child("direct_response") {
+        RouteAction::DirectResponse(direct_response(&d, max_body, diag)?)
+    } else {
+        r.error(
+            diag,
+            "route",
+            "a route needs one of `route`, `redirect` or `direct_response`",
+        );
+        return None;
+    };
+    Some(Route {
+        name: r.str("name").map(str::to_owned),
+        matcher,
+        action,
+        timeout,
+        conditions,
+        headers: mutations(r, diag),
+        max_request_body: None,
+        rewrite,
+        cors: None,
+        upgrades,
+        idle_timeout,
+    })
+}
+
+/// The upgrade types of `upgrade_configs` that are enabled (lower case).
+pub(crate) fn upgrade_types(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> Vec<String> {
+    let mut types = Vec::new();
+    for u in m.children("upgrade_configs") {
+        u.only(diag, &["upgrade_type", "enabled"]);
+        let kind = u
+            .str("upgrade_type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if kind == "connect" {
+            u.error(diag, "upgrade_type", "CONNECT is not supported yet");
+            continue;
+        }
+        if u.wrapped_bool("enabled") != Some(false) {
+            types.push(kind);
+        }
+    }
+    types
+}
+
+fn route_match(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<(RouteMatch, RouteConditions)> {
+    m.only(
+        diag,
+        &[
+            "prefix",
+            "path",
+            "safe_regex",
+            "case_sensitive",
+            "headers",
+            "query_parameters",
+        ],
+    );
+    if m.wrapped_bool("case_sensitive") == Some(false) {
+        m.error(
+            diag,
+            "case_sensitive",
+            "`case_sensitive: false` is not supported yet",
+        );
+    }
+    let matcher = if m.has("prefix") || m.str("path").is_none() && !m.has("safe_regex") {
+        // An empty `prefix` (or none of the three) matches every path.
+        let prefix = m.str("prefix").unwrap_or("/");
+        path_text(m, "prefix", prefix, diag)?;
+        RouteMatch::Prefix(prefix.to_owned())
+    } else if let Some(path) = m.str("path") {
+        path_text(m, "path", path, diag)?;
+        RouteMatch::Path(path.to_owned())
+    } else {
+        let re = m.child("safe_regex")?;
+        RouteMatch::Regex(regex(&re, diag)?)
+    };
+    let headers = m
+        .children("headers")
+        .iter()
+        .filter_map(|h| header_matcher(h, diag))
+        .collect();
+    let query = m
+        .children("query_parameters")
+        .iter()
+        .filter_map(|q| query_matcher(q, diag))
+        .collect();
+    Some((
+        matcher,
+        RouteConditions {
+            hosts: Vec::new(),
+            methods: Vec::new(),
+            headers,
+            query,
+        },
+    ))
+}
+
+fn path_text(m: &Msg<'_, '_>, field: &str, text: &str, diag: &mut Diagnostics) -> Option<()> {
+    if !text.starts_with('/') {
+        m.error(diag, field, format!("{text:?} must start with `/`"));
+        return None;
+    }
+    if let Some(bad) = text
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#'))
+    {
+        m.error(
+            diag,
+            field,
+            format!("{text:?} contains {bad:?}, which cannot appear in a request path"),
+        );
+        return None;
+    }
+    Some(())
+}
+
+/// A `RegexMatcher` (`{regex: ...}`), checked to compile.
+fn regex(re: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<String> {
+    re.only(diag, &["regex"]);
+    let text = re.str("regex").unwrap_or_default();
+    match pattern::anchored_regex(text) {
+        Ok(_) => Some(text.to_owned()),
+        Err(message) => {
+            re.error(diag, "regex", message);
+            None
+        }
+    }
+}
+
+fn escaped(text: &str) -> String {
+    regex::escape(text)
+}
+
+/// A `StringMatcher` as a value test.
+fn string_matcher(s: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<ValueMatch> {
+    s.only(
+        diag,
+        &[
+            "exact",
+            "prefix",
+            "suffix",
+            "contains",
+            "safe_regex",
+            "ignore_case",
+        ],
+    );
+    let ignore_case = s.bool("ignore_case");
+    let case = if ignore_case { "(?i)" } else { "" };
+    let text = |name: &str| s.str(name).unwrap_or_default().to_owned();
+    Some(if s.has("safe_regex") {
+        let re = regex(&s.child("safe_regex")?, diag)?;
+        ValueMatch::Regex(format!("{case}{re}"))
+    } else if s.has("prefix") {
+        if ignore_case {
+            ValueMatch::Regex(format!("(?i){}.*", escaped(&text("prefix"))))
+        } else {
+            ValueMatch::Prefix(text("prefix"))
+        }
+    } else if s.has("suffix") {
+        ValueMatch::Regex(format!("{case}.*{}", escaped(&text("suffix"))))
+    } else if s.has("contains") {
+        ValueMatch::Regex(format!("{case}.*{}.*", escaped(&text("contains"))))
+    } else if ignore_case {
+        ValueMatch::Regex(format!("(?i){}", escaped(&text("exact"))))
+    } else {
+        ValueMatch::Exact(text("exact"))
+    })
+}
+
+fn header_matcher(h: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
+    h.only(
+        diag,
+        &[
+            "name",
+            "string_match",
+            "present_match",
+            "exact_match",
+            "safe_regex_match",
+            "prefix_match",
+            "suffix_match",
+            "contains_match",
+            "invert_match",
+        ],
+    );
+    let name = h.str("name").unwrap_or_default().to_ascii_lowercase();
+    let invert = h.bool("invert_match");
+    let text = |field: &str| h.str(field).unwrap_or_default().to_owned();
+    let value = if let Some(s) = h.child("string_match") {
+        string_matcher(&s, diag)?
+    } else if h.has("present_match") {
+        ValueMatch::Present(h.bool("present_match"))
+    } else if h.has("exact_match") {
+        ValueMatch::Exact(text("exact_match"))
+    } else if h.has("prefix_match") {
+        ValueMatch::Prefix(text("prefix_match"))
+    } else if h.has("suffix_match") {
+        ValueMatch::Regex(format!(".*{}", escaped(&text("suffix_match"))))
+    } else if h.has("contains_match") {
+        ValueMatch::Regex(format!(".*{}.*", escaped(&text("contains_match"))))
+    } else if let Some(re) = h.child("safe_regex_match") {
+        ValueMatch::Regex(regex(&re, diag)?)
+    } else {
+        // No matcher: the header must be present (Envoy's rule).
+        ValueMatch::Present(true)
+    };
+    let value = match (invert, value) {
+        (false, v) => v,
+        (true, ValueMatch::Present(p)) => ValueMatch::Present(!p),
+        (true, _) => {
+            h.error(
+                diag,
+                "invert_match",
+                "`invert_match` is supported only with `present_match` for now",
+            );
+            return None;
+        }
+    };
+    Some(HeaderMatch { name, value })
+}
+
+fn query_matcher(q: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<QueryMatch> {
+    q.only(diag, &["name", "string_match", "present_match"]);
+    let name = q.str("name").unwrap_or_default().to_owned();
+    let value = if let Some(s) = q.child("string_match") {
+        match string_matcher(&s, diag)? {
+            exact @ ValueMatch::Exact(_) => exact,
+            _ => {
+                q.error(
+                    diag,
+                    "string_match",
+                    "query parameters can be matched by `exact` or `present_match` only, for now",
+                );
+                return None;
+            }
+        }
+    } else {
+        ValueMatch::Present(true)
+    };
+    Some(QueryMatch { name, value })
+}
+
+fn path_rewrite(a: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<PathRewrite> {
+    if a.has("prefix_rewrite") && a.has("regex_rewrite") {
+        a.error(
+            diag,
+            "regex_rewrite",
+            "Cannot specify both prefix_rewrite and regex_rewrite",
+        );
+        return None;
+    }
+    if let Some(prefix) = a.str("prefix_rewrite") {
+        if let Err(message) = rewrites::check_uri_path(prefix, true) {
+            a.error(diag, "prefix_rewrite", message);
+            return None;
+        }
+        return Some(PathRewrite::Prefix(prefix.to_owned()));
+    }
+    let rr = a.child("regex_rewrite")?;
+    rr.only(diag, &["pattern", "substitution"]);
+    let pattern = regex(&rr.child("pattern")?, diag)?;
+    let substitution = rr.str("substitution").unwrap_or_default().to_owned();
+    let groups = pattern::unanchored_regex(&pattern).map_or(0, |re| re.captures_len());
+    if let Err(message) = rewrites::check_substitution(&substitution, groups) {
+        rr.error(diag, "substitution", message);
+        return None;
+    }
+    Some(PathRewrite::Regex {
+        pattern,
+        substitution,
+    })
+}
+
+fn redirect(rd: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Redirect> {
+    rd.only(diag, rewrites::REDIRECT_KEYS);
+    let status = match rd.enum_name("response_code").as_deref() {
+        None | Some("MOVED_PERMANENTLY") => 301,
+        Some("FOUND") => 302,
+        Some("SEE_OTHER") => 303,
+        Some("TEMPORARY_REDIRECT") => 307,
+        Some("PERMANENT_REDIRECT") => 308,
+        Some(other) => {
+            rd.error(
+                diag,
+                "response_code",
+                format!("unknown redirect code {other}"),
+            );
+            return None;
+        }
+    };
+    let scheme = if rd.bool("https_redirect") {
+        Some("https".to_owned())
+    } else if let Some(text) = rd.str("scheme_redirect") {
+        match rewrites::check_scheme(text) {
+            Ok(scheme) => Some(scheme),
+            Err(message) => {
+                rd.error(diag, "scheme_redirect", message);
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    let host = match rd.str("host_redirect").map(rewrites::check_authority) {
+        Some(Ok(host)) => Some(host),
+        Some(Err(message)) => {
+            rd.error(diag, "host_redirect", message);
+            return None;
+        }
+        None => None,
+    };
+    let port = match rd.uint("port_redirect") {
+        0 => None,
+        p => match u16::try_from(p) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                rd.error(diag, "port_redirect", format!("{p} is not a port"));
+                return None;
+            }
+        },
+    };
+    let path = if let Some(p) = rd.str("path_redirect") {
+        if let Err(message) = rewrites::check_uri_path(p, false) {
+            rd.error(diag, "path_redirect", message);
+            return None;
+        }
+        Some(RedirectPath::Path(p.to_owned()))
+    } else {
+        path_rewrite(rd, diag).map(RedirectPath::Rewrite)
+    };
+    Some(Redirect {
+        scheme,
+        host,
+        port,
+        path,
+        status,
+        strip_query: rd.bool("strip_query"),
+    })
+}
+
+fn direct_response(
+    d: &Msg<'_, '_>,
+    max_body: u64,
+    diag: &mut Diagnostics,
+) -> Option<DirectResponse> {
+    d.only(diag, &["status", "body"]);
+    let status = u16::try_from(d.uint("status")).unwrap_or(0);
+    let body = match d.child("body") {
+        Some(source) => super::data_source(&source, diag)?,
+        None => Vec::new(),
+    };
+    if body.len() as u64 > max_body {
+        d.error(
+            diag,
+            "body",
+            format!(
+                "the body is {} bytes, more than max_direct_response_body_size_bytes ({max_body})",
+                body.len()
+            ),
+        );
+        return None;
+    }
+    Some(DirectResponse {
+        status,
+        body: body.into(),
+        content_type: DirectResponse::DEFAULT_CONTENT_TYPE.to_owned(),
+    })
+}
+
+/// The four header-edit lists of a route configuration, virtual host or route.
+pub(crate) fn mutations(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> HeaderMutations {
+    let adds = |field: &str, side: Side, diag: &mut Diagnostics| -> Vec<HeaderAdd> {
+        m.children(field)
+            .iter()
+            .filter_map(|o| header_add(o, side, diag))
+            .collect()
+    };
+    let removes = |field: &str, diag: &mut Diagnostics| -> Vec<String> {
+        let loc = m.at(field);
+        m.strings(field)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| {
+                let at = loc.index(i);
+                match crate::config::decode_headers::check_field_name(name) {
+                    Ok(()) => Some(name.to_ascii_lowercase()),
+                    Err(message) => {
+                        diag.error(at.pos, &at.path, message);
+                        None
+                    }
+                }
+            })
+            .collect()
+    };
+    HeaderMutations {
+        request_add: adds("request_headers_to_add", Side::Request, diag),
+        request_remove: removes("request_headers_to_remove", diag),
+        response_add: adds("response_headers_to_add", Side::Response, diag),
+        response_remove: removes("response_headers_to_remove", diag),
+    }
+}
+
+fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) -> Option<HeaderAdd> {
+    o.only(
+        diag,
+        &["header", "append", "append_action", "keep_empty_value"],
+    );
+    let header = o.child("header")?;
+    header.only(diag, &["key", "value"]);
+    let name = header.str("key").unwrap_or_default();
+    if let Err(message) = crate::config::decode_headers::check_field_name(name) {
+        header.error(diag, "key", message);
+        return None;
+    }
+    let value = header.str("value").unwrap_or_default();
+    if let Err(message) = format::parse(value, side) {
+        header.error(diag, "value", message);
+        return None;
+    }
+    let append = match o.enum_name("append_action").as_deref() {
+        None | Some("APPEND_IF_EXISTS_OR_ADD") => o.wrapped_bool("append").unwrap_or(true),
+        Some("OVERWRITE_IF_EXISTS_OR_ADD") => false,
+        Some(other) => {
+            o.error(
+                diag,
+                "append_action",
+                format!("`append_action: {other}` is not supported yet"),
+            );
+            return None;
+        }
+    };
+    Some(HeaderAdd {
+        name: name.to_ascii_lowercase(),
+        value: value.to_owned(),
+        append,
+    })
+}

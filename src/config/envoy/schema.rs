@@ -1,0 +1,80 @@
+//! Envoy's v3 API as descriptors, and the extensions ringway implements.
+//!
+//! Design: `schema.bin` is a `FileDescriptorSet` compiled once from the `.proto` files
+//! that the envoy-types crate ships (`tools/envoy-schema`, which also says how to
+//! regenerate it), trimmed to the bootstrap and the extensions below, without comments.
+//! It is decoded on the first Envoy-format load only; a native config never touches it.
+//! Extensions are chosen by the `@type` of their `typed_config` (Envoy's rule: the
+//! `name` is only a label), so the registry is keyed by message name.
+
+use std::sync::OnceLock;
+
+use prost_reflect::DescriptorPool;
+
+static SCHEMA: &[u8] = include_bytes!("schema.bin");
+
+/// The descriptor pool, decoded on first use. `None` only if the committed
+/// `schema.bin` is damaged (a unit test decodes it), which a load reports as an error.
+pub(crate) fn pool() -> Option<&'static DescriptorPool> {
+    static POOL: OnceLock<Option<DescriptorPool>> = OnceLock::new();
+    POOL.get_or_init(|| decode().ok()).as_ref()
+}
+
+/// Decodes the descriptor set (once per process through [`pool`]).
+pub(crate) fn decode() -> Result<DescriptorPool, prost_reflect::DescriptorError> {
+    DescriptorPool::decode(SCHEMA)
+}
+
+pub(crate) const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
+pub(crate) const HCM: &str =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+pub(crate) const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
+pub(crate) const FILE_LOG: &str = "envoy.extensions.access_loggers.file.v3.FileAccessLog";
+pub(crate) const STDOUT_LOG: &str = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
+pub(crate) const STDERR_LOG: &str = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
+pub(crate) const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// Every `@type` the loader accepts somewhere, with what it is.
+pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
+    (
+        HCM,
+        "network filter envoy.filters.network.http_connection_manager",
+    ),
+    (ROUTER, "HTTP filter envoy.filters.http.router"),
+    (FILE_LOG, "access logger envoy.access_loggers.file"),
+    (STDOUT_LOG, "access logger envoy.access_loggers.stdout"),
+    (STDERR_LOG, "access logger envoy.access_loggers.stderr"),
+    (
+        HTTP_OPTIONS,
+        "cluster protocol options envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    ),
+];
+
+/// `udpa.type.v1.TypedStruct` and `xds.type.v3.TypedStruct`: an extension written as a
+/// `type_url` and a free-form `value` (Istio's bootstrap uses them).
+pub(crate) const TYPED_STRUCTS: &[&str] = &["udpa.type.v1.TypedStruct", "xds.type.v3.TypedStruct"];
+
+pub(crate) fn is_supported_extension(message: &str) -> bool {
+    EXTENSIONS.iter().any(|(name, _)| *name == message)
+}
+
+/// The message name of a type URL (`type.googleapis.com/envoy.x.v3.Y` -> `envoy.x.v3.Y`).
+pub(crate) fn message_name(type_url: &str) -> &str {
+    type_url.rsplit_once('/').map_or(type_url, |(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_decodes_and_has_every_supported_extension() {
+        let pool = pool().expect("schema.bin decodes");
+        assert!(pool.get_message_by_name(BOOTSTRAP).is_some());
+        for (name, _) in EXTENSIONS {
+            assert!(pool.get_message_by_name(name).is_some(), "{name}");
+        }
+        assert_eq!(message_name("type.googleapis.com/a.B"), "a.B");
+        assert_eq!(message_name("a.B"), "a.B");
+    }
+}
