@@ -87,6 +87,17 @@ pub fn apply(
     random: &mut fastrand::Rng,
     scratch: &mut String,
 ) -> Peer {
+    if let Some(envoy) = &policy.envoy {
+        let settings = (policy, envoy);
+        return crate::forwarding_envoy::apply(
+            request,
+            head,
+            (peer, peer_text),
+            settings,
+            random,
+            scratch,
+        );
+    }
     let trust = &policy.trusted_proxies;
     let peer_trusted = trust.hops > 0
         || peer
@@ -138,13 +149,7 @@ pub fn apply(
                 .header(head, "x-request-id")
                 .is_some_and(|v| !v.is_empty() && v.len() <= 128);
         if !kept {
-            remove_all(request, head, "x-request-id");
-            scratch.clear();
-            request_id(random, scratch);
-            // Hex digits and dashes.
-            request
-                .overlay
-                .add_unchecked(b"x-request-id", scratch.as_bytes());
+            new_request_id(request, head, random, scratch);
         }
     }
     if let Some(via) = &policy.via {
@@ -157,7 +162,24 @@ pub fn apply(
     client
 }
 
-fn remove_all(request: &mut Request, head: &[u8], name: &str) {
+/// Replaces the request's `x-request-id` fields with a fresh id.
+pub(crate) fn new_request_id(
+    request: &mut Request,
+    head: &[u8],
+    random: &mut fastrand::Rng,
+    scratch: &mut String,
+) {
+    remove_all(request, head, "x-request-id");
+    scratch.clear();
+    request_id(random, scratch);
+    // Hex digits and dashes.
+    request
+        .overlay
+        .add_unchecked(b"x-request-id", scratch.as_bytes());
+}
+
+/// Marks every received field named `name` removed.
+pub(crate) fn remove_all(request: &mut Request, head: &[u8], name: &str) {
     for (index, header) in request.headers.iter().enumerate() {
         if header.is(head, name) {
             request.overlay.remove(index);
@@ -195,30 +217,40 @@ fn client_from_chain(chain: &str, peer: Peer, hops: u32, cidrs: &[crate::config:
 }
 
 /// An XFF entry: an IP, optionally with a port (`1.2.3.4:5`, `[::1]:5`).
-fn parse_entry(entry: &str) -> Option<IpAddr> {
+pub(crate) fn parse_entry(entry: &str) -> Option<IpAddr> {
     entry
         .parse::<IpAddr>()
         .ok()
         .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
 }
 
-/// A random (version 4) UUID, lower-case hex (8-4-4-4-12).
-fn request_id(random: &mut fastrand::Rng, out: &mut String) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+/// A random (version 4) UUID, lower-case hex (8-4-4-4-12). A byte at a time through a
+/// 256-entry table of digit pairs: this runs for every request, and a nibble at a time
+/// out of a `u128` cost about 550 instructions (callgrind); this costs about a third.
+pub(crate) fn request_id(random: &mut fastrand::Rng, out: &mut String) {
+    /// Each byte's two hex digits.
+    const PAIRS: [[u8; 2]; 256] = {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut pairs = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            pairs[i] = [HEX[i >> 4], HEX[i & 0xf]];
+            i += 1;
+        }
+        pairs
+    };
     let hi = random.u64(..);
     let lo = random.u64(..);
     let hi = (hi & !0xf000) | 0x4000; // version 4
     let lo = (lo & !(0xc000 << 48)) | (0x8000 << 48); // RFC 4122 variant
-    let bits = (u128::from(hi) << 64) | u128::from(lo);
-    let mut text = [0u8; 36];
-    let mut nibble = 0;
-    for (i, byte) in text.iter_mut().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            *byte = b'-';
-        } else {
-            *byte = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
-            nibble += 1;
-        }
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&hi.to_be_bytes());
+    bytes[8..].copy_from_slice(&lo.to_be_bytes());
+    let mut text = [b'-'; 36];
+    // Where each byte's two digits go (the dashes stay between the groups).
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    for (byte, at) in bytes.iter().zip(AT) {
+        text[at..at + 2].copy_from_slice(&PAIRS[usize::from(*byte)]);
     }
     // Every byte is an ASCII hex digit or '-'.
     out.push_str(std::str::from_utf8(&text).unwrap_or_default());

@@ -25,6 +25,7 @@ pub mod error;
 pub mod filter;
 pub mod flow;
 pub mod forwarding;
+pub mod forwarding_envoy;
 pub mod http1;
 pub mod limit;
 pub mod listen;

@@ -83,6 +83,16 @@ pub fn ensure_nofile_limit(want: u64) -> Result<NofileLimit, String> {
     })
 }
 
+/// This machine's host name (Envoy's `%HOSTNAME%`), read once per process.
+pub fn hostname() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -432,3 +432,152 @@ fn an_envoy_config_reloads() {
     assert!(String::from_utf8_lossy(&r.body).contains("`stat_prefix` must not be empty"));
     assert_eq!(get(addr, "/elsewhere").unwrap().status, 410);
 }
+
+/// The file's lines once it has at least `n` of them (within 5 s).
+fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}: {text:?}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// `envoy_config` with a file access logger (`log_format` as given, or none).
+fn with_access_log(
+    port: u16,
+    admin: u16,
+    upstream: SocketAddr,
+    path: &Path,
+    format: &str,
+) -> String {
+    envoy_config(port, admin, upstream).replace(
+        "          stat_prefix: public\n",
+        &format!(
+            "          stat_prefix: public\n          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n{format}",
+            path.display()
+        ),
+    )
+}
+
+#[test]
+fn access_logs_in_envoys_formats() {
+    let direct_line = regex::Regex::new(
+            r#"^\[[^\]]+\] "GET /elsewhere HTTP/1\.1" 404 - \d+ \d+ \d+ - "-" "-" "[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}" "test" "-"$"#,
+        )
+        .unwrap();
+    for driver in drivers() {
+        let upstream = Upstream::start(false);
+        let dir = tempfile::tempdir().unwrap();
+        // Envoy's default format.
+        let path = dir.path().join("default.log");
+        let (port, admin) = (free_port(), free_port());
+        let yaml = with_access_log(port, admin, upstream.addr, &path, "");
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let r = exchange(
+            addr,
+            b"GET /api/users?page=2 HTTP/1.1\r\nHost: shop.test\r\nUser-Agent: curl/8.5.0\r\nX-Request-Id: fixed-id\r\n\r\n",
+        );
+        assert_eq!(r.status, 200);
+        // The router's header, as Envoy adds it.
+        let service_time = r
+            .header("x-envoy-upstream-service-time")
+            .expect("x-envoy-upstream-service-time");
+        assert!(service_time.parse::<u64>().is_ok(), "{service_time}");
+        upstream.next_seen();
+        assert_eq!(get(addr, "/elsewhere").unwrap().status, 404);
+        // Lines of different workers are ordered per worker only.
+        let mut lines = wait_for_lines(&path, 2);
+        lines.sort_by_key(|l| l.contains("/elsewhere"));
+        // `use_remote_address: false` (Envoy's default) leaves x-forwarded-for alone (the
+        // client sent none) and keeps the client's request id (not an edge request).
+        // [%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%"
+        // %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION%
+        // %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%"
+        // "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"
+        let pattern = regex::Regex::new(&format!(
+            r#"^\[\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\] "GET /api/users\?page=2 HTTP/1\.1" 200 - \d+ \d+ \d+ {service_time} "-" "curl/8\.5\.0" "fixed-id" "backend\.internal" "{}"$"#,
+            regex::escape(&upstream.addr.to_string())
+        ))
+        .unwrap();
+        assert!(pattern.is_match(&lines[0]), "{driver}: {}", lines[0]);
+        // A direct response: no upstream, no service time; a generated request id.
+        let pattern = &direct_line;
+        assert!(pattern.is_match(&lines[1]), "{driver}: {}", lines[1]);
+        drop(rw);
+
+        // JSON, typed.
+        let path = dir.path().join("json.log");
+        let (port, admin) = (free_port(), free_port());
+        let format = "              log_format:\n                json_format:\n                  code: \"%RESPONSE_CODE%\"\n                  route: \"%REQ(:METHOD)% %REQ(:PATH)%\"\n                  agent: \"%REQ(USER-AGENT)%\"\n                  cluster: \"%UPSTREAM_CLUSTER%\"\n                  client: \"%DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT%\"\n";
+        let yaml = with_access_log(port, admin, upstream.addr, &path, format);
+        let _rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(get(addr, "/api/x").unwrap().status, 200);
+        upstream.next_seen();
+        let lines = wait_for_lines(&path, 1);
+        let value: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        assert_eq!(
+            value,
+            serde_json::json!({"code": 200, "route": "GET /api/x", "agent": null, "cluster": "app", "client": "127.0.0.1"}),
+            "{driver}"
+        );
+    }
+}
+
+#[test]
+fn native_listeners_add_no_envoy_headers() {
+    let upstream = Upstream::start(false);
+    let (port, admin) = (free_port(), free_port());
+    let _rw = Ringway::start(&native_config(port, admin, upstream.addr), admin, &[]);
+    let r = get(SocketAddr::from(([127, 0, 0, 1], port)), "/api/x").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-envoy-upstream-service-time"), None);
+}
+
+#[test]
+fn envoy_listeners_forward_as_envoy_does() {
+    for driver in drivers() {
+        let upstream = Upstream::start(false);
+        let (port, admin) = (free_port(), free_port());
+        let yaml = envoy_config(port, admin, upstream.addr).replace(
+            "          stat_prefix: public\n",
+            "          stat_prefix: public\n          use_remote_address: true\n          via: edge-1\n",
+        );
+        let _rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let r = exchange(
+            addr,
+            b"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 203.0.113.9\r\nX-Envoy-Retry-On: 5xx\r\nX-Envoy-Internal: true\r\nX-Request-Id: chosen\r\n\r\n",
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("via"), Some("edge-1"), "{driver}");
+        let seen = upstream.next_seen();
+        // An edge request: the peer appended, the client's control headers gone, a
+        // fresh request id, the external address set.
+        assert_eq!(
+            seen.header("x-forwarded-for").as_deref(),
+            Some("203.0.113.9, 127.0.0.1"),
+            "{driver}"
+        );
+        assert_eq!(
+            seen.header("x-envoy-external-address").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(seen.header("x-envoy-retry-on"), None);
+        assert_eq!(seen.header("x-envoy-internal"), None);
+        assert_eq!(seen.header("x-forwarded-proto").as_deref(), Some("http"));
+        assert_eq!(seen.header("via").as_deref(), Some("edge-1"));
+        let id = seen.header("x-request-id").unwrap();
+        assert!(id != "chosen" && id.len() == 36, "{id}");
+    }
+}

@@ -12,6 +12,12 @@
 # load for 5 s, dump, and print total instructions / requests. Needs valgrind
 # (apt-get install valgrind) and a release build (cargo build --release --workspace).
 #
+# ENVOY=1 writes the same listener, route and cluster as an Envoy v3 bootstrap instead
+# (Envoy's header processing, `x-envoy-upstream-service-time`; ENVOY_HCM adds lines to
+# its http_connection_manager, indented 10 spaces, e.g. an access log).
+#
+# TOP_KEYS adds top-level sections to the native config (e.g. an `access_log`).
+#
 # ROUTE_KEYS adds keys to the one route (YAML lines, indented 8 spaces), to measure a
 # feature's cost over the plain route with the same binary, e.g.
 #   ROUTE_KEYS=$'        prefix_rewrite: /v2/\n' loadtest/scripts/instructions-per-request.sh
@@ -37,10 +43,45 @@ listeners:
 ${ROUTE_KEYS:-}clusters:
   - name: upstream
     endpoints: [127.0.0.1:$up]
+${TOP_KEYS:-}
 YAML
+extra=()
+if [ -n "${ENVOY:-}" ]; then
+  extra=(--concurrency 1)
+  cat > "$work/ringway.yaml" <<YAML
+static_resources:
+  listeners:
+  - name: bench
+    address: { socket_address: { address: 127.0.0.1, port_value: $listen } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: bench
+${ENVOY_HCM:-}          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: { prefix: / }
+                route: { cluster: upstream }
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: upstream
+    load_assignment:
+      cluster_name: upstream
+      endpoints:
+      - lb_endpoints:
+        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $up } } }
+YAML
+fi
 for binary in "$@"; do
   valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
-    "$binary" -c "$work/ringway.yaml" --log-level warn --driver epoll >"$work/vg.log" 2>&1 &
+    "$binary" -c "$work/ringway.yaml" "${extra[@]}" --log-level warn --driver epoll >"$work/vg.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && break

@@ -19,7 +19,11 @@
 
 use std::{cell::RefCell, time::Duration};
 
-use super::{entry::LogEntry, format::append_line, writer::Message};
+use super::{
+    entry::LogEntry,
+    format::{append_line, LineFormat},
+    writer::Message,
+};
 use crate::{
     config::AccessLogFormat,
     stats::{names::access_log as stat, WorkerScope},
@@ -51,7 +55,7 @@ pub struct WorkerLogSetup {
 /// One worker's access log. Shared by the worker's tasks through `Rc`.
 #[derive(Debug)]
 pub struct WorkerLog {
-    format: AccessLogFormat,
+    format: LineFormat,
     buffer: usize,
     flush_interval: Duration,
     batch: RefCell<Batch>,
@@ -64,7 +68,7 @@ impl WorkerLog {
     /// Builds the worker's log on the worker's thread.
     pub fn new(setup: WorkerLogSetup) -> Self {
         WorkerLog {
-            format: setup.format,
+            format: LineFormat::new(&setup.format),
             buffer: setup.buffer,
             flush_interval: setup.flush_interval,
             batch: RefCell::new(Batch::default()),
@@ -72,6 +76,24 @@ impl WorkerLog {
             pool: setup.pool,
             stats: setup.stats,
         }
+    }
+
+    /// Whether lines are an Envoy format string (which prints more than the native
+    /// formats: connections keep more for it).
+    pub fn is_envoy_format(&self) -> bool {
+        matches!(self.format, LineFormat::Envoy(_))
+    }
+
+    /// The request headers each connection captures for its lines (none for the
+    /// native formats).
+    pub fn headers(&self) -> &[String] {
+        self.format.headers()
+    }
+
+    /// Whether lines print the connection's local address (a `getsockname` per
+    /// connection, only then).
+    pub fn needs_local_address(&self) -> bool {
+        self.format.needs_local_address()
     }
 
     /// How often the worker should call [`WorkerLog::flush`].
@@ -85,7 +107,7 @@ impl WorkerLog {
         if batch.bytes.capacity() == 0 {
             batch.bytes = self.fresh_vec();
         }
-        append_line(self.format, entry, &mut batch.bytes);
+        append_line(&self.format, entry, &mut batch.bytes);
         batch.lines += 1;
         if batch.bytes.len() >= self.buffer {
             self.hand_off(&mut batch);
@@ -151,6 +173,7 @@ mod tests {
             bytes_sent: 0,
             upstream: None,
             flags: ResponseFlags::NONE,
+            details: Default::default(),
         }
     }
 
@@ -196,7 +219,7 @@ mod tests {
         let h = harness(200, 8);
         let line_len = {
             let mut v = Vec::new();
-            append_line(AccessLogFormat::Text, &entry(), &mut v);
+            append_line(&LineFormat::Text, &entry(), &mut v);
             v.len()
         };
         let per_batch = 200usize.div_ceil(line_len) as u64;

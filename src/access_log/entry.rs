@@ -15,6 +15,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::http1::{line_value, Edit, Request};
 use crate::peer::Peer;
 
 /// One request, as the access log records it.
@@ -44,6 +45,116 @@ pub struct LogEntry<'a> {
     pub upstream: Option<&'a str>,
     /// What went wrong, if anything.
     pub flags: ResponseFlags,
+    /// What Envoy's command operators print beyond the fields above.
+    pub details: Details<'a>,
+}
+
+/// The parts of a request only Envoy format strings print (`access_log::envoy`); the
+/// native formats ignore them, and a connection fills only what its format asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Details<'a> {
+    /// The client as the trust policy resolved it, and its port (0 when it came from
+    /// `x-forwarded-for`) (`%DOWNSTREAM_REMOTE_ADDRESS%`); `None`: the entry's `client`.
+    pub remote: Option<(Peer, u16)>,
+    /// The TCP peer and its port (`%DOWNSTREAM_DIRECT_REMOTE_ADDRESS%`).
+    pub direct: Option<(Peer, u16)>,
+    /// The address the client connected to (`%DOWNSTREAM_LOCAL_ADDRESS%`).
+    pub local: Option<std::net::SocketAddr>,
+    /// The matched route's name.
+    pub route: Option<&'a str>,
+    /// The cluster the request was routed to.
+    pub cluster: Option<&'a str>,
+    /// `x-envoy-upstream-service-time`: from the end of the request to the upstream's
+    /// response head.
+    pub upstream_service_time: Option<Duration>,
+    /// The request header values the format prints.
+    pub headers: Option<&'a Captured>,
+}
+
+/// Request header values kept for the access log: one slot per name the format prints
+/// (`Captured::get(i)` for the format's i-th name), in one reusable buffer.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    bytes: Vec<u8>,
+    spans: Vec<Option<(u32, u32)>>,
+}
+
+impl Captured {
+    /// Forgets every value, keeping capacity, with `slots` empty slots.
+    pub fn reset(&mut self, slots: usize) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.spans.resize(slots, None);
+    }
+
+    /// Sets slot `i` (a later value replaces the earlier one).
+    pub fn set(&mut self, i: usize, value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(value);
+        let span = u32::try_from(start)
+            .ok()
+            .zip(u32::try_from(self.bytes.len()).ok());
+        if let Some(slot) = self.spans.get_mut(i) {
+            *slot = span;
+        }
+    }
+
+    /// Keeps, for each of `names` (lower case; `:authority` is the request's authority),
+    /// the first value `request` has as it will be forwarded: the overlay's replacement
+    /// of a received field, the first received field it did not remove, else the first
+    /// it added. One pass over the received fields, then the added ones.
+    pub fn capture(&mut self, names: &[String], head: &[u8], request: &Request) {
+        self.reset(names.len());
+        let slot = |name: &[u8]| {
+            names.iter().position(|n| {
+                let n = if n == ":authority" {
+                    "host"
+                } else {
+                    n.as_str()
+                };
+                n.as_bytes().eq_ignore_ascii_case(name)
+            })
+        };
+        for (index, header) in request.headers.iter().enumerate() {
+            let Some(i) = slot(header.name(head)) else {
+                continue;
+            };
+            if self.get(i).is_some() {
+                continue;
+            }
+            match request.overlay.edit(index) {
+                None => self.set(i, header.value(head)),
+                Some(Edit::Remove) => {}
+                Some(Edit::Replace(line)) => self.set(i, line_value(request.overlay.line(line))),
+            }
+        }
+        for block in request.overlay.added() {
+            // A block may hold several lines (a compiled set of edits).
+            for line in block.split(|&b| b == b'\n') {
+                let Some(colon) = line.iter().position(|&b| b == b':') else {
+                    continue;
+                };
+                if let Some(i) = slot(&line[..colon]) {
+                    if self.get(i).is_none() {
+                        self.set(i, line_value(line));
+                    }
+                }
+            }
+        }
+        // An HTTP/1.0 absolute-form target's authority, when there is no Host field.
+        let authority = names.iter().position(|n| n == ":authority");
+        if let (Some(i), Some(host)) = (authority, request.host) {
+            if self.get(i).is_none() {
+                self.set(i, host.get(head));
+            }
+        }
+    }
+
+    /// Slot `i`'s value; `None` when the request had no such header.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let (start, end) = (*self.spans.get(i)?)?;
+        self.bytes.get(start as usize..end as usize)
+    }
 }
 
 /// Envoy's response flags, as a bitset. The order of [`ResponseFlags::NAMES`] is Envoy's
@@ -98,6 +209,41 @@ impl ResponseFlags {
         (Self::UPSTREAM_PROTOCOL_ERROR, "UPE"),
     ];
 
+    /// Envoy's long names (`%RESPONSE_FLAGS_LONG%`), in the order of [`Self::NAMES`].
+    pub const LONG_NAMES: [&'static str; 13] = [
+        "NoHealthyUpstream",
+        "UpstreamRequestTimeout",
+        "LocalReset",
+        "UpstreamConnectionFailure",
+        "UpstreamConnectionTermination",
+        "UpstreamOverflow",
+        "NoRouteFound",
+        "RateLimited",
+        "DownstreamConnectionTermination",
+        "UpstreamRetryLimitExceeded",
+        "StreamIdleTimeout",
+        "DownstreamProtocolError",
+        "UpstreamProtocolError",
+    ];
+
+    /// Appends the long names joined with `,`, or `-` when none is set.
+    pub fn append_long_to(self, out: &mut Vec<u8>) {
+        if self.is_empty() {
+            out.push(b'-');
+            return;
+        }
+        let mut first = true;
+        for ((flag, _), long) in Self::NAMES.iter().zip(Self::LONG_NAMES) {
+            if self.contains(*flag) {
+                if !first {
+                    out.push(b',');
+                }
+                out.extend_from_slice(long.as_bytes());
+                first = false;
+            }
+        }
+    }
+
     /// Whether no flag is set.
     pub fn is_empty(self) -> bool {
         self.0 == 0
@@ -144,6 +290,7 @@ impl std::ops::BitOrAssign for ResponseFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http1::{parse_request, Limits};
 
     fn text(flags: ResponseFlags) -> String {
         let mut out = Vec::new();
@@ -164,5 +311,34 @@ mod tests {
             all |= flag;
         }
         assert_eq!(text(all), "UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,SI,DPE,UPE");
+    }
+
+    #[test]
+    fn captured_values_are_the_forwarded_ones() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nX-B: 2\r\nX-B: 3\r\n\r\n";
+        let mut request = Request::new();
+        parse_request(head, &Limits::default(), &mut request).unwrap();
+        request.overlay.replace(1, b"x-a", b"9").unwrap();
+        request.overlay.remove(2);
+        request.overlay.add(b"x-c", b"new").unwrap();
+        request.overlay.add_line(b"x-d: one\r\nx-e: two\r\n");
+        let names: Vec<String> = ["x-a", "x-b", "x-c", "x-e", "x-z", ":authority"]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        let mut captured = Captured::default();
+        captured.capture(&names, head, &request);
+        let values: Vec<Option<&[u8]>> = (0..names.len()).map(|i| captured.get(i)).collect();
+        assert_eq!(
+            values,
+            [
+                Some(&b"9"[..]),
+                Some(&b"3"[..]),
+                Some(&b"new"[..]),
+                Some(&b"two"[..]),
+                None,
+                Some(&b"a"[..])
+            ]
+        );
     }
 }

@@ -31,14 +31,49 @@
 use std::io::Write as _;
 
 use super::entry::LogEntry;
+use super::envoy::Compiled;
 use super::timestamp::{append_rfc3339_millis, push_padded};
 use crate::config::AccessLogFormat;
 
-/// Appends one line (newline included) for `entry` in `format`.
-pub fn append_line(format: AccessLogFormat, entry: &LogEntry<'_>, out: &mut Vec<u8>) {
+/// A line format ready to render: a native one, or a compiled Envoy format string.
+#[derive(Debug, Clone)]
+pub enum LineFormat {
+    Text,
+    Json,
+    Envoy(Box<Compiled>),
+}
+
+impl LineFormat {
+    /// Compiles `format` (once per worker log).
+    pub fn new(format: &AccessLogFormat) -> LineFormat {
+        match Compiled::new(format) {
+            Some(compiled) => LineFormat::Envoy(Box::new(compiled)),
+            None if *format == AccessLogFormat::Json => LineFormat::Json,
+            None => LineFormat::Text,
+        }
+    }
+
+    /// The request headers a connection must capture for its lines.
+    pub fn headers(&self) -> &[String] {
+        match self {
+            LineFormat::Envoy(compiled) => compiled.headers(),
+            LineFormat::Text | LineFormat::Json => &[],
+        }
+    }
+
+    /// Whether lines print the connection's local address.
+    pub fn needs_local_address(&self) -> bool {
+        matches!(self, LineFormat::Envoy(c) if c.needs_local_address())
+    }
+}
+
+/// Appends one line for `entry` in `format` (the native formats end it with a newline;
+/// an Envoy format string ends it as it says).
+pub fn append_line(format: &LineFormat, entry: &LogEntry<'_>, out: &mut Vec<u8>) {
     match format {
-        AccessLogFormat::Text => append_text(entry, out),
-        AccessLogFormat::Json => append_json(entry, out),
+        LineFormat::Text => append_text(entry, out),
+        LineFormat::Json => append_json(entry, out),
+        LineFormat::Envoy(compiled) => compiled.append(entry, out),
     }
 }
 
@@ -133,6 +168,23 @@ fn push_hex_escape(prefix: &[u8], b: u8, out: &mut Vec<u8>) {
     out.push(HEX[usize::from(b & 0xf)]);
 }
 
+/// A value of an Envoy format string: printed as received, as Envoy does, except control
+/// bytes (`\xHH`), so that a line stays one line.
+pub(super) fn text_field_raw(bytes: &[u8], out: &mut Vec<u8>) {
+    // Almost every value has no control byte: one copy.
+    if !bytes.iter().any(|&b| b < 0x20 || b == 0x7f) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    for &b in bytes {
+        if b < 0x20 || b == 0x7f {
+            push_hex_escape(b"\\x", b, out);
+        } else {
+            out.push(b);
+        }
+    }
+}
+
 /// `null` for an empty field (unknown), else a JSON string.
 fn json_string_or_null(bytes: &[u8], out: &mut Vec<u8>) {
     if bytes.is_empty() {
@@ -143,7 +195,7 @@ fn json_string_or_null(bytes: &[u8], out: &mut Vec<u8>) {
 }
 
 /// A JSON string of arbitrary bytes: UTF-8 kept, invalid sequences as U+FFFD.
-fn json_string(bytes: &[u8], out: &mut Vec<u8>) {
+pub(super) fn json_string(bytes: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -194,18 +246,19 @@ mod tests {
             bytes_sent: 9,
             upstream: Some("127.0.0.1:9001"),
             flags: ResponseFlags::NONE,
+            details: Default::default(),
         }
     }
 
     fn text(entry: &LogEntry<'_>) -> String {
         let mut out = Vec::new();
-        append_line(AccessLogFormat::Text, entry, &mut out);
+        append_line(&LineFormat::Text, entry, &mut out);
         String::from_utf8(out).expect("text lines are ASCII")
     }
 
     fn json(entry: &LogEntry<'_>) -> String {
         let mut out = Vec::new();
-        append_line(AccessLogFormat::Json, entry, &mut out);
+        append_line(&LineFormat::Json, entry, &mut out);
         String::from_utf8(out).expect("JSON lines are UTF-8")
     }
 

@@ -17,10 +17,11 @@
 
 mod buffer;
 mod entry;
+pub mod envoy;
 pub mod format;
 pub mod timestamp;
 mod writer;
 
 pub use buffer::{Batch, WorkerLog, WorkerLogSetup};
-pub use entry::{LogEntry, ResponseFlags};
+pub use entry::{Captured, Details, LogEntry, ResponseFlags};
 pub use writer::{AccessLog, Message, Reopener};

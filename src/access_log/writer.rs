@@ -126,7 +126,7 @@ impl AccessLog {
         WorkerLogSetup {
             queue: self.queue.clone(),
             pool: self.pool.clone(),
-            format: self.config.format,
+            format: self.config.format.clone(),
             buffer: self.config.buffer,
             flush_interval: self.config.flush_interval,
             stats: self.scope.for_worker(worker),

@@ -13,6 +13,7 @@ use super::model::{AccessLogConfig, AccessLogFormat, AccessLogPath};
 use super::node::Node;
 
 const ACCESS_LOG_KEYS: &[&str] = &["path", "format", "buffer", "flush_interval"];
+/// `format` is one of these words, or an Envoy format string (it has a `%`).
 const FORMATS: &[(&str, AccessLogFormat)] = &[
     ("text", AccessLogFormat::Text),
     ("json", AccessLogFormat::Json),
@@ -23,6 +24,25 @@ pub(crate) fn access_log(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Acce
     let map = node.map(diag, ACCESS_LOG_KEYS)?;
     let path = map.field(diag, "path").and_then(|n| path(&n, diag));
     let format = match map.optional("format") {
+        // An Envoy format string (`%START_TIME% %REQ(:METHOD)% ...`): one line per
+        // request, so a newline is added when the string has none.
+        Some(n) if n.peek_str().is_some_and(|s| s.contains('%')) => {
+            let text = n.peek_str().unwrap_or_default();
+            match super::log_format::parse(text) {
+                Ok(_) => Some(AccessLogFormat::EnvoyText {
+                    format: if text.ends_with('\n') {
+                        text.to_owned()
+                    } else {
+                        format!("{text}\n")
+                    },
+                    omit_empty_values: false,
+                }),
+                Err(message) => {
+                    n.error(diag, message);
+                    None
+                }
+            }
+        }
         Some(n) => choice(&n, diag, FORMATS),
         None => Some(AccessLogFormat::default()),
     };

@@ -60,6 +60,8 @@ pub(super) fn proxy_settings(map: &Map<'_>, diag: &mut Diagnostics) -> Option<Pr
         max_request_body: max_request_body?,
         expect_continue: expect_continue?,
         buffer_limit: buffer_limit?,
+        envoy_headers: false,
+        envoy: None,
     })
 }
 

@@ -67,7 +67,7 @@ pub(super) fn non_empty_list<'a, T>(
 }
 
 /// One of a fixed set of words, with a did-you-mean hint when it is close to one.
-pub(super) fn choice<T: Copy>(
+pub(super) fn choice<T: Clone>(
     node: &Node<'_>,
     diag: &mut Diagnostics,
     choices: &[(&str, T)],
@@ -81,8 +81,8 @@ pub(super) fn choice<T: Copy>(
         node.wrong_type(diag, &format!("one of {words}"));
         return None;
     };
-    if let Some(&(_, value)) = choices.iter().find(|(word, _)| *word == text) {
-        return Some(value);
+    if let Some((_, value)) = choices.iter().find(|(word, _)| *word == text) {
+        return Some(value.clone());
     }
     let hint = suggest::did_you_mean(text, choices.iter().map(|(word, _)| *word));
     node.error(

@@ -11,11 +11,12 @@
 //! `%RESPONSE_CODE%` and `%UPSTREAM_REMOTE_ADDRESS%` (response side only). `%%` is a
 //! literal `%`. Reserved for the auth issue: a JWT claim and the consumer.
 
-/// One piece of a header value.
+/// One piece of a header value (or, with `V` = `log_format::Op`, of an access-log
+/// line).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
+pub enum Piece<V = Var> {
     Text(String),
-    Var(Var),
+    Var(V),
 }
 
 /// A variable.
@@ -60,6 +61,15 @@ const NOT_YET: &[&str] = &[
 
 /// Parses a value; `Ok` with no `Var` piece for a plain value.
 pub fn parse(text: &str, side: Side) -> Result<Vec<Piece>, String> {
+    split(text, |name| variable(name, side))
+}
+
+/// Splits `text` at its `%NAME%`s (`%%` is a literal `%`), each read by `var`: the
+/// grammar Envoy's header values and access-log formats share.
+pub fn split<V>(
+    text: &str,
+    var: impl Fn(&str) -> Result<V, String>,
+) -> Result<Vec<Piece<V>>, String> {
     let mut pieces = Vec::new();
     let mut literal = String::new();
     let mut rest = text;
@@ -71,11 +81,22 @@ pub fn parse(text: &str, side: Side) -> Result<Vec<Piece>, String> {
             rest = more;
             continue;
         }
-        let end = after.find('%').ok_or_else(|| {
+        // An argument in parentheses may hold `%`s of its own (`%START_TIME(%s)%`).
+        let ident = after
+            .bytes()
+            .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_')
+            .count();
+        let from = match after[ident..].starts_with('(') {
+            true => after[ident..]
+                .find(')')
+                .map_or(ident, |close| ident + close),
+            false => 0,
+        };
+        let end = after[from..].find('%').map(|e| from + e).ok_or_else(|| {
             format!("{text:?}: a `%` starts a variable that does not end (write `%%` for `%`)")
         })?;
         let name = &after[..end];
-        let var = variable(name, side).map_err(|e| format!("{text:?}: {e}"))?;
+        let var = var(name).map_err(|e| format!("{text:?}: {e}"))?;
         if !literal.is_empty() {
             pieces.push(Piece::Text(std::mem::take(&mut literal)));
         }

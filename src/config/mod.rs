@@ -26,6 +26,7 @@ mod envoy;
 pub mod error;
 mod fields;
 pub mod format;
+pub mod log_format;
 mod model;
 mod node;
 pub mod pattern;
@@ -41,8 +42,8 @@ pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, ConfigFormat,
     CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName, DriverChoice, Endpoint, Endpoints,
-    EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch, HeaderMutations, HostMatch,
-    HostRewrite, Http1Settings, Listener, LoadOptions, LookupFamily, OriginMatch,
+    EnvoyForwarding, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch, HeaderMutations,
+    HostMatch, HostRewrite, Http1Settings, Listener, LoadOptions, LookupFamily, OriginMatch,
     PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings,
     QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch,
     TrustedProxies, ValueMatch, Workers,

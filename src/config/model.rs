@@ -654,6 +654,28 @@ pub struct ProxySettings {
     /// The most bytes a connection buffers (a head, or pipelined requests) before it
     /// stops reading (default 1MiB).
     pub buffer_limit: usize,
+    /// Add the router's `x-envoy-*` response headers (`x-envoy-upstream-service-time`):
+    /// listeners loaded from Envoy configs, unless the router's
+    /// `suppress_envoy_headers`; never for native ones.
+    pub envoy_headers: bool,
+    /// Envoy's HTTP connection manager header processing instead of ringway's trust
+    /// policy (listeners loaded from Envoy configs; `forwarding_envoy`).
+    pub envoy: Option<EnvoyForwarding>,
+}
+
+/// The HTTP connection manager settings that decide the client address and the
+/// forwarding headers (Envoy's `use_remote_address`, `xff_num_trusted_hops` (in
+/// `trusted_proxies.hops`), `skip_xff_append`, `internal_address_config`,
+/// `preserve_external_request_id`, `via`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EnvoyForwarding {
+    pub use_remote_address: bool,
+    pub skip_xff_append: bool,
+    /// Peers whose requests are internal (Envoy >= 1.36: none unless listed).
+    pub internal: Vec<Cidr>,
+    pub preserve_external_request_id: bool,
+    /// Appended to `via` on requests and responses, as written.
+    pub via: Option<String>,
 }
 
 impl ProxySettings {
@@ -671,6 +693,8 @@ impl Default for ProxySettings {
             max_request_body: None,
             expect_continue: ExpectContinue::Answer,
             buffer_limit: Self::DEFAULT_BUFFER_LIMIT,
+            envoy_headers: false,
+            envoy: None,
         }
     }
 }
@@ -790,12 +814,25 @@ pub enum AccessLogPath {
     File(PathBuf),
 }
 
-/// The access log's line format (see `access_log::format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The access log's line format (see `access_log::format` and `access_log::envoy`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AccessLogFormat {
     /// Envoy-like text line.
     #[default]
     Text,
     /// One JSON object per line.
     Json,
+    /// An Envoy format string of `%COMMAND%` operators (`config::log_format`), as Envoy's
+    /// `text_format`: its own newline, if it has one, ends the line.
+    EnvoyText {
+        format: String,
+        /// Envoy's `omit_empty_values`: an empty value prints nothing instead of `-`.
+        omit_empty_values: bool,
+    },
+    /// Envoy's `json_format`: one object per line, each value a format string; a value
+    /// that is one operator keeps its type (a number, or `null` when empty).
+    EnvoyJson {
+        fields: Vec<(String, String)>,
+        omit_empty_values: bool,
+    },
 }

@@ -72,9 +72,7 @@ impl Add {
 
 /// This machine's name (Envoy's `%HOSTNAME%`).
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default()
+    crate::process::hostname().to_owned()
 }
 
 /// What a rendered value may draw on besides the request state.

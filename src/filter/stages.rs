@@ -24,7 +24,18 @@ pub fn upstream_request(
     scratch: &mut String,
 ) -> Peer {
     request.strip_hop_by_hop(head);
-    let client = forwarding::apply(request, head, peer, peer_text, proxy, random, scratch);
+    let client = match &proxy.envoy {
+        // Listeners loaded from Envoy configs: Envoy's connection manager rules.
+        Some(envoy) => crate::forwarding_envoy::apply(
+            request,
+            head,
+            (peer, peer_text),
+            (proxy, envoy),
+            random,
+            scratch,
+        ),
+        None => forwarding::apply(request, head, peer, peer_text, proxy, random, scratch),
+    };
     if request.expect_continue && proxy.expect_continue == ExpectContinue::Answer {
         for (index, header) in request.headers.iter().enumerate() {
             if header.is(head, "expect") {
@@ -54,6 +65,9 @@ pub struct Delivery {
     pub chunked: bool,
     /// The connection closes after it.
     pub close: bool,
+    /// Envoy's `x-envoy-upstream-service-time` (milliseconds from the end of the request
+    /// to the upstream's response head), on listeners that add Envoy's headers.
+    pub upstream_service_time: Option<std::time::Duration>,
 }
 
 /// The response stage, after the response-side filters, writing the response's header
@@ -70,6 +84,14 @@ pub fn downstream_response(
     proxy: &ProxySettings,
     out: &mut Vec<u8>,
 ) {
+    // Envoy's `via`: appended to the upstream's, as written (Envoy listeners only).
+    let envoy_via = match &proxy.envoy {
+        Some(envoy) => envoy
+            .via
+            .as_deref()
+            .map(|via| (via, upstream_via(response, head))),
+        None => None,
+    };
     if proxy.hide_upstream_identity || proxy.server_header.is_some() {
         for (index, header) in response.headers.iter().enumerate() {
             let identity = header.is(head, "server")
@@ -104,5 +126,59 @@ pub fn downstream_response(
             out.extend_from_slice(via.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
+        if envoy_via.is_some() || delivery.upstream_service_time.is_some() {
+            envoy_lines(envoy_via, delivery.upstream_service_time, out);
+        }
     });
+}
+
+/// The upstream's first `via` value, its fields removed (Envoy appends to it).
+fn upstream_via<'h>(response: &mut Response, head: &'h [u8]) -> Option<&'h [u8]> {
+    let mut first = None;
+    for (index, header) in response.headers.iter().enumerate() {
+        if header.is(head, "via") {
+            first.get_or_insert(header.value(head));
+            response.overlay.remove(index);
+        }
+    }
+    first
+}
+
+/// The response lines only Envoy listeners add: `via` appended to the upstream's, and
+/// `x-envoy-upstream-service-time`.
+#[cold]
+fn envoy_lines(
+    via: Option<(&str, Option<&[u8]>)>,
+    service_time: Option<std::time::Duration>,
+    out: &mut Vec<u8>,
+) {
+    if let Some((via, upstream)) = via {
+        out.extend_from_slice(b"via: ");
+        if let Some(upstream) = upstream {
+            out.extend_from_slice(upstream);
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(via.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(elapsed) = service_time {
+        out.extend_from_slice(b"x-envoy-upstream-service-time: ");
+        push_decimal(out, u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends `value` in decimal, without `fmt`.
+fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }

@@ -16,7 +16,7 @@ use super::span::Span;
 
 /// What happens to one received header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Edit {
+pub enum Edit {
     Remove,
     /// Replace the whole line with this arena span.
     Replace(Span),
@@ -121,7 +121,8 @@ impl Overlay {
         matches!(self.edit(index), Some(Edit::Remove))
     }
 
-    pub(crate) fn edit(&self, index: usize) -> Option<Edit> {
+    /// The edit of received header `index`, if any.
+    pub fn edit(&self, index: usize) -> Option<Edit> {
         let index = u32::try_from(index).ok()?;
         self.edits
             .binary_search_by_key(&index, |(i, _)| *i)
@@ -130,11 +131,13 @@ impl Overlay {
             .map(|(_, e)| *e)
     }
 
-    pub(crate) fn added(&self) -> impl Iterator<Item = &[u8]> {
+    /// The added lines (a block may hold several).
+    pub fn added(&self) -> impl Iterator<Item = &[u8]> {
         self.added.iter().map(|s| s.get(&self.arena))
     }
 
-    pub(crate) fn line(&self, span: Span) -> &[u8] {
+    /// An owned line's bytes.
+    pub fn line(&self, span: Span) -> &[u8] {
         span.get(&self.arena)
     }
 

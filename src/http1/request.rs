@@ -349,6 +349,15 @@ fn classify_version(buf: &[u8]) -> ErrorKind {
     }
 }
 
+/// The value of a `name: value` line (CRLF and surrounding whitespace removed).
+pub fn line_value(line: &[u8]) -> &[u8] {
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .map_or(line.len(), |c| c + 1);
+    line.get(colon..).unwrap_or_default().trim_ascii()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

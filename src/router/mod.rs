@@ -146,6 +146,8 @@ pub struct Route {
     pub host_rewrite: Option<config::HostRewrite>,
     /// Upgrade protocols tunnelled (lower case).
     pub upgrades: Box<[Box<[u8]>]>,
+    /// The route's `name` (Envoy's `%ROUTE_NAME%` in the access log).
+    pub name: Option<Box<str>>,
     path: PathMatch,
     conditions: Conditions,
 }
@@ -275,6 +277,7 @@ impl Router {
                 }
             };
             compiled.push(Route {
+                name: route.name.as_deref().map(Into::into),
                 action,
                 filters: Chain::build(
                     (

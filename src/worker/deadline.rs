@@ -46,9 +46,13 @@ pub(super) enum Expired {
 pub(super) struct Deadline<'t> {
     /// The current phase's limit, if it has one.
     at: Option<Instant>,
-    /// Whether the request body is still arriving.
-    receiving: bool,
-    idle: Duration,
+    /// When the request was complete; `None` while its body is still arriving (also
+    /// the start of Envoy's `x-envoy-upstream-service-time`).
+    completed: Option<Instant>,
+    /// `stream_idle_timeout` in milliseconds (at most `u32::MAX`, 49 days: a longer
+    /// limit is no limit), so that the request's completion time fits beside it without
+    /// growing every connection's task.
+    idle_ms: u32,
     /// When the last operation completed, on the coarse clock: at most one tick before
     /// it really did.
     last_progress: Instant,
@@ -76,8 +80,8 @@ impl<'t> Deadline<'t> {
     ) -> Self {
         Deadline {
             at,
-            receiving,
-            idle,
+            completed: (!receiving).then_some(now),
+            idle_ms: u32::try_from(idle.as_millis()).unwrap_or(u32::MAX),
             // Marks are coarse times, one tick added when checked; this one is exact.
             last_progress: now.checked_sub(TICK).unwrap_or(now),
             clock,
@@ -85,18 +89,24 @@ impl<'t> Deadline<'t> {
         }
     }
 
+    /// How long since the request was complete, if it is.
+    pub(super) fn since_request_complete(&self) -> Option<Duration> {
+        self.completed.map(|at| at.elapsed())
+    }
+
     /// The request body is complete: the route timeout `route` starts now.
     pub(super) fn request_complete(&mut self, route: Duration) {
-        if self.receiving {
-            self.receiving = false;
-            self.at = Some(Instant::now() + route);
+        if self.completed.is_none() {
+            let now = Instant::now();
+            self.completed = Some(now);
+            self.at = Some(now + route);
             self.arm();
         }
     }
 
     /// When the idle limit passes if nothing more completes.
     fn idle_end(&self) -> Instant {
-        self.last_progress + TICK + self.idle
+        self.last_progress + TICK + Duration::from_millis(u64::from(self.idle_ms))
     }
 
     fn next_check(&self) -> Instant {
@@ -147,12 +157,14 @@ impl<'t> Deadline<'t> {
     /// Time left before the phase's limit (the idle limit aside).
     pub(super) fn left(&self) -> Duration {
         self.at
-            .map_or(self.idle, |at| at.saturating_duration_since(Instant::now()))
+            .map_or(Duration::from_millis(u64::from(self.idle_ms)), |at| {
+                at.saturating_duration_since(Instant::now())
+            })
     }
 
     /// The error for `expired`, given how far the exchange got.
     pub(super) fn error(&self, expired: Expired, written: bool, started: bool) -> Error {
-        let kind = match (expired, self.receiving) {
+        let kind = match (expired, self.completed.is_none()) {
             (Expired::Idle, _) => ErrorKind::StreamIdleTimeout,
             (Expired::Limit, true) => ErrorKind::RequestTimeout,
             (Expired::Limit, false) => ErrorKind::Timeout,

@@ -40,6 +40,14 @@ impl Downstream {
         }
     }
 
+    /// The address the client connected to (a `getsockname`); `None` on a Unix socket.
+    pub(super) fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        match self {
+            Downstream::Tcp(s) => s.local_addr().ok(),
+            Downstream::Unix(_) => None,
+        }
+    }
+
     /// The socket, for a non-blocking peek.
     pub(super) fn raw_fd(&self) -> RawFd {
         use std::os::fd::AsRawFd;

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::{
-    access_log::{LogEntry, ResponseFlags, WorkerLog},
+    access_log::{Captured, Details, LogEntry, ResponseFlags, WorkerLog},
     http1::{Request, Version},
     peer::Peer,
 };
@@ -31,12 +31,38 @@ pub struct RequestLog<'l> {
     request_line: Vec<u8>,
     method_len: usize,
     /// `None` until the head parsed.
-    protocol: Option<&'static str>,
+    protocol: Option<Version>,
+    /// What only Envoy format strings print; boxed (one allocation per connection, for
+    /// those formats only) to keep the connection task small.
+    envoy: Option<Box<EnvoyParts<'l>>>,
+}
+
+/// The request's parts an Envoy format string may print beyond the native line's.
+#[derive(Debug)]
+struct EnvoyParts<'l> {
+    /// The TCP peer and its port.
+    direct: (Peer, u16),
+    /// The connection's client and port (the peer, or a PROXY protocol header's).
+    connection_client: (Peer, u16),
+    /// The current request's client as the trust policy resolved it (port 0 from
+    /// `x-forwarded-for`).
+    remote: (Peer, u16),
+    /// The connection's local address, when the format prints it.
+    local: Option<std::net::SocketAddr>,
+    /// The request header values the format prints.
+    captured: Captured,
+    /// The current request's route name and cluster.
+    route: Option<&'l str>,
+    cluster: Option<&'l str>,
+    /// From the end of the current request to its upstream response head.
+    service_time: Option<Duration>,
 }
 
 impl<'l> RequestLog<'l> {
-    /// The log state of a connection from `client`.
-    pub fn new(log: &'l WorkerLog, client: Peer) -> Self {
+    /// The log state of a connection from `client` (`port`). Out of line: once per
+    /// connection, and inlined it kept `serve` from being inlined into the accept loop.
+    #[inline(never)]
+    pub fn new(log: &'l WorkerLog, (client, port): (Peer, u16)) -> Self {
         RequestLog {
             log,
             client,
@@ -45,19 +71,84 @@ impl<'l> RequestLog<'l> {
             request_line: Vec::new(),
             method_len: 0,
             protocol: None,
+            envoy: log.is_envoy_format().then(|| {
+                Box::new(EnvoyParts {
+                    direct: (client, port),
+                    connection_client: (client, port),
+                    remote: (client, port),
+                    local: None,
+                    captured: Captured::default(),
+                    route: None,
+                    cluster: None,
+                    service_time: None,
+                })
+            }),
+        }
+    }
+
+    /// Whether lines are an Envoy format string (which prints more: the request id and
+    /// client Envoy's connection manager gives every request, the service time).
+    pub fn is_envoy_format(&self) -> bool {
+        self.envoy.is_some()
+    }
+
+    /// Whether lines print the connection's local address.
+    pub fn needs_local_address(&self) -> bool {
+        self.envoy.is_some() && self.log.needs_local_address()
+    }
+
+    /// The address the client connected to.
+    pub fn set_local(&mut self, local: Option<std::net::SocketAddr>) {
+        if let Some(envoy) = &mut self.envoy {
+            envoy.local = local;
+        }
+    }
+
+    /// The client as a PROXY protocol header named it (for the whole connection).
+    pub fn set_client(&mut self, client: Peer, port: u16) {
+        self.client = client;
+        if let Some(envoy) = &mut self.envoy {
+            (envoy.connection_client, envoy.remote) = ((client, port), (client, port));
         }
     }
 
     /// The request's first byte is in the buffer; later calls keep the first time.
-    /// The client as a PROXY protocol header named it.
-    pub fn set_client(&mut self, client: Peer) {
-        self.client = client;
-    }
-
     pub fn begin(&mut self) {
         if self.began.is_none() {
             self.began = Some((SystemTime::now(), Instant::now()));
         }
+    }
+
+    /// The client as the trust policy resolved it for the current request.
+    pub fn resolved(&mut self, client: Peer, port: u16) {
+        if let Some(envoy) = &mut self.envoy {
+            envoy.remote = (client, port);
+        }
+    }
+
+    /// The current request's route and cluster.
+    pub fn routed(&mut self, route: Option<&'l str>, cluster: Option<&'l str>) {
+        if let Some(envoy) = &mut self.envoy {
+            (envoy.route, envoy.cluster) = (route, cluster);
+        }
+    }
+
+    /// The upstream answered `elapsed` after the request ended.
+    pub fn upstream_service_time(&mut self, elapsed: Duration) {
+        if let Some(envoy) = &mut self.envoy {
+            envoy.service_time = Some(elapsed);
+        }
+    }
+
+    /// Keeps the values of the headers the format prints, as the request now has them
+    /// (after ringway's edits once it is forwarded): what Envoy's `%REQ(...)%` prints.
+    /// Called once per request: when it is forwarded, or answered by ringway.
+    pub fn capture(&mut self, head: &[u8], request: &Request) {
+        let names = self.log.headers();
+        let Some(envoy) = self.envoy.as_mut().filter(|_| !names.is_empty()) else {
+            return;
+        };
+        envoy.captured.capture(names, head, request);
     }
 
     /// The head parsed: keep its method and target, and count its bytes.
@@ -68,10 +159,7 @@ impl<'l> RequestLog<'l> {
         self.request_line.extend_from_slice(method);
         self.request_line.extend_from_slice(target);
         self.method_len = method.len();
-        self.protocol = Some(match request.version {
-            Version::Http10 => "HTTP/1.0",
-            Version::Http11 => "HTTP/1.1",
-        });
+        self.protocol = Some(request.version);
         self.received = head.len() as u64;
     }
 
@@ -113,12 +201,32 @@ impl<'l> RequestLog<'l> {
             client: self.client,
             method,
             path,
-            protocol: self.protocol.take().unwrap_or("-"),
+            protocol: match self.protocol.take() {
+                Some(Version::Http10) => "HTTP/1.0",
+                Some(Version::Http11) => "HTTP/1.1",
+                None => "-",
+            },
             status,
             bytes_received: std::mem::take(&mut self.received),
             bytes_sent,
             upstream,
             flags,
+            details: match &mut self.envoy {
+                Some(envoy) => Details {
+                    remote: Some(envoy.remote),
+                    direct: Some(envoy.direct),
+                    local: envoy.local,
+                    route: envoy.route.take(),
+                    cluster: envoy.cluster.take(),
+                    upstream_service_time: envoy.service_time.take(),
+                    headers: Some(&envoy.captured),
+                },
+                None => Details::default(),
+            },
         });
+        if let Some(envoy) = &mut self.envoy {
+            envoy.remote = envoy.connection_client;
+            envoy.captured.reset(0);
+        }
     }
 }

@@ -13,9 +13,11 @@ use super::cursor::Msg;
 use super::route;
 use super::{schema, DISABLED};
 use crate::config::error::Diagnostics;
+use crate::config::log_format;
 use crate::config::model::{
-    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, EscapedSlashes, ExpectContinue,
-    Http1Settings, Listener, PathNormalization, ProxySettings, TrustedProxies,
+    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, EnvoyForwarding,
+    EscapedSlashes, ExpectContinue, Http1Settings, Listener, PathNormalization, ProxySettings,
+    TrustedProxies,
 };
 
 /// Envoy's HCM defaults that differ from ringway's native ones.
@@ -169,6 +171,8 @@ fn connection_manager(
             "use_remote_address",
             "xff_num_trusted_hops",
             "skip_xff_append",
+            "internal_address_config",
+            "preserve_external_request_id",
             "via",
             "generate_request_id",
             "server_name",
@@ -198,14 +202,8 @@ fn connection_manager(
             ),
         ),
     }
-    http_filters(hcm, diag);
-    if hcm.bool("skip_xff_append") {
-        hcm.error(
-            diag,
-            "skip_xff_append",
-            "`skip_xff_append` is not supported yet",
-        );
-    }
+    let suppress_envoy_headers = http_filters(hcm, diag);
+    let internal = internal_addresses(hcm, diag);
     if let Some(h1) = hcm.child("http_protocol_options") {
         h1.only(diag, &[]);
     }
@@ -296,13 +294,22 @@ fn connection_manager(
             cidrs: Vec::new(),
         },
         request_id: hcm.wrapped_bool("generate_request_id").unwrap_or(true),
-        via: hcm.str("via").map(str::to_owned),
+        // Envoy appends `via` as written: `envoy.via`, not ringway's `1.1 <name>`.
+        via: None,
         server_header,
         expect_continue: if hcm.bool("proxy_100_continue") {
             ExpectContinue::Forward
         } else {
             ExpectContinue::Answer
         },
+        envoy_headers: !suppress_envoy_headers,
+        envoy: Some(EnvoyForwarding {
+            use_remote_address: hcm.wrapped_bool("use_remote_address") == Some(true),
+            skip_xff_append: hcm.bool("skip_xff_append"),
+            internal,
+            preserve_external_request_id: hcm.bool("preserve_external_request_id"),
+            via: hcm.str("via").map(str::to_owned),
+        }),
         ..ProxySettings::default()
     };
     let (virtual_hosts, headers) = match hcm.child("route_config") {
@@ -343,8 +350,45 @@ fn connection_manager(
     })
 }
 
-/// The HTTP filters: any number of routers' worth of nothing, ending with the router.
-fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) {
+/// `internal_address_config.cidr_ranges`: the peers whose requests are internal.
+fn internal_addresses(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> Vec<Cidr> {
+    let mut internal = Vec::new();
+    let Some(config) = hcm.child("internal_address_config") else {
+        return internal;
+    };
+    config.only(diag, &["cidr_ranges"]);
+    for range in config.children("cidr_ranges") {
+        range.only(diag, &["address_prefix", "prefix_len"]);
+        let prefix = range.str("address_prefix").unwrap_or_default();
+        let len = range.wrapped_uint("prefix_len").unwrap_or(0);
+        let Ok(network) = prefix.parse::<std::net::IpAddr>() else {
+            range.error(
+                diag,
+                "address_prefix",
+                format!("{prefix:?} is not an IP address"),
+            );
+            continue;
+        };
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        match u8::try_from(len) {
+            Ok(prefix_len) if len <= max => internal.push(Cidr {
+                network,
+                prefix_len,
+            }),
+            _ => range.error(
+                diag,
+                "prefix_len",
+                format!("{len} is longer than the address ({max} bits)"),
+            ),
+        }
+    }
+    internal
+}
+
+/// The HTTP filters: the router, last (the only one ringway implements so far).
+/// Returns the router's `suppress_envoy_headers`.
+fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> bool {
+    let mut suppress_envoy_headers = false;
     let filters = hcm.children("http_filters");
     if filters.is_empty() {
         hcm.error(
@@ -352,7 +396,7 @@ fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) {
             "http_filters",
             "`http_filters` needs the router (envoy.filters.http.router), last",
         );
-        return;
+        return false;
     }
     for (i, f) in filters.iter().enumerate() {
         f.only(diag, &["name", "typed_config", "is_optional"]);
@@ -360,6 +404,9 @@ fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) {
             Some((type_name, router)) => {
                 let router = Msg::new(&router, f.at("typed_config"));
                 router.only(diag, &["dynamic_stats", "suppress_envoy_headers"]);
+                if router.bool("suppress_envoy_headers") {
+                    suppress_envoy_headers = true;
+                }
                 if router.wrapped_bool("dynamic_stats") == Some(false) {
                     router.error(
                         diag,
@@ -398,9 +445,11 @@ fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) {
             );
         }
     }
+    suppress_envoy_headers
 }
 
-/// The HCM's access loggers: file and stdout/stderr loggers, in Envoy's default format.
+/// The HCM's access loggers: file and stdout/stderr loggers, with Envoy's default format
+/// or the logger's own (`log_format`, or the deprecated `format` / `json_format`).
 fn access_logs(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<AccessLogConfig> {
     let mut result = None;
     for log in hcm.children("access_log") {
@@ -414,22 +463,45 @@ fn access_logs(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<AccessLogCon
             continue;
         };
         let logger = Msg::new(&payload, log.at("typed_config"));
-        let path = match type_name.as_str() {
+        let (path, format) = match type_name.as_str() {
             schema::FILE_LOG => {
-                logger.only(diag, &["path"]);
-                match logger.str("path") {
+                logger.only(
+                    diag,
+                    &[
+                        "path",
+                        "log_format",
+                        "format",
+                        "json_format",
+                        "typed_json_format",
+                    ],
+                );
+                let format = if let Some(text) = logger.str("format") {
+                    checked_text(&logger, "format", text, false, diag)
+                } else if logger.has("json_format") || logger.has("typed_json_format") {
+                    let field = if logger.has("json_format") {
+                        "json_format"
+                    } else {
+                        "typed_json_format"
+                    };
+                    json_format(&logger, field, false, diag)
+                } else {
+                    log_format(&logger, diag)
+                };
+                let path = match logger.str("path") {
                     Some("/dev/stdout") => AccessLogPath::Stdout,
                     Some(path) => AccessLogPath::File(path.into()),
                     None => continue,
-                }
+                };
+                (path, format)
             }
-            schema::STDOUT_LOG => {
-                logger.only(diag, &[]);
-                AccessLogPath::Stdout
-            }
-            schema::STDERR_LOG => {
-                logger.only(diag, &[]);
-                AccessLogPath::File("/dev/stderr".into())
+            schema::STDOUT_LOG | schema::STDERR_LOG => {
+                logger.only(diag, &["log_format"]);
+                let path = if type_name == schema::STDOUT_LOG {
+                    AccessLogPath::Stdout
+                } else {
+                    AccessLogPath::File("/dev/stderr".into())
+                };
+                (path, log_format(&logger, diag))
             }
             other => {
                 log.error(
@@ -439,6 +511,9 @@ fn access_logs(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<AccessLogCon
                 );
                 continue;
             }
+        };
+        let Some(format) = format else {
+            continue;
         };
         if result.is_some() {
             log.error(
@@ -450,10 +525,113 @@ fn access_logs(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<AccessLogCon
         }
         result = Some(AccessLogConfig {
             path,
-            format: AccessLogFormat::Text,
+            format,
             buffer: AccessLogConfig::DEFAULT_BUFFER,
             flush_interval: AccessLogConfig::DEFAULT_FLUSH_INTERVAL,
         });
     }
     result
+}
+
+/// A logger's `log_format` (`SubstitutionFormatString`), or Envoy's default format.
+fn log_format(logger: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<AccessLogFormat> {
+    let Some(f) = logger.child("log_format") else {
+        return Some(AccessLogFormat::EnvoyText {
+            format: log_format::DEFAULT.to_owned(),
+            omit_empty_values: false,
+        });
+    };
+    f.only(
+        diag,
+        &[
+            "text_format",
+            "text_format_source",
+            "json_format",
+            "omit_empty_values",
+        ],
+    );
+    let omit = f.bool("omit_empty_values");
+    if let Some(text) = f.str("text_format") {
+        return checked_text(&f, "text_format", text, omit, diag);
+    }
+    if let Some(source) = f.child("text_format_source") {
+        let bytes = super::data_source(&source, diag)?;
+        let Ok(text) = String::from_utf8(bytes) else {
+            f.error(diag, "text_format_source", "the format is not UTF-8");
+            return None;
+        };
+        return checked_text(&f, "text_format_source", &text, omit, diag);
+    }
+    if f.has("json_format") {
+        return json_format(&f, "json_format", omit, diag);
+    }
+    // An empty SubstitutionFormatString: Envoy's default.
+    Some(AccessLogFormat::EnvoyText {
+        format: log_format::DEFAULT.to_owned(),
+        omit_empty_values: omit,
+    })
+}
+
+/// A text format, checked (Envoy prints it as it is: its own newline ends the line).
+fn checked_text(
+    m: &Msg<'_, '_>,
+    field: &str,
+    text: &str,
+    omit_empty_values: bool,
+    diag: &mut Diagnostics,
+) -> Option<AccessLogFormat> {
+    match log_format::parse(text) {
+        Ok(_) => Some(AccessLogFormat::EnvoyText {
+            format: text.to_owned(),
+            omit_empty_values,
+        }),
+        Err(message) => {
+            m.error(diag, field, message);
+            None
+        }
+    }
+}
+
+/// A `json_format` Struct, read from the document to keep its key order: each value a
+/// format string (nested objects and non-string values are not supported yet).
+fn json_format(
+    m: &Msg<'_, '_>,
+    field: &str,
+    omit_empty_values: bool,
+    diag: &mut Diagnostics,
+) -> Option<AccessLogFormat> {
+    let at = m.at(field);
+    let Some(super::tree::Value::Map(entries)) = at.tree.map(|t| &t.value) else {
+        m.error(
+            diag,
+            field,
+            "`json_format` must be a mapping of keys to format strings",
+        );
+        return None;
+    };
+    let mut fields = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(text) = entry.value.as_str() else {
+            let path = format!("{}.{}", at.path, entry.key);
+            diag.error(
+                entry.value.pos,
+                &path,
+                format!(
+                    "`json_format` values other than format strings (here {}) are not supported yet",
+                    entry.value.describe()
+                ),
+            );
+            continue;
+        };
+        if let Err(message) = log_format::parse(text) {
+            let path = format!("{}.{}", at.path, entry.key);
+            diag.error(entry.value.pos, &path, message);
+            continue;
+        }
+        fields.push((entry.key.clone(), text.to_owned()));
+    }
+    Some(AccessLogFormat::EnvoyJson {
+        fields,
+        omit_empty_values,
+    })
 }

@@ -434,3 +434,51 @@ fn malformed_documents_are_errors_not_panics() {
         let _ = Config::parse(text, Path::new("envoy.yaml"));
     }
 }
+
+#[test]
+fn access_loggers_keep_envoys_formats() {
+    let logger = |config: &str| {
+        let hcm = format!(
+            "          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: /tmp/access.log\n{config}"
+        );
+        load(&bootstrap(&hcm, ROUTE, ""))
+            .access_log
+            .expect("an access log")
+    };
+    // No format: Envoy's default.
+    let log = logger("");
+    assert_eq!(log.path, AccessLogPath::File("/tmp/access.log".into()));
+    assert_eq!(
+        log.format,
+        AccessLogFormat::EnvoyText {
+            format: crate::config::log_format::DEFAULT.into(),
+            omit_empty_values: false
+        }
+    );
+    let log = logger("              log_format:\n                text_format: \"%RESPONSE_CODE% %REQ(:PATH)%\\n\"\n                omit_empty_values: true\n");
+    assert_eq!(
+        log.format,
+        AccessLogFormat::EnvoyText {
+            format: "%RESPONSE_CODE% %REQ(:PATH)%\n".into(),
+            omit_empty_values: true
+        }
+    );
+    // JSON keeps the document's key order.
+    let log = logger("              log_format:\n                json_format: { status: \"%RESPONSE_CODE%\", agent: \"%REQ(USER-AGENT)%\" }\n");
+    assert_eq!(
+        log.format,
+        AccessLogFormat::EnvoyJson {
+            fields: vec![
+                ("status".into(), "%RESPONSE_CODE%".into()),
+                ("agent".into(), "%REQ(USER-AGENT)%".into())
+            ],
+            omit_empty_values: false
+        }
+    );
+    // Operators ringway cannot fill are refused by name.
+    let hcm = "          access_log:\n          - name: envoy.access_loggers.stdout\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog\n              log_format: { text_format: \"%RESPONSE_DURATION%\" }\n";
+    assert_eq!(
+        errors(&bootstrap(hcm, ROUTE, "")),
+        ["envoy.yaml:18:42: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log[0].typed_config.log_format.text_format: \"%RESPONSE_DURATION%\": %RESPONSE_DURATION% is not supported yet"]
+    );
+}

@@ -455,7 +455,6 @@ impl Connection<'_> {
         deadline: &mut Deadline<'_>,
         chain: &Chain,
     ) -> Result<Finished, Error> {
-        let l = self.listener;
         let head = &ubuf[..head_len];
         let protocol = self.response.header(head, "upgrade");
         self.response.strip_hop_by_hop(head);
@@ -468,15 +467,7 @@ impl Connection<'_> {
             let head_view = &mut ResponseHead::new(&mut self.response, head);
             chain.on_response(head_view, &mut self.filters);
         }
-        let delivery = Delivery {
-            chunked: false,
-            close: false,
-        };
-        let date_line = self.worker.clock.date_line();
-        out.clear();
-        write_status_line(&self.response, head, out);
-        let proxy = &l.proxy;
-        stages::downstream_response(&mut self.response, head, delivery, &date_line, proxy, out);
+        self.write_response_head(head, (false, false), deadline, out);
         out.extend_from_slice(&ubuf[head_len..]);
         let sent = self.send_to_client(out, deadline).await?;
         Ok(Finished {
@@ -491,6 +482,43 @@ impl Connection<'_> {
     }
 
     /// Sends the final response head and streams its body.
+    /// Writes the client's response head into `out`: the status line, then the fixed
+    /// response stage (`stages::downstream_response`) with how the body is delivered
+    /// (`chunked`, `close`). Not async, so none of its locals lives in the task.
+    fn write_response_head(
+        &mut self,
+        head: &[u8],
+        (chunked, close): (bool, bool),
+        deadline: &Deadline<'_>,
+        out: &mut Vec<u8>,
+    ) {
+        let delivery = Delivery {
+            chunked,
+            close,
+            upstream_service_time: self.upstream_service_time(deadline),
+        };
+        let date_line = self.worker.clock.date_line();
+        out.clear();
+        write_status_line(&self.response, head, out);
+        let proxy = &self.listener.proxy;
+        stages::downstream_response(&mut self.response, head, delivery, &date_line, proxy, out);
+    }
+
+    /// Envoy's `x-envoy-upstream-service-time` for the response head now read: recorded
+    /// for the access log, and returned when the listener adds Envoy's headers.
+    fn upstream_service_time(&mut self, deadline: &Deadline<'_>) -> Option<Duration> {
+        // The clock is read only when something prints it.
+        let logged = self.log.as_ref().is_some_and(|log| log.is_envoy_format());
+        if !self.listener.proxy.envoy_headers && !logged {
+            return None;
+        }
+        let elapsed = deadline.since_request_complete()?;
+        if let Some(log) = &mut self.log {
+            log.upstream_service_time(elapsed);
+        }
+        self.listener.proxy.envoy_headers.then_some(elapsed)
+    }
+
     async fn send_response(
         &mut self,
         conn: &mut UpstreamConn,
@@ -526,15 +554,8 @@ impl Connection<'_> {
             let head_view = &mut ResponseHead::new(&mut self.response, head);
             chain.on_response(head_view, &mut self.filters);
         }
-        let delivery = Delivery {
-            chunked: framing == ResponseFraming::Chunked && !raw_chunks,
-            close,
-        };
-        let date_line = self.worker.clock.date_line();
-        out.clear();
-        write_status_line(&self.response, head, out);
-        let proxy = &l.proxy;
-        stages::downstream_response(&mut self.response, head, delivery, &date_line, proxy, out);
+        let chunked = framing == ResponseFraming::Chunked && !raw_chunks;
+        self.write_response_head(head, (chunked, close), deadline, out);
         let keep_alive = keep_alive_timeout(self.response.header(head, "keep-alive"));
 
         // Body bytes that came with the head go out in the same write, as far as they fit.

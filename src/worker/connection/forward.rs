@@ -230,5 +230,10 @@ impl Connection<'_> {
         out.extend_from_slice(&self.target);
         out.extend_from_slice(b" HTTP/1.1\r\n");
         request.append_fields(head, out);
+        // The headers as forwarded (Host rewritten, x-request-id and x-forwarded-for
+        // set) are what Envoy's `%REQ(...)%` prints.
+        if let Some(log) = &mut self.log {
+            log.capture(head, request);
+        }
     }
 }

@@ -122,7 +122,7 @@ pub async fn serve(
         random: fastrand::Rng::with_seed(worker.seed()),
         listener,
         worker,
-        log: log.map(|log| RequestLog::new(log, peer)),
+        log: log.map(|log| RequestLog::new(log, (peer, peer_port))),
         upstream: None,
         rq_start: None,
         filters: RequestState::default(),
@@ -130,6 +130,7 @@ pub async fn serve(
         upgraded: None,
         canceller: Some(Canceller::new()),
     };
+    conn.note_local_address();
     conn.run(stop).await;
     let Connection {
         stream,
@@ -365,6 +366,12 @@ impl Connection<'_> {
                 }
             };
 
+            if let Some(log) = &mut self.log {
+                log.routed(
+                    route.and_then(|r| r.name.as_deref()),
+                    cluster.map(|c| &*c.name),
+                );
+            }
             let chain = route.map(|r| &r.filters);
             let (mut reply, mut cluster) = (reply, cluster);
             // A filter refused the request for its body: answer without reading it.
@@ -383,6 +390,9 @@ impl Connection<'_> {
                 if self.client_ip != self.peer {
                     // From `x-forwarded-for`: no port known.
                     (self.filters.client, self.filters.client_port) = (self.client_ip, 0);
+                    if let Some(log) = &mut self.log {
+                        log.resolved(self.client_ip, 0);
+                    }
                 }
                 if let Some(protocol) = self.request.upgrade(head) {
                     match upgrade_decision(route, protocol) {
@@ -400,6 +410,28 @@ impl Connection<'_> {
                             cluster = None;
                         }
                     }
+                }
+            } else if let (Some(envoy), true) = (
+                &l.proxy.envoy,
+                self.log.as_ref().is_some_and(|l| l.is_envoy_format()),
+            ) {
+                // Envoy's connection manager gives every request its id and client, which
+                // its access log prints also for the routes that answer directly.
+                let client = crate::forwarding_envoy::apply(
+                    &mut self.request,
+                    head,
+                    (self.peer, &self.peer_text),
+                    (&l.proxy, envoy),
+                    &mut self.random,
+                    &mut self.scratch,
+                );
+                if let Some(log) = &mut self.log {
+                    let port = if client == self.peer {
+                        self.peer_port
+                    } else {
+                        0
+                    };
+                    log.resolved(client, port);
                 }
             }
             // The route's filters run for whatever the route does (a CORS preflight is
@@ -481,6 +513,10 @@ impl Connection<'_> {
                     }
                 }
             } else {
+                // A forwarded request's headers are kept once forwarded (`forward`).
+                if let Some(log) = &mut self.log {
+                    log.capture(head, &self.request);
+                }
                 self.start += head_len;
                 let mut close = !self.request.keep_alive
                     || self.request.version == Version::Http10
@@ -508,6 +544,17 @@ impl Connection<'_> {
             if self.start == self.buf.len() {
                 self.buf.clear();
                 self.start = 0;
+            }
+        }
+    }
+
+    /// Gives the access log the connection's local address, for formats that print it
+    /// (a `getsockname` per connection, only then). Out of line: `serve` stays small.
+    #[inline(never)]
+    fn note_local_address(&mut self) {
+        if let Some(log) = &mut self.log {
+            if log.needs_local_address() {
+                log.set_local(self.stream.local_addr());
             }
         }
     }
@@ -689,7 +736,7 @@ impl Connection<'_> {
                             self.peer_port = source.port();
                             self.peer_text = IpText::new(source.ip());
                             if let Some(log) = &mut self.log {
-                                log.set_client(peer);
+                                log.set_client(peer, source.port());
                             }
                         }
                         return true;

@@ -1,0 +1,344 @@
+//! Envoy's HTTP connection manager header processing, for listeners loaded from Envoy
+//! configs: who the client is, `x-forwarded-for`, `x-forwarded-proto`, internal and
+//! edge requests, `x-envoy-external-address`, the `x-envoy-*` request controls only an
+//! internal peer may send, `x-request-id` and `via` (`shared/docs/envoy-compat.md` 3.1
+//! and 3.2, from Envoy's `headers.rst` and `conn_manager_utility.cc`).
+//!
+//! Design: the same inputs and overlay edits as `forwarding` (the received head is never
+//! edited in place), with Envoy's rules instead of ringway's trust policy:
+//! - `use_remote_address: true`: the client is the peer, or the N-th address from the
+//!   right of `x-forwarded-for` with `xff_num_trusted_hops: N`; the peer is appended to
+//!   `x-forwarded-for` (unless `skip_xff_append`); `x-forwarded-proto` is set to `http`
+//!   unless trusted hops sent one;
+//! - `use_remote_address: false` (Envoy's default): `x-forwarded-for` is left as it is and
+//!   the client is its last address (the (N+1)-th from the right with N trusted hops),
+//!   else the peer; `x-forwarded-proto` is set only when absent.
+//!
+//! A request is internal when its client is in `internal_address_config` and it came
+//! without `x-forwarded-for` (with `use_remote_address`), or with exactly that one
+//! address (without). Envoy >= 1.36 trusts no address by default (CVE-2024-45806).
+//! Internal requests get `x-envoy-internal: true`; the others lose the request-control
+//! headers, and edge requests (external, `use_remote_address`) get
+//! `x-envoy-external-address` and a fresh `x-request-id` (unless
+//! `preserve_external_request_id`). The loopback-peer rule (Envoy appends its own local
+//! address for a loopback peer) is not applied: the peer is appended as it is.
+
+use crate::{
+    config::{EnvoyForwarding, ProxySettings},
+    forwarding::{new_request_id, remove_all, IpText},
+    http1::Request,
+    peer::Peer,
+};
+
+/// Request headers only internal requests may carry (`cleanInternalHeaders`).
+const INTERNAL_ONLY: &[&str] = &[
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retry-on",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-max-retries",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-force-trace",
+    "x-envoy-ip-tags",
+    "x-envoy-original-url",
+    "x-envoy-hedge-on-per-try-timeout",
+];
+
+/// Also removed from edge requests.
+const EDGE_REMOVED: &[&str] = &[
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+];
+
+/// Applies Envoy's rules to `request` from `peer`; returns the trusted client address.
+pub fn apply(
+    request: &mut Request,
+    head: &[u8],
+    (peer, peer_text): (Peer, &IpText),
+    (policy, envoy): (&ProxySettings, &EnvoyForwarding),
+    random: &mut fastrand::Rng,
+    scratch: &mut String,
+) -> Peer {
+    let hops = policy.trusted_proxies.hops;
+    // One pass over the received fields: the chain (every field joined), and whether
+    // there is anything else to look at (most requests carry no `x-envoy-*` field).
+    scratch.clear();
+    let mut fields = 0;
+    let (mut has_proto, mut has_id, mut envoy_fields) = (false, false, false);
+    for header in &request.headers {
+        let name = header.name(head);
+        if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            let value = String::from_utf8_lossy(header.value(head));
+            if !value.trim().is_empty() {
+                if !scratch.is_empty() {
+                    scratch.push_str(", ");
+                }
+                scratch.push_str(value.trim());
+                fields += 1;
+            }
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-proto") {
+            has_proto = true;
+        } else if name.eq_ignore_ascii_case(b"x-request-id") {
+            has_id |= !header.value(head).is_empty();
+        } else if name.len() > 8 && name[..8].eq_ignore_ascii_case(b"x-envoy-") {
+            envoy_fields = true;
+        }
+    }
+    let entries = scratch.split(',').filter(|e| !e.trim().is_empty()).count();
+    let had_xff = fields > 0;
+    let client = if envoy.use_remote_address {
+        if hops > 0 {
+            nth_from_right(scratch, hops).map_or(peer, Peer::Ip)
+        } else {
+            peer
+        }
+    } else {
+        nth_from_right(scratch, hops + 1).map_or(peer, Peer::Ip)
+    };
+    if envoy.use_remote_address && !envoy.skip_xff_append && peer.ip().is_some() {
+        remove_all(request, head, "x-forwarded-for");
+        if !scratch.is_empty() {
+            scratch.push_str(", ");
+        }
+        scratch.push_str(peer_text.as_str());
+        // Addresses and header text the parser checked (see `forwarding::apply`).
+        request
+            .overlay
+            .add_unchecked(b"x-forwarded-for", scratch.as_bytes());
+    }
+    if !has_proto || (envoy.use_remote_address && hops == 0) {
+        remove_all(request, head, "x-forwarded-proto");
+        request.overlay.add_line(b"x-forwarded-proto: http\r\n");
+    }
+    let trusted_check = if envoy.use_remote_address {
+        !had_xff
+    } else {
+        entries == 1
+    };
+    let internal = trusted_check
+        && client
+            .ip()
+            .is_some_and(|ip| envoy.internal.iter().any(|c| c.contains(ip)));
+    let edge = !internal && envoy.use_remote_address;
+    if envoy_fields {
+        // The client's own `x-envoy-internal` never counts; the request controls only
+        // from internal peers; the external address is Envoy's to set.
+        for (index, header) in request.headers.iter().enumerate() {
+            let name = header.name(head);
+            let is = |list: &[&str]| list.iter().any(|n| name.eq_ignore_ascii_case(n.as_bytes()));
+            let remove = name.eq_ignore_ascii_case(b"x-envoy-internal")
+                || (!internal && is(INTERNAL_ONLY))
+                || (edge && is(EDGE_REMOVED))
+                || (edge && name.eq_ignore_ascii_case(b"x-envoy-external-address"));
+            if remove {
+                request.overlay.remove(index);
+            }
+        }
+    }
+    if internal {
+        request.overlay.add_line(b"x-envoy-internal: true\r\n");
+    }
+    if let (true, Some(ip)) = (edge, client.ip()) {
+        let text = IpText::new(ip);
+        request
+            .overlay
+            .add_unchecked(b"x-envoy-external-address", text.as_str().as_bytes());
+    }
+    if policy.request_id {
+        let fresh = edge && !envoy.preserve_external_request_id;
+        if fresh || !has_id {
+            new_request_id(request, head, random, scratch);
+        }
+    }
+    if let Some(via) = &envoy.via {
+        append_via(request, head, via, scratch);
+    }
+    client
+}
+
+/// Appends `value` to the request's `via` (`, `-separated), as Envoy does.
+fn append_via(request: &mut Request, head: &[u8], value: &str, scratch: &mut String) {
+    scratch.clear();
+    for header in request.headers.iter().filter(|h| h.is(head, "via")) {
+        scratch.push_str(&String::from_utf8_lossy(header.value(head)));
+        scratch.push_str(", ");
+    }
+    scratch.push_str(value);
+    remove_all(request, head, "via");
+    // Received header text and a value checked when the config was read.
+    request.overlay.add_unchecked(b"via", scratch.as_bytes());
+}
+
+/// The `n`-th address from the right of a chain (1 = the last), if it is an address.
+fn nth_from_right(chain: &str, n: u32) -> Option<std::net::IpAddr> {
+    let entry = chain
+        .rsplit(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .nth(usize::try_from(n).ok()?.checked_sub(1)?)?;
+    crate::forwarding::parse_entry(entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Cidr, TrustedProxies};
+    use crate::http1::{concat, parse_request, Limits};
+
+    /// Envoy's `headers.rst` examples (1 to 6), with and without internal addresses.
+    fn run(envoy: &EnvoyForwarding, hops: u32, peer: &str, xff: Option<&str>) -> (String, Peer) {
+        let raw = match xff {
+            Some(xff) => format!("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: {xff}\r\nX-Envoy-Retry-On: 5xx\r\n\r\n"),
+            None => "GET / HTTP/1.1\r\nHost: a\r\nX-Envoy-Retry-On: 5xx\r\n\r\n".to_owned(),
+        };
+        let head = raw.as_bytes();
+        let mut request = Request::new();
+        parse_request(head, &Limits::default(), &mut request).unwrap();
+        let policy = ProxySettings {
+            trusted_proxies: TrustedProxies {
+                hops,
+                cidrs: Vec::new(),
+            },
+            ..ProxySettings::default()
+        };
+        let peer_ip: std::net::IpAddr = peer.parse().unwrap();
+        let client = apply(
+            &mut request,
+            head,
+            (Peer::Ip(peer_ip), &IpText::new(peer_ip)),
+            (&policy, envoy),
+            &mut fastrand::Rng::with_seed(1),
+            &mut String::new(),
+        );
+        let mut segments = Vec::new();
+        request.write_head(&mut segments);
+        let mut out = Vec::new();
+        concat(&segments, head, &mut out);
+        (String::from_utf8(out).unwrap(), client)
+    }
+
+    fn remote(use_remote_address: bool, internal: &[&str]) -> EnvoyForwarding {
+        EnvoyForwarding {
+            use_remote_address,
+            internal: internal
+                .iter()
+                .map(|c| {
+                    let (ip, len) = c.split_once('/').unwrap();
+                    Cidr {
+                        network: ip.parse().unwrap(),
+                        prefix_len: len.parse().unwrap(),
+                    }
+                })
+                .collect(),
+            ..EnvoyForwarding::default()
+        }
+    }
+
+    fn ip(text: &str) -> Peer {
+        Peer::Ip(text.parse().unwrap())
+    }
+
+    #[test]
+    fn envoys_worked_examples() {
+        // 1: remote, no hops: the peer is the client, and is appended.
+        let (head, client) = run(
+            &remote(true, &[]),
+            0,
+            "192.0.2.5",
+            Some("203.0.113.128, 203.0.113.10, 203.0.113.1"),
+        );
+        assert_eq!(client, ip("192.0.2.5"));
+        assert!(
+            head.contains(
+                "x-forwarded-for: 203.0.113.128, 203.0.113.10, 203.0.113.1, 192.0.2.5\r\n"
+            ),
+            "{head}"
+        );
+        assert!(
+            head.contains("x-envoy-external-address: 192.0.2.5\r\n"),
+            "{head}"
+        );
+        assert!(
+            !head.contains("x-envoy-internal") && !head.contains("X-Envoy-Retry-On"),
+            "{head}"
+        );
+        assert!(head.contains("x-request-id: "), "{head}");
+        // 2: not remote, no hops: the last address; the chain is left alone.
+        let (head, client) = run(
+            &remote(false, &[]),
+            0,
+            "10.11.12.13",
+            Some("203.0.113.128, 203.0.113.10, 203.0.113.1, 192.0.2.5"),
+        );
+        assert_eq!(client, ip("192.0.2.5"));
+        assert!(
+            head.contains(
+                "X-Forwarded-For: 203.0.113.128, 203.0.113.10, 203.0.113.1, 192.0.2.5\r\n"
+            ),
+            "{head}"
+        );
+        assert!(!head.contains("x-envoy-external-address"), "{head}");
+        // 3: remote, two hops.
+        let (head, client) = run(
+            &remote(true, &[]),
+            2,
+            "192.0.2.5",
+            Some("203.0.113.128, 203.0.113.10, 203.0.113.1"),
+        );
+        assert_eq!(client, ip("203.0.113.10"));
+        assert!(
+            head.contains(
+                "x-forwarded-for: 203.0.113.128, 203.0.113.10, 203.0.113.1, 192.0.2.5\r\n"
+            ),
+            "{head}"
+        );
+        assert!(
+            head.contains("x-envoy-external-address: 203.0.113.10\r\n"),
+            "{head}"
+        );
+        // 4: not remote, two hops: the third from the right.
+        let (_, client) = run(
+            &remote(false, &[]),
+            2,
+            "10.11.12.13",
+            Some("203.0.113.128, 203.0.113.10, 203.0.113.1, 192.0.2.5"),
+        );
+        assert_eq!(client, ip("203.0.113.10"));
+        // 5: not remote, no chain: the peer; not internal.
+        let (head, client) = run(&remote(false, &["10.0.0.0/8"]), 0, "10.20.30.40", None);
+        assert_eq!(client, ip("10.20.30.40"));
+        assert!(
+            !head.contains("x-envoy-internal") && !head.contains("x-forwarded-for"),
+            "{head}"
+        );
+        // 6: not remote, one internal address: internal only when configured (1.36).
+        let (head, _) = run(&remote(false, &[]), 0, "10.20.30.50", Some("10.20.30.40"));
+        assert!(
+            !head.contains("x-envoy-internal") && !head.contains("X-Envoy-Retry-On"),
+            "{head}"
+        );
+        let (head, client) = run(
+            &remote(false, &["10.0.0.0/8"]),
+            0,
+            "10.20.30.50",
+            Some("10.20.30.40"),
+        );
+        assert_eq!(client, ip("10.20.30.40"));
+        assert!(
+            head.contains("x-envoy-internal: true\r\n") && head.contains("X-Envoy-Retry-On: 5xx"),
+            "{head}"
+        );
+        // Remote, no chain, internal peer: internal, request controls kept.
+        let (head, _) = run(&remote(true, &["192.0.2.0/24"]), 0, "192.0.2.5", None);
+        assert!(
+            head.contains("x-envoy-internal: true\r\n") && head.contains("X-Envoy-Retry-On: 5xx"),
+            "{head}"
+        );
+        assert!(!head.contains("x-envoy-external-address"), "{head}");
+    }
+}
