@@ -85,8 +85,61 @@ extern "C" {
         alignment: usize,
     ) -> *mut c_void;
     fn mi_heap_collect(heap: *mut RawHeap, force: bool);
+    fn mi_process_info(
+        elapsed_msecs: *mut usize,
+        user_msecs: *mut usize,
+        system_msecs: *mut usize,
+        current_rss: *mut usize,
+        peak_rss: *mut usize,
+        current_commit: *mut usize,
+        peak_commit: *mut usize,
+        page_faults: *mut usize,
+    );
     #[cfg(test)]
     fn mi_heap_contains(heap: *const RawHeap, p: *const c_void) -> bool;
+}
+
+/// The process's memory as mimalloc sees it (Envoy's `server.memory_*` stats).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// Bytes mimalloc has committed (its heaps' in-use and cached pages).
+    pub committed: u64,
+    /// Resident set size: bytes in physical memory.
+    pub resident: u64,
+}
+
+/// Reads [`Memory`] (a few system calls' worth: the control thread, at a scrape).
+pub fn memory() -> Memory {
+    let mut v = [0usize; 8];
+    let [elapsed, user, system, rss, peak_rss, commit, peak_commit, faults] = &mut v;
+    // SAFETY: mimalloc writes one `size_t` through each pointer, all valid and distinct
+    // for the duration of the call; it reads process counters and allocates nothing.
+    unsafe {
+        mi_process_info(
+            elapsed,
+            user,
+            system,
+            rss,
+            peak_rss,
+            commit,
+            peak_commit,
+            faults,
+        )
+    };
+    Memory {
+        committed: v[5] as u64,
+        // mimalloc reports its commit as the RSS where it cannot read it: the kernel's
+        // own count, from /proc.
+        resident: resident_bytes().unwrap_or(v[3] as u64),
+    }
+}
+
+/// The resident set size from `/proc/self/statm` (pages, times the page size).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok()??;
+    Some(pages * u64::try_from(page_size).ok()?)
 }
 
 /// `mi_option_arena_reserve` in mimalloc 3's `mi_option_t` (a test checks the index).

@@ -174,14 +174,13 @@ impl Error {
         Some(match self.kind {
             ErrorKind::NoHealthyUpstream => LocalReplyKind::NoUpstream,
             ErrorKind::Overflow => LocalReplyKind::UpstreamOverflow,
-            ErrorKind::ConnectFailed | ErrorKind::ConnectTimeout => {
-                LocalReplyKind::UpstreamConnectFailure
-            }
-            ErrorKind::UpstreamReset | ErrorKind::BadResponse => LocalReplyKind::BadGateway,
+            ErrorKind::ConnectFailed => LocalReplyKind::UpstreamConnectFailure,
+            ErrorKind::ConnectTimeout => LocalReplyKind::UpstreamConnectTimeout,
+            ErrorKind::UpstreamReset => LocalReplyKind::UpstreamReset,
+            ErrorKind::BadResponse => LocalReplyKind::BadGateway,
             ErrorKind::Timeout => LocalReplyKind::GatewayTimeout,
-            ErrorKind::RequestTimeout | ErrorKind::StreamIdleTimeout => {
-                LocalReplyKind::RequestTimeout
-            }
+            ErrorKind::RequestTimeout => LocalReplyKind::RequestTimeout,
+            ErrorKind::StreamIdleTimeout => LocalReplyKind::StreamIdleTimeout,
             ErrorKind::BadRequestBody(status) => LocalReplyKind::for_status(status),
             ErrorKind::RequestTooLarge => LocalReplyKind::ContentTooLarge,
             ErrorKind::ClientGone => return None,

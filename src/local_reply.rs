@@ -56,6 +56,16 @@ impl Reply {
         }
     }
 
+    /// The same reply with one more header line (`name: value\r\n`).
+    pub fn with_header(self, line: &[u8]) -> Self {
+        let mut head = BytesMut::from(&self.head[..]);
+        head.put_slice(line);
+        Reply {
+            head: head.freeze(),
+            ..self
+        }
+    }
+
     /// The status code.
     pub fn status(&self) -> u16 {
         self.status
@@ -132,8 +142,10 @@ pub enum LocalReplyKind {
     BadRequest,
     /// No route matched (404).
     NoRoute,
-    /// The head did not arrive in time (408).
+    /// The head did not arrive in time, or the body within `request_timeout` (408).
     RequestTimeout,
+    /// No read or write of the exchange completed within `stream_idle_timeout` (408).
+    StreamIdleTimeout,
     /// The body is larger than ringway will read for a local reply (413).
     ContentTooLarge,
     /// The request line is too long (414).
@@ -144,11 +156,15 @@ pub enum LocalReplyKind {
     NotImplemented,
     /// The route's cluster has no endpoint to send to (503).
     NoUpstream,
-    /// Connecting to the upstream failed or timed out (503).
+    /// Connecting to the upstream failed (503).
     UpstreamConnectFailure,
+    /// Connecting to the upstream timed out (503).
+    UpstreamConnectTimeout,
+    /// The upstream closed or reset its connection before a response (502; Envoy: 503).
+    UpstreamReset,
     /// The upstream's connection limit and pending queue are full (503).
     UpstreamOverflow,
-    /// The upstream sent something that is not a valid response, or reset before one (502).
+    /// The upstream sent something that is not a valid response (502).
     BadGateway,
     /// The upstream did not answer within the route's timeout (504).
     GatewayTimeout,
@@ -176,15 +192,21 @@ impl LocalReplyKind {
         match self {
             LocalReplyKind::BadRequest => (400, "bad request\n"),
             LocalReplyKind::NoRoute => (404, "no route\n"),
-            LocalReplyKind::RequestTimeout => (408, "request timeout\n"),
+            LocalReplyKind::RequestTimeout | LocalReplyKind::StreamIdleTimeout => {
+                (408, "request timeout\n")
+            }
             LocalReplyKind::ContentTooLarge => (413, "request body too large\n"),
             LocalReplyKind::UriTooLong => (414, "request line too long\n"),
             LocalReplyKind::HeadersTooLarge => (431, "request headers too large\n"),
             LocalReplyKind::NotImplemented => (501, "transfer coding not implemented\n"),
             LocalReplyKind::NoUpstream => (503, "no healthy upstream\n"),
-            LocalReplyKind::UpstreamConnectFailure => (503, "upstream connect error\n"),
+            LocalReplyKind::UpstreamConnectFailure | LocalReplyKind::UpstreamConnectTimeout => {
+                (503, "upstream connect error\n")
+            }
             LocalReplyKind::UpstreamOverflow => (503, "upstream overflow\n"),
-            LocalReplyKind::BadGateway => (502, "bad upstream response\n"),
+            LocalReplyKind::BadGateway | LocalReplyKind::UpstreamReset => {
+                (502, "bad upstream response\n")
+            }
             LocalReplyKind::GatewayTimeout => (504, "upstream request timeout\n"),
             LocalReplyKind::VersionNotSupported => (505, "http version not supported\n"),
             LocalReplyKind::UpgradeRefused => (403, "upgrade not allowed on this route\n"),
@@ -192,10 +214,13 @@ impl LocalReplyKind {
     }
 }
 
-const KINDS: [LocalReplyKind; 14] = [
+const KINDS: [LocalReplyKind; 17] = [
     LocalReplyKind::BadRequest,
     LocalReplyKind::NoRoute,
     LocalReplyKind::RequestTimeout,
+    LocalReplyKind::StreamIdleTimeout,
+    LocalReplyKind::UpstreamConnectTimeout,
+    LocalReplyKind::UpstreamReset,
     LocalReplyKind::ContentTooLarge,
     LocalReplyKind::UriTooLong,
     LocalReplyKind::HeadersTooLarge,
@@ -224,6 +249,58 @@ impl LocalReplies {
                 .map(|kind| {
                     let (status, body) = kind.status_and_body();
                     Reply::new(status, "text/plain", body.as_bytes())
+                })
+                .collect(),
+        }
+    }
+
+    /// Envoy's local replies (`shared/docs/envoy-compat.md` 3.6, from `router.cc` and
+    /// the connection manager), for listeners loaded from Envoy configs: an empty body
+    /// (`content-length: 0`, no type) where Envoy sends none, Envoy's texts byte for byte
+    /// where it sends one (clients match `upstream connect error or disconnect/reset
+    /// before headers`), and `x-envoy-overloaded: true` on an overflow. `server` is the
+    /// listener's `server` value (Envoy sets it on local replies too).
+    pub fn envoy(server: Option<&str>) -> Self {
+        const RESET: &str =
+            "upstream connect error or disconnect/reset before headers. reset reason: ";
+        LocalReplies {
+            replies: KINDS
+                .iter()
+                .map(|kind| {
+                    let (status, body) = match kind {
+                        LocalReplyKind::BadRequest => (400, String::new()),
+                        LocalReplyKind::NoRoute => (404, String::new()),
+                        LocalReplyKind::RequestTimeout => (408, "request timeout".into()),
+                        LocalReplyKind::StreamIdleTimeout => (408, "stream timeout".into()),
+                        LocalReplyKind::ContentTooLarge => (413, "Payload Too Large".into()),
+                        LocalReplyKind::UriTooLong => (414, String::new()),
+                        LocalReplyKind::HeadersTooLarge => (431, String::new()),
+                        LocalReplyKind::NotImplemented => (501, String::new()),
+                        LocalReplyKind::NoUpstream => (503, "no healthy upstream".into()),
+                        LocalReplyKind::UpstreamConnectFailure => {
+                            (503, format!("{RESET}remote connection failure"))
+                        }
+                        LocalReplyKind::UpstreamConnectTimeout => {
+                            (503, format!("{RESET}connection timeout"))
+                        }
+                        LocalReplyKind::UpstreamOverflow => (503, format!("{RESET}overflow")),
+                        LocalReplyKind::UpstreamReset => {
+                            (503, format!("{RESET}connection termination"))
+                        }
+                        LocalReplyKind::BadGateway => (502, format!("{RESET}protocol error")),
+                        LocalReplyKind::GatewayTimeout => (504, "upstream request timeout".into()),
+                        LocalReplyKind::VersionNotSupported => (505, String::new()),
+                        LocalReplyKind::UpgradeRefused => (403, String::new()),
+                    };
+                    let content_type = if body.is_empty() { "" } else { "text/plain" };
+                    let mut reply = Reply::new(status, content_type, body.as_bytes());
+                    if *kind == LocalReplyKind::UpstreamOverflow {
+                        reply = reply.with_header(b"x-envoy-overloaded: true\r\n");
+                    }
+                    if let Some(server) = server {
+                        reply = reply.with_header(format!("server: {server}\r\n").as_bytes());
+                    }
+                    reply
                 })
                 .collect(),
         }
@@ -308,5 +385,36 @@ mod tests {
             LocalReplyKind::HeadersTooLarge
         );
         assert_eq!(LocalReplyKind::for_status(400), LocalReplyKind::BadRequest);
+    }
+
+    #[test]
+    fn envoys_profile_has_envoys_texts() {
+        let replies = LocalReplies::envoy(Some("envoy"));
+        let render = |kind| {
+            let mut out = Vec::new();
+            replies
+                .get(kind)
+                .render(&mut out, false, false, b"date: x\r\n", |_| {});
+            String::from_utf8(out).unwrap()
+        };
+        let overflow = render(LocalReplyKind::UpstreamOverflow);
+        assert!(
+            overflow.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{overflow}"
+        );
+        assert!(
+            overflow.contains("x-envoy-overloaded: true\r\n"),
+            "{overflow}"
+        );
+        assert!(overflow.contains("server: envoy\r\n"), "{overflow}");
+        assert!(overflow.ends_with("\r\n\r\nupstream connect error or disconnect/reset before headers. reset reason: overflow"), "{overflow}");
+        let no_route = render(LocalReplyKind::NoRoute);
+        assert!(
+            no_route.contains("content-length: 0\r\n") && !no_route.contains("content-type"),
+            "{no_route}"
+        );
+        assert!(render(LocalReplyKind::UpstreamReset).starts_with("HTTP/1.1 503 "));
+        assert!(render(LocalReplyKind::BadGateway).ends_with("reset reason: protocol error"));
+        assert!(render(LocalReplyKind::StreamIdleTimeout).ends_with("\r\n\r\nstream timeout"));
     }
 }

@@ -34,6 +34,8 @@ pub struct ListenerScopes {
     pub open: Arc<OpenConnections>,
     /// `http.<name>.downstream_rq_time`.
     pub rq_time: Arc<Histogram>,
+    /// `listener.<name>.downstream_cx_length_ms` and `http.<name>.downstream_cx_length_ms`.
+    pub cx_length: [Arc<Histogram>; 2],
 }
 
 impl ListenerScopes {
@@ -49,6 +51,10 @@ impl ListenerScopes {
             http: store.scope(&format!("http.{h}."), &names::http::DEFS),
             open: store.open_connections(&format!("listener.{}", listener.name)),
             rq_time: store.histogram(&format!("http.{h}.downstream_rq_time")),
+            cx_length: [
+                store.histogram(&format!("listener.{l}.downstream_cx_length_ms")),
+                store.histogram(&format!("http.{h}.downstream_cx_length_ms")),
+            ],
         }
     }
 }
@@ -156,6 +162,10 @@ pub struct ListenerSnapshot {
     pub http_stats: WorkerScope,
     /// This worker's `http.<name>.downstream_rq_time`.
     pub rq_time: WorkerHistogram,
+    /// This worker's `listener.<name>.downstream_cx_length_ms`.
+    pub cx_length: WorkerHistogram,
+    /// This worker's `http.<name>.downstream_cx_length_ms`.
+    pub http_cx_length: WorkerHistogram,
     /// Forwarding policy.
     pub proxy: config::ProxySettings,
     /// PROXY protocol before the client's bytes, if the listener takes it.
@@ -245,10 +255,17 @@ impl ListenerSnapshot {
                 (listener.connection_limit, Arc::clone(&scopes.open)),
                 global,
             ],
-            replies: LocalReplies::ringway(),
+            // Listeners loaded from Envoy configs answer with Envoy's texts.
+            replies: if listener.proxy.envoy.is_some() {
+                LocalReplies::envoy(listener.proxy.server_header.as_deref())
+            } else {
+                LocalReplies::ringway()
+            },
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
             rq_time: scopes.rq_time.for_worker(worker),
+            cx_length: scopes.cx_length[0].for_worker(worker),
+            http_cx_length: scopes.cx_length[1].for_worker(worker),
             proxy: listener.proxy.clone(),
             proxy_protocol: listener.proxy_protocol.clone(),
             clusters: Rc::clone(compiled),

@@ -220,6 +220,7 @@ pub(crate) fn config<'a>(
         max_connections: max_connections?,
         expansion,
         load_options: Default::default(),
+        document: Default::default(),
         format: Default::default(),
     })
 }

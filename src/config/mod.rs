@@ -41,15 +41,18 @@ use std::path::Path;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, ConfigFormat,
-    CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName, DriverChoice, Endpoint, Endpoints,
-    EnvoyForwarding, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch, HeaderMutations,
-    HostMatch, HostRewrite, Http1Settings, Listener, LoadOptions, LookupFamily, OriginMatch,
-    PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings,
-    QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch,
-    TrustedProxies, ValueMatch, Workers,
+    CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName, Document, DriverChoice, Endpoint,
+    Endpoints, EnvoyForwarding, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch,
+    HeaderMutations, HostMatch, HostRewrite, Http1Settings, Listener, LoadOptions, LookupFamily,
+    OriginMatch, PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxyProtocol,
+    ProxySettings, QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction,
+    RouteConditions, RouteMatch, TrustedProxies, ValueMatch, Workers,
 };
 
 use error::Diagnostics;
+
+/// What Envoy's `0` (no timeout) becomes where ringway always keeps a deadline.
+pub(crate) use envoy::DISABLED as NO_TIMEOUT;
 
 impl Config {
     /// Reads and parses a config file. A read failure is reported as a single error at
@@ -134,10 +137,19 @@ impl Config {
         let config = decode::config(&root, source, &mut diag, &mut marks);
         validate::check(&marks, &mut diag);
         match config {
-            Some(config) if !diag.has_errors() => Ok(config),
+            Some(mut config) if !diag.has_errors() => {
+                config.document = Document::Native(text.into());
+                Ok(config)
+            }
             _ => Err(diag.finish()),
         }
     }
+}
+
+/// Envoy's `/config_dump` of a config's document (`admin.v3.ConfigDump` as JSON), with
+/// `last_updated` the time it was loaded (RFC 3339).
+pub fn config_dump(document: &Document, last_updated: &str) -> String {
+    envoy::dump::config_dump(document, last_updated)
 }
 
 /// Decodes Envoy's descriptor set afresh (what the first Envoy-format load pays once per

@@ -33,8 +33,22 @@ pub struct Config {
     pub expansion: Option<String>,
     /// How the file was loaded (a reload loads it the same way).
     pub load_options: LoadOptions,
+    /// The document as read, for `/config_dump`.
+    pub document: Document,
     /// `Native` or `Envoy` (a v3 bootstrap).
     pub format: ConfigFormat,
+}
+
+/// The config document as read: what `/config_dump` shows (`config::dump`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Document {
+    /// Not kept (configs built in code).
+    #[default]
+    None,
+    /// A native config's text.
+    Native(std::sync::Arc<str>),
+    /// An Envoy bootstrap, decoded (and merged with `--config-yaml`).
+    Envoy(std::sync::Arc<prost_reflect::DynamicMessage>),
 }
 
 /// Command-line inputs to loading an Envoy bootstrap (Envoy's flags of the same names).

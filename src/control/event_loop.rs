@@ -306,6 +306,7 @@ impl Control {
             }
         }
         self.state.config_counts.set(state::config_counts(&next));
+        *self.state.document.borrow_mut() = state::document(&next);
         *self.state.clusters.borrow_mut() = state::clusters_view(&next, &stats, &discovered);
         *self.config.borrow_mut() = next;
         *self.stats_handles.borrow_mut() = stats;

@@ -134,6 +134,7 @@ pub(super) fn start(
         counter_offsets: RefCell::default(),
         tags: Arc::new(crate::stats::tags::TagExtractors::envoy_defaults()),
         config_counts: Cell::new(state::config_counts(&config)),
+        document: RefCell::new(state::document(&config)),
         bound: RefCell::new(state::bound_addresses(&groups)),
         clusters: RefCell::new(state::clusters_view(&config, &stats, &discovered)),
         log_level: RefCell::new(options.log_level.clone()),

@@ -83,6 +83,9 @@ pub struct ControlState {
     /// Listeners, clusters, ignored unknown fields (`--allow-unknown-static-fields`)
     /// and dropped items (`--accept-degraded`) of the config serving now.
     pub(super) config_counts: Cell<ConfigCounts>,
+    /// The serving config's document and when it was loaded (RFC 3339), for
+    /// `/config_dump`.
+    pub(super) document: RefCell<(crate::config::Document, String)>,
     /// Every cluster's name and members now, in config order (`/clusters`).
     pub(super) clusters: RefCell<Vec<(String, crate::upstream::Members)>>,
     /// The log level now (`/logging`).
@@ -151,8 +154,12 @@ impl ControlState {
             degraded,
         } = self.config_counts.get();
         let started = u64::from(self.server_state.get() != ServerState::PreInitializing);
+        let memory = crate::allocator::memory();
         vec![
             StatLine::new("server.concurrency", self.workers as u64, Gauge),
+            StatLine::new("server.memory_allocated", memory.committed, Gauge),
+            StatLine::new("server.memory_heap_size", memory.committed, Gauge),
+            StatLine::new("server.memory_physical_size", memory.resident, Gauge),
             StatLine::new(
                 "server.driver_io_uring",
                 u64::from(matches!(self.driver, Driver::IoUring(_))),
@@ -174,6 +181,11 @@ impl ControlState {
             ),
             StatLine::new("cluster_manager.active_clusters", clusters as u64, Gauge),
             StatLine::new("server.static_unknown_fields", unknown_fields, Counter),
+            StatLine::new(
+                "server.total_connections",
+                self.stats.borrow().open_connection_total(),
+                Gauge,
+            ),
             StatLine::new("server.degraded_config_items", degraded, Gauge),
             StatLine::new("server.config_version", self.reloads.version.get(), Gauge),
             StatLine::new(
@@ -206,6 +218,16 @@ impl ControlState {
                 .map(|l| (l.name, l.value)),
         );
     }
+}
+
+/// `config`'s document, loaded now: what `ControlState::document` holds.
+pub(super) fn document(config: &crate::config::Config) -> (crate::config::Document, String) {
+    let mut now = Vec::new();
+    crate::access_log::timestamp::append_rfc3339_millis(std::time::SystemTime::now(), &mut now);
+    (
+        config.document.clone(),
+        String::from_utf8(now).unwrap_or_default(),
+    )
 }
 
 /// Counts of the config serving now, for the control thread's own stats.

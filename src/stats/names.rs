@@ -100,9 +100,25 @@ pub mod http {
     pub const DOWNSTREAM_RQ_WS_ON_NON_WS_ROUTE: usize = 18;
     /// Requests that got a response (from upstream or ringway), not those cut short.
     pub const DOWNSTREAM_RQ_COMPLETED: usize = 19;
+    /// Connections this connection manager served (admitted ones).
+    pub const DOWNSTREAM_CX_TOTAL: usize = 20;
+    /// Connections open now.
+    pub const DOWNSTREAM_CX_ACTIVE: usize = 21;
+    /// HTTP/1 connections served (all of them, until HTTP/2 exists).
+    pub const DOWNSTREAM_CX_HTTP1_TOTAL: usize = 22;
+    /// HTTP/1 connections open now.
+    pub const DOWNSTREAM_CX_HTTP1_ACTIVE: usize = 23;
+    /// Connections closed.
+    pub const DOWNSTREAM_CX_DESTROY: usize = 24;
+    /// HTTP/1 requests.
+    pub const DOWNSTREAM_RQ_HTTP1_TOTAL: usize = 25;
+    /// Requests in progress now.
+    pub const DOWNSTREAM_RQ_ACTIVE: usize = 26;
+    /// Requests the router sent towards a cluster (Envoy's router `rq_total`).
+    pub const RQ_TOTAL: usize = 27;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 20] = [
+    pub static DEFS: [StatDef; 28] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -123,6 +139,14 @@ pub mod http {
         gauge("downstream_cx_upgrades_active"),
         counter("downstream_rq_ws_on_non_ws_route"),
         counter("downstream_rq_completed"),
+        counter("downstream_cx_total"),
+        gauge("downstream_cx_active"),
+        counter("downstream_cx_http1_total"),
+        gauge("downstream_cx_http1_active"),
+        counter("downstream_cx_destroy"),
+        counter("downstream_rq_http1_total"),
+        gauge("downstream_rq_active"),
+        counter("rq_total"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
@@ -174,9 +198,13 @@ pub mod cluster {
     pub const UPSTREAM_RQ_ACTIVE: usize = 20;
     /// Upstream connections open now (busy or idle in the pools).
     pub const UPSTREAM_CX_ACTIVE: usize = 21;
+    /// HTTP/1 connections opened (all of them, until HTTP/2 exists).
+    pub const UPSTREAM_CX_HTTP1_TOTAL: usize = 22;
+    /// Connections closed.
+    pub const UPSTREAM_CX_DESTROY: usize = 23;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 22] = [
+    pub static DEFS: [StatDef; 24] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -199,6 +227,8 @@ pub mod cluster {
         counter("upstream_rq_completed"),
         gauge("upstream_rq_active"),
         gauge("upstream_cx_active"),
+        counter("upstream_cx_http1_total"),
+        counter("upstream_cx_destroy"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -31,6 +31,19 @@ impl StatsStore {
         }
     }
 
+    /// The sum over every listener scope of its `downstream_cx_active`: the connections
+    /// open now (Envoy's `server.total_connections`).
+    pub fn open_connection_total(&self) -> u64 {
+        self.scopes
+            .iter()
+            .filter(|(prefix, scope)| {
+                prefix.starts_with("listener.")
+                    && std::ptr::eq(scope.defs(), &super::names::listener::DEFS[..])
+            })
+            .map(|(_, scope)| scope.sum(super::names::listener::DOWNSTREAM_CX_ACTIVE))
+            .sum()
+    }
+
     /// The scope with this prefix, created on first use.
     pub fn scope(&mut self, prefix: &str, defs: &'static [StatDef]) -> Arc<Scope> {
         let workers = self.workers;

@@ -42,6 +42,7 @@ impl Drop for Active {
     fn drop(&mut self) {
         use crate::stats::names::{cluster, host};
         self.0.cluster.get(cluster::UPSTREAM_CX_ACTIVE).dec();
+        self.0.cluster.get(cluster::UPSTREAM_CX_DESTROY).inc();
         if let Some(stats) = &self.0.host {
             stats.get(host::CX_ACTIVE).dec();
         }

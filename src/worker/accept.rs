@@ -36,7 +36,7 @@ use crate::{
     access_log::WorkerLog,
     peer::Peer,
     snapshot::{ListenerSnapshot, Overflow},
-    stats::names::listener as cx,
+    stats::names::{http as rq, listener as cx},
 };
 
 /// The current snapshot of one listener on one worker; a reload replaces the `Rc` inside.
@@ -230,6 +230,16 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
         return drop(stream);
     }
     listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).inc();
+    let http = &listener.http_stats;
+    for open in [
+        rq::DOWNSTREAM_CX_TOTAL,
+        rq::DOWNSTREAM_CX_HTTP1_TOTAL,
+        rq::DOWNSTREAM_CX_ACTIVE,
+        rq::DOWNSTREAM_CX_HTTP1_ACTIVE,
+    ] {
+        http.get(open).inc();
+    }
+    let opened = std::time::Instant::now();
     let guard = shared.connections.open();
     let shared = shared.clone();
     // The task and everything it allocates live in the connection heap, apart from the
@@ -239,6 +249,14 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
         connection::serve(stream, peer, &listener, &shared.context, &shared.stop, log).await;
         listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
         listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
+        let http = &listener.http_stats;
+        http.get(rq::DOWNSTREAM_CX_ACTIVE).dec();
+        http.get(rq::DOWNSTREAM_CX_HTTP1_ACTIVE).dec();
+        http.get(rq::DOWNSTREAM_CX_DESTROY).inc();
+        // Envoy's `downstream_cx_length_ms`, in the listener's and the HTTP scope.
+        let length = opened.elapsed();
+        listener.cx_length.record(length);
+        listener.http_cx_length.record(length);
         listener.release();
         drop(guard);
     });

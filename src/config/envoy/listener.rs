@@ -16,8 +16,8 @@ use crate::config::error::Diagnostics;
 use crate::config::log_format;
 use crate::config::model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, EnvoyForwarding,
-    EscapedSlashes, ExpectContinue, Http1Settings, Listener, PathNormalization, ProxySettings,
-    TrustedProxies,
+    EscapedSlashes, ExpectContinue, Http1Settings, Listener, PathNormalization, ProxyProtocol,
+    ProxySettings, TrustedProxies,
 };
 
 /// Envoy's HCM defaults that differ from ringway's native ones.
@@ -47,6 +47,7 @@ pub(crate) fn listener(
             "traffic_direction",
             "enable_reuse_port",
             "drain_type",
+            "listener_filters",
             "listener_filters_timeout",
             "bind_to_port",
             "metadata",
@@ -152,7 +153,49 @@ pub(crate) fn listener(
     mapped.listener.address = Address::Tcp(address);
     mapped.listener.listener_stat_prefix = listener_stat_prefix;
     mapped.listener.proxy.buffer_limit = buffer_limit;
+    mapped.listener.proxy_protocol = listener_filters(l, diag);
     Some(mapped)
+}
+
+/// The listener filters: `envoy.filters.listener.proxy_protocol` (the only one ringway
+/// implements before TLS): a PROXY protocol header (v1 or v2) from any peer, required
+/// unless `allow_requests_without_proxy_protocol`.
+fn listener_filters(l: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<ProxyProtocol> {
+    let mut result = None;
+    for f in l.children("listener_filters") {
+        f.only(diag, &["name", "typed_config"]);
+        match f.any("typed_config") {
+            Some((type_name, pp)) if type_name == schema::PROXY_PROTOCOL => {
+                let pp = Msg::new(&pp, f.at("typed_config"));
+                pp.only(
+                    diag,
+                    &["allow_requests_without_proxy_protocol", "stat_prefix"],
+                );
+                let any = |network: &str, prefix_len| Cidr {
+                    network: network
+                        .parse()
+                        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+                    prefix_len,
+                };
+                result = Some(ProxyProtocol {
+                    required: !pp.bool("allow_requests_without_proxy_protocol"),
+                    // Envoy takes a header from any peer.
+                    trusted_sources: vec![any("0.0.0.0", 0), any("::", 0)],
+                });
+            }
+            Some((type_name, _)) => f.error(
+                diag,
+                "typed_config",
+                format!("{type_name} is not a listener filter"),
+            ),
+            None => f.error(
+                diag,
+                "typed_config",
+                "a listener filter needs a `typed_config`",
+            ),
+        }
+    }
+    result
 }
 
 fn connection_manager(
@@ -202,7 +245,7 @@ fn connection_manager(
             ),
         ),
     }
-    let suppress_envoy_headers = http_filters(hcm, diag);
+    let filters = http_filters(hcm, diag);
     let internal = internal_addresses(hcm, diag);
     if let Some(h1) = hcm.child("http_protocol_options") {
         h1.only(diag, &[]);
@@ -302,7 +345,7 @@ fn connection_manager(
         } else {
             ExpectContinue::Answer
         },
-        envoy_headers: !suppress_envoy_headers,
+        envoy_headers: !filters.suppress_envoy_headers,
         envoy: Some(EnvoyForwarding {
             use_remote_address: hcm.wrapped_bool("use_remote_address") == Some(true),
             skip_xff_append: hcm.bool("skip_xff_append"),
@@ -313,7 +356,7 @@ fn connection_manager(
         ..ProxySettings::default()
     };
     let (virtual_hosts, headers) = match hcm.child("route_config") {
-        Some(rc) => route::route_config(&rc, clusters, diag),
+        Some(rc) => route::route_config(&rc, clusters, filters.cors.as_deref(), diag),
         None => {
             hcm.error(diag, "route_config", "an http_connection_manager needs a static `route_config` (RDS is not supported yet)");
             return None;
@@ -385,10 +428,19 @@ fn internal_addresses(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> Vec<Cidr> {
     internal
 }
 
-/// The HTTP filters: the router, last (the only one ringway implements so far).
-/// Returns the router's `suppress_envoy_headers`.
-fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> bool {
-    let mut suppress_envoy_headers = false;
+/// What the HTTP filters configure beyond the router itself.
+#[derive(Debug, Default)]
+pub(crate) struct HttpFilters {
+    /// The router's `suppress_envoy_headers`.
+    pub suppress_envoy_headers: bool,
+    /// The CORS filter's name, when the chain has one: per-route and per-host
+    /// `typed_per_filter_config` entries under it hold `CorsPolicy`s.
+    pub cors: Option<String>,
+}
+
+/// The HTTP filters: optionally the CORS filter, then the router, last.
+fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> HttpFilters {
+    let mut result = HttpFilters::default();
     let filters = hcm.children("http_filters");
     if filters.is_empty() {
         hcm.error(
@@ -396,17 +448,16 @@ fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> bool {
             "http_filters",
             "`http_filters` needs the router (envoy.filters.http.router), last",
         );
-        return false;
+        return result;
     }
+    let last = filters.len() - 1;
     for (i, f) in filters.iter().enumerate() {
         f.only(diag, &["name", "typed_config", "is_optional"]);
         let is_router = match f.any("typed_config") {
-            Some((type_name, router)) => {
+            Some((type_name, router)) if type_name == schema::ROUTER => {
                 let router = Msg::new(&router, f.at("typed_config"));
                 router.only(diag, &["dynamic_stats", "suppress_envoy_headers"]);
-                if router.bool("suppress_envoy_headers") {
-                    suppress_envoy_headers = true;
-                }
+                result.suppress_envoy_headers |= router.bool("suppress_envoy_headers");
                 if router.wrapped_bool("dynamic_stats") == Some(false) {
                     router.error(
                         diag,
@@ -414,7 +465,21 @@ fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> bool {
                         "`dynamic_stats: false` is not supported: ringway always counts per-cluster response codes",
                     );
                 }
-                type_name == schema::ROUTER
+                true
+            }
+            Some((type_name, cors)) if type_name == schema::CORS => {
+                Msg::new(&cors, f.at("typed_config")).only(diag, &[]);
+                let name = f.str("name").unwrap_or("envoy.filters.http.cors");
+                result.cors = Some(name.to_owned());
+                false
+            }
+            Some((type_name, _)) => {
+                f.error(
+                    diag,
+                    "typed_config",
+                    format!("{type_name} is not an HTTP filter"),
+                );
+                false
             }
             // Envoy >= 1.22 requires `typed_config`; older files name the router only,
             // and this one filter is accepted that way (with a warning).
@@ -437,15 +502,21 @@ fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> bool {
                 false
             }
         };
-        if i + 1 == filters.len() && !is_router {
+        if i == last && !is_router {
             f.error(
                 diag,
                 "typed_config",
                 "the last HTTP filter must be the router",
             );
+        } else if i != last && is_router {
+            f.error(
+                diag,
+                "typed_config",
+                "the router must be the last HTTP filter",
+            );
         }
     }
-    suppress_envoy_headers
+    result
 }
 
 /// The HCM's access loggers: file and stdout/stderr loggers, with Envoy's default format

@@ -25,6 +25,7 @@
 mod cluster;
 mod cursor;
 mod de;
+pub(crate) mod dump;
 mod listener;
 mod prepare;
 mod route;
@@ -38,7 +39,9 @@ use std::time::Duration;
 use prost_reflect::{DeserializeOptions, DynamicMessage};
 
 use super::error::{ConfigErrors, Diagnostics, Pos};
-use super::model::{Config, ConfigFormat, DriverChoice, LoadOptions, PinWorkers, Workers};
+use super::model::{
+    Config, ConfigFormat, Document, DriverChoice, LoadOptions, PinWorkers, Workers,
+};
 use cursor::{Loc, Msg};
 use tree::{Tree, Value};
 
@@ -154,6 +157,7 @@ pub(crate) fn load(
     match config {
         Some(mut config) if !diag.has_errors() => {
             config.load_options = options.clone();
+            config.document = Document::Envoy(std::sync::Arc::new(message));
             config.format = ConfigFormat::Envoy {
                 unknown_fields: counts.unknown_fields,
                 degraded: counts.degraded,
@@ -301,6 +305,7 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
         max_connections,
         expansion: None,
         load_options: LoadOptions::default(),
+        document: Default::default(),
         format: ConfigFormat::Envoy {
             unknown_fields: 0,
             degraded: 0,

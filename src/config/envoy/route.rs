@@ -8,14 +8,15 @@
 //! `%VARIABLE%`s, regexes, paths), so both formats accept the same things.
 
 use super::cursor::Msg;
+use super::schema;
 use super::DISABLED;
 use crate::config::decode_rewrite as rewrites;
 use crate::config::error::Diagnostics;
 use crate::config::format::{self, Side};
 use crate::config::model::{
-    DirectResponse, HeaderAdd, HeaderMatch, HeaderMutations, HostRewrite, PathRewrite, QueryMatch,
-    Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch, ValueMatch,
-    VirtualHost,
+    CorsPolicy, DirectResponse, HeaderAdd, HeaderMatch, HeaderMutations, HostRewrite, OriginMatch,
+    PathRewrite, QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions,
+    RouteMatch, ValueMatch, VirtualHost,
 };
 use crate::config::pattern;
 
@@ -23,6 +24,7 @@ use crate::config::pattern;
 pub(crate) fn route_config(
     rc: &Msg<'_, '_>,
     clusters: &[String],
+    cors: Option<&str>,
     diag: &mut Diagnostics,
 ) -> (Vec<VirtualHost>, HeaderMutations) {
     rc.only(
@@ -45,14 +47,14 @@ pub(crate) fn route_config(
     let hosts = rc
         .children("virtual_hosts")
         .iter()
-        .map(|vh| virtual_host(vh, clusters, max_body, diag))
+        .map(|vh| virtual_host(vh, (clusters, cors), max_body, diag))
         .collect();
     (hosts, headers)
 }
 
 fn virtual_host(
     vh: &Msg<'_, '_>,
-    clusters: &[String],
+    (clusters, cors): (&[String], Option<&str>),
     max_body: u64,
     diag: &mut Diagnostics,
 ) -> VirtualHost {
@@ -66,6 +68,7 @@ fn virtual_host(
             "request_headers_to_remove",
             "response_headers_to_add",
             "response_headers_to_remove",
+            "typed_per_filter_config",
         ],
     );
     let domains = vh
@@ -79,16 +82,16 @@ fn virtual_host(
         routes: vh
             .children("routes")
             .iter()
-            .filter_map(|r| route(r, clusters, max_body, diag))
+            .filter_map(|r| route(r, (clusters, cors), max_body, diag))
             .collect(),
         headers: mutations(vh, diag),
-        cors: None,
+        cors: cors_policy(vh, cors, diag),
     }
 }
 
 fn route(
     r: &Msg<'_, '_>,
-    clusters: &[String],
+    (clusters, cors): (&[String], Option<&str>),
     max_body: u64,
     diag: &mut Diagnostics,
 ) -> Option<Route> {
@@ -105,6 +108,7 @@ fn route(
             "response_headers_to_add",
             "response_headers_to_remove",
             "metadata",
+            "typed_per_filter_config",
         ],
     );
     let m = r.child("match");
@@ -203,7 +207,7 @@ fn route(
         headers: mutations(r, diag),
         max_request_body: None,
         rewrite,
-        cors: None,
+        cors: cors_policy(r, cors, diag),
         upgrades,
         idle_timeout,
     })
@@ -618,5 +622,123 @@ fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) -> Option<Hea
         name: name.to_ascii_lowercase(),
         value: value.to_owned(),
         append,
+    })
+}
+
+/// A virtual host's or route's `CorsPolicy`, from its `typed_per_filter_config` under
+/// the CORS filter's name (Envoy's `envoy.filters.http.cors`, which must be in the
+/// chain). Every other per-filter config is refused: ringway has no other filter yet.
+fn cors_policy(m: &Msg<'_, '_>, cors: Option<&str>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
+    let prost_reflect::Value::Map(map) = m
+        .msg
+        .get_field_by_name("typed_per_filter_config")
+        .map(std::borrow::Cow::into_owned)?
+    else {
+        return None;
+    };
+    let loc = m.at("typed_per_filter_config");
+    let mut result = None;
+    for (key, value) in map {
+        let key = match key {
+            prost_reflect::MapKey::String(k) => k,
+            other => format!("{other:?}"),
+        };
+        let at = loc.key(&key);
+        let prost_reflect::Value::Message(any) = value else {
+            continue;
+        };
+        let Some((type_name, policy)) = super::cursor::decode_any(&any) else {
+            continue;
+        };
+        if type_name != schema::CORS_POLICY {
+            diag.error(
+                at.pos,
+                &at.path,
+                format!("per-route config {type_name} is not supported"),
+            );
+            continue;
+        }
+        if cors != Some(key.as_str()) {
+            diag.error(
+                at.pos,
+                &at.path,
+                format!("a CorsPolicy under {key:?} needs a CORS filter of that name in http_filters (envoy.filters.http.cors)"),
+            );
+            continue;
+        }
+        result = cors_from(&Msg::new(&policy, at), diag);
+    }
+    result
+}
+
+fn cors_from(p: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
+    p.only(
+        diag,
+        &[
+            "allow_origin_string_match",
+            "allow_methods",
+            "allow_headers",
+            "expose_headers",
+            "max_age",
+            "allow_credentials",
+            "forward_not_matching_preflights",
+        ],
+    );
+    if p.wrapped_bool("forward_not_matching_preflights") == Some(false) {
+        p.error(
+            diag,
+            "forward_not_matching_preflights",
+            "`forward_not_matching_preflights: false` is not supported yet",
+        );
+    }
+    let list = |field: &str| -> Vec<String> {
+        p.str(field)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut allow_origins = Vec::new();
+    for s in p.children("allow_origin_string_match") {
+        s.only(
+            diag,
+            &["exact", "prefix", "suffix", "contains", "safe_regex"],
+        );
+        let text = |f: &str| s.str(f).unwrap_or_default().to_owned();
+        allow_origins.push(if s.has("prefix") {
+            OriginMatch::Prefix(text("prefix"))
+        } else if s.has("suffix") {
+            OriginMatch::Suffix(text("suffix"))
+        } else if s.has("contains") {
+            OriginMatch::Contains(text("contains"))
+        } else if let Some(re) = s.child("safe_regex") {
+            OriginMatch::Regex(regex(&re, diag)?)
+        } else {
+            OriginMatch::Exact(text("exact"))
+        });
+    }
+    let max_age = match p.str("max_age") {
+        Some(text) => match text.parse::<u64>() {
+            Ok(seconds) => Some(std::time::Duration::from_secs(seconds)),
+            Err(_) => {
+                p.error(
+                    diag,
+                    "max_age",
+                    format!("{text:?} is not a number of seconds"),
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    Some(CorsPolicy {
+        allow_origins,
+        allow_methods: list("allow_methods"),
+        allow_headers: list("allow_headers"),
+        expose_headers: list("expose_headers"),
+        max_age,
+        allow_credentials: p.wrapped_bool("allow_credentials") == Some(true),
     })
 }

@@ -33,6 +33,10 @@ pub(crate) const FILE_LOG: &str = "envoy.extensions.access_loggers.file.v3.FileA
 pub(crate) const STDOUT_LOG: &str = "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog";
 pub(crate) const STDERR_LOG: &str = "envoy.extensions.access_loggers.stream.v3.StderrAccessLog";
 pub(crate) const HTTP_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub(crate) const PROXY_PROTOCOL: &str =
+    "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol";
+pub(crate) const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
+pub(crate) const CORS_POLICY: &str = "envoy.extensions.filters.http.cors.v3.CorsPolicy";
 
 /// Every `@type` the loader accepts somewhere, with what it is.
 pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
@@ -48,6 +52,12 @@ pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
         HTTP_OPTIONS,
         "cluster protocol options envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
     ),
+    (
+        PROXY_PROTOCOL,
+        "listener filter envoy.filters.listener.proxy_protocol",
+    ),
+    (CORS, "HTTP filter envoy.filters.http.cors"),
+    (CORS_POLICY, "per-route config of envoy.filters.http.cors"),
 ];
 
 /// `udpa.type.v1.TypedStruct` and `xds.type.v3.TypedStruct`: an extension written as a

@@ -482,3 +482,81 @@ fn access_loggers_keep_envoys_formats() {
         ["envoy.yaml:18:42: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log[0].typed_config.log_format.text_format: \"%RESPONSE_DURATION%\": %RESPONSE_DURATION% is not supported yet"]
     );
 }
+
+#[test]
+fn config_dumps_redact_sensitive_fields() {
+    let pool = super::schema::pool().unwrap();
+    assert!(
+        pool.get_extension_by_name("udpa.annotations.sensitive")
+            .is_some(),
+        "the schema carries Envoy's sensitive annotation"
+    );
+    let config = load(&bootstrap("", ROUTE, ""));
+    let dump = crate::config::config_dump(&config.document, "2026-12-05T00:00:00.000Z");
+    let value: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    assert_eq!(
+        value["configs"][0]["bootstrap"]["admin"]["address"]["socket_address"]["port_value"],
+        9901
+    );
+    // A sensitive field (a TLS private key in a static secret) prints `[redacted]`.
+    let mut secret = prost_reflect::DynamicMessage::new(
+        pool.get_message_by_name("envoy.extensions.transport_sockets.tls.v3.TlsCertificate")
+            .unwrap(),
+    );
+    let mut key = prost_reflect::DynamicMessage::new(
+        pool.get_message_by_name("envoy.config.core.v3.DataSource")
+            .unwrap(),
+    );
+    key.set_field_by_name(
+        "inline_string",
+        prost_reflect::Value::String("-----BEGIN PRIVATE KEY-----".into()),
+    );
+    secret.set_field_by_name("private_key", prost_reflect::Value::Message(key));
+    super::dump::redact(&mut secret);
+    let key = secret.get_field_by_name("private_key").unwrap();
+    let inline = key
+        .as_message()
+        .unwrap()
+        .get_field_by_name("inline_string")
+        .unwrap();
+    assert_eq!(inline.as_str(), Some("[redacted]"));
+}
+
+#[test]
+fn cors_policies_and_the_proxy_protocol_filter() {
+    let routes = "              - match: { prefix: \"/\" }\n                route: { cluster: app }\n                typed_per_filter_config:\n                  envoy.filters.http.cors:\n                    \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy\n                    allow_origin_string_match: [ { exact: \"https://app.test\" }, { suffix: \".example.com\" } ]\n                    allow_methods: \"GET, POST\"\n                    allow_headers: \"content-type,authorization\"\n                    max_age: \"600\"\n                    allow_credentials: true\n";
+    let filters = "          http_filters:\n          - name: envoy.filters.http.cors\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors\n";
+    let text = bootstrap("", routes, "").replace("          http_filters:\n", filters).replace(
+        "    filter_chains:\n",
+        "    listener_filters:\n    - name: envoy.filters.listener.proxy_protocol\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol\n        allow_requests_without_proxy_protocol: true\n    filter_chains:\n",
+    );
+    let config = load(&text);
+    let l = &config.listeners[0];
+    let pp = l.proxy_protocol.as_ref().expect("PROXY protocol");
+    assert!(!pp.required);
+    assert!(pp
+        .trusted_sources
+        .iter()
+        .any(|c| c.contains("203.0.113.1".parse().unwrap())));
+    let cors = l.virtual_hosts[0].routes[0]
+        .cors
+        .as_ref()
+        .expect("a CORS policy");
+    assert_eq!(
+        cors.allow_origins,
+        [
+            OriginMatch::Exact("https://app.test".into()),
+            OriginMatch::Suffix(".example.com".into())
+        ]
+    );
+    assert_eq!(cors.allow_methods, ["GET", "POST"]);
+    assert_eq!(cors.allow_headers, ["content-type", "authorization"]);
+    assert_eq!(cors.max_age, Some(Duration::from_secs(600)));
+    assert!(cors.allow_credentials);
+    // Without the CORS filter in the chain, the policy would do nothing: refused.
+    let errors = errors(&bootstrap("", routes, ""));
+    assert!(
+        errors[0].contains("needs a CORS filter of that name in http_filters"),
+        "{errors:?}"
+    );
+}

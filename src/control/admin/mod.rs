@@ -238,6 +238,7 @@ const HELP: &str = "admin commands are:
   /stats/prometheus: every stat in Prometheus' text format (?filter=, ?usedonly)
   /listeners: each listener's name and bound address (?format=json)
   /clusters: every cluster and its hosts, with each host's stats (?format=json)
+  /config_dump: the serving config as Envoy's ConfigDump (JSON; secrets redacted)
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
   POST /reset_counters: counters read 0 from now on
@@ -357,9 +358,26 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
         ),
         b"/listeners" => listeners(state, query),
         b"/clusters" => clusters::clusters(state, query.get("format") == Some("json")),
+        b"/config_dump" => config_dump(state, query),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }
+}
+
+/// `/config_dump`: the serving config as Envoy's `admin.v3.ConfigDump` (secrets
+/// redacted). Envoy's `resource`, `mask` and `name_regex` filters are refused by name
+/// rather than ignored; `include_eds` has nothing to add (no EDS).
+fn config_dump(state: &ControlState, query: &query::Query) -> Reply {
+    if let Some(param) = ["resource", "mask", "name_regex"]
+        .into_iter()
+        .find(|p| query.has(p))
+    {
+        let message = format!("/config_dump?{param} is not supported yet\n");
+        return Reply::new(400, TEXT, message.as_bytes());
+    }
+    let (document, loaded) = &*state.document.borrow();
+    let dump = crate::config::config_dump(document, loaded);
+    Reply::new(200, "application/json", dump.as_bytes())
 }
 
 async fn respond(mut stream: TcpStream, reply: Reply) {

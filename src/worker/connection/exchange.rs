@@ -87,6 +87,7 @@ impl Connection<'_> {
                 Ok(mut conn) => {
                     cluster.connect_ms.record(connecting.elapsed());
                     cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
+                    cluster.stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
                     if let Some(host) = &host {
                         host.count(hx::CX_TOTAL);
                         conn.count_active(host);

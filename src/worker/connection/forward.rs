@@ -39,6 +39,7 @@ impl Connection<'_> {
         stop: &Stop,
     ) -> Result<Forwarded, Error> {
         let l = self.listener;
+        l.http_stats.get(crate::stats::names::http::RQ_TOTAL).inc();
         let (route_timeout, chain) = (route.timeout, &route.filters);
         let host_rewrite = route.host_rewrite.as_ref();
         let idempotent = matches!(
@@ -59,6 +60,9 @@ impl Connection<'_> {
             self.start += head_len;
             return Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
         };
+        if l.proxy.envoy_headers && route_timeout < crate::config::NO_TIMEOUT {
+            self.expected_timeout_header(head_len, route_timeout);
+        }
         // The upstream head, and whatever body arrived with it, in one write chunk.
         let mut out = self.worker.bufs.take();
         self.build_request_head(head_len, (picked.pool.host(), host_rewrite), &mut out);
@@ -196,6 +200,16 @@ impl Connection<'_> {
     /// header lines with the overlay applied (the fixed request stage and the route's
     /// filters already ran; `filter`) into `out`, adding what depends on the endpoint
     /// and the framing.
+    /// Envoy's `x-envoy-expected-rq-timeout-ms` (the route timeout the upstream may
+    /// count on), replacing any the request carried. Envoy listeners only.
+    #[cold]
+    fn expected_timeout_header(&mut self, head_len: usize, timeout: std::time::Duration) {
+        let head = &self.buf[self.start..self.start + head_len];
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut view = crate::filter::RequestHead::new(&mut self.request, head);
+        view.set(b"x-envoy-expected-rq-timeout-ms", ms.to_string().as_bytes());
+    }
+
     fn build_request_head(
         &mut self,
         head_len: usize,

@@ -125,6 +125,7 @@ pub async fn serve(
         log: log.map(|log| RequestLog::new(log, (peer, peer_port))),
         upstream: None,
         rq_start: None,
+        rq_active: false,
         filters: RequestState::default(),
         upgrading: false,
         upgraded: None,
@@ -260,6 +261,8 @@ struct Connection<'l> {
     canceller: Option<Canceller>,
     /// When the current request's first byte was seen (`downstream_rq_time`).
     rq_start: Option<Instant>,
+    /// The current request is counted in `downstream_rq_active`.
+    rq_active: bool,
 }
 
 impl Connection<'_> {
@@ -292,6 +295,9 @@ impl Connection<'_> {
                 log.parsed(head, &self.request);
             }
             l.http_stats.get(rq::DOWNSTREAM_RQ_TOTAL).inc();
+            l.http_stats.get(rq::DOWNSTREAM_RQ_HTTP1_TOTAL).inc();
+            l.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).inc();
+            self.rq_active = true;
             let target = self.request.path.get(head);
             let Ok(target) = normalize(target, &l.path_normalization, &mut self.path) else {
                 return self.fail(LocalReplyKind::BadRequest).await;
@@ -954,6 +960,10 @@ impl Connection<'_> {
     /// flags. Per-route stats, spans and outlier observations belong here too.
     fn complete(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
         self.worker.publish_allocations();
+        // Only a parsed request was counted in `downstream_rq_active`.
+        if std::mem::take(&mut self.rq_active) {
+            self.listener.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).dec();
+        }
         self.listener
             .http_stats
             .get(rq::DOWNSTREAM_RQ_COMPLETED)

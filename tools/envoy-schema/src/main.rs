@@ -18,6 +18,8 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/access_loggers/file/v3/file.proto",
     "envoy/extensions/access_loggers/stream/v3/stream.proto",
     "envoy/extensions/upstreams/http/v3/http_protocol_options.proto",
+    "envoy/extensions/filters/listener/proxy_protocol/v3/proxy_protocol.proto",
+    "envoy/extensions/filters/http/cors/v3/cors.proto",
 ];
 
 /// The proto search path inside the envoy-types package.
