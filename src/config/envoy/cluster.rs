@@ -291,27 +291,7 @@ fn common_options(o: &Msg<'_, '_>, pool: &mut PoolSettings, diag: &mut Diagnosti
 /// `typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]`:
 /// HTTP/1.1 (explicitly, or as the default) and the common options.
 fn protocol_options(c: &Msg<'_, '_>, pool: &mut PoolSettings, diag: &mut Diagnostics) {
-    let Some(prost_reflect::Value::Map(map)) = c
-        .msg
-        .get_field_by_name("typed_extension_protocol_options")
-        .map(std::borrow::Cow::into_owned)
-    else {
-        return;
-    };
-    let loc = c.at("typed_extension_protocol_options");
-    for (key, value) in map {
-        let key = match key {
-            prost_reflect::MapKey::String(s) => s,
-            other => format!("{other:?}"),
-        };
-        let at = loc.key(&key);
-        let prost_reflect::Value::Message(any) = value else {
-            continue;
-        };
-        let wrapper = Msg::new(&any, at.clone());
-        let Some((type_name, options)) = super::cursor::decode_any(wrapper.msg) else {
-            continue;
-        };
+    for (_, at, type_name, options) in c.any_map("typed_extension_protocol_options") {
         if type_name != schema::HTTP_OPTIONS {
             diag.error(
                 at.pos,

@@ -237,6 +237,30 @@ impl<'m, 't> Msg<'m, 't> {
         }
     }
 
+    /// The entries of a `map<string, google.protobuf.Any>` field (a
+    /// `typed_per_filter_config`, `typed_extension_protocol_options`): each key, where it
+    /// is, and the message it holds, decoded (entries of a type outside the schema,
+    /// already refused by the preparation pass, are left out).
+    pub fn any_map(&self, name: &str) -> Vec<(String, Loc<'t>, String, DynamicMessage)> {
+        let Some(Pv::Map(map)) = self.set(name) else {
+            return Vec::new();
+        };
+        let loc = self.at(name);
+        map.iter()
+            .filter_map(|(key, value)| {
+                let key = match key {
+                    prost_reflect::MapKey::String(k) => k.clone(),
+                    other => format!("{other:?}"),
+                };
+                let Pv::Message(any) = value else {
+                    return None;
+                };
+                let (type_name, payload) = decode_any(any)?;
+                Some((key.clone(), loc.key(&key), type_name, payload))
+            })
+            .collect()
+    }
+
     /// Refuses every field that is set and not in `allowed`: ringway never ignores a
     /// field it does not implement.
     pub fn only(&self, diag: &mut Diagnostics, allowed: &[&str]) {

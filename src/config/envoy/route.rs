@@ -629,27 +629,8 @@ fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) -> Option<Hea
 /// the CORS filter's name (Envoy's `envoy.filters.http.cors`, which must be in the
 /// chain). Every other per-filter config is refused: ringway has no other filter yet.
 fn cors_policy(m: &Msg<'_, '_>, cors: Option<&str>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
-    let prost_reflect::Value::Map(map) = m
-        .msg
-        .get_field_by_name("typed_per_filter_config")
-        .map(std::borrow::Cow::into_owned)?
-    else {
-        return None;
-    };
-    let loc = m.at("typed_per_filter_config");
     let mut result = None;
-    for (key, value) in map {
-        let key = match key {
-            prost_reflect::MapKey::String(k) => k,
-            other => format!("{other:?}"),
-        };
-        let at = loc.key(&key);
-        let prost_reflect::Value::Message(any) = value else {
-            continue;
-        };
-        let Some((type_name, policy)) = super::cursor::decode_any(&any) else {
-            continue;
-        };
+    for (key, at, type_name, policy) in m.any_map("typed_per_filter_config") {
         if type_name != schema::CORS_POLICY {
             diag.error(
                 at.pos,
