@@ -162,6 +162,8 @@ pub struct ListenerSnapshot {
     pub http_stats: WorkerScope,
     /// This worker's `http.<name>.downstream_rq_time`.
     pub rq_time: WorkerHistogram,
+    /// Envoy's health-check filter, when the listener has one.
+    pub health_check: Option<crate::filter::health_check::HealthCheck>,
     /// This worker's `listener.<name>.downstream_cx_length_ms`.
     pub cx_length: WorkerHistogram,
     /// This worker's `http.<name>.downstream_cx_length_ms`.
@@ -264,6 +266,10 @@ impl ListenerSnapshot {
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
             rq_time: scopes.rq_time.for_worker(worker),
+            health_check: listener.health_check.as_ref().map(|hc| {
+                let server = listener.proxy.server_header.as_deref();
+                crate::filter::health_check::HealthCheck::new(hc, server)
+            }),
             cx_length: scopes.cx_length[0].for_worker(worker),
             http_cx_length: scopes.cx_length[1].for_worker(worker),
             proxy: listener.proxy.clone(),

@@ -764,3 +764,37 @@ fn envoys_cors_filter_answers_preflights() {
     );
     upstream.next_seen();
 }
+
+#[test]
+fn the_health_check_filter_follows_healthcheck_fail() {
+    let upstream = Upstream::start(false);
+    let (port, admin) = (free_port(), free_port());
+    let yaml = envoy_config(port, admin, upstream.addr).replace(
+        "          http_filters:\n",
+        "          http_filters:\n          - name: envoy.filters.http.health_check\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.health_check.v3.HealthCheck\n              pass_through_mode: false\n              headers: [ { name: \":path\", string_match: { exact: /healthz } } ]\n",
+    );
+    for driver in drivers() {
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // Answered by ringway itself, not the routes (whose catch-all answers 404).
+        let r = get(addr, "/healthz").unwrap();
+        assert_eq!(
+            (r.status, r.header("server")),
+            (200, Some("envoy")),
+            "{driver}"
+        );
+        assert_eq!(get(addr, "/healthz/other").unwrap().status, 404);
+        assert_eq!(post(rw.admin, "/healthcheck/fail").unwrap().status, 200);
+        let r = get(addr, "/healthz").unwrap();
+        assert_eq!(r.status, 503, "{driver}");
+        assert_eq!(
+            r.header("x-envoy-immediate-health-check-fail"),
+            Some("true")
+        );
+        // Other requests are still served while failing (Envoy drains, it does not refuse).
+        assert_eq!(get(addr, "/q?v=2").unwrap().status, 200);
+        assert_eq!(post(rw.admin, "/healthcheck/ok").unwrap().status, 200);
+        assert_eq!(get(addr, "/healthz").unwrap().status, 200);
+        drop(rw);
+    }
+}

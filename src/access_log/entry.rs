@@ -191,9 +191,12 @@ impl ResponseFlags {
     pub const UPSTREAM_PROTOCOL_ERROR: ResponseFlags = ResponseFlags(1 << 11);
     /// `SI`: no read or write of the stream completed within `stream_idle_timeout`.
     pub const STREAM_IDLE_TIMEOUT: ResponseFlags = ResponseFlags(1 << 12);
+    /// `LH`: a health check answered 503 while `/healthcheck/fail` holds.
+    pub const FAILED_LOCAL_HEALTH_CHECK: ResponseFlags = ResponseFlags(1 << 13);
 
     /// Every flag with its short name, in print order.
-    pub const NAMES: [(ResponseFlags, &'static str); 13] = [
+    pub const NAMES: [(ResponseFlags, &'static str); 14] = [
+        (Self::FAILED_LOCAL_HEALTH_CHECK, "LH"),
         (Self::NO_HEALTHY_UPSTREAM, "UH"),
         (Self::UPSTREAM_REQUEST_TIMEOUT, "UT"),
         (Self::LOCAL_RESET, "LR"),
@@ -210,7 +213,8 @@ impl ResponseFlags {
     ];
 
     /// Envoy's long names (`%RESPONSE_FLAGS_LONG%`), in the order of [`Self::NAMES`].
-    pub const LONG_NAMES: [&'static str; 13] = [
+    pub const LONG_NAMES: [&'static str; 14] = [
+        "FailedLocalHealthCheck",
         "NoHealthyUpstream",
         "UpstreamRequestTimeout",
         "LocalReset",
@@ -310,7 +314,7 @@ mod tests {
         for (flag, _) in ResponseFlags::NAMES {
             all |= flag;
         }
-        assert_eq!(text(all), "UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,SI,DPE,UPE");
+        assert_eq!(text(all), "LH,UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,SI,DPE,UPE");
     }
 
     #[test]

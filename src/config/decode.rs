@@ -419,6 +419,7 @@ fn listener<'a>(
         path_normalization: path_normalization?,
         http_stat_prefix: None,
         listener_stat_prefix: None,
+        health_check: None,
     })
 }
 

@@ -43,9 +43,9 @@ pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, ConfigFormat,
     CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName, Document, DriverChoice, Endpoint,
     Endpoints, EnvoyForwarding, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch,
-    HeaderMutations, HostMatch, HostRewrite, Http1Settings, Listener, LoadOptions, LookupFamily,
-    OriginMatch, PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxyProtocol,
-    ProxySettings, QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction,
+    HeaderMutations, HealthCheck, HostMatch, HostRewrite, Http1Settings, Listener, LoadOptions,
+    LookupFamily, OriginMatch, PathNormalization, PathRewrite, PinWorkers, PoolSettings,
+    ProxyProtocol, ProxySettings, QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction,
     RouteConditions, RouteMatch, TrustedProxies, ValueMatch, Workers,
 };
 

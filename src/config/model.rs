@@ -161,6 +161,10 @@ pub struct Listener {
     pub proxy: ProxySettings,
     /// How request paths are normalised before routing.
     pub path_normalization: PathNormalization,
+    /// Envoy's `envoy.filters.http.health_check` filter: requests it matches are answered
+    /// by ringway (200; 503 while `/healthcheck/fail` holds), or passed on in pass-through
+    /// mode unless failing. Listeners loaded from Envoy configs only.
+    pub health_check: Option<HealthCheck>,
     /// Stats root `http.<this>.` (Envoy's HTTP connection manager `stat_prefix`, which
     /// several listeners may share); `None`: the listener's name.
     pub http_stat_prefix: Option<String>,
@@ -179,6 +183,16 @@ impl Listener {
     pub fn listener_stats_prefix(&self) -> &str {
         self.listener_stat_prefix.as_deref().unwrap_or(&self.name)
     }
+}
+
+/// Envoy's health-check filter on a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Pass matching requests on to their route (answering 503 only while failing).
+    pub pass_through: bool,
+    /// What makes a request a health check: all must hold (`:path` and `:method`
+    /// included); none matches every request, as in Envoy.
+    pub headers: Vec<HeaderMatch>,
 }
 
 /// A group of routes for some authorities (Envoy's `VirtualHost`).

@@ -98,10 +98,13 @@ pub(super) fn start(
             shares[w].extend(sockets);
         }
     }
+    // `/healthcheck/fail`, shared with the workers' health-check filters.
+    let health_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     for (id, sockets) in shares.into_iter().enumerate() {
         let (tx, rx) = flume::bounded(COMMAND_QUEUE);
         let setup = WorkerSetup {
             id,
+            health_failed: Arc::clone(&health_failed),
             driver,
             cpu: plan.cpus.as_ref().map(|c| c[id]),
             config: Arc::clone(&config),
@@ -131,6 +134,7 @@ pub(super) fn start(
         admin_stop: Stop::new(),
         options: options.clone(),
         health_failed: Cell::new(false),
+        health_shared: Arc::clone(&health_failed),
         counter_offsets: RefCell::default(),
         tags: Arc::new(crate::stats::tags::TagExtractors::envoy_defaults()),
         config_counts: Cell::new(state::config_counts(&config)),

@@ -75,6 +75,8 @@ pub struct ControlState {
     pub(super) options: Options,
     /// `/healthcheck/fail` was called (and not undone by `/healthcheck/ok`).
     pub(super) health_failed: Cell<bool>,
+    /// The same, for the workers' health-check filters (they only read it).
+    pub(super) health_shared: Arc<std::sync::atomic::AtomicBool>,
     /// What each counter read at the last `/reset_counters`, subtracted when shown
     /// (the workers' cells have one writer each, so a reset does not write them).
     pub(super) counter_offsets: RefCell<HashMap<String, u64>>,

@@ -44,6 +44,7 @@ mod body_limit;
 mod cors;
 mod head;
 mod header_mutation;
+pub mod health_check;
 pub mod stages;
 
 use std::rc::Rc;

@@ -61,14 +61,20 @@ pub struct WorkerContext {
     /// The `date` header value of the current second, and a coarse `Instant`.
     pub clock: CoarseClock,
     random: std::cell::RefCell<fastrand::Rng>,
+    /// The control thread's `/healthcheck/fail` (workers only read it: health checks).
+    pub health_failed: Arc<std::sync::atomic::AtomicBool>,
     /// This worker's `server.heap_allocations` cell.
     #[cfg(feature = "alloc-count")]
     heap_allocations: crate::stats::WorkerScope,
 }
 
 impl WorkerContext {
-    fn new(#[cfg(feature = "alloc-count")] heap_allocations: crate::stats::WorkerScope) -> Self {
+    fn new(
+        health_failed: Arc<std::sync::atomic::AtomicBool>,
+        #[cfg(feature = "alloc-count")] heap_allocations: crate::stats::WorkerScope,
+    ) -> Self {
         WorkerContext {
+            health_failed,
             bufs: BufPool::new(MAX_FREE_CHUNKS),
             pools: PoolRegistry::default(),
             clock: CoarseClock::default(),
@@ -149,6 +155,8 @@ pub enum Event {
 pub struct WorkerSetup {
     /// Index of this worker, `0..workers`; also its stats cell index.
     pub id: usize,
+    /// The control thread's `/healthcheck/fail`, for health-check filters.
+    pub health_failed: Arc<std::sync::atomic::AtomicBool>,
     /// The driver chosen by the control thread.
     pub driver: Driver,
     /// The CPU to pin to, if pinning.
@@ -234,6 +242,7 @@ async fn serve(setup: WorkerSetup) {
         ..
     } = setup;
     let context = Rc::new(WorkerContext::new(
+        Arc::clone(&setup.health_failed),
         #[cfg(feature = "alloc-count")]
         setup.heap_stats.for_worker(id),
     ));
@@ -389,6 +398,7 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let context = WorkerContext::new(
+                Default::default(),
                 #[cfg(feature = "alloc-count")]
                 store_scope(),
             );

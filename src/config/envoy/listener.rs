@@ -16,8 +16,8 @@ use crate::config::error::Diagnostics;
 use crate::config::log_format;
 use crate::config::model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, EnvoyForwarding,
-    EscapedSlashes, ExpectContinue, Http1Settings, Listener, PathNormalization, ProxyProtocol,
-    ProxySettings, TrustedProxies,
+    EscapedSlashes, ExpectContinue, HealthCheck, Http1Settings, Listener, PathNormalization,
+    ProxyProtocol, ProxySettings, TrustedProxies,
 };
 
 /// Envoy's HCM defaults that differ from ringway's native ones.
@@ -386,6 +386,7 @@ fn connection_manager(
         },
         http_stat_prefix: hcm.str("stat_prefix").map(str::to_owned),
         listener_stat_prefix: None,
+        health_check: filters.health_check,
     };
     Some(Mapped {
         listener,
@@ -436,6 +437,8 @@ pub(crate) struct HttpFilters {
     /// The CORS filter's name, when the chain has one: per-route and per-host
     /// `typed_per_filter_config` entries under it hold `CorsPolicy`s.
     pub cors: Option<String>,
+    /// The health-check filter, when the chain has one.
+    pub health_check: Option<HealthCheck>,
 }
 
 /// The HTTP filters: optionally the CORS filter, then the router, last.
@@ -471,6 +474,19 @@ fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> HttpFilters {
                 Msg::new(&cors, f.at("typed_config")).only(diag, &[]);
                 let name = f.str("name").unwrap_or("envoy.filters.http.cors");
                 result.cors = Some(name.to_owned());
+                false
+            }
+            Some((type_name, hc)) if type_name == schema::HEALTH_CHECK => {
+                let hc = Msg::new(&hc, f.at("typed_config"));
+                hc.only(diag, &["pass_through_mode", "headers", "cache_time"]);
+                result.health_check = Some(HealthCheck {
+                    pass_through: hc.wrapped_bool("pass_through_mode") == Some(true),
+                    headers: hc
+                        .children("headers")
+                        .iter()
+                        .filter_map(|h| route::header_matcher(h, diag))
+                        .collect(),
+                });
                 false
             }
             Some((type_name, _)) => {

@@ -357,7 +357,7 @@ fn string_matcher(s: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<ValueMatch>
     })
 }
 
-fn header_matcher(h: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
+pub(crate) fn header_matcher(h: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
     h.only(
         diag,
         &[

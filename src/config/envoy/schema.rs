@@ -37,6 +37,7 @@ pub(crate) const PROXY_PROTOCOL: &str =
     "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol";
 pub(crate) const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
 pub(crate) const CORS_POLICY: &str = "envoy.extensions.filters.http.cors.v3.CorsPolicy";
+pub(crate) const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
 
 /// Every `@type` the loader accepts somewhere, with what it is.
 pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
@@ -58,6 +59,7 @@ pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
     ),
     (CORS, "HTTP filter envoy.filters.http.cors"),
     (CORS_POLICY, "per-route config of envoy.filters.http.cors"),
+    (HEALTH_CHECK, "HTTP filter envoy.filters.http.health_check"),
 ];
 
 /// `udpa.type.v1.TypedStruct` and `xds.type.v3.TypedStruct`: an extension written as a

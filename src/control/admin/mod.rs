@@ -214,10 +214,17 @@ async fn mutate(path: &[u8], query: &query::Query, state: &ControlState) -> Repl
         }
         b"/healthcheck/fail" => {
             state.health_failed.set(true);
+            // A single writer (this thread); workers read it for their health checks.
+            state
+                .health_shared
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             ok()
         }
         b"/healthcheck/ok" => {
             state.health_failed.set(false);
+            state
+                .health_shared
+                .store(false, std::sync::atomic::Ordering::Relaxed);
             ok()
         }
         b"/reset_counters" => {

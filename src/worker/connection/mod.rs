@@ -380,6 +380,17 @@ impl Connection<'_> {
             }
             let chain = route.map(|r| &r.filters);
             let (mut reply, mut cluster) = (reply, cluster);
+            // Envoy's health-check filter, before anything is forwarded.
+            if let Some(hc) = &l.health_check {
+                use crate::filter::health_check::Verdict as Health;
+                let verdict = hc.check(&self.request, head, &self.worker.health_failed);
+                if verdict != Health::Continue {
+                    (reply, cluster, redirect_to) = (hc.reply(verdict), None, None);
+                    if verdict == Health::Failing {
+                        flags = ResponseFlags::FAILED_LOCAL_HEALTH_CHECK;
+                    }
+                }
+            }
             // A filter refused the request for its body: answer without reading it.
             let mut refused_body = false;
             self.upgrading = false;

@@ -1,0 +1,151 @@
+//! Envoy's `envoy.filters.http.health_check` filter: a listener's health checks, answered
+//! by ringway itself (200, or 503 while `/healthcheck/fail` holds), or passed on to their
+//! route in pass-through mode unless failing.
+//!
+//! Design: compiled once per snapshot from `config::HealthCheck`; a request is a health
+//! check when every header condition holds (`:path`, `:method` and `:authority` name the
+//! request line's parts, as in Envoy). The failing state is the control thread's
+//! `/healthcheck/fail`, shared as an `AtomicBool` that workers only read (a relaxed load,
+//! for health checks only: nothing else on the request path reads it).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use regex::bytes::Regex;
+
+use crate::config::{self, ValueMatch};
+use crate::http1::Request;
+use crate::local_reply::Reply;
+
+/// A listener's compiled health-check filter.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pass_through: bool,
+    conditions: Vec<(String, Test)>,
+    /// The answers: 200, and 503 with `x-envoy-immediate-health-check-fail: true`.
+    healthy: Reply,
+    failing: Reply,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    Exact(Box<[u8]>),
+    Prefix(Box<[u8]>),
+    Regex(Regex),
+    Present(bool),
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not a health check, or one passed on.
+    Continue,
+    /// Answer 200 (Envoy's health-check response).
+    Healthy,
+    /// Answer 503 with `x-envoy-immediate-health-check-fail` (flag `LH`).
+    Failing,
+}
+
+impl HealthCheck {
+    /// Compiles the filter (a regex that no longer compiles matches nothing); `server`
+    /// is the listener's `server` value, which Envoy sets on these answers too.
+    pub fn new(config: &config::HealthCheck, server: Option<&str>) -> Self {
+        let conditions = config
+            .headers
+            .iter()
+            .map(|h| {
+                let test = match &h.value {
+                    ValueMatch::Exact(v) => Test::Exact(v.as_bytes().into()),
+                    ValueMatch::Prefix(v) => Test::Prefix(v.as_bytes().into()),
+                    ValueMatch::Regex(re) => Test::Regex(
+                        Regex::new(&format!("^(?:{re})$"))
+                            .unwrap_or_else(|_| Regex::new("[^\\s\\S]").expect("a valid regex")),
+                    ),
+                    ValueMatch::Present(p) => Test::Present(*p),
+                };
+                (h.name.clone(), test)
+            })
+            .collect();
+        let with_server = |reply: Reply| match server {
+            Some(server) => reply.with_header(format!("server: {server}\r\n").as_bytes()),
+            None => reply,
+        };
+        HealthCheck {
+            pass_through: config.pass_through,
+            conditions,
+            healthy: with_server(Reply::new(200, "", b"")),
+            failing: with_server(
+                Reply::new(503, "", b"")
+                    .with_header(b"x-envoy-immediate-health-check-fail: true\r\n"),
+            ),
+        }
+    }
+
+    /// The answer for a verdict that is not `Continue`.
+    pub fn reply(&self, verdict: Verdict) -> &Reply {
+        match verdict {
+            Verdict::Failing => &self.failing,
+            Verdict::Healthy | Verdict::Continue => &self.healthy,
+        }
+    }
+
+    /// Whether `request` (head `head`) is a health check, and what to answer.
+    pub fn check(&self, request: &Request, head: &[u8], failing: &AtomicBool) -> Verdict {
+        let holds = self.conditions.iter().all(|(name, test)| {
+            let value = match name.as_str() {
+                ":path" => Some(request.target.get(head)),
+                ":method" => Some(request.method_span.get(head)),
+                ":authority" | "host" => request.host.map(|h| h.get(head)),
+                other => request.header(head, other),
+            };
+            match (test, value) {
+                (Test::Present(p), v) => v.is_some() == *p,
+                (_, None) => false,
+                (Test::Exact(e), Some(v)) => v == &**e,
+                (Test::Prefix(e), Some(v)) => v.starts_with(e),
+                (Test::Regex(re), Some(v)) => re.is_match(v),
+            }
+        });
+        if !holds {
+            Verdict::Continue
+        } else if failing.load(Ordering::Relaxed) {
+            Verdict::Failing
+        } else if self.pass_through {
+            Verdict::Continue
+        } else {
+            Verdict::Healthy
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HeaderMatch;
+    use crate::http1::{parse_request, Limits};
+
+    #[test]
+    fn health_checks_are_matched_and_answered() {
+        let filter = HealthCheck::new(
+            &config::HealthCheck {
+                pass_through: false,
+                headers: vec![HeaderMatch {
+                    name: ":path".into(),
+                    value: ValueMatch::Exact("/healthz".into()),
+                }],
+            },
+            Some("envoy"),
+        );
+        let parse = |raw: &'static [u8]| {
+            let mut request = Request::new();
+            parse_request(raw, &Limits::default(), &mut request).unwrap();
+            (request, raw)
+        };
+        let failing = AtomicBool::new(false);
+        let (r, h) = parse(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(filter.check(&r, h, &failing), Verdict::Healthy);
+        let (other, oh) = parse(b"GET /healthz/x HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(filter.check(&other, oh, &failing), Verdict::Continue);
+        failing.store(true, Ordering::Relaxed);
+        assert_eq!(filter.check(&r, h, &failing), Verdict::Failing);
+    }
+}
