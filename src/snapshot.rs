@@ -66,8 +66,9 @@ pub struct StatsHandles {
     pub listeners: HashMap<String, ListenerScopes>,
     /// `cluster.<name>.`, by cluster name.
     pub clusters: HashMap<String, Arc<Scope>>,
-    /// `cluster.<name>.upstream_rq_time` and `upstream_cx_connect_ms`, by cluster name.
-    pub cluster_histograms: HashMap<String, [Arc<Histogram>; 2]>,
+    /// `cluster.<name>.upstream_rq_time`, `upstream_cx_connect_ms` and
+    /// `upstream_cx_length_ms`, by cluster name.
+    pub cluster_histograms: HashMap<String, [Arc<Histogram>; 3]>,
     /// The members of each static cluster, with their host stats.
     pub static_members: HashMap<String, Members>,
     /// Every listener's connections, for `max_connections`.
@@ -105,7 +106,8 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                 let name = &c.name;
                 let rq_time = store.histogram(&format!("cluster.{name}.upstream_rq_time"));
                 let connect = store.histogram(&format!("cluster.{name}.upstream_cx_connect_ms"));
-                (name.clone(), [rq_time, connect])
+                let length = store.histogram(&format!("cluster.{name}.upstream_cx_length_ms"));
+                (name.clone(), [rq_time, connect, length])
             })
             .collect(),
         static_members: config
@@ -316,7 +318,7 @@ impl Snapshot {
             .iter()
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
-                let [rq_time, connect] = stats.cluster_histograms.get(&c.name)?;
+                let [rq_time, connect, length] = stats.cluster_histograms.get(&c.name)?;
                 let members = match &c.endpoints {
                     Endpoints::Static(endpoints) => match stats.static_members.get(&c.name) {
                         Some(members) => Members::clone(members),
@@ -333,6 +335,7 @@ impl Snapshot {
                         scope: scope.for_worker(worker),
                         rq_time: rq_time.for_worker(worker),
                         connect_ms: connect.for_worker(worker),
+                        cx_length: length.for_worker(worker),
                     },
                     random.clone().u64(..),
                 ))

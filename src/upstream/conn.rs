@@ -36,13 +36,15 @@ pub struct UpstreamConn {
 /// gauges until dropped (the cells only: holding the host would hold its pool, which
 /// holds this connection).
 #[derive(Debug)]
-struct Active(std::rc::Rc<super::HostCells>);
+struct Active(std::rc::Rc<super::HostCells>, std::time::Instant);
 
 impl Drop for Active {
     fn drop(&mut self) {
         use crate::stats::names::{cluster, host};
         self.0.cluster.get(cluster::UPSTREAM_CX_ACTIVE).dec();
         self.0.cluster.get(cluster::UPSTREAM_CX_DESTROY).inc();
+        // Envoy's `upstream_cx_length_ms`: one clock read per upstream connection.
+        self.0.cx_length.record(self.1.elapsed());
         if let Some(stats) = &self.0.host {
             stats.get(host::CX_ACTIVE).dec();
         }
@@ -92,7 +94,7 @@ impl UpstreamConn {
         if let Some(stats) = &cells.host {
             stats.get(names::host::CX_ACTIVE).inc();
         }
-        self.active = Some(Active(std::rc::Rc::clone(cells)));
+        self.active = Some(Active(std::rc::Rc::clone(cells), std::time::Instant::now()));
     }
 
     /// Connects with a deadline. TCP connections get `TCP_NODELAY`: heads and small

@@ -68,6 +68,8 @@ pub struct HostCells {
     pub host: Option<WorkerScope>,
     /// Its cluster's `cluster.<name>.` cells.
     pub cluster: Rc<WorkerScope>,
+    /// Its cluster's `upstream_cx_length_ms` (connections record their lifetime).
+    pub cx_length: Rc<WorkerHistogram>,
 }
 
 impl Host {
@@ -195,7 +197,7 @@ impl Balanced {
     fn new(
         members: &[Member],
         registry: &PoolRegistry,
-        (skip, worker, cluster): (u64, usize, &Rc<WorkerScope>),
+        (skip, worker, cluster, cx_length): (u64, usize, &Rc<WorkerScope>, &Rc<WorkerHistogram>),
     ) -> Self {
         let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
         Balanced {
@@ -212,6 +214,7 @@ impl Balanced {
                         cells: Rc::new(HostCells {
                             host,
                             cluster: Rc::clone(cluster),
+                            cx_length: Rc::clone(cx_length),
                         }),
                     })
                 })
@@ -232,6 +235,8 @@ pub struct ClusterStats {
     pub rq_time: WorkerHistogram,
     /// `cluster.<name>.upstream_cx_connect_ms`.
     pub connect_ms: WorkerHistogram,
+    /// `cluster.<name>.upstream_cx_length_ms`.
+    pub cx_length: WorkerHistogram,
 }
 
 /// One cluster, compiled for one worker.
@@ -255,6 +260,8 @@ pub struct ClusterSnapshot {
     pub rq_time: WorkerHistogram,
     /// This worker's `cluster.<name>.upstream_cx_connect_ms`.
     pub connect_ms: WorkerHistogram,
+    /// This worker's `cluster.<name>.upstream_cx_length_ms`, shared with its hosts.
+    cx_length: Rc<WorkerHistogram>,
     /// PROXY protocol version sent first on every connection (its connections are then
     /// not reused: each carries one client's address).
     pub proxy_protocol: Option<u8>,
@@ -271,13 +278,15 @@ impl ClusterSnapshot {
         skip: u64,
     ) -> Self {
         let cells = Rc::new(stats.scope);
+        let cx_length = Rc::new(stats.cx_length);
         ClusterSnapshot {
             name: cluster.name.as_str().into(),
             members: RefCell::new(Balanced::new(
                 members,
                 registry,
-                (skip, stats.worker, &cells),
+                (skip, stats.worker, &cells, &cx_length),
             )),
+            cx_length,
             skip,
             worker: stats.worker,
             connect_timeout: cluster.connect_timeout,
@@ -292,8 +301,11 @@ impl ClusterSnapshot {
     /// Replaces the members (a DNS update). Requests under way keep their endpoint;
     /// pools no longer listed drain (`PoolRegistry::sweep`).
     pub fn set_members(&self, members: &[Member], registry: &PoolRegistry) {
-        *self.members.borrow_mut() =
-            Balanced::new(members, registry, (self.skip, self.worker, &self.stats));
+        *self.members.borrow_mut() = Balanced::new(
+            members,
+            registry,
+            (self.skip, self.worker, &self.stats, &self.cx_length),
+        );
     }
 
     /// The endpoint for the next request; `None` when the cluster has no members.
@@ -360,6 +372,7 @@ mod tests {
             scope: scope.for_worker(0),
             rq_time: histogram.for_worker(0),
             connect_ms: histogram.for_worker(0),
+            cx_length: histogram.for_worker(0),
         };
         let snapshot = ClusterSnapshot::build(&cluster, &[], &registry, stats, 0);
         assert!(snapshot.pick().is_none());
