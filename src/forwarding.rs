@@ -256,11 +256,21 @@ pub(crate) fn request_id(random: &mut fastrand::Rng, out: &mut String) {
     out.push_str(std::str::from_utf8(&text).unwrap_or_default());
 }
 
+/// The head `request` (parsed from `head`) is forwarded as, for tests.
+#[cfg(test)]
+pub(crate) fn written(request: &Request, head: &[u8]) -> String {
+    let mut segments = Vec::new();
+    request.write_head(&mut segments);
+    let mut out = Vec::new();
+    crate::http1::concat(&segments, head, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{Cidr, TrustedProxies};
-    use crate::http1::{concat, parse_request, HeadScanner, Limits, Request};
+    use crate::http1::{parse_request, HeadScanner, Limits, Request};
 
     fn run(raw: &str, peer: &str, trust: TrustedProxies) -> (String, IpAddr) {
         let (head, client) = run_from(raw, Peer::Ip(peer.parse().unwrap()), trust);
@@ -289,11 +299,7 @@ mod tests {
             &mut fastrand::Rng::with_seed(7),
             &mut String::new(),
         );
-        let mut segments = Vec::new();
-        request.write_head(&mut segments);
-        let mut out = Vec::new();
-        concat(&segments, head, &mut out);
-        (String::from_utf8(out).unwrap(), client)
+        (written(&request, head), client)
     }
 
     const SPOOFED: &str = "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Request-Id: mine\r\n\r\n";

@@ -188,7 +188,7 @@ fn nth_from_right(chain: &str, n: u32) -> Option<std::net::IpAddr> {
 mod tests {
     use super::*;
     use crate::config::{Cidr, TrustedProxies};
-    use crate::http1::{concat, parse_request, Limits};
+    use crate::http1::{parse_request, Limits};
 
     /// Envoy's `headers.rst` examples (1 to 6), with and without internal addresses.
     fn run(envoy: &EnvoyForwarding, hops: u32, peer: &str, xff: Option<&str>) -> (String, Peer) {
@@ -215,11 +215,7 @@ mod tests {
             &mut fastrand::Rng::with_seed(1),
             &mut String::new(),
         );
-        let mut segments = Vec::new();
-        request.write_head(&mut segments);
-        let mut out = Vec::new();
-        concat(&segments, head, &mut out);
-        (String::from_utf8(out).unwrap(), client)
+        (crate::forwarding::written(&request, head), client)
     }
 
     fn remote(use_remote_address: bool, internal: &[&str]) -> EnvoyForwarding {

@@ -19,25 +19,6 @@ fn start(driver: &str, access_log: &str) -> (Ringway, SocketAddr) {
     (rw, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-/// The file's lines once it has at least `n` of them (within 5 s).
-fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} has {} lines, expected {n}: {text}",
-            path.display(),
-            lines.len()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Sends the raw requests on one connection and reads the answers.
 fn exchange(addr: SocketAddr, raw: &str, answers: usize) -> Vec<u16> {
     let mut conn = connect(addr).unwrap();

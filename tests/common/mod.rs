@@ -482,3 +482,22 @@ pub fn python_module(module: &str, package: &str) -> bool {
         .output();
     has()
 }
+
+/// The file's lines once it has at least `n` of them (within 5 s).
+pub fn wait_for_lines(path: &Path, n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} has {} lines, expected {n}: {text}",
+            path.display(),
+            lines.len()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

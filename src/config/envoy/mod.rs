@@ -114,13 +114,15 @@ pub(crate) fn load(
         ));
     }
     let mut counts = Counts::default();
-    let empty = Tree {
-        pos: Pos { line: 1, column: 1 },
-        value: Value::Map(Vec::new()),
-    };
     let base = match text {
         Some(text) => decode(text, &mut diag, options, &mut counts),
-        None => Some((empty.clone(), DynamicMessage::new(desc.clone()))),
+        None => {
+            let empty = Tree {
+                pos: Pos { line: 1, column: 1 },
+                value: Value::Map(Vec::new()),
+            };
+            Some((empty, DynamicMessage::new(desc.clone())))
+        }
     };
     let overlay_source = Path::new("--config-yaml");
     let mut overlay_diag = Diagnostics::new(overlay_source);

@@ -65,7 +65,6 @@ pub(crate) const DEGRADABLE: &[(&str, &str, &str)] = &[
 /// The groups `--accept-degraded` takes.
 pub(crate) fn degradable_groups() -> Vec<&'static str> {
     let mut groups: Vec<&str> = DEGRADABLE.iter().map(|(_, _, g)| *g).collect();
-    groups.dedup();
     groups.sort_unstable();
     groups.dedup();
     groups
