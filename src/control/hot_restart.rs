@@ -137,14 +137,16 @@ pub fn hand_over(
         expect(&mut stream, "NEXT")?;
         let fds = [*fd];
         let cmsg = [ControlMessage::ScmRights(&fds)];
-        sendmsg::<()>(
-            stream.as_raw_fd(),
-            &[IoSlice::new(text.as_bytes())],
-            &cmsg,
-            MsgFlags::empty(),
-            None,
-        )
-        .map_err(io::Error::from)?;
+        retry_interrupted(|| {
+            sendmsg::<()>(
+                stream.as_raw_fd(),
+                &[IoSlice::new(text.as_bytes())],
+                &cmsg,
+                MsgFlags::empty(),
+                None,
+            )
+            .map_err(io::Error::from)
+        })?;
     }
     expect(&mut stream, "NEXT")?;
     stream.write_all(b"END\n")?;
@@ -189,13 +191,19 @@ pub fn fetch(path: &Path, epoch: u32) -> io::Result<(Inherited, Predecessor)> {
         let mut buf = [0u8; MAX_MESSAGE];
         let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(io::Error::from)?;
+        // A signal may interrupt the wait (see `retry_interrupted`); the borrow of `iov`
+        // in the answer rules that helper out here.
+        let msg = loop {
+            match recvmsg::<()>(
+                stream.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                other => break other.map_err(io::Error::from)?,
+            }
+        };
         let mut fd = None;
         for cmsg in msg.cmsgs() {
             if let ControlMessageOwned::ScmRights(fds) = cmsg {
@@ -242,11 +250,23 @@ pub fn fetch(path: &Path, epoch: u32) -> io::Result<(Inherited, Predecessor)> {
 /// Reads one short message (the exchange is lockstep, so a read holds exactly one).
 fn read_message(stream: &mut UnixStream) -> io::Result<String> {
     let mut buf = [0u8; MAX_MESSAGE];
-    let n = stream.read(&mut buf)?;
+    let n = retry_interrupted(|| stream.read(&mut buf))?;
     if n == 0 {
         return Err(io::ErrorKind::UnexpectedEof.into());
     }
     Ok(String::from_utf8_lossy(&buf[..n]).trim_end().to_string())
+}
+
+/// Runs a blocking call again when a signal interrupts it: the process takes signals
+/// (SIGCHLD, SIGHUP, SIGTERM) on this thread, and an interrupted step must not abort the
+/// hand-over (a CI run lost one to EINTR).
+fn retry_interrupted<T>(mut call: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
 }
 
 fn expect(stream: &mut UnixStream, what: &str) -> io::Result<()> {
