@@ -81,8 +81,7 @@ impl std::fmt::Write for IpText {
 pub fn apply(
     request: &mut Request,
     head: &[u8],
-    peer: Peer,
-    peer_text: &IpText,
+    (peer, peer_text, secure): (Peer, &IpText, bool),
     policy: &ProxySettings,
     random: &mut fastrand::Rng,
     scratch: &mut String,
@@ -92,7 +91,7 @@ pub fn apply(
         return crate::forwarding_envoy::apply(
             request,
             head,
-            (peer, peer_text),
+            (peer, peer_text, secure),
             settings,
             random,
             scratch,
@@ -140,7 +139,7 @@ pub fn apply(
     let proto = request.header(head, "x-forwarded-proto").is_some();
     if !(peer_trusted && proto) {
         remove_all(request, head, "x-forwarded-proto");
-        request.overlay.add_line(b"x-forwarded-proto: http\r\n");
+        request.overlay.add_line(proto_line(secure));
     }
 
     if policy.request_id {
@@ -257,6 +256,15 @@ pub(crate) fn request_id(random: &mut fastrand::Rng, out: &mut String) {
 }
 
 /// The head `request` (parsed from `head`) is forwarded as, for tests.
+/// The `x-forwarded-proto` line for a connection: `https` over TLS.
+pub(crate) fn proto_line(secure: bool) -> &'static [u8] {
+    if secure {
+        b"x-forwarded-proto: https\r\n"
+    } else {
+        b"x-forwarded-proto: http\r\n"
+    }
+}
+
 #[cfg(test)]
 pub(crate) fn written(request: &Request, head: &[u8]) -> String {
     let mut segments = Vec::new();
@@ -293,8 +301,11 @@ mod tests {
         let client = apply(
             &mut request,
             head,
-            peer,
-            &peer.ip().map(IpText::new).unwrap_or(IpText::EMPTY),
+            (
+                peer,
+                &peer.ip().map(IpText::new).unwrap_or(IpText::EMPTY),
+                false,
+            ),
             &policy,
             &mut fastrand::Rng::with_seed(7),
             &mut String::new(),

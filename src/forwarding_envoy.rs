@@ -59,7 +59,7 @@ const EDGE_REMOVED: &[&str] = &[
 pub fn apply(
     request: &mut Request,
     head: &[u8],
-    (peer, peer_text): (Peer, &IpText),
+    (peer, peer_text, secure): (Peer, &IpText, bool),
     (policy, envoy): (&ProxySettings, &EnvoyForwarding),
     random: &mut fastrand::Rng,
     scratch: &mut String,
@@ -113,7 +113,9 @@ pub fn apply(
     }
     if !has_proto || (envoy.use_remote_address && hops == 0) {
         remove_all(request, head, "x-forwarded-proto");
-        request.overlay.add_line(b"x-forwarded-proto: http\r\n");
+        request
+            .overlay
+            .add_line(crate::forwarding::proto_line(secure));
     }
     let trusted_check = if envoy.use_remote_address {
         !had_xff
@@ -210,7 +212,7 @@ mod tests {
         let client = apply(
             &mut request,
             head,
-            (Peer::Ip(peer_ip), &IpText::new(peer_ip)),
+            (Peer::Ip(peer_ip), &IpText::new(peer_ip), false),
             (&policy, envoy),
             &mut fastrand::Rng::with_seed(1),
             &mut String::new(),

@@ -36,5 +36,6 @@ pub mod proxy_protocol;
 pub mod router;
 pub mod snapshot;
 pub mod stats;
+pub mod tls;
 pub mod upstream;
 pub mod worker;

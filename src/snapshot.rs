@@ -174,6 +174,10 @@ pub struct ListenerSnapshot {
     pub proxy: config::ProxySettings,
     /// PROXY protocol before the client's bytes, if the listener takes it.
     pub proxy_protocol: Option<config::ProxyProtocol>,
+    /// TLS termination, when the listener has it: this worker's rustls configuration, or
+    /// why it could not be built (then every connection is closed, never served in
+    /// plaintext).
+    pub tls: Option<Result<crate::tls::server::Acceptor, String>>,
     /// The snapshot's clusters, indexed by `router::Action::Cluster`.
     pub clusters: Rc<[ClusterSnapshot]>,
     /// Set by the worker when a reload replaces or removes this listener: connections
@@ -228,6 +232,7 @@ impl ListenerSnapshot {
         compiled: &Rc<[ClusterSnapshot]>,
         (scopes, global): (&ListenerScopes, (Option<u64>, Arc<OpenConnections>)),
         worker: usize,
+        ticket_keys: &crate::tls::ticket::TicketKeys,
     ) -> Self {
         let h = &listener.http1;
         ListenerSnapshot {
@@ -276,6 +281,14 @@ impl ListenerSnapshot {
             http_cx_length: scopes.cx_length[1].for_worker(worker),
             proxy: listener.proxy.clone(),
             proxy_protocol: listener.proxy_protocol.clone(),
+            tls: listener.tls.as_ref().map(|tls| {
+                crate::tls::server::Acceptor::new(tls, ticket_keys).inspect_err(|e| {
+                    tracing::error!(
+                        listener = listener.name,
+                        "TLS: {e}; closing its connections"
+                    );
+                })
+            }),
             clusters: Rc::clone(compiled),
             retired: Cell::new(false),
         }
@@ -309,7 +322,7 @@ impl Snapshot {
         config: &Config,
         (stats, discovered): (&StatsHandles, &Discovered),
         worker: usize,
-        pools: &PoolRegistry,
+        (pools, ticket_keys): (&PoolRegistry, &crate::tls::ticket::TicketKeys),
         seed: u64,
     ) -> Self {
         let random = fastrand::Rng::with_seed(seed);
@@ -353,6 +366,7 @@ impl Snapshot {
                     &clusters,
                     (scopes, global),
                     worker,
+                    ticket_keys,
                 );
                 Some((l.name.clone(), Rc::new(snapshot)))
             })

@@ -300,3 +300,57 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
         );
     }
 }
+
+/// The most allocations a keep-alive request over TLS may cost: rustls's buffered API
+/// allocates for each record it decrypts (the plaintext it queues) and each record it
+/// encrypts (the record it queues), so a small request and its answer cost 2 (measured
+/// 2.000 on both drivers; docs/tls.md, "Allocations"). ringway's own TLS seam allocates
+/// nothing per request.
+const TLS_MAX: f64 = 2.1;
+
+#[test]
+fn keep_alive_requests_over_tls_stay_within_their_allocation_count() {
+    let pki = common::pki::Pki::new("test CA");
+    let server = pki.server("server", &["a.test"]);
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let (port, admin) = (free_port(), free_port());
+        let tls = format!(
+            "    tls:\n      certificates:\n        - {{ certificate_chain: {}, private_key: {} }}\n",
+            server.cert.display(),
+            server.key.display()
+        );
+        let yaml = echo_config(1, port, admin, &up.endpoint(), "").replacen(
+            "    routes:\n",
+            &format!("{tls}    routes:\n"),
+            1,
+        );
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let config =
+            common::pki::client_config(&pki.ca_file, None, &[&rustls::version::TLS13], &[]);
+        let mut conns: Vec<_> = (0..CONNECTIONS)
+            .map(|_| common::pki::tls_connect(addr, &config, "a.test").unwrap())
+            .collect();
+        let request = "GET /svc/a HTTP/1.1\r\nHost: a.test\r\n\r\n";
+        let mut round = |n: usize| {
+            for _ in 0..n {
+                for conn in conns.iter_mut() {
+                    let r = common::pki::tls_request(conn, request).unwrap();
+                    assert_eq!(r.status, 200, "{driver}");
+                }
+            }
+        };
+        round(200);
+        let before: u64 = per_worker(&rw.stats(), 1).iter().sum();
+        round(500);
+        let after: u64 = per_worker(&rw.stats(), 1).iter().sum();
+        let requests = (CONNECTIONS * 500) as f64;
+        let per_request = (after - before) as f64 / requests;
+        eprintln!("{driver}, TLS 1.3 small GET: {per_request:.3} heap allocations per request");
+        assert!(
+            per_request <= TLS_MAX,
+            "{driver}: {per_request:.3} heap allocations per TLS request (at most {TLS_MAX})"
+        );
+    }
+}

@@ -119,6 +119,7 @@ fn example_parses_to_expected_values() {
             connect_timeout: Duration::from_secs(5),
             pool: PoolSettings::default(),
             proxy_protocol: None,
+            tls: None,
         }]
     );
     assert_eq!(config.cluster("orders"), Some(&config.clusters[0]));

@@ -25,24 +25,20 @@ const PINS: &[(&str, &[&str])] = &[
     ]),
     ("edge.yaml", &[
         "edge.yaml:6:16: overload_manager.resource_monitors[0].typed_config: unsupported extension `envoy.resource_monitors.fixed_heap`: ringway does not implement `@type` envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig (yet; docs/envoy.md lists the extensions it does)",
-        "edge.yaml:40:18: static_resources.listeners[0].listener_filters[0].typed_config: unsupported extension `envoy.filters.listener.tls_inspector`: ringway does not implement `@type` envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector (yet; docs/envoy.md lists the extensions it does)",
-        "edge.yaml:48:20: static_resources.listeners[0].filter_chains[0].transport_socket.typed_config: unsupported extension `envoy.transport_sockets.tls`: ringway does not implement `@type` envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext (yet; docs/envoy.md lists the extensions it does)",
     ]),
     ("envoy-demo-tls-client-auth.yaml", &[
-        "envoy-demo-tls-client-auth.yaml:33:20: static_resources.listeners[0].filter_chains[0].transport_socket.typed_config: unsupported extension `envoy.transport_sockets.tls`: ringway does not implement `@type` envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext (yet; docs/envoy.md lists the extensions it does)",
-        "envoy-demo-tls-client-auth.yaml:66:18: static_resources.clusters[0].transport_socket.typed_config: unsupported extension `envoy.transport_sockets.tls`: ringway does not implement `@type` envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext (yet; docs/envoy.md lists the extensions it does)",
+        "envoy-demo-tls-client-auth.yaml:38:17: static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context.validation_context.trusted_ca: cannot read certs/cacert.pem: No such file or directory (os error 2)",
+        "envoy-demo-tls-client-auth.yaml:44:15: static_resources.listeners[0].filter_chains[0].transport_socket.typed_config.common_tls_context.tls_certificates[0]: cannot read certs/servercert.pem: No such file or directory (os error 2)",
+        "envoy-demo-tls-client-auth.yaml:69:13: static_resources.clusters[0].transport_socket.typed_config.common_tls_context.tls_certificates[0]: cannot read certs/clientcert.pem: No such file or directory (os error 2)",
     ]),
     ("envoy-demo.yaml", &[
-        "envoy-demo.yaml:58:18: static_resources.clusters[0].transport_socket.typed_config: unsupported extension `envoy.transport_sockets.tls`: ringway does not implement `@type` envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext (yet; docs/envoy.md lists the extensions it does)",
     ]),
     ("envoy-ws.yaml", &[
     ]),
     ("front-proxy_envoy.yaml", &[
-        "front-proxy_envoy.yaml:68:20: static_resources.listeners[1].filter_chains[0].transport_socket.typed_config: unsupported extension `envoy.transport_sockets.tls`: ringway does not implement `@type` envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext (yet; docs/envoy.md lists the extensions it does)",
     ]),
     ("jwt_authn.yaml", &[
         "jwt_authn.yaml:41:24: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config: unsupported extension `envoy.extensions.filters.http.jwt_authn`: ringway does not implement `@type` envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication (yet; docs/envoy.md lists the extensions it does)",
-        "jwt_authn.yaml:96:18: static_resources.clusters[0].transport_socket.typed_config: unsupported extension `envoy.transport_sockets.tls`: ringway does not implement `@type` envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext (yet; docs/envoy.md lists the extensions it does)",
     ]),
     ("lds.yaml", &[
         "lds.yaml:1:1: resources: this is an xDS DiscoveryResponse (`resources`), not a bootstrap: Envoy reads it through `dynamic_resources` (filesystem xDS), which ringway does not support yet",
@@ -78,7 +74,6 @@ const PINS: &[(&str, &[&str])] = &[
         "service1-envoy-jaeger.yaml:55:26: static_resources.listeners[1].filter_chains[0].filters[0].typed_config.tracing.provider.typed_config: unsupported extension `envoy.tracers.zipkin`: ringway does not implement `@type` envoy.config.trace.v3.ZipkinConfig (yet; docs/envoy.md lists the extensions it does)",
     ]),
     ("tls-inspector_envoy.yaml", &[
-        "tls-inspector_envoy.yaml:15:18: static_resources.listeners[0].listener_filters[0].typed_config: unsupported extension `envoy.filters.listener.tls_inspector`: ringway does not implement `@type` envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector (yet; docs/envoy.md lists the extensions it does)",
         "tls-inspector_envoy.yaml:23:20: static_resources.listeners[0].filter_chains[0].filters[0].typed_config: unsupported extension `envoy.filters.network.tcp_proxy`: ringway does not implement `@type` envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy (yet; docs/envoy.md lists the extensions it does)",
         "tls-inspector_envoy.yaml:32:20: static_resources.listeners[0].filter_chains[1].filters[0].typed_config: unsupported extension `envoy.filters.network.tcp_proxy`: ringway does not implement `@type` envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy (yet; docs/envoy.md lists the extensions it does)",
         "tls-inspector_envoy.yaml:39:20: static_resources.listeners[0].filter_chains[2].filters[0].typed_config: unsupported extension `envoy.filters.network.tcp_proxy`: ringway does not implement `@type` envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy (yet; docs/envoy.md lists the extensions it does)",

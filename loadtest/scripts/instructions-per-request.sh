@@ -16,6 +16,10 @@
 # (Envoy's header processing, `x-envoy-upstream-service-time`; ENVOY_HCM adds lines to
 # its http_connection_manager, indented 10 spaces, e.g. an access log).
 #
+# TLS=1 terminates TLS on the listener (an ECDSA P-256 certificate made by openssl for
+# the run, TLS 1.3) and loads it over keep-alive https connections: TLS's cost per
+# request over the plain route, with the same binary.
+#
 # TOP_KEYS adds top-level sections to the native config (e.g. an `access_log`).
 #
 # ROUTE_KEYS adds keys to the one route (YAML lines, indented 8 spaces), to measure a
@@ -32,12 +36,20 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(port); listen=$(port)
 "$load" serve --listen "127.0.0.1:$up" --workers 1 --body-size 19 >/dev/null 2>&1 &
+scheme=http
+tls_keys=""
+if [ -n "${TLS:-}" ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+    -subj /CN=localhost -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+  scheme=https
+  tls_keys=$'    tls:\n      certificates:\n        - certificate_chain: '"$work/cert.pem"$'\n          private_key: '"$work/key.pem"$'\n'
+fi
 cat > "$work/ringway.yaml" <<YAML
 workers: 1
 listeners:
   - name: bench
     address: 127.0.0.1:$listen
-    routes:
+${tls_keys}    routes:
       - match: { prefix: / }
         cluster: upstream
 ${ROUTE_KEYS:-}clusters:
@@ -87,9 +99,9 @@ for binary in "$@"; do
     (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && break
     sleep 0.1
   done
-  "$load" run -c 4 -t 1 -d 2s "http://127.0.0.1:$listen/" >/dev/null 2>&1
+  "$load" run -k -c 4 -t 1 -d 2s "$scheme://127.0.0.1:$listen/" >/dev/null 2>&1
   callgrind_control -z "$pid" >/dev/null 2>&1
-  requests=$("$load" run -c 4 -t 1 -d 5s "http://127.0.0.1:$listen/" 2>/dev/null | awk '/requests in/ {print $1}')
+  requests=$("$load" run -k -c 4 -t 1 -d 5s "$scheme://127.0.0.1:$listen/" 2>/dev/null | awk '/requests in/ {print $1}')
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true

@@ -132,6 +132,10 @@ pub struct RunArgs {
     /// https: also trust the certificates in this PEM file (repeatable).
     #[arg(long = "cacert", value_name = "FILE")]
     pub ca_files: Vec<std::path::PathBuf>,
+    /// https: resume TLS sessions with the tickets servers give (default: a full
+    /// handshake on every connection); the report counts resumed handshakes.
+    #[arg(long)]
+    pub tls_resume: bool,
     /// No progress line on stderr.
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -207,6 +211,7 @@ impl RunArgs {
             tls: crate::run::TlsOptions {
                 insecure: self.insecure,
                 ca_files: self.ca_files,
+                resume: self.tls_resume,
             },
         })
     }

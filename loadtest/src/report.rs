@@ -228,6 +228,14 @@ pub fn summary(r: &RunResult) -> String {
         r.measured.as_secs_f64(),
         c.connections_opened
     );
+    if c.tls_resumed > 0 {
+        let share = 100.0 * c.tls_resumed as f64 / c.connections_opened.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "  TLS: {} of {} handshakes resumed ({share:.2}%)",
+            c.tls_resumed, c.connections_opened
+        );
+    }
     let e = &c.errors;
     let _ = writeln!(
         out,

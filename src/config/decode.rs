@@ -70,6 +70,8 @@ const LISTENER_KEYS: &[&str] = &[
     "expect_continue",
     "buffer_limit",
     "path_normalization",
+    // TLS termination, decoded in decode_tls.rs.
+    "tls",
 ];
 const VIRTUAL_HOST_KEYS: &[&str] = &[
     "name",
@@ -376,6 +378,28 @@ fn listener<'a>(
         None => Some(None),
     };
     let proxy = decode_proxy::proxy_settings(&map, diag);
+    let tls = match map.optional("tls") {
+        Some(n) => {
+            let tls = super::decode_tls::server(&n, diag, &marks.base_dir).map(Some);
+            if matches!(address, Some(super::model::Address::Unix(_))) {
+                n.error(
+                    diag,
+                    "TLS is served on TCP listeners only (a Unix socket's peer is a local process)",
+                );
+                None
+            } else if map.has("proxy_protocol") {
+                n.error(
+                    diag,
+                    "`proxy_protocol` together with `tls` is not supported yet (the PROXY \
+                     header would have to be read before the handshake)",
+                );
+                None
+            } else {
+                tls
+            }
+        }
+        None => Some(None),
+    };
     if let (Some(h), Some(p)) = (&http1, &proxy) {
         // A head must fit in the buffer it is read into; a larger limit could never be
         // reached, and such heads would be dropped as if the client had closed.
@@ -420,6 +444,7 @@ fn listener<'a>(
         http_stat_prefix: None,
         listener_stat_prefix: None,
         health_check: None,
+        tls: tls?,
     })
 }
 

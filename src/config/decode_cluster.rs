@@ -27,6 +27,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "connect_timeout",
     "pool",
     "proxy_protocol",
+    // TLS origination, decoded in decode_tls.rs.
+    "tls",
 ];
 const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
 const POOL_KEYS: &[&str] = &[
@@ -108,6 +110,10 @@ pub(super) fn cluster<'a>(
     // `v1` or `v2` (Envoy's upstream_proxy_protocol transport socket, V1 / V2).
     let proxy_protocol = match map.optional("proxy_protocol") {
         Some(n) => choice(&n, diag, &[("v1", 1u8), ("v2", 2u8)]).map(Some),
+        None => Some(None),
+    };
+    let tls = match map.optional("tls") {
+        Some(n) => super::decode_tls::client(&n, diag, &marks.base_dir).map(Some),
         None => Some(None),
     };
 
@@ -195,6 +201,7 @@ pub(super) fn cluster<'a>(
         connect_timeout: connect_timeout?,
         pool: pool?,
         proxy_protocol: proxy_protocol?,
+        tls: tls?,
     })
 }
 

@@ -171,6 +171,8 @@ pub struct Listener {
     /// Stats root `listener.<this>.` (Envoy's listener `stat_prefix`, else its address
     /// as `0.0.0.0_10000`); `None`: the listener's name.
     pub listener_stat_prefix: Option<String>,
+    /// TLS termination (`tls`, Envoy's `DownstreamTlsContext`); `None`: plaintext.
+    pub tls: Option<super::tls::ServerTls>,
 }
 
 impl Listener {
@@ -524,6 +526,8 @@ pub struct Cluster {
     pub pool: PoolSettings,
     /// Send a PROXY protocol header (1 or 2) on every upstream connection.
     pub proxy_protocol: Option<u8>,
+    /// TLS to the endpoints (`tls`, Envoy's `UpstreamTlsContext`); `None`: plaintext.
+    pub tls: Option<super::tls::ClientTls>,
 }
 
 impl Cluster {

@@ -18,6 +18,8 @@ pub(super) enum Wake {
     Handover,
     /// DNS discovery resolved a cluster to new members.
     Members(crate::discovery::Update),
+    /// Time for new session-ticket keys.
+    RotateTicketKeys,
 }
 
 pub(super) struct Control {
@@ -45,6 +47,10 @@ pub(super) struct Control {
     pub(super) predecessor: RefCell<Option<Predecessor>>,
     /// A worker failed during a reload: exit after answering.
     pub(super) fatal: Cell<bool>,
+    /// The certificate watcher's list of files, updated after each reload.
+    pub(super) cert_files: flume::Sender<Vec<PathBuf>>,
+    /// The session-ticket keys every worker holds a copy of; rotated here.
+    pub(super) ticket_keys: RefCell<crate::tls::ticket::TicketKeys>,
 }
 
 impl Control {
@@ -79,8 +85,10 @@ impl Control {
         let updates = self.dns.borrow().updates.clone();
 
         let mut ready = 0;
+        let mut rotate_at = Instant::now() + self.ticket_keys.borrow().period();
         loop {
             let wake = monoio::select! {
+                _ = monoio::time::sleep_until(rotate_at.into()) => Wake::RotateTicketKeys,
                 event = self.events.recv_async() => Wake::Event(event.ok()),
                 signal = signals.next() => Wake::Signal(signal),
                 request = self.requests.recv_async() => match request {
@@ -149,6 +157,18 @@ impl Control {
                     return self.drain(&mut signals, true).await;
                 }
                 Wake::Members(update) => self.forward_members(update).await,
+                Wake::RotateTicketKeys => {
+                    let mut keys = self.ticket_keys.borrow().clone();
+                    match keys.rotate() {
+                        Ok(()) => {
+                            info!("TLS session-ticket keys rotated");
+                            *self.ticket_keys.borrow_mut() = keys.clone();
+                            self.send_all(|| Command::TicketKeys(keys.clone())).await;
+                        }
+                        Err(e) => warn!("rotating session-ticket keys: {e}"),
+                    }
+                    rotate_at = Instant::now() + self.ticket_keys.borrow().period();
+                }
                 Wake::Restart(stream) => self.hand_over(stream, handover_tx.clone()),
                 Wake::Handover => {
                     info!("hot restart: the new process is ready; draining");
@@ -211,6 +231,7 @@ impl Control {
             stream,
             &self.groups.borrow(),
             self.admin_copy.borrow().as_ref(),
+            &self.ticket_keys.borrow(),
         );
         let stream = match result.and_then(|s| {
             s.set_nonblocking(true)?;
@@ -307,6 +328,8 @@ impl Control {
         }
         self.state.config_counts.set(state::config_counts(&next));
         *self.state.document.borrow_mut() = state::document(&next);
+        *self.state.certs.borrow_mut() = crate::config::tls::contexts(&next);
+        let _ = self.cert_files.send(cert_watch::files(&next));
         *self.state.clusters.borrow_mut() = state::clusters_view(&next, &stats, &discovered);
         *self.config.borrow_mut() = next;
         *self.stats_handles.borrow_mut() = stats;

@@ -10,7 +10,10 @@
 //! new: SOCKETS <epoch>\n      old: OK\n
 //! new: NEXT\n                 old: L <addr>\n + one fd (SCM_RIGHTS)   (every socket of
 //! new: NEXT\n                 old: A <addr>\n + one fd                 every group, then
-//! new: NEXT\n                 old: END\n                               the admin socket)
+//! new: NEXT\n                 old: K <hex>\n                           the admin socket,
+//!                                                                    then the TLS
+//!                                                                    session-ticket keys)
+//! new: NEXT\n                 old: END\n
 //! ... the new process starts its workers on these sockets ...
 //! new: DRAIN\n                old: OK\n, then drains and exits 0
 //! ```
@@ -105,6 +108,7 @@ pub fn hand_over(
     mut stream: UnixStream,
     groups: &[Group],
     admin: Option<&std::net::TcpListener>,
+    ticket_keys: &crate::tls::ticket::TicketKeys,
 ) -> io::Result<UnixStream> {
     let peer = getsockopt(stream.as_raw_fd(), PeerCredentials).map_err(io::Error::from)?;
     if peer.uid() != nix::unistd::getuid().as_raw() {
@@ -148,6 +152,14 @@ pub fn hand_over(
             .map_err(io::Error::from)
         })?;
     }
+    // The ticket keys, so that clients resume their TLS sessions on the new process.
+    expect(&mut stream, "NEXT")?;
+    let hex: String = ticket_keys
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    stream.write_all(format!("K {hex}\n").as_bytes())?;
     expect(&mut stream, "NEXT")?;
     stream.write_all(b"END\n")?;
     // DRAIN may take as long as the new process needs to start.
@@ -227,6 +239,21 @@ pub fn fetch(path: &Path, epoch: u32) -> io::Result<(Inherited, Predecessor)> {
         let (kind, addr) = text
             .split_once(' ')
             .ok_or_else(|| io::Error::other(format!("unexpected message {text:?}")))?;
+        if kind == "K" {
+            let bytes = (0..addr.len())
+                .step_by(2)
+                .map(|i| {
+                    addr.get(i..i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>();
+            inherited.ticket_keys =
+                bytes.and_then(|b| crate::tls::ticket::TicketKeys::from_bytes(&b));
+            if inherited.ticket_keys.is_none() {
+                warn!("hot restart: unreadable session-ticket keys; new ones are made");
+            }
+            continue;
+        }
         let fd = fd.ok_or_else(|| io::Error::other(format!("no descriptor with {text:?}")))?;
         match kind {
             "L" => {
@@ -283,7 +310,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_socket_and_the_admin_socket_cross_over_and_drain_is_acknowledged() {
+    fn every_socket_the_admin_socket_and_the_ticket_keys_cross_over_and_drain_is_acknowledged() {
         let dir = std::env::temp_dir().join(format!("ringway-hr-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hr.sock");
@@ -302,8 +329,11 @@ mod tests {
             std::thread::spawn(move || fetch(&path, 1).unwrap())
         };
         let stream = incoming.recv().unwrap();
-        let mut stream = hand_over(stream, &[group], Some(&admin)).unwrap();
+        let keys = crate::tls::ticket::TicketKeys::generate(Duration::from_secs(60)).unwrap();
+        let mut stream = hand_over(stream, &[group], Some(&admin), &keys).unwrap();
         let (inherited, predecessor) = client.join().unwrap();
+        // The session-ticket keys cross over too.
+        assert_eq!(inherited.ticket_keys.as_ref(), Some(&keys));
         assert_eq!(inherited.listeners.len(), 3);
         assert!(inherited
             .listeners

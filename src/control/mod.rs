@@ -29,6 +29,7 @@
 
 mod admin;
 mod adopt;
+mod cert_watch;
 mod dns;
 mod event_loop;
 mod hot_restart;

@@ -41,6 +41,8 @@ pub struct Inherited {
     /// From a hot restart's predecessor (which hands over its Unix socket files too), not
     /// from systemd.
     pub from_predecessor: bool,
+    /// The predecessor's TLS session-ticket keys.
+    pub ticket_keys: Option<crate::tls::ticket::TicketKeys>,
 }
 
 impl Inherited {

@@ -66,6 +66,14 @@ pub(super) fn start(
         std::fs::write(path, addr.to_string())
             .map_err(|e| format!("--admin-address-path {}: {e}", path.display()))?;
     }
+    // Session-ticket keys: the predecessor's in a hot restart (its clients' tickets stay
+    // good), else fresh ones.
+    let ticket_keys = match inherited.ticket_keys.take() {
+        Some(keys) => keys,
+        None => crate::tls::ticket::TicketKeys::generate(
+            crate::tls::ticket::TicketKeys::DEFAULT_PERIOD,
+        )?,
+    };
     inherited.finish();
     let signals = Signals::install().map_err(|e| format!("installing signal handlers: {e}"))?;
 
@@ -114,6 +122,7 @@ pub(super) fn start(
             commands: rx,
             events: events_tx.clone(),
             access_log: access_log.as_ref().map(|log| log.worker_setup(id)),
+            ticket_keys: ticket_keys.clone(),
             #[cfg(feature = "alloc-count")]
             heap_stats: Arc::clone(&heap_stats),
         };
@@ -139,6 +148,7 @@ pub(super) fn start(
         tags: Arc::new(crate::stats::tags::TagExtractors::envoy_defaults()),
         config_counts: Cell::new(state::config_counts(&config)),
         document: RefCell::new(state::document(&config)),
+        certs: RefCell::new(crate::config::tls::contexts(&config)),
         bound: RefCell::new(state::bound_addresses(&groups)),
         clusters: RefCell::new(state::clusters_view(&config, &stats, &discovered)),
         log_level: RefCell::new(options.log_level.clone()),
@@ -152,7 +162,16 @@ pub(super) fn start(
         ),
         None => None,
     };
+    // Certificate files are watched off the control loop; a change asks it to reload.
+    let (cert_files_tx, cert_files_rx) = flume::unbounded();
+    cert_watch::spawn(
+        cert_watch::files(&config),
+        cert_files_rx,
+        state.requests.clone(),
+    )
+    .map_err(|e| format!("starting the certificate watcher: {e}"))?;
     let control = Control {
+        cert_files: cert_files_tx,
         state,
         commands,
         events: events_rx,
@@ -169,6 +188,7 @@ pub(super) fn start(
         restart_owner: Cell::new(false),
         predecessor: RefCell::new(predecessor),
         fatal: Cell::new(false),
+        ticket_keys: RefCell::new(ticket_keys),
     };
     let code = driver::block_on(Driver::Epoll, control.run(admin_socket, signals))
         .map_err(|e| format!("control runtime: {e}"))?;

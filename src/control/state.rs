@@ -88,6 +88,8 @@ pub struct ControlState {
     /// The serving config's document and when it was loaded (RFC 3339), for
     /// `/config_dump`.
     pub(super) document: RefCell<(crate::config::Document, String)>,
+    /// The serving config's certificates, for `/certs` and the expiry gauge.
+    pub(super) certs: RefCell<Vec<crate::config::tls::CertContext>>,
     /// Every cluster's name and members now, in config order (`/clusters`).
     pub(super) clusters: RefCell<Vec<(String, crate::upstream::Members)>>,
     /// The log level now (`/logging`).
@@ -170,6 +172,12 @@ impl ControlState {
             StatLine::new("server.live", u64::from(state == ServerState::Live), Gauge),
             StatLine::new("server.state", state.gauge(), Gauge),
             StatLine::new("server.uptime", self.started.elapsed().as_secs(), Gauge),
+            // Envoy reports INT32_MAX when no certificate is configured.
+            StatLine::new(
+                "server.days_until_first_cert_expiring",
+                super::admin::days_until_first_cert_expiring(self).unwrap_or(i32::MAX as u64),
+                Gauge,
+            ),
             StatLine::new(
                 "server.hot_restart_epoch",
                 u64::from(self.options.restart_epoch),

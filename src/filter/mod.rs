@@ -16,7 +16,8 @@
 //! Order, for every request that goes upstream:
 //! 1. the fixed request stage ([`stages::upstream_request`]): hop-by-hop fields removed,
 //!    forwarding headers (`x-forwarded-for`, `x-forwarded-proto`, `x-request-id`, `via`)
-//!    by the listener's trust policy, `Expect` removed when ringway answers it;
+//!    by the listener's trust policy, `Expect` removed when ringway answers it, and on
+//!    TLS listeners `x-forwarded-client-cert` ([`client_cert`]);
 //! 2. the chain's request side, in order; a filter may edit the head, answer locally
 //!    ([`Verdict::Respond`]; the rest of the chain and the upstream are skipped), or let
 //!    the request pass;
@@ -41,6 +42,7 @@
 //! pauses and resumes on the same thread; nothing waits for another thread.
 
 mod body_limit;
+pub mod client_cert;
 mod cors;
 mod head;
 mod header_mutation;

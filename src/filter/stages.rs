@@ -18,7 +18,7 @@ use crate::{
 pub fn upstream_request(
     request: &mut Request,
     head: &[u8],
-    (peer, peer_text): (Peer, &IpText),
+    (peer, peer_text, secure): (Peer, &IpText, bool),
     proxy: &ProxySettings,
     random: &mut fastrand::Rng,
     scratch: &mut String,
@@ -29,12 +29,19 @@ pub fn upstream_request(
         Some(envoy) => crate::forwarding_envoy::apply(
             request,
             head,
-            (peer, peer_text),
+            (peer, peer_text, secure),
             (proxy, envoy),
             random,
             scratch,
         ),
-        None => forwarding::apply(request, head, peer, peer_text, proxy, random, scratch),
+        None => forwarding::apply(
+            request,
+            head,
+            (peer, peer_text, secure),
+            proxy,
+            random,
+            scratch,
+        ),
     };
     if request.expect_continue && proxy.expect_continue == ExpectContinue::Answer {
         for (index, header) in request.headers.iter().enumerate() {

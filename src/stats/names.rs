@@ -44,15 +44,50 @@ pub mod listener {
     pub const DOWNSTREAM_GLOBAL_CX_OVERFLOW: usize = 4;
     /// Connections closed for a missing, malformed, late or untrusted PROXY header.
     pub const DOWNSTREAM_CX_PROXY_PROTO_ERROR: usize = 5;
+    /// TLS handshakes completed.
+    pub const SSL_HANDSHAKE: usize = 6;
+    /// Of those, resumed sessions.
+    pub const SSL_SESSION_REUSED: usize = 7;
+    /// TLS connections that failed other than for the client's certificate (no common
+    /// version or cipher, a malformed message, a timeout, a closed connection).
+    pub const SSL_CONNECTION_ERROR: usize = 8;
+    /// Handshakes without a client certificate where one was optional.
+    pub const SSL_NO_CERTIFICATE: usize = 9;
+    /// Handshakes refused: no client certificate where one is required.
+    pub const SSL_FAIL_VERIFY_NO_CERT: usize = 10;
+    /// Handshakes refused: the client's certificate did not verify.
+    pub const SSL_FAIL_VERIFY_ERROR: usize = 11;
+    /// Handshakes refused: the client's certificate has none of the accepted names.
+    pub const SSL_FAIL_VERIFY_SAN: usize = 12;
+    /// Handshakes by version: `SSL_VERSIONS_TLS12`, then TLS 1.3.
+    pub const SSL_VERSIONS_TLS12: usize = 13;
+    pub const SSL_VERSIONS_TLS13: usize = 14;
+    /// Connections closed at once because the worker had `max_handshakes` in progress
+    /// (ringway's own).
+    pub const SSL_HANDSHAKE_OVERFLOW: usize = 15;
+    /// Handshakes that did not finish within `handshake_timeout` (ringway's own; also
+    /// counted in `ssl.connection_error`).
+    pub const SSL_HANDSHAKE_TIMEOUT: usize = 16;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 6] = [
+    pub static DEFS: [StatDef; 17] = [
         per_worker(counter("downstream_cx_total")),
         per_worker(gauge("downstream_cx_active")),
         counter("downstream_cx_destroy"),
         counter("downstream_cx_overflow"),
         counter("downstream_global_cx_overflow"),
         counter("downstream_cx_proxy_proto_error"),
+        counter("ssl.handshake"),
+        counter("ssl.session_reused"),
+        counter("ssl.connection_error"),
+        counter("ssl.no_certificate"),
+        counter("ssl.fail_verify_no_cert"),
+        counter("ssl.fail_verify_error"),
+        counter("ssl.fail_verify_san"),
+        counter("ssl.versions.TLSv1.2"),
+        counter("ssl.versions.TLSv1.3"),
+        counter("ssl.handshake_overflow"),
+        counter("ssl.handshake_timeout"),
     ];
 }
 
@@ -202,9 +237,19 @@ pub mod cluster {
     pub const UPSTREAM_CX_HTTP1_TOTAL: usize = 22;
     /// Connections closed.
     pub const UPSTREAM_CX_DESTROY: usize = 23;
+    /// TLS handshakes completed with endpoints.
+    pub const SSL_HANDSHAKE: usize = 24;
+    /// Of those, resumed sessions.
+    pub const SSL_SESSION_REUSED: usize = 25;
+    /// TLS handshakes that failed other than on the server's certificate.
+    pub const SSL_CONNECTION_ERROR: usize = 26;
+    /// TLS handshakes refused: the server's certificate did not verify.
+    pub const SSL_FAIL_VERIFY_ERROR: usize = 27;
+    /// TLS handshakes refused: the server's certificate has none of the accepted names.
+    pub const SSL_FAIL_VERIFY_SAN: usize = 28;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 24] = [
+    pub static DEFS: [StatDef; 29] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -229,6 +274,11 @@ pub mod cluster {
         gauge("upstream_cx_active"),
         counter("upstream_cx_http1_total"),
         counter("upstream_cx_destroy"),
+        counter("ssl.handshake"),
+        counter("ssl.session_reused"),
+        counter("ssl.connection_error"),
+        counter("ssl.fail_verify_error"),
+        counter("ssl.fail_verify_san"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

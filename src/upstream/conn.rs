@@ -1,4 +1,6 @@
-//! A connection to an endpoint: TCP (IPv4, IPv6) or a Unix stream socket.
+//! A connection to an endpoint: TCP (IPv4, IPv6), a Unix stream socket, or TLS over
+//! TCP (`crate::tls`, its handshake run here right after the connect, within the same
+//! `connect_timeout`).
 //!
 //! The socket is split into a read half and a write half when it is opened (monoio's
 //! owned halves: one shared cell per connection, allocated once at connect time), so an
@@ -21,6 +23,15 @@ use monoio::{
 };
 
 use crate::config::Address;
+use crate::tls::stream::{ReadHalf as TlsRead, WriteHalf as TlsWrite};
+
+/// TLS halves over TCP halves. Their read and write futures are boxed where the halves
+/// and the connection dispatch to them: they are larger than a socket's, and inline
+/// they would enlarge every exchange's future, plaintext ones included.
+type TlsHalves = (
+    TlsRead<OwnedReadHalf<TcpStream>>,
+    TlsWrite<OwnedWriteHalf<TcpStream>>,
+);
 
 /// An open upstream connection.
 #[derive(Debug)]
@@ -55,6 +66,8 @@ impl Drop for Active {
 enum Halves {
     Tcp(OwnedReadHalf<TcpStream>, OwnedWriteHalf<TcpStream>),
     Unix(OwnedReadHalf<UnixStream>, OwnedWriteHalf<UnixStream>),
+    /// Boxed: only TLS connections carry the session's halves.
+    Tls(Box<TlsHalves>),
 }
 
 /// The read half of an upstream connection, lent by [`UpstreamConn::split`].
@@ -64,6 +77,8 @@ pub enum ReadHalf<'a> {
     Tcp(&'a mut OwnedReadHalf<TcpStream>),
     /// Unix stream socket.
     Unix(&'a mut OwnedReadHalf<UnixStream>),
+    /// TLS over TCP.
+    Tls(&'a mut TlsRead<OwnedReadHalf<TcpStream>>),
 }
 
 /// The write half of an upstream connection, lent by [`UpstreamConn::split`].
@@ -73,6 +88,8 @@ pub enum WriteHalf<'a> {
     Tcp(&'a mut OwnedWriteHalf<TcpStream>),
     /// Unix stream socket.
     Unix(&'a mut OwnedWriteHalf<UnixStream>),
+    /// TLS over TCP.
+    Tls(&'a mut TlsWrite<OwnedWriteHalf<TcpStream>>),
 }
 
 /// Why a connection could not be opened.
@@ -82,6 +99,9 @@ pub enum ConnectError {
     Timeout,
     /// The kernel said no (refused, unreachable, no such socket file...).
     Io(io::Error),
+    /// The TLS handshake failed (the server's certificate did not verify, no common
+    /// version, ...).
+    Tls(io::Error),
 }
 
 impl UpstreamConn {
@@ -95,6 +115,57 @@ impl UpstreamConn {
             stats.get(names::host::CX_ACTIVE).inc();
         }
         self.active = Some(Active(std::rc::Rc::clone(cells), std::time::Instant::now()));
+    }
+
+    /// Connects and runs the TLS handshake, both within `timeout`. Callers box this
+    /// future: the handshake's state would otherwise enlarge every exchange's future,
+    /// plaintext ones included.
+    pub async fn connect_tls(
+        address: &Address,
+        timeout: Duration,
+        tls: (&crate::tls::client::Connector, Option<&str>),
+    ) -> Result<Self, ConnectError> {
+        let started = std::time::Instant::now();
+        let conn = Self::connect(address, timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        conn.into_tls(address, tls, left).await
+    }
+
+    /// Runs the TLS handshake on a new TCP connection, within `timeout`.
+    async fn into_tls(
+        self,
+        address: &Address,
+        (connector, hostname): (&crate::tls::client::Connector, Option<&str>),
+        timeout: Duration,
+    ) -> Result<Self, ConnectError> {
+        let conn = self;
+        let session = connector
+            .session(address, hostname)
+            .map_err(|e| ConnectError::Tls(io::Error::other(e)))?;
+        let Halves::Tcp(read, write) = conn.io else {
+            return Err(ConnectError::Tls(io::Error::other(
+                "TLS over a Unix socket",
+            )));
+        };
+        let session = crate::tls::stream::share(session);
+        let (mut read, mut write) = (
+            TlsRead {
+                io: read,
+                session: std::rc::Rc::clone(&session),
+            },
+            TlsWrite { io: write, session },
+        );
+        let mut joined = crate::tls::stream::Joined(&mut read.io, &mut write.io);
+        let handshake = crate::tls::stream::handshake(&mut joined, &read.session);
+        match monoio::time::timeout(timeout, handshake).await {
+            Ok(Ok(())) => Ok(UpstreamConn {
+                io: Halves::Tls(Box::new((read, write))),
+                fd: conn.fd,
+                active: None,
+            }),
+            Ok(Err(e)) => Err(ConnectError::Tls(e)),
+            Err(_) => Err(ConnectError::Timeout),
+        }
     }
 
     /// Connects with a deadline. TCP connections get `TCP_NODELAY`: heads and small
@@ -139,6 +210,18 @@ impl UpstreamConn {
         match &mut self.io {
             Halves::Tcp(r, w) => (ReadHalf::Tcp(r), WriteHalf::Tcp(w)),
             Halves::Unix(r, w) => (ReadHalf::Unix(r), WriteHalf::Unix(w)),
+            Halves::Tls(halves) => {
+                let (r, w) = &mut **halves;
+                (ReadHalf::Tls(r), WriteHalf::Tls(w))
+            }
+        }
+    }
+
+    /// On a TLS connection, what its handshake negotiated.
+    pub fn tls_negotiated(&self) -> Option<crate::tls::session::Negotiated> {
+        match &self.io {
+            Halves::Tls(h) => Some(crate::tls::session::Negotiated::of(&h.0.session.borrow())),
+            _ => None,
         }
     }
 
@@ -160,6 +243,7 @@ impl AsyncReadRent for ReadHalf<'_> {
         match self {
             ReadHalf::Tcp(s) => s.read(buf).await,
             ReadHalf::Unix(s) => s.read(buf).await,
+            ReadHalf::Tls(s) => Box::pin(s.read(buf)).await,
         }
     }
 
@@ -167,6 +251,7 @@ impl AsyncReadRent for ReadHalf<'_> {
         match self {
             ReadHalf::Tcp(s) => s.readv(buf).await,
             ReadHalf::Unix(s) => s.readv(buf).await,
+            ReadHalf::Tls(s) => Box::pin(s.readv(buf)).await,
         }
     }
 }
@@ -180,6 +265,7 @@ impl CancelableAsyncReadRent for ReadHalf<'_> {
         match self {
             ReadHalf::Tcp(s) => s.cancelable_read(buf, c).await,
             ReadHalf::Unix(s) => s.cancelable_read(buf, c).await,
+            ReadHalf::Tls(s) => Box::pin(s.cancelable_read(buf, c)).await,
         }
     }
 
@@ -191,6 +277,7 @@ impl CancelableAsyncReadRent for ReadHalf<'_> {
         match self {
             ReadHalf::Tcp(s) => s.cancelable_readv(buf, c).await,
             ReadHalf::Unix(s) => s.cancelable_readv(buf, c).await,
+            ReadHalf::Tls(s) => Box::pin(s.cancelable_readv(buf, c)).await,
         }
     }
 }
@@ -200,6 +287,7 @@ impl AsyncWriteRent for WriteHalf<'_> {
         match self {
             WriteHalf::Tcp(s) => s.write(buf).await,
             WriteHalf::Unix(s) => s.write(buf).await,
+            WriteHalf::Tls(s) => Box::pin(s.write(buf)).await,
         }
     }
 
@@ -207,6 +295,7 @@ impl AsyncWriteRent for WriteHalf<'_> {
         match self {
             WriteHalf::Tcp(s) => s.writev(buf).await,
             WriteHalf::Unix(s) => s.writev(buf).await,
+            WriteHalf::Tls(s) => Box::pin(s.writev(buf)).await,
         }
     }
 
@@ -218,6 +307,7 @@ impl AsyncWriteRent for WriteHalf<'_> {
         match self {
             WriteHalf::Tcp(s) => s.shutdown().await,
             WriteHalf::Unix(s) => s.shutdown().await,
+            WriteHalf::Tls(s) => Box::pin(s.shutdown()).await,
         }
     }
 }
@@ -229,6 +319,7 @@ impl AsyncReadRent for UpstreamConn {
         match &mut self.io {
             Halves::Tcp(r, _) => r.read(buf).await,
             Halves::Unix(r, _) => r.read(buf).await,
+            Halves::Tls(h) => Box::pin(h.0.read(buf)).await,
         }
     }
 
@@ -236,6 +327,7 @@ impl AsyncReadRent for UpstreamConn {
         match &mut self.io {
             Halves::Tcp(r, _) => r.readv(buf).await,
             Halves::Unix(r, _) => r.readv(buf).await,
+            Halves::Tls(h) => Box::pin(h.0.readv(buf)).await,
         }
     }
 }
@@ -245,6 +337,7 @@ impl AsyncWriteRent for UpstreamConn {
         match &mut self.io {
             Halves::Tcp(_, w) => w.write(buf).await,
             Halves::Unix(_, w) => w.write(buf).await,
+            Halves::Tls(h) => Box::pin(h.1.write(buf)).await,
         }
     }
 
@@ -252,6 +345,7 @@ impl AsyncWriteRent for UpstreamConn {
         match &mut self.io {
             Halves::Tcp(_, w) => w.writev(buf).await,
             Halves::Unix(_, w) => w.writev(buf).await,
+            Halves::Tls(h) => Box::pin(h.1.writev(buf)).await,
         }
     }
 
@@ -263,6 +357,7 @@ impl AsyncWriteRent for UpstreamConn {
         match &mut self.io {
             Halves::Tcp(_, w) => w.shutdown().await,
             Halves::Unix(_, w) => w.shutdown().await,
+            Halves::Tls(h) => Box::pin(h.1.shutdown()).await,
         }
     }
 }

@@ -134,6 +134,10 @@ pub type Discovered = Arc<HashMap<String, Members>>;
 struct PoolKey {
     address: Address,
     hostname: Option<Arc<str>>,
+    /// The TLS cluster whose connections these are: a TLS connection is only reused by
+    /// its own cluster (its certificate, server name and checks), and never mixed with
+    /// plaintext ones to the same endpoint.
+    tls: Option<Arc<str>>,
 }
 
 /// A worker's pools, by endpoint.
@@ -143,11 +147,13 @@ pub struct PoolRegistry {
 }
 
 impl PoolRegistry {
-    /// The pool of `member`, created on first use.
-    pub fn get(&self, member: &Member) -> Rc<EndpointPool> {
+    /// The pool of `member` (for TLS cluster `tls`, when it is one), created on first
+    /// use.
+    pub fn get(&self, member: &Member, tls: Option<&Arc<str>>) -> Rc<EndpointPool> {
         let key = PoolKey {
             address: member.address.clone(),
             hostname: member.hostname.clone(),
+            tls: tls.cloned(),
         };
         Rc::clone(
             self.pools.borrow_mut().entry(key).or_insert_with(|| {
@@ -196,7 +202,7 @@ struct Balanced {
 impl Balanced {
     fn new(
         members: &[Member],
-        registry: &PoolRegistry,
+        (registry, tls): (&PoolRegistry, Option<&Arc<str>>),
         (skip, worker, cluster, cx_length): (u64, usize, &Rc<WorkerScope>, &Rc<WorkerHistogram>),
     ) -> Self {
         let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
@@ -210,7 +216,7 @@ impl Balanced {
                         .filter(|s| worker < s.workers())
                         .map(|s| s.for_worker(worker));
                     Rc::new(Host {
-                        pool: registry.get(m),
+                        pool: registry.get(m, tls),
                         cells: Rc::new(HostCells {
                             host,
                             cluster: Rc::clone(cluster),
@@ -265,6 +271,9 @@ pub struct ClusterSnapshot {
     /// PROXY protocol version sent first on every connection (its connections are then
     /// not reused: each carries one client's address).
     pub proxy_protocol: Option<u8>,
+    /// TLS to the endpoints: this worker's client configuration (or why it could not be
+    /// built: then no connection is opened), and the pool scope it keys by.
+    pub tls: Option<(Result<crate::tls::client::Connector, String>, Arc<str>)>,
 }
 
 impl ClusterSnapshot {
@@ -279,13 +288,20 @@ impl ClusterSnapshot {
     ) -> Self {
         let cells = Rc::new(stats.scope);
         let cx_length = Rc::new(stats.cx_length);
+        let tls = cluster.tls.as_ref().map(|tls| {
+            let connector = crate::tls::client::Connector::new(tls).inspect_err(|e| {
+                tracing::error!(cluster = cluster.name, "TLS: {e}; no connection is opened");
+            });
+            (connector, Arc::<str>::from(cluster.name.as_str()))
+        });
         ClusterSnapshot {
             name: cluster.name.as_str().into(),
             members: RefCell::new(Balanced::new(
                 members,
-                registry,
+                (registry, tls.as_ref().map(|t| &t.1)),
                 (skip, stats.worker, &cells, &cx_length),
             )),
+            tls,
             cx_length,
             skip,
             worker: stats.worker,
@@ -303,7 +319,7 @@ impl ClusterSnapshot {
     pub fn set_members(&self, members: &[Member], registry: &PoolRegistry) {
         *self.members.borrow_mut() = Balanced::new(
             members,
-            registry,
+            (registry, self.tls.as_ref().map(|t| &t.1)),
             (self.skip, self.worker, &self.stats, &self.cx_length),
         );
     }
@@ -336,10 +352,13 @@ mod tests {
     #[test]
     fn pools_are_kept_while_listed_and_forgotten_once_no_cluster_lists_them() {
         let registry = PoolRegistry::default();
-        let a = registry.get(&member("10.0.0.1:80", None));
-        assert!(Rc::ptr_eq(&a, &registry.get(&member("10.0.0.1:80", None))));
+        let a = registry.get(&member("10.0.0.1:80", None), None);
+        assert!(Rc::ptr_eq(
+            &a,
+            &registry.get(&member("10.0.0.1:80", None), None)
+        ));
         // The same address resolved from a name is another pool: its Host differs.
-        let named = registry.get(&member("10.0.0.1:80", Some("orders")));
+        let named = registry.get(&member("10.0.0.1:80", Some("orders")), None);
         assert_eq!(named.host(), "orders");
         assert_eq!(a.host(), "10.0.0.1:80");
         assert_eq!(registry.len(), 2);
@@ -360,6 +379,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             pool: PoolSettings::default(),
             proxy_protocol: None,
+            tls: None,
         };
         let scope = Arc::new(crate::stats::Scope::new(
             "cluster.c.",

@@ -327,6 +327,11 @@ impl Lease {
         self.pool.address()
     }
 
+    /// The name the endpoint was resolved from, if any.
+    pub fn hostname(&self) -> Option<&str> {
+        self.pool.hostname.as_deref()
+    }
+
     /// Returns the connection to the pool: call only after the response was read to its
     /// end and the connection may be reused. `keep_alive` is the origin's
     /// `Keep-Alive: timeout=`, if it sent one.

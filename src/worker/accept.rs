@@ -246,7 +246,9 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
     // worker's long-lived objects (ARCHITECTURE.md, "Memory").
     let task = InConnectionHeap::new(async move {
         let log = shared.log.as_deref();
-        connection::serve(stream, peer, &listener, &shared.context, &shared.stop, log).await;
+        if let Some(stream) = super::tls_accept::handshake(stream, &listener).await {
+            connection::serve(stream, peer, &listener, &shared.context, &shared.stop, log).await;
+        }
         listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
         listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
         let http = &listener.http_stats;

@@ -1,11 +1,13 @@
 //! The client side of a connection, as the HTTP code reaches it: the transport seam.
 //!
-//! Plain TCP and Unix stream sockets today. A TLS termination (rustls: records copied,
-//! its buffers held per connection) becomes a variant here, and the codec, the exchange
-//! and the filters do not change. Each operation returns the variant's own future (one
-//! of them, as an [`Either`]) rather than wrapping it in an `async fn`: a wrapper would
-//! add a future layer to every read and write of every request (about 100 instructions
-//! each, measured on the upstream side), and a further state to every connection's task.
+//! Plain TCP, Unix stream sockets, and TLS over TCP (`crate::tls`: records decrypted
+//! into the caller's buffer, so the codec, the exchange and the filters do not change).
+//! Each operation returns the variant's own future (one of them, as an [`Either`])
+//! rather than wrapping it in an `async fn`: a wrapper would add a future layer to every
+//! read and write of every request (about 100 instructions each, measured on the
+//! upstream side), and a further state to every connection's task. The TLS variant's
+//! futures fit within the connection's existing size (the guard in `worker` checks);
+//! the upstream side's TLS futures are larger and are boxed there (`upstream::conn`).
 
 use std::{future::Future, io, os::fd::RawFd};
 
@@ -17,6 +19,7 @@ use monoio::{
 };
 
 use super::either::Either;
+use crate::tls::stream::{self as tls, SharedSession};
 
 /// A client connection's transport.
 #[derive(Debug)]
@@ -25,6 +28,17 @@ pub(super) enum Downstream {
     Tcp(TcpStream),
     /// A Unix stream socket.
     Unix(UnixStream),
+    /// TLS over TCP, after its handshake.
+    Tls(Box<TlsDownstream>),
+}
+
+/// A client connection over TLS.
+#[derive(Debug)]
+pub(super) struct TlsDownstream {
+    pub tcp: TcpStream,
+    pub session: SharedSession,
+    /// The client's verified certificate, when it sent one.
+    pub peer: Option<Box<crate::tls::identity::PeerIdentity>>,
 }
 
 impl Downstream {
@@ -37,6 +51,20 @@ impl Downstream {
             Downstream::Unix(s) => Either::Second {
                 future: s.readable(relaxed),
             },
+            Downstream::Tls(t) => Either::Third {
+                future: async move {
+                    // Plaintext already decrypted counts as readable.
+                    let pending = t
+                        .session
+                        .borrow_mut()
+                        .process_new_packets()
+                        .is_ok_and(|s| s.plaintext_bytes_to_read() > 0 || s.peer_has_closed());
+                    if pending {
+                        return Ok(());
+                    }
+                    t.tcp.readable(relaxed).await
+                },
+            },
         }
     }
 
@@ -44,7 +72,21 @@ impl Downstream {
     pub(super) fn local_addr(&self) -> Option<std::net::SocketAddr> {
         match self {
             Downstream::Tcp(s) => s.local_addr().ok(),
+            Downstream::Tls(t) => t.tcp.local_addr().ok(),
             Downstream::Unix(_) => None,
+        }
+    }
+
+    /// Whether the client connected over TLS.
+    pub(super) fn is_tls(&self) -> bool {
+        matches!(self, Downstream::Tls(_))
+    }
+
+    /// The client's verified certificate, on a TLS connection that has one.
+    pub(super) fn peer_identity(&self) -> Option<&crate::tls::identity::PeerIdentity> {
+        match self {
+            Downstream::Tls(t) => t.peer.as_deref(),
+            _ => None,
         }
     }
 
@@ -54,6 +96,7 @@ impl Downstream {
         match self {
             Downstream::Tcp(s) => s.as_raw_fd(),
             Downstream::Unix(s) => s.as_raw_fd(),
+            Downstream::Tls(t) => t.tcp.as_raw_fd(),
         }
     }
 }
@@ -67,6 +110,9 @@ impl AsyncReadRent for Downstream {
             Downstream::Unix(s) => Either::Second {
                 future: s.read(buf),
             },
+            Downstream::Tls(t) => Either::Third {
+                future: tls::read(&mut t.tcp, &t.session, buf, None),
+            },
         }
     }
 
@@ -77,6 +123,9 @@ impl AsyncReadRent for Downstream {
             },
             Downstream::Unix(s) => Either::Second {
                 future: s.readv(buf),
+            },
+            Downstream::Tls(_) => Either::Third {
+                future: std::future::ready(tls::unsupported(buf)),
             },
         }
     }
@@ -95,6 +144,9 @@ impl CancelableAsyncReadRent for Downstream {
             Downstream::Unix(s) => Either::Second {
                 future: s.cancelable_read(buf, c),
             },
+            Downstream::Tls(t) => Either::Third {
+                future: tls::read(&mut t.tcp, &t.session, buf, Some(c)),
+            },
         }
     }
 
@@ -110,6 +162,9 @@ impl CancelableAsyncReadRent for Downstream {
             Downstream::Unix(s) => Either::Second {
                 future: s.cancelable_readv(buf, c),
             },
+            Downstream::Tls(_) => Either::Third {
+                future: std::future::ready(tls::unsupported(buf)),
+            },
         }
     }
 }
@@ -123,6 +178,9 @@ impl AsyncWriteRent for Downstream {
             Downstream::Unix(s) => Either::Second {
                 future: s.write(buf),
             },
+            Downstream::Tls(t) => Either::Third {
+                future: tls::write(&mut t.tcp, &t.session, buf),
+            },
         }
     }
 
@@ -134,6 +192,9 @@ impl AsyncWriteRent for Downstream {
             Downstream::Unix(s) => Either::Second {
                 future: s.writev(buf),
             },
+            Downstream::Tls(_) => Either::Third {
+                future: std::future::ready(tls::unsupported(buf)),
+            },
         }
     }
 
@@ -141,6 +202,9 @@ impl AsyncWriteRent for Downstream {
         match self {
             Downstream::Tcp(s) => Either::First { future: s.flush() },
             Downstream::Unix(s) => Either::Second { future: s.flush() },
+            Downstream::Tls(_) => Either::Third {
+                future: std::future::ready(Ok(())),
+            },
         }
     }
 
@@ -151,6 +215,9 @@ impl AsyncWriteRent for Downstream {
             },
             Downstream::Unix(s) => Either::Second {
                 future: s.shutdown(),
+            },
+            Downstream::Tls(t) => Either::Third {
+                future: tls::shutdown(&mut t.tcp, &t.session),
             },
         }
     }

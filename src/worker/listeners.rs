@@ -92,6 +92,15 @@ impl Listeners {
         Ok(())
     }
 
+    /// New session-ticket keys for every TLS listener's current snapshot.
+    pub fn set_ticket_keys(&self, keys: &crate::tls::ticket::TicketKeys) {
+        for listening in self.by_name.values() {
+            if let Some(Ok(tls)) = &listening.slot.borrow().tls {
+                tls.set_ticket_keys(keys);
+            }
+        }
+    }
+
     /// Stops accepting on every listener (each takes what is queued, then closes);
     /// open connections go on.
     pub fn stop_accepting(&mut self) {

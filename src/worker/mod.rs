@@ -22,6 +22,7 @@ mod listeners;
 mod lookup;
 mod request_log;
 mod stop;
+mod tls_accept;
 mod tunnel;
 
 use std::{cell::Cell, io, rc::Rc, sync::Arc, time::Duration};
@@ -63,6 +64,9 @@ pub struct WorkerContext {
     random: std::cell::RefCell<fastrand::Rng>,
     /// The control thread's `/healthcheck/fail` (workers only read it: health checks).
     pub health_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// This worker's copy of the session-ticket keys (`tls::ticket`), for the TLS
+    /// listeners of the snapshots it builds.
+    pub ticket_keys: std::cell::RefCell<crate::tls::ticket::TicketKeys>,
     /// This worker's `server.heap_allocations` cell.
     #[cfg(feature = "alloc-count")]
     heap_allocations: crate::stats::WorkerScope,
@@ -71,10 +75,12 @@ pub struct WorkerContext {
 impl WorkerContext {
     fn new(
         health_failed: Arc<std::sync::atomic::AtomicBool>,
+        ticket_keys: crate::tls::ticket::TicketKeys,
         #[cfg(feature = "alloc-count")] heap_allocations: crate::stats::WorkerScope,
     ) -> Self {
         WorkerContext {
             health_failed,
+            ticket_keys: std::cell::RefCell::new(ticket_keys),
             bufs: BufPool::new(MAX_FREE_CHUNKS),
             pools: PoolRegistry::default(),
             clock: CoarseClock::default(),
@@ -128,6 +134,9 @@ pub enum Command {
         /// All its endpoints now.
         members: Members,
     },
+    /// New session-ticket keys (a rotation): TLS listeners seal tickets with the newest
+    /// from now on.
+    TicketKeys(crate::tls::ticket::TicketKeys),
     /// Stop accepting on every listener; keep serving open connections.
     DrainListeners,
     /// Stop accepting, let open connections finish for up to `drain_timeout`, then exit.
@@ -175,6 +184,8 @@ pub struct WorkerSetup {
     pub events: flume::Sender<Event>,
     /// The access log's queue and settings, when one is configured.
     pub access_log: Option<WorkerLogSetup>,
+    /// The session-ticket keys every worker shares.
+    pub ticket_keys: crate::tls::ticket::TicketKeys,
     /// The `server.` scope, for `heap_allocations`.
     #[cfg(feature = "alloc-count")]
     pub heap_stats: Arc<crate::stats::Scope>,
@@ -239,10 +250,12 @@ async fn serve(setup: WorkerSetup) {
         events,
         access_log,
         driver,
+        ticket_keys,
         ..
     } = setup;
     let context = Rc::new(WorkerContext::new(
         Arc::clone(&setup.health_failed),
+        ticket_keys,
         #[cfg(feature = "alloc-count")]
         setup.heap_stats.for_worker(id),
     ));
@@ -251,7 +264,7 @@ async fn serve(setup: WorkerSetup) {
             config,
             (stats, discovered),
             id,
-            &context.pools,
+            (&context.pools, &context.ticket_keys.borrow()),
             context.seed(),
         )
     };
@@ -305,6 +318,10 @@ async fn serve(setup: WorkerSetup) {
                 if let Some(c) = clusters.iter().find(|c| *c.name == *cluster) {
                     c.set_members(&members, &context.pools);
                 }
+            }
+            Ok(Command::TicketKeys(keys)) => {
+                listeners.set_ticket_keys(&keys);
+                *context.ticket_keys.borrow_mut() = keys;
             }
             Ok(Command::DrainListeners) => listeners.stop_accepting(),
             Ok(Command::Shutdown { drain_timeout }) => break drain_timeout,
@@ -397,8 +414,10 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
+            let keys = crate::tls::ticket::TicketKeys::generate(Duration::from_secs(60)).unwrap();
             let context = WorkerContext::new(
                 Default::default(),
+                keys.clone(),
                 #[cfg(feature = "alloc-count")]
                 store_scope(),
             );
@@ -406,7 +425,7 @@ mod tests {
                 &config,
                 (&stats, &Discovered::default()),
                 0,
-                &context.pools,
+                (&context.pools, &keys),
                 1,
             );
             let listener = &snapshot.listeners["l"];

@@ -49,6 +49,17 @@ pub(super) async fn run(
             let (r, w) = s.into_split();
             both_ways((r, w), &mut upstream, early, idle, worker).await
         }
+        Downstream::Tls(t) => {
+            use crate::tls::stream::{ReadHalf, WriteHalf};
+            let session = t.session;
+            let (r, w) = t.tcp.into_split();
+            let r = ReadHalf {
+                io: r,
+                session: std::rc::Rc::clone(&session),
+            };
+            let w = WriteHalf { io: w, session };
+            both_ways((r, w), &mut upstream, early, idle, worker).await
+        }
     };
     stats.get(rq::DOWNSTREAM_CX_RX_BYTES_TOTAL).add(up);
     stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(down);

@@ -137,7 +137,7 @@ impl MemoryMeasurement {
 }
 
 /// Reads one response of known framing (Content-Length) to its end.
-fn read_response(s: &mut TcpStream) -> Result<(), String> {
+fn read_response(s: &mut impl Read) -> Result<(), String> {
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
     loop {
@@ -169,10 +169,46 @@ fn read_response(s: &mut TcpStream) -> Result<(), String> {
     }
 }
 
-/// Opens `n` keep-alive connections to `addr`, each answered once and left idle, 100 in
-/// flight at a time. Stops early (with the reason) when the proxy or this process runs
-/// out; the caller reports how many it got.
-pub fn open_idle(addr: SocketAddr, n: usize) -> (Vec<TcpStream>, Option<String>) {
+/// An idle client connection, plain or TLS (kept open by being held).
+pub enum Idle {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Idle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Idle::Plain(s) => s.read(buf),
+            Idle::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Idle {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Idle::Plain(s) => s.write(buf),
+            Idle::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Idle::Plain(s) => s.flush(),
+            Idle::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Opens `n` keep-alive connections to `addr` (over TLS with `tls`, a full handshake
+/// each), each answered once and left idle, 100 in flight at a time. Stops early (with
+/// the reason) when the proxy or this process runs out; the caller reports how many it
+/// got.
+pub fn open_idle(
+    addr: SocketAddr,
+    n: usize,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> (Vec<Idle>, Option<String>) {
     const IN_FLIGHT: usize = 100;
     let request = b"GET / HTTP/1.1\r\nhost: compare\r\n\r\n";
     let mut open = Vec::with_capacity(n);
@@ -180,8 +216,18 @@ pub fn open_idle(addr: SocketAddr, n: usize) -> (Vec<TcpStream>, Option<String>)
         let mut batch = Vec::with_capacity(IN_FLIGHT);
         for _ in 0..IN_FLIGHT.min(n - open.len()) {
             let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-                .and_then(|mut s| {
+                .and_then(|s| {
                     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+                    let mut s = match tls {
+                        None => Idle::Plain(s),
+                        Some(config) => {
+                            let name = rustls::pki_types::ServerName::try_from("localhost")
+                                .map_err(std::io::Error::other)?;
+                            let conn = rustls::ClientConnection::new(config.clone(), name)
+                                .map_err(std::io::Error::other)?;
+                            Idle::Tls(Box::new(rustls::StreamOwned::new(conn, s)))
+                        }
+                    };
                     s.write_all(request)?;
                     Ok(s)
                 })
@@ -203,9 +249,13 @@ pub fn open_idle(addr: SocketAddr, n: usize) -> (Vec<TcpStream>, Option<String>)
 }
 
 /// A few requests, each on its own connection (so that every worker likely gets one).
-fn warm(addr: SocketAddr) {
+fn warm(addr: SocketAddr, tls: bool) {
     for _ in 0..16 {
-        let _ = targets::get_ok(addr, "/");
+        let _ = if tls {
+            targets::get_ok_tls(addr)
+        } else {
+            targets::get_ok(addr, "/")
+        };
     }
 }
 
@@ -232,8 +282,16 @@ fn burst(
             &plan.burst_body_size.to_string(),
         ]);
     }
+    if running.target.is_tls() {
+        c.arg("-k");
+    }
+    let scheme = if running.target.is_tls() {
+        "https"
+    } else {
+        "http"
+    };
     let mut child = c
-        .arg(format!("http://{}/", running.addr))
+        .arg(format!("{scheme}://{}/", running.addr))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -274,7 +332,7 @@ fn start_idle(
 ) -> Result<(targets::Running, u32, Resident), String> {
     let running = targets::start_with(target, setup, None, &plan.profile())?;
     let pid = running.pid().ok_or("no process to measure")?;
-    warm(running.addr);
+    warm(running.addr, target.is_tls());
     std::thread::sleep(plan.settle);
     let idle = resident(pid);
     Ok((running, pid, idle))
@@ -291,7 +349,16 @@ pub fn measure(
     json: &Path,
 ) -> Result<MemoryMeasurement, String> {
     let (running, pid, idle) = start_idle(setup, target, plan)?;
-    let (conns, stopped) = open_idle(running.addr, plan.idle_connections);
+    let tls = if target.is_tls() {
+        let options = crate::run::TlsOptions {
+            insecure: true,
+            ..Default::default()
+        };
+        Some(crate::run::tls_client_config(&options)?)
+    } else {
+        None
+    };
+    let (conns, stopped) = open_idle(running.addr, plan.idle_connections, tls.as_ref());
     if let Some(reason) = &stopped {
         eprintln!(
             "compare:   {}: {} of {} idle connections opened: {reason}",

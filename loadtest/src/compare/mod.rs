@@ -108,6 +108,15 @@ pub struct CompareArgs {
     /// Requests/s of regime 2 (open loop), over all its connections.
     #[arg(long, default_value_t = 11_000)]
     pub hop_rate: u64,
+    /// Regime 2 opens this many new connections per second, one request each, instead
+    /// of keep-alive requests at --hop-rate: with TLS targets, the CPU per handshake at a
+    /// rate below saturation.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub conn_rate: Option<u64>,
+    /// TLS targets: the generator resumes sessions (tickets) instead of a full handshake
+    /// per connection; the summary counts resumed handshakes.
+    #[arg(long)]
+    pub tls_resume: bool,
     /// Connections of regime 2.
     #[arg(long, default_value_t = 16)]
     pub hop_connections: usize,
@@ -297,10 +306,14 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         haproxy: args.haproxy.clone(),
         dir: work.clone(),
         taskset,
+        tls_files: None,
     };
     let mut wanted = Vec::new();
     for name in &args.targets {
         wanted.push(Target::parse(name)?);
+    }
+    if wanted.iter().any(|t| t.is_tls()) {
+        setup.tls_files = Some(targets::make_certificate(&work)?);
     }
     install::install_missing(&wanted, &setup, !args.no_install);
     let mut targets = Vec::new();
@@ -414,7 +427,7 @@ fn run_all(
             Regime::Saturated => (args.saturated_connections, None, &place.load, &place.proxy),
             Regime::Hop => (
                 args.hop_connections,
-                Some(args.hop_rate),
+                Some(args.conn_rate.unwrap_or(args.hop_rate)),
                 &place.load,
                 &place.proxy,
             ),
@@ -459,9 +472,17 @@ fn run_all(
         let description = format!(
             "{}, {connections} connection(s){}, {:.1} s measured after {:.1} s warmup, {reps} \
              repetition(s); generator on CPUs {}, proxy on CPUs {}, upstream on CPUs {}",
-            match rate {
-                Some(r) => format!("open loop at {r} requests/s"),
-                None => "closed loop".into(),
+            match (rate, args.conn_rate.filter(|_| regime == Regime::Hop)) {
+                (_, Some(r)) => format!(
+                    "open loop at {r} new connections/s, one request each{}",
+                    if args.tls_resume {
+                        ", TLS sessions resumed"
+                    } else {
+                        ", full TLS handshakes"
+                    }
+                ),
+                (Some(r), None) => format!("open loop at {r} requests/s"),
+                (None, None) => "closed loop".into(),
             },
             match args.requests_per_conn {
                 Some(n) => format!(" each closed after {n} request(s)"),
@@ -503,9 +524,13 @@ fn run_all(
                     Shape {
                         connections,
                         rate,
-                        requests_per_conn: args.requests_per_conn,
+                        requests_per_conn: match args.conn_rate {
+                            Some(_) if regime == Regime::Hop => Some(1),
+                            _ => args.requests_per_conn,
+                        },
                         duration,
                         warmup,
+                        tls_resume: args.tls_resume,
                     },
                     rep,
                     (&json, regime == Regime::Latency),
@@ -709,6 +734,8 @@ struct Shape {
     requests_per_conn: Option<u64>,
     duration: Duration,
     warmup: Duration,
+    /// TLS targets: resume sessions.
+    tls_resume: bool,
 }
 
 /// One measurement: the generator as a child, the CPU sampler around it.
@@ -727,6 +754,7 @@ fn measure(
         requests_per_conn,
         duration,
         warmup,
+        tls_resume,
     } = shape;
     let pids = running.pid().map(cpu::process_tree).unwrap_or_default();
     let threads = load_cpus.map_or(1, |l| l.split(',').count().max(1));
@@ -736,8 +764,16 @@ fn measure(
         .args(["-d", &format!("{}ms", duration.as_millis())])
         .args(["--warmup", &format!("{}ms", warmup.as_millis())])
         .arg("--json")
-        .arg(json)
-        .arg(format!("http://{}/", running.addr));
+        .arg(json);
+    if running.target.is_tls() {
+        c.arg("-k");
+        if tls_resume {
+            c.arg("--tls-resume");
+        }
+        c.arg(format!("https://{}/", running.addr));
+    } else {
+        c.arg(format!("http://{}/", running.addr));
+    }
     if let Some(rate) = rate {
         c.args(["-R", &rate.to_string()]);
     }
@@ -771,6 +807,14 @@ fn measure(
     };
     let n = x.completed.max(1) as f64;
     let cpu = cpu::cpu_between(&samples, x.measure_start, x.measure_end);
+    if running.target.is_tls() && tls_resume {
+        eprintln!(
+            "compare:   {}: {} of {} handshakes resumed",
+            running.target.name(),
+            x.tls_resumed,
+            x.connections_opened
+        );
+    }
     Ok(Measurement {
         target: running.target,
         repetition,

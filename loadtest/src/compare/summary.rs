@@ -149,6 +149,7 @@ pub fn table_rows(regime: Regime, ms: &[Measurement]) -> (Vec<&'static str>, Vec
                 "requests/s",
                 "machine CPU µs/request",
                 "hop cost µs/request (− direct)",
+                "proxy CPU µs/request",
                 "errors",
             ],
             groups
@@ -164,6 +165,10 @@ pub fn table_rows(regime: Regime, ms: &[Measurement]) -> (Vec<&'static str>, Vec
                         cell(s(v, &|m| Some(m.rate)), &rate),
                         cell(s(v, &|m| m.machine_cpu_us), &us),
                         cell(hop, &us),
+                        // The proxy's own process tree: with `--conn-rate` on TLS
+                        // targets, its CPU per handshake (the hop cost also holds the
+                        // generator's side of each handshake).
+                        cell(s(v, &|m| m.proxy_cpu_us), &us),
                         errors(v),
                     ]
                 })

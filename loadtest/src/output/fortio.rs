@@ -115,6 +115,9 @@ pub struct Extras {
     /// Responses by status class, "1xx".."5xx".
     pub status_classes: BTreeMap<String, u64>,
     pub connections_opened: u64,
+    /// TLS connections whose handshake resumed a session (`--tls-resume`).
+    #[serde(default)]
+    pub tls_resumed: u64,
     /// The generator's own CPU per completed request, microseconds (absent when unknown).
     pub cpu_us_per_request: Option<CpuPerRequest>,
     /// Completed requests in each second of the measured phase.
@@ -338,6 +341,7 @@ pub fn result(r: &RunResult) -> Result<FortioResult, String> {
             },
             status_classes,
             connections_opened: c.connections_opened,
+            tls_resumed: c.tls_resumed,
             cpu_us_per_request: r
                 .cpu_per_request_us()
                 .map(|(total, user, system)| CpuPerRequest {

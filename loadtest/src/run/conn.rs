@@ -291,8 +291,11 @@ impl Conn {
             let stream = Stream::connect(target, ctx)
                 .await
                 .map_err(Failure::Connect)?;
+            let resumed = matches!(&stream, Stream::Tls(t) if t.resumed());
             self.stream = Some((stream, target.key));
-            ctx.stats.borrow_mut().counts.connections_opened += 1;
+            let counts = &mut ctx.stats.borrow_mut().counts;
+            counts.connections_opened += 1;
+            counts.tls_resumed += u64::from(resumed);
         }
         let Some((stream, _)) = self.stream.as_mut() else {
             return Err(Failure::Connect(io::ErrorKind::NotConnected.into()));

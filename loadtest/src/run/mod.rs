@@ -17,7 +17,7 @@ use crate::http::{RequestSpec, Url};
 
 pub use engine::run;
 pub use ringway::config::DriverChoice;
-pub use tls::TlsOptions;
+pub use tls::{client_config as tls_client_config, TlsOptions};
 
 /// Whether to pin generator threads to CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -122,6 +122,8 @@ pub struct Counts {
     pub errors: Errors,
     /// Connections opened.
     pub connections_opened: u64,
+    /// Of those, TLS connections whose handshake resumed a session (`--tls-resume`).
+    pub tls_resumed: u64,
 }
 
 impl Counts {
@@ -132,6 +134,7 @@ impl Counts {
         }
         self.errors.add(&other.errors);
         self.connections_opened += other.connections_opened;
+        self.tls_resumed += other.tls_resumed;
     }
 }
 

@@ -1,4 +1,4 @@
-//! TLS for `https://` targets: rustls (ring provider) driven over monoio's owned-buffer
+//! TLS for `https://` targets: rustls (aws-lc-rs provider, as ringway's) driven over monoio's owned-buffer
 //! TCP stream through rustls's sans-IO API.
 //!
 //! rustls never touches the socket: ciphertext read from the socket goes in with
@@ -7,10 +7,11 @@
 //! direction keeps one reused buffer (16 KiB, one TLS record), so a keep-alive request
 //! costs no allocation here either.
 //!
-//! Every connection does a full handshake: session resumption is disabled so that
-//! `--conn-rate` (and `--new-conn`) load full handshakes, which is what a connection
+//! By default every connection does a full handshake: session resumption is disabled so
+//! that `--conn-rate` (and `--new-conn`) load full handshakes, which is what a connection
 //! rate against a TLS endpoint should measure; keep-alive connections do one handshake
-//! and then carry many requests. Certificates are checked against the system's roots
+//! and then carry many requests. `--tls-resume` keeps the sessions servers give
+//! (tickets) and resumes with them; resumed handshakes are counted. Certificates are checked against the system's roots
 //! (plus `--cacert` files) unless `--insecure` says to accept any certificate; even then
 //! the handshake signatures are verified, so the TLS work per connection is the same.
 
@@ -20,12 +21,9 @@ use std::sync::Arc;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use ringway::tls::client::NoVerification;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 /// One TLS record plus header room: what one socket read hands rustls at most.
 const TLS_BUF: usize = 16 * 1024 + 512;
@@ -37,18 +35,21 @@ pub struct TlsOptions {
     pub insecure: bool,
     /// PEM files whose certificates are trusted besides the system's roots.
     pub ca_files: Vec<std::path::PathBuf>,
+    /// Resume sessions (tickets) instead of a full handshake per connection.
+    pub resume: bool,
 }
 
 /// Builds the client configuration every connection of the run shares.
 pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
     let mut config = if opts.insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            // Any certificate, any name; handshake signatures still checked.
+            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
             .with_no_client_auth()
     } else {
         let mut roots = RootCertStore::empty();
@@ -65,7 +66,11 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, String> {
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    config.resumption = rustls::client::Resumption::disabled();
+    config.resumption = if opts.resume {
+        rustls::client::Resumption::in_memory_sessions(4096)
+    } else {
+        rustls::client::Resumption::disabled()
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -80,55 +85,6 @@ fn read_pem_certs(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
         return Err(format!("{}: no PEM certificate in it", file.display()));
     }
     Ok(certs)
-}
-
-/// `--insecure`: any certificate, any name; handshake signatures still checked.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// A TLS client connection over a TCP stream.
@@ -210,6 +166,11 @@ impl TlsStream {
             self.flush().await?;
         }
         Ok(n)
+    }
+
+    /// Whether the handshake resumed a session.
+    pub fn resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 
     /// Encrypts and sends `data`.

@@ -2,8 +2,9 @@
 //! with a `load_assignment`, round robin, and the HTTP/1.1 protocol options.
 //!
 //! Design: what a cluster needs from the later issues (other balancers, health checks,
-//! outlier detection, TLS, circuit-breaker thresholds) is refused by name until it
-//! exists. Envoy's circuit breakers are process-wide per cluster while ringway's pool
+//! outlier detection, circuit-breaker thresholds) is refused by name until it exists.
+//! A `transport_socket` is TLS (`UpstreamTlsContext`, mapped in `tls.rs`) or
+//! `raw_buffer`. Envoy's circuit breakers are process-wide per cluster while ringway's pool
 //! limits are per worker and endpoint, so only Envoy's default thresholds are accepted.
 
 use std::net::{IpAddr, SocketAddr};
@@ -35,6 +36,7 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
             "circuit_breakers",
             "http_protocol_options",
             "common_http_protocol_options",
+            "transport_socket",
         ],
     );
     let name = c.str("name")?.to_owned();
@@ -73,6 +75,10 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
         h1.only(diag, &[]);
     }
     protocol_options(c, &mut pool, diag);
+    let tls = match c.child("transport_socket") {
+        Some(ts) => super::tls::cluster_socket(&ts, &name, diag),
+        None => Some(None),
+    };
     let connect_timeout = c
         .duration("connect_timeout")
         .unwrap_or(Cluster::DEFAULT_CONNECT_TIMEOUT);
@@ -139,6 +145,9 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
         connect_timeout,
         pool,
         proxy_protocol: None,
+        // A TLS error is recorded; the cluster stays known so that routes naming it do
+        // not add "unknown cluster" errors.
+        tls: tls.flatten(),
     })
 }
 
@@ -303,8 +312,19 @@ fn protocol_options(c: &Msg<'_, '_>, pool: &mut PoolSettings, diag: &mut Diagnos
         let o = Msg::new(&options, at);
         o.only(
             diag,
-            &["explicit_http_config", "common_http_protocol_options"],
+            &[
+                "explicit_http_config",
+                "common_http_protocol_options",
+                "upstream_http_protocol_options",
+            ],
         );
+        if o.has("upstream_http_protocol_options") {
+            o.error(
+                diag,
+                "upstream_http_protocol_options",
+                "`upstream_http_protocol_options` (`auto_sni`, `auto_san_validation`) is not supported yet: set `sni` and `match_typed_subject_alt_names` in the UpstreamTlsContext",
+            );
+        }
         if let Some(explicit) = o.child("explicit_http_config") {
             explicit.only(diag, &["http_protocol_options"]);
             if !explicit.has("http_protocol_options") {

@@ -1,15 +1,16 @@
 //! Envoy's `Listener` with one `http_connection_manager` onto ringway's listeners, and
 //! the HCM's access loggers onto ringway's access log.
 //!
-//! Design: a listener has one filter chain (no `filter_chain_match` until TLS brings
-//! SNI and ALPN matching) whose only network filter is the HTTP connection manager,
-//! whose HTTP filters end with the router. Envoy's defaults apply where a field is
+//! Design: a listener's filter chains all have the same single network filter, the
+//! HTTP connection manager, whose HTTP filters end with the router; the chains may
+//! differ only in TLS (`tls.rs`: certificates chosen by `server_names`, a plaintext
+//! chain beside TLS ones). Envoy's defaults apply where a field is
 //! absent: `server: envoy` on responses, a 1 h connection idle timeout, a 5 min stream
 //! idle timeout, 60 KiB of request headers, WebSocket upgrades off unless listed.
 
 use std::time::Duration;
 
-use super::cursor::Msg;
+use super::cursor::{Loc, Msg};
 use super::route;
 use super::{schema, DISABLED};
 use crate::config::error::Diagnostics;
@@ -19,6 +20,7 @@ use crate::config::model::{
     EscapedSlashes, ExpectContinue, HealthCheck, Http1Settings, Listener, PathNormalization,
     ProxyProtocol, ProxySettings, TrustedProxies,
 };
+use crate::config::tls::ForwardClientCert;
 
 /// Envoy's HCM defaults that differ from ringway's native ones.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -108,18 +110,87 @@ pub(crate) fn listener(
             .map_or_else(|| address.to_string().replace(':', "_"), str::to_owned),
     );
     let chains = l.children("filter_chains");
-    let [chain] = chains.as_slice() else {
-        l.error(
-            diag,
-            "filter_chains",
-            format!("a listener needs exactly one filter chain for now (found {}); several come with TLS and filter_chain_match", chains.len()),
-        );
+    if chains.is_empty() {
+        l.error(diag, "filter_chains", "a listener needs a filter chain");
         return None;
-    };
-    chain.only(diag, &["filters", "name", "filter_chain_match"]);
-    if let Some(m) = chain.child("filter_chain_match") {
-        m.only(diag, &[]);
     }
+    // Each chain's HTTP connection manager; they must all be the same (ringway's
+    // listener has one), and chains differ only in TLS (see `tls::filter_chains`).
+    let mut hcms = Vec::with_capacity(chains.len());
+    for chain in &chains {
+        chain.only(
+            diag,
+            &[
+                "filters",
+                "name",
+                "filter_chain_match",
+                "transport_socket",
+                "transport_socket_connect_timeout",
+            ],
+        );
+        hcms.push(chain_hcm(chain, diag));
+    }
+    let hcms: Vec<_> = hcms.into_iter().collect::<Option<_>>()?;
+    let (first, first_at) = &hcms[0];
+    for (i, (other, at)) in hcms.iter().enumerate().skip(1) {
+        if !super::tls::same_message(first, other) {
+            diag.error(
+                at.pos,
+                &at.path,
+                format!("filter chains with different network filters are not supported: ringway's listener has one HTTP connection manager (filter_chains[{i}]'s differs from filter_chains[0]'s)"),
+            );
+            return None;
+        }
+    }
+    let hcm = Msg::new(first, first_at.clone());
+    let buffer_limit = l
+        .wrapped_uint("per_connection_buffer_limit_bytes")
+        .map_or(ProxySettings::DEFAULT_BUFFER_LIMIT, |b| {
+            usize::try_from(b).unwrap_or(usize::MAX)
+        });
+    let filters = listener_filters(l, diag);
+    let tls = super::tls::filter_chains(&chains, filters.tls_inspector, &name, diag);
+    let (forward, details) = super::tls::client_cert_forwarding(&hcm, diag);
+    let mut mapped = connection_manager(&hcm, clusters, diag)?;
+    let mut tls = tls?;
+    match &mut tls {
+        Some(tls) => {
+            tls.forward_client_cert = forward;
+            tls.client_cert_details = details;
+            if let Some(at) = &filters.proxy_protocol_at {
+                diag.error(
+                    at.pos,
+                    &at.path,
+                    "the proxy_protocol listener filter together with TLS is not supported yet (the PROXY header would have to be read before the handshake)",
+                );
+                return None;
+            }
+        }
+        None if forward != ForwardClientCert::Sanitize => {
+            hcm.error(
+                diag,
+                "forward_client_cert_details",
+                "on a plaintext listener only SANITIZE is supported: ringway handles x-forwarded-client-cert on TLS listeners",
+            );
+            return None;
+        }
+        None => {}
+    }
+    mapped.listener.name = name;
+    mapped.listener.address = Address::Tcp(address);
+    mapped.listener.listener_stat_prefix = listener_stat_prefix;
+    mapped.listener.proxy.buffer_limit = buffer_limit;
+    mapped.listener.proxy_protocol = filters.proxy_protocol;
+    mapped.listener.tls = tls;
+    Some(mapped)
+}
+
+/// A filter chain's only network filter, the HTTP connection manager, decoded, and
+/// where its `typed_config` is.
+fn chain_hcm<'t>(
+    chain: &Msg<'_, 't>,
+    diag: &mut Diagnostics,
+) -> Option<(prost_reflect::DynamicMessage, Loc<'t>)> {
     let filters = chain.children("filters");
     let [filter] = filters.as_slice() else {
         chain.error(
@@ -142,26 +213,27 @@ pub(crate) fn listener(
         filter.error(diag, "typed_config", format!("{type_name} is not a network filter; a listener's filter is the http_connection_manager"));
         return None;
     }
-    let hcm = Msg::new(&hcm_msg, filter.at("typed_config"));
-    let buffer_limit = l
-        .wrapped_uint("per_connection_buffer_limit_bytes")
-        .map_or(ProxySettings::DEFAULT_BUFFER_LIMIT, |b| {
-            usize::try_from(b).unwrap_or(usize::MAX)
-        });
-    let mut mapped = connection_manager(&hcm, clusters, diag)?;
-    mapped.listener.name = name;
-    mapped.listener.address = Address::Tcp(address);
-    mapped.listener.listener_stat_prefix = listener_stat_prefix;
-    mapped.listener.proxy.buffer_limit = buffer_limit;
-    mapped.listener.proxy_protocol = listener_filters(l, diag);
-    Some(mapped)
+    Some((hcm_msg, filter.at("typed_config")))
 }
 
-/// The listener filters: `envoy.filters.listener.proxy_protocol` (the only one ringway
-/// implements before TLS): a PROXY protocol header (v1 or v2) from any peer, required
-/// unless `allow_requests_without_proxy_protocol`.
-fn listener_filters(l: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<ProxyProtocol> {
-    let mut result = None;
+/// What the listener filters ask for.
+struct ListenerFilters<'t> {
+    proxy_protocol: Option<ProxyProtocol>,
+    /// Where the proxy_protocol filter is (refused with TLS).
+    proxy_protocol_at: Option<Loc<'t>>,
+    tls_inspector: bool,
+}
+
+/// The listener filters: `envoy.filters.listener.proxy_protocol` (a PROXY protocol
+/// header, v1 or v2, from any peer, required unless
+/// `allow_requests_without_proxy_protocol`) and `envoy.filters.listener.tls_inspector`
+/// (which lets filter chains match on the server name and the transport protocol).
+fn listener_filters<'t>(l: &Msg<'_, 't>, diag: &mut Diagnostics) -> ListenerFilters<'t> {
+    let mut result = ListenerFilters {
+        proxy_protocol: None,
+        proxy_protocol_at: None,
+        tls_inspector: false,
+    };
     for f in l.children("listener_filters") {
         f.only(diag, &["name", "typed_config"]);
         match f.any("typed_config") {
@@ -177,11 +249,16 @@ fn listener_filters(l: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<ProxyProt
                         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
                     prefix_len,
                 };
-                result = Some(ProxyProtocol {
+                result.proxy_protocol = Some(ProxyProtocol {
                     required: !pp.bool("allow_requests_without_proxy_protocol"),
                     // Envoy takes a header from any peer.
                     trusted_sources: vec![any("0.0.0.0", 0), any("::", 0)],
                 });
+                result.proxy_protocol_at = Some(f.loc.clone());
+            }
+            Some((type_name, inspector)) if type_name == schema::TLS_INSPECTOR => {
+                super::tls::tls_inspector(&Msg::new(&inspector, f.at("typed_config")), diag);
+                result.tls_inspector = true;
             }
             Some((type_name, _)) => f.error(
                 diag,
@@ -233,6 +310,9 @@ fn connection_manager(
             "merge_slashes",
             "path_with_escaped_slashes_action",
             "proxy_100_continue",
+            // Read by `tls::client_cert_forwarding`.
+            "forward_client_cert_details",
+            "set_current_client_cert_details",
         ],
     );
     match hcm.enum_name("codec_type").as_deref() {
@@ -386,6 +466,7 @@ fn connection_manager(
         },
         http_stat_prefix: hcm.str("stat_prefix").map(str::to_owned),
         listener_stat_prefix: None,
+        tls: None,
         health_check: filters.health_check,
     };
     Some(Mapped {

@@ -31,6 +31,7 @@ mod prepare;
 mod route;
 mod rules;
 pub(crate) mod schema;
+mod tls;
 mod tree;
 
 use std::path::Path;

@@ -38,6 +38,13 @@ pub(crate) const PROXY_PROTOCOL: &str =
 pub(crate) const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
 pub(crate) const CORS_POLICY: &str = "envoy.extensions.filters.http.cors.v3.CorsPolicy";
 pub(crate) const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
+pub(crate) const DOWNSTREAM_TLS: &str =
+    "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
+pub(crate) const UPSTREAM_TLS: &str =
+    "envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext";
+pub(crate) const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+pub(crate) const TLS_INSPECTOR: &str =
+    "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 
 /// Every `@type` the loader accepts somewhere, with what it is.
 pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
@@ -60,6 +67,22 @@ pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
     (CORS, "HTTP filter envoy.filters.http.cors"),
     (CORS_POLICY, "per-route config of envoy.filters.http.cors"),
     (HEALTH_CHECK, "HTTP filter envoy.filters.http.health_check"),
+    (
+        DOWNSTREAM_TLS,
+        "transport socket envoy.transport_sockets.tls (filter chains)",
+    ),
+    (
+        UPSTREAM_TLS,
+        "transport socket envoy.transport_sockets.tls (clusters)",
+    ),
+    (
+        RAW_BUFFER,
+        "transport socket envoy.transport_sockets.raw_buffer",
+    ),
+    (
+        TLS_INSPECTOR,
+        "listener filter envoy.filters.listener.tls_inspector",
+    ),
 ];
 
 /// `udpa.type.v1.TypedStruct` and `xds.type.v3.TypedStruct`: an extension written as a

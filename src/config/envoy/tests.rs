@@ -560,3 +560,645 @@ fn cors_policies_and_the_proxy_protocol_filter() {
         "{errors:?}"
     );
 }
+
+// TLS: `DownstreamTlsContext` on filter chains, `UpstreamTlsContext` on clusters.
+
+/// A self-signed certificate for `names` written to `dir` as `<stem>.pem` and
+/// `<stem>-key.pem`: the two paths.
+fn cert_files(dir: &Path, stem: &str, names: &[&str]) -> (String, String) {
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let made = rcgen::generate_simple_self_signed(names).expect("a certificate");
+    let chain = dir.join(format!("{stem}.pem"));
+    let key = dir.join(format!("{stem}-key.pem"));
+    std::fs::write(&chain, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    (chain.display().to_string(), key.display().to_string())
+}
+
+/// A `tls_certificates` item (flow style).
+fn cert_item((chain, key): &(String, String)) -> String {
+    format!("{{ certificate_chain: {{ filename: \"{chain}\" }}, private_key: {{ filename: \"{key}\" }} }}")
+}
+
+/// A filter chain: its fields other than `filters` (indented for a chain item), then
+/// the same HTTP connection manager as every other chain, with `hcm_extra` in it.
+fn chain(fields: &str, hcm_extra: &str) -> String {
+    format!(
+        r#"    - name: chain
+{fields}      filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_https
+{hcm_extra}          route_config:
+            virtual_hosts:
+            - {{ name: local, domains: ["*"], routes: [ {{ match: {{ prefix: "/" }}, route: {{ cluster: app }} }} ] }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config: {{ "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}
+"#
+    )
+}
+
+/// A chain's `transport_socket` with a `DownstreamTlsContext` whose fields are `ctx`
+/// (indented for the context).
+fn downstream(ctx: &str) -> String {
+    format!("      transport_socket:\n        name: envoy.transport_sockets.tls\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext\n{ctx}")
+}
+
+/// A bootstrap with one listener (`listener_extra`, then `chains`) and a cluster `app`
+/// (with `cluster_extra`).
+fn tls_bootstrap(listener_extra: &str, chains: &[String], cluster_extra: &str) -> String {
+    format!(
+        "static_resources:\n  listeners:\n  - name: tls\n    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10443 }} }}\n{listener_extra}    filter_chains:\n{}  clusters:\n  - name: app\n{cluster_extra}    load_assignment: {{ cluster_name: app, endpoints: [ {{ lb_endpoints: [ {{ endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 8080 }} }} }} }} ] }} ] }}\n",
+        chains.concat()
+    )
+}
+
+const INSPECTOR: &str = "    listener_filters:\n    - name: envoy.filters.listener.tls_inspector\n      typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector, initial_read_buffer_size: 4096 }\n";
+
+fn listener_tls(config: &Config) -> &crate::config::tls::ServerTls {
+    config.listeners[0].tls.as_ref().expect("a TLS listener")
+}
+
+#[test]
+fn a_downstream_tls_context_maps_onto_server_tls() {
+    use crate::config::tls::*;
+    let dir = tempfile::tempdir().unwrap();
+    let server = cert_files(dir.path(), "server", &["example.com"]);
+    let (ca, _) = cert_files(dir.path(), "ca", &["ca.example.com"]);
+    let ctx = format!(
+        r#"          require_client_certificate: true
+          disable_stateless_session_resumption: true
+          disable_stateful_session_resumption: true
+          full_scan_certs_on_sni_mismatch: true
+          ocsp_staple_policy: LENIENT_STAPLING
+          common_tls_context:
+            tls_certificates: [ {} ]
+            alpn_protocols: ["http/1.1,http/1.0"]
+            tls_params:
+              tls_minimum_protocol_version: TLSv1_3
+              tls_maximum_protocol_version: TLS_AUTO
+              cipher_suites: ["[ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-ECDSA-CHACHA20-POLY1305]", ECDHE-RSA-AES256-GCM-SHA384]
+              ecdh_curves: [X25519, P-256]
+            validation_context:
+              trusted_ca: {{ filename: "{ca}" }}
+              match_typed_subject_alt_names:
+              - {{ san_type: DNS, matcher: {{ exact: client.example.com }} }}
+              - {{ san_type: URI, matcher: {{ prefix: "spiffe://cluster.local/" }} }}
+              - {{ san_type: DNS, matcher: {{ suffix: ".Example.COM", ignore_case: true }} }}
+              match_subject_alt_names: [ {{ exact: legacy.example.com }} ]
+"#,
+        cert_item(&server)
+    );
+    let fields = format!(
+        "      transport_socket_connect_timeout: 3s\n{}",
+        downstream(&ctx)
+    );
+    let hcm = "          forward_client_cert_details: SANITIZE_SET\n          set_current_client_cert_details: { subject: true, uri: true, chain: true }\n";
+    let config = load(&tls_bootstrap("", &[chain(&fields, hcm)], ""));
+    let tls = listener_tls(&config);
+    assert_eq!(tls.certificates.len(), 1);
+    assert_eq!(tls.certificates[0].names, ["example.com"]);
+    assert_eq!(
+        tls.certificates[0].sources,
+        [
+            PemSource::File(server.0.clone().into()),
+            PemSource::File(server.1.clone().into())
+        ]
+    );
+    assert_eq!(tls.alpn, [b"http/1.1".to_vec(), b"http/1.0".to_vec()]);
+    assert_eq!(
+        tls.versions,
+        Versions {
+            tls12: false,
+            tls13: true
+        }
+    );
+    let auth = tls.client_auth.as_ref().expect("client certificates");
+    assert!(auth.required);
+    assert_eq!(auth.validation.ca.as_ref().map(Vec::len), Some(1));
+    assert_eq!(auth.validation.ca_source, Some(PemSource::File(ca.into())));
+    assert_eq!(
+        auth.validation.subject_alt_names,
+        [
+            SanMatch::Exact("client.example.com".into()),
+            SanMatch::Prefix("spiffe://cluster.local/".into()),
+            SanMatch::Suffix(".example.com".into()),
+            SanMatch::Exact("legacy.example.com".into()),
+        ]
+    );
+    assert_eq!(tls.handshake_timeout, Duration::from_secs(3));
+    assert_eq!(tls.max_handshakes, ServerTls::DEFAULT_MAX_HANDSHAKES);
+    assert!(!tls.session_tickets);
+    assert!(!tls.allow_plaintext);
+    assert_eq!(tls.forward_client_cert, ForwardClientCert::SanitizeSet);
+    assert_eq!(
+        tls.client_cert_details,
+        ClientCertDetails {
+            subject: true,
+            uri: true,
+            chain: true,
+            ..ClientCertDetails::default()
+        }
+    );
+
+    // Envoy's defaults: no ALPN, TLS 1.2 and 1.3, no client certificates, tickets on.
+    // PEM inline as text and as (base64) bytes.
+    let pem = std::fs::read_to_string(&server.0).unwrap();
+    let key_b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&server.1).unwrap())
+    };
+    let ctx = format!(
+        "          common_tls_context:\n            tls_certificates:\n            - certificate_chain: {{ inline_string: {pem:?} }}\n              private_key: {{ inline_bytes: \"{key_b64}\" }}\n"
+    );
+    let config = load(&tls_bootstrap("", &[chain(&downstream(&ctx), "")], ""));
+    let tls = listener_tls(&config);
+    assert_eq!(
+        tls.certificates[0].sources[0],
+        PemSource::Inline(pem.clone())
+    );
+    assert!(tls.alpn.is_empty(), "Envoy offers no ALPN unless listed");
+    assert_eq!(tls.versions, Versions::default());
+    assert_eq!(tls.client_auth, None);
+    assert_eq!(tls.handshake_timeout, ServerTls::DEFAULT_HANDSHAKE_TIMEOUT);
+    assert!(tls.session_tickets);
+    assert_eq!(tls.forward_client_cert, ForwardClientCert::Sanitize);
+
+    // A validation context alone asks for a certificate without requiring one.
+    let ctx = format!(
+        "          common_tls_context:\n            tls_certificates: [ {} ]\n            validation_context: {{ trusted_ca: {{ filename: \"{}\" }} }}\n",
+        cert_item(&server),
+        dir.path().join("ca.pem").display()
+    );
+    let config = load(&tls_bootstrap("", &[chain(&downstream(&ctx), "")], ""));
+    let auth = listener_tls(&config)
+        .client_auth
+        .as_ref()
+        .expect("asked for");
+    assert!(!auth.required);
+    assert!(auth.validation.subject_alt_names.is_empty());
+}
+
+#[test]
+fn server_names_choose_certificates_as_filter_chains() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = cert_files(dir.path(), "a", &["a.example.com"]);
+    let b = cert_files(
+        dir.path(),
+        "b",
+        &["b.example.com", "a.example.com", "x.shop.test"],
+    );
+    let tls_ctx = |cert: &(String, String)| {
+        downstream(&format!(
+            "          common_tls_context:\n            tls_certificates: [ {} ]\n            alpn_protocols: [http/1.1]\n",
+            cert_item(cert)
+        ))
+    };
+    let named = format!(
+        "      filter_chain_match: {{ server_names: [A.Example.com, \"*.shop.test\"], transport_protocol: tls }}\n{}",
+        tls_ctx(&a)
+    );
+    let config = load(&tls_bootstrap(
+        INSPECTOR,
+        &[chain(&named, ""), chain(&tls_ctx(&b), "")],
+        "",
+    ));
+    assert_eq!(config.listeners.len(), 1, "one ringway listener");
+    let tls = listener_tls(&config);
+    // The chain without server names first: Envoy's choice for every other name; the
+    // names another chain claims are that chain's.
+    assert_eq!(tls.certificates.len(), 2);
+    assert_eq!(tls.certificates[0].names, ["b.example.com"]);
+    assert_eq!(tls.certificates[1].names, ["a.example.com", "*.shop.test"]);
+    assert!(!tls.allow_plaintext);
+
+    // Only named chains: loads (with a warning: other names get the first certificate).
+    let config = load(&tls_bootstrap(INSPECTOR, &[chain(&named, "")], ""));
+    assert_eq!(
+        listener_tls(&config).certificates[0].names,
+        ["a.example.com", "*.shop.test"]
+    );
+
+    // Without the tls_inspector Envoy never sees the server name.
+    let found = errors(&tls_bootstrap(
+        "",
+        &[chain(&named, ""), chain(&tls_ctx(&b), "")],
+        "",
+    ));
+    assert_eq!(
+        found,
+        ["envoy.yaml:7:43: static_resources.listeners[0].filter_chains[0].filter_chain_match.server_names: matching on `server_names` or `transport_protocol: tls` needs the envoy.filters.listener.tls_inspector listener filter (without it Envoy never sees them and never selects this chain)"]
+    );
+
+    // Chains whose TLS settings differ (here client certificates) cannot be merged.
+    let mtls = downstream(&format!(
+        "          require_client_certificate: true\n          common_tls_context:\n            tls_certificates: [ {} ]\n            alpn_protocols: [http/1.1]\n            validation_context: {{ trusted_ca: {{ filename: \"{}\" }} }}\n",
+        cert_item(&b),
+        b.0
+    ));
+    let found = errors(&tls_bootstrap(
+        INSPECTOR,
+        &[chain(&named, ""), chain(&mtls, "")],
+        "",
+    ));
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0].contains("filter_chains[1].transport_socket: TLS filter chains that differ in more than their certificates"),
+        "{found:?}"
+    );
+
+    // The same name in two chains, and two catch-all chains: Envoy refuses both.
+    let twice = format!(
+        "      filter_chain_match: {{ server_names: [a.example.com] }}\n{}",
+        tls_ctx(&b)
+    );
+    let found = errors(&tls_bootstrap(
+        INSPECTOR,
+        &[chain(&named, ""), chain(&twice, "")],
+        "",
+    ));
+    assert!(
+        found[0].contains("server name \"a.example.com\" is in two filter chains"),
+        "{found:?}"
+    );
+    let found = errors(&tls_bootstrap(
+        INSPECTOR,
+        &[chain(&tls_ctx(&a), ""), chain(&tls_ctx(&b), "")],
+        "",
+    ));
+    assert!(
+        found[0].contains("two TLS filter chains without `server_names`"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_plaintext_chain_beside_tls_allows_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = cert_files(dir.path(), "s", &["example.com"]);
+    let tls = format!(
+        "      filter_chain_match: {{ transport_protocol: tls }}\n{}",
+        downstream(&format!(
+            "          common_tls_context: {{ tls_certificates: [ {} ] }}\n",
+            cert_item(&cert)
+        ))
+    );
+    let plain = "      filter_chain_match: { transport_protocol: raw_buffer }\n      transport_socket:\n        name: envoy.transport_sockets.raw_buffer\n        typed_config: { \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer }\n";
+    let config = load(&tls_bootstrap(
+        INSPECTOR,
+        &[chain(&tls, ""), chain(plain, "")],
+        "",
+    ));
+    assert!(listener_tls(&config).allow_plaintext);
+    // Order does not matter, nor does the plaintext chain need a match.
+    let config = load(&tls_bootstrap(
+        INSPECTOR,
+        &[chain("", ""), chain(&tls, "")],
+        "",
+    ));
+    assert!(listener_tls(&config).allow_plaintext);
+    // A plaintext chain alone is a plaintext listener.
+    let config = load(&tls_bootstrap("", &[chain(plain, "")], ""));
+    assert_eq!(config.listeners[0].tls, None);
+
+    // Without the tls_inspector Envoy could not tell them apart.
+    let tls_no_match = downstream(&format!(
+        "          common_tls_context: {{ tls_certificates: [ {} ] }}\n",
+        cert_item(&cert)
+    ));
+    let errors = errors(&tls_bootstrap(
+        "",
+        &[chain(&tls_no_match, ""), chain(plain, "")],
+        "",
+    ));
+    assert_eq!(
+        errors,
+        ["envoy.yaml:23:7: static_resources.listeners[0].filter_chains[1]: a plaintext filter chain beside TLS ones needs the envoy.filters.listener.tls_inspector listener filter: without it Envoy cannot tell TLS from plaintext"]
+    );
+}
+
+#[test]
+fn filter_chains_with_different_connection_managers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = cert_files(dir.path(), "s", &["example.com"]);
+    let tls = format!(
+        "      filter_chain_match: {{ server_names: [a.example.com] }}\n{}",
+        downstream(&format!(
+            "          common_tls_context: {{ tls_certificates: [ {} ] }}\n",
+            cert_item(&cert)
+        ))
+    );
+    let errors = errors(&tls_bootstrap(
+        INSPECTOR,
+        &[
+            chain(&tls, ""),
+            chain("", "          use_remote_address: true\n"),
+        ],
+        "",
+    ));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("filter_chains[1].filters[0].typed_config: filter chains with different network filters are not supported: ringway's listener has one HTTP connection manager (filter_chains[1]'s differs from filter_chains[0]'s)"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn tls_features_ringway_lacks_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = cert_files(dir.path(), "s", &["example.com"]);
+    let item = cert_item(&cert);
+    let refused = |ctx: &str, expected: &str| {
+        let text = tls_bootstrap("", &[chain(&downstream(ctx), "")], "");
+        let errors = errors(&text);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected:?} not in {errors:?}"
+        );
+    };
+    refused(
+        &format!("          common_tls_context:\n            tls_certificates: [ {item} ]\n            tls_certificate_sds_secret_configs: [ {{ name: server_cert }} ]\n"),
+        "common_tls_context.tls_certificate_sds_secret_configs: SDS is not supported yet; use files",
+    );
+    refused(
+        "          common_tls_context:\n            validation_context_sds_secret_config: { name: ca }\n",
+        "validation_context_sds_secret_config: SDS is not supported yet",
+    );
+    refused(
+        &format!("          session_ticket_keys: {{ keys: [ {{ inline_string: x }} ] }}\n          common_tls_context: {{ tls_certificates: [ {item} ] }}\n"),
+        "ringway generates and rotates its own session-ticket keys",
+    );
+    refused(
+        &format!("          session_timeout: 60s\n          common_tls_context: {{ tls_certificates: [ {item} ] }}\n"),
+        "`session_timeout` is not supported yet",
+    );
+    refused(
+        &format!("          ocsp_staple_policy: MUST_STAPLE\n          common_tls_context: {{ tls_certificates: [ {item} ] }}\n"),
+        "ocsp_staple_policy MUST_STAPLE is not supported",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], alpn_protocols: [\"h2,http/1.1\"] }}\n"),
+        "`h2` cannot be offered: HTTP/2 is not served yet",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], tls_params: {{ tls_minimum_protocol_version: TLSv1_1 }} }}\n"),
+        "TLSv1_1 is not supported: ringway speaks TLS 1.2 and 1.3 only",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], tls_params: {{ cipher_suites: [ECDHE-RSA-AES128-GCM-SHA256, AES128-SHA, \"[ECDHE-ECDSA-AES128-GCM-SHA256|ECDHE-PSK-CHACHA20-POLY1305]\"] }} }}\n"),
+        "cipher suites ringway does not have: AES128-SHA, ECDHE-PSK-CHACHA20-POLY1305",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], tls_params: {{ ecdh_curves: [P-256, P-521] }} }}\n"),
+        "curves ringway does not have: P-521",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], tls_params: {{ signature_algorithms: [ed25519] }} }}\n"),
+        "`signature_algorithms` is not supported",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], validation_context: {{ trusted_ca: {{ filename: \"{}\" }}, allow_expired_certificate: true }} }}\n", cert.0),
+        "ringway does not implement `allow_expired_certificate` of envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], validation_context: {{ trusted_ca: {{ filename: \"{}\" }}, match_typed_subject_alt_names: [ {{ san_type: EMAIL, matcher: {{ exact: a@b.c }} }} ] }} }}\n", cert.0),
+        "san_type EMAIL is not supported yet",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], validation_context: {{ trusted_ca: {{ filename: \"{}\" }}, match_typed_subject_alt_names: [ {{ san_type: DNS, matcher: {{ safe_regex: {{ regex: \".*\" }} }} }} ] }} }}\n", cert.0),
+        "`safe_regex` is not supported for subject alt names",
+    );
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {item} ], validation_context: {{ match_typed_subject_alt_names: [ {{ san_type: DNS, matcher: {{ exact: a }} }} ] }} }}\n"),
+        "a validation_context without `trusted_ca`",
+    );
+    refused(
+        &format!("          require_client_certificate: true\n          common_tls_context: {{ tls_certificates: [ {item} ] }}\n"),
+        "`require_client_certificate` needs `common_tls_context.validation_context`",
+    );
+    refused(
+        "          common_tls_context: { alpn_protocols: [http/1.1] }\n",
+        "a TLS listener needs at least one certificate",
+    );
+    // A certificate that does not load is reported at its entry.
+    refused(
+        &format!("          common_tls_context: {{ tls_certificates: [ {{ certificate_chain: {{ filename: \"{}\" }}, private_key: {{ inline_string: nokey }} }} ] }}\n", cert.0),
+        "common_tls_context.tls_certificates[0]: <inline>: no PEM private key in it",
+    );
+    // Other filter_chain_match criteria and a default chain.
+    let tls = downstream(&format!(
+        "          common_tls_context: {{ tls_certificates: [ {item} ] }}\n"
+    ));
+    let text = tls_bootstrap(
+        INSPECTOR,
+        &[chain(
+            &format!("      filter_chain_match: {{ destination_port: 443 }}\n{tls}"),
+            "",
+        )],
+        "",
+    );
+    assert!(errors(&text)[0].contains("filter_chain_match.destination_port: unsupported: ringway does not implement `destination_port` of envoy.config.listener.v3.FilterChainMatch"));
+    let text = tls_bootstrap(INSPECTOR, &[chain(&tls, "")], "").replace(
+        "    filter_chains:\n",
+        "    default_filter_chain: { filters: [] }\n    filter_chains:\n",
+    );
+    assert!(errors(&text)[0].contains("ringway does not implement `default_filter_chain`"));
+    // The PROXY protocol before a handshake, and JA3.
+    let pp = "    listener_filters:\n    - name: envoy.filters.listener.proxy_protocol\n      typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol }\n";
+    assert_eq!(
+        errors(&tls_bootstrap(pp, &[chain(&tls, "")], "")),
+        ["envoy.yaml:6:7: static_resources.listeners[0].listener_filters[0]: the proxy_protocol listener filter together with TLS is not supported yet (the PROXY header would have to be read before the handshake)"]
+    );
+    let ja3 = INSPECTOR.replace(
+        "initial_read_buffer_size: 4096",
+        "enable_ja3_fingerprinting: true",
+    );
+    assert!(errors(&tls_bootstrap(&ja3, &[chain(&tls, "")], ""))[0]
+        .contains("enable_ja3_fingerprinting: JA3 fingerprinting is not supported yet"));
+    // x-forwarded-client-cert on a plaintext listener.
+    let errors = errors(&tls_bootstrap(
+        "",
+        &[chain(
+            "",
+            "          forward_client_cert_details: ALWAYS_FORWARD_ONLY\n",
+        )],
+        "",
+    ));
+    assert!(
+        errors[0].contains(
+            "forward_client_cert_details: on a plaintext listener only SANITIZE is supported"
+        ),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn upstream_tls_contexts_map_onto_client_tls() {
+    use crate::config::tls::*;
+    let dir = tempfile::tempdir().unwrap();
+    let client = cert_files(dir.path(), "client", &["client.example.com"]);
+    let (ca, _) = cert_files(dir.path(), "ca", &["ca.example.com"]);
+    let upstream = |ctx: &str| {
+        format!("    transport_socket:\n      name: envoy.transport_sockets.tls\n      typed_config:\n        \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext\n{ctx}")
+    };
+    let ctx = format!(
+        "        sni: api.example.com\n        max_session_keys: 0\n        common_tls_context:\n          tls_certificates: [ {} ]\n          alpn_protocols: [http/1.1]\n          tls_params: {{ tls_maximum_protocol_version: TLSv1_3 }}\n          validation_context:\n            trusted_ca: {{ filename: \"{ca}\" }}\n            match_typed_subject_alt_names: [ {{ san_type: URI, matcher: {{ exact: \"spiffe://example.com/api\" }} }} ]\n",
+        cert_item(&client)
+    );
+    let config = load(&tls_bootstrap("", &[chain("", "")], &upstream(&ctx)));
+    let tls = config.clusters[0].tls.as_ref().expect("upstream TLS");
+    assert_eq!(tls.sni.as_deref(), Some("api.example.com"));
+    let validation = tls.validation.as_ref().expect("verified");
+    assert_eq!(validation.ca.as_ref().map(Vec::len), Some(1));
+    assert_eq!(
+        validation.subject_alt_names,
+        [SanMatch::Exact("spiffe://example.com/api".into())]
+    );
+    assert!(
+        !tls.verify_name,
+        "Envoy checks names only through the matchers"
+    );
+    assert_eq!(
+        tls.certificate.as_ref().map(|c| c.names.clone()),
+        Some(vec!["client.example.com".to_owned()])
+    );
+    assert_eq!(tls.alpn, [b"http/1.1".to_vec()]);
+    assert_eq!(tls.versions, Versions::default());
+    assert!(!tls.session_resumption);
+
+    // Without a validation context Envoy does not verify the server (a warning says so);
+    // a client's default highest version is TLS 1.2.
+    let config = load(&tls_bootstrap(
+        "",
+        &[chain("", "")],
+        &upstream("        sni: api.example.com\n"),
+    ));
+    let tls = config.clusters[0].tls.as_ref().expect("upstream TLS");
+    assert_eq!(tls.validation, None);
+    assert_eq!(tls.certificate, None);
+    assert!(tls.alpn.is_empty());
+    assert_eq!(
+        tls.versions,
+        Versions {
+            tls12: true,
+            tls13: false
+        }
+    );
+    assert!(tls.session_resumption);
+
+    // raw_buffer is plaintext.
+    let raw = "    transport_socket: { name: envoy.transport_sockets.raw_buffer }\n";
+    let config = load(&tls_bootstrap("", &[chain("", "")], raw));
+    assert_eq!(config.clusters[0].tls, None);
+
+    // Refused by name.
+    for (ctx, expected) in [
+        (
+            "        allow_renegotiation: true\n",
+            "allow_renegotiation: TLS renegotiation is not supported",
+        ),
+        (
+            "        auto_host_sni: true\n",
+            "ringway does not implement `auto_host_sni`",
+        ),
+        (
+            &*format!(
+                "        common_tls_context: {{ tls_certificates: [ {0}, {0} ] }}\n",
+                cert_item(&client)
+            ),
+            "common_tls_context.tls_certificates: a client context has at most one certificate",
+        ),
+        (
+            "        common_tls_context: { alpn_protocols: [h2] }\n",
+            "`h2` to upstreams is not supported until HTTP/2 exists",
+        ),
+    ] {
+        let errors = errors(&tls_bootstrap("", &[chain("", "")], &upstream(ctx)));
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{expected:?} not in {errors:?}"
+        );
+    }
+    let matches = "    transport_socket_matches: [ { name: plain, transport_socket: { name: envoy.transport_sockets.raw_buffer } } ]\n";
+    assert!(errors(&tls_bootstrap("", &[chain("", "")], matches))[0]
+        .contains("ringway does not implement `transport_socket_matches`"));
+    let auto_sni = "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: { http_protocol_options: {} }\n        upstream_http_protocol_options: { auto_sni: true }\n";
+    assert!(errors(&tls_bootstrap("", &[chain("", "")], auto_sni))[0]
+        .contains("`upstream_http_protocol_options` (`auto_sni`, `auto_san_validation`) is not supported yet"));
+}
+
+#[test]
+fn corpus_configs_with_tls_load() {
+    // envoyproxy/examples:front-proxy/envoy.yaml @ bc4dd4a2 (tests/envoy/corpus): its
+    // inline certificate is X.509 v1, which rustls (webpki) would not take; ringway
+    // checks the key against it itself, so it loads as it does in Envoy.
+    let front = include_str!("../../../tests/envoy/corpus/front-proxy_envoy.yaml");
+    let config = load(front);
+    assert!(config.listeners.iter().any(|l| l.tls.is_some()));
+
+    // envoyproxy/envoy:docs/root/start/quick-start/_include/envoy-demo-tls-client-auth.yaml
+    // @ ee2107ff: downstream mTLS and an upstream client certificate, its certs/*.pem
+    // made here.
+    let dir = tempfile::tempdir().unwrap();
+    let server = cert_files(dir.path(), "server", &["proxy.example.com"]);
+    let client = cert_files(
+        dir.path(),
+        "client",
+        &["proxy-postgres-backend.example.com"],
+    );
+    let (ca, _) = cert_files(dir.path(), "ca", &["ca.example.com"]);
+    let text = include_str!("../../../tests/envoy/corpus/envoy-demo-tls-client-auth.yaml")
+        .replace("certs/cacert.pem", &ca)
+        .replace("certs/servercert.pem", &server.0)
+        .replace("certs/serverkey.pem", &server.1)
+        .replace("certs/clientcert.pem", &client.0)
+        .replace("certs/clientkey.pem", &client.1);
+    let config = load(&text);
+    let tls = listener_tls(&config);
+    let auth = tls.client_auth.as_ref().expect("mTLS");
+    assert!(auth.required);
+    assert_eq!(
+        auth.validation.subject_alt_names,
+        [crate::config::tls::SanMatch::Exact(
+            "proxy-postgres-frontend.example.com".into()
+        )]
+    );
+    let upstream = config.clusters[0].tls.as_ref().expect("upstream TLS");
+    assert!(upstream.certificate.is_some());
+    assert_eq!(upstream.validation, None);
+
+    // envoyproxy/envoy:configs/envoy-demo.yaml @ 8b9304c6: TLS origination with `sni`.
+    let config = load(include_str!("../../../tests/envoy/corpus/envoy-demo.yaml"));
+    let upstream = config.clusters[0].tls.as_ref().expect("upstream TLS");
+    assert_eq!(upstream.sni.as_deref(), Some("www.envoyproxy.io"));
+}
+
+#[test]
+fn config_dumps_redact_inline_private_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain_file, key_file) = cert_files(dir.path(), "s", &["example.com"]);
+    let pem = std::fs::read_to_string(&chain_file).unwrap();
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let ctx = format!(
+        "          common_tls_context:\n            tls_certificates:\n            - certificate_chain: {{ inline_string: {pem:?} }}\n              private_key: {{ inline_string: {key:?} }}\n"
+    );
+    let config = load(&tls_bootstrap("", &[chain(&downstream(&ctx), "")], ""));
+    let dump = crate::config::config_dump(&config.document, "2026-12-05T00:00:00.000Z");
+    assert!(!dump.contains("PRIVATE KEY"), "a private key in the dump");
+    let value: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    for socket in [
+        &value["configs"][0]["bootstrap"]["static_resources"]["listeners"][0]["filter_chains"][0]
+            ["transport_socket"]["typed_config"],
+        &value["configs"][2]["static_listeners"][0]["active_state"]["listener"]["filter_chains"][0]
+            ["transport_socket"]["typed_config"],
+    ] {
+        let cert = &socket["common_tls_context"]["tls_certificates"][0];
+        assert_eq!(
+            cert["private_key"]["inline_string"], "[redacted]",
+            "{socket}"
+        );
+        assert_eq!(cert["certificate_chain"]["inline_string"], pem.as_str());
+    }
+}

@@ -15,6 +15,7 @@
 //! thread of its own (milliseconds for a large process), so `/ready` and the control loop
 //! never wait behind one.
 
+mod certs;
 mod clusters;
 mod query;
 mod server_info;
@@ -246,6 +247,7 @@ const HELP: &str = "admin commands are:
   /listeners: each listener's name and bound address (?format=json)
   /clusters: every cluster and its hosts, with each host's stats (?format=json)
   /config_dump: the serving config as Envoy's ConfigDump (JSON; secrets redacted)
+  /certs: the certificates the config presents and trusts, with their expiry (JSON)
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
   POST /reset_counters: counters read 0 from now on
@@ -366,6 +368,11 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
         b"/listeners" => listeners(state, query),
         b"/clusters" => clusters::clusters(state, query.get("format") == Some("json")),
         b"/config_dump" => config_dump(state, query),
+        b"/certs" => Reply::new(
+            200,
+            "application/json",
+            certs::render(&state.certs.borrow(), unix_now()).as_bytes(),
+        ),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }
@@ -392,4 +399,16 @@ async fn respond(mut stream: TcpStream, reply: Reply) {
     let date_line = crate::clock::date_line(std::time::SystemTime::now());
     reply.render(&mut out, true, false, &date_line, |_| {});
     let _ = monoio::time::timeout(ADMIN_TIMEOUT, stream.write_all(out)).await;
+}
+
+/// Seconds since the Unix epoch.
+pub(super) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// `server.days_until_first_cert_expiring`, when the config has certificates.
+pub(super) fn days_until_first_cert_expiring(state: &ControlState) -> Option<u64> {
+    certs::days_until_first_expiring(&state.certs.borrow(), unix_now())
 }

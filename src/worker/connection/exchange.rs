@@ -83,9 +83,26 @@ impl Connection<'_> {
             let timeout = cluster.connect_timeout.min(deadline.left());
             let connecting = Instant::now();
             let host = self.upstream.clone();
-            match UpstreamConn::connect(lease.address(), timeout).await {
+            let connected = match &cluster.tls {
+                None => UpstreamConn::connect(lease.address(), timeout).await,
+                Some((Ok(connector), _)) => {
+                    let tls = (connector, lease.hostname());
+                    Box::pin(UpstreamConn::connect_tls(lease.address(), timeout, tls)).await
+                }
+                Some((Err(_), _)) => {
+                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+                    return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
+                }
+            };
+            match connected {
                 Ok(mut conn) => {
                     cluster.connect_ms.record(connecting.elapsed());
+                    if let Some(tls) = conn.tls_negotiated() {
+                        cluster.stats.get(cx::SSL_HANDSHAKE).inc();
+                        if tls.resumed {
+                            cluster.stats.get(cx::SSL_SESSION_REUSED).inc();
+                        }
+                    }
                     cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
                     cluster.stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
                     if let Some(host) = &host {
@@ -103,6 +120,24 @@ impl Connection<'_> {
                         host.count(hx::CX_CONNECT_FAIL);
                     }
                     return Err(Error::new(ErrorKind::ConnectTimeout, Side::Upstream));
+                }
+                Err(ConnectError::Tls(e)) => {
+                    use crate::tls::server::HandshakeFailure;
+                    tracing::debug!(upstream = %lease.address(), error = %e, "upstream TLS handshake failed");
+                    cluster
+                        .stats
+                        .get(match HandshakeFailure::of(&e) {
+                            HandshakeFailure::ClientCert => cx::SSL_FAIL_VERIFY_ERROR,
+                            HandshakeFailure::ClientSan => cx::SSL_FAIL_VERIFY_SAN,
+                            _ => cx::SSL_CONNECTION_ERROR,
+                        })
+                        .inc();
+                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+                    if let Some(host) = &host {
+                        host.count(hx::CX_CONNECT_FAIL);
+                    }
+                    let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
+                    return Err(error.because(Cause::of_error(&e)));
                 }
                 Err(ConnectError::Io(e)) => {
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();

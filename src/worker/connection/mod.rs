@@ -156,6 +156,25 @@ pub async fn serve(
     }
 }
 
+/// `x-forwarded-client-cert` on a TLS listener. Out of line: plaintext connections do
+/// not carry its state.
+#[inline(never)]
+fn forward_client_cert(
+    mut view: RequestHead<'_>,
+    tls: &crate::tls::server::Acceptor,
+    client: Option<&crate::tls::identity::PeerIdentity>,
+    scratch: &mut String,
+) {
+    let settings = tls.settings();
+    crate::filter::client_cert::apply(
+        &mut view,
+        (settings.forward_client_cert, settings.client_cert_details),
+        client,
+        tls.by(),
+        scratch,
+    );
+}
+
 /// What to do with a request's `Upgrade`.
 enum Upgrade {
     /// Forward it and tunnel after a `101`.
@@ -399,11 +418,19 @@ impl Connection<'_> {
                 self.client_ip = stages::upstream_request(
                     &mut self.request,
                     head,
-                    (self.peer, &self.peer_text),
+                    (self.peer, &self.peer_text, self.stream.is_tls()),
                     &l.proxy,
                     &mut self.random,
                     &mut self.scratch,
                 );
+                if let Some(Ok(tls)) = &l.tls {
+                    forward_client_cert(
+                        RequestHead::new(&mut self.request, head),
+                        tls,
+                        self.stream.peer_identity(),
+                        &mut self.scratch,
+                    );
+                }
                 if self.client_ip != self.peer {
                     // From `x-forwarded-for`: no port known.
                     (self.filters.client, self.filters.client_port) = (self.client_ip, 0);
@@ -437,7 +464,7 @@ impl Connection<'_> {
                 let client = crate::forwarding_envoy::apply(
                     &mut self.request,
                     head,
-                    (self.peer, &self.peer_text),
+                    (self.peer, &self.peer_text, self.stream.is_tls()),
                     (&l.proxy, envoy),
                     &mut self.random,
                     &mut self.scratch,
@@ -472,7 +499,11 @@ impl Connection<'_> {
             if let (Some(redirect), Some(route)) = (redirect_to, route) {
                 l.http_stats.get(rq::RQ_REDIRECT).inc();
                 let origin = rewrite::Origin {
-                    scheme: b"http",
+                    scheme: if self.stream.is_tls() {
+                        b"https"
+                    } else {
+                        b"http"
+                    },
                     authority,
                     path: target.path,
                     matched: route.matched_len(target.path),

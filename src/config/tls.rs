@@ -1,0 +1,460 @@
+//! TLS settings as the config states them, with the certificate material already read.
+//!
+//! Design: certificates and keys are read and checked when the config is loaded (a chain
+//! that does not parse, a key that does not parse or does not match its certificate is a
+//! config error with its position), and kept as DER bytes. Each worker then builds its
+//! own rustls objects from these bytes (`crate::tls`), so no rustls object is shared
+//! between cores. The same reader serves the certificate watcher, which re-reads changed
+//! files and keeps the old material when the new one is bad.
+//!
+//! Nothing here touches a runtime: parsing is pure, over bytes read from files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{
+    pem::PemObject, CertificateDer, CertificateRevocationListDer, PrivateKeyDer,
+};
+
+/// Where PEM text comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PemSource {
+    /// A file, read at load and watched for changes (relative names are relative to the
+    /// config file's directory).
+    File(PathBuf),
+    /// Text written in the config.
+    Inline(String),
+}
+
+impl PemSource {
+    /// The PEM bytes.
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        match self {
+            PemSource::Inline(text) => Ok(text.as_bytes().to_vec()),
+            PemSource::File(path) => {
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+            }
+        }
+    }
+
+    /// The file, when the PEM comes from one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            PemSource::File(p) => Some(p),
+            PemSource::Inline(_) => None,
+        }
+    }
+
+    /// How /certs and the logs name it.
+    pub fn describe(&self) -> String {
+        match self {
+            PemSource::File(p) => p.display().to_string(),
+            PemSource::Inline(_) => "<inline>".to_owned(),
+        }
+    }
+}
+
+/// A certificate chain and its private key, read and checked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CertifiedMaterial {
+    /// End-entity certificate first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The private key, DER (PKCS#8, SEC1 or PKCS#1).
+    pub key: Arc<[u8]>,
+    /// What the end-entity certificate is for: its DNS subject alt names (lower case,
+    /// `*.` wildcards kept), or its common name when it has none.
+    pub names: Vec<String>,
+    /// When the end-entity certificate expires (seconds since the Unix epoch).
+    pub not_after: i64,
+    /// Its serial number, hex.
+    pub serial: String,
+    /// Where the chain and the key came from (watched when they are files).
+    pub sources: [PemSource; 2],
+}
+
+impl std::fmt::Debug for CertifiedMaterial {
+    // The key stays out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertifiedMaterial")
+            .field("names", &self.names)
+            .field("not_after", &self.not_after)
+            .field("sources", &self.sources)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertifiedMaterial {
+    /// Reads a chain and its key and checks that they belong together.
+    pub fn load(chain: PemSource, key: PemSource) -> Result<Self, String> {
+        let chain_pem = chain.read()?;
+        let key_pem = key.read()?;
+        let certs = CertificateDer::pem_slice_iter(&chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: not a PEM certificate chain: {e}", chain.describe()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate in it", chain.describe()));
+        }
+        let private = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| format!("{}: no PEM private key in it: {e}", key.describe()))?;
+        let key_der: Arc<[u8]> = private.secret_der().into();
+        certified_key(certs.clone(), &key_der, &provider())
+            .map_err(|e| format!("{} and {}: {e}", chain.describe(), key.describe()))?;
+        let info =
+            CertificateInfo::parse(&certs[0]).map_err(|e| format!("{}: {e}", chain.describe()))?;
+        let names = if info.dns_names.is_empty() {
+            info.common_name.into_iter().collect()
+        } else {
+            info.dns_names
+        };
+        Ok(CertifiedMaterial {
+            chain: certs,
+            key: key_der,
+            names,
+            not_after: info.not_after,
+            serial: info.serial,
+            sources: [chain, key],
+        })
+    }
+
+    /// Whole days from `now` (Unix seconds) until this certificate expires (0 when past).
+    pub fn days_left(&self, now: i64) -> u64 {
+        u64::try_from((self.not_after - now) / 86_400).unwrap_or(0)
+    }
+}
+
+/// A chain and its key as rustls signs with them, after checking that the key is the
+/// certificate's (their public keys compared). The check reads the certificate with
+/// x509-parser rather than through rustls, which refuses X.509 v1 certificates that
+/// OpenSSL-based servers (Envoy among them) serve.
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    key_der: &[u8],
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<rustls::sign::CertifiedKey, String> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let key =
+        PrivateKeyDer::try_from(key_der.to_vec()).map_err(|e| format!("not a private key: {e}"))?;
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| format!("unsupported private key: {e}"))?;
+    let end = chain.first().ok_or("no certificate")?;
+    let (_, cert) =
+        X509Certificate::from_der(end).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    if let Some(spki) = signing.public_key() {
+        if spki.as_ref() != cert.tbs_certificate.subject_pki.raw {
+            return Err("the key does not fit the certificate (their public keys differ)".into());
+        }
+    }
+    Ok(rustls::sign::CertifiedKey::new(chain, signing))
+}
+
+/// What a certificate says about its subject, for SNI, peer checks, logs and /certs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertificateInfo {
+    /// DNS subject alt names, lower case.
+    pub dns_names: Vec<String>,
+    /// URI subject alt names (SPIFFE IDs among them).
+    pub uris: Vec<String>,
+    /// IP address subject alt names.
+    pub ips: Vec<std::net::IpAddr>,
+    /// The subject's common name.
+    pub common_name: Option<String>,
+    /// The subject as RFC 4514 text (`CN=a,O=b`).
+    pub subject: String,
+    /// Start of validity, seconds since the Unix epoch.
+    pub not_before: i64,
+    /// Expiry, seconds since the Unix epoch.
+    pub not_after: i64,
+    /// Serial number, hex.
+    pub serial: String,
+}
+
+impl CertificateInfo {
+    /// Parses a DER certificate.
+    pub fn parse(der: &[u8]) -> Result<Self, String> {
+        use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+        let (_, cert) =
+            X509Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let mut info = CertificateInfo {
+            subject: cert.subject().to_string(),
+            common_name: cert
+                .subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .map(str::to_owned),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+            serial: cert.raw_serial_as_string().replace(':', ""),
+            ..CertificateInfo::default()
+        };
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(d) => info.dns_names.push(d.to_ascii_lowercase()),
+                    GeneralName::URI(u) => info.uris.push((*u).to_owned()),
+                    GeneralName::IPAddress(bytes) => {
+                        if let Ok(v4) = <[u8; 4]>::try_from(*bytes) {
+                            info.ips.push(v4.into());
+                        } else if let Ok(v6) = <[u8; 16]>::try_from(*bytes) {
+                            info.ips.push(v6.into());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(info)
+    }
+}
+
+/// The crypto provider of the whole binary (TLS both ways and every other use of
+/// cryptography): aws-lc-rs, whose default key exchange groups start with the
+/// X25519MLKEM768 hybrid. docs/tls.md has the measurement behind the choice.
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+/// TLS protocol versions a side accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    /// TLS 1.2 allowed.
+    pub tls12: bool,
+    /// TLS 1.3 allowed.
+    pub tls13: bool,
+}
+
+impl Default for Versions {
+    fn default() -> Self {
+        Versions {
+            tls12: true,
+            tls13: true,
+        }
+    }
+}
+
+/// How a peer's certificate is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerValidation {
+    /// Trusted roots (PEM certificates; the system's, read at load, when the config
+    /// names none for an upstream).
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    /// Where the roots came from (`None`: the system's).
+    pub ca_source: Option<PemSource>,
+    /// Revocation lists checked against the peer's chain.
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// Where they came from.
+    pub crl_sources: Vec<PemSource>,
+    /// The peer's certificate must carry one of these subject alt names (any kind:
+    /// DNS, URI such as a SPIFFE ID, IP); empty: any name.
+    pub subject_alt_names: Vec<SanMatch>,
+}
+
+/// One accepted subject alt name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SanMatch {
+    /// The whole name (DNS names compared without case).
+    Exact(String),
+    /// A prefix (`spiffe://cluster.local/ns/payments/`).
+    Prefix(String),
+    /// A suffix (`.example.com`).
+    Suffix(String),
+}
+
+impl SanMatch {
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            SanMatch::Exact(e) => name.eq_ignore_ascii_case(e),
+            SanMatch::Prefix(p) => name.starts_with(p.as_str()),
+            SanMatch::Suffix(s) => name.ends_with(s.as_str()),
+        }
+    }
+
+    /// Whether any subject alt name of `info` matches.
+    pub fn any_of(matchers: &[SanMatch], info: &CertificateInfo) -> bool {
+        let ips = info.ips.iter().map(|ip| ip.to_string());
+        let names = info.dns_names.iter().chain(&info.uris).cloned().chain(ips);
+        names
+            .into_iter()
+            .any(|n| matchers.iter().any(|m| m.matches(&n)))
+    }
+}
+
+/// Whether a listener asks clients for certificates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// How the certificate is checked.
+    pub validation: PeerValidation,
+    /// Without a certificate the handshake fails; otherwise clients may send none (and
+    /// those that send one must send a valid one).
+    pub required: bool,
+}
+
+/// Envoy's `forward_client_cert_details`: what becomes of `x-forwarded-client-cert`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardClientCert {
+    /// Removed from requests (the default, Envoy's `SANITIZE`).
+    #[default]
+    Sanitize,
+    /// Passed on as the client sent it, only on TLS connections (`FORWARD_ONLY`).
+    ForwardOnly,
+    /// The client's certificate appended to what the client sent (`APPEND_FORWARD`).
+    AppendForward,
+    /// Replaced with the client's certificate (`SANITIZE_SET`).
+    SanitizeSet,
+    /// Passed on as sent, on any connection (`ALWAYS_FORWARD_ONLY`).
+    AlwaysForwardOnly,
+}
+
+/// Which parts of the client's certificate `x-forwarded-client-cert` carries beside its
+/// hash and `By` (Envoy's `set_current_client_cert_details`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClientCertDetails {
+    pub subject: bool,
+    pub uri: bool,
+    pub dns: bool,
+    pub cert: bool,
+    pub chain: bool,
+}
+
+/// A listener's TLS termination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// At least one; the first is the default for clients that send no (or an unknown)
+    /// server name.
+    pub certificates: Vec<CertifiedMaterial>,
+    /// Protocols offered by ALPN, in preference order (`http/1.1` by default).
+    pub alpn: Vec<Vec<u8>>,
+    pub versions: Versions,
+    /// Client certificates asked for, if any.
+    pub client_auth: Option<ClientAuth>,
+    /// Time allowed for a handshake (10s by default).
+    pub handshake_timeout: Duration,
+    /// Handshakes in progress at once on one worker; more connections are closed at
+    /// once (counted in `ssl.handshake_overflow`).
+    pub max_handshakes: usize,
+    /// Session tickets issued and accepted (keys shared by every worker).
+    pub session_tickets: bool,
+    /// Plaintext HTTP also accepted on the same port: the first byte tells (Envoy's
+    /// `tls_inspector` with a `raw_buffer` filter chain beside the TLS one).
+    pub allow_plaintext: bool,
+    /// `x-forwarded-client-cert`.
+    pub forward_client_cert: ForwardClientCert,
+    pub client_cert_details: ClientCertDetails,
+}
+
+impl ServerTls {
+    pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_MAX_HANDSHAKES: usize = 1024;
+
+    /// The earliest expiry of its certificates (Unix seconds).
+    pub fn first_expiry(&self) -> Option<i64> {
+        self.certificates.iter().map(|c| c.not_after).min()
+    }
+}
+
+/// A cluster's TLS origination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    /// The server name sent (and checked); `None`: none sent, and the certificate is
+    /// checked against the endpoint's address or DNS name.
+    pub sni: Option<String>,
+    /// How the server's certificate is checked; `None`: not at all (Envoy's meaning of
+    /// an `UpstreamTlsContext` without a `validation_context`).
+    pub validation: Option<PeerValidation>,
+    /// The certificate must be for the server name (the SNI, the endpoint's DNS name,
+    /// or its address). Native clusters check it; Envoy's check only
+    /// `match_typed_subject_alt_names`.
+    pub verify_name: bool,
+    /// A client certificate for mutual TLS.
+    pub certificate: Option<CertifiedMaterial>,
+    /// Protocols offered by ALPN (none by default, as Envoy).
+    pub alpn: Vec<Vec<u8>>,
+    pub versions: Versions,
+    /// Resume sessions with upstreams (per worker).
+    pub session_resumption: bool,
+}
+
+/// Every certificate a config serves or trusts, by the TLS context it belongs to (a
+/// listener's certificate with its client CA, a cluster's CA with its client
+/// certificate): what `/certs` lists and `server.days_until_first_cert_expiring` reads.
+pub fn contexts(config: &super::Config) -> Vec<CertContext> {
+    let mut out = Vec::new();
+    let ca_of = |v: Option<&PeerValidation>| -> Vec<(String, CertificateDer<'static>)> {
+        let Some(v) = v else { return Vec::new() };
+        let source = v
+            .ca_source
+            .as_ref()
+            .map_or_else(|| "<system roots>".to_owned(), PemSource::describe);
+        match (&v.ca_source, &v.ca) {
+            // The system's roots are many and not ours to watch expire.
+            (None, _) | (_, None) => Vec::new(),
+            (Some(_), Some(ca)) => ca.iter().map(|c| (source.clone(), c.clone())).collect(),
+        }
+    };
+    for l in &config.listeners {
+        let Some(tls) = &l.tls else { continue };
+        let ca = ca_of(tls.client_auth.as_ref().map(|a| &a.validation));
+        for material in &tls.certificates {
+            out.push(CertContext {
+                owner: format!("listener {}", l.name),
+                cert_chain: chain_of(material),
+                ca_cert: ca.clone(),
+            });
+        }
+    }
+    for c in &config.clusters {
+        let Some(tls) = &c.tls else { continue };
+        out.push(CertContext {
+            owner: format!("cluster {}", c.name),
+            cert_chain: tls.certificate.as_ref().map(chain_of).unwrap_or_default(),
+            ca_cert: ca_of(tls.validation.as_ref()),
+        });
+    }
+    out
+}
+
+fn chain_of(material: &CertifiedMaterial) -> Vec<(String, CertificateDer<'static>)> {
+    let source = material.sources[0].describe();
+    material
+        .chain
+        .iter()
+        .map(|c| (source.clone(), c.clone()))
+        .collect()
+}
+
+/// One TLS context's certificates, each with where it came from.
+#[derive(Debug, Clone)]
+pub struct CertContext {
+    /// `listener <name>` or `cluster <name>`.
+    pub owner: String,
+    pub cert_chain: Vec<(String, CertificateDer<'static>)>,
+    pub ca_cert: Vec<(String, CertificateDer<'static>)>,
+}
+
+/// Reads the certificates of a PEM bundle (a CA file).
+pub fn read_certificates(source: &PemSource) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = source.read()?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not PEM certificates: {e}", source.describe()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", source.describe()));
+    }
+    Ok(certs)
+}
+
+/// Reads the revocation lists of a PEM file.
+pub fn read_crls(source: &PemSource) -> Result<Vec<CertificateRevocationListDer<'static>>, String> {
+    let pem = source.read()?;
+    let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: not PEM revocation lists: {e}", source.describe()))?;
+    if crls.is_empty() {
+        return Err(format!("{}: no revocation list in it", source.describe()));
+    }
+    Ok(crls)
+}

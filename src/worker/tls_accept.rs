@@ -1,0 +1,142 @@
+//! The TLS handshake of a new client connection, before its first request.
+//!
+//! Runs in the connection's own task, bounded by the listener's `handshake_timeout` and
+//! counted against the worker's `max_handshakes`: over the cap a connection is closed at
+//! once, so a flood of handshakes costs the worker at most that many handshakes' worth
+//! of CPU at a time and established connections keep being served between them. On a
+//! listener that also takes plaintext (`allow_plaintext`, Envoy's `tls_inspector` with a
+//! `raw_buffer` chain), the first byte tells: a TLS handshake record starts with 0x16.
+
+use std::time::Duration;
+
+use tracing::debug;
+
+use super::downstream::{Downstream, TlsDownstream};
+use crate::{
+    snapshot::ListenerSnapshot,
+    stats::names::listener as cx,
+    tls::{
+        identity::PeerIdentity,
+        server::HandshakeFailure,
+        session::Negotiated,
+        stream::{self, share},
+    },
+};
+
+/// The first byte of a TLS handshake record (RFC 8446 5.1, `handshake(22)`).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Runs the handshake when the listener has TLS. `None`: the connection is done (the
+/// handshake failed or timed out, or the worker is at its cap), and its stat counted.
+pub(super) async fn handshake(
+    stream: Downstream,
+    listener: &ListenerSnapshot,
+) -> Option<Downstream> {
+    let Some(tls) = &listener.tls else {
+        return Some(stream);
+    };
+    let stats = &listener.cx_stats;
+    let Ok(acceptor) = tls else {
+        stats.get(cx::SSL_CONNECTION_ERROR).inc();
+        return None;
+    };
+    // TLS listeners are TCP listeners (the config refuses others).
+    let Downstream::Tcp(mut tcp) = stream else {
+        return Some(stream);
+    };
+    let Some(_slot) = acceptor.begin() else {
+        stats.get(cx::SSL_HANDSHAKE_OVERFLOW).inc();
+        return None;
+    };
+    let settings = acceptor.settings();
+    if settings.allow_plaintext {
+        match first_byte(&tcp, settings.handshake_timeout).await {
+            Some(TLS_HANDSHAKE_RECORD) => {}
+            Some(_) => return Some(Downstream::Tcp(tcp)),
+            None => return None,
+        }
+    }
+    let session = match acceptor.session() {
+        Ok(session) => share(session),
+        Err(e) => {
+            debug!(listener = &*listener.name, error = %e, "TLS session");
+            stats.get(cx::SSL_CONNECTION_ERROR).inc();
+            return None;
+        }
+    };
+    let done = monoio::time::timeout(
+        settings.handshake_timeout,
+        stream::handshake(&mut tcp, &session),
+    );
+    match done.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            debug!(listener = &*listener.name, error = %e, "TLS handshake failed");
+            let counter = match HandshakeFailure::of(&e) {
+                HandshakeFailure::NoClientCert => cx::SSL_FAIL_VERIFY_NO_CERT,
+                HandshakeFailure::ClientSan => cx::SSL_FAIL_VERIFY_SAN,
+                HandshakeFailure::ClientCert => cx::SSL_FAIL_VERIFY_ERROR,
+                HandshakeFailure::Other => cx::SSL_CONNECTION_ERROR,
+            };
+            stats.get(counter).inc();
+            return None;
+        }
+        Err(_) => {
+            stats.get(cx::SSL_HANDSHAKE_TIMEOUT).inc();
+            stats.get(cx::SSL_CONNECTION_ERROR).inc();
+            return None;
+        }
+    }
+    let (negotiated, peer) = {
+        let session = session.borrow();
+        let peer = match (&settings.client_auth, session.peer_certificates()) {
+            (Some(_), Some(chain)) => {
+                let details = settings.client_cert_details;
+                PeerIdentity::of(chain, details.cert || details.chain).map(Box::new)
+            }
+            (Some(_), None) => {
+                stats.get(cx::SSL_NO_CERTIFICATE).inc();
+                None
+            }
+            (None, _) => None,
+        };
+        (Negotiated::of(&session), peer)
+    };
+    stats.get(cx::SSL_HANDSHAKE).inc();
+    if negotiated.resumed {
+        stats.get(cx::SSL_SESSION_REUSED).inc();
+    }
+    stats
+        .get(if negotiated.tls13 {
+            cx::SSL_VERSIONS_TLS13
+        } else {
+            cx::SSL_VERSIONS_TLS12
+        })
+        .inc();
+    Some(Downstream::Tls(Box::new(TlsDownstream {
+        tcp,
+        session,
+        peer,
+    })))
+}
+
+/// The first byte the client sends, without taking it (a peek); `None` if it sends
+/// nothing within `timeout` or closes.
+async fn first_byte(tcp: &monoio::net::TcpStream, timeout: Duration) -> Option<u8> {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        monoio::time::timeout(left, tcp.readable(false))
+            .await
+            .ok()?
+            .ok()?;
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+        let mut byte = [0u8; 1];
+        match nix::sys::socket::recv(tcp.as_raw_fd(), &mut byte, flags) {
+            Ok(1) => return Some(byte[0]),
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            _ => return None,
+        }
+    }
+}
