@@ -70,6 +70,7 @@ pub fn apply(
     scratch.clear();
     let mut fields = 0;
     let (mut has_proto, mut has_id, mut envoy_fields) = (false, false, false);
+    let mut has_client_cert = false;
     for header in &request.headers {
         let name = header.name(head);
         if name.eq_ignore_ascii_case(b"x-forwarded-for") {
@@ -85,9 +86,17 @@ pub fn apply(
             has_proto = true;
         } else if name.eq_ignore_ascii_case(b"x-request-id") {
             has_id |= !header.value(head).is_empty();
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-client-cert") {
+            has_client_cert = true;
         } else if name.len() > 8 && name[..8].eq_ignore_ascii_case(b"x-envoy-") {
             envoy_fields = true;
         }
+    }
+    // Envoy's `forward_client_cert_details` (SANITIZE by default) removes a client's
+    // `x-forwarded-client-cert` on a connection without mutual TLS; on a TLS listener
+    // the fixed stage (`filter::client_cert`) applies the configured mode instead.
+    if has_client_cert && !secure {
+        remove_all(request, head, "x-forwarded-client-cert");
     }
     let entries = scratch.split(',').filter(|e| !e.trim().is_empty()).count();
     let had_xff = fields > 0;
@@ -239,6 +248,35 @@ mod tests {
 
     fn ip(text: &str) -> Peer {
         Peer::Ip(text.parse().unwrap())
+    }
+
+    #[test]
+    fn a_forwarded_client_cert_is_sanitized_on_connections_without_mutual_tls() {
+        let raw =
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Client-Cert: URI=spiffe://forged\r\n\r\n";
+        for secure in [false, true] {
+            let head = raw.as_bytes();
+            let mut request = Request::new();
+            parse_request(head, &Limits::default(), &mut request).unwrap();
+            let peer: std::net::IpAddr = "192.0.2.5".parse().unwrap();
+            apply(
+                &mut request,
+                head,
+                (Peer::Ip(peer), &IpText::new(peer), secure),
+                (&ProxySettings::default(), &remote(true, &[])),
+                &mut fastrand::Rng::with_seed(1),
+                &mut String::new(),
+            );
+            let written = crate::forwarding::written(&request, head).to_ascii_lowercase();
+            // Over TLS the listener's mode decides (`filter::client_cert`).
+            assert_eq!(
+                written.contains("x-forwarded-client-cert"),
+                secure,
+                "{written}"
+            );
+            let proto = if secure { "https" } else { "http" };
+            assert!(written.contains(&format!("x-forwarded-proto: {proto}\r\n")));
+        }
     }
 
     #[test]

@@ -291,8 +291,16 @@ fn a_handshake_flood_is_capped_and_timed_out_while_established_connections_are_s
             tls_request(&mut established, GET_DIRECT).unwrap().status,
             200
         );
-        // Six clients that connect and never say hello.
-        let silent: Vec<_> = (0..6).map(|_| connect(addr).unwrap()).collect();
+        // Six clients that start a handshake record and stall, and two that connect and
+        // say nothing (they hold no handshake slot; they only wait out the timeout).
+        let mut silent: Vec<_> = (0..6)
+            .map(|_| {
+                let mut c = connect(addr).unwrap();
+                c.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+                c
+            })
+            .collect();
+        silent.extend((0..2).map(|_| connect(addr).unwrap()));
         std::thread::sleep(Duration::from_millis(100));
         // The established connection is served while the cap holds the others off.
         for _ in 0..5 {
@@ -315,7 +323,7 @@ fn a_handshake_flood_is_capped_and_timed_out_while_established_connections_are_s
             "{driver}"
         );
         assert_eq!(
-            stats["listener.secure.ssl.handshake_timeout"], 2,
+            stats["listener.secure.ssl.handshake_timeout"], 4,
             "{driver}"
         );
         assert_eq!(
@@ -629,13 +637,20 @@ fn rotated_certificate_files_are_served_without_a_failed_request() {
         };
         // A bad pair first (a key that does not fit): the old certificate keeps serving.
         let stranger = pki.server("stranger", &["a.test"]);
+        let failures = rw.stats()["server.reload_failures"];
         std::fs::copy(&stranger.key, &live.key).unwrap();
-        std::thread::sleep(Duration::from_millis(2500));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rw.stats()["server.reload_failures"] == failures {
+            assert!(
+                Instant::now() < deadline,
+                "{driver}: the bad pair was not noticed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         assert_eq!(
             serial(&tls_connect(addr, &config, "a.test").unwrap()),
             first_serial
         );
-        assert!(rw.stats()["server.reload_failures"] >= 1, "{driver}");
         // Then a good pair, each file replaced atomically (rename), the way cert-manager
         // and most tools write.
         let second = pki.server("second", &["a.test"]);
@@ -644,7 +659,7 @@ fn rotated_certificate_files_are_served_without_a_failed_request() {
             std::fs::copy(from, &staging).unwrap();
             std::fs::rename(&staging, to).unwrap();
         }
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         let second_serial = loop {
             let now = serial(&tls_connect(addr, &config, "a.test").unwrap());
             if now != first_serial {
@@ -705,7 +720,7 @@ fn kubernetes_secret_volumes_are_followed_through_their_data_symlink() {
     version("..2026_b", &pki.server("b", &["a.test"]));
     std::os::unix::fs::symlink("..2026_b", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     while serial() == before {
         assert!(
             Instant::now() < deadline,
@@ -757,5 +772,153 @@ fn sessions_resume_across_a_hot_restart() {
             "{driver}"
         );
         drop(new);
+    }
+}
+
+#[test]
+fn routes_match_on_the_client_certificate() {
+    let pki = Pki::new("mesh CA");
+    let server = pki.server("server", &["b.test"]);
+    let web = pki.client("web", &["spiffe://cluster.local/ns/a/sa/web"]);
+    let batch = pki.client("batch", &["spiffe://cluster.local/ns/batch/sa/job"]);
+    for driver in drivers() {
+        let (_rw, addr) = start_on(driver, |port, admin| {
+            format!(
+                "admin: 127.0.0.1:{admin}\nlisteners:\n  - name: secure\n    address: 127.0.0.1:{port}\n    tls:\n      certificates:\n{}      client_certificate: {{ ca: {}, required: false }}\n    routes:\n      - match: {{ prefix: /, client_certificate: {{ subject_alt_names: [{{ prefix: \"spiffe://cluster.local/ns/a/\" }}] }} }}\n        direct_response: {{ status: 200, body: namespace-a }}\n      - match: {{ prefix: /, client_certificate: {{ presented: true }} }}\n        direct_response: {{ status: 200, body: other-workload }}\n      - match: {{ prefix: / }}\n        direct_response: {{ status: 401, body: anonymous }}\n",
+                cert_entry(&server),
+                pki.ca_file.display()
+            )
+        });
+        for (client, body) in [
+            (Some(&web), "namespace-a"),
+            (Some(&batch), "other-workload"),
+            (None, "anonymous"),
+        ] {
+            let config = client_config(&pki.ca_file, client, &[&TLS13], &[]);
+            let mut conn = tls_connect(addr, &config, "b.test").unwrap();
+            let r = tls_request(&mut conn, "GET / HTTP/1.1\r\nHost: b.test\r\n\r\n").unwrap();
+            assert_eq!(String::from_utf8_lossy(&r.body), body, "{driver}");
+        }
+    }
+}
+
+#[test]
+fn a_configured_ocsp_response_is_stapled() {
+    if !have("openssl") {
+        return;
+    }
+    let pki = Pki::new("test CA");
+    let server = pki.server("server", &["a.test"]);
+    // An OCSP response for the certificate, signed by the CA (openssl's own responder).
+    let cert_pem = std::fs::read_to_string(&server.cert).unwrap();
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(cert_pem.as_bytes())
+        .map(|c: rustls::pki_types::CertificateDer<'_>| c.to_vec())
+        .unwrap();
+    let serial = ringway::config::tls::CertificateInfo::parse(&der)
+        .unwrap()
+        .serial
+        .to_ascii_uppercase();
+    std::fs::write(
+        pki.path("index.txt"),
+        format!("V\t351231000000Z\t\t{serial}\tunknown\t/CN=a.test\n"),
+    )
+    .unwrap();
+    let made = std::process::Command::new("openssl")
+        .args(["ocsp", "-index"])
+        .arg(pki.path("index.txt"))
+        .arg("-rsigner")
+        .arg(&pki.ca_file)
+        .arg("-rkey")
+        .arg(pki.path("ca.key"))
+        .arg("-CA")
+        .arg(&pki.ca_file)
+        .arg("-issuer")
+        .arg(&pki.ca_file)
+        .arg("-cert")
+        .arg(&server.cert)
+        .arg("-respout")
+        .arg(pki.path("ocsp.der"))
+        .args(["-ndays", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let tls = format!(
+        "      certificates:\n{}          ocsp_staple: {}\n",
+        cert_entry(&server),
+        pki.path("ocsp.der").display()
+    );
+    for driver in drivers() {
+        let (_rw, addr) = start(driver, &tls, "127.0.0.1:9", 1);
+        let out = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &addr.to_string(),
+                "-servername",
+                "a.test",
+            ])
+            .arg("-status")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("OCSP Response Status: successful"),
+            "{driver}: {text}"
+        );
+        assert!(text.contains("Cert Status: good"), "{driver}: {text}");
+    }
+}
+
+#[test]
+fn a_ticket_from_a_listener_without_client_certificates_cannot_skip_them_elsewhere() {
+    let pki = Pki::new("test CA");
+    let server = pki.server("server", &["a.test"]);
+    for driver in drivers() {
+        let (open_port, mtls_port, admin) = (free_port(), free_port(), free_port());
+        let listener = |name: &str, port: u16, extra: &str| {
+            format!(
+                "  - name: {name}\n    address: 127.0.0.1:{port}\n    tls:\n      certificates:\n{}{extra}    routes:\n      - match: {{ prefix: / }}\n        direct_response: {{ status: 200, body: {name} }}\n",
+                cert_entry(&server)
+            )
+        };
+        let yaml = format!(
+            "admin: 127.0.0.1:{admin}\nlisteners:\n{}{}",
+            listener("open", open_port, ""),
+            listener(
+                "mtls",
+                mtls_port,
+                &format!(
+                    "      client_certificate: {{ ca: {} }}\n",
+                    pki.ca_file.display()
+                )
+            )
+        );
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        // One client session store for both ports (the same server name): the session
+        // from the open listener is offered to the one that requires a certificate.
+        let config = client_config(&pki.ca_file, None, &[&TLS13], &[]);
+        let open: SocketAddr = ([127, 0, 0, 1], open_port).into();
+        let mut conn = tls_connect(open, &config, "a.test").unwrap();
+        assert_eq!(tls_request(&mut conn, GET_DIRECT).unwrap().status, 200);
+        let mtls: SocketAddr = ([127, 0, 0, 1], mtls_port).into();
+        let refused = match tls_connect(mtls, &config, "a.test") {
+            Err(_) => true,
+            Ok(mut conn) => tls_request(&mut conn, GET_DIRECT).is_err(),
+        };
+        assert!(
+            refused,
+            "{driver}: a resumed session skipped the client certificate"
+        );
+        let stats = rw.stats();
+        assert_eq!(stats["listener.mtls.ssl.session_reused"], 0, "{driver}");
+        assert_eq!(
+            stats["listener.mtls.ssl.fail_verify_no_cert"], 1,
+            "{driver}"
+        );
     }
 }

@@ -113,6 +113,14 @@ pub(super) fn cluster<'a>(
         None => Some(None),
     };
     let tls = match map.optional("tls") {
+        Some(n) if map.has("proxy_protocol") => {
+            n.error(
+                diag,
+                "`proxy_protocol` together with `tls` is not supported yet (the PROXY \
+                 header would have to go before the handshake)",
+            );
+            None
+        }
         Some(n) => super::decode_tls::client(&n, diag, &marks.base_dir).map(Some),
         None => Some(None),
     };

@@ -26,7 +26,7 @@ const SERVER_KEYS: &[&str] = &[
     "forward_client_cert",
     "client_cert_details",
 ];
-const CERT_KEYS: &[&str] = &["certificate_chain", "private_key"];
+const CERT_KEYS: &[&str] = &["certificate_chain", "private_key", "ocsp_staple"];
 const CLIENT_AUTH_KEYS: &[&str] = &["ca", "crl", "required", "subject_alt_names"];
 const CLIENT_KEYS: &[&str] = &[
     "sni",
@@ -168,7 +168,17 @@ pub(super) fn client(node: &Node<'_>, diag: &mut Diagnostics, base: &Path) -> Op
 
 fn certificate(node: &Node<'_>, diag: &mut Diagnostics, base: &Path) -> Option<CertifiedMaterial> {
     let map = node.map(diag, CERT_KEYS)?;
-    pair(&map, diag, base)
+    let material = pair(&map, diag, base)?;
+    match map.optional("ocsp_staple") {
+        None => Some(material),
+        Some(n) => {
+            let source = pem(&n, diag, base)?;
+            material
+                .with_ocsp(source)
+                .map_err(|e| n.error(diag, e))
+                .ok()
+        }
+    }
 }
 
 /// `certificate_chain` and `private_key` of `map`, read and checked together.
@@ -317,13 +327,23 @@ fn validation(
         Some(n) => list(&n, diag, san_match),
         None => Some(Vec::new()),
     };
-    Some(PeerValidation {
+    let validation = PeerValidation {
         ca,
         ca_source,
         crls: crls?,
         crl_sources,
         subject_alt_names: subject_alt_names?,
-    })
+    };
+    if let Err(e) = validation.check() {
+        map.error(diag, e);
+        return None;
+    }
+    Some(validation)
+}
+
+/// A list of subject-alt-name matchers.
+pub(super) fn san_matches(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Vec<SanMatch>> {
+    list(node, diag, san_match)
 }
 
 /// `name`, `{exact: name}`, `{prefix: p}` or `{suffix: s}`.

@@ -42,13 +42,13 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, Cluster, Config, ConfigFormat,
-    CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName, Document, DriverChoice, Endpoint,
-    Endpoints, EnvoyForwarding, EscapedSlashes, ExpectContinue, HeaderAdd, HeaderMatch,
-    HeaderMutations, HealthCheck, HostMatch, HostRewrite, Http1Settings, Listener, LoadOptions,
-    LookupFamily, OriginMatch, PathNormalization, PathRewrite, PinWorkers, PoolSettings,
-    ProxyProtocol, ProxySettings, QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction,
-    RouteConditions, RouteMatch, TrustedProxies, ValueMatch, Workers,
+    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, ClientCertMatch, Cluster,
+    Config, ConfigFormat, CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName, Document,
+    DriverChoice, Endpoint, Endpoints, EnvoyForwarding, EscapedSlashes, ExpectContinue, HeaderAdd,
+    HeaderMatch, HeaderMutations, HealthCheck, HostMatch, HostRewrite, Http1Settings, Listener,
+    LoadOptions, LookupFamily, OriginMatch, PathNormalization, PathRewrite, PinWorkers,
+    PoolSettings, ProxyProtocol, ProxySettings, QueryMatch, Redirect, RedirectPath, Rewrite, Route,
+    RouteAction, RouteConditions, RouteMatch, TrustedProxies, ValueMatch, Workers,
 };
 
 use error::Diagnostics;

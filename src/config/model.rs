@@ -427,6 +427,8 @@ pub struct RouteConditions {
     pub headers: Vec<HeaderMatch>,
     /// All must hold.
     pub query: Vec<QueryMatch>,
+    /// What the client's certificate must be (Envoy's `tls_context`, and its names).
+    pub client_certificate: Option<ClientCertMatch>,
 }
 
 impl RouteConditions {
@@ -435,7 +437,21 @@ impl RouteConditions {
             && self.methods.is_empty()
             && self.headers.is_empty()
             && self.query.is_empty()
+            && self.client_certificate.is_none()
     }
+}
+
+/// A route condition on the client's certificate (TLS listeners with
+/// `client_certificate`). A certificate is only ever presented verified: one that does
+/// not verify fails the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientCertMatch {
+    /// The client sent a certificate (`true`) or did not (`false`).
+    pub presented: Option<bool>,
+    /// The certificate verified (Envoy's `validated`; the same as `presented` here).
+    pub validated: Option<bool>,
+    /// It carries one of these subject alt names (URI or DNS); empty: any.
+    pub subject_alt_names: Vec<super::tls::SanMatch>,
 }
 
 /// A host pattern, lower-cased, without port.

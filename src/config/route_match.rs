@@ -15,7 +15,15 @@ use super::node::Node;
 use super::pattern::anchored_regex;
 
 const MATCH_KEYS: &[&str] = &[
-    "prefix", "path", "regex", "template", "host", "methods", "headers", "query",
+    "prefix",
+    "path",
+    "regex",
+    "template",
+    "host",
+    "methods",
+    "headers",
+    "query",
+    "client_certificate",
 ];
 /// Pseudo-headers a header condition may name (as Envoy's route matchers do).
 const PSEUDO_HEADERS: &[&str] = &[":method", ":authority", ":path"];
@@ -77,11 +85,16 @@ pub(crate) fn route_match(
         Some(n) => methods(&n, diag),
         None => Some(Vec::new()),
     };
+    let client_certificate = match map.optional("client_certificate") {
+        Some(n) => client_certificate(&n, diag).map(Some),
+        None => Some(None),
+    };
     let conditions = RouteConditions {
         hosts: hosts?,
         methods: methods?,
         headers: headers?,
         query: query?,
+        client_certificate: client_certificate?,
     };
     Some((matcher?, conditions))
 }
@@ -288,4 +301,39 @@ fn value_match(
             None
         }
     }
+}
+
+/// `client_certificate: {presented: bool, subject_alt_names: [...]}`: the verified client
+/// certificate of a TLS connection (names as in `tls.client_certificate`).
+fn client_certificate(
+    node: &Node<'_>,
+    diag: &mut Diagnostics,
+) -> Option<super::model::ClientCertMatch> {
+    let map = node.map(diag, &["presented", "subject_alt_names"])?;
+    let presented = match map.optional("presented") {
+        Some(n) => {
+            let value = n.peek_bool();
+            if value.is_none() {
+                n.wrong_type(diag, "true or false");
+            }
+            Some(value?)
+        }
+        None => None,
+    };
+    let subject_alt_names = match map.optional("subject_alt_names") {
+        Some(n) => super::decode_tls::san_matches(&n, diag)?,
+        None => Vec::new(),
+    };
+    if presented == Some(false) && !subject_alt_names.is_empty() {
+        map.error(
+            diag,
+            "`presented: false` cannot also ask for subject alt names",
+        );
+        return None;
+    }
+    Some(super::model::ClientCertMatch {
+        presented,
+        validated: None,
+        subject_alt_names,
+    })
 }

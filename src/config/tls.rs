@@ -71,6 +71,8 @@ pub struct CertifiedMaterial {
     pub serial: String,
     /// Where the chain and the key came from (watched when they are files).
     pub sources: [PemSource; 2],
+    /// An OCSP response (DER) stapled to handshakes, and where it came from.
+    pub ocsp: Option<(Arc<[u8]>, PemSource)>,
 }
 
 impl std::fmt::Debug for CertifiedMaterial {
@@ -114,7 +116,21 @@ impl CertifiedMaterial {
             not_after: info.not_after,
             serial: info.serial,
             sources: [chain, key],
+            ocsp: None,
         })
+    }
+
+    /// Staples the OCSP response (DER) in `source` to this certificate's handshakes.
+    pub fn with_ocsp(mut self, source: PemSource) -> Result<Self, String> {
+        let der = source.read()?;
+        if der.first() != Some(&0x30) {
+            return Err(format!(
+                "{}: not a DER OCSP response (it must start with a SEQUENCE)",
+                source.describe()
+            ));
+        }
+        self.ocsp = Some((der.into(), source));
+        Ok(self)
     }
 
     /// Whole days from `now` (Unix seconds) until this certificate expires (0 when past).
@@ -252,34 +268,149 @@ pub struct PeerValidation {
     pub subject_alt_names: Vec<SanMatch>,
 }
 
+/// The kind of a subject alt name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SanKind {
+    Dns,
+    Uri,
+    Ip,
+}
+
+impl PeerValidation {
+    /// The trusted roots as rustls takes them: every certificate of a named CA file must
+    /// parse as a trust anchor; of the system's roots, those that do not are skipped.
+    pub fn roots(&self) -> Result<rustls::RootCertStore, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = self.ca.iter().flatten().cloned();
+        match &self.ca_source {
+            None => {
+                roots.add_parsable_certificates(ca);
+            }
+            Some(source) => {
+                for cert in ca {
+                    roots.add(cert).map_err(|e| {
+                        format!("{}: not a usable CA certificate: {e}", source.describe())
+                    })?;
+                }
+            }
+        }
+        Ok(roots)
+    }
+
+    /// Builds the verifier a worker will build (the roots and the revocation lists), so
+    /// that a CA or CRL rustls cannot use is a config error at load, not a listener that
+    /// closes every connection.
+    pub fn check(&self) -> Result<(), String> {
+        let roots = std::sync::Arc::new(self.roots()?);
+        rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots,
+            std::sync::Arc::new(provider()),
+        )
+        .with_crls(self.crls.iter().cloned())
+        .build()
+        .map(drop)
+        .map_err(|e| {
+            let crl = self.crl_sources.first().map(PemSource::describe);
+            format!("{}: {e}", crl.unwrap_or_else(|| "CA".to_owned()))
+        })
+    }
+}
+
 /// One accepted subject alt name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SanMatch {
-    /// The whole name (DNS names compared without case).
+    /// The whole name, of any kind (DNS names compared without case: they are
+    /// case-insensitive; URIs and addresses exactly).
     Exact(String),
-    /// A prefix (`spiffe://cluster.local/ns/payments/`).
+    /// A prefix (`spiffe://cluster.local/ns/payments/`), of a name of any kind.
     Prefix(String),
-    /// A suffix (`.example.com`).
+    /// A suffix (`.example.com`), of a name of any kind.
     Suffix(String),
+    /// Only names of `kind` (Envoy's `match_typed_subject_alt_names`; `None`: any kind,
+    /// the deprecated `match_subject_alt_names`), compared without case when
+    /// `ignore_case` (Envoy's `StringMatcher.ignore_case`), else exactly.
+    Typed {
+        kind: Option<SanKind>,
+        pattern: Box<SanMatch>,
+        ignore_case: bool,
+    },
 }
 
 impl SanMatch {
-    /// Whether `name` matches.
-    pub fn matches(&self, name: &str) -> bool {
+    /// Whether a name of `kind` matches.
+    pub fn matches(&self, kind: SanKind, name: &str) -> bool {
         match self {
-            SanMatch::Exact(e) => name.eq_ignore_ascii_case(e),
+            SanMatch::Exact(e) if kind == SanKind::Dns => name.eq_ignore_ascii_case(e),
+            SanMatch::Exact(e) => name == e,
             SanMatch::Prefix(p) => name.starts_with(p.as_str()),
             SanMatch::Suffix(s) => name.ends_with(s.as_str()),
+            SanMatch::Typed {
+                kind: wanted,
+                pattern,
+                ignore_case,
+            } => {
+                if wanted.is_some_and(|w| w != kind) {
+                    return false;
+                }
+                let (name, pattern_text) = match &**pattern {
+                    SanMatch::Exact(t) | SanMatch::Prefix(t) | SanMatch::Suffix(t) => (name, t),
+                    SanMatch::Typed { .. } => return false,
+                };
+                let (name, text) = if *ignore_case {
+                    (name.to_ascii_lowercase(), pattern_text.to_ascii_lowercase())
+                } else {
+                    (name.to_owned(), pattern_text.clone())
+                };
+                match &**pattern {
+                    SanMatch::Exact(_) => name == text,
+                    SanMatch::Prefix(_) => name.starts_with(&text),
+                    SanMatch::Suffix(_) => name.ends_with(&text),
+                    SanMatch::Typed { .. } => false,
+                }
+            }
         }
     }
 
-    /// Whether any subject alt name of `info` matches.
+    /// Whether any subject alt name of `info` matches any of `matchers`.
     pub fn any_of(matchers: &[SanMatch], info: &CertificateInfo) -> bool {
-        let ips = info.ips.iter().map(|ip| ip.to_string());
-        let names = info.dns_names.iter().chain(&info.uris).cloned().chain(ips);
+        let ips: Vec<String> = info.ips.iter().map(ToString::to_string).collect();
+        let names = info
+            .dns_names
+            .iter()
+            .map(|n| (SanKind::Dns, n))
+            .chain(info.uris.iter().map(|n| (SanKind::Uri, n)))
+            .chain(ips.iter().map(|n| (SanKind::Ip, n)));
         names
             .into_iter()
-            .any(|n| matchers.iter().any(|m| m.matches(&n)))
+            .any(|(kind, n)| matchers.iter().any(|m| m.matches(kind, n)))
+    }
+}
+
+#[cfg(test)]
+mod san_tests {
+    use super::*;
+
+    #[test]
+    fn typed_matchers_look_only_at_their_kind_and_fold_case_only_when_asked() {
+        let dns_suffix = SanMatch::Typed {
+            kind: Some(SanKind::Dns),
+            pattern: Box::new(SanMatch::Suffix(".example.com".into())),
+            ignore_case: false,
+        };
+        assert!(dns_suffix.matches(SanKind::Dns, "api.example.com"));
+        assert!(!dns_suffix.matches(SanKind::Uri, "spiffe://td/ns/x/sa/a.example.com"));
+        let uri = |ignore_case| SanMatch::Typed {
+            kind: Some(SanKind::Uri),
+            pattern: Box::new(SanMatch::Exact("spiffe://td/ns/A".into())),
+            ignore_case,
+        };
+        assert!(!uri(false).matches(SanKind::Uri, "spiffe://td/ns/a"));
+        assert!(uri(true).matches(SanKind::Uri, "spiffe://td/ns/a"));
+        // Untyped: DNS names without case, URIs exactly.
+        assert!(SanMatch::Exact("API.example.com".into()).matches(SanKind::Dns, "api.example.com"));
+        assert!(
+            !SanMatch::Exact("spiffe://td/ns/A".into()).matches(SanKind::Uri, "spiffe://td/ns/a")
+        );
     }
 }
 

@@ -42,6 +42,9 @@ pub(super) fn files(config: &crate::config::Config) -> Vec<PathBuf> {
         let Some(tls) = &l.tls else { continue };
         for m in &tls.certificates {
             m.sources.iter().for_each(&mut add);
+            if let Some((_, source)) = &m.ocsp {
+                add(source);
+            }
         }
         if let Some(auth) = &tls.client_auth {
             add_validation(&auth.validation, &mut add);

@@ -59,6 +59,26 @@ impl Value {
     }
 }
 
+/// Whether the connection's verified client certificate (if any) satisfies `m`.
+fn client_certificate_matches(
+    m: &config::ClientCertMatch,
+    client: Option<&crate::tls::identity::PeerIdentity>,
+) -> bool {
+    let presented = client.is_some();
+    if m.presented.is_some_and(|p| p != presented) || m.validated.is_some_and(|v| v != presented) {
+        return false;
+    }
+    use crate::config::tls::SanKind;
+    m.subject_alt_names.is_empty()
+        || client.is_some_and(|c| {
+            let names = c.uris.iter().map(|n| (SanKind::Uri, n));
+            let names = names.chain(c.dns.iter().map(|n| (SanKind::Dns, n)));
+            names
+                .into_iter()
+                .any(|(kind, name)| m.subject_alt_names.iter().any(|s| s.matches(kind, name)))
+        })
+}
+
 /// Compiled conditions of one route.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Conditions {
@@ -66,6 +86,7 @@ pub(super) struct Conditions {
     methods: Vec<Box<[u8]>>,
     headers: Vec<(Box<str>, Value)>,
     query: Vec<(Box<[u8]>, Value)>,
+    client_certificate: Option<config::ClientCertMatch>,
 }
 
 impl Conditions {
@@ -90,6 +111,7 @@ impl Conditions {
                 .iter()
                 .map(|q| (q.name.as_bytes().into(), Value::compile(&q.value)))
                 .collect(),
+            client_certificate: c.client_certificate.clone(),
         }
     }
 
@@ -99,6 +121,7 @@ impl Conditions {
             && self.methods.is_empty()
             && self.headers.is_empty()
             && self.query.is_empty()
+            && self.client_certificate.is_none()
     }
 
     pub fn hold<H: HeaderLookup + ?Sized>(&self, host: &[u8], headers: &H, query: &[u8]) -> bool {
@@ -115,6 +138,10 @@ impl Conditions {
                     (Value::Exact(e), Some(raw)) => decoded_eq(raw, e),
                     (v, found) => v.test(found),
                 })
+            && self
+                .client_certificate
+                .as_ref()
+                .is_none_or(|m| client_certificate_matches(m, headers.client_certificate()))
     }
 
     fn host_matches(&self, authority: &[u8]) -> bool {

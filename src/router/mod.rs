@@ -57,6 +57,12 @@ pub trait HeaderLookup {
     /// The value of the first field named `name` (given in lower case; implementations
     /// compare ASCII-case-insensitively), or `None`.
     fn get(&self, name: &str) -> Option<&[u8]>;
+
+    /// The client's verified certificate, for route conditions on it; `None` on a
+    /// connection without one (plaintext, or TLS without a client certificate).
+    fn client_certificate(&self) -> Option<&crate::tls::identity::PeerIdentity> {
+        None
+    }
 }
 
 /// No headers at all.

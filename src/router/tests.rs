@@ -204,6 +204,7 @@ fn headers_and_query_all_must_hold() {
             name: "debug".into(),
             value: ValueMatch::Exact("on".into()),
         }],
+        client_certificate: None,
     };
     let router = Router::build(
         &[

@@ -51,7 +51,7 @@ pub mod listener {
     /// TLS connections that failed other than for the client's certificate (no common
     /// version or cipher, a malformed message, a timeout, a closed connection).
     pub const SSL_CONNECTION_ERROR: usize = 8;
-    /// Handshakes without a client certificate where one was optional.
+    /// TLS connections without a client certificate (Envoy counts every one).
     pub const SSL_NO_CERTIFICATE: usize = 9;
     /// Handshakes refused: no client certificate where one is required.
     pub const SSL_FAIL_VERIFY_NO_CERT: usize = 10;

@@ -12,10 +12,7 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore,
-    SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, NamedGroup, SignatureScheme};
 
 use super::session::Session;
 use crate::config::tls::{provider, ClientTls, PeerValidation, SanMatch};
@@ -107,12 +104,7 @@ impl Verifier {
         verify_name: bool,
         provider: &Arc<rustls::crypto::CryptoProvider>,
     ) -> Result<Self, String> {
-        let mut roots = RootCertStore::empty();
-        for cert in validation.ca.iter().flatten() {
-            roots
-                .add(cert.clone())
-                .map_err(|e| format!("CA certificate: {e}"))?;
-        }
+        let roots = validation.roots()?;
         let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
             Arc::new(roots),
             Arc::clone(provider),

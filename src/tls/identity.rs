@@ -52,7 +52,7 @@ impl PeerIdentity {
             first = false;
             out.push_str(key);
             out.push('=');
-            push_value(out, value);
+            push_value(out, value, matches!(key, "Subject" | "Cert" | "Chain"));
         };
         if let Some(by) = by {
             pair(out, "By", by);
@@ -81,22 +81,31 @@ impl PeerIdentity {
     }
 }
 
-/// A value, double-quoted (with `"` and `\` escaped) when it holds `,`, `;`, `=` or `"`,
-/// as Envoy writes them (Subject always quoted).
-fn push_value(out: &mut String, value: &str) {
-    let quote = value.contains([',', ';', '=', '"']) || value.is_empty();
-    if !quote {
-        out.push_str(value);
-        return;
+/// A value as Envoy writes it: double-quoted (with `"` and `\\` escaped) when it holds
+/// `,`, `;`, `=` or `"`, or when `quote` says so (Subject, Cert and Chain). Characters a
+/// header value cannot carry (controls such as CR and LF, which a certificate's subject
+/// or names could hold) are percent-encoded, so no certificate can add a header line.
+fn push_value(out: &mut String, value: &str, quote: bool) {
+    let quote = quote || value.contains([',', ';', '=', '"']) || value.is_empty();
+    if quote {
+        out.push('"');
     }
-    out.push('"');
     for c in value.chars() {
-        if c == '"' || c == '\\' {
+        if quote && (c == '"' || c == '\\') {
             out.push('\\');
         }
-        out.push(c);
+        if c.is_control() {
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
     }
-    out.push('"');
+    if quote {
+        out.push('"');
+    }
 }
 
 fn pem_text(der: &[u8]) -> String {
@@ -147,10 +156,15 @@ mod tests {
     #[test]
     fn values_are_quoted_only_when_they_must_be() {
         let mut out = String::new();
-        push_value(&mut out, "spiffe://a/b");
+        push_value(&mut out, "spiffe://a/b", false);
         out.push('|');
-        push_value(&mut out, "CN=client,O=\"x\"");
-        assert_eq!(out, "spiffe://a/b|\"CN=client,O=\\\"x\\\"\"");
+        push_value(&mut out, "CN=client,O=\"x\"", false);
+        out.push('|');
+        push_value(&mut out, "CN=a\r\nx-evil: 1", true);
+        assert_eq!(
+            out,
+            "spiffe://a/b|\"CN=client,O=\\\"x\\\"\"|\"CN=a%0D%0Ax-evil: 1\""
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
-    SignatureAlgorithm, SignatureScheme,
+    CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureAlgorithm,
+    SignatureScheme,
 };
 
 use super::session::Session;
@@ -33,6 +33,8 @@ pub struct Acceptor {
     /// Our own identity in `x-forwarded-client-cert` (`By=`): the first URI subject alt
     /// name of our certificates.
     by: Option<String>,
+    /// What session tickets are bound to (`ticket`).
+    ticket_context: [u8; 32],
 }
 
 /// A handshake counted against the worker's cap until dropped.
@@ -48,7 +50,8 @@ impl Drop for HandshakeSlot<'_> {
 impl Acceptor {
     /// Builds this worker's configuration.
     pub fn new(settings: &ServerTls, keys: &TicketKeys) -> Result<Self, String> {
-        let config = server_config(settings, keys)?;
+        let ticket_context = ticket_context(settings);
+        let config = server_config(settings, keys, ticket_context)?;
         let by = settings.certificates.iter().find_map(|c| {
             let info = CertificateInfo::parse(c.chain.first()?).ok()?;
             info.uris.into_iter().next()
@@ -58,6 +61,7 @@ impl Acceptor {
             settings: settings.clone(),
             in_flight: Cell::new(0),
             by,
+            ticket_context,
         })
     }
 
@@ -77,7 +81,7 @@ impl Acceptor {
             return;
         }
         let mut config = ServerConfig::clone(&self.config.borrow());
-        config.ticketer = Arc::new(Ticketer::new(keys));
+        config.ticketer = Arc::new(Ticketer::new(keys, self.ticket_context));
         *self.config.borrow_mut() = Arc::new(config);
     }
 
@@ -112,7 +116,44 @@ pub(super) fn versions(
     out
 }
 
-fn server_config(settings: &ServerTls, keys: &TicketKeys) -> Result<Arc<ServerConfig>, String> {
+/// A hash of what a resumed session skips checking again: the listener's certificates
+/// and its client-certificate policy (CA, CRLs, names, required or not).
+fn ticket_context(settings: &ServerTls) -> [u8; 32] {
+    use aws_lc_rs::digest::{Context, SHA256};
+    let mut hash = Context::new(&SHA256);
+    for material in &settings.certificates {
+        for cert in &material.chain {
+            hash.update(cert);
+        }
+    }
+    match &settings.client_auth {
+        None => hash.update(b"no client certificates"),
+        Some(auth) => {
+            hash.update(if auth.required {
+                b"required"
+            } else {
+                b"optional"
+            });
+            let v = &auth.validation;
+            for cert in v.ca.iter().flatten() {
+                hash.update(cert);
+            }
+            for crl in &v.crls {
+                hash.update(crl);
+            }
+            hash.update(format!("{:?}", v.subject_alt_names).as_bytes());
+        }
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hash.finish().as_ref());
+    out
+}
+
+fn server_config(
+    settings: &ServerTls,
+    keys: &TicketKeys,
+    ticket_context: [u8; 32],
+) -> Result<Arc<ServerConfig>, String> {
     let provider = Arc::new(provider());
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions(settings.versions))
@@ -131,7 +172,7 @@ fn server_config(settings: &ServerTls, keys: &TicketKeys) -> Result<Arc<ServerCo
     // that lands on another worker, and a shared one would need a lock.
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     if settings.session_tickets {
-        config.ticketer = Arc::new(Ticketer::new(keys));
+        config.ticketer = Arc::new(Ticketer::new(keys, ticket_context));
     } else {
         config.send_tls13_tickets = 0;
     }
@@ -146,12 +187,7 @@ fn client_verifier(
     required: bool,
     provider: &Arc<rustls::crypto::CryptoProvider>,
 ) -> Result<Arc<dyn ClientCertVerifier>, String> {
-    let mut roots = RootCertStore::empty();
-    for cert in validation.ca.iter().flatten() {
-        roots
-            .add(cert.clone())
-            .map_err(|e| format!("CA certificate: {e}"))?;
-    }
+    let roots = validation.roots()?;
     let mut builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
             .with_crls(validation.crls.iter().cloned());
@@ -263,11 +299,10 @@ impl SniResolver {
             default: Vec::new(),
         };
         for (i, material) in certificates.iter().enumerate() {
-            let certified = Arc::new(crate::config::tls::certified_key(
-                material.chain.clone(),
-                &material.key,
-                provider,
-            )?);
+            let mut certified =
+                crate::config::tls::certified_key(material.chain.clone(), &material.key, provider)?;
+            certified.ocsp = material.ocsp.as_ref().map(|(der, _)| der.to_vec());
+            let certified = Arc::new(certified);
             let first_names = &certificates[0].names;
             if i == 0 || material.names == *first_names {
                 resolver.default.push(Arc::clone(&certified));

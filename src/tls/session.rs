@@ -47,11 +47,16 @@ pub fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
-/// Feeds ciphertext to the session and processes it.
+/// Feeds ciphertext to the session and processes it. Bytes after the peer's
+/// close_notify are dropped: rustls takes none once it has seen one (it would return 0
+/// for ever, and a loop waiting for it to take them would never end).
 pub fn absorb(session: &mut Session, mut cipher: &[u8]) -> io::Result<()> {
     while !cipher.is_empty() {
-        session.read_tls(&mut cipher)?;
-        session.process_new_packets().map_err(tls_error)?;
+        let taken = session.read_tls(&mut cipher)?;
+        let state = session.process_new_packets().map_err(tls_error)?;
+        if taken == 0 || state.peer_has_closed() {
+            break;
+        }
     }
     Ok(())
 }
@@ -140,5 +145,68 @@ impl Negotiated {
             tls13: session.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
             resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_after_a_close_notify_do_not_stall_absorb() {
+        use std::sync::Arc;
+        let provider = Arc::new(crate::config::tls::provider());
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["a.test".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let server_config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let client_config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut server =
+            Session::Server(rustls::ServerConnection::new(Arc::new(server_config)).unwrap());
+        let mut client =
+            rustls::ClientConnection::new(Arc::new(client_config), "a.test".try_into().unwrap())
+                .unwrap();
+        let mut wire = Vec::new();
+        while client.is_handshaking() || server.is_handshaking() {
+            wire.clear();
+            while client.wants_write() {
+                client.write_tls(&mut wire).unwrap();
+            }
+            absorb(&mut server, &wire).unwrap();
+            wire.clear();
+            while server.wants_write() {
+                server.write_tls(&mut wire).unwrap();
+            }
+            let mut rest = &wire[..];
+            while !rest.is_empty() {
+                client.read_tls(&mut rest).unwrap();
+                client.process_new_packets().unwrap();
+            }
+        }
+        client.send_close_notify();
+        wire.clear();
+        while client.wants_write() {
+            client.write_tls(&mut wire).unwrap();
+        }
+        // Garbage after the alert, more than one `read_tls` takes: returns, not spins.
+        wire.extend_from_slice(&[0x17; 20_000]);
+        absorb(&mut server, &wire).unwrap();
+        assert!(server.process_new_packets().unwrap().peer_has_closed());
     }
 }

@@ -30,9 +30,10 @@ pub fn share(mut session: Session) -> SharedSession {
 }
 
 /// Reads plaintext into `buf`: what the session already decrypted, else records read
-/// from `io` (one read, with `cancel` when given). 0 at the end of the stream: a
-/// close_notify, or the peer closing TCP (HTTP's own framing tells whether what came
-/// was complete).
+/// from `io` (one read, with `cancel` when given). 0 at the end of the stream, which is
+/// a close_notify; TCP closing without one is an `UnexpectedEof` error, so that a
+/// response whose end is the connection's end cannot be cut short unnoticed by
+/// whoever can send a FIN (the truncation attack).
 pub async fn read<R, T>(
     io: &mut R,
     session: &RefCell<Session>,
@@ -60,9 +61,21 @@ where
             Ok(n) => session::absorb(&mut session.borrow_mut(), &chunk[..n]).map(|()| true),
             Err(e) => Err(e),
         };
+        let truncated = matches!(absorbed, Ok(false))
+            && !session
+                .borrow_mut()
+                .process_new_packets()
+                .is_ok_and(|s| s.peer_has_closed());
         give_chunk(chunk);
         match absorbed {
             Ok(true) => {}
+            Ok(false) if truncated => {
+                let e = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the peer closed the connection without a TLS close_notify",
+                );
+                return (Err(e), buf);
+            }
             Ok(false) => return (Ok(0), buf),
             Err(e) => return (Err(e), buf),
         }

@@ -4,7 +4,11 @@
 //! the bytes; each worker builds its own [`Ticketer`] from them, so issuing or opening a
 //! ticket touches nothing another core writes (rustls's own rotator takes a lock shared
 //! by every user). A ticket is `key name (16) || nonce (12) || AES-256-GCM(state)`; the
-//! name says which key sealed it. Keys rotate on a schedule: the newest seals, the one
+//! name says which key sealed it. The AEAD's associated data is the key name and the
+//! listener's context (a hash of its certificates and client-certificate policy), so a
+//! ticket opens only on a listener that would have made the same checks: a session from
+//! a listener without mutual TLS cannot resume where a client certificate is required,
+//! nor can one from before a reload that changed the CA. Keys rotate on a schedule: the newest seals, the one
 //! before it still opens, so a ticket lives between one and two rotation periods. The
 //! keys also survive reloads (they belong to the process, not to a config) and a hot
 //! restart (handed to the new process with the listening sockets).
@@ -92,10 +96,12 @@ impl TicketKeys {
     }
 }
 
-/// One worker's ticketer over its copy of the keys.
+/// One worker's ticketer over its copy of the keys, for one listener.
 pub struct Ticketer {
     /// Newest first: (name, key).
     keys: Vec<([u8; NAME_LEN], LessSafeKey)>,
+    /// The listener's context, authenticated with every ticket.
+    context: [u8; 32],
     lifetime: u32,
     random: SystemRandom,
 }
@@ -109,8 +115,8 @@ impl std::fmt::Debug for Ticketer {
 }
 
 impl Ticketer {
-    /// Builds the AEAD keys from `keys`.
-    pub fn new(keys: &TicketKeys) -> Self {
+    /// Builds the AEAD keys from `keys`, for tickets bound to `context`.
+    pub fn new(keys: &TicketKeys, context: [u8; 32]) -> Self {
         let aead = keys
             .keys
             .iter()
@@ -123,10 +129,21 @@ impl Ticketer {
             .collect();
         Ticketer {
             keys: aead,
+            context,
             // A ticket sealed just before a rotation opens for one more period.
             lifetime: keys.period,
             random: SystemRandom::new(),
         }
+    }
+}
+
+impl Ticketer {
+    /// The associated data of a ticket sealed with key `name`.
+    fn aad(&self, name: &[u8; NAME_LEN]) -> [u8; NAME_LEN + 32] {
+        let mut aad = [0u8; NAME_LEN + 32];
+        aad[..NAME_LEN].copy_from_slice(name);
+        aad[NAME_LEN..].copy_from_slice(&self.context);
+        aad
     }
 }
 
@@ -150,7 +167,7 @@ impl rustls::server::ProducesTickets for Ticketer {
         let mut sealed = ticket.split_off(NAME_LEN + NONCE_LEN);
         key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(name),
+            Aad::from(self.aad(name)),
             &mut sealed,
         )
         .ok()?;
@@ -166,7 +183,7 @@ impl rustls::server::ProducesTickets for Ticketer {
         let opened = key
             .open_in_place(
                 Nonce::assume_unique_for_key(*nonce),
-                Aad::from(name),
+                Aad::from(self.aad(name)),
                 &mut plain,
             )
             .ok()?
@@ -184,24 +201,35 @@ mod tests {
     #[test]
     fn a_ticket_opens_on_another_worker_and_after_one_rotation_only() {
         let mut keys = TicketKeys::generate(TicketKeys::DEFAULT_PERIOD).unwrap();
-        let (one, two) = (Ticketer::new(&keys), Ticketer::new(&keys.clone()));
+        let (one, two) = (
+            Ticketer::new(&keys, [1; 32]),
+            Ticketer::new(&keys.clone(), [1; 32]),
+        );
         let ticket = one.encrypt(b"session state").unwrap();
         assert_eq!(two.decrypt(&ticket).unwrap(), b"session state");
         keys.rotate().unwrap();
-        let rotated = Ticketer::new(&keys);
+        let rotated = Ticketer::new(&keys, [1; 32]);
         assert_eq!(rotated.decrypt(&ticket).unwrap(), b"session state");
         assert_ne!(
             rotated.encrypt(b"x").unwrap()[..NAME_LEN],
             ticket[..NAME_LEN]
         );
         keys.rotate().unwrap();
-        assert!(Ticketer::new(&keys).decrypt(&ticket).is_none());
+        assert!(Ticketer::new(&keys, [1; 32]).decrypt(&ticket).is_none());
+    }
+
+    #[test]
+    fn a_ticket_opens_only_on_a_listener_with_the_same_context() {
+        let keys = TicketKeys::generate(TicketKeys::DEFAULT_PERIOD).unwrap();
+        let ticket = Ticketer::new(&keys, [1; 32]).encrypt(b"state").unwrap();
+        assert!(Ticketer::new(&keys, [2; 32]).decrypt(&ticket).is_none());
+        assert!(Ticketer::new(&keys, [1; 32]).decrypt(&ticket).is_some());
     }
 
     #[test]
     fn tampered_or_short_tickets_do_not_open() {
         let keys = TicketKeys::generate(TicketKeys::DEFAULT_PERIOD).unwrap();
-        let t = Ticketer::new(&keys);
+        let t = Ticketer::new(&keys, [1; 32]);
         let mut ticket = t.encrypt(b"state").unwrap();
         let last = ticket.len() - 1;
         ticket[last] ^= 1;

@@ -229,6 +229,18 @@ impl UpstreamConn {
     /// closing it (0 bytes), sending something unasked (a 408 before it closes) or an
     /// error all make it unusable.
     pub fn is_quiet(&self) -> bool {
+        // Over TLS, bytes the session already holds (plaintext past the last response,
+        // a close_notify) make it unusable too.
+        if let Halves::Tls(h) = &self.io {
+            let clean =
+                h.0.session
+                    .borrow_mut()
+                    .process_new_packets()
+                    .is_ok_and(|s| s.plaintext_bytes_to_read() == 0 && !s.peer_has_closed());
+            if !clean {
+                return false;
+            }
+        }
         let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
         let mut probe = [0u8; 1];
         matches!(

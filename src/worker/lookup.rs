@@ -12,6 +12,8 @@ use crate::{http1, router::HeaderLookup};
 pub struct Http1Headers<'a> {
     pub request: &'a http1::Request,
     pub head: &'a [u8],
+    /// The connection's verified client certificate, if any.
+    pub client: Option<&'a crate::tls::identity::PeerIdentity>,
 }
 
 impl HeaderLookup for Http1Headers<'_> {
@@ -31,5 +33,9 @@ impl HeaderLookup for Http1Headers<'_> {
             .iter()
             .find(|h| h.name.get(self.head).eq_ignore_ascii_case(name.as_bytes()))
             .map(|h| h.value.get(self.head))
+    }
+
+    fn client_certificate(&self) -> Option<&crate::tls::identity::PeerIdentity> {
+        self.client
     }
 }

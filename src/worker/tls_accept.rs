@@ -1,11 +1,14 @@
 //! The TLS handshake of a new client connection, before its first request.
 //!
-//! Runs in the connection's own task, bounded by the listener's `handshake_timeout` and
-//! counted against the worker's `max_handshakes`: over the cap a connection is closed at
-//! once, so a flood of handshakes costs the worker at most that many handshakes' worth
-//! of CPU at a time and established connections keep being served between them. On a
-//! listener that also takes plaintext (`allow_plaintext`, Envoy's `tls_inspector` with a
-//! `raw_buffer` chain), the first byte tells: a TLS handshake record starts with 0x16.
+//! Runs in the connection's own task, bounded by the listener's `handshake_timeout`
+//! (from accept to the end of the handshake) and counted against the worker's
+//! `max_handshakes` once the client has sent its first bytes: over the cap a connection
+//! is closed at once, so a flood of handshakes costs the worker at most that many
+//! handshakes' worth of CPU at a time and established connections keep being served
+//! between them, while clients that connect and say nothing hold no slot (they only
+//! wait out the timeout). On a listener that also takes plaintext (`allow_plaintext`,
+//! Envoy's `tls_inspector` with a `raw_buffer` chain), the first byte tells: a TLS
+//! handshake record starts with 0x16.
 
 use std::time::Duration;
 
@@ -44,18 +47,23 @@ pub(super) async fn handshake(
     let Downstream::Tcp(mut tcp) = stream else {
         return Some(stream);
     };
+    let settings = acceptor.settings();
+    let deadline = std::time::Instant::now() + settings.handshake_timeout;
+    match first_byte(&tcp, settings.handshake_timeout).await {
+        Some(TLS_HANDSHAKE_RECORD) => {}
+        Some(_) if settings.allow_plaintext => return Some(Downstream::Tcp(tcp)),
+        // Not TLS: the handshake will fail on it and count it.
+        Some(_) => {}
+        None => {
+            stats.get(cx::SSL_HANDSHAKE_TIMEOUT).inc();
+            stats.get(cx::SSL_CONNECTION_ERROR).inc();
+            return None;
+        }
+    }
     let Some(_slot) = acceptor.begin() else {
         stats.get(cx::SSL_HANDSHAKE_OVERFLOW).inc();
         return None;
     };
-    let settings = acceptor.settings();
-    if settings.allow_plaintext {
-        match first_byte(&tcp, settings.handshake_timeout).await {
-            Some(TLS_HANDSHAKE_RECORD) => {}
-            Some(_) => return Some(Downstream::Tcp(tcp)),
-            None => return None,
-        }
-    }
     let session = match acceptor.session() {
         Ok(session) => share(session),
         Err(e) => {
@@ -64,10 +72,8 @@ pub(super) async fn handshake(
             return None;
         }
     };
-    let done = monoio::time::timeout(
-        settings.handshake_timeout,
-        stream::handshake(&mut tcp, &session),
-    );
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    let done = monoio::time::timeout(left, stream::handshake(&mut tcp, &session));
     match done.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
@@ -94,11 +100,18 @@ pub(super) async fn handshake(
                 let details = settings.client_cert_details;
                 PeerIdentity::of(chain, details.cert || details.chain).map(Box::new)
             }
-            (Some(_), None) => {
+            (Some(auth), None) if auth.required => {
+                // Only a resumed session could get here (tickets are bound to the
+                // listener's policy, so none should): refuse it all the same.
+                stats.get(cx::SSL_FAIL_VERIFY_NO_CERT).inc();
+                return None;
+            }
+            (_, None) => {
+                // Envoy counts every connection without a client certificate.
                 stats.get(cx::SSL_NO_CERTIFICATE).inc();
                 None
             }
-            (None, _) => None,
+            (None, Some(_)) => None,
         };
         (Negotiated::of(&session), peer)
     };

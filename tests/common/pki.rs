@@ -74,7 +74,10 @@ impl Pki {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         validity(&mut params, (-1, 30));
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        // The CA's key too, for tools that sign as the CA (an OCSP response).
+        std::fs::write(dir.path().join("ca.key"), key.serialize_pem()).unwrap();
+        let ca = CertifiedIssuer::self_signed(params, key).unwrap();
         let ca_file = dir.path().join("ca.pem");
         std::fs::write(&ca_file, ca.pem()).unwrap();
         Pki { dir, ca, ca_file }

@@ -243,8 +243,19 @@ fn route_match(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<(RouteMatch, R
             "case_sensitive",
             "headers",
             "query_parameters",
+            "tls_context",
         ],
     );
+    // `tls_context`: whether the client presented (and the listener validated) a
+    // certificate; ringway only ever sees verified certificates.
+    let client_certificate = m.child("tls_context").map(|t| {
+        t.only(diag, &["presented", "validated"]);
+        crate::config::ClientCertMatch {
+            presented: t.wrapped_bool("presented"),
+            validated: t.wrapped_bool("validated"),
+            subject_alt_names: Vec::new(),
+        }
+    });
     if m.wrapped_bool("case_sensitive") == Some(false) {
         m.error(
             diag,
@@ -281,6 +292,7 @@ fn route_match(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<(RouteMatch, R
             methods: Vec::new(),
             headers,
             query,
+            client_certificate,
         },
     ))
 }

@@ -682,9 +682,18 @@ fn a_downstream_tls_context_maps_onto_server_tls() {
     assert_eq!(
         auth.validation.subject_alt_names,
         [
-            SanMatch::Exact("client.example.com".into()),
-            SanMatch::Prefix("spiffe://cluster.local/".into()),
-            SanMatch::Suffix(".example.com".into()),
+            typed(
+                SanKind::Dns,
+                SanMatch::Exact("client.example.com".into()),
+                false
+            ),
+            typed(
+                SanKind::Uri,
+                SanMatch::Prefix("spiffe://cluster.local/".into()),
+                false
+            ),
+            typed(SanKind::Dns, SanMatch::Suffix(".Example.COM".into()), true),
+            // The deprecated `match_subject_alt_names`: any kind.
             SanMatch::Exact("legacy.example.com".into()),
         ]
     );
@@ -1054,7 +1063,11 @@ fn upstream_tls_contexts_map_onto_client_tls() {
     assert_eq!(validation.ca.as_ref().map(Vec::len), Some(1));
     assert_eq!(
         validation.subject_alt_names,
-        [SanMatch::Exact("spiffe://example.com/api".into())]
+        [typed(
+            SanKind::Uri,
+            SanMatch::Exact("spiffe://example.com/api".into()),
+            false
+        )]
     );
     assert!(
         !tls.verify_name,
@@ -1161,8 +1174,10 @@ fn corpus_configs_with_tls_load() {
     assert!(auth.required);
     assert_eq!(
         auth.validation.subject_alt_names,
-        [crate::config::tls::SanMatch::Exact(
-            "proxy-postgres-frontend.example.com".into()
+        [typed(
+            crate::config::tls::SanKind::Dns,
+            crate::config::tls::SanMatch::Exact("proxy-postgres-frontend.example.com".into()),
+            false
         )]
     );
     let upstream = config.clusters[0].tls.as_ref().expect("upstream TLS");
@@ -1200,5 +1215,33 @@ fn config_dumps_redact_inline_private_keys() {
             "{socket}"
         );
         assert_eq!(cert["certificate_chain"]["inline_string"], pem.as_str());
+    }
+}
+
+#[test]
+fn a_routes_tls_context_becomes_a_client_certificate_condition() {
+    let routes = "              - match: { prefix: /, tls_context: { presented: true, validated: true } }\n                route: { cluster: app }\n";
+    let config = load(&bootstrap("", routes, ""));
+    let route = &config.listeners[0].virtual_hosts[0].routes[0];
+    assert_eq!(
+        route.conditions.client_certificate,
+        Some(crate::config::ClientCertMatch {
+            presented: Some(true),
+            validated: Some(true),
+            subject_alt_names: Vec::new(),
+        })
+    );
+}
+
+/// A matcher of `match_typed_subject_alt_names`.
+fn typed(
+    kind: crate::config::tls::SanKind,
+    pattern: crate::config::tls::SanMatch,
+    ignore_case: bool,
+) -> crate::config::tls::SanMatch {
+    crate::config::tls::SanMatch::Typed {
+        kind: Some(kind),
+        pattern: Box::new(pattern),
+        ignore_case,
     }
 }

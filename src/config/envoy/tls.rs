@@ -143,7 +143,7 @@ fn downstream(ctx: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<ServerTls> {
             ctx.error(
                 diag,
                 "ocsp_staple_policy",
-                format!("ocsp_staple_policy {policy} is not supported: ringway does not staple OCSP responses (LENIENT_STAPLING is accepted)"),
+                format!("ocsp_staple_policy {policy} is not supported: ringway staples a configured `ocsp_staple` but does not enforce one (LENIENT_STAPLING is accepted)"),
             );
             ok = false;
         }
@@ -338,7 +338,7 @@ fn common(c: &Msg<'_, '_>, server: bool, diag: &mut Diagnostics) -> Option<Commo
 
 /// A `TlsCertificate`: its chain and key, read and checked together.
 fn certificate(cert: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<CertifiedMaterial> {
-    cert.only(diag, &["certificate_chain", "private_key"]);
+    cert.only(diag, &["certificate_chain", "private_key", "ocsp_staple"]);
     let chain = match cert.child("certificate_chain") {
         Some(d) => pem_source(&d, diag),
         None => {
@@ -357,7 +357,15 @@ fn certificate(cert: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<CertifiedMa
             None
         }
     };
-    match CertifiedMaterial::load(chain?, key?) {
+    let ocsp = match cert.child("ocsp_staple") {
+        Some(d) => Some(pem_source(&d, diag)?),
+        None => None,
+    };
+    let loaded = CertifiedMaterial::load(chain?, key?).and_then(|m| match ocsp {
+        Some(source) => m.with_ocsp(source),
+        None => Ok(m),
+    });
+    match loaded {
         Ok(material) => Some(material),
         Err(e) => {
             diag.error(cert.loc.pos, &cert.loc.path, e);
@@ -503,13 +511,18 @@ fn validation(v: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<PeerValidation>
         }
     }
     let (ca, ca_source) = ca?;
-    Some(PeerValidation {
+    let validation = PeerValidation {
         ca: Some(ca),
         ca_source: Some(ca_source),
         crls: crls?,
         crl_sources,
         subject_alt_names: names?,
-    })
+    };
+    if let Err(e) = validation.check() {
+        diag.error(v.loc.pos, &v.loc.path, e);
+        return None;
+    }
+    Some(validation)
 }
 
 /// A `StringMatcher` on a subject alt name of kind `kind` (any kind for the deprecated
@@ -539,35 +552,32 @@ fn string_matcher(m: &Msg<'_, '_>, kind: Option<&str>, diag: &mut Diagnostics) -
         }
     }
     let ignore_case = m.bool("ignore_case");
-    // Case folds only where the certificate's names are already lower case.
-    let foldable = matches!(kind, Some("DNS" | "IP_ADDRESS"));
-    let fold = |s: &str| {
-        if ignore_case {
-            s.to_ascii_lowercase()
-        } else {
-            s.to_owned()
-        }
+    let pattern = if m.has("exact") {
+        SanMatch::Exact(m.str("exact").unwrap_or_default().to_owned())
+    } else if let Some(text) = m.str("prefix") {
+        SanMatch::Prefix(text.to_owned())
+    } else if let Some(text) = m.str("suffix") {
+        SanMatch::Suffix(text.to_owned())
+    } else {
+        SanMatch::Exact(String::new())
     };
-    if m.has("exact") {
-        return Some(SanMatch::Exact(
-            m.str("exact").unwrap_or_default().to_owned(),
-        ));
-    }
-    for (field, make) in [
-        ("prefix", SanMatch::Prefix as fn(String) -> SanMatch),
-        ("suffix", SanMatch::Suffix),
-    ] {
-        if let Some(text) = m.str(field) {
-            if ignore_case && !foldable {
-                m.error(
-                    diag,
-                    "ignore_case",
-                    format!("`ignore_case` with `{field}` is supported for DNS and IP_ADDRESS names only"),
-                );
-                return None;
-            }
-            return Some(make(fold(text)));
-        }
+    if m.has("exact") || m.has("prefix") || m.has("suffix") {
+        // `match_typed_subject_alt_names` looks only at names of its `san_type`; the
+        // deprecated `match_subject_alt_names` at every kind.
+        let kind = match kind {
+            Some("DNS") => Some(crate::config::tls::SanKind::Dns),
+            Some("URI") => Some(crate::config::tls::SanKind::Uri),
+            Some("IP_ADDRESS") => Some(crate::config::tls::SanKind::Ip),
+            _ => None,
+        };
+        return Some(match kind {
+            None if !ignore_case => pattern,
+            kind => SanMatch::Typed {
+                kind,
+                pattern: Box::new(pattern),
+                ignore_case,
+            },
+        });
     }
     diag.error(
         m.loc.pos,

@@ -62,5 +62,8 @@ fn rfc3339(unix: i64) -> String {
         std::time::UNIX_EPOCH + std::time::Duration::from_secs(u64::try_from(unix).unwrap_or(0));
     let mut out = Vec::new();
     crate::access_log::timestamp::append_rfc3339_millis(time, &mut out);
-    String::from_utf8(out).unwrap_or_default()
+    // Envoy prints whole seconds (`2026-12-05T10:00:00Z`).
+    String::from_utf8(out)
+        .unwrap_or_default()
+        .replace(".000Z", "Z")
 }

@@ -80,6 +80,8 @@ use outcome::Next;
 /// The largest request body (wire bytes) read and discarded to keep a connection open
 /// after a local reply.
 const MAX_DISCARD: u64 = 64 * 1024;
+/// How long a TLS connection's close_notify may take to send before the socket closes.
+const CLOSE_NOTIFY_TIME: Duration = Duration::from_millis(200);
 /// Lingering close: how long and how much to keep reading after the last answer.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 256 * 1024;
@@ -152,7 +154,18 @@ pub async fn serve(
             ))
             .await
         }
-        None => worker.bufs.give(buf),
+        None => {
+            worker.bufs.give(buf);
+            if stream.is_tls() {
+                // A TLS connection ends with a close_notify (and any alert the session
+                // queued, which tells the client why), sent by a task of its own so
+                // that plaintext connections do not carry its state.
+                let mut stream = stream;
+                monoio::spawn(async move {
+                    let _ = monoio::time::timeout(CLOSE_NOTIFY_TIME, stream.shutdown()).await;
+                });
+            }
+        }
     }
 }
 
@@ -329,6 +342,7 @@ impl Connection<'_> {
                 headers: &Http1Headers {
                     request: &self.request,
                     head,
+                    client: self.stream.peer_identity(),
                 },
             };
             let route = l.router.route(&input);
