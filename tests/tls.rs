@@ -922,3 +922,39 @@ fn a_ticket_from_a_listener_without_client_certificates_cannot_skip_them_elsewhe
         );
     }
 }
+
+#[test]
+fn envoy_format_access_logs_print_the_tls_facts() {
+    let pki = Pki::new("mesh CA");
+    let server = pki.server("server", &["b.test", "spiffe://td/ns/b/sa/api"]);
+    let web = pki.client("web", &["spiffe://td/ns/a/sa/web"]);
+    for driver in drivers() {
+        let log = pki.path(&format!("access-{driver}.log"));
+        let tls = format!(
+            "      certificates:\n{}      client_certificate: {{ ca: {}, required: false }}",
+            cert_entry(&server),
+            pki.ca_file.display()
+        );
+        let (_rw, addr) = start_on(driver, |port, admin| {
+            format!(
+                "{}access_log:\n  path: {}\n  format: \"%REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_LOCAL_URI_SAN%\"\n",
+                config(admin, port, &tls, "127.0.0.1:9", 1),
+                log.display()
+            )
+        });
+        for client in [Some(&web), None] {
+            let config = client_config(&pki.ca_file, client, &[&TLS13], &[]);
+            let mut conn = tls_connect(addr, &config, "b.test").unwrap();
+            assert_eq!(tls_request(&mut conn, GET_DIRECT).unwrap().status, 200);
+        }
+        let lines = wait_for_lines(&log, 2);
+        assert_eq!(
+            lines,
+            [
+                "b.test TLSv1.3 spiffe://td/ns/a/sa/web spiffe://td/ns/b/sa/api",
+                "b.test TLSv1.3 - spiffe://td/ns/b/sa/api",
+            ],
+            "{driver}"
+        );
+    }
+}

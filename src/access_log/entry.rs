@@ -69,6 +69,27 @@ pub struct Details<'a> {
     pub upstream_service_time: Option<Duration>,
     /// The request header values the format prints.
     pub headers: Option<&'a Captured>,
+    /// The connection's TLS facts, on a TLS connection.
+    pub tls: Option<&'a TlsDetails>,
+}
+
+/// What the access log prints about a TLS connection (read once per connection).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsDetails {
+    /// The server name the client sent.
+    pub sni: Option<Box<str>>,
+    /// `TLSv1.2` or `TLSv1.3`.
+    pub version: &'static str,
+    /// The client certificate's URI SANs, comma-separated (empty without one).
+    pub peer_uri_san: Box<str>,
+    /// Its DNS SANs, comma-separated.
+    pub peer_dns_san: Box<str>,
+    /// Its subject.
+    pub peer_subject: Box<str>,
+    /// Its SHA-256, hex.
+    pub peer_fingerprint_256: Box<str>,
+    /// Our certificate's URI SAN (`By=` of `x-forwarded-client-cert`).
+    pub local_uri_san: Box<str>,
 }
 
 /// Request header values kept for the access log: one slot per name the format prints

@@ -339,7 +339,14 @@ fn render(part: &Part, entry: &LogEntry<'_>, out: &mut Vec<u8>) -> bool {
                 None => false,
             },
             Op::Hostname => text_opt(Some(crate::process::hostname()), out),
-            Op::RequestedServerName | Op::UpstreamTransportFailureReason => false,
+            Op::RequestedServerName => text_opt(d.tls.and_then(|t| t.sni.as_deref()), out),
+            Op::TlsVersion => text_opt(d.tls.map(|t| t.version), out),
+            Op::PeerUriSan => text_opt(d.tls.map(|t| &*t.peer_uri_san), out),
+            Op::PeerDnsSan => text_opt(d.tls.map(|t| &*t.peer_dns_san), out),
+            Op::PeerSubject => text_opt(d.tls.map(|t| &*t.peer_subject), out),
+            Op::PeerFingerprint256 => text_opt(d.tls.map(|t| &*t.peer_fingerprint_256), out),
+            Op::LocalUriSan => text_opt(d.tls.map(|t| &*t.local_uri_san), out),
+            Op::UpstreamTransportFailureReason => false,
         },
     }
 }
@@ -427,7 +434,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::access_log::{Captured, Details, ResponseFlags};
+    use crate::access_log::{Captured, Details, ResponseFlags, TlsDetails};
     use crate::peer::Peer;
 
     fn compiled(format: &str) -> Compiled {
@@ -439,6 +446,10 @@ mod tests {
     }
 
     fn line(c: &Compiled, captured: &Captured) -> String {
+        line_with(c, captured, None)
+    }
+
+    fn line_with(c: &Compiled, captured: &Captured, tls: Option<&TlsDetails>) -> String {
         let entry = LogEntry {
             start: UNIX_EPOCH + Duration::from_millis(1_795_294_800_123),
             duration: Duration::from_micros(3_999),
@@ -460,6 +471,7 @@ mod tests {
                 cluster: Some("app"),
                 upstream_service_time: Some(Duration::from_millis(2)),
                 headers: Some(captured),
+                tls,
             },
         };
         let mut out = Vec::new();
@@ -539,5 +551,25 @@ mod tests {
         })
         .unwrap();
         assert_eq!(line(&c, &captured(&c, &[])), "{}\n");
+    }
+
+    #[test]
+    fn tls_operators_print_the_connections_facts() {
+        let c = compiled("%REQUESTED_SERVER_NAME% %DOWNSTREAM_TLS_VERSION% %DOWNSTREAM_PEER_URI_SAN% %DOWNSTREAM_PEER_DNS_SAN% %DOWNSTREAM_PEER_SUBJECT% %DOWNSTREAM_PEER_FINGERPRINT_256% %DOWNSTREAM_LOCAL_URI_SAN%\n");
+        let tls = TlsDetails {
+            sni: Some("api.test".into()),
+            version: "TLSv1.3",
+            peer_uri_san: "spiffe://td/ns/a/sa/web".into(),
+            peer_dns_san: "web.a,web.b".into(),
+            peer_subject: "CN=web".into(),
+            peer_fingerprint_256: "ab12".into(),
+            local_uri_san: "spiffe://td/ns/b/sa/api".into(),
+        };
+        assert_eq!(
+            line_with(&c, &Captured::default(), Some(&tls)),
+            "api.test TLSv1.3 spiffe://td/ns/a/sa/web web.a,web.b CN=web ab12 spiffe://td/ns/b/sa/api\n"
+        );
+        // Plaintext: Envoy's `-` for each.
+        assert_eq!(line(&c, &Captured::default()), "- - - - - - -\n");
     }
 }

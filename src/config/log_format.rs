@@ -50,8 +50,20 @@ pub enum Op {
     LocalPort,
     RouteName,
     Hostname,
-    /// Empty until TLS exists (no SNI): Envoy prints `-` too for plain connections.
+    /// The server name the client sent in its TLS handshake (`-` on plaintext).
     RequestedServerName,
+    /// The connection's TLS version (`TLSv1.3`).
+    TlsVersion,
+    /// The client certificate's URI subject alt names, comma-separated.
+    PeerUriSan,
+    /// Its DNS subject alt names, comma-separated.
+    PeerDnsSan,
+    /// Its subject.
+    PeerSubject,
+    /// Its SHA-256, hex.
+    PeerFingerprint256,
+    /// Our certificate's URI subject alt names.
+    LocalUriSan,
     /// Empty until TLS exists (no transport failures other than the connection's).
     UpstreamTransportFailureReason,
 }
@@ -108,10 +120,7 @@ const NOT_YET: &[&str] = &[
     "DYNAMIC_METADATA",
     "FILTER_STATE",
     "UPSTREAM_METADATA",
-    "DOWNSTREAM_TLS_VERSION",
-    "DOWNSTREAM_PEER_URI_SAN",
-    "DOWNSTREAM_LOCAL_URI_SAN",
-    "DOWNSTREAM_PEER_SUBJECT",
+    "DOWNSTREAM_TLS_CIPHER",
     "TRACE_ID",
     "CEL",
     "UPSTREAM_WIRE_BYTES_SENT",
@@ -213,6 +222,12 @@ fn operator(spec: &str) -> Result<Op, String> {
         "ROUTE_NAME" => plain(Op::RouteName),
         "HOSTNAME" => plain(Op::Hostname),
         "REQUESTED_SERVER_NAME" => plain(Op::RequestedServerName),
+        "DOWNSTREAM_TLS_VERSION" => plain(Op::TlsVersion),
+        "DOWNSTREAM_PEER_URI_SAN" => plain(Op::PeerUriSan),
+        "DOWNSTREAM_PEER_DNS_SAN" => plain(Op::PeerDnsSan),
+        "DOWNSTREAM_PEER_SUBJECT" => plain(Op::PeerSubject),
+        "DOWNSTREAM_PEER_FINGERPRINT_256" => plain(Op::PeerFingerprint256),
+        "DOWNSTREAM_LOCAL_URI_SAN" => plain(Op::LocalUriSan),
         "UPSTREAM_TRANSPORT_FAILURE_REASON" => plain(Op::UpstreamTransportFailureReason),
         _ if NOT_YET.contains(&name) => Err(format!("%{name}% is not supported yet")),
         _ => Err(format!("unknown command operator %{name}%")),

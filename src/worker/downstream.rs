@@ -90,6 +90,29 @@ impl Downstream {
         }
     }
 
+    /// What the access log prints about a TLS connection; `None` on plaintext.
+    pub(super) fn tls_details(&self, by: Option<&str>) -> Option<crate::access_log::TlsDetails> {
+        let Downstream::Tls(t) = self else {
+            return None;
+        };
+        let session = t.session.borrow();
+        let sni = match &*session {
+            rustls::Connection::Server(s) => s.server_name().map(Into::into),
+            rustls::Connection::Client(_) => None,
+        };
+        let tls13 = crate::tls::session::Negotiated::of(&session).tls13;
+        let peer = t.peer.as_deref();
+        Some(crate::access_log::TlsDetails {
+            sni,
+            version: if tls13 { "TLSv1.3" } else { "TLSv1.2" },
+            peer_uri_san: peer.map(|p| p.uris.join(",")).unwrap_or_default().into(),
+            peer_dns_san: peer.map(|p| p.dns.join(",")).unwrap_or_default().into(),
+            peer_subject: peer.map(|p| p.subject.as_str()).unwrap_or_default().into(),
+            peer_fingerprint_256: peer.map(|p| p.hash.as_str()).unwrap_or_default().into(),
+            local_uri_san: by.unwrap_or_default().into(),
+        })
+    }
+
     /// The socket, for a non-blocking peek.
     pub(super) fn raw_fd(&self) -> RawFd {
         use std::os::fd::AsRawFd;

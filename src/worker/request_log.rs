@@ -56,6 +56,8 @@ struct EnvoyParts<'l> {
     cluster: Option<&'l str>,
     /// From the end of the current request to its upstream response head.
     service_time: Option<Duration>,
+    /// The connection's TLS facts, on a TLS connection.
+    tls: Option<Box<crate::access_log::TlsDetails>>,
 }
 
 impl<'l> RequestLog<'l> {
@@ -81,6 +83,7 @@ impl<'l> RequestLog<'l> {
                     route: None,
                     cluster: None,
                     service_time: None,
+                    tls: None,
                 })
             }),
         }
@@ -101,6 +104,13 @@ impl<'l> RequestLog<'l> {
     pub fn set_local(&mut self, local: Option<std::net::SocketAddr>) {
         if let Some(envoy) = &mut self.envoy {
             envoy.local = local;
+        }
+    }
+
+    /// The connection's TLS facts (Envoy formats print them).
+    pub fn set_tls(&mut self, tls: crate::access_log::TlsDetails) {
+        if let Some(envoy) = &mut self.envoy {
+            envoy.tls = Some(Box::new(tls));
         }
     }
 
@@ -220,6 +230,7 @@ impl<'l> RequestLog<'l> {
                     cluster: envoy.cluster.take(),
                     upstream_service_time: envoy.service_time.take(),
                     headers: Some(&envoy.captured),
+                    tls: envoy.tls.as_deref(),
                 },
                 None => Details::default(),
             },

@@ -134,6 +134,7 @@ pub async fn serve(
         canceller: Some(Canceller::new()),
     };
     conn.note_local_address();
+    conn.note_tls(listener);
     conn.run(stop).await;
     let Connection {
         stream,
@@ -607,6 +608,23 @@ impl Connection<'_> {
                 self.buf.clear();
                 self.start = 0;
             }
+        }
+    }
+
+    /// Gives an Envoy-format access log the connection's TLS facts (once per
+    /// connection, only on TLS connections). Out of line: `serve` stays small.
+    #[inline(never)]
+    fn note_tls(&mut self, listener: &ListenerSnapshot) {
+        let Some(log) = &mut self.log else { return };
+        if !log.is_envoy_format() {
+            return;
+        }
+        let by = match &listener.tls {
+            Some(Ok(tls)) => tls.by(),
+            _ => None,
+        };
+        if let Some(details) = self.stream.tls_details(by) {
+            log.set_tls(details);
         }
     }
 
