@@ -184,3 +184,47 @@ fn upstream_tls_verifies_the_server_name_and_resumes_sessions() {
         );
     }
 }
+
+#[test]
+fn auto_sni_sends_the_requests_host_and_pools_per_name() {
+    let pki = Pki::new("test CA");
+    let a = pki.server("a", &["a.test"]);
+    let b = pki.server("b", &["b.test"]);
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        // The origin chooses its certificate by SNI (a.test is its default).
+        let (origin, origin_addr) = start_on(driver, |port, admin| {
+            format!(
+                "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: tls\n    address: 127.0.0.1:{port}\n    tls:\n      certificates:\n        - {{ certificate_chain: {}, private_key: {} }}\n        - {{ certificate_chain: {}, private_key: {} }}\n    routes:\n      - match: {{ prefix: / }}\n        cluster: up\nclusters:\n  - name: up\n    endpoints: [\"{}\"]\n",
+                a.cert.display(),
+                a.key.display(),
+                b.cert.display(),
+                b.key.display(),
+                up.endpoint()
+            )
+        });
+        let (rw, addr) = start_on(driver, |port, admin| {
+            format!(
+                "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: plain\n    address: 127.0.0.1:{port}\n    routes:\n      - match: {{ prefix: / }}\n        cluster: origin\nclusters:\n  - name: origin\n    endpoints: [\"{origin_addr}\"]\n    tls: {{ auto_sni: true, ca: {} }}\n",
+                pki.ca_file.display()
+            )
+        });
+        // Each name is verified against the certificate the origin chose for it: b.test
+        // would fail if the name were not sent (the origin's default is a.test).
+        for host in ["a.test", "b.test", "a.test:8443", "b.test"] {
+            let r = exchange(
+                addr,
+                format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes(),
+            );
+            assert_eq!(r.status, 200, "{driver}: {host}");
+        }
+        // One connection (and handshake) per name, reused.
+        let stats = rw.stats();
+        assert_eq!(stats["cluster.origin.ssl.handshake"], 2, "{driver}");
+        assert_eq!(
+            stats["cluster.origin.upstream_cx_pool_reuse"], 2,
+            "{driver}"
+        );
+        assert_eq!(origin.stats()["listener.tls.ssl.handshake"], 2, "{driver}");
+    }
+}

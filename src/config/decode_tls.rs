@@ -30,6 +30,7 @@ const CERT_KEYS: &[&str] = &["certificate_chain", "private_key", "ocsp_staple"];
 const CLIENT_AUTH_KEYS: &[&str] = &["ca", "crl", "required", "subject_alt_names"];
 const CLIENT_KEYS: &[&str] = &[
     "sni",
+    "auto_sni",
     "verify",
     "ca",
     "crl",
@@ -155,7 +156,13 @@ pub(super) fn client(node: &Node<'_>, diag: &mut Diagnostics, base: &Path) -> Op
     };
     let versions = versions(&map, diag);
     let session_resumption = optional_bool(&map, "session_resumption", true, diag);
+    let auto_sni = optional_bool(&map, "auto_sni", false, diag);
+    if auto_sni == Some(true) && map.has("sni") {
+        map.error(diag, "`sni` and `auto_sni` exclude each other");
+        return None;
+    }
     Some(ClientTls {
+        auto_sni: auto_sni?,
         sni: sni?,
         verify_name: verify == Some(true),
         validation: validation?,

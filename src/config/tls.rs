@@ -507,6 +507,9 @@ pub struct ClientTls {
     pub versions: Versions,
     /// Resume sessions with upstreams (per worker).
     pub session_resumption: bool,
+    /// The server name is the request's host (its `Host` without the port; Envoy's
+    /// `auto_sni`), and connections are pooled per name.
+    pub auto_sni: bool,
 }
 
 /// Every certificate a config serves or trusts, by the TLS context it belongs to (a

@@ -52,7 +52,7 @@ impl Connector {
             }
         };
         config.alpn_protocols = settings.alpn.clone();
-        config.enable_sni = settings.sni.is_some() || settings.verify_name;
+        config.enable_sni = settings.sni.is_some() || settings.verify_name || settings.auto_sni;
         config.resumption = if settings.session_resumption {
             rustls::client::Resumption::store(Arc::new(WorkerSessions))
         } else {

@@ -162,6 +162,27 @@ impl PoolRegistry {
         )
     }
 
+    /// The pool of `address` for server name `name` (a cluster with `auto_sni`: its TLS
+    /// connections are reused only for requests to the same name), created on first use.
+    pub fn get_named(
+        &self,
+        address: &Address,
+        name: &Arc<str>,
+        tls: Option<&Arc<str>>,
+    ) -> Rc<EndpointPool> {
+        let key = PoolKey {
+            address: address.clone(),
+            hostname: Some(Arc::clone(name)),
+            tls: tls.cloned(),
+        };
+        Rc::clone(
+            self.pools
+                .borrow_mut()
+                .entry(key)
+                .or_insert_with(|| EndpointPool::new(address.clone(), Some(Arc::clone(name)))),
+        )
+    }
+
     /// Closes expired idle connections, and those above each pool's cap that were not
     /// needed since the previous sweep, of every pool; forgets the pools of endpoints no
     /// snapshot lists and no request uses any more (closing their idle connections: an
@@ -274,6 +295,8 @@ pub struct ClusterSnapshot {
     /// TLS to the endpoints: this worker's client configuration (or why it could not be
     /// built: then no connection is opened), and the pool scope it keys by.
     pub tls: Option<(Result<crate::tls::client::Connector, String>, Arc<str>)>,
+    /// The server name is the request's host, with a pool per name (`auto_sni`).
+    pub auto_sni: bool,
 }
 
 impl ClusterSnapshot {
@@ -301,6 +324,7 @@ impl ClusterSnapshot {
                 (registry, tls.as_ref().map(|t| &t.1)),
                 (skip, stats.worker, &cells, &cx_length),
             )),
+            auto_sni: cluster.tls.as_ref().is_some_and(|t| t.auto_sni),
             tls,
             cx_length,
             skip,

@@ -125,6 +125,12 @@ impl EndpointPool {
         &self.address
     }
 
+    /// The name the endpoint was resolved from, or (`auto_sni` pools) the server name
+    /// its connections carry.
+    pub fn name(&self) -> Option<&std::sync::Arc<str>> {
+        self.hostname.as_ref()
+    }
+
     /// The endpoint's address as text.
     pub fn address_text(&self) -> &str {
         &self.address_text

@@ -74,11 +74,31 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
     if let Some(h1) = c.child("http_protocol_options") {
         h1.only(diag, &[]);
     }
-    protocol_options(c, &mut pool, diag);
-    let tls = match c.child("transport_socket") {
+    let (auto_sni, auto_san_validation) = protocol_options(c, &mut pool, diag);
+    let mut tls = match c.child("transport_socket") {
         Some(ts) => super::tls::cluster_socket(&ts, &name, diag),
         None => Some(None),
     };
+    if auto_sni {
+        match &mut tls {
+            Some(Some(t)) if t.sni.is_none() => {
+                t.auto_sni = true;
+                // The server's certificate is then checked against the name sent.
+                t.verify_name |= auto_san_validation && t.validation.is_some();
+            }
+            Some(Some(_)) => c.error(
+                diag,
+                "typed_extension_protocol_options",
+                "`auto_sni` and the UpstreamTlsContext's `sni` exclude each other",
+            ),
+            Some(None) => c.error(
+                diag,
+                "typed_extension_protocol_options",
+                "`auto_sni` needs a TLS transport socket",
+            ),
+            None => {}
+        }
+    }
     let connect_timeout = c
         .duration("connect_timeout")
         .unwrap_or(Cluster::DEFAULT_CONNECT_TIMEOUT);
@@ -299,7 +319,13 @@ fn common_options(o: &Msg<'_, '_>, pool: &mut PoolSettings, diag: &mut Diagnosti
 
 /// `typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]`:
 /// HTTP/1.1 (explicitly, or as the default) and the common options.
-fn protocol_options(c: &Msg<'_, '_>, pool: &mut PoolSettings, diag: &mut Diagnostics) {
+/// Returns `upstream_http_protocol_options`' `auto_sni` and `auto_san_validation`.
+fn protocol_options(
+    c: &Msg<'_, '_>,
+    pool: &mut PoolSettings,
+    diag: &mut Diagnostics,
+) -> (bool, bool) {
+    let mut auto = (false, false);
     for (_, at, type_name, options) in c.any_map("typed_extension_protocol_options") {
         if type_name != schema::HTTP_OPTIONS {
             diag.error(
@@ -318,12 +344,9 @@ fn protocol_options(c: &Msg<'_, '_>, pool: &mut PoolSettings, diag: &mut Diagnos
                 "upstream_http_protocol_options",
             ],
         );
-        if o.has("upstream_http_protocol_options") {
-            o.error(
-                diag,
-                "upstream_http_protocol_options",
-                "`upstream_http_protocol_options` (`auto_sni`, `auto_san_validation`) is not supported yet: set `sni` and `match_typed_subject_alt_names` in the UpstreamTlsContext",
-            );
+        if let Some(u) = o.child("upstream_http_protocol_options") {
+            u.only(diag, &["auto_sni", "auto_san_validation"]);
+            auto = (u.bool("auto_sni"), u.bool("auto_san_validation"));
         }
         if let Some(explicit) = o.child("explicit_http_config") {
             explicit.only(diag, &["http_protocol_options"]);
@@ -342,4 +365,5 @@ fn protocol_options(c: &Msg<'_, '_>, pool: &mut PoolSettings, diag: &mut Diagnos
             common_options(&common, pool, diag);
         }
     }
+    auto
 }

@@ -1056,6 +1056,17 @@ fn upstream_tls_contexts_map_onto_client_tls() {
         "        sni: api.example.com\n        max_session_keys: 0\n        common_tls_context:\n          tls_certificates: [ {} ]\n          alpn_protocols: [http/1.1]\n          tls_params: {{ tls_maximum_protocol_version: TLSv1_3 }}\n          validation_context:\n            trusted_ca: {{ filename: \"{ca}\" }}\n            match_typed_subject_alt_names: [ {{ san_type: URI, matcher: {{ exact: \"spiffe://example.com/api\" }} }} ]\n",
         cert_item(&client)
     );
+    // `auto_sni` with `auto_san_validation`: the request's host is sent and checked.
+    let auto = format!(
+        "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: {{ http_protocol_options: {{}} }}\n        upstream_http_protocol_options: {{ auto_sni: true, auto_san_validation: true }}\n{}",
+        upstream(&format!(
+            "        common_tls_context:\n          validation_context:\n            trusted_ca: {{ filename: \"{ca}\" }}\n"
+        ))
+    );
+    let config = load(&tls_bootstrap("", &[chain("", "")], &auto));
+    let tls = config.clusters[0].tls.as_ref().expect("upstream TLS");
+    assert!(tls.auto_sni && tls.verify_name && tls.sni.is_none());
+
     let config = load(&tls_bootstrap("", &[chain("", "")], &upstream(&ctx)));
     let tls = config.clusters[0].tls.as_ref().expect("upstream TLS");
     assert_eq!(tls.sni.as_deref(), Some("api.example.com"));
@@ -1137,9 +1148,10 @@ fn upstream_tls_contexts_map_onto_client_tls() {
     let matches = "    transport_socket_matches: [ { name: plain, transport_socket: { name: envoy.transport_sockets.raw_buffer } } ]\n";
     assert!(errors(&tls_bootstrap("", &[chain("", "")], matches))[0]
         .contains("ringway does not implement `transport_socket_matches`"));
-    let auto_sni = "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: { http_protocol_options: {} }\n        upstream_http_protocol_options: { auto_sni: true }\n";
+    // `auto_sni` without a TLS transport socket.
+    let auto_sni = "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: { http_protocol_options: {} }\n        upstream_http_protocol_options: { auto_sni: true, auto_san_validation: true }\n";
     assert!(errors(&tls_bootstrap("", &[chain("", "")], auto_sni))[0]
-        .contains("`upstream_http_protocol_options` (`auto_sni`, `auto_san_validation`) is not supported yet"));
+        .contains("`auto_sni` needs a TLS transport socket"));
 }
 
 #[test]

@@ -273,6 +273,8 @@ fn upstream(ctx: &Msg<'_, '_>, cluster: &str, diag: &mut Diagnostics) -> Option<
         versions: common.versions,
         // `max_session_keys` (default 1): 0 disables resumption.
         session_resumption: ctx.wrapped_uint("max_session_keys") != Some(0),
+        // Set by the cluster's `upstream_http_protocol_options`.
+        auto_sni: false,
     })
 }
 

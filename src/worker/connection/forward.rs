@@ -63,6 +63,12 @@ impl Connection<'_> {
         if l.proxy.envoy_headers && route_timeout < crate::config::NO_TIMEOUT {
             self.expected_timeout_header(head_len, route_timeout);
         }
+        // `auto_sni`: the server name is the request's host, with a pool per name.
+        if cluster.auto_sni {
+            if let Some(named) = self.named_host(&picked, self.sni_from_host(head_len), cluster) {
+                picked = named;
+            }
+        }
         // The upstream head, and whatever body arrived with it, in one write chunk.
         let mut out = self.worker.bufs.take();
         self.build_request_head(head_len, (picked.pool.host(), host_rewrite), &mut out);
@@ -170,7 +176,14 @@ impl Connection<'_> {
                     cluster.stats.get(cx::UPSTREAM_RQ_RETRY).inc();
                     retried = true;
                     match cluster.pick() {
-                        Some(next) => picked = next,
+                        Some(next) => {
+                            // `auto_sni`: the same server name on the endpoint retried.
+                            let name = picked.pool.name().filter(|_| cluster.auto_sni).cloned();
+                            picked = next;
+                            if let Some(named) = self.named_host(&picked, name, cluster) {
+                                picked = named;
+                            }
+                        }
                         None => {
                             break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream))
                         }
@@ -203,6 +216,42 @@ impl Connection<'_> {
     /// Envoy's `x-envoy-expected-rq-timeout-ms` (the route timeout the upstream may
     /// count on), replacing any the request carried. Envoy listeners only.
     #[cold]
+    /// `host` with the pool of its endpoint for server name `name` (`auto_sni`); `None`
+    /// without a name.
+    #[inline(never)]
+    fn named_host(
+        &self,
+        host: &std::rc::Rc<crate::upstream::Host>,
+        name: Option<std::sync::Arc<str>>,
+        cluster: &ClusterSnapshot,
+    ) -> Option<std::rc::Rc<crate::upstream::Host>> {
+        let name = name?;
+        let tls = cluster.tls.as_ref().map(|t| &t.1);
+        let pool = self.worker.pools.get_named(host.pool.address(), &name, tls);
+        Some(std::rc::Rc::new(crate::upstream::Host {
+            pool,
+            cells: std::rc::Rc::clone(&host.cells),
+        }))
+    }
+
+    /// The request's host without its port, for `auto_sni` (`None` without a host, or
+    /// for an IP literal, which SNI cannot carry). Out of line: one allocation, only for
+    /// such clusters.
+    #[inline(never)]
+    fn sni_from_host(&self, head_len: usize) -> Option<std::sync::Arc<str>> {
+        let head = &self.buf[self.start..self.start + head_len];
+        let authority = self.request.host.map(|h| h.get(head))?;
+        let host = match authority.iter().rposition(|&b| b == b':') {
+            Some(i) if !authority.ends_with(b"]") => &authority[..i],
+            _ => authority,
+        };
+        let host = std::str::from_utf8(host).ok()?.to_ascii_lowercase();
+        if host.is_empty() || host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+            return None;
+        }
+        Some(host.into())
+    }
+
     fn expected_timeout_header(&mut self, head_len: usize, timeout: std::time::Duration) {
         let head = &self.buf[self.start..self.start + head_len];
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
