@@ -133,6 +133,12 @@ impl CertifiedMaterial {
         Ok(self)
     }
 
+    /// The files this material was read from (chain, key, OCSP response).
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        let ocsp = self.ocsp.as_ref().map(|(_, s)| s);
+        self.sources.iter().chain(ocsp).filter_map(PemSource::path)
+    }
+
     /// Whole days from `now` (Unix seconds) until this certificate expires (0 when past).
     pub fn days_left(&self, now: i64) -> u64 {
         u64::try_from((self.not_after - now) / 86_400).unwrap_or(0)
@@ -277,6 +283,14 @@ pub enum SanKind {
 }
 
 impl PeerValidation {
+    /// The files the roots and revocation lists were read from.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.ca_source
+            .iter()
+            .chain(&self.crl_sources)
+            .filter_map(PemSource::path)
+    }
+
     /// The trusted roots as rustls takes them: every certificate of a named CA file must
     /// parse as a trust anchor; of the system's roots, those that do not are skipped.
     pub fn roots(&self) -> Result<rustls::RootCertStore, String> {
@@ -517,16 +531,12 @@ pub struct ClientTls {
 /// certificate): what `/certs` lists and `server.days_until_first_cert_expiring` reads.
 pub fn contexts(config: &super::Config) -> Vec<CertContext> {
     let mut out = Vec::new();
+    // A named CA file's certificates; the system's roots are many and not ours to
+    // watch expire.
     let ca_of = |v: Option<&PeerValidation>| -> Vec<(String, CertificateDer<'static>)> {
-        let Some(v) = v else { return Vec::new() };
-        let source = v
-            .ca_source
-            .as_ref()
-            .map_or_else(|| "<system roots>".to_owned(), PemSource::describe);
-        match (&v.ca_source, &v.ca) {
-            // The system's roots are many and not ours to watch expire.
-            (None, _) | (_, None) => Vec::new(),
-            (Some(_), Some(ca)) => ca.iter().map(|c| (source.clone(), c.clone())).collect(),
+        match v.and_then(|v| Some((v.ca_source.as_ref()?, v.ca.as_ref()?))) {
+            Some((source, ca)) => ca.iter().map(|c| (source.describe(), c.clone())).collect(),
+            None => Vec::new(),
         }
     };
     for l in &config.listeners {

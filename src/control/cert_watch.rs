@@ -23,40 +23,21 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 /// The files of `config` to watch.
 pub(super) fn files(config: &crate::config::Config) -> Vec<PathBuf> {
-    use crate::config::tls::{PeerValidation, PemSource};
-    let mut out = Vec::new();
-    let mut add = |s: &PemSource| {
-        if let Some(p) = s.path() {
-            out.push(p.to_path_buf());
-        }
-    };
-    let add_validation = |v: &PeerValidation, add: &mut dyn FnMut(&PemSource)| {
-        if let Some(s) = &v.ca_source {
-            add(s);
-        }
-        for s in &v.crl_sources {
-            add(s);
-        }
-    };
-    for l in &config.listeners {
-        let Some(tls) = &l.tls else { continue };
-        for m in &tls.certificates {
-            m.sources.iter().for_each(&mut add);
-            if let Some((_, source)) = &m.ocsp {
-                add(source);
-            }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for tls in config.listeners.iter().filter_map(|l| l.tls.as_ref()) {
+        for material in &tls.certificates {
+            out.extend(material.files().map(PathBuf::from));
         }
         if let Some(auth) = &tls.client_auth {
-            add_validation(&auth.validation, &mut add);
+            out.extend(auth.validation.files().map(PathBuf::from));
         }
     }
-    for c in &config.clusters {
-        let Some(tls) = &c.tls else { continue };
-        if let Some(m) = &tls.certificate {
-            m.sources.iter().for_each(&mut add);
+    for tls in config.clusters.iter().filter_map(|c| c.tls.as_ref()) {
+        if let Some(material) = &tls.certificate {
+            out.extend(material.files().map(PathBuf::from));
         }
         if let Some(v) = &tls.validation {
-            add_validation(v, &mut add);
+            out.extend(v.files().map(PathBuf::from));
         }
     }
     out.sort();

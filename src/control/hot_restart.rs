@@ -154,12 +154,7 @@ pub fn hand_over(
     }
     // The ticket keys, so that clients resume their TLS sessions on the new process.
     expect(&mut stream, "NEXT")?;
-    let hex: String = ticket_keys
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    stream.write_all(format!("K {hex}\n").as_bytes())?;
+    stream.write_all(format!("K {}\n", ticket_keys.to_hex()).as_bytes())?;
     expect(&mut stream, "NEXT")?;
     stream.write_all(b"END\n")?;
     // DRAIN may take as long as the new process needs to start.
@@ -240,15 +235,7 @@ pub fn fetch(path: &Path, epoch: u32) -> io::Result<(Inherited, Predecessor)> {
             .split_once(' ')
             .ok_or_else(|| io::Error::other(format!("unexpected message {text:?}")))?;
         if kind == "K" {
-            let bytes = (0..addr.len())
-                .step_by(2)
-                .map(|i| {
-                    addr.get(i..i + 2)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                })
-                .collect::<Option<Vec<u8>>>();
-            inherited.ticket_keys =
-                bytes.and_then(|b| crate::tls::ticket::TicketKeys::from_bytes(&b));
+            inherited.ticket_keys = crate::tls::ticket::TicketKeys::from_hex(addr);
             if inherited.ticket_keys.is_none() {
                 warn!("hot restart: unreadable session-ticket keys; new ones are made");
             }

@@ -57,27 +57,17 @@ where
             None => io.read(chunk).await,
         };
         let absorbed = match result {
-            Ok(0) => Ok(false),
-            Ok(n) => session::absorb(&mut session.borrow_mut(), &chunk[..n]).map(|()| true),
+            // TCP ended: the end of the stream only after a close_notify.
+            Ok(0) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection without a TLS close_notify",
+            )),
+            Ok(n) => session::absorb(&mut session.borrow_mut(), &chunk[..n]),
             Err(e) => Err(e),
         };
-        let truncated = matches!(absorbed, Ok(false))
-            && !session
-                .borrow_mut()
-                .process_new_packets()
-                .is_ok_and(|s| s.peer_has_closed());
         give_chunk(chunk);
-        match absorbed {
-            Ok(true) => {}
-            Ok(false) if truncated => {
-                let e = io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the peer closed the connection without a TLS close_notify",
-                );
-                return (Err(e), buf);
-            }
-            Ok(false) => return (Ok(0), buf),
-            Err(e) => return (Err(e), buf),
+        if let Err(e) = absorbed {
+            return (Err(e), buf);
         }
     }
 }
@@ -100,20 +90,17 @@ where
 
 /// Sends every record the session has queued, a chunk at a time.
 pub async fn flush<W: AsyncWriteRent>(io: &mut W, session: &RefCell<Session>) -> io::Result<()> {
-    loop {
+    while session.borrow().wants_write() {
         let mut out = take_chunk();
         if let Err(e) = session::records(&mut session.borrow_mut(), &mut out, RECORD_CHUNK) {
             give_chunk(out);
             return Err(e);
         }
-        if out.is_empty() {
-            give_chunk(out);
-            return Ok(());
-        }
         let (result, out) = io.write_all(out).await;
         give_chunk(out);
         result?;
     }
+    Ok(())
 }
 
 /// Ends the session (close_notify) and the socket's sending side.

@@ -79,6 +79,24 @@ impl TicketKeys {
         out
     }
 
+    /// The keys as hex text (one line of the hot-restart hand-over).
+    pub fn to_hex(&self) -> String {
+        use std::fmt::Write;
+        self.to_bytes().iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// The inverse of [`TicketKeys::to_hex`].
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let bytes = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        Self::from_bytes(&bytes)
+    }
+
     /// The inverse of [`TicketKeys::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         let (period, rest) = bytes.split_first_chunk::<4>()?;
@@ -243,7 +261,9 @@ mod tests {
     fn keys_survive_the_hand_over_encoding() {
         let mut keys = TicketKeys::generate(std::time::Duration::from_secs(60)).unwrap();
         keys.rotate().unwrap();
-        assert_eq!(TicketKeys::from_bytes(&keys.to_bytes()), Some(keys));
+        assert_eq!(TicketKeys::from_bytes(&keys.to_bytes()), Some(keys.clone()));
+        assert_eq!(TicketKeys::from_hex(&keys.to_hex()), Some(keys));
+        assert_eq!(TicketKeys::from_hex("0000000x"), None);
         assert_eq!(TicketKeys::from_bytes(&[0, 0, 0, 1]), None);
         assert_eq!(TicketKeys::from_bytes(&[0, 0, 0, 1, 2]), None);
     }

@@ -150,16 +150,7 @@ impl PoolRegistry {
     /// The pool of `member` (for TLS cluster `tls`, when it is one), created on first
     /// use.
     pub fn get(&self, member: &Member, tls: Option<&Arc<str>>) -> Rc<EndpointPool> {
-        let key = PoolKey {
-            address: member.address.clone(),
-            hostname: member.hostname.clone(),
-            tls: tls.cloned(),
-        };
-        Rc::clone(
-            self.pools.borrow_mut().entry(key).or_insert_with(|| {
-                EndpointPool::new(member.address.clone(), member.hostname.clone())
-            }),
-        )
+        self.pool(&member.address, member.hostname.as_ref(), tls)
     }
 
     /// The pool of `address` for server name `name` (a cluster with `auto_sni`: its TLS
@@ -170,16 +161,25 @@ impl PoolRegistry {
         name: &Arc<str>,
         tls: Option<&Arc<str>>,
     ) -> Rc<EndpointPool> {
+        self.pool(address, Some(name), tls)
+    }
+
+    fn pool(
+        &self,
+        address: &Address,
+        hostname: Option<&Arc<str>>,
+        tls: Option<&Arc<str>>,
+    ) -> Rc<EndpointPool> {
         let key = PoolKey {
             address: address.clone(),
-            hostname: Some(Arc::clone(name)),
+            hostname: hostname.cloned(),
             tls: tls.cloned(),
         };
         Rc::clone(
             self.pools
                 .borrow_mut()
                 .entry(key)
-                .or_insert_with(|| EndpointPool::new(address.clone(), Some(Arc::clone(name)))),
+                .or_insert_with(|| EndpointPool::new(address.clone(), hostname.cloned())),
         )
     }
 

@@ -34,33 +34,16 @@ pub(crate) fn listener_socket(
     ts: &Msg<'_, '_>,
     diag: &mut Diagnostics,
 ) -> Option<Option<ServerTls>> {
-    ts.only(diag, &["name", "typed_config"]);
-    match ts.any("typed_config") {
-        Some((type_name, ctx)) if type_name == schema::DOWNSTREAM_TLS => {
-            downstream(&Msg::new(&ctx, ts.at("typed_config")), diag).map(Some)
-        }
-        Some((type_name, raw)) if type_name == schema::RAW_BUFFER => {
-            Msg::new(&raw, ts.at("typed_config")).only(diag, &[]);
-            Some(None)
-        }
-        Some((type_name, _)) => {
-            ts.error(
-                diag,
-                "typed_config",
-                format!("{type_name} is not a listener's transport socket (DownstreamTlsContext or RawBuffer)"),
-            );
-            None
-        }
-        None if ts.str("name") == Some("envoy.transport_sockets.raw_buffer") => Some(None),
-        None => {
-            ts.error(
-                diag,
-                "typed_config",
-                "a transport socket needs a `typed_config` (`@type` ...DownstreamTlsContext)",
-            );
-            None
-        }
-    }
+    transport_socket(
+        ts,
+        (
+            schema::DOWNSTREAM_TLS,
+            "DownstreamTlsContext",
+            "a listener's",
+        ),
+        diag,
+        downstream,
+    )
 }
 
 /// A cluster's transport socket: `None` for plaintext (`raw_buffer`).
@@ -69,10 +52,26 @@ pub(crate) fn cluster_socket(
     cluster: &str,
     diag: &mut Diagnostics,
 ) -> Option<Option<ClientTls>> {
+    transport_socket(
+        ts,
+        (schema::UPSTREAM_TLS, "UpstreamTlsContext", "a cluster's"),
+        diag,
+        |ctx, diag| upstream(ctx, cluster, diag),
+    )
+}
+
+/// A transport socket: the TLS context `tls_type` (decoded by `decode`), or `raw_buffer`
+/// (`None`), else an error naming what was found.
+fn transport_socket<T>(
+    ts: &Msg<'_, '_>,
+    (tls_type, tls_name, whose): (&str, &str, &str),
+    diag: &mut Diagnostics,
+    decode: impl FnOnce(&Msg<'_, '_>, &mut Diagnostics) -> Option<T>,
+) -> Option<Option<T>> {
     ts.only(diag, &["name", "typed_config"]);
     match ts.any("typed_config") {
-        Some((type_name, ctx)) if type_name == schema::UPSTREAM_TLS => {
-            upstream(&Msg::new(&ctx, ts.at("typed_config")), cluster, diag).map(Some)
+        Some((type_name, ctx)) if type_name == tls_type => {
+            decode(&Msg::new(&ctx, ts.at("typed_config")), diag).map(Some)
         }
         Some((type_name, raw)) if type_name == schema::RAW_BUFFER => {
             Msg::new(&raw, ts.at("typed_config")).only(diag, &[]);
@@ -82,7 +81,7 @@ pub(crate) fn cluster_socket(
             ts.error(
                 diag,
                 "typed_config",
-                format!("{type_name} is not a cluster's transport socket (UpstreamTlsContext or RawBuffer)"),
+                format!("{type_name} is not {whose} transport socket ({tls_name} or RawBuffer)"),
             );
             None
         }
@@ -91,7 +90,7 @@ pub(crate) fn cluster_socket(
             ts.error(
                 diag,
                 "typed_config",
-                "a transport socket needs a `typed_config` (`@type` ...UpstreamTlsContext)",
+                format!("a transport socket needs a `typed_config` (`@type` ...{tls_name})"),
             );
             None
         }
