@@ -11,7 +11,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ringway::{
     config::{HeaderAdd, HeaderMutations},
-    filter::{Chain, RequestHead, RequestState},
+    filter::{Chain, RequestFacts, RequestHead, RequestState},
     http1::*,
     peer::Peer,
 };
@@ -52,7 +52,11 @@ fn one_request(
     parse_request(raw, &Limits::default(), request).expect("valid");
     if !chain.is_empty() {
         state.clear((Peer::Ip([192, 0, 2, 7].into()), 40000), b"HTTP/1.1");
-        chain.on_request(&mut RequestHead::new(request, raw), state);
+        chain.on_request(
+            &mut RequestHead::new(request, raw),
+            &mut RequestFacts::none(),
+            state,
+        );
     }
     out.clear();
     request.append_fields(raw, out);
@@ -79,11 +83,17 @@ fn chains(c: &mut Criterion) {
     let raw = raw();
     let plain = Chain::default();
     let none = HeaderMutations::default();
-    let edits = Chain::build(([&none, &none], &five_edits()), (None, None), "users");
+    let edits = Chain::build(
+        ([&none, &none], &five_edits()),
+        (None, None),
+        "users",
+        [None, None],
+    );
     let variables = Chain::build(
         ([&none, &none], &five_edits_with_variables()),
         (None, None),
         "users",
+        [None, None],
     );
     let mut group = c.benchmark_group("chain");
     for (name, chain) in [

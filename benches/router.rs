@@ -35,6 +35,8 @@ fn table() -> Vec<Route> {
         cors: None,
         upgrades: None,
         idle_timeout: None,
+        auth: None,
+        authorization: None,
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

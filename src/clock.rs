@@ -34,6 +34,8 @@ pub struct CoarseClock {
     /// `date: <IMF-fixdate>\r\n`: a request copies the whole line in one piece.
     line: Cell<[u8; LINE_LEN]>,
     now: Cell<Instant>,
+    /// Seconds since the Unix epoch at the last tick (token lifetimes).
+    unix: Cell<u64>,
 }
 
 impl Default for CoarseClock {
@@ -41,6 +43,7 @@ impl Default for CoarseClock {
         CoarseClock {
             line: Cell::new(date_line(SystemTime::now())),
             now: Cell::new(Instant::now()),
+            unix: Cell::new(unix_seconds(SystemTime::now())),
         }
     }
 }
@@ -58,10 +61,18 @@ impl CoarseClock {
         self.now.get()
     }
 
+    /// Seconds since the Unix epoch at the last tick.
+    #[inline]
+    pub fn unix_seconds(&self) -> u64 {
+        self.unix.get()
+    }
+
     /// Reads the clock.
     pub fn refresh(&self) {
-        self.line.set(date_line(SystemTime::now()));
+        let now = SystemTime::now();
+        self.line.set(date_line(now));
         self.now.set(Instant::now());
+        self.unix.set(unix_seconds(now));
     }
 
     /// Refreshes the value just after every second boundary, for as long as the
@@ -79,6 +90,12 @@ impl CoarseClock {
             self.refresh();
         }
     }
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 /// `time` as a whole `date: <IMF-fixdate>\r\n` header line.

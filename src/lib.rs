@@ -14,6 +14,7 @@ pub mod access_log;
 #[cfg(feature = "alloc-count")]
 pub mod alloc_count;
 pub mod allocator;
+pub mod auth;
 pub mod buffers;
 pub mod clock;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod cpus;
 pub mod discovery;
 pub mod driver;
 pub mod error;
+pub mod fetch;
 pub mod filter;
 pub mod flow;
 pub mod forwarding;

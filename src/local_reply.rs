@@ -238,6 +238,8 @@ const KINDS: [LocalReplyKind; 17] = [
 #[derive(Debug, Clone)]
 pub struct LocalReplies {
     replies: Vec<Reply>,
+    /// Envoy's profile: its `server` header (when the listener sets one) on every reply.
+    envoy: Option<Option<Box<str>>>,
 }
 
 impl LocalReplies {
@@ -251,6 +253,7 @@ impl LocalReplies {
                     Reply::new(status, "text/plain", body.as_bytes())
                 })
                 .collect(),
+            envoy: None,
         }
     }
 
@@ -303,6 +306,27 @@ impl LocalReplies {
                     reply
                 })
                 .collect(),
+            envoy: Some(server.map(Into::into)),
+        }
+    }
+
+    /// Whether this is Envoy's profile.
+    pub fn is_envoy(&self) -> bool {
+        self.envoy.is_some()
+    }
+
+    /// A filter's own reply in this profile: `envoy_text` as Envoy writes it (no line
+    /// end, with the listener's `server`) or, in ringway's, followed by a newline.
+    pub fn custom(&self, status: u16, envoy_text: &str) -> Reply {
+        match &self.envoy {
+            Some(server) => {
+                let reply = Reply::new(status, "text/plain", envoy_text.as_bytes());
+                match server {
+                    Some(server) => reply.with_header(format!("server: {server}\r\n").as_bytes()),
+                    None => reply,
+                }
+            }
+            None => Reply::new(status, "text/plain", format!("{envoy_text}\n").as_bytes()),
         }
     }
 

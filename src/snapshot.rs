@@ -13,12 +13,17 @@
 use std::{cell::Cell, collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use crate::{
+    auth::{
+        consumers::ConsumerTable,
+        runtime::{Providers, WorkerKeys},
+    },
     config::{self, Config, Endpoints},
+    filter::authn::ApiKeyRuntime,
     filter::Chain,
     http1,
     limit::OpenConnections,
     local_reply::LocalReplies,
-    router::{HostRouter, RouteDefaults},
+    router::{auth::AuthContext, HostRouter, RouteDefaults},
     stats::{names, Histogram, Scope, StatsStore, WorkerHistogram, WorkerScope},
     upstream::{static_members, ClusterSnapshot, ClusterStats, Discovered, Members, PoolRegistry},
 };
@@ -30,6 +35,12 @@ pub struct ListenerScopes {
     pub listener: Arc<Scope>,
     /// `http.<name>.`
     pub http: Arc<Scope>,
+    /// `http.<name>.jwt_authn.`, when the listener authenticates (one extra cell slot:
+    /// the control thread counts key fetches).
+    pub jwt_authn: Option<Arc<Scope>>,
+    /// `http.<name>.rbac.`, and the shadow rules' own scope when they have a stat
+    /// prefix, when the listener authorizes.
+    pub rbac: Option<(Arc<Scope>, Option<Arc<Scope>>)>,
     /// The listener's connections, for its `connection_limit`.
     pub open: Arc<OpenConnections>,
     /// `http.<name>.downstream_rq_time`.
@@ -46,9 +57,37 @@ impl ListenerScopes {
             listener.listener_stats_prefix(),
             listener.http_stats_prefix(),
         );
+        let routes = || {
+            listener
+                .routes
+                .iter()
+                .chain(listener.virtual_hosts.iter().flat_map(|v| &v.routes))
+        };
+        let authenticates = listener.auth.is_some() || routes().any(|r| r.auth.is_some());
+        let authorizes =
+            listener.authorization.is_some() || routes().any(|r| r.authorization.is_some());
+        // Envoy's `rules_stat_prefix` and `shadow_rules_stat_prefix` (the listener's
+        // policy's; a route's own policy counts under them too).
+        let policy = listener.authorization.as_ref();
+        let rules_prefix = policy.map_or("", |p| p.stat_prefix.as_str());
+        let shadow_prefix = policy.map_or("", |p| p.shadow_stat_prefix.as_str());
         ListenerScopes {
             listener: store.scope(&format!("listener.{l}."), &names::listener::DEFS),
             http: store.scope(&format!("http.{h}."), &names::http::DEFS),
+            jwt_authn: authenticates.then(|| {
+                store.scope_with_extra(&format!("http.{h}.jwt_authn."), &names::jwt_authn::DEFS, 1)
+            }),
+            rbac: authorizes.then(|| {
+                (
+                    store.scope(&format!("http.{h}.rbac.{rules_prefix}"), &names::rbac::DEFS),
+                    (shadow_prefix != rules_prefix).then(|| {
+                        store.scope(
+                            &format!("http.{h}.rbac.{shadow_prefix}"),
+                            &names::rbac::DEFS,
+                        )
+                    }),
+                )
+            }),
             open: store.open_connections(&format!("listener.{}", listener.name)),
             rq_time: store.histogram(&format!("http.{h}.downstream_rq_time")),
             cx_length: [
@@ -73,6 +112,26 @@ pub struct StatsHandles {
     pub static_members: HashMap<String, Members>,
     /// Every listener's connections, for `max_connections`.
     pub open_global: Arc<OpenConnections>,
+    /// `consumer.<name>.`, by consumer name (the first [`MAX_CONSUMER_STATS`]).
+    pub consumers: HashMap<String, Arc<Scope>>,
+}
+
+/// Consumers with stats of their own; the rest are counted nowhere per consumer, so a
+/// file of a million keys cannot make a million scopes.
+pub const MAX_CONSUMER_STATS: usize = 1000;
+
+/// A consumer's name as a stat-name segment: characters other than `[A-Za-z0-9_-@]`
+/// become `_` (a `.` would split the name).
+pub fn consumer_stat_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// Registers the scopes for every listener and cluster of `config`.
@@ -124,6 +183,20 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
             })
             .collect(),
         open_global: store.open_connections(""),
+        consumers: config
+            .auth
+            .api_keys
+            .iter()
+            .flat_map(|k| {
+                let file = k.file.iter().flat_map(|(_, c)| c);
+                k.consumers.iter().chain(file)
+            })
+            .take(MAX_CONSUMER_STATS)
+            .map(|c| {
+                let prefix = format!("consumer.{}.", consumer_stat_name(&c.name));
+                (c.name.clone(), store.scope(&prefix, &names::consumer::DEFS))
+            })
+            .collect(),
     }
 }
 
@@ -232,9 +305,29 @@ impl ListenerSnapshot {
         compiled: &Rc<[ClusterSnapshot]>,
         (scopes, global): (&ListenerScopes, (Option<u64>, Arc<OpenConnections>)),
         worker: usize,
-        ticket_keys: &crate::tls::ticket::TicketKeys,
+        (ticket_keys, auth): (&crate::tls::ticket::TicketKeys, AuthParts<'_>),
     ) -> Self {
         let h = &listener.http1;
+        // Listeners loaded from Envoy configs answer with Envoy's texts.
+        let replies = if listener.proxy.envoy.is_some() {
+            LocalReplies::envoy(listener.proxy.server_header.as_deref())
+        } else {
+            LocalReplies::ringway()
+        };
+        let auth = AuthContext::build(
+            listener,
+            auth,
+            (
+                scopes.jwt_authn.as_ref().map(|s| s.for_worker(worker)),
+                scopes.rbac.as_ref().map(|(s, shadow)| {
+                    (
+                        s.for_worker(worker),
+                        shadow.as_ref().map(|s| s.for_worker(worker)),
+                    )
+                }),
+            ),
+            &replies,
+        );
         ListenerSnapshot {
             name: listener.name.as_str().into(),
             router: HostRouter::build(
@@ -244,6 +337,7 @@ impl ListenerSnapshot {
                     cors: listener.cors.as_ref(),
                     max_request_body: listener.proxy.max_request_body,
                     upgrades: &listener.upgrades,
+                    auth: auth.as_ref(),
                 },
                 |name| clusters.iter().position(|c| c.name == name),
             ),
@@ -264,12 +358,7 @@ impl ListenerSnapshot {
                 (listener.connection_limit, Arc::clone(&scopes.open)),
                 global,
             ],
-            // Listeners loaded from Envoy configs answer with Envoy's texts.
-            replies: if listener.proxy.envoy.is_some() {
-                LocalReplies::envoy(listener.proxy.server_header.as_deref())
-            } else {
-                LocalReplies::ringway()
-            },
+            replies,
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
             rq_time: scopes.rq_time.for_worker(worker),
@@ -305,6 +394,9 @@ impl ListenerSnapshot {
     }
 }
 
+/// A worker's providers and API keys, for a listener's filters.
+type AuthParts<'a> = (&'a Rc<Providers>, Option<&'a Rc<ApiKeyRuntime>>);
+
 /// A worker's compiled config.
 #[derive(Debug)]
 pub struct Snapshot {
@@ -312,6 +404,8 @@ pub struct Snapshot {
     pub listeners: HashMap<String, Rc<ListenerSnapshot>>,
     /// Every cluster, shared by the listeners (DNS updates reach them here).
     pub clusters: Rc<[ClusterSnapshot]>,
+    /// Every JWT provider, shared by the listeners (fetched keys reach them here).
+    pub providers: Rc<Providers>,
 }
 
 impl Snapshot {
@@ -320,12 +414,26 @@ impl Snapshot {
     /// registers first) are skipped.
     pub fn build(
         config: &Config,
-        (stats, discovered): (&StatsHandles, &Discovered),
+        (stats, discovered, keys): (&StatsHandles, &Discovered, &WorkerKeys),
         worker: usize,
         (pools, ticket_keys): (&PoolRegistry, &crate::tls::ticket::TicketKeys),
         seed: u64,
     ) -> Self {
         let random = fastrand::Rng::with_seed(seed);
+        let providers = Rc::new(Providers::build(
+            &config.auth.jwt_providers,
+            &keys.keys,
+            keys.refetch.as_ref(),
+        ));
+        let api_keys = config.auth.api_keys.as_ref().map(|k| {
+            Rc::new(ApiKeyRuntime {
+                table: ConsumerTable::build(k, |name| {
+                    stats.consumers.get(name).map(|s| s.for_worker(worker))
+                }),
+                from: k.from.clone(),
+                forward: k.forward,
+            })
+        });
         let clusters: Rc<[ClusterSnapshot]> = config
             .clusters
             .iter()
@@ -366,7 +474,7 @@ impl Snapshot {
                     &clusters,
                     (scopes, global),
                     worker,
-                    ticket_keys,
+                    (ticket_keys, (&providers, api_keys.as_ref())),
                 );
                 Some((l.name.clone(), Rc::new(snapshot)))
             })
@@ -374,6 +482,7 @@ impl Snapshot {
         Snapshot {
             listeners,
             clusters,
+            providers,
         }
     }
 }

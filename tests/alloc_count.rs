@@ -60,8 +60,9 @@ impl Shape {
     }
 }
 
-/// The shapes measured, one after the other on the same connections.
-fn shapes() -> Vec<Shape> {
+/// The shapes measured, one after the other on the same connections; `token` is a JWT
+/// the `/authed/` route accepts.
+fn shapes(token: &str) -> Vec<Shape> {
     let big: Vec<u8> = (0..64 * 1024).map(|i| (i * 31 % 251) as u8).collect();
     let mut chunked_big = Vec::new();
     for piece in big.chunks(5000) {
@@ -102,6 +103,22 @@ fn shapes() -> Vec<Shape> {
         Shape::small(
             "GET on a route with five header edits",
             b"GET /edited/item/42 HTTP/1.1\r\nHost: alloc.test\r\nX-Drop: 1\r\nX-Tenant: old\r\n\r\n",
+            200,
+        ),
+        // The auth issue's case: a JWT (one per connection, verified once per core, then
+        // cached), two claims to headers and a 10-rule policy deciding on its last rule.
+        Shape::small(
+            "GET with a cached JWT and a 10-rule policy",
+            format!(
+                "GET /authed/item HTTP/1.1\r\nHost: alloc.test\r\nAuthorization: Bearer {token}\r\n\r\n"
+            )
+            .as_bytes(),
+            200,
+        ),
+        // An API key, its consumer counted.
+        Shape::small(
+            "GET with an API key",
+            b"GET /keyed/item HTTP/1.1\r\nHost: alloc.test\r\nX-Api-Key: alloc-key\r\n\r\n",
             200,
         ),
         // The performance issue's case: a small keep-alive GET, content-length response.
@@ -252,6 +269,24 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
         let (port, admin) = (free_port(), free_port());
         let workers = 2;
         let edited = r#"    routes:
+      - match: { prefix: /authed/ }
+        cluster: echo
+        auth: main
+        authorization:
+          rules:
+            - deny: { source: [10.0.0.0/8] }
+            - deny: { header: { name: x-debug, present: true } }
+            - deny: { method: [DELETE] }
+            - deny: { path: { prefix: /authed/internal/ } }
+            - deny: { claim: { name: groups, any_of: [banned] } }
+            - deny: { consumer: nobody }
+            - allow: { peer: "spiffe://cluster.local/ns/ops/sa/admin" }
+            - allow: { claim: { name: scope, has: [admin] } }
+            - allow: { claim: { name: role, exact: superuser } }
+            - allow: { claim: { name: scope, has: [orders:read] } }
+      - match: { prefix: /keyed/ }
+        cluster: echo
+        auth: api_key
       - match: { prefix: /rewritten/ }
         cluster: echo
         regex_rewrite: { pattern: "^/rewritten/([^/]+)/(.*)$", substitution: "/v2/\\2/\\1" }
@@ -277,16 +312,22 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
           - { name: x-served-by, value: ringway }
         response_headers_to_remove: [x-upstream]
 "#;
-        let yaml = echo_config(workers, port, admin, &up.endpoint(), "").replacen(
-            "    routes:\n",
-            edited,
-            1,
+        let key = common::jwt::Signer::new(jsonwebtoken::Algorithm::RS256, "k");
+        let claims = serde_json::json!({"sub": "alice", "scope": "profile orders:read",
+            "exp": common::jwt::now() + 3600});
+        let token = key.sign(&claims);
+        let auth = format!(
+            "auth:\n  jwt_providers:\n    - name: main\n      jwks: {{ inline: '{}' }}\n      claim_to_headers: {{ x-user: sub, x-scope: scope }}\n  api_keys:\n    consumers:\n      - name: acme\n        keys: [alloc-key]\n",
+            common::jwt::jwks(&[&key])
         );
+        let yaml = echo_config(workers, port, admin, &up.endpoint(), "")
+            .replacen("    routes:\n", edited, 1)
+            .replacen("listeners:\n", &format!("{auth}listeners:\n"), 1);
         assert!(yaml.contains("/edited/"));
         let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| Client::new(addr)).collect();
-        let shapes = shapes();
+        let shapes = shapes(&token);
         for shape in &shapes {
             measure(&rw, &mut clients, shape, driver, workers);
         }

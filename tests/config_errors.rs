@@ -82,6 +82,8 @@ fn example_parses_to_expected_values() {
                 cors: None,
                 upgrades: None,
                 idle_timeout: None,
+                auth: None,
+                authorization: None,
             },
             Route {
                 name: None,
@@ -99,6 +101,8 @@ fn example_parses_to_expected_values() {
                 cors: None,
                 upgrades: None,
                 idle_timeout: None,
+                auth: None,
+                authorization: None,
             },
         ]
     );
@@ -179,6 +183,32 @@ fn shipped_config_files_parse() {
         reference.listeners[0].routes[3].timeout,
         Duration::from_secs(15)
     );
+    // Authentication: a provider, a consumer, and routes that name them.
+    use ringway::config::auth::{Requirement, RouteAuth};
+    assert_eq!(reference.auth.jwt_providers[0].name, "main");
+    assert_eq!(
+        reference
+            .auth
+            .api_keys
+            .as_ref()
+            .map(|k| k.consumers[0].name.as_str()),
+        Some("acme")
+    );
+    assert_eq!(
+        reference.listeners[0].routes[0].auth,
+        Some(RouteAuth::Requires(Requirement::Any(vec![
+            Requirement::Provider {
+                name: "main".into(),
+                audiences: None
+            },
+            Requirement::ApiKey
+        ])))
+    );
+    assert_eq!(
+        reference.listeners[0].routes[2].auth,
+        Some(RouteAuth::Disabled)
+    );
+    assert!(reference.listeners[0].auth.is_some());
 }
 
 #[test]

@@ -46,3 +46,8 @@ fn chunked_corpus() {
 fn config_corpus() {
     assert!(replay("config", ringway::config::fuzz) > 0);
 }
+
+#[test]
+fn jwt_corpus() {
+    assert!(replay("jwt", ringway::auth::jwt::fuzz) > 0);
+}

@@ -109,7 +109,7 @@ routes:
     assert_eq!(
         errors(text),
         [
-            "gateway.yaml:4:11: routes[0].auth: `auth` is not implemented yet in this version of ringway (JWT and API-key authentication are planned); remove it to serve this route without authentication",
+            "gateway.yaml:4:11: routes[0].auth: `jwt` needs a JWT provider in `auth.jwt_providers` (there is none)",
             "gateway.yaml:5:17: routes[0].rate_limit: `rate_limit` is not implemented yet in this version of ringway (per-client rate limits are planned); remove it to serve this route without a limit",
             "gateway.yaml:6:11: routes[1].path: \"/api/{a}/{a}\": variable \"a\" appears twice",
             "gateway.yaml:8:17: routes[1].rate_limit: invalid rate \"100/week\": expected `N/s`, `N/min`, `N/h` or `N/day`, e.g. `100/min`",

@@ -22,6 +22,9 @@
 #
 # TOP_KEYS adds top-level sections to the native config (e.g. an `access_log`).
 #
+# HEADER adds one request header to every request of the load (e.g. a token:
+#   HEADER="authorization: Bearer $TOKEN").
+#
 # ROUTE_KEYS adds keys to the one route (YAML lines, indented 8 spaces), to measure a
 # feature's cost over the plain route with the same binary, e.g.
 #   ROUTE_KEYS=$'        prefix_rewrite: /v2/\n' loadtest/scripts/instructions-per-request.sh
@@ -91,6 +94,8 @@ ${ENVOY_HCM:-}          route_config:
         - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: $up } } }
 YAML
 fi
+load_args=()
+[ -n "${HEADER:-}" ] && load_args=(-H "$HEADER")
 for binary in "$@"; do
   valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
     "$binary" -c "$work/ringway.yaml" "${extra[@]}" --log-level warn --driver epoll >"$work/vg.log" 2>&1 &
@@ -99,9 +104,9 @@ for binary in "$@"; do
     (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && break
     sleep 0.1
   done
-  "$load" run -k -c 4 -t 1 -d 2s "$scheme://127.0.0.1:$listen/" >/dev/null 2>&1
+  "$load" run -k -c 4 -t 1 -d 2s "${load_args[@]}" "$scheme://127.0.0.1:$listen/" >/dev/null 2>&1
   callgrind_control -z "$pid" >/dev/null 2>&1
-  requests=$("$load" run -k -c 4 -t 1 -d 5s "$scheme://127.0.0.1:$listen/" 2>/dev/null | awk '/requests in/ {print $1}')
+  requests=$("$load" run -k -c 4 -t 1 -d 5s "${load_args[@]}" "$scheme://127.0.0.1:$listen/" 2>/dev/null | awk '/requests in/ {print $1}')
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true

@@ -173,6 +173,7 @@ mod tests {
             bytes_sent: 0,
             upstream: None,
             flags: ResponseFlags::NONE,
+            consumer: None,
             details: Default::default(),
         }
     }

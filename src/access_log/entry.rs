@@ -45,6 +45,9 @@ pub struct LogEntry<'a> {
     pub upstream: Option<&'a str>,
     /// What went wrong, if anything.
     pub flags: ResponseFlags,
+    /// Who authentication found the client to be: the API consumer's name, else the
+    /// verified token's `sub`.
+    pub consumer: Option<&'a str>,
     /// What Envoy's command operators print beyond the fields above.
     pub details: Details<'a>,
 }

@@ -463,6 +463,7 @@ mod tests {
             bytes_sent: 12,
             upstream: Some("127.0.0.1:9001"),
             flags: ResponseFlags::NONE,
+            consumer: None,
             details: Details {
                 remote: Some((Peer::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))), 0)),
                 direct: Some((Peer::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), 40_000)),

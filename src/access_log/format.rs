@@ -23,7 +23,9 @@
 //! `start_time` (string), `method` (string or null), `path` (the raw target: string or
 //! null), `protocol` (string or null), `status` (number, 0 when nothing was sent),
 //! `response_flags` (string, as in text), `bytes_received`, `bytes_sent`, `duration_ms`
-//! (numbers), `client` (string), `upstream` (string or null), `listener` (string).
+//! (numbers), `client` (string), `upstream` (string or null), `listener` (string),
+//! `consumer` (who authentication found the client to be: the API consumer, else the
+//! token's subject; string or null).
 //! Strings are escaped per RFC 8259 (`\"`, `\\`, `\n`, `\r`, `\t`, `\u00XX` for other
 //! controls and DEL, `\u2028`/`\u2029` for JavaScript's sake); bytes that are not UTF-8
 //! become U+FFFD, since JSON strings are Unicode text.
@@ -137,6 +139,8 @@ pub fn append_json(entry: &LogEntry<'_>, out: &mut Vec<u8>) {
     json_string_or_null(entry.upstream.unwrap_or("").as_bytes(), out);
     out.extend_from_slice(b",\"listener\":");
     json_string(entry.listener.as_bytes(), out);
+    out.extend_from_slice(b",\"consumer\":");
+    json_string_or_null(entry.consumer.unwrap_or("").as_bytes(), out);
     out.extend_from_slice(b"}\n");
 }
 
@@ -246,6 +250,7 @@ mod tests {
             bytes_sent: 9,
             upstream: Some("127.0.0.1:9001"),
             flags: ResponseFlags::NONE,
+            consumer: None,
             details: Default::default(),
         }
     }
@@ -276,6 +281,7 @@ mod tests {
             status: 400,
             upstream: None,
             flags: ResponseFlags::DOWNSTREAM_PROTOCOL_ERROR,
+            consumer: None,
             bytes_received: 12,
             ..entry()
         };
@@ -309,7 +315,7 @@ mod tests {
             "{\"start_time\":\"2026-11-21T21:00:00.123Z\",\"method\":\"GET\",\"path\":\"/path?q=1\",\
              \"protocol\":\"HTTP/1.1\",\"status\":200,\"response_flags\":\"-\",\"bytes_received\":0,\
              \"bytes_sent\":9,\"duration_ms\":3,\"client\":\"127.0.0.1\",\"upstream\":\"127.0.0.1:9001\",\
-             \"listener\":\"public\"}\n"
+             \"listener\":\"public\",\"consumer\":null}\n"
         );
         let local = LogEntry {
             method: b"",
@@ -317,6 +323,7 @@ mod tests {
             protocol: "-",
             upstream: None,
             flags: ResponseFlags::NO_ROUTE | ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION,
+            consumer: None,
             ..entry()
         };
         let line = json(&local);

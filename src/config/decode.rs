@@ -10,6 +10,7 @@
 use bytes::Bytes;
 
 use super::addr::{parse_address, parse_socket_addr};
+use super::decode_auth;
 use super::decode_cluster;
 use super::decode_cors;
 use super::decode_headers;
@@ -37,6 +38,8 @@ const TOP_KEYS: &[&str] = &[
     "clusters",
     "access_log",
     "max_connections",
+    // Authentication, decoded in decode_auth.rs.
+    "auth",
     // The short form (decode_short.rs), in a file without `listeners`.
     "routes",
     "listen",
@@ -55,6 +58,7 @@ const LISTENER_KEYS: &[&str] = &[
     "cors",
     "upgrades",
     "proxy_protocol",
+    "authorization",
     // Header edits, decoded in decode_headers.rs.
     "request_headers_to_add",
     "request_headers_to_remove",
@@ -72,6 +76,8 @@ const LISTENER_KEYS: &[&str] = &[
     "path_normalization",
     // TLS termination, decoded in decode_tls.rs.
     "tls",
+    // The default requirement of its routes, decoded in decode_auth.rs.
+    "auth",
 ];
 const VIRTUAL_HOST_KEYS: &[&str] = &[
     "name",
@@ -102,6 +108,7 @@ const ROUTE_KEYS: &[&str] = &[
     "max_request_body",
     "cors",
     "upgrades",
+    "authorization",
     // Rewrites, decoded in decode_rewrite.rs (its REWRITE_KEYS).
     "prefix_rewrite",
     "regex_rewrite",
@@ -114,6 +121,8 @@ const ROUTE_KEYS: &[&str] = &[
     "request_headers_to_remove",
     "response_headers_to_add",
     "response_headers_to_remove",
+    // What the route requires, decoded in decode_auth.rs.
+    "auth",
 ];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -140,6 +149,14 @@ pub(crate) fn config<'a>(
         return None;
     }
     let map = root.map(diag, TOP_KEYS)?;
+    // Before the listeners: their routes' `auth` name what it declares.
+    let auth = match map.optional("auth") {
+        Some(n) => decode_auth::auth(&n, diag, marks),
+        None => {
+            marks.auth = Some(decode_auth::no_auth());
+            Some(Default::default())
+        }
+    };
     let workers = map.optional("workers").map(|n| workers(&n, diag));
     let pin_workers = map.optional("pin_workers").map(|n| pin_workers(&n, diag));
     let driver = map.optional("driver").map(|n| driver(&n, diag));
@@ -154,6 +171,7 @@ pub(crate) fn config<'a>(
         (Some(routes), None) => Some(decode_short::short_form(
             &routes,
             map.optional("listen").as_ref(),
+            marks.auth.as_ref(),
             diag,
         )),
         (Some(routes), Some(_)) => {
@@ -194,7 +212,7 @@ pub(crate) fn config<'a>(
     if let Some(short) = short {
         let expanded = short.and_then(|short| {
             let text = decode_short::expand(&short, clusters.as_deref()?, diag)?;
-            let (l, c) = expanded(&text, source, &marks.base_dir, diag)?;
+            let (l, c) = expanded(&text, source, &marks.base_dir, marks.auth.clone(), diag)?;
             Some((text, l, c))
         });
         match (expanded, clusters.as_mut()) {
@@ -211,6 +229,7 @@ pub(crate) fn config<'a>(
         .map(|n| super::decode_log::access_log(&n, diag));
     let max_connections = optional_count(&map, "max_connections", diag);
     Some(Config {
+        auth: auth?,
         source: source.to_path_buf(),
         workers: workers.unwrap_or(Some(Workers::Auto))?,
         pin_workers: pin_workers.unwrap_or(Some(PinWorkers::Auto))?,
@@ -234,6 +253,7 @@ fn expanded(
     text: &str,
     source: &std::path::Path,
     base_dir: &std::path::Path,
+    auth: Option<super::fields::AuthMarks>,
     diag: &mut Diagnostics,
 ) -> Option<(Vec<Listener>, Vec<Cluster>)> {
     let name = format!("{} (short form, expanded)", source.display());
@@ -242,6 +262,7 @@ fn expanded(
         let root = Node::root(&tree);
         let mut marks = Marks {
             base_dir: base_dir.to_path_buf(),
+            auth,
             ..Marks::default()
         };
         let map = root.map(&mut inner, &["listeners", "clusters"])?;
@@ -420,11 +441,21 @@ fn listener<'a>(
             return None;
         }
     }
+    let authorization = super::decode_authz::listener(&map, diag);
     let path_normalization = match map.optional("path_normalization") {
         Some(n) => path_normalization(&n, diag),
         None => Some(PathNormalization::default()),
     };
+    let auth = decode_auth::listener_auth(
+        &map,
+        routes.as_deref(),
+        virtual_hosts.as_deref(),
+        diag,
+        marks,
+    );
     Some(Listener {
+        auth: auth?,
+        authorization: authorization?,
         name: name?.to_owned(),
         address: address?,
         routes: routes?,
@@ -712,8 +743,12 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         }),
         None => Some(None),
     };
+    let auth = decode_auth::route_auth(&map, diag, marks);
+    let authorization = super::decode_authz::route(&map, diag);
     let (matcher, conditions) = matched?;
     Some(Route {
+        auth: auth?,
+        authorization: authorization?,
         name: name?,
         matcher,
         action: action?,

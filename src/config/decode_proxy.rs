@@ -136,7 +136,7 @@ fn trusted_proxies(node: &Node<'_>, diag: &mut Diagnostics) -> Option<TrustedPro
 }
 
 /// `10.0.0.0/8`, `fd00::/8`, or a bare address (a /32 or /128).
-fn parse_cidr(text: &str) -> Result<Cidr, String> {
+pub(super) fn parse_cidr(text: &str) -> Result<Cidr, String> {
     let (addr, len) = match text.split_once('/') {
         Some((addr, len)) => (addr, Some(len)),
         None => (text, None),

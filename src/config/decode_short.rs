@@ -23,13 +23,17 @@
 //! name; otherwise it is `host[:port]` (port 80 by default) or `ip:port`, and becomes a
 //! cluster of its own (`strict_dns` for a name, `static` for an address) named after it,
 //! shared by every route naming the same upstream. `methods` is `match.methods`. `auth`
-//! and `rate_limit` are checked and then refused as not implemented yet.
+//! takes the full form's requirement syntax (`jwt`, a provider's name, `api_key`,
+//! `none`, `{any: [...]}`, ...), resolved against the file's top-level `auth` where it is
+//! written, and becomes the route's `auth` in the expansion (`jwt` written as the
+//! provider's name); the top-level `auth` applies unchanged. `rate_limit` is checked and
+//! then refused as not implemented yet.
 
 use std::fmt::Write;
 
 use super::addr::{check_name, parse_host_port, parse_socket_addr};
 use super::error::{Diagnostics, Pos};
-use super::fields::non_empty_list;
+use super::fields::{non_empty_list, AuthMarks};
 use super::model::Cluster;
 use super::node::Node;
 use super::route_match::methods;
@@ -46,6 +50,8 @@ pub(super) struct ShortRoute {
     path: String,
     methods: Vec<String>,
     upstream: Upstream,
+    /// The route's `auth`, as full-form YAML text.
+    auth: Option<String>,
     /// Where `upstream` is written, for errors found once the clusters are known.
     upstream_at: (Pos, String),
 }
@@ -70,6 +76,7 @@ pub(super) struct ShortForm {
 pub(super) fn short_form(
     routes: &Node<'_>,
     listen: Option<&Node<'_>>,
+    auth: Option<&AuthMarks>,
     diag: &mut Diagnostics,
 ) -> Option<ShortForm> {
     let listen = match listen {
@@ -83,11 +90,17 @@ pub(super) fn short_form(
         }
         None => DEFAULT_LISTEN.to_owned(),
     };
-    let routes = non_empty_list(routes, diag, "route", short_route)?;
+    let routes = non_empty_list(routes, diag, "route", |item, diag| {
+        short_route(item, auth, diag)
+    })?;
     Some(ShortForm { routes, listen })
 }
 
-fn short_route(node: &Node<'_>, diag: &mut Diagnostics) -> Option<ShortRoute> {
+fn short_route(
+    node: &Node<'_>,
+    auth: Option<&AuthMarks>,
+    diag: &mut Diagnostics,
+) -> Option<ShortRoute> {
     let map = node.map(diag, SHORT_ROUTE_KEYS)?;
     let path = map.field(diag, "path").and_then(|n| {
         let text = n.str(diag)?;
@@ -118,15 +131,10 @@ fn short_route(node: &Node<'_>, diag: &mut Diagnostics) -> Option<ShortRoute> {
         Some(n) => methods(&n, diag),
         None => Some(Vec::new()),
     };
-    if let Some(n) = map.optional("auth") {
-        if n.str(diag).is_some() {
-            n.error(
-                diag,
-                "`auth` is not implemented yet in this version of ringway (JWT and API-key \
-                 authentication are planned); remove it to serve this route without authentication",
-            );
-        }
-    }
+    let auth = match map.optional("auth") {
+        Some(n) => super::decode_auth::short_route_auth(&n, diag, auth).map(Some),
+        None => Some(None),
+    };
     if let Some(n) = map.optional("rate_limit") {
         match n
             .scalar_text(diag, "a rate such as `100/min`")
@@ -146,6 +154,7 @@ fn short_route(node: &Node<'_>, diag: &mut Diagnostics) -> Option<ShortRoute> {
         path: path?,
         methods: methods?,
         upstream: upstream?,
+        auth: auth?,
         upstream_at: (upstream_node.pos(), upstream_node.path().to_owned()),
     })
 }
@@ -239,6 +248,9 @@ pub(super) fn expand(
             }
         };
         let _ = writeln!(out, "        cluster: {}", quote(&cluster));
+        if let Some(auth) = &route.auth {
+            let _ = writeln!(out, "        auth: {auth}");
+        }
     }
     if !implicit.is_empty() {
         let _ = writeln!(out, "clusters:");

@@ -20,10 +20,25 @@ pub(crate) struct Marks<'a> {
     pub listener_names: Vec<(&'a str, Node<'a>)>,
     pub listener_addresses: Vec<(Address, Node<'a>)>,
     pub cluster_names: Vec<(&'a str, Node<'a>)>,
-    /// Each route's `cluster` value.
+    /// Each route's (and remote JWKS's) `cluster` value.
     pub cluster_refs: Vec<(&'a str, Node<'a>)>,
     /// The config file's directory: relative file names in it are read from there.
     pub base_dir: std::path::PathBuf,
+    /// What routes' `auth` may name, from the top-level `auth` (decoded before the
+    /// listeners); `None` while that section is too broken to say, so that its names
+    /// are not also reported as unknown at every route.
+    pub auth: Option<AuthMarks>,
+}
+
+/// The names a native `auth` requirement may use, and the listeners' CORS preflight
+/// bypass (see `decode_auth`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AuthMarks {
+    /// The JWT providers' names, in order.
+    pub jwt_providers: Vec<String>,
+    /// Whether `auth.api_keys` is configured.
+    pub api_keys: bool,
+    pub bypass_cors_preflight: bool,
 }
 
 /// An optional count of connections, at least 1 (`Some(None)` when absent).
@@ -188,4 +203,37 @@ pub(super) fn optional_bool(
         n.wrong_type(diag, "true or false");
     }
     value
+}
+
+/// Which of `keys` the mapping has, in `keys` order.
+pub(super) fn given<'a>(map: &Map<'a>, keys: &[&'static str]) -> Vec<(&'static str, Node<'a>)> {
+    keys.iter()
+        .filter_map(|k| map.optional(k).map(|n| (*k, n)))
+        .collect()
+}
+
+/// The one of `keys` the mapping has; with none or several, `message` is the error,
+/// except when it has none and keys outside `known` (those have their errors already).
+pub(super) fn exactly_one<'a>(
+    (node, map): (&Node<'a>, &Map<'a>),
+    (keys, known): (&[&'static str], &[&str]),
+    diag: &mut Diagnostics,
+    message: &str,
+) -> Option<(&'static str, Node<'a>)> {
+    let mut given = given(map, keys);
+    if given.len() == 1 {
+        return given.pop();
+    }
+    if !(given.is_empty() && has_unknown_keys(node, known)) {
+        map.error(diag, message);
+    }
+    None
+}
+
+/// Whether a mapping has keys outside `known`: those have their errors already, and
+/// "needs one of" would only repeat them.
+pub(super) fn has_unknown_keys(node: &Node<'_>, known: &[&str]) -> bool {
+    let mut scratch = Diagnostics::new(std::path::Path::new(""));
+    node.entries(&mut scratch)
+        .is_some_and(|e| e.iter().any(|(k, _, _)| !known.contains(k)))
 }

@@ -9,7 +9,11 @@
 //! when absent; request side only), `%PROTOCOL%` (`HTTP/1.1`, `HTTP/1.0`), `%HOSTNAME%`,
 //! `%START_TIME%` (RFC 3339 UTC with milliseconds, when the filter runs), `%ROUTE_NAME%`,
 //! `%RESPONSE_CODE%` and `%UPSTREAM_REMOTE_ADDRESS%` (response side only). `%%` is a
-//! literal `%`. Reserved for the auth issue: a JWT claim and the consumer.
+//! literal `%`. Who authentication found the client to be (both sides): ringway's
+//! `%CONSUMER%` (the API consumer's name), `%CONSUMER_METADATA(key)%` and
+//! `%JWT_CLAIM(a.b)%` (a claim of the verified token: strings, numbers and booleans as
+//! text), and Envoy's `%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:KEY:claim...)%`
+//! for providers with `payload_in_metadata: KEY`. Empty when there is no such value.
 
 /// One piece of a header value (or, with `V` = `log_format::Op`, of an access-log
 /// line).
@@ -34,6 +38,18 @@ pub enum Var {
     StartTime,
     ResponseCode,
     UpstreamAddress,
+    /// The API consumer's name.
+    Consumer,
+    /// A metadata value of the API consumer.
+    ConsumerMetadata(String),
+    /// A claim (dotted path) of the first verified token that has it.
+    JwtClaim(String),
+    /// A claim (dotted path) of the token a provider publishes under this key (Envoy's
+    /// `payload_in_metadata`).
+    JwtPayload {
+        key: String,
+        claim: String,
+    },
 }
 
 /// Which message a value is added to.
@@ -50,7 +66,6 @@ const NOT_YET: &[&str] = &[
     "DOWNSTREAM_DIRECT_REMOTE_ADDRESS",
     "UPSTREAM_LOCAL_ADDRESS",
     "UPSTREAM_METADATA",
-    "DYNAMIC_METADATA",
     "PER_REQUEST_STATE",
     "FILTER_STATE",
     "REQUESTED_SERVER_NAME",
@@ -128,7 +143,42 @@ fn variable(name: &str, side: Side) -> Result<Var, String> {
         }
         return Ok(Var::RequestHeader(header.to_ascii_lowercase()));
     }
+    let argument = |prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|n| n.strip_prefix('('))
+            .and_then(|n| n.strip_suffix(')'))
+    };
+    if let Some(key) = argument("CONSUMER_METADATA") {
+        return match key.is_empty() {
+            true => Err(format!("%{name}%: name a metadata key")),
+            false => Ok(Var::ConsumerMetadata(key.to_owned())),
+        };
+    }
+    if let Some(claim) = argument("JWT_CLAIM") {
+        return match claim.is_empty() {
+            true => Err(format!("%{name}%: name a claim")),
+            false => Ok(Var::JwtClaim(claim.to_owned())),
+        };
+    }
+    if let Some(path) = argument("DYNAMIC_METADATA") {
+        let mut parts = path.split(':');
+        let (filter, key) = (parts.next().unwrap_or_default(), parts.next());
+        let claim: Vec<&str> = parts.collect();
+        return match (filter, key) {
+            ("envoy.filters.http.jwt_authn", Some(key)) if !claim.is_empty() => {
+                Ok(Var::JwtPayload {
+                    key: key.to_owned(),
+                    claim: claim.join("."),
+                })
+            }
+            _ => Err(format!(
+                "%{name}% is supported only as \
+                 %DYNAMIC_METADATA(envoy.filters.http.jwt_authn:<payload_in_metadata>:<claim>)%"
+            )),
+        };
+    }
     match name {
+        "CONSUMER" => Ok(Var::Consumer),
         "DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT" => Ok(Var::ClientAddress),
         "DOWNSTREAM_REMOTE_ADDRESS" => Ok(Var::ClientAddressWithPort),
         "PROTOCOL" => Ok(Var::Protocol),
@@ -179,6 +229,25 @@ mod tests {
             parse("%ROUTE_NAME%", Side::Request),
             Ok(vec![Piece::Var(Var::RouteName)])
         );
+        assert_eq!(
+            parse("%CONSUMER%/%JWT_CLAIM(org.id)%", Side::Response),
+            Ok(vec![
+                Piece::Var(Var::Consumer),
+                Piece::Text("/".into()),
+                Piece::Var(Var::JwtClaim("org.id".into())),
+            ])
+        );
+        assert_eq!(
+            parse(
+                "%DYNAMIC_METADATA(envoy.filters.http.jwt_authn:jwt:org:id)%",
+                Side::Request
+            ),
+            Ok(vec![Piece::Var(Var::JwtPayload {
+                key: "jwt".into(),
+                claim: "org.id".into()
+            })])
+        );
+        assert!(parse("%DYNAMIC_METADATA(other:a)%", Side::Request).is_err());
         assert!(parse("%UPSTREAM_METADATA(a:b)%", Side::Request)
             .unwrap_err()
             .contains("not supported yet"));

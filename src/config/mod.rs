@@ -14,7 +14,11 @@
 //! The format is documented by example in `config/reference.yaml`.
 
 mod addr;
+pub mod auth;
+pub mod authz;
 mod decode;
+mod decode_auth;
+mod decode_authz;
 mod decode_cluster;
 mod decode_cors;
 mod decode_headers;
@@ -40,6 +44,7 @@ mod yaml;
 
 use std::path::Path;
 
+pub use decode_auth::load_consumers;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, ClientCertMatch, Cluster,

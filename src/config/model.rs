@@ -23,6 +23,9 @@ pub struct Config {
     /// At least one.
     pub listeners: Vec<Listener>,
     pub clusters: Vec<Cluster>,
+    /// JWT providers and API keys (native top-level `auth`; Envoy's `jwt_authn`
+    /// providers).
+    pub auth: super::auth::AuthConfig,
     /// The access log; `None` when the key is absent (no access log).
     pub access_log: Option<AccessLogConfig>,
     /// Client connections open at once over every listener and worker; more are closed
@@ -173,6 +176,11 @@ pub struct Listener {
     pub listener_stat_prefix: Option<String>,
     /// TLS termination (`tls`, Envoy's `DownstreamTlsContext`); `None`: plaintext.
     pub tls: Option<super::tls::ServerTls>,
+    /// Authentication on this listener's routes (Envoy's `jwt_authn` filter; native
+    /// listeners get one when a route has `auth`).
+    pub auth: Option<super::auth::ListenerAuth>,
+    /// The access policy of every route without its own (Envoy's `rbac` filter).
+    pub authorization: Option<super::authz::AuthzPolicy>,
 }
 
 impl Listener {
@@ -299,6 +307,10 @@ pub struct Route {
     /// Replaces the listener's `stream_idle_timeout` for this route (Envoy's route
     /// `idle_timeout`).
     pub idle_timeout: Option<Duration>,
+    /// What this route requires, replacing the listener's rules.
+    pub auth: Option<super::auth::RouteAuth>,
+    /// This route's access policy, replacing the listener's.
+    pub authorization: Option<super::authz::RouteAuthz>,
 }
 
 /// A CORS policy (Envoy's `CorsPolicy`).

@@ -83,6 +83,10 @@ impl<'a> Node<'a> {
         }
     }
 
+    pub fn is_seq(&self) -> bool {
+        matches!(self.data(), YamlData::Sequence(_))
+    }
+
     pub fn peek_int(&self) -> Option<i64> {
         match self.data() {
             YamlData::Value(Scalar::Integer(i)) => Some(*i),
@@ -212,6 +216,30 @@ impl<'a> Node<'a> {
             path: self.path.clone(),
             fields,
         })
+    }
+
+    /// The entries of a mapping whose keys are data, not field names (`claim_to_headers`,
+    /// a consumer's `metadata`): each key's text, the key's node (for errors about the
+    /// key) and the value's node. Keys that are not strings are reported.
+    pub fn entries(&self, diag: &mut Diagnostics) -> Option<Vec<(&'a str, Node<'a>, Node<'a>)>> {
+        let YamlData::Mapping(entries) = self.data() else {
+            self.wrong_type(diag, "a mapping");
+            return None;
+        };
+        let mut result = Vec::with_capacity(entries.len());
+        let mut ok = true;
+        for (key, value) in entries {
+            let YamlData::Value(Scalar::String(name)) = &key.data else {
+                let key_node = self.child_at(key, "");
+                let found = key_node.kind();
+                key_node.error(diag, format!("keys must be strings, found {found}"));
+                ok = false;
+                continue;
+            };
+            let name: &'a str = name.as_ref();
+            result.push((name, self.child_at(key, name), self.child_at(value, name)));
+        }
+        ok.then_some(result)
     }
 
     fn child_at(&self, yaml: &'a MarkedYaml<'a>, key: &str) -> Node<'a> {

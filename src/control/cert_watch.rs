@@ -1,4 +1,6 @@
-//! Reloads when a certificate, key, CA or CRL file of the serving config changes.
+//! Reloads when a certificate, key, CA or CRL file of the serving config changes, or a
+//! JWKS file or API-key consumers file (their new content is checked the same way: a
+//! file that does not parse fails the reload and the old keys keep working).
 //!
 //! A thread of its own polls the files once a second: their metadata after following
 //! symlinks (device, inode, size, modification time), so an in-place write, an atomic
@@ -39,6 +41,14 @@ pub(super) fn files(config: &crate::config::Config) -> Vec<PathBuf> {
         if let Some(v) = &tls.validation {
             out.extend(v.files().map(PathBuf::from));
         }
+    }
+    for provider in &config.auth.jwt_providers {
+        if let crate::config::auth::JwksSource::File { path, .. } = &provider.jwks {
+            out.push(path.clone());
+        }
+    }
+    if let Some((path, _)) = config.auth.api_keys.as_ref().and_then(|k| k.file.as_ref()) {
+        out.push(path.clone());
     }
     out.sort();
     out.dedup();

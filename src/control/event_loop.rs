@@ -20,6 +20,8 @@ pub(super) enum Wake {
     Members(crate::discovery::Update),
     /// Time for new session-ticket keys.
     RotateTicketKeys,
+    /// The JWKS fetcher has an outcome.
+    JwtKeys(crate::auth::fetcher::Fetched),
 }
 
 pub(super) struct Control {
@@ -34,6 +36,8 @@ pub(super) struct Control {
     pub(super) stats_handles: RefCell<StatsHandles>,
     /// DNS clusters and their members.
     pub(super) dns: RefCell<dns::Dns>,
+    /// JWT providers' keys.
+    pub(super) jwt_keys: RefCell<jwt_keys::JwtKeys>,
     /// The control thread's copies of every listening socket (see `sockets`).
     pub(super) groups: RefCell<Vec<Group>>,
     /// The control thread's copy of the admin socket, for a successor.
@@ -83,6 +87,7 @@ impl Control {
         let mut restarts = never.clone();
         let (handover_tx, handover_rx) = flume::bounded::<()>(1);
         let updates = self.dns.borrow().updates.clone();
+        let fetched = self.jwt_keys.borrow().fetched.clone();
 
         let mut ready = 0;
         let mut rotate_at = Instant::now() + self.ticket_keys.borrow().period();
@@ -105,6 +110,10 @@ impl Control {
                 _ = handover_rx.recv_async() => Wake::Handover,
                 update = updates.recv_async() => match update {
                     Ok(update) => Wake::Members(update),
+                    Err(_) => continue,
+                },
+                outcome = fetched.recv_async() => match outcome {
+                    Ok(outcome) => Wake::JwtKeys(outcome),
                     Err(_) => continue,
                 },
             };
@@ -168,6 +177,19 @@ impl Control {
                         Err(e) => warn!("rotating session-ticket keys: {e}"),
                     }
                     rotate_at = Instant::now() + self.ticket_keys.borrow().period();
+                }
+                Wake::JwtKeys(outcome) => {
+                    let taken = self.jwt_keys.borrow_mut().take(outcome);
+                    if let Some((provider, keys)) = taken {
+                        self.send_all(|| Command::JwtKeys {
+                            provider: provider.clone(),
+                            keys: Arc::clone(&keys),
+                        })
+                        .await;
+                    }
+                    self.state
+                        .keys_pending
+                        .set(self.jwt_keys.borrow().pending());
                 }
                 Wake::Restart(stream) => self.hand_over(stream, handover_tx.clone()),
                 Wake::Handover => {
@@ -302,6 +324,11 @@ impl Control {
         }
         self.dns.borrow().warn_unanswered(&pending);
         let discovered = self.dns.borrow().discovered();
+        self.jwt_keys.borrow_mut().watch(&next, &stats)?;
+        let keys = self.jwt_keys.borrow().worker_keys();
+        self.state
+            .keys_pending
+            .set(self.jwt_keys.borrow().pending());
         let version = self.state.reloads.version.get() + 1;
         // From here on the reload happens. Dropping the old copies first makes a removed
         // listener's last accept pass in its worker the real last one.
@@ -320,6 +347,7 @@ impl Control {
                 version,
                 sockets,
                 discovered: Arc::clone(&discovered),
+                keys: keys.clone(),
             };
             if tx.send_async(command).await.is_err() {
                 self.fatal.set(true);

@@ -33,6 +33,7 @@ mod cert_watch;
 mod dns;
 mod event_loop;
 mod hot_restart;
+mod jwt_keys;
 mod reload;
 mod signals;
 mod sockets;

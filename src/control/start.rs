@@ -92,6 +92,13 @@ pub(super) fn start(
     let pending = dns.watch(&config, &stats)?;
     dns.wait_first_round(&pending, &mut store);
     let discovered = dns.discovered();
+    // Remote JWT keys are fetched once before the workers start too, each bounded by
+    // its provider's timeout; a provider still without keys then answers 401 (and
+    // keeps `/ready` at 503 if it must have keys first) until its fetch succeeds.
+    let mut jwt_keys = jwt_keys::JwtKeys::new();
+    jwt_keys.watch(&config, &stats)?;
+    jwt_keys.wait_first_fetch(&config);
+    let worker_keys = jwt_keys.worker_keys();
     let config = Arc::new(config);
     let (events_tx, events_rx) = flume::unbounded();
     let mut commands = Vec::with_capacity(plan.count);
@@ -118,6 +125,7 @@ pub(super) fn start(
             config: Arc::clone(&config),
             stats: stats.clone(),
             discovered: Arc::clone(&discovered),
+            keys: worker_keys.clone(),
             sockets,
             commands: rx,
             events: events_tx.clone(),
@@ -152,6 +160,7 @@ pub(super) fn start(
         bound: RefCell::new(state::bound_addresses(&groups)),
         clusters: RefCell::new(state::clusters_view(&config, &stats, &discovered)),
         log_level: RefCell::new(options.log_level.clone()),
+        keys_pending: Cell::new(jwt_keys.pending()),
     });
     state.reloads.version.set(1);
     let admin_copy = match &admin_socket {
@@ -181,6 +190,7 @@ pub(super) fn start(
         config: RefCell::new(config),
         stats_handles: RefCell::new(stats),
         dns: RefCell::new(dns),
+        jwt_keys: RefCell::new(jwt_keys),
         groups: RefCell::new(groups),
         admin_copy: RefCell::new(admin_copy),
         access_log: access_log.as_ref().map(AccessLog::reopener),

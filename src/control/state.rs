@@ -12,6 +12,9 @@ use crate::stats::{tags::TagExtractors, StatLine};
 pub enum ServerState {
     /// Workers are starting.
     PreInitializing,
+    /// Serving, but waiting for what must come first (JWT keys of providers with
+    /// `fast_listener: false`): `/ready` answers 503.
+    Initializing,
     /// Serving.
     Live,
     /// Shutting down.
@@ -23,6 +26,7 @@ impl ServerState {
     pub fn name(self) -> &'static str {
         match self {
             ServerState::PreInitializing => "PRE_INITIALIZING",
+            ServerState::Initializing => "INITIALIZING",
             ServerState::Live => "LIVE",
             ServerState::Draining => "DRAINING",
         }
@@ -34,6 +38,7 @@ impl ServerState {
             ServerState::Live => 0,
             ServerState::Draining => 1,
             ServerState::PreInitializing => 2,
+            ServerState::Initializing => 3,
         }
     }
 }
@@ -97,6 +102,8 @@ pub struct ControlState {
     /// Each listener's name and bound address (a configured port 0 as bound), for
     /// `/listeners`.
     pub(super) bound: RefCell<Vec<(String, crate::config::Address)>>,
+    /// A JWT provider that must have keys before the server is ready has none yet.
+    pub(super) keys_pending: Cell<bool>,
 }
 
 /// Every cluster of `config` with its members: written for static clusters, as DNS
@@ -142,6 +149,7 @@ impl ControlState {
     pub(super) fn effective_state(&self) -> ServerState {
         match self.server_state.get() {
             ServerState::Live if self.health_failed.get() => ServerState::Draining,
+            ServerState::Live if self.keys_pending.get() => ServerState::Initializing,
             state => state,
         }
     }

@@ -32,6 +32,16 @@ impl<'a> RequestHead<'a> {
         self.request.method
     }
 
+    /// The request target's path and query as received (Envoy's `:path`).
+    pub fn target(&self) -> &[u8] {
+        self.request.path.get(self.buf)
+    }
+
+    /// The method as received (`GET`, or an extension method).
+    pub fn method_bytes(&self) -> &[u8] {
+        self.request.method_span.get(self.buf)
+    }
+
     /// The authority (absolute-form target or Host), if any.
     pub fn authority(&self) -> Option<&[u8]> {
         self.request.host.map(|h| h.get(self.buf))

@@ -119,6 +119,33 @@ fn render(parts: &[Part], source: &Source<'_, '_>, state: &RequestState, out: &m
                 }
             }
             Part::Var(Var::UpstreamAddress) => out.extend_from_slice(&state.upstream),
+            Part::Var(Var::Consumer) => {
+                if let Some(c) = state.identity().and_then(|a| a.consumer.as_ref()) {
+                    out.extend_from_slice(c.consumer.name.as_bytes());
+                }
+            }
+            Part::Var(Var::ConsumerMetadata(key)) => {
+                let consumer = state.identity().and_then(|a| a.consumer.as_ref());
+                let consumer = consumer.map(|c| &c.consumer);
+                let value = consumer.and_then(|c| c.metadata.iter().find(|(k, _)| k == key));
+                if let Some((_, v)) = value {
+                    out.extend_from_slice(v.as_bytes());
+                }
+            }
+            Part::Var(Var::JwtClaim(claim)) => {
+                if let Some(v) = state.identity().and_then(|a| a.claim(claim)) {
+                    crate::auth::claim_as_text(v, out);
+                }
+            }
+            Part::Var(Var::JwtPayload { key, claim }) => {
+                let value = state
+                    .identity()
+                    .and_then(|a| a.payload(key))
+                    .and_then(|p| claim.split('.').try_fold(p, |v, segment| v.get(segment)));
+                if let Some(v) = value {
+                    crate::auth::claim_as_text(v, out);
+                }
+            }
             // Compiled into text.
             Part::Var(Var::Hostname | Var::RouteName) => {}
         }

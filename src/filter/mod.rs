@@ -41,6 +41,8 @@
 //! worker) will be an `async` variant awaited on the request's own worker: the request
 //! pauses and resumes on the same thread; nothing waits for another thread.
 
+pub mod authn;
+pub mod authz;
 mod body_limit;
 pub mod client_cert;
 mod cors;
@@ -92,6 +94,10 @@ pub struct RequestState {
     /// Scratch for values with variables, and where each one ends in it.
     render: Vec<u8>,
     render_ends: Vec<usize>,
+    /// Who the authentication filter found the client to be (for authorization, the
+    /// access log and header variables); boxed on a connection's first authenticated
+    /// request, so connections that never authenticate stay small.
+    auth: Option<Box<authn::Identity>>,
 }
 
 impl Default for RequestState {
@@ -105,6 +111,7 @@ impl Default for RequestState {
             upstream: Vec::new(),
             render: Vec::new(),
             render_ends: Vec::new(),
+            auth: None,
         }
     }
 }
@@ -115,7 +122,87 @@ impl RequestState {
         self.reply_lines.clear();
         self.cors_origin.clear();
         self.upstream.clear();
+        if let Some(auth) = &mut self.auth {
+            auth.clear();
+        }
         (self.client, self.client_port, self.protocol) = (client, port, protocol);
+    }
+}
+
+impl RequestState {
+    /// Who authentication found the client to be, if it ran.
+    pub fn identity(&self) -> Option<&authn::Identity> {
+        self.auth.as_deref()
+    }
+
+    fn identity_mut(&mut self) -> &mut authn::Identity {
+        self.auth.get_or_insert_with(Default::default)
+    }
+}
+
+/// What the connection knows about a request beyond its head, for the filters that
+/// need it (authentication and authorization); built only for a chain that has them.
+#[derive(Debug)]
+pub struct RequestFacts<'a> {
+    /// The normalised path, without query.
+    pub path: &'a [u8],
+    /// The query, without `?`.
+    pub query: &'a [u8],
+    /// The authority (Host).
+    pub authority: &'a [u8],
+    /// Whether the client's connection is TLS.
+    pub https: bool,
+    /// The TCP peer (the direct client).
+    pub direct: Peer,
+    /// The address the client connected to, read from the socket only when asked
+    /// (a policy on the destination).
+    pub local_address: LocalAddress<'a>,
+    /// The client's verified certificate.
+    pub peer: Option<&'a crate::tls::identity::PeerIdentity>,
+    /// The server name the client sent in its TLS handshake.
+    pub server_name: Option<&'a str>,
+    /// The target sent upstream (path and query), on forwarded requests: a token or key
+    /// taken from the query is removed from it.
+    pub upstream_target: Option<&'a mut Vec<u8>>,
+    /// The listener's authentication rule this request matched (Envoy's `jwt_authn`
+    /// rules), as the connection found it while routing.
+    pub auth_rule: Option<usize>,
+    /// Seconds since the Unix epoch (the worker's coarse clock).
+    pub now: u64,
+}
+
+/// Reads the connection's local address (a `getsockname`), only when called.
+pub struct LocalAddress<'a>(pub &'a dyn Fn() -> Option<std::net::SocketAddr>);
+
+impl LocalAddress<'_> {
+    pub fn get(&self) -> Option<std::net::SocketAddr> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for LocalAddress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalAddress")
+    }
+}
+
+impl RequestFacts<'static> {
+    /// The facts of a request known only by its head (tests and benches): no path,
+    /// no peer, no upstream target.
+    pub fn none() -> Self {
+        RequestFacts {
+            path: b"",
+            query: b"",
+            authority: b"",
+            https: false,
+            direct: Peer::Unix,
+            local_address: LocalAddress(&|| None),
+            peer: None,
+            server_name: None,
+            upstream_target: None,
+            auth_rule: None,
+            now: 0,
+        }
     }
 }
 
@@ -128,11 +215,22 @@ pub enum Filter {
     BodyLimit(BodyLimit),
     /// Adds, replaces and removes header fields on the request and the response.
     Headers(HeaderMutation),
+    /// JWT and API-key authentication.
+    Authn(Box<authn::Authn>),
+    /// An access policy.
+    Authz(Box<authz::Authz>),
 }
 
 impl Filter {
-    fn on_request(&self, head: &mut RequestHead<'_>, state: &mut RequestState) -> Verdict<'_> {
+    fn on_request(
+        &self,
+        head: &mut RequestHead<'_>,
+        facts: &mut RequestFacts<'_>,
+        state: &mut RequestState,
+    ) -> Verdict<'_> {
         match self {
+            Filter::Authn(a) => a.on_request(head, facts, state),
+            Filter::Authz(a) => a.on_request(head, facts, state),
             Filter::Cors(c) => match c.on_request(head, state) {
                 Some(preflight) => Verdict::Respond(preflight),
                 None => Verdict::Continue,
@@ -151,21 +249,21 @@ impl Filter {
     fn on_request_body(&self, _piece: &[u8], received: u64) -> Result<(), ErrorKind> {
         match self {
             Filter::BodyLimit(b) => b.on_request_body(received),
-            Filter::Cors(_) | Filter::Headers(_) => Ok(()),
+            Filter::Cors(_) | Filter::Headers(_) | Filter::Authn(_) | Filter::Authz(_) => Ok(()),
         }
     }
 
     fn reads_request_body(&self) -> bool {
         match self {
             Filter::BodyLimit(_) => true,
-            Filter::Cors(_) | Filter::Headers(_) => false,
+            Filter::Cors(_) | Filter::Headers(_) | Filter::Authn(_) | Filter::Authz(_) => false,
         }
     }
 
     fn edits_responses(&self) -> bool {
         match self {
             Filter::Cors(_) => true,
-            Filter::BodyLimit(_) => false,
+            Filter::BodyLimit(_) | Filter::Authn(_) | Filter::Authz(_) => false,
             Filter::Headers(h) => h.edits_responses(),
         }
     }
@@ -173,7 +271,7 @@ impl Filter {
     fn on_response(&self, head: &mut ResponseHead<'_>, state: &mut RequestState) {
         match self {
             Filter::Cors(c) => c.on_response(head, state),
-            Filter::BodyLimit(_) => {}
+            Filter::BodyLimit(_) | Filter::Authn(_) | Filter::Authz(_) => {}
             Filter::Headers(h) => h.on_response(head, state),
         }
     }
@@ -181,7 +279,7 @@ impl Filter {
     fn local_reply_headers(&self, out: &mut Vec<u8>, state: &RequestState) {
         match self {
             Filter::Cors(c) => c.local_reply_headers(out, state),
-            Filter::BodyLimit(_) => {}
+            Filter::BodyLimit(_) | Filter::Authn(_) | Filter::Authz(_) => {}
             Filter::Headers(h) => h.local_reply_headers(out, state),
         }
     }
@@ -195,6 +293,8 @@ pub struct Chain {
     reads_request_body: bool,
     /// Some filter edits responses (their side is skipped otherwise).
     edits_responses: bool,
+    /// Some filter needs [`RequestFacts`] (authentication, authorization).
+    needs_facts: bool,
 }
 
 impl Default for Chain {
@@ -208,17 +308,25 @@ impl Chain {
         Chain {
             reads_request_body: filters.iter().any(Filter::reads_request_body),
             edits_responses: filters.iter().any(Filter::edits_responses),
+            needs_facts: filters
+                .iter()
+                .any(|f| matches!(f, Filter::Authn(_) | Filter::Authz(_))),
             filters: Rc::from(filters),
         }
     }
 
     /// Compiles a route's chain: its CORS policy (the route's, else its virtual host's,
-    /// else the listener's), the body limit (the route's, else the listener's), then the
-    /// header edits of the listener, the virtual host and the route, in that order.
+    /// else the listener's), authentication and authorization (`auth`, when the
+    /// listener or the route has them), the body limit (the route's, else the
+    /// listener's), then the header edits of the listener, the virtual host and the
+    /// route, in that order. CORS comes first so a preflight is answered before
+    /// authentication can refuse it; authentication before the header edits so that
+    /// edits may use who the client is.
     pub fn build(
         ([listener, host], route): ([&config::HeaderMutations; 2], &config::HeaderMutations),
         (cors, max_request_body): (Option<&config::CorsPolicy>, Option<u64>),
         route_name: &str,
+        auth: [Option<Filter>; 2],
     ) -> Chain {
         let cors = cors.map(|p| Filter::Cors(Cors::compile(p)));
         let limit = max_request_body.map(|max| Filter::BodyLimit(BodyLimit::new(max)));
@@ -226,7 +334,20 @@ impl Chain {
             .into_iter()
             .filter(|m| !m.is_empty())
             .map(|m| Filter::Headers(HeaderMutation::compile(m, route_name)));
-        Chain::new(cors.into_iter().chain(limit).chain(headers).collect())
+        let auth = auth.into_iter().flatten();
+        Chain::new(
+            cors.into_iter()
+                .chain(auth)
+                .chain(limit)
+                .chain(headers)
+                .collect(),
+        )
+    }
+
+    /// Whether some filter needs [`RequestFacts`].
+    #[inline]
+    pub fn needs_facts(&self) -> bool {
+        self.needs_facts
     }
 
     /// Whether the chain has no filter (the plain path).
@@ -249,9 +370,14 @@ impl Chain {
     }
 
     /// Runs the request side, in order, until a filter answers or fails the request.
-    pub fn on_request(&self, head: &mut RequestHead<'_>, state: &mut RequestState) -> Verdict<'_> {
+    pub fn on_request(
+        &self,
+        head: &mut RequestHead<'_>,
+        facts: &mut RequestFacts<'_>,
+        state: &mut RequestState,
+    ) -> Verdict<'_> {
         for filter in self.filters.iter() {
-            match filter.on_request(head, state) {
+            match filter.on_request(head, facts, state) {
                 Verdict::Continue => {}
                 decided => return decided,
             }

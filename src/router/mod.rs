@@ -15,12 +15,14 @@
 //! exactly what a linear scan would give ([`Router::route_linear`], the property-test
 //! oracle and bench baseline). Matching allocates nothing.
 
+pub mod auth;
 mod conditions;
 mod hosts;
 pub mod normalize;
 pub mod rewrite;
 mod trie;
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use regex::bytes::Regex;
@@ -123,6 +125,8 @@ pub struct RouteDefaults<'a> {
     pub cors: Option<&'a config::CorsPolicy>,
     pub max_request_body: Option<u64>,
     pub upgrades: &'a [String],
+    /// The listener's authentication and authorization, when it or a route has them.
+    pub auth: Option<&'a auth::AuthContext>,
 }
 
 impl Route {
@@ -154,6 +158,10 @@ pub struct Route {
     pub upgrades: Box<[Box<[u8]>]>,
     /// The route's `name` (Envoy's `%ROUTE_NAME%` in the access log).
     pub name: Option<Box<str>>,
+    /// The listener's authentication rules (Envoy's `jwt_authn` rules), when this
+    /// route's authentication uses them: the connection finds the request's rule with
+    /// them while it routes.
+    pub auth_rules: Option<Rc<Router>>,
     path: PathMatch,
     conditions: Conditions,
 }
@@ -284,6 +292,7 @@ impl Router {
             };
             compiled.push(Route {
                 name: route.name.as_deref().map(Into::into),
+                auth_rules: defaults.auth.and_then(|a| a.rules_for(route)),
                 action,
                 filters: Chain::build(
                     (
@@ -301,6 +310,7 @@ impl Router {
                             .flatten(),
                     ),
                     route.name.as_deref().unwrap_or(""),
+                    defaults.auth.map_or([None, None], |a| a.filters(route)),
                 ),
                 upgrades: route
                     .upgrades

@@ -33,6 +33,8 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         cors: None,
         upgrades: None,
         idle_timeout: None,
+        auth: None,
+        authorization: None,
     }
 }
 

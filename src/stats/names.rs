@@ -302,6 +302,84 @@ pub mod server {
     pub static DEFS: [StatDef; 1] = [per_worker(counter("heap_allocations"))];
 }
 
+/// `http.<prefix>.jwt_authn.`: Envoy's JWT authentication filter stats, per listener.
+/// The fetch counters are written by the control thread (the slot after the workers').
+pub mod jwt_authn {
+    use super::*;
+
+    pub const ALLOWED: usize = 0;
+    pub const DENIED: usize = 1;
+    pub const CORS_PREFLIGHT_BYPASSED: usize = 2;
+    pub const JWT_CACHE_HIT: usize = 3;
+    pub const JWT_CACHE_MISS: usize = 4;
+    pub const JWKS_FETCH_SUCCESS: usize = 5;
+    pub const JWKS_FETCH_FAILED: usize = 6;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 7] = [
+        counter("allowed"),
+        counter("denied"),
+        counter("cors_preflight_bypassed"),
+        counter("jwt_cache_hit"),
+        counter("jwt_cache_miss"),
+        counter("jwks_fetch_success"),
+        counter("jwks_fetch_failed"),
+    ];
+}
+
+/// `http.<prefix>.rbac.`: Envoy's RBAC filter stats, per listener (the shadow pair
+/// under `http.<prefix>.rbac.<shadow_rules_stat_prefix>` when that is set).
+pub mod rbac {
+    use super::*;
+
+    pub const ALLOWED: usize = 0;
+    pub const DENIED: usize = 1;
+    pub const SHADOW_ALLOWED: usize = 2;
+    pub const SHADOW_DENIED: usize = 3;
+    pub const LOGGED: usize = 4;
+    pub const NOT_LOGGED: usize = 5;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 6] = [
+        counter("allowed"),
+        counter("denied"),
+        counter("shadow_allowed"),
+        counter("shadow_denied"),
+        counter("logged"),
+        counter("not_logged"),
+    ];
+}
+
+/// `consumer.<name>.`: usage of one API consumer (requests, status classes, bytes), for
+/// usage and billing reports.
+pub mod consumer {
+    use super::*;
+
+    pub const RQ_TOTAL: usize = 0;
+    pub const RQ_1XX: usize = 1;
+    pub const RX_BYTES: usize = 6;
+    pub const TX_BYTES: usize = 7;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 8] = [
+        counter("rq_total"),
+        counter("rq_1xx"),
+        counter("rq_2xx"),
+        counter("rq_3xx"),
+        counter("rq_4xx"),
+        counter("rq_5xx"),
+        counter("rx_bytes"),
+        counter("tx_bytes"),
+    ];
+
+    /// The index of the status-class counter for `status`.
+    #[inline]
+    pub fn status_class(status: u16) -> usize {
+        let class = usize::from(status / 100).clamp(1, 5);
+        RQ_1XX + class - 1
+    }
+}
+
 /// `access_log.`: the access log. Workers write `dropped_lines` for lines they could not
 /// hand to the writer (its queue was full); the writer thread owns one extra cell slot
 /// (index `workers`) for the lines it wrote and the ones it lost to write errors.

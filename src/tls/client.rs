@@ -70,6 +70,11 @@ impl Connector {
         })
     }
 
+    /// The rustls configuration, for a client off the workers (a background fetch).
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.config)
+    }
+
     /// A session for a new connection to `address` (found by resolving `hostname`,
     /// when it was).
     pub fn session(&self, address: &Address, hostname: Option<&str>) -> Result<Session, String> {

@@ -39,6 +39,8 @@ pub(super) struct TlsDownstream {
     pub session: SharedSession,
     /// The client's verified certificate, when it sent one.
     pub peer: Option<Box<crate::tls::identity::PeerIdentity>>,
+    /// The server name the client asked for (SNI), for policies on it.
+    pub sni: Option<Box<str>>,
 }
 
 impl Downstream {
@@ -86,6 +88,14 @@ impl Downstream {
     pub(super) fn peer_identity(&self) -> Option<&crate::tls::identity::PeerIdentity> {
         match self {
             Downstream::Tls(t) => t.peer.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The server name the client sent in its TLS handshake.
+    pub(super) fn server_name(&self) -> Option<&str> {
+        match self {
+            Downstream::Tls(t) => t.sni.as_deref(),
             _ => None,
         }
     }

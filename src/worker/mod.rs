@@ -125,6 +125,14 @@ pub enum Command {
         sockets: Vec<(String, crate::listen::ListenSocket)>,
         /// The members of its DNS clusters now.
         discovered: Discovered,
+        /// Its JWT providers' keys now.
+        keys: crate::auth::runtime::WorkerKeys,
+    },
+    /// New keys for a JWT provider of the current config (fetched, or its file
+    /// changed): its tokens are verified with them from the next request on.
+    JwtKeys {
+        provider: String,
+        keys: Arc<crate::auth::jwt::Jwks>,
     },
     /// DNS found new members for a cluster of the current config: its balancer takes
     /// them from the next request on (endpoints that left drain).
@@ -176,6 +184,8 @@ pub struct WorkerSetup {
     pub stats: StatsHandles,
     /// The members of the config's DNS clusters, as first resolved.
     pub discovered: Discovered,
+    /// The config's JWT keys, as first known.
+    pub keys: crate::auth::runtime::WorkerKeys,
     /// This worker's sockets of each listener (see `control::sockets`), by listener name.
     pub sockets: Vec<(String, crate::listen::ListenSocket)>,
     /// Commands from the control thread.
@@ -245,6 +255,7 @@ async fn serve(setup: WorkerSetup) {
         config,
         stats,
         discovered,
+        keys,
         sockets,
         commands,
         events,
@@ -259,18 +270,23 @@ async fn serve(setup: WorkerSetup) {
         #[cfg(feature = "alloc-count")]
         setup.heap_stats.for_worker(id),
     ));
-    let build = |config: &Config, stats: &StatsHandles, discovered: &Discovered| {
+    let build = |config: &Config,
+                 stats: &StatsHandles,
+                 discovered: &Discovered,
+                 keys: &crate::auth::runtime::WorkerKeys| {
         Snapshot::build(
             config,
-            (stats, discovered),
+            (stats, discovered, keys),
             id,
             (&context.pools, &context.ticket_keys.borrow()),
             context.seed(),
         )
     };
-    let snapshot = build(&config, &stats, &discovered);
-    // The clusters of the current snapshot, where DNS updates land.
+    let snapshot = build(&config, &stats, &discovered, &keys);
+    // The clusters of the current snapshot, where DNS updates land, and its JWT
+    // providers, where fetched keys land.
     let mut clusters = Rc::clone(&snapshot.clusters);
+    let mut providers = Rc::clone(&snapshot.providers);
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());
     monoio::spawn(sweep(Rc::clone(&context), Rc::clone(&stop)));
@@ -304,9 +320,11 @@ async fn serve(setup: WorkerSetup) {
                 version,
                 sockets,
                 discovered,
+                keys,
             }) => {
-                let snapshot = build(&config, &stats, &discovered);
+                let snapshot = build(&config, &stats, &discovered, &keys);
                 clusters = Rc::clone(&snapshot.clusters);
+                providers = Rc::clone(&snapshot.providers);
                 if let Err(e) = listeners.apply(snapshot, sockets, &shared) {
                     // Only registering a new socket with the runtime can fail here; the
                     // other listeners still took the new config.
@@ -319,6 +337,7 @@ async fn serve(setup: WorkerSetup) {
                     c.set_members(&members, &context.pools);
                 }
             }
+            Ok(Command::JwtKeys { provider, keys }) => providers.set_keys(&provider, keys),
             Ok(Command::TicketKeys(keys)) => {
                 listeners.set_ticket_keys(&keys);
                 *context.ticket_keys.borrow_mut() = keys;
@@ -423,7 +442,7 @@ mod tests {
             );
             let snapshot = Snapshot::build(
                 &config,
-                (&stats, &Discovered::default()),
+                (&stats, &Discovered::default(), &Default::default()),
                 0,
                 (&context.pools, &keys),
                 1,

@@ -192,7 +192,7 @@ impl<'l> RequestLog<'l> {
         status: u16,
         bytes_sent: u64,
         upstream: Option<&str>,
-        flags: ResponseFlags,
+        (flags, consumer): (ResponseFlags, Option<&str>),
     ) {
         let (start, duration) = match self.began.take() {
             Some((start, at)) => (start, at.elapsed()),
@@ -221,6 +221,7 @@ impl<'l> RequestLog<'l> {
             bytes_sent,
             upstream,
             flags,
+            consumer,
             details: match &mut self.envoy {
                 Some(envoy) => Details {
                     remote: Some(envoy.remote),

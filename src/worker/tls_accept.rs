@@ -93,8 +93,12 @@ pub(super) async fn handshake(
             return None;
         }
     }
-    let (negotiated, peer) = {
+    let (negotiated, peer, sni) = {
         let session = session.borrow();
+        let sni = match &*session {
+            rustls::Connection::Server(s) => s.server_name().map(Into::into),
+            rustls::Connection::Client(_) => None,
+        };
         let peer = match (&settings.client_auth, session.peer_certificates()) {
             (Some(_), Some(chain)) => {
                 let details = settings.client_cert_details;
@@ -113,7 +117,7 @@ pub(super) async fn handshake(
             }
             (None, Some(_)) => None,
         };
-        (Negotiated::of(&session), peer)
+        (Negotiated::of(&session), peer, sni)
     };
     stats.get(cx::SSL_HANDSHAKE).inc();
     if negotiated.resumed {
@@ -130,6 +134,7 @@ pub(super) async fn handshake(
         tcp,
         session,
         peer,
+        sni,
     })))
 }
 

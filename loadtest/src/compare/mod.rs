@@ -59,6 +59,18 @@ pub struct CompareArgs {
     /// The listener address in --ringway-config.
     #[arg(long, value_name = "ADDR")]
     pub ringway_addr: Option<SocketAddr>,
+    /// A config for the `baseline` targets instead of --ringway-config (the same binary
+    /// given as --baseline measures one feature against the plain route, side by side:
+    /// a route with a JWT here, the plain route there); needs --baseline-addr.
+    #[arg(long, value_name = "FILE", requires = "baseline_addr")]
+    pub baseline_config: Option<PathBuf>,
+    /// The listener address in --baseline-config.
+    #[arg(long, value_name = "ADDR")]
+    pub baseline_addr: Option<SocketAddr>,
+    /// A request header every generator run sends, "name: value" (repeatable): a token
+    /// or an API key for a route that requires one.
+    #[arg(long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
     /// Use this upstream instead of starting `ringway-load serve`.
     #[arg(long, value_name = "ADDR")]
     pub upstream: Option<SocketAddr>,
@@ -302,6 +314,8 @@ pub fn compare(args: CompareArgs) -> Result<(), String> {
         ringway: args.ringway.clone().unwrap_or_else(default_ringway),
         baseline: args.baseline.clone(),
         ringway_config: args.ringway_config.clone().zip(args.ringway_addr),
+        baseline_config: args.baseline_config.clone().zip(args.baseline_addr),
+        headers: args.headers.clone(),
         nginx: args.nginx.clone(),
         haproxy: args.haproxy.clone(),
         dir: work.clone(),
@@ -765,6 +779,9 @@ fn measure(
         .args(["--warmup", &format!("{}ms", warmup.as_millis())])
         .arg("--json")
         .arg(json);
+    for header in &setup.headers {
+        c.args(["-H", header]);
+    }
     if running.target.is_tls() {
         c.arg("-k");
         if tls_resume {

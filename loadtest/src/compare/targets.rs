@@ -108,6 +108,10 @@ pub struct Setup {
     pub baseline: Option<PathBuf>,
     /// A ringway config given by the user, and the listener address in it.
     pub ringway_config: Option<(PathBuf, SocketAddr)>,
+    /// The same for the baseline targets (else they use `ringway_config`).
+    pub baseline_config: Option<(PathBuf, SocketAddr)>,
+    /// Request headers every generator run sends.
+    pub headers: Vec<String>,
     pub nginx: PathBuf,
     pub haproxy: PathBuf,
     /// Generated configs and logs go here.
@@ -428,7 +432,14 @@ pub fn start_with(
         | Target::BaselineEpoll
         | Target::RingwayTls
         | Target::BaselineTls => {
-            let (config, addr) = match &setup.ringway_config {
+            let given = match target {
+                Target::Baseline | Target::BaselineEpoll | Target::BaselineTls => setup
+                    .baseline_config
+                    .as_ref()
+                    .or(setup.ringway_config.as_ref()),
+                _ => setup.ringway_config.as_ref(),
+            };
+            let (config, addr) = match given {
                 Some((path, addr)) => (path.clone(), *addr),
                 None if target.is_tls() => {
                     let port = free_port()?;
@@ -538,7 +549,7 @@ pub fn start_with(
         let ready = match probe {
             Some(admin) => get_ok(admin, "/ready"),
             None if target.is_tls() => get_ok_tls(addr),
-            None => get_ok(addr, "/"),
+            None => get_ok_with(addr, "/", &setup.headers),
         };
         if ready {
             running.ready_after = spawned.elapsed();
@@ -595,11 +606,22 @@ pub fn get_ok_tls(addr: SocketAddr) -> bool {
 
 /// One `GET path` with `connection: close`: did it answer 200?
 pub fn get_ok(addr: SocketAddr, path: &str) -> bool {
+    get_ok_with(addr, path, &[])
+}
+
+/// The same with `headers` ("name: value"), the ones every run sends (a token).
+pub fn get_ok_with(addr: SocketAddr, path: &str, headers: &[String]) -> bool {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = format!("GET {path} HTTP/1.1\r\nhost: compare\r\nconnection: close\r\n\r\n");
+    let mut extra = String::new();
+    for h in headers {
+        extra.push_str(h);
+        extra.push_str("\r\n");
+    }
+    let request =
+        format!("GET {path} HTTP/1.1\r\nhost: compare\r\n{extra}connection: close\r\n\r\n");
     if s.write_all(request.as_bytes()).is_err() {
         return false;
     }

@@ -30,6 +30,9 @@ const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub(crate) struct Mapped {
     pub listener: Listener,
     pub access_log: Option<AccessLogConfig>,
+    /// The providers of its jwt_authn filter (names not yet qualified: see
+    /// `jwt_authn::merge`).
+    pub jwt_providers: Vec<crate::config::auth::JwtProvider>,
 }
 
 pub(crate) fn listener(
@@ -325,7 +328,7 @@ fn connection_manager(
             ),
         ),
     }
-    let filters = http_filters(hcm, diag);
+    let filters = http_filters(hcm, clusters, diag);
     let internal = internal_addresses(hcm, diag);
     if let Some(h1) = hcm.child("http_protocol_options") {
         h1.only(diag, &[]);
@@ -436,7 +439,7 @@ fn connection_manager(
         ..ProxySettings::default()
     };
     let (virtual_hosts, headers) = match hcm.child("route_config") {
-        Some(rc) => route::route_config(&rc, clusters, filters.cors.as_deref(), diag),
+        Some(rc) => route::route_config(&rc, clusters, &filters, diag),
         None => {
             hcm.error(diag, "route_config", "an http_connection_manager needs a static `route_config` (RDS is not supported yet)");
             return None;
@@ -444,6 +447,11 @@ fn connection_manager(
     };
     let access_log = access_logs(hcm, diag);
     let listener = Listener {
+        auth: filters
+            .jwt_authn
+            .as_ref()
+            .map(super::jwt_authn::listener_auth),
+        authorization: filters.authorization.clone(),
         name: String::new(),
         address: Address::Tcp(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
         routes: Vec::new(),
@@ -472,6 +480,7 @@ fn connection_manager(
     Some(Mapped {
         listener,
         access_log,
+        jwt_providers: filters.jwt_authn.map(|f| f.providers).unwrap_or_default(),
     })
 }
 
@@ -520,10 +529,19 @@ pub(crate) struct HttpFilters {
     pub cors: Option<String>,
     /// The health-check filter, when the chain has one.
     pub health_check: Option<HealthCheck>,
+    /// The jwt_authn filter, when the chain has one: per-route and per-host entries
+    /// under its name hold `PerRouteConfig`s.
+    pub jwt_authn: Option<super::jwt_authn::JwtFilter>,
+    /// The RBAC filter's name, when the chain has one: per-route and per-host
+    /// `typed_per_filter_config` entries under it hold `RBACPerRoute`s.
+    pub rbac: Option<String>,
+    /// The RBAC filter's policy (`None`: no filter, or one without rules).
+    pub authorization: Option<crate::config::authz::AuthzPolicy>,
 }
 
-/// The HTTP filters: optionally the CORS filter, then the router, last.
-fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> HttpFilters {
+/// The HTTP filters: optionally the CORS, health-check and jwt_authn filters, then the
+/// router, last.
+fn http_filters(hcm: &Msg<'_, '_>, clusters: &[String], diag: &mut Diagnostics) -> HttpFilters {
     let mut result = HttpFilters::default();
     let filters = hcm.children("http_filters");
     if filters.is_empty() {
@@ -555,6 +573,35 @@ fn http_filters(hcm: &Msg<'_, '_>, diag: &mut Diagnostics) -> HttpFilters {
                 Msg::new(&cors, f.at("typed_config")).only(diag, &[]);
                 let name = f.str("name").unwrap_or("envoy.filters.http.cors");
                 result.cors = Some(name.to_owned());
+                false
+            }
+            Some((type_name, jwt)) if type_name == schema::JWT_AUTHN => {
+                let name = f.str("name").unwrap_or("envoy.filters.http.jwt_authn");
+                let jwt = Msg::new(&jwt, f.at("typed_config"));
+                let decoded = super::jwt_authn::filter(&jwt, name, clusters, diag);
+                if result.jwt_authn.is_some() {
+                    f.error(
+                        diag,
+                        "typed_config",
+                        "one jwt_authn filter per connection manager is supported",
+                    );
+                } else {
+                    result.jwt_authn = Some(decoded);
+                }
+                false
+            }
+            Some((type_name, rbac)) if type_name == schema::RBAC => {
+                if result.rbac.is_some() {
+                    f.error(
+                        diag,
+                        "typed_config",
+                        "one RBAC filter per connection manager is supported for now",
+                    );
+                }
+                let name = f.str("name").unwrap_or("envoy.filters.http.rbac");
+                result.rbac = Some(name.to_owned());
+                result.authorization =
+                    super::rbac::filter(&Msg::new(&rbac, f.at("typed_config")), diag);
                 false
             }
             Some((type_name, hc)) if type_name == schema::HEALTH_CHECK => {

@@ -26,8 +26,10 @@ mod cluster;
 mod cursor;
 mod de;
 pub(crate) mod dump;
+mod jwt_authn;
 mod listener;
 mod prepare;
+mod rbac;
 mod route;
 mod rules;
 pub(crate) mod schema;
@@ -261,6 +263,7 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
         .collect();
     let names: Vec<String> = clusters.iter().map(|c| c.name.clone()).collect();
     let mut listeners = Vec::new();
+    let mut jwt_providers = Vec::new();
     let mut access_log = None;
     for (i, l) in resources
         .as_ref()
@@ -282,6 +285,7 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
                 _ => access_log = Some(log),
             }
         }
+        jwt_providers.push((listeners.len(), mapped.jwt_providers));
         listeners.push(mapped.listener);
     }
     let mut max_connections = None;
@@ -296,7 +300,9 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
         );
     }
     duplicates(b, &listeners, &clusters, diag);
+    let auth = jwt_authn::merge(&mut listeners, jwt_providers, b, diag);
     Some(Config {
+        auth,
         source: source.to_path_buf(),
         workers: Workers::Auto,
         pin_workers: PinWorkers::Auto,

@@ -8,6 +8,7 @@
 //! `%VARIABLE%`s, regexes, paths), so both formats accept the same things.
 
 use super::cursor::Msg;
+use super::listener::HttpFilters;
 use super::schema;
 use super::DISABLED;
 use crate::config::decode_rewrite as rewrites;
@@ -20,11 +21,12 @@ use crate::config::model::{
 };
 use crate::config::pattern;
 
-/// A route configuration's virtual hosts, and its own header edits.
+/// A route configuration's virtual hosts, and its own header edits; `filters` says
+/// which per-filter configs its hosts and routes may have.
 pub(crate) fn route_config(
     rc: &Msg<'_, '_>,
     clusters: &[String],
-    cors: Option<&str>,
+    filters: &HttpFilters,
     diag: &mut Diagnostics,
 ) -> (Vec<VirtualHost>, HeaderMutations) {
     rc.only(
@@ -47,14 +49,14 @@ pub(crate) fn route_config(
     let hosts = rc
         .children("virtual_hosts")
         .iter()
-        .map(|vh| virtual_host(vh, (clusters, cors), max_body, diag))
+        .map(|vh| virtual_host(vh, (clusters, filters), max_body, diag))
         .collect();
     (hosts, headers)
 }
 
 fn virtual_host(
     vh: &Msg<'_, '_>,
-    (clusters, cors): (&[String], Option<&str>),
+    (clusters, filters): (&[String], &HttpFilters),
     max_body: u64,
     diag: &mut Diagnostics,
 ) -> VirtualHost {
@@ -76,22 +78,35 @@ fn virtual_host(
         .iter()
         .map(|d| d.to_ascii_lowercase())
         .collect();
+    // The host's jwt_authn and RBAC per-filter configs apply to its routes without
+    // their own.
+    let auth = super::jwt_authn::per_route(vh, filters.jwt_authn.as_ref(), diag);
+    let authorization = super::rbac::per_route(vh, filters.rbac.as_deref(), diag);
+    let mut routes: Vec<Route> = vh
+        .children("routes")
+        .iter()
+        .filter_map(|r| route(r, (clusters, filters), max_body, diag))
+        .collect();
+    for r in &mut routes {
+        if r.auth.is_none() {
+            r.auth.clone_from(&auth);
+        }
+        if r.authorization.is_none() {
+            r.authorization.clone_from(&authorization);
+        }
+    }
     VirtualHost {
         name: vh.str("name").unwrap_or_default().to_owned(),
         domains,
-        routes: vh
-            .children("routes")
-            .iter()
-            .filter_map(|r| route(r, (clusters, cors), max_body, diag))
-            .collect(),
+        routes,
         headers: mutations(vh, diag),
-        cors: cors_policy(vh, cors, diag),
+        cors: cors_policy(vh, filters.cors.as_deref(), diag),
     }
 }
 
 fn route(
     r: &Msg<'_, '_>,
-    (clusters, cors): (&[String], Option<&str>),
+    (clusters, filters): (&[String], &HttpFilters),
     max_body: u64,
     diag: &mut Diagnostics,
 ) -> Option<Route> {
@@ -199,6 +214,8 @@ fn route(
         return None;
     };
     Some(Route {
+        auth: super::jwt_authn::per_route(r, filters.jwt_authn.as_ref(), diag),
+        authorization: super::rbac::per_route(r, filters.rbac.as_deref(), diag),
         name: r.str("name").map(str::to_owned),
         matcher,
         action,
@@ -207,7 +224,7 @@ fn route(
         headers: mutations(r, diag),
         max_request_body: None,
         rewrite,
-        cors: cors_policy(r, cors, diag),
+        cors: cors_policy(r, filters.cors.as_deref(), diag),
         upgrades,
         idle_timeout,
     })
@@ -233,7 +250,10 @@ pub(crate) fn upgrade_types(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> Vec<Stri
     types
 }
 
-fn route_match(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<(RouteMatch, RouteConditions)> {
+pub(crate) fn route_match(
+    m: &Msg<'_, '_>,
+    diag: &mut Diagnostics,
+) -> Option<(RouteMatch, RouteConditions)> {
     m.only(
         diag,
         &[
@@ -639,10 +659,14 @@ fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) -> Option<Hea
 
 /// A virtual host's or route's `CorsPolicy`, from its `typed_per_filter_config` under
 /// the CORS filter's name (Envoy's `envoy.filters.http.cors`, which must be in the
-/// chain). Every other per-filter config is refused: ringway has no other filter yet.
+/// chain). The jwt_authn and RBAC filters' entries are read by `jwt_authn::per_route`
+/// and `rbac::per_route`; every other per-filter config is refused.
 fn cors_policy(m: &Msg<'_, '_>, cors: Option<&str>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
     let mut result = None;
     for (key, at, type_name, policy) in m.any_map("typed_per_filter_config") {
+        if type_name == schema::JWT_PER_ROUTE || type_name == schema::RBAC_PER_ROUTE {
+            continue;
+        }
         if type_name != schema::CORS_POLICY {
             diag.error(
                 at.pos,

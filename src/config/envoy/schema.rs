@@ -38,6 +38,10 @@ pub(crate) const PROXY_PROTOCOL: &str =
 pub(crate) const CORS: &str = "envoy.extensions.filters.http.cors.v3.Cors";
 pub(crate) const CORS_POLICY: &str = "envoy.extensions.filters.http.cors.v3.CorsPolicy";
 pub(crate) const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
+pub(crate) const JWT_AUTHN: &str = "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication";
+pub(crate) const JWT_PER_ROUTE: &str = "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig";
+pub(crate) const RBAC: &str = "envoy.extensions.filters.http.rbac.v3.RBAC";
+pub(crate) const RBAC_PER_ROUTE: &str = "envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
 pub(crate) const DOWNSTREAM_TLS: &str =
     "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 pub(crate) const UPSTREAM_TLS: &str =
@@ -67,6 +71,16 @@ pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
     (CORS, "HTTP filter envoy.filters.http.cors"),
     (CORS_POLICY, "per-route config of envoy.filters.http.cors"),
     (HEALTH_CHECK, "HTTP filter envoy.filters.http.health_check"),
+    (JWT_AUTHN, "HTTP filter envoy.filters.http.jwt_authn"),
+    (
+        JWT_PER_ROUTE,
+        "per-route config of envoy.filters.http.jwt_authn",
+    ),
+    (RBAC, "HTTP filter envoy.filters.http.rbac"),
+    (
+        RBAC_PER_ROUTE,
+        "per-route config of envoy.filters.http.rbac",
+    ),
     (
         DOWNSTREAM_TLS,
         "transport socket envoy.transport_sockets.tls (filter chains)",

@@ -64,7 +64,7 @@ use crate::{
     access_log::{ResponseFlags, WorkerLog},
     config::ProxyProtocol,
     error::{Cause, Error, ErrorKind, Side},
-    filter::{stages, Chain, RequestHead, RequestState, Verdict},
+    filter::{stages, Chain, LocalAddress, RequestFacts, RequestHead, RequestState, Verdict},
     forwarding::IpText,
     http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
     local_reply::{LocalReplyKind, Reply},
@@ -347,6 +347,12 @@ impl Connection<'_> {
                 },
             };
             let route = l.router.route(&input);
+            // The listener's authentication rule for this request (Envoy's `jwt_authn`
+            // rules), found like its route.
+            let auth_rule = route
+                .and_then(|r| r.auth_rules.as_deref())
+                .and_then(|rules| rules.route(&input))
+                .map(|rule| rule.index);
             let mut flags = ResponseFlags::NONE;
             let protocol: &'static [u8] = match self.request.version {
                 Version::Http10 => b"HTTP/1.0",
@@ -497,7 +503,20 @@ impl Connection<'_> {
             // answered on any route).
             if let Some(chain) = chain.filter(|c| !c.is_empty()) {
                 let mut view = RequestHead::new(&mut self.request, head);
-                match chain.on_request(&mut view, &mut self.filters) {
+                let mut facts = RequestFacts {
+                    path: target.path,
+                    query: target.query,
+                    authority,
+                    https: self.stream.is_tls(),
+                    direct: self.peer,
+                    local_address: LocalAddress(&|| self.stream.local_addr()),
+                    peer: self.stream.peer_identity(),
+                    server_name: self.stream.server_name(),
+                    upstream_target: cluster.is_some().then_some(&mut self.target),
+                    auth_rule,
+                    now: self.worker.clock.unix_seconds(),
+                };
+                match chain.on_request(&mut view, &mut facts, &mut self.filters) {
                     Verdict::Continue => {}
                     Verdict::Respond(answer) => {
                         (reply, cluster, redirect_to) = (answer, None, None);
@@ -1047,9 +1066,23 @@ impl Connection<'_> {
             self.listener.rq_time.record(start.elapsed());
         }
         let upstream = self.upstream.take();
+        let auth = self.filters.identity();
+        let consumer = auth.and_then(|a| a.consumer.as_ref());
+        if let Some(consumer) = consumer.and_then(|c| c.stats.as_ref()) {
+            use crate::stats::names::consumer as usage;
+            consumer.get(usage::RQ_TOTAL).inc();
+            if status != 0 {
+                consumer.get(usage::status_class(status)).inc();
+            }
+            consumer.get(usage::TX_BYTES).add(bytes_sent);
+            consumer
+                .get(usage::RX_BYTES)
+                .add(self.request.head_len as u64);
+        }
         if let Some(log) = &mut self.log {
             let address = upstream.as_ref().map(|u| u.pool.address_text());
-            log.finish(&self.listener.name, status, bytes_sent, address, flags);
+            let who = (flags, auth.and_then(|a| a.principal()));
+            log.finish(&self.listener.name, status, bytes_sent, address, who);
         }
     }
 
