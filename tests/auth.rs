@@ -578,6 +578,8 @@ static_resources:
                   local_jwks: {{ inline_string: "{doc}" }}
                   payload_in_metadata: jwt
               rules:
+              - match: {{ prefix: "/optional" }}
+                requires: {{ allow_missing: {{}} }}
               - match: {{ prefix: "/" }}
                 requires: {{ provider_name: issuer1 }}
           - name: envoy.filters.http.rbac
@@ -619,6 +621,15 @@ static_resources:
         assert_eq!(r.status, 401);
         assert_eq!(body(&r), "Jwt is missing");
         assert_eq!(request(addr, "GET", "/public", &[]).status, 200);
+        upstream.next_seen();
+        // Alone, `allow_missing` verifies what any provider finds: none passes, a bad
+        // token does not (the RBAC policy then decides: `admin` passes it).
+        let mut bad = admin.clone().into_bytes();
+        let at = bad.len() - 10;
+        bad[at] = if bad[at] == b'A' { b'B' } else { b'A' };
+        let bad = String::from_utf8(bad).unwrap();
+        assert_eq!(get_with(addr, "/optional", &bad).status, 401);
+        assert_eq!(get_with(addr, "/optional", &admin).status, 200);
         upstream.next_seen();
         let stats = rw.stats();
         assert!(
@@ -685,7 +696,7 @@ fn requirements_combine_providers_and_keys() {
         jwks(&[&a]),
         jwks(&[&b])
     );
-    let routes = "      - match: { prefix: /either }\n        cluster: echo\n        auth: { any: [a, b] }\n      - match: { prefix: /optional }\n        cluster: echo\n        auth: { any: [a, allow_missing] }\n      - match: { prefix: /both }\n        cluster: echo\n        auth: { all: [a, api_key] }\n";
+    let routes = "      - match: { prefix: /either }\n        cluster: echo\n        auth: { any: [a, b] }\n      - match: { prefix: /optional }\n        cluster: echo\n        auth: { any: [a, allow_missing] }\n      - match: { prefix: /both }\n        cluster: echo\n        auth: { all: [a, api_key] }\n      - match: { prefix: /anything }\n        cluster: echo\n        auth: { any: [allow_missing_or_failed, a] }\n      - match: { prefix: /key-or-none }\n        cluster: echo\n        auth: { any: [api_key, allow_missing] }\n      - match: { prefix: /rewritten/ }\n        cluster: echo\n        prefix_rewrite: /v2/\n        auth: { any: [a, allow_missing] }\n";
     let ta = a.sign(&claims("https://a.test", "api", "alice", json!({})));
     let tb = b.sign(&claims("https://b.test", "api", "bob", json!({})));
     // The signature with one of its characters changed (not the last: its low bits
@@ -734,5 +745,53 @@ fn requirements_combine_providers_and_keys() {
         );
         assert_eq!(r.status, 200);
         upstream.next_seen();
+
+        // `allow_missing_or_failed` first in the list: the token is still verified and
+        // its claims forwarded; a client's own identity header never passes.
+        let spoof = ("x-user", "admin");
+        let r = request(addr, "GET", "/anything", &[spoof]);
+        assert_eq!(r.status, 200);
+        assert_eq!(upstream.next_seen().header("x-user"), None);
+        let r = request(
+            addr,
+            "GET",
+            "/anything",
+            &[("authorization", &bearer(&forged)), spoof],
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(upstream.next_seen().header("x-user"), None);
+        let r = request(
+            addr,
+            "GET",
+            "/anything",
+            &[("authorization", &bearer(&ta)), spoof],
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            upstream.next_seen().header("x-user").as_deref(),
+            Some("alice")
+        );
+        // A missing API key is a missing credential, which `allow_missing` lets pass.
+        assert_eq!(request(addr, "GET", "/key-or-none", &[]).status, 200);
+        upstream.next_seen();
+        assert_eq!(
+            request(addr, "GET", "/key-or-none", &[("x-api-key", "nope")]).status,
+            401
+        );
+        // A token taken from the query reaches the upstream neither in the target nor in
+        // `x-envoy-original-path`.
+        let r = request(
+            addr,
+            "GET",
+            &format!("/rewritten/x?access_token={ta}&q=1"),
+            &[],
+        );
+        assert_eq!(r.status, 200);
+        let seen = upstream.next_seen();
+        assert_eq!(seen.request_line(), "GET /v2/x?q=1 HTTP/1.1");
+        assert_eq!(
+            seen.header("x-envoy-original-path").as_deref(),
+            Some("/rewritten/x?q=1")
+        );
     }
 }

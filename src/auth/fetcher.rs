@@ -36,10 +36,11 @@ pub struct Target {
 /// How a fetch reaches the JWKS server.
 #[derive(Debug, Clone, Default)]
 pub struct Via {
-    /// The cluster's static addresses, or its DNS names (resolved at each fetch);
-    /// both empty: the URL's own host.
+    /// The cluster's static addresses, or its DNS names (resolved at each fetch).
     pub addresses: Vec<SocketAddr>,
     pub names: Vec<(String, u16)>,
+    /// Whether the fetch goes through a cluster (else to the URL's own host).
+    pub cluster: bool,
     /// The cluster's TLS (its configuration and server name), when it has one.
     pub tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
 }
@@ -263,8 +264,12 @@ fn fetch_once(target: &Target) -> Result<Arc<Jwks>, String> {
             Err(e) => debug!(host, "resolving: {e}"),
         }
     }
-    if connect_to.is_empty() && !(via.addresses.is_empty() && via.names.is_empty()) {
-        return Err(format!("{}: the cluster has no address", target.spec.url));
+    if via.cluster && connect_to.is_empty() {
+        // Never the URL's own host instead: the cluster is where the keys must come from.
+        return Err(format!(
+            "{}: the cluster has no TCP address to fetch from",
+            target.spec.url
+        ));
     }
     let request = crate::fetch::Request {
         url: &target.spec.url,

@@ -170,6 +170,13 @@ impl Providers {
         self.by_name.get(name)
     }
 
+    /// Every provider, by name.
+    pub fn all(&self) -> Vec<&Rc<ProviderRuntime>> {
+        let mut all: Vec<_> = self.by_name.values().collect();
+        all.sort_by(|a, b| a.config.name.cmp(&b.config.name));
+        all
+    }
+
     /// New keys for `provider` (a fetch, or a reload of its file).
     pub fn set_keys(&self, provider: &str, keys: Arc<Jwks>) {
         if let Some(p) = self.by_name.get(provider) {

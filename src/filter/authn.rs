@@ -115,6 +115,19 @@ impl Req {
                 .collect()
         };
         Some(match requirement {
+            // Alone (Envoy's `requires: {allow_missing: {}}`), these verify whatever
+            // token any provider finds: an `any` of every provider with the flag.
+            Requirement::AllowMissing | Requirement::AllowMissingOrFailed => {
+                let flag = match requirement {
+                    Requirement::AllowMissing => Req::AllowMissing,
+                    _ => Req::AllowMissingOrFailed,
+                };
+                let every = providers.all().into_iter().map(|p| Req::Provider {
+                    provider: Rc::clone(p),
+                    audiences: p.config.audiences.clone().into_boxed_slice(),
+                });
+                Req::Any(every.chain([flag]).collect())
+            }
             Requirement::Provider { name, audiences } => {
                 let provider = providers.get(name)?;
                 let audiences = audiences.as_ref().unwrap_or(&provider.config.audiences);
@@ -124,11 +137,40 @@ impl Req {
                 }
             }
             Requirement::ApiKey => Req::ApiKey(Rc::clone(api_keys?)),
-            Requirement::Any(items) => Req::Any(list(items)?),
+            // Inside an `any`, the flags stay flags.
+            Requirement::Any(items) => Req::Any(
+                items
+                    .iter()
+                    .map(|r| match r {
+                        Requirement::AllowMissing => Some(Req::AllowMissing),
+                        Requirement::AllowMissingOrFailed => Some(Req::AllowMissingOrFailed),
+                        other => Req::compile(other, providers, api_keys),
+                    })
+                    .collect::<Option<_>>()?,
+            ),
             Requirement::All(items) => Req::All(list(items)?),
-            Requirement::AllowMissing => Req::AllowMissing,
-            Requirement::AllowMissingOrFailed => Req::AllowMissingOrFailed,
         })
+    }
+
+    /// The identity headers its providers set (claims, the payload), which a client
+    /// may not send itself.
+    fn identity_headers(&self, out: &mut Vec<Box<[u8]>>) {
+        match self {
+            Req::Provider { provider, .. } => {
+                let config = &provider.config;
+                let claims = config.claim_to_headers.iter().map(|c| &c.header);
+                for name in config.forward_payload_header.iter().chain(claims) {
+                    let name: Box<[u8]> = name.as_bytes().into();
+                    if !out.contains(&name) {
+                        out.push(name);
+                    }
+                }
+            }
+            Req::Any(items) | Req::All(items) => {
+                items.iter().for_each(|r| r.identity_headers(out));
+            }
+            Req::ApiKey(_) | Req::AllowMissing | Req::AllowMissingOrFailed => {}
+        }
     }
 }
 
@@ -195,6 +237,11 @@ enum Plan {
 #[derive(Debug)]
 pub struct Authn {
     plan: Plan,
+    /// Headers the plan's providers set: the client's own copies are removed from
+    /// every request the filter applies to, whether a token follows or not (a route
+    /// that lets requests without a token through must not let `x-user-id: admin`
+    /// through with them).
+    identity_headers: Box<[Box<[u8]>]>,
     bypass_cors_preflight: bool,
     stats: Option<WorkerScope>,
     replies: Rc<AuthReplies>,
@@ -208,8 +255,13 @@ impl Authn {
         stats: Option<WorkerScope>,
         replies: Rc<AuthReplies>,
     ) -> Self {
+        let mut identity_headers = Vec::new();
+        if let Some(r) = &requires {
+            r.identity_headers(&mut identity_headers);
+        }
         Authn {
             plan: Plan::Route(requires),
+            identity_headers: identity_headers.into(),
             bypass_cors_preflight,
             stats,
             replies,
@@ -223,8 +275,14 @@ impl Authn {
         stats: Option<WorkerScope>,
         replies: Rc<AuthReplies>,
     ) -> Self {
+        let mut identity_headers = Vec::new();
+        requires
+            .iter()
+            .flatten()
+            .for_each(|r| r.identity_headers(&mut identity_headers));
         Authn {
             plan: Plan::Rules(requires),
+            identity_headers: identity_headers.into(),
             bypass_cors_preflight,
             stats,
             replies,
@@ -254,6 +312,9 @@ impl Authn {
             self.count(st::ALLOWED);
             return Verdict::Continue;
         };
+        for name in self.identity_headers.iter() {
+            head.remove(name);
+        }
         if self.bypass_cors_preflight && is_cors_preflight(head) {
             self.count(st::CORS_PREFLIGHT_BYPASSED);
             return Verdict::Continue;
@@ -295,28 +356,36 @@ impl Authn {
                 // Envoy's aggregation: any success wins; otherwise the last failure
                 // that is not a missing token, else "missing" (which `allow_missing`
                 // in the list turns into a pass).
+                // The flags apply to the outcome of the others, wherever they are
+                // in the list: every provider is still tried first, so a valid token
+                // is verified and forwarded even when anything would pass.
                 let mut outcome = Err(Fail::Missing);
-                let mut allow_missing = false;
+                let (mut allow_missing, mut allow_failed) = (false, false);
                 for item in items.iter() {
                     match item {
                         Req::AllowMissing => allow_missing = true,
-                        Req::AllowMissingOrFailed => return Ok(()),
+                        Req::AllowMissingOrFailed => allow_failed = true,
                         _ => match self.check(item, head, facts, state) {
                             Ok(()) => return Ok(()),
                             // A token of another issuer is, to this provider, no token
-                            // (Envoy's rule: several providers may share a header).
-                            Err(Fail::Missing | Fail::Jwt(JwtError::UnknownIssuer)) => {}
+                            // (Envoy's rule: several providers may share a header), and
+                            // so is a missing API key.
+                            Err(
+                                Fail::Missing
+                                | Fail::KeyMissing
+                                | Fail::Jwt(JwtError::UnknownIssuer),
+                            ) => {}
                             Err(other) => outcome = Err(other),
                         },
                     }
                 }
                 match outcome {
+                    _ if allow_failed => Ok(()),
                     Err(Fail::Missing) if allow_missing => Ok(()),
                     other => other,
                 }
             }
-            // Alone, `allow_missing` has nothing to look for: it passes (Envoy verifies
-            // every token it finds then, which the rules' providers do when listed).
+            // Only ever inside an `any` (`Req::compile`).
             Req::AllowMissing | Req::AllowMissingOrFailed => Ok(()),
         }
     }
@@ -330,15 +399,6 @@ impl Authn {
         state: &mut RequestState,
     ) -> Result<(), Fail> {
         let config = &provider.config;
-        // Identity headers come from ringway only: the client's own copies go first,
-        // whether or not a token follows (a route that lets requests without a token
-        // through must not let `x-user-id: admin` through with them).
-        if let Some(name) = &config.forward_payload_header {
-            head.remove(name.as_bytes());
-        }
-        for claim in &config.claim_to_headers {
-            head.remove(claim.header.as_bytes());
-        }
         let Some((source, checked)) = find(&config.from, head, facts, |token| {
             provider.check(token, facts.now)
         }) else {

@@ -107,12 +107,21 @@ impl AuthzInput for View<'_, '_, '_> {
         self.facts.path
     }
 
-    /// Header fields by name, and Envoy's pseudo-headers: `:method`, `:path` (the
-    /// target as received, with its query), `:authority`, `:scheme`.
+    /// Header fields by name, and Envoy's pseudo-headers: `:method`, `:path` (with its
+    /// query), `:authority`, `:scheme`.
     fn header(&self, name: &str) -> Option<&[u8]> {
         match name {
             ":method" => Some(self.head.method_bytes()),
-            ":path" => Some(self.head.target()),
+            // Envoy's `:path` is normalised before RBAC sees it: the target as received
+            // when normalising left its path alone, else the normalised path (without
+            // the query: it is not kept beside it), so `//admin` or `/./admin` cannot
+            // get past a rule on `/admin`.
+            ":path" => {
+                let target = self.head.target();
+                let unchanged = target.starts_with(self.facts.path)
+                    && matches!(target.get(self.facts.path.len()), None | Some(b'?'));
+                Some(if unchanged { target } else { self.facts.path })
+            }
             ":authority" => Some(self.facts.authority),
             ":scheme" => Some(if self.facts.https { b"https" } else { b"http" }),
             _ => self.head.header(name),

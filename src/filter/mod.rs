@@ -135,6 +135,14 @@ impl RequestState {
         self.auth.as_deref()
     }
 
+    /// Forgets who the last request's client was (the completion stage, once it counted
+    /// and logged it: a next request that fails before routing must not inherit it).
+    pub fn forget_identity(&mut self) {
+        if let Some(auth) = &mut self.auth {
+            auth.clear();
+        }
+    }
+
     fn identity_mut(&mut self) -> &mut authn::Identity {
         self.auth.get_or_insert_with(Default::default)
     }

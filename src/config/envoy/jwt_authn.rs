@@ -448,9 +448,21 @@ fn remote(
             if let Some(back_off) = policy.child("retry_back_off") {
                 back_off.only(diag, &["base_interval", "max_interval"]);
             }
-            policy
-                .wrapped_uint("num_retries")
-                .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX))
+            // At most 100, as the native format allows: fetches run one after another on
+            // one thread, so a huge count would starve the other providers.
+            match policy.wrapped_uint("num_retries") {
+                None => 1,
+                Some(n) if n <= 100 => n as u32,
+                Some(n) => {
+                    policy.error(
+                        diag,
+                        "num_retries",
+                        format!("{n} retries: ringway retries a JWKS fetch at most 100 times"),
+                    );
+                    ok = false;
+                    0
+                }
+            }
         }
         None => 0,
     };

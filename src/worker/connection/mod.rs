@@ -200,6 +200,19 @@ enum Upgrade {
     Refuse,
 }
 
+/// `x-envoy-original-path`: the path a rewrite replaced, with the query the upstream
+/// gets (after the filters took what they take from it). A normalised target: checked
+/// bytes (`http1::target`).
+#[inline(never)]
+fn original_path(mut view: RequestHead<'_>, path: &[u8], upstream_target: &[u8]) {
+    view.remove(b"x-envoy-original-path");
+    let query = upstream_target
+        .iter()
+        .position(|&b| b == b'?')
+        .map_or(&b""[..], |at| &upstream_target[at..]);
+    view.append_checked_parts(b"x-envoy-original-path", &[path, query]);
+}
+
 fn upgrade_decision(route: &crate::router::Route, value: &[u8]) -> Upgrade {
     // The first protocol offered, without its version (`websocket`, `h2c`).
     let first = value.split(|&b| b == b',').next().unwrap_or(value);
@@ -378,19 +391,11 @@ impl Connection<'_> {
                                 None => self.target.extend_from_slice(target.path),
                                 Some(rewrite) => {
                                     // The upstream gets the rewritten path and, as from
-                                    // Envoy, the one it replaced.
-                                    let mut view = RequestHead::new(&mut self.request, head);
-                                    view.remove(b"x-envoy-original-path");
-                                    // A normalised target: checked bytes (`http1::target`).
-                                    let (path, query) = (target.path, target.query);
-                                    let original: &[&[u8]] = if query.is_empty() {
-                                        &[path]
-                                    } else {
-                                        &[path, b"?", query]
-                                    };
-                                    view.append_checked_parts(b"x-envoy-original-path", original);
-                                    let matched = route.matched_len(path);
-                                    rewrite.apply(path, matched, &mut self.target);
+                                    // Envoy, the one it replaced (`x-envoy-original-path`,
+                                    // written once the filters ran: a token they take
+                                    // from the query must not reach the upstream there).
+                                    let matched = route.matched_len(target.path);
+                                    rewrite.apply(target.path, matched, &mut self.target);
                                 }
                             }
                             if !target.query.is_empty() {
@@ -528,6 +533,15 @@ impl Connection<'_> {
                         (reply, cluster, refused_body) = (l.replies.get(kind), None, true);
                         redirect_to = None;
                     }
+                }
+            }
+            if let (Some(_), Some(route)) = (cluster, route) {
+                if route.path_rewrite.is_some() {
+                    original_path(
+                        RequestHead::new(&mut self.request, head),
+                        target.path,
+                        &self.target,
+                    );
                 }
             }
             if let (Some(redirect), Some(route)) = (redirect_to, route) {
@@ -1084,6 +1098,7 @@ impl Connection<'_> {
             let who = (flags, auth.and_then(|a| a.principal()));
             log.finish(&self.listener.name, status, bytes_sent, address, who);
         }
+        self.filters.forget_identity();
     }
 
     /// Answers a request ringway cannot serve and closes the connection.
