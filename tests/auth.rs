@@ -795,3 +795,83 @@ fn requirements_combine_providers_and_keys() {
         );
     }
 }
+
+/// Envoy's `async_fetch.fast_listener: false`: the listener waits for the first fetch
+/// to *complete*, successful or not (Envoy's documented rule), then serves; a provider
+/// whose fetch failed answers 401 until a later fetch succeeds.
+#[test]
+fn envoy_remote_jwks_through_a_cluster_with_fast_listener_false() {
+    let key = Signer::new(Algorithm::ES256, "e");
+    let server = JwksServer::start(None);
+    let upstream = Upstream::start(false);
+    for driver in drivers() {
+        server.serve(None);
+        let (_rw, addr) = start_on(driver, |port, admin| {
+            format!(
+                r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: echo }}
+          http_filters:
+          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                idp:
+                  remote_jwks:
+                    http_uri: {{ uri: "http://idp.test/keys", cluster: jwks, timeout: 1s }}
+                    async_fetch: {{ fast_listener: false, failed_refetch_duration: 0.2s }}
+              rules:
+              - match: {{ prefix: "/" }}
+                requires: {{ provider_name: idp }}
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: echo
+    load_assignment:
+      cluster_name: echo
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}
+  - name: jwks
+    load_assignment:
+      cluster_name: jwks
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}
+"#,
+                upstream.addr.port(),
+                server.addr.port()
+            )
+        });
+        // Ready (start_on waited for /ready) although the first fetch failed.
+        let token = key.sign(&claims(ISS, "api", "alice", json!({})));
+        let r = get_with(addr, "/a", &token);
+        assert_eq!(r.status, 401);
+        assert_eq!(body(&r), "Jwks remote fetch is failed");
+        server.serve(Some(jwks(&[&key])));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while get_with(addr, "/a", &token).status != 200 {
+            assert!(Instant::now() < deadline, "the keys never came");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        upstream.next_seen();
+        assert!(server.fetches() >= 2);
+    }
+}

@@ -109,8 +109,13 @@ pub struct RemoteJwks {
     pub failed_refetch: Duration,
     /// Until the first fetch succeeds: `true` (Envoy's `fast_listener: true`, and the
     /// native default): serve, and answer 401 to requests needing these keys; `false`:
-    /// `/ready` answers 503 until the keys arrive.
+    /// `/ready` answers 503 until the keys arrive (see `ready_after_failed_fetch`).
     pub fast_listener: bool,
+    /// With `fast_listener: false`, a first fetch that *failed* also ends the wait
+    /// (Envoy's documented rule: "activated after the initial fetch is completed ...
+    /// successful or failed"; set for Envoy configs); `false` (native `wait_for_keys`):
+    /// only keys end it.
+    pub ready_after_failed_fetch: bool,
     /// Attempts per fetch beyond the first (Envoy's `retry_policy.num_retries`).
     pub retries: u32,
     /// A token with a `kid` the keys do not have makes the keys be fetched again, at

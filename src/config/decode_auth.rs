@@ -494,6 +494,7 @@ fn remote<'a>(
         fast_listener: !wait_for_keys?,
         retries: retries?,
         unknown_kid_refetch: unknown_kid_refetch?,
+        ready_after_failed_fetch: false,
     })
 }
 

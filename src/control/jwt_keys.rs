@@ -38,8 +38,9 @@ pub(super) struct JwtKeys {
     refetch_rx: flume::Receiver<String>,
     /// Keys from the config itself.
     local: HashMap<String, Arc<Jwks>>,
-    /// Remote providers: the spec fetched, and its keys once a fetch succeeded.
-    remote: HashMap<String, (RemoteJwks, Option<Arc<Jwks>>)>,
+    /// Remote providers: the spec fetched, its keys once a fetch succeeded, and
+    /// whether a fetch for this spec has completed at all.
+    remote: HashMap<String, (RemoteJwks, Option<Arc<Jwks>>, bool)>,
     /// Per provider: the listeners' `jwt_authn.` scopes that use it, for the fetch
     /// counters.
     scopes: HashMap<String, Vec<Arc<crate::stats::Scope>>>,
@@ -67,11 +68,11 @@ impl JwtKeys {
         let mut remote = HashMap::new();
         for p in &config.auth.jwt_providers {
             if let JwksSource::Remote(spec) = &p.jwks {
-                let keys = match self.remote.remove(&p.name) {
-                    Some((old, keys)) if old == *spec => keys,
-                    _ => None,
+                let (keys, tried) = match self.remote.remove(&p.name) {
+                    Some((old, keys, tried)) if old == *spec => (keys, tried),
+                    _ => (None, false),
                 };
-                remote.insert(p.name.clone(), (spec.clone(), keys));
+                remote.insert(p.name.clone(), (spec.clone(), keys, tried));
             }
         }
         self.remote = remote;
@@ -121,7 +122,7 @@ impl JwtKeys {
     /// What workers build their providers with.
     pub(super) fn worker_keys(&self) -> WorkerKeys {
         let mut keys = self.local.clone();
-        for (name, (_, fetched)) in &self.remote {
+        for (name, (_, fetched, _)) in &self.remote {
             if let Some(k) = fetched {
                 keys.insert(name.clone(), Arc::clone(k));
             }
@@ -134,10 +135,11 @@ impl JwtKeys {
 
     /// Takes a fetch's outcome: the new keys to hand to the workers, if any.
     pub(super) fn take(&mut self, fetched: Fetched) -> Option<(String, Arc<Jwks>)> {
-        let (spec, keys) = self.remote.get_mut(&fetched.provider)?;
+        let (spec, keys, tried) = self.remote.get_mut(&fetched.provider)?;
         if *spec != fetched.spec {
             return None;
         }
+        *tried = true;
         let index = if fetched.result.is_ok() {
             st::JWKS_FETCH_SUCCESS
         } else {
@@ -155,11 +157,12 @@ impl JwtKeys {
     }
 
     /// Whether a provider that must have keys before the server is ready
-    /// (`fast_listener: false`) has none yet.
+    /// (`fast_listener: false`) has none yet (Envoy configs: has not finished its first
+    /// fetch, whatever its outcome).
     pub(super) fn pending(&self) -> bool {
-        self.remote
-            .values()
-            .any(|(spec, keys)| !spec.fast_listener && keys.is_none())
+        self.remote.values().any(|(spec, keys, tried)| {
+            !spec.fast_listener && keys.is_none() && !(spec.ready_after_failed_fetch && *tried)
+        })
     }
 }
 

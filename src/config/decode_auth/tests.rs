@@ -110,6 +110,7 @@ fn providers_and_consumers_decode_with_defaults() {
             fast_listener: true,
             retries: 0,
             unknown_kid_refetch: Duration::from_secs(10),
+            ready_after_failed_fetch: false,
         })
     );
     assert_eq!(
@@ -195,6 +196,7 @@ fn every_provider_and_api_key_setting() {
             fast_listener: false,
             retries: 3,
             unknown_kid_refetch: Duration::ZERO,
+            ready_after_failed_fetch: false,
         })
     );
     assert_eq!(

@@ -476,6 +476,7 @@ fn remote(
         fast_listener,
         retries,
         unknown_kid_refetch: RemoteJwks::DEFAULT_UNKNOWN_KID_REFETCH,
+        ready_after_failed_fetch: true,
     })
 }
 

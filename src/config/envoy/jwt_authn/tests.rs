@@ -113,6 +113,7 @@ fn the_corpus_firebase_config_loads_with_envoys_defaults() {
                 fast_listener: false,
                 retries: 10,
                 unknown_kid_refetch: Duration::from_secs(10),
+                ready_after_failed_fetch: true,
             }),
             from: vec![
                 TokenSource::Header {
@@ -302,6 +303,7 @@ fn providers_rules_requirement_map_and_per_route_configs() {
             fast_listener: true,
             retries: 4,
             unknown_kid_refetch: Duration::from_secs(10),
+            ready_after_failed_fetch: true,
         })
     );
     let auth = config.listeners[0].auth.as_ref().expect("listener auth");
