@@ -531,16 +531,17 @@ fn cors_preflights_pass_without_a_token() {
     }
 }
 
-/// Envoy's `jwt_authn` and `rbac` filters, as an Envoy bootstrap writes them.
-#[test]
-fn envoy_jwt_authn_and_rbac_filters_with_rules_and_per_route_config() {
-    let key = Signer::new(Algorithm::RS256, "r");
-    let upstream = Upstream::start(false);
-    let doc = jwks(&[&key]).replace('"', "\\\"");
-    for driver in drivers() {
-        let (rw, addr) = start_on(driver, |port, admin| {
-            format!(
-                r#"admin:
+/// An Envoy bootstrap: the admin listener, one listener `ingress` (stat prefix
+/// `ingress_http`) whose one virtual host has `routes` (indented 14 spaces), the HTTP
+/// filters `filters` (indented 10) before the router, and static clusters on 127.0.0.1.
+fn envoy_bootstrap(
+    (admin, port): (u16, u16),
+    routes: &str,
+    filters: &str,
+    clusters: &[(&str, u16)],
+) -> String {
+    let mut yaml = format!(
+        r#"admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
 static_resources:
   listeners:
@@ -557,18 +558,42 @@ static_resources:
             - name: all
               domains: ["*"]
               routes:
-              - match: {{ prefix: "/public" }}
-                route: {{ cluster: echo }}
+{routes}          http_filters:
+{filters}          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+"#
+    );
+    for (name, port) in clusters {
+        yaml.push_str(&format!(
+            "  - name: {name}\n    load_assignment:\n      cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}\n"
+        ));
+    }
+    yaml
+}
+
+/// Envoy's `jwt_authn` and `rbac` filters, as an Envoy bootstrap writes them.
+#[test]
+fn envoy_jwt_authn_and_rbac_filters_with_rules_and_per_route_config() {
+    let key = Signer::new(Algorithm::RS256, "r");
+    let upstream = Upstream::start(false);
+    let doc = jwks(&[&key]).replace('"', "\\\"");
+    for driver in drivers() {
+        let (rw, addr) = start_on(driver, |port, admin| {
+            let routes = r#"              - match: { prefix: "/public" }
+                route: { cluster: echo }
                 typed_per_filter_config:
                   envoy.filters.http.jwt_authn:
                     "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig
                     disabled: true
                   envoy.filters.http.rbac:
                     "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: echo }}
-          http_filters:
-          - name: envoy.filters.http.jwt_authn
+              - match: { prefix: "/" }
+                route: { cluster: echo }
+"#;
+            let filters = format!(
+                r#"          - name: envoy.filters.http.jwt_authn
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
               providers:
@@ -595,20 +620,10 @@ static_resources:
                         filter: envoy.filters.http.jwt_authn
                         path: [ {{ key: jwt }}, {{ key: role }} ]
                         value: {{ string_match: {{ exact: admin }} }}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: echo
-    type: STATIC
-    load_assignment:
-      cluster_name: echo
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}
-"#,
-                upstream.addr.port()
-            )
+"#
+            );
+            let clusters = [("echo", upstream.addr.port())];
+            envoy_bootstrap((admin, port), routes, &filters, &clusters)
         });
         let admin = key.sign(&claims(ISS, "api", "a", json!({"role": "admin"})));
         let user = key.sign(&claims(ISS, "api", "u", json!({"role": "user"})));
@@ -807,58 +822,21 @@ fn envoy_remote_jwks_through_a_cluster_with_fast_listener_false() {
     for driver in drivers() {
         server.serve(None);
         let (_rw, addr) = start_on(driver, |port, admin| {
-            format!(
-                r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-  - name: ingress
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route: {{ cluster: echo }}
-          http_filters:
-          - name: envoy.filters.http.jwt_authn
+            let routes = "              - match: { prefix: \"/\" }\n                route: { cluster: echo }\n";
+            let filters = r#"          - name: envoy.filters.http.jwt_authn
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
               providers:
                 idp:
                   remote_jwks:
-                    http_uri: {{ uri: "http://idp.test/keys", cluster: jwks, timeout: 1s }}
-                    async_fetch: {{ fast_listener: false, failed_refetch_duration: 0.2s }}
+                    http_uri: { uri: "http://idp.test/keys", cluster: jwks, timeout: 1s }
+                    async_fetch: { fast_listener: false, failed_refetch_duration: 0.2s }
               rules:
-              - match: {{ prefix: "/" }}
-                requires: {{ provider_name: idp }}
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: echo
-    load_assignment:
-      cluster_name: echo
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}
-  - name: jwks
-    load_assignment:
-      cluster_name: jwks
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {} }} }} }}
-"#,
-                upstream.addr.port(),
-                server.addr.port()
-            )
+              - match: { prefix: "/" }
+                requires: { provider_name: idp }
+"#;
+            let clusters = [("echo", upstream.addr.port()), ("jwks", server.addr.port())];
+            envoy_bootstrap((admin, port), routes, filters, &clusters)
         });
         // Ready (start_on waited for /ready) although the first fetch failed.
         let token = key.sign(&claims(ISS, "api", "alice", json!({})));

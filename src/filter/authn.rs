@@ -63,6 +63,21 @@ impl Identity {
             .map(|(_, v)| &v.payload)
     }
 
+    /// Counts a finished request in the consumer's usage stats (when it has them):
+    /// its status class, and the bytes received (`received`: the head) and sent.
+    pub fn count_usage(&self, status: u16, (received, sent): (u64, u64)) {
+        use crate::stats::names::consumer as usage;
+        let Some(stats) = self.consumer.as_ref().and_then(|c| c.stats.as_ref()) else {
+            return;
+        };
+        stats.get(usage::RQ_TOTAL).inc();
+        if status != 0 {
+            stats.get(usage::status_class(status)).inc();
+        }
+        stats.get(usage::RX_BYTES).add(received);
+        stats.get(usage::TX_BYTES).add(sent);
+    }
+
     /// The consumer's name, else the first token's `sub`: who the access log and rate
     /// limits name.
     pub fn principal(&self) -> Option<&str> {

@@ -134,7 +134,7 @@ fn render(parts: &[Part], source: &Source<'_, '_>, state: &RequestState, out: &m
             }
             Part::Var(Var::JwtClaim(claim)) => {
                 if let Some(v) = state.identity().and_then(|a| a.claim(claim)) {
-                    crate::auth::claim_as_text(v, out);
+                    crate::auth::jwt::value_text(v, out);
                 }
             }
             Part::Var(Var::JwtPayload { key, claim }) => {
@@ -143,7 +143,7 @@ fn render(parts: &[Part], source: &Source<'_, '_>, state: &RequestState, out: &m
                     .and_then(|a| a.payload(key))
                     .and_then(|p| claim.split('.').try_fold(p, |v, segment| v.get(segment)));
                 if let Some(v) = value {
-                    crate::auth::claim_as_text(v, out);
+                    crate::auth::jwt::value_text(v, out);
                 }
             }
             // Compiled into text.

@@ -39,7 +39,7 @@ pub use cache::TokenCache;
 pub use error::JwtError;
 pub use fuzzing::fuzz;
 pub use jwks::Jwks;
-pub use verify::{audiences_allowed, verify, Checks, Verified};
+pub use verify::{audiences_allowed, value_text, verify, Checks, Verified};
 
 /// A signature algorithm a token may name in its `alg` header (the set Envoy
 /// implements). `none` is not one of them.

@@ -210,13 +210,7 @@ impl Verified {
     /// arrays, `null`, empty strings and absent claims append nothing and answer false
     /// (Envoy adds no header then). No allocation beyond `out`'s own growth.
     pub fn claim_text(&self, path: &str, out: &mut Vec<u8>) -> bool {
-        match self.claim(path) {
-            Some(Value::String(s)) if !s.is_empty() => out.extend_from_slice(s.as_bytes()),
-            Some(Value::Bool(b)) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Some(Value::Number(n)) => write_number(n, out),
-            _ => return false,
-        }
-        true
+        self.claim(path).is_some_and(|v| value_text(v, out))
     }
 
     /// `sub`, when a string.
@@ -244,6 +238,25 @@ impl Verified {
 }
 
 /// Envoy's `convertClaimDoubleToString`: protobuf holds JSON numbers as doubles.
+/// Appends a claim's value as header text, Envoy's `claim_to_headers` rule (see
+/// [`Verified::claim_text`]); a string holding a control character appends nothing
+/// either, since a claim must not be able to add a header line. Header variables
+/// (`%JWT_CLAIM(..)%`) write claims the same way.
+pub fn value_text(value: &Value, out: &mut Vec<u8>) -> bool {
+    match value {
+        Value::String(s) if !s.is_empty() => {
+            if !s.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
+                return false;
+            }
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => write_number(n, out),
+        _ => return false,
+    }
+    true
+}
+
 fn write_number(n: &Number, out: &mut Vec<u8>) {
     use std::io::Write;
     let value = n.as_f64().unwrap_or(0.0);

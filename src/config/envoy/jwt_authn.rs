@@ -179,33 +179,27 @@ pub(crate) fn per_route(
     diag: &mut Diagnostics,
 ) -> Option<RouteAuth> {
     let mut result = None;
-    for (key, at, type_name, config) in m.any_map("typed_per_filter_config") {
-        if type_name != schema::JWT_PER_ROUTE {
-            continue;
-        }
-        let Some(filter) = filter.filter(|f| f.name == key) else {
-            diag.error(
-                at.pos,
-                &at.path,
-                format!("a PerRouteConfig under {key:?} needs a jwt_authn filter of that name in http_filters (envoy.filters.http.jwt_authn)"),
-            );
-            continue;
-        };
-        let config = Msg::new(&config, at);
+    let entries = super::route::PerFilter {
+        type_name: schema::JWT_PER_ROUTE,
+        filter: filter.map(|f| f.name.as_str()),
+        what: (
+            "a PerRouteConfig",
+            "a jwt_authn filter",
+            "envoy.filters.http.jwt_authn",
+        ),
+    };
+    let requirements = filter.map(|f| &f.requirements);
+    super::route::per_filter_config(m, entries, diag, |config, diag| {
         config.only(diag, &["disabled", "requirement_name"]);
         if config.bool("disabled") {
             result = Some(RouteAuth::Disabled);
-        } else if let Some(name) = config.str("requirement_name") {
-            result = named(
-                &config,
-                "requirement_name",
-                name,
-                &filter.requirements,
-                diag,
-            )
-            .map(|r| r.map_or(RouteAuth::Disabled, RouteAuth::Requires));
+        } else if let (Some(name), Some(requirements)) =
+            (config.str("requirement_name"), requirements)
+        {
+            result = named(config, "requirement_name", name, requirements, diag)
+                .map(|r| r.map_or(RouteAuth::Disabled, RouteAuth::Requires));
         }
-    }
+    });
     result
 }
 

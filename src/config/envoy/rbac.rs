@@ -65,26 +65,23 @@ pub(crate) fn per_route(
     diag: &mut Diagnostics,
 ) -> Option<RouteAuthz> {
     let mut result = None;
-    for (key, at, type_name, config) in m.any_map("typed_per_filter_config") {
-        if type_name != super::schema::RBAC_PER_ROUTE {
-            continue;
-        }
-        if rbac != Some(key.as_str()) {
-            diag.error(
-                at.pos,
-                &at.path,
-                format!("an RBACPerRoute under {key:?} needs an RBAC filter of that name in http_filters (envoy.filters.http.rbac)"),
-            );
-            continue;
-        }
-        let config = Msg::new(&config, at);
+    let entries = super::route::PerFilter {
+        type_name: super::schema::RBAC_PER_ROUTE,
+        filter: rbac,
+        what: (
+            "an RBACPerRoute",
+            "an RBAC filter",
+            "envoy.filters.http.rbac",
+        ),
+    };
+    super::route::per_filter_config(m, entries, diag, |config, diag| {
         config.only(diag, &["rbac"]);
         // Without `rbac` (or with an empty one) the filter is off for this route.
         result = Some(match config.child("rbac").and_then(|r| filter(&r, diag)) {
             Some(policy) => RouteAuthz::Policy(policy),
             None => RouteAuthz::Disabled,
         });
-    }
+    });
     result
 }
 

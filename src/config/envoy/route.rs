@@ -662,30 +662,68 @@ fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) -> Option<Hea
 /// chain). The jwt_authn and RBAC filters' entries are read by `jwt_authn::per_route`
 /// and `rbac::per_route`; every other per-filter config is refused.
 fn cors_policy(m: &Msg<'_, '_>, cors: Option<&str>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
-    let mut result = None;
-    for (key, at, type_name, policy) in m.any_map("typed_per_filter_config") {
-        if type_name == schema::JWT_PER_ROUTE || type_name == schema::RBAC_PER_ROUTE {
-            continue;
-        }
-        if type_name != schema::CORS_POLICY {
+    const READ: [&str; 3] = [
+        schema::CORS_POLICY,
+        schema::JWT_PER_ROUTE,
+        schema::RBAC_PER_ROUTE,
+    ];
+    for (_, at, type_name, _) in m.any_map("typed_per_filter_config") {
+        if !READ.contains(&type_name.as_str()) {
             diag.error(
                 at.pos,
                 &at.path,
                 format!("per-route config {type_name} is not supported"),
             );
+        }
+    }
+    let mut result = None;
+    let filter = PerFilter {
+        type_name: schema::CORS_POLICY,
+        filter: cors,
+        what: ("a CorsPolicy", "a CORS filter", "envoy.filters.http.cors"),
+    };
+    per_filter_config(m, filter, diag, |policy, diag| {
+        result = cors_from(policy, diag);
+    });
+    result
+}
+
+/// Which `typed_per_filter_config` entries [`per_filter_config`] reads, and how its
+/// error names them.
+pub(crate) struct PerFilter<'a> {
+    /// The entries' message type.
+    pub type_name: &'a str,
+    /// The name of the chain's filter they configure, when the chain has one.
+    pub filter: Option<&'a str>,
+    /// The entry, the filter and its extension name, for the error:
+    /// `("a CorsPolicy", "a CORS filter", "envoy.filters.http.cors")`.
+    pub what: (&'a str, &'a str, &'a str),
+}
+
+/// Calls `each`, in document order, with every `typed_per_filter_config` entry of
+/// `m` of the given type whose key names the chain's filter; an entry under another
+/// key is an error (Envoy applies per-filter configs by filter name).
+pub(crate) fn per_filter_config(
+    m: &Msg<'_, '_>,
+    entries: PerFilter<'_>,
+    diag: &mut Diagnostics,
+    mut each: impl FnMut(&Msg<'_, '_>, &mut Diagnostics),
+) {
+    let (entry, filter, extension) = entries.what;
+    for (key, at, type_name, config) in m.any_map("typed_per_filter_config") {
+        if type_name != entries.type_name {
             continue;
         }
-        if cors != Some(key.as_str()) {
+        if entries.filter != Some(key.as_str()) {
             diag.error(
                 at.pos,
                 &at.path,
-                format!("a CorsPolicy under {key:?} needs a CORS filter of that name in http_filters (envoy.filters.http.cors)"),
+                format!("{entry} under {key:?} needs {filter} of that name in http_filters ({extension})"),
             );
             continue;
         }
-        result = cors_from(&Msg::new(&policy, at), diag);
+        each(&Msg::new(&config, at), diag);
     }
-    result
 }
 
 fn cors_from(p: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<CorsPolicy> {

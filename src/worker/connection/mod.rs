@@ -1081,17 +1081,8 @@ impl Connection<'_> {
         }
         let upstream = self.upstream.take();
         let auth = self.filters.identity();
-        let consumer = auth.and_then(|a| a.consumer.as_ref());
-        if let Some(consumer) = consumer.and_then(|c| c.stats.as_ref()) {
-            use crate::stats::names::consumer as usage;
-            consumer.get(usage::RQ_TOTAL).inc();
-            if status != 0 {
-                consumer.get(usage::status_class(status)).inc();
-            }
-            consumer.get(usage::TX_BYTES).add(bytes_sent);
-            consumer
-                .get(usage::RX_BYTES)
-                .add(self.request.head_len as u64);
+        if let Some(auth) = auth {
+            auth.count_usage(status, (self.request.head_len as u64, bytes_sent));
         }
         if let Some(log) = &mut self.log {
             let address = upstream.as_ref().map(|u| u.pool.address_text());
