@@ -37,6 +37,7 @@ fn table() -> Vec<Route> {
         idle_timeout: None,
         auth: None,
         authorization: None,
+        rate_limit: None,
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

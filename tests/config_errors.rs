@@ -84,6 +84,7 @@ fn example_parses_to_expected_values() {
                 idle_timeout: None,
                 auth: None,
                 authorization: None,
+                rate_limit: None,
             },
             Route {
                 name: None,
@@ -103,6 +104,7 @@ fn example_parses_to_expected_values() {
                 idle_timeout: None,
                 auth: None,
                 authorization: None,
+                rate_limit: None,
             },
         ]
     );

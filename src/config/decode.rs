@@ -456,6 +456,7 @@ fn listener<'a>(
     Some(Listener {
         auth: auth?,
         authorization: authorization?,
+        connection_rate: None,
         name: name?.to_owned(),
         address: address?,
         routes: routes?,
@@ -749,6 +750,7 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
     Some(Route {
         auth: auth?,
         authorization: authorization?,
+        rate_limit: None,
         name: name?,
         matcher,
         action: action?,

@@ -35,6 +35,7 @@ pub mod log_format;
 mod model;
 mod node;
 pub mod pattern;
+pub mod ratelimit;
 mod route_match;
 mod suggest;
 pub mod tls;

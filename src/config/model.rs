@@ -181,6 +181,9 @@ pub struct Listener {
     pub auth: Option<super::auth::ListenerAuth>,
     /// The access policy of every route without its own (Envoy's `rbac` filter).
     pub authorization: Option<super::authz::AuthzPolicy>,
+    /// A limit on new connections per second over the process (native
+    /// `connection_rate`, Envoy's network `local_ratelimit`).
+    pub connection_rate: Option<super::ratelimit::ConnectionRate>,
 }
 
 impl Listener {
@@ -311,6 +314,9 @@ pub struct Route {
     pub auth: Option<super::auth::RouteAuth>,
     /// This route's access policy, replacing the listener's.
     pub authorization: Option<super::authz::RouteAuthz>,
+    /// The rate limits of this route's requests, resolved by the decoders (listener-wide
+    /// limits and Envoy's filter-level bucket included).
+    pub rate_limit: Option<super::ratelimit::RateLimitPolicy>,
 }
 
 /// A CORS policy (Envoy's `CorsPolicy`).

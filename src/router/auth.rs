@@ -91,6 +91,7 @@ impl AuthContext {
                         idle_timeout: None,
                         auth: None,
                         authorization: None,
+                        rate_limit: None,
                     })
                     .collect();
                 let requires: Rc<[Option<Req>]> = a

@@ -35,6 +35,7 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         idle_timeout: None,
         auth: None,
         authorization: None,
+        rate_limit: None,
     }
 }
 

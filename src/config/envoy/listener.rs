@@ -452,6 +452,7 @@ fn connection_manager(
             .as_ref()
             .map(super::jwt_authn::listener_auth),
         authorization: filters.authorization.clone(),
+        connection_rate: None,
         name: String::new(),
         address: Address::Tcp(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
         routes: Vec::new(),

@@ -216,6 +216,7 @@ fn route(
     Some(Route {
         auth: super::jwt_authn::per_route(r, filters.jwt_authn.as_ref(), diag),
         authorization: super::rbac::per_route(r, filters.rbac.as_deref(), diag),
+        rate_limit: None,
         name: r.str("name").map(str::to_owned),
         matcher,
         action,
