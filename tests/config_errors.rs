@@ -211,6 +211,49 @@ fn shipped_config_files_parse() {
         Some(RouteAuth::Disabled)
     );
     assert!(reference.listeners[0].auth.is_some());
+    // Rate limits: the listener's on every route (one id), the route's after it; the
+    // defaults the file states.
+    use ringway::config::ratelimit::{Bucket, KeyPart, Limit, LimitKey};
+    let public = &reference.listeners[0];
+    let limits = |i: usize| {
+        public.routes[i]
+            .rate_limit
+            .as_ref()
+            .map(|p| p.limits.clone())
+            .unwrap_or_default()
+    };
+    let orders = limits(0);
+    let ids: Vec<&str> = orders.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "public/listener",
+            "public/per-consumer",
+            "public/api_orders.1"
+        ]
+    );
+    assert_eq!(limits(1)[0], orders[0]);
+    assert!(limits(2).is_empty());
+    assert_eq!(
+        orders[2].bucket,
+        Bucket {
+            tokens: 100,
+            per: Duration::from_secs(60),
+            burst: 100
+        }
+    );
+    assert_eq!(orders[2].key, LimitKey::Parts(vec![KeyPart::Client]));
+    assert_eq!(orders[1].max_keys, Limit::DEFAULT_MAX_KEYS);
+    assert!(!orders[1].shadow && !orders[1].per_connection);
+    assert_eq!(
+        public.connection_rate.as_ref().map(|c| c.id.as_str()),
+        Some("public")
+    );
+    let api = &reference.listeners[1].virtual_hosts[0].routes[0];
+    assert_eq!(
+        api.rate_limit.as_ref().map(|p| p.limits[0].id.as_str()),
+        Some("by-host/api.root")
+    );
 }
 
 #[test]

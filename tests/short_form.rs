@@ -110,9 +110,8 @@ routes:
         errors(text),
         [
             "gateway.yaml:4:11: routes[0].auth: `jwt` needs a JWT provider in `auth.jwt_providers` (there is none)",
-            "gateway.yaml:5:17: routes[0].rate_limit: `rate_limit` is not implemented yet in this version of ringway (per-client rate limits are planned); remove it to serve this route without a limit",
             "gateway.yaml:6:11: routes[1].path: \"/api/{a}/{a}\": variable \"a\" appears twice",
-            "gateway.yaml:8:17: routes[1].rate_limit: invalid rate \"100/week\": expected `N/s`, `N/min`, `N/h` or `N/day`, e.g. `100/min`",
+            "gateway.yaml:8:17: routes[1].rate_limit: invalid rate \"100/week\": expected `N/s`, `N/min`, `N/h`, `N/day` or `N/<duration>`, e.g. `100/min` or `2/5s`",
             "gateway.yaml:9:11: routes[2].path: a path starts with `/`, e.g. `/api`",
             "gateway.yaml:11:5: routes[3]: missing required key `path`",
             "gateway.yaml:12:5: routes[3].cors: unknown key `cors`",
@@ -142,6 +141,52 @@ routes:
         listen,
         ["gateway.yaml:1:9: listen: `listen` is the short form's listener address; it needs top-level `routes` (with `listeners`, each listener has its `address`)"]
     );
+}
+
+#[test]
+fn a_short_rate_limit_is_the_full_forms() {
+    use ringway::config::ratelimit::{Bucket, KeyPart, LimitKey};
+    let short = "\
+routes:
+  - path: /api/orders/**
+    upstream: order-service
+    rate_limit: 100/min
+  - path: /api/customers/{id}
+    upstream: customer-service
+    rate_limit: [ { rate: 10/s, burst: 20, key: { header: x-tenant } }, 1000/h ]
+";
+    let config = Config::parse(short, Path::new("gateway.yaml")).unwrap();
+    let expansion = config.expansion.as_deref().unwrap();
+    assert!(expansion.contains(
+        "      - match: { template: \"/api/orders/**\" }\n        cluster: \"order-service\"\n        rate_limit: \"100/min\"\n"
+    ));
+    assert!(expansion.contains(
+        "        rate_limit: [{ rate: \"10/s\", burst: 20, key: { header: \"x-tenant\" } }, \"1000/h\"]\n"
+    ));
+    let routes = &config.listeners[0].routes;
+    // `100/min`: 100 tokens a minute, burst 100, one bucket per client address.
+    let orders = &routes[0].rate_limit.as_ref().unwrap().limits;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(
+        orders[0].bucket,
+        Bucket {
+            tokens: 100,
+            per: std::time::Duration::from_secs(60),
+            burst: 100
+        }
+    );
+    assert_eq!(orders[0].key, LimitKey::Parts(vec![KeyPart::Client]));
+    assert_eq!(orders[0].id, "default/api_orders");
+    let customers = &routes[1].rate_limit.as_ref().unwrap().limits;
+    let ids: Vec<&str> = customers.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["default/api_customers_id", "default/api_customers_id.1"]
+    );
+    assert_eq!(customers[0].bucket.burst, 20);
+    // The printed form means the same.
+    let full = Config::parse(expansion, Path::new("full.yaml")).unwrap();
+    assert_eq!(full.listeners, config.listeners);
 }
 
 #[test]

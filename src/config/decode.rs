@@ -15,6 +15,7 @@ use super::decode_cluster;
 use super::decode_cors;
 use super::decode_headers;
 use super::decode_proxy;
+use super::decode_ratelimit::{self, RouteLimits};
 use super::decode_rewrite;
 use super::decode_short;
 use super::error::Diagnostics;
@@ -78,6 +79,10 @@ const LISTENER_KEYS: &[&str] = &[
     "tls",
     // The default requirement of its routes, decoded in decode_auth.rs.
     "auth",
+    // Rate limits, decoded in decode_ratelimit.rs.
+    "rate_limit",
+    "rate_limit_headers",
+    "connection_rate",
 ];
 const VIRTUAL_HOST_KEYS: &[&str] = &[
     "name",
@@ -123,6 +128,8 @@ const ROUTE_KEYS: &[&str] = &[
     "response_headers_to_remove",
     // What the route requires, decoded in decode_auth.rs.
     "auth",
+    // Rate limits, decoded in decode_ratelimit.rs.
+    "rate_limit",
 ];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -334,6 +341,7 @@ fn listener<'a>(
     marks: &mut Marks<'a>,
 ) -> Option<Listener> {
     let map = node.map(diag, LISTENER_KEYS)?;
+    marks.rate_limit_names.clear();
     let name = marked_name(&map, diag, &mut marks.listener_names);
     let address = map.field(diag, "address").and_then(|n| {
         let addr = n.parse_str(diag, parse_address);
@@ -345,10 +353,14 @@ fn listener<'a>(
     // `routes` (for every authority) or `virtual_hosts`, not both.
     let (routes, virtual_hosts) = match (map.optional("routes"), map.optional("virtual_hosts")) {
         (Some(n), None) => (
-            non_empty_list(&n, diag, "route", |item, diag| route(item, diag, marks)),
-            Some(Vec::new()),
+            non_empty_list(&n, diag, "route", |item, diag| route(item, diag, marks))
+                .map(|routes| routes.into_iter().unzip()),
+            Some((Vec::new(), Vec::new())),
         ),
-        (None, Some(n)) => (Some(Vec::new()), virtual_hosts(&n, diag, marks)),
+        (None, Some(n)) => (
+            Some((Vec::new(), Vec::new())),
+            virtual_hosts(&n, diag, marks),
+        ),
         (Some(_), Some(n)) => {
             n.error(
                 diag,
@@ -448,19 +460,48 @@ fn listener<'a>(
     };
     let auth = decode_auth::listener_auth(
         &map,
-        routes.as_deref(),
-        virtual_hosts.as_deref(),
+        routes.as_ref().map(|(r, _)| r.as_slice()),
+        virtual_hosts.as_ref().map(|(h, _)| h.as_slice()),
         diag,
         marks,
     );
+    let rate_limits =
+        decode_ratelimit::listener(&map, diag, &mut marks.rate_limit_names, marks.auth.as_ref());
+    let connection_rate = decode_ratelimit::connection_rate(&map, name, diag);
+    let mut names = std::mem::take(&mut marks.rate_limit_names);
+    let unique_names = decode_ratelimit::unique_names(&mut names, diag);
+    let (mut routes, route_limits) = routes?;
+    let (mut virtual_hosts, host_limits) = virtual_hosts?;
+    let name = name?;
+    let in_hosts = virtual_hosts.iter_mut().zip(host_limits).flat_map(
+        |(VirtualHost { name, routes, .. }, limits)| {
+            let host = Some(name.as_str());
+            routes
+                .iter_mut()
+                .zip(limits)
+                .map(move |(r, l)| (host, r, l))
+        },
+    );
+    if unique_names {
+        decode_ratelimit::resolve(
+            name,
+            rate_limits?,
+            routes
+                .iter_mut()
+                .zip(route_limits)
+                .map(|(r, l)| (None, r, l))
+                .chain(in_hosts),
+        );
+    }
+    unique_names.then_some(())?;
     Some(Listener {
         auth: auth?,
         authorization: authorization?,
-        connection_rate: None,
-        name: name?.to_owned(),
+        connection_rate: connection_rate?,
+        name: name.to_owned(),
         address: address?,
-        routes: routes?,
-        virtual_hosts: virtual_hosts?,
+        routes,
+        virtual_hosts,
         http1: http1?,
         header_read_timeout: header_read_timeout?,
         idle_timeout: idle_timeout?,
@@ -480,14 +521,18 @@ fn listener<'a>(
     })
 }
 
+/// The listener's virtual hosts, with what each of their routes' `rate_limit` said.
 fn virtual_hosts<'a>(
     node: &Node<'a>,
     diag: &mut Diagnostics,
     marks: &mut Marks<'a>,
-) -> Option<Vec<VirtualHost>> {
-    let hosts = non_empty_list(node, diag, "virtual host", |item, diag| {
-        virtual_host(item, diag, marks)
-    })?;
+) -> Option<(Vec<VirtualHost>, Vec<Vec<RouteLimits>>)> {
+    let (hosts, limits): (Vec<_>, Vec<_>) =
+        non_empty_list(node, diag, "virtual host", |item, diag| {
+            virtual_host(item, diag, marks)
+        })?
+        .into_iter()
+        .unzip();
     // Names and domains are unique in a listener (Envoy refuses a repeated domain: which
     // host would serve it?).
     let items = node.seq(diag)?;
@@ -517,14 +562,14 @@ fn virtual_hosts<'a>(
             domains.push((d, i));
         }
     }
-    ok.then_some(hosts)
+    ok.then_some((hosts, limits))
 }
 
 fn virtual_host<'a>(
     node: &Node<'a>,
     diag: &mut Diagnostics,
     marks: &mut Marks<'a>,
-) -> Option<VirtualHost> {
+) -> Option<(VirtualHost, Vec<RouteLimits>)> {
     let map = node.map(diag, VIRTUAL_HOST_KEYS)?;
     let name = map
         .field(diag, "name")
@@ -532,21 +577,26 @@ fn virtual_host<'a>(
     let domains = map
         .field(diag, "domains")
         .and_then(|n| non_empty_list(&n, diag, "domain", |item, diag| domain(item, diag)));
-    let routes = map
-        .field(diag, "routes")
-        .and_then(|n| non_empty_list(&n, diag, "route", |item, diag| route(item, diag, marks)));
+    let routes = map.field(diag, "routes").and_then(|n| {
+        non_empty_list(&n, diag, "route", |item, diag| route(item, diag, marks))
+            .map(|routes| routes.into_iter().unzip())
+    });
     let headers = decode_headers::mutations(&map, diag);
     let cors = match map.optional("cors") {
         Some(n) => decode_cors::policy(&n, diag).map(Some),
         None => Some(None),
     };
-    Some(VirtualHost {
-        name: name?.to_owned(),
-        domains: domains?,
-        routes: routes?,
-        headers: headers?,
-        cors: cors?,
-    })
+    let (routes, limits) = routes?;
+    Some((
+        VirtualHost {
+            name: name?.to_owned(),
+            domains: domains?,
+            routes,
+            headers: headers?,
+            cors: cors?,
+        },
+        limits,
+    ))
 }
 
 /// A domain pattern: `*`, a name with at most one leading or trailing `*`, an optional
@@ -647,7 +697,13 @@ fn http1(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Http1Settings> {
     Some(settings)
 }
 
-fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> Option<Route> {
+/// A route, with what its `rate_limit` says (resolved by the listener: its
+/// `rate_limit` is `None` until then).
+fn route<'a>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    marks: &mut Marks<'a>,
+) -> Option<(Route, RouteLimits)> {
     let map = node.map(diag, ROUTE_KEYS)?;
     let matched = map.field(diag, "match").and_then(|n| route_match(&n, diag));
     let actions: Vec<_> = ["cluster", "direct_response", "redirect"]
@@ -746,8 +802,10 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
     };
     let auth = decode_auth::route_auth(&map, diag, marks);
     let authorization = super::decode_authz::route(&map, diag);
+    let rate_limit =
+        decode_ratelimit::route(&map, diag, &mut marks.rate_limit_names, marks.auth.as_ref());
     let (matcher, conditions) = matched?;
-    Some(Route {
+    let route = Route {
         auth: auth?,
         authorization: authorization?,
         rate_limit: None,
@@ -762,7 +820,8 @@ fn route<'a>(node: &Node<'a>, diag: &mut Diagnostics, marks: &mut Marks<'a>) -> 
         cors: cors?,
         upgrades: upgrades?,
         idle_timeout: idle_timeout?,
-    })
+    };
+    Some((route, rate_limit?))
 }
 
 /// Upgrade protocol names (`websocket`), lower-cased. `h2c` is refused: a cleartext

@@ -26,8 +26,11 @@
 //! takes the full form's requirement syntax (`jwt`, a provider's name, `api_key`,
 //! `none`, `{any: [...]}`, ...), resolved against the file's top-level `auth` where it is
 //! written, and becomes the route's `auth` in the expansion (`jwt` written as the
-//! provider's name); the top-level `auth` applies unchanged. `rate_limit` is checked and
-//! then refused as not implemented yet.
+//! provider's name); the top-level `auth` applies unchanged. `rate_limit` takes the full
+//! form's values (`100/min`, a limit mapping, a list of them, `none`; see
+//! `decode_ratelimit`), is checked where it is written (names unique among the short
+//! routes, which share the default listener) and is written into the expansion as the
+//! route's `rate_limit`, in flow style.
 
 use std::fmt::Write;
 
@@ -52,6 +55,8 @@ pub(super) struct ShortRoute {
     upstream: Upstream,
     /// The route's `auth`, as full-form YAML text.
     auth: Option<String>,
+    /// The route's `rate_limit`, as full-form YAML text.
+    rate_limit: Option<String>,
     /// Where `upstream` is written, for errors found once the clusters are known.
     upstream_at: (Pos, String),
 }
@@ -73,8 +78,8 @@ pub(super) struct ShortForm {
 }
 
 /// Decodes top-level `routes` and `listen`.
-pub(super) fn short_form(
-    routes: &Node<'_>,
+pub(super) fn short_form<'a>(
+    routes: &Node<'a>,
     listen: Option<&Node<'_>>,
     auth: Option<&AuthMarks>,
     diag: &mut Diagnostics,
@@ -90,15 +95,20 @@ pub(super) fn short_form(
         }
         None => DEFAULT_LISTEN.to_owned(),
     };
+    let mut names = Vec::new();
     let routes = non_empty_list(routes, diag, "route", |item, diag| {
-        short_route(item, auth, diag)
-    })?;
+        short_route(item, auth, &mut names, diag)
+    });
+    let unique = super::decode_ratelimit::unique_names(&mut names, diag);
+    let routes = routes?;
+    unique.then_some(())?;
     Some(ShortForm { routes, listen })
 }
 
-fn short_route(
-    node: &Node<'_>,
+fn short_route<'a>(
+    node: &Node<'a>,
     auth: Option<&AuthMarks>,
+    names: &mut Vec<(&'a str, Node<'a>)>,
     diag: &mut Diagnostics,
 ) -> Option<ShortRoute> {
     let map = node.map(diag, SHORT_ROUTE_KEYS)?;
@@ -131,54 +141,23 @@ fn short_route(
         Some(n) => methods(&n, diag),
         None => Some(Vec::new()),
     };
+    let rate_limit = match map.optional("rate_limit") {
+        Some(n) => super::decode_ratelimit::short_route(&n, diag, names, auth).map(Some),
+        None => Some(None),
+    };
     let auth = match map.optional("auth") {
         Some(n) => super::decode_auth::short_route_auth(&n, diag, auth).map(Some),
         None => Some(None),
     };
-    if let Some(n) = map.optional("rate_limit") {
-        match n
-            .scalar_text(diag, "a rate such as `100/min`")
-            .map(|t| rate(&t))
-        {
-            Some(Ok(_)) => n.error(
-                diag,
-                "`rate_limit` is not implemented yet in this version of ringway (per-client \
-                 rate limits are planned); remove it to serve this route without a limit",
-            ),
-            Some(Err(message)) => n.error(diag, message),
-            None => {}
-        }
-    }
     let upstream_node = upstream_node?;
     Some(ShortRoute {
         path: path?,
         methods: methods?,
         upstream: upstream?,
         auth: auth?,
+        rate_limit: rate_limit?,
         upstream_at: (upstream_node.pos(), upstream_node.path().to_owned()),
     })
-}
-
-/// `N/unit`: requests per second, minute, hour or day.
-fn rate(text: &str) -> Result<(u64, u64), String> {
-    let bad = || {
-        format!("invalid rate {text:?}: expected `N/s`, `N/min`, `N/h` or `N/day`, e.g. `100/min`")
-    };
-    let (count, unit) = text.split_once('/').ok_or_else(bad)?;
-    let count: u64 = count
-        .trim()
-        .parse()
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(bad)?;
-    let seconds = match unit.trim() {
-        "s" | "sec" | "second" => 1,
-        "m" | "min" | "minute" => 60,
-        "h" | "hour" => 3600,
-        "d" | "day" => 86_400,
-        _ => return Err(bad()),
-    };
-    Ok((count, seconds))
 }
 
 /// The full-form document the short form means, given the file's own clusters; an
@@ -251,6 +230,9 @@ pub(super) fn expand(
         if let Some(auth) = &route.auth {
             let _ = writeln!(out, "        auth: {auth}");
         }
+        if let Some(rate_limit) = &route.rate_limit {
+            let _ = writeln!(out, "        rate_limit: {rate_limit}");
+        }
     }
     if !implicit.is_empty() {
         let _ = writeln!(out, "clusters:");
@@ -305,16 +287,6 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rates() {
-        assert_eq!(rate("100/min"), Ok((100, 60)));
-        assert_eq!(rate("5/s"), Ok((5, 1)));
-        assert_eq!(rate("1000 / hour"), Ok((1000, 3600)));
-        assert!(rate("0/min").is_err());
-        assert!(rate("100/week").unwrap_err().contains("`100/min`"));
-        assert!(rate("fast").is_err());
-    }
 
     #[test]
     fn implicit_cluster_names() {

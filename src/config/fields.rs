@@ -28,6 +28,9 @@ pub(crate) struct Marks<'a> {
     /// listeners); `None` while that section is too broken to say, so that its names
     /// are not also reported as unknown at every route.
     pub auth: Option<AuthMarks>,
+    /// The explicit rate-limit `name`s of the listener being read (its own and its
+    /// routes'), checked for repeats once it is read (`decode_ratelimit::unique_names`).
+    pub rate_limit_names: Vec<(&'a str, Node<'a>)>,
 }
 
 /// The names a native `auth` requirement may use, and the listeners' CORS preflight
