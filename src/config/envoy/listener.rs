@@ -1,9 +1,10 @@
 //! Envoy's `Listener` with one `http_connection_manager` onto ringway's listeners, and
 //! the HCM's access loggers onto ringway's access log.
 //!
-//! Design: a listener's filter chains all have the same single network filter, the
-//! HTTP connection manager, whose HTTP filters end with the router; the chains may
-//! differ only in TLS (`tls.rs`: certificates chosen by `server_names`, a plaintext
+//! Design: a listener's filter chains all have the same network filters: the HTTP
+//! connection manager, whose HTTP filters end with the router, optionally after
+//! `envoy.filters.network.local_ratelimit` (the listener's connection rate,
+//! `local_ratelimit.rs`); the chains may differ only in TLS (`tls.rs`: certificates chosen by `server_names`, a plaintext
 //! chain beside TLS ones). Envoy's defaults apply where a field is
 //! absent: `server: envoy` on responses, a 1 h connection idle timeout, a 5 min stream
 //! idle timeout, 60 KiB of request headers, WebSocket upgrades off unless listed.
@@ -39,6 +40,7 @@ pub(crate) fn listener(
     l: &Msg<'_, '_>,
     index: usize,
     clusters: &[String],
+    node_cluster: Option<&str>,
     diag: &mut Diagnostics,
 ) -> Option<Mapped> {
     l.only(
@@ -117,8 +119,9 @@ pub(crate) fn listener(
         l.error(diag, "filter_chains", "a listener needs a filter chain");
         return None;
     }
-    // Each chain's HTTP connection manager; they must all be the same (ringway's
-    // listener has one), and chains differ only in TLS (see `tls::filter_chains`).
+    // Each chain's network filters; they must all be the same (ringway's listener has
+    // one HTTP connection manager and one connection rate), and chains differ only in
+    // TLS (see `tls::filter_chains`).
     let mut hcms = Vec::with_capacity(chains.len());
     for chain in &chains {
         chain.only(
@@ -131,12 +134,13 @@ pub(crate) fn listener(
                 "transport_socket_connect_timeout",
             ],
         );
-        hcms.push(chain_hcm(chain, diag));
+        hcms.push(chain_filters(chain, diag));
     }
     let hcms: Vec<_> = hcms.into_iter().collect::<Option<_>>()?;
-    let (first, first_at) = &hcms[0];
-    for (i, (other, at)) in hcms.iter().enumerate().skip(1) {
-        if !super::tls::same_message(first, other) {
+    let first = &hcms[0];
+    for (i, other) in hcms.iter().enumerate().skip(1) {
+        if !super::tls::same_message(&first.hcm.0, &other.hcm.0) {
+            let at = &other.hcm.1;
             diag.error(
                 at.pos,
                 &at.path,
@@ -144,8 +148,22 @@ pub(crate) fn listener(
             );
             return None;
         }
+        let same_rate = match (&first.rate, &other.rate) {
+            (None, None) => true,
+            (Some(a), Some(b)) => super::tls::same_message(&a.0, &b.0),
+            _ => false,
+        };
+        if !same_rate {
+            let at = other.rate.as_ref().map_or(&other.hcm.1, |r| &r.1);
+            diag.error(
+                at.pos,
+                &at.path,
+                format!("filter chains with different network filters are not supported: ringway's listener has one connection rate limit (filter_chains[{i}]'s envoy.filters.network.local_ratelimit differs from filter_chains[0]'s)"),
+            );
+            return None;
+        }
     }
-    let hcm = Msg::new(first, first_at.clone());
+    let hcm = Msg::new(&first.hcm.0, first.hcm.1.clone());
     let buffer_limit = l
         .wrapped_uint("per_connection_buffer_limit_bytes")
         .map_or(ProxySettings::DEFAULT_BUFFER_LIMIT, |b| {
@@ -154,7 +172,10 @@ pub(crate) fn listener(
     let filters = listener_filters(l, diag);
     let tls = super::tls::filter_chains(&chains, filters.tls_inspector, &name, diag);
     let (forward, details) = super::tls::client_cert_forwarding(&hcm, diag);
-    let mut mapped = connection_manager(&hcm, clusters, diag)?;
+    let connection_rate = first.rate.as_ref().and_then(|(rate, at)| {
+        super::local_ratelimit::connection_rate(&Msg::new(rate, at.clone()), &name, diag)
+    });
+    let mut mapped = connection_manager(&hcm, clusters, (&name, node_cluster), diag)?;
     let mut tls = tls?;
     match &mut tls {
         Some(tls) => {
@@ -179,6 +200,7 @@ pub(crate) fn listener(
         }
         None => {}
     }
+    mapped.listener.connection_rate = connection_rate;
     mapped.listener.name = name;
     mapped.listener.address = Address::Tcp(address);
     mapped.listener.listener_stat_prefix = listener_stat_prefix;
@@ -188,21 +210,59 @@ pub(crate) fn listener(
     Some(mapped)
 }
 
-/// A filter chain's only network filter, the HTTP connection manager, decoded, and
-/// where its `typed_config` is.
-fn chain_hcm<'t>(
-    chain: &Msg<'_, 't>,
-    diag: &mut Diagnostics,
-) -> Option<(prost_reflect::DynamicMessage, Loc<'t>)> {
+/// A decoded network filter and where its `typed_config` is.
+type NetworkFilter<'t> = (prost_reflect::DynamicMessage, Loc<'t>);
+
+/// A filter chain's network filters: optionally `envoy.filters.network.local_ratelimit`,
+/// then the HTTP connection manager, last.
+struct ChainFilters<'t> {
+    hcm: NetworkFilter<'t>,
+    rate: Option<NetworkFilter<'t>>,
+}
+
+/// A filter chain's network filters, decoded.
+fn chain_filters<'t>(chain: &Msg<'_, 't>, diag: &mut Diagnostics) -> Option<ChainFilters<'t>> {
     let filters = chain.children("filters");
-    let [filter] = filters.as_slice() else {
+    let Some((last, before)) = filters.split_last() else {
         chain.error(
             diag,
             "filters",
-            "a filter chain needs exactly one network filter, the http_connection_manager",
+            "a filter chain needs a network filter, the http_connection_manager",
         );
         return None;
     };
+    let mut rate = None;
+    for filter in before {
+        filter.only(diag, &["name", "typed_config"]);
+        match filter.any("typed_config") {
+            Some((type_name, _)) if type_name == schema::HCM => filter.error(
+                diag,
+                "typed_config",
+                "the http_connection_manager must be the last network filter",
+            ),
+            Some((type_name, limit)) if type_name == schema::NETWORK_LOCAL_RATELIMIT => {
+                if rate.is_some() {
+                    filter.error(
+                        diag,
+                        "typed_config",
+                        "one envoy.filters.network.local_ratelimit per filter chain is supported",
+                    );
+                }
+                rate = Some((limit, filter.at("typed_config")));
+            }
+            Some((type_name, _)) => filter.error(
+                diag,
+                "typed_config",
+                format!("{type_name} is not supported before the http_connection_manager (envoy.filters.network.local_ratelimit is)"),
+            ),
+            None => filter.error(
+                diag,
+                "typed_config",
+                "the network filter needs a `typed_config`",
+            ),
+        }
+    }
+    let filter = last;
     filter.only(diag, &["name", "typed_config"]);
     let Some((type_name, hcm_msg)) = filter.any("typed_config") else {
         filter.error(
@@ -212,11 +272,22 @@ fn chain_hcm<'t>(
         );
         return None;
     };
+    if type_name == schema::NETWORK_LOCAL_RATELIMIT {
+        filter.error(
+            diag,
+            "typed_config",
+            "the last network filter must be the http_connection_manager",
+        );
+        return None;
+    }
     if type_name != schema::HCM {
         filter.error(diag, "typed_config", format!("{type_name} is not a network filter; a listener's filter is the http_connection_manager"));
         return None;
     }
-    Some((hcm_msg, filter.at("typed_config")))
+    Some(ChainFilters {
+        hcm: (hcm_msg, filter.at("typed_config")),
+        rate,
+    })
 }
 
 /// What the listener filters ask for.
@@ -278,9 +349,12 @@ fn listener_filters<'t>(l: &Msg<'_, 't>, diag: &mut Diagnostics) -> ListenerFilt
     result
 }
 
+/// The HTTP connection manager of listener `name` (`node_cluster`: the bootstrap's
+/// `node.cluster`).
 fn connection_manager(
     hcm: &Msg<'_, '_>,
     clusters: &[String],
+    (name, node_cluster): (&str, Option<&str>),
     diag: &mut Diagnostics,
 ) -> Option<Mapped> {
     hcm.only(
@@ -328,7 +402,7 @@ fn connection_manager(
             ),
         ),
     }
-    let filters = http_filters(hcm, clusters, diag);
+    let filters = http_filters(hcm, clusters, (name, node_cluster), diag);
     let internal = internal_addresses(hcm, diag);
     if let Some(h1) = hcm.child("http_protocol_options") {
         h1.only(diag, &[]);
@@ -538,11 +612,19 @@ pub(crate) struct HttpFilters {
     pub rbac: Option<String>,
     /// The RBAC filter's policy (`None`: no filter, or one without rules).
     pub authorization: Option<crate::config::authz::AuthzPolicy>,
+    /// The local_ratelimit filter, when the chain has one: per-route and per-host
+    /// entries under its name hold `LocalRateLimit`s, and routes get its policy.
+    pub local_ratelimit: Option<super::local_ratelimit::LocalRateLimitFilter>,
 }
 
-/// The HTTP filters: optionally the CORS, health-check and jwt_authn filters, then the
-/// router, last.
-fn http_filters(hcm: &Msg<'_, '_>, clusters: &[String], diag: &mut Diagnostics) -> HttpFilters {
+/// The HTTP filters: optionally the CORS, health-check, jwt_authn, RBAC and
+/// local_ratelimit filters, then the router, last.
+fn http_filters(
+    hcm: &Msg<'_, '_>,
+    clusters: &[String],
+    (listener, node_cluster): (&str, Option<&str>),
+    diag: &mut Diagnostics,
+) -> HttpFilters {
     let mut result = HttpFilters::default();
     let filters = hcm.children("http_filters");
     if filters.is_empty() {
@@ -603,6 +685,22 @@ fn http_filters(hcm: &Msg<'_, '_>, clusters: &[String], diag: &mut Diagnostics) 
                 result.rbac = Some(name.to_owned());
                 result.authorization =
                     super::rbac::filter(&Msg::new(&rbac, f.at("typed_config")), diag);
+                false
+            }
+            Some((type_name, limit)) if type_name == schema::LOCAL_RATELIMIT => {
+                let name = f.str("name").unwrap_or(super::local_ratelimit::FILTER);
+                let limit = Msg::new(&limit, f.at("typed_config"));
+                let decoded =
+                    super::local_ratelimit::filter(&limit, name, listener, node_cluster, diag);
+                if result.local_ratelimit.is_some() {
+                    f.error(
+                        diag,
+                        "typed_config",
+                        "one local_ratelimit filter per connection manager is supported",
+                    );
+                } else {
+                    result.local_ratelimit = Some(decoded);
+                }
                 false
             }
             Some((type_name, hc)) if type_name == schema::HEALTH_CHECK => {

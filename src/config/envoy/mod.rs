@@ -15,7 +15,8 @@
 //!    errors stamped with the position of the value at fault. `--config-yaml` is
 //!    decoded the same way and merged (proto merge semantics).
 //! 4. `rules`: Envoy's `validate.rules`, read from the schema's field options.
-//! 5. `listener`, `route`, `cluster`: the mapping onto `config::model`, reading messages
+//! 5. `listener`, `route`, `cluster` (and the filters' own modules: `tls`, `jwt_authn`,
+//!    `rbac`, `local_ratelimit`): the mapping onto `config::model`, reading messages
 //!    through `cursor::Msg`, whose `only` refuses every set field a mapping does not
 //!    list, so nothing outside what ringway implements is ever silently ignored.
 //!
@@ -28,6 +29,7 @@ mod de;
 pub(crate) mod dump;
 mod jwt_authn;
 mod listener;
+mod local_ratelimit;
 mod prepare;
 mod rbac;
 mod route;
@@ -243,12 +245,15 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
         diag,
         &["node", "static_resources", "admin", "layered_runtime"],
     );
-    if let Some(node) = b.child("node") {
+    let node = b.child("node");
+    if let Some(node) = &node {
         node.only(
             diag,
             &["id", "cluster", "locality", "metadata", "user_agent_name"],
         );
     }
+    // The value of rate-limit `source_cluster` actions.
+    let node_cluster = node.as_ref().and_then(|n| n.str("cluster"));
     let admin = b.child("admin").and_then(|a| admin(&a, diag));
     let resources = b.child("static_resources");
     if let Some(r) = &resources {
@@ -272,7 +277,7 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
         .iter()
         .enumerate()
     {
-        let Some(mapped) = listener::listener(l, i, &names, diag) else {
+        let Some(mapped) = listener::listener(l, i, &names, node_cluster, diag) else {
             continue;
         };
         if let Some(log) = mapped.access_log {

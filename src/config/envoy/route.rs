@@ -9,6 +9,7 @@
 
 use super::cursor::Msg;
 use super::listener::HttpFilters;
+use super::local_ratelimit;
 use super::schema;
 use super::DISABLED;
 use crate::config::decode_rewrite as rewrites;
@@ -46,16 +47,23 @@ pub(crate) fn route_config(
         .wrapped_uint("max_direct_response_body_size_bytes")
         .unwrap_or(4096);
     let headers = mutations(rc, diag);
-    let hosts = rc
-        .children("virtual_hosts")
+    let hosts = rc.children("virtual_hosts");
+    let names: Vec<Option<&str>> = hosts.iter().map(|vh| vh.str("name")).collect();
+    let hosts = hosts
         .iter()
-        .map(|vh| virtual_host(vh, (clusters, filters), max_body, diag))
+        .enumerate()
+        .map(|(i, vh)| {
+            let key = local_ratelimit::key(&names, i);
+            virtual_host(vh, &key, (clusters, filters), max_body, diag)
+        })
         .collect();
     (hosts, headers)
 }
 
+/// A virtual host; `key` names it in rate-limit bucket ids.
 fn virtual_host(
     vh: &Msg<'_, '_>,
+    key: &str,
     (clusters, filters): (&[String], &HttpFilters),
     max_body: u64,
     diag: &mut Diagnostics,
@@ -71,6 +79,7 @@ fn virtual_host(
             "response_headers_to_add",
             "response_headers_to_remove",
             "typed_per_filter_config",
+            "rate_limits",
         ],
     );
     let domains = vh
@@ -82,18 +91,29 @@ fn virtual_host(
     // their own.
     let auth = super::jwt_authn::per_route(vh, filters.jwt_authn.as_ref(), diag);
     let authorization = super::rbac::per_route(vh, filters.rbac.as_deref(), diag);
-    let mut routes: Vec<Route> = vh
-        .children("routes")
-        .iter()
-        .filter_map(|r| route(r, (clusters, filters), max_body, diag))
-        .collect();
-    for r in &mut routes {
+    // Its local_ratelimit config and `rate_limits`, for its routes' policies.
+    let limiter = filters.local_ratelimit.as_ref();
+    let host_limits = local_ratelimit::HostLimits {
+        key: key.to_owned(),
+        config: local_ratelimit::per_route(vh, limiter, diag),
+        rules: local_ratelimit::rules(vh, limiter, diag),
+    };
+    let items = vh.children("routes");
+    let names: Vec<Option<&str>> = items.iter().map(|r| r.str("name")).collect();
+    let mut routes = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Some((mut r, limits)) = route(item, (clusters, filters), max_body, diag) else {
+            continue;
+        };
         if r.auth.is_none() {
             r.auth.clone_from(&auth);
         }
         if r.authorization.is_none() {
             r.authorization.clone_from(&authorization);
         }
+        let route_key = local_ratelimit::key(&names, i);
+        r.rate_limit = local_ratelimit::resolve(limiter, &host_limits, &limits, &route_key);
+        routes.push(r);
     }
     VirtualHost {
         name: vh.str("name").unwrap_or_default().to_owned(),
@@ -104,12 +124,13 @@ fn virtual_host(
     }
 }
 
+/// A route, and what it brings to its rate-limit policy (resolved by its host).
 fn route(
     r: &Msg<'_, '_>,
     (clusters, filters): (&[String], &HttpFilters),
     max_body: u64,
     diag: &mut Diagnostics,
-) -> Option<Route> {
+) -> Option<(Route, local_ratelimit::RouteLimits)> {
     r.only(
         diag,
         &[
@@ -138,6 +159,11 @@ fn route(
     let mut idle_timeout = None;
     let mut rewrite = Rewrite::default();
     let mut upgrades = None;
+    let limiter = filters.local_ratelimit.as_ref();
+    let mut limits = local_ratelimit::RouteLimits {
+        config: local_ratelimit::per_route(r, limiter, diag),
+        ..Default::default()
+    };
     let action = if let Some(a) = r.child("route") {
         a.only(
             diag,
@@ -152,6 +178,8 @@ fn route(
                 "idle_timeout",
                 "upgrade_configs",
                 "cluster_not_found_response_code",
+                "rate_limits",
+                "include_vh_rate_limits",
             ],
         );
         let Some(cluster) = a.str("cluster") else {
@@ -200,6 +228,9 @@ fn route(
         if a.has("upgrade_configs") {
             upgrades = Some(upgrade_types(&a, diag));
         }
+        limits.rules = local_ratelimit::rules(&a, limiter, diag);
+        limits.include_vh = a.wrapped_bool("include_vh_rate_limits") == Some(true);
+        limits.cluster = Some(cluster.to_owned());
         RouteAction::Cluster(cluster.to_owned())
     } else if let Some(rd) = r.child("redirect") {
         RouteAction::Redirect(redirect(&rd, diag)?)
@@ -213,9 +244,10 @@ fn route(
         );
         return None;
     };
-    Some(Route {
+    let route = Route {
         auth: super::jwt_authn::per_route(r, filters.jwt_authn.as_ref(), diag),
         authorization: super::rbac::per_route(r, filters.rbac.as_deref(), diag),
+        // Resolved by `virtual_host`, which knows the host's config and rules.
         rate_limit: None,
         name: r.str("name").map(str::to_owned),
         matcher,
@@ -228,7 +260,8 @@ fn route(
         cors: cors_policy(r, filters.cors.as_deref(), diag),
         upgrades,
         idle_timeout,
-    })
+    };
+    Some((route, limits))
 }
 
 /// The upgrade types of `upgrade_configs` that are enabled (lower case).
@@ -622,7 +655,8 @@ pub(crate) fn mutations(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> HeaderMutati
     }
 }
 
-fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) -> Option<HeaderAdd> {
+/// A `HeaderValueOption` (`side`: the `%VARIABLE%`s its value may use).
+pub(crate) fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) -> Option<HeaderAdd> {
     o.only(
         diag,
         &["header", "append", "append_action", "keep_empty_value"],
@@ -660,13 +694,15 @@ fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) -> Option<Hea
 
 /// A virtual host's or route's `CorsPolicy`, from its `typed_per_filter_config` under
 /// the CORS filter's name (Envoy's `envoy.filters.http.cors`, which must be in the
-/// chain). The jwt_authn and RBAC filters' entries are read by `jwt_authn::per_route`
-/// and `rbac::per_route`; every other per-filter config is refused.
+/// chain). The jwt_authn, RBAC and local_ratelimit filters' entries are read by
+/// `jwt_authn::per_route`, `rbac::per_route` and `local_ratelimit::per_route`; every
+/// other per-filter config is refused.
 fn cors_policy(m: &Msg<'_, '_>, cors: Option<&str>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
-    const READ: [&str; 3] = [
+    const READ: [&str; 4] = [
         schema::CORS_POLICY,
         schema::JWT_PER_ROUTE,
         schema::RBAC_PER_ROUTE,
+        schema::LOCAL_RATELIMIT,
     ];
     for (_, at, type_name, _) in m.any_map("typed_per_filter_config") {
         if !READ.contains(&type_name.as_str()) {

@@ -42,6 +42,10 @@ pub(crate) const JWT_AUTHN: &str = "envoy.extensions.filters.http.jwt_authn.v3.J
 pub(crate) const JWT_PER_ROUTE: &str = "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig";
 pub(crate) const RBAC: &str = "envoy.extensions.filters.http.rbac.v3.RBAC";
 pub(crate) const RBAC_PER_ROUTE: &str = "envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
+pub(crate) const LOCAL_RATELIMIT: &str =
+    "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
+pub(crate) const NETWORK_LOCAL_RATELIMIT: &str =
+    "envoy.extensions.filters.network.local_ratelimit.v3.LocalRateLimit";
 pub(crate) const DOWNSTREAM_TLS: &str =
     "envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext";
 pub(crate) const UPSTREAM_TLS: &str =
@@ -80,6 +84,14 @@ pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
     (
         RBAC_PER_ROUTE,
         "per-route config of envoy.filters.http.rbac",
+    ),
+    (
+        LOCAL_RATELIMIT,
+        "HTTP filter envoy.filters.http.local_ratelimit (and its per-route config)",
+    ),
+    (
+        NETWORK_LOCAL_RATELIMIT,
+        "network filter envoy.filters.network.local_ratelimit",
     ),
     (
         DOWNSTREAM_TLS,
