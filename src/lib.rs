@@ -35,6 +35,7 @@ pub mod local_reply;
 pub mod peer;
 pub mod process;
 pub mod proxy_protocol;
+pub mod ratelimit;
 pub mod router;
 pub mod snapshot;
 pub mod stats;
