@@ -41,6 +41,12 @@ pub struct ListenerScopes {
     /// `http.<name>.rbac.`, and the shadow rules' own scope when they have a stat
     /// prefix, when the listener authorizes.
     pub rbac: Option<(Arc<Scope>, Option<Arc<Scope>>)>,
+    /// `http.<name>.rate_limit.<limit>.`, by limit name.
+    pub rate_limits: HashMap<String, Arc<Scope>>,
+    /// `<stat_prefix>.http_local_rate_limit.`, by Envoy stat prefix.
+    pub local_rate_limits: HashMap<String, Arc<Scope>>,
+    /// The scope counting connections its `connection_rate` refused.
+    pub connection_rate: Option<Arc<Scope>>,
     /// The listener's connections, for its `connection_limit`.
     pub open: Arc<OpenConnections>,
     /// `http.<name>.downstream_rq_time`.
@@ -68,6 +74,37 @@ impl ListenerScopes {
             listener.authorization.is_some() || routes().any(|r| r.authorization.is_some());
         // Envoy's `rules_stat_prefix` and `shadow_rules_stat_prefix` (the listener's
         // policy's; a route's own policy counts under them too).
+        let limits = routes().filter_map(|r| r.rate_limit.as_ref());
+        let mut rate_limits = HashMap::new();
+        let mut local_rate_limits = HashMap::new();
+        for policy in limits {
+            for limit in &policy.limits {
+                rate_limits.entry(limit.name.clone()).or_insert_with(|| {
+                    let name = limit_stat_name(&limit.name);
+                    store.scope(
+                        &format!("http.{h}.rate_limit.{name}."),
+                        &names::rate_limit::DEFS,
+                    )
+                });
+            }
+            if let Some(envoy) = &policy.envoy {
+                local_rate_limits
+                    .entry(envoy.stat_prefix.clone())
+                    .or_insert_with(|| {
+                        store.scope(
+                            &format!("{}.http_local_rate_limit.", envoy.stat_prefix),
+                            &names::local_rate_limit::DEFS,
+                        )
+                    });
+            }
+        }
+        let connection_rate = listener.connection_rate.as_ref().map(|rate| {
+            let prefix = match &rate.envoy_stat_prefix {
+                Some(stat_prefix) => format!("local_rate_limit.{stat_prefix}."),
+                None => format!("listener.{l}.connection_rate."),
+            };
+            store.scope(&prefix, &names::connection_rate::DEFS)
+        });
         let policy = listener.authorization.as_ref();
         let rules_prefix = policy.map_or("", |p| p.stat_prefix.as_str());
         let shadow_prefix = policy.map_or("", |p| p.shadow_stat_prefix.as_str());
@@ -88,6 +125,9 @@ impl ListenerScopes {
                     }),
                 )
             }),
+            rate_limits,
+            local_rate_limits,
+            connection_rate,
             open: store.open_connections(&format!("listener.{}", listener.name)),
             rq_time: store.histogram(&format!("http.{h}.downstream_rq_time")),
             cx_length: [
@@ -114,11 +154,30 @@ pub struct StatsHandles {
     pub open_global: Arc<OpenConnections>,
     /// `consumer.<name>.`, by consumer name (the first [`MAX_CONSUMER_STATS`]).
     pub consumers: HashMap<String, Arc<Scope>>,
+    /// The process-wide bucket tables of rate limits, by limit id (kept across reloads
+    /// where a limit is unchanged: `ratelimit::runtime`).
+    pub rate_pools: HashMap<String, Arc<crate::ratelimit::Pool>>,
+    /// The number of workers.
+    pub workers: usize,
 }
 
 /// Consumers with stats of their own; the rest are counted nowhere per consumer, so a
 /// file of a million keys cannot make a million scopes.
 pub const MAX_CONSUMER_STATS: usize = 1000;
+
+/// A rate limit's name as a stat-name segment: characters other than `[A-Za-z0-9_-]`
+/// become `_`.
+pub fn limit_stat_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 /// A consumer's name as a stat-name segment: characters other than `[A-Za-z0-9_-@]`
 /// become `_` (a `.` would split the name).
@@ -137,6 +196,8 @@ pub fn consumer_stat_name(name: &str) -> String {
 /// Registers the scopes for every listener and cluster of `config`.
 pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
     StatsHandles {
+        rate_pools: store.rate_pools.register(config),
+        workers: store.workers(),
         listeners: config
             .listeners
             .iter()
@@ -253,11 +314,56 @@ pub struct ListenerSnapshot {
     pub tls: Option<Result<crate::tls::server::Acceptor, String>>,
     /// The snapshot's clusters, indexed by `router::Action::Cluster`.
     pub clusters: Rc<[ClusterSnapshot]>,
+    /// The listener's `connection_rate`, when it has one.
+    connection_rate: Option<ConnectionRate>,
     /// Set by the worker when a reload replaces or removes this listener: connections
     /// still on it finish their current request and then close (`connection: close`),
     /// so clients reconnect onto the new snapshot instead of keeping the old rules for
     /// the life of a keep-alive connection.
     retired: Cell<bool>,
+}
+
+/// A listener's limit on new connections, on this worker.
+#[derive(Debug)]
+struct ConnectionRate {
+    shard: Rc<std::cell::RefCell<crate::ratelimit::Shard>>,
+    rate: crate::ratelimit::Rate,
+    stats: WorkerScope,
+}
+
+/// What a listener's rate limits are compiled from on one worker: the process's pools,
+/// this worker's shards over them, and the listener's stats.
+#[derive(Debug)]
+struct ListenerLimits<'a> {
+    scopes: &'a ListenerScopes,
+    pools: &'a HashMap<String, Arc<crate::ratelimit::Pool>>,
+    shards: &'a crate::ratelimit::runtime::Shards,
+    worker: usize,
+    workers: usize,
+}
+
+impl crate::filter::ratelimit::LimitSource for ListenerLimits<'_> {
+    fn shard(&self, id: &str) -> Option<Rc<std::cell::RefCell<crate::ratelimit::Shard>>> {
+        let pool = self.pools.get(id)?;
+        Some(self.shards.get(id, pool, self.workers))
+    }
+
+    fn limit_stats(&self, name: &str) -> Option<WorkerScope> {
+        Some(self.scopes.rate_limits.get(name)?.for_worker(self.worker))
+    }
+
+    fn envoy_stats(&self, stat_prefix: &str) -> Option<WorkerScope> {
+        Some(
+            self.scopes
+                .local_rate_limits
+                .get(stat_prefix)?
+                .for_worker(self.worker),
+        )
+    }
+
+    fn workers(&self) -> usize {
+        self.workers
+    }
 }
 
 /// Why a connection was not admitted.
@@ -290,6 +396,20 @@ impl ListenerSnapshot {
         Ok(())
     }
 
+    /// Whether the listener's `connection_rate` lets one more connection in (counted
+    /// when not).
+    pub fn admits_connection(&self) -> bool {
+        let Some(limit) = &self.connection_rate else {
+            return true;
+        };
+        let now = crate::ratelimit::now_micros();
+        let allowed = limit.shard.borrow_mut().decide(1, &limit.rate, now).allowed;
+        if !allowed {
+            limit.stats.get(names::connection_rate::RATE_LIMITED).inc();
+        }
+        allowed
+    }
+
     /// A connection [`ListenerSnapshot::admit`] counted closed.
     pub fn release(&self) {
         for (cap, open) in &self.caps {
@@ -306,6 +426,7 @@ impl ListenerSnapshot {
         (scopes, global): (&ListenerScopes, (Option<u64>, Arc<OpenConnections>)),
         worker: usize,
         (ticket_keys, auth): (&crate::tls::ticket::TicketKeys, AuthParts<'_>),
+        limits: ListenerLimits<'_>,
     ) -> Self {
         let h = &listener.http1;
         // Listeners loaded from Envoy configs answer with Envoy's texts.
@@ -328,7 +449,16 @@ impl ListenerSnapshot {
             ),
             &replies,
         );
+        let connection_rate = listener.connection_rate.as_ref().and_then(|rate| {
+            let pool = limits.pools.get(&rate.id)?;
+            Some(ConnectionRate {
+                shard: limits.shards.get(&rate.id, pool, limits.workers),
+                rate: crate::ratelimit::Rate::new(&rate.bucket),
+                stats: scopes.connection_rate.as_ref()?.for_worker(worker),
+            })
+        });
         ListenerSnapshot {
+            connection_rate,
             name: listener.name.as_str().into(),
             router: HostRouter::build(
                 listener,
@@ -338,6 +468,7 @@ impl ListenerSnapshot {
                     max_request_body: listener.proxy.max_request_body,
                     upgrades: &listener.upgrades,
                     auth: auth.as_ref(),
+                    limits: Some((&limits, &replies)),
                 },
                 |name| clusters.iter().position(|c| c.name == name),
             ),
@@ -416,7 +547,11 @@ impl Snapshot {
         config: &Config,
         (stats, discovered, keys): (&StatsHandles, &Discovered, &WorkerKeys),
         worker: usize,
-        (pools, ticket_keys): (&PoolRegistry, &crate::tls::ticket::TicketKeys),
+        (pools, ticket_keys, shards): (
+            &PoolRegistry,
+            &crate::tls::ticket::TicketKeys,
+            &crate::ratelimit::runtime::Shards,
+        ),
         seed: u64,
     ) -> Self {
         let random = fastrand::Rng::with_seed(seed);
@@ -475,10 +610,18 @@ impl Snapshot {
                     (scopes, global),
                     worker,
                     (ticket_keys, (&providers, api_keys.as_ref())),
+                    ListenerLimits {
+                        scopes,
+                        pools: &stats.rate_pools,
+                        shards,
+                        worker,
+                        workers: stats.workers,
+                    },
                 );
                 Some((l.name.clone(), Rc::new(snapshot)))
             })
             .collect();
+        shards.retain(&stats.rate_pools);
         Snapshot {
             listeners,
             clusters,

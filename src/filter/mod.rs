@@ -49,7 +49,9 @@ mod cors;
 mod head;
 mod header_mutation;
 pub mod health_check;
+pub mod ratelimit;
 pub mod stages;
+pub mod value_match;
 
 use std::rc::Rc;
 
@@ -98,6 +100,10 @@ pub struct RequestState {
     /// access log and header variables); boxed on a connection's first authenticated
     /// request, so connections that never authenticate stay small.
     auth: Option<Box<authn::Identity>>,
+    /// A rate limit refused the request (the access log's `RL`).
+    pub rate_limited: bool,
+    /// Rate-limit headers' numbers and per-connection buckets, boxed on first use.
+    limits: Option<Box<ratelimit::LimitState>>,
 }
 
 impl Default for RequestState {
@@ -112,6 +118,8 @@ impl Default for RequestState {
             render: Vec::new(),
             render_ends: Vec::new(),
             auth: None,
+            rate_limited: false,
+            limits: None,
         }
     }
 }
@@ -125,6 +133,8 @@ impl RequestState {
         if let Some(auth) = &mut self.auth {
             auth.clear();
         }
+        self.rate_limited = false;
+        self.forget_limit();
         (self.client, self.client_port, self.protocol) = (client, port, protocol);
     }
 }
@@ -227,6 +237,8 @@ pub enum Filter {
     Authn(Box<authn::Authn>),
     /// An access policy.
     Authz(Box<authz::Authz>),
+    /// Rate limits.
+    RateLimit(Box<ratelimit::RateLimit>),
 }
 
 impl Filter {
@@ -239,6 +251,7 @@ impl Filter {
         match self {
             Filter::Authn(a) => a.on_request(head, facts, state),
             Filter::Authz(a) => a.on_request(head, facts, state),
+            Filter::RateLimit(r) => r.on_request(head, facts, state),
             Filter::Cors(c) => match c.on_request(head, state) {
                 Some(preflight) => Verdict::Respond(preflight),
                 None => Verdict::Continue,
@@ -257,14 +270,22 @@ impl Filter {
     fn on_request_body(&self, _piece: &[u8], received: u64) -> Result<(), ErrorKind> {
         match self {
             Filter::BodyLimit(b) => b.on_request_body(received),
-            Filter::Cors(_) | Filter::Headers(_) | Filter::Authn(_) | Filter::Authz(_) => Ok(()),
+            Filter::Cors(_)
+            | Filter::Headers(_)
+            | Filter::Authn(_)
+            | Filter::Authz(_)
+            | Filter::RateLimit(_) => Ok(()),
         }
     }
 
     fn reads_request_body(&self) -> bool {
         match self {
             Filter::BodyLimit(_) => true,
-            Filter::Cors(_) | Filter::Headers(_) | Filter::Authn(_) | Filter::Authz(_) => false,
+            Filter::Cors(_)
+            | Filter::Headers(_)
+            | Filter::Authn(_)
+            | Filter::Authz(_)
+            | Filter::RateLimit(_) => false,
         }
     }
 
@@ -273,6 +294,7 @@ impl Filter {
             Filter::Cors(_) => true,
             Filter::BodyLimit(_) | Filter::Authn(_) | Filter::Authz(_) => false,
             Filter::Headers(h) => h.edits_responses(),
+            Filter::RateLimit(r) => r.edits_responses(),
         }
     }
 
@@ -281,6 +303,7 @@ impl Filter {
             Filter::Cors(c) => c.on_response(head, state),
             Filter::BodyLimit(_) | Filter::Authn(_) | Filter::Authz(_) => {}
             Filter::Headers(h) => h.on_response(head, state),
+            Filter::RateLimit(r) => r.on_response(head, state),
         }
     }
 
@@ -289,6 +312,7 @@ impl Filter {
             Filter::Cors(c) => c.local_reply_headers(out, state),
             Filter::BodyLimit(_) | Filter::Authn(_) | Filter::Authz(_) => {}
             Filter::Headers(h) => h.local_reply_headers(out, state),
+            Filter::RateLimit(r) => r.local_reply_headers(out, state),
         }
     }
 }
@@ -316,16 +340,20 @@ impl Chain {
         Chain {
             reads_request_body: filters.iter().any(Filter::reads_request_body),
             edits_responses: filters.iter().any(Filter::edits_responses),
-            needs_facts: filters
-                .iter()
-                .any(|f| matches!(f, Filter::Authn(_) | Filter::Authz(_))),
+            needs_facts: filters.iter().any(|f| {
+                matches!(
+                    f,
+                    Filter::Authn(_) | Filter::Authz(_) | Filter::RateLimit(_)
+                )
+            }),
             filters: Rc::from(filters),
         }
     }
 
     /// Compiles a route's chain: its CORS policy (the route's, else its virtual host's,
-    /// else the listener's), authentication and authorization (`auth`, when the
-    /// listener or the route has them), the body limit (the route's, else the
+    /// else the listener's), the rate limits keyed by the head alone, authentication and
+    /// authorization (`auth`, when the listener or the route has them), the rate limits
+    /// keyed by who the client is, the body limit (the route's, else the
     /// listener's), then the header edits of the listener, the virtual host and the
     /// route, in that order. CORS comes first so a preflight is answered before
     /// authentication can refuse it; authentication before the header edits so that
@@ -334,7 +362,7 @@ impl Chain {
         ([listener, host], route): ([&config::HeaderMutations; 2], &config::HeaderMutations),
         (cors, max_request_body): (Option<&config::CorsPolicy>, Option<u64>),
         route_name: &str,
-        auth: [Option<Filter>; 2],
+        (auth, [limit_before, limit_after]): ([Option<Filter>; 2], [Option<Filter>; 2]),
     ) -> Chain {
         let cors = cors.map(|p| Filter::Cors(Cors::compile(p)));
         let limit = max_request_body.map(|max| Filter::BodyLimit(BodyLimit::new(max)));
@@ -345,7 +373,9 @@ impl Chain {
         let auth = auth.into_iter().flatten();
         Chain::new(
             cors.into_iter()
+                .chain(limit_before)
                 .chain(auth)
+                .chain(limit_after)
                 .chain(limit)
                 .chain(headers)
                 .collect(),

@@ -72,6 +72,7 @@ pub mod conn;
 pub mod key;
 pub mod pool;
 pub mod rate;
+pub mod runtime;
 pub mod shard;
 
 pub use conn::ConnBucket;

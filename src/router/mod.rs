@@ -127,6 +127,12 @@ pub struct RouteDefaults<'a> {
     pub upgrades: &'a [String],
     /// The listener's authentication and authorization, when it or a route has them.
     pub auth: Option<&'a auth::AuthContext>,
+    /// Where routes' rate limits find their buckets and stats, and the replies they
+    /// answer with; `None`: rate limits are not compiled (tests, benches).
+    pub limits: Option<(
+        &'a dyn crate::filter::ratelimit::LimitSource,
+        &'a crate::local_reply::LocalReplies,
+    )>,
 }
 
 impl Route {
@@ -310,7 +316,15 @@ impl Router {
                             .flatten(),
                     ),
                     route.name.as_deref().unwrap_or(""),
-                    defaults.auth.map_or([None, None], |a| a.filters(route)),
+                    (
+                        defaults.auth.map_or([None, None], |a| a.filters(route)),
+                        match (defaults.limits, &route.rate_limit) {
+                            (Some((source, replies)), Some(policy)) => {
+                                crate::filter::ratelimit::compile(policy, source, replies)
+                            }
+                            _ => [None, None],
+                        },
+                    ),
                 ),
                 upgrades: route
                     .upgrades

@@ -350,6 +350,67 @@ pub mod rbac {
     ];
 }
 
+/// `http.<prefix>.rate_limit.<limit>.`: one rate limit's decisions (both formats), and
+/// the bucket-table evictions the workers caused.
+pub mod rate_limit {
+    use super::*;
+
+    /// Requests the limit checked and allowed.
+    pub const ALLOWED: usize = 0;
+    /// Requests refused (429).
+    pub const LIMITED: usize = 1;
+    /// Requests over the limit that passed: a shadow limit, or Envoy's enabled but not
+    /// enforced share.
+    pub const SHADOW_LIMITED: usize = 2;
+    /// A key took over the cell of a full (idle) bucket: nothing lost.
+    pub const EVICTED_IDLE: usize = 3;
+    /// A key took over the cell of a bucket that was not full: that key, if it comes
+    /// back, starts full (the over-admission a key flood can cause).
+    pub const EVICTED_ACTIVE: usize = 4;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 5] = [
+        counter("allowed"),
+        counter("limited"),
+        counter("shadow_limited"),
+        counter("evicted_idle"),
+        counter("evicted_active"),
+    ];
+}
+
+/// `<stat_prefix>.http_local_rate_limit.`: Envoy's local rate limit filter stats.
+pub mod local_rate_limit {
+    use super::*;
+
+    /// Requests the filter was enabled for.
+    pub const ENABLED: usize = 0;
+    /// Requests refused (rate limited and enforced).
+    pub const ENFORCED: usize = 1;
+    /// Requests under the limit.
+    pub const OK: usize = 2;
+    /// Requests over the limit, enforced or not.
+    pub const RATE_LIMITED: usize = 3;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 4] = [
+        counter("enabled"),
+        counter("enforced"),
+        counter("ok"),
+        counter("rate_limited"),
+    ];
+}
+
+/// New connections refused by a connection-rate limit: `local_rate_limit.<stat_prefix>.`
+/// (Envoy's network `local_ratelimit`) or `listener.<prefix>.connection_rate.` (native).
+pub mod connection_rate {
+    use super::*;
+
+    pub const RATE_LIMITED: usize = 0;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 1] = [counter("rate_limited")];
+}
+
 /// `consumer.<name>.`: usage of one API consumer (requests, status classes, bytes), for
 /// usage and billing reports.
 pub mod consumer {

@@ -17,6 +17,9 @@ pub struct StatsStore {
     histograms: BTreeMap<Box<str>, Arc<Histogram>>,
     /// Per-host scopes, by cluster name and host address (`/clusters` only).
     hosts: BTreeMap<(String, String), Arc<Scope>>,
+    /// Rate limits' bucket tables, by limit id: like the connection counters, they outlive
+    /// snapshots (`ratelimit::runtime`).
+    pub rate_pools: crate::ratelimit::runtime::PoolTable,
 }
 
 impl StatsStore {
@@ -28,6 +31,7 @@ impl StatsStore {
             open_connections: BTreeMap::new(),
             histograms: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            rate_pools: Default::default(),
         }
     }
 
@@ -42,6 +46,11 @@ impl StatsStore {
             })
             .map(|(_, scope)| scope.sum(super::names::listener::DOWNSTREAM_CX_ACTIVE))
             .sum()
+    }
+
+    /// The number of workers whose cells each scope has.
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     /// The scope with this prefix, created on first use.

@@ -219,6 +219,12 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
     // `listen` (or, for sockets from systemd, `control::systemd`) set once.
     let listener = Rc::clone(&slot.borrow());
     listener.cx_stats.get(cx::DOWNSTREAM_CX_TOTAL).inc();
+    // Over the listener's `connection_rate`: closed at once (Envoy's network
+    // `local_ratelimit` closes it the same way), before it counts as open.
+    if !listener.admits_connection() {
+        listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
+        return drop(stream);
+    }
     if let Err(overflow) = listener.admit() {
         // Over a cap: closed at once, as Envoy does; accepted again once others close.
         let counter = match overflow {

@@ -59,6 +59,8 @@ pub struct WorkerContext {
     pub bufs: BufPool,
     /// Upstream connection pools, by endpoint; they outlive config snapshots.
     pub pools: PoolRegistry,
+    /// Rate limits' shards of leases, by limit id; they outlive config snapshots too.
+    pub shards: crate::ratelimit::runtime::Shards,
     /// The `date` header value of the current second, and a coarse `Instant`.
     pub clock: CoarseClock,
     random: std::cell::RefCell<fastrand::Rng>,
@@ -83,6 +85,7 @@ impl WorkerContext {
             ticket_keys: std::cell::RefCell::new(ticket_keys),
             bufs: BufPool::new(MAX_FREE_CHUNKS),
             pools: PoolRegistry::default(),
+            shards: Default::default(),
             clock: CoarseClock::default(),
             random: std::cell::RefCell::new(fastrand::Rng::new()),
             #[cfg(feature = "alloc-count")]
@@ -278,7 +281,11 @@ async fn serve(setup: WorkerSetup) {
             config,
             (stats, discovered, keys),
             id,
-            (&context.pools, &context.ticket_keys.borrow()),
+            (
+                &context.pools,
+                &context.ticket_keys.borrow(),
+                &context.shards,
+            ),
             context.seed(),
         )
     };
@@ -290,6 +297,7 @@ async fn serve(setup: WorkerSetup) {
     let stop = Stop::new();
     let connections = Rc::new(Connections::default());
     monoio::spawn(sweep(Rc::clone(&context), Rc::clone(&stop)));
+    monoio::spawn(sweep_leases(Rc::clone(&context), Rc::clone(&stop)));
     let clock = Rc::clone(&context);
     monoio::spawn(async move { clock.clock.keep_fresh().await });
     let log = access_log.map(|setup| Rc::new(WorkerLog::new(setup)));
@@ -400,6 +408,21 @@ async fn sweep(context: Rc<WorkerContext>, stop: Rc<Stop>) {
     }
 }
 
+/// Every [`crate::ratelimit::shard::LEASE_LIFETIME_US`] until the worker stops: gives rate-limit
+/// leases nobody used for that long back to their pools, so tokens do not sit stranded
+/// on this core after a key's traffic moved to another.
+async fn sweep_leases(context: Rc<WorkerContext>, stop: Rc<Stop>) {
+    let every = Duration::from_micros(crate::ratelimit::shard::LEASE_LIFETIME_US);
+    loop {
+        monoio::select! {
+            _ = monoio::time::sleep(every) => {
+                context.shards.sweep(crate::ratelimit::now_micros());
+            }
+            _ = stop.wait() => return,
+        }
+    }
+}
+
 /// Hands partial access-log batches to the writer every `flush_interval`, so lines do not
 /// wait for a full batch under low load. Runs until the worker's runtime is dropped, so
 /// it also flushes while connections drain.
@@ -444,7 +467,7 @@ mod tests {
                 &config,
                 (&stats, &Discovered::default(), &Default::default()),
                 0,
-                (&context.pools, &keys),
+                (&context.pools, &keys, &context.shards),
                 1,
             );
             let listener = &snapshot.listeners["l"];

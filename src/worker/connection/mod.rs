@@ -525,6 +525,9 @@ impl Connection<'_> {
                     Verdict::Continue => {}
                     Verdict::Respond(answer) => {
                         (reply, cluster, redirect_to) = (answer, None, None);
+                        if self.filters.rate_limited {
+                            flags = ResponseFlags::RATE_LIMITED;
+                        }
                     }
                     Verdict::Fail(kind) => {
                         flags = error_flags(kind);
