@@ -87,13 +87,13 @@ fn chains(c: &mut Criterion) {
         ([&none, &none], &five_edits()),
         (None, None),
         "users",
-        ([None, None], [None, None]),
+        ([None, None], [None, None, None]),
     );
     let variables = Chain::build(
         ([&none, &none], &five_edits_with_variables()),
         (None, None),
         "users",
-        ([None, None], [None, None]),
+        ([None, None], [None, None, None]),
     );
     let mut group = c.benchmark_group("chain");
     for (name, chain) in [

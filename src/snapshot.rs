@@ -165,12 +165,12 @@ pub struct StatsHandles {
 /// file of a million keys cannot make a million scopes.
 pub const MAX_CONSUMER_STATS: usize = 1000;
 
-/// A rate limit's name as a stat-name segment: characters other than `[A-Za-z0-9_-]`
-/// become `_`.
+/// A rate limit's name in stat names: characters other than `[A-Za-z0-9_.-]` become
+/// `_` (native names are already such; Envoy's descriptor names may not be).
 pub fn limit_stat_name(name: &str) -> String {
     name.chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
                 c
             } else {
                 '_'
@@ -359,10 +359,6 @@ impl crate::filter::ratelimit::LimitSource for ListenerLimits<'_> {
                 .get(stat_prefix)?
                 .for_worker(self.worker),
         )
-    }
-
-    fn workers(&self) -> usize {
-        self.workers
     }
 }
 

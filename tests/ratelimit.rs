@@ -163,14 +163,13 @@ fn envoys_local_ratelimit_example_answers_as_envoy_and_refills_every_2_5_seconds
         // Three back to back, each on a new connection (spread over the workers by the
         // kernel): the bucket of 2 is the process's, not a worker's.
         let mut answers = Vec::new();
-        let mut first_429 = None;
+        // The bucket empties with the second request; a token is back 2.5 s after it,
+        // which is after `since` (taken before the first).
+        let since = Instant::now();
         for _ in 0..3 {
-            let r = get(addr, "/").unwrap();
-            if r.status == 429 && first_429.is_none() {
-                first_429 = Some(Instant::now());
-            }
-            answers.push(r);
+            answers.push(get(addr, "/").unwrap());
         }
+        let emptied = since.elapsed();
         assert_eq!(answers[0].status, 200, "{driver}");
         assert_eq!(answers[1].status, 200, "{driver}");
         let limited = &answers[2];
@@ -185,15 +184,22 @@ fn envoys_local_ratelimit_example_answers_as_envoy_and_refills_every_2_5_seconds
         }
         assert_every_worker_served(&rw, &format!("127.0.0.1_{port}"));
         // One token comes back 2.5 s after the bucket emptied (continuous refill), not
-        // before: at 2.0 s still refused, by 2.7 s one passes and the next is refused.
-        let since = first_429.unwrap();
+        // before: at 1.9 s still refused (checked only when this machine got there in
+        // time); by 2.7 s plus what the first requests took, one passes and the next is
+        // refused.
         std::thread::sleep(Duration::from_millis(1_900).saturating_sub(since.elapsed()));
-        assert_eq!(
-            get(addr, "/").unwrap().status,
-            429,
-            "{driver}: before 2.5 s"
-        );
-        std::thread::sleep(Duration::from_millis(2_700).saturating_sub(since.elapsed()));
+        let probed = since.elapsed() < Duration::from_millis(2_300);
+        if probed {
+            assert_eq!(
+                get(addr, "/").unwrap().status,
+                429,
+                "{driver}: before 2.5 s"
+            );
+        } else {
+            eprintln!("{driver}: the probe before 2.5 s is skipped: this machine is slow now");
+        }
+        let due = Duration::from_millis(2_700) + emptied;
+        std::thread::sleep(due.saturating_sub(since.elapsed()));
         assert_eq!(get(addr, "/").unwrap().status, 200, "{driver}: after 2.5 s");
         assert_eq!(
             get(addr, "/").unwrap().status,
@@ -202,10 +208,11 @@ fn envoys_local_ratelimit_example_answers_as_envoy_and_refills_every_2_5_seconds
         );
         let stats = rw.stats();
         let s = |n: &str| stats[&format!("http_local_rate_limiter.http_local_rate_limit.{n}")];
-        assert_eq!(s("enabled"), 14, "{driver}: {stats:?}");
+        let probe = u64::from(probed);
+        assert_eq!(s("enabled"), 13 + probe, "{driver}: {stats:?}");
         assert_eq!(s("ok"), 3);
-        assert_eq!(s("rate_limited"), 11);
-        assert_eq!(s("enforced"), 11);
+        assert_eq!(s("rate_limited"), 10 + probe);
+        assert_eq!(s("enforced"), 10 + probe);
         // The other listener's filter has its own bucket.
         let other: SocketAddr = ([127, 0, 0, 1], stats_port).into();
         assert_eq!(get(other, "/stats/prometheus").unwrap().status, 200);
@@ -236,10 +243,11 @@ fn a_flood_of_client_addresses_neither_grows_memory_nor_frees_a_depleted_key() {
         });
         assert_eq!(flood.get(&200), Some(&100_000), "{driver}: {flood:?}");
         let rss_after = rss_kib(rw.pid());
-        // The table is fixed (4,096 cells per limit, 8,192 leases per worker at most):
-        // what grows is allocator noise, far below what 100,000 keys would take.
+        // The table is fixed (4,096 cells per limit, 1,024 leases per worker at most):
+        // what grows is allocator noise, below half of what 100,000 keys of 160 bytes
+        // would take.
         assert!(
-            rss_after < rss_before + 16 * 1024,
+            rss_after < rss_before + 8 * 1024,
             "{driver}: RSS grew from {rss_before} KiB to {rss_after} KiB"
         );
         let stats = rw.stats();
@@ -322,8 +330,12 @@ fn native_answers_carry_retry_after_ratelimit_headers_stats_and_the_rl_flag() {
             Some("\"per_key\";q=2;w=60"),
             "{driver}"
         );
-        let state = ok.header("ratelimit").unwrap().to_owned();
-        assert!(state.starts_with("\"per_key\";r=1;t="), "{driver}: {state}");
+        // One token left; the next comes 30 s after the one taken (2 a minute).
+        assert_eq!(
+            ok.header("ratelimit"),
+            Some("\"per_key\";r=1;t=30"),
+            "{driver}"
+        );
         assert_eq!(get_with(addr, "/", &[("x-key", "k")]).status, 200);
         let refused = get_with(addr, "/", &[("x-key", "k")]);
         assert_eq!(refused.status, 429, "{driver}");
@@ -332,10 +344,11 @@ fn native_answers_carry_retry_after_ratelimit_headers_stats_and_the_rl_flag() {
             (1..=30).contains(&retry),
             "{driver}: one token every 30 s: {retry}"
         );
-        assert!(refused
-            .header("ratelimit")
-            .unwrap()
-            .starts_with("\"per_key\";r=0;"));
+        assert_eq!(
+            refused.header("ratelimit"),
+            Some(format!("\"per_key\";r=0;t={retry}").as_str()),
+            "{driver}: t is Retry-After on a refusal"
+        );
         // A request without the key's header is not limited by it.
         assert_eq!(get(addr, "/").unwrap().status, 200);
         let stats = rw.stats();
@@ -353,16 +366,17 @@ fn per_connection_plan_and_connection_rate_limits() {
     for driver in drivers() {
         let (rw, addr) = start_on(driver, |port, admin| {
             format!(
-                "workers: 2\nadmin: 127.0.0.1:{admin}\nauth:\n  api_keys:\n    consumers:\n      - {{ name: gold-co, keys: [gold-key], metadata: {{ plan: gold }} }}\n      - {{ name: free-co, keys: [free-key], metadata: {{ plan: free }} }}\nlisteners:\n  - name: api\n    address: 127.0.0.1:{port}\n    connection_rate: {{ rate: 600/min, burst: 40 }}\n    routes:\n      - match: {{ prefix: /conn }}\n        direct_response: {{ status: 200 }}\n        rate_limit: {{ rate: 2/min, key: route, per_connection: true }}\n      - match: {{ prefix: /plans }}\n        direct_response: {{ status: 200 }}\n        auth: api_key\n        rate_limit: {{ rate: 1/min, key: consumer, plans: {{ gold: 5/min, free: 2/min }} }}\n"
+                "workers: 2\nadmin: 127.0.0.1:{admin}\nauth:\n  api_keys:\n    consumers:\n      - {{ name: gold-co, keys: [gold-key], metadata: {{ plan: gold }} }}\n      - {{ name: free-co, keys: [free-key], metadata: {{ plan: free }} }}\nlisteners:\n  - name: api\n    address: 127.0.0.1:{port}\n    connection_rate: {{ rate: 60/min, burst: 40 }}\n    routes:\n      - match: {{ prefix: /conn }}\n        direct_response: {{ status: 200 }}\n        rate_limit: {{ rate: 2/min, key: {{ header: x-k }}, per_connection: true }}\n      - match: {{ prefix: /plans }}\n        direct_response: {{ status: 200 }}\n        auth: api_key\n        rate_limit: {{ rate: 1/min, key: consumer, plans: {{ gold: 5/min, free: 2/min }} }}\n"
             )
         });
-        // Per connection: each connection has its own 2.
+        // Per connection and key: each connection has its own 2 per key.
         for _ in 0..2 {
-            let statuses = blast(addr, 1, 3, |_| {
-                "GET /conn HTTP/1.1\r\nHost: t\r\n\r\n".into()
+            let statuses = blast(addr, 1, 6, |i| {
+                let key = if i % 2 == 0 { "a" } else { "b" };
+                format!("GET /conn HTTP/1.1\r\nHost: t\r\nx-k: {key}\r\n\r\n")
             });
-            assert_eq!(statuses.get(&200), Some(&2), "{driver}: {statuses:?}");
-            assert_eq!(statuses.get(&429), Some(&1), "{driver}");
+            assert_eq!(statuses.get(&200), Some(&4), "{driver}: {statuses:?}");
+            assert_eq!(statuses.get(&429), Some(&2), "{driver}");
         }
         // Plans: gold gets 5, free 2.
         for (key, plan) in [("gold-key", 5), ("free-key", 2)] {
@@ -379,13 +393,15 @@ fn per_connection_plan_and_connection_rate_limits() {
         let mut closed = 0;
         for _ in 0..60 {
             let mut c = connect(addr).unwrap();
-            let _ = c.write_all(b"GET /conn HTTP/1.1\r\nHost: t\r\n\r\n");
+            let _ = c.write_all(b"GET /conn HTTP/1.1\r\nHost: t\r\nx-k: c\r\n\r\n");
             let mut buf = [0u8; 16];
-            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             if matches!(c.read(&mut buf), Ok(0) | Err(_)) {
                 closed += 1;
             }
         }
+        // 40 at once, then one a second: at least 10 of the 60 are refused unless the
+        // 60 connects took over 10 s.
         assert!(closed >= 10, "{driver}: {closed} of 60 closed");
         let stats = rw.stats();
         assert_eq!(
@@ -508,11 +524,90 @@ fn envoy_enabled_but_not_enforced_counts_and_passes_and_descriptors_key_by_heade
         let r = get(addr, "/").unwrap();
         assert_eq!(r.status, 200);
         assert_eq!(r.header("x-ratelimit-limit"), Some("1000"), "{driver}");
+        let remaining: u64 = r.header("x-ratelimit-remaining").unwrap().parse().unwrap();
+        assert!((900..1000).contains(&remaining), "{driver}: {remaining}");
+        assert_eq!(r.header("x-ratelimit-reset"), Some("0"), "a token remains");
+        // A refusal shows the refusing bucket: alice's, 1 a minute.
+        let r = get_with(addr, "/", &[("x-user", "alice")]);
+        assert_eq!(r.status, 429);
+        assert_eq!(r.header("x-ratelimit-limit"), Some("1"), "{driver}");
+        assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+        assert_eq!(r.header("x-ratelimit-reset"), Some("60"));
         let stats = rw.stats();
         assert_eq!(stats["shadow.http_local_rate_limit.enabled"], 3, "{driver}");
         assert_eq!(stats["shadow.http_local_rate_limit.ok"], 1);
         assert_eq!(stats["shadow.http_local_rate_limit.rate_limited"], 2);
         assert_eq!(stats["shadow.http_local_rate_limit.enforced"], 0);
-        assert_eq!(stats["users.http_local_rate_limit.enforced"], 3);
+        assert_eq!(stats["users.http_local_rate_limit.enforced"], 4);
+    }
+}
+
+#[test]
+fn envoy_masked_addresses_skipped_headers_the_default_bucket_and_retry_after() {
+    let upstream = common::upstream::Upstream::start(false);
+    for driver in drivers() {
+        let (port, admin) = (free_port(), free_port());
+        let routes = r#"              routes:
+              - match: { prefix: /masked }
+                route:
+                  cluster: echo
+                  rate_limits:
+                  - actions:
+                    - masked_remote_address: { v4_prefix_mask_len: 8 }
+              - match: { prefix: /tenant }
+                route:
+                  cluster: echo
+                  rate_limits:
+                  - actions:
+                    - request_headers: { header_name: x-tenant, descriptor_key: tenant, skip_if_absent: true }
+                    - generic_key: { descriptor_value: v1 }
+"#;
+        let filters = format!(
+            r#"          - name: envoy.filters.http.local_ratelimit
+            typed_config:
+              "@type": {LOCAL_RL}
+              stat_prefix: opts
+              token_bucket: {{ max_tokens: 3, tokens_per_fill: 1, fill_interval: 60s }}
+              filter_enabled: {{ default_value: {{ numerator: 100, denominator: HUNDRED }} }}
+              filter_enforced: {{ default_value: {{ numerator: 100, denominator: HUNDRED }} }}
+              always_consume_default_token_bucket: false
+              enable_retry_after_header: true
+              descriptors:
+              - entries: [ {{ key: masked_remote_address, value: 127.0.0.0/8 }} ]
+                token_bucket: {{ max_tokens: 2, tokens_per_fill: 1, fill_interval: 60s }}
+              - entries: [ {{ key: tenant }}, {{ key: generic_key, value: v1 }} ]
+                token_bucket: {{ max_tokens: 1, tokens_per_fill: 1, fill_interval: 60s }}
+"#
+        );
+        let rw = Ringway::start(
+            &envoy_bootstrap(admin, port, routes, &filters, upstream.addr),
+            admin,
+            &["--driver", driver, "--concurrency", "2"],
+        );
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        // 127.0.0.1 is in 127.0.0.0/8: that descriptor's bucket of 2 decides, and the
+        // default bucket is not consumed (always_consume_default_token_bucket: false).
+        let masked: Vec<u16> = (0..3)
+            .map(|_| get(addr, "/masked").unwrap().status)
+            .collect();
+        assert_eq!(masked, [200, 200, 429], "{driver}");
+        let refused = get(addr, "/masked").unwrap();
+        assert_eq!(refused.header("retry-after"), Some("60"), "{driver}");
+        assert_eq!(String::from_utf8_lossy(&refused.body), "local_rate_limited");
+        // A tenant's descriptor: a bucket of 1 per tenant.
+        let tenant = |t: &str| get_with(addr, "/tenant", &[("x-tenant", t)]).status;
+        assert_eq!(
+            [tenant("a"), tenant("a"), tenant("b")],
+            [200, 429, 200],
+            "{driver}"
+        );
+        // Without the header its entry is skipped: [generic_key=v1] matches no
+        // descriptor, so the default bucket decides, still full (3).
+        let none: Vec<u16> = (0..4)
+            .map(|_| get(addr, "/tenant").unwrap().status)
+            .collect();
+        assert_eq!(none, [200, 200, 200, 429], "{driver}");
+        let stats = rw.stats();
+        assert_eq!(stats["opts.http_local_rate_limit.enforced"], 4, "{driver}");
     }
 }

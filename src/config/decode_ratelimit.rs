@@ -26,7 +26,7 @@
 //!             plans: { gold: 10000/h, free: { rate: 100/h, burst: 10 } }
 //!             shadow: false
 //!             per_connection: false
-//!             max_keys: 65536
+//!             max_keys: 16384
 //! ```
 //!
 //! A rate is `N/s`, `N/min`, `N/h`, `N/day` (with the aliases `sec`, `second`, `m`,

@@ -115,7 +115,7 @@ pub struct Limit {
 
 impl Limit {
     /// Default `max_keys`.
-    pub const DEFAULT_MAX_KEYS: u32 = 65_536;
+    pub const DEFAULT_MAX_KEYS: u32 = 16_384;
 
     /// Whether the limit's key is known only once authentication ran.
     pub fn needs_identity(&self) -> bool {
@@ -193,9 +193,24 @@ pub struct DescriptorRule {
     pub actions: Vec<Action>,
 }
 
+/// Where Envoy's `local_ratelimit` sits among the filters ringway orders itself (its
+/// place in `http_filters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FilterPosition {
+    /// Before the CORS filter: preflights are limited too.
+    BeforeCors,
+    /// After CORS, before jwt_authn and RBAC (where Envoy configs usually put it).
+    #[default]
+    BeforeAuth,
+    /// After jwt_authn or RBAC: requests they refuse take no token.
+    AfterAuth,
+}
+
 /// What only Envoy's `local_ratelimit` has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvoyOptions {
+    /// Where the filter runs in the chain.
+    pub position: FilterPosition,
     /// `<stat_prefix>.http_local_rate_limit.{enabled,ok,rate_limited,enforced}`.
     pub stat_prefix: String,
     /// The descriptors the route's (and virtual host's, per `vh_rate_limits`) rules
@@ -255,6 +270,6 @@ pub struct ConnectionRate {
     /// Bucket identity across reloads (the listener's name, or Envoy's `share_key`).
     pub id: String,
     /// Envoy: counted in `local_rate_limit.<stat_prefix>.rate_limited`; native (`None`):
-    /// in `listener.<prefix>.downstream_cx_rate_limited`.
+    /// in `listener.<prefix>.connection_rate.rate_limited`.
     pub envoy_stat_prefix: Option<String>,
 }

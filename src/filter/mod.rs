@@ -362,7 +362,10 @@ impl Chain {
         ([listener, host], route): ([&config::HeaderMutations; 2], &config::HeaderMutations),
         (cors, max_request_body): (Option<&config::CorsPolicy>, Option<u64>),
         route_name: &str,
-        (auth, [limit_before, limit_after]): ([Option<Filter>; 2], [Option<Filter>; 2]),
+        (auth, [limit_first, limit_before, limit_after]): (
+            [Option<Filter>; 2],
+            [Option<Filter>; 3],
+        ),
     ) -> Chain {
         let cors = cors.map(|p| Filter::Cors(Cors::compile(p)));
         let limit = max_request_body.map(|max| Filter::BodyLimit(BodyLimit::new(max)));
@@ -372,7 +375,9 @@ impl Chain {
             .map(|m| Filter::Headers(HeaderMutation::compile(m, route_name)));
         let auth = auth.into_iter().flatten();
         Chain::new(
-            cors.into_iter()
+            limit_first
+                .into_iter()
+                .chain(cors)
                 .chain(limit_before)
                 .chain(auth)
                 .chain(limit_after)

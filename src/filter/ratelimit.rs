@@ -26,15 +26,17 @@ use std::{cell::RefCell, io::Write, net::IpAddr, rc::Rc};
 
 use super::value_match::Value;
 use crate::config::ratelimit::{
-    Action, DescriptorRule, Fraction, KeyPart, LimitHeaders, LimitKey, RateLimitPolicy,
+    Action, Bucket, DescriptorRule, FilterPosition, Fraction, KeyPart, LimitHeaders, LimitKey,
+    RateLimitPolicy,
 };
+use crate::config::{HeaderAdd, HeaderMutations};
 use crate::local_reply::{LocalReplies, Reply};
 use crate::peer::Peer;
 use crate::ratelimit::{ConnBucket, Decision, Eviction, KeyHasher, Rate, Shard};
 use crate::stats::names::{local_rate_limit as envoy_st, rate_limit as st};
 use crate::stats::WorkerScope;
 
-use super::{RequestFacts, RequestHead, RequestState, Verdict};
+use super::{HeaderMutation, RequestFacts, RequestHead, RequestState, Verdict};
 
 /// What a snapshot hands the compiler: this worker's shard for a limit id, and its stats.
 pub trait LimitSource: std::fmt::Debug {
@@ -44,38 +46,46 @@ pub trait LimitSource: std::fmt::Debug {
     fn limit_stats(&self, name: &str) -> Option<WorkerScope>;
     /// This worker's cells of `<stat_prefix>.http_local_rate_limit.`.
     fn envoy_stats(&self, stat_prefix: &str) -> Option<WorkerScope>;
-    /// The number of workers (lease sizes depend on it).
-    fn workers(&self) -> usize;
 }
 
-/// The rate-limit filters of one route: before and after authentication.
+/// The rate-limit filters of one route, by where they run: before CORS (Envoy configs
+/// that list the filter first), before authentication, after it.
 pub fn compile(
     policy: &RateLimitPolicy,
     source: &dyn LimitSource,
     replies: &LocalReplies,
-) -> [Option<super::Filter>; 2] {
-    let shared = Rc::new(Shared::compile(policy, source, replies));
+    route_name: &str,
+) -> [Option<super::Filter>; 3] {
+    let shared = Rc::new(Shared::compile(policy, source, replies, route_name));
     let mut limits: Vec<LimitRuntime> = Vec::with_capacity(policy.limits.len());
     for limit in &policy.limits {
-        let Some(stats) = source.limit_stats(&limit.name) else {
+        // Both are registered by the control thread for every limit of the config; a
+        // limit without them would be a bug, and is logged rather than run unchecked.
+        let (Some(stats), Some(store)) = (
+            source.limit_stats(&limit.name),
+            if limit.per_connection {
+                Some(Store::Connection(uid(&limit.id)))
+            } else {
+                source.shard(&limit.id).map(Store::Shared)
+            },
+        ) else {
+            tracing::error!(
+                limit = limit.id,
+                "rate limit without its bucket table or stats"
+            );
             continue;
         };
-        let store = if limit.per_connection {
-            Store::Connection(uid(&limit.id))
-        } else {
-            match source.shard(&limit.id) {
-                Some(shard) => Store::Shared(shard),
-                None => continue,
-            }
+        let plan = |bucket: &Bucket| Plan {
+            rate: Rate::new(bucket),
+            quota: quota(bucket),
         };
         limits.push(LimitRuntime {
-            rate: Rate::new(&limit.bucket),
             fill_rate: limit.bucket.tokens as f64 / limit.bucket.per.as_secs_f64(),
-            quota: (limit.bucket.tokens, limit.bucket.per.as_secs().max(1)),
+            plan: plan(&limit.bucket),
             plans: limit
                 .plans
                 .iter()
-                .map(|(plan, bucket)| (plan.as_str().into(), Rate::new(bucket)))
+                .map(|(name, bucket)| (name.as_str().into(), plan(bucket)))
                 .collect(),
             key: match &limit.key {
                 LimitKey::Parts(parts) => KeyRuntime::Parts(parts.clone().into()),
@@ -94,32 +104,27 @@ pub fn compile(
             stats,
         });
     }
-    // Envoy's order: descriptors first, those with every value given before those with
-    // a wildcard (a generated descriptor takes the first that matches it), the slowest
-    // to refill first within each (Envoy checks matched descriptors by fill rate), then
-    // the default bucket (skipped when a descriptor matched, unless it is always
-    // consumed). Native limits keep their order.
+    // Matching order: native limits as written; Envoy's descriptors with every value
+    // given before those with a wildcard (a generated descriptor goes to the first that
+    // matches it), then the default bucket (skipped when a descriptor matched, unless it
+    // is always consumed). Consumption order is decided per request (`on_request`).
     let class = |l: &LimitRuntime| match &l.key {
         KeyRuntime::Parts(_) => 0,
         KeyRuntime::Descriptor(entries) if entries.iter().all(|(_, v)| v.is_some()) => 1,
         KeyRuntime::Descriptor(_) => 2,
         KeyRuntime::EnvoyDefault => 3,
     };
-    limits.sort_by(|a, b| {
-        let envoy = matches!(a.key, KeyRuntime::Descriptor(_))
-            && matches!(b.key, KeyRuntime::Descriptor(_));
-        class(a).cmp(&class(b)).then_with(|| {
-            if envoy {
-                a.fill_rate.total_cmp(&b.fill_rate)
-            } else {
-                std::cmp::Ordering::Equal
-            }
-        })
-    });
-    let (after, before): (Vec<_>, Vec<_>) = limits.into_iter().partition(|l| l.needs_identity);
+    limits.sort_by_key(class);
+    let position = policy.envoy.as_ref().map(|e| e.position);
+    let (after, before): (Vec<_>, Vec<_>) = limits
+        .into_iter()
+        .partition(|l| l.needs_identity || position == Some(FilterPosition::AfterAuth));
     let emits_after = !after.is_empty();
-    let make = |limits: Vec<LimitRuntime>, emits: bool| {
-        (!limits.is_empty()).then(|| {
+    // An Envoy filter counts `enabled` and `ok` even with nothing to limit: then one
+    // filter without limits stands for it.
+    let counts_alone = policy.envoy.is_some() && before.is_empty() && after.is_empty();
+    let make = |limits: Vec<LimitRuntime>, emits: bool, alone: bool| {
+        (!limits.is_empty() || alone).then(|| {
             super::Filter::RateLimit(Box::new(RateLimit {
                 limits: limits.into(),
                 shared: Rc::clone(&shared),
@@ -127,14 +132,30 @@ pub fn compile(
             }))
         })
     };
-    [make(before, !emits_after), make(after, true)]
+    let before = make(before, !emits_after, counts_alone);
+    let after = make(after, true, false);
+    match position {
+        Some(FilterPosition::BeforeCors) => [before, None, after],
+        _ => [None, before, after],
+    }
 }
 
-/// A limit's id as the key of a connection's own bucket.
+/// A limit's id as the key of a connection's own buckets.
 fn uid(id: &str) -> u64 {
     let mut h = KeyHasher::new();
     h.write(id.as_bytes());
     h.finish()
+}
+
+/// `RateLimit-Policy`'s quota and window for a bucket: `tokens` per `per` in whole
+/// seconds, else the rate per second.
+fn quota(bucket: &Bucket) -> (u64, u64) {
+    if bucket.per.subsec_nanos() == 0 && bucket.per.as_secs() > 0 {
+        (bucket.tokens, bucket.per.as_secs())
+    } else {
+        let per_second = bucket.tokens as f64 / bucket.per.as_secs_f64();
+        ((per_second.round() as u64).max(1), 1)
+    }
 }
 
 /// What the filters of one policy share.
@@ -143,8 +164,8 @@ struct Shared {
     enabled: u32,
     enforced: u32,
     refusal: Reply,
-    /// `response_headers_to_add`, as header lines.
-    refusal_lines: Box<[u8]>,
+    /// `response_headers_to_add` (values may have variables).
+    refusal_headers: Option<HeaderMutation>,
     retry_after: bool,
     headers: LimitHeaders,
     envoy: Option<EnvoyRuntime>,
@@ -156,16 +177,7 @@ struct EnvoyRuntime {
     rules: Box<[RuleRuntime]>,
     always_consume_default: bool,
     /// `request_headers_to_add_when_not_enforced`.
-    when_not_enforced: Box<[HeaderEdit]>,
-}
-
-/// A header added to the forwarded request.
-#[derive(Debug)]
-struct HeaderEdit {
-    name: Box<[u8]>,
-    value: Box<[u8]>,
-    /// Beside fields of the same name, or replacing them.
-    append: bool,
+    when_not_enforced: Option<HeaderMutation>,
 }
 
 /// An Envoy descriptor's entries: keys, and values where given.
@@ -200,7 +212,12 @@ enum ActionRuntime {
 }
 
 impl Shared {
-    fn compile(policy: &RateLimitPolicy, source: &dyn LimitSource, replies: &LocalReplies) -> Self {
+    fn compile(
+        policy: &RateLimitPolicy,
+        source: &dyn LimitSource,
+        replies: &LocalReplies,
+        route_name: &str,
+    ) -> Self {
         let status = if policy.status < 400 {
             429
         } else {
@@ -211,33 +228,30 @@ impl Shared {
         } else {
             "rate limit exceeded"
         };
-        let mut refusal_lines = Vec::new();
-        for h in &policy.response_headers {
-            refusal_lines.extend_from_slice(h.name.as_bytes());
-            refusal_lines.extend_from_slice(b": ");
-            refusal_lines.extend_from_slice(h.value.as_bytes());
-            refusal_lines.extend_from_slice(b"\r\n");
-        }
+        let edits = |request: &[HeaderAdd], response: &[HeaderAdd]| {
+            (!request.is_empty() || !response.is_empty()).then(|| {
+                HeaderMutation::compile(
+                    &HeaderMutations {
+                        request_add: request.to_vec(),
+                        response_add: response.to_vec(),
+                        ..Default::default()
+                    },
+                    route_name,
+                )
+            })
+        };
         Shared {
             enabled: per_million(policy.enabled),
             enforced: per_million(policy.enforced),
             refusal: replies.custom(status, text),
-            refusal_lines: refusal_lines.into(),
+            refusal_headers: edits(&[], &policy.response_headers),
             retry_after: policy.retry_after,
             headers: policy.headers,
             envoy: policy.envoy.as_ref().map(|e| EnvoyRuntime {
                 stats: source.envoy_stats(&e.stat_prefix),
                 rules: e.rules.iter().map(RuleRuntime::compile).collect(),
                 always_consume_default: e.always_consume_default,
-                when_not_enforced: e
-                    .request_headers_when_not_enforced
-                    .iter()
-                    .map(|h| HeaderEdit {
-                        name: h.name.as_bytes().into(),
-                        value: h.value.as_bytes().into(),
-                        append: h.append,
-                    })
-                    .collect(),
+                when_not_enforced: edits(&e.request_headers_when_not_enforced, &[]),
             }),
         }
     }
@@ -309,7 +323,7 @@ impl RuleRuntime {
 enum Store {
     /// This worker's shard of the process-wide buckets.
     Shared(Rc<RefCell<Shard>>),
-    /// The connection's own bucket, under this id.
+    /// The connection's own buckets, under this id (and the key).
     Connection(u64),
 }
 
@@ -320,14 +334,21 @@ enum KeyRuntime {
     Descriptor(Entries),
 }
 
+/// A bucket's engine form, and what `RateLimit-Policy` says of it.
+#[derive(Debug)]
+struct Plan {
+    rate: Rate,
+    /// Quota and window in seconds.
+    quota: (u64, u64),
+}
+
 #[derive(Debug)]
 struct LimitRuntime {
-    rate: Rate,
-    /// Tokens per second (Envoy checks slower descriptors first).
+    /// Tokens per second (Envoy consumes slower descriptors first).
     fill_rate: f64,
-    /// `tokens` per `per` seconds, for `RateLimit-Policy`.
-    quota: (u64, u64),
-    plans: Box<[(Box<str>, Rate)]>,
+    plan: Plan,
+    /// Per consumer plan.
+    plans: Box<[(Box<str>, Plan)]>,
     key: KeyRuntime,
     needs_identity: bool,
     shadow: bool,
@@ -336,7 +357,7 @@ struct LimitRuntime {
     stats: WorkerScope,
 }
 
-/// The numbers rate-limit headers show, for the most constrained limit of a request.
+/// The numbers rate-limit headers show.
 #[derive(Debug, Clone)]
 pub struct LimitInfo {
     name: Rc<str>,
@@ -345,9 +366,16 @@ pub struct LimitInfo {
     /// The bucket's capacity (Envoy's `x-ratelimit-limit`).
     burst: u64,
     remaining: u64,
-    /// Seconds until the bucket is full again.
-    reset: u64,
+    /// Seconds until one more token is available (the draft's `t`).
+    next: u64,
+    /// Envoy's `x-ratelimit-reset`: 0 while a token remains, else the seconds one token
+    /// takes to refill (whole seconds, rounded down, as Envoy computes it).
+    envoy_reset: u64,
 }
+
+/// Limits applied to one request that are decided in one pass, most (more are decided
+/// at once, in order).
+const MAX_APPLIED: usize = 16;
 
 /// One filter: some limits of a route.
 #[derive(Debug)]
@@ -356,6 +384,12 @@ pub struct RateLimit {
     shared: Rc<Shared>,
     /// This filter writes the rate-limit headers (the route's last rate-limit filter).
     emits_headers: bool,
+}
+
+/// How a request fared against one limit.
+enum Outcome {
+    Allowed,
+    Refused(Decision),
 }
 
 impl RateLimit {
@@ -374,10 +408,13 @@ impl RateLimit {
             stats.get(envoy_st::ENABLED).inc();
         }
         let now = crate::ratelimit::now_micros();
-        // The rules whose generated descriptor found its limit already.
+        // Which limits apply, with their keys: first all of them (a descriptor's match
+        // depends on the others'), then consumed in order.
+        let mut applied = [(0usize, 0u64); MAX_APPLIED];
+        let mut count = 0;
         let mut rules_matched = 0u64;
-        let mut refused: Option<(&LimitRuntime, Decision)> = None;
-        for limit in self.limits.iter() {
+        let mut refused = None;
+        for (index, limit) in self.limits.iter().enumerate() {
             let key = match &limit.key {
                 KeyRuntime::Parts(parts) => key_of(parts, head, facts, state),
                 KeyRuntime::Descriptor(entries) => shared.envoy.as_ref().and_then(|e| {
@@ -397,48 +434,57 @@ impl RateLimit {
                 }
             };
             let Some(key) = key else { continue };
-            let rate = limit.rate_for(state);
-            let decision = match &limit.store {
-                Store::Shared(shard) => shard.borrow_mut().decide(key, rate, now),
-                Store::Connection(id) => state.connection_bucket(*id).decide(rate, now),
-            };
-            match decision.evicted {
-                Some(Eviction::Idle) => limit.stats.get(st::EVICTED_IDLE).inc(),
-                Some(Eviction::Active) => limit.stats.get(st::EVICTED_ACTIVE).inc(),
-                None => {}
-            }
-            if decision.allowed {
-                limit.stats.get(st::ALLOWED).inc();
-                if shared.headers != LimitHeaders::None {
-                    state.note_limit(limit.info(rate, &decision));
-                }
-            } else if limit.shadow {
-                limit.stats.get(st::SHADOW_LIMITED).inc();
-            } else {
-                refused = Some((limit, decision));
+            if count < MAX_APPLIED {
+                applied[count] = (index, key);
+                count += 1;
+            } else if let Outcome::Refused(d) = self.decide(limit, key, now, state) {
+                refused = Some((index, d));
                 break;
             }
         }
-        let Some((limit, decision)) = refused else {
+        // Envoy consumes the matched descriptors slowest first, the default bucket last.
+        if shared.envoy.is_some() {
+            applied[..count].sort_by(|a, b| {
+                let (a, b) = (&self.limits[a.0], &self.limits[b.0]);
+                let last = |l: &LimitRuntime| matches!(l.key, KeyRuntime::EnvoyDefault);
+                last(a)
+                    .cmp(&last(b))
+                    .then(a.fill_rate.total_cmp(&b.fill_rate))
+            });
+        }
+        if refused.is_none() {
+            for &(index, key) in &applied[..count] {
+                if let Outcome::Refused(d) = self.decide(&self.limits[index], key, now, state) {
+                    refused = Some((index, d));
+                    break;
+                }
+            }
+        }
+        let Some((index, decision)) = refused else {
             if let Some(stats) = envoy_stats {
                 stats.get(envoy_st::OK).inc();
             }
             return Verdict::Continue;
         };
+        let limit = &self.limits[index];
         if let Some(stats) = envoy_stats {
             stats.get(envoy_st::RATE_LIMITED).inc();
+        }
+        if shared.headers != LimitHeaders::None {
+            // The refusing bucket is the one the headers describe.
+            state.forget_limit();
+            let info = limit.info(limit.plan_for(state), &decision);
+            state.note_limit(info, shared.headers);
         }
         if !sampled(shared.enforced) {
             // Enabled but not enforced: counted, and the request passes.
             limit.stats.get(st::SHADOW_LIMITED).inc();
-            if let Some(envoy) = &shared.envoy {
-                for edit in envoy.when_not_enforced.iter() {
-                    if edit.append {
-                        head.append(&edit.name, &edit.value);
-                    } else {
-                        head.set(&edit.name, &edit.value);
-                    }
-                }
+            if let Some(edits) = shared
+                .envoy
+                .as_ref()
+                .and_then(|e| e.when_not_enforced.as_ref())
+            {
+                edits.on_request(head, state);
             }
             return Verdict::Continue;
         }
@@ -447,20 +493,51 @@ impl RateLimit {
         }
         limit.stats.get(st::LIMITED).inc();
         state.rate_limited = true;
-        state.forget_limit();
-        let lines = &mut state.reply_lines;
-        lines.extend_from_slice(&shared.refusal_lines);
+        let mut lines = std::mem::take(&mut state.reply_lines);
+        if let Some(edits) = &shared.refusal_headers {
+            edits.local_reply_headers(&mut lines, state);
+        }
         if shared.retry_after {
             let seconds = decision.retry_after_us.div_ceil(1_000_000).max(1);
             let _ = write!(lines, "retry-after: {seconds}\r\n");
         }
-        let rate = limit.rate_for(state);
-        write_headers(
-            shared.headers,
-            &limit.info(rate, &decision),
-            &mut state.reply_lines,
-        );
+        if let Some(info) = state.limits.as_mut().and_then(|l| l.info.take()) {
+            write_headers(shared.headers, &info, &mut lines);
+        }
+        state.reply_lines = lines;
         Verdict::Respond(&shared.refusal)
+    }
+
+    /// Takes a token of `limit` for `key`.
+    fn decide(
+        &self,
+        limit: &LimitRuntime,
+        key: u64,
+        now: u64,
+        state: &mut RequestState,
+    ) -> Outcome {
+        let plan = limit.plan_for(state);
+        let decision = match &limit.store {
+            Store::Shared(shard) => shard.borrow_mut().decide(key, &plan.rate, now),
+            Store::Connection(id) => state.connection_bucket(*id, key).decide(&plan.rate, now),
+        };
+        match decision.evicted {
+            Some(Eviction::Idle) => limit.stats.get(st::EVICTED_IDLE).inc(),
+            Some(Eviction::Active) => limit.stats.get(st::EVICTED_ACTIVE).inc(),
+            None => {}
+        }
+        if decision.allowed {
+            limit.stats.get(st::ALLOWED).inc();
+            if self.shared.headers != LimitHeaders::None {
+                state.note_limit(limit.info(plan, &decision), self.shared.headers);
+            }
+            Outcome::Allowed
+        } else if limit.shadow {
+            limit.stats.get(st::SHADOW_LIMITED).inc();
+            Outcome::Allowed
+        } else {
+            Outcome::Refused(decision)
+        }
     }
 
     pub(super) fn edits_responses(&self) -> bool {
@@ -493,8 +570,8 @@ impl RateLimit {
 }
 
 impl LimitRuntime {
-    /// The rate for this request: its consumer's plan's, else the limit's.
-    fn rate_for(&self, state: &RequestState) -> &Rate {
+    /// The bucket for this request: its consumer's plan's, else the limit's.
+    fn plan_for(&self, state: &RequestState) -> &Plan {
         if !self.plans.is_empty() {
             let plan = state
                 .identity()
@@ -507,21 +584,37 @@ impl LimitRuntime {
                         .map(|(_, v)| v.as_str())
                 });
             if let Some(plan) = plan {
-                if let Some((_, rate)) = self.plans.iter().find(|(p, _)| **p == *plan) {
-                    return rate;
+                if let Some((_, found)) = self.plans.iter().find(|(p, _)| **p == *plan) {
+                    return found;
                 }
             }
         }
-        &self.rate
+        &self.plan
     }
 
-    fn info(&self, rate: &Rate, decision: &Decision) -> LimitInfo {
+    fn info(&self, plan: &Plan, decision: &Decision) -> LimitInfo {
+        let interval_us = 1e6 / plan.rate.per_second();
+        let next_us = if !decision.allowed {
+            decision.retry_after_us
+        } else if decision.reset_us == 0 {
+            0
+        } else {
+            // The bucket is `reset_us` from full: the next token is the remainder of
+            // that over one token's interval.
+            let rest = decision.reset_us as f64 % interval_us;
+            (if rest == 0.0 { interval_us } else { rest }) as u64
+        };
         LimitInfo {
             name: Rc::clone(&self.name),
-            quota: self.quota,
-            burst: rate.burst(),
+            quota: plan.quota,
+            burst: plan.rate.burst(),
             remaining: decision.remaining,
-            reset: decision.reset_us.div_ceil(1_000_000),
+            next: next_us.div_ceil(1_000_000),
+            envoy_reset: if decision.allowed && decision.remaining > 0 {
+                0
+            } else {
+                (interval_us / 1_000.0).ceil() as u64 / 1_000
+            },
         }
     }
 }
@@ -532,16 +625,22 @@ impl LimitRuntime {
 #[derive(Debug, Default)]
 pub struct LimitState {
     info: Option<LimitInfo>,
-    /// Per-connection buckets, by limit.
+    /// Per-connection buckets, by limit and key.
     buckets: Vec<(u64, ConnBucket)>,
 }
 
+/// Buckets one connection keeps (per-connection limits with a key: one per key seen);
+/// past this, a new key takes an old key's place.
+const MAX_CONNECTION_BUCKETS: usize = 64;
+
 impl RequestState {
-    /// Keeps the most constrained limit's numbers for the response's headers.
-    fn note_limit(&mut self, info: LimitInfo) {
+    /// Keeps the numbers rate-limit headers show: Envoy's show the first bucket
+    /// consumed, the draft's the most constrained.
+    fn note_limit(&mut self, info: LimitInfo, mode: LimitHeaders) {
         let state = self.limits.get_or_insert_with(Default::default);
-        match &state.info {
-            Some(kept) if kept.remaining <= info.remaining => {}
+        match (&state.info, mode) {
+            (Some(_), LimitHeaders::XRateLimitDraft03) => {}
+            (Some(kept), _) if kept.remaining <= info.remaining => {}
             _ => state.info = Some(info),
         }
     }
@@ -553,14 +652,20 @@ impl RequestState {
         }
     }
 
-    /// The connection's own bucket for a per-connection limit.
-    fn connection_bucket(&mut self, id: u64) -> &mut ConnBucket {
+    /// The connection's own bucket for a per-connection limit and key.
+    fn connection_bucket(&mut self, id: u64, key: u64) -> &mut ConnBucket {
+        let id = id ^ key.rotate_left(17);
         let buckets = &mut self.limits.get_or_insert_with(Default::default).buckets;
         let index = match buckets.iter().position(|(i, _)| *i == id) {
             Some(index) => index,
-            None => {
+            None if buckets.len() < MAX_CONNECTION_BUCKETS => {
                 buckets.push((id, ConnBucket::default()));
                 buckets.len() - 1
+            }
+            None => {
+                let index = (id % MAX_CONNECTION_BUCKETS as u64) as usize;
+                buckets[index] = (id, ConnBucket::default());
+                index
             }
         };
         &mut buckets[index].1
@@ -576,14 +681,14 @@ fn write_headers(mode: LimitHeaders, info: &LimitInfo, out: &mut Vec<u8>) {
             let _ = write!(
                 out,
                 "ratelimit-policy: \"{}\";q={q};w={w}\r\nratelimit: \"{}\";r={};t={}\r\n",
-                info.name, info.name, info.remaining, info.reset
+                info.name, info.name, info.remaining, info.next
             );
         }
         LimitHeaders::XRateLimitDraft03 => {
             let _ = write!(
                 out,
                 "x-ratelimit-limit: {}\r\nx-ratelimit-remaining: {}\r\nx-ratelimit-reset: {}\r\n",
-                info.burst, info.remaining, info.reset
+                info.burst, info.remaining, info.envoy_reset
             );
         }
     }

@@ -26,16 +26,19 @@ use super::{Pool, Shard};
 /// whatever `max_keys` says (the pool's table holds the rest).
 pub const MAX_SHARD_KEYS: u32 = 1024;
 
-/// The process's pools by limit id (the control thread's; kept across reloads).
+/// The process's pools by limit id and what the pool was made for (the control
+/// thread's; kept across reloads).
 #[derive(Debug, Default)]
 pub struct PoolTable {
-    pools: BTreeMap<Box<str>, (String, Arc<Pool>)>,
+    pools: BTreeMap<(Box<str>, String), Arc<Pool>>,
 }
 
 impl PoolTable {
     /// The pools of every shared (not per-connection) limit of `config`: the ones kept
-    /// where a limit is unchanged, new ones otherwise; pools of limits `config` no longer
-    /// has are forgotten (snapshots still using them keep them alive).
+    /// where a limit is unchanged, new ones otherwise. A pool no config uses any more is
+    /// forgotten once nothing else holds it: a reload that fails after this call leaves
+    /// the running config's pools in the table (its snapshots hold them), so a later
+    /// reload back to them finds their buckets.
     pub fn register(&mut self, config: &Config) -> HashMap<String, Arc<Pool>> {
         let mut used = HashMap::new();
         let policies = config.listeners.iter().flat_map(|l| {
@@ -53,7 +56,10 @@ impl PoolTable {
                 crate::config::ratelimit::LimitKey::EnvoyDefault => 1,
                 _ => limit.max_keys.max(1),
             };
-            let signature = format!("{:?}|{:?}|{max_keys}", limit.bucket, limit.key);
+            let signature = format!(
+                "{:?}|{:?}|{:?}|{max_keys}",
+                limit.bucket, limit.key, limit.plans
+            );
             used.insert(limit.id.clone(), self.pool(&limit.id, signature, max_keys));
         }
         for listener in &config.listeners {
@@ -62,19 +68,16 @@ impl PoolTable {
                 used.insert(rate.id.clone(), self.pool(&rate.id, signature, 1));
             }
         }
-        self.pools.retain(|id, _| used.contains_key(&**id));
+        self.pools.retain(|_, pool| Arc::strong_count(pool) > 1);
         used
     }
 
     fn pool(&mut self, id: &str, signature: String, max_keys: u32) -> Arc<Pool> {
-        match self.pools.get(id) {
-            Some((kept, pool)) if *kept == signature => Arc::clone(pool),
-            _ => {
-                let pool = Arc::new(Pool::new(max_keys));
-                self.pools.insert(id.into(), (signature, Arc::clone(&pool)));
-                pool
-            }
-        }
+        let pool = self
+            .pools
+            .entry((id.into(), signature))
+            .or_insert_with(|| Arc::new(Pool::new(max_keys)));
+        Arc::clone(pool)
     }
 }
 
@@ -111,6 +114,11 @@ impl Shards {
                 .get(&**id)
                 .is_some_and(|p| Arc::ptr_eq(p, shard.borrow().pool()))
         });
+    }
+
+    /// Whether the worker has no shard (no rate limit configured).
+    pub fn is_empty(&self) -> bool {
+        self.by_id.borrow().is_empty()
     }
 
     /// Gives back leases unused for longer than a lease lives.

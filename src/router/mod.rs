@@ -320,9 +320,14 @@ impl Router {
                         defaults.auth.map_or([None, None], |a| a.filters(route)),
                         match (defaults.limits, &route.rate_limit) {
                             (Some((source, replies)), Some(policy)) => {
-                                crate::filter::ratelimit::compile(policy, source, replies)
+                                crate::filter::ratelimit::compile(
+                                    policy,
+                                    source,
+                                    replies,
+                                    route.name.as_deref().unwrap_or(""),
+                                )
                             }
-                            _ => [None, None],
+                            _ => [None, None, None],
                         },
                     ),
                 ),

@@ -414,8 +414,14 @@ async fn sweep(context: Rc<WorkerContext>, stop: Rc<Stop>) {
 async fn sweep_leases(context: Rc<WorkerContext>, stop: Rc<Stop>) {
     let every = Duration::from_micros(crate::ratelimit::shard::LEASE_LIFETIME_US);
     loop {
+        // Without rate limits, a check a second (a reload may add some).
+        let wait = if context.shards.is_empty() {
+            SWEEP
+        } else {
+            every
+        };
         monoio::select! {
-            _ = monoio::time::sleep(every) => {
+            _ = monoio::time::sleep(wait) => {
                 context.shards.sweep(crate::ratelimit::now_micros());
             }
             _ = stop.wait() => return,

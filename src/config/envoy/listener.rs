@@ -163,6 +163,21 @@ pub(crate) fn listener(
             return None;
         }
     }
+    if let (true, Some((rate, at))) = (hcms.len() > 1, &first.rate) {
+        // Envoy gives each filter chain its own bucket unless `share_key` names one;
+        // ringway's listener has one.
+        let shared = Msg::new(rate, at.clone())
+            .str("share_key")
+            .is_some_and(|k| !k.is_empty());
+        if !shared {
+            diag.error(
+                at.pos,
+                &at.path,
+                "envoy.filters.network.local_ratelimit in several filter chains is supported only with `share_key` (Envoy keeps a bucket per chain without it; ringway keeps one per listener)",
+            );
+            return None;
+        }
+    }
     let hcm = Msg::new(&first.hcm.0, first.hcm.1.clone());
     let buffer_limit = l
         .wrapped_uint("per_connection_buffer_limit_bytes")
@@ -636,6 +651,22 @@ fn http_filters(
         return result;
     }
     let last = filters.len() - 1;
+    // Where the local_ratelimit filter sits among those ringway orders itself.
+    let (mut cors_at, mut auth_at, mut limit_at) = (None, None, None);
+    for (i, f) in filters.iter().enumerate() {
+        match f.any("typed_config").map(|(t, _)| t) {
+            Some(t) if t == schema::CORS => {
+                cors_at.get_or_insert(i);
+            }
+            Some(t) if t == schema::JWT_AUTHN || t == schema::RBAC => {
+                auth_at.get_or_insert(i);
+            }
+            Some(t) if t == schema::LOCAL_RATELIMIT => {
+                limit_at.get_or_insert(i);
+            }
+            _ => {}
+        }
+    }
     for (i, f) in filters.iter().enumerate() {
         f.only(diag, &["name", "typed_config", "is_optional"]);
         let is_router = match f.any("typed_config") {
@@ -758,6 +789,16 @@ fn http_filters(
                 "the router must be the last HTTP filter",
             );
         }
+    }
+    if let (Some(limit), Some(at)) = (&mut result.local_ratelimit, limit_at) {
+        use crate::config::ratelimit::FilterPosition;
+        limit.position = if cors_at.is_some_and(|c| at < c) {
+            FilterPosition::BeforeCors
+        } else if auth_at.is_some_and(|a| at > a) {
+            FilterPosition::AfterAuth
+        } else {
+            FilterPosition::BeforeAuth
+        };
     }
     result
 }

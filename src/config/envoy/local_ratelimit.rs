@@ -92,6 +92,8 @@ pub(crate) struct LocalRateLimitFilter {
     pub source_cluster: Option<String>,
     /// The filter's own config (`None`: it did not decode, already reported).
     pub config: Option<Settings>,
+    /// Its place among CORS, jwt_authn and RBAC in `http_filters`.
+    pub position: crate::config::ratelimit::FilterPosition,
 }
 
 /// A decoded `LocalRateLimit`: the filter's, or a per-filter config's.
@@ -179,6 +181,7 @@ pub(crate) fn filter(
     LocalRateLimitFilter {
         name: name.to_owned(),
         id: format!("{listener}/{}", escape(name)),
+        position: Default::default(),
         source_cluster: source_cluster.map(str::to_owned),
         config: settings(m, false, Some(source_cluster), diag),
     }
@@ -278,6 +281,7 @@ pub(crate) fn resolve(
         retry_after: settings.retry_after,
         headers: settings.headers,
         envoy: Some(EnvoyOptions {
+            position: filter.position,
             stat_prefix: settings.stat_prefix.clone(),
             rules,
             always_consume_default: settings.always_consume_default,

@@ -143,6 +143,7 @@ fn the_corpus_example_maps_onto_a_shared_bucket_per_listener() {
                 retry_after: false,
                 headers: LimitHeaders::None,
                 envoy: Some(EnvoyOptions {
+                    position: Default::default(),
                     stat_prefix: "http_local_rate_limiter".into(),
                     rules: vec![],
                     always_consume_default: true,
