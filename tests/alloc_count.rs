@@ -121,6 +121,19 @@ fn shapes(token: &str) -> Vec<Shape> {
             b"GET /keyed/item HTTP/1.1\r\nHost: alloc.test\r\nX-Api-Key: alloc-key\r\n\r\n",
             200,
         ),
+        // The rate-limit issue's case: a per-client limit that never trips (a lease in
+        // hand on most requests; 0 allocations).
+        Shape::small(
+            "GET under a per-client rate limit",
+            b"GET /limited/item HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+            200,
+        ),
+        // A per-consumer limit after an API key, with the draft's RateLimit headers.
+        Shape::small(
+            "GET with an API key, a per-consumer limit and RateLimit headers",
+            b"GET /quota/item HTTP/1.1\r\nHost: alloc.test\r\nX-Api-Key: alloc-key\r\n\r\n",
+            200,
+        ),
         // The performance issue's case: a small keep-alive GET, content-length response.
         Shape::small(
             "GET, content-length response",
@@ -268,7 +281,8 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
         let up = Upstream::start(false);
         let (port, admin) = (free_port(), free_port());
         let workers = 2;
-        let edited = r#"    routes:
+        let edited = r#"    rate_limit_headers: true
+    routes:
       - match: { prefix: /authed/ }
         cluster: echo
         auth: main
@@ -287,6 +301,13 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
       - match: { prefix: /keyed/ }
         cluster: echo
         auth: api_key
+      - match: { prefix: /limited/ }
+        cluster: echo
+        rate_limit: 1000000/s
+      - match: { prefix: /quota/ }
+        cluster: echo
+        auth: api_key
+        rate_limit: { rate: 1000000/s, key: consumer }
       - match: { prefix: /rewritten/ }
         cluster: echo
         regex_rewrite: { pattern: "^/rewritten/([^/]+)/(.*)$", substitution: "/v2/\\2/\\1" }

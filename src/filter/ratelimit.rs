@@ -88,6 +88,7 @@ pub fn compile(
                 .map(|(name, bucket)| (name.as_str().into(), plan(bucket)))
                 .collect(),
             key: match &limit.key {
+                LimitKey::Parts(parts) if parts[..] == [KeyPart::Client] => KeyRuntime::Client,
                 LimitKey::Parts(parts) => KeyRuntime::Parts(parts.clone().into()),
                 LimitKey::EnvoyDefault => KeyRuntime::EnvoyDefault,
                 LimitKey::Descriptor(entries) => KeyRuntime::Descriptor(
@@ -109,7 +110,7 @@ pub fn compile(
     // matches it), then the default bucket (skipped when a descriptor matched, unless it
     // is always consumed). Consumption order is decided per request (`on_request`).
     let class = |l: &LimitRuntime| match &l.key {
-        KeyRuntime::Parts(_) => 0,
+        KeyRuntime::Client | KeyRuntime::Parts(_) => 0,
         KeyRuntime::Descriptor(entries) if entries.iter().all(|(_, v)| v.is_some()) => 1,
         KeyRuntime::Descriptor(_) => 2,
         KeyRuntime::EnvoyDefault => 3,
@@ -126,6 +127,9 @@ pub fn compile(
     let make = |limits: Vec<LimitRuntime>, emits: bool, alone: bool| {
         (!limits.is_empty() || alone).then(|| {
             super::Filter::RateLimit(Box::new(RateLimit {
+                by_fill_rate: limits
+                    .iter()
+                    .any(|l| matches!(l.key, KeyRuntime::Descriptor(_))),
                 limits: limits.into(),
                 shared: Rc::clone(&shared),
                 emits_headers: emits && shared.headers != LimitHeaders::None,
@@ -329,6 +333,8 @@ enum Store {
 
 #[derive(Debug)]
 enum KeyRuntime {
+    /// The client address alone: the most common key, hashed as one or two words.
+    Client,
     Parts(Box<[KeyPart]>),
     EnvoyDefault,
     Descriptor(Entries),
@@ -384,6 +390,8 @@ pub struct RateLimit {
     shared: Rc<Shared>,
     /// This filter writes the rate-limit headers (the route's last rate-limit filter).
     emits_headers: bool,
+    /// Envoy descriptors: consumed by fill rate once all are matched.
+    by_fill_rate: bool,
 }
 
 /// How a request fared against one limit.
@@ -408,14 +416,56 @@ impl RateLimit {
             stats.get(envoy_st::ENABLED).inc();
         }
         let now = crate::ratelimit::now_micros();
-        // Which limits apply, with their keys: first all of them (a descriptor's match
-        // depends on the others'), then consumed in order.
+        let refused = if self.by_fill_rate {
+            self.decide_by_fill_rate(head, facts, state, now)
+        } else {
+            self.decide_in_order(head, facts, state, now)
+        };
+        self.finish(refused, head, state)
+    }
+
+    /// Native limits and Envoy's without descriptors: each decided as its key is found,
+    /// in order, until one refuses.
+    fn decide_in_order(
+        &self,
+        head: &RequestHead<'_>,
+        facts: &RequestFacts<'_>,
+        state: &mut RequestState,
+        now: u64,
+    ) -> Option<(usize, Decision)> {
+        for (index, limit) in self.limits.iter().enumerate() {
+            let key = match &limit.key {
+                KeyRuntime::Client => Some(client_key(state.client)),
+                KeyRuntime::Parts(parts) => key_of(parts, head, facts, state),
+                KeyRuntime::EnvoyDefault => Some(1),
+                KeyRuntime::Descriptor(_) => None,
+            };
+            if let Some(key) = key {
+                if let Outcome::Refused(d) = self.decide(limit, key, now, state) {
+                    return Some((index, d));
+                }
+            }
+        }
+        None
+    }
+
+    /// Envoy's descriptors: which apply, with their keys, is found first (a descriptor's
+    /// match depends on the others'), then they are consumed slowest first, the default
+    /// bucket last, until one refuses.
+    fn decide_by_fill_rate(
+        &self,
+        head: &RequestHead<'_>,
+        facts: &RequestFacts<'_>,
+        state: &mut RequestState,
+        now: u64,
+    ) -> Option<(usize, Decision)> {
+        let shared = &*self.shared;
         let mut applied = [(0usize, 0u64); MAX_APPLIED];
         let mut count = 0;
         let mut rules_matched = 0u64;
-        let mut refused = None;
         for (index, limit) in self.limits.iter().enumerate() {
             let key = match &limit.key {
+                KeyRuntime::Client => Some(client_key(state.client)),
                 KeyRuntime::Parts(parts) => key_of(parts, head, facts, state),
                 KeyRuntime::Descriptor(entries) => shared.envoy.as_ref().and_then(|e| {
                     let found =
@@ -438,28 +488,33 @@ impl RateLimit {
                 applied[count] = (index, key);
                 count += 1;
             } else if let Outcome::Refused(d) = self.decide(limit, key, now, state) {
-                refused = Some((index, d));
-                break;
+                return Some((index, d));
             }
         }
-        // Envoy consumes the matched descriptors slowest first, the default bucket last.
-        if shared.envoy.is_some() {
-            applied[..count].sort_by(|a, b| {
-                let (a, b) = (&self.limits[a.0], &self.limits[b.0]);
-                let last = |l: &LimitRuntime| matches!(l.key, KeyRuntime::EnvoyDefault);
-                last(a)
-                    .cmp(&last(b))
-                    .then(a.fill_rate.total_cmp(&b.fill_rate))
-            });
-        }
-        if refused.is_none() {
-            for &(index, key) in &applied[..count] {
-                if let Outcome::Refused(d) = self.decide(&self.limits[index], key, now, state) {
-                    refused = Some((index, d));
-                    break;
-                }
+        applied[..count].sort_by(|a, b| {
+            let (a, b) = (&self.limits[a.0], &self.limits[b.0]);
+            let last = |l: &LimitRuntime| matches!(l.key, KeyRuntime::EnvoyDefault);
+            last(a)
+                .cmp(&last(b))
+                .then(a.fill_rate.total_cmp(&b.fill_rate))
+        });
+        for &(index, key) in &applied[..count] {
+            if let Outcome::Refused(d) = self.decide(&self.limits[index], key, now, state) {
+                return Some((index, d));
             }
         }
+        None
+    }
+
+    /// Counts and answers what the limits decided.
+    fn finish(
+        &self,
+        refused: Option<(usize, Decision)>,
+        head: &mut RequestHead<'_>,
+        state: &mut RequestState,
+    ) -> Verdict<'_> {
+        let shared = &*self.shared;
+        let envoy_stats = shared.envoy.as_ref().and_then(|e| e.stats.as_ref());
         let Some((index, decision)) = refused else {
             if let Some(stats) = envoy_stats {
                 stats.get(envoy_st::OK).inc();
@@ -694,6 +749,29 @@ fn write_headers(mode: LimitHeaders, info: &LimitInfo, out: &mut Vec<u8>) {
     }
 }
 
+/// The key of a limit on the client address alone.
+#[inline]
+fn client_key(client: Peer) -> u64 {
+    let mut h = KeyHasher::new();
+    write_client(&mut h, client);
+    h.finish()
+}
+
+/// Writes the client address as words, not bytes (the most common key part, on every
+/// request of a per-client limit).
+#[inline]
+fn write_client(h: &mut KeyHasher, client: Peer) {
+    match client {
+        Peer::Ip(IpAddr::V4(ip)) => h.write_u64(u64::from(u32::from(ip)) | 4 << 32),
+        Peer::Ip(IpAddr::V6(ip)) => {
+            let ip = u128::from(ip);
+            h.write_u64(ip as u64);
+            h.write_u64((ip >> 64) as u64 ^ 6 << 56);
+        }
+        Peer::Unix => h.write_u64(0),
+    }
+}
+
 /// A request's key for a native limit: the seeded hash of its parts, or `None` when a part
 /// is missing (the limit does not apply).
 fn key_of(
@@ -705,11 +783,7 @@ fn key_of(
     let mut h = KeyHasher::new();
     for part in parts {
         match part {
-            KeyPart::Client => match state.client {
-                Peer::Ip(IpAddr::V4(ip)) => h.write(&ip.octets()),
-                Peer::Ip(IpAddr::V6(ip)) => h.write(&ip.octets()),
-                Peer::Unix => h.write(b"unix"),
-            },
+            KeyPart::Client => write_client(&mut h, state.client),
             KeyPart::Consumer => h.write(state.identity()?.principal()?.as_bytes()),
             KeyPart::Claim(path) => {
                 let value = state.identity()?.claim(path)?;
