@@ -44,6 +44,9 @@ pub struct Histograms {
     pub latency: Histogram<u64>,
     pub uncorrected: Histogram<u64>,
     pub late_start: Histogram<u64>,
+    /// The corrected latency of 2xx answers alone (a rate-limited run's allowed
+    /// requests, apart from the refusals answered locally).
+    pub success: Histogram<u64>,
     /// The corrected latency again, one histogram per second (HDR log, rate plot).
     pub intervals: Intervals,
 }
@@ -54,6 +57,7 @@ impl Default for Histograms {
             latency: new_histogram(),
             uncorrected: new_histogram(),
             late_start: new_histogram(),
+            success: new_histogram(),
             intervals: Intervals::default(),
         }
     }
@@ -76,6 +80,7 @@ impl Histograms {
         let _ = self.latency.add(&other.latency);
         let _ = self.uncorrected.add(&other.uncorrected);
         let _ = self.late_start.add(&other.late_start);
+        let _ = self.success.add(&other.success);
         self.intervals.merge(&other.intervals);
     }
 }

@@ -208,6 +208,19 @@ pub fn summary(r: &RunResult) -> String {
         spectrum(&mut out, h);
     }
     let _ = writeln!(out);
+    let success = &r.histograms.success;
+    if !success.is_empty() {
+        // The 2xx answers apart (in a rate-limited run, the allowed requests).
+        let _ = writeln!(
+            out,
+            "  2xx only: {}",
+            [50.0, 90.0, 99.0]
+                .iter()
+                .map(|&q| format!("p{q} {}", fmt_us(success.value_at_percentile(q) as f64)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if p.rate.is_some() {
         let _ = writeln!(
             out,

@@ -86,7 +86,7 @@ const LIMIT_KEYS: &[&str] = &[
 ];
 /// A plan's bucket and `connection_rate` as mappings.
 const BUCKET_KEYS: &[&str] = &["rate", "burst"];
-const KEY_PART_KEYS: &[&str] = &["header", "claim"];
+const KEY_PART_KEYS: &[&str] = &["header", "claim", "query"];
 
 /// The largest token count and `burst`.
 const MAX_COUNT: u64 = 1_000_000_000;
@@ -545,8 +545,8 @@ fn part(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Option<KeyPart>> {
     if node.entries(&mut scratch()).is_none() {
         node.wrong_type(
             diag,
-            "`client`, `consumer`, `peer`, `route`, `{header: name}`, `{claim: name}` or a \
-             list of parts",
+            "`client`, `consumer`, `peer`, `route`, `{header: name}`, `{claim: name}`, \
+             `{query: name}` or a list of parts",
         );
         return None;
     }
@@ -555,7 +555,7 @@ fn part(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Option<KeyPart>> {
         (node, &map),
         (KEY_PART_KEYS, KEY_PART_KEYS),
         diag,
-        "a key part mapping has exactly one of `header` or `claim`",
+        "a key part mapping has exactly one of `header`, `claim` or `query`",
     )?;
     let text = n.str(diag)?;
     if kind == "header" {
@@ -567,6 +567,13 @@ fn part(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Option<KeyPart>> {
             return None;
         }
         return Some(Some(KeyPart::Header(text.to_ascii_lowercase())));
+    }
+    if kind == "query" {
+        if text.is_empty() {
+            n.error(diag, "a query parameter's name is not empty");
+            return None;
+        }
+        return Some(Some(KeyPart::Query(text.to_owned())));
     }
     if text.is_empty() || text.split('.').any(str::is_empty) {
         n.error(
@@ -973,6 +980,10 @@ mod tests {
             ])
         );
         assert_eq!(key("[peer]"), parts(vec![KeyPart::Peer]));
+        assert_eq!(
+            key("{ query: api_key }"),
+            parts(vec![KeyPart::Query("api_key".into())])
+        );
         // One bucket: `max_keys` is 1.
         assert_eq!(limits("{ rate: 1/s, key: route }")[0].max_keys, 1);
         assert_eq!(

@@ -60,6 +60,9 @@ pub enum KeyPart {
     Peer,
     /// A request header's value (lower-case name); requests without it skip the limit.
     Header(String),
+    /// A query parameter's value, as sent (the first of that name); requests without it
+    /// skip the limit.
+    Query(String),
 }
 
 impl KeyPart {

@@ -810,6 +810,7 @@ fn key_of(
                 h.write(id.as_bytes());
             }
             KeyPart::Header(name) => h.write(head.header(name)?),
+            KeyPart::Query(name) => h.write(query_value(facts.query, name.as_bytes())?),
         }
     }
     Some(h.finish())

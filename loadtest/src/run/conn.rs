@@ -144,6 +144,10 @@ pub async fn drive(ctx: Rc<ThreadCtx>, index: u64) {
                         done - sent,
                         sent.saturating_duration_since(due),
                     );
+                    if class == 1 {
+                        let us = (done - due).as_micros().min(u128::from(u64::MAX)) as u64;
+                        stats.histograms.success.saturating_record(us);
+                    }
                     let since = done.saturating_duration_since(ctx.measure_start);
                     stats.histograms.intervals.record(since, done - due);
                 }
