@@ -531,48 +531,6 @@ fn cors_preflights_pass_without_a_token() {
     }
 }
 
-/// An Envoy bootstrap: the admin listener, one listener `ingress` (stat prefix
-/// `ingress_http`) whose one virtual host has `routes` (indented 14 spaces), the HTTP
-/// filters `filters` (indented 10) before the router, and static clusters on 127.0.0.1.
-fn envoy_bootstrap(
-    (admin, port): (u16, u16),
-    routes: &str,
-    filters: &str,
-    clusters: &[(&str, u16)],
-) -> String {
-    let mut yaml = format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-  - name: ingress
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-              routes:
-{routes}          http_filters:
-{filters}          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-"#
-    );
-    for (name, port) in clusters {
-        yaml.push_str(&format!(
-            "  - name: {name}\n    load_assignment:\n      cluster_name: {name}\n      endpoints:\n      - lb_endpoints:\n        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }} }}\n"
-        ));
-    }
-    yaml
-}
-
 /// Envoy's `jwt_authn` and `rbac` filters, as an Envoy bootstrap writes them.
 #[test]
 fn envoy_jwt_authn_and_rbac_filters_with_rules_and_per_route_config() {
@@ -623,7 +581,12 @@ fn envoy_jwt_authn_and_rbac_filters_with_rules_and_per_route_config() {
 "#
             );
             let clusters = [("echo", upstream.addr.port())];
-            envoy_bootstrap((admin, port), routes, &filters, &clusters)
+            common::envoy::bootstrap(
+                (admin, port),
+                &format!("              routes:\n{routes}"),
+                &filters,
+                &clusters,
+            )
         });
         let admin = key.sign(&claims(ISS, "api", "a", json!({"role": "admin"})));
         let user = key.sign(&claims(ISS, "api", "u", json!({"role": "user"})));
@@ -836,7 +799,12 @@ fn envoy_remote_jwks_through_a_cluster_with_fast_listener_false() {
                 requires: { provider_name: idp }
 "#;
             let clusters = [("echo", upstream.addr.port()), ("jwks", server.addr.port())];
-            envoy_bootstrap((admin, port), routes, filters, &clusters)
+            common::envoy::bootstrap(
+                (admin, port),
+                &format!("              routes:\n{routes}"),
+                filters,
+                &clusters,
+            )
         });
         // Ready (start_on waited for /ready) although the first fetch failed.
         let token = key.sign(&claims(ISS, "api", "alice", json!({})));

@@ -411,48 +411,6 @@ fn per_connection_plan_and_connection_rate_limits() {
     }
 }
 
-/// An Envoy listener with `filters` and `routes` (indented for the virtual host), and
-/// the cluster `echo` at `upstream`.
-fn envoy_bootstrap(
-    admin: u16,
-    port: u16,
-    routes: &str,
-    filters: &str,
-    upstream: SocketAddr,
-) -> String {
-    let (ip, up) = (upstream.ip(), upstream.port());
-    format!(
-        r#"admin:
-  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
-static_resources:
-  listeners:
-  - name: ingress
-    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          route_config:
-            virtual_hosts:
-            - name: all
-              domains: ["*"]
-{routes}          http_filters:
-{filters}          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: echo
-    load_assignment:
-      cluster_name: echo
-      endpoints:
-      - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: {ip}, port_value: {up} }} }} }}
-"#
-    )
-}
-
 const LOCAL_RL: &str =
     "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 
@@ -497,7 +455,12 @@ fn envoy_enabled_but_not_enforced_counts_and_passes_and_descriptors_key_by_heade
 "#
         );
         let rw = Ringway::start(
-            &envoy_bootstrap(admin, port, &routes, &filters, upstream.addr),
+            &common::envoy::bootstrap(
+                (admin, port),
+                &routes,
+                &filters,
+                &[("echo", upstream.addr.port())],
+            ),
             admin,
             &["--driver", driver, "--concurrency", "2"],
         );
@@ -580,7 +543,12 @@ fn envoy_masked_addresses_skipped_headers_the_default_bucket_and_retry_after() {
 "#
         );
         let rw = Ringway::start(
-            &envoy_bootstrap(admin, port, routes, &filters, upstream.addr),
+            &common::envoy::bootstrap(
+                (admin, port),
+                routes,
+                &filters,
+                &[("echo", upstream.addr.port())],
+            ),
             admin,
             &["--driver", driver, "--concurrency", "2"],
         );

@@ -1192,7 +1192,7 @@ mod tests {
         );
         assert_eq!(
             refused("{ rate: 1/s, key: { header: x, claim: y } }"),
-            "t.yaml:13:39: listeners[0].routes[0].rate_limit.key: a key part mapping has exactly one of `header` or `claim`"
+            "t.yaml:13:39: listeners[0].routes[0].rate_limit.key: a key part mapping has exactly one of `header`, `claim` or `query`"
         );
         assert!(refused("{ rate: 1/s, key: { header: \"x y\" } }").contains("is not a header name"));
         assert!(

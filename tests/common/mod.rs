@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod envoy;
 pub mod jwt;
 pub mod load;
 pub mod pki;

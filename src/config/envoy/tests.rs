@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::config::model::*;
 use crate::config::Config;
 
-fn load(text: &str) -> Config {
+/// `text` loaded, or a panic with its errors (shared by the filters' test modules).
+pub(super) fn load(text: &str) -> Config {
     match Config::parse(text, Path::new("envoy.yaml")) {
         Ok(config) => config,
         Err(errors) => panic!("expected a config, got:\n{errors}"),
@@ -21,7 +22,8 @@ fn errors_with(text: &str, options: &LoadOptions) -> Vec<String> {
     }
 }
 
-fn errors(text: &str) -> Vec<String> {
+/// `text`'s errors, or a panic if it loads.
+pub(super) fn errors(text: &str) -> Vec<String> {
     errors_with(text, &LoadOptions::default())
 }
 

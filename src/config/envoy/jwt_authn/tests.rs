@@ -6,24 +6,11 @@ use std::time::Duration;
 
 use crate::config::auth::*;
 use crate::config::model::*;
-use crate::config::Config;
 
 /// A P-256 public key (generated for these tests; no private key is kept).
 const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":"k1","x":"BHcwipFQ5R5yEg1ZVH5yd0mKQUXsxbQizLv6Btk52fw","y":"ANDHHqvfw_oWZIUeoOjITBH0ilYJinCwFTWBPyyQEPM"}]}"#;
 
-fn load(text: &str) -> Config {
-    match Config::parse(text, Path::new("envoy.yaml")) {
-        Ok(config) => config,
-        Err(errors) => panic!("expected a config, got:\n{errors}"),
-    }
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match Config::parse(text, Path::new("envoy.yaml")) {
-        Ok(config) => panic!("expected errors, loaded {config:?}"),
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
+use crate::config::envoy::tests::{errors, load};
 
 const PER_ROUTE: &str =
     "\"@type\": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig";

@@ -2,26 +2,13 @@
 //! every field, per-route and per-host configs with their bucket ids, descriptor rules,
 //! the network filter, and each refusal with its position.
 
-use std::path::Path;
 use std::time::Duration;
 
 use crate::config::model::*;
 use crate::config::ratelimit::*;
 use crate::config::Config;
 
-fn load(text: &str) -> Config {
-    match Config::parse(text, Path::new("envoy.yaml")) {
-        Ok(config) => config,
-        Err(errors) => panic!("expected a config, got:\n{errors}"),
-    }
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match Config::parse(text, Path::new("envoy.yaml")) {
-        Ok(config) => panic!("expected errors, loaded {config:?}"),
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
+use crate::config::envoy::tests::{errors, load};
 
 const TYPE: &str =
     "\"@type\": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
