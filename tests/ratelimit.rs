@@ -178,9 +178,18 @@ fn envoys_local_ratelimit_example_answers_as_envoy_and_refills_every_2_5_seconds
         assert_eq!(limited.header("x-local-rate-limit"), Some("true"));
         assert_eq!(limited.header("retry-after"), None, "Envoy adds none");
         assert_eq!(limited.header("x-envoy-ratelimited"), None);
-        // More new connections until both workers have served some, all refused.
+        // More new connections until both workers have served some, all refused (while
+        // no token can be back yet: a loaded machine may take longer than 2.4 s here).
+        let mut statuses = vec![200, 200, 429];
         for _ in 0..8 {
-            assert_eq!(get(addr, "/").unwrap().status, 429, "{driver}");
+            if since.elapsed() > Duration::from_millis(2_400) {
+                break;
+            }
+            let status = get(addr, "/").unwrap().status;
+            if since.elapsed() < Duration::from_millis(2_400) {
+                assert_eq!(status, 429, "{driver}");
+            }
+            statuses.push(status);
         }
         assert_every_worker_served(&rw, &format!("127.0.0.1_{port}"));
         // One token comes back 2.5 s after the bucket emptied (continuous refill), not
@@ -188,31 +197,28 @@ fn envoys_local_ratelimit_example_answers_as_envoy_and_refills_every_2_5_seconds
         // time); by 2.7 s plus what the first requests took, one passes and the next is
         // refused.
         std::thread::sleep(Duration::from_millis(1_900).saturating_sub(since.elapsed()));
-        let probed = since.elapsed() < Duration::from_millis(2_300);
-        if probed {
-            assert_eq!(
-                get(addr, "/").unwrap().status,
-                429,
-                "{driver}: before 2.5 s"
-            );
+        if since.elapsed() < Duration::from_millis(2_300) {
+            let status = get(addr, "/").unwrap().status;
+            assert_eq!(status, 429, "{driver}: before 2.5 s");
+            statuses.push(status);
         } else {
             eprintln!("{driver}: the probe before 2.5 s is skipped: this machine is slow now");
         }
         let due = Duration::from_millis(2_700) + emptied;
         std::thread::sleep(due.saturating_sub(since.elapsed()));
-        assert_eq!(get(addr, "/").unwrap().status, 200, "{driver}: after 2.5 s");
-        assert_eq!(
+        let after = [
             get(addr, "/").unwrap().status,
-            429,
-            "{driver}: one token only"
-        );
+            get(addr, "/").unwrap().status,
+        ];
+        assert_eq!(after, [200, 429], "{driver}: one token after 2.5 s");
+        statuses.extend(after);
         let stats = rw.stats();
         let s = |n: &str| stats[&format!("http_local_rate_limiter.http_local_rate_limit.{n}")];
-        let probe = u64::from(probed);
-        assert_eq!(s("enabled"), 13 + probe, "{driver}: {stats:?}");
-        assert_eq!(s("ok"), 3);
-        assert_eq!(s("rate_limited"), 10 + probe);
-        assert_eq!(s("enforced"), 10 + probe);
+        let count = |code| statuses.iter().filter(|&&s| s == code).count() as u64;
+        assert_eq!(s("enabled"), statuses.len() as u64, "{driver}: {stats:?}");
+        assert_eq!(s("ok"), count(200));
+        assert_eq!(s("rate_limited"), count(429));
+        assert_eq!(s("enforced"), count(429));
         // The other listener's filter has its own bucket.
         let other: SocketAddr = ([127, 0, 0, 1], stats_port).into();
         assert_eq!(get(other, "/stats/prometheus").unwrap().status, 200);
