@@ -168,9 +168,14 @@ pub const MAX_CONSUMER_STATS: usize = 1000;
 /// A rate limit's name in stat names: characters other than `[A-Za-z0-9_.-]` become
 /// `_` (native names are already such; Envoy's descriptor names may not be).
 pub fn limit_stat_name(name: &str) -> String {
+    stat_segment(name, '.')
+}
+
+/// `name` with characters other than `[A-Za-z0-9_-]` and `also` as `_`.
+fn stat_segment(name: &str, also: char) -> String {
     name.chars()
         .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == also {
                 c
             } else {
                 '_'
@@ -182,15 +187,7 @@ pub fn limit_stat_name(name: &str) -> String {
 /// A consumer's name as a stat-name segment: characters other than `[A-Za-z0-9_-@]`
 /// become `_` (a `.` would split the name).
 pub fn consumer_stat_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    stat_segment(name, '@')
 }
 
 /// Registers the scopes for every listener and cluster of `config`.

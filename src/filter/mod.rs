@@ -325,8 +325,6 @@ pub struct Chain {
     reads_request_body: bool,
     /// Some filter edits responses (their side is skipped otherwise).
     edits_responses: bool,
-    /// Some filter needs [`RequestFacts`] (authentication, authorization).
-    needs_facts: bool,
 }
 
 impl Default for Chain {
@@ -340,12 +338,6 @@ impl Chain {
         Chain {
             reads_request_body: filters.iter().any(Filter::reads_request_body),
             edits_responses: filters.iter().any(Filter::edits_responses),
-            needs_facts: filters.iter().any(|f| {
-                matches!(
-                    f,
-                    Filter::Authn(_) | Filter::Authz(_) | Filter::RateLimit(_)
-                )
-            }),
             filters: Rc::from(filters),
         }
     }
@@ -385,12 +377,6 @@ impl Chain {
                 .chain(headers)
                 .collect(),
         )
-    }
-
-    /// Whether some filter needs [`RequestFacts`].
-    #[inline]
-    pub fn needs_facts(&self) -> bool {
-        self.needs_facts
     }
 
     /// Whether the chain has no filter (the plain path).

@@ -25,6 +25,7 @@
 use std::{cell::RefCell, io::Write, net::IpAddr, rc::Rc};
 
 use super::value_match::Value;
+use crate::auth::jwt::extract::query_param;
 use crate::config::ratelimit::{
     Action, Bucket, DescriptorRule, FilterPosition, Fraction, KeyPart, LimitHeaders, LimitKey,
     RateLimitPolicy,
@@ -201,18 +202,32 @@ enum ActionRuntime {
         expect_match: bool,
         headers: Box<[(Box<str>, Value)]>,
     },
-    RequestHeader {
-        header: Box<str>,
-        key: Box<str>,
-        skip_if_absent: bool,
-    },
-    QueryParameter {
-        name: Box<[u8]>,
+    /// `request_headers` and `query_parameters`: a value of the request under `key`.
+    Lookup {
+        from: Lookup,
+        /// The header's (lower-case) or the parameter's name.
+        name: Box<str>,
         key: Box<str>,
         skip_if_absent: bool,
     },
     RemoteAddress,
     MaskedRemoteAddress(u8, u8),
+}
+
+/// Where an action's value is found.
+#[derive(Debug, Clone, Copy)]
+enum Lookup {
+    Header,
+    Query,
+}
+
+impl Lookup {
+    fn find<'r>(self, name: &str, head: &'r RequestHead<'_>, query: &'r [u8]) -> Option<&'r [u8]> {
+        match self {
+            Lookup::Header => head.header(name),
+            Lookup::Query => query_param(query, name),
+        }
+    }
 }
 
 impl Shared {
@@ -298,8 +313,9 @@ impl RuleRuntime {
                         header,
                         key,
                         skip_if_absent,
-                    } => ActionRuntime::RequestHeader {
-                        header: header.to_ascii_lowercase().into(),
+                    } => ActionRuntime::Lookup {
+                        from: Lookup::Header,
+                        name: header.to_ascii_lowercase().into(),
                         key: key.as_str().into(),
                         skip_if_absent: *skip_if_absent,
                     },
@@ -307,8 +323,9 @@ impl RuleRuntime {
                         name,
                         key,
                         skip_if_absent,
-                    } => ActionRuntime::QueryParameter {
-                        name: name.as_bytes().into(),
+                    } => ActionRuntime::Lookup {
+                        from: Lookup::Query,
+                        name: name.as_str().into(),
                         key: key.as_str().into(),
                         skip_if_absent: *skip_if_absent,
                     },
@@ -810,7 +827,7 @@ fn key_of(
                 h.write(id.as_bytes());
             }
             KeyPart::Header(name) => h.write(head.header(name)?),
-            KeyPart::Query(name) => h.write(query_value(facts.query, name.as_bytes())?),
+            KeyPart::Query(name) => h.write(query_param(facts.query, name)?),
         }
     }
     Some(h.finish())
@@ -861,20 +878,12 @@ fn descriptor_key(
                         Entry::None
                     }
                 }
-                ActionRuntime::RequestHeader {
-                    header,
-                    key,
-                    skip_if_absent,
-                } => match head.header(header) {
-                    Some(value) => Entry::Value(key, value),
-                    None if *skip_if_absent => Entry::Skip,
-                    None => Entry::None,
-                },
-                ActionRuntime::QueryParameter {
+                ActionRuntime::Lookup {
+                    from,
                     name,
                     key,
                     skip_if_absent,
-                } => match query_value(facts.query, name) {
+                } => match from.find(name, head, facts.query) {
                     Some(value) => Entry::Value(key, value),
                     None if *skip_if_absent => Entry::Skip,
                     None => Entry::None,
@@ -920,17 +929,6 @@ fn descriptor_key(
     None
 }
 
-/// The raw value of the first query parameter named `name`.
-fn query_value<'q>(query: &'q [u8], name: &[u8]) -> Option<&'q [u8]> {
-    query.split(|&b| b == b'&').find_map(|pair| {
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
-        (k == name).then_some(v)
-    })
-}
-
 /// Writes `ip` (masked to `ip/len` when asked, as Envoy's `masked_remote_address`) into
 /// `out`; returns the length.
 fn ip_text(ip: IpAddr, mask: Option<(u8, u8)>, out: &mut [u8; 64]) -> usize {
@@ -972,8 +970,8 @@ mod tests {
 
     #[test]
     fn query_values() {
-        assert_eq!(query_value(b"a=1&b=2", b"b"), Some(&b"2"[..]));
-        assert_eq!(query_value(b"a&b=2", b"a"), Some(&b""[..]));
-        assert_eq!(query_value(b"ab=1", b"a"), None);
+        assert_eq!(query_param(b"a=1&b=2", "b"), Some(&b"2"[..]));
+        assert_eq!(query_param(b"a&b=2", "a"), Some(&b""[..]));
+        assert_eq!(query_param(b"ab=1", "a"), None);
     }
 }
