@@ -779,6 +779,7 @@ clusters:
                     weight: 3
                 },
             ],
+            respect_dns_ttl: false,
         })
     );
 }

@@ -200,6 +200,7 @@ pub(super) fn cluster<'a>(
                     None => LookupFamily::V4Preferred,
                 },
                 names,
+                respect_dns_ttl: false,
             })
         }
     };

@@ -597,6 +597,11 @@ pub struct DnsDiscovery {
     pub family: LookupFamily,
     /// At least one (exactly one when logical).
     pub names: Vec<DnsName>,
+    /// Envoy's `respect_dns_ttl`: a name is resolved again after the TTL of its answer
+    /// instead of `refresh_rate` (a TTL of 0, a hosts-file entry and a failure use
+    /// `refresh_rate`). Its names are then asked of the `resolv.conf` nameservers
+    /// directly, since getaddrinfo gives no TTL. Default false.
+    pub respect_dns_ttl: bool,
 }
 
 impl DnsDiscovery {

@@ -3,21 +3,23 @@
 //! One thread owns every cluster's state, so nothing here is shared: the control thread
 //! talks to it by message (`Watch`, `Stop`) and so do the lookup threads (`Done`). A
 //! cluster has at most one round in flight; its next round is due `refresh_rate` after
-//! the last one answered. Each watched cluster gets a generation number, so the answer
-//! of a round started before a reload changed the cluster is recognised and dropped.
+//! the last one answered, or, with `respect_dns_ttl`, after the smallest refresh time
+//! of its names (`refresh_after`). Each watched cluster gets a generation number, so the
+//! answer of a round started before a reload changed the cluster is recognised and
+//! dropped.
 
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     sync::Arc,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::{choose, Lookup, Target, Update};
+use super::{choose, Answer, Lookups, Target, Update};
 use crate::{
-    config::{Address, DnsKind},
+    config::{Address, DnsDiscovery, DnsKind, LookupFamily},
     stats::names::cluster as cx,
     upstream::{Member, Members},
 };
@@ -29,7 +31,7 @@ pub(super) enum Message {
     Done {
         cluster: String,
         generation: u64,
-        answers: Vec<std::io::Result<Vec<IpAddr>>>,
+        answers: Vec<std::io::Result<Answer>>,
     },
     /// The handle was dropped.
     Stop,
@@ -40,6 +42,9 @@ struct Job {
     cluster: String,
     generation: u64,
     names: Vec<(String, u16)>,
+    /// Resolve with the TTL-aware lookup, for this family.
+    respect_ttl: bool,
+    family: LookupFamily,
 }
 
 /// One watched cluster.
@@ -59,13 +64,13 @@ struct Watched {
 /// Starts the scheduler and `threads` lookup threads; returns the scheduler's inbox.
 pub(super) fn start(
     updates: flume::Sender<Update>,
-    lookup: Lookup,
+    lookups: Lookups,
     threads: usize,
 ) -> std::io::Result<flume::Sender<Message>> {
     let (inbox_tx, inbox) = flume::unbounded();
     let (jobs_tx, jobs) = flume::unbounded::<Job>();
     for i in 0..threads {
-        let (jobs, done, lookup) = (jobs.clone(), inbox_tx.clone(), Arc::clone(&lookup));
+        let (jobs, done, lookups) = (jobs.clone(), inbox_tx.clone(), lookups.clone());
         std::thread::Builder::new()
             .name(format!("ringway-dns-{i}"))
             .spawn(move || {
@@ -74,7 +79,13 @@ pub(super) fn start(
                     let answers = job
                         .names
                         .iter()
-                        .map(|(host, port)| lookup(host, *port))
+                        .map(|(host, port)| {
+                            if job.respect_ttl {
+                                (lookups.with_ttl)(host, job.family)
+                            } else {
+                                (lookups.plain)(host, *port).map(Answer::untimed)
+                            }
+                        })
                         .collect();
                     let _ = done.send(Message::Done {
                         cluster: job.cluster,
@@ -150,6 +161,8 @@ impl Scheduler {
                     cluster: name.clone(),
                     generation: w.generation,
                     names,
+                    respect_ttl: w.target.spec.respect_dns_ttl,
+                    family: w.target.spec.family,
                 });
             }
         }
@@ -188,7 +201,7 @@ impl Scheduler {
         &mut self,
         cluster: &str,
         generation: u64,
-        answers: Vec<std::io::Result<Vec<IpAddr>>>,
+        answers: Vec<std::io::Result<Answer>>,
     ) -> Option<Update> {
         let w = self
             .watched
@@ -196,15 +209,38 @@ impl Scheduler {
             .filter(|w| w.generation == generation)?;
         let spec = &w.target.spec;
         w.in_flight = false;
-        w.due = Instant::now() + spec.refresh_rate;
         let mut failures = Vec::new();
+        let mut next = None::<Duration>;
         for ((answer, last), name) in answers.into_iter().zip(&mut w.last_good).zip(&spec.names) {
-            let chosen = answer.map(|found| choose(spec.family, &found));
-            match chosen {
-                Ok(addresses) if !addresses.is_empty() => *last = Some(addresses),
-                Ok(_) => failures.push(format!("{}: no address of the wanted family", name.host)),
-                Err(e) => failures.push(format!("{}: {e}", name.host)),
-            }
+            let chosen = answer.map(|found| (choose(spec.family, &found.addresses), found.ttl));
+            let ttl = match chosen {
+                Ok((addresses, ttl)) if !addresses.is_empty() => {
+                    *last = Some(addresses);
+                    ttl
+                }
+                Ok(_) => {
+                    failures.push(format!("{}: no address of the wanted family", name.host));
+                    None
+                }
+                Err(e) => {
+                    failures.push(format!("{}: {e}", name.host));
+                    None
+                }
+            };
+            let after = refresh_after(spec, ttl);
+            next = Some(next.map_or(after, |n| n.min(after)));
+        }
+        let now = Instant::now();
+        let after = next.unwrap_or(spec.refresh_rate);
+        // Checked: a TTL may be up to 68 years, past what some clocks can represent.
+        w.due = now
+            .checked_add(after)
+            .unwrap_or_else(|| now + spec.refresh_rate);
+        if spec.respect_dns_ttl {
+            debug!(
+                cluster,
+                "next DNS resolution in {after:?} (respect_dns_ttl)"
+            );
         }
         let stats = &w.target.stats;
         if failures.is_empty() {
@@ -240,6 +276,15 @@ impl Scheduler {
     }
 }
 
+/// When a name is due again after an answer with `ttl` (`None` after a failure): the TTL
+/// with `respect_dns_ttl` unless it is zero or absent, else `refresh_rate` (Envoy).
+fn refresh_after(spec: &DnsDiscovery, ttl: Option<Duration>) -> Duration {
+    match ttl {
+        Some(ttl) if spec.respect_dns_ttl && !ttl.is_zero() => ttl,
+        _ => spec.refresh_rate,
+    }
+}
+
 /// A cluster's endpoints from its names' last good addresses.
 fn members(target: &Target, last_good: &[Option<Vec<IpAddr>>]) -> Members {
     let spec = &target.spec;
@@ -272,6 +317,10 @@ mod tests {
     use super::*;
     use crate::{
         config::{DnsDiscovery, DnsName, LookupFamily},
+        discovery::{
+            test_server::{Reply, TestServer},
+            DnsClient, Lookup,
+        },
         stats::Scope,
     };
 
@@ -289,6 +338,14 @@ mod tests {
                 .ok_or_else(|| std::io::Error::other("not found"))
         });
         (lookup, phase)
+    }
+
+    /// `plain` for every cluster without `respect_dns_ttl` (the TTL-aware lookup fails).
+    fn plain(lookup: Lookup) -> Lookups {
+        Lookups {
+            plain: lookup,
+            with_ttl: Arc::new(|_: &str, _: LookupFamily| Err(std::io::Error::other("unused"))),
+        }
     }
 
     fn table(entries: &[(&'static str, &[&str])]) -> Table {
@@ -313,6 +370,7 @@ mod tests {
                         weight: 2,
                     })
                     .collect(),
+                respect_dns_ttl: false,
             },
             stats: scope.for_worker(0),
         }
@@ -335,7 +393,7 @@ mod tests {
         ]);
         let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
         let (tx, rx) = flume::unbounded();
-        let inbox = start(tx, lookup, 1).unwrap();
+        let inbox = start(tx, plain(lookup), 1).unwrap();
         inbox
             .send(Message::Watch(vec![target(
                 DnsKind::Strict,
@@ -376,7 +434,7 @@ mod tests {
         ])]);
         let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
         let (tx, rx) = flume::unbounded();
-        let inbox = start(tx, lookup, 2).unwrap();
+        let inbox = start(tx, plain(lookup), 2).unwrap();
         inbox
             .send(Message::Watch(vec![target(
                 DnsKind::Logical,
@@ -400,5 +458,154 @@ mod tests {
         inbox.send(Message::Watch(Vec::new())).unwrap();
         while rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
         assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+    }
+
+    /// A cluster "orders" of the name `host`, resolved by a [`DnsClient`] of `server`.
+    fn ttl_cluster(
+        host: &str,
+        refresh_rate: Duration,
+        respect_dns_ttl: bool,
+        scope: &Arc<Scope>,
+    ) -> Target {
+        Target {
+            cluster: "orders".into(),
+            spec: DnsDiscovery {
+                kind: DnsKind::Strict,
+                refresh_rate,
+                family: LookupFamily::V4Only,
+                names: vec![DnsName {
+                    host: host.into(),
+                    port: 8080,
+                    weight: 1,
+                }],
+                respect_dns_ttl,
+            },
+            stats: scope.for_worker(0),
+        }
+    }
+
+    fn client_of(server: &TestServer, dir: &std::path::Path) -> Lookups {
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(
+            &resolv,
+            "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
+        )
+        .unwrap();
+        let client = DnsClient::new(resolv, dir.join("no-hosts")).with_port(server.port);
+        Lookups {
+            plain: Arc::new(|_: &str, _: u16| Err(std::io::Error::other("unused"))),
+            with_ttl: client.into_lookup(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn with_respect_dns_ttl_a_name_is_resolved_again_after_its_ttl() {
+        let server = TestServer::start(&[("api.example", Reply::Records(vec![ip("10.0.0.1")], 1))]);
+        let dir = tempfile::tempdir().unwrap();
+        let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
+        let (tx, rx) = flume::unbounded();
+        let inbox = start(tx, client_of(&server, dir.path()), 1).unwrap();
+        // The refresh rate is a minute: only the TTL (1 s) can bring the second round.
+        let minute = Duration::from_secs(60);
+        inbox
+            .send(Message::Watch(vec![ttl_cluster(
+                "api.example",
+                minute,
+                true,
+                &scope,
+            )]))
+            .unwrap();
+        let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        let answered = Instant::now();
+        assert_eq!(ips(&first), ["10.0.0.1:8080"]);
+        server.set("api.example", Reply::Records(vec![ip("10.0.0.2")], 1));
+        let second = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(ips(&second), ["10.0.0.2:8080"]);
+        let waited = answered.elapsed();
+        assert!(waited >= Duration::from_millis(900), "{waited:?}");
+        assert_eq!(server.count("api.example"), 2);
+        // Without respect_dns_ttl the plain lookup (getaddrinfo in production) is used:
+        // the nameserver is not asked again.
+        inbox
+            .send(Message::Watch(vec![ttl_cluster(
+                "api.example",
+                minute,
+                false,
+                &scope,
+            )]))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(server.count("api.example"), 2);
+        inbox.send(Message::Stop).unwrap();
+    }
+
+    #[test]
+    fn with_respect_dns_ttl_failures_keep_the_last_addresses_and_retry_at_the_refresh_rate() {
+        let server =
+            TestServer::start(&[("api.example", Reply::Records(vec![ip("10.0.0.1")], 3600))]);
+        let dir = tempfile::tempdir().unwrap();
+        let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
+        let (tx, rx) = flume::unbounded();
+        let inbox = start(tx, client_of(&server, dir.path()), 1).unwrap();
+        // A TTL of 0 and failures use the refresh rate (300 ms); an hour's TTL would not.
+        let refresh = Duration::from_millis(300);
+        server.set("api.example", Reply::Records(vec![ip("10.0.0.1")], 0));
+        inbox
+            .send(Message::Watch(vec![ttl_cluster(
+                "api.example",
+                refresh,
+                true,
+                &scope,
+            )]))
+            .unwrap();
+        assert_eq!(
+            ips(&rx.recv_timeout(Duration::from_secs(5)).unwrap()),
+            ["10.0.0.1:8080"]
+        );
+        server.set("api.example", Reply::NxDomain);
+        let wait_for = |queries: usize| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while server.count("api.example") < queries {
+                assert!(
+                    Instant::now() < deadline,
+                    "{} queries",
+                    server.count("api.example")
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        wait_for(3);
+        server.set("api.example", Reply::Silent);
+        wait_for(5);
+        // No update: the members did not change; the failures were counted.
+        assert!(rx.try_recv().is_err());
+        assert!(scope.sum(cx::UPDATE_FAILURE) >= 2);
+        assert_eq!(scope.sum(cx::MEMBERSHIP_TOTAL), 1);
+        server.set("api.example", Reply::Records(vec![ip("10.0.0.2")], 3600));
+        let recovered = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(ips(&recovered), ["10.0.0.2:8080"]);
+        inbox.send(Message::Stop).unwrap();
+    }
+
+    #[test]
+    fn the_refresh_time_follows_envoy() {
+        let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
+        let rate = Duration::from_secs(5);
+        let respecting = ttl_cluster("a", rate, true, &scope).spec;
+        let plain = ttl_cluster("a", rate, false, &scope).spec;
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(refresh_after(&respecting, secs(1)), Duration::from_secs(1));
+        // Longer than the refresh rate too: the TTL, as Envoy.
+        assert_eq!(
+            refresh_after(&respecting, secs(600)),
+            Duration::from_secs(600)
+        );
+        assert_eq!(refresh_after(&respecting, secs(0)), rate);
+        assert_eq!(refresh_after(&respecting, None), rate);
+        assert_eq!(refresh_after(&plain, secs(1)), rate);
     }
 }

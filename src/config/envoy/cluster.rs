@@ -156,6 +156,7 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
                     .into_iter()
                     .map(|(host, port, weight, _)| DnsName { host, port, weight })
                     .collect(),
+                respect_dns_ttl: false,
             })
         }
     };
