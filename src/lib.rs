@@ -15,6 +15,7 @@ pub mod access_log;
 pub mod alloc_count;
 pub mod allocator;
 pub mod auth;
+pub mod balance;
 pub mod buffers;
 pub mod clock;
 pub mod config;
