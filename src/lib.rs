@@ -29,6 +29,7 @@ pub mod filter;
 pub mod flow;
 pub mod forwarding;
 pub mod forwarding_envoy;
+pub mod health;
 pub mod http1;
 pub mod limit;
 pub mod listen;
