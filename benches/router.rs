@@ -38,6 +38,7 @@ fn table() -> Vec<Route> {
         auth: None,
         authorization: None,
         rate_limit: None,
+        hash_policy: Vec::new(),
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

@@ -85,6 +85,7 @@ fn example_parses_to_expected_values() {
                 auth: None,
                 authorization: None,
                 rate_limit: None,
+                hash_policy: Vec::new(),
             },
             Route {
                 name: None,
@@ -105,6 +106,7 @@ fn example_parses_to_expected_values() {
                 auth: None,
                 authorization: None,
                 rate_limit: None,
+                hash_policy: Vec::new(),
             },
         ]
     );
@@ -113,19 +115,16 @@ fn example_parses_to_expected_values() {
         vec![Cluster {
             name: "orders".into(),
             endpoints: Endpoints::Static(vec![
-                Endpoint {
-                    address: Address::Tcp(addr("127.0.0.1:9001")),
-                    weight: 1,
-                },
-                Endpoint {
-                    address: Address::Tcp(addr("127.0.0.1:9002")),
-                    weight: 1,
-                },
+                Endpoint::new(Address::Tcp(addr("127.0.0.1:9001")), 1),
+                Endpoint::new(Address::Tcp(addr("127.0.0.1:9002")), 1),
             ]),
             connect_timeout: Duration::from_secs(5),
             pool: PoolSettings::default(),
             proxy_protocol: None,
             tls: None,
+            balancing: Default::default(),
+            health_check: None,
+            outlier_detection: None,
         }]
     );
     assert_eq!(config.cluster("orders"), Some(&config.clusters[0]));
@@ -768,16 +767,8 @@ clusters:
             refresh_rate: Duration::from_secs(5),
             family: LookupFamily::V4Preferred,
             names: vec![
-                DnsName {
-                    host: "orders.internal".into(),
-                    port: 8080,
-                    weight: 1
-                },
-                DnsName {
-                    host: "10.0.0.1".into(),
-                    port: 80,
-                    weight: 3
-                },
+                DnsName::new("orders.internal".into(), 8080, 1),
+                DnsName::new("10.0.0.1".into(), 80, 3),
             ],
             respect_dns_ttl: false,
         })

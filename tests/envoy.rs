@@ -50,24 +50,9 @@ const PINS: &[(&str, &[&str])] = &[
     // what they map onto).
     ("local_ratelimit_envoy.yaml", &[
     ]),
+    // Priorities, locality weights and an HTTP health check (src/config/envoy/tests.rs
+    // checks what they map onto).
     ("locality-load-balancing_envoy.yaml", &[
-        "locality-load-balancing_envoy.yaml:40:7: static_resources.clusters[0].common_lb_config: unsupported: ringway does not implement `common_lb_config` of envoy.config.cluster.v3.Cluster (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:42:7: static_resources.clusters[0].health_checks: unsupported: ringway does not implement `health_checks` of envoy.config.cluster.v3.Cluster (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:56:32: static_resources.clusters[0].load_assignment.endpoints[0].load_balancing_weight: unsupported: ringway does not implement `load_balancing_weight` of envoy.config.endpoint.v3.LocalityLbEndpoints (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:65:15: static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.health_check_config: unsupported: ringway does not implement `health_check_config` of envoy.config.endpoint.v3.Endpoint (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:66:23: static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.hostname: unsupported: ringway does not implement `hostname` of envoy.config.endpoint.v3.Endpoint (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:70:32: static_resources.clusters[0].load_assignment.endpoints[1].load_balancing_weight: unsupported: ringway does not implement `load_balancing_weight` of envoy.config.endpoint.v3.LocalityLbEndpoints (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:71:19: static_resources.clusters[0].load_assignment.endpoints[1].priority: endpoint priorities are not supported yet",
-        "locality-load-balancing_envoy.yaml:79:15: static_resources.clusters[0].load_assignment.endpoints[1].lb_endpoints[0].endpoint.health_check_config: unsupported: ringway does not implement `health_check_config` of envoy.config.endpoint.v3.Endpoint (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:80:23: static_resources.clusters[0].load_assignment.endpoints[1].lb_endpoints[0].endpoint.hostname: unsupported: ringway does not implement `hostname` of envoy.config.endpoint.v3.Endpoint (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:84:32: static_resources.clusters[0].load_assignment.endpoints[2].load_balancing_weight: unsupported: ringway does not implement `load_balancing_weight` of envoy.config.endpoint.v3.LocalityLbEndpoints (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:85:19: static_resources.clusters[0].load_assignment.endpoints[2].priority: endpoint priorities are not supported yet",
-        "locality-load-balancing_envoy.yaml:93:15: static_resources.clusters[0].load_assignment.endpoints[2].lb_endpoints[0].endpoint.health_check_config: unsupported: ringway does not implement `health_check_config` of envoy.config.endpoint.v3.Endpoint (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:94:23: static_resources.clusters[0].load_assignment.endpoints[2].lb_endpoints[0].endpoint.hostname: unsupported: ringway does not implement `hostname` of envoy.config.endpoint.v3.Endpoint (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:98:32: static_resources.clusters[0].load_assignment.endpoints[3].load_balancing_weight: unsupported: ringway does not implement `load_balancing_weight` of envoy.config.endpoint.v3.LocalityLbEndpoints (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:99:19: static_resources.clusters[0].load_assignment.endpoints[3].priority: endpoint priorities are not supported yet",
-        "locality-load-balancing_envoy.yaml:107:15: static_resources.clusters[0].load_assignment.endpoints[3].lb_endpoints[0].endpoint.health_check_config: unsupported: ringway does not implement `health_check_config` of envoy.config.endpoint.v3.Endpoint (yet); remove it or see docs/envoy.md",
-        "locality-load-balancing_envoy.yaml:108:23: static_resources.clusters[0].load_assignment.endpoints[3].lb_endpoints[0].endpoint.hostname: unsupported: ringway does not implement `hostname` of envoy.config.endpoint.v3.Endpoint (yet); remove it or see docs/envoy.md",
     ]),
     ("proxy_config.yaml", &[
         "proxy_config.yaml:33:18: static_resources.listeners[0].listener_filters[0].typed_config: unsupported extension `envoy.filters.listener.original_dst`: ringway does not implement `@type` envoy.extensions.filters.listener.original_dst.v3.OriginalDst (yet; docs/envoy.md lists the extensions it does)",

@@ -130,6 +130,8 @@ const ROUTE_KEYS: &[&str] = &[
     "auth",
     // Rate limits, decoded in decode_ratelimit.rs.
     "rate_limit",
+    // Hash rules (ring hash, Maglev), decoded in decode_balance.rs.
+    "hash_on",
 ];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -230,6 +232,9 @@ pub(crate) fn config<'a>(
             }
             _ => listeners = None,
         }
+    }
+    if let (Some(listeners), Some(clusters)) = (listeners.as_mut(), clusters.as_ref()) {
+        super::decode_balance::inherit_hash_policies(listeners, clusters);
     }
     let access_log = map
         .optional("access_log")
@@ -800,6 +805,15 @@ fn route<'a>(
         }),
         None => Some(None),
     };
+    let hash_policy = match map.optional("hash_on") {
+        Some(n) if !forwards => {
+            n.error(diag, "`hash_on` applies only to routes with a `cluster`");
+            None
+        }
+        // Empty until then: the cluster's rules are given once clusters are read.
+        Some(n) => super::decode_balance::hash_rules(&n, diag),
+        None => Some(Vec::new()),
+    };
     let auth = decode_auth::route_auth(&map, diag, marks);
     let authorization = super::decode_authz::route(&map, diag);
     let rate_limit =
@@ -809,6 +823,7 @@ fn route<'a>(
         auth: auth?,
         authorization: authorization?,
         rate_limit: None,
+        hash_policy: hash_policy?,
         name: name?,
         matcher,
         action: action?,

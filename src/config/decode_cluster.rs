@@ -8,13 +8,21 @@
 //! `strict_dns`, so `orders:8080` simply works. What does not fit the type is refused at
 //! the value that is wrong: a host name in a `static` cluster, a Unix socket in a DNS
 //! one, a second name in a logical one, DNS settings on a static cluster.
+//!
+//! An endpoint written as a mapping may also say its `priority`, `locality` (with its
+//! `locality_weight`), `health_check_port`, and on a static cluster its declared
+//! `health` and `hostname`; priorities must go from 0 without gaps. How the cluster
+//! balances over them and checks them (`load_balancing`, `health_check`,
+//! `outlier_detection`) is decoded in `decode_balance`.
 
 use super::addr::{parse_address, parse_host_port};
+use super::balance::{check_locality_weights, check_priorities, DeclaredHealth, Locality};
+use super::decode_balance;
 use super::error::Diagnostics;
 use super::fields::{choice, duration, marked_name, non_empty_list, optional_duration, Marks};
 use super::model::{
     Address, Cluster, DnsDiscovery, DnsKind, DnsName, Endpoint, Endpoints, LookupFamily,
-    PoolSettings,
+    PoolSettings, MAX_PRIORITY,
 };
 use super::node::Node;
 
@@ -27,10 +35,24 @@ const CLUSTER_KEYS: &[&str] = &[
     "connect_timeout",
     "pool",
     "proxy_protocol",
+    "respect_dns_ttl",
     // TLS origination, decoded in decode_tls.rs.
     "tls",
+    // Decoded in decode_balance.rs.
+    "load_balancing",
+    "health_check",
+    "outlier_detection",
 ];
-const ENDPOINT_KEYS: &[&str] = &["address", "weight"];
+const ENDPOINT_KEYS: &[&str] = &[
+    "address",
+    "weight",
+    "priority",
+    "locality",
+    "locality_weight",
+    "health",
+    "hostname",
+    "health_check_port",
+];
 const POOL_KEYS: &[&str] = &[
     "max_idle_per_endpoint",
     "idle_timeout",
@@ -83,6 +105,13 @@ pub(super) fn cluster<'a>(
         });
         (n, rate)
     });
+    let respect_dns_ttl = map.optional("respect_dns_ttl").map(|n| {
+        let value = n.peek_bool();
+        if value.is_none() {
+            n.wrong_type(diag, "true or false");
+        }
+        (n, value)
+    });
     let family = map.optional("dns_lookup_family").map(|n| {
         let family = choice(
             &n,
@@ -124,9 +153,24 @@ pub(super) fn cluster<'a>(
         Some(n) => super::decode_tls::client(&n, diag, &marks.base_dir).map(Some),
         None => Some(None),
     };
+    let balancing = match map.optional("load_balancing") {
+        Some(n) => decode_balance::balancing(&n, diag),
+        None => Some(Default::default()),
+    };
+    let health_check = match map.optional("health_check") {
+        Some(n) => decode_balance::health_check(&n, diag).map(Some),
+        None => Some(None),
+    };
+    let outlier_detection = match map.optional("outlier_detection") {
+        Some(n) => decode_balance::outlier_detection(&n, diag).map(Some),
+        None => Some(None),
+    };
 
     let written = written?;
-    let any_name = written.iter().any(|(e, _)| matches!(e, Written::Name(_)));
+    endpoint_groups(&written, endpoints_node.as_ref(), diag);
+    let any_name = written
+        .iter()
+        .any(|(e, _, _)| matches!(e, Written::Name(..)));
     let discovery = discovery?.unwrap_or(if any_name {
         Discovery::Dns(DnsKind::Strict)
     } else {
@@ -137,6 +181,9 @@ pub(super) fn cluster<'a>(
             let dns_keys = [
                 refresh_rate.as_ref().map(|(n, _)| (n, "dns_refresh_rate")),
                 family.as_ref().map(|(n, _)| (n, "dns_lookup_family")),
+                respect_dns_ttl
+                    .as_ref()
+                    .map(|(n, _)| (n, "respect_dns_ttl")),
             ];
             for (node, key) in dns_keys.into_iter().flatten() {
                 node.error(
@@ -145,17 +192,23 @@ pub(super) fn cluster<'a>(
                 );
             }
             let mut endpoints = Vec::with_capacity(written.len());
-            for (endpoint, node) in written {
+            for (endpoint, extra, node) in written {
                 match endpoint {
-                    Written::Address(address, weight) => {
-                        endpoints.push(Endpoint { address, weight })
-                    }
-                    Written::Name(name) => node.error(
+                    Written::Address(address) => endpoints.push(Endpoint {
+                        address,
+                        weight: extra.weight,
+                        priority: extra.priority,
+                        locality: extra.locality,
+                        locality_weight: extra.locality_weight,
+                        health: extra.health.map_or(DeclaredHealth::Healthy, |(h, _)| h),
+                        hostname: extra.hostname.map(|(h, _)| h),
+                        health_check_port: extra.health_check_port,
+                    }),
+                    Written::Name(host, _) => node.error(
                         diag,
                         format!(
-                            "{:?} is a host name: `discovery: static` takes IP addresses \
+                            "{host:?} is a host name: `discovery: static` takes IP addresses \
                              (use `strict_dns` or `logical_dns`, or leave `discovery` out)",
-                            name.host
                         ),
                     ),
                 }
@@ -165,19 +218,40 @@ pub(super) fn cluster<'a>(
         Discovery::Dns(kind) => {
             let count = written.len();
             let mut names = Vec::with_capacity(count);
-            for (endpoint, node) in written {
-                match endpoint {
-                    Written::Name(name) => names.push(name),
-                    Written::Address(Address::Tcp(addr), weight) => names.push(DnsName {
-                        host: addr.ip().to_string(),
-                        port: addr.port(),
-                        weight,
-                    }),
-                    Written::Address(Address::Unix(_), _) => node.error(
-                        diag,
-                        "a Unix socket cannot be resolved: DNS clusters take `host:port`",
-                    ),
+            for (endpoint, extra, node) in written {
+                let (host, port) = match endpoint {
+                    Written::Name(host, port) => (host, port),
+                    Written::Address(Address::Tcp(addr)) => (addr.ip().to_string(), addr.port()),
+                    Written::Address(Address::Unix(_)) => {
+                        node.error(
+                            diag,
+                            "a Unix socket cannot be resolved: DNS clusters take `host:port`",
+                        );
+                        continue;
+                    }
+                };
+                // A DNS endpoint's host name is its name, and its health is what checks
+                // find: its addresses change with each answer.
+                for (key, at) in [
+                    ("health", extra.health.as_ref().map(|(_, n)| n)),
+                    ("hostname", extra.hostname.as_ref().map(|(_, n)| n)),
+                ] {
+                    if let Some(at) = at {
+                        at.error(
+                            diag,
+                            format!("`{key}` applies only to the endpoints of `static` clusters"),
+                        );
+                    }
                 }
+                names.push(DnsName {
+                    host,
+                    port,
+                    weight: extra.weight,
+                    priority: extra.priority,
+                    locality: extra.locality,
+                    locality_weight: extra.locality_weight,
+                    health_check_port: extra.health_check_port,
+                });
             }
             if kind == DnsKind::Logical && count > 1 {
                 if let Some(n) = &endpoints_node {
@@ -200,7 +274,10 @@ pub(super) fn cluster<'a>(
                     None => LookupFamily::V4Preferred,
                 },
                 names,
-                respect_dns_ttl: false,
+                respect_dns_ttl: match respect_dns_ttl {
+                    Some((_, value)) => value?,
+                    None => false,
+                },
             })
         }
     };
@@ -211,35 +288,124 @@ pub(super) fn cluster<'a>(
         pool: pool?,
         proxy_protocol: proxy_protocol?,
         tls: tls?,
+        balancing: balancing?,
+        health_check: health_check?,
+        outlier_detection: outlier_detection?,
     })
 }
 
-/// An endpoint as written, before the cluster's discovery type is known.
-enum Written {
-    Address(Address, u32),
-    Name(DnsName),
+/// The checks over all of a cluster's endpoints: priorities from 0 without gaps, one
+/// weight per locality and priority.
+fn endpoint_groups(
+    written: &[(Written, Extra<'_>, Node<'_>)],
+    list: Option<&Node<'_>>,
+    diag: &mut Diagnostics,
+) {
+    if let Err(message) = check_priorities(written.iter().map(|(_, e, _)| e.priority)) {
+        if let Some(list) = list {
+            list.error(diag, message);
+        }
+    }
+    let groups = written
+        .iter()
+        .map(|(_, e, _)| (e.priority, &e.locality, e.locality_weight));
+    if let Some((i, message)) = check_locality_weights(groups) {
+        if let Some((_, _, node)) = written.get(i) {
+            node.error(diag, message);
+        }
+    }
 }
 
-/// `ip:port`, `host:port`, `unix:/path`, or a map `{ address, weight }`; with the node,
-/// for errors that depend on the cluster's type.
-fn endpoint<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<(Written, Node<'a>)> {
+/// An endpoint's address as written, before the cluster's discovery type is known.
+enum Written {
+    Address(Address),
+    /// A host name and port.
+    Name(String, u16),
+}
+
+/// What an endpoint says besides its address.
+struct Extra<'a> {
+    weight: u32,
+    priority: u32,
+    locality: Locality,
+    locality_weight: Option<u32>,
+    health_check_port: Option<u16>,
+    /// Static clusters only, so with their nodes for the error on others.
+    health: Option<(DeclaredHealth, Node<'a>)>,
+    hostname: Option<(String, Node<'a>)>,
+}
+
+impl Extra<'_> {
+    fn plain() -> Self {
+        Extra {
+            weight: 1,
+            priority: 0,
+            locality: Locality::default(),
+            locality_weight: None,
+            health_check_port: None,
+            health: None,
+            hostname: None,
+        }
+    }
+}
+
+/// `ip:port`, `host:port`, `unix:/path`, or a map `{ address, weight, ... }`; with the
+/// node, for errors that depend on the cluster's type.
+fn endpoint<'a>(node: &Node<'a>, diag: &mut Diagnostics) -> Option<(Written, Extra<'a>, Node<'a>)> {
     if node.peek_str().is_some() {
-        let written = endpoint_address(node, 1, diag)?;
-        return Some((written, node.clone()));
+        let written = endpoint_address(node, diag)?;
+        return Some((written, Extra::plain(), node.clone()));
     }
     let map = node.map(diag, ENDPOINT_KEYS)?;
-    let weight = match map.optional("weight") {
+    let number =
+        |key: &str, what: &str, range: std::ops::RangeInclusive<i64>, diag: &mut Diagnostics| {
+            match map.optional(key) {
+                Some(n) => n
+                    .int_in(diag, what, range)
+                    .and_then(|w| u32::try_from(w).ok())
+                    .map(Some),
+                None => Some(None),
+            }
+        };
+    let weight = number("weight", "a weight", 1..=MAX_WEIGHT, diag);
+    let priority = number("priority", "a priority", 0..=i64::from(MAX_PRIORITY), diag);
+    let locality_weight = number("locality_weight", "a weight", 1..=MAX_WEIGHT, diag);
+    let health_check_port = number("health_check_port", "a port", 1..=65535, diag);
+    let locality = match map.optional("locality") {
+        Some(n) => decode_balance::locality(&n, diag),
+        None => Some(Locality::default()),
+    };
+    let health = match map.optional("health") {
+        Some(n) => decode_balance::declared_health(&n, diag).map(|h| Some((h, n))),
+        None => Some(None),
+    };
+    let hostname = match map.optional("hostname") {
         Some(n) => n
-            .int_in(diag, "a weight", 1..=MAX_WEIGHT)
-            .and_then(|w| u32::try_from(w).ok()),
-        None => Some(1),
+            .str(diag)
+            .and_then(|h| match decode_balance::check_host(h) {
+                Ok(()) => Some(Some((h.to_owned(), n.clone()))),
+                Err(message) => {
+                    n.error(diag, message);
+                    None
+                }
+            }),
+        None => Some(None),
     };
     let address = map.field(diag, "address")?;
-    let written = endpoint_address(&address, weight?, diag)?;
-    Some((written, address))
+    let written = endpoint_address(&address, diag)?;
+    let extra = Extra {
+        weight: weight?.unwrap_or(1),
+        priority: priority?.unwrap_or(0),
+        locality: locality?,
+        locality_weight: locality_weight?,
+        health_check_port: health_check_port?.and_then(|p| u16::try_from(p).ok()),
+        health: health?,
+        hostname: hostname?,
+    };
+    Some((written, extra, address))
 }
 
-fn endpoint_address(node: &Node<'_>, weight: u32, diag: &mut Diagnostics) -> Option<Written> {
+fn endpoint_address(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Written> {
     let Some(text) = node.peek_str() else {
         node.wrong_type(diag, "an `ip:port`, `host:port` or `unix:/path` string");
         return None;
@@ -255,9 +421,7 @@ fn endpoint_address(node: &Node<'_>, weight: u32, diag: &mut Diagnostics) -> Opt
                     .bytes()
                     .all(|b| b.is_ascii_digit() || b == b'.' || b == b':');
             return match parse_host_port(text, None) {
-                Ok((host, port)) if !looks_numeric => {
-                    Some(Written::Name(DnsName { host, port, weight }))
-                }
+                Ok((host, port)) if !looks_numeric => Some(Written::Name(host, port)),
                 Ok(_) => {
                     node.error(diag, numeric);
                     None
@@ -280,7 +444,7 @@ fn endpoint_address(node: &Node<'_>, weight: u32, diag: &mut Diagnostics) -> Opt
             return None;
         }
     }
-    Some(Written::Address(address, weight))
+    Some(Written::Address(address))
 }
 
 fn pool(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PoolSettings> {

@@ -16,9 +16,11 @@
 mod addr;
 pub mod auth;
 pub mod authz;
+mod balance;
 mod decode;
 mod decode_auth;
 mod decode_authz;
+mod decode_balance;
 mod decode_cluster;
 mod decode_cors;
 mod decode_headers;
@@ -52,10 +54,15 @@ pub use model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, ClientCertMatch, Cluster,
     Config, ConfigFormat, CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName, Document,
     DriverChoice, Endpoint, Endpoints, EnvoyForwarding, EscapedSlashes, ExpectContinue, HeaderAdd,
-    HeaderMatch, HeaderMutations, HealthCheck, HostMatch, HostRewrite, Http1Settings, Listener,
-    LoadOptions, LookupFamily, OriginMatch, PathNormalization, PathRewrite, PinWorkers,
+    HeaderMatch, HeaderMutations, HealthCheckFilter, HostMatch, HostRewrite, Http1Settings,
+    Listener, LoadOptions, LookupFamily, OriginMatch, PathNormalization, PathRewrite, PinWorkers,
     PoolSettings, ProxyProtocol, ProxySettings, QueryMatch, Redirect, RedirectPath, Rewrite, Route,
     RouteAction, RouteConditions, RouteMatch, TrustedProxies, ValueMatch, Workers,
+};
+
+pub use model::{
+    Balancing, DeclaredHealth, HashRule, HashSource, HealthCheck, HealthCheckKind, HttpCheck,
+    LbPolicy, Locality, OutlierDetection, TcpCheck, MAX_PRIORITY,
 };
 
 use error::Diagnostics;

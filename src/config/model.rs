@@ -10,6 +10,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::balance::{
+    Balancing, DeclaredHealth, HashRule, HashSource, HealthCheck, HealthCheckKind, HttpCheck,
+    LbPolicy, Locality, OutlierDetection, TcpCheck, MAX_PRIORITY,
+};
+
 /// A whole config file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -167,7 +172,7 @@ pub struct Listener {
     /// Envoy's `envoy.filters.http.health_check` filter: requests it matches are answered
     /// by ringway (200; 503 while `/healthcheck/fail` holds), or passed on in pass-through
     /// mode unless failing. Listeners loaded from Envoy configs only.
-    pub health_check: Option<HealthCheck>,
+    pub health_check: Option<HealthCheckFilter>,
     /// Stats root `http.<this>.` (Envoy's HTTP connection manager `stat_prefix`, which
     /// several listeners may share); `None`: the listener's name.
     pub http_stat_prefix: Option<String>,
@@ -198,9 +203,10 @@ impl Listener {
     }
 }
 
-/// Envoy's health-check filter on a listener.
+/// Envoy's health-check filter on a listener (not a cluster's active health check,
+/// which is [`super::balance::HealthCheck`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheck {
+pub struct HealthCheckFilter {
     /// Pass matching requests on to their route (answering 503 only while failing).
     pub pass_through: bool,
     /// What makes a request a health check: all must hold (`:path` and `:method`
@@ -317,6 +323,10 @@ pub struct Route {
     /// The rate limits of this route's requests, resolved by the decoders (listener-wide
     /// limits and Envoy's filter-level bucket included).
     pub rate_limit: Option<super::ratelimit::RateLimitPolicy>,
+    /// How a request is hashed for its cluster's ring hash or Maglev balancer, resolved
+    /// by the decoders: the route's own rules, else (native) its cluster's `hash_on`.
+    /// Empty: no hash (a random one is used, as in Envoy).
+    pub hash_policy: Vec<super::balance::HashRule>,
 }
 
 /// A CORS policy (Envoy's `CorsPolicy`).
@@ -549,7 +559,7 @@ impl DirectResponse {
 }
 
 /// A named group of upstream endpoints.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Cluster {
     pub name: String,
     /// Where its endpoints come from.
@@ -562,6 +572,12 @@ pub struct Cluster {
     pub proxy_protocol: Option<u8>,
     /// TLS to the endpoints (`tls`, Envoy's `UpstreamTlsContext`); `None`: plaintext.
     pub tls: Option<super::tls::ClientTls>,
+    /// Policy, priorities' and localities' settings, hashing.
+    pub balancing: super::balance::Balancing,
+    /// The active health check (Envoy's `health_checks`, at most one); `None`: none.
+    pub health_check: Option<super::balance::HealthCheck>,
+    /// Passive health checking; `None`: none (Envoy's default without the field).
+    pub outlier_detection: Option<super::balance::OutlierDetection>,
 }
 
 impl Cluster {
@@ -582,6 +598,38 @@ pub struct Endpoint {
     pub address: Address,
     /// Relative share of requests, 1..=1000 (default 1).
     pub weight: u32,
+    /// 0 (the default) is the highest; priorities go from 0 without gaps, up to
+    /// [`super::balance::MAX_PRIORITY`].
+    pub priority: u32,
+    pub locality: super::balance::Locality,
+    /// The locality's weight (Envoy's `LocalityLbEndpoints.load_balancing_weight`), the
+    /// same for every endpoint of a locality and priority; used when the cluster's
+    /// balancing is `locality_weighted` (a locality without one then gets no load).
+    pub locality_weight: Option<u32>,
+    /// What the config says of its health (Envoy's `health_status`).
+    pub health: super::balance::DeclaredHealth,
+    /// Envoy's `hostname` (for `auto_host_rewrite`, health-check `Host`, logs).
+    pub hostname: Option<String>,
+    /// Health checks go to this port instead of the address's
+    /// (`health_check_config.port_value`).
+    pub health_check_port: Option<u16>,
+}
+
+impl Endpoint {
+    /// An endpoint with this weight and every other setting at its default (priority 0,
+    /// no locality, declared healthy).
+    pub fn new(address: Address, weight: u32) -> Endpoint {
+        Endpoint {
+            address,
+            weight,
+            priority: 0,
+            locality: Default::default(),
+            locality_weight: None,
+            health: Default::default(),
+            hostname: None,
+            health_check_port: None,
+        }
+    }
 }
 
 /// Endpoints found by resolving host names, re-resolved every `refresh_rate` (Envoy's
@@ -628,13 +676,33 @@ pub enum LookupFamily {
     All,
 }
 
-/// A host name (or IP literal) and port, with the weight each of its addresses gets.
+/// A host name (or IP literal) and port, with the weight each of its addresses gets
+/// and the settings each of its endpoints has (see [`Endpoint`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DnsName {
     pub host: String,
     pub port: u16,
     /// 1..=1000 (default 1).
     pub weight: u32,
+    pub priority: u32,
+    pub locality: super::balance::Locality,
+    pub locality_weight: Option<u32>,
+    pub health_check_port: Option<u16>,
+}
+
+impl DnsName {
+    /// A name with this weight and every other setting at its default.
+    pub fn new(host: String, port: u16, weight: u32) -> DnsName {
+        DnsName {
+            host,
+            port,
+            weight,
+            priority: 0,
+            locality: Default::default(),
+            locality_weight: None,
+            health_check_port: None,
+        }
+    }
 }
 
 /// A stream socket address: where a listener accepts or an endpoint listens.

@@ -94,6 +94,17 @@ impl<'a> Node<'a> {
         }
     }
 
+    /// A number, integer or not (`50`, `0.5`); NaN and infinities are not numbers here.
+    pub fn peek_number(&self) -> Option<f64> {
+        match self.data() {
+            // Precision loss above 2^53 is irrelevant for the ratios read this way.
+            #[allow(clippy::cast_precision_loss)]
+            YamlData::Value(Scalar::Integer(i)) => Some(*i as f64),
+            YamlData::Value(Scalar::FloatingPoint(f)) if f.0.is_finite() => Some(f.0),
+            _ => None,
+        }
+    }
+
     pub fn peek_bool(&self) -> Option<bool> {
         match self.data() {
             YamlData::Value(Scalar::Boolean(b)) => Some(*b),

@@ -364,11 +364,7 @@ mod tests {
                 family: LookupFamily::V4Preferred,
                 names: names
                     .iter()
-                    .map(|host| DnsName {
-                        host: (*host).into(),
-                        port: 8080,
-                        weight: 2,
-                    })
+                    .map(|host| DnsName::new((*host).into(), 8080, 2))
                     .collect(),
                 respect_dns_ttl: false,
             },

@@ -2,7 +2,7 @@
 //! by ringway itself (200, or 503 while `/healthcheck/fail` holds), or passed on to their
 //! route in pass-through mode unless failing.
 //!
-//! Design: compiled once per snapshot from `config::HealthCheck`; a request is a health
+//! Design: compiled once per snapshot from `config::HealthCheckFilter`; a request is a health
 //! check when every header condition holds (`:path`, `:method` and `:authority` name the
 //! request line's parts, as in Envoy). The failing state is the control thread's
 //! `/healthcheck/fail`, shared as an `AtomicBool` that workers only read (a relaxed load,
@@ -48,7 +48,7 @@ pub enum Verdict {
 impl HealthCheck {
     /// Compiles the filter (a regex that no longer compiles matches nothing); `server`
     /// is the listener's `server` value, which Envoy sets on these answers too.
-    pub fn new(config: &config::HealthCheck, server: Option<&str>) -> Self {
+    pub fn new(config: &config::HealthCheckFilter, server: Option<&str>) -> Self {
         let conditions = config
             .headers
             .iter()
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn health_checks_are_matched_and_answered() {
         let filter = HealthCheck::new(
-            &config::HealthCheck {
+            &config::HealthCheckFilter {
                 pass_through: false,
                 headers: vec![HeaderMatch {
                     name: ":path".into(),

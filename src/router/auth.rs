@@ -92,6 +92,7 @@ impl AuthContext {
                         auth: None,
                         authorization: None,
                         rate_limit: None,
+                        hash_policy: Vec::new(),
                     })
                     .collect();
                 let requires: Rc<[Option<Req>]> = a

@@ -36,6 +36,7 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         auth: None,
         authorization: None,
         rate_limit: None,
+        hash_policy: Vec::new(),
     }
 }
 

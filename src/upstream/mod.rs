@@ -404,6 +404,9 @@ mod tests {
             pool: PoolSettings::default(),
             proxy_protocol: None,
             tls: None,
+            balancing: Default::default(),
+            health_check: None,
+            outlier_detection: None,
         };
         let scope = Arc::new(crate::stats::Scope::new(
             "cluster.c.",

@@ -145,6 +145,32 @@ impl<'m, 't> Msg<'m, 't> {
         }
     }
 
+    /// A signed integer field (int32 or int64), 0 when unset.
+    pub fn int(&self, name: &str) -> i64 {
+        match self.set(name) {
+            Some(Pv::I32(v)) => i64::from(*v),
+            Some(Pv::I64(v)) => *v,
+            _ => 0,
+        }
+    }
+
+    /// A floating-point field (double or float), 0 when unset.
+    pub fn double(&self, name: &str) -> f64 {
+        match self.set(name) {
+            Some(Pv::F64(v)) => *v,
+            Some(Pv::F32(v)) => f64::from(*v),
+            _ => 0.0,
+        }
+    }
+
+    /// A bytes field; `None` when unset or empty.
+    pub fn bytes(&self, name: &str) -> Option<&'m [u8]> {
+        match self.set(name) {
+            Some(Pv::Bytes(b)) if !b.is_empty() => Some(b.as_ref()),
+            _ => None,
+        }
+    }
+
     /// An enum field's value name; `None` when unset (the zero value).
     pub fn enum_name(&self, name: &str) -> Option<String> {
         let Some(Pv::EnumNumber(number)) = self.set(name) else {

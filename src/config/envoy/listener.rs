@@ -18,7 +18,7 @@ use crate::config::error::Diagnostics;
 use crate::config::log_format;
 use crate::config::model::{
     AccessLogConfig, AccessLogFormat, AccessLogPath, Address, Cidr, EnvoyForwarding,
-    EscapedSlashes, ExpectContinue, HealthCheck, Http1Settings, Listener, PathNormalization,
+    EscapedSlashes, ExpectContinue, HealthCheckFilter, Http1Settings, Listener, PathNormalization,
     ProxyProtocol, ProxySettings, TrustedProxies,
 };
 use crate::config::tls::ForwardClientCert;
@@ -618,7 +618,7 @@ pub(crate) struct HttpFilters {
     /// `typed_per_filter_config` entries under it hold `CorsPolicy`s.
     pub cors: Option<String>,
     /// The health-check filter, when the chain has one.
-    pub health_check: Option<HealthCheck>,
+    pub health_check: Option<HealthCheckFilter>,
     /// The jwt_authn filter, when the chain has one: per-route and per-host entries
     /// under its name hold `PerRouteConfig`s.
     pub jwt_authn: Option<super::jwt_authn::JwtFilter>,
@@ -737,7 +737,7 @@ fn http_filters(
             Some((type_name, hc)) if type_name == schema::HEALTH_CHECK => {
                 let hc = Msg::new(&hc, f.at("typed_config"));
                 hc.only(diag, &["pass_through_mode", "headers", "cache_time"]);
-                result.health_check = Some(HealthCheck {
+                result.health_check = Some(HealthCheckFilter {
                     pass_through: hc.wrapped_bool("pass_through_mode") == Some(true),
                     headers: hc
                         .children("headers")

@@ -16,9 +16,9 @@ use crate::config::decode_rewrite as rewrites;
 use crate::config::error::Diagnostics;
 use crate::config::format::{self, Side};
 use crate::config::model::{
-    CorsPolicy, DirectResponse, HeaderAdd, HeaderMatch, HeaderMutations, HostRewrite, OriginMatch,
-    PathRewrite, QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions,
-    RouteMatch, ValueMatch, VirtualHost,
+    CorsPolicy, DirectResponse, HashRule, HashSource, HeaderAdd, HeaderMatch, HeaderMutations,
+    HostRewrite, OriginMatch, PathRewrite, QueryMatch, Redirect, RedirectPath, Rewrite, Route,
+    RouteAction, RouteConditions, RouteMatch, ValueMatch, VirtualHost,
 };
 use crate::config::pattern;
 
@@ -159,6 +159,7 @@ fn route(
     let mut idle_timeout = None;
     let mut rewrite = Rewrite::default();
     let mut upgrades = None;
+    let mut hash_policy = Vec::new();
     let limiter = filters.local_ratelimit.as_ref();
     let mut limits = local_ratelimit::RouteLimits {
         config: local_ratelimit::per_route(r, limiter, diag),
@@ -180,6 +181,7 @@ fn route(
                 "cluster_not_found_response_code",
                 "rate_limits",
                 "include_vh_rate_limits",
+                "hash_policy",
             ],
         );
         let Some(cluster) = a.str("cluster") else {
@@ -228,6 +230,7 @@ fn route(
         if a.has("upgrade_configs") {
             upgrades = Some(upgrade_types(&a, diag));
         }
+        hash_policy = hash_rules(&a, diag);
         limits.rules = local_ratelimit::rules(&a, limiter, diag);
         limits.include_vh = a.wrapped_bool("include_vh_rate_limits") == Some(true);
         limits.cluster = Some(cluster.to_owned());
@@ -249,6 +252,7 @@ fn route(
         authorization: super::rbac::per_route(r, filters.rbac.as_deref(), diag),
         // Resolved by `virtual_host`, which knows the host's config and rules.
         rate_limit: None,
+        hash_policy,
         name: r.str("name").map(str::to_owned),
         matcher,
         action,
@@ -262,6 +266,80 @@ fn route(
         idle_timeout,
     };
     Some((route, limits))
+}
+
+/// A route action's `hash_policy`: header, cookie, source IP and query parameter
+/// rules. `connection_properties` with `source_ip: false` adds nothing (Envoy builds no
+/// hash method for it); `filter_state`, a header's `regex_rewrite` and a cookie's
+/// `attributes` are refused by name.
+fn hash_rules(a: &Msg<'_, '_>, diag: &mut Diagnostics) -> Vec<HashRule> {
+    let mut rules = Vec::new();
+    for h in a.children("hash_policy") {
+        h.only(
+            diag,
+            &[
+                "header",
+                "cookie",
+                "connection_properties",
+                "query_parameter",
+                "filter_state",
+                "terminal",
+            ],
+        );
+        let source = if let Some(header) = h.child("header") {
+            header.only(diag, &["header_name"]);
+            // Non-empty and a header name by Envoy's validation rules.
+            let name = header
+                .str("header_name")
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            match name.as_str() {
+                // HTTP/1.1 carries the authority in Host.
+                ":authority" => HashSource::Header("host".to_owned()),
+                n if n.starts_with(':') => {
+                    header.error(
+                        diag,
+                        "header_name",
+                        format!(
+                            "hashing on the pseudo-header {n} is not supported yet (:authority is)"
+                        ),
+                    );
+                    continue;
+                }
+                _ => HashSource::Header(name),
+            }
+        } else if let Some(cookie) = h.child("cookie") {
+            cookie.only(diag, &["name", "ttl", "path"]);
+            HashSource::Cookie {
+                name: cookie.str("name").unwrap_or_default().to_owned(),
+                ttl: cookie.duration("ttl"),
+                path: cookie.str("path").map(str::to_owned),
+            }
+        } else if let Some(props) = h.child("connection_properties") {
+            props.only(diag, &["source_ip"]);
+            if !props.bool("source_ip") {
+                continue;
+            }
+            HashSource::SourceIp
+        } else if let Some(query) = h.child("query_parameter") {
+            query.only(diag, &["name"]);
+            HashSource::Query(query.str("name").unwrap_or_default().to_owned())
+        } else {
+            if h.has("filter_state") {
+                h.error(
+                    diag,
+                    "filter_state",
+                    "hash_policy filter_state is not supported yet (ringway's filters keep no shared state)",
+                );
+            }
+            continue;
+        };
+        rules.push(HashRule {
+            source,
+            terminal: h.bool("terminal"),
+        });
+    }
+    rules
 }
 
 /// The upgrade types of `upgrade_configs` that are enabled (lower case).

@@ -1,0 +1,97 @@
+//! Envoy's `OutlierDetection` (a cluster's `outlier_detection`) onto
+//! `config::OutlierDetection`.
+//!
+//! Design: every field maps one to one, by the same name, with Envoy's defaults (the
+//! model's `Default`); bounds on percents and durations are Envoy's validation rules,
+//! checked before the mapping runs. Two choices: a `consecutive_*` threshold of 0 is
+//! refused (in Envoy a streak never equals 0, so the check silently never fires;
+//! `enforcing_*: 0` is the way to turn one off), and `max_ejection_time` follows
+//! Envoy's rule (not set: the larger of 300 s and `base_ejection_time`; set: not below
+//! `base_ejection_time`). `monitors` and `detect_degraded_hosts` are refused by name.
+
+use super::cursor::Msg;
+use crate::config::balance::OutlierDetection;
+use crate::config::decode_balance::{finish_outlier, outlier_count};
+use crate::config::error::Diagnostics;
+
+/// The `UInt32Value` fields, in the proto's order.
+const COUNTS: &[&str] = &[
+    "consecutive_5xx",
+    "max_ejection_percent",
+    "enforcing_consecutive_5xx",
+    "enforcing_success_rate",
+    "success_rate_minimum_hosts",
+    "success_rate_request_volume",
+    "success_rate_stdev_factor",
+    "consecutive_gateway_failure",
+    "enforcing_consecutive_gateway_failure",
+    "consecutive_local_origin_failure",
+    "enforcing_consecutive_local_origin_failure",
+    "enforcing_local_origin_success_rate",
+    "failure_percentage_threshold",
+    "enforcing_failure_percentage",
+    "enforcing_failure_percentage_local_origin",
+    "failure_percentage_minimum_hosts",
+    "failure_percentage_request_volume",
+];
+
+pub(crate) fn outlier_detection(
+    o: &Msg<'_, '_>,
+    diag: &mut Diagnostics,
+) -> Option<OutlierDetection> {
+    let mut allowed = COUNTS.to_vec();
+    allowed.extend([
+        "interval",
+        "base_ejection_time",
+        "max_ejection_time",
+        "max_ejection_time_jitter",
+        "split_external_local_origin_errors",
+        "successful_active_health_check_uneject_host",
+        "always_eject_one_host",
+    ]);
+    o.only(diag, &allowed);
+    let mut out = OutlierDetection::default();
+    let mut ok = true;
+    for key in COUNTS {
+        let Some(value) = o.wrapped_uint(key) else {
+            continue;
+        };
+        if value == 0 && key.starts_with("consecutive_") {
+            o.error(
+                diag,
+                key,
+                format!("{key} must be at least 1 (use enforcing_{key}: 0 to turn the check off)"),
+            );
+            ok = false;
+            continue;
+        }
+        if let Some(slot) = outlier_count(&mut out, key) {
+            *slot = u32::try_from(value).unwrap_or(u32::MAX);
+        }
+    }
+    if let Some(d) = o.duration("interval") {
+        out.interval = d;
+    }
+    if let Some(d) = o.duration("base_ejection_time") {
+        out.base_ejection_time = d;
+    }
+    let explicit_max = o.duration("max_ejection_time");
+    if let Some(d) = explicit_max {
+        out.max_ejection_time = d;
+    }
+    if let Some(d) = o.duration("max_ejection_time_jitter") {
+        out.max_ejection_time_jitter = d;
+    }
+    out.split_external_local_origin_errors = o.bool("split_external_local_origin_errors");
+    if let Some(b) = o.wrapped_bool("successful_active_health_check_uneject_host") {
+        out.successful_active_health_check_uneject_host = b;
+    }
+    if let Some(b) = o.wrapped_bool("always_eject_one_host") {
+        out.always_eject_one_host = b;
+    }
+    if let Err(message) = finish_outlier(&mut out, explicit_max.is_some()) {
+        o.error(diag, "max_ejection_time", message);
+        ok = false;
+    }
+    ok.then_some(out)
+}
