@@ -564,3 +564,73 @@ fn outlier_detection_refusals_are_positioned() {
     assert!(one("consecutive_5x: 1")
         .contains("unknown key `consecutive_5x`; did you mean `consecutive_5xx`?"));
 }
+
+#[test]
+fn the_reference_config_spells_out_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference.yaml");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let orders = config.cluster("orders").expect("orders");
+    let b = &orders.balancing;
+    assert_eq!(
+        b.policy,
+        LbPolicy::RingHash {
+            min_ring_size: 1024,
+            max_ring_size: 8_388_608
+        }
+    );
+    assert_eq!(
+        (
+            b.panic_threshold,
+            b.overprovisioning_factor,
+            b.locality_weighted
+        ),
+        (50.0, 140, false)
+    );
+    assert_eq!(b.hash_on.len(), 3);
+    let hc = orders.health_check.as_ref().expect("a check");
+    assert_eq!(
+        (hc.healthy_threshold, hc.unhealthy_threshold),
+        (
+            HealthCheck::DEFAULT_HEALTHY_THRESHOLD,
+            HealthCheck::DEFAULT_UNHEALTHY_THRESHOLD
+        )
+    );
+    assert_eq!(
+        hc.no_traffic_interval,
+        HealthCheck::DEFAULT_NO_TRAFFIC_INTERVAL
+    );
+    assert_eq!(orders.outlier_detection, Some(OutlierDetection::default()));
+    let Endpoints::Static(web) = &config.cluster("web").expect("web").endpoints else {
+        panic!("static")
+    };
+    let last = web
+        .iter()
+        .find(|e| e.hostname.as_deref() == Some("web-4"))
+        .expect("web-4");
+    assert_eq!(
+        (last.priority, last.health, last.health_check_port),
+        (1, DeclaredHealth::Healthy, Some(9204))
+    );
+    // Routes of `orders` without their own rules inherit the cluster's.
+    let routes = &config.listeners[0].routes;
+    assert_eq!(
+        routes[0].hash_policy,
+        [HashRule {
+            source: HashSource::Header("x-tenant".into()),
+            terminal: false
+        }]
+    );
+    let inherited = config
+        .listeners
+        .iter()
+        .flat_map(|l| {
+            l.routes
+                .iter()
+                .chain(l.virtual_hosts.iter().flat_map(|v| v.routes.iter()))
+        })
+        .find(|r| r.action == RouteAction::Cluster("orders".into()) && r.hash_policy.len() == 3);
+    assert!(
+        inherited.is_some(),
+        "a route inheriting the cluster's rules"
+    );
+}

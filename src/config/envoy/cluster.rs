@@ -419,7 +419,11 @@ fn dns_name(h: LbHost<'_>, diag: &mut Diagnostics) -> DnsName {
             "health_status other than UNKNOWN and HEALTHY is not supported yet on STRICT_DNS and LOGICAL_DNS clusters (their endpoints change with each answer)",
         );
     }
-    if let Some(name) = h.hostname.as_ref().filter(|n| **n != h.host) {
+    if let Some(name) = h
+        .hostname
+        .as_ref()
+        .filter(|n| !n.eq_ignore_ascii_case(&h.host))
+    {
         diag.error(
             h.hostname_at.pos,
             &h.hostname_at.path,
