@@ -25,7 +25,9 @@ use crate::{
     local_reply::LocalReplies,
     router::{auth::AuthContext, HostRouter, RouteDefaults},
     stats::{names, Histogram, Scope, StatsStore, WorkerHistogram, WorkerScope},
-    upstream::{static_members, ClusterSnapshot, ClusterStats, Discovered, Members, PoolRegistry},
+    upstream::{
+        static_members, ClusterSnapshot, ClusterStats, HostSet, HostSets, Members, PoolRegistry,
+    },
 };
 
 /// The stats scopes of one listener, shared by all workers (each writes its own cells).
@@ -533,12 +535,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Compiles `config` for worker `worker`, DNS clusters with the members in
-    /// `discovered`. Listeners without registered scopes (which the control thread always
+    /// Compiles `config` for worker `worker`, clusters with their host sets in `hosts`
+    /// (a cluster missing there starts from its static endpoints, or none). Listeners without registered scopes (which the control thread always
     /// registers first) are skipped.
     pub fn build(
         config: &Config,
-        (stats, discovered, keys): (&StatsHandles, &Discovered, &WorkerKeys),
+        (stats, hosts, keys): (&StatsHandles, &HostSets, &WorkerKeys),
         worker: usize,
         (pools, ticket_keys, shards): (
             &PoolRegistry,
@@ -568,16 +570,19 @@ impl Snapshot {
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
                 let [rq_time, connect, length] = stats.cluster_histograms.get(&c.name)?;
-                let members = match &c.endpoints {
-                    Endpoints::Static(endpoints) => match stats.static_members.get(&c.name) {
-                        Some(members) => Members::clone(members),
-                        None => static_members(endpoints, |_| None),
-                    },
-                    Endpoints::Dns(_) => discovered.get(&c.name).cloned().unwrap_or_default(),
-                };
+                let set = hosts.get(&c.name).cloned().unwrap_or_else(|| {
+                    let members = match &c.endpoints {
+                        Endpoints::Static(endpoints) => match stats.static_members.get(&c.name) {
+                            Some(members) => Members::clone(members),
+                            None => static_members(endpoints, |_| None),
+                        },
+                        Endpoints::Dns(_) => Members::default(),
+                    };
+                    Arc::new(HostSet::initial(members, c))
+                });
                 Some(ClusterSnapshot::build(
                     c,
-                    &members,
+                    set,
                     pools,
                     ClusterStats {
                         worker,

@@ -134,6 +134,19 @@ fn shapes(token: &str) -> Vec<Shape> {
             b"GET /quota/item HTTP/1.1\r\nHost: alloc.test\r\nX-Api-Key: alloc-key\r\n\r\n",
             200,
         ),
+        // The balancing issue's case: a 10-endpoint least-request cluster with outlier
+        // detection (a pick of two, in-flight counts, outcome streaks: 0 allocations).
+        Shape::small(
+            "GET to a 10-endpoint least-request cluster",
+            b"GET /least/item HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+            200,
+        ),
+        // A Maglev cluster hashed on a header (the hash, the table lookup).
+        Shape::small(
+            "GET to a Maglev cluster hashed on a header",
+            b"GET /maglev/item HTTP/1.1\r\nHost: alloc.test\r\nX-User: alice\r\n\r\n",
+            200,
+        ),
         // The performance issue's case: a small keep-alive GET, content-length response.
         Shape::small(
             "GET, content-length response",
@@ -304,6 +317,10 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
       - match: { prefix: /limited/ }
         cluster: echo
         rate_limit: 1000000/s
+      - match: { prefix: /least/ }
+        cluster: least
+      - match: { prefix: /maglev/ }
+        cluster: maglev
       - match: { prefix: /quota/ }
         cluster: echo
         auth: api_key
@@ -341,7 +358,16 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
             "auth:\n  jwt_providers:\n    - name: main\n      jwks: {{ inline: '{}' }}\n      claim_to_headers: {{ x-user: sub, x-scope: scope }}\n  api_keys:\n    consumers:\n      - name: acme\n        keys: [alloc-key]\n",
             common::jwt::jwks(&[&key])
         );
-        let yaml = echo_config(workers, port, admin, &up.endpoint(), "")
+        // Ten endpoints on one upstream: 127.0.0.1 .. 127.0.0.10 all reach it.
+        let wide = Upstream::start_at("0.0.0.0:0").unwrap();
+        let ten: Vec<String> = (1..=10)
+            .map(|i| format!("127.0.0.{i}:{}", wide.addr.port()))
+            .collect();
+        let ten = ten.join(", ");
+        let balanced = format!(
+            "  - name: least\n    endpoints: [{ten}]\n    load_balancing: {{ policy: least_request }}\n    outlier_detection: {{ consecutive_5xx: 5 }}\n  - name: maglev\n    endpoints: [{ten}]\n    load_balancing: {{ policy: maglev, hash_on: [{{ header: x-user }}] }}\n"
+        );
+        let yaml = echo_config(workers, port, admin, &up.endpoint(), &balanced)
             .replacen("    routes:\n", edited, 1)
             .replacen("listeners:\n", &format!("{auth}listeners:\n"), 1);
         assert!(yaml.contains("/edited/"));

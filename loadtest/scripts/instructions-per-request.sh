@@ -25,6 +25,11 @@
 # HEADER adds one request header to every request of the load (e.g. a token:
 #   HEADER="authorization: Bearer $TOKEN").
 #
+# ENDPOINTS=N gives the cluster N endpoints, 127.0.0.1 .. 127.0.0.N on the upstream's
+# port (the upstream then listens on 0.0.0.0), and CLUSTER_KEYS adds keys to the cluster
+# (indented 4 spaces), e.g. a 10-endpoint least-request cluster:
+#   ENDPOINTS=10 CLUSTER_KEYS=$'    load_balancing: { policy: least_request }\n' ...
+#
 # ROUTE_KEYS adds keys to the one route (YAML lines, indented 8 spaces), to measure a
 # feature's cost over the plain route with the same binary, e.g.
 #   ROUTE_KEYS=$'        prefix_rewrite: /v2/\n' loadtest/scripts/instructions-per-request.sh
@@ -38,7 +43,13 @@ work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 up=$(port); listen=$(port)
-"$load" serve --listen "127.0.0.1:$up" --workers 1 --body-size 19 >/dev/null 2>&1 &
+serve_on=127.0.0.1
+endpoints="127.0.0.1:$up"
+if [ -n "${ENDPOINTS:-}" ]; then
+  serve_on=0.0.0.0
+  endpoints=$(seq 1 "$ENDPOINTS" | sed "s/.*/127.0.0.&:$up/" | paste -sd, -)
+fi
+"$load" serve --listen "$serve_on:$up" --workers 1 --body-size 19 >/dev/null 2>&1 &
 scheme=http
 tls_keys=""
 if [ -n "${TLS:-}" ]; then
@@ -57,8 +68,8 @@ ${tls_keys}    routes:
         cluster: upstream
 ${ROUTE_KEYS:-}clusters:
   - name: upstream
-    endpoints: [127.0.0.1:$up]
-${TOP_KEYS:-}
+    endpoints: [$endpoints]
+${CLUSTER_KEYS:-}${TOP_KEYS:-}
 YAML
 extra=()
 if [ -n "${ENVOY:-}" ]; then

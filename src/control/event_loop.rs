@@ -3,7 +3,6 @@
 //! lifecycle in the module note of `control`.
 
 use super::*;
-use crate::upstream::Members;
 
 /// How long a reload waits for every worker's acknowledgement.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -18,6 +17,8 @@ pub(super) enum Wake {
     Handover,
     /// DNS discovery resolved a cluster to new members.
     Members(crate::discovery::Update),
+    /// The health service changed endpoints' flags.
+    Health(crate::health::HealthEvent),
     /// Time for new session-ticket keys.
     RotateTicketKeys,
     /// The JWKS fetcher has an outcome.
@@ -36,6 +37,8 @@ pub(super) struct Control {
     pub(super) stats_handles: RefCell<StatsHandles>,
     /// DNS clusters and their members.
     pub(super) dns: RefCell<dns::Dns>,
+    /// Every cluster's host set, and the health service.
+    pub(super) hosts: RefCell<hosts::Hosts>,
     /// JWT providers' keys.
     pub(super) jwt_keys: RefCell<jwt_keys::JwtKeys>,
     /// The control thread's copies of every listening socket (see `sockets`).
@@ -87,6 +90,7 @@ impl Control {
         let mut restarts = never.clone();
         let (handover_tx, handover_rx) = flume::bounded::<()>(1);
         let updates = self.dns.borrow().updates.clone();
+        let verdicts = self.hosts.borrow().events.clone();
         let fetched = self.jwt_keys.borrow().fetched.clone();
 
         let mut ready = 0;
@@ -110,6 +114,10 @@ impl Control {
                 _ = handover_rx.recv_async() => Wake::Handover,
                 update = updates.recv_async() => match update {
                     Ok(update) => Wake::Members(update),
+                    Err(_) => continue,
+                },
+                event = verdicts.recv_async() => match event {
+                    Ok(event) => Wake::Health(event),
                     Err(_) => continue,
                 },
                 outcome = fetched.recv_async() => match outcome {
@@ -166,6 +174,7 @@ impl Control {
                     return self.drain(&mut signals, true).await;
                 }
                 Wake::Members(update) => self.forward_members(update).await,
+                Wake::Health(event) => self.forward_health(event).await,
                 Wake::RotateTicketKeys => {
                     let mut keys = self.ticket_keys.borrow().clone();
                     match keys.rotate() {
@@ -326,6 +335,28 @@ impl Control {
         let discovered = self.dns.borrow().discovered();
         self.jwt_keys.borrow_mut().watch(&next, &stats)?;
         let keys = self.jwt_keys.borrow().worker_keys();
+        // New clusters with active checks get their first round before any worker
+        // balances over them (after the last step that can fail: from here on the
+        // health service follows the new config).
+        let pending = self.hosts.borrow_mut().apply(
+            &next,
+            &stats,
+            &discovered,
+            &mut self.state.stats.borrow_mut(),
+        );
+        let deadline = Instant::now() + hosts::FIRST_CHECK_TIMEOUT;
+        let verdicts = self.hosts.borrow().events.clone();
+        while !self.hosts.borrow().warmed(&pending) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match monoio::time::timeout(left, verdicts.recv_async()).await {
+                Ok(Ok(event)) => {
+                    self.hosts.borrow_mut().take(event);
+                }
+                _ => break,
+            }
+        }
+        self.hosts.borrow().warn_unwarmed(&pending);
+        let host_sets = self.hosts.borrow().sets();
         self.state
             .keys_pending
             .set(self.jwt_keys.borrow().pending());
@@ -346,7 +377,7 @@ impl Control {
                 stats: Box::new(stats.clone()),
                 version,
                 sockets,
-                discovered: Arc::clone(&discovered),
+                hosts: Arc::clone(&host_sets),
                 keys: keys.clone(),
             };
             if tx.send_async(command).await.is_err() {
@@ -358,7 +389,7 @@ impl Control {
         *self.state.document.borrow_mut() = state::document(&next);
         *self.state.certs.borrow_mut() = crate::config::tls::contexts(&next);
         let _ = self.cert_files.send(cert_watch::files(&next));
-        *self.state.clusters.borrow_mut() = state::clusters_view(&next, &stats, &discovered);
+        *self.state.clusters.borrow_mut() = self.hosts.borrow().view();
         *self.config.borrow_mut() = next;
         *self.stats_handles.borrow_mut() = stats;
         // `server.config_version` says what every worker serves: publish it once all
@@ -400,22 +431,51 @@ impl Control {
             .dns
             .borrow_mut()
             .accept(update, &mut self.state.stats.borrow_mut());
-        if let Some((cluster, members)) = accepted {
-            if let Some(entry) = self
-                .state
-                .clusters
-                .borrow_mut()
-                .iter_mut()
-                .find(|(name, _)| *name == cluster)
-            {
-                entry.1 = Members::clone(&members);
-            }
-            self.send_all(|| Command::Members {
-                cluster: cluster.clone(),
-                members: Arc::clone(&members),
-            })
-            .await;
+        let Some((cluster, members)) = accepted else {
+            return;
+        };
+        let found = Instant::now();
+        let set = self.hosts.borrow_mut().set_members(
+            &cluster,
+            members,
+            &mut self.state.stats.borrow_mut(),
+        );
+        if let Some(set) = set {
+            self.publish_hosts(cluster, set, found).await;
         }
+    }
+
+    /// Takes the health service's verdict; when it changes a cluster's host set, every
+    /// worker gets the new one.
+    async fn forward_health(&self, event: crate::health::HealthEvent) {
+        let changed = self.hosts.borrow_mut().take(event);
+        if let Some((cluster, set, found)) = changed {
+            self.publish_hosts(cluster, set, found).await;
+        }
+    }
+
+    /// Sends `set` to every worker and shows it in `/clusters`.
+    async fn publish_hosts(
+        &self,
+        cluster: String,
+        set: Arc<crate::upstream::HostSet>,
+        found: Instant,
+    ) {
+        if let Some(view) = self
+            .state
+            .clusters
+            .borrow_mut()
+            .iter_mut()
+            .find(|v| v.name == cluster)
+        {
+            view.set = Arc::clone(&set);
+        }
+        self.send_all(|| Command::Hosts {
+            cluster: cluster.clone(),
+            set: Arc::clone(&set),
+            found,
+        })
+        .await;
     }
 
     async fn send_all(&self, command: impl Fn() -> Command) {

@@ -32,6 +32,7 @@ mod adopt;
 mod cert_watch;
 mod dns;
 mod event_loop;
+mod hosts;
 mod hot_restart;
 mod jwt_keys;
 mod reload;

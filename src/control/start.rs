@@ -92,6 +92,13 @@ pub(super) fn start(
     let pending = dns.watch(&config, &stats)?;
     dns.wait_first_round(&pending, &mut store);
     let discovered = dns.discovered();
+    // Every cluster's host set; clusters with active health checks get one round of
+    // checks before the workers start (Envoy's warming), on the health threads.
+    let mut hosts = hosts::Hosts::start()?;
+    let pending = hosts.apply(&config, &stats, &discovered, &mut store);
+    hosts.wait_first_round(&pending);
+    let host_sets = hosts.sets();
+    let update_latency = store.histogram("cluster_manager.host_update_latency_ms");
     // Remote JWT keys are fetched once before the workers start too, each bounded by
     // its provider's timeout; a provider still without keys then answers 401 (and
     // keeps `/ready` at 503 if it must have keys first) until its fetch succeeds.
@@ -124,7 +131,9 @@ pub(super) fn start(
             cpu: plan.cpus.as_ref().map(|c| c[id]),
             config: Arc::clone(&config),
             stats: stats.clone(),
-            discovered: Arc::clone(&discovered),
+            hosts: Arc::clone(&host_sets),
+            outlier: hosts.reporter(),
+            update_latency: Arc::clone(&update_latency),
             keys: worker_keys.clone(),
             sockets,
             commands: rx,
@@ -158,7 +167,7 @@ pub(super) fn start(
         document: RefCell::new(state::document(&config)),
         certs: RefCell::new(crate::config::tls::contexts(&config)),
         bound: RefCell::new(state::bound_addresses(&groups)),
-        clusters: RefCell::new(state::clusters_view(&config, &stats, &discovered)),
+        clusters: RefCell::new(hosts.view()),
         log_level: RefCell::new(options.log_level.clone()),
         keys_pending: Cell::new(jwt_keys.pending()),
     });
@@ -190,6 +199,7 @@ pub(super) fn start(
         config: RefCell::new(config),
         stats_handles: RefCell::new(stats),
         dns: RefCell::new(dns),
+        hosts: RefCell::new(hosts),
         jwt_keys: RefCell::new(jwt_keys),
         groups: RefCell::new(groups),
         admin_copy: RefCell::new(admin_copy),

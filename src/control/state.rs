@@ -95,8 +95,8 @@ pub struct ControlState {
     pub(super) document: RefCell<(crate::config::Document, String)>,
     /// The serving config's certificates, for `/certs` and the expiry gauge.
     pub(super) certs: RefCell<Vec<crate::config::tls::CertContext>>,
-    /// Every cluster's name and members now, in config order (`/clusters`).
-    pub(super) clusters: RefCell<Vec<(String, crate::upstream::Members)>>,
+    /// Every cluster's host set now, in config order (`/clusters`).
+    pub(super) clusters: RefCell<Vec<super::hosts::ClusterView>>,
     /// The log level now (`/logging`).
     pub(super) log_level: RefCell<String>,
     /// Each listener's name and bound address (a configured port 0 as bound), for
@@ -104,28 +104,6 @@ pub struct ControlState {
     pub(super) bound: RefCell<Vec<(String, crate::config::Address)>>,
     /// A JWT provider that must have keys before the server is ready has none yet.
     pub(super) keys_pending: Cell<bool>,
-}
-
-/// Every cluster of `config` with its members: written for static clusters, as DNS
-/// found them (`discovered`) for the others.
-pub(super) fn clusters_view(
-    config: &Config,
-    stats: &StatsHandles,
-    discovered: &crate::upstream::Discovered,
-) -> Vec<(String, crate::upstream::Members)> {
-    config
-        .clusters
-        .iter()
-        .map(|c| {
-            let members = stats
-                .static_members
-                .get(&c.name)
-                .or_else(|| discovered.get(&c.name))
-                .cloned()
-                .unwrap_or_default();
-            (c.name.clone(), members)
-        })
-        .collect()
 }
 
 /// The name and bound address of each listener socket group.

@@ -292,6 +292,7 @@ fn members(target: &Target, last_good: &[Option<Vec<IpAddr>>]) -> Members {
     for (name, addresses) in spec.names.iter().zip(last_good) {
         let Some(addresses) = addresses else { continue };
         let hostname: Arc<str> = name.host.as_str().into();
+        let locality = Arc::new(name.locality.clone());
         let take = match spec.kind {
             DnsKind::Strict => addresses.len(),
             // Envoy's logical DNS: new connections go to the first address only.
@@ -302,6 +303,11 @@ fn members(target: &Target, last_good: &[Option<Vec<IpAddr>>]) -> Members {
             weight: name.weight,
             hostname: Some(Arc::clone(&hostname)),
             stats: None,
+            priority: name.priority,
+            locality: Arc::clone(&locality),
+            locality_weight: name.locality_weight,
+            declared: crate::config::DeclaredHealth::Healthy,
+            check_port: name.health_check_port,
         }));
     }
     members.into()
@@ -469,11 +475,7 @@ mod tests {
                 kind: DnsKind::Strict,
                 refresh_rate,
                 family: LookupFamily::V4Only,
-                names: vec![DnsName {
-                    host: host.into(),
-                    port: 8080,
-                    weight: 1,
-                }],
+                names: vec![DnsName::new(host.into(), 8080, 1)],
                 respect_dns_ttl,
             },
             stats: scope.for_worker(0),

@@ -81,7 +81,8 @@ pub enum Verdict<'c> {
 #[derive(Debug)]
 pub struct RequestState {
     /// Header lines for the local reply a filter answered with (a preflight's CORS
-    /// headers).
+    /// headers); for a forwarded request, the lines the response gains besides the
+    /// filters' edits (a hash-policy cookie ringway made for the client).
     pub reply_lines: Vec<u8>,
     /// The request's `Origin` when a CORS policy allowed it; empty otherwise.
     cors_origin: Vec<u8>,

@@ -12,13 +12,14 @@
 //! The decisions themselves are sans-IO state machines tested on plain values:
 //! `checker.rs` (Envoy's active health checking) and `outlier.rs` (Envoy's outlier
 //! detection, with how per-core observation differs from Envoy's shared counters);
-//! `flags.rs` holds Envoy's health flags and what they mean to the balancer.
+//! Envoy's health flags and what they mean to the balancer (`upstream::HealthFlags`),
+//! and what a worker reports (`upstream::outcome::Observed`), live in `upstream`, which
+//! the workers share with this module: `health` imports `upstream`, never the reverse.
 //!
 //! Envoy's documents: arch_overview/upstream/health_checking, outlier, and the
 //! HealthCheck and OutlierDetection protos; each file's note names the rules it keeps.
 
 pub mod checker;
-pub mod flags;
 pub mod outlier;
 pub mod probe;
 mod service;
@@ -27,16 +28,12 @@ pub mod stats;
 use std::sync::Arc;
 use std::time::Instant;
 
-// The config model types this module reads (issue 21, helper A); one place to change
-// if they move.
-use crate::config::balance::{
-    DeclaredHealth, HealthCheck, HealthCheckKind, HttpCheck, OutlierDetection, TcpCheck,
-};
 use crate::config::Address;
+use crate::config::{HealthCheck, HealthCheckKind, HttpCheck, OutlierDetection, TcpCheck};
 use crate::stats::WorkerScope;
 use crate::upstream::Members;
 
-pub use flags::HealthFlags;
+pub use crate::upstream::{outcome::Observed, HealthFlags};
 pub use service::HealthService;
 
 /// A cluster to keep an eye on.
@@ -56,6 +53,9 @@ pub struct Watched {
     pub stats: Option<WorkerScope>,
     /// The cluster's TLS configuration: checks of TCP endpoints use https with it.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// The cluster's TLS server name (`sni`); without one, an endpoint's is the name it
+    /// was resolved from, else its address (as the workers choose).
+    pub server_name: Option<String>,
     /// Per member, in the same order: the port checks go to instead of the address's
     /// (Envoy's `health_check_config.port_value`). Empty or shorter: none.
     pub check_ports: Vec<Option<u16>>,
@@ -76,6 +76,7 @@ impl Watched {
             outlier: None,
             stats: None,
             tls: None,
+            server_name: None,
             check_ports: Vec::new(),
             declared: Vec::new(),
         }
@@ -109,24 +110,6 @@ pub struct Observation {
     pub at: Instant,
 }
 
-/// See [`Observation`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Observed {
-    /// This worker's current streaks on the host after a failure (each kind counted
-    /// as Envoy: 5xx: any 5xx response, or, unless split_external_local_origin_errors,
-    /// a local-origin failure; gateway: 502/503/504 or a local-origin failure unless
-    /// split; local: connect failure, timeout or reset, when split).
-    Failure {
-        consecutive_5xx: u32,
-        consecutive_gateway: u32,
-        consecutive_local: u32,
-    },
-    /// A success ended a streak this worker had reported.
-    Reset,
-    /// The upstream's response carried `x-envoy-immediate-health-check-fail`.
-    ImmediateFail,
-}
-
 /// A worker's handle for reporting observations; never blocks.
 #[derive(Debug, Clone)]
 pub struct Reporter {
@@ -138,5 +121,12 @@ impl Reporter {
     /// when the thread is gone).
     pub fn report(&self, o: Observation) {
         let _ = self.inbox.send(service::Message::Observed(o));
+    }
+
+    /// A reporter whose observations go nowhere (a worker built outside a running
+    /// process, in tests).
+    pub fn detached() -> Reporter {
+        let (inbox, _) = flume::unbounded();
+        Reporter { inbox }
     }
 }

@@ -66,11 +66,13 @@ const MAX_READ: usize = 64 * 1024;
 
 /// Checks `address` (the check's port already applied) of cluster `cluster` once.
 /// Blocks for up to the check's `timeout`.
+/// `tls`: the client configuration and the server name to send and verify (`None`:
+/// the address).
 pub fn probe(
     check: &HealthCheck,
     cluster: &str,
     address: &Address,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    tls: Option<(&Arc<rustls::ClientConfig>, Option<&str>)>,
 ) -> Report {
     let deadline = Deadline::after(check.timeout);
     match &check.kind {
@@ -169,7 +171,7 @@ fn http_tcp(
     http: &HttpCheck,
     cluster: &str,
     addr: SocketAddr,
-    tls: Option<&Arc<rustls::ClientConfig>>,
+    tls: Option<(&Arc<rustls::ClientConfig>, Option<&str>)>,
     timeout: Duration,
 ) -> Report {
     let Some(method) = method(&http.method) else {
@@ -181,13 +183,12 @@ fn http_tcp(
     let scheme = if tls.is_some() { "https" } else { "http" };
     let url = format!("{scheme}://{addr}{}", path(http));
     let headers = request_headers(http, cluster);
-    let server_name = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("host"))
-        .map(|(_, v)| strip_port(v).to_owned());
+    // The name the workers send to this endpoint, not the check's Host (Envoy takes
+    // the transport socket's `sni`); without one the address, as in the URL.
+    let server_name = tls.and_then(|(_, name)| name.map(str::to_owned));
     let request = fetch::Request {
         connect_to: Some(vec![addr]),
-        tls: tls.cloned(),
+        tls: tls.map(|(config, _)| Arc::clone(config)),
         server_name,
         timeout,
         headers,
@@ -202,19 +203,6 @@ fn http_tcp(
         ),
         Err(e) if e.kind() == FetchErrorKind::Timeout => Report::new(Outcome::Timeout, e.cause()),
         Err(e) => Report::new(Outcome::Network, e.cause()),
-    }
-}
-
-/// `host:port` without the port (`[v6]:port` keeps its brackets off too).
-fn strip_port(host: &str) -> &str {
-    if let Some(rest) = host.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name
-        }
-        _ => host,
     }
 }
 
@@ -754,9 +742,5 @@ pub(crate) mod tests {
             b"xxabyycdzz"
         ));
         assert!(!fuzzy_match(&[b"abc".to_vec(), b"c".to_vec()], b"abc"));
-        assert_eq!(strip_port("api:8080"), "api");
-        assert_eq!(strip_port("[::1]:80"), "::1");
-        assert_eq!(strip_port("api"), "api");
-        assert_eq!(strip_port("::1"), "::1");
     }
 }

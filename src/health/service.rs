@@ -66,6 +66,8 @@ struct Job {
     target: Address,
     check: Arc<HealthCheck>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The TLS server name to send and verify (the workers' choice for the endpoint).
+    server_name: Option<String>,
     id: u64,
 }
 
@@ -135,8 +137,8 @@ impl Probers {
             .spawn(move || {
                 // Ends when the scheduler drops the job queue.
                 for job in jobs.iter() {
-                    let report =
-                        probe::probe(&job.check, &job.cluster, &job.target, job.tls.as_ref());
+                    let tls = job.tls.as_ref().map(|t| (t, job.server_name.as_deref()));
+                    let report = probe::probe(&job.check, &job.cluster, &job.target, tls);
                     let _ = done.send(Message::Probed {
                         cluster: job.cluster,
                         address: job.address,
@@ -181,6 +183,8 @@ struct Cluster {
     next_outlier: Option<Instant>,
     stats: Option<WorkerScope>,
     tls: Option<Arc<rustls::ClientConfig>>,
+    /// The cluster's fixed TLS server name (`sni`), if any.
+    server_name: Option<String>,
     hosts: Vec<Host>,
     by_address: HashMap<Address, usize>,
     traffic: bool,
@@ -338,16 +342,9 @@ impl Scheduler {
 
     fn build(&mut self, w: Watched, old: Option<Cluster>, now: Instant) -> Cluster {
         let check = w.check.map(Arc::new);
-        let (mut old_hosts, old_check, old_detector, old_next, reported, traffic) = match old {
-            Some(c) => (
-                c.hosts,
-                c.check,
-                c.detector,
-                c.next_outlier,
-                c.reported,
-                c.traffic,
-            ),
-            None => (Vec::new(), None, None, None, None, false),
+        let (mut old_hosts, old_check, old_detector, old_next, traffic) = match old {
+            Some(c) => (c.hosts, c.check, c.detector, c.next_outlier, c.traffic),
+            None => (Vec::new(), None, None, None, false),
         };
         let mut taken = vec![false; old_hosts.len()];
         let mut hosts = Vec::with_capacity(w.members.len());
@@ -440,10 +437,14 @@ impl Scheduler {
             next_outlier,
             stats: w.stats,
             tls: w.tls,
+            server_name: w.server_name,
             hosts,
             by_address,
             traffic,
-            reported,
+            // Every watch ends in an event, even when no flag changed: the control
+            // thread rebuilt this cluster's host set from the config and must hear
+            // the verdicts again (a reload that changed the check, say).
+            reported: None,
             changed_at: Some(now),
             latency_from: None,
         };
@@ -456,7 +457,7 @@ impl Scheduler {
             let Some(check) = &cluster.check else {
                 continue;
             };
-            for host in &mut cluster.hosts {
+            for (i, host) in cluster.hosts.iter_mut().enumerate() {
                 if host.due.is_none_or(|due| due > now) {
                     continue;
                 }
@@ -478,6 +479,12 @@ impl Scheduler {
                     target: host.target.clone(),
                     check: Arc::clone(check),
                     tls: cluster.tls.clone(),
+                    // As the workers name the endpoint: the cluster's `sni`, else the
+                    // name it was resolved from, else its address.
+                    server_name: cluster
+                        .server_name
+                        .clone()
+                        .or_else(|| Some(cluster.members.get(i)?.hostname.as_deref()?.to_owned())),
                     id: self.ids,
                 });
             }
@@ -675,15 +682,7 @@ mod tests {
     type F = HealthFlags;
 
     fn members(addrs: &[Address]) -> Members {
-        addrs
-            .iter()
-            .map(|a| Member {
-                address: a.clone(),
-                weight: 1,
-                hostname: None,
-                stats: None,
-            })
-            .collect()
+        addrs.iter().map(|a| Member::plain(a.clone())).collect()
     }
 
     fn http_check(every: Duration) -> HealthCheck {

@@ -162,6 +162,9 @@ pub struct Route {
     pub host_rewrite: Option<config::HostRewrite>,
     /// Upgrade protocols tunnelled (lower case).
     pub upgrades: Box<[Box<[u8]>]>,
+    /// What a request is hashed on for a ring-hash or Maglev cluster (Envoy's
+    /// `hash_policy`; the cluster's `hash_on` when the route has none).
+    pub hash_policy: Rc<[config::HashRule]>,
     /// The route's `name` (Envoy's `%ROUTE_NAME%` in the access log).
     pub name: Option<Box<str>>,
     /// The listener's authentication rules (Envoy's `jwt_authn` rules), when this
@@ -347,6 +350,7 @@ impl Router {
                     .as_ref()
                     .and_then(rewrite::PathRewrite::compile),
                 host_rewrite: route.rewrite.host.clone(),
+                hash_policy: route.hash_policy.as_slice().into(),
                 path,
                 conditions: Conditions::compile(&route.conditions),
             });

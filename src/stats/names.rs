@@ -247,9 +247,18 @@ pub mod cluster {
     pub const SSL_FAIL_VERIFY_ERROR: usize = 27;
     /// TLS handshakes refused: the server's certificate has none of the accepted names.
     pub const SSL_FAIL_VERIFY_SAN: usize = 28;
+    /// Requests balanced while their priority was in panic mode (too few healthy
+    /// endpoints: balanced over all of them).
+    pub const LB_HEALTHY_PANIC: usize = 29;
+    /// Endpoints healthy now (the control thread writes its slot).
+    pub const MEMBERSHIP_HEALTHY: usize = 30;
+    /// Endpoints degraded now.
+    pub const MEMBERSHIP_DEGRADED: usize = 31;
+    /// Endpoints excluded from balancing now (draining, immediate health-check fail).
+    pub const MEMBERSHIP_EXCLUDED: usize = 32;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 29] = [
+    pub static DEFS: [StatDef; 33] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -279,6 +288,10 @@ pub mod cluster {
         counter("ssl.connection_error"),
         counter("ssl.fail_verify_error"),
         counter("ssl.fail_verify_san"),
+        counter("lb_healthy_panic"),
+        gauge("membership_healthy"),
+        gauge("membership_degraded"),
+        gauge("membership_excluded"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

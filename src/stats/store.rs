@@ -17,6 +17,8 @@ pub struct StatsStore {
     histograms: BTreeMap<Box<str>, Arc<Histogram>>,
     /// Per-host scopes, by cluster name and host address (`/clusters` only).
     hosts: BTreeMap<(String, String), Arc<Scope>>,
+    /// Health-check and outlier-detection scopes, by cluster name (one cell each).
+    health: BTreeMap<String, Arc<Scope>>,
     /// Rate limits' bucket tables, by limit id: like the connection counters, they outlive
     /// snapshots (`ratelimit::runtime`).
     pub rate_pools: crate::ratelimit::runtime::PoolTable,
@@ -31,6 +33,7 @@ impl StatsStore {
             open_connections: BTreeMap::new(),
             histograms: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            health: BTreeMap::new(),
             rate_pools: Default::default(),
         }
     }
@@ -91,6 +94,17 @@ impl StatsStore {
         )
     }
 
+    /// The health-check and outlier-detection stats of `cluster` (under its
+    /// `cluster.<name>.` prefix, beside the workers' scope), with one cell: the health
+    /// thread writes them. Created on first use and kept across reloads.
+    pub fn health(&mut self, cluster: &str, defs: &'static [StatDef]) -> Arc<Scope> {
+        Arc::clone(
+            self.health
+                .entry(cluster.to_owned())
+                .or_insert_with(|| Arc::new(Scope::new(format!("cluster.{cluster}."), defs, 1))),
+        )
+    }
+
     /// The open-connection counter under `name` (a listener's, or `""` for the
     /// process's), created on first use and kept across reloads (`limit`).
     pub fn open_connections(&mut self, name: &str) -> Arc<crate::limit::OpenConnections> {
@@ -119,7 +133,12 @@ impl StatsStore {
     pub fn view(&self) -> StoreView {
         StoreView {
             workers: self.workers,
-            scopes: self.scopes.values().cloned().collect(),
+            scopes: self
+                .scopes
+                .values()
+                .chain(self.health.values())
+                .cloned()
+                .collect(),
             histograms: self.histograms.values().cloned().collect(),
         }
     }

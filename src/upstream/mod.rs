@@ -2,27 +2,40 @@
 //!
 //! Two steps, kept apart so that HTTP/2 can share a connection between requests behind
 //! the same calls: [`ClusterSnapshot::pick`] names an endpoint, whose
-//! [`pool::EndpointPool`] is the home of everything known per endpoint (idle connections,
-//! open and in-flight counts now; health and outlier ejection next); then
-//! [`pool::EndpointPool::checkout`] gets a stream to it (an exclusive HTTP/1.1
-//! [`pool::Lease`] today).
+//! [`pool::EndpointPool`] is the home of everything known per endpoint on this worker
+//! (idle connections, open and in-flight counts); then [`pool::EndpointPool::checkout`]
+//! gets a stream to it (an exclusive HTTP/1.1 [`pool::Lease`] today).
+//!
+//! What a pick chooses among is a [`HostSet`]: a cluster's members, their health flags
+//! and the balancing plan built from both (priorities, localities, hash tables), built
+//! off the workers — by the control thread, whenever discovery, an active health check
+//! or the outlier detector changes something — and handed to every worker by message as
+//! one `Arc`. A worker keeps only its own picking state ([`crate::balance::Picker`]:
+//! round-robin scores, its random numbers) and reads in-flight counts from its own pools,
+//! so nothing a pick reads is written by another core.
 //!
 //! Pools outlive config snapshots: they live in the worker's [`PoolRegistry`], keyed by
 //! endpoint address, and a snapshot's [`ClusterSnapshot`] holds `Rc`s to the pools of its
-//! endpoints. A reload that keeps an endpoint keeps its idle connections. Balancer state is
-//! per snapshot and per worker.
+//! endpoints. A reload that keeps an endpoint keeps its idle connections; a new host set
+//! keeps each surviving endpoint's [`Host`] (its outlier streaks). Balancer state is per
+//! snapshot and per worker.
 
-pub mod balancer;
 pub mod conn;
+mod health_flags;
+mod host_set;
+pub mod outcome;
 pub mod pool;
+
+pub use health_flags::HealthFlags;
+pub use host_set::{initial_flags, HostSet, HostSets};
 
 use std::{cell::RefCell, collections::HashMap, rc::Rc, sync::Arc, time::Duration};
 
 use crate::{
+    balance::Picker,
     config::{self, Address, PoolSettings},
     stats::{Scope, WorkerHistogram, WorkerScope},
 };
-use balancer::WeightedRoundRobin;
 use pool::EndpointPool;
 
 /// One endpoint of a cluster: written in the config, or found by discovery.
@@ -37,14 +50,57 @@ pub struct Member {
     pub hostname: Option<Arc<str>>,
     /// Its host stats (`/clusters`), attached by the control thread.
     pub stats: Option<Arc<Scope>>,
+    /// Its priority (0 first): later priorities take traffic as earlier ones lose
+    /// healthy endpoints.
+    pub priority: u32,
+    /// Where it runs, and that locality's weight (Envoy's `LocalityLbEndpoints`).
+    pub locality: Arc<config::Locality>,
+    pub locality_weight: Option<u32>,
+    /// The health the config (or Envoy's EDS `health_status`) declares.
+    pub declared: config::DeclaredHealth,
+    /// The port active health checks go to, when not the endpoint's own.
+    pub check_port: Option<u16>,
 }
 
-/// Members are the same endpoint when address, weight and name are (the stats handle
-/// follows from them).
+impl Member {
+    /// A member at `address` with weight 1 and nothing else said.
+    pub fn plain(address: Address) -> Member {
+        Member {
+            address,
+            weight: 1,
+            hostname: None,
+            stats: None,
+            priority: 0,
+            locality: Arc::default(),
+            locality_weight: None,
+            declared: config::DeclaredHealth::Healthy,
+            check_port: None,
+        }
+    }
+}
+
+/// Members are the same endpoint when everything but the stats handle is (it follows
+/// from the rest).
 impl PartialEq for Member {
     fn eq(&self, other: &Self) -> bool {
-        (&self.address, self.weight, &self.hostname)
-            == (&other.address, other.weight, &other.hostname)
+        (&self.address, self.weight, &self.hostname, self.priority)
+            == (
+                &other.address,
+                other.weight,
+                &other.hostname,
+                other.priority,
+            )
+            && (
+                &self.locality,
+                self.locality_weight,
+                &self.declared,
+                self.check_port,
+            ) == (
+                &other.locality,
+                other.locality_weight,
+                &other.declared,
+                other.check_port,
+            )
     }
 }
 
@@ -59,6 +115,12 @@ pub struct Host {
     /// can count itself in `cx_active` and `upstream_cx_active` until it closes without
     /// holding the host (and through it the pool that holds the connection).
     pub cells: Rc<HostCells>,
+    /// This worker's consecutive failures of the host, for the outlier detector
+    /// (`outcome`).
+    pub streaks: std::cell::Cell<outcome::Streaks>,
+    /// Its cluster's name when the cluster has active health checks: a response with
+    /// `x-envoy-immediate-health-check-fail` then fails the host at once.
+    pub checked_in: Option<Arc<str>>,
 }
 
 /// The cells a host's requests and connections count in, on one worker.
@@ -104,8 +166,13 @@ pub fn static_members(
         .map(|e| Member {
             address: e.address.clone(),
             weight: e.weight,
-            hostname: None,
+            hostname: e.hostname.as_deref().map(Arc::from),
             stats: stats(&e.address),
+            priority: e.priority,
+            locality: Arc::new(e.locality.clone()),
+            locality_weight: e.locality_weight,
+            declared: e.health,
+            check_port: e.health_check_port,
         })
         .collect()
 }
@@ -212,25 +279,41 @@ impl PoolRegistry {
     }
 }
 
-/// The endpoints of a cluster on one worker, with their balancer: replaced as a whole
-/// when discovery changes the members.
+/// The endpoints of a cluster on one worker, with this worker's picking state: replaced
+/// as a whole when a new host set arrives.
 #[derive(Debug)]
 struct Balanced {
+    /// One per member of `set`, in its order.
     hosts: Vec<Rc<Host>>,
-    balancer: WeightedRoundRobin,
+    set: Arc<HostSet>,
+    picker: Picker,
 }
 
 impl Balanced {
+    /// The hosts of `set`, reusing those of `previous` whose endpoint is unchanged (their
+    /// streaks; a host whose outlier ejection began or ended starts a new streak).
     fn new(
-        members: &[Member],
-        (registry, tls): (&PoolRegistry, Option<&Arc<str>>),
-        (skip, worker, cluster, cx_length): (u64, usize, &Rc<WorkerScope>, &Rc<WorkerHistogram>),
+        set: Arc<HostSet>,
+        previous: Option<&Balanced>,
+        (registry, tls, checked_in): (&PoolRegistry, Option<&Arc<str>>, Option<&Arc<str>>),
+        (seed, worker, cluster, cx_length): (u64, usize, &Rc<WorkerScope>, &Rc<WorkerHistogram>),
     ) -> Self {
-        let weights: Vec<u32> = members.iter().map(|m| m.weight).collect();
-        Balanced {
-            hosts: members
-                .iter()
-                .map(|m| {
+        let hosts = set
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let kept = previous.and_then(|p| {
+                    let at = p.set.members.iter().position(|o| o == m)?;
+                    let ejected = |s: &HostSet, i: usize| {
+                        s.flags[i].contains(HealthFlags::FAILED_OUTLIER_CHECK)
+                    };
+                    if ejected(&p.set, at) != ejected(&set, i) {
+                        p.hosts[at].streaks.take();
+                    }
+                    Some(Rc::clone(&p.hosts[at]))
+                });
+                kept.unwrap_or_else(|| {
                     let host = m
                         .stats
                         .as_ref()
@@ -243,10 +326,16 @@ impl Balanced {
                             cluster: Rc::clone(cluster),
                             cx_length: Rc::clone(cx_length),
                         }),
+                        streaks: Default::default(),
+                        checked_in: checked_in.cloned(),
                     })
                 })
-                .collect(),
-            balancer: WeightedRoundRobin::new(&weights, skip),
+            })
+            .collect();
+        Balanced {
+            picker: Picker::new(&set.plan, seed),
+            hosts,
+            set,
         }
     }
 }
@@ -269,11 +358,11 @@ pub struct ClusterStats {
 /// One cluster, compiled for one worker.
 #[derive(Debug)]
 pub struct ClusterSnapshot {
-    /// The cluster's name.
-    pub name: Box<str>,
+    /// The cluster's name (an `Arc`: outlier reports carry it off the worker).
+    pub name: Arc<str>,
     members: RefCell<Balanced>,
-    /// The balancer's random start (per worker), kept for member updates.
-    skip: u64,
+    /// The picker's seed (per worker), kept for host-set updates.
+    seed: u64,
     /// The worker's index (its host cells).
     worker: usize,
     /// Time allowed to connect.
@@ -297,17 +386,24 @@ pub struct ClusterSnapshot {
     pub tls: Option<(Result<crate::tls::client::Connector, String>, Arc<str>)>,
     /// The server name is the request's host, with a pool per name (`auto_sni`).
     pub auto_sni: bool,
+    /// What the outlier detector is told of each request's outcome; `None` without
+    /// outlier detection (nothing is counted then).
+    pub outlier: Option<outcome::OutlierPolicy>,
+    /// The policy hashes requests (ring hash, Maglev): the route's hash rules apply.
+    pub hashes: bool,
+    /// The cluster's name when it has active health checks (its hosts carry it).
+    checked_in: Option<Arc<str>>,
 }
 
 impl ClusterSnapshot {
-    /// Compiles `cluster` with `members` for a worker; `skip` (random per worker)
-    /// staggers the balancers.
+    /// Compiles `cluster` with the host set `set` for a worker; `seed` (random per
+    /// worker) staggers the balancers.
     pub fn build(
         cluster: &config::Cluster,
-        members: &[Member],
+        set: Arc<HostSet>,
         registry: &PoolRegistry,
         stats: ClusterStats,
-        skip: u64,
+        seed: u64,
     ) -> Self {
         let cells = Rc::new(stats.scope);
         let cx_length = Rc::new(stats.cx_length);
@@ -317,17 +413,29 @@ impl ClusterSnapshot {
             });
             (connector, Arc::<str>::from(cluster.name.as_str()))
         });
+        let name: Arc<str> = cluster.name.as_str().into();
+        let checked_in = cluster.health_check.is_some().then(|| Arc::clone(&name));
         ClusterSnapshot {
-            name: cluster.name.as_str().into(),
             members: RefCell::new(Balanced::new(
-                members,
-                (registry, tls.as_ref().map(|t| &t.1)),
-                (skip, stats.worker, &cells, &cx_length),
+                set,
+                None,
+                (registry, tls.as_ref().map(|t| &t.1), checked_in.as_ref()),
+                (seed, stats.worker, &cells, &cx_length),
             )),
+            name,
+            checked_in,
             auto_sni: cluster.tls.as_ref().is_some_and(|t| t.auto_sni),
+            outlier: cluster
+                .outlier_detection
+                .as_ref()
+                .map(outcome::OutlierPolicy::new),
+            hashes: matches!(
+                cluster.balancing.policy,
+                config::LbPolicy::RingHash { .. } | config::LbPolicy::Maglev { .. }
+            ),
             tls,
             cx_length,
-            skip,
+            seed,
             worker: stats.worker,
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool,
@@ -338,20 +446,43 @@ impl ClusterSnapshot {
         }
     }
 
-    /// Replaces the members (a DNS update). Requests under way keep their endpoint;
-    /// pools no longer listed drain (`PoolRegistry::sweep`).
-    pub fn set_members(&self, members: &[Member], registry: &PoolRegistry) {
-        *self.members.borrow_mut() = Balanced::new(
-            members,
-            (registry, self.tls.as_ref().map(|t| &t.1)),
-            (self.skip, self.worker, &self.stats, &self.cx_length),
+    /// Takes a new host set (discovery, health or an ejection changed it). Requests
+    /// under way keep their endpoint; pools no longer listed drain
+    /// (`PoolRegistry::sweep`).
+    pub fn set_hosts(&self, set: Arc<HostSet>, registry: &PoolRegistry) {
+        let next = Balanced::new(
+            set,
+            Some(&self.members.borrow()),
+            (
+                registry,
+                self.tls.as_ref().map(|t| &t.1),
+                self.checked_in.as_ref(),
+            ),
+            (self.seed, self.worker, &self.stats, &self.cx_length),
         );
+        *self.members.borrow_mut() = next;
     }
 
-    /// The endpoint for the next request; `None` when the cluster has no members.
-    pub fn pick(&self) -> Option<Rc<Host>> {
-        let members = self.members.borrow();
-        members.hosts.get(members.balancer.pick()).cloned()
+    /// The endpoint for the next request, `hash` the request's hash when the policy
+    /// hashes (`None`: a random one); `None` when no endpoint can be picked.
+    #[inline]
+    pub fn pick(&self, hash: Option<u64>) -> Option<Rc<Host>> {
+        let members = &mut *self.members.borrow_mut();
+        let hosts = &members.hosts;
+        let index = members
+            .picker
+            .pick(&members.set.plan, hash, &|i| hosts[i].pool.in_flight())?;
+        if members.picker.panicked() {
+            self.stats
+                .get(crate::stats::names::cluster::LB_HEALTHY_PANIC)
+                .inc();
+        }
+        hosts.get(index).cloned()
+    }
+
+    /// The host set picks choose from now.
+    pub fn host_set(&self) -> Arc<HostSet> {
+        Arc::clone(&self.members.borrow().set)
     }
 
     /// How many endpoints the cluster has now.
@@ -366,10 +497,8 @@ mod tests {
 
     fn member(address: &str, hostname: Option<&str>) -> Member {
         Member {
-            address: Address::Tcp(address.parse().unwrap()),
-            weight: 1,
             hostname: hostname.map(Into::into),
-            stats: None,
+            ..Member::plain(Address::Tcp(address.parse().unwrap()))
         }
     }
 
@@ -421,19 +550,69 @@ mod tests {
             connect_ms: histogram.for_worker(0),
             cx_length: histogram.for_worker(0),
         };
-        let snapshot = ClusterSnapshot::build(&cluster, &[], &registry, stats, 0);
-        assert!(snapshot.pick().is_none());
-        snapshot.set_members(
-            &[member("10.0.0.1:80", None), member("10.0.0.2:80", None)],
+        let snapshot = ClusterSnapshot::build(
+            &cluster,
+            Arc::new(HostSet::initial(Members::default(), &cluster)),
+            &registry,
+            stats,
+            0,
+        );
+        assert!(snapshot.pick(None).is_none());
+        let members: Members = [member("10.0.0.1:80", None), member("10.0.0.2:80", None)]
+            .into_iter()
+            .collect();
+        snapshot.set_hosts(
+            Arc::new(HostSet::initial(Members::clone(&members), &cluster)),
             &registry,
         );
         let picks: Vec<String> = (0..4)
-            .map(|_| snapshot.pick().unwrap().pool.address_text().to_owned())
+            .map(|_| snapshot.pick(None).unwrap().pool.address_text().to_owned())
             .collect();
-        assert_eq!(
-            picks,
-            ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.1:80", "10.0.0.2:80"]
+        assert_ne!(picks[0], picks[1], "round robin alternates: {picks:?}");
+        assert_eq!(picks[0], picks[2]);
+        assert_eq!(picks[1], picks[3]);
+        assert_eq!(snapshot.member_count(), 2);
+
+        // A host keeps its streaks across host sets, until its ejection starts.
+        let first = snapshot.pick(None).unwrap();
+        let host = |address: &str| {
+            let set = snapshot.members.borrow();
+            let at = set
+                .set
+                .members
+                .iter()
+                .position(|m| m.address.to_string() == address);
+            Rc::clone(&set.hosts[at.unwrap()])
+        };
+        let a = host("10.0.0.1:80");
+        let mut streaks = outcome::Streaks::default();
+        let policy = outcome::OutlierPolicy::new(&config::OutlierDetection::default());
+        policy.observe(&mut streaks, outcome::Outcome::Response(500));
+        a.streaks.set(streaks);
+        let flags = |a: HealthFlags| -> Arc<[HealthFlags]> { [a, HealthFlags::empty()].into() };
+        let same = HostSet::build(
+            Members::clone(&members),
+            flags(HealthFlags::empty()),
+            &cluster.balancing,
         );
+        snapshot.set_hosts(Arc::new(same), &registry);
+        assert!(Rc::ptr_eq(&a, &host("10.0.0.1:80")));
+        assert_eq!(a.streaks.get(), streaks);
+        let ejected = HostSet::build(
+            Members::clone(&members),
+            flags(HealthFlags::FAILED_OUTLIER_CHECK),
+            &cluster.balancing,
+        );
+        snapshot.set_hosts(Arc::new(ejected), &registry);
+        assert_eq!(a.streaks.get(), outcome::Streaks::default());
+        // An ejected host is not picked.
+        for _ in 0..4 {
+            assert_eq!(
+                snapshot.pick(None).unwrap().pool.address_text(),
+                "10.0.0.2:80"
+            );
+        }
+        drop(first);
         assert_eq!(snapshot.member_count(), 2);
     }
 }

@@ -37,7 +37,7 @@ use crate::{
     cpus::CpuId,
     driver::{self, Driver},
     snapshot::{Snapshot, StatsHandles},
-    upstream::{Discovered, Members, PoolRegistry},
+    upstream::{HostSet, HostSets, PoolRegistry},
 };
 use listeners::Listeners;
 pub use stop::Stop;
@@ -72,15 +72,22 @@ pub struct WorkerContext {
     /// This worker's `server.heap_allocations` cell.
     #[cfg(feature = "alloc-count")]
     heap_allocations: crate::stats::WorkerScope,
+    /// This worker's index.
+    pub id: usize,
+    /// Where failures worth the outlier detector's attention go (`upstream::outcome`).
+    pub outlier: crate::health::Reporter,
 }
 
 impl WorkerContext {
     fn new(
+        (id, outlier): (usize, crate::health::Reporter),
         health_failed: Arc<std::sync::atomic::AtomicBool>,
         ticket_keys: crate::tls::ticket::TicketKeys,
         #[cfg(feature = "alloc-count")] heap_allocations: crate::stats::WorkerScope,
     ) -> Self {
         WorkerContext {
+            id,
+            outlier,
             health_failed,
             ticket_keys: std::cell::RefCell::new(ticket_keys),
             bufs: BufPool::new(MAX_FREE_CHUNKS),
@@ -126,8 +133,8 @@ pub enum Command {
         version: u64,
         /// New sockets, by listener name.
         sockets: Vec<(String, crate::listen::ListenSocket)>,
-        /// The members of its DNS clusters now.
-        discovered: Discovered,
+        /// The host sets of its clusters now.
+        hosts: HostSets,
         /// Its JWT providers' keys now.
         keys: crate::auth::runtime::WorkerKeys,
     },
@@ -137,13 +144,15 @@ pub enum Command {
         provider: String,
         keys: Arc<crate::auth::jwt::Jwks>,
     },
-    /// DNS found new members for a cluster of the current config: its balancer takes
-    /// them from the next request on (endpoints that left drain).
-    Members {
+    /// A cluster of the current config has a new host set (discovery found new
+    /// members, a health check or the outlier detector changed an endpoint's health):
+    /// its balancer takes it from the next request on (endpoints that left drain).
+    Hosts {
         /// The cluster's name.
         cluster: String,
-        /// All its endpoints now.
-        members: Members,
+        set: Arc<HostSet>,
+        /// When the change was found, for `cluster_manager.host_update_latency_ms`.
+        found: std::time::Instant,
     },
     /// New session-ticket keys (a rotation): TLS listeners seal tickets with the newest
     /// from now on.
@@ -185,8 +194,13 @@ pub struct WorkerSetup {
     pub config: Arc<Config>,
     /// The stats scopes, by listener name.
     pub stats: StatsHandles,
-    /// The members of the config's DNS clusters, as first resolved.
-    pub discovered: Discovered,
+    /// The host sets of the config's clusters, as first known.
+    pub hosts: HostSets,
+    /// Where failures worth the outlier detector's attention go.
+    pub outlier: crate::health::Reporter,
+    /// `cluster_manager.host_update_latency_ms`: from a health or membership change
+    /// being found to this worker balancing with it.
+    pub update_latency: Arc<crate::stats::Histogram>,
     /// The config's JWT keys, as first known.
     pub keys: crate::auth::runtime::WorkerKeys,
     /// This worker's sockets of each listener (see `control::sockets`), by listener name.
@@ -257,7 +271,7 @@ async fn serve(setup: WorkerSetup) {
         id,
         config,
         stats,
-        discovered,
+        hosts,
         keys,
         sockets,
         commands,
@@ -265,9 +279,13 @@ async fn serve(setup: WorkerSetup) {
         access_log,
         driver,
         ticket_keys,
+        outlier,
+        update_latency,
         ..
     } = setup;
+    let update_latency = update_latency.for_worker(id);
     let context = Rc::new(WorkerContext::new(
+        (id, outlier),
         Arc::clone(&setup.health_failed),
         ticket_keys,
         #[cfg(feature = "alloc-count")]
@@ -275,11 +293,11 @@ async fn serve(setup: WorkerSetup) {
     ));
     let build = |config: &Config,
                  stats: &StatsHandles,
-                 discovered: &Discovered,
+                 hosts: &HostSets,
                  keys: &crate::auth::runtime::WorkerKeys| {
         Snapshot::build(
             config,
-            (stats, discovered, keys),
+            (stats, hosts, keys),
             id,
             (
                 &context.pools,
@@ -289,8 +307,8 @@ async fn serve(setup: WorkerSetup) {
             context.seed(),
         )
     };
-    let snapshot = build(&config, &stats, &discovered, &keys);
-    // The clusters of the current snapshot, where DNS updates land, and its JWT
+    let snapshot = build(&config, &stats, &hosts, &keys);
+    // The clusters of the current snapshot, where host-set updates land, and its JWT
     // providers, where fetched keys land.
     let mut clusters = Rc::clone(&snapshot.clusters);
     let mut providers = Rc::clone(&snapshot.providers);
@@ -327,10 +345,10 @@ async fn serve(setup: WorkerSetup) {
                 stats,
                 version,
                 sockets,
-                discovered,
+                hosts,
                 keys,
             }) => {
-                let snapshot = build(&config, &stats, &discovered, &keys);
+                let snapshot = build(&config, &stats, &hosts, &keys);
                 clusters = Rc::clone(&snapshot.clusters);
                 providers = Rc::clone(&snapshot.providers);
                 if let Err(e) = listeners.apply(snapshot, sockets, &shared) {
@@ -340,10 +358,15 @@ async fn serve(setup: WorkerSetup) {
                 }
                 let _ = events.send(Event::Applied(id, version));
             }
-            Ok(Command::Members { cluster, members }) => {
+            Ok(Command::Hosts {
+                cluster,
+                set,
+                found,
+            }) => {
                 if let Some(c) = clusters.iter().find(|c| *c.name == *cluster) {
-                    c.set_members(&members, &context.pools);
+                    c.set_hosts(set, &context.pools);
                 }
+                update_latency.record(found.elapsed());
             }
             Ok(Command::JwtKeys { provider, keys }) => providers.set_keys(&provider, keys),
             Ok(Command::TicketKeys(keys)) => {
@@ -464,6 +487,7 @@ mod tests {
         runtime.block_on(async {
             let keys = crate::tls::ticket::TicketKeys::generate(Duration::from_secs(60)).unwrap();
             let context = WorkerContext::new(
+                (0, crate::health::Reporter::detached()),
                 Default::default(),
                 keys.clone(),
                 #[cfg(feature = "alloc-count")]
@@ -471,7 +495,7 @@ mod tests {
             );
             let snapshot = Snapshot::build(
                 &config,
-                (&stats, &Discovered::default(), &Default::default()),
+                (&stats, &Default::default(), &Default::default()),
                 0,
                 (&context.pools, &keys, &context.shards),
                 1,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod envoy;
+pub mod faulty;
 pub mod jwt;
 pub mod load;
 pub mod pki;
@@ -208,6 +209,11 @@ impl Ringway {
             admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             _config: config,
         }
+    }
+
+    /// The admin listener's address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
     }
 
     /// The config file it runs on (rewrite it, then reload).

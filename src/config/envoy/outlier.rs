@@ -56,15 +56,8 @@ pub(crate) fn outlier_detection(
         let Some(value) = o.wrapped_uint(key) else {
             continue;
         };
-        if value == 0 && key.starts_with("consecutive_") {
-            o.error(
-                diag,
-                key,
-                format!("{key} must be at least 1 (use enforcing_{key}: 0 to turn the check off)"),
-            );
-            ok = false;
-            continue;
-        }
+        // A `consecutive_*` of 0 never fires in Envoy, and Istio writes exactly that
+        // (with `enforcing_*: 0`): accepted, and it never fires here either.
         if let Some(slot) = outlier_count(&mut out, key) {
             *slot = u32::try_from(value).unwrap_or(u32::MAX);
         }

@@ -310,6 +310,17 @@ fn hash_rules(a: &Msg<'_, '_>, diag: &mut Diagnostics) -> Vec<HashRule> {
             }
         } else if let Some(cookie) = h.child("cookie") {
             cookie.only(diag, &["name", "ttl", "path"]);
+            // The name and path go into a `Set-Cookie` line as they are.
+            for field in ["name", "path"] {
+                let text = cookie.str(field).unwrap_or_default();
+                if text.bytes().any(|b| b.is_ascii_control() || b == b';') {
+                    cookie.error(
+                        diag,
+                        field,
+                        format!("a cookie {field} cannot hold control characters or `;`"),
+                    );
+                }
+            }
             HashSource::Cookie {
                 name: cookie.str("name").unwrap_or_default().to_owned(),
                 ttl: cookie.duration("ttl"),

@@ -4,9 +4,9 @@
 //!
 //! Per host: its stats summed over workers (`cx_active`, `cx_connect_fail`, `cx_total`,
 //! `rq_active`, `rq_error`, `rq_success`, `rq_timeout`, `rq_total`), then its hostname,
-//! health (`healthy`: ringway has no health checks or outlier detection yet), weight,
-//! locality (empty), canary, priority and success rates (-1: not computed), as Envoy
-//! prints them. The circuit-breaker lines show Envoy's defaults: an Envoy config with
+//! health flags (`healthy`, or Envoy's `/failed_active_hc/failed_outlier_check/...`),
+//! weight, locality, canary, priority and success rates (-1: not kept), as Envoy prints
+//! them; clusters with outlier detection start with Envoy's `outlier::` lines. The circuit-breaker lines show Envoy's defaults: an Envoy config with
 //! other thresholds is refused until the resilience work, and ringway's own limits are
 //! the pool settings (per worker and endpoint, `docs/configuration.md`).
 
@@ -14,7 +14,9 @@ use std::fmt::Write;
 
 use super::TEXT;
 use crate::{
+    config::{DeclaredHealth, Locality},
     control::ControlState,
+    health::HealthFlags,
     local_reply::Reply,
     stats::{names::host, render::json_string, Kind},
     upstream::Member,
@@ -40,9 +42,61 @@ fn host_stats(member: &Member) -> Vec<(&'static str, Kind, u64)> {
         .collect()
 }
 
-/// The endpoint's name (DNS), else its address.
+/// The endpoint's name (DNS, or the config's `hostname`), else empty.
 fn hostname(member: &Member) -> String {
     member.hostname.as_deref().unwrap_or_default().to_owned()
+}
+
+/// Envoy's `eds_health_status` of what the config declares.
+fn eds_status(declared: &DeclaredHealth) -> &'static str {
+    match declared {
+        DeclaredHealth::Healthy => "HEALTHY",
+        DeclaredHealth::Unhealthy => "UNHEALTHY",
+        DeclaredHealth::Draining => "DRAINING",
+        DeclaredHealth::Degraded => "DEGRADED",
+    }
+}
+
+/// The proto3 JSON of Envoy's `HostHealthStatus` (false fields omitted).
+fn json_health(flags: HealthFlags, declared: &DeclaredHealth, out: &mut String) {
+    out.push('{');
+    for (flag, field) in [
+        (HealthFlags::FAILED_ACTIVE_HC, "failed_active_health_check"),
+        (HealthFlags::FAILED_OUTLIER_CHECK, "failed_outlier_check"),
+        (HealthFlags::PENDING_ACTIVE_HC, "pending_active_hc"),
+        (
+            HealthFlags::EXCLUDED_VIA_IMMEDIATE_HC_FAIL,
+            "excluded_via_immediate_hc_fail",
+        ),
+        (HealthFlags::ACTIVE_HC_TIMEOUT, "active_hc_timeout"),
+    ] {
+        if flags.contains(flag) {
+            let _ = write!(out, "\"{field}\":true,");
+        }
+    }
+    let _ = write!(out, "\"eds_health_status\":\"{}\"}}", eds_status(declared));
+}
+
+/// The proto3 JSON of a `Locality` (empty fields omitted).
+fn json_locality(locality: &Locality, out: &mut String) {
+    out.push('{');
+    let mut first = true;
+    for (field, value) in [
+        ("region", &locality.region),
+        ("zone", &locality.zone),
+        ("sub_zone", &locality.sub_zone),
+    ] {
+        if value.is_empty() {
+            continue;
+        }
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let _ = write!(out, "\"{field}\":");
+        json_string(value, out);
+    }
+    out.push('}');
 }
 
 /// Answers `/clusters`.
@@ -51,12 +105,12 @@ pub fn clusters(state: &ControlState, json: bool) -> Reply {
     let mut out = String::with_capacity(4096);
     if json {
         out.push_str("{\"cluster_statuses\":[");
-        for (c, (name, members)) in clusters.iter().enumerate() {
+        for (c, view) in clusters.iter().enumerate() {
             if c > 0 {
                 out.push(',');
             }
             out.push_str("{\"name\":");
-            json_string(name, &mut out);
+            json_string(&view.name, &mut out);
             out.push_str(",\"added_via_api\":false,\"circuit_breakers\":{\"thresholds\":[");
             for (p, priority) in ["DEFAULT", "HIGH"].iter().enumerate() {
                 if p > 0 {
@@ -68,7 +122,8 @@ pub fn clusters(state: &ControlState, json: bool) -> Reply {
                 );
             }
             out.push_str("]},\"host_statuses\":[");
-            for (h, member) in members.iter().enumerate() {
+            let set = &view.set;
+            for (h, (member, flags)) in set.members.iter().zip(set.flags.iter()).enumerate() {
                 if h > 0 {
                     out.push(',');
                 }
@@ -89,37 +144,59 @@ pub fn clusters(state: &ControlState, json: bool) -> Reply {
                         "{{\"type\":\"{kind}\",\"value\":\"{value}\",\"name\":\"{stat}\"}}"
                     );
                 }
-                out.push_str("],\"health_status\":{\"eds_health_status\":\"HEALTHY\"}");
+                out.push_str("],\"health_status\":");
+                json_health(*flags, &member.declared, &mut out);
                 let _ = write!(out, ",\"weight\":{}", member.weight);
                 out.push_str(",\"hostname\":");
                 json_string(&hostname(member), &mut out);
-                out.push_str(",\"locality\":{},\"priority\":0}");
+                out.push_str(",\"locality\":");
+                json_locality(&member.locality, &mut out);
+                let _ = write!(out, ",\"priority\":{}}}", member.priority);
             }
             out.push_str("]}");
         }
         out.push_str("]}\n");
         return Reply::new(200, "application/json", out.as_bytes());
     }
-    for (name, members) in clusters.iter() {
+    for view in clusters.iter() {
+        let name = &view.name;
+        if view.outlier_detection {
+            // Success-rate figures of the last interval are not kept: -1, as Envoy
+            // prints them when too few hosts had enough requests.
+            for key in [
+                "success_rate_average",
+                "success_rate_ejection_threshold",
+                "local_origin_success_rate_average",
+                "local_origin_success_rate_ejection_threshold",
+            ] {
+                let _ = writeln!(out, "{name}::outlier::{key}::-1");
+            }
+        }
         for priority in ["default_priority", "high_priority"] {
             for (key, value) in THRESHOLDS {
                 let _ = writeln!(out, "{name}::{priority}::{key}::{value}");
             }
         }
         let _ = writeln!(out, "{name}::added_via_api::false");
-        for member in members.iter() {
+        let set = &view.set;
+        for (member, flags) in set.members.iter().zip(set.flags.iter()) {
             let address = &member.address;
             for (stat, _, value) in host_stats(member) {
                 let _ = writeln!(out, "{name}::{address}::{stat}::{value}");
             }
             let _ = writeln!(out, "{name}::{address}::hostname::{}", hostname(member));
-            let _ = writeln!(out, "{name}::{address}::health_flags::healthy");
+            let _ = writeln!(
+                out,
+                "{name}::{address}::health_flags::{}",
+                flags.envoy_text()
+            );
             let _ = writeln!(out, "{name}::{address}::weight::{}", member.weight);
-            for key in ["region", "zone", "sub_zone"] {
-                let _ = writeln!(out, "{name}::{address}::{key}::");
-            }
+            let locality = &member.locality;
+            let _ = writeln!(out, "{name}::{address}::region::{}", locality.region);
+            let _ = writeln!(out, "{name}::{address}::zone::{}", locality.zone);
+            let _ = writeln!(out, "{name}::{address}::sub_zone::{}", locality.sub_zone);
             let _ = writeln!(out, "{name}::{address}::canary::false");
-            let _ = writeln!(out, "{name}::{address}::priority::0");
+            let _ = writeln!(out, "{name}::{address}::priority::{}", member.priority);
             let _ = writeln!(out, "{name}::{address}::success_rate::-1");
             let _ = writeln!(out, "{name}::{address}::local_origin_success_rate::-1");
         }

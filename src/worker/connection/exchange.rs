@@ -590,6 +590,16 @@ impl Connection<'_> {
             let head_view = &mut ResponseHead::new(&mut self.response, head);
             chain.on_response(head_view, &mut self.filters);
         }
+        if !self.filters.reply_lines.is_empty() {
+            self.add_reply_lines();
+        }
+        if self
+            .upstream
+            .as_ref()
+            .is_some_and(|h| h.checked_in.is_some())
+        {
+            self.immediate_health_check_fail(head);
+        }
         let chunked = framing == ResponseFraming::Chunked && !raw_chunks;
         self.write_response_head(head, (chunked, close), deadline, out);
         let keep_alive = keep_alive_timeout(self.response.header(head, "keep-alive"));

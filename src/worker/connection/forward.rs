@@ -24,7 +24,10 @@ use crate::{
     error::{Error, ErrorKind, Side},
     http1::{BodyFraming, Method},
     stats::names::{cluster as cx, host as hx},
-    upstream::ClusterSnapshot,
+    upstream::{
+        outcome::{Outcome, OutlierPolicy},
+        ClusterSnapshot,
+    },
 };
 
 impl Connection<'_> {
@@ -56,7 +59,12 @@ impl Connection<'_> {
 
         // The first endpoint is picked before the head is built: a request without Host
         // (HTTP/1.0) is sent with the one its endpoint implies.
-        let Some(mut picked) = cluster.pick() else {
+        let hash = if cluster.hashes && !route.hash_policy.is_empty() {
+            self.request_hash(head_len, &route.hash_policy)
+        } else {
+            None
+        };
+        let Some(mut picked) = cluster.pick(hash) else {
             self.start += head_len;
             return Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
         };
@@ -140,11 +148,27 @@ impl Connection<'_> {
                 .await;
             picked.uncount(hx::RQ_ACTIVE);
             cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).dec();
-            match &outcome {
-                Ok(finished) if finished.forwarded.status >= 500 => picked.count(hx::RQ_ERROR),
-                Ok(_) => picked.count(hx::RQ_SUCCESS),
-                Err(e) if e.kind == ErrorKind::Timeout => picked.count(hx::RQ_TIMEOUT),
-                Err(_) => picked.count(hx::RQ_ERROR),
+            let observed = match &outcome {
+                Ok(finished) => {
+                    let status = finished.forwarded.status;
+                    picked.count(if status >= 500 {
+                        hx::RQ_ERROR
+                    } else {
+                        hx::RQ_SUCCESS
+                    });
+                    Some(Outcome::Response(status))
+                }
+                Err(e) => {
+                    picked.count(if e.kind == ErrorKind::Timeout {
+                        hx::RQ_TIMEOUT
+                    } else {
+                        hx::RQ_ERROR
+                    });
+                    Outcome::of_error(e)
+                }
+            };
+            if let (Some(policy), Some(observed)) = (&cluster.outlier, observed) {
+                self.observe(cluster, &picked, policy, observed);
             }
             match outcome {
                 Ok(finished) => {
@@ -175,7 +199,8 @@ impl Connection<'_> {
                 Err(e) if !retried && e.retryable(reused, idempotent, replayable) => {
                     cluster.stats.get(cx::UPSTREAM_RQ_RETRY).inc();
                     retried = true;
-                    match cluster.pick() {
+                    // Not the request's hash: it names the endpoint that just failed.
+                    match cluster.pick(None) {
                         Some(next) => {
                             // `auto_sni`: the same server name on the endpoint retried.
                             let name = picked.pool.name().filter(|_| cluster.auto_sni).cloned();
@@ -205,8 +230,62 @@ impl Connection<'_> {
             self.start += n;
             self.count_received(n as u64);
         }
+        if result.is_err() && cluster.hashes {
+            // A hash cookie made for this request goes with an upstream's answer only
+            // (as Envoy's), not with ringway's error reply.
+            self.filters.reply_lines.clear();
+        }
         self.worker.bufs.give(out);
         result
+    }
+
+    /// Counts an attempt's outcome into this worker's streaks of its endpoint, and tells
+    /// the outlier detector when the streaks say so (`upstream::outcome`).
+    #[inline(never)]
+    fn observe(
+        &self,
+        cluster: &ClusterSnapshot,
+        host: &crate::upstream::Host,
+        policy: &OutlierPolicy,
+        outcome: Outcome,
+    ) {
+        let mut streaks = host.streaks.get();
+        let told = policy.observe(&mut streaks, outcome);
+        host.streaks.set(streaks);
+        if let Some(what) = told {
+            self.worker.outlier.report(crate::health::Observation {
+                cluster: std::sync::Arc::clone(&cluster.name),
+                address: host.pool.address().clone(),
+                worker: self.worker.id,
+                what,
+                at: Instant::now(),
+            });
+        }
+    }
+
+    /// Envoy's `x-envoy-immediate-health-check-fail` on a response from an actively
+    /// checked endpoint: the endpoint asks to be taken out of rotation now (it is
+    /// draining); the health service fails it without waiting for its next check.
+    #[inline(never)]
+    pub(super) fn immediate_health_check_fail(&self, head: &[u8]) {
+        let Some(host) = &self.upstream else { return };
+        let Some(cluster) = &host.checked_in else {
+            return;
+        };
+        if self
+            .response
+            .header(head, "x-envoy-immediate-health-check-fail")
+            .is_none()
+        {
+            return;
+        }
+        self.worker.outlier.report(crate::health::Observation {
+            cluster: std::sync::Arc::clone(cluster),
+            address: host.pool.address().clone(),
+            worker: self.worker.id,
+            what: crate::health::Observed::ImmediateFail,
+            at: Instant::now(),
+        });
     }
 
     /// Writes ringway's request line (`HTTP/1.1`, the routed target) and the received
@@ -231,6 +310,8 @@ impl Connection<'_> {
         Some(std::rc::Rc::new(crate::upstream::Host {
             pool,
             cells: std::rc::Rc::clone(&host.cells),
+            streaks: host.streaks.clone(),
+            checked_in: host.checked_in.clone(),
         }))
     }
 

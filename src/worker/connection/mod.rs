@@ -54,6 +54,7 @@ use tracing::debug;
 mod body;
 mod exchange;
 mod forward;
+mod hash;
 mod outcome;
 
 use super::{

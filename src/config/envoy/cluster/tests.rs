@@ -615,10 +615,7 @@ fn outlier_detection_maps_every_field_with_envoys_defaults() {
 
 #[test]
 fn outlier_detection_refusals_name_the_field() {
-    refused(
-        "    outlier_detection: { consecutive_5xx: 0 }\n",
-        "outlier_detection.consecutive_5xx: consecutive_5xx must be at least 1 (use enforcing_consecutive_5xx: 0",
-    );
+    // `consecutive_5xx: 0` is accepted (it never fires, as in Envoy; Istio writes it).
     refused(
         "    outlier_detection: { base_ejection_time: 60s, max_ejection_time: 30s }\n",
         "outlier_detection.max_ejection_time: max_ejection_time (30s) cannot be smaller than base_ejection_time (60s)",

@@ -18,7 +18,7 @@
 
 use crate::balance::Usability;
 
-use super::DeclaredHealth;
+use crate::config::DeclaredHealth;
 
 /// A host's health flags (a bit set; [`HealthFlags::default`] is healthy).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug, Hash)]
