@@ -89,6 +89,10 @@ impl Picker {
         if self.plan_id != plan.id {
             *self = Picker::new(plan, self.rng.u64(..));
         }
+        if let Some(member) = plan.only {
+            self.panicked = false;
+            return Some(member as usize);
+        }
         let hashing = plan.policy.is_hashing();
         let hash = if hashing {
             hash.unwrap_or_else(|| self.rng.u64(..))

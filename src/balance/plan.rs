@@ -63,6 +63,9 @@ pub struct Plan {
     pub(crate) targets: Box<[Target]>,
     /// Set when every target is the same: no draw needed.
     pub(crate) fixed: Option<Target>,
+    /// Set when every pick is this one member (one endpoint, or one that can be
+    /// picked, outside panic): no policy runs at all.
+    pub(crate) only: Option<u32>,
     pub(crate) sources: Vec<Source>,
     pub(crate) localities: Vec<LocalitySet>,
     healthy_loads: Vec<u32>,
@@ -152,7 +155,17 @@ impl Plan {
             .all(|t| Some(t) == targets.first())
             .then(|| targets.first().copied().unwrap_or(Target::Nothing));
 
+        let only = match fixed {
+            Some(Target::Source { id, panic: false }) => builder
+                .sources
+                .get(id as usize)
+                .filter(|s| s.members.len() == 1)
+                .and_then(|s| s.members.first().copied()),
+            _ => None,
+        };
+
         Plan {
+            only,
             // Plans are told apart by a random number (no shared counter: workers and
             // control threads share no read-modify-write), so that a picker given another
             // plan than its own starts over instead of indexing a different layout.
