@@ -593,13 +593,21 @@ fn envoys_locality_example_fails_over_by_priority_and_locality() {
             "{driver}: {counts:?}"
         );
 
-        ups[0].set_all(Mode::Status(503));
-        assert!(wait_until(Duration::from_secs(3), || flags(
-            &rw,
-            "backend",
-            &endpoint(0)
-        )
-        .contains("failed_active_hc")));
+        // Fails endpoint `i`'s checks and traffic, and waits for the checks to say so.
+        let fail = |i: usize| {
+            ups[i].set_all(Mode::Status(503));
+            assert!(
+                wait_until(Duration::from_secs(3), || flags(
+                    &rw,
+                    "backend",
+                    &endpoint(i)
+                )
+                .contains("failed_active_hc")),
+                "{driver}: {}",
+                clusters(&rw)
+            );
+        };
+        fail(0);
         let counts = share(200);
         let (l2, r1) = (
             count(&counts, "backend-local-2"),
@@ -611,13 +619,7 @@ fn envoys_locality_example_fails_over_by_priority_and_locality() {
             "{driver}: 1:1 localities: {counts:?}"
         );
 
-        ups[1].set_all(Mode::Status(503));
-        assert!(wait_until(Duration::from_secs(3), || flags(
-            &rw,
-            "backend",
-            &endpoint(1)
-        )
-        .contains("failed_active_hc")));
+        fail(1);
         let counts = share(400);
         let (r1, r2) = (
             count(&counts, "backend-remote-1"),

@@ -136,18 +136,10 @@ mod tests {
     use super::*;
     use crate::balance::hash_bytes;
 
-    fn keys(n: usize) -> Vec<String> {
-        (0..n)
-            .map(|i| format!("10.1.{}.{}:8080", i / 250, i % 250))
-            .collect()
-    }
+    use crate::balance::fixtures::equal;
 
-    fn equal(keys: &[String]) -> Vec<(u32, &str, f64)> {
-        let share = 1.0 / keys.len() as f64;
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (i as u32, k.as_str(), share))
-            .collect()
+    fn keys(n: usize) -> Vec<String> {
+        crate::balance::fixtures::keys("10.1", 8080, n)
     }
 
     fn counts(m: &Maglev, n: usize) -> Vec<u64> {

@@ -40,6 +40,27 @@ mod priority;
 mod ring;
 mod wrr;
 
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Hosts for the hash tables' tests.
+
+    /// `n` distinct `ip:port` keys: `{net}.{i / 250}.{i % 250}:{port}`.
+    pub fn keys(net: &str, port: u16, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{net}.{}.{}:{port}", i / 250, i % 250))
+            .collect()
+    }
+
+    /// Every key with an equal share: `(member, key, share)`.
+    pub fn equal(keys: &[String]) -> Vec<(u32, &str, f64)> {
+        let share = 1.0 / keys.len() as f64;
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (i as u32, k.as_str(), share))
+            .collect()
+    }
+}
+
 pub use hash::{combine, hash_bytes};
 pub use picker::Picker;
 pub use plan::{HashTableStats, Plan};
@@ -68,30 +89,9 @@ pub struct HostInput<'a> {
     pub usability: Usability,
 }
 
-/// The policy that picks a host inside the chosen priority (and locality).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Policy {
-    RoundRobin,
-    LeastRequest {
-        choice_count: u32,
-        active_request_bias: f64,
-    },
-    Random,
-    RingHash {
-        min_ring_size: u64,
-        max_ring_size: u64,
-    },
-    Maglev {
-        table_size: u64,
-    },
-}
-
-impl Policy {
-    /// Whether the policy picks by the request's hash (Envoy's thread-aware balancers).
-    pub fn is_hashing(&self) -> bool {
-        matches!(self, Policy::RingHash { .. } | Policy::Maglev { .. })
-    }
-}
+/// The policy that picks a host inside the chosen priority (and locality): the config's
+/// own type (the engine needs nothing else from it).
+pub use crate::config::LbPolicy as Policy;
 
 /// A cluster's balancing settings, as the plan needs them.
 #[derive(Debug, Clone, PartialEq)]

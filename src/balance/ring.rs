@@ -84,18 +84,10 @@ impl Ring {
 mod tests {
     use super::*;
 
-    fn keys(n: usize) -> Vec<String> {
-        (0..n)
-            .map(|i| format!("10.0.{}.{}:80", i / 250, i % 250))
-            .collect()
-    }
+    use crate::balance::fixtures::equal;
 
-    fn equal(keys: &[String]) -> Vec<(u32, &str, f64)> {
-        let share = 1.0 / keys.len() as f64;
-        keys.iter()
-            .enumerate()
-            .map(|(i, k)| (i as u32, k.as_str(), share))
-            .collect()
+    fn keys(n: usize) -> Vec<String> {
+        crate::balance::fixtures::keys("10.0", 80, n)
     }
 
     #[test]

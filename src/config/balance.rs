@@ -89,6 +89,11 @@ impl LbPolicy {
     pub const DEFAULT_TABLE_SIZE: u64 = 65_537;
     /// Envoy's upper bound for the Maglev table (itself a prime).
     pub const MAX_TABLE_SIZE: u64 = 5_000_011;
+
+    /// Whether the policy picks by the request's hash (Envoy's thread-aware balancers).
+    pub fn is_hashing(&self) -> bool {
+        matches!(self, LbPolicy::RingHash { .. } | LbPolicy::Maglev { .. })
+    }
 }
 
 /// One input of a request's hash (Envoy's `hash_policy` entry). Rules are evaluated in
@@ -415,6 +420,40 @@ pub(crate) fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
             _ => Err(format!("{text:?} is not hex")),
         })
         .collect()
+}
+
+#[cfg(test)]
+impl OutlierDetection {
+    /// Every field away from its default: what the decoders' tests of both formats
+    /// write and expect back.
+    pub(crate) fn every_field_set() -> OutlierDetection {
+        OutlierDetection {
+            consecutive_5xx: 3,
+            consecutive_gateway_failure: 2,
+            consecutive_local_origin_failure: 6,
+            interval: Duration::from_secs(5),
+            base_ejection_time: Duration::from_secs(10),
+            max_ejection_time: Duration::from_secs(100),
+            max_ejection_time_jitter: Duration::from_secs(1),
+            max_ejection_percent: 50,
+            enforcing_consecutive_5xx: 90,
+            enforcing_consecutive_gateway_failure: 70,
+            enforcing_consecutive_local_origin_failure: 60,
+            enforcing_success_rate: 80,
+            enforcing_local_origin_success_rate: 50,
+            success_rate_minimum_hosts: 4,
+            success_rate_request_volume: 60,
+            success_rate_stdev_factor: 1500,
+            failure_percentage_threshold: 40,
+            enforcing_failure_percentage: 30,
+            enforcing_failure_percentage_local_origin: 20,
+            failure_percentage_minimum_hosts: 3,
+            failure_percentage_request_volume: 25,
+            split_external_local_origin_errors: true,
+            successful_active_health_check_uneject_host: false,
+            always_eject_one_host: true,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use std::{collections::HashMap, sync::Arc};
 
 use super::{HealthFlags, Member, Members};
 use crate::{
-    balance::{HostInput, Plan, PlanSettings, Policy},
-    config::{self, Balancing, LbPolicy},
+    balance::{HostInput, Plan, PlanSettings},
+    config::{self, Balancing},
 };
 
 /// The host sets of every cluster, by name: what a snapshot is built with.
@@ -65,7 +65,7 @@ impl HostSet {
             })
             .collect();
         let settings = PlanSettings {
-            policy: policy(&balancing.policy),
+            policy: balancing.policy.clone(),
             panic_threshold: balancing.panic_threshold,
             overprovisioning_factor: balancing.overprovisioning_factor,
             locality_weighted: balancing.locality_weighted,
@@ -106,26 +106,4 @@ pub fn initial_flags(member: &Member, checked: bool) -> HealthFlags {
         flags.insert(HealthFlags::FAILED_ACTIVE_HC);
     }
     flags
-}
-
-fn policy(policy: &LbPolicy) -> Policy {
-    match *policy {
-        LbPolicy::RoundRobin => Policy::RoundRobin,
-        LbPolicy::LeastRequest {
-            choice_count,
-            active_request_bias,
-        } => Policy::LeastRequest {
-            choice_count,
-            active_request_bias,
-        },
-        LbPolicy::Random => Policy::Random,
-        LbPolicy::RingHash {
-            min_ring_size,
-            max_ring_size,
-        } => Policy::RingHash {
-            min_ring_size,
-            max_ring_size,
-        },
-        LbPolicy::Maglev { table_size } => Policy::Maglev { table_size },
-    }
 }

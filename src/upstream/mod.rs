@@ -429,10 +429,7 @@ impl ClusterSnapshot {
                 .outlier_detection
                 .as_ref()
                 .map(outcome::OutlierPolicy::new),
-            hashes: matches!(
-                cluster.balancing.policy,
-                config::LbPolicy::RingHash { .. } | config::LbPolicy::Maglev { .. }
-            ),
+            hashes: cluster.balancing.policy.is_hashing(),
             tls,
             cx_length,
             seed,

@@ -515,32 +515,7 @@ fn outlier_detection_maps_every_key_with_envoys_defaults() {
     let c = cluster("    outlier_detection:\n      consecutive_5xx: 3\n      consecutive_gateway_failure: 2\n      consecutive_local_origin_failure: 6\n      interval: 5s\n      base_ejection_time: 10s\n      max_ejection_time: 100s\n      max_ejection_time_jitter: 1s\n      max_ejection_percent: 50\n      enforcing_consecutive_5xx: 90\n      enforcing_consecutive_gateway_failure: 70\n      enforcing_consecutive_local_origin_failure: 60\n      enforcing_success_rate: 80\n      enforcing_local_origin_success_rate: 50\n      success_rate_minimum_hosts: 4\n      success_rate_request_volume: 60\n      success_rate_stdev_factor: 1500\n      failure_percentage_threshold: 40\n      enforcing_failure_percentage: 30\n      enforcing_failure_percentage_local_origin: 20\n      failure_percentage_minimum_hosts: 3\n      failure_percentage_request_volume: 25\n      split_external_local_origin_errors: true\n      successful_active_health_check_uneject_host: false\n      always_eject_one_host: true\n");
     assert_eq!(
         c.outlier_detection,
-        Some(OutlierDetection {
-            consecutive_5xx: 3,
-            consecutive_gateway_failure: 2,
-            consecutive_local_origin_failure: 6,
-            interval: Duration::from_secs(5),
-            base_ejection_time: Duration::from_secs(10),
-            max_ejection_time: Duration::from_secs(100),
-            max_ejection_time_jitter: Duration::from_secs(1),
-            max_ejection_percent: 50,
-            enforcing_consecutive_5xx: 90,
-            enforcing_consecutive_gateway_failure: 70,
-            enforcing_consecutive_local_origin_failure: 60,
-            enforcing_success_rate: 80,
-            enforcing_local_origin_success_rate: 50,
-            success_rate_minimum_hosts: 4,
-            success_rate_request_volume: 60,
-            success_rate_stdev_factor: 1500,
-            failure_percentage_threshold: 40,
-            enforcing_failure_percentage: 30,
-            enforcing_failure_percentage_local_origin: 20,
-            failure_percentage_minimum_hosts: 3,
-            failure_percentage_request_volume: 25,
-            split_external_local_origin_errors: true,
-            successful_active_health_check_uneject_host: false,
-            always_eject_one_host: true,
-        })
+        Some(OutlierDetection::every_field_set())
     );
     let long = cluster("    outlier_detection: { base_ejection_time: 10m }\n");
     assert_eq!(
