@@ -575,8 +575,8 @@ fn route_shape_rules() {
         errors(&text),
         [
             "ringway.yaml:5:16: listeners[0].routes[0].match: `match` has exactly one of `prefix`, `path`, `regex` or `template`, not several",
-            "ringway.yaml:7:26: listeners[0].routes[0].direct_response: a route has exactly one of `cluster`, `direct_response` or `redirect`",
-            "ringway.yaml:8:9: listeners[0].routes[1]: a route needs one of `cluster`, `direct_response` or `redirect`",
+            "ringway.yaml:7:26: listeners[0].routes[0].direct_response: a route has exactly one of `cluster`, `weighted_clusters`, `direct_response` or `redirect`",
+            "ringway.yaml:8:9: listeners[0].routes[1]: a route needs one of `cluster`, `weighted_clusters`, `direct_response` or `redirect`",
             "ringway.yaml:8:16: listeners[0].routes[1].match: `match` needs one of `prefix`, `path`, `regex` or `template`",
             "ringway.yaml:10:26: listeners[0].routes[2].match.prefix: \"api\" must start with `/`",
             "ringway.yaml:11:36: listeners[0].routes[2].direct_response.status: expected a status code from 200 to 599, found 700",
@@ -786,4 +786,43 @@ fn a_body_file_that_is_not_a_regular_file_is_refused_at_once() {
         ["ringway.yaml:6:59: listeners[0].routes[0].direct_response.body.filename: cannot read /dev/zero: not a regular file"]
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn weighted_clusters_are_decoded_and_their_mistakes_positioned() {
+    let text = with_route(
+        "      - match: { prefix: / }\n        weighted_clusters:\n          clusters: [{ name: orders, weight: 95 }, { name: orders, weight: 5 }]\n          sticky: true\n        hash_on: [{ header: x-user }]\n",
+    );
+    let config = Config::parse(&text, Path::new("ringway.yaml")).expect("parses");
+    let route = &config.listeners[0].routes[0];
+    assert_eq!(
+        route.action,
+        RouteAction::Weighted(ringway::config::WeightedClusters {
+            clusters: vec![("orders".into(), 95), ("orders".into(), 5)],
+            sticky: true,
+        })
+    );
+    let unknown = errors(&with_route(
+        "      - match: { prefix: / }\n        weighted_clusters:\n          clusters: [{ name: ordres, weight: 1 }]\n",
+    ));
+    assert!(
+        unknown
+            .iter()
+            .any(|e| e.contains("ordres") && e.contains("orders")),
+        "{unknown:?}"
+    );
+    let zero = errors(&with_route(
+        "      - match: { prefix: / }\n        weighted_clusters:\n          clusters: [{ name: orders, weight: 0 }]\n",
+    ));
+    assert!(
+        zero.iter().any(|e| e.contains("the weights add up to 0")),
+        "{zero:?}"
+    );
+    let both = errors(&with_route(
+        "      - match: { prefix: / }\n        cluster: orders\n        weighted_clusters:\n          clusters: [{ name: orders, weight: 1 }]\n",
+    ));
+    assert!(
+        both.iter().any(|e| e.contains("exactly one of")),
+        "{both:?}"
+    );
 }

@@ -25,7 +25,8 @@ use super::fields::{
 };
 use super::model::{
     Cluster, Config, DirectResponse, DriverChoice, EscapedSlashes, Http1Settings, Listener,
-    PathNormalization, PinWorkers, Route, RouteAction, RouteMatch, VirtualHost, Workers,
+    PathNormalization, PinWorkers, Route, RouteAction, RouteMatch, VirtualHost, WeightedClusters,
+    Workers,
 };
 use super::node::Node;
 use super::route_match::route_match;
@@ -106,6 +107,7 @@ const ROUTE_KEYS: &[&str] = &[
     "name",
     "match",
     "cluster",
+    "weighted_clusters",
     "direct_response",
     "redirect",
     "timeout",
@@ -702,6 +704,47 @@ fn http1(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Http1Settings> {
     Some(settings)
 }
 
+const WEIGHTED_KEYS: &[&str] = &["clusters", "sticky"];
+const CLUSTER_WEIGHT_KEYS: &[&str] = &["name", "weight"];
+
+/// `weighted_clusters: {clusters: [{name, weight}, ...], sticky}`: a canary split.
+fn weighted_clusters<'a>(
+    node: &Node<'a>,
+    diag: &mut Diagnostics,
+    marks: &mut Marks<'a>,
+) -> Option<RouteAction> {
+    let map = node.map(diag, WEIGHTED_KEYS)?;
+    let sticky = super::fields::optional_bool(&map, "sticky", false, diag);
+    let list = map.field(diag, "clusters")?;
+    let clusters = super::fields::non_empty_list(&list, diag, "cluster", |item, diag| {
+        let entry = item.map(diag, CLUSTER_WEIGHT_KEYS)?;
+        let name_node = entry.field(diag, "name")?;
+        let name = name_node.str(diag)?;
+        // Existence is checked once all clusters are known (validate).
+        marks.cluster_refs.push((name, name_node.clone()));
+        let max = WeightedClusters::MAX_TOTAL as i64;
+        let weight = entry
+            .field(diag, "weight")?
+            .int_in(diag, "a weight", 0..=max)?;
+        Some((name.to_owned(), u32::try_from(weight).ok()?))
+    })?;
+    let total: u64 = clusters.iter().map(|(_, w)| u64::from(*w)).sum();
+    if total == 0 || total > WeightedClusters::MAX_TOTAL {
+        list.error(
+            diag,
+            format!(
+                "the weights add up to {total}; they must add up to 1 .. {}",
+                WeightedClusters::MAX_TOTAL
+            ),
+        );
+        return None;
+    }
+    Some(RouteAction::Weighted(WeightedClusters {
+        clusters,
+        sticky: sticky?,
+    }))
+}
+
 /// A route, with what its `rate_limit` says (resolved by the listener: its
 /// `rate_limit` is `None` until then).
 fn route<'a>(
@@ -711,16 +754,22 @@ fn route<'a>(
 ) -> Option<(Route, RouteLimits)> {
     let map = node.map(diag, ROUTE_KEYS)?;
     let matched = map.field(diag, "match").and_then(|n| route_match(&n, diag));
-    let actions: Vec<_> = ["cluster", "direct_response", "redirect"]
-        .into_iter()
-        .filter_map(|key| map.optional(key).map(|n| (key, n)))
-        .collect();
+    let actions: Vec<_> = [
+        "cluster",
+        "weighted_clusters",
+        "direct_response",
+        "redirect",
+    ]
+    .into_iter()
+    .filter_map(|key| map.optional(key).map(|n| (key, n)))
+    .collect();
     let action = match actions.as_slice() {
         [("cluster", cluster)] => cluster.str(diag).map(|name| {
             // Existence is checked once all clusters are known (validate).
             marks.cluster_refs.push((name, cluster.clone()));
             RouteAction::Cluster(name.to_owned())
         }),
+        [("weighted_clusters", split)] => weighted_clusters(split, diag, marks),
         [("direct_response", direct)] => {
             direct_response(direct, diag, &marks.base_dir).map(RouteAction::DirectResponse)
         }
@@ -728,14 +777,14 @@ fn route<'a>(
         [] => {
             map.error(
                 diag,
-                "a route needs one of `cluster`, `direct_response` or `redirect`",
+                "a route needs one of `cluster`, `weighted_clusters`, `direct_response` or `redirect`",
             );
             None
         }
         [_, (_, second), ..] => {
             second.error(
                 diag,
-                "a route has exactly one of `cluster`, `direct_response` or `redirect`",
+                "a route has exactly one of `cluster`, `weighted_clusters`, `direct_response` or `redirect`",
             );
             None
         }

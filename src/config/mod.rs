@@ -57,7 +57,8 @@ pub use model::{
     HeaderMatch, HeaderMutations, HealthCheckFilter, HostMatch, HostRewrite, Http1Settings,
     Listener, LoadOptions, LookupFamily, OriginMatch, PathNormalization, PathRewrite, PinWorkers,
     PoolSettings, ProxyProtocol, ProxySettings, QueryMatch, Redirect, RedirectPath, Rewrite, Route,
-    RouteAction, RouteConditions, RouteMatch, TrustedProxies, ValueMatch, Workers,
+    RouteAction, RouteConditions, RouteMatch, TrustedProxies, ValueMatch, WeightedClusters,
+    Workers,
 };
 
 pub use model::{

@@ -539,10 +539,29 @@ pub enum RouteMatch {
 pub enum RouteAction {
     /// Proxy to the named cluster (guaranteed to exist in `Config::clusters`).
     Cluster(String),
+    /// Proxy to one of several clusters, split by weight (canary traffic shifting;
+    /// Envoy's `weighted_clusters`).
+    Weighted(WeightedClusters),
     /// Answer from the proxy itself.
     DirectResponse(DirectResponse),
     /// Send the client elsewhere.
     Redirect(Redirect),
+}
+
+/// A route's clusters and their shares of its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedClusters {
+    /// Each cluster (guaranteed to exist) with its weight; the weights sum to at least 1.
+    pub clusters: Vec<(String, u32)>,
+    /// Split by the request's hash (the route's hash rules) instead of at random, so
+    /// that one user stays on one cluster at the same proportions (Envoy's
+    /// `use_hash_policy`). A request the rules find nothing in is split at random.
+    pub sticky: bool,
+}
+
+impl WeightedClusters {
+    /// The largest weight of one cluster, and of their sum (Envoy's bound on a total).
+    pub const MAX_TOTAL: u64 = 10_000_000;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -43,8 +43,49 @@ pub enum Action {
     Direct(Reply),
     /// Forward to the cluster at this index of the snapshot's clusters.
     Cluster(usize),
+    /// Forward to one of several clusters, split by weight.
+    Weighted(Box<Split>),
     /// Answer with a redirect to where [`rewrite::Redirect::location`] says.
     Redirect(Box<RedirectAction>),
+}
+
+/// A weighted split over clusters (canary traffic shifting), compiled.
+#[derive(Debug, Clone)]
+pub struct Split {
+    /// Each cluster's index and the running sum of the weights up to and including it.
+    clusters: Box<[(usize, u64)]>,
+    total: u64,
+    /// Split by the request's hash (the route's hash rules) when it has one.
+    pub sticky: bool,
+}
+
+impl Split {
+    /// The cluster index for a draw `value`: any `u64` (a random number, or the
+    /// request's hash), mapped onto the weights. Clusters of weight 0 never win.
+    pub fn pick(&self, value: u64) -> usize {
+        let at = value % self.total.max(1);
+        self.clusters
+            .iter()
+            .find(|(_, upto)| at < *upto)
+            .map_or(usize::MAX, |(index, _)| *index)
+    }
+
+    fn compile(split: &config::WeightedClusters, index: impl Fn(&str) -> Option<usize>) -> Split {
+        let mut upto = 0;
+        let clusters = split
+            .clusters
+            .iter()
+            .map(|(name, weight)| {
+                upto += u64::from(*weight);
+                (index(name).unwrap_or(usize::MAX), upto)
+            })
+            .collect();
+        Split {
+            clusters,
+            total: upto,
+            sticky: split.sticky,
+        }
+    }
 }
 
 /// A compiled redirect and its pre-rendered reply (status, `content-length: 0`).
@@ -276,6 +317,9 @@ impl Router {
                 config::RouteAction::Cluster(name) => {
                     Action::Cluster(cluster_index(name).unwrap_or(usize::MAX))
                 }
+                config::RouteAction::Weighted(split) => {
+                    Action::Weighted(Box::new(Split::compile(split, &cluster_index)))
+                }
                 // Validation guarantees it compiles; if not, the route answers 404.
                 config::RouteAction::Redirect(r) => match rewrite::Redirect::compile(r) {
                     Some(redirect) => Action::Redirect(Box::new(RedirectAction {
@@ -314,9 +358,12 @@ impl Router {
                     (
                         route.cors.as_ref().or(defaults.cors),
                         // Only a forwarded request has a body to limit.
-                        matches!(route.action, config::RouteAction::Cluster(_))
-                            .then(|| route.max_request_body.or(defaults.max_request_body))
-                            .flatten(),
+                        matches!(
+                            route.action,
+                            config::RouteAction::Cluster(_) | config::RouteAction::Weighted(_)
+                        )
+                        .then(|| route.max_request_body.or(defaults.max_request_body))
+                        .flatten(),
                     ),
                     route.name.as_deref().unwrap_or(""),
                     (
@@ -428,3 +475,58 @@ impl Router {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    fn split(weights: &[u32], sticky: bool) -> Split {
+        let clusters = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (format!("c{i}"), *w))
+            .collect();
+        let config = config::WeightedClusters { clusters, sticky };
+        Split::compile(&config, |name| name[1..].parse().ok())
+    }
+
+    #[test]
+    fn random_draws_split_within_half_a_point_of_the_weights() {
+        for weights in [&[90, 10][..], &[99, 1], &[1, 2, 3, 4], &[50, 0, 50]] {
+            let s = split(weights, false);
+            let total: u32 = weights.iter().sum();
+            let mut rng = fastrand::Rng::with_seed(7);
+            let mut counts = vec![0u32; weights.len()];
+            let n = 100_000;
+            for _ in 0..n {
+                counts[s.pick(rng.u64(..))] += 1;
+            }
+            for (i, (&c, &w)) in counts.iter().zip(weights).enumerate() {
+                let got = f64::from(c) * 100.0 / f64::from(n);
+                let want = f64::from(w) * 100.0 / f64::from(total);
+                assert!(
+                    (got - want).abs() < 0.5,
+                    "{weights:?}: cluster {i} got {got}%"
+                );
+            }
+            // A weight of 0 never wins.
+            if let Some(zero) = weights.iter().position(|&w| w == 0) {
+                assert_eq!(counts[zero], 0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_hash_always_lands_on_the_same_cluster_and_hashes_split_by_weight() {
+        let s = split(&[90, 10], true);
+        let mut counts = [0u32; 2];
+        for user in 0..20_000u32 {
+            let hash = crate::balance::hash_bytes(format!("user-{user}").as_bytes());
+            let first = s.pick(hash);
+            assert_eq!(s.pick(hash), first);
+            counts[first] += 1;
+        }
+        let canary = f64::from(counts[1]) * 100.0 / 20_000.0;
+        assert!((canary - 10.0).abs() < 1.0, "{canary}% on the canary");
+    }
+}

@@ -62,6 +62,7 @@ fn status(router: &Router, input: &RouteInput<'_, [(&str, &[u8])]>) -> Option<u1
         Action::Direct(r) => Some(r.status()),
         Action::Cluster(i) => Some(1000 + *i as u16),
         Action::Redirect(r) => Some(r.reply.status()),
+        Action::Weighted(_) => Some(2000),
     }
 }
 

@@ -115,6 +115,12 @@ impl WorkerContext {
     pub fn seed(&self) -> u64 {
         self.random.borrow_mut().u64(..)
     }
+
+    /// A random number (a weighted split's draw).
+    #[inline]
+    pub fn random_u64(&self) -> u64 {
+        self.random.borrow_mut().u64(..)
+    }
 }
 
 /// What the control thread asks of a worker.

@@ -21,6 +21,7 @@ use crate::config::model::{
     RouteAction, RouteConditions, RouteMatch, ValueMatch, VirtualHost,
 };
 use crate::config::pattern;
+use crate::config::WeightedClusters;
 
 /// A route configuration's virtual hosts, and its own header edits; `filters` says
 /// which per-filter configs its hosts and routes may have.
@@ -170,6 +171,7 @@ fn route(
             diag,
             &[
                 "cluster",
+                "weighted_clusters",
                 "prefix_rewrite",
                 "regex_rewrite",
                 "host_rewrite_literal",
@@ -184,24 +186,19 @@ fn route(
                 "hash_policy",
             ],
         );
-        let Some(cluster) = a.str("cluster") else {
+        let target = if let Some(w) = a.child("weighted_clusters") {
+            RouteAction::Weighted(weighted_clusters(&w, clusters, diag)?)
+        } else if let Some(cluster) = a.str("cluster") {
+            known_cluster(&a, "cluster", cluster, clusters, diag);
+            RouteAction::Cluster(cluster.to_owned())
+        } else {
             a.error(
                 diag,
                 "cluster",
-                "a route action needs `cluster` (weighted_clusters and cluster_header are not supported yet)",
+                "a route action needs `cluster` or `weighted_clusters` (cluster_header is not supported yet)",
             );
             return None;
         };
-        if !clusters.iter().any(|c| c == cluster) {
-            // Envoy's `validate_clusters` defaults to true for a static route_config.
-            let hint =
-                crate::config::suggest::did_you_mean(cluster, clusters.iter().map(String::as_str));
-            a.error(
-                diag,
-                "cluster",
-                format!("unknown cluster \"{cluster}\"{hint}"),
-            );
-        }
         if let Some(t) = a.duration("timeout") {
             timeout = if t.is_zero() { DISABLED } else { t };
         }
@@ -233,8 +230,10 @@ fn route(
         hash_policy = hash_rules(&a, diag);
         limits.rules = local_ratelimit::rules(&a, limiter, diag);
         limits.include_vh = a.wrapped_bool("include_vh_rate_limits") == Some(true);
-        limits.cluster = Some(cluster.to_owned());
-        RouteAction::Cluster(cluster.to_owned())
+        if let RouteAction::Cluster(cluster) = &target {
+            limits.cluster = Some(cluster.clone());
+        }
+        target
     } else if let Some(rd) = r.child("redirect") {
         RouteAction::Redirect(redirect(&rd, diag)?)
     } else if let Some(d) = r.child("direct_response") {
@@ -921,5 +920,75 @@ fn cors_from(p: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
         expose_headers: list("expose_headers"),
         max_age,
         allow_credentials: p.wrapped_bool("allow_credentials") == Some(true),
+    })
+}
+
+/// Refuses a cluster name the config does not define (Envoy's `validate_clusters`
+/// defaults to true for a static route_config).
+fn known_cluster(
+    at: &Msg<'_, '_>,
+    field: &str,
+    cluster: &str,
+    clusters: &[String],
+    diag: &mut Diagnostics,
+) {
+    if !clusters.iter().any(|c| c == cluster) {
+        let hint =
+            crate::config::suggest::did_you_mean(cluster, clusters.iter().map(String::as_str));
+        at.error(diag, field, format!("unknown cluster \"{cluster}\"{hint}"));
+    }
+}
+
+/// `RouteAction.weighted_clusters`: the clusters with their weights (a canary split).
+/// `use_hash_policy` splits by the route's `hash_policy`; a `total_weight` (deprecated)
+/// must equal the weights' sum, as Envoy checks. Per-cluster header edits, host rewrites,
+/// metadata and filter configs, `cluster_header`, `runtime_key_prefix`, `header_name` and
+/// `random_value_specifier` are refused by name.
+fn weighted_clusters(
+    w: &Msg<'_, '_>,
+    clusters: &[String],
+    diag: &mut Diagnostics,
+) -> Option<WeightedClusters> {
+    w.only(diag, &["clusters", "total_weight", "use_hash_policy"]);
+    let mut out = Vec::new();
+    for c in w.children("clusters") {
+        c.only(diag, &["name", "weight"]);
+        let Some(name) = c.str("name") else {
+            c.error(diag, "name", "a weighted cluster needs `name`");
+            continue;
+        };
+        known_cluster(&c, "name", name, clusters, diag);
+        let weight = c.wrapped_uint("weight").unwrap_or(0);
+        out.push((name.to_owned(), u32::try_from(weight).unwrap_or(u32::MAX)));
+    }
+    let total: u64 = out.iter().map(|(_, w)| u64::from(*w)).sum();
+    if out.is_empty() {
+        w.error(diag, "clusters", "at least one cluster is required");
+        return None;
+    }
+    if total == 0 || total > WeightedClusters::MAX_TOTAL {
+        w.error(
+            diag,
+            "clusters",
+            format!(
+                "the weights add up to {total}; they must add up to 1 .. {}",
+                WeightedClusters::MAX_TOTAL
+            ),
+        );
+        return None;
+    }
+    if let Some(declared) = w.wrapped_uint("total_weight") {
+        if declared != total {
+            w.error(
+                diag,
+                "total_weight",
+                format!("total_weight is {declared} but the weights add up to {total}"),
+            );
+            return None;
+        }
+    }
+    Some(WeightedClusters {
+        clusters: out,
+        sticky: w.wrapped_bool("use_hash_policy") == Some(true),
     })
 }

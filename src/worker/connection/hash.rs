@@ -19,6 +19,8 @@ use super::Connection;
 use crate::{
     balance::{combine, hash_bytes},
     config::{HashRule, HashSource},
+    http1::Request,
+    peer::Peer,
 };
 
 impl Connection<'_> {
@@ -29,7 +31,21 @@ impl Connection<'_> {
     pub(super) fn request_hash(&mut self, head_len: usize, rules: &[HashRule]) -> Option<u64> {
         let mut hash = None;
         for rule in rules {
-            if let Some(next) = self.rule_hash(head_len, &rule.source) {
+            let head = &self.buf[self.start..self.start + head_len];
+            let query = self
+                .target
+                .splitn(2, |&b| b == b'?')
+                .nth(1)
+                .unwrap_or_default();
+            let parts = (&self.request, head, self.filters.client, query);
+            let found = match (source_hash(parts, &rule.source), &rule.source) {
+                (Some(found), _) => Some(found),
+                (None, HashSource::Cookie { name, ttl, path }) => {
+                    ttl.map(|ttl| self.make_cookie(name, ttl, path.as_deref()))
+                }
+                (None, _) => None,
+            };
+            if let Some(next) = found {
                 hash = Some(combine(hash, next));
                 if rule.terminal {
                     break;
@@ -46,54 +62,74 @@ impl Connection<'_> {
         self.response.overlay.add_line(&self.filters.reply_lines);
     }
 
-    fn rule_hash(&mut self, head_len: usize, source: &HashSource) -> Option<u64> {
-        let head = &self.buf[self.start..self.start + head_len];
-        match source {
-            HashSource::Header(name) => self.request.header(head, name).map(hash_bytes),
-            HashSource::SourceIp => {
-                let ip = self.filters.client.ip()?;
-                // The address as text, written on the stack (no allocation).
-                let mut text = [0u8; 48];
-                let mut cursor = std::io::Cursor::new(&mut text[..]);
-                let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ip}"));
-                let len = usize::try_from(cursor.position()).unwrap_or(0);
-                Some(hash_bytes(&text[..len]))
-            }
-            HashSource::Query(name) => {
-                let query = self.target.splitn(2, |&b| b == b'?').nth(1)?;
-                crate::auth::jwt::extract::query_param(query, name).map(hash_bytes)
-            }
-            HashSource::Cookie { name, ttl, path } => {
-                let found = self
-                    .request
-                    .headers
-                    .iter()
-                    .filter(|h| h.is(head, "cookie"))
-                    .find_map(|h| cookie_value(h.value(head), name.as_bytes()));
-                if let Some(value) = found {
-                    return Some(hash_bytes(value));
-                }
-                let ttl = (*ttl)?;
-                // Envoy's generated value: the hash of the client's `ip:port`, in hex.
-                let peer = match self.peer.ip() {
-                    Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", self.peer_port),
-                    Some(ip) => format!("{ip}:{}", self.peer_port),
-                    None => String::from("unix"),
-                };
-                let value = format!("{:016x}", hash_bytes(peer.as_bytes()));
-                let mut line = format!("set-cookie: {name}=\"{value}\"");
-                // Whole seconds, as Envoy writes them; under one: a session cookie.
-                if ttl.as_secs() != 0 {
-                    let _ = write!(line, "; Max-Age={}", ttl.as_secs());
-                }
-                if let Some(path) = path {
-                    let _ = write!(line, "; Path={path}");
-                }
-                line.push_str("; HttpOnly\r\n");
-                self.filters.reply_lines.extend_from_slice(line.as_bytes());
-                Some(hash_bytes(value.as_bytes()))
+    /// Envoy's cookie for a client without one: its value is the hash of the client's
+    /// `ip:port` in hex; the request is hashed on that value, and the `Set-Cookie` line
+    /// waits in `reply_lines` for the response.
+    #[cold]
+    fn make_cookie(&mut self, name: &str, ttl: std::time::Duration, path: Option<&str>) -> u64 {
+        let peer = match self.peer.ip() {
+            Some(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{}", self.peer_port),
+            Some(ip) => format!("{ip}:{}", self.peer_port),
+            None => String::from("unix"),
+        };
+        let value = format!("{:016x}", hash_bytes(peer.as_bytes()));
+        let mut line = format!("set-cookie: {name}=\"{value}\"");
+        // Whole seconds, as Envoy writes them; under one: a session cookie.
+        if ttl.as_secs() != 0 {
+            let _ = write!(line, "; Max-Age={}", ttl.as_secs());
+        }
+        if let Some(path) = path {
+            let _ = write!(line, "; Path={path}");
+        }
+        line.push_str("; HttpOnly\r\n");
+        self.filters.reply_lines.extend_from_slice(line.as_bytes());
+        hash_bytes(value.as_bytes())
+    }
+}
+
+/// The hash of a request under `rules` from its parts (the parsed request, its head,
+/// the client, the query), making no cookie: a weighted split decides before the
+/// endpoint's pick would make one.
+#[inline(never)]
+pub(super) fn found_hash(parts: Parts<'_>, rules: &[HashRule]) -> Option<u64> {
+    let mut hash = None;
+    for rule in rules {
+        if let Some(next) = source_hash(parts, &rule.source) {
+            hash = Some(combine(hash, next));
+            if rule.terminal {
+                break;
             }
         }
+    }
+    hash
+}
+
+/// What a hash rule reads: the parsed request, its head, the client (after the trust
+/// policy) and the query.
+pub(super) type Parts<'a> = (&'a Request, &'a [u8], Peer, &'a [u8]);
+
+/// What one rule finds in the request, hashed.
+fn source_hash((request, head, client, query): Parts<'_>, source: &HashSource) -> Option<u64> {
+    match source {
+        HashSource::Header(name) => request.header(head, name).map(hash_bytes),
+        HashSource::SourceIp => {
+            let ip = client.ip()?;
+            // The address as text, written on the stack (no allocation).
+            let mut text = [0u8; 48];
+            let mut cursor = std::io::Cursor::new(&mut text[..]);
+            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{ip}"));
+            let len = usize::try_from(cursor.position()).unwrap_or(0);
+            Some(hash_bytes(&text[..len]))
+        }
+        HashSource::Query(name) => {
+            crate::auth::jwt::extract::query_param(query, name).map(hash_bytes)
+        }
+        HashSource::Cookie { name, .. } => request
+            .headers
+            .iter()
+            .filter(|h| h.is(head, "cookie"))
+            .find_map(|h| cookie_value(h.value(head), name.as_bytes()))
+            .map(hash_bytes),
     }
 }
 

@@ -385,31 +385,46 @@ impl Connection<'_> {
                         redirect_to = Some(&**redirect);
                         (&redirect.reply, None)
                     }
-                    Action::Cluster(index) => match l.clusters.get(*index) {
-                        Some(cluster) => {
-                            self.target.clear();
-                            match &route.path_rewrite {
-                                None => self.target.extend_from_slice(target.path),
-                                Some(rewrite) => {
-                                    // The upstream gets the rewritten path and, as from
-                                    // Envoy, the one it replaced (`x-envoy-original-path`,
-                                    // written once the filters ran: a token they take
-                                    // from the query must not reach the upstream there).
-                                    let matched = route.matched_len(target.path);
-                                    rewrite.apply(target.path, matched, &mut self.target);
+                    action @ (Action::Cluster(_) | Action::Weighted(_)) => {
+                        match l.clusters.get(match action {
+                            Action::Weighted(split) => {
+                                // Sticky: by the request's hash when the rules find one.
+                                let parts =
+                                    (&self.request, head, self.filters.client, target.query);
+                                let hash = split
+                                    .sticky
+                                    .then(|| hash::found_hash(parts, &route.hash_policy))
+                                    .flatten();
+                                split.pick(hash.unwrap_or_else(|| self.worker.random_u64()))
+                            }
+                            Action::Cluster(index) => *index,
+                            _ => usize::MAX,
+                        }) {
+                            Some(cluster) => {
+                                self.target.clear();
+                                match &route.path_rewrite {
+                                    None => self.target.extend_from_slice(target.path),
+                                    Some(rewrite) => {
+                                        // The upstream gets the rewritten path and, as from
+                                        // Envoy, the one it replaced (`x-envoy-original-path`,
+                                        // written once the filters ran: a token they take
+                                        // from the query must not reach the upstream there).
+                                        let matched = route.matched_len(target.path);
+                                        rewrite.apply(target.path, matched, &mut self.target);
+                                    }
                                 }
+                                if !target.query.is_empty() {
+                                    self.target.push(b'?');
+                                    self.target.extend_from_slice(target.query);
+                                }
+                                (l.replies.get(LocalReplyKind::NoUpstream), Some(cluster))
                             }
-                            if !target.query.is_empty() {
-                                self.target.push(b'?');
-                                self.target.extend_from_slice(target.query);
+                            None => {
+                                flags = ResponseFlags::NO_HEALTHY_UPSTREAM;
+                                (l.replies.get(LocalReplyKind::NoUpstream), None)
                             }
-                            (l.replies.get(LocalReplyKind::NoUpstream), Some(cluster))
                         }
-                        None => {
-                            flags = ResponseFlags::NO_HEALTHY_UPSTREAM;
-                            (l.replies.get(LocalReplyKind::NoUpstream), None)
-                        }
-                    },
+                    }
                 },
                 None => {
                     l.http_stats.get(rq::RQ_NO_ROUTE).inc();
