@@ -293,7 +293,7 @@ fn rewrite_mistakes_are_refused_by_name() {
     );
     check(
         "        cluster: c\n        redirect: { https_redirect: true }\n",
-        "exactly one of `cluster`, `direct_response` or `redirect`",
+        "exactly one of `cluster`, `weighted_clusters`, `direct_response` or `redirect`",
     );
     check(
         "        redirect: { host_redirect: \"a b\" }\n",
