@@ -30,6 +30,9 @@
 # (indented 4 spaces), e.g. a 10-endpoint least-request cluster:
 #   ENDPOINTS=10 CLUSTER_KEYS=$'    load_balancing: { policy: least_request }\n' ...
 #
+# ROUTE_ACTION replaces the route's `cluster: upstream` (one line), e.g. a weighted split:
+#   ROUTE_ACTION='weighted_clusters: { clusters: [{ name: upstream, weight: 9 }, { name: upstream, weight: 1 }] }'
+#
 # ROUTE_KEYS adds keys to the one route (YAML lines, indented 8 spaces), to measure a
 # feature's cost over the plain route with the same binary, e.g.
 #   ROUTE_KEYS=$'        prefix_rewrite: /v2/\n' loadtest/scripts/instructions-per-request.sh
@@ -65,7 +68,7 @@ listeners:
     address: 127.0.0.1:$listen
 ${tls_keys}    routes:
       - match: { prefix: / }
-        cluster: upstream
+        ${ROUTE_ACTION:-cluster: upstream}
 ${ROUTE_KEYS:-}clusters:
   - name: upstream
     endpoints: [$endpoints]
