@@ -70,6 +70,13 @@ fn flags(rw: &Ringway, cluster: &str, endpoint: &str) -> String {
         .unwrap_or_else(|| panic!("no health_flags line for {endpoint}"))
 }
 
+/// Waits up to 3 s for the health flags of `endpoint` in `cluster` to satisfy `want`.
+fn flags_become(rw: &Ringway, cluster: &str, endpoint: &str, want: impl Fn(&str) -> bool) -> bool {
+    wait_until(Duration::from_secs(3), || {
+        want(&flags(rw, cluster, endpoint))
+    })
+}
+
 /// Waits up to `limit` for `check` to hold, polling.
 fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
@@ -137,8 +144,7 @@ fn an_http_health_check_takes_a_failing_endpoint_out_and_brings_it_back() {
         // counts network failures and timeouts).
         a.set_health(Mode::Status(503));
         assert!(
-            wait_until(Duration::from_secs(3), || flags(&rw, "svc", &a.endpoint())
-                == "/failed_active_hc"),
+            flags_become(&rw, "svc", &a.endpoint(), |f| f == "/failed_active_hc"),
             "{driver}: {}",
             clusters(&rw)
         );
@@ -155,8 +161,7 @@ fn an_http_health_check_takes_a_failing_endpoint_out_and_brings_it_back() {
         // Back after two good checks.
         a.set_health(Mode::Ok);
         assert!(
-            wait_until(Duration::from_secs(3), || flags(&rw, "svc", &a.endpoint())
-                == "healthy"),
+            flags_become(&rw, "svc", &a.endpoint(), |f| f == "healthy"),
             "{driver}"
         );
         let counts = spread(addr, 40);
@@ -184,7 +189,7 @@ fn a_tcp_health_check_follows_an_endpoint_that_dies_and_comes_back() {
         let (rw, addr) = start(driver, &cluster);
         a.kill();
         assert!(
-            wait_until(Duration::from_secs(3), || flags(&rw, "svc", &a.endpoint())
+            flags_become(&rw, "svc", &a.endpoint(), |f| f
                 .contains("/failed_active_hc")),
             "{driver}: {}",
             clusters(&rw)
@@ -193,8 +198,7 @@ fn a_tcp_health_check_follows_an_endpoint_that_dies_and_comes_back() {
         assert_eq!(count(&counts, "b"), 30, "{driver}: {counts:?}");
         a.revive();
         assert!(
-            wait_until(Duration::from_secs(3), || flags(&rw, "svc", &a.endpoint())
-                == "healthy"),
+            flags_become(&rw, "svc", &a.endpoint(), |f| f == "healthy"),
             "{driver}"
         );
         let counts = spread(addr, 40);
@@ -269,8 +273,7 @@ fn consecutive_failures_eject_an_endpoint_for_the_ejection_time() {
             // Back after the ejection time (and the next interval), healthy again.
             a.set(Mode::Ok);
             assert!(
-                wait_until(Duration::from_secs(3), || flags(&rw, "svc", &a.endpoint())
-                    == "healthy"),
+                flags_become(&rw, "svc", &a.endpoint(), |f| f == "healthy"),
                 "{driver} {mode:?}"
             );
             assert!(
@@ -400,11 +403,7 @@ fn priorities_fail_over_and_panic_mode_uses_every_endpoint() {
         );
 
         p0.set_health(Mode::Status(503));
-        assert!(wait_until(Duration::from_secs(3), || flags(
-            &rw,
-            "svc",
-            &p0.endpoint()
-        ) != "healthy"));
+        assert!(flags_become(&rw, "svc", &p0.endpoint(), |f| f != "healthy"));
         let counts = spread(addr, 30);
         assert_eq!(
             count(&counts, "p1"),
@@ -415,11 +414,7 @@ fn priorities_fail_over_and_panic_mode_uses_every_endpoint() {
         // Both unhealthy: every priority is in panic, and Envoy then shares the load
         // by the priorities' host counts (one each here) over all their endpoints.
         p1.set_health(Mode::Status(503));
-        assert!(wait_until(Duration::from_secs(3), || flags(
-            &rw,
-            "svc",
-            &p1.endpoint()
-        ) != "healthy"));
+        assert!(flags_become(&rw, "svc", &p1.endpoint(), |f| f != "healthy"));
         let counts = spread(addr, 60);
         let (c0, c1) = (count(&counts, "p0"), count(&counts, "p1"));
         assert_eq!(c0 + c1, 60, "{driver}: {counts:?}");
@@ -597,12 +592,8 @@ fn envoys_locality_example_fails_over_by_priority_and_locality() {
         let fail = |i: usize| {
             ups[i].set_all(Mode::Status(503));
             assert!(
-                wait_until(Duration::from_secs(3), || flags(
-                    &rw,
-                    "backend",
-                    &endpoint(i)
-                )
-                .contains("failed_active_hc")),
+                flags_become(&rw, "backend", &endpoint(i), |f| f
+                    .contains("failed_active_hc")),
                 "{driver}: {}",
                 clusters(&rw)
             );

@@ -92,7 +92,9 @@ const HTTP_KEYS: &[&str] = &[
 ];
 const TCP_KEYS: &[&str] = &["send", "expect"];
 /// Outlier detection's counts and percents, by field (durations and flags follow).
-const OUTLIER_COUNTS: &[&str] = &[
+/// Outlier detection's counts, percents and every field: the same names in both
+/// formats (the Envoy decoder takes them from here).
+pub(crate) const OUTLIER_COUNTS: &[&str] = &[
     "consecutive_5xx",
     "consecutive_gateway_failure",
     "consecutive_local_origin_failure",
@@ -102,7 +104,7 @@ const OUTLIER_COUNTS: &[&str] = &[
     "failure_percentage_minimum_hosts",
     "failure_percentage_request_volume",
 ];
-const OUTLIER_PERCENTS: &[&str] = &[
+pub(crate) const OUTLIER_PERCENTS: &[&str] = &[
     "max_ejection_percent",
     "enforcing_consecutive_5xx",
     "enforcing_consecutive_gateway_failure",
@@ -113,7 +115,7 @@ const OUTLIER_PERCENTS: &[&str] = &[
     "enforcing_failure_percentage",
     "enforcing_failure_percentage_local_origin",
 ];
-const OUTLIER_KEYS: &[&str] = &[
+pub(crate) const OUTLIER_KEYS: &[&str] = &[
     "consecutive_5xx",
     "consecutive_gateway_failure",
     "consecutive_local_origin_failure",

@@ -52,48 +52,88 @@ struct Book {
     /// The service finished its first round of checks (or the cluster has none).
     warmed: bool,
     set: Arc<HostSet>,
+    /// The client configuration of its HTTPS checks (a checked TLS cluster).
+    check_tls: Option<Arc<rustls::ClientConfig>>,
     /// The control thread's cells of `cluster.<name>.` (the membership gauges).
     cells: Option<WorkerScope>,
 }
 
 impl Book {
-    fn rebuild(&mut self) {
-        let checked = self.cluster.health_check.is_some();
-        let flags: Arc<[HealthFlags]> = self
-            .members
-            .iter()
-            .map(|m| {
-                let declared = HealthFlags::declared(&m.declared);
-                let mut flags = match self.reported.get(&m.address) {
-                    Some(flags) => flags.union(declared),
-                    None => initial_flags(m, checked),
-                };
-                // The health service marks an endpoint pending until its first check
-                // (how it knows a round is done); Envoy excludes pending endpoints only
-                // with `ignore_new_hosts_until_first_hc`, so here it is just failed.
-                flags.remove(HealthFlags::PENDING_ACTIVE_HC);
-                flags
-            })
-            .collect();
-        self.set = Arc::new(HostSet::build(
-            Members::clone(&self.members),
-            flags,
-            &self.cluster.balancing,
-        ));
-        if let Some(cells) = &self.cells {
-            let count =
-                |u: Usability| self.set.flags.iter().filter(|f| f.usability() == u).count() as u64;
-            cells
-                .get(cx::MEMBERSHIP_HEALTHY)
-                .set(count(Usability::Healthy));
-            cells
-                .get(cx::MEMBERSHIP_DEGRADED)
-                .set(count(Usability::Degraded));
-            cells
-                .get(cx::MEMBERSHIP_EXCLUDED)
-                .set(count(Usability::Excluded));
-        }
+    fn new(
+        cluster: &config::Cluster,
+        members: Members,
+        (reported, warmed): (HashMap<Address, HealthFlags>, bool),
+        cells: Option<WorkerScope>,
+    ) -> Book {
+        let book = Book {
+            set: host_set(cluster, &members, &reported),
+            // Built once per config: checks of a TLS cluster speak TLS with its settings.
+            check_tls: cluster
+                .tls
+                .as_ref()
+                .filter(|_| cluster.health_check.is_some())
+                .and_then(|tls| crate::tls::client::Connector::new(tls).ok())
+                .map(|c| c.client_config()),
+            cluster: cluster.clone(),
+            members,
+            reported,
+            warmed,
+            cells,
+        };
+        book.count_membership();
+        book
     }
+
+    fn rebuild(&mut self) {
+        self.set = host_set(&self.cluster, &self.members, &self.reported);
+        self.count_membership();
+    }
+
+    /// The membership gauges of the current set.
+    fn count_membership(&self) {
+        let Some(cells) = &self.cells else { return };
+        let count =
+            |u: Usability| self.set.flags.iter().filter(|f| f.usability() == u).count() as u64;
+        cells
+            .get(cx::MEMBERSHIP_HEALTHY)
+            .set(count(Usability::Healthy));
+        cells
+            .get(cx::MEMBERSHIP_DEGRADED)
+            .set(count(Usability::Degraded));
+        cells
+            .get(cx::MEMBERSHIP_EXCLUDED)
+            .set(count(Usability::Excluded));
+    }
+}
+
+/// The host set of `cluster`'s `members`: each one's reported verdict with what the
+/// config declares, or its initial flags when none came yet.
+fn host_set(
+    cluster: &config::Cluster,
+    members: &Members,
+    reported: &HashMap<Address, HealthFlags>,
+) -> Arc<HostSet> {
+    let checked = cluster.health_check.is_some();
+    let flags: Arc<[HealthFlags]> = members
+        .iter()
+        .map(|m| {
+            let declared = HealthFlags::declared(&m.declared);
+            let mut flags = match reported.get(&m.address) {
+                Some(flags) => flags.union(declared),
+                None => initial_flags(m, checked),
+            };
+            // The health service marks an endpoint pending until its first check (how
+            // it knows a round is done); Envoy excludes pending endpoints only with
+            // `ignore_new_hosts_until_first_hc`, so here it is just failed.
+            flags.remove(HealthFlags::PENDING_ACTIVE_HC);
+            flags
+        })
+        .collect();
+    Arc::new(HostSet::build(
+        Members::clone(members),
+        flags,
+        &cluster.balancing,
+    ))
 }
 
 /// Every cluster's host set, and the health service.
@@ -159,15 +199,8 @@ impl Hosts {
             if !warmed && !members.is_empty() {
                 pending.push(cluster.name.clone());
             }
-            let mut book = Book {
-                cells: stats.clusters.get(&cluster.name).map(control_cells),
-                cluster: cluster.clone(),
-                set: Arc::new(HostSet::initial(Members::default(), cluster)),
-                members,
-                reported,
-                warmed,
-            };
-            book.rebuild();
+            let cells = stats.clusters.get(&cluster.name).map(control_cells);
+            let book = Book::new(cluster, members, (reported, warmed), cells);
             books.insert(cluster.name.clone(), book);
         }
         self.books = books;
@@ -191,12 +224,7 @@ impl Hosts {
                         .health(&b.cluster.name, &crate::health::stats::DEFS)
                         .for_worker(0),
                 ),
-                // Checks of a TLS cluster speak TLS with the cluster's settings.
-                tls: b.cluster.tls.as_ref().and_then(|tls| {
-                    crate::tls::client::Connector::new(tls)
-                        .ok()
-                        .map(|c| c.client_config())
-                }),
+                tls: b.check_tls.clone(),
                 server_name: b.cluster.tls.as_ref().and_then(|t| t.sni.clone()),
                 check_ports: unique(&b.members).map(|m| m.check_port).collect(),
                 // One per address: verdicts are by address, and two members at one

@@ -3,56 +3,27 @@
 //!
 //! Design: every field maps one to one, by the same name, with Envoy's defaults (the
 //! model's `Default`); bounds on percents and durations are Envoy's validation rules,
-//! checked before the mapping runs. Two choices: a `consecutive_*` threshold of 0 is
-//! refused (in Envoy a streak never equals 0, so the check silently never fires;
-//! `enforcing_*: 0` is the way to turn one off), and `max_ejection_time` follows
-//! Envoy's rule (not set: the larger of 300 s and `base_ejection_time`; set: not below
+//! checked before the mapping runs. A `consecutive_*` threshold of 0 is accepted and
+//! never fires, as in Envoy (Istio writes it; the native format refuses it and points
+//! to `enforcing_*: 0`), and `max_ejection_time` follows Envoy's rule (not set: the larger of 300 s and `base_ejection_time`; set: not below
 //! `base_ejection_time`). `monitors` and `detect_degraded_hosts` are refused by name.
 
 use super::cursor::Msg;
 use crate::config::balance::OutlierDetection;
-use crate::config::decode_balance::{finish_outlier, outlier_count};
+use crate::config::decode_balance::{
+    finish_outlier, outlier_count, OUTLIER_COUNTS, OUTLIER_KEYS, OUTLIER_PERCENTS,
+};
 use crate::config::error::Diagnostics;
-
-/// The `UInt32Value` fields, in the proto's order.
-const COUNTS: &[&str] = &[
-    "consecutive_5xx",
-    "max_ejection_percent",
-    "enforcing_consecutive_5xx",
-    "enforcing_success_rate",
-    "success_rate_minimum_hosts",
-    "success_rate_request_volume",
-    "success_rate_stdev_factor",
-    "consecutive_gateway_failure",
-    "enforcing_consecutive_gateway_failure",
-    "consecutive_local_origin_failure",
-    "enforcing_consecutive_local_origin_failure",
-    "enforcing_local_origin_success_rate",
-    "failure_percentage_threshold",
-    "enforcing_failure_percentage",
-    "enforcing_failure_percentage_local_origin",
-    "failure_percentage_minimum_hosts",
-    "failure_percentage_request_volume",
-];
 
 pub(crate) fn outlier_detection(
     o: &Msg<'_, '_>,
     diag: &mut Diagnostics,
 ) -> Option<OutlierDetection> {
-    let mut allowed = COUNTS.to_vec();
-    allowed.extend([
-        "interval",
-        "base_ejection_time",
-        "max_ejection_time",
-        "max_ejection_time_jitter",
-        "split_external_local_origin_errors",
-        "successful_active_health_check_uneject_host",
-        "always_eject_one_host",
-    ]);
-    o.only(diag, &allowed);
+    // The same field names as the native format's.
+    o.only(diag, OUTLIER_KEYS);
     let mut out = OutlierDetection::default();
     let mut ok = true;
-    for key in COUNTS {
+    for key in OUTLIER_COUNTS.iter().chain(OUTLIER_PERCENTS) {
         let Some(value) = o.wrapped_uint(key) else {
             continue;
         };

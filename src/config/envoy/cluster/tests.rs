@@ -6,48 +6,15 @@ use std::time::Duration;
 use crate::config::model::*;
 use crate::config::Config;
 
-use crate::config::envoy::tests::load;
-
-/// `text`'s errors; a panic naming nothing else if it loads (a loaded config's Debug
-/// output is too deep for a test thread's stack).
-fn errors(text: &str) -> Vec<String> {
-    match Config::parse(text, std::path::Path::new("envoy.yaml")) {
-        Ok(_) => panic!("expected errors, but it loads"),
-        Err(errors) => errors.iter().map(ToString::to_string).collect(),
-    }
-}
+use crate::config::envoy::tests::{errors, listener, load};
 
 /// One listener routing `/` to cluster `app` (its route action gets `action`, fields
 /// indented by 16), whose fields after its name are `cluster` (indented by 4).
 fn bootstrap(cluster: &str, action: &str) -> String {
-    format!(
-        r#"static_resources:
-  listeners:
-  - name: listener_0
-    address:
-      socket_address: {{ address: 127.0.0.1, port_value: 10000 }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          route_config:
-            virtual_hosts:
-            - name: local
-              domains: ["*"]
-              routes:
-              - match: {{ prefix: "/" }}
-                route:
-                  cluster: app
-{action}          http_filters:
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: app
-{cluster}"#
-    )
+    let route = format!(
+        "              - match: {{ prefix: \"/\" }}\n                route:\n                  cluster: app\n{action}"
+    );
+    format!("{}  - name: app\n{cluster}", listener("", &route))
 }
 
 /// A load assignment with one endpoint (indented for a cluster field).
