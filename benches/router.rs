@@ -39,6 +39,12 @@ fn table() -> Vec<Route> {
         authorization: None,
         rate_limit: None,
         hash_policy: Vec::new(),
+        retry: None,
+        mirrors: Vec::new(),
+        fault: None,
+        max_stream_duration: None,
+        priority: Default::default(),
+        attempt_count: Default::default(),
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

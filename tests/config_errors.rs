@@ -86,6 +86,12 @@ fn example_parses_to_expected_values() {
                 authorization: None,
                 rate_limit: None,
                 hash_policy: Vec::new(),
+                retry: None,
+                mirrors: Vec::new(),
+                fault: None,
+                max_stream_duration: None,
+                priority: Default::default(),
+                attempt_count: Default::default(),
             },
             Route {
                 name: None,
@@ -107,6 +113,12 @@ fn example_parses_to_expected_values() {
                 authorization: None,
                 rate_limit: None,
                 hash_policy: Vec::new(),
+                retry: None,
+                mirrors: Vec::new(),
+                fault: None,
+                max_stream_duration: None,
+                priority: Default::default(),
+                attempt_count: Default::default(),
             },
         ]
     );
@@ -125,6 +137,7 @@ fn example_parses_to_expected_values() {
             balancing: Default::default(),
             health_check: None,
             outlier_detection: None,
+            circuit_breakers: Default::default(),
         }]
     );
     assert_eq!(config.cluster("orders"), Some(&config.clusters[0]));

@@ -869,6 +869,12 @@ fn route<'a>(
         decode_ratelimit::route(&map, diag, &mut marks.rate_limit_names, marks.auth.as_ref());
     let (matcher, conditions) = matched?;
     let route = Route {
+        retry: None,
+        mirrors: Vec::new(),
+        fault: None,
+        max_stream_duration: None,
+        priority: Default::default(),
+        attempt_count: Default::default(),
         auth: auth?,
         authorization: authorization?,
         rate_limit: None,

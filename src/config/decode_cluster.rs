@@ -282,6 +282,7 @@ pub(super) fn cluster<'a>(
         }
     };
     Some(Cluster {
+        circuit_breakers: Default::default(),
         name: name?.to_owned(),
         endpoints,
         connect_timeout: connect_timeout?,

@@ -327,6 +327,30 @@ pub struct Route {
     /// by the decoders: the route's own rules, else (native) its cluster's `hash_on`.
     /// Empty: no hash (a random one is used, as in Envoy).
     pub hash_policy: Vec<super::balance::HashRule>,
+    /// When and how failed attempts are repeated (cluster routes); `None`: only the
+    /// stale-connection retry every request gets.
+    pub retry: Option<super::resilience::RetryPolicy>,
+    /// Clusters that get a copy of a share of the requests (shadow traffic).
+    pub mirrors: Vec<super::resilience::Mirror>,
+    /// Faults injected into this route's requests (resolved by the decoders: the
+    /// route's own, else the listener's).
+    pub fault: Option<super::resilience::FaultPolicy>,
+    /// A request (and its response) may last at most this long from its first byte
+    /// (Envoy's `max_stream_duration`); `None`: no limit.
+    pub max_stream_duration: Option<Duration>,
+    /// Which of the cluster's circuit-breaker thresholds apply.
+    pub priority: super::resilience::Priority,
+    /// Tell the upstream (request) and the client (response) the attempt number in
+    /// `x-envoy-attempt-count` (Envoy's `include_request_attempt_count`,
+    /// `include_attempt_count_in_response`).
+    pub attempt_count: AttemptCount,
+}
+
+/// Where `x-envoy-attempt-count` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttemptCount {
+    pub request: bool,
+    pub response: bool,
 }
 
 /// A CORS policy (Envoy's `CorsPolicy`).
@@ -597,6 +621,8 @@ pub struct Cluster {
     pub health_check: Option<super::balance::HealthCheck>,
     /// Passive health checking; `None`: none (Envoy's default without the field).
     pub outlier_detection: Option<super::balance::OutlierDetection>,
+    /// Process-wide limits per routing priority (Envoy's defaults without the field).
+    pub circuit_breakers: super::resilience::CircuitBreakers,
 }
 
 impl Cluster {

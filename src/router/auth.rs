@@ -74,6 +74,12 @@ impl AuthContext {
                     .rules
                     .iter()
                     .map(|rule| config::Route {
+                        retry: None,
+                        mirrors: Vec::new(),
+                        fault: None,
+                        max_stream_duration: None,
+                        priority: Default::default(),
+                        attempt_count: Default::default(),
                         name: None,
                         matcher: rule.matcher.clone(),
                         action: config::RouteAction::DirectResponse(config::DirectResponse {

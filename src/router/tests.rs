@@ -37,6 +37,12 @@ fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config
         authorization: None,
         rate_limit: None,
         hash_policy: Vec::new(),
+        retry: None,
+        mirrors: Vec::new(),
+        fault: None,
+        max_stream_duration: None,
+        priority: Default::default(),
+        attempt_count: Default::default(),
     }
 }
 

@@ -533,6 +533,7 @@ mod tests {
             balancing: Default::default(),
             health_check: None,
             outlier_detection: None,
+            circuit_breakers: Default::default(),
         };
         let scope = Arc::new(crate::stats::Scope::new(
             "cluster.c.",

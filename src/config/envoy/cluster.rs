@@ -197,6 +197,7 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
         }
     };
     Some(Cluster {
+        circuit_breakers: Default::default(),
         name,
         endpoints,
         connect_timeout,

@@ -247,6 +247,12 @@ fn route(
         return None;
     };
     let route = Route {
+        retry: None,
+        mirrors: Vec::new(),
+        fault: None,
+        max_stream_duration: None,
+        priority: Default::default(),
+        attempt_count: Default::default(),
         auth: super::jwt_authn::per_route(r, filters.jwt_authn.as_ref(), diag),
         authorization: super::rbac::per_route(r, filters.rbac.as_deref(), diag),
         // Resolved by `virtual_host`, which knows the host's config and rules.
