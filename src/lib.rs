@@ -38,6 +38,7 @@ pub mod peer;
 pub mod process;
 pub mod proxy_protocol;
 pub mod ratelimit;
+pub mod resilience;
 pub mod router;
 pub mod snapshot;
 pub mod stats;
