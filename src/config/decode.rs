@@ -16,6 +16,7 @@ use super::decode_cors;
 use super::decode_headers;
 use super::decode_proxy;
 use super::decode_ratelimit::{self, RouteLimits};
+use super::decode_resilience;
 use super::decode_rewrite;
 use super::decode_short;
 use super::error::Diagnostics;
@@ -134,6 +135,13 @@ const ROUTE_KEYS: &[&str] = &[
     "rate_limit",
     // Hash rules (ring hash, Maglev), decoded in decode_balance.rs.
     "hash_on",
+    // Retries, mirrors, stream duration, priority, attempt count: decode_resilience.rs
+    // (its ROUTE_KEYS).
+    "retry",
+    "mirror",
+    "max_stream_duration",
+    "priority",
+    "attempt_count",
 ];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -867,14 +875,16 @@ fn route<'a>(
     let authorization = super::decode_authz::route(&map, diag);
     let rate_limit =
         decode_ratelimit::route(&map, diag, &mut marks.rate_limit_names, marks.auth.as_ref());
+    let resilience = decode_resilience::route(&map, forwards, diag, marks);
     let (matcher, conditions) = matched?;
+    let resilience = resilience?;
     let route = Route {
-        retry: None,
-        mirrors: Vec::new(),
+        retry: resilience.retry,
+        mirrors: resilience.mirrors,
         fault: None,
-        max_stream_duration: None,
-        priority: Default::default(),
-        attempt_count: Default::default(),
+        max_stream_duration: resilience.max_stream_duration,
+        priority: resilience.priority,
+        attempt_count: resilience.attempt_count,
         auth: auth?,
         authorization: authorization?,
         rate_limit: None,

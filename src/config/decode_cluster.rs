@@ -13,7 +13,8 @@
 //! `locality_weight`), `health_check_port`, and on a static cluster its declared
 //! `health` and `hostname`; priorities must go from 0 without gaps. How the cluster
 //! balances over them and checks them (`load_balancing`, `health_check`,
-//! `outlier_detection`) is decoded in `decode_balance`.
+//! `outlier_detection`) is decoded in `decode_balance`, its `circuit_breakers` in
+//! `decode_resilience`.
 
 use super::addr::{parse_address, parse_host_port};
 use super::balance::{check_locality_weights, check_priorities, DeclaredHealth, Locality};
@@ -42,6 +43,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "load_balancing",
     "health_check",
     "outlier_detection",
+    // Decoded in decode_resilience.rs.
+    "circuit_breakers",
 ];
 const ENDPOINT_KEYS: &[&str] = &[
     "address",
@@ -165,6 +168,10 @@ pub(super) fn cluster<'a>(
         Some(n) => decode_balance::outlier_detection(&n, diag).map(Some),
         None => Some(None),
     };
+    let circuit_breakers = match map.optional("circuit_breakers") {
+        Some(n) => super::decode_resilience::circuit_breakers(&n, diag),
+        None => Some(Default::default()),
+    };
 
     let written = written?;
     endpoint_groups(&written, endpoints_node.as_ref(), diag);
@@ -282,7 +289,7 @@ pub(super) fn cluster<'a>(
         }
     };
     Some(Cluster {
-        circuit_breakers: Default::default(),
+        circuit_breakers: circuit_breakers?,
         name: name?.to_owned(),
         endpoints,
         connect_timeout: connect_timeout?,

@@ -27,6 +27,7 @@ mod decode_headers;
 mod decode_log;
 mod decode_proxy;
 mod decode_ratelimit;
+mod decode_resilience;
 mod decode_rewrite;
 mod decode_short;
 mod decode_tls;

@@ -203,7 +203,9 @@ fn is_token(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-fn header(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
+/// One header condition (`{name, exact|prefix|regex|present}`); also a retry policy's
+/// response and request header conditions.
+pub(super) fn header(node: &Node<'_>, diag: &mut Diagnostics) -> Option<HeaderMatch> {
     let map = node.map(diag, HEADER_KEYS)?;
     let name = map.field(diag, "name").and_then(|n| {
         let text = n.str(diag)?;

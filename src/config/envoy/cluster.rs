@@ -3,8 +3,8 @@
 //! balancers and their configs, `health_checks` (`health.rs`), `outlier_detection`
 //! (`outlier.rs`), and the HTTP/1.1 protocol options.
 //!
-//! Design: what a cluster needs from the later issues (circuit-breaker thresholds, zone
-//! aware routing, typed load-balancing policies) is refused by name until it exists.
+//! Design: what a cluster needs from the later issues (zone aware routing, typed
+//! load-balancing policies) is refused by name until it exists.
 //! A `*_lb_config` of another policy than `lb_policy` is refused rather than ignored.
 //! `common_lb_config.update_merge_window` is accepted and has no effect: it batches EDS
 //! updates, and a static bootstrap has none (DNS answers and health changes are applied
@@ -12,8 +12,7 @@
 //! (their health is what checks find) and a `hostname` only equal to the name resolved
 //! (which is what Envoy gives its hosts).
 //! A `transport_socket` is TLS (`UpstreamTlsContext`, mapped in `tls.rs`) or
-//! `raw_buffer`. Envoy's circuit breakers are process-wide per cluster while ringway's pool
-//! limits are per worker and endpoint, so only Envoy's default thresholds are accepted.
+//! `raw_buffer`. `circuit_breakers` are mapped in `resilience.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -97,9 +96,10 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
     let outlier_detection = c
         .child("outlier_detection")
         .and_then(|o| super::outlier::outlier_detection(&o, diag));
-    if let Some(cb) = c.child("circuit_breakers") {
-        circuit_breakers(&cb, diag);
-    }
+    let circuit_breakers = c
+        .child("circuit_breakers")
+        .map(|cb| super::resilience::circuit_breakers(&cb, diag))
+        .unwrap_or_default();
     let mut pool = PoolSettings::default();
     if let Some(options) = c.child("common_http_protocol_options") {
         common_options(&options, &mut pool, diag);
@@ -197,7 +197,7 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
         }
     };
     Some(Cluster {
-        circuit_breakers: Default::default(),
+        circuit_breakers,
         name,
         endpoints,
         connect_timeout,
@@ -603,41 +603,6 @@ pub(crate) fn socket_address(
         Err(message) => {
             sa.error(diag, "address", message);
             None
-        }
-    }
-}
-
-/// Envoy's defaults per priority (1024 connections, pending and requests, 3 retries)
-/// are what ringway's per-worker pools allow; other values wait for the resilience
-/// issue, where breakers become process-wide as in Envoy.
-fn circuit_breakers(cb: &Msg<'_, '_>, diag: &mut Diagnostics) {
-    cb.only(diag, &["thresholds"]);
-    for t in cb.children("thresholds") {
-        t.only(
-            diag,
-            &[
-                "priority",
-                "max_connections",
-                "max_pending_requests",
-                "max_requests",
-                "max_retries",
-            ],
-        );
-        for (field, default) in [
-            ("max_connections", 1024),
-            ("max_pending_requests", 1024),
-            ("max_requests", 1024),
-            ("max_retries", 3),
-        ] {
-            if let Some(v) = t.wrapped_uint(field) {
-                if v != default {
-                    t.error(
-                        diag,
-                        field,
-                        format!("circuit-breaker thresholds other than Envoy's defaults are not supported yet ({field} is {default})"),
-                    );
-                }
-            }
         }
     }
 }

@@ -218,6 +218,21 @@ impl<'m, 't> Msg<'m, 't> {
         items.iter().filter_map(|v| v.as_str()).collect()
     }
 
+    /// The items of a repeated unsigned integer field (uint32 or uint64).
+    pub fn uints(&self, name: &str) -> Vec<u64> {
+        let Some(Pv::List(items)) = self.set(name) else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|v| match v {
+                Pv::U32(v) => Some(u64::from(*v)),
+                Pv::U64(v) => Some(*v),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A `google.protobuf.Duration` field, when set. Negative durations are refused by
     /// the validation rules before the mapping runs; they read as zero here.
     pub fn duration(&self, name: &str) -> Option<Duration> {

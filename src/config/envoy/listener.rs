@@ -429,6 +429,8 @@ fn connection_manager(
     // Envoy has no separate request-line limit: the line counts towards the headers'.
     http1.max_request_line = http1.max_request_head;
     let mut idle_timeout = IDLE_TIMEOUT;
+    // Every route's limit unless it sets its own (zero: none).
+    let mut stream_limit = None;
     if let Some(common) = hcm.child("common_http_protocol_options") {
         common.only(
             diag,
@@ -436,8 +438,12 @@ fn connection_manager(
                 "idle_timeout",
                 "max_headers_count",
                 "headers_with_underscores_action",
+                "max_stream_duration",
             ],
         );
+        stream_limit = common
+            .duration("max_stream_duration")
+            .filter(|d| !d.is_zero());
         if let Some(t) = common.duration("idle_timeout") {
             idle_timeout = if t.is_zero() { DISABLED } else { t };
         }
@@ -528,7 +534,7 @@ fn connection_manager(
         ..ProxySettings::default()
     };
     let (virtual_hosts, headers) = match hcm.child("route_config") {
-        Some(rc) => route::route_config(&rc, clusters, &filters, diag),
+        Some(rc) => route::route_config(&rc, clusters, &filters, stream_limit, diag),
         None => {
             hcm.error(diag, "route_config", "an http_connection_manager needs a static `route_config` (RDS is not supported yet)");
             return None;

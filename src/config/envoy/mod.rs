@@ -34,6 +34,8 @@ mod local_ratelimit;
 mod outlier;
 mod prepare;
 mod rbac;
+mod resilience;
+mod retry;
 mod route;
 mod rules;
 pub(crate) mod schema;
@@ -307,6 +309,11 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
         );
     }
     duplicates(b, &listeners, &clusters, diag);
+    if !diag.has_errors() {
+        for warning in retry::unsafe_retry_warnings(&listeners) {
+            tracing::warn!("{warning}");
+        }
+    }
     let auth = jwt_authn::merge(&mut listeners, jwt_providers, b, diag);
     Some(Config {
         auth,

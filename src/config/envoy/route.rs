@@ -4,31 +4,42 @@
 //! Design: each message is read through [`Msg`], which refuses every field not listed
 //! in its `only` call; the listed ones map one to one onto the native model, with
 //! Envoy's defaults (route `timeout` 15 s, `0` meaning none; redirect code 301).
+//! Retry, hedge and mirror policies, stream duration and priority are read by `retry.rs`
+//! and `resilience.rs`; a virtual host's retry policy, mirror policies and attempt-count
+//! flags apply to its forwarding routes (a route's own retry policy replaces the host's).
 //! Values are checked with the same helpers as the native decoder (header names,
 //! `%VARIABLE%`s, regexes, paths), so both formats accept the same things.
+
+use std::time::Duration;
 
 use super::cursor::Msg;
 use super::listener::HttpFilters;
 use super::local_ratelimit;
 use super::schema;
 use super::DISABLED;
+use super::{resilience, retry};
 use crate::config::decode_rewrite as rewrites;
 use crate::config::error::Diagnostics;
 use crate::config::format::{self, Side};
+use crate::config::model::AttemptCount;
 use crate::config::model::{
     CorsPolicy, DirectResponse, HashRule, HashSource, HeaderAdd, HeaderMatch, HeaderMutations,
     HostRewrite, OriginMatch, PathRewrite, QueryMatch, Redirect, RedirectPath, Rewrite, Route,
     RouteAction, RouteConditions, RouteMatch, ValueMatch, VirtualHost,
 };
 use crate::config::pattern;
+use crate::config::resilience::{Mirror, Priority};
 use crate::config::WeightedClusters;
 
 /// A route configuration's virtual hosts, and its own header edits; `filters` says
 /// which per-filter configs its hosts and routes may have.
+/// `stream_limit`: the connection manager's `max_stream_duration`, for routes without
+/// their own.
 pub(crate) fn route_config(
     rc: &Msg<'_, '_>,
     clusters: &[String],
     filters: &HttpFilters,
+    stream_limit: Option<Duration>,
     diag: &mut Diagnostics,
 ) -> (Vec<VirtualHost>, HeaderMutations) {
     rc.only(
@@ -42,8 +53,10 @@ pub(crate) fn route_config(
             "response_headers_to_remove",
             "validate_clusters",
             "max_direct_response_body_size_bytes",
+            "request_mirror_policies",
         ],
     );
+    let mirrors = resilience::mirrors(rc, clusters, diag);
     let max_body = rc
         .wrapped_uint("max_direct_response_body_size_bytes")
         .unwrap_or(4096);
@@ -55,20 +68,38 @@ pub(crate) fn route_config(
         .enumerate()
         .map(|(i, vh)| {
             let key = local_ratelimit::key(&names, i);
-            virtual_host(vh, &key, (clusters, filters), max_body, diag)
+            let context = Context {
+                clusters,
+                filters,
+                max_body,
+                stream_limit,
+            };
+            virtual_host(vh, &key, &context, &mirrors, diag)
         })
         .collect();
     (hosts, headers)
 }
 
-/// A virtual host; `key` names it in rate-limit bucket ids.
+/// What a route configuration gives each of its routes.
+struct Context<'a> {
+    clusters: &'a [String],
+    filters: &'a HttpFilters,
+    /// `max_direct_response_body_size_bytes`.
+    max_body: u64,
+    /// The connection manager's `max_stream_duration`.
+    stream_limit: Option<Duration>,
+}
+
+/// A virtual host; `key` names it in rate-limit bucket ids; `rc_mirrors`: the route
+/// configuration's mirror policies.
 fn virtual_host(
     vh: &Msg<'_, '_>,
     key: &str,
-    (clusters, filters): (&[String], &HttpFilters),
-    max_body: u64,
+    context: &Context<'_>,
+    rc_mirrors: &[Mirror],
     diag: &mut Diagnostics,
 ) -> VirtualHost {
+    let (clusters, filters) = (context.clusters, context.filters);
     vh.only(
         diag,
         &[
@@ -81,8 +112,28 @@ fn virtual_host(
             "response_headers_to_remove",
             "typed_per_filter_config",
             "rate_limits",
+            "retry_policy",
+            "hedge_policy",
+            "request_mirror_policies",
+            "include_request_attempt_count",
+            "include_attempt_count_in_response",
         ],
     );
+    // What the host gives its forwarding routes: its retry policy (a route's own
+    // replaces it entirely), its mirror policies (or the route configuration's; a
+    // route's own non-empty list wins), and the attempt-count headers.
+    let retry = vh
+        .child("retry_policy")
+        .map(|p| retry::retry_policy(&p, diag));
+    retry::hedge_policy(vh, diag);
+    let mirrors = match resilience::mirrors(vh, clusters, diag) {
+        own if own.is_empty() => rc_mirrors.to_vec(),
+        own => own,
+    };
+    let attempt_count = AttemptCount {
+        request: vh.bool("include_request_attempt_count"),
+        response: vh.bool("include_attempt_count_in_response"),
+    };
     let domains = vh
         .strings("domains")
         .iter()
@@ -103,9 +154,23 @@ fn virtual_host(
     let names: Vec<Option<&str>> = items.iter().map(|r| r.str("name")).collect();
     let mut routes = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        let Some((mut r, limits)) = route(item, (clusters, filters), max_body, diag) else {
+        let Some((mut r, limits)) = route(item, context, diag) else {
             continue;
         };
+        if matches!(r.action, RouteAction::Cluster(_) | RouteAction::Weighted(_)) {
+            if r.retry.is_none() {
+                match &retry {
+                    Some(Some(policy)) => r.retry = Some(policy.clone()),
+                    // The host's policy has its errors already.
+                    Some(None) => continue,
+                    None => {}
+                }
+            }
+            if r.mirrors.is_empty() {
+                r.mirrors.clone_from(&mirrors);
+            }
+            r.attempt_count = attempt_count;
+        }
         if r.auth.is_none() {
             r.auth.clone_from(&auth);
         }
@@ -128,10 +193,10 @@ fn virtual_host(
 /// A route, and what it brings to its rate-limit policy (resolved by its host).
 fn route(
     r: &Msg<'_, '_>,
-    (clusters, filters): (&[String], &HttpFilters),
-    max_body: u64,
+    context: &Context<'_>,
     diag: &mut Diagnostics,
 ) -> Option<(Route, local_ratelimit::RouteLimits)> {
+    let (clusters, filters, max_body) = (context.clusters, context.filters, context.max_body);
     r.only(
         diag,
         &[
@@ -161,6 +226,10 @@ fn route(
     let mut rewrite = Rewrite::default();
     let mut upgrades = None;
     let mut hash_policy = Vec::new();
+    let mut retry = None;
+    let mut mirrors = Vec::new();
+    let mut max_stream_duration = context.stream_limit;
+    let mut priority = Priority::Default;
     let limiter = filters.local_ratelimit.as_ref();
     let mut limits = local_ratelimit::RouteLimits {
         config: local_ratelimit::per_route(r, limiter, diag),
@@ -184,8 +253,22 @@ fn route(
                 "rate_limits",
                 "include_vh_rate_limits",
                 "hash_policy",
+                "retry_policy",
+                "hedge_policy",
+                "request_mirror_policies",
+                "max_stream_duration",
+                "priority",
             ],
         );
+        if let Some(p) = a.child("retry_policy") {
+            retry = Some(retry::retry_policy(&p, diag)?);
+        }
+        retry::hedge_policy(&a, diag);
+        mirrors = resilience::mirrors(&a, clusters, diag);
+        if let Some(limit) = resilience::max_stream_duration(&a, diag) {
+            max_stream_duration = limit;
+        }
+        priority = resilience::priority(&a);
         let target = if let Some(w) = a.child("weighted_clusters") {
             RouteAction::Weighted(weighted_clusters(&w, clusters, diag)?)
         } else if let Some(cluster) = a.str("cluster") {
@@ -247,11 +330,12 @@ fn route(
         return None;
     };
     let route = Route {
-        retry: None,
-        mirrors: Vec::new(),
+        retry,
+        mirrors,
         fault: None,
-        max_stream_duration: None,
-        priority: Default::default(),
+        max_stream_duration,
+        priority,
+        // Set by `virtual_host` (Envoy's are virtual-host fields).
         attempt_count: Default::default(),
         auth: super::jwt_authn::per_route(r, filters.jwt_authn.as_ref(), diag),
         authorization: super::rbac::per_route(r, filters.rbac.as_deref(), diag),
@@ -931,7 +1015,7 @@ fn cors_from(p: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
 
 /// Refuses a cluster name the config does not define (Envoy's `validate_clusters`
 /// defaults to true for a static route_config).
-fn known_cluster(
+pub(super) fn known_cluster(
     at: &Msg<'_, '_>,
     field: &str,
     cluster: &str,

@@ -53,6 +53,8 @@ pub(crate) const UPSTREAM_TLS: &str =
 pub(crate) const RAW_BUFFER: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
 pub(crate) const TLS_INSPECTOR: &str =
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
+pub(crate) const PREVIOUS_HOSTS: &str =
+    "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
 
 /// Every `@type` the loader accepts somewhere, with what it is.
 pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
@@ -108,6 +110,10 @@ pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
     (
         TLS_INSPECTOR,
         "listener filter envoy.filters.listener.tls_inspector",
+    ),
+    (
+        PREVIOUS_HOSTS,
+        "retry host predicate envoy.retry_host_predicates.previous_hosts",
     ),
 ];
 

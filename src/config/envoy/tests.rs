@@ -369,10 +369,10 @@ fn routes_map_onto_the_native_model() {
 
 #[test]
 fn unsupported_route_features_are_named() {
-    let routes = "              - match: { prefix: / }\n                route: { cluster: app, retry_policy: { num_retries: 2 } }\n";
+    let routes = "              - match: { prefix: / }\n                route: { cluster: app, retry_policy: { retry_priority: { name: x } } }\n";
     assert_eq!(
         errors(&bootstrap("", routes, "")),
-        ["envoy.yaml:20:54: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.retry_policy: unsupported: ringway does not implement `retry_policy` of envoy.config.route.v3.RouteAction (yet); remove it or see docs/envoy.md"]
+        ["envoy.yaml:20:72: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.retry_policy.retry_priority: unsupported: ringway does not implement `retry_priority` of envoy.config.route.v3.RetryPolicy (yet); remove it or see docs/envoy.md"]
     );
     let routes = "              - match: { prefix: / }\n                route: { cluster: ap }\n";
     assert_eq!(
