@@ -41,6 +41,14 @@ pub enum ErrorKind {
     BadResponse,
     /// The route timeout passed.
     Timeout,
+    /// An attempt's `per_try_timeout` (or `per_try_idle_timeout`) passed before its
+    /// response started (504 when not retried).
+    PerTryTimeout,
+    /// The request's `max_stream_duration` passed (408 before the response starts).
+    DurationTimeout,
+    /// The upstream answered with a response the route's retry policy repeats; it was
+    /// not forwarded (never reported: the request is sent again).
+    RetriedResponse,
     /// The request body did not arrive within `request_timeout` (408).
     RequestTimeout,
     /// No read or write of the exchange completed within `stream_idle_timeout` (408
@@ -178,7 +186,9 @@ impl Error {
             ErrorKind::ConnectTimeout => LocalReplyKind::UpstreamConnectTimeout,
             ErrorKind::UpstreamReset => LocalReplyKind::UpstreamReset,
             ErrorKind::BadResponse => LocalReplyKind::BadGateway,
-            ErrorKind::Timeout => LocalReplyKind::GatewayTimeout,
+            ErrorKind::Timeout | ErrorKind::PerTryTimeout => LocalReplyKind::GatewayTimeout,
+            ErrorKind::DurationTimeout => LocalReplyKind::DurationTimeout,
+            ErrorKind::RetriedResponse => LocalReplyKind::BadGateway,
             ErrorKind::RequestTimeout => LocalReplyKind::RequestTimeout,
             ErrorKind::StreamIdleTimeout => LocalReplyKind::StreamIdleTimeout,
             ErrorKind::BadRequestBody(status) => LocalReplyKind::for_status(status),

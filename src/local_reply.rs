@@ -170,6 +170,8 @@ pub enum LocalReplyKind {
     GatewayTimeout,
     /// An HTTP version other than 1.0 and 1.1 (505).
     VersionNotSupported,
+    /// The request's `max_stream_duration` passed before its response started (408).
+    DurationTimeout,
     /// An `Upgrade` the route does not allow (403, as Envoy answers it).
     UpgradeRefused,
 }
@@ -208,13 +210,14 @@ impl LocalReplyKind {
                 (502, "bad upstream response\n")
             }
             LocalReplyKind::GatewayTimeout => (504, "upstream request timeout\n"),
+            LocalReplyKind::DurationTimeout => (408, "request duration limit reached\n"),
             LocalReplyKind::VersionNotSupported => (505, "http version not supported\n"),
             LocalReplyKind::UpgradeRefused => (403, "upgrade not allowed on this route\n"),
         }
     }
 }
 
-const KINDS: [LocalReplyKind; 17] = [
+const KINDS: [LocalReplyKind; 18] = [
     LocalReplyKind::BadRequest,
     LocalReplyKind::NoRoute,
     LocalReplyKind::RequestTimeout,
@@ -232,6 +235,7 @@ const KINDS: [LocalReplyKind; 17] = [
     LocalReplyKind::GatewayTimeout,
     LocalReplyKind::VersionNotSupported,
     LocalReplyKind::UpgradeRefused,
+    LocalReplyKind::DurationTimeout,
 ];
 
 /// A listener's profile of local replies, rendered once per snapshot.
@@ -250,7 +254,14 @@ impl LocalReplies {
                 .iter()
                 .map(|kind| {
                     let (status, body) = kind.status_and_body();
-                    Reply::new(status, "text/plain", body.as_bytes())
+                    let reply = Reply::new(status, "text/plain", body.as_bytes());
+                    // A circuit breaker said no: the client may tell it from a failure
+                    // (the header Envoy sets, also on native listeners).
+                    if *kind == LocalReplyKind::UpstreamOverflow {
+                        reply.with_header(b"x-envoy-overloaded: true\r\n")
+                    } else {
+                        reply
+                    }
                 })
                 .collect(),
             envoy: None,
@@ -292,6 +303,9 @@ impl LocalReplies {
                         }
                         LocalReplyKind::BadGateway => (502, format!("{RESET}protocol error")),
                         LocalReplyKind::GatewayTimeout => (504, "upstream request timeout".into()),
+                        LocalReplyKind::DurationTimeout => {
+                            (408, "downstream duration timeout".into())
+                        }
                         LocalReplyKind::VersionNotSupported => (505, String::new()),
                         LocalReplyKind::UpgradeRefused => (403, String::new()),
                     };

@@ -147,6 +147,8 @@ pub struct StatsHandles {
     pub listeners: HashMap<String, ListenerScopes>,
     /// `cluster.<name>.`, by cluster name.
     pub clusters: HashMap<String, Arc<Scope>>,
+    /// The circuit-breaker limits of each cluster (`[default, high]`), by cluster name.
+    pub breakers: HashMap<String, [Arc<crate::upstream::breakers::PriorityLimits>; 2]>,
     /// `cluster.<name>.upstream_rq_time`, `upstream_cx_connect_ms` and
     /// `upstream_cx_length_ms`, by cluster name.
     pub cluster_histograms: HashMap<String, [Arc<Histogram>; 3]>,
@@ -216,6 +218,18 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                         .set(endpoints.len() as u64);
                 }
                 (c.name.clone(), scope)
+            })
+            .collect(),
+        breakers: config
+            .clusters
+            .iter()
+            .map(|c| {
+                let limits = crate::upstream::breakers::register(
+                    store,
+                    &c.name,
+                    &c.circuit_breakers.thresholds,
+                );
+                (c.name.clone(), limits)
             })
             .collect(),
         cluster_histograms: config
@@ -570,6 +584,7 @@ impl Snapshot {
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
                 let [rq_time, connect, length] = stats.cluster_histograms.get(&c.name)?;
+                let breakers = stats.breakers.get(&c.name)?.clone();
                 let set = hosts.get(&c.name).cloned().unwrap_or_else(|| {
                     let members = match &c.endpoints {
                         Endpoints::Static(endpoints) => match stats.static_members.get(&c.name) {
@@ -590,6 +605,7 @@ impl Snapshot {
                         rq_time: rq_time.for_worker(worker),
                         connect_ms: connect.for_worker(worker),
                         cx_length: length.for_worker(worker),
+                        breakers,
                     },
                     random.clone().u64(..),
                 ))

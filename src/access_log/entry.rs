@@ -184,7 +184,7 @@ impl Captured {
 /// Envoy's response flags, as a bitset. The order of [`ResponseFlags::NAMES`] is Envoy's
 /// print order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ResponseFlags(u16);
+pub struct ResponseFlags(u32);
 
 impl ResponseFlags {
     /// No flag: printed as `-`.
@@ -217,9 +217,11 @@ impl ResponseFlags {
     pub const STREAM_IDLE_TIMEOUT: ResponseFlags = ResponseFlags(1 << 12);
     /// `LH`: a health check answered 503 while `/healthcheck/fail` holds.
     pub const FAILED_LOCAL_HEALTH_CHECK: ResponseFlags = ResponseFlags(1 << 13);
+    /// `DT`: the request's `max_stream_duration` passed.
+    pub const DURATION_TIMEOUT: ResponseFlags = ResponseFlags(1 << 16);
 
     /// Every flag with its short name, in print order.
-    pub const NAMES: [(ResponseFlags, &'static str); 14] = [
+    pub const NAMES: [(ResponseFlags, &'static str); 15] = [
         (Self::FAILED_LOCAL_HEALTH_CHECK, "LH"),
         (Self::NO_HEALTHY_UPSTREAM, "UH"),
         (Self::UPSTREAM_REQUEST_TIMEOUT, "UT"),
@@ -233,11 +235,12 @@ impl ResponseFlags {
         (Self::UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX"),
         (Self::STREAM_IDLE_TIMEOUT, "SI"),
         (Self::DOWNSTREAM_PROTOCOL_ERROR, "DPE"),
+        (Self::DURATION_TIMEOUT, "DT"),
         (Self::UPSTREAM_PROTOCOL_ERROR, "UPE"),
     ];
 
     /// Envoy's long names (`%RESPONSE_FLAGS_LONG%`), in the order of [`Self::NAMES`].
-    pub const LONG_NAMES: [&'static str; 14] = [
+    pub const LONG_NAMES: [&'static str; 15] = [
         "FailedLocalHealthCheck",
         "NoHealthyUpstream",
         "UpstreamRequestTimeout",
@@ -251,6 +254,7 @@ impl ResponseFlags {
         "UpstreamRetryLimitExceeded",
         "StreamIdleTimeout",
         "DownstreamProtocolError",
+        "DurationTimeout",
         "UpstreamProtocolError",
     ];
 
@@ -338,7 +342,7 @@ mod tests {
         for (flag, _) in ResponseFlags::NAMES {
             all |= flag;
         }
-        assert_eq!(text(all), "LH,UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,SI,DPE,UPE");
+        assert_eq!(text(all), "LH,UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,SI,DPE,DT,UPE");
     }
 
     #[test]

@@ -281,7 +281,7 @@ impl Default for RetryBudget {
 
 /// Routing priority of a route's requests (Envoy's `RouteAction.priority`), which
 /// picks the cluster's thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Priority {
     #[default]
     Default,

@@ -16,6 +16,7 @@ const fn counter(name: &'static str) -> StatDef {
         name,
         kind: Kind::Counter,
         per_worker: false,
+        any: false,
     }
 }
 
@@ -24,6 +25,7 @@ const fn gauge(name: &'static str) -> StatDef {
         name,
         kind: Kind::Gauge,
         per_worker: false,
+        any: false,
     }
 }
 

@@ -212,8 +212,42 @@ pub struct Route {
     /// route's authentication uses them: the connection finds the request's rule with
     /// them while it routes.
     pub auth_rules: Option<Rc<Router>>,
+    /// How this route's exchanges are repeated and bounded (issue 22); `None` for a
+    /// route with none of it, so that the plain path reads one pointer.
+    pub resilience: Option<Box<Resilience>>,
     path: PathMatch,
     conditions: Conditions,
+}
+
+/// A cluster route's retry rules, stream duration, breaker priority and attempt-count
+/// headers, compiled once per worker.
+#[derive(Debug, Clone)]
+pub struct Resilience {
+    pub retry: Option<Rc<crate::resilience::retry::RetryRules>>,
+    pub max_stream_duration: Option<Duration>,
+    pub priority: config::resilience::Priority,
+    pub attempt_count: config::AttemptCount,
+}
+
+impl Resilience {
+    /// `None` when the route sets none of it.
+    fn compile(route: &config::Route) -> Option<Box<Resilience>> {
+        let plain = route.retry.is_none()
+            && route.max_stream_duration.is_none()
+            && route.priority == config::resilience::Priority::Default
+            && route.attempt_count == config::AttemptCount::default();
+        (!plain).then(|| {
+            Box::new(Resilience {
+                retry: route
+                    .retry
+                    .as_ref()
+                    .map(|p| Rc::new(crate::resilience::retry::RetryRules::compile(p))),
+                max_stream_duration: route.max_stream_duration,
+                priority: route.priority,
+                attempt_count: route.attempt_count,
+            })
+        })
+    }
 }
 
 impl Route {
@@ -398,6 +432,7 @@ impl Router {
                     .and_then(rewrite::PathRewrite::compile),
                 host_rewrite: route.rewrite.host.clone(),
                 hash_policy: route.hash_policy.as_slice().into(),
+                resilience: Resilience::compile(route),
                 path,
                 conditions: Conditions::compile(&route.conditions),
             });

@@ -10,6 +10,7 @@ const fn counter(name: &'static str) -> StatDef {
         name,
         kind: Kind::Counter,
         per_worker: false,
+        any: false,
     }
 }
 
@@ -25,6 +26,15 @@ const fn gauge(name: &'static str) -> StatDef {
         name,
         kind: Kind::Gauge,
         per_worker: false,
+        any: false,
+    }
+}
+
+/// A 0/1 gauge each worker sets in its own cell, shown as 1 when any cell is.
+const fn flag(name: &'static str) -> StatDef {
+    StatDef {
+        any: true,
+        ..gauge(name)
     }
 }
 
@@ -151,9 +161,11 @@ pub mod http {
     pub const DOWNSTREAM_RQ_ACTIVE: usize = 26;
     /// Requests the router sent towards a cluster (Envoy's router `rq_total`).
     pub const RQ_TOTAL: usize = 27;
+    /// Requests ended by their route's `max_stream_duration`.
+    pub const DOWNSTREAM_RQ_MAX_DURATION_REACHED: usize = 28;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 28] = [
+    pub static DEFS: [StatDef; 29] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -182,6 +194,7 @@ pub mod http {
         counter("downstream_rq_http1_total"),
         gauge("downstream_rq_active"),
         counter("rq_total"),
+        counter("downstream_rq_max_duration_reached"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
@@ -256,9 +269,30 @@ pub mod cluster {
     pub const MEMBERSHIP_DEGRADED: usize = 31;
     /// Endpoints excluded from balancing now (draining, immediate health-check fail).
     pub const MEMBERSHIP_EXCLUDED: usize = 32;
+    /// Retries that got an answer that was not retried again (Envoy's
+    /// `upstream_rq_retry_success`).
+    pub const UPSTREAM_RQ_RETRY_SUCCESS: usize = 33;
+    /// Retries not made: the retry circuit breaker or the retry budget said no.
+    pub const UPSTREAM_RQ_RETRY_OVERFLOW: usize = 34;
+    /// Retries not made: the policy's retries were used up.
+    pub const UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED: usize = 35;
+    /// Retries that waited the exponential back-off.
+    pub const UPSTREAM_RQ_RETRY_BACKOFF_EXPONENTIAL: usize = 36;
+    /// Retries that waited as the upstream asked (`Retry-After`, reset headers).
+    pub const UPSTREAM_RQ_RETRY_BACKOFF_RATELIMITED: usize = 37;
+    /// Attempts ended by their `per_try_timeout`.
+    pub const UPSTREAM_RQ_PER_TRY_TIMEOUT: usize = 38;
+    /// Connections not opened: the cluster was at its `max_connections`.
+    pub const UPSTREAM_CX_OVERFLOW: usize = 39;
+    /// Requests that waited for a connection.
+    pub const UPSTREAM_RQ_PENDING_TOTAL: usize = 40;
+    /// Requests waiting for a connection now.
+    pub const UPSTREAM_RQ_PENDING_ACTIVE: usize = 41;
+    /// Attempts ended by their `per_try_idle_timeout`.
+    pub const UPSTREAM_RQ_PER_TRY_IDLE_TIMEOUT: usize = 42;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 33] = [
+    pub static DEFS: [StatDef; 43] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -292,6 +326,16 @@ pub mod cluster {
         gauge("membership_healthy"),
         gauge("membership_degraded"),
         gauge("membership_excluded"),
+        counter("upstream_rq_retry_success"),
+        counter("upstream_rq_retry_overflow"),
+        counter("upstream_rq_retry_limit_exceeded"),
+        counter("upstream_rq_retry_backoff_exponential"),
+        counter("upstream_rq_retry_backoff_ratelimited"),
+        counter("upstream_rq_per_try_timeout"),
+        counter("upstream_cx_overflow"),
+        counter("upstream_rq_pending_total"),
+        gauge("upstream_rq_pending_active"),
+        counter("upstream_rq_per_try_idle_timeout"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
@@ -300,6 +344,43 @@ pub mod cluster {
         let class = usize::from(status / 100).clamp(1, 5);
         UPSTREAM_RQ_1XX + class - 1
     }
+}
+
+/// `cluster.<name>.circuit_breakers.<default|high>.`: Envoy's breaker gauges. Each
+/// worker writes its own cells: an `_open` flag is 1 in a worker's cell while its last
+/// try at that resource was refused (shown as 1 when any worker's is); a `remaining_`
+/// gauge is the limit (the control thread's slot) minus the units each worker uses.
+pub mod breakers {
+    use super::*;
+
+    pub const CX_OPEN: usize = 0;
+    pub const RQ_PENDING_OPEN: usize = 1;
+    pub const RQ_OPEN: usize = 2;
+    pub const RQ_RETRY_OPEN: usize = 3;
+    pub const REMAINING_CX: usize = 4;
+    pub const REMAINING_PENDING: usize = 5;
+    pub const REMAINING_RQ: usize = 6;
+    pub const REMAINING_RETRIES: usize = 7;
+
+    /// Always shown.
+    pub static OPEN_DEFS: [StatDef; 4] = [
+        flag("cx_open"),
+        flag("rq_pending_open"),
+        flag("rq_open"),
+        flag("rq_retry_open"),
+    ];
+
+    /// With `track_remaining`.
+    pub static TRACKED_DEFS: [StatDef; 8] = [
+        flag("cx_open"),
+        flag("rq_pending_open"),
+        flag("rq_open"),
+        flag("rq_retry_open"),
+        gauge("remaining_cx"),
+        gauge("remaining_pending"),
+        gauge("remaining_rq"),
+        gauge("remaining_retries"),
+    ];
 }
 
 /// `server.`: process-wide figures each worker writes for itself. Registered only with

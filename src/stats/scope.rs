@@ -27,6 +27,8 @@ pub struct StatDef {
     /// Also print one line per worker (`<prefix>worker_<i>.<name>`), as Envoy does for
     /// listener connection counts.
     pub per_worker: bool,
+    /// A 0/1 flag per worker, shown as 1 when any worker's is (instead of the sum).
+    pub any: bool,
 }
 
 const CELLS_PER_LINE: usize = 16;
@@ -136,6 +138,7 @@ mod tests {
             name: "x",
             kind: Kind::Counter,
             per_worker: false,
+            any: false,
         };
         [d; 20]
     };

@@ -22,6 +22,8 @@ pub struct StatsStore {
     /// Rate limits' bucket tables, by limit id: like the connection counters, they outlive
     /// snapshots (`ratelimit::runtime`).
     pub rate_pools: crate::ratelimit::runtime::PoolTable,
+    /// The clusters' circuit-breaker limits, kept across reloads.
+    pub breaker_limits: crate::upstream::breakers::LimitRegistry,
 }
 
 impl StatsStore {
@@ -35,6 +37,7 @@ impl StatsStore {
             hosts: BTreeMap::new(),
             health: BTreeMap::new(),
             rate_pools: Default::default(),
+            breaker_limits: Default::default(),
         }
     }
 
@@ -166,9 +169,10 @@ impl StoreView {
         let mut lines = extra;
         for scope in &self.scopes {
             for (index, def) in scope.defs().iter().enumerate() {
+                let sum = scope.sum(index);
                 lines.push(StatLine {
                     name: format!("{}{}", scope.prefix(), def.name),
-                    value: scope.sum(index),
+                    value: if def.any { u64::from(sum != 0) } else { sum },
                     kind: def.kind,
                 });
                 if def.per_worker {

@@ -41,6 +41,8 @@ pub struct UpstreamConn {
     fd: RawFd,
     /// Counts the connection in its host's `cx_active` while it lives.
     active: Option<Active>,
+    /// Its unit of the cluster's `max_connections`, given back when it closes.
+    permit: Option<super::breakers::Permit>,
 }
 
 /// A connection counted in its cluster's `upstream_cx_active` and its host's `cx_active`
@@ -107,6 +109,11 @@ pub enum ConnectError {
 impl UpstreamConn {
     /// Counts this connection in its cluster's `upstream_cx_active` and its host's
     /// `cx_active` until it closes.
+    /// Holds the cluster's connection permit until the connection closes.
+    pub fn hold(&mut self, permit: Option<super::breakers::Permit>) {
+        self.permit = permit;
+    }
+
     pub fn count_active(&mut self, host: &super::Host) {
         use crate::stats::names;
         let cells = &host.cells;
@@ -162,6 +169,7 @@ impl UpstreamConn {
                 io: Halves::Tls(Box::new((read, write))),
                 fd: conn.fd,
                 active: None,
+                permit: None,
             }),
             Ok(Err(e)) => Err(ConnectError::Tls(e)),
             Err(_) => Err(ConnectError::Timeout),
@@ -183,6 +191,7 @@ impl UpstreamConn {
                         io: Halves::Tcp(read, write),
                         fd,
                         active: None,
+                        permit: None,
                     })
                 }
                 Address::Unix(path) => {
@@ -193,6 +202,7 @@ impl UpstreamConn {
                         io: Halves::Unix(read, write),
                         fd,
                         active: None,
+                        permit: None,
                     })
                 }
             }

@@ -20,6 +20,7 @@
 //! keeps each surviving endpoint's [`Host`] (its outlier streaks). Balancer state is per
 //! snapshot and per worker.
 
+pub mod breakers;
 pub mod conn;
 mod health_flags;
 mod host_set;
@@ -353,6 +354,8 @@ pub struct ClusterStats {
     pub connect_ms: WorkerHistogram,
     /// `cluster.<name>.upstream_cx_length_ms`.
     pub cx_length: WorkerHistogram,
+    /// The circuit-breaker limits, `[default, high]`.
+    pub breakers: [Arc<breakers::PriorityLimits>; 2],
 }
 
 /// One cluster, compiled for one worker.
@@ -393,6 +396,8 @@ pub struct ClusterSnapshot {
     pub hashes: bool,
     /// The cluster's name when it has active health checks (its hosts carry it).
     checked_in: Option<Arc<str>>,
+    /// This worker's side of the circuit breakers, `[default, high]`.
+    pub breakers: [Rc<breakers::WorkerBreakers>; 2],
 }
 
 impl ClusterSnapshot {
@@ -436,6 +441,13 @@ impl ClusterSnapshot {
             worker: stats.worker,
             connect_timeout: cluster.connect_timeout,
             pool: cluster.pool,
+            breakers: stats.breakers.map(|limits| {
+                Rc::new(breakers::WorkerBreakers::new(
+                    limits,
+                    stats.worker,
+                    Rc::clone(&cells),
+                ))
+            }),
             stats: cells,
             rq_time: stats.rq_time,
             connect_ms: stats.connect_ms,
@@ -547,6 +559,11 @@ mod tests {
             rq_time: histogram.for_worker(0),
             connect_ms: histogram.for_worker(0),
             cx_length: histogram.for_worker(0),
+            breakers: breakers::register(
+                &mut crate::stats::StatsStore::new(1),
+                "c",
+                &Default::default(),
+            ),
         };
         let snapshot = ClusterSnapshot::build(
             &cluster,

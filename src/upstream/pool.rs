@@ -38,10 +38,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::conn::UpstreamConn;
+use super::{
+    breakers::{Permit, Resource, WorkerBreakers},
+    conn::UpstreamConn,
+};
 use crate::{
     buffers::LowWater,
     config::{Address, PoolSettings},
+    stats::names::cluster::UPSTREAM_CX_OVERFLOW,
 };
 
 #[derive(Debug)]
@@ -166,18 +170,57 @@ impl EndpointPool {
     }
 
     /// A pooled connection if one is idle, else permission to connect, waiting in the
-    /// queue if the endpoint is at its connection limit.
-    pub async fn checkout(self: &Rc<Self>, settings: &PoolSettings) -> Result<Lease, Overflow> {
+    /// queue if the endpoint is at its connection limit or the cluster at its
+    /// `max_connections` (its circuit breakers, `breakers`).
+    pub async fn checkout(
+        self: &Rc<Self>,
+        settings: &PoolSettings,
+        breakers: &Rc<WorkerBreakers>,
+    ) -> Result<Lease, Overflow> {
         if let Some(conn) = self.pop_idle(Instant::now()) {
-            return Ok(self.lease(Some(conn), settings));
+            return Ok(self.lease(Some(conn), settings, None));
         }
         if self.open.get() < settings.max_connections_per_endpoint {
-            self.open.set(self.open.get() + 1);
-            return Ok(self.lease(None, settings));
+            if let Some(lease) = self.connect_lease(settings, breakers) {
+                return Ok(lease);
+            }
         }
+        self.wait(settings, breakers).await
+    }
+
+    /// Permission to open a connection under the cluster's `max_connections`; `None`
+    /// when the breaker is open and this pool has connections to wait for. A pool
+    /// without any connection opens one anyway (as Envoy's do): its requests could
+    /// otherwise wait on connections other endpoints hold.
+    fn connect_lease(
+        self: &Rc<Self>,
+        settings: &PoolSettings,
+        breakers: &Rc<WorkerBreakers>,
+    ) -> Option<Lease> {
+        let permit = breakers.try_permit(Resource::Connection);
+        if permit.is_none() {
+            breakers.cluster_stats.get(UPSTREAM_CX_OVERFLOW).inc();
+            if self.open.get() > 0 {
+                return None;
+            }
+        }
+        self.open.set(self.open.get() + 1);
+        Some(self.lease(None, settings, permit))
+    }
+
+    /// Waits in the queue for a connection or a place (a pending request, counted
+    /// against the cluster's `max_pending_requests`).
+    async fn wait(
+        self: &Rc<Self>,
+        settings: &PoolSettings,
+        breakers: &Rc<WorkerBreakers>,
+    ) -> Result<Lease, Overflow> {
         if self.live_waiters.get() >= settings.max_pending {
             return Err(Overflow);
         }
+        let Some(_pending) = breakers.try_permit(Resource::Pending) else {
+            return Err(Overflow);
+        };
         let waiter = Rc::new(Waiter::default());
         self.waiters.borrow_mut().push_back(Rc::clone(&waiter));
         self.live_waiters.set(self.live_waiters.get() + 1);
@@ -187,8 +230,13 @@ impl EndpointPool {
         })
         .await;
         Ok(match grant {
-            Grant::Conn(conn) => self.lease(Some(conn), settings),
-            Grant::Connect => self.lease(None, settings),
+            Grant::Conn(conn) => self.lease(Some(conn), settings, None),
+            // A place freed by a closed connection, whose permit went with it: this one
+            // connects with a permit if there is one, else in that place anyway.
+            Grant::Connect => {
+                let permit = breakers.try_permit(Resource::Connection);
+                self.lease(None, settings, permit)
+            }
         })
     }
 
@@ -197,20 +245,28 @@ impl EndpointPool {
     pub async fn checkout_fresh(
         self: &Rc<Self>,
         settings: &PoolSettings,
+        breakers: &Rc<WorkerBreakers>,
     ) -> Result<Lease, Overflow> {
         if self.open.get() < settings.max_connections_per_endpoint {
-            self.open.set(self.open.get() + 1);
-            return Ok(self.lease(None, settings));
+            if let Some(lease) = self.connect_lease(settings, breakers) {
+                return Ok(lease);
+            }
         }
         // At the limit: wait like any other request (a pooled one may be handed over).
-        self.checkout(settings).await
+        self.checkout(settings, breakers).await
     }
 
-    fn lease(self: &Rc<Self>, conn: Option<UpstreamConn>, settings: &PoolSettings) -> Lease {
+    fn lease(
+        self: &Rc<Self>,
+        conn: Option<UpstreamConn>,
+        settings: &PoolSettings,
+        permit: Option<Permit>,
+    ) -> Lease {
         self.in_flight.set(self.in_flight.get() + 1);
         Lease {
             reused: conn.is_some(),
             conn,
+            permit,
             pool: Rc::clone(self),
             settings: *settings,
             released: false,
@@ -322,6 +378,9 @@ pub struct Lease {
     /// Whether `conn` came from the idle list (a failure before any response byte may
     /// then be the origin having closed it, and is worth one retry).
     pub reused: bool,
+    /// The cluster's connection permit for a connection this lease opens (moved into
+    /// the connection once open); `None` for a reused one, which holds its own.
+    pub permit: Option<Permit>,
     pool: Rc<EndpointPool>,
     settings: PoolSettings,
     released: bool,
@@ -424,21 +483,22 @@ mod tests {
             max_pending: 2,
             ..PoolSettings::default()
         };
-        let Poll::Ready(Ok(busy)) = poll(&mut Box::pin(pool.checkout(&settings))) else {
+        let breakers = crate::upstream::breakers::for_tests();
+        let Poll::Ready(Ok(busy)) = poll(&mut Box::pin(pool.checkout(&settings, &breakers))) else {
             panic!("the first checkout gets permission to connect");
         };
         assert_eq!(pool.in_flight(), 1);
         // A thousand requests that time out while waiting.
         for _ in 0..1000 {
-            let mut waiting = Box::pin(pool.checkout(&settings));
+            let mut waiting = Box::pin(pool.checkout(&settings, &breakers));
             assert!(poll(&mut waiting).is_pending());
         }
         assert!(pool.queued() <= 10, "{} entries queued", pool.queued());
         // The queue still takes `max_pending` live waiters and refuses one more.
-        let mut first = Box::pin(pool.checkout(&settings));
-        let mut second = Box::pin(pool.checkout(&settings));
+        let mut first = Box::pin(pool.checkout(&settings, &breakers));
+        let mut second = Box::pin(pool.checkout(&settings, &breakers));
         assert!(poll(&mut first).is_pending() && poll(&mut second).is_pending());
-        let mut third = Box::pin(pool.checkout(&settings));
+        let mut third = Box::pin(pool.checkout(&settings, &breakers));
         assert!(matches!(poll(&mut third), Poll::Ready(Err(Overflow))));
         // A place that frees up goes to the oldest live waiter.
         drop(busy);

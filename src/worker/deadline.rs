@@ -40,6 +40,10 @@ pub(super) enum Expired {
     Limit,
     /// No operation completed for `stream_idle_timeout`.
     Idle,
+    /// The attempt's `per_try_timeout`, or no progress for its `per_try_idle_timeout`.
+    Try,
+    /// The request's `max_stream_duration`.
+    Duration,
 }
 
 /// The limits of one request; see the module note.
@@ -56,6 +60,12 @@ pub(super) struct Deadline<'t> {
     /// When the last operation completed, on the coarse clock: at most one tick before
     /// it really did.
     last_progress: Instant,
+    /// The current attempt's limit (`per_try_timeout`), if it has one.
+    try_at: Option<Instant>,
+    /// The current attempt's `per_try_idle_timeout` in milliseconds; 0: none.
+    try_idle_ms: u32,
+    /// The request's `max_stream_duration` end, if it has one.
+    stream_end: Option<Instant>,
     clock: &'t CoarseClock,
     timer: Pin<&'t mut monoio::time::Sleep>,
 }
@@ -84,9 +94,42 @@ impl<'t> Deadline<'t> {
             idle_ms: u32::try_from(idle.as_millis()).unwrap_or(u32::MAX),
             // Marks are coarse times, one tick added when checked; this one is exact.
             last_progress: now.checked_sub(TICK).unwrap_or(now),
+            try_at: None,
+            try_idle_ms: 0,
+            stream_end: None,
             clock,
             timer,
         }
+    }
+
+    /// The request may last until `end` (`max_stream_duration`, counted from its first
+    /// byte), whatever its phase.
+    pub(super) fn end_stream_at(&mut self, end: Instant) {
+        self.stream_end = Some(end);
+        self.arm();
+    }
+
+    /// An attempt starts now, with its own limits (`per_try_timeout`,
+    /// `per_try_idle_timeout`; `None`: only the request's).
+    pub(super) fn start_try(&mut self, limit: Option<Duration>, idle: Option<Duration>) {
+        if limit.is_none() && idle.is_none() && self.try_at.is_none() && self.try_idle_ms == 0 {
+            return;
+        }
+        let now = Instant::now();
+        self.try_at = limit.map(|l| now + l);
+        self.try_idle_ms = idle.map_or(0, |i| {
+            u32::try_from(i.as_millis()).unwrap_or(u32::MAX).max(1)
+        });
+        self.last_progress = now.checked_sub(TICK).unwrap_or(now);
+        self.arm();
+    }
+
+    /// Time left before the attempt's limit or the request's, whichever comes first.
+    pub(super) fn try_left(&self) -> Duration {
+        let left = self.left();
+        self.try_at.map_or(left, |at| {
+            at.saturating_duration_since(Instant::now()).min(left)
+        })
     }
 
     /// How long since the request was complete, if it is.
@@ -109,9 +152,21 @@ impl<'t> Deadline<'t> {
         self.last_progress + TICK + Duration::from_millis(u64::from(self.idle_ms))
     }
 
+    /// When the attempt's idle limit passes if nothing more completes.
+    fn try_idle_end(&self) -> Option<Instant> {
+        (self.try_idle_ms > 0)
+            .then(|| self.last_progress + TICK + Duration::from_millis(u64::from(self.try_idle_ms)))
+    }
+
     fn next_check(&self) -> Instant {
-        let idle_end = self.idle_end();
-        self.at.map_or(idle_end, |at| at.min(idle_end))
+        let mut next = self.idle_end();
+        for limit in [self.at, self.try_at, self.stream_end, self.try_idle_end()]
+            .into_iter()
+            .flatten()
+        {
+            next = next.min(limit);
+        }
+        next
     }
 
     fn arm(&mut self) {
@@ -141,8 +196,15 @@ impl<'t> Deadline<'t> {
                 return Poll::Pending;
             }
             let now = Instant::now();
-            if self.at.is_some_and(|at| now >= at) {
+            let passed = |limit: Option<Instant>| limit.is_some_and(|at| now >= at);
+            if passed(self.stream_end) {
+                return Poll::Ready(Expired::Duration);
+            }
+            if passed(self.at) {
                 return Poll::Ready(Expired::Limit);
+            }
+            if passed(self.try_at) || passed(self.try_idle_end()) {
+                return Poll::Ready(Expired::Try);
             }
             if now >= self.idle_end() {
                 return Poll::Ready(Expired::Idle);
@@ -154,17 +216,23 @@ impl<'t> Deadline<'t> {
         }
     }
 
-    /// Time left before the phase's limit (the idle limit aside).
+    /// Time left before the phase's limit or the stream's (the idle limit aside).
     pub(super) fn left(&self) -> Duration {
-        self.at
+        let now = Instant::now();
+        let left = self
+            .at
             .map_or(Duration::from_millis(u64::from(self.idle_ms)), |at| {
-                at.saturating_duration_since(Instant::now())
-            })
+                at.saturating_duration_since(now)
+            });
+        self.stream_end
+            .map_or(left, |end| end.saturating_duration_since(now).min(left))
     }
 
     /// The error for `expired`, given how far the exchange got.
     pub(super) fn error(&self, expired: Expired, written: bool, started: bool) -> Error {
         let kind = match (expired, self.completed.is_none()) {
+            (Expired::Duration, _) => ErrorKind::DurationTimeout,
+            (Expired::Try, _) => ErrorKind::PerTryTimeout,
             (Expired::Idle, _) => ErrorKind::StreamIdleTimeout,
             (Expired::Limit, true) => ErrorKind::RequestTimeout,
             (Expired::Limit, false) => ErrorKind::Timeout,

@@ -31,6 +31,12 @@ pub enum Mode {
     Reset,
     /// Answers 200 after this delay.
     Slow(Duration),
+    /// Reads the request, then resets the connection without a response byte.
+    Drop,
+    /// 503 with `retry-after: <seconds>`.
+    RetryAfter(u16),
+    /// 503 after this delay.
+    SlowFailure(Duration),
 }
 
 impl Mode {
@@ -43,6 +49,9 @@ impl Mode {
             Mode::Hang => (3, 0),
             Mode::Reset => (4, 0),
             Mode::Slow(delay) => (5, delay.as_millis() as u64),
+            Mode::Drop => (6, 0),
+            Mode::RetryAfter(seconds) => (7, u64::from(seconds)),
+            Mode::SlowFailure(delay) => (8, delay.as_millis() as u64),
         };
         kind << 32 | value
     }
@@ -55,6 +64,9 @@ impl Mode {
             3 => Mode::Hang,
             4 => Mode::Reset,
             5 => Mode::Slow(Duration::from_millis(value)),
+            6 => Mode::Drop,
+            7 => Mode::RetryAfter(value as u16),
+            8 => Mode::SlowFailure(Duration::from_millis(value)),
             _ => Mode::Ok,
         }
     }
@@ -69,6 +81,11 @@ struct Shared {
     checks: AtomicUsize,
     /// Bumped on every kill: connections of an older life close.
     life: AtomicUsize,
+    /// Requests still to be answered with `fail_mode` instead of `mode`.
+    failures_left: AtomicUsize,
+    fail_mode: AtomicU64,
+    /// Where each request's head goes, once a test asks (`heads`).
+    heads: std::sync::OnceLock<std::sync::mpsc::Sender<String>>,
 }
 
 /// A failing-on-demand upstream on 127.0.0.1.
@@ -93,6 +110,9 @@ impl Faulty {
             requests: AtomicUsize::new(0),
             checks: AtomicUsize::new(0),
             life: AtomicUsize::new(0),
+            failures_left: AtomicUsize::new(0),
+            fail_mode: AtomicU64::new(0),
+            heads: std::sync::OnceLock::new(),
         });
         spawn_acceptor(listener, Arc::clone(&shared));
         Faulty { addr, shared }
@@ -150,6 +170,26 @@ impl Faulty {
     }
 
     /// Forgets the counts.
+    /// Answers the next `n` requests (health checks aside) with `mode`, then goes on
+    /// with its mode.
+    #[allow(dead_code)]
+    pub fn fail_next(&self, n: usize, mode: Mode) {
+        self.shared.fail_mode.store(mode.encode(), Ordering::SeqCst);
+        self.shared.failures_left.store(n, Ordering::SeqCst);
+    }
+
+    /// Every request head from now on (request line and header lines, health checks
+    /// aside), in arrival order.
+    #[allow(dead_code)]
+    pub fn heads(&self) -> std::sync::mpsc::Receiver<String> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        assert!(
+            self.shared.heads.set(sender).is_ok(),
+            "heads() is called once per upstream"
+        );
+        receiver
+    }
+
     pub fn reset_counts(&self) {
         self.shared.requests.store(0, Ordering::SeqCst);
         self.shared.checks.store(0, Ordering::SeqCst);
@@ -216,6 +256,7 @@ fn serve(stream: TcpStream, shared: &Shared, life: usize) {
         let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
         let _ = out.set_read_timeout(Some(Duration::from_secs(5)));
         let mut length = 0usize;
+        let mut head = line.clone();
         loop {
             let mut header = String::new();
             match reader.read_line(&mut header) {
@@ -225,6 +266,7 @@ fn serve(stream: TcpStream, shared: &Shared, life: usize) {
             if header == "\r\n" || header == "\n" {
                 break;
             }
+            head.push_str(&header);
             if let Some((name, value)) = header.split_once(':') {
                 if name.eq_ignore_ascii_case("content-length") {
                     length = value.trim().parse().unwrap_or(0);
@@ -242,7 +284,18 @@ fn serve(stream: TcpStream, shared: &Shared, life: usize) {
             Mode::decode(shared.health.load(Ordering::SeqCst))
         } else {
             shared.requests.fetch_add(1, Ordering::SeqCst);
-            Mode::decode(shared.mode.load(Ordering::SeqCst))
+            if let Some(heads) = shared.heads.get() {
+                let _ = heads.send(head);
+            }
+            let failing = shared
+                .failures_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if failing {
+                Mode::decode(shared.fail_mode.load(Ordering::SeqCst))
+            } else {
+                Mode::decode(shared.mode.load(Ordering::SeqCst))
+            }
         };
         let name = &shared.name;
         let answer = |status: u16, extra: &str| {
@@ -268,6 +321,12 @@ fn serve(stream: TcpStream, shared: &Shared, life: usize) {
                 }
                 return reset(out);
             }
+            Mode::Drop => return reset(out),
+            Mode::SlowFailure(delay) => {
+                std::thread::sleep(delay);
+                answer(503, "")
+            }
+            Mode::RetryAfter(seconds) => answer(503, &format!("retry-after: {seconds}\r\n")),
             Mode::Reset => {
                 let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\npartial");
                 let _ = out.flush();

@@ -38,6 +38,7 @@ use crate::{
     flow::{Credit, OneChunk},
     http1::{self, HeadScanner, ResponseFraming, Version},
     proxy_protocol,
+    router::Route,
     stats::names::{cluster as cx, host as hx, http as rq},
     upstream::{
         conn::{ConnectError, ReadHalf, UpstreamConn},
@@ -72,7 +73,7 @@ impl Connection<'_> {
     pub(super) async fn exchange(
         &mut self,
         lease: &mut Lease,
-        cluster: &ClusterSnapshot,
+        (cluster, route): (&ClusterSnapshot, &Route),
         out: &mut Vec<u8>,
         body: &mut RequestBody,
         (deadline, route_timeout): (&mut Deadline<'_>, Duration),
@@ -80,7 +81,7 @@ impl Connection<'_> {
         (stop, chain): (&Stop, &Chain),
     ) -> Result<Finished, Error> {
         if lease.conn.is_none() {
-            let timeout = cluster.connect_timeout.min(deadline.left());
+            let timeout = cluster.connect_timeout.min(deadline.try_left());
             let connecting = Instant::now();
             let host = self.upstream.clone();
             let connected = match &cluster.tls {
@@ -109,6 +110,7 @@ impl Connection<'_> {
                         host.count(hx::CX_TOTAL);
                         conn.count_active(host);
                     }
+                    conn.hold(lease.permit.take());
                     if let Some(version) = cluster.proxy_protocol {
                         self.send_proxy_header(&mut conn, version, deadline).await?;
                     }
@@ -193,7 +195,7 @@ impl Connection<'_> {
                     out,
                     deadline,
                     answer_continue,
-                    (early, stop, chain),
+                    (early, stop, chain, (cluster, route)),
                 )
                 .await
             }
@@ -449,7 +451,7 @@ impl Connection<'_> {
         out: &mut Vec<u8>,
         deadline: &mut Deadline<'_>,
         answer_continue: bool,
-        (early, stop, chain): (bool, &Stop, &Chain),
+        (early, stop, chain, (cluster, route)): (bool, &Stop, &Chain, (&ClusterSnapshot, &Route)),
     ) -> Result<Finished, Error> {
         let l = self.listener;
         let head_len = loop {
@@ -475,8 +477,33 @@ impl Connection<'_> {
             }
             ubuf.drain(..head_len);
         };
+        // The retry policy sees the answer before the client does (`retry`).
+        if self.retry.plan.is_some() && !early {
+            let left = deadline.left();
+            if self.retry_response(cluster, route, &ubuf[..head_len], left) {
+                return Err(Error {
+                    request_written: true,
+                    ..Error::new(ErrorKind::RetriedResponse, Side::Upstream)
+                });
+            }
+        }
+        if route
+            .resilience
+            .as_deref()
+            .is_some_and(|r| r.attempt_count.response)
+        {
+            self.attempt_count_line();
+        }
         self.send_response(conn, ubuf, head_len, out, deadline, (early, stop, chain))
             .await
+    }
+
+    /// Envoy's `x-envoy-attempt-count` on the response (`include_attempt_count_in_response`).
+    #[inline(never)]
+    fn attempt_count_line(&mut self) {
+        use std::io::Write;
+        let lines = &mut self.filters.reply_lines;
+        let _ = write!(lines, "x-envoy-attempt-count: {}\r\n", self.retry.attempt);
     }
 
     /// Relays a `101 Switching Protocols` answering an allowed upgrade: its head (with

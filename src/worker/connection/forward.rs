@@ -16,6 +16,7 @@ use crate::{filter::RequestHead, router::Route};
 use super::{
     body::RequestBody,
     outcome::{Forwarded, Next},
+    retry::Tried,
     Connection,
 };
 use crate::worker::{deadline::Deadline, stop::Stop};
@@ -25,6 +26,7 @@ use crate::{
     http1::{BodyFraming, Method},
     stats::names::{cluster as cx, host as hx},
     upstream::{
+        breakers::Resource,
         outcome::{Outcome, OutlierPolicy},
         ClusterSnapshot,
     },
@@ -68,18 +70,37 @@ impl Connection<'_> {
             self.start += head_len;
             return Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
         };
-        if l.proxy.envoy_headers && route_timeout < crate::config::NO_TIMEOUT {
-            self.expected_timeout_header(head_len, route_timeout);
-        }
         // `auto_sni`: the server name is the request's host, with a pool per name.
         if cluster.auto_sni {
             if let Some(named) = self.named_host(&picked, self.sni_from_host(head_len), cluster) {
                 picked = named;
             }
         }
+        let resilience = route.resilience.as_deref();
+        // The request controls of trusted peers can ask for retries on any route.
+        let route_timeout = if resilience.is_some_and(|r| r.retry.is_some())
+            || l.proxy.envoy.is_some()
+            || !l.proxy.trusted_proxies.cidrs.is_empty()
+        {
+            self.plan_retries(head_len, route, idempotent)
+                .unwrap_or(route_timeout)
+        } else {
+            self.retry.plan = None;
+            self.retry.attempt = 1;
+            self.retry.flags = crate::access_log::ResponseFlags::NONE;
+            route_timeout
+        };
+        let count_attempts = resilience.is_some_and(|r| r.attempt_count.request);
+        let expected_timeout = l.proxy.envoy_headers && route_timeout < crate::config::NO_TIMEOUT;
+        if count_attempts || expected_timeout {
+            // Written per attempt instead of any the request carried.
+            self.remove_attempt_headers(head_len);
+        }
         // The upstream head, and whatever body arrived with it, in one write chunk.
         let mut out = self.worker.bufs.take();
         self.build_request_head(head_len, (picked.pool.host(), host_rewrite), &mut out);
+        // Per-attempt lines go at the end of the head (`attempt_lines`).
+        let lines_at = out.len() - 2;
         self.start += head_len;
         let mut body = match self.buffered_request_body(&mut out, chain) {
             Ok(body) => body,
@@ -89,6 +110,7 @@ impl Connection<'_> {
             }
         };
         let replayable = matches!(body, RequestBody::Complete | RequestBody::Held(_));
+        self.retry.replayable = replayable;
         // The route timeout runs from the end of the request; until then only the
         // optional request timeout (and, throughout, the stream idle timeout) applies.
         let now = Instant::now();
@@ -103,12 +125,42 @@ impl Connection<'_> {
         let timer = std::pin::pin!(monoio::time::sleep_until(first.into()));
         let mut deadline = Deadline::new(now, at, receiving, idle, clock, timer);
         let deadline = &mut deadline;
-
-        let mut retried = false;
+        if let Some(max) = resilience.and_then(|r| r.max_stream_duration) {
+            deadline.end_stream_at(self.rq_start.unwrap_or(now) + max);
+        }
+        let breakers = &cluster.breakers[resilience.map_or(0, |r| r.priority as usize)];
+        let mut lines_len = 0;
+        let mut tried = Tried::default();
+        let mut stale_retried = false;
         let result = loop {
             let pool = &picked.pool;
             self.upstream = Some(std::rc::Rc::clone(&picked));
-            let lease = match deadline.within(pool.checkout(&cluster.pool)).await {
+            tried.add(&picked);
+            let per_try = self.retry.plan.map_or((None, None), |p| {
+                (p.per_try_timeout, p.per_try_idle_timeout)
+            });
+            if count_attempts || expected_timeout {
+                let expected = expected_timeout.then(|| {
+                    let left = if self.retry.attempt == 1 {
+                        route_timeout
+                    } else {
+                        deadline.left()
+                    };
+                    per_try.0.map_or(left, |t| t.min(left))
+                });
+                let attempt = count_attempts.then_some(self.retry.attempt);
+                lines_len = attempt_lines(&mut out, (lines_at, lines_len), attempt, expected);
+            }
+            deadline.start_try(per_try.0, per_try.1);
+            // Envoy's max_requests: every attempt holds a unit while it is under way.
+            let Some(_request) = breakers.try_permit(Resource::Request) else {
+                cluster.stats.get(cx::UPSTREAM_RQ_PENDING_OVERFLOW).inc();
+                break Err(Error::new(ErrorKind::Overflow, Side::Upstream));
+            };
+            let lease = match deadline
+                .within(pool.checkout(&cluster.pool, breakers))
+                .await
+            {
                 Err(expired) => break Err(deadline.error(expired, false, false)),
                 Ok(Err(_overflow)) => {
                     cluster.stats.get(cx::UPSTREAM_RQ_PENDING_OVERFLOW).inc();
@@ -117,9 +169,12 @@ impl Connection<'_> {
                 Ok(Ok(lease)) => lease,
             };
             // A retry must not land on another pooled connection that may be stale too.
-            let mut lease = if retried && lease.reused {
+            let mut lease = if stale_retried && lease.reused {
                 drop(lease);
-                match deadline.within(pool.checkout_fresh(&cluster.pool)).await {
+                match deadline
+                    .within(pool.checkout_fresh(&cluster.pool, breakers))
+                    .await
+                {
                     Err(expired) => break Err(deadline.error(expired, false, false)),
                     Ok(Err(_)) => break Err(Error::new(ErrorKind::Overflow, Side::Upstream)),
                     Ok(Ok(lease)) => lease,
@@ -138,7 +193,7 @@ impl Connection<'_> {
             let outcome = self
                 .exchange(
                     &mut lease,
-                    cluster,
+                    (cluster, route),
                     &mut out,
                     &mut body,
                     (deadline, route_timeout),
@@ -157,6 +212,10 @@ impl Connection<'_> {
                         hx::RQ_SUCCESS
                     });
                     Some(Outcome::Response(status))
+                }
+                Err(e) if e.kind == ErrorKind::RetriedResponse => {
+                    picked.count(hx::RQ_ERROR);
+                    Some(Outcome::Response(self.response.status))
                 }
                 Err(e) => {
                     picked.count(if e.kind == ErrorKind::Timeout {
@@ -186,6 +245,9 @@ impl Connection<'_> {
                         .stats
                         .get(cx::status_class(finished.forwarded.status))
                         .inc();
+                    if self.retry.attempt > 1 {
+                        cluster.stats.get(cx::UPSTREAM_RQ_RETRY_SUCCESS).inc();
+                    }
                     if finished.forwarded.next == Next::Tunnel {
                         // The connection leaves the pool for the tunnel.
                         self.upgraded = lease.conn.take();
@@ -196,36 +258,53 @@ impl Connection<'_> {
                     }
                     break Ok(finished.forwarded);
                 }
-                Err(e) if !retried && e.retryable(reused, idempotent, replayable) => {
+                // The response side decided it (`exchange`): that answer was not sent.
+                Err(e) if e.kind == ErrorKind::RetriedResponse => {}
+                Err(e) if !stale_retried && e.retryable(reused, idempotent, replayable) => {
+                    // The origin closed a pooled connection as it was reused: once more
+                    // at once, on a fresh one, outside the retry policy.
                     cluster.stats.get(cx::UPSTREAM_RQ_RETRY).inc();
-                    retried = true;
-                    // Not the request's hash: it names the endpoint that just failed.
-                    match cluster.pick(None) {
-                        Some(next) => {
-                            // `auto_sni`: the same server name on the endpoint retried.
-                            let name = picked.pool.name().filter(|_| cluster.auto_sni).cloned();
-                            picked = next;
-                            if let Some(named) = self.named_host(&picked, name, cluster) {
-                                picked = named;
-                            }
-                        }
-                        None => {
-                            break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream))
-                        }
-                    }
+                    stale_retried = true;
+                    self.retry.backoff = std::time::Duration::ZERO;
                 }
                 Err(e) => {
-                    match e.kind {
-                        ErrorKind::Timeout => cluster.stats.get(cx::UPSTREAM_RQ_TIMEOUT).inc(),
-                        ErrorKind::BadResponse => {
-                            cluster.stats.get(cx::UPSTREAM_CX_PROTOCOL_ERROR).inc()
+                    if !self.retry_error(cluster, route, (&e, reused), deadline.left()) {
+                        match e.kind {
+                            ErrorKind::Timeout | ErrorKind::PerTryTimeout => {
+                                cluster.stats.get(cx::UPSTREAM_RQ_TIMEOUT).inc()
+                            }
+                            ErrorKind::BadResponse => {
+                                cluster.stats.get(cx::UPSTREAM_CX_PROTOCOL_ERROR).inc()
+                            }
+                            _ => {}
                         }
-                        _ => {}
+                        break Err(e);
                     }
-                    break Err(e);
                 }
             }
+            drop(lease);
+            // The attempt's own limits end with it; the back-off runs under the route's.
+            deadline.start_try(None, None);
+            let wait = self.retry.backoff;
+            if !wait.is_zero() {
+                if let Err(expired) = deadline.within(monoio::time::sleep(wait)).await {
+                    break Err(deadline.error(expired, true, false));
+                }
+            }
+            match self.next_host(cluster, route, &tried) {
+                Some(next) => {
+                    // `auto_sni`: the same server name on the endpoint retried.
+                    let name = picked.pool.name().filter(|_| cluster.auto_sni).cloned();
+                    picked = next;
+                    if let Some(named) = self.named_host(&picked, name, cluster) {
+                        picked = named;
+                    }
+                }
+                None => break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream)),
+            }
         };
+        // The last retry's unit of the retry breaker goes back.
+        self.retry.permit = None;
         if let RequestBody::Held(n) = body {
             self.start += n;
             self.count_received(n as u64);
@@ -288,13 +367,6 @@ impl Connection<'_> {
         });
     }
 
-    /// Writes ringway's request line (`HTTP/1.1`, the routed target) and the received
-    /// header lines with the overlay applied (the fixed request stage and the route's
-    /// filters already ran; `filter`) into `out`, adding what depends on the endpoint
-    /// and the framing.
-    /// Envoy's `x-envoy-expected-rq-timeout-ms` (the route timeout the upstream may
-    /// count on), replacing any the request carried. Envoy listeners only.
-    #[cold]
     /// `host` with the pool of its endpoint for server name `name` (`auto_sni`); `None`
     /// without a name.
     #[inline(never)]
@@ -333,13 +405,10 @@ impl Connection<'_> {
         Some(host.into())
     }
 
-    fn expected_timeout_header(&mut self, head_len: usize, timeout: std::time::Duration) {
-        let head = &self.buf[self.start..self.start + head_len];
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        let mut view = crate::filter::RequestHead::new(&mut self.request, head);
-        view.set(b"x-envoy-expected-rq-timeout-ms", ms.to_string().as_bytes());
-    }
-
+    /// Writes ringway's request line (`HTTP/1.1`, the routed target) and the received
+    /// header lines with the overlay applied (the fixed request stage and the route's
+    /// filters already ran; `filter`) into `out`, adding what depends on the endpoint
+    /// and the framing.
     fn build_request_head(
         &mut self,
         head_len: usize,
@@ -379,5 +448,51 @@ impl Connection<'_> {
         if let Some(log) = &mut self.log {
             log.capture(head, request);
         }
+    }
+}
+
+/// Writes an attempt's own header lines (`x-envoy-attempt-count`,
+/// `x-envoy-expected-rq-timeout-ms`) at `at` in `out`, in place of the previous
+/// attempt's `len` bytes; returns their length. On the stack: no allocation.
+fn attempt_lines(
+    out: &mut Vec<u8>,
+    (at, len): (usize, usize),
+    attempt: Option<u32>,
+    expected: Option<std::time::Duration>,
+) -> usize {
+    use std::io::Write;
+    let mut lines = [0u8; 96];
+    let mut cursor = std::io::Cursor::new(&mut lines[..]);
+    if let Some(attempt) = attempt {
+        let _ = write!(cursor, "x-envoy-attempt-count: {attempt}\r\n");
+    }
+    if let Some(expected) = expected {
+        let ms = u64::try_from(expected.as_millis()).unwrap_or(u64::MAX);
+        let _ = write!(cursor, "x-envoy-expected-rq-timeout-ms: {ms}\r\n");
+    }
+    let n = usize::try_from(cursor.position()).unwrap_or(0);
+    out.splice(at..at + len, lines[..n].iter().copied());
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attempt_lines_replace_the_previous_attempts() {
+        let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody".to_vec();
+        let at = out.len() - 4 - 2;
+        let len = super::attempt_lines(&mut out, (at, 0), Some(1), None);
+        assert_eq!(
+            out,
+            b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\n\r\nbody"
+        );
+        let expected = Some(std::time::Duration::from_millis(1500));
+        let len = super::attempt_lines(&mut out, (at, len), Some(12), expected);
+        assert_eq!(
+            out,
+            b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 12\r\nx-envoy-expected-rq-timeout-ms: 1500\r\n\r\nbody"
+        );
+        super::attempt_lines(&mut out, (at, len), None, None);
+        assert_eq!(out, b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody");
     }
 }

@@ -56,6 +56,7 @@ mod exchange;
 mod forward;
 mod hash;
 mod outcome;
+mod retry;
 
 use super::{
     deadline::Deadline, downstream::Downstream, lookup::Http1Headers, request_log::RequestLog,
@@ -133,6 +134,7 @@ pub async fn serve(
         upgrading: false,
         upgraded: None,
         canceller: Some(Canceller::new()),
+        retry: Default::default(),
     };
     conn.note_local_address();
     conn.note_tls(listener);
@@ -310,6 +312,8 @@ struct Connection<'l> {
     rq_start: Option<Instant>,
     /// The current request is counted in `downstream_rq_active`.
     rq_active: bool,
+    /// The current request's retry plan and attempt (`retry`).
+    retry: retry::RetryState,
 }
 
 impl Connection<'_> {
@@ -587,7 +591,8 @@ impl Connection<'_> {
                 match self.forward(head_len, route, cluster, stop).await {
                     Ok(forwarded) => {
                         l.http_stats.get(rq::status_class(forwarded.status)).inc();
-                        self.complete(forwarded.status, forwarded.sent, ResponseFlags::NONE);
+                        let flags = self.retry.flags;
+                        self.complete(forwarded.status, forwarded.sent, flags);
                         if forwarded.next == Next::Tunnel {
                             // `serve` takes the connection on as a tunnel.
                             return;
@@ -606,6 +611,10 @@ impl Connection<'_> {
                             ErrorKind::StreamIdleTimeout => {
                                 l.http_stats.get(rq::DOWNSTREAM_RQ_IDLE_TIMEOUT).inc()
                             }
+                            ErrorKind::DurationTimeout => l
+                                .http_stats
+                                .get(rq::DOWNSTREAM_RQ_MAX_DURATION_REACHED)
+                                .inc(),
                             _ => {}
                         }
                         debug!(
@@ -614,7 +623,7 @@ impl Connection<'_> {
                             error = %e,
                             "request failed"
                         );
-                        let flags = error_flags(e.kind);
+                        let flags = error_flags(e.kind) | self.retry.flags;
                         match e.reply() {
                             Some(kind) => {
                                 let reply = l.replies.get(kind);
@@ -1162,7 +1171,9 @@ fn error_flags(kind: ErrorKind) -> ResponseFlags {
         }
         ErrorKind::UpstreamReset => ResponseFlags::UPSTREAM_CONNECTION_TERMINATION,
         ErrorKind::BadResponse => ResponseFlags::UPSTREAM_PROTOCOL_ERROR,
-        ErrorKind::Timeout => ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+        ErrorKind::Timeout | ErrorKind::PerTryTimeout => ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
+        ErrorKind::DurationTimeout => ResponseFlags::DURATION_TIMEOUT,
+        ErrorKind::RetriedResponse => ResponseFlags::NONE,
         ErrorKind::RequestTimeout => ResponseFlags::NONE,
         ErrorKind::StreamIdleTimeout => ResponseFlags::STREAM_IDLE_TIMEOUT,
         ErrorKind::ClientGone => ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION,
