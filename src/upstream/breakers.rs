@@ -11,7 +11,8 @@
 //! them).
 //!
 //! Stats (`stats::names::breakers`): a worker sets its `_open` flag when a try is
-//! refused and clears it when one succeeds; with `track_remaining`, the control
+//! refused and clears it when one succeeds or a unit comes back (a worker that saw a
+//! refusal and then no request keeps its flag until its next one); with `track_remaining`, the control
 //! thread's cell holds the limit and each worker subtracts the units it uses, so the
 //! `remaining_` gauges read the limit minus the process's use.
 
@@ -255,6 +256,11 @@ impl WorkerBreakers {
     fn release(&self, resource: Resource) {
         if !(resource == Resource::Retry && self.budget.is_some()) {
             self.local[resource as usize].release();
+        }
+        // A unit came back: this worker's view of the breaker is closed again.
+        let open = self.stats.get(resource.open_stat());
+        if open.get() != 0 {
+            open.set(0);
         }
         self.count(resource, false);
     }

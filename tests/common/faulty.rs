@@ -141,6 +141,33 @@ impl Faulty {
 
     /// Stops listening (connects are refused) and resets every open connection.
     pub fn kill(&self) {
+        self.switch().kill();
+    }
+
+    /// Listens again on the same port.
+    pub fn revive(&self) {
+        self.switch().revive();
+    }
+
+    /// A handle that kills and revives this upstream from another thread.
+    #[allow(dead_code)]
+    pub fn switch(&self) -> Switch {
+        Switch {
+            addr: self.addr,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Kills and revives a [`Faulty`] upstream (dropping it does neither).
+pub struct Switch {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Switch {
+    /// Refuses connections and resets open ones until revived.
+    pub fn kill(&self) {
         self.shared.dead.store(true, Ordering::SeqCst);
         self.shared.life.fetch_add(1, Ordering::SeqCst);
         // The acceptor drops the listener within one poll.
@@ -158,7 +185,9 @@ impl Faulty {
         self.shared.dead.store(false, Ordering::SeqCst);
         spawn_acceptor(listener, Arc::clone(&self.shared));
     }
+}
 
+impl Faulty {
     /// Requests served (health checks apart), whatever the mode.
     pub fn requests(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
@@ -169,7 +198,6 @@ impl Faulty {
         self.shared.checks.load(Ordering::SeqCst)
     }
 
-    /// Forgets the counts.
     /// Answers the next `n` requests (health checks aside) with `mode`, then goes on
     /// with its mode.
     #[allow(dead_code)]
@@ -190,6 +218,7 @@ impl Faulty {
         receiver
     }
 
+    /// Forgets the counts.
     pub fn reset_counts(&self) {
         self.shared.requests.store(0, Ordering::SeqCst);
         self.shared.checks.store(0, Ordering::SeqCst);
