@@ -144,36 +144,24 @@ fn contention(c: &mut Criterion) {
                 )
             })
         });
-        let leased = SharedLimit::new(1024, threads);
-        group.bench_function(format!("{threads}/leased"), |b| {
-            b.iter_custom(|iters| {
-                on_threads(
-                    threads,
-                    iters,
-                    || LocalLimit::new(leased.clone()),
-                    |local| {
-                        if black_box(local.try_acquire()) {
-                            local.release();
-                        }
-                    },
-                )
-            })
-        });
-        let exact = SharedLimit::new(16, threads);
-        group.bench_function(format!("{threads}/exact_cas"), |b| {
-            b.iter_custom(|iters| {
-                on_threads(
-                    threads,
-                    iters,
-                    || LocalLimit::new(exact.clone()),
-                    |local| {
-                        if black_box(local.try_acquire()) {
-                            local.release();
-                        }
-                    },
-                )
-            })
-        });
+        // Envoy's default limit (batch 1024 / (64 × N)), and one below 64 × N (batch 0).
+        for (kind, limit) in [("leased", 1024), ("exact_cas", 16)] {
+            let shared = SharedLimit::new(limit, threads);
+            group.bench_function(format!("{threads}/{kind}"), |b| {
+                b.iter_custom(|iters| {
+                    on_threads(
+                        threads,
+                        iters,
+                        || LocalLimit::new(shared.clone()),
+                        |local| {
+                            if black_box(local.try_acquire()) {
+                                local.release();
+                            }
+                        },
+                    )
+                })
+            });
+        }
         group.bench_function(format!("{threads}/thread_local"), |b| {
             b.iter_custom(|iters| {
                 on_threads(
