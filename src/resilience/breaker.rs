@@ -30,8 +30,10 @@
 //!   Envoy's.
 //! - A lower limit (`set_limit`) refuses new leases until releases bring the count
 //!   under it; units already in use are not revoked (Envoy's breakers also let the
-//!   requests in flight finish). Idle units above the new 2b go back on the next
-//!   release.
+//!   requests in flight finish). A worker reads the batch only when it visits the pool
+//!   (the hot paths touch only its own `Cell`s), so after a change its idle units are
+//!   bounded by the batch it last saw until its next lease or return;
+//!   `LocalLimit::give_back_idle` (say, on a reload) applies the new one at once.
 //!
 //! `Relaxed` everywhere: the count guards no other memory, and each RMW is atomic, which
 //! is all the bound needs.
@@ -50,20 +52,28 @@ pub struct SharedLimit {
     /// Units leased to workers.
     leased: AtomicU64,
     limit: AtomicU32,
+    /// `limit / (64 × workers)`, kept with the limit so that a release, which compares
+    /// its idle units with it, does not divide.
+    batch: AtomicU32,
     workers: u32,
 }
 
 impl SharedLimit {
     pub fn new(limit: u32, workers: usize) -> Arc<SharedLimit> {
+        let workers = u32::try_from(workers.max(1)).unwrap_or(u32::MAX);
         Arc::new(SharedLimit {
             leased: AtomicU64::new(0),
             limit: AtomicU32::new(limit),
-            workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
+            batch: AtomicU32::new(batch(limit, workers)),
+            workers,
         })
     }
 
+    /// A new limit (a reload); workers see it at their next lease or release.
     pub fn set_limit(&self, limit: u32) {
         self.limit.store(limit, Ordering::Relaxed);
+        self.batch
+            .store(batch(limit, self.workers), Ordering::Relaxed);
     }
 
     pub fn limit(&self) -> u32 {
@@ -85,7 +95,7 @@ impl SharedLimit {
 
     /// Units per lease: `limit / (64 × workers)`; 0 means exact (one unit at a time).
     pub fn batch(&self) -> u32 {
-        self.limit() / self.workers.saturating_mul(64)
+        self.batch.load(Ordering::Relaxed)
     }
 
     /// Leases up to `want` units; returns how many were granted (0: the pool is empty).
@@ -114,6 +124,10 @@ impl SharedLimit {
     }
 }
 
+fn batch(limit: u32, workers: u32) -> u32 {
+    limit / workers.saturating_mul(64)
+}
+
 /// A worker's share: leases units from the shared pool in batches, so that most
 /// acquires/releases touch only this worker's memory. The process never exceeds the
 /// limit (leases are exact); it may refuse while other workers hold idle units (at most
@@ -125,14 +139,19 @@ pub struct LocalLimit {
     leased: Cell<u32>,
     /// Units of those handed out to requests.
     in_use: Cell<u32>,
+    /// The pool's batch as of this worker's last visit to it: a release compares with
+    /// it instead of loading the pool's line, which other workers' leases write.
+    batch: Cell<u32>,
 }
 
 impl LocalLimit {
     pub fn new(shared: Arc<SharedLimit>) -> LocalLimit {
+        let batch = shared.batch();
         LocalLimit {
             shared,
             leased: Cell::new(0),
             in_use: Cell::new(0),
+            batch: Cell::new(batch),
         }
     }
 
@@ -149,7 +168,9 @@ impl LocalLimit {
 
     #[cold]
     fn acquire_leasing(&self) -> bool {
-        let granted = self.shared.lease(self.shared.batch().max(1));
+        let batch = self.shared.batch();
+        self.batch.set(batch);
+        let granted = self.shared.lease(batch.max(1));
         if granted == 0 {
             return false;
         }
@@ -166,7 +187,7 @@ impl LocalLimit {
             return;
         }
         self.in_use.set(in_use - 1);
-        let batch = self.shared.batch();
+        let batch = self.batch.get();
         if self.leased.get() - (in_use - 1) > 2 * batch {
             self.return_idle(batch);
         }
@@ -175,6 +196,8 @@ impl LocalLimit {
     /// Gives back all idle units but `keep`.
     #[cold]
     fn return_idle(&self, keep: u32) {
+        self.batch.set(self.shared.batch());
+        let keep = keep.min(self.batch.get());
         let idle = self.leased.get() - self.in_use.get();
         let back = idle.saturating_sub(keep);
         self.leased.set(self.leased.get() - back);

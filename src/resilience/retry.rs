@@ -1,13 +1,20 @@
 //! Retry decisions: a route's compiled policy, one request's plan, and the verdict on
-//! each failed attempt. Envoy's semantics (`source/common/router/retry_state_impl.cc`,
-//! `wouldRetryFromHeaders` and `wouldRetryFromReset`; docs: router filter
-//! `x-envoy-retry-on`, `x-envoy-max-retries`), checked against its source and docs:
+//! each failed attempt. Envoy's semantics, confirmed in its source
+//! (`source/common/router/retry_state_impl.cc`: `wouldRetryFromHeaders` returns early on
+//! `x-envoy-ratelimited`, then tests `is5xx`, `isGatewayError`, 409, the status list,
+//! the header matchers and `getGrpcStatus`; `wouldRetryFromReset` retries the
+//! connection-failure reasons under `connect-failure`, then any reset under
+//! `reset-before-request` when `!upstream_request_started`, under `reset`, and under
+//! `5xx | gateway-error` ("we count an upstream reset as a 5xx")) and docs (router
+//! filter: `x-envoy-retry-on`, `x-envoy-max-retries` "takes precedence over the number
+//! of retries set in either retry policy", no policy and no header: no retry):
 //!
 //! - A response carrying `x-envoy-ratelimited` (from an upstream Envoy) is retried only
 //!   under `envoy-ratelimited`, whatever else the conditions say (Envoy returns early).
 //! - `5xx`: any status 500..=599, and any attempt that ended without a response head
 //!   (connect failure, reset, per-try timeout: Envoy's reset path retries every reset
-//!   reason but overflow under `5xx | gateway-error | reset`).
+//!   reason but overflow under `5xx | gateway-error | reset`; a per-try timeout goes
+//!   down that path as a local reset).
 //! - `gateway-error`: 502, 503, 504, and the same no-head endings.
 //! - `reset`: every no-head ending, connect failures included (Envoy's reset path does
 //!   not tell them apart; its docs say "does not respond at all (disconnect/reset/read

@@ -198,3 +198,25 @@ fn threads_never_exceed_the_limit() {
         assert!(refused.load(Ordering::Relaxed), "limit {limit} was reached");
     }
 }
+
+#[test]
+fn a_new_limit_changes_the_batch_at_the_next_visit() {
+    let shared = SharedLimit::new(1024, 2); // b = 8
+    let a = LocalLimit::new(shared.clone());
+    for _ in 0..20 {
+        assert!(a.try_acquire());
+    }
+    for _ in 0..20 {
+        a.release();
+    }
+    assert!(a.leased() <= 16, "idle within 2 × 8");
+    shared.set_limit(64); // b = 0: exact
+    assert_eq!(shared.batch(), 0);
+    a.give_back_idle();
+    assert_eq!(a.leased(), 0);
+    assert!(a.try_acquire());
+    assert_eq!(a.leased(), 1, "leases one unit at a time now");
+    a.release();
+    assert_eq!(a.leased(), 0, "and returns it at once");
+    assert_eq!(shared.leased(), 0);
+}

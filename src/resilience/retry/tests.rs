@@ -321,6 +321,11 @@ fn controls_read_envoy_headers_and_ignore_what_does_not_parse() {
     let get = lookup(&[("x-envoy-max-retries", "99999999999")]);
     assert_eq!(Controls::read(&get).max_retries, None, "past u32");
     assert_eq!(Controls::read(&lookup(&[])), Controls::default());
+    let grpc_only = lookup(&[("x-envoy-retry-grpc-on", "unavailable,internal")]);
+    assert_eq!(
+        Controls::read(&grpc_only).retry_on,
+        on("unavailable,internal")
+    );
 }
 
 #[test]
