@@ -479,7 +479,9 @@ fn the_reference_config_spells_out_the_defaults() {
         | RetryOn::REFUSED_STREAM
         | RetryOn::FIVE_XX
         | RetryOn::RETRIABLE_STATUS_CODES;
-    let defaults = route("        retry: { on: [5xx] }\n").retry.expect("retry");
+    let defaults = route("        retry: { on: [5xx] }\n")
+        .retry
+        .expect("retry");
     assert_eq!(
         *p,
         RetryPolicy {
