@@ -497,3 +497,12 @@ fn the_reference_config_spells_out_the_defaults() {
     assert_eq!(r.attempt_count, AttemptCount::default());
     assert!(!r.mirrors[0].keep_host);
 }
+
+#[test]
+fn errors_carry_the_position_and_path() {
+    let e = parse(&file("        retry: { on: [reset, 5xy] }\n", "")).expect_err("refused");
+    assert_eq!(
+        e,
+        ["t.yaml:7:30: listeners[0].routes[0].retry.on[1]: unknown retry condition \"5xy\"; did you mean `5xx`? (Envoy's `retry_on` names)"]
+    );
+}

@@ -483,3 +483,10 @@ fn routes_that_may_retry_non_idempotent_requests_are_named_once() {
         ]
     );
 }
+
+#[test]
+fn a_zero_connection_manager_limit_is_none() {
+    let hcm = "          common_http_protocol_options: { max_stream_duration: 0s }\n";
+    let r = routes(hcm, &action("timeout: 1s"));
+    assert_eq!(r[0].max_stream_duration, None);
+}
