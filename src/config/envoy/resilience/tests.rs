@@ -78,7 +78,10 @@ fn an_empty_retry_policy_gets_envoys_defaults() {
     assert_eq!(p.num_retries, 1);
     assert_eq!(p.methods, RetryMethods::Any);
     assert!(!p.other_host);
-    assert_eq!(p.host_selection_attempts, 1);
+    assert_eq!(
+        p.host_selection_attempts, 2,
+        "the first pick and one re-pick"
+    );
     assert_eq!(
         p.backoff,
         Backoff {
@@ -137,7 +140,7 @@ fn every_retry_field_maps() {
                 max_interval: Duration::from_secs(60),
             }),
             other_host: true,
-            host_selection_attempts: 5,
+            host_selection_attempts: 6,
             methods: RetryMethods::Any,
         }
     );
@@ -156,6 +159,8 @@ fn retry_defaults_inside_the_fields() {
     assert!(p.other_host);
     let p = retry("num_retries: 0");
     assert_eq!(p.num_retries, 0);
+    let p = retry("retry_back_off: { base_interval: 0.0005s }");
+    assert_eq!(p.backoff.base, Duration::from_millis(1), "Envoy's floor");
 }
 
 #[test]
