@@ -139,8 +139,9 @@ pub struct RetryPolicy {
     /// Prefer an endpoint not tried yet for each retry (Envoy's `retry_host_predicate`
     /// `envoy.retry_host_predicates.previous_hosts`; native default true).
     pub other_host: bool,
-    /// Picks per retry looking for an endpoint not tried yet (Envoy's
-    /// `host_selection_retry_max_attempts`, default 1).
+    /// Picks per retry looking for an endpoint not tried yet: the first and its re-picks
+    /// (Envoy's `host_selection_retry_max_attempts` counts the re-picks, default 1, so
+    /// Envoy's default is 2 picks; native default 3).
     pub host_selection_attempts: u32,
     /// Which requests may be retried after their bytes reached the upstream.
     pub methods: RetryMethods,
@@ -163,7 +164,7 @@ impl RetryPolicy {
             backoff: Backoff::default(),
             rate_limited: None,
             other_host: false,
-            host_selection_attempts: 1,
+            host_selection_attempts: 2,
             methods: RetryMethods::Any,
         }
     }

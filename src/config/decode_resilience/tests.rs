@@ -460,3 +460,49 @@ fn circuit_breaker_refusals_name_the_key() {
         refused("", &format!("    circuit_breakers: {keys}\n"), needles);
     }
 }
+
+#[test]
+fn the_reference_config_spells_out_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference.yaml");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.cluster("orders").expect("orders").circuit_breakers,
+        CircuitBreakers::default()
+    );
+    let r = config.listeners[0]
+        .routes
+        .iter()
+        .find(|r| r.retry.is_some())
+        .expect("a route with a retry policy");
+    let p = r.retry.as_ref().expect("retry");
+    let on = RetryOn::CONNECT_FAILURE
+        | RetryOn::REFUSED_STREAM
+        | RetryOn::FIVE_XX
+        | RetryOn::RETRIABLE_STATUS_CODES;
+    let defaults = route("        retry: { on: [5xx] }\n")
+        .retry
+        .expect("retry");
+    assert_eq!(
+        *p,
+        RetryPolicy {
+            retry_on: on,
+            per_try_timeout: Some(Duration::from_secs(1)),
+            per_try_idle_timeout: Some(Duration::from_millis(500)),
+            status_codes: vec![503],
+            ..defaults
+        }
+    );
+    assert_eq!(r.max_stream_duration, Some(Duration::from_secs(300)));
+    assert_eq!(r.priority, Priority::Default);
+    assert_eq!(r.attempt_count, AttemptCount::default());
+    assert!(!r.mirrors[0].keep_host);
+}
+
+#[test]
+fn errors_carry_the_position_and_path() {
+    let e = parse(&file("        retry: { on: [reset, 5xy] }\n", "")).expect_err("refused");
+    assert_eq!(
+        e,
+        ["t.yaml:7:30: listeners[0].routes[0].retry.on[1]: unknown retry condition \"5xy\"; did you mean `5xx`? (Envoy's `retry_on` names)"]
+    );
+}

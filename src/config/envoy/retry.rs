@@ -110,19 +110,21 @@ pub(super) fn retry_policy(p: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Re
         None => Some(None),
     };
     let other_host = host_predicates(p, diag);
+    // Envoy's value counts the re-picks after the first pick (its load balancers make
+    // `host_selection_retry_max_attempts + 1` picks); the model counts all of them.
     let attempts = p.int("host_selection_retry_max_attempts");
     let host_selection_attempts = match attempts {
-        // Unset (proto3 cannot tell 0 from unset): Envoy's default, one.
-        0 => Some(1),
-        n => match u32::try_from(n) {
-            Ok(n) => Some(n),
-            Err(_) => {
+        // Unset (Envoy, too, cannot tell 0 from unset): its default, one re-pick.
+        0 => Some(2),
+        n => match u32::try_from(n).ok().and_then(|n| n.checked_add(1)) {
+            Some(n) => Some(n),
+            None => {
                 p.error(
                     diag,
                     "host_selection_retry_max_attempts",
                     format!(
                         "expected a number of attempts from 1 to {}, found {n}",
-                        u32::MAX
+                        u32::MAX - 1
                     ),
                 );
                 None
@@ -160,6 +162,8 @@ fn backoff(b: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Backoff> {
         );
         return None;
     };
+    // Envoy rounds a base below a millisecond up to one.
+    let base = base.max(Duration::from_millis(1));
     let max = b
         .duration("max_interval")
         .unwrap_or(base.saturating_mul(10));

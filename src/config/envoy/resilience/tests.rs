@@ -78,7 +78,10 @@ fn an_empty_retry_policy_gets_envoys_defaults() {
     assert_eq!(p.num_retries, 1);
     assert_eq!(p.methods, RetryMethods::Any);
     assert!(!p.other_host);
-    assert_eq!(p.host_selection_attempts, 1);
+    assert_eq!(
+        p.host_selection_attempts, 2,
+        "the first pick and one re-pick"
+    );
     assert_eq!(
         p.backoff,
         Backoff {
@@ -137,7 +140,7 @@ fn every_retry_field_maps() {
                 max_interval: Duration::from_secs(60),
             }),
             other_host: true,
-            host_selection_attempts: 5,
+            host_selection_attempts: 6,
             methods: RetryMethods::Any,
         }
     );
@@ -156,6 +159,8 @@ fn retry_defaults_inside_the_fields() {
     assert!(p.other_host);
     let p = retry("num_retries: 0");
     assert_eq!(p.num_retries, 0);
+    let p = retry("retry_back_off: { base_interval: 0.0005s }");
+    assert_eq!(p.backoff.base, Duration::from_millis(1), "Envoy's floor");
 }
 
 #[test]
@@ -482,4 +487,11 @@ fn routes_that_may_retry_non_idempotent_requests_are_named_once() {
             "listener \"listener_0\", virtual host \"local\", route matching path \"/x\": retry_on refused-stream,retriable-status-codes may retry non-idempotent requests (POST, PATCH, ...) after they were sent, as Envoy does; the native format retries those only before sending unless `retry_non_idempotent: true`",
         ]
     );
+}
+
+#[test]
+fn a_zero_connection_manager_limit_is_none() {
+    let hcm = "          common_http_protocol_options: { max_stream_duration: 0s }\n";
+    let r = routes(hcm, &action("timeout: 1s"));
+    assert_eq!(r[0].max_stream_duration, None);
 }
