@@ -147,6 +147,14 @@ fn shapes(token: &str) -> Vec<Shape> {
             b"GET /maglev/item HTTP/1.1\r\nHost: alloc.test\r\nX-User: alice\r\n\r\n",
             200,
         ),
+        // The resilience issue's case: a route with a retry policy, per-try and stream
+        // limits and attempt-count headers, to a cluster with breakers that never trip
+        // (leases, permits, the plan: 0 allocations).
+        Shape::small(
+            "GET on a route with retries and circuit breakers",
+            b"GET /retried/item HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+            200,
+        ),
         // The performance issue's case: a small keep-alive GET, content-length response.
         Shape::small(
             "GET, content-length response",
@@ -321,6 +329,11 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
         cluster: least
       - match: { prefix: /maglev/ }
         cluster: maglev
+      - match: { prefix: /retried/ }
+        cluster: guarded
+        retry: { on: [5xx, reset, connect-failure], retries: 2, per_try_timeout: 5s }
+        attempt_count: { request: true, response: true }
+        max_stream_duration: 30s
       - match: { prefix: /quota/ }
         cluster: echo
         auth: api_key
@@ -365,7 +378,8 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
             .collect();
         let ten = ten.join(", ");
         let balanced = format!(
-            "  - name: least\n    endpoints: [{ten}]\n    load_balancing: {{ policy: least_request }}\n    outlier_detection: {{ consecutive_5xx: 5 }}\n  - name: maglev\n    endpoints: [{ten}]\n    load_balancing: {{ policy: maglev, hash_on: [{{ header: x-user }}] }}\n"
+            "  - name: least\n    endpoints: [{ten}]\n    load_balancing: {{ policy: least_request }}\n    outlier_detection: {{ consecutive_5xx: 5 }}\n  - name: maglev\n    endpoints: [{ten}]\n    load_balancing: {{ policy: maglev, hash_on: [{{ header: x-user }}] }}\n  - name: guarded\n    endpoints: [{}]\n    circuit_breakers: {{ default: {{ max_requests: 4096, track_remaining: true }} }}\n",
+            up.endpoint()
         );
         let yaml = echo_config(workers, port, admin, &up.endpoint(), &balanced)
             .replacen("    routes:\n", edited, 1)
