@@ -41,6 +41,8 @@ pub struct ClusterView {
     pub set: Arc<HostSet>,
     /// Whether it has outlier detection (Envoy's `outlier::` lines).
     pub outlier_detection: bool,
+    /// Its circuit-breaker thresholds, `[default, high]`.
+    pub thresholds: [config::resilience::Thresholds; 2],
 }
 
 /// One cluster's state.
@@ -329,6 +331,7 @@ impl Hosts {
                     name: name.clone(),
                     set: Arc::clone(&book.set),
                     outlier_detection: book.cluster.outlier_detection.is_some(),
+                    thresholds: book.cluster.circuit_breakers.thresholds.clone(),
                 })
             })
             .collect()

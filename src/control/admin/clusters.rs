@@ -6,9 +6,9 @@
 //! `rq_active`, `rq_error`, `rq_success`, `rq_timeout`, `rq_total`), then its hostname,
 //! health flags (`healthy`, or Envoy's `/failed_active_hc/failed_outlier_check/...`),
 //! weight, locality, canary, priority and success rates (-1: not kept), as Envoy prints
-//! them; clusters with outlier detection start with Envoy's `outlier::` lines. The circuit-breaker lines show Envoy's defaults: an Envoy config with
-//! other thresholds is refused until the resilience work, and ringway's own limits are
-//! the pool settings (per worker and endpoint, `docs/configuration.md`).
+//! them; clusters with outlier detection start with Envoy's `outlier::` lines. The
+//! circuit-breaker lines show each priority's thresholds (process-wide limits,
+//! `upstream::breakers`).
 
 use std::fmt::Write;
 
@@ -22,13 +22,15 @@ use crate::{
     upstream::Member,
 };
 
-/// Envoy's default circuit-breaker thresholds, per priority.
-const THRESHOLDS: [(&str, u64); 4] = [
-    ("max_connections", 1024),
-    ("max_pending_requests", 1024),
-    ("max_requests", 1024),
-    ("max_retries", 3),
-];
+/// A priority's thresholds as Envoy names them.
+fn thresholds(t: &crate::config::resilience::Thresholds) -> [(&'static str, u32); 4] {
+    [
+        ("max_connections", t.max_connections),
+        ("max_pending_requests", t.max_pending_requests),
+        ("max_requests", t.max_requests),
+        ("max_retries", t.max_retries),
+    ]
+}
 
 /// A host's stats, summed over workers, with their kinds.
 fn host_stats(member: &Member) -> Vec<(&'static str, Kind, u64)> {
@@ -116,10 +118,11 @@ pub fn clusters(state: &ControlState, json: bool) -> Reply {
                 if p > 0 {
                     out.push(',');
                 }
-                let _ = write!(
-                    out,
-                    "{{\"priority\":\"{priority}\",\"max_connections\":1024,\"max_pending_requests\":1024,\"max_requests\":1024,\"max_retries\":3}}"
-                );
+                let _ = write!(out, "{{\"priority\":\"{priority}\"");
+                for (key, value) in thresholds(&view.thresholds[p]) {
+                    let _ = write!(out, ",\"{key}\":{value}");
+                }
+                out.push('}');
             }
             out.push_str("]},\"host_statuses\":[");
             let set = &view.set;
@@ -172,8 +175,8 @@ pub fn clusters(state: &ControlState, json: bool) -> Reply {
                 let _ = writeln!(out, "{name}::outlier::{key}::-1");
             }
         }
-        for priority in ["default_priority", "high_priority"] {
-            for (key, value) in THRESHOLDS {
+        for (p, priority) in ["default_priority", "high_priority"].iter().enumerate() {
+            for (key, value) in thresholds(&view.thresholds[p]) {
                 let _ = writeln!(out, "{name}::{priority}::{key}::{value}");
             }
         }
