@@ -155,6 +155,17 @@ fn shapes(token: &str) -> Vec<Shape> {
             b"GET /retried/item HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
             200,
         ),
+        // Shadow traffic: each request also copied to a second cluster, fire and forget
+        // (the copy, which is also the buffer its response is read into, the shadow's
+        // task, and its response's header list: `worker::mirror`).
+        Shape {
+            max: 3.1,
+            ..Shape::small(
+                "GET mirrored to a shadow cluster",
+                b"GET /mirrored/item HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+                200,
+            )
+        },
         // The performance issue's case: a small keep-alive GET, content-length response.
         Shape::small(
             "GET, content-length response",
@@ -334,6 +345,9 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
         retry: { on: [5xx, reset, connect-failure], retries: 2, per_try_timeout: 5s }
         attempt_count: { request: true, response: true }
         max_stream_duration: 30s
+      - match: { prefix: /mirrored/ }
+        cluster: echo
+        mirror: [{ cluster: shadow }]
       - match: { prefix: /quota/ }
         cluster: echo
         auth: api_key
@@ -378,7 +392,7 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
             .collect();
         let ten = ten.join(", ");
         let balanced = format!(
-            "  - name: least\n    endpoints: [{ten}]\n    load_balancing: {{ policy: least_request }}\n    outlier_detection: {{ consecutive_5xx: 5 }}\n  - name: maglev\n    endpoints: [{ten}]\n    load_balancing: {{ policy: maglev, hash_on: [{{ header: x-user }}] }}\n  - name: guarded\n    endpoints: [{}]\n    circuit_breakers: {{ default: {{ max_requests: 4096, track_remaining: true }} }}\n",
+            "  - name: least\n    endpoints: [{ten}]\n    load_balancing: {{ policy: least_request }}\n    outlier_detection: {{ consecutive_5xx: 5 }}\n  - name: maglev\n    endpoints: [{ten}]\n    load_balancing: {{ policy: maglev, hash_on: [{{ header: x-user }}] }}\n  - name: guarded\n    endpoints: [{0}]\n    circuit_breakers: {{ default: {{ max_requests: 4096, track_remaining: true }} }}\n  - name: shadow\n    endpoints: [{0}]\n",
             up.endpoint()
         );
         let yaml = echo_config(workers, port, admin, &up.endpoint(), &balanced)

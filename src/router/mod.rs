@@ -49,6 +49,15 @@ pub enum Action {
     Redirect(Box<RedirectAction>),
 }
 
+/// A route's mirror (shadow traffic), compiled.
+#[derive(Debug, Clone, Copy)]
+pub struct MirrorTo {
+    /// The cluster's index in the snapshot's clusters.
+    pub cluster: usize,
+    pub fraction: config::resilience::Fraction,
+    pub keep_host: bool,
+}
+
 /// A weighted split over clusters (canary traffic shifting), compiled.
 #[derive(Debug, Clone)]
 pub struct Split {
@@ -215,6 +224,8 @@ pub struct Route {
     /// How this route's exchanges are repeated and bounded (issue 22); `None` for a
     /// route with none of it, so that the plain path reads one pointer.
     pub resilience: Option<Box<Resilience>>,
+    /// Clusters a share of the requests is copied to (`worker::mirror`); empty for most.
+    pub mirrors: Box<[MirrorTo]>,
     path: PathMatch,
     conditions: Conditions,
 }
@@ -378,6 +389,18 @@ impl Router {
                 }
             };
             compiled.push(Route {
+                // Validation guarantees the names resolve.
+                mirrors: route
+                    .mirrors
+                    .iter()
+                    .filter_map(|m| {
+                        Some(MirrorTo {
+                            cluster: cluster_index(&m.cluster)?,
+                            fraction: m.fraction,
+                            keep_host: m.keep_host,
+                        })
+                    })
+                    .collect(),
                 name: route.name.as_deref().map(Into::into),
                 auth_rules: defaults.auth.and_then(|a| a.rules_for(route)),
                 action,

@@ -290,9 +290,13 @@ pub mod cluster {
     pub const UPSTREAM_RQ_PENDING_ACTIVE: usize = 41;
     /// Attempts ended by their `per_try_idle_timeout`.
     pub const UPSTREAM_RQ_PER_TRY_IDLE_TIMEOUT: usize = 42;
+    /// Requests that a route's mirror drew but did not copy here (`worker::mirror`):
+    /// their body streams, this worker's shadow requests in flight are at their bound,
+    /// or the cluster speaks PROXY protocol. Not an Envoy stat.
+    pub const UPSTREAM_RQ_SHADOW_SKIPPED: usize = 43;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 43] = [
+    pub static DEFS: [StatDef; 44] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -336,6 +340,7 @@ pub mod cluster {
         counter("upstream_rq_pending_total"),
         gauge("upstream_rq_pending_active"),
         counter("upstream_rq_per_try_idle_timeout"),
+        counter("upstream_rq_shadow_skipped"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

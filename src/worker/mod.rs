@@ -20,6 +20,7 @@ mod downstream;
 mod either;
 mod listeners;
 mod lookup;
+mod mirror;
 mod request_log;
 mod stop;
 mod tls_accept;

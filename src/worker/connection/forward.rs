@@ -19,7 +19,7 @@ use super::{
     retry::Tried,
     Connection,
 };
-use crate::worker::{deadline::Deadline, stop::Stop};
+use crate::worker::{deadline::Deadline, mirror, stop::Stop};
 use crate::{
     config::{ExpectContinue, HostRewrite},
     error::{Error, ErrorKind, Side},
@@ -111,6 +111,21 @@ impl Connection<'_> {
         };
         let replayable = matches!(body, RequestBody::Complete | RequestBody::Held(_));
         self.retry.replayable = replayable;
+        // Shadow traffic (`worker::mirror`): copies sent and forgotten, before any attempt.
+        if !route.mirrors.is_empty() && !self.upgrading {
+            let held = match body {
+                RequestBody::Complete => Some(&self.buf[..0]),
+                RequestBody::Held(n) => Some(&self.buf[self.start..self.start + n]),
+                _ => None,
+            };
+            let (method, draw) = (self.request.method, &|| self.worker.random_u64());
+            let request = mirror::Request {
+                sent: &out,
+                held,
+                method,
+            };
+            mirror::mirror(route, &l.clusters, request, &l.limits, draw);
+        }
         // The route timeout runs from the end of the request; until then only the
         // optional request timeout (and, throughout, the stream idle timeout) applies.
         let now = Instant::now();
