@@ -309,3 +309,31 @@ fn a_retry_budget_caps_retries_under_total_failure() {
         assert_eq!(app.requests() as u64, 8 + retries, "{driver}");
     }
 }
+
+#[test]
+fn the_access_log_tells_urx_uo_and_dt() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    for driver in drivers() {
+        let _ = std::fs::remove_file(&log);
+        let app = Faulty::start("app");
+        let routes = "        retry: { on: [5xx], retries: 1, backoff: { base: 1ms } }\n      - match: { prefix: /short/ }\n        cluster: app\n        max_stream_duration: 100ms\n";
+        let (_rw, addr) = start_on(driver, |p, a| {
+            let yaml = config(p, a, routes, "", &app.endpoint());
+            format!(
+                "access_log:\n  path: {}\n  format: '%RESPONSE_CODE% %RESPONSE_FLAGS%'\n{yaml}",
+                log.display()
+            )
+        });
+        app.fail_next(2, Mode::Status(503));
+        assert_eq!(send(addr, "GET", "").status, 503);
+        app.fail_next(1, Mode::Slow(Duration::from_secs(1)));
+        let mut stream = connect(addr).unwrap();
+        write!(stream, "GET /short/x HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        let r = read_response(&mut BufReader::new(stream), false).unwrap();
+        assert_eq!(r.status, 408, "{driver}");
+        let lines = common::wait_for_lines(&log, 2);
+        assert_eq!(lines[0], "503 URX", "{driver}");
+        assert_eq!(lines[1], "408 DT", "{driver}");
+    }
+}
