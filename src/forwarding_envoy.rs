@@ -172,6 +172,31 @@ pub fn apply(
     client
 }
 
+/// Whether [`apply`] finds the request from `peer` internal, for a decision made after
+/// it (the fault filter's header controls, which Envoy neither strips nor checks: ringway
+/// honours them from internal requests only). One pass over the received fields, no
+/// allocation: with `use_remote_address`, no `x-forwarded-for` and an internal peer;
+/// without, exactly one address there and that one (with trusted hops: the peer)
+/// internal.
+pub fn internal(request: &Request, head: &[u8], peer: Peer, hops: u32, envoy: &EnvoyForwarding) -> bool {
+    let (mut entries, mut last) = (0usize, None);
+    for header in request.headers.iter().filter(|h| h.is(head, "x-forwarded-for")) {
+        let value = String::from_utf8_lossy(header.value(head));
+        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            entries += 1;
+            last = crate::forwarding::parse_entry(entry);
+        }
+    }
+    let client = match (envoy.use_remote_address, entries, hops) {
+        (true, 0, _) | (false, 1, 1..) => peer,
+        (false, 1, 0) => last.map_or(Peer::Unix, Peer::Ip),
+        _ => return false,
+    };
+    client
+        .ip()
+        .is_some_and(|ip| envoy.internal.iter().any(|c| c.contains(ip)))
+}
+
 /// Appends `value` to the request's `via` (`, `-separated), as Envoy does.
 fn append_via(request: &mut Request, head: &[u8], value: &str, scratch: &mut String) {
     scratch.clear();

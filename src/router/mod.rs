@@ -212,6 +212,8 @@ pub struct Route {
     /// route's authentication uses them: the connection finds the request's rule with
     /// them while it routes.
     pub auth_rules: Option<Rc<Router>>,
+    /// Faults injected into this route's forwarded requests (`filter::fault`).
+    pub fault: Option<Rc<crate::filter::fault::Fault>>,
     path: PathMatch,
     conditions: Conditions,
 }
@@ -346,6 +348,10 @@ impl Router {
             compiled.push(Route {
                 name: route.name.as_deref().map(Into::into),
                 auth_rules: defaults.auth.and_then(|a| a.rules_for(route)),
+                fault: route.fault.as_ref().map(|policy| {
+                    let replies = defaults.limits.map(|(_, replies)| replies);
+                    Rc::new(crate::filter::fault::Fault::compile(policy, replies))
+                }),
                 action,
                 filters: Chain::build(
                     (

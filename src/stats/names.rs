@@ -151,9 +151,19 @@ pub mod http {
     pub const DOWNSTREAM_RQ_ACTIVE: usize = 26;
     /// Requests the router sent towards a cluster (Envoy's router `rq_total`).
     pub const RQ_TOTAL: usize = 27;
+    /// Requests the fault filter delayed (Envoy's `fault.delays_injected`).
+    pub const FAULT_DELAYS_INJECTED: usize = 28;
+    /// Requests the fault filter aborted.
+    pub const FAULT_ABORTS_INJECTED: usize = 29;
+    /// Responses the fault filter sent at a limited rate.
+    pub const FAULT_RESPONSE_RL_INJECTED: usize = 30;
+    /// Faults not injected because `max_active_faults` were active.
+    pub const FAULT_FAULTS_OVERFLOW: usize = 31;
+    /// Requests with a fault in progress now.
+    pub const FAULT_ACTIVE_FAULTS: usize = 32;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 28] = [
+    pub static DEFS: [StatDef; 33] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -182,6 +192,11 @@ pub mod http {
         counter("downstream_rq_http1_total"),
         gauge("downstream_rq_active"),
         counter("rq_total"),
+        counter("fault.delays_injected"),
+        counter("fault.aborts_injected"),
+        counter("fault.response_rl_injected"),
+        counter("fault.faults_overflow"),
+        gauge("fault.active_faults"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -55,6 +55,7 @@ mod body;
 mod exchange;
 mod forward;
 mod hash;
+mod fault;
 mod outcome;
 
 use super::{
@@ -582,6 +583,19 @@ impl Connection<'_> {
                 lines.extend_from_slice(b"\r\n");
             }
 
+            // The route's faults, just before forwarding (`fault`).
+            let mut fault_reply = None;
+            if let (Some(c), Some(fault)) = (cluster, route.and_then(|r| r.fault.as_deref())) {
+                match self.inject_fault(fault, head_len, &c.name).await {
+                    fault::Injected::Forward => {}
+                    fault::Injected::Abort(answer) => (reply, cluster) = (answer, None),
+                    fault::Injected::AbortWith(answer) => {
+                        (reply, cluster) = (&**fault_reply.insert(answer), None);
+                    }
+                }
+            }
+            let head = &self.buf[self.start..self.start + head_len];
+
             if let (Some(cluster), Some(route)) = (cluster, route) {
                 let chain = &route.filters;
                 match self.forward(head_len, route, cluster, stop).await {
@@ -1086,6 +1100,10 @@ impl Connection<'_> {
     /// flags. Per-route stats, spans and outlier observations belong here too.
     fn complete(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
         self.worker.publish_allocations();
+        let flags = flags | std::mem::take(&mut self.filters.fault_flags);
+        if std::mem::take(&mut self.filters.fault_active) {
+            self.listener.http_stats.get(rq::FAULT_ACTIVE_FAULTS).dec();
+        }
         // Only a parsed request was counted in `downstream_rq_active`.
         if std::mem::take(&mut self.rq_active) {
             self.listener.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).dec();

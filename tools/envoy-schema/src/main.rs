@@ -28,6 +28,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/http/rbac/v3/rbac.proto",
     "envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto",
     "envoy/extensions/filters/network/local_ratelimit/v3/local_rate_limit.proto",
+    "envoy/extensions/filters/http/fault/v3/fault.proto",
 ];
 
 /// The proto search path inside the envoy-types package.
