@@ -26,6 +26,7 @@
 mod cluster;
 mod cursor;
 mod de;
+mod fault;
 pub(crate) mod dump;
 mod health;
 mod jwt_authn;
