@@ -20,6 +20,7 @@
 //!   and listener; Envoy counts per filter, process-wide.
 //! - Delay and abort may both apply: the request is delayed, then answered.
 
+use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 
 use crate::{
@@ -49,6 +50,9 @@ pub struct Fault {
     rate: Option<(Option<u64>, Fraction)>,
     /// The reply of a fixed abort status, rendered once.
     abort_reply: Option<Reply>,
+    /// Replies for statuses a header chose, by status - 200, each rendered on first
+    /// use (the table itself too): the connection holds a reference, not a reply.
+    header_replies: OnceCell<Box<[OnceCell<Reply>]>>,
     headers: Box<[(Box<str>, Value)]>,
     clusters: Box<[Box<str>]>,
     max_active: Option<u32>,
@@ -112,6 +116,7 @@ impl Fault {
             abort: policy.abort.map(|a| (a.status, a.fraction)),
             rate: policy.response_rate.map(|r| (r.kibps, r.fraction)),
             abort_reply,
+            header_replies: OnceCell::new(),
             headers: policy
                 .headers
                 .iter()
@@ -186,18 +191,19 @@ impl Fault {
         }
     }
 
-    /// The reply rendered at compile time for a fixed abort with `status`.
-    pub fn fixed_abort_reply(&self, status: u16) -> Option<&Reply> {
-        self.abort_reply.as_ref().filter(|r| r.status() == status)
-    }
-
-    /// The reply for an abort with `status`: rendered at compile time for a fixed
-    /// status, else now (a header-chosen status; allocates, on that path only).
-    pub fn abort_reply(&self, status: u16, replies: &LocalReplies) -> Reply {
-        match &self.abort_reply {
-            Some(r) if r.status() == status => r.clone(),
-            _ => reply(status, Some(replies)),
+    /// The reply for an abort with `status` (200..=599): rendered at compile time for a
+    /// fixed status, else on its first use (a header-chosen status; allocates once per
+    /// status and worker).
+    pub fn abort_reply(&self, status: u16, replies: &LocalReplies) -> &Reply {
+        if let Some(r) = self.abort_reply.as_ref().filter(|r| r.status() == status) {
+            return r;
         }
+        let table = self
+            .header_replies
+            .get_or_init(|| (200..600).map(|_| OnceCell::new()).collect());
+        // `decide` and the decoders keep statuses in 200..=599; clamped rather than panic.
+        let index = usize::from(status.clamp(200, 599) - 200);
+        table[index].get_or_init(|| reply(status, Some(replies)))
     }
 }
 

@@ -106,8 +106,6 @@ pub struct RequestState {
     pub rate_limited: bool,
     /// Rate-limit headers' numbers and per-connection buckets, boxed on first use.
     limits: Option<Box<ratelimit::LimitState>>,
-    /// The fault filter's pacing of this request's response, boxed on first use.
-    pacer: Option<Box<fault::Pacer>>,
     /// The access log's `DI`/`FI` for this request, and whether it counts in
     /// `fault.active_faults` (both taken when the request completes).
     pub fault_flags: crate::access_log::ResponseFlags,
@@ -128,7 +126,6 @@ impl Default for RequestState {
             auth: None,
             rate_limited: false,
             limits: None,
-            pacer: None,
             fault_flags: crate::access_log::ResponseFlags::NONE,
             fault_active: false,
         }
@@ -146,8 +143,8 @@ impl RequestState {
         }
         self.rate_limited = false;
         self.forget_limit();
-        if let Some(pacer) = &mut self.pacer {
-            **pacer = fault::Pacer::default();
+        if let Some(limits) = &mut self.limits {
+            limits.pacer = fault::Pacer::default();
         }
         (self.client, self.client_port, self.protocol) = (client, port, protocol);
     }
@@ -156,15 +153,16 @@ impl RequestState {
 impl RequestState {
     /// Sends this request's response at `bytes_per_second` (a fault).
     pub fn pace_response(&mut self, bytes_per_second: u64) {
-        **self.pacer.get_or_insert_with(Default::default) = fault::Pacer::new(bytes_per_second);
+        let limits = self.limits.get_or_insert_with(Default::default);
+        limits.pacer = fault::Pacer::new(bytes_per_second);
     }
 
     /// How long to wait before the write that brings the response's bytes to `total`
     /// (`None` at once: not paced, or within the rate).
     #[inline]
     pub fn pace(&mut self, total: u64) -> Option<std::time::Duration> {
-        match &mut self.pacer {
-            Some(p) if p.is_on() => p.wait(total, std::time::Instant::now()),
+        match &mut self.limits {
+            Some(l) if l.pacer.is_on() => l.pacer.wait(total, std::time::Instant::now()),
             _ => None,
         }
     }

@@ -9,6 +9,8 @@
 //! they complete; `max_active` is checked against that count (per worker; Envoy's is
 //! process-wide).
 
+use std::time::Duration;
+
 use super::Connection;
 use crate::{
     access_log::ResponseFlags,
@@ -17,20 +19,15 @@ use crate::{
     stats::names::http as rq,
 };
 
-/// What the fault filter left the request to do.
-pub(super) enum Injected<'f> {
-    /// Forward it (perhaps after a delay, perhaps with its response paced).
-    Forward,
-    /// Answer with this reply: the route's fixed abort reply, or one made for a status a
-    /// header chose.
-    Abort(&'f Reply),
-    AbortWith(Box<Reply>),
-}
+/// What the fault filter left the request to do: wait this long first (then forward
+/// it, or answer with the abort's reply).
+pub(super) type Injected<'f> = (Option<Duration>, Option<&'f Reply>);
 
 impl Connection<'_> {
-    /// Decides the request's faults and sleeps its delay.
+    /// Decides the request's faults (the caller sleeps the delay: an await here would
+    /// make every connection's future larger).
     #[inline(never)]
-    pub(super) async fn inject_fault<'f>(
+    pub(super) fn inject_fault<'f>(
         &mut self,
         fault: &'f Fault,
         head_len: usize,
@@ -64,10 +61,10 @@ impl Connection<'_> {
             &mut || random.u64(..),
         );
         let injection = match decision {
-            Decision::Pass => return Injected::Forward,
+            Decision::Pass => return (None, None),
             Decision::Overflow => {
                 l.http_stats.get(rq::FAULT_FAULTS_OVERFLOW).inc();
-                return Injected::Forward;
+                return (None, None);
             }
             Decision::Inject(injection) => injection,
         };
@@ -76,21 +73,17 @@ impl Connection<'_> {
         if let Some(delay) = injection.delay {
             l.http_stats.get(rq::FAULT_DELAYS_INJECTED).inc();
             self.filters.fault_flags |= ResponseFlags::DELAY_INJECTED;
-            monoio::time::sleep(delay).await;
         }
         if let Some(status) = injection.abort {
             l.http_stats.get(rq::FAULT_ABORTS_INJECTED).inc();
             self.filters.fault_flags |= ResponseFlags::FAULT_INJECTED;
-            return match fault.fixed_abort_reply(status) {
-                Some(reply) => Injected::Abort(reply),
-                None => Injected::AbortWith(Box::new(fault.abort_reply(status, &l.replies))),
-            };
+            return (injection.delay, Some(fault.abort_reply(status, &l.replies)));
         }
         if let Some(rate) = injection.rate {
             l.http_stats.get(rq::FAULT_RESPONSE_RL_INJECTED).inc();
             self.filters.pace_response(rate);
         }
-        Injected::Forward
+        (injection.delay, None)
     }
 
     /// Waits, for a paced response, until the bytes written reach `total` within the
@@ -98,7 +91,8 @@ impl Connection<'_> {
     #[inline]
     pub(super) async fn pace(&mut self, total: u64) {
         if let Some(wait) = self.filters.pace(total) {
-            monoio::time::sleep(wait).await;
+            // Boxed: the sleep would otherwise make every response's future larger.
+            Box::pin(monoio::time::sleep(wait)).await;
         }
     }
 }

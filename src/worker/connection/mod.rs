@@ -584,14 +584,14 @@ impl Connection<'_> {
             }
 
             // The route's faults, just before forwarding (`fault`).
-            let mut fault_reply = None;
             if let (Some(c), Some(fault)) = (cluster, route.and_then(|r| r.fault.as_deref())) {
-                match self.inject_fault(fault, head_len, &c.name).await {
-                    fault::Injected::Forward => {}
-                    fault::Injected::Abort(answer) => (reply, cluster) = (answer, None),
-                    fault::Injected::AbortWith(answer) => {
-                        (reply, cluster) = (&**fault_reply.insert(answer), None);
-                    }
+                let (delay, abort) = self.inject_fault(fault, head_len, &c.name);
+                if let Some(answer) = abort {
+                    (reply, cluster) = (answer, None);
+                }
+                if let Some(delay) = delay {
+                    // Boxed: only a delayed request pays for the sleep's state.
+                    Box::pin(monoio::time::sleep(delay)).await;
                 }
             }
             let head = &self.buf[self.start..self.start + head_len];
