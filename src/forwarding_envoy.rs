@@ -178,9 +178,19 @@ pub fn apply(
 /// allocation: with `use_remote_address`, no `x-forwarded-for` and an internal peer;
 /// without, exactly one address there and that one (with trusted hops: the peer)
 /// internal.
-pub fn internal(request: &Request, head: &[u8], peer: Peer, hops: u32, envoy: &EnvoyForwarding) -> bool {
+pub fn internal(
+    request: &Request,
+    head: &[u8],
+    peer: Peer,
+    hops: u32,
+    envoy: &EnvoyForwarding,
+) -> bool {
     let (mut entries, mut last) = (0usize, None);
-    for header in request.headers.iter().filter(|h| h.is(head, "x-forwarded-for")) {
+    for header in request
+        .headers
+        .iter()
+        .filter(|h| h.is(head, "x-forwarded-for"))
+    {
         let value = String::from_utf8_lossy(header.value(head));
         for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             entries += 1;

@@ -134,7 +134,10 @@ fn percent(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Fraction> {
         return None;
     };
     if !(0.0..=100.0).contains(&value) {
-        node.error(diag, format!("expected a percentage from 0 to 100, found {value}"));
+        node.error(
+            diag,
+            format!("expected a percentage from 0 to 100, found {value}"),
+        );
         return None;
     }
     let millionths = (value * 10_000.0).round();
@@ -165,7 +168,10 @@ mod tests {
     }
 
     fn route_fault(config: &Config) -> crate::config::resilience::FaultPolicy {
-        config.listeners[0].routes[0].fault.clone().expect("a fault")
+        config.listeners[0].routes[0]
+            .fault
+            .clone()
+            .expect("a fault")
     }
 
     #[test]
@@ -199,19 +205,40 @@ mod tests {
         let yaml = "listeners:\n  - name: l\n    address: 127.0.0.1:0\n    fault: { abort: { status: 503 } }\n    routes:\n      - match: { prefix: /a }\n        cluster: b\n      - match: { prefix: / }\n        cluster: b\n        fault: { delay: { fixed: 1s } }\nclusters:\n  - name: b\n    endpoints: [127.0.0.1:1]\n";
         let config = Config::parse(yaml, std::path::Path::new("t.yaml")).unwrap();
         let routes = &config.listeners[0].routes;
-        assert_eq!(routes[0].fault.as_ref().unwrap().abort.unwrap().status, Some(503));
+        assert_eq!(
+            routes[0].fault.as_ref().unwrap().abort.unwrap().status,
+            Some(503)
+        );
         assert!(routes[1].fault.as_ref().unwrap().abort.is_none());
     }
 
     #[test]
     fn mistakes_are_reported_where_they_are() {
         let cases = [
-            ("{ abort: { status: 600 } }", "expected a status code from 200 to 599, found 600"),
-            ("{ abort: { status: 503, header: true } }", "needs `status` or `header: true`, not both"),
-            ("{ delay: { fixed: 1s, percent: 101 } }", "expected a percentage from 0 to 100, found 101"),
-            ("{ delay: { fixed: 1s, percent: 0.00001 } }", "at most four decimals"),
-            ("{ delay: { header: false } }", "`header: false`: give `fixed` instead"),
-            ("{ max_active: 3 }", "`fault` needs `delay`, `abort` or `response_rate`"),
+            (
+                "{ abort: { status: 600 } }",
+                "expected a status code from 200 to 599, found 600",
+            ),
+            (
+                "{ abort: { status: 503, header: true } }",
+                "needs `status` or `header: true`, not both",
+            ),
+            (
+                "{ delay: { fixed: 1s, percent: 101 } }",
+                "expected a percentage from 0 to 100, found 101",
+            ),
+            (
+                "{ delay: { fixed: 1s, percent: 0.00001 } }",
+                "at most four decimals",
+            ),
+            (
+                "{ delay: { header: false } }",
+                "`header: false`: give `fixed` instead",
+            ),
+            (
+                "{ max_active: 3 }",
+                "`fault` needs `delay`, `abort` or `response_rate`",
+            ),
             ("{ abort: { status: 503 }, clusters: [nope] }", "nope"),
         ];
         for (fault, expected) in cases {

@@ -160,7 +160,12 @@ impl Fault {
                 Some(d) => d,
                 None => Duration::from_millis(from_header(trusted, header(DELAY_HEADER))?),
             };
-            let share = share_of(fixed.is_none(), trusted, share, header(DELAY_PERCENTAGE_HEADER));
+            let share = share_of(
+                fixed.is_none(),
+                trusted,
+                share,
+                header(DELAY_PERCENTAGE_HEADER),
+            );
             share.hits(draw()).then_some(value)
         });
         let abort = self.abort.and_then(|(fixed, share)| {
@@ -170,7 +175,12 @@ impl Fault {
                     .ok()
                     .filter(|s| (200..600).contains(s))?,
             };
-            let share = share_of(fixed.is_none(), trusted, share, header(ABORT_PERCENTAGE_HEADER));
+            let share = share_of(
+                fixed.is_none(),
+                trusted,
+                share,
+                header(ABORT_PERCENTAGE_HEADER),
+            );
             share.hits(draw()).then_some(status)
         });
         let rate = self.rate.and_then(|(fixed, share)| {
@@ -178,7 +188,12 @@ impl Fault {
                 Some(k) => k,
                 None => from_header(trusted, header(RATE_HEADER)).filter(|k| *k > 0)?,
             };
-            let share = share_of(fixed.is_none(), trusted, share, header(RATE_PERCENTAGE_HEADER));
+            let share = share_of(
+                fixed.is_none(),
+                trusted,
+                share,
+                header(RATE_PERCENTAGE_HEADER),
+            );
             share.hits(draw()).then_some(kibps.saturating_mul(1024))
         });
         let injection = Injection { delay, abort, rate };
@@ -322,7 +337,10 @@ mod tests {
             abort: None,
             ..both
         };
-        assert_eq!(decide(&fault, &[], false, &[7, 50]), Decision::Inject(delay_only));
+        assert_eq!(
+            decide(&fault, &[], false, &[7, 50]),
+            Decision::Inject(delay_only)
+        );
         let reply = fault.abort_reply(503, &LocalReplies::ringway());
         assert_eq!(reply.status(), 503);
     }
@@ -342,7 +360,10 @@ mod tests {
         ));
         p.headers.clear();
         p.upstream_clusters = vec!["other".into()];
-        assert_eq!(decide(&Fault::compile(&p, None), &[], false, &[]), Decision::Pass);
+        assert_eq!(
+            decide(&Fault::compile(&p, None), &[], false, &[]),
+            Decision::Pass
+        );
         p.upstream_clusters.push("backend".into());
         assert!(matches!(
             decide(&Fault::compile(&p, None), &[], false, &[]),
@@ -383,7 +404,11 @@ mod tests {
         assert_eq!(decide(&fault, &headers, false, &[]), Decision::Pass);
         // No header, or an invalid value: no fault.
         assert_eq!(decide(&fault, &[], true, &[]), Decision::Pass);
-        let invalid = [(ABORT_HEADER, "600"), (DELAY_HEADER, "x"), (RATE_HEADER, "0")];
+        let invalid = [
+            (ABORT_HEADER, "600"),
+            (DELAY_HEADER, "x"),
+            (RATE_HEADER, "0"),
+        ];
         assert_eq!(decide(&fault, &invalid, true, &[]), Decision::Pass);
         // Fixed faults ignore the headers.
         let fixed = Fault::compile(&policy(), None);
@@ -406,7 +431,10 @@ mod tests {
         let fault = Fault::compile(&p, None);
         let with = |pct: &'static str| [(ABORT_HEADER, "503"), (ABORT_PERCENTAGE_HEADER, pct)];
         // 10 of 100: draw 9 hits, 10 does not.
-        assert!(matches!(decide(&fault, &with("10"), true, &[9]), Decision::Inject(_)));
+        assert!(matches!(
+            decide(&fault, &with("10"), true, &[9]),
+            Decision::Inject(_)
+        ));
         assert_eq!(decide(&fault, &with("10"), true, &[10]), Decision::Pass);
         // 90 is capped at the configured 50.
         assert_eq!(decide(&fault, &with("90"), true, &[60]), Decision::Pass);

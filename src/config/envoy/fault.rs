@@ -94,7 +94,11 @@ fn policy(m: &Msg<'_, '_>, clusters: &[String], diag: &mut Diagnostics) -> Optio
         } else if let Some(fixed) = d.duration("fixed_delay") {
             Some(fixed)
         } else {
-            d.error(diag, "fixed_delay", "a delay needs `fixed_delay` or `header_delay`");
+            d.error(
+                diag,
+                "fixed_delay",
+                "a delay needs `fixed_delay` or `header_delay`",
+            );
             return None;
         };
         Some(FaultDelay {
@@ -113,12 +117,20 @@ fn policy(m: &Msg<'_, '_>, clusters: &[String], diag: &mut Diagnostics) -> Optio
                 Ok(s) if (200..600).contains(&s) => Some(s),
                 _ => {
                     let found = a.uint("http_status");
-                    a.error(diag, "http_status", format!("{found}: a status from 200 to 599"));
+                    a.error(
+                        diag,
+                        "http_status",
+                        format!("{found}: a status from 200 to 599"),
+                    );
                     return None;
                 }
             }
         } else {
-            a.error(diag, "http_status", "an abort needs `http_status` or `header_abort`");
+            a.error(
+                diag,
+                "http_status",
+                "an abort needs `http_status` or `header_abort`",
+            );
             return None;
         };
         Some(FaultAbort {
@@ -135,7 +147,11 @@ fn policy(m: &Msg<'_, '_>, clusters: &[String], diag: &mut Diagnostics) -> Optio
             fixed.only(diag, &["limit_kbps"]);
             match fixed.uint("limit_kbps") {
                 0 => {
-                    fixed.error(diag, "limit_kbps", "a rate limit needs `limit_kbps` of 1 or more");
+                    fixed.error(
+                        diag,
+                        "limit_kbps",
+                        "a rate limit needs `limit_kbps` of 1 or more",
+                    );
                     return None;
                 }
                 k => Some(k),
@@ -161,7 +177,11 @@ fn policy(m: &Msg<'_, '_>, clusters: &[String], diag: &mut Diagnostics) -> Optio
     let upstream_clusters = match m.str("upstream_cluster").filter(|c| !c.is_empty()) {
         Some(cluster) => {
             if !clusters.iter().any(|c| c == cluster) {
-                m.error(diag, "upstream_cluster", format!("unknown cluster {cluster:?}"));
+                m.error(
+                    diag,
+                    "upstream_cluster",
+                    format!("unknown cluster {cluster:?}"),
+                );
             }
             vec![cluster.to_owned()]
         }
@@ -321,7 +341,10 @@ mod tests {
             ("              abort: { grpc_status: 14 }\n", "grpc_status"),
             ("              downstream_nodes: [a]\n", "downstream_nodes"),
             ("              abort: { http_status: 600 }\n", "http_status"),
-            ("              upstream_cluster: nope\n", "unknown cluster \"nope\""),
+            (
+                "              upstream_cluster: nope\n",
+                "unknown cluster \"nope\"",
+            ),
             (
                 "              response_rate_limit: { percentage: { numerator: 1 } }\n",
                 "`fixed_limit`, `header_limit` is required",
@@ -330,7 +353,9 @@ mod tests {
         for (filter, expected) in cases {
             let found = errors(&bootstrap(filter, "", ""));
             assert!(
-                found.iter().any(|e| e.contains(expected) && e.contains("envoy.yaml:")),
+                found
+                    .iter()
+                    .any(|e| e.contains(expected) && e.contains("envoy.yaml:")),
                 "{filter}: {found:?}"
             );
         }

@@ -26,8 +26,8 @@
 mod cluster;
 mod cursor;
 mod de;
-mod fault;
 pub(crate) mod dump;
+mod fault;
 mod health;
 mod jwt_authn;
 mod listener;

@@ -70,7 +70,7 @@ impl Connection<'_> {
         };
         l.http_stats.get(rq::FAULT_ACTIVE_FAULTS).inc();
         self.filters.fault_active = true;
-        if let Some(delay) = injection.delay {
+        if injection.delay.is_some() {
             l.http_stats.get(rq::FAULT_DELAYS_INJECTED).inc();
             self.filters.fault_flags |= ResponseFlags::DELAY_INJECTED;
         }

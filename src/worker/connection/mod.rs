@@ -53,9 +53,9 @@ use tracing::debug;
 
 mod body;
 mod exchange;
+mod fault;
 mod forward;
 mod hash;
-mod fault;
 mod outcome;
 
 use super::{
