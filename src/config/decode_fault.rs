@@ -10,9 +10,10 @@
 //!   max_active: 100                          # faulted requests at once, per worker
 //! ```
 //!
-//! `percent` is 0 to 100 with up to four decimals, kept as a share of 1,000,000;
-//! absent, every request (100). `header: true` takes the value from the request's
-//! `x-envoy-fault-*` header, honoured only from a peer within `trusted_proxies`.
+//! `percent` is 0 to 100 with up to four decimals, kept as a share of 100 (a whole
+//! percent) or of 1,000,000; absent, every request (100). `header: true` takes the value
+//! from the request's `x-envoy-fault-*` header, honoured only from a peer within
+//! `trusted_proxies`; its `...-percentage` header is a numerator over that denominator.
 
 use super::error::Diagnostics;
 use super::fields::{duration, exactly_one, list, optional_bool};
@@ -127,7 +128,8 @@ fn fault<T>(
     Some((fixed, fraction))
 }
 
-/// `0` to `100` with up to four decimals, as a share of 1,000,000.
+/// `0` to `100` with up to four decimals: a share of 100 for a whole percent, else of
+/// 1,000,000.
 fn percent(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Fraction> {
     let Some(value) = node.peek_number() else {
         node.wrong_type(diag, "a percentage from 0 to 100");
@@ -145,12 +147,21 @@ fn percent(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Fraction> {
         node.error(diag, format!("{value}: at most four decimals"));
         return None;
     }
-    // In 0..=1_000_000 by the checks above.
+    // In 0..=1_000_000 by the checks above. A whole percent keeps Envoy's usual
+    // denominator 100, so that a `...-percentage` header counts in percent.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    Some(Fraction {
-        numerator: millionths as u32,
-        denominator: 1_000_000,
-    })
+    let fraction = if value.fract() == 0.0 {
+        Fraction {
+            numerator: value as u32,
+            denominator: 100,
+        }
+    } else {
+        Fraction {
+            numerator: millionths as u32,
+            denominator: 1_000_000,
+        }
+    };
+    Some(fraction)
 }
 
 #[cfg(test)]
@@ -210,6 +221,22 @@ mod tests {
             Some(503)
         );
         assert!(routes[1].fault.as_ref().unwrap().abort.is_none());
+    }
+
+    #[test]
+    fn the_reference_config_spells_out_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/reference.yaml");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let f = route_fault(&config);
+        let delay = f.delay.unwrap();
+        assert_eq!(delay.fixed, Some(Duration::from_millis(100)));
+        assert_eq!(
+            (delay.fraction.numerator, delay.fraction.denominator),
+            (1, 100)
+        );
+        assert_eq!(f.abort.unwrap().fraction.numerator, 5_000);
+        assert_eq!((f.response_rate, f.max_active), (None, None));
+        assert!(f.upstream_clusters.is_empty() && f.headers.len() == 1);
     }
 
     #[test]
