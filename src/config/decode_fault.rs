@@ -40,7 +40,7 @@ pub(super) fn policy<'a>(
 ) -> Option<FaultPolicy> {
     let map = node.map(diag, FAULT_KEYS)?;
     let delay = map.optional("delay").map(|n| {
-        let (value, fraction) = fault(&n, DELAY_KEYS, "fixed", diag, |v, diag| duration(v, diag))?;
+        let (value, fraction) = fault(&n, DELAY_KEYS, "fixed", diag, duration)?;
         Some(FaultDelay {
             fixed: value,
             fraction,
