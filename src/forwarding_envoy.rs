@@ -236,6 +236,32 @@ mod tests {
     use crate::config::{Cidr, TrustedProxies};
     use crate::http1::{parse_request, Limits};
 
+    #[test]
+    fn internal_agrees_with_what_apply_decides() {
+        let xffs = [None, Some("10.0.0.2"), Some("203.0.113.7, 10.0.0.2")];
+        for use_remote in [true, false] {
+            let envoy = remote(use_remote, &["10.0.0.0/8"]);
+            for (hops, peer, xff) in [0, 1].into_iter().flat_map(|hops| {
+                ["10.0.0.1", "203.0.113.9"]
+                    .into_iter()
+                    .flat_map(move |peer| xffs.map(move |xff| (hops, peer, xff)))
+            }) {
+                let (head, _) = run(&envoy, hops, peer, xff);
+                let raw = match xff {
+                    Some(xff) => {
+                        format!("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: {xff}\r\n\r\n")
+                    }
+                    None => "GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_owned(),
+                };
+                let mut request = Request::new();
+                parse_request(raw.as_bytes(), &Limits::default(), &mut request).unwrap();
+                let found = internal(&request, raw.as_bytes(), ip(peer), hops, &envoy);
+                let case = format!("remote {use_remote}, hops {hops}, peer {peer}, xff {xff:?}");
+                assert_eq!(found, head.contains("x-envoy-internal: true"), "{case}");
+            }
+        }
+    }
+
     /// Envoy's `headers.rst` examples (1 to 6), with and without internal addresses.
     fn run(envoy: &EnvoyForwarding, hops: u32, peer: &str, xff: Option<&str>) -> (String, Peer) {
         let raw = match xff {

@@ -230,47 +230,17 @@ mod tests {
     use super::super::tests::{errors, load};
 
     /// A bootstrap whose connection manager has the fault filter `filter` (its
-    /// `typed_config` body, indented 14) and one route with `route_extra` (indented 16).
+    /// `typed_config` body, indented 14), a host with `host_extra` (indented 14) and two
+    /// routes, the first with `route_extra` (indented 16), and the cluster `app`.
     fn bootstrap(filter: &str, host_extra: &str, route_extra: &str) -> String {
-        format!(
-            r#"static_resources:
-  listeners:
-  - name: l
-    address:
-      socket_address: {{ address: 127.0.0.1, port_value: 10000 }}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress_http
-          route_config:
-            virtual_hosts:
-            - name: local
-              domains: ["*"]
-{host_extra}              routes:
-              - match: {{ prefix: /own }}
-                route: {{ cluster: app }}
-{route_extra}              - match: {{ prefix: / }}
-                route: {{ cluster: app }}
-          http_filters:
-          - name: envoy.filters.http.fault
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault
-{filter}          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: app
-    load_assignment:
-      cluster_name: app
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address:
-              socket_address: {{ address: 127.0.0.1, port_value: 8080 }}
-"#
-        )
+        let routes = format!(
+            "              - match: {{ prefix: /own }}\n                route: {{ cluster: app }}\n{route_extra}              - match: {{ prefix: / }}\n                route: {{ cluster: app }}\n{host_extra}"
+        );
+        let filters = format!(
+            "          - name: envoy.filters.http.fault\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault\n{filter}"
+        );
+        let app = "  - name: app\n    load_assignment: { cluster_name: app, endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 8080 } } } }] }] }\n";
+        super::super::tests::listener_with("", &routes, &filters) + app
     }
 
     const FILTER: &str = r#"              abort:
