@@ -75,6 +75,15 @@ impl std::fmt::Write for IpText {
     }
 }
 
+/// Whether `peer` is a trusted proxy by the policy (the request controls it may send:
+/// the fault filter's headers).
+pub fn peer_trusted(trust: &crate::config::TrustedProxies, peer: Peer) -> bool {
+    trust.hops > 0
+        || peer
+            .ip()
+            .is_some_and(|ip| trust.cidrs.iter().any(|c| c.contains(ip)))
+}
+
 /// Applies the policy to `request` (whose head is `head`) from `peer` (`peer_text` is
 /// its text), and returns the client address. `scratch` is a reused buffer; `random`
 /// gives request ids.

@@ -172,6 +172,41 @@ pub fn apply(
     client
 }
 
+/// Whether [`apply`] finds the request from `peer` internal, for a decision made after
+/// it (the fault filter's header controls, which Envoy neither strips nor checks: ringway
+/// honours them from internal requests only). One pass over the received fields, no
+/// allocation: with `use_remote_address`, no `x-forwarded-for` and an internal peer;
+/// without, exactly one address there and that one (with trusted hops: the peer)
+/// internal.
+pub fn internal(
+    request: &Request,
+    head: &[u8],
+    peer: Peer,
+    hops: u32,
+    envoy: &EnvoyForwarding,
+) -> bool {
+    let (mut entries, mut last) = (0usize, None);
+    for header in request
+        .headers
+        .iter()
+        .filter(|h| h.is(head, "x-forwarded-for"))
+    {
+        let value = String::from_utf8_lossy(header.value(head));
+        for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            entries += 1;
+            last = crate::forwarding::parse_entry(entry);
+        }
+    }
+    let client = match (envoy.use_remote_address, entries, hops) {
+        (true, 0, _) | (false, 1, 1..) => peer,
+        (false, 1, 0) => last.map_or(Peer::Unix, Peer::Ip),
+        _ => return false,
+    };
+    client
+        .ip()
+        .is_some_and(|ip| envoy.internal.iter().any(|c| c.contains(ip)))
+}
+
 /// Appends `value` to the request's `via` (`, `-separated), as Envoy does.
 fn append_via(request: &mut Request, head: &[u8], value: &str, scratch: &mut String) {
     scratch.clear();
@@ -200,6 +235,32 @@ mod tests {
     use super::*;
     use crate::config::{Cidr, TrustedProxies};
     use crate::http1::{parse_request, Limits};
+
+    #[test]
+    fn internal_agrees_with_what_apply_decides() {
+        let xffs = [None, Some("10.0.0.2"), Some("203.0.113.7, 10.0.0.2")];
+        for use_remote in [true, false] {
+            let envoy = remote(use_remote, &["10.0.0.0/8"]);
+            for (hops, peer, xff) in [0, 1].into_iter().flat_map(|hops| {
+                ["10.0.0.1", "203.0.113.9"]
+                    .into_iter()
+                    .flat_map(move |peer| xffs.map(move |xff| (hops, peer, xff)))
+            }) {
+                let (head, _) = run(&envoy, hops, peer, xff);
+                let raw = match xff {
+                    Some(xff) => {
+                        format!("GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: {xff}\r\n\r\n")
+                    }
+                    None => "GET / HTTP/1.1\r\nHost: a\r\n\r\n".to_owned(),
+                };
+                let mut request = Request::new();
+                parse_request(raw.as_bytes(), &Limits::default(), &mut request).unwrap();
+                let found = internal(&request, raw.as_bytes(), ip(peer), hops, &envoy);
+                let case = format!("remote {use_remote}, hops {hops}, peer {peer}, xff {xff:?}");
+                assert_eq!(found, head.contains("x-envoy-internal: true"), "{case}");
+            }
+        }
+    }
 
     /// Envoy's `headers.rst` examples (1 to 6), with and without internal addresses.
     fn run(envoy: &EnvoyForwarding, hops: u32, peer: &str, xff: Option<&str>) -> (String, Peer) {

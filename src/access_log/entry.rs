@@ -217,11 +217,15 @@ impl ResponseFlags {
     pub const STREAM_IDLE_TIMEOUT: ResponseFlags = ResponseFlags(1 << 12);
     /// `LH`: a health check answered 503 while `/healthcheck/fail` holds.
     pub const FAILED_LOCAL_HEALTH_CHECK: ResponseFlags = ResponseFlags(1 << 13);
+    /// `DI`: the fault filter delayed the request.
+    pub const DELAY_INJECTED: ResponseFlags = ResponseFlags(1 << 14);
+    /// `FI`: the fault filter aborted the request.
+    pub const FAULT_INJECTED: ResponseFlags = ResponseFlags(1 << 15);
     /// `DT`: the request's `max_stream_duration` passed.
     pub const DURATION_TIMEOUT: ResponseFlags = ResponseFlags(1 << 16);
 
     /// Every flag with its short name, in print order.
-    pub const NAMES: [(ResponseFlags, &'static str); 15] = [
+    pub const NAMES: [(ResponseFlags, &'static str); 17] = [
         (Self::FAILED_LOCAL_HEALTH_CHECK, "LH"),
         (Self::NO_HEALTHY_UPSTREAM, "UH"),
         (Self::UPSTREAM_REQUEST_TIMEOUT, "UT"),
@@ -230,6 +234,8 @@ impl ResponseFlags {
         (Self::UPSTREAM_CONNECTION_TERMINATION, "UC"),
         (Self::UPSTREAM_OVERFLOW, "UO"),
         (Self::NO_ROUTE, "NR"),
+        (Self::DELAY_INJECTED, "DI"),
+        (Self::FAULT_INJECTED, "FI"),
         (Self::RATE_LIMITED, "RL"),
         (Self::DOWNSTREAM_CONNECTION_TERMINATION, "DC"),
         (Self::UPSTREAM_RETRY_LIMIT_EXCEEDED, "URX"),
@@ -240,7 +246,7 @@ impl ResponseFlags {
     ];
 
     /// Envoy's long names (`%RESPONSE_FLAGS_LONG%`), in the order of [`Self::NAMES`].
-    pub const LONG_NAMES: [&'static str; 15] = [
+    pub const LONG_NAMES: [&'static str; 17] = [
         "FailedLocalHealthCheck",
         "NoHealthyUpstream",
         "UpstreamRequestTimeout",
@@ -249,6 +255,8 @@ impl ResponseFlags {
         "UpstreamConnectionTermination",
         "UpstreamOverflow",
         "NoRouteFound",
+        "DelayInjected",
+        "FaultInjected",
         "RateLimited",
         "DownstreamConnectionTermination",
         "UpstreamRetryLimitExceeded",
@@ -342,7 +350,10 @@ mod tests {
         for (flag, _) in ResponseFlags::NAMES {
             all |= flag;
         }
-        assert_eq!(text(all), "LH,UH,UT,LR,UF,UC,UO,NR,RL,DC,URX,SI,DPE,DT,UPE");
+        assert_eq!(
+            text(all),
+            "LH,UH,UT,LR,UF,UC,UO,NR,DI,FI,RL,DC,URX,SI,DPE,DT,UPE"
+        );
     }
 
     #[test]

@@ -85,6 +85,7 @@ const LISTENER_KEYS: &[&str] = &[
     "rate_limit",
     "rate_limit_headers",
     "connection_rate",
+    "fault",
 ];
 const VIRTUAL_HOST_KEYS: &[&str] = &[
     "name",
@@ -142,6 +143,8 @@ const ROUTE_KEYS: &[&str] = &[
     "max_stream_duration",
     "priority",
     "attempt_count",
+    // Fault injection, decoded in decode_fault.rs.
+    "fault",
 ];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -483,6 +486,10 @@ fn listener<'a>(
     let rate_limits =
         decode_ratelimit::listener(&map, diag, &mut marks.rate_limit_names, marks.auth.as_ref());
     let connection_rate = decode_ratelimit::connection_rate(&map, name, diag);
+    let fault = match map.optional("fault") {
+        Some(n) => super::decode_fault::policy(&n, diag, &mut marks.cluster_refs).map(Some),
+        None => Some(None),
+    };
     let mut names = std::mem::take(&mut marks.rate_limit_names);
     let unique_names = decode_ratelimit::unique_names(&mut names, diag);
     let (mut routes, route_limits) = routes?;
@@ -509,6 +516,19 @@ fn listener<'a>(
         );
     }
     unique_names.then_some(())?;
+    if let Some(fault) = fault? {
+        // The listener's fault, for its forwarding routes without their own.
+        let hosts = virtual_hosts.iter_mut().flat_map(|h| h.routes.iter_mut());
+        for route in routes.iter_mut().chain(hosts) {
+            let forwards = matches!(
+                route.action,
+                RouteAction::Cluster(_) | RouteAction::Weighted(_)
+            );
+            if forwards && route.fault.is_none() {
+                route.fault = Some(fault.clone());
+            }
+        }
+    }
     Some(Listener {
         auth: auth?,
         authorization: authorization?,
@@ -871,6 +891,14 @@ fn route<'a>(
         Some(n) => super::decode_balance::hash_rules(&n, diag),
         None => Some(Vec::new()),
     };
+    let fault = match map.optional("fault") {
+        Some(n) if !forwards => {
+            n.error(diag, "`fault` applies only to routes with a `cluster`");
+            None
+        }
+        Some(n) => super::decode_fault::policy(&n, diag, &mut marks.cluster_refs).map(Some),
+        None => Some(None),
+    };
     let auth = decode_auth::route_auth(&map, diag, marks);
     let authorization = super::decode_authz::route(&map, diag);
     let rate_limit =
@@ -881,7 +909,7 @@ fn route<'a>(
     let route = Route {
         retry: resilience.retry,
         mirrors: resilience.mirrors,
-        fault: None,
+        fault: fault?,
         max_stream_duration: resilience.max_stream_duration,
         priority: resilience.priority,
         attempt_count: resilience.attempt_count,

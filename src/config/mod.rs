@@ -23,6 +23,7 @@ mod decode_authz;
 mod decode_balance;
 mod decode_cluster;
 mod decode_cors;
+mod decode_fault;
 mod decode_headers;
 mod decode_log;
 mod decode_proxy;

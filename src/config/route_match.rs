@@ -99,6 +99,11 @@ pub(crate) fn route_match(
     Some((matcher?, conditions))
 }
 
+/// A list of header conditions (`headers:` of a match, of a fault).
+pub(super) fn headers(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Vec<HeaderMatch>> {
+    list(node, diag, header)
+}
+
 fn list<'a, T>(
     node: &Node<'a>,
     diag: &mut Diagnostics,

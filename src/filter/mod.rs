@@ -46,6 +46,7 @@ pub mod authz;
 mod body_limit;
 pub mod client_cert;
 mod cors;
+pub mod fault;
 mod head;
 mod header_mutation;
 pub mod health_check;
@@ -105,6 +106,10 @@ pub struct RequestState {
     pub rate_limited: bool,
     /// Rate-limit headers' numbers and per-connection buckets, boxed on first use.
     limits: Option<Box<ratelimit::LimitState>>,
+    /// The access log's `DI`/`FI` for this request, and whether it counts in
+    /// `fault.active_faults` (both taken when the request completes).
+    pub fault_flags: crate::access_log::ResponseFlags,
+    pub fault_active: bool,
 }
 
 impl Default for RequestState {
@@ -121,6 +126,8 @@ impl Default for RequestState {
             auth: None,
             rate_limited: false,
             limits: None,
+            fault_flags: crate::access_log::ResponseFlags::NONE,
+            fault_active: false,
         }
     }
 }
@@ -136,11 +143,30 @@ impl RequestState {
         }
         self.rate_limited = false;
         self.forget_limit();
+        if let Some(limits) = &mut self.limits {
+            limits.pacer = fault::Pacer::default();
+        }
         (self.client, self.client_port, self.protocol) = (client, port, protocol);
     }
 }
 
 impl RequestState {
+    /// Sends this request's response at `bytes_per_second` (a fault).
+    pub fn pace_response(&mut self, bytes_per_second: u64) {
+        let limits = self.limits.get_or_insert_with(Default::default);
+        limits.pacer = fault::Pacer::new(bytes_per_second);
+    }
+
+    /// How long to wait before the write that brings the response's bytes to `total`
+    /// (`None` at once: not paced, or within the rate).
+    #[inline]
+    pub fn pace(&mut self, total: u64) -> Option<std::time::Duration> {
+        match &mut self.limits {
+            Some(l) if l.pacer.is_on() => l.pacer.wait(total, std::time::Instant::now()),
+            _ => None,
+        }
+    }
+
     /// Who authentication found the client to be, if it ran.
     pub fn identity(&self) -> Option<&authn::Identity> {
         self.auth.as_deref()

@@ -699,6 +699,9 @@ pub struct LimitState {
     info: Option<LimitInfo>,
     /// Per-connection buckets, by limit and key.
     buckets: Vec<(u64, ConnBucket)>,
+    /// The fault filter's pacing of the current response: kept in this box, rarely
+    /// used like the rest of it, so that the connection does not grow by a pointer.
+    pub(super) pacer: super::fault::Pacer,
 }
 
 /// Buckets one connection keeps (per-connection limits with a key: one per key seen);

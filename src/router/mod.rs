@@ -226,6 +226,8 @@ pub struct Route {
     pub resilience: Option<Box<Resilience>>,
     /// Clusters a share of the requests is copied to (`worker::mirror`); empty for most.
     pub mirrors: Box<[MirrorTo]>,
+    /// Faults injected into this route's forwarded requests (`filter::fault`).
+    pub fault: Option<Rc<crate::filter::fault::Fault>>,
     path: PathMatch,
     conditions: Conditions,
 }
@@ -403,6 +405,10 @@ impl Router {
                     .collect(),
                 name: route.name.as_deref().map(Into::into),
                 auth_rules: defaults.auth.and_then(|a| a.rules_for(route)),
+                fault: route.fault.as_ref().map(|policy| {
+                    let replies = defaults.limits.map(|(_, replies)| replies);
+                    Rc::new(crate::filter::fault::Fault::compile(policy, replies))
+                }),
                 action,
                 filters: Chain::build(
                     (

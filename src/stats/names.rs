@@ -163,9 +163,19 @@ pub mod http {
     pub const RQ_TOTAL: usize = 27;
     /// Requests ended by their route's `max_stream_duration`.
     pub const DOWNSTREAM_RQ_MAX_DURATION_REACHED: usize = 28;
+    /// Requests the fault filter delayed (Envoy's `fault.delays_injected`).
+    pub const FAULT_DELAYS_INJECTED: usize = 29;
+    /// Requests the fault filter aborted.
+    pub const FAULT_ABORTS_INJECTED: usize = 30;
+    /// Responses the fault filter sent at a limited rate.
+    pub const FAULT_RESPONSE_RL_INJECTED: usize = 31;
+    /// Faults not injected because `max_active_faults` were active.
+    pub const FAULT_FAULTS_OVERFLOW: usize = 32;
+    /// Requests with a fault in progress now.
+    pub const FAULT_ACTIVE_FAULTS: usize = 33;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 29] = [
+    pub static DEFS: [StatDef; 34] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -195,6 +205,11 @@ pub mod http {
         gauge("downstream_rq_active"),
         counter("rq_total"),
         counter("downstream_rq_max_duration_reached"),
+        counter("fault.delays_injected"),
+        counter("fault.aborts_injected"),
+        counter("fault.response_rl_injected"),
+        counter("fault.faults_overflow"),
+        gauge("fault.active_faults"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -636,6 +636,9 @@ pub(crate) struct HttpFilters {
     /// The local_ratelimit filter, when the chain has one: per-route and per-host
     /// entries under its name hold `LocalRateLimit`s, and routes get its policy.
     pub local_ratelimit: Option<super::local_ratelimit::LocalRateLimitFilter>,
+    /// The fault filter, when the chain has one: per-route and per-host entries under
+    /// its name hold `HTTPFault`s, which replace its own.
+    pub fault: Option<super::fault::FaultFilter>,
 }
 
 /// The HTTP filters: optionally the CORS, health-check, jwt_authn, RBAC and
@@ -737,6 +740,21 @@ fn http_filters(
                     );
                 } else {
                     result.local_ratelimit = Some(decoded);
+                }
+                false
+            }
+            Some((type_name, fault)) if type_name == schema::FAULT => {
+                let name = f.str("name").unwrap_or(super::fault::FILTER);
+                let fault = Msg::new(&fault, f.at("typed_config"));
+                let decoded = super::fault::filter(&fault, name, clusters, diag);
+                if result.fault.is_some() {
+                    f.error(
+                        diag,
+                        "typed_config",
+                        "one fault filter per connection manager is supported",
+                    );
+                } else {
+                    result.fault = Some(decoded);
                 }
                 false
             }

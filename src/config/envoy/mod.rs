@@ -27,6 +27,7 @@ mod cluster;
 mod cursor;
 mod de;
 pub(crate) mod dump;
+mod fault;
 mod health;
 mod jwt_authn;
 mod listener;

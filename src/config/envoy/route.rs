@@ -143,6 +143,10 @@ fn virtual_host(
     // their own.
     let auth = super::jwt_authn::per_route(vh, filters.jwt_authn.as_ref(), diag);
     let authorization = super::rbac::per_route(vh, filters.rbac.as_deref(), diag);
+    // Its fault filter config replaces the filter's for its routes without their own.
+    let fault_filter = filters.fault.as_ref();
+    let fault = super::fault::per_route(vh, fault_filter, clusters, diag)
+        .unwrap_or_else(|| fault_filter.and_then(|f| f.policy.clone()));
     // Its local_ratelimit config and `rate_limits`, for its routes' policies.
     let limiter = filters.local_ratelimit.as_ref();
     let host_limits = local_ratelimit::HostLimits {
@@ -171,6 +175,10 @@ fn virtual_host(
             }
             r.attempt_count = attempt_count;
         }
+        // The route's own fault config (even an empty one, which turns faults off),
+        // else its host's, else the filter's.
+        r.fault = super::fault::per_route(item, fault_filter, clusters, diag)
+            .unwrap_or_else(|| fault.clone());
         if r.auth.is_none() {
             r.auth.clone_from(&auth);
         }
@@ -872,11 +880,13 @@ pub(crate) fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) ->
 
 /// A virtual host's or route's `CorsPolicy`, from its `typed_per_filter_config` under
 /// the CORS filter's name (Envoy's `envoy.filters.http.cors`, which must be in the
-/// chain). The jwt_authn, RBAC and local_ratelimit filters' entries are read by
-/// `jwt_authn::per_route`, `rbac::per_route` and `local_ratelimit::per_route`; every
+/// chain). The jwt_authn, RBAC, local_ratelimit and fault filters' entries are read by
+/// `jwt_authn::per_route`, `rbac::per_route`, `local_ratelimit::per_route` and
+/// `fault::per_route`; every
 /// other per-filter config is refused.
 fn cors_policy(m: &Msg<'_, '_>, cors: Option<&str>, diag: &mut Diagnostics) -> Option<CorsPolicy> {
-    const READ: [&str; 4] = [
+    const READ: [&str; 5] = [
+        schema::FAULT,
         schema::CORS_POLICY,
         schema::JWT_PER_ROUTE,
         schema::RBAC_PER_ROUTE,

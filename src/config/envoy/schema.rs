@@ -40,6 +40,7 @@ pub(crate) const CORS_POLICY: &str = "envoy.extensions.filters.http.cors.v3.Cors
 pub(crate) const HEALTH_CHECK: &str = "envoy.extensions.filters.http.health_check.v3.HealthCheck";
 pub(crate) const JWT_AUTHN: &str = "envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication";
 pub(crate) const JWT_PER_ROUTE: &str = "envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig";
+pub(crate) const FAULT: &str = "envoy.extensions.filters.http.fault.v3.HTTPFault";
 pub(crate) const RBAC: &str = "envoy.extensions.filters.http.rbac.v3.RBAC";
 pub(crate) const RBAC_PER_ROUTE: &str = "envoy.extensions.filters.http.rbac.v3.RBACPerRoute";
 pub(crate) const LOCAL_RATELIMIT: &str =
@@ -83,6 +84,10 @@ pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
         "per-route config of envoy.filters.http.jwt_authn",
     ),
     (RBAC, "HTTP filter envoy.filters.http.rbac"),
+    (
+        FAULT,
+        "HTTP filter envoy.filters.http.fault (and its per-route config)",
+    ),
     (
         RBAC_PER_ROUTE,
         "per-route config of envoy.filters.http.rbac",

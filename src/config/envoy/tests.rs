@@ -32,6 +32,11 @@ pub(super) fn errors(text: &str) -> Vec<String> {
 /// `routes:` inside a virtual host), up to `clusters:`: its clusters come next (shared
 /// by the clusters' test module).
 pub(super) fn listener(hcm_extra: &str, routes: &str) -> String {
+    listener_with(hcm_extra, routes, "")
+}
+
+/// [`listener`] with `filters` (HTTP filters before the router, items indented by 10).
+pub(super) fn listener_with(hcm_extra: &str, routes: &str, filters: &str) -> String {
     format!(
         r#"static_resources:
   listeners:
@@ -50,7 +55,7 @@ pub(super) fn listener(hcm_extra: &str, routes: &str) -> String {
               domains: ["*"]
               routes:
 {routes}          http_filters:
-          - name: envoy.filters.http.router
+{filters}          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:

@@ -668,6 +668,7 @@ impl Connection<'_> {
                 false
             }
         };
+        self.pace(out.len() as u64).await;
         let mut sent = self.send_to_client(out, deadline).await?;
 
         // The rest of the body, one read at a time, no more than the client's credit
@@ -731,6 +732,8 @@ impl Connection<'_> {
                 }
             };
             progress = pos > 0;
+            let next = if to_client > 0 { to_client } else { out.len() };
+            self.pace(sent + next as u64).await;
             let write = if to_client > 0 {
                 // Zero copy: the upstream chunk itself goes to the client.
                 let slice = std::mem::take(ubuf).slice(..to_client);

@@ -53,6 +53,7 @@ use tracing::debug;
 
 mod body;
 mod exchange;
+mod fault;
 mod forward;
 mod hash;
 mod outcome;
@@ -586,6 +587,19 @@ impl Connection<'_> {
                 lines.extend_from_slice(b"\r\n");
             }
 
+            // The route's faults, just before forwarding (`fault`).
+            if let (Some(c), Some(fault)) = (cluster, route.and_then(|r| r.fault.as_deref())) {
+                let (delay, abort) = self.inject_fault(fault, head_len, &c.name);
+                if let Some(answer) = abort {
+                    (reply, cluster) = (answer, None);
+                }
+                if let Some(delay) = delay {
+                    // Boxed: only a delayed request pays for the sleep's state.
+                    Box::pin(monoio::time::sleep(delay)).await;
+                }
+            }
+            let head = &self.buf[self.start..self.start + head_len];
+
             if let (Some(cluster), Some(route)) = (cluster, route) {
                 let chain = &route.filters;
                 match self.forward(head_len, route, cluster, stop).await {
@@ -1095,6 +1109,10 @@ impl Connection<'_> {
     /// flags. Per-route stats, spans and outlier observations belong here too.
     fn complete(&mut self, status: u16, bytes_sent: u64, flags: ResponseFlags) {
         self.worker.publish_allocations();
+        let flags = flags | std::mem::take(&mut self.filters.fault_flags);
+        if std::mem::take(&mut self.filters.fault_active) {
+            self.listener.http_stats.get(rq::FAULT_ACTIVE_FAULTS).dec();
+        }
         // Only a parsed request was counted in `downstream_rq_active`.
         if std::mem::take(&mut self.rq_active) {
             self.listener.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).dec();

@@ -29,6 +29,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/http/local_ratelimit/v3/local_rate_limit.proto",
     "envoy/extensions/filters/network/local_ratelimit/v3/local_rate_limit.proto",
     "envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto",
+    "envoy/extensions/filters/http/fault/v3/fault.proto",
 ];
 
 /// The proto search path inside the envoy-types package.
