@@ -52,7 +52,9 @@ const RESET_HEADER_KEYS: &[&str] = &["name", "format"];
 const MIRROR_KEYS: &[&str] = &["cluster", "percent", "keep_host"];
 const ATTEMPT_COUNT_KEYS: &[&str] = &["request", "response"];
 const BREAKER_KEYS: &[&str] = &["default", "high"];
-const THRESHOLD_KEYS: &[&str] = &[
+/// A thresholds map's keys: Envoy's `Thresholds` fields by the same names (its decoder
+/// adds `priority`, which the native format says by the map's key).
+pub(crate) const THRESHOLD_KEYS: &[&str] = &[
     "max_connections",
     "max_pending_requests",
     "max_requests",

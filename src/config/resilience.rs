@@ -262,6 +262,25 @@ impl Default for Thresholds {
     }
 }
 
+#[cfg(test)]
+impl Thresholds {
+    /// Every field away from its default: what the decoders' tests of both formats
+    /// write and expect back.
+    pub(crate) fn every_field_set() -> Thresholds {
+        Thresholds {
+            max_connections: 10,
+            max_pending_requests: 0,
+            max_requests: 30,
+            max_retries: 4,
+            retry_budget: Some(RetryBudget {
+                budget_percent: 12.5,
+                min_retry_concurrency: 1,
+            }),
+            track_remaining: true,
+        }
+    }
+}
+
 /// Retries allowed as a share of active requests (Envoy's `RetryBudget`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryBudget {

@@ -390,7 +390,7 @@ fn every_circuit_breaker_key_maps_and_unset_ones_keep_envoys_defaults() {
         "        max_connections: 10\n",
         "        max_pending_requests: 0\n",
         "        max_requests: 30\n",
-        "        max_retries: 0\n",
+        "        max_retries: 4\n",
         "        retry_budget: { percent: 12.5, min_concurrency: 1 }\n",
         "        track_remaining: true\n",
         "      high: { max_requests: 5000, retry_budget: {} }\n",
@@ -398,17 +398,7 @@ fn every_circuit_breaker_key_maps_and_unset_ones_keep_envoys_defaults() {
     assert_eq!(
         c.circuit_breakers.thresholds,
         [
-            Thresholds {
-                max_connections: 10,
-                max_pending_requests: 0,
-                max_requests: 30,
-                max_retries: 0,
-                retry_budget: Some(RetryBudget {
-                    budget_percent: 12.5,
-                    min_retry_concurrency: 1
-                }),
-                track_remaining: true,
-            },
+            Thresholds::every_field_set(),
             Thresholds {
                 max_requests: 5000,
                 retry_budget: Some(RetryBudget::default()),

@@ -16,6 +16,7 @@
 use std::time::Duration;
 
 use super::cursor::Msg;
+use crate::config::decode_resilience::THRESHOLD_KEYS;
 use crate::config::error::Diagnostics;
 use crate::config::resilience::{
     CircuitBreakers, Fraction, Mirror, Priority, RetryBudget, Thresholds,
@@ -114,18 +115,8 @@ pub(super) fn circuit_breakers(cb: &Msg<'_, '_>, diag: &mut Diagnostics) -> Circ
     let mut breakers = CircuitBreakers::default();
     let mut seen = [false; 2];
     for t in cb.children("thresholds") {
-        t.only(
-            diag,
-            &[
-                "priority",
-                "max_connections",
-                "max_pending_requests",
-                "max_requests",
-                "max_retries",
-                "retry_budget",
-                "track_remaining",
-            ],
-        );
+        // The native format's names, and the priority its map key says.
+        t.only(diag, &[&["priority"][..], THRESHOLD_KEYS].concat());
         let slot = match priority(&t) {
             Priority::Default => 0,
             Priority::High => 1,

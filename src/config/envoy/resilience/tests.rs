@@ -413,17 +413,7 @@ fn circuit_breakers_map_every_field_with_envoys_defaults() {
     assert_eq!(
         cb.thresholds,
         [
-            Thresholds {
-                max_connections: 10,
-                max_pending_requests: 0,
-                max_requests: 30,
-                max_retries: 4,
-                retry_budget: Some(RetryBudget {
-                    budget_percent: 12.5,
-                    min_retry_concurrency: 1
-                }),
-                track_remaining: true,
-            },
+            Thresholds::every_field_set(),
             Thresholds {
                 max_requests: 5000,
                 retry_budget: Some(RetryBudget::default()),
