@@ -273,7 +273,7 @@ impl Connection<'_> {
                 .stats
                 .get(cx::UPSTREAM_RQ_RETRY_LIMIT_EXCEEDED)
                 .inc();
-            self.retry.flags = self.retry.flags | ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
+            self.retry.flags |= ResponseFlags::UPSTREAM_RETRY_LIMIT_EXCEEDED;
             return false;
         }
         let backoff = match hint {
@@ -296,7 +296,7 @@ impl Connection<'_> {
         self.retry.permit = None;
         let Some(permit) = cluster.breakers[priority].try_permit(Resource::Retry) else {
             cluster.stats.get(cx::UPSTREAM_RQ_RETRY_OVERFLOW).inc();
-            self.retry.flags = self.retry.flags | ResponseFlags::UPSTREAM_OVERFLOW;
+            self.retry.flags |= ResponseFlags::UPSTREAM_OVERFLOW;
             return false;
         };
         self.retry.permit = Some(permit);
