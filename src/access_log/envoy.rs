@@ -15,7 +15,7 @@ use std::time::UNIX_EPOCH;
 
 use super::entry::LogEntry;
 use super::format::{json_string, text_field_raw};
-use super::timestamp::{append_rfc3339_millis, civil_from_days, push_padded};
+use super::timestamp::{append_rfc3339_millis, civil_from_days, days_from_civil, push_padded};
 use crate::config::format::Piece;
 use crate::config::log_format::{self, HeaderOp, Op, TimePart};
 use crate::config::AccessLogFormat;
@@ -415,17 +415,6 @@ fn start_time(parts: &[TimePart], entry: &LogEntry<'_>, out: &mut Vec<u8>) {
             }
         }
     }
-}
-
-/// Days from 1970-01-01 to `year-month-day` (Hinnant's `days_from_civil`).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe).saturating_sub(719_468)
 }
 
 #[cfg(test)]

@@ -33,6 +33,22 @@ pub fn append_rfc3339_millis(time: SystemTime, out: &mut Vec<u8>) {
     out.push(b'Z');
 }
 
+/// Days from 1970-01-01 to `year-month-day` (Hinnant's `days_from_civil`, the inverse
+/// of [`civil_from_days`]; dates before 1970 give 0).
+pub fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let y = if month <= 2 {
+        year.saturating_sub(1)
+    } else {
+        year
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day.saturating_sub(1);
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).saturating_sub(719_468)
+}
+
 /// Year, month (1..=12) and day (1..=31) of the day `days` after 1970-01-01.
 /// Hinnant's algorithm: shift to eras of 400 years starting on March 1st, so leap days
 /// fall at the end of a year and every month length follows from one formula.

@@ -20,6 +20,8 @@
 
 use std::time::Duration;
 
+use crate::access_log::timestamp::days_from_civil;
+
 use crate::config::resilience::{RateLimitedBackoff, ResetFormat};
 
 /// The wait a response asks for: the first reset header that parses (Seconds: delta
@@ -113,18 +115,6 @@ fn month_days(year: u64, month: u64) -> u64 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-/// Days since 1970-01-01 of a date from 1970 on (Hinnant's `days_from_civil`, with the
-/// year starting in March so that the leap day is the year's last).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
