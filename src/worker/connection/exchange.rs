@@ -26,7 +26,7 @@ use monoio::{
 use super::{
     body::{reframe, RequestBody},
     outcome::{Forwarded, Next},
-    Connection,
+    retry, Connection,
 };
 use crate::worker::{deadline::Deadline, stop::Stop};
 use crate::{
@@ -477,10 +477,16 @@ impl Connection<'_> {
             }
             ubuf.drain(..head_len);
         };
-        // The retry policy sees the answer before the client does (`retry`).
-        if self.retry.plan.is_some() && !early {
-            let left = deadline.left();
-            if self.retry_response(cluster, route, &ubuf[..head_len], left) {
+        // The retry policy sees the answer before the client does (`retry`); most
+        // answers are ruled out by their status alone.
+        let status = self.response.status;
+        if !early
+            && self
+                .retry
+                .plan
+                .is_some_and(|p| retry::may_retry(&p, status))
+        {
+            if self.retry_response(cluster, route, &ubuf[..head_len], deadline) {
                 return Err(Error {
                     request_written: true,
                     ..Error::new(ErrorKind::RetriedResponse, Side::Upstream)

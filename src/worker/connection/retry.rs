@@ -320,24 +320,14 @@ impl Connection<'_> {
 
     /// For a response head just read (`self.response`, in `head`): whether the retry
     /// policy repeats it instead of forwarding it. `left`: the time the route has left.
+    #[inline(never)]
     pub(super) fn retry_response(
         &mut self,
         cluster: &ClusterSnapshot,
         route: &Route,
         head: &[u8],
-        left: Duration,
+        deadline: &crate::worker::deadline::Deadline<'_>,
     ) -> bool {
-        let Some(plan) = self.retry.plan else {
-            return false;
-        };
-        // Cheap first: a 2xx is retried only on a matching header condition.
-        if self.response.status < 400
-            && !plan
-                .retry_on
-                .intersects(RetryOn::RETRIABLE_HEADERS | RetryOn::RETRIABLE_STATUS_CODES)
-        {
-            return false;
-        }
         let response = &self.response;
         let get = |name: &str| response.header(head, name);
         let end = AttemptEnd::Response {
@@ -358,6 +348,16 @@ impl Connection<'_> {
             }
             None => None,
         };
-        self.start_retry(cluster, route, (hint, left))
+        self.start_retry(cluster, route, (hint, deadline.left()))
     }
+}
+
+/// Whether an answer with `status` could be retried by `plan` at all: below 400 only a
+/// header or status-code condition can (the cheap test every answer passes through).
+#[inline]
+pub(super) fn may_retry(plan: &Plan, status: u16) -> bool {
+    status >= 400
+        || plan
+            .retry_on
+            .intersects(RetryOn::RETRIABLE_HEADERS | RetryOn::RETRIABLE_STATUS_CODES)
 }
