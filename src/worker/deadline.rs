@@ -115,7 +115,21 @@ impl<'t> Deadline<'t> {
         if limit.is_none() && idle.is_none() && self.try_at.is_none() && self.try_idle_ms == 0 {
             return;
         }
-        let now = Instant::now();
+        self.start_try_at(Instant::now(), limit, idle);
+    }
+
+    /// [`Deadline::start_try`] for an attempt that started at `now`: the first one,
+    /// whose limit the timer was created with (`first_check` of the earlier of the two),
+    /// so that arming it again finds nothing to change.
+    pub(super) fn start_try_at(
+        &mut self,
+        now: Instant,
+        limit: Option<Duration>,
+        idle: Option<Duration>,
+    ) {
+        if limit.is_none() && idle.is_none() && self.try_at.is_none() && self.try_idle_ms == 0 {
+            return;
+        }
         self.try_at = limit.map(|l| now + l);
         self.try_idle_ms = idle.map_or(0, |i| {
             u32::try_from(i.as_millis()).unwrap_or(u32::MAX).max(1)

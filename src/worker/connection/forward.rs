@@ -136,7 +136,10 @@ impl Connection<'_> {
         };
         let clock = &self.worker.clock;
         let idle = route.idle_timeout.unwrap_or(l.stream_idle_timeout);
+        // The first attempt's own limit is set with the timer (no re-arming per request).
+        let first_try = self.retry.plan.and_then(|p| p.per_try_timeout);
         let first = Deadline::first_check(at, idle, now);
+        let first = first_try.map_or(first, |t| first.min(now + t));
         let timer = std::pin::pin!(monoio::time::sleep_until(first.into()));
         let mut deadline = Deadline::new(now, at, receiving, idle, clock, timer);
         let deadline = &mut deadline;
@@ -166,7 +169,11 @@ impl Connection<'_> {
                 let attempt = count_attempts.then_some(self.retry.attempt);
                 lines_len = attempt_lines(&mut out, (lines_at, lines_len), attempt, expected);
             }
-            deadline.start_try(per_try.0, per_try.1);
+            if self.retry.attempt == 1 && !stale_retried {
+                deadline.start_try_at(now, per_try.0, per_try.1);
+            } else {
+                deadline.start_try(per_try.0, per_try.1);
+            }
             // Envoy's max_requests: every attempt holds a unit while it is under way.
             let Some(_request) = breakers.try_permit(Resource::Request) else {
                 cluster.stats.get(cx::UPSTREAM_RQ_PENDING_OVERFLOW).inc();
