@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 binary="${1:-target/release/ringway}"
-rate="${2:-400}"
+rate="${2:-200}"
 load=target/release/ringway-load
 [ -x "$load" ] && [ -x "$binary" ] || { echo "build first: cargo build --release --workspace"; exit 1; }
 work=$(mktemp -d)
@@ -39,5 +39,5 @@ for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$listen") 2>/dev/null && break
   sleep 0.1
 done
-"$load" run -c 16 -t 1 -R "$rate" -d 10s --timeout 3s "http://127.0.0.1:$listen/" |
+"$load" run -c 64 -t 1 -R "$rate" -d 10s --timeout 3s "http://127.0.0.1:$listen/" |
   grep -E "2xx only|requests in|Errors|Status"
