@@ -337,3 +337,27 @@ fn the_access_log_tells_urx_uo_and_dt() {
         assert_eq!(lines[1], "408 DT", "{driver}");
     }
 }
+
+#[test]
+fn retriable_headers_and_envoy_ratelimited() {
+    for driver in drivers() {
+        let app = Faulty::start("app");
+        // A 200 carrying the header the policy names is retried, the next one is not.
+        let route = "        retry: { response_headers: [{ name: x-retry, exact: \"yes\" }], retries: 1, backoff: { base: 1ms } }\n";
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, route, "", &app.endpoint()));
+        app.fail_next(1, Mode::Flagged);
+        let r = send(addr, "GET", "");
+        assert_eq!((r.status, r.header("x-retry")), (200, None), "{driver}");
+        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 1, "{driver}");
+        drop(rw);
+        // An upstream Envoy's rate-limit answer: `5xx` does not retry it (Envoy's rule),
+        // `envoy-ratelimited` does.
+        for (on, expected) in [("5xx", 503), ("envoy-ratelimited", 200)] {
+            let route =
+                format!("        retry: {{ on: [{on}], retries: 1, backoff: {{ base: 1ms }} }}\n");
+            let (_rw, addr) = start_on(driver, |p, a| config(p, a, &route, "", &app.endpoint()));
+            app.fail_next(1, Mode::RateLimited);
+            assert_eq!(send(addr, "GET", "").status, expected, "{driver}: {on}");
+        }
+    }
+}

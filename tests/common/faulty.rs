@@ -37,6 +37,10 @@ pub enum Mode {
     RetryAfter(u16),
     /// 503 after this delay.
     SlowFailure(Duration),
+    /// 503 with `x-envoy-ratelimited: true` (an upstream Envoy's rate-limit answer).
+    RateLimited,
+    /// 200 with `x-retry: yes`.
+    Flagged,
 }
 
 impl Mode {
@@ -52,6 +56,8 @@ impl Mode {
             Mode::Drop => (6, 0),
             Mode::RetryAfter(seconds) => (7, u64::from(seconds)),
             Mode::SlowFailure(delay) => (8, delay.as_millis() as u64),
+            Mode::RateLimited => (9, 0),
+            Mode::Flagged => (10, 0),
         };
         kind << 32 | value
     }
@@ -67,6 +73,8 @@ impl Mode {
             6 => Mode::Drop,
             7 => Mode::RetryAfter(value as u16),
             8 => Mode::SlowFailure(Duration::from_millis(value)),
+            9 => Mode::RateLimited,
+            10 => Mode::Flagged,
             _ => Mode::Ok,
         }
     }
@@ -351,6 +359,8 @@ fn serve(stream: TcpStream, shared: &Shared, life: usize) {
                 return reset(out);
             }
             Mode::Drop => return reset(out),
+            Mode::RateLimited => answer(503, "x-envoy-ratelimited: true\r\n"),
+            Mode::Flagged => answer(200, "x-retry: yes\r\n"),
             Mode::SlowFailure(delay) => {
                 std::thread::sleep(delay);
                 answer(503, "")
