@@ -480,18 +480,16 @@ impl Connection<'_> {
         // The retry policy sees the answer before the client does (`retry`); most
         // answers are ruled out by their status alone.
         let status = self.response.status;
-        if !early
+        let judged = !early
             && self
                 .retry
                 .plan
-                .is_some_and(|p| retry::may_retry(&p, status))
-        {
-            if self.retry_response(cluster, route, &ubuf[..head_len], deadline) {
-                return Err(Error {
-                    request_written: true,
-                    ..Error::new(ErrorKind::RetriedResponse, Side::Upstream)
-                });
-            }
+                .is_some_and(|p| retry::may_retry(&p, status));
+        if judged && self.retry_response(cluster, route, &ubuf[..head_len], deadline) {
+            return Err(Error {
+                request_written: true,
+                ..Error::new(ErrorKind::RetriedResponse, Side::Upstream)
+            });
         }
         if route
             .resilience
