@@ -134,7 +134,8 @@ impl LimitRegistry {
             };
             let stats = store.scope_with_extra(&prefix, defs, 1);
             if t.track_remaining {
-                let control = crate::snapshot::control_cells(&stats);
+                // The slot after the workers' (`scope_with_extra`): the control thread's.
+                let control = stats.for_worker(stats.workers() - 1);
                 for (resource, value) in [
                     Resource::Connection,
                     Resource::Pending,
