@@ -361,3 +361,38 @@ fn retriable_headers_and_envoy_ratelimited() {
         }
     }
 }
+
+#[test]
+fn a_body_within_the_route_s_buffer_is_held_and_replayed() {
+    for driver in drivers() {
+        let app = Faulty::start("app");
+        let route =
+            "        retry: { on: [reset], retries: 1, backoff: { base: 1ms }, buffer: 64KiB }\n";
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, route, "", &app.endpoint()));
+        // The body comes after the head, in its own writes: it is not in the head's read.
+        let put = |size: usize| {
+            let mut stream = connect(addr).unwrap();
+            write!(
+                stream,
+                "PUT /app/x HTTP/1.1\r\nHost: test\r\ncontent-length: {size}\r\n\r\n"
+            )
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            stream.write_all(&vec![b'x'; size]).unwrap();
+            read_response(&mut BufReader::new(stream), false).unwrap()
+        };
+        app.fail_next(1, Mode::Drop);
+        assert_eq!(
+            put(40_000).status,
+            200,
+            "{driver}: held whole and sent again"
+        );
+        assert_eq!(app.requests(), 2);
+        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 1);
+        // Over the limit, the body streams: once sent, it cannot be sent again.
+        app.reset_counts();
+        app.fail_next(1, Mode::Drop);
+        assert_ne!(put(100_000).status, 200, "{driver}: streamed, not retried");
+        assert_eq!(app.requests(), 1, "{driver}");
+    }
+}

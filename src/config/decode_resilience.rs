@@ -45,6 +45,7 @@ const RETRY_KEYS: &[&str] = &[
     "other_host",
     "host_selection_attempts",
     "retry_non_idempotent",
+    "buffer",
 ];
 const BACKOFF_KEYS: &[&str] = &["base", "max"];
 const RETRY_AFTER_KEYS: &[&str] = &["headers", "max_interval"];
@@ -192,6 +193,10 @@ pub(super) fn retry(node: &Node<'_>, diag: &mut Diagnostics) -> Option<RetryPoli
             RetryMethods::Idempotent
         }
     });
+    let buffer_limit = match map.optional("buffer") {
+        Some(n) => super::fields::size(&n, diag).map(|b| b as u64),
+        None => Some(RetryPolicy::DEFAULT_BUFFER_LIMIT),
+    };
     let (status_codes, response_headers) = (status_codes?, response_headers?);
     let mut retry_on = on?;
     if !status_codes.is_empty() {
@@ -221,6 +226,7 @@ pub(super) fn retry(node: &Node<'_>, diag: &mut Diagnostics) -> Option<RetryPoli
         other_host: other_host?,
         host_selection_attempts: host_selection_attempts?,
         methods: methods?,
+        buffer_limit: buffer_limit?,
     })
 }
 

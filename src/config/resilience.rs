@@ -145,11 +145,18 @@ pub struct RetryPolicy {
     pub host_selection_attempts: u32,
     /// Which requests may be retried after their bytes reached the upstream.
     pub methods: RetryMethods,
+    /// A request body up to this size (with `Content-Length`) is read whole before the
+    /// first attempt, so that any attempt can send it again (native `buffer`, Envoy's
+    /// `per_request_buffer_limit_bytes`; default 64 KiB). A larger or chunked body
+    /// streams, and is repeated only when none of it was sent.
+    pub buffer_limit: u64,
 }
 
 impl RetryPolicy {
     /// Envoy's defaults: no condition, one retry, 25 ms base back-off.
     pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(25);
+    /// The body size held for replay by default.
+    pub const DEFAULT_BUFFER_LIMIT: u64 = 64 * 1024;
 
     /// A policy with Envoy's defaults and these conditions.
     pub fn new(retry_on: RetryOn) -> RetryPolicy {
@@ -166,6 +173,7 @@ impl RetryPolicy {
             other_host: false,
             host_selection_attempts: 2,
             methods: RetryMethods::Any,
+            buffer_limit: Self::DEFAULT_BUFFER_LIMIT,
         }
     }
 }

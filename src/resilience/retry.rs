@@ -107,6 +107,8 @@ pub struct RetryRules {
     pub other_host: bool,
     /// Picks per retry looking for an endpoint not tried yet.
     pub host_selection_attempts: u32,
+    /// A `Content-Length` body up to this size is held whole for replay.
+    pub buffer_limit: u64,
 }
 
 /// Trusted request controls as read from the head (values unparsed are ignored).
@@ -193,6 +195,7 @@ impl RetryRules {
             rate_limited: policy.rate_limited.clone(),
             other_host: policy.other_host,
             host_selection_attempts: policy.host_selection_attempts,
+            buffer_limit: policy.buffer_limit,
         }
     }
 

@@ -143,6 +143,7 @@ fn every_retry_key_maps() {
             other_host: false,
             host_selection_attempts: 5,
             methods: RetryMethods::Any,
+            buffer_limit: RetryPolicy::DEFAULT_BUFFER_LIMIT,
         }
     );
 }

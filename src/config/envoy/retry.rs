@@ -147,6 +147,8 @@ pub(super) fn retry_policy(p: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Re
         other_host: other_host?,
         host_selection_attempts: host_selection_attempts?,
         methods: RetryMethods::Any,
+        // The route's or host's `per_request_buffer_limit_bytes` replaces it.
+        buffer_limit: RetryPolicy::DEFAULT_BUFFER_LIMIT,
     })
 }
 

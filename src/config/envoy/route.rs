@@ -117,8 +117,11 @@ fn virtual_host(
             "request_mirror_policies",
             "include_request_attempt_count",
             "include_attempt_count_in_response",
+            "per_request_buffer_limit_bytes",
         ],
     );
+    // The body size a retrying route holds for replay (a route's own replaces it).
+    let host_buffer = vh.wrapped_uint("per_request_buffer_limit_bytes");
     // What the host gives its forwarding routes: its retry policy (a route's own
     // replaces it entirely), its mirror policies (or the route configuration's; a
     // route's own non-empty list wins), and the attempt-count headers.
@@ -173,6 +176,12 @@ fn virtual_host(
             if r.mirrors.is_empty() {
                 r.mirrors.clone_from(&mirrors);
             }
+            let buffer = item
+                .wrapped_uint("per_request_buffer_limit_bytes")
+                .or(host_buffer);
+            if let (Some(policy), Some(limit)) = (&mut r.retry, buffer) {
+                policy.buffer_limit = limit;
+            }
             r.attempt_count = attempt_count;
         }
         // The route's own fault config (even an empty one, which turns faults off),
@@ -219,6 +228,7 @@ fn route(
             "response_headers_to_remove",
             "metadata",
             "typed_per_filter_config",
+            "per_request_buffer_limit_bytes",
         ],
     );
     let m = r.child("match");

@@ -99,6 +99,31 @@ impl Connection<'_> {
         }
     }
 
+    /// Reads until the `length` bytes of the request body are in the read buffer (within
+    /// `request_timeout`, else `stream_idle_timeout`, per read), so that the body is held
+    /// for replay (`RequestBody::Held`). Stops early, without an error, at the listener's
+    /// `buffer_limit`: the rest of the body then streams.
+    #[inline(never)]
+    pub(super) async fn hold_body(&mut self, length: u64) -> Result<(), Error> {
+        let l = self.listener;
+        let timeout = l.request_timeout.unwrap_or(l.stream_idle_timeout);
+        loop {
+            let held = self.buf.len() - self.start;
+            if held as u64 >= length || held >= l.proxy.buffer_limit {
+                return Ok(());
+            }
+            match self.read_more(timeout).await {
+                super::Read::Bytes => {}
+                super::Read::TimedOut => {
+                    return Err(Error::new(ErrorKind::RequestTimeout, Side::Client))
+                }
+                super::Read::Closed | super::Read::Stopped => {
+                    return Err(Error::client_gone(false, false, Cause::Closed))
+                }
+            }
+        }
+    }
+
     /// Writes the `n` body bytes at `buf[start..]` to the upstream, leaving them there.
     /// Zero copy: the read chunk itself goes to the kernel for the write.
     pub(super) async fn write_buffered(

@@ -102,6 +102,20 @@ impl Connection<'_> {
         // Per-attempt lines go at the end of the head (`attempt_lines`).
         let lines_at = out.len() - 2;
         self.start += head_len;
+        // A retrying route holds a body within its limit whole, so that any attempt can
+        // send it again (not with `Expect: 100-continue`: that client waits to send it).
+        let hold = self
+            .retry
+            .plan
+            .and(resilience.and_then(|r| r.retry.as_deref()));
+        if let (Some(rules), BodyFraming::ContentLength(length)) = (hold, self.request.framing) {
+            if length <= rules.buffer_limit && !self.request.expect_continue {
+                if let Err(e) = self.hold_body(length).await {
+                    self.worker.bufs.give(out);
+                    return Err(e);
+                }
+            }
+        }
         let mut body = match self.buffered_request_body(&mut out, chain) {
             Ok(body) => body,
             Err(e) => {

@@ -142,6 +142,7 @@ fn every_retry_field_maps() {
             other_host: true,
             host_selection_attempts: 6,
             methods: RetryMethods::Any,
+            buffer_limit: RetryPolicy::DEFAULT_BUFFER_LIMIT,
         }
     );
 }
@@ -484,4 +485,23 @@ fn a_zero_connection_manager_limit_is_none() {
     let hcm = "          common_http_protocol_options: { max_stream_duration: 0s }\n";
     let r = routes(hcm, &action("timeout: 1s"));
     assert_eq!(r[0].max_stream_duration, None);
+}
+
+#[test]
+fn the_buffer_limit_comes_from_the_route_else_its_host() {
+    let text = format!(
+        "{}                per_request_buffer_limit_bytes: 1000\n{}              per_request_buffer_limit_bytes: 5000\n",
+        action("retry_policy: { retry_on: 5xx }"),
+        "              - match: { prefix: /b }\n                route: { cluster: app, retry_policy: { retry_on: 5xx } }\n",
+    );
+    let r = routes("", &text);
+    let limits: Vec<u64> = r
+        .iter()
+        .map(|r| r.retry.as_ref().expect("a policy").buffer_limit)
+        .collect();
+    assert_eq!(limits, [1000, 5000]);
+    assert_eq!(
+        retry("retry_on: 5xx").buffer_limit,
+        RetryPolicy::DEFAULT_BUFFER_LIMIT
+    );
 }
