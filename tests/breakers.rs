@@ -48,10 +48,6 @@ listeners:
     )
 }
 
-fn stat(rw: &Ringway, name: &str) -> u64 {
-    rw.stats().get(name).copied().unwrap_or(0)
-}
-
 fn overloaded(responses: &[Response]) -> usize {
     responses
         .iter()
@@ -80,9 +76,9 @@ fn max_requests_holds_across_workers_and_closes_again() {
                 "{driver}: {name}"
             );
         }
-        assert!(stat(&rw, "cluster.app.upstream_rq_pending_overflow") >= 8);
+        assert!(rw.stat("cluster.app.upstream_rq_pending_overflow") >= 8);
         assert_eq!(
-            stat(&rw, "cluster.app.circuit_breakers.default.remaining_rq"),
+            rw.stat("cluster.app.circuit_breakers.default.remaining_rq"),
             2,
             "{driver}: all units back"
         );
@@ -108,12 +104,9 @@ fn past_max_connections_requests_wait_and_past_max_pending_they_are_refused() {
         let ok = responses.iter().filter(|r| r.status == 200).count();
         assert!((1..=4).contains(&ok), "{driver}: {ok} answered");
         assert_eq!(overloaded(&responses), 10 - ok, "{driver}");
-        assert!(
-            stat(&rw, "cluster.app.upstream_cx_overflow") > 0,
-            "{driver}"
-        );
-        assert!(stat(&rw, "cluster.app.upstream_rq_pending_overflow") > 0);
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_pending_active"), 0);
+        assert!(rw.stat("cluster.app.upstream_cx_overflow") > 0, "{driver}");
+        assert!(rw.stat("cluster.app.upstream_rq_pending_overflow") > 0);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_pending_active"), 0);
         app.set(Mode::Ok);
         for _ in 0..10 {
             assert_eq!(send(addr).status, 200, "{driver}");
@@ -132,10 +125,7 @@ fn a_stream_longer_than_its_max_duration_gets_408() {
         let r = send(addr);
         assert_eq!(r.status, 408, "{driver}");
         assert!(started.elapsed() < Duration::from_millis(1500), "{driver}");
-        assert_eq!(
-            stat(&rw, "http.public.downstream_rq_max_duration_reached"),
-            1
-        );
+        assert_eq!(rw.stat("http.public.downstream_rq_max_duration_reached"), 1);
     }
 }
 
@@ -158,7 +148,7 @@ fn envoy_retry_policy_and_circuit_breakers() {
             200,
             "{driver}: the third attempt's answer"
         );
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 2);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 2);
         app.set(Mode::Slow(Duration::from_millis(400)));
         let responses = burst(addr, 6);
         let refused: Vec<_> = responses.iter().filter(|r| r.status == 503).collect();

@@ -134,10 +134,6 @@ fn drain(upstream: &Upstream) -> usize {
     std::iter::from_fn(|| upstream.seen.recv_timeout(Duration::from_millis(200)).ok()).count()
 }
 
-fn stat(rw: &Ringway, name: &str) -> u64 {
-    rw.stats().get(name).copied().unwrap_or(0)
-}
-
 #[test]
 fn a_strict_dns_cluster_follows_its_name_and_keeps_the_last_answer_when_resolution_fails() {
     let Some(hosts) = Hosts::new() else { return };
@@ -156,12 +152,12 @@ fn a_strict_dns_cluster_follows_its_name_and_keeps_the_last_answer_when_resoluti
         // Resolved before ringway was ready: the first request lands.
         assert_eq!(get(addr, "/orders").unwrap().status, 200);
         a.next_seen();
-        assert_eq!(stat(&rw, "cluster.orders.membership_total"), 1);
+        assert_eq!(rw.stat("cluster.orders.membership_total"), 1);
 
         // The name moves: requests follow within a few refreshes.
         hosts.set("127.0.0.2 orders.test\n");
         until_seen_by(addr, &b);
-        assert!(stat(&rw, "cluster.orders.membership_change") >= 1);
+        assert!(rw.stat("cluster.orders.membership_change") >= 1);
         // `/clusters` lists the new address, with the name it was resolved from.
         let clusters = String::from_utf8(get(rw.admin, "/clusters").unwrap().body).unwrap();
         let host = format!("orders::127.0.0.2:{target}::");
@@ -176,7 +172,7 @@ fn a_strict_dns_cluster_follows_its_name_and_keeps_the_last_answer_when_resoluti
         drain(&a);
 
         // The name disappears: the last good address keeps serving.
-        let failures = stat(&rw, "cluster.orders.update_failure");
+        let failures = rw.stat("cluster.orders.update_failure");
         hosts.set("");
         rw.wait_for_stat("cluster.orders.update_failure", failures + 2);
         for _ in 0..5 {
@@ -184,8 +180,8 @@ fn a_strict_dns_cluster_follows_its_name_and_keeps_the_last_answer_when_resoluti
         }
         assert_eq!(drain(&b), 5);
         assert_eq!(drain(&a), 0);
-        assert_eq!(stat(&rw, "cluster.orders.membership_total"), 1);
-        assert!(stat(&rw, "cluster.orders.update_attempt") >= 3);
+        assert_eq!(rw.stat("cluster.orders.membership_total"), 1);
+        assert!(rw.stat("cluster.orders.update_attempt") >= 3);
     }
 }
 
@@ -204,7 +200,7 @@ fn strict_dns_balances_over_every_address_and_logical_dns_uses_the_first() {
                 "",
             )
         });
-        assert_eq!(stat(&strict, "cluster.orders.membership_total"), 2);
+        assert_eq!(strict.stat("cluster.orders.membership_total"), 2);
         for _ in 0..8 {
             assert_eq!(get(strict_addr, "/").unwrap().status, 200);
         }
@@ -221,7 +217,7 @@ fn strict_dns_balances_over_every_address_and_logical_dns_uses_the_first() {
                 "",
             )
         });
-        assert_eq!(stat(&logical, "cluster.orders.membership_total"), 1);
+        assert_eq!(logical.stat("cluster.orders.membership_total"), 1);
         for _ in 0..6 {
             assert_eq!(get(logical_addr, "/").unwrap().status, 200);
         }
@@ -246,8 +242,8 @@ fn a_name_that_does_not_resolve_yet_answers_503_until_it_does() {
         });
         let response = get(addr, "/").unwrap();
         assert_eq!(response.status, 503, "{driver}");
-        assert!(stat(&rw, "cluster.orders.update_failure") >= 1);
-        assert_eq!(stat(&rw, "cluster.orders.membership_total"), 0);
+        assert!(rw.stat("cluster.orders.update_failure") >= 1);
+        assert_eq!(rw.stat("cluster.orders.membership_total"), 0);
 
         hosts.set("127.0.0.1 late.test\n");
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -13,7 +13,7 @@ use std::{
 };
 
 use common::faulty::{Faulty, Mode};
-use common::{connect, drivers, read_response, start_on, Response, Ringway};
+use common::{connect, drivers, read_response, start_on, Response};
 
 /// One request on a new connection.
 fn send(addr: SocketAddr, method: &str, headers: &str) -> Response {
@@ -50,10 +50,6 @@ listeners:
     )
 }
 
-fn stat(rw: &Ringway, name: &str) -> u64 {
-    rw.stats().get(name).copied().unwrap_or(0)
-}
-
 #[test]
 fn a_5xx_is_retried_and_the_client_sees_the_retry_s_answer() {
     for driver in drivers() {
@@ -69,16 +65,16 @@ fn a_5xx_is_retried_and_the_client_sees_the_retry_s_answer() {
         let second = heads.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(first.contains("x-envoy-attempt-count: 1\r\n"), "{first}");
         assert!(second.contains("x-envoy-attempt-count: 2\r\n"), "{second}");
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 1, "{driver}");
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry_success"), 1);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 1, "{driver}");
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry_success"), 1);
         assert_eq!(
-            stat(&rw, "cluster.app.upstream_rq_retry_backoff_exponential"),
+            rw.stat("cluster.app.upstream_rq_retry_backoff_exponential"),
             1
         );
         // A 4xx is not a 5xx: forwarded as it came, once.
         app.fail_next(1, Mode::Status(404));
         assert_eq!(send(addr, "GET", "").status, 404);
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 1, "{driver}");
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 1, "{driver}");
     }
 }
 
@@ -100,8 +96,8 @@ fn retries_used_up_return_the_last_answer_with_urx() {
             3,
             "{driver}: the first attempt and two retries"
         );
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 2);
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry_limit_exceeded"), 1);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 2);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry_limit_exceeded"), 1);
     }
 }
 
@@ -163,7 +159,7 @@ fn a_connect_failure_moves_to_another_endpoint() {
             // Even POSTs: nothing of them was written.
             assert_eq!(send(addr, "POST", "").status, 200, "{driver}");
         }
-        assert!(stat(&rw, "cluster.app.upstream_rq_retry") > 0, "{driver}");
+        assert!(rw.stat("cluster.app.upstream_rq_retry") > 0, "{driver}");
     }
 }
 
@@ -183,7 +179,7 @@ fn retry_after_is_honoured_and_a_long_one_ends_the_retries() {
         );
         assert!(took < Duration::from_secs(3), "{driver}: waited {took:?}");
         assert_eq!(
-            stat(&rw, "cluster.app.upstream_rq_retry_backoff_ratelimited"),
+            rw.stat("cluster.app.upstream_rq_retry_backoff_ratelimited"),
             1
         );
         // Longer than max_interval: the answer is final.
@@ -207,7 +203,7 @@ fn a_per_try_timeout_retries_a_slow_attempt() {
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(190), "{driver}: {took:?}");
         assert!(took < Duration::from_millis(1500), "{driver}: {took:?}");
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_per_try_timeout"), 1);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_per_try_timeout"), 1);
         // Both attempts slow: 504 after the second, well before the route timeout.
         app.fail_next(2, Mode::Slow(Duration::from_secs(3)));
         let started = Instant::now();
@@ -258,7 +254,7 @@ fn request_controls_count_only_from_trusted_peers() {
         let (rw, addr) = start_on(driver, trusting);
         app.fail_next(1, Mode::Status(503));
         assert_eq!(send(addr, "GET", controls).status, 200, "{driver}");
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 1);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 1);
     }
 }
 
@@ -274,9 +270,9 @@ fn the_retry_breaker_skips_retries_and_returns_the_answer() {
         assert_eq!(r.status, 503, "{driver}");
         assert_eq!(r.body, b"app");
         assert_eq!(app.requests(), 1, "{driver}: no retry");
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry_overflow"), 1);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry_overflow"), 1);
         assert_eq!(
-            stat(&rw, "cluster.app.circuit_breakers.default.rq_retry_open"),
+            rw.stat("cluster.app.circuit_breakers.default.rq_retry_open"),
             1
         );
     }
@@ -300,8 +296,8 @@ fn a_retry_budget_caps_retries_under_total_failure() {
         for t in threads {
             assert_eq!(t.join().unwrap(), 503);
         }
-        let retries = stat(&rw, "cluster.app.upstream_rq_retry");
-        let overflow = stat(&rw, "cluster.app.upstream_rq_retry_overflow");
+        let retries = rw.stat("cluster.app.upstream_rq_retry");
+        let overflow = rw.stat("cluster.app.upstream_rq_retry_overflow");
         // Without the budget: 8 x 5 = 40 retries. With it, at most two at a time (one
         // per worker), each taking one slot of 200 ms of the requests' 1.2 s.
         assert!(overflow >= 6, "{driver}: {overflow} retries refused");
@@ -348,7 +344,7 @@ fn retriable_headers_and_envoy_ratelimited() {
         app.fail_next(1, Mode::Flagged);
         let r = send(addr, "GET", "");
         assert_eq!((r.status, r.header("x-retry")), (200, None), "{driver}");
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 1, "{driver}");
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 1, "{driver}");
         drop(rw);
         // An upstream Envoy's rate-limit answer: `5xx` does not retry it (Envoy's rule),
         // `envoy-ratelimited` does.
@@ -388,7 +384,7 @@ fn a_body_within_the_route_s_buffer_is_held_and_replayed() {
             "{driver}: held whole and sent again"
         );
         assert_eq!(app.requests(), 2);
-        assert_eq!(stat(&rw, "cluster.app.upstream_rq_retry"), 1);
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 1);
         // Over the limit, the body streams: once sent, it cannot be sent again.
         app.reset_counts();
         app.fail_next(1, Mode::Drop);

@@ -273,6 +273,17 @@ fn integer<T: std::str::FromStr>(value: &[u8]) -> Option<T> {
     std::str::from_utf8(value).ok()?.trim().parse().ok()
 }
 
+impl AttemptEnd<'_> {
+    /// Whether any of the request reached the upstream (an answer means it did).
+    pub fn written(&self) -> bool {
+        match *self {
+            AttemptEnd::ConnectFailure => false,
+            AttemptEnd::Reset { written, .. } | AttemptEnd::PerTryTimeout { written } => written,
+            AttemptEnd::Response { .. } => true,
+        }
+    }
+}
+
 impl Plan {
     /// Whether `end` is worth another attempt by the conditions and the method rule
     /// (idempotent: GET HEAD OPTIONS TRACE PUT DELETE). Does not look at budgets,
@@ -287,12 +298,7 @@ impl Plan {
         if self.retries_left == 0 {
             return Verdict::Final;
         }
-        let written = match *end {
-            AttemptEnd::ConnectFailure => false,
-            AttemptEnd::Reset { written, .. } | AttemptEnd::PerTryTimeout { written } => written,
-            AttemptEnd::Response { .. } => true,
-        };
-        if written && !idempotent && self.methods == RetryMethods::Idempotent {
+        if end.written() && !idempotent && self.methods == RetryMethods::Idempotent {
             return Verdict::Final;
         }
         if self.condition_holds(rules, end) {

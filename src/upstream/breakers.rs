@@ -206,14 +206,11 @@ impl WorkerBreakers {
             ),
             _ => self.local[resource as usize].try_acquire(),
         };
-        let open = self.stats.get(resource.open_stat());
         if !granted {
-            open.set(1);
+            self.stats.get(resource.open_stat()).set(1);
             return None;
         }
-        if open.get() != 0 {
-            open.set(0);
-        }
+        self.close(resource);
         self.count(resource, true);
         Some(Permit {
             breakers: Rc::clone(self),
@@ -222,21 +219,22 @@ impl WorkerBreakers {
     }
 
     fn count(&self, resource: Resource, taken: bool) {
-        let (active, step): (&Cell<u32>, i64) = match resource {
-            Resource::Request => (&self.active_requests, 1),
-            Resource::Retry => (&self.active_retries, 1),
-            _ => (&self.active_requests, 0),
-        };
-        if resource == Resource::Pending {
-            let stats = &self.cluster_stats;
-            if taken {
-                stats.get(cx::UPSTREAM_RQ_PENDING_TOTAL).inc();
-                stats.get(cx::UPSTREAM_RQ_PENDING_ACTIVE).inc();
-            } else {
-                stats.get(cx::UPSTREAM_RQ_PENDING_ACTIVE).dec();
+        let active = match resource {
+            Resource::Request => Some(&self.active_requests),
+            Resource::Retry => Some(&self.active_retries),
+            Resource::Pending => {
+                let stats = &self.cluster_stats;
+                if taken {
+                    stats.get(cx::UPSTREAM_RQ_PENDING_TOTAL).inc();
+                    stats.get(cx::UPSTREAM_RQ_PENDING_ACTIVE).inc();
+                } else {
+                    stats.get(cx::UPSTREAM_RQ_PENDING_ACTIVE).dec();
+                }
+                None
             }
-        }
-        if step != 0 {
+            Resource::Connection => None,
+        };
+        if let Some(active) = active {
             let now = active.get();
             active.set(if taken {
                 now.saturating_add(1)
@@ -254,15 +252,20 @@ impl WorkerBreakers {
         }
     }
 
-    fn release(&self, resource: Resource) {
-        if !(resource == Resource::Retry && self.budget.is_some()) {
-            self.local[resource as usize].release();
-        }
-        // A unit came back: this worker's view of the breaker is closed again.
+    /// This worker's view of the breaker is closed again (a try succeeded or a unit
+    /// came back).
+    fn close(&self, resource: Resource) {
         let open = self.stats.get(resource.open_stat());
         if open.get() != 0 {
             open.set(0);
         }
+    }
+
+    fn release(&self, resource: Resource) {
+        if !(resource == Resource::Retry && self.budget.is_some()) {
+            self.local[resource as usize].release();
+        }
+        self.close(resource);
         self.count(resource, false);
     }
 }

@@ -112,10 +112,15 @@ impl<'t> Deadline<'t> {
     /// An attempt starts now, with its own limits (`per_try_timeout`,
     /// `per_try_idle_timeout`; `None`: only the request's).
     pub(super) fn start_try(&mut self, limit: Option<Duration>, idle: Option<Duration>) {
-        if limit.is_none() && idle.is_none() && self.try_at.is_none() && self.try_idle_ms == 0 {
-            return;
+        if self.has_try_limits(limit, idle) {
+            self.start_try_at(Instant::now(), limit, idle);
         }
-        self.start_try_at(Instant::now(), limit, idle);
+    }
+
+    /// Whether an attempt with these limits changes anything (the plain path: neither
+    /// this attempt nor the last one has limits of its own, and no clock is read).
+    fn has_try_limits(&self, limit: Option<Duration>, idle: Option<Duration>) -> bool {
+        limit.is_some() || idle.is_some() || self.try_at.is_some() || self.try_idle_ms != 0
     }
 
     /// [`Deadline::start_try`] for an attempt that started at `now`: the first one,
@@ -127,7 +132,7 @@ impl<'t> Deadline<'t> {
         limit: Option<Duration>,
         idle: Option<Duration>,
     ) {
-        if limit.is_none() && idle.is_none() && self.try_at.is_none() && self.try_idle_ms == 0 {
+        if !self.has_try_limits(limit, idle) {
             return;
         }
         self.try_at = limit.map(|l| now + l);

@@ -240,6 +240,12 @@ impl Ringway {
     }
 
     /// Stats as a map, summed as `/stats` prints them.
+    /// One stat's value (0 when absent).
+    #[allow(dead_code)]
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats().get(name).copied().unwrap_or(0)
+    }
+
     pub fn stats(&self) -> HashMap<String, u64> {
         let r = get(self.admin, "/stats").expect("GET /stats");
         assert_eq!(r.status, 200);

@@ -249,12 +249,7 @@ impl Connection<'_> {
         if probe.judge(rules, end, self.retry.idempotent) == Verdict::Final {
             return false;
         }
-        let written = match end {
-            AttemptEnd::ConnectFailure => false,
-            AttemptEnd::Reset { written, .. } | AttemptEnd::PerTryTimeout { written } => *written,
-            AttemptEnd::Response { .. } => true,
-        };
-        !written || self.retry.replayable
+        !end.written() || self.retry.replayable
     }
 
     /// The checks after the conditions: retries left, time, breaker or budget.
