@@ -45,6 +45,7 @@ fn table() -> Vec<Route> {
         max_stream_duration: None,
         priority: Default::default(),
         attempt_count: Default::default(),
+        observe: Default::default(),
     };
     let mut routes: Vec<Route> = (0..1000)
         .map(|i| route(RouteMatch::Prefix(format!("/svc{i}/"))))

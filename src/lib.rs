@@ -43,5 +43,6 @@ pub mod router;
 pub mod snapshot;
 pub mod stats;
 pub mod tls;
+pub mod trace;
 pub mod upstream;
 pub mod worker;

@@ -71,6 +71,7 @@ fn example_parses_to_expected_values() {
         listener.routes,
         vec![
             Route {
+                observe: Default::default(),
                 name: None,
                 matcher: RouteMatch::Prefix("/api/orders/".into()),
                 action: RouteAction::Cluster("orders".into()),
@@ -94,6 +95,7 @@ fn example_parses_to_expected_values() {
                 attempt_count: Default::default(),
             },
             Route {
+                observe: Default::default(),
                 name: None,
                 matcher: RouteMatch::Path("/healthz".into()),
                 action: RouteAction::DirectResponse(DirectResponse {
@@ -125,6 +127,7 @@ fn example_parses_to_expected_values() {
     assert_eq!(
         config.clusters,
         vec![Cluster {
+            per_endpoint_stats: false,
             name: "orders".into(),
             endpoints: Endpoints::Static(vec![
                 Endpoint::new(Address::Tcp(addr("127.0.0.1:9001")), 1),

@@ -254,6 +254,7 @@ pub(crate) fn config<'a>(
         .map(|n| super::decode_log::access_log(&n, diag));
     let max_connections = optional_count(&map, "max_connections", diag);
     Some(Config {
+        tracers: Vec::new(),
         auth: auth?,
         source: source.to_path_buf(),
         workers: workers.unwrap_or(Some(Workers::Auto))?,
@@ -530,6 +531,7 @@ fn listener<'a>(
         }
     }
     Some(Listener {
+        tracing: None,
         auth: auth?,
         authorization: authorization?,
         connection_rate: connection_rate?,
@@ -624,6 +626,7 @@ fn virtual_host<'a>(
     let (routes, limits) = routes?;
     Some((
         VirtualHost {
+            observe: Default::default(),
             name: name?.to_owned(),
             domains: domains?,
             routes,
@@ -907,6 +910,7 @@ fn route<'a>(
     let (matcher, conditions) = matched?;
     let resilience = resilience?;
     let route = Route {
+        observe: Default::default(),
         retry: resilience.retry,
         mirrors: resilience.mirrors,
         fault: fault?,

@@ -289,6 +289,7 @@ pub(super) fn cluster<'a>(
         }
     };
     Some(Cluster {
+        per_endpoint_stats: false,
         circuit_breakers: circuit_breakers?,
         name: name?.to_owned(),
         endpoints,

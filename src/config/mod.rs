@@ -39,6 +39,7 @@ pub mod format;
 pub mod log_format;
 mod model;
 mod node;
+pub mod observability;
 pub mod pattern;
 pub mod ratelimit;
 pub mod resilience;

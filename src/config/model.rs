@@ -33,6 +33,8 @@ pub struct Config {
     pub auth: super::auth::AuthConfig,
     /// The access log; `None` when the key is absent (no access log).
     pub access_log: Option<AccessLogConfig>,
+    /// Span exporters, one per distinct provider; listeners name theirs by index.
+    pub tracers: Vec<super::observability::Tracer>,
     /// Client connections open at once over every listener and worker; more are closed
     /// at once (Envoy's `overload.global_downstream_max_connections`). None: no cap.
     pub max_connections: Option<u64>,
@@ -189,6 +191,8 @@ pub struct Listener {
     /// A limit on new connections per second over the process (native
     /// `connection_rate`, Envoy's network `local_ratelimit`).
     pub connection_rate: Option<super::ratelimit::ConnectionRate>,
+    /// Tracing of its requests; `None`: trace context passes through untouched.
+    pub tracing: Option<super::observability::ListenerTracing>,
 }
 
 impl Listener {
@@ -228,6 +232,8 @@ pub struct VirtualHost {
     pub headers: HeaderMutations,
     /// CORS policy of its routes without their own (replaces the listener's).
     pub cors: Option<CorsPolicy>,
+    /// Virtual-cluster stats.
+    pub observe: super::observability::VhostObservability,
 }
 
 /// Path normalisation policy of one listener (see `router::normalize`). Dot segments are
@@ -344,6 +350,8 @@ pub struct Route {
     /// `x-envoy-attempt-count` (Envoy's `include_request_attempt_count`,
     /// `include_attempt_count_in_response`).
     pub attempt_count: AttemptCount,
+    /// Tracing overrides and per-route stats.
+    pub observe: super::observability::RouteObservability,
 }
 
 /// Where `x-envoy-attempt-count` is written.
@@ -623,6 +631,9 @@ pub struct Cluster {
     pub outlier_detection: Option<super::balance::OutlierDetection>,
     /// Process-wide limits per routing priority (Envoy's defaults without the field).
     pub circuit_breakers: super::resilience::CircuitBreakers,
+    /// Export each endpoint's stats in `/stats` (Envoy's
+    /// `track_cluster_stats.per_endpoint_stats`; native `per_endpoint_stats`).
+    pub per_endpoint_stats: bool,
 }
 
 impl Cluster {

@@ -74,6 +74,7 @@ impl AuthContext {
                     .rules
                     .iter()
                     .map(|rule| config::Route {
+                        observe: Default::default(),
                         retry: None,
                         mirrors: Vec::new(),
                         fault: None,

@@ -22,6 +22,7 @@ fn route(matcher: RouteMatch, status: u16) -> config::Route {
 
 fn with(matcher: RouteMatch, status: u16, conditions: RouteConditions) -> config::Route {
     config::Route {
+        observe: Default::default(),
         name: None,
         matcher,
         action: direct(status),

@@ -536,6 +536,7 @@ mod tests {
     fn a_member_update_replaces_the_balanced_endpoints() {
         let registry = PoolRegistry::default();
         let cluster = config::Cluster {
+            per_endpoint_stats: false,
             name: "c".into(),
             endpoints: config::Endpoints::Static(Vec::new()),
             connect_timeout: Duration::from_secs(1),

@@ -197,6 +197,7 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
         }
     };
     Some(Cluster {
+        per_endpoint_stats: false,
         circuit_breakers,
         name,
         endpoints,

@@ -542,6 +542,7 @@ fn connection_manager(
     };
     let access_log = access_logs(hcm, diag);
     let listener = Listener {
+        tracing: None,
         auth: filters
             .jwt_authn
             .as_ref()

@@ -317,6 +317,7 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
     }
     let auth = jwt_authn::merge(&mut listeners, jwt_providers, b, diag);
     Some(Config {
+        tracers: Vec::new(),
         auth,
         source: source.to_path_buf(),
         workers: Workers::Auto,

@@ -199,6 +199,7 @@ fn virtual_host(
         routes.push(r);
     }
     VirtualHost {
+        observe: Default::default(),
         name: vh.str("name").unwrap_or_default().to_owned(),
         domains,
         routes,
@@ -348,6 +349,7 @@ fn route(
         return None;
     };
     let route = Route {
+        observe: Default::default(),
         retry,
         mirrors,
         fault: None,

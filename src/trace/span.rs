@@ -1,0 +1,183 @@
+//! Finished spans as workers record them and the exporter reads them.
+//!
+//! Design: a worker writes spans into a [`SpanBatch`] it owns: fixed-size records whose
+//! text (names, addresses, tags) lives in one string arena of the batch, so recording
+//! a span copies a few hundred bytes and allocates nothing once the batch's vectors
+//! have grown to their capacity. A full or timed-out batch goes to the exporter thread
+//! whole (one channel send); the exporter hands the emptied batch back, so batches
+//! circulate instead of being reallocated. Nothing here refers to the worker's
+//! snapshot: a batch is `Send`.
+
+use crate::config::observability::SpanKind;
+
+/// A piece of a batch's text arena; [`TextRef::EMPTY`] is the empty string (and
+/// "absent": attributes with empty text are not exported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TextRef {
+    start: u32,
+    len: u32,
+}
+
+impl TextRef {
+    pub const EMPTY: TextRef = TextRef { start: 0, len: 0 };
+
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+}
+
+/// One finished span: the request's own (`kind` as the listener says) or one upstream
+/// attempt's (`Client`).
+#[derive(Debug, Clone, Default)]
+pub struct SpanRecord {
+    /// 128 bits; a 64-bit id (B3) has the high half zero.
+    pub trace_id: u128,
+    pub span_id: u64,
+    /// 0: a root span.
+    pub parent_id: u64,
+    pub kind: SpanKind,
+    /// Unix time in nanoseconds: the request's first byte (an attempt: its start).
+    pub start_ns: u64,
+    /// Unix time in nanoseconds: the last response byte written (an attempt: its end).
+    pub end_ns: u64,
+    /// The span's name (Envoy's operation).
+    pub name: TextRef,
+    /// `http.request.method`.
+    pub method: TextRef,
+    /// `url.path` (cut to the listener's `max_path_tag_length`) and `url.query`.
+    pub path: TextRef,
+    pub query: TextRef,
+    /// `server.address`: the request's authority.
+    pub authority: TextRef,
+    /// `url.scheme`: `http` or `https`.
+    pub scheme: TextRef,
+    /// `http.route`: the route's name (or its match text).
+    pub route: TextRef,
+    /// `http.response.status_code`; 0: no response.
+    pub status: u16,
+    /// `client.address` / `network.peer.address` and port (0: none).
+    pub peer: TextRef,
+    pub peer_port: u16,
+    /// `user_agent.original`.
+    pub user_agent: TextRef,
+    /// `guid:x-request-id` (Envoy's tag).
+    pub request_id: TextRef,
+    /// The upstream cluster and endpoint (`upstream_cluster`, `upstream_address`).
+    pub cluster: TextRef,
+    pub upstream: TextRef,
+    /// The authenticated consumer or principal.
+    pub consumer: TextRef,
+    /// Envoy's response flags (`access_log::ResponseFlags` bits).
+    pub flags: u32,
+    /// `http.request.body.size`, `http.response.body.size` as bytes on the wire
+    /// (Envoy's `request_size`, `response_size`).
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    /// An attempt's number (1 for the first); the request's span: attempts made.
+    pub attempt: u32,
+    /// Why the span failed (an error's kind, e.g. `connect failure`); empty: no error
+    /// beyond a 5xx status.
+    pub error: TextRef,
+    /// W3C `tracestate` as received.
+    pub trace_state: TextRef,
+    /// `sampled` was forced by a header (Envoy's debug flag for B3).
+    pub debug: bool,
+    /// Custom tags: `tags_len` pairs from `SpanBatch::tags[tags_start..]`.
+    pub tags_start: u32,
+    pub tags_len: u32,
+}
+
+/// Spans of one worker for one tracer, with their text.
+#[derive(Debug, Default)]
+pub struct SpanBatch {
+    /// Index of the tracer (`Config::tracers`) the spans go to.
+    pub tracer: usize,
+    pub spans: Vec<SpanRecord>,
+    pub tags: Vec<(TextRef, TextRef)>,
+    text: String,
+}
+
+impl SpanBatch {
+    /// An empty batch whose vectors can hold `spans` spans and `text` bytes without
+    /// growing.
+    pub fn with_capacity(tracer: usize, spans: usize, text: usize) -> SpanBatch {
+        SpanBatch {
+            tracer,
+            spans: Vec::with_capacity(spans),
+            tags: Vec::with_capacity(spans),
+            text: String::with_capacity(text),
+        }
+    }
+
+    /// The text of `r` (empty for a reference from another batch's arena that does not
+    /// fit this one).
+    pub fn text(&self, r: TextRef) -> &str {
+        let start = r.start as usize;
+        self.text
+            .get(start..start + r.len as usize)
+            .unwrap_or_default()
+    }
+
+    /// Copies `s` into the arena. Past the arena's capacity the text is not kept (an
+    /// empty reference) rather than growing the arena on the request path; `s` is cut
+    /// to 64 KiB at a character boundary.
+    pub fn push_text(&mut self, s: &str) -> TextRef {
+        let mut end = s.len().min(u16::MAX as usize);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        let s = &s[..end];
+        if s.is_empty() || self.text.len() + s.len() > self.text.capacity() {
+            return TextRef::EMPTY;
+        }
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        TextRef {
+            start,
+            len: s.len() as u32,
+        }
+    }
+
+    /// [`Self::push_text`] for bytes that may not be UTF-8 (a header value): invalid
+    /// bytes make the text empty.
+    pub fn push_bytes(&mut self, b: &[u8]) -> TextRef {
+        std::str::from_utf8(b).map_or(TextRef::EMPTY, |s| self.push_text(s))
+    }
+
+    /// Whether another span may not fit: `spans` records, or the arena three quarters
+    /// full.
+    pub fn is_full(&self, spans: usize) -> bool {
+        self.spans.len() >= spans || self.text.len() * 4 >= self.text.capacity() * 3
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Forgets the spans, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.spans.clear();
+        self.tags.clear();
+        self.text.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_kept_within_the_arena_and_never_grows_it() {
+        let mut batch = SpanBatch::with_capacity(0, 4, 16);
+        let a = batch.push_text("GET");
+        let b = batch.push_bytes(b"/orders");
+        assert_eq!((batch.text(a), batch.text(b)), ("GET", "/orders"));
+        assert_eq!(batch.push_text("far too long for it"), TextRef::EMPTY);
+        assert_eq!(batch.push_bytes(b"\xff"), TextRef::EMPTY);
+        assert_eq!(batch.text.capacity(), 16);
+        assert!(batch.is_full(4) == (batch.text.len() * 4 >= 48));
+        batch.clear();
+        assert!(batch.is_empty());
+        assert_eq!(batch.text(a), "");
+    }
+}
