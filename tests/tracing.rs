@@ -276,3 +276,146 @@ fn a_listener_without_tracing_passes_context_through_untouched() {
         drop(rw);
     }
 }
+
+/// An Envoy bootstrap: one HCM with a Zipkin tracer at `random` percent, routing to
+/// `app_port`; the collector cluster points at a closed port.
+fn envoy_config((admin, port): (u16, u16), app_port: u16, random: &str) -> String {
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    traffic_direction: INBOUND
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          tracing:
+            random_sampling: {{ value: {random} }}
+            provider:
+              name: envoy.tracers.zipkin
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig
+                collector_cluster: zipkin
+                collector_endpoint: /api/v2/spans
+                collector_endpoint_version: HTTP_JSON
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: app }}
+                decorator: {{ operation: checkAvailability }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: app
+    load_assignment:
+      cluster_name: app
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {app_port} }} }} }}
+  - name: zipkin
+    load_assignment:
+      cluster_name: zipkin
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9 }} }} }}
+"#
+    )
+}
+
+/// The trace-reason digit of a UUID request id.
+fn reason(seen: &Seen) -> char {
+    let id = seen.header("x-request-id").expect("x-request-id");
+    assert_eq!(id.len(), 36, "{id}");
+    id.as_bytes()[14] as char
+}
+
+#[test]
+fn envoy_listeners_decide_by_the_request_id_and_pack_the_reason_into_it() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let app_port = app.addr.port();
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), app_port, "1")
+        });
+        // The first 8 hex digits modulo 10,000 against 1 % (100 of 10,000).
+        let (low, high) = (
+            "00000063-0000-4000-8000-000000000000", // 99: sampled
+            "0000ffff-0000-4000-8000-000000000000", // 5,535: not
+        );
+        let seen = through(addr, &app, "/a", &format!("x-request-id: {low}\r\n"));
+        assert_eq!(reason(&seen), '9', "{driver}: {}", seen.head);
+        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
+        let trace = seen.header("x-b3-traceid").expect("B3 from the Zipkin tracer");
+        assert_eq!(trace.len(), 16, "{driver}: 64-bit ids without trace_id_128bit");
+        assert_eq!(
+            seen.header("x-envoy-decorator-operation").as_deref(),
+            Some("checkAvailability"),
+            "{driver}"
+        );
+        let seen = through(addr, &app, "/a", &format!("x-request-id: {high}\r\n"));
+        assert_eq!(reason(&seen), '4', "{driver}");
+        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("0"), "{driver}");
+        // A client's x-client-trace-id forces it (client_sampling defaults to 100 %).
+        let seen = through(
+            addr,
+            &app,
+            "/a",
+            &format!("x-request-id: {high}\r\nx-client-trace-id: abc\r\n"),
+        );
+        assert_eq!(reason(&seen), 'b', "{driver}");
+        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
+        // A reason already in the id is kept: every hop agrees.
+        let packed = "0000ffff-0000-9000-8000-000000000000";
+        let seen = through(addr, &app, "/a", &format!("x-request-id: {packed}\r\n"));
+        assert_eq!(reason(&seen), '9', "{driver}");
+        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
+        let stats = rw.stats();
+        assert_eq!(stats["http.ingress_http.tracing.random_sampling"], 2, "{driver}");
+        assert_eq!(stats["http.ingress_http.tracing.not_traceable"], 1, "{driver}");
+        assert_eq!(stats["http.ingress_http.tracing.client_enabled"], 1, "{driver}");
+        drop(rw);
+    }
+}
+
+#[test]
+fn the_access_log_prints_the_trace_the_route_and_the_attempts() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.json");
+        let log = format!(
+            "access_log:\n  path: {}\n  format: json\n  flush_interval: 10ms\n",
+            path.display()
+        );
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &app.endpoint(),
+                "{ sampling: 100% }",
+                ("otlp", "127.0.0.1:9"),
+                &log,
+            )
+        });
+        let seen = through(addr, &app, "/named", &format!("traceparent: 00-{T}-{P}-01\r\n"));
+        let _ = seen;
+        let lines = common::wait_for_lines(&path, 1);
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        assert_eq!(line["trace_id"], T, "{driver}: {line}");
+        assert_eq!(line["route"], "orders", "{driver}");
+        assert_eq!(line["attempts"], 1, "{driver}");
+        let span = line["span_id"].as_str().expect("span id");
+        assert_eq!(span.len(), 16, "{driver}");
+        assert_ne!(span, P, "{driver}");
+        drop(rw);
+    }
+}
