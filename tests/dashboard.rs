@@ -1,8 +1,10 @@
 //! `/dashboard` in a real browser: the real binary with an upstream and a rate limit,
 //! some requests, then headless Chromium loads the page, runs its polling for a few
 //! seconds of virtual time and dumps the DOM (and, separately, a screenshot). The DOM
-//! must hold drawn charts (each canvas counts its drawings in `data-drawn`) and the
-//! numbers `/stats` reports (`data-stat="<name>"` elements). Skipped, with the reason
+//! must hold drawn charts (each canvas counts its drawings in `data-drawn`), the
+//! numbers `/stats` reports (`data-stat="<name>"` elements), endpoint health, and latency
+//! percentiles computed from the histogram buckets of requests sent while the browser
+//! polled (on a second listener, so the first one's numbers stay put). Skipped, with the reason
 //! printed, where no Chromium is installed (`.ci/run` installs one where it can).
 
 mod common;
@@ -29,11 +31,18 @@ fn chromium() -> Option<PathBuf> {
     .find(|candidate| candidate.is_file())
 }
 
-fn config(port: u16, admin: u16, upstream: &str) -> String {
+/// `public` is left alone while the browser looks (its numbers must equal /stats);
+/// `busy` on `busy_port` gets traffic meanwhile (its latency chart must have points).
+fn config(port: u16, admin: u16, busy_port: u16, upstream: &str) -> String {
     format!(
         r#"workers: 2
 admin: 127.0.0.1:{admin}
 listeners:
+  - name: busy
+    address: 127.0.0.1:{busy_port}
+    routes:
+      - match: {{ prefix: / }}
+        cluster: busy_backend
   - name: public
     address: 127.0.0.1:{port}
     routes:
@@ -46,6 +55,8 @@ listeners:
         cluster: backend
 clusters:
   - name: backend
+    endpoints: ["{upstream}"]
+  - name: busy_backend
     endpoints: ["{upstream}"]
   - name: idle
     endpoints: ["127.0.0.1:9"]
@@ -95,6 +106,17 @@ fn browse(browser: &Path, profile: &Path, args: &[&str], url: &str) -> String {
     reader.join().expect("stdout reader")
 }
 
+/// The `data-points` of chart `id` in the card of `scope`.
+fn points_in(dom: &str, scope: &str, id: &str) -> u64 {
+    let start = dom.find(&format!(r#"data-scope="{scope}""#)).unwrap();
+    let re = regex::Regex::new(&format!(
+        r#"<canvas data-chart="{id}"[^>]*data-points="(\d+)""#
+    ))
+    .unwrap();
+    re.captures(&dom[start..])
+        .map_or(0, |c| c[1].parse().unwrap())
+}
+
 /// The text of the first element carrying `data-stat="<name>"`.
 fn shown(dom: &str, name: &str) -> Option<u64> {
     let pattern = format!(r#"data-stat="{}"[^>]*>([^<]*)<"#, regex::escape(name));
@@ -129,7 +151,9 @@ fn the_dashboard_draws_what_stats_reports() {
     };
     let upstream = Upstream::start(false);
     for driver in drivers() {
-        let (rw, addr) = start_on(driver, |p, a| config(p, a, &upstream.endpoint()));
+        let busy_port = free_port();
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, busy_port, &upstream.endpoint()));
+        let busy = std::net::SocketAddr::from(([127, 0, 0, 1], busy_port));
         for _ in 0..7 {
             assert_eq!(get(addr, "/x").unwrap().status, 200, "{driver}");
         }
@@ -169,10 +193,45 @@ fn the_dashboard_draws_what_stats_reports() {
         }
         let help = String::from_utf8(get(rw.admin, "/help").unwrap().body).unwrap();
         assert!(help.contains("/dashboard"), "{help}");
+        // What the page reads for latency: Envoy's `histogram_buckets=cumulative`.
+        let r = get(
+            rw.admin,
+            "/stats?format=json&histogram_buckets=cumulative&filter=^http%5C.public%5C.downstream_rq_time$",
+        )
+        .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let buckets = doc["stats"][0]["histograms"][0]["buckets"]
+            .as_array()
+            .unwrap();
+        let last = buckets.last().unwrap();
+        assert_eq!(
+            (last["upper_bound"].as_f64(), last["cumulative"].as_u64()),
+            (Some(3600000.0), Some(12))
+        );
+        assert_eq!(
+            get(rw.admin, "/stats?histogram_buckets=detailed")
+                .unwrap()
+                .status,
+            400
+        );
 
         let profile = tempfile::tempdir().unwrap();
         let url = format!("http://{}/dashboard", rw.admin);
+        // Traffic on `busy` while the browser polls (virtual time runs ahead of real time,
+        // but each poll is a real request: requests fall between polls).
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let traffic = {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = get(busy, "/busy");
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            })
+        };
         let dom = browse(&browser, profile.path(), &["--dump-dom"], &url);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        traffic.join().unwrap();
         assert!(
             attribute(&dom, "data-polls").unwrap_or(0) >= 2,
             "{driver}: fewer than 2 polls:\n{dom}"
@@ -216,6 +275,12 @@ fn the_dashboard_draws_what_stats_reports() {
                 "{driver}: cluster chart {chart} not drawn: {cluster:?}"
             );
         }
+        // Latency percentiles from the bucket counts of the requests between polls.
+        assert!(
+            points_in(&dom, "http:busy", "latency") > 0,
+            "{driver}: no latency points for the busy listener: {:?}",
+            charts_in(&dom, "http:busy")
+        );
         let limits = charts_in(&dom, "rl:http.public.rate_limit.tight.");
         assert!(limits.iter().any(|(_, n)| *n >= 2), "{driver}: {limits:?}");
         // Endpoint health from /clusters.

@@ -3,8 +3,10 @@
 //! font, so it works offline and on an air-gapped host).
 //!
 //! The page is static: it polls the admin JSON that already exists
-//! (`/stats?format=json` and `/clusters?format=json`) every second and keeps the
-//! history behind its charts in the browser. So the proxy holds no extra state for it,
+//! (`/stats?format=json&histogram_buckets=cumulative`, Envoy's parameter, and
+//! `/clusters?format=json`) every second and keeps the history behind its charts in the
+//! browser; latency percentiles of the last seconds come from the difference of the
+//! histograms' bucket counts between polls, computed by the page. So the proxy holds no extra state for it,
 //! a dashboard left open costs the admin thread two renders a second and nothing on the
 //! workers, and the numbers it shows are exactly those `/stats` reports (including after
 //! `/reset_counters`). The page is compiled into the binary (`include_str!`): no file to
