@@ -51,3 +51,12 @@ fn config_corpus() {
 fn jwt_corpus() {
     assert!(replay("jwt", ringway::auth::jwt::fuzz) > 0);
 }
+
+#[test]
+fn trace_context_corpus() {
+    let entry: fn(&[u8]) = |data| {
+        ringway::trace::context::fuzz(data);
+        ringway::trace::sampling::fuzz(data);
+    };
+    assert!(replay("trace_context", entry) > 0);
+}

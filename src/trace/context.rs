@@ -1,59 +1,699 @@
-// TEMPORARY STUB (lead) — replaced by H1's context.rs at merge.
+//! Trace context in and out of a hop: W3C `traceparent` and Zipkin's B3 (single `b3`
+//! header and the `x-b3-*` multi-header form).
+//!
+//! Design: the worker feeds every request field to [`Extractor::observe`] once, in the
+//! pass it already makes over the head; a field is compared by length and first byte
+//! before its name is compared, so the common field costs two comparisons. Values are
+//! parsed on the spot into integers (the extractor borrows nothing and allocates
+//! nothing), and [`Extractor::finish`] applies the precedence: a valid `traceparent`,
+//! else a `b3` header with ids, else `x-b3-traceid` + `x-b3-spanid`. Malformed values
+//! are ignored, never an error: a bad parent starts a new trace, as the W3C spec and
+//! Envoy do. On the way out [`write_lines`] writes the header lines of each format into
+//! the caller's buffer with hand-written hex (no `fmt`, no allocation): the proxy drops
+//! the fields `observe` claimed and writes these instead.
+
+use crate::config::observability::Propagation;
+
+/// Which formats a request carried (bit set).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct Formats {
     pub w3c: bool,
     pub b3: bool,
     pub b3_single: bool,
 }
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Incoming {
-    pub trace_id: u128,
-    pub short_id: bool,
-    pub span_id: u64,
-    pub parent_id: u64,
-    pub sampled: Option<bool>,
-    pub debug: bool,
-    pub formats: Formats,
-}
-#[derive(Default)]
-pub struct Extractor;
-impl Extractor {
-    pub fn observe(&mut self, _n: &[u8], _v: &[u8]) -> bool {
-        false
+
+impl Formats {
+    pub const NONE: Formats = Formats {
+        w3c: false,
+        b3: false,
+        b3_single: false,
+    };
+
+    /// The formats a listener writes (its `propagation`).
+    pub fn from_propagation(p: Propagation) -> Formats {
+        Formats {
+            w3c: p.w3c,
+            b3: p.b3,
+            b3_single: p.b3_single,
+        }
     }
-    pub fn finish(self) -> Extracted {
-        Extracted {
-            context: None,
-            sampled_only: None,
+
+    /// Both sets together: what a hop writes is the request's own formats plus the
+    /// listener's.
+    pub fn union(self, other: Formats) -> Formats {
+        Formats {
+            w3c: self.w3c || other.w3c,
+            b3: self.b3 || other.b3,
+            b3_single: self.b3_single || other.b3_single,
         }
     }
 }
-pub struct Extracted {
-    pub context: Option<Incoming>,
-    pub sampled_only: Option<bool>,
+
+/// The trace context a request carried (the parent of the request's span).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// Never 0.
+    pub trace_id: u128,
+    /// A B3 64-bit trace id (16 hex): written back as 16 hex in B3.
+    pub short_id: bool,
+    /// The parent span (never 0).
+    pub span_id: u64,
+    /// B3 `x-b3-parentspanid` / the 4th field of `b3`, else 0 (Zipkin shared spans need
+    /// it).
+    pub parent_id: u64,
+    /// W3C flags bit 0 (always `Some`); B3 sampled `1`/`0`/`true`/`false`/`d`; `None`:
+    /// deferred to this hop.
+    pub sampled: Option<bool>,
+    /// B3 `x-b3-flags: 1` or `b3` single `d` (implies `sampled == Some(true)`).
+    pub debug: bool,
+    /// Every valid format seen.
+    pub formats: Formats,
 }
-#[derive(Clone, Copy, Debug)]
+
+/// What [`Extractor::finish`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Extracted {
+    /// The parent context, or `None` when no valid ids came.
+    pub context: Option<Incoming>,
+    /// A sampling decision without ids (`b3: 0|1|d`, or `x-b3-sampled`/`x-b3-flags`
+    /// without valid ids); `None` whenever `context` is `Some`.
+    pub sampled_only: Option<bool>,
+    /// `sampled_only` came with debug (`b3: d`, `x-b3-flags: 1`).
+    pub debug: bool,
+    /// A `tracestate` field was seen (it is forwarded untouched; the W3C spec says it
+    /// means nothing without a valid `traceparent`).
+    pub tracestate: bool,
+}
+
+/// A parsed `b3` single header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Single {
+    #[default]
+    Absent,
+    /// Only a sampling state (`0`, `1`, `d`).
+    State { sampled: bool, debug: bool },
+    Ids {
+        trace_id: u128,
+        short_id: bool,
+        span_id: u64,
+        parent_id: u64,
+        sampled: Option<bool>,
+        debug: bool,
+    },
+}
+
+/// One pass over a request's header fields; see [`Extractor::observe`].
+#[derive(Default, Debug, Clone)]
+pub struct Extractor {
+    /// Valid traceparent: (trace id, span id, sampled).
+    w3c: Option<(u128, u64, bool)>,
+    w3c_seen: bool,
+    /// More than one traceparent field: invalid (W3C: there can be only one).
+    w3c_repeated: bool,
+    tracestate: bool,
+    single: Single,
+    /// x-b3-traceid: (id, 16 hex).
+    b3_trace: Option<(u128, bool)>,
+    b3_span: Option<u64>,
+    b3_parent: u64,
+    b3_sampled: Option<bool>,
+    b3_debug: bool,
+}
+
+/// Field names the extractor claims, and what each is.
+#[derive(Clone, Copy)]
+enum Field {
+    TraceParent,
+    TraceState,
+    B3,
+    TraceId,
+    SpanId,
+    ParentSpanId,
+    Sampled,
+    Flags,
+}
+
+/// Which trace field `name` is, by length first, then one byte, then the whole name
+/// (ASCII case-insensitive): an ordinary field costs a length compare.
+#[inline]
+fn field(name: &[u8]) -> Option<Field> {
+    let (want, f): (&[u8], Field) = match name.len() {
+        2 => (b"b3", Field::B3),
+        10 => match name[0] | 0x20 {
+            b't' => (b"tracestate", Field::TraceState),
+            b'x' => (b"x-b3-flags", Field::Flags),
+            _ => return None,
+        },
+        11 => match name[0] | 0x20 {
+            b't' => (b"traceparent", Field::TraceParent),
+            b'x' => (b"x-b3-spanid", Field::SpanId),
+            _ => return None,
+        },
+        12 => {
+            if name[0] | 0x20 != b'x' {
+                return None;
+            }
+            match name.get(5).map(|b| b | 0x20) {
+                Some(b't') => (b"x-b3-traceid", Field::TraceId),
+                Some(b's') => (b"x-b3-sampled", Field::Sampled),
+                _ => return None,
+            }
+        }
+        17 => (b"x-b3-parentspanid", Field::ParentSpanId),
+        _ => return None,
+    };
+    name.eq_ignore_ascii_case(want).then_some(f)
+}
+
+impl Extractor {
+    /// Called with every request field in order (name as received, any case; value
+    /// without OWS). Returns whether the field is trace context the proxy rewrites
+    /// (`traceparent`, `b3`, `x-b3-traceid`, `x-b3-spanid`, `x-b3-parentspanid`,
+    /// `x-b3-sampled`, `x-b3-flags`): the caller drops it from the forwarded head and
+    /// writes fresh lines with [`write_lines`]. `tracestate` answers false (it is passed
+    /// on) but is remembered. A repeated B3 field keeps its first valid value.
+    #[inline]
+    pub fn observe(&mut self, name: &[u8], value: &[u8]) -> bool {
+        let Some(f) = field(name) else {
+            return false;
+        };
+        let value = trim(value);
+        match f {
+            Field::TraceParent => {
+                // W3C: there can be only one; a second field (even after an invalid
+                // one) makes the context invalid.
+                if self.w3c_seen {
+                    self.w3c_repeated = true;
+                } else {
+                    self.w3c_seen = true;
+                    self.w3c = parse_traceparent(value);
+                }
+            }
+            Field::TraceState => {
+                self.tracestate = true;
+                return false;
+            }
+            Field::B3 => {
+                if self.single == Single::Absent {
+                    self.single = parse_b3_single(value);
+                }
+            }
+            Field::TraceId => {
+                if self.b3_trace.is_none() {
+                    self.b3_trace = parse_trace_id(value);
+                }
+            }
+            Field::SpanId => {
+                if self.b3_span.is_none() {
+                    self.b3_span = parse_span_id(value);
+                }
+            }
+            Field::ParentSpanId => {
+                if self.b3_parent == 0 {
+                    // A bad parent is dropped alone: the trace and span ids still hold.
+                    self.b3_parent = parse_span_id(value).unwrap_or(0);
+                }
+            }
+            Field::Sampled => {
+                if self.b3_sampled.is_none() {
+                    match value {
+                        b"1" | b"true" => self.b3_sampled = Some(true),
+                        b"0" | b"false" => self.b3_sampled = Some(false),
+                        b"d" => {
+                            self.b3_sampled = Some(true);
+                            self.b3_debug = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Field::Flags => {
+                if value == b"1" {
+                    self.b3_debug = true;
+                }
+            }
+        }
+        true
+    }
+
+    /// The context, or none. Precedence: a valid W3C `traceparent` (exactly one field),
+    /// else a `b3` single header with ids, else `x-b3-traceid` + `x-b3-spanid` (both
+    /// valid). A sampling decision without ids comes back as `sampled_only`.
+    pub fn finish(self) -> Extracted {
+        let multi_ids = match (self.b3_trace, self.b3_span) {
+            (Some(t), Some(s)) => Some((t, s)),
+            _ => None,
+        };
+        let multi_sampled = if self.b3_debug {
+            Some(true)
+        } else {
+            self.b3_sampled
+        };
+        let (single_sampled, single_debug) = match self.single {
+            Single::Absent => (None, false),
+            Single::State { sampled, debug } => (Some(sampled), debug),
+            Single::Ids { sampled, debug, .. } => (sampled, debug),
+        };
+        let w3c = if self.w3c_repeated { None } else { self.w3c };
+        let formats = Formats {
+            w3c: w3c.is_some(),
+            b3: multi_ids.is_some() || multi_sampled.is_some(),
+            b3_single: self.single != Single::Absent,
+        };
+        let context = if let Some((trace_id, span_id, sampled)) = w3c {
+            Some(Incoming {
+                trace_id,
+                short_id: false,
+                span_id,
+                parent_id: 0,
+                sampled: Some(sampled),
+                debug: false,
+                formats,
+            })
+        } else if let Single::Ids {
+            trace_id,
+            short_id,
+            span_id,
+            parent_id,
+            sampled,
+            debug,
+        } = self.single
+        {
+            Some(Incoming {
+                trace_id,
+                short_id,
+                span_id,
+                parent_id,
+                sampled: sampled.or(multi_sampled),
+                debug: debug || (sampled.is_none() && self.b3_debug),
+                formats,
+            })
+        } else {
+            multi_ids.map(|((trace_id, short_id), span_id)| Incoming {
+                trace_id,
+                short_id,
+                span_id,
+                parent_id: self.b3_parent,
+                sampled: multi_sampled.or(single_sampled),
+                debug: self.b3_debug || (multi_sampled.is_none() && single_debug),
+                formats,
+            })
+        };
+        let (sampled_only, debug) = if context.is_some() {
+            (None, false)
+        } else if single_sampled.is_some() {
+            (single_sampled, single_debug)
+        } else {
+            (multi_sampled, self.b3_debug)
+        };
+        Extracted {
+            context,
+            sampled_only,
+            debug,
+            tracestate: self.tracestate,
+        }
+    }
+}
+
+fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// Hex digit values; 0xff: not a digit. `LOWER` takes only lowercase (W3C).
+const fn hex_table(upper: bool) -> [u8; 256] {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        if upper {
+            t[b'A' as usize + i] = 10 + i as u8;
+        }
+        i += 1;
+    }
+    t
+}
+
+static LOWER: [u8; 256] = hex_table(false);
+static ANY: [u8; 256] = hex_table(true);
+
+/// A run of hex digits as an integer (at most 32 digits), or None on any non-digit.
+#[inline]
+fn hex_u128(s: &[u8], table: &[u8; 256]) -> Option<u128> {
+    let mut hi = 0u64;
+    let mut lo = 0u64;
+    let mut bad = 0u8;
+    // Two u64 halves: cheaper than shifting a u128 per digit.
+    let split = s.len().saturating_sub(16);
+    for &b in &s[..split] {
+        let d = table[usize::from(b)];
+        bad |= d;
+        hi = (hi << 4) | u64::from(d & 0xf);
+    }
+    for &b in &s[split..] {
+        let d = table[usize::from(b)];
+        bad |= d;
+        lo = (lo << 4) | u64::from(d & 0xf);
+    }
+    // A digit is < 16; 0xff has the high bit set.
+    (bad & 0x80 == 0).then_some((u128::from(hi) << 64) | u128::from(lo))
+}
+
+#[inline]
+fn hex_u64(s: &[u8], table: &[u8; 256]) -> Option<u64> {
+    let mut v = 0u64;
+    let mut bad = 0u8;
+    for &b in s {
+        let d = table[usize::from(b)];
+        bad |= d;
+        v = (v << 4) | u64::from(d & 0xf);
+    }
+    (bad & 0x80 == 0).then_some(v)
+}
+
+/// `traceparent`: `<version>-<trace-id>-<parent-id>-<flags>`, lowercase hex only.
+/// Version `ff` is invalid; version 00 is exactly 55 chars; a later version is read by
+/// its first 55 chars when the next one is `-` (or there is none), as the spec says.
+fn parse_traceparent(v: &[u8]) -> Option<(u128, u64, bool)> {
+    if v.len() < 55 || v[2] != b'-' || v[35] != b'-' || v[52] != b'-' {
+        return None;
+    }
+    let version = hex_u64(&v[..2], &LOWER)?;
+    match version {
+        0xff => return None,
+        0 if v.len() != 55 => return None,
+        _ if v.len() > 55 && v[55] != b'-' => return None,
+        _ => {}
+    }
+    let trace = hex_u128(&v[3..35], &LOWER)?;
+    let span = hex_u64(&v[36..52], &LOWER)?;
+    let flags = hex_u64(&v[53..55], &LOWER)?;
+    if trace == 0 || span == 0 {
+        return None;
+    }
+    Some((trace, span, flags & 1 == 1))
+}
+
+/// A B3 trace id: 16 or 32 hex (upper case accepted), not all zero.
+fn parse_trace_id(v: &[u8]) -> Option<(u128, bool)> {
+    if v.len() != 16 && v.len() != 32 {
+        return None;
+    }
+    let id = hex_u128(v, &ANY)?;
+    (id != 0).then_some((id, v.len() == 16))
+}
+
+/// A B3 span id: 16 hex, not all zero.
+fn parse_span_id(v: &[u8]) -> Option<u64> {
+    if v.len() != 16 {
+        return None;
+    }
+    hex_u64(v, &ANY).filter(|id| *id != 0)
+}
+
+/// `b3`: `<trace>-<span>[-<state>[-<parent>]]` or a lone `<state>` (`0`, `1`, `d`).
+fn parse_b3_single(v: &[u8]) -> Single {
+    let state = |b: u8| match b {
+        b'0' => Some((false, false)),
+        b'1' => Some((true, false)),
+        b'd' => Some((true, true)),
+        _ => None,
+    };
+    if v.len() == 1 {
+        return match state(v[0]) {
+            Some((sampled, debug)) => Single::State { sampled, debug },
+            None => Single::Absent,
+        };
+    }
+    let tlen = match v.iter().position(|b| *b == b'-') {
+        Some(n @ (16 | 32)) => n,
+        _ => return Single::Absent,
+    };
+    let Some((trace_id, short_id)) = parse_trace_id(&v[..tlen]) else {
+        return Single::Absent;
+    };
+    let rest = &v[tlen + 1..];
+    if rest.len() < 16 {
+        return Single::Absent;
+    }
+    let Some(span_id) = parse_span_id(&rest[..16]) else {
+        return Single::Absent;
+    };
+    let rest = &rest[16..];
+    let (sampled, debug, parent_id) = match rest {
+        [] => (None, false, 0),
+        [b'-', s] => match state(*s) {
+            Some((sampled, debug)) => (Some(sampled), debug, 0),
+            None => return Single::Absent,
+        },
+        [b'-', s, b'-', parent @ ..] => match (state(*s), parse_span_id(parent)) {
+            (Some((sampled, debug)), Some(parent)) => (Some(sampled), debug, parent),
+            _ => return Single::Absent,
+        },
+        _ => return Single::Absent,
+    };
+    Single::Ids {
+        trace_id,
+        short_id,
+        span_id,
+        parent_id,
+        sampled,
+        debug,
+    }
+}
+
+/// What a hop writes upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outgoing {
     pub trace_id: u128,
+    /// Write the trace id as 16 hex in B3 (its high half is zero).
     pub short_id: bool,
+    /// The span the upstream's span will be a child of.
     pub span_id: u64,
+    /// That span's parent (B3 `x-b3-parentspanid`); 0: none.
     pub parent_id: u64,
     pub sampled: bool,
+    /// B3 debug (written as `x-b3-flags: 1` / `b3` state `d`; implies sampled).
     pub debug: bool,
 }
+
+/// The most bytes [`write_lines`] writes (all three formats, a parent, 128-bit ids:
+/// 277).
 pub const MAX_LINES: usize = 320;
-pub fn write_lines(_c: &Outgoing, _f: Formats, _o: &mut [u8]) -> usize {
-    0
+
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+#[inline]
+fn put(out: &mut [u8], at: &mut usize, s: &[u8]) {
+    out[*at..*at + s.len()].copy_from_slice(s);
+    *at += s.len();
 }
-pub fn trace_id_hex(_id: u128, _s: bool, _o: &mut [u8; 32]) -> &str {
-    ""
+
+/// `id` as `2 * N` lower hex digits, most significant first.
+#[inline]
+fn put_hex64(out: &mut [u8], at: &mut usize, id: u64) {
+    let dst = &mut out[*at..*at + 16];
+    for (i, d) in dst.iter_mut().enumerate() {
+        *d = DIGITS[((id >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    *at += 16;
 }
-pub fn span_id_hex(_id: u64, _o: &mut [u8; 16]) -> &str {
-    ""
+
+#[inline]
+fn put_trace(out: &mut [u8], at: &mut usize, id: u128, short: bool) {
+    if !short {
+        put_hex64(out, at, (id >> 64) as u64);
+    }
+    put_hex64(out, at, id as u64);
 }
-pub fn new_trace_id(r: &mut fastrand::Rng) -> u128 {
-    r.u128(1..)
+
+/// Writes header lines `name: value\r\n` for each format in `formats`: W3C
+/// `traceparent: 00-<32 hex>-<16 hex>-<01|00>`; B3 multi `x-b3-traceid`,
+/// `x-b3-spanid`, `x-b3-parentspanid` (only when `parent_id != 0`), `x-b3-sampled: 1|0`
+/// (with debug: `x-b3-flags: 1` instead); B3 single `b3: <trace>-<span>-<1|0|d>[-<parent>]`.
+/// Returns the bytes written. Panics when `out` is shorter than what it writes
+/// ([`MAX_LINES`] is always enough).
+pub fn write_lines(ctx: &Outgoing, formats: Formats, out: &mut [u8]) -> usize {
+    let mut at = 0;
+    let sampled = ctx.sampled || ctx.debug;
+    if formats.w3c {
+        put(out, &mut at, b"traceparent: 00-");
+        put_trace(out, &mut at, ctx.trace_id, false);
+        put(out, &mut at, b"-");
+        put_hex64(out, &mut at, ctx.span_id);
+        put(out, &mut at, if sampled { b"-01\r\n" } else { b"-00\r\n" });
+    }
+    if formats.b3 {
+        put(out, &mut at, b"x-b3-traceid: ");
+        put_trace(out, &mut at, ctx.trace_id, ctx.short_id);
+        put(out, &mut at, b"\r\nx-b3-spanid: ");
+        put_hex64(out, &mut at, ctx.span_id);
+        put(out, &mut at, b"\r\n");
+        if ctx.parent_id != 0 {
+            put(out, &mut at, b"x-b3-parentspanid: ");
+            put_hex64(out, &mut at, ctx.parent_id);
+            put(out, &mut at, b"\r\n");
+        }
+        put(
+            out,
+            &mut at,
+            match (ctx.debug, sampled) {
+                (true, _) => b"x-b3-flags: 1\r\n",
+                (false, true) => b"x-b3-sampled: 1\r\n",
+                (false, false) => b"x-b3-sampled: 0\r\n",
+            },
+        );
+    }
+    if formats.b3_single {
+        put(out, &mut at, b"b3: ");
+        put_trace(out, &mut at, ctx.trace_id, ctx.short_id);
+        put(out, &mut at, b"-");
+        put_hex64(out, &mut at, ctx.span_id);
+        put(
+            out,
+            &mut at,
+            match (ctx.debug, sampled) {
+                (true, _) => b"-d",
+                (false, true) => b"-1",
+                (false, false) => b"-0",
+            },
+        );
+        if ctx.parent_id != 0 {
+            put(out, &mut at, b"-");
+            put_hex64(out, &mut at, ctx.parent_id);
+        }
+        put(out, &mut at, b"\r\n");
+    }
+    at
 }
-pub fn new_span_id(r: &mut fastrand::Rng) -> u64 {
-    r.u64(1..)
+
+/// `id` in lower hex: 32 chars, or 16 (its low half) when `short` (a B3 64-bit id).
+/// For the access log (`%TRACE_ID%`) and the exporters.
+pub fn trace_id_hex(id: u128, short: bool, out: &mut [u8; 32]) -> &str {
+    let mut at = 0;
+    put_trace(out, &mut at, id, short);
+    // Only ASCII digits were written.
+    std::str::from_utf8(&out[..at]).unwrap_or_default()
 }
+
+/// `id` as 16 lower hex chars.
+pub fn span_id_hex(id: u64, out: &mut [u8; 16]) -> &str {
+    let mut at = 0;
+    put_hex64(out, &mut at, id);
+    std::str::from_utf8(&out[..]).unwrap_or_default()
+}
+
+/// A new 128-bit trace id from the worker's generator: never 0.
+pub fn new_trace_id(rng: &mut fastrand::Rng) -> u128 {
+    loop {
+        let id = rng.u128(..);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// A new 64-bit trace id (high half zero, never 0): Zipkin tracers without
+/// `trace_id_128bit`.
+pub fn new_short_trace_id(rng: &mut fastrand::Rng) -> u128 {
+    u128::from(new_span_id(rng))
+}
+
+/// A new span id from the worker's generator: never 0.
+pub fn new_span_id(rng: &mut fastrand::Rng) -> u64 {
+    loop {
+        let id = rng.u64(..);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
+/// Fuzz entry (fuzz/fuzz_targets/trace_context.rs and tests/fuzz_corpus.rs): `data` is
+/// `name: value` lines; whatever is extracted must have non-zero ids and survive a
+/// write and a second extraction unchanged.
+#[doc(hidden)]
+pub fn fuzz(data: &[u8]) {
+    let mut ex = Extractor::default();
+    for line in data.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let claimed = ex.observe(&line[..colon], trim(&line[colon + 1..]));
+        assert_eq!(
+            claimed,
+            field(&line[..colon]).is_some_and(|f| !matches!(f, Field::TraceState))
+        );
+    }
+    let got = ex.finish();
+    assert!(got.context.is_none() || got.sampled_only.is_none());
+    let Some(ctx) = got.context else {
+        return;
+    };
+    assert!(ctx.trace_id != 0 && ctx.span_id != 0);
+    assert!(!ctx.short_id || ctx.trace_id >> 64 == 0);
+    assert!(!ctx.debug || ctx.sampled == Some(true));
+    let out = Outgoing {
+        trace_id: ctx.trace_id,
+        short_id: ctx.short_id,
+        span_id: ctx.span_id,
+        parent_id: ctx.parent_id,
+        sampled: ctx.sampled.unwrap_or(false),
+        debug: ctx.debug,
+    };
+    for formats in [
+        Formats {
+            w3c: true,
+            ..Formats::NONE
+        },
+        Formats {
+            b3: true,
+            ..Formats::NONE
+        },
+        Formats {
+            b3_single: true,
+            ..Formats::NONE
+        },
+    ] {
+        let mut buf = [0u8; MAX_LINES];
+        let n = write_lines(&out, formats, &mut buf);
+        let back = extract_lines(&buf[..n])
+            .context
+            .expect("written context parses");
+        assert_eq!(back.trace_id, out.trace_id);
+        assert_eq!(back.span_id, out.span_id);
+        assert_eq!(back.sampled, Some(out.sampled || out.debug));
+        assert_eq!(back.formats, formats);
+        if !formats.w3c {
+            assert_eq!(back.short_id, out.short_id);
+            assert_eq!(back.parent_id, out.parent_id);
+            assert_eq!(back.debug, out.debug);
+        }
+    }
+}
+
+/// Extracts from `name: value\r\n` lines (tests, fuzzing).
+fn extract_lines(lines: &[u8]) -> Extracted {
+    let mut ex = Extractor::default();
+    for line in lines.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(colon) = line.iter().position(|b| *b == b':') {
+            ex.observe(&line[..colon], trim(&line[colon + 1..]));
+        }
+    }
+    ex.finish()
+}
+
+#[cfg(test)]
+mod tests;
