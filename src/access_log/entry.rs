@@ -284,6 +284,16 @@ impl ResponseFlags {
         }
     }
 
+    /// The bits, as a span keeps them (`trace::span::SpanRecord::flags`).
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Flags from [`Self::bits`] (unknown bits are kept and never printed).
+    pub const fn from_bits(bits: u32) -> ResponseFlags {
+        ResponseFlags(bits)
+    }
+
     /// Whether no flag is set.
     pub fn is_empty(self) -> bool {
         self.0 == 0

@@ -88,6 +88,11 @@ pub(super) fn start(
     };
     // DNS clusters are resolved once before the workers start (Envoy's cluster
     // warming), on the resolver's threads; the control thread only waits.
+    // Always started: the workers hold its queue from their start, and a reload may add
+    // tracers (an idle thread costs nothing).
+    let exporter = crate::trace::export::Exporter::start(plan.count)
+        .map_err(|e| format!("starting the span exporter: {e}"))?;
+    exporter.update(&config, &stats.tracers);
     let mut dns = dns::Dns::new();
     let pending = dns.watch(&config, &stats)?;
     dns.wait_first_round(&pending, &mut store);
@@ -140,6 +145,7 @@ pub(super) fn start(
             events: events_tx.clone(),
             access_log: access_log.as_ref().map(|log| log.worker_setup(id)),
             ticket_keys: ticket_keys.clone(),
+            trace: exporter.worker_setup(id),
             #[cfg(feature = "alloc-count")]
             heap_stats: Arc::clone(&heap_stats),
         };
@@ -209,6 +215,7 @@ pub(super) fn start(
         predecessor: RefCell::new(predecessor),
         fatal: Cell::new(false),
         ticket_keys: RefCell::new(ticket_keys),
+        exporter: exporter.updater(),
     };
     let code = driver::block_on(Driver::Epoll, control.run(admin_socket, signals))
         .map_err(|e| format!("control runtime: {e}"))?;
@@ -220,6 +227,10 @@ pub(super) fn start(
         if !log.finish(ACCESS_LOG_EXIT_TIMEOUT) {
             warn!("access log writer still blocked at exit; its queued lines are lost");
         }
+    }
+    // Workers flushed their last span batches too.
+    if !exporter.finish(ACCESS_LOG_EXIT_TIMEOUT) {
+        warn!("span exporter still busy at exit; its queued spans are lost");
     }
     info!("ringway exited");
     Ok(code)

@@ -10,4 +10,6 @@
 //! of [`crate::fetch`]. A slow collector fills a bounded queue and workers then drop
 //! spans, counted; no worker ever waits for it.
 
+pub mod export;
+pub mod sink;
 pub mod span;
