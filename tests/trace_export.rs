@@ -348,7 +348,16 @@ fn the_exporter_posts_batches_to_the_collector_cluster() {
         let before = collector.requests().len();
         record(&mut sinks);
         let got = collector.wait_for(before + 1, Duration::from_secs(5));
-        assert_eq!(got.len(), before + 1, "{scope}: one POST");
+        assert_eq!(
+            got.len(),
+            before + 1,
+            "{scope}: one POST; stats: {:?}",
+            store
+                .lines(Vec::new())
+                .into_iter()
+                .map(|l| (l.name, l.value))
+                .collect::<Vec<_>>()
+        );
         let post = &got[before];
         assert_eq!(post.method, "POST");
         assert_eq!(post.path, path);
@@ -363,6 +372,8 @@ fn the_exporter_posts_batches_to_the_collector_cluster() {
             let spans: serde_json::Value = serde_json::from_slice(&post.body).unwrap();
             assert_eq!(spans.as_array().unwrap().len(), 2);
         }
+        // As at exit: the workers' sinks are gone first.
+        drop(sinks);
         assert!(exporter.finish(Duration::from_secs(5)));
         let value = |name: &str| {
             store

@@ -213,7 +213,16 @@ impl Thread {
                     self.targets = targets;
                     failing = vec![false; self.targets.len()];
                 }
-                Wake::Batch(Ok(first)) => self.round(first, &mut failing),
+                Wake::Batch(Ok(first)) => {
+                    // The selector picks either channel when both are ready: an update
+                    // sent before this batch (a reload's, sent before the workers apply
+                    // it) must be applied first.
+                    while let Ok(targets) = self.updates.try_recv() {
+                        self.targets = targets;
+                        failing = vec![false; self.targets.len()];
+                    }
+                    self.round(first, &mut failing);
+                }
                 // Exiting: send what the workers flushed, then end.
                 Wake::Update(Err(_)) => {
                     while let Ok(batch) = self.queue.recv() {
