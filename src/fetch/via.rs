@@ -85,3 +85,37 @@ impl Via {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(clusters: &str) -> Config {
+        Config::parse(
+            &format!("listeners:\n  - name: l\n    address: 127.0.0.1:0\n    routes:\n      - match: {{ prefix: / }}\n        direct_response: {{ status: 200 }}\nclusters:\n{clusters}"),
+            std::path::Path::new("t.yaml"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cluster_gives_its_addresses_or_names() {
+        let c = config(
+            "  - name: fixed\n    endpoints: [\"127.0.0.1:4318\", \"127.0.0.2:4318\"]\n  - name: named\n    discovery: logical_dns\n    endpoints: [\"localhost:9411\"]\n",
+        );
+        let fixed = Via::cluster(&c, "fixed", "test").unwrap();
+        assert!(fixed.cluster && fixed.tls.is_none());
+        assert_eq!(
+            fixed.connect_to(),
+            vec![
+                "127.0.0.1:4318".parse().unwrap(),
+                "127.0.0.2:4318".parse().unwrap()
+            ]
+        );
+        let named = Via::cluster(&c, "named", "test").unwrap();
+        assert_eq!(named.names, vec![("localhost".to_owned(), 9411)]);
+        assert!(named.connect_to().iter().all(|a| a.port() == 9411));
+        assert!(Via::cluster(&c, "missing", "test").is_none());
+        assert!(named.request_tls().0.is_none());
+    }
+}
