@@ -142,7 +142,8 @@ impl Exporter {
     }
 
     /// Closes the control thread's end and waits up to `timeout` for the thread to
-    /// send what is queued. Call after the workers are gone. False when it is still
+    /// send what is queued. Call after the workers are gone (and every [`Updater`]: the
+    /// thread ends when the last update sender does). False when it is still
     /// busy (a slow collector: those spans are lost with the process).
     pub fn finish(self, timeout: Duration) -> bool {
         let Exporter {
@@ -223,9 +224,12 @@ impl Thread {
                     }
                     self.round(first, &mut failing);
                 }
-                // Exiting: send what the workers flushed, then end.
+                // Exiting: the workers have stopped (their last batches are queued),
+                // so send what is queued and end. Not a blocking `recv` until every
+                // sender is gone: a worker's context may outlive its thread's last
+                // moment (a task the runtime never dropped keeps it).
                 Wake::Update(Err(_)) => {
-                    while let Ok(batch) = self.queue.recv() {
+                    while let Ok(batch) = self.queue.try_recv() {
                         self.round(batch, &mut failing);
                     }
                     return;
