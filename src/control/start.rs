@@ -1,7 +1,7 @@
 //! Start: load-time decisions (driver, workers, pinning, the open-file limit), binding
 //! every listening socket before any worker exists (or adopting them from systemd or a
-//! hot-restart predecessor), starting the workers and the access-log writer, then
-//! handing over to the control loop (`event_loop`).
+//! hot-restart predecessor), starting the workers, the access-log writer and the span
+//! exporter, then handing over to the control loop (`event_loop`).
 
 use super::*;
 
@@ -86,13 +86,13 @@ pub(super) fn start(
         Some(log) => Some(AccessLog::start(log, &mut store, plan.count)?),
         None => None,
     };
-    // DNS clusters are resolved once before the workers start (Envoy's cluster
-    // warming), on the resolver's threads; the control thread only waits.
-    // Always started: the workers hold its queue from their start, and a reload may add
-    // tracers (an idle thread costs nothing).
+    // The span exporter, always started: the workers hold its queue from their start,
+    // and a reload may add tracers (an idle thread costs nothing).
     let exporter = crate::trace::export::Exporter::start(plan.count)
         .map_err(|e| format!("starting the span exporter: {e}"))?;
     exporter.update(&config, &stats.tracers);
+    // DNS clusters are resolved once before the workers start (Envoy's cluster
+    // warming), on the resolver's threads; the control thread only waits.
     let mut dns = dns::Dns::new();
     let pending = dns.watch(&config, &stats)?;
     dns.wait_first_round(&pending, &mut store);

@@ -78,7 +78,8 @@ pub struct WorkerContext {
     /// Where failures worth the outlier detector's attention go (`upstream::outcome`).
     pub outlier: crate::health::Reporter,
     /// This worker's span batches, one per tracer (`trace::sink`): configured with
-    /// each snapshot, flushed by the clock task.
+    /// each snapshot, flushed by the clock task. Borrow it only between awaits (the
+    /// clock task borrows it too).
     pub spans: std::cell::RefCell<crate::trace::sink::SpanSinks>,
 }
 
