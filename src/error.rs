@@ -62,6 +62,29 @@ pub enum ErrorKind {
     ClientGone,
 }
 
+impl ErrorKind {
+    /// A short description, for spans and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NoHealthyUpstream => "no healthy upstream",
+            ErrorKind::Overflow => "upstream overflow",
+            ErrorKind::ConnectFailed => "connection failure",
+            ErrorKind::ConnectTimeout => "connection timeout",
+            ErrorKind::UpstreamReset => "upstream reset",
+            ErrorKind::BadResponse => "protocol error",
+            ErrorKind::Timeout => "upstream request timeout",
+            ErrorKind::PerTryTimeout => "per try timeout",
+            ErrorKind::DurationTimeout => "max stream duration reached",
+            ErrorKind::RetriedResponse => "retried response",
+            ErrorKind::RequestTimeout => "request timeout",
+            ErrorKind::StreamIdleTimeout => "stream idle timeout",
+            ErrorKind::BadRequestBody(_) => "bad request body",
+            ErrorKind::RequestTooLarge => "request too large",
+            ErrorKind::ClientGone => "downstream disconnect",
+        }
+    }
+}
+
 /// What the kernel or the peer said.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Cause {

@@ -101,8 +101,9 @@ struct Cli {
     #[arg(long)]
     allow_unknown_static_fields: bool,
     /// Envoy bootstraps: drop these groups of features ringway does not implement yet,
-    /// with a warning each, instead of refusing the config (`tracing`, `stats_sinks`,
-    /// `stats_config`, `watchdog`, `overload_manager`; comma-separated).
+    /// with a warning each, instead of refusing the config (`stats_sinks`,
+    /// `stats_config`, `watchdog`, `overload_manager`; comma-separated; `tracing`,
+    /// implemented now, is accepted and drops nothing).
     #[arg(long, value_name = "GROUPS", value_delimiter = ',')]
     accept_degraded: Vec<String>,
     /// Accepted: ringway has no dynamic configuration yet.

@@ -333,11 +333,57 @@ pub struct ListenerSnapshot {
     pub clusters: Rc<[ClusterSnapshot]>,
     /// The listener's `connection_rate`, when it has one.
     connection_rate: Option<ConnectionRate>,
+    /// Tracing, when the listener traces (boxed: most listeners do not).
+    pub tracing: Option<Box<ListenerTrace>>,
     /// Set by the worker when a reload replaces or removes this listener: connections
     /// still on it finish their current request and then close (`connection: close`),
     /// so clients reconnect onto the new snapshot instead of keeping the old rules for
     /// the life of a keep-alive connection.
     retired: Cell<bool>,
+}
+
+/// A listener's tracing, with what its tracer's provider implies.
+#[derive(Debug)]
+pub struct ListenerTrace {
+    /// Index of the tracer (`Config::tracers`) its spans go to.
+    pub tracer: usize,
+    pub config: config::observability::ListenerTracing,
+    /// The formats written upstream (the request's own are written too).
+    pub formats: crate::trace::context::Formats,
+    /// Zipkin's shared spans: a server span keeps the incoming B3 span id.
+    pub shared_spans: bool,
+    /// New traces get 64-bit ids (Zipkin without `trace_id_128bit`).
+    pub short_ids: bool,
+}
+
+impl ListenerTrace {
+    fn compile(config: &Config, listener: &config::Listener) -> Option<Box<ListenerTrace>> {
+        use config::observability::{SpanKind, TraceProvider};
+        let tracing = listener.tracing.as_ref()?;
+        let tracer = config.tracers.get(tracing.tracer)?;
+        let (shared_spans, short_ids) = match tracer.provider {
+            TraceProvider::Zipkin {
+                trace_id_128bit,
+                shared_span_context,
+            } => (
+                shared_span_context && tracing.kind == SpanKind::Server,
+                !trace_id_128bit,
+            ),
+            TraceProvider::Otlp => (false, false),
+        };
+        let p = tracing.propagation;
+        Some(Box::new(ListenerTrace {
+            tracer: tracing.tracer,
+            config: tracing.clone(),
+            formats: crate::trace::context::Formats {
+                w3c: p.w3c,
+                b3: p.b3,
+                b3_single: p.b3_single,
+            },
+            shared_spans,
+            short_ids,
+        }))
+    }
 }
 
 /// A listener's limit on new connections, on this worker.
@@ -524,6 +570,7 @@ impl ListenerSnapshot {
             }),
             clusters: Rc::clone(compiled),
             retired: Cell::new(false),
+            tracing: None,
         }
     }
 
@@ -636,6 +683,10 @@ impl Snapshot {
                         workers: stats.workers,
                     },
                 );
+                let snapshot = ListenerSnapshot {
+                    tracing: ListenerTrace::compile(config, l),
+                    ..snapshot
+                };
                 Some((l.name.clone(), Rc::new(snapshot)))
             })
             .collect();

@@ -184,7 +184,8 @@ fn shipped_config_files_parse() {
         reference.listeners[2].address,
         Address::Tcp(addr("[::1]:8081"))
     );
-    assert_eq!(reference.clusters.len(), 3);
+    // orders, web, accounts, and otel (the trace collector).
+    assert_eq!(reference.clusters.len(), 4);
     assert_eq!(
         static_endpoints(&reference.clusters[1])[1].address,
         Address::Tcp(addr("[::1]:9102"))

@@ -174,6 +174,9 @@ mod tests {
             upstream: None,
             flags: ResponseFlags::NONE,
             consumer: None,
+            route: None,
+            trace: None,
+            attempts: 0,
             details: Default::default(),
         }
     }

@@ -48,8 +48,41 @@ pub struct LogEntry<'a> {
     /// Who authentication found the client to be: the API consumer's name, else the
     /// verified token's `sub`.
     pub consumer: Option<&'a str>,
+    /// The request's route name, when it has one.
+    pub route: Option<&'a str>,
+    /// The request's trace context, on a listener that traces.
+    pub trace: Option<TraceIds>,
+    /// Upstream attempts made (0: none).
+    pub attempts: u32,
     /// What Envoy's command operators print beyond the fields above.
     pub details: Details<'a>,
+}
+
+/// A request's trace and span ids, for `%TRACE_ID%` and the JSON format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceIds {
+    pub trace_id: u128,
+    /// A 64-bit trace id (B3), printed as 16 hex digits.
+    pub short: bool,
+    pub span_id: u64,
+}
+
+impl TraceIds {
+    /// Appends the trace id in lower hex.
+    pub fn append_trace_id(&self, out: &mut Vec<u8>) {
+        let mut hex = [0u8; 32];
+        out.extend_from_slice(
+            crate::trace::context::trace_id_hex(self.trace_id, self.short, &mut hex).as_bytes(),
+        );
+    }
+
+    /// Appends the span id in lower hex.
+    pub fn append_span_id(&self, out: &mut Vec<u8>) {
+        let mut hex = [0u8; 16];
+        out.extend_from_slice(
+            crate::trace::context::span_id_hex(self.span_id, &mut hex).as_bytes(),
+        );
+    }
 }
 
 /// The parts of a request only Envoy format strings print (`access_log::envoy`); the
@@ -187,6 +220,16 @@ impl Captured {
 pub struct ResponseFlags(u32);
 
 impl ResponseFlags {
+    /// The flags as bits (spans carry them to the exporter, which prints them).
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Flags from [`Self::bits`].
+    pub const fn from_bits(bits: u32) -> ResponseFlags {
+        ResponseFlags(bits)
+    }
+
     /// No flag: printed as `-`.
     pub const NONE: ResponseFlags = ResponseFlags(0);
     /// `UH`: no healthy upstream host in the cluster.
@@ -282,16 +325,6 @@ impl ResponseFlags {
                 first = false;
             }
         }
-    }
-
-    /// The bits, as a span keeps them (`trace::span::SpanRecord::flags`).
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-
-    /// Flags from [`Self::bits`] (unknown bits are kept and never printed).
-    pub const fn from_bits(bits: u32) -> ResponseFlags {
-        ResponseFlags(bits)
     }
 
     /// Whether no flag is set.

@@ -304,7 +304,25 @@ fn render(part: &Part, entry: &LogEntry<'_>, out: &mut Vec<u8>) -> bool {
                 None => false,
             },
             Op::UpstreamCluster => text_opt(d.cluster, out),
-            Op::RouteName => text_opt(d.route, out),
+            Op::RouteName => text_opt(d.route.or(entry.route), out),
+            Op::TraceId => match &entry.trace {
+                Some(ids) => {
+                    ids.append_trace_id(out);
+                    true
+                }
+                None => false,
+            },
+            Op::SpanId => match &entry.trace {
+                Some(ids) => {
+                    ids.append_span_id(out);
+                    true
+                }
+                None => false,
+            },
+            Op::UpstreamRequestAttemptCount => {
+                push_padded(out, u64::from(entry.attempts), 1);
+                true
+            }
             Op::RemoteAddress { port } => {
                 let (client, client_port) = d.remote.unwrap_or((entry.client, 0));
                 match client.ip() {
@@ -453,6 +471,9 @@ mod tests {
             upstream: Some("127.0.0.1:9001"),
             flags: ResponseFlags::NONE,
             consumer: None,
+            route: None,
+            trace: None,
+            attempts: 0,
             details: Details {
                 remote: Some((Peer::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 7))), 0)),
                 direct: Some((Peer::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), 40_000)),

@@ -25,7 +25,9 @@
 //! `response_flags` (string, as in text), `bytes_received`, `bytes_sent`, `duration_ms`
 //! (numbers), `client` (string), `upstream` (string or null), `listener` (string),
 //! `consumer` (who authentication found the client to be: the API consumer, else the
-//! token's subject; string or null).
+//! token's subject; string or null), `route` (the route's name: string or null),
+//! `trace_id` and `span_id` (lower hex: the request's trace and its own span, on a
+//! listener with tracing; else null), `attempts` (upstream attempts made: number).
 //! Strings are escaped per RFC 8259 (`\"`, `\\`, `\n`, `\r`, `\t`, `\u00XX` for other
 //! controls and DEL, `\u2028`/`\u2029` for JavaScript's sake); bytes that are not UTF-8
 //! become U+FFFD, since JSON strings are Unicode text.
@@ -141,6 +143,20 @@ pub fn append_json(entry: &LogEntry<'_>, out: &mut Vec<u8>) {
     json_string(entry.listener.as_bytes(), out);
     out.extend_from_slice(b",\"consumer\":");
     json_string_or_null(entry.consumer.unwrap_or("").as_bytes(), out);
+    out.extend_from_slice(b",\"route\":");
+    json_string_or_null(entry.route.unwrap_or("").as_bytes(), out);
+    match &entry.trace {
+        Some(ids) => {
+            out.extend_from_slice(b",\"trace_id\":\"");
+            ids.append_trace_id(out);
+            out.extend_from_slice(b"\",\"span_id\":\"");
+            ids.append_span_id(out);
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b",\"trace_id\":null,\"span_id\":null"),
+    }
+    out.extend_from_slice(b",\"attempts\":");
+    push_padded(out, u64::from(entry.attempts), 1);
     out.extend_from_slice(b"}\n");
 }
 
@@ -251,6 +267,9 @@ mod tests {
             upstream: Some("127.0.0.1:9001"),
             flags: ResponseFlags::NONE,
             consumer: None,
+            route: None,
+            trace: None,
+            attempts: 0,
             details: Default::default(),
         }
     }
@@ -315,7 +334,7 @@ mod tests {
             "{\"start_time\":\"2026-11-21T21:00:00.123Z\",\"method\":\"GET\",\"path\":\"/path?q=1\",\
              \"protocol\":\"HTTP/1.1\",\"status\":200,\"response_flags\":\"-\",\"bytes_received\":0,\
              \"bytes_sent\":9,\"duration_ms\":3,\"client\":\"127.0.0.1\",\"upstream\":\"127.0.0.1:9001\",\
-             \"listener\":\"public\",\"consumer\":null}\n"
+             \"listener\":\"public\",\"consumer\":null,\"route\":null,\"trace_id\":null,\"span_id\":null,\"attempts\":0}\n"
         );
         let local = LogEntry {
             method: b"",

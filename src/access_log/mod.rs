@@ -23,5 +23,5 @@ pub mod timestamp;
 mod writer;
 
 pub use buffer::{Batch, WorkerLog, WorkerLogSetup};
-pub use entry::{Captured, Details, LogEntry, ResponseFlags, TlsDetails};
+pub use entry::{Captured, Details, LogEntry, ResponseFlags, TlsDetails, TraceIds};
 pub use writer::{AccessLog, Message, Reopener};

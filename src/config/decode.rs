@@ -41,6 +41,8 @@ const TOP_KEYS: &[&str] = &[
     "clusters",
     "access_log",
     "max_connections",
+    // The process's tracer, decoded in decode_observability.rs.
+    "tracing",
     // Authentication, decoded in decode_auth.rs.
     "auth",
     // The short form (decode_short.rs), in a file without `listeners`.
@@ -86,6 +88,8 @@ const LISTENER_KEYS: &[&str] = &[
     "rate_limit_headers",
     "connection_rate",
     "fault",
+    // Tracing, decoded in decode_observability.rs.
+    "tracing",
 ];
 const VIRTUAL_HOST_KEYS: &[&str] = &[
     "name",
@@ -145,6 +149,8 @@ const ROUTE_KEYS: &[&str] = &[
     "attempt_count",
     // Fault injection, decoded in decode_fault.rs.
     "fault",
+    // Span name and sampling, decoded in decode_observability.rs.
+    "tracing",
 ];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -253,8 +259,12 @@ pub(crate) fn config<'a>(
         .optional("access_log")
         .map(|n| super::decode_log::access_log(&n, diag));
     let max_connections = optional_count(&map, "max_connections", diag);
+    let tracer = map
+        .optional("tracing")
+        .map(|n| super::decode_observability::tracer(&n, diag, marks));
+    super::decode_observability::check_listeners(tracer.is_some(), &marks.listener_tracing, diag);
     Some(Config {
-        tracers: Vec::new(),
+        tracers: tracer.map_or(Some(Vec::new()), |t| t.map(|t| vec![t]))?,
         auth: auth?,
         source: source.to_path_buf(),
         workers: workers.unwrap_or(Some(Workers::Auto))?,
@@ -361,6 +371,7 @@ fn listener<'a>(
 ) -> Option<Listener> {
     let map = node.map(diag, LISTENER_KEYS)?;
     marks.rate_limit_names.clear();
+    marks.route_tracing.clear();
     let name = marked_name(&map, diag, &mut marks.listener_names);
     let address = map.field(diag, "address").and_then(|n| {
         let addr = n.parse_str(diag, parse_address);
@@ -491,6 +502,16 @@ fn listener<'a>(
         Some(n) => super::decode_fault::policy(&n, diag, &mut marks.cluster_refs).map(Some),
         None => Some(None),
     };
+    let tracing = match map.optional("tracing") {
+        Some(n) => {
+            marks.listener_tracing.push(n.clone());
+            super::decode_observability::listener(&n, diag)
+        }
+        None => Some(None),
+    };
+    if let Some(None) = tracing {
+        super::decode_observability::check_routes(&marks.route_tracing, diag);
+    }
     let mut names = std::mem::take(&mut marks.rate_limit_names);
     let unique_names = decode_ratelimit::unique_names(&mut names, diag);
     let (mut routes, route_limits) = routes?;
@@ -531,7 +552,7 @@ fn listener<'a>(
         }
     }
     Some(Listener {
-        tracing: None,
+        tracing: tracing?,
         auth: auth?,
         authorization: authorization?,
         connection_rate: connection_rate?,
@@ -907,10 +928,20 @@ fn route<'a>(
     let rate_limit =
         decode_ratelimit::route(&map, diag, &mut marks.rate_limit_names, marks.auth.as_ref());
     let resilience = decode_resilience::route(&map, forwards, diag, marks);
+    let tracing = match map.optional("tracing") {
+        Some(n) => {
+            marks.route_tracing.push(n.clone());
+            super::decode_observability::route(&n, diag).map(Some)
+        }
+        None => Some(None),
+    };
     let (matcher, conditions) = matched?;
     let resilience = resilience?;
     let route = Route {
-        observe: Default::default(),
+        observe: super::observability::RouteObservability {
+            tracing: tracing?,
+            ..Default::default()
+        },
         retry: resilience.retry,
         mirrors: resilience.mirrors,
         fault: fault?,

@@ -381,18 +381,29 @@ fn percent(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Fraction> {
         node.wrong_type(diag, "a percentage from 0 to 100");
         return None;
     };
-    let millionths = value * 10_000.0;
-    if !(0.0..=100.0).contains(&value) || (millionths - millionths.round()).abs() > 1e-6 {
+    let Some(millionths) = percent_millionths(value) else {
         node.error(
             diag,
             format!("expected a percentage from 0 to 100 with at most 4 decimals, found {value}"),
         );
         return None;
-    }
+    };
     Some(Fraction {
-        numerator: millionths.round() as u32,
+        numerator: millionths,
         denominator: 1_000_000,
     })
+}
+
+/// A percentage from 0 to 100 with four decimals at most, in millionths (`None`
+/// otherwise): the rule of [`percent`], shared with the tracing `sampling` shares
+/// (`decode_observability`), which are also written as text (`1%`).
+pub(super) fn percent_millionths(value: f64) -> Option<u32> {
+    let millionths = value * 10_000.0;
+    if !(0.0..=100.0).contains(&value) || (millionths - millionths.round()).abs() > 1e-6 {
+        return None;
+    }
+    // In 0..=1_000_000 by the check above.
+    Some(millionths.round() as u32)
 }
 
 fn attempt_count(node: &Node<'_>, diag: &mut Diagnostics) -> Option<AttemptCount> {

@@ -31,6 +31,12 @@ pub(crate) struct Marks<'a> {
     /// The explicit rate-limit `name`s of the listener being read (its own and its
     /// routes'), checked for repeats once it is read (`decode_ratelimit::unique_names`).
     pub rate_limit_names: Vec<(&'a str, Node<'a>)>,
+    /// Every listener's `tracing` key, checked against the top-level `tracing` once the
+    /// file is read (`decode_observability::check_listeners`).
+    pub listener_tracing: Vec<Node<'a>>,
+    /// The `tracing` keys of the routes of the listener being read, refused when the
+    /// listener has no tracing (`decode_observability::check_routes`).
+    pub route_tracing: Vec<Node<'a>>,
 }
 
 /// The names a native `auth` requirement may use, and the listeners' CORS preflight

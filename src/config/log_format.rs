@@ -66,6 +66,12 @@ pub enum Op {
     LocalUriSan,
     /// Empty until TLS exists (no transport failures other than the connection's).
     UpstreamTransportFailureReason,
+    /// The request's trace id (`-` on a listener without tracing).
+    TraceId,
+    /// ringway's: the span id of the request's own span.
+    SpanId,
+    /// Upstream attempts made (Envoy's `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
+    UpstreamRequestAttemptCount,
 }
 
 /// A header operator's arguments.
@@ -220,6 +226,9 @@ fn operator(spec: &str) -> Result<Op, String> {
         "DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT" => plain(Op::LocalAddress { port: false }),
         "DOWNSTREAM_LOCAL_PORT" => plain(Op::LocalPort),
         "ROUTE_NAME" => plain(Op::RouteName),
+        "TRACE_ID" => plain(Op::TraceId),
+        "SPAN_ID" => plain(Op::SpanId),
+        "UPSTREAM_REQUEST_ATTEMPT_COUNT" => plain(Op::UpstreamRequestAttemptCount),
         "HOSTNAME" => plain(Op::Hostname),
         "REQUESTED_SERVER_NAME" => plain(Op::RequestedServerName),
         "DOWNSTREAM_TLS_VERSION" => plain(Op::TlsVersion),

@@ -26,6 +26,7 @@ mod decode_cors;
 mod decode_fault;
 mod decode_headers;
 mod decode_log;
+mod decode_observability;
 mod decode_proxy;
 mod decode_ratelimit;
 mod decode_resilience;

@@ -71,7 +71,7 @@ pub struct LoadOptions {
     /// not refused.
     pub allow_unknown_static_fields: bool,
     /// `--accept-degraded`: groups of features ringway does not implement that may be
-    /// dropped with a warning (`tracing`, `stats_sinks`, ...; docs/envoy.md).
+    /// dropped with a warning (`stats_sinks`, `watchdog`, ...; docs/envoy.md).
     pub accept_degraded: Vec<String>,
 }
 

@@ -116,6 +116,44 @@ impl Overlay {
         self.added.push(Span::new(start, self.arena.len()));
     }
 
+    /// The value of the last added line named `name` (ASCII case-insensitive), if any
+    /// (a request id the forwarding stage generated).
+    pub fn added_value(&self, name: &[u8]) -> Option<&[u8]> {
+        self.added
+            .iter()
+            .rev()
+            .map(|s| s.get(&self.arena))
+            .find_map(|line| line_value_of(line, name))
+    }
+
+    /// Overwrites the value of the last added line named `name` with `value` of the
+    /// same length (a request id's trace-reason digit); false when there is no such line
+    /// or the lengths differ. `value` must be a valid field value (checked in debug
+    /// builds).
+    pub fn set_added_value(&mut self, name: &[u8], value: &[u8]) -> bool {
+        debug_assert!(is_field_value(value));
+        let Some(span) = self
+            .added
+            .iter()
+            .rev()
+            .find(|s| line_value_of(s.get(&self.arena), name).is_some())
+        else {
+            return false;
+        };
+        let line = span.get(&self.arena);
+        let Some(old) = line_value_of(line, name) else {
+            return false;
+        };
+        if old.len() != value.len() {
+            return false;
+        }
+        // The value's offset in the line: the name, the colon and any spaces.
+        let offset = old.as_ptr() as usize - line.as_ptr() as usize;
+        let start = span.start as usize + offset;
+        self.arena[start..start + value.len()].copy_from_slice(value);
+        true
+    }
+
     /// Whether received header `index` is removed.
     pub fn is_removed(&self, index: usize) -> bool {
         matches!(self.edit(index), Some(Edit::Remove))
@@ -168,9 +206,33 @@ impl Overlay {
     }
 }
 
+/// The value of `line` ("name: value\r\n") when its name is `name`.
+fn line_value_of<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let rest = line.get(name.len()..)?;
+    if !line[..name.len()].eq_ignore_ascii_case(name) || rest.first() != Some(&b':') {
+        return None;
+    }
+    let value = rest[1..].strip_suffix(b"\r\n").unwrap_or(&rest[1..]);
+    Some(value.trim_ascii())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_added_value_is_found_and_rewritten_in_place() {
+        let mut o = Overlay::new();
+        o.add_unchecked(b"x-request-id", b"0000-4");
+        o.add_line(b"via: 1.1 a\r\n");
+        assert_eq!(o.added_value(b"X-Request-Id"), Some(&b"0000-4"[..]));
+        assert_eq!(o.added_value(b"x-request"), None);
+        assert!(o.set_added_value(b"x-request-id", b"0000-9"));
+        assert!(!o.set_added_value(b"x-request-id", b"short"));
+        assert!(!o.set_added_value(b"traceparent", b"0000-9"));
+        assert_eq!(o.added_value(b"x-request-id"), Some(&b"0000-9"[..]));
+        assert_eq!(o.added().next(), Some(&b"x-request-id: 0000-9\r\n"[..]));
+    }
 
     #[test]
     fn edits_are_sorted_and_overridable() {

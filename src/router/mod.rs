@@ -228,6 +228,8 @@ pub struct Route {
     pub mirrors: Box<[MirrorTo]>,
     /// Faults injected into this route's forwarded requests (`filter::fault`).
     pub fault: Option<Rc<crate::filter::fault::Fault>>,
+    /// The route's span name, sampling and tags, when it sets them.
+    pub tracing: Option<Rc<config::observability::RouteTracing>>,
     path: PathMatch,
     conditions: Conditions,
 }
@@ -462,6 +464,7 @@ impl Router {
                 host_rewrite: route.rewrite.host.clone(),
                 hash_policy: route.hash_policy.as_slice().into(),
                 resilience: Resilience::compile(route),
+                tracing: route.observe.tracing.clone().map(Rc::new),
                 path,
                 conditions: Conditions::compile(&route.conditions),
             });

@@ -173,9 +173,21 @@ pub mod http {
     pub const FAULT_FAULTS_OVERFLOW: usize = 32;
     /// Requests with a fault in progress now.
     pub const FAULT_ACTIVE_FAULTS: usize = 33;
+    /// Tracing decisions on listeners that decide as Envoy does (Envoy's
+    /// `tracing.*` connection-manager stats): sampled at random…
+    pub const TRACING_RANDOM_SAMPLING: usize = 34;
+    /// … forced by a trusted `x-envoy-force-trace`…
+    pub const TRACING_SERVICE_FORCED: usize = 35;
+    /// … forced by `x-client-trace-id`…
+    pub const TRACING_CLIENT_ENABLED: usize = 36;
+    /// … or not traced.
+    pub const TRACING_NOT_TRACEABLE: usize = 37;
+    /// Health-check requests (never traced; Envoy's, always 0 here: the health-check
+    /// filter answers them before tracing).
+    pub const TRACING_HEALTH_CHECK: usize = 38;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 34] = [
+    pub static DEFS: [StatDef; 39] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -210,6 +222,11 @@ pub mod http {
         counter("fault.response_rl_injected"),
         counter("fault.faults_overflow"),
         gauge("fault.active_faults"),
+        counter("tracing.random_sampling"),
+        counter("tracing.service_forced"),
+        counter("tracing.client_enabled"),
+        counter("tracing.not_traceable"),
+        counter("tracing.health_check"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

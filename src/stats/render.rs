@@ -100,6 +100,89 @@ pub fn json(lines: &[StatLine], histograms: &[HistogramLine], out: &mut String) 
     out.push_str("]}\n");
 }
 
+/// How `/stats` shows histograms: Envoy's `histogram_buckets` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buckets {
+    /// Quantiles (the default).
+    None,
+    /// Per bound of [`ENVOY_BOUNDS_MS`], the values at or below it.
+    Cumulative,
+    /// Per bound, the values above the previous bound and at or below this one.
+    Disjoint,
+}
+
+/// Each bound's count for `mode` (not [`Buckets::None`]).
+fn bucket_counts(merged: &Merged, mode: Buckets) -> Vec<u64> {
+    let mut counts = merged.at_most_each_ms(&ENVOY_BOUNDS_MS);
+    if mode == Buckets::Disjoint {
+        for i in (1..counts.len()).rev() {
+            counts[i] -= counts[i - 1];
+        }
+    }
+    counts
+}
+
+/// Envoy's text lines with `histogram_buckets`: `name: B0.5(interval,cumulative) B1(…) …`
+/// per bound (the interval `nan`, as for quantiles), or `No recorded values`.
+pub fn text_histogram_buckets(histograms: &[HistogramLine], mode: Buckets, out: &mut String) {
+    for h in histograms {
+        if h.merged.count() == 0 {
+            let _ = writeln!(out, "{}: No recorded values", h.name);
+            continue;
+        }
+        out.push_str(&h.name);
+        out.push(':');
+        for (bound, n) in ENVOY_BOUNDS_MS.iter().zip(bucket_counts(&h.merged, mode)) {
+            let _ = write!(out, " B{bound}(nan,{n})");
+        }
+        out.push('\n');
+    }
+}
+
+/// Envoy's JSON stats document with `histogram_buckets`: the stats, then one element
+/// `{"histograms":[{"name":…,"buckets":[{"upper_bound":…,"interval":null,"cumulative":…}]}]}`
+/// (the interval `null`, as for quantiles: ringway keeps no interval window).
+pub fn json_buckets(
+    lines: &[StatLine],
+    histograms: &[HistogramLine],
+    mode: Buckets,
+    out: &mut String,
+) {
+    json(lines, &[], out);
+    if histograms.is_empty() {
+        return;
+    }
+    // Reopen the array `json` closed.
+    out.truncate(out.len() - "]}\n".len());
+    if !lines.is_empty() {
+        out.push(',');
+    }
+    out.push_str("{\"histograms\":[");
+    for (i, h) in histograms.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"name\":");
+        json_string(&h.name, out);
+        out.push_str(",\"buckets\":[");
+        for (k, (bound, n)) in ENVOY_BOUNDS_MS
+            .iter()
+            .zip(bucket_counts(&h.merged, mode))
+            .enumerate()
+        {
+            if k > 0 {
+                out.push(',');
+            }
+            let _ = write!(
+                out,
+                "{{\"upper_bound\":{bound},\"interval\":null,\"cumulative\":{n}}}"
+            );
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}]}\n");
+}
+
 /// A JSON string literal.
 pub fn json_string(text: &str, out: &mut String) {
     out.push('"');
@@ -308,5 +391,45 @@ envoy_server_live{} 1
         out.clear();
         text_histograms(&empty, &mut out);
         assert_eq!(out, "http.x.downstream_rq_time: No recorded values\n");
+
+        // Envoy's `histogram_buckets`: 1, 2 and 3 ms are at most 5 ms, 400 at most 500.
+        out.clear();
+        json_buckets(&[], &lines, Buckets::Cumulative, &mut out);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let h = &doc["stats"][0]["histograms"][0];
+        assert_eq!(h["name"], "cluster.backend.upstream_rq_time");
+        let buckets = h["buckets"].as_array().unwrap();
+        assert_eq!(buckets.len(), ENVOY_BOUNDS_MS.len());
+        assert_eq!(buckets[2]["upper_bound"], 5.0);
+        assert_eq!(buckets[2]["cumulative"], 3);
+        assert_eq!(buckets[2]["interval"], serde_json::Value::Null);
+        assert_eq!(buckets[8]["cumulative"], 4);
+        out.clear();
+        let server = vec![StatLine::new("server.live", 1, Kind::Gauge)];
+        json_buckets(&server, &lines, Buckets::Disjoint, &mut out);
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["stats"][0]["name"], "server.live");
+        let buckets = doc["stats"][1]["histograms"][0]["buckets"]
+            .as_array()
+            .unwrap();
+        let counts: Vec<u64> = buckets
+            .iter()
+            .map(|b| b["cumulative"].as_u64().unwrap())
+            .collect();
+        assert_eq!(counts.iter().sum::<u64>(), 4);
+        assert_eq!((counts[2], counts[8]), (3, 1), "{counts:?}");
+        out.clear();
+        json_buckets(&server, &[], Buckets::Cumulative, &mut out);
+        assert_eq!(
+            out,
+            "{\"stats\":[{\"name\":\"server.live\",\"value\":1}]}\n"
+        );
+        out.clear();
+        text_histogram_buckets(&lines, Buckets::Cumulative, &mut out);
+        assert!(
+            out.starts_with("cluster.backend.upstream_rq_time: B0.5(nan,0) B1(nan,0) B5(nan,3) "),
+            "{out}"
+        );
+        assert!(out.ends_with(" B3600000(nan,4)\n"), "{out}");
     }
 }

@@ -10,6 +10,8 @@
 //! of [`crate::fetch`]. A slow collector fills a bounded queue and workers then drop
 //! spans, counted; no worker ever waits for it.
 
+pub mod context;
 pub mod export;
+pub mod sampling;
 pub mod sink;
 pub mod span;

@@ -138,6 +138,22 @@ impl SpanBatch {
         }
     }
 
+    /// [`Self::push_text`] of the concatenation of `parts`, without joining them first.
+    pub fn push_parts(&mut self, parts: &[&str]) -> TextRef {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 || len > usize::from(u16::MAX) || self.text.len() + len > self.text.capacity() {
+            return TextRef::EMPTY;
+        }
+        let start = self.text.len() as u32;
+        for part in parts {
+            self.text.push_str(part);
+        }
+        TextRef {
+            start,
+            len: len as u32,
+        }
+    }
+
     /// [`Self::push_text`] for bytes that may not be UTF-8 (a header value): invalid
     /// bytes make the text empty.
     pub fn push_bytes(&mut self, b: &[u8]) -> TextRef {
@@ -172,6 +188,8 @@ mod tests {
         let a = batch.push_text("GET");
         let b = batch.push_bytes(b"/orders");
         assert_eq!((batch.text(a), batch.text(b)), ("GET", "/orders"));
+        let c = batch.push_parts(&["a", "b"]);
+        assert_eq!(batch.text(c), "ab");
         assert_eq!(batch.push_text("far too long for it"), TextRef::EMPTY);
         assert_eq!(batch.push_bytes(b"\xff"), TextRef::EMPTY);
         assert_eq!(batch.text.capacity(), 16);

@@ -32,6 +32,8 @@ pub struct RequestLog<'l> {
     method_len: usize,
     /// `None` until the head parsed.
     protocol: Option<Version>,
+    /// The current request's route name.
+    route: Option<&'l str>,
     /// What only Envoy format strings print; boxed (one allocation per connection, for
     /// those formats only) to keep the connection task small.
     envoy: Option<Box<EnvoyParts<'l>>>,
@@ -73,6 +75,7 @@ impl<'l> RequestLog<'l> {
             request_line: Vec::new(),
             method_len: 0,
             protocol: None,
+            route: None,
             envoy: log.is_envoy_format().then(|| {
                 Box::new(EnvoyParts {
                     direct: (client, port),
@@ -138,6 +141,7 @@ impl<'l> RequestLog<'l> {
 
     /// The current request's route and cluster.
     pub fn routed(&mut self, route: Option<&'l str>, cluster: Option<&'l str>) {
+        self.route = route;
         if let Some(envoy) = &mut self.envoy {
             (envoy.route, envoy.cluster) = (route, cluster);
         }
@@ -193,6 +197,7 @@ impl<'l> RequestLog<'l> {
         bytes_sent: u64,
         upstream: Option<&str>,
         (flags, consumer): (ResponseFlags, Option<&str>),
+        (trace, attempts): (Option<crate::access_log::TraceIds>, u32),
     ) {
         let (start, duration) = match self.began.take() {
             Some((start, at)) => (start, at.elapsed()),
@@ -222,6 +227,9 @@ impl<'l> RequestLog<'l> {
             upstream,
             flags,
             consumer,
+            route: self.route.take(),
+            trace,
+            attempts,
             details: match &mut self.envoy {
                 Some(envoy) => Details {
                     remote: Some(envoy.remote),

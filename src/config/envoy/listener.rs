@@ -34,13 +34,18 @@ pub(crate) struct Mapped {
     /// The providers of its jwt_authn filter (names not yet qualified: see
     /// `jwt_authn::merge`).
     pub jwt_providers: Vec<crate::config::auth::JwtProvider>,
+    /// The tracer its connection manager's `tracing` uses; the caller interns it into
+    /// `Config::tracers` and sets `listener.tracing`'s index.
+    pub tracer: Option<crate::config::observability::Tracer>,
 }
 
+/// `default_tracer`: the bootstrap's `tracing` provider, for a connection manager
+/// whose `tracing` names none.
 pub(crate) fn listener(
     l: &Msg<'_, '_>,
     index: usize,
-    clusters: &[String],
-    node_cluster: Option<&str>,
+    (clusters, node_cluster): (&[String], Option<&str>),
+    default_tracer: Option<&super::tracing::Provider>,
     diag: &mut Diagnostics,
 ) -> Option<Mapped> {
     l.only(
@@ -191,6 +196,17 @@ pub(crate) fn listener(
         super::local_ratelimit::connection_rate(&Msg::new(rate, at.clone()), &name, diag)
     });
     let mut mapped = connection_manager(&hcm, clusters, (&name, node_cluster), diag)?;
+    let direction = l.enum_name("traffic_direction");
+    if let Some((tracing, tracer)) = super::tracing::listener(
+        &hcm,
+        direction.as_deref(),
+        default_tracer,
+        (clusters, node_cluster),
+        diag,
+    ) {
+        mapped.listener.tracing = Some(tracing);
+        mapped.tracer = Some(tracer);
+    }
     let mut tls = tls?;
     match &mut tls {
         Some(tls) => {
@@ -405,6 +421,9 @@ fn connection_manager(
             // Read by `tls::client_cert_forwarding`.
             "forward_client_cert_details",
             "set_current_client_cert_details",
+            // Read by `tracing::listener`.
+            "tracing",
+            "request_id_extension",
         ],
     );
     match hcm.enum_name("codec_type").as_deref() {
@@ -578,6 +597,7 @@ fn connection_manager(
         listener,
         access_log,
         jwt_providers: filters.jwt_authn.map(|f| f.providers).unwrap_or_default(),
+        tracer: None,
     })
 }
 

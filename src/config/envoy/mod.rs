@@ -16,7 +16,7 @@
 //!    decoded the same way and merged (proto merge semantics).
 //! 4. `rules`: Envoy's `validate.rules`, read from the schema's field options.
 //! 5. `listener`, `route`, `cluster` (and the filters' own modules: `tls`, `jwt_authn`,
-//!    `rbac`, `local_ratelimit`): the mapping onto `config::model`, reading messages
+//!    `rbac`, `local_ratelimit`, `tracing`): the mapping onto `config::model`, reading messages
 //!    through `cursor::Msg`, whose `only` refuses every set field a mapping does not
 //!    list, so nothing outside what ringway implements is ever silently ignored.
 //!
@@ -41,6 +41,7 @@ mod route;
 mod rules;
 pub(crate) mod schema;
 mod tls;
+mod tracing;
 mod tree;
 
 use std::path::Path;
@@ -110,10 +111,19 @@ pub(crate) fn load(
     };
     let mut diag = Diagnostics::new(source);
     let groups = prepare::degradable_groups();
+    for retired in options
+        .accept_degraded
+        .iter()
+        .filter(|g| prepare::RETIRED_GROUPS.contains(&g.as_str()))
+    {
+        ::tracing::warn!(
+            "--accept-degraded {retired}: ringway implements these features now; nothing is dropped"
+        );
+    }
     if let Some(bad) = options
         .accept_degraded
         .iter()
-        .find(|g| !groups.contains(&g.as_str()))
+        .find(|g| !groups.contains(&g.as_str()) && !prepare::RETIRED_GROUPS.contains(&g.as_str()))
     {
         return Err(whole_file(
             source,
@@ -248,7 +258,13 @@ fn decode(
 fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<Config> {
     b.only(
         diag,
-        &["node", "static_resources", "admin", "layered_runtime"],
+        &[
+            "node",
+            "static_resources",
+            "admin",
+            "layered_runtime",
+            "tracing",
+        ],
     );
     let node = b.child("node");
     if let Some(node) = &node {
@@ -272,6 +288,10 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
         .filter_map(|c| cluster::cluster(c, diag))
         .collect();
     let names: Vec<String> = clusters.iter().map(|c| c.name.clone()).collect();
+    let default_tracer = b
+        .child("tracing")
+        .and_then(|t| tracing::bootstrap(&t, &names, node_cluster, diag));
+    let mut tracers = Vec::new();
     let mut listeners = Vec::new();
     let mut jwt_providers = Vec::new();
     let mut access_log = None;
@@ -282,9 +302,14 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
         .iter()
         .enumerate()
     {
-        let Some(mapped) = listener::listener(l, i, &names, node_cluster, diag) else {
+        let Some(mut mapped) =
+            listener::listener(l, i, (&names, node_cluster), default_tracer.as_ref(), diag)
+        else {
             continue;
         };
+        if let (Some(tracer), Some(t)) = (mapped.tracer.take(), mapped.listener.tracing.as_mut()) {
+            t.tracer = tracing::intern(&mut tracers, tracer);
+        }
         if let Some(log) = mapped.access_log {
             match &access_log {
                 Some(existing) if existing != &log => l.error(
@@ -312,12 +337,12 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
     duplicates(b, &listeners, &clusters, diag);
     if !diag.has_errors() {
         for warning in retry::unsafe_retry_warnings(&listeners) {
-            tracing::warn!("{warning}");
+            ::tracing::warn!("{warning}");
         }
     }
     let auth = jwt_authn::merge(&mut listeners, jwt_providers, b, diag);
     Some(Config {
-        tracers: Vec::new(),
+        tracers,
         auth,
         source: source.to_path_buf(),
         workers: Workers::Auto,
@@ -345,11 +370,11 @@ fn admin(a: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<std::net::SocketAddr
     );
     if let Some(path) = a.str("access_log_path") {
         if path != "/dev/null" {
-            tracing::warn!("admin.access_log_path {path:?}: ringway does not log admin requests");
+            ::tracing::warn!("admin.access_log_path {path:?}: ringway does not log admin requests");
         }
     }
     if a.has("access_log") {
-        tracing::warn!("admin.access_log: ringway does not log admin requests");
+        ::tracing::warn!("admin.access_log: ringway does not log admin requests");
     }
     // Envoy: with no address, no admin server is started.
     let address = a.child("address")?;
@@ -401,7 +426,7 @@ fn layered_runtime(
             } else if let Some(name) = listener {
                 match listeners.iter_mut().find(|l| l.name == name) {
                     Some(l) => l.connection_limit = Some(n),
-                    None => tracing::warn!(
+                    None => ::tracing::warn!(
                         "runtime key {key}: no listener is named {name:?}; it has no effect"
                     ),
                 }

@@ -42,10 +42,6 @@ pub(crate) struct Prepare<'a> {
 /// features whose absence changes what is observed, not what is served (a tracer, a
 /// stats sink, a watchdog). `(message, field, group)`.
 pub(crate) const DEGRADABLE: &[(&str, &str, &str)] = &[
-    (super::schema::HCM, "tracing", "tracing"),
-    ("envoy.config.route.v3.Route", "decorator", "tracing"),
-    ("envoy.config.route.v3.Route", "tracing", "tracing"),
-    (super::schema::BOOTSTRAP, "tracing", "tracing"),
     (super::schema::BOOTSTRAP, "stats_sinks", "stats_sinks"),
     (
         super::schema::BOOTSTRAP,
@@ -61,6 +57,11 @@ pub(crate) const DEGRADABLE: &[(&str, &str, &str)] = &[
         "overload_manager",
     ),
 ];
+
+/// Groups whose features ringway implements now (`tracing`: the HCM's and bootstrap's
+/// `tracing`, a route's `decorator` and `tracing`, issue 23): still accepted, so that a
+/// command line that names one keeps working, with a warning that nothing is dropped.
+pub(crate) const RETIRED_GROUPS: &[&str] = &["tracing"];
 
 /// The groups `--accept-degraded` takes.
 pub(crate) fn degradable_groups() -> Vec<&'static str> {

@@ -230,6 +230,9 @@ fn route(
             "metadata",
             "typed_per_filter_config",
             "per_request_buffer_limit_bytes",
+            // Read by `tracing::route`.
+            "decorator",
+            "tracing",
         ],
     );
     let m = r.child("match");
@@ -349,7 +352,10 @@ fn route(
         return None;
     };
     let route = Route {
-        observe: Default::default(),
+        observe: crate::config::observability::RouteObservability {
+            tracing: super::tracing::route(r, diag),
+            ..Default::default()
+        },
         retry,
         mirrors,
         fault: None,

@@ -56,6 +56,9 @@ pub(crate) const TLS_INSPECTOR: &str =
     "envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector";
 pub(crate) const PREVIOUS_HOSTS: &str =
     "envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate";
+pub(crate) const ZIPKIN: &str = "envoy.config.trace.v3.ZipkinConfig";
+pub(crate) const OPENTELEMETRY: &str = "envoy.config.trace.v3.OpenTelemetryConfig";
+pub(crate) const UUID_REQUEST_ID: &str = "envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig";
 
 /// Every `@type` the loader accepts somewhere, with what it is.
 pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
@@ -119,6 +122,12 @@ pub(crate) const EXTENSIONS: &[(&str, &str)] = &[
     (
         PREVIOUS_HOSTS,
         "retry host predicate envoy.retry_host_predicates.previous_hosts",
+    ),
+    (ZIPKIN, "tracer envoy.tracers.zipkin"),
+    (OPENTELEMETRY, "tracer envoy.tracers.opentelemetry"),
+    (
+        UUID_REQUEST_ID,
+        "request ID extension envoy.request_id.uuid",
     ),
 ];
 

@@ -3,8 +3,10 @@
 //! Envoy's endpoints and answers (`../shared/docs/envoy-compat.md` section 2), each
 //! rendered from what the control thread holds, so a scrape never waits for a worker:
 //! `/ready` (200 `LIVE` when serving, 503 with the state otherwise), `/stats` (text,
-//! JSON or Prometheus, `filter`, `usedonly`, `type`: `stats`), `/stats/prometheus`,
-//! `/server_info` (`server_info`), `/listeners`, `/clusters` (`clusters`), `/help` and `/`; and, by POST only (a GET is
+//! JSON or Prometheus, `filter`, `usedonly`, `type`, `histogram_buckets`: `stats`),
+//! `/stats/prometheus`, `/server_info` (`server_info`), `/listeners`, `/clusters`
+//! (`clusters`), `/help` and `/`, ringway's `/dashboard` (a self-contained page polling
+//! `/stats` and `/clusters`: `dashboard`); and, by POST only (a GET is
 //! answered 400 and changes nothing, as in Envoy): `/healthcheck/fail` and
 //! `/healthcheck/ok`, `/reset_counters`, `/logging`, `/drain_listeners`, `/quitquitquit`, and
 //! ringway's `/reload` (200 with the new config version once every worker applied it,
@@ -17,6 +19,7 @@
 
 mod certs;
 mod clusters;
+mod dashboard;
 mod query;
 mod server_info;
 mod stats;
@@ -242,12 +245,14 @@ const HELP: &str = "admin commands are:
   /help: this list
   /ready: 200 LIVE when serving; 503 and the state otherwise
   /server_info: the server's state, version, uptime and command line (JSON)
-  /stats: every stat (?filter=REGEX, ?usedonly, ?type=Counters|Gauges|All, ?format=json|prometheus)
+  /stats: every stat (?filter=REGEX, ?usedonly, ?type=Counters|Gauges|All, ?format=json|prometheus,
+    ?histogram_buckets=cumulative|disjoint)
   /stats/prometheus: every stat in Prometheus' text format (?filter=, ?usedonly)
   /listeners: each listener's name and bound address (?format=json)
   /clusters: every cluster and its hosts, with each host's stats (?format=json)
   /config_dump: the serving config as Envoy's ConfigDump (JSON; secrets redacted)
   /certs: the certificates the config presents and trusts, with their expiry (JSON)
+  /dashboard: a live dashboard for a browser (polls /stats and /clusters every second)
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
   POST /reset_counters: counters read 0 from now on
@@ -373,6 +378,7 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
             "application/json",
             certs::render(&state.certs.borrow(), unix_now()).as_bytes(),
         ),
+        b"/dashboard" => dashboard::page(),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }

@@ -1,8 +1,10 @@
 //! `/stats` and `/stats/prometheus`, with Envoy's parameters: `filter` (a regex that
 //! may match anywhere in the name; `^...$` anchors it), `usedonly`, `type`
 //! (`Counters`, `Gauges`, `Histograms`, `TextReadouts`, `All`), `format` (`json`,
-//! `prometheus`, text by default). Histograms follow the counters and gauges in every
-//! format; a histogram is "used" once it recorded a value.
+//! `prometheus`, text by default), `histogram_buckets` (`cumulative` or `disjoint`:
+//! each histogram's counts per Envoy default bound instead of its quantiles, in text and
+//! JSON; Envoy's `detailed` and `combined` are refused by name). Histograms follow the
+//! counters and gauges in every format; a histogram is "used" once it recorded a value.
 //!
 //! `usedonly` keeps counters that counted something and every gauge: ringway's cells
 //! carry no written-to flag (one would cost every increment a store), and a counter
@@ -40,6 +42,7 @@ struct Job {
     filter: Option<regex::Regex>,
     kinds: &'static [Kind],
     with_histograms: bool,
+    buckets: render::Buckets,
     used_only: bool,
 }
 
@@ -88,6 +91,29 @@ pub async fn stats(state: &ControlState, query: &Query, format: Option<Format>) 
             )
         }
     };
+    let buckets = match query.get("histogram_buckets") {
+        None | Some("none") => render::Buckets::None,
+        Some("cumulative") => render::Buckets::Cumulative,
+        Some("disjoint") => render::Buckets::Disjoint,
+        Some(mode @ ("detailed" | "combined")) => {
+            return Reply::new(
+                400,
+                TEXT,
+                format!(
+                "histogram_buckets={mode} is not supported yet: use cumulative, disjoint or none\n"
+            )
+                .as_bytes(),
+            )
+        }
+        Some(other) => {
+            return Reply::new(
+                400,
+                TEXT,
+                format!("invalid histogram_buckets {other:?}: use cumulative, disjoint or none\n")
+                    .as_bytes(),
+            )
+        }
+    };
     let job = Job {
         view: state.stats.borrow().view(),
         own: state.own_lines(),
@@ -97,6 +123,7 @@ pub async fn stats(state: &ControlState, query: &Query, format: Option<Format>) 
         filter,
         kinds,
         with_histograms,
+        buckets,
         used_only: query.has("usedonly"),
     };
     let (tx, rx) = flume::bounded(1);
@@ -142,11 +169,17 @@ impl Job {
         let content_type = match self.format {
             Format::Text => {
                 render::text(&lines, &mut out);
-                render::text_histograms(&histograms, &mut out);
+                match self.buckets {
+                    render::Buckets::None => render::text_histograms(&histograms, &mut out),
+                    mode => render::text_histogram_buckets(&histograms, mode, &mut out),
+                }
                 TEXT
             }
             Format::Json => {
-                render::json(&lines, &histograms, &mut out);
+                match self.buckets {
+                    render::Buckets::None => render::json(&lines, &histograms, &mut out),
+                    mode => render::json_buckets(&lines, &histograms, mode, &mut out),
+                }
                 JSON
             }
             Format::Prometheus => {

@@ -171,7 +171,7 @@ impl Connection<'_> {
             let per_try = self.retry.plan.map_or((None, None), |p| {
                 (p.per_try_timeout, p.per_try_idle_timeout)
             });
-            if count_attempts || expected_timeout {
+            if count_attempts || expected_timeout || self.trace.on {
                 let expected = expected_timeout.then(|| {
                     let left = if self.retry.attempt == 1 {
                         route_timeout
@@ -181,7 +181,11 @@ impl Connection<'_> {
                     per_try.0.map_or(left, |t| t.min(left))
                 });
                 let attempt = count_attempts.then_some(self.retry.attempt);
-                lines_len = attempt_lines(&mut out, (lines_at, lines_len), attempt, expected);
+                // The trace context, with this attempt's span (`trace`).
+                let mut context = [0u8; crate::trace::context::MAX_LINES];
+                let n = self.trace_attempt_lines(&mut context);
+                let lines = (attempt, expected, &context[..n]);
+                lines_len = attempt_lines(&mut out, (lines_at, lines_len), lines);
             }
             if self.retry.attempt == 1 && !stale_retried {
                 deadline.start_try_at(now, per_try.0, per_try.1);
@@ -239,6 +243,14 @@ impl Connection<'_> {
                 .await;
             picked.uncount(hx::RQ_ACTIVE);
             cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).dec();
+            if self.trace.sampled {
+                let end = match &outcome {
+                    Ok(finished) => (finished.forwarded.status, None),
+                    Err(e) if e.kind == ErrorKind::RetriedResponse => (self.response.status, None),
+                    Err(e) => (0, Some(e.kind.as_str())),
+                };
+                self.trace_attempt_end(&cluster.name, &picked, end, self.retry.attempt);
+            }
             let observed = match &outcome {
                 Ok(finished) => {
                     let status = finished.forwarded.status;
@@ -493,8 +505,7 @@ impl Connection<'_> {
 fn attempt_lines(
     out: &mut Vec<u8>,
     (at, len): (usize, usize),
-    attempt: Option<u32>,
-    expected: Option<std::time::Duration>,
+    (attempt, expected, context): (Option<u32>, Option<std::time::Duration>, &[u8]),
 ) -> usize {
     use std::io::Write;
     let mut lines = [0u8; 96];
@@ -507,8 +518,8 @@ fn attempt_lines(
         let _ = write!(cursor, "x-envoy-expected-rq-timeout-ms: {ms}\r\n");
     }
     let n = usize::try_from(cursor.position()).unwrap_or(0);
-    out.splice(at..at + len, lines[..n].iter().copied());
-    n
+    out.splice(at..at + len, lines[..n].iter().chain(context).copied());
+    n + context.len()
 }
 
 #[cfg(test)]
@@ -517,18 +528,18 @@ mod tests {
     fn attempt_lines_replace_the_previous_attempts() {
         let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody".to_vec();
         let at = out.len() - 4 - 2;
-        let len = super::attempt_lines(&mut out, (at, 0), Some(1), None);
+        let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None, b""));
         assert_eq!(
             out,
             b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\n\r\nbody"
         );
         let expected = Some(std::time::Duration::from_millis(1500));
-        let len = super::attempt_lines(&mut out, (at, len), Some(12), expected);
+        let len = super::attempt_lines(&mut out, (at, len), (Some(12), expected, b"b3: 0\r\n"));
         assert_eq!(
             out,
-            b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 12\r\nx-envoy-expected-rq-timeout-ms: 1500\r\n\r\nbody"
+            b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 12\r\nx-envoy-expected-rq-timeout-ms: 1500\r\nb3: 0\r\n\r\nbody"
         );
-        super::attempt_lines(&mut out, (at, len), None, None);
+        super::attempt_lines(&mut out, (at, len), (None, None, b""));
         assert_eq!(out, b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody");
     }
 }

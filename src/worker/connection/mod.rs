@@ -58,6 +58,7 @@ mod forward;
 mod hash;
 mod outcome;
 mod retry;
+mod trace;
 
 use super::{
     deadline::Deadline, downstream::Downstream, lookup::Http1Headers, request_log::RequestLog,
@@ -136,6 +137,8 @@ pub async fn serve(
         upgraded: None,
         canceller: Some(Canceller::new()),
         retry: Default::default(),
+        trace: Default::default(),
+        pending: None,
     };
     conn.note_local_address();
     conn.note_tls(listener);
@@ -315,6 +318,11 @@ struct Connection<'l> {
     rq_active: bool,
     /// The current request's retry plan and attempt (`retry`).
     retry: retry::RetryState,
+    /// The current request's trace context (`trace`).
+    trace: trace::TraceState,
+    /// A sampled request's attributes, kept until its span is recorded (boxed: only
+    /// connections that carried a sampled request pay for it).
+    pending: Option<Box<trace::Pending>>,
 }
 
 impl Connection<'_> {
@@ -504,10 +512,11 @@ impl Connection<'_> {
                 }
             } else if let (Some(envoy), true) = (
                 &l.proxy.envoy,
-                self.log.as_ref().is_some_and(|l| l.is_envoy_format()),
+                self.log.as_ref().is_some_and(|l| l.is_envoy_format()) || l.tracing.is_some(),
             ) {
                 // Envoy's connection manager gives every request its id and client, which
-                // its access log prints also for the routes that answer directly.
+                // its access log prints and its tracing decides by, also for the routes
+                // that answer directly.
                 let client = crate::forwarding_envoy::apply(
                     &mut self.request,
                     head,
@@ -524,6 +533,19 @@ impl Connection<'_> {
                     };
                     log.resolved(client, port);
                 }
+            }
+            if l.tracing.is_some() {
+                let begin = trace::Begin {
+                    head,
+                    request: &mut self.request,
+                    random: &mut self.random,
+                    trace: &mut self.trace,
+                    pending: &mut self.pending,
+                    listener: l,
+                    peer: self.peer,
+                    rq_start: self.rq_start,
+                };
+                begin.run((route, cluster.map(|c| &*c.name)));
             }
             // The route's filters run for whatever the route does (a CORS preflight is
             // answered on any route).
@@ -1127,15 +1149,39 @@ impl Connection<'_> {
         }
         let upstream = self.upstream.take();
         let auth = self.filters.identity();
+        if self.trace.on {
+            let address = upstream.as_ref().map(|u| u.pool.address_text());
+            let consumer = auth.and_then(|a| a.principal());
+            self.trace_finish((status, bytes_sent), flags, (address, consumer));
+        }
         if let Some(auth) = auth {
             auth.count_usage(status, (self.request.head_len as u64, bytes_sent));
         }
         if let Some(log) = &mut self.log {
             let address = upstream.as_ref().map(|u| u.pool.address_text());
             let who = (flags, auth.and_then(|a| a.principal()));
-            log.finish(&self.listener.name, status, bytes_sent, address, who);
+            let trace = self.trace.on.then(|| crate::access_log::TraceIds {
+                trace_id: self.trace.trace_id(),
+                short: self.trace.short_id(),
+                span_id: self.trace.span_id,
+            });
+            let attempts = if upstream.is_some() {
+                self.retry.attempt
+            } else {
+                0
+            };
+            let tracing = (trace, attempts);
+            log.finish(
+                &self.listener.name,
+                status,
+                bytes_sent,
+                address,
+                who,
+                tracing,
+            );
         }
         self.filters.forget_identity();
+        self.trace.on = false;
     }
 
     /// Answers a request ringway cannot serve and closes the connection.

@@ -30,6 +30,9 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/network/local_ratelimit/v3/local_rate_limit.proto",
     "envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto",
     "envoy/extensions/filters/http/fault/v3/fault.proto",
+    "envoy/config/trace/v3/zipkin.proto",
+    "envoy/config/trace/v3/opentelemetry.proto",
+    "envoy/extensions/request_id/uuid/v3/uuid.proto",
 ];
 
 /// The proto search path inside the envoy-types package.

@@ -1,0 +1,521 @@
+//! The connection's side of tracing: the request's context, its sampling decision, the
+//! lines each upstream attempt carries, and the spans recorded when a sampled request
+//! or attempt ends.
+//!
+//! Design: on a listener with `tracing`, one pass over the parsed head finds the
+//! incoming context (`trace::context::Extractor`) and marks the fields the proxy
+//! rewrites removed from the forwarded head; the decision is arithmetic
+//! (`trace::sampling`). An unsampled request keeps a few ids in [`TraceState`] (the
+//! context still goes upstream, flagged unsampled) and records nothing. A sampled one
+//! copies the request's text attributes into the connection's [`Pending`] (boxed once
+//! per connection, reused), because the read buffer may be reused before the request
+//! ends; its spans are copied into the worker's span batch when the attempt or request
+//! ends (`trace::sink`), and that is all the request path does: encoding and export
+//! are the exporter thread's.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::Connection;
+use crate::access_log::ResponseFlags;
+use crate::config::observability::{SpanKind, TagValue};
+use crate::forwarding::IpText;
+use crate::snapshot::ListenerTrace;
+use crate::stats::names::http as rq;
+use crate::trace::context::{self, Extractor, Formats, Outgoing};
+use crate::trace::sampling::{self, Decide, Reason};
+use crate::trace::span::{SpanBatch, SpanRecord, TextRef};
+
+/// The current request's trace context (reset per request).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct TraceState {
+    /// The listener traces: the context goes upstream.
+    pub on: bool,
+    /// Spans are recorded.
+    pub sampled: bool,
+    debug: bool,
+    short_id: bool,
+    /// The trace id, high and low halves (no `u128` field: it would align the whole
+    /// connection to 16 bytes).
+    trace_id: [u64; 2],
+    /// The request's own span.
+    pub span_id: u64,
+    /// Its parent (the incoming span), 0 for a root.
+    parent_id: u64,
+    /// The current attempt's span (equal to `span_id` when attempts spawn none).
+    attempt_span: u64,
+    /// Unix nanoseconds: the current attempt's start (sampled requests only).
+    attempt_start_ns: u64,
+    /// Formats written upstream.
+    formats: Formats,
+}
+
+impl TraceState {
+    pub fn trace_id(&self) -> u128 {
+        (u128::from(self.trace_id[0]) << 64) | u128::from(self.trace_id[1])
+    }
+
+    pub fn short_id(&self) -> bool {
+        self.short_id
+    }
+}
+
+/// A sampled request's text attributes, copied when it starts (the read buffer may be
+/// reused before it ends). One per connection, kept across requests.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    text: String,
+    start_ns: u64,
+    method: (u32, u32),
+    path: (u32, u32),
+    query: (u32, u32),
+    authority: (u32, u32),
+    user_agent: (u32, u32),
+    request_id: (u32, u32),
+    trace_state: (u32, u32),
+    name: (u32, u32),
+    route: (u32, u32),
+    cluster: (u32, u32),
+    /// Custom tags: name and value ranges.
+    tags: Vec<((u32, u32), (u32, u32))>,
+}
+
+impl Pending {
+    fn push(&mut self, s: &[u8]) -> (u32, u32) {
+        let s = std::str::from_utf8(s).unwrap_or_default();
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        (start, s.len() as u32)
+    }
+
+    fn get(&self, (start, len): (u32, u32)) -> &str {
+        self.text
+            .get(start as usize..(start + len) as usize)
+            .unwrap_or_default()
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.tags.clear();
+    }
+}
+
+/// Unix time now, in nanoseconds (only sampled requests read it).
+fn unix_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The parts of a connection that starting a trace reads and writes (borrowed apart
+/// from the rest, which the routing step still holds).
+pub(super) struct Begin<'a> {
+    pub head: &'a [u8],
+    pub request: &'a mut crate::http1::Request,
+    pub random: &'a mut fastrand::Rng,
+    pub trace: &'a mut TraceState,
+    pub pending: &'a mut Option<Box<Pending>>,
+    pub listener: &'a crate::snapshot::ListenerSnapshot,
+    pub peer: crate::peer::Peer,
+    pub rq_start: Option<std::time::Instant>,
+}
+
+impl Begin<'_> {
+    /// Finds the request's context, decides whether it is sampled and marks the context
+    /// fields removed from the forwarded head (when it is forwarded, to `cluster`): run
+    /// after the forwarding stage set `x-request-id`, before the route's filters.
+    pub(super) fn run(self, (route, cluster): (Option<&crate::router::Route>, Option<&str>)) {
+        let forwarding = cluster.is_some();
+        let Some(t) = self.listener.tracing.as_deref() else {
+            self.trace.on = false;
+            return;
+        };
+        let head = self.head;
+        let mut extractor = Extractor::default();
+        let (mut client_trace_id, mut force_trace, mut request_id_at) = (false, false, None);
+        let mut trace_state = None;
+        for (index, h) in self.request.headers.iter().enumerate() {
+            let (name, value) = (h.name(head), h.value(head));
+            if extractor.observe(name, value) {
+                if forwarding {
+                    self.request.overlay.remove(index);
+                }
+            } else if name.len() == 10 && name.eq_ignore_ascii_case(b"tracestate") {
+                trace_state = Some(value);
+            } else if name.len() == 17 && name.eq_ignore_ascii_case(b"x-client-trace-id") {
+                client_trace_id = !value.is_empty();
+            } else if name.len() == 19 && name.eq_ignore_ascii_case(b"x-envoy-force-trace") {
+                force_trace = true;
+            } else if name.len() == 12
+                && name.eq_ignore_ascii_case(b"x-request-id")
+                && !self.request.overlay.is_removed(index)
+            {
+                request_id_at = Some(index);
+            }
+        }
+        // Only a trusted peer (an internal one for Envoy listeners) forces a trace.
+        if force_trace {
+            force_trace = self.trusted_peer(head);
+        }
+        let extracted = extractor.finish();
+        let incoming = extracted.context;
+        let parent = incoming
+            .map(|c| if c.debug { Some(true) } else { c.sampled })
+            .unwrap_or(extracted.sampled_only);
+        let sampling = route
+            .and_then(|r| r.tracing.as_deref())
+            .and_then(|r| r.sampling.as_ref())
+            .unwrap_or(&t.config.sampling);
+        // Envoy's decision reads the request id as it goes upstream: a fresh one is the
+        // overlay's last `x-request-id` line, a kept one the received field.
+        let mut id = [0u8; 64];
+        let mut id_len = 0;
+        if t.config.request_id_sampling {
+            let value = match self.request.overlay.added_value(b"x-request-id") {
+                Some(v) => Some(v),
+                None => request_id_at.map(|i| self.request.headers[i].value(head)),
+            };
+            if let Some(v) = value.filter(|v| v.len() <= id.len()) {
+                id[..v.len()].copy_from_slice(v);
+                id_len = v.len();
+            }
+        }
+        let request_id = (t.config.request_id_sampling && id_len > 0).then(|| &id[..id_len]);
+        let decision = sampling::decide(&Decide {
+            sampling,
+            parent,
+            client_trace_id,
+            force_trace,
+            request_id,
+            draw: self.random.u64(..),
+        });
+        if t.config.request_id_sampling {
+            let stat = match decision.reason {
+                Reason::Sampling => rq::TRACING_RANDOM_SAMPLING,
+                Reason::ServiceForced => rq::TRACING_SERVICE_FORCED,
+                Reason::ClientForced => rq::TRACING_CLIENT_ENABLED,
+                Reason::NotTraceable => rq::TRACING_NOT_TRACEABLE,
+            };
+            self.listener.http_stats.get(stat).inc();
+            // The decision travels in the request id (Envoy's UUID extension).
+            if t.config.pack_trace_reason && id_len > 0 && forwarding {
+                let before = sampling::packed_reason(&id[..id_len]);
+                if before != decision.reason {
+                    sampling::pack_reason(&mut id[..id_len], decision.reason);
+                    let packed = &id[..id_len];
+                    if !self
+                        .request
+                        .overlay
+                        .set_added_value(b"x-request-id", packed)
+                    {
+                        if let Some(index) = request_id_at {
+                            let _ = self.request.overlay.replace(index, b"x-request-id", packed);
+                        }
+                    }
+                }
+            }
+        }
+        let rng = &mut *self.random;
+        let (trace_id, short_id) = match incoming {
+            Some(c) => (c.trace_id, c.short_id),
+            None if t.short_ids => (u128::from(context::new_span_id(rng)), true),
+            None => (context::new_trace_id(rng), false),
+        };
+        let (span_id, parent_id) = match incoming {
+            // Zipkin's shared span: the server half of the caller's span keeps its id.
+            Some(c) if t.shared_spans && (c.formats.b3 || c.formats.b3_single) => {
+                (c.span_id, c.parent_id)
+            }
+            Some(c) => (context::new_span_id(rng), c.span_id),
+            None => (context::new_span_id(rng), 0),
+        };
+        let came = incoming.map(|c| c.formats).unwrap_or_default();
+        *self.trace = TraceState {
+            on: true,
+            sampled: decision.sampled,
+            debug: incoming.is_some_and(|c| c.debug),
+            short_id,
+            trace_id: [(trace_id >> 64) as u64, trace_id as u64],
+            span_id,
+            parent_id,
+            attempt_span: span_id,
+            attempt_start_ns: 0,
+            formats: Formats {
+                w3c: t.formats.w3c || came.w3c,
+                b3: t.formats.b3 || came.b3,
+                b3_single: t.formats.b3_single || came.b3_single,
+            },
+        };
+        let route_tracing = route.and_then(|r| r.tracing.as_deref());
+        if let (true, true, Some(op)) = (
+            forwarding && self.listener.proxy.envoy.is_some(),
+            route_tracing.is_some_and(|r| r.propagate_operation),
+            route_tracing.and_then(|r| r.operation.as_deref()),
+        ) {
+            let _ = self
+                .request
+                .overlay
+                .add(b"x-envoy-decorator-operation", op.as_bytes());
+        }
+        if decision.sampled {
+            self.note_request(head, (t, route, cluster), trace_state);
+        }
+    }
+}
+
+impl Begin<'_> {
+    /// Whether the peer may force a trace (`x-envoy-force-trace`): internal for Envoy
+    /// listeners, a trusted proxy for native ones.
+    fn trusted_peer(&self, head: &[u8]) -> bool {
+        let proxy = &self.listener.proxy;
+        match &proxy.envoy {
+            Some(envoy) => crate::forwarding_envoy::internal(
+                &self.request,
+                head,
+                self.peer,
+                proxy.trusted_proxies.hops,
+                envoy,
+            ),
+            None => crate::forwarding::peer_trusted(&proxy.trusted_proxies, self.peer),
+        }
+    }
+}
+
+impl Begin<'_> {
+    /// Copies a sampled request's attributes (out of line: unsampled requests never
+    /// come here).
+    #[inline(never)]
+    fn note_request(
+        self,
+        head: &[u8],
+        (t, route, cluster): (&ListenerTrace, Option<&crate::router::Route>, Option<&str>),
+        trace_state: Option<&[u8]>,
+    ) {
+        let p = self.pending.get_or_insert_with(Default::default);
+        p.clear();
+        let elapsed = self.rq_start.map_or(0, |s| s.elapsed().as_nanos() as u64);
+        p.start_ns = unix_ns().saturating_sub(elapsed);
+        let method = self.request.method_span.get(head);
+        p.method = p.push(method);
+        let target = self.request.path.get(head);
+        let (path, query) = match target.iter().position(|&b| b == b'?') {
+            Some(q) => (&target[..q], &target[q + 1..]),
+            None => (target, &b""[..]),
+        };
+        let mut cut = path.len().min(t.config.max_path_tag_length);
+        while cut > 0 && cut < path.len() && (path[cut] & 0xC0) == 0x80 {
+            cut -= 1;
+        }
+        p.path = p.push(&path[..cut]);
+        p.query = p.push(query);
+        p.authority = p.push(self.request.host.map_or(&b""[..], |h| h.get(head)));
+        p.user_agent = (0, 0);
+        p.request_id = (0, 0);
+        for h in &self.request.headers {
+            if h.is(head, "user-agent") {
+                p.user_agent = p.push(h.value(head));
+            } else if h.is(head, "x-request-id") {
+                p.request_id = p.push(h.value(head));
+            }
+        }
+        // A fresh or repacked request id is the overlay's.
+        if let Some(id) = self.request.overlay.added_value(b"x-request-id") {
+            p.request_id = p.push(id);
+        }
+        p.trace_state = trace_state.map_or((0, 0), |s| p.push(s));
+        let route_name = route.and_then(|r| r.name.as_deref()).unwrap_or("");
+        p.route = p.push(route_name.as_bytes());
+        p.cluster = p.push(cluster.unwrap_or("").as_bytes());
+        let operation = route
+            .and_then(|r| r.tracing.as_deref())
+            .and_then(|r| r.operation.as_deref());
+        p.name = match operation {
+            Some(op) => p.push(op.as_bytes()),
+            None if self.listener.proxy.envoy.is_some() => {
+                // Envoy's default operation name: the authority and path.
+                let start = p.text.len() as u32;
+                let a = p.authority;
+                let authority = p.get(a).to_owned();
+                p.text.push_str(&authority);
+                p.text
+                    .push_str(std::str::from_utf8(path).unwrap_or_default());
+                (start, p.text.len() as u32 - start)
+            }
+            None => {
+                let start = p.text.len() as u32;
+                p.text
+                    .push_str(std::str::from_utf8(method).unwrap_or_default());
+                p.text.push(' ');
+                p.text.push_str(if route_name.is_empty() {
+                    std::str::from_utf8(path).unwrap_or_default()
+                } else {
+                    route_name
+                });
+                (start, p.text.len() as u32 - start)
+            }
+        };
+        let route_tags = route
+            .and_then(|r| r.tracing.as_deref())
+            .map_or(&[][..], |r| &r.custom_tags[..]);
+        for tag in t.config.custom_tags.iter().chain(route_tags) {
+            let value = match &tag.value {
+                TagValue::Literal(v) => Some(v.as_bytes()),
+                TagValue::RequestHeader { name, default } => self
+                    .request
+                    .headers
+                    .iter()
+                    .find(|h| h.is(head, name))
+                    .map(|h| h.value(head))
+                    .or(default.as_deref().map(str::as_bytes)),
+            };
+            if let Some(value) = value {
+                let name = p.push(tag.tag.as_bytes());
+                let value = p.push(value);
+                p.tags.push((name, value));
+            }
+        }
+    }
+}
+
+impl Connection<'_> {
+    /// The context lines of the next upstream attempt, into `out` (at least
+    /// `context::MAX_LINES` long); returns their length. A new span per attempt when
+    /// the listener spawns upstream spans.
+    pub(super) fn trace_attempt_lines(&mut self, out: &mut [u8]) -> usize {
+        let Some(t) = self.listener.tracing.as_deref().filter(|_| self.trace.on) else {
+            return 0;
+        };
+        let s = &mut self.trace;
+        let (span_id, parent_id) = if t.config.upstream_spans {
+            s.attempt_span = context::new_span_id(&mut self.random);
+            (s.attempt_span, s.span_id)
+        } else {
+            (s.span_id, s.parent_id)
+        };
+        if s.sampled && t.config.upstream_spans {
+            s.attempt_start_ns = unix_ns();
+        }
+        let outgoing = Outgoing {
+            trace_id: s.trace_id(),
+            short_id: s.short_id,
+            span_id,
+            parent_id,
+            sampled: s.sampled,
+            debug: s.debug,
+        };
+        context::write_lines(&outgoing, s.formats, out)
+    }
+
+    /// Records an upstream attempt's span (sampled requests on listeners that spawn
+    /// them): `status` 0 when no response came, `error` the failure's text.
+    pub(super) fn trace_attempt_end(
+        &self,
+        cluster: &str,
+        upstream: &crate::upstream::Host,
+        (status, error): (u16, Option<&str>),
+        attempt: u32,
+    ) {
+        let Some(t) = self.listener.tracing.as_deref() else {
+            return;
+        };
+        if !(self.trace.sampled && t.config.upstream_spans) {
+            return;
+        }
+        let end_ns = unix_ns();
+        let s = self.trace;
+        let Some(p) = self.pending.as_deref() else {
+            return;
+        };
+        let mut sinks = self.worker.spans.borrow_mut();
+        let Some(batch) = sinks.batch(t.tracer) else {
+            return;
+        };
+        let mut span = common_span(batch, p, &s);
+        span.span_id = s.attempt_span;
+        span.parent_id = s.span_id;
+        span.kind = SpanKind::Client;
+        span.start_ns = s.attempt_start_ns;
+        span.end_ns = end_ns;
+        span.status = status;
+        span.attempt = attempt;
+        span.cluster = batch.push_text(cluster);
+        span.upstream = batch.push_text(upstream.pool.address_text());
+        span.error = error.map_or(TextRef::EMPTY, |e| batch.push_text(e));
+        // Envoy's router names an upstream span after its cluster.
+        span.name = batch.push_parts(&["router ", cluster, " egress"]);
+        batch.spans.push(span);
+        sinks.pushed(t.tracer);
+    }
+
+    /// Records the request's span when it was sampled (from `complete`).
+    pub(super) fn trace_finish(
+        &self,
+        (status, bytes_sent): (u16, u64),
+        flags: ResponseFlags,
+        (upstream, consumer): (Option<&str>, Option<&str>),
+    ) {
+        let Some(t) = self.listener.tracing.as_deref().filter(|_| self.trace.on) else {
+            return;
+        };
+        if !self.trace.sampled {
+            return;
+        }
+        let s = self.trace;
+        let Some(p) = self.pending.as_deref() else {
+            return;
+        };
+        let https = self.stream.is_tls();
+        let (client, port) = if self.client_ip == self.peer {
+            (self.peer_text, self.peer_port)
+        } else {
+            (self.client_ip.ip().map_or(IpText::EMPTY, IpText::new), 0)
+        };
+        let mut sinks = self.worker.spans.borrow_mut();
+        let Some(batch) = sinks.batch(t.tracer) else {
+            return;
+        };
+        let mut span = common_span(batch, p, &s);
+        span.span_id = s.span_id;
+        span.parent_id = s.parent_id;
+        span.kind = t.config.kind;
+        span.start_ns = p.start_ns;
+        span.end_ns = unix_ns();
+        span.status = status;
+        span.flags = flags.bits();
+        span.bytes_sent = bytes_sent;
+        span.bytes_received = self.request.head_len as u64;
+        span.attempt = self.retry.attempt;
+        span.cluster = batch.push_text(p.get(p.cluster));
+        span.upstream = upstream.map_or(TextRef::EMPTY, |u| batch.push_text(u));
+        span.consumer = consumer.map_or(TextRef::EMPTY, |c| batch.push_text(c));
+        span.scheme = batch.push_text(if https { "https" } else { "http" });
+        span.peer = batch.push_text(client.as_str());
+        span.peer_port = port;
+        span.tags_start = batch.tags.len() as u32;
+        for &(name, value) in &p.tags {
+            let name = batch.push_text(p.get(name));
+            let value = batch.push_text(p.get(value));
+            batch.tags.push((name, value));
+        }
+        span.tags_len = p.tags.len() as u32;
+        batch.spans.push(span);
+        sinks.pushed(t.tracer);
+    }
+}
+
+/// The attributes a request's span and its attempts' spans share.
+fn common_span(batch: &mut SpanBatch, p: &Pending, s: &TraceState) -> SpanRecord {
+    SpanRecord {
+        trace_id: s.trace_id(),
+        debug: s.debug,
+        name: batch.push_text(p.get(p.name)),
+        method: batch.push_text(p.get(p.method)),
+        path: batch.push_text(p.get(p.path)),
+        query: batch.push_text(p.get(p.query)),
+        authority: batch.push_text(p.get(p.authority)),
+        route: batch.push_text(p.get(p.route)),
+        user_agent: batch.push_text(p.get(p.user_agent)),
+        request_id: batch.push_text(p.get(p.request_id)),
+        trace_state: batch.push_text(p.get(p.trace_state)),
+        ..SpanRecord::default()
+    }
+}

@@ -1,0 +1,421 @@
+//! Tracing through the real binary: trace context in and out of each hop (W3C, B3 multi
+//! and single, both, none, malformed) as an upstream that records headers sees it; the
+//! parent's sampling decision; parent/child ids across two ringway processes (gateway →
+//! sidecar → service); Envoy's decision packed into `x-request-id`; the access log's
+//! trace fields; and spans exported to a collector (OTLP and Zipkin), a collector that
+//! is down costing nothing but counted drops. Both drivers.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use common::upstream::{Seen, Upstream};
+use common::{drivers, exchange, free_port, Ringway};
+
+/// A native config: one listener tracing with `listener_tracing`, routing `/` to
+/// `endpoint`; the tracer exports to `collector` (an address that may be down).
+fn config(
+    (port, admin): (u16, u16),
+    endpoint: &str,
+    listener_tracing: &str,
+    (provider, collector): (&str, &str),
+    extra: &str,
+) -> String {
+    format!(
+        r#"workers: 2
+admin: 127.0.0.1:{admin}
+tracing:
+  provider: {provider}
+  collector: {{ cluster: collector }}
+  service_name: edge
+  flush_interval: 100ms
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    tracing: {listener_tracing}
+    routes:
+      - match: {{ prefix: /named }}
+        name: orders
+        cluster: app
+        tracing: {{ operation: listOrders }}
+      - match: {{ prefix: /local }}
+        direct_response: {{ status: 204 }}
+      - match: {{ prefix: / }}
+        cluster: app
+{extra}clusters:
+  - name: app
+    endpoints: ["{endpoint}"]
+  - name: collector
+    endpoints: ["{collector}"]
+"#
+    )
+}
+
+fn start(driver: &str, yaml: impl FnOnce(u16, u16) -> String) -> (Ringway, SocketAddr) {
+    let (port, admin) = (free_port(), free_port());
+    let rw = Ringway::start(&yaml(port, admin), admin, &["--driver", driver]);
+    (rw, ([127, 0, 0, 1], port).into())
+}
+
+/// Sends `GET <path>` with `headers` (lines ending in CRLF) and returns what the upstream
+/// received.
+fn through(addr: SocketAddr, upstream: &Upstream, path: &str, headers: &str) -> Seen {
+    let raw = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n");
+    let r = exchange(addr, raw.as_bytes());
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    upstream.next_seen()
+}
+
+/// `traceparent` split into (trace id, parent id, flags), checked for W3C's shape.
+fn traceparent(seen: &Seen) -> (String, String, String) {
+    let value = seen
+        .header("traceparent")
+        .unwrap_or_else(|| panic!("no traceparent in {}", seen.head));
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    assert_eq!(parts[0], "00", "{value}");
+    assert_eq!(
+        (parts[1].len(), parts[2].len(), parts[3].len()),
+        (32, 16, 2)
+    );
+    let hex = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    assert!(parts[1..].iter().all(|p| hex(p)), "{value}");
+    assert_ne!(parts[1], "0".repeat(32));
+    assert_ne!(parts[2], "0".repeat(16));
+    (parts[1].into(), parts[2].into(), parts[3].into())
+}
+
+/// How many times `name` appears among the upstream's header lines.
+fn count(seen: &Seen, name: &str) -> usize {
+    seen.head
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        })
+        .count()
+}
+
+const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const P: &str = "00f067aa0ba902b7";
+
+#[test]
+fn context_is_continued_with_a_new_span_per_hop_in_every_format_that_came_and_w3c() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let (rw, addr) = start(driver, |port, admin| {
+            let tracing = "{ sampling: 100%, propagation: [w3c] }";
+            config(
+                (port, admin),
+                &app.endpoint(),
+                tracing,
+                ("otlp", "127.0.0.1:9"),
+                "",
+            )
+        });
+
+        // None: a trace starts here, sampled at 100 %.
+        let seen = through(addr, &app, "/a", "");
+        let (trace, span, flags) = traceparent(&seen);
+        assert_eq!(flags, "01", "{driver}");
+        let again = traceparent(&through(addr, &app, "/a", "")).0;
+        assert_ne!(trace, again, "{driver}: each request starts its own trace");
+        assert_eq!(
+            count(&seen, "x-b3-traceid"),
+            0,
+            "{driver}: only configured formats"
+        );
+        let _ = span;
+
+        // W3C: the trace continues, with a span of ours as the parent; tracestate passes.
+        let seen = through(
+            addr,
+            &app,
+            "/a",
+            &format!("traceparent: 00-{T}-{P}-01\r\ntracestate: congo=t61rcWkgMzE\r\n"),
+        );
+        let (trace, span, flags) = traceparent(&seen);
+        assert_eq!((trace.as_str(), flags.as_str()), (T, "01"), "{driver}");
+        assert_ne!(span, P, "{driver}: a new span id per hop");
+        assert_eq!(count(&seen, "traceparent"), 1, "{driver}");
+        assert_eq!(
+            seen.header("tracestate").as_deref(),
+            Some("congo=t61rcWkgMzE"),
+            "{driver}"
+        );
+
+        // B3 multi: written back in B3 with the new span, and in W3C with the same ids.
+        let seen = through(
+            addr,
+            &app,
+            "/a",
+            &format!("x-b3-traceid: {T}\r\nx-b3-spanid: {P}\r\nx-b3-sampled: 1\r\n"),
+        );
+        let (trace, span, _) = traceparent(&seen);
+        assert_eq!(trace, T, "{driver}");
+        assert_eq!(seen.header("x-b3-traceid").as_deref(), Some(T), "{driver}");
+        assert_eq!(seen.header("x-b3-spanid"), Some(span.clone()), "{driver}");
+        assert_ne!(span, P, "{driver}");
+        let parent = seen.header("x-b3-parentspanid").expect("parent span id");
+        assert_eq!(parent.len(), 16, "{driver}");
+        assert_ne!(parent, P, "{driver}: the parent is our server span");
+        assert_eq!(
+            seen.header("x-b3-sampled").as_deref(),
+            Some("1"),
+            "{driver}"
+        );
+        assert_eq!(count(&seen, "x-b3-spanid"), 1, "{driver}");
+
+        // 64-bit B3 trace id: kept 64-bit in B3, zero-padded in W3C.
+        let short = "a3ce929d0e0e4736";
+        let seen = through(
+            addr,
+            &app,
+            "/a",
+            &format!("x-b3-traceid: {short}\r\nx-b3-spanid: {P}\r\n"),
+        );
+        assert_eq!(
+            seen.header("x-b3-traceid").as_deref(),
+            Some(short),
+            "{driver}"
+        );
+        assert_eq!(traceparent(&seen).0, format!("{}{short}", "0".repeat(16)));
+
+        // B3 single: written back as `b3`, its decision kept.
+        let seen = through(addr, &app, "/a", &format!("b3: {T}-{P}-0\r\n"));
+        let (trace, span, flags) = traceparent(&seen);
+        assert_eq!((trace.as_str(), flags.as_str()), (T, "00"), "{driver}");
+        let b3 = seen.header("b3").expect("b3");
+        let parts: Vec<&str> = b3.split('-').collect();
+        assert_eq!(
+            (parts[0], parts[1], parts[2]),
+            (T, span.as_str(), "0"),
+            "{driver}"
+        );
+
+        // Both: W3C wins; both are written with its ids.
+        let other = "11111111111111111111111111111111";
+        let seen = through(
+            addr,
+            &app,
+            "/a",
+            &format!("x-b3-traceid: {other}\r\nx-b3-spanid: {P}\r\ntraceparent: 00-{T}-{P}-01\r\n"),
+        );
+        let (trace, span, _) = traceparent(&seen);
+        assert_eq!(trace, T, "{driver}");
+        assert_eq!(seen.header("x-b3-traceid").as_deref(), Some(T), "{driver}");
+        assert_eq!(seen.header("x-b3-spanid"), Some(span), "{driver}");
+
+        // Malformed: ignored, a new trace started, the bad field not forwarded.
+        for bad in [
+            format!("traceparent: 00-{}-{P}-01", "0".repeat(32)),
+            format!("traceparent: 00-{}-{P}-01", T.to_uppercase()),
+            format!("traceparent: ff-{T}-{P}-01"),
+            format!("traceparent: 00-{T}-{P}"),
+            "x-b3-traceid: xyz\r\nx-b3-spanid: 1".to_string(),
+        ] {
+            let seen = through(addr, &app, "/a", &format!("{bad}\r\n"));
+            let (trace, _, flags) = traceparent(&seen);
+            assert_ne!(trace, T, "{driver}: {bad}");
+            assert_eq!(flags, "01", "{driver}: {bad}");
+            assert_eq!(count(&seen, "traceparent"), 1, "{driver}: {bad}");
+        }
+        drop(rw);
+    }
+}
+
+#[test]
+fn the_parents_decision_is_kept_and_only_trusted_peers_force_a_trace() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &app.endpoint(),
+                "{ sampling: 0% }",
+                ("zipkin", "127.0.0.1:9"),
+                "",
+            )
+        });
+        // No parent at 0 %: propagated unsampled.
+        assert_eq!(
+            traceparent(&through(addr, &app, "/a", "")).2,
+            "00",
+            "{driver}"
+        );
+        // A sampled parent wins over the rate.
+        let seen = through(addr, &app, "/a", &format!("traceparent: 00-{T}-{P}-01\r\n"));
+        assert_eq!(traceparent(&seen).2, "01", "{driver}");
+        // An untrusted client cannot force a trace.
+        let seen = through(addr, &app, "/a", "x-envoy-force-trace: true\r\n");
+        assert_eq!(traceparent(&seen).2, "00", "{driver}");
+        drop(rw);
+    }
+}
+
+#[test]
+fn a_listener_without_tracing_passes_context_through_untouched() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let (port, admin) = (free_port(), free_port());
+        let yaml = common::echo_config(2, port, admin, &app.endpoint(), "");
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let header = format!("traceparent: 00-{T}-{P}-01\r\nb3: garbage\r\n");
+        let seen = through(addr, &app, "/svc/a", &header);
+        assert_eq!(
+            seen.header("traceparent"),
+            Some(format!("00-{T}-{P}-01")),
+            "{driver}"
+        );
+        assert_eq!(seen.header("b3").as_deref(), Some("garbage"), "{driver}");
+        drop(rw);
+    }
+}
+
+/// An Envoy bootstrap: one HCM with a Zipkin tracer at `random` percent, routing to
+/// `app_port`; the collector cluster points at a closed port.
+fn envoy_config((admin, port): (u16, u16), app_port: u16, random: &str) -> String {
+    format!(
+        r#"admin:
+  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
+static_resources:
+  listeners:
+  - name: ingress
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}
+    traffic_direction: INBOUND
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          tracing:
+            random_sampling: {{ value: {random} }}
+            provider:
+              name: envoy.tracers.zipkin
+              typed_config:
+                "@type": type.googleapis.com/envoy.config.trace.v3.ZipkinConfig
+                collector_cluster: zipkin
+                collector_endpoint: /api/v2/spans
+                collector_endpoint_version: HTTP_JSON
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: app }}
+                decorator: {{ operation: checkAvailability }}
+          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: app
+    load_assignment:
+      cluster_name: app
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {app_port} }} }} }}
+  - name: zipkin
+    load_assignment:
+      cluster_name: zipkin
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9 }} }} }}
+"#
+    )
+}
+
+/// The trace-reason digit of a UUID request id.
+fn reason(seen: &Seen) -> char {
+    let id = seen.header("x-request-id").expect("x-request-id");
+    assert_eq!(id.len(), 36, "{id}");
+    id.as_bytes()[14] as char
+}
+
+#[test]
+fn envoy_listeners_decide_by_the_request_id_and_pack_the_reason_into_it() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let app_port = app.addr.port();
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), app_port, "1")
+        });
+        // The first 8 hex digits modulo 10,000 against 1 % (100 of 10,000).
+        let (low, high) = (
+            "00000063-0000-4000-8000-000000000000", // 99: sampled
+            "0000ffff-0000-4000-8000-000000000000", // 5,535: not
+        );
+        let seen = through(addr, &app, "/a", &format!("x-request-id: {low}\r\n"));
+        assert_eq!(reason(&seen), '9', "{driver}: {}", seen.head);
+        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
+        let trace = seen.header("x-b3-traceid").expect("B3 from the Zipkin tracer");
+        assert_eq!(trace.len(), 16, "{driver}: 64-bit ids without trace_id_128bit");
+        assert_eq!(
+            seen.header("x-envoy-decorator-operation").as_deref(),
+            Some("checkAvailability"),
+            "{driver}"
+        );
+        let seen = through(addr, &app, "/a", &format!("x-request-id: {high}\r\n"));
+        assert_eq!(reason(&seen), '4', "{driver}");
+        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("0"), "{driver}");
+        // A client's x-client-trace-id forces it (client_sampling defaults to 100 %).
+        let seen = through(
+            addr,
+            &app,
+            "/a",
+            &format!("x-request-id: {high}\r\nx-client-trace-id: abc\r\n"),
+        );
+        assert_eq!(reason(&seen), 'b', "{driver}");
+        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
+        // A reason already in the id is kept: every hop agrees.
+        let packed = "0000ffff-0000-9000-8000-000000000000";
+        let seen = through(addr, &app, "/a", &format!("x-request-id: {packed}\r\n"));
+        assert_eq!(reason(&seen), '9', "{driver}");
+        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
+        let stats = rw.stats();
+        assert_eq!(stats["http.ingress_http.tracing.random_sampling"], 2, "{driver}");
+        assert_eq!(stats["http.ingress_http.tracing.not_traceable"], 1, "{driver}");
+        assert_eq!(stats["http.ingress_http.tracing.client_enabled"], 1, "{driver}");
+        drop(rw);
+    }
+}
+
+#[test]
+fn the_access_log_prints_the_trace_the_route_and_the_attempts() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.json");
+        let log = format!(
+            "access_log:\n  path: {}\n  format: json\n  flush_interval: 10ms\n",
+            path.display()
+        );
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &app.endpoint(),
+                "{ sampling: 100% }",
+                ("otlp", "127.0.0.1:9"),
+                &log,
+            )
+        });
+        let seen = through(addr, &app, "/named", &format!("traceparent: 00-{T}-{P}-01\r\n"));
+        let _ = seen;
+        let lines = common::wait_for_lines(&path, 1);
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        assert_eq!(line["trace_id"], T, "{driver}: {line}");
+        assert_eq!(line["route"], "orders", "{driver}");
+        assert_eq!(line["attempts"], 1, "{driver}");
+        let span = line["span_id"].as_str().expect("span id");
+        assert_eq!(span.len(), 16, "{driver}");
+        assert_ne!(span, P, "{driver}");
+        drop(rw);
+    }
+}
