@@ -76,8 +76,9 @@ impl CoarseClock {
     }
 
     /// Refreshes the value just after every second boundary, for as long as the
-    /// worker's runtime runs (a draining worker still answers).
-    pub async fn keep_fresh(&self) {
+    /// worker's runtime runs (a draining worker still answers), calling `each` after
+    /// each refresh (the worker's once-a-second chores: span batches' flush).
+    pub async fn keep_fresh(&self, mut each: impl FnMut()) {
         loop {
             let now = SystemTime::now();
             let into_second = now
@@ -88,6 +89,7 @@ impl CoarseClock {
             let wait = Duration::from_nanos(1_001_000_000 - u64::from(into_second));
             monoio::time::sleep(wait).await;
             self.refresh();
+            each();
         }
     }
 }

@@ -163,6 +163,9 @@ pub struct StatsHandles {
     pub rate_pools: HashMap<String, Arc<crate::ratelimit::Pool>>,
     /// The number of workers.
     pub workers: usize,
+    /// `tracing.zipkin.` / `tracing.opentelemetry.` of each tracer, by tracer index
+    /// (`trace::export::register_stats`).
+    pub tracers: Vec<Arc<Scope>>,
 }
 
 /// Consumers with stats of their own; the rest are counted nowhere per consumer, so a
@@ -199,6 +202,7 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
     StatsHandles {
         rate_pools: store.rate_pools.register(config),
         workers: store.workers(),
+        tracers: crate::trace::export::register_stats(store, config),
         listeners: config
             .listeners
             .iter()

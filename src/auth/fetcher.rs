@@ -11,7 +11,6 @@
 //! server hangs delays the others by at most its timeout and retries.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::jwt::Jwks;
 use crate::config::auth::{JwksSource, RemoteJwks};
-use crate::config::{Address, Config, Endpoints};
+use crate::config::Config;
 
 /// The largest JWKS document accepted.
 const MAX_JWKS: usize = 1 << 20;
@@ -33,17 +32,8 @@ pub struct Target {
     pub via: Via,
 }
 
-/// How a fetch reaches the JWKS server.
-#[derive(Debug, Clone, Default)]
-pub struct Via {
-    /// The cluster's static addresses, or its DNS names (resolved at each fetch).
-    pub addresses: Vec<SocketAddr>,
-    pub names: Vec<(String, u16)>,
-    /// Whether the fetch goes through a cluster (else to the URL's own host).
-    pub cluster: bool,
-    /// The cluster's TLS (its configuration and server name), when it has one.
-    pub tls: Option<(Arc<rustls::ClientConfig>, Option<String>)>,
-}
+/// How a fetch reaches the JWKS server (shared with the span exporter).
+pub use crate::fetch::Via;
 
 /// A fetch's outcome, for the control thread.
 #[derive(Debug)]
@@ -64,39 +54,11 @@ pub fn targets(config: &Config) -> Vec<Target> {
             let JwksSource::Remote(spec) = &p.jwks else {
                 return None;
             };
-            let via =
-                spec.cluster
-                    .as_deref()
-                    .and_then(|name| config.clusters.iter().find(|c| c.name == name))
-                    .map(|cluster| {
-                        let mut via = Via::default();
-                        match &cluster.endpoints {
-                            Endpoints::Static(endpoints) => {
-                                via.addresses = endpoints
-                                    .iter()
-                                    .filter_map(|e| match e.address {
-                                        Address::Tcp(a) => Some(a),
-                                        Address::Unix(_) => None,
-                                    })
-                                    .collect();
-                            }
-                            Endpoints::Dns(dns) => {
-                                via.names =
-                                    dns.names.iter().map(|n| (n.host.clone(), n.port)).collect();
-                            }
-                        }
-                        via.tls = cluster.tls.as_ref().and_then(|tls| {
-                            match crate::tls::client::Connector::new(tls) {
-                                Ok(c) => Some((c.client_config(), tls.sni.clone())),
-                                Err(e) => {
-                                    warn!(cluster = cluster.name, "JWKS fetch TLS: {e}");
-                                    None
-                                }
-                            }
-                        });
-                        via
-                    })
-                    .unwrap_or_default();
+            let via = spec
+                .cluster
+                .as_deref()
+                .and_then(|name| Via::cluster(config, name, "JWKS fetch"))
+                .unwrap_or_default();
             Some(Target {
                 provider: p.name.clone(),
                 spec: spec.clone(),
@@ -257,13 +219,7 @@ fn fetch(target: &Target) -> Result<Arc<Jwks>, String> {
 
 fn fetch_once(target: &Target) -> Result<Arc<Jwks>, String> {
     let via = &target.via;
-    let mut connect_to: Vec<SocketAddr> = via.addresses.clone();
-    for (host, port) in &via.names {
-        match (host.as_str(), *port).to_socket_addrs() {
-            Ok(addrs) => connect_to.extend(addrs),
-            Err(e) => debug!(host, "resolving: {e}"),
-        }
-    }
+    let connect_to = via.connect_to();
     if via.cluster && connect_to.is_empty() {
         // Never the URL's own host instead: the cluster is where the keys must come from.
         return Err(format!(
@@ -274,8 +230,8 @@ fn fetch_once(target: &Target) -> Result<Arc<Jwks>, String> {
     let request = crate::fetch::Request {
         url: &target.spec.url,
         connect_to: (!connect_to.is_empty()).then_some(connect_to),
-        tls: via.tls.as_ref().map(|(config, _)| Arc::clone(config)),
-        server_name: via.tls.as_ref().and_then(|(_, sni)| sni.clone()),
+        tls: via.request_tls().0,
+        server_name: via.request_tls().1,
         timeout: target.spec.timeout,
         max_body: MAX_JWKS,
         headers: Vec::new(),

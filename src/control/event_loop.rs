@@ -58,6 +58,8 @@ pub(super) struct Control {
     pub(super) cert_files: flume::Sender<Vec<PathBuf>>,
     /// The session-ticket keys every worker holds a copy of; rotated here.
     pub(super) ticket_keys: RefCell<crate::tls::ticket::TicketKeys>,
+    /// Sends each reload's tracers to the span exporter.
+    pub(super) exporter: crate::trace::export::Updater,
 }
 
 impl Control {
@@ -370,6 +372,8 @@ impl Control {
                 .filter(|g| !next.listeners.iter().any(|l| l.address == g.address))
                 .collect(),
         );
+        // Before the workers build their sinks for it: their spans go by the new tracers.
+        self.exporter.update(&next, &stats.tracers);
         let next = Arc::new(next);
         for (tx, sockets) in self.commands.iter().zip(plan.sockets) {
             let command = Command::Apply {

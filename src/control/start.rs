@@ -1,7 +1,7 @@
 //! Start: load-time decisions (driver, workers, pinning, the open-file limit), binding
 //! every listening socket before any worker exists (or adopting them from systemd or a
-//! hot-restart predecessor), starting the workers and the access-log writer, then
-//! handing over to the control loop (`event_loop`).
+//! hot-restart predecessor), starting the workers, the access-log writer and the span
+//! exporter, then handing over to the control loop (`event_loop`).
 
 use super::*;
 
@@ -86,6 +86,11 @@ pub(super) fn start(
         Some(log) => Some(AccessLog::start(log, &mut store, plan.count)?),
         None => None,
     };
+    // The span exporter, always started: the workers hold its queue from their start,
+    // and a reload may add tracers (an idle thread costs nothing).
+    let exporter = crate::trace::export::Exporter::start(plan.count)
+        .map_err(|e| format!("starting the span exporter: {e}"))?;
+    exporter.update(&config, &stats.tracers);
     // DNS clusters are resolved once before the workers start (Envoy's cluster
     // warming), on the resolver's threads; the control thread only waits.
     let mut dns = dns::Dns::new();
@@ -140,6 +145,7 @@ pub(super) fn start(
             events: events_tx.clone(),
             access_log: access_log.as_ref().map(|log| log.worker_setup(id)),
             ticket_keys: ticket_keys.clone(),
+            trace: exporter.worker_setup(id),
             #[cfg(feature = "alloc-count")]
             heap_stats: Arc::clone(&heap_stats),
         };
@@ -209,6 +215,7 @@ pub(super) fn start(
         predecessor: RefCell::new(predecessor),
         fatal: Cell::new(false),
         ticket_keys: RefCell::new(ticket_keys),
+        exporter: exporter.updater(),
     };
     let code = driver::block_on(Driver::Epoll, control.run(admin_socket, signals))
         .map_err(|e| format!("control runtime: {e}"))?;
@@ -220,6 +227,10 @@ pub(super) fn start(
         if !log.finish(ACCESS_LOG_EXIT_TIMEOUT) {
             warn!("access log writer still blocked at exit; its queued lines are lost");
         }
+    }
+    // Workers flushed their last span batches too.
+    if !exporter.finish(ACCESS_LOG_EXIT_TIMEOUT) {
+        warn!("span exporter still busy at exit; its queued spans are lost");
     }
     info!("ringway exited");
     Ok(code)

@@ -1,5 +1,5 @@
-//! A blocking HTTP(S)/1.1 client for background jobs: remote JWKS fetches now, health
-//! checks and span exporters later.
+//! A blocking HTTP(S)/1.1 client for background jobs: remote JWKS fetches, health
+//! checks and the span exporter ([`via`]: how such a job reaches a configured cluster).
 //!
 //! Design: one request per connection (`connection: close`), on std sockets, from a
 //! background thread. It must never run on a worker or the control thread's runtime:
@@ -26,6 +26,9 @@
 mod conn;
 mod read;
 pub mod url;
+pub mod via;
+
+pub use via::Via;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -597,6 +597,66 @@ pub mod access_log {
     ];
 }
 
+/// `tracing.zipkin.` and `tracing.opentelemetry.`: span export, one scope per provider
+/// (Envoy's `ZIPKIN_TRACER_STATS` in source/extensions/tracers/zipkin/zipkin_tracer_impl.h
+/// and `OPENTELEMETRY_TRACER_STATS` in source/extensions/tracers/opentelemetry/
+/// tracer_stats.h). Workers write their cells (`timer_flushed`, `spans_dropped`,
+/// `spans_rate_limited`), the exporter thread the extra slot (the rest). The first four
+/// indices are the same in both, so the sinks count without knowing the provider.
+pub mod trace {
+    use super::*;
+
+    /// Spans handed to an export request (Envoy's).
+    pub const SPANS_SENT: usize = 0;
+    /// Batches a worker handed over because their flush interval passed (Envoy's).
+    pub const TIMER_FLUSHED: usize = 1;
+    /// ringway's: spans a worker dropped because the exporter's queue was full (a slow
+    /// or down collector), or because a reload changed their tracer.
+    pub const SPANS_DROPPED: usize = 2;
+    /// ringway's: spans not recorded because the worker's share of
+    /// `max_spans_per_second` was used up.
+    pub const SPANS_RATE_LIMITED: usize = 3;
+
+    /// Zipkin: export requests not sent because the collector cluster has no address.
+    pub const REPORTS_SKIPPED_NO_CLUSTER: usize = 4;
+    /// Zipkin: requests the collector accepted (202, as Envoy checks; any 2xx here).
+    pub const REPORTS_SENT: usize = 5;
+    /// Zipkin: requests answered with another status.
+    pub const REPORTS_DROPPED: usize = 6;
+    /// Zipkin: requests that got no answer (connect failure, timeout, reset).
+    pub const REPORTS_FAILED: usize = 7;
+
+    /// OpenTelemetry: export requests sent.
+    pub const HTTP_REPORTS_SENT: usize = 4;
+    /// OpenTelemetry: requests answered 2xx.
+    pub const HTTP_REPORTS_SUCCESS: usize = 5;
+    /// OpenTelemetry: requests that failed (another status, or no answer).
+    pub const HTTP_REPORTS_FAILED: usize = 6;
+
+    /// `tracing.zipkin.`, in index order.
+    pub static ZIPKIN_DEFS: [StatDef; 8] = [
+        counter("spans_sent"),
+        counter("timer_flushed"),
+        counter("spans_dropped"),
+        counter("spans_rate_limited"),
+        counter("reports_skipped_no_cluster"),
+        counter("reports_sent"),
+        counter("reports_dropped"),
+        counter("reports_failed"),
+    ];
+
+    /// `tracing.opentelemetry.`, in index order.
+    pub static OPENTELEMETRY_DEFS: [StatDef; 7] = [
+        counter("spans_sent"),
+        counter("timer_flushed"),
+        counter("spans_dropped"),
+        counter("spans_rate_limited"),
+        counter("http_reports_sent"),
+        counter("http_reports_success"),
+        counter("http_reports_failed"),
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

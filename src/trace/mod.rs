@@ -11,6 +11,7 @@
 //! spans, counted; no worker ever waits for it.
 
 pub mod context;
+pub mod export;
 pub mod sampling;
 pub mod sink;
 pub mod span;

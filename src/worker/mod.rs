@@ -77,13 +77,19 @@ pub struct WorkerContext {
     pub id: usize,
     /// Where failures worth the outlier detector's attention go (`upstream::outcome`).
     pub outlier: crate::health::Reporter,
-    /// This worker's span batches (STUB field, H2 replaces).
+    /// This worker's span batches, one per tracer (`trace::sink`): configured with
+    /// each snapshot, flushed by the clock task. Borrow it only between awaits (the
+    /// clock task borrows it too).
     pub spans: std::cell::RefCell<crate::trace::sink::SpanSinks>,
 }
 
 impl WorkerContext {
     fn new(
-        (id, outlier): (usize, crate::health::Reporter),
+        (id, outlier, trace): (
+            usize,
+            crate::health::Reporter,
+            crate::trace::sink::TraceSetup,
+        ),
         health_failed: Arc<std::sync::atomic::AtomicBool>,
         ticket_keys: crate::tls::ticket::TicketKeys,
         #[cfg(feature = "alloc-count")] heap_allocations: crate::stats::WorkerScope,
@@ -91,6 +97,7 @@ impl WorkerContext {
         WorkerContext {
             id,
             outlier,
+            spans: std::cell::RefCell::new(crate::trace::sink::SpanSinks::new(trace)),
             health_failed,
             ticket_keys: std::cell::RefCell::new(ticket_keys),
             bufs: BufPool::new(MAX_FREE_CHUNKS),
@@ -98,7 +105,6 @@ impl WorkerContext {
             shards: Default::default(),
             clock: CoarseClock::default(),
             random: std::cell::RefCell::new(fastrand::Rng::new()),
-            spans: Default::default(),
             #[cfg(feature = "alloc-count")]
             heap_allocations,
         }
@@ -223,6 +229,8 @@ pub struct WorkerSetup {
     pub access_log: Option<WorkerLogSetup>,
     /// The session-ticket keys every worker shares.
     pub ticket_keys: crate::tls::ticket::TicketKeys,
+    /// The span exporter's queue, for this worker's span sinks.
+    pub trace: crate::trace::sink::TraceSetup,
     /// The `server.` scope, for `heap_allocations`.
     #[cfg(feature = "alloc-count")]
     pub heap_stats: Arc<crate::stats::Scope>,
@@ -291,11 +299,12 @@ async fn serve(setup: WorkerSetup) {
         ticket_keys,
         outlier,
         update_latency,
+        trace,
         ..
     } = setup;
     let update_latency = update_latency.for_worker(id);
     let context = Rc::new(WorkerContext::new(
-        (id, outlier),
+        (id, outlier, trace),
         Arc::clone(&setup.health_failed),
         ticket_keys,
         #[cfg(feature = "alloc-count")]
@@ -305,6 +314,7 @@ async fn serve(setup: WorkerSetup) {
                  stats: &StatsHandles,
                  hosts: &HostSets,
                  keys: &crate::auth::runtime::WorkerKeys| {
+        context.spans.borrow_mut().configure(config, &stats.tracers);
         Snapshot::build(
             config,
             (stats, hosts, keys),
@@ -327,7 +337,15 @@ async fn serve(setup: WorkerSetup) {
     monoio::spawn(sweep(Rc::clone(&context), Rc::clone(&stop)));
     monoio::spawn(sweep_leases(Rc::clone(&context), Rc::clone(&stop)));
     let clock = Rc::clone(&context);
-    monoio::spawn(async move { clock.clock.keep_fresh().await });
+    monoio::spawn(async move {
+        clock
+            .clock
+            .keep_fresh(|| {
+                let now = clock.clock.coarse_now();
+                clock.spans.borrow_mut().tick(now);
+            })
+            .await;
+    });
     let log = access_log.map(|setup| Rc::new(WorkerLog::new(setup)));
     if let Some(log) = &log {
         monoio::spawn(flush_periodically(Rc::clone(log)));
@@ -404,10 +422,12 @@ async fn serve(setup: WorkerSetup) {
             "drain timeout: closing connections"
         );
     }
-    // The last lines go to the writer before the control thread closes its queue.
+    // The last lines go to the writer before the control thread closes its queue, and
+    // the last spans to the exporter.
     if let Some(log) = &log {
         log.flush();
     }
+    context.spans.borrow_mut().flush();
     let _ = events.send(Event::Stopped(id));
 }
 
@@ -497,7 +517,11 @@ mod tests {
         runtime.block_on(async {
             let keys = crate::tls::ticket::TicketKeys::generate(Duration::from_secs(60)).unwrap();
             let context = WorkerContext::new(
-                (0, crate::health::Reporter::detached()),
+                (
+                    0,
+                    crate::health::Reporter::detached(),
+                    crate::trace::sink::TraceSetup::detached(0, 1),
+                ),
                 Default::default(),
                 keys.clone(),
                 #[cfg(feature = "alloc-count")]

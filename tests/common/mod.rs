@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod collector;
 pub mod envoy;
 pub mod faulty;
 pub mod jwt;
