@@ -97,6 +97,9 @@ const VIRTUAL_HOST_KEYS: &[&str] = &[
     "request_headers_to_remove",
     "response_headers_to_add",
     "response_headers_to_remove",
+    // Stats, decoded in decode_stats.rs.
+    "stats",
+    "virtual_clusters",
 ];
 const HTTP1_KEYS: &[&str] = &[
     "max_request_line",
@@ -145,6 +148,8 @@ const ROUTE_KEYS: &[&str] = &[
     "attempt_count",
     // Fault injection, decoded in decode_fault.rs.
     "fault",
+    // Per-route stats, decoded in decode_stats.rs.
+    "stats",
 ];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -623,10 +628,11 @@ fn virtual_host<'a>(
         Some(n) => decode_cors::policy(&n, diag).map(Some),
         None => Some(None),
     };
+    let observe = super::decode_stats::vhost(&map, diag);
     let (routes, limits) = routes?;
     Some((
         VirtualHost {
-            observe: Default::default(),
+            observe: observe?,
             name: name?.to_owned(),
             domains: domains?,
             routes,
@@ -907,10 +913,15 @@ fn route<'a>(
     let rate_limit =
         decode_ratelimit::route(&map, diag, &mut marks.rate_limit_names, marks.auth.as_ref());
     let resilience = decode_resilience::route(&map, forwards, diag, marks);
+    let name = name?;
+    let stat_prefix = super::decode_stats::route(&map, name.as_deref(), diag);
     let (matcher, conditions) = matched?;
     let resilience = resilience?;
     let route = Route {
-        observe: Default::default(),
+        observe: crate::config::observability::RouteObservability {
+            stat_prefix: stat_prefix?,
+            ..Default::default()
+        },
         retry: resilience.retry,
         mirrors: resilience.mirrors,
         fault: fault?,
@@ -921,7 +932,7 @@ fn route<'a>(
         authorization: authorization?,
         rate_limit: None,
         hash_policy: hash_policy?,
-        name: name?,
+        name,
         matcher,
         action: action?,
         timeout: timeout?,

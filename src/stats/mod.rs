@@ -15,6 +15,7 @@ mod counter;
 pub mod histogram;
 pub mod names;
 pub mod render;
+pub mod route;
 mod scope;
 mod store;
 pub mod tags;

@@ -20,6 +20,7 @@ mod clusters;
 mod query;
 mod server_info;
 mod stats;
+mod usage;
 
 pub use server_info::version;
 
@@ -248,6 +249,7 @@ const HELP: &str = "admin commands are:
   /clusters: every cluster and its hosts, with each host's stats (?format=json)
   /config_dump: the serving config as Envoy's ConfigDump (JSON; secrets redacted)
   /certs: the certificates the config presents and trusts, with their expiry (JSON)
+  /usage: each API consumer's requests, status classes and bytes since the last reset (?format=json|csv)
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
   POST /reset_counters: counters read 0 from now on
@@ -373,6 +375,7 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
             "application/json",
             certs::render(&state.certs.borrow(), unix_now()).as_bytes(),
         ),
+        b"/usage" => usage::usage(state, query.get("format")),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }

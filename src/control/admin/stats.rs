@@ -150,7 +150,14 @@ impl Job {
                 JSON
             }
             Format::Prometheus => {
-                render::prometheus(&lines, &histograms, &self.tags, &mut out);
+                let endpoints = self.view.endpoint_labels();
+                render::prometheus_with_endpoints(
+                    &lines,
+                    &histograms,
+                    &self.tags,
+                    &endpoints,
+                    &mut out,
+                );
                 PROMETHEUS
             }
         };

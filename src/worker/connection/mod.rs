@@ -58,6 +58,7 @@ mod forward;
 mod hash;
 mod outcome;
 mod retry;
+mod route_stats;
 
 use super::{
     deadline::Deadline, downstream::Downstream, lookup::Http1Headers, request_log::RequestLog,
@@ -136,6 +137,7 @@ pub async fn serve(
         upgraded: None,
         canceller: Some(Canceller::new()),
         retry: Default::default(),
+        route_stats: Default::default(),
     };
     conn.note_local_address();
     conn.note_tls(listener);
@@ -315,6 +317,8 @@ struct Connection<'l> {
     rq_active: bool,
     /// The current request's retry plan and attempt (`retry`).
     retry: retry::RetryState,
+    /// The current request's route and virtual-cluster stats (`route_stats`).
+    route_stats: route_stats::RouteCounting<'l>,
 }
 
 impl Connection<'_> {
@@ -366,6 +370,7 @@ impl Connection<'_> {
                 },
             };
             let route = l.router.route(&input);
+            self.route_stats = route_stats::RouteCounting::begin(route, input.headers);
             // The listener's authentication rule for this request (Envoy's `jwt_authn`
             // rules), found like its route.
             let auth_rule = route
@@ -1097,6 +1102,7 @@ impl Connection<'_> {
 
     /// Body bytes read for the current request (for the access log).
     fn count_received(&mut self, bytes: u64) {
+        self.route_stats.body_received += bytes;
         if let Some(log) = &mut self.log {
             log.add_received(bytes);
         }
@@ -1121,6 +1127,7 @@ impl Connection<'_> {
             .http_stats
             .get(rq::DOWNSTREAM_RQ_COMPLETED)
             .inc();
+        self.count_route_request(status, bytes_sent, flags);
         if let Some(start) = self.rq_start.take() {
             // From the request's first byte to its last response byte written.
             self.listener.rq_time.record(start.elapsed());
