@@ -53,6 +53,16 @@ listeners:
             cluster: echo
             auth: api_key
             stats: true
+          - name: retried
+            match: {{ prefix: /retried }}
+            cluster: echo
+            retry: {{ on: [5xx], retries: 1 }}
+            stats: true
+          - name: slow
+            match: {{ prefix: /slow }}
+            cluster: echo
+            timeout: 200ms
+            stats: true
           - match: {{ prefix: /direct }}
             direct_response: {{ status: 418, body: "teapot\n" }}
             stats: direct
@@ -304,6 +314,33 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
         assert_eq!(&rows[2][..4], ["globex", "2", "0", "2"]);
         let r = get(rw.admin_addr(), "/usage?format=xml").unwrap();
         assert_eq!(r.status, 400);
+
+        // Retries and timeouts, on routes of their own.
+        let failing = [("x-respond-status", "503")];
+        assert_eq!(request(addr, "GET", "/retried", &failing).status, 503);
+        let slow = [("x-delay-ms", "1000")];
+        assert_eq!(request(addr, "GET", "/slow", &slow).status, 504);
+        rw.wait_for_stat("http.edge.downstream_rq_completed", 13);
+        let stats = rw.stats();
+        let s = |name: &str| stats.get(name).copied().unwrap_or(0);
+        let expect = [
+            ("retried.upstream_rq_total", 1),
+            ("retried.upstream_rq_retry", 1),
+            ("retried.upstream_rq_retry_limit_exceeded", 1),
+            // The last answer was forwarded because the retries ran out: no success.
+            ("retried.upstream_rq_retry_success", 0),
+            ("retried.upstream_rq_503", 1),
+            ("retried.upstream_rq_completed", 1),
+            ("retried.downstream_rq_5xx", 1),
+            ("slow.upstream_rq_total", 1),
+            ("slow.upstream_rq_timeout", 1),
+            ("slow.upstream_rq_completed", 0),
+            ("slow.downstream_rq_5xx", 1),
+        ];
+        for (stat, n) in expect {
+            let name = format!("vhost.api.route.{stat}");
+            assert_eq!(s(&name), n, "{driver}: {name}");
+        }
 
         // A reset starts the counts again, from a later `since`.
         assert_eq!(

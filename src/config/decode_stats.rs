@@ -112,8 +112,13 @@ mod tests {
     use crate::config::{observability::VhostObservability, ValueMatch};
 
     fn load(yaml: &str) -> Result<crate::config::Config, String> {
-        crate::config::Config::parse(yaml, std::path::Path::new("t.yaml"))
-            .map_err(|e| e.to_string())
+        // A bootstrap is named like Envoy's, so errors read `envoy.yaml:line:col`.
+        let name = if yaml.starts_with("static_resources") {
+            "envoy.yaml"
+        } else {
+            "t.yaml"
+        };
+        crate::config::Config::parse(yaml, std::path::Path::new(name)).map_err(|e| e.to_string())
     }
 
     fn config(route: &str, vhost: &str) -> String {
@@ -179,6 +184,94 @@ mod tests {
         assert!(e.contains("`other`"), "{e}");
         let unknown = "    virtual_clusters:\n    - name: a\n      pattern: /x\n";
         let e = load(&config("", unknown)).unwrap_err();
+        assert!(e.contains("pattern"), "{e}");
+    }
+
+    /// An Envoy bootstrap: `vhost` after the host's `domains` (indented 14), `cluster`
+    /// keys (indented 4).
+    fn envoy(vhost: &str, cluster: &str) -> String {
+        format!(
+            r#"static_resources:
+  listeners:
+  - name: ingress
+    address: {{ socket_address: {{ address: 127.0.0.1, port_value: 10000 }} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress_http
+          route_config:
+            virtual_hosts:
+            - name: all
+              domains: ["*"]
+{vhost}          http_filters:
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: echo
+{cluster}    load_assignment:
+      cluster_name: echo
+      endpoints:
+      - lb_endpoints:
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 1 }} }} }}
+"#
+        )
+    }
+
+    const ROUTES: &str = "              routes:\n              - match: { prefix: / }\n                stat_prefix: everything\n                route: { cluster: echo }\n";
+
+    #[test]
+    fn envoy_stat_prefix_virtual_clusters_and_per_endpoint_stats() {
+        let vhost = format!(
+            "              virtual_clusters:\n              - name: reads\n                headers: [{{ name: ':method', string_match: {{ exact: GET }} }}]\n{ROUTES}"
+        );
+        let c = load(&envoy(
+            &vhost,
+            "    track_cluster_stats: { per_endpoint_stats: true }\n",
+        ))
+        .unwrap();
+        let vh = &c.listeners[0].virtual_hosts[0];
+        assert_eq!(
+            vh.routes[0].observe.stat_prefix.as_deref(),
+            Some("everything")
+        );
+        assert!(vh.observe.other);
+        assert_eq!(vh.observe.virtual_clusters[0].name, "reads");
+        assert_eq!(
+            vh.observe.virtual_clusters[0].headers[0].value,
+            ValueMatch::Exact("GET".into())
+        );
+        assert!(c.clusters[0].per_endpoint_stats);
+        let c = load(&envoy(ROUTES, "")).unwrap();
+        assert!(!c.clusters[0].per_endpoint_stats);
+        assert_eq!(
+            c.listeners[0].virtual_hosts[0].observe,
+            VhostObservability::default()
+        );
+    }
+
+    #[test]
+    fn envoy_refusals_name_the_field() {
+        let e = load(&envoy(
+            ROUTES,
+            "    track_cluster_stats: { timeout_budgets: true }\n",
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("timeout_budgets") && e.contains("envoy.yaml:"),
+            "{e}"
+        );
+        let other =
+            format!("              virtual_clusters:\n              - name: other\n{ROUTES}");
+        let e = load(&envoy(&other, "")).unwrap_err();
+        assert!(e.contains("`other`"), "{e}");
+        // v2's `pattern` is gone from v3's VirtualCluster: refused by name.
+        let v2 = format!(
+            "              virtual_clusters:\n              - name: a\n                pattern: /x\n{ROUTES}"
+        );
+        let e = load(&envoy(&v2, "")).unwrap_err();
         assert!(e.contains("pattern"), "{e}");
     }
 }

@@ -25,13 +25,24 @@ pub trait StatsSource: std::fmt::Debug {
     fn vcluster(&self, vhost: &str, name: &str) -> Option<RouteCells>;
 }
 
-/// What a route counts into.
+/// What a route counts into: for each class of its host (and for a request of no
+/// class) the pair of cells a request counts into, so that a request needs one pointer
+/// to reach both (the connection keeps it in a guarded, 128-byte-stepped future).
 #[derive(Debug)]
 pub struct RouteStats {
-    /// The route's own scope (`stat_prefix`).
-    pub route: Option<RouteCells>,
-    /// Its virtual host's classes.
+    /// Its host's classes, to classify a request.
     pub vclusters: Option<Rc<VirtualClusters>>,
+    /// By class index ([`VirtualClusters::classify`]); the last: no class.
+    counts: Box<[RouteCounts]>,
+}
+
+/// The cells one request counts into.
+#[derive(Debug)]
+pub struct RouteCounts {
+    /// The route's own (`stat_prefix`).
+    pub route: Option<RouteCells>,
+    /// Its virtual cluster's.
+    pub vcluster: Option<RouteCells>,
 }
 
 impl RouteStats {
@@ -47,12 +58,29 @@ impl RouteStats {
             .stat_prefix
             .as_deref()
             .and_then(|prefix| source.route(vhost, prefix));
-        (own.is_some() || vclusters.is_some()).then(|| {
-            Rc::new(RouteStats {
-                route: own,
-                vclusters: vclusters.cloned(),
+        if own.is_none() && vclusters.is_none() {
+            return None;
+        }
+        let classes = vclusters.map_or(0, |v| v.len());
+        let counts = (0..=classes)
+            .map(|i| RouteCounts {
+                route: own.clone(),
+                vcluster: vclusters.and_then(|v| v.cells(i)).cloned(),
             })
-        })
+            .collect();
+        Some(Rc::new(RouteStats {
+            vclusters: vclusters.cloned(),
+            counts,
+        }))
+    }
+
+    /// The cells a request with these headers counts into.
+    #[inline]
+    pub fn counts<H: HeaderLookup + ?Sized>(&self, headers: &H) -> Option<&RouteCounts> {
+        let class = self.vclusters.as_deref().and_then(|v| v.classify(headers));
+        self.counts
+            .get(class.unwrap_or(self.counts.len() - 1))
+            .or(self.counts.last())
     }
 }
 
@@ -94,12 +122,33 @@ impl VirtualClusters {
         Some(Rc::new(VirtualClusters { classes, other }))
     }
 
-    /// The cells of the first class whose headers all match, else `other`'s.
-    pub fn classify<H: HeaderLookup + ?Sized>(&self, headers: &H) -> Option<&RouteCells> {
-        self.classes
+    /// The index of the first class whose headers all match, else `other`'s (the index
+    /// after the classes), for [`VirtualClusters::cells`]; `None`: no class and no
+    /// `other`.
+    pub fn classify<H: HeaderLookup + ?Sized>(&self, headers: &H) -> Option<usize> {
+        let found = self
+            .classes
             .iter()
-            .find(|(conditions, _)| conditions.iter().all(|(n, v)| v.test(headers.get(n))))
-            .map(|(_, cells)| cells)
-            .or(self.other.as_ref())
+            .position(|(conditions, _)| conditions.iter().all(|(n, v)| v.test(headers.get(n))));
+        found.or_else(|| self.other.as_ref().map(|_| self.classes.len()))
+    }
+
+    /// The classes, `other` included.
+    pub fn len(&self) -> usize {
+        self.classes.len() + usize::from(self.other.is_some())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The cells of class `index` ([`VirtualClusters::classify`]).
+    pub fn cells(&self, index: usize) -> Option<&RouteCells> {
+        match self.classes.get(index) {
+            Some((_, cells)) => Some(cells),
+            None if index == self.classes.len() => self.other.as_ref(),
+            None => None,
+        }
     }
 }

@@ -142,11 +142,14 @@ pub struct RequestEnd {
 }
 
 impl RouteCells {
-    /// Counts the final upstream response of a request: its code and class, and the
-    /// time from routing to its end.
+    /// Counts the final upstream response of a request: its code and class, the time
+    /// from routing to its end, and a retry's success.
     #[inline]
-    pub fn upstream_response(&self, status: u16, elapsed: std::time::Duration) {
+    pub fn upstream_response(&self, status: u16, elapsed: std::time::Duration, retried: bool) {
         self.cells.get(UPSTREAM_RQ_COMPLETED).inc();
+        if retried {
+            self.cells.get(UPSTREAM_RQ_RETRY_SUCCESS).inc();
+        }
         self.cells.get(class(UPSTREAM_RQ_1XX, status)).inc();
         if (FIRST_CODE..=LAST_CODE).contains(&status) {
             self.codes.get(usize::from(status - FIRST_CODE)).inc();
@@ -154,9 +157,15 @@ impl RouteCells {
         self.rq_time.record(elapsed);
     }
 
-    /// Counts a finished request.
+    /// Counts request body bytes as they arrive.
     #[inline]
-    pub fn request(&self, end: &RequestEnd, upstream_answered: bool) {
+    pub fn received(&self, bytes: u64) {
+        self.cells.get(RQ_RX_BYTES).add(bytes);
+    }
+
+    /// Counts a finished request (`bytes.0`: what was received and not yet counted).
+    #[inline]
+    pub fn request(&self, end: &RequestEnd) {
         let c = &self.cells;
         if end.status != 0 {
             c.get(class(DOWNSTREAM_RQ_1XX, end.status)).inc();
@@ -167,12 +176,7 @@ impl RouteCells {
             return;
         }
         c.get(UPSTREAM_RQ_TOTAL).inc();
-        if end.retries > 0 {
-            c.get(UPSTREAM_RQ_RETRY).add(u64::from(end.retries));
-            if upstream_answered {
-                c.get(UPSTREAM_RQ_RETRY_SUCCESS).inc();
-            }
-        }
+        c.get(UPSTREAM_RQ_RETRY).add(u64::from(end.retries));
         if end.timeout {
             c.get(UPSTREAM_RQ_TIMEOUT).inc();
         }
@@ -241,7 +245,7 @@ mod tests {
         let mut store = StatsStore::new(2);
         let scopes = RouteScopes::register(&mut store, "vhost.a.route.r.");
         let w1 = scopes.for_worker(1);
-        w1.upstream_response(201, std::time::Duration::from_millis(3));
+        w1.upstream_response(201, std::time::Duration::from_millis(3), true);
         let end = RequestEnd {
             status: 201,
             bytes: (10, 20),
@@ -249,7 +253,7 @@ mod tests {
             retries: 1,
             ..Default::default()
         };
-        w1.request(&end, true);
+        w1.request(&end);
         let lines = store.lines(Vec::new());
         let get = |name: &str| lines.iter().find(|l| l.name == name).map(|l| l.value);
         assert_eq!(get("vhost.a.route.r.upstream_rq_201"), Some(1));

@@ -45,7 +45,6 @@ impl Connection<'_> {
     ) -> Result<Forwarded, Error> {
         let l = self.listener;
         l.http_stats.get(crate::stats::names::http::RQ_TOTAL).inc();
-        self.route_stats.forwarding();
         let (route_timeout, chain) = (route.timeout, &route.filters);
         let host_rewrite = route.host_rewrite.as_ref();
         let idempotent = matches!(
@@ -275,7 +274,8 @@ impl Connection<'_> {
                     let end = Instant::now();
                     cluster.rq_time.record(end - now);
                     let status = finished.forwarded.status;
-                    self.route_stats.upstream_response(status, end - now);
+                    self.route_stats
+                        .upstream_response(status, end - now, &self.retry);
                     if let Some(start) = self.rq_start.take() {
                         l.rq_time.record(end - start);
                     }

@@ -1102,7 +1102,7 @@ impl Connection<'_> {
 
     /// Body bytes read for the current request (for the access log).
     fn count_received(&mut self, bytes: u64) {
-        self.route_stats.body_received += bytes;
+        self.route_stats.received(bytes);
         if let Some(log) = &mut self.log {
             log.add_received(bytes);
         }
