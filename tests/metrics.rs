@@ -236,6 +236,7 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
         assert_eq!(s(&format!("{host}rq_total")), 7, "{driver}: {stats:?}");
         assert_eq!(s(&format!("{host}rq_success")), 6, "{driver}");
         assert_eq!(s(&format!("{host}rq_error")), 1, "{driver}");
+        assert_eq!(s(&format!("{host}healthy")), 1, "{driver}");
 
         // Prometheus, read by the reference parser.
         let r = get(rw.admin_addr(), "/stats/prometheus").unwrap();
@@ -278,6 +279,8 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
             ];
             let rq = sample(&samples, "envoy_cluster_endpoint_rq_total", &ep);
             assert_eq!(rq, 7.0, "{driver}");
+            let healthy = sample(&samples, "envoy_cluster_endpoint_healthy", &ep);
+            assert_eq!(healthy, 1.0, "{driver}");
             let consumer = sample(&samples, "envoy_consumer_acme_rq_total", &[]);
             assert_eq!(consumer, 4.0, "{driver}");
         }

@@ -23,4 +23,4 @@ pub mod tags;
 pub use counter::Counter;
 pub use histogram::{Histogram, WorkerHistogram};
 pub use scope::{Kind, Scope, StatDef, WorkerScope};
-pub use store::{StatLine, StatsStore, StoreView};
+pub use store::{endpoint_prefix, StatLine, StatsStore, StoreView};

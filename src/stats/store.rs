@@ -93,6 +93,11 @@ impl StatsStore {
         self.per_endpoint = clusters.into_iter().collect();
     }
 
+    /// Whether `/stats` shows `cluster`'s endpoints (`per_endpoint_stats`).
+    pub fn per_endpoint(&self, cluster: &str) -> bool {
+        self.per_endpoint.contains(cluster)
+    }
+
     /// The histogram with this full name, created on first use (kept across reloads,
     /// as scopes are).
     pub fn histogram(&mut self, name: &str) -> Arc<Histogram> {
@@ -173,7 +178,7 @@ impl StatsStore {
                 .iter()
                 .filter(|((cluster, _), _)| self.per_endpoint.contains(cluster))
                 .map(|((cluster, address), scope)| Endpoint {
-                    prefix: format!("cluster.{cluster}.endpoint.{}.", endpoint_segment(address)),
+                    prefix: endpoint_prefix(cluster, address),
                     cluster: cluster.clone(),
                     address: address.clone(),
                     scope: Arc::clone(scope),
@@ -210,9 +215,10 @@ struct Endpoint {
     scope: Arc<Scope>,
 }
 
-/// An endpoint address as a stat-name part: Envoy's sanitising (`:` as `_`).
-fn endpoint_segment(address: &str) -> String {
-    address.replace(':', "_")
+/// `cluster.<cluster>.endpoint.<address>.`, the address sanitised as Envoy's
+/// `sanitizeStatsName` does (`:` as `_`).
+pub fn endpoint_prefix(cluster: &str, address: &str) -> String {
+    format!("cluster.{cluster}.endpoint.{}.", address.replace(':', "_"))
 }
 
 impl StoreView {
