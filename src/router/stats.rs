@@ -152,3 +152,68 @@ impl VirtualClusters {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::config::observability::{VhostObservability, VirtualCluster};
+    use crate::config::{HeaderMatch, ValueMatch};
+    use crate::stats::{route::RouteScopes, StatsStore};
+
+    #[derive(Debug)]
+    struct Store(RefCell<StatsStore>);
+
+    impl StatsSource for Store {
+        fn route(&self, vhost: &str, prefix: &str) -> Option<RouteCells> {
+            let prefix = crate::stats::route::route_prefix(vhost, prefix);
+            Some(RouteScopes::register(&mut self.0.borrow_mut(), &prefix).for_worker(0))
+        }
+        fn vcluster(&self, vhost: &str, name: &str) -> Option<RouteCells> {
+            let prefix = crate::stats::route::vcluster_prefix(vhost, name);
+            Some(RouteScopes::register(&mut self.0.borrow_mut(), &prefix).for_worker(0))
+        }
+    }
+
+    fn class(name: &str, header: &str, value: &str) -> VirtualCluster {
+        VirtualCluster {
+            name: name.into(),
+            headers: vec![HeaderMatch {
+                name: header.into(),
+                value: ValueMatch::Exact(value.into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_first_matching_class_counts_and_the_rest_go_to_other() {
+        let store = Store(RefCell::new(StatsStore::new(1)));
+        let observe = VhostObservability {
+            virtual_clusters: vec![
+                class("writes", ":method", "POST"),
+                class("tenant", "x-tenant", "a"),
+            ],
+            other: true,
+        };
+        let v = VirtualClusters::compile(("api", &observe), &store).unwrap();
+        assert_eq!(v.len(), 3);
+        let post: &[(&str, &[u8])] = &[(":method", b"POST"), ("x-tenant", b"a")];
+        assert_eq!(v.classify(post), Some(0));
+        let get: &[(&str, &[u8])] = &[(":method", b"GET"), ("x-tenant", b"a")];
+        assert_eq!(v.classify(get), Some(1));
+        let none: &[(&str, &[u8])] = &[(":method", b"GET")];
+        assert_eq!(v.classify(none), Some(2));
+        assert!(v.cells(2).is_some() && v.cells(3).is_none());
+        // Without `other`, an unmatched request counts in no class.
+        let only = VhostObservability {
+            virtual_clusters: vec![class("writes", ":method", "POST")],
+            other: false,
+        };
+        let v = VirtualClusters::compile(("api", &only), &store).unwrap();
+        assert_eq!(v.classify(none), None);
+        // No classes and no `stats`: nothing compiled, routes carry no stats.
+        let off = VhostObservability::default();
+        assert!(VirtualClusters::compile(("api", &off), &store).is_none());
+    }
+}
