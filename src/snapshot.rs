@@ -55,6 +55,9 @@ pub struct ListenerScopes {
     pub rq_time: Arc<Histogram>,
     /// `listener.<name>.downstream_cx_length_ms` and `http.<name>.downstream_cx_length_ms`.
     pub cx_length: [Arc<Histogram>; 2],
+    /// Opted-in route and virtual-cluster scopes (`vhost.<vh>.route.<prefix>.`,
+    /// `vhost.<vh>.vcluster.<name>.`), by prefix.
+    pub route_stats: HashMap<String, crate::stats::route::RouteScopes>,
 }
 
 impl ListenerScopes {
@@ -107,6 +110,7 @@ impl ListenerScopes {
             };
             store.scope(&prefix, &names::connection_rate::DEFS)
         });
+        let route_stats = register_route_stats(store, listener);
         let policy = listener.authorization.as_ref();
         let rules_prefix = policy.map_or("", |p| p.stat_prefix.as_str());
         let shadow_prefix = policy.map_or("", |p| p.shadow_stat_prefix.as_str());
@@ -136,8 +140,49 @@ impl ListenerScopes {
                 store.histogram(&format!("listener.{l}.downstream_cx_length_ms")),
                 store.histogram(&format!("http.{h}.downstream_cx_length_ms")),
             ],
+            route_stats,
         }
     }
+}
+
+/// The scopes of a listener's routes with a `stat_prefix` and of its virtual hosts'
+/// virtual clusters (a listener's own routes count under its name as the host's).
+fn register_route_stats(
+    store: &mut StatsStore,
+    listener: &crate::config::Listener,
+) -> HashMap<String, crate::stats::route::RouteScopes> {
+    use crate::stats::route::{route_prefix, vcluster_prefix, RouteScopes};
+    let mut scopes = HashMap::new();
+    let own = std::iter::once((listener.name.as_str(), &listener.routes));
+    let hosts = listener
+        .virtual_hosts
+        .iter()
+        .map(|v| (v.name.as_str(), &v.routes));
+    for (vhost, routes) in own.chain(hosts) {
+        for prefix in routes
+            .iter()
+            .filter_map(|r| r.observe.stat_prefix.as_deref())
+        {
+            let prefix = route_prefix(vhost, prefix);
+            if let std::collections::hash_map::Entry::Vacant(slot) = scopes.entry(prefix) {
+                let registered = RouteScopes::register(store, slot.key());
+                slot.insert(registered);
+            }
+        }
+    }
+    for host in &listener.virtual_hosts {
+        let observe = &host.observe;
+        let other = observe.other.then_some("other");
+        let names = observe.virtual_clusters.iter().map(|v| v.name.as_str());
+        for name in names.chain(other) {
+            let prefix = vcluster_prefix(&host.name, name);
+            if let std::collections::hash_map::Entry::Vacant(slot) = scopes.entry(prefix) {
+                let registered = RouteScopes::register(store, slot.key());
+                slot.insert(registered);
+            }
+        }
+    }
+    scopes
 }
 
 /// The stats scopes of every listener and cluster in a config, by name.
@@ -199,6 +244,14 @@ pub fn consumer_stat_name(name: &str) -> String {
 
 /// Registers the scopes for every listener and cluster of `config`.
 pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
+    // Envoy's `per_endpoint_stats`: which clusters' host scopes `/stats` shows.
+    store.set_per_endpoint(
+        config
+            .clusters
+            .iter()
+            .filter(|c| c.per_endpoint_stats)
+            .map(|c| c.name.clone()),
+    );
     StatsHandles {
         rate_pools: store.rate_pools.register(config),
         workers: store.workers(),
@@ -405,6 +458,28 @@ struct ListenerLimits<'a> {
     workers: usize,
 }
 
+impl crate::router::stats::StatsSource for ListenerLimits<'_> {
+    fn route(&self, vhost: &str, prefix: &str) -> Option<crate::stats::route::RouteCells> {
+        let prefix = crate::stats::route::route_prefix(vhost, prefix);
+        Some(
+            self.scopes
+                .route_stats
+                .get(&prefix)?
+                .for_worker(self.worker),
+        )
+    }
+
+    fn vcluster(&self, vhost: &str, name: &str) -> Option<crate::stats::route::RouteCells> {
+        let prefix = crate::stats::route::vcluster_prefix(vhost, name);
+        Some(
+            self.scopes
+                .route_stats
+                .get(&prefix)?
+                .for_worker(self.worker),
+        )
+    }
+}
+
 impl crate::filter::ratelimit::LimitSource for ListenerLimits<'_> {
     fn shard(&self, id: &str) -> Option<Rc<std::cell::RefCell<crate::ratelimit::Shard>>> {
         let pool = self.pools.get(id)?;
@@ -528,6 +603,8 @@ impl ListenerSnapshot {
                     upgrades: &listener.upgrades,
                     auth: auth.as_ref(),
                     limits: Some((&limits, &replies)),
+                    stats: Some(&limits),
+                    vhost: ("", None),
                 },
                 |name| clusters.iter().position(|c| c.name == name),
             ),

@@ -121,6 +121,12 @@ fn shapes(token: &str) -> Vec<Shape> {
             b"GET /keyed/item HTTP/1.1\r\nHost: alloc.test\r\nX-Api-Key: alloc-key\r\n\r\n",
             200,
         ),
+        // A route with its own stats (`vhost.<listener>.route.counted.`).
+        Shape::small(
+            "GET on a route with its own stats",
+            b"GET /counted/item HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+            200,
+        ),
         // The rate-limit issue's case: a per-client limit that never trips (a lease in
         // hand on most requests; 0 allocations).
         Shape::small(
@@ -338,6 +344,9 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
       - match: { prefix: /limited/ }
         cluster: echo
         rate_limit: 1000000/s
+      - match: { prefix: /counted/ }
+        cluster: echo
+        stats: counted
       - match: { prefix: /least/ }
         cluster: least
       - match: { prefix: /maglev/ }

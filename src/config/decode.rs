@@ -101,6 +101,9 @@ const VIRTUAL_HOST_KEYS: &[&str] = &[
     "request_headers_to_remove",
     "response_headers_to_add",
     "response_headers_to_remove",
+    // Stats, decoded in decode_stats.rs.
+    "stats",
+    "virtual_clusters",
 ];
 const HTTP1_KEYS: &[&str] = &[
     "max_request_line",
@@ -151,6 +154,8 @@ const ROUTE_KEYS: &[&str] = &[
     "fault",
     // Span name and sampling, decoded in decode_observability.rs.
     "tracing",
+    // Per-route stats, decoded in decode_stats.rs.
+    "stats",
 ];
 const PATH_NORMALIZATION_KEYS: &[&str] = &["merge_slashes", "escaped_slashes"];
 const DIRECT_RESPONSE_KEYS: &[&str] = &["status", "body", "content_type"];
@@ -644,10 +649,11 @@ fn virtual_host<'a>(
         Some(n) => decode_cors::policy(&n, diag).map(Some),
         None => Some(None),
     };
+    let observe = super::decode_stats::vhost(&map, diag);
     let (routes, limits) = routes?;
     Some((
         VirtualHost {
-            observe: Default::default(),
+            observe: observe?,
             name: name?.to_owned(),
             domains: domains?,
             routes,
@@ -935,12 +941,14 @@ fn route<'a>(
         }
         None => Some(None),
     };
+    let name = name?;
+    let stat_prefix = super::decode_stats::route(&map, name.as_deref(), diag);
     let (matcher, conditions) = matched?;
     let resilience = resilience?;
     let route = Route {
         observe: super::observability::RouteObservability {
             tracing: tracing?,
-            ..Default::default()
+            stat_prefix: stat_prefix?,
         },
         retry: resilience.retry,
         mirrors: resilience.mirrors,
@@ -952,7 +960,7 @@ fn route<'a>(
         authorization: authorization?,
         rate_limit: None,
         hash_policy: hash_policy?,
-        name: name?,
+        name,
         matcher,
         action: action?,
         timeout: timeout?,

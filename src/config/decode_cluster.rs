@@ -45,6 +45,8 @@ const CLUSTER_KEYS: &[&str] = &[
     "outlier_detection",
     // Decoded in decode_resilience.rs.
     "circuit_breakers",
+    // Per-endpoint stats (decode_stats.rs has the rest of the stats keys).
+    "per_endpoint_stats",
 ];
 const ENDPOINT_KEYS: &[&str] = &[
     "address",
@@ -288,8 +290,9 @@ pub(super) fn cluster<'a>(
             })
         }
     };
+    let per_endpoint_stats = super::fields::optional_bool(&map, "per_endpoint_stats", false, diag);
     Some(Cluster {
-        per_endpoint_stats: false,
+        per_endpoint_stats: per_endpoint_stats?,
         circuit_breakers: circuit_breakers?,
         name: name?.to_owned(),
         endpoints,

@@ -32,6 +32,7 @@ mod decode_ratelimit;
 mod decode_resilience;
 mod decode_rewrite;
 mod decode_short;
+mod decode_stats;
 mod decode_tls;
 mod envoy;
 pub mod error;

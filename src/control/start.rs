@@ -168,6 +168,7 @@ pub(super) fn start(
         health_failed: Cell::new(false),
         health_shared: Arc::clone(&health_failed),
         counter_offsets: RefCell::default(),
+        counters_reset: Cell::new(None),
         tags: Arc::new(crate::stats::tags::TagExtractors::envoy_defaults()),
         config_counts: Cell::new(state::config_counts(&config)),
         document: RefCell::new(state::document(&config)),

@@ -85,6 +85,9 @@ pub struct ControlState {
     /// What each counter read at the last `/reset_counters`, subtracted when shown
     /// (the workers' cells have one writer each, so a reset does not write them).
     pub(super) counter_offsets: RefCell<HashMap<String, u64>>,
+    /// When `/reset_counters` was last called (`/usage`'s `since`; `None`: never, the
+    /// counts start with the process).
+    pub(super) counters_reset: Cell<Option<std::time::SystemTime>>,
     /// Envoy's tag extractors (each regex compiled when a scrape first needs it).
     pub(super) tags: Arc<TagExtractors>,
     /// Listeners, clusters, ignored unknown fields (`--allow-unknown-static-fields`)
@@ -206,6 +209,7 @@ impl ControlState {
     pub(super) fn reset_counters(&self) {
         let lines = self.stats.borrow().lines(self.own_lines());
         let mut offsets = self.counter_offsets.borrow_mut();
+        self.counters_reset.set(Some(std::time::SystemTime::now()));
         offsets.clear();
         offsets.extend(
             lines

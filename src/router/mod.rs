@@ -20,6 +20,7 @@ mod conditions;
 mod hosts;
 pub mod normalize;
 pub mod rewrite;
+pub mod stats;
 mod trie;
 
 use std::rc::Rc;
@@ -183,6 +184,12 @@ pub struct RouteDefaults<'a> {
         &'a dyn crate::filter::ratelimit::LimitSource,
         &'a crate::local_reply::LocalReplies,
     )>,
+    /// Where routes' stats cells come from (`stats`); `None`: no route stats (tests,
+    /// benches).
+    pub stats: Option<&'a dyn stats::StatsSource>,
+    /// The virtual host's name (a listener's own routes: the listener's) and its
+    /// virtual clusters.
+    pub vhost: (&'a str, Option<&'a Rc<stats::VirtualClusters>>),
 }
 
 impl Route {
@@ -230,6 +237,8 @@ pub struct Route {
     pub fault: Option<Rc<crate::filter::fault::Fault>>,
     /// The route's span name, sampling and tags, when it sets them.
     pub tracing: Option<Rc<config::observability::RouteTracing>>,
+    /// The route's stats and its host's virtual clusters (`stats`); `None` for most.
+    pub stats: Option<Rc<stats::RouteStats>>,
     path: PathMatch,
     conditions: Conditions,
 }
@@ -313,6 +322,10 @@ impl HostRouter {
         let mut tables = Vec::new();
         if listener.virtual_hosts.is_empty() {
             hosts.add(0, &["*".to_owned()]);
+            let defaults = RouteDefaults {
+                vhost: (&listener.name, None),
+                ..defaults
+            };
             tables.push(Router::for_listener(
                 &listener.routes,
                 defaults,
@@ -321,9 +334,13 @@ impl HostRouter {
         }
         for (i, host) in listener.virtual_hosts.iter().enumerate() {
             hosts.add(i, &host.domains);
+            let vclusters = defaults.stats.and_then(|source| {
+                stats::VirtualClusters::compile((&host.name, &host.observe), source)
+            });
             let defaults = RouteDefaults {
                 headers: [defaults.headers[0], Some(&host.headers)],
                 cors: host.cors.as_ref().or(defaults.cors),
+                vhost: (&host.name, vclusters.as_ref()),
                 ..defaults
             };
             tables.push(Router::for_listener(&host.routes, defaults, cluster_index));
@@ -406,6 +423,10 @@ impl Router {
                     })
                     .collect(),
                 name: route.name.as_deref().map(Into::into),
+                stats: defaults.stats.and_then(|source| {
+                    let (vhost, vclusters) = defaults.vhost;
+                    stats::RouteStats::compile(route, vhost, vclusters, source)
+                }),
                 auth_rules: defaults.auth.and_then(|a| a.rules_for(route)),
                 fault: route.fault.as_ref().map(|policy| {
                     let replies = defaults.limits.map(|(_, replies)| replies);

@@ -207,11 +207,39 @@ pub fn prometheus(
     tags: &TagExtractors,
     out: &mut String,
 ) {
+    prometheus_with_endpoints(lines, histograms, tags, &[], out);
+}
+
+/// [`prometheus`], with per-endpoint stats: a line under one of `endpoints`' prefixes
+/// (`(prefix, cluster, address)`, from `StoreView::endpoint_labels`) is Envoy's
+/// `envoy_cluster_endpoint_<stat>{envoy_cluster_name="..",envoy_endpoint_address=".."}`
+/// (Envoy tags those stats as it makes them; their names cannot be split by the
+/// extractors, since an address holds dots).
+pub fn prometheus_with_endpoints(
+    lines: &[StatLine],
+    histograms: &[HistogramLine],
+    tags: &TagExtractors,
+    endpoints: &[(String, String, String)],
+    out: &mut String,
+) {
     for kind in [Kind::Counter, Kind::Gauge] {
         // Family name -> its series, each (full stat name, labels, value).
         let mut families: BTreeMap<String, Vec<(&str, String, u64)>> = BTreeMap::new();
         for line in lines.iter().filter(|l| l.kind == kind) {
-            let (family, labels) = family_and_labels(&line.name, tags);
+            let endpoint = endpoints
+                .iter()
+                .find_map(|(prefix, c, a)| Some((line.name.strip_prefix(prefix.as_str())?, c, a)));
+            let (family, labels) = match endpoint {
+                Some((stat, cluster, address)) => (
+                    format!("envoy_cluster_endpoint_{}", sanitize(stat)),
+                    format!(
+                        "envoy_cluster_name=\"{}\",envoy_endpoint_address=\"{}\"",
+                        escape_label(cluster),
+                        escape_label(address)
+                    ),
+                ),
+                None => family_and_labels(&line.name, tags),
+            };
             families
                 .entry(family)
                 .or_default()

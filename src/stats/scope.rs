@@ -45,6 +45,9 @@ pub struct Scope {
     workers: usize,
     lines_per_worker: usize,
     lines: Box<[Line]>,
+    /// Render only the stats that are not zero (a route's per-code counters: 500 cells
+    /// of which a few are ever used).
+    sparse: bool,
 }
 
 impl Scope {
@@ -60,7 +63,25 @@ impl Scope {
             workers,
             lines_per_worker,
             lines,
+            sparse: false,
         }
+    }
+
+    /// Like [`Scope::new`], rendering only its stats that are not zero.
+    pub fn new_sparse(
+        prefix: impl Into<Box<str>>,
+        defs: &'static [StatDef],
+        workers: usize,
+    ) -> Self {
+        Scope {
+            sparse: true,
+            ..Scope::new(prefix, defs, workers)
+        }
+    }
+
+    /// Whether only non-zero stats are rendered.
+    pub fn is_sparse(&self) -> bool {
+        self.sparse
     }
 
     /// The scope's name prefix.

@@ -19,6 +19,12 @@ pub struct StatsStore {
     hosts: BTreeMap<(String, String), Arc<Scope>>,
     /// Health-check and outlier-detection scopes, by cluster name (one cell each).
     health: BTreeMap<String, Arc<Scope>>,
+    /// Scopes rendered only where non-zero (a route's per-code counters), by prefix:
+    /// apart from `scopes`, since they share their prefix with a regular scope.
+    sparse: BTreeMap<Box<str>, Arc<Scope>>,
+    /// Clusters whose endpoints' stats `/stats` shows (`per_endpoint_stats`), set at
+    /// every registration.
+    per_endpoint: std::collections::BTreeSet<String>,
     /// Rate limits' bucket tables, by limit id: like the connection counters, they outlive
     /// snapshots (`ratelimit::runtime`).
     pub rate_pools: crate::ratelimit::runtime::PoolTable,
@@ -36,6 +42,8 @@ impl StatsStore {
             histograms: BTreeMap::new(),
             hosts: BTreeMap::new(),
             health: BTreeMap::new(),
+            sparse: BTreeMap::new(),
+            per_endpoint: Default::default(),
             rate_pools: Default::default(),
             breaker_limits: Default::default(),
         }
@@ -67,6 +75,27 @@ impl StatsStore {
                 .entry(prefix.into())
                 .or_insert_with(|| Arc::new(Scope::new(prefix, defs, workers))),
         )
+    }
+
+    /// Like [`StatsStore::scope`], for a scope whose zero stats are not rendered.
+    pub fn sparse_scope(&mut self, prefix: &str, defs: &'static [StatDef]) -> Arc<Scope> {
+        let workers = self.workers;
+        Arc::clone(
+            self.sparse
+                .entry(prefix.into())
+                .or_insert_with(|| Arc::new(Scope::new_sparse(prefix, defs, workers))),
+        )
+    }
+
+    /// Sets the clusters whose endpoints' stats `/stats` shows (Envoy's
+    /// `per_endpoint_stats`), replacing the previous config's.
+    pub fn set_per_endpoint(&mut self, clusters: impl IntoIterator<Item = String>) {
+        self.per_endpoint = clusters.into_iter().collect();
+    }
+
+    /// Whether `/stats` shows `cluster`'s endpoints (`per_endpoint_stats`).
+    pub fn per_endpoint(&self, cluster: &str) -> bool {
+        self.per_endpoint.contains(cluster)
     }
 
     /// The histogram with this full name, created on first use (kept across reloads,
@@ -140,9 +169,21 @@ impl StatsStore {
                 .scopes
                 .values()
                 .chain(self.health.values())
+                .chain(self.sparse.values())
                 .cloned()
                 .collect(),
             histograms: self.histograms.values().cloned().collect(),
+            endpoints: self
+                .hosts
+                .iter()
+                .filter(|((cluster, _), _)| self.per_endpoint.contains(cluster))
+                .map(|((cluster, address), scope)| Endpoint {
+                    prefix: endpoint_prefix(cluster, address),
+                    cluster: cluster.clone(),
+                    address: address.clone(),
+                    scope: Arc::clone(scope),
+                })
+                .collect(),
         }
     }
 
@@ -159,6 +200,25 @@ pub struct StoreView {
     workers: usize,
     scopes: Vec<Arc<Scope>>,
     histograms: Vec<Arc<Histogram>>,
+    /// The host scopes of clusters with `per_endpoint_stats`, under Envoy's names.
+    endpoints: Vec<Endpoint>,
+}
+
+/// One endpoint's stats as `/stats` shows them: `cluster.<c>.endpoint.<address>.<stat>`
+/// (the address with `:` as `_`, as Envoy's `sanitizeStatsName` writes it); Prometheus
+/// gets `envoy_cluster_endpoint_<stat>{envoy_cluster_name, envoy_endpoint_address}`.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    prefix: String,
+    cluster: String,
+    address: String,
+    scope: Arc<Scope>,
+}
+
+/// `cluster.<cluster>.endpoint.<address>.`, the address sanitised as Envoy's
+/// `sanitizeStatsName` does (`:` as `_`).
+pub fn endpoint_prefix(cluster: &str, address: &str) -> String {
+    format!("cluster.{cluster}.endpoint.{}.", address.replace(':', "_"))
 }
 
 impl StoreView {
@@ -170,6 +230,9 @@ impl StoreView {
         for scope in &self.scopes {
             for (index, def) in scope.defs().iter().enumerate() {
                 let sum = scope.sum(index);
+                if sum == 0 && scope.is_sparse() {
+                    continue;
+                }
                 lines.push(StatLine {
                     name: format!("{}{}", scope.prefix(), def.name),
                     value: if def.any { u64::from(sum != 0) } else { sum },
@@ -186,8 +249,28 @@ impl StoreView {
                 }
             }
         }
+        for endpoint in &self.endpoints {
+            let scope = &endpoint.scope;
+            for (index, def) in scope.defs().iter().enumerate() {
+                lines.push(StatLine {
+                    name: format!("{}{}", endpoint.prefix, def.name),
+                    value: scope.sum(index),
+                    kind: def.kind,
+                });
+            }
+        }
         lines.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         lines
+    }
+
+    /// The Prometheus labels of per-endpoint stats: each endpoint's stat-name prefix
+    /// with its cluster and address (as they are, not sanitised), for
+    /// `render::prometheus_with_endpoints`.
+    pub fn endpoint_labels(&self) -> Vec<(String, String, String)> {
+        self.endpoints
+            .iter()
+            .map(|e| (e.prefix.clone(), e.cluster.clone(), e.address.clone()))
+            .collect()
     }
 
     /// Every histogram, merged over workers, sorted by name.

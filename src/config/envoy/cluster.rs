@@ -56,8 +56,17 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
             "http_protocol_options",
             "common_http_protocol_options",
             "transport_socket",
+            "track_cluster_stats",
         ],
     );
+    // `track_cluster_stats`: per-endpoint stats; the timeout-budget and request/response
+    // size histograms are not kept (`only` refuses them by name when turned on).
+    if let Some(t) = c.child("track_cluster_stats") {
+        t.only(diag, &["per_endpoint_stats"]);
+    }
+    let per_endpoint_stats = c
+        .child("track_cluster_stats")
+        .is_some_and(|t| t.bool("per_endpoint_stats"));
     let name = c.str("name")?.to_owned();
     if let Err(message) = crate::config::addr::check_name(&name) {
         c.error(diag, "name", message);
@@ -197,7 +206,7 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
         }
     };
     Some(Cluster {
-        per_endpoint_stats: false,
+        per_endpoint_stats,
         circuit_breakers,
         name,
         endpoints,

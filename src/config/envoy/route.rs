@@ -118,6 +118,7 @@ fn virtual_host(
             "include_request_attempt_count",
             "include_attempt_count_in_response",
             "per_request_buffer_limit_bytes",
+            "virtual_clusters",
         ],
     );
     // The body size a retrying route holds for replay (a route's own replaces it).
@@ -199,12 +200,53 @@ fn virtual_host(
         routes.push(r);
     }
     VirtualHost {
-        observe: Default::default(),
+        observe: virtual_clusters(vh, diag),
         name: vh.str("name").unwrap_or_default().to_owned(),
         domains,
         routes,
         headers: mutations(vh, diag),
         cors: cors_policy(vh, filters.cors.as_deref(), diag),
+    }
+}
+
+/// A virtual host's `virtual_clusters`: request classes counted under
+/// `vhost.<host>.vcluster.<name>.`, the rest under `vcluster.other.` (Envoy's stats).
+fn virtual_clusters(
+    vh: &Msg<'_, '_>,
+    diag: &mut Diagnostics,
+) -> crate::config::observability::VhostObservability {
+    use crate::config::observability::{VhostObservability, VirtualCluster};
+    let mut classes: Vec<VirtualCluster> = Vec::new();
+    for vc in vh.children("virtual_clusters") {
+        // `pattern` and `method` were v2's (removed from v3): the schema refuses them as
+        // unknown fields, by name.
+        vc.only(diag, &["name", "headers"]);
+        let name = vc.str("name").unwrap_or_default();
+        if name.is_empty() || name == "other" {
+            vc.error(
+                diag,
+                "name",
+                format!("{name:?} cannot name a virtual cluster (`other` counts the rest)"),
+            );
+            continue;
+        }
+        if classes.iter().any(|c| c.name == name) {
+            vc.error(diag, "name", format!("duplicate virtual cluster {name:?}"));
+            continue;
+        }
+        let headers = vc
+            .children("headers")
+            .iter()
+            .filter_map(|h| header_matcher(h, diag))
+            .collect();
+        classes.push(VirtualCluster {
+            name: name.to_owned(),
+            headers,
+        });
+    }
+    VhostObservability {
+        other: !classes.is_empty(),
+        virtual_clusters: classes,
     }
 }
 
@@ -233,6 +275,7 @@ fn route(
             // Read by `tracing::route`.
             "decorator",
             "tracing",
+            "stat_prefix",
         ],
     );
     let m = r.child("match");
@@ -352,9 +395,13 @@ fn route(
         return None;
     };
     let route = Route {
+        // Envoy's `stat_prefix`: stats under `vhost.<host>.route.<prefix>.` (empty: none).
         observe: crate::config::observability::RouteObservability {
             tracing: super::tracing::route(r, diag),
-            ..Default::default()
+            stat_prefix: r
+                .str("stat_prefix")
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
         },
         retry,
         mirrors,

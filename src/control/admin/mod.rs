@@ -23,6 +23,7 @@ mod dashboard;
 mod query;
 mod server_info;
 mod stats;
+mod usage;
 
 pub use server_info::version;
 
@@ -253,6 +254,7 @@ const HELP: &str = "admin commands are:
   /config_dump: the serving config as Envoy's ConfigDump (JSON; secrets redacted)
   /certs: the certificates the config presents and trusts, with their expiry (JSON)
   /dashboard: a live dashboard for a browser (polls /stats and /clusters every second)
+  /usage: each API consumer's requests, status classes and bytes since the last reset (?format=json|csv)
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
   POST /reset_counters: counters read 0 from now on
@@ -379,6 +381,7 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
             certs::render(&state.certs.borrow(), unix_now()).as_bytes(),
         ),
         b"/dashboard" => dashboard::page(),
+        b"/usage" => usage::usage(state, query.get("format")),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }

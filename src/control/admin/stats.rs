@@ -116,7 +116,11 @@ pub async fn stats(state: &ControlState, query: &Query, format: Option<Format>) 
     };
     let job = Job {
         view: state.stats.borrow().view(),
-        own: state.own_lines(),
+        own: {
+            let mut own = state.own_lines();
+            endpoint_health(state, &mut own);
+            own
+        },
         offsets: state.counter_offsets.borrow().clone(),
         tags: Arc::clone(&state.tags),
         format,
@@ -138,6 +142,31 @@ pub async fn stats(state: &ControlState, query: &Query, format: Option<Format>) 
     rx.recv_async()
         .await
         .unwrap_or_else(|_| Reply::new(500, TEXT, b"the stats renderer failed\n"))
+}
+
+/// Envoy's synthetic per-endpoint `healthy` gauge (1 while the endpoint is healthy, 0
+/// when degraded, unhealthy or excluded), for clusters with `per_endpoint_stats`, from
+/// the host sets the control thread holds.
+fn endpoint_health(state: &ControlState, lines: &mut Vec<StatLine>) {
+    let store = state.stats.borrow();
+    for view in state.clusters.borrow().iter() {
+        if !store.per_endpoint(&view.name) {
+            continue;
+        }
+        let set = &view.set;
+        for (member, flags) in set.members.iter().zip(set.flags.iter()) {
+            let address = member.address.to_string();
+            let healthy = flags.usability() == crate::balance::Usability::Healthy;
+            lines.push(StatLine {
+                name: format!(
+                    "{}healthy",
+                    crate::stats::endpoint_prefix(&view.name, &address)
+                ),
+                value: u64::from(healthy),
+                kind: Kind::Gauge,
+            });
+        }
+    }
 }
 
 impl Job {
@@ -183,7 +212,14 @@ impl Job {
                 JSON
             }
             Format::Prometheus => {
-                render::prometheus(&lines, &histograms, &self.tags, &mut out);
+                let endpoints = self.view.endpoint_labels();
+                render::prometheus_with_endpoints(
+                    &lines,
+                    &histograms,
+                    &self.tags,
+                    &endpoints,
+                    &mut out,
+                );
                 PROMETHEUS
             }
         };

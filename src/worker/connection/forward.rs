@@ -285,6 +285,9 @@ impl Connection<'_> {
                     // `downstream_rq_time` too (one read fewer than in `complete`).
                     let end = Instant::now();
                     cluster.rq_time.record(end - now);
+                    let status = finished.forwarded.status;
+                    self.route_stats
+                        .upstream_response(status, end - now, &self.retry);
                     if let Some(start) = self.rq_start.take() {
                         l.rq_time.record(end - start);
                     }

@@ -59,6 +59,7 @@ mod hash;
 mod outcome;
 mod retry;
 mod trace;
+mod route_stats;
 
 use super::{
     deadline::Deadline, downstream::Downstream, lookup::Http1Headers, request_log::RequestLog,
@@ -139,6 +140,7 @@ pub async fn serve(
         retry: Default::default(),
         trace: Default::default(),
         pending: None,
+        route_stats: Default::default(),
     };
     conn.note_local_address();
     conn.note_tls(listener);
@@ -323,6 +325,8 @@ struct Connection<'l> {
     /// A sampled request's attributes, kept until its span is recorded (boxed: only
     /// connections that carried a sampled request pay for it).
     pending: Option<Box<trace::Pending>>,
+    /// The current request's route and virtual-cluster stats (`route_stats`).
+    route_stats: route_stats::RouteCounting<'l>,
 }
 
 impl Connection<'_> {
@@ -374,6 +378,7 @@ impl Connection<'_> {
                 },
             };
             let route = l.router.route(&input);
+            self.route_stats = route_stats::RouteCounting::begin(route, input.headers);
             // The listener's authentication rule for this request (Envoy's `jwt_authn`
             // rules), found like its route.
             let auth_rule = route
@@ -1119,6 +1124,7 @@ impl Connection<'_> {
 
     /// Body bytes read for the current request (for the access log).
     fn count_received(&mut self, bytes: u64) {
+        self.route_stats.received(bytes);
         if let Some(log) = &mut self.log {
             log.add_received(bytes);
         }
@@ -1143,6 +1149,7 @@ impl Connection<'_> {
             .http_stats
             .get(rq::DOWNSTREAM_RQ_COMPLETED)
             .inc();
+        self.count_route_request(status, bytes_sent, flags);
         if let Some(start) = self.rq_start.take() {
             // From the request's first byte to its last response byte written.
             self.listener.rq_time.record(start.elapsed());
