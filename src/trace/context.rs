@@ -491,21 +491,31 @@ pub struct Outgoing {
 /// 277).
 pub const MAX_LINES: usize = 320;
 
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 #[inline]
 fn put(out: &mut [u8], at: &mut usize, s: &[u8]) {
     out[*at..*at + s.len()].copy_from_slice(s);
     *at += s.len();
 }
 
-/// `id` as `2 * N` lower hex digits, most significant first.
+/// `id` as 16 lower hex digits, most significant first, without a loop or a table:
+/// each nibble is spread into its own byte of a u128 (SWAR), then turned into ASCII in
+/// one add (`'0' + n`, plus 39 where `n >= 10`: `n + 6` carries into bit 4 exactly
+/// then, and no byte overflows into the next).
 #[inline]
 fn put_hex64(out: &mut [u8], at: &mut usize, id: u64) {
-    let dst = &mut out[*at..*at + 16];
-    for (i, d) in dst.iter_mut().enumerate() {
-        *d = DIGITS[((id >> (60 - 4 * i)) & 0xf) as usize];
-    }
+    const LOW32: u128 = 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    const LOW16: u128 = 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    const LOW8: u128 = 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff;
+    const LOW4: u128 = 0x0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f_0f0f;
+    const ONES: u128 = 0x0101_0101_0101_0101_0101_0101_0101_0101;
+    let mut v = u128::from(id);
+    v = (v | (v << 32)) & LOW32;
+    v = (v | (v << 16)) & LOW16;
+    v = (v | (v << 8)) & LOW8;
+    v = (v | (v << 4)) & LOW4;
+    let letters = ((v + ONES * 6) >> 4) & ONES;
+    let ascii = v + ONES * u128::from(b'0') + letters * u128::from(b'a' - b'0' - 10);
+    out[*at..*at + 16].copy_from_slice(&ascii.to_be_bytes());
     *at += 16;
 }
 

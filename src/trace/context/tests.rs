@@ -525,3 +525,12 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The SWAR hex writer agrees with `format!("{:016x}")`.
+    #[test]
+    fn span_id_hex_matches_fmt(id in any::<u64>()) {
+        let mut s = [0u8; 16];
+        prop_assert_eq!(span_id_hex(id, &mut s), format!("{id:016x}"));
+    }
+}
