@@ -354,9 +354,19 @@ fn envoy_listeners_decide_by_the_request_id_and_pack_the_reason_into_it() {
         );
         let seen = through(addr, &app, "/a", &format!("x-request-id: {low}\r\n"));
         assert_eq!(reason(&seen), '9', "{driver}: {}", seen.head);
-        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
-        let trace = seen.header("x-b3-traceid").expect("B3 from the Zipkin tracer");
-        assert_eq!(trace.len(), 16, "{driver}: 64-bit ids without trace_id_128bit");
+        assert_eq!(
+            seen.header("x-b3-sampled").as_deref(),
+            Some("1"),
+            "{driver}"
+        );
+        let trace = seen
+            .header("x-b3-traceid")
+            .expect("B3 from the Zipkin tracer");
+        assert_eq!(
+            trace.len(),
+            16,
+            "{driver}: 64-bit ids without trace_id_128bit"
+        );
         assert_eq!(
             seen.header("x-envoy-decorator-operation").as_deref(),
             Some("checkAvailability"),
@@ -364,7 +374,11 @@ fn envoy_listeners_decide_by_the_request_id_and_pack_the_reason_into_it() {
         );
         let seen = through(addr, &app, "/a", &format!("x-request-id: {high}\r\n"));
         assert_eq!(reason(&seen), '4', "{driver}");
-        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("0"), "{driver}");
+        assert_eq!(
+            seen.header("x-b3-sampled").as_deref(),
+            Some("0"),
+            "{driver}"
+        );
         // A client's x-client-trace-id forces it (client_sampling defaults to 100 %).
         let seen = through(
             addr,
@@ -373,16 +387,33 @@ fn envoy_listeners_decide_by_the_request_id_and_pack_the_reason_into_it() {
             &format!("x-request-id: {high}\r\nx-client-trace-id: abc\r\n"),
         );
         assert_eq!(reason(&seen), 'b', "{driver}");
-        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
+        assert_eq!(
+            seen.header("x-b3-sampled").as_deref(),
+            Some("1"),
+            "{driver}"
+        );
         // A reason already in the id is kept: every hop agrees.
         let packed = "0000ffff-0000-9000-8000-000000000000";
         let seen = through(addr, &app, "/a", &format!("x-request-id: {packed}\r\n"));
         assert_eq!(reason(&seen), '9', "{driver}");
-        assert_eq!(seen.header("x-b3-sampled").as_deref(), Some("1"), "{driver}");
+        assert_eq!(
+            seen.header("x-b3-sampled").as_deref(),
+            Some("1"),
+            "{driver}"
+        );
         let stats = rw.stats();
-        assert_eq!(stats["http.ingress_http.tracing.random_sampling"], 2, "{driver}");
-        assert_eq!(stats["http.ingress_http.tracing.not_traceable"], 1, "{driver}");
-        assert_eq!(stats["http.ingress_http.tracing.client_enabled"], 1, "{driver}");
+        assert_eq!(
+            stats["http.ingress_http.tracing.random_sampling"], 2,
+            "{driver}"
+        );
+        assert_eq!(
+            stats["http.ingress_http.tracing.not_traceable"], 1,
+            "{driver}"
+        );
+        assert_eq!(
+            stats["http.ingress_http.tracing.client_enabled"], 1,
+            "{driver}"
+        );
         drop(rw);
     }
 }
@@ -406,7 +437,12 @@ fn the_access_log_prints_the_trace_the_route_and_the_attempts() {
                 &log,
             )
         });
-        let seen = through(addr, &app, "/named", &format!("traceparent: 00-{T}-{P}-01\r\n"));
+        let seen = through(
+            addr,
+            &app,
+            "/named",
+            &format!("traceparent: 00-{T}-{P}-01\r\n"),
+        );
         let _ = seen;
         let lines = common::wait_for_lines(&path, 1);
         let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");

@@ -20,7 +20,11 @@
 # the run, TLS 1.3) and loads it over keep-alive https connections: TLS's cost per
 # request over the plain route, with the same binary.
 #
-# TOP_KEYS adds top-level sections to the native config (e.g. an `access_log`).
+# TOP_KEYS adds top-level sections to the native config (e.g. an `access_log`), and
+# LISTENER_KEYS keys to its listener (YAML lines, indented 4 spaces). Tracing at 1 %,
+# spans exported to the bundled upstream:
+#   TOP_KEYS=$'tracing: { provider: otlp, collector: { cluster: upstream } }\n' \
+#   LISTENER_KEYS=$'    tracing: { sampling: 1% }\n' loadtest/scripts/instructions-per-request.sh
 #
 # HEADER adds one request header to every request of the load (e.g. a token:
 #   HEADER="authorization: Bearer $TOKEN").
@@ -66,7 +70,7 @@ workers: 1
 listeners:
   - name: bench
     address: 127.0.0.1:$listen
-${tls_keys}    routes:
+${LISTENER_KEYS:-}${tls_keys}    routes:
       - match: { prefix: / }
         ${ROUTE_ACTION:-cluster: upstream}
 ${ROUTE_KEYS:-}clusters:

@@ -58,8 +58,8 @@ mod forward;
 mod hash;
 mod outcome;
 mod retry;
-mod trace;
 mod route_stats;
+mod trace;
 
 use super::{
     deadline::Deadline, downstream::Downstream, lookup::Http1Headers, request_log::RequestLog,

@@ -179,7 +179,8 @@ impl Begin<'_> {
                 id_len = v.len();
             }
         }
-        let request_id = (t.config.request_id_sampling && id_len > 0).then(|| &id[..id_len]);
+        // Envoy mode with no usable id: the empty id, which Envoy does not trace.
+        let request_id = t.config.request_id_sampling.then_some(&id[..id_len]);
         let decision = sampling::decide(&Decide {
             sampling,
             parent,
@@ -269,7 +270,7 @@ impl Begin<'_> {
         let proxy = &self.listener.proxy;
         match &proxy.envoy {
             Some(envoy) => crate::forwarding_envoy::internal(
-                &self.request,
+                self.request,
                 head,
                 self.peer,
                 proxy.trusted_proxies.hops,
