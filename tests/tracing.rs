@@ -39,7 +39,10 @@ listeners:
         cluster: app
         tracing: {{ operation: listOrders }}
       - match: {{ prefix: /local }}
-        direct_response: {{ status: 204 }}
+        direct_response: {{ status: 403, body: "no\n" }}
+      - match: {{ prefix: /retry }}
+        cluster: app
+        retry: {{ on: [connect-failure], retries: 1, backoff: {{ base: 1ms }} }}
       - match: {{ prefix: / }}
         cluster: app
 {extra}clusters:
@@ -453,5 +456,251 @@ fn the_access_log_prints_the_trace_the_route_and_the_attempts() {
         assert_eq!(span.len(), 16, "{driver}");
         assert_ne!(span, P, "{driver}");
         drop(rw);
+    }
+}
+
+/// Zipkin spans the collector received (each POST is a JSON array).
+fn zipkin_spans(collector: &common::collector::Collector) -> Vec<serde_json::Value> {
+    collector
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v2/spans")
+        .flat_map(|r| {
+            let spans: Vec<serde_json::Value> =
+                serde_json::from_slice(&r.body).expect("a JSON array of spans");
+            spans
+        })
+        .collect()
+}
+
+/// Waits until the collector holds at least `n` Zipkin spans.
+fn wait_spans(collector: &common::collector::Collector, n: usize) -> Vec<serde_json::Value> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let spans = zipkin_spans(collector);
+        if spans.len() >= n || std::time::Instant::now() > until {
+            return spans;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn two_hops_export_a_chain_of_spans_with_their_attributes_and_timings() {
+    use common::collector::{Collector, Mode};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let service = Upstream::start(false);
+        let zipkin = ("zipkin", &*collector.addr().to_string());
+        // The sidecar, in front of the service…
+        let (sidecar, sidecar_addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &service.endpoint(),
+                "{ sampling: 100% }",
+                zipkin,
+                "",
+            )
+        });
+        // … and the gateway, in front of the sidecar.
+        let (gateway, gateway_addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &sidecar_addr.to_string(),
+                "{ sampling: 100% }",
+                zipkin,
+                "",
+            )
+        });
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_micros() as u64;
+        let raw = format!(
+            "GET /named/7?x=1 HTTP/1.1\r\nHost: shop\r\nUser-Agent: probe/1\r\ntraceparent: 00-{T}-{P}-01\r\n\r\n"
+        );
+        let r = exchange(gateway_addr, raw.as_bytes());
+        assert_eq!(r.status, 200, "{driver}");
+        let seen = service.next_seen();
+        let (trace, service_parent, _) = traceparent(&seen);
+        assert_eq!(trace, T, "{driver}");
+        // Gateway: server + client; sidecar: server + client.
+        let spans = wait_spans(&collector, 4);
+        let of = |kind: &str, service_port: u16| -> Vec<&serde_json::Value> {
+            spans
+                .iter()
+                .filter(|s| {
+                    s["kind"] == kind
+                        && s["tags"]["upstream_address"]
+                            .as_str()
+                            .is_some_and(|a| a.ends_with(&format!(":{service_port}")))
+                })
+                .collect()
+        };
+        let (g_server, g_client) = (
+            of("SERVER", sidecar_addr.port()),
+            of("CLIENT", sidecar_addr.port()),
+        );
+        let (s_server, s_client) = (
+            of("SERVER", service.addr.port()),
+            of("CLIENT", service.addr.port()),
+        );
+        assert_eq!(
+            (
+                g_server.len(),
+                g_client.len(),
+                s_server.len(),
+                s_client.len()
+            ),
+            (1, 1, 1, 1),
+            "{driver}: {spans:#?}"
+        );
+        let (gs, gc, ss, sc) = (g_server[0], g_client[0], s_server[0], s_client[0]);
+        for span in [gs, gc, ss, sc] {
+            assert_eq!(span["traceId"], T, "{driver}");
+            assert_eq!(span["localEndpoint"]["serviceName"], "edge", "{driver}");
+            let start = span["timestamp"].as_u64().expect("timestamp");
+            assert!(
+                start >= before && start < before + 10_000_000,
+                "{driver}: {span}"
+            );
+            assert!(span["duration"].as_u64().is_some(), "{driver}");
+        }
+        // The chain: client → gateway server → gateway attempt → sidecar server →
+        // sidecar attempt → service.
+        assert_eq!(gs["parentId"], P, "{driver}");
+        assert_eq!(gc["parentId"], gs["id"], "{driver}");
+        assert_eq!(ss["parentId"], gc["id"], "{driver}");
+        assert_eq!(sc["parentId"], ss["id"], "{driver}");
+        assert_eq!(sc["id"], service_parent.as_str(), "{driver}");
+        // The server span contains its attempt.
+        let (s0, s1) = (
+            gs["timestamp"].as_u64().unwrap(),
+            gs["duration"].as_u64().unwrap(),
+        );
+        let (c0, c1) = (
+            gc["timestamp"].as_u64().unwrap(),
+            gc["duration"].as_u64().unwrap(),
+        );
+        assert!(s0 <= c0 && c0 + c1 <= s0 + s1 + 1, "{driver}: {gs} {gc}");
+        // Attributes.
+        assert_eq!(gs["name"], "listOrders", "{driver}");
+        assert_eq!(gc["name"], "router app egress", "{driver}");
+        let tags = &gs["tags"];
+        assert_eq!(tags["http.method"], "GET", "{driver}");
+        assert_eq!(tags["http.status_code"], "200", "{driver}");
+        assert_eq!(tags["http.route"], "orders", "{driver}");
+        assert_eq!(tags["upstream_cluster"], "app", "{driver}");
+        assert_eq!(tags["user_agent"], "probe/1", "{driver}");
+        assert_eq!(tags["response_flags"], "-", "{driver}");
+        assert!(
+            tags["http.url"]
+                .as_str()
+                .is_some_and(|u| u.contains("/named/7")),
+            "{driver}: {tags}"
+        );
+        assert_eq!(tags["peer.address"], "127.0.0.1", "{driver}");
+        drop((gateway, sidecar));
+    }
+}
+
+#[test]
+fn local_answers_and_each_retry_have_spans() {
+    use common::collector::{Collector, Mode};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let zipkin = ("zipkin", &*collector.addr().to_string());
+        // The app cluster points at a closed port: every attempt fails to connect.
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                "127.0.0.1:9",
+                "{ sampling: 100% }",
+                zipkin,
+                "",
+            )
+        });
+        let local = exchange(addr, b"GET /local HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(local.status, 403, "{driver}");
+        let failed = exchange(addr, b"GET /named HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(failed.status, 503, "{driver}");
+        let retried = exchange(addr, b"GET /retry HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(retried.status, 503, "{driver}");
+        // 403; 503 with one attempt; 503 with two attempts.
+        let spans = wait_spans(&collector, 6);
+        let local = spans
+            .iter()
+            .find(|s| s["tags"]["http.status_code"] == "403")
+            .unwrap_or_else(|| panic!("{driver}: no span for the local answer: {spans:#?}"));
+        assert_eq!(local["kind"], "SERVER", "{driver}");
+        let servers: Vec<_> = spans
+            .iter()
+            .filter(|s| s["kind"] == "SERVER" && s["tags"]["http.status_code"] == "503")
+            .collect();
+        assert_eq!(servers.len(), 2, "{driver}: {spans:#?}");
+        let attempts_of = |server: &serde_json::Value| -> Vec<&serde_json::Value> {
+            spans
+                .iter()
+                .filter(|s| s["kind"] == "CLIENT" && s["parentId"] == server["id"])
+                .collect()
+        };
+        let mut counts: Vec<usize> = servers.iter().map(|s| attempts_of(s).len()).collect();
+        counts.sort_unstable();
+        assert_eq!(
+            counts,
+            [1, 2],
+            "{driver}: retries are separate spans: {spans:#?}"
+        );
+        for server in &servers {
+            assert!(
+                server["tags"]["response_flags"]
+                    .as_str()
+                    .is_some_and(|f| f.contains("UF")),
+                "{driver}: {server}"
+            );
+            for attempt in attempts_of(server) {
+                assert_eq!(attempt["tags"]["error"], "connection failure", "{driver}");
+                assert_eq!(attempt["traceId"], server["traceId"], "{driver}");
+            }
+        }
+        drop(rw);
+    }
+}
+
+#[test]
+fn a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted() {
+    use common::collector::{Collector, Mode};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Slow(std::time::Duration::from_secs(3)));
+        let app = Upstream::start(false);
+        // One batch of 4 spans may wait for the exporter, which waits for the collector.
+        let zipkin = ("zipkin\n  queue: 1\n  batch: 4", &*collector.addr().to_string());
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &app.endpoint(),
+                "{ sampling: 100% }",
+                zipkin,
+                "",
+            )
+        });
+        let started = std::time::Instant::now();
+        for _ in 0..200 {
+            let r = exchange(addr, b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+            assert_eq!(r.status, 200, "{driver}");
+            let _ = app.next_seen();
+        }
+        // 200 requests on new connections: no request waited for the collector.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{driver}: {:?}",
+            started.elapsed()
+        );
+        let dropped = rw.stat("tracing.zipkin.spans_dropped");
+        let sent = rw.stat("tracing.zipkin.spans_sent");
+        assert!(dropped > 0, "{driver}: spans beyond the queue are dropped and counted");
+        assert!(dropped + sent <= 400, "{driver}: {dropped} + {sent}");
+        drop(rw);
+        let _ = collector;
     }
 }
