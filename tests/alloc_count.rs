@@ -161,6 +161,14 @@ fn shapes(token: &str) -> Vec<Shape> {
             b"GET /retried/item HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
             200,
         ),
+        // The observability issue's case: every request sampled, its server and attempt
+        // spans copied into the worker's batch, which goes to the exporter and comes back
+        // emptied (the connection's attribute buffer is allocated once, in the warm-up).
+        Shape::small(
+            "GET on a route whose every request is traced",
+            b"GET /traced/item HTTP/1.1\r\nHost: alloc.test\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n",
+            200,
+        ),
         // The performance issue's case: a small keep-alive GET, content-length response.
         Shape::small(
             "GET, content-length response",
@@ -321,8 +329,15 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
         let up = Upstream::start(false);
         let (port, admin) = (free_port(), free_port());
         let workers = 2;
+        // Tracing on the listener at 0 %: every shape below also measures an unsampled
+        // request's context (found, decided, propagated: 0 allocations).
         let edited = r#"    rate_limit_headers: true
+    tracing: { sampling: 0%, propagation: [w3c, b3] }
     routes:
+      - match: { prefix: /traced/ }
+        cluster: echo
+        name: traced
+        tracing: { sampling: 100% }
       - match: { prefix: /authed/ }
         cluster: echo
         auth: main
@@ -406,9 +421,10 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
             "  - name: least\n    endpoints: [{ten}]\n    load_balancing: {{ policy: least_request }}\n    outlier_detection: {{ consecutive_5xx: 5 }}\n  - name: maglev\n    endpoints: [{ten}]\n    load_balancing: {{ policy: maglev, hash_on: [{{ header: x-user }}] }}\n  - name: guarded\n    endpoints: [{0}]\n    circuit_breakers: {{ default: {{ max_requests: 4096, track_remaining: true }} }}\n  - name: shadow\n    endpoints: [{0}]\n",
             up.endpoint()
         );
+        let tracer = "tracing: { provider: otlp, collector: { cluster: shadow }, flush_interval: 100ms }\n";
         let yaml = echo_config(workers, port, admin, &up.endpoint(), &balanced)
             .replacen("    routes:\n", edited, 1)
-            .replacen("listeners:\n", &format!("{auth}listeners:\n"), 1);
+            .replacen("listeners:\n", &format!("{auth}{tracer}listeners:\n"), 1);
         assert!(yaml.contains("/edited/"));
         let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();

@@ -430,7 +430,16 @@ impl Connection<'_> {
         let Some(batch) = sinks.batch(t.tracer) else {
             return;
         };
-        let mut span = common_span(batch, p, &s);
+        // An attempt carries what is its own, and the request's method, path and id
+        // (Envoy's upstream span tags); the rest is on the request's span.
+        let mut span = SpanRecord {
+            trace_id: s.trace_id(),
+            debug: s.debug,
+            method: batch.push_text(p.get(p.method)),
+            path: batch.push_text(p.get(p.path)),
+            request_id: batch.push_text(p.get(p.request_id)),
+            ..SpanRecord::default()
+        };
         span.span_id = s.attempt_span;
         span.parent_id = s.span_id;
         span.kind = SpanKind::Client;
