@@ -674,7 +674,10 @@ fn a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted() {
         let collector = Collector::start(Mode::Slow(std::time::Duration::from_secs(3)));
         let app = Upstream::start(false);
         // One batch of 4 spans may wait for the exporter, which waits for the collector.
-        let zipkin = ("zipkin\n  queue: 1\n  batch: 4", &*collector.addr().to_string());
+        let zipkin = (
+            "zipkin\n  queue: 1\n  batch: 4",
+            &*collector.addr().to_string(),
+        );
         let (rw, addr) = start(driver, |port, admin| {
             config(
                 (port, admin),
@@ -698,7 +701,10 @@ fn a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted() {
         );
         let dropped = rw.stat("tracing.zipkin.spans_dropped");
         let sent = rw.stat("tracing.zipkin.spans_sent");
-        assert!(dropped > 0, "{driver}: spans beyond the queue are dropped and counted");
+        assert!(
+            dropped > 0,
+            "{driver}: spans beyond the queue are dropped and counted"
+        );
         assert!(dropped + sent <= 400, "{driver}: {dropped} + {sent}");
         drop(rw);
         let _ = collector;

@@ -319,7 +319,11 @@ impl Writer {
             encode_varint(1, out);
             // Status { message (2), code (3) }
             let message = text(r.error);
-            let status = if message.is_empty() { 0 } else { len_of(message.len()) + 1 } + 2;
+            let status = if message.is_empty() {
+                0
+            } else {
+                len_of(message.len()) + 1
+            } + 2;
             encode_key(15, WireType::LengthDelimited, out);
             encode_varint(status as u64, out);
             field_str(2, message, out);
