@@ -87,6 +87,16 @@ impl Pending {
         (start, s.len() as u32)
     }
 
+    /// The concatenation of `parts`, as one piece (each part not UTF-8 is left out).
+    fn push_parts(&mut self, parts: &[&[u8]]) -> (u32, u32) {
+        let start = self.text.len() as u32;
+        for part in parts {
+            self.text
+                .push_str(std::str::from_utf8(part).unwrap_or_default());
+        }
+        (start, self.text.len() as u32 - start)
+    }
+
     fn get(&self, (start, len): (u32, u32)) -> &str {
         self.text
             .get(start as usize..(start + len) as usize)
@@ -308,7 +318,8 @@ impl Begin<'_> {
         }
         p.path = p.push(&path[..cut]);
         p.query = p.push(query);
-        p.authority = p.push(self.request.host.map_or(&b""[..], |h| h.get(head)));
+        let authority = self.request.host.map_or(&b""[..], |h| h.get(head));
+        p.authority = p.push(authority);
         p.user_agent = (0, 0);
         p.request_id = (0, 0);
         for h in &self.request.headers {
@@ -331,28 +342,10 @@ impl Begin<'_> {
             .and_then(|r| r.operation.as_deref());
         p.name = match operation {
             Some(op) => p.push(op.as_bytes()),
-            None if self.listener.proxy.envoy.is_some() => {
-                // Envoy's default operation name: the authority and path.
-                let start = p.text.len() as u32;
-                let a = p.authority;
-                let authority = p.get(a).to_owned();
-                p.text.push_str(&authority);
-                p.text
-                    .push_str(std::str::from_utf8(path).unwrap_or_default());
-                (start, p.text.len() as u32 - start)
-            }
-            None => {
-                let start = p.text.len() as u32;
-                p.text
-                    .push_str(std::str::from_utf8(method).unwrap_or_default());
-                p.text.push(' ');
-                p.text.push_str(if route_name.is_empty() {
-                    std::str::from_utf8(path).unwrap_or_default()
-                } else {
-                    route_name
-                });
-                (start, p.text.len() as u32 - start)
-            }
+            // Envoy's default operation name: the authority and path.
+            None if self.listener.proxy.envoy.is_some() => p.push_parts(&[authority, path]),
+            None if route_name.is_empty() => p.push_parts(&[method, b" ", path]),
+            None => p.push_parts(&[method, b" ", route_name.as_bytes()]),
         };
         let route_tags = route
             .and_then(|r| r.tracing.as_deref())
