@@ -281,8 +281,12 @@ fn a_listener_without_tracing_passes_context_through_untouched() {
 }
 
 /// An Envoy bootstrap: one HCM with a Zipkin tracer at `random` percent, routing to
-/// `app_port`; the collector cluster points at a closed port.
-fn envoy_config((admin, port): (u16, u16), app_port: u16, random: &str) -> String {
+/// `app_port`, its collector cluster at `zipkin_port`.
+fn envoy_config(
+    (admin, port): (u16, u16),
+    (app_port, zipkin_port): (u16, u16),
+    random: &str,
+) -> String {
     format!(
         r#"admin:
   address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}
@@ -330,7 +334,7 @@ static_resources:
       cluster_name: zipkin
       endpoints:
       - lb_endpoints:
-        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: 9 }} }} }}
+        - endpoint: {{ address: {{ socket_address: {{ address: 127.0.0.1, port_value: {zipkin_port} }} }} }}
 "#
     )
 }
@@ -348,7 +352,7 @@ fn envoy_listeners_decide_by_the_request_id_and_pack_the_reason_into_it() {
         let app = Upstream::start(false);
         let app_port = app.addr.port();
         let (rw, addr) = start(driver, |port, admin| {
-            envoy_config((admin, port), app_port, "1")
+            envoy_config((admin, port), (app_port, 9), "1")
         });
         // The first 8 hex digits modulo 10,000 against 1 % (100 of 10,000).
         let (low, high) = (
@@ -708,5 +712,39 @@ fn a_collector_that_is_down_costs_requests_nothing_and_drops_are_counted() {
         assert!(dropped + sent <= 400, "{driver}: {dropped} + {sent}");
         drop(rw);
         let _ = collector;
+    }
+}
+
+#[test]
+fn an_envoy_span_records_the_request_id_as_forwarded_with_its_reason_packed() {
+    use common::collector::{Collector, Mode};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let app = Upstream::start(false);
+        let ports = (app.addr.port(), collector.addr().port());
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), ports, "0")
+        });
+        // A kept id, forced by the client: forwarded (and recorded) with reason `b`.
+        let id = "0000ffff-0000-4000-8000-000000000000";
+        let seen = through(
+            addr,
+            &app,
+            "/a",
+            &format!("x-request-id: {id}\r\nx-client-trace-id: abc\r\n"),
+        );
+        let forwarded = seen.header("x-request-id").expect("x-request-id");
+        assert_eq!(
+            forwarded, "0000ffff-0000-b000-8000-000000000000",
+            "{driver}"
+        );
+        let spans = wait_spans(&collector, 1);
+        assert!(!spans.is_empty(), "{driver}: no span exported");
+        assert_eq!(
+            spans[0]["tags"]["guid:x-request-id"],
+            forwarded.as_str(),
+            "{driver}"
+        );
+        drop(rw);
     }
 }

@@ -19,6 +19,7 @@ use super::Connection;
 use crate::access_log::ResponseFlags;
 use crate::config::observability::{SpanKind, TagValue};
 use crate::forwarding::IpText;
+use crate::http1::{line_value, Edit};
 use crate::snapshot::ListenerTrace;
 use crate::stats::names::http as rq;
 use crate::trace::context::{self, Extractor, Formats, Outgoing};
@@ -322,11 +323,19 @@ impl Begin<'_> {
         p.authority = p.push(authority);
         p.user_agent = (0, 0);
         p.request_id = (0, 0);
-        for h in &self.request.headers {
+        let overlay = &self.request.overlay;
+        for (index, h) in self.request.headers.iter().enumerate() {
             if h.is(head, "user-agent") {
                 p.user_agent = p.push(h.value(head));
             } else if h.is(head, "x-request-id") {
-                p.request_id = p.push(h.value(head));
+                // As forwarded: a kept id whose trace reason was packed is replaced.
+                match overlay.edit(index) {
+                    Some(Edit::Remove) => {}
+                    Some(Edit::Replace(line)) => {
+                        p.request_id = p.push(line_value(overlay.line(line)));
+                    }
+                    None => p.request_id = p.push(h.value(head)),
+                }
             }
         }
         // A fresh or repacked request id is the overlay's.
