@@ -49,6 +49,9 @@ pub enum ErrorKind {
     /// The upstream answered with a response the route's retry policy repeats; it was
     /// not forwarded (never reported: the request is sent again).
     RetriedResponse,
+    /// An attempt's per-try timeout passed on a hedging route and a retry goes out
+    /// beside it (never reported: the attempt is still awaited).
+    Hedged,
     /// The request body did not arrive within `request_timeout` (408).
     RequestTimeout,
     /// No read or write of the exchange completed within `stream_idle_timeout` (408
@@ -76,6 +79,7 @@ impl ErrorKind {
             ErrorKind::PerTryTimeout => "per try timeout",
             ErrorKind::DurationTimeout => "max stream duration reached",
             ErrorKind::RetriedResponse => "retried response",
+            ErrorKind::Hedged => "hedged",
             ErrorKind::RequestTimeout => "request timeout",
             ErrorKind::StreamIdleTimeout => "stream idle timeout",
             ErrorKind::BadRequestBody(_) => "bad request body",
@@ -212,6 +216,7 @@ impl Error {
             ErrorKind::Timeout | ErrorKind::PerTryTimeout => LocalReplyKind::GatewayTimeout,
             ErrorKind::DurationTimeout => LocalReplyKind::DurationTimeout,
             ErrorKind::RetriedResponse => LocalReplyKind::BadGateway,
+            ErrorKind::Hedged => LocalReplyKind::GatewayTimeout,
             ErrorKind::RequestTimeout => LocalReplyKind::RequestTimeout,
             ErrorKind::StreamIdleTimeout => LocalReplyKind::StreamIdleTimeout,
             ErrorKind::BadRequestBody(status) => LocalReplyKind::for_status(status),

@@ -472,6 +472,38 @@ fn traced_requests_stay_within_their_allocation_counts() {
     }
 }
 
+/// A hedging route (`hedge: true`) whose per-try timeout never passes: the attempt's
+/// head is read in place, cancelably, and only a per-try timeout moves it into the
+/// connection's set of attempts out (`worker::connection::hedge`, whose boxes are paid
+/// when a hedge happens): 0 allocations per request, as routes without `hedge`.
+#[test]
+fn hedging_requests_stay_within_their_allocation_count() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let (port, admin) = (free_port(), free_port());
+        let workers = 2;
+        let routes = r#"    routes:
+      - match: { prefix: /hedged/ }
+        cluster: echo
+        retry: { on: [5xx], retries: 1, per_try_timeout: 5s, hedge: true }
+"#;
+        let yaml = echo_config(workers, port, admin, &up.endpoint(), "").replacen(
+            "    routes:\n",
+            routes,
+            1,
+        );
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut clients: Vec<Client> = (0..CONNECTIONS).map(|_| Client::new(addr)).collect();
+        let shape = Shape::small(
+            "GET on a hedging route",
+            b"GET /hedged/item HTTP/1.1\r\nHost: alloc.test\r\n\r\n",
+            200,
+        );
+        measure(&rw, &mut clients, &shape, driver, workers);
+    }
+}
+
 /// The most allocations a keep-alive request over TLS may cost: rustls's buffered API
 /// allocates for each record it decrypts (the plaintext it queues) and each record it
 /// encrypts (the record it queues), so a small request and its answer cost 2 (measured

@@ -1,8 +1,8 @@
 //! Retries through the real binary against upstreams that fail on demand
 //! (`common::faulty`): each `retry_on` condition with an upstream that produces it, the
 //! method rule of native routes, retries used up (`URX`), `Retry-After`, per-try
-//! timeouts, back-off bounds, trusted request controls, `x-envoy-attempt-count`, and the
-//! retry breaker. Both drivers.
+//! timeouts, back-off bounds, trusted request controls, `x-envoy-attempt-count`, the
+//! retry breaker, and hedging on per-try timeouts. Both drivers.
 
 mod common;
 
@@ -390,5 +390,191 @@ fn a_body_within_the_route_s_buffer_is_held_and_replayed() {
         app.fail_next(1, Mode::Drop);
         assert_ne!(put(100_000).status, 200, "{driver}: streamed, not retried");
         assert_eq!(app.requests(), 1, "{driver}");
+    }
+}
+
+/// A GET's status and how long it took.
+fn timed_get(addr: SocketAddr) -> (u16, Duration) {
+    let started = Instant::now();
+    let status = send(addr, "GET", "").status;
+    (status, started.elapsed())
+}
+
+/// A hedging route: one retry (or `retries`), 200 ms per try, 1 ms back-off.
+fn hedging_route(retries: u32) -> String {
+    format!("        retry: {{ on: [5xx], retries: {retries}, per_try_timeout: 200ms, hedge: true, backoff: {{ base: 1ms }} }}\n")
+}
+
+#[test]
+fn a_hedged_attempt_that_answers_first_wins() {
+    for driver in drivers() {
+        let app = Faulty::start("app");
+        let route = hedging_route(1);
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, &route, "", &app.endpoint()));
+        // Both attempts take 500 ms: the first, hedged at 200 ms, answers at 500 ms
+        // (without hedging it would have been cut at 200 ms, the retry at 400 ms: 504).
+        app.fail_next(2, Mode::Slow(Duration::from_millis(500)));
+        let (status, took) = timed_get(addr);
+        assert_eq!(status, 200, "{driver}");
+        assert!(took >= Duration::from_millis(480), "{driver}: {took:?}");
+        assert!(took < Duration::from_millis(680), "{driver}: {took:?}");
+        assert_eq!(app.requests(), 2, "{driver}: the attempt and its hedge");
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 1, "{driver}");
+        // Not ended by its per-try timeout (Envoy does not count a hedge as one).
+        assert_eq!(rw.stat("cluster.app.upstream_rq_per_try_timeout"), 0);
+        // The hedge answers first: 200 at about 200 + 100 ms.
+        app.fail_next(1, Mode::Slow(Duration::from_secs(2)));
+        let (status, took) = timed_get(addr);
+        assert_eq!(status, 200, "{driver}");
+        assert!(took < Duration::from_millis(1000), "{driver}: {took:?}");
+        // Served normally afterwards, on the pool's connections.
+        for _ in 0..3 {
+            assert_eq!(send(addr, "GET", "").status, 200, "{driver}");
+        }
+    }
+}
+
+#[test]
+fn with_no_retry_left_a_hedging_request_waits_for_its_attempts() {
+    for driver in drivers() {
+        let app = Faulty::start("app");
+        let route = hedging_route(1);
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, &route, "", &app.endpoint()));
+        // The first answers at 900 ms, its hedge (sent at 200 ms) at 1,100 ms; the
+        // hedge's own per-try timeout (400 ms) finds no retry left: both are waited for.
+        app.fail_next(2, Mode::Slow(Duration::from_millis(900)));
+        let (status, took) = timed_get(addr);
+        assert_eq!(status, 200, "{driver}");
+        assert!(took >= Duration::from_millis(880), "{driver}: {took:?}");
+        assert!(took < Duration::from_millis(1080), "{driver}: {took:?}");
+        assert_eq!(app.requests(), 2, "{driver}");
+        drop(rw);
+        // The route timeout still bounds them all: 504 at 700 ms.
+        let route = format!("{}        timeout: 700ms\n", hedging_route(3));
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, &route, "", &app.endpoint()));
+        app.fail_next(10, Mode::Slow(Duration::from_secs(3)));
+        let (status, took) = timed_get(addr);
+        assert_eq!(status, 504, "{driver}");
+        assert!(took >= Duration::from_millis(680), "{driver}: {took:?}");
+        assert!(took < Duration::from_millis(1500), "{driver}: {took:?}");
+        // One hedge per per-try timeout before the route's ran out: 0.2, 0.4, 0.6 s.
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 3, "{driver}");
+        assert_eq!(rw.stat("cluster.app.upstream_rq_timeout"), 1, "{driver}");
+    }
+}
+
+#[test]
+fn a_hedged_attempt_s_retriable_answer_is_dropped_while_another_is_out() {
+    for driver in drivers() {
+        // `a` answers 503 after 400 ms, `b` 200 after 300 ms: whichever goes first, the
+        // client gets `b`'s answer (a 503 of an attempt already hedged is not forwarded
+        // while the hedge may still answer).
+        let a = Faulty::start("a");
+        let b = Faulty::start("b");
+        a.set(Mode::SlowFailure(Duration::from_millis(400)));
+        b.set(Mode::Slow(Duration::from_millis(300)));
+        let endpoints = format!("{}, {}", a.endpoint(), b.endpoint());
+        let route = hedging_route(1);
+        let (_rw, addr) = start_on(driver, |p, a| config(p, a, &route, "", &endpoints));
+        for _ in 0..4 {
+            let r = send(addr, "GET", "");
+            assert_eq!((r.status, &r.body[..]), (200, &b"b"[..]), "{driver}");
+        }
+        assert!(a.requests() >= 1 && b.requests() >= 4, "{driver}");
+    }
+}
+
+#[test]
+fn hedging_comes_from_envoy_s_hedge_policy_and_trusted_headers() {
+    for driver in drivers() {
+        let app = Faulty::start("app");
+        let host = "              hedge_policy: { hedge_on_per_try_timeout: true }\n              routes:\n              - match: { prefix: / }\n                route: { cluster: app, retry_policy: { retry_on: 5xx, num_retries: 1, per_try_timeout: 0.2s, retry_back_off: { base_interval: 0.001s } } }\n";
+        let (_rw, addr) = start_on(driver, |port, admin| {
+            // Loopback peers internal, so that their `x-envoy-*` controls count.
+            common::envoy::bootstrap((admin, port), host, "", &[("app", app.addr.port())]).replace(
+                "          stat_prefix: ingress_http\n",
+                "          stat_prefix: ingress_http\n          use_remote_address: true\n          internal_address_config: { cidr_ranges: [{ address_prefix: 127.0.0.1, prefix_len: 32 }] }\n",
+            )
+        });
+        app.fail_next(2, Mode::Slow(Duration::from_millis(500)));
+        let started = Instant::now();
+        assert_eq!(send(addr, "GET", "").status, 200, "{driver}: hedged");
+        assert!(started.elapsed() < Duration::from_millis(680), "{driver}");
+        // A trusted peer turns it off for its request (Envoy's header): the retry's
+        // per-try timeout ends the request with 504.
+        app.fail_next(2, Mode::Slow(Duration::from_millis(500)));
+        let off = "x-envoy-hedge-on-per-try-timeout: false\r\n";
+        assert_eq!(send(addr, "GET", off).status, 504, "{driver}: not hedged");
+        drop(_rw);
+        // And turns it on where the route does not hedge; an untrusted peer cannot.
+        let route = "        retry: { on: [5xx], retries: 1, per_try_timeout: 200ms, backoff: { base: 1ms } }\n";
+        let trusting = |p, a| {
+            config(p, a, route, "", &app.endpoint()).replace(
+                "    routes:",
+                "    trusted_proxies: { cidrs: [127.0.0.1/32] }\n    routes:",
+            )
+        };
+        let on = "x-envoy-hedge-on-per-try-timeout: true\r\n";
+        let (_rw, addr) = start_on(driver, trusting);
+        app.fail_next(2, Mode::Slow(Duration::from_millis(500)));
+        assert_eq!(send(addr, "GET", on).status, 200, "{driver}: trusted");
+        drop(_rw);
+        let (_rw, addr) = start_on(driver, |p, a| config(p, a, route, "", &app.endpoint()));
+        app.fail_next(2, Mode::Slow(Duration::from_millis(500)));
+        assert_eq!(send(addr, "GET", on).status, 504, "{driver}: untrusted");
+    }
+}
+
+#[test]
+fn a_per_try_idle_timeout_still_ends_a_hedged_attempt() {
+    for driver in drivers() {
+        let app = Faulty::start("app");
+        // The idle limit is checked on the coarse clock: it passes within a second
+        // after its 150 ms, well before the 3 s per-try timeout.
+        let route = "        retry: { on: [5xx], retries: 1, per_try_timeout: 3s, per_try_idle_timeout: 150ms, hedge: true, backoff: { base: 1ms } }\n";
+        let (rw, addr) = start_on(driver, |p, a| config(p, a, route, "", &app.endpoint()));
+        app.fail_next(1, Mode::Slow(Duration::from_secs(5)));
+        let (status, took) = timed_get(addr);
+        assert_eq!(status, 200, "{driver}");
+        assert!(took < Duration::from_millis(2500), "{driver}: {took:?}");
+        // Ended and retried (Envoy resets an idle attempt, hedging or not).
+        assert_eq!(
+            rw.stat("cluster.app.upstream_rq_per_try_timeout"),
+            1,
+            "{driver}"
+        );
+        assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 1, "{driver}");
+    }
+}
+
+#[test]
+fn refused_stream_retries_a_request_a_reused_connection_dropped() {
+    // On HTTP/1.1 `refused-stream` is a pooled connection closed after the request was
+    // written, before any response byte. A POST on an Envoy route (Envoy's meaning: any
+    // method) shows it apart from the stale-connection retry, which repeats only
+    // idempotent or unwritten requests.
+    for driver in drivers() {
+        for (retry_on, status) in [("refused-stream", 200), ("connect-failure", 503)] {
+            let app = Faulty::start("app");
+            let host = format!("              routes:\n              - match: {{ prefix: / }}\n                route: {{ cluster: app, retry_policy: {{ retry_on: {retry_on}, num_retries: 1 }} }}\n");
+            let (rw, addr) = start_on(driver, |port, admin| {
+                common::envoy::bootstrap((admin, port), &host, "", &[("app", app.addr.port())])
+            });
+            // Every worker gets pooled connections (one client connection each request).
+            for _ in 0..16 {
+                assert_eq!(send(addr, "GET", "").status, 200, "{driver}");
+            }
+            let before = app.requests();
+            app.fail_next(1, Mode::Drop);
+            let r = send(addr, "POST", "");
+            assert_eq!(r.status, status, "{driver}: {retry_on}");
+            let sent = app.requests() - before;
+            let retries = rw.stat("cluster.app.upstream_rq_retry");
+            if status == 200 {
+                assert_eq!((sent, retries), (2, 1), "{driver}: dropped, then retried");
+            } else {
+                assert_eq!((sent, retries), (1, 0), "{driver}: not retried");
+            }
+        }
     }
 }

@@ -37,6 +37,7 @@ const RETRY_KEYS: &[&str] = &[
     "retries",
     "per_try_timeout",
     "per_try_idle_timeout",
+    "hedge",
     "status_codes",
     "response_headers",
     "request_headers",
@@ -158,6 +159,7 @@ pub(super) fn retry(node: &Node<'_>, diag: &mut Diagnostics) -> Option<RetryPoli
     };
     let per_try_timeout = optional("per_try_timeout", diag);
     let per_try_idle_timeout = optional("per_try_idle_timeout", diag);
+    let hedge = optional_bool(&map, "hedge", false, diag);
     let status_codes = match map.optional("status_codes") {
         Some(n) => list(&n, diag, |item, diag| {
             item.int_in(diag, "a status code", 100..=599)
@@ -218,6 +220,7 @@ pub(super) fn retry(node: &Node<'_>, diag: &mut Diagnostics) -> Option<RetryPoli
         num_retries: retries?,
         per_try_timeout: per_try_timeout?,
         per_try_idle_timeout: per_try_idle_timeout?,
+        hedge_on_per_try_timeout: hedge?,
         status_codes,
         response_headers,
         request_headers: request_headers?,

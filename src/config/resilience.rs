@@ -124,6 +124,10 @@ pub struct RetryPolicy {
     pub per_try_timeout: Option<Duration>,
     /// No progress on an attempt for this long ends it (Envoy's `per_try_idle_timeout`).
     pub per_try_idle_timeout: Option<Duration>,
+    /// When `per_try_timeout` passes, the attempt is not abandoned: a retry is sent
+    /// beside it and the first good answer of either is forwarded (Envoy's
+    /// `hedge_policy.hedge_on_per_try_timeout`; native `hedge: true`).
+    pub hedge_on_per_try_timeout: bool,
     /// Statuses retried with `retriable-status-codes`.
     pub status_codes: Vec<u16>,
     /// Response headers retried with `retriable-headers` (any one matching).
@@ -165,6 +169,7 @@ impl RetryPolicy {
             num_retries: 1,
             per_try_timeout: None,
             per_try_idle_timeout: None,
+            hedge_on_per_try_timeout: false,
             status_codes: Vec::new(),
             response_headers: Vec::new(),
             request_headers: Vec::new(),

@@ -95,6 +95,7 @@ pub struct RetryRules {
     num_retries: u32,
     per_try_timeout: Option<Duration>,
     per_try_idle_timeout: Option<Duration>,
+    hedge: bool,
     methods: RetryMethods,
     status_codes: Box<[u16]>,
     response_headers: Box<[Matcher]>,
@@ -118,6 +119,8 @@ pub struct Controls {
     pub max_retries: Option<u32>,
     /// `Some(ZERO)`: the header asked for no per-try timeout (Envoy: 0 disables it).
     pub per_try_timeout: Option<Duration>,
+    /// `x-envoy-hedge-on-per-try-timeout`, replacing the route's setting.
+    pub hedge: Option<bool>,
 }
 
 /// One request's retry plan: small and Copy (it lives in the connection task).
@@ -128,6 +131,9 @@ pub struct Plan {
     pub per_try_timeout: Option<Duration>,
     pub per_try_idle_timeout: Option<Duration>,
     pub methods: RetryMethods,
+    /// A per-try timeout sends a retry beside the attempt instead of ending it
+    /// (`hedge_on_per_try_timeout`).
+    pub hedge: bool,
 }
 
 /// How one attempt ended, before anything of its response went to the client.
@@ -179,6 +185,7 @@ impl RetryRules {
             num_retries: policy.num_retries,
             per_try_timeout: policy.per_try_timeout,
             per_try_idle_timeout: policy.per_try_idle_timeout,
+            hedge: policy.hedge_on_per_try_timeout,
             methods: policy.methods,
             status_codes: policy.status_codes.clone().into_boxed_slice(),
             response_headers: policy
@@ -225,6 +232,9 @@ impl RetryRules {
             per_try_idle_timeout: rules.and_then(|r| r.per_try_idle_timeout),
             // Header-driven retries from a trusted peer keep Envoy's meaning.
             methods: rules.map_or(RetryMethods::Any, |r| r.methods),
+            hedge: controls
+                .hedge
+                .unwrap_or_else(|| rules.is_some_and(|r| r.hedge)),
         })
     }
 
@@ -255,6 +265,7 @@ impl Controls {
             per_try_timeout: get("x-envoy-upstream-rq-per-try-timeout-ms")
                 .and_then(integer::<u64>)
                 .map(Duration::from_millis),
+            hedge: get("x-envoy-hedge-on-per-try-timeout").and_then(boolean),
         }
     }
 }
@@ -266,6 +277,22 @@ fn names(list: &[u8], keep: impl Fn(RetryOn) -> bool) -> RetryOn {
         .filter_map(|name| RetryOn::named(name.trim()))
         .filter(|&on| keep(on))
         .fold(RetryOn::NONE, |all, on| all | on)
+}
+
+/// A boolean as absl::SimpleAtob reads it (Envoy's `x-envoy-hedge-on-per-try-timeout`):
+/// `true`, `t`, `yes`, `y`, `1` and their opposites, in any case.
+pub fn boolean(value: &[u8]) -> Option<bool> {
+    const TRUE: [&[u8]; 5] = [b"true", b"t", b"yes", b"y", b"1"];
+    const FALSE: [&[u8]; 5] = [b"false", b"f", b"no", b"n", b"0"];
+    let value = value.trim_ascii();
+    let is = |words: [&[u8]; 5]| words.iter().any(|w| w.eq_ignore_ascii_case(value));
+    if is(TRUE) {
+        Some(true)
+    } else if is(FALSE) {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// A decimal integer, spaces around it allowed (absl::SimpleAtoi, which Envoy uses).

@@ -143,6 +143,11 @@ impl<'t> Deadline<'t> {
         self.arm();
     }
 
+    /// Whether the attempt's `per_try_timeout` (not its idle limit) has passed.
+    pub(super) fn try_limit_passed(&self) -> bool {
+        self.try_at.is_some_and(|at| Instant::now() >= at)
+    }
+
     /// Time left before the attempt's limit or the request's, whichever comes first.
     pub(super) fn try_left(&self) -> Duration {
         let left = self.left();

@@ -101,6 +101,7 @@ fn every_retry_key_maps() {
         "          other_host: false\n",
         "          host_selection_attempts: 5\n",
         "          retry_non_idempotent: true\n",
+        "          hedge: true\n",
     ));
     let p = r.retry.expect("a retry policy");
     assert_eq!(
@@ -114,6 +115,7 @@ fn every_retry_key_maps() {
             num_retries: 4,
             per_try_timeout: Some(Duration::from_secs(2)),
             per_try_idle_timeout: Some(Duration::from_millis(500)),
+            hedge_on_per_try_timeout: true,
             status_codes: vec![503, 429],
             response_headers: vec![HeaderMatch {
                 name: "x-retry".into(),

@@ -10,8 +10,9 @@
 //! `retry_host_predicate` takes only `previous_hosts` (`RetryPolicy::other_host`);
 //! `retry_priority`, `retry_options_predicates`, `refresh_cluster_on_retry` and the
 //! typed `retry_policy_typed_config` are refused by name. Zero `per_try_timeout` and
-//! `per_try_idle_timeout` mean none, as in Envoy. Hedging is accepted only at its
-//! defaults (one request, no extra chance, no hedge on per-try timeout).
+//! `per_try_idle_timeout` mean none, as in Envoy. A `hedge_policy` (the route action's,
+//! else its host's) sets `hedge_on_per_try_timeout` on the route's retry policy;
+//! without a retry policy it has nothing to act on, as in Envoy.
 
 use std::time::Duration;
 
@@ -139,6 +140,8 @@ pub(super) fn retry_policy(p: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Re
         num_retries,
         per_try_timeout: per_try("per_try_timeout"),
         per_try_idle_timeout: per_try("per_try_idle_timeout"),
+        // Set from the route's or host's `hedge_policy` (`route::virtual_host`).
+        hedge_on_per_try_timeout: false,
         status_codes,
         response_headers,
         request_headers,
@@ -253,11 +256,12 @@ fn host_predicates(p: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<bool> {
     ok.then_some(previous_hosts)
 }
 
-/// `hedge_policy`: only Envoy's defaults, which hedge nothing.
-pub(super) fn hedge_policy(m: &Msg<'_, '_>, diag: &mut Diagnostics) {
-    let Some(h) = m.child("hedge_policy") else {
-        return;
-    };
+/// `hedge_policy`, checked: `hedge_on_per_try_timeout` is supported; Envoy's
+/// `initial_requests` and `additional_request_chance` are not implemented by Envoy
+/// either and are refused unless left at their defaults. Returns the hedge flag when the
+/// message has a policy.
+pub(super) fn hedge_policy(m: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<bool> {
+    let h = m.child("hedge_policy")?;
     h.only(
         diag,
         &[
@@ -270,7 +274,7 @@ pub(super) fn hedge_policy(m: &Msg<'_, '_>, diag: &mut Diagnostics) {
         h.error(
             diag,
             field,
-            format!("hedging is not supported yet ({field} must be left at its default)"),
+            format!("{field} is not supported (Envoy does not implement it either): leave it at its default"),
         );
     };
     if h.wrapped_uint("initial_requests").is_some_and(|n| n != 1) {
@@ -281,9 +285,14 @@ pub(super) fn hedge_policy(m: &Msg<'_, '_>, diag: &mut Diagnostics) {
     {
         refuse("additional_request_chance", diag);
     }
-    if h.bool("hedge_on_per_try_timeout") {
-        refuse("hedge_on_per_try_timeout", diag);
-    }
+    Some(h.bool("hedge_on_per_try_timeout"))
+}
+
+/// A route's or host's `hedge_on_per_try_timeout`, when it has a `hedge_policy`
+/// (already checked by [`hedge_policy`]).
+pub(super) fn hedge_flag(m: &Msg<'_, '_>) -> Option<bool> {
+    m.child("hedge_policy")
+        .map(|h| h.bool("hedge_on_per_try_timeout"))
 }
 
 /// One warning per route whose retry policy may repeat a non-idempotent request after

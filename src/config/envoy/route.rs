@@ -129,7 +129,7 @@ fn virtual_host(
     let retry = vh
         .child("retry_policy")
         .map(|p| retry::retry_policy(&p, diag));
-    retry::hedge_policy(vh, diag);
+    let host_hedge = retry::hedge_policy(vh, diag);
     let mirrors = match resilience::mirrors(vh, clusters, diag) {
         own if own.is_empty() => rc_mirrors.to_vec(),
         own => own,
@@ -182,6 +182,14 @@ fn virtual_host(
                 .or(host_buffer);
             if let (Some(policy), Some(limit)) = (&mut r.retry, buffer) {
                 policy.buffer_limit = limit;
+            }
+            // The route action's hedge policy, else the host's (Envoy's precedence).
+            let hedge = item
+                .child("route")
+                .and_then(|a| retry::hedge_flag(&a))
+                .or(host_hedge);
+            if let (Some(policy), Some(hedge)) = (&mut r.retry, hedge) {
+                policy.hedge_on_per_try_timeout = hedge;
             }
             r.attempt_count = attempt_count;
         }
@@ -328,7 +336,7 @@ fn route(
         if let Some(p) = a.child("retry_policy") {
             retry = Some(retry::retry_policy(&p, diag)?);
         }
-        retry::hedge_policy(&a, diag);
+        let _ = retry::hedge_policy(&a, diag);
         mirrors = resilience::mirrors(&a, clusters, diag);
         if let Some(limit) = resilience::max_stream_duration(&a, diag) {
             max_stream_duration = limit;

@@ -28,6 +28,7 @@ fn plan(list: &str) -> Plan {
         per_try_timeout: None,
         per_try_idle_timeout: None,
         methods: RetryMethods::Any,
+        hedge: false,
     }
 }
 
@@ -305,8 +306,10 @@ fn controls_read_envoy_headers_and_ignore_what_does_not_parse() {
         ("x-envoy-retry-grpc-on", "cancelled,5xx,nope"),
         ("x-envoy-max-retries", " 4 "),
         ("x-envoy-upstream-rq-per-try-timeout-ms", "250"),
+        ("x-envoy-hedge-on-per-try-timeout", " TRUE"),
     ]);
     let c = Controls::read(&get);
+    assert_eq!(c.hedge, Some(true));
     // gRPC names count only in the gRPC header and HTTP names only in the other.
     assert_eq!(c.retry_on, on("5xx,reset,cancelled"));
     assert_eq!(c.max_retries, Some(4));
@@ -316,6 +319,7 @@ fn controls_read_envoy_headers_and_ignore_what_does_not_parse() {
         ("x-envoy-max-retries", "-1"),
         ("x-envoy-upstream-rq-per-try-timeout-ms", "1.5"),
         ("x-envoy-retry-on", "\u{fffd}"),
+        ("x-envoy-hedge-on-per-try-timeout", "maybe"),
     ]);
     assert_eq!(Controls::read(&get), Controls::default());
     let get = lookup(&[("x-envoy-max-retries", "99999999999")]);
@@ -348,6 +352,7 @@ fn for_request_merges_route_and_headers_as_envoy_does() {
         retry_on: on("5xx"),
         max_retries: Some(7),
         per_try_timeout: Some(Duration::from_millis(300)),
+        hedge: None,
     };
     let merged = RetryRules::for_request(Some(&r), &controls).expect("a plan");
     assert_eq!(merged.retry_on, on("connect-failure,5xx"), "OR'ed");
@@ -417,4 +422,31 @@ fn request_allowed_needs_every_request_matcher() {
     assert!(r.request_allowed(&lookup(&[("x-retry-me", "1"), ("x-tier", "gold-2")])));
     assert!(!r.request_allowed(&lookup(&[("x-retry-me", "1")])));
     assert!(!r.request_allowed(&lookup(&[("x-tier", "gold")])));
+}
+
+#[test]
+fn hedging_follows_the_route_unless_a_trusted_header_says_otherwise() {
+    let mut policy = RetryPolicy::new(on("5xx"));
+    policy.hedge_on_per_try_timeout = true;
+    let hedged = rules(policy);
+    let plain = rules(RetryPolicy::new(on("5xx")));
+    let with = |hedge| Controls {
+        hedge,
+        ..Controls::default()
+    };
+    let hedge = |r: &RetryRules, c: Controls| RetryRules::for_request(Some(r), &c).unwrap().hedge;
+    assert!(hedge(&hedged, with(None)));
+    assert!(!hedge(&plain, with(None)));
+    assert!(hedge(&plain, with(Some(true))));
+    assert!(!hedge(&hedged, with(Some(false))));
+    for (text, value) in [
+        ("true", Some(true)),
+        ("Y", Some(true)),
+        ("0", Some(false)),
+        ("no", Some(false)),
+        ("", None),
+        ("2", None),
+    ] {
+        assert_eq!(boolean(text.as_bytes()), value, "{text:?}");
+    }
 }

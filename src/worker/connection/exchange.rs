@@ -68,7 +68,8 @@ enum Sent {
 }
 
 impl Connection<'_> {
-    /// One attempt: connect if needed, send the request, relay the response.
+    /// One attempt: connect if needed, send the request, relay the response. A hedging
+    /// request races its attempts still out for the response (`super::hedge`).
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn exchange(
         &mut self,
@@ -171,7 +172,16 @@ impl Connection<'_> {
                 .await?;
         }
 
-        let mut ubuf = self.worker.bufs.take();
+        // A hedging request races its attempts out for the first good head (`hedge`);
+        // the winner's connection is then in `lease` and its head in `ubuf`.
+        let mut ubuf = if self.retry.hedging {
+            self.race_hedged(lease, (cluster, route), deadline).await?
+        } else {
+            self.worker.bufs.take()
+        };
+        let Some(conn) = lease.conn.as_mut() else {
+            return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
+        };
         let sent = if matches!(body, RequestBody::Length(_) | RequestBody::Chunked(_)) {
             self.send_body(
                 conn,
@@ -790,7 +800,7 @@ impl Connection<'_> {
 /// (interim ones before it stay there, to be relayed). Armed while the request body
 /// streams up, it hears an early answer; once the body is up, it is the read of the
 /// response head.
-async fn watch_response(
+pub(super) async fn watch_response(
     upstream: &mut ReadHalf<'_>,
     ubuf: &mut Vec<u8>,
     limits: &http1::Limits,
@@ -816,7 +826,7 @@ async fn watch_response(
 /// interim ones. Only the status codes are read here (a head that does not look like a
 /// response counts as final, so that the full parse that follows reports it); nothing is
 /// allocated.
-fn final_head_in(buf: &[u8], limits: &http1::Limits) -> Result<bool, Error> {
+pub(super) fn final_head_in(buf: &[u8], limits: &http1::Limits) -> Result<bool, Error> {
     let mut at = 0;
     loop {
         let rest = &buf[at..];

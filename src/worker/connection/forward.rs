@@ -164,6 +164,8 @@ impl Connection<'_> {
         let mut lines_len = 0;
         let mut tried = Tried::default();
         let mut stale_retried = false;
+        self.retry.hedging = self.hedging(&body, answer_continue);
+        self.retry.foreign_winner = false;
         let result = loop {
             let pool = &picked.pool;
             self.upstream = Some(std::rc::Rc::clone(&picked));
@@ -241,6 +243,12 @@ impl Connection<'_> {
                     (stop, chain),
                 )
                 .await;
+            if self.retry.hedging {
+                // The winner may be an earlier attempt: its endpoint is counted.
+                if let Some(winner) = &self.upstream {
+                    picked = std::rc::Rc::clone(winner);
+                }
+            }
             picked.uncount(hx::RQ_ACTIVE);
             cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).dec();
             if self.trace.sampled {
@@ -261,6 +269,9 @@ impl Connection<'_> {
                     });
                     Some(Outcome::Response(status))
                 }
+                // Still out, but a timeout for outlier detection (as Envoy records a
+                // hedge: the answer may still come).
+                Err(e) if e.kind == ErrorKind::Hedged => Some(Outcome::LocalTimeout),
                 Err(e) if e.kind == ErrorKind::RetriedResponse => {
                     picked.count(hx::RQ_ERROR);
                     Some(Outcome::Response(self.response.status))
@@ -302,15 +313,20 @@ impl Connection<'_> {
                     if finished.forwarded.next == Next::Tunnel {
                         // The connection leaves the pool for the tunnel.
                         self.upgraded = lease.conn.take();
-                    } else if finished.reusable && cluster.proxy_protocol.is_none() {
+                    } else if finished.reusable
+                        && cluster.proxy_protocol.is_none()
+                        && !self.retry.foreign_winner
+                    {
                         // A connection that named one client in its PROXY header is
-                        // never lent to another client's request.
+                        // never lent to another client's request; an earlier hedged
+                        // attempt's is not this lease's.
                         lease.release(finished.keep_alive);
                     }
                     break Ok(finished.forwarded);
                 }
                 // The response side decided it (`exchange`): that answer was not sent.
-                Err(e) if e.kind == ErrorKind::RetriedResponse => {}
+                // Decided already (`exchange` for an answer, `hedge` for a hedge).
+                Err(e) if matches!(e.kind, ErrorKind::RetriedResponse | ErrorKind::Hedged) => {}
                 Err(e) if !stale_retried && e.retryable(reused, idempotent, replayable) => {
                     // The origin closed a pooled connection as it was reused: once more
                     // at once, on a fresh one, outside the retry policy.
@@ -354,8 +370,12 @@ impl Connection<'_> {
                 None => break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream)),
             }
         };
-        // The last retry's unit of the retry breaker goes back.
+        // The last retry's unit of the retry breaker goes back, and a hedging request's
+        // attempts still out are closed.
         self.retry.permit = None;
+        if self.retry.hedging {
+            self.close_hedges();
+        }
         if let RequestBody::Held(n) = body {
             self.start += n;
             self.count_received(n as u64);

@@ -56,6 +56,7 @@ mod exchange;
 mod fault;
 mod forward;
 mod hash;
+mod hedge;
 mod outcome;
 mod retry;
 mod route_stats;
@@ -140,6 +141,7 @@ pub async fn serve(
         retry: Default::default(),
         trace: Default::default(),
         pending: None,
+        hedges: None,
         route_stats: Default::default(),
     };
     conn.note_local_address();
@@ -325,6 +327,9 @@ struct Connection<'l> {
     /// A sampled request's attributes, kept until its span is recorded (boxed: only
     /// connections that carried a sampled request pay for it).
     pending: Option<Box<trace::Pending>>,
+    /// A hedging request's attempts still out (boxed and kept across requests: only
+    /// connections that carried a hedging request pay for it).
+    hedges: Option<Box<hedge::Outstanding>>,
     /// The current request's route and virtual-cluster stats (`route_stats`).
     route_stats: route_stats::RouteCounting<'l>,
 }
@@ -1244,7 +1249,7 @@ fn error_flags(kind: ErrorKind) -> ResponseFlags {
         ErrorKind::BadResponse => ResponseFlags::UPSTREAM_PROTOCOL_ERROR,
         ErrorKind::Timeout | ErrorKind::PerTryTimeout => ResponseFlags::UPSTREAM_REQUEST_TIMEOUT,
         ErrorKind::DurationTimeout => ResponseFlags::DURATION_TIMEOUT,
-        ErrorKind::RetriedResponse => ResponseFlags::NONE,
+        ErrorKind::RetriedResponse | ErrorKind::Hedged => ResponseFlags::NONE,
         ErrorKind::RequestTimeout => ResponseFlags::NONE,
         ErrorKind::StreamIdleTimeout => ResponseFlags::STREAM_IDLE_TIMEOUT,
         ErrorKind::ClientGone => ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION,

@@ -46,6 +46,11 @@ pub(super) struct RetryState {
     /// Whether the request may be sent again whole (its body is held, or it has none).
     pub replayable: bool,
     pub idempotent: bool,
+    /// The request hedges on its per-try timeout (`hedge`).
+    pub hedging: bool,
+    /// The answer came on an earlier attempt's connection (a hedge's), which is not the
+    /// current lease's to pool.
+    pub foreign_winner: bool,
 }
 
 /// Endpoints tried by a request, for the previous-hosts predicate (the last few).
@@ -67,7 +72,7 @@ impl Tried {
 impl Connection<'_> {
     /// Sets up the request's retry plan: the route's policy with the trusted request
     /// controls applied (`x-envoy-retry-on`, `x-envoy-max-retries`,
-    /// `x-envoy-upstream-rq-per-try-timeout-ms`), and `x-envoy-upstream-rq-timeout-ms`'s
+    /// `x-envoy-upstream-rq-per-try-timeout-ms`, `x-envoy-hedge-on-per-try-timeout`), and `x-envoy-upstream-rq-timeout-ms`'s
     /// route timeout, if sent.
     pub(super) fn plan_retries(
         &mut self,
@@ -92,6 +97,8 @@ impl Connection<'_> {
             permit: None,
             replayable: false,
             idempotent,
+            hedging: false,
+            foreign_winner: false,
         };
         route_timeout
     }
@@ -205,6 +212,8 @@ impl Connection<'_> {
                 }
             } else if rest.eq_ignore_ascii_case(b"max-retries") {
                 controls.max_retries = number().map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            } else if rest.eq_ignore_ascii_case(b"hedge-on-per-try-timeout") {
+                controls.hedge = crate::resilience::retry::boolean(value);
             } else if rest.eq_ignore_ascii_case(b"upstream-rq-per-try-timeout-ms") {
                 controls.per_try_timeout = number().filter(|&n| n > 0).map(Duration::from_millis);
             } else if rest.eq_ignore_ascii_case(b"upstream-rq-timeout-ms") {
@@ -236,7 +245,7 @@ impl Connection<'_> {
 
     /// The plan's conditions and the method rule say `end` is worth another attempt,
     /// retries left or not, and the request can be sent again whole.
-    fn worth_retrying(&self, route: &Route, end: &AttemptEnd<'_>) -> bool {
+    pub(super) fn worth_retrying(&self, route: &Route, end: &AttemptEnd<'_>) -> bool {
         let Some(plan) = self.retry.plan else {
             return false;
         };
@@ -253,7 +262,7 @@ impl Connection<'_> {
     }
 
     /// The checks after the conditions: retries left, time, breaker or budget.
-    fn start_retry(
+    pub(super) fn start_retry(
         &mut self,
         cluster: &ClusterSnapshot,
         route: &Route,

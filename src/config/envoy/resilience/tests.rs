@@ -113,6 +113,7 @@ fn every_retry_field_maps() {
             num_retries: 3,
             per_try_timeout: Some(Duration::from_millis(250)),
             per_try_idle_timeout: Some(Duration::from_secs(1)),
+            hedge_on_per_try_timeout: false,
             status_codes: vec![503, 429],
             response_headers: vec![HeaderMatch {
                 name: "x-upstream-retry".into(),
@@ -249,22 +250,44 @@ fn a_hosts_retry_policy_reaches_its_routes_and_a_routes_own_replaces_it() {
 }
 
 #[test]
-fn hedging_is_accepted_only_at_its_defaults() {
+fn a_hedge_policy_sets_hedging_on_the_retry_policy() {
     route("hedge_policy: { initial_requests: 1, additional_request_chance: { numerator: 0 }, hedge_on_per_try_timeout: false }");
+    let policy = "retry_policy: { retry_on: 5xx, per_try_timeout: 0.2s }";
+    let r = route(&format!(
+        "{policy}, hedge_policy: {{ hedge_on_per_try_timeout: true }}"
+    ));
+    assert!(r.retry.expect("a policy").hedge_on_per_try_timeout);
+    assert!(
+        !route(policy)
+            .retry
+            .expect("a policy")
+            .hedge_on_per_try_timeout
+    );
+    // The host's hedge policy applies to its routes' retry policies, the route
+    // action's replaces it.
+    let with_host_hedge = |fields: &str| {
+        let vh = format!(
+            "{}              hedge_policy: {{ hedge_on_per_try_timeout: true }}\n",
+            action(fields)
+        );
+        routes("", &vh).remove(0).retry.expect("a policy")
+    };
+    assert!(with_host_hedge(policy).hedge_on_per_try_timeout);
+    let own = format!("{policy}, hedge_policy: {{ hedge_on_per_try_timeout: false }}");
+    assert!(!with_host_hedge(&own).hedge_on_per_try_timeout);
+    // Without a retry policy a hedge policy has nothing to act on (as in Envoy).
+    assert_eq!(
+        route("hedge_policy: { hedge_on_per_try_timeout: true }").retry,
+        None
+    );
+    // What Envoy does not implement either is refused unless left at its default.
     refused(
         "hedge_policy: { initial_requests: 2 }",
-        &[
-            "hedge_policy.initial_requests",
-            "hedging is not supported yet",
-        ],
+        &["hedge_policy.initial_requests", "not supported"],
     );
     refused(
         "hedge_policy: { additional_request_chance: { numerator: 5 } }",
         &["additional_request_chance"],
-    );
-    refused(
-        "hedge_policy: { hedge_on_per_try_timeout: true }",
-        &["hedge_on_per_try_timeout"],
     );
     let vh = format!(
         "{}              hedge_policy: {{ initial_requests: 3 }}\n",
