@@ -350,8 +350,11 @@ fn least_request_sends_fewer_requests_to_a_slow_endpoint() {
         let (f, s) = (count(&total, "fast"), count(&total, "slow"));
         assert_eq!(f + s, 320, "{driver}: {total:?}");
         // A fair share would be 80 of 320: the slow endpoint is picked only when both
-        // choices fall on it (1 in 16) or while it has nothing in flight.
-        assert!(s < 40, "{driver}: fast {f}, slow {s}");
+        // choices fall on it (1 in 16) or while it has nothing in flight. On a loaded
+        // 2-core machine the clients keep fewer requests in flight, more picks are ties
+        // between empty endpoints, and the count reached 40 (a CI run on 36e1eed): the
+        // bound is three quarters of the fair share, which round robin cannot pass.
+        assert!(s < 60, "{driver}: fast {f}, slow {s}");
     }
 }
 
