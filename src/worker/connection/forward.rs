@@ -164,7 +164,7 @@ impl Connection<'_> {
         let mut lines_len = 0;
         let mut tried = Tried::default();
         let mut stale_retried = false;
-        self.retry.hedging = self.hedging(&body, answer_continue);
+        self.retry.hedging = self.hedging();
         self.retry.foreign_winner = false;
         let result = loop {
             let pool = &picked.pool;
@@ -243,8 +243,8 @@ impl Connection<'_> {
                     (stop, chain),
                 )
                 .await;
-            if self.retry.hedging {
-                // The winner may be an earlier attempt: its endpoint is counted.
+            if self.retry.foreign_winner {
+                // The answer came from an earlier attempt: its endpoint is counted.
                 if let Some(winner) = &self.upstream {
                     picked = std::rc::Rc::clone(winner);
                 }

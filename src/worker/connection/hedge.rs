@@ -35,7 +35,6 @@
 use std::{future::Future, pin::Pin, rc::Rc, task::Poll};
 
 use super::{
-    body::RequestBody,
     exchange::{final_head_in, watch_response},
     Connection,
 };
@@ -138,37 +137,33 @@ impl Connection<'_> {
         (cluster, route): (&ClusterSnapshot, &Route),
         deadline: &mut Deadline<'_>,
     ) -> Result<Vec<u8>, Error> {
-        let Some(host) = self.upstream.clone() else {
-            return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
-        };
         let mut buf = self.worker.bufs.take();
         let attempt = self.retry.attempt;
-        let mut set = self.hedges.take().unwrap_or_default();
         // The common case, nothing else out: this attempt's head is read in place, and
         // only a per-try timeout moves it into the set (its read cancelled and awaited,
         // so that what it had read stays in `buf`).
-        let try_passed = set.entries.is_empty();
+        let try_passed = self
+            .hedges
+            .as_ref()
+            .is_none_or(|set| set.entries.is_empty());
         if try_passed {
             let first = match lease.conn.as_mut() {
                 Some(conn) => self.read_first_head(conn, &mut buf, deadline).await,
                 None => Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream)),
             };
             match first {
-                Ok(true) => {
-                    self.hedges = Some(set);
-                    return Ok(buf);
-                }
+                Ok(true) => return Ok(buf),
                 Ok(false) => {}
                 Err(e) => {
-                    self.hedges = Some(set);
+                    self.worker.bufs.give(buf);
                     return Err(e);
                 }
             }
         }
-        let Some(conn) = lease.conn.take() else {
-            self.hedges = Some(set);
+        let (Some(conn), Some(host)) = (lease.conn.take(), self.upstream.clone()) else {
             return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
         };
+        let mut set = self.hedges.take().unwrap_or_default();
         set.add(conn, buf, self.listener.limits, (host, attempt));
         let won = self
             .race(&mut set, (cluster, route), (deadline, try_passed))
@@ -246,6 +241,7 @@ impl Connection<'_> {
         let attempt = self.retry.attempt;
         let mut try_passed = try_passed;
         loop {
+            // A timeout that passed in `read_first_head` is handled as one seen here.
             let next = if try_passed {
                 try_passed = false;
                 Err(Expired::Try)
@@ -314,12 +310,11 @@ impl Connection<'_> {
     }
 
     /// Whether this request hedges on its per-try timeout (see the module note).
-    pub(super) fn hedging(&self, body: &RequestBody, answer_continue: bool) -> bool {
+    pub(super) fn hedging(&self) -> bool {
         self.retry
             .plan
             .is_some_and(|p| p.hedge && p.per_try_timeout.is_some())
-            && matches!(body, RequestBody::Complete | RequestBody::Held(_))
-            && !answer_continue
+            && self.retry.replayable
             && !self.request.expect_continue
             && !self.upgrading
     }

@@ -72,8 +72,8 @@ impl Tried {
 impl Connection<'_> {
     /// Sets up the request's retry plan: the route's policy with the trusted request
     /// controls applied (`x-envoy-retry-on`, `x-envoy-max-retries`,
-    /// `x-envoy-upstream-rq-per-try-timeout-ms`, `x-envoy-hedge-on-per-try-timeout`), and `x-envoy-upstream-rq-timeout-ms`'s
-    /// route timeout, if sent.
+    /// `x-envoy-upstream-rq-per-try-timeout-ms`, `x-envoy-hedge-on-per-try-timeout`),
+    /// and `x-envoy-upstream-rq-timeout-ms`'s route timeout, if sent.
     pub(super) fn plan_retries(
         &mut self,
         head_len: usize,
