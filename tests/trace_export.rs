@@ -164,7 +164,7 @@ fn otlp_is_decoded_by_the_official_protobuf_classes() {
             ("google.protobuf", "protobuf"),
         ],
         DECODE_OTLP,
-        &body,
+        body.as_slice(),
     ) else {
         return;
     };

@@ -293,9 +293,12 @@ fn exchange(
             Stream::tls(tcp, config, name, &deadline)?
         }
     };
-    let mut out = head.into_bytes();
-    out.extend_from_slice(body.unwrap_or_default());
-    stream.write_all(&out, &deadline)?;
+    // Head and body written apart (the socket has TCP_NODELAY): a body of hundreds of
+    // kilobytes (a span batch) is not copied behind the head first.
+    stream.write_all(head.as_bytes(), &deadline)?;
+    if let Some(body) = body.filter(|b| !b.is_empty()) {
+        stream.write_all(body, &deadline)?;
+    }
     read::read_response(method.codec(), request.max_body, |buf, doing| {
         stream.read(buf, &deadline, doing)
     })

@@ -64,6 +64,7 @@ const UUID_LENGTH: usize = 36;
 
 /// The decision; see the module notes. `sampled = parent.unwrap_or(reason !=
 /// NotTraceable)`.
+#[inline]
 pub fn decide(input: &Decide) -> Decision {
     let reason = match input.request_id {
         Some(id) => match id_integer(id) {
@@ -85,6 +86,7 @@ pub fn decide(input: &Decide) -> Decision {
     }
 }
 
+#[inline]
 fn reason_for(input: &Decide, packed: Reason, x: u64, client_draw: u64) -> Reason {
     let s = input.sampling;
     let mut reason = packed;

@@ -192,17 +192,19 @@ impl SpanSinks {
 
     /// After a span was pushed into [`Self::batch`]'s batch: hands the batch over when
     /// it is full (`try_send`; a full queue drops its spans, counted, and the batch is
-    /// cleared and kept).
-    pub fn pushed(&mut self, tracer: usize) {
+    /// cleared and kept). True when it did: text already in the batch is gone from it.
+    pub fn pushed(&mut self, tracer: usize) -> bool {
         let Some(sink) = self.sinks.get_mut(tracer) else {
-            return;
+            return false;
         };
         if sink.batch.spans.len() == 1 {
             sink.started = self.now;
         }
         if sink.batch.is_full(sink.tracer.batch_spans) {
             hand_off(&self.setup, tracer, sink);
+            return true;
         }
+        false
     }
 
     /// Once a second (the worker's clock task): refills the rate limits and hands over

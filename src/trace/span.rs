@@ -1,9 +1,12 @@
 //! Finished spans as workers record them and the exporter reads them.
 //!
 //! Design: a worker writes spans into a [`SpanBatch`] it owns: fixed-size records whose
-//! text (names, addresses, tags) lives in one string arena of the batch, so recording
+//! text (names, addresses, tags) lives in one byte arena of the batch, so recording
 //! a span copies a few hundred bytes and allocates nothing once the batch's vectors
-//! have grown to their capacity. A full or timed-out batch goes to the exporter thread
+//! have grown to their capacity. A request's text goes in as one block
+//! ([`SpanBatch::push_block`]) that its spans share; the arena holds bytes as received
+//! (a header value need not be UTF-8) and the exporter reads each piece as UTF-8, an
+//! invalid one as absent ([`SpanBatch::text`]), so the worker validates nothing. A full or timed-out batch goes to the exporter thread
 //! whole (one channel send); the exporter hands the emptied batch back, so batches
 //! circulate instead of being reallocated. Nothing here refers to the worker's
 //! snapshot: a batch is `Send`.
@@ -20,6 +23,18 @@ pub struct TextRef {
 
 impl TextRef {
     pub const EMPTY: TextRef = TextRef { start: 0, len: 0 };
+
+    /// The piece `(start, len)` of a block that [`SpanBatch::push_block`] put at `base`
+    /// (an empty piece stays [`TextRef::EMPTY`]).
+    pub fn in_block(base: u32, (start, len): (u32, u32)) -> TextRef {
+        if len == 0 {
+            return TextRef::EMPTY;
+        }
+        TextRef {
+            start: base + start,
+            len,
+        }
+    }
 
     pub fn is_empty(self) -> bool {
         self.len == 0
@@ -94,7 +109,7 @@ pub struct SpanBatch {
     pub tracer: usize,
     pub spans: Vec<SpanRecord>,
     pub tags: Vec<(TextRef, TextRef)>,
-    text: String,
+    text: Vec<u8>,
 }
 
 impl SpanBatch {
@@ -105,59 +120,64 @@ impl SpanBatch {
             tracer,
             spans: Vec::with_capacity(spans),
             tags: Vec::with_capacity(spans),
-            text: String::with_capacity(text),
+            text: Vec::with_capacity(text),
         }
     }
 
-    /// The text of `r` (empty for a reference from another batch's arena that does not
-    /// fit this one).
+    /// The text of `r`: empty for a piece that is not UTF-8, or for a reference from
+    /// another batch's arena that does not fit this one.
     pub fn text(&self, r: TextRef) -> &str {
+        let start = r.start as usize;
+        self.text
+            .get(start..start + r.len as usize)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+
+    /// The bytes of `r`, as pushed (the exporter takes them as they are once
+    /// [`Self::is_utf8`] said the whole arena is UTF-8).
+    pub fn bytes(&self, r: TextRef) -> &[u8] {
         let start = r.start as usize;
         self.text
             .get(start..start + r.len as usize)
             .unwrap_or_default()
     }
 
+    /// Whether the whole arena is UTF-8, so that every piece is (pieces are whole
+    /// fields, or cut at a character boundary): one pass over the batch instead of one
+    /// per piece.
+    pub fn is_utf8(&self) -> bool {
+        std::str::from_utf8(&self.text).is_ok()
+    }
+
+    /// Copies `block` into the arena in one piece and returns where it starts; `None`
+    /// past the arena's capacity (the arena never grows on the request path).
+    pub fn push_block(&mut self, block: &[u8]) -> Option<u32> {
+        if self.text.len() + block.len() > self.text.capacity() {
+            return None;
+        }
+        let start = self.text.len() as u32;
+        self.text.extend_from_slice(block);
+        Some(start)
+    }
+
     /// Copies `s` into the arena. Past the arena's capacity the text is not kept (an
     /// empty reference) rather than growing the arena on the request path; `s` is cut
-    /// to 64 KiB at a character boundary.
+    /// to 64 KiB.
+    pub fn push_bytes(&mut self, s: &[u8]) -> TextRef {
+        let s = &s[..s.len().min(u16::MAX as usize)];
+        match self.push_block(s) {
+            Some(start) if !s.is_empty() => TextRef {
+                start,
+                len: s.len() as u32,
+            },
+            _ => TextRef::EMPTY,
+        }
+    }
+
+    /// [`Self::push_bytes`] of a string.
     pub fn push_text(&mut self, s: &str) -> TextRef {
-        let mut end = s.len().min(u16::MAX as usize);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        let s = &s[..end];
-        if s.is_empty() || self.text.len() + s.len() > self.text.capacity() {
-            return TextRef::EMPTY;
-        }
-        let start = self.text.len() as u32;
-        self.text.push_str(s);
-        TextRef {
-            start,
-            len: s.len() as u32,
-        }
-    }
-
-    /// [`Self::push_text`] of the concatenation of `parts`, without joining them first.
-    pub fn push_parts(&mut self, parts: &[&str]) -> TextRef {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len == 0 || len > usize::from(u16::MAX) || self.text.len() + len > self.text.capacity() {
-            return TextRef::EMPTY;
-        }
-        let start = self.text.len() as u32;
-        for part in parts {
-            self.text.push_str(part);
-        }
-        TextRef {
-            start,
-            len: len as u32,
-        }
-    }
-
-    /// [`Self::push_text`] for bytes that may not be UTF-8 (a header value): invalid
-    /// bytes make the text empty.
-    pub fn push_bytes(&mut self, b: &[u8]) -> TextRef {
-        std::str::from_utf8(b).map_or(TextRef::EMPTY, |s| self.push_text(s))
+        self.push_bytes(s.as_bytes())
     }
 
     /// Whether another span may not fit: `spans` records, or the arena three quarters
@@ -188,10 +208,12 @@ mod tests {
         let a = batch.push_text("GET");
         let b = batch.push_bytes(b"/orders");
         assert_eq!((batch.text(a), batch.text(b)), ("GET", "/orders"));
-        let c = batch.push_parts(&["a", "b"]);
-        assert_eq!(batch.text(c), "ab");
+        let base = batch.push_block(b"ab\xff").unwrap();
+        assert_eq!(batch.text(TextRef::in_block(base, (0, 2))), "ab");
+        assert_eq!(batch.text(TextRef::in_block(base, (1, 2))), "", "not UTF-8");
+        assert_eq!(TextRef::in_block(base, (2, 0)), TextRef::EMPTY);
         assert_eq!(batch.push_text("far too long for it"), TextRef::EMPTY);
-        assert_eq!(batch.push_bytes(b"\xff"), TextRef::EMPTY);
+        assert_eq!(batch.push_block(b"far too long for it"), None);
         assert_eq!(batch.text.capacity(), 16);
         assert!(batch.is_full(4) == (batch.text.len() * 4 >= 48));
         batch.clear();

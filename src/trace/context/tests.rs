@@ -426,6 +426,35 @@ fn write_lines_formats() {
 }
 
 #[test]
+fn lines_len_is_what_write_lines_writes() {
+    for bits in 0..8u8 {
+        let formats = Formats {
+            w3c: bits & 1 != 0,
+            b3: bits & 2 != 0,
+            b3_single: bits & 4 != 0,
+        };
+        for (short_id, parent_id, debug) in [
+            (false, 0, false),
+            (true, 7, false),
+            (false, 0x05e3ac9a4f6e3b90, true),
+            (true, 0, true),
+        ] {
+            let out = Outgoing {
+                trace_id: if short_id { 0x64fe8b2a57d3eff7 } else { TRACE },
+                short_id,
+                span_id: SPAN,
+                parent_id,
+                sampled: !debug,
+                debug,
+            };
+            let mut buf = [0u8; MAX_LINES];
+            let n = write_lines(&out, formats, &mut buf);
+            assert_eq!(lines_len(&out, formats), n, "{formats:?} {out:?}");
+        }
+    }
+}
+
+#[test]
 fn hex_helpers_and_ids() {
     let mut t = [0u8; 32];
     assert_eq!(

@@ -303,7 +303,10 @@ fn export(target: &Target, batches: &[&SpanBatch]) -> bool {
         return false;
     }
     let (body, content_type) = if zipkin {
-        (zipkin::encode(&target.tracer, batches), "application/json")
+        (
+            Body::new(zipkin::encode(&target.tracer, batches), 0),
+            "application/json",
+        )
     } else {
         (
             otlp::encode(&target.tracer, batches),
@@ -341,7 +344,7 @@ fn export(target: &Target, batches: &[&SpanBatch]) -> bool {
     if !zipkin {
         stats.get(stat::HTTP_REPORTS_SENT).inc();
     }
-    let result = crate::fetch::send(crate::fetch::Method::Post, Some(&body), &request);
+    let result = crate::fetch::send(crate::fetch::Method::Post, Some(body.as_slice()), &request);
     let ok = matches!(&result, Ok(r) if (200..300).contains(&r.status));
     let counter = match (&result, zipkin, ok) {
         (Ok(_), true, true) => stat::REPORTS_SENT,
@@ -375,6 +378,24 @@ fn host_only(authority: &str) -> Option<&str> {
             .and_then(|a| a.split(']').next());
     }
     authority.split(':').next().filter(|h| !h.is_empty())
+}
+
+/// An encoded export request: the bytes from `start` on (an encoder may leave room in
+/// front for what it writes last, rather than copy the whole body into place).
+#[derive(Debug)]
+pub struct Body {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Body {
+    pub fn new(bytes: Vec<u8>, start: usize) -> Body {
+        Body { bytes, start }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.bytes.get(self.start..).unwrap_or_default()
+    }
 }
 
 /// One span with the batch whose text it refers to.
@@ -440,7 +461,7 @@ pub(crate) mod tests {
         batch
     }
 
-    fn sample(b: &mut SpanBatch) {
+    pub(crate) fn sample(b: &mut SpanBatch) {
         let trace_id = 0x4bf92f3577b34da6a3ce929d0e0e4736;
         let start = 1_700_000_000_000_000_000;
         let tag = (b.push_text("env"), b.push_text("prod"));

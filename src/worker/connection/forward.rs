@@ -11,6 +11,7 @@
 
 use std::time::Instant;
 
+use crate::trace::context::{self, Formats, Outgoing};
 use crate::{filter::RequestHead, router::Route};
 
 use super::{
@@ -184,9 +185,8 @@ impl Connection<'_> {
                 });
                 let attempt = count_attempts.then_some(self.retry.attempt);
                 // The trace context, with this attempt's span (`trace`).
-                let mut context = [0u8; crate::trace::context::MAX_LINES];
-                let n = self.trace_attempt_lines(&mut context);
-                let lines = (attempt, expected, &context[..n]);
+                let context = self.trace_attempt_context();
+                let lines = (attempt, expected, context);
                 lines_len = attempt_lines(&mut out, (lines_at, lines_len), lines);
             }
             if self.retry.attempt == 1 && !stale_retried {
@@ -257,7 +257,7 @@ impl Connection<'_> {
                     Err(e) if e.kind == ErrorKind::RetriedResponse => (self.response.status, None),
                     Err(e) => (0, Some(e.kind.as_str())),
                 };
-                self.trace_attempt_end(&cluster.name, &picked, end, self.retry.attempt);
+                self.trace_attempt_end(&picked, end, self.retry.attempt);
             }
             let observed = match &outcome {
                 Ok(finished) => {
@@ -523,13 +523,43 @@ impl Connection<'_> {
 }
 
 /// Writes an attempt's own header lines (`x-envoy-attempt-count`,
-/// `x-envoy-expected-rq-timeout-ms`) at `at` in `out`, in place of the previous
-/// attempt's `len` bytes; returns their length. On the stack: no allocation.
+/// `x-envoy-expected-rq-timeout-ms`, the trace context) at `at` in `out`, in place of
+/// the previous attempt's `len` bytes; returns their length. The context is written
+/// straight into its place (its length is known first): no buffer, no allocation.
 fn attempt_lines(
     out: &mut Vec<u8>,
     (at, len): (usize, usize),
-    (attempt, expected, context): (Option<u32>, Option<std::time::Duration>, &[u8]),
+    (attempt, expected, context): (
+        Option<u32>,
+        Option<std::time::Duration>,
+        Option<(Outgoing, Formats)>,
+    ),
 ) -> usize {
+    let envoy = (attempt.is_some() || expected.is_some()).then(|| envoy_lines(attempt, expected));
+    let n = envoy.map_or(0, |(_, n)| n);
+    let context_len = context.map_or(0, |(ctx, formats)| context::lines_len(&ctx, formats));
+    // Moved and copied as slices: `Vec::splice` goes byte by byte through an iterator,
+    // which cost a traced request about a thousand instructions.
+    let new_len = n + context_len;
+    let tail = at + len;
+    let end = out.len();
+    if new_len > len {
+        out.resize(end + new_len - len, 0);
+    }
+    out.copy_within(tail..end, at + new_len);
+    out.truncate(end + new_len - len);
+    if let Some((lines, n)) = envoy {
+        out[at..at + n].copy_from_slice(&lines[..n]);
+    }
+    if let Some((ctx, formats)) = context {
+        context::write_lines(&ctx, formats, &mut out[at + n..at + new_len]);
+    }
+    new_len
+}
+
+/// `x-envoy-attempt-count` and `x-envoy-expected-rq-timeout-ms`, when set, in a buffer
+/// on the stack (only requests that carry them build it).
+fn envoy_lines(attempt: Option<u32>, expected: Option<std::time::Duration>) -> ([u8; 96], usize) {
     use std::io::Write;
     let mut lines = [0u8; 96];
     let mut cursor = std::io::Cursor::new(&mut lines[..]);
@@ -541,19 +571,7 @@ fn attempt_lines(
         let _ = write!(cursor, "x-envoy-expected-rq-timeout-ms: {ms}\r\n");
     }
     let n = usize::try_from(cursor.position()).unwrap_or(0);
-    // Moved and copied as slices: `Vec::splice` goes byte by byte through an iterator,
-    // which cost a traced request about a thousand instructions.
-    let new_len = n + context.len();
-    let tail = at + len;
-    let end = out.len();
-    if new_len > len {
-        out.resize(end + new_len - len, 0);
-    }
-    out.copy_within(tail..end, at + new_len);
-    out.truncate(end + new_len - len);
-    out[at..at + n].copy_from_slice(&lines[..n]);
-    out[at + n..at + new_len].copy_from_slice(context);
-    new_len
+    (lines, n)
 }
 
 #[cfg(test)]
@@ -562,18 +580,36 @@ mod tests {
     fn attempt_lines_replace_the_previous_attempts() {
         let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody".to_vec();
         let at = out.len() - 4 - 2;
-        let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None, b""));
+        let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None, None));
         assert_eq!(
             out,
             b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\n\r\nbody"
         );
         let expected = Some(std::time::Duration::from_millis(1500));
-        let len = super::attempt_lines(&mut out, (at, len), (Some(12), expected, b"b3: 0\r\n"));
+        let context = super::Outgoing {
+            trace_id: 0x64fe8b2a57d3eff7,
+            short_id: true,
+            span_id: 0xb7ad6b7169203331,
+            parent_id: 0,
+            sampled: false,
+            debug: false,
+        };
+        let single = super::Formats {
+            b3_single: true,
+            ..super::Formats::NONE
+        };
+        let lines = (Some(12), expected, Some((context, single)));
+        let len = super::attempt_lines(&mut out, (at, len), lines);
         assert_eq!(
             out,
-            b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 12\r\nx-envoy-expected-rq-timeout-ms: 1500\r\nb3: 0\r\n\r\nbody"
+            b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 12\r\nx-envoy-expected-rq-timeout-ms: 1500\r\nb3: 64fe8b2a57d3eff7-b7ad6b7169203331-0\r\n\r\nbody"
         );
-        super::attempt_lines(&mut out, (at, len), (None, None, b""));
+        let len = super::attempt_lines(&mut out, (at, len), (None, None, Some((context, single))));
+        assert_eq!(
+            out,
+            b"GET / HTTP/1.1\r\nhost: a\r\nb3: 64fe8b2a57d3eff7-b7ad6b7169203331-0\r\n\r\nbody"
+        );
+        super::attempt_lines(&mut out, (at, len), (None, None, None));
         assert_eq!(out, b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody");
     }
 }

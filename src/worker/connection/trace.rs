@@ -1,17 +1,20 @@
 //! The connection's side of tracing: the request's context, its sampling decision, the
 //! lines each upstream attempt carries, and the spans recorded when a sampled request
-//! or attempt ends.
+//! ends (its attempts' with its own).
 //!
 //! Design: on a listener with `tracing`, one pass over the parsed head finds the
 //! incoming context (`trace::context::Extractor`) and marks the fields the proxy
 //! rewrites removed from the forwarded head; the decision is arithmetic
 //! (`trace::sampling`). An unsampled request keeps a few ids in [`TraceState`] (the
-//! context still goes upstream, flagged unsampled) and records nothing. A sampled one
-//! copies the request's text attributes into the connection's [`Pending`] (boxed once
-//! per connection, reused), because the read buffer may be reused before the request
-//! ends; its spans are copied into the worker's span batch when the attempt or request
-//! ends (`trace::sink`), and that is all the request path does: encoding and export
-//! are the exporter thread's.
+//! context still goes upstream, flagged unsampled) and records nothing; its context
+//! lines are written straight into the forwarded head (`context::lines_len`, then
+//! `context::write_lines` in place). A sampled one copies the request's text attributes
+//! into the connection's [`Pending`] (boxed once per connection, reused), because the
+//! read buffer may be reused before the request ends, and notes each upstream attempt
+//! there; when the request ends, that text goes into the worker's span batch as one
+//! block that all the request's spans (its attempts' and its own) refer into
+//! (`trace::sink`), and that is all the request path does: encoding and export are the
+//! exporter thread's.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -61,10 +64,15 @@ impl TraceState {
 }
 
 /// A sampled request's text attributes, copied when it starts (the read buffer may be
-/// reused before it ends). One per connection, kept across requests.
+/// reused before it ends), and its upstream attempts, kept until it ends. One per
+/// connection, kept across requests.
+///
+/// The text is one block of bytes as received (pieces are `(start, len)` in it): when
+/// the request ends, the block is copied into the span batch once and every span of
+/// the request refers into it; nothing is validated or copied piece by piece here.
 #[derive(Debug, Default)]
 pub(super) struct Pending {
-    text: String,
+    text: Vec<u8>,
     start_ns: u64,
     method: (u32, u32),
     path: (u32, u32),
@@ -76,37 +84,47 @@ pub(super) struct Pending {
     name: (u32, u32),
     route: (u32, u32),
     cluster: (u32, u32),
-    /// Custom tags: name and value ranges.
+    /// Envoy's name for an upstream span: `router <cluster> egress`.
+    attempt_name: (u32, u32),
+    /// Custom tags: name and value pieces.
     tags: Vec<((u32, u32), (u32, u32))>,
+    /// The request's upstream attempts (listeners that spawn upstream spans).
+    attempts: Vec<Attempt>,
+}
+
+/// One upstream attempt, recorded as a span when its request ends.
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    span_id: u64,
+    start_ns: u64,
+    end_ns: u64,
+    /// 0: no response.
+    status: u16,
+    number: u32,
+    upstream: (u32, u32),
+    error: (u32, u32),
 }
 
 impl Pending {
     fn push(&mut self, s: &[u8]) -> (u32, u32) {
-        let s = std::str::from_utf8(s).unwrap_or_default();
         let start = self.text.len() as u32;
-        self.text.push_str(s);
+        self.text.extend_from_slice(s);
         (start, s.len() as u32)
     }
 
-    /// The concatenation of `parts`, as one piece (each part not UTF-8 is left out).
+    /// The concatenation of `parts`, as one piece.
     fn push_parts(&mut self, parts: &[&[u8]]) -> (u32, u32) {
         let start = self.text.len() as u32;
         for part in parts {
-            self.text
-                .push_str(std::str::from_utf8(part).unwrap_or_default());
+            self.text.extend_from_slice(part);
         }
         (start, self.text.len() as u32 - start)
-    }
-
-    fn get(&self, (start, len): (u32, u32)) -> &str {
-        self.text
-            .get(start as usize..(start + len) as usize)
-            .unwrap_or_default()
     }
 
     fn clear(&mut self) {
         self.text.clear();
         self.tags.clear();
+        self.attempts.clear();
     }
 }
 
@@ -134,19 +152,30 @@ impl Begin<'_> {
     /// Finds the request's context, decides whether it is sampled and marks the context
     /// fields removed from the forwarded head (when it is forwarded, to `cluster`): run
     /// after the forwarding stage set `x-request-id`, before the route's filters.
-    pub(super) fn run(self, (route, cluster): (Option<&crate::router::Route>, Option<&str>)) {
+    pub(super) fn run(mut self, (route, cluster): (Option<&crate::router::Route>, Option<&str>)) {
         let forwarding = cluster.is_some();
         let Some(t) = self.listener.tracing.as_deref() else {
             self.trace.on = false;
             return;
         };
         let head = self.head;
-        let mut extractor = Extractor::default();
+        // Built when the first trace field comes.
+        let mut extractor = None;
         let (mut client_trace_id, mut force_trace, mut request_id_at) = (false, false, None);
         let mut trace_state = None;
         for (index, h) in self.request.headers.iter().enumerate() {
-            let (name, value) = (h.name(head), h.value(head));
-            if extractor.observe(name, value) {
+            let name = h.name(head);
+            // Every field this pass looks for is 2, 10, 11, 12, 17 or 19 bytes long:
+            // one test passes over the rest.
+            if !matches!(name.len(), 2 | 10 | 11 | 12 | 17 | 19) {
+                continue;
+            }
+            let value = h.value(head);
+            let claimed = Extractor::reads(name)
+                && extractor
+                    .get_or_insert_with(Extractor::default)
+                    .observe(name, value);
+            if claimed {
                 if forwarding {
                     self.request.overlay.remove(index);
                 }
@@ -167,7 +196,7 @@ impl Begin<'_> {
         if force_trace {
             force_trace = self.trusted_peer(head);
         }
-        let extracted = extractor.finish();
+        let extracted = extractor.map(Extractor::finish).unwrap_or_default();
         let incoming = extracted.context;
         let parent = incoming
             .map(|c| if c.debug { Some(true) } else { c.sampled })
@@ -176,56 +205,19 @@ impl Begin<'_> {
             .and_then(|r| r.tracing.as_deref())
             .and_then(|r| r.sampling.as_ref())
             .unwrap_or(&t.config.sampling);
-        // Envoy's decision reads the request id as it goes upstream: a fresh one is the
-        // overlay's last `x-request-id` line, a kept one the received field.
-        let mut id = [0u8; 64];
-        let mut id_len = 0;
-        if t.config.request_id_sampling {
-            let value = match self.request.overlay.added_value(b"x-request-id") {
-                Some(v) => Some(v),
-                None => request_id_at.map(|i| self.request.headers[i].value(head)),
-            };
-            if let Some(v) = value.filter(|v| v.len() <= id.len()) {
-                id[..v.len()].copy_from_slice(v);
-                id_len = v.len();
-            }
-        }
-        // Envoy mode with no usable id: the empty id, which Envoy does not trace.
-        let request_id = t.config.request_id_sampling.then_some(&id[..id_len]);
-        let decision = sampling::decide(&Decide {
-            sampling,
-            parent,
-            client_trace_id,
-            force_trace,
-            request_id,
-            draw: self.random.u64(..),
-        });
-        if t.config.request_id_sampling {
-            let stat = match decision.reason {
-                Reason::Sampling => rq::TRACING_RANDOM_SAMPLING,
-                Reason::ServiceForced => rq::TRACING_SERVICE_FORCED,
-                Reason::ClientForced => rq::TRACING_CLIENT_ENABLED,
-                Reason::NotTraceable => rq::TRACING_NOT_TRACEABLE,
-            };
-            self.listener.http_stats.get(stat).inc();
-            // The decision travels in the request id (Envoy's UUID extension).
-            if t.config.pack_trace_reason && id_len > 0 && forwarding {
-                let before = sampling::packed_reason(&id[..id_len]);
-                if before != decision.reason {
-                    sampling::pack_reason(&mut id[..id_len], decision.reason);
-                    let packed = &id[..id_len];
-                    if !self
-                        .request
-                        .overlay
-                        .set_added_value(b"x-request-id", packed)
-                    {
-                        if let Some(index) = request_id_at {
-                            let _ = self.request.overlay.replace(index, b"x-request-id", packed);
-                        }
-                    }
-                }
-            }
-        }
+        let decision = if t.config.request_id_sampling {
+            let inputs = (sampling, parent, client_trace_id, force_trace);
+            self.envoy_decision(t, inputs, request_id_at, forwarding)
+        } else {
+            sampling::decide(&Decide {
+                sampling,
+                parent,
+                client_trace_id,
+                force_trace,
+                request_id: None,
+                draw: self.random.u64(..),
+            })
+        };
         let rng = &mut *self.random;
         let (trace_id, short_id) = match incoming {
             Some(c) => (c.trace_id, c.short_id),
@@ -271,6 +263,70 @@ impl Begin<'_> {
         if decision.sampled {
             self.note_request(head, (t, route, cluster), trace_state);
         }
+    }
+}
+
+impl Begin<'_> {
+    /// Envoy's decision, from the request id as it goes upstream (a fresh one is the
+    /// overlay's last `x-request-id` line, a kept one the received field), counted in
+    /// the listener's `tracing.*` stats; the decision travels in the forwarded id
+    /// (Envoy's UUID extension packs the reason into it).
+    fn envoy_decision(
+        &mut self,
+        t: &ListenerTrace,
+        (sampling, parent, client_trace_id, force_trace): (
+            &crate::config::observability::Sampling,
+            Option<bool>,
+            bool,
+            bool,
+        ),
+        request_id_at: Option<usize>,
+        forwarding: bool,
+    ) -> sampling::Decision {
+        let head = self.head;
+        let mut id = [0u8; 64];
+        let mut id_len = 0;
+        let value = match self.request.overlay.added_value(b"x-request-id") {
+            Some(v) => Some(v),
+            None => request_id_at.map(|i| self.request.headers[i].value(head)),
+        };
+        if let Some(v) = value.filter(|v| v.len() <= id.len()) {
+            id[..v.len()].copy_from_slice(v);
+            id_len = v.len();
+        }
+        // No usable id: the empty id, which Envoy does not trace.
+        let decision = sampling::decide(&Decide {
+            sampling,
+            parent,
+            client_trace_id,
+            force_trace,
+            request_id: Some(&id[..id_len]),
+            draw: self.random.u64(..),
+        });
+        let stat = match decision.reason {
+            Reason::Sampling => rq::TRACING_RANDOM_SAMPLING,
+            Reason::ServiceForced => rq::TRACING_SERVICE_FORCED,
+            Reason::ClientForced => rq::TRACING_CLIENT_ENABLED,
+            Reason::NotTraceable => rq::TRACING_NOT_TRACEABLE,
+        };
+        self.listener.http_stats.get(stat).inc();
+        if t.config.pack_trace_reason && id_len > 0 && forwarding {
+            let before = sampling::packed_reason(&id[..id_len]);
+            if before != decision.reason {
+                sampling::pack_reason(&mut id[..id_len], decision.reason);
+                let packed = &id[..id_len];
+                if !self
+                    .request
+                    .overlay
+                    .set_added_value(b"x-request-id", packed)
+                {
+                    if let Some(index) = request_id_at {
+                        let _ = self.request.overlay.replace(index, b"x-request-id", packed);
+                    }
+                }
+            }
+        }
+        decision
     }
 }
 
@@ -345,7 +401,14 @@ impl Begin<'_> {
         p.trace_state = trace_state.map_or((0, 0), |s| p.push(s));
         let route_name = route.and_then(|r| r.name.as_deref()).unwrap_or("");
         p.route = p.push(route_name.as_bytes());
-        p.cluster = p.push(cluster.unwrap_or("").as_bytes());
+        let cluster = cluster.unwrap_or("").as_bytes();
+        p.cluster = p.push(cluster);
+        // Envoy's router names an upstream span after its cluster.
+        p.attempt_name = if t.config.upstream_spans && !cluster.is_empty() {
+            p.push_parts(&[b"router ", cluster, b" egress"])
+        } else {
+            (0, 0)
+        };
         let operation = route
             .and_then(|r| r.tracing.as_deref())
             .and_then(|r| r.operation.as_deref());
@@ -380,13 +443,11 @@ impl Begin<'_> {
 }
 
 impl Connection<'_> {
-    /// The context lines of the next upstream attempt, into `out` (at least
-    /// `context::MAX_LINES` long); returns their length. A new span per attempt when
-    /// the listener spawns upstream spans.
-    pub(super) fn trace_attempt_lines(&mut self, out: &mut [u8]) -> usize {
-        let Some(t) = self.listener.tracing.as_deref().filter(|_| self.trace.on) else {
-            return 0;
-        };
+    /// The context the next upstream attempt carries, and in which formats (`None`:
+    /// the listener does not trace). A new span per attempt when the listener spawns
+    /// upstream spans.
+    pub(super) fn trace_attempt_context(&mut self) -> Option<(Outgoing, Formats)> {
+        let t = self.listener.tracing.as_deref().filter(|_| self.trace.on)?;
         let s = &mut self.trace;
         let (span_id, parent_id) = if t.config.upstream_spans {
             s.attempt_span = context::new_span_id(&mut self.random);
@@ -405,17 +466,17 @@ impl Connection<'_> {
             sampled: s.sampled,
             debug: s.debug,
         };
-        context::write_lines(&outgoing, s.formats, out)
+        Some((outgoing, s.formats))
     }
 
-    /// Records an upstream attempt's span (sampled requests on listeners that spawn
-    /// them): `status` 0 when no response came, `error` the failure's text.
+    /// Notes an upstream attempt's end (sampled requests on listeners that spawn
+    /// upstream spans): `status` 0 when no response came, `error` the failure's text.
+    /// Its span is recorded with the request's, when the request ends.
     pub(super) fn trace_attempt_end(
-        &self,
-        cluster: &str,
+        &mut self,
         upstream: &crate::upstream::Host,
         (status, error): (u16, Option<&str>),
-        attempt: u32,
+        number: u32,
     ) {
         let Some(t) = self.listener.tracing.as_deref() else {
             return;
@@ -423,42 +484,25 @@ impl Connection<'_> {
         if !(self.trace.sampled && t.config.upstream_spans) {
             return;
         }
-        let end_ns = unix_ns();
         let s = self.trace;
-        let Some(p) = self.pending.as_deref() else {
+        let Some(p) = self.pending.as_deref_mut() else {
             return;
         };
-        let mut sinks = self.worker.spans.borrow_mut();
-        let Some(batch) = sinks.batch(t.tracer) else {
-            return;
-        };
-        // An attempt carries what is its own, and the request's method, path and id
-        // (Envoy's upstream span tags); the rest is on the request's span.
-        let mut span = SpanRecord {
-            trace_id: s.trace_id(),
-            debug: s.debug,
-            method: batch.push_text(p.get(p.method)),
-            path: batch.push_text(p.get(p.path)),
-            request_id: batch.push_text(p.get(p.request_id)),
-            ..SpanRecord::default()
-        };
-        span.span_id = s.attempt_span;
-        span.parent_id = s.span_id;
-        span.kind = SpanKind::Client;
-        span.start_ns = s.attempt_start_ns;
-        span.end_ns = end_ns;
-        span.status = status;
-        span.attempt = attempt;
-        span.cluster = batch.push_text(cluster);
-        span.upstream = batch.push_text(upstream.pool.address_text());
-        span.error = error.map_or(TextRef::EMPTY, |e| batch.push_text(e));
-        // Envoy's router names an upstream span after its cluster.
-        span.name = batch.push_parts(&["router ", cluster, " egress"]);
-        batch.spans.push(span);
-        sinks.pushed(t.tracer);
+        let upstream = p.push(upstream.pool.address_text().as_bytes());
+        let error = error.map_or((0, 0), |e| p.push(e.as_bytes()));
+        p.attempts.push(Attempt {
+            span_id: s.attempt_span,
+            start_ns: s.attempt_start_ns,
+            end_ns: unix_ns(),
+            status,
+            number,
+            upstream,
+            error,
+        });
     }
 
-    /// Records the request's span when it was sampled (from `complete`).
+    /// Records the spans of a sampled request (from `complete`): its attempts' and its
+    /// own, sharing one copy of the request's text in the batch.
     pub(super) fn trace_finish(
         &self,
         (status, bytes_sent): (u16, u64),
@@ -471,63 +515,100 @@ impl Connection<'_> {
         if !self.trace.sampled {
             return;
         }
-        let s = self.trace;
+        let s = &self.trace;
         let Some(p) = self.pending.as_deref() else {
             return;
         };
+        let end_ns = unix_ns();
+        let mut sinks = self.worker.spans.borrow_mut();
+        // Where the request's text block is in the current batch (none yet, or the
+        // batch was handed over after the last span).
+        let mut base = None;
+        for a in &p.attempts {
+            let Some(batch) = sinks.batch(t.tracer) else {
+                continue;
+            };
+            let at = block(batch, p, &mut base);
+            let piece = |r| at.map_or(TextRef::EMPTY, |b| TextRef::in_block(b, r));
+            // An attempt carries what is its own, and the request's method, path and
+            // id (Envoy's upstream span tags); the rest is on the request's span.
+            batch.spans.push(SpanRecord {
+                trace_id: s.trace_id(),
+                span_id: a.span_id,
+                parent_id: s.span_id,
+                kind: SpanKind::Client,
+                start_ns: a.start_ns,
+                end_ns: a.end_ns,
+                name: piece(p.attempt_name),
+                method: piece(p.method),
+                path: piece(p.path),
+                request_id: piece(p.request_id),
+                cluster: piece(p.cluster),
+                upstream: piece(a.upstream),
+                error: piece(a.error),
+                status: a.status,
+                attempt: a.number,
+                debug: s.debug,
+                ..SpanRecord::default()
+            });
+            if sinks.pushed(t.tracer) {
+                base = None;
+            }
+        }
+        let Some(batch) = sinks.batch(t.tracer) else {
+            return;
+        };
+        let at = block(batch, p, &mut base);
+        let piece = |r| at.map_or(TextRef::EMPTY, |b| TextRef::in_block(b, r));
         let https = self.stream.is_tls();
         let (client, port) = if self.client_ip == self.peer {
             (self.peer_text, self.peer_port)
         } else {
             (self.client_ip.ip().map_or(IpText::EMPTY, IpText::new), 0)
         };
-        let mut sinks = self.worker.spans.borrow_mut();
-        let Some(batch) = sinks.batch(t.tracer) else {
-            return;
-        };
-        let mut span = common_span(batch, p, &s);
-        span.span_id = s.span_id;
-        span.parent_id = s.parent_id;
-        span.kind = t.config.kind;
-        span.start_ns = p.start_ns;
-        span.end_ns = unix_ns();
-        span.status = status;
-        span.flags = flags.bits();
-        span.bytes_sent = bytes_sent;
-        span.bytes_received = self.request.head_len as u64;
-        span.attempt = self.retry.attempt;
-        span.cluster = batch.push_text(p.get(p.cluster));
-        span.upstream = upstream.map_or(TextRef::EMPTY, |u| batch.push_text(u));
-        span.consumer = consumer.map_or(TextRef::EMPTY, |c| batch.push_text(c));
-        span.scheme = batch.push_text(if https { "https" } else { "http" });
-        span.peer = batch.push_text(client.as_str());
-        span.peer_port = port;
-        span.tags_start = batch.tags.len() as u32;
+        let tags_start = batch.tags.len() as u32;
         for &(name, value) in &p.tags {
-            let name = batch.push_text(p.get(name));
-            let value = batch.push_text(p.get(value));
-            batch.tags.push((name, value));
+            batch.tags.push((piece(name), piece(value)));
         }
-        span.tags_len = p.tags.len() as u32;
+        let span = SpanRecord {
+            trace_id: s.trace_id(),
+            span_id: s.span_id,
+            parent_id: s.parent_id,
+            kind: t.config.kind,
+            start_ns: p.start_ns,
+            end_ns,
+            name: piece(p.name),
+            method: piece(p.method),
+            path: piece(p.path),
+            query: piece(p.query),
+            authority: piece(p.authority),
+            scheme: batch.push_text(if https { "https" } else { "http" }),
+            route: piece(p.route),
+            status,
+            peer: batch.push_text(client.as_str()),
+            peer_port: port,
+            user_agent: piece(p.user_agent),
+            request_id: piece(p.request_id),
+            cluster: piece(p.cluster),
+            upstream: upstream.map_or(TextRef::EMPTY, |u| batch.push_text(u)),
+            consumer: consumer.map_or(TextRef::EMPTY, |c| batch.push_text(c)),
+            flags: flags.bits(),
+            bytes_received: self.request.head_len as u64,
+            bytes_sent,
+            attempt: self.retry.attempt,
+            error: TextRef::EMPTY,
+            trace_state: piece(p.trace_state),
+            debug: s.debug,
+            tags_start,
+            tags_len: p.tags.len() as u32,
+        };
         batch.spans.push(span);
         sinks.pushed(t.tracer);
     }
 }
 
-/// The attributes a request's span and its attempts' spans share.
-fn common_span(batch: &mut SpanBatch, p: &Pending, s: &TraceState) -> SpanRecord {
-    SpanRecord {
-        trace_id: s.trace_id(),
-        debug: s.debug,
-        name: batch.push_text(p.get(p.name)),
-        method: batch.push_text(p.get(p.method)),
-        path: batch.push_text(p.get(p.path)),
-        query: batch.push_text(p.get(p.query)),
-        authority: batch.push_text(p.get(p.authority)),
-        route: batch.push_text(p.get(p.route)),
-        user_agent: batch.push_text(p.get(p.user_agent)),
-        request_id: batch.push_text(p.get(p.request_id)),
-        trace_state: batch.push_text(p.get(p.trace_state)),
-        ..SpanRecord::default()
-    }
+/// Where the request's text block starts in `batch`: copied on the first span that
+/// needs it (`None`: it did not fit, and the spans go without their text).
+fn block(batch: &mut SpanBatch, p: &Pending, base: &mut Option<Option<u32>>) -> Option<u32> {
+    *base.get_or_insert_with(|| batch.push_block(&p.text))
 }
