@@ -220,6 +220,7 @@ fn main() -> ExitCode {
             config_yaml: cli.config_yaml,
             allow_unknown_static_fields: cli.allow_unknown_static_fields,
             accept_degraded: cli.accept_degraded,
+            service_cluster: cli.service_cluster.clone(),
         },
         validate_only: matches!(cli.mode, Mode::Validate),
         concurrency: cli.concurrency.map(usize::from),

@@ -244,6 +244,7 @@ fn zipkin_json_matches_the_zipkin2_span_schema() {
         peer,
         peer_port: 443,
         debug: true,
+        shared: true,
         ..SpanRecord::default()
     });
     let t = tracer(
@@ -268,6 +269,11 @@ fn zipkin_json_matches_the_zipkin2_span_schema() {
     assert_eq!(spans[2]["traceId"], "0000000000abcdef");
     assert_eq!(spans[2]["duration"], 1);
     assert_eq!(spans[2]["remoteEndpoint"]["ipv6"], "2001:db8::5");
+    assert_eq!(
+        spans[2]["shared"], true,
+        "the schema allows Zipkin's shared flag"
+    );
+    assert!(spans[0].get("shared").is_none());
     assert_eq!(
         spans[0]["tags"]["http.url"],
         "https://shop.example/orders?page=2"

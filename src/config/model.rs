@@ -73,6 +73,10 @@ pub struct LoadOptions {
     /// `--accept-degraded`: groups of features ringway does not implement that may be
     /// dropped with a warning (`stats_sinks`, `watchdog`, ...; docs/envoy.md).
     pub accept_degraded: Vec<String>,
+    /// `--service-cluster`: the local service cluster, over the bootstrap's
+    /// `node.cluster` (as Envoy's flag does): the Zipkin tracer's service name and the
+    /// rate-limit `source_cluster`. Empty: the bootstrap's.
+    pub service_cluster: String,
 }
 
 /// Which of the two config formats a file is in.

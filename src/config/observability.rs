@@ -22,9 +22,10 @@ pub struct Tracer {
     pub provider: TraceProvider,
     /// Where the export requests go.
     pub collector: Collector,
-    /// `service.name` of the spans (native `service_name`, default `ringway`; Envoy's
-    /// `service_name` of the OpenTelemetry provider, else `--service-cluster`, else
-    /// `envoy`… as Envoy does).
+    /// `service.name` of the spans (native `service_name`, default `ringway`; from
+    /// Envoy configs, as Envoy does: the OpenTelemetry provider's `service_name`, else
+    /// `unknown_service:envoy`; Zipkin's, the local service cluster, `--service-cluster`
+    /// else `node.cluster`, else `envoy`).
     pub service_name: String,
     /// Spans exported per second by the whole process, shared out per worker; `None`:
     /// unlimited. Spans over it are dropped and counted.

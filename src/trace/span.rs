@@ -97,6 +97,8 @@ pub struct SpanRecord {
     pub trace_state: TextRef,
     /// `sampled` was forced by a header (Envoy's debug flag for B3).
     pub debug: bool,
+    /// A server span that kept its B3 caller's span id (Zipkin's `shared`).
+    pub shared: bool,
     /// Custom tags: `tags_len` pairs from `SpanBatch::tags[tags_start..]`.
     pub tags_start: u32,
     pub tags_len: u32,

@@ -46,8 +46,8 @@
 //!   `response_headers_to_add` has no `retry-after` (Envoy's rules).
 //! - `rate_limited_as_resource_exhausted` is accepted: it changes only gRPC answers, and
 //!   ringway serves no gRPC (HTTP/2) yet.
-//! - `source_cluster` is the bootstrap's `node.cluster`; without one it is refused (the
-//!   loader does not see `--service-cluster`).
+//! - `source_cluster` is the local service cluster: `--service-cluster`, else the
+//!   bootstrap's `node.cluster`; without either it is refused.
 //!
 //! Refused by name: `local_cluster_rate_limit` (Envoy's own message: there is no local
 //! cluster), `max_tokens: 0` (a bucket that refuses everything), a fill interval under
@@ -662,7 +662,7 @@ fn action(
                 a.error(
                     diag,
                     "source_cluster",
-                    "`source_cluster` is the node's cluster, and the bootstrap has no `node.cluster` (ringway's loader does not read --service-cluster)",
+                    "`source_cluster` is the local service cluster, and neither --service-cluster nor the bootstrap's `node.cluster` names one",
                 );
                 return None;
             }

@@ -175,7 +175,12 @@ pub(crate) fn load(
     if diag.has_errors() {
         return Err(diag.finish());
     }
-    let config = bootstrap(&Msg::new(&message, root), source, &mut diag);
+    let service_cluster = Some(options.service_cluster.as_str()).filter(|c| !c.is_empty());
+    let config = bootstrap(
+        &Msg::new(&message, root),
+        (source, service_cluster),
+        &mut diag,
+    );
     match config {
         Some(mut config) if !diag.has_errors() => {
             config.load_options = options.clone();
@@ -255,7 +260,12 @@ fn decode(
 }
 
 /// The bootstrap's top level.
-fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<Config> {
+/// `service_cluster`: `--service-cluster`, which stands over `node.cluster`.
+fn bootstrap(
+    b: &Msg<'_, '_>,
+    (source, service_cluster): (&Path, Option<&str>),
+    diag: &mut Diagnostics,
+) -> Option<Config> {
     b.only(
         diag,
         &[
@@ -273,8 +283,9 @@ fn bootstrap(b: &Msg<'_, '_>, source: &Path, diag: &mut Diagnostics) -> Option<C
             &["id", "cluster", "locality", "metadata", "user_agent_name"],
         );
     }
-    // The value of rate-limit `source_cluster` actions.
-    let node_cluster = node.as_ref().and_then(|n| n.str("cluster"));
+    // The local service cluster (`--service-cluster`, else `node.cluster`): the value
+    // of rate-limit `source_cluster` actions and the Zipkin service name.
+    let node_cluster = service_cluster.or_else(|| node.as_ref().and_then(|n| n.str("cluster")));
     let admin = b.child("admin").and_then(|a| admin(&a, diag));
     let resources = b.child("static_resources");
     if let Some(r) = &resources {

@@ -19,8 +19,8 @@
 //! `tracing.{zipkin,opentelemetry}.flush_interval_ms` and `min_flush_spans` runtime
 //! defaults); a Zipkin report bounded by 5 s (`tracing.zipkin.request_timeout`). The
 //! span kind follows the listener's `traffic_direction` (OUTBOUND: client). The Zipkin
-//! service name is the node's `cluster` (`envoy` without one: ringway's loader does not
-//! see `--service-cluster`); OpenTelemetry's is its `service_name`, else
+//! service name is the local service cluster (`--service-cluster`, else the node's
+//! `cluster`, else `envoy`); OpenTelemetry's is its `service_name`, else
 //! `unknown_service:envoy`. `verbose` is accepted and has no effect (ringway's spans
 //! carry no stream-event logs).
 //!

@@ -116,6 +116,10 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
     if r.debug {
         object.insert("debug".into(), Value::Bool(true));
     }
+    if r.shared {
+        // The server half of a span its client started (same id): Zipkin joins them.
+        object.insert("shared".into(), Value::Bool(true));
+    }
     span
 }
 

@@ -38,6 +38,9 @@ pub(super) struct TraceState {
     pub sampled: bool,
     debug: bool,
     short_id: bool,
+    /// The request's span is the server half of its B3 caller's span (Zipkin's shared
+    /// span: it kept the incoming span id).
+    shared: bool,
     /// The trace id, high and low halves (no `u128` field: it would align the whole
     /// connection to 16 bytes).
     trace_id: [u64; 2],
@@ -224,11 +227,11 @@ impl Begin<'_> {
             None if t.short_ids => (u128::from(context::new_span_id(rng)), true),
             None => (context::new_trace_id(rng), false),
         };
+        let shared =
+            incoming.is_some_and(|c| t.shared_spans && (c.formats.b3 || c.formats.b3_single));
         let (span_id, parent_id) = match incoming {
             // Zipkin's shared span: the server half of the caller's span keeps its id.
-            Some(c) if t.shared_spans && (c.formats.b3 || c.formats.b3_single) => {
-                (c.span_id, c.parent_id)
-            }
+            Some(c) if shared => (c.span_id, c.parent_id),
             Some(c) => (context::new_span_id(rng), c.span_id),
             None => (context::new_span_id(rng), 0),
         };
@@ -237,6 +240,7 @@ impl Begin<'_> {
             on: true,
             sampled: decision.sampled,
             debug: incoming.is_some_and(|c| c.debug),
+            shared,
             short_id,
             trace_id: [(trace_id >> 64) as u64, trace_id as u64],
             span_id,
@@ -599,6 +603,7 @@ impl Connection<'_> {
             error: TextRef::EMPTY,
             trace_state: piece(p.trace_state),
             debug: s.debug,
+            shared: s.shared,
             tags_start,
             tags_len: p.tags.len() as u32,
         };

@@ -623,7 +623,7 @@ fn refusals_are_named_and_positioned() {
     );
     assert_eq!(
         with_rules("                  - actions: [{ source_cluster: {} }]\n"),
-        ["envoy.yaml:21:49: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.rate_limits[0].actions[0].source_cluster: `source_cluster` is the node's cluster, and the bootstrap has no `node.cluster` (ringway's loader does not read --service-cluster)"]
+        ["envoy.yaml:21:49: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.route_config.virtual_hosts[0].routes[0].route.rate_limits[0].actions[0].source_cluster: `source_cluster` is the local service cluster, and neither --service-cluster nor the bootstrap's `node.cluster` names one"]
     );
     // Without a local_ratelimit filter, the rules serve nothing and load.
     let config = load(&bootstrap(

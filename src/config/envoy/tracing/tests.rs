@@ -114,6 +114,21 @@ fn a_zipkin_provider_gets_envoys_defaults() {
 }
 
 #[test]
+fn the_service_cluster_flag_names_the_zipkin_service_over_the_node() {
+    use crate::config::model::LoadOptions;
+    let text = bootstrap("node: { id: n1, cluster: front }\n", ZIPKIN, "");
+    let path = std::path::Path::new("envoy.yaml");
+    let flag = LoadOptions {
+        service_cluster: "from-flag".into(),
+        ..LoadOptions::default()
+    };
+    let c = Config::parse_with(&text, path, &flag).expect("loads");
+    assert_eq!(c.tracers[0].service_name, "from-flag");
+    let c = Config::parse_with(&text, path, &LoadOptions::default()).expect("loads");
+    assert_eq!(c.tracers[0].service_name, "front");
+}
+
+#[test]
 fn zipkin_fields_map_onto_the_tracer() {
     let c = load(&bootstrap(
         "node: { id: n1, cluster: front }\n",
