@@ -6,9 +6,10 @@
 //! have grown to their capacity. A request's text goes in as one block
 //! ([`SpanBatch::push_block`]) that its spans share; the arena holds bytes as received
 //! (a header value need not be UTF-8) and the exporter reads each piece as UTF-8, an
-//! invalid one as absent ([`SpanBatch::text`]), so the worker validates nothing. A full or timed-out batch goes to the exporter thread
-//! whole (one channel send); the exporter hands the emptied batch back, so batches
-//! circulate instead of being reallocated. Nothing here refers to the worker's
+//! invalid one as absent ([`SpanBatch::text`]), so the worker validates nothing. A
+//! full or timed-out batch goes to the exporter thread whole (one channel send); the
+//! exporter hands the emptied batch back, so batches circulate instead of being
+//! reallocated. Nothing here refers to the worker's
 //! snapshot: a batch is `Send`.
 
 use crate::config::observability::SpanKind;
