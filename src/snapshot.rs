@@ -305,8 +305,8 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
             .iter()
             .filter_map(|c| match &c.endpoints {
                 Endpoints::Static(endpoints) => {
-                    let members = static_members(endpoints, |address| {
-                        Some(store.host(&c.name, &address.to_string()))
+                    let members = static_members(endpoints, |address, hostname| {
+                        Some(store.host(&c.name, &address.to_string(), hostname))
                     });
                     Some((c.name.clone(), members))
                 }
@@ -717,7 +717,7 @@ impl Snapshot {
                     let members = match &c.endpoints {
                         Endpoints::Static(endpoints) => match stats.static_members.get(&c.name) {
                             Some(members) => Members::clone(members),
-                            None => static_members(endpoints, |_| None),
+                            None => static_members(endpoints, |_, _| None),
                         },
                         Endpoints::Dns(_) => Members::default(),
                     };

@@ -30,6 +30,8 @@ fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)
 }
 
 fn native(admin: u16, port: u16, endpoint: &str) -> String {
+    // The same upstream under a DNS name, for the `envoy_endpoint_hostname` label.
+    let upstream_port = endpoint.rsplit(':').next().unwrap_or("80");
     format!(
         r#"workers: 2
 admin: 127.0.0.1:{admin}
@@ -71,6 +73,9 @@ listeners:
 clusters:
   - name: echo
     endpoints: ["{endpoint}"]
+    per_endpoint_stats: true
+  - name: named
+    endpoints: ["localhost:{upstream_port}"]
     per_endpoint_stats: true
 "#
     )
@@ -281,6 +286,13 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
             assert_eq!(rq, 7.0, "{driver}");
             let healthy = sample(&samples, "envoy_cluster_endpoint_healthy", &ep);
             assert_eq!(healthy, 1.0, "{driver}");
+            // An endpoint found by DNS carries the name it was resolved from.
+            let named = samples.keys().any(|(name, labels)| {
+                name == "envoy_cluster_endpoint_healthy"
+                    && labels.contains(&("envoy_cluster_name".into(), "named".into()))
+                    && labels.contains(&("envoy_endpoint_hostname".into(), "localhost".into()))
+            });
+            assert!(named, "{driver}: {text}");
             let consumer = sample(&samples, "envoy_consumer_acme_rq_total", &[]);
             assert_eq!(consumer, 4.0, "{driver}");
         }

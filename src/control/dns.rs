@@ -99,8 +99,8 @@ impl Dns {
             return None;
         }
         let cluster = update.cluster;
-        let with_stats = with_host_stats(&update.members, |address| {
-            store.host(&cluster, &address.to_string())
+        let with_stats = with_host_stats(&update.members, |address, hostname| {
+            store.host(&cluster, &address.to_string(), hostname)
         });
         *members = Some(Members::clone(&with_stats));
         Some((cluster, with_stats))

@@ -182,7 +182,7 @@ impl Hosts {
             let members = match &cluster.endpoints {
                 Endpoints::Static(endpoints) => match stats.static_members.get(&cluster.name) {
                     Some(members) => Members::clone(members),
-                    None => crate::upstream::static_members(endpoints, |_| None),
+                    None => crate::upstream::static_members(endpoints, |_, _| None),
                 },
                 Endpoints::Dns(_) => discovered.get(&cluster.name).cloned().unwrap_or_default(),
             };

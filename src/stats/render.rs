@@ -210,16 +210,34 @@ pub fn prometheus(
     prometheus_with_endpoints(lines, histograms, tags, &[], out);
 }
 
+/// `envoy_cluster_name`, `envoy_endpoint_address` and, when the host has a name,
+/// `envoy_endpoint_hostname` (Envoy's tags on per-endpoint stats, in its order).
+fn endpoint_labels(e: &super::store::EndpointLabels) -> String {
+    let mut labels = format!(
+        "envoy_cluster_name=\"{}\",envoy_endpoint_address=\"{}\"",
+        escape_label(&e.cluster),
+        escape_label(&e.address)
+    );
+    if let Some(hostname) = &e.hostname {
+        labels.push_str(&format!(
+            ",envoy_endpoint_hostname=\"{}\"",
+            escape_label(hostname)
+        ));
+    }
+    labels
+}
+
 /// [`prometheus`], with per-endpoint stats: a line under one of `endpoints`' prefixes
-/// (`(prefix, cluster, address)`, from `StoreView::endpoint_labels`) is Envoy's
-/// `envoy_cluster_endpoint_<stat>{envoy_cluster_name="..",envoy_endpoint_address=".."}`
-/// (Envoy tags those stats as it makes them; their names cannot be split by the
-/// extractors, since an address holds dots).
+/// (from `StoreView::endpoint_labels`) is Envoy's
+/// `envoy_cluster_endpoint_<stat>{envoy_cluster_name="..",envoy_endpoint_address=".."}`,
+/// with `envoy_endpoint_hostname=".."` when the host has a name (Envoy tags those stats
+/// as it makes them; their names cannot be split by the extractors, since an address
+/// holds dots).
 pub fn prometheus_with_endpoints(
     lines: &[StatLine],
     histograms: &[HistogramLine],
     tags: &TagExtractors,
-    endpoints: &[(String, String, String)],
+    endpoints: &[super::store::EndpointLabels],
     out: &mut String,
 ) {
     for kind in [Kind::Counter, Kind::Gauge] {
@@ -228,15 +246,11 @@ pub fn prometheus_with_endpoints(
         for line in lines.iter().filter(|l| l.kind == kind) {
             let endpoint = endpoints
                 .iter()
-                .find_map(|(prefix, c, a)| Some((line.name.strip_prefix(prefix.as_str())?, c, a)));
+                .find_map(|e| Some((line.name.strip_prefix(e.prefix.as_str())?, e)));
             let (family, labels) = match endpoint {
-                Some((stat, cluster, address)) => (
+                Some((stat, e)) => (
                     format!("envoy_cluster_endpoint_{}", sanitize(stat)),
-                    format!(
-                        "envoy_cluster_name=\"{}\",envoy_endpoint_address=\"{}\"",
-                        escape_label(cluster),
-                        escape_label(address)
-                    ),
+                    endpoint_labels(e),
                 ),
                 None => family_and_labels(&line.name, tags),
             };

@@ -17,6 +17,9 @@ pub struct StatsStore {
     histograms: BTreeMap<Box<str>, Arc<Histogram>>,
     /// Per-host scopes, by cluster name and host address (`/clusters` only).
     hosts: BTreeMap<(String, String), Arc<Scope>>,
+    /// The hostname of each host that has one (the endpoint's `hostname`, or the DNS
+    /// name it was resolved from): Envoy's `envoy_endpoint_hostname` label.
+    hostnames: BTreeMap<(String, String), String>,
     /// Health-check and outlier-detection scopes, by cluster name (one cell each).
     health: BTreeMap<String, Arc<Scope>>,
     /// Scopes rendered only where non-zero (a route's per-code counters), by prefix:
@@ -41,6 +44,7 @@ impl StatsStore {
             open_connections: BTreeMap::new(),
             histograms: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            hostnames: BTreeMap::new(),
             health: BTreeMap::new(),
             sparse: BTreeMap::new(),
             per_endpoint: Default::default(),
@@ -110,9 +114,19 @@ impl StatsStore {
     }
 
     /// The host stats of `address` in `cluster`, created on first use (kept across
-    /// reloads and DNS changes, as scopes are).
-    pub fn host(&mut self, cluster: &str, address: &str) -> Arc<Scope> {
+    /// reloads and DNS changes, as scopes are); `hostname` is the host's name as it is
+    /// now (the latest registration's).
+    pub fn host(&mut self, cluster: &str, address: &str, hostname: Option<&str>) -> Arc<Scope> {
         let workers = self.workers;
+        let key = (cluster.to_owned(), address.to_owned());
+        match hostname.filter(|h| !h.is_empty()) {
+            Some(h) => {
+                self.hostnames.insert(key, h.to_owned());
+            }
+            None => {
+                self.hostnames.remove(&key);
+            }
+        }
         Arc::clone(
             self.hosts
                 .entry((cluster.to_owned(), address.to_owned()))
@@ -177,10 +191,13 @@ impl StatsStore {
                 .hosts
                 .iter()
                 .filter(|((cluster, _), _)| self.per_endpoint.contains(cluster))
-                .map(|((cluster, address), scope)| Endpoint {
-                    prefix: endpoint_prefix(cluster, address),
-                    cluster: cluster.clone(),
-                    address: address.clone(),
+                .map(|(key, scope)| Endpoint {
+                    labels: EndpointLabels {
+                        prefix: endpoint_prefix(&key.0, &key.1),
+                        cluster: key.0.clone(),
+                        address: key.1.clone(),
+                        hostname: self.hostnames.get(key).cloned(),
+                    },
                     scope: Arc::clone(scope),
                 })
                 .collect(),
@@ -206,13 +223,22 @@ pub struct StoreView {
 
 /// One endpoint's stats as `/stats` shows them: `cluster.<c>.endpoint.<address>.<stat>`
 /// (the address with `:` as `_`, as Envoy's `sanitizeStatsName` writes it); Prometheus
-/// gets `envoy_cluster_endpoint_<stat>{envoy_cluster_name, envoy_endpoint_address}`.
+/// gets `envoy_cluster_endpoint_<stat>{envoy_cluster_name, envoy_endpoint_address}`,
+/// and `envoy_endpoint_hostname` when the host has a name.
 #[derive(Debug, Clone)]
 struct Endpoint {
-    prefix: String,
-    cluster: String,
-    address: String,
+    labels: EndpointLabels,
     scope: Arc<Scope>,
+}
+
+/// What names one endpoint's stats: their prefix in `/stats`, and the Prometheus labels
+/// (cluster, address, hostname as they are, not sanitised).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointLabels {
+    pub prefix: String,
+    pub cluster: String,
+    pub address: String,
+    pub hostname: Option<String>,
 }
 
 /// `cluster.<cluster>.endpoint.<address>.`, the address sanitised as Envoy's
@@ -253,7 +279,7 @@ impl StoreView {
             let scope = &endpoint.scope;
             for (index, def) in scope.defs().iter().enumerate() {
                 lines.push(StatLine {
-                    name: format!("{}{}", endpoint.prefix, def.name),
+                    name: format!("{}{}", endpoint.labels.prefix, def.name),
                     value: scope.sum(index),
                     kind: def.kind,
                 });
@@ -263,14 +289,10 @@ impl StoreView {
         lines
     }
 
-    /// The Prometheus labels of per-endpoint stats: each endpoint's stat-name prefix
-    /// with its cluster and address (as they are, not sanitised), for
+    /// The Prometheus labels of per-endpoint stats, for
     /// `render::prometheus_with_endpoints`.
-    pub fn endpoint_labels(&self) -> Vec<(String, String, String)> {
-        self.endpoints
-            .iter()
-            .map(|e| (e.prefix.clone(), e.cluster.clone(), e.address.clone()))
-            .collect()
+    pub fn endpoint_labels(&self) -> Vec<EndpointLabels> {
+        self.endpoints.iter().map(|e| e.labels.clone()).collect()
     }
 
     /// Every histogram, merged over workers, sorted by name.
@@ -311,6 +333,40 @@ impl StatLine {
 mod tests {
     use super::*;
     use crate::stats::names::listener;
+
+    #[test]
+    fn endpoint_stats_carry_envoys_labels_and_the_hostname_when_there_is_one() {
+        let mut store = StatsStore::new(1);
+        store.set_per_endpoint(["web".to_owned()]);
+        let named = store.host("web", "10.0.0.1:80", Some("web-1.example"));
+        named.for_worker(0).get(0).add(3);
+        store.host("web", "10.0.0.2:80", None);
+        let view = store.view();
+        let labels = view.endpoint_labels();
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels[0].hostname.as_deref(), Some("web-1.example"));
+        assert_eq!(labels[1].hostname, None);
+        let mut out = String::new();
+        let tags = crate::stats::tags::TagExtractors::envoy_defaults();
+        super::super::render::prometheus_with_endpoints(
+            &view.lines(Vec::new()),
+            &[],
+            &tags,
+            &labels,
+            &mut out,
+        );
+        assert!(
+            out.contains("{envoy_cluster_name=\"web\",envoy_endpoint_address=\"10.0.0.1:80\",envoy_endpoint_hostname=\"web-1.example\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("{envoy_cluster_name=\"web\",envoy_endpoint_address=\"10.0.0.2:80\"} 0"),
+            "{out}"
+        );
+        // A later registration without a name (DNS moved on) drops it.
+        store.host("web", "10.0.0.1:80", None);
+        assert_eq!(store.view().endpoint_labels()[0].hostname, None);
+    }
 
     #[test]
     fn scopes_are_kept_by_prefix_and_rendered_sorted() {

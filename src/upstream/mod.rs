@@ -160,7 +160,7 @@ pub type Members = Arc<[Member]>;
 /// from `stats` (the control thread's store) when given.
 pub fn static_members(
     endpoints: &[config::Endpoint],
-    mut stats: impl FnMut(&Address) -> Option<Arc<Scope>>,
+    mut stats: impl FnMut(&Address, Option<&str>) -> Option<Arc<Scope>>,
 ) -> Members {
     endpoints
         .iter()
@@ -168,7 +168,7 @@ pub fn static_members(
             address: e.address.clone(),
             weight: e.weight,
             hostname: e.hostname.as_deref().map(Arc::from),
-            stats: stats(&e.address),
+            stats: stats(&e.address, e.hostname.as_deref()),
             priority: e.priority,
             locality: Arc::new(e.locality.clone()),
             locality_weight: e.locality_weight,
@@ -181,12 +181,12 @@ pub fn static_members(
 /// `members` with their host stats from `stats` (a DNS update, on the control thread).
 pub fn with_host_stats(
     members: &[Member],
-    mut stats: impl FnMut(&Address) -> Arc<Scope>,
+    mut stats: impl FnMut(&Address, Option<&str>) -> Arc<Scope>,
 ) -> Members {
     members
         .iter()
         .map(|m| Member {
-            stats: Some(stats(&m.address)),
+            stats: Some(stats(&m.address, m.hostname.as_deref())),
             ..m.clone()
         })
         .collect()
