@@ -166,13 +166,6 @@ fn field(name: &[u8]) -> Option<Field> {
 }
 
 impl Extractor {
-    /// Whether `name` is a field [`Self::observe`] reads: a caller can leave the
-    /// extractor unbuilt until one comes (most requests at an edge carry none).
-    #[inline]
-    pub fn reads(name: &[u8]) -> bool {
-        field(name).is_some()
-    }
-
     /// Called with every request field in order (name as received, any case; value
     /// without OWS). Returns whether the field is trace context the proxy rewrites
     /// (`traceparent`, `b3`, `x-b3-traceid`, `x-b3-spanid`, `x-b3-parentspanid`,

@@ -212,7 +212,8 @@ pub fn encode(tracer: &Tracer, batches: &[&SpanBatch]) -> Body {
     // The enclosing messages' keys and lengths go in front of the spans, once the
     // spans' length is known: room for them is left first (the longest varints), so
     // the spans are written once and never copied.
-    let front = 2 * (1 + 10) + len_of(resource.len()) + 1 + 1 + len_of(scope.len()) + 1;
+    // key + length (at most 10 bytes) + the resource, key + length + the scope.
+    let front = (1 + 10) + (1 + len_of(resource.len())) + (1 + 10) + (1 + len_of(scope.len()));
     let mut w = Writer {
         // About a kilobyte per span: one allocation for most requests.
         spans: Vec::with_capacity(front + count * 1024),

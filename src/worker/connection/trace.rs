@@ -162,23 +162,12 @@ impl Begin<'_> {
             return;
         };
         let head = self.head;
-        // Built when the first trace field comes.
-        let mut extractor = None;
+        let mut extractor = Extractor::default();
         let (mut client_trace_id, mut force_trace, mut request_id_at) = (false, false, None);
         let mut trace_state = None;
         for (index, h) in self.request.headers.iter().enumerate() {
-            let name = h.name(head);
-            // Every field this pass looks for is 2, 10, 11, 12, 17 or 19 bytes long:
-            // one test passes over the rest.
-            if !matches!(name.len(), 2 | 10 | 11 | 12 | 17 | 19) {
-                continue;
-            }
-            let value = h.value(head);
-            let claimed = Extractor::reads(name)
-                && extractor
-                    .get_or_insert_with(Extractor::default)
-                    .observe(name, value);
-            if claimed {
+            let (name, value) = (h.name(head), h.value(head));
+            if extractor.observe(name, value) {
                 if forwarding {
                     self.request.overlay.remove(index);
                 }
@@ -199,7 +188,7 @@ impl Begin<'_> {
         if force_trace {
             force_trace = self.trusted_peer(head);
         }
-        let extracted = extractor.map(Extractor::finish).unwrap_or_default();
+        let extracted = extractor.finish();
         let incoming = extracted.context;
         let parent = incoming
             .map(|c| if c.debug { Some(true) } else { c.sampled })
