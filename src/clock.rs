@@ -8,8 +8,11 @@
 //! by a timer task of its own at every second boundary ([`CoarseClock::keep_fresh`]); a
 //! request copies the 37-byte `date: ...\r\n` line. The same tick gives the request
 //! path a time for marking progress (the stream idle timeout) without reading the
-//! clock. Formatting is IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`,
-//! RFC 9110 5.6.7), from the calendar arithmetic the access log already uses.
+//! clock, and an anchor pairing a monotonic instant with Unix time, so that a span's
+//! Unix timestamps come from instants the request path read anyway
+//! ([`CoarseClock::unix_ns`]) instead of reading the wall clock again. Formatting is
+//! IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 5.6.7), from the calendar
+//! arithmetic the access log already uses.
 
 use std::{
     cell::Cell,
@@ -36,14 +39,18 @@ pub struct CoarseClock {
     now: Cell<Instant>,
     /// Seconds since the Unix epoch at the last tick (token lifetimes).
     unix: Cell<u64>,
+    /// Unix nanoseconds at `now` (read together at each tick).
+    unix_ns: Cell<u64>,
 }
 
 impl Default for CoarseClock {
     fn default() -> Self {
+        let wall = SystemTime::now();
         CoarseClock {
-            line: Cell::new(date_line(SystemTime::now())),
+            line: Cell::new(date_line(wall)),
             now: Cell::new(Instant::now()),
-            unix: Cell::new(unix_seconds(SystemTime::now())),
+            unix: Cell::new(unix_seconds(wall)),
+            unix_ns: Cell::new(unix_nanos(wall)),
         }
     }
 }
@@ -67,12 +74,28 @@ impl CoarseClock {
         self.unix.get()
     }
 
+    /// `at` in Unix nanoseconds: the last tick's Unix time plus the monotonic time
+    /// since (or less the time before). Within a second of the tick this is the wall
+    /// clock, unless the wall clock was stepped since; durations between two such times
+    /// are exact. Costs a subtraction, not a clock read.
+    #[inline]
+    pub fn unix_ns(&self, at: Instant) -> u64 {
+        let (anchor, unix) = (self.now.get(), self.unix_ns.get());
+        match at.checked_duration_since(anchor) {
+            Some(after) => unix.saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX)),
+            None => unix.saturating_sub(
+                u64::try_from(anchor.duration_since(at).as_nanos()).unwrap_or(u64::MAX),
+            ),
+        }
+    }
+
     /// Reads the clock.
     pub fn refresh(&self) {
         let now = SystemTime::now();
         self.line.set(date_line(now));
         self.now.set(Instant::now());
         self.unix.set(unix_seconds(now));
+        self.unix_ns.set(unix_nanos(now));
     }
 
     /// Refreshes the value just after every second boundary, for as long as the
@@ -92,6 +115,11 @@ impl CoarseClock {
             each();
         }
     }
+}
+
+fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
@@ -159,6 +187,26 @@ mod tests {
 
     fn at(secs: u64) -> String {
         String::from_utf8(imf_fixdate(UNIX_EPOCH + Duration::from_secs(secs)).to_vec()).unwrap()
+    }
+
+    /// Instants after and before the anchor map onto Unix time around the wall clock,
+    /// and their differences are the instants' own.
+    #[test]
+    fn instants_map_onto_unix_time() {
+        let clock = CoarseClock::default();
+        let anchor = clock.coarse_now();
+        let wall = unix_nanos(SystemTime::now());
+        let at = clock.unix_ns(anchor);
+        assert!(at <= wall && wall - at < 1_000_000_000, "{at} {wall}");
+        let later = anchor + Duration::from_micros(1_500);
+        assert_eq!(clock.unix_ns(later) - at, 1_500_000);
+        if let Some(earlier) = anchor.checked_sub(Duration::from_millis(3)) {
+            assert_eq!(at - clock.unix_ns(earlier), 3_000_000);
+        }
+        let now = Instant::now();
+        let read = unix_nanos(SystemTime::now());
+        let mapped = clock.unix_ns(now);
+        assert!(mapped.abs_diff(read) < 50_000_000, "{mapped} {read}");
     }
 
     #[test]

@@ -407,6 +407,10 @@ pub struct ListenerTrace {
     pub shared_spans: bool,
     /// New traces get 64-bit ids (Zipkin without `trace_id_128bit`).
     pub short_ids: bool,
+    /// The native decision for a request that carries no trace fields, as a bound on
+    /// the worker's draw (`trace::sampling::native_bound`); `None` for Envoy's
+    /// request-id decision and shares the bound cannot express.
+    pub native_bound: Option<u128>,
 }
 
 impl ListenerTrace {
@@ -435,6 +439,11 @@ impl ListenerTrace {
             },
             shared_spans,
             short_ids,
+            native_bound: if tracing.request_id_sampling {
+                None
+            } else {
+                crate::trace::sampling::native_bound(&tracing.sampling)
+            },
         }))
     }
 }

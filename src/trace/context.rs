@@ -10,7 +10,9 @@
 //! are ignored, never an error: a bad parent starts a new trace, as the W3C spec and
 //! Envoy do. On the way out [`write_lines`] writes the header lines of each format into
 //! the caller's buffer with hand-written hex (no `fmt`, no allocation): the proxy drops
-//! the fields `observe` claimed and writes these instead.
+//! the fields `observe` claimed and writes these instead. The W3C line alone, what most
+//! listeners write, is built by value at fixed offsets ([`traceparent_line`]), its 48
+//! digits in a loop the compiler vectorizes.
 
 use crate::config::observability::Propagation;
 
@@ -25,6 +27,13 @@ pub struct Formats {
 impl Formats {
     pub const NONE: Formats = Formats {
         w3c: false,
+        b3: false,
+        b3_single: false,
+    };
+
+    /// W3C alone.
+    pub const W3C: Formats = Formats {
+        w3c: true,
         b3: false,
         b3_single: false,
     };
@@ -525,6 +534,55 @@ fn put_hex64(out: &mut [u8], at: &mut usize, id: u64) {
     *at += 16;
 }
 
+/// The bytes of a `traceparent` line.
+pub const TRACEPARENT_LINE: usize = 70;
+
+/// `traceparent: 00-<32 hex>-<16 hex>-<01|00>\r\n`, built by value: every byte is at a
+/// fixed place, so it compiles to stores (no zeroing, no bounds checks). W3C alone is
+/// what most listeners write, and this is all an unsampled request of theirs costs to
+/// write.
+#[inline]
+pub fn traceparent_line(ctx: &Outgoing) -> [u8; TRACEPARENT_LINE] {
+    let sampled = ctx.sampled || ctx.debug;
+    let mut ids = [0u8; 24];
+    ids[..16].copy_from_slice(&ctx.trace_id.to_be_bytes());
+    ids[16..].copy_from_slice(&ctx.span_id.to_be_bytes());
+    let mut hex = [0u8; 48];
+    hex_bytes(&ids, &mut hex);
+    let mut line = [0u8; TRACEPARENT_LINE];
+    line[..16].copy_from_slice(b"traceparent: 00-");
+    line[16..48].copy_from_slice(&hex[..32]);
+    line[48] = b'-';
+    line[49..65].copy_from_slice(&hex[32..]);
+    line[65..].copy_from_slice(if sampled { b"-01\r\n" } else { b"-00\r\n" });
+    line
+}
+
+/// Lower hex of `bytes` into `out`, two digits a byte, written as a plain loop over
+/// fixed-size arrays so that the compiler vectorizes it with SSE2 (x86-64's baseline;
+/// no `unsafe`, no intrinsics): a traceparent's 24 bytes take about 70 instructions,
+/// half what [`hex8`]'s SWAR takes for them. (For 8 bytes alone the vectorizer does
+/// worse than the SWAR, which [`put_hex64`] keeps.)
+#[inline(always)]
+fn hex_bytes(bytes: &[u8; 24], out: &mut [u8; 48]) {
+    for (pair, &b) in out.chunks_exact_mut(2).zip(bytes) {
+        let (high, low) = (b >> 4, b & 0x0f);
+        pair[0] = high + if high > 9 { b'a' - 10 } else { b'0' };
+        pair[1] = low + if low > 9 { b'a' - 10 } else { b'0' };
+    }
+}
+
+/// Appends what [`write_lines`] writes to `out` (W3C alone without a buffer between).
+pub fn append_lines(ctx: &Outgoing, formats: Formats, out: &mut Vec<u8>) {
+    if formats == Formats::W3C {
+        out.extend_from_slice(&traceparent_line(ctx));
+        return;
+    }
+    let at = out.len();
+    out.resize(at + lines_len(ctx, formats), 0);
+    write_lines(ctx, formats, &mut out[at..]);
+}
+
 #[inline]
 fn put_trace(out: &mut [u8], at: &mut usize, id: u128, short: bool) {
     if !short {
@@ -541,7 +599,7 @@ pub fn lines_len(ctx: &Outgoing, formats: Formats) -> usize {
     let mut n = 0;
     if formats.w3c {
         // `traceparent: 00-` 32 `-` 16 `-01\r\n`
-        n += 16 + 32 + 1 + 16 + 5;
+        n += TRACEPARENT_LINE;
     }
     if formats.b3 {
         // `x-b3-traceid: ` id `\r\nx-b3-spanid: ` 16 `\r\n`
@@ -572,11 +630,7 @@ pub fn write_lines(ctx: &Outgoing, formats: Formats, out: &mut [u8]) -> usize {
     let mut at = 0;
     let sampled = ctx.sampled || ctx.debug;
     if formats.w3c {
-        put(out, &mut at, b"traceparent: 00-");
-        put_trace(out, &mut at, ctx.trace_id, false);
-        put(out, &mut at, b"-");
-        put_hex64(out, &mut at, ctx.span_id);
-        put(out, &mut at, if sampled { b"-01\r\n" } else { b"-00\r\n" });
+        put(out, &mut at, &traceparent_line(ctx));
     }
     if formats.b3 {
         put(out, &mut at, b"x-b3-traceid: ");

@@ -105,6 +105,24 @@ fn reason_for(input: &Decide, packed: Reason, x: u64, client_draw: u64) -> Reaso
     reason
 }
 
+/// The native decision for a request with no parent decision and nothing forcing it,
+/// as one comparison: sampled when the worker's draw is below the returned bound, which
+/// `random`'s share of all u64 draws are (`None` when an overall share below 100 %
+/// also applies: then [`decide`] decides). Exact: the bound is `2^64 * n / d`,
+/// rounded down, and 100 % is `2^64`, above every draw.
+pub fn native_bound(s: &Sampling) -> Option<u128> {
+    // As `Fraction::hits` reads a share: a zero denominator takes nothing.
+    let all =
+        |f: crate::config::resilience::Fraction| f.denominator > 0 && f.numerator >= f.denominator;
+    if !all(s.overall) {
+        return None;
+    }
+    let r = s.random;
+    let d = u128::from(r.denominator.max(1));
+    let n = u128::from(r.numerator.min(r.denominator));
+    Some((n << 64) / d)
+}
+
 /// Envoy's `getInteger`: the first 8 chars as `strtoull(.., 16)` reads them, all 8
 /// consumed (leading white space, a sign and a `0x` are what strtoull allows).
 fn id_integer(id: &[u8]) -> Option<u64> {

@@ -146,6 +146,15 @@ impl SpanBatch {
             .unwrap_or_default()
     }
 
+    /// The 16 bytes of the arena from where `r` starts (its bytes and whatever follows
+    /// them), when there are 16: the exporter copies a short piece as one fixed-size
+    /// move of its window instead of a call to `memcpy`.
+    #[inline]
+    pub fn window(&self, r: TextRef) -> Option<&[u8; 16]> {
+        let start = r.start as usize;
+        self.text.get(start..start + 16)?.try_into().ok()
+    }
+
     /// Whether the whole arena is UTF-8, so that every piece is (pieces are whole
     /// fields, or cut at a character boundary): one pass over the batch instead of one
     /// per piece.

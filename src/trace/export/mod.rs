@@ -102,6 +102,7 @@ impl Exporter {
             pool: pool_tx,
             queued: Arc::clone(&queued),
             targets: Vec::new(),
+            scratch: Vec::new(),
         };
         let thread = std::thread::Builder::new()
             .name("ringway-trace-export".to_owned())
@@ -199,6 +200,8 @@ struct Thread {
     pool: flume::Sender<SpanBatch>,
     queued: Arc<Queued>,
     targets: Vec<Target>,
+    /// The OTLP body's buffer, kept from export to export (`otlp::encode_into`).
+    scratch: Vec<u8>,
 }
 
 impl Thread {
@@ -258,7 +261,7 @@ impl Thread {
         for index in tracers {
             let group: Vec<&SpanBatch> = batches.iter().filter(|b| b.tracer == index).collect();
             if let Some(target) = self.targets.get(index) {
-                let ok = export(target, &group);
+                let ok = export(target, &group, &mut self.scratch);
                 if let Some(was) = failing.get_mut(index) {
                     if ok && *was {
                         info!(
@@ -278,7 +281,7 @@ impl Thread {
 }
 
 /// POSTs `batches` to `target`'s collector and counts the outcome; false when it failed.
-fn export(target: &Target, batches: &[&SpanBatch]) -> bool {
+fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>) -> bool {
     let spans: usize = batches.iter().map(|b| b.spans.len()).sum();
     if spans == 0 {
         return true;
@@ -302,16 +305,13 @@ fn export(target: &Target, batches: &[&SpanBatch]) -> bool {
         );
         return false;
     }
+    let zipkin_body;
     let (body, content_type) = if zipkin {
-        (
-            Body::new(zipkin::encode(&target.tracer, batches), 0),
-            "application/json",
-        )
+        zipkin_body = zipkin::encode(&target.tracer, batches);
+        (&zipkin_body[..], "application/json")
     } else {
-        (
-            otlp::encode(&target.tracer, batches),
-            "application/x-protobuf",
-        )
+        let range = otlp::encode_into(&target.tracer, batches, scratch);
+        (&scratch[range], "application/x-protobuf")
     };
     let via = target.via.as_ref().expect("checked above");
     let (tls, server_name) = via.request_tls();
@@ -344,7 +344,7 @@ fn export(target: &Target, batches: &[&SpanBatch]) -> bool {
     if !zipkin {
         stats.get(stat::HTTP_REPORTS_SENT).inc();
     }
-    let result = crate::fetch::send(crate::fetch::Method::Post, Some(body.as_slice()), &request);
+    let result = crate::fetch::send(crate::fetch::Method::Post, Some(body), &request);
     let ok = matches!(&result, Ok(r) if (200..300).contains(&r.status));
     let counter = match (&result, zipkin, ok) {
         (Ok(_), true, true) => stat::REPORTS_SENT,

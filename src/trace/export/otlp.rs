@@ -15,11 +15,14 @@
 //! place, behind a two-byte length filled in after it; the enclosing messages' keys and
 //! lengths go into room left in front of the spans, so the body is never copied
 //! (copies of a few hundred kilobytes per export showed as thousands of instructions per
-//! request). Attributes whose lengths all fit in a byte (nearly all) are written as two
-//! small fixed arrays around the name and the value, names unrolled as literals; the
-//! batch's text is checked as UTF-8 once per batch, not once per piece. The structs stay
-//! as the reference: the tests decode what [`encode`] wrote with them and compare it
-//! with [`request`]'s message.
+//! request). The exporter keeps the buffer from export to export, and writes through a
+//! position over a slice (`Out`) that never panics: a span that does not fit is
+//! written again once the buffer has grown. Attributes whose lengths all fit in a byte
+//! (nearly all) are written as fixed arrays around the name and the value, names
+//! unrolled as literals, with one bounds check for the whole attribute when the value
+//! is short; the batch's text is checked as UTF-8 once per batch, not once per piece.
+//! The structs stay as the reference: the tests decode what [`encode`] wrote with them
+//! and compare it with [`request`]'s message.
 
 use prost::Message;
 
@@ -195,181 +198,355 @@ pub fn request(tracer: &Tracer, batches: &[&SpanBatch]) -> ExportTraceServiceReq
 }
 
 /// The body of the export request: the protobuf encoding of [`request`]'s message,
-/// written directly.
+/// written directly (into a buffer of its own: [`encode_into`]).
 pub fn encode(tracer: &Tracer, batches: &[&SpanBatch]) -> Body {
+    let mut bytes = Vec::new();
+    let range = encode_into(tracer, batches, &mut bytes);
+    bytes.truncate(range.end);
+    Body::new(bytes, range.start)
+}
+
+/// Writes the body into `buf`, the exporter's buffer, kept from export to export, and
+/// returns where in it the body is. `buf`'s length only grows (new room is zeroed
+/// once, when it grows): what an earlier export left there is written over, never
+/// cleared. (Zeroing fresh room for every export counted as one instruction a byte,
+/// more than the encoding itself.)
+pub fn encode_into(
+    tracer: &Tracer,
+    batches: &[&SpanBatch],
+    buf: &mut Vec<u8>,
+) -> std::ops::Range<usize> {
     let count: usize = batches.iter().map(|b| b.spans.len()).sum();
     // Resource { attributes (1): service.name }
     let mut resource = Vec::with_capacity(64);
-    string_attribute(
+    vec_string_attribute(
         1,
         "service.name",
         tracer.service_name.as_bytes(),
         &mut resource,
     );
     let mut scope = Vec::with_capacity(32);
-    field_bytes(1, b"ringway", &mut scope);
-    field_bytes(2, env!("CARGO_PKG_VERSION").as_bytes(), &mut scope);
+    vec_field_bytes(1, b"ringway", &mut scope);
+    vec_field_bytes(2, env!("CARGO_PKG_VERSION").as_bytes(), &mut scope);
     // The enclosing messages' keys and lengths go in front of the spans, once the
     // spans' length is known: room for them is left first (the longest varints), so
     // the spans are written once and never copied.
     // key + length (at most 10 bytes) + the resource, key + length + the scope.
     let front = (1 + 10) + (1 + len_of(resource.len())) + (1 + 10) + (1 + len_of(scope.len()));
-    let mut w = Writer {
-        // About a kilobyte per span: one allocation for most requests.
-        spans: Vec::with_capacity(front + count * 1024),
-        flags: Vec::with_capacity(32),
-    };
-    w.spans.resize(front, 0);
+    // About a kilobyte a span: enough for most.
+    let room = front + count * SPAN_ROOM;
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+    let mut at = front;
+    let mut flags = Vec::with_capacity(32);
     for batch in batches {
         let utf8 = batch.is_utf8();
         for record in &batch.spans {
-            w.span(&SpanView { batch, record }, utf8);
+            let view = SpanView { batch, record };
+            loop {
+                let end = if utf8 {
+                    span_into::<true>(&mut buf[..], at, &view, &mut flags)
+                } else {
+                    span_into::<false>(&mut buf[..], at, &view, &mut flags)
+                };
+                if end <= buf.len() {
+                    at = end;
+                    break;
+                }
+                // It did not fit: now its length is known; grow and write it again.
+                let need = end + 16;
+                buf.resize(need.max(buf.len() * 2), 0);
+            }
         }
     }
-    let spans = w.spans.len() - front;
+    let spans = at - front;
     // ScopeSpans { scope (1), spans (2)… }
     let scope_spans = 1 + len_of(scope.len()) + spans;
     // ResourceSpans { resource (1), scope_spans (2) }
     let resource_spans = 1 + len_of(resource.len()) + 1 + len_of(scope_spans);
     // ExportTraceServiceRequest { resource_spans (1) }
     let mut head = Vec::with_capacity(front);
-    key(1, LEN, &mut head);
-    varint(resource_spans, &mut head);
-    field_bytes(1, &resource, &mut head);
-    key(2, LEN, &mut head);
-    varint(scope_spans, &mut head);
-    field_bytes(1, &scope, &mut head);
+    vec_varint(key(1, LEN), &mut head);
+    vec_varint(resource_spans, &mut head);
+    vec_field_bytes(1, &resource, &mut head);
+    vec_varint(key(2, LEN), &mut head);
+    vec_varint(scope_spans, &mut head);
+    vec_field_bytes(1, &scope, &mut head);
     let start = front - head.len();
-    w.spans[start..front].copy_from_slice(&head);
-    Body::new(w.spans, start)
+    buf[start..front].copy_from_slice(&head);
+    start..at
 }
 
-/// Buffers reused from span to span.
-struct Writer {
-    /// The spans written so far, each as a `ScopeSpans.spans` field.
-    spans: Vec<u8>,
-    /// Response flags as text.
-    flags: Vec<u8>,
+/// Room left per span before the first one is written.
+const SPAN_ROOM: usize = 1024;
+
+/// A write position in a buffer. A write past the end is dropped (never a panic: this
+/// runs on the exporter thread, and ringway aborts on panic) while the position still
+/// moves on, so that after a span a position past the end says how much room the span
+/// needs: [`encode_into`] then grows the buffer and writes it again. Made as a local
+/// over a `&mut [u8]` argument, so that the position stays in a register: pushing
+/// onto a `&mut Vec` reloaded its length and capacity after every write (any byte
+/// store may alias them), a third of the exporter's instructions.
+struct Out<'a> {
+    buf: &'a mut [u8],
+    at: usize,
 }
 
-impl Writer {
-    /// Writes one `Span` message as a `ScopeSpans.spans` field (2): the fields [`span`]
-    /// builds, in field order, empty strings left out as protobuf does. The span is
-    /// written in place behind a two-byte length (the common size, 128 bytes to 16
-    /// KiB), moved only in the rare case its length takes another size.
-    fn span(&mut self, view: &SpanView<'_>, utf8: bool) {
-        let r = view.record;
-        // A piece that is not UTF-8 (only possible when the arena is not) is left out.
-        let text = |t| {
-            if utf8 {
-                view.batch.bytes(t)
-            } else {
-                view.batch.text(t).as_bytes()
-            }
-        };
-        let out = &mut self.spans;
-        out.reserve(1024);
-        key(2, LEN, out);
-        let len_at = out.len();
-        out.extend_from_slice(&[0, 0]);
-        field_bytes(1, &r.trace_id.to_be_bytes(), out);
-        field_bytes(2, &r.span_id.to_be_bytes(), out);
-        field_str(3, text(r.trace_state), out);
-        if r.parent_id != 0 {
-            field_bytes(4, &r.parent_id.to_be_bytes(), out);
+impl Out<'_> {
+    #[inline(always)]
+    fn put(&mut self, s: &[u8]) {
+        if let Some(to) = self.buf.get_mut(self.at..self.at + s.len()) {
+            to.copy_from_slice(s);
         }
-        field_str(5, text(r.name), out);
-        let kind = match r.kind {
-            SpanKind::Server => SPAN_KIND_SERVER,
-            SpanKind::Client => SPAN_KIND_CLIENT,
-        };
-        key(6, VARINT, out);
-        varint(kind as usize, out);
-        key(7, I64, out);
-        out.extend_from_slice(&r.start_ns.to_le_bytes());
-        key(8, I64, out);
-        out.extend_from_slice(&r.end_ns.max(r.start_ns).to_le_bytes());
-        // Unrolled, each with its name as a literal: the name's copy is then a few
-        // moves, not a call.
-        macro_rules! strings {
-            ($($name:literal => $value:expr),* $(,)?) => {$(
-                let value = text($value);
-                if !value.is_empty() {
-                    string_attribute(9, $name, value, out);
+        self.at += s.len();
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        if let Some(to) = self.buf.get_mut(self.at) {
+            *to = b;
+        }
+        self.at += 1;
+    }
+
+    /// A base-128 varint, low group first.
+    #[inline(always)]
+    fn varint(&mut self, mut v: usize) {
+        while v >= 0x80 {
+            self.byte(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.byte(v as u8);
+    }
+
+    /// A length-delimited field (bytes, string or message) with its tag.
+    #[inline(always)]
+    fn field_bytes(&mut self, tag: u32, value: &[u8]) {
+        self.varint(key(tag, LEN));
+        self.varint(value.len());
+        self.put(value);
+    }
+
+    /// A string field, left out when empty (proto3's default).
+    #[inline(always)]
+    fn field_str(&mut self, tag: u32, value: &[u8]) {
+        if !value.is_empty() {
+            self.field_bytes(tag, value);
+        }
+    }
+
+    /// A `KeyValue` with a string value, as a span's attribute (field 9). When every
+    /// length fits in one byte (nearly always), the fixed bytes go in as two small
+    /// arrays around the name and the value.
+    /// `window`: the value's 16 bytes where it is kept (the value and what follows
+    /// it), when there are 16: a short value is then copied as one fixed-size move, not
+    /// a call to `memcpy`; the bytes after it land past the position, where the next
+    /// write goes over them.
+    #[inline(always)]
+    fn string_attribute(&mut self, name: &str, value: &[u8], window: Option<&[u8; 16]>) {
+        let (n, v) = (name.len(), value.len());
+        if n + v <= 120 {
+            // KeyValue { key (1), value (2): AnyValue { string_value (1) } }
+            let any = 2 + v;
+            let kv = 2 + n + 2 + any;
+            let head = [(9 << 3) | LEN, kv as u8, 0x0a, n as u8];
+            let middle = [0x12, any as u8, 0x0a, v as u8];
+            // A short value with its window, and room: one bounds check for the whole
+            // attribute (the name's length is a constant where this is inlined, so
+            // every offset below is too).
+            if let (Some(window), true) = (window, v <= 16) {
+                if let Some(to) = self.buf.get_mut(self.at..self.at + 8 + n + 16) {
+                    to[..4].copy_from_slice(&head);
+                    to[4..4 + n].copy_from_slice(name.as_bytes());
+                    to[4 + n..8 + n].copy_from_slice(&middle);
+                    to[8 + n..].copy_from_slice(window);
+                    self.at += 8 + n + v;
+                    return;
                 }
-            )*};
-        }
-        strings! {
-            "http.request.method" => r.method,
-            "url.path" => r.path,
-            "url.query" => r.query,
-            "url.scheme" => r.scheme,
-            "http.route" => r.route,
-            "server.address" => r.authority,
-            "client.address" => r.peer,
-            "network.peer.address" => r.peer,
-            "user_agent.original" => r.user_agent,
-            "upstream_cluster" => r.cluster,
-            "upstream_address" => r.upstream,
-            "enduser.id" => r.consumer,
-            "guid:x-request-id" => r.request_id,
-        }
-        for (tag, value) in view.tags() {
-            if !value.is_empty() {
-                string_attribute(9, tag, value.as_bytes(), out);
             }
+            self.put(&head);
+            self.put(name.as_bytes());
+            self.put(&middle);
+            self.put(value);
+            return;
         }
-        if r.status != 0 {
-            int_attribute("http.response.status_code", i64::from(r.status), out);
+        let any = 1 + len_of(v);
+        let kv = 1 + len_of(n) + 1 + len_of(any);
+        self.varint(key(9, LEN));
+        self.varint(kv);
+        self.field_bytes(1, name.as_bytes());
+        self.varint(key(2, LEN));
+        self.varint(any);
+        self.field_bytes(1, value);
+    }
+
+    /// A `KeyValue` with an int value, as a span's attribute (field 9).
+    #[inline(always)]
+    fn int_attribute(&mut self, name: &str, value: i64) {
+        // AnyValue { int_value (3) }: a oneof member is written even when zero.
+        self.varint_attribute(name, 3, value as u64 as usize);
+    }
+
+    /// A `KeyValue` whose `AnyValue` member `field` is a varint (`bool_value` 2,
+    /// `int_value` 3), as a span's attribute (field 9).
+    #[inline(always)]
+    fn varint_attribute(&mut self, name: &str, field: u8, value: usize) {
+        let n = name.len();
+        let any = 1 + varint_len(value);
+        let kv = 1 + len_of(n) + 1 + len_of(any);
+        if kv < 128 {
+            self.put(&[(9 << 3) | LEN, kv as u8, 0x0a, n as u8]);
+            self.put(name.as_bytes());
+            self.put(&[0x12, any as u8, field << 3]);
+            self.varint(value);
+            return;
         }
-        if r.peer_port != 0 {
-            int_attribute("network.peer.port", i64::from(r.peer_port), out);
+        self.varint(key(9, LEN));
+        self.varint(kv);
+        self.field_bytes(1, name.as_bytes());
+        self.varint(key(2, LEN));
+        self.varint(any);
+        self.varint(key(u32::from(field), VARINT));
+        self.varint(value);
+    }
+
+    /// Writes the length of the message that follows the two-byte placeholder at
+    /// `len_at` (up to the position), moving the message when its length takes other
+    /// than two bytes. Past the end it only moves the position on.
+    fn close_length(&mut self, len_at: usize) {
+        let body = len_at + 2;
+        let n = self.at - body;
+        let mut prefix = [0u8; 10];
+        let width = varint_into(n, &mut prefix);
+        let end = len_at + width + n;
+        if self.at > self.buf.len() || end > self.buf.len() {
+            self.at = end.max(self.at);
+            return;
         }
-        self.flags.clear();
-        crate::access_log::ResponseFlags::from_bits(r.flags).append_to(&mut self.flags);
-        string_attribute(9, "response_flags", &self.flags, out);
-        int_attribute("http.request.body.size", saturate(r.bytes_received), out);
-        int_attribute("http.response.body.size", saturate(r.bytes_sent), out);
-        if r.kind == SpanKind::Client && r.attempt > 1 {
-            int_attribute("http.request.resend_count", i64::from(r.attempt - 1), out);
+        if width != 2 {
+            self.buf.copy_within(body..self.at, len_at + width);
         }
-        if is_error(view) {
-            // AnyValue { bool_value (2): true }
-            varint_attribute("error", 2, 1, out);
-            // Status { message (2), code (3) }
-            let message = text(r.error);
-            let status = if message.is_empty() {
-                0
-            } else {
-                len_of(message.len()) + 1
-            } + 2;
-            key(15, LEN, out);
-            varint(status, out);
-            field_str(2, message, out);
-            key(3, VARINT, out);
-            varint(STATUS_CODE_ERROR as usize, out);
-        }
-        key(16, I32, out);
-        out.extend_from_slice(&0x01u32.to_le_bytes());
-        close_length(out, len_at);
+        self.buf[len_at..len_at + width].copy_from_slice(&prefix[..width]);
+        self.at = end;
     }
 }
 
-/// Writes the length of the message after the two-byte placeholder at `len_at` (to the
-/// end of `out`), moving the message when its length takes other than two bytes.
-fn close_length(out: &mut Vec<u8>, len_at: usize) {
-    let body = len_at + 2;
-    let n = out.len() - body;
-    let mut prefix = [0u8; 10];
-    let width = varint_into(n, &mut prefix);
-    if width < 2 {
-        out.copy_within(body.., len_at + width);
-        out.truncate(len_at + width + n);
-    } else if width > 2 {
-        out.resize(out.len() + width - 2, 0);
-        out.copy_within(body..body + n, len_at + width);
+/// Writes one `Span` message at `at` in `buf` as a `ScopeSpans.spans` field (2): the
+/// fields [`span`] builds, in field order, empty strings left out as protobuf does.
+/// Returns the position after it, past `buf`'s end when it did not fit. The span is
+/// written in place behind a two-byte length (the common size, 128 bytes to 16 KiB),
+/// moved only in the rare case its length takes another size. `UTF8`: the batch's
+/// arena is UTF-8 (nearly always), so pieces are taken as they are.
+fn span_into<const UTF8: bool>(
+    buf: &mut [u8],
+    at: usize,
+    view: &SpanView<'_>,
+    flags: &mut Vec<u8>,
+) -> usize {
+    let mut out = Out { buf, at };
+    let r = view.record;
+    // A piece that is not UTF-8 (only possible when the arena is not) is left out.
+    let text = |t| {
+        if UTF8 {
+            view.batch.bytes(t)
+        } else {
+            view.batch.text(t).as_bytes()
+        }
+    };
+    out.byte(key(2, LEN) as u8);
+    let len_at = out.at;
+    out.put(&[0, 0]);
+    // trace_id (1) and span_id (2): fixed-size bytes.
+    out.put(&[0x0a, 16]);
+    out.put(&r.trace_id.to_be_bytes());
+    out.put(&[0x12, 8]);
+    out.put(&r.span_id.to_be_bytes());
+    out.field_str(3, text(r.trace_state));
+    if r.parent_id != 0 {
+        out.put(&[0x22, 8]);
+        out.put(&r.parent_id.to_be_bytes());
     }
-    out[len_at..len_at + width].copy_from_slice(&prefix[..width]);
+    out.field_str(5, text(r.name));
+    let kind = match r.kind {
+        SpanKind::Server => SPAN_KIND_SERVER,
+        SpanKind::Client => SPAN_KIND_CLIENT,
+    };
+    // kind (6) a varint, start (7) and end (8) fixed64.
+    out.put(&[(6 << 3) | VARINT, kind as u8, (7 << 3) | I64]);
+    out.put(&r.start_ns.to_le_bytes());
+    out.byte((8 << 3) | I64);
+    out.put(&r.end_ns.max(r.start_ns).to_le_bytes());
+    // Unrolled, each with its name as a literal: the name's copy is then a few
+    // moves, not a call.
+    macro_rules! strings {
+        ($($name:literal => $value:expr),* $(,)?) => {$(
+            let value = text($value);
+            if !value.is_empty() {
+                let window = if UTF8 { view.batch.window($value) } else { None };
+                out.string_attribute($name, value, window);
+            }
+        )*};
+    }
+    strings! {
+        "http.request.method" => r.method,
+        "url.path" => r.path,
+        "url.query" => r.query,
+        "url.scheme" => r.scheme,
+        "http.route" => r.route,
+        "server.address" => r.authority,
+        "client.address" => r.peer,
+        "network.peer.address" => r.peer,
+        "user_agent.original" => r.user_agent,
+        "upstream_cluster" => r.cluster,
+        "upstream_address" => r.upstream,
+        "enduser.id" => r.consumer,
+        "guid:x-request-id" => r.request_id,
+    }
+    for (tag, value) in view.tags() {
+        if !value.is_empty() {
+            out.string_attribute(tag, value.as_bytes(), None);
+        }
+    }
+    if r.status != 0 {
+        out.int_attribute("http.response.status_code", i64::from(r.status));
+    }
+    if r.peer_port != 0 {
+        out.int_attribute("network.peer.port", i64::from(r.peer_port));
+    }
+    if r.flags == 0 {
+        // Envoy's text for none.
+        out.string_attribute("response_flags", b"-", None);
+    } else {
+        flags.clear();
+        crate::access_log::ResponseFlags::from_bits(r.flags).append_to(flags);
+        out.string_attribute("response_flags", flags, None);
+    }
+    out.int_attribute("http.request.body.size", saturate(r.bytes_received));
+    out.int_attribute("http.response.body.size", saturate(r.bytes_sent));
+    if r.kind == SpanKind::Client && r.attempt > 1 {
+        out.int_attribute("http.request.resend_count", i64::from(r.attempt - 1));
+    }
+    if is_error(view) {
+        // AnyValue { bool_value (2): true }
+        out.varint_attribute("error", 2, 1);
+        // Status { message (2), code (3) }
+        let message = text(r.error);
+        let status = if message.is_empty() {
+            0
+        } else {
+            len_of(message.len()) + 1
+        } + 2;
+        out.varint(key(15, LEN));
+        out.varint(status);
+        out.field_str(2, message);
+        out.put(&[(3 << 3) | VARINT, STATUS_CODE_ERROR as u8]);
+    }
+    // flags (16): fixed32 0x01 (sampled).
+    out.varint(key(16, I32));
+    out.put(&0x01u32.to_le_bytes());
+    out.close_length(len_at);
+    out.at
 }
 
 /// Wire types, as the low three bits of a field key.
@@ -378,24 +555,39 @@ const I64: u8 = 1;
 const LEN: u8 = 2;
 const I32: u8 = 5;
 
-/// A field's key: its number and wire type as a varint.
-#[inline]
-fn key(tag: u32, wire_type: u8, out: &mut Vec<u8>) {
-    varint(((tag as usize) << 3) | usize::from(wire_type), out);
+/// A field's key: its number and wire type (written as a varint).
+#[inline(always)]
+const fn key(tag: u32, wire_type: u8) -> usize {
+    ((tag as usize) << 3) | wire_type as usize
 }
 
-/// A base-128 varint, low group first. Inline and on a `Vec` directly: the generic
-/// `BufMut` version cost a quarter of the exporter's time.
-#[inline]
-fn varint(mut v: usize, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+/// A varint onto a `Vec` (the export's front matter, once per export).
+fn vec_varint(v: usize, out: &mut Vec<u8>) {
+    let mut bytes = [0u8; 10];
+    let width = varint_into(v, &mut bytes);
+    out.extend_from_slice(&bytes[..width]);
 }
 
-/// [`varint`] into `out`; returns its width.
+/// A length-delimited field onto a `Vec`.
+fn vec_field_bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
+    vec_varint(key(tag, LEN), out);
+    vec_varint(value.len(), out);
+    out.extend_from_slice(value);
+}
+
+/// A `KeyValue` with a string value as field `tag` onto a `Vec` (the resource's).
+fn vec_string_attribute(tag: u32, name: &str, value: &[u8], out: &mut Vec<u8>) {
+    let any = 1 + len_of(value.len());
+    let kv = 1 + len_of(name.len()) + 1 + len_of(any);
+    vec_varint(key(tag, LEN), out);
+    vec_varint(kv, out);
+    vec_field_bytes(1, name.as_bytes(), out);
+    vec_varint(key(2, LEN), out);
+    vec_varint(any, out);
+    vec_field_bytes(1, value, out);
+}
+
+/// A varint into `out`, low group first; returns its width.
 fn varint_into(mut v: usize, out: &mut [u8; 10]) -> usize {
     let mut i = 0;
     while v >= 0x80 {
@@ -419,80 +611,6 @@ fn varint_len(v: usize) -> usize {
 #[inline]
 fn len_of(n: usize) -> usize {
     varint_len(n) + n
-}
-
-/// A length-delimited field (bytes, string or message) with its tag.
-#[inline]
-fn field_bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
-    key(tag, LEN, out);
-    varint(value.len(), out);
-    out.extend_from_slice(value);
-}
-
-/// A string field, left out when empty (proto3's default).
-#[inline]
-fn field_str(tag: u32, value: &[u8], out: &mut Vec<u8>) {
-    if !value.is_empty() {
-        field_bytes(tag, value, out);
-    }
-}
-
-/// A `KeyValue` with a string value, as field `tag` (below 16) of the enclosing
-/// message. When every length fits in one byte (nearly always), the fixed bytes go in
-/// as two small arrays around the name and the value.
-#[inline(always)]
-fn string_attribute(tag: u32, name: &str, value: &[u8], out: &mut Vec<u8>) {
-    let (n, v) = (name.len(), value.len());
-    if tag < 16 && n + v <= 120 {
-        // KeyValue { key (1), value (2): AnyValue { string_value (1) } }
-        let any = 2 + v;
-        let kv = 2 + n + 2 + any;
-        out.reserve(2 + kv);
-        out.extend_from_slice(&[((tag as u8) << 3) | LEN, kv as u8, 0x0a, n as u8]);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&[0x12, any as u8, 0x0a, v as u8]);
-        out.extend_from_slice(value);
-        return;
-    }
-    let any = 1 + len_of(v);
-    let kv = 1 + len_of(n) + 1 + len_of(any);
-    key(tag, LEN, out);
-    varint(kv, out);
-    field_bytes(1, name.as_bytes(), out);
-    key(2, LEN, out);
-    varint(any, out);
-    field_bytes(1, value, out);
-}
-
-/// A `KeyValue` with an int value, as a span's attribute (field 9).
-#[inline(always)]
-fn int_attribute(name: &str, value: i64, out: &mut Vec<u8>) {
-    // AnyValue { int_value (3) }: a oneof member is written even when zero.
-    varint_attribute(name, 3, value as u64 as usize, out);
-}
-
-/// A `KeyValue` whose `AnyValue` member `field` is a varint (`bool_value` 2,
-/// `int_value` 3), as a span's attribute (field 9).
-#[inline(always)]
-fn varint_attribute(name: &str, field: u8, value: usize, out: &mut Vec<u8>) {
-    let n = name.len();
-    let any = 1 + varint_len(value);
-    let kv = 1 + len_of(n) + 1 + len_of(any);
-    if kv < 128 {
-        out.reserve(2 + kv);
-        out.extend_from_slice(&[(9 << 3) | LEN, kv as u8, 0x0a, n as u8]);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&[0x12, any as u8, field << 3]);
-        varint(value, out);
-        return;
-    }
-    key(9, LEN, out);
-    varint(kv, out);
-    field_bytes(1, name.as_bytes(), out);
-    key(2, LEN, out);
-    varint(any, out);
-    key(u32::from(field), VARINT, out);
-    varint(value, out);
 }
 
 fn span(view: &SpanView<'_>) -> Span {
@@ -581,15 +699,67 @@ mod tests {
     #[test]
     fn a_length_placeholder_fits_any_length() {
         for n in [0usize, 5, 127, 128, 200, 16_383, 16_384, 20_000, 3_000_000] {
-            let mut out = vec![9u8, 0, 0];
-            out.extend((0..n).map(|i| i as u8));
-            close_length(&mut out, 1);
+            let mut buf = vec![0u8; 1 + 10 + n];
+            let mut out = Out {
+                buf: &mut buf[..],
+                at: 0,
+            };
+            out.byte(9);
+            out.put(&[0, 0]);
+            out.put(&(0..n).map(|i| i as u8).collect::<Vec<_>>());
+            out.close_length(1);
+            let end = out.at;
+            assert!(end <= buf.len());
             let mut want = vec![9u8];
             prost::encoding::encode_varint(n as u64, &mut want);
             want.extend((0..n).map(|i| i as u8));
-            assert!(out == want, "{n}");
+            assert!(buf[..end] == want[..], "{n}");
             assert_eq!(varint_len(n), prost::encoding::encoded_len_varint(n as u64));
         }
+    }
+
+    /// Writes past the end are dropped, never a panic; the position says how much
+    /// room was needed.
+    #[test]
+    fn writes_past_the_end_only_move_the_position() {
+        let mut buf = [0u8; 4];
+        let mut out = Out {
+            buf: &mut buf[..],
+            at: 0,
+        };
+        out.byte(1);
+        out.put(&[0, 0]);
+        out.put(b"abcdef");
+        out.varint(300);
+        out.string_attribute("name", b"value", None);
+        let need = out.at;
+        assert!(need > 4);
+        out.close_length(1);
+        assert!(out.at >= need);
+        assert_eq!(buf, [1, 0, 0, 0]);
+    }
+
+    /// Spans that need more than the room left for them are written again into a
+    /// grown buffer; a buffer kept from a bigger export is written over, not cleared.
+    #[test]
+    fn spans_bigger_than_their_room_are_written_again() {
+        let mut batch = SpanBatch::with_capacity(0, 64, 1 << 20);
+        crate::trace::export::tests::sample(&mut batch);
+        let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
+        let agent = "b".repeat(SPAN_ROOM * 3);
+        for i in 0..batch.spans.len() {
+            batch.spans[i].user_agent = batch.push_text(&agent);
+        }
+        let mut buf = Vec::new();
+        let range = encode_into(&tracer, &[&batch], &mut buf);
+        let decoded = ExportTraceServiceRequest::decode(&buf[range]).unwrap();
+        assert_eq!(decoded, request(&tracer, &[&batch]));
+        // The same buffer, now longer than needed and full of the last body's bytes.
+        let small = sample_batch();
+        let range = encode_into(&tracer, &[&small], &mut buf);
+        assert!(range.end < buf.len());
+        let decoded = ExportTraceServiceRequest::decode(&buf[range]).unwrap();
+        assert_eq!(decoded, request(&tracer, &[&small]));
     }
 
     #[test]

@@ -320,3 +320,31 @@ fn fuzz_entry_accepts_samples() {
     fuzz(b"");
     fuzz(b"-0x12345");
 }
+
+/// The native bound takes exactly the random share of all draws: 0 % none, 100 % every
+/// draw (u64::MAX too), 1 % the lowest hundredth; an overall share below 100 % leaves
+/// the decision to `decide`.
+#[test]
+fn native_bound_is_the_share_of_all_draws() {
+    let all = Fraction::ALL;
+    let bound = |random| native_bound(&shares(random, all, all)).unwrap();
+    assert_eq!(bound(NONE), 0);
+    assert_eq!(bound(f(100, 100)), 1u128 << 64);
+    assert!(u128::from(u64::MAX) < bound(f(100, 100)));
+    assert_eq!(bound(f(1, 100)), (1u128 << 64) / 100);
+    assert_eq!(bound(f(5, 4)), 1u128 << 64, "over 100 % is all");
+    assert_eq!(
+        bound(f(1, 0)),
+        0,
+        "a zero denominator takes none, as hits does"
+    );
+    assert_eq!(native_bound(&shares(f(1, 100), all, f(50, 100))), None);
+    assert_eq!(native_bound(&shares(f(1, 100), all, f(1, 0))), None);
+    // Over many draws the share holds (a fixed seed: the count is the same each run).
+    let mut rng = fastrand::Rng::with_seed(7);
+    let b = bound(f(1, 100));
+    let hits = (0..1_000_000)
+        .filter(|_| u128::from(rng.u64(..)) < b)
+        .count();
+    assert!((9_500..=10_500).contains(&hits), "{hits}");
+}

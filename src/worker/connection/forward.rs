@@ -185,7 +185,8 @@ impl Connection<'_> {
                 });
                 let attempt = count_attempts.then_some(self.retry.attempt);
                 // The trace context, with this attempt's span (`trace`).
-                let context = self.trace_attempt_context();
+                let first = self.retry.attempt == 1 && !stale_retried;
+                let context = self.trace_attempt_context(first.then_some(now));
                 let lines = (attempt, expected, context);
                 lines_len = attempt_lines(&mut out, (lines_at, lines_len), lines);
             }
@@ -243,6 +244,8 @@ impl Connection<'_> {
                     (stop, chain),
                 )
                 .await;
+            // The attempt's end: its span's, and on success the request's (below).
+            let ended = Instant::now();
             if self.retry.foreign_winner {
                 // The answer came from an earlier attempt: its endpoint is counted.
                 if let Some(winner) = &self.upstream {
@@ -257,7 +260,7 @@ impl Connection<'_> {
                     Err(e) if e.kind == ErrorKind::RetriedResponse => (self.response.status, None),
                     Err(e) => (0, Some(e.kind.as_str())),
                 };
-                self.trace_attempt_end(&picked, end, self.retry.attempt);
+                self.trace_attempt_end(&picked, end, (self.retry.attempt, ended));
             }
             let observed = match &outcome {
                 Ok(finished) => {
@@ -294,7 +297,7 @@ impl Connection<'_> {
                     // waits included), as Envoy's `upstream_rq_time`; the response is
                     // written to the client by now, so the same clock reading ends
                     // `downstream_rq_time` too (one read fewer than in `complete`).
-                    let end = Instant::now();
+                    let end = ended;
                     cluster.rq_time.record(end - now);
                     let status = finished.forwarded.status;
                     self.route_stats
@@ -302,6 +305,7 @@ impl Connection<'_> {
                     if let Some(start) = self.rq_start.take() {
                         l.rq_time.record(end - start);
                     }
+                    self.trace_response_end(end);
                     cluster.stats.get(cx::UPSTREAM_RQ_COMPLETED).inc();
                     cluster
                         .stats
@@ -526,6 +530,10 @@ impl Connection<'_> {
 /// `x-envoy-expected-rq-timeout-ms`, the trace context) at `at` in `out`, in place of
 /// the previous attempt's `len` bytes; returns their length. The context is written
 /// straight into its place (its length is known first): no buffer, no allocation.
+///
+/// The common case, a first attempt with nothing after the head's blank line yet (no
+/// body arrived with it), appends: the blank line is cut, the lines and the blank line
+/// go on the end, and nothing is zeroed or moved.
 fn attempt_lines(
     out: &mut Vec<u8>,
     (at, len): (usize, usize),
@@ -537,6 +545,17 @@ fn attempt_lines(
 ) -> usize {
     let envoy = (attempt.is_some() || expected.is_some()).then(|| envoy_lines(attempt, expected));
     let n = envoy.map_or(0, |(_, n)| n);
+    if len == 0 && out.len() == at + 2 {
+        out.truncate(at);
+        if let Some((lines, n)) = envoy {
+            out.extend_from_slice(&lines[..n]);
+        }
+        if let Some((ctx, formats)) = context {
+            context::append_lines(&ctx, formats, out);
+        }
+        out.extend_from_slice(b"\r\n");
+        return out.len() - 2 - at;
+    }
     let context_len = context.map_or(0, |(ctx, formats)| context::lines_len(&ctx, formats));
     // Moved and copied as slices: `Vec::splice` goes byte by byte through an iterator,
     // which cost a traced request about a thousand instructions.
@@ -611,5 +630,49 @@ mod tests {
         );
         super::attempt_lines(&mut out, (at, len), (None, None, None));
         assert_eq!(out, b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody");
+    }
+
+    /// A first attempt with nothing after the head appends; a retry then replaces what
+    /// it appended, for each set of formats.
+    #[test]
+    fn attempt_lines_append_to_a_head_alone() {
+        let context = super::Outgoing {
+            trace_id: 0x0af7651916cd43dd8448eb211c80319c,
+            short_id: false,
+            span_id: 0xb7ad6b7169203331,
+            parent_id: 0x00f067aa0ba902b7,
+            sampled: true,
+            debug: false,
+        };
+        let w3c = super::Formats::W3C;
+        let all = super::Formats {
+            w3c: true,
+            b3: true,
+            b3_single: true,
+        };
+        for formats in [w3c, all] {
+            let head = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n";
+            let mut out = head.to_vec();
+            let at = out.len() - 2;
+            let lines = (Some(1), None, Some((context, formats)));
+            let len = super::attempt_lines(&mut out, (at, 0), lines);
+            let mut want = b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\n".to_vec();
+            let mut buf = [0u8; crate::trace::context::MAX_LINES];
+            let n = crate::trace::context::write_lines(&context, formats, &mut buf);
+            want.extend_from_slice(&buf[..n]);
+            want.extend_from_slice(b"\r\n");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&want)
+            );
+            assert_eq!(len, want.len() - 2 - at);
+            if formats == w3c {
+                assert!(String::from_utf8_lossy(&out).contains(
+                    "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"
+                ));
+            }
+            super::attempt_lines(&mut out, (at, len), (None, None, None));
+            assert_eq!(out, head);
+        }
     }
 }

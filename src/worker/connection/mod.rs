@@ -554,6 +554,7 @@ impl Connection<'_> {
                     listener: l,
                     peer: self.peer,
                     rq_start: self.rq_start,
+                    clock: &self.worker.clock,
                 };
                 begin.run((route, cluster.map(|c| &*c.name)));
             }

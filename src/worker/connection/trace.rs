@@ -5,18 +5,22 @@
 //! Design: on a listener with `tracing`, one pass over the parsed head finds the
 //! incoming context (`trace::context::Extractor`) and marks the fields the proxy
 //! rewrites removed from the forwarded head; the decision is arithmetic
-//! (`trace::sampling`). An unsampled request keeps a few ids in [`TraceState`] (the
-//! context still goes upstream, flagged unsampled) and records nothing; its context
-//! lines are written straight into the forwarded head (`context::lines_len`, then
-//! `context::write_lines` in place). A sampled one copies the request's text attributes
-//! into the connection's [`Pending`] (boxed once per connection, reused), because the
-//! read buffer may be reused before the request ends, and notes each upstream attempt
-//! there; when the request ends, that text goes into the worker's span batch as one
-//! block that all the request's spans (its attempts' and its own) refer into
-//! (`trace::sink`), and that is all the request path does: encoding and export are the
-//! exporter thread's.
+//! (`trace::sampling`); a request that carries no trace field, on a native listener's
+//! own share, is one draw against a bound (`ListenerTrace::native_bound`) with nothing
+//! to extract. An unsampled request keeps a few ids in [`TraceState`] (the context
+//! still goes upstream, flagged unsampled) and records nothing; its context lines are
+//! appended to the forwarded head, or written straight into it (`context::lines_len`,
+//! then `context::write_lines` in place). Span times are instants the request path
+//! reads anyway (the request's first byte, the attempt's start and end, the response's
+//! end), made Unix time by the worker's clock anchor (`CoarseClock::unix_ns`). A
+//! sampled one copies the request's text attributes into the connection's [`Pending`]
+//! (boxed once per connection, reused), because the read buffer may be reused before
+//! the request ends, and notes each upstream attempt there; when the request ends, that
+//! text goes into the worker's span batch as one block that all the request's spans
+//! (its attempts' and its own) refer into (`trace::sink`), and that is all the request
+//! path does: encoding and export are the exporter thread's.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use super::Connection;
 use crate::access_log::ResponseFlags;
@@ -77,6 +81,9 @@ impl TraceState {
 pub(super) struct Pending {
     text: Vec<u8>,
     start_ns: u64,
+    /// When the response's last byte went out, as the forwarding read it (its
+    /// `downstream_rq_time`); `None`: read when the request ends.
+    end: Option<Instant>,
     method: (u32, u32),
     path: (u32, u32),
     query: (u32, u32),
@@ -125,17 +132,19 @@ impl Pending {
     }
 
     fn clear(&mut self) {
+        self.end = None;
         self.text.clear();
         self.tags.clear();
         self.attempts.clear();
     }
 }
 
-/// Unix time now, in nanoseconds (only sampled requests read it).
-fn unix_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+/// What the field pass found for a sampled request's span.
+struct Fields<'h> {
+    trace_state: Option<&'h [u8]>,
+    user_agent: Option<&'h [u8]>,
+    /// The last `x-request-id` field the proxy keeps.
+    request_id_at: Option<usize>,
 }
 
 /// The parts of a connection that starting a trace reads and writes (borrowed apart
@@ -148,7 +157,8 @@ pub(super) struct Begin<'a> {
     pub pending: &'a mut Option<Box<Pending>>,
     pub listener: &'a crate::snapshot::ListenerSnapshot,
     pub peer: crate::peer::Peer,
-    pub rq_start: Option<std::time::Instant>,
+    pub rq_start: Option<Instant>,
+    pub clock: &'a crate::clock::CoarseClock,
 }
 
 impl Begin<'_> {
@@ -165,18 +175,27 @@ impl Begin<'_> {
         let mut extractor = Extractor::default();
         let (mut client_trace_id, mut force_trace, mut request_id_at) = (false, false, None);
         let mut trace_state = None;
+        // For a sampled request's span (found here, in the one pass over the head).
+        let mut user_agent = None;
+        // Whether any field bears on the decision (the common request carries none).
+        let mut seen = false;
         for (index, h) in self.request.headers.iter().enumerate() {
             let (name, value) = (h.name(head), h.value(head));
             if extractor.observe(name, value) {
+                seen = true;
                 if forwarding {
                     self.request.overlay.remove(index);
                 }
             } else if name.len() == 10 && name.eq_ignore_ascii_case(b"tracestate") {
                 trace_state = Some(value);
+            } else if name.len() == 10 && name.eq_ignore_ascii_case(b"user-agent") {
+                user_agent = Some(value);
             } else if name.len() == 17 && name.eq_ignore_ascii_case(b"x-client-trace-id") {
                 client_trace_id = !value.is_empty();
+                seen = true;
             } else if name.len() == 19 && name.eq_ignore_ascii_case(b"x-envoy-force-trace") {
                 force_trace = true;
+                seen = true;
             } else if name.len() == 12
                 && name.eq_ignore_ascii_case(b"x-request-id")
                 && !self.request.overlay.is_removed(index)
@@ -184,31 +203,41 @@ impl Begin<'_> {
                 request_id_at = Some(index);
             }
         }
-        // Only a trusted peer (an internal one for Envoy listeners) forces a trace.
-        if force_trace {
-            force_trace = self.trusted_peer(head);
-        }
-        let extracted = extractor.finish();
-        let incoming = extracted.context;
-        let parent = incoming
-            .map(|c| if c.debug { Some(true) } else { c.sampled })
-            .unwrap_or(extracted.sampled_only);
-        let sampling = route
+        let route_sampling = route
             .and_then(|r| r.tracing.as_deref())
-            .and_then(|r| r.sampling.as_ref())
-            .unwrap_or(&t.config.sampling);
-        let decision = if t.config.request_id_sampling {
-            let inputs = (sampling, parent, client_trace_id, force_trace);
-            self.envoy_decision(t, inputs, request_id_at, forwarding)
-        } else {
-            sampling::decide(&Decide {
-                sampling,
-                parent,
-                client_trace_id,
-                force_trace,
-                request_id: None,
-                draw: self.random.u64(..),
-            })
+            .and_then(|r| r.sampling.as_ref());
+        // A request with no trace fields, on the listener's native share: one draw
+        // against a bound, nothing to extract (most requests).
+        let fast = t.native_bound.filter(|_| !seen && route_sampling.is_none());
+        let (sampled, incoming) = match fast {
+            Some(bound) => (u128::from(self.random.u64(..)) < bound, None),
+            None => {
+                // Only a trusted peer (an internal one for Envoy listeners) forces a
+                // trace.
+                if force_trace {
+                    force_trace = self.trusted_peer(head);
+                }
+                let extracted = extractor.finish();
+                let incoming = extracted.context;
+                let parent = incoming
+                    .map(|c| if c.debug { Some(true) } else { c.sampled })
+                    .unwrap_or(extracted.sampled_only);
+                let sampling = route_sampling.unwrap_or(&t.config.sampling);
+                let decision = if t.config.request_id_sampling {
+                    let inputs = (sampling, parent, client_trace_id, force_trace);
+                    self.envoy_decision(t, inputs, request_id_at, forwarding)
+                } else {
+                    sampling::decide(&Decide {
+                        sampling,
+                        parent,
+                        client_trace_id,
+                        force_trace,
+                        request_id: None,
+                        draw: self.random.u64(..),
+                    })
+                };
+                (decision.sampled, incoming)
+            }
         };
         let rng = &mut *self.random;
         let (trace_id, short_id) = match incoming {
@@ -227,7 +256,7 @@ impl Begin<'_> {
         let came = incoming.map(|c| c.formats).unwrap_or_default();
         *self.trace = TraceState {
             on: true,
-            sampled: decision.sampled,
+            sampled,
             debug: incoming.is_some_and(|c| c.debug),
             shared,
             short_id,
@@ -253,8 +282,13 @@ impl Begin<'_> {
                 .overlay
                 .add(b"x-envoy-decorator-operation", op.as_bytes());
         }
-        if decision.sampled {
-            self.note_request(head, (t, route, cluster), trace_state);
+        if sampled {
+            let fields = Fields {
+                trace_state,
+                user_agent,
+                request_id_at,
+            };
+            self.note_request(head, (t, route, cluster), fields);
         }
     }
 }
@@ -349,12 +383,14 @@ impl Begin<'_> {
         self,
         head: &[u8],
         (t, route, cluster): (&ListenerTrace, Option<&crate::router::Route>, Option<&str>),
-        trace_state: Option<&[u8]>,
+        fields: Fields<'_>,
     ) {
         let p = self.pending.get_or_insert_with(Default::default);
         p.clear();
-        let elapsed = self.rq_start.map_or(0, |s| s.elapsed().as_nanos() as u64);
-        p.start_ns = unix_ns().saturating_sub(elapsed);
+        // The request's first byte, in Unix time, from the instant already read.
+        p.start_ns = self
+            .clock
+            .unix_ns(self.rq_start.unwrap_or_else(Instant::now));
         let method = self.request.method_span.get(head);
         p.method = p.push(method);
         let target = self.request.path.get(head);
@@ -370,28 +406,19 @@ impl Begin<'_> {
         p.query = p.push(query);
         let authority = self.request.host.map_or(&b""[..], |h| h.get(head));
         p.authority = p.push(authority);
-        p.user_agent = (0, 0);
-        p.request_id = (0, 0);
+        p.user_agent = fields.user_agent.map_or((0, 0), |v| p.push(v));
+        // The request id as forwarded: a fresh or repacked one is the overlay's; a kept
+        // one whose trace reason was packed is replaced.
         let overlay = &self.request.overlay;
-        for (index, h) in self.request.headers.iter().enumerate() {
-            if h.is(head, "user-agent") {
-                p.user_agent = p.push(h.value(head));
-            } else if h.is(head, "x-request-id") {
-                // As forwarded: a kept id whose trace reason was packed is replaced.
-                match overlay.edit(index) {
-                    Some(Edit::Remove) => {}
-                    Some(Edit::Replace(line)) => {
-                        p.request_id = p.push(line_value(overlay.line(line)));
-                    }
-                    None => p.request_id = p.push(h.value(head)),
-                }
-            }
-        }
-        // A fresh or repacked request id is the overlay's.
-        if let Some(id) = self.request.overlay.added_value(b"x-request-id") {
-            p.request_id = p.push(id);
-        }
-        p.trace_state = trace_state.map_or((0, 0), |s| p.push(s));
+        p.request_id = match overlay.added_value(b"x-request-id") {
+            Some(id) => p.push(id),
+            None => match fields.request_id_at.map(|i| (i, overlay.edit(i))) {
+                Some((_, Some(Edit::Replace(line)))) => p.push(line_value(overlay.line(line))),
+                Some((i, None)) => p.push(self.request.headers[i].value(head)),
+                Some((_, Some(Edit::Remove))) | None => (0, 0),
+            },
+        };
+        p.trace_state = fields.trace_state.map_or((0, 0), |s| p.push(s));
         let route_name = route.and_then(|r| r.name.as_deref()).unwrap_or("");
         p.route = p.push(route_name.as_bytes());
         let cluster = cluster.unwrap_or("").as_bytes();
@@ -436,10 +463,24 @@ impl Begin<'_> {
 }
 
 impl Connection<'_> {
+    /// Notes when a sampled request's response ended (the instant its
+    /// `downstream_rq_time` was read), for its span's end.
+    pub(super) fn trace_response_end(&mut self, end: Instant) {
+        if self.trace.sampled {
+            if let Some(p) = self.pending.as_deref_mut() {
+                p.end = Some(end);
+            }
+        }
+    }
+
     /// The context the next upstream attempt carries, and in which formats (`None`:
     /// the listener does not trace). A new span per attempt when the listener spawns
-    /// upstream spans.
-    pub(super) fn trace_attempt_context(&mut self) -> Option<(Outgoing, Formats)> {
+    /// upstream spans. `started`: the attempt's start when the caller read it (the
+    /// first attempt's), else it is read here (sampled requests only).
+    pub(super) fn trace_attempt_context(
+        &mut self,
+        started: Option<Instant>,
+    ) -> Option<(Outgoing, Formats)> {
         let t = self.listener.tracing.as_deref().filter(|_| self.trace.on)?;
         let s = &mut self.trace;
         let (span_id, parent_id) = if t.config.upstream_spans {
@@ -449,7 +490,10 @@ impl Connection<'_> {
             (s.span_id, s.parent_id)
         };
         if s.sampled && t.config.upstream_spans {
-            s.attempt_start_ns = unix_ns();
+            s.attempt_start_ns = self
+                .worker
+                .clock
+                .unix_ns(started.unwrap_or_else(Instant::now));
         }
         let outgoing = Outgoing {
             trace_id: s.trace_id(),
@@ -462,14 +506,14 @@ impl Connection<'_> {
         Some((outgoing, s.formats))
     }
 
-    /// Notes an upstream attempt's end (sampled requests on listeners that spawn
-    /// upstream spans): `status` 0 when no response came, `error` the failure's text.
-    /// Its span is recorded with the request's, when the request ends.
+    /// Notes an upstream attempt's end at `ended` (sampled requests on listeners that
+    /// spawn upstream spans): `status` 0 when no response came, `error` the failure's
+    /// text. Its span is recorded with the request's, when the request ends.
     pub(super) fn trace_attempt_end(
         &mut self,
         upstream: &crate::upstream::Host,
         (status, error): (u16, Option<&str>),
-        number: u32,
+        (number, ended): (u32, Instant),
     ) {
         let Some(t) = self.listener.tracing.as_deref() else {
             return;
@@ -486,7 +530,7 @@ impl Connection<'_> {
         p.attempts.push(Attempt {
             span_id: s.attempt_span,
             start_ns: s.attempt_start_ns,
-            end_ns: unix_ns(),
+            end_ns: self.worker.clock.unix_ns(ended),
             status,
             number,
             upstream,
@@ -512,7 +556,10 @@ impl Connection<'_> {
         let Some(p) = self.pending.as_deref() else {
             return;
         };
-        let end_ns = unix_ns();
+        let end_ns = self
+            .worker
+            .clock
+            .unix_ns(p.end.unwrap_or_else(Instant::now));
         let mut sinks = self.worker.spans.borrow_mut();
         // Where the request's text block is in the current batch (none yet, or the
         // batch was handed over after the last span).
