@@ -10,7 +10,7 @@
 //! path a time for marking progress (the stream idle timeout) without reading the
 //! clock, and an anchor pairing a monotonic instant with Unix time, so that a span's
 //! Unix timestamps come from instants the request path read anyway
-//! ([`CoarseClock::unix_ns`]) instead of reading the wall clock again. Formatting is
+//! ([`CoarseClock::anchor`]) instead of reading the wall clock again. Formatting is
 //! IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 5.6.7), from the calendar
 //! arithmetic the access log already uses.
 
@@ -74,26 +74,22 @@ impl CoarseClock {
         self.unix.get()
     }
 
-    /// `at` in Unix nanoseconds: the last tick's Unix time plus the monotonic time
-    /// since (or less the time before). Within a second of the tick this is the wall
-    /// clock, unless the wall clock was stepped since; durations between two such times
-    /// are exact. Costs a subtraction, not a clock read.
+    /// The last tick's instant and Unix time, to map instants onto Unix time with
+    /// ([`UnixAnchor::unix_ns`]).
     #[inline]
-    pub fn unix_ns(&self, at: Instant) -> u64 {
-        let (anchor, unix) = (self.now.get(), self.unix_ns.get());
-        match at.checked_duration_since(anchor) {
-            Some(after) => unix.saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX)),
-            None => unix.saturating_sub(
-                u64::try_from(anchor.duration_since(at).as_nanos()).unwrap_or(u64::MAX),
-            ),
+    pub fn anchor(&self) -> UnixAnchor {
+        UnixAnchor {
+            at: self.now.get(),
+            unix_ns: self.unix_ns.get(),
         }
     }
 
     /// Reads the clock.
     pub fn refresh(&self) {
-        let now = SystemTime::now();
+        // Read together: they are the Unix anchor.
+        let (now, instant) = (SystemTime::now(), Instant::now());
         self.line.set(date_line(now));
-        self.now.set(Instant::now());
+        self.now.set(instant);
         self.unix.set(unix_seconds(now));
         self.unix_ns.set(unix_nanos(now));
     }
@@ -113,6 +109,31 @@ impl CoarseClock {
             monoio::time::sleep(wait).await;
             self.refresh();
             each();
+        }
+    }
+}
+
+/// An instant and the Unix time read with it.
+#[derive(Debug, Clone, Copy)]
+pub struct UnixAnchor {
+    at: Instant,
+    unix_ns: u64,
+}
+
+impl UnixAnchor {
+    /// `at` in Unix nanoseconds: the anchor's Unix time plus the monotonic time since
+    /// (or less the time before). Within a second of a fresh anchor this is the wall
+    /// clock, unless the wall clock was stepped since; two instants mapped through one
+    /// anchor differ by exactly their own difference. A subtraction, not a clock read.
+    #[inline]
+    pub fn unix_ns(&self, at: Instant) -> u64 {
+        match at.checked_duration_since(self.at) {
+            Some(after) => self
+                .unix_ns
+                .saturating_add(u64::try_from(after.as_nanos()).unwrap_or(u64::MAX)),
+            None => self.unix_ns.saturating_sub(
+                u64::try_from(self.at.duration_since(at).as_nanos()).unwrap_or(u64::MAX),
+            ),
         }
     }
 }
@@ -195,17 +216,18 @@ mod tests {
     fn instants_map_onto_unix_time() {
         let clock = CoarseClock::default();
         let anchor = clock.coarse_now();
+        let map = clock.anchor();
         let wall = unix_nanos(SystemTime::now());
-        let at = clock.unix_ns(anchor);
+        let at = map.unix_ns(anchor);
         assert!(at <= wall && wall - at < 1_000_000_000, "{at} {wall}");
         let later = anchor + Duration::from_micros(1_500);
-        assert_eq!(clock.unix_ns(later) - at, 1_500_000);
+        assert_eq!(map.unix_ns(later) - at, 1_500_000);
         if let Some(earlier) = anchor.checked_sub(Duration::from_millis(3)) {
-            assert_eq!(at - clock.unix_ns(earlier), 3_000_000);
+            assert_eq!(at - map.unix_ns(earlier), 3_000_000);
         }
         let now = Instant::now();
         let read = unix_nanos(SystemTime::now());
-        let mapped = clock.unix_ns(now);
+        let mapped = map.unix_ns(now);
         assert!(mapped.abs_diff(read) < 50_000_000, "{mapped} {read}");
     }
 

@@ -12,7 +12,8 @@
 //! appended to the forwarded head, or written straight into it (`context::lines_len`,
 //! then `context::write_lines` in place). Span times are instants the request path
 //! reads anyway (the request's first byte, the attempt's start and end, the response's
-//! end), made Unix time by the worker's clock anchor (`CoarseClock::unix_ns`). A
+//! end), made Unix time through the worker clock's anchor (`CoarseClock::anchor`,
+//! taken once per request so that durations are exact). A
 //! sampled one copies the request's text attributes into the connection's [`Pending`]
 //! (boxed once per connection, reused), because the read buffer may be reused before
 //! the request ends, and notes each upstream attempt there; when the request ends, that
@@ -84,6 +85,9 @@ pub(super) struct Pending {
     /// When the response's last byte went out, as the forwarding read it (its
     /// `downstream_rq_time`); `None`: read when the request ends.
     end: Option<Instant>,
+    /// Maps the request's instants onto Unix time: one per request, so that its spans'
+    /// durations are the monotonic clock's.
+    anchor: Option<crate::clock::UnixAnchor>,
     method: (u32, u32),
     path: (u32, u32),
     query: (u32, u32),
@@ -388,9 +392,9 @@ impl Begin<'_> {
         let p = self.pending.get_or_insert_with(Default::default);
         p.clear();
         // The request's first byte, in Unix time, from the instant already read.
-        p.start_ns = self
-            .clock
-            .unix_ns(self.rq_start.unwrap_or_else(Instant::now));
+        let anchor = self.clock.anchor();
+        p.anchor = Some(anchor);
+        p.start_ns = anchor.unix_ns(self.rq_start.unwrap_or_else(Instant::now));
         let method = self.request.method_span.get(head);
         p.method = p.push(method);
         let target = self.request.path.get(head);
@@ -490,10 +494,9 @@ impl Connection<'_> {
             (s.span_id, s.parent_id)
         };
         if s.sampled && t.config.upstream_spans {
-            s.attempt_start_ns = self
-                .worker
-                .clock
-                .unix_ns(started.unwrap_or_else(Instant::now));
+            let anchor = self.pending.as_deref().and_then(|p| p.anchor);
+            let anchor = anchor.unwrap_or_else(|| self.worker.clock.anchor());
+            s.attempt_start_ns = anchor.unix_ns(started.unwrap_or_else(Instant::now));
         }
         let outgoing = Outgoing {
             trace_id: s.trace_id(),
@@ -525,12 +528,13 @@ impl Connection<'_> {
         let Some(p) = self.pending.as_deref_mut() else {
             return;
         };
+        let anchor = p.anchor.unwrap_or_else(|| self.worker.clock.anchor());
         let upstream = p.push(upstream.pool.address_text().as_bytes());
         let error = error.map_or((0, 0), |e| p.push(e.as_bytes()));
         p.attempts.push(Attempt {
             span_id: s.attempt_span,
             start_ns: s.attempt_start_ns,
-            end_ns: self.worker.clock.unix_ns(ended),
+            end_ns: anchor.unix_ns(ended),
             status,
             number,
             upstream,
@@ -556,10 +560,8 @@ impl Connection<'_> {
         let Some(p) = self.pending.as_deref() else {
             return;
         };
-        let end_ns = self
-            .worker
-            .clock
-            .unix_ns(p.end.unwrap_or_else(Instant::now));
+        let anchor = p.anchor.unwrap_or_else(|| self.worker.clock.anchor());
+        let end_ns = anchor.unix_ns(p.end.unwrap_or_else(Instant::now));
         let mut sinks = self.worker.spans.borrow_mut();
         // Where the request's text block is in the current batch (none yet, or the
         // batch was handed over after the last span).
