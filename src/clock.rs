@@ -37,8 +37,6 @@ pub struct CoarseClock {
     /// `date: <IMF-fixdate>\r\n`: a request copies the whole line in one piece.
     line: Cell<[u8; LINE_LEN]>,
     now: Cell<Instant>,
-    /// Seconds since the Unix epoch at the last tick (token lifetimes).
-    unix: Cell<u64>,
     /// Unix nanoseconds at `now` (read together at each tick).
     unix_ns: Cell<u64>,
 }
@@ -49,7 +47,6 @@ impl Default for CoarseClock {
         CoarseClock {
             line: Cell::new(date_line(wall)),
             now: Cell::new(Instant::now()),
-            unix: Cell::new(unix_seconds(wall)),
             unix_ns: Cell::new(unix_nanos(wall)),
         }
     }
@@ -71,7 +68,7 @@ impl CoarseClock {
     /// Seconds since the Unix epoch at the last tick.
     #[inline]
     pub fn unix_seconds(&self) -> u64 {
-        self.unix.get()
+        self.unix_ns.get() / 1_000_000_000
     }
 
     /// The last tick's instant and Unix time, to map instants onto Unix time with
@@ -90,7 +87,6 @@ impl CoarseClock {
         let (now, instant) = (SystemTime::now(), Instant::now());
         self.line.set(date_line(now));
         self.now.set(instant);
-        self.unix.set(unix_seconds(now));
         self.unix_ns.set(unix_nanos(now));
     }
 
@@ -141,12 +137,6 @@ impl UnixAnchor {
 fn unix_nanos(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 /// `time` as a whole `date: <IMF-fixdate>\r\n` header line.

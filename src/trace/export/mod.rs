@@ -380,24 +380,6 @@ fn host_only(authority: &str) -> Option<&str> {
     authority.split(':').next().filter(|h| !h.is_empty())
 }
 
-/// An encoded export request: the bytes from `start` on (an encoder may leave room in
-/// front for what it writes last, rather than copy the whole body into place).
-#[derive(Debug)]
-pub struct Body {
-    bytes: Vec<u8>,
-    start: usize,
-}
-
-impl Body {
-    pub fn new(bytes: Vec<u8>, start: usize) -> Body {
-        Body { bytes, start }
-    }
-
-    pub fn as_slice(&self) -> &[u8] {
-        self.bytes.get(self.start..).unwrap_or_default()
-    }
-}
-
 /// One span with the batch whose text it refers to.
 struct SpanView<'a> {
     batch: &'a SpanBatch,

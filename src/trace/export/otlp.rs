@@ -26,7 +26,7 @@
 
 use prost::Message;
 
-use super::{flags_text, is_error, Body, SpanView};
+use super::{flags_text, is_error, SpanView};
 use crate::config::observability::{SpanKind, Tracer};
 use crate::trace::span::SpanBatch;
 
@@ -199,11 +199,12 @@ pub fn request(tracer: &Tracer, batches: &[&SpanBatch]) -> ExportTraceServiceReq
 
 /// The body of the export request: the protobuf encoding of [`request`]'s message,
 /// written directly (into a buffer of its own: [`encode_into`]).
-pub fn encode(tracer: &Tracer, batches: &[&SpanBatch]) -> Body {
+pub fn encode(tracer: &Tracer, batches: &[&SpanBatch]) -> Vec<u8> {
     let mut bytes = Vec::new();
     let range = encode_into(tracer, batches, &mut bytes);
     bytes.truncate(range.end);
-    Body::new(bytes, range.start)
+    bytes.drain(..range.start);
+    bytes
 }
 
 /// Writes the body into `buf`, the exporter's buffer, kept from export to export, and
@@ -218,16 +219,12 @@ pub fn encode_into(
 ) -> std::ops::Range<usize> {
     let count: usize = batches.iter().map(|b| b.spans.len()).sum();
     // Resource { attributes (1): service.name }
-    let mut resource = Vec::with_capacity(64);
-    vec_string_attribute(
-        1,
-        "service.name",
-        tracer.service_name.as_bytes(),
-        &mut resource,
-    );
-    let mut scope = Vec::with_capacity(32);
-    vec_field_bytes(1, b"ringway", &mut scope);
-    vec_field_bytes(2, env!("CARGO_PKG_VERSION").as_bytes(), &mut scope);
+    let service = tracer.service_name.as_bytes();
+    let resource = small(|o| o.string_attribute(1, "service.name", service, None));
+    let scope = small(|o| {
+        o.field_bytes(1, b"ringway");
+        o.field_bytes(2, env!("CARGO_PKG_VERSION").as_bytes());
+    });
     // The enclosing messages' keys and lengths go in front of the spans, once the
     // spans' length is known: room for them is left first (the longest varints), so
     // the spans are written once and never copied.
@@ -266,16 +263,36 @@ pub fn encode_into(
     // ResourceSpans { resource (1), scope_spans (2) }
     let resource_spans = 1 + len_of(resource.len()) + 1 + len_of(scope_spans);
     // ExportTraceServiceRequest { resource_spans (1) }
-    let mut head = Vec::with_capacity(front);
-    vec_varint(key(1, LEN), &mut head);
-    vec_varint(resource_spans, &mut head);
-    vec_field_bytes(1, &resource, &mut head);
-    vec_varint(key(2, LEN), &mut head);
-    vec_varint(scope_spans, &mut head);
-    vec_field_bytes(1, &scope, &mut head);
+    let head = small(|o| {
+        o.varint(key(1, LEN));
+        o.varint(resource_spans);
+        o.field_bytes(1, &resource);
+        o.varint(key(2, LEN));
+        o.varint(scope_spans);
+        o.field_bytes(1, &scope);
+    });
     let start = front - head.len();
     buf[start..front].copy_from_slice(&head);
     start..at
+}
+
+/// A small message written through an [`Out`] into a vector of its own (the export's
+/// front matter, a few per export).
+fn small(write: impl Fn(&mut Out<'_>)) -> Vec<u8> {
+    let mut buf = vec![0u8; 64];
+    loop {
+        let mut out = Out {
+            buf: &mut buf[..],
+            at: 0,
+        };
+        write(&mut out);
+        let end = out.at;
+        if end <= buf.len() {
+            buf.truncate(end);
+            return buf;
+        }
+        buf.resize(end, 0);
+    }
 }
 
 /// Room left per span before the first one is written.
@@ -336,21 +353,22 @@ impl Out<'_> {
         }
     }
 
-    /// A `KeyValue` with a string value, as a span's attribute (field 9). When every
-    /// length fits in one byte (nearly always), the fixed bytes go in as two small
-    /// arrays around the name and the value.
+    /// A `KeyValue` with a string value, as field `tag` (below 16) of the enclosing
+    /// message (9: a span's attribute). When every length fits in one byte (nearly
+    /// always), the fixed bytes go in as two small arrays around the name and the
+    /// value.
     /// `window`: the value's 16 bytes where it is kept (the value and what follows
     /// it), when there are 16: a short value is then copied as one fixed-size move, not
     /// a call to `memcpy`; the bytes after it land past the position, where the next
     /// write goes over them.
     #[inline(always)]
-    fn string_attribute(&mut self, name: &str, value: &[u8], window: Option<&[u8; 16]>) {
+    fn string_attribute(&mut self, tag: u8, name: &str, value: &[u8], window: Option<&[u8; 16]>) {
         let (n, v) = (name.len(), value.len());
         if n + v <= 120 {
             // KeyValue { key (1), value (2): AnyValue { string_value (1) } }
             let any = 2 + v;
             let kv = 2 + n + 2 + any;
-            let head = [(9 << 3) | LEN, kv as u8, 0x0a, n as u8];
+            let head = [(tag << 3) | LEN, kv as u8, 0x0a, n as u8];
             let middle = [0x12, any as u8, 0x0a, v as u8];
             // A short value with its window, and room: one bounds check for the whole
             // attribute (the name's length is a constant where this is inlined, so
@@ -373,7 +391,7 @@ impl Out<'_> {
         }
         let any = 1 + len_of(v);
         let kv = 1 + len_of(n) + 1 + len_of(any);
-        self.varint(key(9, LEN));
+        self.varint(key(u32::from(tag), LEN));
         self.varint(kv);
         self.field_bytes(1, name.as_bytes());
         self.varint(key(2, LEN));
@@ -484,7 +502,7 @@ fn span_into<const UTF8: bool>(
             let value = text($value);
             if !value.is_empty() {
                 let window = if UTF8 { view.batch.window($value) } else { None };
-                out.string_attribute($name, value, window);
+                out.string_attribute(9, $name, value, window);
             }
         )*};
     }
@@ -505,7 +523,7 @@ fn span_into<const UTF8: bool>(
     }
     for (tag, value) in view.tags() {
         if !value.is_empty() {
-            out.string_attribute(tag, value.as_bytes(), None);
+            out.string_attribute(9, tag, value.as_bytes(), None);
         }
     }
     if r.status != 0 {
@@ -516,11 +534,11 @@ fn span_into<const UTF8: bool>(
     }
     if r.flags == 0 {
         // Envoy's text for none.
-        out.string_attribute("response_flags", b"-", None);
+        out.string_attribute(9, "response_flags", b"-", None);
     } else {
         flags.clear();
         crate::access_log::ResponseFlags::from_bits(r.flags).append_to(flags);
-        out.string_attribute("response_flags", flags, None);
+        out.string_attribute(9, "response_flags", flags, None);
     }
     out.int_attribute("http.request.body.size", saturate(r.bytes_received));
     out.int_attribute("http.response.body.size", saturate(r.bytes_sent));
@@ -559,32 +577,6 @@ const I32: u8 = 5;
 #[inline(always)]
 const fn key(tag: u32, wire_type: u8) -> usize {
     ((tag as usize) << 3) | wire_type as usize
-}
-
-/// A varint onto a `Vec` (the export's front matter, once per export).
-fn vec_varint(v: usize, out: &mut Vec<u8>) {
-    let mut bytes = [0u8; 10];
-    let width = varint_into(v, &mut bytes);
-    out.extend_from_slice(&bytes[..width]);
-}
-
-/// A length-delimited field onto a `Vec`.
-fn vec_field_bytes(tag: u32, value: &[u8], out: &mut Vec<u8>) {
-    vec_varint(key(tag, LEN), out);
-    vec_varint(value.len(), out);
-    out.extend_from_slice(value);
-}
-
-/// A `KeyValue` with a string value as field `tag` onto a `Vec` (the resource's).
-fn vec_string_attribute(tag: u32, name: &str, value: &[u8], out: &mut Vec<u8>) {
-    let any = 1 + len_of(value.len());
-    let kv = 1 + len_of(name.len()) + 1 + len_of(any);
-    vec_varint(key(tag, LEN), out);
-    vec_varint(kv, out);
-    vec_field_bytes(1, name.as_bytes(), out);
-    vec_varint(key(2, LEN), out);
-    vec_varint(any, out);
-    vec_field_bytes(1, value, out);
 }
 
 /// A varint into `out`, low group first; returns its width.
@@ -731,7 +723,7 @@ mod tests {
         out.put(&[0, 0]);
         out.put(b"abcdef");
         out.varint(300);
-        out.string_attribute("name", b"value", None);
+        out.string_attribute(9, "name", b"value", None);
         let need = out.at;
         assert!(need > 4);
         out.close_length(1);
