@@ -52,6 +52,11 @@ impl IpText {
         text
     }
 
+    /// The text's bytes, unchecked (where bytes do: `as_str` validates them).
+    pub fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
     pub fn as_str(&self) -> &str {
         // Only `write_str` fills `bytes`, with whole `str`s.
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()

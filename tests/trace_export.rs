@@ -41,7 +41,7 @@ fn fill(b: &mut SpanBatch) {
         path: b.push_text("/orders"),
         query: b.push_text("page=2"),
         authority: b.push_text("shop.example"),
-        scheme: b.push_text("https"),
+        scheme: Some("https"),
         route: b.push_text("orders"),
         status: 503,
         peer: b.push_text("10.0.0.7"),
@@ -69,6 +69,7 @@ fn fill(b: &mut SpanBatch) {
         status: 0,
         error: b.push_text("connect failure"),
         tags_len: 0,
+        upstream_attempt: true,
         ..server.clone()
     };
     b.spans.push(server);
@@ -216,6 +217,10 @@ fn otlp_is_decoded_by_the_official_protobuf_classes() {
     assert_eq!(client["parent"], "00f067aa0ba902b7");
     assert_eq!(client["status_message"], "connect failure");
     assert_eq!(client["attrs"]["http.request.resend_count"], 1);
+    assert!(
+        client["attrs"].get("http.request.body.size").is_none(),
+        "an attempt's bytes are its request's"
+    );
     assert!(client["attrs"].get("env").is_none());
 }
 
@@ -488,25 +493,46 @@ fn the_binary_registers_tracer_stats_and_exports_through_reloads() {
         assert!(!stats.contains_key("tracing.zipkin.spans_sent"), "{driver}");
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         let before = collector.requests().len();
-        let r = common::get(addr, "/traced").unwrap();
+        let r = common::get(addr, "/traced/a?q=1").unwrap();
         assert_eq!(r.status, 200);
-        // With the request path sampling, the span goes out within the flush interval
-        // and a tick; without it (trace core not yet in), nothing does.
+        // The span goes out within the flush interval and a tick.
         let got = collector.wait_for(before + 1, Duration::from_secs(4));
-        if got.len() > before {
-            let post = &got[before];
-            assert_eq!(post.path, "/v1/traces");
-            assert_eq!(post.header("x-token"), Some("t"));
-            assert_eq!(post.header("host"), Some("collector"));
-            assert_eq!(
-                rw.wait_for_stat("tracing.opentelemetry.http_reports_success", 1),
-                1
-            );
-        } else {
-            eprintln!(
-                "{driver}: no span exported (the request path did not sample: trace core stubbed?)"
-            );
-        }
+        assert!(got.len() > before, "{driver}: no span exported");
+        let post = &got[before];
+        assert_eq!(post.path, "/v1/traces");
+        assert_eq!(post.header("x-token"), Some("t"));
+        assert_eq!(post.header("host"), Some("collector"));
+        assert_eq!(
+            rw.wait_for_stat("tracing.opentelemetry.http_reports_success", 1),
+            1
+        );
+        // The request's span as the request path recorded it, through the exporter.
+        use prost::Message as _;
+        let body = otlp::ExportTraceServiceRequest::decode(post.body.as_slice()).unwrap();
+        let spans = &body.resource_spans[0].scope_spans[0].spans;
+        assert_eq!(spans.len(), 1, "{driver}: a local answer has no attempt");
+        let span = &spans[0];
+        assert_eq!(span.name, "GET /traced/a", "{driver}");
+        assert_eq!(span.kind, otlp::SPAN_KIND_SERVER, "{driver}");
+        let attribute = |key: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .and_then(|kv| kv.value.clone())
+                .and_then(|v| v.value)
+        };
+        let text = |v: &str| Some(otlp::Value::StringValue(v.to_owned()));
+        assert_eq!(attribute("http.request.method"), text("GET"), "{driver}");
+        assert_eq!(attribute("url.path"), text("/traced/a"), "{driver}");
+        assert_eq!(attribute("url.query"), text("q=1"), "{driver}");
+        assert_eq!(attribute("url.scheme"), text("http"), "{driver}");
+        assert_eq!(attribute("client.address"), text("127.0.0.1"), "{driver}");
+        assert_eq!(
+            attribute("http.response.status_code"),
+            Some(otlp::Value::IntValue(200)),
+            "{driver}"
+        );
+        assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
         std::fs::write(rw.config_path(), yaml("zipkin", "/api/v2/spans")).unwrap();
         let r = common::post(rw.admin_addr(), "/reload").unwrap();
         assert_eq!(
@@ -532,12 +558,16 @@ fn the_binary_registers_tracer_stats_and_exports_through_reloads() {
         let before = collector.requests().len();
         common::get(addr, "/after-reload").unwrap();
         let got = collector.wait_for(before + 1, Duration::from_secs(4));
-        if got.len() > before {
-            assert_eq!(got[before].path, "/api/v2/spans");
-            let spans: serde_json::Value = serde_json::from_slice(&got[before].body).unwrap();
-            assert_eq!(spans[0]["localEndpoint"]["serviceName"], "e2e");
-            assert_eq!(rw.wait_for_stat("tracing.zipkin.reports_sent", 1), 1);
-        }
+        assert!(
+            got.len() > before,
+            "{driver}: no span exported after the reload"
+        );
+        assert_eq!(got[before].path, "/api/v2/spans");
+        let spans: serde_json::Value = serde_json::from_slice(&got[before].body).unwrap();
+        assert_eq!(spans[0]["localEndpoint"]["serviceName"], "e2e");
+        assert_eq!(spans[0]["name"], "GET /after-reload", "{driver}");
+        assert_eq!(spans[0]["tags"]["http.url"], "http://test/after-reload");
+        assert_eq!(rw.wait_for_stat("tracing.zipkin.reports_sent", 1), 1);
         let started = std::time::Instant::now();
         assert!(rw.terminate().success(), "{driver}");
         assert!(

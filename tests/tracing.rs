@@ -628,7 +628,7 @@ fn local_answers_and_each_retry_have_spans() {
         assert_eq!(local.status, 403, "{driver}");
         let failed = exchange(addr, b"GET /named HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(failed.status, 503, "{driver}");
-        let retried = exchange(addr, b"GET /retry HTTP/1.1\r\nHost: t\r\n\r\n");
+        let retried = exchange(addr, b"GET /retry/1?a=b HTTP/1.1\r\nHost: t\r\n\r\n");
         assert_eq!(retried.status, 503, "{driver}");
         // 403; 503 with one attempt; 503 with two attempts.
         let spans = wait_spans(&collector, 6);
@@ -655,6 +655,18 @@ fn local_answers_and_each_retry_have_spans() {
             [1, 2],
             "{driver}: retries are separate spans: {spans:#?}"
         );
+        // The unnamed route's span is named by the method and the path (no query);
+        // the URL keeps the query.
+        let retried = servers
+            .iter()
+            .find(|s| attempts_of(s).len() == 2)
+            .expect("the retried request");
+        assert_eq!(retried["name"], "GET /retry/1", "{driver}: {retried}");
+        assert_eq!(
+            retried["tags"]["http.url"], "http://t/retry/1?a=b",
+            "{driver}"
+        );
+        assert_eq!(retried["tags"]["http.method"], "GET", "{driver}");
         for server in &servers {
             assert!(
                 server["tags"]["response_flags"]
@@ -665,7 +677,13 @@ fn local_answers_and_each_retry_have_spans() {
             for attempt in attempts_of(server) {
                 assert_eq!(attempt["tags"]["error"], "connection failure", "{driver}");
                 assert_eq!(attempt["traceId"], server["traceId"], "{driver}");
+                assert_eq!(attempt["name"], "router app egress", "{driver}");
+                assert!(
+                    attempt["tags"].get("response_size").is_none(),
+                    "{driver}: an attempt's bytes are its request's: {attempt}"
+                );
             }
+            assert!(server["tags"]["response_size"].is_string(), "{driver}");
         }
         drop(rw);
     }

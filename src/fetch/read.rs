@@ -12,8 +12,13 @@ use crate::http1::{self, ChunkEvent, ChunkedDecoder, HeadScanner, Limits, Respon
 
 use super::{Failure, FetchErrorKind, Response};
 
-/// Bytes asked for per read.
+/// Bytes asked for per read of a body that may be long.
 const READ_SIZE: usize = 16 * 1024;
+/// Bytes asked for per read of the head, and of a body known to be short: the buffer
+/// is zeroed when it is made (safe Rust reads into initialized memory), and most
+/// answers (a collector's, a token endpoint's) are a few hundred bytes, so a
+/// `READ_SIZE` buffer per response cost the span exporter more than the answer.
+const FIRST_READ: usize = 2 * 1024;
 
 /// Reads one response to a request with `method`. `read` fills the slice it is given
 /// and returns the count, 0 at the end of the stream.
@@ -23,7 +28,7 @@ pub(super) fn read_response(
     mut read: impl FnMut(&mut [u8], &str) -> Result<usize, Failure>,
 ) -> Result<Response, Failure> {
     let limits = Limits::default();
-    let mut chunk = vec![0u8; READ_SIZE];
+    let mut chunk = vec![0u8; FIRST_READ];
     let mut buf: Vec<u8> = Vec::new();
     let mut scanner = HeadScanner::new();
     let mut head = http1::Response::new();
@@ -78,6 +83,16 @@ pub(super) fn read_response(
         })
         .collect();
     let early = buf.get(head_len..).unwrap_or_default();
+    let body_reads = match head.framing {
+        ResponseFraming::None => 0,
+        ResponseFraming::ContentLength(len) => {
+            usize::try_from(len).map_or(READ_SIZE, |len| len.clamp(FIRST_READ, READ_SIZE))
+        }
+        ResponseFraming::Chunked | ResponseFraming::CloseDelimited => READ_SIZE,
+    };
+    if chunk.len() < body_reads {
+        chunk.resize(body_reads, 0);
+    }
     let body = match head.framing {
         ResponseFraming::None => Vec::new(),
         ResponseFraming::ContentLength(len) => {

@@ -209,7 +209,12 @@ impl Overlay {
 /// The value of `line` ("name: value\r\n") when its name is `name`.
 fn line_value_of<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     let rest = line.get(name.len()..)?;
-    if !line[..name.len()].eq_ignore_ascii_case(name) || rest.first() != Some(&b':') {
+    // The colon first: a line with a name of another length is passed over without
+    // comparing its name; then the exact name (lines the proxy adds are written as it
+    // asks for them), a few word compares where this is inlined with a literal, before
+    // any case, byte by byte.
+    let field = &line[..name.len()];
+    if rest.first() != Some(&b':') || (field != name && !field.eq_ignore_ascii_case(name)) {
         return None;
     }
     let value = rest[1..].strip_suffix(b"\r\n").unwrap_or(&rest[1..]);

@@ -459,7 +459,7 @@ pub(crate) mod tests {
             method: b.push_text("GET"),
             path: b.push_text("/orders"),
             authority: b.push_text("shop.example"),
-            scheme: b.push_text("https"),
+            scheme: Some("https"),
             route: b.push_text("orders"),
             status: 200,
             peer: b.push_text("10.0.0.7"),
@@ -489,6 +489,7 @@ pub(crate) mod tests {
             error: b.push_text("connect failure"),
             debug: false,
             tags_len: 0,
+            upstream_attempt: true,
             ..server.clone()
         };
         b.spans.push(server);

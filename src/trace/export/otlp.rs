@@ -20,7 +20,8 @@
 //! written again once the buffer has grown. Attributes whose lengths all fit in a byte
 //! (nearly all) are written as fixed arrays around the name and the value, names
 //! unrolled as literals, with one bounds check for the whole attribute when the value
-//! is short; the batch's text is checked as UTF-8 once per batch, not once per piece.
+//! is short (found with one lookup, `SpanBatch::short`); the batch's text is checked once
+//! per batch (as ASCII, 32 bytes a step, else as UTF-8), not once per piece.
 //! The structs stay as the reference: the tests decode what [`encode`] wrote with them
 //! and compare it with [`request`]'s message.
 
@@ -220,7 +221,7 @@ pub fn encode_into(
     let count: usize = batches.iter().map(|b| b.spans.len()).sum();
     // Resource { attributes (1): service.name }
     let service = tracer.service_name.as_bytes();
-    let resource = small(|o| o.string_attribute(1, "service.name", service, None));
+    let resource = small(|o| o.string_attribute(1, "service.name", service));
     let scope = small(|o| {
         o.field_bytes(1, b"ringway");
         o.field_bytes(2, env!("CARGO_PKG_VERSION").as_bytes());
@@ -357,35 +358,16 @@ impl Out<'_> {
     /// message (9: a span's attribute). When every length fits in one byte (nearly
     /// always), the fixed bytes go in as two small arrays around the name and the
     /// value.
-    /// `window`: the value's 16 bytes where it is kept (the value and what follows
-    /// it), when there are 16: a short value is then copied as one fixed-size move, not
-    /// a call to `memcpy`; the bytes after it land past the position, where the next
-    /// write goes over them.
     #[inline(always)]
-    fn string_attribute(&mut self, tag: u8, name: &str, value: &[u8], window: Option<&[u8; 16]>) {
+    fn string_attribute(&mut self, tag: u8, name: &str, value: &[u8]) {
         let (n, v) = (name.len(), value.len());
         if n + v <= 120 {
             // KeyValue { key (1), value (2): AnyValue { string_value (1) } }
             let any = 2 + v;
             let kv = 2 + n + 2 + any;
-            let head = [(tag << 3) | LEN, kv as u8, 0x0a, n as u8];
-            let middle = [0x12, any as u8, 0x0a, v as u8];
-            // A short value with its window, and room: one bounds check for the whole
-            // attribute (the name's length is a constant where this is inlined, so
-            // every offset below is too).
-            if let (Some(window), true) = (window, v <= 16) {
-                if let Some(to) = self.buf.get_mut(self.at..self.at + 8 + n + 16) {
-                    to[..4].copy_from_slice(&head);
-                    to[4..4 + n].copy_from_slice(name.as_bytes());
-                    to[4 + n..8 + n].copy_from_slice(&middle);
-                    to[8 + n..].copy_from_slice(window);
-                    self.at += 8 + n + v;
-                    return;
-                }
-            }
-            self.put(&head);
+            self.put(&[(tag << 3) | LEN, kv as u8, 0x0a, n as u8]);
             self.put(name.as_bytes());
-            self.put(&middle);
+            self.put(&[0x12, any as u8, 0x0a, v as u8]);
             self.put(value);
             return;
         }
@@ -397,6 +379,28 @@ impl Out<'_> {
         self.varint(key(2, LEN));
         self.varint(any);
         self.field_bytes(1, value);
+    }
+
+    /// A span's attribute (field 9) with a string value of `len` bytes (1 to 16), given
+    /// as the 16 bytes from its start: with room, one bounds check and fixed-size moves
+    /// (the bytes after the value land past the position, where the next write goes
+    /// over them); else written exactly, piece by piece.
+    #[inline(always)]
+    fn short_attribute(&mut self, name: &str, window: &[u8; 16], len: usize) {
+        let n = name.len();
+        debug_assert!(n <= 100 && (1..=16).contains(&len));
+        let kv = 2 + n + 2 + 2 + len;
+        let head = [(9 << 3) | LEN, kv as u8, 0x0a, n as u8];
+        let middle = [0x12, 2 + len as u8, 0x0a, len as u8];
+        if let Some(to) = self.buf.get_mut(self.at..self.at + 8 + n + 16) {
+            to[..4].copy_from_slice(&head);
+            to[4..4 + n].copy_from_slice(name.as_bytes());
+            to[4 + n..8 + n].copy_from_slice(&middle);
+            to[8 + n..].copy_from_slice(window);
+            self.at += 8 + n + len;
+            return;
+        }
+        self.string_attribute(9, name, window.get(..len).unwrap_or_default());
     }
 
     /// A `KeyValue` with an int value, as a span's attribute (field 9).
@@ -414,9 +418,22 @@ impl Out<'_> {
         let any = 1 + varint_len(value);
         let kv = 1 + len_of(n) + 1 + len_of(any);
         if kv < 128 {
-            self.put(&[(9 << 3) | LEN, kv as u8, 0x0a, n as u8]);
+            let head = [(9 << 3) | LEN, kv as u8, 0x0a, n as u8];
+            let middle = [0x12, any as u8, field << 3];
+            // With room for the longest varint: one bounds check, fixed-size moves.
+            if let Some(to) = self.buf.get_mut(self.at..self.at + 7 + n + 10) {
+                to[..4].copy_from_slice(&head);
+                to[4..4 + n].copy_from_slice(name.as_bytes());
+                to[4 + n..7 + n].copy_from_slice(&middle);
+                let mut digits = [0u8; 10];
+                let width = varint_into(value, &mut digits);
+                to[7 + n..].copy_from_slice(&digits);
+                self.at += 7 + n + width;
+                return;
+            }
+            self.put(&head);
             self.put(name.as_bytes());
-            self.put(&[0x12, any as u8, field << 3]);
+            self.put(&middle);
             self.varint(value);
             return;
         }
@@ -435,6 +452,13 @@ impl Out<'_> {
     fn close_length(&mut self, len_at: usize) {
         let body = len_at + 2;
         let n = self.at - body;
+        if (128..16_384).contains(&n) {
+            // The common case: the placeholder's two bytes, nothing moved.
+            if let Some(to) = self.buf.get_mut(len_at..body) {
+                to.copy_from_slice(&[n as u8 | 0x80, (n >> 7) as u8]);
+            }
+            return;
+        }
         let mut prefix = [0u8; 10];
         let width = varint_into(n, &mut prefix);
         let end = len_at + width + n;
@@ -472,37 +496,48 @@ fn span_into<const UTF8: bool>(
             view.batch.text(t).as_bytes()
         }
     };
-    out.byte(key(2, LEN) as u8);
-    let len_at = out.at;
-    out.put(&[0, 0]);
-    // trace_id (1) and span_id (2): fixed-size bytes.
-    out.put(&[0x0a, 16]);
-    out.put(&r.trace_id.to_be_bytes());
-    out.put(&[0x12, 8]);
-    out.put(&r.span_id.to_be_bytes());
+    // The field's key, the two-byte length placeholder, trace_id (1) and span_id (2):
+    // one fixed block, one bounds check.
+    let mut front = [0u8; 31];
+    front[0] = key(2, LEN) as u8;
+    front[3..5].copy_from_slice(&[0x0a, 16]);
+    front[5..21].copy_from_slice(&r.trace_id.to_be_bytes());
+    front[21..23].copy_from_slice(&[0x12, 8]);
+    front[23..].copy_from_slice(&r.span_id.to_be_bytes());
+    let len_at = out.at + 1;
+    out.put(&front);
     out.field_str(3, text(r.trace_state));
     if r.parent_id != 0 {
-        out.put(&[0x22, 8]);
-        out.put(&r.parent_id.to_be_bytes());
+        let mut parent = [0x22, 8, 0, 0, 0, 0, 0, 0, 0, 0];
+        parent[2..].copy_from_slice(&r.parent_id.to_be_bytes());
+        out.put(&parent);
     }
     out.field_str(5, text(r.name));
     let kind = match r.kind {
         SpanKind::Server => SPAN_KIND_SERVER,
         SpanKind::Client => SPAN_KIND_CLIENT,
     };
-    // kind (6) a varint, start (7) and end (8) fixed64.
-    out.put(&[(6 << 3) | VARINT, kind as u8, (7 << 3) | I64]);
-    out.put(&r.start_ns.to_le_bytes());
-    out.byte((8 << 3) | I64);
-    out.put(&r.end_ns.max(r.start_ns).to_le_bytes());
+    // kind (6) a varint, start (7) and end (8) fixed64: one block.
+    let mut times = [0u8; 20];
+    times[..3].copy_from_slice(&[(6 << 3) | VARINT, kind as u8, (7 << 3) | I64]);
+    times[3..11].copy_from_slice(&r.start_ns.to_le_bytes());
+    times[11] = (8 << 3) | I64;
+    times[12..].copy_from_slice(&r.end_ns.max(r.start_ns).to_le_bytes());
+    out.put(&times);
     // Unrolled, each with its name as a literal: the name's copy is then a few
     // moves, not a call.
     macro_rules! strings {
         ($($name:literal => $value:expr),* $(,)?) => {$(
-            let value = text($value);
-            if !value.is_empty() {
-                let window = if UTF8 { view.batch.window($value) } else { None };
-                out.string_attribute(9, $name, value, window);
+            let piece = $value;
+            match view.batch.short(piece).filter(|_| UTF8) {
+                // Most values: one lookup, one bounds check, fixed-size moves.
+                Some((window, len)) => out.short_attribute($name, window, len),
+                None => {
+                    let value = text(piece);
+                    if !value.is_empty() {
+                        out.string_attribute(9, $name, value);
+                    }
+                }
             }
         )*};
     }
@@ -510,7 +545,11 @@ fn span_into<const UTF8: bool>(
         "http.request.method" => r.method,
         "url.path" => r.path,
         "url.query" => r.query,
-        "url.scheme" => r.scheme,
+    }
+    if let Some(scheme) = r.scheme {
+        out.string_attribute(9, "url.scheme", scheme.as_bytes());
+    }
+    strings! {
         "http.route" => r.route,
         "server.address" => r.authority,
         "client.address" => r.peer,
@@ -523,7 +562,7 @@ fn span_into<const UTF8: bool>(
     }
     for (tag, value) in view.tags() {
         if !value.is_empty() {
-            out.string_attribute(9, tag, value.as_bytes(), None);
+            out.string_attribute(9, tag, value.as_bytes());
         }
     }
     if r.status != 0 {
@@ -534,14 +573,16 @@ fn span_into<const UTF8: bool>(
     }
     if r.flags == 0 {
         // Envoy's text for none.
-        out.string_attribute(9, "response_flags", b"-", None);
+        out.string_attribute(9, "response_flags", b"-");
     } else {
         flags.clear();
         crate::access_log::ResponseFlags::from_bits(r.flags).append_to(flags);
-        out.string_attribute(9, "response_flags", flags, None);
+        out.string_attribute(9, "response_flags", flags);
     }
-    out.int_attribute("http.request.body.size", saturate(r.bytes_received));
-    out.int_attribute("http.response.body.size", saturate(r.bytes_sent));
+    if !r.upstream_attempt {
+        out.int_attribute("http.request.body.size", saturate(r.bytes_received));
+        out.int_attribute("http.response.body.size", saturate(r.bytes_sent));
+    }
     if r.kind == SpanKind::Client && r.attempt > 1 {
         out.int_attribute("http.request.resend_count", i64::from(r.attempt - 1));
     }
@@ -580,6 +621,7 @@ const fn key(tag: u32, wire_type: u8) -> usize {
 }
 
 /// A varint into `out`, low group first; returns its width.
+#[inline]
 fn varint_into(mut v: usize, out: &mut [u8; 10]) -> usize {
     let mut i = 0;
     while v >= 0x80 {
@@ -617,7 +659,7 @@ fn span(view: &SpanView<'_>) -> Span {
     add_text("http.request.method", text(r.method));
     add_text("url.path", text(r.path));
     add_text("url.query", text(r.query));
-    add_text("url.scheme", text(r.scheme));
+    add_text("url.scheme", r.scheme.unwrap_or_default());
     add_text("http.route", text(r.route));
     add_text("server.address", text(r.authority));
     add_text("client.address", text(r.peer));
@@ -637,8 +679,10 @@ fn span(view: &SpanView<'_>) -> Span {
         attributes.push(int("network.peer.port", i64::from(r.peer_port)));
     }
     attributes.push(string("response_flags", &flags_text(r.flags)));
-    attributes.push(int("http.request.body.size", saturate(r.bytes_received)));
-    attributes.push(int("http.response.body.size", saturate(r.bytes_sent)));
+    if !r.upstream_attempt {
+        attributes.push(int("http.request.body.size", saturate(r.bytes_received)));
+        attributes.push(int("http.response.body.size", saturate(r.bytes_sent)));
+    }
     if r.kind == SpanKind::Client && r.attempt > 1 {
         attributes.push(int("http.request.resend_count", i64::from(r.attempt - 1)));
     }
@@ -723,7 +767,7 @@ mod tests {
         out.put(&[0, 0]);
         out.put(b"abcdef");
         out.varint(300);
-        out.string_attribute(9, "name", b"value", None);
+        out.string_attribute(9, "name", b"value");
         let need = out.at;
         assert!(need > 4);
         out.close_length(1);
@@ -821,6 +865,11 @@ mod tests {
             Some(&Value::IntValue(1))
         );
         assert_eq!(attribute(client, "error"), Some(&Value::BoolValue(true)));
+        assert!(attribute(client, "http.response.body.size").is_none());
+        assert_eq!(
+            attribute(server, "http.response.body.size"),
+            Some(&Value::IntValue(3400))
+        );
         assert_eq!(
             attribute(client, "response_flags"),
             Some(&Value::StringValue("UF,URX".into()))

@@ -57,10 +57,7 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
     tag("http.method", text(r.method).to_owned());
     let path = text(r.path);
     if !path.is_empty() {
-        let scheme = match text(r.scheme) {
-            "" => "http",
-            s => s,
-        };
+        let scheme = r.scheme.unwrap_or("http");
         let query = text(r.query);
         let url = if query.is_empty() {
             format!("{scheme}://{}{path}", text(r.authority))
@@ -80,8 +77,10 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
     tag("guid:x-request-id", text(r.request_id).to_owned());
     tag("enduser.id", text(r.consumer).to_owned());
     tag("response_flags", flags_text(r.flags));
-    tag("request_size", r.bytes_received.to_string());
-    tag("response_size", r.bytes_sent.to_string());
+    if !r.upstream_attempt {
+        tag("request_size", r.bytes_received.to_string());
+        tag("response_size", r.bytes_sent.to_string());
+    }
     if r.kind == SpanKind::Client && r.attempt > 1 {
         tag("retry.count", (r.attempt - 1).to_string());
     }
@@ -197,6 +196,7 @@ mod tests {
         assert_eq!(client["tags"]["error"], "connect failure");
         assert_eq!(client["tags"]["response_flags"], "UF,URX");
         assert_eq!(client["tags"]["retry.count"], "1");
+        assert!(client["tags"].get("response_size").is_none());
         assert!(client.get("debug").is_none());
     }
 

@@ -100,6 +100,13 @@ pub(super) struct Pending {
     cluster: (u32, u32),
     /// Envoy's name for an upstream span: `router <cluster> egress`.
     attempt_name: (u32, u32),
+    /// The route, cluster and listener the pieces at the start of `text` (`route`,
+    /// `cluster`, `attempt_name`) were copied for, by address, and where they end: the
+    /// next request of the connection to the same route and cluster keeps them rather
+    /// than copying them again. (Addresses are safe keys: the route, the cluster's name
+    /// and the listener live in the snapshot the connection holds for its lifetime.)
+    constants_for: Option<(usize, usize, usize)>,
+    constants_len: usize,
     /// Custom tags: name and value pieces.
     tags: Vec<((u32, u32), (u32, u32))>,
     /// The request's upstream attempts (listeners that spawn upstream spans).
@@ -135,9 +142,16 @@ impl Pending {
         (start, self.text.len() as u32 - start)
     }
 
-    fn clear(&mut self) {
+    /// Forgets the last request, keeping the constant pieces when they were made for
+    /// `key` (else they are made again: `constants_for` is `None`).
+    fn clear(&mut self, key: (usize, usize, usize)) {
         self.end = None;
-        self.text.clear();
+        if self.constants_for == Some(key) {
+            self.text.truncate(self.constants_len);
+        } else {
+            self.text.clear();
+            self.constants_for = None;
+        }
         self.tags.clear();
         self.attempts.clear();
     }
@@ -390,14 +404,45 @@ impl Begin<'_> {
         fields: Fields<'_>,
     ) {
         let p = self.pending.get_or_insert_with(Default::default);
-        p.clear();
+        let route_name = route.and_then(|r| r.name.as_deref()).unwrap_or("");
+        let cluster = cluster.unwrap_or("").as_bytes();
+        let key = (
+            route.map_or(0, |r| std::ptr::from_ref(r) as usize),
+            cluster.as_ptr() as usize ^ (cluster.len() << 48),
+            std::ptr::from_ref(t) as usize,
+        );
+        p.clear(key);
+        if p.constants_for.is_none() {
+            p.route = p.push(route_name.as_bytes());
+            p.cluster = p.push(cluster);
+            // Envoy's router names an upstream span after its cluster.
+            p.attempt_name = if t.config.upstream_spans && !cluster.is_empty() {
+                p.push_parts(&[b"router ", cluster, b" egress"])
+            } else {
+                (0, 0)
+            };
+            p.constants_for = Some(key);
+            p.constants_len = p.text.len();
+        }
         // The request's first byte, in Unix time, from the instant already read.
         let anchor = self.clock.anchor();
         p.anchor = Some(anchor);
         p.start_ns = anchor.unix_ns(self.rq_start.unwrap_or_else(Instant::now));
-        let method = self.request.method_span.get(head);
-        p.method = p.push(method);
-        let target = self.request.path.get(head);
+        let (method_span, target_span) = (self.request.method_span, self.request.path);
+        let (method, target) = (method_span.get(head), target_span.get(head));
+        // The method and the target are one run of the request line: copied as one
+        // piece when they are (always, from the codec), else one piece each.
+        let line_at = (method_span.end <= target_span.start)
+            .then(|| head.get(method_span.start as usize..target_span.end as usize))
+            .flatten();
+        let (method_at, target_at) = match line_at {
+            Some(line) => {
+                let (at, _) = p.push(line);
+                (at, at + (target_span.start - method_span.start))
+            }
+            None => (p.push(method).0, p.push(target).0),
+        };
+        p.method = (method_at, method.len() as u32);
         let (path, query) = match target.iter().position(|&b| b == b'?') {
             Some(q) => (&target[..q], &target[q + 1..]),
             None => (target, &b""[..]),
@@ -406,8 +451,11 @@ impl Begin<'_> {
         while cut > 0 && cut < path.len() && (path[cut] & 0xC0) == 0x80 {
             cut -= 1;
         }
-        p.path = p.push(&path[..cut]);
-        p.query = p.push(query);
+        p.path = (target_at, cut as u32);
+        p.query = match query.len() {
+            0 => (0, 0),
+            n => (target_at + (path.len() + 1) as u32, n as u32),
+        };
         let authority = self.request.host.map_or(&b""[..], |h| h.get(head));
         p.authority = p.push(authority);
         p.user_agent = fields.user_agent.map_or((0, 0), |v| p.push(v));
@@ -423,23 +471,18 @@ impl Begin<'_> {
             },
         };
         p.trace_state = fields.trace_state.map_or((0, 0), |s| p.push(s));
-        let route_name = route.and_then(|r| r.name.as_deref()).unwrap_or("");
-        p.route = p.push(route_name.as_bytes());
-        let cluster = cluster.unwrap_or("").as_bytes();
-        p.cluster = p.push(cluster);
-        // Envoy's router names an upstream span after its cluster.
-        p.attempt_name = if t.config.upstream_spans && !cluster.is_empty() {
-            p.push_parts(&[b"router ", cluster, b" egress"])
-        } else {
-            (0, 0)
-        };
         let operation = route
             .and_then(|r| r.tracing.as_deref())
             .and_then(|r| r.operation.as_deref());
+        // `<method> <path>` is the request line's start when one space parts them.
+        let spaced = line_at.is_some() && target_span.start == method_span.end + 1;
         p.name = match operation {
             Some(op) => p.push(op.as_bytes()),
             // Envoy's default operation name: the authority and path.
             None if self.listener.proxy.envoy.is_some() => p.push_parts(&[authority, path]),
+            None if route_name.is_empty() && spaced => {
+                (method_at, method.len() as u32 + 1 + path.len() as u32)
+            }
             None if route_name.is_empty() => p.push_parts(&[method, b" ", path]),
             None => p.push_parts(&[method, b" ", route_name.as_bytes()]),
         };
@@ -571,7 +614,7 @@ impl Connection<'_> {
                 continue;
             };
             let at = block(batch, p, &mut base);
-            let piece = |r| at.map_or(TextRef::EMPTY, |b| TextRef::in_block(b, r));
+            let piece = |r| TextRef::in_block(at, r);
             // An attempt carries what is its own, and the request's method, path and
             // id (Envoy's upstream span tags); the rest is on the request's span.
             batch.spans.push(SpanRecord {
@@ -591,6 +634,7 @@ impl Connection<'_> {
                 status: a.status,
                 attempt: a.number,
                 debug: s.debug,
+                upstream_attempt: true,
                 ..SpanRecord::default()
             });
             if sinks.pushed(t.tracer) {
@@ -601,7 +645,7 @@ impl Connection<'_> {
             return;
         };
         let at = block(batch, p, &mut base);
-        let piece = |r| at.map_or(TextRef::EMPTY, |b| TextRef::in_block(b, r));
+        let piece = |r| TextRef::in_block(at, r);
         let https = self.stream.is_tls();
         let (client, port) = if self.client_ip == self.peer {
             (self.peer_text, self.peer_port)
@@ -624,10 +668,10 @@ impl Connection<'_> {
             path: piece(p.path),
             query: piece(p.query),
             authority: piece(p.authority),
-            scheme: batch.push_text(if https { "https" } else { "http" }),
+            scheme: Some(if https { "https" } else { "http" }),
             route: piece(p.route),
             status,
-            peer: batch.push_text(client.as_str()),
+            peer: batch.push_bytes(client.as_bytes()),
             peer_port: port,
             user_agent: piece(p.user_agent),
             request_id: piece(p.request_id),
@@ -642,6 +686,7 @@ impl Connection<'_> {
             trace_state: piece(p.trace_state),
             debug: s.debug,
             shared: s.shared,
+            upstream_attempt: false,
             tags_start,
             tags_len: p.tags.len() as u32,
         };
@@ -651,7 +696,7 @@ impl Connection<'_> {
 }
 
 /// Where the request's text block starts in `batch`: copied on the first span that
-/// needs it (`None`: it did not fit, and the spans go without their text).
-fn block(batch: &mut SpanBatch, p: &Pending, base: &mut Option<Option<u32>>) -> Option<u32> {
-    *base.get_or_insert_with(|| batch.push_block(&p.text))
+/// needs it (`TextRef::NO_BLOCK`: it did not fit, and the spans go without their text).
+fn block(batch: &mut SpanBatch, p: &Pending, base: &mut Option<u32>) -> u32 {
+    *base.get_or_insert_with(|| batch.push_block(&p.text).unwrap_or(TextRef::NO_BLOCK))
 }
