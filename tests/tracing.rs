@@ -489,33 +489,29 @@ fn wait_spans(collector: &common::collector::Collector, n: usize) -> Vec<serde_j
     }
 }
 
+/// A ringway in front of `endpoint` that samples every request and sends its spans to
+/// `collector` as Zipkin JSON.
+fn all_traced(
+    driver: &str,
+    endpoint: &str,
+    collector: &common::collector::Collector,
+) -> (Ringway, SocketAddr) {
+    let zipkin = ("zipkin", &*collector.addr().to_string());
+    start(driver, |port, admin| {
+        config((port, admin), endpoint, "{ sampling: 100% }", zipkin, "")
+    })
+}
+
 #[test]
 fn two_hops_export_a_chain_of_spans_with_their_attributes_and_timings() {
     use common::collector::{Collector, Mode};
     for driver in drivers() {
         let collector = Collector::start(Mode::Normal);
         let service = Upstream::start(false);
-        let zipkin = ("zipkin", &*collector.addr().to_string());
         // The sidecar, in front of the service…
-        let (sidecar, sidecar_addr) = start(driver, |port, admin| {
-            config(
-                (port, admin),
-                &service.endpoint(),
-                "{ sampling: 100% }",
-                zipkin,
-                "",
-            )
-        });
+        let (sidecar, sidecar_addr) = all_traced(driver, &service.endpoint(), &collector);
         // … and the gateway, in front of the sidecar.
-        let (gateway, gateway_addr) = start(driver, |port, admin| {
-            config(
-                (port, admin),
-                &sidecar_addr.to_string(),
-                "{ sampling: 100% }",
-                zipkin,
-                "",
-            )
-        });
+        let (gateway, gateway_addr) = all_traced(driver, &sidecar_addr.to_string(), &collector);
         let before = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .expect("clock")
@@ -763,6 +759,35 @@ fn an_envoy_span_records_the_request_id_as_forwarded_with_its_reason_packed() {
             forwarded.as_str(),
             "{driver}"
         );
+        drop(rw);
+    }
+}
+
+/// A request's span counts its bytes on the wire, head and body, as the access log does;
+/// its attempt's span counts none.
+#[test]
+fn a_request_span_counts_the_body_it_carried() {
+    use common::collector::{Collector, Mode};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let service = Upstream::start(false);
+        let (rw, addr) = all_traced(driver, &service.endpoint(), &collector);
+        let raw = b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\nhello world";
+        let r = exchange(addr, raw);
+        assert_eq!(r.status, 200, "{driver}");
+        let spans = wait_spans(&collector, 2);
+        let server = spans
+            .iter()
+            .find(|s| s["kind"] == "SERVER")
+            .unwrap_or_else(|| panic!("{driver}: {spans:#?}"));
+        assert_eq!(server["name"], "POST /upload", "{driver}");
+        let wire = raw.len().to_string();
+        assert_eq!(server["tags"]["request_size"], wire.as_str(), "{driver}");
+        let client = spans
+            .iter()
+            .find(|s| s["kind"] == "CLIENT")
+            .unwrap_or_else(|| panic!("{driver}: {spans:#?}"));
+        assert!(client["tags"].get("request_size").is_none(), "{driver}");
         drop(rw);
     }
 }

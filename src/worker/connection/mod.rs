@@ -1128,9 +1128,11 @@ impl Connection<'_> {
         true
     }
 
-    /// Body bytes read for the current request (for the access log).
+    /// Body bytes read for the current request (for the access log, the route's stats
+    /// and a sampled request's span).
     fn count_received(&mut self, bytes: u64) {
         self.route_stats.received(bytes);
+        self.trace_received(bytes);
         if let Some(log) = &mut self.log {
             log.add_received(bytes);
         }

@@ -107,6 +107,8 @@ pub(super) struct Pending {
     /// and the listener live in the snapshot the connection holds for its lifetime.)
     constants_for: Option<(usize, usize, usize)>,
     constants_len: usize,
+    /// Body bytes read for the request (its span's size is the head and these).
+    received: u64,
     /// Custom tags: name and value pieces.
     tags: Vec<((u32, u32), (u32, u32))>,
     /// The request's upstream attempts (listeners that spawn upstream spans).
@@ -146,6 +148,7 @@ impl Pending {
     /// `key` (else they are made again: `constants_for` is `None`).
     fn clear(&mut self, key: (usize, usize, usize)) {
         self.end = None;
+        self.received = 0;
         if self.constants_for == Some(key) {
             self.text.truncate(self.constants_len);
         } else {
@@ -510,6 +513,15 @@ impl Begin<'_> {
 }
 
 impl Connection<'_> {
+    /// Counts body bytes read for a sampled request (its span's request size).
+    pub(super) fn trace_received(&mut self, bytes: u64) {
+        if self.trace.on && self.trace.sampled {
+            if let Some(p) = self.pending.as_deref_mut() {
+                p.received += bytes;
+            }
+        }
+    }
+
     /// Notes when a sampled request's response ended (the instant its
     /// `downstream_rq_time` was read), for its span's end.
     pub(super) fn trace_response_end(&mut self, end: Instant) {
@@ -679,7 +691,7 @@ impl Connection<'_> {
             upstream: upstream.map_or(TextRef::EMPTY, |u| batch.push_text(u)),
             consumer: consumer.map_or(TextRef::EMPTY, |c| batch.push_text(c)),
             flags: flags.bits(),
-            bytes_received: self.request.head_len as u64,
+            bytes_received: self.request.head_len as u64 + p.received,
             bytes_sent,
             attempt: self.retry.attempt,
             error: TextRef::EMPTY,
