@@ -791,3 +791,57 @@ fn a_request_span_counts_the_body_it_carried() {
         drop(rw);
     }
 }
+
+/// The requests of one keep-alive connection each carry their own route's text (the
+/// connection keeps its route's text between requests to the same route).
+#[test]
+fn each_request_of_a_connection_names_its_own_route() {
+    use common::collector::{Collector, Mode};
+    use std::io::{BufReader, Write};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let service = Upstream::start(false);
+        let (rw, addr) = all_traced(driver, &service.endpoint(), &collector);
+        let conn = common::connect(addr).unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut conn = conn;
+        for path in ["/named/1", "/plain/2", "/named/3", "/named/4"] {
+            let raw = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+            conn.write_all(raw.as_bytes()).unwrap();
+            let r = common::read_response(&mut reader, false).unwrap();
+            assert_eq!(r.status, 200, "{driver} {path}");
+        }
+        let spans = wait_spans(&collector, 8);
+        let mut servers: Vec<(String, String, String)> = spans
+            .iter()
+            .filter(|s| s["kind"] == "SERVER")
+            .map(|s| {
+                let tag = |k: &str| s["tags"][k].as_str().unwrap_or("").to_owned();
+                (
+                    tag("http.url"),
+                    s["name"].as_str().unwrap_or("").to_owned(),
+                    tag("http.route"),
+                )
+            })
+            .collect();
+        servers.sort();
+        let want = |path: &str, name: &str, route: &str| {
+            (format!("http://t{path}"), name.to_owned(), route.to_owned())
+        };
+        assert_eq!(
+            servers,
+            [
+                want("/named/1", "listOrders", "orders"),
+                want("/named/3", "listOrders", "orders"),
+                want("/named/4", "listOrders", "orders"),
+                want("/plain/2", "GET /plain/2", ""),
+            ],
+            "{driver}"
+        );
+        for attempt in spans.iter().filter(|s| s["kind"] == "CLIENT") {
+            assert_eq!(attempt["name"], "router app egress", "{driver}");
+            assert_eq!(attempt["tags"]["upstream_cluster"], "app", "{driver}");
+        }
+        drop(rw);
+    }
+}

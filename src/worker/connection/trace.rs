@@ -105,7 +105,7 @@ pub(super) struct Pending {
     /// next request of the connection to the same route and cluster keeps them rather
     /// than copying them again. (Addresses are safe keys: the route, the cluster's name
     /// and the listener live in the snapshot the connection holds for its lifetime.)
-    constants_for: Option<(usize, usize, usize)>,
+    constants_for: Option<ConstantsKey>,
     constants_len: usize,
     /// Body bytes read for the request (its span's size is the head and these).
     received: u64,
@@ -113,6 +113,15 @@ pub(super) struct Pending {
     tags: Vec<((u32, u32), (u32, u32))>,
     /// The request's upstream attempts (listeners that spawn upstream spans).
     attempts: Vec<Attempt>,
+}
+
+/// What a connection's constant span text was copied for: the route, the cluster's
+/// name and the listener's tracing, by address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ConstantsKey {
+    route: usize,
+    cluster: (usize, usize),
+    listener: usize,
 }
 
 /// One upstream attempt, recorded as a span when its request ends.
@@ -146,7 +155,7 @@ impl Pending {
 
     /// Forgets the last request, keeping the constant pieces when they were made for
     /// `key` (else they are made again: `constants_for` is `None`).
-    fn clear(&mut self, key: (usize, usize, usize)) {
+    fn clear(&mut self, key: ConstantsKey) {
         self.end = None;
         self.received = 0;
         if self.constants_for == Some(key) {
@@ -409,11 +418,11 @@ impl Begin<'_> {
         let p = self.pending.get_or_insert_with(Default::default);
         let route_name = route.and_then(|r| r.name.as_deref()).unwrap_or("");
         let cluster = cluster.unwrap_or("").as_bytes();
-        let key = (
-            route.map_or(0, |r| std::ptr::from_ref(r) as usize),
-            cluster.as_ptr() as usize ^ (cluster.len() << 48),
-            std::ptr::from_ref(t) as usize,
-        );
+        let key = ConstantsKey {
+            route: route.map_or(0, |r| std::ptr::from_ref(r) as usize),
+            cluster: (cluster.as_ptr() as usize, cluster.len()),
+            listener: std::ptr::from_ref(t) as usize,
+        };
         p.clear(key);
         if p.constants_for.is_none() {
             p.route = p.push(route_name.as_bytes());
