@@ -21,7 +21,7 @@
 //! (nearly all) are written as fixed arrays around the name and the value, names
 //! unrolled as literals, with one bounds check for the whole attribute when the value
 //! is short (found with one lookup, `SpanBatch::short`); the batch's text is checked once
-//! per batch (as ASCII, 32 bytes a step, else as UTF-8), not once per piece.
+//! per batch (as ASCII, else as UTF-8), not once per piece.
 //! The structs stay as the reference: the tests decode what [`encode`] wrote with them
 //! and compare it with [`request`]'s message.
 

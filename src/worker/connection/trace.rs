@@ -138,6 +138,12 @@ struct Attempt {
 }
 
 impl Pending {
+    /// The anchor the request took when it began (every sampled request has one),
+    /// else the clock's.
+    fn anchor(&self, clock: &crate::clock::CoarseClock) -> crate::clock::UnixAnchor {
+        self.anchor.unwrap_or_else(|| clock.anchor())
+    }
+
     fn push(&mut self, s: &[u8]) -> (u32, u32) {
         let start = self.text.len() as u32;
         self.text.extend_from_slice(s);
@@ -487,7 +493,9 @@ impl Begin<'_> {
             .and_then(|r| r.tracing.as_deref())
             .and_then(|r| r.operation.as_deref());
         // `<method> <path>` is the request line's start when one space parts them.
-        let spaced = line_at.is_some() && target_span.start == method_span.end + 1;
+        let spaced = line_at.is_some()
+            && target_span.start == method_span.end + 1
+            && head.get(method_span.end as usize) == Some(&b' ');
         p.name = match operation {
             Some(op) => p.push(op.as_bytes()),
             // Envoy's default operation name: the authority and path.
@@ -558,8 +566,11 @@ impl Connection<'_> {
             (s.span_id, s.parent_id)
         };
         if s.sampled && t.config.upstream_spans {
-            let anchor = self.pending.as_deref().and_then(|p| p.anchor);
-            let anchor = anchor.unwrap_or_else(|| self.worker.clock.anchor());
+            let clock = &self.worker.clock;
+            let anchor = self
+                .pending
+                .as_deref()
+                .map_or_else(|| clock.anchor(), |p| p.anchor(clock));
             s.attempt_start_ns = anchor.unix_ns(started.unwrap_or_else(Instant::now));
         }
         let outgoing = Outgoing {
@@ -592,7 +603,7 @@ impl Connection<'_> {
         let Some(p) = self.pending.as_deref_mut() else {
             return;
         };
-        let anchor = p.anchor.unwrap_or_else(|| self.worker.clock.anchor());
+        let anchor = p.anchor(&self.worker.clock);
         let upstream = p.push(upstream.pool.address_text().as_bytes());
         let error = error.map_or((0, 0), |e| p.push(e.as_bytes()));
         p.attempts.push(Attempt {
@@ -624,7 +635,7 @@ impl Connection<'_> {
         let Some(p) = self.pending.as_deref() else {
             return;
         };
-        let anchor = p.anchor.unwrap_or_else(|| self.worker.clock.anchor());
+        let anchor = p.anchor(&self.worker.clock);
         let end_ns = anchor.unix_ns(p.end.unwrap_or_else(Instant::now));
         let mut sinks = self.worker.spans.borrow_mut();
         // Where the request's text block is in the current batch (none yet, or the
