@@ -16,7 +16,7 @@ use std::{
     collections::HashMap,
     io::{BufReader, Write},
     net::{SocketAddr, TcpStream},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use common::{upstream::Upstream, *};
@@ -297,36 +297,67 @@ fn round(clients: &mut [Client], shape: &Shape, per_connection: usize) {
     }
 }
 
-/// Allocations per request for `shape` on warm connections, asserted at most its `max`.
+/// How many windows of `measured` rounds a shape may take to come in at its `max`.
+/// A change that adds an allocation to every request fails every window; a machine
+/// that stalls for a moment (a shared CI runner: the 150 ms shape once read 1.25 there,
+/// never above 1.025 here with three CPU hogs on one core) fails one. Every window is
+/// printed.
+const WINDOWS: usize = 3;
+
+/// The stats once every request sent so far has been completed: a worker publishes its
+/// allocation count when a request ends, just after writing the response, so a client
+/// can read the response before the count moves.
+fn settled_stats(rw: &Ringway) -> HashMap<String, u64> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let stats = rw.stats();
+        let active: u64 = stats
+            .iter()
+            .filter(|(name, _)| {
+                name.starts_with("http.") && name.ends_with(".downstream_rq_active")
+            })
+            .map(|(_, value)| value)
+            .sum();
+        if active == 0 || Instant::now() > deadline {
+            return stats;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Allocations per request for `shape` on warm connections, asserted at most its `max`
+/// in one of [`WINDOWS`] windows.
 fn measure(rw: &Ringway, clients: &mut [Client], shape: &Shape, driver: &str, workers: usize) {
     round(clients, shape, shape.warmup);
-    // Each worker publishes its count when a request ends, just after the response is
-    // written; reading /stats may see the last request of a phase unpublished, which
-    // shifts the measured window by a request but does not change its length.
-    let before = rw.stats();
-    round(clients, shape, shape.measured);
-    let after = rw.stats();
+    let mut windows = Vec::with_capacity(WINDOWS);
+    for window in 1..=WINDOWS {
+        let before = settled_stats(rw);
+        round(clients, shape, shape.measured);
+        let after = settled_stats(rw);
 
-    let (b, a) = (per_worker(&before, workers), per_worker(&after, workers));
-    assert!(
-        b.iter().sum::<u64>() > 0,
-        "{driver}: the counter never moved: {b:?}"
-    );
-    let requests = (clients.len() * shape.measured) as u64;
-    let served =
-        after["http.public.downstream_rq_total"] - before["http.public.downstream_rq_total"];
-    assert_eq!(served, requests, "{driver}: requests counted");
-    let delta: u64 = a.iter().zip(&b).map(|(a, b)| a - b).sum();
-    let per_request = delta as f64 / requests as f64;
-    eprintln!(
-        "{driver}, {}: {delta} heap allocations over {requests} proxied keep-alive requests = {per_request:.3} per request (per worker before {b:?}, after {a:?})",
-        shape.name
-    );
-    assert!(
-        per_request <= shape.max,
-        "{driver}, {}: {per_request:.3} heap allocations per request (at most {})",
-        shape.name,
-        shape.max
+        let (b, a) = (per_worker(&before, workers), per_worker(&after, workers));
+        assert!(
+            b.iter().sum::<u64>() > 0,
+            "{driver}: the counter never moved: {b:?}"
+        );
+        let requests = (clients.len() * shape.measured) as u64;
+        let served =
+            after["http.public.downstream_rq_total"] - before["http.public.downstream_rq_total"];
+        assert_eq!(served, requests, "{driver}: requests counted");
+        let delta: u64 = a.iter().zip(&b).map(|(a, b)| a - b).sum();
+        let per_request = delta as f64 / requests as f64;
+        eprintln!(
+            "{driver}, {}, window {window}: {delta} heap allocations over {requests} proxied keep-alive requests = {per_request:.3} per request (per worker before {b:?}, after {a:?})",
+            shape.name
+        );
+        windows.push(per_request);
+        if per_request <= shape.max {
+            return;
+        }
+    }
+    panic!(
+        "{driver}, {}: heap allocations per request {windows:.3?} in {WINDOWS} windows (at most {})",
+        shape.name, shape.max
     );
 }
 
@@ -434,9 +465,9 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
             measure(&rw, &mut clients, shape, driver, workers);
         }
         // The counter is live: a new connection allocates (at least its task).
-        let before: u64 = per_worker(&rw.stats(), workers).iter().sum();
+        let before: u64 = per_worker(&settled_stats(&rw), workers).iter().sum();
         Client::new(addr).send(&shapes[0]);
-        let after: u64 = per_worker(&rw.stats(), workers).iter().sum();
+        let after: u64 = per_worker(&settled_stats(&rw), workers).iter().sum();
         assert!(
             after > before,
             "{driver}: a new connection allocated nothing?"
@@ -564,9 +595,9 @@ fn keep_alive_requests_over_tls_stay_within_their_allocation_count() {
             }
         };
         round(200);
-        let before: u64 = per_worker(&rw.stats(), 1).iter().sum();
+        let before: u64 = per_worker(&settled_stats(&rw), 1).iter().sum();
         round(500);
-        let after: u64 = per_worker(&rw.stats(), 1).iter().sum();
+        let after: u64 = per_worker(&settled_stats(&rw), 1).iter().sum();
         let requests = (CONNECTIONS * 500) as f64;
         let per_request = (after - before) as f64 / requests;
         eprintln!("{driver}, TLS 1.3 small GET: {per_request:.3} heap allocations per request");
