@@ -25,7 +25,7 @@
 
 use crate::{
     config::{EnvoyForwarding, ProxySettings},
-    forwarding::{new_request_id, remove_all, IpText},
+    forwarding::{add_forwarded_for, new_request_id, remove_all, IpText},
     http1::Request,
     peer::Peer,
 };
@@ -111,14 +111,7 @@ pub fn apply(
     };
     if envoy.use_remote_address && !envoy.skip_xff_append && peer.ip().is_some() {
         remove_all(request, head, "x-forwarded-for");
-        if !scratch.is_empty() {
-            scratch.push_str(", ");
-        }
-        scratch.push_str(peer_text.as_str());
-        // Addresses and header text the parser checked (see `forwarding::apply`).
-        request
-            .overlay
-            .add_unchecked(b"x-forwarded-for", scratch.as_bytes());
+        add_forwarded_for(request, scratch, Some(peer_text));
     }
     if !has_proto || (envoy.use_remote_address && hops == 0) {
         remove_all(request, head, "x-forwarded-proto");
@@ -163,7 +156,7 @@ pub fn apply(
     if policy.request_id {
         let fresh = edge && !envoy.preserve_external_request_id;
         if fresh || !has_id {
-            new_request_id(request, head, random, scratch);
+            new_request_id(request, head, random);
         }
     }
     if let Some(via) = &envoy.via {
