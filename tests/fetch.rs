@@ -455,3 +455,193 @@ fn tls_body_to_the_close_needs_close_notify() {
     assert_eq!(fetch_it(addr).unwrap().body, b"framed");
     server.join().unwrap().unwrap();
 }
+
+// --- Keep-alive (`fetch::send_kept`) ---
+
+/// What a keep-alive test server does with one request of a connection.
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    /// Answers 200 and waits for the next request.
+    Answer,
+    /// Answers 200 with `connection: close`, then closes.
+    AnswerAndClose,
+    /// Answers 200 (keep-alive) and then closes at once, as an idle timeout would.
+    AnswerThenHangUp,
+    /// Reads the request and closes without answering (the server's idle timeout
+    /// racing the request).
+    CloseUnanswered,
+}
+
+/// A server whose `i`-th connection follows `plans[i]`, a step per request, then waits
+/// for the client to close it. `wrap` makes the stream (plain or TLS). The thread
+/// returns the requests each connection read.
+fn serve_plans<S: Read + Write>(
+    plans: Vec<Vec<Then>>,
+    wrap: impl Fn(std::net::TcpStream) -> S + Send + 'static,
+) -> (SocketAddr, JoinHandle<Vec<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for plan in plans {
+            let (tcp, _) = listener.accept().unwrap();
+            tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut stream = wrap(tcp);
+            let mut requests = Vec::new();
+            let mut open = true;
+            for step in plan {
+                let request = read_request(&mut stream);
+                if request.is_empty() {
+                    open = false;
+                    break;
+                }
+                requests.push(String::from_utf8(request).unwrap());
+                let (answer, close): (&[u8], bool) = match step {
+                    Then::Answer => (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", false),
+                    Then::AnswerAndClose => (
+                        b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+                        true,
+                    ),
+                    Then::AnswerThenHangUp => {
+                        (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", true)
+                    }
+                    Then::CloseUnanswered => (b"", true),
+                };
+                stream.write_all(answer).unwrap();
+                stream.flush().unwrap();
+                if close {
+                    open = false;
+                    break;
+                }
+            }
+            // Planned requests served: wait for the client to close (or the next one).
+            while open && !read_request(&mut stream).is_empty() {}
+            seen.push(requests);
+        }
+        seen
+    });
+    (addr, server)
+}
+
+/// A POST of `body` through `kept`, answered 200.
+fn post_kept(addr: SocketAddr, body: &[u8], kept: &mut fetch::Kept) -> fetch::Response {
+    let target = url(addr, "/v1/traces");
+    fetch::send_kept(Method::Post, Some(body), &Request::new(&target), kept).unwrap()
+}
+
+#[test]
+fn a_kept_connection_carries_the_next_requests() {
+    let plan = vec![vec![Then::Answer, Then::Answer, Then::Answer]];
+    let (addr, server) = serve_plans(plan, |tcp| tcp);
+    let mut kept = fetch::Kept::default();
+    for body in [&b"one"[..], b"two", b"three"] {
+        let response = post_kept(addr, body, &mut kept);
+        assert_eq!((response.status, &response.body[..]), (200, &b"ok"[..]));
+        assert!(kept.holds_one());
+    }
+    drop(kept);
+    let seen = server.join().unwrap();
+    assert_eq!(seen.len(), 1, "one connection for three requests");
+    assert_eq!(seen[0].len(), 3);
+    for request in &seen[0] {
+        assert!(
+            !request.to_ascii_lowercase().contains("connection: close"),
+            "{request}"
+        );
+    }
+    assert!(seen[0][2].ends_with("three"));
+}
+
+#[test]
+fn a_connection_the_server_ends_is_not_reused() {
+    // The server says `connection: close`: nothing is kept.
+    let plan = vec![vec![Then::AnswerAndClose], vec![Then::Answer]];
+    let (addr, server) = serve_plans(plan, |tcp| tcp);
+    let mut kept = fetch::Kept::default();
+    post_kept(addr, b"a", &mut kept);
+    assert!(!kept.holds_one());
+    post_kept(addr, b"b", &mut kept);
+    drop(kept);
+    let seen = server.join().unwrap();
+    assert_eq!((seen[0].len(), seen[1].len()), (1, 1));
+
+    // The server closes an idle connection silently: the check before reuse sees it.
+    let plan = vec![vec![Then::AnswerThenHangUp], vec![Then::Answer]];
+    let (addr, server) = serve_plans(plan, |tcp| tcp);
+    let mut kept = fetch::Kept::default();
+    post_kept(addr, b"a", &mut kept);
+    assert!(kept.holds_one());
+    std::thread::sleep(Duration::from_millis(100));
+    post_kept(addr, b"b", &mut kept);
+    drop(kept);
+    let seen = server.join().unwrap();
+    assert_eq!((seen[0].len(), seen[1].len()), (1, 1));
+    assert!(seen[1][0].ends_with("\r\n\r\nb"));
+}
+
+#[test]
+fn a_request_the_server_closed_under_is_sent_again_once() {
+    // The second request reaches the kept connection as the server closes it: it goes
+    // again on a new connection, and the caller sees only the answer.
+    let plan = vec![
+        vec![Then::Answer, Then::CloseUnanswered],
+        vec![Then::Answer],
+    ];
+    let (addr, server) = serve_plans(plan, |tcp| tcp);
+    let mut kept = fetch::Kept::default();
+    post_kept(addr, b"first", &mut kept);
+    let response = post_kept(addr, b"second", &mut kept);
+    assert_eq!(response.status, 200);
+    drop(kept);
+    let seen = server.join().unwrap();
+    assert_eq!((seen[0].len(), seen[1].len()), (2, 1));
+    assert!(seen[0][1].ends_with("second") && seen[1][0].ends_with("second"));
+
+    // On a new connection the same failure is the caller's: no second try.
+    let plan = vec![vec![Then::CloseUnanswered]];
+    let (addr, server) = serve_plans(plan, |tcp| tcp);
+    let mut kept = fetch::Kept::default();
+    let target = url(addr, "/v1/traces");
+    let e =
+        fetch::send_kept(Method::Post, Some(b"x"), &Request::new(&target), &mut kept).unwrap_err();
+    assert_eq!(e.kind(), FetchErrorKind::Protocol, "{e}");
+    assert_eq!(server.join().unwrap()[0].len(), 1);
+}
+
+#[test]
+fn a_kept_tls_connection_carries_the_next_requests_without_a_handshake() {
+    let pki = Pki::new("fetch-ca");
+    let config = server_config(&pki.server("collector", &["collector.test"]));
+    let plan = vec![vec![Then::Answer, Then::Answer]];
+    let (addr, server) = serve_plans(plan, move |tcp| {
+        let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).unwrap();
+        }
+        tls
+    });
+    let target = format!("https://collector.test:{}/v1/traces", addr.port());
+    let request = Request {
+        connect_to: Some(vec![addr]),
+        tls: trusting(&pki),
+        ..Request::new(&target)
+    };
+    let mut kept = fetch::Kept::default();
+    for body in [&b"one"[..], b"two"] {
+        let response = fetch::send_kept(Method::Post, Some(body), &request, &mut kept).unwrap();
+        assert_eq!(response.status, 200);
+    }
+    // An address list without the connection's address: the connection is not used.
+    assert!(kept.holds_one());
+    let elsewhere = Request {
+        connect_to: Some(vec![closed_port()]),
+        ..request.clone()
+    };
+    let e = fetch::send_kept(Method::Post, Some(b"x"), &elsewhere, &mut kept).unwrap_err();
+    assert_eq!(e.kind(), FetchErrorKind::Connect, "{e}");
+    assert!(!kept.holds_one());
+    let seen = server.join().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].len(), 2);
+}

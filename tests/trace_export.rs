@@ -357,6 +357,7 @@ fn the_exporter_posts_batches_to_the_collector_cluster() {
         let mut sinks = SpanSinks::new(exporter.worker_setup(0));
         sinks.configure(&config, &scopes);
         let before = collector.requests().len();
+        let connections = collector.connections();
         record(&mut sinks);
         let got = collector.wait_for(before + 1, Duration::from_secs(5));
         assert_eq!(
@@ -383,6 +384,17 @@ fn the_exporter_posts_batches_to_the_collector_cluster() {
             let spans: serde_json::Value = serde_json::from_slice(&post.body).unwrap();
             assert_eq!(spans.as_array().unwrap().len(), 2);
         }
+        // The next batch goes on the connection the first opened (keep-alive).
+        record(&mut sinks);
+        assert_eq!(
+            collector.wait_for(before + 2, Duration::from_secs(5)).len(),
+            before + 2
+        );
+        assert_eq!(
+            collector.connections() - connections,
+            1,
+            "{scope}: one connection for two POSTs"
+        );
         // As at exit: the workers' sinks are gone first.
         drop(sinks);
         assert!(exporter.finish(Duration::from_secs(5)));
@@ -393,13 +405,13 @@ fn the_exporter_posts_batches_to_the_collector_cluster() {
                 .find(|l| l.name == format!("{scope}{name}"))
                 .map(|l| l.value)
         };
-        assert_eq!(value("spans_sent"), Some(2), "{scope}");
+        assert_eq!(value("spans_sent"), Some(4), "{scope}");
         match provider {
             TraceProvider::Otlp => {
-                assert_eq!(value("http_reports_sent"), Some(1));
-                assert_eq!(value("http_reports_success"), Some(1));
+                assert_eq!(value("http_reports_sent"), Some(2));
+                assert_eq!(value("http_reports_success"), Some(2));
             }
-            TraceProvider::Zipkin { .. } => assert_eq!(value("reports_sent"), Some(1)),
+            TraceProvider::Zipkin { .. } => assert_eq!(value("reports_sent"), Some(2)),
         }
     }
 }

@@ -226,6 +226,39 @@ impl Stream {
         Ok(Stream::Tls(pair))
     }
 
+    /// Whether an idle kept connection is still fit for a request: nothing arrived on it
+    /// (a non-blocking peek: the server closing it, a 408 or any stray byte all make it
+    /// unfit) and, over TLS, the session holds nothing unread.
+    pub(super) fn is_quiet(&mut self) -> bool {
+        let sock = match self {
+            Stream::Plain(sock) => &*sock,
+            Stream::Tls(pair) => {
+                let (conn, sock) = &mut **pair;
+                let clean = conn
+                    .process_new_packets()
+                    .is_ok_and(|s| s.plaintext_bytes_to_read() == 0 && !s.peer_has_closed());
+                if !clean {
+                    return false;
+                }
+                &*sock
+            }
+        };
+        if sock.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let quiet =
+            matches!(sock.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        sock.set_nonblocking(false).is_ok() && quiet
+    }
+
+    /// The address the connection goes to.
+    pub(super) fn peer(&self) -> Option<SocketAddr> {
+        match self {
+            Stream::Plain(sock) => sock.peer_addr().ok(),
+            Stream::Tls(pair) => pair.1.peer_addr().ok(),
+        }
+    }
+
     /// Writes all of `data` (and, for TLS, everything rustls has to send).
     pub(super) fn write_all(
         &mut self,

@@ -4,7 +4,9 @@
 //! Design: one request per connection (`connection: close`), on std sockets, from a
 //! background thread. It must never run on a worker or the control thread's runtime:
 //! every call blocks (for up to the request's `timeout`). That keeps it small: no pool,
-//! no runtime, no async, and a job that needs concurrency runs several threads.
+//! no runtime, no async, and a job that needs concurrency runs several threads. A
+//! caller that sends often to one place (the span exporter) keeps its one connection
+//! between requests instead ([`send_kept`], [`kept`]).
 //!
 //! - The URL is parsed by [`url`] (`http`/`https` only). Addresses come from
 //!   [`Request::connect_to`] (a cluster's endpoints) or from the system resolver, on a
@@ -24,10 +26,12 @@
 //! not a bad URL) and print the URL (credentials never shown) and what failed.
 
 mod conn;
+mod kept;
 mod read;
 pub mod url;
 pub mod via;
 
+pub use kept::{Kept, KEEP_IDLE};
 pub use via::Via;
 
 use std::fmt;
@@ -38,6 +42,7 @@ use std::time::Duration;
 use crate::http1;
 
 use conn::{Deadline, Stream};
+use kept::Origin;
 use url::{Scheme, Url};
 
 /// What to fetch and how.
@@ -261,47 +266,177 @@ pub fn send(
     })
 }
 
+/// Sends `method` with `body` as [`send`] does, on the connection `kept` holds for the
+/// request's origin when it is still fit (a new one otherwise), and keeps the
+/// connection afterwards when the server allows it ([`kept`]). A request that fails on
+/// a reused connection before any byte of an answer arrived (the server closed it as
+/// the request went out) is sent once more, on a new connection. Blocks for up to
+/// `request.timeout`: background threads only.
+pub fn send_kept(
+    method: Method,
+    body: Option<&[u8]>,
+    request: &Request<'_>,
+    kept: &mut Kept,
+) -> Result<Response, FetchError> {
+    exchange_kept(method, body, request, kept).map_err(|f| FetchError {
+        kind: f.kind,
+        method,
+        url: url::shown(request.url),
+        cause: f.cause,
+    })
+}
+
 fn exchange(
     method: Method,
     body: Option<&[u8]>,
     request: &Request<'_>,
 ) -> Result<Response, Failure> {
-    let deadline = Deadline::after(request.timeout);
-    let url = Url::parse(request.url).map_err(|why| Failure::new(FetchErrorKind::Url, why))?;
-    let head = request_head(method, body, &url, &request.headers)?;
-    let addrs = match (&request.connect_to, url.ip) {
-        (Some(addrs), _) => addrs.clone(),
-        (None, Some(ip)) => vec![SocketAddr::new(ip, url.port)],
-        (None, None) => conn::resolve(&url.host, url.port, &deadline)?,
-    };
-    if addrs.is_empty() {
-        return Err(Failure::new(
-            FetchErrorKind::Connect,
-            "connect_to lists no address".to_owned(),
-        ));
-    }
-    let tls = match (url.scheme, &request.tls) {
-        (Scheme::Http, _) => None,
-        (Scheme::Https, Some(config)) => Some(Arc::clone(config)),
-        (Scheme::Https, None) => Some(conn::system_config()?),
-    };
-    let tcp = conn::connect(&addrs, &deadline)?;
-    let mut stream = match tls {
-        None => Stream::Plain(tcp),
-        Some(config) => {
-            let name = request.server_name.as_deref().unwrap_or(&url.host);
-            Stream::tls(tcp, config, name, &deadline)?
+    let prepared = Prepared::new(method, body, request, true)?;
+    let mut stream = prepared.connect(request)?;
+    prepared
+        .talk(&mut stream, body)
+        .map(|(response, _)| response)
+        .map_err(|(failure, _)| failure)
+}
+
+fn exchange_kept(
+    method: Method,
+    body: Option<&[u8]>,
+    request: &Request<'_>,
+    kept: &mut Kept,
+) -> Result<Response, Failure> {
+    let prepared = Prepared::new(method, body, request, false)?;
+    let allowed = request.connect_to.as_deref();
+    if let Some(mut stream) = kept.take(&prepared.origin, allowed) {
+        match prepared.talk(&mut stream, body) {
+            Ok((response, reusable)) => {
+                prepared.keep(stream, &response, reusable, kept);
+                return Ok(response);
+            }
+            // Closed under the request: once more on a new connection.
+            Err((_, true)) => {}
+            Err((failure, false)) => return Err(failure),
         }
-    };
-    // Head and body written apart (the socket has TCP_NODELAY): a body of hundreds of
-    // kilobytes (a span batch) is not copied behind the head first.
-    stream.write_all(head.as_bytes(), &deadline)?;
-    if let Some(body) = body.filter(|b| !b.is_empty()) {
-        stream.write_all(body, &deadline)?;
     }
-    read::read_response(method.codec(), request.max_body, |buf, doing| {
-        stream.read(buf, &deadline, doing)
-    })
+    let mut stream = prepared.connect(request)?;
+    let (response, reusable) = prepared
+        .talk(&mut stream, body)
+        .map_err(|(failure, _)| failure)?;
+    prepared.keep(stream, &response, reusable, kept);
+    Ok(response)
+}
+
+/// A request ready to go: its deadline, URL, head and origin.
+struct Prepared {
+    deadline: Deadline,
+    url: Url,
+    head: String,
+    method: Method,
+    max_body: usize,
+    origin: Origin,
+}
+
+impl Prepared {
+    fn new(
+        method: Method,
+        body: Option<&[u8]>,
+        request: &Request<'_>,
+        close: bool,
+    ) -> Result<Prepared, Failure> {
+        let deadline = Deadline::after(request.timeout);
+        let url = Url::parse(request.url).map_err(|why| Failure::new(FetchErrorKind::Url, why))?;
+        let head = request_head(method, body, &url, &request.headers, close)?;
+        let tls = match (url.scheme, &request.tls) {
+            (Scheme::Http, _) => None,
+            (Scheme::Https, Some(config)) => Some(Arc::clone(config)),
+            (Scheme::Https, None) => Some(conn::system_config()?),
+        };
+        let origin = Origin {
+            authority: format!("{:?}://{}", url.scheme, url.host_header()),
+            server_name: tls.as_ref().map(|_| {
+                request
+                    .server_name
+                    .clone()
+                    .unwrap_or_else(|| url.host.clone())
+            }),
+            tls,
+        };
+        Ok(Prepared {
+            deadline,
+            url,
+            head,
+            method,
+            max_body: request.max_body,
+            origin,
+        })
+    }
+
+    /// A new connection (and its TLS handshake) to the request's addresses.
+    fn connect(&self, request: &Request<'_>) -> Result<Stream, Failure> {
+        let url = &self.url;
+        let addrs = match (&request.connect_to, url.ip) {
+            (Some(addrs), _) => addrs.clone(),
+            (None, Some(ip)) => vec![SocketAddr::new(ip, url.port)],
+            (None, None) => conn::resolve(&url.host, url.port, &self.deadline)?,
+        };
+        if addrs.is_empty() {
+            return Err(Failure::new(
+                FetchErrorKind::Connect,
+                "connect_to lists no address".to_owned(),
+            ));
+        }
+        let tcp = conn::connect(&addrs, &self.deadline)?;
+        match (&self.origin.tls, &self.origin.server_name) {
+            (Some(config), Some(name)) => {
+                Stream::tls(tcp, Arc::clone(config), name, &self.deadline)
+            }
+            _ => Ok(Stream::Plain(tcp)),
+        }
+    }
+
+    /// Sends the request on `stream` and reads the answer, and whether the connection
+    /// can carry another request. A failure says whether no byte of an answer had
+    /// arrived (and the cause was not the deadline): on a reused connection, the server
+    /// closed it under the request, which is then worth sending again.
+    fn talk(
+        &self,
+        stream: &mut Stream,
+        body: Option<&[u8]>,
+    ) -> Result<(Response, bool), (Failure, bool)> {
+        let deadline = &self.deadline;
+        let unanswered = |f: Failure| {
+            let again = f.kind != FetchErrorKind::Timeout;
+            (f, again)
+        };
+        // Head and body written apart (the socket has TCP_NODELAY): a body of hundreds
+        // of kilobytes (a span batch) is not copied behind the head first.
+        stream
+            .write_all(self.head.as_bytes(), deadline)
+            .map_err(unanswered)?;
+        if let Some(body) = body.filter(|b| !b.is_empty()) {
+            stream.write_all(body, deadline).map_err(unanswered)?;
+        }
+        let mut answered = 0;
+        read::read_response(self.method.codec(), self.max_body, |buf, doing| {
+            let n = stream.read(buf, deadline, doing)?;
+            answered += n;
+            Ok(n)
+        })
+        .map_err(|f| {
+            let again = answered == 0 && f.kind != FetchErrorKind::Timeout;
+            (f, again)
+        })
+    }
+
+    /// Keeps `stream` in `kept` when the answer allows it.
+    fn keep(&self, stream: Stream, response: &Response, reusable: bool, kept: &mut Kept) {
+        if reusable {
+            let limit = response
+                .header("keep-alive")
+                .and_then(kept::keep_alive_timeout);
+            kept.keep(stream, self.origin.clone(), limit);
+        }
+    }
 }
 
 /// Headers a caller may not set: the client frames the message and owns the connection.
@@ -320,6 +455,7 @@ fn request_head(
     body: Option<&[u8]>,
     url: &Url,
     extra: &[(String, String)],
+    close: bool,
 ) -> Result<String, Failure> {
     let bad = |why: String| Failure::new(FetchErrorKind::Request, why);
     for (name, value) in extra {
@@ -353,7 +489,9 @@ fn request_head(
     if !given("accept") {
         head.push_str("accept: */*\r\n");
     }
-    head.push_str("connection: close\r\n");
+    if close {
+        head.push_str("connection: close\r\n");
+    }
     if let Some(body) = body {
         head.push_str(&format!("content-length: {}\r\n", body.len()));
     }
@@ -382,7 +520,7 @@ mod tests {
             .iter()
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect();
-        request_head(method, body, &Url::parse(url).unwrap(), &extra)
+        request_head(method, body, &Url::parse(url).unwrap(), &extra, true)
     }
 
     #[test]

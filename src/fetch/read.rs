@@ -21,12 +21,14 @@ const READ_SIZE: usize = 16 * 1024;
 const FIRST_READ: usize = 2 * 1024;
 
 /// Reads one response to a request with `method`. `read` fills the slice it is given
-/// and returns the count, 0 at the end of the stream.
+/// and returns the count, 0 at the end of the stream. With the response, whether the
+/// connection can carry another request: the server did not ask to close it, the body
+/// had a length (or chunked coding) and nothing came after it.
 pub(super) fn read_response(
     method: http1::Method,
     max_body: usize,
     mut read: impl FnMut(&mut [u8], &str) -> Result<usize, Failure>,
-) -> Result<Response, Failure> {
+) -> Result<(Response, bool), Failure> {
     let limits = Limits::default();
     let mut chunk = vec![0u8; FIRST_READ];
     let mut buf: Vec<u8> = Vec::new();
@@ -93,21 +95,25 @@ pub(super) fn read_response(
     if chunk.len() < body_reads {
         chunk.resize(body_reads, 0);
     }
-    let body = match head.framing {
-        ResponseFraming::None => Vec::new(),
+    // `excess`: bytes after the message (nothing was asked for them).
+    let (body, excess) = match head.framing {
+        ResponseFraming::None => (Vec::new(), !early.is_empty()),
         ResponseFraming::ContentLength(len) => {
             content_length_body(len, max_body, early, &mut chunk, &mut read)?
         }
         ResponseFraming::Chunked => chunked_body(&limits, max_body, early, &mut chunk, &mut read)?,
-        ResponseFraming::CloseDelimited => {
-            close_delimited_body(max_body, early, &mut chunk, &mut read)?
-        }
+        ResponseFraming::CloseDelimited => (
+            close_delimited_body(max_body, early, &mut chunk, &mut read)?,
+            false,
+        ),
     };
-    Ok(Response {
+    let reusable = head.keep_alive && !excess;
+    let response = Response {
         status: head.status,
         headers,
         body,
-    })
+    };
+    Ok((response, reusable))
 }
 
 fn malformed(what: &str, e: http1::ParseError) -> Failure {
@@ -130,13 +136,14 @@ fn content_length_body(
     early: &[u8],
     chunk: &mut [u8],
     read: &mut impl FnMut(&mut [u8], &str) -> Result<usize, Failure>,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<(Vec<u8>, bool), Failure> {
     let want = match usize::try_from(len) {
         Ok(want) if want <= max_body => want,
         _ => return Err(too_large(max_body, format!("content-length {len}"))),
     };
     let mut body = Vec::with_capacity(want);
     body.extend_from_slice(early.get(..want.min(early.len())).unwrap_or_default());
+    let mut excess = early.len() > want;
     while body.len() < want {
         let n = read(chunk, "reading the body")?;
         if n == 0 {
@@ -149,9 +156,10 @@ fn content_length_body(
             ));
         }
         let take = n.min(want - body.len());
+        excess |= n > take;
         body.extend_from_slice(chunk.get(..take).unwrap_or_default());
     }
-    Ok(body)
+    Ok((body, excess))
 }
 
 fn chunked_body(
@@ -160,11 +168,11 @@ fn chunked_body(
     early: &[u8],
     chunk: &mut [u8],
     read: &mut impl FnMut(&mut [u8], &str) -> Result<usize, Failure>,
-) -> Result<Vec<u8>, Failure> {
+) -> Result<(Vec<u8>, bool), Failure> {
     let mut decoder = ChunkedDecoder::new(limits);
     let mut body = Vec::new();
-    if decode(&mut decoder, early, max_body, &mut body)? {
-        return Ok(body);
+    if let Some(left) = decode(&mut decoder, early, max_body, &mut body)? {
+        return Ok((body, left > 0));
     }
     loop {
         let n = read(chunk, "reading the body")?;
@@ -177,24 +185,25 @@ fn chunked_body(
                 ),
             ));
         }
-        if decode(
+        if let Some(left) = decode(
             &mut decoder,
             chunk.get(..n).unwrap_or_default(),
             max_body,
             &mut body,
         )? {
-            return Ok(body);
+            return Ok((body, left > 0));
         }
     }
 }
 
-/// Feeds `input` to the decoder, appending payload to `body`; true once the body ended.
+/// Feeds `input` to the decoder, appending payload to `body`; once the body ended, the
+/// count of `input`'s bytes after it.
 fn decode(
     decoder: &mut ChunkedDecoder,
     input: &[u8],
     max_body: usize,
     body: &mut Vec<u8>,
-) -> Result<bool, Failure> {
+) -> Result<Option<usize>, Failure> {
     let mut rest = input;
     loop {
         let (used, event) = decoder
@@ -209,8 +218,8 @@ fn decode(
                 body.extend_from_slice(data);
             }
             Some(ChunkEvent::Trailers) => {}
-            Some(ChunkEvent::Done) => return Ok(true),
-            None => return Ok(false),
+            Some(ChunkEvent::Done) => return Ok(Some(rest.len().saturating_sub(used))),
+            None => return Ok(None),
         }
         rest = rest.get(used..).unwrap_or_default();
     }
@@ -249,7 +258,7 @@ mod tests {
         step: usize,
         method: Method,
         max_body: usize,
-    ) -> Result<Response, Failure> {
+    ) -> Result<(Response, bool), Failure> {
         let mut at = 0;
         read_response(method, max_body, |buf, _| {
             let n = step.min(raw.len() - at).min(buf.len());
@@ -261,15 +270,28 @@ mod tests {
 
     /// The same result for every split of `raw`.
     fn read_every_split(raw: &[u8], max_body: usize) -> Result<Response, Failure> {
+        splits(raw, max_body, false).map(|(response, _)| response)
+    }
+
+    /// The same result, and the same verdict on the connection, for every split of `raw`.
+    fn every_split(raw: &[u8], max_body: usize) -> Result<(Response, bool), Failure> {
+        splits(raw, max_body, true)
+    }
+
+    /// The same result for every split of `raw` (and the same verdict on the connection
+    /// when `verdict`: bytes past the message are seen only when read with it).
+    fn splits(raw: &[u8], max_body: usize, verdict: bool) -> Result<(Response, bool), Failure> {
         let whole = read_split(raw, raw.len().max(1), Method::Get, max_body);
         for step in 1..raw.len() {
             let split = read_split(raw, step, Method::Get, max_body);
             match (&whole, &split) {
-                (Ok(a), Ok(b)) => {
+                (Ok((a, a_reusable)), Ok((b, b_reusable))) => {
                     assert_eq!(
                         (a.status, &a.headers, &a.body),
-                        (b.status, &b.headers, &b.body)
-                    )
+                        (b.status, &b.headers, &b.body),
+                        "step {step}"
+                    );
+                    assert!(!verdict || a_reusable == b_reusable, "step {step}");
                 }
                 (Err(a), Err(b)) => {
                     assert_eq!(a.kind, b.kind, "step {step}: {} / {}", a.cause, b.cause)
@@ -326,7 +348,41 @@ mod tests {
             0,
         )
         .unwrap();
-        assert_eq!((r.status, r.body.len()), (200, 0));
+        assert_eq!((r.0.status, r.0.body.len(), r.1), (200, 0, true));
+    }
+
+    #[test]
+    fn a_connection_is_reusable_only_after_a_whole_message_and_no_close() {
+        let reusable = |raw: &[u8]| every_split(raw, 100).unwrap().1;
+        assert!(reusable(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+        ));
+        assert!(reusable(b"HTTP/1.1 204 No Content\r\n\r\n"));
+        assert!(reusable(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
+        ));
+        assert!(reusable(
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi"
+        ));
+        // The server closes it, or nothing delimits the body but the close.
+        assert!(!reusable(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"
+        ));
+        assert!(!reusable(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi"));
+        assert!(!reusable(b"HTTP/1.1 200 OK\r\n\r\nup to the close"));
+        // Bytes after the message, read with it: nobody asked for them. (Ones that come
+        // in a later read stay in the socket, where the check before reuse finds them.)
+        let whole = |raw: &[u8]| read_split(raw, raw.len(), Method::Get, 100).unwrap().1;
+        assert!(!whole(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiEXTRA"
+        ));
+        assert!(!whole(b"HTTP/1.1 204 No Content\r\n\r\nEXTRA"));
+        assert!(!whole(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nEXTRA"
+        ));
+        assert!(whole(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        ));
     }
 
     #[test]

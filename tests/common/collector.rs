@@ -3,7 +3,9 @@
 //! [`Mode::Normal`] (202 on Zipkin's `/api/v2/spans`, else 200 with an empty body, an
 //! empty `ExportTraceServiceResponse`), [`Mode::Slow`] (the same after a sleep: the
 //! exporter's timeout and the workers' drops) or [`Mode::Refuse`] (the connection is
-//! closed before anything is read). The mode can change while it runs.
+//! closed before anything is read). The mode can change while it runs, and applies to
+//! the next request, on a kept connection as well. Connections are kept alive, as a
+//! real collector's (Go's net/http) are, and counted ([`Collector::connections`]).
 //!
 //! ```ignore
 //! let collector = Collector::start(Mode::Normal);
@@ -57,6 +59,8 @@ struct Shared {
     refuse: AtomicBool,
     delay_ms: AtomicU64,
     stopped: AtomicBool,
+    /// Connections accepted.
+    connections: AtomicU64,
 }
 
 impl Shared {
@@ -94,6 +98,9 @@ impl Collector {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
+                // One writer, this thread: a load and a store.
+                let accepted = state.connections.load(Relaxed) + 1;
+                state.connections.store(accepted, Relaxed);
                 if state.refuse.load(Relaxed) {
                     drop(stream);
                     continue;
@@ -115,9 +122,14 @@ impl Collector {
         self.addr
     }
 
-    /// Changes how it answers from the next connection on.
+    /// Changes how it answers from the next request on.
     pub fn set_mode(&self, mode: Mode) {
         self.shared.set(mode);
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Relaxed)
     }
 
     /// Every request recorded so far, in arrival order.
@@ -159,9 +171,24 @@ fn serve(stream: TcpStream, tx: &mpsc::Sender<Recorded>, shared: &Shared) {
         Err(_) => return,
     };
     let mut reader = BufReader::new(stream);
+    // One request after another, until the client closes or the mode refuses.
+    loop {
+        if shared.refuse.load(Relaxed) || !serve_one(&mut reader, &mut writer, tx, shared) {
+            return;
+        }
+    }
+}
+
+/// Reads and answers one request; false when the connection is done.
+fn serve_one(
+    reader: &mut BufReader<TcpStream>,
+    writer: &mut TcpStream,
+    tx: &mpsc::Sender<Recorded>,
+    shared: &Shared,
+) -> bool {
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return;
+        return false;
     }
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or_default().to_owned();
@@ -170,7 +197,7 @@ fn serve(stream: TcpStream, tx: &mpsc::Sender<Recorded>, shared: &Shared) {
     loop {
         let mut field = String::new();
         if reader.read_line(&mut field).unwrap_or(0) == 0 {
-            return;
+            return false;
         }
         let field = field.trim_end_matches(['\r', '\n']);
         if field.is_empty() {
@@ -185,9 +212,12 @@ fn serve(stream: TcpStream, tx: &mpsc::Sender<Recorded>, shared: &Shared) {
         .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(0);
+    let close = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"));
     let mut body = vec![0; length];
     if reader.read_exact(&mut body).is_err() {
-        return;
+        return false;
     }
     let delay = shared.delay_ms.load(Relaxed);
     if delay > 0 {
@@ -204,7 +234,7 @@ fn serve(stream: TcpStream, tx: &mpsc::Sender<Recorded>, shared: &Shared) {
         headers,
         body,
     });
-    let _ = writer.write_all(
-        format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
-    );
+    let connection = if close { "connection: close\r\n" } else { "" };
+    let answer = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n{connection}\r\n");
+    writer.write_all(answer.as_bytes()).is_ok() && !close
 }

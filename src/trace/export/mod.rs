@@ -6,8 +6,11 @@
 //! (up to [`MAX_GROUP`] batches), groups them by tracer, encodes one request per tracer
 //! ([`otlp`]: OTLP/HTTP protobuf; [`zipkin`]: Zipkin v2 JSON) and POSTs it with the
 //! blocking client of [`crate::fetch`] through the tracer's collector cluster (its
-//! addresses or DNS names and its TLS, `fetch::Via`). Emptied batches go back to the
-//! workers on a second channel, so batches circulate instead of being reallocated.
+//! addresses or DNS names and its TLS, `fetch::Via`), on a connection kept per tracer
+//! between POSTs (`fetch::Kept`: HTTP/1.1 keep-alive; under load a POST goes every few
+//! milliseconds, and a connection, or a TLS handshake, per POST cost more than the
+//! POST). Emptied batches go back to the workers on a second channel, so batches
+//! circulate instead of being reallocated.
 //!
 //! A slow or down collector: each POST is bounded by the collector's `timeout`; while
 //! this thread waits, batches pile up in the queue up to each tracer's bound and the
@@ -39,7 +42,7 @@ use super::span::{SpanBatch, SpanRecord};
 use crate::access_log::ResponseFlags;
 use crate::config::observability::{TraceProvider, Tracer};
 use crate::config::Config;
-use crate::fetch::Via;
+use crate::fetch::{Kept, Via};
 use crate::stats::{names::trace as stat, Scope, StatsStore, WorkerScope};
 
 /// The most batches put into one round of export requests.
@@ -102,6 +105,7 @@ impl Exporter {
             pool: pool_tx,
             queued: Arc::clone(&queued),
             targets: Vec::new(),
+            kept: Vec::new(),
             scratch: Vec::new(),
         };
         let thread = std::thread::Builder::new()
@@ -200,6 +204,8 @@ struct Thread {
     pool: flume::Sender<SpanBatch>,
     queued: Arc<Queued>,
     targets: Vec<Target>,
+    /// Each target's collector connection, kept between exports (`fetch::Kept`).
+    kept: Vec<Kept>,
     /// The OTLP body's buffer, kept from export to export (`otlp::encode_into`).
     scratch: Vec<u8>,
 }
@@ -214,7 +220,7 @@ impl Thread {
                 .wait();
             match wake {
                 Wake::Update(Ok(targets)) => {
-                    self.targets = targets;
+                    self.update(targets);
                     failing = vec![false; self.targets.len()];
                 }
                 Wake::Batch(Ok(first)) => {
@@ -222,7 +228,7 @@ impl Thread {
                     // sent before this batch (a reload's, sent before the workers apply
                     // it) must be applied first.
                     while let Ok(targets) = self.updates.try_recv() {
-                        self.targets = targets;
+                        self.update(targets);
                         failing = vec![false; self.targets.len()];
                     }
                     self.round(first, &mut failing);
@@ -240,6 +246,13 @@ impl Thread {
                 Wake::Batch(Err(_)) => return,
             }
         }
+    }
+
+    /// A reload's tracers: their kept connections start anew (a collector's address or
+    /// TLS may have changed; a kept connection is checked against both anyway).
+    fn update(&mut self, targets: Vec<Target>) {
+        self.kept = targets.iter().map(|_| Kept::default()).collect();
+        self.targets = targets;
     }
 
     /// Exports `first` and whatever else is queued now, one request per tracer.
@@ -260,8 +273,9 @@ impl Thread {
         tracers.dedup();
         for index in tracers {
             let group: Vec<&SpanBatch> = batches.iter().filter(|b| b.tracer == index).collect();
-            if let Some(target) = self.targets.get(index) {
-                let ok = export(target, &group, &mut self.scratch);
+            if let (Some(target), Some(kept)) = (self.targets.get(index), self.kept.get_mut(index))
+            {
+                let ok = export(target, &group, &mut self.scratch, kept);
                 if let Some(was) = failing.get_mut(index) {
                     if ok && *was {
                         info!(
@@ -280,8 +294,9 @@ impl Thread {
     }
 }
 
-/// POSTs `batches` to `target`'s collector and counts the outcome; false when it failed.
-fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>) -> bool {
+/// POSTs `batches` to `target`'s collector (on the connection `kept` holds, when it is
+/// still fit) and counts the outcome; false when it failed.
+fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>, kept: &mut Kept) -> bool {
     let spans: usize = batches.iter().map(|b| b.spans.len()).sum();
     if spans == 0 {
         return true;
@@ -344,7 +359,7 @@ fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>) -> boo
     if !zipkin {
         stats.get(stat::HTTP_REPORTS_SENT).inc();
     }
-    let result = crate::fetch::send(crate::fetch::Method::Post, Some(body), &request);
+    let result = crate::fetch::send_kept(crate::fetch::Method::Post, Some(body), &request, kept);
     let ok = matches!(&result, Ok(r) if (200..300).contains(&r.status));
     let counter = match (&result, zipkin, ok) {
         (Ok(_), true, true) => stat::REPORTS_SENT,
