@@ -101,16 +101,9 @@ impl Kept {
     }
 }
 
-/// The `timeout=N` of a `keep-alive` header value, in whole seconds.
+/// The server's `keep-alive: timeout=N`, if its value has one.
 pub(super) fn keep_alive_timeout(value: &str) -> Option<Duration> {
-    value.split(',').find_map(|param| {
-        let (name, secs) = param.trim().split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("timeout")
-            .then(|| secs.trim().parse::<u64>().ok())
-            .flatten()
-            .map(Duration::from_secs)
-    })
+    crate::http1::header::keep_alive_timeout(value.as_bytes()).map(Duration::from_secs)
 }
 
 #[cfg(test)]

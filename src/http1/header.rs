@@ -154,6 +154,22 @@ pub(crate) fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|s| !s.is_empty())
 }
 
+/// The `timeout=N` parameter of a `Keep-Alive` field value (as nginx and Node.js send
+/// it: how long the server keeps an idle connection), in whole seconds.
+pub(crate) fn keep_alive_timeout(value: &[u8]) -> Option<u64> {
+    list_items(value).find_map(|param| {
+        let eq = param.iter().position(|&b| b == b'=')?;
+        let (name, secs) = param.split_at(eq);
+        if !trim_ows(name).eq_ignore_ascii_case(b"timeout") {
+            return None;
+        }
+        std::str::from_utf8(trim_ows(secs.get(1..)?))
+            .ok()?
+            .parse()
+            .ok()
+    })
+}
+
 pub(crate) fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;

@@ -16,7 +16,7 @@ mod error;
 mod framing;
 pub mod fuzzing;
 mod head;
-mod header;
+pub(crate) mod header;
 mod limits;
 mod overlay;
 mod request;

@@ -897,15 +897,8 @@ fn write_status_line(response: &http1::Response, head: &[u8], out: &mut Vec<u8>)
 /// The origin's `Keep-Alive: timeout=N`, less a second of margin so that ringway stops
 /// using the connection before the origin closes it.
 fn keep_alive_timeout(value: Option<&[u8]>) -> Option<Duration> {
-    let value = std::str::from_utf8(value?).ok()?;
-    value.split(',').find_map(|param| {
-        let (name, secs) = param.trim().split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("timeout") {
-            return None;
-        }
-        let secs: u64 = secs.trim().parse().ok()?;
-        Some(Duration::from_secs(secs.saturating_sub(1)))
-    })
+    let secs = http1::header::keep_alive_timeout(value?)?;
+    Some(Duration::from_secs(secs.saturating_sub(1)))
 }
 
 #[cfg(test)]
