@@ -101,10 +101,14 @@ fn certificates_are_chosen_by_sni_over_both_versions_with_alpn() {
         // ALPN: a client that offers only h2 gets no protocol it can speak: refused.
         let h2_only = client_config(&pki.ca_file, None, &[&TLS13], &["h2"]);
         assert!(tls_connect(addr, &h2_only, "a.test").is_err(), "{driver}");
+        // The worker counts the refused handshake after sending its alert: the client
+        // can see the refusal first.
+        let refused = rw.wait_for_stat("listener.secure.ssl.connection_error", 1);
         let stats = rw.stats();
         assert_eq!(stats["listener.secure.ssl.handshake"], 8, "{driver}");
         assert_eq!(stats["listener.secure.ssl.versions.TLSv1.3"], 4, "{driver}");
         assert_eq!(stats["listener.secure.ssl.versions.TLSv1.2"], 4, "{driver}");
+        assert_eq!(refused, 1, "{driver}");
         assert_eq!(stats["listener.secure.ssl.connection_error"], 1, "{driver}");
     }
 }
