@@ -683,3 +683,68 @@ fn reloads_keep_verdicts_and_one_address_twice_is_checked_once() {
         assert_eq!(count(&counts, "a"), 20, "{driver}: {counts:?}");
     }
 }
+
+/// Health checks keep each endpoint's connection between checks (Envoy's
+/// `reuse_connection`, default true), native and Envoy configs alike; with
+/// `reuse_connection: false` every check opens its own. TCP checks that expect bytes
+/// keep theirs too.
+#[test]
+fn health_checks_reuse_their_connection_unless_told_not_to() {
+    let checked = |a: &Faulty, n: usize| wait_until(Duration::from_secs(5), || a.checks() >= n);
+    for driver in drivers() {
+        // Native, HTTP: one connection for every check.
+        let a = Faulty::start("a");
+        let cluster = format!(
+            "    endpoints: [{}]\n    health_check:\n      http: {{ path: /healthz }}\n      interval: 50ms\n      no_traffic_interval: 50ms\n      timeout: 1s\n",
+            a.endpoint()
+        );
+        let (rw, _) = start(driver, &cluster);
+        assert!(checked(&a, 6), "{driver}: {} checks", a.checks());
+        assert_eq!(a.connections(), 1, "{driver}: {} checks", a.checks());
+        assert_eq!(flags(&rw, "svc", &a.endpoint()), "healthy", "{driver}");
+        drop(rw);
+
+        // Native, `reuse_connection: false`: a connection per check.
+        let b = Faulty::start("b");
+        let cluster = format!(
+            "    endpoints: [{}]\n    health_check:\n      http: {{ path: /healthz }}\n      interval: 50ms\n      no_traffic_interval: 50ms\n      timeout: 1s\n      reuse_connection: false\n",
+            b.endpoint()
+        );
+        let (rw, _) = start(driver, &cluster);
+        assert!(checked(&b, 6), "{driver}");
+        let (checks, connections) = (b.checks(), b.connections());
+        assert!(
+            connections >= checks,
+            "{driver}: {connections} connections for {checks} checks"
+        );
+        drop(rw);
+
+        // Envoy: the default keeps it, `reuse_connection: false` does not; a TCP check
+        // with `send` and `receive` keeps it too.
+        for (reuse, check) in [
+            ("", "http_health_check: { path: /healthz }"),
+            ("reuse_connection: false, ", "http_health_check: { path: /healthz }"),
+            ("", "tcp_health_check: { send: { text: \"474554202f6865616c74687a20485454502f312e310d0a0d0a\" }, receive: [{ text: \"323030\" }] }"),
+        ] {
+            let app = Faulty::start("app");
+            let (port, admin) = (free_port(), free_port());
+            let routes = "              routes:\n              - match: { prefix: / }\n                route: { cluster: app }\n";
+            let yaml = common::envoy::bootstrap((admin, port), routes, "", &[("app", app.addr.port())])
+                .replace(
+                    "  - name: app\n    load_assignment:",
+                    &format!("  - name: app\n    health_checks: [{{ timeout: 1s, interval: 0.05s, no_traffic_interval: 0.05s, unhealthy_threshold: 2, healthy_threshold: 1, {reuse}{check} }}]\n    load_assignment:"),
+                );
+            let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+            assert!(checked(&app, 6), "{driver} {reuse}{check}: {} checks", app.checks());
+            let (checks, connections) = (app.checks(), app.connections());
+            if reuse.is_empty() {
+                assert_eq!(connections, 1, "{driver} {check}: {checks} checks");
+            } else {
+                assert!(connections >= checks, "{driver}: {connections} connections for {checks} checks");
+            }
+            let stats = rw.stats();
+            assert_eq!(stats["cluster.app.health_check.failure"], 0, "{driver} {reuse}{check}");
+            drop(rw);
+        }
+    }
+}

@@ -80,6 +80,7 @@ const HEALTH_KEYS: &[&str] = &[
     "unhealthy_edge_interval",
     "healthy_edge_interval",
     "always_log_failures",
+    "reuse_connection",
 ];
 const HTTP_KEYS: &[&str] = &[
     "path",
@@ -497,6 +498,7 @@ pub(super) fn health_check(node: &Node<'_>, diag: &mut Diagnostics) -> Option<He
     let unhealthy_edge_interval = optional_positive(&map, "unhealthy_edge_interval", diag);
     let healthy_edge_interval = optional_positive(&map, "healthy_edge_interval", diag);
     let always_log_failures = optional_bool(&map, "always_log_failures", false, diag);
+    let reuse_connection = optional_bool(&map, "reuse_connection", true, diag);
     Some(HealthCheck {
         timeout: timeout?,
         interval: interval?,
@@ -512,6 +514,7 @@ pub(super) fn health_check(node: &Node<'_>, diag: &mut Diagnostics) -> Option<He
         unhealthy_edge_interval: unhealthy_edge_interval?,
         healthy_edge_interval: healthy_edge_interval?,
         always_log_failures: always_log_failures?,
+        reuse_connection: reuse_connection?,
         kind: kind?,
     })
 }

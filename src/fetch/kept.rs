@@ -1,17 +1,19 @@
 //! A connection kept between fetches by one caller: HTTP/1.1 keep-alive for the span
 //! exporter, which under load POSTs a batch every few milliseconds to the same
 //! collector (a new TCP connection per batch, and a TLS handshake per batch to a TLS
-//! collector, cost more than the batch, and leave a socket in TIME_WAIT each).
+//! collector, cost more than the batch, and leave a socket in TIME_WAIT each), and for
+//! HTTP health checks (Envoy's `reuse_connection`: one connection per checked host).
 //!
-//! Design: at most one idle connection per [`Kept`], owned by its caller's thread (no
-//! pool, nothing shared). It is reused for the next request to the same [`Origin`] (the
+//! Design: at most one idle connection per [`Kept`], owned by its caller (no pool,
+//! nothing shared). It is reused for the next request to the same [`Origin`] (the
 //! URL's scheme, host and port, the TLS name and configuration) when its address is
-//! still one the request may connect to, it has been idle less than [`KEEP_IDLE`] (or
-//! the server's `keep-alive: timeout`, if shorter), and a non-blocking peek finds
-//! nothing arrived on it (a server that closed it, or sent a 408, makes it unfit). A
-//! server may still close it while the request goes out, the race every keep-alive
-//! client has: the caller ([`super::send_kept`]) sends a request that failed on a
-//! reused connection before any byte of an answer once more, on a new connection.
+//! still one the request may connect to, it has been idle less than its caller's limit
+//! ([`KEEP_IDLE`] unless [`Kept::idle_for`] says otherwise) and the server's
+//! `keep-alive: timeout`, if any, and a non-blocking peek finds nothing arrived on it
+//! (a server that closed it, or sent a 408, makes it unfit). A server may still close
+//! it while the request goes out, the race every keep-alive client has: the caller
+//! ([`super::send_kept`]) sends a request that failed on a reused connection before
+//! any byte of an answer once more, on a new connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,10 +29,18 @@ use super::conn::Stream;
 pub const KEEP_IDLE: Duration = Duration::from_secs(4);
 
 /// The idle connection a caller keeps between its fetches (start with
-/// `Kept::default()`; dropping it closes the connection).
-#[derive(Debug, Default)]
+/// `Kept::default()`, or [`Kept::idle_for`]; dropping it closes the connection).
+#[derive(Debug)]
 pub struct Kept {
     idle: Option<Idle>,
+    /// The longest a connection is kept idle (before the server's own limit).
+    most: Duration,
+}
+
+impl Default for Kept {
+    fn default() -> Kept {
+        Kept::idle_for(KEEP_IDLE)
+    }
 }
 
 #[derive(Debug)]
@@ -64,6 +74,15 @@ impl PartialEq for Origin {
 }
 
 impl Kept {
+    /// Keeps connections idle for up to `most` (or the server's `keep-alive: timeout`,
+    /// if shorter). Health checks keep theirs for good (`Duration::MAX`), as Envoy's
+    /// `reuse_connection` does: a check runs every few seconds, past [`KEEP_IDLE`], and
+    /// a server that closes the connection meanwhile is seen by the peek before the
+    /// next request.
+    pub fn idle_for(most: Duration) -> Kept {
+        Kept { idle: None, most }
+    }
+
     /// The kept connection, if it may carry a request to `origin` (connecting only to
     /// `allowed`, when given) now. Whatever the answer, the kept connection is taken:
     /// one that does not fit is closed.
@@ -81,9 +100,9 @@ impl Kept {
     }
 
     /// Keeps `stream` for the next request to `origin`, for at most `limit` (the
-    /// server's `keep-alive: timeout`, if it gave one) and [`KEEP_IDLE`].
+    /// server's `keep-alive: timeout`, if it gave one) and this `Kept`'s own limit.
     pub(super) fn keep(&mut self, stream: Stream, origin: Origin, limit: Option<Duration>) {
-        let limit = limit.map_or(KEEP_IDLE, |l| l.min(KEEP_IDLE));
+        let limit = limit.map_or(self.most, |l| l.min(self.most));
         if limit.is_zero() {
             return;
         }

@@ -308,6 +308,7 @@ pub(super) mod tests {
             unhealthy_edge_interval: None,
             healthy_edge_interval: None,
             always_log_failures: false,
+            reuse_connection: true,
             kind: HealthCheckKind::Tcp(TcpCheck {
                 send: Vec::new(),
                 receive: Vec::new(),

@@ -11,14 +11,24 @@
 //!   when the answer carries `x-envoy-degraded`. A status outside the expected ranges
 //!   fails: counted towards `unhealthy_threshold` when it is in `retriable_statuses`,
 //!   else at once; with `x-envoy-immediate-health-check-fail` the host is also excluded.
-//!   TCP endpoints use the project's blocking client (`crate::fetch`: one connection per
-//!   check, https with the cluster's TLS configuration when it has one, the server name
-//!   being the check's host); Unix socket endpoints get the same request over a
-//!   `UnixStream`, read with `httparse` (plain HTTP only).
+//!   TCP endpoints use the project's blocking client (`crate::fetch`, https with the
+//!   cluster's TLS configuration when it has one, the server name being the check's
+//!   host); Unix socket endpoints get the same request over a `UnixStream`, read with
+//!   `httparse` (plain HTTP only, a connection per check).
 //! - TCP: connect; then, when `send` is set, write it; then, when `receive` is set, read
 //!   until every blob is found, in order but not necessarily contiguous (Envoy's "fuzzy"
-//!   match). Envoy reuses the connection between checks by default; ringway opens one
-//!   per check (as with `reuse_connection: false`).
+//!   match).
+//!
+//! Connections (`reuse_connection`, default true as in Envoy): each host's
+//! [`CheckConnection`] travels with its check to the prober thread and back, so the
+//! host's checks go over one connection: an HTTP check's over keep-alive
+//! (`fetch::send_kept`, kept with no idle limit of ringway's own; closed when the
+//! server says `connection: close`, and after a failure to connect, a timeout or a
+//! malformed answer), a TCP check's after a pass. A kept connection on which anything
+//! arrived while idle (the server closed it, or sent stray bytes) is not used; one that
+//! the server closes just as the check goes out is replaced once, within the check's
+//! timeout. A TCP check with nothing to `receive` only tests that a connection opens:
+//! it opens one every time and closes it, as Envoy's does.
 //! - Failures to connect, resets, early closes and malformed answers are network
 //!   failures; no answer within `timeout` is a timeout (Envoy's NETWORK and
 //!   NETWORK_TIMEOUT).
@@ -64,23 +74,61 @@ pub const USER_AGENT: &str = "Envoy/HC";
 /// read from a Unix socket.
 const MAX_READ: usize = 64 * 1024;
 
+/// One host's check connection, kept from one check to the next (module note).
+#[derive(Debug, Default)]
+pub struct CheckConnection {
+    /// An HTTP check's idle keep-alive connection (made on first use).
+    http: Option<fetch::Kept>,
+    /// A TCP check's connection, after a pass.
+    tcp: Option<Stream>,
+}
+
+impl CheckConnection {
+    /// Whether a connection is kept (for tests).
+    pub fn holds_one(&self) -> bool {
+        self.tcp.is_some() || self.http.as_ref().is_some_and(fetch::Kept::holds_one)
+    }
+}
+
 /// Checks `address` (the check's port already applied) of cluster `cluster` once.
 /// Blocks for up to the check's `timeout`.
 /// `tls`: the client configuration and the server name to send and verify (`None`:
-/// the address).
+/// the address). `connection`: the host's kept connection, used and left for the next
+/// check when the check reuses connections, else emptied.
 pub fn probe(
     check: &HealthCheck,
     cluster: &str,
     address: &Address,
     tls: Option<(&Arc<rustls::ClientConfig>, Option<&str>)>,
+    connection: &mut CheckConnection,
 ) -> Report {
+    if !check.reuse_connection {
+        *connection = CheckConnection::default();
+    }
+    let reuse = check.reuse_connection;
     let deadline = Deadline::after(check.timeout);
     match &check.kind {
         HealthCheckKind::Http(http) => match address {
-            Address::Tcp(addr) => http_tcp(http, cluster, *addr, tls, check.timeout),
+            Address::Tcp(addr) => {
+                connection.tcp = None;
+                let kept = reuse.then(|| {
+                    &mut *connection
+                        .http
+                        .get_or_insert_with(|| fetch::Kept::idle_for(Duration::MAX))
+                });
+                http_tcp(http, cluster, *addr, tls, (check.timeout, kept))
+            }
             Address::Unix(_) => http_unix(http, cluster, address, &deadline),
         },
-        HealthCheckKind::Tcp(tcp) => tcp_check(tcp, address, &deadline),
+        HealthCheckKind::Tcp(tcp) => {
+            // What an earlier check of another kind kept (a reload changed it) goes.
+            connection.http = None;
+            if tcp.receive.is_empty() {
+                connection.tcp = None;
+            }
+            let kept = (reuse && !tcp.receive.is_empty()).then_some(&mut connection.tcp);
+            tcp_check(tcp, address, &deadline, kept)
+        }
     }
 }
 
@@ -172,7 +220,7 @@ fn http_tcp(
     cluster: &str,
     addr: SocketAddr,
     tls: Option<(&Arc<rustls::ClientConfig>, Option<&str>)>,
-    timeout: Duration,
+    (timeout, kept): (Duration, Option<&mut fetch::Kept>),
 ) -> Report {
     let Some(method) = method(&http.method) else {
         return Report::new(
@@ -194,7 +242,11 @@ fn http_tcp(
         headers,
         ..fetch::Request::new(&url)
     };
-    match fetch::send(method, None, &request) {
+    let sent = match kept {
+        Some(kept) => fetch::send_kept(method, None, &request, kept),
+        None => fetch::send(method, None, &request),
+    };
+    match sent {
         Ok(response) => classify(
             http,
             response.status,
@@ -278,34 +330,96 @@ fn http_unix(http: &HttpCheck, cluster: &str, address: &Address, deadline: &Dead
     }
 }
 
-fn tcp_check(tcp: &TcpCheck, address: &Address, deadline: &Deadline) -> Report {
-    let mut stream = match connect(address, deadline) {
+/// A TCP check; `kept`: the host's kept connection when the check reuses one (it
+/// expects bytes), taken when fit and put back after a pass.
+fn tcp_check(
+    tcp: &TcpCheck,
+    address: &Address,
+    deadline: &Deadline,
+    mut kept: Option<&mut Option<Stream>>,
+) -> Report {
+    let reused = kept
+        .as_deref_mut()
+        .and_then(Option::take)
+        .filter(Stream::is_quiet);
+    if let Some(stream) = reused {
+        match tcp_exchange(tcp, stream, deadline) {
+            Ok(stream) => {
+                if let Some(slot) = kept {
+                    *slot = Some(stream);
+                }
+                return Report::new(
+                    Outcome::Passed { degraded: false },
+                    "expected bytes received",
+                );
+            }
+            // Closed under the check before answering: once more, on a new connection.
+            Err((_, true)) => {}
+            Err((report, false)) => return report,
+        }
+    }
+    let stream = match connect(address, deadline) {
         Ok(stream) => stream,
         Err(report) => return report,
     };
-    if !tcp.send.is_empty() {
-        if let Err(report) = write_all(&mut stream, &tcp.send, deadline) {
-            return report;
-        }
-    }
     if tcp.receive.is_empty() {
+        if !tcp.send.is_empty() {
+            let mut stream = stream;
+            if let Err(report) = write_all(&mut stream, &tcp.send, deadline) {
+                return report;
+            }
+        }
         return Report::new(Outcome::Passed { degraded: false }, "connected");
+    }
+    match tcp_exchange(tcp, stream, deadline) {
+        Ok(stream) => {
+            if let Some(slot) = kept {
+                *slot = Some(stream);
+            }
+            Report::new(
+                Outcome::Passed { degraded: false },
+                "expected bytes received",
+            )
+        }
+        Err((report, _)) => report,
+    }
+}
+
+/// Writes `send` and reads until every `receive` blob is found; the stream back after
+/// a pass, else the failure and whether the connection closed (or reset) before any
+/// byte of an answer.
+fn tcp_exchange(
+    tcp: &TcpCheck,
+    mut stream: Stream,
+    deadline: &Deadline,
+) -> Result<Stream, (Report, bool)> {
+    if !tcp.send.is_empty() {
+        write_all(&mut stream, &tcp.send, deadline).map_err(|report| {
+            let closed = matches!(report.outcome, Outcome::Network);
+            (report, closed)
+        })?;
     }
     let mut buf = Vec::with_capacity(256);
     loop {
         if fuzzy_match(&tcp.receive, &buf) {
-            return Report::new(
-                Outcome::Passed { degraded: false },
-                "expected bytes received",
-            );
+            return Ok(stream);
         }
         if buf.len() >= MAX_READ {
-            return Report::new(Outcome::Network, "expected bytes not in the first 64 KiB");
+            return Err((
+                Report::new(Outcome::Network, "expected bytes not in the first 64 KiB"),
+                false,
+            ));
         }
         match read_some(&mut stream, &mut buf, deadline) {
-            Ok(0) => return Report::new(Outcome::Network, "closed before the expected bytes"),
+            Ok(0) => {
+                let report = Report::new(Outcome::Network, "closed before the expected bytes");
+                return Err((report, buf.is_empty()));
+            }
             Ok(_) => {}
-            Err(report) => return report,
+            Err(report) => {
+                let closed = buf.is_empty() && matches!(report.outcome, Outcome::Network);
+                return Err((report, closed));
+            }
         }
     }
 }
@@ -355,12 +469,29 @@ impl Deadline {
 }
 
 /// A connected stream of either family.
+#[derive(Debug)]
 enum Stream {
     Tcp(TcpStream),
     Unix(std::os::unix::net::UnixStream),
 }
 
 impl Stream {
+    /// Whether a kept connection is still fit for a check: nothing arrived on it while
+    /// it was idle (a non-blocking peek: a close, a reset or stray bytes all make it
+    /// unfit).
+    fn is_quiet(&self) -> bool {
+        let sock = match self {
+            Stream::Tcp(s) => socket2::SockRef::from(s),
+            Stream::Unix(s) => socket2::SockRef::from(s),
+        };
+        if sock.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+        let quiet = matches!(sock.peek(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        sock.set_nonblocking(false).is_ok() && quiet
+    }
+
     fn set_timeouts(&self, left: Duration) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => {
@@ -516,8 +647,172 @@ pub(crate) mod tests {
         format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n{extra}\r\nok")
     }
 
+    /// One check on a connection of its own.
     fn run(check: &HealthCheck, addr: SocketAddr) -> Report {
-        probe(check, "api", &Address::Tcp(addr), None)
+        probe(
+            check,
+            "api",
+            &Address::Tcp(addr),
+            None,
+            &mut CheckConnection::default(),
+        )
+    }
+
+    /// A keep-alive server counting its connections: each request head (HTTP) or each
+    /// `PING` (TCP) is answered by `answer`, on the connection it came on, until the
+    /// client closes it or `answer` says `None` (then the server closes it).
+    fn keep_alive_server(
+        http: bool,
+        answer: impl Fn(usize) -> Option<&'static [u8]> + Send + Sync + 'static,
+    ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (counted, answer) = (Arc::clone(&connections), Arc::new(answer));
+        let served = Arc::new(AtomicUsize::new(0));
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let (answer, served) = (Arc::clone(&answer), Arc::clone(&served));
+                thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut chunk = [0u8; 512];
+                    loop {
+                        let end: &[u8] = if http { b"\r\n\r\n" } else { b"PING" };
+                        while let Some(at) = memchr::memmem::find(&seen, end) {
+                            seen.drain(..at + end.len());
+                            let n = served.fetch_add(1, Ordering::SeqCst);
+                            match answer(n) {
+                                Some(reply) => conn.write_all(reply).unwrap(),
+                                None => return,
+                            }
+                        }
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                });
+            }
+        });
+        (addr, connections)
+    }
+
+    /// Three checks of `c` against a keep-alive server answering `reply`: each passes
+    /// and keeps its connection, one connection for all.
+    fn three_checks_on_one_connection(c: &HealthCheck, http: bool, reply: &'static [u8]) {
+        let (addr, connections) = keep_alive_server(http, move |_| Some(reply));
+        let target = Address::Tcp(addr);
+        let mut kept = CheckConnection::default();
+        for _ in 0..3 {
+            let report = probe(c, "api", &target, None, &mut kept);
+            assert!(report.outcome.passed(), "{report:?}");
+            assert!(kept.holds_one());
+        }
+        let connections = connections.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(connections, 1, "one connection for three checks");
+    }
+
+    #[test]
+    fn checks_reuse_the_hosts_connection_unless_told_not_to() {
+        use std::sync::atomic::Ordering;
+        const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+        let mut c = check(1, 1);
+        c.kind = HealthCheckKind::Http(http_check("/healthz"));
+        three_checks_on_one_connection(&c, true, OK);
+
+        // `reuse_connection: false`: a connection per check, none kept.
+        c.reuse_connection = false;
+        let (addr, connections) = keep_alive_server(true, |_| Some(OK));
+        let target = Address::Tcp(addr);
+        let mut kept = CheckConnection::default();
+        for _ in 0..3 {
+            assert!(probe(&c, "api", &target, None, &mut kept).outcome.passed());
+            assert!(!kept.holds_one());
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 3);
+
+        // A server that says `connection: close`, then one that closes the connection
+        // instead of answering a third request on it: every check still passes, on a
+        // new connection when the kept one is gone (closed under the request: sent
+        // once more).
+        c.reuse_connection = true;
+        let (addr, connections) = keep_alive_server(true, |_| {
+            Some(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
+        });
+        let target = Address::Tcp(addr);
+        let mut kept = CheckConnection::default();
+        for _ in 0..2 {
+            assert!(probe(&c, "api", &target, None, &mut kept).outcome.passed());
+            assert!(!kept.holds_one());
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+        let (addr, connections) = keep_alive_server(true, |n| (n % 3 != 2).then_some(OK));
+        let target = Address::Tcp(addr);
+        let mut kept = CheckConnection::default();
+        for i in 0..4 {
+            let report = probe(&c, "api", &target, None, &mut kept);
+            assert!(report.outcome.passed(), "check {i}: {report:?}");
+            thread::sleep(Duration::from_millis(20));
+        }
+        // Checks 0 and 1 on the first connection; the server drops it at the third,
+        // which goes again on a second connection, kept for the fourth.
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn tcp_checks_that_expect_bytes_reuse_the_connection_and_connect_only_ones_do_not() {
+        use std::sync::atomic::Ordering;
+        let mut c = check(1, 1);
+        c.kind = HealthCheckKind::Tcp(TcpCheck {
+            send: b"PING".to_vec(),
+            receive: vec![b"PONG".to_vec()],
+        });
+        three_checks_on_one_connection(&c, false, b"PONG");
+        // The server closes the connection under the second check: it goes once more,
+        // on a new connection.
+        let (addr, connections) = keep_alive_server(false, |n| (n != 1).then_some(&b"PONG"[..]));
+        let target = Address::Tcp(addr);
+        let mut kept = CheckConnection::default();
+        for i in 0..3 {
+            let report = probe(&c, "api", &target, None, &mut kept);
+            assert!(report.outcome.passed(), "check {i}: {report:?}");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+        // A wrong answer fails the check and drops the connection.
+        let (addr, connections) =
+            keep_alive_server(false, |n| Some(if n == 1 { b"NOPE" } else { b"PONG" }));
+        let target = Address::Tcp(addr);
+        let mut kept = CheckConnection::default();
+        c.timeout = Duration::from_millis(200);
+        assert!(probe(&c, "api", &target, None, &mut kept).outcome.passed());
+        assert!(!probe(&c, "api", &target, None, &mut kept).outcome.passed());
+        assert!(!kept.holds_one());
+        assert!(probe(&c, "api", &target, None, &mut kept).outcome.passed());
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+        // Connect only: a connection every time, none kept.
+        c.kind = HealthCheckKind::Tcp(TcpCheck::default());
+        let (addr, connections) = keep_alive_server(false, |_| Some(b"PONG"));
+        let target = Address::Tcp(addr);
+        for _ in 0..3 {
+            assert!(probe(&c, "api", &target, None, &mut kept).outcome.passed());
+            assert!(!kept.holds_one());
+        }
+        assert!(wait_for(|| connections.load(Ordering::SeqCst) == 3));
+    }
+
+    /// Waits up to 2 s for `done`.
+    fn wait_for(done: impl Fn() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            if done() {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        done()
     }
 
     #[test]
@@ -691,7 +986,7 @@ pub(crate) mod tests {
         let mut http = http_check("healthz");
         http.expected_statuses = vec![(200, 300)];
         c.kind = HealthCheckKind::Http(http);
-        let report = probe(&c, "api", &address, None);
+        let report = probe(&c, "api", &address, None, &mut CheckConnection::default());
         assert_eq!(
             report.outcome,
             Outcome::Passed { degraded: false },
@@ -702,11 +997,12 @@ pub(crate) mod tests {
             receive: Vec::new(),
         });
         assert_eq!(
-            probe(&c, "api", &address, None).outcome,
+            probe(&c, "api", &address, None, &mut CheckConnection::default()).outcome,
             Outcome::Passed { degraded: false }
         );
         let gone = Address::Unix(dir.path().join("none.sock"));
-        assert_eq!(probe(&c, "api", &gone, None).outcome, Outcome::Network);
+        let report = probe(&c, "api", &gone, None, &mut CheckConnection::default());
+        assert_eq!(report.outcome, Outcome::Network);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use tracing::{debug, info};
 
 use super::checker::{self, Session, Transition};
 use super::outlier::{Change, Counts, Detector, HostOutlier};
-use super::probe::{self, Report};
+use super::probe::{self, CheckConnection, Report};
 use super::stats as st;
 use super::{HealthCheck, HealthEvent, HealthFlags, Observation, Observed, Reporter, Watched};
 use crate::config::Address;
@@ -55,6 +55,8 @@ pub(super) enum Message {
         address: Address,
         id: u64,
         report: Report,
+        /// The host's check connection, back for its next check.
+        connection: CheckConnection,
     },
     Stop,
 }
@@ -69,6 +71,8 @@ struct Job {
     /// The TLS server name to send and verify (the workers' choice for the endpoint).
     server_name: Option<String>,
     id: u64,
+    /// The host's kept check connection (`reuse_connection`).
+    connection: CheckConnection,
 }
 
 /// The handle of the health threads; they stop when it is dropped.
@@ -136,14 +140,17 @@ impl Probers {
             .name(format!("ringway-hc-{}", self.started))
             .spawn(move || {
                 // Ends when the scheduler drops the job queue.
-                for job in jobs.iter() {
+                for mut job in jobs.iter() {
                     let tls = job.tls.as_ref().map(|t| (t, job.server_name.as_deref()));
-                    let report = probe::probe(&job.check, &job.cluster, &job.target, tls);
+                    let connection = &mut job.connection;
+                    let report =
+                        probe::probe(&job.check, &job.cluster, &job.target, tls, connection);
                     let _ = done.send(Message::Probed {
                         cluster: job.cluster,
                         address: job.address,
                         id: job.id,
                         report,
+                        connection: job.connection,
                     });
                 }
             })?;
@@ -164,6 +171,8 @@ struct Host {
     /// When the next check is due; `None` without a check or while one is in flight.
     due: Option<Instant>,
     in_flight: Option<u64>,
+    /// The check connection between checks (it travels with a check in flight).
+    connection: CheckConnection,
     outlier: HostOutlier,
 }
 
@@ -314,9 +323,10 @@ impl Scheduler {
                 address,
                 id,
                 report,
+                connection,
             } => {
                 self.in_flight = self.in_flight.saturating_sub(1);
-                self.probed(&cluster, &address, id, &report, Instant::now());
+                self.probed(&cluster, &address, id, &report, connection, Instant::now());
             }
             Message::Stop => return false,
         }
@@ -371,6 +381,7 @@ impl Scheduler {
                         session: Session::new(),
                         due: None,
                         in_flight: None,
+                        connection: CheckConnection::default(),
                         outlier: HostOutlier::default(),
                     };
                     let mut host = std::mem::replace(&mut old_hosts[j], placeholder);
@@ -386,6 +397,7 @@ impl Scheduler {
                     session: Session::new(),
                     due: None,
                     in_flight: None,
+                    connection: CheckConnection::default(),
                     outlier: HostOutlier::default(),
                 },
             };
@@ -486,22 +498,34 @@ impl Scheduler {
                         .clone()
                         .or_else(|| Some(cluster.members.get(i)?.hostname.as_deref()?.to_owned())),
                     id: self.ids,
+                    connection: std::mem::take(&mut host.connection),
                 });
             }
         }
     }
 
-    fn probed(&mut self, cluster: &str, address: &Address, id: u64, report: &Report, now: Instant) {
+    fn probed(
+        &mut self,
+        cluster: &str,
+        address: &Address,
+        id: u64,
+        report: &Report,
+        connection: CheckConnection,
+        now: Instant,
+    ) {
         let Some(c) = self.clusters.get_mut(cluster) else {
             return;
         };
         let Some(&i) = c.by_address.get(address) else {
             return;
         };
+        // An answer for a check that is no longer the host's (it left, or a reload
+        // restarted its checks) is dropped, its connection closed with it.
         if c.hosts[i].in_flight != Some(id) {
             return;
         }
         c.hosts[i].in_flight = None;
+        c.hosts[i].connection = connection;
         let Some(check) = c.check.clone() else { return };
         let before = c.hosts[i].flags();
         let host = &mut c.hosts[i];

@@ -87,6 +87,8 @@ struct Shared {
     dead: AtomicBool,
     requests: AtomicUsize,
     checks: AtomicUsize,
+    /// Connections accepted.
+    connections: AtomicUsize,
     /// Bumped on every kill: connections of an older life close.
     life: AtomicUsize,
     /// Requests still to be answered with `fail_mode` instead of `mode`.
@@ -117,6 +119,7 @@ impl Faulty {
             dead: AtomicBool::new(false),
             requests: AtomicUsize::new(0),
             checks: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             life: AtomicUsize::new(0),
             failures_left: AtomicUsize::new(0),
             fail_mode: AtomicU64::new(0),
@@ -206,6 +209,12 @@ impl Faulty {
         self.shared.checks.load(Ordering::SeqCst)
     }
 
+    /// Connections accepted (health checks' and requests').
+    #[allow(dead_code)]
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
     /// Answers the next `n` requests (health checks aside) with `mode`, then goes on
     /// with its mode.
     #[allow(dead_code)]
@@ -249,6 +258,7 @@ fn spawn_acceptor(listener: TcpListener, shared: Arc<Shared>) {
         }
         match listener.accept() {
             Ok((stream, _)) => {
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = Arc::clone(&shared);
                 std::thread::spawn(move || serve(stream, &shared, life));
             }

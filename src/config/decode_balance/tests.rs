@@ -378,7 +378,7 @@ fn hash_rule_refusals_are_positioned() {
 
 #[test]
 fn health_checks_map_every_key() {
-    let c = cluster("    health_check:\n      http: { path: /healthz, host: api.internal, method: HEAD, expected_statuses: [200, 204-299], retriable_statuses: [503], headers: { X-Probe: \"1\", x-n: 2 }, remove_headers: [User-Agent] }\n      interval: 5s\n      timeout: 1s\n      healthy_threshold: 2\n      unhealthy_threshold: 4\n      interval_jitter: 0s\n      interval_jitter_percent: 10\n      initial_jitter: 1s\n      no_traffic_interval: 30s\n      no_traffic_healthy_interval: 90s\n      unhealthy_interval: 7s\n      unhealthy_edge_interval: 3s\n      healthy_edge_interval: 4s\n      always_log_failures: true\n");
+    let c = cluster("    health_check:\n      http: { path: /healthz, host: api.internal, method: HEAD, expected_statuses: [200, 204-299], retriable_statuses: [503], headers: { X-Probe: \"1\", x-n: 2 }, remove_headers: [User-Agent] }\n      interval: 5s\n      timeout: 1s\n      healthy_threshold: 2\n      unhealthy_threshold: 4\n      interval_jitter: 0s\n      interval_jitter_percent: 10\n      initial_jitter: 1s\n      no_traffic_interval: 30s\n      no_traffic_healthy_interval: 90s\n      unhealthy_interval: 7s\n      unhealthy_edge_interval: 3s\n      healthy_edge_interval: 4s\n      always_log_failures: true\n      reuse_connection: false\n");
     assert_eq!(
         c.health_check,
         Some(HealthCheck {
@@ -395,6 +395,7 @@ fn health_checks_map_every_key() {
             unhealthy_edge_interval: Some(Duration::from_secs(3)),
             healthy_edge_interval: Some(Duration::from_secs(4)),
             always_log_failures: true,
+            reuse_connection: false,
             kind: HealthCheckKind::Http(HttpCheck {
                 host: Some("api.internal".into()),
                 path: "/healthz".into(),
@@ -414,6 +415,7 @@ fn health_checks_map_every_key() {
         "native defaults"
     );
     assert_eq!(hc.no_traffic_interval, Duration::from_secs(60));
+    assert!(hc.reuse_connection, "kept by default, as Envoy's");
     assert_eq!(
         (
             hc.interval_jitter,

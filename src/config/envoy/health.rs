@@ -5,8 +5,8 @@
 //! `GET`, expected status 200, the cluster's name as `Host`). `timeout`, `interval`,
 //! `unhealthy_threshold` and `healthy_threshold` are required by Envoy's validation
 //! rules, which report a missing one before the mapping runs; a threshold of 0 is
-//! refused here. `reuse_connection` is accepted either way: ringway's checker opens a
-//! connection per check (docs/envoy.md). Refused by name, with the reason: gRPC and
+//! refused here. `reuse_connection` (default true) keeps each host's check connection
+//! as Envoy does (`health::probe`). Refused by name, with the reason: gRPC and
 //! custom checks, `alt_port`, `event_log_path`, `transport_socket_match_criteria`, an
 //! HTTP check's `codec_client_type` other than HTTP1, and header values with `%`
 //! formatters; the other fields ringway lacks (`send`/`receive` of an HTTP check,
@@ -96,6 +96,8 @@ pub(crate) fn health_check(hc: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<H
         unhealthy_edge_interval: hc.duration("unhealthy_edge_interval"),
         healthy_edge_interval: hc.duration("healthy_edge_interval"),
         always_log_failures: hc.bool("always_log_health_check_failures"),
+        // A `BoolValue`, true when absent.
+        reuse_connection: hc.wrapped_bool("reuse_connection").unwrap_or(true),
         kind: kind?,
     };
     ok.then_some(check)

@@ -420,6 +420,7 @@ fn health_checks_map_every_field() {
             unhealthy_edge_interval: Some(Duration::from_secs(3)),
             healthy_edge_interval: Some(Duration::from_secs(4)),
             always_log_failures: true,
+            reuse_connection: false,
             kind: HealthCheckKind::Http(HttpCheck {
                 host: Some("health.local".into()),
                 path: "/healthz".into(),
@@ -436,6 +437,7 @@ fn health_checks_map_every_field() {
     ));
     let hc = tcp.health_check.expect("a check");
     assert_eq!(hc.no_traffic_interval, Duration::from_secs(60));
+    assert!(hc.reuse_connection, "Envoy's default");
     assert_eq!(hc.interval_jitter, Duration::ZERO);
     assert_eq!(
         hc.kind,
