@@ -40,7 +40,7 @@ fn fill(b: &mut SpanBatch) {
         method: b.push_text("GET"),
         path: b.push_text("/orders"),
         query: b.push_text("page=2"),
-        authority: b.push_text("shop.example"),
+        authority: b.push_text("shop.example:8443"),
         scheme: Some("https"),
         route: b.push_text("orders"),
         status: 503,
@@ -205,6 +205,8 @@ fn otlp_is_decoded_by_the_official_protobuf_classes() {
     }
     assert_eq!(attrs["http.response.status_code"], 503);
     assert_eq!(attrs["network.peer.port"], 51000);
+    assert_eq!(attrs["server.port"], 8443, "the authority's port");
+    assert!(attrs.get("url.full").is_none(), "server span");
     assert_eq!(attrs["http.request.body.size"], 120);
     assert_eq!(attrs["http.response.body.size"], 3400);
     assert_eq!(attrs["error"], true);
@@ -217,6 +219,14 @@ fn otlp_is_decoded_by_the_official_protobuf_classes() {
     assert_eq!(client["parent"], "00f067aa0ba902b7");
     assert_eq!(client["status_message"], "connect failure");
     assert_eq!(client["attrs"]["http.request.resend_count"], 1);
+    // OpenTelemetry's required attributes of an HTTP client span: where it went.
+    assert_eq!(client["attrs"]["server.address"], "127.0.0.1");
+    assert_eq!(client["attrs"]["server.port"], 8080);
+    assert_eq!(
+        client["attrs"]["url.full"],
+        "https://127.0.0.1:8080/orders?page=2"
+    );
+    assert!(client["attrs"].get("url.scheme").is_none());
     assert!(
         client["attrs"].get("http.request.body.size").is_none(),
         "an attempt's bytes are its request's"
@@ -281,7 +291,11 @@ fn zipkin_json_matches_the_zipkin2_span_schema() {
     assert!(spans[0].get("shared").is_none());
     assert_eq!(
         spans[0]["tags"]["http.url"],
-        "https://shop.example/orders?page=2"
+        "https://shop.example:8443/orders?page=2"
+    );
+    assert_eq!(
+        spans[1]["tags"]["http.url"], "https://127.0.0.1:8080/orders?page=2",
+        "an attempt's URL names its endpoint"
     );
     assert_eq!(spans[0]["tags"]["error"], "true");
     assert_eq!(spans[1]["tags"]["error"], "connect failure");

@@ -600,6 +600,12 @@ fn two_hops_export_a_chain_of_spans_with_their_attributes_and_timings() {
             "{driver}: {tags}"
         );
         assert_eq!(tags["peer.address"], "127.0.0.1", "{driver}");
+        // The attempt's URL names the endpoint it went to.
+        assert_eq!(
+            gc["tags"]["http.url"],
+            format!("http://{sidecar_addr}/named/7?x=1"),
+            "{driver}"
+        );
         drop((gateway, sidecar));
     }
 }

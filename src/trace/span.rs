@@ -65,10 +65,11 @@ pub struct SpanRecord {
     /// `url.path` (cut to the listener's `max_path_tag_length`) and `url.query`.
     pub path: TextRef,
     pub query: TextRef,
-    /// `server.address`: the request's authority.
+    /// The request's authority: `server.address` and `server.port` of a request's
+    /// span (an attempt's are its endpoint's, `upstream`).
     pub authority: TextRef,
-    /// `url.scheme`: `http` or `https` (a constant: nothing copied); `None` for an
-    /// upstream attempt's span.
+    /// `url.scheme`: `http` or `https` (a constant: nothing copied); an upstream
+    /// attempt's: its connection's, for its `url.full` (`None`: not known).
     pub scheme: Option<&'static str>,
     /// `http.route`: the route's name (or its match text).
     pub route: TextRef,

@@ -38,7 +38,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::sink::{Queued, TraceSetup, CHANNEL_CAPACITY};
-use super::span::{SpanBatch, SpanRecord};
+use super::span::{SpanBatch, SpanRecord, TextRef};
 use crate::access_log::ResponseFlags;
 use crate::config::observability::{TraceProvider, Tracer};
 use crate::config::Config;
@@ -387,12 +387,54 @@ fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>, kept: 
 /// The host part of an authority (no port), for the TLS name when the cluster sets no
 /// SNI.
 fn host_only(authority: &str) -> Option<&str> {
-    if authority.starts_with('[') {
-        return authority
-            .strip_prefix('[')
-            .and_then(|a| a.split(']').next());
+    let (host, _) = host_port(authority.as_bytes());
+    std::str::from_utf8(host).ok().filter(|h| !h.is_empty())
+}
+
+/// Where a span's request went, as `server.address` and `server.port`: a request's
+/// span, its authority; an attempt's, its endpoint (`ip:port`, or a Unix socket's path,
+/// which is the whole address).
+fn server_of<'t>(
+    record: &SpanRecord,
+    text: impl Fn(TextRef) -> &'t [u8],
+) -> (&'t [u8], Option<u16>) {
+    if record.upstream_attempt {
+        let endpoint = text(record.upstream);
+        if let Some(path) = endpoint.strip_prefix(b"unix:") {
+            return (path, None);
+        }
+        return host_port(endpoint);
     }
-    authority.split(':').next().filter(|h| !h.is_empty())
+    host_port(text(record.authority))
+}
+
+/// An authority (`host[:port]`, or an endpoint's `ip:port`) as OpenTelemetry's
+/// `server.address` and `server.port`: the host, an IPv6 literal without its brackets,
+/// and the port when one is written (digits, within `u16`; anything else after the
+/// colon is dropped). Text with no colon (a Unix socket's path) is all host.
+fn host_port(authority: &[u8]) -> (&[u8], Option<u16>) {
+    let port = |digits: &[u8]| {
+        let all = !digits.is_empty() && digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit);
+        all.then(|| {
+            digits
+                .iter()
+                .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
+        })
+        .and_then(|n| u16::try_from(n).ok())
+    };
+    if let Some(rest) = authority.strip_prefix(b"[") {
+        return match rest.iter().position(|&b| b == b']') {
+            Some(end) => (
+                &rest[..end],
+                rest[end + 1..].strip_prefix(b":").and_then(port),
+            ),
+            None => (authority, None),
+        };
+    }
+    match authority.iter().position(|&b| b == b':') {
+        Some(colon) => (&authority[..colon], port(&authority[colon + 1..])),
+        None => (authority, None),
+    }
 }
 
 /// One span with the batch whose text it refers to.
@@ -516,5 +558,19 @@ pub(crate) mod tests {
         assert_eq!(host_only("otel.example:4318"), Some("otel.example"));
         assert_eq!(host_only("[::1]:4318"), Some("::1"));
         assert_eq!(host_only("otel"), Some("otel"));
+        let split = |a: &str| {
+            let (host, port) = host_port(a.as_bytes());
+            (String::from_utf8(host.to_vec()).unwrap(), port)
+        };
+        assert_eq!(
+            split("shop.example:8443"),
+            ("shop.example".into(), Some(8443))
+        );
+        assert_eq!(split("shop.example"), ("shop.example".into(), None));
+        assert_eq!(split("[2001:db8::1]:80"), ("2001:db8::1".into(), Some(80)));
+        assert_eq!(split("[::1]"), ("::1".into(), None));
+        assert_eq!(split("h:99999"), ("h".into(), None), "not a port");
+        assert_eq!(split("h:+80"), ("h".into(), None));
+        assert_eq!(split("[::1"), ("[::1".into(), None));
     }
 }

@@ -27,7 +27,7 @@
 
 use prost::Message;
 
-use super::{flags_text, is_error, SpanView};
+use super::{flags_text, is_error, server_of, SpanView};
 use crate::config::observability::{SpanKind, Tracer};
 use crate::trace::span::SpanBatch;
 
@@ -381,6 +381,24 @@ impl Out<'_> {
         self.field_bytes(1, value);
     }
 
+    /// A span's attribute (field 9) whose string value is the concatenation of
+    /// `parts` (a URL put together from its pieces), written without a buffer between.
+    fn string_attribute_parts(&mut self, name: &str, parts: &[&[u8]]) {
+        let v: usize = parts.iter().map(|p| p.len()).sum();
+        let any = 1 + len_of(v);
+        let kv = 1 + len_of(name.len()) + 1 + len_of(any);
+        self.varint(key(9, LEN));
+        self.varint(kv);
+        self.field_bytes(1, name.as_bytes());
+        self.varint(key(2, LEN));
+        self.varint(any);
+        self.varint(key(1, LEN));
+        self.varint(v);
+        for part in parts {
+            self.put(part);
+        }
+    }
+
     /// A span's attribute (field 9) with a string value of `len` bytes (1 to 16), given
     /// as the 16 bytes from its start: with room, one bounds check and fixed-size moves
     /// (the bytes after the value land past the position, where the next write goes
@@ -546,12 +564,29 @@ fn span_into<const UTF8: bool>(
         "url.path" => r.path,
         "url.query" => r.query,
     }
-    if let Some(scheme) = r.scheme {
-        out.string_attribute(9, "url.scheme", scheme.as_bytes());
+    let (server, port) = server_of(r, text);
+    if !server.is_empty() {
+        out.string_attribute(9, "server.address", server);
+    }
+    if let Some(port) = port {
+        out.int_attribute("server.port", i64::from(port));
+    }
+    match r.scheme {
+        Some(scheme) if !r.upstream_attempt => {
+            out.string_attribute(9, "url.scheme", scheme.as_bytes());
+        }
+        // An attempt's URL: its scheme, its endpoint, the request's path and query.
+        Some(scheme) if port.is_some() => {
+            let (path, query) = (text(r.path), text(r.query));
+            let mark: &[u8] = if query.is_empty() { b"" } else { b"?" };
+            let endpoint = text(r.upstream);
+            let url = [scheme.as_bytes(), b"://", endpoint, path, mark, query];
+            out.string_attribute_parts("url.full", &url);
+        }
+        _ => {}
     }
     strings! {
         "http.route" => r.route,
-        "server.address" => r.authority,
         "client.address" => r.peer,
         "network.peer.address" => r.peer,
         "user_agent.original" => r.user_agent,
@@ -659,9 +694,34 @@ fn span(view: &SpanView<'_>) -> Span {
     add_text("http.request.method", text(r.method));
     add_text("url.path", text(r.path));
     add_text("url.query", text(r.query));
-    add_text("url.scheme", r.scheme.unwrap_or_default());
+    let (server, port) = server_of(r, |t| text(t).as_bytes());
+    add_text(
+        "server.address",
+        std::str::from_utf8(server).unwrap_or_default(),
+    );
+    if let Some(port) = port {
+        attributes.push(int("server.port", i64::from(port)));
+    }
+    let mut add_text = |key: &str, value: &str| {
+        if !value.is_empty() {
+            attributes.push(string(key, value));
+        }
+    };
+    match r.scheme {
+        Some(scheme) if !r.upstream_attempt => add_text("url.scheme", scheme),
+        Some(scheme) if port.is_some() => {
+            let query = text(r.query);
+            let mark = if query.is_empty() { "" } else { "?" };
+            let url = format!(
+                "{scheme}://{}{}{mark}{query}",
+                text(r.upstream),
+                text(r.path)
+            );
+            add_text("url.full", &url);
+        }
+        _ => {}
+    }
     add_text("http.route", text(r.route));
-    add_text("server.address", text(r.authority));
     add_text("client.address", text(r.peer));
     add_text("network.peer.address", text(r.peer));
     add_text("user_agent.original", text(r.user_agent));

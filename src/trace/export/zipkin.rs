@@ -59,10 +59,16 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
     if !path.is_empty() {
         let scheme = r.scheme.unwrap_or("http");
         let query = text(r.query);
-        let url = if query.is_empty() {
-            format!("{scheme}://{}{path}", text(r.authority))
+        // An attempt's URL names the endpoint it went to.
+        let authority = text(if r.upstream_attempt {
+            r.upstream
         } else {
-            format!("{scheme}://{}{path}?{query}", text(r.authority))
+            r.authority
+        });
+        let url = if query.is_empty() {
+            format!("{scheme}://{authority}{path}")
+        } else {
+            format!("{scheme}://{authority}{path}?{query}")
         };
         tag("http.url", url);
     }

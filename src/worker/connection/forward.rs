@@ -260,7 +260,8 @@ impl Connection<'_> {
                     Err(e) if e.kind == ErrorKind::RetriedResponse => (self.response.status, None),
                     Err(e) => (0, Some(e.kind.as_str())),
                 };
-                self.trace_attempt_end(&picked, end, (self.retry.attempt, ended));
+                let tls = cluster.tls.is_some();
+                self.trace_attempt_end((&picked, tls), end, (self.retry.attempt, ended));
             }
             let observed = match &outcome {
                 Ok(finished) => {

@@ -134,6 +134,8 @@ struct Attempt {
     status: u16,
     number: u32,
     upstream: (u32, u32),
+    /// The connection to the endpoint is TLS (the attempt's URL is `https`).
+    tls: bool,
     error: (u32, u32),
 }
 
@@ -586,10 +588,11 @@ impl Connection<'_> {
 
     /// Notes an upstream attempt's end at `ended` (sampled requests on listeners that
     /// spawn upstream spans): `status` 0 when no response came, `error` the failure's
-    /// text. Its span is recorded with the request's, when the request ends.
+    /// text, `tls` whether the cluster connects over TLS. Its span is recorded with the
+    /// request's, when the request ends.
     pub(super) fn trace_attempt_end(
         &mut self,
-        upstream: &crate::upstream::Host,
+        (upstream, tls): (&crate::upstream::Host, bool),
         (status, error): (u16, Option<&str>),
         (number, ended): (u32, Instant),
     ) {
@@ -613,6 +616,7 @@ impl Connection<'_> {
             status,
             number,
             upstream,
+            tls,
             error,
         });
     }
@@ -647,8 +651,9 @@ impl Connection<'_> {
             };
             let at = block(batch, p, &mut base);
             let piece = |r| TextRef::in_block(at, r);
-            // An attempt carries what is its own, and the request's method, path and
-            // id (Envoy's upstream span tags); the rest is on the request's span.
+            // An attempt carries what is its own, and the request's method, path, query
+            // and id (Envoy's upstream span tags, and what its URL needs); the rest is
+            // on the request's span.
             batch.spans.push(SpanRecord {
                 trace_id: s.trace_id(),
                 span_id: a.span_id,
@@ -659,6 +664,8 @@ impl Connection<'_> {
                 name: piece(p.attempt_name),
                 method: piece(p.method),
                 path: piece(p.path),
+                query: piece(p.query),
+                scheme: Some(if a.tls { "https" } else { "http" }),
                 request_id: piece(p.request_id),
                 cluster: piece(p.cluster),
                 upstream: piece(a.upstream),
