@@ -69,6 +69,9 @@ fn fill(b: &mut SpanBatch) {
         status: 0,
         error: b.push_text("connect failure"),
         tags_len: 0,
+        // The endpoint's host and port, as the worker records them for an attempt.
+        authority: b.push_text("127.0.0.1"),
+        server_port: 8080,
         upstream_attempt: true,
         ..server.clone()
     };

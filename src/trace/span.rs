@@ -39,6 +39,15 @@ impl TextRef {
     /// A block base past the end of any arena (pieces in it read as empty).
     pub const NO_BLOCK: u32 = u32::MAX;
 
+    /// The part of this piece `len` bytes long from `offset` in it (clamped to it).
+    pub fn part(self, offset: usize, len: usize) -> TextRef {
+        let offset = (offset as u32).min(self.len);
+        TextRef {
+            start: self.start.saturating_add(offset),
+            len: (len as u32).min(self.len - offset),
+        }
+    }
+
     pub fn is_empty(self) -> bool {
         self.len == 0
     }
@@ -65,9 +74,12 @@ pub struct SpanRecord {
     /// `url.path` (cut to the listener's `max_path_tag_length`) and `url.query`.
     pub path: TextRef,
     pub query: TextRef,
-    /// The request's authority: `server.address` and `server.port` of a request's
-    /// span (an attempt's are its endpoint's, `upstream`).
+    /// `server.address`: the request's authority, whose port (if any) is its
+    /// `server.port`; an upstream attempt's: its endpoint's host alone, the port being
+    /// `server_port`.
     pub authority: TextRef,
+    /// An upstream attempt's endpoint port (0: none, a Unix socket).
+    pub server_port: u16,
     /// `url.scheme`: `http` or `https` (a constant: nothing copied); an upstream
     /// attempt's: its connection's, for its `url.full` (`None`: not known).
     pub scheme: Option<&'static str>,
@@ -244,6 +256,17 @@ mod tests {
         assert!(batch.is_utf8(), "UTF-8 beyond ASCII");
         batch.push_bytes(b"\xff");
         assert!(!batch.is_utf8());
+    }
+
+    #[test]
+    fn a_part_of_a_piece_stays_within_it() {
+        let mut batch = SpanBatch::with_capacity(0, 1, 64);
+        batch.push_text("x");
+        let authority = batch.push_text("[::1]:8080");
+        assert_eq!(batch.text(authority.part(1, 3)), "::1");
+        assert_eq!(batch.text(authority.part(6, 99)), "8080", "clamped");
+        assert!(authority.part(99, 1).is_empty());
+        assert!(TextRef::EMPTY.part(0, 5).is_empty());
     }
 
     #[test]

@@ -140,6 +140,27 @@ impl EndpointPool {
         &self.address_text
     }
 
+    /// Where the host is in [`Self::address_text`] (`(start, len)`: an IPv6 address
+    /// without its brackets, a Unix socket's path without `unix:`) and the port (0 for
+    /// a Unix socket): an upstream span's `server.address` and `server.port`, found by
+    /// arithmetic on the address, not by reading the text.
+    pub fn host_and_port(&self) -> ((u32, u32), u16) {
+        let len = self.address_text.len() as u32;
+        match &self.address {
+            Address::Tcp(addr) => {
+                let port = addr.port();
+                let digits = port.checked_ilog10().unwrap_or(0) + 1;
+                match addr {
+                    // `ip:port`
+                    std::net::SocketAddr::V4(_) => ((0, len - 1 - digits), port),
+                    // `[ip]:port`
+                    std::net::SocketAddr::V6(_) => ((1, len - 3 - digits), port),
+                }
+            }
+            Address::Unix(_) => ((5, len.saturating_sub(5)), 0),
+        }
+    }
+
     /// The Host a request to this endpoint implies (when the client sent none, or a
     /// route rewrites Host to the endpoint's): the name it was resolved from (as
     /// Envoy's `auto_host_rewrite` sends it), else its `ip:port`, or `localhost` for a
@@ -473,6 +494,24 @@ mod tests {
         future
             .as_mut()
             .poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn the_host_and_port_are_found_in_the_address_text() {
+        let apart = |address: Address| {
+            let pool = EndpointPool::new(address, None);
+            let ((at, len), port) = pool.host_and_port();
+            let host = &pool.address_text()[at as usize..(at + len) as usize];
+            (host.to_owned(), port)
+        };
+        let v4 = Address::Tcp(([10, 0, 0, 12], 8080).into());
+        assert_eq!(apart(v4), ("10.0.0.12".into(), 8080));
+        let v4 = Address::Tcp(([127, 0, 0, 1], 9).into());
+        assert_eq!(apart(v4), ("127.0.0.1".into(), 9));
+        let v6 = Address::Tcp("[2001:db8::1]:65535".parse().unwrap());
+        assert_eq!(apart(v6), ("2001:db8::1".into(), 65535));
+        let unix = Address::Unix("/run/app.sock".into());
+        assert_eq!(apart(unix), ("/run/app.sock".into(), 0));
     }
 
     #[test]

@@ -392,48 +392,54 @@ fn host_only(authority: &str) -> Option<&str> {
 }
 
 /// Where a span's request went, as `server.address` and `server.port`: a request's
-/// span, its authority; an attempt's, its endpoint (`ip:port`, or a Unix socket's path,
-/// which is the whole address).
+/// span, its authority; an attempt's, its endpoint, which the worker recorded apart
+/// (`SpanRecord::server_port`).
 fn server_of<'t>(
     record: &SpanRecord,
     text: impl Fn(TextRef) -> &'t [u8],
-) -> (&'t [u8], Option<u16>) {
+) -> (TextRef, Option<u16>) {
     if record.upstream_attempt {
-        let endpoint = text(record.upstream);
-        if let Some(path) = endpoint.strip_prefix(b"unix:") {
-            return (path, None);
-        }
-        return host_port(endpoint);
+        return (
+            record.authority,
+            Some(record.server_port).filter(|&p| p != 0),
+        );
     }
-    host_port(text(record.authority))
+    let authority = text(record.authority);
+    let (host, port) = host_port(authority);
+    // `host` is a part of `authority`: where it starts in it.
+    let offset = host.as_ptr() as usize - authority.as_ptr() as usize;
+    (record.authority.part(offset, host.len()), port)
 }
 
-/// An authority (`host[:port]`, or an endpoint's `ip:port`) as OpenTelemetry's
-/// `server.address` and `server.port`: the host, an IPv6 literal without its brackets,
-/// and the port when one is written (digits, within `u16`; anything else after the
-/// colon is dropped). Text with no colon (a Unix socket's path) is all host.
+/// An authority (`host[:port]`) as OpenTelemetry's `server.address` and
+/// `server.port`: the host, an IPv6 literal without its brackets, and the port when
+/// the authority ends in `:` and up to five digits (a port over 65535 is left out, its
+/// host kept). Read from the end, a byte at a time: authorities are short, and a
+/// search routine's setup costs more than the walk.
 fn host_port(authority: &[u8]) -> (&[u8], Option<u16>) {
-    let port = |digits: &[u8]| {
-        let all = !digits.is_empty() && digits.len() <= 5 && digits.iter().all(u8::is_ascii_digit);
-        all.then(|| {
-            digits
-                .iter()
-                .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
-        })
-        .and_then(|n| u16::try_from(n).ok())
-    };
-    if let Some(rest) = authority.strip_prefix(b"[") {
-        return match rest.iter().position(|&b| b == b']') {
-            Some(end) => (
-                &rest[..end],
-                rest[end + 1..].strip_prefix(b":").and_then(port),
-            ),
-            None => (authority, None),
-        };
+    let (mut port, mut scale, mut colon) = (0u32, 1u32, None);
+    for (i, &b) in authority.iter().enumerate().rev().take(6) {
+        match b {
+            b'0'..=b'9' => {
+                port += u32::from(b - b'0') * scale;
+                scale *= 10;
+            }
+            b':' if scale > 1 => {
+                colon = Some(i);
+                break;
+            }
+            _ => break,
+        }
     }
-    match authority.iter().position(|&b| b == b':') {
-        Some(colon) => (&authority[..colon], port(&authority[colon + 1..])),
+    let (host, port) = match colon {
+        Some(i) => (&authority[..i], u16::try_from(port).ok()),
         None => (authority, None),
+    };
+    match host {
+        [b'[', inner @ .., b']'] => (inner, port),
+        // An open bracket never closed: no host and port to tell apart.
+        [b'[', ..] => (authority, None),
+        _ => (host, port),
     }
 }
 
@@ -570,7 +576,15 @@ pub(crate) mod tests {
         assert_eq!(split("[2001:db8::1]:80"), ("2001:db8::1".into(), Some(80)));
         assert_eq!(split("[::1]"), ("::1".into(), None));
         assert_eq!(split("h:99999"), ("h".into(), None), "not a port");
-        assert_eq!(split("h:+80"), ("h".into(), None));
+        assert_eq!(split("h:+80"), ("h:+80".into(), None));
+        assert_eq!(split("h:123456"), ("h:123456".into(), None));
+        assert_eq!(split("h:"), ("h:".into(), None));
         assert_eq!(split("[::1"), ("[::1".into(), None));
+        assert_eq!(
+            split("::1"),
+            (":".into(), Some(1)),
+            "an unbracketed IPv6 is no authority"
+        );
+        assert_eq!(split(""), ("".into(), None));
     }
 }

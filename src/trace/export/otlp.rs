@@ -384,16 +384,23 @@ impl Out<'_> {
     /// A span's attribute (field 9) whose string value is the concatenation of
     /// `parts` (a URL put together from its pieces), written without a buffer between.
     fn string_attribute_parts(&mut self, name: &str, parts: &[&[u8]]) {
-        let v: usize = parts.iter().map(|p| p.len()).sum();
-        let any = 1 + len_of(v);
-        let kv = 1 + len_of(name.len()) + 1 + len_of(any);
-        self.varint(key(9, LEN));
-        self.varint(kv);
-        self.field_bytes(1, name.as_bytes());
-        self.varint(key(2, LEN));
-        self.varint(any);
-        self.varint(key(1, LEN));
-        self.varint(v);
+        let (n, v) = (name.len(), parts.iter().map(|p| p.len()).sum::<usize>());
+        if n + v <= 120 {
+            // As `string_attribute`: every length fits in a byte.
+            let any = 2 + v;
+            self.put(&[(9 << 3) | LEN, (2 + n + 2 + any) as u8, 0x0a, n as u8]);
+            self.put(name.as_bytes());
+            self.put(&[0x12, any as u8, 0x0a, v as u8]);
+        } else {
+            let any = 1 + len_of(v);
+            self.varint(key(9, LEN));
+            self.varint(1 + len_of(n) + 1 + len_of(any));
+            self.field_bytes(1, name.as_bytes());
+            self.varint(key(2, LEN));
+            self.varint(any);
+            self.varint(key(1, LEN));
+            self.varint(v);
+        }
         for part in parts {
             self.put(part);
         }
@@ -565,8 +572,8 @@ fn span_into<const UTF8: bool>(
         "url.query" => r.query,
     }
     let (server, port) = server_of(r, text);
-    if !server.is_empty() {
-        out.string_attribute(9, "server.address", server);
+    strings! {
+        "server.address" => server,
     }
     if let Some(port) = port {
         out.int_attribute("server.port", i64::from(port));
@@ -578,10 +585,17 @@ fn span_into<const UTF8: bool>(
         // An attempt's URL: its scheme, its endpoint, the request's path and query.
         Some(scheme) if port.is_some() => {
             let (path, query) = (text(r.path), text(r.query));
-            let mark: &[u8] = if query.is_empty() { b"" } else { b"?" };
-            let endpoint = text(r.upstream);
-            let url = [scheme.as_bytes(), b"://", endpoint, path, mark, query];
-            out.string_attribute_parts("url.full", &url);
+            let origin: &[u8] = if scheme == "https" {
+                b"https://"
+            } else {
+                b"http://"
+            };
+            let url: &[&[u8]] = if query.is_empty() {
+                &[origin, text(r.upstream), path]
+            } else {
+                &[origin, text(r.upstream), path, b"?", query]
+            };
+            out.string_attribute_parts("url.full", url);
         }
         _ => {}
     }
@@ -695,10 +709,7 @@ fn span(view: &SpanView<'_>) -> Span {
     add_text("url.path", text(r.path));
     add_text("url.query", text(r.query));
     let (server, port) = server_of(r, |t| text(t).as_bytes());
-    add_text(
-        "server.address",
-        std::str::from_utf8(server).unwrap_or_default(),
-    );
+    add_text("server.address", text(server));
     if let Some(port) = port {
         attributes.push(int("server.port", i64::from(port)));
     }

@@ -133,7 +133,10 @@ struct Attempt {
     /// 0: no response.
     status: u16,
     number: u32,
+    /// The endpoint's address, and its host and port apart.
     upstream: (u32, u32),
+    host: (u32, u32),
+    port: u16,
     /// The connection to the endpoint is TLS (the attempt's URL is `https`).
     tls: bool,
     error: (u32, u32),
@@ -607,7 +610,9 @@ impl Connection<'_> {
             return;
         };
         let anchor = p.anchor(&self.worker.clock);
+        let ((host_at, host_len), port) = upstream.pool.host_and_port();
         let upstream = p.push(upstream.pool.address_text().as_bytes());
+        let host = (upstream.0 + host_at, host_len);
         let error = error.map_or((0, 0), |e| p.push(e.as_bytes()));
         p.attempts.push(Attempt {
             span_id: s.attempt_span,
@@ -616,6 +621,8 @@ impl Connection<'_> {
             status,
             number,
             upstream,
+            host,
+            port,
             tls,
             error,
         });
@@ -666,6 +673,8 @@ impl Connection<'_> {
                 path: piece(p.path),
                 query: piece(p.query),
                 scheme: Some(if a.tls { "https" } else { "http" }),
+                authority: piece(a.host),
+                server_port: a.port,
                 request_id: piece(p.request_id),
                 cluster: piece(p.cluster),
                 upstream: piece(a.upstream),
@@ -707,6 +716,7 @@ impl Connection<'_> {
             path: piece(p.path),
             query: piece(p.query),
             authority: piece(p.authority),
+            server_port: 0,
             scheme: Some(if https { "https" } else { "http" }),
             route: piece(p.route),
             status,
