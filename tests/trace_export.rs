@@ -20,7 +20,7 @@ use ringway::config::Config;
 use ringway::stats::{names::trace as stat, StatsStore};
 use ringway::trace::export::{self, otlp, zipkin, Exporter};
 use ringway::trace::sink::SpanSinks;
-use ringway::trace::span::{SpanBatch, SpanRecord};
+use ringway::trace::span::{SpanBatch, SpanRecord, TextRef};
 
 const TRACE_ID: u128 = 0x4bf92f3577b34da6a3ce929d0e0e4736;
 const START: u64 = 1_700_000_000_123_456_789;
@@ -69,9 +69,12 @@ fn fill(b: &mut SpanBatch) {
         status: 0,
         error: b.push_text("connect failure"),
         tags_len: 0,
-        // The endpoint's host and port, as the worker records them for an attempt.
+        // The endpoint's host and port, and the target as forwarded (rewritten), as
+        // the worker records them for an attempt.
         authority: b.push_text("127.0.0.1"),
         server_port: 8080,
+        path: b.push_text("/v2/orders?page=2"),
+        query: TextRef::EMPTY,
         upstream_attempt: true,
         ..server.clone()
     };
@@ -227,9 +230,11 @@ fn otlp_is_decoded_by_the_official_protobuf_classes() {
     assert_eq!(client["attrs"]["server.port"], 8080);
     assert_eq!(
         client["attrs"]["url.full"],
-        "https://127.0.0.1:8080/orders?page=2"
+        "https://127.0.0.1:8080/v2/orders?page=2"
     );
-    assert!(client["attrs"].get("url.scheme").is_none());
+    for server_only in ["url.scheme", "url.path", "url.query"] {
+        assert!(client["attrs"].get(server_only).is_none(), "{server_only}");
+    }
     assert!(
         client["attrs"].get("http.request.body.size").is_none(),
         "an attempt's bytes are its request's"
@@ -297,8 +302,8 @@ fn zipkin_json_matches_the_zipkin2_span_schema() {
         "https://shop.example:8443/orders?page=2"
     );
     assert_eq!(
-        spans[1]["tags"]["http.url"], "https://127.0.0.1:8080/orders?page=2",
-        "an attempt's URL names its endpoint"
+        spans[1]["tags"]["http.url"], "https://127.0.0.1:8080/v2/orders?page=2",
+        "an attempt's URL names its endpoint and the target as forwarded"
     );
     assert_eq!(spans[0]["tags"]["error"], "true");
     assert_eq!(spans[1]["tags"]["error"], "connect failure");

@@ -42,6 +42,7 @@ listeners:
         direct_response: {{ status: 403, body: "no\n" }}
       - match: {{ prefix: /retry }}
         cluster: app
+        prefix_rewrite: /v2
         retry: {{ on: [connect-failure], retries: 1, backoff: {{ base: 1ms }} }}
       - match: {{ prefix: / }}
         cluster: app
@@ -669,6 +670,13 @@ fn local_answers_and_each_retry_have_spans() {
             "{driver}"
         );
         assert_eq!(retried["tags"]["http.method"], "GET", "{driver}");
+        // Each attempt's URL: its endpoint and the target it sent (the route rewrites).
+        for attempt in attempts_of(retried) {
+            assert_eq!(
+                attempt["tags"]["http.url"], "http://127.0.0.1:9/v2/1?a=b",
+                "{driver}"
+            );
+        }
         for server in &servers {
             assert!(
                 server["tags"]["response_flags"]

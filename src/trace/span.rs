@@ -71,7 +71,9 @@ pub struct SpanRecord {
     pub name: TextRef,
     /// `http.request.method`.
     pub method: TextRef,
-    /// `url.path` (cut to the listener's `max_path_tag_length`) and `url.query`.
+    /// `url.path` (cut to the listener's `max_path_tag_length`) and `url.query`; an
+    /// upstream attempt's `path` is the whole target as forwarded (path and query,
+    /// after rewrites, cut alike), the end of its `url.full`, and `query` is empty.
     pub path: TextRef,
     pub query: TextRef,
     /// `server.address`: the request's authority, whose port (if any) is its

@@ -568,8 +568,13 @@ fn span_into<const UTF8: bool>(
     }
     strings! {
         "http.request.method" => r.method,
-        "url.path" => r.path,
-        "url.query" => r.query,
+    }
+    // A server span's path and query; an attempt's target goes into its `url.full`.
+    if !r.upstream_attempt {
+        strings! {
+            "url.path" => r.path,
+            "url.query" => r.query,
+        }
     }
     let (server, port) = server_of(r, text);
     strings! {
@@ -582,20 +587,14 @@ fn span_into<const UTF8: bool>(
         Some(scheme) if !r.upstream_attempt => {
             out.string_attribute(9, "url.scheme", scheme.as_bytes());
         }
-        // An attempt's URL: its scheme, its endpoint, the request's path and query.
+        // An attempt's URL: its scheme, its endpoint, the target as forwarded.
         Some(scheme) if port.is_some() => {
-            let (path, query) = (text(r.path), text(r.query));
             let origin: &[u8] = if scheme == "https" {
                 b"https://"
             } else {
                 b"http://"
             };
-            let url: &[&[u8]] = if query.is_empty() {
-                &[origin, text(r.upstream), path]
-            } else {
-                &[origin, text(r.upstream), path, b"?", query]
-            };
-            out.string_attribute_parts("url.full", url);
+            out.string_attribute_parts("url.full", &[origin, text(r.upstream), text(r.path)]);
         }
         _ => {}
     }
@@ -706,8 +705,10 @@ fn span(view: &SpanView<'_>) -> Span {
         }
     };
     add_text("http.request.method", text(r.method));
-    add_text("url.path", text(r.path));
-    add_text("url.query", text(r.query));
+    if !r.upstream_attempt {
+        add_text("url.path", text(r.path));
+        add_text("url.query", text(r.query));
+    }
     let (server, port) = server_of(r, |t| text(t).as_bytes());
     add_text("server.address", text(server));
     if let Some(port) = port {
@@ -721,13 +722,7 @@ fn span(view: &SpanView<'_>) -> Span {
     match r.scheme {
         Some(scheme) if !r.upstream_attempt => add_text("url.scheme", scheme),
         Some(scheme) if port.is_some() => {
-            let query = text(r.query);
-            let mark = if query.is_empty() { "" } else { "?" };
-            let url = format!(
-                "{scheme}://{}{}{mark}{query}",
-                text(r.upstream),
-                text(r.path)
-            );
+            let url = format!("{scheme}://{}{}", text(r.upstream), text(r.path));
             add_text("url.full", &url);
         }
         _ => {}

@@ -100,6 +100,9 @@ pub(super) struct Pending {
     cluster: (u32, u32),
     /// Envoy's name for an upstream span: `router <cluster> egress`.
     attempt_name: (u32, u32),
+    /// The target as forwarded (after the route's rewrite and the filters), cut as
+    /// the path is: the attempts' `url.full`. Copied when the first attempt ends.
+    forwarded: (u32, u32),
     /// The route, cluster and listener the pieces at the start of `text` (`route`,
     /// `cluster`, `attempt_name`) were copied for, by address, and where they end: the
     /// next request of the connection to the same route and cluster keeps them rather
@@ -169,6 +172,7 @@ impl Pending {
     fn clear(&mut self, key: ConstantsKey) {
         self.end = None;
         self.received = 0;
+        self.forwarded = (0, 0);
         if self.constants_for == Some(key) {
             self.text.truncate(self.constants_len);
         } else {
@@ -470,11 +474,10 @@ impl Begin<'_> {
             Some(q) => (&target[..q], &target[q + 1..]),
             None => (target, &b""[..]),
         };
-        let mut cut = path.len().min(t.config.max_path_tag_length);
-        while cut > 0 && cut < path.len() && (path[cut] & 0xC0) == 0x80 {
-            cut -= 1;
-        }
-        p.path = (target_at, cut as u32);
+        p.path = (
+            target_at,
+            cut_at_char(path, t.config.max_path_tag_length) as u32,
+        );
         p.query = match query.len() {
             0 => (0, 0),
             n => (target_at + (path.len() + 1) as u32, n as u32),
@@ -610,6 +613,10 @@ impl Connection<'_> {
             return;
         };
         let anchor = p.anchor(&self.worker.clock);
+        if p.forwarded.1 == 0 {
+            let target = &self.target[..cut_at_char(&self.target, t.config.max_path_tag_length)];
+            p.forwarded = p.push(target);
+        }
         let ((host_at, host_len), port) = upstream.pool.host_and_port();
         let upstream = p.push(upstream.pool.address_text().as_bytes());
         let host = (upstream.0 + host_at, host_len);
@@ -658,9 +665,9 @@ impl Connection<'_> {
             };
             let at = block(batch, p, &mut base);
             let piece = |r| TextRef::in_block(at, r);
-            // An attempt carries what is its own, and the request's method, path, query
-            // and id (Envoy's upstream span tags, and what its URL needs); the rest is
-            // on the request's span.
+            // An attempt carries what is its own, the request's method and id (Envoy's
+            // upstream span tags) and the target as forwarded (its URL); the rest is on
+            // the request's span.
             batch.spans.push(SpanRecord {
                 trace_id: s.trace_id(),
                 span_id: a.span_id,
@@ -670,8 +677,7 @@ impl Connection<'_> {
                 end_ns: a.end_ns,
                 name: piece(p.attempt_name),
                 method: piece(p.method),
-                path: piece(p.path),
-                query: piece(p.query),
+                path: piece(p.forwarded),
                 scheme: Some(if a.tls { "https" } else { "http" }),
                 authority: piece(a.host),
                 server_port: a.port,
@@ -748,4 +754,14 @@ impl Connection<'_> {
 /// needs it (`TextRef::NO_BLOCK`: it did not fit, and the spans go without their text).
 fn block(batch: &mut SpanBatch, p: &Pending, base: &mut Option<u32>) -> u32 {
     *base.get_or_insert_with(|| batch.push_block(&p.text).unwrap_or(TextRef::NO_BLOCK))
+}
+
+/// Where to cut `text` to at most `max` bytes without splitting a UTF-8 character
+/// (Envoy's `max_path_tag_length`).
+fn cut_at_char(text: &[u8], max: usize) -> usize {
+    let mut cut = text.len().min(max);
+    while cut > 0 && cut < text.len() && (text[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
+    cut
 }
