@@ -178,9 +178,10 @@ pub struct HealthCheck {
     /// (`always_log_health_check_failures`).
     pub always_log_failures: bool,
     /// Keep each host's check connection from one check to the next (Envoy's
-    /// `reuse_connection`, default true): HTTP checks over keep-alive, TCP checks with
-    /// `expect` bytes on the same connection. A TCP check with nothing to expect only
-    /// tests that a connection opens, so it opens one every time, as Envoy's does.
+    /// `reuse_connection`, default true): HTTP checks over keep-alive, TCP checks that
+    /// send and expect bytes on the same connection. A TCP check with nothing to expect
+    /// only tests that a connection opens, so it opens one every time, as Envoy's does;
+    /// one that expects a greeting without sending connects every time too.
     pub reuse_connection: bool,
     pub kind: HealthCheckKind,
 }

@@ -27,8 +27,12 @@
 //! malformed answer), a TCP check's after a pass. A kept connection on which anything
 //! arrived while idle (the server closed it, or sent stray bytes) is not used; one that
 //! the server closes just as the check goes out is replaced once, within the check's
-//! timeout. A TCP check with nothing to `receive` only tests that a connection opens:
-//! it opens one every time and closes it, as Envoy's does.
+//! timeout. A TCP check keeps its connection only when it sends something and expects
+//! an answer: one with nothing to `receive` only tests that a connection opens (it
+//! opens one every time, as Envoy's does), and one that expects bytes without sending
+//! any reads a server's greeting, which comes once per connection (Envoy would wait
+//! for it again on the kept connection and time out). A kept connection is used only
+//! while it goes to the check's address.
 //! - Failures to connect, resets, early closes and malformed answers are network
 //!   failures; no answer within `timeout` is a timeout (Envoy's NETWORK and
 //!   NETWORK_TIMEOUT).
@@ -118,16 +122,27 @@ pub fn probe(
                 });
                 http_tcp(http, cluster, *addr, tls, (check.timeout, kept))
             }
-            Address::Unix(_) => http_unix(http, cluster, address, &deadline),
+            Address::Unix(_) => {
+                *connection = CheckConnection::default();
+                http_unix(http, cluster, address, &deadline)
+            }
         },
         HealthCheckKind::Tcp(tcp) => {
             // What an earlier check of another kind kept (a reload changed it) goes.
             connection.http = None;
-            if tcp.receive.is_empty() {
+            // Kept only for a check that sends something and expects an answer: a
+            // connect-only check tests connecting, and a server's greeting (expected
+            // with nothing sent) comes once per connection, not once per check.
+            let keeps = reuse && !tcp.send.is_empty() && !tcp.receive.is_empty();
+            if !keeps {
                 connection.tcp = None;
             }
-            let kept = (reuse && !tcp.receive.is_empty()).then_some(&mut connection.tcp);
-            tcp_check(tcp, address, &deadline, kept)
+            tcp_check(
+                tcp,
+                address,
+                &deadline,
+                keeps.then_some(&mut connection.tcp),
+            )
         }
     }
 }
@@ -338,10 +353,12 @@ fn tcp_check(
     deadline: &Deadline,
     mut kept: Option<&mut Option<Stream>>,
 ) -> Report {
+    // Fit: still going to the check's address (a reload may have moved the check
+    // port while a check was out) and quiet.
     let reused = kept
         .as_deref_mut()
         .and_then(Option::take)
-        .filter(Stream::is_quiet);
+        .filter(|s| s.goes_to(address) && s.is_quiet());
     if let Some(stream) = reused {
         match tcp_exchange(tcp, stream, deadline) {
             Ok(stream) => {
@@ -476,6 +493,17 @@ enum Stream {
 }
 
 impl Stream {
+    /// Whether the connection goes to `address`.
+    fn goes_to(&self, address: &Address) -> bool {
+        match (self, address) {
+            (Stream::Tcp(s), Address::Tcp(addr)) => s.peer_addr().is_ok_and(|p| p == *addr),
+            (Stream::Unix(s), Address::Unix(path)) => s
+                .peer_addr()
+                .is_ok_and(|p| p.as_pathname() == Some(path.as_path())),
+            _ => false,
+        }
+    }
+
     /// Whether a kept connection is still fit for a check: nothing arrived on it while
     /// it was idle (a non-blocking peek: a close, a reset or stray bytes all make it
     /// unfit).
@@ -801,6 +829,54 @@ pub(crate) mod tests {
             assert!(!kept.holds_one());
         }
         assert!(wait_for(|| connections.load(Ordering::SeqCst) == 3));
+    }
+
+    #[test]
+    fn a_kept_tcp_connection_serves_only_its_own_address_and_greetings_are_not_kept() {
+        use std::sync::atomic::Ordering;
+        let mut c = check(1, 1);
+        c.kind = HealthCheckKind::Tcp(TcpCheck {
+            send: b"PING".to_vec(),
+            receive: vec![b"PONG".to_vec()],
+        });
+        // A check moved to another address (a reload changed the check port while
+        // the connection was kept) connects there.
+        let (a, a_connections) = keep_alive_server(false, |_| Some(b"PONG"));
+        let (b, b_connections) = keep_alive_server(false, |_| Some(b"PONG"));
+        let mut kept = CheckConnection::default();
+        assert!(probe(&c, "api", &Address::Tcp(a), None, &mut kept)
+            .outcome
+            .passed());
+        assert!(probe(&c, "api", &Address::Tcp(b), None, &mut kept)
+            .outcome
+            .passed());
+        assert!(probe(&c, "api", &Address::Tcp(b), None, &mut kept)
+            .outcome
+            .passed());
+        assert_eq!(a_connections.load(Ordering::SeqCst), 1);
+        assert_eq!(b_connections.load(Ordering::SeqCst), 1);
+
+        // A greeting expected with nothing sent comes once per connection: every
+        // check connects and passes.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut conn in listener.incoming().flatten() {
+                let _ = conn.write_all(b"220 ready\r\n");
+                held.push(conn);
+            }
+        });
+        c.kind = HealthCheckKind::Tcp(TcpCheck {
+            send: Vec::new(),
+            receive: vec![b"220".to_vec()],
+        });
+        c.timeout = Duration::from_millis(300);
+        for i in 0..3 {
+            let report = probe(&c, "api", &Address::Tcp(addr), None, &mut kept);
+            assert!(report.outcome.passed(), "check {i}: {report:?}");
+            assert!(!kept.holds_one());
+        }
     }
 
     /// Waits up to 2 s for `done`.

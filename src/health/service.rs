@@ -385,6 +385,10 @@ impl Scheduler {
                         outlier: HostOutlier::default(),
                     };
                     let mut host = std::mem::replace(&mut old_hosts[j], placeholder);
+                    if host.target != target {
+                        // The check port changed: the kept connection goes elsewhere.
+                        host.connection = CheckConnection::default();
+                    }
                     host.target = target;
                     host.declared = declared;
                     host
@@ -410,12 +414,15 @@ impl Scheduler {
                     host.checked = checker::INITIAL;
                     host.session = Session::new();
                     host.in_flight = None;
+                    host.connection = CheckConnection::default();
                     host.due = Some(now + checker::initial_delay(c, &mut self.rng));
                 }
+                // No check: no connection kept for one.
                 (None, _) => {
                     host.checked.remove(checker::OWNED);
                     host.session = Session::new();
                     host.in_flight = None;
+                    host.connection = CheckConnection::default();
                     host.due = None;
                 }
             }
