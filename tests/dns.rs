@@ -285,3 +285,62 @@ fn a_reload_that_changes_the_name_resolves_it_before_serving() {
         assert_eq!(drain(&a), 0);
     }
 }
+
+/// A traced request to a DNS cluster: its attempt's span names the endpoint by its
+/// name (OpenTelemetry's `server.address` prefers the domain name; Zipkin's `http.url`
+/// shows it), with the port it resolved to.
+#[test]
+fn an_attempt_span_names_a_dns_endpoint_by_its_name() {
+    use common::collector::{Collector, Mode};
+    let Some(hosts) = Hosts::new() else { return };
+    for driver in drivers() {
+        let app = Upstream::start_at("127.0.0.1:0").unwrap();
+        let collector = Collector::start(Mode::Normal);
+        hosts.set("127.0.0.1 orders.test\n");
+        let (app_port, collector_addr) = (app.addr.port(), collector.addr());
+        let (rw, addr) = hosts.start(driver, |port, admin| {
+            format!(
+                r#"workers: 1
+admin: 127.0.0.1:{admin}
+tracing:
+  provider: zipkin
+  collector: {{ cluster: collector }}
+  flush_interval: 100ms
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    tracing: {{ sampling: 100% }}
+    routes:
+      - match: {{ prefix: / }}
+        cluster: orders
+clusters:
+  - name: orders
+    endpoints: ["orders.test:{app_port}"]
+  - name: collector
+    endpoints: ["{collector_addr}"]
+"#
+            )
+        });
+        assert_eq!(get(addr, "/orders?x=1").unwrap().status, 200);
+        let posted = collector.wait_for(1, Duration::from_secs(10));
+        let spans: Vec<serde_json::Value> = posted
+            .iter()
+            .flat_map(|r| serde_json::from_slice::<Vec<serde_json::Value>>(&r.body).unwrap())
+            .collect();
+        let attempt = spans
+            .iter()
+            .find(|s| s["kind"] == "CLIENT")
+            .unwrap_or_else(|| panic!("{driver}: no attempt span: {spans:?}"));
+        assert_eq!(
+            attempt["tags"]["http.url"],
+            format!("http://orders.test:{app_port}/orders?x=1"),
+            "{driver}"
+        );
+        assert_eq!(
+            attempt["tags"]["upstream_address"],
+            format!("127.0.0.1:{app_port}"),
+            "{driver}: Envoy's tag keeps the address"
+        );
+        drop(rw);
+    }
+}

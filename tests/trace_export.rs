@@ -73,6 +73,7 @@ fn fill(b: &mut SpanBatch) {
         // the worker records them for an attempt.
         authority: b.push_text("127.0.0.1"),
         server_port: 8080,
+        origin: b.push_text("127.0.0.1:8080"),
         path: b.push_text("/v2/orders?page=2"),
         query: TextRef::EMPTY,
         upstream_attempt: true,

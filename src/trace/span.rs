@@ -82,6 +82,9 @@ pub struct SpanRecord {
     pub authority: TextRef,
     /// An upstream attempt's endpoint port (0: none, a Unix socket).
     pub server_port: u16,
+    /// An upstream attempt's URL authority (`host:port`, by the endpoint's domain name
+    /// when it has one): the start of its `url.full` after the scheme.
+    pub origin: TextRef,
     /// `url.scheme`: `http` or `https` (a constant: nothing copied); an upstream
     /// attempt's: its connection's, for its `url.full` (`None`: not known).
     pub scheme: Option<&'static str>,

@@ -392,8 +392,8 @@ fn host_only(authority: &str) -> Option<&str> {
 }
 
 /// Where a span's request went, as `server.address` and `server.port`: a request's
-/// span, its authority; an attempt's, its endpoint, which the worker recorded apart
-/// (`SpanRecord::server_port`).
+/// span, its authority (the port, when it names none, the scheme's); an attempt's, its
+/// endpoint, which the worker recorded apart (`SpanRecord::server_port`).
 fn server_of<'t>(
     record: &SpanRecord,
     text: impl Fn(TextRef) -> &'t [u8],
@@ -408,6 +408,15 @@ fn server_of<'t>(
     let (host, port) = host_port(authority);
     // `host` is a part of `authority`: where it starts in it.
     let offset = host.as_ptr() as usize - authority.as_ptr() as usize;
+    // No port written: the scheme's (the conventions want one with the address).
+    let port = port.filter(|&p| p != 0).or_else(|| {
+        let default = if record.scheme == Some("https") {
+            443
+        } else {
+            80
+        };
+        (!host.is_empty()).then_some(default)
+    });
     (record.authority.part(offset, host.len()), port)
 }
 
@@ -586,5 +595,24 @@ pub(crate) mod tests {
             "an unbracketed IPv6 is no authority"
         );
         assert_eq!(split(""), ("".into(), None));
+        // A request's span: the scheme's port when the authority names none.
+        let mut batch = SpanBatch::with_capacity(0, 1, 64);
+        let mut record = SpanRecord {
+            authority: batch.push_text("shop"),
+            scheme: Some("https"),
+            ..SpanRecord::default()
+        };
+        let port_of = |r: &SpanRecord| server_of(r, |t| batch.bytes(t)).1;
+        assert_eq!(port_of(&record), Some(443));
+        record.scheme = Some("http");
+        assert_eq!(port_of(&record), Some(80));
+        record.authority = TextRef::EMPTY;
+        assert_eq!(port_of(&record), None, "no address, no port");
+        // An attempt's: the endpoint's, as the worker noted it (none for a socket path).
+        record.upstream_attempt = true;
+        record.server_port = 8080;
+        assert_eq!(port_of(&record), Some(8080));
+        record.server_port = 0;
+        assert_eq!(port_of(&record), None);
     }
 }

@@ -587,14 +587,16 @@ fn span_into<const UTF8: bool>(
         Some(scheme) if !r.upstream_attempt => {
             out.string_attribute(9, "url.scheme", scheme.as_bytes());
         }
-        // An attempt's URL: its scheme, its endpoint, the target as forwarded.
-        Some(scheme) if port.is_some() => {
+        // An attempt's URL: its scheme, its endpoint, the target as forwarded (when
+        // the endpoint has a port, not a Unix socket's path, and the target was
+        // readable: only a batch that is not UTF-8 has pieces that read as empty).
+        Some(scheme) if port.is_some() && (UTF8 || !text(r.path).is_empty()) => {
             let origin: &[u8] = if scheme == "https" {
                 b"https://"
             } else {
                 b"http://"
             };
-            out.string_attribute_parts("url.full", &[origin, text(r.upstream), text(r.path)]);
+            out.string_attribute_parts("url.full", &[origin, text(r.origin), text(r.path)]);
         }
         _ => {}
     }
@@ -722,7 +724,7 @@ fn span(view: &SpanView<'_>) -> Span {
     match r.scheme {
         Some(scheme) if !r.upstream_attempt => add_text("url.scheme", scheme),
         Some(scheme) if port.is_some() => {
-            let url = format!("{scheme}://{}{}", text(r.upstream), text(r.path));
+            let url = format!("{scheme}://{}{}", text(r.origin), text(r.path));
             add_text("url.full", &url);
         }
         _ => {}

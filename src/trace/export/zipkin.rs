@@ -56,12 +56,14 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
     tag("component", "proxy".to_owned());
     tag("http.method", text(r.method).to_owned());
     let path = text(r.path);
-    if !path.is_empty() {
+    // An attempt to a Unix socket has no URL to give.
+    let unix = r.upstream_attempt && text(r.upstream).starts_with("unix:");
+    if !path.is_empty() && !unix {
         let scheme = r.scheme.unwrap_or("http");
         let query = text(r.query);
         // An attempt's URL names the endpoint it went to.
         let authority = text(if r.upstream_attempt {
-            r.upstream
+            r.origin
         } else {
             r.authority
         });

@@ -136,9 +136,11 @@ struct Attempt {
     /// 0: no response.
     status: u16,
     number: u32,
-    /// The endpoint's address, and its host and port apart.
+    /// The endpoint's address; its host (its domain name when it has one) and port
+    /// apart; `host:port`, the authority of the attempt's URL.
     upstream: (u32, u32),
     host: (u32, u32),
+    origin: (u32, u32),
     port: u16,
     /// The connection to the endpoint is TLS (the attempt's URL is `https`).
     tls: bool,
@@ -617,9 +619,21 @@ impl Connection<'_> {
             let target = &self.target[..cut_at_char(&self.target, t.config.max_path_tag_length)];
             p.forwarded = p.push(target);
         }
-        let ((host_at, host_len), port) = upstream.pool.host_and_port();
-        let upstream = p.push(upstream.pool.address_text().as_bytes());
-        let host = (upstream.0 + host_at, host_len);
+        let pool = &upstream.pool;
+        let ((host_at, host_len), port) = pool.host_and_port();
+        let address = pool.address_text();
+        let upstream = p.push(address.as_bytes());
+        // The endpoint by its domain name when it has one (a DNS cluster's, or the
+        // server name its TLS connections carry), as the conventions prefer; else by
+        // its address.
+        let (host, origin) = match pool.name().filter(|_| port != 0) {
+            Some(name) => {
+                let port_text = address.rsplit(':').next().unwrap_or_default();
+                let origin = p.push_parts(&[name.as_bytes(), b":", port_text.as_bytes()]);
+                ((origin.0, name.len() as u32), origin)
+            }
+            None => ((upstream.0 + host_at, host_len), upstream),
+        };
         let error = error.map_or((0, 0), |e| p.push(e.as_bytes()));
         p.attempts.push(Attempt {
             span_id: s.attempt_span,
@@ -629,6 +643,7 @@ impl Connection<'_> {
             number,
             upstream,
             host,
+            origin,
             port,
             tls,
             error,
@@ -681,6 +696,7 @@ impl Connection<'_> {
                 scheme: Some(if a.tls { "https" } else { "http" }),
                 authority: piece(a.host),
                 server_port: a.port,
+                origin: piece(a.origin),
                 request_id: piece(p.request_id),
                 cluster: piece(p.cluster),
                 upstream: piece(a.upstream),
@@ -723,6 +739,7 @@ impl Connection<'_> {
             query: piece(p.query),
             authority: piece(p.authority),
             server_port: 0,
+            origin: TextRef::EMPTY,
             scheme: Some(if https { "https" } else { "http" }),
             route: piece(p.route),
             status,
