@@ -879,6 +879,40 @@ mod tests {
     }
 
     #[test]
+    fn urls_around_the_one_byte_length_limit_round_trip() {
+        use crate::trace::span::SpanRecord;
+        let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
+        // `url.full` (8 bytes of name) with values of 91 to 150 bytes: its lengths go
+        // from one byte to two across the fast path's limit (name and value 120).
+        for len in 70..130 {
+            let mut batch = SpanBatch::with_capacity(0, 1, 4096);
+            let path = format!("/{}", "a".repeat(len));
+            let record = SpanRecord {
+                trace_id: 7,
+                span_id: 9,
+                kind: SpanKind::Client,
+                upstream_attempt: true,
+                scheme: Some("http"),
+                authority: batch.push_text("10.0.0.1"),
+                server_port: 8080,
+                origin: batch.push_text("10.0.0.1:8080"),
+                upstream: batch.push_text("10.0.0.1:8080"),
+                path: batch.push_text(&path),
+                ..SpanRecord::default()
+            };
+            batch.spans.push(record);
+            let body = encode(&tracer, &[&batch]);
+            let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+            assert_eq!(decoded, request(&tracer, &[&batch]), "{len}");
+            let span = &decoded.resource_spans[0].scope_spans[0].spans[0];
+            let Some(Value::StringValue(url)) = attribute(span, "url.full") else {
+                panic!("{len}: no url.full");
+            };
+            assert_eq!(*url, format!("http://10.0.0.1:8080{path}"));
+        }
+    }
+
+    #[test]
     fn spans_round_trip_through_the_protobuf_encoding() {
         let mut batch = sample_batch();
         let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
