@@ -359,17 +359,19 @@ fn tcp_check(
         .as_deref_mut()
         .and_then(Option::take)
         .filter(|s| s.goes_to(address) && s.is_quiet());
+    // A pass: the stream is kept for the next check, when the check keeps one.
+    let passed = |stream: Stream, kept: Option<&mut Option<Stream>>| {
+        if let Some(slot) = kept {
+            *slot = Some(stream);
+        }
+        Report::new(
+            Outcome::Passed { degraded: false },
+            "expected bytes received",
+        )
+    };
     if let Some(stream) = reused {
         match tcp_exchange(tcp, stream, deadline) {
-            Ok(stream) => {
-                if let Some(slot) = kept {
-                    *slot = Some(stream);
-                }
-                return Report::new(
-                    Outcome::Passed { degraded: false },
-                    "expected bytes received",
-                );
-            }
+            Ok(stream) => return passed(stream, kept),
             // Closed under the check before answering: once more, on a new connection.
             Err((_, true)) => {}
             Err((report, false)) => return report,
@@ -389,15 +391,7 @@ fn tcp_check(
         return Report::new(Outcome::Passed { degraded: false }, "connected");
     }
     match tcp_exchange(tcp, stream, deadline) {
-        Ok(stream) => {
-            if let Some(slot) = kept {
-                *slot = Some(stream);
-            }
-            Report::new(
-                Outcome::Passed { degraded: false },
-                "expected bytes received",
-            )
-        }
+        Ok(stream) => passed(stream, kept),
         Err((report, _)) => report,
     }
 }
@@ -743,6 +737,21 @@ pub(crate) mod tests {
         assert_eq!(connections, 1, "one connection for three checks");
     }
 
+    /// `n` checks of `c` against `addr` with `kept`: each passes and leaves no
+    /// connection kept (whatever `kept` held before).
+    fn checks_keeping_none(
+        c: &HealthCheck,
+        addr: SocketAddr,
+        n: usize,
+        kept: &mut CheckConnection,
+    ) {
+        for i in 0..n {
+            let report = probe(c, "api", &Address::Tcp(addr), None, kept);
+            assert!(report.outcome.passed(), "check {i}: {report:?}");
+            assert!(!kept.holds_one(), "check {i}");
+        }
+    }
+
     #[test]
     fn checks_reuse_the_hosts_connection_unless_told_not_to() {
         use std::sync::atomic::Ordering;
@@ -754,12 +763,7 @@ pub(crate) mod tests {
         // `reuse_connection: false`: a connection per check, none kept.
         c.reuse_connection = false;
         let (addr, connections) = keep_alive_server(true, |_| Some(OK));
-        let target = Address::Tcp(addr);
-        let mut kept = CheckConnection::default();
-        for _ in 0..3 {
-            assert!(probe(&c, "api", &target, None, &mut kept).outcome.passed());
-            assert!(!kept.holds_one());
-        }
+        checks_keeping_none(&c, addr, 3, &mut CheckConnection::default());
         assert_eq!(connections.load(Ordering::SeqCst), 3);
 
         // A server that says `connection: close`, then one that closes the connection
@@ -770,12 +774,7 @@ pub(crate) mod tests {
         let (addr, connections) = keep_alive_server(true, |_| {
             Some(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 0\r\n\r\n")
         });
-        let target = Address::Tcp(addr);
-        let mut kept = CheckConnection::default();
-        for _ in 0..2 {
-            assert!(probe(&c, "api", &target, None, &mut kept).outcome.passed());
-            assert!(!kept.holds_one());
-        }
+        checks_keeping_none(&c, addr, 2, &mut CheckConnection::default());
         assert_eq!(connections.load(Ordering::SeqCst), 2);
         let (addr, connections) = keep_alive_server(true, |n| (n % 3 != 2).then_some(OK));
         let target = Address::Tcp(addr);
@@ -823,11 +822,7 @@ pub(crate) mod tests {
         // Connect only: a connection every time, none kept.
         c.kind = HealthCheckKind::Tcp(TcpCheck::default());
         let (addr, connections) = keep_alive_server(false, |_| Some(b"PONG"));
-        let target = Address::Tcp(addr);
-        for _ in 0..3 {
-            assert!(probe(&c, "api", &target, None, &mut kept).outcome.passed());
-            assert!(!kept.holds_one());
-        }
+        checks_keeping_none(&c, addr, 3, &mut kept);
         assert!(wait_for(|| connections.load(Ordering::SeqCst) == 3));
     }
 

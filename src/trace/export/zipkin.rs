@@ -56,8 +56,8 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
     tag("component", "proxy".to_owned());
     tag("http.method", text(r.method).to_owned());
     let path = text(r.path);
-    // An attempt to a Unix socket has no URL to give.
-    let unix = r.upstream_attempt && text(r.upstream).starts_with("unix:");
+    // An attempt to a Unix socket (an endpoint without a port) has no URL to give.
+    let unix = r.upstream_attempt && r.server_port == 0;
     if !path.is_empty() && !unix {
         let scheme = r.scheme.unwrap_or("http");
         let query = text(r.query);
