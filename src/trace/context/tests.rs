@@ -59,6 +59,48 @@ fn observe_claims_the_rewritten_fields_only() {
     assert!(ex.finish().tracestate);
 }
 
+/// The common request's check (`may_bear_on_decision`, then `bears_on_decision`) lets
+/// through every field the decision reads, whatever its case, and stops the rest.
+#[test]
+fn the_decision_fields_pass_the_quick_check() {
+    let decisive = [
+        "traceparent",
+        "TRACEPARENT",
+        "b3",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "x-b3-parentspanid",
+        "X-B3-Sampled",
+        "x-b3-flags",
+        "x-client-trace-id",
+        "X-Client-Trace-Id",
+        "x-envoy-force-trace",
+    ];
+    let check = |name: &str| may_bear_on_decision(name.len()) && bears_on_decision(name.as_bytes());
+    for name in decisive {
+        assert!(check(name), "{name}");
+        // Whatever the check lets through, the decision's own pass reads.
+        let claimed = Extractor::default().observe(name.as_bytes(), b"");
+        let forcing = ["x-client-trace-id", "x-envoy-force-trace"]
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(name));
+        assert!(claimed || forcing, "{name}");
+    }
+    for name in [
+        "tracestate",
+        "host",
+        "user-agent",
+        "x-request-id",
+        "x-client-trace-ix",
+        "x-envoy-force-tracf",
+        "x-b3-parentspanix",
+        "",
+        "a-field-name-longer-than-thirty-two-bytes",
+    ] {
+        assert!(!check(name), "{name}");
+    }
+}
+
 // The W3C trace-context test suite (w3c/trace-context test/test.py), valid and invalid
 // traceparent values.
 #[test]

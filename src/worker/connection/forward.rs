@@ -187,8 +187,13 @@ impl Connection<'_> {
                 // The trace context, with this attempt's span (`trace`).
                 let first = self.retry.attempt == 1 && !stale_retried;
                 let context = self.trace_attempt_context(first.then_some(now));
-                let lines = (attempt, expected, context);
-                lines_len = attempt_lines(&mut out, (lines_at, lines_len), lines);
+                let context = context.as_ref().map(|(ctx, formats)| (ctx, *formats));
+                lines_len = attempt_lines(
+                    &mut out,
+                    (lines_at, lines_len),
+                    (attempt, expected),
+                    context,
+                );
             }
             if self.retry.attempt == 1 && !stale_retried {
                 deadline.start_try_at(now, per_try.0, per_try.1);
@@ -538,11 +543,8 @@ impl Connection<'_> {
 fn attempt_lines(
     out: &mut Vec<u8>,
     (at, len): (usize, usize),
-    (attempt, expected, context): (
-        Option<u32>,
-        Option<std::time::Duration>,
-        Option<(Outgoing, Formats)>,
-    ),
+    (attempt, expected): (Option<u32>, Option<std::time::Duration>),
+    context: Option<(&Outgoing, Formats)>,
 ) -> usize {
     let envoy = (attempt.is_some() || expected.is_some()).then(|| envoy_lines(attempt, expected));
     let n = envoy.map_or(0, |(_, n)| n);
@@ -552,12 +554,12 @@ fn attempt_lines(
             out.extend_from_slice(&lines[..n]);
         }
         if let Some((ctx, formats)) = context {
-            context::append_lines(&ctx, formats, out);
+            context::append_lines(ctx, formats, out);
         }
         out.extend_from_slice(b"\r\n");
         return out.len() - 2 - at;
     }
-    let context_len = context.map_or(0, |(ctx, formats)| context::lines_len(&ctx, formats));
+    let context_len = context.map_or(0, |(ctx, formats)| context::lines_len(ctx, formats));
     // Moved and copied as slices: `Vec::splice` goes byte by byte through an iterator,
     // which cost a traced request about a thousand instructions.
     let new_len = n + context_len;
@@ -572,7 +574,7 @@ fn attempt_lines(
         out[at..at + n].copy_from_slice(&lines[..n]);
     }
     if let Some((ctx, formats)) = context {
-        context::write_lines(&ctx, formats, &mut out[at + n..at + new_len]);
+        context::write_lines(ctx, formats, &mut out[at + n..at + new_len]);
     }
     new_len
 }
@@ -600,7 +602,7 @@ mod tests {
     fn attempt_lines_replace_the_previous_attempts() {
         let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody".to_vec();
         let at = out.len() - 4 - 2;
-        let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None, None));
+        let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None), None);
         assert_eq!(
             out,
             b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\n\r\nbody"
@@ -618,18 +620,18 @@ mod tests {
             b3_single: true,
             ..super::Formats::NONE
         };
-        let lines = (Some(12), expected, Some((context, single)));
-        let len = super::attempt_lines(&mut out, (at, len), lines);
+        let context = Some((&context, single));
+        let len = super::attempt_lines(&mut out, (at, len), (Some(12), expected), context);
         assert_eq!(
             out,
             b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 12\r\nx-envoy-expected-rq-timeout-ms: 1500\r\nb3: 64fe8b2a57d3eff7-b7ad6b7169203331-0\r\n\r\nbody"
         );
-        let len = super::attempt_lines(&mut out, (at, len), (None, None, Some((context, single))));
+        let len = super::attempt_lines(&mut out, (at, len), (None, None), context);
         assert_eq!(
             out,
             b"GET / HTTP/1.1\r\nhost: a\r\nb3: 64fe8b2a57d3eff7-b7ad6b7169203331-0\r\n\r\nbody"
         );
-        super::attempt_lines(&mut out, (at, len), (None, None, None));
+        super::attempt_lines(&mut out, (at, len), (None, None), None);
         assert_eq!(out, b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody");
     }
 
@@ -655,8 +657,8 @@ mod tests {
             let head = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n";
             let mut out = head.to_vec();
             let at = out.len() - 2;
-            let lines = (Some(1), None, Some((context, formats)));
-            let len = super::attempt_lines(&mut out, (at, 0), lines);
+            let lines = Some((&context, formats));
+            let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None), lines);
             let mut want = b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\n".to_vec();
             let mut buf = [0u8; crate::trace::context::MAX_LINES];
             let n = crate::trace::context::write_lines(&context, formats, &mut buf);
@@ -672,7 +674,7 @@ mod tests {
                     "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"
                 ));
             }
-            super::attempt_lines(&mut out, (at, len), (None, None, None));
+            super::attempt_lines(&mut out, (at, len), (None, None), None);
             assert_eq!(out, head);
         }
     }

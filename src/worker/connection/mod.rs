@@ -550,13 +550,21 @@ impl Connection<'_> {
                     request: &mut self.request,
                     random: &mut self.random,
                     trace: &mut self.trace,
-                    pending: &mut self.pending,
                     listener: l,
-                    peer: self.peer,
-                    rq_start: self.rq_start,
-                    clock: &self.worker.clock,
+                    peer: &self.peer,
                 };
-                begin.run((route, cluster.map(|c| &*c.name)));
+                let route_and_cluster = (route, cluster.map(|c| &*c.name));
+                if begin.run(route_and_cluster) {
+                    let note = trace::Note {
+                        head,
+                        request: &self.request,
+                        pending: &mut self.pending,
+                        listener: l,
+                        rq_start: self.rq_start,
+                        clock: &self.worker.clock,
+                    };
+                    note.run(route_and_cluster);
+                }
             }
             // The route's filters run for whatever the route does (a CORS preflight is
             // answered on any route).
@@ -1164,7 +1172,8 @@ impl Connection<'_> {
         }
         let upstream = self.upstream.take();
         let auth = self.filters.identity();
-        if self.trace.on {
+        // An unsampled request records no span.
+        if self.trace.on && self.trace.sampled {
             let address = upstream.as_ref().map(|u| u.pool.address_text());
             let consumer = auth.and_then(|a| a.principal());
             self.trace_finish((status, bytes_sent), flags, (address, consumer));

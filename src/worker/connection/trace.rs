@@ -2,12 +2,16 @@
 //! lines each upstream attempt carries, and the spans recorded when a sampled request
 //! ends (its attempts' with its own).
 //!
-//! Design: on a listener with `tracing`, one pass over the parsed head finds the
+//! Design: on a listener with `tracing`, the common request (no field that bears on
+//! the decision, on a native listener's own share) costs a check of each field name's
+//! length, a new trace id and one compare: its id's low 64 bits against a bound
+//! (`ListenerTrace::native_bound`), as OpenTelemetry's `TraceIdRatioBased` sampler
+//! decides; nothing else is built ([`Begin`] is a handful of borrows). A request with
+//! trace fields goes the long way (`Decider`): one pass over the parsed head finds the
 //! incoming context (`trace::context::Extractor`) and marks the fields the proxy
-//! rewrites removed from the forwarded head; the decision is arithmetic
-//! (`trace::sampling`); a request that carries no trace field, on a native listener's
-//! own share, is one draw against a bound (`ListenerTrace::native_bound`) with nothing
-//! to extract. An unsampled request keeps a few ids in [`TraceState`] (the context
+//! rewrites removed from the forwarded head, and the decision is arithmetic
+//! (`trace::sampling`). A sampled request's attributes are copied apart ([`Note`]),
+//! after the decision. An unsampled request keeps a few ids in [`TraceState`] (the context
 //! still goes upstream, flagged unsampled) and records nothing; its context lines are
 //! appended to the forwarded head, or written straight into it (`context::lines_len`,
 //! then `context::write_lines` in place). Span times are instants the request path
@@ -62,6 +66,43 @@ pub(super) struct TraceState {
 }
 
 impl TraceState {
+    /// A request's state on a listener that traces: its context continues `incoming`
+    /// (new ids where it has none).
+    #[inline(always)]
+    fn begin(
+        t: &ListenerTrace,
+        sampled: bool,
+        incoming: Option<&context::Incoming>,
+        rng: &mut fastrand::Rng,
+    ) -> TraceState {
+        let (trace_id, short_id) = match incoming {
+            Some(c) => (c.trace_id, c.short_id),
+            None if t.short_ids => (u128::from(context::new_span_id(rng)), true),
+            None => (context::new_trace_id(rng), false),
+        };
+        let shared =
+            incoming.is_some_and(|c| t.shared_spans && (c.formats.b3 || c.formats.b3_single));
+        let (span_id, parent_id) = match incoming {
+            // Zipkin's shared span: the server half of the caller's span keeps its id.
+            Some(c) if shared => (c.span_id, c.parent_id),
+            Some(c) => (context::new_span_id(rng), c.span_id),
+            None => (context::new_span_id(rng), 0),
+        };
+        TraceState {
+            on: true,
+            sampled,
+            debug: incoming.is_some_and(|c| c.debug),
+            shared,
+            short_id,
+            trace_id: [(trace_id >> 64) as u64, trace_id as u64],
+            span_id,
+            parent_id,
+            attempt_span: span_id,
+            attempt_start_ns: 0,
+            formats: incoming.map_or(t.formats, |c| t.formats.union(c.formats)),
+        }
+    }
+
     pub fn trace_id(&self) -> u128 {
         (u128::from(self.trace_id[0]) << 64) | u128::from(self.trace_id[1])
     }
@@ -195,15 +236,24 @@ struct Fields<'h> {
 }
 
 /// The parts of a connection that starting a trace reads and writes (borrowed apart
-/// from the rest, which the routing step still holds).
+/// from the rest, which the routing step still holds). Small on purpose: the common
+/// request reads a few of them and builds nothing else.
 pub(super) struct Begin<'a> {
     pub head: &'a [u8],
     pub request: &'a mut crate::http1::Request,
     pub random: &'a mut fastrand::Rng,
     pub trace: &'a mut TraceState,
+    pub listener: &'a crate::snapshot::ListenerSnapshot,
+    pub peer: &'a crate::peer::Peer,
+}
+
+/// What a sampled request's attributes are copied with ([`Note::run`], after
+/// [`Begin::run`] said the request is sampled).
+pub(super) struct Note<'a> {
+    pub head: &'a [u8],
+    pub request: &'a crate::http1::Request,
     pub pending: &'a mut Option<Box<Pending>>,
     pub listener: &'a crate::snapshot::ListenerSnapshot,
-    pub peer: crate::peer::Peer,
     pub rq_start: Option<Instant>,
     pub clock: &'a crate::clock::CoarseClock,
 }
@@ -212,37 +262,100 @@ impl Begin<'_> {
     /// Finds the request's context, decides whether it is sampled and marks the context
     /// fields removed from the forwarded head (when it is forwarded, to `cluster`): run
     /// after the forwarding stage set `x-request-id`, before the route's filters.
-    pub(super) fn run(mut self, (route, cluster): (Option<&crate::router::Route>, Option<&str>)) {
+    /// Returns whether the request is sampled (its attributes are then copied with
+    /// [`Note::run`]).
+    pub(super) fn run(
+        self,
+        (route, cluster): (Option<&crate::router::Route>, Option<&str>),
+    ) -> bool {
         let forwarding = cluster.is_some();
         let Some(t) = self.listener.tracing.as_deref() else {
             self.trace.on = false;
-            return;
+            return false;
         };
+        let route_tracing = route.and_then(|r| r.tracing.as_deref());
+        // A request with no field that bears on the decision, on the listener's native
+        // share: a compare against a bound, nothing extracted (most requests).
+        let fast = t.native_bound.filter(|_| {
+            route_tracing.is_none_or(|r| r.sampling.is_none())
+                && !self.request.headers.iter().any(|h| {
+                    // By the name's length before its bytes: most fields stop here.
+                    context::may_bear_on_decision(h.name.len())
+                        && context::bears_on_decision(h.name(self.head))
+                })
+        });
+        *self.trace = match fast {
+            // Written apart so that the common request's state is built without an
+            // incoming context to consult.
+            // A new root trace, decided by its own id as OpenTelemetry's
+            // `TraceIdRatioBased` sampler decides: the id's low 64 bits are the draw
+            // (uniform, as any draw), so no draw of its own.
+            Some(bound) => {
+                let mut state = TraceState::begin(t, false, None, self.random);
+                state.sampled = u128::from(state.trace_id[1]) < bound;
+                state
+            }
+            None => {
+                let mut decider = Decider {
+                    head: self.head,
+                    request: &mut *self.request,
+                    random: &mut *self.random,
+                    listener: self.listener,
+                    peer: *self.peer,
+                };
+                let (sampled, incoming) = decider.decide(t, route_tracing, forwarding);
+                TraceState::begin(t, sampled, incoming.as_ref(), self.random)
+            }
+        };
+        let sampled = self.trace.sampled;
+        let operation = route_tracing
+            .filter(|r| r.propagate_operation)
+            .and_then(|r| r.operation.as_deref());
+        if let Some(op) = operation.filter(|_| forwarding && self.listener.proxy.envoy.is_some()) {
+            let _ = self
+                .request
+                .overlay
+                .add(b"x-envoy-decorator-operation", op.as_bytes());
+        }
+        sampled
+    }
+}
+
+/// What the decision for a request with trace fields reads and writes (borrowed from
+/// [`Begin`] on that path alone, so that the common request never builds it).
+struct Decider<'a> {
+    head: &'a [u8],
+    request: &'a mut crate::http1::Request,
+    random: &'a mut fastrand::Rng,
+    listener: &'a crate::snapshot::ListenerSnapshot,
+    peer: crate::peer::Peer,
+}
+
+impl Decider<'_> {
+    /// The decision for a request that carries trace fields, or on a listener or route
+    /// whose share is not a plain bound (Envoy's request-id decision, a route's own
+    /// sampling): extracts the incoming context and marks its fields removed from the
+    /// forwarded head. Out of line: the common request never comes here.
+    #[inline(never)]
+    fn decide(
+        &mut self,
+        t: &ListenerTrace,
+        route_tracing: Option<&crate::config::observability::RouteTracing>,
+        forwarding: bool,
+    ) -> (bool, Option<context::Incoming>) {
         let head = self.head;
         let mut extractor = Extractor::default();
         let (mut client_trace_id, mut force_trace, mut request_id_at) = (false, false, None);
-        let mut trace_state = None;
-        // For a sampled request's span (found here, in the one pass over the head).
-        let mut user_agent = None;
-        // Whether any field bears on the decision (the common request carries none).
-        let mut seen = false;
         for (index, h) in self.request.headers.iter().enumerate() {
             let (name, value) = (h.name(head), h.value(head));
             if extractor.observe(name, value) {
-                seen = true;
                 if forwarding {
                     self.request.overlay.remove(index);
                 }
-            } else if name.len() == 10 && name.eq_ignore_ascii_case(b"tracestate") {
-                trace_state = Some(value);
-            } else if name.len() == 10 && name.eq_ignore_ascii_case(b"user-agent") {
-                user_agent = Some(value);
             } else if name.len() == 17 && name.eq_ignore_ascii_case(b"x-client-trace-id") {
                 client_trace_id = !value.is_empty();
-                seen = true;
             } else if name.len() == 19 && name.eq_ignore_ascii_case(b"x-envoy-force-trace") {
                 force_trace = true;
-                seen = true;
             } else if name.len() == 12
                 && name.eq_ignore_ascii_case(b"x-request-id")
                 && !self.request.overlay.is_removed(index)
@@ -250,97 +363,65 @@ impl Begin<'_> {
                 request_id_at = Some(index);
             }
         }
-        let route_sampling = route
-            .and_then(|r| r.tracing.as_deref())
-            .and_then(|r| r.sampling.as_ref());
-        // A request with no trace fields, on the listener's native share: one draw
-        // against a bound, nothing to extract (most requests).
-        let fast = t.native_bound.filter(|_| !seen && route_sampling.is_none());
-        let (sampled, incoming) = match fast {
-            Some(bound) => (u128::from(self.random.u64(..)) < bound, None),
-            None => {
-                // Only a trusted peer (an internal one for Envoy listeners) forces a
-                // trace.
-                if force_trace {
-                    force_trace = self.trusted_peer(head);
-                }
-                let extracted = extractor.finish();
-                let incoming = extracted.context;
-                let parent = incoming
-                    .map(|c| if c.debug { Some(true) } else { c.sampled })
-                    .unwrap_or(extracted.sampled_only);
-                let sampling = route_sampling.unwrap_or(&t.config.sampling);
-                let decision = if t.config.request_id_sampling {
-                    let inputs = (sampling, parent, client_trace_id, force_trace);
-                    self.envoy_decision(t, inputs, request_id_at, forwarding)
-                } else {
-                    sampling::decide(&Decide {
-                        sampling,
-                        parent,
-                        client_trace_id,
-                        force_trace,
-                        request_id: None,
-                        draw: self.random.u64(..),
-                    })
-                };
-                (decision.sampled, incoming)
-            }
-        };
-        let rng = &mut *self.random;
-        let (trace_id, short_id) = match incoming {
-            Some(c) => (c.trace_id, c.short_id),
-            None if t.short_ids => (u128::from(context::new_span_id(rng)), true),
-            None => (context::new_trace_id(rng), false),
-        };
-        let shared =
-            incoming.is_some_and(|c| t.shared_spans && (c.formats.b3 || c.formats.b3_single));
-        let (span_id, parent_id) = match incoming {
-            // Zipkin's shared span: the server half of the caller's span keeps its id.
-            Some(c) if shared => (c.span_id, c.parent_id),
-            Some(c) => (context::new_span_id(rng), c.span_id),
-            None => (context::new_span_id(rng), 0),
-        };
-        let came = incoming.map(|c| c.formats).unwrap_or_default();
-        *self.trace = TraceState {
-            on: true,
-            sampled,
-            debug: incoming.is_some_and(|c| c.debug),
-            shared,
-            short_id,
-            trace_id: [(trace_id >> 64) as u64, trace_id as u64],
-            span_id,
-            parent_id,
-            attempt_span: span_id,
-            attempt_start_ns: 0,
-            formats: Formats {
-                w3c: t.formats.w3c || came.w3c,
-                b3: t.formats.b3 || came.b3,
-                b3_single: t.formats.b3_single || came.b3_single,
-            },
-        };
-        let route_tracing = route.and_then(|r| r.tracing.as_deref());
-        if let (true, true, Some(op)) = (
-            forwarding && self.listener.proxy.envoy.is_some(),
-            route_tracing.is_some_and(|r| r.propagate_operation),
-            route_tracing.and_then(|r| r.operation.as_deref()),
-        ) {
-            let _ = self
-                .request
-                .overlay
-                .add(b"x-envoy-decorator-operation", op.as_bytes());
+        // Only a trusted peer (an internal one for Envoy listeners) forces a trace.
+        if force_trace {
+            force_trace = self.trusted_peer(head);
         }
-        if sampled {
-            let fields = Fields {
-                trace_state,
-                user_agent,
-                request_id_at,
-            };
-            self.note_request(head, (t, route, cluster), fields);
-        }
+        let extracted = extractor.finish();
+        let incoming = extracted.context;
+        let parent = incoming
+            .map(|c| if c.debug { Some(true) } else { c.sampled })
+            .unwrap_or(extracted.sampled_only);
+        let sampling = route_tracing
+            .and_then(|r| r.sampling.as_ref())
+            .unwrap_or(&t.config.sampling);
+        let decision = if t.config.request_id_sampling {
+            let inputs = (sampling, parent, client_trace_id, force_trace);
+            self.envoy_decision(t, inputs, request_id_at, forwarding)
+        } else {
+            sampling::decide(&Decide {
+                sampling,
+                parent,
+                client_trace_id,
+                force_trace,
+                request_id: None,
+                draw: self.random.u64(..),
+            })
+        };
+        (decision.sampled, incoming)
     }
 }
 
-impl Begin<'_> {
+/// The fields a sampled request's span reads from its head: the last `tracestate`,
+/// the last `user-agent` and the last `x-request-id` the proxy keeps (a second pass
+/// over the head, for sampled requests alone).
+fn head_fields<'h>(request: &crate::http1::Request, head: &'h [u8]) -> Fields<'h> {
+    let mut fields = Fields {
+        trace_state: None,
+        user_agent: None,
+        request_id_at: None,
+    };
+    for (index, h) in request.headers.iter().enumerate() {
+        let name = h.name(head);
+        match name.len() {
+            10 if name.eq_ignore_ascii_case(b"tracestate") => {
+                fields.trace_state = Some(h.value(head));
+            }
+            10 if name.eq_ignore_ascii_case(b"user-agent") => {
+                fields.user_agent = Some(h.value(head));
+            }
+            12 if name.eq_ignore_ascii_case(b"x-request-id")
+                && !request.overlay.is_removed(index) =>
+            {
+                fields.request_id_at = Some(index);
+            }
+            _ => {}
+        }
+    }
+    fields
+}
+
+impl Decider<'_> {
     /// Envoy's decision, from the request id as it goes upstream (a fresh one is the
     /// overlay's last `x-request-id` line, a kept one the received field), counted in
     /// the listener's `tracing.*` stats; the decision travels in the forwarded id
@@ -404,7 +485,7 @@ impl Begin<'_> {
     }
 }
 
-impl Begin<'_> {
+impl Decider<'_> {
     /// Whether the peer may force a trace (`x-envoy-force-trace`): internal for Envoy
     /// listeners, a trusted proxy for native ones.
     fn trusted_peer(&self, head: &[u8]) -> bool {
@@ -422,16 +503,16 @@ impl Begin<'_> {
     }
 }
 
-impl Begin<'_> {
+impl Note<'_> {
     /// Copies a sampled request's attributes (out of line: unsampled requests never
     /// come here).
     #[inline(never)]
-    fn note_request(
-        self,
-        head: &[u8],
-        (t, route, cluster): (&ListenerTrace, Option<&crate::router::Route>, Option<&str>),
-        fields: Fields<'_>,
-    ) {
+    pub(super) fn run(self, (route, cluster): (Option<&crate::router::Route>, Option<&str>)) {
+        let Some(t) = self.listener.tracing.as_deref() else {
+            return;
+        };
+        let head = self.head;
+        let fields = head_fields(self.request, head);
         let p = self.pending.get_or_insert_with(Default::default);
         let route_name = route.and_then(|r| r.name.as_deref()).unwrap_or("");
         let cluster = cluster.unwrap_or("").as_bytes();
