@@ -408,8 +408,8 @@ pub struct ListenerTrace {
     /// New traces get 64-bit ids (Zipkin without `trace_id_128bit`).
     pub short_ids: bool,
     /// The native decision for a request that carries no trace fields, as a bound on
-    /// the worker's draw (`trace::sampling::native_bound`); `None` for Envoy's
-    /// request-id decision and shares the bound cannot express.
+    /// its new trace id's low 64 bits (`trace::sampling::native_bound`); `None` for
+    /// Envoy's request-id decision and shares the bound cannot express.
     pub native_bound: Option<u128>,
 }
 

@@ -106,8 +106,9 @@ fn reason_for(input: &Decide, packed: Reason, x: u64, client_draw: u64) -> Reaso
 }
 
 /// The native decision for a request with no parent decision and nothing forcing it,
-/// as one comparison: sampled when the worker's draw is below the returned bound, which
-/// `random`'s share of all u64 draws are (`None` when an overall share below 100 %
+/// as one comparison: sampled when a uniform u64 (the worker compares its new trace
+/// id's low 64 bits, as OpenTelemetry's `TraceIdRatioBased` sampler does) is below the
+/// returned bound, which `random`'s share of all u64 values are (`None` when an overall share below 100 %
 /// also applies: then [`decide`] decides). Exact: the bound is `2^64 * n / d`,
 /// rounded down, and 100 % is `2^64`, above every draw.
 pub fn native_bound(s: &Sampling) -> Option<u128> {

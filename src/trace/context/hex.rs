@@ -1,9 +1,10 @@
 //! Lower hex of a trace context's ids: the 32 digits of a trace id and the 16 of a
 //! span id, what every traced request writes upstream.
 //!
-//! Design: on x86-64, SSE2 (in every x86-64 CPU, so no detection) turns each id into
-//! its digits in a few vector instructions: the high and low nibbles apart, interleaved
-//! into digit order, then mapped to ASCII by one compare and two adds. That is about
+//! Design: on x86-64 built with SSE2 (its baseline: every x86-64 CPU has it, so no
+//! detection at run time), each id becomes its digits in a few vector instructions: the
+//! high and low nibbles apart, interleaved into digit order, then mapped to ASCII by one
+//! compare and two adds. That is about
 //! 40 instructions for both ids; the compiler's own vectorization of the byte loop
 //! (the portable version below, which other targets use and the tests compare against)
 //! takes about 75. `unsafe` is confined to [`ids_sse2`], which touches no memory but
@@ -12,17 +13,17 @@
 /// The digits of `trace_id` (32) and `span_id` (16), most significant first.
 #[inline(always)]
 pub(super) fn ids(trace_id: u128, span_id: u64) -> ([u8; 32], [u8; 16]) {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         ids_sse2(trace_id, span_id)
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
         ids_portable(trace_id, span_id)
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[allow(unsafe_code)]
 #[inline(always)]
 fn ids_sse2(trace_id: u128, span_id: u64) -> ([u8; 32], [u8; 16]) {
@@ -36,8 +37,8 @@ fn ids_sse2(trace_id: u128, span_id: u64) -> ([u8; 32], [u8; 16]) {
     let span = span_id.swap_bytes() as i64;
     let mut trace_digits = [0u8; 32];
     let mut span_digits = [0u8; 16];
-    // SAFETY: SSE2 is part of the x86-64 baseline (every x86-64 CPU has it), so these
-    // intrinsics are always available; the three stores write 16 bytes each into arrays
+    // SAFETY: the build targets SSE2 (the cfg above; it is in the x86-64 baseline, so
+    // every x86-64 CPU has it), so these intrinsics are available; the three stores write 16 bytes each into arrays
     // of 32 (at 0 and 16) and 16 bytes (at 0) owned here.
     unsafe {
         let nibble = _mm_set1_epi8(0x0f);
@@ -65,7 +66,7 @@ fn ids_sse2(trace_id: u128, span_id: u64) -> ([u8; 32], [u8; 16]) {
 }
 
 /// The same digits, one byte at a time (other targets, and the tests' reference).
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 fn ids_portable(trace_id: u128, span_id: u64) -> ([u8; 32], [u8; 16]) {
     fn digits<const N: usize>(bytes: &[u8]) -> [u8; N] {
         let digit = |n: u8| n + if n > 9 { b'a' - 10 } else { b'0' };
