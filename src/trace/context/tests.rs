@@ -605,3 +605,24 @@ proptest! {
         prop_assert_eq!(span_id_hex(id, &mut s), format!("{id:016x}"));
     }
 }
+
+/// The W3C line built by value is the line `write_lines` writes, sampled or not.
+#[test]
+fn the_traceparent_line_by_value_matches_write_lines() {
+    for (sampled, debug) in [(false, false), (true, false), (false, true)] {
+        let ctx = Outgoing {
+            trace_id: TRACE,
+            short_id: false,
+            span_id: SPAN,
+            parent_id: 0,
+            sampled,
+            debug,
+        };
+        let mut buf = [0u8; MAX_LINES];
+        let n = write_lines(&ctx, Formats::W3C, &mut buf);
+        assert_eq!(&traceparent_line(&ctx)[..], &buf[..n]);
+        let flag = if sampled || debug { "01" } else { "00" };
+        let want = format!("traceparent: 00-{TRACE:032x}-{SPAN:016x}-{flag}\r\n");
+        assert_eq!(&buf[..n], want.as_bytes());
+    }
+}

@@ -285,11 +285,10 @@ impl Begin<'_> {
                 })
         });
         *self.trace = match fast {
-            // Written apart so that the common request's state is built without an
-            // incoming context to consult.
-            // A new root trace, decided by its own id as OpenTelemetry's
-            // `TraceIdRatioBased` sampler decides: the id's low 64 bits are the draw
-            // (uniform, as any draw), so no draw of its own.
+            // A new root trace (its state built without an incoming context to
+            // consult), decided by its own id as OpenTelemetry's `TraceIdRatioBased`
+            // sampler decides: the id's low 64 bits are the draw (uniform, as any
+            // draw), so no draw of its own.
             Some(bound) => {
                 let mut state = TraceState::begin(t, false, None, self.random);
                 state.sampled = u128::from(state.trace_id[1]) < bound;
