@@ -789,14 +789,20 @@ pub(crate) mod tests {
         assert_eq!(connections.load(Ordering::SeqCst), 2);
     }
 
-    #[test]
-    fn tcp_checks_that_expect_bytes_reuse_the_connection_and_connect_only_ones_do_not() {
-        use std::sync::atomic::Ordering;
+    /// A TCP check that sends `PING` and expects `PONG` (one that keeps its connection).
+    fn ping_pong_check() -> HealthCheck {
         let mut c = check(1, 1);
         c.kind = HealthCheckKind::Tcp(TcpCheck {
             send: b"PING".to_vec(),
             receive: vec![b"PONG".to_vec()],
         });
+        c
+    }
+
+    #[test]
+    fn tcp_checks_that_expect_bytes_reuse_the_connection_and_connect_only_ones_do_not() {
+        use std::sync::atomic::Ordering;
+        let mut c = ping_pong_check();
         three_checks_on_one_connection(&c, false, b"PONG");
         // The server closes the connection under the second check: it goes once more,
         // on a new connection.
@@ -829,11 +835,7 @@ pub(crate) mod tests {
     #[test]
     fn a_kept_tcp_connection_serves_only_its_own_address_and_greetings_are_not_kept() {
         use std::sync::atomic::Ordering;
-        let mut c = check(1, 1);
-        c.kind = HealthCheckKind::Tcp(TcpCheck {
-            send: b"PING".to_vec(),
-            receive: vec![b"PONG".to_vec()],
-        });
+        let mut c = ping_pong_check();
         // A check moved to another address (a reload changed the check port while
         // the connection was kept) connects there.
         let (a, a_connections) = keep_alive_server(false, |_| Some(b"PONG"));

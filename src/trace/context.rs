@@ -152,6 +152,12 @@ pub fn may_bear_on_decision(len: usize) -> bool {
     len < 32 && LENGTHS >> len & 1 == 1
 }
 
+/// A client's request to trace (Envoy's `x-client-trace-id`).
+pub const CLIENT_TRACE_ID: &[u8] = b"x-client-trace-id";
+
+/// A trusted peer's order to trace (Envoy's `x-envoy-force-trace`).
+pub const FORCE_TRACE: &[u8] = b"x-envoy-force-trace";
+
 /// Whether a field named `name` bears on a request's sampling decision: a context
 /// field [`Extractor::observe`] claims (not `tracestate`, which means nothing alone),
 /// `x-client-trace-id` or `x-envoy-force-trace`. By length first: an ordinary field
@@ -160,8 +166,8 @@ pub fn may_bear_on_decision(len: usize) -> bool {
 pub fn bears_on_decision(name: &[u8]) -> bool {
     match name.len() {
         2 | 10 | 11 | 12 => field(name).is_some_and(|f| !matches!(f, Field::TraceState)),
-        17 => field(name).is_some() || name.eq_ignore_ascii_case(b"x-client-trace-id"),
-        19 => name.eq_ignore_ascii_case(b"x-envoy-force-trace"),
+        17 => field(name).is_some() || name.eq_ignore_ascii_case(CLIENT_TRACE_ID),
+        19 => name.eq_ignore_ascii_case(FORCE_TRACE),
         _ => false,
     }
 }

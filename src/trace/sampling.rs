@@ -105,12 +105,12 @@ fn reason_for(input: &Decide, packed: Reason, x: u64, client_draw: u64) -> Reaso
     reason
 }
 
-/// The native decision for a request with no parent decision and nothing forcing it,
-/// as one comparison: sampled when a uniform u64 (the worker compares its new trace
-/// id's low 64 bits, as OpenTelemetry's `TraceIdRatioBased` sampler does) is below the
-/// returned bound, which `random`'s share of all u64 values are (`None` when an overall share below 100 %
-/// also applies: then [`decide`] decides). Exact: the bound is `2^64 * n / d`,
-/// rounded down, and 100 % is `2^64`, above every draw.
+/// The native decision for a request with no parent decision and nothing forcing it, as
+/// one comparison: sampled when a uniform u64 (the worker compares its new trace id's
+/// low 64 bits, as OpenTelemetry's `TraceIdRatioBased` sampler does) is below the
+/// returned bound, which `random`'s share of all u64 values are (`None` when an overall
+/// share below 100 % also applies: then [`decide`] decides). Exact: the bound is
+/// `2^64 * n / d`, rounded down, and 100 % is `2^64`, above every draw.
 pub fn native_bound(s: &Sampling) -> Option<u128> {
     // As `Fraction::hits` reads a share: a zero denominator takes nothing.
     let all =

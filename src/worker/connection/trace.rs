@@ -2,8 +2,8 @@
 //! lines each upstream attempt carries, and the spans recorded when a sampled request
 //! ends (its attempts' with its own).
 //!
-//! Design: on a listener with `tracing`, the common request (no field that bears on
-//! the decision, on a native listener's own share) costs a check of each field name's
+//! Design: on a listener with `tracing`, the common request (no field that bears on the
+//! decision, on a native listener's own share) costs a check of each field name's
 //! length, a new trace id and one compare: its id's low 64 bits against a bound
 //! (`ListenerTrace::native_bound`), as OpenTelemetry's `TraceIdRatioBased` sampler
 //! decides; nothing else is built ([`Begin`] is a handful of borrows). A request with
@@ -11,13 +11,13 @@
 //! incoming context (`trace::context::Extractor`) and marks the fields the proxy
 //! rewrites removed from the forwarded head, and the decision is arithmetic
 //! (`trace::sampling`). A sampled request's attributes are copied apart ([`Note`]),
-//! after the decision. An unsampled request keeps a few ids in [`TraceState`] (the context
-//! still goes upstream, flagged unsampled) and records nothing; its context lines are
-//! appended to the forwarded head, or written straight into it (`context::lines_len`,
-//! then `context::write_lines` in place). Span times are instants the request path
-//! reads anyway (the request's first byte, the attempt's start and end, the response's
-//! end), made Unix time through the worker clock's anchor (`CoarseClock::anchor`,
-//! taken once per request so that durations are exact). A
+//! after the decision. An unsampled request keeps a few ids in [`TraceState`] (the
+//! context still goes upstream, flagged unsampled) and records nothing; its context
+//! lines are appended to the forwarded head, or written straight into it
+//! (`context::lines_len`, then `context::write_lines` in place). Span times are
+//! instants the request path reads anyway (the request's first byte, the attempt's
+//! start and end, the response's end), made Unix time through the worker clock's anchor
+//! (`CoarseClock::anchor`, taken once per request so that durations are exact). A
 //! sampled one copies the request's text attributes into the connection's [`Pending`]
 //! (boxed once per connection, reused), because the read buffer may be reused before
 //! the request ends, and notes each upstream attempt there; when the request ends, that
@@ -351,9 +351,9 @@ impl Decider<'_> {
                 if forwarding {
                     self.request.overlay.remove(index);
                 }
-            } else if name.len() == 17 && name.eq_ignore_ascii_case(b"x-client-trace-id") {
+            } else if name.eq_ignore_ascii_case(context::CLIENT_TRACE_ID) {
                 client_trace_id = !value.is_empty();
-            } else if name.len() == 19 && name.eq_ignore_ascii_case(b"x-envoy-force-trace") {
+            } else if name.eq_ignore_ascii_case(context::FORCE_TRACE) {
                 force_trace = true;
             } else if name.len() == 12
                 && name.eq_ignore_ascii_case(b"x-request-id")
