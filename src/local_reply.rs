@@ -71,6 +71,11 @@ impl Reply {
         self.status
     }
 
+    /// The body's bytes (what [`Self::render`] writes after the head).
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
     /// Appends the whole answer to `out`: with `date_line` (a whole `date: ...\r\n` line,
     /// as `clock` keeps it), the header
     /// lines `extra` appends (each `name: value\r\n`), `connection: close` when the

@@ -221,6 +221,8 @@ fn main() -> ExitCode {
             allow_unknown_static_fields: cli.allow_unknown_static_fields,
             accept_degraded: cli.accept_degraded,
             service_cluster: cli.service_cluster.clone(),
+            service_node: cli.service_node.clone(),
+            service_zone: cli.service_zone.clone(),
         },
         validate_only: matches!(cli.mode, Mode::Validate),
         concurrency: cli.concurrency.map(usize::from),

@@ -201,7 +201,8 @@ pub struct StatsHandles {
     pub static_members: HashMap<String, Members>,
     /// Every listener's connections, for `max_connections`.
     pub open_global: Arc<OpenConnections>,
-    /// `consumer.<name>.`, by consumer name (the first [`MAX_CONSUMER_STATS`]).
+    /// `consumer.<name>.`, by consumer name as configured (the first
+    /// [`MAX_CONSUMER_STATS`]).
     pub consumers: HashMap<String, Arc<Scope>>,
     /// The process-wide bucket tables of rate limits, by limit id (kept across reloads
     /// where a limit is unchanged: `ratelimit::runtime`).
@@ -234,12 +235,6 @@ fn stat_segment(name: &str, also: char) -> String {
             }
         })
         .collect()
-}
-
-/// A consumer's name as a stat-name segment: characters other than `[A-Za-z0-9_-@]`
-/// become `_` (a `.` would split the name).
-pub fn consumer_stat_name(name: &str) -> String {
-    stat_segment(name, '@')
 }
 
 /// Registers the scopes for every listener and cluster of `config`.
@@ -323,10 +318,9 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                 k.consumers.iter().chain(file)
             })
             .take(MAX_CONSUMER_STATS)
-            .map(|c| {
-                let prefix = format!("consumer.{}.", consumer_stat_name(&c.name));
-                (c.name.clone(), store.scope(&prefix, &names::consumer::DEFS))
-            })
+            // Under the name as configured (`StatsStore::consumer`): `a.b` and `a_b`
+            // are two consumers with two scopes.
+            .map(|c| (c.name.clone(), store.consumer(&c.name)))
             .collect(),
     }
 }
@@ -407,6 +401,8 @@ pub struct ListenerTrace {
     pub shared_spans: bool,
     /// New traces get 64-bit ids (Zipkin without `trace_id_128bit`).
     pub short_ids: bool,
+    /// The tracer is Zipkin (an Envoy listener's default span name is then the host).
+    pub zipkin: bool,
     /// The native decision for a request that carries no trace fields, as a bound on
     /// its new trace id's low 64 bits (`trace::sampling::native_bound`); `None` for
     /// Envoy's request-id decision and shares the bound cannot express.
@@ -439,6 +435,7 @@ impl ListenerTrace {
             },
             shared_spans,
             short_ids,
+            zipkin: matches!(tracer.provider, TraceProvider::Zipkin { .. }),
             native_bound: if tracing.request_id_sampling {
                 None
             } else {

@@ -127,7 +127,12 @@ fn parse_prometheus(text: &str) -> Option<Samples> {
             .collect();
         labels.sort();
         let name = v["name"].as_str().unwrap().to_owned();
-        samples.insert((name, labels), v["value"].as_f64().unwrap());
+        // Prometheus refuses a scrape with two samples of one name and label set.
+        let key = (name, labels);
+        let value = v["value"].as_f64().unwrap();
+        if let Some(before) = samples.insert(key.clone(), value) {
+            panic!("duplicate series {key:?} ({before} and {value}) in:\n{text}");
+        }
     }
     Some(samples)
 }
@@ -293,7 +298,8 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
                     && labels.contains(&("envoy_endpoint_hostname".into(), "localhost".into()))
             });
             assert!(named, "{driver}: {text}");
-            let consumer = sample(&samples, "envoy_consumer_acme_rq_total", &[]);
+            let acme = [("envoy_consumer_name", "acme")];
+            let consumer = sample(&samples, "envoy_consumer_rq_total", &acme);
             assert_eq!(consumer, 4.0, "{driver}");
         }
 
@@ -417,5 +423,160 @@ fn envoy_stat_prefix_virtual_clusters_and_per_endpoint_stats() {
         );
         let host = format!("cluster.echo.endpoint.127.0.0.1_{port}.rq_total");
         assert_eq!(s(&host), 4, "{driver}: {stats:?}");
+    }
+}
+
+/// The four consumers of a defect report, whose names differ only in `-`, `.` and `_`:
+/// stat names once replaced `.` with `_` (so `a.b` and `a_b` shared one row of `/usage`),
+/// and Prometheus names replaced `-` too (so `acme-corp` and `acme_corp` were two series
+/// of one name and no labels, which Prometheus refuses). Each is its own row and series,
+/// under the name as configured.
+const LOOKALIKES: [(&str, u64); 4] = [("acme-corp", 1), ("a.b", 2), ("a_b", 1), ("acme_corp", 3)];
+
+fn lookalikes(admin: u16, port: u16, endpoint: &str) -> String {
+    let mut consumers = String::new();
+    for (name, _) in LOOKALIKES {
+        consumers.push_str(&format!("      - {{ name: {name}, keys: [{name}-key] }}\n"));
+    }
+    format!(
+        r#"workers: 2
+admin: 127.0.0.1:{admin}
+auth:
+  api_keys:
+    consumers:
+{consumers}listeners:
+  - name: edge
+    address: 127.0.0.1:{port}
+    routes:
+      - match: {{ prefix: / }}
+        cluster: echo
+        auth: api_key
+clusters:
+  - name: echo
+    endpoints: ["{endpoint}"]
+"#
+    )
+}
+
+#[test]
+fn consumers_whose_names_differ_in_punctuation_keep_their_own_rows_and_series() {
+    for driver in drivers() {
+        let upstream = Upstream::start(false);
+        let endpoint = upstream.endpoint();
+        let (rw, addr) = start_on(driver, |port, admin| lookalikes(admin, port, &endpoint));
+        let mut sent = 0;
+        for (name, n) in LOOKALIKES {
+            let key = format!("{name}-key");
+            for _ in 0..n {
+                let r = request(addr, "GET", "/x", &[("x-api-key", key.as_str())]);
+                assert_eq!(r.status, 200, "{driver}: {name}");
+                sent += 1;
+            }
+        }
+        rw.wait_for_stat("http.edge.downstream_rq_completed", sent);
+
+        // `/stats`: the dotted names, with each name as configured.
+        let stats = rw.stats();
+        for (name, n) in LOOKALIKES {
+            for stat in ["rq_total", "rq_2xx"] {
+                let full = format!("consumer.{name}.{stat}");
+                assert_eq!(stats.get(&full), Some(&n), "{driver}: {full}: {stats:?}");
+            }
+        }
+        let consumer_lines = stats.keys().filter(|k| k.starts_with("consumer.")).count();
+        assert_eq!(consumer_lines, LOOKALIKES.len() * 8, "{driver}: {stats:?}");
+        let r = get(rw.admin_addr(), "/stats?format=json&filter=consumer").unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let named: Vec<(&str, u64)> = doc["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                let name = s["name"].as_str().unwrap();
+                name.starts_with("consumer.") && name.ends_with(".rq_total")
+            })
+            .map(|s| (s["name"].as_str().unwrap(), s["value"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("consumer.a.b.rq_total", 2),
+                ("consumer.a_b.rq_total", 1),
+                ("consumer.acme-corp.rq_total", 1),
+                ("consumer.acme_corp.rq_total", 3)
+            ],
+            "{driver}"
+        );
+
+        // `/usage`: one row per consumer, sorted by name, under its exact name.
+        let r = get(rw.admin_addr(), "/usage?format=json").unwrap();
+        assert_eq!(r.status, 200);
+        let usage: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let rows: Vec<(&str, u64, u64)> = usage["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let n = |k: &str| c[k].as_u64().unwrap();
+                (c["name"].as_str().unwrap(), n("requests"), n("rq_2xx"))
+            })
+            .collect();
+        let expected = [
+            ("a.b", 2, 2),
+            ("a_b", 1, 1),
+            ("acme-corp", 1, 1),
+            ("acme_corp", 3, 3),
+        ];
+        assert_eq!(rows, expected, "{driver}: {usage}");
+        let r = get(rw.admin_addr(), "/usage?format=csv").unwrap();
+        assert_eq!(r.status, 200);
+        let csv = String::from_utf8(r.body).unwrap();
+        let rows: Vec<(&str, u64, u64)> = csv
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                assert_eq!(fields.len(), 11, "{line}");
+                (
+                    fields[0],
+                    fields[1].parse().unwrap(),
+                    fields[3].parse().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(rows, expected, "{driver}: {csv}");
+
+        // Prometheus: one series per consumer per stat, the name as a label.
+        let r = get(rw.admin_addr(), "/stats/prometheus").unwrap();
+        assert_eq!(r.status, 200);
+        let text = String::from_utf8(r.body).unwrap();
+        for (name, n) in LOOKALIKES {
+            let line = format!("envoy_consumer_rq_total{{envoy_consumer_name=\"{name}\"}} {n}\n");
+            assert!(text.contains(&line), "{driver}: no {line:?} in\n{text}");
+        }
+        for family in [
+            "rq_total", "rq_1xx", "rq_2xx", "rq_5xx", "rx_bytes", "tx_bytes",
+        ] {
+            let series = format!("envoy_consumer_{family}{{");
+            let count = text.lines().filter(|l| l.starts_with(&series)).count();
+            assert_eq!(count, LOOKALIKES.len(), "{driver}: {family}\n{text}");
+        }
+        assert!(!text.contains("acme_corp_rq"), "{driver}: {text}");
+        if let Some(samples) = parse_prometheus(&text) {
+            for (name, n) in LOOKALIKES {
+                let labels = [("envoy_consumer_name", name)];
+                let total = sample(&samples, "envoy_consumer_rq_total", &labels);
+                assert_eq!(total, n as f64, "{driver}: {name}");
+                // The parser names a counter's sample `<family>_total`.
+                let ok = sample(&samples, "envoy_consumer_rq_2xx_total", &labels);
+                assert_eq!(ok, n as f64, "{driver}: {name}");
+                assert!(sample(&samples, "envoy_consumer_tx_bytes_total", &labels) > 0.0);
+            }
+            let consumer_series = samples
+                .keys()
+                .filter(|(sample, _)| sample.starts_with("envoy_consumer_"))
+                .count();
+            assert_eq!(consumer_series, LOOKALIKES.len() * 8, "{driver}: {text}");
+        }
     }
 }

@@ -217,6 +217,10 @@ fn otlp_is_decoded_by_the_official_protobuf_classes() {
     assert_eq!(attrs["http.request.body.size"], 120);
     assert_eq!(attrs["http.response.body.size"], 3400);
     assert_eq!(attrs["error"], true);
+    assert_eq!(
+        attrs["error.type"], "503",
+        "the status, with no failure's kind"
+    );
     assert!(
         attrs.get("http.request.resend_count").is_none(),
         "server span"
@@ -225,6 +229,7 @@ fn otlp_is_decoded_by_the_official_protobuf_classes() {
     assert_eq!(client["kind"], 3, "SPAN_KIND_CLIENT");
     assert_eq!(client["parent"], "00f067aa0ba902b7");
     assert_eq!(client["status_message"], "connect failure");
+    assert_eq!(client["attrs"]["error.type"], "connect failure");
     assert_eq!(client["attrs"]["http.request.resend_count"], 1);
     // OpenTelemetry's required attributes of an HTTP client span: where it went.
     assert_eq!(client["attrs"]["server.address"], "127.0.0.1");

@@ -376,9 +376,9 @@ fn envoy_listeners_decide_by_the_request_id_and_pack_the_reason_into_it() {
             "{driver}: 64-bit ids without trace_id_128bit"
         );
         assert_eq!(
-            seen.header("x-envoy-decorator-operation").as_deref(),
-            Some("checkAvailability"),
-            "{driver}"
+            seen.header("x-envoy-decorator-operation"),
+            None,
+            "{driver}: an ingress listener returns its operation to the client"
         );
         let seen = through(addr, &app, "/a", &format!("x-request-id: {high}\r\n"));
         assert_eq!(reason(&seen), '4', "{driver}");
@@ -795,8 +795,10 @@ fn a_request_span_counts_the_body_it_carried() {
             .find(|s| s["kind"] == "SERVER")
             .unwrap_or_else(|| panic!("{driver}: {spans:#?}"));
         assert_eq!(server["name"], "POST /upload", "{driver}");
-        let wire = raw.len().to_string();
-        assert_eq!(server["tags"]["request_size"], wire.as_str(), "{driver}");
+        // Envoy's `request_size` (and OpenTelemetry's body size) is the body's.
+        assert_eq!(server["tags"]["request_size"], "11", "{driver}");
+        let sent = r.body.len().to_string();
+        assert_eq!(server["tags"]["response_size"], sent.as_str(), "{driver}");
         let client = spans
             .iter()
             .find(|s| s["kind"] == "CLIENT")
@@ -856,6 +858,266 @@ fn each_request_of_a_connection_names_its_own_route() {
             assert_eq!(attempt["name"], "router app egress", "{driver}");
             assert_eq!(attempt["tags"]["upstream_cluster"], "app", "{driver}");
         }
+        drop(rw);
+    }
+}
+
+/// Envoy's `x-envoy-decorator-operation`: an ingress listener returns the route's
+/// operation to the client and takes one the caller sent as its span's name (not
+/// forwarding it); an egress listener sends the route's upstream, in place of the
+/// caller's, and takes the upstream's answer's as its span's name (not passed back).
+/// The spans carry Envoy's node tags and, with no decorator, Zipkin's default name (the
+/// host).
+#[test]
+fn the_decorator_operation_goes_back_on_ingress_and_upstream_on_egress() {
+    use common::collector::{Collector, Mode};
+    use common::scripted::{Scripted, Then};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let zipkin_port = collector.addr().port();
+        let app = Upstream::start(false);
+        let app_port = app.addr.port();
+        let ingress = |port, admin| {
+            let node = "node: { id: node-1, cluster: front, locality: { zone: zone-a } }\n";
+            let config = envoy_config((admin, port), (app_port, zipkin_port), "100");
+            let plain_route = "              - match: { prefix: \"/plain\" }\n                route: { cluster: app }\n              - match: { prefix: \"/\" }";
+            format!(
+                "{node}{}",
+                config.replacen("              - match: { prefix: \"/\" }", plain_route, 1)
+            )
+        };
+        let (rw, addr) = start(driver, ingress);
+        let r = exchange(addr, b"GET /a HTTP/1.1\r\nHost: shop\r\n\r\n");
+        assert_eq!(r.status, 200, "{driver}");
+        assert_eq!(
+            r.header("x-envoy-decorator-operation"),
+            Some("checkAvailability"),
+            "{driver}"
+        );
+        let seen = app.next_seen();
+        assert_eq!(count(&seen, "x-envoy-decorator-operation"), 0, "{driver}");
+        let raw =
+            b"GET /b HTTP/1.1\r\nHost: shop\r\nx-envoy-decorator-operation: fromCaller\r\n\r\n";
+        let r = exchange(addr, raw);
+        assert_eq!(r.header("x-envoy-decorator-operation"), None, "{driver}");
+        let seen = app.next_seen();
+        assert_eq!(count(&seen, "x-envoy-decorator-operation"), 0, "{driver}");
+        let r = exchange(addr, b"GET /plain/1 HTTP/1.1\r\nHost: shop:8080\r\n\r\n");
+        assert_eq!(r.status, 200, "{driver}");
+        let _ = app.next_seen();
+        let spans = wait_spans(&collector, 3);
+        let mut names: Vec<&str> = spans.iter().filter_map(|s| s["name"].as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["checkAvailability", "fromCaller", "shop:8080"],
+            "{driver}: without a decorator, the host: {spans:#?}"
+        );
+        for span in &spans {
+            assert_eq!(span["tags"]["node_id"], "node-1", "{driver}: {span}");
+            assert_eq!(span["tags"]["zone"], "zone-a", "{driver}");
+            assert_eq!(span["tags"]["downstream_cluster"], "-", "{driver}");
+            assert_eq!(span["tags"]["upstream_cluster.name"], "app", "{driver}");
+        }
+        drop(rw);
+
+        // Egress: the upstream answers with its own operation.
+        let answering = Scripted::start(|ex| {
+            ex.send(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-envoy-decorator-operation: fromUpstream\r\n\r\n");
+            Then::Next
+        });
+        let scripted_port = answering.addr.port();
+        let egress_collector = Collector::start(Mode::Normal);
+        let egress_port = egress_collector.addr().port();
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), (scripted_port, egress_port), "100")
+                .replace("traffic_direction: INBOUND", "traffic_direction: OUTBOUND")
+        });
+        let r = exchange(addr, raw);
+        assert_eq!(r.status, 200, "{driver}");
+        assert_eq!(
+            r.header("x-envoy-decorator-operation"),
+            None,
+            "{driver}: not passed back"
+        );
+        let spans = wait_spans(&egress_collector, 1);
+        assert_eq!(spans[0]["kind"], "CLIENT", "{driver}");
+        assert_eq!(spans[0]["name"], "fromUpstream", "{driver}: {spans:#?}");
+        drop(rw);
+        // What the upstream received: the route's operation alone.
+        let app2 = Upstream::start(false);
+        let app2_port = app2.addr.port();
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), (app2_port, 9), "100")
+                .replace("traffic_direction: INBOUND", "traffic_direction: OUTBOUND")
+        });
+        let seen = through(
+            addr,
+            &app2,
+            "/c",
+            "x-envoy-decorator-operation: fromCaller\r\n",
+        );
+        assert_eq!(
+            count(&seen, "x-envoy-decorator-operation"),
+            1,
+            "{driver}: {}",
+            seen.head
+        );
+        assert_eq!(
+            seen.header("x-envoy-decorator-operation").as_deref(),
+            Some("checkAvailability"),
+            "{driver}"
+        );
+        drop(rw);
+    }
+}
+
+/// Envoy's Zipkin tracer reads B3 alone (W3C only with `USE_B3_WITH_W3C_PROPAGATION`):
+/// a `traceparent` is neither read nor touched. A native listener writes back a B3
+/// decision that came without ids (`b3: 0`), in its format.
+#[test]
+fn each_tracer_reads_its_own_formats() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let app_port = app.addr.port();
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), (app_port, 9), "100")
+        });
+        let tp = format!("00-{T}-{P}-00");
+        let seen = through(addr, &app, "/a", &format!("traceparent: {tp}\r\n"));
+        assert_eq!(
+            seen.header("traceparent").as_deref(),
+            Some(&*tp),
+            "{driver}: untouched"
+        );
+        let b3_trace = seen.header("x-b3-traceid").expect("B3 written");
+        assert_ne!(b3_trace, T[16..], "{driver}: a new trace");
+        assert_eq!(
+            seen.header("x-b3-sampled").as_deref(),
+            Some("1"),
+            "{driver}"
+        );
+        drop(rw);
+
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &app.endpoint(),
+                "{ sampling: 100% }",
+                ("zipkin", "127.0.0.1:9"),
+                "",
+            )
+        });
+        let seen = through(addr, &app, "/", "b3: 0\r\n");
+        let b3 = seen
+            .header("b3")
+            .unwrap_or_else(|| panic!("{driver}: no b3 in {}", seen.head));
+        assert_eq!(
+            b3.split('-').nth(2),
+            Some("0"),
+            "{driver}: the decision kept: {b3}"
+        );
+        let (_, _, flags) = traceparent(&seen);
+        assert_eq!(flags, "00", "{driver}");
+        let seen = through(addr, &app, "/", "x-b3-flags: 1\r\n");
+        assert_eq!(
+            seen.header("x-b3-flags").as_deref(),
+            Some("1"),
+            "{driver}: debug kept: {}",
+            seen.head
+        );
+        drop(rw);
+    }
+}
+
+/// Retries on a status number their attempts' spans as they happened (the decision to
+/// retry counts the next attempt before the answered one's span is noted).
+#[test]
+fn retries_on_a_status_number_their_attempts() {
+    use common::collector::{Collector, Mode};
+    use common::scripted::{Scripted, Then};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let failing = Scripted::start(|ex| {
+            ex.send(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+            Then::Next
+        });
+        let zipkin = ("zipkin", &*collector.addr().to_string());
+        let retry = "        retry: { on: [5xx], retries: 2, backoff: { base: 1ms } }\n";
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &failing.addr.to_string(),
+                "{ sampling: 100% }",
+                zipkin,
+                "",
+            )
+            .replacen(
+                "      - match: { prefix: / }\n        cluster: app\n",
+                &format!("      - match: {{ prefix: / }}\n        cluster: app\n{retry}"),
+                1,
+            )
+        });
+        let r = exchange(addr, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(r.status, 503, "{driver}");
+        let spans = wait_spans(&collector, 4);
+        let mut counts: Vec<Option<&str>> = spans
+            .iter()
+            .filter(|s| s["kind"] == "CLIENT")
+            .map(|s| s["tags"]["retry.count"].as_str())
+            .collect();
+        counts.sort_unstable();
+        assert_eq!(counts, [None, Some("1"), Some("2")], "{driver}: {spans:#?}");
+        drop(rw);
+    }
+}
+
+/// Envoy returns the request id in the response when configured to
+/// (`always_set_request_id_in_response`) and when an internal peer forced the trace.
+#[test]
+fn the_request_id_comes_back_when_asked_for_or_forced() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let app_port = app.addr.port();
+        let internal = "          use_remote_address: true\n          internal_address_config: { cidr_ranges: [{ address_prefix: 127.0.0.1, prefix_len: 32 }] }\n          tracing:";
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), (app_port, 9), "0").replacen(
+                "          tracing:",
+                internal,
+                1,
+            )
+        });
+        let plain = exchange(addr, b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(plain.header("x-request-id"), None, "{driver}");
+        let _ = app.next_seen();
+        let forced = exchange(
+            addr,
+            b"GET /a HTTP/1.1\r\nHost: t\r\nx-envoy-force-trace: true\r\n\r\n",
+        );
+        let seen = app.next_seen();
+        assert_eq!(reason(&seen), 'a', "{driver}: forced by the service");
+        assert_eq!(
+            forced.header("x-request-id").map(str::to_owned),
+            seen.header("x-request-id"),
+            "{driver}: the id as forwarded"
+        );
+        drop(rw);
+        let always = "          always_set_request_id_in_response: true\n          tracing:";
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), (app_port, 9), "0").replacen(
+                "          tracing:",
+                always,
+                1,
+            )
+        });
+        let r = exchange(addr, b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+        let seen = app.next_seen();
+        assert_eq!(
+            r.header("x-request-id").map(str::to_owned),
+            seen.header("x-request-id"),
+            "{driver}"
+        );
+        assert!(r.header("x-request-id").is_some(), "{driver}");
         drop(rw);
     }
 }

@@ -123,8 +123,16 @@ for binary in "$@"; do
     sleep 0.1
   done
   "$load" run -k -c 4 -t 1 -d 2s "${load_args[@]}" "$scheme://127.0.0.1:$listen/" >/dev/null 2>&1
+  # A pause of SETTLE seconds (default 1.5) after the warm-up and after the load, for
+  # every run alike: work a request leaves for later (a traced request's spans, handed
+  # to the exporter with a batch when its worker's flush interval, 1 s, ends) is then
+  # counted in the window of the requests that caused it. Without them, a 5 s window
+  # exported the warm-up's last second of spans and kept its own last second: about
+  # 6 s of spans for 5 s of requests, at 1 % sampling.
+  sleep "${SETTLE:-1.5}"
   callgrind_control -z "$pid" >/dev/null 2>&1
   requests=$("$load" run -k -c 4 -t 1 -d 5s "${load_args[@]}" "$scheme://127.0.0.1:$listen/" 2>/dev/null | awk '/requests in/ {print $1}')
+  sleep "${SETTLE:-1.5}"
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true

@@ -107,6 +107,9 @@ pub struct Details<'a> {
     pub headers: Option<&'a Captured>,
     /// The connection's TLS facts, on a TLS connection.
     pub tls: Option<&'a TlsDetails>,
+    /// The request's and the response's head bytes, within `bytes_received` and
+    /// `bytes_sent`: Envoy's `%BYTES_RECEIVED%` and `%BYTES_SENT%` count bodies alone.
+    pub heads: (u64, u64),
 }
 
 /// What the access log prints about a TLS connection (read once per connection).

@@ -283,12 +283,15 @@ fn render(part: &Part, entry: &LogEntry<'_>, out: &mut Vec<u8>) -> bool {
                 entry.flags.append_long_to(out);
                 true
             }
+            // Envoy's: body bytes (HTTP), without the heads.
             Op::BytesReceived => {
-                push_padded(out, entry.bytes_received, 1);
+                let heads = entry.details.heads.0;
+                push_padded(out, entry.bytes_received.saturating_sub(heads), 1);
                 true
             }
             Op::BytesSent => {
-                push_padded(out, entry.bytes_sent, 1);
+                let heads = entry.details.heads.1;
+                push_padded(out, entry.bytes_sent.saturating_sub(heads), 1);
                 true
             }
             Op::Duration => {
@@ -483,6 +486,7 @@ mod tests {
                 upstream_service_time: Some(Duration::from_millis(2)),
                 headers: Some(captured),
                 tls,
+                heads: (0, 0),
             },
         };
         let mut out = Vec::new();

@@ -35,8 +35,8 @@ use super::error::Diagnostics;
 use super::fields::{choice, duration, list, optional_bool, Marks};
 use super::node::{Map, Node};
 use super::observability::{
-    Collector, CustomTag, ListenerTracing, Propagation, RouteTracing, Sampling, SpanKind, TagValue,
-    TraceProvider, Tracer,
+    Collector, CustomTag, ListenerTracing, Propagation, Reads, RouteTracing, Sampling, SpanKind,
+    TagValue, TraceProvider, Tracer,
 };
 use super::resilience::Fraction;
 
@@ -280,6 +280,7 @@ pub(super) fn listener(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Option
             w3c: true,
             ..Propagation::default()
         },
+        reads: Reads::ALL,
         request_id_sampling: false,
         pack_trace_reason: false,
         upstream_spans: true,
@@ -572,6 +573,7 @@ mod tests {
                     b3: false,
                     b3_single: false
                 },
+                reads: Reads::ALL,
                 request_id_sampling: false,
                 pack_trace_reason: false,
                 upstream_spans: true,

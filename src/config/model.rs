@@ -77,6 +77,11 @@ pub struct LoadOptions {
     /// `node.cluster` (as Envoy's flag does): the Zipkin tracer's service name and the
     /// rate-limit `source_cluster`. Empty: the bootstrap's.
     pub service_cluster: String,
+    /// `--service-node` and `--service-zone`: the node's id and zone, over the
+    /// bootstrap's `node.id` and `node.locality.zone` (the `node_id` and `zone` tags of
+    /// an Envoy listener's spans). Empty: the bootstrap's.
+    pub service_node: String,
+    pub service_zone: String,
 }
 
 /// Which of the two config formats a file is in.
@@ -875,6 +880,10 @@ pub struct EnvoyForwarding {
     pub preserve_external_request_id: bool,
     /// Appended to `via` on requests and responses, as written.
     pub via: Option<String>,
+    /// Return the request's `x-request-id` in every response (Envoy's
+    /// `always_set_request_id_in_response`; a request whose trace an internal peer
+    /// forced with `x-envoy-force-trace` gets it anyway).
+    pub request_id_in_response: bool,
 }
 
 impl ProxySettings {

@@ -93,6 +93,8 @@ pub struct ListenerTracing {
     pub sampling: Sampling,
     /// The context formats written to upstream requests (besides the one that came in).
     pub propagation: Propagation,
+    /// The context formats read from requests, and which wins.
+    pub reads: Reads,
     /// Envoy's decision: from a hash of `x-request-id`, the reason packed into the
     /// UUID (`request_id_extension`, `use_request_id_for_trace_sampling`), so every hop
     /// of a request agrees. Off (native): a draw from the worker's generator.
@@ -155,6 +157,28 @@ pub struct Propagation {
     pub b3: bool,
     /// B3 single header `b3`.
     pub b3_single: bool,
+}
+
+/// Which incoming formats a listener reads, and which wins when both came. The default
+/// is a native listener's: every format, W3C first. Envoy's tracers read their own:
+/// Zipkin B3 (W3C only as a fallback when no B3 came, with `USE_B3_WITH_W3C_PROPAGATION`),
+/// OpenTelemetry W3C alone; fields of a format not read are neither parsed nor removed
+/// (they go upstream as they came).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    pub ignore_w3c: bool,
+    pub ignore_b3: bool,
+    /// B3 ids win over a `traceparent` (Envoy's Zipkin tracer).
+    pub b3_first: bool,
+}
+
+impl Reads {
+    /// Every format, W3C first (native listeners).
+    pub const ALL: Reads = Reads {
+        ignore_w3c: false,
+        ignore_b3: false,
+        b3_first: false,
+    };
 }
 
 /// A tag added to a span (Envoy's `custom_tags`; `metadata` tags are refused by name).

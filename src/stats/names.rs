@@ -544,8 +544,28 @@ pub mod connection_rate {
 
 /// `consumer.<name>.`: usage of one API consumer (requests, status classes, bytes), for
 /// usage and billing reports.
+///
+/// The name in the prefix is the consumer's name as configured, dots included (config
+/// names are `[A-Za-z0-9_.-]`): every stat here is one dot-free segment, so
+/// `consumer.<name>.<stat>` is one consumer's stat and no other's (`a.b` and `a_b` are two
+/// consumers, `consumer.a.b.rq_total` and `consumer.a_b.rq_total`). Prometheus gets the
+/// name as a label, `envoy_consumer_<stat>{envoy_consumer_name="<name>"}`
+/// (`render::prometheus_labelled`), since no tag extractor can split a dotted name.
 pub mod consumer {
     use super::*;
+
+    /// The stats' prefix: `consumer.<name>.`.
+    pub fn prefix(name: &str) -> String {
+        format!("consumer.{name}.")
+    }
+
+    /// The consumer's name and the stat of a full stat name `consumer.<name>.<stat>`,
+    /// when `<stat>` is one of [`DEFS`] (whether such a consumer exists is the caller's
+    /// question).
+    pub fn split(full: &str) -> Option<(&str, &str)> {
+        let (name, stat) = full.strip_prefix("consumer.")?.rsplit_once('.')?;
+        (!name.is_empty() && DEFS.iter().any(|d| d.name == stat)).then_some((name, stat))
+    }
 
     pub const RQ_TOTAL: usize = 0;
     pub const RQ_1XX: usize = 1;
@@ -687,6 +707,32 @@ mod tests {
             cluster::DEFS[cluster::UPSTREAM_CX_POOL_REUSE].name,
             "upstream_cx_pool_reuse"
         );
+    }
+
+    #[test]
+    fn consumer_stat_names_keep_the_name_and_split_back_to_it() {
+        assert!(consumer::DEFS.iter().all(|d| !d.name.contains('.')));
+        // Dots, underscores and dashes stay as configured: four names, four prefixes.
+        let names = ["acme-corp", "a.b", "a_b", "acme_corp"];
+        let prefixes: std::collections::BTreeSet<String> =
+            names.iter().map(|n| consumer::prefix(n)).collect();
+        assert_eq!(prefixes.len(), names.len());
+        assert_eq!(consumer::prefix("a.b"), "consumer.a.b.");
+        for name in names {
+            for def in &consumer::DEFS {
+                let full = format!("{}{}", consumer::prefix(name), def.name);
+                assert_eq!(consumer::split(&full), Some((name, def.name)), "{full}");
+            }
+        }
+        assert_eq!(
+            consumer::split("consumer.a.b.c.tx_bytes"),
+            Some(("a.b.c", "tx_bytes"))
+        );
+        // Not a consumer stat: another stat name, no name, another scope.
+        assert_eq!(consumer::split("consumer.a.b.rate_limited"), None);
+        assert_eq!(consumer::split("consumer.rq_total"), None);
+        assert_eq!(consumer::split("consumer..rq_total"), None);
+        assert_eq!(consumer::split("cluster.a.rq_total"), None);
     }
 }
 

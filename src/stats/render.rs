@@ -8,6 +8,10 @@
 //!   and the tag-extracted name with `[^a-zA-Z0-9_]` as `_`, one `# TYPE` line per
 //!   family, counters first, then gauges, families sorted by name and series by their
 //!   full stat name, braces written even without labels (`envoy_server_live{} 1`).
+//!   Stats whose owner's name may hold dots, which no extractor can split out, get their
+//!   labels from the names the store registered them under ([`Owners`]): per-endpoint
+//!   stats (Envoy's own labels) and API consumers' stats
+//!   (`envoy_consumer_<stat>{envoy_consumer_name="<name>"}`).
 
 use std::{collections::BTreeMap, fmt::Write};
 
@@ -207,7 +211,41 @@ pub fn prometheus(
     tags: &TagExtractors,
     out: &mut String,
 ) {
-    prometheus_with_endpoints(lines, histograms, tags, &[], out);
+    prometheus_labelled(lines, histograms, tags, Owners::default(), out);
+}
+
+/// The stats whose labels come from the names they were registered under, not from the
+/// tag extractors (those names may hold dots): from [`super::StoreView`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Owners<'a> {
+    /// Per-endpoint stats (`StoreView::endpoint_labels`).
+    pub endpoints: &'a [super::store::EndpointLabels],
+    /// The API consumers with usage stats, sorted (`StoreView::consumer_names`).
+    pub consumers: &'a [String],
+}
+
+impl Owners<'_> {
+    /// The family and labels of `name` when it is one of these owners' stats.
+    fn family_and_labels(&self, name: &str) -> Option<(String, String)> {
+        if let Some((stat, e)) = self
+            .endpoints
+            .iter()
+            .find_map(|e| Some((name.strip_prefix(e.prefix.as_str())?, e)))
+        {
+            return Some((
+                format!("envoy_cluster_endpoint_{}", sanitize(stat)),
+                endpoint_labels(e),
+            ));
+        }
+        let (consumer, stat) = super::names::consumer::split(name)?;
+        self.consumers
+            .binary_search_by(|c| c.as_str().cmp(consumer))
+            .ok()?;
+        Some((
+            format!("envoy_consumer_{}", sanitize(stat)),
+            format!("envoy_consumer_name=\"{}\"", escape_label(consumer)),
+        ))
+    }
 }
 
 /// `envoy_cluster_name`, `envoy_endpoint_address` and, when the host has a name,
@@ -227,33 +265,28 @@ fn endpoint_labels(e: &super::store::EndpointLabels) -> String {
     labels
 }
 
-/// [`prometheus`], with per-endpoint stats: a line under one of `endpoints`' prefixes
-/// (from `StoreView::endpoint_labels`) is Envoy's
-/// `envoy_cluster_endpoint_<stat>{envoy_cluster_name="..",envoy_endpoint_address=".."}`,
-/// with `envoy_endpoint_hostname=".."` when the host has a name (Envoy tags those stats
-/// as it makes them; their names cannot be split by the extractors, since an address
-/// holds dots).
-pub fn prometheus_with_endpoints(
+/// [`prometheus`], with the stats of `owners`:
+/// - a line under one of the endpoints' prefixes is Envoy's
+///   `envoy_cluster_endpoint_<stat>{envoy_cluster_name="..",envoy_endpoint_address=".."}`,
+///   with `envoy_endpoint_hostname=".."` when the host has a name (Envoy tags those stats
+///   as it makes them; their names cannot be split by the extractors, since an address
+///   holds dots);
+/// - a consumer's `consumer.<name>.<stat>` is `envoy_consumer_<stat>{envoy_consumer_name="<name>"}`,
+///   the name as configured (one series per consumer: `a.b` and `a_b` are two).
+pub fn prometheus_labelled(
     lines: &[StatLine],
     histograms: &[HistogramLine],
     tags: &TagExtractors,
-    endpoints: &[super::store::EndpointLabels],
+    owners: Owners<'_>,
     out: &mut String,
 ) {
     for kind in [Kind::Counter, Kind::Gauge] {
         // Family name -> its series, each (full stat name, labels, value).
         let mut families: BTreeMap<String, Vec<(&str, String, u64)>> = BTreeMap::new();
         for line in lines.iter().filter(|l| l.kind == kind) {
-            let endpoint = endpoints
-                .iter()
-                .find_map(|e| Some((line.name.strip_prefix(e.prefix.as_str())?, e)));
-            let (family, labels) = match endpoint {
-                Some((stat, e)) => (
-                    format!("envoy_cluster_endpoint_{}", sanitize(stat)),
-                    endpoint_labels(e),
-                ),
-                None => family_and_labels(&line.name, tags),
-            };
+            let (family, labels) = owners
+                .family_and_labels(&line.name)
+                .unwrap_or_else(|| family_and_labels(&line.name, tags));
             families
                 .entry(family)
                 .or_default()
@@ -361,6 +394,65 @@ envoy_listener_worker_downstream_cx_active{envoy_worker_id=\"1\",envoy_listener_
 # TYPE envoy_server_live gauge
 envoy_server_live{} 1
 "
+        );
+    }
+
+    /// Consumer names may hold dots, and names that differ only in `.`, `_` or `-` are
+    /// different consumers: each is one series under `envoy_consumer_name`.
+    #[test]
+    fn consumers_are_one_series_each_labelled_with_the_exact_name() {
+        let counts = [
+            ("acme-corp", 1),
+            ("a.b", 2),
+            ("a_b", 1),
+            ("acme_corp", 3),
+            ("we\"ird\\", 5),
+        ];
+        let mut lines = Vec::new();
+        for (name, n) in counts {
+            lines.push(StatLine::new(
+                &format!("consumer.{name}.rq_total"),
+                n,
+                Kind::Counter,
+            ));
+            lines.push(StatLine::new(
+                &format!("consumer.{name}.rq_2xx"),
+                n,
+                Kind::Counter,
+            ));
+        }
+        let mut consumers: Vec<String> = counts.iter().map(|(n, _)| (*n).to_owned()).collect();
+        consumers.sort();
+        let owners = Owners {
+            endpoints: &[],
+            consumers: &consumers,
+        };
+        let tags = TagExtractors::envoy_defaults();
+        let mut out = String::new();
+        prometheus_labelled(&lines, &[], &tags, owners, &mut out);
+        assert_eq!(
+            out,
+            "# TYPE envoy_consumer_rq_2xx counter
+envoy_consumer_rq_2xx{envoy_consumer_name=\"a.b\"} 2
+envoy_consumer_rq_2xx{envoy_consumer_name=\"a_b\"} 1
+envoy_consumer_rq_2xx{envoy_consumer_name=\"acme-corp\"} 1
+envoy_consumer_rq_2xx{envoy_consumer_name=\"acme_corp\"} 3
+envoy_consumer_rq_2xx{envoy_consumer_name=\"we\\\"ird\\\\\"} 5
+# TYPE envoy_consumer_rq_total counter
+envoy_consumer_rq_total{envoy_consumer_name=\"a.b\"} 2
+envoy_consumer_rq_total{envoy_consumer_name=\"a_b\"} 1
+envoy_consumer_rq_total{envoy_consumer_name=\"acme-corp\"} 1
+envoy_consumer_rq_total{envoy_consumer_name=\"acme_corp\"} 3
+envoy_consumer_rq_total{envoy_consumer_name=\"we\\\"ird\\\\\"} 5
+"
+        );
+        // A `consumer.` stat of no registered consumer goes through the extractors.
+        let stray = [StatLine::new("consumer.a.b.rq_total", 1, Kind::Counter)];
+        out.clear();
+        prometheus_labelled(&stray, &[], &tags, Owners::default(), &mut out);
+        assert_eq!(
+            out,
+            "# TYPE envoy_consumer_a_b_rq_total counter\nenvoy_consumer_a_b_rq_total{} 1\n"
         );
     }
 

@@ -28,6 +28,10 @@ pub struct StatsStore {
     /// Clusters whose endpoints' stats `/stats` shows (`per_endpoint_stats`), set at
     /// every registration.
     per_endpoint: std::collections::BTreeSet<String>,
+    /// API consumers' usage scopes (`consumer.<name>.`), by the consumer's name as
+    /// configured: apart from `scopes`, so `/usage` and Prometheus' labels get the name
+    /// itself rather than split it out of stat names.
+    consumers: BTreeMap<String, Arc<Scope>>,
     /// Rate limits' bucket tables, by limit id: like the connection counters, they outlive
     /// snapshots (`ratelimit::runtime`).
     pub rate_pools: crate::ratelimit::runtime::PoolTable,
@@ -48,6 +52,7 @@ impl StatsStore {
             health: BTreeMap::new(),
             sparse: BTreeMap::new(),
             per_endpoint: Default::default(),
+            consumers: BTreeMap::new(),
             rate_pools: Default::default(),
             breaker_limits: Default::default(),
         }
@@ -89,6 +94,27 @@ impl StatsStore {
                 .entry(prefix.into())
                 .or_insert_with(|| Arc::new(Scope::new_sparse(prefix, defs, workers))),
         )
+    }
+
+    /// The usage stats of API consumer `name` (`consumer.<name>.`, the name as
+    /// configured: two names never share a scope), created on first use and kept across
+    /// reloads, as scopes are.
+    pub fn consumer(&mut self, name: &str) -> Arc<Scope> {
+        let workers = self.workers;
+        Arc::clone(self.consumers.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Scope::new(
+                super::names::consumer::prefix(name),
+                &super::names::consumer::DEFS,
+                workers,
+            ))
+        }))
+    }
+
+    /// Every consumer's usage scope with the consumer's name, sorted by name (`/usage`).
+    pub fn consumers(&self) -> impl Iterator<Item = (&str, &Arc<Scope>)> {
+        self.consumers
+            .iter()
+            .map(|(name, scope)| (name.as_str(), scope))
     }
 
     /// Sets the clusters whose endpoints' stats `/stats` shows (Envoy's
@@ -184,8 +210,10 @@ impl StatsStore {
                 .values()
                 .chain(self.health.values())
                 .chain(self.sparse.values())
+                .chain(self.consumers.values())
                 .cloned()
                 .collect(),
+            consumers: self.consumers.keys().cloned().collect(),
             histograms: self.histograms.values().cloned().collect(),
             endpoints: self
                 .hosts
@@ -219,6 +247,8 @@ pub struct StoreView {
     histograms: Vec<Arc<Histogram>>,
     /// The host scopes of clusters with `per_endpoint_stats`, under Envoy's names.
     endpoints: Vec<Endpoint>,
+    /// The API consumers with usage stats, sorted (their scopes are in `scopes`).
+    consumers: Vec<String>,
 }
 
 /// One endpoint's stats as `/stats` shows them: `cluster.<c>.endpoint.<address>.<stat>`
@@ -290,9 +320,15 @@ impl StoreView {
     }
 
     /// The Prometheus labels of per-endpoint stats, for
-    /// `render::prometheus_with_endpoints`.
+    /// `render::prometheus_labelled`.
     pub fn endpoint_labels(&self) -> Vec<EndpointLabels> {
         self.endpoints.iter().map(|e| e.labels.clone()).collect()
+    }
+
+    /// The names of the API consumers with usage stats, sorted: Prometheus'
+    /// `envoy_consumer_name` label (`render::Owners`).
+    pub fn consumer_names(&self) -> &[String] {
+        &self.consumers
     }
 
     /// Every histogram, merged over workers, sorted by name.
@@ -348,11 +384,15 @@ mod tests {
         assert_eq!(labels[1].hostname, None);
         let mut out = String::new();
         let tags = crate::stats::tags::TagExtractors::envoy_defaults();
-        super::super::render::prometheus_with_endpoints(
+        let owners = super::super::render::Owners {
+            endpoints: &labels,
+            consumers: view.consumer_names(),
+        };
+        super::super::render::prometheus_labelled(
             &view.lines(Vec::new()),
             &[],
             &tags,
-            &labels,
+            owners,
             &mut out,
         );
         assert!(
@@ -366,6 +406,27 @@ mod tests {
         // A later registration without a name (DNS moved on) drops it.
         store.host("web", "10.0.0.1:80", None);
         assert_eq!(store.view().endpoint_labels()[0].hostname, None);
+    }
+
+    #[test]
+    fn consumers_keep_their_names_and_scopes_of_their_own() {
+        use crate::stats::names::consumer;
+        let mut store = StatsStore::new(2);
+        let dotted = store.consumer("a.b");
+        let underscored = store.consumer("a_b");
+        assert!(!Arc::ptr_eq(&dotted, &underscored));
+        assert!(Arc::ptr_eq(&dotted, &store.consumer("a.b")));
+        dotted.for_worker(0).get(consumer::RQ_TOTAL).add(2);
+        underscored.for_worker(1).get(consumer::RQ_TOTAL).inc();
+        let view = store.view();
+        assert_eq!(view.consumer_names(), ["a.b", "a_b"]);
+        let lines = view.lines(Vec::new());
+        let value = |name: &str| lines.iter().find(|l| l.name == name).map(|l| l.value);
+        assert_eq!(value("consumer.a.b.rq_total"), Some(2));
+        assert_eq!(value("consumer.a_b.rq_total"), Some(1));
+        assert_eq!(value("consumer.a_b.tx_bytes"), Some(0));
+        let names: Vec<&str> = store.consumers().map(|(name, _)| name).collect();
+        assert_eq!(names, ["a.b", "a_b"]);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! listeners write, is built by value at fixed offsets ([`traceparent_line`]), its 48
 //! digits by SSE2 on x86-64 (`hex`).
 
-use crate::config::observability::Propagation;
+use crate::config::observability::{Propagation, Reads};
 
 mod hex;
 
@@ -94,6 +94,8 @@ pub struct Extracted {
     /// A `tracestate` field was seen (it is forwarded untouched; the W3C spec says it
     /// means nothing without a valid `traceparent`).
     pub tracestate: bool,
+    /// Every format read, ids or not (a `b3: 0` alone is B3 single's).
+    pub formats: Formats,
 }
 
 /// A parsed `b3` single header.
@@ -116,6 +118,7 @@ enum Single {
 /// One pass over a request's header fields; see [`Extractor::observe`].
 #[derive(Default, Debug, Clone)]
 pub struct Extractor {
+    reads: Reads,
     /// Valid traceparent: (trace id, span id, sampled).
     w3c: Option<(u128, u64, bool)>,
     w3c_seen: bool,
@@ -216,6 +219,10 @@ impl Extractor {
         let Some(f) = field(name) else {
             return false;
         };
+        let w3c = matches!(f, Field::TraceParent | Field::TraceState);
+        if (w3c && self.reads.ignore_w3c) || (!w3c && self.reads.ignore_b3) {
+            return false;
+        }
         let value = trim(value);
         match f {
             Field::TraceParent => {
@@ -275,9 +282,18 @@ impl Extractor {
         true
     }
 
+    /// An extractor that reads what `reads` says.
+    pub fn reading(reads: Reads) -> Extractor {
+        Extractor {
+            reads,
+            ..Extractor::default()
+        }
+    }
+
     /// The context, or none. Precedence: a valid W3C `traceparent` (exactly one field),
     /// else a `b3` single header with ids, else `x-b3-traceid` + `x-b3-spanid` (both
-    /// valid). A sampling decision without ids comes back as `sampled_only`.
+    /// valid); with [`Reads::b3_first`], the B3 forms first and W3C last. A sampling
+    /// decision without ids comes back as `sampled_only`.
     pub fn finish(self) -> Extracted {
         let multi_ids = match (self.b3_trace, self.b3_span) {
             (Some(t), Some(s)) => Some((t, s)),
@@ -299,6 +315,9 @@ impl Extractor {
             b3: multi_ids.is_some() || multi_sampled.is_some(),
             b3_single: self.single != Single::Absent,
         };
+        // B3 first: W3C only when no B3 ids came (Envoy's Zipkin fallback).
+        let b3_ids = multi_ids.is_some() || matches!(self.single, Single::Ids { .. });
+        let w3c = w3c.filter(|_| !(self.reads.b3_first && b3_ids));
         let context = if let Some((trace_id, span_id, sampled)) = w3c {
             Some(Incoming {
                 trace_id,
@@ -350,6 +369,7 @@ impl Extractor {
             sampled_only,
             debug,
             tracestate: self.tracestate,
+            formats,
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct RequestLog<'l> {
     began: Option<(SystemTime, Instant)>,
     /// Head and body bytes of the current request read so far.
     received: u64,
+    /// Of which the head's (Envoy's byte counts are bodies').
+    head_received: u64,
     /// Method bytes then target bytes of the current request.
     request_line: Vec<u8>,
     method_len: usize,
@@ -72,6 +74,7 @@ impl<'l> RequestLog<'l> {
             client,
             began: None,
             received: 0,
+            head_received: 0,
             request_line: Vec::new(),
             method_len: 0,
             protocol: None,
@@ -175,6 +178,7 @@ impl<'l> RequestLog<'l> {
         self.method_len = method.len();
         self.protocol = Some(request.version);
         self.received = head.len() as u64;
+        self.head_received = self.received;
     }
 
     /// Body bytes read for the current request.
@@ -194,7 +198,7 @@ impl<'l> RequestLog<'l> {
         &mut self,
         listener: &str,
         status: u16,
-        bytes_sent: u64,
+        (bytes_sent, head_sent): (u64, u64),
         upstream: Option<&str>,
         (flags, consumer): (ResponseFlags, Option<&str>),
         (trace, attempts): (Option<crate::access_log::TraceIds>, u32),
@@ -240,6 +244,7 @@ impl<'l> RequestLog<'l> {
                     upstream_service_time: envoy.service_time.take(),
                     headers: Some(&envoy.captured),
                     tls: envoy.tls.as_deref(),
+                    heads: (std::mem::take(&mut self.head_received), head_sent),
                 },
                 None => Details::default(),
             },

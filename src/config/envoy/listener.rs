@@ -403,6 +403,7 @@ fn connection_manager(
             "preserve_external_request_id",
             "via",
             "generate_request_id",
+            "always_set_request_id_in_response",
             "server_name",
             "server_header_transformation",
             "common_http_protocol_options",
@@ -549,6 +550,7 @@ fn connection_manager(
             internal,
             preserve_external_request_id: hcm.bool("preserve_external_request_id"),
             via: hcm.str("via").map(str::to_owned),
+            request_id_in_response: hcm.bool("always_set_request_id_in_response"),
         }),
         ..ProxySettings::default()
     };

@@ -179,6 +179,7 @@ pub(crate) fn load(
     let config = bootstrap(
         &Msg::new(&message, root),
         (source, service_cluster),
+        (&options.service_node, &options.service_zone),
         &mut diag,
     );
     match config {
@@ -261,9 +262,12 @@ fn decode(
 
 /// The bootstrap's top level.
 /// `service_cluster`: `--service-cluster`, which stands over `node.cluster`.
+/// `service_node`, `service_zone`: `--service-node` and `--service-zone`, over
+/// `node.id` and `node.locality.zone` (empty: the bootstrap's).
 fn bootstrap(
     b: &Msg<'_, '_>,
     (source, service_cluster): (&Path, Option<&str>),
+    (service_node, service_zone): (&str, &str),
     diag: &mut Diagnostics,
 ) -> Option<Config> {
     b.only(
@@ -352,6 +356,20 @@ fn bootstrap(
         }
     }
     let auth = jwt_authn::merge(&mut listeners, jwt_providers, b, diag);
+    let node_id = Some(service_node)
+        .filter(|n| !n.is_empty())
+        .or_else(|| node.as_ref().and_then(|n| n.str("id")))
+        .unwrap_or_default();
+    let locality = node.as_ref().and_then(|n| n.child("locality"));
+    let zone = Some(service_zone)
+        .filter(|z| !z.is_empty())
+        .or_else(|| locality.as_ref().and_then(|l| l.str("zone")))
+        .unwrap_or_default();
+    for listener in &mut listeners {
+        if let Some(tracing) = &mut listener.tracing {
+            tracing::node_tags(tracing, (node_id, zone));
+        }
+    }
     Some(Config {
         tracers,
         auth,

@@ -35,8 +35,8 @@ use super::schema;
 use crate::config::error::Diagnostics;
 use crate::config::format::Side;
 use crate::config::observability::{
-    Collector, CustomTag, ListenerTracing, Propagation, RouteTracing, Sampling, SpanKind, TagValue,
-    TraceProvider, Tracer,
+    Collector, CustomTag, ListenerTracing, Propagation, Reads, RouteTracing, Sampling, SpanKind,
+    TagValue, TraceProvider, Tracer,
 };
 use crate::config::resilience::Fraction;
 
@@ -55,6 +55,9 @@ const ZIPKIN_SERVICE_NAME: &str = "envoy";
 pub(crate) struct Provider {
     pub tracer: Tracer,
     pub propagation: Propagation,
+    /// The formats its tracer reads (Zipkin: B3, W3C as a fallback with
+    /// `USE_B3_WITH_W3C_PROPAGATION`; OpenTelemetry: W3C alone).
+    pub reads: Reads,
 }
 
 /// The index of `tracer` in `tracers`, added when no equal one is there.
@@ -177,10 +180,17 @@ fn zipkin(
         Some(service) => http_service(&service, clusters, diag),
         None => legacy_collector(m, clusters, diag),
     };
+    let w3c_too =
+        m.enum_name("trace_context_option").as_deref() == Some("USE_B3_WITH_W3C_PROPAGATION");
     let propagation = Propagation {
         b3: true,
-        w3c: m.enum_name("trace_context_option").as_deref() == Some("USE_B3_WITH_W3C_PROPAGATION"),
+        w3c: w3c_too,
         b3_single: false,
+    };
+    let reads = Reads {
+        ignore_w3c: !w3c_too,
+        ignore_b3: false,
+        b3_first: true,
     };
     let tracer = Tracer {
         provider: TraceProvider::Zipkin {
@@ -200,6 +210,7 @@ fn zipkin(
     ok.then_some(Provider {
         tracer,
         propagation,
+        reads,
     })
 }
 
@@ -354,6 +365,11 @@ fn opentelemetry(m: &Msg<'_, '_>, clusters: &[String], diag: &mut Diagnostics) -
             w3c: true,
             ..Propagation::default()
         },
+        reads: Reads {
+            ignore_w3c: false,
+            ignore_b3: true,
+            b3_first: false,
+        },
     })
 }
 
@@ -456,6 +472,7 @@ pub(crate) fn listener(
         tracer: 0,
         sampling,
         propagation: provider.propagation,
+        reads: provider.reads,
         request_id_sampling,
         pack_trace_reason,
         upstream_spans: t.wrapped_bool("spawn_upstream_span").unwrap_or(false),
@@ -468,6 +485,32 @@ pub(crate) fn listener(
             }),
     };
     Some((tracing, provider.tracer))
+}
+
+/// The tags Envoy's tracer puts on every request's span, ahead of the configured
+/// ones: `node_id` and `zone` (the node's; `TracerImpl::startSpan`) and
+/// `downstream_cluster` (the `x-envoy-downstream-service-cluster` the request came
+/// with, else `-`; `HttpTracerUtility::finalizeDownstreamSpan`). Empty values are not
+/// exported.
+pub(crate) fn node_tags(tracing: &mut ListenerTracing, (node_id, zone): (&str, &str)) {
+    let tags = [
+        CustomTag {
+            tag: "node_id".to_owned(),
+            value: TagValue::Literal(node_id.to_owned()),
+        },
+        CustomTag {
+            tag: "zone".to_owned(),
+            value: TagValue::Literal(zone.to_owned()),
+        },
+        CustomTag {
+            tag: "downstream_cluster".to_owned(),
+            value: TagValue::RequestHeader {
+                name: "x-envoy-downstream-service-cluster".to_owned(),
+                default: Some("-".to_owned()),
+            },
+        },
+    ];
+    tracing.custom_tags.splice(0..0, tags);
 }
 
 /// A `type.v3.Percent` over 10,000, rounded, as Envoy's connection manager reads its

@@ -213,13 +213,11 @@ impl Job {
             }
             Format::Prometheus => {
                 let endpoints = self.view.endpoint_labels();
-                render::prometheus_with_endpoints(
-                    &lines,
-                    &histograms,
-                    &self.tags,
-                    &endpoints,
-                    &mut out,
-                );
+                let owners = render::Owners {
+                    endpoints: &endpoints,
+                    consumers: self.view.consumer_names(),
+                };
+                render::prometheus_labelled(&lines, &histograms, &self.tags, owners, &mut out);
                 PROMETHEUS
             }
         };

@@ -626,3 +626,63 @@ fn the_traceparent_line_by_value_matches_write_lines() {
         assert_eq!(&buf[..n], want.as_bytes());
     }
 }
+
+/// Envoy's tracers read their own formats: Zipkin B3 first (W3C only as a fallback,
+/// when asked), OpenTelemetry W3C alone; a field of a format not read is not claimed,
+/// so it goes upstream as it came.
+#[test]
+fn a_listener_reads_only_its_tracers_formats() {
+    let b3 = [
+        ("x-b3-traceid", "463ac35c9f6413ad48485a3953bb6124"),
+        ("x-b3-spanid", "a2fb4a1d1a96d312"),
+        ("x-b3-sampled", "1"),
+    ];
+    let read = |reads: Reads, fields: &[(&str, &str)]| {
+        let mut ex = Extractor::reading(reads);
+        let claimed: Vec<bool> = fields
+            .iter()
+            .map(|(n, v)| ex.observe(n.as_bytes(), v.as_bytes()))
+            .collect();
+        (ex.finish(), claimed)
+    };
+    let zipkin = Reads {
+        ignore_w3c: true,
+        ignore_b3: false,
+        b3_first: true,
+    };
+    let (only_w3c, claimed) = read(zipkin, &[("traceparent", TP)]);
+    assert_eq!(only_w3c.context, None, "USE_B3 never reads traceparent");
+    assert_eq!(claimed, [false]);
+    let both: Vec<(&str, &str)> = [("traceparent", TP)].into_iter().chain(b3).collect();
+    let fallback = Reads {
+        ignore_w3c: false,
+        ..zipkin
+    };
+    let (e, _) = read(fallback, &both);
+    let c = e.context.expect("a context");
+    assert_eq!(c.trace_id, 0x463ac35c9f6413ad48485a3953bb6124, "B3 wins");
+    assert_eq!(c.sampled, Some(true));
+    let (e, _) = read(fallback, &[("traceparent", TP)]);
+    assert_eq!(e.context.map(|c| c.trace_id), Some(TRACE), "W3C when no B3");
+    let otel = Reads {
+        ignore_w3c: false,
+        ignore_b3: true,
+        b3_first: false,
+    };
+    let (e, claimed) = read(otel, &b3);
+    assert_eq!((e.context, e.sampled_only), (None, None));
+    assert_eq!(
+        claimed,
+        [false, false, false],
+        "B3 passes through untouched"
+    );
+    let (e, _) = read(otel, &both);
+    assert_eq!(e.context.map(|c| c.trace_id), Some(TRACE));
+    // Native: everything, W3C first.
+    let (e, _) = read(Reads::ALL, &both);
+    assert_eq!(e.context.map(|c| c.trace_id), Some(TRACE));
+    // A decision that came alone keeps its format and debug flag.
+    let (e, _) = read(Reads::ALL, &[("b3", "d")]);
+    assert_eq!((e.sampled_only, e.debug), (Some(true), true));
+    assert!(e.formats.b3_single && !e.formats.b3);
+}

@@ -40,7 +40,7 @@ use tracing::{info, warn};
 use super::sink::{Queued, TraceSetup, CHANNEL_CAPACITY};
 use super::span::{SpanBatch, SpanRecord, TextRef};
 use crate::access_log::ResponseFlags;
-use crate::config::observability::{TraceProvider, Tracer};
+use crate::config::observability::{SpanKind, TraceProvider, Tracer};
 use crate::config::Config;
 use crate::fetch::{Kept, Via};
 use crate::stats::{names::trace as stat, Scope, StatsStore, WorkerScope};
@@ -252,6 +252,11 @@ impl Thread {
     /// TLS may have changed; a kept connection is checked against both anyway).
     fn update(&mut self, targets: Vec<Target>) {
         self.kept = targets.iter().map(|_| Kept::default()).collect();
+        for target in &targets {
+            if target.tracer.provider == TraceProvider::Otlp {
+                otlp::prepare(&mut self.scratch, &target.tracer);
+            }
+        }
         self.targets = targets;
     }
 
@@ -473,9 +478,16 @@ impl<'a> SpanView<'a> {
     }
 }
 
-/// A failed span: a 5xx answer, or an error's text.
+/// A failed span as Envoy tags it (`error`): a 5xx answer, or an error's text.
 fn is_error(view: &SpanView<'_>) -> bool {
     view.record.status >= 500 || !view.record.error.is_empty()
+}
+
+/// A failed span as OpenTelemetry's HTTP conventions set its status: as [`is_error`],
+/// and a 4xx answer to a client span (the request failed for whoever sent it; a server
+/// span's 4xx is the client's error, not the server's).
+fn is_otel_error(view: &SpanView<'_>) -> bool {
+    is_error(view) || (view.record.kind == SpanKind::Client && view.record.status >= 400)
 }
 
 /// Envoy's short response flags (`UF,URX`), `-` for none.

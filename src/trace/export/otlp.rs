@@ -27,7 +27,7 @@
 
 use prost::Message;
 
-use super::{flags_text, is_error, server_of, SpanView};
+use super::{flags_text, is_otel_error, server_of, SpanView};
 use crate::config::observability::{SpanKind, Tracer};
 use crate::trace::span::SpanBatch;
 
@@ -219,18 +219,7 @@ pub fn encode_into(
     buf: &mut Vec<u8>,
 ) -> std::ops::Range<usize> {
     let count: usize = batches.iter().map(|b| b.spans.len()).sum();
-    // Resource { attributes (1): service.name }
-    let service = tracer.service_name.as_bytes();
-    let resource = small(|o| o.string_attribute(1, "service.name", service));
-    let scope = small(|o| {
-        o.field_bytes(1, b"ringway");
-        o.field_bytes(2, env!("CARGO_PKG_VERSION").as_bytes());
-    });
-    // The enclosing messages' keys and lengths go in front of the spans, once the
-    // spans' length is known: room for them is left first (the longest varints), so
-    // the spans are written once and never copied.
-    // key + length (at most 10 bytes) + the resource, key + length + the scope.
-    let front = (1 + 10) + (1 + len_of(resource.len())) + (1 + 10) + (1 + len_of(scope.len()));
+    let (resource, scope, front) = front_matter(tracer);
     // About a kilobyte a span: enough for most.
     let room = front + count * SPAN_ROOM;
     if buf.len() < room {
@@ -277,6 +266,23 @@ pub fn encode_into(
     start..at
 }
 
+/// The resource and the scope of `tracer`'s exports, and the room left in front of the
+/// spans: the enclosing messages' keys and lengths go there once the spans' length is
+/// known (room for the longest varints is left first), so the spans are written once
+/// and never copied.
+fn front_matter(tracer: &Tracer) -> (Vec<u8>, Vec<u8>, usize) {
+    // Resource { attributes (1): service.name }
+    let service = tracer.service_name.as_bytes();
+    let resource = small(|o| o.string_attribute(1, "service.name", service));
+    let scope = small(|o| {
+        o.field_bytes(1, b"ringway");
+        o.field_bytes(2, env!("CARGO_PKG_VERSION").as_bytes());
+    });
+    // key + length (at most 10 bytes) + the resource, key + length + the scope.
+    let front = (1 + 10) + (1 + len_of(resource.len())) + (1 + 10) + (1 + len_of(scope.len()));
+    (resource, scope, front)
+}
+
 /// A small message written through an [`Out`] into a vector of its own (the export's
 /// front matter, a few per export).
 fn small(write: impl Fn(&mut Out<'_>)) -> Vec<u8> {
@@ -298,6 +304,26 @@ fn small(write: impl Fn(&mut Out<'_>)) -> Vec<u8> {
 
 /// Room left per span before the first one is written.
 const SPAN_ROOM: usize = 1024;
+
+/// The most room [`prepare`] makes ahead of time (1,024 spans' worth).
+const PREPARED_MAX: usize = 1024 * SPAN_ROOM;
+
+/// Makes `buf` room enough for an export of one full batch of `tracer`'s (up to
+/// [`PREPARED_MAX`] for the spans), so that [`encode_into`] need not grow it in the
+/// middle of an export: growing zeroes the new room, a few hundred thousand
+/// instructions the first time a larger group of batches than any before comes. Called
+/// when the tracers are set.
+pub fn prepare(buf: &mut Vec<u8>, tracer: &Tracer) {
+    let (_, _, front) = front_matter(tracer);
+    let room = front
+        + tracer
+            .batch_spans
+            .saturating_mul(SPAN_ROOM)
+            .min(PREPARED_MAX);
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+}
 
 /// A write position in a buffer. A write past the end is dropped (never a panic: this
 /// runs on the exporter thread, and ringway aborts on panic) while the position still
@@ -636,11 +662,18 @@ fn span_into<const UTF8: bool>(
     if r.kind == SpanKind::Client && r.attempt > 1 {
         out.int_attribute("http.request.resend_count", i64::from(r.attempt - 1));
     }
-    if is_error(view) {
+    if is_otel_error(view) {
         // AnyValue { bool_value (2): true }
         out.varint_attribute("error", 2, 1);
-        // Status { message (2), code (3) }
         let message = text(r.error);
+        // `error.type`: the failure's kind, else the status code.
+        if message.is_empty() {
+            let mut digits = [0; 5];
+            out.string_attribute(9, "error.type", status_digits(r.status, &mut digits));
+        } else {
+            out.string_attribute(9, "error.type", message);
+        }
+        // Status { message (2), code (3) }
         let status = if message.is_empty() {
             0
         } else {
@@ -754,9 +787,14 @@ fn span(view: &SpanView<'_>) -> Span {
     if r.kind == SpanKind::Client && r.attempt > 1 {
         attributes.push(int("http.request.resend_count", i64::from(r.attempt - 1)));
     }
-    let error = is_error(view);
+    let error = is_otel_error(view);
     if error {
         attributes.push(boolean("error", true));
+        let kind = match text(r.error) {
+            "" => r.status.to_string(),
+            kind => kind.to_owned(),
+        };
+        attributes.push(string("error.type", &kind));
     }
     Span {
         trace_id: r.trace_id.to_be_bytes().to_vec(),
@@ -780,6 +818,19 @@ fn span(view: &SpanView<'_>) -> Span {
             code: STATUS_CODE_ERROR,
         }),
         flags: 0x01,
+    }
+}
+
+/// A status code's digits (`0` for none), for `error.type`, written into `out`.
+fn status_digits(status: u16, out: &mut [u8; 5]) -> &[u8] {
+    let (mut n, mut at) = (status, out.len());
+    loop {
+        at -= 1;
+        out[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &out[at..];
+        }
     }
 }
 
@@ -866,6 +917,36 @@ mod tests {
         assert_eq!(decoded, request(&tracer, &[&small]));
     }
 
+    /// A buffer prepared for a full batch takes an export of that many ordinary spans
+    /// without growing; the room made ahead of time is bounded.
+    #[test]
+    fn a_prepared_buffer_takes_a_full_batch_without_growing() {
+        let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
+        let mut batch = SpanBatch::with_capacity(0, 512, 512 * 768);
+        while batch.spans.len() < 512 {
+            crate::trace::export::tests::sample(&mut batch);
+        }
+        batch.spans.truncate(512);
+        let mut buf = Vec::new();
+        let tracer = Tracer {
+            batch_spans: 512,
+            ..tracer
+        };
+        prepare(&mut buf, &tracer);
+        let prepared = buf.len();
+        let range = encode_into(&tracer, &[&batch], &mut buf);
+        assert_eq!(buf.len(), prepared, "grown in the export");
+        let decoded = ExportTraceServiceRequest::decode(&buf[range]).unwrap();
+        assert_eq!(decoded, request(&tracer, &[&batch]));
+        let mut huge = Vec::new();
+        let many = Tracer {
+            batch_spans: 65_536,
+            ..tracer
+        };
+        prepare(&mut huge, &many);
+        assert!(huge.len() <= PREPARED_MAX + 128);
+    }
+
     #[test]
     fn a_span_over_16_kib_round_trips() {
         let mut batch = SpanBatch::with_capacity(0, 4, 65_536);
@@ -909,6 +990,39 @@ mod tests {
                 panic!("{len}: no url.full");
             };
             assert_eq!(*url, format!("http://10.0.0.1:8080{path}"));
+        }
+    }
+
+    /// OpenTelemetry's status rule: a 4xx fails a client span, not a server span; a
+    /// failed span says why in `error.type` (the failure's kind, else the status).
+    #[test]
+    fn a_4xx_fails_a_client_span_only() {
+        let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
+        let mut batch = sample_batch();
+        for span in &mut batch.spans {
+            span.status = 404;
+            span.error = crate::trace::span::TextRef::EMPTY;
+        }
+        let body = encode(&tracer, &[&batch]);
+        let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        assert_eq!(decoded, request(&tracer, &[&batch]));
+        let spans = &decoded.resource_spans[0].scope_spans[0].spans;
+        let (server, client) = (&spans[0], &spans[1]);
+        assert_eq!(server.kind, SPAN_KIND_SERVER);
+        assert!(server.status.is_none(), "a server's 4xx is unset");
+        assert!(attribute(server, "error.type").is_none());
+        assert_eq!(client.kind, SPAN_KIND_CLIENT);
+        assert_eq!(
+            client.status.as_ref().map(|s| s.code),
+            Some(STATUS_CODE_ERROR)
+        );
+        assert_eq!(
+            attribute(client, "error.type"),
+            Some(&Value::StringValue("404".into()))
+        );
+        let mut digits = [0; 5];
+        for (status, text) in [(0, "0"), (7, "7"), (404, "404"), (65535, "65535")] {
+            assert_eq!(status_digits(status, &mut digits), text.as_bytes());
         }
     }
 

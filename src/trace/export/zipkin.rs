@@ -81,6 +81,8 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
     tag("user_agent", text(r.user_agent).to_owned());
     tag("peer.address", text(r.peer).to_owned());
     tag("upstream_cluster", text(r.cluster).to_owned());
+    // Envoy's second name for it (the cluster's observability name).
+    tag("upstream_cluster.name", text(r.cluster).to_owned());
     tag("upstream_address", text(r.upstream).to_owned());
     tag("guid:x-request-id", text(r.request_id).to_owned());
     tag("enduser.id", text(r.consumer).to_owned());

@@ -579,6 +579,7 @@ impl Connection<'_> {
         write_status_line(&self.response, head, out);
         let proxy = &self.listener.proxy;
         stages::downstream_response(&mut self.response, head, delivery, &date_line, proxy, out);
+        self.head_sent = out.len() as u64;
     }
 
     /// Envoy's `x-envoy-upstream-service-time` for the response head now read: recorded
@@ -634,6 +635,7 @@ impl Connection<'_> {
         if !self.filters.reply_lines.is_empty() {
             self.add_reply_lines();
         }
+        self.trace_response_head(head);
         if self
             .upstream
             .as_ref()

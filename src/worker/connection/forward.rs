@@ -238,6 +238,9 @@ impl Connection<'_> {
             if reused {
                 cluster.stats.get(cx::UPSTREAM_CX_POOL_REUSE).inc();
             }
+            // This attempt's number: deciding to retry on its answer (inside the
+            // exchange) already counts the next one.
+            let number = self.retry.attempt;
             let outcome = self
                 .exchange(
                     &mut lease,
@@ -266,7 +269,7 @@ impl Connection<'_> {
                     Err(e) => (0, Some(e.kind.as_str())),
                 };
                 let tls = cluster.tls.is_some();
-                self.trace_attempt_end((&picked, tls), end, (self.retry.attempt, ended));
+                self.trace_attempt_end((&picked, tls), end, (number, ended));
             }
             let observed = match &outcome {
                 Ok(finished) => {

@@ -141,6 +141,7 @@ pub async fn serve(
         retry: Default::default(),
         trace: Default::default(),
         pending: None,
+        head_sent: 0,
         hedges: None,
         route_stats: Default::default(),
     };
@@ -327,6 +328,9 @@ struct Connection<'l> {
     /// A sampled request's attributes, kept until its span is recorded (boxed: only
     /// connections that carried a sampled request pay for it).
     pending: Option<Box<trace::Pending>>,
+    /// The current response's head bytes (within what `complete` is told was sent):
+    /// Envoy's byte counts, and a span's, are bodies'.
+    head_sent: u64,
     /// A hedging request's attempts still out (boxed and kept across requests: only
     /// connections that carried a hedging request pay for it).
     hedges: Option<Box<hedge::Outstanding>>,
@@ -552,6 +556,7 @@ impl Connection<'_> {
                     trace: &mut self.trace,
                     listener: l,
                     peer: &self.peer,
+                    reply_lines: &mut self.filters.reply_lines,
                 };
                 let route_and_cluster = (route, cluster.map(|c| &*c.name));
                 if begin.run(route_and_cluster) {
@@ -565,6 +570,17 @@ impl Connection<'_> {
                     };
                     note.run(route_and_cluster);
                 }
+            }
+            // Envoy returns the request id when configured to, or when an internal peer
+            // forced the trace.
+            let forced = self.trace.on && self.trace.forced;
+            if forced
+                || l.proxy
+                    .envoy
+                    .as_ref()
+                    .is_some_and(|e| e.request_id_in_response)
+            {
+                trace::request_id_line(&self.request, head, &mut self.filters.reply_lines);
             }
             // The route's filters run for whatever the route does (a CORS preflight is
             // answered on any route).
@@ -1123,6 +1139,12 @@ impl Connection<'_> {
             }
         });
         let len = out.len() as u64;
+        self.head_sent = len
+            - if head_only {
+                0
+            } else {
+                reply.body_len() as u64
+            };
         let (result, out) = self.stream.write_all(out).await;
         self.worker.bufs.give(out);
         stats.get(rq::status_class(reply.status())).inc();
@@ -1176,7 +1198,8 @@ impl Connection<'_> {
         if self.trace.on && self.trace.sampled {
             let address = upstream.as_ref().map(|u| u.pool.address_text());
             let consumer = auth.and_then(|a| a.principal());
-            self.trace_finish((status, bytes_sent), flags, (address, consumer));
+            let body_sent = bytes_sent.saturating_sub(self.head_sent);
+            self.trace_finish((status, body_sent), flags, (address, consumer));
         }
         if let Some(auth) = auth {
             auth.count_usage(status, (self.request.head_len as u64, bytes_sent));
@@ -1198,7 +1221,7 @@ impl Connection<'_> {
             log.finish(
                 &self.listener.name,
                 status,
-                bytes_sent,
+                (bytes_sent, self.head_sent),
                 address,
                 who,
                 tracing,

@@ -63,6 +63,9 @@ pub(super) struct TraceState {
     attempt_start_ns: u64,
     /// Formats written upstream.
     formats: Formats,
+    /// An internal peer forced the trace (`x-envoy-force-trace`): Envoy then returns
+    /// the request id in the response.
+    pub forced: bool,
 }
 
 impl TraceState {
@@ -100,6 +103,7 @@ impl TraceState {
             attempt_span: span_id,
             attempt_start_ns: 0,
             formats: incoming.map_or(t.formats, |c| t.formats.union(c.formats)),
+            forced: false,
         }
     }
 
@@ -245,6 +249,8 @@ pub(super) struct Begin<'a> {
     pub trace: &'a mut TraceState,
     pub listener: &'a crate::snapshot::ListenerSnapshot,
     pub peer: &'a crate::peer::Peer,
+    /// Lines added to the response (an ingress listener's decorator operation).
+    pub reply_lines: &'a mut Vec<u8>,
 }
 
 /// What a sampled request's attributes are copied with ([`Note::run`], after
@@ -301,24 +307,96 @@ impl Begin<'_> {
                     random: &mut *self.random,
                     listener: self.listener,
                     peer: *self.peer,
+                    forced: false,
                 };
-                let (sampled, incoming) = decider.decide(t, route_tracing, forwarding);
-                TraceState::begin(t, sampled, incoming.as_ref(), self.random)
+                let (sampled, incoming, alone) = decider.decide(t, route_tracing, forwarding);
+                let forced = decider.forced;
+                let mut state = TraceState::begin(t, sampled, incoming.as_ref(), self.random);
+                state.forced = forced;
+                // A decision that came without ids (`b3: 0`, `x-b3-sampled: d`…): its
+                // format is written back too, with its debug flag.
+                if let Some((formats, debug)) = alone {
+                    state.formats = state.formats.union(formats);
+                    state.debug |= debug;
+                }
+                state
             }
         };
         let sampled = self.trace.sampled;
-        let operation = route_tracing
-            .filter(|r| r.propagate_operation)
-            .and_then(|r| r.operation.as_deref());
-        if let Some(op) = operation.filter(|_| forwarding && self.listener.proxy.envoy.is_some()) {
-            let _ = self
-                .request
-                .overlay
-                .add(b"x-envoy-decorator-operation", op.as_bytes());
+        if self.listener.proxy.envoy.is_some() {
+            let operation = route_tracing
+                .filter(|r| r.propagate_operation)
+                .and_then(|r| r.operation.as_deref());
+            self.decorator_operation(t.config.kind, operation, forwarding);
         }
         sampled
     }
+
+    /// Envoy's `x-envoy-decorator-operation` (its connection manager's `traceRequest`):
+    /// an egress listener sends the route's operation upstream in place of any the
+    /// request carried; an ingress one takes a non-empty one the request carried as
+    /// its span's name (`Note::run`) and does not forward it, else returns the route's
+    /// operation to the client in the response (`reply_lines`).
+    fn decorator_operation(self, kind: SpanKind, operation: Option<&str>, forwarding: bool) {
+        let head = self.head;
+        let mut carried = false;
+        for (index, h) in self.request.headers.iter().enumerate() {
+            if h.name.len() == DECORATOR.len() && h.is(head, DECORATOR_NAME) {
+                carried |= !h.value(head).is_empty();
+                if kind == SpanKind::Server || operation.is_some() {
+                    self.request.overlay.remove(index);
+                }
+            }
+        }
+        match (kind, operation) {
+            (SpanKind::Client, Some(op)) if forwarding => {
+                let _ = self.request.overlay.add(DECORATOR, op.as_bytes());
+            }
+            (SpanKind::Server, Some(op)) if !carried => {
+                let lines = &mut *self.reply_lines;
+                lines.extend_from_slice(DECORATOR);
+                lines.extend_from_slice(b": ");
+                lines.extend_from_slice(op.as_bytes());
+                lines.extend_from_slice(b"\r\n");
+            }
+            _ => {}
+        }
+    }
 }
+
+/// The `x-request-id` a request goes upstream with: a fresh or repacked one is the
+/// overlay's, else the last received one the proxy keeps (as it may have replaced it).
+pub(super) fn forwarded_request_id<'h>(
+    request: &'h crate::http1::Request,
+    head: &'h [u8],
+) -> Option<&'h [u8]> {
+    let overlay = &request.overlay;
+    if let Some(id) = overlay.added_value(b"x-request-id") {
+        return Some(id);
+    }
+    let (index, h) = request.headers.iter().enumerate().rev().find(|(i, h)| {
+        h.name.len() == 12 && h.is(head, "x-request-id") && !overlay.is_removed(*i)
+    })?;
+    match overlay.edit(index) {
+        Some(Edit::Replace(line)) => Some(line_value(overlay.line(line))),
+        Some(Edit::Remove) => None,
+        None => Some(h.value(head)),
+    }
+}
+
+/// Adds `x-request-id: <the forwarded id>` to the response's lines (Envoy's
+/// `setInResponse`), when the request has one.
+pub(super) fn request_id_line(request: &crate::http1::Request, head: &[u8], lines: &mut Vec<u8>) {
+    if let Some(id) = forwarded_request_id(request, head) {
+        lines.extend_from_slice(b"x-request-id: ");
+        lines.extend_from_slice(id);
+        lines.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Envoy's header naming a span's operation.
+const DECORATOR: &[u8] = b"x-envoy-decorator-operation";
+const DECORATOR_NAME: &str = "x-envoy-decorator-operation";
 
 /// What the decision for a request with trace fields reads and writes (borrowed from
 /// [`Begin`] on that path alone, so that the common request never builds it).
@@ -328,6 +406,8 @@ struct Decider<'a> {
     random: &'a mut fastrand::Rng,
     listener: &'a crate::snapshot::ListenerSnapshot,
     peer: crate::peer::Peer,
+    /// Set by [`Decider::decide`]: a trusted peer's `x-envoy-force-trace` came.
+    forced: bool,
 }
 
 impl Decider<'_> {
@@ -341,9 +421,9 @@ impl Decider<'_> {
         t: &ListenerTrace,
         route_tracing: Option<&crate::config::observability::RouteTracing>,
         forwarding: bool,
-    ) -> (bool, Option<context::Incoming>) {
+    ) -> (bool, Option<context::Incoming>, Option<(Formats, bool)>) {
         let head = self.head;
-        let mut extractor = Extractor::default();
+        let mut extractor = Extractor::reading(t.config.reads);
         let (mut client_trace_id, mut force_trace, mut request_id_at) = (false, false, None);
         for (index, h) in self.request.headers.iter().enumerate() {
             let (name, value) = (h.name(head), h.value(head));
@@ -365,9 +445,13 @@ impl Decider<'_> {
         // Only a trusted peer (an internal one for Envoy listeners) forces a trace.
         if force_trace {
             force_trace = self.trusted_peer(head);
+            self.forced = force_trace;
         }
         let extracted = extractor.finish();
         let incoming = extracted.context;
+        let alone = extracted
+            .sampled_only
+            .map(|_| (extracted.formats, extracted.debug));
         let parent = incoming
             .map(|c| if c.debug { Some(true) } else { c.sampled })
             .unwrap_or(extracted.sampled_only);
@@ -387,7 +471,7 @@ impl Decider<'_> {
                 draw: self.random.u64(..),
             })
         };
-        (decision.sampled, incoming)
+        (decision.sampled, incoming, alone)
     }
 }
 
@@ -586,15 +670,35 @@ impl Note<'_> {
         let spaced = line_at.is_some()
             && target_span.start == method_span.end + 1
             && head.get(method_span.end as usize) == Some(&b' ');
-        p.name = match operation {
-            Some(op) => p.push(op.as_bytes()),
-            // Envoy's default operation name: the authority and path.
-            None if self.listener.proxy.envoy.is_some() => p.push_parts(&[authority, path]),
-            None if route_name.is_empty() && spaced => {
+        let envoy = self.listener.proxy.envoy.is_some();
+        // An ingress Envoy listener names the span as the caller asked
+        // (`x-envoy-decorator-operation`, not forwarded), over the route's decorator.
+        let carried = (envoy && t.config.kind == SpanKind::Server)
+            .then(|| {
+                self.request.headers.iter().rev().find_map(|h| {
+                    let value = h.value(head);
+                    (h.name.len() == DECORATOR.len()
+                        && h.is(head, DECORATOR_NAME)
+                        && !value.is_empty())
+                    .then_some(value)
+                })
+            })
+            .flatten();
+        p.name = match (carried, operation) {
+            (Some(op), _) => p.push(op),
+            (None, Some(op)) => p.push(op.as_bytes()),
+            // Envoy's tracers' default names: Zipkin's the host; OpenTelemetry's the
+            // direction (`ingress`, or `egress <host>`).
+            (None, None) if envoy && t.zipkin => p.push(authority),
+            (None, None) if envoy && t.config.kind == SpanKind::Client => {
+                p.push_parts(&[b"egress ", authority])
+            }
+            (None, None) if envoy => p.push(b"ingress"),
+            (None, None) if route_name.is_empty() && spaced => {
                 (method_at, method.len() as u32 + 1 + path.len() as u32)
             }
-            None if route_name.is_empty() => p.push_parts(&[method, b" ", path]),
-            None => p.push_parts(&[method, b" ", route_name.as_bytes()]),
+            (None, None) if route_name.is_empty() => p.push_parts(&[method, b" ", path]),
+            (None, None) => p.push_parts(&[method, b" ", route_name.as_bytes()]),
         };
         let route_tags = route
             .and_then(|r| r.tracing.as_deref())
@@ -620,6 +724,39 @@ impl Note<'_> {
 }
 
 impl Connection<'_> {
+    /// An upstream's answer on an egress Envoy listener: its
+    /// `x-envoy-decorator-operation` names the request's span and is not passed on to
+    /// the client (Envoy's connection manager, `encodeHeaders`).
+    #[inline]
+    pub(super) fn trace_response_head(&mut self, head: &[u8]) {
+        if self.trace.on && self.listener.proxy.envoy.is_some() {
+            self.envoy_response_operation(head);
+        }
+    }
+
+    #[inline(never)]
+    fn envoy_response_operation(&mut self, head: &[u8]) {
+        let egress = self
+            .listener
+            .tracing
+            .as_deref()
+            .is_some_and(|t| t.config.kind == SpanKind::Client);
+        if !egress {
+            return;
+        }
+        for (index, h) in self.response.headers.iter().enumerate() {
+            if h.name.len() == DECORATOR.len() && h.is(head, DECORATOR_NAME) {
+                self.response.overlay.remove(index);
+                let value = h.value(head);
+                if let Some(p) = self.pending.as_deref_mut().filter(|_| self.trace.sampled) {
+                    if !value.is_empty() {
+                        p.name = p.push(value);
+                    }
+                }
+            }
+        }
+    }
+
     /// Counts body bytes read for a sampled request (its span's request size).
     pub(super) fn trace_received(&mut self, bytes: u64) {
         if self.trace.on && self.trace.sampled {
@@ -831,7 +968,7 @@ impl Connection<'_> {
             upstream: upstream.map_or(TextRef::EMPTY, |u| batch.push_text(u)),
             consumer: consumer.map_or(TextRef::EMPTY, |c| batch.push_text(c)),
             flags: flags.bits(),
-            bytes_received: self.request.head_len as u64 + p.received,
+            bytes_received: p.received,
             bytes_sent,
             attempt: self.retry.attempt,
             error: TextRef::EMPTY,

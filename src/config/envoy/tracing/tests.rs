@@ -47,6 +47,27 @@ fn tracing(config: &Config) -> &ListenerTracing {
     config.listeners[0].tracing.as_ref().expect("tracing")
 }
 
+/// The tags every Envoy listener's span carries ahead of its configured ones.
+fn node_tags(node_id: &str, zone: &str) -> Vec<CustomTag> {
+    vec![
+        CustomTag {
+            tag: "node_id".into(),
+            value: TagValue::Literal(node_id.into()),
+        },
+        CustomTag {
+            tag: "zone".into(),
+            value: TagValue::Literal(zone.into()),
+        },
+        CustomTag {
+            tag: "downstream_cluster".into(),
+            value: TagValue::RequestHeader {
+                name: "x-envoy-downstream-service-cluster".into(),
+                default: Some("-".into()),
+            },
+        },
+    ]
+}
+
 /// The errors of a connection manager with `hcm_extra`: exactly one, containing every
 /// needle and a position.
 fn refused(top: &str, hcm_extra: &str, route_extra: &str, needles: &[&str]) {
@@ -104,7 +125,16 @@ fn a_zipkin_provider_gets_envoys_defaults() {
     assert!(t.request_id_sampling && t.pack_trace_reason);
     assert!(!t.upstream_spans);
     assert_eq!(t.kind, SpanKind::Server);
-    assert!(t.custom_tags.is_empty());
+    assert_eq!(t.custom_tags, node_tags("", ""), "no node in the file");
+    assert_eq!(
+        t.reads,
+        Reads {
+            ignore_w3c: true,
+            ignore_b3: false,
+            b3_first: true
+        },
+        "Zipkin reads B3 alone"
+    );
     assert_eq!(t.max_path_tag_length, 256);
     // Routes without a decorator or tracing keep the listener's.
     assert_eq!(
@@ -128,6 +158,25 @@ fn the_service_cluster_flag_names_the_zipkin_service_over_the_node() {
     assert_eq!(c.tracers[0].service_name, "front");
 }
 
+/// Envoy's `node_id` and `zone` span tags: the node's `id` and `locality.zone`, under
+/// `--service-node` and `--service-zone`.
+#[test]
+fn the_node_names_every_span() {
+    use crate::config::model::LoadOptions;
+    let top = "node: { id: n1, cluster: front, locality: { region: r, zone: z1 } }\n";
+    let text = bootstrap(top, ZIPKIN, "");
+    let path = std::path::Path::new("envoy.yaml");
+    let c = Config::parse_with(&text, path, &LoadOptions::default()).expect("loads");
+    assert_eq!(tracing(&c).custom_tags, node_tags("n1", "z1"));
+    let flags = LoadOptions {
+        service_node: "node-flag".into(),
+        service_zone: "zone-flag".into(),
+        ..LoadOptions::default()
+    };
+    let c = Config::parse_with(&text, path, &flags).expect("loads");
+    assert_eq!(tracing(&c).custom_tags, node_tags("node-flag", "zone-flag"));
+}
+
 #[test]
 fn zipkin_fields_map_onto_the_tracer() {
     let c = load(&bootstrap(
@@ -144,6 +193,15 @@ fn zipkin_fields_map_onto_the_tracer() {
             trace_id_128bit: true,
             shared_span_context: false
         }
+    );
+    assert_eq!(
+        tracing(&c).reads,
+        Reads {
+            ignore_w3c: false,
+            ignore_b3: false,
+            b3_first: true
+        },
+        "B3, then W3C as a fallback"
     );
     assert_eq!(
         tracer.collector.authority.as_deref(),
@@ -202,6 +260,15 @@ fn an_opentelemetry_provider_exports_otlp_over_http() {
             ..Propagation::default()
         }
     );
+    assert_eq!(
+        tracing(&c).reads,
+        Reads {
+            ignore_w3c: false,
+            ignore_b3: true,
+            b3_first: false
+        },
+        "OpenTelemetry reads W3C alone"
+    );
     let named = config(&format!("{OTEL}                service_name: checkout\n"));
     assert_eq!(named.tracers[0].service_name, "checkout");
     // A zero timeout would fail every export: the default applies.
@@ -238,7 +305,13 @@ fn connection_manager_fields_map_onto_the_listener() {
     assert!(t.upstream_spans);
     assert!(!t.request_id_sampling && !t.pack_trace_reason);
     assert_eq!(
-        t.custom_tags,
+        t.custom_tags[..3],
+        node_tags("", "")[..],
+        "{:?}",
+        t.custom_tags
+    );
+    assert_eq!(
+        t.custom_tags[3..],
         [
             CustomTag {
                 tag: "env".into(),
