@@ -1119,5 +1119,125 @@ fn the_request_id_comes_back_when_asked_for_or_forced() {
         );
         assert!(r.header("x-request-id").is_some(), "{driver}");
         drop(rw);
+        // An upstream that answers with its own id: the response carries one, the
+        // forwarded one (Envoy sets the field, it does not add one).
+        let echoing = common::scripted::Scripted::start(|ex| {
+            ex.send(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-request-id: from-upstream\r\n\r\n");
+            common::scripted::Then::Next
+        });
+        let echoing_port = echoing.addr.port();
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), (echoing_port, 9), "0").replacen(
+                "          tracing:",
+                always,
+                1,
+            )
+        });
+        let r = exchange(
+            addr,
+            b"GET /a HTTP/1.1\r\nHost: t\r\nx-request-id: from-client\r\n\r\n",
+        );
+        let ids: Vec<&str> = r
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("x-request-id"))
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(ids.len(), 1, "{driver}: {ids:?}");
+        assert_ne!(ids[0], "from-upstream", "{driver}");
+        drop(rw);
+    }
+}
+
+/// OTLP through the binary: an upstream attempt's span carries the `tracestate` its
+/// context went upstream with, as the request's span does.
+#[test]
+fn an_attempt_span_carries_the_callers_tracestate() {
+    use common::collector::{Collector, Mode};
+    use prost::Message as _;
+    use ringway::trace::export::otlp;
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let service = Upstream::start(false);
+        let otel = ("otlp", &*collector.addr().to_string());
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &service.endpoint(),
+                "{ sampling: 100% }",
+                otel,
+                "",
+            )
+        });
+        let tp = format!("00-{T}-{P}-01");
+        let seen = through(
+            addr,
+            &service,
+            "/s",
+            &format!("traceparent: {tp}\r\ntracestate: vendor=1\r\n"),
+        );
+        assert_eq!(
+            seen.header("tracestate").as_deref(),
+            Some("vendor=1"),
+            "{driver}"
+        );
+        let posts = collector.wait_for(1, std::time::Duration::from_secs(5));
+        let mut states = Vec::new();
+        for post in &posts {
+            let body = otlp::ExportTraceServiceRequest::decode(post.body.as_slice()).unwrap();
+            for rs in &body.resource_spans {
+                for ss in &rs.scope_spans {
+                    states.extend(ss.spans.iter().map(|s| (s.kind, s.trace_state.clone())));
+                }
+            }
+        }
+        states.sort();
+        assert_eq!(
+            states,
+            [
+                (otlp::SPAN_KIND_SERVER, "vendor=1".to_owned()),
+                (otlp::SPAN_KIND_CLIENT, "vendor=1".to_owned())
+            ],
+            "{driver}"
+        );
+        drop(rw);
+    }
+}
+
+/// An edge request's `x-envoy-decorator-operation` is an outsider's (Envoy removes it
+/// before tracing): it neither names the span nor keeps the route's operation from
+/// the response.
+#[test]
+fn an_edge_callers_operation_is_ignored() {
+    use common::collector::{Collector, Mode};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let zipkin_port = collector.addr().port();
+        let app = Upstream::start(false);
+        let app_port = app.addr.port();
+        let edge = "          use_remote_address: true\n          tracing:";
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), (app_port, zipkin_port), "100").replacen(
+                "          tracing:",
+                edge,
+                1,
+            )
+        });
+        let raw = b"GET /b HTTP/1.1\r\nHost: shop\r\nx-envoy-decorator-operation: outsider\r\n\r\n";
+        let r = exchange(addr, raw);
+        assert_eq!(r.status, 200, "{driver}");
+        assert_eq!(
+            r.header("x-envoy-decorator-operation"),
+            Some("checkAvailability"),
+            "{driver}"
+        );
+        let seen = app.next_seen();
+        assert_eq!(count(&seen, "x-envoy-decorator-operation"), 0, "{driver}");
+        let spans = wait_spans(&collector, 1);
+        assert_eq!(
+            spans[0]["name"], "checkAvailability",
+            "{driver}: {spans:#?}"
+        );
+        drop(rw);
     }
 }

@@ -199,7 +199,9 @@ fn header_part(h: &HeaderOp, slots: &[String]) -> Part {
     }
 }
 
-/// Operators whose value is a number (typed in JSON).
+/// Operators whose value is a number (typed in JSON), as Envoy's formatters type
+/// them: a header's value (`%RESP(...)%`, `%REQ(...)%`) is a string even when it reads
+/// as a number; a count (`%UPSTREAM_REQUEST_ATTEMPT_COUNT%`) is a number.
 fn numeric(op: &Op) -> bool {
     matches!(
         op,
@@ -208,7 +210,7 @@ fn numeric(op: &Op) -> bool {
             | Op::BytesSent
             | Op::Duration
             | Op::LocalPort
-            | Op::Resp(_)
+            | Op::UpstreamRequestAttemptCount
     )
 }
 
@@ -551,6 +553,8 @@ mod tests {
                 ("agent".into(), "%REQ(USER-AGENT)%".into()),
                 ("both".into(), "%PROTOCOL% %REQ(USER-AGENT)%".into()),
                 ("ms".into(), "%DURATION%".into()),
+                ("tries".into(), "%UPSTREAM_REQUEST_ATTEMPT_COUNT%".into()),
+                ("ust".into(), "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%".into()),
             ],
             omit_empty_values: false,
         })
@@ -558,7 +562,7 @@ mod tests {
         let headers = captured(&c, &[]);
         assert_eq!(
             line(&c, &headers),
-            "{\"code\":201,\"method\":\"POST\",\"agent\":null,\"both\":\"HTTP/1.1 -\",\"ms\":3}\n"
+            "{\"code\":201,\"method\":\"POST\",\"agent\":null,\"both\":\"HTTP/1.1 -\",\"ms\":3,\"tries\":0,\"ust\":\"2\"}\n"
         );
         let c = Compiled::new(&AccessLogFormat::EnvoyJson {
             fields: vec![("agent".into(), "%REQ(USER-AGENT)%".into())],

@@ -633,6 +633,7 @@ impl Connection<'_> {
             chain.on_response(head_view, &mut self.filters);
         }
         if !self.filters.reply_lines.is_empty() {
+            self.drop_replaced_response_fields(head);
             self.add_reply_lines();
         }
         self.trace_response_head(head);

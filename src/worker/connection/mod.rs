@@ -526,7 +526,12 @@ impl Connection<'_> {
                 }
             } else if let (Some(envoy), true) = (
                 &l.proxy.envoy,
-                self.log.as_ref().is_some_and(|l| l.is_envoy_format()) || l.tracing.is_some(),
+                self.log.as_ref().is_some_and(|l| l.is_envoy_format())
+                    || l.tracing.is_some()
+                    || l.proxy
+                        .envoy
+                        .as_ref()
+                        .is_some_and(|e| e.request_id_in_response),
             ) {
                 // Envoy's connection manager gives every request its id and client, which
                 // its access log prints and its tracing decides by, also for the routes
@@ -561,6 +566,7 @@ impl Connection<'_> {
                 let route_and_cluster = (route, cluster.map(|c| &*c.name));
                 if begin.run(route_and_cluster) {
                     let note = trace::Note {
+                        operation_at: self.trace.operation_at(),
                         head,
                         request: &self.request,
                         pending: &mut self.pending,
@@ -573,7 +579,7 @@ impl Connection<'_> {
             }
             // Envoy returns the request id when configured to, or when an internal peer
             // forced the trace.
-            let forced = self.trace.on && self.trace.forced;
+            let forced = self.trace.on && self.trace.forced && l.proxy.envoy.is_some();
             if forced
                 || l.proxy
                     .envoy
@@ -1228,6 +1234,9 @@ impl Connection<'_> {
             );
         }
         self.filters.forget_identity();
+        // Lines meant for this request's answer must not reach the next one's (an
+        // error answer to a head that does not parse is written without a clear).
+        self.filters.reply_lines.clear();
         self.trace.on = false;
     }
 

@@ -66,6 +66,9 @@ pub(super) struct TraceState {
     /// An internal peer forced the trace (`x-envoy-force-trace`): Envoy then returns
     /// the request id in the response.
     pub forced: bool,
+    /// The field index + 1 of a caller's `x-envoy-decorator-operation` that names an
+    /// Envoy ingress listener's span (0: none).
+    operation_at: u16,
 }
 
 impl TraceState {
@@ -104,6 +107,7 @@ impl TraceState {
             attempt_start_ns: 0,
             formats: incoming.map_or(t.formats, |c| t.formats.union(c.formats)),
             forced: false,
+            operation_at: 0,
         }
     }
 
@@ -113,6 +117,11 @@ impl TraceState {
 
     pub fn short_id(&self) -> bool {
         self.short_id
+    }
+
+    /// The index of the caller's `x-envoy-decorator-operation` that names the span.
+    pub fn operation_at(&self) -> Option<usize> {
+        usize::from(self.operation_at).checked_sub(1)
     }
 }
 
@@ -256,6 +265,8 @@ pub(super) struct Begin<'a> {
 /// What a sampled request's attributes are copied with ([`Note::run`], after
 /// [`Begin::run`] said the request is sampled).
 pub(super) struct Note<'a> {
+    /// The caller's `x-envoy-decorator-operation` naming the span (`Begin` found it).
+    pub operation_at: Option<usize>,
     pub head: &'a [u8],
     pub request: &'a crate::http1::Request,
     pub pending: &'a mut Option<Box<Pending>>,
@@ -341,11 +352,17 @@ impl Begin<'_> {
         let head = self.head;
         let mut carried = false;
         for (index, h) in self.request.headers.iter().enumerate() {
-            if h.name.len() == DECORATOR.len() && h.is(head, DECORATOR_NAME) {
-                carried |= !h.value(head).is_empty();
-                if kind == SpanKind::Server || operation.is_some() {
-                    self.request.overlay.remove(index);
-                }
+            // An edge request's was removed already (Envoy's `cleanInternalHeaders`).
+            let named = h.name.len() == DECORATOR.len() && h.is(head, DECORATOR_NAME);
+            if !named || self.request.overlay.is_removed(index) {
+                continue;
+            }
+            if kind == SpanKind::Server && !h.value(head).is_empty() {
+                carried = true;
+                self.trace.operation_at = u16::try_from(index + 1).unwrap_or(0);
+            }
+            if kind == SpanKind::Server || operation.is_some() {
+                self.request.overlay.remove(index);
             }
         }
         match (kind, operation) {
@@ -673,17 +690,10 @@ impl Note<'_> {
         let envoy = self.listener.proxy.envoy.is_some();
         // An ingress Envoy listener names the span as the caller asked
         // (`x-envoy-decorator-operation`, not forwarded), over the route's decorator.
-        let carried = (envoy && t.config.kind == SpanKind::Server)
-            .then(|| {
-                self.request.headers.iter().rev().find_map(|h| {
-                    let value = h.value(head);
-                    (h.name.len() == DECORATOR.len()
-                        && h.is(head, DECORATOR_NAME)
-                        && !value.is_empty())
-                    .then_some(value)
-                })
-            })
-            .flatten();
+        let carried = self
+            .operation_at
+            .and_then(|i| self.request.headers.get(i))
+            .map(|h| h.value(head));
         p.name = match (carried, operation) {
             (Some(op), _) => p.push(op),
             (None, Some(op)) => p.push(op.as_bytes()),
@@ -706,12 +716,15 @@ impl Note<'_> {
         for tag in t.config.custom_tags.iter().chain(route_tags) {
             let value = match &tag.value {
                 TagValue::Literal(v) => Some(v.as_bytes()),
+                // As forwarded: a field the proxy removed (an edge request's
+                // `x-envoy-*`) is not read.
                 TagValue::RequestHeader { name, default } => self
                     .request
                     .headers
                     .iter()
-                    .find(|h| h.is(head, name))
-                    .map(|h| h.value(head))
+                    .enumerate()
+                    .find(|(i, h)| h.is(head, name) && !self.request.overlay.is_removed(*i))
+                    .map(|(_, h)| h.value(head))
                     .or(default.as_deref().map(str::as_bytes)),
             };
             if let Some(value) = value {
@@ -752,6 +765,28 @@ impl Connection<'_> {
                     if !value.is_empty() {
                         p.name = p.push(value);
                     }
+                }
+            }
+        }
+    }
+
+    /// Upstream response fields that this request's own lines replace (Envoy sets
+    /// `x-request-id` and `x-envoy-decorator-operation` in the response, not adds
+    /// them): removed before the lines are added.
+    pub(super) fn drop_replaced_response_fields(&mut self, head: &[u8]) {
+        for name in [&b"x-request-id"[..], DECORATOR] {
+            let named = |line: &[u8]| {
+                line.len() > name.len()
+                    && line[name.len()] == b':'
+                    && line[..name.len()].eq_ignore_ascii_case(name)
+            };
+            let lines = &self.filters.reply_lines;
+            if !lines.split(|&b| b == b'\n').any(named) {
+                continue;
+            }
+            for (index, h) in self.response.headers.iter().enumerate() {
+                if h.name(head).eq_ignore_ascii_case(name) {
+                    self.response.overlay.remove(index);
                 }
             }
         }
@@ -920,6 +955,8 @@ impl Connection<'_> {
                 error: piece(a.error),
                 status: a.status,
                 attempt: a.number,
+                // The context it went upstream with carries the caller's `tracestate`.
+                trace_state: piece(p.trace_state),
                 debug: s.debug,
                 upstream_attempt: true,
                 ..SpanRecord::default()
