@@ -202,6 +202,23 @@ impl Error {
 
     /// The local reply to send, or `None` when response bytes already went out (the
     /// connection is then closed mid-response) or the client is gone.
+    /// Whether the answer ringway makes for this error stands for the upstream's, and
+    /// is charged to the cluster's and the route's `upstream_rq_<code>` (Envoy's
+    /// router charges an abort: a connect failure, an overflow, a reset, a timeout;
+    /// not "no healthy upstream", nor the client's faults).
+    pub fn charged_upstream(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::ConnectFailed
+                | ErrorKind::ConnectTimeout
+                | ErrorKind::Overflow
+                | ErrorKind::UpstreamReset
+                | ErrorKind::BadResponse
+                | ErrorKind::Timeout
+                | ErrorKind::PerTryTimeout
+        )
+    }
+
     pub fn reply(&self) -> Option<LocalReplyKind> {
         if self.response_started {
             return None;

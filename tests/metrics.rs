@@ -355,7 +355,11 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
             ("retried.downstream_rq_5xx", 1),
             ("slow.upstream_rq_total", 1),
             ("slow.upstream_rq_timeout", 1),
-            ("slow.upstream_rq_completed", 0),
+            // The router's 504 is charged as the upstream's code (Envoy's
+            // `chargeUpstreamAbort`).
+            ("slow.upstream_rq_completed", 1),
+            ("slow.upstream_rq_504", 1),
+            ("slow.upstream_rq_5xx", 1),
             ("slow.downstream_rq_5xx", 1),
         ];
         for (stat, n) in expect {
@@ -578,5 +582,33 @@ fn consumers_whose_names_differ_in_punctuation_keep_their_own_rows_and_series() 
                 .count();
             assert_eq!(consumer_series, LOOKALIKES.len() * 8, "{driver}: {text}");
         }
+    }
+}
+
+/// A router-made answer for an upstream request that got none (here a connect
+/// failure: 503, `UF`) is charged as the upstream's code on the cluster and the route,
+/// as Envoy's router charges an abort; "no healthy upstream" is not.
+#[test]
+fn router_made_answers_are_charged_as_the_upstreams() {
+    for driver in drivers() {
+        let (rw, addr) = start_on(driver, |port, admin| {
+            format!(
+                "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: edge\n    address: 127.0.0.1:{port}\n    routes:\n      - name: dead\n        match: {{ prefix: / }}\n        cluster: dead\n        stats: true\nclusters:\n  - name: dead\n    endpoints: [\"127.0.0.1:9\"]\n"
+            )
+        });
+        assert_eq!(request(addr, "GET", "/x", &[]).status, 503, "{driver}");
+        rw.wait_for_stat("http.edge.downstream_rq_completed", 1);
+        let stats = rw.stats();
+        let s = |name: &str| stats.get(name).copied().unwrap_or(0);
+        for name in [
+            "cluster.dead.upstream_rq_completed",
+            "cluster.dead.upstream_rq_5xx",
+            "vhost.edge.route.dead.upstream_rq_completed",
+            "vhost.edge.route.dead.upstream_rq_503",
+            "vhost.edge.route.dead.upstream_rq_5xx",
+        ] {
+            assert_eq!(s(name), 1, "{driver}: {name}: {stats:?}");
+        }
+        drop(rw);
     }
 }

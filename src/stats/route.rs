@@ -157,6 +157,17 @@ impl RouteCells {
         self.rq_time.record(elapsed);
     }
 
+    /// A router-made answer for an upstream request that got no response (a connect
+    /// failure, an overflow, a reset, a timeout): charged as the upstream's code, as
+    /// Envoy's router charges an abort (`chargeUpstreamAbort`); no time is recorded.
+    pub fn upstream_abort(&self, status: u16) {
+        self.cells.get(UPSTREAM_RQ_COMPLETED).inc();
+        self.cells.get(class(UPSTREAM_RQ_1XX, status)).inc();
+        if (FIRST_CODE..=LAST_CODE).contains(&status) {
+            self.codes.get(usize::from(status - FIRST_CODE)).inc();
+        }
+    }
+
     /// Counts request body bytes as they arrive.
     #[inline]
     pub fn received(&self, bytes: u64) {

@@ -704,6 +704,13 @@ impl Connection<'_> {
                         match e.reply() {
                             Some(kind) => {
                                 let reply = l.replies.get(kind);
+                                if e.charged_upstream() {
+                                    let stats = &cluster.stats;
+                                    use crate::stats::names::cluster as upstream;
+                                    stats.get(upstream::UPSTREAM_RQ_COMPLETED).inc();
+                                    stats.get(upstream::status_class(reply.status())).inc();
+                                    self.route_stats.upstream_abort(reply.status());
+                                }
                                 if self.respond(reply, true, false, flags, Some(chain)).await {
                                     self.linger().await;
                                 }

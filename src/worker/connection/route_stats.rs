@@ -58,6 +58,16 @@ impl<'l> RouteCounting<'l> {
         }
     }
 
+    /// A router-made answer charged as the upstream's ([`RouteCells::upstream_abort`]).
+    pub fn upstream_abort(&self, status: u16) {
+        if self.0.is_none() {
+            return;
+        }
+        for cells in self.cells() {
+            cells.upstream_abort(status);
+        }
+    }
+
     /// Request body bytes received, counted as they come.
     #[inline]
     pub fn received(&self, bytes: u64) {
