@@ -777,8 +777,8 @@ fn an_envoy_span_records_the_request_id_as_forwarded_with_its_reason_packed() {
     }
 }
 
-/// A request's span counts its bytes on the wire, head and body, as the access log does;
-/// its attempt's span counts none.
+/// A request's span counts its bodies' bytes (not the heads), as Envoy's
+/// `request_size`/`response_size` do; its attempt's span counts none.
 #[test]
 fn a_request_span_counts_the_body_it_carried() {
     use common::collector::{Collector, Mode};
