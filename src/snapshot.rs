@@ -192,6 +192,10 @@ pub struct StatsHandles {
     pub listeners: HashMap<String, ListenerScopes>,
     /// `cluster.<name>.`, by cluster name.
     pub clusters: HashMap<String, Arc<Scope>>,
+    /// `cluster.<name>.upstream_rq_<code>` and the `cluster.<name>.retry.` response
+    /// stats (both sparse: a stat is shown once used, as Envoy creates it), by cluster
+    /// name.
+    pub cluster_codes: HashMap<String, [Arc<Scope>; 2]>,
     /// The circuit-breaker limits of each cluster (`[default, high]`), by cluster name.
     pub breakers: HashMap<String, [Arc<crate::upstream::breakers::PriorityLimits>; 2]>,
     /// `cluster.<name>.upstream_rq_time`, `upstream_cx_connect_ms` and
@@ -282,6 +286,19 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                     &c.circuit_breakers.thresholds,
                 );
                 (c.name.clone(), limits)
+            })
+            .collect(),
+        cluster_codes: config
+            .clusters
+            .iter()
+            .map(|c| {
+                let prefix = format!("cluster.{}.", c.name);
+                let codes = store.sparse_scope(&prefix, crate::stats::route::code_defs());
+                let retried = store.sparse_scope(
+                    &format!("{prefix}retry."),
+                    crate::stats::route::response_defs(),
+                );
+                (c.name.clone(), [codes, retried])
             })
             .collect(),
         cluster_histograms: config
@@ -718,6 +735,7 @@ impl Snapshot {
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
                 let [rq_time, connect, length] = stats.cluster_histograms.get(&c.name)?;
+                let [codes, retried] = stats.cluster_codes.get(&c.name)?;
                 let breakers = stats.breakers.get(&c.name)?.clone();
                 let set = hosts.get(&c.name).cloned().unwrap_or_else(|| {
                     let members = match &c.endpoints {
@@ -736,6 +754,8 @@ impl Snapshot {
                     ClusterStats {
                         worker,
                         scope: scope.for_worker(worker),
+                        codes: codes.for_worker(worker),
+                        retried: retried.for_worker(worker),
                         rq_time: rq_time.for_worker(worker),
                         connect_ms: connect.for_worker(worker),
                         cx_length: length.for_worker(worker),

@@ -128,6 +128,10 @@ fn istios_readiness_query_and_the_stats_parameters() {
             after,
             "cluster.backend.upstream_rq_total: 0\nserver.live: 1\n"
         );
+        // A counter that counted before the reset is still used (Envoy's `used` flag
+        // outlives a reset); one that never counted is not.
+        let (_, used, _) = body(&rw, r"/stats?usedonly&filter=upstream_rq_total$");
+        assert_eq!(used, "cluster.backend.upstream_rq_total: 0\n", "{driver}");
         assert_eq!(get(addr, "/x").unwrap().status, 200);
         let (_, counted, _) = body(&rw, r"/stats?filter=^cluster\.backend\.upstream_rq_total$");
         assert_eq!(counted, "cluster.backend.upstream_rq_total: 1\n");

@@ -241,6 +241,17 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
         assert_eq!(s("consumer.acme.rq_5xx"), 1, "{driver}");
         assert_eq!(s("consumer.globex.rq_2xx"), 2, "{driver}");
 
+        // The cluster's codes, as Envoy's code stats charge it (a code's counter shown
+        // once used).
+        assert_eq!(s("cluster.echo.upstream_rq_completed"), 7, "{driver}");
+        assert_eq!(s("cluster.echo.upstream_rq_200"), 6, "{driver}");
+        assert_eq!(s("cluster.echo.upstream_rq_503"), 1, "{driver}");
+        assert_eq!(s("cluster.echo.upstream_rq_5xx"), 1, "{driver}");
+        assert!(
+            !stats.contains_key("cluster.echo.upstream_rq_404"),
+            "{driver}"
+        );
+
         // Endpoints, under Envoy's names.
         let host = format!("cluster.echo.endpoint.{}.", endpoint.replace(':', "_"));
         assert_eq!(s(&format!("{host}rq_total")), 7, "{driver}: {stats:?}");
@@ -274,6 +285,15 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
             assert_eq!(
                 sample(&samples, "envoy_vhost_route_upstream_rq_xx_total", &class),
                 5.0
+            );
+            let cluster_code = [
+                ("envoy_cluster_name", "echo"),
+                ("envoy_response_code", "200"),
+            ];
+            assert_eq!(
+                sample(&samples, "envoy_cluster_upstream_rq_total", &cluster_code),
+                6.0,
+                "{driver}"
             );
             let time = sample(&samples, "envoy_vhost_route_upstream_rq_time_count", &route);
             assert_eq!(time, 6.0, "{driver}");
@@ -345,7 +365,8 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
         let stats = rw.stats();
         let s = |name: &str| stats.get(name).copied().unwrap_or(0);
         let expect = [
-            ("retried.upstream_rq_total", 1),
+            // Per attempt that got its connection, as Envoy counts it.
+            ("retried.upstream_rq_total", 2),
             ("retried.upstream_rq_retry", 1),
             ("retried.upstream_rq_retry_limit_exceeded", 1),
             // The last answer was forwarded because the retries ran out: no success.
@@ -600,9 +621,13 @@ fn router_made_answers_are_charged_as_the_upstreams() {
         rw.wait_for_stat("http.edge.downstream_rq_completed", 1);
         let stats = rw.stats();
         let s = |name: &str| stats.get(name).copied().unwrap_or(0);
+        // The attempt got no connection: no `upstream_rq_total` on the route (Envoy
+        // counts it when the pool is ready).
+        assert_eq!(s("vhost.edge.route.dead.upstream_rq_total"), 0, "{driver}");
         for name in [
             "cluster.dead.upstream_rq_completed",
             "cluster.dead.upstream_rq_5xx",
+            "cluster.dead.upstream_rq_503",
             "vhost.edge.route.dead.upstream_rq_completed",
             "vhost.edge.route.dead.upstream_rq_503",
             "vhost.edge.route.dead.upstream_rq_5xx",

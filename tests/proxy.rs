@@ -412,6 +412,8 @@ fn every_local_reply_has_its_status() {
             stats["cluster.dead.upstream_cx_connect_fail"], 1,
             "{driver}"
         );
+        // Envoy counts a connection when it is made, opened or not.
+        assert_eq!(stats["cluster.dead.upstream_cx_total"], 1, "{driver}");
         assert_eq!(stats["cluster.echo.upstream_rq_timeout"], 1, "{driver}");
         assert_eq!(
             stats["cluster.echo.upstream_cx_protocol_error"], 1,
@@ -458,11 +460,16 @@ fn a_connect_that_hangs_times_out_with_503() {
             took >= Duration::from_millis(250) && took < Duration::from_secs(3),
             "{driver}: {took:?}"
         );
-        assert_eq!(
-            rw.stats()["cluster.hole.upstream_cx_connect_timeout"],
-            1,
-            "{driver}"
-        );
+        let stats = rw.stats();
+        // A timeout is a connect failure too, and the connection is in the total, as
+        // in Envoy.
+        for name in [
+            "cluster.hole.upstream_cx_connect_timeout",
+            "cluster.hole.upstream_cx_connect_fail",
+            "cluster.hole.upstream_cx_total",
+        ] {
+            assert_eq!(stats[name], 1, "{driver}: {name}");
+        }
     }
     drop(fillers);
 }

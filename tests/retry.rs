@@ -71,6 +71,23 @@ fn a_5xx_is_retried_and_the_client_sees_the_retry_s_answer() {
             rw.stat("cluster.app.upstream_rq_retry_backoff_exponential"),
             1
         );
+        // The retried 503 under Envoy's `retry.` prefix, the answer under the cluster's.
+        let stats = rw.stats();
+        for (name, n) in [
+            ("cluster.app.retry.upstream_rq_503", 1),
+            ("cluster.app.retry.upstream_rq_5xx", 1),
+            ("cluster.app.retry.upstream_rq_completed", 1),
+            ("cluster.app.upstream_rq_200", 1),
+            ("cluster.app.upstream_rq_completed", 1),
+        ] {
+            assert_eq!(stats.get(name), Some(&n), "{driver}: {name}");
+        }
+        for name in [
+            "cluster.app.upstream_rq_503",
+            "cluster.app.retry.upstream_rq_200",
+        ] {
+            assert!(!stats.contains_key(name), "{driver}: {name} shown unused");
+        }
         // A 4xx is not a 5xx: forwarded as it came, once.
         app.fail_next(1, Mode::Status(404));
         assert_eq!(send(addr, "GET", "").status, 404);
@@ -98,6 +115,9 @@ fn retries_used_up_return_the_last_answer_with_urx() {
         );
         assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 2);
         assert_eq!(rw.stat("cluster.app.upstream_rq_retry_limit_exceeded"), 1);
+        // Two answers retried, the third returned.
+        assert_eq!(rw.stat("cluster.app.retry.upstream_rq_503"), 2, "{driver}");
+        assert_eq!(rw.stat("cluster.app.upstream_rq_503"), 1, "{driver}");
     }
 }
 

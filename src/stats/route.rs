@@ -9,8 +9,9 @@
 //! and the `upstream_rq_time` histogram. A worker writes only its own cells, so
 //! recording is a few relaxed load/store pairs with no allocation and no lock.
 //!
-//! What is counted, per request (not per attempt), so that the numbers add up to the
-//! requests sent: `upstream_rq_total` once a request is forwarded; the final upstream
+//! What is counted, as Envoy counts it: `upstream_rq_total` per attempt that got its
+//! connection (retries too; not an attempt whose connect failed); per request, so that
+//! the numbers add up to the requests sent: the final upstream
 //! response's code, class, `upstream_rq_completed` and `upstream_rq_time` (from routing
 //! to its last byte); `upstream_rq_timeout` when the route or try timeout ended it;
 //! `upstream_rq_retry` per retry made, `_retry_success` when a retried request got its
@@ -85,6 +86,31 @@ pub fn code_defs() -> &'static [StatDef] {
             })
             .collect()
     })
+}
+
+/// `upstream_rq_completed`, `upstream_rq_1xx` ..= `_5xx`, then `upstream_rq_100` ..=
+/// `_599`: Envoy's basic response stats (`chargeBasicResponseStat`), the set a cluster's
+/// `retry.` scope counts retried responses in. Built once per process.
+pub fn response_defs() -> &'static [StatDef] {
+    static DEFS: OnceLock<Box<[StatDef]>> = OnceLock::new();
+    DEFS.get_or_init(|| {
+        let classes = (1..=5).map(|class| {
+            let name: &'static str = Box::leak(format!("upstream_rq_{class}xx").into_boxed_str());
+            counter(name)
+        });
+        std::iter::once(counter("upstream_rq_completed"))
+            .chain(classes)
+            .chain(code_defs().iter().copied())
+            .collect()
+    })
+}
+
+/// The index of `status`'s code in [`response_defs`] (`None` outside 100..=599).
+#[inline]
+pub fn response_code(status: u16) -> Option<usize> {
+    (FIRST_CODE..=LAST_CODE)
+        .contains(&status)
+        .then(|| 6 + usize::from(status - FIRST_CODE))
 }
 
 /// One opted-in scope's parts, shared by the workers.
@@ -168,6 +194,14 @@ impl RouteCells {
         }
     }
 
+    /// Counts an upstream attempt that got its connection (Envoy counts a route's and a
+    /// virtual cluster's `upstream_rq_total` when the pool is ready: each attempt, not
+    /// one whose connect failed).
+    #[inline]
+    pub fn attempt(&self) {
+        self.cells.get(UPSTREAM_RQ_TOTAL).inc();
+    }
+
     /// Counts request body bytes as they arrive.
     #[inline]
     pub fn received(&self, bytes: u64) {
@@ -186,7 +220,6 @@ impl RouteCells {
         if !end.forwarded {
             return;
         }
-        c.get(UPSTREAM_RQ_TOTAL).inc();
         c.get(UPSTREAM_RQ_RETRY).add(u64::from(end.retries));
         if end.timeout {
             c.get(UPSTREAM_RQ_TIMEOUT).inc();
@@ -245,6 +278,19 @@ mod tests {
         );
         assert_eq!(code_defs()[0].name, "upstream_rq_100");
         assert_eq!(code_defs()[499].name, "upstream_rq_599");
+        let response = response_defs();
+        assert_eq!(response[0].name, "upstream_rq_completed");
+        assert_eq!(response[class(1, 503)].name, "upstream_rq_5xx");
+        assert_eq!(
+            response[response_code(100).unwrap()].name,
+            "upstream_rq_100"
+        );
+        assert_eq!(
+            response[response_code(599).unwrap()].name,
+            "upstream_rq_599"
+        );
+        assert_eq!(response.len(), 506);
+        assert_eq!(response_code(600), None);
         assert_eq!(
             route_prefix("api.x", "get orders"),
             "vhost.api_x.route.get_orders."
@@ -264,6 +310,7 @@ mod tests {
             retries: 1,
             ..Default::default()
         };
+        w1.attempt();
         w1.request(&end);
         let lines = store.lines(Vec::new());
         let get = |name: &str| lines.iter().find(|l| l.name == name).map(|l| l.value);

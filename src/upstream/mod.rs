@@ -348,6 +348,10 @@ pub struct ClusterStats {
     pub worker: usize,
     /// `cluster.<name>.` cells.
     pub scope: WorkerScope,
+    /// `cluster.<name>.upstream_rq_<code>` cells (`stats::route::code_defs`).
+    pub codes: WorkerScope,
+    /// `cluster.<name>.retry.` cells (`stats::route::response_defs`).
+    pub retried: WorkerScope,
     /// `cluster.<name>.upstream_rq_time`.
     pub rq_time: WorkerHistogram,
     /// `cluster.<name>.upstream_cx_connect_ms`.
@@ -375,6 +379,10 @@ pub struct ClusterSnapshot {
     /// This worker's `cluster.<name>.` cells (an `Rc`: connections count themselves in
     /// `upstream_cx_active` until they close).
     pub stats: Rc<WorkerScope>,
+    /// This worker's `cluster.<name>.upstream_rq_<code>` cells.
+    codes: WorkerScope,
+    /// This worker's `cluster.<name>.retry.` cells: the responses a retry replaced.
+    retried: WorkerScope,
     /// This worker's `cluster.<name>.upstream_rq_time`.
     pub rq_time: WorkerHistogram,
     /// This worker's `cluster.<name>.upstream_cx_connect_ms`.
@@ -449,9 +457,39 @@ impl ClusterSnapshot {
                 ))
             }),
             stats: cells,
+            codes: stats.codes,
+            retried: stats.retried,
             rq_time: stats.rq_time,
             connect_ms: stats.connect_ms,
             proxy_protocol: cluster.proxy_protocol,
+        }
+    }
+
+    /// Counts the upstream's answer to a request (`status`), or the answer the router
+    /// made for it in the upstream's place (a connect failure's 503, a timeout's 504):
+    /// `upstream_rq_completed`, the class and the code, as Envoy's code stats charge a
+    /// cluster (`chargeUpstreamCode`, `chargeUpstreamAbort`).
+    #[inline]
+    pub fn charge(&self, status: u16) {
+        use crate::stats::names::cluster as cx;
+        self.stats.get(cx::UPSTREAM_RQ_COMPLETED).inc();
+        self.stats.get(cx::status_class(status)).inc();
+        if let Some(code) = status.checked_sub(100).filter(|c| *c < 500) {
+            self.codes.get(usize::from(code)).inc();
+        }
+    }
+
+    /// Counts a response the retry policy retried (it is not the request's answer):
+    /// `retry.upstream_rq_completed`, `_<class>` and `_<code>`, as Envoy's router
+    /// charges one under the `retry` prefix.
+    pub fn charge_retried(&self, status: u16) {
+        use crate::stats::route::response_code;
+        self.retried.get(0).inc();
+        self.retried
+            .get(usize::from(status / 100).clamp(1, 5))
+            .inc();
+        if let Some(code) = response_code(status) {
+            self.retried.get(code).inc();
         }
     }
 
@@ -557,6 +595,18 @@ mod tests {
         let stats = ClusterStats {
             worker: 0,
             scope: scope.for_worker(0),
+            codes: Arc::new(crate::stats::Scope::new(
+                "cluster.c.",
+                crate::stats::route::code_defs(),
+                1,
+            ))
+            .for_worker(0),
+            retried: Arc::new(crate::stats::Scope::new(
+                "cluster.c.retry.",
+                crate::stats::route::response_defs(),
+                1,
+            ))
+            .for_worker(0),
             rq_time: histogram.for_worker(0),
             connect_ms: histogram.for_worker(0),
             cx_length: histogram.for_worker(0),

@@ -233,8 +233,7 @@ impl Shadow {
         match outcome {
             Ok(Ok(status)) => {
                 cluster.rq_time.record(started.elapsed());
-                stats.get(cx::UPSTREAM_RQ_COMPLETED).inc();
-                stats.get(cx::status_class(status)).inc();
+                cluster.charge(status);
                 host.count(if status >= 500 {
                     hx::RQ_ERROR
                 } else {
@@ -316,6 +315,9 @@ async fn connect(
     let stats = &cluster.stats;
     let connecting = Instant::now();
     let timeout = cluster.connect_timeout;
+    stats.get(cx::UPSTREAM_CX_TOTAL).inc();
+    stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
+    host.count(hx::CX_TOTAL);
     let connected = match &cluster.tls {
         None => UpstreamConn::connect(lease.address(), timeout).await,
         Some((Ok(connector), _)) => {
@@ -333,19 +335,15 @@ async fn connect(
                     stats.get(cx::SSL_SESSION_REUSED).inc();
                 }
             }
-            stats.get(cx::UPSTREAM_CX_TOTAL).inc();
-            stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
-            host.count(hx::CX_TOTAL);
             conn.count_active(host);
             Ok(conn)
         }
         Err(e) => {
-            stats
-                .get(match e {
-                    ConnectError::Timeout => cx::UPSTREAM_CX_CONNECT_TIMEOUT,
-                    _ => cx::UPSTREAM_CX_CONNECT_FAIL,
-                })
-                .inc();
+            // A timeout is a connect failure too, as in Envoy.
+            if let ConnectError::Timeout = e {
+                stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
+            }
+            stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
             if let ConnectError::Tls(_) = e {
                 stats.get(cx::SSL_CONNECTION_ERROR).inc();
             }

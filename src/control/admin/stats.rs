@@ -171,20 +171,28 @@ fn endpoint_health(state: &ControlState, lines: &mut Vec<StatLine>) {
 
 impl Job {
     fn render(self) -> Reply {
-        let mut lines = self.view.lines(self.own);
-        if !self.offsets.is_empty() {
-            for line in lines.iter_mut().filter(|l| l.kind == Kind::Counter) {
-                if let Some(offset) = self.offsets.get(&line.name) {
-                    line.value = line.value.saturating_sub(*offset);
-                }
-            }
-        }
         let (filter, used_only) = (&self.filter, self.used_only);
-        lines.retain(|line| {
-            self.kinds.contains(&line.kind)
-                && (!used_only || line.kind == Kind::Gauge || line.value > 0)
-                && filter.as_ref().is_none_or(|re| re.is_match(&line.name))
-        });
+        // A counter is used once it has counted anything, before a `/reset_counters`
+        // too (Envoy's `used` flag outlives a reset): judged on the raw value, before
+        // the reset's offset is taken off.
+        let lines: Vec<_> = self
+            .view
+            .lines(self.own)
+            .into_iter()
+            .filter(|line| {
+                self.kinds.contains(&line.kind)
+                    && (!used_only || line.kind == Kind::Gauge || line.value > 0)
+                    && filter.as_ref().is_none_or(|re| re.is_match(&line.name))
+            })
+            .map(|mut line| {
+                if line.kind == Kind::Counter {
+                    if let Some(offset) = self.offsets.get(&line.name) {
+                        line.value = line.value.saturating_sub(*offset);
+                    }
+                }
+                line
+            })
+            .collect();
         let mut histograms = if self.with_histograms {
             self.view.histograms()
         } else {

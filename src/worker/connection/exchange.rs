@@ -85,6 +85,14 @@ impl Connection<'_> {
             let timeout = cluster.connect_timeout.min(deadline.try_left());
             let connecting = Instant::now();
             let host = self.upstream.clone();
+            // Counted as the connection is made, whether it then opens or not (Envoy's
+            // pool counts a client when it creates it: a failed connect is in the
+            // total and in `upstream_cx_connect_fail`).
+            cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
+            cluster.stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
+            if let Some(host) = &host {
+                host.count(hx::CX_TOTAL);
+            }
             let connected = match &cluster.tls {
                 None => UpstreamConn::connect(lease.address(), timeout).await,
                 Some((Ok(connector), _)) => {
@@ -105,10 +113,7 @@ impl Connection<'_> {
                             cluster.stats.get(cx::SSL_SESSION_REUSED).inc();
                         }
                     }
-                    cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
-                    cluster.stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
                     if let Some(host) = &host {
-                        host.count(hx::CX_TOTAL);
                         conn.count_active(host);
                     }
                     conn.hold(lease.permit.take());
@@ -118,7 +123,9 @@ impl Connection<'_> {
                     lease.conn = Some(conn);
                 }
                 Err(ConnectError::Timeout) => {
+                    // A timeout is a connect failure too, as in Envoy.
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
+                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
                     if let Some(host) = &host {
                         host.count(hx::CX_CONNECT_FAIL);
                     }
@@ -155,6 +162,7 @@ impl Connection<'_> {
         let Some(conn) = lease.conn.as_mut() else {
             return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
         };
+        self.route_stats.attempt();
 
         // The head and the buffered body. A write error here is taken as "not written":
         // a stale pooled connection fails its first write (EPIPE/ECONNRESET) before the
@@ -496,6 +504,7 @@ impl Connection<'_> {
                 .plan
                 .is_some_and(|p| retry::may_retry(&p, status));
         if judged && self.retry_response(cluster, route, &ubuf[..head_len], deadline) {
+            cluster.charge_retried(status);
             return Err(Error {
                 request_written: true,
                 ..Error::new(ErrorKind::RetriedResponse, Side::Upstream)

@@ -315,11 +315,7 @@ impl Connection<'_> {
                         l.rq_time.record(end - start);
                     }
                     self.trace_response_end(end);
-                    cluster.stats.get(cx::UPSTREAM_RQ_COMPLETED).inc();
-                    cluster
-                        .stats
-                        .get(cx::status_class(finished.forwarded.status))
-                        .inc();
+                    cluster.charge(status);
                     if self.retry.attempt > 1 {
                         cluster.stats.get(cx::UPSTREAM_RQ_RETRY_SUCCESS).inc();
                     }

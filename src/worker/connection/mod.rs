@@ -705,10 +705,7 @@ impl Connection<'_> {
                             Some(kind) => {
                                 let reply = l.replies.get(kind);
                                 if e.charged_upstream() {
-                                    let stats = &cluster.stats;
-                                    use crate::stats::names::cluster as upstream;
-                                    stats.get(upstream::UPSTREAM_RQ_COMPLETED).inc();
-                                    stats.get(upstream::status_class(reply.status())).inc();
+                                    cluster.charge(reply.status());
                                     self.route_stats.upstream_abort(reply.status());
                                 }
                                 if self.respond(reply, true, false, flags, Some(chain)).await {

@@ -68,6 +68,17 @@ impl<'l> RouteCounting<'l> {
         }
     }
 
+    /// An upstream attempt got its connection ([`RouteCells::attempt`]).
+    #[inline]
+    pub fn attempt(&self) {
+        if self.0.is_none() {
+            return;
+        }
+        for cells in self.cells() {
+            cells.attempt();
+        }
+    }
+
     /// Request body bytes received, counted as they come.
     #[inline]
     pub fn received(&self, bytes: u64) {
