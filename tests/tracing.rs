@@ -1241,3 +1241,55 @@ fn an_edge_callers_operation_is_ignored() {
         drop(rw);
     }
 }
+
+/// Envoy's tracer writes the context into the request's own headers, so an access log's
+/// `%REQ(X-B3-TRACEID)%`… print what went upstream: a trace started here, and the new
+/// span of a continued one (they printed `-`, or the caller's ids).
+#[test]
+fn the_access_log_prints_the_context_as_it_went_upstream() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let app_port = app.addr.port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.log");
+        let log = format!(
+            "          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format:\n                text_format_source:\n                  inline_string: \"%REQ(X-B3-TRACEID)% %REQ(X-B3-SPANID)% %REQ(X-B3-PARENTSPANID)% %REQ(X-B3-SAMPLED)% %REQ(TRACEPARENT)%\\n\"\n          tracing:",
+            path.display()
+        );
+        let (rw, addr) = start(driver, |port, admin| {
+            envoy_config((admin, port), (app_port, 9), "0").replacen("          tracing:", &log, 1)
+        });
+        // No context came: the trace started here.
+        let r = exchange(addr, b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(r.status, 200, "{driver}");
+        let first = app.next_seen();
+        // A caller's B3 context (Zipkin's shared span: the same span id goes on).
+        let caller = "x-b3-traceid: 463ac35c9f6413ad48485a3953bb6124\r\nx-b3-spanid: a2fb4a1d1a96d312\r\nx-b3-sampled: 0\r\n";
+        let r = exchange(
+            addr,
+            format!("GET /b HTTP/1.1\r\nHost: t\r\n{caller}\r\n").as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        let second = app.next_seen();
+        let lines = common::wait_for_lines(&path, 2);
+        for (line, seen) in lines.iter().zip([&first, &second]) {
+            let field = |name: &str| seen.header(name).unwrap_or_else(|| "-".into());
+            let expected = format!(
+                "{} {} {} {} -",
+                field("x-b3-traceid"),
+                field("x-b3-spanid"),
+                field("x-b3-parentspanid"),
+                field("x-b3-sampled")
+            );
+            assert_eq!(line, &expected, "{driver}: {seen:?}");
+            assert_ne!(field("x-b3-traceid"), "-", "{driver}");
+        }
+        assert!(
+            lines[1].starts_with("463ac35c9f6413ad48485a3953bb6124 "),
+            "{driver}: {}",
+            lines[1]
+        );
+        assert!(lines[0].ends_with(" 0 -"), "{driver}: {}", lines[0]);
+        drop(rw);
+    }
+}

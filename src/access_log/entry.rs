@@ -210,6 +210,24 @@ impl Captured {
         }
     }
 
+    /// Sets the slots of `names` that `lines` (header lines `name: value\r\n`, as
+    /// written upstream) carry, replacing what was captured: the trace context an
+    /// attempt injected (`worker::request_log::RequestLog::injected`).
+    pub fn set_from_lines(&mut self, names: &[String], lines: &[u8]) {
+        for line in lines.split(|&b| b == b'\n') {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                continue;
+            };
+            let name = &line[..colon];
+            if let Some(i) = names
+                .iter()
+                .position(|n| n.as_bytes().eq_ignore_ascii_case(name))
+            {
+                self.set(i, line_value(line));
+            }
+        }
+    }
+
     /// Slot `i`'s value; `None` when the request had no such header.
     pub fn get(&self, i: usize) -> Option<&[u8]> {
         let (start, end) = (*self.spans.get(i)?)?;

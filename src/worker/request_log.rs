@@ -62,7 +62,20 @@ struct EnvoyParts<'l> {
     service_time: Option<Duration>,
     /// The connection's TLS facts, on a TLS connection.
     tls: Option<Box<crate::access_log::TlsDetails>>,
+    /// The format prints a trace context field (`%REQ(TRACEPARENT)%`, `%REQ(B3)%`…).
+    trace_fields: bool,
 }
+
+/// The request fields a trace context is written in, lower case.
+const TRACE_FIELDS: [&str; 7] = [
+    "traceparent",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "b3",
+];
 
 impl<'l> RequestLog<'l> {
     /// The log state of a connection from `client` (`port`). Out of line: once per
@@ -90,6 +103,10 @@ impl<'l> RequestLog<'l> {
                     cluster: None,
                     service_time: None,
                     tls: None,
+                    trace_fields: log
+                        .headers()
+                        .iter()
+                        .any(|name| TRACE_FIELDS.contains(&name.as_str())),
                 })
             }),
         }
@@ -166,6 +183,22 @@ impl<'l> RequestLog<'l> {
             return;
         };
         envoy.captured.capture(names, head, request);
+    }
+
+    /// Whether the format prints a trace context field ([`RequestLog::injected`]).
+    pub fn prints_trace_fields(&self) -> bool {
+        self.envoy.as_ref().is_some_and(|e| e.trace_fields)
+    }
+
+    /// The trace context the request's last attempt carried upstream, as the header
+    /// lines written: Envoy's tracer injects it into the request's own headers, so
+    /// `%REQ(TRACEPARENT)%`, `%REQ(X-B3-TRACEID)%`… print the new context, not the one
+    /// the request came with (nor `-` for a trace started here).
+    pub fn injected(&mut self, lines: &[u8]) {
+        let names = self.log.headers();
+        if let Some(envoy) = self.envoy.as_mut().filter(|e| e.trace_fields) {
+            envoy.captured.set_from_lines(names, lines);
+        }
     }
 
     /// The head parsed: keep its method and target, and count its bytes.

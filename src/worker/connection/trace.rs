@@ -111,6 +111,25 @@ impl TraceState {
         }
     }
 
+    /// The context the current attempt carries upstream: its own span (a child of
+    /// the request's) when the listener spawns upstream spans, else the request's.
+    #[inline(always)]
+    fn outgoing(&self, upstream_spans: bool) -> Outgoing {
+        let (span_id, parent_id) = if upstream_spans {
+            (self.attempt_span, self.span_id)
+        } else {
+            (self.span_id, self.parent_id)
+        };
+        Outgoing {
+            trace_id: self.trace_id(),
+            short_id: self.short_id,
+            span_id,
+            parent_id,
+            sampled: self.sampled,
+            debug: self.debug,
+        }
+    }
+
     pub fn trace_id(&self) -> u128 {
         (u128::from(self.trace_id[0]) << 64) | u128::from(self.trace_id[1])
     }
@@ -821,12 +840,9 @@ impl Connection<'_> {
     ) -> Option<(Outgoing, Formats)> {
         let t = self.listener.tracing.as_deref().filter(|_| self.trace.on)?;
         let s = &mut self.trace;
-        let (span_id, parent_id) = if t.config.upstream_spans {
+        if t.config.upstream_spans {
             s.attempt_span = context::new_span_id(&mut self.random);
-            (s.attempt_span, s.span_id)
-        } else {
-            (s.span_id, s.parent_id)
-        };
+        }
         if s.sampled && t.config.upstream_spans {
             let clock = &self.worker.clock;
             let anchor = self
@@ -835,15 +851,22 @@ impl Connection<'_> {
                 .map_or_else(|| clock.anchor(), |p| p.anchor(clock));
             s.attempt_start_ns = anchor.unix_ns(started.unwrap_or_else(Instant::now));
         }
-        let outgoing = Outgoing {
-            trace_id: s.trace_id(),
-            short_id: s.short_id,
-            span_id,
-            parent_id,
-            sampled: s.sampled,
-            debug: s.debug,
+        Some((s.outgoing(t.config.upstream_spans), s.formats))
+    }
+
+    /// Hands the access log the context the request's last attempt carried upstream,
+    /// when its format prints a trace field (`RequestLog::injected`).
+    pub(super) fn trace_injected_for_log(&mut self) {
+        let Some(log) = self.log.as_mut().filter(|l| l.prints_trace_fields()) else {
+            return;
         };
-        Some((outgoing, s.formats))
+        let Some(t) = self.listener.tracing.as_deref().filter(|_| self.trace.on) else {
+            return;
+        };
+        let ctx = self.trace.outgoing(t.config.upstream_spans);
+        let mut lines = [0u8; context::MAX_LINES];
+        let n = context::write_lines(&ctx, self.trace.formats, &mut lines);
+        log.injected(&lines[..n]);
     }
 
     /// Notes an upstream attempt's end at `ended` (sampled requests on listeners that
