@@ -59,11 +59,24 @@ const EDGE_REMOVED: &[&str] = &[
 pub fn apply(
     request: &mut Request,
     head: &[u8],
+    peer: (Peer, &IpText, bool),
+    settings: (&ProxySettings, &EnvoyForwarding),
+    random: &mut fastrand::Rng,
+    scratch: &mut String,
+) -> Peer {
+    resolve(request, head, peer, settings, random, scratch).0
+}
+
+/// [`apply`], also returning whether the request is internal (it then carries
+/// `x-envoy-internal: true`, and Envoy's code stats count it under `internal.`).
+pub fn resolve(
+    request: &mut Request,
+    head: &[u8],
     (peer, peer_text, secure): (Peer, &IpText, bool),
     (policy, envoy): (&ProxySettings, &EnvoyForwarding),
     random: &mut fastrand::Rng,
     scratch: &mut String,
-) -> Peer {
+) -> (Peer, bool) {
     let hops = policy.trusted_proxies.hops;
     // One pass over the received fields: the chain (every field joined), and whether
     // there is anything else to look at (most requests carry no `x-envoy-*` field).
@@ -162,7 +175,7 @@ pub fn apply(
     if let Some(via) = &envoy.via {
         append_via(request, head, via, scratch);
     }
-    client
+    (client, internal)
 }
 
 /// Whether [`apply`] finds the request from `peer` internal, for a decision made after

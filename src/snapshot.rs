@@ -192,10 +192,10 @@ pub struct StatsHandles {
     pub listeners: HashMap<String, ListenerScopes>,
     /// `cluster.<name>.`, by cluster name.
     pub clusters: HashMap<String, Arc<Scope>>,
-    /// `cluster.<name>.upstream_rq_<code>` and the `cluster.<name>.retry.` response
-    /// stats (both sparse: a stat is shown once used, as Envoy creates it), by cluster
-    /// name.
-    pub cluster_codes: HashMap<String, [Arc<Scope>; 2]>,
+    /// `cluster.<name>.upstream_rq_<code>`, and the response stats under
+    /// `cluster.<name>.retry.`, `external.` and `internal.` (all sparse: a stat is shown
+    /// once used, as Envoy creates it), by cluster name.
+    pub cluster_codes: HashMap<String, [Arc<Scope>; 4]>,
     /// The circuit-breaker limits of each cluster (`[default, high]`), by cluster name.
     pub breakers: HashMap<String, [Arc<crate::upstream::breakers::PriorityLimits>; 2]>,
     /// `cluster.<name>.upstream_rq_time`, `upstream_cx_connect_ms` and
@@ -294,11 +294,14 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
             .map(|c| {
                 let prefix = format!("cluster.{}.", c.name);
                 let codes = store.sparse_scope(&prefix, crate::stats::route::code_defs());
-                let retried = store.sparse_scope(
-                    &format!("{prefix}retry."),
-                    crate::stats::route::response_defs(),
-                );
-                (c.name.clone(), [codes, retried])
+                let [retried, external, internal] =
+                    ["retry.", "external.", "internal."].map(|category| {
+                        store.sparse_scope(
+                            &format!("{prefix}{category}"),
+                            crate::stats::route::response_defs(),
+                        )
+                    });
+                (c.name.clone(), [codes, retried, external, internal])
             })
             .collect(),
         cluster_histograms: config
@@ -735,7 +738,7 @@ impl Snapshot {
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
                 let [rq_time, connect, length] = stats.cluster_histograms.get(&c.name)?;
-                let [codes, retried] = stats.cluster_codes.get(&c.name)?;
+                let [codes, retried, external, internal] = stats.cluster_codes.get(&c.name)?;
                 let breakers = stats.breakers.get(&c.name)?.clone();
                 let set = hosts.get(&c.name).cloned().unwrap_or_else(|| {
                     let members = match &c.endpoints {
@@ -756,6 +759,7 @@ impl Snapshot {
                         scope: scope.for_worker(worker),
                         codes: codes.for_worker(worker),
                         retried: retried.for_worker(worker),
+                        origins: [external.for_worker(worker), internal.for_worker(worker)],
                         rq_time: rq_time.for_worker(worker),
                         connect_ms: connect.for_worker(worker),
                         cx_length: length.for_worker(worker),

@@ -252,6 +252,22 @@ fn route_vhost_consumer_and_endpoint_stats_count_every_request() {
             "{driver}"
         );
 
+        // A native listener's requests are all external (only Envoy's rules make one
+        // internal).
+        assert_eq!(
+            s("cluster.echo.external.upstream_rq_completed"),
+            7,
+            "{driver}"
+        );
+        assert_eq!(s("cluster.echo.external.upstream_rq_200"), 6, "{driver}");
+        assert_eq!(s("cluster.echo.external.upstream_rq_5xx"), 1, "{driver}");
+        assert!(
+            !stats
+                .keys()
+                .any(|k| k.starts_with("cluster.echo.internal.")),
+            "{driver}"
+        );
+
         // Endpoints, under Envoy's names.
         let host = format!("cluster.echo.endpoint.{}.", endpoint.replace(':', "_"));
         assert_eq!(s(&format!("{host}rq_total")), 7, "{driver}: {stats:?}");
@@ -633,6 +649,46 @@ fn router_made_answers_are_charged_as_the_upstreams() {
             "vhost.edge.route.dead.upstream_rq_5xx",
         ] {
             assert_eq!(s(name), 1, "{driver}: {name}: {stats:?}");
+        }
+        drop(rw);
+    }
+}
+
+/// Envoy's code stats split a cluster's responses by the request's origin: `internal.`
+/// for one that carries `x-envoy-internal: true` (an internal peer, by
+/// `internal_address_config`), `external.` for the others.
+#[test]
+fn cluster_codes_are_split_by_the_requests_origin() {
+    for driver in drivers() {
+        let upstream = Upstream::start(false);
+        let route = "              routes:\n              - match: { prefix: / }\n                route: { cluster: app }\n";
+        let (rw, addr) = start_on(driver, |port, admin| {
+            common::envoy::bootstrap((admin, port), route, "", &[("app", upstream.addr.port())])
+                .replace(
+                    "          stat_prefix: ingress_http\n",
+                    "          stat_prefix: ingress_http\n          use_remote_address: true\n          internal_address_config: { cidr_ranges: [{ address_prefix: 127.0.0.1, prefix_len: 32 }] }\n",
+                )
+        });
+        // From a loopback peer with no `x-forwarded-for`: internal.
+        assert_eq!(request(addr, "GET", "/a", &[]).status, 200, "{driver}");
+        // Through a proxy (a chain came): external.
+        for _ in 0..2 {
+            let chain = [("x-forwarded-for", "203.0.113.9")];
+            assert_eq!(request(addr, "GET", "/b", &chain).status, 200, "{driver}");
+        }
+        rw.wait_for_stat("http.ingress_http.downstream_rq_completed", 3);
+        let stats = rw.stats();
+        let s = |name: &str| stats.get(name).copied().unwrap_or(0);
+        for (name, n) in [
+            ("cluster.app.upstream_rq_200", 3),
+            ("cluster.app.internal.upstream_rq_200", 1),
+            ("cluster.app.internal.upstream_rq_2xx", 1),
+            ("cluster.app.internal.upstream_rq_completed", 1),
+            ("cluster.app.external.upstream_rq_200", 2),
+            ("cluster.app.external.upstream_rq_2xx", 2),
+            ("cluster.app.external.upstream_rq_completed", 2),
+        ] {
+            assert_eq!(s(name), n, "{driver}: {name}");
         }
         drop(rw);
     }

@@ -14,7 +14,9 @@ use crate::{
 /// The request stage: hop-by-hop fields removed, forwarding headers (`x-forwarded-for`,
 /// `x-forwarded-proto`, `x-request-id`, `via`) by the listener's trust policy, `Expect`
 /// removed when ringway answers it itself, and Host set to an absolute-form target's
-/// authority. Returns the client's address as the trust policy resolved it.
+/// authority. Returns the client's address as the trust policy resolved it, and
+/// whether the request is internal (only Envoy's rules make one so: it carries
+/// `x-envoy-internal: true`).
 pub fn upstream_request(
     request: &mut Request,
     head: &[u8],
@@ -22,11 +24,11 @@ pub fn upstream_request(
     proxy: &ProxySettings,
     random: &mut fastrand::Rng,
     scratch: &mut String,
-) -> Peer {
+) -> (Peer, bool) {
     request.strip_hop_by_hop(head);
-    let client = match &proxy.envoy {
+    let resolved = match &proxy.envoy {
         // Listeners loaded from Envoy configs: Envoy's connection manager rules.
-        Some(envoy) => crate::forwarding_envoy::apply(
+        Some(envoy) => crate::forwarding_envoy::resolve(
             request,
             head,
             (peer, peer_text, secure),
@@ -34,14 +36,17 @@ pub fn upstream_request(
             random,
             scratch,
         ),
-        None => forwarding::apply(
-            request,
-            head,
-            (peer, peer_text, secure),
-            proxy,
-            random,
-            scratch,
-        ),
+        None => {
+            let client = forwarding::apply(
+                request,
+                head,
+                (peer, peer_text, secure),
+                proxy,
+                random,
+                scratch,
+            );
+            (client, false)
+        }
     };
     if request.expect_continue && proxy.expect_continue == ExpectContinue::Answer {
         for (index, header) in request.headers.iter().enumerate() {
@@ -59,7 +64,7 @@ pub fn upstream_request(
             }
         }
     }
-    client
+    resolved
 }
 
 /// Fields that name the upstream's software, besides `server`.

@@ -341,6 +341,17 @@ impl Balanced {
     }
 }
 
+/// Counts `status` in a scope of `stats::route::response_defs`: completed, the class,
+/// the code.
+#[inline]
+fn charge_response(cells: &WorkerScope, status: u16) {
+    cells.get(0).inc();
+    cells.get(usize::from(status / 100).clamp(1, 5)).inc();
+    if let Some(code) = crate::stats::route::response_code(status) {
+        cells.get(code).inc();
+    }
+}
+
 /// A worker's stat handles of one cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterStats {
@@ -352,6 +363,8 @@ pub struct ClusterStats {
     pub codes: WorkerScope,
     /// `cluster.<name>.retry.` cells (`stats::route::response_defs`).
     pub retried: WorkerScope,
+    /// `cluster.<name>.external.` and `internal.` cells (`stats::route::response_defs`).
+    pub origins: [WorkerScope; 2],
     /// `cluster.<name>.upstream_rq_time`.
     pub rq_time: WorkerHistogram,
     /// `cluster.<name>.upstream_cx_connect_ms`.
@@ -383,6 +396,8 @@ pub struct ClusterSnapshot {
     codes: WorkerScope,
     /// This worker's `cluster.<name>.retry.` cells: the responses a retry replaced.
     retried: WorkerScope,
+    /// This worker's `cluster.<name>.external.` and `internal.` cells.
+    origins: [WorkerScope; 2],
     /// This worker's `cluster.<name>.upstream_rq_time`.
     pub rq_time: WorkerHistogram,
     /// This worker's `cluster.<name>.upstream_cx_connect_ms`.
@@ -459,6 +474,7 @@ impl ClusterSnapshot {
             stats: cells,
             codes: stats.codes,
             retried: stats.retried,
+            origins: stats.origins,
             rq_time: stats.rq_time,
             connect_ms: stats.connect_ms,
             proxy_protocol: cluster.proxy_protocol,
@@ -467,30 +483,25 @@ impl ClusterSnapshot {
 
     /// Counts the upstream's answer to a request (`status`), or the answer the router
     /// made for it in the upstream's place (a connect failure's 503, a timeout's 504):
-    /// `upstream_rq_completed`, the class and the code, as Envoy's code stats charge a
-    /// cluster (`chargeUpstreamCode`, `chargeUpstreamAbort`).
+    /// `upstream_rq_completed`, the class and the code, and the same under `internal.`
+    /// or `external.` (`internal`: the request carried `x-envoy-internal: true`), as
+    /// Envoy's code stats charge a cluster (`chargeUpstreamCode`, `chargeUpstreamAbort`).
     #[inline]
-    pub fn charge(&self, status: u16) {
+    pub fn charge(&self, status: u16, internal: bool) {
         use crate::stats::names::cluster as cx;
         self.stats.get(cx::UPSTREAM_RQ_COMPLETED).inc();
         self.stats.get(cx::status_class(status)).inc();
         if let Some(code) = status.checked_sub(100).filter(|c| *c < 500) {
             self.codes.get(usize::from(code)).inc();
         }
+        charge_response(&self.origins[usize::from(internal)], status);
     }
 
     /// Counts a response the retry policy retried (it is not the request's answer):
     /// `retry.upstream_rq_completed`, `_<class>` and `_<code>`, as Envoy's router
     /// charges one under the `retry` prefix.
     pub fn charge_retried(&self, status: u16) {
-        use crate::stats::route::response_code;
-        self.retried.get(0).inc();
-        self.retried
-            .get(usize::from(status / 100).clamp(1, 5))
-            .inc();
-        if let Some(code) = response_code(status) {
-            self.retried.get(code).inc();
-        }
+        charge_response(&self.retried, status);
     }
 
     /// Takes a new host set (discovery, health or an ejection changed it). Requests
@@ -607,6 +618,14 @@ mod tests {
                 1,
             ))
             .for_worker(0),
+            origins: ["cluster.c.external.", "cluster.c.internal."].map(|prefix| {
+                Arc::new(crate::stats::Scope::new(
+                    prefix,
+                    crate::stats::route::response_defs(),
+                    1,
+                ))
+                .for_worker(0)
+            }),
             rq_time: histogram.for_worker(0),
             connect_ms: histogram.for_worker(0),
             cx_length: histogram.for_worker(0),

@@ -233,7 +233,9 @@ impl Shadow {
         match outcome {
             Ok(Ok(status)) => {
                 cluster.rq_time.record(started.elapsed());
-                cluster.charge(status);
+                // A shadow is counted as an external request (Envoy's shadow copies the
+                // headers; ringway does not keep the origin's decision for it).
+                cluster.charge(status, false);
                 host.count(if status >= 500 {
                     hx::RQ_ERROR
                 } else {

@@ -315,7 +315,7 @@ impl Connection<'_> {
                         l.rq_time.record(end - start);
                     }
                     self.trace_response_end(end);
-                    cluster.charge(status);
+                    cluster.charge(status, self.internal);
                     if self.retry.attempt > 1 {
                         cluster.stats.get(cx::UPSTREAM_RQ_RETRY_SUCCESS).inc();
                     }

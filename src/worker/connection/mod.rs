@@ -117,6 +117,7 @@ pub async fn serve(
         peer_port,
         peer_text: peer.ip().map_or(IpText::EMPTY, IpText::new),
         client_ip: peer,
+        internal: false,
         buf: Vec::new(),
         start: 0,
         scanner: HeadScanner::new(),
@@ -280,6 +281,9 @@ struct Connection<'l> {
     peer_text: IpText,
     /// The client's address as the trust policy resolved it (the peer by default).
     client_ip: Peer,
+    /// The forwarded request is internal (Envoy's rules; its code stats go under
+    /// `internal.`, the others' under `external.`).
+    internal: bool,
     /// Bytes received; `buf[start..]` are not yet consumed. Empty with no capacity while
     /// the connection is idle.
     buf: Vec<u8>,
@@ -484,7 +488,7 @@ impl Connection<'_> {
             self.upgrading = false;
             if let (Some(_), Some(route)) = (cluster, route) {
                 // The fixed request stage, then the route's filters (`filter`).
-                self.client_ip = stages::upstream_request(
+                (self.client_ip, self.internal) = stages::upstream_request(
                     &mut self.request,
                     head,
                     (self.peer, &self.peer_text, self.stream.is_tls()),
@@ -705,7 +709,7 @@ impl Connection<'_> {
                             Some(kind) => {
                                 let reply = l.replies.get(kind);
                                 if e.charged_upstream() {
-                                    cluster.charge(reply.status());
+                                    cluster.charge(reply.status(), self.internal);
                                     self.route_stats.upstream_abort(reply.status());
                                 }
                                 if self.respond(reply, true, false, flags, Some(chain)).await {
