@@ -200,16 +200,16 @@ impl Error {
             && (idempotent || !self.request_written)
     }
 
-    /// The local reply to send, or `None` when response bytes already went out (the
-    /// connection is then closed mid-response) or the client is gone.
     /// Whether the answer ringway makes for this error stands for the upstream's, and
     /// is charged to the cluster's and the route's `upstream_rq_<code>` (Envoy's
     /// router charges an abort: a connect failure, an overflow, a reset, a timeout;
-    /// not "no healthy upstream", nor the client's faults).
+    /// and its "no healthy upstream" 503, `sendNoHealthyUpstreamResponse`; not the
+    /// client's faults).
     pub fn charged_upstream(&self) -> bool {
         matches!(
             self.kind,
-            ErrorKind::ConnectFailed
+            ErrorKind::NoHealthyUpstream
+                | ErrorKind::ConnectFailed
                 | ErrorKind::ConnectTimeout
                 | ErrorKind::Overflow
                 | ErrorKind::UpstreamReset
@@ -219,6 +219,8 @@ impl Error {
         )
     }
 
+    /// The local reply to send, or `None` when response bytes already went out (the
+    /// connection is then closed mid-response) or the client is gone.
     pub fn reply(&self) -> Option<LocalReplyKind> {
         if self.response_started {
             return None;

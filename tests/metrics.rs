@@ -624,7 +624,9 @@ fn consumers_whose_names_differ_in_punctuation_keep_their_own_rows_and_series() 
 
 /// A router-made answer for an upstream request that got none (here a connect
 /// failure: 503, `UF`) is charged as the upstream's code on the cluster and the route,
-/// as Envoy's router charges an abort; "no healthy upstream" is not.
+/// as Envoy's router charges an abort (and its "no healthy upstream" 503); the
+/// attempt got no connection, so no `upstream_rq_total` (Envoy counts it when the
+/// pool is ready).
 #[test]
 fn router_made_answers_are_charged_as_the_upstreams() {
     for driver in drivers() {
@@ -637,9 +639,8 @@ fn router_made_answers_are_charged_as_the_upstreams() {
         rw.wait_for_stat("http.edge.downstream_rq_completed", 1);
         let stats = rw.stats();
         let s = |name: &str| stats.get(name).copied().unwrap_or(0);
-        // The attempt got no connection: no `upstream_rq_total` on the route (Envoy
-        // counts it when the pool is ready).
         assert_eq!(s("vhost.edge.route.dead.upstream_rq_total"), 0, "{driver}");
+        assert_eq!(s("cluster.dead.upstream_rq_total"), 0, "{driver}");
         for name in [
             "cluster.dead.upstream_rq_completed",
             "cluster.dead.upstream_rq_5xx",
@@ -661,14 +662,20 @@ fn router_made_answers_are_charged_as_the_upstreams() {
 fn cluster_codes_are_split_by_the_requests_origin() {
     for driver in drivers() {
         let upstream = Upstream::start(false);
-        let route = "              routes:\n              - match: { prefix: / }\n                route: { cluster: app }\n";
+        let route = "              routes:\n              - match: { prefix: /none }\n                route: { cluster: none }\n              - match: { prefix: / }\n                route: { cluster: app }\n";
         let (rw, addr) = start_on(driver, |port, admin| {
             common::envoy::bootstrap((admin, port), route, "", &[("app", upstream.addr.port())])
                 .replace(
                     "          stat_prefix: ingress_http\n",
                     "          stat_prefix: ingress_http\n          use_remote_address: true\n          internal_address_config: { cidr_ranges: [{ address_prefix: 127.0.0.1, prefix_len: 32 }] }\n",
                 )
+                // A cluster with no endpoint: "no healthy upstream".
+                + "  - name: none\n    load_assignment:\n      cluster_name: none\n"
         });
+        // Envoy charges its "no healthy upstream" 503 as the upstream's code too.
+        let none = request(addr, "GET", "/none", &[]);
+        assert_eq!(none.status, 503, "{driver}");
+        assert!(none.body.starts_with(b"no healthy upstream"), "{driver}");
         // From a loopback peer with no `x-forwarded-for`: internal.
         assert_eq!(request(addr, "GET", "/a", &[]).status, 200, "{driver}");
         // Through a proxy (a chain came): external.
@@ -676,7 +683,7 @@ fn cluster_codes_are_split_by_the_requests_origin() {
             let chain = [("x-forwarded-for", "203.0.113.9")];
             assert_eq!(request(addr, "GET", "/b", &chain).status, 200, "{driver}");
         }
-        rw.wait_for_stat("http.ingress_http.downstream_rq_completed", 3);
+        rw.wait_for_stat("http.ingress_http.downstream_rq_completed", 4);
         let stats = rw.stats();
         let s = |name: &str| stats.get(name).copied().unwrap_or(0);
         for (name, n) in [
@@ -687,6 +694,9 @@ fn cluster_codes_are_split_by_the_requests_origin() {
             ("cluster.app.external.upstream_rq_200", 2),
             ("cluster.app.external.upstream_rq_2xx", 2),
             ("cluster.app.external.upstream_rq_completed", 2),
+            ("cluster.none.upstream_rq_503", 1),
+            ("cluster.none.internal.upstream_rq_503", 1),
+            ("cluster.none.upstream_rq_total", 0),
         ] {
             assert_eq!(s(name), n, "{driver}: {name}");
         }

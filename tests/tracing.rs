@@ -1253,7 +1253,7 @@ fn the_access_log_prints_the_context_as_it_went_upstream() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("access.log");
         let log = format!(
-            "          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format:\n                text_format_source:\n                  inline_string: \"%REQ(X-B3-TRACEID)% %REQ(X-B3-SPANID)% %REQ(X-B3-PARENTSPANID)% %REQ(X-B3-SAMPLED)% %REQ(TRACEPARENT)%\\n\"\n          tracing:",
+            "          access_log:\n          - name: envoy.access_loggers.file\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog\n              path: {}\n              log_format:\n                text_format_source:\n                  inline_string: \"%REQ(:PATH)% %REQ(X-B3-TRACEID)% %REQ(X-B3-SPANID)% %REQ(X-B3-PARENTSPANID)% %REQ(X-B3-SAMPLED)% %REQ(TRACEPARENT)%\\n\"\n          tracing:",
             path.display()
         );
         let (rw, addr) = start(driver, |port, admin| {
@@ -1271,11 +1271,14 @@ fn the_access_log_prints_the_context_as_it_went_upstream() {
         );
         assert_eq!(r.status, 200, "{driver}");
         let second = app.next_seen();
-        let lines = common::wait_for_lines(&path, 2);
-        for (line, seen) in lines.iter().zip([&first, &second]) {
+        let mut lines = common::wait_for_lines(&path, 2);
+        // Each request came on its own connection: the workers' lines may come in
+        // either order.
+        lines.sort();
+        for (line, (seen, path)) in lines.iter().zip([(&first, "/a"), (&second, "/b")]) {
             let field = |name: &str| seen.header(name).unwrap_or_else(|| "-".into());
             let expected = format!(
-                "{} {} {} {} -",
+                "{path} {} {} {} {} -",
                 field("x-b3-traceid"),
                 field("x-b3-spanid"),
                 field("x-b3-parentspanid"),
@@ -1285,7 +1288,7 @@ fn the_access_log_prints_the_context_as_it_went_upstream() {
             assert_ne!(field("x-b3-traceid"), "-", "{driver}");
         }
         assert!(
-            lines[1].starts_with("463ac35c9f6413ad48485a3953bb6124 "),
+            lines[1].starts_with("/b 463ac35c9f6413ad48485a3953bb6124 "),
             "{driver}: {}",
             lines[1]
         );

@@ -101,6 +101,9 @@ impl Connection<'_> {
                 }
                 Some((Err(_), _)) => {
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+                    if let Some(host) = &host {
+                        host.count(hx::CX_CONNECT_FAIL);
+                    }
                     return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
                 }
             };
@@ -162,7 +165,17 @@ impl Connection<'_> {
         let Some(conn) = lease.conn.as_mut() else {
             return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
         };
+        // The attempt has its connection: Envoy's pool counts the request here
+        // (`attachStreamToClient`, then the route's in `onPoolReady`), and its tracer
+        // writes the context into the request's headers, which the access log prints.
+        cluster.stats.get(cx::UPSTREAM_RQ_TOTAL).inc();
+        if let Some(host) = &self.upstream {
+            host.count(hx::RQ_TOTAL);
+        }
         self.route_stats.attempt();
+        if self.trace.on {
+            self.trace_injected_for_log();
+        }
 
         // The head and the buffered body. A write error here is taken as "not written":
         // a stale pooled connection fails its first write (EPIPE/ECONNRESET) before the

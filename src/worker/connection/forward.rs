@@ -231,8 +231,6 @@ impl Connection<'_> {
                 lease
             };
             let reused = lease.reused;
-            cluster.stats.get(cx::UPSTREAM_RQ_TOTAL).inc();
-            picked.count(hx::RQ_TOTAL);
             picked.count(hx::RQ_ACTIVE);
             cluster.stats.get(cx::UPSTREAM_RQ_ACTIVE).inc();
             if reused {

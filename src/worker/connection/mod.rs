@@ -1207,9 +1207,6 @@ impl Connection<'_> {
             self.listener.rq_time.record(start.elapsed());
         }
         let upstream = self.upstream.take();
-        if self.trace.on && upstream.is_some() {
-            self.trace_injected_for_log();
-        }
         let auth = self.filters.identity();
         // An unsampled request records no span.
         if self.trace.on && self.trace.sampled {

@@ -854,8 +854,10 @@ impl Connection<'_> {
         Some((s.outgoing(t.config.upstream_spans), s.formats))
     }
 
-    /// Hands the access log the context the request's last attempt carried upstream,
-    /// when its format prints a trace field (`RequestLog::injected`).
+    /// Hands the access log the context the current attempt carries upstream, when its
+    /// format prints a trace field (`RequestLog::injected`): called once the attempt
+    /// has its connection, as Envoy injects in `onPoolReady` (an attempt whose connect
+    /// failed writes nothing).
     pub(super) fn trace_injected_for_log(&mut self) {
         let Some(log) = self.log.as_mut().filter(|l| l.prints_trace_fields()) else {
             return;
