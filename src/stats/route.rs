@@ -105,12 +105,29 @@ pub fn response_defs() -> &'static [StatDef] {
     })
 }
 
+/// The index of `status`'s counter in [`code_defs`] (`None` outside 100..=599).
+#[inline]
+pub fn code_index(status: u16) -> Option<usize> {
+    (FIRST_CODE..=LAST_CODE)
+        .contains(&status)
+        .then(|| usize::from(status - FIRST_CODE))
+}
+
 /// The index of `status`'s code in [`response_defs`] (`None` outside 100..=599).
 #[inline]
 pub fn response_code(status: u16) -> Option<usize> {
-    (FIRST_CODE..=LAST_CODE)
-        .contains(&status)
-        .then(|| 6 + usize::from(status - FIRST_CODE))
+    code_index(status).map(|i| 6 + i)
+}
+
+/// Counts `status` in a worker's cells of a [`response_defs`] scope: completed, the
+/// class, the code.
+#[inline]
+pub fn count_response(cells: &WorkerScope, status: u16) {
+    cells.get(0).inc();
+    cells.get(class(1, status)).inc();
+    if let Some(code) = response_code(status) {
+        cells.get(code).inc();
+    }
 }
 
 /// One opted-in scope's parts, shared by the workers.
@@ -177,8 +194,8 @@ impl RouteCells {
             self.cells.get(UPSTREAM_RQ_RETRY_SUCCESS).inc();
         }
         self.cells.get(class(UPSTREAM_RQ_1XX, status)).inc();
-        if (FIRST_CODE..=LAST_CODE).contains(&status) {
-            self.codes.get(usize::from(status - FIRST_CODE)).inc();
+        if let Some(code) = code_index(status) {
+            self.codes.get(code).inc();
         }
         self.rq_time.record(elapsed);
     }
@@ -189,8 +206,8 @@ impl RouteCells {
     pub fn upstream_abort(&self, status: u16) {
         self.cells.get(UPSTREAM_RQ_COMPLETED).inc();
         self.cells.get(class(UPSTREAM_RQ_1XX, status)).inc();
-        if (FIRST_CODE..=LAST_CODE).contains(&status) {
-            self.codes.get(usize::from(status - FIRST_CODE)).inc();
+        if let Some(code) = code_index(status) {
+            self.codes.get(code).inc();
         }
     }
 

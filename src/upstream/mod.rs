@@ -341,17 +341,6 @@ impl Balanced {
     }
 }
 
-/// Counts `status` in a scope of `stats::route::response_defs`: completed, the class,
-/// the code.
-#[inline]
-fn charge_response(cells: &WorkerScope, status: u16) {
-    cells.get(0).inc();
-    cells.get(usize::from(status / 100).clamp(1, 5)).inc();
-    if let Some(code) = crate::stats::route::response_code(status) {
-        cells.get(code).inc();
-    }
-}
-
 /// A worker's stat handles of one cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterStats {
@@ -491,17 +480,17 @@ impl ClusterSnapshot {
         use crate::stats::names::cluster as cx;
         self.stats.get(cx::UPSTREAM_RQ_COMPLETED).inc();
         self.stats.get(cx::status_class(status)).inc();
-        if let Some(code) = status.checked_sub(100).filter(|c| *c < 500) {
-            self.codes.get(usize::from(code)).inc();
+        if let Some(code) = crate::stats::route::code_index(status) {
+            self.codes.get(code).inc();
         }
-        charge_response(&self.origins[usize::from(internal)], status);
+        crate::stats::route::count_response(&self.origins[usize::from(internal)], status);
     }
 
     /// Counts a response the retry policy retried (it is not the request's answer):
     /// `retry.upstream_rq_completed`, `_<class>` and `_<code>`, as Envoy's router
     /// charges one under the `retry` prefix.
     pub fn charge_retried(&self, status: u16) {
-        charge_response(&self.retried, status);
+        crate::stats::route::count_response(&self.retried, status);
     }
 
     /// Takes a new host set (discovery, health or an ejection changed it). Requests
