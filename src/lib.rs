@@ -30,6 +30,7 @@ pub mod flow;
 pub mod forwarding;
 pub mod forwarding_envoy;
 pub mod health;
+mod hex;
 pub mod http1;
 pub mod limit;
 pub mod listen;

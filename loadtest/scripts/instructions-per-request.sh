@@ -26,6 +26,9 @@
 #   TOP_KEYS=$'tracing: { provider: otlp, collector: { cluster: upstream } }\n' \
 #   LISTENER_KEYS=$'    tracing: { sampling: 1% }\n' loadtest/scripts/instructions-per-request.sh
 #
+# CALLGRIND_ARGS adds options to callgrind, e.g. `--dump-instr=yes` (with KEEP_CALLGRIND=
+# PREFIX, which keeps each run's dump as PREFIX.<binary's name>) for per-instruction counts.
+#
 # HEADER adds one request header to every request of the load (e.g. a token:
 #   HEADER="authorization: Bearer $TOKEN").
 #
@@ -115,7 +118,8 @@ fi
 load_args=()
 [ -n "${HEADER:-}" ] && load_args=(-H "$HEADER")
 for binary in "$@"; do
-  valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" \
+  # shellcheck disable=SC2086 # CALLGRIND_ARGS is words (e.g. --dump-instr=yes)
+  valgrind --tool=callgrind --callgrind-out-file="$work/cg.%p" ${CALLGRIND_ARGS:-} \
     "$binary" -c "$work/ringway.yaml" "${extra[@]}" --log-level warn --driver epoll >"$work/vg.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do

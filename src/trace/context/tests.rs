@@ -492,6 +492,12 @@ fn lines_len_is_what_write_lines_writes() {
             let mut buf = [0u8; MAX_LINES];
             let n = write_lines(&out, formats, &mut buf);
             assert_eq!(lines_len(&out, formats), n, "{formats:?} {out:?}");
+            // Appended after a head's fields, they end it with its blank line.
+            let mut head = b"GET / HTTP/1.1\r\nhost: a\r\n".to_vec();
+            let fields = head.len();
+            append_lines_ending_head(&out, formats, &mut head);
+            assert_eq!(&head[fields..fields + n], &buf[..n], "{formats:?} {out:?}");
+            assert_eq!(&head[fields + n..], b"\r\n", "{formats:?} {out:?}");
         }
     }
 }

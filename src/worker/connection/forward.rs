@@ -550,10 +550,10 @@ fn attempt_lines(
         if let Some((lines, n)) = envoy {
             out.extend_from_slice(&lines[..n]);
         }
-        if let Some((ctx, formats)) = context {
-            context::append_lines(ctx, formats, out);
+        match context {
+            Some((ctx, formats)) => context::append_lines_ending_head(ctx, formats, out),
+            None => out.extend_from_slice(b"\r\n"),
         }
-        out.extend_from_slice(b"\r\n");
         return out.len() - 2 - at;
     }
     let context_len = context.map_or(0, |(ctx, formats)| context::lines_len(ctx, formats));

@@ -1,18 +1,18 @@
-//! Lower hex of a trace context's ids: the 32 digits of a trace id and the 16 of a
-//! span id, what every traced request writes upstream.
+//! Lower hex digits of the ids every request writes: a trace context's trace id (32
+//! digits) and span id (16), and the 128 bits of an `x-request-id` UUID.
 //!
 //! Design: on x86-64 built with SSE2 (its baseline: every x86-64 CPU has it, so no
 //! detection at run time), each id becomes its digits in a few vector instructions: the
 //! high and low nibbles apart, interleaved into digit order, then mapped to ASCII by one
-//! compare and two adds. That is about
-//! 40 instructions for both ids; the compiler's own vectorization of the byte loop
-//! (the portable version below, which other targets use and the tests compare against)
-//! takes about 75. `unsafe` is confined to [`ids_sse2`], which touches no memory but
-//! its own arrays.
+//! compare and two adds. That is about 40 instructions for a trace id and a span id;
+//! the compiler's own vectorization of the byte loop (the portable version below, which
+//! other targets use and the tests compare against) takes about 75, and a table of digit
+//! pairs a byte at a time about 100 for a UUID. `unsafe` is confined to [`ids_sse2`],
+//! which touches no memory but its own arrays.
 
 /// The digits of `trace_id` (32) and `span_id` (16), most significant first.
 #[inline(always)]
-pub(super) fn ids(trace_id: u128, span_id: u64) -> ([u8; 32], [u8; 16]) {
+pub(crate) fn ids(trace_id: u128, span_id: u64) -> ([u8; 32], [u8; 16]) {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         ids_sse2(trace_id, span_id)
@@ -21,6 +21,13 @@ pub(super) fn ids(trace_id: u128, span_id: u64) -> ([u8; 32], [u8; 16]) {
     {
         ids_portable(trace_id, span_id)
     }
+}
+
+/// The 32 digits of `id`, most significant first (the span id's half of [`ids`] is
+/// left out by the compiler: nothing reads it).
+#[inline(always)]
+pub(crate) fn digits128(id: u128) -> [u8; 32] {
+    ids(id, 0).0
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -101,6 +108,7 @@ mod tests {
             assert_eq!(trace, format!("{trace_id:032x}").as_bytes());
             assert_eq!(span, format!("{span_id:016x}").as_bytes());
             assert_eq!((trace, span), ids_portable(trace_id, span_id));
+            assert_eq!(digits128(trace_id), trace);
         }
     }
 }
