@@ -412,8 +412,11 @@ fn every_local_reply_has_its_status() {
             stats["cluster.dead.upstream_cx_connect_fail"], 1,
             "{driver}"
         );
-        // Envoy counts a connection when it is made, opened or not.
+        // Envoy counts a connection when it is made, opened or not, and destroyed when
+        // it closes, opened or not: total less destroyed is what is active.
         assert_eq!(stats["cluster.dead.upstream_cx_total"], 1, "{driver}");
+        assert_eq!(stats["cluster.dead.upstream_cx_destroy"], 1, "{driver}");
+        assert_eq!(stats["cluster.dead.upstream_cx_active"], 0, "{driver}");
         assert_eq!(stats["cluster.echo.upstream_rq_timeout"], 1, "{driver}");
         assert_eq!(
             stats["cluster.echo.upstream_cx_protocol_error"], 1,
@@ -467,6 +470,7 @@ fn a_connect_that_hangs_times_out_with_503() {
             "cluster.hole.upstream_cx_connect_timeout",
             "cluster.hole.upstream_cx_connect_fail",
             "cluster.hole.upstream_cx_total",
+            "cluster.hole.upstream_cx_destroy",
         ] {
             assert_eq!(stats[name], 1, "{driver}: {name}");
         }

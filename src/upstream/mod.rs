@@ -486,6 +486,21 @@ impl ClusterSnapshot {
         crate::stats::route::count_response(&self.origins[usize::from(internal)], status);
     }
 
+    /// Counts a connection to `host` that never opened (refused, timed out, its TLS
+    /// failed or could not be set up): `upstream_cx_connect_fail` and the endpoint's
+    /// `cx_connect_fail`, and `upstream_cx_destroy`, as Envoy's pool reports every
+    /// connection it closes, opened or not (`onConnectionEvent`:
+    /// `reportUpstreamCxDestroy` before the connect-failure count), so that
+    /// `upstream_cx_total` less `upstream_cx_destroy` stays `upstream_cx_active`.
+    pub fn count_connect_failure(&self, host: Option<&Host>) {
+        use crate::stats::names::{cluster as cx, host as hx};
+        self.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+        self.stats.get(cx::UPSTREAM_CX_DESTROY).inc();
+        if let Some(host) = host {
+            host.count(hx::CX_CONNECT_FAIL);
+        }
+    }
+
     /// Counts a response the retry policy retried (it is not the request's answer):
     /// `retry.upstream_rq_completed`, `_<class>` and `_<code>`, as Envoy's router
     /// charges one under the `retry` prefix.

@@ -345,11 +345,10 @@ async fn connect(
             if let ConnectError::Timeout = e {
                 stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
             }
-            stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+            cluster.count_connect_failure(Some(host));
             if let ConnectError::Tls(_) = e {
                 stats.get(cx::SSL_CONNECTION_ERROR).inc();
             }
-            host.count(hx::CX_CONNECT_FAIL);
             Err(Failure::Other)
         }
     }

@@ -100,10 +100,7 @@ impl Connection<'_> {
                     Box::pin(UpstreamConn::connect_tls(lease.address(), timeout, tls)).await
                 }
                 Some((Err(_), _)) => {
-                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
-                    if let Some(host) = &host {
-                        host.count(hx::CX_CONNECT_FAIL);
-                    }
+                    cluster.count_connect_failure(host.as_deref());
                     return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
                 }
             };
@@ -128,10 +125,7 @@ impl Connection<'_> {
                 Err(ConnectError::Timeout) => {
                     // A timeout is a connect failure too, as in Envoy.
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
-                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
-                    if let Some(host) = &host {
-                        host.count(hx::CX_CONNECT_FAIL);
-                    }
+                    cluster.count_connect_failure(host.as_deref());
                     return Err(Error::new(ErrorKind::ConnectTimeout, Side::Upstream));
                 }
                 Err(ConnectError::Tls(e)) => {
@@ -145,18 +139,12 @@ impl Connection<'_> {
                             _ => cx::SSL_CONNECTION_ERROR,
                         })
                         .inc();
-                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
-                    if let Some(host) = &host {
-                        host.count(hx::CX_CONNECT_FAIL);
-                    }
+                    cluster.count_connect_failure(host.as_deref());
                     let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
                     return Err(error.because(Cause::of_error(&e)));
                 }
                 Err(ConnectError::Io(e)) => {
-                    cluster.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
-                    if let Some(host) = &host {
-                        host.count(hx::CX_CONNECT_FAIL);
-                    }
+                    cluster.count_connect_failure(host.as_deref());
                     let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
                     return Err(error.because(Cause::of_error(&e)));
                 }
