@@ -486,6 +486,18 @@ impl ClusterSnapshot {
         crate::stats::route::count_response(&self.origins[usize::from(internal)], status);
     }
 
+    /// Counts a connection to `host` as it is made, whether it then opens or not:
+    /// `upstream_cx_total`, `upstream_cx_http1_total` and the endpoint's `cx_total`
+    /// (Envoy's pool counts a client when it creates it).
+    pub fn count_connect_start(&self, host: Option<&Host>) {
+        use crate::stats::names::{cluster as cx, host as hx};
+        self.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
+        self.stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
+        if let Some(host) = host {
+            host.count(hx::CX_TOTAL);
+        }
+    }
+
     /// Counts a connection to `host` that never opened (refused, timed out, its TLS
     /// failed or could not be set up): `upstream_cx_connect_fail` and the endpoint's
     /// `cx_connect_fail`, and `upstream_cx_destroy`, as Envoy's pool reports every

@@ -317,9 +317,7 @@ async fn connect(
     let stats = &cluster.stats;
     let connecting = Instant::now();
     let timeout = cluster.connect_timeout;
-    stats.get(cx::UPSTREAM_CX_TOTAL).inc();
-    stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
-    host.count(hx::CX_TOTAL);
+    cluster.count_connect_start(Some(host));
     let connected = match &cluster.tls {
         None => UpstreamConn::connect(lease.address(), timeout).await,
         Some((Ok(connector), _)) => {

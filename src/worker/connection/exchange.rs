@@ -88,11 +88,7 @@ impl Connection<'_> {
             // Counted as the connection is made, whether it then opens or not (Envoy's
             // pool counts a client when it creates it: a failed connect is in the
             // total and in `upstream_cx_connect_fail`).
-            cluster.stats.get(cx::UPSTREAM_CX_TOTAL).inc();
-            cluster.stats.get(cx::UPSTREAM_CX_HTTP1_TOTAL).inc();
-            if let Some(host) = &host {
-                host.count(hx::CX_TOTAL);
-            }
+            cluster.count_connect_start(host.as_deref());
             let connected = match &cluster.tls {
                 None => UpstreamConn::connect(lease.address(), timeout).await,
                 Some((Ok(connector), _)) => {
