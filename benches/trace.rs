@@ -125,10 +125,7 @@ fn hop(
         sampled: d.sampled,
         debug: false,
     };
-    let formats = formats.union(Formats {
-        w3c: true,
-        ..Formats::NONE
-    });
+    let formats = formats.union(Formats::W3C);
     write_lines(&o, formats, out) + dropped as usize
 }
 
@@ -197,15 +194,8 @@ fn write(c: &mut Criterion) {
         debug: false,
     };
     let mut out = [0u8; MAX_LINES];
-    let w3c = Formats {
-        w3c: true,
-        ..Formats::NONE
-    };
-    let all = Formats {
-        w3c: true,
-        b3: true,
-        b3_single: true,
-    };
+    let w3c = Formats::W3C;
+    let all = Formats::new(true, true, true);
     g.bench_function("w3c", |b| {
         b.iter(|| black_box(write_lines(black_box(&o), black_box(w3c), &mut out)))
     });

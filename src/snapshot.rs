@@ -427,6 +427,10 @@ pub struct ListenerTrace {
     /// its new trace id's low 64 bits (`trace::sampling::native_bound`); `None` for
     /// Envoy's request-id decision and shares the bound cannot express.
     pub native_bound: Option<u128>,
+    /// An unsampled new trace's own span id is sent nowhere: each attempt has its own
+    /// span and W3C alone goes upstream (B3 would carry it as the parent). It is then
+    /// drawn only if something asks for it (the access log).
+    pub lazy_server_span: bool,
 }
 
 impl ListenerTrace {
@@ -448,14 +452,11 @@ impl ListenerTrace {
         Some(Box::new(ListenerTrace {
             tracer: tracing.tracer,
             config: tracing.clone(),
-            formats: crate::trace::context::Formats {
-                w3c: p.w3c,
-                b3: p.b3,
-                b3_single: p.b3_single,
-            },
+            formats: crate::trace::context::Formats::new(p.w3c, p.b3, p.b3_single),
             shared_spans,
             short_ids,
             zipkin: matches!(tracer.provider, TraceProvider::Zipkin { .. }),
+            lazy_server_span: tracing.upstream_spans && !p.b3 && !p.b3_single,
             native_bound: if tracing.request_id_sampling {
                 None
             } else {

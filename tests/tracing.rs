@@ -61,6 +61,32 @@ fn start(driver: &str, yaml: impl FnOnce(u16, u16) -> String) -> (Ringway, Socke
     (rw, ([127, 0, 0, 1], port).into())
 }
 
+/// [`start`] with [`config`]'s listener tracing as `listener_tracing`, routing to `app`,
+/// spans to a collector that is down, and a JSON access log (its directory, kept while
+/// the test runs, and its path).
+fn start_logging(
+    driver: &str,
+    app: &Upstream,
+    listener_tracing: &str,
+) -> (Ringway, SocketAddr, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("access.json");
+    let log = format!(
+        "access_log:\n  path: {}\n  format: json\n  flush_interval: 10ms\n",
+        path.display()
+    );
+    let (rw, addr) = start(driver, |port, admin| {
+        config(
+            (port, admin),
+            &app.endpoint(),
+            listener_tracing,
+            ("otlp", "127.0.0.1:9"),
+            &log,
+        )
+    });
+    (rw, addr, dir, path)
+}
+
 /// Sends `GET <path>` with `headers` (lines ending in CRLF) and returns what the upstream
 /// received.
 fn through(addr: SocketAddr, upstream: &Upstream, path: &str, headers: &str) -> Seen {
@@ -430,21 +456,7 @@ fn envoy_listeners_decide_by_the_request_id_and_pack_the_reason_into_it() {
 fn the_access_log_prints_the_trace_the_route_and_the_attempts() {
     for driver in drivers() {
         let app = Upstream::start(false);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("access.json");
-        let log = format!(
-            "access_log:\n  path: {}\n  format: json\n  flush_interval: 10ms\n",
-            path.display()
-        );
-        let (rw, addr) = start(driver, |port, admin| {
-            config(
-                (port, admin),
-                &app.endpoint(),
-                "{ sampling: 100% }",
-                ("otlp", "127.0.0.1:9"),
-                &log,
-            )
-        });
+        let (rw, addr, _dir, path) = start_logging(driver, &app, "{ sampling: 100% }");
         let seen = through(
             addr,
             &app,
@@ -460,6 +472,66 @@ fn the_access_log_prints_the_trace_the_route_and_the_attempts() {
         let span = line["span_id"].as_str().expect("span id");
         assert_eq!(span.len(), 16, "{driver}");
         assert_ne!(span, P, "{driver}");
+        drop(rw);
+    }
+}
+
+/// An unsampled new trace on a W3C listener sends only its attempt's span upstream; its
+/// own span id, left undrawn on the request path, is still there for the access log (a
+/// non-zero id, not the attempt's), and a listener that also writes B3 still sends it
+/// upstream as the attempt's parent.
+#[test]
+fn an_unsampled_request_still_has_its_own_span_for_the_log_and_b3() {
+    for driver in drivers() {
+        let app = Upstream::start(false);
+        let (rw, addr, _dir, path) = start_logging(driver, &app, "{ sampling: 0% }");
+        let seen = through(addr, &app, "/a", "");
+        let (trace, attempt, flags) = traceparent(&seen);
+        assert_eq!(flags, "00", "{driver}");
+        let lines = common::wait_for_lines(&path, 1);
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        assert_eq!(line["trace_id"], trace.as_str(), "{driver}: {line}");
+        let span = line["span_id"].as_str().expect("span id");
+        assert_eq!(span.len(), 16, "{driver}: {line}");
+        assert!(
+            span.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{driver}: {line}"
+        );
+        assert_ne!(span, "0".repeat(16), "{driver}: {line}");
+        assert_ne!(
+            span, attempt,
+            "{driver}: the request's span, not its attempt's"
+        );
+        drop(rw);
+
+        let (rw, addr) = start(driver, |port, admin| {
+            config(
+                (port, admin),
+                &app.endpoint(),
+                "{ sampling: 0%, propagation: [w3c, b3] }",
+                ("otlp", "127.0.0.1:9"),
+                "",
+            )
+        });
+        let seen = through(addr, &app, "/a", "");
+        let (trace, attempt, _) = traceparent(&seen);
+        assert_eq!(seen.header("x-b3-traceid"), Some(trace), "{driver}");
+        assert_eq!(
+            seen.header("x-b3-spanid"),
+            Some(attempt.clone()),
+            "{driver}"
+        );
+        assert_eq!(
+            seen.header("x-b3-sampled").as_deref(),
+            Some("0"),
+            "{driver}"
+        );
+        let parent = seen
+            .header("x-b3-parentspanid")
+            .expect("the request's span");
+        assert_eq!(parent.len(), 16, "{driver}");
+        assert_ne!(parent, "0".repeat(16), "{driver}");
+        assert_ne!(parent, attempt, "{driver}");
         drop(rw);
     }
 }

@@ -29,7 +29,7 @@ pub use chunked::{ChunkEvent, ChunkedDecoder, ChunkedEncoder, SizeLine};
 pub use error::{ErrorKind, ParseError};
 pub use framing::{BodyFraming, ContentLengthBody};
 pub use head::HeadScanner;
-pub use header::HeaderEntry;
+pub use header::{HeaderEntry, NameLengths};
 pub use limits::{Limits, HARD_MAX_HEADERS};
 pub use overlay::{Edit, Overlay};
 pub use request::{line_value, parse_request, Method, Request, Version};

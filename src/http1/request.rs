@@ -16,6 +16,7 @@ use super::error::{ErrorKind, ParseError};
 use super::framing::{BodyFraming, FramingHeaders};
 use super::header::{
     classify, collect_fields, is_protected, is_token, list_items, only_crlfs, HeaderEntry, Known,
+    NameLengths,
 };
 use super::limits::{Limits, HARD_MAX_HEADERS};
 use super::overlay::Overlay;
@@ -104,6 +105,8 @@ pub struct Request {
     pub overlay: Overlay,
     /// The request line, CRLF included.
     request_line: Span,
+    /// The lengths of the received field names, as a set: bit `min(len, 31)`.
+    name_lengths: NameLengths,
 }
 
 impl Request {
@@ -127,10 +130,28 @@ impl Request {
 
     /// The value of the first header named `name` (ASCII case-insensitive).
     pub fn header<'a>(&self, buf: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        if !self.may_have(name.len()) {
+            return None;
+        }
         self.headers
             .iter()
             .find(|h| h.is(buf, name))
             .map(|h| h.value(buf))
+    }
+
+    /// Whether a received field's name may be `len` bytes long: false means no field
+    /// of that name length came, so a lookup by a name of that length can stop here
+    /// (one bit test instead of a pass over the fields; most lookups are for fields a
+    /// request does not carry).
+    #[inline]
+    pub fn may_have(&self, len: usize) -> bool {
+        self.name_lengths.may_have(len)
+    }
+
+    /// The set of the received field names' lengths (see [`NameLengths`]).
+    #[inline]
+    pub fn name_lengths(&self) -> NameLengths {
+        self.name_lengths
     }
 
     /// The request line, CRLF included.
@@ -240,7 +261,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits, out: &mut Request) -> Result<(
     out.method = Method::from_bytes(method.as_bytes());
     out.target = span_of(buf, target.as_bytes());
     out.version = Version::from_minor(minor);
-    collect_fields(buf, req.headers, fields_end, &mut out.headers)?;
+    out.name_lengths = collect_fields(buf, req.headers, fields_end, &mut out.headers)?;
     apply_fields(buf, out)
 }
 
@@ -369,6 +390,52 @@ mod tests {
 
     fn kind(raw: &[u8]) -> ErrorKind {
         parse(raw).unwrap_err().kind()
+    }
+
+    /// The set of name lengths lets a lookup stop early only where no field has the
+    /// name's length: every field of every length (31 and over share a bit) is still
+    /// found, and a name of a length no field has is absent without a pass.
+    #[test]
+    fn lookups_by_name_find_every_field_the_lengths_let_through() {
+        let names: Vec<String> = (1..=40)
+            .map(|n| format!("x{}", "a".repeat(n - 1)))
+            .collect();
+        for skip in 0..names.len() {
+            let mut raw = b"GET / HTTP/1.1\r\nHost: h\r\n".to_vec();
+            for (i, name) in names.iter().enumerate().filter(|(i, _)| *i != skip) {
+                raw.extend_from_slice(format!("{}: v{i}\r\n", name.to_uppercase()).as_bytes());
+            }
+            raw.extend_from_slice(b"\r\n");
+            let r = parse(&raw).unwrap();
+            for (i, name) in names.iter().enumerate() {
+                let want = format!("v{i}");
+                let found = r.header(&raw, name);
+                let by_scan = r
+                    .headers
+                    .iter()
+                    .find(|h| h.is(&raw, name))
+                    .map(|h| h.value(&raw));
+                assert_eq!(found, by_scan, "{name}");
+                assert_eq!(found.is_some(), i != skip, "{name}");
+                if i != skip {
+                    assert_eq!(found, Some(want.as_bytes()));
+                    assert!(r.may_have(name.len()));
+                }
+            }
+            let len = names[skip].len();
+            // A length shared with no other field (under 31) is known absent.
+            assert_eq!(r.may_have(len), len >= 31 || len == 4, "{len}");
+        }
+        let r = parse(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+        assert!(r.may_have(4) && !r.may_have(15) && !r.may_have(0));
+        assert_eq!(
+            r.header(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", "x-forwarded-for"),
+            None
+        );
+        let lengths = NameLengths::of(&[2, 40]);
+        assert!(lengths.may_have(2) && lengths.may_have(31) && lengths.may_have(99));
+        assert!(!lengths.may_have(3) && !lengths.may_have_any(NameLengths::of(&[3, 30])));
+        assert!(lengths.may_have_any(NameLengths::of(&[3, 2])));
     }
 
     #[test]

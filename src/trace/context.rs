@@ -17,48 +17,75 @@
 use crate::config::observability::{Propagation, Reads};
 
 use crate::hex;
+use crate::http1::NameLengths;
 
-/// Which formats a request carried (bit set). Aligned to four bytes so that a copy is
-/// one word (every traced request copies it twice).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
-#[repr(C, align(4))]
-pub struct Formats {
-    pub w3c: bool,
-    pub b3: bool,
-    pub b3_single: bool,
-}
+/// Which formats a request carried, or a hop writes: a set of three bits. One byte,
+/// so that copying it or comparing it with a set is one instruction (as three `bool`s
+/// it was taken apart into bytes and put back together around every copy).
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Formats(u8);
 
 impl Formats {
-    pub const NONE: Formats = Formats {
-        w3c: false,
-        b3: false,
-        b3_single: false,
-    };
+    const W3C_BIT: u8 = 1;
+    const B3_BIT: u8 = 2;
+    const B3_SINGLE_BIT: u8 = 4;
 
+    pub const NONE: Formats = Formats(0);
     /// W3C alone.
-    pub const W3C: Formats = Formats {
-        w3c: true,
-        b3: false,
-        b3_single: false,
-    };
+    pub const W3C: Formats = Formats(Formats::W3C_BIT);
+    /// B3's multiple headers alone.
+    pub const B3: Formats = Formats(Formats::B3_BIT);
+    /// B3's single header alone.
+    pub const B3_SINGLE: Formats = Formats(Formats::B3_SINGLE_BIT);
+
+    pub const fn new(w3c: bool, b3: bool, b3_single: bool) -> Formats {
+        let mut bits = 0;
+        if w3c {
+            bits |= Formats::W3C_BIT;
+        }
+        if b3 {
+            bits |= Formats::B3_BIT;
+        }
+        if b3_single {
+            bits |= Formats::B3_SINGLE_BIT;
+        }
+        Formats(bits)
+    }
+
+    /// W3C `traceparent` (and `tracestate`).
+    pub fn w3c(self) -> bool {
+        self.0 & Formats::W3C_BIT != 0
+    }
+
+    /// B3's multiple headers (`x-b3-traceid`…).
+    pub fn b3(self) -> bool {
+        self.0 & Formats::B3_BIT != 0
+    }
+
+    /// B3's single header (`b3`).
+    pub fn b3_single(self) -> bool {
+        self.0 & Formats::B3_SINGLE_BIT != 0
+    }
 
     /// The formats a listener writes (its `propagation`).
     pub fn from_propagation(p: Propagation) -> Formats {
-        Formats {
-            w3c: p.w3c,
-            b3: p.b3,
-            b3_single: p.b3_single,
-        }
+        Formats::new(p.w3c, p.b3, p.b3_single)
     }
 
     /// Both sets together: what a hop writes is the request's own formats plus the
     /// listener's.
     pub fn union(self, other: Formats) -> Formats {
-        Formats {
-            w3c: self.w3c || other.w3c,
-            b3: self.b3 || other.b3,
-            b3_single: self.b3_single || other.b3_single,
-        }
+        Formats(self.0 | other.0)
+    }
+}
+
+impl std::fmt::Debug for Formats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Formats")
+            .field("w3c", &self.w3c())
+            .field("b3", &self.b3())
+            .field("b3_single", &self.b3_single())
+            .finish()
     }
 }
 
@@ -153,9 +180,15 @@ enum Field {
 /// decision (see [`bears_on_decision`]): a bit test, before the name's bytes are read.
 #[inline]
 pub fn may_bear_on_decision(len: usize) -> bool {
-    const LENGTHS: u32 = 1 << 2 | 1 << 10 | 1 << 11 | 1 << 12 | 1 << 17 | 1 << 19;
-    len < 32 && LENGTHS >> len & 1 == 1
+    DECISION_NAME_LENGTHS.may_have(len)
 }
+
+/// The lengths of the names [`bears_on_decision`] can accept (`b3`; `tracestate`,
+/// `x-b3-flags`; `traceparent`, `x-b3-spanid`; `x-b3-traceid`, `x-b3-sampled`;
+/// `x-b3-parentspanid`, `x-client-trace-id`; `x-envoy-force-trace`): a request none of
+/// whose field names has one of them (`Request::name_lengths`) carries nothing that
+/// bears on its decision, known without a pass over its fields.
+pub const DECISION_NAME_LENGTHS: NameLengths = NameLengths::of(&[2, 10, 11, 12, 17, 19]);
 
 /// A client's request to trace (Envoy's `x-client-trace-id`).
 pub const CLIENT_TRACE_ID: &[u8] = b"x-client-trace-id";
@@ -312,11 +345,11 @@ impl Extractor {
             Single::Ids { sampled, debug, .. } => (sampled, debug),
         };
         let w3c = if self.w3c_repeated { None } else { self.w3c };
-        let formats = Formats {
-            w3c: w3c.is_some(),
-            b3: multi_ids.is_some() || multi_sampled.is_some(),
-            b3_single: self.single != Single::Absent,
-        };
+        let formats = Formats::new(
+            w3c.is_some(),
+            multi_ids.is_some() || multi_sampled.is_some(),
+            self.single != Single::Absent,
+        );
         // B3 first: W3C only when no B3 ids came (Envoy's Zipkin fallback).
         let b3_ids = multi_ids.is_some() || matches!(self.single, Single::Ids { .. });
         let w3c = w3c.filter(|_| !(self.reads.b3_first && b3_ids));
@@ -596,7 +629,8 @@ pub const TRACEPARENT_LINE: usize = 70;
 #[inline]
 pub fn traceparent_line(ctx: &Outgoing) -> [u8; TRACEPARENT_LINE] {
     let sampled = ctx.sampled || ctx.debug;
-    let (trace, span) = hex::ids(ctx.trace_id, ctx.span_id);
+    let trace_id = [(ctx.trace_id >> 64) as u64, ctx.trace_id as u64];
+    let (trace, span) = hex::ids(trace_id, ctx.span_id);
     let mut line = [0u8; TRACEPARENT_LINE];
     line[..16].copy_from_slice(b"traceparent: 00-");
     line[16..48].copy_from_slice(&trace);
@@ -609,21 +643,29 @@ pub fn traceparent_line(ctx: &Outgoing) -> [u8; TRACEPARENT_LINE] {
 }
 
 /// Appends what [`write_lines`] writes to `out`, and the head's last line (`\r\n`):
-/// W3C alone as one piece, built in place (one capacity check, no buffer between).
+/// W3C alone as one piece ([`append_traceparent_ending_head`]).
 pub fn append_lines_ending_head(ctx: &Outgoing, formats: Formats, out: &mut Vec<u8>) {
     if formats == Formats::W3C {
-        let line = traceparent_line(ctx);
-        let mut lines = [0u8; TRACEPARENT_LINE + 2];
-        lines[..TRACEPARENT_LINE].copy_from_slice(&line);
-        lines[TRACEPARENT_LINE..].copy_from_slice(b"\r\n");
-        out.extend_from_slice(&lines);
-        return;
+        return append_traceparent_ending_head(ctx, out);
     }
     let at = out.len();
     let len = lines_len(ctx, formats);
     out.resize(at + len + 2, 0);
     write_lines(ctx, formats, &mut out[at..at + len]);
     out[at + len..].copy_from_slice(b"\r\n");
+}
+
+/// Appends the `traceparent` line and the head's last line (`\r\n`) as one piece,
+/// built in place (one capacity check, no buffer between): what most listeners
+/// write. Its own function, so that a caller that builds `ctx` for it alone keeps the
+/// ids in registers.
+#[inline]
+pub fn append_traceparent_ending_head(ctx: &Outgoing, out: &mut Vec<u8>) {
+    let line = traceparent_line(ctx);
+    let mut lines = [0u8; TRACEPARENT_LINE + 2];
+    lines[..TRACEPARENT_LINE].copy_from_slice(&line);
+    lines[TRACEPARENT_LINE..].copy_from_slice(b"\r\n");
+    out.extend_from_slice(&lines);
 }
 
 #[inline]
@@ -640,11 +682,11 @@ pub fn lines_len(ctx: &Outgoing, formats: Formats) -> usize {
     let trace = |short: bool| if short { 16 } else { 32 };
     let parent = ctx.parent_id != 0;
     let mut n = 0;
-    if formats.w3c {
+    if formats.w3c() {
         // `traceparent: 00-` 32 `-` 16 `-01\r\n`
         n += TRACEPARENT_LINE;
     }
-    if formats.b3 {
+    if formats.b3() {
         // `x-b3-traceid: ` id `\r\nx-b3-spanid: ` 16 `\r\n`
         n += 14 + trace(ctx.short_id) + 15 + 16 + 2;
         if parent {
@@ -653,7 +695,7 @@ pub fn lines_len(ctx: &Outgoing, formats: Formats) -> usize {
         // `x-b3-flags: 1\r\n` or `x-b3-sampled: 0\r\n`
         n += if ctx.debug { 15 } else { 17 };
     }
-    if formats.b3_single {
+    if formats.b3_single() {
         // `b3: ` id `-` 16 `-1` [`-` 16] `\r\n`
         n += 4 + trace(ctx.short_id) + 1 + 16 + 2 + 2;
         if parent {
@@ -672,10 +714,10 @@ pub fn lines_len(ctx: &Outgoing, formats: Formats) -> usize {
 pub fn write_lines(ctx: &Outgoing, formats: Formats, out: &mut [u8]) -> usize {
     let mut at = 0;
     let sampled = ctx.sampled || ctx.debug;
-    if formats.w3c {
+    if formats.w3c() {
         put(out, &mut at, &traceparent_line(ctx));
     }
-    if formats.b3 {
+    if formats.b3() {
         put(out, &mut at, b"x-b3-traceid: ");
         put_trace(out, &mut at, ctx.trace_id, ctx.short_id);
         put(out, &mut at, b"\r\nx-b3-spanid: ");
@@ -696,7 +738,7 @@ pub fn write_lines(ctx: &Outgoing, formats: Formats, out: &mut [u8]) -> usize {
             },
         );
     }
-    if formats.b3_single {
+    if formats.b3_single() {
         put(out, &mut at, b"b3: ");
         put_trace(out, &mut at, ctx.trace_id, ctx.short_id);
         put(out, &mut at, b"-");
@@ -795,20 +837,7 @@ pub fn fuzz(data: &[u8]) {
         sampled: ctx.sampled.unwrap_or(false),
         debug: ctx.debug,
     };
-    for formats in [
-        Formats {
-            w3c: true,
-            ..Formats::NONE
-        },
-        Formats {
-            b3: true,
-            ..Formats::NONE
-        },
-        Formats {
-            b3_single: true,
-            ..Formats::NONE
-        },
-    ] {
+    for formats in [Formats::W3C, Formats::B3, Formats::B3_SINGLE] {
         let mut buf = [0u8; MAX_LINES];
         let n = write_lines(&out, formats, &mut buf);
         assert_eq!(n, lines_len(&out, formats));
@@ -819,7 +848,7 @@ pub fn fuzz(data: &[u8]) {
         assert_eq!(back.span_id, out.span_id);
         assert_eq!(back.sampled, Some(out.sampled || out.debug));
         assert_eq!(back.formats, formats);
-        if !formats.w3c {
+        if !formats.w3c() {
             assert_eq!(back.short_id, out.short_id);
             assert_eq!(back.parent_id, out.parent_id);
             assert_eq!(back.debug, out.debug);

@@ -111,13 +111,7 @@ fn w3c_valid_vectors() {
         (TRACE, SPAN, Some(true))
     );
     assert_eq!((c.short_id, c.parent_id, c.debug), (false, 0, false));
-    assert_eq!(
-        c.formats,
-        Formats {
-            w3c: true,
-            ..Formats::NONE
-        }
-    );
+    assert_eq!(c.formats, Formats::W3C);
     let c = tp("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
     assert_eq!(c.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
     assert_eq!(c.span_id, 0x00f067aa0ba902b7);
@@ -215,13 +209,7 @@ fn b3_single() {
     assert_eq!(c.span_id, 0xe457b5a2e4d86bd1);
     assert_eq!(c.parent_id, 0x05e3ac9a4f6e3b90);
     assert_eq!((c.sampled, c.debug, c.short_id), (Some(true), false, false));
-    assert_eq!(
-        c.formats,
-        Formats {
-            b3_single: true,
-            ..Formats::NONE
-        }
-    );
+    assert_eq!(c.formats, Formats::B3_SINGLE);
     // 64-bit trace id, deferred decision, upper case accepted.
     let c = ctx(&[("b3", "64FE8B2A57D3EFF7-E457B5A2E4D86BD1")]).unwrap();
     assert_eq!(c.trace_id, 0x64fe8b2a57d3eff7);
@@ -269,7 +257,7 @@ fn b3_single_sampling_only_and_deny() {
     // A deny next to ids from another format defers to that format's ids and flag...
     let c = ctx(&[("b3", "0"), ("traceparent", TP)]).unwrap();
     assert_eq!(c.sampled, Some(true));
-    assert!(c.formats.b3_single && c.formats.w3c);
+    assert!(c.formats.b3_single() && c.formats.w3c());
     // ... but fills in a B3 multi context's missing decision.
     let c = ctx(&[
         ("b3", "0"),
@@ -300,13 +288,7 @@ fn b3_multi() {
             false
         )
     );
-    assert_eq!(
-        c.formats,
-        Formats {
-            b3: true,
-            ..Formats::NONE
-        }
-    );
+    assert_eq!(c.formats, Formats::B3);
     // 64-bit, sampled spelled out, no parent.
     let c = ctx(&[
         ("x-b3-traceid", "64fe8b2a57d3eff7"),
@@ -383,14 +365,7 @@ fn precedence_w3c_then_single_then_multi() {
     all.push(("traceparent", TP));
     let c = ctx(&all).unwrap();
     assert_eq!((c.trace_id, c.sampled), (TRACE, Some(true)));
-    assert_eq!(
-        c.formats,
-        Formats {
-            w3c: true,
-            b3: true,
-            b3_single: true
-        }
-    );
+    assert_eq!(c.formats, Formats::new(true, true, true));
     all.pop();
     let c = ctx(&all).unwrap();
     assert_eq!(c.trace_id, 0x22222222222222222222222222222222);
@@ -405,7 +380,7 @@ fn precedence_w3c_then_single_then_multi() {
         ctx(&all).unwrap().trace_id,
         0x11111111111111111111111111111111
     );
-    assert!(!ctx(&all).unwrap().formats.w3c);
+    assert!(!ctx(&all).unwrap().formats.w3c());
     assert_eq!(extract(&[]), Extracted::default());
 }
 
@@ -419,11 +394,7 @@ fn write_lines_formats() {
         sampled: true,
         debug: false,
     };
-    let all = Formats {
-        w3c: true,
-        b3: true,
-        b3_single: true,
-    };
+    let all = Formats::new(true, true, true);
     let mut buf = [0u8; MAX_LINES];
     let n = write_lines(&out, all, &mut buf);
     assert_eq!(
@@ -470,11 +441,7 @@ fn write_lines_formats() {
 #[test]
 fn lines_len_is_what_write_lines_writes() {
     for bits in 0..8u8 {
-        let formats = Formats {
-            w3c: bits & 1 != 0,
-            b3: bits & 2 != 0,
-            b3_single: bits & 4 != 0,
-        };
+        let formats = Formats::new(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0);
         for (short_id, parent_id, debug) in [
             (false, 0, false),
             (true, 7, false),
@@ -537,17 +504,7 @@ fn formats_from_propagation() {
         b3_single: true,
     };
     let f = Formats::from_propagation(p);
-    assert_eq!(
-        f.union(Formats {
-            b3: true,
-            ..Formats::NONE
-        }),
-        Formats {
-            w3c: true,
-            b3: true,
-            b3_single: true
-        }
-    );
+    assert_eq!(f.union(Formats::B3), Formats::new(true, true, true));
 }
 
 #[test]
@@ -576,7 +533,7 @@ proptest! {
     ) {
         let trace_id = if short_id { u128::from(lo) } else { (u128::from(hi) << 64) | u128::from(lo) };
         let out = Outgoing { trace_id, short_id, span_id, parent_id, sampled, debug };
-        let formats = Formats { w3c, b3, b3_single };
+        let formats = Formats::new(w3c, b3, b3_single);
         let mut buf = [0u8; MAX_LINES];
         let n = write_lines(&out, formats, &mut buf);
         let got = extract_lines(&buf[..n]);
@@ -690,5 +647,5 @@ fn a_listener_reads_only_its_tracers_formats() {
     // A decision that came alone keeps its format and debug flag.
     let (e, _) = read(Reads::ALL, &[("b3", "d")]);
     assert_eq!((e.sampled_only, e.debug), (Some(true), true));
-    assert!(e.formats.b3_single && !e.formats.b3);
+    assert!(e.formats.b3_single() && !e.formats.b3());
 }

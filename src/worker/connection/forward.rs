@@ -187,7 +187,6 @@ impl Connection<'_> {
                 // The trace context, with this attempt's span (`trace`).
                 let first = self.retry.attempt == 1 && !stale_retried;
                 let context = self.trace_attempt_context(first.then_some(now));
-                let context = context.as_ref().map(|(ctx, formats)| (ctx, *formats));
                 lines_len = attempt_lines(
                     &mut out,
                     (lines_at, lines_len),
@@ -541,7 +540,7 @@ fn attempt_lines(
     out: &mut Vec<u8>,
     (at, len): (usize, usize),
     (attempt, expected): (Option<u32>, Option<std::time::Duration>),
-    context: Option<(&Outgoing, Formats)>,
+    context: Option<(impl OutgoingSource, Formats)>,
 ) -> usize {
     let envoy = (attempt.is_some() || expected.is_some()).then(|| envoy_lines(attempt, expected));
     let n = envoy.map_or(0, |(_, n)| n);
@@ -551,12 +550,20 @@ fn attempt_lines(
             out.extend_from_slice(&lines[..n]);
         }
         match context {
-            Some((ctx, formats)) => context::append_lines_ending_head(ctx, formats, out),
+            // W3C alone (most listeners): the ids go from the state into the line.
+            Some((ctx, Formats::W3C)) => {
+                context::append_traceparent_ending_head(&ctx.outgoing(), out);
+            }
+            Some((ctx, formats)) => {
+                context::append_lines_ending_head(&ctx.outgoing(), formats, out)
+            }
             None => out.extend_from_slice(b"\r\n"),
         }
         return out.len() - 2 - at;
     }
-    let context_len = context.map_or(0, |(ctx, formats)| context::lines_len(ctx, formats));
+    let context_len = context.map_or(0, |(ctx, formats)| {
+        context::lines_len(&ctx.outgoing(), formats)
+    });
     // Moved and copied as slices: `Vec::splice` goes byte by byte through an iterator,
     // which cost a traced request about a thousand instructions.
     let new_len = n + context_len;
@@ -571,9 +578,21 @@ fn attempt_lines(
         out[at..at + n].copy_from_slice(&lines[..n]);
     }
     if let Some((ctx, formats)) = context {
-        context::write_lines(ctx, formats, &mut out[at + n..at + new_len]);
+        context::write_lines(&ctx.outgoing(), formats, &mut out[at + n..at + new_len]);
     }
     new_len
+}
+
+/// What an attempt's trace lines are written from: an [`Outgoing`] context, or the
+/// connection's state read where the lines are written (`trace::AttemptContext`).
+pub(super) trait OutgoingSource: Copy {
+    fn outgoing(self) -> Outgoing;
+}
+
+impl OutgoingSource for Outgoing {
+    fn outgoing(self) -> Outgoing {
+        self
+    }
 }
 
 /// `x-envoy-attempt-count` and `x-envoy-expected-rq-timeout-ms`, when set, in a buffer
@@ -595,11 +614,13 @@ fn envoy_lines(attempt: Option<u32>, expected: Option<std::time::Duration>) -> (
 
 #[cfg(test)]
 mod tests {
+    const NO_CONTEXT: Option<(super::Outgoing, super::Formats)> = None;
+
     #[test]
     fn attempt_lines_replace_the_previous_attempts() {
         let mut out = b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody".to_vec();
         let at = out.len() - 4 - 2;
-        let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None), None);
+        let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None), NO_CONTEXT);
         assert_eq!(
             out,
             b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\n\r\nbody"
@@ -613,11 +634,8 @@ mod tests {
             sampled: false,
             debug: false,
         };
-        let single = super::Formats {
-            b3_single: true,
-            ..super::Formats::NONE
-        };
-        let context = Some((&context, single));
+        let single = super::Formats::B3_SINGLE;
+        let context = Some((context, single));
         let len = super::attempt_lines(&mut out, (at, len), (Some(12), expected), context);
         assert_eq!(
             out,
@@ -628,7 +646,7 @@ mod tests {
             out,
             b"GET / HTTP/1.1\r\nhost: a\r\nb3: 64fe8b2a57d3eff7-b7ad6b7169203331-0\r\n\r\nbody"
         );
-        super::attempt_lines(&mut out, (at, len), (None, None), None);
+        super::attempt_lines(&mut out, (at, len), (None, None), NO_CONTEXT);
         assert_eq!(out, b"GET / HTTP/1.1\r\nhost: a\r\n\r\nbody");
     }
 
@@ -645,16 +663,12 @@ mod tests {
             debug: false,
         };
         let w3c = super::Formats::W3C;
-        let all = super::Formats {
-            w3c: true,
-            b3: true,
-            b3_single: true,
-        };
+        let all = super::Formats::new(true, true, true);
         for formats in [w3c, all] {
             let head = b"GET / HTTP/1.1\r\nhost: a\r\n\r\n";
             let mut out = head.to_vec();
             let at = out.len() - 2;
-            let lines = Some((&context, formats));
+            let lines = Some((context, formats));
             let len = super::attempt_lines(&mut out, (at, 0), (Some(1), None), lines);
             let mut want = b"GET / HTTP/1.1\r\nhost: a\r\nx-envoy-attempt-count: 1\r\n".to_vec();
             let mut buf = [0u8; crate::trace::context::MAX_LINES];
@@ -671,7 +685,7 @@ mod tests {
                     "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\n\r\n"
                 ));
             }
-            super::attempt_lines(&mut out, (at, len), (None, None), None);
+            super::attempt_lines(&mut out, (at, len), (None, None), NO_CONTEXT);
             assert_eq!(out, head);
         }
     }

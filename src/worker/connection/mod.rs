@@ -557,18 +557,34 @@ impl Connection<'_> {
                     log.resolved(client, port);
                 }
             }
-            if l.tracing.is_some() {
-                let begin = trace::Begin {
-                    head,
-                    request: &mut self.request,
-                    random: &mut self.random,
-                    trace: &mut self.trace,
-                    listener: l,
-                    peer: &self.peer,
-                    reply_lines: &mut self.filters.reply_lines,
+            if let Some(t) = l.tracing.as_deref() {
+                // Read only where used (the slow decision, a sampled request).
+                let route_and_cluster = || (route, cluster.map(|c| &*c.name));
+                // Most requests on a native listener: a new root trace decided by its
+                // id, nothing else read (an Envoy listener's request may also name its
+                // span: `Begin` for those).
+                let root = t.native_bound.filter(|_| l.proxy.envoy.is_none());
+                let root = root.and_then(|bound| {
+                    let request = (&self.request, head);
+                    trace::TraceState::native_root(t, bound, route, request, &mut self.random)
+                });
+                let sampled = match root {
+                    Some(state) => {
+                        self.trace = state;
+                        state.sampled
+                    }
+                    None => trace::Begin {
+                        head,
+                        request: &mut self.request,
+                        random: &mut self.random,
+                        trace: &mut self.trace,
+                        listener: l,
+                        peer: &self.peer,
+                        reply_lines: &mut self.filters.reply_lines,
+                    }
+                    .run(route_and_cluster()),
                 };
-                let route_and_cluster = (route, cluster.map(|c| &*c.name));
-                if begin.run(route_and_cluster) {
+                if sampled {
                     let note = trace::Note {
                         operation_at: self.trace.operation_at(),
                         head,
@@ -578,7 +594,7 @@ impl Connection<'_> {
                         rq_start: self.rq_start,
                         clock: &self.worker.clock,
                     };
-                    note.run(route_and_cluster);
+                    note.run(route_and_cluster());
                 }
             }
             // Envoy returns the request id when configured to, or when an internal peer
@@ -1224,7 +1240,7 @@ impl Connection<'_> {
             let trace = self.trace.on.then(|| crate::access_log::TraceIds {
                 trace_id: self.trace.trace_id(),
                 short: self.trace.short_id(),
-                span_id: self.trace.span_id,
+                span_id: self.trace.server_span(&mut self.random),
             });
             let attempts = if upstream.is_some() {
                 self.retry.attempt

@@ -53,8 +53,9 @@ pub(super) struct TraceState {
     /// The trace id, high and low halves (no `u128` field: it would align the whole
     /// connection to 16 bytes).
     trace_id: [u64; 2],
-    /// The request's own span.
-    pub span_id: u64,
+    /// The request's own span; 0 until drawn, when nothing sends it
+    /// (`ListenerTrace::lazy_server_span`; read it with [`TraceState::server_span`]).
+    span_id: u64,
     /// Its parent (the incoming span), 0 for a root.
     parent_id: u64,
     /// The current attempt's span (equal to `span_id` when attempts spawn none).
@@ -87,7 +88,7 @@ impl TraceState {
             None => (context::new_trace_id(rng), false),
         };
         let shared =
-            incoming.is_some_and(|c| t.shared_spans && (c.formats.b3 || c.formats.b3_single));
+            incoming.is_some_and(|c| t.shared_spans && (c.formats.b3() || c.formats.b3_single()));
         let (span_id, parent_id) = match incoming {
             // Zipkin's shared span: the server half of the caller's span keeps its id.
             Some(c) if shared => (c.span_id, c.parent_id),
@@ -111,6 +112,50 @@ impl TraceState {
         }
     }
 
+    /// A new root trace decided on the listener's native share (`bound`: the
+    /// listener's `native_bound`), when nothing the request carries bears on the
+    /// decision and the route keeps the listener's sampling: most requests. `None`:
+    /// [`Begin::run`] decides. Nothing else is read or built: the ids are drawn, the
+    /// trace id's low 64 bits are the draw (OpenTelemetry's `TraceIdRatioBased`
+    /// decides by the id, so no draw of its own), and the state is written whole.
+    #[inline(always)]
+    pub(super) fn native_root(
+        t: &ListenerTrace,
+        bound: u128,
+        route: Option<&crate::router::Route>,
+        (request, head): (&crate::http1::Request, &[u8]),
+        rng: &mut fastrand::Rng,
+    ) -> Option<TraceState> {
+        let route_sampling = route
+            .and_then(|r| r.tracing.as_deref())
+            .is_some_and(|r| r.sampling.is_some());
+        if route_sampling || bears_on_decision(request, head) {
+            return None;
+        }
+        let trace_id = if t.short_ids {
+            [0, context::new_span_id(rng)]
+        } else {
+            let id = context::new_trace_id(rng);
+            [(id >> 64) as u64, id as u64]
+        };
+        let sampled = u128::from(trace_id[1]) < bound;
+        let span_id = if sampled || !t.lazy_server_span {
+            context::new_span_id(rng)
+        } else {
+            0
+        };
+        Some(TraceState {
+            on: true,
+            sampled,
+            short_id: t.short_ids,
+            trace_id,
+            span_id,
+            attempt_span: span_id,
+            formats: t.formats,
+            ..TraceState::default()
+        })
+    }
+
     /// The context the current attempt carries upstream: its own span (a child of
     /// the request's) when the listener spawns upstream spans, else the request's.
     #[inline(always)]
@@ -128,6 +173,15 @@ impl TraceState {
             sampled: self.sampled,
             debug: self.debug,
         }
+    }
+
+    /// The request's own span id, drawn now if it was left for later (an unsampled
+    /// new trace whose span id nothing sent: `ListenerTrace::lazy_server_span`).
+    pub(super) fn server_span(&mut self, rng: &mut fastrand::Rng) -> u64 {
+        if self.span_id == 0 {
+            self.span_id = context::new_span_id(rng);
+        }
+        self.span_id
     }
 
     pub fn trace_id(&self) -> u128 {
@@ -267,6 +321,35 @@ struct Fields<'h> {
     request_id_at: Option<usize>,
 }
 
+/// The context an upstream attempt carries, as the connection's state and the
+/// listener's choice of spans: the ids are read from the state where the attempt's
+/// lines are written (`forward::attempt_lines`), not copied out ahead of it.
+#[derive(Clone, Copy)]
+pub(super) struct AttemptContext<'a> {
+    state: &'a TraceState,
+    upstream_spans: bool,
+}
+
+impl super::forward::OutgoingSource for AttemptContext<'_> {
+    #[inline(always)]
+    fn outgoing(self) -> Outgoing {
+        self.state.outgoing(self.upstream_spans)
+    }
+}
+
+/// Whether a field of `request` bears on its sampling decision: none when no field
+/// name has the length of one that can (one bit test, most requests), else by each
+/// name's length before its bytes.
+#[inline(always)]
+fn bears_on_decision(request: &crate::http1::Request, head: &[u8]) -> bool {
+    request
+        .name_lengths()
+        .may_have_any(context::DECISION_NAME_LENGTHS)
+        && request.headers.iter().any(|h| {
+            context::may_bear_on_decision(h.name.len()) && context::bears_on_decision(h.name(head))
+        })
+}
+
 /// The parts of a connection that starting a trace reads and writes (borrowed apart
 /// from the rest, which the routing step still holds). Small on purpose: the common
 /// request reads a few of them and builds nothing else.
@@ -310,26 +393,11 @@ impl Begin<'_> {
             return false;
         };
         let route_tracing = route.and_then(|r| r.tracing.as_deref());
-        // A request with no field that bears on the decision, on the listener's native
-        // share: a compare against a bound, nothing extracted (most requests).
-        let fast = t.native_bound.filter(|_| {
-            route_tracing.is_none_or(|r| r.sampling.is_none())
-                && !self.request.headers.iter().any(|h| {
-                    // By the name's length before its bytes: most fields stop here.
-                    context::may_bear_on_decision(h.name.len())
-                        && context::bears_on_decision(h.name(self.head))
-                })
+        let fast = t.native_bound.and_then(|bound| {
+            TraceState::native_root(t, bound, route, (&*self.request, self.head), self.random)
         });
         *self.trace = match fast {
-            // A new root trace (its state built without an incoming context to
-            // consult), decided by its own id as OpenTelemetry's `TraceIdRatioBased`
-            // sampler decides: the id's low 64 bits are the draw (uniform, as any
-            // draw), so no draw of its own.
-            Some(bound) => {
-                let mut state = TraceState::begin(t, false, None, self.random);
-                state.sampled = u128::from(state.trace_id[1]) < bound;
-                state
-            }
+            Some(state) => state,
             None => {
                 let mut decider = Decider {
                     head: self.head,
@@ -837,7 +905,7 @@ impl Connection<'_> {
     pub(super) fn trace_attempt_context(
         &mut self,
         started: Option<Instant>,
-    ) -> Option<(Outgoing, Formats)> {
+    ) -> Option<(AttemptContext<'_>, Formats)> {
         let t = self.listener.tracing.as_deref().filter(|_| self.trace.on)?;
         let s = &mut self.trace;
         if t.config.upstream_spans {
@@ -851,7 +919,14 @@ impl Connection<'_> {
                 .map_or_else(|| clock.anchor(), |p| p.anchor(clock));
             s.attempt_start_ns = anchor.unix_ns(started.unwrap_or_else(Instant::now));
         }
-        Some((s.outgoing(t.config.upstream_spans), s.formats))
+        let upstream_spans = t.config.upstream_spans;
+        Some((
+            AttemptContext {
+                state: s,
+                upstream_spans,
+            },
+            s.formats,
+        ))
     }
 
     /// Hands the access log the context the current attempt carries upstream, when its
@@ -865,6 +940,7 @@ impl Connection<'_> {
         let Some(t) = self.listener.tracing.as_deref().filter(|_| self.trace.on) else {
             return;
         };
+        self.trace.server_span(&mut self.random);
         let ctx = self.trace.outgoing(t.config.upstream_spans);
         let mut lines = [0u8; context::MAX_LINES];
         let n = context::write_lines(&ctx, self.trace.formats, &mut lines);
