@@ -84,8 +84,7 @@ impl TraceState {
     ) -> TraceState {
         let (trace_id, short_id) = match incoming {
             Some(c) => (c.trace_id, c.short_id),
-            None if t.short_ids => (u128::from(context::new_span_id(rng)), true),
-            None => (context::new_trace_id(rng), false),
+            None => (new_trace_id(t, rng), t.short_ids),
         };
         let shared =
             incoming.is_some_and(|c| t.shared_spans && (c.formats.b3() || c.formats.b3_single()));
@@ -129,15 +128,11 @@ impl TraceState {
         let route_sampling = route
             .and_then(|r| r.tracing.as_deref())
             .is_some_and(|r| r.sampling.is_some());
-        if route_sampling || bears_on_decision(request, head) {
+        if route_sampling || carries_decision_fields(request, head) {
             return None;
         }
-        let trace_id = if t.short_ids {
-            [0, context::new_span_id(rng)]
-        } else {
-            let id = context::new_trace_id(rng);
-            [(id >> 64) as u64, id as u64]
-        };
+        let id = new_trace_id(t, rng);
+        let trace_id = [(id >> 64) as u64, id as u64];
         let sampled = u128::from(trace_id[1]) < bound;
         let span_id = if sampled || !t.lazy_server_span {
             context::new_span_id(rng)
@@ -337,11 +332,21 @@ impl super::forward::OutgoingSource for AttemptContext<'_> {
     }
 }
 
+/// A new trace's id: 64 bits for a Zipkin tracer without `trace_id_128bit`, else 128.
+#[inline(always)]
+fn new_trace_id(t: &ListenerTrace, rng: &mut fastrand::Rng) -> u128 {
+    if t.short_ids {
+        context::new_short_trace_id(rng)
+    } else {
+        context::new_trace_id(rng)
+    }
+}
+
 /// Whether a field of `request` bears on its sampling decision: none when no field
 /// name has the length of one that can (one bit test, most requests), else by each
 /// name's length before its bytes.
 #[inline(always)]
-fn bears_on_decision(request: &crate::http1::Request, head: &[u8]) -> bool {
+fn carries_decision_fields(request: &crate::http1::Request, head: &[u8]) -> bool {
     request
         .name_lengths()
         .may_have_any(context::DECISION_NAME_LENGTHS)
@@ -940,6 +945,7 @@ impl Connection<'_> {
         let Some(t) = self.listener.tracing.as_deref().filter(|_| self.trace.on) else {
             return;
         };
+        // Drawn if it was left for later: the lines may carry it (B3's parent).
         self.trace.server_span(&mut self.random);
         let ctx = self.trace.outgoing(t.config.upstream_spans);
         let mut lines = [0u8; context::MAX_LINES];
