@@ -516,6 +516,48 @@ fn access_logs_in_envoys_formats() {
     }
 }
 
+/// `%BYTES_RECEIVED%` and `%BYTES_SENT%` are body bytes (Envoy's "body bytes received",
+/// "body bytes sent"): a chunked body counts its payload, not its chunk sizes, line
+/// ends and trailers, whichever way it goes.
+#[test]
+fn envoy_byte_counts_leave_out_chunk_framing() {
+    for driver in drivers() {
+        let upstream = Upstream::start(false);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bytes.log");
+        let (port, admin) = (free_port(), free_port());
+        let format = "              log_format:\n                text_format_source:\n                  inline_string: \"%REQ(:PATH)% %BYTES_RECEIVED% %BYTES_SENT%\\n\"\n";
+        let yaml = with_access_log(port, admin, upstream.addr, &path, format);
+        let _rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // 11 bytes in two chunks (one with an extension, then a trailer) up; the
+        // upstream echoes them back chunked, with an extension and a trailer of its own.
+        let raw = b"POST /api/chunked HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\nX-Respond-Chunked: 1\r\n\r\n5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nx-sum: 1\r\n\r\n";
+        let r = exchange(addr, raw);
+        assert_eq!(
+            (r.status, &r.body[..]),
+            (200, &b"hello world"[..]),
+            "{driver}"
+        );
+        assert_eq!(upstream.next_seen().body, b"hello world", "{driver}");
+        // The same answer to a body sent with a length: the counts match.
+        let raw = b"POST /api/length HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 11\r\n\r\nhello world";
+        assert_eq!(exchange(addr, raw).status, 200, "{driver}");
+        upstream.next_seen();
+        // A body ringway reads and discards (a direct response) counts alike.
+        let raw = b"POST /elsewhere HTTP/1.1\r\nHost: shop.test\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let r = exchange(addr, raw);
+        assert_eq!((r.status, &r.body[..]), (404, &b"none"[..]), "{driver}");
+        let mut lines = wait_for_lines(&path, 3);
+        lines.sort();
+        assert_eq!(
+            lines,
+            ["/api/chunked 11 11", "/api/length 11 11", "/elsewhere 11 4"],
+            "{driver}"
+        );
+    }
+}
+
 #[test]
 fn native_listeners_add_no_envoy_headers() {
     for driver in drivers() {

@@ -616,3 +616,36 @@ fn the_binary_registers_tracer_stats_and_exports_through_reloads() {
         );
     }
 }
+
+/// Envoy's Zipkin reporter counts a report sent only on 202 Accepted (what a Zipkin
+/// server answers); any other answer, a 200 included, counts it dropped.
+#[test]
+fn a_zipkin_report_is_sent_only_when_the_collector_accepts_it() {
+    let collector = Collector::start(Mode::Normal);
+    for driver in common::drivers() {
+        let (port, admin) = (common::free_port(), common::free_port());
+        // The test collector answers 202 under `/api/v2/spans`, 200 elsewhere.
+        let yaml = format!(
+            "workers: 1\nadmin: 127.0.0.1:{admin}\ntracing:\n  provider: zipkin\n  collector: {{ cluster: collector, path: /elsewhere }}\n  flush_interval: 100ms\nlisteners:\n  - name: edge\n    address: 127.0.0.1:{port}\n    tracing: {{ sampling: 100% }}\n    routes:\n      - match: {{ prefix: / }}\n        direct_response: {{ status: 200, body: ok }}\nclusters:\n  - name: collector\n    endpoints: [\"{}\"]\n",
+            collector.addr()
+        );
+        let rw = common::Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let before = collector.requests().len();
+        assert_eq!(common::get(addr, "/a").unwrap().status, 200);
+        let got = collector.wait_for(before + 1, Duration::from_secs(4));
+        assert_eq!(got[before].path, "/elsewhere", "{driver}");
+        assert_eq!(rw.wait_for_stat("tracing.zipkin.reports_dropped", 1), 1);
+        let stats = rw.stats();
+        assert_eq!(
+            stats.get("tracing.zipkin.reports_sent"),
+            Some(&0),
+            "{driver}"
+        );
+        assert_eq!(
+            stats.get("tracing.zipkin.reports_failed"),
+            Some(&0),
+            "{driver}"
+        );
+    }
+}

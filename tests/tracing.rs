@@ -849,8 +849,9 @@ fn an_envoy_span_records_the_request_id_as_forwarded_with_its_reason_packed() {
     }
 }
 
-/// A request's span counts its bodies' bytes (not the heads), as Envoy's
-/// `request_size`/`response_size` do; its attempt's span counts none.
+/// A request's span counts its bodies' payload (not the heads, nor a chunked body's
+/// framing), as Envoy's `request_size`/`response_size` do; its attempt's span counts
+/// none.
 #[test]
 fn a_request_span_counts_the_body_it_carried() {
     use common::collector::{Collector, Mode};
@@ -876,6 +877,21 @@ fn a_request_span_counts_the_body_it_carried() {
             .find(|s| s["kind"] == "CLIENT")
             .unwrap_or_else(|| panic!("{driver}: {spans:#?}"));
         assert!(client["tags"].get("request_size").is_none(), "{driver}");
+        // A chunked body both ways counts its payload, not its framing.
+        let raw = b"POST /chunked HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nX-Respond-Chunked: 1\r\n\r\n5;x=y\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+        let r = exchange(addr, raw);
+        assert_eq!(
+            (r.status, &r.body[..]),
+            (200, &b"hello world"[..]),
+            "{driver}"
+        );
+        let spans = wait_spans(&collector, 4);
+        let server = spans
+            .iter()
+            .find(|s| s["kind"] == "SERVER" && s["name"] == "POST /chunked")
+            .unwrap_or_else(|| panic!("{driver}: {spans:#?}"));
+        assert_eq!(server["tags"]["request_size"], "11", "{driver}");
+        assert_eq!(server["tags"]["response_size"], "11", "{driver}");
         drop(rw);
     }
 }

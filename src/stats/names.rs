@@ -639,7 +639,7 @@ pub mod trace {
 
     /// Zipkin: export requests not sent because the collector cluster has no address.
     pub const REPORTS_SKIPPED_NO_CLUSTER: usize = 4;
-    /// Zipkin: requests the collector accepted (202, as Envoy checks; any 2xx here).
+    /// Zipkin: requests the collector accepted (202, as Envoy checks).
     pub const REPORTS_SENT: usize = 5;
     /// Zipkin: requests answered with another status.
     pub const REPORTS_DROPPED: usize = 6;

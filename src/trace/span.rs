@@ -106,9 +106,9 @@ pub struct SpanRecord {
     pub consumer: TextRef,
     /// Envoy's response flags (`access_log::ResponseFlags` bits).
     pub flags: u32,
-    /// `http.request.body.size`, `http.response.body.size` as bytes on the wire, head
-    /// and body, as the access log counts them (Envoy's `request_size`,
-    /// `response_size`); left out of an upstream attempt's
+    /// `http.request.body.size`, `http.response.body.size`: the bodies' payload, no
+    /// heads and no chunk framing, as Envoy's `%BYTES_RECEIVED%`/`%BYTES_SENT%` count
+    /// them (its `request_size`, `response_size`); left out of an upstream attempt's
     /// span, whose bytes are not counted apart from its request's.
     pub bytes_received: u64,
     pub bytes_sent: u64,

@@ -365,7 +365,17 @@ fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>, kept: 
         stats.get(stat::HTTP_REPORTS_SENT).inc();
     }
     let result = crate::fetch::send_kept(crate::fetch::Method::Post, Some(body), &request, kept);
-    let ok = matches!(&result, Ok(r) if (200..300).contains(&r.status));
+    // Envoy's Zipkin reporter counts a report sent only when the collector answers 202
+    // Accepted (a Zipkin server's answer), any other answer dropped; an OTLP/HTTP
+    // collector answers 200 (any 2xx taken as success).
+    let accepted = |status: u16| {
+        if zipkin {
+            status == 202
+        } else {
+            (200..300).contains(&status)
+        }
+    };
+    let ok = matches!(&result, Ok(r) if accepted(r.status));
     let counter = match (&result, zipkin, ok) {
         (Ok(_), true, true) => stat::REPORTS_SENT,
         (Ok(_), true, false) => stat::REPORTS_DROPPED,

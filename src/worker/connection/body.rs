@@ -87,7 +87,8 @@ impl Connection<'_> {
                 )
                 .map_err(|e| Error::new(ErrorKind::BadRequestBody(e.status()), Side::Client))?;
                 self.start += consumed;
-                self.count_received(consumed as u64);
+                // The payload, not its framing (Envoy's body bytes).
+                self.count_received(payload);
                 drop(observe);
                 refused.map_err(|kind| Error::new(kind, Side::Client))?;
                 Ok(if done {
@@ -193,6 +194,7 @@ impl Connection<'_> {
                         self.read_body(deadline).await?;
                     }
                     out.clear();
+                    let before = *payload;
                     let decoder = &mut self.request_decoder;
                     let mut refused = Ok(());
                     let mut observe = observer(chain, &mut refused);
@@ -205,7 +207,7 @@ impl Connection<'_> {
                     )
                     .map_err(|e| refuse(ErrorKind::BadRequestBody(e.status())))?;
                     self.start += consumed;
-                    self.count_received(consumed as u64);
+                    self.count_received(*payload - before);
                     drop(observe);
                     refused.map_err(refuse)?;
                     if !out.is_empty() {

@@ -657,6 +657,9 @@ impl Connection<'_> {
         // Body bytes that came with the head go out in the same write, as far as they fit.
         let mut pos = head_len;
         let mut remaining = 0u64;
+        // A chunked body's framing written (sizes, line ends, trailers): not counted as
+        // body bytes sent, as Envoy counts the payload.
+        let mut chunk_framing = 0u64;
         let room = out.capacity().saturating_sub(out.len());
         let mut done = match framing {
             ResponseFraming::None => true,
@@ -673,6 +676,7 @@ impl Connection<'_> {
                 let decoder = &mut self.response_decoder;
                 decoder.reset();
                 let mut payload = 0;
+                let before = out.len();
                 let (consumed, finished) = reframe(
                     decoder,
                     &ubuf[pos..],
@@ -682,6 +686,7 @@ impl Connection<'_> {
                 )
                 .map_err(|_| Error::bad_response(false))?;
                 pos += consumed;
+                chunk_framing += (out.len() - before) as u64 - payload;
                 finished
             }
             ResponseFraming::CloseDelimited => {
@@ -751,6 +756,7 @@ impl Connection<'_> {
                     .map_err(|_| Error::bad_response(true))?;
                     pos = consumed;
                     done = finished;
+                    chunk_framing += out.len() as u64 - payload;
                     0
                 }
             };
@@ -797,7 +803,7 @@ impl Connection<'_> {
             forwarded: Forwarded {
                 next: if close { Next::Close } else { Next::KeepAlive },
                 status,
-                sent,
+                sent: sent.saturating_sub(chunk_framing),
             },
             reusable,
             keep_alive,

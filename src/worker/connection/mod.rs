@@ -72,7 +72,10 @@ use crate::{
     error::{Cause, Error, ErrorKind, Side},
     filter::{stages, Chain, LocalAddress, RequestFacts, RequestHead, RequestState, Verdict},
     forwarding::IpText,
-    http1::{self, BodyFraming, ChunkedDecoder, HeadScanner, Method, Request, Response, Version},
+    http1::{
+        self, BodyFraming, ChunkEvent, ChunkedDecoder, HeadScanner, Method, Request, Response,
+        Version,
+    },
     local_reply::{LocalReplyKind, Reply},
     peer::Peer,
     proxy_protocol,
@@ -1123,7 +1126,10 @@ impl Connection<'_> {
                         Ok((consumed, event)) => {
                             self.start += consumed;
                             wire += consumed as u64;
-                            self.count_received(consumed as u64);
+                            if let Some(ChunkEvent::Data(data)) = &event {
+                                // The payload, not its framing (Envoy's body bytes).
+                                self.count_received(data.len() as u64);
+                            }
                             if self.request_decoder.is_done() {
                                 return Body::Consumed;
                             }
@@ -1188,8 +1194,8 @@ impl Connection<'_> {
         true
     }
 
-    /// Body bytes read for the current request (for the access log, the route's stats
-    /// and a sampled request's span).
+    /// Body bytes read for the current request, a chunked body's payload without its
+    /// framing (for the access log, the route's stats and a sampled request's span).
     fn count_received(&mut self, bytes: u64) {
         self.route_stats.received(bytes);
         self.trace_received(bytes);

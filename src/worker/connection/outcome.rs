@@ -18,6 +18,7 @@ pub(super) enum Next {
 pub(super) struct Forwarded {
     pub next: Next,
     pub status: u16,
-    /// Bytes sent to the client (head and body).
+    /// Bytes sent to the client: the head and the body's payload (a chunked body's
+    /// framing is not counted, as Envoy counts body bytes).
     pub sent: u64,
 }
