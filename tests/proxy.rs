@@ -417,11 +417,19 @@ fn every_local_reply_has_its_status() {
         assert_eq!(stats["cluster.dead.upstream_cx_total"], 1, "{driver}");
         assert_eq!(stats["cluster.dead.upstream_cx_destroy"], 1, "{driver}");
         assert_eq!(stats["cluster.dead.upstream_cx_active"], 0, "{driver}");
+        // Refused: the endpoint's answer (Envoy's remote close), no request on it yet.
+        assert_eq!(
+            destroyed(&stats, "dead"),
+            [1, 0, 1, 0, 0, 0],
+            "{driver}: destroy, _local, _remote, _with_active_rq, its halves"
+        );
         assert_eq!(stats["cluster.echo.upstream_rq_timeout"], 1, "{driver}");
         assert_eq!(
             stats["cluster.echo.upstream_cx_protocol_error"], 1,
             "{driver}"
         );
+        // The timeout and the bad response: ringway closed both, a request on each.
+        assert_eq!(destroyed(&stats, "echo"), [2, 2, 0, 2, 2, 0], "{driver}");
     }
 }
 
@@ -474,6 +482,8 @@ fn a_connect_that_hangs_times_out_with_503() {
         ] {
             assert_eq!(stats[name], 1, "{driver}: {name}");
         }
+        // Ringway gave up on it: a local close (Envoy's connect timer closes it).
+        assert_eq!(destroyed(&stats, "hole"), [1, 1, 0, 0, 0, 0], "{driver}");
     }
     drop(fillers);
 }
@@ -633,5 +643,63 @@ fn ipv6_and_unix_socket_upstreams_work() {
             );
             raw.clear();
         }
+    }
+}
+
+/// A cluster's `upstream_cx_destroy` and its splits, in Envoy's order: the total,
+/// `_local`, `_remote`, `_with_active_rq`, `_local_with_active_rq`,
+/// `_remote_with_active_rq`.
+fn destroyed(stats: &std::collections::HashMap<String, u64>, cluster: &str) -> [u64; 6] {
+    [
+        "",
+        "_local",
+        "_remote",
+        "_with_active_rq",
+        "_local_with_active_rq",
+        "_remote_with_active_rq",
+    ]
+    .map(|split| stats[&format!("cluster.{cluster}.upstream_cx_destroy{split}")])
+}
+
+/// An endpoint that resets the connection with a request on it (before answering, or
+/// mid-response) closes it remotely with an active request; a pooled connection closed
+/// by ringway's idle timeout is a local close with none.
+#[test]
+fn upstream_connection_closes_are_counted_by_who_closed_them() {
+    use common::faulty::{Faulty, Mode};
+    for driver in drivers() {
+        let up = Faulty::start("f");
+        let (port, admin) = (free_port(), free_port());
+        let yaml = format!(
+            "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: l\n    address: 127.0.0.1:{port}\n    routes:\n      - match: {{ prefix: / }}\n        cluster: f\nclusters:\n  - name: f\n    endpoints: [{}]\n    pool: {{ idle_timeout: 300ms }}\n",
+            up.endpoint()
+        );
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let get = || send(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        up.set(Mode::Drop);
+        // A native listener answers a reset 502 (an Envoy listener, 503 as Envoy does).
+        assert_eq!(get().status, 502, "{driver}");
+        up.set(Mode::Reset);
+        // The answer started: the client gets its part, then the connection ends.
+        let mut conn = connect(addr).unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let mut partial = Vec::new();
+        let _ = conn.read_to_end(&mut partial);
+        assert!(partial.starts_with(b"HTTP/1.1 200"), "{driver}");
+        assert_eq!(
+            destroyed(&rw.stats(), "f"),
+            [2, 0, 2, 2, 0, 2],
+            "{driver}: two resets with a request on the connection"
+        );
+        up.set(Mode::Ok);
+        assert_eq!(get().status, 200, "{driver}");
+        // Pooled, then closed by the pool's idle timeout.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while rw.stats()["cluster.f.upstream_cx_destroy"] < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(destroyed(&rw.stats(), "f"), [3, 1, 2, 2, 0, 2], "{driver}");
     }
 }

@@ -326,9 +326,18 @@ pub mod cluster {
     /// their body streams, this worker's shadow requests in flight are at their bound,
     /// or the cluster speaks PROXY protocol. Not an Envoy stat.
     pub const UPSTREAM_RQ_SHADOW_SKIPPED: usize = 43;
+    /// Connections closed by ringway (`upstream_cx_destroy` splits as Envoy's: by who
+    /// closed it, and whether a request was in flight on it).
+    pub const UPSTREAM_CX_DESTROY_LOCAL: usize = 44;
+    /// Connections the endpoint closed (or reset, or refused).
+    pub const UPSTREAM_CX_DESTROY_REMOTE: usize = 45;
+    /// Connections closed with a request in flight on them, by either side.
+    pub const UPSTREAM_CX_DESTROY_WITH_ACTIVE_RQ: usize = 46;
+    pub const UPSTREAM_CX_DESTROY_LOCAL_WITH_ACTIVE_RQ: usize = 47;
+    pub const UPSTREAM_CX_DESTROY_REMOTE_WITH_ACTIVE_RQ: usize = 48;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 44] = [
+    pub static DEFS: [StatDef; 49] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -373,6 +382,11 @@ pub mod cluster {
         gauge("upstream_rq_pending_active"),
         counter("upstream_rq_per_try_idle_timeout"),
         counter("upstream_rq_shadow_skipped"),
+        counter("upstream_cx_destroy_local"),
+        counter("upstream_cx_destroy_remote"),
+        counter("upstream_cx_destroy_with_active_rq"),
+        counter("upstream_cx_destroy_local_with_active_rq"),
+        counter("upstream_cx_destroy_remote_with_active_rq"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

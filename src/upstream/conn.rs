@@ -47,20 +47,63 @@ pub struct UpstreamConn {
 
 /// A connection counted in its cluster's `upstream_cx_active` and its host's `cx_active`
 /// gauges until dropped (the cells only: holding the host would hold its pool, which
-/// holds this connection).
+/// holds this connection), and how it is closing ([`UpstreamConn::closing`]).
 #[derive(Debug)]
-struct Active(std::rc::Rc<super::HostCells>, std::time::Instant);
+struct Active {
+    cells: std::rc::Rc<super::HostCells>,
+    opened: std::time::Instant,
+    closer: Closer,
+    request_in_flight: bool,
+}
 
 impl Drop for Active {
     fn drop(&mut self) {
         use crate::stats::names::{cluster, host};
-        self.0.cluster.get(cluster::UPSTREAM_CX_ACTIVE).dec();
-        self.0.cluster.get(cluster::UPSTREAM_CX_DESTROY).inc();
+        self.cells.cluster.get(cluster::UPSTREAM_CX_ACTIVE).dec();
+        count_destroy(&self.cells.cluster, self.closer, self.request_in_flight);
         // Envoy's `upstream_cx_length_ms`: one clock read per upstream connection.
-        self.0.cx_length.record(self.1.elapsed());
-        if let Some(stats) = &self.0.host {
+        self.cells.cx_length.record(self.opened.elapsed());
+        if let Some(stats) = &self.cells.host {
             stats.get(host::CX_ACTIVE).dec();
         }
+    }
+}
+
+/// Which side closed an upstream connection (Envoy's `LocalClose` and `RemoteClose`):
+/// ringway (an idle timeout, a response that ends the connection, a timeout or an
+/// error found in the exchange, a drained pool) or the endpoint (it closed or reset
+/// the connection, refused it, or ended a response by closing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Closer {
+    #[default]
+    Local,
+    Remote,
+}
+
+/// Counts a closed connection, opened or not, as Envoy's pool does
+/// (`reportUpstreamCxDestroy`, `reportUpstreamCxDestroyActiveRequest`):
+/// `upstream_cx_destroy`, its `_local` or `_remote` half, and with a request in flight
+/// `_with_active_rq` and its half too.
+pub fn count_destroy(stats: &crate::stats::WorkerScope, closer: Closer, request_in_flight: bool) {
+    use crate::stats::names::cluster as cx;
+    stats.get(cx::UPSTREAM_CX_DESTROY).inc();
+    let remote = closer == Closer::Remote;
+    stats
+        .get(if remote {
+            cx::UPSTREAM_CX_DESTROY_REMOTE
+        } else {
+            cx::UPSTREAM_CX_DESTROY_LOCAL
+        })
+        .inc();
+    if request_in_flight {
+        stats.get(cx::UPSTREAM_CX_DESTROY_WITH_ACTIVE_RQ).inc();
+        stats
+            .get(if remote {
+                cx::UPSTREAM_CX_DESTROY_REMOTE_WITH_ACTIVE_RQ
+            } else {
+                cx::UPSTREAM_CX_DESTROY_LOCAL_WITH_ACTIVE_RQ
+            })
+            .inc();
     }
 }
 
@@ -121,7 +164,22 @@ impl UpstreamConn {
         if let Some(stats) = &cells.host {
             stats.get(names::host::CX_ACTIVE).inc();
         }
-        self.active = Some(Active(std::rc::Rc::clone(cells), std::time::Instant::now()));
+        self.active = Some(Active {
+            cells: std::rc::Rc::clone(cells),
+            opened: std::time::Instant::now(),
+            closer: Closer::Local,
+            request_in_flight: false,
+        });
+    }
+
+    /// Says how the connection is about to close, for its `upstream_cx_destroy_*`
+    /// counts when it is dropped: by `closer`, with or without a request in flight on
+    /// it. A connection dropped without being told was closed by ringway, idle.
+    pub fn closing(&mut self, closer: Closer, request_in_flight: bool) {
+        if let Some(active) = &mut self.active {
+            active.closer = closer;
+            active.request_in_flight = request_in_flight;
+        }
     }
 
     /// Connects and runs the TLS handshake, both within `timeout`. Callers box this

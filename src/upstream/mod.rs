@@ -504,10 +504,13 @@ impl ClusterSnapshot {
     /// connection it closes, opened or not (`onConnectionEvent`:
     /// `reportUpstreamCxDestroy` before the connect-failure count), so that
     /// `upstream_cx_total` less `upstream_cx_destroy` stays `upstream_cx_active`.
-    pub fn count_connect_failure(&self, host: Option<&Host>) {
+    /// `closer`: the endpoint refused or reset it (`Remote`), or ringway gave up
+    /// (`Local`: the connect timeout, a TLS handshake it refused), as Envoy's events
+    /// say.
+    pub fn count_connect_failure(&self, host: Option<&Host>, closer: conn::Closer) {
         use crate::stats::names::{cluster as cx, host as hx};
         self.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
-        self.stats.get(cx::UPSTREAM_CX_DESTROY).inc();
+        conn::count_destroy(&self.stats, closer, false);
         if let Some(host) = host {
             host.count(hx::CX_CONNECT_FAIL);
         }

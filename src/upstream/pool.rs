@@ -305,6 +305,12 @@ impl EndpointPool {
                 found = Some(entry.conn);
                 break;
             }
+            if entry.expires > now {
+                // Not quiet: the endpoint closed it, reset it or spoke unasked (a 408
+                // before closing), all its doing; an expired one ringway closes.
+                let mut conn = entry.conn;
+                conn.closing(super::conn::Closer::Remote, false);
+            }
             self.open.set(self.open.get().saturating_sub(1));
         }
         self.idle_low_water.taken(idle.len());

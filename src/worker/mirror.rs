@@ -52,7 +52,7 @@ use crate::{
     stats::names::{cluster as cx, host as hx},
     upstream::{
         breakers::Resource,
-        conn::{ConnectError, UpstreamConn},
+        conn::{Closer, ConnectError, UpstreamConn},
         pool::Lease,
         ClusterSnapshot, Host,
     },
@@ -343,7 +343,11 @@ async fn connect(
             if let ConnectError::Timeout = e {
                 stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
             }
-            cluster.count_connect_failure(Some(host));
+            let closer = match e {
+                ConnectError::Io(_) => Closer::Remote,
+                ConnectError::Timeout | ConnectError::Tls(_) => Closer::Local,
+            };
+            cluster.count_connect_failure(Some(host), closer);
             if let ConnectError::Tls(_) = e {
                 stats.get(cx::SSL_CONNECTION_ERROR).inc();
             }

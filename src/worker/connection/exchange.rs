@@ -41,7 +41,7 @@ use crate::{
     router::Route,
     stats::names::{cluster as cx, host as hx, http as rq},
     upstream::{
-        conn::{ConnectError, ReadHalf, UpstreamConn},
+        conn::{Closer, ConnectError, ReadHalf, UpstreamConn},
         pool::Lease,
         ClusterSnapshot,
     },
@@ -96,7 +96,7 @@ impl Connection<'_> {
                     Box::pin(UpstreamConn::connect_tls(lease.address(), timeout, tls)).await
                 }
                 Some((Err(_), _)) => {
-                    cluster.count_connect_failure(host.as_deref());
+                    cluster.count_connect_failure(host.as_deref(), Closer::Local);
                     return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
                 }
             };
@@ -121,7 +121,7 @@ impl Connection<'_> {
                 Err(ConnectError::Timeout) => {
                     // A timeout is a connect failure too, as in Envoy.
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
-                    cluster.count_connect_failure(host.as_deref());
+                    cluster.count_connect_failure(host.as_deref(), Closer::Local);
                     return Err(Error::new(ErrorKind::ConnectTimeout, Side::Upstream));
                 }
                 Err(ConnectError::Tls(e)) => {
@@ -135,12 +135,14 @@ impl Connection<'_> {
                             _ => cx::SSL_CONNECTION_ERROR,
                         })
                         .inc();
-                    cluster.count_connect_failure(host.as_deref());
+                    // Ringway ends a handshake it refuses (Envoy's local close).
+                    cluster.count_connect_failure(host.as_deref(), Closer::Local);
                     let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
                     return Err(error.because(Cause::of_error(&e)));
                 }
                 Err(ConnectError::Io(e)) => {
-                    cluster.count_connect_failure(host.as_deref());
+                    // Refused, reset or unreachable: the remote side's answer.
+                    cluster.count_connect_failure(host.as_deref(), Closer::Remote);
                     let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
                     return Err(error.because(Cause::of_error(&e)));
                 }
@@ -723,7 +725,11 @@ impl Connection<'_> {
                 };
                 *ubuf = slice.into_inner();
                 match result {
-                    Ok(0) if framing == ResponseFraming::CloseDelimited => break,
+                    Ok(0) if framing == ResponseFraming::CloseDelimited => {
+                        // The endpoint ended the body by closing: its close.
+                        conn.closing(Closer::Remote, false);
+                        break;
+                    }
                     Ok(0) | Err(_) => {
                         return Err(Error::upstream_reset(true, true, Cause::of(&result)))
                     }

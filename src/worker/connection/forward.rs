@@ -28,6 +28,7 @@ use crate::{
     stats::names::{cluster as cx, host as hx},
     upstream::{
         breakers::Resource,
+        conn::Closer,
         outcome::{Outcome, OutlierPolicy},
         ClusterSnapshot,
     },
@@ -296,6 +297,20 @@ impl Connection<'_> {
             };
             if let (Some(policy), Some(observed)) = (&cluster.outlier, observed) {
                 self.observe(cluster, &picked, policy, observed);
+            }
+            if let (Err(e), Some(conn)) = (&outcome, lease.conn.as_mut()) {
+                // The connection closes with this attempt's request on it (a hedged
+                // attempt, still out, is not this lease's to close): the endpoint's
+                // doing when it reset or closed it, else ringway's (a timeout, a bad
+                // response, the client gone, a response retried unread).
+                if e.kind != ErrorKind::Hedged {
+                    let closer = if e.kind == ErrorKind::UpstreamReset {
+                        Closer::Remote
+                    } else {
+                        Closer::Local
+                    };
+                    conn.closing(closer, true);
+                }
             }
             match outcome {
                 Ok(finished) => {
