@@ -703,3 +703,30 @@ fn upstream_connection_closes_are_counted_by_who_closed_them() {
         assert_eq!(destroyed(&rw.stats(), "f"), [3, 1, 2, 2, 0, 2], "{driver}");
     }
 }
+
+/// A response that asks to end its connection (`Connection: close`) is counted in
+/// Envoy's `upstream_cx_close_notify`, and ringway closing it after the response is a
+/// local close with no request on it; a kept-alive answer counts neither.
+#[test]
+fn a_response_that_ends_its_connection_is_counted() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let p = proxy(driver, &up, "");
+        let get = |extra: &str| {
+            let raw = format!("GET /svc/x HTTP/1.1\r\nHost: t\r\n{extra}\r\n");
+            send(p.public, raw.as_bytes()).status
+        };
+        assert_eq!(get(""), 200, "{driver}");
+        assert_eq!(
+            get("x-respond-header: connection: close\r\n"),
+            200,
+            "{driver}"
+        );
+        let stats = p.rw.stats();
+        assert_eq!(
+            stats["cluster.echo.upstream_cx_close_notify"], 1,
+            "{driver}"
+        );
+        assert_eq!(destroyed(&stats, "echo"), [1, 1, 0, 0, 0, 0], "{driver}");
+    }
+}

@@ -46,6 +46,10 @@ pub struct Response {
     pub framing: ResponseFraming,
     /// Whether the upstream connection may be reused after this response.
     pub keep_alive: bool,
+    /// The response asks to end the connection: `Connection: close`, or HTTP/1.0
+    /// without `keep-alive` (Envoy's `upstream_cx_close_notify`). A body delimited by
+    /// the close alone ends it too, unasked (`keep_alive` is then false, this not).
+    pub ends_connection: bool,
     /// Whether the upstream sent a `Date` (a proxy adds one otherwise).
     pub has_date: bool,
     pub head_len: usize,
@@ -225,8 +229,8 @@ fn apply_fields(buf: &[u8], request_method: Method, out: &mut Response) -> Resul
         Some(BodyFraming::ContentLength(n)) => ResponseFraming::ContentLength(n),
         Some(BodyFraming::None) | None => ResponseFraming::CloseDelimited,
     };
-    out.keep_alive =
-        !close && (!http10 || keep_alive) && out.framing != ResponseFraming::CloseDelimited;
+    out.ends_connection = close || (http10 && !keep_alive);
+    out.keep_alive = !out.ends_connection && out.framing != ResponseFraming::CloseDelimited;
     Ok(())
 }
 
@@ -248,6 +252,25 @@ mod tests {
         assert!(with.unwrap().has_date);
         let without = parse(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", Method::Get);
         assert!(!without.unwrap().has_date);
+    }
+
+    #[test]
+    fn a_response_that_asks_to_end_its_connection_says_so() {
+        let ends = |raw: &[u8]| {
+            let r = parse(raw, Method::Get).unwrap();
+            (r.ends_connection, r.keep_alive)
+        };
+        let cl = "content-length: 0\r\n";
+        let http11 = |fields: &str| format!("HTTP/1.1 200 OK\r\n{fields}\r\n");
+        let http10 = |fields: &str| format!("HTTP/1.0 200 OK\r\n{fields}\r\n");
+        assert_eq!(ends(http11(cl).as_bytes()), (false, true));
+        let close = format!("{cl}Connection: keep-alive, Close\r\n");
+        assert_eq!(ends(http11(&close).as_bytes()), (true, false));
+        assert_eq!(ends(http10(cl).as_bytes()), (true, false));
+        let kept = format!("{cl}connection: keep-alive\r\n");
+        assert_eq!(ends(http10(&kept).as_bytes()), (false, true));
+        // Delimited by the close, unasked: not reusable, not a notice.
+        assert_eq!(ends(http11("").as_bytes()), (false, false));
     }
 
     #[test]

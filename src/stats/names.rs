@@ -335,9 +335,12 @@ pub mod cluster {
     pub const UPSTREAM_CX_DESTROY_WITH_ACTIVE_RQ: usize = 46;
     pub const UPSTREAM_CX_DESTROY_LOCAL_WITH_ACTIVE_RQ: usize = 47;
     pub const UPSTREAM_CX_DESTROY_REMOTE_WITH_ACTIVE_RQ: usize = 48;
+    /// Responses that asked to end their connection (`Connection: close`, HTTP/1.0
+    /// without keep-alive).
+    pub const UPSTREAM_CX_CLOSE_NOTIFY: usize = 49;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 49] = [
+    pub static DEFS: [StatDef; 50] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -387,6 +390,7 @@ pub mod cluster {
         counter("upstream_cx_destroy_with_active_rq"),
         counter("upstream_cx_destroy_local_with_active_rq"),
         counter("upstream_cx_destroy_remote_with_active_rq"),
+        counter("upstream_cx_close_notify"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -494,6 +494,9 @@ impl Connection<'_> {
             }
             ubuf.drain(..head_len);
         };
+        if self.response.ends_connection {
+            cluster.stats.get(cx::UPSTREAM_CX_CLOSE_NOTIFY).inc();
+        }
         // The retry policy sees the answer before the client does (`retry`); most
         // answers are ruled out by their status alone.
         let status = self.response.status;
