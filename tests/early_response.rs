@@ -65,7 +65,7 @@ fn refuses_uploads() -> Scripted {
 fn an_upstream_that_answers_before_reading_the_body_is_heard_at_once() {
     for driver in drivers() {
         let up = refuses_uploads();
-        let (_rw, addr) = start(driver, up.addr, "");
+        let (rw, addr) = start(driver, up.addr, "");
         let mut conn = connect(addr).unwrap();
         let size = 5 << 20;
         let began = Instant::now();
@@ -96,6 +96,10 @@ fn an_upstream_that_answers_before_reading_the_body_is_heard_at_once() {
             began.elapsed()
         );
         sender.join().unwrap();
+        // The upstream connection closes with the request unfinished on it: Envoy's
+        // local close with an active request.
+        let name = "cluster.up.upstream_cx_destroy_local_with_active_rq";
+        assert_eq!(rw.wait_for_stat(name, 1), 1, "{driver}");
     }
 }
 

@@ -661,6 +661,22 @@ fn destroyed(stats: &std::collections::HashMap<String, u64>, cluster: &str) -> [
     .map(|split| stats[&format!("cluster.{cluster}.upstream_cx_destroy{split}")])
 }
 
+/// One worker, one listener routing everything to `cluster` (one endpoint; the
+/// cluster's further keys, indented four spaces).
+fn one_cluster(
+    driver: &str,
+    cluster: &str,
+    endpoint: &str,
+    cluster_keys: &str,
+) -> (Ringway, SocketAddr) {
+    let (port, admin) = (free_port(), free_port());
+    let yaml = format!(
+        "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: l\n    address: 127.0.0.1:{port}\n    routes:\n      - match: {{ prefix: / }}\n        cluster: {cluster}\nclusters:\n  - name: {cluster}\n    endpoints: [{endpoint}]\n{cluster_keys}"
+    );
+    let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+    (rw, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
 /// An endpoint that resets the connection with a request on it (before answering, or
 /// mid-response) closes it remotely with an active request; a pooled connection closed
 /// by ringway's idle timeout is a local close with none.
@@ -669,13 +685,8 @@ fn upstream_connection_closes_are_counted_by_who_closed_them() {
     use common::faulty::{Faulty, Mode};
     for driver in drivers() {
         let up = Faulty::start("f");
-        let (port, admin) = (free_port(), free_port());
-        let yaml = format!(
-            "workers: 1\nadmin: 127.0.0.1:{admin}\nlisteners:\n  - name: l\n    address: 127.0.0.1:{port}\n    routes:\n      - match: {{ prefix: / }}\n        cluster: f\nclusters:\n  - name: f\n    endpoints: [{}]\n    pool: {{ idle_timeout: 300ms }}\n",
-            up.endpoint()
-        );
-        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let pool = "    pool: { idle_timeout: 300ms }\n";
+        let (rw, addr) = one_cluster(driver, "f", &up.endpoint(), pool);
         let get = || send(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
         up.set(Mode::Drop);
         // A native listener answers a reset 502 (an Envoy listener, 503 as Envoy does).
@@ -728,5 +739,28 @@ fn a_response_that_ends_its_connection_is_counted() {
             "{driver}"
         );
         assert_eq!(destroyed(&stats, "echo"), [1, 1, 0, 0, 0, 0], "{driver}");
+    }
+}
+
+/// A pooled connection the endpoint closed while it sat idle is found closed when it
+/// is next wanted (a peek): Envoy's remote close, with no request on it; the request
+/// goes on a fresh connection.
+#[test]
+fn a_pooled_connection_the_endpoint_closed_is_a_remote_close() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let (rw, addr) = one_cluster(driver, "up", &up.endpoint(), "");
+        // The answer promises keep-alive; the endpoint closes after it all the same.
+        let r = send(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: t\r\nx-close-after: 1\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(send(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+        let stats = rw.stats();
+        assert_eq!(destroyed(&stats, "up"), [1, 0, 1, 0, 0, 0], "{driver}");
+        assert_eq!(stats["cluster.up.upstream_cx_close_notify"], 0, "{driver}");
+        assert_eq!(stats["cluster.up.upstream_cx_total"], 2, "{driver}");
     }
 }

@@ -46,9 +46,10 @@ pub struct Response {
     pub framing: ResponseFraming,
     /// Whether the upstream connection may be reused after this response.
     pub keep_alive: bool,
-    /// The response asks to end the connection: `Connection: close`, or HTTP/1.0
-    /// without `keep-alive` (Envoy's `upstream_cx_close_notify`). A body delimited by
-    /// the close alone ends it too, unasked (`keep_alive` is then false, this not).
+    /// The response asks to end the connection: HTTP/1.1 with `Connection: close`,
+    /// HTTP/1.0 without `keep-alive` (Envoy's `upstream_cx_close_notify`). A body
+    /// delimited by the close alone ends it too, unasked (`keep_alive` is then false,
+    /// this not).
     pub ends_connection: bool,
     /// Whether the upstream sent a `Date` (a proxy adds one otherwise).
     pub has_date: bool,
@@ -229,8 +230,11 @@ fn apply_fields(buf: &[u8], request_method: Method, out: &mut Response) -> Resul
         Some(BodyFraming::ContentLength(n)) => ResponseFraming::ContentLength(n),
         Some(BodyFraming::None) | None => ResponseFraming::CloseDelimited,
     };
-    out.ends_connection = close || (http10 && !keep_alive);
-    out.keep_alive = !out.ends_connection && out.framing != ResponseFraming::CloseDelimited;
+    // As Envoy's `shouldCloseConnection` reads it: HTTP/1.0 by the absent keep-alive,
+    // HTTP/1.1 by `close`.
+    out.ends_connection = if http10 { !keep_alive } else { close };
+    out.keep_alive =
+        !close && (!http10 || keep_alive) && out.framing != ResponseFraming::CloseDelimited;
     Ok(())
 }
 
@@ -269,6 +273,10 @@ mod tests {
         assert_eq!(ends(http10(cl).as_bytes()), (true, false));
         let kept = format!("{cl}connection: keep-alive\r\n");
         assert_eq!(ends(http10(&kept).as_bytes()), (false, true));
+        // Envoy reads an HTTP/1.0 answer by its keep-alive alone; ringway still does
+        // not reuse a connection its answer said to close.
+        let both = format!("{cl}connection: keep-alive, close\r\n");
+        assert_eq!(ends(http10(&both).as_bytes()), (false, false));
         // Delimited by the close, unasked: not reusable, not a notice.
         assert_eq!(ends(http11("").as_bytes()), (false, false));
     }

@@ -293,28 +293,28 @@ impl UpstreamConn {
         }
     }
 
-    /// Whether nothing arrived on an idle connection: a non-blocking peek. The origin
-    /// closing it (0 bytes), sending something unasked (a 408 before it closes) or an
-    /// error all make it unusable.
-    pub fn is_quiet(&self) -> bool {
-        // Over TLS, bytes the session already holds (plaintext past the last response,
-        // a close_notify) make it unusable too.
+    /// What arrived on an idle connection, by a non-blocking peek: `None`, nothing (it
+    /// may be reused); else it is unusable, and the side that ended it, as Envoy's
+    /// events tell them apart: the origin closing or resetting it (0 bytes, an error,
+    /// a TLS close_notify or a session error) is `Remote`; bytes sent unasked (a 408
+    /// before a close, plaintext past the last response) make ringway close it,
+    /// `Local`, as Envoy's codec does on data it did not ask for.
+    pub fn idle_check(&self) -> Option<Closer> {
         if let Halves::Tls(h) = &self.io {
-            let clean =
-                h.0.session
-                    .borrow_mut()
-                    .process_new_packets()
-                    .is_ok_and(|s| s.plaintext_bytes_to_read() == 0 && !s.peer_has_closed());
-            if !clean {
-                return false;
+            match h.0.session.borrow_mut().process_new_packets() {
+                Ok(s) if s.peer_has_closed() => return Some(Closer::Remote),
+                Ok(s) if s.plaintext_bytes_to_read() > 0 => return Some(Closer::Local),
+                Ok(_) => {}
+                Err(_) => return Some(Closer::Remote),
             }
         }
         let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
         let mut probe = [0u8; 1];
-        matches!(
-            nix::sys::socket::recv(self.fd, &mut probe, flags),
-            Err(nix::errno::Errno::EAGAIN)
-        )
+        match nix::sys::socket::recv(self.fd, &mut probe, flags) {
+            Err(nix::errno::Errno::EAGAIN) => None,
+            Ok(n) if n > 0 => Some(Closer::Local),
+            Ok(_) | Err(_) => Some(Closer::Remote),
+        }
     }
 }
 

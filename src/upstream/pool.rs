@@ -297,20 +297,21 @@ impl EndpointPool {
     fn pop_idle(&self, now: Instant) -> Option<UpstreamConn> {
         let mut idle = self.idle.borrow_mut();
         let mut found = None;
-        while let Some(entry) = idle.pop() {
-            let usable = entry.expires > now
-                && (now.saturating_duration_since(entry.since) < CHECK_IDLE_AFTER
-                    || entry.conn.is_quiet());
-            if usable {
+        while let Some(mut entry) = idle.pop() {
+            // Expired: ringway closes it (the default). Else checked when it has been
+            // idle a while: the endpoint may have closed it or spoken unasked.
+            let ended = if entry.expires <= now {
+                Some(super::conn::Closer::Local)
+            } else if now.saturating_duration_since(entry.since) < CHECK_IDLE_AFTER {
+                None
+            } else {
+                entry.conn.idle_check()
+            };
+            let Some(closer) = ended else {
                 found = Some(entry.conn);
                 break;
-            }
-            if entry.expires > now {
-                // Not quiet: the endpoint closed it, reset it or spoke unasked (a 408
-                // before closing), all its doing; an expired one ringway closes.
-                let mut conn = entry.conn;
-                conn.closing(super::conn::Closer::Remote, false);
-            }
+            };
+            entry.conn.closing(closer, false);
             self.open.set(self.open.get().saturating_sub(1));
         }
         self.idle_low_water.taken(idle.len());

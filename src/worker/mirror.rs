@@ -344,8 +344,8 @@ async fn connect(
                 stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
             }
             let closer = match e {
-                ConnectError::Io(_) => Closer::Remote,
-                ConnectError::Timeout | ConnectError::Tls(_) => Closer::Local,
+                ConnectError::Io(_) | ConnectError::Tls(_) => Closer::Remote,
+                ConnectError::Timeout => Closer::Local,
             };
             cluster.count_connect_failure(Some(host), closer);
             if let ConnectError::Tls(_) = e {

@@ -135,8 +135,9 @@ impl Connection<'_> {
                             _ => cx::SSL_CONNECTION_ERROR,
                         })
                         .inc();
-                    // Ringway ends a handshake it refuses (Envoy's local close).
-                    cluster.count_connect_failure(host.as_deref(), Closer::Local);
+                    // A failed handshake closes the socket as Envoy's remote close
+                    // (its TLS socket's `PostIoAction::Close`), refused by either side.
+                    cluster.count_connect_failure(host.as_deref(), Closer::Remote);
                     let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
                     return Err(error.because(Cause::of_error(&e)));
                 }
@@ -804,6 +805,10 @@ impl Connection<'_> {
             }
         }
         let leftover = pos < ubuf.len();
+        if early {
+            // Answered before the request was all sent: closed with it unfinished.
+            conn.closing(Closer::Local, true);
+        }
         let reusable = !early
             && framing != ResponseFraming::CloseDelimited
             && self.response.keep_alive
