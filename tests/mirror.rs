@@ -173,6 +173,16 @@ fn a_shadow_that_hangs_or_is_down_neither_slows_nor_fails_the_client() {
             0,
             "{driver}"
         );
+        // Each hung shadow's connection was closed by ringway with the shadow on it.
+        let stats = rw.stats();
+        let opened = stats["cluster.shadow.upstream_cx_total"];
+        assert!(opened > 0, "{driver}");
+        let local = "cluster.shadow.upstream_cx_destroy_local_with_active_rq";
+        assert_eq!(rw.wait_for_stat(local, opened), opened, "{driver}");
+        assert_eq!(
+            stats["cluster.shadow.upstream_cx_destroy_remote"], 0,
+            "{driver}"
+        );
 
         // Down: its port refuses connections.
         shadow.kill();
@@ -184,6 +194,9 @@ fn a_shadow_that_hangs_or_is_down_neither_slows_nor_fails_the_client() {
         assert!(took < Duration::from_secs(10), "{driver}: {took:?}");
         let fails = "cluster.shadow.upstream_cx_connect_fail";
         assert_eq!(rw.wait_for_stat(fails, n), n, "{driver}");
+        // Refused: the endpoint's answer, a remote close each.
+        let remote = "cluster.shadow.upstream_cx_destroy_remote";
+        assert_eq!(rw.wait_for_stat(remote, n), n, "{driver}");
         assert_eq!(
             rw.stats()["cluster.primary.upstream_rq_2xx"],
             2 * n,

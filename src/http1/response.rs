@@ -47,7 +47,8 @@ pub struct Response {
     /// Whether the upstream connection may be reused after this response.
     pub keep_alive: bool,
     /// The response asks to end the connection: HTTP/1.1 with `Connection: close`,
-    /// HTTP/1.0 without `keep-alive` (Envoy's `upstream_cx_close_notify`). A body
+    /// HTTP/1.0 without `keep-alive`, either with `Proxy-Connection: close` (Envoy's
+    /// `upstream_cx_close_notify`). A body
     /// delimited by the close alone ends it too, unasked (`keep_alive` is then false,
     /// this not).
     pub ends_connection: bool,
@@ -195,7 +196,7 @@ pub fn parse_response(
 fn apply_fields(buf: &[u8], request_method: Method, out: &mut Response) -> Result<(), ParseError> {
     let http10 = out.version == Version::Http10;
     let mut framing = FramingHeaders::default();
-    let (mut close, mut keep_alive) = (false, false);
+    let (mut close, mut keep_alive, mut proxy_close) = (false, false, false);
     let mut out_has_date = false;
     for h in &mut out.headers {
         let value = h.value.get(buf);
@@ -212,7 +213,13 @@ fn apply_fields(buf: &[u8], request_method: Method, out: &mut Response) -> Resul
                     keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            Known::HopByHop | Known::Upgrade => h.hop_by_hop = true,
+            Known::HopByHop | Known::Upgrade => {
+                h.hop_by_hop = true;
+                // `Proxy-Connection: close` ends the connection too (as Envoy reads it).
+                if h.name.len() == 16 && h.name.get(buf).eq_ignore_ascii_case(b"proxy-connection") {
+                    proxy_close |= list_items(value).any(|t| t.eq_ignore_ascii_case(b"close"));
+                }
+            }
             Known::Date => out_has_date = true,
             Known::Host | Known::Expect | Known::Other => {}
         }
@@ -232,9 +239,11 @@ fn apply_fields(buf: &[u8], request_method: Method, out: &mut Response) -> Resul
     };
     // As Envoy's `shouldCloseConnection` reads it: HTTP/1.0 by the absent keep-alive,
     // HTTP/1.1 by `close`.
-    out.ends_connection = if http10 { !keep_alive } else { close };
-    out.keep_alive =
-        !close && (!http10 || keep_alive) && out.framing != ResponseFraming::CloseDelimited;
+    out.ends_connection = (if http10 { !keep_alive } else { close }) || proxy_close;
+    out.keep_alive = !close
+        && !proxy_close
+        && (!http10 || keep_alive)
+        && out.framing != ResponseFraming::CloseDelimited;
     Ok(())
 }
 
@@ -277,6 +286,10 @@ mod tests {
         // not reuse a connection its answer said to close.
         let both = format!("{cl}connection: keep-alive, close\r\n");
         assert_eq!(ends(http10(&both).as_bytes()), (false, false));
+        let proxy = format!("{cl}Proxy-Connection: Close\r\n");
+        assert_eq!(ends(http11(&proxy).as_bytes()), (true, false));
+        let kept = format!("{cl}proxy-connection: keep-alive\r\n");
+        assert_eq!(ends(http11(&kept).as_bytes()), (false, true));
         // Delimited by the close, unasked: not reusable, not a notice.
         assert_eq!(ends(http11("").as_bytes()), (false, false));
     }

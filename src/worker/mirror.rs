@@ -280,6 +280,38 @@ impl Shadow {
             lease.conn = Some(connect(cluster, host, &lease).await?);
         }
         let conn = lease.conn.as_mut().ok_or(Failure::Other)?;
+        // Until the response is read to its end, a close is ringway's with the shadow
+        // on the connection (the shadow's timeout drops this future), unless said below.
+        conn.closing(Closer::Local, true);
+        let talked = self.talk(cluster, conn, request).await;
+        match &talked {
+            // A failed write or read: the endpoint reset or closed it.
+            Err(Failure::Other) => conn.closing(Closer::Remote, true),
+            Err(Failure::Protocol) => {}
+            // Read to its end: a body ended by the endpoint's close is its close.
+            Ok(Talked { ended_by_close, .. }) => {
+                let closer = if *ended_by_close {
+                    Closer::Remote
+                } else {
+                    Closer::Local
+                };
+                conn.closing(closer, false);
+            }
+        }
+        let talked = talked?;
+        if talked.reusable {
+            lease.release(None);
+        }
+        Ok(talked.status)
+    }
+
+    /// Writes the request on `conn` and reads the response to its end.
+    async fn talk(
+        &self,
+        cluster: &ClusterSnapshot,
+        conn: &mut UpstreamConn,
+        request: Vec<u8>,
+    ) -> Result<Talked, Failure> {
         let (written, mut buf) = conn.write_all(request).await;
         written.map_err(|_| Failure::Other)?;
         buf.clear();
@@ -299,13 +331,26 @@ impl Shadow {
                 _ => break head_len,
             }
         };
+        if response.ends_connection {
+            cluster.stats.get(cx::UPSTREAM_CX_CLOSE_NOTIFY).inc();
+        }
         buf.drain(..head_len);
         let clean = discard_body(conn, buf, response.framing, &self.limits).await?;
-        if clean && response.keep_alive {
-            lease.release(None);
-        }
-        Ok(response.status)
+        Ok(Talked {
+            status: response.status,
+            reusable: clean && response.keep_alive,
+            ended_by_close: response.framing == ResponseFraming::CloseDelimited,
+        })
     }
+}
+
+/// A shadow's response, read to its end.
+struct Talked {
+    status: u16,
+    /// The connection may go back to the pool.
+    reusable: bool,
+    /// The body ended with the endpoint's close.
+    ended_by_close: bool,
 }
 
 /// Opens a connection for `lease`, counted as `forward`'s exchanges count theirs.
