@@ -48,9 +48,8 @@ pub struct Response {
     pub keep_alive: bool,
     /// The response asks to end the connection: HTTP/1.1 with `Connection: close`,
     /// HTTP/1.0 without `keep-alive`, either with `Proxy-Connection: close` (Envoy's
-    /// `upstream_cx_close_notify`). A body
-    /// delimited by the close alone ends it too, unasked (`keep_alive` is then false,
-    /// this not).
+    /// `upstream_cx_close_notify`). A body delimited by the close alone ends it too,
+    /// unasked (`keep_alive` is then false, this not).
     pub ends_connection: bool,
     /// Whether the upstream sent a `Date` (a proxy adds one otherwise).
     pub has_date: bool,

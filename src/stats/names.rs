@@ -335,8 +335,7 @@ pub mod cluster {
     pub const UPSTREAM_CX_DESTROY_WITH_ACTIVE_RQ: usize = 46;
     pub const UPSTREAM_CX_DESTROY_LOCAL_WITH_ACTIVE_RQ: usize = 47;
     pub const UPSTREAM_CX_DESTROY_REMOTE_WITH_ACTIVE_RQ: usize = 48;
-    /// Responses that asked to end their connection (`Connection: close`, HTTP/1.0
-    /// without keep-alive).
+    /// Responses that asked to end their connection (`http1::Response::ends_connection`).
     pub const UPSTREAM_CX_CLOSE_NOTIFY: usize = 49;
 
     /// The definitions, in index order.

@@ -149,6 +149,20 @@ pub enum ConnectError {
     Tls(io::Error),
 }
 
+impl ConnectError {
+    /// The side that ended the connect, as Envoy's events say: a timeout is ringway
+    /// giving up (its connect timer's local close); a refusal, reset or unreachable
+    /// address is the remote side's answer, and so is a failed TLS handshake (Envoy's
+    /// TLS socket closes with `PostIoAction::Close`, a remote close), refused by
+    /// either side.
+    pub fn closer(&self) -> Closer {
+        match self {
+            ConnectError::Timeout => Closer::Local,
+            ConnectError::Io(_) | ConnectError::Tls(_) => Closer::Remote,
+        }
+    }
+}
+
 impl UpstreamConn {
     /// Counts this connection in its cluster's `upstream_cx_active` and its host's
     /// `cx_active` until it closes.

@@ -504,9 +504,8 @@ impl ClusterSnapshot {
     /// connection it closes, opened or not (`onConnectionEvent`:
     /// `reportUpstreamCxDestroy` before the connect-failure count), so that
     /// `upstream_cx_total` less `upstream_cx_destroy` stays `upstream_cx_active`.
-    /// `closer`: the endpoint refused or reset it, or the TLS handshake failed
-    /// (`Remote`, Envoy's event for a socket error), or ringway gave up (`Local`: the
-    /// connect timeout, a TLS setup that could not start).
+    /// `closer`: the side that ended it (`ConnectError::closer`; `Local` for a TLS
+    /// setup that could not start).
     pub fn count_connect_failure(&self, host: Option<&Host>, closer: conn::Closer) {
         use crate::stats::names::{cluster as cx, host as hx};
         self.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();

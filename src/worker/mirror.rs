@@ -388,11 +388,7 @@ async fn connect(
             if let ConnectError::Timeout = e {
                 stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
             }
-            let closer = match e {
-                ConnectError::Io(_) | ConnectError::Tls(_) => Closer::Remote,
-                ConnectError::Timeout => Closer::Local,
-            };
-            cluster.count_connect_failure(Some(host), closer);
+            cluster.count_connect_failure(Some(host), e.closer());
             if let ConnectError::Tls(_) = e {
                 stats.get(cx::SSL_CONNECTION_ERROR).inc();
             }

@@ -100,6 +100,9 @@ impl Connection<'_> {
                     return Err(Error::new(ErrorKind::ConnectFailed, Side::Upstream));
                 }
             };
+            if let Err(e) = &connected {
+                cluster.count_connect_failure(host.as_deref(), e.closer());
+            }
             match connected {
                 Ok(mut conn) => {
                     cluster.connect_ms.record(connecting.elapsed());
@@ -121,7 +124,6 @@ impl Connection<'_> {
                 Err(ConnectError::Timeout) => {
                     // A timeout is a connect failure too, as in Envoy.
                     cluster.stats.get(cx::UPSTREAM_CX_CONNECT_TIMEOUT).inc();
-                    cluster.count_connect_failure(host.as_deref(), Closer::Local);
                     return Err(Error::new(ErrorKind::ConnectTimeout, Side::Upstream));
                 }
                 Err(ConnectError::Tls(e)) => {
@@ -135,15 +137,10 @@ impl Connection<'_> {
                             _ => cx::SSL_CONNECTION_ERROR,
                         })
                         .inc();
-                    // A failed handshake closes the socket as Envoy's remote close
-                    // (its TLS socket's `PostIoAction::Close`), refused by either side.
-                    cluster.count_connect_failure(host.as_deref(), Closer::Remote);
                     let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
                     return Err(error.because(Cause::of_error(&e)));
                 }
                 Err(ConnectError::Io(e)) => {
-                    // Refused, reset or unreachable: the remote side's answer.
-                    cluster.count_connect_failure(host.as_deref(), Closer::Remote);
                     let error = Error::new(ErrorKind::ConnectFailed, Side::Upstream);
                     return Err(error.because(Cause::of_error(&e)));
                 }
