@@ -477,7 +477,7 @@ fn proxied_keep_alive_requests_stay_within_their_allocation_counts() {
 
 /// The observability issue's cases, on a listener of their own that traces: a request
 /// that is not sampled (its context found, decided and propagated in W3C and B3) costs
-/// nothing; a sampled one copies its server and attempt spans into the worker's batch,
+/// nothing; a sampled one writes its server and attempt spans into the worker's batch,
 /// which goes to the exporter and comes back emptied (the connection's attribute buffer
 /// is allocated once, in the warm-up).
 #[test]

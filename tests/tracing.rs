@@ -569,9 +569,19 @@ fn all_traced(
     endpoint: &str,
     collector: &common::collector::Collector,
 ) -> (Ringway, SocketAddr) {
-    let zipkin = ("zipkin", &*collector.addr().to_string());
+    all_traced_by("zipkin", driver, endpoint, collector)
+}
+
+/// [`all_traced`] with the spans sent by `provider` (`zipkin` or `otlp`).
+fn all_traced_by(
+    provider: &str,
+    driver: &str,
+    endpoint: &str,
+    collector: &common::collector::Collector,
+) -> (Ringway, SocketAddr) {
+    let to = (provider, &*collector.addr().to_string());
     start(driver, |port, admin| {
-        config((port, admin), endpoint, "{ sampling: 100% }", zipkin, "")
+        config((port, admin), endpoint, "{ sampling: 100% }", to, "")
     })
 }
 
@@ -1247,16 +1257,7 @@ fn an_attempt_span_carries_the_callers_tracestate() {
     for driver in drivers() {
         let collector = Collector::start(Mode::Normal);
         let service = Upstream::start(false);
-        let otel = ("otlp", &*collector.addr().to_string());
-        let (rw, addr) = start(driver, |port, admin| {
-            config(
-                (port, admin),
-                &service.endpoint(),
-                "{ sampling: 100% }",
-                otel,
-                "",
-            )
-        });
+        let (rw, addr) = all_traced_by("otlp", driver, &service.endpoint(), &collector);
         let tp = format!("00-{T}-{P}-01");
         let seen = through(
             addr,
@@ -1381,6 +1382,139 @@ fn the_access_log_prints_the_context_as_it_went_upstream() {
             lines[1]
         );
         assert!(lines[0].ends_with(" 0 -"), "{driver}: {}", lines[0]);
+        drop(rw);
+    }
+}
+
+/// OTLP through the binary, on one keep-alive connection: what a connection's requests
+/// share (route, cluster, authority, the client's address and port) is encoded once and
+/// reused, and made again when the route or the authority changes; every request's
+/// spans carry their own.
+#[test]
+fn each_request_of_a_connection_carries_its_own_shared_attributes_in_otlp() {
+    use common::collector::{Collector, Mode};
+    use prost::Message as _;
+    use ringway::trace::export::otlp;
+    use std::io::{BufReader, Write};
+    for driver in drivers() {
+        let collector = Collector::start(Mode::Normal);
+        let service = Upstream::start(false);
+        let (rw, addr) = all_traced_by("otlp", driver, &service.endpoint(), &collector);
+        let conn = common::connect(addr).unwrap();
+        let local_port = conn.local_addr().unwrap().port();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut conn = conn;
+        let requests = [
+            ("/named/1", "t"),
+            ("/plain/2", "t"),
+            ("/named/3", "shop.example:8443"),
+            ("/named/4", "shop.example:8443"),
+            ("/named/5", "[::1]"),
+        ];
+        for (path, host) in requests {
+            let raw = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+            conn.write_all(raw.as_bytes()).unwrap();
+            let r = common::read_response(&mut reader, false).unwrap();
+            assert_eq!(r.status, 200, "{driver} {path}");
+        }
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let spans = loop {
+            let spans: Vec<otlp::Span> = collector
+                .requests()
+                .iter()
+                .filter(|r| r.path == "/v1/traces")
+                .flat_map(|post| {
+                    let body = otlp::ExportTraceServiceRequest::decode(post.body.as_slice());
+                    body.unwrap().resource_spans[0].scope_spans[0].spans.clone()
+                })
+                .collect();
+            if spans.len() >= 10 || std::time::Instant::now() > until {
+                break spans;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert_eq!(
+            spans.len(),
+            10,
+            "{driver}: a server span and an attempt each"
+        );
+        let attribute = |span: &otlp::Span, key: &str| {
+            let found: Vec<_> = span.attributes.iter().filter(|kv| kv.key == key).collect();
+            assert!(found.len() <= 1, "{driver}: {key} twice");
+            found
+                .first()
+                .and_then(|kv| kv.value.clone())
+                .and_then(|v| v.value)
+        };
+        let text = |v: &str| Some(otlp::Value::StringValue(v.to_owned()));
+        let int = |v: i64| Some(otlp::Value::IntValue(v));
+        for (path, host) in requests {
+            let server = spans
+                .iter()
+                .find(|s| {
+                    s.kind == otlp::SPAN_KIND_SERVER && attribute(s, "url.path") == text(path)
+                })
+                .unwrap_or_else(|| panic!("{driver}: no span for {path}"));
+            let route = path.starts_with("/named").then(|| text("orders")).flatten();
+            assert_eq!(attribute(server, "http.route"), route, "{driver} {path}");
+            assert_eq!(
+                attribute(server, "upstream_cluster"),
+                text("app"),
+                "{driver}"
+            );
+            let (address, port) = match host {
+                "t" => ("t", 80),
+                "[::1]" => ("::1", 80),
+                _ => ("shop.example", 8443),
+            };
+            assert_eq!(
+                attribute(server, "server.address"),
+                text(address),
+                "{driver} {path}"
+            );
+            assert_eq!(
+                attribute(server, "server.port"),
+                int(port),
+                "{driver} {path}"
+            );
+            assert_eq!(
+                attribute(server, "client.address"),
+                text("127.0.0.1"),
+                "{driver}"
+            );
+            assert_eq!(
+                attribute(server, "network.peer.address"),
+                text("127.0.0.1"),
+                "{driver}"
+            );
+            assert_eq!(
+                attribute(server, "network.peer.port"),
+                int(i64::from(local_port)),
+                "{driver}"
+            );
+            assert_eq!(attribute(server, "url.scheme"), text("http"), "{driver}");
+            let attempt = spans
+                .iter()
+                .find(|s| s.kind == otlp::SPAN_KIND_CLIENT && s.parent_span_id == server.span_id)
+                .unwrap_or_else(|| panic!("{driver}: no attempt for {path}"));
+            assert_eq!(
+                attribute(attempt, "upstream_cluster"),
+                text("app"),
+                "{driver}"
+            );
+            assert_eq!(attribute(attempt, "http.route"), None, "{driver}");
+            assert_eq!(attribute(attempt, "client.address"), None, "{driver}");
+            assert_eq!(
+                attribute(attempt, "url.full"),
+                text(&format!("http://{}{path}", service.endpoint())),
+                "{driver}"
+            );
+            assert_eq!(
+                attribute(attempt, "server.address"),
+                text("127.0.0.1"),
+                "{driver}"
+            );
+        }
         drop(rw);
     }
 }

@@ -258,7 +258,7 @@ pub fn send(
     body: Option<&[u8]>,
     request: &Request<'_>,
 ) -> Result<Response, FetchError> {
-    exchange(method, body, request).map_err(|f| FetchError {
+    exchange(method, body.as_ref().map(std::slice::from_ref), request).map_err(|f| FetchError {
         kind: f.kind,
         method,
         url: url::shown(request.url),
@@ -278,6 +278,23 @@ pub fn send_kept(
     request: &Request<'_>,
     kept: &mut Kept,
 ) -> Result<Response, FetchError> {
+    send_kept_parts(
+        method,
+        body.as_ref().map(std::slice::from_ref),
+        request,
+        kept,
+    )
+}
+
+/// [`send_kept`] with a body in parts, written one after the other (the span
+/// exporter's batches, sent as the workers wrote them rather than copied together
+/// first).
+pub fn send_kept_parts(
+    method: Method,
+    body: Option<&[&[u8]]>,
+    request: &Request<'_>,
+    kept: &mut Kept,
+) -> Result<Response, FetchError> {
     exchange_kept(method, body, request, kept).map_err(|f| FetchError {
         kind: f.kind,
         method,
@@ -288,7 +305,7 @@ pub fn send_kept(
 
 fn exchange(
     method: Method,
-    body: Option<&[u8]>,
+    body: Option<&[&[u8]]>,
     request: &Request<'_>,
 ) -> Result<Response, Failure> {
     let prepared = Prepared::new(method, body, request, true)?;
@@ -301,7 +318,7 @@ fn exchange(
 
 fn exchange_kept(
     method: Method,
-    body: Option<&[u8]>,
+    body: Option<&[&[u8]]>,
     request: &Request<'_>,
     kept: &mut Kept,
 ) -> Result<Response, Failure> {
@@ -339,7 +356,7 @@ struct Prepared {
 impl Prepared {
     fn new(
         method: Method,
-        body: Option<&[u8]>,
+        body: Option<&[&[u8]]>,
         request: &Request<'_>,
         close: bool,
     ) -> Result<Prepared, Failure> {
@@ -401,7 +418,7 @@ impl Prepared {
     fn talk(
         &self,
         stream: &mut Stream,
-        body: Option<&[u8]>,
+        body: Option<&[&[u8]]>,
     ) -> Result<(Response, bool), (Failure, bool)> {
         let deadline = &self.deadline;
         let unanswered = |f: Failure| {
@@ -413,8 +430,10 @@ impl Prepared {
         stream
             .write_all(self.head.as_bytes(), deadline)
             .map_err(unanswered)?;
-        if let Some(body) = body.filter(|b| !b.is_empty()) {
-            stream.write_all(body, deadline).map_err(unanswered)?;
+        for part in body.unwrap_or_default() {
+            if !part.is_empty() {
+                stream.write_all(part, deadline).map_err(unanswered)?;
+            }
         }
         let mut answered = 0;
         read::read_response(self.method.codec(), self.max_body, |buf, doing| {
@@ -452,7 +471,7 @@ const OWN_HEADERS: [&str; 6] = [
 /// The request line and header section.
 fn request_head(
     method: Method,
-    body: Option<&[u8]>,
+    body: Option<&[&[u8]]>,
     url: &Url,
     extra: &[(String, String)],
     close: bool,
@@ -492,8 +511,9 @@ fn request_head(
     if close {
         head.push_str("connection: close\r\n");
     }
-    if let Some(body) = body {
-        head.push_str(&format!("content-length: {}\r\n", body.len()));
+    if let Some(parts) = body {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        head.push_str(&format!("content-length: {len}\r\n"));
     }
     for (name, value) in extra {
         head.push_str(&format!("{name}: {value}\r\n"));
@@ -520,6 +540,7 @@ mod tests {
             .iter()
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect();
+        let body = body.as_ref().map(std::slice::from_ref);
         request_head(method, body, &Url::parse(url).unwrap(), &extra, true)
     }
 

@@ -2,7 +2,7 @@
 //! full or old.
 //!
 //! Design: the access log's model (`access_log/buffer.rs`). Each worker owns one
-//! [`SpanSinks`] (in `WorkerContext`, behind a `RefCell`); a sampled request copies its
+//! [`SpanSinks`] (in `WorkerContext`, behind a `RefCell`); a sampled request writes its
 //! spans into the open [`SpanBatch`] of its tracer, and a batch that is full, or whose
 //! flush interval passed (the worker's once-a-second clock task calls [`SpanSinks::tick`]),
 //! goes to the exporter with `try_send` on one bounded channel. Nothing here waits for
@@ -121,6 +121,8 @@ struct Sink {
 pub struct SpanSinks {
     setup: TraceSetup,
     sinks: Vec<Sink>,
+    /// Scratch for encoders that write a span's text in parts (the response flags').
+    scratch: Vec<u8>,
     /// The coarse clock, as of the last [`Self::tick`].
     now: Instant,
 }
@@ -130,6 +132,7 @@ impl SpanSinks {
         SpanSinks {
             setup,
             sinks: Vec::new(),
+            scratch: Vec::new(),
             now: Instant::now(),
         }
     }
@@ -168,7 +171,7 @@ impl SpanSinks {
             self.sinks.push(sink);
         }
         for sink in old.into_iter().flatten() {
-            count(&sink.stats, stat::SPANS_DROPPED, sink.batch.spans.len());
+            count(&sink.stats, stat::SPANS_DROPPED, sink.batch.span_count());
         }
     }
 
@@ -177,17 +180,15 @@ impl SpanSinks {
     /// its text and tags) into it, then calls [`Self::pushed`].
     pub fn batch(&mut self, tracer: usize) -> Option<&mut SpanBatch> {
         let sink = self.sinks.get_mut(tracer)?;
-        if let Some(tokens) = &mut sink.tokens {
-            if *tokens == 0 {
-                count(&sink.stats, stat::SPANS_RATE_LIMITED, 1);
-                return None;
-            }
-            *tokens -= 1;
-        }
-        if sink.batch.spans.capacity() == 0 {
-            sink.batch = fresh(&self.setup.pool, tracer, &sink.tracer);
-        }
-        Some(&mut sink.batch)
+        open_batch(&self.setup, tracer, sink)
+    }
+
+    /// [`Self::batch`], with the worker's scratch bytes (for a span written in wire
+    /// form).
+    pub fn batch_and_scratch(&mut self, tracer: usize) -> Option<(&mut SpanBatch, &mut Vec<u8>)> {
+        let sink = self.sinks.get_mut(tracer)?;
+        let batch = open_batch(&self.setup, tracer, sink)?;
+        Some((batch, &mut self.scratch))
     }
 
     /// After a span was pushed into [`Self::batch`]'s batch: hands the batch over when
@@ -197,7 +198,7 @@ impl SpanSinks {
         let Some(sink) = self.sinks.get_mut(tracer) else {
             return false;
         };
-        if sink.batch.spans.len() == 1 {
+        if sink.batch.span_count() == 1 {
             sink.started = self.now;
         }
         if sink.batch.is_full(sink.tracer.batch_spans) {
@@ -233,6 +234,26 @@ impl SpanSinks {
     }
 }
 
+/// `sink`'s batch with room for one more span, or `None` (the rate limit refused it,
+/// counted).
+fn open_batch<'s>(
+    setup: &TraceSetup,
+    tracer: usize,
+    sink: &'s mut Sink,
+) -> Option<&'s mut SpanBatch> {
+    if let Some(tokens) = &mut sink.tokens {
+        if *tokens == 0 {
+            count(&sink.stats, stat::SPANS_RATE_LIMITED, 1);
+            return None;
+        }
+        *tokens -= 1;
+    }
+    if sink.batch.spans.capacity() == 0 {
+        sink.batch = fresh(&setup.pool, tracer, &sink.tracer);
+    }
+    Some(&mut sink.batch)
+}
+
 /// The clock task wakes just after each second boundary, but the coarse time of a
 /// batch's first span was read at the previous wake: without slack, a 1 s interval
 /// would wait for the second wake after it.
@@ -248,7 +269,7 @@ fn count(stats: &Option<WorkerScope>, index: usize, n: usize) {
 /// span takes one from the pool); when the tracer's queue is full or the exporter is
 /// gone, drops the spans, counts them and keeps the batch.
 fn hand_off(setup: &TraceSetup, tracer: usize, sink: &mut Sink) {
-    let spans = sink.batch.spans.len();
+    let spans = sink.batch.span_count();
     if !setup.queued.reserve(tracer, sink.tracer.queue_batches) {
         count(&sink.stats, stat::SPANS_DROPPED, spans);
         sink.batch.clear();

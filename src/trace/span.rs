@@ -1,16 +1,20 @@
 //! Finished spans as workers record them and the exporter reads them.
 //!
-//! Design: a worker writes spans into a [`SpanBatch`] it owns: fixed-size records whose
-//! text (names, addresses, tags) lives in one byte arena of the batch, so recording
-//! a span copies a few hundred bytes and allocates nothing once the batch's vectors
-//! have grown to their capacity. A request's text goes in as one block
-//! ([`SpanBatch::push_block`]) that its spans share; the arena holds bytes as received
-//! (a header value need not be UTF-8) and the exporter reads each piece as UTF-8, an
-//! invalid one as absent ([`SpanBatch::text`]), so the worker validates nothing. A
-//! full or timed-out batch goes to the exporter thread whole (one channel send); the
-//! exporter hands the emptied batch back, so batches circulate instead of being
-//! reallocated. Nothing here refers to the worker's
-//! snapshot: a batch is `Send`.
+//! Design: a worker writes a span into a [`SpanBatch`] it owns, in one of two forms,
+//! by its tracer. An OTLP tracer's span is written once, in its wire form (a
+//! `ScopeSpans.spans` field, `export::otlp::write_span`), into the batch's `wire`
+//! bytes: the exporter then only puts the batches' bytes behind the request's front
+//! matter. A Zipkin tracer's span is a fixed-size record whose text (names,
+//! addresses, tags) lives in one byte arena of the batch, encoded as JSON by the
+//! exporter. Either way recording a span copies a few hundred bytes and allocates
+//! nothing once the batch's vectors have grown to their capacity. A request's text
+//! goes into the arena as one block ([`SpanBatch::push_block`]) that its spans share;
+//! the arena holds bytes as received (a header value need not be UTF-8) and the
+//! exporter reads each piece as UTF-8, an invalid one as absent ([`Text::text`]), so
+//! the worker validates nothing. A full or timed-out batch goes to the exporter
+//! thread whole (one channel send); the exporter hands the emptied batch back, so
+//! batches circulate instead of being reallocated. Nothing here refers to the
+//! worker's snapshot: a batch is `Send`.
 
 use crate::config::observability::SpanKind;
 
@@ -36,6 +40,12 @@ impl TextRef {
         }
     }
 
+    /// This piece of a block that starts at 0, in the same block put at `base`.
+    #[inline]
+    pub fn rebased(self, base: u32) -> TextRef {
+        TextRef::in_block(base, (self.start, self.len))
+    }
+
     /// A block base past the end of any arena (pieces in it read as empty).
     pub const NO_BLOCK: u32 = u32::MAX;
 
@@ -50,6 +60,60 @@ impl TextRef {
 
     pub fn is_empty(self) -> bool {
         self.len == 0
+    }
+}
+
+/// The longest piece an encoder copies as a fixed-size window ([`Text::short`]): a
+/// request id (36 bytes) and most header values fit. A worker leaves this many bytes
+/// after a request's text, so that its last pieces have their windows too.
+pub const WINDOW: usize = 48;
+
+/// Bytes that [`TextRef`]s point into: a batch's arena, or the text a worker kept for
+/// a request (its spans written in wire form straight from it).
+#[derive(Debug, Clone, Copy)]
+pub struct Text<'a>(pub &'a [u8]);
+
+impl<'a> Text<'a> {
+    /// The text of `r`: empty for a piece that is not UTF-8, or for a reference that
+    /// does not fit these bytes.
+    pub fn text(self, r: TextRef) -> &'a str {
+        std::str::from_utf8(self.bytes(r)).unwrap_or_default()
+    }
+
+    /// The bytes of `r`, as pushed (encoders take them as they are once
+    /// [`Self::is_utf8`] said the whole text is UTF-8).
+    pub fn bytes(self, r: TextRef) -> &'a [u8] {
+        let start = r.start as usize;
+        self.0
+            .get(start..start + r.len as usize)
+            .unwrap_or_default()
+    }
+
+    /// A piece of 1 to [`WINDOW`] bytes with the [`WINDOW`] bytes of the text from its
+    /// start (its bytes and whatever follows them), when there are that many: an
+    /// encoder copies it as a few fixed-size moves of the window, after one lookup,
+    /// instead of a call to copy a length it does not know.
+    #[inline]
+    pub fn short(self, r: TextRef) -> Option<(&'a [u8; WINDOW], usize)> {
+        let len = r.len as usize;
+        if !(1..=WINDOW).contains(&len) {
+            return None;
+        }
+        let start = r.start as usize;
+        let window = self.0.get(start..start + WINDOW)?.try_into().ok()?;
+        Some((window, len))
+    }
+
+    /// Whether all of it is UTF-8, so that every piece is (pieces are whole fields,
+    /// or cut at a character boundary): one pass instead of one per piece.
+    pub fn is_utf8(self) -> bool {
+        // ASCII first (nearly always: header values and names), as one OR of every
+        // byte: no early exit, so the compiler does it 16 bytes an instruction (std's
+        // `is_ascii` goes a word at a time, a few hundred instructions for a
+        // request's text, checked per request when its spans are written in wire
+        // form).
+        let high = self.0.iter().fold(0u8, |all, &b| all | b);
+        high < 0x80 || std::str::from_utf8(self.0).is_ok()
     }
 }
 
@@ -125,6 +189,11 @@ pub struct SpanRecord {
     pub debug: bool,
     /// A server span that kept its B3 caller's span id (Zipkin's `shared`).
     pub shared: bool,
+    /// Attributes already in wire form (OTLP span attributes, field 9), put into the
+    /// span as they are: what a connection's requests share, encoded once for all of
+    /// them (`export::otlp::constant_attributes`); the fields they stand for are left
+    /// empty. Empty for a record in a batch (a Zipkin tracer's).
+    pub encoded: TextRef,
     /// Custom tags: `tags_len` pairs from `SpanBatch::tags[tags_start..]`.
     pub tags_start: u32,
     pub tags_len: u32,
@@ -138,6 +207,12 @@ pub struct SpanBatch {
     pub spans: Vec<SpanRecord>,
     pub tags: Vec<(TextRef, TextRef)>,
     text: Vec<u8>,
+    /// Spans in wire form (an OTLP tracer's), `wire_len` bytes of them: the vector is
+    /// zeroed room, written over (written through a position over a slice, as the
+    /// encoder wants; grown, rarely, when a span does not fit).
+    wire: Vec<u8>,
+    wire_len: usize,
+    wire_spans: usize,
 }
 
 impl SpanBatch {
@@ -149,49 +224,60 @@ impl SpanBatch {
             spans: Vec::with_capacity(spans),
             tags: Vec::with_capacity(spans),
             text: Vec::with_capacity(text),
+            wire: Vec::new(),
+            wire_len: 0,
+            wire_spans: 0,
         }
     }
 
-    /// The text of `r`: empty for a piece that is not UTF-8, or for a reference from
-    /// another batch's arena that does not fit this one.
+    /// The arena that the records' pieces point into.
+    pub fn arena(&self) -> Text<'_> {
+        Text(&self.text)
+    }
+
+    /// [`Text::text`] of the arena.
     pub fn text(&self, r: TextRef) -> &str {
-        let start = r.start as usize;
-        self.text
-            .get(start..start + r.len as usize)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or_default()
+        self.arena().text(r)
     }
 
-    /// The bytes of `r`, as pushed (the exporter takes them as they are once
-    /// [`Self::is_utf8`] said the whole arena is UTF-8).
+    /// [`Text::bytes`] of the arena.
     pub fn bytes(&self, r: TextRef) -> &[u8] {
-        let start = r.start as usize;
-        self.text
-            .get(start..start + r.len as usize)
-            .unwrap_or_default()
+        self.arena().bytes(r)
     }
 
-    /// A piece of 1 to 16 bytes with the 16 bytes of the arena from its start (its
-    /// bytes and whatever follows them), when there are 16: the exporter copies it as
-    /// one fixed-size move of the window, after one lookup.
-    #[inline]
-    pub fn short(&self, r: TextRef) -> Option<(&[u8; 16], usize)> {
-        let len = r.len as usize;
-        if !(1..=16).contains(&len) {
-            return None;
+    /// The spans in wire form, one after the other.
+    pub fn wire(&self) -> &[u8] {
+        self.wire.get(..self.wire_len).unwrap_or_default()
+    }
+
+    /// Spans in the batch, in either form.
+    pub fn span_count(&self) -> usize {
+        self.spans.len() + self.wire_spans
+    }
+
+    /// Writes one span in wire form after the others: `write(room, at)` writes it at
+    /// `at` in `room` and returns where it ends, past `room`'s end when it did not fit
+    /// (it is then written again in twice the room). The room starts at 16 times
+    /// `room_per_span` and grows as spans need it: zeroed when it grows, once in the
+    /// batch's life (batches circulate), and never more than its spans take.
+    pub fn write_wire(
+        &mut self,
+        room_per_span: usize,
+        mut write: impl FnMut(&mut [u8], usize) -> usize,
+    ) {
+        if self.wire.is_empty() {
+            self.wire.resize(room_per_span.saturating_mul(16), 0);
         }
-        let start = r.start as usize;
-        let window = self.text.get(start..start + 16)?.try_into().ok()?;
-        Some((window, len))
-    }
-
-    /// Whether the whole arena is UTF-8, so that every piece is (pieces are whole
-    /// fields, or cut at a character boundary): one pass over the batch instead of one
-    /// per piece.
-    pub fn is_utf8(&self) -> bool {
-        // ASCII first (nearly every batch: header values and names): std's check is
-        // about half the instructions a byte of `from_utf8`'s.
-        self.text.is_ascii() || std::str::from_utf8(&self.text).is_ok()
+        loop {
+            let end = write(&mut self.wire[..], self.wire_len);
+            if end <= self.wire.len() {
+                self.wire_len = end;
+                self.wire_spans += 1;
+                return;
+            }
+            let need = end.max(self.wire.len() * 2);
+            self.wire.resize(need, 0);
+        }
     }
 
     /// Copies `block` into the arena in one piece and returns where it starts; `None`
@@ -224,21 +310,23 @@ impl SpanBatch {
         self.push_bytes(s.as_bytes())
     }
 
-    /// Whether another span may not fit: `spans` records, or the arena three quarters
-    /// full.
+    /// Whether another span may not fit: `spans` spans, or the arena three quarters
+    /// full (the wire room grows as its spans need).
     pub fn is_full(&self, spans: usize) -> bool {
-        self.spans.len() >= spans || self.text.len() * 4 >= self.text.capacity() * 3
+        self.span_count() >= spans || self.text.len() * 4 >= self.text.capacity() * 3
     }
 
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.span_count() == 0
     }
 
-    /// Forgets the spans, keeping the capacity.
+    /// Forgets the spans, keeping the capacity (the wire room is written over).
     pub fn clear(&mut self) {
         self.spans.clear();
         self.tags.clear();
         self.text.clear();
+        self.wire_len = 0;
+        self.wire_spans = 0;
     }
 }
 
@@ -252,15 +340,15 @@ mod tests {
         for at in [0, 31, 32, 63, 64, 95, 96, 99] {
             let mut batch = SpanBatch::with_capacity(0, 1, 128);
             batch.push_text(&text);
-            assert!(batch.is_utf8());
+            assert!(batch.arena().is_utf8());
             batch.text[at] = 0xC3;
-            assert!(!batch.is_utf8(), "{at}");
+            assert!(!batch.arena().is_utf8(), "{at}");
         }
         let mut batch = SpanBatch::with_capacity(0, 1, 64);
         batch.push_text("caf\u{e9}");
-        assert!(batch.is_utf8(), "UTF-8 beyond ASCII");
+        assert!(batch.arena().is_utf8(), "UTF-8 beyond ASCII");
         batch.push_bytes(b"\xff");
-        assert!(!batch.is_utf8());
+        assert!(!batch.arena().is_utf8());
     }
 
     #[test]
@@ -286,14 +374,23 @@ mod tests {
         assert!(TextRef::in_block(base, (2, 0)).is_empty());
         let lost = TextRef::in_block(TextRef::NO_BLOCK, (1, 2));
         assert_eq!((batch.text(lost), batch.bytes(lost)), ("", &b""[..]));
-        assert_eq!(batch.short(lost), None);
-        let mut wide = SpanBatch::with_capacity(0, 1, 64);
+        assert_eq!(batch.arena().short(lost), None);
+        let mut wide = SpanBatch::with_capacity(0, 1, 256);
         let a = wide.push_text("GET");
-        assert_eq!(wide.short(a), None, "fewer than 16 bytes from its start");
         let b = wide.push_text(&"x".repeat(20));
-        assert_eq!(wide.short(a).map(|(w, n)| &w[..n]), Some(&b"GET"[..]));
-        assert_eq!(wide.short(b), None, "longer than 16");
-        assert_eq!(wide.short(TextRef::EMPTY), None);
+        assert_eq!(
+            wide.arena().short(a),
+            None,
+            "fewer than WINDOW bytes from its start"
+        );
+        let c = wide.push_text(&"y".repeat(WINDOW + 1));
+        assert_eq!(
+            wide.arena().short(a).map(|(w, n)| &w[..n]),
+            Some(&b"GET"[..])
+        );
+        assert_eq!(wide.arena().short(b).map(|(_, n)| n), Some(20));
+        assert_eq!(wide.arena().short(c), None, "longer than WINDOW");
+        assert_eq!(wide.arena().short(TextRef::EMPTY), None);
         assert_eq!(batch.push_text("far too long for it"), TextRef::EMPTY);
         assert_eq!(batch.push_block(b"far too long for it"), None);
         assert_eq!(batch.text.capacity(), 16);

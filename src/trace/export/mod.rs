@@ -38,7 +38,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use super::sink::{Queued, TraceSetup, CHANNEL_CAPACITY};
-use super::span::{SpanBatch, SpanRecord, TextRef};
+use super::span::{SpanBatch, SpanRecord, Text, TextRef};
 use crate::access_log::ResponseFlags;
 use crate::config::observability::{SpanKind, TraceProvider, Tracer};
 use crate::config::Config;
@@ -252,11 +252,6 @@ impl Thread {
     /// TLS may have changed; a kept connection is checked against both anyway).
     fn update(&mut self, targets: Vec<Target>) {
         self.kept = targets.iter().map(|_| Kept::default()).collect();
-        for target in &targets {
-            if target.tracer.provider == TraceProvider::Otlp {
-                otlp::prepare(&mut self.scratch, &target.tracer);
-            }
-        }
         self.targets = targets;
     }
 
@@ -302,7 +297,7 @@ impl Thread {
 /// POSTs `batches` to `target`'s collector (on the connection `kept` holds, when it is
 /// still fit) and counts the outcome; false when it failed.
 fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>, kept: &mut Kept) -> bool {
-    let spans: usize = batches.iter().map(|b| b.spans.len()).sum();
+    let spans: usize = batches.iter().map(|b| b.span_count()).sum();
     if spans == 0 {
         return true;
     }
@@ -328,10 +323,11 @@ fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>, kept: 
     let zipkin_body;
     let (body, content_type) = if zipkin {
         zipkin_body = zipkin::encode(&target.tracer, batches);
-        (&zipkin_body[..], "application/json")
+        (vec![&zipkin_body[..]], "application/json")
     } else {
         let range = otlp::encode_into(&target.tracer, batches, scratch);
-        (&scratch[range], "application/x-protobuf")
+        let parts = otlp::body_parts(scratch, range, batches);
+        (parts, "application/x-protobuf")
     };
     let via = target.via.as_ref().expect("checked above");
     let (tls, server_name) = via.request_tls();
@@ -364,7 +360,8 @@ fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>, kept: 
     if !zipkin {
         stats.get(stat::HTTP_REPORTS_SENT).inc();
     }
-    let result = crate::fetch::send_kept(crate::fetch::Method::Post, Some(body), &request, kept);
+    let post = crate::fetch::Method::Post;
+    let result = crate::fetch::send_kept_parts(post, Some(&body), &request, kept);
     // Envoy's Zipkin reporter counts a report sent only when the collector answers 202
     // Accepted (a Zipkin server's answer), any other answer dropped; an OTLP/HTTP
     // collector answers 200 (any 2xx taken as success).
@@ -440,7 +437,7 @@ fn server_of<'t>(
 /// the authority ends in `:` and up to five digits (a port over 65535 is left out, its
 /// host kept). Read from the end, a byte at a time: authorities are short, and a
 /// search routine's setup costs more than the walk.
-fn host_port(authority: &[u8]) -> (&[u8], Option<u16>) {
+pub(crate) fn host_port(authority: &[u8]) -> (&[u8], Option<u16>) {
     let (mut port, mut scale, mut colon) = (0u32, 1u32, None);
     for (i, &b) in authority.iter().enumerate().rev().take(6) {
         match b {
@@ -467,24 +464,36 @@ fn host_port(authority: &[u8]) -> (&[u8], Option<u16>) {
     }
 }
 
-/// One span with the batch whose text it refers to.
-struct SpanView<'a> {
-    batch: &'a SpanBatch,
-    record: &'a SpanRecord,
+/// One span with the text its pieces refer to: a batch's arena and custom tags, or
+/// the text a worker kept for the request whose span it writes in wire form.
+#[derive(Debug)]
+pub struct SpanView<'a> {
+    pub text: Text<'a>,
+    /// The tags that `record.tags_start` and `tags_len` index.
+    pub tags: &'a [(TextRef, TextRef)],
+    pub record: &'a SpanRecord,
 }
 
 impl<'a> SpanView<'a> {
+    /// A record of `batch`.
+    pub fn of(batch: &'a SpanBatch, record: &'a SpanRecord) -> SpanView<'a> {
+        SpanView {
+            text: batch.arena(),
+            tags: &batch.tags,
+            record,
+        }
+    }
+
     /// The span's custom tags, with their text.
-    fn tags(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let batch = self.batch;
+    fn custom_tags(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let text = self.text;
         let start = self.record.tags_start as usize;
         let end = start + self.record.tags_len as usize;
-        batch
-            .tags
+        self.tags
             .get(start..end)
             .unwrap_or_default()
             .iter()
-            .map(move |(k, v)| (batch.text(*k), batch.text(*v)))
+            .map(move |(k, v)| (text.text(*k), text.text(*v)))
     }
 }
 

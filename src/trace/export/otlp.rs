@@ -8,20 +8,27 @@
 //! code generation at build time. Attribute names follow the OpenTelemetry HTTP
 //! semantic conventions, plus Envoy's tag names where the conventions have none
 //! (`upstream_cluster`, `upstream_address`, `response_flags`, `guid:x-request-id`).
-//! Encoding runs on the exporter thread. [`encode`] writes the wire format directly
-//! into one buffer: building the derive structs first cost about ten thousand
-//! instructions and two dozen allocations per span (every key and value an owned
-//! `String`), more than the proxy spends on the request. Each span is written once, in
-//! place, behind a two-byte length filled in after it; the enclosing messages' keys and
-//! lengths go into room left in front of the spans, so the body is never copied
-//! (copies of a few hundred kilobytes per export showed as thousands of instructions per
-//! request). The exporter keeps the buffer from export to export, and writes through a
-//! position over a slice (`Out`) that never panics: a span that does not fit is
-//! written again once the buffer has grown. Attributes whose lengths all fit in a byte
-//! (nearly all) are written as fixed arrays around the name and the value, names
-//! unrolled as literals, with one bounds check for the whole attribute when the value
-//! is short (found with one lookup, `SpanBatch::short`); the batch's text is checked once
-//! per batch (as ASCII, else as UTF-8), not once per piece.
+//! A worker writes each of its sampled requests' spans in wire form once, into its
+//! batch ([`write_span`]); the exporter thread only writes the export request's front
+//! matter (and the spans of any records a batch carries) and sends the batches' bytes
+//! behind it as they are ([`encode_into`], [`body_parts`]). Encoding a span costs about
+//! as much wherever it runs; writing it where its text already is saves recording it,
+//! copying its text into the batch and reading it back (docs/performance.md), and
+//! sending the batches in parts saves copying them into one body (a copy counts as one
+//! instruction a byte). What a connection's requests share (route, cluster, authority,
+//! peer) is encoded once per connection ([`constant_attributes`]) and put into each
+//! span as one piece (`SpanRecord::encoded`). Building the derive structs instead cost
+//! about ten thousand instructions and two dozen allocations per span (every key and
+//! value an owned `String`), more than the proxy spends on the request. Each span is
+//! written once, in place, behind a two-byte length filled in after it; the enclosing
+//! messages' keys and lengths go into room left in front of the records' spans, so
+//! nothing is copied. The writes go through a position over a slice (`Out`) that never
+//! panics: a span that does not fit is written again once the buffer has grown.
+//! Attributes whose lengths all fit in a byte (nearly all) are written as fixed arrays
+//! around the name and the value, names unrolled as literals, with one bounds check for
+//! the whole attribute when the value is short enough to be copied as a fixed-size
+//! window (found with one lookup, `Text::short`); the text is checked once (as ASCII,
+//! else as UTF-8), not once per piece.
 //! The structs stay as the reference: the tests decode what [`encode`] wrote with them
 //! and compare it with [`request`]'s message.
 
@@ -29,7 +36,7 @@ use prost::Message;
 
 use super::{flags_text, is_otel_error, server_of, SpanView};
 use crate::config::observability::{SpanKind, Tracer};
-use crate::trace::span::SpanBatch;
+use crate::trace::span::{SpanBatch, WINDOW};
 
 /// `ExportTraceServiceRequest`.
 #[derive(Clone, PartialEq, Message)]
@@ -175,7 +182,7 @@ pub fn request(tracer: &Tracer, batches: &[&SpanBatch]) -> ExportTraceServiceReq
             batch
                 .spans
                 .iter()
-                .map(move |record| SpanView { batch, record })
+                .map(move |record| SpanView::of(batch, record))
         })
         .map(|view| span(&view))
         .collect();
@@ -199,55 +206,43 @@ pub fn request(tracer: &Tracer, batches: &[&SpanBatch]) -> ExportTraceServiceReq
 }
 
 /// The body of the export request: the protobuf encoding of [`request`]'s message,
-/// written directly (into a buffer of its own: [`encode_into`]).
+/// written directly (into a buffer of its own: [`encode_into`] and [`body_parts`]).
 pub fn encode(tracer: &Tracer, batches: &[&SpanBatch]) -> Vec<u8> {
     let mut bytes = Vec::new();
     let range = encode_into(tracer, batches, &mut bytes);
-    bytes.truncate(range.end);
-    bytes.drain(..range.start);
-    bytes
+    body_parts(&bytes, range, batches).concat()
 }
 
-/// Writes the body into `buf`, the exporter's buffer, kept from export to export, and
-/// returns where in it the body is. `buf`'s length only grows (new room is zeroed
-/// once, when it grows): what an earlier export left there is written over, never
-/// cleared. (Zeroing fresh room for every export counted as one instruction a byte,
-/// more than the encoding itself.)
+/// Writes the body's front matter and the spans of `batches`' records into `buf`, the
+/// exporter's buffer, kept from export to export, and returns where in it they are;
+/// the batches' spans in wire form follow them in the body as they are
+/// ([`body_parts`]), counted in the front matter's lengths, never copied. `buf`'s
+/// length only grows (new room is zeroed once, when it grows): what an earlier export
+/// left there is written over, never cleared. (Zeroing fresh room for every export
+/// counted as one instruction a byte, more than the encoding itself.)
 pub fn encode_into(
     tracer: &Tracer,
     batches: &[&SpanBatch],
     buf: &mut Vec<u8>,
 ) -> std::ops::Range<usize> {
-    let count: usize = batches.iter().map(|b| b.spans.len()).sum();
+    let records: usize = batches.iter().map(|b| b.spans.len()).sum();
+    let wire: usize = batches.iter().map(|b| b.wire().len()).sum();
     let (resource, scope, front) = front_matter(tracer);
-    // About a kilobyte a span: enough for most.
-    let room = front + count * SPAN_ROOM;
+    // About a kilobyte a record: enough for most.
+    let room = front + records * SPAN_ROOM;
     if buf.len() < room {
         buf.resize(room, 0);
     }
     let mut at = front;
     let mut flags = Vec::with_capacity(32);
-    for batch in batches {
-        let utf8 = batch.is_utf8();
+    for batch in batches.iter().filter(|b| !b.spans.is_empty()) {
+        let utf8 = batch.arena().is_utf8();
         for record in &batch.spans {
-            let view = SpanView { batch, record };
-            loop {
-                let end = if utf8 {
-                    span_into::<true>(&mut buf[..], at, &view, &mut flags)
-                } else {
-                    span_into::<false>(&mut buf[..], at, &view, &mut flags)
-                };
-                if end <= buf.len() {
-                    at = end;
-                    break;
-                }
-                // It did not fit: now its length is known; grow and write it again.
-                let need = end + 16;
-                buf.resize(need.max(buf.len() * 2), 0);
-            }
+            let view = SpanView::of(batch, record);
+            at = write_at(buf, at, &view, utf8, &mut flags);
         }
     }
-    let spans = at - front;
+    let spans = at - front + wire;
     // ScopeSpans { scope (1), spans (2)… }
     let scope_spans = 1 + len_of(scope.len()) + spans;
     // ResourceSpans { resource (1), scope_spans (2) }
@@ -264,6 +259,66 @@ pub fn encode_into(
     let start = front - head.len();
     buf[start..front].copy_from_slice(&head);
     start..at
+}
+
+/// The body [`encode_into`] began in `buf[range]`, in the parts it is sent in: that,
+/// then each batch's spans in wire form (a worker wrote them once; the body points at
+/// them rather than copying them: a copy counted as one instruction a byte).
+pub fn body_parts<'a>(
+    buf: &'a [u8],
+    range: std::ops::Range<usize>,
+    batches: &[&'a SpanBatch],
+) -> Vec<&'a [u8]> {
+    let mut parts = Vec::with_capacity(1 + batches.len());
+    parts.push(&buf[range]);
+    parts.extend(batches.iter().map(|b| b.wire()).filter(|w| !w.is_empty()));
+    parts
+}
+
+/// Writes `view`'s span at `at` in `buf` (grown when it does not fit) and returns
+/// where it ends.
+fn write_at(
+    buf: &mut Vec<u8>,
+    at: usize,
+    view: &SpanView<'_>,
+    utf8: bool,
+    flags: &mut Vec<u8>,
+) -> usize {
+    loop {
+        let end = span_bytes(&mut buf[..], at, view, utf8, flags);
+        if end <= buf.len() {
+            return end;
+        }
+        // It did not fit: now its length is known; grow and write it again.
+        let need = end + 16;
+        buf.resize(need.max(buf.len() * 2), 0);
+    }
+}
+
+/// [`span_into`] as the text asks: pieces taken as they are when it is all UTF-8
+/// (nearly always), each checked when not.
+#[inline]
+fn span_bytes(
+    buf: &mut [u8],
+    at: usize,
+    view: &SpanView<'_>,
+    utf8: bool,
+    flags: &mut Vec<u8>,
+) -> usize {
+    if utf8 {
+        span_into::<true>(buf, at, view, flags)
+    } else {
+        span_into::<false>(buf, at, view, flags)
+    }
+}
+
+/// A worker's span, written in wire form into its batch (an OTLP tracer's): the
+/// exporter puts it into the request as it is. `flags` is scratch for the response
+/// flags' text.
+pub fn write_span(batch: &mut SpanBatch, view: &SpanView<'_>, utf8: bool, flags: &mut Vec<u8>) {
+    batch.write_wire(SPAN_ROOM, |room, at| {
+        span_bytes(room, at, view, utf8, flags)
+    });
 }
 
 /// The resource and the scope of `tracer`'s exports, and the room left in front of the
@@ -305,28 +360,8 @@ fn small(write: impl Fn(&mut Out<'_>)) -> Vec<u8> {
 /// Room left per span before the first one is written.
 const SPAN_ROOM: usize = 1024;
 
-/// The most room [`prepare`] makes ahead of time (1,024 spans' worth).
-const PREPARED_MAX: usize = 1024 * SPAN_ROOM;
-
-/// Makes `buf` room enough for an export of one full batch of `tracer`'s (up to
-/// [`PREPARED_MAX`] for the spans), so that [`encode_into`] need not grow it in the
-/// middle of an export: growing zeroes the new room, a few hundred thousand
-/// instructions the first time a larger group of batches than any before comes. Called
-/// when the tracers are set.
-pub fn prepare(buf: &mut Vec<u8>, tracer: &Tracer) {
-    let (_, _, front) = front_matter(tracer);
-    let room = front
-        + tracer
-            .batch_spans
-            .saturating_mul(SPAN_ROOM)
-            .min(PREPARED_MAX);
-    if buf.len() < room {
-        buf.resize(room, 0);
-    }
-}
-
 /// A write position in a buffer. A write past the end is dropped (never a panic: this
-/// runs on the exporter thread, and ringway aborts on panic) while the position still
+/// runs on the workers and the exporter thread, and ringway aborts on panic) while the position still
 /// moves on, so that after a span a position past the end says how much room the span
 /// needs: [`encode_into`] then grows the buffer and writes it again. Made as a local
 /// over a `&mut [u8]` argument, so that the position stays in a register: pushing
@@ -432,18 +467,19 @@ impl Out<'_> {
         }
     }
 
-    /// A span's attribute (field 9) with a string value of `len` bytes (1 to 16), given
-    /// as the 16 bytes from its start: with room, one bounds check and fixed-size moves
-    /// (the bytes after the value land past the position, where the next write goes
-    /// over them); else written exactly, piece by piece.
+    /// A span's attribute (field 9) with a string value of `len` bytes (1 to
+    /// [`WINDOW`]), given as the window from its start: with room, one bounds check and
+    /// fixed-size moves (the bytes after the value land past the position, where the
+    /// next write goes over them); else written exactly, piece by piece.
     #[inline(always)]
-    fn short_attribute(&mut self, name: &str, window: &[u8; 16], len: usize) {
+    fn short_attribute(&mut self, name: &str, window: &[u8; WINDOW], len: usize) {
         let n = name.len();
-        debug_assert!(n <= 100 && (1..=16).contains(&len));
+        // Names are literals of a few dozen bytes: every length fits in a byte.
+        debug_assert!(n <= 64 && (1..=WINDOW).contains(&len));
         let kv = 2 + n + 2 + 2 + len;
         let head = [(9 << 3) | LEN, kv as u8, 0x0a, n as u8];
         let middle = [0x12, 2 + len as u8, 0x0a, len as u8];
-        if let Some(to) = self.buf.get_mut(self.at..self.at + 8 + n + 16) {
+        if let Some(to) = self.buf.get_mut(self.at..self.at + 8 + n + WINDOW) {
             to[..4].copy_from_slice(&head);
             to[4..4 + n].copy_from_slice(name.as_bytes());
             to[4 + n..8 + n].copy_from_slice(&middle);
@@ -452,6 +488,57 @@ impl Out<'_> {
             return;
         }
         self.string_attribute(9, name, window.get(..len).unwrap_or_default());
+    }
+
+    /// A string field `tag` (below 16) of `len` bytes (1 to [`WINDOW`]), given as its
+    /// window: as [`Self::short_attribute`].
+    #[inline(always)]
+    fn short_field(&mut self, tag: u8, window: &[u8; WINDOW], len: usize) {
+        if let Some(to) = self.buf.get_mut(self.at..self.at + 2 + WINDOW) {
+            to[..2].copy_from_slice(&[(tag << 3) | LEN, len as u8]);
+            to[2..].copy_from_slice(window);
+            self.at += 2 + len;
+            return;
+        }
+        self.field_bytes(u32::from(tag), window.get(..len).unwrap_or_default());
+    }
+
+    /// An attempt's `url.full`: `scheme` (`http://` or `https://`), then its endpoint and
+    /// its target, each given as its window: as [`Self::short_attribute`], when the
+    /// whole value fits in a one-byte length.
+    #[inline(always)]
+    fn url_attribute(
+        &mut self,
+        scheme: &'static [u8],
+        (origin, origin_len): (&[u8; WINDOW], usize),
+        (target, target_len): (&[u8; WINDOW], usize),
+    ) {
+        const NAME: &str = "url.full";
+        let n = NAME.len();
+        let s = scheme.len();
+        let v = s + origin_len + target_len;
+        let room = 8 + n + s + 2 * WINDOW;
+        if let Some(to) = self
+            .buf
+            .get_mut(self.at..self.at + room)
+            .filter(|_| v < 100)
+        {
+            let kv = 2 + n + 2 + 2 + v;
+            to[..4].copy_from_slice(&[(9 << 3) | LEN, kv as u8, 0x0a, n as u8]);
+            to[4..4 + n].copy_from_slice(NAME.as_bytes());
+            to[4 + n..8 + n].copy_from_slice(&[0x12, 2 + v as u8, 0x0a, v as u8]);
+            let at = 8 + n;
+            to[at..at + s].copy_from_slice(scheme);
+            let at = at + s;
+            to[at..at + WINDOW].copy_from_slice(origin);
+            let at = at + origin_len;
+            to[at..at + WINDOW].copy_from_slice(target);
+            self.at += 8 + n + v;
+            return;
+        }
+        let origin = origin.get(..origin_len).unwrap_or_default();
+        let target = target.get(..target_len).unwrap_or_default();
+        self.string_attribute_parts(NAME, &[scheme, origin, target]);
     }
 
     /// A `KeyValue` with an int value, as a span's attribute (field 9).
@@ -548,9 +635,9 @@ fn span_into<const UTF8: bool>(
     // A piece that is not UTF-8 (only possible when the arena is not) is left out.
     let text = |t| {
         if UTF8 {
-            view.batch.bytes(t)
+            view.text.bytes(t)
         } else {
-            view.batch.text(t).as_bytes()
+            view.text.text(t).as_bytes()
         }
     };
     // The field's key, the two-byte length placeholder, trace_id (1) and span_id (2):
@@ -569,7 +656,10 @@ fn span_into<const UTF8: bool>(
         parent[2..].copy_from_slice(&r.parent_id.to_be_bytes());
         out.put(&parent);
     }
-    out.field_str(5, text(r.name));
+    match view.text.short(r.name).filter(|_| UTF8) {
+        Some((window, len)) => out.short_field(5, window, len),
+        None => out.field_str(5, text(r.name)),
+    }
     let kind = match r.kind {
         SpanKind::Server => SPAN_KIND_SERVER,
         SpanKind::Client => SPAN_KIND_CLIENT,
@@ -581,12 +671,14 @@ fn span_into<const UTF8: bool>(
     times[11] = (8 << 3) | I64;
     times[12..].copy_from_slice(&r.end_ns.max(r.start_ns).to_le_bytes());
     out.put(&times);
+    // What the connection's requests share, encoded once.
+    out.put(view.text.bytes(r.encoded));
     // Unrolled, each with its name as a literal: the name's copy is then a few
     // moves, not a call.
     macro_rules! strings {
         ($($name:literal => $value:expr),* $(,)?) => {$(
             let piece = $value;
-            match view.batch.short(piece).filter(|_| UTF8) {
+            match view.text.short(piece).filter(|_| UTF8) {
                 // Most values: one lookup, one bounds check, fixed-size moves.
                 Some((window, len)) => out.short_attribute($name, window, len),
                 None => {
@@ -623,12 +715,18 @@ fn span_into<const UTF8: bool>(
         // the endpoint has a port, not a Unix socket's path, and the target was
         // readable: only a batch that is not UTF-8 has pieces that read as empty).
         Some(scheme) if port.is_some() && (UTF8 || !text(r.path).is_empty()) => {
-            let origin: &[u8] = if scheme == "https" {
+            let origin: &'static [u8] = if scheme == "https" {
                 b"https://"
             } else {
                 b"http://"
             };
-            out.string_attribute_parts("url.full", &[origin, text(r.origin), text(r.path)]);
+            let windows = (view.text.short(r.origin), view.text.short(r.path));
+            match windows {
+                (Some(host), Some(target)) if UTF8 => out.url_attribute(origin, host, target),
+                _ => {
+                    out.string_attribute_parts("url.full", &[origin, text(r.origin), text(r.path)])
+                }
+            }
         }
         _ => {}
     }
@@ -642,7 +740,7 @@ fn span_into<const UTF8: bool>(
         "enduser.id" => r.consumer,
         "guid:x-request-id" => r.request_id,
     }
-    for (tag, value) in view.tags() {
+    for (tag, value) in view.custom_tags() {
         if !value.is_empty() {
             out.string_attribute(9, tag, value.as_bytes());
         }
@@ -753,7 +851,7 @@ fn len_of(n: usize) -> usize {
 
 fn span(view: &SpanView<'_>) -> Span {
     let r = view.record;
-    let text = |t| view.batch.text(t);
+    let text = |t| view.text.text(t);
     let mut attributes = Vec::with_capacity(24);
     let mut add_text = |key: &str, value: &str| {
         if !value.is_empty() {
@@ -791,7 +889,7 @@ fn span(view: &SpanView<'_>) -> Span {
     add_text("upstream_address", text(r.upstream));
     add_text("enduser.id", text(r.consumer));
     add_text("guid:x-request-id", text(r.request_id));
-    for (tag, value) in view.tags() {
+    for (tag, value) in view.custom_tags() {
         add_text(tag, value);
     }
     if r.status != 0 {
@@ -855,6 +953,86 @@ fn status_digits(status: u16, out: &mut [u8; 5]) -> &[u8] {
     }
 }
 
+/// What a connection's sampled requests share, for [`constant_attributes`].
+#[derive(Debug, Clone, Copy)]
+pub struct Constants<'a> {
+    pub route: &'a str,
+    pub cluster: &'a str,
+    /// The request's authority (`server.address`, `server.port`), as received.
+    pub authority: &'a [u8],
+    /// The client connection is TLS (the port when the authority names none).
+    pub https: bool,
+    /// The client's address and port, when the client is the connection's peer.
+    pub peer: Option<(&'a [u8], u16)>,
+}
+
+/// Where [`constant_attributes`] put each part, from the start of what it wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConstantsLayout {
+    /// The `upstream_cluster` attribute (an attempt's span carries it alone).
+    pub cluster: (u32, u32),
+    /// All of it (the request's span).
+    pub len: u32,
+}
+
+/// Appends to `out` the span attributes (field 9) of [`Constants`], as [`span_into`]
+/// would write them from a record's fields: `http.route`, `upstream_cluster`,
+/// `server.address` and `server.port`, `client.address`, `network.peer.address` and
+/// `network.peer.port`; left out when empty, the authority's when it is not UTF-8. A
+/// worker encodes them once per connection (and again when one of them changes) and
+/// its spans carry them as `SpanRecord::encoded`, their own fields empty.
+pub fn constant_attributes(out: &mut Vec<u8>, c: &Constants<'_>) -> ConstantsLayout {
+    let start = out.len();
+    // Written twice when it does not fit (the first time, nothing does): the first
+    // pass measures it.
+    loop {
+        let mut o = Out {
+            buf: &mut out[..],
+            at: start,
+        };
+        if !c.route.is_empty() {
+            o.string_attribute(9, "http.route", c.route.as_bytes());
+        }
+        let route_end = o.at;
+        if !c.cluster.is_empty() {
+            o.string_attribute(9, "upstream_cluster", c.cluster.as_bytes());
+        }
+        let cluster = ((route_end - start) as u32, (o.at - route_end) as u32);
+        if std::str::from_utf8(c.authority).is_ok() {
+            // As `server_of` reads a request's authority.
+            let (host, port) = super::host_port(c.authority);
+            if !host.is_empty() {
+                o.string_attribute(9, "server.address", host);
+            }
+            let default = if c.https { 443 } else { 80 };
+            let port = port
+                .filter(|&p| p != 0)
+                .or_else(|| (!host.is_empty()).then_some(default));
+            if let Some(port) = port {
+                o.int_attribute("server.port", i64::from(port));
+            }
+        }
+        if let Some((address, port)) = c.peer {
+            if !address.is_empty() {
+                o.string_attribute(9, "client.address", address);
+                o.string_attribute(9, "network.peer.address", address);
+            }
+            if port != 0 {
+                o.int_attribute("network.peer.port", i64::from(port));
+            }
+        }
+        let end = o.at;
+        if end <= out.len() {
+            out.truncate(end);
+            return ConstantsLayout {
+                cluster,
+                len: (end - start) as u32,
+            };
+        }
+        out.resize(end, 0);
+    }
+}
+
 fn saturate(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -863,6 +1041,7 @@ fn saturate(n: u64) -> i64 {
 mod tests {
     use super::*;
     use crate::trace::export::tests::{sample_batch, tracer};
+    use crate::trace::span::TextRef;
 
     #[test]
     fn a_varint_word_is_the_varint() {
@@ -953,36 +1132,6 @@ mod tests {
         assert_eq!(decoded, request(&tracer, &[&small]));
     }
 
-    /// A buffer prepared for a full batch takes an export of that many ordinary spans
-    /// without growing; the room made ahead of time is bounded.
-    #[test]
-    fn a_prepared_buffer_takes_a_full_batch_without_growing() {
-        let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
-        let mut batch = SpanBatch::with_capacity(0, 512, 512 * 768);
-        while batch.spans.len() < 512 {
-            crate::trace::export::tests::sample(&mut batch);
-        }
-        batch.spans.truncate(512);
-        let mut buf = Vec::new();
-        let tracer = Tracer {
-            batch_spans: 512,
-            ..tracer
-        };
-        prepare(&mut buf, &tracer);
-        let prepared = buf.len();
-        let range = encode_into(&tracer, &[&batch], &mut buf);
-        assert_eq!(buf.len(), prepared, "grown in the export");
-        let decoded = ExportTraceServiceRequest::decode(&buf[range]).unwrap();
-        assert_eq!(decoded, request(&tracer, &[&batch]));
-        let mut huge = Vec::new();
-        let many = Tracer {
-            batch_spans: 65_536,
-            ..tracer
-        };
-        prepare(&mut huge, &many);
-        assert!(huge.len() <= PREPARED_MAX + 128);
-    }
-
     #[test]
     fn a_span_over_16_kib_round_trips() {
         let mut batch = SpanBatch::with_capacity(0, 4, 65_536);
@@ -1000,8 +1149,9 @@ mod tests {
         use crate::trace::span::SpanRecord;
         let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
         // `url.full` (8 bytes of name) with values of 91 to 150 bytes: its lengths go
-        // from one byte to two across the fast path's limit (name and value 120).
-        for len in 70..130 {
+        // from one byte to two across the fast path's limit (name and value 120);
+        // shorter ones, with text after them, are written from their windows.
+        for len in (0..WINDOW).chain(70..130) {
             let mut batch = SpanBatch::with_capacity(0, 1, 4096);
             let path = format!("/{}", "a".repeat(len));
             let record = SpanRecord {
@@ -1017,6 +1167,7 @@ mod tests {
                 path: batch.push_text(&path),
                 ..SpanRecord::default()
             };
+            batch.push_text(&"z".repeat(WINDOW));
             batch.spans.push(record);
             let body = encode(&tracer, &[&batch]);
             let decoded = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
@@ -1060,6 +1211,124 @@ mod tests {
         for (status, text) in [(0, "0"), (7, "7"), (404, "404"), (65535, "65535")] {
             assert_eq!(status_digits(status, &mut digits), text.as_bytes());
         }
+    }
+
+    /// A span's attributes, sorted: the same set whatever order they were written in.
+    fn attribute_set(span: &Span) -> Vec<(String, Option<AnyValue>)> {
+        let mut set: Vec<_> = span
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.clone(), kv.value.clone()))
+            .collect();
+        set.sort_by(|a, b| a.0.cmp(&b.0));
+        set
+    }
+
+    /// The spans of `batches`, as a collector decodes them.
+    fn decoded(tracer: &Tracer, batches: &[&SpanBatch]) -> Vec<Span> {
+        let body = encode(tracer, batches);
+        let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        request.resource_spans[0].scope_spans[0].spans.clone()
+    }
+
+    /// A connection's constants encoded once and carried as `encoded` give a span the
+    /// attributes its fields would have: for the request's span and for an attempt's
+    /// (which carries only the cluster's part), with the client's address among them
+    /// or not, on a TLS connection or not, and with an authority that names a port or
+    /// does not.
+    #[test]
+    fn constants_encoded_once_are_the_attributes_the_fields_give() {
+        let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
+        for (authority, https, with_peer) in [
+            ("shop.example", true, true),
+            ("shop.example:8443", false, true),
+            ("[2001:db8::1]:80", false, false),
+            ("", true, true),
+        ] {
+            let mut plain = sample_batch();
+            let mut encoded = sample_batch();
+            let a = plain.push_text(authority);
+            let scheme = Some(if https { "https" } else { "http" });
+            for r in &mut plain.spans {
+                if r.upstream_attempt {
+                    // A worker's attempt spans carry no route.
+                    r.route = TextRef::EMPTY;
+                } else {
+                    r.authority = a;
+                    r.scheme = scheme;
+                }
+            }
+            // The constants, encoded into the arena as a worker encodes them into the
+            // request's text.
+            let mut bytes = Vec::new();
+            let layout = constant_attributes(
+                &mut bytes,
+                &Constants {
+                    route: "orders",
+                    cluster: "shop",
+                    authority: authority.as_bytes(),
+                    https,
+                    peer: with_peer.then_some((&b"10.0.0.7"[..], 51000)),
+                },
+            );
+            assert_eq!(layout.len as usize, bytes.len());
+            let base = encoded.push_block(&bytes).unwrap();
+            for r in &mut encoded.spans {
+                r.route = TextRef::EMPTY;
+                r.cluster = TextRef::EMPTY;
+                if r.upstream_attempt {
+                    r.encoded = TextRef::in_block(base, layout.cluster);
+                } else {
+                    r.scheme = scheme;
+                    r.authority = TextRef::EMPTY;
+                    r.encoded = TextRef::in_block(base, (0, layout.len));
+                    if with_peer {
+                        r.peer = TextRef::EMPTY;
+                        r.peer_port = 0;
+                    }
+                }
+            }
+            let want = decoded(&tracer, &[&plain]);
+            let got = decoded(&tracer, &[&encoded]);
+            assert_eq!(want.len(), 2);
+            for (want, got) in want.iter().zip(&got) {
+                assert_eq!(attribute_set(want), attribute_set(got), "{authority}");
+                assert_eq!((&want.name, want.kind), (&got.name, got.kind));
+            }
+        }
+    }
+
+    /// A worker's spans written in wire form go into the request as they are, beside a
+    /// batch of records; the batch's room grows for a span bigger than it.
+    #[test]
+    fn spans_written_in_wire_form_are_exported_as_written() {
+        let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
+        let records = sample_batch();
+        let mut wire = SpanBatch::with_capacity(0, 1, 64);
+        let mut flags = Vec::new();
+        for record in &records.spans {
+            write_span(&mut wire, &SpanView::of(&records, record), true, &mut flags);
+        }
+        // Bigger than the room a batch of one span makes.
+        let mut big = sample_batch();
+        let agent = "b".repeat(SPAN_ROOM * 3);
+        big.spans[0].user_agent = big.push_text(&agent);
+        write_span(
+            &mut wire,
+            &SpanView::of(&big, &big.spans[0]),
+            true,
+            &mut flags,
+        );
+        assert_eq!(wire.span_count(), 3);
+        assert!(wire.spans.is_empty() && !wire.is_empty());
+        // The records' spans first, then the wire form's as written.
+        let spans = decoded(&tracer, &[&wire, &records]);
+        let want = decoded(&tracer, &[&records, &records, &big]);
+        assert_eq!(spans.len(), 5);
+        assert!(spans[..] == want[..5], "the same spans in the same order");
+        wire.clear();
+        assert!(wire.is_empty() && wire.wire().is_empty());
+        assert!(decoded(&tracer, &[&wire]).is_empty());
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn encode(tracer: &Tracer, batches: &[&SpanBatch]) -> Vec<u8> {
             batch
                 .spans
                 .iter()
-                .map(move |record| SpanView { batch, record })
+                .map(move |record| SpanView::of(batch, record))
         })
         .map(|view| span(tracer, &view))
         .collect();
@@ -46,7 +46,7 @@ fn trace_hex(id: u128) -> String {
 
 fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
     let r = view.record;
-    let text = |t| view.batch.text(t);
+    let text = |t| view.text.text(t);
     let mut tags = Map::new();
     let mut tag = |key: &str, value: String| {
         if !value.is_empty() {
@@ -101,7 +101,7 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
             if why.is_empty() { "true" } else { why }.to_owned(),
         );
     }
-    for (key, value) in view.tags() {
+    for (key, value) in view.custom_tags() {
         tag(key, value.to_owned());
     }
     let duration_us = (r.end_ns.saturating_sub(r.start_ns) / 1000).max(1);
@@ -136,11 +136,11 @@ fn span(tracer: &Tracer, view: &SpanView<'_>) -> Value {
 fn remote_endpoint(view: &SpanView<'_>) -> Option<Value> {
     let r = view.record;
     let peer = || {
-        let ip: IpAddr = view.batch.text(r.peer).parse().ok()?;
+        let ip: IpAddr = view.text.text(r.peer).parse().ok()?;
         Some((ip, r.peer_port))
     };
     let (ip, port) = match r.kind {
-        SpanKind::Client => match view.batch.text(r.upstream).parse::<SocketAddr>() {
+        SpanKind::Client => match view.text.text(r.upstream).parse::<SocketAddr>() {
             Ok(a) => (a.ip(), a.port()),
             Err(_) => peer()?,
         },

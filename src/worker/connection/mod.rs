@@ -596,6 +596,9 @@ impl Connection<'_> {
                         listener: l,
                         rq_start: self.rq_start,
                         clock: &self.worker.clock,
+                        peer: (self.client_ip == self.peer)
+                            .then(|| (self.peer_text.as_bytes(), self.peer_port)),
+                        https: self.stream.is_tls(),
                     };
                     note.run(route_and_cluster());
                 }
@@ -1229,14 +1232,18 @@ impl Connection<'_> {
             self.listener.rq_time.record(start.elapsed());
         }
         let upstream = self.upstream.take();
-        let auth = self.filters.identity();
         // An unsampled request records no span.
         if self.trace.on && self.trace.sampled {
-            let address = upstream.as_ref().map(|u| u.pool.address_text());
-            let consumer = auth.and_then(|a| a.principal());
-            let body_sent = bytes_sent.saturating_sub(self.head_sent);
-            self.trace_finish((status, body_sent), flags, (address, consumer));
+            if let Some(mut pending) = self.pending.take() {
+                let address = upstream.as_ref().map(|u| u.pool.address_text());
+                let consumer = self.filters.identity().and_then(|a| a.principal());
+                let body_sent = bytes_sent.saturating_sub(self.head_sent);
+                let ends = (address, consumer);
+                self.trace_finish(&mut pending, (status, body_sent), flags, ends);
+                self.pending = Some(pending);
+            }
         }
+        let auth = self.filters.identity();
         if let Some(auth) = auth {
             auth.count_usage(status, (self.request.head_len as u64, bytes_sent));
         }

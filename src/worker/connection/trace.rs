@@ -20,10 +20,14 @@
 //! (`CoarseClock::anchor`, taken once per request so that durations are exact). A
 //! sampled one copies the request's text attributes into the connection's [`Pending`]
 //! (boxed once per connection, reused), because the read buffer may be reused before
-//! the request ends, and notes each upstream attempt there; when the request ends, that
-//! text goes into the worker's span batch as one block that all the request's spans
-//! (its attempts' and its own) refer into (`trace::sink`), and that is all the request
-//! path does: encoding and export are the exporter thread's.
+//! the request ends, and notes each upstream attempt there. When the request ends, an
+//! OTLP tracer's spans (its attempts' and its own) are written in their wire form
+//! straight from that text into the worker's span batch (`trace::sink`,
+//! `trace::export::otlp::write_span`): what the connection's requests share (route,
+//! cluster, authority, peer) was encoded once per connection (`Pending`'s constants)
+//! and goes in as one piece, and the exporter thread only puts the batches behind the
+//! export request's front matter. A Zipkin tracer's spans are records sharing one copy
+//! of the text in the batch, encoded as JSON by the exporter.
 
 use std::time::Instant;
 
@@ -35,8 +39,9 @@ use crate::http1::{line_value, Edit};
 use crate::snapshot::ListenerTrace;
 use crate::stats::names::http as rq;
 use crate::trace::context::{self, Extractor, Formats, Outgoing};
+use crate::trace::export::{otlp, SpanView};
 use crate::trace::sampling::{self, Decide, Reason};
-use crate::trace::span::{SpanBatch, SpanRecord, TextRef};
+use crate::trace::span::{SpanBatch, SpanRecord, Text, TextRef, WINDOW};
 
 /// The current request's trace context (reset per request).
 #[derive(Debug, Default, Clone, Copy)]
@@ -232,10 +237,18 @@ pub(super) struct Pending {
     /// and the listener live in the snapshot the connection holds for its lifetime.)
     constants_for: Option<ConstantsKey>,
     constants_len: usize,
+    /// An OTLP tracer's: the attributes the connection's requests share, in wire form
+    /// (`otlp::constant_attributes`), the part of them an attempt's span carries (its
+    /// cluster), whether they hold the client's address, and the authority they were
+    /// made for (as received: compared with each request's).
+    encoded: (u32, u32),
+    encoded_cluster: (u32, u32),
+    encoded_peer: bool,
+    encoded_authority: (u32, u32),
     /// Body bytes read for the request (its span's size is the head and these).
     received: u64,
-    /// Custom tags: name and value pieces.
-    tags: Vec<((u32, u32), (u32, u32))>,
+    /// Custom tags: name and value pieces of `text`.
+    tags: Vec<(TextRef, TextRef)>,
     /// The request's upstream attempts (listeners that spawn upstream spans).
     attempts: Vec<Attempt>,
 }
@@ -247,6 +260,9 @@ struct ConstantsKey {
     route: usize,
     cluster: (usize, usize),
     listener: usize,
+    /// The request's client is the connection's peer (an OTLP tracer's constants then
+    /// hold its address).
+    client_is_peer: bool,
 }
 
 /// One upstream attempt, recorded as a span when its request ends.
@@ -292,12 +308,17 @@ impl Pending {
     }
 
     /// Forgets the last request, keeping the constant pieces when they were made for
-    /// `key` (else they are made again: `constants_for` is `None`).
-    fn clear(&mut self, key: ConstantsKey) {
+    /// `key` and, for an OTLP tracer, for `authority` (else they are made again:
+    /// `constants_for` is `None`).
+    fn clear(&mut self, key: ConstantsKey, authority: Option<&[u8]>) {
         self.end = None;
         self.received = 0;
         self.forwarded = (0, 0);
-        if self.constants_for == Some(key) {
+        let same_authority = || {
+            let (at, len) = self.encoded_authority;
+            authority.is_none_or(|a| self.text.get(at as usize..(at + len) as usize) == Some(a))
+        };
+        if self.constants_for == Some(key) && same_authority() {
             self.text.truncate(self.constants_len);
         } else {
             self.text.clear();
@@ -380,6 +401,11 @@ pub(super) struct Note<'a> {
     pub listener: &'a crate::snapshot::ListenerSnapshot,
     pub rq_start: Option<Instant>,
     pub clock: &'a crate::clock::CoarseClock,
+    /// The client's address and port when the client is the connection's peer (no
+    /// trusted proxy named another), and whether the connection is TLS: what an OTLP
+    /// tracer's spans encode once per connection (`otlp::constant_attributes`).
+    pub peer: Option<(&'a [u8], u16)>,
+    pub https: bool,
 }
 
 impl Begin<'_> {
@@ -712,8 +738,13 @@ impl Note<'_> {
             route: route.map_or(0, |r| std::ptr::from_ref(r) as usize),
             cluster: (cluster.as_ptr() as usize, cluster.len()),
             listener: std::ptr::from_ref(t) as usize,
+            client_is_peer: self.peer.is_some(),
         };
-        p.clear(key);
+        let authority = self.request.host.map_or(&b""[..], |h| h.get(head));
+        // An OTLP tracer's constants hold the authority too: made again when it is not
+        // the one they were made for.
+        let otlp = !t.zipkin;
+        p.clear(key, otlp.then_some(authority));
         if p.constants_for.is_none() {
             p.route = p.push(route_name.as_bytes());
             p.cluster = p.push(cluster);
@@ -723,6 +754,21 @@ impl Note<'_> {
             } else {
                 (0, 0)
             };
+            if otlp {
+                p.encoded_authority = p.push(authority);
+                let at = p.text.len() as u32;
+                let constants = otlp::Constants {
+                    route: route_name,
+                    cluster: std::str::from_utf8(cluster).unwrap_or_default(),
+                    authority,
+                    https: self.https,
+                    peer: self.peer,
+                };
+                let layout = otlp::constant_attributes(&mut p.text, &constants);
+                p.encoded = (at, layout.len);
+                p.encoded_cluster = (at + layout.cluster.0, layout.cluster.1);
+                p.encoded_peer = self.peer.is_some();
+            }
             p.constants_for = Some(key);
             p.constants_len = p.text.len();
         }
@@ -757,8 +803,8 @@ impl Note<'_> {
             0 => (0, 0),
             n => (target_at + (path.len() + 1) as u32, n as u32),
         };
-        let authority = self.request.host.map_or(&b""[..], |h| h.get(head));
-        p.authority = p.push(authority);
+        // An OTLP tracer's spans have it among the constants.
+        p.authority = if otlp { (0, 0) } else { p.push(authority) };
         p.user_agent = fields.user_agent.map_or((0, 0), |v| p.push(v));
         // The request id as forwarded: a fresh or repacked one is the overlay's; a kept
         // one whose trace reason was packed is replaced.
@@ -822,7 +868,8 @@ impl Note<'_> {
             if let Some(value) = value {
                 let name = p.push(tag.tag.as_bytes());
                 let value = p.push(value);
-                p.tags.push((name, value));
+                p.tags
+                    .push((TextRef::in_block(0, name), TextRef::in_block(0, value)));
             }
         }
     }
@@ -1010,9 +1057,12 @@ impl Connection<'_> {
     }
 
     /// Records the spans of a sampled request (from `complete`): its attempts' and its
-    /// own, sharing one copy of the request's text in the batch.
+    /// own. An OTLP tracer's are written in wire form straight from the request's text
+    /// (`otlp::write_span`); a Zipkin tracer's are records sharing one copy of that
+    /// text in the batch.
     pub(super) fn trace_finish(
         &self,
+        p: &mut Pending,
         (status, bytes_sent): (u16, u64),
         flags: ResponseFlags,
         (upstream, consumer): (Option<&str>, Option<&str>),
@@ -1023,13 +1073,101 @@ impl Connection<'_> {
         if !self.trace.sampled {
             return;
         }
-        let s = &self.trace;
-        let Some(p) = self.pending.as_deref() else {
-            return;
-        };
         let anchor = p.anchor(&self.worker.clock);
         let end_ns = anchor.unix_ns(p.end.unwrap_or_else(Instant::now));
+        let (client, port) = if self.client_ip == self.peer {
+            (self.peer_text, self.peer_port)
+        } else {
+            (self.client_ip.ip().map_or(IpText::EMPTY, IpText::new), 0)
+        };
+        let own = OwnSpan {
+            status,
+            end_ns,
+            bytes_sent,
+            flags,
+            https: self.stream.is_tls(),
+            peer_port: port,
+            attempts: self.retry.attempt,
+        };
         let mut sinks = self.worker.spans.borrow_mut();
+        if t.zipkin {
+            return self.trace_records(
+                &mut sinks,
+                t,
+                p,
+                &own,
+                (client.as_bytes(), upstream, consumer),
+            );
+        }
+        // The text the server span adds goes after the request's; then every piece is
+        // in one text. What follows the constants is checked as UTF-8 once (the
+        // constants are the config's text and attributes encoded from checked text).
+        let peer = if p.encoded_peer {
+            TextRef::EMPTY
+        } else {
+            TextRef::in_block(0, p.push(client.as_bytes()))
+        };
+        let upstream = TextRef::in_block(0, upstream.map_or((0, 0), |u| p.push(u.as_bytes())));
+        let consumer = TextRef::in_block(0, consumer.map_or((0, 0), |c| p.push(c.as_bytes())));
+        let utf8 = Text(p.text.get(p.constants_len..).unwrap_or_default()).is_utf8();
+        // Room after the last piece for its window (`Text::short`).
+        p.text.resize(p.text.len() + WINDOW, 0);
+        let p = &*p;
+        let text = Text(&p.text);
+        let s = &self.trace;
+        for a in &p.attempts {
+            let Some((batch, scratch)) = sinks.batch_and_scratch(t.tracer) else {
+                continue;
+            };
+            let mut record = attempt_record(s, p, a, |r| TextRef::in_block(0, r));
+            record.cluster = TextRef::EMPTY;
+            record.encoded = TextRef::in_block(0, p.encoded_cluster);
+            let view = SpanView {
+                text,
+                tags: &[],
+                record: &record,
+            };
+            otlp::write_span(batch, &view, utf8, scratch);
+            sinks.pushed(t.tracer);
+        }
+        let Some((batch, scratch)) = sinks.batch_and_scratch(t.tracer) else {
+            return;
+        };
+        let mut record = own_record(
+            s,
+            t,
+            p,
+            &own,
+            |r| TextRef::in_block(0, r),
+            (peer, upstream, consumer),
+        );
+        // Encoded among the constants.
+        record.route = TextRef::EMPTY;
+        record.cluster = TextRef::EMPTY;
+        record.encoded = TextRef::in_block(0, p.encoded);
+        if p.encoded_peer {
+            record.peer_port = 0;
+        }
+        let view = SpanView {
+            text,
+            tags: &p.tags,
+            record: &record,
+        };
+        otlp::write_span(batch, &view, utf8, scratch);
+        sinks.pushed(t.tracer);
+    }
+
+    /// A Zipkin tracer's spans: records in the batch, the request's text copied into
+    /// its arena once for all of them.
+    fn trace_records(
+        &self,
+        sinks: &mut crate::trace::sink::SpanSinks,
+        t: &ListenerTrace,
+        p: &Pending,
+        own: &OwnSpan,
+        (client, upstream, consumer): (&[u8], Option<&str>, Option<&str>),
+    ) {
+        let s = &self.trace;
         // Where the request's text block is in the current batch (none yet, or the
         // batch was handed over after the last span).
         let mut base = None;
@@ -1038,36 +1176,9 @@ impl Connection<'_> {
                 continue;
             };
             let at = block(batch, p, &mut base);
-            let piece = |r| TextRef::in_block(at, r);
-            // An attempt carries what is its own, the request's method and id (Envoy's
-            // upstream span tags) and the target as forwarded (its URL); the rest is on
-            // the request's span.
-            batch.spans.push(SpanRecord {
-                trace_id: s.trace_id(),
-                span_id: a.span_id,
-                parent_id: s.span_id,
-                kind: SpanKind::Client,
-                start_ns: a.start_ns,
-                end_ns: a.end_ns,
-                name: piece(p.attempt_name),
-                method: piece(p.method),
-                path: piece(p.forwarded),
-                scheme: Some(if a.tls { "https" } else { "http" }),
-                authority: piece(a.host),
-                server_port: a.port,
-                origin: piece(a.origin),
-                request_id: piece(p.request_id),
-                cluster: piece(p.cluster),
-                upstream: piece(a.upstream),
-                error: piece(a.error),
-                status: a.status,
-                attempt: a.number,
-                // The context it went upstream with carries the caller's `tracestate`.
-                trace_state: piece(p.trace_state),
-                debug: s.debug,
-                upstream_attempt: true,
-                ..SpanRecord::default()
-            });
+            batch
+                .spans
+                .push(attempt_record(s, p, a, |r| TextRef::in_block(at, r)));
             if sinks.pushed(t.tracer) {
                 base = None;
             }
@@ -1076,55 +1187,122 @@ impl Connection<'_> {
             return;
         };
         let at = block(batch, p, &mut base);
-        let piece = |r| TextRef::in_block(at, r);
-        let https = self.stream.is_tls();
-        let (client, port) = if self.client_ip == self.peer {
-            (self.peer_text, self.peer_port)
-        } else {
-            (self.client_ip.ip().map_or(IpText::EMPTY, IpText::new), 0)
-        };
         let tags_start = batch.tags.len() as u32;
         for &(name, value) in &p.tags {
-            batch.tags.push((piece(name), piece(value)));
+            batch.tags.push((name.rebased(at), value.rebased(at)));
         }
-        let span = SpanRecord {
-            trace_id: s.trace_id(),
-            span_id: s.span_id,
-            parent_id: s.parent_id,
-            kind: t.config.kind,
-            start_ns: p.start_ns,
-            end_ns,
-            name: piece(p.name),
-            method: piece(p.method),
-            path: piece(p.path),
-            query: piece(p.query),
-            authority: piece(p.authority),
-            server_port: 0,
-            origin: TextRef::EMPTY,
-            scheme: Some(if https { "https" } else { "http" }),
-            route: piece(p.route),
-            status,
-            peer: batch.push_bytes(client.as_bytes()),
-            peer_port: port,
-            user_agent: piece(p.user_agent),
-            request_id: piece(p.request_id),
-            cluster: piece(p.cluster),
-            upstream: upstream.map_or(TextRef::EMPTY, |u| batch.push_text(u)),
-            consumer: consumer.map_or(TextRef::EMPTY, |c| batch.push_text(c)),
-            flags: flags.bits(),
-            bytes_received: p.received,
-            bytes_sent,
-            attempt: self.retry.attempt,
-            error: TextRef::EMPTY,
-            trace_state: piece(p.trace_state),
-            debug: s.debug,
-            shared: s.shared,
-            upstream_attempt: false,
-            tags_start,
-            tags_len: p.tags.len() as u32,
-        };
+        let added = (
+            batch.push_bytes(client),
+            upstream.map_or(TextRef::EMPTY, |u| batch.push_text(u)),
+            consumer.map_or(TextRef::EMPTY, |c| batch.push_text(c)),
+        );
+        let mut span = own_record(s, t, p, own, |r| TextRef::in_block(at, r), added);
+        span.tags_start = tags_start;
         batch.spans.push(span);
         sinks.pushed(t.tracer);
+    }
+}
+
+/// What the request's own span takes from its end.
+struct OwnSpan {
+    status: u16,
+    end_ns: u64,
+    bytes_sent: u64,
+    flags: ResponseFlags,
+    /// The client connection is TLS (`url.scheme`).
+    https: bool,
+    peer_port: u16,
+    /// Attempts made.
+    attempts: u32,
+}
+
+/// An upstream attempt's span: what is its own, the request's method and id (Envoy's
+/// upstream span tags) and the target as forwarded (its URL); the rest is on the
+/// request's span. `piece` maps the request's text pieces to where the span reads
+/// them.
+#[inline(always)]
+fn attempt_record(
+    s: &TraceState,
+    p: &Pending,
+    a: &Attempt,
+    piece: impl Fn((u32, u32)) -> TextRef,
+) -> SpanRecord {
+    SpanRecord {
+        trace_id: s.trace_id(),
+        span_id: a.span_id,
+        parent_id: s.span_id,
+        kind: SpanKind::Client,
+        start_ns: a.start_ns,
+        end_ns: a.end_ns,
+        name: piece(p.attempt_name),
+        method: piece(p.method),
+        path: piece(p.forwarded),
+        scheme: Some(if a.tls { "https" } else { "http" }),
+        authority: piece(a.host),
+        server_port: a.port,
+        origin: piece(a.origin),
+        request_id: piece(p.request_id),
+        cluster: piece(p.cluster),
+        upstream: piece(a.upstream),
+        error: piece(a.error),
+        status: a.status,
+        attempt: a.number,
+        // The context it went upstream with carries the caller's `tracestate`.
+        trace_state: piece(p.trace_state),
+        debug: s.debug,
+        upstream_attempt: true,
+        ..SpanRecord::default()
+    }
+}
+
+/// The request's own span; `(peer, upstream, consumer)` are where the span reads the
+/// client's address, the endpoint's and the consumer. Its custom tags are the first
+/// `p.tags.len()` from `tags_start` (0 here).
+#[inline(always)]
+fn own_record(
+    s: &TraceState,
+    t: &ListenerTrace,
+    p: &Pending,
+    own: &OwnSpan,
+    piece: impl Fn((u32, u32)) -> TextRef,
+    (peer, upstream, consumer): (TextRef, TextRef, TextRef),
+) -> SpanRecord {
+    SpanRecord {
+        trace_id: s.trace_id(),
+        span_id: s.span_id,
+        parent_id: s.parent_id,
+        kind: t.config.kind,
+        start_ns: p.start_ns,
+        end_ns: own.end_ns,
+        name: piece(p.name),
+        method: piece(p.method),
+        path: piece(p.path),
+        query: piece(p.query),
+        authority: piece(p.authority),
+        server_port: 0,
+        origin: TextRef::EMPTY,
+        scheme: Some(if own.https { "https" } else { "http" }),
+        route: piece(p.route),
+        status: own.status,
+        peer,
+        peer_port: own.peer_port,
+        user_agent: piece(p.user_agent),
+        request_id: piece(p.request_id),
+        cluster: piece(p.cluster),
+        upstream,
+        consumer,
+        flags: own.flags.bits(),
+        bytes_received: p.received,
+        bytes_sent: own.bytes_sent,
+        attempt: own.attempts,
+        error: TextRef::EMPTY,
+        trace_state: piece(p.trace_state),
+        debug: s.debug,
+        shared: s.shared,
+        upstream_attempt: false,
+        encoded: TextRef::EMPTY,
+        tags_start: 0,
+        tags_len: p.tags.len() as u32,
     }
 }
 
