@@ -1404,18 +1404,26 @@ fn each_request_of_a_connection_carries_its_own_shared_attributes_in_otlp() {
         let local_port = conn.local_addr().unwrap().port();
         let mut reader = BufReader::new(conn.try_clone().unwrap());
         let mut conn = conn;
+        // The last one's user agent is not UTF-8: left out of its span, the rest kept
+        // (the test's upstream reads heads as UTF-8 and drops that one: a 502, whose
+        // spans are recorded all the same).
         let requests = [
-            ("/named/1", "t"),
-            ("/plain/2", "t"),
-            ("/named/3", "shop.example:8443"),
-            ("/named/4", "shop.example:8443"),
-            ("/named/5", "[::1]"),
+            ("/named/1", "t", &b"probe/1"[..]),
+            ("/plain/2", "t", b"probe/1"),
+            ("/named/3", "shop.example:8443", b"probe/1"),
+            ("/named/4", "shop.example:8443", b"probe/1"),
+            ("/named/5", "[::1]", b"probe/1"),
+            ("/named/6", "[::1]", b"caf\xe9"),
         ];
-        for (path, host) in requests {
-            let raw = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
-            conn.write_all(raw.as_bytes()).unwrap();
+        for (path, host, agent) in requests {
+            let mut raw =
+                format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ").into_bytes();
+            raw.extend_from_slice(agent);
+            raw.extend_from_slice(b"\r\n\r\n");
+            conn.write_all(&raw).unwrap();
             let r = common::read_response(&mut reader, false).unwrap();
-            assert_eq!(r.status, 200, "{driver} {path}");
+            let want = if agent.is_ascii() { 200 } else { 502 };
+            assert_eq!(r.status, want, "{driver} {path}");
         }
         let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let spans = loop {
@@ -1428,16 +1436,14 @@ fn each_request_of_a_connection_carries_its_own_shared_attributes_in_otlp() {
                     body.unwrap().resource_spans[0].scope_spans[0].spans.clone()
                 })
                 .collect();
-            if spans.len() >= 10 || std::time::Instant::now() > until {
+            let servers = spans.iter().filter(|s| s.kind == otlp::SPAN_KIND_SERVER);
+            if servers.count() >= 6 || std::time::Instant::now() > until {
                 break spans;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         };
-        assert_eq!(
-            spans.len(),
-            10,
-            "{driver}: a server span and an attempt each"
-        );
+        let servers = spans.iter().filter(|s| s.kind == otlp::SPAN_KIND_SERVER);
+        assert_eq!(servers.count(), 6, "{driver}: a server span each");
         let attribute = |span: &otlp::Span, key: &str| {
             let found: Vec<_> = span.attributes.iter().filter(|kv| kv.key == key).collect();
             assert!(found.len() <= 1, "{driver}: {key} twice");
@@ -1448,7 +1454,7 @@ fn each_request_of_a_connection_carries_its_own_shared_attributes_in_otlp() {
         };
         let text = |v: &str| Some(otlp::Value::StringValue(v.to_owned()));
         let int = |v: i64| Some(otlp::Value::IntValue(v));
-        for (path, host) in requests {
+        for (path, host, agent) in requests {
             let server = spans
                 .iter()
                 .find(|s| {
@@ -1493,27 +1499,36 @@ fn each_request_of_a_connection_carries_its_own_shared_attributes_in_otlp() {
                 "{driver}"
             );
             assert_eq!(attribute(server, "url.scheme"), text("http"), "{driver}");
-            let attempt = spans
+            let agent = std::str::from_utf8(agent).ok().and_then(text);
+            assert_eq!(
+                attribute(server, "user_agent.original"),
+                agent,
+                "{driver} {path}"
+            );
+            let attempts: Vec<&otlp::Span> = spans
                 .iter()
-                .find(|s| s.kind == otlp::SPAN_KIND_CLIENT && s.parent_span_id == server.span_id)
-                .unwrap_or_else(|| panic!("{driver}: no attempt for {path}"));
-            assert_eq!(
-                attribute(attempt, "upstream_cluster"),
-                text("app"),
-                "{driver}"
-            );
-            assert_eq!(attribute(attempt, "http.route"), None, "{driver}");
-            assert_eq!(attribute(attempt, "client.address"), None, "{driver}");
-            assert_eq!(
-                attribute(attempt, "url.full"),
-                text(&format!("http://{}{path}", service.endpoint())),
-                "{driver}"
-            );
-            assert_eq!(
-                attribute(attempt, "server.address"),
-                text("127.0.0.1"),
-                "{driver}"
-            );
+                .filter(|s| s.kind == otlp::SPAN_KIND_CLIENT && s.parent_span_id == server.span_id)
+                .collect();
+            assert!(!attempts.is_empty(), "{driver}: no attempt for {path}");
+            for attempt in attempts {
+                assert_eq!(
+                    attribute(attempt, "upstream_cluster"),
+                    text("app"),
+                    "{driver}"
+                );
+                assert_eq!(attribute(attempt, "http.route"), None, "{driver}");
+                assert_eq!(attribute(attempt, "client.address"), None, "{driver}");
+                assert_eq!(
+                    attribute(attempt, "url.full"),
+                    text(&format!("http://{}{path}", service.endpoint())),
+                    "{driver}"
+                );
+                assert_eq!(
+                    attribute(attempt, "server.address"),
+                    text("127.0.0.1"),
+                    "{driver}"
+                );
+            }
         }
         drop(rw);
     }

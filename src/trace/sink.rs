@@ -183,6 +183,23 @@ impl SpanSinks {
         open_batch(&self.setup, tracer, sink)
     }
 
+    /// Whether `tracer`'s spans are written in wire form (an OTLP tracer's), as this
+    /// worker's current config says; `None`: no such tracer. A request that began
+    /// under an earlier config asks, since a reload may have given its tracer's index
+    /// another provider.
+    pub fn wire_form(&self, tracer: usize) -> Option<bool> {
+        let sink = self.sinks.get(tracer)?;
+        Some(sink.tracer.provider == crate::config::observability::TraceProvider::Otlp)
+    }
+
+    /// Counts `n` spans of `tracer` dropped without being recorded (a request's spans
+    /// prepared for a provider its tracer no longer has after a reload).
+    pub fn drop_spans(&mut self, tracer: usize, n: usize) {
+        if let Some(sink) = self.sinks.get(tracer) {
+            count(&sink.stats, stat::SPANS_DROPPED, n);
+        }
+    }
+
     /// [`Self::batch`], with the worker's scratch bytes (for a span written in wire
     /// form).
     pub fn batch_and_scratch(&mut self, tracer: usize) -> Option<(&mut SpanBatch, &mut Vec<u8>)> {
@@ -381,6 +398,27 @@ mod tests {
         });
         sinks.pushed(tracer);
         true
+    }
+
+    /// The form a request's spans are written in is the worker's current tracer's, and
+    /// spans that cannot be written in it are counted dropped.
+    #[test]
+    fn the_form_is_the_current_tracers_and_drops_are_counted() {
+        let mut h = harness(vec![tracer(2, 4, None)], 1);
+        assert_eq!(h.sinks.wire_form(0), Some(true), "OTLP");
+        assert_eq!(h.sinks.wire_form(1), None);
+        h.sinks.drop_spans(0, 3);
+        h.sinks.drop_spans(1, 5);
+        assert_eq!(h.scope.sum(stat::SPANS_DROPPED), 3);
+        let zipkin = Tracer {
+            provider: TraceProvider::Zipkin {
+                trace_id_128bit: true,
+                shared_span_context: false,
+            },
+            ..tracer(2, 4, None)
+        };
+        let h = harness(vec![zipkin], 1);
+        assert_eq!(h.sinks.wire_form(0), Some(false));
     }
 
     #[test]

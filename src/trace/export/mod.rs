@@ -297,12 +297,24 @@ impl Thread {
 /// POSTs `batches` to `target`'s collector (on the connection `kept` holds, when it is
 /// still fit) and counts the outcome; false when it failed.
 fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>, kept: &mut Kept) -> bool {
-    let spans: usize = batches.iter().map(|b| b.span_count()).sum();
+    let stats = &target.stats;
+    let zipkin = matches!(target.tracer.provider, TraceProvider::Zipkin { .. });
+    // Spans in wire form are OTLP's: queued before a reload gave their tracer's index
+    // to a Zipkin tracer, they cannot go to it, and are dropped, counted.
+    let (spans, unsendable) = batches.iter().fold((0, 0), |(sent, lost), b| {
+        let wire = b.span_count() - b.spans.len();
+        if zipkin {
+            (sent + b.spans.len(), lost + wire)
+        } else {
+            (sent + b.span_count(), lost)
+        }
+    });
+    if unsendable > 0 {
+        stats.get(stat::SPANS_DROPPED).add(unsendable as u64);
+    }
     if spans == 0 {
         return true;
     }
-    let stats = &target.stats;
-    let zipkin = matches!(target.tracer.provider, TraceProvider::Zipkin { .. });
     stats.get(stat::SPANS_SENT).add(spans as u64);
     let collector = &target.tracer.collector;
     let connect_to = target.via.as_ref().map(Via::connect_to).unwrap_or_default();
@@ -597,6 +609,49 @@ pub(crate) mod tests {
         };
         b.spans.push(server);
         b.spans.push(client);
+    }
+
+    /// Spans in wire form queued for a tracer index that a reload gave to a Zipkin
+    /// tracer cannot be sent as JSON: dropped and counted, not counted as sent; the
+    /// records beside them go.
+    #[test]
+    fn wire_spans_for_a_zipkin_tracer_are_dropped_and_counted() {
+        use crate::stats::Scope;
+        let scope = Arc::new(Scope::new("tracing.zipkin.", &stat::ZIPKIN_DEFS, 1));
+        let zipkin = TraceProvider::Zipkin {
+            trace_id_128bit: true,
+            shared_span_context: false,
+        };
+        let target = Target {
+            tracer: tracer(zipkin),
+            via: None,
+            stats: scope.for_worker(0),
+        };
+        let records = sample_batch();
+        let mut wire = SpanBatch::with_capacity(0, 4, 64);
+        let mut flags = Vec::new();
+        for record in &records.spans {
+            otlp::write_span(&mut wire, &SpanView::of(&records, record), true, &mut flags);
+        }
+        let ok = export(
+            &target,
+            &[&wire, &records],
+            &mut Vec::new(),
+            &mut Kept::default(),
+        );
+        assert!(!ok, "no collector cluster");
+        assert_eq!(scope.sum(stat::SPANS_DROPPED), 2);
+        assert_eq!(scope.sum(stat::SPANS_SENT), 2, "the records");
+        assert_eq!(scope.sum(stat::REPORTS_SKIPPED_NO_CLUSTER), 1);
+        // Wire spans alone: nothing to send, nothing reported.
+        assert!(export(
+            &target,
+            &[&wire],
+            &mut Vec::new(),
+            &mut Kept::default()
+        ));
+        assert_eq!(scope.sum(stat::SPANS_DROPPED), 4);
+        assert_eq!(scope.sum(stat::REPORTS_SKIPPED_NO_CLUSTER), 1);
     }
 
     #[test]

@@ -1090,6 +1090,13 @@ impl Connection<'_> {
             attempts: self.retry.attempt,
         };
         let mut sinks = self.worker.spans.borrow_mut();
+        // The request's text was kept for its listener's provider; a reload since may
+        // have given the tracer's index another (its open spans were dropped, counted,
+        // when it did): these are dropped and counted too.
+        if sinks.wire_form(t.tracer) != Some(!t.zipkin) {
+            sinks.drop_spans(t.tracer, p.attempts.len() + 1);
+            return;
+        }
         if t.zipkin {
             return self.trace_records(
                 &mut sinks,
