@@ -8,10 +8,10 @@
 //! addresses, tags) lives in one byte arena of the batch, encoded as JSON by the
 //! exporter. Either way recording a span copies a few hundred bytes and allocates
 //! nothing once the batch's vectors have grown to their capacity. A request's text
-//! goes into the arena as one block ([`SpanBatch::push_block`]) that its spans share;
-//! the arena holds bytes as received (a header value need not be UTF-8) and the
-//! exporter reads each piece as UTF-8, an invalid one as absent ([`Text::text`]), so
-//! the worker validates nothing. A full or timed-out batch goes to the exporter
+//! goes into the arena as one block ([`SpanBatch::push_block`]) that its spans share.
+//! Text is kept as received (a header value need not be UTF-8) and checked once, a
+//! request's by the worker that writes its spans in wire form, a batch's arena by the
+//! exporter; a piece that is not UTF-8 reads as absent ([`Text::text`]). A full or timed-out batch goes to the exporter
 //! thread whole (one channel send); the exporter hands the emptied batch back, so
 //! batches circulate instead of being reallocated. Nothing here refers to the
 //! worker's snapshot: a batch is `Send`.
@@ -114,6 +114,25 @@ impl<'a> Text<'a> {
         // form).
         let high = self.0.iter().fold(0u8, |all, &b| all | b);
         high < 0x80 || std::str::from_utf8(self.0).is_ok()
+    }
+}
+
+/// Writes through `write(room, at)`, which writes at `at` in `room` and returns where
+/// it ended: past `room`'s end when it did not fit (a writer through a position over a
+/// slice drops what does not fit and moves on, so the end is what it needs). Then
+/// `buf` grows (at least doubling; the new room zeroed) and it writes again. Returns
+/// the end.
+pub fn write_growing(
+    buf: &mut Vec<u8>,
+    at: usize,
+    mut write: impl FnMut(&mut [u8], usize) -> usize,
+) -> usize {
+    loop {
+        let end = write(&mut buf[..], at);
+        if end <= buf.len() {
+            return end;
+        }
+        buf.resize(end.max(buf.len() * 2), 0);
     }
 }
 
@@ -255,29 +274,25 @@ impl SpanBatch {
         self.spans.len() + self.wire_spans
     }
 
-    /// Writes one span in wire form after the others: `write(room, at)` writes it at
-    /// `at` in `room` and returns where it ends, past `room`'s end when it did not fit
-    /// (it is then written again in twice the room). The room starts at 16 times
-    /// `room_per_span` and grows as spans need it: zeroed when it grows, once in the
-    /// batch's life (batches circulate), and never more than its spans take.
+    /// Writes one span in wire form after the others with `write`, as
+    /// [`write_growing`] calls it. The room starts at 16 times `room_per_span` and
+    /// doubles when a span does not fit: zeroed when it grows, which happens in the
+    /// first few fillings of a batch's life (batches circulate).
     pub fn write_wire(
         &mut self,
         room_per_span: usize,
-        mut write: impl FnMut(&mut [u8], usize) -> usize,
+        write: impl FnMut(&mut [u8], usize) -> usize,
     ) {
         if self.wire.is_empty() {
             self.wire.resize(room_per_span.saturating_mul(16), 0);
         }
-        loop {
-            let end = write(&mut self.wire[..], self.wire_len);
-            if end <= self.wire.len() {
-                self.wire_len = end;
-                self.wire_spans += 1;
-                return;
-            }
-            let need = end.max(self.wire.len() * 2);
-            self.wire.resize(need, 0);
-        }
+        self.wire_len = write_growing(&mut self.wire, self.wire_len, write);
+        self.wire_spans += 1;
+    }
+
+    /// Spans in wire form in the batch.
+    pub fn wire_spans(&self) -> usize {
+        self.wire_spans
     }
 
     /// Copies `block` into the arena in one piece and returns where it starts; `None`

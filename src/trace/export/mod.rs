@@ -302,9 +302,8 @@ fn export(target: &Target, batches: &[&SpanBatch], scratch: &mut Vec<u8>, kept: 
     // Spans in wire form are OTLP's: queued before a reload gave their tracer's index
     // to a Zipkin tracer, they cannot go to it, and are dropped, counted.
     let (spans, unsendable) = batches.iter().fold((0, 0), |(sent, lost), b| {
-        let wire = b.span_count() - b.spans.len();
         if zipkin {
-            (sent + b.spans.len(), lost + wire)
+            (sent + b.spans.len(), lost + b.wire_spans())
         } else {
             (sent + b.span_count(), lost)
         }

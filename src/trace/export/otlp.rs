@@ -36,7 +36,7 @@ use prost::Message;
 
 use super::{flags_text, is_otel_error, server_of, SpanView};
 use crate::config::observability::{SpanKind, Tracer};
-use crate::trace::span::{SpanBatch, WINDOW};
+use crate::trace::span::{write_growing, SpanBatch, WINDOW};
 
 /// `ExportTraceServiceRequest`.
 #[derive(Clone, PartialEq, Message)]
@@ -239,7 +239,9 @@ pub fn encode_into(
         let utf8 = batch.arena().is_utf8();
         for record in &batch.spans {
             let view = SpanView::of(batch, record);
-            at = write_at(buf, at, &view, utf8, &mut flags);
+            at = write_growing(buf, at, |room, at| {
+                span_bytes(room, at, &view, utf8, &mut flags)
+            });
         }
     }
     let spans = at - front + wire;
@@ -273,26 +275,6 @@ pub fn body_parts<'a>(
     parts.push(&buf[range]);
     parts.extend(batches.iter().map(|b| b.wire()).filter(|w| !w.is_empty()));
     parts
-}
-
-/// Writes `view`'s span at `at` in `buf` (grown when it does not fit) and returns
-/// where it ends.
-fn write_at(
-    buf: &mut Vec<u8>,
-    at: usize,
-    view: &SpanView<'_>,
-    utf8: bool,
-    flags: &mut Vec<u8>,
-) -> usize {
-    loop {
-        let end = span_bytes(&mut buf[..], at, view, utf8, flags);
-        if end <= buf.len() {
-            return end;
-        }
-        // It did not fit: now its length is known; grow and write it again.
-        let need = end + 16;
-        buf.resize(need.max(buf.len() * 2), 0);
-    }
 }
 
 /// [`span_into`] as the text asks: pieces taken as they are when it is all UTF-8
@@ -341,20 +323,14 @@ fn front_matter(tracer: &Tracer) -> (Vec<u8>, Vec<u8>, usize) {
 /// A small message written through an [`Out`] into a vector of its own (the export's
 /// front matter, a few per export).
 fn small(write: impl Fn(&mut Out<'_>)) -> Vec<u8> {
-    let mut buf = vec![0u8; 64];
-    loop {
-        let mut out = Out {
-            buf: &mut buf[..],
-            at: 0,
-        };
+    let mut buf = Vec::new();
+    let end = write_growing(&mut buf, 0, |room, at| {
+        let mut out = Out { buf: room, at };
         write(&mut out);
-        let end = out.at;
-        if end <= buf.len() {
-            buf.truncate(end);
-            return buf;
-        }
-        buf.resize(end, 0);
-    }
+        out.at
+    });
+    buf.truncate(end);
+    buf
 }
 
 /// Room left per span before the first one is written.
@@ -983,13 +959,10 @@ pub struct ConstantsLayout {
 /// its spans carry them as `SpanRecord::encoded`, their own fields empty.
 pub fn constant_attributes(out: &mut Vec<u8>, c: &Constants<'_>) -> ConstantsLayout {
     let start = out.len();
-    // Written twice when it does not fit (the first time, nothing does): the first
-    // pass measures it.
-    loop {
-        let mut o = Out {
-            buf: &mut out[..],
-            at: start,
-        };
+    let mut cluster = (0, 0);
+    // Written twice (the first time, nothing fits): the first pass measures it.
+    let end = write_growing(out, start, |room, at| {
+        let mut o = Out { buf: room, at };
         if !c.route.is_empty() {
             o.string_attribute(9, "http.route", c.route.as_bytes());
         }
@@ -997,7 +970,7 @@ pub fn constant_attributes(out: &mut Vec<u8>, c: &Constants<'_>) -> ConstantsLay
         if !c.cluster.is_empty() {
             o.string_attribute(9, "upstream_cluster", c.cluster.as_bytes());
         }
-        let cluster = ((route_end - start) as u32, (o.at - route_end) as u32);
+        cluster = ((route_end - start) as u32, (o.at - route_end) as u32);
         if std::str::from_utf8(c.authority).is_ok() {
             // As `server_of` reads a request's authority.
             let (host, port) = super::host_port(c.authority);
@@ -1021,15 +994,12 @@ pub fn constant_attributes(out: &mut Vec<u8>, c: &Constants<'_>) -> ConstantsLay
                 o.int_attribute("network.peer.port", i64::from(port));
             }
         }
-        let end = o.at;
-        if end <= out.len() {
-            out.truncate(end);
-            return ConstantsLayout {
-                cluster,
-                len: (end - start) as u32,
-            };
-        }
-        out.resize(end, 0);
+        o.at
+    });
+    out.truncate(end);
+    ConstantsLayout {
+        cluster,
+        len: (end - start) as u32,
     }
 }
 
