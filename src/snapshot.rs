@@ -37,6 +37,9 @@ pub struct ListenerScopes {
     pub listener: Arc<Scope>,
     /// `http.<name>.`
     pub http: Arc<Scope>,
+    /// `listener.<name>.http.<name>.`: the responses of this listener's connection
+    /// manager.
+    pub listener_http: Arc<Scope>,
     /// `http.<name>.jwt_authn.`, when the listener authenticates (one extra cell slot:
     /// the control thread counts key fetches).
     pub jwt_authn: Option<Arc<Scope>>,
@@ -117,6 +120,10 @@ impl ListenerScopes {
         ListenerScopes {
             listener: store.scope(&format!("listener.{l}."), &names::listener::DEFS),
             http: store.scope(&format!("http.{h}."), &names::http::DEFS),
+            listener_http: store.scope(
+                &format!("listener.{l}.http.{h}."),
+                &names::listener_http::DEFS,
+            ),
             jwt_authn: authenticates.then(|| {
                 store.scope_with_extra(&format!("http.{h}.jwt_authn."), &names::jwt_authn::DEFS, 1)
             }),
@@ -380,6 +387,8 @@ pub struct ListenerSnapshot {
     pub cx_stats: WorkerScope,
     /// This worker's `http.<name>.` cells.
     pub http_stats: WorkerScope,
+    /// This worker's `listener.<name>.http.<name>.` cells.
+    pub listener_http_stats: WorkerScope,
     /// This worker's `http.<name>.downstream_rq_time`.
     pub rq_time: WorkerHistogram,
     /// Envoy's health-check filter, when the listener has one.
@@ -655,6 +664,7 @@ impl ListenerSnapshot {
             replies,
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
+            listener_http_stats: scopes.listener_http.for_worker(worker),
             rq_time: scopes.rq_time.for_worker(worker),
             health_check: listener.health_check.as_ref().map(|hc| {
                 let server = listener.proxy.server_header.as_deref();

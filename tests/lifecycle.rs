@@ -132,7 +132,20 @@ fn a_reload_adds_and_removes_listeners_and_refuses_a_worker_count_change() {
             variant(p1, admin, "one")
         );
         std::fs::write(rw.config_path(), &both).unwrap();
+        let managers = |rw: &Ringway| {
+            let stats = rw.stats();
+            [
+                "listener_manager.listener_added",
+                "listener_manager.listener_modified",
+                "listener_manager.listener_removed",
+                "listener_manager.listener_create_success",
+            ]
+            .map(|name| stats[name])
+        };
+        // The first load adds its listener, made on each of the two workers.
+        assert_eq!(managers(&rw), [1, 0, 0, 2], "{driver}");
         assert_eq!(post(rw.admin, "/reload").unwrap().status, 200, "{driver}");
+        assert_eq!(managers(&rw), [2, 0, 0, 4], "{driver}");
         let second = SocketAddr::from(([127, 0, 0, 1], p2));
         assert_eq!(get(second, "/").unwrap().body, b"two", "{driver}");
         // A keep-alive connection on the listener about to go away.
@@ -141,8 +154,12 @@ fn a_reload_adds_and_removes_listeners_and_refuses_a_worker_count_change() {
         let r = post(rw.admin, "/reload").unwrap();
         assert_eq!(r.status, 400, "{driver}");
         assert!(String::from_utf8_lossy(&r.body).contains("workers cannot change"));
-        std::fs::write(rw.config_path(), variant(p1, admin, "one")).unwrap();
+        // The refused reload changed nothing.
+        assert_eq!(managers(&rw), [2, 0, 0, 4], "{driver}");
+        // The second listener goes; the first changes (its answer).
+        std::fs::write(rw.config_path(), variant(p1, admin, "uno")).unwrap();
         assert_eq!(post(rw.admin, "/reload").unwrap().status, 200, "{driver}");
+        assert_eq!(managers(&rw), [2, 1, 1, 6], "{driver}");
         // The removed listener's open connection finishes its request, then closes.
         use std::io::Write;
         kept.get_mut()
@@ -150,6 +167,9 @@ fn a_reload_adds_and_removes_listeners_and_refuses_a_worker_count_change() {
             .unwrap();
         let r = read_response(&mut kept, false).unwrap();
         assert_eq!((r.status, r.header("connection")), (200, Some("close")));
+        // Closed for the drain after a response that would have kept it.
+        let drained = rw.wait_for_stat("http.second.downstream_cx_drain_close", 1);
+        assert_eq!(drained, 1, "{driver}");
         assert!(
             connect(second).is_err(),
             "{driver}: removed listener still accepts"
@@ -158,7 +178,7 @@ fn a_reload_adds_and_removes_listeners_and_refuses_a_worker_count_change() {
             get(SocketAddr::from(([127, 0, 0, 1], p1)), "/")
                 .unwrap()
                 .body,
-            b"one"
+            b"uno"
         );
         assert!(rw.terminate().success(), "{driver}");
     }
@@ -277,6 +297,13 @@ fn drain_listeners_stops_accepting_and_quitquitquit_exits_zero() {
             .unwrap();
         assert_eq!(read_response(&mut open, false).unwrap().status, 200);
         assert_eq!(get(rw.admin, "/ready").unwrap().status, 200);
+        // Envoy's `listener_manager.listener_stopped`: once, however often it is asked.
+        assert_eq!(post(rw.admin, "/drain_listeners").unwrap().status, 200);
+        assert_eq!(
+            rw.stats()["listener_manager.listener_stopped"],
+            1,
+            "{driver}"
+        );
         assert_eq!(post(rw.admin, "/quitquitquit").unwrap().status, 200);
         let status = rw.wait_exit(Duration::from_secs(5)).expect("did not exit");
         assert!(status.success(), "{driver}: {status}");

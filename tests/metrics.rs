@@ -697,8 +697,24 @@ fn cluster_codes_are_split_by_the_requests_origin() {
             ("cluster.none.upstream_rq_503", 1),
             ("cluster.none.internal.upstream_rq_503", 1),
             ("cluster.none.upstream_rq_total", 0),
+            ("cluster.none.upstream_cx_none_healthy", 1),
+            ("cluster.app.upstream_cx_none_healthy", 0),
         ] {
             assert_eq!(s(name), n, "{driver}: {name}");
+        }
+        // The listener's own view of its connection manager's responses.
+        let listener = format!("listener.127.0.0.1_{}.http.ingress_http.", addr.port());
+        for (name, n) in [
+            ("downstream_rq_2xx", 3),
+            ("downstream_rq_5xx", 1),
+            ("downstream_rq_4xx", 0),
+            ("downstream_rq_completed", 4),
+        ] {
+            assert_eq!(
+                s(&format!("{listener}{name}")),
+                n,
+                "{driver}: {name}: {stats:?}"
+            );
         }
         drop(rw);
     }

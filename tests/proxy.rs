@@ -711,7 +711,16 @@ fn upstream_connection_closes_are_counted_by_who_closed_them() {
         while rw.stats()["cluster.f.upstream_cx_destroy"] < 3 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(destroyed(&rw.stats(), "f"), [3, 1, 2, 2, 0, 2], "{driver}");
+        let stats = rw.stats();
+        assert_eq!(destroyed(&stats, "f"), [3, 1, 2, 2, 0, 2], "{driver}");
+        assert_eq!(stats["cluster.f.upstream_cx_idle_timeout"], 1, "{driver}");
+        // The response cut short by the reset: ringway resets the client's request, a
+        // local close with it open.
+        assert_eq!(stats["http.l.downstream_rq_tx_reset"], 1, "{driver}");
+        let name = "http.l.rq_reset_after_downstream_response_started";
+        assert_eq!(stats[name], 1, "{driver}");
+        assert_eq!(stats["http.l.downstream_cx_destroy_local_active_rq"], 1);
+        assert_eq!(stats["http.l.downstream_rq_rx_reset"], 0, "{driver}");
     }
 }
 
@@ -762,5 +771,99 @@ fn a_pooled_connection_the_endpoint_closed_is_a_remote_close() {
         assert_eq!(destroyed(&stats, "up"), [1, 0, 1, 0, 0, 0], "{driver}");
         assert_eq!(stats["cluster.up.upstream_cx_close_notify"], 0, "{driver}");
         assert_eq!(stats["cluster.up.upstream_cx_total"], 2, "{driver}");
+    }
+}
+
+/// Envoy's split of `downstream_cx_destroy`: by who closed the client's connection,
+/// and whether a request on it was unanswered; a client leaving mid-request is a
+/// `downstream_rq_rx_reset`.
+#[test]
+fn downstream_connection_closes_are_counted_by_who_closed_them() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let (rw, addr) = one_cluster(driver, "up", &up.endpoint(), "");
+        // Answered; the client closes: remote, nothing open.
+        assert_eq!(send(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").status, 200);
+        // Answered with `connection: close`: ringway closes, nothing open.
+        let r = send(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        // Part of a head, then the client leaves: remote, a request begun.
+        let mut c = connect(addr).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(c);
+        // A body promised and not sent: remote, the request unanswered.
+        let mut c = connect(addr).unwrap();
+        c.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(c);
+        assert_eq!(rw.wait_for_stat("http.l.downstream_cx_destroy", 4), 4);
+        let stats = rw.stats();
+        for (split, n) in [
+            ("destroy_remote", 3),
+            ("destroy_local", 1),
+            ("destroy_active_rq", 2),
+            ("destroy_remote_active_rq", 2),
+            ("destroy_local_active_rq", 0),
+        ] {
+            let name = format!("http.l.downstream_cx_{split}");
+            assert_eq!(stats[&name], n, "{driver}: {name}");
+        }
+        assert_eq!(stats["http.l.downstream_rq_rx_reset"], 2, "{driver}");
+        assert_eq!(stats["http.l.downstream_rq_tx_reset"], 0, "{driver}");
+        // Two answers; the two requests cut short are not completed.
+        assert_eq!(stats["http.l.downstream_rq_completed"], 2, "{driver}");
+        assert_eq!(stats["listener.l.http.l.downstream_rq_completed"], 2);
+        assert_eq!(stats["listener.l.http.l.downstream_rq_2xx"], 2, "{driver}");
+    }
+}
+
+/// Envoy's `upstream_cx_rx_bytes_total` and `upstream_cx_tx_bytes_total`: every byte
+/// written to the endpoint and read from it, as they cross.
+#[test]
+fn upstream_bytes_are_counted_both_ways() {
+    use std::net::TcpListener;
+    const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    for driver in drivers() {
+        // An endpoint that keeps what it read (one request of a known body) and answers
+        // a fixed response.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = listener.local_addr().unwrap().to_string();
+        let received = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = std::sync::Arc::clone(&received);
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.ends_with(b"\r\n\r\n0123456789") {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            seen.store(got.len(), std::sync::atomic::Ordering::SeqCst);
+            s.write_all(ANSWER).unwrap();
+            // Held open until the test ends.
+            let _ = s.read(&mut buf);
+        });
+        let (rw, addr) = one_cluster(driver, "b", &endpoint, "");
+        let r = send(
+            addr,
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789",
+        );
+        assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]), "{driver}");
+        let stats = rw.stats();
+        let sent = received.load(std::sync::atomic::Ordering::SeqCst) as u64;
+        assert!(sent > 60, "{driver}: the endpoint read {sent}");
+        assert_eq!(
+            stats["cluster.b.upstream_cx_tx_bytes_total"], sent,
+            "{driver}"
+        );
+        let read = stats["cluster.b.upstream_cx_rx_bytes_total"];
+        assert_eq!(read, ANSWER.len() as u64, "{driver}");
     }
 }

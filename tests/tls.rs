@@ -330,6 +330,12 @@ fn a_handshake_flood_is_capped_and_timed_out_while_established_connections_are_s
             stats["listener.secure.ssl.handshake_timeout"], 4,
             "{driver}"
         );
+        // Envoy's name for the same.
+        let name = "listener.secure.downstream_cx_transport_socket_connect_timeout";
+        assert_eq!(stats[name], 4, "{driver}");
+        // The one TLS connection served, counted once its handshake was done.
+        assert_eq!(stats["http.secure.downstream_cx_ssl_total"], 1, "{driver}");
+        assert_eq!(stats["http.secure.downstream_cx_ssl_active"], 1, "{driver}");
         assert_eq!(
             tls_request(&mut established, GET_DIRECT).unwrap().status,
             200

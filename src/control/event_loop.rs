@@ -167,6 +167,11 @@ impl Control {
                 }
                 Wake::Admin(AdminRequest::DrainListeners) => {
                     info!("admin: draining listeners (open connections go on)");
+                    // A second call has nothing left to stop.
+                    if !self.groups.borrow().is_empty() {
+                        let stopped = self.config.borrow().listeners.len();
+                        self.state.reloads.count_stopped(stopped);
+                    }
                     let files = sockets::close(self.groups.take());
                     self.send_all(|| Command::DrainListeners).await;
                     sockets::remove_files(&files);
@@ -390,6 +395,7 @@ impl Control {
             }
         }
         self.state.config_counts.set(state::config_counts(&next));
+        (self.state.reloads).count_changes(Some(&running), &next, workers);
         *self.state.document.borrow_mut() = state::document(&next);
         *self.state.certs.borrow_mut() = crate::config::tls::contexts(&next);
         let _ = self.cert_files.send(cert_watch::files(&next));

@@ -179,6 +179,7 @@ pub(super) fn start(
         keys_pending: Cell::new(jwt_keys.pending()),
     });
     state.reloads.version.set(1);
+    state.reloads.count_changes(None, &config, plan.count);
     let admin_copy = match &admin_socket {
         Some(socket) => Some(
             socket

@@ -54,13 +54,72 @@ pub enum AdminRequest {
     Quit,
 }
 
-/// Reload counters (Envoy has no single equivalent; names are ringway's, under `server.`).
+/// Reload counters (Envoy has no single equivalent; names are ringway's, under `server.`),
+/// and Envoy's listener and cluster manager counters, which the first load and each
+/// reload move ([`ReloadStats::count_changes`]).
 #[derive(Debug, Default)]
 pub(super) struct ReloadStats {
     pub(super) attempts: Cell<u64>,
     pub(super) successes: Cell<u64>,
     pub(super) failures: Cell<u64>,
     pub(super) version: Cell<u64>,
+    /// `listener_manager.listener_added`, `_modified`, `_removed`,
+    /// `listener_create_success` (a listener added or changed, once per worker, as
+    /// Envoy counts a listener made on each worker) and `listener_stopped`.
+    pub(super) listeners: [Cell<u64>; 5],
+    /// `cluster_manager.cluster_added`, `_modified`, `_removed`.
+    pub(super) clusters: [Cell<u64>; 3],
+}
+
+impl ReloadStats {
+    /// Counts what changed from `old` (`None`: the first load, everything added) to
+    /// `new`, matching listeners and clusters by name, as Envoy's managers do.
+    pub(super) fn count_changes(
+        &self,
+        old: Option<&crate::config::Config>,
+        new: &crate::config::Config,
+        workers: usize,
+    ) {
+        let add = |cell: &Cell<u64>, n: usize| cell.set(cell.get() + n as u64);
+        let listeners = diff(
+            old.map_or(&[][..], |c| &c.listeners[..]),
+            &new.listeners,
+            |l| l.name.as_str(),
+        );
+        let clusters = diff(
+            old.map_or(&[][..], |c| &c.clusters[..]),
+            &new.clusters,
+            |c| c.name.as_str(),
+        );
+        for (i, n) in listeners.into_iter().enumerate() {
+            add(&self.listeners[i], n);
+        }
+        add(&self.listeners[3], (listeners[0] + listeners[1]) * workers);
+        for (i, n) in clusters.into_iter().enumerate() {
+            add(&self.clusters[i], n);
+        }
+    }
+
+    /// `/drain_listeners` stopped `n` listeners.
+    pub(super) fn count_stopped(&self, n: usize) {
+        let cell = &self.listeners[4];
+        cell.set(cell.get() + n as u64);
+    }
+}
+
+/// How many of `new` are not in `old` (by name), are in both but differ, and how many
+/// of `old` are gone.
+fn diff<T: PartialEq>(old: &[T], new: &[T], name: fn(&T) -> &str) -> [usize; 3] {
+    fn find<'a, T>(list: &'a [T], item: &T, name: fn(&T) -> &str) -> Option<&'a T> {
+        list.iter().find(|o| name(o) == name(item))
+    }
+    let added = new.iter().filter(|n| find(old, n, name).is_none()).count();
+    let modified = new
+        .iter()
+        .filter(|n| find(old, n, name).is_some_and(|o| o != *n))
+        .count();
+    let removed = old.iter().filter(|o| find(new, o, name).is_none()).count();
+    [added, modified, removed]
 }
 
 /// What the control thread's tasks share (all on the control thread).
@@ -109,6 +168,19 @@ pub struct ControlState {
     pub(super) keys_pending: Cell<bool>,
 }
 
+/// Envoy's `server.version` is its build's revision as a number; ringway's is its
+/// version's, `major * 10,000 + minor * 100 + patch` (0.1.0: 100).
+fn version_number() -> u64 {
+    let part = |s: &str| s.parse::<u64>().unwrap_or(0);
+    let mut parts = env!("CARGO_PKG_VERSION").split(['.', '-', '+']);
+    let (major, minor, patch) = (
+        parts.next().map_or(0, part),
+        parts.next().map_or(0, part),
+        parts.next().map_or(0, part),
+    );
+    major * 10_000 + minor * 100 + patch
+}
+
 /// The name and bound address of each listener socket group.
 pub(super) fn bound_addresses(groups: &[Group]) -> Vec<(String, crate::config::Address)> {
     groups
@@ -148,6 +220,7 @@ impl ControlState {
         } = self.config_counts.get();
         let started = u64::from(self.server_state.get() != ServerState::PreInitializing);
         let memory = crate::allocator::memory();
+        let r = &self.reloads;
         vec![
             StatLine::new("server.concurrency", self.workers as u64, Gauge),
             StatLine::new("server.memory_allocated", memory.committed, Gauge),
@@ -179,6 +252,50 @@ impl ControlState {
                 Gauge,
             ),
             StatLine::new("cluster_manager.active_clusters", clusters as u64, Gauge),
+            // Without xDS nothing dynamic is ever loaded; Envoy's gauge of its
+            // `cds`/`lds` fields unknown to it stays 0 likewise.
+            StatLine::new("server.dynamic_unknown_fields", 0, Counter),
+            StatLine::new("server.version", version_number(), Gauge),
+            StatLine::new(
+                "listener_manager.listener_added",
+                r.listeners[0].get(),
+                Counter,
+            ),
+            StatLine::new(
+                "listener_manager.listener_modified",
+                r.listeners[1].get(),
+                Counter,
+            ),
+            StatLine::new(
+                "listener_manager.listener_removed",
+                r.listeners[2].get(),
+                Counter,
+            ),
+            StatLine::new(
+                "listener_manager.listener_create_success",
+                r.listeners[3].get(),
+                Counter,
+            ),
+            StatLine::new(
+                "listener_manager.listener_stopped",
+                r.listeners[4].get(),
+                Counter,
+            ),
+            StatLine::new(
+                "cluster_manager.cluster_added",
+                r.clusters[0].get(),
+                Counter,
+            ),
+            StatLine::new(
+                "cluster_manager.cluster_modified",
+                r.clusters[1].get(),
+                Counter,
+            ),
+            StatLine::new(
+                "cluster_manager.cluster_removed",
+                r.clusters[2].get(),
+                Counter,
+            ),
             StatLine::new("server.static_unknown_fields", unknown_fields, Counter),
             StatLine::new(
                 "server.total_connections",
@@ -253,5 +370,31 @@ pub(super) fn config_counts(config: &crate::config::Config) -> ConfigCounts {
         clusters: config.clusters.len(),
         unknown_fields,
         degraded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_matched_by_name() {
+        let item = |name: &str, value: u32| (name.to_string(), value);
+        let name: fn(&(String, u32)) -> &str = |i| &i.0;
+        let old = [item("a", 1), item("b", 1), item("c", 1)];
+        let new = [item("a", 1), item("b", 2), item("d", 1), item("e", 1)];
+        // d, e added; b changed; c removed; a kept as it was.
+        assert_eq!(diff(&old, &new, name), [2, 1, 1]);
+        assert_eq!(diff(&[], &new, name), [4, 0, 0]);
+        assert_eq!(diff(&new, &new, name), [0, 0, 0]);
+    }
+
+    #[test]
+    fn the_version_number_is_the_packages() {
+        let v: Vec<u64> = env!("CARGO_PKG_VERSION")
+            .split('.')
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert_eq!(version_number(), v[0] * 10_000 + v[1] * 100 + v[2]);
     }
 }

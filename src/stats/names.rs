@@ -38,6 +38,21 @@ const fn flag(name: &'static str) -> StatDef {
     }
 }
 
+/// How far a status's class counter is from the `1xx` one (`1xx` … `5xx`; a status
+/// outside 100..=599 is charged to the nearest class).
+#[inline]
+const fn class_offset(status: u16) -> usize {
+    let class = status / 100;
+    (if class < 1 {
+        1
+    } else if class > 5 {
+        5
+    } else {
+        class
+    }) as usize
+        - 1
+}
+
 /// `listener.<name>.`: connections accepted by one listener (Envoy's listener stats).
 pub mod listener {
     use super::*;
@@ -78,9 +93,11 @@ pub mod listener {
     /// Handshakes that did not finish within `handshake_timeout` (ringway's own; also
     /// counted in `ssl.connection_error`).
     pub const SSL_HANDSHAKE_TIMEOUT: usize = 16;
+    /// The same timeouts by Envoy's name (its `transport_socket_connect_timeout`).
+    pub const DOWNSTREAM_CX_TRANSPORT_SOCKET_CONNECT_TIMEOUT: usize = 17;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 17] = [
+    pub static DEFS: [StatDef; 18] = [
         per_worker(counter("downstream_cx_total")),
         per_worker(gauge("downstream_cx_active")),
         counter("downstream_cx_destroy"),
@@ -98,6 +115,7 @@ pub mod listener {
         counter("ssl.versions.TLSv1.3"),
         counter("ssl.handshake_overflow"),
         counter("ssl.handshake_timeout"),
+        counter("downstream_cx_transport_socket_connect_timeout"),
     ];
 }
 
@@ -185,9 +203,34 @@ pub mod http {
     /// Health-check requests (never traced; Envoy's, always 0 here: the health-check
     /// filter answers them before tracing).
     pub const TRACING_HEALTH_CHECK: usize = 38;
+    /// TLS connections served (counted once their handshake is done).
+    pub const DOWNSTREAM_CX_SSL_TOTAL: usize = 39;
+    /// TLS connections open now.
+    pub const DOWNSTREAM_CX_SSL_ACTIVE: usize = 40;
+    /// Connections closed by ringway (`downstream_cx_destroy` split as Envoy's: by
+    /// who closed it, and whether a request was still unanswered on it).
+    pub const DOWNSTREAM_CX_DESTROY_LOCAL: usize = 41;
+    /// Connections the client closed (or reset).
+    pub const DOWNSTREAM_CX_DESTROY_REMOTE: usize = 42;
+    /// Connections closed with a request unanswered or its response cut short, by
+    /// either side.
+    pub const DOWNSTREAM_CX_DESTROY_ACTIVE_RQ: usize = 43;
+    pub const DOWNSTREAM_CX_DESTROY_LOCAL_ACTIVE_RQ: usize = 44;
+    pub const DOWNSTREAM_CX_DESTROY_REMOTE_ACTIVE_RQ: usize = 45;
+    /// Requests the client reset (went away) before their response was whole.
+    pub const DOWNSTREAM_RQ_RX_RESET: usize = 46;
+    /// Requests whose response ringway cut short after it had begun (the upstream
+    /// failed mid-response).
+    pub const DOWNSTREAM_RQ_TX_RESET: usize = 47;
+    /// The router's count of the same (Envoy's router stat).
+    pub const RQ_RESET_AFTER_DOWNSTREAM_RESPONSE_STARTED: usize = 48;
+    /// Connections closed because ringway was draining (a drain, a hot restart, or a
+    /// reload that removed the listener): after a response that would have kept it
+    /// open, or idle.
+    pub const DOWNSTREAM_CX_DRAIN_CLOSE: usize = 49;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 39] = [
+    pub static DEFS: [StatDef; 50] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -227,13 +270,50 @@ pub mod http {
         counter("tracing.client_enabled"),
         counter("tracing.not_traceable"),
         counter("tracing.health_check"),
+        counter("downstream_cx_ssl_total"),
+        gauge("downstream_cx_ssl_active"),
+        counter("downstream_cx_destroy_local"),
+        counter("downstream_cx_destroy_remote"),
+        counter("downstream_cx_destroy_active_rq"),
+        counter("downstream_cx_destroy_local_active_rq"),
+        counter("downstream_cx_destroy_remote_active_rq"),
+        counter("downstream_rq_rx_reset"),
+        counter("downstream_rq_tx_reset"),
+        counter("rq_reset_after_downstream_response_started"),
+        counter("downstream_cx_drain_close"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
     #[inline]
     pub fn status_class(status: u16) -> usize {
-        let class = usize::from(status / 100).clamp(1, 5);
-        DOWNSTREAM_RQ_1XX + class - 1
+        DOWNSTREAM_RQ_1XX + class_offset(status)
+    }
+}
+
+/// `listener.<name>.http.<prefix>.`: the responses of one listener's connection
+/// manager (Envoy's per-listener HTTP stats), charged with the `http.<prefix>.` ones.
+pub mod listener_http {
+    use super::*;
+
+    /// Responses by status class: index `DOWNSTREAM_RQ_1XX + class - 1`.
+    pub const DOWNSTREAM_RQ_1XX: usize = 0;
+    /// Requests that got a response (their status class is counted with it).
+    pub const DOWNSTREAM_RQ_COMPLETED: usize = 5;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 6] = [
+        counter("downstream_rq_1xx"),
+        counter("downstream_rq_2xx"),
+        counter("downstream_rq_3xx"),
+        counter("downstream_rq_4xx"),
+        counter("downstream_rq_5xx"),
+        counter("downstream_rq_completed"),
+    ];
+
+    /// The index of the status-class counter for `status` (100..=599).
+    #[inline]
+    pub fn status_class(status: u16) -> usize {
+        DOWNSTREAM_RQ_1XX + class_offset(status)
     }
 }
 
@@ -337,9 +417,17 @@ pub mod cluster {
     pub const UPSTREAM_CX_DESTROY_REMOTE_WITH_ACTIVE_RQ: usize = 48;
     /// Responses that asked to end their connection (`http1::Response::ends_connection`).
     pub const UPSTREAM_CX_CLOSE_NOTIFY: usize = 49;
+    /// Bytes read from endpoints (after TLS: the HTTP bytes), counted as they arrive.
+    pub const UPSTREAM_CX_RX_BYTES_TOTAL: usize = 50;
+    /// Bytes written to endpoints.
+    pub const UPSTREAM_CX_TX_BYTES_TOTAL: usize = 51;
+    /// Pooled connections closed because they stayed idle past their time.
+    pub const UPSTREAM_CX_IDLE_TIMEOUT: usize = 52;
+    /// Requests (and retries) that found no endpoint to send to.
+    pub const UPSTREAM_CX_NONE_HEALTHY: usize = 53;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 50] = [
+    pub static DEFS: [StatDef; 54] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -390,13 +478,16 @@ pub mod cluster {
         counter("upstream_cx_destroy_local_with_active_rq"),
         counter("upstream_cx_destroy_remote_with_active_rq"),
         counter("upstream_cx_close_notify"),
+        counter("upstream_cx_rx_bytes_total"),
+        counter("upstream_cx_tx_bytes_total"),
+        counter("upstream_cx_idle_timeout"),
+        counter("upstream_cx_none_healthy"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
     #[inline]
     pub fn status_class(status: u16) -> usize {
-        let class = usize::from(status / 100).clamp(1, 5);
-        UPSTREAM_RQ_1XX + class - 1
+        UPSTREAM_RQ_1XX + class_offset(status)
     }
 }
 
@@ -604,8 +695,7 @@ pub mod consumer {
     /// The index of the status-class counter for `status`.
     #[inline]
     pub fn status_class(status: u16) -> usize {
-        let class = usize::from(status / 100).clamp(1, 5);
-        RQ_1XX + class - 1
+        RQ_1XX + class_offset(status)
     }
 }
 
@@ -704,6 +794,18 @@ mod tests {
         assert_eq!(http::status_class(204), http::DOWNSTREAM_RQ_2XX);
         assert_eq!(http::status_class(404), http::DOWNSTREAM_RQ_4XX);
         assert_eq!(http::status_class(599), http::DOWNSTREAM_RQ_5XX);
+        // Out of range: the nearest class.
+        assert_eq!(http::status_class(42), http::DOWNSTREAM_RQ_1XX);
+        assert_eq!(http::status_class(700), http::DOWNSTREAM_RQ_5XX);
+        for (status, name) in [(100, "1xx"), (302, "3xx"), (503, "5xx"), (999, "5xx")] {
+            let index = listener_http::status_class(status);
+            assert_eq!(
+                listener_http::DEFS[index].name,
+                format!("downstream_rq_{name}")
+            );
+            let index = cluster::status_class(status);
+            assert_eq!(cluster::DEFS[index].name, format!("upstream_rq_{name}"));
+        }
         assert_eq!(
             http::DEFS[http::DOWNSTREAM_RQ_5XX].name,
             "downstream_rq_5xx"

@@ -499,6 +499,21 @@ mod tests {
                 ])
             )
         );
+        // A listener's view of its connection manager (Envoy:
+        // `envoy_listener_http_downstream_rq_xx{envoy_response_code_class="2",
+        // envoy_http_conn_manager_prefix="ingress_http",
+        // envoy_listener_address="0.0.0.0_10000"}`).
+        assert_eq!(
+            tagged("listener.0.0.0.0_10000.http.ingress_http.downstream_rq_2xx"),
+            (
+                "listener.http.downstream_rq_xx".into(),
+                tags(&[
+                    ("envoy.response_code_class", "2"),
+                    ("envoy.http_conn_manager_prefix", "ingress_http"),
+                    ("envoy.listener_address", "0.0.0.0_10000")
+                ])
+            )
+        );
         assert_eq!(
             tagged("listener.0.0.0.0_10000.downstream_cx_total"),
             (

@@ -23,6 +23,7 @@ use monoio::{
 };
 
 use crate::config::Address;
+use crate::stats::WorkerScope;
 use crate::tls::stream::{ReadHalf as TlsRead, WriteHalf as TlsWrite};
 
 /// TLS halves over TCP halves. Their read and write futures are boxed where the halves
@@ -115,9 +116,17 @@ enum Halves {
     Tls(Box<TlsHalves>),
 }
 
-/// The read half of an upstream connection, lent by [`UpstreamConn::split`].
+/// The read half of an upstream connection, lent by [`UpstreamConn::split`], with its
+/// cluster's cells: the bytes it reads are counted as they arrive
+/// (`upstream_cx_rx_bytes_total`).
 #[derive(Debug)]
-pub enum ReadHalf<'a> {
+pub struct ReadHalf<'a> {
+    io: ReadIo<'a>,
+    cells: Option<&'a WorkerScope>,
+}
+
+#[derive(Debug)]
+enum ReadIo<'a> {
     /// TCP.
     Tcp(&'a mut OwnedReadHalf<TcpStream>),
     /// Unix stream socket.
@@ -126,9 +135,16 @@ pub enum ReadHalf<'a> {
     Tls(&'a mut TlsRead<OwnedReadHalf<TcpStream>>),
 }
 
-/// The write half of an upstream connection, lent by [`UpstreamConn::split`].
+/// The write half of an upstream connection, lent by [`UpstreamConn::split`], with
+/// its cluster's cells (`upstream_cx_tx_bytes_total`).
 #[derive(Debug)]
-pub enum WriteHalf<'a> {
+pub struct WriteHalf<'a> {
+    io: WriteIo<'a>,
+    cells: Option<&'a WorkerScope>,
+}
+
+#[derive(Debug)]
+enum WriteIo<'a> {
     /// TCP.
     Tcp(&'a mut OwnedWriteHalf<TcpStream>),
     /// Unix stream socket.
@@ -289,14 +305,28 @@ impl UpstreamConn {
 impl UpstreamConn {
     /// Both halves at once: a read and a write may be in flight together.
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        match &mut self.io {
-            Halves::Tcp(r, w) => (ReadHalf::Tcp(r), WriteHalf::Tcp(w)),
-            Halves::Unix(r, w) => (ReadHalf::Unix(r), WriteHalf::Unix(w)),
+        let cells = self.active.as_ref().map(|a| &*a.cells.cluster);
+        let (read, write) = match &mut self.io {
+            Halves::Tcp(r, w) => (ReadIo::Tcp(r), WriteIo::Tcp(w)),
+            Halves::Unix(r, w) => (ReadIo::Unix(r), WriteIo::Unix(w)),
             Halves::Tls(halves) => {
                 let (r, w) = &mut **halves;
-                (ReadHalf::Tls(r), WriteHalf::Tls(w))
+                (ReadIo::Tls(r), WriteIo::Tls(w))
             }
+        };
+        (ReadHalf { io: read, cells }, WriteHalf { io: write, cells })
+    }
+
+    /// Adds one to its cluster's stat `index` (a `names::cluster` constant), when the
+    /// connection is counted.
+    pub fn count(&self, index: usize) {
+        if let Some(active) = &self.active {
+            active.cells.cluster.get(index).inc();
         }
+    }
+
+    fn cells(&self) -> Option<&WorkerScope> {
+        self.active.as_ref().map(|a| &*a.cells.cluster)
     }
 
     /// On a TLS connection, what its handshake negotiated.
@@ -334,19 +364,23 @@ impl UpstreamConn {
 
 impl AsyncReadRent for ReadHalf<'_> {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            ReadHalf::Tcp(s) => s.read(buf).await,
-            ReadHalf::Unix(s) => s.read(buf).await,
-            ReadHalf::Tls(s) => Box::pin(s.read(buf)).await,
-        }
+        let r = match &mut self.io {
+            ReadIo::Tcp(s) => s.read(buf).await,
+            ReadIo::Unix(s) => s.read(buf).await,
+            ReadIo::Tls(s) => Box::pin(s.read(buf)).await,
+        };
+        count_bytes(self.cells, RX_BYTES, &r.0);
+        r
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            ReadHalf::Tcp(s) => s.readv(buf).await,
-            ReadHalf::Unix(s) => s.readv(buf).await,
-            ReadHalf::Tls(s) => Box::pin(s.readv(buf)).await,
-        }
+        let r = match &mut self.io {
+            ReadIo::Tcp(s) => s.readv(buf).await,
+            ReadIo::Unix(s) => s.readv(buf).await,
+            ReadIo::Tls(s) => Box::pin(s.readv(buf)).await,
+        };
+        count_bytes(self.cells, RX_BYTES, &r.0);
+        r
     }
 }
 
@@ -356,11 +390,13 @@ impl CancelableAsyncReadRent for ReadHalf<'_> {
         buf: T,
         c: CancelHandle,
     ) -> BufResult<usize, T> {
-        match self {
-            ReadHalf::Tcp(s) => s.cancelable_read(buf, c).await,
-            ReadHalf::Unix(s) => s.cancelable_read(buf, c).await,
-            ReadHalf::Tls(s) => Box::pin(s.cancelable_read(buf, c)).await,
-        }
+        let r = match &mut self.io {
+            ReadIo::Tcp(s) => s.cancelable_read(buf, c).await,
+            ReadIo::Unix(s) => s.cancelable_read(buf, c).await,
+            ReadIo::Tls(s) => Box::pin(s.cancelable_read(buf, c)).await,
+        };
+        count_bytes(self.cells, RX_BYTES, &r.0);
+        r
     }
 
     async fn cancelable_readv<T: IoVecBufMut>(
@@ -368,29 +404,35 @@ impl CancelableAsyncReadRent for ReadHalf<'_> {
         buf: T,
         c: CancelHandle,
     ) -> BufResult<usize, T> {
-        match self {
-            ReadHalf::Tcp(s) => s.cancelable_readv(buf, c).await,
-            ReadHalf::Unix(s) => s.cancelable_readv(buf, c).await,
-            ReadHalf::Tls(s) => Box::pin(s.cancelable_readv(buf, c)).await,
-        }
+        let r = match &mut self.io {
+            ReadIo::Tcp(s) => s.cancelable_readv(buf, c).await,
+            ReadIo::Unix(s) => s.cancelable_readv(buf, c).await,
+            ReadIo::Tls(s) => Box::pin(s.cancelable_readv(buf, c)).await,
+        };
+        count_bytes(self.cells, RX_BYTES, &r.0);
+        r
     }
 }
 
 impl AsyncWriteRent for WriteHalf<'_> {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            WriteHalf::Tcp(s) => s.write(buf).await,
-            WriteHalf::Unix(s) => s.write(buf).await,
-            WriteHalf::Tls(s) => Box::pin(s.write(buf)).await,
-        }
+        let r = match &mut self.io {
+            WriteIo::Tcp(s) => s.write(buf).await,
+            WriteIo::Unix(s) => s.write(buf).await,
+            WriteIo::Tls(s) => Box::pin(s.write(buf)).await,
+        };
+        count_bytes(self.cells, TX_BYTES, &r.0);
+        r
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match self {
-            WriteHalf::Tcp(s) => s.writev(buf).await,
-            WriteHalf::Unix(s) => s.writev(buf).await,
-            WriteHalf::Tls(s) => Box::pin(s.writev(buf)).await,
-        }
+        let r = match &mut self.io {
+            WriteIo::Tcp(s) => s.writev(buf).await,
+            WriteIo::Unix(s) => s.writev(buf).await,
+            WriteIo::Tls(s) => Box::pin(s.writev(buf)).await,
+        };
+        count_bytes(self.cells, TX_BYTES, &r.0);
+        r
     }
 
     async fn flush(&mut self) -> io::Result<()> {
@@ -398,11 +440,23 @@ impl AsyncWriteRent for WriteHalf<'_> {
     }
 
     async fn shutdown(&mut self) -> io::Result<()> {
-        match self {
-            WriteHalf::Tcp(s) => s.shutdown().await,
-            WriteHalf::Unix(s) => s.shutdown().await,
-            WriteHalf::Tls(s) => Box::pin(s.shutdown()).await,
+        match &mut self.io {
+            WriteIo::Tcp(s) => s.shutdown().await,
+            WriteIo::Unix(s) => s.shutdown().await,
+            WriteIo::Tls(s) => Box::pin(s.shutdown()).await,
         }
+    }
+}
+
+/// The cluster's byte counters: what crossed the connection above TLS (Envoy counts
+/// the bytes its connection reads and writes through the transport socket).
+const RX_BYTES: usize = crate::stats::names::cluster::UPSTREAM_CX_RX_BYTES_TOTAL;
+const TX_BYTES: usize = crate::stats::names::cluster::UPSTREAM_CX_TX_BYTES_TOTAL;
+
+#[inline]
+fn count_bytes(cells: Option<&WorkerScope>, index: usize, result: &io::Result<usize>) {
+    if let (Some(cells), Ok(n)) = (cells, result) {
+        cells.get(index).add(*n as u64);
     }
 }
 
@@ -410,37 +464,45 @@ impl AsyncWriteRent for WriteHalf<'_> {
 // plain stream has), not through `split`, which would add a layer per operation.
 impl AsyncReadRent for UpstreamConn {
     async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match &mut self.io {
+        let r = match &mut self.io {
             Halves::Tcp(r, _) => r.read(buf).await,
             Halves::Unix(r, _) => r.read(buf).await,
             Halves::Tls(h) => Box::pin(h.0.read(buf)).await,
-        }
+        };
+        count_bytes(self.cells(), RX_BYTES, &r.0);
+        r
     }
 
     async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
-        match &mut self.io {
+        let r = match &mut self.io {
             Halves::Tcp(r, _) => r.readv(buf).await,
             Halves::Unix(r, _) => r.readv(buf).await,
             Halves::Tls(h) => Box::pin(h.0.readv(buf)).await,
-        }
+        };
+        count_bytes(self.cells(), RX_BYTES, &r.0);
+        r
     }
 }
 
 impl AsyncWriteRent for UpstreamConn {
     async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match &mut self.io {
+        let r = match &mut self.io {
             Halves::Tcp(_, w) => w.write(buf).await,
             Halves::Unix(_, w) => w.write(buf).await,
             Halves::Tls(h) => Box::pin(h.1.write(buf)).await,
-        }
+        };
+        count_bytes(self.cells(), TX_BYTES, &r.0);
+        r
     }
 
     async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
-        match &mut self.io {
+        let r = match &mut self.io {
             Halves::Tcp(_, w) => w.writev(buf).await,
             Halves::Unix(_, w) => w.writev(buf).await,
             Halves::Tls(h) => Box::pin(h.1.writev(buf)).await,
-        }
+        };
+        count_bytes(self.cells(), TX_BYTES, &r.0);
+        r
     }
 
     async fn flush(&mut self) -> io::Result<()> {

@@ -301,6 +301,7 @@ impl EndpointPool {
             // Expired: ringway closes it (the default). Else checked when it has been
             // idle a while: the endpoint may have closed it or spoken unasked.
             let ended = if entry.expires <= now {
+                entry.conn.count(UPSTREAM_CX_IDLE_TIMEOUT);
                 Some(super::conn::Closer::Local)
             } else if now.saturating_duration_since(entry.since) < CHECK_IDLE_AFTER {
                 None
@@ -385,7 +386,13 @@ impl EndpointPool {
         // Above the cap and unused since the last sweep: the oldest go first.
         let unused = self.idle_low_water.unused(before, self.keep_idle.get());
         idle.drain(..unused);
-        idle.retain(|entry| entry.expires > now);
+        idle.retain(|entry| {
+            let keep = entry.expires > now;
+            if !keep {
+                entry.conn.count(UPSTREAM_CX_IDLE_TIMEOUT);
+            }
+            keep
+        });
         let usual = idle.len().max(self.keep_idle.get());
         if idle.capacity() > 2 * usual {
             // A burst's list goes back to its usual size (memory after a burst).
@@ -487,6 +494,11 @@ impl Future for Wait {
         Poll::Pending
     }
 }
+
+/// A pooled connection closed for idleness: ringway's `idle_timeout`, or the shorter
+/// time the origin's `Keep-Alive: timeout` gave (either way the pool closes a
+/// connection that sat unused too long; Envoy's pool has only the first).
+const UPSTREAM_CX_IDLE_TIMEOUT: usize = crate::stats::names::cluster::UPSTREAM_CX_IDLE_TIMEOUT;
 
 #[cfg(test)]
 mod tests {

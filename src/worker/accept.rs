@@ -252,8 +252,22 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
     // worker's long-lived objects (ARCHITECTURE.md, "Memory").
     let task = InConnectionHeap::new(async move {
         let log = shared.log.as_deref();
+        // A failed handshake ends as Envoy's TLS socket ends one (`PostIoAction::Close`,
+        // a remote close), with no request.
+        let mut ended = None;
         if let Some(stream) = super::tls_accept::handshake(stream, &listener).await {
-            connection::serve(stream, peer, &listener, &shared.context, &shared.stop, log).await;
+            let tls = stream.is_tls();
+            let http = &listener.http_stats;
+            if tls {
+                http.get(rq::DOWNSTREAM_CX_SSL_TOTAL).inc();
+                http.get(rq::DOWNSTREAM_CX_SSL_ACTIVE).inc();
+            }
+            let context = &shared.context;
+            ended =
+                Some(connection::serve(stream, peer, &listener, context, &shared.stop, log).await);
+            if tls {
+                http.get(rq::DOWNSTREAM_CX_SSL_ACTIVE).dec();
+            }
         }
         listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
         listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
@@ -261,6 +275,7 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
         http.get(rq::DOWNSTREAM_CX_ACTIVE).dec();
         http.get(rq::DOWNSTREAM_CX_HTTP1_ACTIVE).dec();
         http.get(rq::DOWNSTREAM_CX_DESTROY).inc();
+        count_destroy(http, ended);
         // Envoy's `downstream_cx_length_ms`, in the listener's and the HTTP scope.
         let length = opened.elapsed();
         listener.cx_length.record(length);
@@ -269,6 +284,31 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
         drop(guard);
     });
     allocator::in_connection_heap(|| monoio::spawn(task));
+}
+
+/// Envoy's `downstream_cx_destroy_{local,remote}` and, with a request open,
+/// `downstream_cx_destroy_active_rq` and its `_local_`/`_remote_` half.
+fn count_destroy(http: &crate::stats::WorkerScope, ended: Option<connection::Ended>) {
+    let ended = ended.unwrap_or(connection::Ended {
+        by_client: true,
+        active_rq: false,
+    });
+    let (side, side_active) = if ended.by_client {
+        (
+            rq::DOWNSTREAM_CX_DESTROY_REMOTE,
+            rq::DOWNSTREAM_CX_DESTROY_REMOTE_ACTIVE_RQ,
+        )
+    } else {
+        (
+            rq::DOWNSTREAM_CX_DESTROY_LOCAL,
+            rq::DOWNSTREAM_CX_DESTROY_LOCAL_ACTIVE_RQ,
+        )
+    };
+    http.get(side).inc();
+    if ended.active_rq {
+        http.get(rq::DOWNSTREAM_CX_DESTROY_ACTIVE_RQ).inc();
+        http.get(side_active).inc();
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,9 @@ pub(super) async fn handshake(
         Some(_) => {}
         None => {
             stats.get(cx::SSL_HANDSHAKE_TIMEOUT).inc();
+            stats
+                .get(cx::DOWNSTREAM_CX_TRANSPORT_SOCKET_CONNECT_TIMEOUT)
+                .inc();
             stats.get(cx::SSL_CONNECTION_ERROR).inc();
             return None;
         }
@@ -89,6 +92,9 @@ pub(super) async fn handshake(
         }
         Err(_) => {
             stats.get(cx::SSL_HANDSHAKE_TIMEOUT).inc();
+            stats
+                .get(cx::DOWNSTREAM_CX_TRANSPORT_SOCKET_CONNECT_TIMEOUT)
+                .inc();
             stats.get(cx::SSL_CONNECTION_ERROR).inc();
             return None;
         }

@@ -35,12 +35,12 @@ pub(super) async fn run(
     early: (Vec<u8>, usize),
     listener: &ListenerSnapshot,
     worker: &WorkerContext,
-) {
+) -> super::connection::Ended {
     let stats = &listener.http_stats;
     stats.get(rq::DOWNSTREAM_CX_UPGRADES_TOTAL).inc();
     stats.get(rq::DOWNSTREAM_CX_UPGRADES_ACTIVE).inc();
     let idle = listener.stream_idle_timeout;
-    let (up, down) = match client {
+    let (up, down, idle_ended) = match client {
         Downstream::Tcp(s) => {
             let (r, w) = s.into_split();
             both_ways((r, w), &mut upstream, early, idle, worker).await
@@ -64,16 +64,23 @@ pub(super) async fn run(
     stats.get(rq::DOWNSTREAM_CX_RX_BYTES_TOTAL).add(up);
     stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(down);
     stats.get(rq::DOWNSTREAM_CX_UPGRADES_ACTIVE).dec();
+    // Ended by its idle timeout: ringway closed it with the upgraded request open;
+    // else both ends finished sending (the client's close ends it).
+    super::connection::Ended {
+        by_client: !idle_ended,
+        active_rq: idle_ended,
+    }
 }
 
-/// Both directions; returns the bytes moved client → upstream and upstream → client.
+/// Both directions; returns the bytes moved client → upstream and upstream → client,
+/// and whether the tunnel was closed for idleness.
 async fn both_ways<R, W>(
     (mut client_read, mut client_write): (R, W),
     upstream: &mut UpstreamConn,
     (early, start): (Vec<u8>, usize),
     idle: Duration,
     worker: &WorkerContext,
-) -> (u64, u64)
+) -> (u64, u64, bool)
 where
     R: AsyncReadRent,
     W: AsyncWriteRent,
@@ -107,14 +114,15 @@ where
             monoio::time::sleep_until(quiet_until).await;
         }
     };
-    monoio::select! {
+    let idle_ended = monoio::select! {
         (a, b) = async { monoio::join!(to_upstream, to_client) } => {
             worker.bufs.give(a);
             worker.bufs.give(b);
+            false
         }
-        () = watchdog => {}
-    }
-    (moved.0.get(), moved.1.get())
+        () = watchdog => true,
+    };
+    (moved.0.get(), moved.1.get(), idle_ended)
 }
 
 /// One direction: writes what `buf` holds from `start`, then reads and writes until the

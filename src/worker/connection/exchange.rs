@@ -628,9 +628,8 @@ impl Connection<'_> {
         let close = early
             || !self.request.keep_alive
             || old_client
-            || stop.is_stopped()
-            || l.is_retired()
             || framing == ResponseFraming::CloseDelimited;
+        let close = close || super::drain_closes(l, stop);
         // The route's response-side filters, then the fixed response stage (`filter`).
         if chain.edits_responses() {
             if let Some(upstream) = &self.upstream {

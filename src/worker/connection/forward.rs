@@ -69,6 +69,7 @@ impl Connection<'_> {
             None
         };
         let Some(mut picked) = cluster.pick(hash) else {
+            cluster.stats.get(cx::UPSTREAM_CX_NONE_HEALTHY).inc();
             self.start += head_len;
             return Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
         };
@@ -388,7 +389,10 @@ impl Connection<'_> {
                         picked = named;
                     }
                 }
-                None => break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream)),
+                None => {
+                    cluster.stats.get(cx::UPSTREAM_CX_NONE_HEALTHY).inc();
+                    break Err(Error::new(ErrorKind::NoHealthyUpstream, Side::Upstream));
+                }
             }
         };
         // The last retry's unit of the retry breaker goes back, and a hedging request's

@@ -113,7 +113,7 @@ pub async fn serve(
     worker: &WorkerContext,
     stop: &Stop,
     log: Option<&WorkerLog>,
-) {
+) -> Ended {
     let mut conn = Connection {
         stream,
         peer,
@@ -138,6 +138,8 @@ pub async fn serve(
         upstream: None,
         rq_start: None,
         rq_active: false,
+        closed_by_client: false,
+        cut_short: false,
         filters: RequestState::default(),
         upgrading: false,
         upgraded: None,
@@ -157,6 +159,8 @@ pub async fn serve(
         buf,
         start,
         upgraded,
+        closed_by_client,
+        cut_short,
         ..
     } = conn;
     match upgraded {
@@ -172,6 +176,10 @@ pub async fn serve(
             .await
         }
         None => {
+            let ended = Ended {
+                by_client: closed_by_client,
+                active_rq: cut_short,
+            };
             worker.bufs.give(buf);
             if stream.is_tls() {
                 // A TLS connection ends with a close_notify (and any alert the session
@@ -182,8 +190,31 @@ pub async fn serve(
                     let _ = monoio::time::timeout(CLOSE_NOTIFY_TIME, stream.shutdown()).await;
                 });
             }
+            ended
         }
     }
+}
+
+/// Whether a connection that would stay open closes after its response because ringway
+/// is draining (it is stopping, or a reload retired the listener): counted in Envoy's
+/// `downstream_cx_drain_close` when it does. Called only where the connection would
+/// otherwise be kept (the `||` before it).
+#[inline(always)]
+fn drain_closes(l: &ListenerSnapshot, stop: &Stop) -> bool {
+    let draining = stop.is_stopped() || l.is_retired();
+    if draining {
+        l.http_stats.get(rq::DOWNSTREAM_CX_DRAIN_CLOSE).inc();
+    }
+    draining
+}
+
+/// How a connection ended, for Envoy's `downstream_cx_destroy_*` split.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// The client closed or reset it; else ringway closed it.
+    pub by_client: bool,
+    /// A request on it was unanswered, or its response cut short, when it closed.
+    pub active_rq: bool,
 }
 
 /// `x-forwarded-client-cert` on a TLS listener. Out of line: plaintext connections do
@@ -328,6 +359,11 @@ struct Connection<'l> {
     rq_start: Option<Instant>,
     /// The current request is counted in `downstream_rq_active`.
     rq_active: bool,
+    /// How the connection ended, for `downstream_cx_destroy_*`: the client closed or
+    /// reset it (else ringway closed it), and the last request was left unanswered
+    /// or its response cut short.
+    closed_by_client: bool,
+    cut_short: bool,
     /// The current request's retry plan and attempt (`retry`).
     retry: retry::RetryState,
     /// The current request's trace context (`trace`).
@@ -693,7 +729,7 @@ impl Connection<'_> {
                 let chain = &route.filters;
                 match self.forward(head_len, route, cluster, stop).await {
                     Ok(forwarded) => {
-                        l.http_stats.get(rq::status_class(forwarded.status)).inc();
+                        self.charge_response(forwarded.status);
                         let flags = self.retry.flags;
                         self.complete(forwarded.status, forwarded.sent, flags);
                         if forwarded.next == Next::Tunnel {
@@ -738,7 +774,17 @@ impl Connection<'_> {
                                     self.linger().await;
                                 }
                             }
-                            None => self.complete(0, 0, flags),
+                            None => {
+                                // Cut short after the response began: ringway resets
+                                // it (a client gone is counted by `complete`).
+                                if e.kind != ErrorKind::ClientGone {
+                                    l.http_stats.get(rq::DOWNSTREAM_RQ_TX_RESET).inc();
+                                    l.http_stats
+                                        .get(rq::RQ_RESET_AFTER_DOWNSTREAM_RESPONSE_STARTED)
+                                        .inc();
+                                }
+                                self.complete(0, 0, flags)
+                            }
                         }
                         return;
                     }
@@ -749,10 +795,8 @@ impl Connection<'_> {
                     log.capture(head, &self.request);
                 }
                 self.start += head_len;
-                let mut close = !self.request.keep_alive
-                    || self.request.version == Version::Http10
-                    || stop.is_stopped()
-                    || l.is_retired();
+                let close = !self.request.keep_alive || self.request.version == Version::Http10;
+                let mut close = close || drain_closes(l, stop);
                 match self.discard_body(refused_body).await {
                     Body::Consumed => {}
                     Body::Left => close = true,
@@ -826,13 +870,23 @@ impl Connection<'_> {
             } else {
                 let idle_since = match self.read_hot(stop).await {
                     Hot::Read(Read::Bytes) => continue,
-                    Hot::Read(_) => return Ok(None),
+                    Hot::Read(read) => {
+                        self.closed_by_client = matches!(read, Read::Closed);
+                        return Ok(None);
+                    }
                     Hot::Quiet(since) => since,
                 };
                 // Idle: hold no buffer while waiting for the next request.
                 match self.wait_readable(stop, idle_since).await {
                     Read::Bytes => {}
-                    Read::Closed | Read::Stopped => return Ok(None),
+                    Read::Closed => {
+                        self.closed_by_client = true;
+                        return Ok(None);
+                    }
+                    Read::Stopped => {
+                        l.http_stats.get(rq::DOWNSTREAM_CX_DRAIN_CLOSE).inc();
+                        return Ok(None);
+                    }
                     Read::TimedOut => {
                         l.http_stats.get(rq::DOWNSTREAM_CX_IDLE_TIMEOUT).inc();
                         return Ok(None);
@@ -846,7 +900,17 @@ impl Connection<'_> {
                 .await
             {
                 Read::Bytes => {}
-                Read::Closed | Read::Stopped => return Ok(None),
+                // Part of a head came: a request was begun (Envoy's codec opens its
+                // stream at the first byte).
+                Read::Closed => {
+                    (self.closed_by_client, self.cut_short) = (true, true);
+                    l.http_stats.get(rq::DOWNSTREAM_RQ_RX_RESET).inc();
+                    return Ok(None);
+                }
+                Read::Stopped => {
+                    self.cut_short = true;
+                    return Ok(None);
+                }
                 Read::TimedOut => {
                     l.http_stats.get(rq::DOWNSTREAM_RQ_HEADER_TIMEOUT).inc();
                     return Err(LocalReplyKind::RequestTimeout);
@@ -1186,7 +1250,7 @@ impl Connection<'_> {
             };
         let (result, out) = self.stream.write_all(out).await;
         self.worker.bufs.give(out);
-        stats.get(rq::status_class(reply.status())).inc();
+        self.charge_response(reply.status());
         if result.is_err() {
             let gone = flags | ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
             self.complete(reply.status(), 0, gone);
@@ -1207,6 +1271,20 @@ impl Connection<'_> {
         }
     }
 
+    /// Charges a response to the client as Envoy's connection manager does when it
+    /// sends response headers (`chargeStats`): its status class and
+    /// `downstream_rq_completed`, in the `http.` scope and the listener's.
+    #[inline(always)]
+    fn charge_response(&self, status: u16) {
+        use crate::stats::names::listener_http;
+        let l = self.listener;
+        l.http_stats.get(rq::status_class(status)).inc();
+        l.http_stats.get(rq::DOWNSTREAM_RQ_COMPLETED).inc();
+        let own = &l.listener_http_stats;
+        own.get(listener_http::status_class(status)).inc();
+        own.get(listener_http::DOWNSTREAM_RQ_COMPLETED).inc();
+    }
+
     /// The completion stage: every request ends here, exactly once, on every exit path
     /// (answered, replied locally, failed, timed out, client gone). Publishes the
     /// allocation counter and records the request in the access log, if there is one: its
@@ -1222,10 +1300,17 @@ impl Connection<'_> {
         if std::mem::take(&mut self.rq_active) {
             self.listener.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).dec();
         }
-        self.listener
-            .http_stats
-            .get(rq::DOWNSTREAM_RQ_COMPLETED)
-            .inc();
+        // Ended without a whole response: the client went away, or nothing (or only
+        // part) was sent.
+        let client_gone = flags.contains(ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION);
+        self.cut_short = status == 0 || client_gone;
+        if client_gone {
+            self.closed_by_client = true;
+            self.listener
+                .http_stats
+                .get(rq::DOWNSTREAM_RQ_RX_RESET)
+                .inc();
+        }
         self.count_route_request(status, bytes_sent, flags);
         if let Some(start) = self.rq_start.take() {
             // From the request's first byte to its last response byte written.
