@@ -40,6 +40,8 @@ pub struct ListenerScopes {
     /// `listener.<name>.http.<name>.`: the responses of this listener's connection
     /// manager.
     pub listener_http: Arc<Scope>,
+    /// `listener.<name>.ssl.`: handshakes by cipher and curve (TLS listeners).
+    pub listener_tls: Option<Arc<Scope>>,
     /// `http.<name>.jwt_authn.`, when the listener authenticates (one extra cell slot:
     /// the control thread counts key fetches).
     pub jwt_authn: Option<Arc<Scope>>,
@@ -124,6 +126,9 @@ impl ListenerScopes {
                 &format!("listener.{l}.http.{h}."),
                 &names::listener_http::DEFS,
             ),
+            listener_tls: listener.tls.is_some().then(|| {
+                store.sparse_scope(&format!("listener.{l}.ssl."), &names::listener_tls::DEFS)
+            }),
             jwt_authn: authenticates.then(|| {
                 store.scope_with_extra(&format!("http.{h}.jwt_authn."), &names::jwt_authn::DEFS, 1)
             }),
@@ -389,6 +394,8 @@ pub struct ListenerSnapshot {
     pub http_stats: WorkerScope,
     /// This worker's `listener.<name>.http.<name>.` cells.
     pub listener_http_stats: WorkerScope,
+    /// This worker's `listener.<name>.ssl.` cipher and curve cells (TLS listeners).
+    pub tls_stats: Option<WorkerScope>,
     /// This worker's `http.<name>.downstream_rq_time`.
     pub rq_time: WorkerHistogram,
     /// Envoy's health-check filter, when the listener has one.
@@ -665,6 +672,7 @@ impl ListenerSnapshot {
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
             listener_http_stats: scopes.listener_http.for_worker(worker),
+            tls_stats: scopes.listener_tls.as_ref().map(|s| s.for_worker(worker)),
             rq_time: scopes.rq_time.for_worker(worker),
             health_check: listener.health_check.as_ref().map(|hc| {
                 let server = listener.proxy.server_header.as_deref();

@@ -297,13 +297,10 @@ fn drain_listeners_stops_accepting_and_quitquitquit_exits_zero() {
             .unwrap();
         assert_eq!(read_response(&mut open, false).unwrap().status, 200);
         assert_eq!(get(rw.admin, "/ready").unwrap().status, 200);
-        // Envoy's `listener_manager.listener_stopped`: once, however often it is asked.
+        // Envoy's `listener_manager.listener_stopped`: every listener, each call.
         assert_eq!(post(rw.admin, "/drain_listeners").unwrap().status, 200);
-        assert_eq!(
-            rw.stats()["listener_manager.listener_stopped"],
-            1,
-            "{driver}"
-        );
+        let stopped = rw.stats()["listener_manager.listener_stopped"];
+        assert_eq!(stopped, 2, "{driver}");
         assert_eq!(post(rw.admin, "/quitquitquit").unwrap().status, 200);
         let status = rw.wait_exit(Duration::from_secs(5)).expect("did not exit");
         assert!(status.success(), "{driver}: {status}");

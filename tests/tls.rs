@@ -70,6 +70,37 @@ fn certificates_are_chosen_by_sni_over_both_versions_with_alpn() {
     for driver in drivers() {
         let up = Upstream::start(false);
         let (rw, addr) = start(driver, &tls, &up.endpoint(), 1);
+        // What the clients agreed on, as they saw it, by BoringSSL's names.
+        let mut agreed: std::collections::HashMap<String, u64> = Default::default();
+        let mut note = |conn: &TlsConn| {
+            let suite = conn.conn.negotiated_cipher_suite().unwrap().suite();
+            let cipher = match format!("{suite:?}").as_str() {
+                "TLS13_AES_128_GCM_SHA256" => "TLS_AES_128_GCM_SHA256",
+                "TLS13_AES_256_GCM_SHA384" => "TLS_AES_256_GCM_SHA384",
+                "TLS13_CHACHA20_POLY1305_SHA256" => "TLS_CHACHA20_POLY1305_SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => "ECDHE-ECDSA-AES128-GCM-SHA256",
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => "ECDHE-ECDSA-AES256-GCM-SHA384",
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" => "ECDHE-ECDSA-CHACHA20-POLY1305",
+                other => panic!("unexpected suite {other}"),
+            };
+            let mut names = vec![format!("ciphers.{cipher}")];
+            // A resumed TLS 1.2 session exchanges no key: no curve.
+            if let Some(group) = conn.conn.negotiated_key_exchange_group() {
+                let curve = match format!("{:?}", group.name()).as_str() {
+                    "X25519MLKEM768" => "X25519MLKEM768",
+                    "X25519" => "X25519",
+                    "secp256r1" => "P-256",
+                    "secp384r1" => "P-384",
+                    other => panic!("unexpected group {other}"),
+                };
+                names.push(format!("curves.{curve}"));
+            }
+            for name in names {
+                *agreed
+                    .entry(format!("listener.secure.ssl.{name}"))
+                    .or_default() += 1;
+            }
+        };
         for version in [&TLS13, &TLS12] {
             let config = client_config(&pki.ca_file, None, &[version], &["h2", "http/1.1"]);
             // Without SNI (rustls sends none when told not to): the default certificate.
@@ -82,6 +113,7 @@ fn certificates_are_chosen_by_sni_over_both_versions_with_alpn() {
                 ("default.test", "default.test", &no_sni),
             ] {
                 let mut conn = tls_connect(addr, config, sni).unwrap();
+                note(&conn);
                 assert_eq!(peer_names(&conn), [expected], "{driver} {sni}");
                 assert_eq!(conn.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
                 assert_eq!(conn.conn.protocol_version(), Some(version.version));
@@ -93,6 +125,7 @@ fn certificates_are_chosen_by_sni_over_both_versions_with_alpn() {
             }
             // Forwarded: the upstream hears that the client came over TLS.
             let mut conn = tls_connect(addr, &config, "a.test").unwrap();
+            note(&conn);
             let r = tls_request(&mut conn, "GET /fwd HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
             assert_eq!(r.status, 200, "{driver}");
             let seen = up.next_seen();
@@ -108,6 +141,19 @@ fn certificates_are_chosen_by_sni_over_both_versions_with_alpn() {
         assert_eq!(stats["listener.secure.ssl.handshake"], 8, "{driver}");
         assert_eq!(stats["listener.secure.ssl.versions.TLSv1.3"], 4, "{driver}");
         assert_eq!(stats["listener.secure.ssl.versions.TLSv1.2"], 4, "{driver}");
+        // Envoy's `ssl.ciphers.<name>` and `ssl.curves.<name>`: only those used, each
+        // as often as the clients saw it agreed.
+        let counted: std::collections::HashMap<String, u64> = stats
+            .iter()
+            .filter(|(k, _)| k.contains(".ssl.ciphers.") || k.contains(".ssl.curves."))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        assert_eq!(counted, agreed, "{driver}");
+        let ciphers: u64 = (agreed.iter())
+            .filter(|(k, _)| k.contains(".ciphers."))
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(ciphers, 8, "{driver}: one cipher per handshake");
         assert_eq!(refused, 1, "{driver}");
         assert_eq!(stats["listener.secure.ssl.connection_error"], 1, "{driver}");
     }
@@ -333,9 +379,11 @@ fn a_handshake_flood_is_capped_and_timed_out_while_established_connections_are_s
         // Envoy's name for the same.
         let name = "listener.secure.downstream_cx_transport_socket_connect_timeout";
         assert_eq!(stats[name], 4, "{driver}");
-        // The one TLS connection served, counted once its handshake was done.
-        assert_eq!(stats["http.secure.downstream_cx_ssl_total"], 1, "{driver}");
-        assert_eq!(stats["http.secure.downstream_cx_ssl_active"], 1, "{driver}");
+        // Every connection to a TLS-only listener is a TLS connection from the start,
+        // as in Envoy, its handshake's outcome aside; only the established one is open.
+        assert_eq!(stats["http.secure.downstream_cx_ssl_total"], 9, "{driver}");
+        let open = rw.wait_for_stat("http.secure.downstream_cx_ssl_active", 1);
+        assert_eq!(open, 1, "{driver}");
         assert_eq!(
             tls_request(&mut established, GET_DIRECT).unwrap().status,
             200

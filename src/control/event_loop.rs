@@ -167,11 +167,9 @@ impl Control {
                 }
                 Wake::Admin(AdminRequest::DrainListeners) => {
                     info!("admin: draining listeners (open connections go on)");
-                    // A second call has nothing left to stop.
-                    if !self.groups.borrow().is_empty() {
-                        let stopped = self.config.borrow().listeners.len();
-                        self.state.reloads.count_stopped(stopped);
-                    }
+                    // As Envoy's `stopListeners`: every listener, on every call.
+                    let stopped = self.config.borrow().listeners.len();
+                    self.state.reloads.count_stopped(stopped);
                     let files = sockets::close(self.groups.take());
                     self.send_all(|| Command::DrainListeners).await;
                     sockets::remove_files(&files);

@@ -392,7 +392,8 @@ mod tests {
     #[test]
     fn the_version_number_is_the_packages() {
         let v: Vec<u64> = env!("CARGO_PKG_VERSION")
-            .split('.')
+            .split(['.', '-', '+'])
+            .take(3)
             .map(|p| p.parse().unwrap())
             .collect();
         assert_eq!(version_number(), v[0] * 10_000 + v[1] * 100 + v[2]);

@@ -317,6 +317,37 @@ pub mod listener_http {
     }
 }
 
+/// `listener.<name>.ssl.`: handshakes by the cipher suite and key-exchange group they
+/// agreed on (Envoy's `ssl.ciphers.<name>` and `ssl.curves.<name>`, BoringSSL's
+/// names). A sparse scope: as in Envoy, only those used are shown. The cells follow
+/// `tls::names::CIPHERS`, then `tls::names::CURVES`.
+pub mod listener_tls {
+    use super::*;
+
+    /// The first cipher's cell (`tls::names::CIPHERS` order).
+    pub const CIPHERS: usize = 0;
+    /// The first curve's cell (`tls::names::CURVES` order).
+    pub const CURVES: usize = 9;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 14] = [
+        counter("ciphers.TLS_AES_128_GCM_SHA256"),
+        counter("ciphers.TLS_AES_256_GCM_SHA384"),
+        counter("ciphers.TLS_CHACHA20_POLY1305_SHA256"),
+        counter("ciphers.ECDHE-ECDSA-AES128-GCM-SHA256"),
+        counter("ciphers.ECDHE-ECDSA-AES256-GCM-SHA384"),
+        counter("ciphers.ECDHE-ECDSA-CHACHA20-POLY1305"),
+        counter("ciphers.ECDHE-RSA-AES128-GCM-SHA256"),
+        counter("ciphers.ECDHE-RSA-AES256-GCM-SHA384"),
+        counter("ciphers.ECDHE-RSA-CHACHA20-POLY1305"),
+        counter("curves.X25519MLKEM768"),
+        counter("curves.X25519"),
+        counter("curves.P-256"),
+        counter("curves.P-384"),
+        counter("curves.P-521"),
+    ];
+}
+
 /// `cluster.<name>.`: requests forwarded to one cluster (Envoy's cluster stats).
 pub mod cluster {
     use super::*;
@@ -787,6 +818,20 @@ pub mod trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_cells_follow_the_name_tables() {
+        use crate::tls::names::{CIPHERS, CURVES};
+        for (i, (name, _)) in CIPHERS.iter().enumerate() {
+            let def = &listener_tls::DEFS[listener_tls::CIPHERS + i];
+            assert_eq!(def.name, format!("ciphers.{name}"));
+        }
+        for (i, (name, _)) in CURVES.iter().enumerate() {
+            let def = &listener_tls::DEFS[listener_tls::CURVES + i];
+            assert_eq!(def.name, format!("curves.{name}"));
+        }
+        assert_eq!(listener_tls::DEFS.len(), CIPHERS.len() + CURVES.len());
+    }
 
     #[test]
     fn status_classes_map_to_their_counters() {

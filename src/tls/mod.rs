@@ -25,6 +25,7 @@
 pub mod client;
 pub mod identity;
 mod io_buf;
+pub mod names;
 pub mod server;
 pub mod session;
 pub mod stream;

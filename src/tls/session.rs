@@ -136,6 +136,10 @@ pub struct Negotiated {
     pub tls13: bool,
     /// The session was resumed.
     pub resumed: bool,
+    /// The cipher suite and key-exchange group agreed on, as positions in
+    /// `tls::names::CIPHERS` and `CURVES` (`None`: not one of them).
+    pub cipher: Option<usize>,
+    pub curve: Option<usize>,
 }
 
 impl Negotiated {
@@ -144,6 +148,12 @@ impl Negotiated {
         Negotiated {
             tls13: session.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3),
             resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            cipher: session
+                .negotiated_cipher_suite()
+                .and_then(|s| super::names::cipher_index(s.suite())),
+            curve: session
+                .negotiated_key_exchange_group()
+                .and_then(|g| super::names::curve_index(g.name())),
         }
     }
 }

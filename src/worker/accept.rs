@@ -252,23 +252,24 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
     // worker's long-lived objects (ARCHITECTURE.md, "Memory").
     let task = InConnectionHeap::new(async move {
         let log = shared.log.as_deref();
-        // A failed handshake ends as Envoy's TLS socket ends one (`PostIoAction::Close`,
-        // a remote close), with no request.
-        let mut ended = None;
-        if let Some(stream) = super::tls_accept::handshake(stream, &listener).await {
-            let tls = stream.is_tls();
-            let http = &listener.http_stats;
-            if tls {
-                http.get(rq::DOWNSTREAM_CX_SSL_TOTAL).inc();
-                http.get(rq::DOWNSTREAM_CX_SSL_ACTIVE).inc();
+        // A connection whose handshake failed ends with no request, closed by the side
+        // `handshake` says.
+        let ended = match super::tls_accept::handshake(stream, &listener).await {
+            Ok(stream) => {
+                let tls = stream.is_tls();
+                let context = &shared.context;
+                let ended =
+                    connection::serve(stream, peer, &listener, context, &shared.stop, log).await;
+                if tls {
+                    listener.http_stats.get(rq::DOWNSTREAM_CX_SSL_ACTIVE).dec();
+                }
+                ended
             }
-            let context = &shared.context;
-            ended =
-                Some(connection::serve(stream, peer, &listener, context, &shared.stop, log).await);
-            if tls {
-                http.get(rq::DOWNSTREAM_CX_SSL_ACTIVE).dec();
-            }
-        }
+            Err(by_client) => connection::Ended {
+                by_client,
+                active_rq: false,
+            },
+        };
         listener.cx_stats.get(cx::DOWNSTREAM_CX_ACTIVE).dec();
         listener.cx_stats.get(cx::DOWNSTREAM_CX_DESTROY).inc();
         let http = &listener.http_stats;
@@ -288,11 +289,7 @@ fn start_connection(stream: Downstream, peer: (Peer, u16), slot: &Slot, shared: 
 
 /// Envoy's `downstream_cx_destroy_{local,remote}` and, with a request open,
 /// `downstream_cx_destroy_active_rq` and its `_local_`/`_remote_` half.
-fn count_destroy(http: &crate::stats::WorkerScope, ended: Option<connection::Ended>) {
-    let ended = ended.unwrap_or(connection::Ended {
-        by_client: true,
-        active_rq: false,
-    });
+fn count_destroy(http: &crate::stats::WorkerScope, ended: connection::Ended) {
     let (side, side_active) = if ended.by_client {
         (
             rq::DOWNSTREAM_CX_DESTROY_REMOTE,

@@ -17,7 +17,7 @@ use tracing::debug;
 use super::downstream::{Downstream, TlsDownstream};
 use crate::{
     snapshot::ListenerSnapshot,
-    stats::names::listener as cx,
+    stats::names::{http as rq, listener as cx},
     tls::{
         identity::PeerIdentity,
         server::HandshakeFailure,
@@ -29,29 +29,66 @@ use crate::{
 /// The first byte of a TLS handshake record (RFC 8446 5.1, `handshake(22)`).
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 
-/// Runs the handshake when the listener has TLS. `None`: the connection is done (the
-/// handshake failed or timed out, or the worker is at its cap), and its stat counted.
+/// Runs the handshake when the listener has TLS. `Err`: the connection is done (the
+/// handshake failed or timed out, or the worker is at its cap), its stat counted, and
+/// whether the client ended it (a failed handshake ends as Envoy's TLS socket ends one,
+/// a remote close; a timeout, the cap or a session that could not start are ringway's
+/// local close). A TLS connection is counted in the connection manager's
+/// `downstream_cx_ssl_total` and `_active` as Envoy counts one, from the start (its
+/// handshake's outcome aside): a connection that fails leaves `_active` here, one
+/// that is served when it closes.
 pub(super) async fn handshake(
     stream: Downstream,
     listener: &ListenerSnapshot,
-) -> Option<Downstream> {
+) -> Result<Downstream, bool> {
+    let counted = std::cell::Cell::new(false);
+    let count = || {
+        let http = &listener.http_stats;
+        http.get(rq::DOWNSTREAM_CX_SSL_TOTAL).inc();
+        http.get(rq::DOWNSTREAM_CX_SSL_ACTIVE).inc();
+        counted.set(true);
+    };
+    let result = tls_handshake(stream, listener, count).await;
+    if result.is_err() && counted.get() {
+        listener.http_stats.get(rq::DOWNSTREAM_CX_SSL_ACTIVE).dec();
+    }
+    result
+}
+
+async fn tls_handshake(
+    stream: Downstream,
+    listener: &ListenerSnapshot,
+    count_tls: impl FnOnce(),
+) -> Result<Downstream, bool> {
     let Some(tls) = &listener.tls else {
-        return Some(stream);
+        return Ok(stream);
     };
     let stats = &listener.cx_stats;
     let Ok(acceptor) = tls else {
         stats.get(cx::SSL_CONNECTION_ERROR).inc();
-        return None;
+        return Err(false);
     };
     // TLS listeners are TCP listeners (the config refuses others).
     let Downstream::Tcp(mut tcp) = stream else {
-        return Some(stream);
+        return Ok(stream);
     };
     let settings = acceptor.settings();
     let deadline = std::time::Instant::now() + settings.handshake_timeout;
+    // Only TLS is served here: a TLS connection from the start. Where plaintext is
+    // allowed too, the first byte tells (as Envoy's TLS inspector picks the chain).
+    let mut count_tls = Some(count_tls);
+    if !settings.allow_plaintext {
+        if let Some(count) = count_tls.take() {
+            count();
+        }
+    }
     match first_byte(&tcp, settings.handshake_timeout).await {
-        Some(TLS_HANDSHAKE_RECORD) => {}
-        Some(_) if settings.allow_plaintext => return Some(Downstream::Tcp(tcp)),
+        Some(TLS_HANDSHAKE_RECORD) => {
+            if let Some(count) = count_tls.take() {
+                count();
+            }
+        }
+        Some(_) if settings.allow_plaintext => return Ok(Downstream::Tcp(tcp)),
         // Not TLS: the handshake will fail on it and count it.
         Some(_) => {}
         None => {
@@ -60,19 +97,19 @@ pub(super) async fn handshake(
                 .get(cx::DOWNSTREAM_CX_TRANSPORT_SOCKET_CONNECT_TIMEOUT)
                 .inc();
             stats.get(cx::SSL_CONNECTION_ERROR).inc();
-            return None;
+            return Err(false);
         }
     }
     let Some(_slot) = acceptor.begin() else {
         stats.get(cx::SSL_HANDSHAKE_OVERFLOW).inc();
-        return None;
+        return Err(false);
     };
     let session = match acceptor.session() {
         Ok(session) => share(session),
         Err(e) => {
             debug!(listener = &*listener.name, error = %e, "TLS session");
             stats.get(cx::SSL_CONNECTION_ERROR).inc();
-            return None;
+            return Err(false);
         }
     };
     let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -88,7 +125,7 @@ pub(super) async fn handshake(
                 HandshakeFailure::Other => cx::SSL_CONNECTION_ERROR,
             };
             stats.get(counter).inc();
-            return None;
+            return Err(true);
         }
         Err(_) => {
             stats.get(cx::SSL_HANDSHAKE_TIMEOUT).inc();
@@ -96,7 +133,7 @@ pub(super) async fn handshake(
                 .get(cx::DOWNSTREAM_CX_TRANSPORT_SOCKET_CONNECT_TIMEOUT)
                 .inc();
             stats.get(cx::SSL_CONNECTION_ERROR).inc();
-            return None;
+            return Err(false);
         }
     }
     let (negotiated, peer, sni) = {
@@ -114,7 +151,7 @@ pub(super) async fn handshake(
                 // Only a resumed session could get here (tickets are bound to the
                 // listener's policy, so none should): refuse it all the same.
                 stats.get(cx::SSL_FAIL_VERIFY_NO_CERT).inc();
-                return None;
+                return Err(false);
             }
             (_, None) => {
                 // Envoy counts every connection without a client certificate.
@@ -136,7 +173,16 @@ pub(super) async fn handshake(
             cx::SSL_VERSIONS_TLS12
         })
         .inc();
-    Some(Downstream::Tls(Box::new(TlsDownstream {
+    if let Some(agreed) = &listener.tls_stats {
+        use crate::stats::names::listener_tls;
+        if let Some(i) = negotiated.cipher {
+            agreed.get(listener_tls::CIPHERS + i).inc();
+        }
+        if let Some(i) = negotiated.curve {
+            agreed.get(listener_tls::CURVES + i).inc();
+        }
+    }
+    Ok(Downstream::Tls(Box::new(TlsDownstream {
         tcp,
         session,
         peer,

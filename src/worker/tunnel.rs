@@ -40,7 +40,7 @@ pub(super) async fn run(
     stats.get(rq::DOWNSTREAM_CX_UPGRADES_TOTAL).inc();
     stats.get(rq::DOWNSTREAM_CX_UPGRADES_ACTIVE).inc();
     let idle = listener.stream_idle_timeout;
-    let (up, down, idle_ended) = match client {
+    let (up, down, ended) = match client {
         Downstream::Tcp(s) => {
             let (r, w) = s.into_split();
             both_ways((r, w), &mut upstream, early, idle, worker).await
@@ -64,23 +64,41 @@ pub(super) async fn run(
     stats.get(rq::DOWNSTREAM_CX_RX_BYTES_TOTAL).add(up);
     stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(down);
     stats.get(rq::DOWNSTREAM_CX_UPGRADES_ACTIVE).dec();
-    // Ended by its idle timeout: ringway closed it with the upgraded request open;
-    // else both ends finished sending (the client's close ends it).
+    // The upgraded request stays open for the tunnel's life, as Envoy's stream does:
+    // the client ending first closes it remotely with the request open (a reset);
+    // the upstream ending first ends the request, then ringway closes; so does the
+    // idle timeout, with the request open.
+    let by_client = ended == End::Client;
+    if by_client {
+        stats.get(rq::DOWNSTREAM_RQ_RX_RESET).inc();
+    }
     super::connection::Ended {
-        by_client: !idle_ended,
-        active_rq: idle_ended,
+        by_client,
+        active_rq: ended != End::Upstream,
     }
 }
 
+/// Where a direction notes that its reader ended first, and which end it reads from.
+type FirstEnd<'a> = (&'a Cell<Option<End>>, End);
+
+/// Which end of a tunnel stopped it: the first side to end its sending, or its idle
+/// timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Client,
+    Upstream,
+    Idle,
+}
+
 /// Both directions; returns the bytes moved client → upstream and upstream → client,
-/// and whether the tunnel was closed for idleness.
+/// and which end stopped it.
 async fn both_ways<R, W>(
     (mut client_read, mut client_write): (R, W),
     upstream: &mut UpstreamConn,
     (early, start): (Vec<u8>, usize),
     idle: Duration,
     worker: &WorkerContext,
-) -> (u64, u64, bool)
+) -> (u64, u64, End)
 where
     R: AsyncReadRent,
     W: AsyncWriteRent,
@@ -88,6 +106,7 @@ where
     let (mut upstream_read, mut upstream_write) = upstream.split();
     let last = Cell::new(Instant::now());
     let moved = (Cell::new(0u64), Cell::new(0u64));
+    let first_end = Cell::new(None);
     let early = if early.capacity() == 0 {
         (worker.bufs.take(), 0)
     } else {
@@ -97,13 +116,13 @@ where
         &mut client_read,
         &mut upstream_write,
         early,
-        (&last, &moved.0),
+        (&last, &moved.0, (&first_end, End::Client)),
     );
     let to_client = pump(
         &mut upstream_read,
         &mut client_write,
         (worker.bufs.take(), 0),
-        (&last, &moved.1),
+        (&last, &moved.1, (&first_end, End::Upstream)),
     );
     let watchdog = async {
         loop {
@@ -114,7 +133,7 @@ where
             monoio::time::sleep_until(quiet_until).await;
         }
     };
-    let idle_ended = monoio::select! {
+    let idle = monoio::select! {
         (a, b) = async { monoio::join!(to_upstream, to_client) } => {
             worker.bufs.give(a);
             worker.bufs.give(b);
@@ -122,16 +141,21 @@ where
         }
         () = watchdog => true,
     };
-    (moved.0.get(), moved.1.get(), idle_ended)
+    let ended = match first_end.get() {
+        Some(end) if !idle => end,
+        _ => End::Idle,
+    };
+    (moved.0.get(), moved.1.get(), ended)
 }
 
 /// One direction: writes what `buf` holds from `start`, then reads and writes until the
-/// reader ends, then shuts the writer down. Returns its chunk.
+/// reader ends, then shuts the writer down, noting its reader's end as `first` when
+/// the other's has not ended yet. Returns its chunk.
 async fn pump<R, W>(
     reader: &mut R,
     writer: &mut W,
     (mut buf, mut start): (Vec<u8>, usize),
-    (last, moved): (&Cell<Instant>, &Cell<u64>),
+    (last, moved, (first, end)): (&Cell<Instant>, &Cell<u64>, FirstEnd<'_>),
 ) -> Vec<u8>
 where
     R: AsyncReadRent,
@@ -143,6 +167,13 @@ where
             let (result, slice) = writer.write_all(buf.slice(start..len)).await;
             buf = slice.into_inner();
             if result.is_err() {
+                // The writer's side is gone: it ended first.
+                if first.get().is_none() {
+                    first.set(Some(match end {
+                        End::Client => End::Upstream,
+                        _ => End::Client,
+                    }));
+                }
                 return buf;
             }
             moved.set(moved.get() + (len - start) as u64);
@@ -156,6 +187,9 @@ where
             Ok(n) if n > 0 => last.set(Instant::now()),
             // The sender is done (or gone): pass the end on, keep the other way open.
             _ => {
+                if first.get().is_none() {
+                    first.set(Some(end));
+                }
                 let _ = writer.shutdown().await;
                 return buf;
             }

@@ -17,7 +17,6 @@
 use std::collections::HashMap;
 
 use prost_reflect::{DynamicMessage, SerializeOptions, Value as Pv};
-use rustls::{CipherSuite, NamedGroup};
 
 use super::cursor::{Loc, Msg};
 use super::{schema, DISABLED};
@@ -732,30 +731,16 @@ fn tls_params(c: &Msg<'_, '_>, server: bool, diag: &mut Diagnostics) -> Option<V
 
 /// Whether a BoringSSL cipher name is one of ringway's suites.
 fn cipher_supported(name: &str) -> bool {
-    use CipherSuite as C;
-    let suite = match name {
-        "ECDHE-ECDSA-AES128-GCM-SHA256" => C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-        "ECDHE-ECDSA-AES256-GCM-SHA384" => C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        "ECDHE-ECDSA-CHACHA20-POLY1305" => C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-        "ECDHE-RSA-AES128-GCM-SHA256" => C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-        "ECDHE-RSA-AES256-GCM-SHA384" => C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-        "ECDHE-RSA-CHACHA20-POLY1305" => C::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-        "TLS_AES_128_GCM_SHA256" => C::TLS13_AES_128_GCM_SHA256,
-        "TLS_AES_256_GCM_SHA384" => C::TLS13_AES_256_GCM_SHA384,
-        "TLS_CHACHA20_POLY1305_SHA256" => C::TLS13_CHACHA20_POLY1305_SHA256,
-        _ => return false,
+    let Some(suite) = crate::tls::names::cipher_named(name) else {
+        return false;
     };
     provider().cipher_suites.iter().any(|s| s.suite() == suite)
 }
 
 /// Whether a BoringSSL curve name is one of ringway's key-exchange groups.
 fn curve_supported(name: &str) -> bool {
-    let group = match name {
-        "X25519" => NamedGroup::X25519,
-        "P-256" | "prime256v1" | "secp256r1" => NamedGroup::secp256r1,
-        "P-384" | "secp384r1" => NamedGroup::secp384r1,
-        "P-521" | "secp521r1" => NamedGroup::secp521r1,
-        _ => return false,
+    let Some(group) = crate::tls::names::curve_named(name) else {
+        return false;
     };
     provider().kx_groups.iter().any(|g| g.name() == group)
 }

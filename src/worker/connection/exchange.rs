@@ -629,7 +629,7 @@ impl Connection<'_> {
             || !self.request.keep_alive
             || old_client
             || framing == ResponseFraming::CloseDelimited;
-        let close = close || super::drain_closes(l, stop);
+        let close = super::drain_closes(l, stop) || close;
         // The route's response-side filters, then the fixed response stage (`filter`).
         if chain.edits_responses() {
             if let Some(upstream) = &self.upstream {

@@ -195,10 +195,11 @@ pub async fn serve(
     }
 }
 
-/// Whether a connection that would stay open closes after its response because ringway
-/// is draining (it is stopping, or a reload retired the listener): counted in Envoy's
-/// `downstream_cx_drain_close` when it does. Called only where the connection would
-/// otherwise be kept (the `||` before it).
+/// Whether a response closes its connection because ringway is draining (it is
+/// stopping, or a reload retired the listener): counted in Envoy's
+/// `downstream_cx_drain_close` when so, as Envoy counts a response head encoded while
+/// its connection manager drains (whether or not the connection would have closed
+/// anyway; idle connections closed by the drain are not counted).
 #[inline(always)]
 fn drain_closes(l: &ListenerSnapshot, stop: &Stop) -> bool {
     let draining = stop.is_stopped() || l.is_retired();
@@ -775,14 +776,12 @@ impl Connection<'_> {
                                 }
                             }
                             None => {
-                                // Cut short after the response began: ringway resets
-                                // it (a client gone is counted by `complete`).
-                                if e.kind != ErrorKind::ClientGone {
-                                    l.http_stats.get(rq::DOWNSTREAM_RQ_TX_RESET).inc();
-                                    l.http_stats
-                                        .get(rq::RQ_RESET_AFTER_DOWNSTREAM_RESPONSE_STARTED)
-                                        .inc();
+                                // Its head went out: charged, as Envoy charges a
+                                // response when it encodes the head.
+                                if e.response_started {
+                                    self.charge_response(self.response.status);
                                 }
+                                self.count_reset(e.kind == ErrorKind::ClientGone);
                                 self.complete(0, 0, flags)
                             }
                         }
@@ -795,19 +794,24 @@ impl Connection<'_> {
                     log.capture(head, &self.request);
                 }
                 self.start += head_len;
-                let close = !self.request.keep_alive || self.request.version == Version::Http10;
-                let mut close = close || drain_closes(l, stop);
+                let draining = stop.is_stopped() || l.is_retired();
+                let mut close =
+                    !self.request.keep_alive || self.request.version == Version::Http10 || draining;
                 match self.discard_body(refused_body).await {
                     Body::Consumed => {}
                     Body::Left => close = true,
                     Body::Failed(None) => {
                         // The client left (or stalled) mid-body: nothing was answered.
+                        self.count_reset(true);
                         let gone = ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
                         return self.complete(0, 0, gone);
                     }
                     Body::Failed(Some(kind)) => return self.fail(kind).await,
                 }
                 let head_only = self.request.method == Method::Head;
+                if draining {
+                    l.http_stats.get(rq::DOWNSTREAM_CX_DRAIN_CLOSE).inc();
+                }
                 if !self.respond(reply, close, head_only, flags, chain).await {
                     return;
                 }
@@ -883,10 +887,7 @@ impl Connection<'_> {
                         self.closed_by_client = true;
                         return Ok(None);
                     }
-                    Read::Stopped => {
-                        l.http_stats.get(rq::DOWNSTREAM_CX_DRAIN_CLOSE).inc();
-                        return Ok(None);
-                    }
+                    Read::Stopped => return Ok(None),
                     Read::TimedOut => {
                         l.http_stats.get(rq::DOWNSTREAM_CX_IDLE_TIMEOUT).inc();
                         return Ok(None);
@@ -900,17 +901,18 @@ impl Connection<'_> {
                 .await
             {
                 Read::Bytes => {}
-                // Part of a head came: a request was begun (Envoy's codec opens its
-                // stream at the first byte).
                 Read::Closed => {
-                    (self.closed_by_client, self.cut_short) = (true, true);
-                    l.http_stats.get(rq::DOWNSTREAM_RQ_RX_RESET).inc();
+                    self.closed_by_client = true;
+                    // Part of a head came: a request was begun (Envoy's codec opens
+                    // its stream at the first byte). An idle connection's close also
+                    // ends here (its wait saw the end as readable), with nothing read.
+                    if self.buf.len() > self.start {
+                        self.cut_short = true;
+                        l.http_stats.get(rq::DOWNSTREAM_RQ_RX_RESET).inc();
+                    }
                     return Ok(None);
                 }
-                Read::Stopped => {
-                    self.cut_short = true;
-                    return Ok(None);
-                }
+                Read::Stopped => return Ok(None),
                 Read::TimedOut => {
                     l.http_stats.get(rq::DOWNSTREAM_RQ_HEADER_TIMEOUT).inc();
                     return Err(LocalReplyKind::RequestTimeout);
@@ -1252,6 +1254,9 @@ impl Connection<'_> {
         self.worker.bufs.give(out);
         self.charge_response(reply.status());
         if result.is_err() {
+            // The answer was whole when it failed to go out: the client's close ends a
+            // connection with no request open (Envoy's reply is complete once encoded).
+            self.closed_by_client = true;
             let gone = flags | ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
             self.complete(reply.status(), 0, gone);
             return false;
@@ -1268,6 +1273,22 @@ impl Connection<'_> {
         self.trace_received(bytes);
         if let Some(log) = &mut self.log {
             log.add_received(bytes);
+        }
+    }
+
+    /// A request that ended in a reset, as Envoy's connection manager counts one on
+    /// HTTP/1.1: the client went away with it open (`downstream_rq_rx_reset`; the
+    /// connection then closes remotely with a request on it), or ringway cut its
+    /// response short (`downstream_rq_tx_reset`, and `rx_reset` too: Envoy's stream
+    /// hears its own reset; the stream ends before ringway closes the connection, so
+    /// that close has no request on it).
+    fn count_reset(&mut self, client_gone: bool) {
+        let stats = &self.listener.http_stats;
+        stats.get(rq::DOWNSTREAM_RQ_RX_RESET).inc();
+        if client_gone {
+            (self.closed_by_client, self.cut_short) = (true, true);
+        } else {
+            stats.get(rq::DOWNSTREAM_RQ_TX_RESET).inc();
         }
     }
 
@@ -1299,17 +1320,6 @@ impl Connection<'_> {
         // Only a parsed request was counted in `downstream_rq_active`.
         if std::mem::take(&mut self.rq_active) {
             self.listener.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).dec();
-        }
-        // Ended without a whole response: the client went away, or nothing (or only
-        // part) was sent.
-        let client_gone = flags.contains(ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION);
-        self.cut_short = status == 0 || client_gone;
-        if client_gone {
-            self.closed_by_client = true;
-            self.listener
-                .http_stats
-                .get(rq::DOWNSTREAM_RQ_RX_RESET)
-                .inc();
         }
         self.count_route_request(status, bytes_sent, flags);
         if let Some(start) = self.rq_start.take() {
