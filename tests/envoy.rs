@@ -843,6 +843,17 @@ fn the_health_check_filter_follows_healthcheck_fail() {
         assert_eq!(get(addr, "/q?v=2").unwrap().status, 200);
         assert_eq!(post(rw.admin, "/healthcheck/ok").unwrap().status, 200);
         assert_eq!(get(addr, "/healthz").unwrap().status, 200);
+        // Envoy's connection manager charges no health check's response: only the 404
+        // and the 200 of the routed requests.
+        let stats = rw.stats();
+        for (name, n) in [
+            ("downstream_rq_completed", 2),
+            ("downstream_rq_2xx", 1),
+            ("downstream_rq_4xx", 1),
+            ("downstream_rq_5xx", 0),
+        ] {
+            assert_eq!(stats[&format!("http.public.{name}")], n, "{driver}: {name}");
+        }
         drop(rw);
     }
 }

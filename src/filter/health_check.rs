@@ -37,8 +37,10 @@ enum Test {
 /// What to do with a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Not a health check, or one passed on.
+    /// Not a health check.
     Continue,
+    /// A health check passed on to its route (`pass_through_mode`).
+    PassThrough,
     /// Answer 200 (Envoy's health-check response).
     Healthy,
     /// Answer 503 with `x-envoy-immediate-health-check-fail` (flag `LH`).
@@ -84,7 +86,7 @@ impl HealthCheck {
     pub fn reply(&self, verdict: Verdict) -> &Reply {
         match verdict {
             Verdict::Failing => &self.failing,
-            Verdict::Healthy | Verdict::Continue => &self.healthy,
+            Verdict::Healthy | Verdict::Continue | Verdict::PassThrough => &self.healthy,
         }
     }
 
@@ -110,7 +112,7 @@ impl HealthCheck {
         } else if failing.load(Ordering::Relaxed) {
             Verdict::Failing
         } else if self.pass_through {
-            Verdict::Continue
+            Verdict::PassThrough
         } else {
             Verdict::Healthy
         }
@@ -147,5 +149,21 @@ mod tests {
         assert_eq!(filter.check(&other, oh, &failing), Verdict::Continue);
         failing.store(true, Ordering::Relaxed);
         assert_eq!(filter.check(&r, h, &failing), Verdict::Failing);
+        // Passed on: still a health check (its response is not charged), unless
+        // failing.
+        let passing = HealthCheck::new(
+            &config::HealthCheckFilter {
+                pass_through: true,
+                headers: vec![HeaderMatch {
+                    name: ":path".into(),
+                    value: ValueMatch::Exact("/healthz".into()),
+                }],
+            },
+            None,
+        );
+        assert_eq!(passing.check(&r, h, &failing), Verdict::Failing);
+        failing.store(false, Ordering::Relaxed);
+        assert_eq!(passing.check(&r, h, &failing), Verdict::PassThrough);
+        assert_eq!(passing.check(&other, oh, &failing), Verdict::Continue);
     }
 }

@@ -140,6 +140,7 @@ pub async fn serve(
         rq_active: false,
         closed_by_client: false,
         cut_short: false,
+        health_check: false,
         filters: RequestState::default(),
         upgrading: false,
         upgraded: None,
@@ -365,6 +366,9 @@ struct Connection<'l> {
     /// or its response cut short.
     closed_by_client: bool,
     cut_short: bool,
+    /// The current request is a health check (the health-check filter matched it,
+    /// answered or passed on): its response is not charged.
+    health_check: bool,
     /// The current request's retry plan and attempt (`retry`).
     retry: retry::RetryState,
     /// The current request's trace context (`trace`).
@@ -513,10 +517,13 @@ impl Connection<'_> {
             let chain = route.map(|r| &r.filters);
             let (mut reply, mut cluster) = (reply, cluster);
             // Envoy's health-check filter, before anything is forwarded.
+            self.health_check = false;
             if let Some(hc) = &l.health_check {
                 use crate::filter::health_check::Verdict as Health;
                 let verdict = hc.check(&self.request, head, &self.worker.health_failed);
-                if verdict != Health::Continue {
+                // Envoy's connection manager does not charge a health check's response.
+                self.health_check = verdict != Health::Continue;
+                if !matches!(verdict, Health::Continue | Health::PassThrough) {
                     (reply, cluster, redirect_to) = (hc.reply(verdict), None, None);
                     if verdict == Health::Failing {
                         flags = ResponseFlags::FAILED_LOCAL_HEALTH_CHECK;
@@ -1298,6 +1305,9 @@ impl Connection<'_> {
     #[inline(always)]
     fn charge_response(&self, status: u16) {
         use crate::stats::names::listener_http;
+        if self.health_check {
+            return;
+        }
         let l = self.listener;
         l.http_stats.get(rq::status_class(status)).inc();
         l.http_stats.get(rq::DOWNSTREAM_RQ_COMPLETED).inc();
