@@ -368,13 +368,15 @@ fn weighted_round_robin_follows_the_weights() {
             a.endpoint(),
             b.endpoint()
         );
-        let (_rw, addr) = start(driver, &cluster);
+        let (rw, addr) = start(driver, &cluster);
         let counts = spread(addr, 200);
         let (ca, cb) = (count(&counts, "a"), count(&counts, "b"));
         // Each worker's smooth round robin is exact over its cycle; two workers each
         // take their share of 200 requests: 150/50 within a cycle per worker.
         assert_eq!(ca + cb, 200, "{driver}");
         assert!((140..=160).contains(&ca), "{driver}: {counts:?}");
+        // Envoy's gauge of the heaviest endpoint.
+        assert_eq!(rw.stats()["cluster.svc.max_host_weight"], 3, "{driver}");
     }
 }
 

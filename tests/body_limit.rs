@@ -129,6 +129,14 @@ fn a_chunked_body_is_refused_as_it_passes_the_limit() {
         assert_eq!(small.status, 413, "{driver}");
         let four = rw.wait_for_stat("http.public.downstream_rq_4xx", 2);
         assert_eq!(four, 2, "{driver}");
+        // Envoy's counts: refused for size, answered before the request was whole.
+        let stats = rw.stats();
+        for name in [
+            "http.public.downstream_rq_too_large",
+            "http.public.downstream_rq_response_before_rq_complete",
+        ] {
+            assert_eq!(stats[name], 2, "{driver}: {name}");
+        }
         // The upstream saw at most part of each refused body (as it streamed, before the
         // limit was passed), and its connection was not reused.
         assert_eq!(post(addr, "/uploads/d", b"after").status, 200, "{driver}");

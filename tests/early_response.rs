@@ -100,6 +100,9 @@ fn an_upstream_that_answers_before_reading_the_body_is_heard_at_once() {
         // local close with an active request.
         let name = "cluster.up.upstream_cx_destroy_local_with_active_rq";
         assert_eq!(rw.wait_for_stat(name, 1), 1, "{driver}");
+        // Envoy's count of responses sent before their request was whole.
+        let name = "http.public.downstream_rq_response_before_rq_complete";
+        assert_eq!(rw.wait_for_stat(name, 1), 1, "{driver}");
     }
 }
 
@@ -163,7 +166,7 @@ fn expect_head(
 fn a_forwarded_expect_gets_the_upstreams_continue_before_the_body() {
     for driver in drivers() {
         let up = continues(None, true);
-        let (_rw, addr) = start(driver, up.addr, FORWARD);
+        let (rw, addr) = start(driver, up.addr, FORWARD);
         let (first, mut reader, mut writer) = expect_head(addr, Duration::from_millis(800));
         assert_eq!(first.as_deref(), Some("HTTP/1.1 100 Continue"), "{driver}");
         let mut blank = String::new();
@@ -175,6 +178,18 @@ fn a_forwarded_expect_gets_the_upstreams_continue_before_the_body() {
             (200, &b"hello"[..]),
             "{driver}"
         );
+        // The relayed 100 is charged as Envoy's `encode1xxHeaders` charges it: its
+        // class and a completed request, then the final response again.
+        assert_eq!(rw.wait_for_stat("http.public.downstream_rq_2xx", 1), 1);
+        let stats = rw.stats();
+        for (name, value) in [
+            ("http.public.downstream_rq_1xx", 1),
+            ("http.public.downstream_rq_completed", 2),
+            ("listener.public.http.public.downstream_rq_1xx", 1),
+            ("http.public.downstream_rq_response_before_rq_complete", 0),
+        ] {
+            assert_eq!(stats[name], value, "{driver}: {name}");
+        }
     }
 }
 
@@ -185,13 +200,16 @@ fn a_forwarded_expect_refused_by_the_upstream_is_answered_without_the_body() {
             Some(b"HTTP/1.1 417 Expectation Failed\r\ncontent-length: 0\r\n\r\n"),
             false,
         );
-        let (_rw, addr) = start(driver, up.addr, FORWARD);
+        let (rw, addr) = start(driver, up.addr, FORWARD);
         let (first, _reader, _writer) = expect_head(addr, Duration::from_millis(800));
         assert_eq!(
             first.as_deref(),
             Some("HTTP/1.1 417 Expectation Failed"),
             "{driver}"
         );
+        // Answered with the body never sent.
+        let name = "http.public.downstream_rq_response_before_rq_complete";
+        assert_eq!(rw.wait_for_stat(name, 1), 1, "{driver}");
     }
 }
 

@@ -356,6 +356,11 @@ fn expect_continue_is_answered_by_ringway() {
             None,
             "Expect is not forwarded"
         );
+        // Envoy charges the 100 its connection manager sends itself, then the answer.
+        assert_eq!(p.rw.wait_for_stat("http.public.downstream_rq_2xx", 1), 1);
+        let stats = p.rw.stats();
+        assert_eq!(stats["http.public.downstream_rq_1xx"], 1, "{driver}");
+        assert_eq!(stats["http.public.downstream_rq_completed"], 2, "{driver}");
     }
 }
 
@@ -400,6 +405,15 @@ fn every_local_reply_has_its_status() {
             b"POST /x HTTP/1.1\r\nHost: t\r\nContent-Length: 2000\r\n\r\n",
         );
         assert_eq!(big.status, 413, "{driver}");
+        // Refused from its declared length, its body never read: Envoy's two counts.
+        let stats = p.rw.stats();
+        for name in [
+            "http.trusted.downstream_rq_too_large",
+            "http.trusted.downstream_rq_response_before_rq_complete",
+        ] {
+            assert_eq!(stats[name], 1, "{driver}: {name}");
+        }
+        assert_eq!(stats["http.trusted.downstream_cx_http2_total"], 0);
         let long = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(9000));
         assert_eq!(send(p.public, long.as_bytes()).status, 414, "{driver}");
         let huge = format!(
@@ -412,6 +426,10 @@ fn every_local_reply_has_its_status() {
             stats["cluster.dead.upstream_cx_connect_fail"], 1,
             "{driver}"
         );
+        // The request that waited for it failed with it (Envoy's pending purge).
+        let name = "cluster.dead.upstream_rq_pending_failure_eject";
+        assert_eq!(stats[name], 1, "{driver}");
+        assert_eq!(stats["cluster.echo.max_host_weight"], 1, "{driver}");
         // Envoy counts a connection when it is made, opened or not, and destroyed when
         // it closes, opened or not: total less destroyed is what is active.
         assert_eq!(stats["cluster.dead.upstream_cx_total"], 1, "{driver}");

@@ -105,6 +105,10 @@ impl Book {
         cells
             .get(cx::MEMBERSHIP_EXCLUDED)
             .set(count(Usability::Excluded));
+        let heaviest = self.set.members.iter().map(|m| m.weight).max();
+        cells
+            .get(cx::MAX_HOST_WEIGHT)
+            .set(heaviest.unwrap_or(0).into());
     }
 }
 

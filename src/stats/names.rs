@@ -228,9 +228,20 @@ pub mod http {
     /// reload that removed the listener): after a response that would have kept it
     /// open, or idle.
     pub const DOWNSTREAM_CX_DRAIN_CLOSE: usize = 49;
+    /// Requests refused with a 413 for a body over the limit (`max_request_body`,
+    /// Envoy's buffer limits), from its declared length or as it streamed.
+    pub const DOWNSTREAM_RQ_TOO_LARGE: usize = 50;
+    /// Requests whose response head was sent before the request was wholly received (an
+    /// upstream's early answer, a local reply to a body left unread or broken).
+    pub const DOWNSTREAM_RQ_RESPONSE_BEFORE_RQ_COMPLETE: usize = 51;
+    /// HTTP/2 connections and requests: Envoy's names, 0 until ringway speaks HTTP/2
+    /// (emitted as Envoy emits them on an HTTP/1.1-only listener).
+    pub const DOWNSTREAM_CX_HTTP2_TOTAL: usize = 52;
+    pub const DOWNSTREAM_CX_HTTP2_ACTIVE: usize = 53;
+    pub const DOWNSTREAM_RQ_HTTP2_TOTAL: usize = 54;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 50] = [
+    pub static DEFS: [StatDef; 55] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -281,6 +292,11 @@ pub mod http {
         counter("downstream_rq_tx_reset"),
         counter("rq_reset_after_downstream_response_started"),
         counter("downstream_cx_drain_close"),
+        counter("downstream_rq_too_large"),
+        counter("downstream_rq_response_before_rq_complete"),
+        counter("downstream_cx_http2_total"),
+        gauge("downstream_cx_http2_active"),
+        counter("downstream_rq_http2_total"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
@@ -456,9 +472,21 @@ pub mod cluster {
     pub const UPSTREAM_CX_IDLE_TIMEOUT: usize = 52;
     /// Requests (and retries) that found no endpoint to send to.
     pub const UPSTREAM_CX_NONE_HEALTHY: usize = 53;
+    /// Requests failed because the connection they waited for did not open (Envoy's
+    /// pool purges its pending requests when a connect fails or times out).
+    pub const UPSTREAM_RQ_PENDING_FAILURE_EJECT: usize = 54;
+    /// The largest weight among the cluster's endpoints (the control thread's cell,
+    /// set with the membership gauges).
+    pub const MAX_HOST_WEIGHT: usize = 55;
+    /// Envoy's HTTP/2 pool counts, 0 on HTTP/1.1 as in Envoy (its HTTP/1 pool closes
+    /// the connection rather than resetting a stream): HTTP/2 connections, and streams
+    /// reset by the endpoint and by the proxy.
+    pub const UPSTREAM_CX_HTTP2_TOTAL: usize = 56;
+    pub const UPSTREAM_RQ_RX_RESET: usize = 57;
+    pub const UPSTREAM_RQ_TX_RESET: usize = 58;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 54] = [
+    pub static DEFS: [StatDef; 59] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -513,6 +541,11 @@ pub mod cluster {
         counter("upstream_cx_tx_bytes_total"),
         counter("upstream_cx_idle_timeout"),
         counter("upstream_cx_none_healthy"),
+        counter("upstream_rq_pending_failure_eject"),
+        gauge("max_host_weight"),
+        counter("upstream_cx_http2_total"),
+        counter("upstream_rq_rx_reset"),
+        counter("upstream_rq_tx_reset"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

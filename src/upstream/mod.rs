@@ -500,7 +500,8 @@ impl ClusterSnapshot {
 
     /// Counts a connection to `host` that never opened (refused, timed out, its TLS
     /// failed or could not be set up): `upstream_cx_connect_fail` and the endpoint's
-    /// `cx_connect_fail`, and `upstream_cx_destroy`, as Envoy's pool reports every
+    /// `cx_connect_fail`, `upstream_rq_pending_failure_eject`, and
+    /// `upstream_cx_destroy`, as Envoy's pool reports every
     /// connection it closes, opened or not (`onConnectionEvent`:
     /// `reportUpstreamCxDestroy` before the connect-failure count), so that
     /// `upstream_cx_total` less `upstream_cx_destroy` stays `upstream_cx_active`.
@@ -509,6 +510,9 @@ impl ClusterSnapshot {
     pub fn count_connect_failure(&self, host: Option<&Host>, closer: conn::Closer) {
         use crate::stats::names::{cluster as cx, host as hx};
         self.stats.get(cx::UPSTREAM_CX_CONNECT_FAIL).inc();
+        // The request that waited for it fails with it (Envoy's pool purges its pending
+        // requests on a connect failure).
+        self.stats.get(cx::UPSTREAM_RQ_PENDING_FAILURE_EJECT).inc();
         conn::count_destroy(&self.stats, closer, false);
         if let Some(host) = host {
             host.count(hx::CX_CONNECT_FAIL);

@@ -286,6 +286,8 @@ impl Connection<'_> {
             if let Err(e) = result {
                 return Err(Error::client_gone(true, false, Cause::of_error(&e)));
             }
+            // Envoy charges the 100 its connection manager sends itself.
+            self.charge_response(100);
         } else if self.request.expect_continue && self.start == self.buf.len() {
             // `expect_continue: forward`: the client waits for the upstream's 100 before
             // it sends the body, so the body cannot be waited for first. Boxed: this wait
@@ -454,6 +456,9 @@ impl Connection<'_> {
             Err(expired) => return Err(deadline.error(expired, true, false)),
         };
         result.map_err(|e| Error::client_gone(true, false, Cause::of_error(&e)))?;
+        // Charged as Envoy's `encode1xxHeaders` charges one: its class and a completed
+        // request, before the final response is charged again.
+        self.charge_response(self.response.status);
         Ok(())
     }
 
@@ -630,6 +635,9 @@ impl Connection<'_> {
             || old_client
             || framing == ResponseFraming::CloseDelimited;
         let close = super::drain_closes(l, stop) || close;
+        if early {
+            self.count_early_response();
+        }
         // The route's response-side filters, then the fixed response stage (`filter`).
         if chain.edits_responses() {
             if let Some(upstream) = &self.upstream {

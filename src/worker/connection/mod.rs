@@ -684,6 +684,9 @@ impl Connection<'_> {
                         }
                     }
                     Verdict::Fail(kind) => {
+                        if kind == ErrorKind::RequestTooLarge {
+                            l.http_stats.get(rq::DOWNSTREAM_RQ_TOO_LARGE).inc();
+                        }
                         flags = error_flags(kind);
                         let kind = Error::new(kind, Side::Client).reply();
                         let kind = kind.unwrap_or(LocalReplyKind::BadRequest);
@@ -762,8 +765,19 @@ impl Connection<'_> {
                                 .http_stats
                                 .get(rq::DOWNSTREAM_RQ_MAX_DURATION_REACHED)
                                 .inc(),
+                            ErrorKind::RequestTooLarge => {
+                                l.http_stats.get(rq::DOWNSTREAM_RQ_TOO_LARGE).inc()
+                            }
                             _ => {}
                         }
+                        // Errors in the request body itself are answered before the
+                        // request is whole.
+                        let mid_request = matches!(
+                            e.kind,
+                            ErrorKind::RequestTooLarge
+                                | ErrorKind::RequestTimeout
+                                | ErrorKind::BadRequestBody(_)
+                        );
                         debug!(
                             listener = &*l.name,
                             upstream = self.upstream.as_ref().map(|u| u.pool.address_text()),
@@ -777,6 +791,9 @@ impl Connection<'_> {
                                 if e.charged_upstream() {
                                     cluster.charge(reply.status(), self.internal);
                                     self.route_stats.upstream_abort(reply.status());
+                                }
+                                if mid_request {
+                                    self.count_early_response();
                                 }
                                 if self.respond(reply, true, false, flags, Some(chain)).await {
                                     self.linger().await;
@@ -806,14 +823,20 @@ impl Connection<'_> {
                     !self.request.keep_alive || self.request.version == Version::Http10 || draining;
                 match self.discard_body(refused_body).await {
                     Body::Consumed => {}
-                    Body::Left => close = true,
+                    Body::Left => {
+                        close = true;
+                        self.count_early_response();
+                    }
                     Body::Failed(None) => {
                         // The client left (or stalled) mid-body: nothing was answered.
                         self.count_reset(true);
                         let gone = ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
                         return self.complete(0, 0, gone);
                     }
-                    Body::Failed(Some(kind)) => return self.fail(kind).await,
+                    Body::Failed(Some(kind)) => {
+                        self.count_early_response();
+                        return self.fail(kind).await;
+                    }
                 }
                 let head_only = self.request.method == Method::Head;
                 if draining {
@@ -1314,6 +1337,15 @@ impl Connection<'_> {
         let own = &l.listener_http_stats;
         own.get(listener_http::status_class(status)).inc();
         own.get(listener_http::DOWNSTREAM_RQ_COMPLETED).inc();
+    }
+
+    /// Envoy's `downstream_rq_response_before_rq_complete`: this request's response head
+    /// goes out before the request was wholly received.
+    fn count_early_response(&self) {
+        let stats = &self.listener.http_stats;
+        stats
+            .get(rq::DOWNSTREAM_RQ_RESPONSE_BEFORE_RQ_COMPLETE)
+            .inc();
     }
 
     /// The completion stage: every request ends here, exactly once, on every exit path
