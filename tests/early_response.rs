@@ -103,6 +103,12 @@ fn an_upstream_that_answers_before_reading_the_body_is_heard_at_once() {
         // Envoy's count of responses sent before their request was whole.
         let name = "http.public.downstream_rq_response_before_rq_complete";
         assert_eq!(rw.wait_for_stat(name, 1), 1, "{driver}");
+        // Envoy resets a request answered before it was whole once its response is out.
+        assert_eq!(
+            rw.stats()["http.public.downstream_rq_rx_reset"],
+            1,
+            "{driver}"
+        );
     }
 }
 
@@ -210,6 +216,12 @@ fn a_forwarded_expect_refused_by_the_upstream_is_answered_without_the_body() {
         // Answered with the body never sent.
         let name = "http.public.downstream_rq_response_before_rq_complete";
         assert_eq!(rw.wait_for_stat(name, 1), 1, "{driver}");
+        // Envoy resets a request answered before it was whole once its response is out.
+        assert_eq!(
+            rw.stats()["http.public.downstream_rq_rx_reset"],
+            1,
+            "{driver}"
+        );
     }
 }
 

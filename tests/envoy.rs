@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::io::{BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -845,11 +846,20 @@ fn the_health_check_filter_follows_healthcheck_fail() {
         assert_eq!(get(addr, "/healthz").unwrap().status, 200);
         // Envoy's connection manager charges no health check's response: only the 404
         // and the 200 of the routed requests.
+        // A health check does not exempt the next request on its connection: its 400
+        // (a malformed head) is charged.
+        let mut conn = connect(addr).unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /other HTTP/1.1\r\nHost: a\r\nno colon\r\n\r\n")
+            .unwrap();
+        let mut reader = BufReader::new(conn);
+        assert_eq!(read_response(&mut reader, false).unwrap().status, 200);
+        assert_eq!(read_response(&mut reader, false).unwrap().status, 400);
+        assert_eq!(rw.wait_for_stat("http.public.downstream_rq_4xx", 2), 2);
         let stats = rw.stats();
         for (name, n) in [
-            ("downstream_rq_completed", 2),
+            ("downstream_rq_completed", 3),
             ("downstream_rq_2xx", 1),
-            ("downstream_rq_4xx", 1),
+            ("downstream_rq_4xx", 2),
             ("downstream_rq_5xx", 0),
         ] {
             assert_eq!(stats[&format!("http.public.{name}")], n, "{driver}: {name}");

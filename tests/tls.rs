@@ -1016,3 +1016,58 @@ fn envoy_format_access_logs_print_the_tls_facts() {
         );
     }
 }
+
+/// An Envoy listener whose TLS filter chains all have `server_names` (`chains`: each
+/// chain's names and certificate): `/direct` answered directly.
+fn envoy_named_chains(port: u16, admin: u16, chains: &[(&[&str], &Issued)]) -> String {
+    let mut yaml = format!(
+        "admin:\n  address: {{ socket_address: {{ address: 127.0.0.1, port_value: {admin} }} }}\nstatic_resources:\n  listeners:\n  - name: named\n    address: {{ socket_address: {{ address: 127.0.0.1, port_value: {port} }} }}\n    listener_filters:\n    - name: envoy.filters.listener.tls_inspector\n      typed_config: {{ \"@type\": type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector }}\n    filter_chains:\n"
+    );
+    for (names, cert) in chains {
+        yaml.push_str(&format!(
+            "    - filter_chain_match: {{ server_names: {names:?} }}\n      transport_socket:\n        name: envoy.transport_sockets.tls\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext\n          common_tls_context:\n            tls_certificates:\n            - certificate_chain: {{ filename: {} }}\n              private_key: {{ filename: {} }}\n      filters:\n      - name: envoy.filters.network.http_connection_manager\n        typed_config:\n          \"@type\": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n          stat_prefix: named\n          route_config:\n            virtual_hosts:\n            - name: all\n              domains: [\"*\"]\n              routes:\n              - match: {{ path: /direct }}\n                direct_response: {{ status: 200, body: {{ inline_string: hello }} }}\n          http_filters:\n          - name: envoy.filters.http.router\n            typed_config: {{ \"@type\": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }}\n",
+            cert.cert.display(),
+            cert.key.display()
+        ));
+    }
+    yaml
+}
+
+#[test]
+fn envoy_named_filter_chains_refuse_other_server_names_as_no_filter_chain_match() {
+    let pki = Pki::new("sni CA");
+    let a = pki.server("a", &["a.test"]);
+    let shop = pki.server("shop", &["*.shop.test", "x.y.shop.test"]);
+    let config = no_resumption(client_config(&pki.ca_file, None, &[&TLS13, &TLS12], &[]));
+    for driver in drivers() {
+        let (rw, addr) = start_on(driver, |port, admin| {
+            envoy_named_chains(port, admin, &[(&["a.test"], &a), (&["*.shop.test"], &shop)])
+        });
+        // A named chain's wildcard takes any depth, as Envoy's chain match walks up the
+        // name.
+        for (name, served) in [("a.test", "a.test"), ("x.y.shop.test", "*.shop.test")] {
+            let mut conn =
+                tls_connect(addr, &config, name).unwrap_or_else(|e| panic!("{driver} {name}: {e}"));
+            assert_eq!(peer_names(&conn)[0], served, "{driver} {name}");
+            assert_eq!(tls_request(&mut conn, GET_DIRECT).unwrap().status, 200);
+        }
+        // Another name, and none (an address sends no SNI): no chain, closed.
+        for name in ["other.test", "127.0.0.1"] {
+            assert!(
+                tls_connect(addr, &config, name).is_err(),
+                "{driver}: {name} was served"
+            );
+        }
+        // Envoy's listener stats are named by the address.
+        let scope = format!("listener.127.0.0.1_{}.", addr.port());
+        let refused = rw.wait_for_stat(&format!("{scope}no_filter_chain_match"), 2);
+        assert_eq!(refused, 2, "{driver}");
+        let stats = rw.stats();
+        assert_eq!(
+            stats[&format!("{scope}ssl.connection_error")],
+            0,
+            "{driver}"
+        );
+        assert_eq!(stats[&format!("{scope}ssl.handshake")], 2, "{driver}");
+    }
+}

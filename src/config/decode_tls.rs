@@ -105,6 +105,7 @@ pub(super) fn server(node: &Node<'_>, diag: &mut Diagnostics, base: &Path) -> Op
         allow_plaintext: allow_plaintext?,
         forward_client_cert: forward_client_cert?,
         client_cert_details: client_cert_details?,
+        names_only: false,
     })
 }
 

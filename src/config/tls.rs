@@ -489,6 +489,12 @@ pub struct ServerTls {
     /// `x-forwarded-client-cert`.
     pub forward_client_cert: ForwardClientCert,
     pub client_cert_details: ClientCertDetails,
+    /// Only the certificates' names are served: a client that names another server, or
+    /// none, is refused (counted in `no_filter_chain_match`). Envoy's listener whose TLS
+    /// filter chains all have `server_names` (it has no chain for such a client); the
+    /// names' `*.` wildcards then take any depth of subdomain, as Envoy's chain match
+    /// walks up the name.
+    pub names_only: bool,
 }
 
 impl ServerTls {

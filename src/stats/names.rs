@@ -95,9 +95,13 @@ pub mod listener {
     pub const SSL_HANDSHAKE_TIMEOUT: usize = 16;
     /// The same timeouts by Envoy's name (its `transport_socket_connect_timeout`).
     pub const DOWNSTREAM_CX_TRANSPORT_SOCKET_CONNECT_TIMEOUT: usize = 17;
+    /// TLS connections refused because they named no server the listener serves, on a
+    /// listener that serves its names only (Envoy's filter chains that all have
+    /// `server_names`: no chain matched).
+    pub const NO_FILTER_CHAIN_MATCH: usize = 18;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 18] = [
+    pub static DEFS: [StatDef; 19] = [
         per_worker(counter("downstream_cx_total")),
         per_worker(gauge("downstream_cx_active")),
         counter("downstream_cx_destroy"),
@@ -116,6 +120,7 @@ pub mod listener {
         counter("ssl.handshake_overflow"),
         counter("ssl.handshake_timeout"),
         counter("downstream_cx_transport_socket_connect_timeout"),
+        counter("no_filter_chain_match"),
     ];
 }
 

@@ -26,6 +26,8 @@ use crate::config::tls::{
 pub struct Acceptor {
     /// Replaced when the ticket keys rotate or a certificate file changes.
     config: RefCell<Arc<ServerConfig>>,
+    /// The configuration's certificate choice, asked again after a failed handshake.
+    names: Arc<SniResolver>,
     /// What the configuration is built from (this worker's copy).
     settings: ServerTls,
     /// Handshakes in progress on this worker.
@@ -51,18 +53,25 @@ impl Acceptor {
     /// Builds this worker's configuration.
     pub fn new(settings: &ServerTls, keys: &TicketKeys) -> Result<Self, String> {
         let ticket_context = ticket_context(settings);
-        let config = server_config(settings, keys, ticket_context)?;
+        let (config, names) = server_config(settings, keys, ticket_context)?;
         let by = settings.certificates.iter().find_map(|c| {
             let info = CertificateInfo::parse(c.chain.first()?).ok()?;
             info.uris.into_iter().next()
         });
         Ok(Acceptor {
             config: RefCell::new(config),
+            names,
             settings: settings.clone(),
             in_flight: Cell::new(0),
             by,
             ticket_context,
         })
+    }
+
+    /// Whether a client that sent server name `name` (or none) has a certificate here:
+    /// always, unless the listener serves its certificates' names only.
+    pub fn serves(&self, name: Option<&str>) -> bool {
+        !self.settings.names_only || self.names.named(name).is_some()
     }
 
     /// Our identity for `x-forwarded-client-cert`'s `By=`.
@@ -153,7 +162,7 @@ fn server_config(
     settings: &ServerTls,
     keys: &TicketKeys,
     ticket_context: [u8; 32],
-) -> Result<Arc<ServerConfig>, String> {
+) -> Result<(Arc<ServerConfig>, Arc<SniResolver>), String> {
     let provider = Arc::new(provider());
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(&versions(settings.versions))
@@ -165,8 +174,12 @@ fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let resolver = SniResolver::new(&settings.certificates, &provider)?;
-    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    let resolver = Arc::new(SniResolver::new(
+        &settings.certificates,
+        settings.names_only,
+        &provider,
+    )?);
+    let mut config = builder.with_cert_resolver(Arc::clone(&resolver) as _);
     config.alpn_protocols = settings.alpn.clone();
     // Stateless resumption only: a per-worker session cache could not resume a client
     // that lands on another worker, and a shared one would need a lock.
@@ -178,7 +191,7 @@ fn server_config(
     }
     // 0-RTT stays off (replayable requests).
     config.max_early_data_size = 0;
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), resolver))
 }
 
 /// Checks client certificates against the CA (and CRLs), then their names.
@@ -279,24 +292,29 @@ pub(super) fn check_names(
 /// Chooses a certificate by the server name the client sent (exact names first, then
 /// `*.` wildcards one label deep), and among the certificates for that name the first
 /// whose key type the client can verify (ECDSA before RSA when it can do both); the
-/// first configured certificate serves clients that name nothing we have.
+/// first configured certificate serves clients that name nothing we have, unless the
+/// listener serves its names only (`ServerTls::names_only`: Envoy's named filter
+/// chains, whose wildcards take any depth).
 #[derive(Debug)]
 struct SniResolver {
     exact: HashMap<String, Vec<Arc<CertifiedKey>>>,
     /// By the part after `*.`.
     wildcard: HashMap<String, Vec<Arc<CertifiedKey>>>,
     default: Vec<Arc<CertifiedKey>>,
+    names_only: bool,
 }
 
 impl SniResolver {
     fn new(
         certificates: &[CertifiedMaterial],
+        names_only: bool,
         provider: &rustls::crypto::CryptoProvider,
     ) -> Result<Self, String> {
         let mut resolver = SniResolver {
             exact: HashMap::new(),
             wildcard: HashMap::new(),
             default: Vec::new(),
+            names_only,
         };
         for (i, material) in certificates.iter().enumerate() {
             let mut certified =
@@ -329,20 +347,32 @@ impl SniResolver {
     }
 
     fn candidates(&self, name: Option<&str>) -> &[Arc<CertifiedKey>] {
-        let Some(name) = name else {
-            return &self.default;
-        };
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        match self.named(name) {
+            Some(found) => found,
+            None if self.names_only => &[],
+            None => &self.default,
+        }
+    }
+
+    /// The certificates for `name`, if it is one of ours.
+    fn named(&self, name: Option<&str>) -> Option<&[Arc<CertifiedKey>]> {
+        let name = name?.trim_end_matches('.').to_ascii_lowercase();
         if let Some(found) = self.exact.get(&name) {
-            return found;
+            return Some(found);
         }
-        if let Some(found) = name
-            .split_once('.')
-            .and_then(|(_, parent)| self.wildcard.get(parent))
-        {
-            return found;
+        // A certificate's wildcard covers one label (RFC 6125); Envoy's chain match
+        // walks up the name (`*.b.example.com`, then `*.example.com`, ...).
+        let mut rest = name.as_str();
+        while let Some((_, parent)) = rest.split_once('.') {
+            if let Some(found) = self.wildcard.get(parent) {
+                return Some(found);
+            }
+            if !self.names_only {
+                break;
+            }
+            rest = parent;
         }
-        &self.default
+        None
     }
 }
 

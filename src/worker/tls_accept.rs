@@ -118,6 +118,12 @@ async fn tls_handshake(
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
             debug!(listener = &*listener.name, error = %e, "TLS handshake failed");
+            if !acceptor.serves(server_name(&session.borrow())) {
+                // No certificate for the name it sent: Envoy finds no filter chain and
+                // closes the connection itself.
+                stats.get(cx::NO_FILTER_CHAIN_MATCH).inc();
+                return Err(false);
+            }
             let counter = match HandshakeFailure::of(&e) {
                 HandshakeFailure::NoClientCert => cx::SSL_FAIL_VERIFY_NO_CERT,
                 HandshakeFailure::ClientSan => cx::SSL_FAIL_VERIFY_SAN,
@@ -138,10 +144,7 @@ async fn tls_handshake(
     }
     let (negotiated, peer, sni) = {
         let session = session.borrow();
-        let sni = match &*session {
-            rustls::Connection::Server(s) => s.server_name().map(Into::into),
-            rustls::Connection::Client(_) => None,
-        };
+        let sni = server_name(&session).map(Into::into);
         let peer = match (&settings.client_auth, session.peer_certificates()) {
             (Some(_), Some(chain)) => {
                 let details = settings.client_cert_details;
@@ -208,5 +211,14 @@ async fn first_byte(tcp: &monoio::net::TcpStream, timeout: Duration) -> Option<u
             Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
             _ => return None,
         }
+    }
+}
+
+/// The server name a client's hello sent (rustls keeps it even when no certificate
+/// could be chosen for it).
+fn server_name(session: &rustls::Connection) -> Option<&str> {
+    match session {
+        rustls::Connection::Server(s) => s.server_name(),
+        rustls::Connection::Client(_) => None,
     }
 }

@@ -64,17 +64,19 @@ pub(super) async fn run(
     stats.get(rq::DOWNSTREAM_CX_RX_BYTES_TOTAL).add(up);
     stats.get(rq::DOWNSTREAM_CX_TX_BYTES_TOTAL).add(down);
     stats.get(rq::DOWNSTREAM_CX_UPGRADES_ACTIVE).dec();
-    // The upgraded request stays open for the tunnel's life, as Envoy's stream does:
-    // the client ending first closes it remotely with the request open (a reset);
-    // the upstream ending first ends the request, then ringway closes; so does the
-    // idle timeout, with the request open.
-    let by_client = ended == End::Client;
-    if by_client {
-        stats.get(rq::DOWNSTREAM_RQ_RX_RESET).inc();
+    // The upgraded request stays open for the tunnel's life, as Envoy's stream does,
+    // and every end resets it: the client ending first closes the connection remotely
+    // with the request open; the upstream ending first ends the response, and Envoy
+    // resets the request still open (`doEndStream`) before ringway closes; the idle
+    // timeout finds the response started and resets the stream itself (a `tx_reset`,
+    // heard as an `rx_reset` too), then closes.
+    stats.get(rq::DOWNSTREAM_RQ_RX_RESET).inc();
+    if ended == End::Idle {
+        stats.get(rq::DOWNSTREAM_RQ_TX_RESET).inc();
     }
     super::connection::Ended {
-        by_client,
-        active_rq: ended != End::Upstream,
+        by_client: ended == End::Client,
+        active_rq: ended == End::Client,
     }
 }
 

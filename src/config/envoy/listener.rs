@@ -190,7 +190,7 @@ pub(crate) fn listener(
             usize::try_from(b).unwrap_or(usize::MAX)
         });
     let filters = listener_filters(l, diag);
-    let tls = super::tls::filter_chains(&chains, filters.tls_inspector, &name, diag);
+    let tls = super::tls::filter_chains(&chains, filters.tls_inspector, diag);
     let (forward, details) = super::tls::client_cert_forwarding(&hcm, diag);
     let connection_rate = first.rate.as_ref().and_then(|(rate, at)| {
         super::local_ratelimit::connection_rate(&Msg::new(rate, at.clone()), &name, diag)

@@ -800,13 +800,13 @@ fn server_names_choose_certificates_as_filter_chains() {
     assert_eq!(tls.certificates[0].names, ["b.example.com"]);
     assert_eq!(tls.certificates[1].names, ["a.example.com", "*.shop.test"]);
     assert!(!tls.allow_plaintext);
+    assert!(!tls.names_only, "the unnamed chain takes every other name");
 
-    // Only named chains: loads (with a warning: other names get the first certificate).
+    // Only named chains: other names, and none, match no chain (Envoy closes them).
     let config = load(&tls_bootstrap(INSPECTOR, &[chain(&named, "")], ""));
-    assert_eq!(
-        listener_tls(&config).certificates[0].names,
-        ["a.example.com", "*.shop.test"]
-    );
+    let tls = listener_tls(&config);
+    assert_eq!(tls.certificates[0].names, ["a.example.com", "*.shop.test"]);
+    assert!(tls.names_only);
 
     // Without the tls_inspector Envoy never sees the server name.
     let found = errors(&tls_bootstrap(

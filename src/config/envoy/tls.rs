@@ -196,6 +196,7 @@ fn downstream(ctx: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<ServerTls> {
         max_handshakes: ServerTls::DEFAULT_MAX_HANDSHAKES,
         session_tickets: !ctx.bool("disable_stateless_session_resumption"),
         allow_plaintext: false,
+        names_only: false,
         forward_client_cert: ForwardClientCert::default(),
         client_cert_details: ClientCertDetails::default(),
     })
@@ -821,7 +822,6 @@ struct Chain<'t> {
 pub(crate) fn filter_chains(
     chains: &[Msg<'_, '_>],
     inspector: bool,
-    listener: &str,
     diag: &mut Diagnostics,
 ) -> Option<Option<ServerTls>> {
     let mut mapped = Vec::with_capacity(chains.len());
@@ -906,11 +906,9 @@ pub(crate) fn filter_chains(
     if !ok {
         return None;
     }
-    if catch_all.is_none() {
-        tracing::warn!(
-            "listener {listener}: every TLS filter chain has `server_names`: Envoy closes connections that name another server or none, ringway serves them with the first certificate"
-        );
-    }
+    // Every TLS chain is named: Envoy has no chain for a client that names another
+    // server or none, and closes its connection (`no_filter_chain_match`).
+    let names_only = catch_all.is_none();
     let named: Vec<String> = claimed.keys().map(|n| (*n).to_owned()).collect();
     let mut certificates = Vec::new();
     // The chain without server names first: Envoy's choice for any other name.
@@ -935,6 +933,7 @@ pub(crate) fn filter_chains(
     let mut tls = tls?;
     tls.certificates = certificates;
     tls.allow_plaintext = allow_plaintext;
+    tls.names_only = names_only;
     Some(Some(tls))
 }
 

@@ -204,6 +204,8 @@ impl Connection<'_> {
             Ok(sent) => {
                 deadline.request_complete(route_timeout);
                 let early = matches!(sent, Sent::AnsweredEarly);
+                // The client's body is all in (and up), unless the answer came first.
+                self.request_whole = !early;
                 self.relay_response(
                     conn,
                     &mut ubuf,
@@ -635,9 +637,6 @@ impl Connection<'_> {
             || old_client
             || framing == ResponseFraming::CloseDelimited;
         let close = super::drain_closes(l, stop) || close;
-        if early {
-            self.count_early_response();
-        }
         // The route's response-side filters, then the fixed response stage (`filter`).
         if chain.edits_responses() {
             if let Some(upstream) = &self.upstream {

@@ -141,6 +141,7 @@ pub async fn serve(
         closed_by_client: false,
         cut_short: false,
         health_check: false,
+        request_whole: true,
         filters: RequestState::default(),
         upgrading: false,
         upgraded: None,
@@ -369,6 +370,9 @@ struct Connection<'l> {
     /// The current request is a health check (the health-check filter matched it,
     /// answered or passed on): its response is not charged.
     health_check: bool,
+    /// The current request has been wholly received (its head, and its body if it has
+    /// one): a response head sent before is Envoy's early response.
+    request_whole: bool,
     /// The current request's retry plan and attempt (`retry`).
     retry: retry::RetryState,
     /// The current request's trace context (`trace`).
@@ -401,6 +405,8 @@ impl Connection<'_> {
             }
         }
         loop {
+            // The last request's health check exempts no answer of this one.
+            self.health_check = false;
             let head_len = match self.read_head(first_wait).await {
                 Ok(Some(n)) => n,
                 Ok(None) => return,
@@ -419,6 +425,11 @@ impl Connection<'_> {
             l.http_stats.get(rq::DOWNSTREAM_RQ_HTTP1_TOTAL).inc();
             l.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).inc();
             self.rq_active = true;
+            // A request without a body is whole once its head is in.
+            self.request_whole = matches!(
+                self.request.framing,
+                BodyFraming::None | BodyFraming::ContentLength(0)
+            );
             let target = self.request.path.get(head);
             let Ok(target) = normalize(target, &l.path_normalization, &mut self.path) else {
                 return self.fail(LocalReplyKind::BadRequest).await;
@@ -517,7 +528,6 @@ impl Connection<'_> {
             let chain = route.map(|r| &r.filters);
             let (mut reply, mut cluster) = (reply, cluster);
             // Envoy's health-check filter, before anything is forwarded.
-            self.health_check = false;
             if let Some(hc) = &l.health_check {
                 use crate::filter::health_check::Verdict as Health;
                 let verdict = hc.check(&self.request, head, &self.worker.health_failed);
@@ -770,14 +780,7 @@ impl Connection<'_> {
                             }
                             _ => {}
                         }
-                        // Errors in the request body itself are answered before the
-                        // request is whole.
-                        let mid_request = matches!(
-                            e.kind,
-                            ErrorKind::RequestTooLarge
-                                | ErrorKind::RequestTimeout
-                                | ErrorKind::BadRequestBody(_)
-                        );
+
                         debug!(
                             listener = &*l.name,
                             upstream = self.upstream.as_ref().map(|u| u.pool.address_text()),
@@ -792,9 +795,9 @@ impl Connection<'_> {
                                     cluster.charge(reply.status(), self.internal);
                                     self.route_stats.upstream_abort(reply.status());
                                 }
-                                if mid_request {
-                                    self.count_early_response();
-                                }
+                                // Its head goes out while draining, as any other.
+                                drain_closes(l, stop);
+
                                 if self.respond(reply, true, false, flags, Some(chain)).await {
                                     self.linger().await;
                                 }
@@ -822,21 +825,15 @@ impl Connection<'_> {
                 let mut close =
                     !self.request.keep_alive || self.request.version == Version::Http10 || draining;
                 match self.discard_body(refused_body).await {
-                    Body::Consumed => {}
-                    Body::Left => {
-                        close = true;
-                        self.count_early_response();
-                    }
+                    Body::Consumed => self.request_whole = true,
+                    Body::Left => close = true,
                     Body::Failed(None) => {
                         // The client left (or stalled) mid-body: nothing was answered.
                         self.count_reset(true);
                         let gone = ResponseFlags::DOWNSTREAM_CONNECTION_TERMINATION;
                         return self.complete(0, 0, gone);
                     }
-                    Body::Failed(Some(kind)) => {
-                        self.count_early_response();
-                        return self.fail(kind).await;
-                    }
+                    Body::Failed(Some(kind)) => return self.fail(kind).await,
                 }
                 let head_only = self.request.method == Method::Head;
                 if draining {
@@ -1332,6 +1329,11 @@ impl Connection<'_> {
             return;
         }
         let l = self.listener;
+        // A final head before the request was whole; a 1xx head goes out before it by
+        // nature (Envoy checks in `encodeHeaders`, not `encode1xxHeaders`).
+        if !self.request_whole && status >= 200 {
+            self.count_early_response();
+        }
         l.http_stats.get(rq::status_class(status)).inc();
         l.http_stats.get(rq::DOWNSTREAM_RQ_COMPLETED).inc();
         let own = &l.listener_http_stats;
@@ -1340,12 +1342,17 @@ impl Connection<'_> {
     }
 
     /// Envoy's `downstream_rq_response_before_rq_complete`: this request's response head
-    /// goes out before the request was wholly received.
+    /// goes out before the request was wholly received. Envoy's HTTP/1 codec then keeps
+    /// the request to reset it once the response is done (`onEncodeComplete`), and its
+    /// connection manager resets a stream whose request is incomplete (`doEndStream`):
+    /// a `downstream_rq_rx_reset` too.
+    #[cold]
     fn count_early_response(&self) {
         let stats = &self.listener.http_stats;
         stats
             .get(rq::DOWNSTREAM_RQ_RESPONSE_BEFORE_RQ_COMPLETE)
             .inc();
+        stats.get(rq::DOWNSTREAM_RQ_RX_RESET).inc();
     }
 
     /// The completion stage: every request ends here, exactly once, on every exit path
