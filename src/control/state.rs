@@ -109,16 +109,24 @@ impl ReloadStats {
 
 /// How many of `new` are not in `old` (by name), are in both but differ, and how many
 /// of `old` are gone.
+/// By name through a map: a reload of thousands of clusters stays linear.
 fn diff<T: PartialEq>(old: &[T], new: &[T], name: fn(&T) -> &str) -> [usize; 3] {
-    fn find<'a, T>(list: &'a [T], item: &T, name: fn(&T) -> &str) -> Option<&'a T> {
-        list.iter().find(|o| name(o) == name(item))
+    fn by_name<T>(list: &[T], name: fn(&T) -> &str) -> HashMap<&str, &T> {
+        list.iter().map(|item| (name(item), item)).collect()
     }
-    let added = new.iter().filter(|n| find(old, n, name).is_none()).count();
-    let modified = new
-        .iter()
-        .filter(|n| find(old, n, name).is_some_and(|o| o != *n))
+    let (old_names, new_names) = (by_name(old, name), by_name(new, name));
+    let added = new_names
+        .keys()
+        .filter(|n| !old_names.contains_key(*n))
         .count();
-    let removed = old.iter().filter(|o| find(new, o, name).is_none()).count();
+    let modified = new_names
+        .iter()
+        .filter(|(n, item)| old_names.get(*n).is_some_and(|o| o != *item))
+        .count();
+    let removed = old_names
+        .keys()
+        .filter(|n| !new_names.contains_key(*n))
+        .count();
     [added, modified, removed]
 }
 
