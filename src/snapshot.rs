@@ -378,6 +378,9 @@ pub struct ListenerSnapshot {
     pub header_read_timeout: Duration,
     /// Time a keep-alive connection may wait for its next request.
     pub idle_timeout: Duration,
+    /// A connection's request cap and age limit (`max_requests_per_connection`,
+    /// `max_connection_duration`); `None` for both on most listeners.
+    pub connection_caps: Option<ConnectionCaps>,
     /// Time any read or write of an exchange may take without completing.
     pub stream_idle_timeout: Duration,
     /// Time the whole request body may take, if limited.
@@ -552,6 +555,23 @@ pub enum Overflow {
     Global,
 }
 
+/// How much one client connection may be used: requests, and time since it opened.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionCaps {
+    pub max_requests: Option<u64>,
+    pub max_duration: Option<Duration>,
+}
+
+impl ConnectionCaps {
+    fn of(listener: &config::Listener) -> Option<Self> {
+        let caps = ConnectionCaps {
+            max_requests: listener.max_requests_per_connection,
+            max_duration: listener.max_connection_duration,
+        };
+        (caps.max_requests.is_some() || caps.max_duration.is_some()).then_some(caps)
+    }
+}
+
 impl ListenerSnapshot {
     /// Counts a new connection against the listener's and the process's caps (`limit`);
     /// release it with [`ListenerSnapshot::release`] on this same snapshot.
@@ -661,6 +681,7 @@ impl ListenerSnapshot {
             },
             header_read_timeout: listener.header_read_timeout,
             idle_timeout: listener.idle_timeout,
+            connection_caps: ConnectionCaps::of(listener),
             stream_idle_timeout: listener.stream_idle_timeout,
             request_timeout: listener.request_timeout,
             no_filters: Chain::default(),

@@ -113,3 +113,63 @@ fn max_connections_caps_every_listener_together() {
         );
     }
 }
+
+/// Sends `GET /` on `conn` and reads the answer: its status and `connection` header.
+fn ask(conn: &mut TcpStream) -> (u16, Option<String>) {
+    conn.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut BufReader::new(conn.try_clone().unwrap()), false).unwrap();
+    (r.status, r.header("connection").map(str::to_owned))
+}
+
+/// Whether the server closes `conn` within `within`.
+fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
+    conn.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 16];
+    matches!(conn.read(&mut buf), Ok(0))
+}
+
+#[test]
+fn a_connection_ends_after_its_request_cap_and_at_its_age_limit() {
+    for driver in drivers() {
+        let (rw, a, b) = start(
+            driver,
+            "",
+            "    max_requests_per_connection: 3\n    max_connection_duration: 400ms\n",
+        );
+        // The third request is the last: answered with `connection: close`, then closed.
+        let mut conn = connect(a).unwrap();
+        assert_eq!(ask(&mut conn), (200, None), "{driver}");
+        assert_eq!(ask(&mut conn), (200, None), "{driver}");
+        assert_eq!(ask(&mut conn), (200, Some("close".into())), "{driver}");
+        assert!(closed_within(&mut conn, Duration::from_secs(2)), "{driver}");
+        let name = "http.a.downstream_cx_max_requests_reached";
+        assert_eq!(rw.wait_for_stat(name, 1), 1, "{driver}");
+        // An idle connection is closed when it reaches its age, not at the idle timeout
+        // (60 s), and counted as such.
+        let opened = Instant::now();
+        let mut idle = connect(a).unwrap();
+        assert_eq!(ask(&mut idle), (200, None), "{driver}");
+        assert!(closed_within(&mut idle, Duration::from_secs(3)), "{driver}");
+        let waited = opened.elapsed();
+        assert!(
+            waited >= Duration::from_millis(350) && waited < Duration::from_secs(2),
+            "{driver}: closed after {waited:?}"
+        );
+        // So is one that never sent a request.
+        let mut quiet = connect(a).unwrap();
+        assert!(
+            closed_within(&mut quiet, Duration::from_secs(3)),
+            "{driver}"
+        );
+        let name = "http.a.downstream_cx_max_duration_reached";
+        assert_eq!(rw.wait_for_stat(name, 2), 2, "{driver}");
+        let stats = rw.stats();
+        assert_eq!(stats["http.a.downstream_cx_idle_timeout"], 0, "{driver}");
+        // The other listener has no caps.
+        let mut other = connect(b).unwrap();
+        for _ in 0..4 {
+            assert_eq!(ask(&mut other), (200, None), "{driver}");
+        }
+    }
+}

@@ -405,11 +405,14 @@ fn a_body_within_the_route_s_buffer_is_held_and_replayed() {
         );
         assert_eq!(app.requests(), 2);
         assert_eq!(rw.stat("cluster.app.upstream_rq_retry"), 1);
-        // Over the limit, the body streams: once sent, it cannot be sent again.
+        assert_eq!(rw.stat("cluster.app.retry_or_shadow_abandoned"), 0);
+        // Over the limit, the body streams: once sent, it cannot be sent again
+        // (Envoy's `retry_or_shadow_abandoned`).
         app.reset_counts();
         app.fail_next(1, Mode::Drop);
         assert_ne!(put(100_000).status, 200, "{driver}: streamed, not retried");
         assert_eq!(app.requests(), 1, "{driver}");
+        assert_eq!(rw.stat("cluster.app.retry_or_shadow_abandoned"), 1);
     }
 }
 

@@ -60,6 +60,8 @@ const LISTENER_KEYS: &[&str] = &[
     "stream_idle_timeout",
     "request_timeout",
     "connection_limit",
+    "max_requests_per_connection",
+    "max_connection_duration",
     "cors",
     "upgrades",
     "proxy_protocol",
@@ -432,6 +434,17 @@ fn listener<'a>(
         None => Some(None),
     };
     let connection_limit = optional_count(&map, "connection_limit", diag);
+    let max_requests_per_connection = match map.optional("max_requests_per_connection") {
+        Some(n) => n
+            .int_in(diag, "a number of requests", 1..=i64::from(u32::MAX))
+            .and_then(|n| u64::try_from(n).ok())
+            .map(Some),
+        None => Some(None),
+    };
+    let max_connection_duration = match map.optional("max_connection_duration") {
+        Some(n) => duration(&n, diag).map(Some),
+        None => Some(None),
+    };
     let headers = decode_headers::mutations(&map, diag);
     let cors = match map.optional("cors") {
         Some(n) => decode_cors::policy(&n, diag).map(Some),
@@ -571,6 +584,8 @@ fn listener<'a>(
         stream_idle_timeout: stream_idle_timeout?,
         request_timeout: request_timeout?,
         connection_limit: connection_limit?,
+        max_requests_per_connection: max_requests_per_connection?,
+        max_connection_duration: max_connection_duration?,
         headers: headers?,
         cors: cors?,
         upgrades: upgrades?,

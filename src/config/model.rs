@@ -168,6 +168,14 @@ pub struct Listener {
     /// Client connections open at once on this listener, over every worker; more are
     /// closed at once (Envoy's listener connection limit). None: no cap.
     pub connection_limit: Option<u64>,
+    /// The request that reaches this many on one connection is answered with
+    /// `connection: close` and the connection closed after it (Envoy's
+    /// `max_requests_per_connection`, nginx's `keepalive_requests`). None: no cap.
+    pub max_requests_per_connection: Option<u64>,
+    /// A connection open this long is closed: at once when idle, else after the
+    /// response in progress, which says `connection: close` (Envoy's
+    /// `max_connection_duration`). None: no limit.
+    pub max_connection_duration: Option<Duration>,
     /// Header edits of every route of this listener (Envoy's route-configuration level).
     pub headers: HeaderMutations,
     /// CORS policy of every route of this listener without its own.

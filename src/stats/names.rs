@@ -244,9 +244,13 @@ pub mod http {
     pub const DOWNSTREAM_CX_HTTP2_TOTAL: usize = 52;
     pub const DOWNSTREAM_CX_HTTP2_ACTIVE: usize = 53;
     pub const DOWNSTREAM_RQ_HTTP2_TOTAL: usize = 54;
+    /// Connections closed after the request that reached `max_requests_per_connection`.
+    pub const DOWNSTREAM_CX_MAX_REQUESTS_REACHED: usize = 55;
+    /// Connections closed for reaching `max_connection_duration`.
+    pub const DOWNSTREAM_CX_MAX_DURATION_REACHED: usize = 56;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 55] = [
+    pub static DEFS: [StatDef; 57] = [
         per_worker(counter("downstream_rq_total")),
         counter("downstream_rq_1xx"),
         counter("downstream_rq_2xx"),
@@ -302,6 +306,8 @@ pub mod http {
         counter("downstream_cx_http2_total"),
         gauge("downstream_cx_http2_active"),
         counter("downstream_rq_http2_total"),
+        counter("downstream_cx_max_requests_reached"),
+        counter("downstream_cx_max_duration_reached"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
@@ -489,9 +495,13 @@ pub mod cluster {
     pub const UPSTREAM_CX_HTTP2_TOTAL: usize = 56;
     pub const UPSTREAM_RQ_RX_RESET: usize = 57;
     pub const UPSTREAM_RQ_TX_RESET: usize = 58;
+    /// Requests whose retries and shadows were given up because their body was not
+    /// held whole for replay (over the route's `buffer_limit`, chunked, or awaited with
+    /// `Expect: 100-continue`).
+    pub const RETRY_OR_SHADOW_ABANDONED: usize = 59;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 59] = [
+    pub static DEFS: [StatDef; 60] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -551,6 +561,7 @@ pub mod cluster {
         counter("upstream_cx_http2_total"),
         counter("upstream_rq_rx_reset"),
         counter("upstream_rq_tx_reset"),
+        counter("retry_or_shadow_abandoned"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -451,6 +451,7 @@ fn connection_manager(
     let mut idle_timeout = IDLE_TIMEOUT;
     // Every route's limit unless it sets its own (zero: none).
     let mut stream_limit = None;
+    let (mut max_requests_per_connection, mut max_connection_duration) = (None, None);
     if let Some(common) = hcm.child("common_http_protocol_options") {
         common.only(
             diag,
@@ -459,8 +460,17 @@ fn connection_manager(
                 "max_headers_count",
                 "headers_with_underscores_action",
                 "max_stream_duration",
+                "max_requests_per_connection",
+                "max_connection_duration",
             ],
         );
+        // Zero (or unset): no limit, as in Envoy.
+        max_requests_per_connection = common
+            .wrapped_uint("max_requests_per_connection")
+            .filter(|n| *n > 0);
+        max_connection_duration = common
+            .duration("max_connection_duration")
+            .filter(|d| !d.is_zero());
         stream_limit = common
             .duration("max_stream_duration")
             .filter(|d| !d.is_zero());
@@ -580,6 +590,8 @@ fn connection_manager(
         stream_idle_timeout,
         request_timeout,
         connection_limit: None,
+        max_requests_per_connection,
+        max_connection_duration,
         headers,
         cors: None,
         // Envoy tunnels no upgrade unless `upgrade_configs` lists it.

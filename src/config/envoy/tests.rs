@@ -104,6 +104,8 @@ fn a_minimal_bootstrap_gets_envoys_defaults() {
     assert_eq!(l.idle_timeout, Duration::from_secs(3600));
     assert_eq!(l.stream_idle_timeout, Duration::from_secs(300));
     assert_eq!(l.request_timeout, None);
+    assert_eq!(l.max_requests_per_connection, None);
+    assert_eq!(l.max_connection_duration, None);
     assert_eq!(l.proxy.server_header.as_deref(), Some("envoy"));
     assert!(l.proxy.request_id);
     assert!(
@@ -1274,4 +1276,19 @@ fn typed(
         pattern: Box::new(pattern),
         ignore_case,
     }
+}
+
+#[test]
+fn connection_caps_come_from_common_http_protocol_options() {
+    let hcm = "          common_http_protocol_options: { max_requests_per_connection: 100, max_connection_duration: 300s }\n";
+    let config = load(&bootstrap(hcm, ROUTE, ""));
+    let l = &config.listeners[0];
+    assert_eq!(l.max_requests_per_connection, Some(100));
+    assert_eq!(l.max_connection_duration, Some(Duration::from_secs(300)));
+    // Zero: no limit, as in Envoy.
+    let hcm = "          common_http_protocol_options: { max_requests_per_connection: 0, max_connection_duration: 0s }\n";
+    let config = load(&bootstrap(hcm, ROUTE, ""));
+    let l = &config.listeners[0];
+    assert_eq!(l.max_requests_per_connection, None);
+    assert_eq!(l.max_connection_duration, None);
 }

@@ -635,7 +635,8 @@ impl Connection<'_> {
         let close = early
             || !self.request.keep_alive
             || old_client
-            || framing == ResponseFraming::CloseDelimited;
+            || framing == ResponseFraming::CloseDelimited
+            || self.aged();
         let close = super::drain_closes(l, stop) || close;
         // The route's response-side filters, then the fixed response stage (`filter`).
         if chain.edits_responses() {

@@ -128,6 +128,12 @@ impl Connection<'_> {
         };
         let replayable = matches!(body, RequestBody::Complete | RequestBody::Held(_));
         self.retry.replayable = replayable;
+        if !replayable && (self.retry.plan.is_some() || !route.mirrors.is_empty()) {
+            // Envoy's router gives up retries and shadows for a body past its buffer
+            // limit; here, for one not held whole (over the limit, chunked, or awaited
+            // with `Expect`).
+            cluster.stats.get(cx::RETRY_OR_SHADOW_ABANDONED).inc();
+        }
         // Shadow traffic (`worker::mirror`): copies sent and forgotten, before any attempt.
         if !route.mirrors.is_empty() && !self.upgrading {
             let held = match body {

@@ -142,6 +142,9 @@ pub async fn serve(
         cut_short: false,
         health_check: false,
         request_whole: true,
+        born: Instant::now(),
+        served: 0,
+        aged: false,
         filters: RequestState::default(),
         upgrading: false,
         upgraded: None,
@@ -209,6 +212,24 @@ fn drain_closes(l: &ListenerSnapshot, stop: &Stop) -> bool {
         l.http_stats.get(rq::DOWNSTREAM_CX_DRAIN_CLOSE).inc();
     }
     draining
+}
+
+/// Envoy's `max_requests_per_connection`: the request that reaches it is the
+/// connection's last (answered with `connection: close`, as if the client had asked).
+#[cold]
+fn count_request(
+    caps: crate::snapshot::ConnectionCaps,
+    served: &mut u64,
+    keep_alive: &mut bool,
+    l: &ListenerSnapshot,
+) {
+    *served += 1;
+    if caps.max_requests.is_some_and(|max| *served >= max) {
+        *keep_alive = false;
+        l.http_stats
+            .get(rq::DOWNSTREAM_CX_MAX_REQUESTS_REACHED)
+            .inc();
+    }
 }
 
 /// How a connection ended, for Envoy's `downstream_cx_destroy_*` split.
@@ -373,6 +394,12 @@ struct Connection<'l> {
     /// The current request has been wholly received (its head, and its body if it has
     /// one): a response head sent before is Envoy's early response.
     request_whole: bool,
+    /// When the connection was served from (`max_connection_duration`), how many
+    /// requests it has had (`max_requests_per_connection`), and whether it was found
+    /// past its duration (counted once).
+    born: Instant,
+    served: u64,
+    aged: bool,
     /// The current request's retry plan and attempt (`retry`).
     retry: retry::RetryState,
     /// The current request's trace context (`trace`).
@@ -425,6 +452,9 @@ impl Connection<'_> {
             l.http_stats.get(rq::DOWNSTREAM_RQ_HTTP1_TOTAL).inc();
             l.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).inc();
             self.rq_active = true;
+            if let Some(caps) = l.connection_caps {
+                count_request(caps, &mut self.served, &mut self.request.keep_alive, l);
+            }
             // A request without a body is whole once its head is in.
             self.request_whole = matches!(
                 self.request.framing,
@@ -822,8 +852,10 @@ impl Connection<'_> {
                 }
                 self.start += head_len;
                 let draining = stop.is_stopped() || l.is_retired();
-                let mut close =
-                    !self.request.keep_alive || self.request.version == Version::Http10 || draining;
+                let mut close = !self.request.keep_alive
+                    || self.request.version == Version::Http10
+                    || draining
+                    || self.aged();
                 match self.discard_body(refused_body).await {
                     Body::Consumed => self.request_whole = true,
                     Body::Left => close = true,
@@ -916,7 +948,10 @@ impl Connection<'_> {
                     }
                     Read::Stopped => return Ok(None),
                     Read::TimedOut => {
-                        l.http_stats.get(rq::DOWNSTREAM_CX_IDLE_TIMEOUT).inc();
+                        // The wait ends at the connection's age limit too.
+                        if !self.aged() {
+                            l.http_stats.get(rq::DOWNSTREAM_CX_IDLE_TIMEOUT).inc();
+                        }
                         return Ok(None);
                     }
                 }
@@ -1006,10 +1041,13 @@ impl Connection<'_> {
             let buf = std::mem::take(&mut self.buf);
             self.worker.bufs.give(buf);
         }
-        let idle = self
+        let mut idle = self
             .listener
             .idle_timeout
             .saturating_sub(idle_since.elapsed());
+        if let Some(age) = self.listener.connection_caps.and_then(|c| c.max_duration) {
+            idle = idle.min(age.saturating_sub(self.born.elapsed()));
+        }
         let ready = monoio::select! {
             r = monoio::time::timeout(idle, self.stream.readable(false)) => r,
             _ = stop.wait() => {
@@ -1339,6 +1377,23 @@ impl Connection<'_> {
         let own = &l.listener_http_stats;
         own.get(listener_http::status_class(status)).inc();
         own.get(listener_http::DOWNSTREAM_RQ_COMPLETED).inc();
+    }
+
+    /// Envoy's `max_connection_duration`: whether the connection is that old, counted in
+    /// `downstream_cx_max_duration_reached` the first time it is found so. The response
+    /// in progress then closes the connection, as Envoy's drain closes an HTTP/1.1 one.
+    #[inline]
+    fn aged(&mut self) -> bool {
+        let Some(age) = self.listener.connection_caps.and_then(|c| c.max_duration) else {
+            return false;
+        };
+        if self.aged || self.born.elapsed() < age {
+            return self.aged;
+        }
+        self.aged = true;
+        let stats = &self.listener.http_stats;
+        stats.get(rq::DOWNSTREAM_CX_MAX_DURATION_REACHED).inc();
+        true
     }
 
     /// Envoy's `downstream_rq_response_before_rq_complete`: this request's response head
