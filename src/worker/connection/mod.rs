@@ -1382,9 +1382,19 @@ impl Connection<'_> {
     /// Envoy's `max_connection_duration`: whether the connection is that old, counted in
     /// `downstream_cx_max_duration_reached` the first time it is found so. The response
     /// in progress then closes the connection, as Envoy's drain closes an HTTP/1.1 one.
-    #[inline]
+    #[inline(always)]
     fn aged(&mut self) -> bool {
-        let Some(age) = self.listener.connection_caps.and_then(|c| c.max_duration) else {
+        // Most listeners have no caps: one test, no call.
+        match self.listener.connection_caps {
+            Some(caps) => self.aged_past(caps),
+            None => false,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn aged_past(&mut self, caps: crate::snapshot::ConnectionCaps) -> bool {
+        let Some(age) = caps.max_duration else {
             return false;
         };
         if self.aged || self.born.elapsed() < age {
