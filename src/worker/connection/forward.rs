@@ -340,7 +340,7 @@ impl Connection<'_> {
                     }
                     if finished.forwarded.next == Next::Tunnel {
                         // The connection leaves the pool for the tunnel.
-                        self.upgraded = lease.conn.take();
+                        self.upgraded = lease.conn.take().map(Box::new);
                     } else if finished.reusable
                         && cluster.proxy_protocol.is_none()
                         && !self.retry.foreign_winner

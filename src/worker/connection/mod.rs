@@ -142,9 +142,16 @@ pub async fn serve(
         cut_short: false,
         health_check: false,
         request_whole: true,
-        born: Instant::now(),
-        served: 0,
-        aged: false,
+        // Boxed: only a listener with caps pays for their state (one allocation a
+        // connection), and every connection's task keeps its size.
+        caps: listener.connection_caps.map(|limits| {
+            Box::new(CapsState {
+                limits,
+                born: Instant::now(),
+                served: 0,
+                aged: false,
+            })
+        }),
         filters: RequestState::default(),
         upgrading: false,
         upgraded: None,
@@ -173,7 +180,7 @@ pub async fn serve(
         Some(upstream) => {
             Box::pin(tunnel::run(
                 stream,
-                upstream,
+                *upstream,
                 (buf, start),
                 listener,
                 worker,
@@ -214,21 +221,59 @@ fn drain_closes(l: &ListenerSnapshot, stop: &Stop) -> bool {
     draining
 }
 
-/// Envoy's `max_requests_per_connection`: the request that reaches it is the
-/// connection's last (answered with `connection: close`, as if the client had asked).
-#[cold]
-fn count_request(
-    caps: crate::snapshot::ConnectionCaps,
-    served: &mut u64,
-    keep_alive: &mut bool,
-    l: &ListenerSnapshot,
-) {
-    *served += 1;
-    if caps.max_requests.is_some_and(|max| *served >= max) {
-        *keep_alive = false;
+/// A connection's use against its listener's `max_requests_per_connection` and
+/// `max_connection_duration`.
+#[derive(Debug)]
+struct CapsState {
+    limits: crate::snapshot::ConnectionCaps,
+    /// When it was served from.
+    born: Instant,
+    /// Requests it has had.
+    served: u64,
+    /// Found past its duration (counted once).
+    aged: bool,
+}
+
+impl CapsState {
+    /// Envoy's `max_requests_per_connection`: the request that reaches it is the
+    /// connection's last (answered with `connection: close`, as if the client had
+    /// asked).
+    #[cold]
+    fn count_request(&mut self, keep_alive: &mut bool, l: &ListenerSnapshot) {
+        self.served += 1;
+        if self
+            .limits
+            .max_requests
+            .is_some_and(|max| self.served >= max)
+        {
+            *keep_alive = false;
+            l.http_stats
+                .get(rq::DOWNSTREAM_CX_MAX_REQUESTS_REACHED)
+                .inc();
+        }
+    }
+
+    /// Envoy's `max_connection_duration`: whether the connection is that old, counted
+    /// in `downstream_cx_max_duration_reached` the first time it is found so.
+    #[cold]
+    fn aged(&mut self, l: &ListenerSnapshot) -> bool {
+        let Some(age) = self.limits.max_duration else {
+            return false;
+        };
+        if self.aged || self.born.elapsed() < age {
+            return self.aged;
+        }
+        self.aged = true;
         l.http_stats
-            .get(rq::DOWNSTREAM_CX_MAX_REQUESTS_REACHED)
+            .get(rq::DOWNSTREAM_CX_MAX_DURATION_REACHED)
             .inc();
+        true
+    }
+
+    /// What is left of the connection's time, if it is limited.
+    fn time_left(&self) -> Option<Duration> {
+        let age = self.limits.max_duration?;
+        Some(age.saturating_sub(self.born.elapsed()))
     }
 }
 
@@ -372,7 +417,9 @@ struct Connection<'l> {
     /// The current request asks for an upgrade its route allows.
     upgrading: bool,
     /// The upstream connection of a tunnel, once the upstream switched protocols.
-    upgraded: Option<UpstreamConn>,
+    /// Boxed (one allocation an upgrade, beside the tunnel's own): every connection's
+    /// task would otherwise carry its 80 bytes.
+    upgraded: Option<Box<UpstreamConn>>,
     /// Cancels the hot read when its window passes (one per connection, reused).
     ///
     /// An `Option` so that it can be moved out to `cancel` without building a default
@@ -394,12 +441,8 @@ struct Connection<'l> {
     /// The current request has been wholly received (its head, and its body if it has
     /// one): a response head sent before is Envoy's early response.
     request_whole: bool,
-    /// When the connection was served from (`max_connection_duration`), how many
-    /// requests it has had (`max_requests_per_connection`), and whether it was found
-    /// past its duration (counted once).
-    born: Instant,
-    served: u64,
-    aged: bool,
+    /// The connection's use against its listener's caps, if it has any.
+    caps: Option<Box<CapsState>>,
     /// The current request's retry plan and attempt (`retry`).
     retry: retry::RetryState,
     /// The current request's trace context (`trace`).
@@ -452,8 +495,8 @@ impl Connection<'_> {
             l.http_stats.get(rq::DOWNSTREAM_RQ_HTTP1_TOTAL).inc();
             l.http_stats.get(rq::DOWNSTREAM_RQ_ACTIVE).inc();
             self.rq_active = true;
-            if let Some(caps) = l.connection_caps {
-                count_request(caps, &mut self.served, &mut self.request.keep_alive, l);
+            if let Some(caps) = &mut self.caps {
+                caps.count_request(&mut self.request.keep_alive, l);
             }
             // A request without a body is whole once its head is in.
             self.request_whole = matches!(
@@ -810,7 +853,6 @@ impl Connection<'_> {
                             }
                             _ => {}
                         }
-
                         debug!(
                             listener = &*l.name,
                             upstream = self.upstream.as_ref().map(|u| u.pool.address_text()),
@@ -827,7 +869,6 @@ impl Connection<'_> {
                                 }
                                 // Its head goes out while draining, as any other.
                                 drain_closes(l, stop);
-
                                 if self.respond(reply, true, false, flags, Some(chain)).await {
                                     self.linger().await;
                                 }
@@ -1045,8 +1086,8 @@ impl Connection<'_> {
             .listener
             .idle_timeout
             .saturating_sub(idle_since.elapsed());
-        if let Some(age) = self.listener.connection_caps.and_then(|c| c.max_duration) {
-            idle = idle.min(age.saturating_sub(self.born.elapsed()));
+        if let Some(left) = self.caps.as_ref().and_then(|c| c.time_left()) {
+            idle = idle.min(left);
         }
         let ready = monoio::select! {
             r = monoio::time::timeout(idle, self.stream.readable(false)) => r,
@@ -1385,25 +1426,10 @@ impl Connection<'_> {
     #[inline(always)]
     fn aged(&mut self) -> bool {
         // Most listeners have no caps: one test, no call.
-        match self.listener.connection_caps {
-            Some(caps) => self.aged_past(caps),
+        match &mut self.caps {
+            Some(caps) => caps.aged(self.listener),
             None => false,
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn aged_past(&mut self, caps: crate::snapshot::ConnectionCaps) -> bool {
-        let Some(age) = caps.max_duration else {
-            return false;
-        };
-        if self.aged || self.born.elapsed() < age {
-            return self.aged;
-        }
-        self.aged = true;
-        let stats = &self.listener.http_stats;
-        stats.get(rq::DOWNSTREAM_CX_MAX_DURATION_REACHED).inc();
-        true
     }
 
     /// Envoy's `downstream_rq_response_before_rq_complete`: this request's response head
