@@ -312,6 +312,11 @@ impl Connection<'_> {
                 deadline
             ));
             monoio::select! {
+                // The pump first: when the body's last write and the answer complete in
+                // the same turn of the event loop (io_uring reaps both at once), the
+                // answer came after the body, not early; a random pick would call it
+                // early and close a connection that should stay open.
+                biased;
                 pumped = &mut pump => {
                     pumped?;
                     false
