@@ -21,8 +21,8 @@ use super::decode_rewrite;
 use super::decode_short;
 use super::error::Diagnostics;
 use super::fields::{
-    choice, duration, list, marked_name, non_empty_list, optional_count, optional_duration, size,
-    Marks,
+    choice, duration, list, marked_name, non_empty_list, optional_count, optional_count_of,
+    optional_duration, size, Marks,
 };
 use super::model::{
     Cluster, Config, DirectResponse, DriverChoice, EscapedSlashes, Http1Settings, Listener,
@@ -434,13 +434,12 @@ fn listener<'a>(
         None => Some(None),
     };
     let connection_limit = optional_count(&map, "connection_limit", diag);
-    let max_requests_per_connection = match map.optional("max_requests_per_connection") {
-        Some(n) => n
-            .int_in(diag, "a number of requests", 1..=i64::from(u32::MAX))
-            .and_then(|n| u64::try_from(n).ok())
-            .map(Some),
-        None => Some(None),
-    };
+    let max_requests_per_connection = optional_count_of(
+        &map,
+        "max_requests_per_connection",
+        "a number of requests",
+        diag,
+    );
     let max_connection_duration = match map.optional("max_connection_duration") {
         Some(n) => duration(&n, diag).map(Some),
         None => Some(None),

@@ -56,9 +56,20 @@ pub(super) fn optional_count(
     key: &str,
     diag: &mut Diagnostics,
 ) -> Option<Option<u64>> {
+    optional_count_of(map, key, "a number of connections", diag)
+}
+
+/// An optional count of `what` (named in its error), at least 1 and at most 2³²
+/// (`Some(None)` when absent).
+pub(super) fn optional_count_of(
+    map: &Map<'_>,
+    key: &str,
+    what: &str,
+    diag: &mut Diagnostics,
+) -> Option<Option<u64>> {
     match map.optional(key) {
         Some(n) => n
-            .int_in(diag, "a number of connections", 1..=i64::from(u32::MAX))
+            .int_in(diag, what, 1..=i64::from(u32::MAX))
             .and_then(|n| u64::try_from(n).ok())
             .map(Some),
         None => Some(None),
