@@ -275,16 +275,22 @@ impl SpanBatch {
     }
 
     /// Writes one span in wire form after the others with `write`, as
-    /// [`write_growing`] calls it. The room starts at 16 times `room_per_span` and
-    /// doubles when a span does not fit: zeroed when it grows, which happens in the
-    /// first few fillings of a batch's life (batches circulate).
+    /// [`write_growing`] calls it, with at least `room_per_span` bytes of room (the
+    /// encoder's fast path needs a whole window). The room starts at 16 times
+    /// `room_per_span` and doubles when it runs short or a span does not fit: zeroed
+    /// when it grows, which happens in the first few fillings of a batch's life
+    /// (batches circulate).
     pub fn write_wire(
         &mut self,
         room_per_span: usize,
         write: impl FnMut(&mut [u8], usize) -> usize,
     ) {
-        if self.wire.is_empty() {
-            self.wire.resize(room_per_span.saturating_mul(16), 0);
+        let need = self.wire_len.saturating_add(room_per_span);
+        if self.wire.len() < need {
+            let grown = need
+                .max(self.wire.len().saturating_mul(2))
+                .max(room_per_span.saturating_mul(16));
+            self.wire.resize(grown, 0);
         }
         self.wire_len = write_growing(&mut self.wire, self.wire_len, write);
         self.wire_spans += 1;

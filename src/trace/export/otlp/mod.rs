@@ -22,21 +22,26 @@
 //! value an owned `String`), more than the proxy spends on the request. Each span is
 //! written once, in place, behind a two-byte length filled in after it; the enclosing
 //! messages' keys and lengths go into room left in front of the records' spans, so
-//! nothing is copied. The writes go through a position over a slice (`Out`) that never
-//! panics: a span that does not fit is written again once the buffer has grown.
-//! Attributes whose lengths all fit in a byte (nearly all) are written as fixed arrays
-//! around the name and the value, names unrolled as literals, with one bounds check for
-//! the whole attribute when the value is short enough to be copied as a fixed-size
-//! window (found with one lookup, `Text::short`); the text is checked once (as ASCII,
-//! else as UTF-8), not once per piece.
+//! nothing is copied. The writes go through a position that never panics ([`wire`]): a
+//! span that does not fit is written again once the buffer has grown. A worker's span
+//! is first written into a fixed 2 KiB window whose positions are masked, so that no
+//! write of a known length needs a bounds check (`wire::Fixed`), and again with checks
+//! (`wire::Out`) only when it ends past 1 KiB. Attributes whose lengths all fit in a
+//! byte (nearly all) are written as fixed arrays around the name and the value, names
+//! unrolled as literals, values short enough copied as a fixed-size window (found with
+//! one lookup, `Text::short`); the text is checked once (as ASCII, else as UTF-8), not
+//! once per piece.
 //! The structs stay as the reference: the tests decode what [`encode`] wrote with them
 //! and compare it with [`request`]'s message.
 
 use prost::Message;
 
+mod wire;
+
 use super::{flags_text, is_otel_error, server_of, SpanView};
 use crate::config::observability::{SpanKind, Tracer};
-use crate::trace::span::{write_growing, SpanBatch, WINDOW};
+use crate::trace::span::{write_growing, SpanBatch};
+use wire::{key, len_of, Fixed, Out, Wire, FAST_ROOM, I32, I64, LEN, VARINT};
 
 /// `ExportTraceServiceRequest`.
 #[derive(Clone, PartialEq, Message)]
@@ -287,18 +292,27 @@ fn span_bytes(
     utf8: bool,
     flags: &mut Vec<u8>,
 ) -> usize {
-    if utf8 {
-        span_into::<true>(buf, at, view, flags)
-    } else {
-        span_into::<false>(buf, at, view, flags)
+    if !utf8 {
+        return span_into::<false, _>(Out { buf, at }, view, flags);
     }
+    // Nearly every span: written with no bounds checks into a fixed window.
+    if let Some(window) = buf
+        .get_mut(at..)
+        .and_then(|b| b.first_chunk_mut::<FAST_ROOM>())
+    {
+        let end = span_into::<true, _>(Fixed { buf: window, at: 0 }, view, flags);
+        if Fixed::fits(end) {
+            return at + end;
+        }
+    }
+    span_into::<true, _>(Out { buf, at }, view, flags)
 }
 
 /// A worker's span, written in wire form into its batch (an OTLP tracer's): the
 /// exporter puts it into the request as it is. `flags` is scratch for the response
 /// flags' text.
 pub fn write_span(batch: &mut SpanBatch, view: &SpanView<'_>, utf8: bool, flags: &mut Vec<u8>) {
-    batch.write_wire(SPAN_ROOM, |room, at| {
+    batch.write_wire(FAST_ROOM, |room, at| {
         span_bytes(room, at, view, utf8, flags)
     });
 }
@@ -336,277 +350,20 @@ fn small(write: impl Fn(&mut Out<'_>)) -> Vec<u8> {
 /// Room left per span before the first one is written.
 const SPAN_ROOM: usize = 1024;
 
-/// A write position in a buffer. A write past the end is dropped (never a panic: this
-/// runs on the workers and the exporter thread, and ringway aborts on panic) while the position still
-/// moves on, so that after a span a position past the end says how much room the span
-/// needs: [`encode_into`] then grows the buffer and writes it again. Made as a local
-/// over a `&mut [u8]` argument, so that the position stays in a register: pushing
-/// onto a `&mut Vec` reloaded its length and capacity after every write (any byte
-/// store may alias them), a third of the exporter's instructions.
-struct Out<'a> {
-    buf: &'a mut [u8],
-    at: usize,
-}
-
-impl Out<'_> {
-    #[inline(always)]
-    fn put(&mut self, s: &[u8]) {
-        if let Some(to) = self.buf.get_mut(self.at..self.at + s.len()) {
-            to.copy_from_slice(s);
-        }
-        self.at += s.len();
-    }
-
-    #[inline(always)]
-    fn byte(&mut self, b: u8) {
-        if let Some(to) = self.buf.get_mut(self.at) {
-            *to = b;
-        }
-        self.at += 1;
-    }
-
-    /// A base-128 varint, low group first.
-    #[inline(always)]
-    fn varint(&mut self, mut v: usize) {
-        while v >= 0x80 {
-            self.byte(v as u8 | 0x80);
-            v >>= 7;
-        }
-        self.byte(v as u8);
-    }
-
-    /// A length-delimited field (bytes, string or message) with its tag.
-    #[inline(always)]
-    fn field_bytes(&mut self, tag: u32, value: &[u8]) {
-        self.varint(key(tag, LEN));
-        self.varint(value.len());
-        self.put(value);
-    }
-
-    /// A string field, left out when empty (proto3's default).
-    #[inline(always)]
-    fn field_str(&mut self, tag: u32, value: &[u8]) {
-        if !value.is_empty() {
-            self.field_bytes(tag, value);
-        }
-    }
-
-    /// A `KeyValue` with a string value, as field `tag` (below 16) of the enclosing
-    /// message (9: a span's attribute). When every length fits in one byte (nearly
-    /// always), the fixed bytes go in as two small arrays around the name and the
-    /// value.
-    #[inline(always)]
-    fn string_attribute(&mut self, tag: u8, name: &str, value: &[u8]) {
-        let (n, v) = (name.len(), value.len());
-        if n + v <= 120 {
-            // KeyValue { key (1), value (2): AnyValue { string_value (1) } }
-            let any = 2 + v;
-            let kv = 2 + n + 2 + any;
-            self.put(&[(tag << 3) | LEN, kv as u8, 0x0a, n as u8]);
-            self.put(name.as_bytes());
-            self.put(&[0x12, any as u8, 0x0a, v as u8]);
-            self.put(value);
-            return;
-        }
-        let any = 1 + len_of(v);
-        let kv = 1 + len_of(n) + 1 + len_of(any);
-        self.varint(key(u32::from(tag), LEN));
-        self.varint(kv);
-        self.field_bytes(1, name.as_bytes());
-        self.varint(key(2, LEN));
-        self.varint(any);
-        self.field_bytes(1, value);
-    }
-
-    /// A span's attribute (field 9) whose string value is the concatenation of
-    /// `parts` (a URL put together from its pieces), written without a buffer between.
-    fn string_attribute_parts(&mut self, name: &str, parts: &[&[u8]]) {
-        let (n, v) = (name.len(), parts.iter().map(|p| p.len()).sum::<usize>());
-        if n + v <= 120 {
-            // As `string_attribute`: every length fits in a byte.
-            let any = 2 + v;
-            self.put(&[(9 << 3) | LEN, (2 + n + 2 + any) as u8, 0x0a, n as u8]);
-            self.put(name.as_bytes());
-            self.put(&[0x12, any as u8, 0x0a, v as u8]);
-        } else {
-            let any = 1 + len_of(v);
-            self.varint(key(9, LEN));
-            self.varint(1 + len_of(n) + 1 + len_of(any));
-            self.field_bytes(1, name.as_bytes());
-            self.varint(key(2, LEN));
-            self.varint(any);
-            self.varint(key(1, LEN));
-            self.varint(v);
-        }
-        for part in parts {
-            self.put(part);
-        }
-    }
-
-    /// A span's attribute (field 9) with a string value of `len` bytes (1 to
-    /// [`WINDOW`]), given as the window from its start: with room, one bounds check and
-    /// fixed-size moves (the bytes after the value land past the position, where the
-    /// next write goes over them); else written exactly, piece by piece.
-    #[inline(always)]
-    fn short_attribute(&mut self, name: &str, window: &[u8; WINDOW], len: usize) {
-        let n = name.len();
-        // Names are literals of a few dozen bytes: every length fits in a byte.
-        debug_assert!(n <= 64 && (1..=WINDOW).contains(&len));
-        let kv = 2 + n + 2 + 2 + len;
-        let head = [(9 << 3) | LEN, kv as u8, 0x0a, n as u8];
-        let middle = [0x12, 2 + len as u8, 0x0a, len as u8];
-        if let Some(to) = self.buf.get_mut(self.at..self.at + 8 + n + WINDOW) {
-            to[..4].copy_from_slice(&head);
-            to[4..4 + n].copy_from_slice(name.as_bytes());
-            to[4 + n..8 + n].copy_from_slice(&middle);
-            to[8 + n..].copy_from_slice(window);
-            self.at += 8 + n + len;
-            return;
-        }
-        self.string_attribute(9, name, window.get(..len).unwrap_or_default());
-    }
-
-    /// A string field `tag` (below 16) of `len` bytes (1 to [`WINDOW`]), given as its
-    /// window: as [`Self::short_attribute`].
-    #[inline(always)]
-    fn short_field(&mut self, tag: u8, window: &[u8; WINDOW], len: usize) {
-        if let Some(to) = self.buf.get_mut(self.at..self.at + 2 + WINDOW) {
-            to[..2].copy_from_slice(&[(tag << 3) | LEN, len as u8]);
-            to[2..].copy_from_slice(window);
-            self.at += 2 + len;
-            return;
-        }
-        self.field_bytes(u32::from(tag), window.get(..len).unwrap_or_default());
-    }
-
-    /// An attempt's `url.full`: `scheme` (`http://` or `https://`), then its endpoint and
-    /// its target, each given as its window: as [`Self::short_attribute`], when the
-    /// whole value fits in a one-byte length.
-    #[inline(always)]
-    fn url_attribute(
-        &mut self,
-        scheme: &'static [u8],
-        (origin, origin_len): (&[u8; WINDOW], usize),
-        (target, target_len): (&[u8; WINDOW], usize),
-    ) {
-        const NAME: &str = "url.full";
-        let n = NAME.len();
-        let s = scheme.len();
-        let v = s + origin_len + target_len;
-        let room = 8 + n + s + 2 * WINDOW;
-        if let Some(to) = self
-            .buf
-            .get_mut(self.at..self.at + room)
-            .filter(|_| v < 100)
-        {
-            let kv = 2 + n + 2 + 2 + v;
-            to[..4].copy_from_slice(&[(9 << 3) | LEN, kv as u8, 0x0a, n as u8]);
-            to[4..4 + n].copy_from_slice(NAME.as_bytes());
-            to[4 + n..8 + n].copy_from_slice(&[0x12, 2 + v as u8, 0x0a, v as u8]);
-            let at = 8 + n;
-            to[at..at + s].copy_from_slice(scheme);
-            let at = at + s;
-            to[at..at + WINDOW].copy_from_slice(origin);
-            let at = at + origin_len;
-            to[at..at + WINDOW].copy_from_slice(target);
-            self.at += 8 + n + v;
-            return;
-        }
-        let origin = origin.get(..origin_len).unwrap_or_default();
-        let target = target.get(..target_len).unwrap_or_default();
-        self.string_attribute_parts(NAME, &[scheme, origin, target]);
-    }
-
-    /// A `KeyValue` with an int value, as a span's attribute (field 9).
-    #[inline(always)]
-    fn int_attribute(&mut self, name: &str, value: i64) {
-        // AnyValue { int_value (3) }: a oneof member is written even when zero.
-        self.varint_attribute(name, 3, value as u64 as usize);
-    }
-
-    /// A `KeyValue` whose `AnyValue` member `field` is a varint (`bool_value` 2,
-    /// `int_value` 3), as a span's attribute (field 9).
-    #[inline(always)]
-    fn varint_attribute(&mut self, name: &str, field: u8, value: usize) {
-        let n = name.len();
-        if n < 100 && value < 1 << 56 {
-            // The varint as one word (at most 8 bytes below 2^56: every status, port
-            // and size), written as 8 bytes with room for them: one bounds check, a
-            // few moves (a byte array for it was zeroed and copied byte by byte).
-            let (word, width) = varint_word(value as u64);
-            let any = 1 + width;
-            let head = [(9 << 3) | LEN, (2 + n + 2 + any) as u8, 0x0a, n as u8];
-            let middle = [0x12, any as u8, field << 3];
-            if let Some(to) = self.buf.get_mut(self.at..self.at + 7 + n + 8) {
-                to[..4].copy_from_slice(&head);
-                to[4..4 + n].copy_from_slice(name.as_bytes());
-                to[4 + n..7 + n].copy_from_slice(&middle);
-                to[7 + n..].copy_from_slice(&word.to_le_bytes());
-                self.at += 7 + n + width;
-                return;
-            }
-        }
-        let any = 1 + varint_len(value);
-        let kv = 1 + len_of(n) + 1 + len_of(any);
-        if kv < 128 {
-            let head = [(9 << 3) | LEN, kv as u8, 0x0a, n as u8];
-            let middle = [0x12, any as u8, field << 3];
-            self.put(&head);
-            self.put(name.as_bytes());
-            self.put(&middle);
-            self.varint(value);
-            return;
-        }
-        self.varint(key(9, LEN));
-        self.varint(kv);
-        self.field_bytes(1, name.as_bytes());
-        self.varint(key(2, LEN));
-        self.varint(any);
-        self.varint(key(u32::from(field), VARINT));
-        self.varint(value);
-    }
-
-    /// Writes the length of the message that follows the two-byte placeholder at
-    /// `len_at` (up to the position), moving the message when its length takes other
-    /// than two bytes. Past the end it only moves the position on.
-    fn close_length(&mut self, len_at: usize) {
-        let body = len_at + 2;
-        let n = self.at - body;
-        if (128..16_384).contains(&n) {
-            // The common case: the placeholder's two bytes, nothing moved.
-            if let Some(to) = self.buf.get_mut(len_at..body) {
-                to.copy_from_slice(&[n as u8 | 0x80, (n >> 7) as u8]);
-            }
-            return;
-        }
-        let mut prefix = [0u8; 10];
-        let width = varint_into(n, &mut prefix);
-        let end = len_at + width + n;
-        if self.at > self.buf.len() || end > self.buf.len() {
-            self.at = end.max(self.at);
-            return;
-        }
-        if width != 2 {
-            self.buf.copy_within(body..self.at, len_at + width);
-        }
-        self.buf[len_at..len_at + width].copy_from_slice(&prefix[..width]);
-        self.at = end;
-    }
-}
-
-/// Writes one `Span` message at `at` in `buf` as a `ScopeSpans.spans` field (2): the
+/// Writes one `Span` message at `out`'s position as a `ScopeSpans.spans` field (2): the
 /// fields [`span`] builds, in field order, empty strings left out as protobuf does.
-/// Returns the position after it, past `buf`'s end when it did not fit. The span is
+/// Returns the position after it, past the end when it did not fit. The span is
 /// written in place behind a two-byte length (the common size, 128 bytes to 16 KiB),
 /// moved only in the rare case its length takes another size. `UTF8`: the batch's
 /// arena is UTF-8 (nearly always), so pieces are taken as they are.
-fn span_into<const UTF8: bool>(
-    buf: &mut [u8],
-    at: usize,
+fn span_into<const UTF8: bool, W: Wire>(
+    mut out: W,
     view: &SpanView<'_>,
     flags: &mut Vec<u8>,
 ) -> usize {
-    let mut out = Out { buf, at };
+    // By value, and only the position returned, so that the position stays in a
+    // register (behind a reference, or in a returned writer, any byte stored may alias
+    // it: it was reloaded after every write).
     let r = view.record;
     // A piece that is not UTF-8 (only possible when the arena is not) is left out.
     let text = |t| {
@@ -624,7 +381,7 @@ fn span_into<const UTF8: bool>(
     front[5..21].copy_from_slice(&r.trace_id.to_be_bytes());
     front[21..23].copy_from_slice(&[0x12, 8]);
     front[23..].copy_from_slice(&r.span_id.to_be_bytes());
-    let len_at = out.at + 1;
+    let len_at = out.at() + 1;
     out.put(&front);
     out.field_str(3, text(r.trace_state));
     if r.parent_id != 0 {
@@ -691,15 +448,17 @@ fn span_into<const UTF8: bool>(
         // the endpoint has a port, not a Unix socket's path, and the target was
         // readable: only a batch that is not UTF-8 has pieces that read as empty).
         Some(scheme) if port.is_some() && (UTF8 || !text(r.path).is_empty()) => {
-            let origin: &'static [u8] = if scheme == "https" {
-                b"https://"
+            // As an eight-byte block and its length (a fixed-size move).
+            let (block, len): (&[u8; 8], usize) = if scheme == "https" {
+                (b"https://", 8)
             } else {
-                b"http://"
+                (b"http://\0", 7)
             };
             let windows = (view.text.short(r.origin), view.text.short(r.path));
             match windows {
-                (Some(host), Some(target)) if UTF8 => out.url_attribute(origin, host, target),
+                (Some(host), Some(target)) if UTF8 => out.url_attribute((block, len), host, target),
                 _ => {
+                    let origin = &block[..len];
                     out.string_attribute_parts("url.full", &[origin, text(r.origin), text(r.path)])
                 }
             }
@@ -768,61 +527,7 @@ fn span_into<const UTF8: bool>(
     out.varint(key(16, I32));
     out.put(&0x01u32.to_le_bytes());
     out.close_length(len_at);
-    out.at
-}
-
-/// Wire types, as the low three bits of a field key.
-const VARINT: u8 = 0;
-const I64: u8 = 1;
-const LEN: u8 = 2;
-const I32: u8 = 5;
-
-/// A field's key: its number and wire type (written as a varint).
-#[inline(always)]
-const fn key(tag: u32, wire_type: u8) -> usize {
-    ((tag as usize) << 3) | wire_type as usize
-}
-
-/// A varint into `out`, low group first; returns its width.
-#[inline]
-fn varint_into(mut v: usize, out: &mut [u8; 10]) -> usize {
-    let mut i = 0;
-    while v >= 0x80 {
-        out[i] = v as u8 | 0x80;
-        v >>= 7;
-        i += 1;
-    }
-    out[i] = v as u8;
-    i + 1
-}
-
-/// A varint of `v` (below 2^56) as the little-endian bytes of a word, and its width:
-/// seven bits a byte, the high bit set on every byte but the last.
-#[inline(always)]
-fn varint_word(mut v: u64) -> (u64, usize) {
-    debug_assert!(v < 1 << 56);
-    let mut word = 0;
-    let mut width = 0;
-    while v >= 0x80 {
-        word |= ((v & 0x7f) | 0x80) << (8 * width);
-        v >>= 7;
-        width += 1;
-    }
-    (word | v << (8 * width), width + 1)
-}
-
-/// The bytes of a varint.
-#[inline]
-fn varint_len(v: usize) -> usize {
-    // Seven bits a byte: 1 for 0..128, 2 up to 16 Ki, ...
-    let bits = usize::BITS - (v | 1).leading_zeros();
-    (bits as usize).div_ceil(7)
-}
-
-/// The bytes of a length-delimited field's length prefix and body of `n` bytes.
-#[inline]
-fn len_of(n: usize) -> usize {
-    varint_len(n) + n
+    out.at()
 }
 
 fn span(view: &SpanView<'_>) -> Span {
@@ -1011,22 +716,7 @@ fn saturate(n: u64) -> i64 {
 mod tests {
     use super::*;
     use crate::trace::export::tests::{sample_batch, tracer};
-    use crate::trace::span::TextRef;
-
-    #[test]
-    fn a_varint_word_is_the_varint() {
-        let mut rng = fastrand::Rng::with_seed(7);
-        let edges = (0..56).flat_map(|b| [(1u64 << b) - 1, 1 << b, (1 << b) + 1]);
-        let random = (0..10_000).map(|_| rng.u64(..1 << 56) >> rng.u32(0..56));
-        for v in edges.filter(|&v| v < 1 << 56).chain(random) {
-            let (word, width) = varint_word(v);
-            let mut digits = [0u8; 10];
-            let want = varint_into(v as usize, &mut digits);
-            assert_eq!(width, want, "{v}");
-            assert_eq!(&word.to_le_bytes()[..width], &digits[..want], "{v}");
-            assert!(width == 8 || word >> (8 * width) == 0, "{v}");
-        }
-    }
+    use crate::trace::span::{TextRef, WINDOW};
 
     fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
         span.attributes
@@ -1034,49 +724,6 @@ mod tests {
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_ref())
             .and_then(|v| v.value.as_ref())
-    }
-
-    #[test]
-    fn a_length_placeholder_fits_any_length() {
-        for n in [0usize, 5, 127, 128, 200, 16_383, 16_384, 20_000, 3_000_000] {
-            let mut buf = vec![0u8; 1 + 10 + n];
-            let mut out = Out {
-                buf: &mut buf[..],
-                at: 0,
-            };
-            out.byte(9);
-            out.put(&[0, 0]);
-            out.put(&(0..n).map(|i| i as u8).collect::<Vec<_>>());
-            out.close_length(1);
-            let end = out.at;
-            assert!(end <= buf.len());
-            let mut want = vec![9u8];
-            prost::encoding::encode_varint(n as u64, &mut want);
-            want.extend((0..n).map(|i| i as u8));
-            assert!(buf[..end] == want[..], "{n}");
-            assert_eq!(varint_len(n), prost::encoding::encoded_len_varint(n as u64));
-        }
-    }
-
-    /// Writes past the end are dropped, never a panic; the position says how much
-    /// room was needed.
-    #[test]
-    fn writes_past_the_end_only_move_the_position() {
-        let mut buf = [0u8; 4];
-        let mut out = Out {
-            buf: &mut buf[..],
-            at: 0,
-        };
-        out.byte(1);
-        out.put(&[0, 0]);
-        out.put(b"abcdef");
-        out.varint(300);
-        out.string_attribute(9, "name", b"value");
-        let need = out.at;
-        assert!(need > 4);
-        out.close_length(1);
-        assert!(out.at >= need);
-        assert_eq!(buf, [1, 0, 0, 0]);
     }
 
     /// Spans that need more than the room left for them are written again into a
