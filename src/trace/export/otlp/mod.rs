@@ -948,6 +948,96 @@ mod tests {
         assert!(decoded(&tracer, &[&wire]).is_empty());
     }
 
+    /// Spans of every size around the fixed window's limit (1 KiB), with values short
+    /// and long, ASCII and not, written by a worker (`write_span`: the fixed window
+    /// first, the checked writer when a span does not fit it) decode to the message
+    /// the reference structs build.
+    #[test]
+    fn worker_spans_around_the_fixed_window_decode_as_the_reference() {
+        use crate::trace::span::SpanRecord;
+        let tracer = tracer(crate::config::observability::TraceProvider::Otlp);
+        let mut rng = fastrand::Rng::with_seed(23);
+        let mut sizes = std::collections::BTreeSet::new();
+        for round in 0..400 {
+            let mut text = SpanBatch::with_capacity(0, 1, 1 << 16);
+            let value = |rng: &mut fastrand::Rng, batch: &mut SpanBatch| {
+                let len = match rng.u8(..4) {
+                    0 => 0,
+                    1 => rng.usize(1..=WINDOW),
+                    2 => rng.usize(WINDOW..200),
+                    _ => rng.usize(200..700),
+                };
+                let s: String = (0..len)
+                    .map(|_| {
+                        if rng.u8(..20) == 0 {
+                            'é'
+                        } else {
+                            rng.alphanumeric()
+                        }
+                    })
+                    .collect();
+                batch.push_text(&s)
+            };
+            let attempt = round % 2 == 1;
+            let record = SpanRecord {
+                trace_id: rng.u128(..),
+                span_id: rng.u64(1..),
+                parent_id: rng.u64(..),
+                kind: if attempt {
+                    SpanKind::Client
+                } else {
+                    SpanKind::Server
+                },
+                start_ns: rng.u64(..1 << 62),
+                end_ns: rng.u64(..1 << 62),
+                name: value(&mut rng, &mut text),
+                method: value(&mut rng, &mut text),
+                path: value(&mut rng, &mut text),
+                query: value(&mut rng, &mut text),
+                authority: value(&mut rng, &mut text),
+                server_port: if attempt { rng.u16(1..) } else { 0 },
+                origin: value(&mut rng, &mut text),
+                scheme: Some(if rng.bool() { "https" } else { "http" }),
+                route: value(&mut rng, &mut text),
+                status: rng.u16(..600),
+                peer: value(&mut rng, &mut text),
+                peer_port: rng.u16(..),
+                user_agent: value(&mut rng, &mut text),
+                request_id: value(&mut rng, &mut text),
+                cluster: value(&mut rng, &mut text),
+                upstream: value(&mut rng, &mut text),
+                flags: rng.u32(..4),
+                bytes_received: rng.u64(..1 << 40),
+                bytes_sent: rng.u64(..1 << 40),
+                attempt: rng.u32(1..4),
+                error: value(&mut rng, &mut text),
+                trace_state: value(&mut rng, &mut text),
+                upstream_attempt: attempt,
+                ..SpanRecord::default()
+            };
+            // Room for the last piece's window.
+            text.push_text(&"z".repeat(WINDOW));
+            text.spans.push(record);
+            let view = SpanView::of(&text, &text.spans[0]);
+            let mut wire = SpanBatch::with_capacity(0, 1, 64);
+            let utf8 = text.arena().is_utf8();
+            write_span(&mut wire, &view, utf8, &mut Vec::new());
+            sizes.insert(wire.wire().len() / 256);
+            assert_eq!(
+                decoded(&tracer, &[&wire]),
+                decoded(&tracer, &[&text]),
+                "round {round}"
+            );
+            let want = request(&tracer, &[&text]).resource_spans[0].scope_spans[0].spans[0].clone();
+            assert_eq!(decoded(&tracer, &[&wire])[0], want, "round {round}");
+        }
+        // Spans below, at and past the fixed window's limit were written.
+        assert!(
+            sizes.range(..4).count() > 0 && sizes.range(4..).count() > 0,
+            "{sizes:?}"
+        );
+    }
+
     #[test]
     fn spans_round_trip_through_the_protobuf_encoding() {
         let mut batch = sample_batch();
