@@ -43,12 +43,30 @@
 # ROUTE_KEYS adds keys to the one route (YAML lines, indented 8 spaces), to measure a
 # feature's cost over the plain route with the same binary, e.g.
 #   ROUTE_KEYS=$'        prefix_rewrite: /v2/\n' loadtest/scripts/instructions-per-request.sh
+#
+# The count per request is not quite independent of the machine: the event loop's share
+# shrinks when each wake finds more requests, which a busy machine causes (a build
+# beside the runs read a plain route 10 % lower, 2026-12-07). A run warns on stderr
+# when the machine's CPUs were less than 80 % idle in the second before it starts;
+# compare runs made in the same state.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
 load=target/release/ringway-load
 [ -x "$load" ] || { echo "build first: cargo build --release --workspace"; exit 1; }
 [ $# -gt 0 ] || set -- target/release/ringway
+idle_percent() { # the CPUs' idle share over one second, from /proc/stat
+  local a b
+  a=$(head -1 /proc/stat); sleep 1; b=$(head -1 /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN {
+    n = split(a, x); split(b, y); total = 0
+    for (i = 2; i <= n; i++) total += y[i] - x[i]
+    print int(100 * (y[5] - x[5] + y[6] - x[6]) / (total ? total : 1)) }'
+}
+idle=$(idle_percent)
+if [ "$idle" -lt 80 ]; then
+  echo "warning: the CPUs were $idle % idle before this run: counts read lower on a busy machine" >&2
+fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
