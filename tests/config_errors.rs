@@ -843,3 +843,28 @@ fn weighted_clusters_are_decoded_and_their_mistakes_positioned() {
         "{both:?}"
     );
 }
+
+#[test]
+fn a_pools_request_cap_is_a_positive_count() {
+    let cluster = |pool: &str| {
+        format!(
+            "listeners:\n  - name: public\n    address: 127.0.0.1:8080\n    routes:\n      - match: {{ prefix: / }}\n        cluster: orders\n\
+             clusters:\n  - name: orders\n    endpoints: [127.0.0.1:9001]\n    pool: {{ {pool} }}\n"
+        )
+    };
+    let config = Config::parse(
+        &cluster("max_requests_per_connection: 100"),
+        Path::new("r.yaml"),
+    )
+    .expect("a cap parses");
+    assert_eq!(
+        config.clusters[0].pool.max_requests_per_connection,
+        Some(100)
+    );
+    let config = Config::parse(&cluster(""), Path::new("r.yaml")).expect("no cap parses");
+    assert_eq!(config.clusters[0].pool.max_requests_per_connection, None);
+    assert_eq!(
+        errors(&cluster("max_requests_per_connection: 0")),
+        ["ringway.yaml:10:42: clusters[0].pool.max_requests_per_connection: expected a number of requests from 1 to 4294967295, found 0"]
+    );
+}

@@ -79,3 +79,60 @@ fn a_post_never_goes_out_on_a_connection_the_origin_closed() {
         }
     }
 }
+
+/// A cluster's `pool.max_requests_per_connection`: each upstream connection serves that
+/// many responses and is then closed by ringway, not kept; the next request opens a new
+/// one. Five requests with a cap of two take three connections, two of them closed for
+/// the cap (`upstream_cx_max_requests`).
+#[test]
+fn an_upstream_connection_is_closed_after_its_request_cap() {
+    for driver in drivers() {
+        let up = Scripted::start(|ex| {
+            ex.send(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+            Then::Next
+        });
+        let (port, admin) = (free_port(), free_port());
+        let pool = "    pool: { max_requests_per_connection: 2 }\n";
+        let yaml = echo_config(1, port, admin, &up.addr.to_string(), pool);
+        let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let mut client = BufReader::new(connect(addr).unwrap());
+        for round in 0..5 {
+            client
+                .get_mut()
+                .write_all(b"GET /svc/x HTTP/1.1\r\nHost: t\r\n\r\n")
+                .unwrap();
+            let r = read_response(&mut client, false).unwrap();
+            assert_eq!(
+                (r.status, &r.body[..]),
+                (200, &b"ok"[..]),
+                "{driver} {round}"
+            );
+        }
+        let opened = up.connections.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(opened, 3, "{driver}: connections the upstream accepted");
+        let stats = rw.stats();
+        assert_eq!(
+            stats["cluster.echo.upstream_cx_max_requests"], 2,
+            "{driver}"
+        );
+        assert_eq!(stats["cluster.echo.upstream_cx_total"], 3, "{driver}");
+        assert_eq!(stats["cluster.echo.upstream_rq_total"], 5, "{driver}");
+        // Closed by ringway: both capped connections, as local closes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while up.closed.load(std::sync::atomic::Ordering::SeqCst) < 2
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            up.closed.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+            "{driver}"
+        );
+        let stats = rw.stats();
+        assert_eq!(
+            stats["cluster.echo.upstream_cx_destroy_local"], 2,
+            "{driver}"
+        );
+    }
+}

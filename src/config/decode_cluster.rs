@@ -20,7 +20,9 @@ use super::addr::{parse_address, parse_host_port};
 use super::balance::{check_locality_weights, check_priorities, DeclaredHealth, Locality};
 use super::decode_balance;
 use super::error::Diagnostics;
-use super::fields::{choice, duration, marked_name, non_empty_list, optional_duration, Marks};
+use super::fields::{
+    choice, duration, marked_name, non_empty_list, optional_count_of, optional_duration, Marks,
+};
 use super::model::{
     Address, Cluster, DnsDiscovery, DnsKind, DnsName, Endpoint, Endpoints, LookupFamily,
     PoolSettings, MAX_PRIORITY,
@@ -63,6 +65,7 @@ const POOL_KEYS: &[&str] = &[
     "idle_timeout",
     "max_connections_per_endpoint",
     "max_pending",
+    "max_requests_per_connection",
 ];
 const MAX_WEIGHT: i64 = 1000;
 /// Envoy's floor for `dns_refresh_rate` is 1 ms; ringway's is 10 ms, so a typo cannot
@@ -483,10 +486,17 @@ fn pool(node: &Node<'_>, diag: &mut Diagnostics) -> Option<PoolSettings> {
     );
     let max_pending = count("max_pending", defaults.max_pending, 0, diag);
     let idle_timeout = optional_duration(&map, "idle_timeout", defaults.idle_timeout, diag);
+    let max_requests = optional_count_of(
+        &map,
+        "max_requests_per_connection",
+        "a number of requests",
+        diag,
+    );
     Some(PoolSettings {
         max_idle_per_endpoint: max_idle?,
         idle_timeout: idle_timeout?,
         max_connections_per_endpoint: max_connections?,
         max_pending: max_pending?,
+        max_requests_per_connection: max_requests?,
     })
 }

@@ -823,6 +823,10 @@ pub struct PoolSettings {
     /// Requests waiting for a connection when an endpoint is at its limit (default
     /// 1024); one more is answered 503.
     pub max_pending: usize,
+    /// Requests a connection serves before it is closed (Envoy's cluster
+    /// `max_requests_per_connection`, nginx's upstream `keepalive_requests`); `None`:
+    /// no limit.
+    pub max_requests_per_connection: Option<u64>,
 }
 
 impl Default for PoolSettings {
@@ -832,6 +836,7 @@ impl Default for PoolSettings {
             idle_timeout: Duration::from_secs(4),
             max_connections_per_endpoint: 1024,
             max_pending: 1024,
+            max_requests_per_connection: None,
         }
     }
 }

@@ -499,9 +499,11 @@ pub mod cluster {
     /// held whole for replay (over the route's `buffer_limit`, chunked, or awaited with
     /// `Expect: 100-continue`).
     pub const RETRY_OR_SHADOW_ABANDONED: usize = 59;
+    /// Connections closed after the cluster's `max_requests_per_connection` requests.
+    pub const UPSTREAM_CX_MAX_REQUESTS: usize = 60;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 60] = [
+    pub static DEFS: [StatDef; 61] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -562,6 +564,7 @@ pub mod cluster {
         counter("upstream_rq_rx_reset"),
         counter("upstream_rq_tx_reset"),
         counter("retry_or_shadow_abandoned"),
+        counter("upstream_cx_max_requests"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -55,6 +55,9 @@ struct Active {
     opened: std::time::Instant,
     closer: Closer,
     request_in_flight: bool,
+    /// Responses read to their end on it (in the padding after the flags: the
+    /// connection does not grow).
+    served: u32,
 }
 
 impl Drop for Active {
@@ -199,7 +202,20 @@ impl UpstreamConn {
             opened: std::time::Instant::now(),
             closer: Closer::Local,
             request_in_flight: false,
+            served: 0,
         });
+    }
+
+    /// Counts a response read to its end on the connection; returns how many it has
+    /// served (0 for a connection not counted in its cluster: none in use).
+    pub fn served_one(&mut self) -> u32 {
+        match &mut self.active {
+            Some(active) => {
+                active.served = active.served.saturating_add(1);
+                active.served
+            }
+            None => 0,
+        }
     }
 
     /// Says how the connection is about to close, for its `upstream_cx_destroy_*`

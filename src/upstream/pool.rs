@@ -436,7 +436,16 @@ impl Lease {
     /// end and the connection may be reused. `keep_alive` is the origin's
     /// `Keep-Alive: timeout=`, if it sent one.
     pub fn release(mut self, keep_alive: Option<Duration>) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(mut conn) = self.conn.take() {
+            if let Some(max) = self.settings.max_requests_per_connection {
+                if u64::from(conn.served_one()) >= max {
+                    // The cluster's `max_requests_per_connection`: closed by ringway
+                    // (Envoy's pool drains it), its place passing on as any closed
+                    // connection's does (`Drop`).
+                    conn.count(crate::stats::names::cluster::UPSTREAM_CX_MAX_REQUESTS);
+                    return;
+                }
+            }
             self.released = true;
             self.pool.put_back(conn, &self.settings, keep_alive);
         }

@@ -55,6 +55,7 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
             "circuit_breakers",
             "http_protocol_options",
             "common_http_protocol_options",
+            "max_requests_per_connection",
             "transport_socket",
             "track_cluster_stats",
         ],
@@ -110,6 +111,10 @@ pub(crate) fn cluster(c: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<Cluster
         .map(|cb| super::resilience::circuit_breakers(&cb, diag))
         .unwrap_or_default();
     let mut pool = PoolSettings::default();
+    // The cluster's own (deprecated) field; the protocol options' take precedence.
+    if let Some(n) = c.wrapped_uint("max_requests_per_connection") {
+        pool.max_requests_per_connection = requests_per_connection(n);
+    }
     if let Some(options) = c.child("common_http_protocol_options") {
         common_options(&options, &mut pool, diag);
     }
@@ -618,10 +623,19 @@ pub(crate) fn socket_address(
 }
 
 fn common_options(o: &Msg<'_, '_>, pool: &mut PoolSettings, diag: &mut Diagnostics) {
-    o.only(diag, &["idle_timeout"]);
+    o.only(diag, &["idle_timeout", "max_requests_per_connection"]);
     if let Some(t) = o.duration("idle_timeout") {
         pool.idle_timeout = if t.is_zero() { DISABLED } else { t };
     }
+    if let Some(n) = o.wrapped_uint("max_requests_per_connection") {
+        pool.max_requests_per_connection = requests_per_connection(n);
+    }
+}
+
+/// A `max_requests_per_connection`: zero is no limit, as in Envoy's pools; the field
+/// is a `UInt32Value`.
+fn requests_per_connection(n: u64) -> Option<u64> {
+    Some(n).filter(|&n| n > 0)
 }
 
 /// `typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]`:

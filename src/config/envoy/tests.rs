@@ -1292,3 +1292,28 @@ fn connection_caps_come_from_common_http_protocol_options() {
     assert_eq!(l.max_requests_per_connection, None);
     assert_eq!(l.max_connection_duration, None);
 }
+
+#[test]
+fn a_clusters_request_cap_comes_from_its_protocol_options_or_its_own_field() {
+    let typed = |n: u32| {
+        format!(
+            "    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: {{ http_protocol_options: {{}} }}\n        common_http_protocol_options: {{ max_requests_per_connection: {n} }}\n"
+        )
+    };
+    let cap = |cluster_extra: &str| {
+        let config = load(&bootstrap("", ROUTE, cluster_extra));
+        config.clusters[0].pool.max_requests_per_connection
+    };
+    assert_eq!(cap(""), None);
+    assert_eq!(cap(&typed(3)), Some(3));
+    // The cluster's deprecated field, and the protocol options' over it (0: none).
+    assert_eq!(cap("    max_requests_per_connection: 5\n"), Some(5));
+    let both = format!("    max_requests_per_connection: 5\n{}", typed(0));
+    assert_eq!(cap(&both), None);
+    let both = format!("    max_requests_per_connection: 5\n{}", typed(2));
+    assert_eq!(cap(&both), Some(2));
+    assert_eq!(
+        cap("    common_http_protocol_options: { max_requests_per_connection: 7 }\n"),
+        Some(7)
+    );
+}
