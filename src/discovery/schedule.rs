@@ -262,6 +262,9 @@ impl Scheduler {
         let members = members(&w.target, &w.last_good);
         stats.get(cx::MEMBERSHIP_TOTAL).set(members.len() as u64);
         if w.reported.as_ref() == Some(&members) {
+            if failures.is_empty() {
+                stats.get(cx::UPDATE_NO_REBUILD).inc();
+            }
             return None;
         }
         if w.reported.is_some() {
@@ -386,6 +389,23 @@ mod tests {
             .collect()
     }
 
+    /// A scheduler on `threads` threads watching one cluster of `names`: the cluster's
+    /// stats, its updates and the scheduler's inbox.
+    fn watching(
+        lookup: Lookup,
+        threads: usize,
+        kind: DnsKind,
+        names: &[&str],
+    ) -> (Arc<Scope>, flume::Receiver<Update>, flume::Sender<Message>) {
+        let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
+        let (tx, rx) = flume::unbounded();
+        let inbox = start(tx, plain(lookup), threads).unwrap();
+        inbox
+            .send(Message::Watch(vec![target(kind, names, &scope)]))
+            .unwrap();
+        (scope, rx, inbox)
+    }
+
     #[test]
     fn names_are_resolved_again_and_the_last_good_answer_survives_failures() {
         let (lookup, phase) = phased(vec![
@@ -393,16 +413,7 @@ mod tests {
             table(&[("a", &["10.0.0.1", "10.0.0.2"]), ("b", &["10.0.0.3"])]),
             table(&[("b", &["10.0.0.4"])]),
         ]);
-        let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
-        let (tx, rx) = flume::unbounded();
-        let inbox = start(tx, plain(lookup), 1).unwrap();
-        inbox
-            .send(Message::Watch(vec![target(
-                DnsKind::Strict,
-                &["a", "b"],
-                &scope,
-            )]))
-            .unwrap();
+        let (scope, rx, inbox) = watching(lookup, 1, DnsKind::Strict, &["a", "b"]);
         let wait = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
         // The first round is reported although "b" failed.
         let first = wait();
@@ -428,22 +439,46 @@ mod tests {
         inbox.send(Message::Stop).unwrap();
     }
 
+    /// A resolution that succeeds and changes nothing is Envoy's `update_no_rebuild`;
+    /// the first, a change and a failure are not.
+    #[test]
+    fn an_unchanged_answer_counts_as_no_rebuild() {
+        let (lookup, phase) = phased(vec![
+            table(&[("a", &["10.0.0.1"])]),
+            table(&[("a", &["10.0.0.2"])]),
+            table(&[]),
+        ]);
+        let (scope, rx, inbox) = watching(lookup, 1, DnsKind::Strict, &["a"]);
+        let wait = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(ips(&wait()), ["10.0.0.1:8080"]);
+        let settle = |what: &dyn Fn() -> bool| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !what() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(what());
+        };
+        // Rounds of the same answer: each succeeds and rebuilds nothing.
+        settle(&|| scope.sum(cx::UPDATE_NO_REBUILD) >= 2);
+        phase.store(1, Ordering::Relaxed);
+        assert_eq!(ips(&wait()), ["10.0.0.2:8080"]);
+        // Failures keep the last good answer: nothing rebuilt, but not a success.
+        phase.store(2, Ordering::Relaxed);
+        settle(&|| scope.sum(cx::UPDATE_FAILURE) >= 2);
+        let before = scope.sum(cx::UPDATE_NO_REBUILD);
+        settle(&|| scope.sum(cx::UPDATE_FAILURE) >= 4);
+        assert_eq!(scope.sum(cx::UPDATE_NO_REBUILD), before);
+        assert_eq!(scope.sum(cx::MEMBERSHIP_CHANGE), 1);
+        inbox.send(Message::Stop).unwrap();
+    }
+
     #[test]
     fn a_logical_cluster_uses_the_first_address_and_a_changed_spec_starts_over() {
         let (lookup, _phase) = phased(vec![table(&[
             ("a", &["10.0.0.1", "10.0.0.2"]),
             ("c", &["10.0.0.9"]),
         ])]);
-        let scope = Arc::new(Scope::new("cluster.orders.", &cx::DEFS, 1));
-        let (tx, rx) = flume::unbounded();
-        let inbox = start(tx, plain(lookup), 2).unwrap();
-        inbox
-            .send(Message::Watch(vec![target(
-                DnsKind::Logical,
-                &["a"],
-                &scope,
-            )]))
-            .unwrap();
+        let (scope, rx, inbox) = watching(lookup, 2, DnsKind::Logical, &["a"]);
         let wait = || rx.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(ips(&wait()), ["10.0.0.1:8080"]);
         inbox

@@ -501,9 +501,12 @@ pub mod cluster {
     pub const RETRY_OR_SHADOW_ABANDONED: usize = 59;
     /// Connections closed after the cluster's `max_requests_per_connection` requests.
     pub const UPSTREAM_CX_MAX_REQUESTS: usize = 60;
+    /// DNS resolutions that succeeded and changed no endpoint (Envoy's strict DNS
+    /// cluster counts these instead of rebuilding its hosts).
+    pub const UPDATE_NO_REBUILD: usize = 61;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 61] = [
+    pub static DEFS: [StatDef; 62] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -565,6 +568,7 @@ pub mod cluster {
         counter("upstream_rq_tx_reset"),
         counter("retry_or_shadow_abandoned"),
         counter("upstream_cx_max_requests"),
+        counter("update_no_rebuild"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).
