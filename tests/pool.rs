@@ -7,6 +7,7 @@ mod common;
 use std::{
     io::{BufReader, Read, Write},
     net::SocketAddr,
+    sync::atomic::Ordering,
     time::Duration,
 };
 
@@ -109,7 +110,7 @@ fn an_upstream_connection_is_closed_after_its_request_cap() {
                 "{driver} {round}"
             );
         }
-        let opened = up.connections.load(std::sync::atomic::Ordering::SeqCst);
+        let opened = up.connections.load(Ordering::SeqCst);
         assert_eq!(opened, 3, "{driver}: connections the upstream accepted");
         let stats = rw.stats();
         assert_eq!(
@@ -120,15 +121,10 @@ fn an_upstream_connection_is_closed_after_its_request_cap() {
         assert_eq!(stats["cluster.echo.upstream_rq_total"], 5, "{driver}");
         // Closed by ringway: both capped connections, as local closes.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while up.closed.load(std::sync::atomic::Ordering::SeqCst) < 2
-            && std::time::Instant::now() < deadline
-        {
+        while up.closed.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(
-            up.closed.load(std::sync::atomic::Ordering::SeqCst) >= 2,
-            "{driver}"
-        );
+        assert!(up.closed.load(Ordering::SeqCst) >= 2, "{driver}");
         let stats = rw.stats();
         assert_eq!(
             stats["cluster.echo.upstream_cx_destroy_local"], 2,
