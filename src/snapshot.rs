@@ -210,9 +210,10 @@ pub struct StatsHandles {
     pub cluster_codes: HashMap<String, [Arc<Scope>; 4]>,
     /// The circuit-breaker limits of each cluster (`[default, high]`), by cluster name.
     pub breakers: HashMap<String, [Arc<crate::upstream::breakers::PriorityLimits>; 2]>,
-    /// `cluster.<name>.upstream_rq_time`, `upstream_cx_connect_ms` and
-    /// `upstream_cx_length_ms`, by cluster name.
-    pub cluster_histograms: HashMap<String, [Arc<Histogram>; 3]>,
+    /// `cluster.<name>.upstream_rq_time`, `upstream_cx_connect_ms`,
+    /// `upstream_cx_length_ms`, `external.upstream_rq_time` and
+    /// `internal.upstream_rq_time`, by cluster name.
+    pub cluster_histograms: HashMap<String, [Arc<Histogram>; 5]>,
     /// The members of each static cluster, with their host stats.
     pub static_members: HashMap<String, Members>,
     /// Every listener's connections, for `max_connections`.
@@ -324,7 +325,10 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                 let rq_time = store.histogram(&format!("cluster.{name}.upstream_rq_time"));
                 let connect = store.histogram(&format!("cluster.{name}.upstream_cx_connect_ms"));
                 let length = store.histogram(&format!("cluster.{name}.upstream_cx_length_ms"));
-                (name.clone(), [rq_time, connect, length])
+                let [external, internal] = ["external", "internal"].map(|origin| {
+                    store.sparse_histogram(&format!("cluster.{name}.{origin}.upstream_rq_time"))
+                });
+                (name.clone(), [rq_time, connect, length, external, internal])
             })
             .collect(),
         static_members: config
@@ -777,7 +781,8 @@ impl Snapshot {
             .iter()
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
-                let [rq_time, connect, length] = stats.cluster_histograms.get(&c.name)?;
+                let [rq_time, connect, length, external_time, internal_time] =
+                    stats.cluster_histograms.get(&c.name)?;
                 let [codes, retried, external, internal] = stats.cluster_codes.get(&c.name)?;
                 let breakers = stats.breakers.get(&c.name)?.clone();
                 let set = hosts.get(&c.name).cloned().unwrap_or_else(|| {
@@ -801,6 +806,10 @@ impl Snapshot {
                         retried: retried.for_worker(worker),
                         origins: [external.for_worker(worker), internal.for_worker(worker)],
                         rq_time: rq_time.for_worker(worker),
+                        origin_rq_time: [
+                            external_time.for_worker(worker),
+                            internal_time.for_worker(worker),
+                        ],
                         connect_ms: connect.for_worker(worker),
                         cx_length: length.for_worker(worker),
                         breakers,

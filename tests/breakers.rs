@@ -114,6 +114,65 @@ fn past_max_connections_requests_wait_and_past_max_pending_they_are_refused() {
     }
 }
 
+/// A request that gives up waiting for a connection (here its route timeout passes
+/// while the one connection the breaker allows is busy) is Envoy's
+/// `upstream_rq_cancelled`: its pool counts a pending stream it cancels.
+#[test]
+fn a_request_that_stops_waiting_for_a_connection_is_counted_cancelled() {
+    for driver in drivers() {
+        let app = Faulty::start("app");
+        app.set(Mode::Slow(Duration::from_millis(800)));
+        // The first request's route waits longer than the second's.
+        let route = "        timeout: 3s\n      - match: { prefix: /quick/ }\n        cluster: app\n        timeout: 200ms\n";
+        let cluster =
+            "    circuit_breakers: { default: { max_connections: 1, max_pending_requests: 4 } }\n";
+        // One worker: the waiting request waits in the busy connection's pool.
+        let (rw, addr) = start_on(driver, |p, a| {
+            config(p, a, route, cluster, &app).replace("workers: 2", "workers: 1")
+        });
+        let first = std::thread::spawn(move || send(addr));
+        assert_eq!(
+            rw.wait_for_stat("cluster.app.upstream_rq_active", 1),
+            1,
+            "{driver}"
+        );
+        let mut stream = connect(addr).expect("connect to ringway");
+        write!(stream, "GET /quick/x HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+        let waited = read_response(&mut BufReader::new(stream), false).expect("a response");
+        assert_eq!(waited.status, 504, "{driver}");
+        assert_eq!(
+            rw.stat("cluster.app.upstream_rq_pending_total"),
+            1,
+            "{driver}"
+        );
+        assert_eq!(rw.stat("cluster.app.upstream_rq_cancelled"), 1, "{driver}");
+        assert_eq!(
+            rw.stat("cluster.app.upstream_rq_pending_active"),
+            0,
+            "{driver}"
+        );
+        // The first one had its connection: answered, not cancelled.
+        assert_eq!(first.join().unwrap().status, 200, "{driver}");
+        assert_eq!(rw.stat("cluster.app.upstream_rq_cancelled"), 1, "{driver}");
+        // Envoy's counters of what ringway's clusters cannot do are there, at 0.
+        for name in [
+            "upstream_cx_pool_overflow",
+            "bind_errors",
+            "upstream_rq_maintenance_mode",
+            "original_dst_host_invalid",
+            "upstream_cx_max_duration_reached",
+            "upstream_rq_max_duration_reached",
+        ] {
+            let stats = rw.stats();
+            assert_eq!(
+                stats.get(&format!("cluster.app.{name}")),
+                Some(&0),
+                "{driver}: {name}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_stream_longer_than_its_max_duration_gets_408() {
     for driver in drivers() {

@@ -702,6 +702,38 @@ fn cluster_codes_are_split_by_the_requests_origin() {
         ] {
             assert_eq!(s(name), n, "{driver}: {name}");
         }
+        // Their times too (Envoy's `chargeResponseTiming`), each histogram shown once
+        // it has a value: the 503 made in the upstream's place has no upstream time.
+        let text = String::from_utf8(get(rw.admin, "/stats").unwrap().body).unwrap();
+        for name in [
+            "app.upstream_rq_time",
+            "app.internal.upstream_rq_time",
+            "app.external.upstream_rq_time",
+        ] {
+            assert!(
+                text.contains(&format!("\ncluster.{name}: P0(")),
+                "{driver}: {name}: {text}"
+            );
+        }
+        for name in [
+            "none.internal.upstream_rq_time",
+            "none.external.upstream_rq_time",
+        ] {
+            assert!(
+                !text.contains(&format!("cluster.{name}")),
+                "{driver}: {name}: {text}"
+            );
+        }
+        let prometheus =
+            String::from_utf8(get(rw.admin, "/stats?format=prometheus").unwrap().body).unwrap();
+        for (family, n) in [
+            ("envoy_cluster_upstream_rq_time_count", 3),
+            ("envoy_cluster_internal_upstream_rq_time_count", 1),
+            ("envoy_cluster_external_upstream_rq_time_count", 2),
+        ] {
+            let line = format!("{family}{{envoy_cluster_name=\"app\"}} {n}\n");
+            assert!(prometheus.contains(&line), "{driver}: {line}{prometheus}");
+        }
         // The listener's own view of its connection manager's responses.
         let listener = format!("listener.127.0.0.1_{}.http.ingress_http.", addr.port());
         for (name, n) in [

@@ -67,6 +67,9 @@ struct Line([Counter; 16]);
 #[derive(Debug)]
 pub struct Histogram {
     name: Box<str>,
+    /// Shown only once it holds a value (Envoy makes such a histogram on its first
+    /// value: `internal.upstream_rq_time`).
+    sparse: bool,
     workers: usize,
     lines_per_worker: usize,
     lines: Box<[Line]>,
@@ -78,6 +81,7 @@ impl Histogram {
         let lines_per_worker = CELLS.div_ceil(16);
         Histogram {
             name: name.into(),
+            sparse: false,
             workers,
             lines_per_worker,
             lines: (0..lines_per_worker * workers.max(1))
@@ -86,9 +90,22 @@ impl Histogram {
         }
     }
 
+    /// A histogram shown only once it holds a value.
+    pub fn sparse(name: &str, workers: usize) -> Self {
+        Histogram {
+            sparse: true,
+            ..Histogram::new(name, workers)
+        }
+    }
+
     /// The full stat name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Shown only once it holds a value.
+    pub fn is_sparse(&self) -> bool {
+        self.sparse
     }
 
     fn cell(&self, worker: usize, index: usize) -> &Counter {
@@ -131,15 +148,27 @@ pub struct WorkerHistogram {
     worker: usize,
 }
 
+/// `value` in whole microseconds, what a histogram records (not `as_micros`, whose
+/// u128 arithmetic costs more than the record itself).
+#[inline]
+pub fn micros(value: Duration) -> u64 {
+    value
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(value.subsec_micros()))
+}
+
 impl WorkerHistogram {
     /// Records one value.
     #[inline]
     pub fn record(&self, value: Duration) {
-        // Not `as_micros`, whose u128 arithmetic costs more than the record itself.
-        let us = value
-            .as_secs()
-            .saturating_mul(1_000_000)
-            .saturating_add(u64::from(value.subsec_micros()));
+        self.record_micros(micros(value));
+    }
+
+    /// Records one value of `us` microseconds (one conversion for a value recorded in
+    /// two histograms).
+    #[inline]
+    pub fn record_micros(&self, us: u64) {
         let h = &*self.histogram;
         h.cell(self.worker, bucket(us)).inc();
         h.cell(self.worker, SUM).add(us);

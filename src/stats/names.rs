@@ -504,9 +504,23 @@ pub mod cluster {
     /// DNS resolutions that succeeded and changed no endpoint (Envoy's strict DNS
     /// cluster counts these instead of rebuilding its hosts).
     pub const UPDATE_NO_REBUILD: usize = 61;
+    /// Requests that gave up waiting for a connection (the route's timeout, the client
+    /// gone, a hedge's winner): Envoy's pool counts a pending stream it cancels.
+    pub const UPSTREAM_RQ_CANCELLED: usize = 62;
+    /// Envoy's counters of what ringway's clusters cannot do, always 0 here as on an
+    /// Envoy cluster without the feature: `max_connection_pools` (refused by name), an
+    /// `upstream_bind_config` (none), runtime maintenance mode (no runtime), an
+    /// `ORIGINAL_DST` cluster (refused), the cluster's `max_connection_duration` and
+    /// `max_stream_duration` (refused by name).
+    pub const UPSTREAM_CX_POOL_OVERFLOW: usize = 63;
+    pub const BIND_ERRORS: usize = 64;
+    pub const UPSTREAM_RQ_MAINTENANCE_MODE: usize = 65;
+    pub const ORIGINAL_DST_HOST_INVALID: usize = 66;
+    pub const UPSTREAM_CX_MAX_DURATION_REACHED: usize = 67;
+    pub const UPSTREAM_RQ_MAX_DURATION_REACHED: usize = 68;
 
     /// The definitions, in index order.
-    pub static DEFS: [StatDef; 62] = [
+    pub static DEFS: [StatDef; 69] = [
         counter("upstream_cx_total"),
         counter("upstream_cx_connect_fail"),
         counter("upstream_cx_connect_timeout"),
@@ -569,6 +583,13 @@ pub mod cluster {
         counter("retry_or_shadow_abandoned"),
         counter("upstream_cx_max_requests"),
         counter("update_no_rebuild"),
+        counter("upstream_rq_cancelled"),
+        counter("upstream_cx_pool_overflow"),
+        counter("bind_errors"),
+        counter("upstream_rq_maintenance_mode"),
+        counter("original_dst_host_invalid"),
+        counter("upstream_cx_max_duration_reached"),
+        counter("upstream_rq_max_duration_reached"),
     ];
 
     /// The index of the status-class counter for `status` (100..=599).

@@ -139,6 +139,17 @@ impl StatsStore {
         )
     }
 
+    /// A histogram that `/stats` shows only once it holds a value, created on first use
+    /// like [`Self::histogram`] (a name made either way keeps its first kind).
+    pub fn sparse_histogram(&mut self, name: &str) -> Arc<Histogram> {
+        let workers = self.workers;
+        Arc::clone(
+            self.histograms
+                .entry(name.into())
+                .or_insert_with(|| Arc::new(Histogram::sparse(name, workers))),
+        )
+    }
+
     /// The host stats of `address` in `cluster`, created on first use (kept across
     /// reloads and DNS changes, as scopes are); `hostname` is the host's name as it is
     /// now (the latest registration's).
@@ -335,9 +346,11 @@ impl StoreView {
     pub fn histograms(&self) -> Vec<super::render::HistogramLine> {
         self.histograms
             .iter()
-            .map(|h| super::render::HistogramLine {
+            .map(|h| (h, h.merged()))
+            .filter(|(h, merged)| !h.is_sparse() || merged.count() > 0)
+            .map(|(h, merged)| super::render::HistogramLine {
                 name: h.name().to_owned(),
-                merged: h.merged(),
+                merged,
             })
             .collect()
     }
@@ -427,6 +440,37 @@ mod tests {
         assert_eq!(value("consumer.a_b.tx_bytes"), Some(0));
         let names: Vec<&str> = store.consumers().map(|(name, _)| name).collect();
         assert_eq!(names, ["a.b", "a_b"]);
+    }
+
+    #[test]
+    fn a_sparse_histogram_is_shown_once_it_holds_a_value() {
+        let mut store = StatsStore::new(2);
+        let plain = store.histogram("cluster.a.upstream_rq_time");
+        let sparse = store.sparse_histogram("cluster.a.internal.upstream_rq_time");
+        assert!(Arc::ptr_eq(
+            &sparse,
+            &store.sparse_histogram("cluster.a.internal.upstream_rq_time")
+        ));
+        let names = |store: &StatsStore| -> Vec<String> {
+            store
+                .view()
+                .histograms()
+                .into_iter()
+                .map(|h| h.name)
+                .collect()
+        };
+        assert_eq!(names(&store), ["cluster.a.upstream_rq_time"]);
+        sparse
+            .for_worker(1)
+            .record(std::time::Duration::from_millis(3));
+        assert_eq!(
+            names(&store),
+            [
+                "cluster.a.internal.upstream_rq_time",
+                "cluster.a.upstream_rq_time"
+            ]
+        );
+        assert_eq!(plain.merged().count(), 0);
     }
 
     #[test]

@@ -218,6 +218,12 @@ impl WorkerBreakers {
         })
     }
 
+    /// Counts a request that gave up waiting for a connection (Envoy's
+    /// `upstream_rq_cancelled`).
+    pub fn count_cancelled(&self) {
+        self.cluster_stats.get(cx::UPSTREAM_RQ_CANCELLED).inc();
+    }
+
     fn count(&self, resource: Resource, taken: bool) {
         let active = match resource {
             Resource::Request => Some(&self.active_requests),

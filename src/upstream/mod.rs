@@ -356,6 +356,8 @@ pub struct ClusterStats {
     pub origins: [WorkerScope; 2],
     /// `cluster.<name>.upstream_rq_time`.
     pub rq_time: WorkerHistogram,
+    /// `cluster.<name>.external.upstream_rq_time` and `internal.upstream_rq_time`.
+    pub origin_rq_time: [WorkerHistogram; 2],
     /// `cluster.<name>.upstream_cx_connect_ms`.
     pub connect_ms: WorkerHistogram,
     /// `cluster.<name>.upstream_cx_length_ms`.
@@ -388,7 +390,10 @@ pub struct ClusterSnapshot {
     /// This worker's `cluster.<name>.external.` and `internal.` cells.
     origins: [WorkerScope; 2],
     /// This worker's `cluster.<name>.upstream_rq_time`.
-    pub rq_time: WorkerHistogram,
+    rq_time: WorkerHistogram,
+    /// This worker's `cluster.<name>.external.upstream_rq_time` and
+    /// `internal.upstream_rq_time`.
+    origin_rq_time: [WorkerHistogram; 2],
     /// This worker's `cluster.<name>.upstream_cx_connect_ms`.
     pub connect_ms: WorkerHistogram,
     /// This worker's `cluster.<name>.upstream_cx_length_ms`, shared with its hosts.
@@ -465,6 +470,7 @@ impl ClusterSnapshot {
             retried: stats.retried,
             origins: stats.origins,
             rq_time: stats.rq_time,
+            origin_rq_time: stats.origin_rq_time,
             connect_ms: stats.connect_ms,
             proxy_protocol: cluster.proxy_protocol,
         }
@@ -484,6 +490,16 @@ impl ClusterSnapshot {
             self.codes.get(code).inc();
         }
         crate::stats::route::count_response(&self.origins[usize::from(internal)], status);
+    }
+
+    /// Records a request's `upstream_rq_time`, from routing to the end of its response,
+    /// and the same under `internal.` or `external.` (Envoy's `chargeResponseTiming`;
+    /// `internal`: the request carried `x-envoy-internal: true`).
+    #[inline]
+    pub fn record_rq_time(&self, elapsed: Duration, internal: bool) {
+        let us = crate::stats::histogram::micros(elapsed);
+        self.rq_time.record_micros(us);
+        self.origin_rq_time[usize::from(internal)].record_micros(us);
     }
 
     /// Counts a connection to `host` as it is made, whether it then opens or not:
@@ -649,6 +665,7 @@ mod tests {
                 .for_worker(0)
             }),
             rq_time: histogram.for_worker(0),
+            origin_rq_time: [histogram.for_worker(0), histogram.for_worker(0)],
             connect_ms: histogram.for_worker(0),
             cx_length: histogram.for_worker(0),
             breakers: breakers::register(

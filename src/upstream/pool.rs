@@ -103,6 +103,18 @@ pub struct EndpointPool {
     in_flight: Cell<u32>,
 }
 
+/// Counts Envoy's `upstream_rq_cancelled` when dropped holding its cluster's breakers:
+/// a wait for a connection that ended before it was granted one.
+struct CountCancelled<'a>(Option<&'a Rc<WorkerBreakers>>);
+
+impl Drop for CountCancelled<'_> {
+    fn drop(&mut self) {
+        if let Some(breakers) = self.0 {
+            breakers.count_cancelled();
+        }
+    }
+}
+
 /// Why no connection could be had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow;
@@ -245,11 +257,15 @@ impl EndpointPool {
         let waiter = Rc::new(Waiter::default());
         self.waiters.borrow_mut().push_back(Rc::clone(&waiter));
         self.live_waiters.set(self.live_waiters.get() + 1);
+        // Dropped before a grant (the route's timeout, the client gone, a hedge's
+        // winner): counted against the request's cluster, whose breakers these are.
+        let mut cancelled = CountCancelled(Some(breakers));
         let grant = Wait(CancelOnDrop {
             waiter: Some(waiter),
             pool: Rc::clone(self),
         })
         .await;
+        cancelled.0 = None;
         Ok(match grant {
             Grant::Conn(conn) => self.lease(Some(conn), settings, None),
             // A place freed by a closed connection, whose permit went with it: this one

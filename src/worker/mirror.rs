@@ -232,9 +232,9 @@ impl Shadow {
         host.uncount(hx::RQ_ACTIVE);
         match outcome {
             Ok(Ok(status)) => {
-                cluster.rq_time.record(started.elapsed());
                 // A shadow is counted as an external request (Envoy's shadow copies the
                 // headers; ringway does not keep the origin's decision for it).
+                cluster.record_rq_time(started.elapsed(), false);
                 cluster.charge(status, false);
                 host.count(if status >= 500 {
                     hx::RQ_ERROR

@@ -326,7 +326,7 @@ impl Connection<'_> {
                     // written to the client by now, so the same clock reading ends
                     // `downstream_rq_time` too (one read fewer than in `complete`).
                     let end = ended;
-                    cluster.rq_time.record(end - now);
+                    cluster.record_rq_time(end - now, self.internal);
                     let status = finished.forwarded.status;
                     self.route_stats
                         .upstream_response(status, end - now, &self.retry);
