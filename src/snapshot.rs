@@ -211,9 +211,9 @@ pub struct StatsHandles {
     /// The circuit-breaker limits of each cluster (`[default, high]`), by cluster name.
     pub breakers: HashMap<String, [Arc<crate::upstream::breakers::PriorityLimits>; 2]>,
     /// `cluster.<name>.upstream_rq_time`, `upstream_cx_connect_ms`,
-    /// `upstream_cx_length_ms`, `external.upstream_rq_time` and
-    /// `internal.upstream_rq_time`, by cluster name.
-    pub cluster_histograms: HashMap<String, [Arc<Histogram>; 5]>,
+    /// `upstream_cx_length_ms`, `external.upstream_rq_time`,
+    /// `internal.upstream_rq_time` and `upstream_rq_per_cx`, by cluster name.
+    pub cluster_histograms: HashMap<String, [Arc<Histogram>; 6]>,
     /// The members of each static cluster, with their host stats.
     pub static_members: HashMap<String, Members>,
     /// Every listener's connections, for `max_connections`.
@@ -328,7 +328,11 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
                 let [external, internal] = ["external", "internal"].map(|origin| {
                     store.sparse_histogram(&format!("cluster.{name}.{origin}.upstream_rq_time"))
                 });
-                (name.clone(), [rq_time, connect, length, external, internal])
+                let per_cx = store.count_histogram(&format!("cluster.{name}.upstream_rq_per_cx"));
+                (
+                    name.clone(),
+                    [rq_time, connect, length, external, internal, per_cx],
+                )
             })
             .collect(),
         static_members: config
@@ -781,7 +785,7 @@ impl Snapshot {
             .iter()
             .filter_map(|c| {
                 let scope = stats.clusters.get(&c.name)?;
-                let [rq_time, connect, length, external_time, internal_time] =
+                let [rq_time, connect, length, external_time, internal_time, per_cx] =
                     stats.cluster_histograms.get(&c.name)?;
                 let [codes, retried, external, internal] = stats.cluster_codes.get(&c.name)?;
                 let breakers = stats.breakers.get(&c.name)?.clone();
@@ -811,7 +815,10 @@ impl Snapshot {
                             internal_time.for_worker(worker),
                         ],
                         connect_ms: connect.for_worker(worker),
-                        cx_length: length.for_worker(worker),
+                        conns: crate::upstream::ConnHistograms {
+                            length: length.for_worker(worker),
+                            rq_per_cx: per_cx.for_worker(worker),
+                        },
                         breakers,
                     },
                     random.clone().u64(..),

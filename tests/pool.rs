@@ -130,5 +130,16 @@ fn an_upstream_connection_is_closed_after_its_request_cap() {
             stats["cluster.echo.upstream_cx_destroy_local"], 2,
             "{driver}"
         );
+        // Envoy's `upstream_rq_per_cx`: a count per closed connection, 2 and 2.
+        let prometheus = get(rw.admin, "/stats?format=prometheus").unwrap();
+        let text = String::from_utf8(prometheus.body).unwrap();
+        for line in [
+            "envoy_cluster_upstream_rq_per_cx_count{envoy_cluster_name=\"echo\"} 2\n",
+            "envoy_cluster_upstream_rq_per_cx_sum{envoy_cluster_name=\"echo\"} 4\n",
+            "envoy_cluster_upstream_rq_per_cx_bucket{envoy_cluster_name=\"echo\",le=\"1\"} 0\n",
+            "envoy_cluster_upstream_rq_per_cx_bucket{envoy_cluster_name=\"echo\",le=\"5\"} 2\n",
+        ] {
+            assert!(text.contains(line), "{driver}: {line}{text}");
+        }
     }
 }

@@ -9,7 +9,10 @@
 //! `/stats` (interpolated within a bucket), and Envoy's default bucket bounds for
 //! Prometheus (`le` from 0.5 ms to one hour; a bound that falls inside a fine bucket takes
 //! the share of it below the bound, assuming values spread evenly across it). Values are
-//! shown in milliseconds, as Envoy's `_ms`/`_time` histograms are.
+//! shown in milliseconds, as Envoy's `_ms`/`_time` histograms are. A histogram of counts
+//! (Envoy's unitless ones, `upstream_rq_per_cx`) records each count as that many
+//! "microseconds" and shows it as it is: exact up to 15, then within 12.5%, on the same
+//! `le` bounds, a whole number at most a bound counting below it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -70,6 +73,8 @@ pub struct Histogram {
     /// Shown only once it holds a value (Envoy makes such a histogram on its first
     /// value: `internal.upstream_rq_time`).
     sparse: bool,
+    /// Its values are counts, not times.
+    counts: bool,
     workers: usize,
     lines_per_worker: usize,
     lines: Box<[Line]>,
@@ -82,6 +87,7 @@ impl Histogram {
         Histogram {
             name: name.into(),
             sparse: false,
+            counts: false,
             workers,
             lines_per_worker,
             lines: (0..lines_per_worker * workers.max(1))
@@ -94,6 +100,14 @@ impl Histogram {
     pub fn sparse(name: &str, workers: usize) -> Self {
         Histogram {
             sparse: true,
+            ..Histogram::new(name, workers)
+        }
+    }
+
+    /// A histogram of counts: [`WorkerHistogram::record_count`].
+    pub fn counts(name: &str, workers: usize) -> Self {
+        Histogram {
+            counts: true,
             ..Histogram::new(name, workers)
         }
     }
@@ -137,7 +151,11 @@ impl Histogram {
             }
             sum_us = sum_us.wrapping_add(self.cell(worker, SUM).get());
         }
-        Merged { counts, sum_us }
+        Merged {
+            counts,
+            sum_us,
+            of_counts: self.counts,
+        }
     }
 }
 
@@ -165,6 +183,12 @@ impl WorkerHistogram {
         self.record_micros(micros(value));
     }
 
+    /// Records one count (a histogram made with [`Histogram::counts`]).
+    #[inline]
+    pub fn record_count(&self, n: u64) {
+        self.record_micros(n);
+    }
+
     /// Records one value of `us` microseconds (one conversion for a value recorded in
     /// two histograms).
     #[inline]
@@ -180,6 +204,9 @@ impl WorkerHistogram {
 pub struct Merged {
     counts: Vec<u64>,
     sum_us: u64,
+    /// The values are counts, shown as they are (else microseconds, shown in
+    /// milliseconds).
+    of_counts: bool,
 }
 
 impl Merged {
@@ -188,9 +215,18 @@ impl Merged {
         self.counts.iter().sum()
     }
 
-    /// Their sum, in milliseconds.
+    /// What one shown unit is in recorded ones: a millisecond's microseconds, or 1.
+    fn per_unit(&self) -> f64 {
+        if self.of_counts {
+            1.0
+        } else {
+            1000.0
+        }
+    }
+
+    /// Their sum, in milliseconds (or as counted).
     pub fn sum_ms(&self) -> f64 {
-        self.sum_us as f64 / 1000.0
+        self.sum_us as f64 / self.per_unit()
     }
 
     /// The value below which `percent` of the values lie, in milliseconds (interpolated
@@ -209,8 +245,15 @@ impl Merged {
             let (low, high) = bounds(i);
             if (below + n) as f64 >= rank {
                 let within = ((rank - below as f64) / n as f64).clamp(0.0, 1.0);
-                let us = low as f64 + within * (high - low) as f64;
-                return Some(us / 1000.0);
+                // Counts are whole: a bucket holds `low` to `high - 1` (one number
+                // below 16).
+                let width = if self.of_counts {
+                    high - low - 1
+                } else {
+                    high - low
+                };
+                let us = low as f64 + within * width as f64;
+                return Some(us / self.per_unit());
             }
             below += n;
         }
@@ -223,7 +266,12 @@ impl Merged {
         let mut out = Vec::with_capacity(bounds_ms.len());
         let (mut i, mut below) = (0usize, 0u64);
         for &bound in bounds_ms {
-            let bound_us = bound * 1000.0;
+            // A count is a whole number: one at most the bound is below the next one.
+            let bound_us = if self.of_counts {
+                bound.floor() + 1.0
+            } else {
+                bound * 1000.0
+            };
             // Whole fine buckets under the bound.
             while i < BUCKETS && bounds(i).1 as f64 <= bound_us {
                 below += self.counts[i];
@@ -262,6 +310,27 @@ mod tests {
             }
         }
         assert_eq!(bounds(BUCKETS - 1).1, 1 << 36);
+    }
+
+    #[test]
+    fn counts_are_whole_numbers_on_envoys_bounds() {
+        let h = Arc::new(Histogram::counts("cluster.a.upstream_rq_per_cx", 2));
+        for (worker, n) in [(0, 1), (1, 1), (0, 3), (1, 5), (0, 40)] {
+            h.for_worker(worker).record_count(n);
+        }
+        let m = h.merged();
+        assert_eq!((m.count(), m.sum_ms()), (5, 50.0));
+        assert_eq!(m.quantile_ms(0.0), Some(1.0));
+        assert_eq!(m.quantile_ms(50.0), Some(3.0));
+        let p100 = m.quantile_ms(100.0).unwrap();
+        assert!((40.0..=43.0).contains(&p100), "{p100}");
+        // A count at a bound is at most it.
+        let each = m.at_most_each_ms(&ENVOY_BOUNDS_MS[..6]);
+        assert_eq!(each, [0, 2, 4, 4, 4, 5], "le 0.5, 1, 5, 10, 25, 50");
+        // Times keep their milliseconds.
+        let t = Arc::new(Histogram::new("t", 1));
+        t.for_worker(0).record(Duration::from_millis(3));
+        assert_eq!(t.merged().sum_ms(), 3.0);
     }
 
     #[test]

@@ -150,6 +150,17 @@ impl StatsStore {
         )
     }
 
+    /// A histogram of counts (Envoy's unitless histograms: `upstream_rq_per_cx`),
+    /// created on first use like [`Self::histogram`].
+    pub fn count_histogram(&mut self, name: &str) -> Arc<Histogram> {
+        let workers = self.workers;
+        Arc::clone(
+            self.histograms
+                .entry(name.into())
+                .or_insert_with(|| Arc::new(Histogram::counts(name, workers))),
+        )
+    }
+
     /// The host stats of `address` in `cluster`, created on first use (kept across
     /// reloads and DNS changes, as scopes are); `hostname` is the host's name as it is
     /// now (the latest registration's).

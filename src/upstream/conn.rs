@@ -55,9 +55,9 @@ struct Active {
     opened: std::time::Instant,
     closer: Closer,
     request_in_flight: bool,
-    /// Responses read to their end on it (in the padding after the flags: the
-    /// connection does not grow).
-    served: u32,
+    /// Requests sent on it (in the padding after the flags: the connection does not
+    /// grow).
+    requests: u32,
 }
 
 impl Drop for Active {
@@ -66,7 +66,11 @@ impl Drop for Active {
         self.cells.cluster.get(cluster::UPSTREAM_CX_ACTIVE).dec();
         count_destroy(&self.cells.cluster, self.closer, self.request_in_flight);
         // Envoy's `upstream_cx_length_ms`: one clock read per upstream connection.
-        self.cells.cx_length.record(self.opened.elapsed());
+        self.cells.conns.length.record(self.opened.elapsed());
+        self.cells
+            .conns
+            .rq_per_cx
+            .record_count(u64::from(self.requests));
         if let Some(stats) = &self.cells.host {
             stats.get(host::CX_ACTIVE).dec();
         }
@@ -202,20 +206,23 @@ impl UpstreamConn {
             opened: std::time::Instant::now(),
             closer: Closer::Local,
             request_in_flight: false,
-            served: 0,
+            requests: 0,
         });
     }
 
-    /// Counts a response read to its end on the connection; returns how many it has
-    /// served (0 for a connection not counted in its cluster: none in use).
-    pub fn served_one(&mut self) -> u32 {
-        match &mut self.active {
-            Some(active) => {
-                active.served = active.served.saturating_add(1);
-                active.served
-            }
-            None => 0,
+    /// Counts a request about to be sent on the connection (its cluster's
+    /// `upstream_rq_per_cx` when it closes, and `max_requests_per_connection`).
+    #[inline]
+    pub fn request_started(&mut self) {
+        if let Some(active) = &mut self.active {
+            active.requests = active.requests.saturating_add(1);
         }
+    }
+
+    /// The requests sent on the connection (0 for a connection not counted in its
+    /// cluster: none in use).
+    pub fn requests(&self) -> u32 {
+        self.active.as_ref().map_or(0, |a| a.requests)
     }
 
     /// Says how the connection is about to close, for its `upstream_cx_destroy_*`

@@ -131,8 +131,18 @@ pub struct HostCells {
     pub host: Option<WorkerScope>,
     /// Its cluster's `cluster.<name>.` cells.
     pub cluster: Rc<WorkerScope>,
-    /// Its cluster's `upstream_cx_length_ms` (connections record their lifetime).
-    pub cx_length: Rc<WorkerHistogram>,
+    /// Its cluster's histograms that connections record when they close.
+    pub conns: Rc<ConnHistograms>,
+}
+
+/// A cluster's histograms of its connections, on one worker: each records when a
+/// connection closes.
+#[derive(Debug, Clone)]
+pub struct ConnHistograms {
+    /// `upstream_cx_length_ms`: how long it was open.
+    pub length: WorkerHistogram,
+    /// `upstream_rq_per_cx`: the requests sent on it (a count histogram).
+    pub rq_per_cx: WorkerHistogram,
 }
 
 impl Host {
@@ -297,7 +307,7 @@ impl Balanced {
         set: Arc<HostSet>,
         previous: Option<&Balanced>,
         (registry, tls, checked_in): (&PoolRegistry, Option<&Arc<str>>, Option<&Arc<str>>),
-        (seed, worker, cluster, cx_length): (u64, usize, &Rc<WorkerScope>, &Rc<WorkerHistogram>),
+        (seed, worker, cluster, conns): (u64, usize, &Rc<WorkerScope>, &Rc<ConnHistograms>),
     ) -> Self {
         let hosts = set
             .members
@@ -325,7 +335,7 @@ impl Balanced {
                         cells: Rc::new(HostCells {
                             host,
                             cluster: Rc::clone(cluster),
-                            cx_length: Rc::clone(cx_length),
+                            conns: Rc::clone(conns),
                         }),
                         streaks: Default::default(),
                         checked_in: checked_in.cloned(),
@@ -360,8 +370,8 @@ pub struct ClusterStats {
     pub origin_rq_time: [WorkerHistogram; 2],
     /// `cluster.<name>.upstream_cx_connect_ms`.
     pub connect_ms: WorkerHistogram,
-    /// `cluster.<name>.upstream_cx_length_ms`.
-    pub cx_length: WorkerHistogram,
+    /// `cluster.<name>.upstream_cx_length_ms` and `upstream_rq_per_cx`.
+    pub conns: ConnHistograms,
     /// The circuit-breaker limits, `[default, high]`.
     pub breakers: [Arc<breakers::PriorityLimits>; 2],
 }
@@ -396,8 +406,8 @@ pub struct ClusterSnapshot {
     origin_rq_time: [WorkerHistogram; 2],
     /// This worker's `cluster.<name>.upstream_cx_connect_ms`.
     pub connect_ms: WorkerHistogram,
-    /// This worker's `cluster.<name>.upstream_cx_length_ms`, shared with its hosts.
-    cx_length: Rc<WorkerHistogram>,
+    /// This worker's histograms of its connections, shared with its hosts.
+    conns: Rc<ConnHistograms>,
     /// PROXY protocol version sent first on every connection (its connections are then
     /// not reused: each carries one client's address).
     pub proxy_protocol: Option<u8>,
@@ -428,7 +438,7 @@ impl ClusterSnapshot {
         seed: u64,
     ) -> Self {
         let cells = Rc::new(stats.scope);
-        let cx_length = Rc::new(stats.cx_length);
+        let conns = Rc::new(stats.conns);
         let tls = cluster.tls.as_ref().map(|tls| {
             let connector = crate::tls::client::Connector::new(tls).inspect_err(|e| {
                 tracing::error!(cluster = cluster.name, "TLS: {e}; no connection is opened");
@@ -442,7 +452,7 @@ impl ClusterSnapshot {
                 set,
                 None,
                 (registry, tls.as_ref().map(|t| &t.1), checked_in.as_ref()),
-                (seed, stats.worker, &cells, &cx_length),
+                (seed, stats.worker, &cells, &conns),
             )),
             name,
             checked_in,
@@ -453,7 +463,7 @@ impl ClusterSnapshot {
                 .map(outcome::OutlierPolicy::new),
             hashes: cluster.balancing.policy.is_hashing(),
             tls,
-            cx_length,
+            conns,
             seed,
             worker: stats.worker,
             connect_timeout: cluster.connect_timeout,
@@ -554,7 +564,7 @@ impl ClusterSnapshot {
                 self.tls.as_ref().map(|t| &t.1),
                 self.checked_in.as_ref(),
             ),
-            (self.seed, self.worker, &self.stats, &self.cx_length),
+            (self.seed, self.worker, &self.stats, &self.conns),
         );
         *self.members.borrow_mut() = next;
     }
@@ -667,7 +677,10 @@ mod tests {
             rq_time: histogram.for_worker(0),
             origin_rq_time: [histogram.for_worker(0), histogram.for_worker(0)],
             connect_ms: histogram.for_worker(0),
-            cx_length: histogram.for_worker(0),
+            conns: ConnHistograms {
+                length: histogram.for_worker(0),
+                rq_per_cx: histogram.for_worker(0),
+            },
             breakers: breakers::register(
                 &mut crate::stats::StatsStore::new(1),
                 "c",

@@ -452,9 +452,9 @@ impl Lease {
     /// end and the connection may be reused. `keep_alive` is the origin's
     /// `Keep-Alive: timeout=`, if it sent one.
     pub fn release(mut self, keep_alive: Option<Duration>) {
-        if let Some(mut conn) = self.conn.take() {
+        if let Some(conn) = self.conn.take() {
             if let Some(max) = self.settings.max_requests_per_connection {
-                if u64::from(conn.served_one()) >= max {
+                if u64::from(conn.requests()) >= max {
                     // The cluster's `max_requests_per_connection`: closed by ringway
                     // (Envoy's pool drains it), its place passing on as any closed
                     // connection's does (`Drop`).

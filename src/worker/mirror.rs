@@ -280,6 +280,7 @@ impl Shadow {
             lease.conn = Some(connect(cluster, host, &lease).await?);
         }
         let conn = lease.conn.as_mut().ok_or(Failure::Other)?;
+        conn.request_started();
         // Until the response is read to its end, a close is ringway's with the shadow
         // on the connection (the shadow's timeout drops this future), unless said below.
         conn.closing(Closer::Local, true);

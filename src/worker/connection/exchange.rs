@@ -153,6 +153,7 @@ impl Connection<'_> {
         // (`attachStreamToClient`, then the route's in `onPoolReady`), and its tracer
         // writes the context into the request's headers, which the access log prints.
         cluster.stats.get(cx::UPSTREAM_RQ_TOTAL).inc();
+        conn.request_started();
         if let Some(host) = &self.upstream {
             host.count(hx::RQ_TOTAL);
         }
