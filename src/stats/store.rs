@@ -131,33 +131,27 @@ impl StatsStore {
     /// The histogram with this full name, created on first use (kept across reloads,
     /// as scopes are).
     pub fn histogram(&mut self, name: &str) -> Arc<Histogram> {
-        let workers = self.workers;
-        Arc::clone(
-            self.histograms
-                .entry(name.into())
-                .or_insert_with(|| Arc::new(Histogram::new(name, workers))),
-        )
+        self.histogram_made(name, Histogram::new)
     }
 
     /// A histogram that `/stats` shows only once it holds a value, created on first use
     /// like [`Self::histogram`] (a name made either way keeps its first kind).
     pub fn sparse_histogram(&mut self, name: &str) -> Arc<Histogram> {
-        let workers = self.workers;
-        Arc::clone(
-            self.histograms
-                .entry(name.into())
-                .or_insert_with(|| Arc::new(Histogram::sparse(name, workers))),
-        )
+        self.histogram_made(name, Histogram::sparse)
     }
 
     /// A histogram of counts (Envoy's unitless histograms: `upstream_rq_per_cx`),
     /// created on first use like [`Self::histogram`].
     pub fn count_histogram(&mut self, name: &str) -> Arc<Histogram> {
+        self.histogram_made(name, Histogram::counts)
+    }
+
+    fn histogram_made(&mut self, name: &str, make: fn(&str, usize) -> Histogram) -> Arc<Histogram> {
         let workers = self.workers;
         Arc::clone(
             self.histograms
                 .entry(name.into())
-                .or_insert_with(|| Arc::new(Histogram::counts(name, workers))),
+                .or_insert_with(|| Arc::new(make(name, workers))),
         )
     }
 
