@@ -53,6 +53,10 @@ struct Cli {
     /// Print the version (Envoy's five-field form) and exit.
     #[arg(long)]
     version: bool,
+    /// Print the hot-restart compatibility version and exit (compare it with the
+    /// running one's `GET /hot_restart_version` before a hot restart).
+    #[arg(long)]
+    hot_restart_version: bool,
     /// What to do with it.
     #[arg(long, value_enum, default_value = "serve")]
     mode: Mode,
@@ -168,14 +172,12 @@ fn log_filter(level: &str) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.hot_restart_version {
+        return print_line(control::HOT_RESTART_VERSION);
+    }
     if cli.version {
         // Envoy's `--version` line, which tools parse (Kuma splits its five fields).
-        use std::io::Write as _;
-        let line = format!("ringway version: {}\n", control::version());
-        return match std::io::stdout().write_all(line.as_bytes()) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(_) => ExitCode::FAILURE,
-        };
+        return print_line(&format!("ringway version: {}", control::version()));
     }
     if cli.config_path.is_none() && cli.config_yaml.is_none() {
         eprintln!("ringway: a config is required: -c FILE or --config-yaml (see --help)");
@@ -260,4 +262,13 @@ fn main() -> ExitCode {
             disable_hot_restart: cli.disable_hot_restart,
         },
     })
+}
+
+/// Prints `line` on standard output: success unless the write fails.
+fn print_line(line: &str) -> ExitCode {
+    use std::io::Write as _;
+    match writeln!(std::io::stdout(), "{line}") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
 }

@@ -135,8 +135,26 @@ fn json_lines_parse_and_carry_every_field() {
     }
 }
 
+/// Sends `GET target` until a line for it shows in the file at `path` (the writer has
+/// reopened it), for up to 5 s.
+fn request_until_logged(addr: SocketAddr, path: &Path, target: &str, driver: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        assert_eq!(get(addr, target).unwrap().status, 200);
+        std::thread::sleep(Duration::from_millis(20));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(target) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{driver}: no line for {target} in the new file"
+        );
+    }
+}
+
 #[test]
-fn sigusr1_reopens_the_file_after_rotation() {
+fn sigusr1_and_reopen_logs_reopen_the_file_after_rotation() {
     for driver in drivers() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("access.log");
@@ -149,23 +167,25 @@ fn sigusr1_reopens_the_file_after_rotation() {
         signal(rw.pid(), "USR1");
 
         // Lines keep going to the renamed file until the writer has reopened.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            assert_eq!(get(addr, "/healthz?after").unwrap().status, 200);
-            std::thread::sleep(Duration::from_millis(20));
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            if text.contains("/healthz?after") {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{driver}: no line in the new file"
-            );
-        }
+        request_until_logged(addr, &path, "/healthz?after", driver);
         let old = std::fs::read_to_string(&rotated).unwrap();
         assert!(old.contains("/healthz?before"), "{driver}: {old}");
         assert!(!std::fs::read_to_string(&path).unwrap().contains("?before"));
         assert_eq!(rw.stats()["access_log.reopens"], 1, "{driver}");
+
+        // Envoy's `POST /reopen_logs` does the same.
+        let again = dir.path().join("access.log.2");
+        std::fs::rename(&path, &again).unwrap();
+        assert_eq!(
+            post(rw.admin, "/reopen_logs").unwrap().status,
+            200,
+            "{driver}"
+        );
+        request_until_logged(addr, &path, "/healthz?admin", driver);
+        assert!(std::fs::read_to_string(&again)
+            .unwrap()
+            .contains("/healthz?after"));
+        assert_eq!(rw.stats()["access_log.reopens"], 2, "{driver}");
         assert!(rw.terminate().success(), "{driver}");
     }
 }

@@ -331,9 +331,39 @@ fn server_info_and_healthcheck(driver: &str, upstream: &Upstream) {
         "/drain_listeners",
         "/reload",
         "/healthcheck/ok",
+        "/reopen_logs",
     ] {
         assert_eq!(get(rw.admin, path).unwrap().status, 400, "{path}");
     }
+    // Envoy's `/memory`: its fields, 64-bit numbers as strings, the heap's and the
+    // resident set's the same figures `server.memory_*` report.
+    let (status, json, content_type) = body(&rw, "/memory");
+    assert_eq!(
+        (status, content_type.as_deref()),
+        (200, Some("application/json"))
+    );
+    let memory: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let number = |field: &str| -> u64 {
+        let text = memory[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field}: {json}"));
+        text.parse().unwrap()
+    };
+    assert!(number("allocated") > 0 && number("heap_size") >= number("allocated"));
+    assert!(number("total_physical_bytes") > 0);
+    for field in ["pageheap_unmapped", "pageheap_free", "total_thread_cache"] {
+        assert_eq!(number(field), 0, "{field}");
+    }
+    // The hot-restart version: the admin's, `/server_info`'s and the flag's agree.
+    let (status, version, _) = body(&rw, "/hot_restart_version");
+    assert_eq!(status, 200);
+    assert_eq!(version.trim(), info["hot_restart_version"], "{version}");
+    let flag = Command::new(bin())
+        .arg("--hot-restart-version")
+        .output()
+        .unwrap();
+    assert!(flag.status.success());
+    assert_eq!(String::from_utf8(flag.stdout).unwrap(), version);
     let help = body(&rw, "/help").1;
     assert!(help.contains("/stats/prometheus"), "{help}");
     assert_eq!(body(&rw, "/nope").0, 404);

@@ -154,13 +154,8 @@ impl Control {
                     info!("SIGHUP: reloading the config");
                     let _ = self.reload().await;
                 }
-                Wake::Signal(Signal::ReopenLogs) => match &self.access_log {
-                    Some(log) => {
-                        info!("SIGUSR1: reopening the access log");
-                        log.reopen();
-                    }
-                    None => info!("SIGUSR1: no log files to reopen"),
-                },
+                Wake::Signal(Signal::ReopenLogs) => self.reopen_logs("SIGUSR1"),
+                Wake::Admin(AdminRequest::ReopenLogs) => self.reopen_logs("admin: reopen_logs"),
                 Wake::Admin(AdminRequest::Reload(reply)) => {
                     let result = self.reload().await;
                     let _ = reply.send(result);
@@ -494,6 +489,17 @@ impl Control {
 
     /// Drains and exits 0 (after `--drain-delay-ms` when `delay`); a second termination
     /// signal exits at once.
+    /// Asks the access-log writer to reopen its file (SIGUSR1, `POST /reopen_logs`).
+    fn reopen_logs(&self, by: &str) {
+        match &self.access_log {
+            Some(log) => {
+                info!("{by}: reopening the access log");
+                log.reopen();
+            }
+            None => info!("{by}: no log files to reopen"),
+        }
+    }
+
     async fn drain(&self, signals: &mut AsyncSignals, delay: bool) -> ExitCode {
         self.state.server_state.set(ServerState::Draining);
         systemd::notify("STOPPING=1");

@@ -169,6 +169,12 @@ impl std::fmt::Debug for LogControl {
 pub fn version() -> String {
     admin::version()
 }
+
+/// Which binaries can hot-restart each other (the socket handover's protocol, see
+/// `hot_restart`): `--hot-restart-version`, `GET /hot_restart_version` and
+/// `/server_info`'s `hot_restart_version`, compared by tooling as Envoy's are.
+pub const HOT_RESTART_VERSION: &str = "ringway.1";
+
 /// Runs ringway until it is told to stop; the exit code says how it ended.
 pub fn run(options: Options) -> ExitCode {
     let started = Instant::now();

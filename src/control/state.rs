@@ -52,6 +52,8 @@ pub enum AdminRequest {
     DrainListeners,
     /// Drain and exit 0.
     Quit,
+    /// Reopen the access log's file (as SIGUSR1).
+    ReopenLogs,
 }
 
 /// Reload counters (Envoy has no single equivalent; names are ringway's, under `server.`),

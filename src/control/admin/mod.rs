@@ -139,6 +139,7 @@ macro_rules! MUTATIONS {
             | b"/healthcheck/ok"
             | b"/reset_counters"
             | b"/logging"
+            | b"/reopen_logs"
     };
 }
 use MUTATIONS;
@@ -201,6 +202,10 @@ async fn mutate(path: &[u8], query: &query::Query, state: &ControlState) -> Repl
                 Err(_) => gone(),
             }
         }
+        b"/reopen_logs" => match state.requests.send_async(AdminRequest::ReopenLogs).await {
+            Ok(()) => ok(),
+            Err(_) => gone(),
+        },
         b"/drain_listeners" | b"/quitquitquit" => {
             let request = if path == b"/quitquitquit" {
                 AdminRequest::Quit
@@ -255,9 +260,12 @@ const HELP: &str = "admin commands are:
   /certs: the certificates the config presents and trusts, with their expiry (JSON)
   /dashboard: a live dashboard for a browser (polls /stats and /clusters every second)
   /usage: each API consumer's requests, status classes and bytes since the last reset (?format=json|csv)
+  /memory: the heap's committed bytes and the resident set (JSON, Envoy's fields)
+  /hot_restart_version: which binaries can hot-restart each other
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
   POST /reset_counters: counters read 0 from now on
+  POST /reopen_logs: reopen the access log's file (as SIGUSR1)
   POST /logging: list the loggers; ?level=trace|debug|info|warning|error|critical|off sets the level
   POST /drain_listeners: stop accepting, keep serving open connections
   POST /quitquitquit: drain and exit
@@ -381,10 +389,38 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
             certs::render(&state.certs.borrow(), unix_now()).as_bytes(),
         ),
         b"/dashboard" => dashboard::page(),
+        b"/memory" => Reply::new(200, "application/json", memory().as_bytes()),
+        b"/hot_restart_version" => Reply::new(
+            200,
+            TEXT,
+            format!("{}\n", super::HOT_RESTART_VERSION).as_bytes(),
+        ),
         b"/usage" => usage::usage(state, query.get("format")),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),
     }
+}
+
+/// `/memory`: Envoy's `admin.v3.Memory` (its 64-bit numbers as JSON strings, as
+/// proto3's JSON mapping writes them), from the figures `server.memory_*` report:
+/// mimalloc's committed bytes stand for tcmalloc's allocated bytes and heap size, the
+/// resident set for the physical bytes; tcmalloc's page-heap and thread-cache figures
+/// have no counterpart and read 0.
+fn memory() -> String {
+    let m = crate::allocator::memory();
+    let fields = [
+        ("allocated", m.committed),
+        ("heap_size", m.committed),
+        ("pageheap_unmapped", 0),
+        ("pageheap_free", 0),
+        ("total_thread_cache", 0),
+        ("total_physical_bytes", m.resident),
+    ];
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!(" \"{name}\": \"{value}\""))
+        .collect();
+    format!("{{\n{}\n}}\n", body.join(",\n"))
 }
 
 /// `/config_dump`: the serving config as Envoy's `admin.v3.ConfigDump` (secrets

@@ -45,7 +45,7 @@ pub fn server_info(state: &ControlState) -> String {
         &mut out,
         " ",
         "hot_restart_version",
-        &string("ringway.1"),
+        &string(super::super::HOT_RESTART_VERSION),
         false,
     );
     out.push_str(" \"command_line_options\": {\n");
