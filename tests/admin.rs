@@ -354,6 +354,22 @@ fn server_info_and_healthcheck(driver: &str, upstream: &Upstream) {
     for field in ["pageheap_unmapped", "pageheap_free", "total_thread_cache"] {
         assert_eq!(number(field), 0, "{field}");
     }
+    // Envoy's `server.initialization_time_ms`: one value, from the start to serving.
+    let prometheus = body(&rw, "/stats?format=prometheus").1;
+    assert!(
+        prometheus.contains("envoy_server_initialization_time_ms_count{} 1\n"),
+        "{prometheus}"
+    );
+    let stats = rw.stats();
+    for name in [
+        "server.debug_assertion_failures",
+        "server.envoy_bug_failures",
+        "server.dropped_stat_flushes",
+        "cluster_manager.warming_clusters",
+        "cluster_manager.cluster_updated",
+    ] {
+        assert_eq!(stats.get(name), Some(&0), "{name}");
+    }
     // The hot-restart version: the admin's, `/server_info`'s and the flag's agree.
     let (status, version, _) = body(&rw, "/hot_restart_version");
     assert_eq!(status, 200);

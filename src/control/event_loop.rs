@@ -223,7 +223,16 @@ impl Control {
     /// Every worker is ready: go live, tell a predecessor to drain, be ready for the next
     /// hot restart. Returns the queue of hot-restart connections, when listening.
     fn became_ready(&self) -> Option<flume::Receiver<std::os::unix::net::UnixStream>> {
-        self.state.server_state.set(ServerState::Live);
+        if self.state.server_state.replace(ServerState::Live) != ServerState::Live {
+            // Envoy's `server.initialization_time_ms`, once: from the start to serving.
+            // Written in worker 0's cells of a histogram no worker records.
+            let histogram = self
+                .state
+                .stats
+                .borrow_mut()
+                .histogram("server.initialization_time_ms");
+            histogram.for_worker(0).record(self.state.started.elapsed());
+        }
         let mut line = String::new();
         let _ = write!(
             line,

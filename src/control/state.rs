@@ -313,6 +313,21 @@ impl ControlState {
                 Gauge,
             ),
             StatLine::new("server.degraded_config_items", degraded, Gauge),
+            // Envoy's counts of what cannot happen here, 0 as in an Envoy without it: a
+            // release build has no debug assertions (a debug one panics on a failed
+            // one), ringway has no ENVOY_BUG or deprecation notices, no stats sinks to
+            // drop a flush of, no lookup tracking (Envoy's is off by default), and no
+            // CDS (static clusters do not warm, update or merge).
+            StatLine::new("server.debug_assertion_failures", 0, Counter),
+            StatLine::new("server.envoy_bug_failures", 0, Counter),
+            StatLine::new("server.envoy_notifications", 0, Counter),
+            StatLine::new("server.dropped_stat_flushes", 0, Counter),
+            StatLine::new("server.stats_recent_lookups", 0, Gauge),
+            StatLine::new("cluster_manager.warming_clusters", 0, Gauge),
+            StatLine::new("cluster_manager.cluster_updated", 0, Counter),
+            StatLine::new("cluster_manager.cluster_updated_via_merge", 0, Counter),
+            StatLine::new("cluster_manager.update_merge_cancelled", 0, Counter),
+            StatLine::new("cluster_manager.update_out_of_merge_window", 0, Counter),
             StatLine::new("server.config_version", self.reloads.version.get(), Gauge),
             StatLine::new(
                 "server.reload_attempts",
