@@ -370,6 +370,11 @@ fn server_info_and_healthcheck(driver: &str, upstream: &Upstream) {
     ] {
         assert_eq!(stats.get(name), Some(&0), "{name}");
     }
+    // A native config has no runtime layers.
+    let (status, runtime, _) = body(&rw, "/runtime");
+    assert_eq!(status, 200);
+    let runtime: serde_json::Value = serde_json::from_str(&runtime).unwrap();
+    assert_eq!(runtime, serde_json::json!({ "layers": [], "entries": {} }));
     // The hot-restart version: the admin's, `/server_info`'s and the flag's agree.
     let (status, version, _) = body(&rw, "/hot_restart_version");
     assert_eq!(status, 200);

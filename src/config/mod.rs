@@ -175,6 +175,12 @@ pub fn config_dump(document: &Document, last_updated: &str) -> String {
     envoy::dump::config_dump(document, last_updated)
 }
 
+/// Envoy's `/runtime` of a config's document: its `layered_runtime` layers and their
+/// entries (JSON).
+pub fn runtime_dump(document: &Document) -> String {
+    envoy::dump::runtime(document)
+}
+
 /// Decodes Envoy's descriptor set afresh (what the first Envoy-format load pays once per
 /// process), for `benches/config_load.rs`.
 #[doc(hidden)]

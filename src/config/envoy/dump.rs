@@ -94,6 +94,78 @@ fn envoy(bootstrap: &DynamicMessage, last_updated: &str) -> Vec<Value> {
     ]
 }
 
+/// `/runtime`: Envoy's answer for the bootstrap's `layered_runtime`, `{"layers": [names],
+/// "entries": {key: {"layer_values": [one per layer, "" where it has none],
+/// "final_value": the last layer's that has one}}}`. A static layer's leaves are its
+/// dotted keys, their values as text (a whole number without a fraction, a bool as
+/// `true`/`false`); an admin layer has none (ringway has no `/runtime_modify`). A native
+/// config, or a bootstrap without `layered_runtime`, has no layers.
+pub(crate) fn runtime(document: &Document) -> String {
+    let layers = match document {
+        Document::Envoy(bootstrap) => child(bootstrap, "layered_runtime")
+            .map(|r| children(&r, "layers"))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let options = SerializeOptions::new().use_proto_field_name(true);
+    let mut names = Vec::new();
+    let mut entries: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (i, layer) in layers.iter().enumerate() {
+        let layer = layer
+            .serialize_with_options(serde_json::value::Serializer, &options)
+            .unwrap_or(Value::Null);
+        names.push(layer["name"].as_str().unwrap_or_default().to_owned());
+        let mut leaves = Vec::new();
+        runtime_leaves(&layer["static_layer"], String::new(), &mut leaves);
+        for (key, value) in leaves {
+            let values = entries
+                .entry(key)
+                .or_insert_with(|| vec![String::new(); layers.len()]);
+            values[i] = value;
+        }
+    }
+    let entries: Map<String, Value> = entries
+        .into_iter()
+        .map(|(key, values)| {
+            let last = values.iter().rev().find(|v| !v.is_empty()).cloned();
+            let entry = json!({
+                "layer_values": values,
+                "final_value": last.unwrap_or_default(),
+            });
+            (key, entry)
+        })
+        .collect();
+    let mut out = serde_json::to_string_pretty(&json!({ "layers": names, "entries": entries }))
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    out.push('\n');
+    out
+}
+
+/// A static layer's leaves (`google.protobuf.Struct` as JSON) as dotted keys and text.
+fn runtime_leaves(value: &Value, key: String, out: &mut Vec<(String, String)>) {
+    let text = match value {
+        Value::Object(fields) => {
+            for (name, value) in fields {
+                let dotted = if key.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{key}.{name}")
+                };
+                runtime_leaves(value, dotted, out);
+            }
+            return;
+        }
+        Value::Null => return,
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+            _ => n.to_string(),
+        },
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    out.push((key, text));
+}
+
 fn child(m: &DynamicMessage, name: &str) -> Option<DynamicMessage> {
     let field = m.descriptor().get_field_by_name(name)?;
     if !m.has_field(&field) {

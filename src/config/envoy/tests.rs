@@ -432,6 +432,30 @@ fn runtime_keys_set_connection_limits() {
     assert!(errors(&text)[0].contains("runtime key envoy.reloadable_features.foo is not supported"));
 }
 
+/// `/runtime` shows the layers and, per key, each layer's value and the last one's.
+#[test]
+fn the_runtime_dump_lists_layers_and_their_values() {
+    let text = bootstrap("", ROUTE, "") + "layered_runtime:\n  layers:\n  - name: base\n    static_layer:\n      overload: { global_downstream_max_connections: 5000 }\n  - name: site\n    static_layer:\n      overload.global_downstream_max_connections: 7000\n      envoy.resource_limits.listener.listener_0.connection_limit: 100\n  - name: admin\n    admin_layer: {}\n";
+    let config = load(&text);
+    assert_eq!(config.max_connections, Some(7000), "the last layer wins");
+    let dump: serde_json::Value =
+        serde_json::from_str(&crate::config::runtime_dump(&config.document)).unwrap();
+    assert_eq!(dump["layers"], serde_json::json!(["base", "site", "admin"]));
+    let global = &dump["entries"]["overload.global_downstream_max_connections"];
+    assert_eq!(
+        global["layer_values"],
+        serde_json::json!(["5000", "7000", ""])
+    );
+    assert_eq!(global["final_value"], "7000");
+    let limit = &dump["entries"]["envoy.resource_limits.listener.listener_0.connection_limit"];
+    assert_eq!(limit["layer_values"], serde_json::json!(["", "100", ""]));
+    assert_eq!(limit["final_value"], "100");
+    // None: no layers.
+    let bare = crate::config::runtime_dump(&load(&bootstrap("", ROUTE, "")).document);
+    let bare: serde_json::Value = serde_json::from_str(&bare).unwrap();
+    assert_eq!(bare, serde_json::json!({ "layers": [], "entries": {} }));
+}
+
 #[test]
 fn xds_resource_files_are_not_bootstraps() {
     assert_eq!(

@@ -261,6 +261,7 @@ const HELP: &str = "admin commands are:
   /dashboard: a live dashboard for a browser (polls /stats and /clusters every second)
   /usage: each API consumer's requests, status classes and bytes since the last reset (?format=json|csv)
   /memory: the heap's committed bytes and the resident set (JSON, Envoy's fields)
+  /runtime: the runtime layers of an Envoy bootstrap and their values (JSON)
   /hot_restart_version: which binaries can hot-restart each other
   POST /healthcheck/fail: report DRAINING (/ready answers 503) while serving on
   POST /healthcheck/ok: undo /healthcheck/fail
@@ -390,6 +391,11 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
         ),
         b"/dashboard" => dashboard::page(),
         b"/memory" => Reply::new(200, "application/json", memory().as_bytes()),
+        b"/runtime" => {
+            let (document, _) = &*state.document.borrow();
+            let runtime = crate::config::runtime_dump(document);
+            Reply::new(200, "application/json", runtime.as_bytes())
+        }
         b"/hot_restart_version" => Reply::new(
             200,
             TEXT,
