@@ -173,7 +173,9 @@ fn log_filter(level: &str) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.hot_restart_version {
-        return print_line(control::HOT_RESTART_VERSION);
+        // As Envoy's: on standard error, no line end.
+        eprint!("{}", control::hot_restart_version(cli.disable_hot_restart));
+        return ExitCode::SUCCESS;
     }
     if cli.version {
         // Envoy's `--version` line, which tools parse (Kuma splits its five fields).

@@ -375,16 +375,25 @@ fn server_info_and_healthcheck(driver: &str, upstream: &Upstream) {
     assert_eq!(status, 200);
     let runtime: serde_json::Value = serde_json::from_str(&runtime).unwrap();
     assert_eq!(runtime, serde_json::json!({ "layers": [], "entries": {} }));
-    // The hot-restart version: the admin's, `/server_info`'s and the flag's agree.
+    // The hot-restart version, as Envoy's: "disabled" with --disable-hot-restart; the
+    // admin's, `/server_info`'s and the flag's (on standard error, no line end) agree.
     let (status, version, _) = body(&rw, "/hot_restart_version");
-    assert_eq!(status, 200);
-    assert_eq!(version.trim(), info["hot_restart_version"], "{version}");
-    let flag = Command::new(bin())
-        .arg("--hot-restart-version")
-        .output()
-        .unwrap();
-    assert!(flag.status.success());
-    assert_eq!(String::from_utf8(flag.stdout).unwrap(), version);
+    assert_eq!((status, version.as_str()), (200, "disabled"));
+    assert_eq!(info["hot_restart_version"], "disabled");
+    let flag = |args: &[&str]| {
+        let out = Command::new(bin()).args(args).output().unwrap();
+        assert!(out.status.success() && out.stdout.is_empty());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert_eq!(
+        flag(&["--hot-restart-version", "--disable-hot-restart"]),
+        "disabled"
+    );
+    let enabled = flag(&["--hot-restart-version"]);
+    assert!(
+        enabled.starts_with("ringway.") && !enabled.ends_with('\n'),
+        "{enabled}"
+    );
     let help = body(&rw, "/help").1;
     assert!(help.contains("/stats/prometheus"), "{help}");
     assert_eq!(body(&rw, "/nope").0, 404);

@@ -496,8 +496,6 @@ impl Control {
         }
     }
 
-    /// Drains and exits 0 (after `--drain-delay-ms` when `delay`); a second termination
-    /// signal exits at once.
     /// Asks the access-log writer to reopen its file (SIGUSR1, `POST /reopen_logs`).
     fn reopen_logs(&self, by: &str) {
         match &self.access_log {
@@ -509,6 +507,8 @@ impl Control {
         }
     }
 
+    /// Drains and exits 0 (after `--drain-delay-ms` when `delay`); a second termination
+    /// signal exits at once.
     async fn drain(&self, signals: &mut AsyncSignals, delay: bool) -> ExitCode {
         self.state.server_state.set(ServerState::Draining);
         systemd::notify("STOPPING=1");

@@ -171,9 +171,16 @@ pub fn version() -> String {
 }
 
 /// Which binaries can hot-restart each other (the socket handover's protocol, see
-/// `hot_restart`): `--hot-restart-version`, `GET /hot_restart_version` and
-/// `/server_info`'s `hot_restart_version`, compared by tooling as Envoy's are.
-pub const HOT_RESTART_VERSION: &str = "ringway.1";
+/// `hot_restart`), or `disabled` with `--disable-hot-restart`, as Envoy says:
+/// `--hot-restart-version`, `GET /hot_restart_version` and `/server_info`'s
+/// `hot_restart_version`, compared by tooling before a hot restart.
+pub fn hot_restart_version(disabled: bool) -> &'static str {
+    if disabled {
+        "disabled"
+    } else {
+        "ringway.1"
+    }
+}
 
 /// Runs ringway until it is told to stop; the exit code says how it ended.
 pub fn run(options: Options) -> ExitCode {

@@ -12,7 +12,7 @@
 //! shown in milliseconds, as Envoy's `_ms`/`_time` histograms are. A histogram of counts
 //! (Envoy's unitless ones, `upstream_rq_per_cx`) records each count as that many
 //! "microseconds" and shows it as it is: exact up to 15, then within 12.5%, on the same
-//! `le` bounds, a whole number at most a bound counting below it.
+//! `le` bounds (a count equal to a bound is above it, as in Envoy's buckets).
 
 use std::{sync::Arc, time::Duration};
 
@@ -266,9 +266,11 @@ impl Merged {
         let mut out = Vec::with_capacity(bounds_ms.len());
         let (mut i, mut below) = (0usize, 0u64);
         for &bound in bounds_ms {
-            // A count is a whole number: one at most the bound is below the next one.
+            // Counts are whole numbers: those below the bound are those below its
+            // ceiling (a count equal to the bound is above it, as in Envoy, whose
+            // buckets take the values below each bound).
             let bound_us = if self.of_counts {
-                bound.floor() + 1.0
+                bound.ceil()
             } else {
                 bound * 1000.0
             };
@@ -324,9 +326,9 @@ mod tests {
         assert_eq!(m.quantile_ms(50.0), Some(3.0));
         let p100 = m.quantile_ms(100.0).unwrap();
         assert!((40.0..=43.0).contains(&p100), "{p100}");
-        // A count at a bound is at most it.
+        // Below each bound, as Envoy's buckets count: a count at a bound is above it.
         let each = m.at_most_each_ms(&ENVOY_BOUNDS_MS[..6]);
-        assert_eq!(each, [0, 2, 4, 4, 4, 5], "le 0.5, 1, 5, 10, 25, 50");
+        assert_eq!(each, [0, 0, 3, 4, 4, 5], "le 0.5, 1, 5, 10, 25, 50");
         // Times keep their milliseconds.
         let t = Arc::new(Histogram::new("t", 1));
         t.for_worker(0).record(Duration::from_millis(3));

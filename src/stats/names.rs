@@ -504,8 +504,8 @@ pub mod cluster {
     /// DNS resolutions that succeeded and changed no endpoint (Envoy's strict DNS
     /// cluster counts these instead of rebuilding its hosts).
     pub const UPDATE_NO_REBUILD: usize = 61;
-    /// Requests that gave up waiting for a connection (the route's timeout, the client
-    /// gone, a hedge's winner): Envoy's pool counts a pending stream it cancels.
+    /// Requests whose wait for a pooled connection ended before one was theirs (the
+    /// route's timeout): Envoy's pool counts a pending stream it cancels.
     pub const UPSTREAM_RQ_CANCELLED: usize = 62;
     /// Envoy's counters of what ringway's clusters cannot do, always 0 here as on an
     /// Envoy cluster without the feature: `max_connection_pools` (refused by name), an

@@ -257,8 +257,8 @@ impl EndpointPool {
         let waiter = Rc::new(Waiter::default());
         self.waiters.borrow_mut().push_back(Rc::clone(&waiter));
         self.live_waiters.set(self.live_waiters.get() + 1);
-        // Dropped before a grant (the route's timeout, the client gone, a hedge's
-        // winner): counted against the request's cluster, whose breakers these are.
+        // Dropped before a grant (the route's timeout): counted against the request's
+        // cluster, whose breakers these are.
         let mut cancelled = CountCancelled(Some(breakers));
         let grant = Wait(CancelOnDrop {
             waiter: Some(waiter),

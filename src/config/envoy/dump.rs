@@ -156,14 +156,38 @@ fn runtime_leaves(value: &Value, key: String, out: &mut Vec<(String, String)>) {
             return;
         }
         Value::Null => return,
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
-            _ => n.to_string(),
-        },
+        Value::Number(n) => six_digits(n.as_f64().unwrap_or_default()),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
     out.push((key, text));
+}
+
+/// A number as Envoy's runtime writes it (`absl::StrCat` of a double: C's `%g`, six
+/// significant digits, trailing zeros cut): `5000`, `0.25`, `1e+06`, `1.5e-05`.
+pub(super) fn six_digits(f: f64) -> String {
+    // JSON numbers are finite; 0 has no exponent.
+    if f == 0.0 || !f.is_finite() {
+        return if f == 0.0 { "0".into() } else { f.to_string() };
+    }
+    // The exponent of the value rounded to six digits (9999995 rounds to 1e+07).
+    let rounded = format!("{f:.5e}");
+    let (mantissa, exponent) = rounded.split_once('e').unwrap_or((&rounded, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        }
+    };
+    if (-4..6).contains(&exponent) {
+        let decimals = usize::try_from(5 - exponent).unwrap_or(0);
+        trim(format!("{f:.decimals$}"))
+    } else {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa.to_owned()), exponent.abs())
+    }
 }
 
 fn child(m: &DynamicMessage, name: &str) -> Option<DynamicMessage> {

@@ -450,6 +450,20 @@ fn the_runtime_dump_lists_layers_and_their_values() {
     let limit = &dump["entries"]["envoy.resource_limits.listener.listener_0.connection_limit"];
     assert_eq!(limit["layer_values"], serde_json::json!(["", "100", ""]));
     assert_eq!(limit["final_value"], "100");
+    for (value, text) in [
+        (5000.0, "5000"),
+        (1e6, "1e+06"),
+        (1_500_000.0, "1.5e+06"),
+        (123_456.0, "123456"),
+        (1_234_567.0, "1.23457e+06"),
+        (0.25, "0.25"),
+        (0.000_015, "1.5e-05"),
+        (-2.5, "-2.5"),
+        (9_999_995.0, "1e+07"),
+        (0.0, "0"),
+    ] {
+        assert_eq!(super::dump::six_digits(value), text, "{value}");
+    }
     // None: no layers.
     let bare = crate::config::runtime_dump(&load(&bootstrap("", ROUTE, "")).document);
     let bare: serde_json::Value = serde_json::from_str(&bare).unwrap();

@@ -396,11 +396,11 @@ fn route(path: &[u8], query: &query::Query, state: &ControlState) -> Reply {
             let runtime = crate::config::runtime_dump(document);
             Reply::new(200, "application/json", runtime.as_bytes())
         }
-        b"/hot_restart_version" => Reply::new(
-            200,
-            TEXT,
-            format!("{}\n", super::HOT_RESTART_VERSION).as_bytes(),
-        ),
+        // As Envoy's: the version alone, no line end.
+        b"/hot_restart_version" => {
+            let disabled = state.options.tolerated.disable_hot_restart;
+            Reply::new(200, TEXT, super::hot_restart_version(disabled).as_bytes())
+        }
         b"/usage" => usage::usage(state, query.get("format")),
         b"/" | b"/help" => Reply::new(200, TEXT, HELP.as_bytes()),
         _ => Reply::new(404, TEXT, b"invalid path. try /help\n"),

@@ -45,7 +45,9 @@ pub fn server_info(state: &ControlState) -> String {
         &mut out,
         " ",
         "hot_restart_version",
-        &string(super::super::HOT_RESTART_VERSION),
+        &string(super::super::hot_restart_version(
+            o.tolerated.disable_hot_restart,
+        )),
         false,
     );
     out.push_str(" \"command_line_options\": {\n");
