@@ -322,7 +322,9 @@ pub fn register_stats(store: &mut StatsStore, config: &Config) -> StatsHandles {
             .iter()
             .map(|c| {
                 let name = &c.name;
-                let rq_time = store.histogram(&format!("cluster.{name}.upstream_rq_time"));
+                // Made on first use in Envoy (its code stats'): shown once it has a value;
+                // the connection histograms are in Envoy's cluster stats, always shown.
+                let rq_time = store.sparse_histogram(&format!("cluster.{name}.upstream_rq_time"));
                 let connect = store.histogram(&format!("cluster.{name}.upstream_cx_connect_ms"));
                 let length = store.histogram(&format!("cluster.{name}.upstream_cx_length_ms"));
                 let [external, internal] = ["external", "internal"].map(|origin| {
