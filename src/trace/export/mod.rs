@@ -495,6 +495,16 @@ impl<'a> SpanView<'a> {
         }
     }
 
+    /// Every record of `batches`, in order.
+    pub fn all(batches: &'a [&'a SpanBatch]) -> impl Iterator<Item = SpanView<'a>> + 'a {
+        batches.iter().flat_map(|batch| {
+            batch
+                .spans
+                .iter()
+                .map(move |record| SpanView::of(batch, record))
+        })
+    }
+
     /// The span's custom tags, with their text.
     fn custom_tags(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         let text = self.text;

@@ -19,14 +19,7 @@ use crate::trace::span::SpanBatch;
 
 /// The body of the export request: a JSON array of the batches' spans.
 pub fn encode(tracer: &Tracer, batches: &[&SpanBatch]) -> Vec<u8> {
-    let spans: Vec<Value> = batches
-        .iter()
-        .flat_map(|batch| {
-            batch
-                .spans
-                .iter()
-                .map(move |record| SpanView::of(batch, record))
-        })
+    let spans: Vec<Value> = SpanView::all(batches)
         .map(|view| span(tracer, &view))
         .collect();
     serde_json::to_vec(&spans).unwrap_or_else(|_| b"[]".to_vec())

@@ -181,16 +181,7 @@ fn boolean(key: &str, value: bool) -> KeyValue {
 
 /// The request for `batches` (all of one tracer), as a message.
 pub fn request(tracer: &Tracer, batches: &[&SpanBatch]) -> ExportTraceServiceRequest {
-    let spans = batches
-        .iter()
-        .flat_map(|batch| {
-            batch
-                .spans
-                .iter()
-                .map(move |record| SpanView::of(batch, record))
-        })
-        .map(|view| span(&view))
-        .collect();
+    let spans = SpanView::all(batches).map(|view| span(&view)).collect();
     ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {
             resource: Some(Resource {
