@@ -370,6 +370,10 @@ fn server_info_and_healthcheck(driver: &str, upstream: &Upstream) {
     ] {
         assert_eq!(stats.get(name), Some(&0), "{name}");
     }
+    // Nothing changes it at run time: refused by name.
+    let modify = post(rw.admin, "/runtime_modify?foo=bar").unwrap();
+    assert_eq!(modify.status, 503);
+    assert!(String::from_utf8_lossy(&modify.body).starts_with("runtime_modify is not supported"));
     // A native config has no runtime layers.
     let (status, runtime, _) = body(&rw, "/runtime");
     assert_eq!(status, 200);

@@ -140,6 +140,7 @@ macro_rules! MUTATIONS {
             | b"/reset_counters"
             | b"/logging"
             | b"/reopen_logs"
+            | b"/runtime_modify"
     };
 }
 use MUTATIONS;
@@ -202,6 +203,13 @@ async fn mutate(path: &[u8], query: &query::Query, state: &ControlState) -> Repl
                 Err(_) => gone(),
             }
         }
+        // Refused by name, with the status Envoy gives when it has no admin layer to
+        // write to.
+        b"/runtime_modify" => Reply::new(
+            503,
+            TEXT,
+            b"runtime_modify is not supported: ringway's runtime is the bootstrap's static layers, read at load\n",
+        ),
         b"/reopen_logs" => match state.requests.send_async(AdminRequest::ReopenLogs).await {
             Ok(()) => ok(),
             Err(_) => gone(),
