@@ -97,8 +97,8 @@ fn envoy(bootstrap: &DynamicMessage, last_updated: &str) -> Vec<Value> {
 /// `/runtime`: Envoy's answer for the bootstrap's `layered_runtime`, `{"layers": [names],
 /// "entries": {key: {"layer_values": [one per layer, "" where it has none],
 /// "final_value": the last layer's that has one}}}`. A static layer's leaves are its
-/// dotted keys, their values as text (a whole number without a fraction, a bool as
-/// `true`/`false`); an admin layer has none (ringway has no `/runtime_modify`). A native
+/// dotted keys, their values as text (a number as Envoy writes it, [`six_digits`]; a
+/// bool as `true`/`false`); an admin layer has none (`/runtime_modify` is refused). A native
 /// config, or a bootstrap without `layered_runtime`, has no layers.
 pub(crate) fn runtime(document: &Document) -> String {
     let layers = match document {
@@ -166,9 +166,9 @@ fn runtime_leaves(value: &Value, key: String, out: &mut Vec<(String, String)>) {
 /// A number as Envoy's runtime writes it (`absl::StrCat` of a double: C's `%g`, six
 /// significant digits, trailing zeros cut): `5000`, `0.25`, `1e+06`, `1.5e-05`.
 pub(super) fn six_digits(f: f64) -> String {
-    // JSON numbers are finite; 0 has no exponent.
-    if f == 0.0 || !f.is_finite() {
-        return if f == 0.0 { "0".into() } else { f.to_string() };
+    // 0 has no exponent (and JSON numbers are finite).
+    if f == 0.0 {
+        return "0".into();
     }
     // The exponent of the value rounded to six digits (9999995 rounds to 1e+07).
     let rounded = format!("{f:.5e}");
