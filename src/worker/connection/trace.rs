@@ -1151,6 +1151,7 @@ impl Connection<'_> {
         // Encoded among the constants.
         record.route = TextRef::EMPTY;
         record.cluster = TextRef::EMPTY;
+        record.scheme = None;
         record.encoded = TextRef::in_block(0, p.encoded);
         if p.encoded_peer {
             record.peer_port = 0;

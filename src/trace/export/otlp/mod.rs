@@ -338,6 +338,28 @@ fn small(write: impl Fn(&mut Out<'_>)) -> Vec<u8> {
     buf
 }
 
+/// The `response_flags` attribute of a response with none: Envoy's `-`, as
+/// `string_attribute` writes it (`KeyValue { key, value: AnyValue { string_value } }`).
+const NO_RESPONSE_FLAGS: [u8; 23] = {
+    const NAME: &[u8; 14] = b"response_flags";
+    let mut kv = [0u8; 23];
+    kv[0] = (9 << 3) | LEN;
+    kv[1] = 21;
+    kv[2] = 0x0a;
+    kv[3] = NAME.len() as u8;
+    let mut i = 0;
+    while i < NAME.len() {
+        kv[4 + i] = NAME[i];
+        i += 1;
+    }
+    kv[18] = 0x12;
+    kv[19] = 3;
+    kv[20] = 0x0a;
+    kv[21] = 1;
+    kv[22] = b'-';
+    kv
+};
+
 /// Room left per span before the first one is written.
 const SPAN_ROOM: usize = 1024;
 
@@ -478,8 +500,8 @@ fn span_into<const UTF8: bool, W: Wire>(
         out.int_attribute("network.peer.port", i64::from(r.peer_port));
     }
     if r.flags == 0 {
-        // Envoy's text for none.
-        out.string_attribute(9, "response_flags", b"-");
+        // Envoy's text for none: one block of known length.
+        out.put(&NO_RESPONSE_FLAGS);
     } else {
         flags.clear();
         crate::access_log::ResponseFlags::from_bits(r.flags).append_to(flags);
@@ -649,10 +671,12 @@ pub struct ConstantsLayout {
 
 /// Appends to `out` the span attributes (field 9) of [`Constants`], as [`span_into`]
 /// would write them from a record's fields: `http.route`, `upstream_cluster`,
-/// `server.address` and `server.port`, `client.address`, `network.peer.address` and
-/// `network.peer.port`; left out when empty, the authority's when it is not UTF-8. A
-/// worker encodes them once per connection (and again when one of them changes) and
-/// its spans carry them as `SpanRecord::encoded`, their own fields empty.
+/// `url.scheme`, `server.address` and `server.port`, `client.address`,
+/// `network.peer.address` and `network.peer.port`; left out when empty, the
+/// authority's when it is not UTF-8. A worker encodes them once per connection (and
+/// again when one of them changes) and its spans carry them as
+/// `SpanRecord::encoded`, their own fields empty (the request's span's `scheme`
+/// `None`).
 pub fn constant_attributes(out: &mut Vec<u8>, c: &Constants<'_>) -> ConstantsLayout {
     let start = out.len();
     let mut cluster = (0, 0);
@@ -667,6 +691,8 @@ pub fn constant_attributes(out: &mut Vec<u8>, c: &Constants<'_>) -> ConstantsLay
             o.string_attribute(9, "upstream_cluster", c.cluster.as_bytes());
         }
         cluster = ((route_end - start) as u32, (o.at - route_end) as u32);
+        // The request's span's (an attempt's scheme is its URL's).
+        o.string_attribute(9, "url.scheme", if c.https { b"https" } else { b"http" });
         if std::str::from_utf8(c.authority).is_ok() {
             // As `server_of` reads a request's authority.
             let (host, port) = super::host_port(c.authority);
@@ -887,7 +913,7 @@ mod tests {
                 if r.upstream_attempt {
                     r.encoded = TextRef::in_block(base, layout.cluster);
                 } else {
-                    r.scheme = scheme;
+                    r.scheme = None;
                     r.authority = TextRef::EMPTY;
                     r.encoded = TextRef::in_block(base, (0, layout.len));
                     if with_peer {
@@ -904,6 +930,19 @@ mod tests {
                 assert_eq!((&want.name, want.kind), (&got.name, got.kind));
             }
         }
+    }
+
+    /// The constant `response_flags` attribute is the one `string_attribute` writes.
+    #[test]
+    fn no_response_flags_is_the_attribute_written_for_dash() {
+        let mut buf = [0u8; 64];
+        let mut out = Out {
+            buf: &mut buf,
+            at: 0,
+        };
+        out.string_attribute(9, "response_flags", b"-");
+        let at = out.at;
+        assert_eq!(&buf[..at], &NO_RESPONSE_FLAGS[..]);
     }
 
     /// A worker's spans written in wire form go into the request as they are, beside a
