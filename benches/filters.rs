@@ -26,6 +26,7 @@ fn add(name: &str, value: &str, append: bool) -> HeaderAdd {
         name: name.into(),
         value: value.into(),
         append,
+        only_if: ringway::config::AddOnlyIf::Always,
     }
 }
 

@@ -58,6 +58,8 @@ pub struct ListenerScopes {
     pub open: Arc<OpenConnections>,
     /// `http.<name>.downstream_rq_time`.
     pub rq_time: Arc<Histogram>,
+    /// `http1.`: the HTTP/1 codec's, one scope for every listener (Envoy's root).
+    pub http1: Arc<Scope>,
     /// `listener.<name>.downstream_cx_length_ms` and `http.<name>.downstream_cx_length_ms`.
     pub cx_length: [Arc<Histogram>; 2],
     /// Opted-in route and virtual-cluster scopes (`vhost.<vh>.route.<prefix>.`,
@@ -148,6 +150,7 @@ impl ListenerScopes {
             connection_rate,
             open: store.open_connections(&format!("listener.{}", listener.name)),
             rq_time: store.histogram(&format!("http.{h}.downstream_rq_time")),
+            http1: store.scope("http1.", &names::http1::DEFS),
             cx_length: [
                 store.histogram(&format!("listener.{l}.downstream_cx_length_ms")),
                 store.histogram(&format!("http.{h}.downstream_cx_length_ms")),
@@ -407,6 +410,8 @@ pub struct ListenerSnapshot {
     pub http_stats: WorkerScope,
     /// This worker's `listener.<name>.http.<name>.` cells.
     pub listener_http_stats: WorkerScope,
+    /// This worker's `http1.` cells.
+    pub http1_stats: WorkerScope,
     /// This worker's `listener.<name>.ssl.` cipher and curve cells (TLS listeners).
     pub tls_stats: Option<WorkerScope>,
     /// This worker's `http.<name>.downstream_rq_time`.
@@ -688,6 +693,7 @@ impl ListenerSnapshot {
                 max_headers: h.max_headers,
                 max_chunk_extension: h.max_chunk_extension,
                 max_trailer_section: h.max_trailer_section,
+                underscores: h.underscores,
             },
             header_read_timeout: listener.header_read_timeout,
             idle_timeout: listener.idle_timeout,
@@ -703,6 +709,7 @@ impl ListenerSnapshot {
             cx_stats: scopes.listener.for_worker(worker),
             http_stats: scopes.http.for_worker(worker),
             listener_http_stats: scopes.listener_http.for_worker(worker),
+            http1_stats: scopes.http1.for_worker(worker),
             tls_stats: scopes.listener_tls.as_ref().map(|s| s.for_worker(worker)),
             rq_time: scopes.rq_time.for_worker(worker),
             health_check: listener.health_check.as_ref().map(|hc| {

@@ -277,7 +277,7 @@ fn extensions_are_decoded() {
     let text = "workers: 4\npin_workers: false\ndriver: epoll\n\
                 listeners:\n  - name: a\n    address: \"[::1]:0\"\n    idle_timeout: 1m\n    \
                 header_read_timeout: 500ms\n    http1: { max_request_line: 1KiB, max_request_head: 2KB, \
-                max_headers: 7, max_chunk_extension: 512, max_trailer_section: 1MiB }\n    routes:\n      \
+                max_headers: 7, max_chunk_extension: 512, max_trailer_section: 1MiB, headers_with_underscores: reject }\n    routes:\n      \
                 - match: { prefix: / }\n        direct_response: { status: 503, content_type: application/json }\n";
     let config = Config::parse(text, Path::new("x.yaml")).expect("parses");
     assert_eq!(config.workers, Workers::Count(4));
@@ -295,6 +295,7 @@ fn extensions_are_decoded() {
             max_headers: 7,
             max_chunk_extension: 512,
             max_trailer_section: 1 << 20,
+            underscores: ringway::http1::Underscores::Reject,
         }
     );
     let RouteAction::DirectResponse(direct) = &l.routes[0].action else {

@@ -624,6 +624,64 @@ fn envoy_listeners_forward_as_envoy_does() {
     }
 }
 
+/// `headers_with_underscores_action`: `DROP_HEADER` forwards the request without the
+/// fields whose names hold an underscore (route matching does not see them either) and
+/// counts them; `REJECT_REQUEST` answers 400 and closes; both in Envoy's `http1.` stats.
+#[test]
+fn envoy_listeners_drop_or_refuse_underscored_fields() {
+    for driver in drivers() {
+        for action in ["DROP_HEADER", "REJECT_REQUEST"] {
+            let upstream = Upstream::start(false);
+            let (port, admin) = (free_port(), free_port());
+            let yaml = envoy_config(port, admin, upstream.addr).replace(
+                "          stat_prefix: public\n",
+                &format!("          stat_prefix: public\n          common_http_protocol_options: {{ headers_with_underscores_action: {action} }}\n"),
+            );
+            let rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            // A plain request passes under either action.
+            let r = exchange(addr, b"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Kept: 1\r\n\r\n");
+            assert_eq!(r.status, 200, "{driver} {action}");
+            assert_eq!(upstream.next_seen().header("x-kept").as_deref(), Some("1"));
+            // `x_canary: yes` would pick the canary route if it were read as `x-canary`.
+            let raw = b"GET /api/x HTTP/1.1\r\nHost: a\r\nx_canary: yes\r\nX-Kept: 2\r\nx_user_id: 7\r\n\r\n";
+            let mut stream = connect(addr).unwrap();
+            stream.write_all(raw).unwrap();
+            let mut reader = BufReader::new(stream);
+            let r = read_response(&mut reader, false).unwrap();
+            if action == "DROP_HEADER" {
+                assert_eq!(r.status, 200, "{driver}");
+                assert_eq!(r.header("x-route"), Some("api"), "{driver}");
+                let seen = upstream.next_seen();
+                assert_eq!(seen.header("x-kept").as_deref(), Some("2"));
+                assert_eq!(seen.header("x_canary"), None, "{driver}");
+                assert_eq!(seen.header("x_user_id"), None, "{driver}");
+                assert_eq!(
+                    rw.wait_for_stat("http1.dropped_headers_with_underscores", 2),
+                    2
+                );
+                assert_eq!(
+                    rw.stat("http1.requests_rejected_with_underscores_in_headers"),
+                    0
+                );
+            } else {
+                assert_eq!(r.status, 400, "{driver}");
+                assert_eq!(r.header("connection"), Some("close"), "{driver}");
+                // Closed after the answer.
+                let mut rest = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut reader, &mut rest);
+                assert!(rest.is_empty());
+                assert_eq!(
+                    rw.wait_for_stat("http1.requests_rejected_with_underscores_in_headers", 1),
+                    1
+                );
+                assert_eq!(rw.stat("http1.dropped_headers_with_underscores"), 0);
+                assert_eq!(rw.stat("http.public.downstream_cx_protocol_error"), 1);
+            }
+        }
+    }
+}
+
 #[test]
 fn envoy_listeners_answer_with_envoys_local_replies() {
     for driver in drivers() {

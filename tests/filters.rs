@@ -110,6 +110,76 @@ fn listener_and_route_header_edits_apply_in_order() {
     }
 }
 
+/// Envoy's conditional additions (`append_action`): `add_if_absent` adds only when no
+/// field of the name is there, `overwrite_if_exists` replaces only when one is; on the
+/// request, on the upstream's response and on ringway's own answers.
+#[test]
+fn conditional_header_additions_look_for_their_field() {
+    for driver in drivers() {
+        let up = Upstream::start(false);
+        let endpoint = up.endpoint();
+        let (_rw, addr) = start_on(driver, |port, admin| {
+            format!(
+                r#"admin: 127.0.0.1:{admin}
+listeners:
+  - name: public
+    address: 127.0.0.1:{port}
+    routes:
+      - match: {{ path: /direct }}
+        direct_response: {{ status: 200, body: "ok\n" }}
+        response_headers_to_add:
+          - {{ name: content-type, value: forced/type, append_action: add_if_absent }}
+          - {{ name: x-absent, value: a, append_action: add_if_absent }}
+      - match: {{ prefix: / }}
+        cluster: up
+        request_headers_to_add:
+          - {{ name: x-default, value: ringway, append_action: add_if_absent }}
+          - {{ name: x-scrub, value: scrubbed, append_action: overwrite_if_exists }}
+          - {{ name: x-then, value: first, append_action: add_if_absent }}
+          - {{ name: x-then, value: second, append_action: add_if_absent }}
+        response_headers_to_add:
+          - {{ name: x-upstream, value: replaced, append_action: overwrite_if_exists }}
+          - {{ name: x-missing, value: none, append_action: overwrite_if_exists }}
+          - {{ name: x-upstream, value: again, append_action: add_if_absent }}
+clusters:
+  - name: up
+    endpoints: ["{endpoint}"]
+"#
+            )
+        });
+        // Neither field sent: the default is added, nothing is scrubbed; the second
+        // `x-then` sees the first (added before it).
+        let r = exchange(addr, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(r.status, 200, "{driver}");
+        let seen = up.next_seen();
+        assert_eq!(values(&seen.head, "x-default"), ["ringway"], "{driver}");
+        assert_eq!(
+            values(&seen.head, "x-scrub"),
+            Vec::<&str>::new(),
+            "{driver}"
+        );
+        assert_eq!(values(&seen.head, "x-then"), ["first"], "{driver}");
+        // The upstream's `x-upstream: echo` replaced; nothing made up for the missing.
+        assert_eq!(r.header("x-upstream"), Some("replaced"), "{driver}");
+        assert_eq!(r.header("x-missing"), None, "{driver}");
+        // Both sent: the client's default kept, its scrubbed field replaced (all of it).
+        let r = exchange(
+            addr,
+            b"GET / HTTP/1.1\r\nHost: t\r\nX-Default: client\r\nX-Scrub: a\r\nX-Scrub: b\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        let seen = up.next_seen();
+        assert_eq!(values(&seen.head, "x-default"), ["client"], "{driver}");
+        assert_eq!(values(&seen.head, "x-scrub"), ["scrubbed"], "{driver}");
+        // ringway's own answer: its content type kept, an absent field added.
+        let r = exchange(addr, b"GET /direct HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(r.status, 200, "{driver}");
+        assert_ne!(r.header("content-type"), Some("forced/type"), "{driver}");
+        assert_eq!(r.header("x-absent"), Some("a"), "{driver}");
+        assert_eq!(r.body, b"ok\n", "{driver}");
+    }
+}
+
 #[test]
 fn hide_upstream_identity_removes_what_names_the_upstreams_software() {
     for driver in drivers() {

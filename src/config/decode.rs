@@ -9,6 +9,8 @@
 
 use bytes::Bytes;
 
+use crate::http1::Underscores;
+
 use super::addr::{parse_address, parse_socket_addr};
 use super::decode_auth;
 use super::decode_cluster;
@@ -113,6 +115,7 @@ const HTTP1_KEYS: &[&str] = &[
     "max_headers",
     "max_chunk_extension",
     "max_trailer_section",
+    "headers_with_underscores",
 ];
 const ROUTE_KEYS: &[&str] = &[
     "name",
@@ -752,12 +755,25 @@ fn http1(node: &Node<'_>, diag: &mut Diagnostics) -> Option<Http1Settings> {
             .and_then(|n| usize::try_from(n).ok()),
         None => Some(defaults.max_headers),
     };
+    let underscores = match map.optional("headers_with_underscores") {
+        Some(n) => choice(
+            &n,
+            diag,
+            &[
+                ("allow", Underscores::Allow),
+                ("drop", Underscores::Drop),
+                ("reject", Underscores::Reject),
+            ],
+        ),
+        None => Some(Underscores::Allow),
+    };
     let settings = Http1Settings {
         max_request_line: max_request_line?,
         max_request_head: max_request_head?,
         max_headers: max_headers?,
         max_chunk_extension: max_chunk_extension?,
         max_trailer_section: max_trailer_section?,
+        underscores: underscores?,
     };
     // The request line is part of the head, so a larger line limit could never be reached.
     if settings.max_request_line > settings.max_request_head {

@@ -9,12 +9,12 @@
 //! from the peer, and Envoy refuses most of them too.
 
 use super::error::Diagnostics;
-use super::fields::{list, token_byte};
+use super::fields::{choice, list, token_byte};
 use super::format::{self, Side};
-use super::model::{HeaderAdd, HeaderMutations};
+use super::model::{AddOnlyIf, HeaderAdd, HeaderMutations};
 use super::node::{Map, Node};
 
-const ADD_KEYS: &[&str] = &["name", "value", "append"];
+const ADD_KEYS: &[&str] = &["name", "value", "append", "append_action"];
 
 const PROTECTED: &[&str] = &[
     "host",
@@ -85,10 +85,31 @@ fn add(node: &Node<'_>, side: Side, diag: &mut Diagnostics) -> Option<HeaderAdd>
         }
         None => Some(true),
     };
+    // Envoy's `append_action`, lowercase; it stands for `append`.
+    let action = match map.optional("append_action") {
+        Some(n) => {
+            if let Some(other) = map.optional("append") {
+                other.error(diag, "`append` and `append_action` exclude each other");
+            }
+            choice(
+                &n,
+                diag,
+                &[
+                    ("append_if_exists_or_add", (true, AddOnlyIf::Always)),
+                    ("add_if_absent", (true, AddOnlyIf::Absent)),
+                    ("overwrite_if_exists_or_add", (false, AddOnlyIf::Always)),
+                    ("overwrite_if_exists", (false, AddOnlyIf::Present)),
+                ],
+            )
+        }
+        None => append.map(|a| (a, AddOnlyIf::Always)),
+    };
+    let (append, only_if) = action?;
     Some(HeaderAdd {
         name: name?.to_owned(),
         value: value?,
-        append: append?,
+        append,
+        only_if,
     })
 }
 

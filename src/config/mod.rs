@@ -57,14 +57,14 @@ use std::path::Path;
 pub use decode_auth::load_consumers;
 pub use error::{ConfigError, ConfigErrors};
 pub use model::{
-    AccessLogConfig, AccessLogFormat, AccessLogPath, Address, AttemptCount, Cidr, ClientCertMatch,
-    Cluster, Config, ConfigFormat, CorsPolicy, DirectResponse, DnsDiscovery, DnsKind, DnsName,
-    Document, DriverChoice, Endpoint, Endpoints, EnvoyForwarding, EscapedSlashes, ExpectContinue,
-    HeaderAdd, HeaderMatch, HeaderMutations, HealthCheckFilter, HostMatch, HostRewrite,
-    Http1Settings, Listener, LoadOptions, LookupFamily, OriginMatch, PathNormalization,
-    PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings, QueryMatch, Redirect,
-    RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch, TrustedProxies,
-    ValueMatch, WeightedClusters, Workers,
+    AccessLogConfig, AccessLogFormat, AccessLogPath, AddOnlyIf, Address, AttemptCount, Cidr,
+    ClientCertMatch, Cluster, Config, ConfigFormat, CorsPolicy, DirectResponse, DnsDiscovery,
+    DnsKind, DnsName, Document, DriverChoice, Endpoint, Endpoints, EnvoyForwarding, EscapedSlashes,
+    ExpectContinue, HeaderAdd, HeaderMatch, HeaderMutations, HealthCheckFilter, HostMatch,
+    HostRewrite, Http1Settings, Listener, LoadOptions, LookupFamily, OriginMatch,
+    PathNormalization, PathRewrite, PinWorkers, PoolSettings, ProxyProtocol, ProxySettings,
+    QueryMatch, Redirect, RedirectPath, Rewrite, Route, RouteAction, RouteConditions, RouteMatch,
+    TrustedProxies, ValueMatch, WeightedClusters, Workers,
 };
 
 pub use model::{

@@ -294,6 +294,8 @@ pub struct Http1Settings {
     pub max_headers: usize,
     pub max_chunk_extension: usize,
     pub max_trailer_section: usize,
+    /// Request fields whose names hold an underscore: kept, dropped or refused.
+    pub underscores: crate::http1::Underscores,
 }
 
 impl Http1Settings {
@@ -310,6 +312,7 @@ impl Default for Http1Settings {
             max_headers: 100,
             max_chunk_extension: 16 * 1024,
             max_trailer_section: 16 * 1024,
+            underscores: crate::http1::Underscores::Allow,
         }
     }
 }
@@ -491,6 +494,20 @@ pub struct HeaderAdd {
     /// Add beside fields of the same name (`true`, Envoy's default
     /// `APPEND_IF_EXISTS_OR_ADD`), or replace them (`false`, `OVERWRITE_IF_EXISTS_OR_ADD`).
     pub append: bool,
+    /// Whether it applies only when a field of that name is there or is not.
+    pub only_if: AddOnlyIf,
+}
+
+/// When a header addition applies, by whether a field of its name is there (received
+/// and kept, or added before it): Envoy's `ADD_IF_ABSENT` and `OVERWRITE_IF_EXISTS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddOnlyIf {
+    #[default]
+    Always,
+    /// Added only when no field of that name is there (`ADD_IF_ABSENT`).
+    Absent,
+    /// Replaces the fields of that name, only when there is one (`OVERWRITE_IF_EXISTS`).
+    Present,
 }
 
 /// Conditions beyond the path. Empty means "any request".

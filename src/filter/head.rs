@@ -52,6 +52,15 @@ impl<'a> RequestHead<'a> {
         find(&self.request.headers, &self.request.overlay, self.buf, name)
     }
 
+    /// Its fields, to look for one and remove it.
+    pub fn fields(&mut self) -> Fields<'_, 'a> {
+        Fields {
+            headers: &self.request.headers,
+            overlay: &mut self.request.overlay,
+            buf: self.buf,
+        }
+    }
+
     /// The protocol, as `%PROTOCOL%` writes it.
     pub fn protocol(&self) -> &'static [u8] {
         match self.request.version {
@@ -137,6 +146,15 @@ impl<'a> ResponseHead<'a> {
         )
     }
 
+    /// Its fields, to look for one and remove it.
+    pub fn fields(&mut self) -> Fields<'_, 'a> {
+        Fields {
+            headers: &self.response.headers,
+            overlay: &mut self.response.overlay,
+            buf: self.buf,
+        }
+    }
+
     /// Removes every received field named `name`.
     pub fn remove(&mut self, name: &[u8]) {
         remove(
@@ -195,6 +213,31 @@ fn find<'b>(
         .enumerate()
         .find(|(i, h)| is(h, buf, name.as_bytes()) && !overlay.is_removed(*i))
         .map(|(_, h)| h.value(buf))
+}
+
+/// A head's fields, as received with the edits so far, either side.
+#[derive(Debug)]
+pub struct Fields<'h, 'b> {
+    headers: &'h [HeaderEntry],
+    overlay: &'h mut Overlay,
+    buf: &'b [u8],
+}
+
+impl Fields<'_, '_> {
+    /// Whether a field named `name` is there: received and kept, or added.
+    pub fn has(&self, name: &[u8]) -> bool {
+        let received = self
+            .headers
+            .iter()
+            .enumerate()
+            .any(|(i, h)| is(h, self.buf, name) && !self.overlay.is_removed(i));
+        received || self.overlay.added_value(name).is_some()
+    }
+
+    /// Removes every received field named `name`.
+    pub fn remove(&mut self, name: &[u8]) {
+        remove(self.headers, self.overlay, self.buf, name);
+    }
 }
 
 fn remove_any<N: AsRef<[u8]>>(

@@ -1,6 +1,8 @@
 //! The header-mutation filter: Envoy's `request_headers_to_add`/`_to_remove` and
 //! `response_headers_to_add`/`_to_remove`, removals first, then additions, each in
 //! config order. An addition with `append: false` replaces the fields of that name.
+//! Envoy's conditional additions (`ADD_IF_ABSENT`, `OVERWRITE_IF_EXISTS`) look for a
+//! field of their name when they come (received and kept, or added before them).
 //!
 //! Cost: each edit is an overlay entry (the added line, rendered when the chain is
 //! compiled, is copied into the overlay's arena, whose capacity the connection keeps),
@@ -24,6 +26,13 @@ enum Add {
         name: Box<[u8]>,
         pieces: Box<[Part]>,
     },
+    /// An addition made only when a field named `name` is there (`present`: it then
+    /// replaces them) or is not.
+    Only {
+        name: Box<[u8]>,
+        present: bool,
+        add: Box<Add>,
+    },
 }
 
 /// A compiled piece of a value with variables.
@@ -35,6 +44,29 @@ enum Part {
 
 impl Add {
     fn compile(add: &config::HeaderAdd, side: Side, route_name: &str) -> Add {
+        let plain = Add::compile_value(add, side, route_name);
+        let present = match add.only_if {
+            config::AddOnlyIf::Always => return plain,
+            config::AddOnlyIf::Absent => false,
+            config::AddOnlyIf::Present => true,
+        };
+        Add::Only {
+            name: add.name.as_bytes().into(),
+            present,
+            add: Box::new(plain),
+        }
+    }
+
+    /// The pieces of a value with variables, rendered before the edits apply.
+    fn pieces(&self) -> Option<&[Part]> {
+        match self {
+            Add::Line(_) => None,
+            Add::Rendered { pieces, .. } => Some(pieces),
+            Add::Only { add, .. } => add.pieces(),
+        }
+    }
+
+    fn compile_value(add: &config::HeaderAdd, side: Side, route_name: &str) -> Add {
         // What is known when the chain is compiled becomes text.
         let pieces: Vec<Piece> = format::parse(&add.value, side)
             .unwrap_or_default()
@@ -68,6 +100,54 @@ impl Add {
             pieces: parts,
         }
     }
+}
+
+/// The addition to make of `add` for a head whose fields `fields` finds: itself, its
+/// inner one when its condition holds (an overwrite then removes the received fields
+/// of its name), or none.
+fn applies<'a>(add: &'a Add, fields: &mut super::head::Fields<'_, '_>) -> Option<&'a Add> {
+    match add {
+        Add::Only { name, present, add } => {
+            if fields.has(name) != *present {
+                return None;
+            }
+            if *present {
+                fields.remove(name);
+            }
+            Some(add)
+        }
+        add => Some(add),
+    }
+}
+
+/// Whether `lines` (`name: value\r\n` lines, after a status line or not) hold a
+/// field named `name`.
+fn has_line(lines: &[u8], name: &[u8]) -> bool {
+    lines.split(|&b| b == b'\n').any(|line| names(line, name))
+}
+
+/// Removes the fields named `name` from `lines`; whether there was one.
+fn take_lines(lines: &mut Vec<u8>, name: &[u8]) -> bool {
+    let mut kept = Vec::with_capacity(lines.len());
+    let mut found = false;
+    for line in lines.split_inclusive(|&b| b == b'\n') {
+        if names(line, name) {
+            found = true;
+        } else {
+            kept.extend_from_slice(line);
+        }
+    }
+    if found {
+        *lines = kept;
+    }
+    found
+}
+
+/// Whether `line` is a field named `name`.
+fn names(line: &[u8], name: &[u8]) -> bool {
+    line.len() > name.len()
+        && line[name.len()] == b':'
+        && line[..name.len()].eq_ignore_ascii_case(name)
 }
 
 /// This machine's name (Envoy's `%HOSTNAME%`).
@@ -159,7 +239,8 @@ struct Edits {
     /// one pass over the received fields does all of it.
     strip: Box<[Box<[u8]>]>,
     add: Box<[Add]>,
-    /// Some value has variables (the plain edits skip rendering).
+    /// Some value has variables, or an addition a condition (the plain edits skip
+    /// rendering and looking).
     rendered: bool,
 }
 
@@ -180,13 +261,17 @@ impl Edits {
             strip: remove
                 .iter()
                 .map(String::as_str)
-                .chain(add.iter().filter(|a| !a.append).map(|a| a.name.as_str()))
+                .chain(
+                    add.iter()
+                        .filter(|a| !a.append && a.only_if == config::AddOnlyIf::Always)
+                        .map(|a| a.name.as_str()),
+                )
                 .map(|n| n.as_bytes().into())
                 .collect(),
             add: compiled.into(),
             rendered: false,
         };
-        edits.rendered = edits.add.iter().any(|a| matches!(a, Add::Rendered { .. }));
+        edits.rendered = edits.add.iter().any(|a| !matches!(a, Add::Line(_)));
         edits
     }
 }
@@ -241,7 +326,7 @@ impl HeaderMutation {
         let mut ends = std::mem::take(&mut state.render_ends);
         ends.clear();
         for add in self.request.add.iter() {
-            if let Add::Rendered { pieces, .. } = add {
+            if let Some(pieces) = add.pieces() {
                 render(pieces, &Source::Request(head), state, &mut rendered);
                 ends.push(rendered.len());
             }
@@ -251,14 +336,21 @@ impl HeaderMutation {
         }
         let (mut start, mut next) = (0, ends.iter());
         for add in self.request.add.iter() {
+            // Each rendered value's bytes, taken in order whether or not it applies.
+            let value = add.pieces().map(|_| {
+                let end = next.next().copied().unwrap_or(start);
+                let value = &rendered[start..end];
+                start = end;
+                value
+            });
+            let Some(add) = applies(add, &mut head.fields()) else {
+                continue;
+            };
             match add {
                 Add::Line(line) => head.append_line(line),
-                Add::Rendered { name, .. } => {
-                    let end = next.next().copied().unwrap_or(start);
-                    // Client bytes may be in it: checked like any value.
-                    head.append(name, &rendered[start..end]);
-                    start = end;
-                }
+                // Client bytes may be in it: checked like any value.
+                Add::Rendered { name, .. } => head.append(name, value.unwrap_or_default()),
+                Add::Only { .. } => {}
             }
         }
         (state.render, state.render_ends) = (rendered, ends);
@@ -269,6 +361,9 @@ impl HeaderMutation {
             head.remove_any(&self.response.strip);
         }
         for add in self.response.add.iter() {
+            let Some(add) = applies(add, &mut head.fields()) else {
+                continue;
+            };
             match add {
                 Add::Line(line) => head.append_line(line),
                 Add::Rendered { name, pieces } => {
@@ -278,6 +373,7 @@ impl HeaderMutation {
                     head.append(name, &value);
                     state.render = value;
                 }
+                Add::Only { .. } => {}
             }
         }
     }
@@ -286,7 +382,23 @@ impl HeaderMutation {
     /// (`%RESPONSE_CODE%` is not known there and is empty).
     pub(super) fn local_reply_headers(&self, out: &mut Vec<u8>, state: &RequestState) {
         for add in self.response.add.iter() {
+            // The reply's lines so far are its fields (after its status line, if any).
+            let add = match add {
+                Add::Only { name, present, add } => {
+                    let there = if *present {
+                        take_lines(out, name)
+                    } else {
+                        has_line(out, name)
+                    };
+                    if there != *present {
+                        continue;
+                    }
+                    add
+                }
+                add => add,
+            };
             match add {
+                Add::Only { .. } => {}
                 Add::Line(line) => out.extend_from_slice(line),
                 Add::Rendered { name, pieces } => {
                     // Response-side values draw on no client bytes (`%REQ%` is refused

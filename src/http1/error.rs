@@ -65,6 +65,9 @@ pub enum ErrorKind {
     InvalidTrailer,
     /// The trailer section is longer than `Limits::max_trailer_section` (431).
     TrailersTooLarge,
+    /// A request field's name holds an underscore, on a listener that refuses them
+    /// (`Limits::underscores`).
+    UnderscoreInName,
     /// A response status line is malformed or its code is out of range.
     InvalidStatus,
     /// A header the proxy tried to add or replace is not a valid field line.
@@ -128,6 +131,7 @@ impl ParseError {
             InvalidChunkData => "chunk data not followed by CRLF",
             InvalidTrailer => "invalid trailer field",
             TrailersTooLarge => "trailer section too large",
+            UnderscoreInName => "header name contains underscores",
             InvalidStatus => "invalid status line",
             InvalidOverlay => "invalid header in overlay",
         }

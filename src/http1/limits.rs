@@ -21,6 +21,25 @@ pub struct Limits {
     pub max_chunk_extension: usize,
     /// Longest trailer section, final CRLF included. Over it: 431.
     pub max_trailer_section: usize,
+    /// Request fields whose names hold an underscore.
+    pub underscores: Underscores,
+}
+
+/// What becomes of a request field whose name holds an underscore (Envoy's
+/// `headers_with_underscores_action`). Such a name is a valid token, but CGI and
+/// servers that map fields to variables read `_` and `-` alike: `x_user` can stand in
+/// for an `x-user` the proxy strips or sets. An edge drops or refuses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Underscores {
+    /// Kept, as any field.
+    #[default]
+    Allow,
+    /// Dropped from the request as parsed: nothing after the codec sees them, and
+    /// they are not forwarded ([`crate::http1::Request::dropped_underscored`] counts
+    /// them).
+    Drop,
+    /// The request is refused: 400 ([`crate::http1::ErrorKind::UnderscoreInName`]).
+    Reject,
 }
 
 /// The parser keeps its `httparse` header scratch array on the stack, so the header
@@ -38,6 +57,7 @@ impl Default for Limits {
             max_headers: 100,
             max_chunk_extension: 16 * 1024,
             max_trailer_section: 16 * 1024,
+            underscores: Underscores::Allow,
         }
     }
 }

@@ -30,7 +30,7 @@ pub use error::{ErrorKind, ParseError};
 pub use framing::{BodyFraming, ContentLengthBody};
 pub use head::HeadScanner;
 pub use header::{HeaderEntry, NameLengths};
-pub use limits::{Limits, HARD_MAX_HEADERS};
+pub use limits::{Limits, Underscores, HARD_MAX_HEADERS};
 pub use overlay::{Edit, Overlay};
 pub use request::{line_value, parse_request, Method, Request, Version};
 pub use response::{parse_response, Response, ResponseFraming};

@@ -18,7 +18,7 @@ use super::header::{
     classify, collect_fields, is_protected, is_token, list_items, only_crlfs, HeaderEntry, Known,
     NameLengths,
 };
-use super::limits::{Limits, HARD_MAX_HEADERS};
+use super::limits::{Limits, Underscores, HARD_MAX_HEADERS};
 use super::overlay::Overlay;
 use super::serialize::{write_head, ByteSink, Segment};
 use super::span::{offset_in, span_of, Span};
@@ -107,6 +107,8 @@ pub struct Request {
     request_line: Span,
     /// The lengths of the received field names, as a set: bit `min(len, 31)`.
     name_lengths: NameLengths,
+    /// Fields dropped because their names hold an underscore (`Underscores::Drop`).
+    pub dropped_underscored: u32,
 }
 
 impl Request {
@@ -262,7 +264,36 @@ pub fn parse_request(buf: &[u8], limits: &Limits, out: &mut Request) -> Result<(
     out.target = span_of(buf, target.as_bytes());
     out.version = Version::from_minor(minor);
     out.name_lengths = collect_fields(buf, req.headers, fields_end, &mut out.headers)?;
+    if limits.underscores != Underscores::Allow {
+        underscored_fields(buf, limits.underscores, out)?;
+    }
     apply_fields(buf, out)
+}
+
+/// Drops or refuses the fields whose names hold an underscore, as the listener says,
+/// before anything reads them (Envoy's codec does it as it parses each name). A
+/// dropped field is gone from `headers`, so write-back, routing and filters never see
+/// it.
+fn underscored_fields(
+    buf: &[u8],
+    action: Underscores,
+    out: &mut Request,
+) -> Result<(), ParseError> {
+    let underscored = |h: &HeaderEntry| h.name.get(buf).contains(&b'_');
+    match action {
+        Underscores::Allow => {}
+        Underscores::Reject => {
+            if out.headers.iter().any(underscored) {
+                return Err(ErrorKind::UnderscoreInName.into());
+            }
+        }
+        Underscores::Drop => {
+            let before = out.headers.len();
+            out.headers.retain(|h| !underscored(h));
+            out.dropped_underscored = (before - out.headers.len()) as u32;
+        }
+    }
+    Ok(())
 }
 
 /// Interprets the fields and the target: framing, Host, Connection, Expect.
@@ -560,6 +591,34 @@ mod tests {
         let r = parse(raw).unwrap();
         assert_eq!(r.host.unwrap().get(raw), b"b.example");
         assert_eq!(r.path.get(raw), b"/x");
+    }
+
+    /// Fields whose names hold an underscore: kept by default, dropped from the table
+    /// (and from the written-back head) or refused, as the limits say.
+    #[test]
+    fn underscored_field_names_are_kept_dropped_or_refused() {
+        let raw = b"GET / HTTP/1.1\r\nx_a: 1\r\nHost: h\r\nX-B: 2\r\nx_c_: 3\r\n\r\n";
+        let mut r = Request::new();
+        let with = |underscores| Limits {
+            underscores,
+            ..Limits::default()
+        };
+        parse_request(raw, &with(Underscores::Allow), &mut r).unwrap();
+        assert_eq!((r.headers.len(), r.dropped_underscored), (4, 0));
+        parse_request(raw, &with(Underscores::Drop), &mut r).unwrap();
+        assert_eq!((r.headers.len(), r.dropped_underscored), (2, 2));
+        assert_eq!(r.header(raw, "x_a"), None);
+        assert_eq!(r.host.map(|h| h.get(raw)), Some(&b"h"[..]));
+        let mut head = Vec::new();
+        r.append_fields(raw, &mut head);
+        assert_eq!(head, b"Host: h\r\nX-B: 2\r\n\r\n");
+        let e = parse_request(raw, &with(Underscores::Reject), &mut r).unwrap_err();
+        assert_eq!((e.kind(), e.status()), (ErrorKind::UnderscoreInName, 400));
+        // Nothing to refuse: parsed as ever, and a later request's count starts anew.
+        let plain = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+        parse_request(plain, &with(Underscores::Reject), &mut r).unwrap();
+        parse_request(plain, &with(Underscores::Drop), &mut r).unwrap();
+        assert_eq!(r.dropped_underscored, 0);
     }
 
     #[test]

@@ -636,6 +636,27 @@ pub mod breakers {
     ];
 }
 
+/// `http1.`: Envoy's HTTP/1 codec stats (`ALL_HTTP1_CODEC_STATS` in
+/// source/common/http/http1/codec_stats.h), one scope for every listener, as Envoy
+/// roots them. ringway sends no metadata and reads no response flood (each response is
+/// written before the next request is read), so those two stay 0.
+pub mod http1 {
+    use super::*;
+
+    /// Request fields dropped for an underscore in their names (`DROP_HEADER`).
+    pub const DROPPED_HEADERS_WITH_UNDERSCORES: usize = 0;
+    /// Requests refused for an underscore in a field name (`REJECT_REQUEST`).
+    pub const REQUESTS_REJECTED_WITH_UNDERSCORES_IN_HEADERS: usize = 2;
+
+    /// The definitions, in index order.
+    pub static DEFS: [StatDef; 4] = [
+        counter("dropped_headers_with_underscores"),
+        counter("metadata_not_supported_error"),
+        counter("requests_rejected_with_underscores_in_headers"),
+        counter("response_flood"),
+    ];
+}
+
 /// `server.`: process-wide figures each worker writes for itself. Registered only with
 /// the `alloc-count` feature (the only stat in it so far).
 pub mod server {

@@ -22,6 +22,7 @@ use crate::config::model::{
     ProxyProtocol, ProxySettings, TrustedProxies,
 };
 use crate::config::tls::ForwardClientCert;
+use crate::http1::Underscores;
 
 /// Envoy's HCM defaults that differ from ringway's native ones.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -488,16 +489,22 @@ fn connection_manager(
             }
             http1.max_headers = usize::try_from(n.min(max)).unwrap_or(100);
         }
-        if common
+        http1.underscores = match common
             .enum_name("headers_with_underscores_action")
-            .is_some_and(|a| a != "ALLOW")
+            .as_deref()
         {
-            common.error(
-                diag,
-                "headers_with_underscores_action",
-                "only ALLOW is supported yet",
-            );
-        }
+            None | Some("ALLOW") => Underscores::Allow,
+            Some("DROP_HEADER") => Underscores::Drop,
+            Some("REJECT_REQUEST") => Underscores::Reject,
+            Some(other) => {
+                common.error(
+                    diag,
+                    "headers_with_underscores_action",
+                    format!("unknown action {other} (ALLOW, REJECT_REQUEST, DROP_HEADER)"),
+                );
+                Underscores::Allow
+            }
+        };
     }
     let stream_idle_timeout =
         hcm.duration("stream_idle_timeout")

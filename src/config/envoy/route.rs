@@ -23,9 +23,9 @@ use crate::config::error::Diagnostics;
 use crate::config::format::{self, Side};
 use crate::config::model::AttemptCount;
 use crate::config::model::{
-    CorsPolicy, DirectResponse, HashRule, HashSource, HeaderAdd, HeaderMatch, HeaderMutations,
-    HostRewrite, OriginMatch, PathRewrite, QueryMatch, Redirect, RedirectPath, Rewrite, Route,
-    RouteAction, RouteConditions, RouteMatch, ValueMatch, VirtualHost,
+    AddOnlyIf, CorsPolicy, DirectResponse, HashRule, HashSource, HeaderAdd, HeaderMatch,
+    HeaderMutations, HostRewrite, OriginMatch, PathRewrite, QueryMatch, Redirect, RedirectPath,
+    Rewrite, Route, RouteAction, RouteConditions, RouteMatch, ValueMatch, VirtualHost,
 };
 use crate::config::pattern;
 use crate::config::resilience::{Mirror, Priority};
@@ -932,14 +932,18 @@ pub(crate) fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) ->
         header.error(diag, "value", message);
         return None;
     }
-    let append = match o.enum_name("append_action").as_deref() {
-        None | Some("APPEND_IF_EXISTS_OR_ADD") => o.wrapped_bool("append").unwrap_or(true),
-        Some("OVERWRITE_IF_EXISTS_OR_ADD") => false,
+    let (append, only_if) = match o.enum_name("append_action").as_deref() {
+        None | Some("APPEND_IF_EXISTS_OR_ADD") => {
+            (o.wrapped_bool("append").unwrap_or(true), AddOnlyIf::Always)
+        }
+        Some("OVERWRITE_IF_EXISTS_OR_ADD") => (false, AddOnlyIf::Always),
+        Some("ADD_IF_ABSENT") => (true, AddOnlyIf::Absent),
+        Some("OVERWRITE_IF_EXISTS") => (false, AddOnlyIf::Present),
         Some(other) => {
             o.error(
                 diag,
                 "append_action",
-                format!("`append_action: {other}` is not supported yet"),
+                format!("unknown `append_action: {other}` (APPEND_IF_EXISTS_OR_ADD, ADD_IF_ABSENT, OVERWRITE_IF_EXISTS_OR_ADD, OVERWRITE_IF_EXISTS)"),
             );
             return None;
         }
@@ -948,6 +952,7 @@ pub(crate) fn header_add(o: &Msg<'_, '_>, side: Side, diag: &mut Diagnostics) ->
         name: name.to_ascii_lowercase(),
         value: value.to_owned(),
         append,
+        only_if,
     })
 }
 

@@ -352,7 +352,8 @@ fn routes_map_onto_the_native_model() {
         [HeaderAdd {
             name: "x-added".into(),
             value: "%DOWNSTREAM_REMOTE_ADDRESS%".into(),
-            append: false
+            append: false,
+            only_if: AddOnlyIf::Always,
         }]
     );
     assert_eq!(r[0].headers.response_remove, ["x-internal"]);
@@ -1354,4 +1355,45 @@ fn a_clusters_request_cap_comes_from_its_protocol_options_or_its_own_field() {
         cap("    common_http_protocol_options: { max_requests_per_connection: 7 }\n"),
         Some(7)
     );
+}
+
+/// `append_action`'s four values, and `headers_with_underscores_action`'s three.
+#[test]
+fn append_actions_and_underscore_actions_map_onto_the_native_ones() {
+    let routes = r#"              - match: { prefix: "/" }
+                route: { cluster: app }
+                request_headers_to_add:
+                - header: { key: x-a, value: "1" }
+                - header: { key: x-b, value: "2" }
+                  append_action: ADD_IF_ABSENT
+                - header: { key: x-c, value: "3" }
+                  append_action: OVERWRITE_IF_EXISTS_OR_ADD
+                - header: { key: x-d, value: "4" }
+                  append_action: OVERWRITE_IF_EXISTS
+"#;
+    let config = load(&bootstrap("", routes, ""));
+    let adds = &config.listeners[0].virtual_hosts[0].routes[0]
+        .headers
+        .request_add;
+    let got: Vec<_> = adds.iter().map(|a| (a.append, a.only_if)).collect();
+    assert_eq!(
+        got,
+        [
+            (true, AddOnlyIf::Always),
+            (true, AddOnlyIf::Absent),
+            (false, AddOnlyIf::Always),
+            (false, AddOnlyIf::Present),
+        ]
+    );
+    for (action, want) in [
+        ("ALLOW", crate::http1::Underscores::Allow),
+        ("DROP_HEADER", crate::http1::Underscores::Drop),
+        ("REJECT_REQUEST", crate::http1::Underscores::Reject),
+    ] {
+        let hcm = format!(
+            "          common_http_protocol_options: {{ headers_with_underscores_action: {action} }}\n"
+        );
+        let config = load(&bootstrap(&hcm, ROUTE, ""));
+        assert_eq!(config.listeners[0].http1.underscores, want, "{action}");
+    }
 }

@@ -81,7 +81,7 @@ use crate::{
     proxy_protocol,
     router::{normalize::normalize, rewrite, Action, RouteInput},
     snapshot::ListenerSnapshot,
-    stats::names::{http as rq, listener as cx},
+    stats::names::{http as rq, http1 as h1, listener as cx},
     upstream::conn::UpstreamConn,
 };
 use outcome::Next;
@@ -486,7 +486,17 @@ impl Connection<'_> {
             let head = &self.buf[self.start..self.start + head_len];
             self.request.clear();
             if let Err(e) = http1::parse_request(head, &l.limits, &mut self.request) {
+                if e.kind() == http1::ErrorKind::UnderscoreInName {
+                    l.http1_stats
+                        .get(h1::REQUESTS_REJECTED_WITH_UNDERSCORES_IN_HEADERS)
+                        .inc();
+                }
                 return self.fail(LocalReplyKind::for_status(e.status())).await;
+            }
+            if self.request.dropped_underscored != 0 {
+                l.http1_stats
+                    .get(h1::DROPPED_HEADERS_WITH_UNDERSCORES)
+                    .add(u64::from(self.request.dropped_underscored));
             }
             if let Some(log) = &mut self.log {
                 log.parsed(head, &self.request);

@@ -96,6 +96,7 @@ fn add(name: &str, value: &str, append: bool) -> HeaderAdd {
         name: name.into(),
         value: value.into(),
         append,
+        only_if: crate::config::model::AddOnlyIf::Always,
     }
 }
 
