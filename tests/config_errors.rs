@@ -869,3 +869,36 @@ fn a_pools_request_cap_is_a_positive_count() {
         ["ringway.yaml:10:42: clusters[0].pool.max_requests_per_connection: expected a number of requests from 1 to 4294967295, found 0"]
     );
 }
+
+/// `match.case_sensitive: false` makes a prefix or a path match in any ASCII case; a
+/// regex says its own case, so the two together are refused.
+#[test]
+fn case_insensitive_matches_take_a_prefix_or_a_path() {
+    let text = |m: &str| {
+        format!("listeners:\n  - name: a\n    address: 127.0.0.1:0\n    routes:\n      - match: {m}\n        direct_response: {{ status: 200 }}\n")
+    };
+    let config = Config::parse(
+        &text("{ prefix: /API, case_sensitive: false }"),
+        Path::new("x.yaml"),
+    )
+    .expect("parses");
+    assert_eq!(
+        config.listeners[0].routes[0].matcher,
+        RouteMatch::PrefixAnyCase("/API".into())
+    );
+    let config = Config::parse(
+        &text("{ path: /a, case_sensitive: true }"),
+        Path::new("x.yaml"),
+    )
+    .expect("parses");
+    assert_eq!(
+        config.listeners[0].routes[0].matcher,
+        RouteMatch::Path("/a".into())
+    );
+    let got = errors(&text("{ regex: \"/a.*\", case_sensitive: false }"));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("`case_sensitive: false` goes with `prefix` or `path`"),
+        "{got:?}"
+    );
+}

@@ -682,6 +682,43 @@ fn envoy_listeners_drop_or_refuse_underscored_fields() {
     }
 }
 
+/// `server_header_transformation`: the upstream's `server` replaced (`OVERWRITE`, the
+/// default), kept with ours added only when it has none (`APPEND_IF_ABSENT`), or passed
+/// as it is (`PASS_THROUGH`).
+#[test]
+fn envoy_listeners_transform_the_server_header() {
+    for driver in drivers() {
+        for (mode, with, without) in [
+            ("OVERWRITE", "envoy", Some("envoy")),
+            ("APPEND_IF_ABSENT", "up/1", Some("envoy")),
+            ("PASS_THROUGH", "up/1", None),
+        ] {
+            let upstream = Upstream::start(false);
+            let (port, admin) = (free_port(), free_port());
+            let yaml = envoy_config(port, admin, upstream.addr).replace(
+                "          stat_prefix: public\n",
+                &format!("          stat_prefix: public\n          server_header_transformation: {mode}\n"),
+            );
+            let _rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let r = exchange(
+                addr,
+                b"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Respond-Header: Server: up/1\r\n\r\n",
+            );
+            assert_eq!(r.status, 200, "{driver} {mode}");
+            let servers: Vec<_> = r
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("server"))
+                .map(|(_, v)| v.as_str())
+                .collect();
+            assert_eq!(servers, [with], "{driver} {mode}");
+            let r = exchange(addr, b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n");
+            assert_eq!(r.header("server"), without, "{driver} {mode}");
+        }
+    }
+}
+
 #[test]
 fn envoy_listeners_answer_with_envoys_local_replies() {
     for driver in drivers() {

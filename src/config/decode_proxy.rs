@@ -56,6 +56,8 @@ pub(super) fn proxy_settings(map: &Map<'_>, diag: &mut Diagnostics) -> Option<Pr
         request_id: request_id?,
         via: via?,
         server_header: server_header?,
+        // A native listener's `server_header` replaces the upstream's.
+        server_header_if_absent: false,
         hide_upstream_identity: hide_upstream_identity?,
         max_request_body: max_request_body?,
         expect_continue: expect_continue?,

@@ -318,6 +318,8 @@ fn route_base(host: Option<&str>, route: &Route) -> String {
         let text = match &route.matcher {
             RouteMatch::Prefix(t)
             | RouteMatch::Path(t)
+            | RouteMatch::PrefixAnyCase(t)
+            | RouteMatch::PathAnyCase(t)
             | RouteMatch::Regex(t)
             | RouteMatch::Template(t) => t,
         };

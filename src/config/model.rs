@@ -594,6 +594,10 @@ pub enum RouteMatch {
     Prefix(String),
     /// The path equals this string (which starts with `/`).
     Path(String),
+    /// [`RouteMatch::Prefix`] in any ASCII case (Envoy's `case_sensitive: false`).
+    PrefixAnyCase(String),
+    /// [`RouteMatch::Path`] in any ASCII case.
+    PathAnyCase(String),
     /// The whole path matches this pattern (`regex` crate syntax, anchored at both ends).
     Regex(String),
     /// The whole path matches this path template (Envoy's `uri_template`:
@@ -878,6 +882,9 @@ pub struct ProxySettings {
     pub via: Option<String>,
     /// Set `server: <this>` on responses.
     pub server_header: Option<String>,
+    /// Only on responses without a `server` field of their own (Envoy's
+    /// `APPEND_IF_ABSENT`); else the upstream's is replaced (`OVERWRITE`).
+    pub server_header_if_absent: bool,
     /// Remove what names the upstream's software from responses (`server`,
     /// `x-powered-by`, `x-aspnet-version`, `x-aspnetmvc-version`).
     pub hide_upstream_identity: bool,
@@ -927,6 +934,7 @@ impl Default for ProxySettings {
             request_id: true,
             via: None,
             server_header: None,
+            server_header_if_absent: false,
             hide_upstream_identity: false,
             max_request_body: None,
             expect_continue: ExpectContinue::Answer,

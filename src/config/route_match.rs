@@ -24,6 +24,7 @@ const MATCH_KEYS: &[&str] = &[
     "headers",
     "query",
     "client_certificate",
+    "case_sensitive",
 ];
 /// Pseudo-headers a header condition may name (as Envoy's route matchers do).
 const PSEUDO_HEADERS: &[&str] = &[":method", ":authority", ":path"];
@@ -40,7 +41,26 @@ pub(crate) fn route_match(
         .into_iter()
         .filter_map(|key| map.optional(key).map(|n| (key, n)))
         .collect();
+    let any_case = match map.optional("case_sensitive") {
+        Some(n) => match n.peek_bool() {
+            Some(sensitive) => !sensitive,
+            None => {
+                n.wrong_type(diag, "`true` or `false`");
+                return None;
+            }
+        },
+        None => false,
+    };
+    if any_case && !matches!(given.as_slice(), [("prefix" | "path", _)]) {
+        map.error(
+            diag,
+            "`case_sensitive: false` goes with `prefix` or `path` (a `regex` says its own case: `(?i)`)",
+        );
+        return None;
+    }
     let matcher = match given.as_slice() {
+        [("prefix", n)] if any_case => request_path(n, diag).map(RouteMatch::PrefixAnyCase),
+        [("path", n)] if any_case => request_path(n, diag).map(RouteMatch::PathAnyCase),
         [("prefix", n)] => request_path(n, diag).map(RouteMatch::Prefix),
         [("path", n)] => request_path(n, diag).map(RouteMatch::Path),
         [("regex", n)] => regex(n, diag).map(RouteMatch::Regex),

@@ -104,9 +104,17 @@ pub fn downstream_response(
             .map(|via| (via, upstream_via(response, head))),
         None => None,
     };
+    // The upstream's own `server` stays when ours is only added in its absence.
+    let mut upstream_server = false;
     if proxy.hide_upstream_identity || proxy.server_header.is_some() {
+        let keep_server = proxy.server_header_if_absent && !proxy.hide_upstream_identity;
         for (index, header) in response.headers.iter().enumerate() {
-            let identity = header.is(head, "server")
+            let server = header.is(head, "server");
+            if server && keep_server {
+                upstream_server = true;
+                continue;
+            }
+            let identity = server
                 || (proxy.hide_upstream_identity
                     && UPSTREAM_IDENTITY.iter().any(|name| header.is(head, name)));
             if identity {
@@ -128,7 +136,7 @@ pub fn downstream_response(
             out.extend_from_slice(date_line);
         }
         // Both checked when the config was read.
-        if let Some(server) = &proxy.server_header {
+        if let Some(server) = proxy.server_header.as_ref().filter(|_| !upstream_server) {
             out.extend_from_slice(b"server: ");
             out.extend_from_slice(server.as_bytes());
             out.extend_from_slice(b"\r\n");

@@ -8,7 +8,8 @@
 //!
 //! Speed: literal routes (`prefix`, `path`) live in a byte trie ([`trie`]), so one walk
 //! over the path yields the few literal candidates, already sorted, whatever the number
-//! of routes. Regex routes sit in a side list and are merged in by index: a regex is run
+//! of routes. Regex routes (and literal ones in any case: Envoy's `case_sensitive: false`)
+//! sit in a side list and are merged in by index: such a route's path is tested
 //! only while no lower-indexed candidate has matched, so a table of 1,000 prefixes plus a
 //! few regexes costs one walk plus, at most, those regexes. Then the candidates' host,
 //! header and query conditions ([`conditions`]) are tested in index order. The result is
@@ -153,6 +154,9 @@ pub struct RouteInput<'a, H: HeaderLookup + ?Sized> {
 enum PathMatch {
     Exact(Box<[u8]>),
     Prefix(Box<[u8]>),
+    /// In any ASCII case: tested per request, as a regex is (not in the literal trie).
+    ExactAnyCase(Box<[u8]>),
+    PrefixAnyCase(Box<[u8]>),
     /// `None`: failed to compile, which validation rules out; such a route never matches.
     Regex(Option<Regex>),
 }
@@ -162,6 +166,10 @@ impl PathMatch {
         match self {
             PathMatch::Exact(p) => path == &p[..],
             PathMatch::Prefix(p) => path.starts_with(p),
+            PathMatch::ExactAnyCase(p) => path.eq_ignore_ascii_case(p),
+            PathMatch::PrefixAnyCase(p) => path
+                .get(..p.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(p)),
             PathMatch::Regex(r) => r.as_ref().is_some_and(|r| r.is_match(path)),
         }
     }
@@ -279,8 +287,8 @@ impl Route {
     /// the whole path for exact and regex matchers.
     pub fn matched_len(&self, path: &[u8]) -> usize {
         match &self.path {
-            PathMatch::Prefix(p) => p.len(),
-            PathMatch::Exact(_) | PathMatch::Regex(_) => path.len(),
+            PathMatch::Prefix(p) | PathMatch::PrefixAnyCase(p) => p.len(),
+            PathMatch::Exact(_) | PathMatch::ExactAnyCase(_) | PathMatch::Regex(_) => path.len(),
         }
     }
 
@@ -298,7 +306,8 @@ impl Route {
 pub struct Router {
     routes: Vec<Route>,
     literals: LiteralTrie,
-    /// Indices of regex routes, ascending.
+    /// Indices of the routes whose path is tested per request (regexes, templates,
+    /// literals in any case), ascending.
     regexes: Vec<RouteIndex>,
 }
 
@@ -398,6 +407,14 @@ impl Router {
             let path = match &route.matcher {
                 config::RouteMatch::Path(p) => PathMatch::Exact(p.as_bytes().into()),
                 config::RouteMatch::Prefix(p) => PathMatch::Prefix(p.as_bytes().into()),
+                config::RouteMatch::PathAnyCase(p) => {
+                    regexes.push(index as RouteIndex);
+                    PathMatch::ExactAnyCase(p.as_bytes().into())
+                }
+                config::RouteMatch::PrefixAnyCase(p) => {
+                    regexes.push(index as RouteIndex);
+                    PathMatch::PrefixAnyCase(p.as_bytes().into())
+                }
                 config::RouteMatch::Regex(p) => {
                     regexes.push(index as RouteIndex);
                     PathMatch::Regex(anchored_regex(p).ok())
@@ -496,7 +513,9 @@ impl Router {
                 let (bytes, exact) = match &r.path {
                     PathMatch::Exact(p) => (&p[..], true),
                     PathMatch::Prefix(p) => (&p[..], false),
-                    PathMatch::Regex(_) => return None,
+                    PathMatch::ExactAnyCase(_)
+                    | PathMatch::PrefixAnyCase(_)
+                    | PathMatch::Regex(_) => return None,
                 };
                 Some(Literal {
                     bytes,

@@ -271,6 +271,31 @@ fn headers_and_query_all_must_hold() {
     assert_eq!(status(&router, &input("", "/", "tt=1", v2)), None);
 }
 
+/// `case_sensitive: false`: a prefix or a path in any ASCII case, in the table's order
+/// with the literal routes (a rewrite replaces what it matched, its length).
+#[test]
+fn routes_may_match_paths_in_any_case() {
+    let router = Router::build(
+        &[
+            route(RouteMatch::PathAnyCase("/Health".into()), 201),
+            route(RouteMatch::Prefix("/api/v1".into()), 202),
+            route(RouteMatch::PrefixAnyCase("/API/".into()), 203),
+            route(RouteMatch::Prefix("/".into()), 204),
+        ],
+        |_| None,
+    );
+    let at = |path: &str| status(&router, &input("", path, "", &[]));
+    assert_eq!(at("/health"), Some(201));
+    assert_eq!(at("/HEALTH"), Some(201));
+    assert_eq!(at("/healthz"), Some(204));
+    assert_eq!(at("/api/v1/x"), Some(202));
+    assert_eq!(at("/Api/v1/x"), Some(203));
+    assert_eq!(at("/api/v2"), Some(203));
+    assert_eq!(at("/apix"), Some(204));
+    let found = router.route(&input("", "/aPi/x", "", &[])).unwrap();
+    assert_eq!(found.matched_len(b"/aPi/x"), 5);
+}
+
 /// The naive matcher, straight from the config: path test, then one header condition
 /// (the only kind the generated tables use).
 fn oracle(routes: &[config::Route], path: &str, header: bool) -> Option<usize> {
@@ -278,6 +303,8 @@ fn oracle(routes: &[config::Route], path: &str, header: bool) -> Option<usize> {
         let path_ok = match &r.matcher {
             RouteMatch::Prefix(p) => path.starts_with(p.as_str()),
             RouteMatch::Path(p) => path == p,
+            RouteMatch::PrefixAnyCase(p) => path.to_lowercase().starts_with(&p.to_lowercase()),
+            RouteMatch::PathAnyCase(p) => path.eq_ignore_ascii_case(p),
             RouteMatch::Regex(p) => ::regex::Regex::new(&format!("^(?:{p})$"))
                 .unwrap()
                 .is_match(path),
@@ -291,10 +318,12 @@ fn oracle(routes: &[config::Route], path: &str, header: bool) -> Option<usize> {
 }
 
 fn tables() -> impl Strategy<Value = Vec<config::Route>> {
-    let literal = "/[ab]{0,3}";
+    let literal = "/[abA]{0,3}";
     let matcher = prop_oneof![
         4 => literal.prop_map(RouteMatch::Prefix),
         3 => literal.prop_map(RouteMatch::Path),
+        1 => literal.prop_map(RouteMatch::PrefixAnyCase),
+        1 => literal.prop_map(RouteMatch::PathAnyCase),
         1 => prop_oneof![Just("/a.*"), Just("/[ab]b"), Just("/b*"), Just(".*a")]
             .prop_map(|s| RouteMatch::Regex(s.into())),
     ];
@@ -319,7 +348,7 @@ proptest! {
     #[test]
     fn trie_router_equals_a_linear_scan(
         routes in tables(),
-        paths in proptest::collection::vec("/[ab]{0,4}", 1..16),
+        paths in proptest::collection::vec("/[abA]{0,4}", 1..16),
         header in any::<bool>(),
     ) {
         let router = Router::build(&routes, |_| None);

@@ -534,16 +534,19 @@ fn connection_manager(
             EscapedSlashes::Keep
         }
     };
-    let server_header = match hcm.enum_name("server_header_transformation").as_deref() {
-        None | Some("OVERWRITE") => Some(hcm.str("server_name").unwrap_or("envoy").to_owned()),
-        Some("PASS_THROUGH") => None,
+    let server_name = || Some(hcm.str("server_name").unwrap_or("envoy").to_owned());
+    let transformation = hcm.enum_name("server_header_transformation");
+    let (server_header, server_header_if_absent) = match transformation.as_deref() {
+        None | Some("OVERWRITE") => (server_name(), false),
+        Some("APPEND_IF_ABSENT") => (server_name(), true),
+        Some("PASS_THROUGH") => (None, false),
         Some(other) => {
             hcm.error(
                 diag,
                 "server_header_transformation",
-                format!("{other} is not supported yet"),
+                format!("unknown {other} (OVERWRITE, APPEND_IF_ABSENT, PASS_THROUGH)"),
             );
-            None
+            (None, false)
         }
     };
     let proxy = ProxySettings {
@@ -555,6 +558,7 @@ fn connection_manager(
         // Envoy appends `via` as written: `envoy.via`, not ringway's `1.1 <name>`.
         via: None,
         server_header,
+        server_header_if_absent,
         expect_continue: if hcm.bool("proxy_100_continue") {
             ExpectContinue::Forward
         } else {

@@ -348,6 +348,8 @@ fn describe(listener: &str, host: Option<&str>, r: &Route) -> String {
             let (kind, value) = match &r.matcher {
                 RouteMatch::Prefix(p) => ("prefix", p),
                 RouteMatch::Path(p) => ("path", p),
+                RouteMatch::PrefixAnyCase(p) => ("prefix (any case)", p),
+                RouteMatch::PathAnyCase(p) => ("path (any case)", p),
                 RouteMatch::Regex(p) => ("safe_regex", p),
                 RouteMatch::Template(p) => ("path template", p),
             };

@@ -569,21 +569,24 @@ pub(crate) fn route_match(
             subject_alt_names: Vec::new(),
         }
     });
-    if m.wrapped_bool("case_sensitive") == Some(false) {
-        m.error(
-            diag,
-            "case_sensitive",
-            "`case_sensitive: false` is not supported yet",
-        );
-    }
+    // Envoy ignores it for `safe_regex` (a pattern says its own case).
+    let any_case = m.wrapped_bool("case_sensitive") == Some(false);
     let matcher = if m.has("prefix") || m.str("path").is_none() && !m.has("safe_regex") {
         // An empty `prefix` (or none of the three) matches every path.
         let prefix = m.str("prefix").unwrap_or("/");
         path_text(m, "prefix", prefix, diag)?;
-        RouteMatch::Prefix(prefix.to_owned())
+        if any_case {
+            RouteMatch::PrefixAnyCase(prefix.to_owned())
+        } else {
+            RouteMatch::Prefix(prefix.to_owned())
+        }
     } else if let Some(path) = m.str("path") {
         path_text(m, "path", path, diag)?;
-        RouteMatch::Path(path.to_owned())
+        if any_case {
+            RouteMatch::PathAnyCase(path.to_owned())
+        } else {
+            RouteMatch::Path(path.to_owned())
+        }
     } else {
         let re = m.child("safe_regex")?;
         RouteMatch::Regex(regex(&re, diag)?)

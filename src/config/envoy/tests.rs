@@ -1397,3 +1397,32 @@ fn append_actions_and_underscore_actions_map_onto_the_native_ones() {
         assert_eq!(config.listeners[0].http1.underscores, want, "{action}");
     }
 }
+
+/// `case_sensitive: false` on a prefix or a path; ignored on `safe_regex`, as in Envoy.
+#[test]
+fn case_insensitive_route_matches_map_onto_any_case_matchers() {
+    let routes = r#"              - match: { prefix: "/API", case_sensitive: false }
+                route: { cluster: app }
+              - match: { path: "/Health", case_sensitive: false }
+                route: { cluster: app }
+              - match: { safe_regex: { regex: "/x.*" }, case_sensitive: false }
+                route: { cluster: app }
+              - match: { prefix: "/", case_sensitive: true }
+                route: { cluster: app }
+"#;
+    let config = load(&bootstrap("", routes, ""));
+    let matchers: Vec<_> = config.listeners[0].virtual_hosts[0]
+        .routes
+        .iter()
+        .map(|r| r.matcher.clone())
+        .collect();
+    assert_eq!(
+        matchers,
+        [
+            RouteMatch::PrefixAnyCase("/API".into()),
+            RouteMatch::PathAnyCase("/Health".into()),
+            RouteMatch::Regex("/x.*".into()),
+            RouteMatch::Prefix("/".into()),
+        ]
+    );
+}
