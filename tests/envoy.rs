@@ -517,6 +517,54 @@ fn access_logs_in_envoys_formats() {
     }
 }
 
+/// Envoy's timing operators: the request's end, the upstream's first byte and the
+/// client's last, from the request's first; the upstream protocol and attempt count.
+/// A direct response has no upstream: `-` where Envoy prints none.
+#[test]
+fn access_logs_print_envoys_timings() {
+    for driver in drivers() {
+        let upstream = Upstream::start(false);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("timing.log");
+        let (port, admin) = (free_port(), free_port());
+        let format = "              log_format:\n                text_format_source:\n                  inline_string: \"%REQ(:PATH)% %REQUEST_DURATION% %RESPONSE_DURATION% %RESPONSE_TX_DURATION% %DURATION% %UPSTREAM_PROTOCOL% %UPSTREAM_REQUEST_ATTEMPT_COUNT%\\n\"\n";
+        let yaml = with_access_log(port, admin, upstream.addr, &path, format);
+        let _rw = Ringway::start(&yaml, admin, &["--driver", driver]);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        // The upstream answers 150 ms late.
+        let r = exchange(
+            addr,
+            b"GET /api/slow HTTP/1.1\r\nHost: a\r\nX-Delay-Ms: 150\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{driver}");
+        upstream.next_seen();
+        let lines = wait_for_lines(&path, 1);
+        let f: Vec<&str> = lines[0].split(' ').collect();
+        assert_eq!(f.len(), 7, "{driver}: {}", lines[0]);
+        let ms = |s: &str| {
+            s.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{driver}: {}", lines[0]))
+        };
+        let (request, response, tx, total) = (ms(f[1]), ms(f[2]), ms(f[3]), ms(f[4]));
+        assert!(request < 100, "{driver}: {}", lines[0]);
+        assert!((150..1000).contains(&response), "{driver}: {}", lines[0]);
+        assert!(
+            response + tx <= total + 1 && total <= response + tx + 1,
+            "{driver}: {}",
+            lines[0]
+        );
+        assert_eq!(&f[5..], ["HTTP/1.1", "1"], "{driver}");
+        // No upstream: the request's end is known, nothing after it is.
+        assert_eq!(get(addr, "/elsewhere").unwrap().status, 404);
+        let lines = wait_for_lines(&path, 2);
+        let f: Vec<&str> = lines[1].split(' ').collect();
+        assert_eq!(f[0], "/elsewhere", "{driver}: {}", lines[1]);
+        assert!(ms(f[1]) < 100, "{driver}: {}", lines[1]);
+        assert_eq!(&f[2..4], ["-", "-"], "{driver}: {}", lines[1]);
+        assert_eq!(&f[5..], ["-", "0"], "{driver}: {}", lines[1]);
+    }
+}
+
 /// `%BYTES_RECEIVED%` and `%BYTES_SENT%` are body bytes (Envoy's "body bytes received",
 /// "body bytes sent"): a chunked body counts its payload, not its chunk sizes, line
 /// ends and trailers, whichever way it goes.

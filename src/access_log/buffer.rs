@@ -96,6 +96,11 @@ impl WorkerLog {
         self.format.needs_local_address()
     }
 
+    /// Whether lines print when the request ended (`%REQUEST_DURATION%`).
+    pub fn needs_request_end(&self) -> bool {
+        self.format.needs_request_end()
+    }
+
     /// How often the worker should call [`WorkerLog::flush`].
     pub fn flush_interval(&self) -> Duration {
         self.flush_interval

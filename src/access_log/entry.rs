@@ -103,6 +103,10 @@ pub struct Details<'a> {
     /// `x-envoy-upstream-service-time`: from the end of the request to the upstream's
     /// response head.
     pub upstream_service_time: Option<Duration>,
+    /// From the request's first byte to its last, when it completed.
+    pub request_duration: Option<Duration>,
+    /// From the request's first byte to the upstream's response head, when one came.
+    pub response_duration: Option<Duration>,
     /// The request header values the format prints.
     pub headers: Option<&'a Captured>,
     /// The connection's TLS facts, on a TLS connection.

@@ -33,6 +33,8 @@ pub struct Compiled {
     headers: Vec<String>,
     /// Whether a line needs the connection's local address.
     local_address: bool,
+    /// Whether a line prints when the request ended (`%REQUEST_DURATION%`).
+    request_end: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +96,9 @@ impl Compiled {
         let local_address = all
             .iter()
             .any(|p| matches!(p, Piece::Var(Op::LocalAddress { .. } | Op::LocalPort)));
+        let request_end = all
+            .iter()
+            .any(|p| matches!(p, Piece::Var(Op::RequestDuration)));
         let compile = |pieces: &[Piece<Op>]| -> Vec<Part> {
             pieces
                 .iter()
@@ -118,6 +123,7 @@ impl Compiled {
             omit_empty,
             headers,
             local_address,
+            request_end,
         })
     }
 
@@ -129,6 +135,12 @@ impl Compiled {
     /// Whether lines print the connection's local address.
     pub fn needs_local_address(&self) -> bool {
         self.local_address
+    }
+
+    /// Whether a line prints when the request ended (a clock read when its head is
+    /// parsed, only then).
+    pub fn needs_request_end(&self) -> bool {
+        self.request_end
     }
 
     /// Appends one line for `entry`.
@@ -209,6 +221,9 @@ fn numeric(op: &Op) -> bool {
             | Op::BytesReceived
             | Op::BytesSent
             | Op::Duration
+            | Op::RequestDuration
+            | Op::ResponseDuration
+            | Op::ResponseTxDuration
             | Op::LocalPort
             | Op::UpstreamRequestAttemptCount
     )
@@ -328,6 +343,19 @@ fn render(part: &Part, entry: &LogEntry<'_>, out: &mut Vec<u8>) -> bool {
                 push_padded(out, u64::from(entry.attempts), 1);
                 true
             }
+            Op::RequestDuration => millis(d.request_duration, out),
+            Op::ResponseDuration => millis(d.response_duration, out),
+            Op::ResponseTxDuration => millis(
+                d.response_duration
+                    .map(|first| entry.duration.saturating_sub(first)),
+                out,
+            ),
+            Op::UpstreamProtocol => {
+                if entry.attempts > 0 {
+                    out.extend_from_slice(b"HTTP/1.1");
+                }
+                entry.attempts > 0
+            }
             Op::RemoteAddress { port } => {
                 let (client, client_port) = d.remote.unwrap_or((entry.client, 0));
                 match client.ip() {
@@ -371,6 +399,17 @@ fn render(part: &Part, entry: &LogEntry<'_>, out: &mut Vec<u8>) -> bool {
             Op::LocalUriSan => text_opt(d.tls.map(|t| &*t.local_uri_san), out),
             Op::UpstreamTransportFailureReason => false,
         },
+    }
+}
+
+/// Whole milliseconds, as Envoy's duration operators print them; false without one.
+fn millis(value: Option<std::time::Duration>, out: &mut Vec<u8>) -> bool {
+    match value {
+        Some(t) => {
+            push_padded(out, u64::try_from(t.as_millis()).unwrap_or(u64::MAX), 1);
+            true
+        }
+        None => false,
     }
 }
 
@@ -486,6 +525,8 @@ mod tests {
                 route: Some("api"),
                 cluster: Some("app"),
                 upstream_service_time: Some(Duration::from_millis(2)),
+                request_duration: Some(Duration::from_micros(400)),
+                response_duration: Some(Duration::from_micros(2_900)),
                 headers: Some(captured),
                 tls,
                 heads: (0, 0),
@@ -538,6 +579,12 @@ mod tests {
             line(&c, &headers),
             "curl 1795294800.123 2026-11-21 21:00:00 325 +0000 10.0.0.7:0 127.0.0.1:40000 127.0.0.1:10000 10000 api app - - 100%\n"
         );
+        // The timings in whole milliseconds (the entry: 3.999 ms in all, the upstream's
+        // first byte at 2.9 ms); no upstream attempt: no upstream protocol.
+        let c = compiled(
+            "%REQUEST_DURATION% %RESPONSE_DURATION% %RESPONSE_TX_DURATION% %DURATION% %UPSTREAM_PROTOCOL%",
+        );
+        assert_eq!(line(&c, &captured(&c, &[])), "0 2 1 3 -");
         // Control bytes in a value are escaped: a line stays one line.
         let c = compiled("%REQ(X)%");
         let headers = captured(&c, &[("x", "a\r\nb")]);

@@ -69,6 +69,11 @@ impl LineFormat {
     pub fn needs_local_address(&self) -> bool {
         matches!(self, LineFormat::Envoy(c) if c.needs_local_address())
     }
+
+    /// Whether lines print when the request ended.
+    pub fn needs_request_end(&self) -> bool {
+        matches!(self, LineFormat::Envoy(c) if c.needs_request_end())
+    }
 }
 
 /// Appends one line for `entry` in `format` (the native formats end it with a newline;

@@ -72,6 +72,17 @@ pub enum Op {
     SpanId,
     /// Upstream attempts made (Envoy's `%UPSTREAM_REQUEST_ATTEMPT_COUNT%`).
     UpstreamRequestAttemptCount,
+    /// Milliseconds from the request's first byte to its last (Envoy's
+    /// `%REQUEST_DURATION%`); `-` when the request did not complete.
+    RequestDuration,
+    /// Milliseconds from the request's first byte to the first of the upstream's
+    /// response (`%RESPONSE_DURATION%`); `-` without one.
+    ResponseDuration,
+    /// Milliseconds from the upstream response's first byte to the client's last
+    /// (`%RESPONSE_TX_DURATION%`); `-` without an upstream response.
+    ResponseTxDuration,
+    /// `HTTP/1.1` when the request went upstream, else `-` (`%UPSTREAM_PROTOCOL%`).
+    UpstreamProtocol,
 }
 
 /// A header operator's arguments.
@@ -113,15 +124,10 @@ pub enum TimePart {
 
 /// Operators Envoy has that ringway cannot fill yet: refused by name.
 const NOT_YET: &[&str] = &[
-    "REQUEST_DURATION",
     "REQUEST_TX_DURATION",
-    "RESPONSE_DURATION",
-    "RESPONSE_TX_DURATION",
     "RESPONSE_CODE_DETAILS",
     "CONNECTION_TERMINATION_DETAILS",
     "UPSTREAM_LOCAL_ADDRESS",
-    "UPSTREAM_REQUEST_ATTEMPT_COUNT",
-    "UPSTREAM_PROTOCOL",
     "TRAILER",
     "DYNAMIC_METADATA",
     "FILTER_STATE",
@@ -229,6 +235,10 @@ fn operator(spec: &str) -> Result<Op, String> {
         "TRACE_ID" => plain(Op::TraceId),
         "SPAN_ID" => plain(Op::SpanId),
         "UPSTREAM_REQUEST_ATTEMPT_COUNT" => plain(Op::UpstreamRequestAttemptCount),
+        "REQUEST_DURATION" => plain(Op::RequestDuration),
+        "RESPONSE_DURATION" => plain(Op::ResponseDuration),
+        "RESPONSE_TX_DURATION" => plain(Op::ResponseTxDuration),
+        "UPSTREAM_PROTOCOL" => plain(Op::UpstreamProtocol),
         "HOSTNAME" => plain(Op::Hostname),
         "REQUESTED_SERVER_NAME" => plain(Op::RequestedServerName),
         "DOWNSTREAM_TLS_VERSION" => plain(Op::TlsVersion),
@@ -404,7 +414,7 @@ mod tests {
                 TimePart::EpochSeconds,
             ])))])
         );
-        assert!(parse("%RESPONSE_DURATION%")
+        assert!(parse("%REQUEST_TX_DURATION%")
             .unwrap_err()
             .contains("not supported yet"));
         assert!(parse("%RESP(content-type)%")

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::{
     access_log::{Captured, Details, LogEntry, ResponseFlags, WorkerLog},
-    http1::{Request, Version},
+    http1::{BodyFraming, Request, Version},
     peer::Peer,
 };
 
@@ -60,6 +60,13 @@ struct EnvoyParts<'l> {
     cluster: Option<&'l str>,
     /// From the end of the current request to its upstream response head.
     service_time: Option<Duration>,
+    /// From the current request's first byte to its upstream response head.
+    response_after: Option<Duration>,
+    /// From the current request's first byte to its last, when known.
+    request_done: Option<Duration>,
+    /// The format prints it (`%REQUEST_DURATION%`): a request without a body is
+    /// complete when its head is parsed, and the clock is read then.
+    request_end: bool,
     /// The connection's TLS facts, on a TLS connection.
     tls: Option<Box<crate::access_log::TlsDetails>>,
     /// The format prints a trace context field (`%REQ(TRACEPARENT)%`, `%REQ(B3)%`…).
@@ -102,6 +109,9 @@ impl<'l> RequestLog<'l> {
                     route: None,
                     cluster: None,
                     service_time: None,
+                    response_after: None,
+                    request_done: None,
+                    request_end: log.needs_request_end(),
                     tls: None,
                     trace_fields: log
                         .headers()
@@ -171,6 +181,13 @@ impl<'l> RequestLog<'l> {
     pub fn upstream_service_time(&mut self, elapsed: Duration) {
         if let Some(envoy) = &mut self.envoy {
             envoy.service_time = Some(elapsed);
+            // The first byte of the upstream's response, from the request's first; the
+            // request ended `elapsed` before it.
+            if let Some((_, at)) = self.began {
+                let after = at.elapsed();
+                envoy.response_after = Some(after);
+                envoy.request_done = envoy.request_done.or_else(|| after.checked_sub(elapsed));
+            }
         }
     }
 
@@ -212,6 +229,13 @@ impl<'l> RequestLog<'l> {
         self.protocol = Some(request.version);
         self.received = head.len() as u64;
         self.head_received = self.received;
+        if let Some(envoy) = self.envoy.as_mut().filter(|e| e.request_end) {
+            let whole = matches!(
+                request.framing,
+                BodyFraming::None | BodyFraming::ContentLength(0)
+            );
+            envoy.request_done = self.began.filter(|_| whole).map(|(_, at)| at.elapsed());
+        }
     }
 
     /// Body bytes read for the current request.
@@ -274,6 +298,8 @@ impl<'l> RequestLog<'l> {
                     local: envoy.local,
                     route: envoy.route.take(),
                     cluster: envoy.cluster.take(),
+                    request_duration: envoy.request_done.take(),
+                    response_duration: envoy.response_after.take(),
                     upstream_service_time: envoy.service_time.take(),
                     headers: Some(&envoy.captured),
                     tls: envoy.tls.as_deref(),

@@ -535,10 +535,10 @@ fn access_loggers_keep_envoys_formats() {
         }
     );
     // Operators ringway cannot fill are refused by name.
-    let hcm = "          access_log:\n          - name: envoy.access_loggers.stdout\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog\n              log_format: { text_format: \"%RESPONSE_DURATION%\" }\n";
+    let hcm = "          access_log:\n          - name: envoy.access_loggers.stdout\n            typed_config:\n              \"@type\": type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog\n              log_format: { text_format: \"%RESPONSE_CODE_DETAILS%\" }\n";
     assert_eq!(
         errors(&bootstrap(hcm, ROUTE, "")),
-        ["envoy.yaml:18:42: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log[0].typed_config.log_format.text_format: \"%RESPONSE_DURATION%\": %RESPONSE_DURATION% is not supported yet"]
+        ["envoy.yaml:18:42: static_resources.listeners[0].filter_chains[0].filters[0].typed_config.access_log[0].typed_config.log_format.text_format: \"%RESPONSE_CODE_DETAILS%\": %RESPONSE_CODE_DETAILS% is not supported yet"]
     );
 }
 
