@@ -101,8 +101,8 @@ struct Cli {
     config_yaml: Option<String>,
     /// Envoy bootstraps: warn about (and count, `server.static_unknown_fields`) unknown
     /// fields instead of refusing them. Fields ringway knows but does not implement are
-    /// refused regardless.
-    #[arg(long)]
+    /// refused regardless. (`--allow-unknown-fields`: Envoy's older name for it.)
+    #[arg(long, alias = "allow-unknown-fields")]
     allow_unknown_static_fields: bool,
     /// Envoy bootstraps: drop these groups of features ringway does not implement yet,
     /// with a warning each, instead of refusing the config (`stats_sinks`,
@@ -122,6 +122,10 @@ struct Cli {
     /// Tolerated (see `--base-id`).
     #[arg(long)]
     use_dynamic_base_id: bool,
+    /// Write the base id (`--base-id`, decimal, no line end) to this file at start,
+    /// as Envoy does for a supervisor that starts the next epoch with it.
+    #[arg(long, value_name = "FILE")]
+    base_id_path: Option<PathBuf>,
     /// The node's cluster, echoed in `/server_info`.
     #[arg(long, value_name = "NAME", default_value = "")]
     service_cluster: String,
@@ -159,6 +163,15 @@ struct Cli {
     /// Tolerated.
     #[arg(long)]
     skip_deprecated_logs: bool,
+    /// Tolerated (ringway's log lines escape control bytes anyway).
+    #[arg(long)]
+    log_format_escaped: bool,
+    /// Tolerated (no per-file loggers; use a `--log-level` directive).
+    #[arg(long)]
+    enable_fine_grain_logging: bool,
+    /// Tolerated (ringway's workers share no locks to trace).
+    #[arg(long)]
+    enable_mutex_tracing: bool,
 }
 
 /// Envoy's level names, as tracing reads them.
@@ -184,6 +197,16 @@ fn main() -> ExitCode {
     if cli.config_path.is_none() && cli.config_yaml.is_none() {
         eprintln!("ringway: a config is required: -c FILE or --config-yaml (see --help)");
         return ExitCode::FAILURE;
+    }
+    if let Some(path) = cli
+        .base_id_path
+        .as_ref()
+        .filter(|_| matches!(cli.mode, Mode::Serve))
+    {
+        if let Err(e) = std::fs::write(path, cli.base_id.to_string()) {
+            eprintln!("ringway: --base-id-path {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
     }
     let filter = tracing_subscriber::EnvFilter::try_new(log_filter(&cli.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

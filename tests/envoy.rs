@@ -378,11 +378,27 @@ fn envoy_flags_act_as_in_envoy() {
     let (ok, errors) = validate(&file.path, &[]);
     assert!(!ok);
     assert!(errors[0].ends_with("static_resources.clusters[0].future_option: unknown field `future_option` in envoy.config.cluster.v3.Cluster"), "{errors:?}");
+    // Envoy's older name for the flag.
+    let (ok, errors) = validate(&file.path, &["--allow-unknown-fields"]);
+    assert!(ok, "{errors:?}");
     for driver in drivers() {
         let args = ["--driver", driver, "--allow-unknown-static-fields"];
         let rw = Ringway::start(&yaml, admin, &args);
         assert_eq!(rw.stats().get("server.static_unknown_fields"), Some(&1));
     }
+    // `--base-id-path`: the base id written at start, as Envoy writes it.
+    let dir = tempfile::tempdir().unwrap();
+    let base_id = dir.path().join("base-id");
+    let path = base_id.to_str().unwrap();
+    let args = [
+        "--base-id",
+        "7",
+        "--base-id-path",
+        path,
+        "--allow-unknown-fields",
+    ];
+    let _rw = Ringway::start(&yaml, admin, &args);
+    assert_eq!(std::fs::read_to_string(&base_id).unwrap(), "7");
     // `--config-yaml` alone is the whole config.
     let yaml = envoy_config(port, admin, upstream.addr);
     let output = Command::new(bin())
