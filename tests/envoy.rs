@@ -534,8 +534,9 @@ fn access_logs_in_envoys_formats() {
 }
 
 /// Envoy's timing operators: the request's end, the upstream's first byte and the
-/// client's last, from the request's first; the upstream protocol and attempt count.
-/// A direct response has no upstream: `-` where Envoy prints none.
+/// client's last, from the request's first; the upstream protocol and attempt count;
+/// response fields as sent (`%RESP(...)%`). A direct response has no upstream: `-`
+/// where Envoy prints none.
 #[test]
 fn access_logs_print_envoys_timings() {
     for driver in drivers() {
@@ -543,7 +544,7 @@ fn access_logs_print_envoys_timings() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("timing.log");
         let (port, admin) = (free_port(), free_port());
-        let format = "              log_format:\n                text_format_source:\n                  inline_string: \"%REQ(:PATH)% %REQUEST_DURATION% %RESPONSE_DURATION% %RESPONSE_TX_DURATION% %DURATION% %UPSTREAM_PROTOCOL% %UPSTREAM_REQUEST_ATTEMPT_COUNT%\\n\"\n";
+        let format = "              log_format:\n                text_format_source:\n                  inline_string: \"%REQ(:PATH)% %REQUEST_DURATION% %RESPONSE_DURATION% %RESPONSE_TX_DURATION% %DURATION% %UPSTREAM_PROTOCOL% %UPSTREAM_REQUEST_ATTEMPT_COUNT% %RESP(X-UPSTREAM)% %RESP(CONTENT-LENGTH)%\\n\"\n";
         let yaml = with_access_log(port, admin, upstream.addr, &path, format);
         let _rw = Ringway::start(&yaml, admin, &["--driver", driver]);
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -556,7 +557,7 @@ fn access_logs_print_envoys_timings() {
         upstream.next_seen();
         let lines = wait_for_lines(&path, 1);
         let f: Vec<&str> = lines[0].split(' ').collect();
-        assert_eq!(f.len(), 7, "{driver}: {}", lines[0]);
+        assert_eq!(f.len(), 9, "{driver}: {}", lines[0]);
         let ms = |s: &str| {
             s.parse::<u64>()
                 .unwrap_or_else(|_| panic!("{driver}: {}", lines[0]))
@@ -569,15 +570,20 @@ fn access_logs_print_envoys_timings() {
             "{driver}: {}",
             lines[0]
         );
-        assert_eq!(&f[5..], ["HTTP/1.1", "1"], "{driver}");
+        // Response fields as the client got them.
+        let length = r.body.len().to_string();
+        assert_eq!(&f[5..], ["HTTP/1.1", "1", "echo", &length], "{driver}");
         // No upstream: the request's end is known, nothing after it is.
-        assert_eq!(get(addr, "/elsewhere").unwrap().status, 404);
+        let r = get(addr, "/elsewhere").unwrap();
+        assert_eq!(r.status, 404);
+        let length = r.body.len().to_string();
         let lines = wait_for_lines(&path, 2);
         let f: Vec<&str> = lines[1].split(' ').collect();
         assert_eq!(f[0], "/elsewhere", "{driver}: {}", lines[1]);
         assert!(ms(f[1]) < 100, "{driver}: {}", lines[1]);
         assert_eq!(&f[2..4], ["-", "-"], "{driver}: {}", lines[1]);
-        assert_eq!(&f[5..], ["-", "0"], "{driver}: {}", lines[1]);
+        // The direct response's own length; no upstream field.
+        assert_eq!(&f[5..], ["-", "0", "-", &length], "{driver}: {}", lines[1]);
     }
 }
 

@@ -90,6 +90,11 @@ impl WorkerLog {
         self.format.headers()
     }
 
+    /// The response headers each line prints.
+    pub fn response_headers(&self) -> &[String] {
+        self.format.response_headers()
+    }
+
     /// Whether lines print the connection's local address (a `getsockname` per
     /// connection, only then).
     pub fn needs_local_address(&self) -> bool {

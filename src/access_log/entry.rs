@@ -109,6 +109,8 @@ pub struct Details<'a> {
     pub response_duration: Option<Duration>,
     /// The request header values the format prints.
     pub headers: Option<&'a Captured>,
+    /// The response header values the format prints, as sent to the client.
+    pub response_headers: Option<&'a Captured>,
     /// The connection's TLS facts, on a TLS connection.
     pub tls: Option<&'a TlsDetails>,
     /// The request's and the response's head bytes, within `bytes_received` and
@@ -228,6 +230,28 @@ impl Captured {
                 .position(|n| n.as_bytes().eq_ignore_ascii_case(name))
             {
                 self.set(i, line_value(line));
+            }
+        }
+    }
+
+    /// Keeps, for each of `names` (lower case), the first value a response head
+    /// (`head`: its status line, then `name: value\r\n` lines, up to the blank line; a
+    /// body after it is not read) carries.
+    pub fn capture_head(&mut self, names: &[String], head: &[u8]) {
+        self.reset(names.len());
+        for line in head.split(|&b| b == b'\n').skip(1) {
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                // The blank line (or a malformed one: the head is ours): the end.
+                break;
+            };
+            let name = &line[..colon];
+            if let Some(i) = names
+                .iter()
+                .position(|n| n.as_bytes().eq_ignore_ascii_case(name))
+            {
+                if self.get(i).is_none() {
+                    self.set(i, line_value(line));
+                }
             }
         }
     }

@@ -31,6 +31,8 @@ pub struct Compiled {
     /// The request headers to capture, in slot order (`:authority` is the request's
     /// authority).
     headers: Vec<String>,
+    /// The response headers to capture, in slot order.
+    response_headers: Vec<String>,
     /// Whether a line needs the connection's local address.
     local_address: bool,
     /// Whether a line prints when the request ended (`%REQUEST_DURATION%`).
@@ -56,13 +58,15 @@ enum Part {
     },
 }
 
-/// Where a `%REQ(...)%` value comes from.
+/// Where a `%REQ(...)%` or `%RESP(...)%` value comes from.
 #[derive(Debug, Clone, Copy)]
 enum Source {
     Method,
     Path,
     Scheme,
     Slot(usize),
+    /// A response header's capture slot.
+    ResponseSlot(usize),
 }
 
 impl Compiled {
@@ -93,6 +97,7 @@ impl Compiled {
         };
         let all: Vec<Piece<Op>> = pieces_of.iter().flat_map(|(_, p)| p.clone()).collect();
         let headers = log_format::request_headers(&all);
+        let response_headers = log_format::response_headers(&all);
         let local_address = all
             .iter()
             .any(|p| matches!(p, Piece::Var(Op::LocalAddress { .. } | Op::LocalPort)));
@@ -105,6 +110,9 @@ impl Compiled {
                 .map(|piece| match piece {
                     Piece::Text(t) => Part::Text(t.as_bytes().into()),
                     Piece::Var(Op::Req(h)) => header_part(h, &headers),
+                    Piece::Var(Op::Resp(h)) if !log_format::is_service_time(h) => {
+                        response_part(h, &response_headers)
+                    }
                     Piece::Var(op) => Part::Op(op.clone()),
                 })
                 .collect()
@@ -122,6 +130,7 @@ impl Compiled {
             kind,
             omit_empty,
             headers,
+            response_headers,
             local_address,
             request_end,
         })
@@ -130,6 +139,11 @@ impl Compiled {
     /// The request headers a connection must capture for each line, in slot order.
     pub fn headers(&self) -> &[String] {
         &self.headers
+    }
+
+    /// The response headers a connection must capture for each line, in slot order.
+    pub fn response_headers(&self) -> &[String] {
+        &self.response_headers
     }
 
     /// Whether lines print the connection's local address.
@@ -197,6 +211,17 @@ impl Compiled {
     }
 }
 
+fn response_part(h: &HeaderOp, slots: &[String]) -> Part {
+    let source = |name: &str| {
+        Source::ResponseSlot(slots.iter().position(|s| s == name).unwrap_or(usize::MAX))
+    };
+    Part::Header {
+        first: source(&h.name),
+        alternative: h.alternative.as_deref().map(source),
+        max: h.max,
+    }
+}
+
 fn header_part(h: &HeaderOp, slots: &[String]) -> Part {
     let source = |name: &str| match name {
         ":method" => Source::Method,
@@ -235,6 +260,13 @@ fn header_value<'e>(source: Source, entry: &LogEntry<'e>) -> Option<&'e [u8]> {
         Source::Path => entry.path,
         Source::Scheme => b"http",
         Source::Slot(i) => return entry.details.headers?.get(i).filter(|v| !v.is_empty()),
+        Source::ResponseSlot(i) => {
+            return entry
+                .details
+                .response_headers?
+                .get(i)
+                .filter(|v| !v.is_empty())
+        }
     };
     (!value.is_empty()).then_some(value)
 }
@@ -528,6 +560,7 @@ mod tests {
                 request_duration: Some(Duration::from_micros(400)),
                 response_duration: Some(Duration::from_micros(2_900)),
                 headers: Some(captured),
+                response_headers: None,
                 tls,
                 heads: (0, 0),
             },

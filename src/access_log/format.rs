@@ -65,6 +65,14 @@ impl LineFormat {
         }
     }
 
+    /// The response headers each line prints, in slot order.
+    pub fn response_headers(&self) -> &[String] {
+        match self {
+            LineFormat::Envoy(compiled) => compiled.response_headers(),
+            LineFormat::Text | LineFormat::Json => &[],
+        }
+    }
+
     /// Whether lines print the connection's local address.
     pub fn needs_local_address(&self) -> bool {
         matches!(self, LineFormat::Envoy(c) if c.needs_local_address())

@@ -143,8 +143,9 @@ const NOT_YET: &[&str] = &[
     "RESPONSE_HEADERS_BYTES",
 ];
 
-/// Response headers ringway adds itself, which `RESP(...)` can print.
-pub const RESPONSE_HEADERS: &[&str] = &["x-envoy-upstream-service-time"];
+/// The response header `%RESP(...)%` prints from the upstream's service time, whether or
+/// not the response carries it (`suppress_envoy_headers`).
+pub const SERVICE_TIME: &str = "x-envoy-upstream-service-time";
 
 /// Parses a format string.
 pub fn parse(text: &str) -> Result<Vec<Piece<Op>>, String> {
@@ -194,10 +195,9 @@ fn operator(spec: &str) -> Result<Op, String> {
                 if !valid {
                     return Err(format!("%{spec}%: {h:?} is not a header name"));
                 }
-                if name == "RESP" && !RESPONSE_HEADERS.contains(&h.as_str()) {
+                if name == "RESP" && h.starts_with(':') {
                     return Err(format!(
-                        "%{spec}%: response headers other than {} are not supported yet",
-                        RESPONSE_HEADERS.join(", ")
+                        "%{spec}%: a response has no pseudo-header {h:?} (`%RESPONSE_CODE%` is its status)"
                     ));
                 }
                 Ok(h)
@@ -343,6 +343,30 @@ fn time_format(text: &str) -> Result<Vec<TimePart>, String> {
 
 /// The request headers a format prints (lower case, pseudo-headers excluded): what a
 /// connection must keep of each request for its line.
+/// The response headers a format prints (`%RESP(...)%` other than the service time
+/// alone), in slot order.
+pub fn response_headers(pieces: &[Piece<Op>]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for piece in pieces {
+        if let Piece::Var(Op::Resp(h)) = piece {
+            if is_service_time(h) {
+                continue;
+            }
+            for name in std::iter::once(&h.name).chain(&h.alternative) {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// `%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%` alone: printed from the service time.
+pub fn is_service_time(h: &HeaderOp) -> bool {
+    h.name == SERVICE_TIME && h.alternative.is_none()
+}
+
 pub fn request_headers(pieces: &[Piece<Op>]) -> Vec<String> {
     let mut names: Vec<String> = Vec::new();
     for piece in pieces {
@@ -417,9 +441,10 @@ mod tests {
         assert!(parse("%REQUEST_TX_DURATION%")
             .unwrap_err()
             .contains("not supported yet"));
-        assert!(parse("%RESP(content-type)%")
+        assert!(parse("%RESP(content-type)%").is_ok());
+        assert!(parse("%RESP(:status)%")
             .unwrap_err()
-            .contains("not supported yet"));
+            .contains("no pseudo-header"));
         assert!(parse("%BOGUS%")
             .unwrap_err()
             .contains("unknown command operator %BOGUS%"));

@@ -55,6 +55,8 @@ struct EnvoyParts<'l> {
     local: Option<std::net::SocketAddr>,
     /// The request header values the format prints.
     captured: Captured,
+    /// The response header values it prints.
+    response_captured: Captured,
     /// The current request's route name and cluster.
     route: Option<&'l str>,
     cluster: Option<&'l str>,
@@ -106,6 +108,7 @@ impl<'l> RequestLog<'l> {
                     remote: (client, port),
                     local: None,
                     captured: Captured::default(),
+                    response_captured: Captured::default(),
                     route: None,
                     cluster: None,
                     service_time: None,
@@ -188,6 +191,16 @@ impl<'l> RequestLog<'l> {
                 envoy.response_after = Some(after);
                 envoy.request_done = envoy.request_done.or_else(|| after.checked_sub(elapsed));
             }
+        }
+    }
+
+    /// Keeps the values of the response headers the format prints, from the head as
+    /// written to the client (`head`: the status line and fields; a body after the
+    /// blank line is not read).
+    pub fn capture_response(&mut self, head: &[u8]) {
+        let names = self.log.response_headers();
+        if let Some(envoy) = self.envoy.as_mut().filter(|_| !names.is_empty()) {
+            envoy.response_captured.capture_head(names, head);
         }
     }
 
@@ -302,6 +315,7 @@ impl<'l> RequestLog<'l> {
                     response_duration: envoy.response_after.take(),
                     upstream_service_time: envoy.service_time.take(),
                     headers: Some(&envoy.captured),
+                    response_headers: Some(&envoy.response_captured),
                     tls: envoy.tls.as_deref(),
                     heads: (std::mem::take(&mut self.head_received), head_sent),
                 },
@@ -311,6 +325,7 @@ impl<'l> RequestLog<'l> {
         if let Some(envoy) = &mut self.envoy {
             envoy.remote = envoy.connection_client;
             envoy.captured.reset(0);
+            envoy.response_captured.reset(0);
         }
     }
 }

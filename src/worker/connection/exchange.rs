@@ -602,6 +602,9 @@ impl Connection<'_> {
         let proxy = &self.listener.proxy;
         stages::downstream_response(&mut self.response, head, delivery, &date_line, proxy, out);
         self.head_sent = out.len() as u64;
+        if let Some(log) = &mut self.log {
+            log.capture_response(out);
+        }
     }
 
     /// Envoy's `x-envoy-upstream-service-time` for the response head now read: recorded

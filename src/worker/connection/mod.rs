@@ -1359,6 +1359,9 @@ impl Connection<'_> {
                 chain.local_reply_headers(out, filters);
             }
         });
+        if let Some(log) = &mut self.log {
+            log.capture_response(&out);
+        }
         let len = out.len() as u64;
         self.head_sent = len
             - if head_only {
