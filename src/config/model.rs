@@ -580,6 +580,15 @@ pub enum ValueMatch {
     Regex(String),
     /// `true`: present with any value; `false`: absent.
     Present(bool),
+    /// An integer value in `[start, end)` (Envoy's `range_match`); a value that is not
+    /// an integer does not match.
+    Range(i64, i64),
+    /// The inner test's result inverted for a present value (Envoy's `invert_match`);
+    /// an absent one does not match.
+    Inverted(Box<ValueMatch>),
+    /// An absent value tested as the empty one (Envoy's
+    /// `treat_missing_header_as_empty`).
+    MissingAsEmpty(Box<ValueMatch>),
 }
 
 impl Route {

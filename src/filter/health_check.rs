@@ -10,9 +10,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use regex::bytes::Regex;
-
-use crate::config::{self, ValueMatch};
+use super::value_match::Value;
+use crate::config;
 use crate::http1::Request;
 use crate::local_reply::Reply;
 
@@ -20,18 +19,10 @@ use crate::local_reply::Reply;
 #[derive(Debug, Clone)]
 pub struct HealthCheck {
     pass_through: bool,
-    conditions: Vec<(String, Test)>,
+    conditions: Vec<(String, Value)>,
     /// The answers: 200, and 503 with `x-envoy-immediate-health-check-fail: true`.
     healthy: Reply,
     failing: Reply,
-}
-
-#[derive(Debug, Clone)]
-enum Test {
-    Exact(Box<[u8]>),
-    Prefix(Box<[u8]>),
-    Regex(Regex),
-    Present(bool),
 }
 
 /// What to do with a request.
@@ -55,16 +46,8 @@ impl HealthCheck {
             .headers
             .iter()
             .map(|h| {
-                let test = match &h.value {
-                    ValueMatch::Exact(v) => Test::Exact(v.as_bytes().into()),
-                    ValueMatch::Prefix(v) => Test::Prefix(v.as_bytes().into()),
-                    ValueMatch::Regex(re) => Test::Regex(
-                        Regex::new(&format!("^(?:{re})$"))
-                            .unwrap_or_else(|_| Regex::new("[^\\s\\S]").expect("a valid regex")),
-                    ),
-                    ValueMatch::Present(p) => Test::Present(*p),
-                };
-                (h.name.clone(), test)
+                // The same test as a route's header condition.
+                (h.name.clone(), Value::compile(&h.value))
             })
             .collect();
         let with_server = |reply: Reply| match server {
@@ -99,13 +82,7 @@ impl HealthCheck {
                 ":authority" | "host" => request.host.map(|h| h.get(head)),
                 other => request.header(head, other),
             };
-            match (test, value) {
-                (Test::Present(p), v) => v.is_some() == *p,
-                (_, None) => false,
-                (Test::Exact(e), Some(v)) => v == &**e,
-                (Test::Prefix(e), Some(v)) => v.starts_with(e),
-                (Test::Regex(re), Some(v)) => re.is_match(v),
-            }
+            test.test(value)
         });
         if !holds {
             Verdict::Continue
@@ -122,7 +99,7 @@ impl HealthCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HeaderMatch;
+    use crate::config::{HeaderMatch, ValueMatch};
     use crate::http1::{parse_request, Limits};
 
     #[test]

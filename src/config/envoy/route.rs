@@ -697,7 +697,9 @@ pub(crate) fn header_matcher(h: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<
             "prefix_match",
             "suffix_match",
             "contains_match",
+            "range_match",
             "invert_match",
+            "treat_missing_header_as_empty",
         ],
     );
     let name = h.str("name").unwrap_or_default().to_ascii_lowercase();
@@ -717,21 +719,25 @@ pub(crate) fn header_matcher(h: &Msg<'_, '_>, diag: &mut Diagnostics) -> Option<
         ValueMatch::Regex(format!(".*{}.*", escaped(&text("contains_match"))))
     } else if let Some(re) = h.child("safe_regex_match") {
         ValueMatch::Regex(regex(&re, diag)?)
+    } else if let Some(range) = h.child("range_match") {
+        // `Int64Range`: `[start, end)`.
+        range.only(diag, &["start", "end"]);
+        ValueMatch::Range(range.int("start"), range.int("end"))
     } else {
         // No matcher: the header must be present (Envoy's rule).
         ValueMatch::Present(true)
     };
+    // Envoy's order: an absent header fails every test but presence, unless it is
+    // read as empty; then the test's result is inverted.
     let value = match (invert, value) {
         (false, v) => v,
         (true, ValueMatch::Present(p)) => ValueMatch::Present(!p),
-        (true, _) => {
-            h.error(
-                diag,
-                "invert_match",
-                "`invert_match` is supported only with `present_match` for now",
-            );
-            return None;
-        }
+        (true, v) => ValueMatch::Inverted(Box::new(v)),
+    };
+    let value = match value {
+        v @ ValueMatch::Present(_) => v,
+        v if h.bool("treat_missing_header_as_empty") => ValueMatch::MissingAsEmpty(Box::new(v)),
+        v => v,
     };
     Some(HeaderMatch { name, value })
 }

@@ -1426,3 +1426,34 @@ fn case_insensitive_route_matches_map_onto_any_case_matchers() {
         ]
     );
 }
+
+/// HeaderMatcher's `invert_match` on any test, `range_match` and
+/// `treat_missing_header_as_empty`.
+#[test]
+fn header_matchers_invert_range_and_read_missing_as_empty() {
+    let routes = r#"              - match:
+                  prefix: "/"
+                  headers:
+                  - { name: x-a, string_match: { exact: "1" }, invert_match: true }
+                  - { name: x-b, range_match: { start: 0, end: 10 } }
+                  - { name: x-c, range_match: { start: 5, end: 6 }, invert_match: true, treat_missing_header_as_empty: true }
+                  - { name: x-d, present_match: true, invert_match: true }
+                route: { cluster: app }
+"#;
+    let config = load(&bootstrap("", routes, ""));
+    let headers = &config.listeners[0].virtual_hosts[0].routes[0]
+        .conditions
+        .headers;
+    let values: Vec<_> = headers.iter().map(|h| h.value.clone()).collect();
+    assert_eq!(
+        values,
+        [
+            ValueMatch::Inverted(Box::new(ValueMatch::Exact("1".into()))),
+            ValueMatch::Range(0, 10),
+            ValueMatch::MissingAsEmpty(Box::new(ValueMatch::Inverted(Box::new(
+                ValueMatch::Range(5, 6)
+            )))),
+            ValueMatch::Present(false),
+        ]
+    );
+}

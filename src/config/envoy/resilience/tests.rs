@@ -178,14 +178,6 @@ fn retry_refusals_name_the_field() {
             &["retriable_status_codes[1]", "99 is not an HTTP status code"],
         ),
         ("retriable_status_codes: [600]", &["600"]),
-        (
-            "retriable_headers: [{ name: x, invert_match: true, exact_match: a }]",
-            &["invert_match"],
-        ),
-        (
-            "retriable_request_headers: [{ name: x, invert_match: true, exact_match: a }]",
-            &["retriable_request_headers[0].invert_match"],
-        ),
         ("retry_back_off: { max_interval: 1s }", &["base_interval"]),
         (
             "retry_back_off: { base_interval: 1s, max_interval: 0.5s }",
